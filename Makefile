@@ -1,0 +1,43 @@
+# Everything a fresh machine with only python3 needs: `make test`, `make demo`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format demo sandbox bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+install: $(STAMP)  ## create .venv and install the project with its dev extras
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy insightly_etl
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint  ## lint, then every test (unit, api against the in-process sandbox, e2e on real uvicorn)
+	$(BIN)/pytest -q
+
+demo: install  ## export every object of the seeded sandbox to exports/ and show what was written
+	$(BIN)/insightly-etl export --sandbox --out exports/
+	$(BIN)/python bench/show_export.py exports/
+
+sandbox: install  ## serve the sandbox API on http://127.0.0.1:8765/v3.1/ (key: sandbox)
+	$(BIN)/insightly-etl sandbox
+
+bench: install  ## throughput and memory benchmarks against a real uvicorn sandbox (minutes)
+	$(BIN)/python bench/run.py
+
+clean:  ## remove the virtualenv and generated files
+	rm -rf $(VENV) exports .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from insightly_etl.cli import main
+
+main()

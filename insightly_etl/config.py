@@ -1,0 +1,116 @@
+"""Connection settings: API key, pod or base URL. From the environment or explicit values; no click.
+
+The key is held in a `Secret`, whose str/repr never show it, so it cannot leak into a log line,
+an exception message or a file by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from insightly_etl.errors import KEY_HINT, ConfigError
+
+ENV_KEY = "INSIGHTLY_API_KEY"
+ENV_POD = "INSIGHTLY_POD"
+ENV_URL = "INSIGHTLY_API_URL"
+DEFAULT_POD = "na1"
+_POD_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,2}$")
+
+
+class Secret:
+    """A string that prints as `***`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: Secret
+    base_url: str  # always ends with "/", e.g. https://api.na1.insightly.com/v3.1/
+
+
+def pod_url(pod: str) -> str:
+    """`na1` -> `https://api.na1.insightly.com/v3.1/` (the pod is shown beside the key)."""
+    pod = pod.strip().lower()
+    if not _POD_RE.match(pod):
+        raise ConfigError(
+            f"invalid pod {pod!r}: expected a name like na1 or eu1",
+            hint="The pod is shown in Insightly under User Settings → API, next to the key.",
+        )
+    return f"https://api.{pod}.insightly.com/v3.1/"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Normalise a base URL and refuse ones that would expose the key."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid API URL {url!r}: expected https://host/v3.1/")
+    if parts.username or parts.password:
+        raise ConfigError("the API URL must not contain credentials; set INSIGHTLY_API_KEY")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing to send the API key over plain http to {parts.hostname}",
+            hint="Use https://, or http:// only for a sandbox on a loopback address.",
+        )
+    return url if url.endswith("/") else url + "/"
+
+
+def read_key_file(path: Path) -> str:
+    try:
+        key = path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the API key file {path}: {exc.strerror}") from None
+    if not key:
+        raise ConfigError(f"the API key file {path} is empty", hint=KEY_HINT)
+    return key
+
+
+def load_settings(
+    *,
+    api_key: str | None = None,
+    api_key_file: Path | None = None,
+    pod: str | None = None,
+    api_url: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Explicit values win over the environment; a URL wins over a pod."""
+    env = os.environ if environ is None else environ
+    key = api_key or (read_key_file(api_key_file) if api_key_file else None) or env.get(ENV_KEY)
+    if not key or not key.strip():
+        raise ConfigError(
+            f"no Insightly API key: set {ENV_KEY} or pass --api-key-file", hint=KEY_HINT
+        )
+    url = api_url or env.get(ENV_URL)
+    base = check_base_url(url) if url else pod_url(pod or env.get(ENV_POD) or DEFAULT_POD)
+    return Settings(api_key=Secret(key.strip()), base_url=base)

@@ -1,0 +1,160 @@
+"""One exception tree for the whole tool.
+
+Every error the user can cause or the API can answer is an `InsightlyEtlError`; each class
+knows its process exit code and may carry a one-line hint saying how to fix it. The CLI prints
+`Error: <message>` and the hint, and exits with the code. Anything else is a bug.
+
+    InsightlyEtlError                      exit 1
+    ├── ConfigError                        exit 2   bad/missing settings (key, pod, URL)
+    ├── InputError                         exit 2   a bad file or mapping given by the user
+    └── ApiError                           exit 1   an HTTP answer from Insightly (status, message)
+        ├── AuthError              401     exit 77
+        ├── ForbiddenError         403     exit 77  plan or permission; readers skip the object
+        ├── NotFoundError          404/405 exit 1
+        ├── ValidationError        400     exit 65  carries the server's Message
+        ├── ConflictError          412, or 400 about If-Match (stale ETag)
+        ├── RateLimited            429 with requests left today (burst): retried by the client
+        ├── QuotaError                     exit 75  stop now, resume later
+        │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried
+        │   ├── BudgetExhausted    the caller's max_requests is spent (no request sent)
+        │   └── ReserveReached     the next request would eat into the reserve (none sent)
+        ├── ServerError            5xx     exit 69
+        ├── TransportError                 exit 69  timeout / connection failure
+        └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
+
+The exit codes follow sysexits.h where one fits: 65 data error, 69 service unavailable,
+75 temporary failure (try again later), 77 permission denied.
+"""
+
+from __future__ import annotations
+
+KEY_HINT = (
+    "Find your API key in Insightly under User Settings → API; "
+    "the pod (e.g. na1, eu1) shown there must match --pod / INSIGHTLY_POD."
+)
+
+
+class InsightlyEtlError(Exception):
+    exit_code = 1
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(InsightlyEtlError):
+    exit_code = 2
+
+
+class InputError(InsightlyEtlError):
+    """A file or mapping the user gave cannot be used (names the file, row, column, value)."""
+
+    exit_code = 2
+
+
+class ApiError(InsightlyEtlError):
+    """An HTTP answer from the API that is not a success."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else None
+        status = f"HTTP {self.status}" if self.status is not None else None
+        prefix = ", ".join(p for p in (where, status) if p)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class AuthError(ApiError):
+    exit_code = 77
+    hint = KEY_HINT
+
+
+class ForbiddenError(ApiError):
+    exit_code = 77
+    hint = "The key's user lacks permission for this object, or the plan does not include it."
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ValidationError(ApiError):
+    exit_code = 65
+
+
+class ConflictError(ApiError):
+    """The record changed since it was read (stale ETag in If-Match)."""
+
+    exit_code = 65
+
+
+class RateLimited(ApiError):
+    """A burst 429: requests are left today, the per-second ceiling was crossed."""
+
+    exit_code = 75
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class QuotaError(ApiError):
+    """Stop cleanly: no more requests may be spent now. A later run resumes."""
+
+    exit_code = 75
+
+
+class QuotaExhausted(QuotaError):
+    hint = "The account's daily request quota is spent; it frees up within 24 hours."
+
+
+class BudgetExhausted(QuotaError):
+    hint = "This run's --max-requests budget is spent; run again to continue."
+
+
+class ReserveReached(QuotaError):
+    hint = "Stopped to leave --reserve requests for the account's other integrations."
+
+
+class ServerError(ApiError):
+    exit_code = 69
+
+
+class TransportError(ApiError):
+    exit_code = 69
+    hint = "Check the network and the pod / API URL."
+
+
+class OutcomeUnknown(ApiError):
+    """A write reached (or may have reached) the server but no answer came back.
+
+    The record may or may not exist: never resend blindly, reconcile first.
+    """
+
+    exit_code = 69

@@ -1,0 +1,466 @@
+"""The sandbox HTTP API: `/v3.1/...` as Insightly serves it, plus `/_sandbox/...` admin routes.
+
+Behaviour follows `shared/reference/insightly-api.md`; section numbers below refer to it.
+Order of a request: auth (401) → per-second bucket (429) → daily quota (429, Remaining 0)
+→ latency → fault injection → the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from insightly_etl.sandbox import synth
+from insightly_etl.sandbox.model import (
+    DATE_FMT,
+    NOTE_PARENTS,
+    WriteRejected,
+)
+from insightly_etl.sandbox.store import Account, dumps
+
+DENIED_MESSAGE = "Authorization has been denied for this request."  # verified live, §5
+
+
+@dataclass
+class SandboxConfig:
+    api_key: str = "sandbox"
+    seed: Path | None = None  # a seed directory; None = the generated seed, built in memory
+    generate: dict[str, int] = field(default_factory=dict)  # collection -> extra records
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    rate_limit: float = 10.0  # requests/second per key (§5: 10/s on every plan)
+    daily_quota: int = 40_000  # Plus plan (§5)
+    fault_rate: float = 0.0
+    fault_seed: int = 0
+    fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
+    state: Path | None = None
+    if_match_status: int = 412  # 412 (documented) or 400 (seen live), §5
+    retry_after: int | None = None  # send Retry-After on burst 429s (the real API: unknown, §5)
+    put_customfields: str = "merge"  # or "replace": imitate erase-on-PUT of older versions
+    deny: frozenset[str] = frozenset()  # collections answering 403 (a plan/permission gap)
+    now: Callable[[], datetime] | None = None
+
+
+class TokenBucket:
+    """Per-key burst limit. ASSUMPTION: Insightly's algorithm is not documented; a bucket that
+    holds one second of requests and refills continuously is the common reading of "10/s"."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class DailyQuota:
+    """Requests per day per instance. ASSUMPTION (§5, window unknown): resets at UTC midnight
+    and on `POST /_sandbox/reset-quota`; requests refused for the burst limit do not count."""
+
+    def __init__(self, limit: int, account: Account) -> None:
+        self.limit = limit
+        self.account = account
+        saved = account.get_meta("quota")
+        state = json.loads(saved) if saved else {}
+        self.day = state.get("day", self._today())
+        self.used = int(state.get("used", 0))
+
+    def _today(self) -> str:
+        return self.account.now().astimezone(UTC).strftime("%Y-%m-%d")
+
+    @property
+    def remaining(self) -> int:
+        self._roll()
+        return max(0, self.limit - self.used)
+
+    def _roll(self) -> None:
+        today = self._today()
+        if today != self.day:
+            self.day, self.used = today, 0
+
+    def spend(self) -> bool:
+        self._roll()
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        self.account.set_meta("quota", json.dumps({"day": self.day, "used": self.used}))
+        return True
+
+    def reset(self) -> None:
+        self.used = 0
+        self.account.set_meta("quota", json.dumps({"day": self.day, "used": 0}))
+
+
+class DroppedConnection(ConnectionResetError):
+    """Raised after a partial response: uvicorn closes the socket, the client sees the
+    connection drop with the write already applied."""
+
+
+class DropAfterHeaders(Response):
+    def __init__(self, content: bytes) -> None:
+        super().__init__(content, status_code=201, media_type="application/json; charset=utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[:10], "more_body": True})
+        raise DroppedConnection("sandbox fault: connection dropped after the write was applied")
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"Message": message}, status)
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return raw_json(dumps(value), status, headers)
+
+
+def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status, headers=headers, media_type="application/json; charset=utf-8")
+
+
+def load_account(config: SandboxConfig) -> Account:
+    """Seed (or reopen) the account, then add any generated records."""
+    account = Account(custom_fields={}, instance={}, now=config.now, put_customfields=config.put_customfields)
+    if config.state is not None and account.attach_state(config.state):
+        return account  # a persisted account is reopened as it was; --seed/--generate ignored
+    seed = _read_seed(config.seed) if config.seed else synth.seed_account()
+    account.custom_fields = seed.pop("custom_fields")
+    account.instance = seed.pop("instance")
+    for collection in account.collections:
+        account.load(collection, seed.get(collection, []))
+    context = {name: list(c.ids) for name, c in account.collections.items()}
+    gen = synth.Generator("generated", context)
+    for collection, count in config.generate.items():
+        coll = account.collections[collection]
+        start = max(coll.next_id, 1_000_000)
+        account.load(collection, gen.records(collection, start, count))
+        context[collection] = list(coll.ids)
+    if config.state is not None:
+        account.save_all()
+    return account
+
+
+def _read_seed(directory: Path) -> dict[str, Any]:
+    if not directory.is_dir():
+        raise FileNotFoundError(f"sandbox seed directory not found: {directory}")
+    return {p.stem: json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))}
+
+
+def _parse_after(text: str) -> str | None:
+    """`updated_after_utc` accepts ISO `…T…Z` and `yyyy-MM-dd HH:mm:ss` (§4)."""
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATE_FMT, "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).strftime(DATE_FMT)
+        except ValueError:
+            continue
+    return None
+
+
+class Sandbox:
+    """Holds the account, the limits and the statistics; builds the Starlette app."""
+
+    def __init__(self, config: SandboxConfig, account: Account | None = None) -> None:
+        self.config = config
+        self.account = account or load_account(config)
+        self.bucket = TokenBucket(config.rate_limit)
+        self.quota = DailyQuota(config.daily_quota, self.account)
+        self.faults = random.Random(config.fault_seed)
+        self.jitter = random.Random(config.fault_seed + 1)
+        self.stats: Counter[tuple[str, str, int]] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self._valid_auth = {
+            "Basic " + base64.b64encode(v.encode()).decode()
+            for v in (config.api_key, config.api_key + ":")
+        }
+        self.app = Starlette(
+            routes=[
+                Route("/_sandbox/stats", self.admin_stats, methods=["GET"]),
+                Route("/_sandbox/reset-quota", self.admin_reset_quota, methods=["POST"]),
+                Route("/_sandbox/records/{collection}", self.admin_records, methods=["GET"]),
+                Route("/v3.1/{path:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+            ]
+        )
+
+    # ------------------------------------------------------------------ admin
+    async def admin_stats(self, request: Request) -> Response:
+        return json_response(
+            {
+                "requests": [
+                    {"method": m, "path": p, "status": s, "count": n}
+                    for (m, p, s), n in sorted(self.stats.items())
+                ],
+                "records": {name: len(c.ids) for name, c in self.account.collections.items()},
+                "quota": {"limit": self.quota.limit, "used": self.quota.used, "remaining": self.quota.remaining},
+                "faults": dict(self.faults_injected),
+            }
+        )
+
+    async def admin_reset_quota(self, request: Request) -> Response:
+        self.quota.reset()
+        return json_response({"remaining": self.quota.remaining})
+
+    async def admin_records(self, request: Request) -> Response:
+        coll = self.account.collections.get(request.path_params["collection"])
+        if coll is None:
+            return error(404, "No such collection.")
+        return raw_json(b"[" + b",".join(coll.json_of(i) for i in coll.ids) + b"]")
+
+    # ------------------------------------------------------------------ API
+    def _authorised(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        if header in self._valid_auth:
+            return True
+        # base64(key:anything): the password is ignored (§1)
+        if not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return decoded.split(":", 1)[0] == self.config.api_key
+
+    def _limit_headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.quota.limit),
+            "X-RateLimit-Remaining": str(self.quota.remaining),
+        }
+
+    async def api(self, request: Request) -> Response:
+        segments = [s for s in request.path_params["path"].split("/") if s]
+        template = "/v3.1/" + "/".join(_template_of(segments))
+        response = await self._api(request, segments)
+        self.stats[(request.method, template, response.status_code)] += 1
+        return response
+
+    async def _api(self, request: Request, segments: list[str]) -> Response:
+        if not self._authorised(request):
+            return error(401, DENIED_MESSAGE)
+        if not self.bucket.take():
+            headers = self._limit_headers()
+            if self.config.retry_after is not None:
+                headers["Retry-After"] = str(self.config.retry_after)
+            return json_response(
+                {"Message": f"API rate limit exceeded: at most {self.config.rate_limit:g} requests per second."},
+                429,
+                headers,
+            )
+        if not self.quota.spend():
+            return json_response(
+                {"Message": "API daily request limit reached. Try again tomorrow."}, 429, self._limit_headers()
+            )
+        delay = self.config.latency_ms + self.jitter.uniform(0, self.config.jitter_ms)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        is_write = request.method in ("POST", "PUT", "DELETE")
+        fault = self._pick_fault(is_write)
+        if fault in ("500", "503"):
+            return error(int(fault), "An error has occurred." if fault == "500" else "Service Unavailable")
+        if fault == "slow" and not is_write:
+            await asyncio.sleep(self.config.fault_slow_s)
+        try:
+            response = await self._dispatch(request, segments)
+        except WriteRejected as exc:
+            response = error(400, str(exc))
+        if fault == "slow":  # a slow write: applied, then the answer comes too late
+            await asyncio.sleep(self.config.fault_slow_s)
+        if fault == "drop" and response.status_code < 300:
+            return DropAfterHeaders(bytes(response.body))
+        response.headers.update(self._limit_headers())
+        return response
+
+    def _pick_fault(self, is_write: bool) -> str | None:
+        if self.config.fault_rate <= 0 or self.faults.random() >= self.config.fault_rate:
+            return None
+        kinds = ["500", "503", "slow", "drop"] if is_write else ["500", "503", "slow"]
+        kind = self.faults.choice(kinds)
+        self.faults_injected[kind] += 1
+        return kind
+
+    async def _dispatch(self, request: Request, seg: list[str]) -> Response:
+        method = request.method
+        account = self.account
+        if not seg:
+            return error(404, "No HTTP resource was found that matches the request URI.")
+        name = seg[0]
+        if name == "Instance" and len(seg) == 1 and method == "GET":
+            return json_response(account.instance)
+        if name == "CustomFields" and len(seg) == 2 and method == "GET":
+            if seg[1] not in account.specs:
+                return error(404, f"Object {seg[1]} not found.")
+            return json_response(account.definitions(seg[1]))
+        if name not in account.specs:
+            if name.rstrip("s") in account.specs or name + "s" in account.specs:
+                # singular/plural mix-ups answer 405 (§1, [LSW])
+                return error(405, "The requested resource does not support this HTTP method.")
+            return error(404, "No HTTP resource was found that matches the request URI.")
+        if name in self.config.deny:
+            return error(403, "User doesn't have access to this resource.")
+        spec = account.specs[name]
+        if len(seg) == 1:
+            if method == "GET":
+                return self._list(request, name, search=False)
+            if method == "POST" and spec.writable and name != "Notes":
+                return await self._create(request, name)
+            if method == "PUT" and spec.writable:
+                return await self._update(request, name)
+            return error(405, "The requested resource does not support this HTTP method.")
+        if seg[1] == "Search" and len(seg) == 2 and method == "GET" and spec.searchable:
+            return self._list(request, name, search=True)
+        if name == "Users" and seg[1] == "Me" and len(seg) == 2 and method == "GET":
+            return self._one(request, name, account.me()["USER_ID"])
+        try:
+            rid = int(seg[1])
+        except ValueError:
+            return error(400, "The request is invalid.")
+        if len(seg) == 2:
+            if method == "GET":
+                return self._one(request, name, rid)
+            if method == "PUT" and spec.writable:  # PUT /{Object}/{id} is accepted too (§5)
+                return await self._update(request, name, rid)
+            if method == "DELETE" and spec.writable:
+                try:
+                    account.delete(name, rid)
+                except KeyError:
+                    return error(404, f"{spec.singular} {rid} not found.")
+                return Response(status_code=202)
+        if len(seg) == 3 and seg[2] == "Notes" and name in NOTE_PARENTS:
+            if rid not in account.collections[name].records:
+                return error(404, f"{spec.singular} {rid} not found.")
+            if method == "POST":
+                body = await _body(request)
+                note = account.create("Notes", body, parent=(name, rid))
+                return json_response(note, 201)
+            if method == "GET":
+                notes = account.collections["Notes"]
+                ids = [
+                    i for i in notes.ids
+                    if any(
+                        lk.get("LINK_OBJECT_NAME") == spec.singular and lk.get("LINK_OBJECT_ID") == rid
+                        for lk in notes.records[i]["LINKS"]
+                    )
+                ]
+                return self._page(request, "Notes", ids)
+        return error(404, "No HTTP resource was found that matches the request URI.")
+
+    def _list(self, request: Request, name: str, *, search: bool) -> Response:
+        params = request.query_params
+        kwargs: dict[str, Any] = {}
+        if search:
+            field_name, field_value = params.get("field_name"), params.get("field_value")
+            if (field_name is None) != (field_value is None):
+                return error(400, "field_name and field_value must be given together.")
+            if field_name is not None:
+                spec = self.account.specs[name]
+                known = field_name in spec.fields or any(
+                    d["FIELD_NAME"] == field_name for d in self.account.definitions(name)
+                )
+                if not known:
+                    return error(400, f"Invalid field_name: {field_name}.")
+                kwargs.update(field_name=field_name, field_value=field_value)
+            after = params.get("updated_after_utc")
+            if after is not None:
+                parsed = _parse_after(after)
+                if parsed is None:
+                    return error(400, f"The value '{after}' is not valid for updated_after_utc.")
+                kwargs["updated_after"] = parsed
+        ids = self.account.search(name, **kwargs) if kwargs else self.account.collections[name].ids
+        return self._page(request, name, ids)
+
+    def _page(self, request: Request, name: str, ids: list[int]) -> Response:
+        params = request.query_params
+        try:
+            skip = int(params.get("skip", "0"))
+            top = int(params.get("top", "100"))
+        except ValueError:
+            return error(400, "The request is invalid.")
+        if skip < 0 or top < 0:
+            return error(400, "The request is invalid.")
+        top = min(top, 500)  # silently capped (§4; v3.1 behaviour assumed from v2.2)
+        coll = self.account.collections[name]
+        brief = params.get("brief", "false").lower() == "true"
+        body = b"[" + b",".join(coll.json_of(i, brief=brief) for i in ids[skip : skip + top]) + b"]"
+        etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+        headers = {"ETag": etag}
+        if params.get("count_total", "false").lower() == "true":
+            headers["X-Total-Count"] = str(len(ids))
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return raw_json(body, 200, headers)
+
+    def _one(self, request: Request, name: str, rid: int) -> Response:
+        coll = self.account.collections[name]
+        if rid not in coll.records:
+            return error(404, f"{coll.spec.singular} {rid} not found.")
+        etag = coll.etag_of(rid)
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return raw_json(coll.json_of(rid), 200, {"ETag": etag})
+
+    async def _create(self, request: Request, name: str) -> Response:
+        record = self.account.create(name, await _body(request))
+        coll = self.account.collections[name]
+        rid = record[coll.spec.id_field]
+        return raw_json(coll.json_of(rid), 201, {"ETag": coll.etag_of(rid)})
+
+    async def _update(self, request: Request, name: str, path_id: int | None = None) -> Response:
+        body = await _body(request)
+        coll = self.account.collections[name]
+        id_field = coll.spec.id_field
+        if isinstance(body, dict) and path_id is not None:
+            body.setdefault(id_field, path_id)
+        rid = body.get(id_field) if isinstance(body, dict) else None
+        if_match = request.headers.get("if-match")
+        if if_match and isinstance(rid, int) and rid in coll.records and if_match != "*":
+            if if_match != coll.etag_of(rid):
+                if self.config.if_match_status == 400:
+                    return error(400, f"If-Match header value {if_match} is not valid.")  # seen live
+                return error(412, "The record has been modified since it was read (If-Match).")
+        try:
+            record = self.account.update(name, body)
+        except KeyError:
+            return error(404, f"{coll.spec.singular} {rid} not found.")
+        rid = record[id_field]
+        # PUT of a main object answers 201 per the swagger (§5)
+        return raw_json(coll.json_of(rid), 201, {"ETag": coll.etag_of(rid)})
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WriteRejected("The request body is not valid JSON.") from None
+
+
+def _template_of(segments: list[str]) -> list[str]:
+    return ["{id}" if s.isdigit() else s for s in segments] if segments else []
+
+
+def create_app(config: SandboxConfig | None = None) -> Starlette:
+    return Sandbox(config or SandboxConfig()).app

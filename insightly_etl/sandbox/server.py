@@ -1,0 +1,75 @@
+"""Serving the sandbox with uvicorn: in the foreground (`insightly-etl sandbox`) or on a
+background thread bound to a free loopback port (`--sandbox` on other commands, and tests)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from insightly_etl.sandbox.app import DroppedConnection, Sandbox, SandboxConfig
+
+
+class _HideInjectedDrops(logging.Filter):
+    """uvicorn logs an app exception with a traceback; an injected drop is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedConnection)
+
+
+def _uvicorn_config(sandbox: Sandbox, *, log_level: str) -> uvicorn.Config:
+    logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())
+    return uvicorn.Config(
+        sandbox.app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
+    )
+
+
+def serve(config: SandboxConfig, *, host: str, port: int, log_level: str = "info") -> None:
+    """Run until interrupted (Ctrl-C)."""
+    sandbox = Sandbox(config)
+    uv_config = _uvicorn_config(sandbox, log_level=log_level)
+    uv_config.host, uv_config.port = host, port
+    try:
+        uvicorn.Server(uv_config).run()
+    finally:
+        sandbox.account.close()
+
+
+@dataclass
+class RunningSandbox:
+    sandbox: Sandbox
+    url: str  # base URL of the API, ending in /v3.1/
+    root: str  # e.g. http://127.0.0.1:43121 (admin routes live under /_sandbox/)
+
+
+@contextmanager
+def running_sandbox(config: SandboxConfig, *, host: str = "127.0.0.1") -> Iterator[RunningSandbox]:
+    """A real uvicorn server on a free loopback port, on a daemon thread, for the duration."""
+    sandbox = Sandbox(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(sandbox, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the sandbox server did not start")
+        time.sleep(0.01)
+    root = f"http://{host}:{port}"
+    try:
+        yield RunningSandbox(sandbox=sandbox, url=f"{root}/v3.1/", root=root)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        sandbox.account.close()

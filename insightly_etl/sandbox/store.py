@@ -1,0 +1,429 @@
+"""The sandbox account: records per collection, in memory, optionally persisted to SQLite.
+
+Records are kept in id order (ids only grow, so appending keeps the order); each record's JSON
+text is cached so a 500-record page is a join of cached bytes, not 500 encodes.
+With a state file every write goes through to SQLite at once, so the account (and the day's
+request count) survives a restart or a killed server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.sandbox.model import (
+    DATE_FMT,
+    NOTE_PARENTS,
+    Spec,
+    WriteRejected,
+    build_specs,
+    coerce_custom,
+    coerce_integer,
+    coerce_standard,
+)
+
+Record = dict[str, Any]
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Collection:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.records: dict[Any, Record] = {}
+        self.ids: list[Any] = []
+        self.next_id = 1
+        self._json: dict[int, bytes] = {}
+        self._brief: dict[int, bytes] = {}
+
+    def put(self, record: Record) -> None:
+        rid = record[self.spec.id_field]
+        if rid not in self.records:
+            # ids only grow, so appending keeps id order; Countries/Currencies are keyed by name
+            if isinstance(rid, int) and self.ids and rid < self.ids[-1]:
+                bisect.insort(self.ids, rid)
+            else:
+                self.ids.append(rid)
+        self.records[rid] = record
+        if isinstance(rid, int):
+            self.next_id = max(self.next_id, rid + 1)
+        self._json.pop(rid, None)
+        self._brief.pop(rid, None)
+
+    def remove(self, rid: int) -> None:
+        del self.records[rid]
+        del self.ids[bisect.bisect_left(self.ids, rid)]
+        self._json.pop(rid, None)
+        self._brief.pop(rid, None)
+
+    def json_of(self, rid: int, *, brief: bool = False) -> bytes:
+        cache = self._brief if brief else self._json
+        data = cache.get(rid)
+        if data is None:
+            record = self.records[rid]
+            if brief:
+                arrays = self.spec.array_fields
+                record = {k: v for k, v in record.items() if k not in arrays}
+            data = cache[rid] = dumps(record)
+        return data
+
+    def etag_of(self, rid: int) -> str:
+        return '"' + hashlib.sha1(self.json_of(rid)).hexdigest()[:20] + '"'
+
+
+class Account:
+    """One Insightly instance: its collections, custom-field definitions and users."""
+
+    def __init__(
+        self,
+        *,
+        custom_fields: dict[str, list[dict[str, Any]]],
+        instance: dict[str, Any],
+        now: Callable[[], datetime] | None = None,
+        put_customfields: str = "merge",
+    ) -> None:
+        self.specs = build_specs()
+        self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
+        self.custom_fields = custom_fields
+        self.instance = instance
+        self.now = now or (lambda: datetime.now(UTC))
+        # ASSUMPTION (reference §3): a PUT changes only the custom fields it lists ("merge").
+        # "replace" imitates older API versions, where a PUT erased every sub-element it left
+        # out, so the loader can be tested against both.
+        self.put_customfields = put_customfields
+        self._db: sqlite3.Connection | None = None
+        self._autonumber: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def timestamp(self) -> str:
+        return self.now().astimezone(UTC).strftime(DATE_FMT)
+
+    def definitions(self, collection: str) -> list[dict[str, Any]]:
+        return self.custom_fields.get(collection, [])
+
+    def me(self) -> Record:
+        users = self.collections["Users"]
+        return users.records[users.ids[0]]
+
+    def blank(self, spec: Spec) -> Record:
+        record: Record = {}
+        for info in spec.fields.values():
+            record[info.name] = [] if info.type == "array" else None
+        if "VISIBLE_TO" in spec.fields:
+            record["VISIBLE_TO"] = "EVERYONE"
+        return record
+
+    def complete(self, spec: Spec, sparse: Record) -> Record:
+        """A seed/generated record with every standard field present (null or [])."""
+        record = self.blank(spec)
+        record.update({k: v for k, v in sparse.items() if k in spec.fields})
+        if spec.has_custom_fields:
+            given = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in sparse.get("CUSTOMFIELDS", [])}
+            record["CUSTOMFIELDS"] = self._render_custom(spec.name, given)
+        return record
+
+    def _render_custom(self, collection: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+        # Every defined field is listed, null when unset, like the live custom-object sample
+        # (reference §3; whether unset fields are ever omitted is uncertain).
+        return [
+            {
+                "FIELD_NAME": d["FIELD_NAME"],
+                "FIELD_VALUE": values.get(d["FIELD_NAME"]),
+                "CUSTOM_FIELD_ID": d["FIELD_NAME"],
+            }
+            for d in self.definitions(collection)
+        ]
+
+    # ------------------------------------------------------------------ loading
+    def load(self, collection: str, records: Iterable[Record]) -> None:
+        coll = self.collections[collection]
+        for sparse in records:
+            coll.put(self.complete(coll.spec, sparse))
+
+    # ------------------------------------------------------------------ reads
+    def search(
+        self,
+        collection: str,
+        *,
+        field_name: str | None = None,
+        field_value: str | None = None,
+        updated_after: str | None = None,
+    ) -> list[int]:
+        coll = self.collections[collection]
+        ids = coll.ids
+        if updated_after is not None:
+            # Strictly after (reference §4, Airbyte #26079); same format compares as text.
+            ids = [
+                i for i in ids if (coll.records[i].get("DATE_UPDATED_UTC") or "") > updated_after
+            ]
+        if field_name is not None:
+            if field_name.endswith("__c"):
+                ids = [i for i in ids if _text(_custom_value(coll.records[i], field_name)) == field_value]
+            else:
+                ids = [i for i in ids if _text(coll.records[i].get(field_name)) == field_value]
+        return ids
+
+    # ------------------------------------------------------------------ writes
+    def create(self, collection: str, body: Any, *, parent: tuple[str, int] | None = None) -> Record:
+        spec = self.specs[collection]
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        record = self.blank(spec)
+        now = self.timestamp()
+        self._apply(spec, record, body, creating=True)
+        for name in spec.required:
+            if record.get(name) is None or record.get(name) == "":
+                raise WriteRejected(f"The {name} field is required.")
+        coll = self.collections[collection]
+        record[spec.id_field] = coll.next_id
+        if "DATE_CREATED_UTC" in spec.fields:
+            record["DATE_CREATED_UTC"] = now
+        if "DATE_UPDATED_UTC" in spec.fields:
+            record["DATE_UPDATED_UTC"] = now
+        me = self.me()["USER_ID"]
+        if "CREATED_USER_ID" in spec.fields:
+            record["CREATED_USER_ID"] = me
+        if "OWNER_USER_ID" in spec.fields and record.get("OWNER_USER_ID") is None:
+            record["OWNER_USER_ID"] = me
+        if collection == "Leads":
+            self._lead_defaults(record)
+        if spec.has_custom_fields:
+            self._assign_autonumbers(collection, record)
+        if parent is not None:
+            record["LINKS"] = [self._link(spec, record[spec.id_field], *parent, link_id=1)]
+        coll.put(record)
+        self._persist(collection, record)
+        return record
+
+    def update(self, collection: str, body: Any) -> Record:
+        spec = self.specs[collection]
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        rid = body.get(spec.id_field)
+        if rid is None:
+            raise WriteRejected(f"The {spec.id_field} field is required.")
+        rid = coerce_integer(rid, spec.id_field)
+        coll = self.collections[collection]
+        if rid not in coll.records:
+            raise KeyError(rid)
+        record = json.loads(coll.json_of(rid))  # a copy: a refused write changes nothing
+        self._apply(spec, record, body, creating=False)
+        for name in spec.required:
+            if name in body and record.get(name) in (None, ""):
+                raise WriteRejected(f"The {name} field is required.")
+        if "DATE_UPDATED_UTC" in spec.fields:
+            record["DATE_UPDATED_UTC"] = self.timestamp()
+        coll.put(record)
+        self._persist(collection, record)
+        return record
+
+    def delete(self, collection: str, rid: int) -> None:
+        coll = self.collections[collection]
+        if rid not in coll.records:
+            raise KeyError(rid)
+        coll.remove(rid)
+        if self._db is not None:
+            self._db.execute("DELETE FROM records WHERE collection=? AND id=?", (collection, rid))
+            self._db.commit()
+
+    def _apply(self, spec: Spec, record: Record, body: dict[str, Any], *, creating: bool) -> None:
+        for name, value in body.items():
+            if name == "CUSTOMFIELDS" and spec.has_custom_fields:
+                self._apply_custom(spec, record, value, creating=creating)
+                continue
+            info = spec.fields.get(name)
+            if info is None:
+                continue  # JSON.NET ignores unknown members (ASSUMPTION, reference §5)
+            if name == spec.id_field and not creating:
+                continue
+            if not spec.is_writable_field(name):
+                if value is None:
+                    continue
+                raise WriteRejected(f"The field {name} is read-only and cannot be set.")
+            if info.type == "array":
+                record[name] = self._nested(spec, name, value)
+                continue
+            coerced = coerce_standard(info, value)
+            target = spec.references.get(name)
+            if coerced is not None and target and coerced not in self.collections[target].records:
+                raise WriteRejected(f"{name} {coerced} does not refer to an existing record.")
+            record[name] = coerced
+
+    def _apply_custom(self, spec: Spec, record: Record, value: Any, *, creating: bool) -> None:
+        if not isinstance(value, list):
+            raise WriteRejected("CUSTOMFIELDS must be an array of {FIELD_NAME, FIELD_VALUE}.")
+        definitions = {d["FIELD_NAME"]: d for d in self.definitions(spec.name)}
+        given: dict[str, Any] = {}
+        for item in value:
+            name = item.get("FIELD_NAME") if isinstance(item, dict) else None
+            if name not in definitions:
+                raise WriteRejected(
+                    f"Custom field '{name}' does not exist for {spec.singular}."
+                )
+            given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
+        if creating or self.put_customfields == "replace":
+            current: dict[str, Any] = {}
+        else:
+            current = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in record["CUSTOMFIELDS"]}
+        if not creating and self.put_customfields == "replace":
+            # keep autonumbers: they are never written by a client
+            current = {
+                c["FIELD_NAME"]: c.get("FIELD_VALUE")
+                for c in record["CUSTOMFIELDS"]
+                if definitions.get(c["FIELD_NAME"], {}).get("FIELD_TYPE") == "AUTONUMBER"
+            }
+        current.update(given)
+        record["CUSTOMFIELDS"] = self._render_custom(spec.name, current)
+
+    def _nested(self, spec: Spec, name: str, value: Any) -> list[dict[str, Any]]:
+        # Tags, dates, links and email domains in a POST/PUT body replace the set ([DOC], §2.2).
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise WriteRejected(f"{name} must be an array of objects.")
+        if name == "TAGS":
+            for tag in value:
+                if len(str(tag.get("TAG_NAME") or "")) > 255:
+                    raise WriteRejected("The field TAG_NAME must be a string with a maximum length of 255.")
+            return [{"TAG_NAME": t.get("TAG_NAME")} for t in value]
+        id_key = {"DATES": "DATE_ID", "EMAILDOMAINS": "EMAIL_DOMAIN_ID", "LINKS": "LINK_ID"}.get(name)
+        items = []
+        for n, item in enumerate(value, start=1):
+            copy = dict(item)
+            if id_key and copy.get(id_key) is None:
+                copy[id_key] = n
+            items.append(copy)
+        return items
+
+    def _link(self, spec: Spec, rid: int, parent: str, parent_id: int, *, link_id: int) -> dict[str, Any]:
+        return {
+            "LINK_ID": link_id,
+            "OBJECT_NAME": spec.singular,
+            "OBJECT_ID": rid,
+            "LINK_OBJECT_NAME": self.specs[parent].singular,
+            "LINK_OBJECT_ID": parent_id,
+            "ROLE": None,
+            "DETAILS": None,
+            "RELATIONSHIP_ID": None,
+            "IS_FORWARD": True,
+        }
+
+    def _lead_defaults(self, record: Record) -> None:
+        # ASSUMPTION (reference §2.1): leads without a source/status get the instance defaults.
+        for field, coll, flag in (
+            ("LEAD_SOURCE_ID", "LeadSources", "DEFAULT_VALUE"),
+            ("LEAD_STATUS_ID", "LeadStatuses", "DEFAULT_STATUS"),
+        ):
+            if record.get(field) is None:
+                options = self.collections[coll].records.values()
+                default = next((o for o in options if o.get(flag)), None)
+                if default is not None:
+                    record[field] = default[self.specs[coll].id_field]
+
+    def _assign_autonumbers(self, collection: str, record: Record) -> None:
+        for item in record["CUSTOMFIELDS"]:
+            definition = next(
+                d for d in self.definitions(collection) if d["FIELD_NAME"] == item["FIELD_NAME"]
+            )
+            if definition["FIELD_TYPE"] == "AUTONUMBER":
+                key = f"{collection}.{item['FIELD_NAME']}"
+                if key not in self._autonumber:
+                    self._autonumber[key] = self._max_autonumber(collection, item["FIELD_NAME"])
+                self._autonumber[key] += 1
+                item["FIELD_VALUE"] = str(self._autonumber[key])
+
+    def _max_autonumber(self, collection: str, name: str) -> int:
+        best = 0
+        for record in self.collections[collection].records.values():
+            value = _custom_value(record, name)
+            if isinstance(value, str) and value.isdigit():
+                best = max(best, int(value))
+        return best
+
+    # ------------------------------------------------------------------ persistence
+    def attach_state(self, path: Path) -> bool:
+        """Use `path` as the account's SQLite state. True if it already held an account."""
+        db = sqlite3.connect(path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS records ("
+            " collection TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,"
+            " PRIMARY KEY (collection, id))"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db = db
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if "custom_fields" not in meta:
+            return False
+        self.custom_fields = json.loads(meta["custom_fields"])
+        self.instance = json.loads(meta["instance"])
+        for collection, body in db.execute("SELECT collection, body FROM records ORDER BY collection, id"):
+            self.collections[collection].put(json.loads(body))
+        return True
+
+    def save_all(self) -> None:
+        """Write the whole account to the attached state (after seeding a new one)."""
+        assert self._db is not None
+        db = self._db
+        db.execute("DELETE FROM records")
+        for name, coll in self.collections.items():
+            db.executemany(
+                "INSERT INTO records (collection, id, body) VALUES (?, ?, ?)",
+                ((name, rid, coll.json_of(rid).decode()) for rid in coll.ids),
+            )
+        db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('custom_fields', ?), ('instance', ?)",
+            (json.dumps(self.custom_fields), json.dumps(self.instance)),
+        )
+        db.commit()
+
+    def get_meta(self, key: str) -> str | None:
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self._db is not None:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._db.commit()
+
+    def _persist(self, collection: str, record: Record) -> None:
+        if self._db is not None:
+            rid = record[self.specs[collection].id_field]
+            self._db.execute(
+                "INSERT OR REPLACE INTO records (collection, id, body) VALUES (?, ?, ?)",
+                (collection, rid, self.collections[collection].json_of(rid).decode()),
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _custom_value(record: Record, name: str) -> Any:
+    for item in record.get("CUSTOMFIELDS") or ():
+        if item["FIELD_NAME"] == name:
+            return item.get("FIELD_VALUE")
+    return None
+
+
+def _text(value: Any) -> str | None:
+    """How a stored value reads in a query string, for exact-match search."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+__all__ = ["NOTE_PARENTS", "Account", "Collection", "Record", "dumps"]
