@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from insightly_etl.sandbox import Sandbox, SandboxConfig
+
+KEY = "sandbox-test-key-7f3a9c"
+AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def seeded() -> Sandbox:
+    """One read-only seeded sandbox shared by tests that only read (rate limit off)."""
+    return Sandbox(SandboxConfig(api_key=KEY, rate_limit=1e9, daily_quota=10**9))
+
+
+@pytest.fixture
+def make_sandbox() -> Callable[..., Sandbox]:
+    def make(**options: Any) -> Sandbox:
+        options.setdefault("rate_limit", 1e9)
+        options.setdefault("daily_quota", 10**9)
+        return Sandbox(SandboxConfig(api_key=KEY, **options))
+
+    return make
+
+
+@asynccontextmanager
+async def asgi_client(sandbox: Sandbox, *, auth: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app),
+        base_url="http://sandbox.test/v3.1/",
+        headers=AUTH if auth else {},
+    ) as client:
+        yield client
