@@ -146,7 +146,9 @@ def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = No
 
 def load_account(config: SandboxConfig) -> Account:
     """Seed (or reopen) the account, then add any generated records."""
-    account = Account(custom_fields={}, instance={}, now=config.now, put_customfields=config.put_customfields)
+    account = Account(
+        custom_fields={}, instance={}, now=config.now, put_customfields=config.put_customfields
+    )
     if config.state is not None and account.attach_state(config.state):
         return account  # a persisted account is reopened as it was; --seed/--generate ignored
     seed = _read_seed(config.seed) if config.seed else synth.seed_account()
@@ -203,7 +205,9 @@ class Sandbox:
                 Route("/_sandbox/stats", self.admin_stats, methods=["GET"]),
                 Route("/_sandbox/reset-quota", self.admin_reset_quota, methods=["POST"]),
                 Route("/_sandbox/records/{collection}", self.admin_records, methods=["GET"]),
-                Route("/v3.1/{path:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+                Route(
+                    "/v3.1/{path:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
+                ),
             ]
         )
 
@@ -216,7 +220,11 @@ class Sandbox:
                     for (m, p, s), n in sorted(self.stats.items())
                 ],
                 "records": {name: len(c.ids) for name, c in self.account.collections.items()},
-                "quota": {"limit": self.quota.limit, "used": self.quota.used, "remaining": self.quota.remaining},
+                "quota": {
+                    "limit": self.quota.limit,
+                    "used": self.quota.used,
+                    "remaining": self.quota.remaining,
+                },
                 "faults": dict(self.faults_injected),
             }
         )
@@ -266,13 +274,18 @@ class Sandbox:
             if self.config.retry_after is not None:
                 headers["Retry-After"] = str(self.config.retry_after)
             return json_response(
-                {"Message": f"API rate limit exceeded: at most {self.config.rate_limit:g} requests per second."},
+                {
+                    "Message": "API rate limit exceeded: at most "
+                    f"{self.config.rate_limit:g} requests per second."
+                },
                 429,
                 headers,
             )
         if not self.quota.spend():
             return json_response(
-                {"Message": "API daily request limit reached. Try again tomorrow."}, 429, self._limit_headers()
+                {"Message": "API daily request limit reached. Try again tomorrow."},
+                429,
+                self._limit_headers(),
             )
         delay = self.config.latency_ms + self.jitter.uniform(0, self.config.jitter_ms)
         if delay > 0:
@@ -280,7 +293,9 @@ class Sandbox:
         is_write = request.method in ("POST", "PUT", "DELETE")
         fault = self._pick_fault(is_write)
         if fault in ("500", "503"):
-            return error(int(fault), "An error has occurred." if fault == "500" else "Service Unavailable")
+            return error(
+                int(fault), "An error has occurred." if fault == "500" else "Service Unavailable"
+            )
         if fault == "slow" and not is_write:
             await asyncio.sleep(self.config.fault_slow_s)
         try:
@@ -359,9 +374,11 @@ class Sandbox:
             if method == "GET":
                 notes = account.collections["Notes"]
                 ids = [
-                    i for i in notes.ids
+                    i
+                    for i in notes.ids
                     if any(
-                        lk.get("LINK_OBJECT_NAME") == spec.singular and lk.get("LINK_OBJECT_ID") == rid
+                        lk.get("LINK_OBJECT_NAME") == spec.singular
+                        and lk.get("LINK_OBJECT_ID") == rid
                         for lk in notes.records[i]["LINKS"]
                     )
                 ]
@@ -436,11 +453,16 @@ class Sandbox:
             body.setdefault(id_field, path_id)
         rid = body.get(id_field) if isinstance(body, dict) else None
         if_match = request.headers.get("if-match")
-        if if_match and isinstance(rid, int) and rid in coll.records and if_match != "*":
-            if if_match != coll.etag_of(rid):
-                if self.config.if_match_status == 400:
-                    return error(400, f"If-Match header value {if_match} is not valid.")  # seen live
-                return error(412, "The record has been modified since it was read (If-Match).")
+        stale = (
+            if_match not in (None, "*")
+            and isinstance(rid, int)
+            and rid in coll.records
+            and if_match != coll.etag_of(rid)
+        )
+        if stale and self.config.if_match_status == 400:
+            return error(400, f"If-Match header value {if_match} is not valid.")  # seen live
+        if stale:
+            return error(412, "The record has been modified since it was read (If-Match).")
         try:
             record = self.account.update(name, body)
         except KeyError:

@@ -155,7 +155,9 @@ def build_specs() -> dict[str, Spec]:
             and r not in SERVER_SET
             and r not in NOT_REQUIRED_ON_CREATE
         )
-        refs = {f: target for f, target in _REFERENCES.items() if f in fields and f != ref["id_field"]}
+        refs = {
+            f: target for f, target in _REFERENCES.items() if f in fields and f != ref["id_field"]
+        }
         if name in _CATEGORY_OF and "CATEGORY_ID" in fields:
             refs["CATEGORY_ID"] = _CATEGORY_OF[name]
         specs[name] = Spec(
@@ -179,7 +181,9 @@ def build_specs() -> dict[str, Spec]:
 
 
 def _convert_error(value: Any, type_name: str, path: str) -> WriteRejected:
-    return WriteRejected(f"Error converting value {_show(value)} to type '{type_name}'. Path '{path}'.")
+    return WriteRejected(
+        f"Error converting value {_show(value)} to type '{type_name}'. Path '{path}'."
+    )
 
 
 def _show(value: Any) -> str:

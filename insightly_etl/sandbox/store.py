@@ -166,13 +166,19 @@ class Account:
             ]
         if field_name is not None:
             if field_name.endswith("__c"):
-                ids = [i for i in ids if _text(_custom_value(coll.records[i], field_name)) == field_value]
+                ids = [
+                    i
+                    for i in ids
+                    if _text(_custom_value(coll.records[i], field_name)) == field_value
+                ]
             else:
                 ids = [i for i in ids if _text(coll.records[i].get(field_name)) == field_value]
         return ids
 
     # ------------------------------------------------------------------ writes
-    def create(self, collection: str, body: Any, *, parent: tuple[str, int] | None = None) -> Record:
+    def create(
+        self, collection: str, body: Any, *, parent: tuple[str, int] | None = None
+    ) -> Record:
         spec = self.specs[collection]
         if not isinstance(body, dict):
             raise WriteRejected("The request body must be a JSON object.")
@@ -263,11 +269,9 @@ class Account:
         definitions = {d["FIELD_NAME"]: d for d in self.definitions(spec.name)}
         given: dict[str, Any] = {}
         for item in value:
-            name = item.get("FIELD_NAME") if isinstance(item, dict) else None
+            name = str(item.get("FIELD_NAME")) if isinstance(item, dict) else ""
             if name not in definitions:
-                raise WriteRejected(
-                    f"Custom field '{name}' does not exist for {spec.singular}."
-                )
+                raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
             given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
         if creating or self.put_customfields == "replace":
             current: dict[str, Any] = {}
@@ -290,9 +294,13 @@ class Account:
         if name == "TAGS":
             for tag in value:
                 if len(str(tag.get("TAG_NAME") or "")) > 255:
-                    raise WriteRejected("The field TAG_NAME must be a string with a maximum length of 255.")
+                    raise WriteRejected(
+                        "The field TAG_NAME must be a string with a maximum length of 255."
+                    )
             return [{"TAG_NAME": t.get("TAG_NAME")} for t in value]
-        id_key = {"DATES": "DATE_ID", "EMAILDOMAINS": "EMAIL_DOMAIN_ID", "LINKS": "LINK_ID"}.get(name)
+        id_key = {"DATES": "DATE_ID", "EMAILDOMAINS": "EMAIL_DOMAIN_ID", "LINKS": "LINK_ID"}.get(
+            name
+        )
         items = []
         for n, item in enumerate(value, start=1):
             copy = dict(item)
@@ -301,7 +309,9 @@ class Account:
             items.append(copy)
         return items
 
-    def _link(self, spec: Spec, rid: int, parent: str, parent_id: int, *, link_id: int) -> dict[str, Any]:
+    def _link(
+        self, spec: Spec, rid: int, parent: str, parent_id: int, *, link_id: int
+    ) -> dict[str, Any]:
         return {
             "LINK_ID": link_id,
             "OBJECT_NAME": spec.singular,
@@ -364,7 +374,9 @@ class Account:
             return False
         self.custom_fields = json.loads(meta["custom_fields"])
         self.instance = json.loads(meta["instance"])
-        for collection, body in db.execute("SELECT collection, body FROM records ORDER BY collection, id"):
+        for collection, body in db.execute(
+            "SELECT collection, body FROM records ORDER BY collection, id"
+        ):
             self.collections[collection].put(json.loads(body))
         return True
 

@@ -19,18 +19,122 @@ from typing import Any
 SEED_TIME = datetime(2026, 11, 1, 9, 0, 0, tzinfo=UTC)  # the seed account's "now"
 FMT = "%Y-%m-%d %H:%M:%S"
 
-FIRST = (
-    "Ava Ben Chloe Daniel Elena Farid Grace Hiro Isla Jonas Keira Liam Maya Noah Olga Pablo "
-    "Quinn Rosa Samir Tara Umar Vera Wen Ximena Yusuf Zoe Amelie Bruno Carmen Dmitri Esme Felix "
-    "Ines Joao Katja Lars Marta Nils Orla Priya Rafael Sofia Tomas Ulla Vikram Wiebke"
-).split()
-LAST = (
-    "Adams Becker Costa Dubois Evans Fischer Garcia Hansen Ito Jensen Kowalski Lopez Muller "
-    "Nakamura O'Brien Petrov Quispe Rossi Schmidt Tanaka Ulrich Varga Weber Xu Yilmaz Zimmermann "
-    "Andersson Brennan Castillo Dunn Eriksen Fontaine Gruber Haddad Ivanova Jovanovic"
-).split()
-COMPANY_A = "North South Blue Red Green Silver Iron Bright Swift Clear Prime Summit Harbor Maple".split()
-COMPANY_B = "Logistics Analytics Foods Outfitters Robotics Media Health Energy Studios Labs Systems Partners".split()
+FIRST = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Isla",
+    "Jonas",
+    "Keira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Samir",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "Amelie",
+    "Bruno",
+    "Carmen",
+    "Dmitri",
+    "Esme",
+    "Felix",
+    "Ines",
+    "Joao",
+    "Katja",
+    "Lars",
+    "Marta",
+    "Nils",
+    "Orla",
+    "Priya",
+    "Rafael",
+    "Sofia",
+    "Tomas",
+    "Ulla",
+    "Vikram",
+    "Wiebke",
+]
+LAST = [
+    "Adams",
+    "Becker",
+    "Costa",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Muller",
+    "Nakamura",
+    "O'Brien",
+    "Petrov",
+    "Quispe",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Ulrich",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Yilmaz",
+    "Zimmermann",
+    "Andersson",
+    "Brennan",
+    "Castillo",
+    "Dunn",
+    "Eriksen",
+    "Fontaine",
+    "Gruber",
+    "Haddad",
+    "Ivanova",
+    "Jovanovic",
+]
+COMPANY_A = [
+    "North",
+    "South",
+    "Blue",
+    "Red",
+    "Green",
+    "Silver",
+    "Iron",
+    "Bright",
+    "Swift",
+    "Clear",
+    "Prime",
+    "Summit",
+    "Harbor",
+    "Maple",
+]
+COMPANY_B = [
+    "Logistics",
+    "Analytics",
+    "Foods",
+    "Outfitters",
+    "Robotics",
+    "Media",
+    "Health",
+    "Energy",
+    "Studios",
+    "Labs",
+    "Systems",
+    "Partners",
+]
 SUFFIX = ["Ltd", "GmbH", "Inc", "BV", "SA", "AB", "LLC", "Pty"]
 CITIES = [
     ("London", "", "United Kingdom", "EC1A 1BB"),
@@ -44,7 +148,15 @@ CITIES = [
     ("Madrid", "", "Spain", "28001"),
     ("Osaka", "", "Japan", "530-0001"),
 ]
-STREETS = "High Street|Main St|Rue de la Paix|Hauptstrasse|Elm Avenue|Harbour Road|Calle Mayor".split("|")
+STREETS = [
+    "High Street",
+    "Main St",
+    "Rue de la Paix",
+    "Hauptstrasse",
+    "Elm Avenue",
+    "Harbour Road",
+    "Calle Mayor",
+]
 TAGS = ["vip", "newsletter", "partner", "trade-fair-2026", "churn-risk", "reseller", "press"]
 INTERESTS = ["Music", "Sports", "Technology", "Travel", "Food", "Finance"]
 TIERS = ["Bronze", "Silver", "Gold", "Platinum"]
@@ -58,8 +170,14 @@ def _opt(values: list[str], start: int) -> list[dict[str, Any]]:
 
 
 def _cf(
-    for_: str, order: int, name: str, label: str, ftype: str, options: list[dict[str, Any]] | None = None,
-    default: str | None = None, help_text: str | None = None,
+    for_: str,
+    order: int,
+    name: str,
+    label: str,
+    ftype: str,
+    options: list[dict[str, Any]] | None = None,
+    default: str | None = None,
+    help_text: str | None = None,
 ) -> dict[str, Any]:
     return {
         "FIELD_NAME": name,
@@ -91,12 +209,24 @@ def custom_field_definitions() -> dict[str, list[dict[str, Any]]]:
             _cf("CONTACT", 8, "Member_No__c", "Member No", "AUTONUMBER"),
             _cf("CONTACT", 9, "Nickname__c", "Nickname", "TEXT"),
             _cf("CONTACT", 10, "Dietary_Notes__c", "Dietary Notes", "MULTILINETEXT"),
-            _cf("CONTACT", 11, "External_Id__c", "External Id", "TEXT",
-                help_text="Id of this contact in the system it was imported from"),
+            _cf(
+                "CONTACT",
+                11,
+                "External_Id__c",
+                "External Id",
+                "TEXT",
+                help_text="Id of this contact in the system it was imported from",
+            ),
         ],
         "Organisations": [
-            _cf("ORGANISATION", 1, "Segment__c", "Segment", "DROPDOWN",
-                _opt(["Enterprise", "Mid-Market", "SMB", "Public Sector"], 301)),
+            _cf(
+                "ORGANISATION",
+                1,
+                "Segment__c",
+                "Segment",
+                "DROPDOWN",
+                _opt(["Enterprise", "Mid-Market", "SMB", "Public Sector"], 301),
+            ),
             _cf("ORGANISATION", 2, "Employees__c", "Employees", "NUMERIC"),
             _cf("ORGANISATION", 3, "Partner__c", "Partner", "BIT", default="False"),
             _cf("ORGANISATION", 4, "Contract_Start__c", "Contract Start", "DATE"),
@@ -105,13 +235,25 @@ def custom_field_definitions() -> dict[str, list[dict[str, Any]]]:
         "Leads": [
             _cf("LEAD", 1, "Lead_Score__c", "Lead Score", "NUMERIC"),
             _cf("LEAD", 2, "Budget_Confirmed__c", "Budget Confirmed", "BIT", default="False"),
-            _cf("LEAD", 3, "Product_Interest__c", "Product Interest", "MULTISELECT",
-                _opt(["Hardware", "Software", "Support", "Training"], 401)),
+            _cf(
+                "LEAD",
+                3,
+                "Product_Interest__c",
+                "Product Interest",
+                "MULTISELECT",
+                _opt(["Hardware", "Software", "Support", "Training"], 401),
+            ),
             _cf("LEAD", 4, "Follow_Up__c", "Follow Up", "DATETIME"),
         ],
         "Opportunities": [
-            _cf("OPPORTUNITY", 1, "Competitor__c", "Competitor", "DROPDOWN",
-                _opt(["Acme", "Globex", "Initech", "None"], 501)),
+            _cf(
+                "OPPORTUNITY",
+                1,
+                "Competitor__c",
+                "Competitor",
+                "DROPDOWN",
+                _opt(["Acme", "Globex", "Initech", "None"], 501),
+            ),
             _cf("OPPORTUNITY", 2, "Win_Chance__c", "Win Chance", "PERCENT"),
             _cf("OPPORTUNITY", 3, "Deal_Notes__c", "Deal Notes", "MULTILINETEXT"),
             _cf("OPPORTUNITY", 4, "Renewal_Date__c", "Renewal Date", "DATE"),
@@ -142,23 +284,61 @@ def _dates(rng: random.Random) -> tuple[str, str]:
 def _reference_data() -> dict[str, list[dict[str, Any]]]:
     users = []
     for n, (first, last, admin) in enumerate(
-        [("Morgan", "Reyes", True), ("Sam", "Okafor", False), ("Lena", "Vogel", False),
-         ("Kenji", "Sato", False), ("Priya", "Nair", True)],
+        [
+            ("Morgan", "Reyes", True),
+            ("Sam", "Okafor", False),
+            ("Lena", "Vogel", False),
+            ("Kenji", "Sato", False),
+            ("Priya", "Nair", True),
+        ],
         start=1,
     ):
-        users.append({
-            "USER_ID": n, "CONTACT_ID": None, "FIRST_NAME": first, "LAST_NAME": last,
-            "TIMEZONE_ID": "GMT Standard Time", "EMAIL_ADDRESS": f"{first.lower()}@northwind.example",
-            "EMAIL_DROPBOX_IDENTIFIER": f"dropbox{n}", "EMAIL_DROPBOX_ADDRESS": f"dropbox{n}@mailbox.insight.ly",
-            "ADMINISTRATOR": admin, "ACCOUNT_OWNER": n == 1, "ACTIVE": True,
-            "DATE_CREATED_UTC": f"2023-01-0{n} 09:00:00", "DATE_UPDATED_UTC": f"2023-01-0{n} 09:00:00",
-            "USER_CURRENCY": "EUR", "CONTACT_DISPLAY": "LastFirst", "CONTACT_ORDER": "LastName",
-            "TASK_WEEK_START": 1, "INSTANCE_ID": 424242, "PROFILE_ID": 1, "ROLE_ID": None,
-        })
+        users.append(
+            {
+                "USER_ID": n,
+                "CONTACT_ID": None,
+                "FIRST_NAME": first,
+                "LAST_NAME": last,
+                "TIMEZONE_ID": "GMT Standard Time",
+                "EMAIL_ADDRESS": f"{first.lower()}@northwind.example",
+                "EMAIL_DROPBOX_IDENTIFIER": f"dropbox{n}",
+                "EMAIL_DROPBOX_ADDRESS": f"dropbox{n}@mailbox.insight.ly",
+                "ADMINISTRATOR": admin,
+                "ACCOUNT_OWNER": n == 1,
+                "ACTIVE": True,
+                "DATE_CREATED_UTC": f"2023-01-0{n} 09:00:00",
+                "DATE_UPDATED_UTC": f"2023-01-0{n} 09:00:00",
+                "USER_CURRENCY": "EUR",
+                "CONTACT_DISPLAY": "LastFirst",
+                "CONTACT_ORDER": "LastName",
+                "TASK_WEEK_START": 1,
+                "INSTANCE_ID": 424242,
+                "PROFILE_ID": 1,
+                "ROLE_ID": None,
+            }
+        )
     pipelines = [
-        {"PIPELINE_ID": 1, "PIPELINE_NAME": "New Business", "FOR_OPPORTUNITIES": True, "FOR_PROJECTS": False, "OWNER_USER_ID": 1},
-        {"PIPELINE_ID": 2, "PIPELINE_NAME": "Renewals", "FOR_OPPORTUNITIES": True, "FOR_PROJECTS": False, "OWNER_USER_ID": 1},
-        {"PIPELINE_ID": 3, "PIPELINE_NAME": "Onboarding", "FOR_OPPORTUNITIES": False, "FOR_PROJECTS": True, "OWNER_USER_ID": 5},
+        {
+            "PIPELINE_ID": 1,
+            "PIPELINE_NAME": "New Business",
+            "FOR_OPPORTUNITIES": True,
+            "FOR_PROJECTS": False,
+            "OWNER_USER_ID": 1,
+        },
+        {
+            "PIPELINE_ID": 2,
+            "PIPELINE_NAME": "Renewals",
+            "FOR_OPPORTUNITIES": True,
+            "FOR_PROJECTS": False,
+            "OWNER_USER_ID": 1,
+        },
+        {
+            "PIPELINE_ID": 3,
+            "PIPELINE_NAME": "Onboarding",
+            "FOR_OPPORTUNITIES": False,
+            "FOR_PROJECTS": True,
+            "OWNER_USER_ID": 5,
+        },
     ]
     stage_names = {
         1: ["Qualification", "Needs Analysis", "Proposal", "Negotiation"],
@@ -168,18 +348,31 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
     stages = []
     for pid, names in stage_names.items():
         for order, name in enumerate(names, start=1):
-            stages.append({
-                "STAGE_ID": pid * 10 + order, "PIPELINE_ID": pid, "STAGE_NAME": name,
-                "STAGE_ORDER": order, "ACTIVITYSET_ID": None, "OWNER_USER_ID": 1,
-            })
+            stages.append(
+                {
+                    "STAGE_ID": pid * 10 + order,
+                    "PIPELINE_ID": pid,
+                    "STAGE_NAME": name,
+                    "STAGE_ORDER": order,
+                    "ACTIVITYSET_ID": None,
+                    "OWNER_USER_ID": 1,
+                }
+            )
     sources = [
         {"LEAD_SOURCE_ID": n, "LEAD_SOURCE": s, "DEFAULT_VALUE": n == 1, "FIELD_ORDER": n}
         for n, s in enumerate(["Web", "Referral", "Trade Show", "Cold Call", "Partner"], start=1)
     ]
     statuses = [
-        {"LEAD_STATUS_ID": n, "LEAD_STATUS": s, "DEFAULT_STATUS": n == 1, "STATUS_TYPE": t, "FIELD_ORDER": n}
+        {
+            "LEAD_STATUS_ID": n,
+            "LEAD_STATUS": s,
+            "DEFAULT_STATUS": n == 1,
+            "STATUS_TYPE": t,
+            "FIELD_ORDER": n,
+        }
         for n, (s, t) in enumerate(
-            [("New", 1), ("Contacted", 1), ("Qualified", 1), ("Disqualified", 2), ("Converted", 3)], start=1
+            [("New", 1), ("Contacted", 1), ("Qualified", 1), ("Disqualified", 2), ("Converted", 3)],
+            start=1,
         )
     ]
 
@@ -195,9 +388,13 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
         "PipelineStages": stages,
         "LeadSources": sources,
         "LeadStatuses": statuses,
-        "OpportunityCategories": cats(["Hardware", "Software", "Services"], ["1f77b4", "ff7f0e", "2ca02c"]),
+        "OpportunityCategories": cats(
+            ["Hardware", "Software", "Services"], ["1f77b4", "ff7f0e", "2ca02c"]
+        ),
         "ProjectCategories": cats(["Implementation", "Support"], ["9467bd", "8c564b"]),
-        "TaskCategories": cats(["Call", "Email", "Meeting", "Follow-up"], ["e377c2", "7f7f7f", "bcbd22", "17becf"]),
+        "TaskCategories": cats(
+            ["Call", "Email", "Meeting", "Follow-up"], ["e377c2", "7f7f7f", "bcbd22", "17becf"]
+        ),
         "Countries": [{"COUNTRY_NAME": c[2]} for c in sorted(set(CITIES), key=lambda c: c[2])],
         "Currencies": [
             {"CURRENCY_CODE": code, "CURRENCY_SYMBOL": sym}
@@ -243,45 +440,89 @@ class Generator:
             {"FIELD_NAME": "External_Id__c", "FIELD_VALUE": f"EXT-{rid:07d}"},
         ]
         if rng.random() < 0.6:
-            cf.append({"FIELD_NAME": "Interests__c", "FIELD_VALUE": ";".join(sorted(rng.sample(INTERESTS, rng.randint(1, 3))))})
+            cf.append(
+                {
+                    "FIELD_NAME": "Interests__c",
+                    "FIELD_VALUE": ";".join(sorted(rng.sample(INTERESTS, rng.randint(1, 3)))),
+                }
+            )
         if rng.random() < 0.7:
             cf.append({"FIELD_NAME": "Newsletter__c", "FIELD_VALUE": rng.random() < 0.5})
         if rng.random() < 0.5:
-            cf.append({"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": created[:10] + " 00:00:00"})
+            cf.append(
+                {"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": created[:10] + " 00:00:00"}
+            )
         if rng.random() < 0.3:
             cf.append({"FIELD_NAME": "Last_Webinar__c", "FIELD_VALUE": updated})
         if rng.random() < 0.6:
-            cf.append({"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": round(rng.uniform(0, 25000), 2)})
+            cf.append(
+                {"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": round(rng.uniform(0, 25000), 2)}
+            )
         if rng.random() < 0.3:
             cf.append({"FIELD_NAME": "Discount__c", "FIELD_VALUE": rng.choice([5, 10, 12.5, 15])})
         if rng.random() < 0.2:
             cf.append({"FIELD_NAME": "Nickname__c", "FIELD_VALUE": first[:3]})
         if rng.random() < 0.1:
-            cf.append({"FIELD_NAME": "Dietary_Notes__c", "FIELD_VALUE": "Vegetarian.\nNo nuts, please."})
+            cf.append(
+                {"FIELD_NAME": "Dietary_Notes__c", "FIELD_VALUE": "Vegetarian.\nNo nuts, please."}
+            )
         orgs = self.context.get("Organisations") or []
         record: dict[str, Any] = {
-            "CONTACT_ID": rid, "SALUTATION": rng.choice([None, "Mr", "Ms", "Dr"]),
-            "FIRST_NAME": first, "LAST_NAME": last, "BACKGROUND": rng.choice([None, "Met at the Berlin trade fair."]),
-            "OWNER_USER_ID": self._user(rng), "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated,
-            "EMAIL_ADDRESS": email, "PHONE": f"+44 20 7946 {rng.randrange(10000):04d}",
+            "CONTACT_ID": rid,
+            "SALUTATION": rng.choice([None, "Mr", "Ms", "Dr"]),
+            "FIRST_NAME": first,
+            "LAST_NAME": last,
+            "BACKGROUND": rng.choice([None, "Met at the Berlin trade fair."]),
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "EMAIL_ADDRESS": email,
+            "PHONE": f"+44 20 7946 {rng.randrange(10000):04d}",
             "PHONE_MOBILE": rng.choice([None, f"+49 151 {rng.randrange(10**7):07d}"]),
-            "ADDRESS_MAIL_STREET": f"{rng.randint(1, 200)} {rng.choice(STREETS)}", "ADDRESS_MAIL_CITY": city,
-            "ADDRESS_MAIL_STATE": state or None, "ADDRESS_MAIL_POSTCODE": post, "ADDRESS_MAIL_COUNTRY": country,
-            "DATE_OF_BIRTH": rng.choice([None, f"{rng.randint(1955, 2000)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} 00:00:00"]),
-            "CREATED_USER_ID": 1, "ORGANISATION_ID": rng.choice(orgs) if orgs and rng.random() < 0.8 else None,
-            "TITLE": rng.choice([None, "CEO", "Head of Sales", "Buyer", "Engineer", "Office Manager"]),
+            "ADDRESS_MAIL_STREET": f"{rng.randint(1, 200)} {rng.choice(STREETS)}",
+            "ADDRESS_MAIL_CITY": city,
+            "ADDRESS_MAIL_STATE": state or None,
+            "ADDRESS_MAIL_POSTCODE": post,
+            "ADDRESS_MAIL_COUNTRY": country,
+            "DATE_OF_BIRTH": rng.choice(
+                [
+                    None,
+                    f"{rng.randint(1955, 2000)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} 00:00:00",
+                ]
+            ),
+            "CREATED_USER_ID": 1,
+            "ORGANISATION_ID": rng.choice(orgs) if orgs and rng.random() < 0.8 else None,
+            "TITLE": rng.choice(
+                [None, "CEO", "Head of Sales", "Buyer", "Engineer", "Office Manager"]
+            ),
             "EMAIL_OPTED_OUT": rng.random() < 0.1,
             "CUSTOMFIELDS": cf,
             "TAGS": [{"TAG_NAME": t} for t in rng.sample(TAGS, rng.randint(0, 2))],
         }
         if rng.random() < 0.15:
-            record["DATES"] = [{"DATE_ID": 1, "OCCASION_NAME": "Anniversary", "OCCASION_DATE": created[:10] + " 00:00:00", "REPEAT_YEARLY": True, "CREATE_TASK_YEARLY": False}]
+            record["DATES"] = [
+                {
+                    "DATE_ID": 1,
+                    "OCCASION_NAME": "Anniversary",
+                    "OCCASION_DATE": created[:10] + " 00:00:00",
+                    "REPEAT_YEARLY": True,
+                    "CREATE_TASK_YEARLY": False,
+                }
+            ]
         if record["ORGANISATION_ID"] is not None:
-            record["LINKS"] = [{
-                "LINK_ID": rid * 10, "OBJECT_NAME": "Contact", "OBJECT_ID": rid, "LINK_OBJECT_NAME": "Organisation",
-                "LINK_OBJECT_ID": record["ORGANISATION_ID"], "ROLE": rng.choice([None, "Buyer", "Decision maker"]),
-                "DETAILS": None, "RELATIONSHIP_ID": None, "IS_FORWARD": True,
-            }]
+            record["LINKS"] = [
+                {
+                    "LINK_ID": rid * 10,
+                    "OBJECT_NAME": "Contact",
+                    "OBJECT_ID": rid,
+                    "LINK_OBJECT_NAME": "Organisation",
+                    "LINK_OBJECT_ID": record["ORGANISATION_ID"],
+                    "ROLE": rng.choice([None, "Buyer", "Decision maker"]),
+                    "DETAILS": None,
+                    "RELATIONSHIP_ID": None,
+                    "IS_FORWARD": True,
+                }
+            ]
         return record
 
     def _organisations(self, rng: random.Random, rid: int) -> dict[str, Any]:
@@ -292,17 +533,37 @@ class Generator:
         created, updated = _dates(rng)
         domain = name.split()[0].lower() + name.split()[1].lower() + f"{rid}.example"
         return {
-            "ORGANISATION_ID": rid, "ORGANISATION_NAME": name, "BACKGROUND": None, "OWNER_USER_ID": self._user(rng),
-            "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated, "CREATED_USER_ID": 1,
-            "PHONE": f"+1 617 555 {rng.randrange(10000):04d}", "WEBSITE": f"https://www.{domain}",
-            "ADDRESS_BILLING_STREET": f"{rng.randint(1, 200)} {rng.choice(STREETS)}", "ADDRESS_BILLING_CITY": city,
-            "ADDRESS_BILLING_STATE": state or None, "ADDRESS_BILLING_COUNTRY": country, "ADDRESS_BILLING_POSTCODE": post,
+            "ORGANISATION_ID": rid,
+            "ORGANISATION_NAME": name,
+            "BACKGROUND": None,
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "CREATED_USER_ID": 1,
+            "PHONE": f"+1 617 555 {rng.randrange(10000):04d}",
+            "WEBSITE": f"https://www.{domain}",
+            "ADDRESS_BILLING_STREET": f"{rng.randint(1, 200)} {rng.choice(STREETS)}",
+            "ADDRESS_BILLING_CITY": city,
+            "ADDRESS_BILLING_STATE": state or None,
+            "ADDRESS_BILLING_COUNTRY": country,
+            "ADDRESS_BILLING_POSTCODE": post,
             "CUSTOMFIELDS": [
-                {"FIELD_NAME": "Segment__c", "FIELD_VALUE": rng.choice(["Enterprise", "Mid-Market", "SMB", "Public Sector"])},
-                {"FIELD_NAME": "Employees__c", "FIELD_VALUE": rng.choice([12, 45, 230, 1200, 15000])},
+                {
+                    "FIELD_NAME": "Segment__c",
+                    "FIELD_VALUE": rng.choice(["Enterprise", "Mid-Market", "SMB", "Public Sector"]),
+                },
+                {
+                    "FIELD_NAME": "Employees__c",
+                    "FIELD_VALUE": rng.choice([12, 45, 230, 1200, 15000]),
+                },
                 {"FIELD_NAME": "Partner__c", "FIELD_VALUE": rng.random() < 0.2},
                 {"FIELD_NAME": "Account_No__c", "FIELD_VALUE": str(rid)},
-            ] + ([{"FIELD_NAME": "Contract_Start__c", "FIELD_VALUE": created[:10] + " 00:00:00"}] if rng.random() < 0.5 else []),
+            ]
+            + (
+                [{"FIELD_NAME": "Contract_Start__c", "FIELD_VALUE": created[:10] + " 00:00:00"}]
+                if rng.random() < 0.5
+                else []
+            ),
             "TAGS": [{"TAG_NAME": t} for t in rng.sample(TAGS, rng.randint(0, 2))],
             "EMAILDOMAINS": [{"EMAIL_DOMAIN_ID": rid, "EMAIL_DOMAIN": domain}],
         }
@@ -311,77 +572,146 @@ class Generator:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         city, state, country, post = rng.choice(CITIES)
         created, updated = _dates(rng)
-        cf: list[dict[str, Any]] = [{"FIELD_NAME": "Lead_Score__c", "FIELD_VALUE": rng.randint(0, 100)}]
+        cf: list[dict[str, Any]] = [
+            {"FIELD_NAME": "Lead_Score__c", "FIELD_VALUE": rng.randint(0, 100)}
+        ]
         if rng.random() < 0.5:
-            cf.append({"FIELD_NAME": "Product_Interest__c", "FIELD_VALUE": ";".join(sorted(rng.sample(["Hardware", "Software", "Support", "Training"], 2)))})
+            cf.append(
+                {
+                    "FIELD_NAME": "Product_Interest__c",
+                    "FIELD_VALUE": ";".join(
+                        sorted(rng.sample(["Hardware", "Software", "Support", "Training"], 2))
+                    ),
+                }
+            )
         if rng.random() < 0.5:
             cf.append({"FIELD_NAME": "Budget_Confirmed__c", "FIELD_VALUE": rng.random() < 0.5})
         if rng.random() < 0.3:
             cf.append({"FIELD_NAME": "Follow_Up__c", "FIELD_VALUE": updated})
         return {
-            "LEAD_ID": rid, "FIRST_NAME": first, "LAST_NAME": last, "LEAD_SOURCE_ID": rng.randint(1, 5),
-            "LEAD_STATUS_ID": rng.randint(1, 4), "TITLE": rng.choice([None, "Buyer", "CTO"]), "CONVERTED": False,
-            "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated,
+            "LEAD_ID": rid,
+            "FIRST_NAME": first,
+            "LAST_NAME": last,
+            "LEAD_SOURCE_ID": rng.randint(1, 5),
+            "LEAD_STATUS_ID": rng.randint(1, 4),
+            "TITLE": rng.choice([None, "Buyer", "CTO"]),
+            "CONVERTED": False,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
             "EMAIL": f"{first}.{last}.lead{rid}@example.org".lower().replace("'", ""),
-            "EMPLOYEE_COUNT": rng.choice([None, 10, 50, 250]), "INDUSTRY": rng.choice([None, "Retail", "Manufacturing", "Software"]),
-            "LEAD_RATING": rng.randint(1, 5), "OWNER_USER_ID": self._user(rng), "RESPONSIBLE_USER_ID": self._user(rng),
-            "ADDRESS_CITY": city, "ADDRESS_STATE": state or None, "ADDRESS_POSTCODE": post, "ADDRESS_COUNTRY": country,
-            "ORGANISATION_NAME": f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}", "CREATED_USER_ID": 1,
-            "EMAIL_OPTED_OUT": False, "CUSTOMFIELDS": cf, "TAGS": [{"TAG_NAME": t} for t in rng.sample(TAGS, rng.randint(0, 1))],
+            "EMPLOYEE_COUNT": rng.choice([None, 10, 50, 250]),
+            "INDUSTRY": rng.choice([None, "Retail", "Manufacturing", "Software"]),
+            "LEAD_RATING": rng.randint(1, 5),
+            "OWNER_USER_ID": self._user(rng),
+            "RESPONSIBLE_USER_ID": self._user(rng),
+            "ADDRESS_CITY": city,
+            "ADDRESS_STATE": state or None,
+            "ADDRESS_POSTCODE": post,
+            "ADDRESS_COUNTRY": country,
+            "ORGANISATION_NAME": f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}",
+            "CREATED_USER_ID": 1,
+            "EMAIL_OPTED_OUT": False,
+            "CUSTOMFIELDS": cf,
+            "TAGS": [{"TAG_NAME": t} for t in rng.sample(TAGS, rng.randint(0, 1))],
         }
 
     def _opportunities(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         pipeline = rng.choice([1, 2])
         stage = pipeline * 10 + rng.randint(1, 3)
-        orgs = self.context.get("Organisations") or [None]
+        orgs: list[int | None] = [*self.context.get("Organisations", [])] or [None]
         amount = round(rng.uniform(1000, 90000), -2)
         return {
-            "OPPORTUNITY_ID": rid, "OPPORTUNITY_NAME": f"{rng.choice(['Fleet', 'Licence', 'Support', 'Rollout'])} deal {rid}",
-            "OPPORTUNITY_DETAILS": None, "OPPORTUNITY_STATE": rng.choice(["OPEN", "OPEN", "WON", "LOST"]),
-            "RESPONSIBLE_USER_ID": self._user(rng), "CATEGORY_ID": rng.randint(1, 3), "BID_CURRENCY": "EUR",
-            "BID_AMOUNT": amount, "BID_TYPE": "Fixed Bid", "BID_DURATION": None, "DATE_CREATED_UTC": created,
-            "DATE_UPDATED_UTC": updated, "OPPORTUNITY_VALUE": amount, "PROBABILITY": rng.choice([10, 25, 50, 75, 90]),
+            "OPPORTUNITY_ID": rid,
+            "OPPORTUNITY_NAME": f"{rng.choice(['Fleet', 'Licence', 'Support', 'Rollout'])} deal {rid}",
+            "OPPORTUNITY_DETAILS": None,
+            "OPPORTUNITY_STATE": rng.choice(["OPEN", "OPEN", "WON", "LOST"]),
+            "RESPONSIBLE_USER_ID": self._user(rng),
+            "CATEGORY_ID": rng.randint(1, 3),
+            "BID_CURRENCY": "EUR",
+            "BID_AMOUNT": amount,
+            "BID_TYPE": "Fixed Bid",
+            "BID_DURATION": None,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "OPPORTUNITY_VALUE": amount,
+            "PROBABILITY": rng.choice([10, 25, 50, 75, 90]),
             "FORECAST_CLOSE_DATE": f"2027-0{rng.randint(1, 9)}-{rng.randint(1, 28):02d} 00:00:00",
-            "OWNER_USER_ID": self._user(rng), "PIPELINE_ID": pipeline, "STAGE_ID": stage, "CREATED_USER_ID": 1,
+            "OWNER_USER_ID": self._user(rng),
+            "PIPELINE_ID": pipeline,
+            "STAGE_ID": stage,
+            "CREATED_USER_ID": 1,
             "ORGANISATION_ID": rng.choice(orgs),
             "CUSTOMFIELDS": [
-                {"FIELD_NAME": "Competitor__c", "FIELD_VALUE": rng.choice(["Acme", "Globex", "Initech", "None"])},
+                {
+                    "FIELD_NAME": "Competitor__c",
+                    "FIELD_VALUE": rng.choice(["Acme", "Globex", "Initech", "None"]),
+                },
                 {"FIELD_NAME": "Win_Chance__c", "FIELD_VALUE": rng.choice([20, 40, 60, 80])},
-            ] + ([{"FIELD_NAME": "Renewal_Date__c", "FIELD_VALUE": "2027-06-30 00:00:00"}] if pipeline == 2 else []),
+            ]
+            + (
+                [{"FIELD_NAME": "Renewal_Date__c", "FIELD_VALUE": "2027-06-30 00:00:00"}]
+                if pipeline == 2
+                else []
+            ),
             "TAGS": [{"TAG_NAME": t} for t in rng.sample(TAGS, rng.randint(0, 1))],
         }
 
     def _projects(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         return {
-            "PROJECT_ID": rid, "PROJECT_NAME": f"Onboarding {rng.choice(COMPANY_A)} {rid}",
-            "STATUS": rng.choice(["Not Started", "In Progress", "Completed"]), "PROJECT_DETAILS": None,
-            "STARTED_DATE": created[:10] + " 00:00:00", "CATEGORY_ID": rng.randint(1, 2), "PIPELINE_ID": 3,
-            "STAGE_ID": 30 + rng.randint(1, 4), "OWNER_USER_ID": self._user(rng), "DATE_CREATED_UTC": created,
-            "DATE_UPDATED_UTC": updated, "CREATED_USER_ID": 1, "RESPONSIBLE_USER_ID": self._user(rng),
+            "PROJECT_ID": rid,
+            "PROJECT_NAME": f"Onboarding {rng.choice(COMPANY_A)} {rid}",
+            "STATUS": rng.choice(["Not Started", "In Progress", "Completed"]),
+            "PROJECT_DETAILS": None,
+            "STARTED_DATE": created[:10] + " 00:00:00",
+            "CATEGORY_ID": rng.randint(1, 2),
+            "PIPELINE_ID": 3,
+            "STAGE_ID": 30 + rng.randint(1, 4),
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "CREATED_USER_ID": 1,
+            "RESPONSIBLE_USER_ID": self._user(rng),
         }
 
     def _tasks(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         done = rng.random() < 0.4
         return {
-            "TASK_ID": rid, "TITLE": rng.choice(["Call back", "Send quote", "Prepare demo", "Check contract"]) + f" #{rid}",
-            "CATEGORY_ID": rng.randint(1, 4), "DUE_DATE": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} 00:00:00",
-            "COMPLETED": done, "COMPLETED_DATE_UTC": updated if done else None,
-            "STATUS": "Completed" if done else rng.choice(["Not Started", "In Progress", "Waiting"]),
-            "PRIORITY": rng.randint(1, 3), "PERCENT_COMPLETE": 100 if done else rng.choice([0, 25, 50]),
-            "RESPONSIBLE_USER_ID": self._user(rng), "OWNER_USER_ID": self._user(rng),
-            "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated, "OWNER_VISIBLE": True, "CREATED_USER_ID": 1,
+            "TASK_ID": rid,
+            "TITLE": rng.choice(["Call back", "Send quote", "Prepare demo", "Check contract"])
+            + f" #{rid}",
+            "CATEGORY_ID": rng.randint(1, 4),
+            "DUE_DATE": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} 00:00:00",
+            "COMPLETED": done,
+            "COMPLETED_DATE_UTC": updated if done else None,
+            "STATUS": "Completed"
+            if done
+            else rng.choice(["Not Started", "In Progress", "Waiting"]),
+            "PRIORITY": rng.randint(1, 3),
+            "PERCENT_COMPLETE": 100 if done else rng.choice([0, 25, 50]),
+            "RESPONSIBLE_USER_ID": self._user(rng),
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "OWNER_VISIBLE": True,
+            "CREATED_USER_ID": 1,
         }
 
     def _events(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         start = datetime.strptime(created, FMT) + timedelta(days=rng.randint(1, 20))
         return {
-            "EVENT_ID": rid, "TITLE": rng.choice(["Demo", "Quarterly review", "Site visit"]), "LOCATION": rng.choice(CITIES)[0],
-            "START_DATE_UTC": start.strftime(FMT), "END_DATE_UTC": (start + timedelta(hours=1)).strftime(FMT),
-            "ALL_DAY": False, "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated, "OWNER_USER_ID": self._user(rng),
+            "EVENT_ID": rid,
+            "TITLE": rng.choice(["Demo", "Quarterly review", "Site visit"]),
+            "LOCATION": rng.choice(CITIES)[0],
+            "START_DATE_UTC": start.strftime(FMT),
+            "END_DATE_UTC": (start + timedelta(hours=1)).strftime(FMT),
+            "ALL_DAY": False,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "OWNER_USER_ID": self._user(rng),
         }
 
     def _notes(self, rng: random.Random, rid: int) -> dict[str, Any]:
@@ -389,42 +719,82 @@ class Generator:
         contacts = self.context.get("Contacts") or []
         links = []
         if contacts:
-            links = [{
-                "LINK_ID": 1, "OBJECT_NAME": "Note", "OBJECT_ID": rid, "LINK_OBJECT_NAME": "Contact",
-                "LINK_OBJECT_ID": rng.choice(contacts), "ROLE": None, "DETAILS": None, "RELATIONSHIP_ID": None, "IS_FORWARD": True,
-            }]
+            links = [
+                {
+                    "LINK_ID": 1,
+                    "OBJECT_NAME": "Note",
+                    "OBJECT_ID": rid,
+                    "LINK_OBJECT_NAME": "Contact",
+                    "LINK_OBJECT_ID": rng.choice(contacts),
+                    "ROLE": None,
+                    "DETAILS": None,
+                    "RELATIONSHIP_ID": None,
+                    "IS_FORWARD": True,
+                }
+            ]
         return {
-            "NOTE_ID": rid, "TITLE": rng.choice(["Call summary", "Pricing discussed", "Follow-up needed"]),
-            "BODY": "<p>Discussed next steps.</p>", "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated,
-            "OWNER_USER_ID": self._user(rng), "LINKS": links,
+            "NOTE_ID": rid,
+            "TITLE": rng.choice(["Call summary", "Pricing discussed", "Follow-up needed"]),
+            "BODY": "<p>Discussed next steps.</p>",
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "OWNER_USER_ID": self._user(rng),
+            "LINKS": links,
         }
 
     def _product(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         return {
-            "PRODUCT_ID": rid, "PRODUCT_NAME": f"{rng.choice(['Trail', 'Summit', 'Harbor'])} {rng.choice(['Pack', 'Tent', 'Jacket'])} {rid}",
-            "PRODUCT_CODE": f"P-{rid:05d}", "PRODUCT_SKU": f"SKU{rid:06d}", "PRODUCT_FAMILY": "Outdoor",
-            "CURRENCY_CODE": "EUR", "DEFAULT_PRICE": round(rng.uniform(20, 900), 2), "DATE_CREATED_UTC": created,
-            "DATE_UPDATED_UTC": updated, "CREATED_USER_ID": 1, "OWNER_USER_ID": 1, "ACTIVE": True,
+            "PRODUCT_ID": rid,
+            "PRODUCT_NAME": f"{rng.choice(['Trail', 'Summit', 'Harbor'])} {rng.choice(['Pack', 'Tent', 'Jacket'])} {rid}",
+            "PRODUCT_CODE": f"P-{rid:05d}",
+            "PRODUCT_SKU": f"SKU{rid:06d}",
+            "PRODUCT_FAMILY": "Outdoor",
+            "CURRENCY_CODE": "EUR",
+            "DEFAULT_PRICE": round(rng.uniform(20, 900), 2),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "CREATED_USER_ID": 1,
+            "OWNER_USER_ID": 1,
+            "ACTIVE": True,
         }
 
     def _pricebook(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
         return {
-            "PRICEBOOK_ID": rid, "NAME": "Standard" if rid == 1 else f"Partner {rid}", "DESCRIPTION": None,
-            "CURRENCY_CODE": "EUR", "IS_STANDARD": rid == 1, "ACTIVE": True, "OWNER_USER_ID": 1, "CREATED_USER_ID": 1,
-            "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated,
+            "PRICEBOOK_ID": rid,
+            "NAME": "Standard" if rid == 1 else f"Partner {rid}",
+            "DESCRIPTION": None,
+            "CURRENCY_CODE": "EUR",
+            "IS_STANDARD": rid == 1,
+            "ACTIVE": True,
+            "OWNER_USER_ID": 1,
+            "CREATED_USER_ID": 1,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
         }
 
     def _quotation(self, rng: random.Random, rid: int) -> dict[str, Any]:
         created, updated = _dates(rng)
-        opps = self.context.get("Opportunities") or [None]
+        opps: list[int | None] = [*self.context.get("Opportunities", [])] or [None]
         return {
-            "QUOTE_ID": rid, "QUOTATION_NAME": f"Quote {rid}", "OPPORTUNITY_ID": rng.choice(opps), "PRICEBOOK_ID": 1,
-            "QUOTATION_NUMBER": f"Q-{rid:05d}", "QUOTE_STATUS": rng.choice(["Draft", "Sent", "Accepted"]),
-            "LINE_ITEM_COUNT": 0, "IS_SYNCING": False, "QUOTATION_CURRENCY_CODE": "EUR", "SUBTOTAL": 0.0,
-            "DISCOUNT": 0.0, "TOTAL_PRICE": 0.0, "GRAND_TOTAL": 0.0, "OWNER_USER_ID": 1, "CREATED_USER_ID": 1,
-            "DATE_CREATED_UTC": created, "DATE_UPDATED_UTC": updated,
+            "QUOTE_ID": rid,
+            "QUOTATION_NAME": f"Quote {rid}",
+            "OPPORTUNITY_ID": rng.choice(opps),
+            "PRICEBOOK_ID": 1,
+            "QUOTATION_NUMBER": f"Q-{rid:05d}",
+            "QUOTE_STATUS": rng.choice(["Draft", "Sent", "Accepted"]),
+            "LINE_ITEM_COUNT": 0,
+            "IS_SYNCING": False,
+            "QUOTATION_CURRENCY_CODE": "EUR",
+            "SUBTOTAL": 0.0,
+            "DISCOUNT": 0.0,
+            "TOTAL_PRICE": 0.0,
+            "GRAND_TOTAL": 0.0,
+            "OWNER_USER_ID": 1,
+            "CREATED_USER_ID": 1,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
         }
 
 

@@ -40,7 +40,10 @@ async def test_top_is_capped_at_500_and_skip_pages(make_sandbox) -> None:
 
 async def test_pages_do_not_overlap_or_skip(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
-        pages = [(await c.get("Contacts", params={"top": 50, "skip": s})).json() for s in range(0, 250, 50)]
+        pages = [
+            (await c.get("Contacts", params={"top": 50, "skip": s})).json()
+            for s in range(0, 250, 50)
+        ]
     ids = [r["CONTACT_ID"] for page in pages for r in page]
     assert len(ids) == len(set(ids)) == 220
 
@@ -66,7 +69,18 @@ async def test_custom_field_definitions_cover_every_field_type(seeded: Sandbox) 
             defs = (await c.get(f"CustomFields/{obj}")).json()
             assert all(d["FIELD_NAME"].endswith("__c") for d in defs)
             types |= {d["FIELD_TYPE"] for d in defs}
-    assert types == {"TEXT", "MULTILINETEXT", "DROPDOWN", "MULTISELECT", "BIT", "DATE", "DATETIME", "NUMERIC", "PERCENT", "AUTONUMBER"}
+    assert types == {
+        "TEXT",
+        "MULTILINETEXT",
+        "DROPDOWN",
+        "MULTISELECT",
+        "BIT",
+        "DATE",
+        "DATETIME",
+        "NUMERIC",
+        "PERCENT",
+        "AUTONUMBER",
+    }
 
 
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
@@ -88,9 +102,28 @@ async def test_get_one_and_404(seeded: Sandbox) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["Pipelines", "PipelineStages", "Users", "LeadSources", "LeadStatuses", "OpportunityCategories",
-     "ProjectCategories", "TaskCategories", "Countries", "Currencies", "Product", "Pricebook", "Quotation",
-     "Tasks", "Events", "Notes", "Projects", "Leads", "Opportunities", "Organisations"],
+    [
+        "Pipelines",
+        "PipelineStages",
+        "Users",
+        "LeadSources",
+        "LeadStatuses",
+        "OpportunityCategories",
+        "ProjectCategories",
+        "TaskCategories",
+        "Countries",
+        "Currencies",
+        "Product",
+        "Pricebook",
+        "Quotation",
+        "Tasks",
+        "Events",
+        "Notes",
+        "Projects",
+        "Leads",
+        "Opportunities",
+        "Organisations",
+    ],
 )
 async def test_every_object_lists(seeded: Sandbox, path: str) -> None:
     async with asgi_client(seeded) as c:
@@ -110,7 +143,9 @@ async def test_instance_is_an_object_and_plural_of_singular_path_is_405(seeded: 
 
 
 @pytest.mark.parametrize(
-    "credential", [KEY, f"{KEY}:", f"{KEY}:anything"], ids=["no-colon", "blank-password", "any-password"]
+    "credential",
+    [KEY, f"{KEY}:", f"{KEY}:anything"],
+    ids=["no-colon", "blank-password", "any-password"],
 )
 async def test_basic_auth_forms_accepted(seeded: Sandbox, credential: str) -> None:
     header = "Basic " + base64.b64encode(credential.encode()).decode()
@@ -119,7 +154,9 @@ async def test_basic_auth_forms_accepted(seeded: Sandbox, credential: str) -> No
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("header", [None, "Basic " + base64.b64encode(b"wrong:").decode(), "Bearer x", "Basic !!!"])
+@pytest.mark.parametrize(
+    "header", [None, "Basic " + base64.b64encode(b"wrong:").decode(), "Bearer x", "Basic !!!"]
+)
 async def test_bad_auth_is_401_with_the_real_body(seeded: Sandbox, header: str | None) -> None:
     async with asgi_client(seeded, auth=False) as c:
         r = await c.get("Contacts", headers={"Authorization": header} if header else {})
@@ -132,10 +169,20 @@ async def test_bad_auth_is_401_with_the_real_body(seeded: Sandbox, header: str |
 
 async def test_search_exact_match_standard_and_custom(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
-        hit = await c.get("Contacts/Search", params={"field_name": "EMAIL_ADDRESS", "field_value": "samir.ivanova.2001@example.com"})
-        case = await c.get("Contacts/Search", params={"field_name": "EMAIL_ADDRESS", "field_value": "SAMIR.IVANOVA.2001@example.com"})
-        custom = await c.get("Contacts/Search", params={"field_name": "External_Id__c", "field_value": "EXT-0002005"})
-        by_int = await c.get("Contacts/Search", params={"field_name": "ORGANISATION_ID", "field_value": "1042"})
+        hit = await c.get(
+            "Contacts/Search",
+            params={"field_name": "EMAIL_ADDRESS", "field_value": "samir.ivanova.2001@example.com"},
+        )
+        case = await c.get(
+            "Contacts/Search",
+            params={"field_name": "EMAIL_ADDRESS", "field_value": "SAMIR.IVANOVA.2001@example.com"},
+        )
+        custom = await c.get(
+            "Contacts/Search", params={"field_name": "External_Id__c", "field_value": "EXT-0002005"}
+        )
+        by_int = await c.get(
+            "Contacts/Search", params={"field_name": "ORGANISATION_ID", "field_value": "1042"}
+        )
         half = await c.get("Contacts/Search", params={"field_name": "EMAIL_ADDRESS"})
         unknown = await c.get("Contacts/Search", params={"field_name": "NOPE", "field_value": "x"})
     assert [r["CONTACT_ID"] for r in hit.json()] == [2001]
@@ -153,7 +200,9 @@ async def test_updated_after_utc_is_strictly_after(make_sandbox, fmt: str) -> No
         stamps = sorted({r["DATE_UPDATED_UTC"] for r in rows})
         pivot = stamps[len(stamps) // 2]
         text = datetime.strptime(pivot, "%Y-%m-%d %H:%M:%S").strftime(fmt)
-        found = (await c.get("Contacts/Search", params={"updated_after_utc": text, "top": 500})).json()
+        found = (
+            await c.get("Contacts/Search", params={"updated_after_utc": text, "top": 500})
+        ).json()
         bad = await c.get("Contacts/Search", params={"updated_after_utc": "yesterday"})
     expected = {r["CONTACT_ID"] for r in rows if r["DATE_UPDATED_UTC"] > pivot}
     assert {r["CONTACT_ID"] for r in found} == expected
@@ -167,19 +216,36 @@ async def test_updated_after_utc_is_strictly_after(make_sandbox, fmt: str) -> No
 async def test_create_returns_201_and_the_full_record(make_sandbox) -> None:
     sb = make_sandbox()
     async with asgi_client(sb) as c:
-        r = await c.post("Contacts", json={"FIRST_NAME": "Ada", "LAST_NAME": "Lovelace",
-                                           "CUSTOMFIELDS": [{"FIELD_NAME": "Customer_Tier__c", "FIELD_VALUE": "Gold"}],
-                                           "TAGS": [{"TAG_NAME": "vip"}]})
+        r = await c.post(
+            "Contacts",
+            json={
+                "FIRST_NAME": "Ada",
+                "LAST_NAME": "Lovelace",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Customer_Tier__c", "FIELD_VALUE": "Gold"}],
+                "TAGS": [{"TAG_NAME": "vip"}],
+            },
+        )
         rec = r.json()
         again = (await c.get(f"Contacts/{rec['CONTACT_ID']}")).json()
     assert r.status_code == 201
     assert rec["CONTACT_ID"] > 2220 and rec["DATE_CREATED_UTC"] == rec["DATE_UPDATED_UTC"]
     assert rec["OWNER_USER_ID"] == 1 and rec["CREATED_USER_ID"] == 1 and rec["PHONE"] is None
-    assert {"FIELD_NAME": "Customer_Tier__c", "FIELD_VALUE": "Gold", "CUSTOM_FIELD_ID": "Customer_Tier__c"} in rec["CUSTOMFIELDS"]
+    assert {
+        "FIELD_NAME": "Customer_Tier__c",
+        "FIELD_VALUE": "Gold",
+        "CUSTOM_FIELD_ID": "Customer_Tier__c",
+    } in rec["CUSTOMFIELDS"]
     member = next(c for c in rec["CUSTOMFIELDS"] if c["FIELD_NAME"] == "Member_No__c")
-    assert member["FIELD_VALUE"] == str(int(max(
-        int(v["FIELD_VALUE"]) for r in sb.account.collections["Contacts"].records.values()
-        for v in r["CUSTOMFIELDS"] if v["FIELD_NAME"] == "Member_No__c")))
+    assert member["FIELD_VALUE"] == str(
+        int(
+            max(
+                int(v["FIELD_VALUE"])
+                for r in sb.account.collections["Contacts"].records.values()
+                for v in r["CUSTOMFIELDS"]
+                if v["FIELD_NAME"] == "Member_No__c"
+            )
+        )
+    )
     assert rec["TAGS"] == [{"TAG_NAME": "vip"}]
     assert again == rec
 
@@ -190,12 +256,22 @@ async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> Non
     async with asgi_client(sb) as c:
         before = (await c.get("Contacts/2001")).json()
         clock[0] += timedelta(seconds=5)
-        r = await c.put("Contacts", json={"CONTACT_ID": 2001, "TITLE": "CTO", "PHONE_MOBILE": None,
-                                          "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "Sam"}]})
+        r = await c.put(
+            "Contacts",
+            json={
+                "CONTACT_ID": 2001,
+                "TITLE": "CTO",
+                "PHONE_MOBILE": None,
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "Sam"}],
+            },
+        )
         after = r.json()
     assert r.status_code == 201
     assert after["TITLE"] == "CTO" and after["PHONE_MOBILE"] is None
-    assert after["FIRST_NAME"] == before["FIRST_NAME"] and after["EMAIL_ADDRESS"] == before["EMAIL_ADDRESS"]
+    assert (
+        after["FIRST_NAME"] == before["FIRST_NAME"]
+        and after["EMAIL_ADDRESS"] == before["EMAIL_ADDRESS"]
+    )
     assert after["DATE_UPDATED_UTC"] == "2026-11-20 12:00:05"
     cf_before = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in before["CUSTOMFIELDS"]}
     cf_after = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in after["CUSTOMFIELDS"]}
@@ -205,7 +281,15 @@ async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> Non
 async def test_put_replace_mode_erases_unlisted_custom_fields(make_sandbox) -> None:
     sb = make_sandbox(put_customfields="replace")
     async with asgi_client(sb) as c:
-        after = (await c.put("Contacts", json={"CONTACT_ID": 2001, "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "S"}]})).json()
+        after = (
+            await c.put(
+                "Contacts",
+                json={
+                    "CONTACT_ID": 2001,
+                    "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "S"}],
+                },
+            )
+        ).json()
     values = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in after["CUSTOMFIELDS"]}
     assert values["Customer_Tier__c"] is None and values["Nickname__c"] == "S"
     assert values["Member_No__c"] is not None
@@ -227,8 +311,12 @@ async def test_stale_if_match_is_refused(make_sandbox, status: int) -> None:
     sb = make_sandbox(if_match_status=status)
     async with asgi_client(sb) as c:
         etag = (await c.get("Contacts/2003")).headers["ETag"]
-        fresh = await c.put("Contacts", json={"CONTACT_ID": 2003, "TITLE": "A"}, headers={"If-Match": etag})
-        stale = await c.put("Contacts", json={"CONTACT_ID": 2003, "TITLE": "B"}, headers={"If-Match": etag})
+        fresh = await c.put(
+            "Contacts", json={"CONTACT_ID": 2003, "TITLE": "A"}, headers={"If-Match": etag}
+        )
+        stale = await c.put(
+            "Contacts", json={"CONTACT_ID": 2003, "TITLE": "B"}, headers={"If-Match": etag}
+        )
         current = (await c.get("Contacts/2003")).json()
     assert fresh.status_code == 201 and fresh.headers["ETag"] != etag
     assert stale.status_code == status
@@ -256,7 +344,10 @@ async def test_notes_are_created_under_a_parent(make_sandbox) -> None:
     assert top.status_code == 405
     note = r.json()
     assert r.status_code == 201 and note["TITLE"] == "Call"
-    assert note["LINKS"][0]["LINK_OBJECT_NAME"] == "Contact" and note["LINKS"][0]["LINK_OBJECT_ID"] == 2001
+    assert (
+        note["LINKS"][0]["LINK_OBJECT_NAME"] == "Contact"
+        and note["LINKS"][0]["LINK_OBJECT_ID"] == 2001
+    )
     assert note["NOTE_ID"] in [n["NOTE_ID"] for n in listed]
     assert orphan.status_code == 404
 
@@ -266,29 +357,131 @@ async def test_notes_are_created_under_a_parent(make_sandbox) -> None:
     [
         ("Contacts", {"LAST_NAME": "x"}, "The FIRST_NAME field is required."),
         ("Projects", {"PROJECT_NAME": "x"}, "The STATUS field is required."),
-        ("Contacts", {"FIRST_NAME": "x" * 256}, "The field FIRST_NAME must be a string with a maximum length of 255."),
-        ("Contacts", {"FIRST_NAME": "x", "OWNER_USER_ID": "abc"}, "Error converting value \"abc\" to type 'System.Int64'. Path 'OWNER_USER_ID'."),
-        ("Contacts", {"FIRST_NAME": "x", "EMAIL_OPTED_OUT": "maybe"}, "Error converting value \"maybe\" to type 'System.Boolean'. Path 'EMAIL_OPTED_OUT'."),
-        ("Opportunities", {"OPPORTUNITY_NAME": "x", "BID_AMOUNT": "1,234.50"}, "Error converting value \"1,234.50\" to type 'System.Double'. Path 'BID_AMOUNT'."),
-        ("Contacts", {"FIRST_NAME": "x", "DATE_OF_BIRTH": "31/12/1990"}, "Could not convert string to DateTime: 31/12/1990. Path 'DATE_OF_BIRTH'."),
-        ("Contacts", {"FIRST_NAME": "x", "DATE_OF_BIRTH": "1990-02-30 00:00:00"}, "Could not convert string to DateTime: 1990-02-30 00:00:00. Path 'DATE_OF_BIRTH'."),
-        ("Contacts", {"FIRST_NAME": "x", "DATE_OF_BIRTH": "1990-01-01T00:00:00Z"}, "Could not convert string to DateTime: 1990-01-01T00:00:00Z. Path 'DATE_OF_BIRTH'."),
-        ("Contacts", {"FIRST_NAME": "x", "DATE_CREATED_UTC": "2020-01-01 00:00:00"}, "The field DATE_CREATED_UTC is read-only and cannot be set."),
-        ("Contacts", {"FIRST_NAME": "x", "CONTACT_ID": 5}, "The field CONTACT_ID is read-only and cannot be set."),
-        ("Opportunities", {"OPPORTUNITY_NAME": "x", "STAGE_ID": 11}, "The field STAGE_ID is read-only and cannot be set."),
-        ("Contacts", {"FIRST_NAME": "x", "ORGANISATION_ID": 1}, "ORGANISATION_ID 1 does not refer to an existing record."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Shoe_Size__c", "FIELD_VALUE": "9"}]}, "Custom field 'Shoe_Size__c' does not exist for Contact."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Customer_Tier__c", "FIELD_VALUE": "gold"}]}, "'gold' is not a valid option for custom field Customer_Tier__c."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Interests__c", "FIELD_VALUE": "Music;Knitting"}]}, "'Knitting' is not a valid option for custom field Interests__c."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": "lots"}]}, "Error converting value \"lots\" to type 'System.Double'. Path 'Lifetime_Value__c'."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2026-13-01"}]}, "Could not convert string to DateTime: 2026-13-01. Path 'First_Purchase__c'."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Newsletter__c", "FIELD_VALUE": "yes"}]}, "Error converting value \"yes\" to type 'System.Boolean'. Path 'Newsletter__c'."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Member_No__c", "FIELD_VALUE": "7"}]}, "Custom field Member_No__c is read-only and cannot be set."),
-        ("Contacts", {"FIRST_NAME": "x", "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "n" * 256}]}, "The field Nickname__c must be a string with a maximum length of 255."),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x" * 256},
+            "The field FIRST_NAME must be a string with a maximum length of 255.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "OWNER_USER_ID": "abc"},
+            "Error converting value \"abc\" to type 'System.Int64'. Path 'OWNER_USER_ID'.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "EMAIL_OPTED_OUT": "maybe"},
+            "Error converting value \"maybe\" to type 'System.Boolean'. Path 'EMAIL_OPTED_OUT'.",
+        ),
+        (
+            "Opportunities",
+            {"OPPORTUNITY_NAME": "x", "BID_AMOUNT": "1,234.50"},
+            "Error converting value \"1,234.50\" to type 'System.Double'. Path 'BID_AMOUNT'.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "DATE_OF_BIRTH": "31/12/1990"},
+            "Could not convert string to DateTime: 31/12/1990. Path 'DATE_OF_BIRTH'.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "DATE_OF_BIRTH": "1990-02-30 00:00:00"},
+            "Could not convert string to DateTime: 1990-02-30 00:00:00. Path 'DATE_OF_BIRTH'.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "DATE_OF_BIRTH": "1990-01-01T00:00:00Z"},
+            "Could not convert string to DateTime: 1990-01-01T00:00:00Z. Path 'DATE_OF_BIRTH'.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "DATE_CREATED_UTC": "2020-01-01 00:00:00"},
+            "The field DATE_CREATED_UTC is read-only and cannot be set.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "CONTACT_ID": 5},
+            "The field CONTACT_ID is read-only and cannot be set.",
+        ),
+        (
+            "Opportunities",
+            {"OPPORTUNITY_NAME": "x", "STAGE_ID": 11},
+            "The field STAGE_ID is read-only and cannot be set.",
+        ),
+        (
+            "Contacts",
+            {"FIRST_NAME": "x", "ORGANISATION_ID": 1},
+            "ORGANISATION_ID 1 does not refer to an existing record.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Shoe_Size__c", "FIELD_VALUE": "9"}],
+            },
+            "Custom field 'Shoe_Size__c' does not exist for Contact.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Customer_Tier__c", "FIELD_VALUE": "gold"}],
+            },
+            "'gold' is not a valid option for custom field Customer_Tier__c.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Interests__c", "FIELD_VALUE": "Music;Knitting"}],
+            },
+            "'Knitting' is not a valid option for custom field Interests__c.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": "lots"}],
+            },
+            "Error converting value \"lots\" to type 'System.Double'. Path 'Lifetime_Value__c'.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2026-13-01"}],
+            },
+            "Could not convert string to DateTime: 2026-13-01. Path 'First_Purchase__c'.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Newsletter__c", "FIELD_VALUE": "yes"}],
+            },
+            "Error converting value \"yes\" to type 'System.Boolean'. Path 'Newsletter__c'.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Member_No__c", "FIELD_VALUE": "7"}],
+            },
+            "Custom field Member_No__c is read-only and cannot be set.",
+        ),
+        (
+            "Contacts",
+            {
+                "FIRST_NAME": "x",
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "n" * 256}],
+            },
+            "The field Nickname__c must be a string with a maximum length of 255.",
+        ),
         ("Contacts", [{"FIRST_NAME": "x"}], "The request body must be a JSON object."),
     ],
 )
-async def test_validation_failures_are_400_with_a_message(make_sandbox, path: str, body: object, message: str) -> None:
+async def test_validation_failures_are_400_with_a_message(
+    make_sandbox, path: str, body: object, message: str
+) -> None:
     sb = make_sandbox()
     async with asgi_client(sb) as c:
         before = len(sb.account.collections[path].ids)
@@ -301,17 +494,28 @@ async def test_validation_failures_are_400_with_a_message(make_sandbox, path: st
 async def test_valid_values_are_normalised(make_sandbox) -> None:
     sb = make_sandbox()
     async with asgi_client(sb) as c:
-        r = await c.post("Contacts", json={
-            "FIRST_NAME": "x", "OWNER_USER_ID": "2", "EMAIL_OPTED_OUT": "true", "DATE_OF_BIRTH": "1990-12-31",
-            "CUSTOMFIELDS": [
-                {"FIELD_NAME": "Interests__c", "FIELD_VALUE": "Music;Travel"},
-                {"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": "1234.5"},
-                {"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2026-01-15 13:45:00"},
-                {"FIELD_NAME": "Newsletter__c", "FIELD_VALUE": True},
-            ]})
+        r = await c.post(
+            "Contacts",
+            json={
+                "FIRST_NAME": "x",
+                "OWNER_USER_ID": "2",
+                "EMAIL_OPTED_OUT": "true",
+                "DATE_OF_BIRTH": "1990-12-31",
+                "CUSTOMFIELDS": [
+                    {"FIELD_NAME": "Interests__c", "FIELD_VALUE": "Music;Travel"},
+                    {"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": "1234.5"},
+                    {"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2026-01-15 13:45:00"},
+                    {"FIELD_NAME": "Newsletter__c", "FIELD_VALUE": True},
+                ],
+            },
+        )
     rec = r.json()
     cf = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in rec["CUSTOMFIELDS"]}
-    assert (rec["OWNER_USER_ID"], rec["EMAIL_OPTED_OUT"], rec["DATE_OF_BIRTH"]) == (2, True, "1990-12-31 00:00:00")
+    assert (rec["OWNER_USER_ID"], rec["EMAIL_OPTED_OUT"], rec["DATE_OF_BIRTH"]) == (
+        2,
+        True,
+        "1990-12-31 00:00:00",
+    )
     assert cf["Interests__c"] == "Music;Travel" and cf["Lifetime_Value__c"] == 1234.5
     assert cf["First_Purchase__c"] == "2026-01-15 00:00:00" and cf["Newsletter__c"] is True
 
@@ -344,7 +548,9 @@ async def test_daily_quota_429_with_remaining_zero_then_reset(make_sandbox) -> N
     async with asgi_client(sb) as c:
         ok = [await c.get("Users/Me") for _ in range(3)]
         spent = await c.get("Users/Me")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sb.app), base_url="http://sandbox.test") as admin:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=sb.app), base_url="http://sandbox.test"
+        ) as admin:
             await admin.post("/_sandbox/reset-quota")
         again = await c.get("Users/Me")
     assert [r.headers["X-RateLimit-Remaining"] for r in ok] == ["2", "1", "0"]
@@ -370,7 +576,9 @@ async def test_faults_are_seeded_and_of_every_kind(make_sandbox) -> None:
                 r = await c.post("Contacts", json={"FIRST_NAME": f"F{n}"})
             except ConnectionResetError:
                 dropped += 1
-                assert len(sb.account.collections["Contacts"].ids) == before + 1  # applied, then dropped
+                assert (
+                    len(sb.account.collections["Contacts"].ids) == before + 1
+                )  # applied, then dropped
                 continue
             if r.status_code == 201:
                 created += 1
@@ -397,14 +605,20 @@ async def test_admin_stats_and_records(make_sandbox) -> None:
         await c.get("Contacts/2001")
         await c.get("Contacts/2002")
         await c.get("Contacts", params={"top": 1})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sb.app), base_url="http://sandbox.test") as admin:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sb.app), base_url="http://sandbox.test"
+    ) as admin:
         stats = (await admin.get("/_sandbox/stats")).json()
         records = (await admin.get("/_sandbox/records/Contacts")).json()
-    assert {"method": "GET", "path": "/v3.1/Contacts/{id}", "status": 200, "count": 2} in stats["requests"]
+    assert {"method": "GET", "path": "/v3.1/Contacts/{id}", "status": 200, "count": 2} in stats[
+        "requests"
+    ]
     assert stats["records"]["Contacts"] == 220 == len(records)
 
 
-async def test_state_file_keeps_the_account_and_the_day_count_across_restarts(make_sandbox, tmp_path) -> None:
+async def test_state_file_keeps_the_account_and_the_day_count_across_restarts(
+    make_sandbox, tmp_path
+) -> None:
     state = tmp_path / "account.sqlite"
     first = make_sandbox(state=state, daily_quota=100)
     async with asgi_client(first) as c:
@@ -412,7 +626,9 @@ async def test_state_file_keeps_the_account_and_the_day_count_across_restarts(ma
         await c.delete("Contacts/2001")
         await c.put("Contacts", json={"CONTACT_ID": 2002, "TITLE": "Kept"})
     first.account.close()
-    second = make_sandbox(state=state, daily_quota=100, generate={"Contacts": 50})  # generate ignored
+    second = make_sandbox(
+        state=state, daily_quota=100, generate={"Contacts": 50}
+    )  # generate ignored
     async with asgi_client(second) as c:
         again = await c.get(f"Contacts/{rec['CONTACT_ID']}")
         gone = await c.get("Contacts/2001")

@@ -16,7 +16,10 @@ from tests.conftest import AUTH, KEY
 
 
 def test_serves_pages_over_a_real_socket() -> None:
-    with running_sandbox(SandboxConfig(api_key=KEY)) as sb, httpx.Client(base_url=sb.url, headers=AUTH) as c:
+    with (
+        running_sandbox(SandboxConfig(api_key=KEY)) as sb,
+        httpx.Client(base_url=sb.url, headers=AUTH) as c,
+    ):
         r = c.get("Contacts", params={"top": 2})
         assert r.status_code == 200 and len(r.json()) == 2
         assert r.headers["X-RateLimit-Limit"] == "40000"
@@ -45,15 +48,31 @@ def _free_port() -> int:
 def test_the_sandbox_command_serves_until_stopped() -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "insightly_etl", "sandbox", "--port", str(port), "--api-key", KEY,
-         "--generate", "contacts=30", "--daily-quota", "77"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "insightly_etl",
+            "sandbox",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--generate",
+            "contacts=30",
+            "--daily-quota",
+            "77",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
     )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/v3.1/Contacts", params={"top": 500}, headers=AUTH)
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/v3.1/Contacts", params={"top": 500}, headers=AUTH
+                )
                 break
             except httpx.ConnectError:
                 if time.monotonic() > deadline or proc.poll() is not None:

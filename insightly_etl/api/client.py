@@ -1,0 +1,342 @@
+"""The asynchronous Insightly client shared by export and import.
+
+    client = InsightlyClient(settings, rate=10, max_in_flight=8)
+    async with client:
+        async for page in client.iter_pages("Contacts"):
+            ...
+        record = await client.create("Contacts", {"FIRST_NAME": "Ada"})
+
+A request goes through small layers: budget check → in-flight slot → pacing slot → send →
+decide (`retry.py`) → retry or raise. Callers get plain data (`Reply`, dicts); httpx stays
+inside `api/`. The API key lives in `httpx.BasicAuth` and a `Secret`; it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from insightly_etl import __version__
+from insightly_etl.api.accounting import QuotaState, RequestStats
+from insightly_etl.api.pacing import Clock, RateLimiter, Sleep
+from insightly_etl.api.retry import (
+    Decision,
+    RetryPolicy,
+    Verdict,
+    decide_exception,
+    decide_response,
+)
+from insightly_etl.config import Settings
+from insightly_etl.errors import (
+    ApiError,
+    BudgetExhausted,
+    RateLimited,
+    ReserveReached,
+)
+
+log = logging.getLogger("insightly_etl.api")
+
+PAGE_SIZE = 500  # the API's maximum `top` (reference §4)
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("ETag")
+
+    @property
+    def total(self) -> int | None:
+        value = self.headers.get("X-Total-Count")
+        return int(value) if value and value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[dict[str, Any]]
+    skip: int
+    total: int | None  # X-Total-Count of the first page, when asked for
+
+
+class InsightlyClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rate: float = 10.0,
+        max_in_flight: int = 8,
+        max_requests: int | None = None,
+        reserve: int = 0,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self.base_url = settings.base_url
+        self.limiter = RateLimiter(rate, clock=clock, sleep=sleep)
+        self.max_in_flight = max_in_flight
+        self.max_requests = max_requests
+        self.reserve = reserve
+        self.retry = retry or RetryPolicy()
+        self.quota = QuotaState()
+        self.stats = RequestStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight = 0
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            auth=httpx.BasicAuth(settings.api_key.reveal(), ""),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            ),
+            headers={"User-Agent": f"insightly-etl/{__version__}", "Accept": "application/json"},
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"InsightlyClient({self.base_url!r})"
+
+    async def __aenter__(self) -> InsightlyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ verbs
+    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Reply:
+        return await self.request("GET", path, params=params)
+
+    async def create(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        reply = await self.request("POST", endpoint, json=body)
+        return dict(reply.data)
+
+    async def update(
+        self, endpoint: str, body: Mapping[str, Any], *, etag: str | None = None
+    ) -> dict[str, Any]:
+        """Partial PUT (id field in the body); with `etag`, refused if the record changed."""
+        headers = {"If-Match": etag} if etag else None
+        reply = await self.request("PUT", endpoint, json=body, headers=headers)
+        return dict(reply.data)
+
+    async def delete(self, endpoint: str, record_id: int) -> None:
+        await self.request("DELETE", f"{endpoint}/{record_id}")
+
+    # ------------------------------------------------------------------ paging
+    async def iter_pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = PAGE_SIZE,
+        concurrent: bool = True,
+    ) -> AsyncIterator[Page]:
+        """Every page of a list or search, in order. The first page asks for the total; with
+        it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page."""
+        base = dict(params or {})
+        first = await self.get(path, {**base, "skip": 0, "top": page_size, "count_total": "true"})
+        records = _as_page(first.data, path)
+        total = first.total
+        yield Page(records, 0, total)
+        if len(records) < page_size:
+            return
+        skip = page_size
+        previous = records
+        if concurrent and total is not None and total > page_size:
+            skips = list(range(page_size, total, page_size))
+            async for page in self._fetch_window(path, base, skips, page_size, total):
+                _check_progress(previous, page.records, path)
+                previous = page.records
+                yield page
+                if len(page.records) < page_size:
+                    return
+            skip = skips[-1] + page_size
+        while True:  # sequential: no total, or records were added while we read
+            reply = await self.get(path, {**base, "skip": skip, "top": page_size})
+            records = _as_page(reply.data, path)
+            if not records:
+                return
+            _check_progress(previous, records, path)
+            previous = records
+            yield Page(records, skip, total)
+            if len(records) < page_size:
+                return
+            skip += page_size
+
+    async def _fetch_window(
+        self, path: str, base: dict[str, Any], skips: list[int], page_size: int, total: int
+    ) -> AsyncIterator[Page]:
+        """Keep up to max_in_flight page requests running; yield them in skip order."""
+        pending: dict[int, asyncio.Task[Reply]] = {}
+        next_index = 0
+        try:
+            for skip in skips:
+                while next_index < len(skips) and len(pending) < self.max_in_flight:
+                    s = skips[next_index]
+                    pending[s] = asyncio.ensure_future(
+                        self.get(path, {**base, "skip": s, "top": page_size})
+                    )
+                    next_index += 1
+                reply = await pending.pop(skip)
+                yield Page(_as_page(reply.data, path), skip, total)
+        finally:
+            for task in pending.values():
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending.values(), return_exceptions=True)
+
+    # ------------------------------------------------------------------ the send chain
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        waited = 0.0
+        attempts = 0  # failures that count against max_attempts (5xx, transport)
+        throttled = 0  # burst 429s: the limiter slows down, they are bounded separately
+        while True:
+            outcome = await self._attempt(method, path, params=params, json=json, headers=headers)
+            if isinstance(outcome, Reply):
+                return outcome
+            error = outcome.error
+            if outcome.verdict is not Verdict.RETRY:
+                raise error
+            if isinstance(error, RateLimited):
+                throttled += 1
+                if throttled > self.retry.max_throttled:
+                    raise error
+                # the limiter owns the pause: it spaces every request, not just this one
+                self.limiter.on_throttled(
+                    self.retry.wait_for(error, 0, self._rng)
+                    if error.retry_after is not None
+                    else None
+                )
+                self.stats.retries += 1
+                log.info(
+                    "%s %s: %s; slowing to %.2f req/s",
+                    method,
+                    path,
+                    error.message,
+                    self.limiter.rate,
+                )
+                continue
+            attempts += 1
+            delay = self.retry.wait_for(error, attempts, self._rng)
+            if attempts >= self.retry.max_attempts or waited + delay > self.retry.max_total_wait:
+                raise error
+            waited += delay
+            self.stats.retries += 1
+            self.stats.waited_backoff += delay
+            log.info("%s %s: %s; retry %d in %.2fs", method, path, error.message, attempts, delay)
+            await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> Reply | Decision:
+        write = method in WRITE_METHODS
+        async with self._slots:
+            self._check_budget()
+            self.stats.waited_pacing += await self.limiter.acquire()
+            self._check_budget()  # the quota may have moved while we waited
+            self._in_flight += 1
+            self.stats.sent += 1
+            started = self._clock()
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json, headers=headers
+                )
+                await response.aread()
+            except (httpx.TransportError, OSError) as exc:  # OSError: in-process transports
+                self.stats.errors[type(exc).__name__] += 1
+                log.info("%s %s -> %s", method, path, type(exc).__name__)
+                return decide_exception(exc, write=write, method=method, path=path)
+            finally:
+                self._in_flight -= 1
+        elapsed = self._clock() - started
+        self.quota.update(response.headers)
+        self.stats.by_status[("write" if write else "read", response.status_code)] += 1
+        log.debug(
+            "%s %s -> %d in %.3fs",
+            method,
+            response.request.url.raw_path.decode(),
+            response.status_code,
+            elapsed,
+        )
+        if response.status_code < 400:
+            self.limiter.on_success()
+            try:
+                data = response.json() if response.content else None
+            except ValueError:
+                # an HTML gateway page with a 2xx is an error, not data (reference §7, [PH])
+                raise ApiError(
+                    f"the answer is not JSON: {response.text[:80]!r}",
+                    status=response.status_code,
+                    method=method,
+                    path=path,
+                ) from None
+            return Reply(response.status_code, data, response.headers)
+        if response.status_code == 429 and response.headers.get("X-RateLimit-Remaining") != "0":
+            self.stats.throttled += 1
+        return decide_response(response, write=write, method=method, path=path)
+
+    def _check_budget(self) -> None:
+        if self.max_requests is not None and self.stats.sent >= self.max_requests:
+            raise BudgetExhausted(
+                f"the budget of {self.max_requests} requests for this run is spent"
+            )
+        remaining = self.quota.remaining
+        if (
+            self.reserve
+            and remaining is not None
+            and remaining - self._in_flight - 1 < self.reserve
+        ):
+            raise ReserveReached(
+                f"{remaining} requests are left today and {self.reserve} are reserved "
+                "for other integrations"
+            )
+
+
+def _as_page(data: Any, path: str) -> list[dict[str, Any]]:
+    # Lists are bare JSON arrays; anything else (an HTML gateway page, an envelope) is an error,
+    # not an empty page (reference §7, [PH]).
+    if not isinstance(data, list):
+        raise ApiError(f"expected a JSON array from {path}, got {type(data).__name__}", path=path)
+    return data
+
+
+def _check_progress(
+    previous: list[dict[str, Any]], current: list[dict[str, Any]], path: str
+) -> None:
+    if current and previous and current[0] == previous[0]:
+        raise ApiError(
+            f"the server returned the same page twice for {path} (skip ignored?)", path=path
+        )

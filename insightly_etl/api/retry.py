@@ -1,0 +1,141 @@
+"""One place decides what an answer means: done, retry, fail, or outcome unknown.
+
+Reads are idempotent, so 5xx, timeouts and dropped connections are retried. A write is retried
+only when it certainly did not take effect: it never left (connect error) or the server said
+so (429, 503). A write that was sent and then lost its answer (timeout, dropped connection,
+500/502/504) may have created the record: it is reported as `OutcomeUnknown` and never resent
+here; the loader reconciles it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httpx
+
+from insightly_etl.errors import (
+    KEY_HINT,
+    ApiError,
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    OutcomeUnknown,
+    QuotaExhausted,
+    RateLimited,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+
+class Verdict(Enum):
+    RETRY = "retry"
+    FAIL = "fail"
+    UNKNOWN = "unknown"  # a write that may have been applied
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    error: ApiError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_total_wait: float = 180.0  # give up once this much time went to backoff
+    max_retry_after: float = 120.0  # a longer Retry-After is clamped
+    max_throttled: int = 50  # burst 429s for one request before giving up
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(cap, base * 2^attempt))."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+    def wait_for(self, error: ApiError, attempt: int, rng: random.Random) -> float:
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return max(0.0, min(self.max_retry_after, error.retry_after))
+        return self.backoff(attempt, rng)
+
+
+def server_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("Message"), str):
+        return str(body["Message"])
+    text = response.text.strip()
+    return text[:200] if text else response.reason_phrase or "no message"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date; fall back to our own backoff
+
+
+def error_for(response: httpx.Response, method: str, path: str) -> ApiError:
+    status = response.status_code
+    message = server_message(response)
+    where: dict[str, Any] = {"status": status, "method": method, "path": path}
+    if status == 401:
+        return AuthError(f"the API key was refused ({message})", **where, hint=KEY_HINT)
+    if status == 403:
+        return ForbiddenError(message, **where)
+    if status in (404, 405):
+        return NotFoundError(message, **where)
+    if status == 412 or (status == 400 and "If-Match" in message):
+        return ConflictError(message, **where)
+    if status == 400:
+        return ValidationError(message, **where)
+    if status == 429:
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            return QuotaExhausted(message, **where)
+        return RateLimited(message, retry_after=_retry_after(response), **where)
+    if status >= 500:
+        return ServerError(message, **where)
+    return ApiError(message, **where)
+
+
+def decide_response(response: httpx.Response, *, write: bool, method: str, path: str) -> Decision:
+    """For a non-success answer."""
+    error = error_for(response, method, path)
+    if isinstance(error, RateLimited) or response.status_code == 503:
+        return Decision(Verdict.RETRY, error)  # not processed: safe for writes too
+    if isinstance(error, ServerError):
+        if not write:
+            return Decision(Verdict.RETRY, error)
+        return Decision(
+            Verdict.UNKNOWN,
+            OutcomeUnknown(
+                f"the server failed while handling the write ({error.message})",
+                status=error.status,
+                method=method,
+                path=path,
+            ),
+        )
+    return Decision(Verdict.FAIL, error)
+
+
+def decide_exception(exc: Exception, *, write: bool, method: str, path: str) -> Decision:
+    """For a request that got no answer."""
+    kind = type(exc).__name__
+    error = TransportError(f"{kind}: {exc}" if str(exc) else kind, method=method, path=path)
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    if never_sent or not write:
+        return Decision(Verdict.RETRY, error)
+    return Decision(
+        Verdict.UNKNOWN,
+        OutcomeUnknown(
+            f"the write was sent but no answer came back ({kind})", method=method, path=path
+        ),
+    )

@@ -1,0 +1,421 @@
+"""The API client: pacing, retries, quota, typed errors, paging, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from insightly_etl.api import InsightlyClient
+from insightly_etl.api.retry import RetryPolicy
+from insightly_etl.config import Settings, load_settings
+from insightly_etl.errors import (
+    ApiError,
+    AuthError,
+    BudgetExhausted,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    OutcomeUnknown,
+    QuotaExhausted,
+    RateLimited,
+    ReserveReached,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from insightly_etl.sandbox import Sandbox
+from tests.conftest import KEY
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "s3cr3t-KEY-do-not-leak-91c2"
+
+
+class FakeTime:
+    """Virtual time for one request at a time (each sleep moves the clock on)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def settings(url: str = "https://api.na1.insightly.com/v3.1/") -> Settings:
+    return load_settings(api_key=SECRET, api_url=url)
+
+
+def mock_client(
+    handler: Callable[[httpx.Request], httpx.Response], t: FakeTime | None = None, **kw
+) -> InsightlyClient:
+    t = t or FakeTime()
+    return InsightlyClient(
+        settings(),
+        transport=httpx.MockTransport(handler),
+        clock=t.clock,
+        sleep=t.sleep,
+        seed=1,
+        **kw,
+    )
+
+
+def ok(data=None, remaining: int = 999, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json=data if data is not None else [],
+        headers={"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": str(remaining), **headers},
+    )
+
+
+def answer(status: int, message: str = "x", remaining: int = 999, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status,
+        json={"Message": message},
+        headers={"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": str(remaining), **headers},
+    )
+
+
+# ---------------------------------------------------------------- pacing against the sandbox
+
+
+@pytest.mark.slow
+async def test_300_requests_at_the_ceiling_with_8_in_flight_and_no_429(make_sandbox) -> None:
+    sb: Sandbox = make_sandbox(rate_limit=10, latency_ms=50)
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=httpx.ASGITransport(app=sb.app),
+        rate=10,
+        max_in_flight=8,
+    )
+    async with client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.gather(*(client.get("Users/Me") for _ in range(300)))
+        elapsed = loop.time() - start
+    statuses = {s for (m, p, s) in sb.stats}
+    assert statuses == {200}, sb.stats
+    assert client.stats.throttled == 0 and client.stats.sent == 300
+    assert 29.0 <= elapsed <= 32.0  # the ceiling, not slower, not faster
+    assert client.quota.remaining == 10**9 - 300
+
+
+async def test_concurrent_requests_get_evenly_spaced_slots() -> None:
+    import time
+
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return ok()
+
+    client = InsightlyClient(
+        settings(), transport=httpx.MockTransport(handler), rate=50, max_in_flight=8
+    )
+    async with client:
+        await asyncio.gather(*(client.get("Users/Me") for _ in range(50)))
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.02 * 0.8  # never a burst (timer slack allowed)
+    assert sent[-1] - sent[0] == pytest.approx(49 * 0.02, rel=0.1)
+
+
+# ---------------------------------------------------------------- 429s and quota
+
+
+async def test_recovers_from_a_429_storm_slowing_down_then_back_to_the_ceiling() -> None:
+    t = FakeTime()
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if 5 <= calls["n"] < 15:
+            return answer(429, "API rate limit exceeded")
+        return ok()
+
+    async with mock_client(handler, t, rate=10, max_in_flight=4) as c:
+        rates = []
+        for _ in range(60):
+            await c.get("Users/Me")
+            rates.append(c.limiter.rate)
+    assert c.stats.throttled == 10 and c.stats.retries == 10
+    assert min(rates) < 10  # slowed down
+    assert rates[-1] == 10  # and recovered gradually
+    assert c.stats.by_status[("read", 200)] == 60
+
+
+async def test_retry_after_is_honoured() -> None:
+    t = FakeTime()
+    seq = iter([answer(429, "slow down", **{"Retry-After": "7"}), ok()])
+    async with mock_client(lambda r: next(seq), t) as c:
+        await c.get("Users/Me")
+    assert sum(t.sleeps) >= 7.0
+    assert c.stats.retries == 1
+
+
+async def test_quota_exhausted_is_raised_and_never_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answer(429, "API daily request limit reached", remaining=0)
+
+    async with mock_client(handler) as c:
+        with pytest.raises(QuotaExhausted) as info:
+            await c.get("Contacts")
+    assert len(calls) == 1
+    assert info.value.exit_code == 75
+    assert c.quota.remaining == 0 and c.quota.limit == 1000
+
+
+async def test_budget_refuses_to_start_the_request_past_max_requests() -> None:
+    calls = []
+    async with mock_client(lambda r: calls.append(r) or ok(), max_requests=3) as c:
+        for _ in range(3):
+            await c.get("Users/Me")
+        with pytest.raises(BudgetExhausted):
+            await c.get("Users/Me")
+    assert len(calls) == 3
+
+
+async def test_reserve_leaves_requests_for_other_integrations() -> None:
+    remaining = iter(range(10, 0, -1))
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return ok(remaining=next(remaining) - 1)
+
+    async with mock_client(handler, reserve=5) as c:
+        with pytest.raises(ReserveReached) as info:
+            for _ in range(10):
+                await c.get("Users/Me")
+    # remaining after each call: 9, 8, 7, 6, 5 -> the next would leave 4 < 5
+    assert len(calls) == 5 and c.quota.remaining == 5
+    assert info.value.exit_code == 75 and type(info.value) is not BudgetExhausted
+
+
+# ---------------------------------------------------------------- 5xx and transport failures
+
+
+async def test_reads_back_off_exponentially_on_5xx() -> None:
+    t = FakeTime()
+    seq = iter([answer(500), answer(502), answer(503), answer(504), ok(["done"])])
+    async with mock_client(
+        lambda r: next(seq), t, retry=RetryPolicy(base_delay=1, max_delay=100)
+    ) as c:
+        reply = await c.get("Contacts")
+    assert reply.data == ["done"]
+    backoffs = [s for s in t.sleeps if s > 0.11]  # pacing slots are 0.1 s
+    assert c.stats.retries == 4
+    for n, delay in enumerate(backoffs, start=1):  # full jitter below base * 2^n
+        assert delay <= 2**n
+
+
+async def test_reads_give_up_after_max_attempts_with_a_server_error() -> None:
+    calls = []
+    async with mock_client(
+        lambda r: calls.append(r) or answer(500, "boom"), retry=RetryPolicy(max_attempts=3)
+    ) as c:
+        with pytest.raises(ServerError) as info:
+            await c.get("Contacts")
+    assert len(calls) == 3 and "boom" in str(info.value)
+
+
+async def test_a_read_is_retried_after_a_dropped_connection() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            )
+        return ok([{"CONTACT_ID": 1}])
+
+    async with mock_client(handler) as c:
+        reply = await c.get("Contacts")
+    assert reply.data == [{"CONTACT_ID": 1}] and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.RemoteProtocolError("dropped"), httpx.ReadTimeout("slow"), httpx.ReadError("reset")],
+    ids=["dropped", "read-timeout", "read-error"],
+)
+async def test_a_write_with_a_lost_answer_is_outcome_unknown_and_sent_once(
+    failure: Exception,
+) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise failure
+
+    async with mock_client(handler) as c:
+        with pytest.raises(OutcomeUnknown):
+            await c.create("Contacts", {"FIRST_NAME": "Ada"})
+    assert len(calls) == 1
+
+
+async def test_a_write_500_is_outcome_unknown_but_503_and_429_are_retried() -> None:
+    seq = iter([answer(503), answer(429, "burst"), httpx.Response(201, json={"CONTACT_ID": 7})])
+    async with mock_client(lambda r: next(seq)) as c:
+        assert (await c.create("Contacts", {"FIRST_NAME": "A"}))["CONTACT_ID"] == 7
+    calls = []
+    async with mock_client(lambda r: calls.append(r) or answer(500)) as c:
+        with pytest.raises(OutcomeUnknown):
+            await c.create("Contacts", {"FIRST_NAME": "A"})
+    assert len(calls) == 1
+
+
+async def test_a_write_that_never_connected_is_retried() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) < 3:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(201, json={"CONTACT_ID": 9})
+
+    async with mock_client(handler) as c:
+        assert (await c.create("Contacts", {"FIRST_NAME": "A"}))["CONTACT_ID"] == 9
+    assert len(calls) == 3
+
+
+async def test_transport_error_after_retries_on_reads() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("name resolution failed")
+
+    async with mock_client(handler, retry=RetryPolicy(max_attempts=2)) as c:
+        with pytest.raises(TransportError) as info:
+            await c.get("Contacts")
+    assert info.value.exit_code == 69
+
+
+# ---------------------------------------------------------------- typed errors
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error", "exit_code"),
+    [
+        (401, "Authorization has been denied for this request.", AuthError, 77),
+        (403, "User doesn't have access", ForbiddenError, 77),
+        (404, "not found", NotFoundError, 1),
+        (405, "method", NotFoundError, 1),
+        (400, "The FIRST_NAME field is required.", ValidationError, 65),
+        (400, 'If-Match header value "abc" is not valid.', ConflictError, 65),
+        (412, "modified", ConflictError, 65),
+        (409, "category deactivated", ApiError, 1),
+    ],
+)
+async def test_every_status_maps_to_its_error(status, message, error, exit_code) -> None:
+    async with mock_client(lambda r: answer(status, message)) as c:
+        with pytest.raises(error) as info:
+            await c.update("Contacts", {"CONTACT_ID": 1})
+    assert type(info.value) is error
+    assert info.value.exit_code == exit_code and info.value.status == status
+    assert message in str(info.value) and "PUT Contacts" in str(info.value)
+
+
+async def test_auth_error_says_where_the_key_is_found() -> None:
+    async with mock_client(
+        lambda r: answer(401, "Authorization has been denied for this request.")
+    ) as c:
+        with pytest.raises(AuthError) as info:
+            await c.get("Users/Me")
+    assert "User Settings → API" in (info.value.hint or "") and "pod" in (info.value.hint or "")
+
+
+async def test_rate_limited_surfaces_after_the_attempts_are_spent() -> None:
+    async with mock_client(lambda r: answer(429, "burst"), retry=RetryPolicy(max_attempts=2)) as c:
+        with pytest.raises(RateLimited):
+            await c.get("Users/Me")
+
+
+async def test_a_non_array_list_answer_is_an_error_not_an_empty_page() -> None:
+    async with mock_client(lambda r: httpx.Response(200, text="<html>gateway</html>")) as c:
+        with pytest.raises(ApiError):
+            async for _ in c.iter_pages("Contacts"):
+                pass
+
+
+# ---------------------------------------------------------------- paging
+
+
+async def test_iter_pages_fetches_every_page_in_order_concurrently(make_sandbox) -> None:
+    sb: Sandbox = make_sandbox(generate={"Contacts": 2000}, latency_ms=20)
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=httpx.ASGITransport(app=sb.app),
+        rate=1000,
+        max_in_flight=4,
+    )
+    async with client:
+        pages = [p async for p in client.iter_pages("Contacts")]
+    ids = [r["CONTACT_ID"] for p in pages for r in p.records]
+    assert ids == sb.account.collections["Contacts"].ids
+    assert [p.skip for p in pages] == [0, 500, 1000, 1500, 2000]
+    assert pages[0].total == 2220
+    assert client.stats.sent == 5
+
+
+async def test_iter_pages_sequential_without_total_stops_on_a_short_page() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        seen.append(skip)
+        n = 500 if skip < 1000 else 3
+        return ok([{"ID": skip + i} for i in range(n)])
+
+    async with mock_client(handler) as c:
+        pages = [p async for p in c.iter_pages("Things")]
+    assert seen == [0, 500, 1000]
+    assert sum(len(p.records) for p in pages) == 1003
+
+
+async def test_iter_pages_detects_a_server_ignoring_skip() -> None:
+    async with mock_client(lambda r: ok([{"ID": i} for i in range(500)])) as c:
+        with pytest.raises(ApiError, match="same page twice"):
+            async for _ in c.iter_pages("Things"):
+                pass
+
+
+# ---------------------------------------------------------------- secrets
+
+
+async def test_the_key_never_appears_in_logs_errors_or_reprs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    import base64
+
+    encoded = base64.b64encode(f"{SECRET}:".encode()).decode()
+    seq = iter(
+        [answer(500, "boom"), answer(401, "Authorization has been denied for this request.")]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == f"Basic {encoded}"  # it is sent…
+        return next(seq)
+
+    client = mock_client(handler)
+    texts = [repr(client), repr(settings()), str(settings())]
+    async with client:
+        with pytest.raises(AuthError) as info:
+            await client.get("Users/Me")
+    texts += [str(info.value), repr(info.value), info.value.hint or ""]
+    texts += [r.getMessage() for r in caplog.records] + [caplog.text]
+    for text in texts:
+        assert SECRET not in text and encoded not in text  # …and never shown
+    assert caplog.records  # something was logged at all

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from insightly_etl.config import load_settings
+from insightly_etl.errors import ConfigError
+
+
+def test_pod_gives_the_pod_url() -> None:
+    s = load_settings(environ={"INSIGHTLY_API_KEY": "k", "INSIGHTLY_POD": "eu1"})
+    assert s.base_url == "https://api.eu1.insightly.com/v3.1/"
+
+
+def test_url_wins_over_pod_and_gets_a_trailing_slash() -> None:
+    s = load_settings(
+        environ={
+            "INSIGHTLY_API_KEY": "k",
+            "INSIGHTLY_POD": "eu1",
+            "INSIGHTLY_API_URL": "http://127.0.0.1:8765/v3.1",
+        }
+    )
+    assert s.base_url == "http://127.0.0.1:8765/v3.1/"
+
+
+def test_key_file(tmp_path: Path) -> None:
+    f = tmp_path / "key"
+    f.write_text("abc\n")
+    assert load_settings(api_key_file=f, environ={}).api_key.reveal() == "abc"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "no Insightly API key: set INSIGHTLY_API_KEY or pass --api-key-file"),
+        (
+            {"INSIGHTLY_API_KEY": "k", "INSIGHTLY_POD": "n a 1"},
+            "invalid pod 'n a 1': expected a name like na1 or eu1",
+        ),
+        (
+            {"INSIGHTLY_API_KEY": "k", "INSIGHTLY_API_URL": "http://crm.example.com/v3.1/"},
+            "refusing to send the API key over plain http to crm.example.com",
+        ),
+        (
+            {
+                "INSIGHTLY_API_KEY": "k",
+                "INSIGHTLY_API_URL": "https://k@api.na1.insightly.com/v3.1/",
+            },
+            "the API URL must not contain credentials; set INSIGHTLY_API_KEY",
+        ),
+    ],
+)
+def test_config_errors_say_what_to_fix(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ)
+    assert str(info.value) == message
+    assert info.value.exit_code == 2
+
+
+def test_missing_key_hint_points_to_user_settings() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={})
+    assert "User Settings → API" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8765/v3.1/", "http://127.0.0.1/v3.1/", "http://[::1]:80/v3.1/"]
+)
+def test_plain_http_allowed_on_loopback(url: str) -> None:
+    assert load_settings(
+        environ={"INSIGHTLY_API_KEY": "k", "INSIGHTLY_API_URL": url}
+    ).base_url.startswith("http://")
