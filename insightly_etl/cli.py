@@ -284,8 +284,176 @@ def api_settings(ctx: Context, use_sandbox: bool, **sandbox_options: Any) -> Ite
         yield load_settings(api_key=config.api_key, api_url=running.url)
 
 
-def run_async(coro_factory: Callable[[], Any]) -> Any:
-    return run_or_exit(lambda: asyncio.run(coro_factory()))
+def run_with_api(ctx: Context, use_sandbox: bool, go: Callable[[Settings], Any]) -> Any:
+    """Resolve the settings (or start the sandbox) and run the coroutine, errors mapped."""
+
+    def body() -> Any:
+        with api_settings(ctx, use_sandbox) as settings:
+            return asyncio.run(go(settings))
+
+    return run_or_exit(body)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def api_options(func: F) -> F:
+    """Options of every command that talks to the API."""
+    options = [
+        click.option(
+            "--sandbox",
+            "use_sandbox",
+            is_flag=True,
+            help="Run against an in-process sandbox seeded from sample_data/sandbox.",
+        ),
+        click.option(
+            "--rate-limit",
+            default=10.0,
+            show_default=True,
+            type=click.FloatRange(0.1, 100),
+            help="Requests/second ceiling (Insightly: 10 on every plan).",
+        ),
+        click.option(
+            "--max-in-flight",
+            default=8,
+            show_default=True,
+            type=click.IntRange(1, 64),
+            help="Requests in flight at once.",
+        ),
+        click.option(
+            "--max-requests",
+            type=click.IntRange(1),
+            help="Spend at most this many requests in this run.",
+        ),
+        click.option(
+            "--reserve",
+            default=0,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Leave this many of today's requests for other integrations.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_client(
+    settings: Settings,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> Any:
+    from insightly_etl.api import InsightlyClient
+
+    return InsightlyClient(
+        settings,
+        rate=rate_limit,
+        max_in_flight=max_in_flight,
+        max_requests=max_requests,
+        reserve=reserve,
+    )
+
+
+def _progress(quiet: bool) -> Any:
+    from insightly_etl.progress import NullProgress, TqdmProgress
+
+    return NullProgress() if quiet or not sys.stderr.isatty() else TqdmProgress()
+
+
+@main.command()
+@click.argument("objects", nargs=-1)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the files and _manifest.json.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="File format.",
+)
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Fetch only records changed since the last export in --out and merge them in.",
+)
+@click.option(
+    "--since",
+    help="Fetch records changed after this UTC time (2026-11-01T00:00:00Z) and merge them in.",
+)
+@click.option(
+    "--brief",
+    is_flag=True,
+    help="Leave out nested arrays and custom fields (brief=true): smaller, faster.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
+@api_options
+@click.pass_obj
+def export(
+    ctx: Context,
+    objects: tuple[str, ...],
+    out_dir: Path,
+    fmt: str,
+    incremental: bool,
+    since: str | None,
+    brief: bool,
+    quiet: bool,
+    use_sandbox: bool,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> None:
+    """Export OBJECTS (default: every object type) to typed Parquet or CSV files in --out.
+
+    Object types: contacts organisations leads opportunities projects tasks events notes
+    pipelines pipeline_stages users lead_sources lead_statuses opportunity_categories
+    project_categories task_categories products pricebooks quotations countries currencies
+    custom_fields. One the account cannot read (HTTP 403/404) is skipped with a warning.
+    """
+    from insightly_etl.extract import ExportOptions, extract_objects
+    from insightly_etl.extract.export import parse_since, resolve_objects
+
+    if incremental and since:
+        raise click.UsageError("--incremental and --since exclude each other")
+    options = ExportOptions(
+        out_dir=out_dir,
+        objects=run_or_exit(lambda: resolve_objects(list(objects))),
+        fmt=fmt,
+        incremental=incremental,
+        since=run_or_exit(lambda: parse_since(since)) if since else None,
+        brief=brief,
+    )
+
+    async def go(settings: Settings) -> Any:
+        async with make_client(
+            settings, rate_limit, max_in_flight, max_requests, reserve
+        ) as client:
+            return await extract_objects(client, options, _progress(quiet))
+
+    result = run_with_api(ctx, use_sandbox, go)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if not quiet:
+        exported = [o for o in result.objects if o.status != "skipped"]
+        rows = sum(o.rows for o in exported)
+        quota = (
+            f"{result.quota_remaining:,} of {result.quota_limit:,}"
+            if result.quota_limit
+            else "unknown"
+        )
+        click.echo(
+            f"Exported {len(exported)} object types, {rows:,} rows, {result.requests:,} requests "
+            f"in {result.seconds:.1f}s to {out_dir}/ (quota left today: {quota})",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

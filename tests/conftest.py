@@ -43,3 +43,16 @@ async def asgi_client(sandbox: Sandbox, *, auth: bool = True) -> AsyncIterator[h
         headers=AUTH if auth else {},
     ) as client:
         yield client
+
+
+def sandbox_client(sandbox: Sandbox, **options: Any):  # -> InsightlyClient
+    """Our client wired to an in-process sandbox (no socket)."""
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+
+    options.setdefault("rate", 1000)
+    return InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=httpx.ASGITransport(app=sandbox.app),
+        **options,
+    )

@@ -19,6 +19,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -99,6 +101,7 @@ class InsightlyClient:
         self._rng = random.Random(seed)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight = 0
+        self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.api_key.reveal(), ""),
@@ -283,6 +286,7 @@ class InsightlyClient:
                 self._in_flight -= 1
         elapsed = self._clock() - started
         self.quota.update(response.headers)
+        self.last_server_time = _http_date(response.headers.get("Date")) or self.last_server_time
         self.stats.by_status[("write" if write else "read", response.status_code)] += 1
         log.debug(
             "%s %s -> %d in %.3fs",
@@ -323,6 +327,15 @@ class InsightlyClient:
                 f"{remaining} requests are left today and {self.reserve} are reserved "
                 "for other integrations"
             )
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 def _as_page(data: Any, path: str) -> list[dict[str, Any]]:

@@ -1,0 +1,154 @@
+"""Insightly's object types as this tool names them (snake_case) and what the API offers for each.
+
+Field facts come from the shipped reference (`insightly_etl/reference`); the capabilities below
+(search, brief, custom fields, writes) from `shared/reference/insightly-api.md` §2 and §4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from insightly_etl.reference import load_reference
+
+# Fields the server sets whatever the swagger's readOnly flags say (Event/Note dates are not
+# flagged there, "almost certainly an omission", reference §2.1).
+SERVER_SET = frozenset({"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"})
+# Written through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage), not top-level bodies.
+NOT_IN_BODY = frozenset({"PIPELINE_ID", "STAGE_ID"})
+NESTED_ARRAYS = frozenset({"TAGS", "DATES", "LINKS", "EMAILDOMAINS"})
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # string | integer | number | boolean | date-time | array | object
+    max_length: int | None = None
+    read_only: bool = False
+    items: str | None = None  # nested schema name of an array
+    required: bool = False  # on create (swagger `required`, minus server-set entries)
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    name: str  # snake_case, as on the command line: contacts, pipeline_stages, …
+    endpoint: str  # as in the URL: Contacts, PipelineStages, Product, …
+    id_field: str | None
+    fields: tuple[Field, ...]
+    searchable: bool = False  # GET /{endpoint}/Search (field_name/field_value, updated_after_utc)
+    brief: bool = False  # accepts brief=true
+    creatable: bool = False  # POST /{endpoint}
+    updatable: bool = False  # PUT /{endpoint}
+
+    @property
+    def has_custom_fields(self) -> bool:
+        return any(f.name == "CUSTOMFIELDS" for f in self.fields)
+
+    @property
+    def updated_field(self) -> str | None:
+        return (
+            "DATE_UPDATED_UTC" if any(f.name == "DATE_UPDATED_UTC" for f in self.fields) else None
+        )
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def is_writable(self, f: Field) -> bool:
+        return not (
+            f.read_only
+            or f.name == self.id_field
+            or f.name in SERVER_SET
+            or f.name in NOT_IN_BODY
+            or f.name == "CUSTOMFIELDS"
+        )
+
+
+# name, endpoint, searchable, brief, creatable, updatable
+_TABLE: list[tuple[str, str, bool, bool, bool, bool]] = [
+    ("contacts", "Contacts", True, True, True, True),
+    ("organisations", "Organisations", True, True, True, True),
+    ("leads", "Leads", True, True, True, True),
+    ("opportunities", "Opportunities", True, True, True, True),
+    ("projects", "Projects", True, True, True, True),
+    ("tasks", "Tasks", True, True, True, True),
+    ("events", "Events", True, True, True, True),
+    ("notes", "Notes", True, True, False, True),  # created under a parent record
+    ("pipelines", "Pipelines", False, False, False, False),
+    ("pipeline_stages", "PipelineStages", False, False, False, False),
+    ("users", "Users", False, False, False, False),
+    ("lead_sources", "LeadSources", False, False, False, False),
+    ("lead_statuses", "LeadStatuses", False, False, False, False),
+    ("opportunity_categories", "OpportunityCategories", False, False, False, False),
+    ("project_categories", "ProjectCategories", False, False, False, False),
+    ("task_categories", "TaskCategories", False, False, False, False),
+    ("products", "Product", True, True, True, True),
+    ("pricebooks", "Pricebook", True, True, True, True),
+    ("quotations", "Quotation", True, True, True, True),
+    ("countries", "Countries", False, False, False, False),
+    ("currencies", "Currencies", False, False, False, False),
+]
+
+# Leads get the instance's default source/status and tasks default their owner to the caller
+# (reference §2.1), so these swagger `required` entries are not create-time requirements.
+_NOT_REQUIRED = frozenset({"LEAD_SOURCE_ID", "LEAD_STATUS_ID", "OWNER_USER_ID"})
+
+CUSTOM_FIELDS = "custom_fields"  # the pseudo-object of custom-field definitions
+
+
+def _build() -> dict[str, ObjectType]:
+    objects = load_reference()["objects"]
+    registry: dict[str, ObjectType] = {}
+    for name, endpoint, searchable, brief, creatable, updatable in _TABLE:
+        ref = objects[endpoint]
+        required = set(ref.get("swagger_required", [])) - SERVER_SET - _NOT_REQUIRED
+        fields = tuple(
+            Field(
+                name=f["name"],
+                type=f["type"],
+                max_length=f.get("max_length"),
+                read_only=bool(f.get("read_only")),
+                items=f.get("items"),
+                required=f["name"] in required and not f.get("read_only"),
+            )
+            for f in ref["fields"]
+        )
+        registry[name] = ObjectType(
+            name=name,
+            endpoint=endpoint,
+            id_field=ref["id_field"],
+            fields=fields,
+            searchable=searchable,
+            brief=brief,
+            creatable=creatable,
+            updatable=updatable,
+        )
+    return registry
+
+
+OBJECTS: dict[str, ObjectType] = _build()
+
+
+def get_object(name: str) -> ObjectType:
+    """Look an object type up by its snake_case name (or endpoint name, any case)."""
+    key = name.strip().lower().replace("-", "_")
+    if key in OBJECTS:
+        return OBJECTS[key]
+    for obj in OBJECTS.values():
+        if obj.endpoint.lower() == key:
+            return obj
+    from insightly_etl.errors import InputError
+
+    raise InputError(
+        f"unknown object type {name!r}",
+        hint="Known object types: " + ", ".join(OBJECTS) + f", {CUSTOM_FIELDS}.",
+    )
+
+
+def custom_field_metadata_fields() -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = load_reference()["nested"]["APICustomFieldMetadata"]["fields"]
+    return fields
+
+
+def nested_schema(name: str) -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = load_reference()["nested"][name]["fields"]
+    return fields

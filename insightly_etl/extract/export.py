@@ -1,0 +1,382 @@
+"""`extract_objects`: every requested object type to one typed file each, plus `_manifest.json`.
+
+Full run: page the list endpoint (`top=500`, pages fetched concurrently once the total is known),
+convert each page to the object's fixed schema, write as it arrives, publish atomically.
+
+Incremental run: per object with a high-water mark, fetch only what changed through
+`/{Object}/Search?updated_after_utc=` — strictly after (reference §4), so ask from one second
+before the mark and de-duplicate by id — then merge into the existing file by id (the newer
+version wins). Objects without a Search endpoint are small lookup lists: read in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from insightly_etl.api.client import InsightlyClient, Page
+from insightly_etl.api.registry import CUSTOM_FIELDS, OBJECTS, ObjectType, get_object
+from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
+from insightly_etl.extract.convert import PageConverter
+from insightly_etl.extract.schema import custom_fields_schema, describe, object_schema
+from insightly_etl.extract.writers import open_writer, remove_partials, write_json_atomic
+from insightly_etl.progress import NullProgress, Progress
+
+MANIFEST = "_manifest.json"
+DATE_FMT = "%Y-%m-%d %H:%M:%S"
+ALL_OBJECTS = [*OBJECTS, CUSTOM_FIELDS]
+
+
+@dataclass
+class ObjectResult:
+    name: str
+    status: str  # full | incremental | skipped
+    rows: int = 0
+    changed: int = 0  # records fetched by an incremental run
+    requests: int = 0
+    file: str | None = None
+    high_water_mark: str | None = None
+
+
+@dataclass
+class ExportResult:
+    objects: list[ObjectResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    requests: int = 0
+    quota_remaining: int | None = None
+    quota_limit: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ExportOptions:
+    out_dir: Path
+    objects: list[str] = field(default_factory=list)  # empty: every object type
+    fmt: str = "parquet"  # parquet | csv
+    incremental: bool = False
+    since: datetime | None = None
+    brief: bool = False
+
+
+def resolve_objects(names: list[str]) -> list[str]:
+    if not names:
+        return list(ALL_OBJECTS)
+    resolved = []
+    for name in names:
+        key = (
+            CUSTOM_FIELDS
+            if name.strip().lower() in (CUSTOM_FIELDS, "customfields")
+            else get_object(name).name
+        )
+        if key not in resolved:
+            resolved.append(key)
+    return resolved
+
+
+def parse_since(text: str) -> datetime:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATE_FMT, "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise InputError(
+        f"--since {text!r} is not a UTC timestamp",
+        hint="Use 2026-11-01T00:00:00Z or '2026-11-01 00:00:00'.",
+    )
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return {"version": 1, "objects": {}}
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    manifest.setdefault("objects", {})
+    return manifest
+
+
+class Exporter:
+    def __init__(self, client: InsightlyClient, options: ExportOptions, progress: Progress) -> None:
+        self.client = client
+        self.options = options
+        self.progress = progress
+        self.result = ExportResult()
+        self.manifest = read_manifest(options.out_dir)
+        self.definitions: dict[str, list[dict[str, Any]]] = {}
+        self._schemas: dict[str, pa.Schema] = {}
+        self.ext = "parquet" if options.fmt == "parquet" else "csv"
+
+    async def run(self) -> ExportResult:
+        opts = self.options
+        if opts.incremental and opts.fmt != "parquet":
+            raise InputError(
+                "--incremental merges into Parquet files",
+                hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
+            )
+        opts.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_partials(opts.out_dir)
+        started = time.monotonic()
+        self.manifest["started_utc"] = _utc_now()
+        names = resolve_objects(opts.objects)
+        await self._load_definitions(names)
+        for name in names:
+            before = self.client.stats.sent
+            if name == CUSTOM_FIELDS:
+                outcome = self._export_definitions()
+            else:
+                outcome = await self._export_object(OBJECTS[name])
+            outcome.requests = self.client.stats.sent - before
+            self.result.objects.append(outcome)
+            self._record(outcome)
+        self.manifest["finished_utc"] = _utc_now()
+        self._save_manifest()
+        self.result.requests = self.client.stats.sent
+        self.result.quota_remaining = self.client.quota.remaining
+        self.result.quota_limit = self.client.quota.limit
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    # ---------------------------------------------------------------- definitions
+    async def _load_definitions(self, names: list[str]) -> None:
+        """One request per object type with custom fields (`/CustomFields/{Object}`), together."""
+        wanted = [
+            obj
+            for obj in OBJECTS.values()
+            if obj.has_custom_fields and (obj.name in names or CUSTOM_FIELDS in names)
+        ]
+
+        async def one(obj: ObjectType) -> None:
+            try:
+                reply = await self.client.get(f"CustomFields/{obj.endpoint}")
+            except (ForbiddenError, NotFoundError):
+                self.definitions[obj.name] = []
+                return
+            self.definitions[obj.name] = list(reply.data or [])
+
+        await asyncio.gather(*(one(obj) for obj in wanted))
+
+    def _export_definitions(self) -> ObjectResult:
+        schema = custom_fields_schema()
+        rows = [{**d, "OBJECT": name} for name in OBJECTS for d in self.definitions.get(name, [])]
+        converter = PageConverter(schema)
+        writer = open_writer(self._path(CUSTOM_FIELDS), schema, self.options.fmt)
+        try:
+            writer.write(converter.to_batch(rows))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        self._schemas[CUSTOM_FIELDS] = schema
+        return ObjectResult(CUSTOM_FIELDS, "full", rows=len(rows), file=writer.path.name)
+
+    # ---------------------------------------------------------------- objects
+    async def _export_object(self, obj: ObjectType) -> ObjectResult:
+        brief = self.options.brief and obj.brief
+        schema = object_schema(obj, self.definitions.get(obj.name, []), brief=brief)
+        self._schemas[obj.name] = schema
+        path = self._path(obj.name)
+        since = self._since(obj)
+        try:
+            if since is not None:
+                return await self._incremental(obj, schema, path, since, brief)
+            return await self._full(obj, schema, path, brief)
+        except (ForbiddenError, NotFoundError) as exc:
+            self.result.warnings.append(
+                f"skipped {obj.name}: the account cannot read it (HTTP {exc.status}: {exc.message})"
+            )
+            return ObjectResult(obj.name, "skipped")
+
+    def _since(self, obj: ObjectType) -> datetime | None:
+        if not obj.searchable or obj.updated_field is None:
+            return None  # lookup lists are re-read in full
+        if self.options.since is not None:
+            return self.options.since
+        if not self.options.incremental:
+            return None
+        entry = self.manifest["objects"].get(obj.name) or {}
+        mark = entry.get("high_water_mark")
+        if not mark or not self._path(obj.name).exists():
+            return None  # no earlier export of this object: a full one
+        return datetime.strptime(mark, DATE_FMT).replace(tzinfo=UTC)
+
+    async def _full(
+        self, obj: ObjectType, schema: pa.Schema, path: Path, brief: bool
+    ) -> ObjectResult:
+        params = {"brief": "true"} if brief else {}
+        converter = PageConverter(schema)
+        writer = open_writer(path, schema, self.options.fmt)
+        marks = _Marks(obj.updated_field)
+        self.progress.start(obj.name)
+        try:
+            async for page in self.client.iter_pages(obj.endpoint, params):
+                self._on_page(page, marks)
+                writer.write(converter.to_batch(page.records))
+        except BaseException:
+            writer.abort()
+            self.progress.finish()
+            raise
+        writer.commit()
+        self.progress.finish()
+        self._warn_bad_values(obj.name, converter)
+        return ObjectResult(
+            obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
+        )
+
+    async def _incremental(
+        self, obj: ObjectType, schema: pa.Schema, path: Path, since: datetime, brief: bool
+    ) -> ObjectResult:
+        after = (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params: dict[str, Any] = {"updated_after_utc": after}
+        if brief:
+            params["brief"] = "true"
+        converter = PageConverter(schema)
+        marks = _Marks(obj.updated_field)
+        batches = []
+        self.progress.start(f"{obj.name} (changes)")
+        try:
+            async for page in self.client.iter_pages(f"{obj.endpoint}/Search", params):
+                self._on_page(page, marks)
+                batches.append(converter.to_batch(page.records))
+        finally:
+            self.progress.finish()
+        changed = _dedupe(pa.Table.from_batches(batches, schema=schema), obj.id_field)
+        merged = changed
+        old_mark = (self.manifest["objects"].get(obj.name) or {}).get("high_water_mark")
+        if path.exists() and self.options.fmt == "parquet":
+            existing = conform(pq.read_table(path), schema)
+            assert obj.id_field is not None
+            keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
+            merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
+        writer = open_writer(path, schema, self.options.fmt)
+        try:
+            for batch in merged.to_batches(max_chunksize=50_000):
+                writer.write(batch)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        self._warn_bad_values(obj.name, converter)
+        mark = max(filter(None, [marks.mark(), old_mark]), default=None)
+        return ObjectResult(
+            obj.name,
+            "incremental",
+            rows=merged.num_rows,
+            changed=changed.num_rows,
+            file=path.name,
+            high_water_mark=mark,
+        )
+
+    def _on_page(self, page: Page, marks: _Marks) -> None:
+        if page.skip == 0 and page.total is not None:
+            self.progress.set_total(page.total)
+        marks.scan_started(self.client.last_server_time)
+        marks.add(page.records)
+        self.progress.advance(len(page.records))
+
+    def _warn_bad_values(self, name: str, converter: PageConverter) -> None:
+        for column, count in sorted(converter.bad_values.items()):
+            dtype = converter.schema.field(column).type
+            self.result.warnings.append(
+                f"{name}.{column}: {count} value(s) did not fit {dtype} and were kept as null"
+            )
+
+    # ---------------------------------------------------------------- manifest
+    def _path(self, name: str) -> Path:
+        return self.options.out_dir / f"{name}.{self.ext}"
+
+    def _record(self, outcome: ObjectResult) -> None:
+        if outcome.status == "skipped":
+            return
+        schema = self._schemas[outcome.name]
+        self.manifest["objects"][outcome.name] = {
+            "file": outcome.file,
+            "format": self.options.fmt,
+            "rows": outcome.rows,
+            "mode": outcome.status,
+            "changed": outcome.changed if outcome.status == "incremental" else None,
+            "high_water_mark": outcome.high_water_mark,
+            "requests": outcome.requests,
+            "exported_utc": _utc_now(),
+            "schema": describe(schema),
+            "custom_field_definitions": self.definitions.get(outcome.name, []),
+        }
+        self._save_manifest()
+
+    def _save_manifest(self) -> None:
+        self.manifest["quota"] = {
+            "limit": self.client.quota.limit,
+            "remaining": self.client.quota.remaining,
+        }
+        write_json_atomic(self.options.out_dir / MANIFEST, self.manifest)
+
+
+class _Marks:
+    """The high-water mark: the newest DATE_UPDATED_UTC seen, but never later than the moment
+    the scan started (server clock). A record changed while the scan ran may have been read in
+    its old version; capping the mark makes the next incremental run fetch it again."""
+
+    def __init__(self, updated_field: str | None) -> None:
+        self.field = updated_field
+        self.newest: str | None = None
+        self.started: str | None = None
+
+    def scan_started(self, server_time: datetime | None) -> None:
+        if self.started is None:
+            when = server_time or datetime.now(UTC)
+            self.started = when.astimezone(UTC).strftime(DATE_FMT)
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        if self.field is None:
+            return
+        values = [r.get(self.field) for r in records]
+        newest = max((v for v in values if isinstance(v, str)), default=None)
+        if newest and (self.newest is None or newest > self.newest):
+            self.newest = newest
+
+    def mark(self) -> str | None:
+        if self.newest is None:
+            return None
+        return min(self.newest, self.started) if self.started else self.newest
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """An older file in today's schema: new columns as nulls, dropped ones gone, types cast."""
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            columns.append(table[f.name].cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, type=f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
+    """Keep the last version of each id (pages can repeat a record that moved)."""
+    if id_field is None or table.num_rows == 0:
+        return table
+    ids = table[id_field].to_pylist()
+    last = {rid: n for n, rid in enumerate(ids)}
+    if len(last) == len(ids):
+        return table
+    return table.take(sorted(last.values()))
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime(DATE_FMT)
+
+
+async def extract_objects(
+    client: InsightlyClient, options: ExportOptions, progress: Progress | None = None
+) -> ExportResult:
+    return await Exporter(client, options, progress or NullProgress()).run()

@@ -1,0 +1,108 @@
+"""One fixed Arrow schema per object, from the field reference and the account's custom-field
+definitions — never inferred from data, so 0 rows or a million give the same columns and types.
+
+    integer → int64        number → float64        boolean → bool
+    date-time → timestamp[ms, tz=UTC]              string → string
+    TAGS → list<string>    LINKS, DATES, EMAILDOMAINS → list<struct<…>>
+    custom fields, one column each, named by FIELD_NAME:
+      NUMERIC, PERCENT → float64   BIT → bool   DATE, DATETIME → timestamp[ms, tz=UTC]
+      MULTISELECT → list<string>   TEXT, MULTILINETEXT, DROPDOWN, AUTONUMBER, other → string
+
+Date-times: the API gives whole seconds in UTC. Parquet has no seconds unit (a timestamp[s]
+column is stored, and read back, as milliseconds), so the schema says timestamp[ms, tz=UTC]:
+what is written is exactly what every reader gets back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from insightly_etl.api.registry import ObjectType, custom_field_metadata_fields, nested_schema
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+_SCALARS: dict[str, pa.DataType] = {
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date-time": TIMESTAMP,
+    "string": pa.string(),
+    "object": pa.string(),  # kept as JSON text
+}
+CUSTOM_TYPES: dict[str, pa.DataType] = {
+    "NUMERIC": pa.float64(),
+    "PERCENT": pa.float64(),
+    "BIT": pa.bool_(),
+    "DATE": TIMESTAMP,
+    "DATETIME": TIMESTAMP,
+    "MULTISELECT": pa.list_(pa.string()),
+}
+# field metadata keys, so a reader of the file knows where a column came from
+META_SOURCE = b"insightly_source"  # "standard" | "custom"
+META_TYPE = b"insightly_type"  # the reference type or the custom FIELD_TYPE
+
+
+def scalar_type(type_name: str) -> pa.DataType:
+    return _SCALARS.get(type_name, pa.string())
+
+
+def _nested_type(field: dict[str, Any]) -> pa.DataType:
+    if field["name"] == "TAGS":
+        return pa.list_(pa.string())
+    items = field.get("items")
+    if field["type"] == "array" and items:
+        struct = pa.struct([pa.field(f["name"], _nested_type(f)) for f in nested_schema(items)])
+        return pa.list_(struct)
+    return scalar_type(field["type"])
+
+
+def custom_type(field_type: str) -> pa.DataType:
+    return CUSTOM_TYPES.get(field_type, pa.string())
+
+
+def object_schema(
+    obj: ObjectType, definitions: list[dict[str, Any]], *, brief: bool = False
+) -> pa.Schema:
+    """Standard fields in reference order, then custom fields in FIELD_ORDER.
+
+    `brief` mirrors `brief=true`: the API leaves out every nested array (custom fields too)."""
+    fields: list[pa.Field] = []
+    for f in obj.fields:
+        if f.type == "array":
+            if brief or f.name == "CUSTOMFIELDS":
+                continue
+            dtype = _nested_type({"name": f.name, "type": f.type, "items": f.items})
+        else:
+            dtype = scalar_type(f.type)
+        fields.append(
+            pa.field(
+                f.name,
+                dtype,
+                nullable=f.name != obj.id_field,
+                metadata={META_SOURCE: b"standard", META_TYPE: f.type.encode()},
+            )
+        )
+    if not brief and obj.has_custom_fields:
+        for d in sorted(definitions, key=lambda d: (d.get("FIELD_ORDER") or 0, d["FIELD_NAME"])):
+            fields.append(
+                pa.field(
+                    d["FIELD_NAME"],
+                    custom_type(d.get("FIELD_TYPE") or ""),
+                    metadata={META_SOURCE: b"custom", META_TYPE: str(d.get("FIELD_TYPE")).encode()},
+                )
+            )
+    return pa.schema(fields)
+
+
+def custom_fields_schema() -> pa.Schema:
+    """The `custom_fields` table: every definition of every object, with an OBJECT column."""
+    fields = [pa.field("OBJECT", pa.string(), nullable=False)]
+    for f in custom_field_metadata_fields():
+        fields.append(pa.field(f["name"], _nested_type(f)))
+    return pa.schema(fields)
+
+
+def describe(schema: pa.Schema) -> list[dict[str, str]]:
+    """The schema as the manifest records it."""
+    return [{"name": f.name, "type": str(f.type)} for f in schema]

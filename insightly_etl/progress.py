@@ -1,0 +1,57 @@
+"""Progress reporting behind one small interface, so library code never prints.
+
+The CLI passes `TqdmProgress` (one bar per object, records/s and ETA) or `NullProgress`
+(--quiet, tests). tqdm is imported here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None: ...
+    def set_total(self, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class TqdmProgress:
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
+        from tqdm import tqdm
+
+        self.finish()
+        self._bar = tqdm(
+            total=total, desc=label, unit=unit, unit_scale=True, leave=True, dynamic_ncols=True
+        )
+
+    def set_total(self, total: int) -> None:
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

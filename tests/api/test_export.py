@@ -1,0 +1,233 @@
+"""Export against the in-process sandbox: typed files, fixed schemas, CSV, incremental, skips."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from insightly_etl.api.registry import OBJECTS
+from insightly_etl.extract import ExportOptions, extract_objects
+from insightly_etl.extract.export import ALL_OBJECTS, MANIFEST, _Marks
+from insightly_etl.extract.schema import TIMESTAMP, object_schema
+from insightly_etl.sandbox import Sandbox
+from tests.conftest import asgi_client, sandbox_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def export(sb: Sandbox, out: Path, *objects: str, **options) -> object:
+    async with sandbox_client(sb) as client:
+        return await extract_objects(
+            client, ExportOptions(out_dir=out, objects=list(objects), **options)
+        )
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / MANIFEST).read_text())
+
+
+def read(out: Path, name: str) -> pa.Table:
+    return pq.read_table(out / f"{name}.parquet")
+
+
+async def test_every_object_type_is_exported_with_its_row_count(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    result = await export(seeded, tmp_path)
+    m = manifest(tmp_path)
+    assert set(m["objects"]) == set(ALL_OBJECTS)
+    for name in OBJECTS:
+        endpoint = OBJECTS[name].endpoint
+        table = read(tmp_path, name)
+        assert (
+            table.num_rows
+            == len(seeded.account.collections[endpoint].ids)
+            == m["objects"][name]["rows"]
+        )
+    defs = read(tmp_path, "custom_fields")
+    assert defs.num_rows == sum(len(v) for v in seeded.account.custom_fields.values())
+    assert m["quota"]["remaining"] is not None and m["started_utc"] and m["finished_utc"]
+    assert result.warnings == []
+    # one listing per object, one definitions request per object with custom fields
+    with_custom = sum(1 for o in OBJECTS.values() if o.has_custom_fields)
+    assert result.requests == len(OBJECTS) + with_custom
+
+
+async def test_schema_is_fixed_across_pages_runs_and_empty_exports(
+    make_sandbox, tmp_path: Path
+) -> None:
+    big = make_sandbox(generate={"Contacts": 1300})  # three pages
+    empty = make_sandbox()
+    empty.account.collections["Contacts"].__init__(empty.account.specs["Contacts"])  # no contacts
+    await export(big, tmp_path / "a", "contacts")
+    await export(big, tmp_path / "b", "contacts")
+    await export(empty, tmp_path / "c", "contacts")
+    expected = object_schema(OBJECTS["contacts"], big.account.definitions("Contacts"))
+    schemas = [pq.read_schema(tmp_path / d / "contacts.parquet") for d in "abc"]
+    for schema in schemas:
+        assert schema.names == expected.names
+        assert [f.type for f in schema] == [f.type for f in expected]
+    assert expected.field("DATE_UPDATED_UTC").type == TIMESTAMP == pa.timestamp("ms", tz="UTC")
+    assert pq.read_metadata(tmp_path / "a" / "contacts.parquet").num_rows == 1520
+    assert pq.read_metadata(tmp_path / "c" / "contacts.parquet").num_rows == 0
+    assert (
+        manifest(tmp_path / "c")["objects"]["contacts"]["schema"]
+        == manifest(tmp_path / "a")["objects"]["contacts"]["schema"]
+    )
+
+
+async def test_custom_fields_become_typed_columns(seeded: Sandbox, tmp_path: Path) -> None:
+    await export(seeded, tmp_path, "contacts")
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    for rid, rec in seeded.account.collections["Contacts"].records.items():
+        cf = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in rec["CUSTOMFIELDS"]}
+        row = rows[rid]
+        assert row["Customer_Tier__c"] == cf["Customer_Tier__c"]
+        assert row["Interests__c"] == (
+            cf["Interests__c"].split(";") if cf["Interests__c"] else None
+        )
+        assert row["Newsletter__c"] == cf["Newsletter__c"]
+        assert row["Lifetime_Value__c"] == (
+            float(cf["Lifetime_Value__c"]) if cf["Lifetime_Value__c"] is not None else None
+        )
+        if cf["First_Purchase__c"]:
+            assert row["First_Purchase__c"] == datetime.strptime(
+                cf["First_Purchase__c"], "%Y-%m-%d %H:%M:%S"
+            ).replace(tzinfo=UTC)
+        assert row["TAGS"] == [t["TAG_NAME"] for t in rec["TAGS"]]
+        assert row["DATE_UPDATED_UTC"] == datetime.strptime(
+            rec["DATE_UPDATED_UTC"], "%Y-%m-%d %H:%M:%S"
+        ).replace(tzinfo=UTC)
+
+
+async def test_a_value_that_does_not_fit_is_null_and_counted(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    rec = contacts.records[2001]
+    for item in rec["CUSTOMFIELDS"]:
+        if item["FIELD_NAME"] == "Lifetime_Value__c":
+            item["FIELD_VALUE"] = "n/a"  # the API is loosely typed
+    rec["DATE_OF_BIRTH"] = "0000-00-00 00:00:00"
+    contacts.put(rec)
+    result = await export(sb, tmp_path, "contacts")
+    row = next(r for r in read(tmp_path, "contacts").to_pylist() if r["CONTACT_ID"] == 2001)
+    assert row["Lifetime_Value__c"] is None and row["DATE_OF_BIRTH"] is None
+    assert (
+        "contacts.Lifetime_Value__c: 1 value(s) did not fit double and were kept as null"
+        in result.warnings
+    )
+    assert any(w.startswith("contacts.DATE_OF_BIRTH: 1 value(s)") for w in result.warnings)
+
+
+async def test_csv_has_the_same_columns_and_spreadsheet_friendly_values(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    await export(seeded, tmp_path, "contacts", fmt="csv")
+    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    schema = object_schema(OBJECTS["contacts"], seeded.account.definitions("Contacts"))
+    assert list(rows[0]) == schema.names
+    first = next(r for r in rows if r["CONTACT_ID"] == "2001")
+    rec = seeded.account.collections["Contacts"].records[2001]
+    cf = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in rec["CUSTOMFIELDS"]}
+    assert first["Interests__c"] == cf["Interests__c"]  # "A;B" again
+    assert first["DATE_UPDATED_UTC"] == rec["DATE_UPDATED_UTC"]  # yyyy-MM-dd HH:mm:ss
+    assert first["ADDRESS_MAIL_POSTCODE"] == "00501"  # leading zero kept
+    assert json.loads(first["LINKS"])[0]["LINK_OBJECT_NAME"] == "Organisation"
+    assert len(rows) == 220
+
+
+async def test_incremental_picks_up_changes_and_replaces_old_rows(
+    make_sandbox, tmp_path: Path
+) -> None:
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    await export(sb, tmp_path, "contacts", "users")
+    mark = manifest(tmp_path)["objects"]["contacts"]["high_water_mark"]
+    async with asgi_client(sb) as c:
+        clock[0] += timedelta(hours=1)
+        await c.put("Contacts", json={"CONTACT_ID": 2002, "TITLE": "Changed after the export"})
+        new = (await c.post("Contacts", json={"FIRST_NAME": "Brand", "LAST_NAME": "New"})).json()
+    before = sb.stats.copy()
+    result = await export(sb, tmp_path, "contacts", "users", incremental=True)
+    contacts = next(o for o in result.objects if o.name == "contacts")
+    at_mark = sum(
+        1
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["DATE_UPDATED_UTC"] == mark
+    )
+    assert contacts.status == "incremental" and contacts.rows == 221
+    assert contacts.changed == 2 + at_mark  # the overlap second re-reads the record at the mark
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[2002]["TITLE"] == "Changed after the export"
+    assert rows[new["CONTACT_ID"]]["FIRST_NAME"] == "Brand"
+    ids = list(rows)
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    m = manifest(tmp_path)["objects"]["contacts"]
+    assert m["mode"] == "incremental" and m["high_water_mark"] == "2026-11-20 13:00:00" > mark
+    searches = [k for k in sb.stats if k[1] == "/v3.1/Contacts/Search"]
+    assert searches and sb.stats[searches[0]] - before.get(searches[0], 0) == 1
+    updated_after = [k for k in sb.stats if k[1] == "/v3.1/Contacts"]
+    assert sb.stats[updated_after[0]] == before[updated_after[0]]  # no full re-read
+
+
+async def test_incremental_overlaps_the_mark_by_a_second(make_sandbox, tmp_path: Path) -> None:
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    async with asgi_client(sb) as c:
+        await c.put("Contacts", json={"CONTACT_ID": 2003, "TITLE": "first"})
+    await export(sb, tmp_path, "contacts")
+    assert manifest(tmp_path)["objects"]["contacts"]["high_water_mark"] == "2026-11-20 12:00:00"
+    async with asgi_client(sb) as c:  # same second as the mark: a strictly-after filter misses it
+        await c.put("Contacts", json={"CONTACT_ID": 2004, "TITLE": "same second"})
+    await export(sb, tmp_path, "contacts", incremental=True)
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[2004]["TITLE"] == "same second"
+
+
+async def test_since_without_an_earlier_export_writes_only_the_changes(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    result = await export(sb, tmp_path, "contacts", since=datetime(2026, 10, 1, tzinfo=UTC))
+    expected = [
+        i
+        for i, r in sb.account.collections["Contacts"].records.items()
+        if r["DATE_UPDATED_UTC"] > "2026-09-30 23:59:59"
+    ]
+    assert sorted(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()) == sorted(expected)
+    assert result.objects[0].status == "incremental"
+
+
+async def test_objects_the_account_cannot_read_are_skipped(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(deny=frozenset({"Leads", "Quotation"}))
+    result = await export(sb, tmp_path, "contacts", "leads", "quotations")
+    assert [o.status for o in result.objects] == ["full", "skipped", "skipped"]
+    assert not (tmp_path / "leads.parquet").exists() and (tmp_path / "contacts.parquet").exists()
+    assert result.warnings == [
+        "skipped leads: the account cannot read it (HTTP 403: User doesn't have access to this resource.)",
+        "skipped quotations: the account cannot read it (HTTP 403: User doesn't have access to this resource.)",
+    ]
+
+
+async def test_brief_leaves_out_nested_arrays_and_custom_fields(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    await export(seeded, tmp_path, "contacts", brief=True)
+    names = read(tmp_path, "contacts").column_names
+    assert "TAGS" not in names and "Customer_Tier__c" not in names and "FIRST_NAME" in names
+
+
+def test_the_mark_never_passes_the_start_of_the_scan() -> None:
+    marks = _Marks("DATE_UPDATED_UTC")
+    marks.scan_started(datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC))
+    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 11:00:00"}])
+    assert marks.mark() == "2026-11-20 11:00:00"
+    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 12:00:07"}])  # changed while we read
+    assert marks.mark() == "2026-11-20 12:00:00"

@@ -1,0 +1,129 @@
+"""`insightly-etl export` as a user runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from insightly_etl.extract.export import ALL_OBJECTS
+from insightly_etl.sandbox import SandboxConfig, running_sandbox
+from tests.conftest import KEY
+
+
+def cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "insightly_etl", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        **kw,
+    )
+
+
+def test_the_demo_command_exports_everything_readable_by_pandas(tmp_path: Path) -> None:
+    out = tmp_path / "exports"
+    run = cli("export", "--sandbox", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "Exported 22 object types" in run.stderr
+    manifest = json.loads((out / "_manifest.json").read_text())
+    for name in ALL_OBJECTS:
+        frame = pd.read_parquet(out / f"{name}.parquet")
+        assert len(frame) == manifest["objects"][name]["rows"] > 0
+    contacts = pd.read_parquet(out / "contacts.parquet")
+    assert str(contacts["DATE_UPDATED_UTC"].dtype) == "datetime64[ms, UTC]"
+    assert str(contacts["Lifetime_Value__c"].dtype) == "float64"
+    assert contacts["CONTACT_ID"].dtype == "int64"
+
+
+def test_an_export_killed_midway_leaves_no_file_under_a_final_name(tmp_path: Path) -> None:
+    config = SandboxConfig(api_key=KEY, generate={"Contacts": 6000}, latency_ms=300)
+    env = {"INSIGHTLY_API_KEY": KEY}
+    with running_sandbox(config) as sb:
+        env["INSIGHTLY_API_URL"] = sb.url
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "export",
+                "contacts",
+                "--out",
+                str(tmp_path),
+                "--max-in-flight",
+                "2",
+                "--quiet",
+            ],
+            env={**os.environ, **env},
+            stderr=subprocess.PIPE,
+        )
+        partial = tmp_path / ".contacts.parquet.partial"
+        deadline = time.monotonic() + 60
+        while not partial.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.8)  # a few pages in
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (tmp_path / "contacts.parquet").exists()
+        rerun = cli("export", "contacts", "--out", str(tmp_path), "--quiet", env=env)
+        assert rerun.returncode == 0, rerun.stderr
+    assert not partial.exists()
+    assert pq.read_metadata(tmp_path / "contacts.parquet").num_rows == 6220
+
+
+def test_missing_key_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTLY_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "insightly_etl", "export", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "Error: no Insightly API key: set INSIGHTLY_API_KEY or pass --api-key-file",
+        "Hint: Find your API key in Insightly under User Settings → API; the pod (e.g. na1, eu1) shown there must match --pod / INSIGHTLY_POD.",
+    ]
+
+
+def test_a_wrong_key_is_exit_77_and_never_echoed(tmp_path: Path) -> None:
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        run = cli(
+            "export",
+            "contacts",
+            "--out",
+            str(tmp_path),
+            env={"INSIGHTLY_API_KEY": "wrong-key-123", "INSIGHTLY_API_URL": sb.url},
+        )
+    assert run.returncode == 77
+    assert (
+        "the API key was refused" in run.stderr and "wrong-key-123" not in run.stderr + run.stdout
+    )
+
+
+def test_quota_spent_mid_export_exits_75(tmp_path: Path) -> None:
+    with running_sandbox(SandboxConfig(api_key=KEY, daily_quota=5)) as sb:
+        run = cli(
+            "export",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            env={"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url},
+        )
+    assert run.returncode == 75
+    assert "daily request quota" in run.stderr
+
+
+def test_unknown_object_is_a_usage_error(tmp_path: Path) -> None:
+    run = cli("export", "widgets", "--sandbox", "--out", str(tmp_path))
+    assert run.returncode == 2
+    assert "Error: unknown object type 'widgets'" in run.stderr
