@@ -159,53 +159,38 @@ class InsightlyClient:
         first = await self.get(path, {**base, "skip": 0, "top": page_size, "count_total": "true"})
         records = _as_page(first.data, path)
         total = first.total
-        yield Page(records, 0, total)
-        if len(records) < page_size:
-            return
-        skip = page_size
-        previous = records
-        if concurrent and total is not None and total > page_size:
-            skips = list(range(page_size, total, page_size))
-            async for page in self._fetch_window(path, base, skips, page_size, total):
-                _check_progress(previous, page.records, path)
-                previous = page.records
-                yield page
-                if len(page.records) < page_size:
-                    return
-            skip = skips[-1] + page_size
-        while True:  # sequential: no total, or records were added while we read
-            reply = await self.get(path, {**base, "skip": skip, "top": page_size})
-            records = _as_page(reply.data, path)
-            if not records:
-                return
-            _check_progress(previous, records, path)
-            previous = records
-            yield Page(records, skip, total)
+        window = None
+        if concurrent and total is not None and total > page_size and len(records) == page_size:
+            # started before the first page is handed over, so the pipe stays full
+            window = _Window(self, path, base, list(range(page_size, total, page_size)), page_size)
+        try:
+            yield Page(records, 0, total)
             if len(records) < page_size:
                 return
-            skip += page_size
-
-    async def _fetch_window(
-        self, path: str, base: dict[str, Any], skips: list[int], page_size: int, total: int
-    ) -> AsyncIterator[Page]:
-        """Keep up to max_in_flight page requests running; yield them in skip order."""
-        pending: dict[int, asyncio.Task[Reply]] = {}
-        next_index = 0
-        try:
-            for skip in skips:
-                while next_index < len(skips) and len(pending) < self.max_in_flight:
-                    s = skips[next_index]
-                    pending[s] = asyncio.ensure_future(
-                        self.get(path, {**base, "skip": s, "top": page_size})
-                    )
-                    next_index += 1
-                reply = await pending.pop(skip)
-                yield Page(_as_page(reply.data, path), skip, total)
+            skip = page_size
+            previous = records
+            if window is not None:
+                async for page in window:
+                    _check_progress(previous, page.records, path)
+                    previous = page.records
+                    yield Page(page.records, page.skip, total)
+                    if len(page.records) < page_size:
+                        return
+                skip = window.skips[-1] + page_size
+            while True:  # sequential: no total, or records were added while we read
+                reply = await self.get(path, {**base, "skip": skip, "top": page_size})
+                records = _as_page(reply.data, path)
+                if not records:
+                    return
+                _check_progress(previous, records, path)
+                previous = records
+                yield Page(records, skip, total)
+                if len(records) < page_size:
+                    return
+                skip += page_size
         finally:
-            for task in pending.values():
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending.values(), return_exceptions=True)
+            if window is not None:
+                await window.cancel()
 
     # ------------------------------------------------------------------ the send chain
     async def request(
@@ -327,6 +312,47 @@ class InsightlyClient:
                 f"{remaining} requests are left today and {self.reserve} are reserved "
                 "for other integrations"
             )
+
+
+class _Window:
+    """Up to max_in_flight page requests running ahead; pages come out in skip order."""
+
+    def __init__(
+        self,
+        client: InsightlyClient,
+        path: str,
+        base: dict[str, Any],
+        skips: list[int],
+        page_size: int,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.base = base
+        self.skips = skips
+        self.page_size = page_size
+        self.pending: dict[int, asyncio.Task[Reply]] = {}
+        self.next_index = 0
+        self._top_up()
+
+    def _top_up(self) -> None:
+        while self.next_index < len(self.skips) and len(self.pending) < self.client.max_in_flight:
+            skip = self.skips[self.next_index]
+            params = {**self.base, "skip": skip, "top": self.page_size}
+            self.pending[skip] = asyncio.ensure_future(self.client.get(self.path, params))
+            self.next_index += 1
+
+    async def __aiter__(self) -> AsyncIterator[Page]:
+        for skip in self.skips:
+            reply = await self.pending.pop(skip)
+            self._top_up()
+            yield Page(_as_page(reply.data, self.path), skip, None)
+
+    async def cancel(self) -> None:
+        for task in self.pending.values():
+            task.cancel()
+        if self.pending:
+            await asyncio.gather(*self.pending.values(), return_exceptions=True)
+        self.pending.clear()
 
 
 def _http_date(value: str | None) -> datetime | None:

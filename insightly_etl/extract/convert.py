@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from insightly_etl.extract.schema import META_SOURCE, TIMESTAMP
 
 Record = dict[str, Any]
+_TAGS_WIRE = pa.list_(pa.struct([pa.field("TAG_NAME", pa.string())]))
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
 
 
@@ -28,31 +29,68 @@ class PageConverter:
         self.schema = schema
         self.bad_values: Counter[str] = Counter()  # column -> values kept as null
         self._custom = [f.name for f in schema if (f.metadata or {}).get(META_SOURCE) == b"custom"]
+        standard = [f for f in schema if f.name not in self._custom]
+        # the standard fields as they travel: date-times still text, parsed after
+        self._wire = pa.schema(
+            [
+                pa.field(f.name, _TAGS_WIRE if f.name == "TAGS" else _as_wire(f.type))
+                for f in standard
+            ]
+        )
 
     def to_batch(self, records: list[Record]) -> pa.RecordBatch:
-        custom_values: list[dict[str, Any]] = []
+        columns = dict(zip(self._wire.names, self._standard_columns(records), strict=True))
         if self._custom:
-            custom_values = [
+            values = [
                 {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in r.get("CUSTOMFIELDS") or ()}
                 for r in records
             ]
-        columns = []
-        for field in self.schema:
-            if field.name in self._custom:
-                raw = [cv.get(field.name) for cv in custom_values]
-            else:
-                raw = [r.get(field.name) for r in records]
-            columns.append(self._column(field, raw))
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+            for name in self._custom:
+                columns[name] = self._column(self.schema.field(name), [v.get(name) for v in values])
+        return pa.RecordBatch.from_arrays(
+            [columns[f.name] for f in self.schema], schema=self.schema
+        )
 
     def to_table(self, records: list[Record]) -> pa.Table:
         return pa.Table.from_batches([self.to_batch(records)], schema=self.schema)
+
+    def _standard_columns(self, records: list[Record]) -> list[pa.Array]:
+        """All standard columns at once in C++; column by column only if that fails."""
+        try:
+            wire = pa.RecordBatch.from_pylist(records, schema=self._wire)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            return [
+                self._column(self.schema.field(f.name), [r.get(f.name) for r in records])
+                for f in self._wire
+            ]
+        out = []
+        for f, column in zip(self._wire, wire.columns, strict=True):
+            target = self.schema.field(f.name).type
+            if target == TIMESTAMP:
+                out.append(self._timestamps(f.name, column))
+            elif f.type == _TAGS_WIRE:  # [{TAG_NAME}] -> [TAG_NAME]
+                names = pc.struct_field(column.flatten(), "TAG_NAME")
+                out.append(pa.ListArray.from_arrays(column.offsets, names, mask=column.is_null()))
+            elif f.type != target:  # nested structs holding date-times
+                try:
+                    out.append(column.cast(_as_naive(target)).cast(target))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    out.append(
+                        self._column(self.schema.field(f.name), [r.get(f.name) for r in records])
+                    )
+            else:
+                out.append(column)
+        return out
 
     # ---------------------------------------------------------------- one column
     def _column(self, field: pa.Field, raw: list[Any]) -> pa.Array:
         dtype = field.type
         if dtype == TIMESTAMP:
-            return self._timestamps(field.name, raw)
+            return self._timestamps(
+                field.name,
+                pa.array([v if isinstance(v, str) else None for v in raw], pa.string()),
+                raw,
+            )
         if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
             raw = [_string_list(v) for v in raw]
         elif pa.types.is_list(dtype) and pa.types.is_struct(dtype.value_type):
@@ -80,21 +118,43 @@ class PageConverter:
             return None
         return value
 
-    def _timestamps(self, name: str, raw: list[Any]) -> pa.Array:
-        texts = [v if isinstance(v, str) and v.strip() else None for v in raw]
-        bad = sum(1 for v, t in zip(raw, texts, strict=True) if v is not None and t is None)
-        strings = pa.array(texts, type=pa.string())
-        result = pc.strptime(strings, format=_DATE_FORMATS[0], unit="s", error_is_null=True)
+    def _timestamps(self, name: str, strings: pa.Array, raw: list[Any] | None = None) -> pa.Array:
+        """`yyyy-MM-dd HH:mm:ss` text (or ISO, or a bare date) to UTC timestamps, vectorised."""
+        bad = 0 if raw is None else sum(1 for v in raw if v is not None and not isinstance(v, str))
+        strings = pc.if_else(pc.equal(pc.utf8_trim_whitespace(strings), ""), None, strings)
+        result = pc.strptime(strings, format=_DATE_FORMATS[0], unit="ms", error_is_null=True)
         for fmt in _DATE_FORMATS[1:]:
             missing = pc.and_(pc.is_null(result), pc.is_valid(strings))
             if not pc.any(missing).as_py():
                 break
-            other = pc.strptime(strings, format=fmt, unit="s", error_is_null=True)
+            other = pc.strptime(strings, format=fmt, unit="ms", error_is_null=True)
             result = pc.if_else(missing, other, result)
         bad += pc.sum(pc.and_(pc.is_null(result), pc.is_valid(strings))).as_py() or 0
         if bad:
             self.bad_values[name] += bad
         return result.cast(TIMESTAMP)
+
+
+def _as_wire(dtype: pa.DataType) -> pa.DataType:
+    """The type a column has in JSON: date-times (also nested ones) are text."""
+    if dtype == TIMESTAMP:
+        return pa.string()
+    if pa.types.is_list(dtype):
+        return pa.list_(_as_wire(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _as_wire(f.type)) for f in dtype])
+    return dtype
+
+
+def _as_naive(dtype: pa.DataType) -> pa.DataType:
+    """Text casts to timestamps without a zone; a second cast then says UTC."""
+    if dtype == TIMESTAMP:
+        return pa.timestamp("ms")
+    if pa.types.is_list(dtype):
+        return pa.list_(_as_naive(dtype.value_type))
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, _as_naive(f.type)) for f in dtype])
+    return dtype
 
 
 def _string_list(value: Any) -> Any:

@@ -28,7 +28,12 @@ from insightly_etl.api.registry import CUSTOM_FIELDS, OBJECTS, ObjectType, get_o
 from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import custom_fields_schema, describe, object_schema
-from insightly_etl.extract.writers import open_writer, remove_partials, write_json_atomic
+from insightly_etl.extract.writers import (
+    TableWriter,
+    open_writer,
+    remove_partials,
+    write_json_atomic,
+)
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
@@ -115,13 +120,14 @@ class Exporter:
         self.manifest = read_manifest(options.out_dir)
         self.definitions: dict[str, list[dict[str, Any]]] = {}
         self._schemas: dict[str, pa.Schema] = {}
+        self._defs: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.ext = "parquet" if options.fmt == "parquet" else "csv"
 
     async def run(self) -> ExportResult:
         opts = self.options
-        if opts.incremental and opts.fmt != "parquet":
+        if (opts.incremental or opts.since) and opts.fmt != "parquet":
             raise InputError(
-                "--incremental merges into Parquet files",
+                "--incremental and --since merge into Parquet files",
                 hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
             )
         opts.out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,11 +135,10 @@ class Exporter:
         started = time.monotonic()
         self.manifest["started_utc"] = _utc_now()
         names = resolve_objects(opts.objects)
-        await self._load_definitions(names)
         for name in names:
             before = self.client.stats.sent
             if name == CUSTOM_FIELDS:
-                outcome = self._export_definitions()
+                outcome = await self._export_definitions()
             else:
                 outcome = await self._export_object(OBJECTS[name])
             outcome.requests = self.client.stats.sent - before
@@ -148,25 +153,30 @@ class Exporter:
         return self.result
 
     # ---------------------------------------------------------------- definitions
-    async def _load_definitions(self, names: list[str]) -> None:
-        """One request per object type with custom fields (`/CustomFields/{Object}`), together."""
-        wanted = [
-            obj
-            for obj in OBJECTS.values()
-            if obj.has_custom_fields and (obj.name in names or CUSTOM_FIELDS in names)
-        ]
+    def _definitions(self, obj: ObjectType) -> asyncio.Future[list[dict[str, Any]]]:
+        """One request per object type (`/CustomFields/{Object}`), started once, awaited later."""
+        if obj.name not in self._defs:
+            self._defs[obj.name] = asyncio.ensure_future(self._fetch_definitions(obj))
+        return self._defs[obj.name]
 
-        async def one(obj: ObjectType) -> None:
-            try:
-                reply = await self.client.get(f"CustomFields/{obj.endpoint}")
-            except (ForbiddenError, NotFoundError):
-                self.definitions[obj.name] = []
-                return
-            self.definitions[obj.name] = list(reply.data or [])
+    async def _fetch_definitions(self, obj: ObjectType) -> list[dict[str, Any]]:
+        try:
+            reply = await self.client.get(f"CustomFields/{obj.endpoint}")
+        except (ForbiddenError, NotFoundError):
+            return []
+        definitions = list(reply.data or [])
+        self.definitions[obj.name] = definitions
+        return definitions
 
-        await asyncio.gather(*(one(obj) for obj in wanted))
+    async def _schema(self, obj: ObjectType, brief: bool) -> pa.Schema:
+        definitions = [] if brief or not obj.has_custom_fields else await self._definitions(obj)
+        schema = object_schema(obj, definitions, brief=brief)
+        self._schemas[obj.name] = schema
+        return schema
 
-    def _export_definitions(self) -> ObjectResult:
+    async def _export_definitions(self) -> ObjectResult:
+        with_custom = [obj for obj in OBJECTS.values() if obj.has_custom_fields]
+        await asyncio.gather(*(self._definitions(obj) for obj in with_custom))
         schema = custom_fields_schema()
         rows = [{**d, "OBJECT": name} for name in OBJECTS for d in self.definitions.get(name, [])]
         converter = PageConverter(schema)
@@ -183,14 +193,14 @@ class Exporter:
     # ---------------------------------------------------------------- objects
     async def _export_object(self, obj: ObjectType) -> ObjectResult:
         brief = self.options.brief and obj.brief
-        schema = object_schema(obj, self.definitions.get(obj.name, []), brief=brief)
-        self._schemas[obj.name] = schema
+        if obj.has_custom_fields and not brief:
+            self._definitions(obj)  # on its way beside the first page
         path = self._path(obj.name)
         since = self._since(obj)
         try:
             if since is not None:
-                return await self._incremental(obj, schema, path, since, brief)
-            return await self._full(obj, schema, path, brief)
+                return await self._incremental(obj, path, since, brief)
+            return await self._full(obj, path, brief)
         except (ForbiddenError, NotFoundError) as exc:
             self.result.warnings.append(
                 f"skipped {obj.name}: the account cannot read it (HTTP {exc.status}: {exc.message})"
@@ -210,50 +220,57 @@ class Exporter:
             return None  # no earlier export of this object: a full one
         return datetime.strptime(mark, DATE_FMT).replace(tzinfo=UTC)
 
-    async def _full(
-        self, obj: ObjectType, schema: pa.Schema, path: Path, brief: bool
-    ) -> ObjectResult:
+    async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        converter = PageConverter(schema)
-        writer = open_writer(path, schema, self.options.fmt)
         marks = _Marks(obj.updated_field)
+        writer: TableWriter | None = None
+        converter: PageConverter | None = None
         self.progress.start(obj.name)
         try:
             async for page in self.client.iter_pages(obj.endpoint, params):
+                if writer is None:  # the first page is here, and so are the definitions
+                    schema = await self._schema(obj, brief)
+                    converter = PageConverter(schema)
+                    writer = open_writer(path, schema, self.options.fmt)
                 self._on_page(page, marks)
-                writer.write(converter.to_batch(page.records))
+                # off the event loop, so the next requests leave on time while we convert
+                batch = await asyncio.to_thread(converter.to_batch, page.records)  # type: ignore[union-attr]
+                await asyncio.to_thread(writer.write, batch)
         except BaseException:
-            writer.abort()
-            self.progress.finish()
+            if writer is not None:
+                writer.abort()
             raise
+        finally:
+            self.progress.finish()
+        assert writer is not None and converter is not None
         writer.commit()
-        self.progress.finish()
         self._warn_bad_values(obj.name, converter)
         return ObjectResult(
             obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
         )
 
     async def _incremental(
-        self, obj: ObjectType, schema: pa.Schema, path: Path, since: datetime, brief: bool
+        self, obj: ObjectType, path: Path, since: datetime, brief: bool
     ) -> ObjectResult:
         after = (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         params: dict[str, Any] = {"updated_after_utc": after}
         if brief:
             params["brief"] = "true"
-        converter = PageConverter(schema)
         marks = _Marks(obj.updated_field)
-        batches = []
+        records: list[dict[str, Any]] = []
         self.progress.start(f"{obj.name} (changes)")
         try:
             async for page in self.client.iter_pages(f"{obj.endpoint}/Search", params):
                 self._on_page(page, marks)
-                batches.append(converter.to_batch(page.records))
+                records.extend(page.records)  # only the changes: small next to the collection
         finally:
             self.progress.finish()
-        changed = _dedupe(pa.Table.from_batches(batches, schema=schema), obj.id_field)
+        schema = await self._schema(obj, brief)
+        converter = PageConverter(schema)
+        changed = _dedupe(await asyncio.to_thread(converter.to_table, records), obj.id_field)
         merged = changed
         old_mark = (self.manifest["objects"].get(obj.name) or {}).get("high_water_mark")
-        if path.exists() and self.options.fmt == "parquet":
+        if path.exists():
             existing = conform(pq.read_table(path), schema)
             assert obj.id_field is not None
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))

@@ -1,0 +1,224 @@
+"""`make bench`: throughput and memory against a real uvicorn sandbox in its own process.
+
+Every number is measured in this run and printed beside its target. Nothing here is a test:
+CI does not run it (it takes minutes), and no test asserts on timing.
+
+    python bench/run.py                # everything
+    python bench/run.py client export  # some scenarios
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from insightly_etl.api import InsightlyClient  # noqa: E402
+from insightly_etl.config import load_settings  # noqa: E402
+
+KEY = "bench-key"
+ROWS: list[tuple[str, str, str]] = []
+
+
+def report(measure: str, value: str, target: str = "") -> None:
+    ROWS.append((measure, value, target))
+    print(f"  {measure:<58} {value:>14}  {target}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def sandbox(*args: str) -> Iterator[str]:
+    """`insightly-etl sandbox ARGS` in a subprocess; yields the API base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "insightly_etl",
+            "sandbox",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}/v3.1/"
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=5)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() - started > 120:
+                    raise RuntimeError("sandbox did not start") from None
+                time.sleep(0.2)
+        time.sleep(1.1)  # let the per-second bucket fill after the readiness probe
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def sandbox_stats(url: str) -> dict:
+    return httpx.get(url.replace("/v3.1/", "/_sandbox/stats")).json()
+
+
+def count_429(url: str) -> int:
+    return sum(r["count"] for r in sandbox_stats(url)["requests"] if r["status"] == 429)
+
+
+def bench_client() -> None:
+    print("client: 200 GETs at --latency-ms 250 --rate-limit 10, 8 in flight")
+    with sandbox("--latency-ms", "250", "--rate-limit", "10") as url:
+
+        async def run() -> tuple[float, InsightlyClient]:
+            client = InsightlyClient(
+                load_settings(api_key=KEY, api_url=url), rate=10, max_in_flight=8
+            )
+            async with client:
+                start = time.monotonic()
+                await asyncio.gather(*(client.get("Users/Me") for _ in range(200)))
+                return time.monotonic() - start, client
+
+        elapsed, client = asyncio.run(run())
+        report("request rate / ceiling (10 req/s)", f"{200 / elapsed / 10:.3f}", "target ≥ 0.95")
+        report("429 answers (server side)", str(count_429(url)), "target 0")
+        report("retries (client side)", str(client.stats.retries))
+
+
+def bench_export() -> None:
+    print("export: contacts, --generate contacts=50000 --latency-ms 250 --rate-limit 10")
+    from insightly_etl.extract import ExportOptions, extract_objects
+
+    rows = 50_220
+    with sandbox(
+        "--generate", "contacts=50000", "--latency-ms", "250", "--rate-limit", "10"
+    ) as url:
+        with tempfile.TemporaryDirectory() as out:
+
+            async def run() -> float:
+                client = InsightlyClient(
+                    load_settings(api_key=KEY, api_url=url), rate=10, max_in_flight=8
+                )
+                async with client:
+                    start = time.monotonic()
+                    await extract_objects(
+                        client, ExportOptions(out_dir=Path(out), objects=["contacts"])
+                    )
+                    return time.monotonic() - start
+
+            elapsed = asyncio.run(run())
+        report(
+            "records/s / ceiling (5,000 rec/s = 10 pages of 500)",
+            f"{rows / elapsed / 5000:.3f}",
+            "target ≥ 0.90",
+        )
+        report("records/s", f"{rows / elapsed:,.0f}")
+        report("429 answers (server side)", str(count_429(url)), "target 0")
+        time.sleep(1.1)
+        with tempfile.TemporaryDirectory() as out:
+            env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
+            start = time.monotonic()
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "insightly_etl",
+                    "export",
+                    "contacts",
+                    "--out",
+                    out,
+                    "--quiet",
+                ],
+                env=env,
+                check=True,
+            )
+            wall = time.monotonic() - start
+        report(
+            "same through the CLI, wall clock incl. Python start-up", f"{rows / wall / 5000:.3f}"
+        )
+
+
+def peak_rss_mb(cmd: list[str], env: dict[str, str]) -> float:
+    """Run a command, polling its peak resident set (VmHWM) until it exits."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.1)
+    if proc.wait() != 0:
+        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "export failed")
+    return peak / 1024
+
+
+def bench_memory() -> None:
+    print(
+        "export memory: peak RSS of the export process, 50,000 vs 200,000 contacts (--rate-limit 50)"
+    )
+    for count in (50_000, 200_000):
+        with (
+            sandbox("--generate", f"contacts={count}", "--rate-limit", "50") as url,
+            tempfile.TemporaryDirectory() as out,
+        ):
+            env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
+            cmd = [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "export",
+                "contacts",
+                "--out",
+                out,
+                "--quiet",
+                "--rate-limit",
+                "50",
+            ]
+            peak = peak_rss_mb(cmd, env)
+            report(f"peak RSS exporting {count:,} contacts (MB)", f"{peak:,.0f}", "target < 400")
+
+
+SCENARIOS: dict[str, Callable[[], None]] = {
+    "client": bench_client,
+    "export": bench_export,
+    "memory": bench_memory,
+}
+
+
+def main(names: list[str]) -> None:
+    chosen = names or list(SCENARIOS)
+    for name in chosen:
+        SCENARIOS[name]()
+    print("\nsummary")
+    for measure, value, target in ROWS:
+        print(f"  {measure:<58} {value:>14}  {target}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
