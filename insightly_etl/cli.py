@@ -456,5 +456,233 @@ def export(
         )
 
 
+# ---------------------------------------------------------------- import, part 1: validation
+
+
+def file_options(func: F) -> F:
+    options = [
+        click.option(
+            "--encoding",
+            help="The CSV's encoding (default: detected — UTF-8 with or without BOM, else Windows-1252).",
+        ),
+        click.option(
+            "--delimiter",
+            help="The CSV's delimiter (default: detected among , ; tab |). Use '\\t' for tab.",
+        ),
+        click.option("--sheet", help="XLSX: the sheet to read (default: the first)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _facts(
+    ctx: Context, mapping: Any, fields_from: Path | None, use_sandbox: bool, api: dict[str, Any]
+) -> Any:
+    """Definitions and lookups: from an export directory (no request) or the API."""
+    from insightly_etl.load.account import facts_from_api, facts_from_export
+
+    if fields_from is not None:
+        return run_or_exit(lambda: facts_from_export(fields_from, mapping))
+
+    async def go(settings: Settings) -> Any:
+        async with make_client(settings, **api) as client:
+            return await facts_from_api(client, mapping)
+
+    return run_with_api(ctx, use_sandbox, go)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
+)
+@click.option(
+    "--object",
+    "object_name",
+    help="The object type to import into (overrides the mapping's object:).",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the rejected rows  [default: FILE.rejects.csv]",
+)
+@click.option(
+    "--fields-from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Take field definitions and lookups from this export directory: no API request.",
+)
+@file_options
+@api_options
+@click.pass_obj
+def validate(
+    ctx: Context,
+    file: Path,
+    mapping_file: Path | None,
+    object_name: str | None,
+    rejects: Path | None,
+    fields_from: Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    use_sandbox: bool,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> None:
+    """Check every row of FILE against the account's fields, without writing anything.
+
+    Exit 0: every row is valid; 1: some rows were rejected (see the rejects file); 2: the file
+    or the mapping cannot be used.
+    """
+    from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.readers import read_table
+    from insightly_etl.load.report import (
+        default_rejects_path,
+        error_groups,
+        rejected_count,
+        write_rejects,
+    )
+    from insightly_etl.load.validate import validate_table
+
+    mapping = run_or_exit(lambda: read_mapping(mapping_file, object_name=object_name))
+    table = run_or_exit(
+        lambda: read_table(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    )
+    api = {
+        "rate_limit": rate_limit,
+        "max_in_flight": max_in_flight,
+        "max_requests": max_requests,
+        "reserve": reserve,
+    }
+    facts = _facts(ctx, mapping, fields_from, use_sandbox, api)
+    result = run_or_exit(lambda: validate_table(table, mapping, facts))
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    rejected = rejected_count(result)
+    total = result.rows + result.bad_rows
+    how = f" ({table.encoding}, {table.delimiter!r} delimited)" if table.encoding else ""
+    click.echo(
+        f"{file.name}: {total:,} rows read{how}: {total - rejected:,} valid, {rejected:,} rejected"
+    )
+    groups = error_groups(result)
+    if groups:
+        click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example")
+        for g in groups:
+            click.echo(
+                f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {table.unit} {g.example_line}: {g.example}"
+            )
+    if rejected:
+        path = rejects or default_rejects_path(file)
+        write_rejects(result, path)
+        click.echo(f"Rejected rows, with their {table.unit} numbers and errors: {path}")
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("object_name", metavar="OBJECT")
+@click.option("--all", "show_all", is_flag=True, help="Also list read-only fields.")
+@click.option(
+    "--fields-from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Take custom-field definitions from this export directory: no API request.",
+)
+@api_options
+@click.pass_obj
+def fields(
+    ctx: Context,
+    object_name: str,
+    show_all: bool,
+    fields_from: Path | None,
+    use_sandbox: bool,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> None:
+    """List the fields of OBJECT an import can write: API name, label, type, required, max length, options."""
+    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.load.fields import field_specs
+    from insightly_etl.load.mapping import read_mapping
+
+    mapping = run_or_exit(lambda: read_mapping(None, object_name=object_name))
+    api = {
+        "rate_limit": rate_limit,
+        "max_in_flight": max_in_flight,
+        "max_requests": max_requests,
+        "reserve": reserve,
+    }
+    facts = _facts(ctx, mapping, fields_from, use_sandbox, api)
+    specs = field_specs(OBJECTS[mapping.object], facts.definitions)
+    click.echo(f"{'field':<28} {'label':<26} {'type':<13} {'req':<4} {'max':>5}  options")
+    for spec in specs.values():
+        if not spec.writable and not show_all:
+            continue
+        kind = spec.api_type + ("" if spec.writable else " (read-only)")
+        req = "yes" if spec.required else ""
+        options = ", ".join(spec.options)
+        click.echo(
+            f"{spec.name:<28} {spec.label[:26]:<26} {kind:<13} {req:<4} {spec.max_length or '':>5}  {options}"
+        )
+
+
+@main.group()
+def mapping() -> None:
+    """Mapping files: which spreadsheet column goes to which Insightly field."""
+
+
+@mapping.command("draft")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--object", "object_name", required=True, help="The object type the file holds.")
+@click.option(
+    "--fields-from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Take custom-field definitions from this export directory: no API request.",
+)
+@file_options
+@api_options
+@click.pass_obj
+def mapping_draft(
+    ctx: Context,
+    file: Path,
+    object_name: str,
+    fields_from: Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    use_sandbox: bool,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> None:
+    """Print a starting mapping for FILE: headers matched to field names and labels."""
+    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.load.draft import draft_mapping
+    from insightly_etl.load.fields import field_specs
+    from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.readers import read_table
+
+    target = run_or_exit(lambda: read_mapping(None, object_name=object_name))
+    table = run_or_exit(
+        lambda: read_table(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    )
+    api = {
+        "rate_limit": rate_limit,
+        "max_in_flight": max_in_flight,
+        "max_requests": max_requests,
+        "reserve": reserve,
+    }
+    facts = _facts(ctx, target, fields_from, use_sandbox, api)
+    click.echo(
+        draft_mapping(table, target.object, field_specs(OBJECTS[target.object], facts.definitions)),
+        nl=False,
+    )
+
+
 if __name__ == "__main__":
     main()

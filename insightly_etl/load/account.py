@@ -1,0 +1,104 @@
+"""What validation needs to know about the account: custom-field definitions and the records
+that lookups resolve names against. From the API (one request per object for definitions, one
+listing per looked-up object, 500 records a request) or, with no request at all, from an export
+directory (`_manifest.json` and its Parquet files)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from insightly_etl.api.client import InsightlyClient
+from insightly_etl.api.registry import OBJECTS, get_object
+from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
+from insightly_etl.load.mapping import Mapping
+
+LookupIndex = dict[str, list[int]]  # value as text -> ids of the records that have it
+
+
+@dataclass
+class AccountFacts:
+    definitions: list[dict[str, Any]]  # custom fields of the mapped object
+    lookups: dict[tuple[str, str], LookupIndex] = field(default_factory=dict)
+    requests: int = 0
+
+
+def lookups_needed(mapping: Mapping) -> set[tuple[str, str]]:
+    rules = [*mapping.columns, *([mapping.parent] if mapping.parent else [])]
+    return {(r.lookup.object, r.lookup.by) for r in rules if r.lookup is not None}
+
+
+def _index(rows: list[dict[str, Any]], id_field: str, by: str) -> LookupIndex:
+    index: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        value = row.get(by)
+        if value is not None and str(value).strip():
+            index[str(value).strip()].append(int(row[id_field]))
+    return dict(index)
+
+
+async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFacts:
+    obj = OBJECTS[mapping.object]
+    before = client.stats.sent
+    definitions: list[dict[str, Any]] = []
+    if obj.has_custom_fields:
+        try:
+            definitions = list((await client.get(f"CustomFields/{obj.endpoint}")).data or [])
+        except (ForbiddenError, NotFoundError):
+            definitions = []
+    lookups: dict[tuple[str, str], LookupIndex] = {}
+    for target, by in sorted(lookups_needed(mapping)):
+        tobj = get_object(target)
+        assert tobj.id_field is not None
+        params = {"brief": "true"} if tobj.brief and not by.endswith("__c") else {}
+        rows: list[dict[str, Any]] = []
+        async for page in client.iter_pages(tobj.endpoint, params):
+            rows.extend(
+                {tobj.id_field: r.get(tobj.id_field), by: _field_value(r, by)} for r in page.records
+            )
+        lookups[(target, by)] = _index(rows, tobj.id_field, by)
+    return AccountFacts(definitions, lookups, client.stats.sent - before)
+
+
+def _field_value(record: dict[str, Any], name: str) -> Any:
+    if name.endswith("__c"):
+        for item in record.get("CUSTOMFIELDS") or ():
+            if item.get("FIELD_NAME") == name:
+                return item.get("FIELD_VALUE")
+        return None
+    return record.get(name)
+
+
+def facts_from_export(directory: Path, mapping: Mapping) -> AccountFacts:
+    manifest_path = directory / "_manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"--fields-from {directory}: cannot read {manifest_path.name}: {exc}"
+        ) from None
+    objects = manifest.get("objects", {})
+    entry = objects.get(mapping.object)
+    if entry is None:
+        raise InputError(
+            f"--fields-from {directory}: the export has no {mapping.object}",
+            hint=f"Run: insightly-etl export {mapping.object} --out {directory}",
+        )
+    lookups: dict[tuple[str, str], LookupIndex] = {}
+    for target, by in sorted(lookups_needed(mapping)):
+        tentry = objects.get(target)
+        if tentry is None or tentry.get("format") != "parquet":
+            raise InputError(
+                f"--fields-from {directory}: a lookup needs {target}, which the export lacks (as Parquet)",
+                hint=f"Run: insightly-etl export {target} --out {directory}",
+            )
+        tobj = get_object(target)
+        assert tobj.id_field is not None
+        table = pq.read_table(directory / tentry["file"], columns=[tobj.id_field, by])
+        lookups[(target, by)] = _index(table.to_pylist(), tobj.id_field, by)
+    return AccountFacts(list(entry.get("custom_field_definitions") or []), lookups, 0)

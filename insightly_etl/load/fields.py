@@ -1,0 +1,142 @@
+"""The fields an import can write: standard ones from the reference, custom ones from the
+account's definitions (`/CustomFields/{Object}`, or an export's manifest)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from insightly_etl.api.registry import ObjectType
+
+# Value kinds the validator knows. Standard types map onto them; custom FIELD_TYPEs too.
+TEXT, INTEGER, NUMBER, BOOLEAN, DATE, DATETIME, DROPDOWN, MULTISELECT, TAGS = (
+    "text",
+    "integer",
+    "number",
+    "boolean",
+    "date",
+    "datetime",
+    "dropdown",
+    "multiselect",
+    "tags",
+)
+_CUSTOM_KINDS = {
+    "TEXT": TEXT,
+    "MULTILINETEXT": TEXT,
+    "DROPDOWN": DROPDOWN,
+    "MULTISELECT": MULTISELECT,
+    "BIT": BOOLEAN,
+    "DATE": DATE,
+    "DATETIME": DATETIME,
+    "NUMERIC": NUMBER,
+    "PERCENT": NUMBER,
+}
+_CUSTOM_MAX = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, reference §3
+_EMAIL = re.compile(r"(^|_)EMAIL(_ADDRESS)?$")
+_URL = re.compile(r"(WEBSITE|^SOCIAL_|_URL$)")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str  # API name: FIRST_NAME, Customer_Tier__c
+    label: str
+    kind: str  # one of the kinds above
+    api_type: str  # reference type or custom FIELD_TYPE, for people
+    custom: bool = False
+    required: bool = False
+    writable: bool = True
+    why_not_writable: str | None = None
+    max_length: int | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def is_email(self) -> bool:
+        return self.kind == TEXT and not self.custom and bool(_EMAIL.search(self.name))
+
+    @property
+    def is_url(self) -> bool:
+        return self.kind == TEXT and not self.custom and bool(_URL.search(self.name))
+
+
+def label_of(name: str) -> str:
+    """FIRST_NAME -> First Name (the reference has no labels for standard fields)."""
+    return " ".join(w.capitalize() for w in name.split("_"))
+
+
+def standard_kind(name: str, api_type: str) -> str:
+    if name == "TAGS":
+        return TAGS
+    if api_type == "date-time":
+        # ASSUMPTION (reference §6): fields whose names end in _UTC are instants in UTC; the
+        # others (DATE_OF_BIRTH, DUE_DATE, FORECAST_CLOSE_DATE, …) are calendar days.
+        return DATETIME if name.endswith("_UTC") else DATE
+    return {"integer": INTEGER, "number": NUMBER, "boolean": BOOLEAN}.get(api_type, TEXT)
+
+
+def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str, FieldSpec]:
+    specs: dict[str, FieldSpec] = {}
+    for f in obj.fields:
+        if f.type == "array" and f.name != "TAGS":
+            continue  # CUSTOMFIELDS are listed one by one below; links/dates/domains not imported
+        if f.type == "object":
+            continue
+        writable = obj.is_writable(f)
+        why = None
+        if not writable:
+            why = (
+                "set by Insightly"
+                if f.name == obj.id_field or f.read_only
+                else "changed through its own endpoint"
+            )
+        specs[f.name] = FieldSpec(
+            name=f.name,
+            label=label_of(f.name),
+            kind=standard_kind(f.name, f.type),
+            api_type=f.type,
+            required=f.required,
+            writable=writable,
+            why_not_writable=why,
+            max_length=f.max_length,
+        )
+    for d in sorted(definitions, key=lambda d: (d.get("FIELD_ORDER") or 0, d["FIELD_NAME"])):
+        ftype = str(d.get("FIELD_TYPE") or "TEXT")
+        editable = ftype != "AUTONUMBER" and d.get("EDITABLE") is not False
+        specs[d["FIELD_NAME"]] = FieldSpec(
+            name=d["FIELD_NAME"],
+            label=str(d.get("FIELD_LABEL") or d["FIELD_NAME"]),
+            kind=_CUSTOM_KINDS.get(ftype, TEXT),
+            api_type=ftype,
+            custom=True,
+            writable=editable,
+            why_not_writable=None if editable else "computed by Insightly",
+            max_length=_CUSTOM_MAX.get(ftype),
+            options=tuple(o["OPTION_VALUE"] for o in d.get("CUSTOM_FIELD_OPTIONS") or ()),
+        )
+    return specs
+
+
+def normalise(text: str) -> str:
+    """For matching header names to fields: case, spaces and punctuation ignored."""
+    return re.sub(r"[^0-9a-z]", "", text.lower().removesuffix("__c"))
+
+
+def suggest(word: str, candidates: list[str]) -> str | None:
+    """A close candidate, compared case- and punctuation-insensitively."""
+    by_norm = {normalise(c): c for c in candidates}
+    key = normalise(word)
+    if key in by_norm:
+        return by_norm[key]
+    close = difflib.get_close_matches(key, list(by_norm), n=1, cutoff=0.75)
+    return by_norm[close[0]] if close else None
+
+
+def suggest_field(word: str, specs: dict[str, FieldSpec]) -> str | None:
+    """ "Did you mean": from field names and labels."""
+    for spec in specs.values():
+        if normalise(spec.label) == normalise(word) or normalise(spec.name) == normalise(word):
+            return spec.name
+    by_label = {spec.label: spec.name for spec in specs.values()}
+    hit = suggest(word, list(specs) + list(by_label))
+    return by_label.get(hit, hit) if hit else None

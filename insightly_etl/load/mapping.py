@@ -1,0 +1,309 @@
+"""Mapping files: which spreadsheet column goes to which Insightly field, and how.
+
+```yaml
+object: contacts
+match: {column: Email, field: EMAIL_ADDRESS}   # finds existing records (import part 2)
+columns:
+  First Name: FIRST_NAME                        # plain rename
+  Email: {field: EMAIL_ADDRESS, transform: [strip, lower]}
+  Birthday: {field: DATE_OF_BIRTH, date_format: "%d/%m/%Y"}
+  Tier: {field: Customer_Tier__c, values: {gold: Gold, silver: Silver}}
+  Interests: {field: Interests__c, split: ","}
+  Company: {field: ORGANISATION_ID, lookup: {object: organisations, by: ORGANISATION_NAME}}
+defaults: {BACKGROUND: "Imported from the 2026 trade fair list"}
+decimal: "."          # or ","
+timezone: UTC         # for date-times written without a zone
+```
+
+The structure is checked here, on load, with messages naming the file and the key; whether
+the fields exist and are writable is checked against the account by `validate.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from insightly_etl.api.registry import get_object
+from insightly_etl.errors import InputError
+
+TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
+BLANK_MODES = ("skip", "clear")
+# Which field a lookup matches by default, per target object.
+LOOKUP_BY = {
+    "organisations": "ORGANISATION_NAME",
+    "contacts": "EMAIL_ADDRESS",
+    "leads": "EMAIL",
+    "opportunities": "OPPORTUNITY_NAME",
+    "projects": "PROJECT_NAME",
+    "users": "EMAIL_ADDRESS",
+    "pipelines": "PIPELINE_NAME",
+    "pipeline_stages": "STAGE_NAME",
+    "lead_sources": "LEAD_SOURCE",
+    "lead_statuses": "LEAD_STATUS",
+    "opportunity_categories": "CATEGORY_NAME",
+    "project_categories": "CATEGORY_NAME",
+    "task_categories": "CATEGORY_NAME",
+}
+_TOP_KEYS = ("object", "match", "columns", "defaults", "decimal", "timezone", "parent", "blank")
+_COLUMN_KEYS = (
+    "field",
+    "transform",
+    "date_format",
+    "values",
+    "split",
+    "lookup",
+    "blank",
+    "decimal",
+    "timezone",
+)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    object: str  # snake_case object name
+    by: str  # field of that object to match the cell against
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    column: str
+    field: str
+    transform: tuple[str, ...] = ()
+    date_format: str | None = None
+    values: dict[str, str] = dataclass_field(default_factory=dict)
+    split: str | None = None
+    lookup: Lookup | None = None
+    blank: str = "skip"  # an empty cell: "skip" = leave the field alone, "clear" = send null
+    decimal: str = "."
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class MatchKey:
+    pairs: tuple[tuple[str, str], ...]  # (column, field) — several make a combined key
+
+
+@dataclass(frozen=True)
+class Mapping:
+    object: str
+    columns: tuple[ColumnRule, ...]
+    defaults: dict[str, Any]
+    match: MatchKey | None = None
+    parent: ColumnRule | None = None  # notes: the record a note is attached to
+    source: str = "<mapping>"
+    identity: bool = False  # no `columns`: headers that are field names map as they are
+
+    def rule_for(self, field_name: str) -> ColumnRule | None:
+        return next((r for r in self.columns if r.field == field_name), None)
+
+
+def _fail(source: str, key: str, message: str, hint: str | None = None) -> InputError:
+    return InputError(f"{source}: {key}: {message}", hint=hint)
+
+
+def _check_keys(source: str, where: str, value: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in value:
+        if key not in allowed:
+            raise _fail(
+                source, f"{where}{key}", "unknown key", f"Allowed here: {', '.join(allowed)}."
+            )
+
+
+def _timezone(source: str, where: str, value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(
+            source,
+            where,
+            f"unknown time zone {value!r}",
+            "Use an IANA name such as UTC or Europe/Berlin.",
+        ) from None
+    return str(value)
+
+
+def _decimal(source: str, where: str, value: Any) -> str:
+    if value not in (".", ","):
+        raise _fail(source, where, f"must be '.' or ',', not {value!r}")
+    return str(value)
+
+
+def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> ColumnRule:
+    where = f"columns.{column}"
+    if isinstance(spec, str):
+        return ColumnRule(
+            column=column,
+            field=spec,
+            decimal=defaults["decimal"],
+            timezone=defaults["timezone"],
+            blank=defaults["blank"],
+        )
+    if not isinstance(spec, dict):
+        raise _fail(
+            source, where, "expected a field name or a mapping like {field: FIELD_NAME, ...}"
+        )
+    _check_keys(source, f"{where}.", spec, _COLUMN_KEYS)
+    if not isinstance(spec.get("field"), str) or not spec["field"]:
+        raise _fail(
+            source, f"{where}.field", "missing: name the Insightly field this column goes to"
+        )
+    transform = spec.get("transform") or []
+    if isinstance(transform, str):
+        transform = [transform]
+    for t in transform:
+        if t not in TRANSFORMS:
+            raise _fail(
+                source,
+                f"{where}.transform",
+                f"unknown transform {t!r}",
+                f"Allowed: {', '.join(TRANSFORMS)}.",
+            )
+    values = spec.get("values") or {}
+    if not isinstance(values, dict):
+        raise _fail(source, f"{where}.values", "expected a map of file value -> Insightly value")
+    lookup = None
+    if "lookup" in spec:
+        lk = spec["lookup"]
+        if not isinstance(lk, dict) or "object" not in lk:
+            raise _fail(source, f"{where}.lookup", "expected {object: OBJECT, by: FIELD}")
+        _check_keys(source, f"{where}.lookup.", lk, ("object", "by"))
+        target = get_object(str(lk["object"])).name
+        by = lk.get("by") or LOOKUP_BY.get(target)
+        if not by:
+            raise _fail(source, f"{where}.lookup.by", f"name the field of {target} to match by")
+        lookup = Lookup(target, str(by))
+    blank = spec.get("blank", defaults["blank"])
+    if blank not in BLANK_MODES:
+        raise _fail(
+            source, f"{where}.blank", f"must be one of {', '.join(BLANK_MODES)}, not {blank!r}"
+        )
+    split = spec.get("split")
+    if split is not None and (not isinstance(split, str) or not split):
+        raise _fail(source, f"{where}.split", "expected the separator, e.g. ',' or ';'")
+    date_format = spec.get("date_format")
+    if date_format is not None and (not isinstance(date_format, str) or "%" not in date_format):
+        raise _fail(
+            source,
+            f"{where}.date_format",
+            f"expected a strftime pattern like '%d/%m/%Y', not {date_format!r}",
+        )
+    return ColumnRule(
+        column=column,
+        field=str(spec["field"]),
+        transform=tuple(transform),
+        date_format=date_format,
+        values={str(k): str(v) for k, v in values.items()},
+        split=split,
+        lookup=lookup,
+        blank=str(blank),
+        decimal=_decimal(source, f"{where}.decimal", spec["decimal"])
+        if "decimal" in spec
+        else defaults["decimal"],
+        timezone=_timezone(source, f"{where}.timezone", spec["timezone"])
+        if "timezone" in spec
+        else defaults["timezone"],
+    )
+
+
+def _match(source: str, value: Any) -> MatchKey:
+    items = value if isinstance(value, list) else [value]
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict) or not item.get("column") or not item.get("field"):
+            raise _fail(
+                source, "match", "expected {column: COLUMN, field: FIELD} or a list of them"
+            )
+        _check_keys(source, "match.", item, ("column", "field"))
+        pairs.append((str(item["column"]), str(item["field"])))
+    return MatchKey(tuple(pairs))
+
+
+def parse_mapping(
+    data: Any, *, source: str = "<mapping>", object_name: str | None = None
+) -> Mapping:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: expected a YAML mapping with keys like object, columns, match")
+    _check_keys(source, "", data, _TOP_KEYS)
+    obj = object_name or data.get("object")
+    if not obj:
+        raise _fail(source, "object", "missing: name the object type to import (or pass --object)")
+    obj_name = get_object(str(obj)).name
+    defaults = {
+        "decimal": _decimal(source, "decimal", data["decimal"]) if "decimal" in data else ".",
+        "timezone": _timezone(source, "timezone", data["timezone"])
+        if "timezone" in data
+        else "UTC",
+        "blank": str(data.get("blank", "skip")),
+    }
+    if defaults["blank"] not in BLANK_MODES:
+        raise _fail(source, "blank", f"must be one of {', '.join(BLANK_MODES)}")
+    columns_spec = data.get("columns")
+    if columns_spec is not None and not isinstance(columns_spec, dict):
+        raise _fail(source, "columns", "expected a map of column name -> field")
+    rules = tuple(
+        _rule(source, str(col), spec, defaults) for col, spec in (columns_spec or {}).items()
+    )
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.field in seen:
+            raise _fail(
+                source,
+                f"columns.{rule.column}",
+                f"{rule.field} is already mapped from column {seen[rule.field]!r}",
+            )
+        seen[rule.field] = rule.column
+    defaults_spec = data.get("defaults") or {}
+    if not isinstance(defaults_spec, dict):
+        raise _fail(source, "defaults", "expected a map of field -> value")
+    parent = None
+    if "parent" in data:
+        parent_spec = data["parent"]
+        if (
+            not isinstance(parent_spec, dict)
+            or "column" not in parent_spec
+            or "object" not in parent_spec
+        ):
+            raise _fail(
+                source, "parent", "expected {column: COLUMN, object: contacts, by: EMAIL_ADDRESS}"
+            )
+        _check_keys(source, "parent.", parent_spec, ("column", "object", "by"))
+        target = get_object(str(parent_spec["object"])).name
+        parent = ColumnRule(
+            column=str(parent_spec["column"]),
+            field="PARENT",
+            lookup=Lookup(target, str(parent_spec.get("by") or LOOKUP_BY.get(target, ""))),
+        )
+    return Mapping(
+        object=obj_name,
+        columns=rules,
+        defaults={str(k): v for k, v in defaults_spec.items()},
+        match=_match(source, data["match"]) if data.get("match") else None,
+        parent=parent,
+        source=source,
+        identity=columns_spec is None,
+    )
+
+
+def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:
+    """A mapping file, or (with no file) the identity mapping for `object_name`."""
+    if path is None:
+        if not object_name:
+            raise InputError("give --mapping FILE or --object OBJECT")
+        return parse_mapping({"object": object_name}, source="(no mapping file)")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_mapping(data, source=str(path), object_name=object_name)
