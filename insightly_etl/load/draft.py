@@ -51,10 +51,10 @@ SYNONYMS: dict[str, dict[str, object]] = {
 
 def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSpec]) -> str:
     by_key: dict[str, FieldSpec] = {}
-    for spec in specs.values():
-        if spec.writable:
-            by_key.setdefault(normalise(spec.name), spec)
-            by_key.setdefault(normalise(spec.label), spec)
+    for candidate in specs.values():
+        if candidate.writable:
+            by_key.setdefault(normalise(candidate.name), candidate)
+            by_key.setdefault(normalise(candidate.label), candidate)
     columns: dict[str, object] = {}
     unmatched: list[str] = []
     used: set[str] = set()
