@@ -16,9 +16,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from insightly_etl.errors import InputError
@@ -68,24 +72,6 @@ def read_table(
 # ---------------------------------------------------------------- CSV
 
 
-def detect_encoding(raw: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, else Latin-1."""
-    if raw.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        raw.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        raw.decode("cp1252")
-        return "cp1252"
-    except UnicodeDecodeError:
-        return "latin-1"  # every byte decodes
-
-
 def detect_delimiter(text: str) -> str:
     """The candidate that splits the first lines into the most, and most consistent, fields."""
     sample = text[:65536]
@@ -113,17 +99,164 @@ def read_csv(
     path: Path, *, encoding: str | None = None, delimiter: str | None = None
 ) -> SourceTable:
     raw = path.read_bytes()
-    enc = encoding or detect_encoding(raw)
-    try:
-        text = raw.decode(enc)
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise InputError(
-            f"{path}: cannot decode as {enc}: {exc}", hint="Pass --encoding (e.g. utf-8, cp1252)."
-        ) from None
-    text = text.removeprefix("\ufeff")
+    tried_utf8 = False
+    if encoding is None and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # The usual file is UTF-8: Arrow takes its bytes as they are and checks the UTF-8
+        # itself, so only a sample is decoded here, for the delimiter and the header.
+        bom = raw.startswith(codecs.BOM_UTF8)
+        body = raw[len(codecs.BOM_UTF8) :] if bom else raw
+        sample = body[: 1 << 20].decode("utf-8", errors="ignore")
+        sep = delimiter or detect_delimiter(sample)
+        fast = _read_csv_arrow(path, sample, body, sep)
+        if fast is not None:
+            return SourceTable(path, fast[0], fast[1], "line", "utf-8-sig" if bom else "utf-8", sep)
+        tried_utf8 = True
+    text, enc = decode(path, raw, encoding)
     sep = delimiter or detect_delimiter(text)
-    if sep == "\\t":
-        sep = "\t"
+    if not (tried_utf8 and enc in ("utf-8", "utf-8-sig")):
+        fast = _read_csv_arrow(path, text, text.encode("utf-8"), sep)
+        if fast is not None:
+            return SourceTable(path, fast[0], fast[1], "line", enc, sep)
+    return _read_csv_exact(path, text, enc, sep)
+
+
+def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
+    """The text and its encoding: the one given, else UTF-8 (with or without BOM), UTF-16 with
+    a BOM, Windows-1252, and Latin-1 (which decodes any bytes) — the first that fits."""
+    if encoding:
+        candidates = [encoding]
+    elif raw.startswith(codecs.BOM_UTF8):
+        candidates = ["utf-8-sig"]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ["utf-16"]
+    else:
+        candidates = ["utf-8", "cp1252", "latin-1"]
+    for enc in candidates:
+        try:
+            return raw.decode(enc).removeprefix("\ufeff"), enc
+        except UnicodeDecodeError as exc:
+            if encoding:
+                raise InputError(
+                    f"{path}: cannot decode as {enc}: {exc}",
+                    hint="Pass --encoding (e.g. utf-8, cp1252).",
+                ) from None
+        except LookupError:
+            raise InputError(
+                f"{path}: unknown encoding {enc!r}",
+                hint="Use a Python codec name such as utf-8 or cp1252.",
+            ) from None
+    raise AssertionError("latin-1 decodes any bytes")
+
+
+def _read_csv_arrow(
+    path: Path, head: str, data: bytes, sep: str
+) -> tuple[pd.DataFrame, list[int]] | None:
+    """Arrow's parser for the usual file (`head`: the decoded start of it, `data`: all of it in
+    UTF-8). None, and the exact reader takes over, when the bytes are not UTF-8, a row is
+    ragged, a value holds a line break — anything that would make a line number uncertain."""
+    header_record, header_lines = _first_record(head, sep)
+    if header_record is None:
+        return None
+    names = [f"c{i}" for i in range(len(header_record))]
+    ragged: list[int] = []
+
+    def on_invalid(row: Any) -> str:
+        ragged.append(1)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=header_lines, block_size=1 << 24
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError):  # not UTF-8, an unterminated quote, …
+        return None
+    if ragged:
+        return None
+    lines, lengths = _data_lines(data, header_lines)
+    if len(lines) != table.num_rows:
+        # a quoted line break adds a physical line: only the exact reader knows the numbers
+        return None
+    # rows of empty cells (",,,") carry nothing; only short lines can be such rows
+    short = np.flatnonzero(lengths <= 4 * len(names))
+    if len(short):
+        cells = table.take(pa.array(short)).to_pylist()
+        blank = [
+            i
+            for i, row in zip(short, cells, strict=True)
+            if not any(str(v).strip() for v in row.values())
+        ]
+        if blank:
+            keep = np.setdiff1d(np.arange(table.num_rows), blank)
+            table = table.take(pa.array(keep))
+            lines = lines[keep]
+    tail = _arrow_tail_has_data(table) if header_record and not header_record[-1].strip() else []
+    header_names, kept = _header(path, header_record, header_lines, tail)
+    frame = pd.DataFrame(
+        {
+            name: pd.array(table.column(i).combine_chunks(), dtype=pd.StringDtype("pyarrow"))
+            for name, i in zip(header_names, kept, strict=True)
+        }
+    )
+    return frame, lines.tolist()
+
+
+def _arrow_tail_has_data(table: pa.Table) -> list[list[str]]:
+    """For _header's check of unnamed trailing columns: one stand-in row holding each column's
+    first non-empty value (or "")."""
+    probe = []
+    for column in table.columns:
+        filled = pc.filter(column, pc.not_equal(pc.utf8_trim_whitespace(column), ""))
+        probe.append(filled[0].as_py() if len(filled) else "")
+    return [probe]
+
+
+def _first_record(text: str, sep: str) -> tuple[list[str] | None, int]:
+    """The header record and how many physical lines it (and blank lines before it) took."""
+    reader = csv.reader(io.StringIO(text[: 1 << 20], newline=""), delimiter=sep, strict=True)
+    try:
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                return record, reader.line_num
+    except csv.Error:
+        return None, 0
+    return None, 0
+
+
+def _data_lines(data: bytes, header_lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """1-based numbers and lengths of the non-empty physical lines after the header
+    (line ends CRLF, LF or CR)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if b"\r" not in data:
+        ends = np.flatnonzero(arr == 10)
+    else:
+        lf = arr == 10
+        cr_alone = arr == 13
+        cr_alone[:-1] &= ~lf[1:]
+        ends = np.flatnonzero(lf | cr_alone)
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(arr)]))
+    length = stops - starts
+    # the CR of a CRLF line is not content
+    has_cr = np.zeros(len(stops), dtype=bool)
+    inside = (stops > starts) & (stops < len(arr))
+    has_cr[inside] = arr[stops[inside] - 1] == 13
+    length = length - has_cr
+    numbers = np.arange(1, len(starts) + 1)
+    keep = (length > 0) & (numbers > header_lines)
+    return numbers[keep], length[keep]
+
+
+def _read_csv_exact(path: Path, text: str, enc: str, sep: str) -> SourceTable:
+    """The csv module, row by row: exact line numbers for quoted line breaks and ragged rows."""
     # strict: an unterminated quote is an error, not a field that swallows the rest of the file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     rows: list[list[str]] = []
@@ -145,8 +278,8 @@ def read_csv(
             lines.append(start)
     except csv.Error as exc:
         raise InputError(
-            f"{path}, line {last_line + 1}: {exc} (an unterminated quote?)",
-            hint="Every quoted field must end with a closing quote; check the line above too.",
+            f"{path}, line {last_line + 1}: a row starting here never ends: {exc} (an unterminated quote?)",
+            hint="Every quoted field must end with a closing quote.",
         ) from None
     if header is None:
         raise InputError(f"{path}: the file is empty (no header row)")

@@ -9,18 +9,21 @@ Two levels:
 
 The result holds each valid row's values as Insightly wants them: integers, numbers, booleans,
 `yyyy-MM-dd HH:mm:ss` date-times in UTC, `yyyy-MM-dd 00:00:00` calendar days, exact options.
-An empty cell means "no value in this file" (`ABSENT`: left out of a create, unchanged by an
-update); a column with `blank: clear` turns it into `None`, which clears the field.
+Values are kept in typed columns (Int64, Float64, boolean, Arrow strings), so a million rows
+stay small. An empty cell is NA: "no value in this file" — left out of a create, unchanged by an
+update. A column with `blank: clear` records its empty cells in `cleared`: those send null.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightly_etl.api.registry import OBJECTS, ObjectType
 from insightly_etl.errors import InputError
@@ -51,7 +54,7 @@ class _Absent:
         return "ABSENT"
 
 
-ABSENT: Any = _Absent()
+ABSENT: Any = _Absent()  # what `cell()` returns for NA; None means "clear the field"
 
 BOOL_WORDS = {
     "true": True,
@@ -68,12 +71,17 @@ BOOL_WORDS = {
 }
 _EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
 _URL_RE = r"(https?://)?[^\s/@]+\.[^\s/@]{2,}(/\S*)?"
-_ZONE_RE = r"(Z|[+-]\d{2}:?\d{2})$"
+_ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+# group separators people type: comma (with a decimal point), or dot, space, no-break space
+# and narrow no-break space (with a decimal comma); RE2 wants the characters themselves
+_SPACES = " \u00a0\u202f"
 _NUMBER_RE = {
     ".": r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?|[+-]?\.\d+",
-    ",": r"[+-]?(\d{1,3}([.\u00a0\u202f ]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
+    ",": r"[+-]?(\d{1,3}([." + _SPACES + r"]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
 }
-_GROUP_SEP = {".": r",", ",": r"[.\u00a0\u202f ]"}
+_GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
+TEXT_DTYPE = pd.StringDtype("pyarrow")
+_DTYPES = {INTEGER: "Int64", NUMBER: "Float64", BOOLEAN: "boolean"}
 ERROR_COLUMNS = ["row", "line", "column", "field", "kind", "value", "message"]
 
 
@@ -83,8 +91,9 @@ class ValidationResult:
     mapping: Mapping
     specs: dict[str, FieldSpec]
     rules: list[ColumnRule]  # the effective rules (identity mappings resolved)
-    values: pd.DataFrame  # one column per mapped field; ABSENT / None / a typed value
+    values: pd.DataFrame  # one typed column per mapped field; NA = no value in the file
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
+    cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
 
@@ -97,18 +106,25 @@ class ValidationResult:
         )
 
     @property
-    def valid(self) -> pd.Series:
-        mask = pd.Series(True, index=self.values.index)
-        mask.iloc[self.rejected_rows] = False
-        return mask
-
-    @property
     def rows(self) -> int:
         return len(self.values)
 
     @property
     def bad_rows(self) -> int:
         return len(self.table.bad_rows)
+
+    def cell(self, row: int, name: str) -> Any:
+        """A plain Python value, None to clear the field, or ABSENT."""
+        mask = self.cleared.get(name)
+        if mask is not None and mask[row]:
+            return None
+        value = self.values[name].iat[row]
+        if value is pd.NA or value is None or (isinstance(value, float) and np.isnan(value)):
+            return ABSENT
+        return value.item() if hasattr(value, "item") else value
+
+    def column(self, name: str) -> list[Any]:
+        return [self.cell(i, name) for i in range(self.rows)]
 
 
 # ---------------------------------------------------------------- the mapping level
@@ -212,27 +228,25 @@ class _Errors:
 
     def add(
         self,
-        mask: pd.Series,
+        positions: np.ndarray,
         column: str,
         fname: str,
         kind: str,
-        raw: pd.Series,
-        message: pd.Series,
+        values: list[Any],
+        messages: list[str],
     ) -> None:
-        mask = mask.fillna(False).astype(bool)
-        if not mask.any():
+        if len(positions) == 0:
             return
-        rows = np.flatnonzero(mask.to_numpy())
         self.parts.append(
             pd.DataFrame(
                 {
-                    "row": rows,
-                    "line": self.lines[rows],
+                    "row": positions,
+                    "line": self.lines[positions],
                     "column": column,
                     "field": fname,
                     "kind": kind,
-                    "value": raw[mask].astype(object).to_numpy(),
-                    "message": message[mask].astype(object).to_numpy(),
+                    "value": values,
+                    "message": messages,
                 }
             )
         )
@@ -243,10 +257,6 @@ class _Errors:
         return pd.concat(self.parts, ignore_index=True).sort_values(
             "row", kind="stable", ignore_index=True
         )
-
-
-def _quoted(s: pd.Series) -> pd.Series:
-    return "'" + s.astype(str) + "'"
 
 
 def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
@@ -266,24 +276,141 @@ def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         elif t == "digits":
             s = s.str.replace(r"\D", "", regex=True)
     if rule.values:
-        s = s.replace(rule.values)
+        s = map_values(s, rule.values)
     return s
 
 
+def _arrow(s: pd.Series) -> pa.Array:
+    arr = pa.Array.from_pandas(s)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _text_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(arr, dtype=TEXT_DTYPE), index=index)
+
+
+def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
+    """Whole-value regex match in Arrow (RE2); False for missing values."""
+    hit = pc.match_substring_regex(_arrow(s), f"^(?:{pattern})$")
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+
+def regex_replace(s: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    return _text_series(pc.replace_substring_regex(_arrow(s), pattern, replacement), s.index)
+
+
+def map_values(s: pd.Series, values: dict[str, str]) -> pd.Series:
+    """A mapping's `values:` map, whole values only, the rest unchanged."""
+    arr = _arrow(s)
+    where = pc.index_in(arr, value_set=pa.array(list(values), pa.string()))
+    mapped = pc.take(pa.array(list(values.values()), pa.string()), where)
+    return _text_series(pc.if_else(pc.is_valid(where), mapped, arr), s.index)
+
+
+_CODE_RE = {
+    "d": r"(?P<d>\d{1,2})",
+    "m": r"(?P<m>\d{1,2})",
+    "Y": r"(?P<Y>\d{4})",
+    "y": r"(?P<y>\d{2})",
+    "H": r"(?P<H>\d{1,2})",
+    "M": r"(?P<M>\d{1,2})",
+    "S": r"(?P<S>\d{1,2})",
+}
+_COMPONENT = {"d": pc.day, "m": pc.month, "H": pc.hour, "M": pc.minute, "S": pc.second}
+
+
+def _format_regex(date_format: str) -> str | None:
+    """%d/%m/%Y -> a regex with one named group per field; None for codes beyond digits."""
+    out, i = [], 0
+    while i < len(date_format):
+        ch = date_format[i]
+        if ch == "%" and i + 1 < len(date_format):
+            code = date_format[i + 1]
+            if code == "%":
+                out.append("%")
+            elif code in _CODE_RE and _CODE_RE[code] not in out:
+                out.append(_CODE_RE[code])
+            else:
+                return None
+            i += 2
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return "^" + "".join(out) + "$"
+
+
+def _parse_naive(s: pd.Series, date_format: str | None) -> pa.Array:
+    """Timestamps (seconds, no zone), null where the text is not a date.
+
+    Fast paths in Arrow: ISO text casts strictly; an explicit numeric format is parsed by
+    strptime, which rolls impossible dates over (31/02 -> 03/03), so a parse counts only if its
+    day, month, hour, minute and second equal the digits written. Anything else is parsed by
+    pandas, which is strict and slower."""
+    arr = _arrow(s)
+    if date_format is None:
+        try:
+            return arr.cast(pa.timestamp("s"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    else:
+        pattern = _format_regex(date_format)
+        if pattern is not None:
+            try:
+                parsed = pc.strptime(arr, format=date_format, unit="s", error_is_null=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                parsed = None
+            if parsed is not None:
+                parts = pc.extract_regex(arr, pattern)
+                ok = pc.is_valid(parsed)
+                for name, component in _COMPONENT.items():
+                    if f"(?P<{name}>" in pattern:
+                        written = pc.cast(pc.struct_field(parts, name), pa.int64())
+                        ok = pc.and_(ok, pc.fill_null(pc.equal(component(parsed), written), False))
+                return pc.if_else(ok, parsed, pa.scalar(None, pa.timestamp("s")))
+    strict = pd.to_datetime(s, format=date_format or "ISO8601", errors="coerce")
+    return pa.array(
+        strict.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), from_pandas=True
+    )
+
+
+def _as_text(times: pa.Array, index: pd.Index, *, date_only: bool) -> pd.Series:
+    """`yyyy-MM-dd HH:mm:ss`, or `yyyy-MM-dd 00:00:00` for a calendar day."""
+    text = pc.cast(times, pa.string())
+    if date_only:
+        text = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 10), " 00:00:00", "")
+    return _text_series(text, index)
+
+
 def _parse_dates(s: pd.Series, rule: ColumnRule, date_only: bool) -> pd.Series:
-    """Parsed date-times as text for Insightly; NA where the value does not parse."""
+    """Parsed date-times as Insightly text; NA where the value does not parse."""
     if date_only:
         # a calendar day is sent as that day, whatever zone was written beside it
-        text = s.str.replace(_ZONE_RE, "", regex=True)
-        parsed = pd.to_datetime(text, format=rule.date_format or "ISO8601", errors="coerce")
-        return parsed.dt.strftime("%Y-%m-%d 00:00:00")
-    aware = s.str.contains(_ZONE_RE, regex=True).fillna(False)
-    out = pd.Series(pd.NA, index=s.index, dtype="string")
+        day = _parse_naive(regex_replace(s, _ZONE_RE, ""), rule.date_format)
+        return _as_text(day, s.index, date_only=True)
+    aware = pc.fill_null(pc.match_substring_regex(_arrow(s), _ZONE_RE), False).to_numpy(
+        zero_copy_only=False
+    )
+    out = pd.Series(pd.NA, index=s.index, dtype=TEXT_DTYPE)
     if (~aware).any():
-        naive = pd.to_datetime(s[~aware], format=rule.date_format or "ISO8601", errors="coerce")
-        if getattr(naive.dt, "tz", None) is None:
-            naive = naive.dt.tz_localize(rule.timezone, ambiguous="NaT", nonexistent="NaT")
-        out[~aware] = naive.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S")
+        local = s[~aware]
+        times = _parse_naive(local, rule.date_format)
+        if rule.timezone != "UTC":
+            try:
+                zoned = pc.assume_timezone(
+                    times, rule.timezone, ambiguous="raise", nonexistent="raise"
+                )
+                times = pc.cast(zoned, pa.timestamp("s"))  # the same instants, written in UTC
+            except pa.ArrowInvalid:  # a local time that is skipped or doubled by a clock change
+                index = pd.DatetimeIndex(times.to_numpy(zero_copy_only=False))
+                utc = index.tz_localize(
+                    rule.timezone, ambiguous="NaT", nonexistent="NaT"
+                ).tz_convert("UTC")
+                times = pa.array(
+                    utc.tz_localize(None).to_numpy(dtype="datetime64[s]"),
+                    type=pa.timestamp("s"),
+                    from_pandas=True,
+                )
+        out[~aware] = _as_text(times, local.index, date_only=False)
     if aware.any():
         zoned = pd.to_datetime(
             s[aware], format=rule.date_format or "ISO8601", errors="coerce", utc=True
@@ -292,182 +419,215 @@ def _parse_dates(s: pd.Series, rule: ColumnRule, date_only: bool) -> pd.Series:
     return out
 
 
-def _option_messages(bad: pd.Series, options: tuple[str, ...], fname: str) -> pd.Series:
-    """'gold' is not an option of Customer_Tier__c; did you mean 'Gold'? — per distinct value."""
-    messages = {}
-    for value in bad.unique():
-        close = suggest(str(value), list(options))
-        tail = f"; did you mean {close!r}?" if close else f" (options: {', '.join(options)})"
-        messages[value] = f"{value!r} is not an option of {fname}{tail}"
-    return bad.map(messages)
+def _option_message(value: str, options: tuple[str, ...], fname: str) -> str:
+    """'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"""
+    close = suggest(value, list(options))
+    tail = f"; did you mean {close!r}?" if close else f" (options: {', '.join(options)})"
+    return f"{value!r} is not an option of {fname}{tail}"
 
 
 class _ColumnValidator:
+    """One column: transforms, then the check of its field's kind. `bad(mask, kind, template)`
+    records the failed cells; messages are built per distinct failed value only."""
+
     def __init__(self, errors: _Errors, lookups: dict[tuple[str, str], LookupIndex]) -> None:
         self.errors = errors
         self.lookups = lookups
 
-    def run(self, raw: pd.Series, rule: ColumnRule, spec: FieldSpec, *, require: bool) -> pd.Series:
-        s = _transform(raw, rule, spec)
-        blank = s == ""
-        out = pd.Series(ABSENT, index=s.index, dtype=object)
-        if rule.blank == "clear":
-            out[blank] = None
-        if require:
+    def run(
+        self, raw: pd.Series, rule: ColumnRule, spec: FieldSpec, *, require: bool
+    ) -> tuple[pd.Series, np.ndarray | None]:
+        s = _transform(raw.reset_index(drop=True), rule, spec)
+        blank = (s == "").to_numpy(dtype=bool, na_value=True)
+        cleared = blank if rule.blank == "clear" else None
+        if require and blank.any():
+            where = np.flatnonzero(blank)
             self.errors.add(
-                blank,
+                where,
                 rule.column,
                 spec.name,
                 "required",
-                raw,
-                pd.Series(f"{spec.name} is required", index=s.index),
+                [""] * len(where),
+                [f"{spec.name} is required"] * len(where),
             )
-        present = ~blank
-        if not present.any():
-            return out
-        v = s[present]
-        add = self._adder(present, raw, rule, spec)
-        if rule.lookup is not None:
-            parsed = self._lookup(v, rule, add)
-        else:
-            parsed = self._by_kind(v, rule, spec, add)
-        ok = parsed.notna()
-        out[ok[ok].index] = parsed[ok].astype(object)
-        return out
+        dtype = "Int64" if rule.lookup is not None else _DTYPES.get(spec.kind, TEXT_DTYPE)
+        if blank.all():
+            return pd.Series(pd.NA, index=s.index, dtype=dtype), cleared
+        present = np.flatnonzero(~blank)
+        v = s.iloc[present]
+        self._column, self._spec = rule.column, spec.name
+        parsed = self._lookup(v, rule) if rule.lookup is not None else self._by_kind(v, rule, spec)
+        return parsed.reindex(s.index).astype(dtype), cleared
 
-    def _adder(
-        self, present: pd.Series, raw: pd.Series, rule: ColumnRule, spec: FieldSpec
-    ) -> Callable[[pd.Series, str, pd.Series], None]:
-        def add(bad: pd.Series, kind: str, message: pd.Series) -> None:
-            mask = pd.Series(False, index=present.index)
-            mask[bad[bad].index] = True
-            full = pd.Series("", index=present.index, dtype=object)
-            full[message.index] = message.astype(object)
-            self.errors.add(mask, rule.column, spec.name, kind, raw, full)
+    def _bad(self, v: pd.Series, mask: pd.Series | np.ndarray, kind: str, message: Any) -> None:
+        """Record failed cells; `message` is a format string with {v}, or a function of the value."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        failed = v[mask]
+        texts = failed.astype(object).tolist()
+        cache: dict[str, str] = {}
+        for value in set(texts):
+            cache[value] = message(value) if callable(message) else message.format(v=repr(value))
+        self.errors.add(
+            failed.index.to_numpy(),
+            self._column,
+            self._spec,
+            kind,
+            texts,
+            [cache[t] for t in texts],
+        )
 
-        return add
-
-    def _by_kind(
-        self,
-        v: pd.Series,
-        rule: ColumnRule,
-        spec: FieldSpec,
-        add: Callable[[pd.Series, str, pd.Series], None],
-    ) -> pd.Series:
+    def _by_kind(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         kind = spec.kind
         if kind == INTEGER:
-            good = v.str.fullmatch(r"[+-]?\d+").fillna(False)
-            add(~good, "integer", _quoted(v[~good]) + " is not a whole number")
-            return (
-                pd.to_numeric(v.where(good), errors="coerce")
-                .astype("Int64")
-                .astype(object)
-                .where(good)
-            )
+            good = pd.Series(fullmatch(v, r"[+-]?\d+"), index=v.index)
+            self._bad(v, ~good, "integer", "{v} is not a whole number")
+            ints = pc.cast(_arrow(v.where(good)), pa.int64())
+            return pd.Series(pd.array(ints, dtype="Int64"), index=v.index)
         if kind == NUMBER:
-            good = v.str.fullmatch(_NUMBER_RE[rule.decimal]).fillna(False)
-            add(
+            good = pd.Series(fullmatch(v, _NUMBER_RE[rule.decimal]), index=v.index)
+            self._bad(
+                v,
                 ~good,
                 "number",
-                _quoted(v[~good]) + f" is not a number with {rule.decimal!r} as the decimal mark",
+                "{v} is not a number with " + repr(rule.decimal) + " as the decimal mark",
             )
-            normal = v.where(good).str.replace(_GROUP_SEP[rule.decimal], "", regex=True)
+            normal = v.where(good)
+            if pc.any(pc.match_substring_regex(_arrow(v), _GROUP_SEP[rule.decimal])).as_py():
+                normal = regex_replace(normal, _GROUP_SEP[rule.decimal], "")
             if rule.decimal == ",":
-                normal = normal.str.replace(",", ".", regex=False)
-            return pd.to_numeric(normal, errors="coerce").astype(object).where(good)
+                normal = regex_replace(normal, ",", ".")
+            floats = pc.cast(_arrow(normal), pa.float64())
+            return pd.Series(pd.array(floats, dtype="Float64"), index=v.index)
         if kind == BOOLEAN:
-            parsed = v.str.lower().map(BOOL_WORDS)
-            bad = parsed.isna()
-            add(
-                bad,
+            words = pc.index_in(pc.utf8_lower(_arrow(v)), value_set=pa.array(list(BOOL_WORDS)))
+            truth = pc.take(pa.array(list(BOOL_WORDS.values())), words)
+            parsed = pd.Series(
+                pd.array(truth.to_numpy(zero_copy_only=False), dtype="boolean"), index=v.index
+            )
+            self._bad(
+                v,
+                parsed.isna(),
                 "boolean",
-                _quoted(v[bad])
-                + " is not a yes/no value (true/false, yes/no, 1/0, checked/unchecked)",
+                "{v} is not a yes/no value (true/false, yes/no, 1/0, checked/unchecked)",
             )
             return parsed
         if kind in (DATE, DATETIME):
             parsed = _parse_dates(v, rule, kind == DATE)
-            bad = parsed.isna()
+            what = "date" if kind == DATE else "date-time"
             expected = (
                 f"in the format {rule.date_format}"
                 if rule.date_format
                 else "in ISO form (2026-12-31 or 2026-12-31 14:30:00)"
             )
-            add(
-                bad,
+            self._bad(
+                v,
+                parsed.isna(),
                 "date",
-                _quoted(v[bad]) + f" is not a {'date' if kind == DATE else 'date-time'} {expected}",
+                "{v} is not a " + what + " " + expected.replace("{", "{{").replace("}", "}}"),
             )
-            return parsed.astype(object)
+            return parsed
         if kind == DROPDOWN:
             bad = ~v.isin(spec.options)
-            add(bad, "option", _option_messages(v[bad], spec.options, spec.name))
-            return v.astype(object).where(~bad)
+            self._bad(
+                v, bad, "option", lambda value: _option_message(value, spec.options, spec.name)
+            )
+            return v.where(~bad)
         if kind in (MULTISELECT, TAGS):
-            parts = v.str.split(rule.split or ";").explode().str.strip()
-            parts = parts[parts != ""]
-            if kind == MULTISELECT:
-                wrong = parts[~parts.isin(spec.options)]
-                first_wrong = wrong[~wrong.index.duplicated()]
-                bad = pd.Series(v.index.isin(first_wrong.index), index=v.index)
-                add(bad, "option", _option_messages(first_wrong, spec.options, spec.name))
-                joined = parts.groupby(level=0).agg(";".join)
-                return joined.reindex(v.index).astype(object).where(~bad)
-            grouped = parts.groupby(level=0).agg(list)
-            return grouped.reindex(v.index).astype(object)
-        # text
+            return self._multi(v, rule, spec)
+        return self._text(v, spec)
+
+    def _multi(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
+        """Split on the mapping's separator, trim, drop empty parts, check each option, join
+        with ";" (the API's form) — in Arrow list kernels, no loop per cell."""
+        lists = pc.split_pattern(_arrow(v), rule.split or ";")
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+        parents = pc.list_parent_indices(lists).to_numpy()
+        keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+        if not keep.all():  # "a,,b" or a trailing separator
+            flat = flat.filter(pa.array(keep))
+            parents = parents[keep]
+        offsets = np.concatenate(([0], np.cumsum(np.bincount(parents, minlength=len(v))))).astype(
+            np.int32
+        )
+        normal = _text_series(
+            pc.binary_join(
+                pa.ListArray.from_arrays(pa.array(offsets), flat), pa.scalar(";", flat.type)
+            ),
+            v.index,
+        )
+        if spec.kind == TAGS:
+            return normal
+        known = pc.is_in(flat, value_set=pa.array(spec.options, pa.string())).to_numpy(
+            zero_copy_only=False
+        )
+        wrong = np.flatnonzero(~known)
+        if len(wrong) == 0:
+            return normal
+        rows, first = np.unique(parents[wrong], return_index=True)
+        first_wrong = flat.take(pa.array(wrong[first])).to_pylist()
+        messages = {
+            value: _option_message(value, spec.options, spec.name) for value in set(first_wrong)
+        }
+        positions = v.index.to_numpy()[rows]
+        self.errors.add(
+            positions,
+            self._column,
+            self._spec,
+            "option",
+            first_wrong,
+            [messages[w] for w in first_wrong],
+        )
+        bad = np.zeros(len(v), dtype=bool)
+        bad[rows] = True
+        return normal.where(~bad)
+
+    def _text(self, v: pd.Series, spec: FieldSpec) -> pd.Series:
         if spec.max_length:
             length = v.str.len()
-            bad = length > spec.max_length
-            add(
+            bad = (length > spec.max_length).fillna(False).astype(bool)
+            limit = spec.max_length
+            self._bad(
+                v,
                 bad,
                 "length",
-                _quoted(v[bad].str.slice(0, 30))
-                + " is "
-                + length[bad].astype(str)
-                + f" characters long; {spec.name} allows {spec.max_length}",
+                lambda value: (
+                    f"{value[:30]!r} is {len(value)} characters long; {spec.name} allows {limit}"
+                ),
             )
             v = v.where(~bad)
         if spec.is_email:
-            bad = ~v.str.fullmatch(_EMAIL_RE).fillna(True)
-            add(bad, "email", _quoted(v[bad]) + " is not a plausible email address")
+            bad = ~fullmatch(v, _EMAIL_RE) & v.notna().to_numpy()
+            self._bad(v, bad, "email", "{v} is not a plausible email address")
             v = v.where(~bad)
         elif spec.is_url:
-            bad = ~v.str.fullmatch(_URL_RE).fillna(True)
-            add(bad, "url", _quoted(v[bad]) + " is not a plausible web address")
+            bad = ~fullmatch(v, _URL_RE) & v.notna().to_numpy()
+            self._bad(v, bad, "url", "{v} is not a plausible web address")
             v = v.where(~bad)
-        return v.astype(object)
+        return v
 
-    def _lookup(
-        self, v: pd.Series, rule: ColumnRule, add: Callable[[pd.Series, str, pd.Series], None]
-    ) -> pd.Series:
+    def _lookup(self, v: pd.Series, rule: ColumnRule) -> pd.Series:
         assert rule.lookup is not None
-        index = self.lookups.get((rule.lookup.object, rule.lookup.by), {})
-        hits = v.map(lambda key: index.get(key))  # one dict look-up per cell
-        missing = hits.isna()
-        what = f"{rule.lookup.object} record with {rule.lookup.by}"
-        messages = {}
-        for value in v[missing].unique():
-            close = suggest(str(value), list(index)) if len(index) < 50_000 else None
-            messages[value] = f"no {what} {value!r}" + (
+        lookup = rule.lookup
+        index = self.lookups.get((lookup.object, lookup.by), {})
+        found = [index.get(key) for key in v.tolist()]  # one dict look-up per cell
+        count = np.array([len(ids) if ids else 0 for ids in found])
+
+        def unknown(value: str) -> str:
+            close = suggest(value, list(index)) if len(index) < 50_000 else None
+            return f"no {lookup.object} record with {lookup.by} {value!r}" + (
                 f"; did you mean {close!r}?" if close else ""
             )
-        add(missing, "lookup", v[missing].map(messages))
-        many = hits.map(lambda ids: isinstance(ids, list) and len(ids) > 1)
-        add(
-            many,
-            "lookup",
-            v[many]
-            + hits[many].map(
-                lambda ids: (
-                    f" matches {len(ids)} {rule.lookup.object} records (ids {', '.join(map(str, ids[:5]))}); make it unique"
-                    if ids
-                    else ""
-                )
-            ),
-        )
-        single = hits.map(lambda ids: ids[0] if isinstance(ids, list) and len(ids) == 1 else None)
-        return single.astype(object).where(single.notna())
+
+        def ambiguous(value: str) -> str:
+            ids = index[value]
+            return f"{value!r} matches {len(ids)} {lookup.object} records (ids {', '.join(map(str, ids[:5]))}); make it unique"
+
+        self._bad(v, count == 0, "lookup", unknown)
+        self._bad(v, count > 1, "lookup", ambiguous)
+        ids = [f[0] if f and len(f) == 1 else None for f in found]
+        return pd.Series(ids, index=v.index, dtype="Int64")
 
 
 def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
@@ -475,32 +635,35 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
     check_mapping(table, mapping, specs, rules)
-    lines = np.asarray(table.lines, dtype=np.int64)
-    errors = _Errors(lines)
+    errors = _Errors(np.asarray(table.lines, dtype=np.int64))
     validator = _ColumnValidator(errors, facts.lookups)
-    frame = table.frame
+    frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
+    cleared: dict[str, np.ndarray] = {}
     for rule in rules:
         spec = specs[rule.field]
         require = spec.required and not mapping.match and rule.field not in mapping.defaults
-        values[rule.field] = validator.run(frame[rule.column], rule, spec, require=require)
-    defaults = _validate_defaults(mapping, specs)
-    for name, value in defaults.items():
-        if name in values:
-            values[name] = values[name].where(values[name].map(lambda x: x is not ABSENT), value)
-        else:
-            values[name] = pd.Series([value] * len(frame), index=frame.index, dtype=object)
+        values[rule.field], clear = validator.run(frame[rule.column], rule, spec, require=require)
+        if clear is not None:
+            cleared[rule.field] = clear
+    for name, value in _validate_defaults(mapping, specs).items():
+        dtype = (
+            "Int64" if specs[name].kind == INTEGER else _DTYPES.get(specs[name].kind, TEXT_DTYPE)
+        )
+        column = values.get(name, pd.Series(pd.NA, index=frame.index, dtype=dtype))
+        values[name] = column.fillna(value)
+        cleared.pop(name, None)  # a default fills blanks: nothing is cleared then
     parent_ids = None
     if mapping.parent is not None:
         parent_spec = FieldSpec(name="PARENT", label="Parent", kind=INTEGER, api_type="integer")
-        parent_ids = validator.run(
+        parent_ids, _ = validator.run(
             frame[mapping.parent.column], mapping.parent, parent_spec, require=not mapping.match
         )
     result_values = (
         pd.DataFrame(values, index=frame.index) if values else pd.DataFrame(index=frame.index)
     )
     return ValidationResult(
-        table, mapping, specs, rules, result_values, errors.frame(), notes, parent_ids
+        table, mapping, specs, rules, result_values, errors.frame(), cleared, notes, parent_ids
     )
 
 
@@ -520,8 +683,8 @@ def _validate_defaults(mapping: Mapping, specs: dict[str, FieldSpec]) -> dict[st
             field=name,
             split=";" if spec.kind in (MULTISELECT, TAGS) else None,
         )
-        parsed = _ColumnValidator(probe, {}).run(
-            pd.Series([text], dtype="string"), rule, spec, require=False
+        parsed, _ = _ColumnValidator(probe, {}).run(
+            pd.Series([text], dtype=TEXT_DTYPE), rule, spec, require=False
         )
         bad = probe.frame()
         if len(bad):

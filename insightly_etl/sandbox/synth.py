@@ -526,8 +526,10 @@ class Generator:
         return record
 
     def _organisations(self, rng: random.Random, rid: int) -> dict[str, Any]:
-        name = f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)} {rng.choice(SUFFIX)}"
-        if rid > 1000:
+        # unique by construction for the first 1,344 ids; generated ones carry their id
+        n = rid % (len(COMPANY_A) * len(COMPANY_B) * len(SUFFIX))
+        name = f"{COMPANY_A[n % len(COMPANY_A)]} {COMPANY_B[(n // len(COMPANY_A)) % len(COMPANY_B)]} {SUFFIX[n % len(SUFFIX)]}"
+        if rid >= 1_000_000:
             name += f" #{rid}"
         city, state, country, post = rng.choice(CITIES)
         created, updated = _dates(rng)

@@ -1,0 +1,343 @@
+"""Every validation rule, with the exact message a user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from insightly_etl.errors import InputError
+from insightly_etl.load.account import AccountFacts
+from insightly_etl.load.mapping import parse_mapping
+from insightly_etl.load.readers import read_table
+from insightly_etl.load.validate import ABSENT, ValidationResult, validate_table
+from insightly_etl.sandbox.synth import custom_field_definitions
+
+DEFS = custom_field_definitions()
+ORGS = {("organisations", "ORGANISATION_NAME"): {"Acme Ltd": [7], "Twin Co": [8, 9]}}
+
+
+def run(
+    tmp_path: Path, csv_text: str, mapping: dict, lookups: dict | None = None, obj: str = "Contacts"
+) -> ValidationResult:
+    path = tmp_path / "in.csv"
+    path.write_text(csv_text, encoding="utf-8")
+    facts = AccountFacts(DEFS.get(obj, []), lookups or {})
+    return validate_table(read_table(path), parse_mapping(mapping, source="m.yaml"), facts)
+
+
+def contacts(columns: dict, **extra) -> dict:
+    return {"object": "contacts", "columns": {"Name": "FIRST_NAME", **columns}, **extra}
+
+
+def messages(result: ValidationResult) -> list[tuple[int, str]]:
+    return list(zip(result.errors["line"].tolist(), result.errors["message"].tolist(), strict=True))
+
+
+def values(result: ValidationResult, field: str) -> list:
+    return result.column(field)
+
+
+# ---------------------------------------------------------------- the mapping
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            contacts({"Tier": "Customer_Tier"}),
+            "m.yaml: columns.Tier: Customer_Tier is not a field of contacts; did you mean Customer_Tier__c?",
+        ),
+        (
+            contacts({"Tier": "Customer Tier"}),
+            "m.yaml: columns.Tier: Customer Tier is not a field of contacts; did you mean Customer_Tier__c?",
+        ),
+        (
+            contacts({"Tier": "DATE_CREATED_UTC"}),
+            "m.yaml: columns.Tier: DATE_CREATED_UTC is read-only (set by Insightly)",
+        ),
+        (
+            contacts({"Tier": "Member_No__c"}),
+            "m.yaml: columns.Tier: Member_No__c is read-only (computed by Insightly)",
+        ),
+        (contacts({"Nope": "LAST_NAME"}), "m.yaml: column 'Nope' is not in in.csv"),
+        (
+            contacts({"tier ": "Customer_Tier__c"}),
+            "m.yaml: column 'tier ' is not in in.csv; did you mean 'Tier'?",
+        ),
+        (
+            {"object": "contacts", "columns": {"Tier": "LAST_NAME"}},
+            "m.yaml: contacts need FIRST_NAME, which the mapping neither maps nor defaults",
+        ),
+        (
+            contacts({}, defaults={"Customer_Tier__c": "gold"}),
+            "m.yaml: defaults.Customer_Tier__c: 'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?",
+        ),
+        (
+            contacts({"Tier": {"field": "FIRST_NAME"}}),
+            "m.yaml: columns.Tier: FIRST_NAME is already mapped from column 'Name'",
+        ),
+    ],
+)
+def test_mapping_errors_name_file_key_and_fix(tmp_path: Path, mapping: dict, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        run(tmp_path, "Name,Tier\nAda,Gold\n", mapping)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"object": "contacts", "colums": {}}, "m.yaml: colums: unknown key"),
+        ({"object": "widgets"}, "unknown object type 'widgets'"),
+        (
+            contacts({"Tier": {"field": "X", "transform": ["shout"]}}),
+            "m.yaml: columns.Tier.transform: unknown transform 'shout'",
+        ),
+        (
+            contacts({"Tier": {"field": "X", "blank": "erase"}}),
+            "m.yaml: columns.Tier.blank: must be one of skip, clear, not 'erase'",
+        ),
+        (
+            contacts({}, timezone="Mars/Olympus"),
+            "m.yaml: timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        (contacts({}, decimal=";"), "m.yaml: decimal: must be '.' or ',', not ';'"),
+        (
+            contacts({"Tier": {"field": "X", "date_format": "dd/mm/yyyy"}}),
+            "m.yaml: columns.Tier.date_format: expected a strftime pattern like '%d/%m/%Y', not 'dd/mm/yyyy'",
+        ),
+        (
+            {"columns": {}},
+            "m.yaml: object: missing: name the object type to import (or pass --object)",
+        ),
+    ],
+)
+def test_mapping_file_structure_errors(mapping: dict, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_mapping(mapping, source="m.yaml")
+    assert str(info.value) == message
+
+
+# ---------------------------------------------------------------- values
+
+
+def test_integers(tmp_path: Path) -> None:
+    r = run(tmp_path, "Name,Owner\nA,2\nB,two\nC,2.5\nD,-3\n", contacts({"Owner": "OWNER_USER_ID"}))
+    assert values(r, "OWNER_USER_ID")[0] == 2 and values(r, "OWNER_USER_ID")[3] == -3
+    assert messages(r) == [(3, "'two' is not a whole number"), (4, "'2.5' is not a whole number")]
+
+
+@pytest.mark.parametrize(
+    ("decimal", "cells", "parsed", "bad"),
+    [
+        (
+            ".",
+            ["1234.50", "1,234.50", "-0.5", "1 234,50", "1,2345"],
+            [1234.5, 1234.5, -0.5],
+            ["1 234,50", "1,2345"],
+        ),
+        (
+            ",",
+            ["1234,50", "1.234,50", "1 234,50", "1,234.50"],
+            [1234.5, 1234.5, 1234.5],
+            ["1,234.50"],
+        ),
+    ],
+)
+def test_numbers_follow_the_mappings_decimal_mark(
+    tmp_path: Path, decimal: str, cells: list[str], parsed: list[float], bad: list[str]
+) -> None:
+    text = "Name,Value\n" + "".join(f'A,"{c}"\n' for c in cells)
+    r = run(tmp_path, text, contacts({"Value": "Lifetime_Value__c"}, decimal=decimal))
+    assert [v for v in values(r, "Lifetime_Value__c") if v is not ABSENT] == parsed
+    assert [m for _, m in messages(r)] == [
+        f"'{b}' is not a number with '{decimal}' as the decimal mark" for b in bad
+    ]
+
+
+def test_booleans(tmp_path: Path) -> None:
+    cells = ["true", "FALSE", "yes", "No", "1", "0", "checked", "Unchecked", "maybe"]
+    r = run(
+        tmp_path,
+        "Name,News\n" + "".join(f"A,{c}\n" for c in cells),
+        contacts({"News": "Newsletter__c"}),
+    )
+    assert values(r, "Newsletter__c")[:8] == [True, False, True, False, True, False, True, False]
+    assert messages(r) == [
+        (10, "'maybe' is not a yes/no value (true/false, yes/no, 1/0, checked/unchecked)")
+    ]
+
+
+def test_dates_by_format_or_iso_to_insightly_form(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Born,Webinar\nA,31/12/1990,2026-03-04 14:30\nB,12/31/1990,2026-03-04T14:30:00Z\nC,01/02/2003,04.03.2026\n",
+        contacts(
+            {
+                "Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"},
+                "Webinar": "Last_Webinar__c",
+            }
+        ),
+    )
+    assert values(r, "DATE_OF_BIRTH") == ["1990-12-31 00:00:00", ABSENT, "2003-02-01 00:00:00"]
+    assert values(r, "Last_Webinar__c") == ["2026-03-04 14:30:00", "2026-03-04 14:30:00", ABSENT]
+    assert messages(r) == [
+        (3, "'12/31/1990' is not a date in the format %d/%m/%Y"),
+        (4, "'04.03.2026' is not a date-time in ISO form (2026-12-31 or 2026-12-31 14:30:00)"),
+    ]
+
+
+def test_calendar_days_are_never_shifted_by_time_zones(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Born,First\nA,1990-12-31,2026-01-15T00:00:00+13:00\n",
+        contacts(
+            {"Born": "DATE_OF_BIRTH", "First": "First_Purchase__c"}, timezone="Pacific/Auckland"
+        ),
+    )
+    assert values(r, "DATE_OF_BIRTH") == ["1990-12-31 00:00:00"]
+    assert values(r, "First_Purchase__c") == ["2026-01-15 00:00:00"]
+
+
+def test_date_times_without_zone_are_in_the_mappings_zone(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Webinar\nA,2026-07-01 12:00\nB,2026-01-15 12:00\nC,2026-07-01T12:00:00+02:00\n",
+        contacts({"Webinar": "Last_Webinar__c"}, timezone="Europe/Berlin"),
+    )
+    assert values(r, "Last_Webinar__c") == [
+        "2026-07-01 10:00:00",
+        "2026-01-15 11:00:00",
+        "2026-07-01 10:00:00",
+    ]
+
+
+def test_dropdowns_are_exact_with_a_suggestion(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Tier\nA,Gold\nB,gold\nC,Diamond\nD,silver\n",
+        contacts({"Tier": {"field": "Customer_Tier__c", "values": {"silver": "Silver"}}}),
+    )
+    assert (
+        values(r, "Customer_Tier__c")[0] == "Gold" and values(r, "Customer_Tier__c")[3] == "Silver"
+    )
+    assert messages(r) == [
+        (3, "'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"),
+        (
+            4,
+            "'Diamond' is not an option of Customer_Tier__c (options: Bronze, Silver, Gold, Platinum)",
+        ),
+    ]
+
+
+def test_multiselect_split_checked_and_joined_with_semicolons(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        'Name,Likes\nA,"Music, Travel"\nB,"Music, Knitting"\n',
+        contacts({"Likes": {"field": "Interests__c", "split": ","}}),
+    )
+    assert values(r, "Interests__c")[0] == "Music;Travel"
+    assert messages(r) == [
+        (
+            3,
+            "'Knitting' is not an option of Interests__c (options: Music, Sports, Technology, Travel, Food, Finance)",
+        )
+    ]
+
+
+def test_emails_urls_and_lengths(tmp_path: Path) -> None:
+    long = "x" * 256
+    r = run(
+        tmp_path,
+        f"Name,Mail,Web,Title\nA,a@b.co,https://acme.example,ok\nB,not-an-email,no spaces allowed,{long}\n",
+        contacts({"Mail": "EMAIL_ADDRESS", "Web": "SOCIAL_LINKEDIN", "Title": "TITLE"}),
+    )
+    assert messages(r) == [
+        (3, "'not-an-email' is not a plausible email address"),
+        (3, "'no spaces allowed' is not a plausible web address"),
+        (3, "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' is 256 characters long; TITLE allows 255"),
+    ]
+
+
+def test_blank_cells_mean_no_value_unless_the_column_clears(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Phone,Title\nA,,\n",
+        contacts({"Phone": "PHONE", "Title": {"field": "TITLE", "blank": "clear"}}),
+    )
+    assert values(r, "PHONE") == [ABSENT]
+    assert values(r, "TITLE") == [None]
+    assert messages(r) == []
+
+
+def test_required_blank_is_a_row_error(tmp_path: Path) -> None:
+    r = run(tmp_path, "Name,Last\n,Lovelace\n", contacts({"Last": "LAST_NAME"}))
+    assert messages(r) == [(2, "FIRST_NAME is required")]
+
+
+def test_leading_zeros_survive_into_text_fields(tmp_path: Path) -> None:
+    r = run(tmp_path, "Name,Zip\nA,00501\n", contacts({"Zip": "ADDRESS_MAIL_POSTCODE"}))
+    assert values(r, "ADDRESS_MAIL_POSTCODE") == ["00501"]
+
+
+def test_lookups_resolve_names_to_ids(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Company\nA,Acme Ltd\nB,ACME LTD\nC,Twin Co\nD,Nobody\n",
+        contacts({"Company": {"field": "ORGANISATION_ID", "lookup": {"object": "organisations"}}}),
+        ORGS,
+    )
+    assert values(r, "ORGANISATION_ID")[0] == 7
+    assert messages(r) == [
+        (3, "no organisations record with ORGANISATION_NAME 'ACME LTD'; did you mean 'Acme Ltd'?"),
+        (4, "'Twin Co' matches 2 organisations records (ids 8, 9); make it unique"),
+        (5, "no organisations record with ORGANISATION_NAME 'Nobody'"),
+    ]
+
+
+def test_defaults_fill_blank_cells_and_missing_columns(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Tier\nA,\nB,Gold\n",
+        contacts(
+            {"Tier": "Customer_Tier__c"},
+            defaults={"Customer_Tier__c": "Bronze", "BACKGROUND": "Trade fair"},
+        ),
+    )
+    assert values(r, "Customer_Tier__c") == ["Bronze", "Gold"]
+    assert values(r, "BACKGROUND") == ["Trade fair", "Trade fair"]
+
+
+def test_identity_mapping_for_a_file_with_api_field_names(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "CONTACT_ID,FIRST_NAME,DATE_CREATED_UTC,Customer_Tier__c,Interests__c,Whatever\n5,Ada,2020-01-01 00:00:00,Gold,Music;Travel,x\n"
+    )
+    r = validate_table(
+        read_table(path),
+        parse_mapping({"object": "contacts"}, source="(none)"),
+        AccountFacts(DEFS["Contacts"]),
+    )
+    assert list(r.values.columns) == ["FIRST_NAME", "Customer_Tier__c", "Interests__c"]
+    assert values(r, "Interests__c") == ["Music;Travel"]
+    assert r.notes == [
+        "column 'DATE_CREATED_UTC' is read-only (set by Insightly); ignored",
+        "column 'Whatever' is not a field of contacts; ignored",
+    ]
+
+
+def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
+    r = run(tmp_path, "Name,Born,First\nA,31/02/1990,2026-02-30\nB,1/2/1990,2026-2-3\n",
+            contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"}, "First": "First_Purchase__c"}))
+    assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1990-02-01 00:00:00"]
+    assert messages(r)[:2] == [
+        (2, "'31/02/1990' is not a date in the format %d/%m/%Y"),
+        (2, "'2026-02-30' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00)"),
+    ]
+
+
+def test_multiselect_drops_empty_parts_and_spaces(tmp_path: Path) -> None:
+    r = run(tmp_path, 'Name,Likes\nA,"Music,, Travel ,"\nB,";Music;"\n', contacts({"Likes": {"field": "Interests__c", "split": ","}}))
+    assert values(r, "Interests__c") == ["Music;Travel", ABSENT]
+    assert messages(r) == [(3, "';Music;' is not an option of Interests__c; did you mean 'Music'?")]
