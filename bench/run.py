@@ -213,23 +213,29 @@ def write_big_csv(path: Path, rows: int) -> None:
     n = np.arange(rows)
     first = np.array(["Ada", "Bruno", "Chloé", "Dmitri", "Esme", "Felix", "Grace", "Hiro"])
     tiers = np.array(["Bronze", "Silver", "Gold", "Platinum"])
-    frame = pd.DataFrame({
-        "First Name": first[n % 8],
-        "Last Name": pd.Series(n).map("Name{}".format),
-        "Email": pd.Series(n).map("person{}@example.com".format),
-        "Phone": pd.Series(rng.integers(10**6, 10**7, rows)).map("+44 20 {}".format),
-        "Birthday": pd.to_datetime(rng.integers(0, 15000, rows), unit="D", origin="1960-01-01").strftime("%d/%m/%Y"),
-        "Tier": tiers[n % 4],
-        "Interests": np.where(n % 3 == 0, "Music, Travel", "Technology"),
-        "Newsletter": np.where(n % 2 == 0, "yes", "no"),
-        "Value": pd.Series(rng.integers(0, 10**6, rows) / 100).map("{:.2f}".format),
-        "Discount": (n % 20).astype(str),
-        "Zip": pd.Series(n % 99999).map("{:05d}".format),
-        "City": np.where(n % 2 == 0, "London", "Lyon"),
-        "Country": np.where(n % 2 == 0, "United Kingdom", "France"),
-        "Title": np.where(n % 5 == 0, "CEO", "Buyer"),
-        "Last Webinar": pd.to_datetime(rng.integers(0, 10**8, rows), unit="s", origin="2024-01-01").strftime("%Y-%m-%d %H:%M:%S"),
-    })
+    frame = pd.DataFrame(
+        {
+            "First Name": first[n % 8],
+            "Last Name": pd.Series(n).map("Name{}".format),
+            "Email": pd.Series(n).map("person{}@example.com".format),
+            "Phone": pd.Series(rng.integers(10**6, 10**7, rows)).map("+44 20 {}".format),
+            "Birthday": pd.to_datetime(
+                rng.integers(0, 15000, rows), unit="D", origin="1960-01-01"
+            ).strftime("%d/%m/%Y"),
+            "Tier": tiers[n % 4],
+            "Interests": np.where(n % 3 == 0, "Music, Travel", "Technology"),
+            "Newsletter": np.where(n % 2 == 0, "yes", "no"),
+            "Value": pd.Series(rng.integers(0, 10**6, rows) / 100).map("{:.2f}".format),
+            "Discount": (n % 20).astype(str),
+            "Zip": pd.Series(n % 99999).map("{:05d}".format),
+            "City": np.where(n % 2 == 0, "London", "Lyon"),
+            "Country": np.where(n % 2 == 0, "United Kingdom", "France"),
+            "Title": np.where(n % 5 == 0, "CEO", "Buyer"),
+            "Last Webinar": pd.to_datetime(
+                rng.integers(0, 10**8, rows), unit="s", origin="2024-01-01"
+            ).strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
     frame.to_csv(path, index=False)
 
 
@@ -255,18 +261,48 @@ columns:
 
 def bench_validate() -> None:
     rows = 1_000_000
-    print(f"validate: a generated {rows:,}-row, 15-column CSV, definitions from an export (no requests)")
+    print(
+        f"validate: a generated {rows:,}-row, 15-column CSV, definitions from an export (no requests)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_big_csv(work / "big.csv", rows)
         (work / "big.yaml").write_text(BIG_MAPPING)
         export_dir = work / "export"
-        subprocess.run([sys.executable, "-m", "insightly_etl", "export", "contacts", "--sandbox", "--out", str(export_dir), "--quiet"], check=True, cwd=ROOT)
-        cmd = [sys.executable, "-m", "insightly_etl", "validate", str(work / "big.csv"), "--mapping", str(work / "big.yaml"), "--fields-from", str(export_dir)]
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "export",
+                "contacts",
+                "--sandbox",
+                "--out",
+                str(export_dir),
+                "--quiet",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "insightly_etl",
+            "validate",
+            str(work / "big.csv"),
+            "--mapping",
+            str(work / "big.yaml"),
+            "--fields-from",
+            str(export_dir),
+        ]
         start = time.monotonic()
         peak = peak_rss_mb(cmd, dict(os.environ))
         elapsed = time.monotonic() - start
-    report("rows/s, whole command (read + validate + report)", f"{rows / elapsed:,.0f}", "target ≥ 200,000")
+    report(
+        "rows/s, whole command (read + validate + report)",
+        f"{rows / elapsed:,.0f}",
+        "target ≥ 200,000",
+    )
     report("peak RSS (MB)", f"{peak:,.0f}", "target < 2,048")
 
 

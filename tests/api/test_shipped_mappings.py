@@ -48,9 +48,18 @@ async def test_shipped_mapping_validates_its_sample_cleanly(seeded: Sandbox, nam
 
 async def test_sample_values_arrive_as_insightly_wants_them(seeded: Sandbox) -> None:
     orgs = await validate_sample(seeded, "organisations")
-    assert orgs.column("Employees__c") == [1250.0, 12.0, 48.0, 3400.0]  # decimal comma, dotted thousands
+    assert orgs.column("Employees__c") == [
+        1250.0,
+        12.0,
+        48.0,
+        3400.0,
+    ]  # decimal comma, dotted thousands
     assert orgs.column("Partner__c") == [True, False, False, True]
-    assert orgs.column("Contract_Start__c")[:3] == ["2024-04-01 00:00:00", "2025-09-15 00:00:00", ABSENT]
+    assert orgs.column("Contract_Start__c")[:3] == [
+        "2024-04-01 00:00:00",
+        "2025-09-15 00:00:00",
+        ABSENT,
+    ]
     assert orgs.column("ORGANISATION_NAME")[0] == "Müller Fahrzeugbau GmbH"  # Windows-1252 decoded
     contacts = await validate_sample(seeded, "contacts")
     assert contacts.column("EMAIL_ADDRESS")[0] == "amelie.fontaine@example.fr"
@@ -62,4 +71,8 @@ async def test_sample_values_arrive_as_insightly_wants_them(seeded: Sandbox) -> 
     assert outlook.column("DATE_OF_BIRTH") == ["1969-12-28 00:00:00", ABSENT]
     assert outlook.column("TAGS")[0] == "Customers;VIP"
     tasks = await validate_sample(seeded, "tasks")
-    assert tasks.column("DUE_DATE")[0] == "2026-12-02 00:00:00" and tasks.column("PRIORITY") == [3, 2, 1]
+    assert tasks.column("DUE_DATE")[0] == "2026-12-02 00:00:00" and tasks.column("PRIORITY") == [
+        3,
+        2,
+        1,
+    ]

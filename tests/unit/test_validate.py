@@ -328,8 +328,16 @@ def test_identity_mapping_for_a_file_with_api_field_names(tmp_path: Path) -> Non
 
 
 def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
-    r = run(tmp_path, "Name,Born,First\nA,31/02/1990,2026-02-30\nB,1/2/1990,2026-2-3\n",
-            contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"}, "First": "First_Purchase__c"}))
+    r = run(
+        tmp_path,
+        "Name,Born,First\nA,31/02/1990,2026-02-30\nB,1/2/1990,2026-2-3\n",
+        contacts(
+            {
+                "Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"},
+                "First": "First_Purchase__c",
+            }
+        ),
+    )
     assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1990-02-01 00:00:00"]
     assert messages(r)[:2] == [
         (2, "'31/02/1990' is not a date in the format %d/%m/%Y"),
@@ -338,6 +346,10 @@ def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
 
 
 def test_multiselect_drops_empty_parts_and_spaces(tmp_path: Path) -> None:
-    r = run(tmp_path, 'Name,Likes\nA,"Music,, Travel ,"\nB,";Music;"\n', contacts({"Likes": {"field": "Interests__c", "split": ","}}))
+    r = run(
+        tmp_path,
+        'Name,Likes\nA,"Music,, Travel ,"\nB,";Music;"\n',
+        contacts({"Likes": {"field": "Interests__c", "split": ","}}),
+    )
     assert values(r, "Interests__c") == ["Music;Travel", ABSENT]
     assert messages(r) == [(3, "';Music;' is not an option of Interests__c; did you mean 'Music'?")]
