@@ -684,5 +684,215 @@ def mapping_draft(
     )
 
 
+# ---------------------------------------------------------------- import, part 2: writes
+
+
+def _print_quota_plan(plan: Any) -> None:
+    left = f"{plan.remaining:,}" if plan.remaining is not None else "unknown"
+    click.echo(
+        f"Plan: {plan.creates:,} to create, {plan.updates:,} to update, {plan.unchanged:,} unchanged (no request), "
+        f"{plan.rejected:,} rejected, {plan.duplicates:,} duplicate, {plan.skipped:,} skipped, {plan.failed:,} failed"
+        + (f"; {plan.done_before:,} done by earlier runs" if plan.done_before else ""),
+        err=True,
+    )
+    click.echo(
+        f"Requests: {plan.requests_needed:,} needed ({plan.planning_requests:,} spent on planning, by {plan.strategy}); "
+        f"{left} left today, reserve {plan.reserve:,}; this run sends up to {plan.this_run:,}, about {plan.seconds:,.0f}s.",
+        err=True,
+    )
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
+)
+@click.option(
+    "--object",
+    "object_name",
+    help="The object type to import into (overrides the mapping's object:).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The resumable state of this import  [default: FILE.checkpoint.sqlite]",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate and plan (reads only), print the quota plan, write NAME.plan.csv; send no write.",
+)
+@click.option(
+    "--batch-size",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows per batch (a batch with updates first re-reads what changed since planning).",
+)
+@click.option(
+    "--on-match",
+    type=click.Choice(["update", "skip", "error"]),
+    default="update",
+    show_default=True,
+    help="What to do with a row whose match key finds an existing record.",
+)
+@click.option(
+    "--create-missing/--no-create-missing",
+    default=True,
+    show_default=True,
+    help="Create a record for a row whose match key finds none.",
+)
+@click.option(
+    "--skip-duplicates",
+    is_flag=True,
+    help="Without a match key: skip rows Insightly's own importer would call duplicates of existing records.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@file_options
+@api_options
+@click.pass_obj
+def import_(
+    ctx: Context,
+    file: Path,
+    mapping_file: Path | None,
+    object_name: str | None,
+    checkpoint: Path | None,
+    results_dir: Path | None,
+    dry_run: bool,
+    batch_size: int,
+    on_match: str,
+    create_missing: bool,
+    skip_duplicates: bool,
+    quiet: bool,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    use_sandbox: bool,
+    rate_limit: float,
+    max_in_flight: int,
+    max_requests: int | None,
+    reserve: int,
+) -> None:
+    """Create and update records from FILE within the daily quota; run again to resume.
+
+    Exit 0: every row created, updated or unchanged; 1: some rows rejected or failed (see
+    NAME.errors.csv); 75: stopped for quota — run the same command later to continue;
+    2: a bad file, mapping or option; 130: interrupted (Ctrl-C).
+    """
+    import signal
+
+    from insightly_etl.load.importer import ImportOptions, load_file
+    from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.readers import read_table
+
+    mapping = run_or_exit(lambda: read_mapping(mapping_file, object_name=object_name))
+    table = run_or_exit(
+        lambda: read_table(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    )
+    options = ImportOptions(
+        file=file,
+        mapping_file=mapping_file,
+        checkpoint=checkpoint,
+        results_dir=results_dir,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        on_match=on_match,
+        create_missing=create_missing,
+        skip_duplicates=skip_duplicates,
+    )
+
+    async def go(settings: Settings) -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_interrupt() -> None:
+            click.echo("\nStopping after the requests in flight (Ctrl-C again to abort)…", err=True)
+            stop.set()
+            loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C aborts at once
+
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        try:
+            async with make_client(
+                settings, rate_limit, max_in_flight, max_requests, reserve
+            ) as client:
+                return await load_file(
+                    client,
+                    options,
+                    table,
+                    mapping,
+                    stop=stop,
+                    progress=_progress(quiet),
+                    announce=_print_quota_plan,
+                )
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    result = run_with_api(ctx, use_sandbox, go)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    c = result.counts
+    quota = (
+        f"{result.quota_remaining:,} of {result.quota_limit:,}" if result.quota_limit else "unknown"
+    )
+    click.echo(
+        f"{file.name} -> {mapping.object}: {c['created']:,} created, {c['updated']:,} updated, "
+        f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected, {c['duplicate']:,} duplicate, "
+        f"{c['skipped']:,} skipped, {c['failed']:,} failed"
+        + (f", {c['left']:,} left" if c["left"] else "")
+        + f"; {result.requests:,} requests; quota left today {quota}"
+    )
+    if result.files:
+        click.echo("Results: " + ", ".join(str(p) for p in result.files))
+    if result.stopped == "quota":
+        click.echo(f"Stopped: {result.stop_reason}", err=True)
+        click.echo(
+            f"{c['left']:,} rows left. Run the same command again to continue (the daily quota frees up within 24 hours).",
+            err=True,
+        )
+    elif result.stopped == "interrupted":
+        click.echo(
+            f"Interrupted: {c['left']:,} rows left; run the same command again to continue.",
+            err=True,
+        )
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def status(checkpoint: Path) -> None:
+    """Show an import's progress from its checkpoint file: done, failed and left, by action."""
+    from insightly_etl.load.checkpoint import Checkpoint
+
+    cp = Checkpoint(checkpoint)
+    try:
+        click.echo(
+            f"{checkpoint}: {cp.meta('source')} -> {cp.meta('object')} (started {cp.meta('created_utc')} UTC)"
+        )
+        click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
+        for (action, state), n in sorted(
+            cp.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+        ):
+            click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
+        runs = cp.runs()
+        total = sum(r["requests"] or 0 for r in runs)
+        click.echo(f"  {len(runs)} run(s), {total:,} requests in all")
+        if runs:
+            last = runs[-1]
+            click.echo(
+                f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
+            )
+    finally:
+        cp.close()
+
+
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -152,7 +152,7 @@ class InsightlyClient:
         *,
         page_size: int = PAGE_SIZE,
         concurrent: bool = True,
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Every page of a list or search, in order. The first page asks for the total; with
         it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page."""
         base = dict(params or {})

@@ -1,0 +1,269 @@
+"""The import checkpoint: one SQLite file that survives `kill -9` at any instant.
+
+Every row has a state, committed before the request that changes it leaves and again when the
+answer arrives, so a run that dies loses nothing: at worst a row is `in_flight`, which means
+"outcome unknown" and is reconciled before anything is re-sent.
+
+    planned ─▶ in_flight ─▶ done (record id) | failed (status, message)
+                     └────▶ unknown (the write may have been applied) ─▶ reconciled
+    rejected (validation) · duplicate (same key earlier in the file) · skipped (by option)
+
+Updates also keep the before-image of every field they change, so an import can be undone.
+The file and the mapping are fingerprinted (sha256): resuming with either changed is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.errors import InputError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    row INTEGER PRIMARY KEY,          -- position in the file, from 0
+    line INTEGER NOT NULL,            -- where it is in the file (line, sheet row, row number)
+    action TEXT,                      -- create | update | unchanged | duplicate | skip
+    state TEXT NOT NULL,              -- planned | in_flight | unknown | done | failed | rejected | duplicate | skipped
+    record_id INTEGER,
+    payload TEXT,                     -- the body sent (JSON), for reconciliation
+    sent_at TEXT,                     -- UTC, just before the request left
+    status INTEGER,                   -- HTTP status of a failure
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run INTEGER,
+    updated_utc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_state ON rows(state);
+CREATE TABLE IF NOT EXISTS before_images (
+    row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
+    run INTEGER NOT NULL, PRIMARY KEY (row, field, run)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
+    requests INTEGER NOT NULL DEFAULT 0, outcome TEXT
+);
+"""
+FINAL = ("done", "rejected", "duplicate", "skipped")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mapping_fingerprint(mapping_file: Path | None, object_name: str) -> str:
+    text = mapping_file.read_bytes() if mapping_file else b"(no mapping)"
+    return hashlib.sha256(text + b"\0" + object_name.encode()).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class RowState:
+    row: int
+    line: int
+    action: str | None
+    state: str
+    record_id: int | None
+    payload: dict[str, Any] | None
+    sent_at: str | None
+    status: int | None
+    message: str | None
+    attempts: int
+
+
+class Checkpoint:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit transactions
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the process being killed (the OS has it);
+        # only a power cut could lose the last commits.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.run = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---------------------------------------------------------------- identity
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def bind(self, *, file_sha: str, mapping_sha: str, object_name: str, source: str) -> None:
+        """Tie a new checkpoint to its file and mapping, or check an existing one matches."""
+        known = self.meta("file_sha256")
+        if known is None:
+            self._set_meta(
+                file_sha256=file_sha,
+                mapping_sha256=mapping_sha,
+                object=object_name,
+                source=source,
+                created_utc=utc_now(),
+            )
+            return
+        if known != file_sha:
+            raise InputError(
+                f"{self.path} belongs to another version of {self.meta('source')}: the file changed since that run",
+                hint="Resume with the file as it was, or start afresh with a new --checkpoint (delete the old one).",
+            )
+        if self.meta("mapping_sha256") != mapping_sha or self.meta("object") != object_name:
+            raise InputError(
+                f"{self.path} was written with another mapping or object: resuming would mix two imports",
+                hint="Resume with the same --mapping/--object, or start afresh with a new --checkpoint.",
+            )
+
+    def _set_meta(self, **values: str) -> None:
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    # ---------------------------------------------------------------- runs
+    def start_run(self) -> int:
+        cur = self.db.execute("INSERT INTO runs (started_utc) VALUES (?)", (utc_now(),))
+        self.run = int(cur.lastrowid or 0)
+        return self.run
+
+    def finish_run(self, requests: int, outcome: str) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_utc=?, requests=?, outcome=? WHERE run=?",
+            (utc_now(), requests, outcome, self.run),
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT run, started_utc, finished_utc, requests, outcome FROM runs ORDER BY run"
+        )
+        return [
+            dict(zip(("run", "started_utc", "finished_utc", "requests", "outcome"), r, strict=True))
+            for r in cur
+        ]
+
+    # ---------------------------------------------------------------- rows
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind: object, *rest: object) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def transaction(self) -> Checkpoint._Tx:
+        return Checkpoint._Tx(self.db)
+
+    def register(self, rows: Iterable[tuple[int, int]]) -> None:
+        """Every row of the file, once (row position, line)."""
+        now = utc_now()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO rows (row, line, state, updated_utc) VALUES (?, ?, 'planned', ?)",
+                ((r, line, now) for r, line in rows),
+            )
+
+    def states(self) -> dict[int, RowState]:
+        cur = self.db.execute(
+            "SELECT row, line, action, state, record_id, payload, sent_at, status, message, attempts FROM rows"
+        )
+        return {
+            r[0]: RowState(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                json.loads(r[5]) if r[5] else None,
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+            )
+            for r in cur
+        }
+
+    def mark_many(
+        self,
+        rows: Iterable[int],
+        *,
+        state: str,
+        action: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        now = utc_now()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE rows SET state=?, action=COALESCE(?, action), message=?, updated_utc=?, run=? WHERE row=?",
+                ((state, action, message, now, self.run, r) for r in rows),
+            )
+
+    def sending(
+        self, row: int, action: str, payload: dict[str, Any], sent_at: str, record_id: int | None
+    ) -> None:
+        """Committed before the request leaves: from now on the outcome may be unknown."""
+        self.db.execute(
+            "UPDATE rows SET state='in_flight', action=?, payload=?, sent_at=?, record_id=COALESCE(?, record_id),"
+            " attempts=attempts+1, updated_utc=?, run=?, status=NULL, message=NULL WHERE row=?",
+            (
+                action,
+                json.dumps(payload, ensure_ascii=False),
+                sent_at,
+                record_id,
+                utc_now(),
+                self.run,
+                row,
+            ),
+        )
+
+    def done(
+        self, row: int, action: str, record_id: int | None, before: dict[str, Any] | None = None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=NULL, updated_utc=?, run=? WHERE row=?",
+                (action, record_id, utc_now(), self.run, row),
+            )
+            if before and record_id is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO before_images VALUES (?, ?, ?, ?, ?)",
+                    (
+                        (row, record_id, f, json.dumps(v, ensure_ascii=False), self.run)
+                        for f, v in before.items()
+                    ),
+                )
+
+    def failed(self, row: int, status: int | None, message: str) -> None:
+        self.db.execute(
+            "UPDATE rows SET state='failed', status=?, message=?, updated_utc=?, run=? WHERE row=?",
+            (status, message, utc_now(), self.run, row),
+        )
+
+    def unknown(self, row: int, message: str) -> None:
+        self.db.execute(
+            "UPDATE rows SET state='unknown', message=?, updated_utc=?, run=? WHERE row=?",
+            (message, utc_now(), self.run, row),
+        )
+
+    def counts(self) -> dict[tuple[str | None, str], int]:
+        cur = self.db.execute("SELECT action, state, COUNT(*) FROM rows GROUP BY action, state")
+        return {(a, s): n for a, s, n in cur}
+
+    def before_images(self) -> Iterator[tuple[int, int, str, Any]]:
+        for row, rid, field, value in self.db.execute(
+            "SELECT row, record_id, field, value FROM before_images ORDER BY row"
+        ):
+            yield row, rid, field, json.loads(value) if value is not None else None

@@ -1,0 +1,266 @@
+"""Sending the planned writes at the rate ceiling, recording every outcome in the checkpoint.
+
+Each write: state `in_flight` committed → request → `done` / `failed` committed. Requests of a
+batch run concurrently (the client keeps them under the per-second ceiling). Before a batch
+with updates, one `/Search?updated_after_utc=` fetches records changed since planning and those
+rows are re-diffed, because a list answer carries no per-record ETag to put in If-Match; where
+planning did read a record's own ETag (by id), the PUT carries it.
+
+A write whose answer was lost (`OutcomeUnknown`) is reconciled at once: a create is looked for
+by its match key, or among records changed since just before it was sent; an update is
+re-read and re-diffed (a partial PUT with the same values is harmless to repeat). Only a
+write that certainly did not happen is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
+from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.errors import ApiError, ConflictError, NotFoundError, OutcomeUnknown, QuotaError
+from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.plan import Plan, PlannedRow, Planner, Record, row_values, update_payload
+from insightly_etl.progress import NullProgress, Progress
+
+RECONCILE_ATTEMPTS = 3
+
+
+@dataclass
+class Outcome:
+    stopped: str | None = None  # "quota" | "interrupted"
+    error: ApiError | None = None
+
+
+def server_now(client: InsightlyClient) -> datetime:
+    return client.last_server_time or datetime.now(UTC)
+
+
+def fmt(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
+    """Does an existing record carry everything a create sent? (standard and custom fields)"""
+    custom = {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in record.get("CUSTOMFIELDS") or ()}
+    for name, value in payload.items():
+        if name == "CUSTOMFIELDS":
+            if any(str(custom.get(c["FIELD_NAME"])) != str(c["FIELD_VALUE"]) for c in value):
+                return False
+        elif name == "TAGS":
+            if {t["TAG_NAME"] for t in value} != {
+                t.get("TAG_NAME") for t in record.get("TAGS") or ()
+            }:
+                return False
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            try:
+                if abs(float(record.get(name)) - float(value)) > 1e-9:  # type: ignore[arg-type]
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif str(record.get(name))[:19] != str(value)[:19]:
+            return False
+    return True
+
+
+class Executor:
+    def __init__(
+        self,
+        client: InsightlyClient,
+        checkpoint: Checkpoint,
+        planner: Planner,
+        plan: Plan,
+        *,
+        batch_size: int,
+        stop: asyncio.Event,
+        planned_at: datetime,
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self.planner = planner
+        self.plan = plan
+        self.obj: ObjectType = planner.obj
+        self.batch_size = batch_size
+        self.stop = stop
+        self.refreshed_at = planned_at
+        self.progress = progress or NullProgress()
+        self.outcome = Outcome()
+
+    async def run(self) -> Outcome:
+        writes = self.plan.writes
+        self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
+        try:
+            for start in range(0, len(writes), self.batch_size):
+                if self.stop.is_set() or self.outcome.stopped:
+                    break
+                batch = writes[start : start + self.batch_size]
+                if any(p.action == "update" for p in batch):
+                    await self._refresh(batch)
+                await asyncio.gather(*(self._send(p) for p in batch))
+        except QuotaError as exc:  # raised by the refresh
+            self._stop_for(exc)
+        finally:
+            self.progress.finish()
+        if self.stop.is_set() and not self.outcome.stopped:
+            self.outcome.stopped = "interrupted"
+        return self.outcome
+
+    def _stop_for(self, exc: QuotaError) -> None:
+        if not self.outcome.stopped:
+            self.outcome = Outcome("quota", exc)
+
+    # ---------------------------------------------------------------- one write
+    async def _send(self, p: PlannedRow) -> None:
+        if self.stop.is_set() or self.outcome.stopped or p.action not in ("create", "update"):
+            return
+        for _ in range(RECONCILE_ATTEMPTS):
+            try:
+                record = await self._write(p)
+            except QuotaError as exc:
+                # refused before sending, or 429 "quota spent" (not processed): still to do
+                self.checkpoint.mark_many([p.row], state="planned")
+                self._stop_for(exc)
+                return
+            except OutcomeUnknown as exc:
+                self.checkpoint.unknown(p.row, exc.message)
+                try:
+                    if await self._reconcile(p):
+                        return
+                except QuotaError as quota:
+                    self._stop_for(quota)
+                    return
+                continue  # it did not happen: send again
+            except ConflictError:
+                if not await self._after_conflict(p):
+                    return
+                continue
+            except ApiError as exc:
+                self.checkpoint.failed(p.row, exc.status, exc.message)
+                self.progress.advance(1)
+                return
+            self._finish(p, record)
+            return
+        self.checkpoint.failed(
+            p.row, None, "the outcome stayed unknown after reconciling; run again to retry"
+        )
+        self.progress.advance(1)
+
+    async def _write(self, p: PlannedRow) -> Record:
+        self.checkpoint.sending(
+            p.row, p.action, p.payload, fmt(server_now(self.client)), p.record_id
+        )
+        if p.action == "update":
+            return await self.client.update(self.obj.endpoint, p.payload, etag=p.etag)
+        if self.obj.name == "notes":
+            parent = self.planner.result.mapping.parent
+            assert parent is not None and parent.lookup is not None and p.parent_id is not None
+            endpoint = OBJECTS[parent.lookup.object].endpoint
+            reply = await self.client.request(
+                "POST", f"{endpoint}/{p.parent_id}/Notes", json=p.payload
+            )
+            return dict(reply.data)
+        return await self.client.create(self.obj.endpoint, p.payload)
+
+    def _finish(self, p: PlannedRow, record: Record) -> None:
+        rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None
+        rid = int(rid) if rid is not None else p.record_id
+        self.checkpoint.done(p.row, p.action, rid, p.before if p.action == "update" else None)
+        if rid is not None and isinstance(record, dict):
+            self.planner.records[rid] = record
+        self.progress.advance(1)
+
+    # ---------------------------------------------------------------- reconciliation
+    async def _reconcile(self, p: PlannedRow) -> bool:
+        """After an unknown outcome: True if the write is known to have happened (recorded)."""
+        if p.action == "update":
+            assert p.record_id is not None
+            try:
+                reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
+            except NotFoundError:
+                self.checkpoint.failed(p.row, 404, "the record was deleted during the import")
+                return True
+            record = dict(reply.data)
+            body, _ = update_payload(
+                self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
+            )
+            if not body:  # everything the row says is there: the update went through
+                self._finish(p, record)
+                return True
+            p.payload, p.etag = body, reply.etag
+            return False
+        found = await self._find_created(p)
+        if found is None:
+            return False
+        self._finish(p, found)
+        return True
+
+    async def _find_created(self, p: PlannedRow) -> Record | None:
+        match = self.planner.result.mapping.match
+        if match is not None and p.key is not None and self.obj.searchable:
+            params = {"field_name": match.pairs[0][1], "field_value": p.key[0], "top": PAGE_SIZE}
+            candidates = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
+        else:
+            candidates = await self.changed_since(self._sent_at(p))
+        hits = [c for c in candidates if payload_matches(c, p.payload)]
+        return hits[0] if len(hits) == 1 else None
+
+    def _sent_at(self, p: PlannedRow) -> datetime:
+        state = self.checkpoint.states()[p.row]
+        sent = (
+            datetime.strptime(state.sent_at, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            if state.sent_at
+            else self.refreshed_at
+        )
+        return sent - timedelta(seconds=2)  # strictly-after filter and clock granularity
+
+    async def changed_since(self, when: datetime) -> list[Record]:
+        records: list[Record] = []
+        async for page in self.client.iter_pages(
+            f"{self.obj.endpoint}/Search", {"updated_after_utc": iso(when)}
+        ):
+            records.extend(page.records)
+        return records
+
+    async def _after_conflict(self, p: PlannedRow) -> bool:
+        """The record changed since it was read: re-read, re-diff. True: send again."""
+        assert p.record_id is not None
+        reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
+        record = dict(reply.data)
+        self.planner.records[p.record_id] = record
+        body, before = update_payload(
+            self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
+        )
+        if not body:
+            p.action = "unchanged"
+            self.checkpoint.done(p.row, "unchanged", p.record_id)
+            self.progress.advance(1)
+            return False
+        p.payload, p.before, p.etag = body, before, reply.etag
+        return True
+
+    async def _refresh(self, batch: list[PlannedRow]) -> None:
+        """Records changed since planning: re-diff the updates of this batch against them."""
+        since = self.refreshed_at - timedelta(seconds=1)
+        self.refreshed_at = server_now(self.client)
+        changed = {int(r[self.obj.id_field or ""]): r for r in await self.changed_since(since)}
+        for p in batch:
+            if p.action != "update" or p.record_id not in changed:
+                continue
+            record = changed[p.record_id]
+            self.planner.records[p.record_id] = record
+            body, before = update_payload(
+                self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
+            )
+            if not body:
+                p.action = "unchanged"
+                self.checkpoint.done(p.row, "unchanged", p.record_id)
+            else:
+                p.payload, p.before, p.etag = body, before, None

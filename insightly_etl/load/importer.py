@@ -1,0 +1,388 @@
+"""`load_file`: validate, plan, show the quota plan, execute within the quota, record everything.
+
+Run it again with the same file, mapping and checkpoint and it continues where it stopped:
+rows already done cost nothing, rows whose outcome was unknown are reconciled first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from insightly_etl.api.client import InsightlyClient
+from insightly_etl.errors import QuotaError
+from insightly_etl.load.account import facts_from_api
+from insightly_etl.load.checkpoint import Checkpoint, mapping_fingerprint, sha256_file
+from insightly_etl.load.execute import Executor, server_now
+from insightly_etl.load.mapping import Mapping
+from insightly_etl.load.plan import Plan, PlannedRow, Planner
+from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.results import write_results
+from insightly_etl.load.validate import ValidationResult, validate_table
+from insightly_etl.progress import NullProgress, Progress
+
+TRANSIENT = (None, 429, 500, 502, 503, 504)
+
+
+@dataclass
+class ImportOptions:
+    file: Path
+    mapping_file: Path | None
+    checkpoint: Path | None = None  # default: FILE.checkpoint.sqlite
+    results_dir: Path | None = None  # default: beside FILE
+    dry_run: bool = False
+    batch_size: int = 200
+    on_match: str = "update"  # update | skip | error
+    create_missing: bool = True
+    skip_duplicates: bool = False
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint or self.file.with_name(self.file.name + ".checkpoint.sqlite")
+
+    @property
+    def results_path(self) -> Path:
+        return self.results_dir or self.file.parent
+
+
+@dataclass(frozen=True)
+class QuotaPlan:
+    creates: int
+    updates: int
+    unchanged: int
+    rejected: int
+    duplicates: int
+    skipped: int
+    failed: int
+    done_before: int  # rows finished by earlier runs
+    requests_needed: int
+    remaining: int | None
+    reserve: int
+    this_run: int
+    seconds: float
+    strategy: str
+    planning_requests: int
+
+
+@dataclass
+class ImportResult:
+    counts: dict[str, int]
+    requests: int
+    quota_remaining: int | None
+    quota_limit: int | None
+    stopped: str | None = None  # quota | interrupted
+    stop_reason: str | None = None
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    plan: QuotaPlan | None = None
+    dry_run: bool = False
+
+    @property
+    def left(self) -> int:
+        return self.counts.get("left", 0)
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped == "quota":
+            return 75
+        if self.stopped == "interrupted":
+            return 130
+        if any(self.counts.get(k, 0) for k in ("rejected", "failed", "duplicate", "left")):
+            return (
+                0
+                if self.dry_run
+                and not any(self.counts.get(k, 0) for k in ("rejected", "failed", "duplicate"))
+                else 1
+            )
+        return 0
+
+
+def summarise(checkpoint: Checkpoint, bad_rows: int) -> dict[str, int]:
+    counts = {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": bad_rows,
+        "duplicate": 0,
+        "skipped": 0,
+        "failed": 0,
+        "left": 0,
+    }
+    for (action, state), n in checkpoint.counts().items():
+        if state == "done":
+            counts[{"create": "created", "update": "updated"}.get(action or "", "unchanged")] += n
+        elif state in ("rejected", "duplicate", "skipped", "failed"):
+            counts[state] += n
+        else:
+            counts["left"] += n
+    return counts
+
+
+async def load_file(
+    client: InsightlyClient,
+    options: ImportOptions,
+    table: SourceTable,
+    mapping: Mapping,
+    *,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
+    announce: Callable[[QuotaPlan], None] | None = None,
+) -> ImportResult:
+    stop = stop or asyncio.Event()
+    checkpoint = Checkpoint(options.checkpoint_path)
+    try:
+        checkpoint.bind(
+            file_sha=sha256_file(options.file),
+            mapping_sha=mapping_fingerprint(options.mapping_file, mapping.object),
+            object_name=mapping.object,
+            source=options.file.name,
+        )
+        checkpoint.start_run()
+        return await _run(
+            client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
+        )
+    finally:
+        checkpoint.close()
+
+
+async def _run(
+    client: InsightlyClient,
+    options: ImportOptions,
+    table: SourceTable,
+    mapping: Mapping,
+    checkpoint: Checkpoint,
+    stop: asyncio.Event,
+    progress: Progress,
+    announce: Callable[[QuotaPlan], None] | None,
+) -> ImportResult:
+    start_requests = client.stats.sent
+    checkpoint.register(enumerate(table.lines))
+    try:
+        facts = await facts_from_api(client, mapping)
+    except QuotaError as exc:
+        return _stopped_early(client, options, table, None, checkpoint, start_requests, exc)
+    validation = validate_table(table, mapping, facts)
+    states = checkpoint.states()
+    rejected = [int(r) for r in validation.rejected_rows if states[int(r)].state != "done"]
+    messages = (
+        validation.errors.groupby("row")["message"].agg("; ".join) if len(validation.errors) else {}
+    )
+    for r in rejected:
+        checkpoint.mark_many([r], state="rejected", message=str(messages[r]))
+    rejected_set = set(rejected)
+    valid = [r for r in range(validation.rows) if r not in rejected_set]
+    states = checkpoint.states()
+    todo = [
+        r
+        for r in valid
+        if states[r].state in ("planned", "in_flight", "unknown", "skipped")
+        or (states[r].state == "failed" and states[r].status in TRANSIENT)
+    ]
+    planner = Planner(
+        client,
+        validation,
+        on_match=options.on_match,
+        create_missing=options.create_missing,
+        skip_duplicates=options.skip_duplicates,
+    )
+    planned_at = server_now(client)
+    executor = Executor(
+        client,
+        checkpoint,
+        planner,
+        Plan(rows=[]),
+        batch_size=options.batch_size,
+        stop=stop,
+        planned_at=planned_at,
+        progress=progress,
+    )
+    try:
+        todo = await _reconcile_earlier_creates(executor, checkpoint, validation, states, todo)
+        plan = await planner.plan(todo, table.lines, all_valid_rows=valid)
+    except QuotaError as exc:
+        return _stopped_early(client, options, table, validation, checkpoint, start_requests, exc)
+    _record_plan(checkpoint, plan, states)
+    quota_plan = _quota_plan(client, plan, options, states)
+    if announce:
+        announce(quota_plan)
+    if options.dry_run:
+        _write_plan(options, table, plan)
+        checkpoint.finish_run(client.stats.sent - start_requests, "dry-run")
+        files = write_results(
+            options.results_path, options.file.stem, table, validation, checkpoint, stopped=False
+        )
+        return ImportResult(
+            summarise(checkpoint, len(table.bad_rows)),
+            client.stats.sent - start_requests,
+            client.quota.remaining,
+            client.quota.limit,
+            files=files,
+            warnings=plan.warnings,
+            plan=quota_plan,
+            dry_run=True,
+        )
+    executor.plan = plan
+    outcome = await executor.run()
+    requests = client.stats.sent - start_requests
+    checkpoint.finish_run(requests, outcome.stopped or "finished")
+    files = write_results(
+        options.results_path,
+        options.file.stem,
+        table,
+        validation,
+        checkpoint,
+        stopped=bool(outcome.stopped),
+    )
+    return ImportResult(
+        summarise(checkpoint, len(table.bad_rows)),
+        requests,
+        client.quota.remaining,
+        client.quota.limit,
+        stopped=outcome.stopped,
+        stop_reason=str(outcome.error) if outcome.error else None,
+        files=files,
+        warnings=plan.warnings,
+        plan=quota_plan,
+    )
+
+
+def _stopped_early(
+    client: InsightlyClient,
+    options: ImportOptions,
+    table: SourceTable,
+    validation: ValidationResult | None,
+    checkpoint: Checkpoint,
+    start_requests: int,
+    exc: QuotaError,
+) -> ImportResult:
+    requests = client.stats.sent - start_requests
+    checkpoint.finish_run(requests, "quota")
+    files = (
+        write_results(
+            options.results_path, options.file.stem, table, validation, checkpoint, stopped=True
+        )
+        if validation
+        else []
+    )
+    return ImportResult(
+        summarise(checkpoint, len(table.bad_rows)),
+        requests,
+        client.quota.remaining,
+        client.quota.limit,
+        stopped="quota",
+        stop_reason=str(exc),
+        files=files,
+    )
+
+
+async def _reconcile_earlier_creates(
+    executor: Executor,
+    checkpoint: Checkpoint,
+    validation: ValidationResult,
+    states: dict,
+    todo: list[int],
+) -> list[int]:
+    """A create that an earlier run sent without hearing back, for a mapping without a match
+    key: look for it among records changed since just before it was sent. (With a match key,
+    planning finds it by its key.)"""
+    if validation.mapping.match is not None:
+        return todo
+    unknown = [
+        r
+        for r in todo
+        if states[r].state in ("in_flight", "unknown")
+        and states[r].action == "create"
+        and states[r].payload
+    ]
+    if not unknown:
+        return todo
+    found_rows = set()
+    for r in unknown:
+        p = PlannedRow(r, states[r].line, "create", states[r].payload or {}, None)
+        record = await executor._find_created(p)
+        if record is not None:
+            executor._finish(p, record)
+            found_rows.add(r)
+    return [r for r in todo if r not in found_rows]
+
+
+def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict) -> None:
+    for r, message in plan.duplicates.items():
+        checkpoint.mark_many([r], state="duplicate", action="duplicate", message=message)
+    for r, message in plan.skipped.items():
+        checkpoint.mark_many([r], state="skipped", action="skip", message=message)
+    for r, message in plan.failed.items():
+        checkpoint.failed(r, 409, message)
+    for p in plan.rows:
+        if p.action == "unchanged":
+            earlier = states[p.row]
+            # a create from an earlier run whose answer was lost, found by its key
+            action = (
+                "create"
+                if earlier.state in ("in_flight", "unknown") and earlier.action == "create"
+                else "unchanged"
+            )
+            checkpoint.done(p.row, action, p.record_id)
+        else:
+            checkpoint.mark_many([p.row], state="planned", action=p.action)
+
+
+def _quota_plan(
+    client: InsightlyClient, plan: Plan, options: ImportOptions, states: dict
+) -> QuotaPlan:
+    writes = plan.writes
+    batches_with_updates = sum(
+        1
+        for i in range(0, len(writes), options.batch_size)
+        if any(p.action == "update" for p in writes[i : i + options.batch_size])
+    )
+    needed = len(writes) + batches_with_updates
+    remaining = client.quota.remaining
+    reserve = client.reserve
+    allowed = [needed]
+    if remaining is not None:
+        allowed.append(max(0, remaining - reserve))
+    if client.max_requests is not None:
+        allowed.append(max(0, client.max_requests - client.stats.sent))
+    this_run = min(allowed)
+    return QuotaPlan(
+        creates=plan.count("create"),
+        updates=plan.count("update"),
+        unchanged=plan.count("unchanged"),
+        rejected=sum(1 for s in states.values() if s.state == "rejected"),
+        duplicates=len(plan.duplicates),
+        skipped=len(plan.skipped),
+        failed=len(plan.failed),
+        done_before=sum(1 for s in states.values() if s.state == "done"),
+        requests_needed=needed,
+        remaining=remaining,
+        reserve=reserve,
+        this_run=this_run,
+        seconds=math.ceil(this_run / client.limiter.ceiling) if this_run else 0,
+        strategy=plan.strategy,
+        planning_requests=plan.requests,
+    )
+
+
+def _write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> None:
+    import pandas as pd
+
+    options.results_path.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        {
+            table.unit: [p.line for p in plan.rows],
+            "action": [p.action for p in plan.rows],
+            "record_id": pd.array([p.record_id for p in plan.rows], dtype="Int64"),
+            "fields": [
+                ";".join(k for k in p.payload if k != "CUSTOMFIELDS")
+                + (";CUSTOMFIELDS" if "CUSTOMFIELDS" in p.payload else "")
+                for p in plan.rows
+            ],
+        }
+    )
+    frame.to_csv(
+        options.results_path / f"{options.file.stem}.plan.csv", index=False, encoding="utf-8-sig"
+    )

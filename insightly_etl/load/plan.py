@@ -1,0 +1,441 @@
+"""Planning an import: which rows create, which update (and which fields), which change nothing.
+
+Existing records are found by the mapping's `match` key with the cheapest strategy for this
+file: one listing of the object (500 records a request) or one `/Search` per row — the first
+listing page tells the total, and the listing goes on only if it costs fewer requests.
+A row whose key is already used by an earlier row is a duplicate and is not sent twice.
+
+An update sends only the standard fields that differ, and — when any custom field differs —
+the record's complete list of editable custom fields (current values merged with the changes):
+whether a partial list clears the others is not documented, and older API versions erased
+every sub-element a PUT left out (reference §3, §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
+from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.errors import NotFoundError
+from insightly_etl.load.fields import (
+    BOOLEAN,
+    DATE,
+    DATETIME,
+    INTEGER,
+    MULTISELECT,
+    NUMBER,
+    TAGS,
+    FieldSpec,
+)
+from insightly_etl.load.validate import ABSENT, ValidationResult
+
+Record = dict[str, Any]
+# Insightly's own importer treats these as duplicates of existing records (no match key given).
+DUPLICATE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # object: (fields that must all be equal, fields of which one more must be equal)
+    "contacts": (("FIRST_NAME", "LAST_NAME"), ("EMAIL_ADDRESS", "PHONE", "ORGANISATION_ID")),
+    "leads": (("FIRST_NAME", "LAST_NAME"), ("EMAIL", "PHONE", "ORGANISATION_NAME")),
+    "organisations": (("ORGANISATION_NAME",), ()),
+    "opportunities": (("OPPORTUNITY_NAME",), ()),
+    "projects": (("PROJECT_NAME",), ()),
+}
+
+
+@dataclass
+class PlannedRow:
+    row: int
+    line: int
+    action: str  # create | update | unchanged
+    payload: dict[str, Any] = field(default_factory=dict)
+    record_id: int | None = None
+    etag: str | None = None
+    before: dict[str, Any] = field(default_factory=dict)  # current values of the fields changed
+    key: tuple[str, ...] | None = None
+    parent_id: int | None = None  # notes
+
+
+@dataclass
+class Plan:
+    rows: list[PlannedRow]
+    duplicates: dict[int, str] = field(default_factory=dict)  # row -> message
+    skipped: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)  # row -> message (e.g. ambiguous key)
+    warnings: list[str] = field(default_factory=list)
+    strategy: str = "none"  # listing | search | get | none
+    requests: int = 0
+
+    def count(self, action: str) -> int:
+        return sum(1 for p in self.rows if p.action == action)
+
+    @property
+    def writes(self) -> list[PlannedRow]:
+        return [p for p in self.rows if p.action in ("create", "update")]
+
+
+# ---------------------------------------------------------------- values
+
+
+def custom_values(record: Record) -> dict[str, Any]:
+    return {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in record.get("CUSTOMFIELDS") or ()}
+
+
+def current_value(record: Record, spec: FieldSpec) -> Any:
+    if spec.custom:
+        return custom_values(record).get(spec.name)
+    if spec.kind == TAGS:
+        return ";".join(t.get("TAG_NAME", "") for t in record.get("TAGS") or ())
+    return record.get(spec.name)
+
+
+def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
+    """Equal as Insightly sees it: numbers numerically, options and tags as sets, dates by
+    their `yyyy-MM-dd HH:mm:ss` text; an empty string is no value."""
+    if old == "" or old is None:
+        old = None
+    if new == "" or new is None:
+        new = None
+    if new is None or old is None:
+        return new is old
+    if spec.kind in (NUMBER, INTEGER):
+        try:
+            return math.isclose(float(new), float(old), rel_tol=1e-9, abs_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    if spec.kind == BOOLEAN:
+        return bool(new) == (old if isinstance(old, bool) else str(old).lower() == "true")
+    if spec.kind in (MULTISELECT, TAGS):
+        return {p for p in str(new).split(";") if p} == {p for p in str(old).split(";") if p}
+    if spec.kind in (DATE, DATETIME):
+        return str(new)[:19] == str(old)[:19]
+    return str(new) == str(old)
+
+
+def wire_value(spec: FieldSpec, value: Any) -> Any:
+    """A validated value in the form the API takes."""
+    if value is None:
+        return None
+    if spec.kind == TAGS:
+        return [{"TAG_NAME": t} for t in str(value).split(";") if t]
+    return value
+
+
+def row_values(result: ValidationResult, row: int) -> dict[str, Any]:
+    """The fields this row sets (None: clear); fields with no value in the file are left out."""
+    out = {}
+    for name in result.values.columns:
+        value = result.cell(row, name)
+        if value is not ABSENT:
+            out[name] = value
+    return out
+
+
+def create_payload(
+    obj: ObjectType, specs: dict[str, FieldSpec], values: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    custom = []
+    for name, value in values.items():
+        if value is None:
+            continue  # nothing to clear on a new record
+        spec = specs[name]
+        if spec.custom:
+            custom.append({"FIELD_NAME": name, "FIELD_VALUE": value})
+        else:
+            body[name] = wire_value(spec, value)
+    if custom:
+        body["CUSTOMFIELDS"] = custom
+    return body
+
+
+def update_payload(
+    obj: ObjectType, specs: dict[str, FieldSpec], values: dict[str, Any], record: Record
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(body, before-image); an empty body means nothing changes."""
+    assert obj.id_field is not None
+    body: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    custom_changes: dict[str, Any] = {}
+    for name, value in values.items():
+        spec = specs[name]
+        old = current_value(record, spec)
+        if same_value(spec, value, old):
+            continue
+        before[name] = old
+        if spec.custom:
+            custom_changes[name] = value
+        else:
+            body[name] = wire_value(spec, value)
+    if custom_changes:
+        current = custom_values(record)
+        body["CUSTOMFIELDS"] = [
+            {"FIELD_NAME": s.name, "FIELD_VALUE": custom_changes.get(s.name, current.get(s.name))}
+            for s in specs.values()
+            if s.custom and s.writable
+        ]
+    if body:
+        body[obj.id_field] = record[obj.id_field]
+    return body, before
+
+
+# ---------------------------------------------------------------- keys
+
+
+def row_keys(result: ValidationResult) -> list[tuple[str, ...] | None]:
+    """The match key of every row as text (None: the row has an empty key part)."""
+    mapping = result.mapping
+    if mapping.match is None:
+        return [None] * result.rows
+    rules = {r.column: r for r in result.rules}
+    columns = []
+    for column, fname in mapping.match.pairs:
+        rule = rules.get(column)
+        if rule is not None and rule.field == fname:
+            columns.append([_key_text(result.cell(i, fname)) for i in range(result.rows)])
+        else:
+            raw = result.table.frame[column].astype(str).str.strip().tolist()
+            columns.append([v or None for v in raw])
+    keys: list[tuple[str, ...] | None] = []
+    for parts in zip(*columns, strict=True):
+        keys.append(None if any(p is None for p in parts) else tuple(str(p) for p in parts))
+    return keys
+
+
+def _key_text(value: Any) -> str | None:
+    if value is ABSENT or value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def record_key(record: Record, fields: list[str]) -> tuple[str, ...] | None:
+    parts = []
+    for name in fields:
+        value = custom_values(record).get(name) if name.endswith("__c") else record.get(name)
+        text = _key_text(value)
+        if text is None:
+            return None
+        parts.append(text)
+    return tuple(parts)
+
+
+# ---------------------------------------------------------------- planning
+
+
+class Planner:
+    def __init__(
+        self,
+        client: InsightlyClient,
+        result: ValidationResult,
+        *,
+        on_match: str,
+        create_missing: bool,
+        skip_duplicates: bool,
+    ) -> None:
+        self.client = client
+        self.result = result
+        self.obj = OBJECTS[result.mapping.object]
+        self.specs = result.specs
+        self.on_match = on_match
+        self.create_missing = create_missing
+        self.skip_duplicates = skip_duplicates
+        self.records: dict[int, Record] = {}  # what planning read, by id
+        self.etags: dict[int, str] = {}
+
+    async def plan(self, rows: list[int], lines: list[int], *, all_valid_rows: list[int]) -> Plan:
+        before = self.client.stats.sent
+        mapping = self.result.mapping
+        keys = row_keys(self.result)
+        plan = Plan(rows=[])
+        # duplicates in the file: by file order over every valid row, so reruns agree
+        first_of: dict[tuple[str, ...], int] = {}
+        for r in all_valid_rows:
+            key = keys[r]
+            if key is None:
+                continue
+            if key in first_of:
+                if r in rows:
+                    plan.duplicates[r] = (
+                        f"the same {self._key_label()} as line {lines[first_of[key]]} ({', '.join(key)})"
+                    )
+            else:
+                first_of[key] = r
+        todo = [r for r in rows if r not in plan.duplicates]
+        matches: dict[int, list[Record]] = {}
+        if mapping.match is not None:
+            matches = await self._find(todo, keys, plan)
+        elif self.obj.name in DUPLICATE_RULES and self.obj.id_field:
+            await self._warn_like_insightly(todo, plan)
+        for r in todo:
+            if r in plan.skipped:
+                continue
+            values = row_values(self.result, r)
+            found = matches.get(r, [])
+            parent = self._parent(r)
+            if mapping.match is not None and keys[r] is not None and len(found) > 1:
+                ids = ", ".join(str(x[self.obj.id_field or ""]) for x in found[:5])
+                plan.failed[r] = (
+                    f"{len(found)} existing records have this {self._key_label()} (ids {ids})"
+                )
+            elif found:
+                record = found[0]
+                rid = int(record[self.obj.id_field or ""])
+                if self.on_match == "skip":
+                    plan.skipped[r] = f"an existing record matches (id {rid}) and --on-match skip"
+                elif self.on_match == "error":
+                    plan.failed[r] = f"an existing record matches (id {rid}) and --on-match error"
+                else:
+                    body, before_image = update_payload(self.obj, self.specs, values, record)
+                    action = "update" if body else "unchanged"
+                    plan.rows.append(
+                        PlannedRow(
+                            r,
+                            lines[r],
+                            action,
+                            body,
+                            rid,
+                            self.etags.get(rid),
+                            before_image,
+                            keys[r],
+                            parent,
+                        )
+                    )
+            elif mapping.match is not None and not self.create_missing:
+                plan.skipped[r] = "no existing record matches and --no-create-missing"
+            elif not self.obj.creatable and self.obj.name != "notes":
+                plan.failed[r] = f"{self.obj.name} cannot be created through the API"
+            else:
+                payload = create_payload(self.obj, self.specs, values)
+                missing = [
+                    s.name for s in self.specs.values() if s.required and s.name not in payload
+                ]
+                if missing:
+                    plan.failed[r] = f"a new {self.obj.name[:-1]} needs {', '.join(missing)}"
+                else:
+                    plan.rows.append(
+                        PlannedRow(r, lines[r], "create", payload, None, None, {}, keys[r], parent)
+                    )
+        plan.requests = self.client.stats.sent - before
+        return plan
+
+    def _key_label(self) -> str:
+        pairs = self.result.mapping.match.pairs if self.result.mapping.match else ()
+        return " + ".join(f for _, f in pairs) or "key"
+
+    def _parent(self, row: int) -> int | None:
+        ids = self.result.parent_ids
+        if ids is None:
+            return None
+        value = ids.iat[row]
+        return (
+            None
+            if value is None
+            or value is ABSENT
+            or (not isinstance(value, int) and str(value) == "<NA>")
+            else int(value)
+        )
+
+    async def _find(
+        self, rows: list[int], keys: list[tuple[str, ...] | None], plan: Plan
+    ) -> dict[int, list[Record]]:
+        """Existing records per row, by the cheapest strategy."""
+        assert self.result.mapping.match is not None
+        fields = [f for _, f in self.result.mapping.match.pairs]
+        wanted = [r for r in rows if keys[r] is not None]
+        if not wanted:
+            return {}
+        by_id = fields == [self.obj.id_field]
+        single_field = len(fields) == 1 and (by_id or self.obj.searchable)
+        if single_field and len(wanted) == 1:
+            return await self._one_by_one(wanted, keys, fields, plan, by_id)
+        # the first listing page says how many records there are
+        pages = self.client.iter_pages(self.obj.endpoint)
+        first = await anext(pages)
+        total = first.total or len(first.records)
+        listing_cost = max(1, math.ceil(total / PAGE_SIZE))
+        if single_field and len(wanted) < listing_cost:
+            await pages.aclose()
+            return await self._one_by_one(wanted, keys, fields, plan, by_id)
+        plan.strategy = "listing"
+        index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+        self._index_page(first.records, fields, index)
+        async for page in pages:
+            self._index_page(page.records, fields, index)
+        return {r: index.get(keys[r], []) for r in wanted if keys[r] is not None}  # type: ignore[arg-type]
+
+    def _index_page(
+        self, records: list[Record], fields: list[str], index: dict[tuple[str, ...], list[Record]]
+    ) -> None:
+        for record in records:
+            self.records[int(record[self.obj.id_field or ""])] = record
+            key = record_key(record, fields)
+            if key is not None:
+                index[key].append(record)
+
+    async def _one_by_one(
+        self,
+        rows: list[int],
+        keys: list[tuple[str, ...] | None],
+        fields: list[str],
+        plan: Plan,
+        by_id: bool,
+    ) -> dict[int, list[Record]]:
+        plan.strategy = "get" if by_id else "search"
+        assert self.obj.id_field is not None
+
+        async def one(r: int) -> tuple[int, list[Record]]:
+            key = keys[r]
+            assert key is not None
+            if by_id:
+                try:
+                    reply = await self.client.get(f"{self.obj.endpoint}/{key[0]}")
+                except NotFoundError:
+                    return r, []
+                if reply.etag:
+                    self.etags[int(key[0])] = reply.etag  # a record's own ETag: usable in If-Match
+                found = [reply.data]
+            else:
+                params = {"field_name": fields[0], "field_value": key[0], "top": PAGE_SIZE}
+                found = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
+            for record in found:
+                self.records[int(record[self.obj.id_field or ""])] = record
+            return r, found
+
+        pairs = await asyncio.gather(*(one(r) for r in rows))
+        return dict(pairs)
+
+    async def _warn_like_insightly(self, rows: list[int], plan: Plan) -> None:
+        """Without a match key: warn about rows Insightly's importer would call duplicates."""
+        same_all, same_one = DUPLICATE_RULES[self.obj.name]
+        if not all(f in self.result.values.columns for f in same_all):
+            return
+        existing: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+        async for page in self.client.iter_pages(
+            self.obj.endpoint, {"brief": "true"} if self.obj.brief else {}
+        ):
+            for record in page.records:
+                key = record_key(record, list(same_all))
+                if key is not None:
+                    existing[tuple(k.casefold() for k in key)].append(record)
+        plan.strategy = "listing"
+        for r in rows:
+            values = row_values(self.result, r)
+            key = tuple(str(values.get(f, "")).casefold() for f in same_all)
+            for record in existing.get(key, []):
+                if not same_one or any(
+                    values.get(f) not in (None, "")
+                    and str(values.get(f)).casefold() == str(record.get(f) or "").casefold()
+                    for f in same_one
+                ):
+                    rid = record[self.obj.id_field or ""]
+                    message = f"looks like existing {self.obj.name[:-1]} {rid} (Insightly's duplicate rule)"
+                    if self.skip_duplicates:
+                        plan.skipped[r] = message + "; --skip-duplicates"
+                    else:
+                        plan.warnings.append(f"line {self.result.table.lines[r]}: {message}")
+                    break

@@ -1,0 +1,79 @@
+"""The files an import leaves, joined to the input by line number (never by position):
+NAME.success.csv (line, action, record id), NAME.errors.csv (the original row, its line, the
+status and the server's message), NAME.unprocessed.csv (rows not yet attempted when a run
+stopped early) and NAME.rejects.csv (rows refused by validation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.report import write_rejects
+from insightly_etl.load.validate import ValidationResult
+
+PAST = {"create": "created", "update": "updated", "unchanged": "unchanged"}
+LEFT = ("planned", "in_flight", "unknown")
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.partial")
+    frame.to_csv(tmp, index=False, encoding="utf-8-sig")  # a BOM so Excel shows accents right
+    tmp.replace(path)
+    return path
+
+
+def write_results(
+    directory: Path,
+    name: str,
+    table: SourceTable,
+    validation: ValidationResult,
+    checkpoint: Checkpoint,
+    *,
+    stopped: bool,
+) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    states = sorted(checkpoint.states().values(), key=lambda s: s.row)
+    unit = table.unit
+    written = []
+    done = [s for s in states if s.state == "done"]
+    success = pd.DataFrame(
+        {
+            unit: [s.line for s in done],
+            "action": [PAST.get(s.action or "", s.action) for s in done],
+            "record_id": pd.array([s.record_id for s in done], dtype="Int64"),
+        }
+    )
+    written.append(_write(success, directory / f"{name}.success.csv"))
+    bad = [s for s in states if s.state in ("failed", "rejected", "duplicate")]
+    errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
+    errors.insert(0, "message", [s.message or "" for s in bad])
+    errors.insert(0, "status", [s.status if s.status is not None else s.state for s in bad])
+    errors.insert(0, unit, [s.line for s in bad])
+    if table.bad_rows:
+        sep = table.delimiter or ","
+        shape = pd.DataFrame(
+            {
+                unit: [b.line for b in table.bad_rows],
+                "status": "rejected",
+                "message": [b.message for b in table.bad_rows],
+                "raw": [sep.join(b.fields) for b in table.bad_rows],
+            }
+        )
+        errors = pd.concat([errors, shape], ignore_index=True).sort_values(unit, kind="stable")
+    written.append(_write(errors, directory / f"{name}.errors.csv"))
+    left = [s for s in states if s.state in LEFT]
+    unprocessed_path = directory / f"{name}.unprocessed.csv"
+    if stopped and left:
+        frame = table.frame.iloc[[s.row for s in left]].astype(object).reset_index(drop=True)
+        frame.insert(0, unit, [s.line for s in left])
+        written.append(_write(frame, unprocessed_path))
+    elif unprocessed_path.exists():
+        unprocessed_path.unlink()  # an earlier run's list, now done
+    if len(validation.rejected_rows) or table.bad_rows:
+        path = directory / f"{name}.rejects.csv"
+        write_rejects(validation, path)
+        written.append(path)
+    return written

@@ -1,0 +1,369 @@
+"""Import against the in-process sandbox: plans, diffs, never erasing, re-runs, options."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from insightly_etl.errors import InputError
+from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
+from insightly_etl.load.mapping import read_mapping
+from insightly_etl.load.readers import read_table
+from insightly_etl.sandbox import Sandbox
+from tests.conftest import sandbox_client
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_import(sb: Sandbox, file: Path, mapping: Path | None, **options) -> ImportResult:
+    object_name = options.pop("object_name", None)
+    client_options = {k: options.pop(k) for k in ("max_requests", "reserve") if k in options}
+    opts = ImportOptions(file=file, mapping_file=mapping, **options)
+    async with sandbox_client(sb, **client_options) as client:
+        return await load_file(
+            client, opts, read_table(file), read_mapping(mapping, object_name=object_name)
+        )
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def writes(sb: Sandbox) -> int:
+    return sum(n for (m, _, _), n in sb.stats.items() if m in ("POST", "PUT", "DELETE"))
+
+
+def contacts_by_email(sb: Sandbox) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in sb.account.collections["Contacts"].records.values():
+        out.setdefault(r["EMAIL_ADDRESS"], []).append(r)
+    return out
+
+
+def custom(record: dict) -> dict:
+    return {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in record["CUSTOMFIELDS"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "collection"),
+    [
+        ("contacts", "contacts.csv", "Contacts"),
+        ("organisations", "organisations.csv", "Organisations"),
+        ("leads", "leads.csv", "Leads"),
+        ("opportunities", "opportunities.csv", "Opportunities"),
+        ("projects", "projects.csv", "Projects"),
+        ("tasks", "tasks.xlsx", "Tasks"),
+        ("notes", "notes.csv", "Notes"),
+        ("google_contacts", "google_contacts.csv", "Contacts"),
+        ("outlook_contacts", "outlook_contacts.csv", "Contacts"),
+    ],
+)
+async def test_samples_import_exactly_and_a_rerun_writes_nothing(
+    make_sandbox, tmp_path: Path, name: str, sample: str, collection: str
+) -> None:
+    sb = make_sandbox()
+    file = tmp_path / sample
+    shutil.copy(ROOT / "sample_data" / sample, file)
+    before = len(sb.account.collections[collection].ids)
+    first = await run_import(sb, file, ROOT / "mappings" / f"{name}.yaml")
+    rows = len(read_table(file).frame)
+    assert first.exit_code == 0 and first.counts["created"] == rows
+    assert len(sb.account.collections[collection].ids) == before + rows
+    sent = writes(sb)
+    assert sent == rows
+    # the same command again: every row is done, no request at all
+    again = await run_import(sb, file, ROOT / "mappings" / f"{name}.yaml")
+    assert again.counts["created"] == rows and writes(sb) == sent
+    # a fresh checkpoint: planning finds every row unchanged (rows without a match key: notes, tasks)
+    fresh = await run_import(
+        sb,
+        file,
+        ROOT / "mappings" / f"{name}.yaml",
+        checkpoint=tmp_path / "fresh.sqlite",
+        results_dir=tmp_path / "r2",
+    )
+    if name not in ("notes", "tasks"):
+        assert fresh.counts["unchanged"] == rows and writes(sb) == sent
+
+
+async def test_sample_contacts_arrive_with_every_value(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = tmp_path / "contacts.csv"
+    shutil.copy(ROOT / "sample_data/contacts.csv", file)
+    await run_import(sb, file, ROOT / "mappings/contacts.yaml")
+    amelie = contacts_by_email(sb)["amelie.fontaine@example.fr"][0]
+    orgs = {
+        r["ORGANISATION_NAME"]: i
+        for i, r in sb.account.collections["Organisations"].records.items()
+    }
+    assert (
+        amelie["FIRST_NAME"] == "Amélie" and amelie["ORGANISATION_ID"] == orgs["Clear Partners BV"]
+    )
+    assert amelie["DATE_OF_BIRTH"] == "1985-07-14 00:00:00" and amelie["OWNER_USER_ID"] == 3
+    assert (
+        custom(amelie)["Customer_Tier__c"] == "Gold"
+        and custom(amelie)["Interests__c"] == "Food;Travel"
+    )
+    assert custom(amelie)["Newsletter__c"] is True and amelie["ADDRESS_MAIL_POSTCODE"] == "69001"
+    assert amelie["BACKGROUND"] == "Imported from the 2026 trade fair list"
+
+
+async def test_updates_send_only_what_differs_and_never_erase(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(
+        put_customfields="replace"
+    )  # the old API: a PUT erases custom fields it omits
+    target = sb.account.collections["Contacts"].records[2001]
+    before = custom(target)
+    file = write(
+        tmp_path,
+        "u.csv",
+        f"Email,Title,Tier,Phone\n{target['EMAIL_ADDRESS']},Chief Buyer,Platinum,\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n  Tier: Customer_Tier__c\n  Phone: PHONE\n",
+    )
+    result = await run_import(sb, file, mapping)
+    after = sb.account.collections["Contacts"].records[2001]
+    assert result.counts["updated"] == 1
+    assert (
+        after["TITLE"] == "Chief Buyer" and after["PHONE"] == target["PHONE"]
+    )  # blank cell: unchanged
+    assert after["FIRST_NAME"] == target["FIRST_NAME"]
+    expected = {**before, "Customer_Tier__c": "Platinum"}
+    assert custom(after) == expected  # every other custom field survived the replace-mode PUT
+    put = [k for k in sb.stats if k[0] == "PUT"]
+    assert sum(sb.stats[k] for k in put) == 1
+
+
+async def test_before_images_are_kept(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    target = sb.account.collections["Contacts"].records[2002]
+    file = write(tmp_path, "u.csv", f"Email,Title\n{target['EMAIL_ADDRESS']},New Title\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
+    )
+    await run_import(sb, file, mapping)
+    cp = Checkpoint(tmp_path / "u.csv.checkpoint.sqlite")
+    assert list(cp.before_images()) == [(0, 2002, "TITLE", target["TITLE"])]
+    cp.close()
+
+
+MATCH_EMAIL = "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+
+
+async def test_a_key_repeated_in_the_file_is_sent_once(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "d.csv",
+        "Name,Email\nAda,ada@example.com\nAda again,ada@example.com\nBob,bob@example.com\n",
+    )
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
+    assert (result.counts["created"], result.counts["duplicate"]) == (2, 1)
+    assert len(contacts_by_email(sb)["ada@example.com"]) == 1
+    assert result.exit_code == 1
+    errors = (tmp_path / "d.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert (
+        errors[1]
+        == "3,duplicate,the same EMAIL_ADDRESS as line 2 (ada@example.com),Ada again,ada@example.com"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "state"), [("on_match", "skip", "skipped"), ("on_match", "error", "failed")]
+)
+async def test_on_match_skip_or_error(
+    make_sandbox, tmp_path: Path, option: str, value: str, state: str
+) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path, "m.csv", "Name,Email\nSamir,samir.ivanova.2001@example.com\nNew,new@example.com\n"
+    )
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), **{option: value})
+    assert result.counts["created"] == 1 and result.counts[state] == 1
+    assert writes(sb) == 1
+
+
+async def test_no_create_missing_only_updates(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "m.csv",
+        "Name,Email\nSamir K,samir.ivanova.2001@example.com\nNew,new@example.com\n",
+    )
+    result = await run_import(
+        sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), create_missing=False
+    )
+    assert (result.counts["updated"], result.counts["skipped"], result.counts["created"]) == (
+        1,
+        1,
+        0,
+    )
+    assert sb.account.collections["Contacts"].records[2001]["FIRST_NAME"] == "Samir K"
+
+
+async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    existing = sb.account.collections["Contacts"].records[2001]
+    text = f"First,Last,Email\n{existing['FIRST_NAME']},{existing['LAST_NAME']},{existing['EMAIL_ADDRESS']}\nNew,Person,new@example.com\n"
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    warned = await run_import(sb, write(tmp_path, "a.csv", text), mapping, dry_run=True)
+    assert warned.warnings == [
+        "line 2: looks like existing contact 2001 (Insightly's duplicate rule)"
+    ]
+    skipped = await run_import(sb, write(tmp_path, "b.csv", text), mapping, skip_duplicates=True)
+    assert (skipped.counts["skipped"], skipped.counts["created"]) == (1, 1)
+
+
+async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = tmp_path / "contacts.csv"
+    shutil.copy(ROOT / "sample_data/contacts.csv", file)
+    result = await run_import(sb, file, ROOT / "mappings/contacts.yaml", dry_run=True)
+    assert writes(sb) == 0
+    assert result.plan is not None and result.plan.creates == 8 and result.plan.requests_needed == 8
+    assert result.exit_code == 0
+    plan = (tmp_path / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan[0] == "line,action,record_id,fields" and plan[1].startswith(
+        "2,create,,FIRST_NAME;LAST_NAME;EMAIL_ADDRESS"
+    )
+
+
+async def test_resuming_with_a_changed_file_or_mapping_is_refused(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "c.csv", "Name,Email\nAda,ada@example.com\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    await run_import(sb, file, mapping, dry_run=True)
+    file.write_text("Name,Email\nAda,ada@example.org\n")
+    with pytest.raises(InputError, match="the file changed since that run"):
+        await run_import(sb, file, mapping)
+    file.write_text("Name,Email\nAda,ada@example.com\n")
+    mapping.write_text(MATCH_EMAIL + "defaults: {TITLE: x}\n")
+    with pytest.raises(InputError, match="another mapping or object"):
+        await run_import(sb, file, mapping)
+
+
+async def test_a_budget_stops_cleanly_and_the_rerun_finishes(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    lines = "".join(f"P{n},p{n}@example.com\n" for n in range(30))
+    file = write(tmp_path, "b.csv", "Name,Email\n" + lines)
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    first = await run_import(sb, file, mapping, max_requests=12)
+    assert first.stopped == "quota" and first.exit_code == 75
+    created_first = first.counts["created"]
+    assert 0 < created_first < 30 and first.counts["left"] == 30 - created_first
+    unprocessed = (tmp_path / "b.unprocessed.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(unprocessed) == 1 + 30 - created_first
+    second = await run_import(sb, file, mapping)
+    assert second.exit_code == 0 and second.counts["created"] == 30
+    assert not (tmp_path / "b.unprocessed.csv").exists()
+    emails = contacts_by_email(sb)
+    assert all(len(emails[f"p{n}@example.com"]) == 1 for n in range(30))
+    assert writes(sb) == 30
+
+
+async def test_the_daily_quota_stops_the_run_with_75_and_a_new_day_finishes(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(daily_quota=20)
+    file = write(
+        tmp_path, "q.csv", "Name,Email\n" + "".join(f"Q{n},q{n}@example.com\n" for n in range(25))
+    )
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    first = await run_import(sb, file, mapping)
+    assert first.stopped == "quota" and first.exit_code == 75 and first.quota_remaining == 0
+    sb.quota.reset()
+    second = await run_import(sb, file, mapping)
+    assert second.exit_code == 0 and second.counts["created"] == 25
+    emails = contacts_by_email(sb)
+    assert all(len(emails[f"q{n}@example.com"]) == 1 for n in range(25))
+
+
+async def _import_while_a_colleague_edits(sb: Sandbox, tmp_path: Path) -> ImportResult:
+    file = write(tmp_path, "c.csv", "Id,Title\n2003,Imported title\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n  Title: TITLE\n",
+    )
+
+    def meanwhile(plan) -> None:  # after planning read the record (and its ETag), someone edits it
+        sb.account.update("Contacts", {"CONTACT_ID": 2003, "BACKGROUND": "edited by a colleague"})
+
+    opts = ImportOptions(file=file, mapping_file=mapping)
+    async with sandbox_client(sb) as client:
+        return await load_file(
+            client, opts, read_table(file), read_mapping(mapping), announce=meanwhile
+        )
+
+
+async def test_a_change_since_planning_is_caught_by_the_batch_refresh(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    result = await _import_while_a_colleague_edits(sb, tmp_path)
+    record = sb.account.collections["Contacts"].records[2003]
+    assert result.counts["updated"] == 1
+    assert record["TITLE"] == "Imported title" and record["BACKGROUND"] == "edited by a colleague"
+    assert ("PUT", "/v3.1/Contacts", 412) not in sb.stats
+
+
+async def test_a_stale_etag_is_re_read_and_re_diffed(make_sandbox, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    # the server's clock lags ours, so the refresh cannot see the edit: If-Match must catch it
+    sb = make_sandbox(now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    result = await _import_while_a_colleague_edits(sb, tmp_path)
+    record = sb.account.collections["Contacts"].records[2003]
+    assert result.counts["updated"] == 1
+    assert record["TITLE"] == "Imported title" and record["BACKGROUND"] == "edited by a colleague"
+    assert (
+        sb.stats[("PUT", "/v3.1/Contacts", 412)] == 1
+        and sb.stats[("PUT", "/v3.1/Contacts", 201)] == 1
+    )
+
+
+async def test_rejected_rows_are_never_sent(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "r.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-email\n")
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
+    assert (result.counts["created"], result.counts["rejected"]) == (1, 1) and result.exit_code == 1
+    assert writes(sb) == 1
+    assert "3,'not-an-email' is not a plausible email address" in (
+        tmp_path / "r.rejects.csv"
+    ).read_text(encoding="utf-8-sig")
+
+
+async def test_an_import_stopped_by_the_caller_resumes(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path, "s.csv", "Name,Email\n" + "".join(f"S{n},s{n}@example.com\n" for n in range(12))
+    )
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    stop = asyncio.Event()
+    stop.set()  # Ctrl-C before the first write
+    opts = ImportOptions(file=file, mapping_file=mapping)
+    async with sandbox_client(sb) as client:
+        result = await load_file(client, opts, read_table(file), read_mapping(mapping), stop=stop)
+    assert result.stopped == "interrupted" and result.exit_code == 130 and writes(sb) == 0
+    again = await run_import(sb, file, mapping)
+    assert again.counts["created"] == 12
