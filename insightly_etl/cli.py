@@ -854,6 +854,8 @@ def import_(
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
     if result.stopped == "quota":
         click.echo(f"Stopped: {result.stop_reason}", err=True)
+        if result.stop_hint:
+            click.echo(f"Hint: {result.stop_hint}", err=True)
         click.echo(
             f"{c['left']:,} rows left. Run the same command again to continue (the daily quota frees up within 24 hours).",
             err=True,

@@ -39,6 +39,7 @@ from insightly_etl.config import Settings
 from insightly_etl.errors import (
     ApiError,
     BudgetExhausted,
+    QuotaExhausted,
     RateLimited,
     ReserveReached,
 )
@@ -101,6 +102,7 @@ class InsightlyClient:
         self._rng = random.Random(seed)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._in_flight = 0
+        self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
@@ -210,6 +212,8 @@ class InsightlyClient:
             if isinstance(outcome, Reply):
                 return outcome
             error = outcome.error
+            if isinstance(error, QuotaExhausted):
+                self._quota_spent = error
             if outcome.verdict is not Verdict.RETRY:
                 raise error
             if isinstance(error, RateLimited):
@@ -298,6 +302,8 @@ class InsightlyClient:
         return decide_response(response, write=write, method=method, path=path)
 
     def _check_budget(self) -> None:
+        if self._quota_spent is not None:
+            raise self._quota_spent
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
             raise BudgetExhausted(
                 f"the budget of {self.max_requests} requests for this run is spent"

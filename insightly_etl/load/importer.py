@@ -75,6 +75,7 @@ class ImportResult:
     quota_limit: int | None
     stopped: str | None = None  # quota | interrupted
     stop_reason: str | None = None
+    stop_hint: str | None = None
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plan: QuotaPlan | None = None
@@ -243,6 +244,7 @@ async def _run(
         client.quota.limit,
         stopped=outcome.stopped,
         stop_reason=str(outcome.error) if outcome.error else None,
+        stop_hint=outcome.error.hint if outcome.error else None,
         files=files,
         warnings=plan.warnings,
         plan=quota_plan,
@@ -274,6 +276,7 @@ def _stopped_early(
         client.quota.limit,
         stopped="quota",
         stop_reason=str(exc),
+        stop_hint=exc.hint,
         files=files,
     )
 

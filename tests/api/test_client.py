@@ -419,3 +419,16 @@ async def test_the_key_never_appears_in_logs_errors_or_reprs(
     for text in texts:
         assert SECRET not in text and encoded not in text  # …and never shown
     assert caplog.records  # something was logged at all
+
+
+async def test_after_quota_exhausted_no_further_request_is_sent() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answer(429, "API daily request limit reached", remaining=0)
+
+    async with mock_client(handler, max_in_flight=1) as c:
+        results = await asyncio.gather(*(c.get("Users/Me") for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, QuotaExhausted) for r in results)
+    assert len(calls) == 1
