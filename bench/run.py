@@ -308,27 +308,55 @@ def bench_validate() -> None:
 
 def bench_import() -> None:
     rows = 2000
-    print(f"import: {rows:,} new contacts, --latency-ms 250 --rate-limit 10, then the same command again")
-    with sandbox("--latency-ms", "250", "--rate-limit", "10") as url, tempfile.TemporaryDirectory() as tmp:
+    print(
+        f"import: {rows:,} new contacts, --latency-ms 250 --rate-limit 10, then the same command again"
+    )
+    with (
+        sandbox("--latency-ms", "250", "--rate-limit", "10") as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         work = Path(tmp)
         data = work / "people.csv"
-        data.write_text("Name,Email,Tier\n" + "".join(f"P{n},p{n}@bench.example,Gold\n" for n in range(rows)))
+        data.write_text(
+            "Name,Email,Tier\n" + "".join(f"P{n},p{n}@bench.example,Gold\n" for n in range(rows))
+        )
         mapping = work / "m.yaml"
-        mapping.write_text("object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n  Tier: Customer_Tier__c\n")
+        mapping.write_text(
+            "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n  Tier: Customer_Tier__c\n"
+        )
         env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
-        cmd = [sys.executable, "-m", "insightly_etl", "import", str(data), "--mapping", str(mapping), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "insightly_etl",
+            "import",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--quiet",
+        ]
 
         def writes() -> int:
-            return sum(r["count"] for r in sandbox_stats(url)["requests"] if r["method"] in ("POST", "PUT"))
+            return sum(
+                r["count"] for r in sandbox_stats(url)["requests"] if r["method"] in ("POST", "PUT")
+            )
 
         start = time.monotonic()
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         elapsed = time.monotonic() - start
         before = writes()
         time.sleep(1.1)
-        again = [*cmd, "--checkpoint", str(work / "fresh.sqlite")]  # a fresh checkpoint: planning must find them all
+        again = [
+            *cmd,
+            "--checkpoint",
+            str(work / "fresh.sqlite"),
+        ]  # a fresh checkpoint: planning must find them all
         subprocess.run(again, env=env, check=True, capture_output=True)
-        report("rows/s / ceiling (10 writes/s), whole command", f"{rows / elapsed / 10:.3f}", "target ≥ 0.90")
+        report(
+            "rows/s / ceiling (10 writes/s), whole command",
+            f"{rows / elapsed / 10:.3f}",
+            "target ≥ 0.90",
+        )
         report("write requests on a re-run (fresh checkpoint)", str(writes() - before), "target 0")
         report("429 answers (server side)", str(count_429(url)), "target 0")
 

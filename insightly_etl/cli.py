@@ -459,6 +459,21 @@ def export(
 # ---------------------------------------------------------------- import, part 1: validation
 
 
+def mapping_options(func: F) -> F:
+    """--mapping and --object, for the commands that read a file through a mapping."""
+    func = click.option(
+        "--object",
+        "object_name",
+        help="The object type to import into (overrides the mapping's object:).",
+    )(func)
+    return click.option(
+        "--mapping",
+        "mapping_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
+    )(func)
+
+
 def file_options(func: F) -> F:
     options = [
         click.option(
@@ -494,17 +509,7 @@ def _facts(
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--mapping",
-    "mapping_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
-)
-@click.option(
-    "--object",
-    "object_name",
-    help="The object type to import into (overrides the mapping's object:).",
-)
+@mapping_options
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -704,17 +709,7 @@ def _print_quota_plan(plan: Any) -> None:
 
 @main.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--mapping",
-    "mapping_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
-)
-@click.option(
-    "--object",
-    "object_name",
-    help="The object type to import into (overrides the mapping's object:).",
-)
+@mapping_options
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),

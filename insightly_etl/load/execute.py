@@ -181,21 +181,13 @@ class Executor:
     async def _reconcile(self, p: PlannedRow) -> bool:
         """After an unknown outcome: True if the write is known to have happened (recorded)."""
         if p.action == "update":
-            assert p.record_id is not None
             try:
                 reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
             except NotFoundError:
                 self.checkpoint.failed(p.row, 404, "the record was deleted during the import")
                 return True
-            record = dict(reply.data)
-            body, _ = update_payload(
-                self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
-            )
-            if not body:  # everything the row says is there: the update went through
-                self._finish(p, record)
-                return True
-            p.payload, p.etag = body, reply.etag
-            return False
+            # nothing left to change: the update went through
+            return not self._rediff(p, dict(reply.data), reply.etag, settled_as="update")
         found = await self._find_created(p)
         if found is None:
             return False
@@ -229,22 +221,30 @@ class Executor:
             records.extend(page.records)
         return records
 
-    async def _after_conflict(self, p: PlannedRow) -> bool:
-        """The record changed since it was read: re-read, re-diff. True: send again."""
+    def _rediff(
+        self, p: PlannedRow, record: Record, etag: str | None, *, settled_as: str = "unchanged"
+    ) -> bool:
+        """Diff the row again against a fresh copy of its record. True: something is still
+        to send; False: nothing differs any more (recorded done, as `settled_as`)."""
         assert p.record_id is not None
-        reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
-        record = dict(reply.data)
         self.planner.records[p.record_id] = record
         body, before = update_payload(
             self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
         )
         if not body:
-            p.action = "unchanged"
-            self.checkpoint.done(p.row, "unchanged", p.record_id)
+            p.action = settled_as
+            self.checkpoint.done(
+                p.row, settled_as, p.record_id, p.before if settled_as == "update" else None
+            )
             self.progress.advance(1)
             return False
-        p.payload, p.before, p.etag = body, before, reply.etag
+        p.payload, p.before, p.etag = body, before, etag
         return True
+
+    async def _after_conflict(self, p: PlannedRow) -> bool:
+        """The record changed since it was read (stale ETag): re-read, re-diff. True: send again."""
+        reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
+        return self._rediff(p, dict(reply.data), reply.etag)
 
     async def _refresh(self, batch: list[PlannedRow]) -> None:
         """Records changed since planning: re-diff the updates of this batch against them."""
@@ -252,15 +252,5 @@ class Executor:
         self.refreshed_at = server_now(self.client)
         changed = {int(r[self.obj.id_field or ""]): r for r in await self.changed_since(since)}
         for p in batch:
-            if p.action != "update" or p.record_id not in changed:
-                continue
-            record = changed[p.record_id]
-            self.planner.records[p.record_id] = record
-            body, before = update_payload(
-                self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
-            )
-            if not body:
-                p.action = "unchanged"
-                self.checkpoint.done(p.row, "unchanged", p.record_id)
-            else:
-                p.payload, p.before, p.etag = body, before, None
+            if p.action == "update" and p.record_id in changed:
+                self._rediff(p, changed[p.record_id], None)  # a list gives no per-record ETag

@@ -429,6 +429,8 @@ async def test_after_quota_exhausted_no_further_request_is_sent() -> None:
         return answer(429, "API daily request limit reached", remaining=0)
 
     async with mock_client(handler, max_in_flight=1) as c:
-        results = await asyncio.gather(*(c.get("Users/Me") for _ in range(5)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(c.get("Users/Me") for _ in range(5)), return_exceptions=True
+        )
     assert all(isinstance(r, QuotaExhausted) for r in results)
     assert len(calls) == 1

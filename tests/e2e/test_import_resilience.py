@@ -31,31 +31,58 @@ WITHOUT_KEY = "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Last: LAST_NAME
 
 def people(path: Path, n: int, prefix: str) -> Path:
     tiers = ["Bronze", "Silver", "Gold", "Platinum"]
-    path.write_text("Name,Last,Email,Tier\n" + "".join(f"{prefix}{i},Test,{prefix}{i}@import.example,{tiers[i % 4]}\n" for i in range(n)), encoding="utf-8")
+    path.write_text(
+        "Name,Last,Email,Tier\n"
+        + "".join(
+            f"{prefix}{i},Test,{prefix}{i}@import.example,{tiers[i % 4]}\n" for i in range(n)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def imported(root: str, prefix: str) -> Counter[str]:
     records = httpx.get(f"{root}/_sandbox/records/Contacts", timeout=30).json()
     return Counter(
-        r["EMAIL_ADDRESS"] for r in records
-        if (r["EMAIL_ADDRESS"] or "").startswith(prefix) and r["EMAIL_ADDRESS"].endswith("@import.example")
+        r["EMAIL_ADDRESS"]
+        for r in records
+        if (r["EMAIL_ADDRESS"] or "").startswith(prefix)
+        and r["EMAIL_ADDRESS"].endswith("@import.example")
     )
 
 
 @pytest.mark.parametrize("mapping_text", [WITH_KEY, WITHOUT_KEY], ids=["match-key", "no-match-key"])
-def test_faults_including_dropped_writes_end_with_every_row_exactly_once(tmp_path: Path, mapping_text: str) -> None:
-    config = SandboxConfig(api_key=KEY, state=tmp_path / "account.sqlite", fault_rate=0.05, fault_seed=11, fault_slow_s=1.5, rate_limit=200)
+def test_faults_including_dropped_writes_end_with_every_row_exactly_once(
+    tmp_path: Path, mapping_text: str
+) -> None:
+    config = SandboxConfig(
+        api_key=KEY,
+        state=tmp_path / "account.sqlite",
+        fault_rate=0.05,
+        fault_seed=11,
+        fault_slow_s=1.5,
+        rate_limit=200,
+    )
     file = people(tmp_path / "people.csv", 300, "f")
     mapping = tmp_path / "m.yaml"
     mapping.write_text(mapping_text)
     with running_sandbox(config) as sb:
 
         async def go() -> object:
-            client = InsightlyClient(load_settings(api_key=KEY, api_url=sb.url), rate=150, max_in_flight=8, timeout=0.8,
-                                     retry=RetryPolicy(base_delay=0.05, max_delay=0.5, max_attempts=8))
+            client = InsightlyClient(
+                load_settings(api_key=KEY, api_url=sb.url),
+                rate=150,
+                max_in_flight=8,
+                timeout=0.8,
+                retry=RetryPolicy(base_delay=0.05, max_delay=0.5, max_attempts=8),
+            )
             async with client:
-                return await load_file(client, ImportOptions(file=file, mapping_file=mapping, batch_size=50), read_table(file), read_mapping(mapping))
+                return await load_file(
+                    client,
+                    ImportOptions(file=file, mapping_file=mapping, batch_size=50),
+                    read_table(file),
+                    read_mapping(mapping),
+                )
 
         result = asyncio.run(go())
         faults = sb.sandbox.faults_injected
@@ -66,17 +93,40 @@ def test_faults_including_dropped_writes_end_with_every_row_exactly_once(tmp_pat
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "insightly_etl", *args], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "insightly_etl", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
-@pytest.mark.parametrize(("mapping_text", "rows"), [(WITH_KEY, 2000), (WITHOUT_KEY, 400)], ids=["match-key", "no-match-key"])
-def test_sigkill_at_random_moments_then_resume_gives_every_row_once(tmp_path: Path, mapping_text: str, rows: int) -> None:
+@pytest.mark.parametrize(
+    ("mapping_text", "rows"),
+    [(WITH_KEY, 2000), (WITHOUT_KEY, 400)],
+    ids=["match-key", "no-match-key"],
+)
+def test_sigkill_at_random_moments_then_resume_gives_every_row_once(
+    tmp_path: Path, mapping_text: str, rows: int
+) -> None:
     file = people(tmp_path / "big.csv", rows, "k")
     mapping = tmp_path / "m.yaml"
     mapping.write_text(mapping_text)
     rng = random.Random(5)
-    config = SandboxConfig(api_key=KEY, state=tmp_path / "account.sqlite", rate_limit=400, latency_ms=20)
-    args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "80", "--batch-size", "50", "--quiet"]
+    config = SandboxConfig(
+        api_key=KEY, state=tmp_path / "account.sqlite", rate_limit=400, latency_ms=20
+    )
+    args = [
+        "import",
+        str(file),
+        "--mapping",
+        str(mapping),
+        "--rate-limit",
+        "80",
+        "--batch-size",
+        "50",
+        "--quiet",
+    ]
     with running_sandbox(config) as sb:
         env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         kills = 0
@@ -89,7 +139,7 @@ def test_sigkill_at_random_moments_then_resume_gives_every_row_once(tmp_path: Pa
             proc.wait()
             kills += 1
         final = cli(*args, env=env)
-        out, err = final.communicate(timeout=300)
+        _, err = final.communicate(timeout=300)
         counts = imported(sb.root, "k")
     assert kills >= 3
     assert final.returncode == 0, err.decode()
@@ -116,17 +166,34 @@ def test_a_quota_smaller_than_the_file_exits_75_and_resumes_after_a_new_day(tmp_
         first_created = imported(sb.root, "q")
         httpx.post(f"{sb.root}/_sandbox/reset-quota")
         second = cli(*args, env=env)
-        out2, err2 = second.communicate(timeout=120)
+        _, err2 = second.communicate(timeout=120)
         counts = imported(sb.root, "q")
-        status = subprocess.run([sys.executable, "-m", "insightly_etl", "status", str(tmp_path / "q.csv.checkpoint.sqlite")], capture_output=True, text=True)
+        status = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "status",
+                str(tmp_path / "q.csv.checkpoint.sqlite"),
+            ],
+            capture_output=True,
+            text=True,
+        )
     text = first.stderr.decode()
-    assert "daily request quota" in text and "rows left. Run the same command again to continue" in text
+    assert (
+        "daily request quota" in text
+        and "rows left. Run the same command again to continue" in text
+    )
     assert 0 < len(first_created) < 60
     assert (tmp_path / "q.unprocessed.csv").exists() is False  # the second run finished them
     assert second.returncode == 0, err2.decode()
     assert len(counts) == 60 and set(counts.values()) == {1}
-    assert f"  {'create':<10} {'done':<10} {60:>8,}" in status.stdout and "2 run(s)" in status.stdout
-    assert first_run_requests(status.stdout) <= 40 + 8  # stops at the first "quota spent", at most the in-flight ones refused
+    assert (
+        f"  {'create':<10} {'done':<10} {60:>8,}" in status.stdout and "2 run(s)" in status.stdout
+    )
+    assert (
+        first_run_requests(status.stdout) <= 40 + 8
+    )  # stops at the first "quota spent", at most the in-flight ones refused
 
 
 def first_run_requests(status: str) -> int:
@@ -141,8 +208,22 @@ def test_the_first_run_exit_code_is_75(tmp_path: Path) -> None:
     mapping.write_text(WITH_KEY)
     with running_sandbox(SandboxConfig(api_key=KEY, daily_quota=15, rate_limit=400)) as sb:
         run = subprocess.run(
-            [sys.executable, "-m", "insightly_etl", "import", str(file), "--mapping", str(mapping), "--rate-limit", "100", "--quiet"],
-            env={**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "import",
+                str(file),
+                "--mapping",
+                str(mapping),
+                "--rate-limit",
+                "100",
+                "--quiet",
+            ],
+            env={**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert run.returncode == 75
     assert (tmp_path / "q.unprocessed.csv").exists()
