@@ -356,6 +356,20 @@ def make_client(
     )
 
 
+def _echo_accounting(stats: dict[str, Any]) -> None:
+    """Retries, 429s and time spent waiting, when there were any."""
+    if stats.get("retries") or stats.get("throttled_429") or stats.get("transport_errors"):
+        errors = ", ".join(
+            f"{n} {kind}" for kind, n in (stats.get("transport_errors") or {}).items()
+        )
+        click.echo(
+            f"Requests retried: {stats['retries']} ({stats['throttled_429']} throttled by 429"
+            + (f"; transport errors: {errors}" if errors else "")
+            + f"); waited {stats['waited_backoff_s']}s in backoff",
+            err=True,
+        )
+
+
 def _progress(quiet: bool) -> Any:
     from insightly_etl.progress import NullProgress, TqdmProgress
 
@@ -454,6 +468,7 @@ def export(
             f"in {result.seconds:.1f}s to {out_dir}/ (quota left today: {quota})",
             err=True,
         )
+        _echo_accounting(result.stats)
 
 
 # ---------------------------------------------------------------- import, part 1: validation
@@ -847,6 +862,7 @@ def import_(
     )
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
+    _echo_accounting(result.stats)
     if result.stopped == "quota":
         click.echo(f"Stopped: {result.stop_reason}", err=True)
         if result.stop_hint:

@@ -60,6 +60,7 @@ class ExportResult:
     quota_remaining: int | None = None
     quota_limit: int | None = None
     seconds: float = 0.0
+    stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Exporter:
         self.result.quota_remaining = self.client.quota.remaining
         self.result.quota_limit = self.client.quota.limit
         self.result.seconds = time.monotonic() - started
+        self.result.stats = self.client.stats.summary()
         return self.result
 
     # ---------------------------------------------------------------- definitions

@@ -80,6 +80,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
     plan: QuotaPlan | None = None
     dry_run: bool = False
+    stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
 
     @property
     def left(self) -> int:

@@ -17,7 +17,7 @@ update. A column with `blank: clear` records its empty cells in `cleared`: those
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from insightly_etl.load.fields import (
     suggest,
     suggest_field,
 )
-from insightly_etl.load.mapping import ColumnRule, Mapping
+from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable
 
 
@@ -632,6 +632,9 @@ class _ColumnValidator:
 
 def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
     obj = OBJECTS[mapping.object]
+    if mapping.identity and mapping.match is None and obj.id_field in table.columns:
+        # a file with the record ids (an export) updates those records, never duplicates them
+        mapping = replace(mapping, match=MatchKey(((obj.id_field, obj.id_field),)))
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
     check_mapping(table, mapping, specs, rules)

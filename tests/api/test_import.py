@@ -367,3 +367,37 @@ async def test_an_import_stopped_by_the_caller_resumes(make_sandbox, tmp_path: P
     assert result.stopped == "interrupted" and result.exit_code == 130 and writes(sb) == 0
     again = await run_import(sb, file, mapping)
     assert again.counts["created"] == 12
+
+
+async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import csv
+
+    from insightly_etl.extract import ExportOptions, extract_objects
+
+    sb = make_sandbox()
+    async with sandbox_client(sb) as client:
+        await extract_objects(
+            client, ExportOptions(out_dir=tmp_path / "exp", objects=["contacts"], fmt="csv")
+        )
+    path = tmp_path / "exp" / "contacts.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[4]["TITLE"] = "Edited in a spreadsheet"
+    rows[7]["Customer_Tier__c"] = (
+        "Platinum" if rows[7]["Customer_Tier__c"] != "Platinum" else "Bronze"
+    )
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = await run_import(sb, path, None, object_name="contacts")
+    assert (result.counts["updated"], result.counts["unchanged"], result.counts["created"]) == (
+        2,
+        218,
+        0,
+    )
+    assert writes(sb) == 2
+    edited = sb.account.collections["Contacts"].records[int(rows[4]["CONTACT_ID"])]
+    assert edited["TITLE"] == "Edited in a spreadsheet"

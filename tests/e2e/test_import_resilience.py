@@ -227,3 +227,30 @@ def test_the_first_run_exit_code_is_75(tmp_path: Path) -> None:
         )
     assert run.returncode == 75
     assert (tmp_path / "q.unprocessed.csv").exists()
+
+
+def test_ctrl_c_finishes_the_requests_in_flight_exits_130_and_resumes(tmp_path: Path) -> None:
+    file = people(tmp_path / "i.csv", 300, "i")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(WITH_KEY)
+    with running_sandbox(SandboxConfig(api_key=KEY, rate_limit=400, latency_ms=100)) as sb:
+        env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "40", "--quiet"]
+        proc = cli(*args, env=env)
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        partial = imported(sb.root, "i")
+        cp = Checkpoint(tmp_path / "i.csv.checkpoint.sqlite")
+        states = Counter(s.state for s in cp.states().values())
+        cp.close()
+        resumed = cli(*args, env=env)
+        _, err2 = resumed.communicate(timeout=120)
+        counts = imported(sb.root, "i")
+    assert proc.returncode == 130, err.decode()
+    assert "Stopping after the requests in flight" in err.decode()
+    assert 0 < len(partial) < 300
+    assert states["in_flight"] == 0 and states["unknown"] == 0  # in-flight requests were finished
+    assert states["done"] == len(partial)
+    assert resumed.returncode == 0, err2.decode()
+    assert len(counts) == 300 and set(counts.values()) == {1}
