@@ -19,6 +19,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import OBJECTS, ObjectType
 from insightly_etl.errors import NotFoundError
@@ -328,17 +330,11 @@ class Planner:
         return " + ".join(f for _, f in pairs) or "key"
 
     def _parent(self, row: int) -> int | None:
+        """Notes: the id of the record the row's note goes under."""
         ids = self.result.parent_ids
-        if ids is None:
+        if ids is None or pd.isna(ids.iat[row]):
             return None
-        value = ids.iat[row]
-        return (
-            None
-            if value is None
-            or value is ABSENT
-            or (not isinstance(value, int) and str(value) == "<NA>")
-            else int(value)
-        )
+        return int(ids.iat[row])
 
     async def _find(
         self, rows: list[int], keys: list[tuple[str, ...] | None], plan: Plan

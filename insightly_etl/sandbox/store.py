@@ -119,6 +119,8 @@ class Account:
             record[info.name] = [] if info.type == "array" else None
         if "VISIBLE_TO" in spec.fields:
             record["VISIBLE_TO"] = "EVERYONE"
+        if spec.has_custom_fields:
+            record["CUSTOMFIELDS"] = self._render_custom(spec.name, {})
         return record
 
     def complete(self, spec: Spec, sparse: Record) -> Record:
@@ -243,7 +245,7 @@ class Account:
     def _apply(self, spec: Spec, record: Record, body: dict[str, Any], *, creating: bool) -> None:
         for name, value in body.items():
             if name == "CUSTOMFIELDS" and spec.has_custom_fields:
-                self._apply_custom(spec, record, value, creating=creating)
+                self._apply_custom(spec, record, value)
                 continue
             info = spec.fields.get(name)
             if info is None:
@@ -263,7 +265,7 @@ class Account:
                 raise WriteRejected(f"{name} {coerced} does not refer to an existing record.")
             record[name] = coerced
 
-    def _apply_custom(self, spec: Spec, record: Record, value: Any, *, creating: bool) -> None:
+    def _apply_custom(self, spec: Spec, record: Record, value: Any) -> None:
         if not isinstance(value, list):
             raise WriteRejected("CUSTOMFIELDS must be an array of {FIELD_NAME, FIELD_VALUE}.")
         definitions = {d["FIELD_NAME"]: d for d in self.definitions(spec.name)}
@@ -273,16 +275,13 @@ class Account:
             if name not in definitions:
                 raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
             given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
-        if creating or self.put_customfields == "replace":
-            current: dict[str, Any] = {}
-        else:
-            current = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in record["CUSTOMFIELDS"]}
-        if not creating and self.put_customfields == "replace":
-            # keep autonumbers: they are never written by a client
+        current = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in record["CUSTOMFIELDS"]}
+        if self.put_customfields == "replace":
+            # what the body leaves out is erased; autonumbers stay (no client writes them)
             current = {
-                c["FIELD_NAME"]: c.get("FIELD_VALUE")
-                for c in record["CUSTOMFIELDS"]
-                if definitions.get(c["FIELD_NAME"], {}).get("FIELD_TYPE") == "AUTONUMBER"
+                name: value
+                for name, value in current.items()
+                if definitions.get(name, {}).get("FIELD_TYPE") == "AUTONUMBER"
             }
         current.update(given)
         record["CUSTOMFIELDS"] = self._render_custom(spec.name, current)

@@ -250,6 +250,17 @@ async def test_create_returns_201_and_the_full_record(make_sandbox) -> None:
     assert again == rec
 
 
+async def test_a_record_created_without_custom_fields_lists_them_all_and_gets_its_autonumber(
+    make_sandbox,
+) -> None:
+    sb = make_sandbox()
+    async with asgi_client(sb) as c:
+        rec = (await c.post("Contacts", json={"FIRST_NAME": "Plain"})).json()
+    values = {item["FIELD_NAME"]: item["FIELD_VALUE"] for item in rec["CUSTOMFIELDS"]}
+    assert list(values) == [d["FIELD_NAME"] for d in sb.account.definitions("Contacts")]
+    assert values["Member_No__c"] is not None and values["Customer_Tier__c"] is None
+
+
 async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> None:
     clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
     sb = make_sandbox(now=lambda: clock[0])
