@@ -3,6 +3,10 @@
 Field facts come from the shipped reference (`insightly_etl/reference`, a copy of
 `shared/reference/insightly-object-fields.json`). Where the real API's behaviour is not
 documented, the choice made here is marked ASSUMPTION with the reference section it rests on.
+
+The sandbox reads the reference itself rather than using the client's `api.registry`: a
+mistake in the client's model of the API must not be copied into the server it is tested
+against, or the tests could never see it.
 """
 
 from __future__ import annotations

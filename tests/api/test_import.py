@@ -401,3 +401,57 @@ async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
     assert writes(sb) == 2
     edited = sb.account.collections["Contacts"].records[int(rows[4]["CONTACT_ID"])]
     assert edited["TITLE"] == "Edited in a spreadsheet"
+
+
+async def test_the_cheapest_way_to_find_existing_records_is_chosen(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(generate={"Contacts": 5000})  # 5,220 contacts: a listing costs 11 requests
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    few = write(
+        tmp_path,
+        "few.csv",
+        "Name,Email\n" + "".join(f"F{n},few{n}@example.com\n" for n in range(3)),
+    )
+    result = await run_import(sb, few, mapping, dry_run=True)
+    assert result.plan is not None and result.plan.strategy == "search"
+    assert (
+        result.plan.planning_requests == 1 + 3
+    )  # the first listing page (for the total), then 3 searches
+    many = write(
+        tmp_path,
+        "many.csv",
+        "Name,Email\n" + "".join(f"M{n},many{n}@example.com\n" for n in range(40)),
+    )
+    result = await run_import(sb, many, mapping, dry_run=True)
+    assert result.plan is not None and result.plan.strategy == "listing"
+    assert result.plan.planning_requests == 11  # 11 pages rather than 40 searches
+
+
+async def test_a_match_key_of_several_fields(make_sandbox, tmp_path: Path) -> None:
+    from collections import Counter
+
+    sb = make_sandbox()
+    records = sb.account.collections["Contacts"].records
+    names = Counter((r["FIRST_NAME"], r["LAST_NAME"]) for r in records.values())
+    unique = next(r for r in records.values() if names[(r["FIRST_NAME"], r["LAST_NAME"])] == 1)
+    shared = next(name for name, n in names.items() if n > 1)
+    file = write(
+        tmp_path,
+        "k.csv",
+        f"First,Last,Title\n{unique['FIRST_NAME']},{unique['LAST_NAME']},Key Account Manager\n{shared[0]},{shared[1]},Twin\nNew,Person,Intern\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: [{column: First, field: FIRST_NAME}, {column: Last, field: LAST_NAME}]\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Title: TITLE\n",
+    )
+    result = await run_import(sb, file, mapping)
+    assert (result.counts["updated"], result.counts["failed"], result.counts["created"]) == (
+        1,
+        1,
+        1,
+    )
+    assert records[unique["CONTACT_ID"]]["TITLE"] == "Key Account Manager"
+    errors = (tmp_path / "k.errors.csv").read_text(encoding="utf-8-sig")
+    assert f"{names[shared]} existing records have this FIRST_NAME + LAST_NAME" in errors
