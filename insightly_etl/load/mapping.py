@@ -99,9 +99,6 @@ class Mapping:
     source: str = "<mapping>"
     identity: bool = False  # no `columns`: headers that are field names map as they are
 
-    def rule_for(self, field_name: str) -> ColumnRule | None:
-        return next((r for r in self.columns if r.field == field_name), None)
-
 
 def _fail(source: str, key: str, message: str, hint: str | None = None) -> InputError:
     return InputError(f"{source}: {key}: {message}", hint=hint)

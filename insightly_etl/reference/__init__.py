@@ -24,9 +24,3 @@ def object_fields(endpoint_name: str) -> list[dict[str, Any]]:
     """The standard fields of an object, by its endpoint name (`Contacts`, `Product`, …)."""
     fields: list[dict[str, Any]] = load_reference()["objects"][endpoint_name]["fields"]
     return fields
-
-
-def nested_fields(schema_name: str) -> list[dict[str, Any]]:
-    """The fields of a nested schema (`APILinkDto`, `APIDate`, …)."""
-    fields: list[dict[str, Any]] = load_reference()["nested"][schema_name]["fields"]
-    return fields
