@@ -154,9 +154,8 @@ class Executor:
         self.progress.advance(1)
 
     async def _write(self, p: PlannedRow) -> Record:
-        self.checkpoint.sending(
-            p.row, p.action, p.payload, fmt(server_now(self.client)), p.record_id
-        )
+        p.sent_at = fmt(server_now(self.client))
+        self.checkpoint.sending(p.row, p.action, p.payload, p.sent_at, p.record_id)
         if p.action == "update":
             return await self.client.update(self.obj.endpoint, p.payload, etag=p.etag)
         if self.obj.name == "notes":
@@ -205,10 +204,9 @@ class Executor:
         return hits[0] if len(hits) == 1 else None
 
     def _sent_at(self, p: PlannedRow) -> datetime:
-        state = self.checkpoint.states()[p.row]
         sent = (
-            datetime.strptime(state.sent_at, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-            if state.sent_at
+            datetime.strptime(p.sent_at, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            if p.sent_at
             else self.refreshed_at
         )
         return sent - timedelta(seconds=2)  # strictly-after filter and clock granularity

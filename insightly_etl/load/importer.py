@@ -305,7 +305,9 @@ async def _reconcile_earlier_creates(
         return todo
     found_rows = set()
     for r in unknown:
-        p = PlannedRow(r, states[r].line, "create", states[r].payload or {}, None)
+        p = PlannedRow(
+            r, states[r].line, "create", states[r].payload or {}, None, sent_at=states[r].sent_at
+        )
         record = await executor._find_created(p)
         if record is not None:
             executor._finish(p, record)

@@ -59,6 +59,7 @@ class PlannedRow:
     before: dict[str, Any] = field(default_factory=dict)  # current values of the fields changed
     key: tuple[str, ...] | None = None
     parent_id: int | None = None  # notes
+    sent_at: str | None = None  # UTC, when the last write for this row left
 
 
 @dataclass
