@@ -6,10 +6,12 @@ import asyncio
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -101,6 +103,32 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+def done_rows(checkpoint: Path) -> int:
+    """Rows the checkpoint records as done, read without writing to it (0 before it exists)."""
+    if not checkpoint.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{checkpoint}?mode=ro", uri=True, timeout=5)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM rows WHERE state='done'").fetchone()[0])
+    except sqlite3.OperationalError:  # created but its tables not yet
+        return 0
+
+
+def wait_for_done_rows(
+    checkpoint: Path, at_least: int, proc: subprocess.Popen[bytes], timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while done_rows(checkpoint) < at_least:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"the import ended (exit {proc.returncode}) before {at_least} rows were done: "
+                + proc.stderr.read().decode()  # type: ignore[union-attr]
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{at_least} rows not done within {timeout} s")
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize(
     ("mapping_text", "rows"),
     [(WITH_KEY, 2000), (WITHOUT_KEY, 400)],
@@ -127,21 +155,22 @@ def test_sigkill_at_random_moments_then_resume_gives_every_row_once(
         "50",
         "--quiet",
     ]
+    # Kill at random moments of the work itself (random counts of finished rows, read from the
+    # checkpoint), not after random sleeps: a sleep cannot know whether the run already finished.
+    thresholds = sorted(rng.sample(range(rows // 20, rows * 4 // 5), 4))
     with running_sandbox(config) as sb:
         env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         kills = 0
-        for _ in range(4):
+        for threshold in thresholds:
             proc = cli(*args, env=env)
-            time.sleep(rng.uniform(1.0, 3.0))
-            if proc.poll() is not None:
-                break
+            wait_for_done_rows(tmp_path / "big.csv.checkpoint.sqlite", threshold, proc)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
         final = cli(*args, env=env)
         _, err = final.communicate(timeout=300)
         counts = imported(sb.root, "k")
-    assert kills >= 3
+    assert kills == 4
     assert final.returncode == 0, err.decode()
     assert len(counts) == rows and set(counts.values()) == {1}
     cp = Checkpoint(tmp_path / "big.csv.checkpoint.sqlite")
