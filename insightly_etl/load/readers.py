@@ -12,6 +12,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -24,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
 
@@ -61,8 +64,15 @@ def read_table(
 ) -> SourceTable:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    with path.open("rb") as f:
+        magic = f.read(8)
+    if magic.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: the Excel 97-2003 format
+        raise InputError(
+            f"{path}: an Excel 97-2003 workbook (.xls), which is not read",
+            hint="Save it as .xlsx (Excel Workbook) or CSV UTF-8 and use that file.",
+        )
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
+    if suffix in (".xlsx", ".xlsm") or (magic.startswith(b"PK\x03\x04") and suffix != ".parquet"):
         return read_xlsx(path, sheet=sheet)
     if suffix == ".parquet":
         return read_parquet(path)
@@ -357,12 +367,77 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+# A sheet part this much larger than its compressed bytes is a zip bomb, not a spreadsheet (real
+# sheets compress 5-30x); and Excel itself stores at most 32,767 characters in a cell.
+XLSX_MAX_RATIO = 200
+XLSX_RATIO_FLOOR = 50 << 20  # parts smaller than this may compress as they like
+XLSX_MAX_CELL = 32_767
+_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
+
+
+def _check_xlsx_parts(path: Path) -> None:
+    """Refuse a workbook whose parts expand beyond reason before any of it is parsed."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > XLSX_RATIO_FLOOR and info.file_size > XLSX_MAX_RATIO * max(
+                    info.compress_size, 1
+                ):
+                    raise InputError(
+                        f"{path}: part {info.filename} expands from {info.compress_size:,} to "
+                        f"{info.file_size:,} bytes; refused as a zip bomb, not a spreadsheet",
+                        hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
+                    )
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from None
+
+
+def _has_formulas(path: Path) -> bool:
+    """Does any sheet's XML hold a formula (`<f>`)? Read in blocks, without parsing."""
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if not name.startswith("xl/worksheets/"):
+                continue
+            with z.open(name) as f:
+                tail = b""
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    if _FORMULA_TAG.search(tail + block):
+                        return True
+                    tail = block[-16:]
+    return False
+
+
+def _uncached_formulas(path: Path, sheet: str) -> list[str]:
+    """Cells holding a formula whose result the file does not carry (never calculated, e.g. a
+    workbook written by a program, not saved by Excel): read as values they would be empty."""
+    import openpyxl
+
+    if not _has_formulas(path):
+        return []
+    found: list[str] = []
+    # a file object, not the path: openpyxl refuses a path by its extension (an XLSX named .csv)
+    with path.open("rb") as a, path.open("rb") as b:
+        values = openpyxl.load_workbook(a, read_only=True, data_only=True)
+        formulas = openpyxl.load_workbook(b, read_only=True, data_only=False)
+        v_ws, f_ws = values[sheet], formulas[sheet]
+        v_ws.reset_dimensions()
+        f_ws.reset_dimensions()
+        for v_row, f_row in zip(v_ws.iter_rows(), f_ws.iter_rows(), strict=False):
+            for v_cell, f_cell in zip(v_row, f_row, strict=False):
+                if f_cell.data_type == "f" and v_cell.value is None:
+                    found.append(f"{f_cell.coordinate} ({f_cell.value})")
+    return found
+
+
 def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
     import openpyxl
 
+    _check_xlsx_parts(path)
+    source = path.open("rb")  # not the path: openpyxl refuses one by its extension
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(source, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        source.close()
         raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from None
     try:
         if sheet is not None and sheet not in book.sheetnames:
@@ -370,6 +445,10 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
                 f"{path}: no sheet named {sheet!r}", hint=f"Sheets: {', '.join(book.sheetnames)}."
             )
         ws = book[sheet] if sheet else book.worksheets[0]
+        sheet_name = ws.title
+        # The <dimension> tag is written by whatever made the file and may be stale: trusting
+        # it loses rows and columns silently, or (A1:XFD1048576) pads millions of empty cells.
+        ws.reset_dimensions()
         rows: list[list[str]] = []
         lines: list[int] = []
         header: list[str] | None = None
@@ -378,6 +457,12 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             cells = [_cell_text(v) for v in values]
             if not any(c.strip() for c in cells):
                 continue
+            for column, text in enumerate(cells, start=1):
+                if len(text) > XLSX_MAX_CELL:
+                    raise InputError(
+                        f"{path}, sheet {sheet_name!r}, cell {get_column_letter(column)}{number}: "
+                        f"{len(text):,} characters, more than a spreadsheet cell can hold ({XLSX_MAX_CELL:,})"
+                    )
             if header is None:
                 header, header_line = cells, number
                 continue
@@ -385,15 +470,51 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             lines.append(number)
     finally:
         book.close()
+        source.close()
     if header is None:
-        raise InputError(f"{path}: the sheet is empty (no header row)")
+        others = [n for n in book.sheetnames if n != sheet_name]
+        raise InputError(
+            f"{path}: sheet {sheet_name!r} is empty (no header row)",
+            hint=f"Other sheets: {', '.join(others)}; choose one with --sheet NAME."
+            if others
+            else None,
+        )
+    uncached = _uncached_formulas(path, sheet_name)
+    if uncached:
+        shown = ", ".join(uncached[:5]) + (
+            f" and {len(uncached) - 5} more" if len(uncached) > 5 else ""
+        )
+        raise InputError(
+            f"{path}, sheet {sheet_name!r}: {len(uncached)} formula cell(s) without a calculated "
+            f"value, which would read as empty: {shown}",
+            hint="Open the workbook in Excel or LibreOffice and save it (that calculates the formulas), or paste them as values.",
+        )
     names, keep = _header(path, header, header_line, rows)
     width = len(header)
-    padded = [[(r + [""] * width)[i] for i in keep] for r in rows]
+    bad: list[BadRow] = []
+    good_rows: list[list[str]] = []
+    good_lines: list[int] = []
+    for number, r in zip(lines, rows, strict=True):
+        beyond = [
+            f"{get_column_letter(i + 1)}{number}" for i in range(width, len(r)) if r[i].strip()
+        ]
+        if beyond:
+            bad.append(
+                BadRow(
+                    number,
+                    r,
+                    f"row {number} has data in {', '.join(beyond[:5])}, beyond the header's "
+                    f"{width} column(s)",
+                )
+            )
+            continue
+        good_rows.append(r)
+        good_lines.append(number)
+    padded = [[(r + [""] * width)[i] for i in keep] for r in good_rows]
     frame = pd.DataFrame(
         {n: pd.array([r[j] for r in padded], dtype="string") for j, n in enumerate(names)}
     )
-    return SourceTable(path, frame, lines, "row")
+    return SourceTable(path, frame, good_lines, "row", bad_rows=bad)
 
 
 # ---------------------------------------------------------------- Parquet

@@ -171,3 +171,135 @@ def test_parquet_is_shown_as_export_csv_text(tmp_path: Path) -> None:
 def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         read_table(tmp_path / "nope.csv")
+
+
+# ---------------------------------------------------------------- hostile workbooks
+
+
+def workbook(
+    path: Path, rows: list[list[object]], *, sheets: dict[str, list[list[object]]] | None = None
+) -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Data"
+    for r in rows:
+        ws.append(r)
+    for name, extra in (sheets or {}).items():
+        other = book.create_sheet(name)
+        for r in extra:
+            other.append(r)
+    book.save(path)
+    return path
+
+
+def rewrite_part(path: Path, part: str, edit) -> None:  # type: ignore[no-untyped-def]
+    """Edit one XML part of a workbook, as a buggy program that wrote it would have."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        parts = {i.filename: z.read(i.filename) for i in z.infolist()}
+    parts[part] = edit(parts[part])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+def set_dimension(path: Path, ref: str) -> None:
+    import re
+
+    rewrite_part(
+        path,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"', f'<dimension ref="{ref}"'.encode(), xml),
+    )
+
+
+TEN = [["Name", "Email", "Tier"]] + [[f"p{i}", f"p{i}@x.example", "Gold"] for i in range(10)]
+
+
+@pytest.mark.parametrize("ref", ["A1:C2", "A1:A11", "A1:XFD1048576"])
+def test_a_stale_dimension_tag_loses_no_row_or_column_and_pads_nothing(
+    tmp_path: Path, ref: str
+) -> None:
+    path = workbook(tmp_path / "stale.xlsx", TEN)
+    set_dimension(path, ref)
+    t = read_table(path)
+    assert t.columns == ["Name", "Email", "Tier"]
+    assert len(t.frame) == 10 and t.lines == list(range(2, 12))
+    assert t.frame.iloc[9].tolist() == ["p9", "p9@x.example", "Gold"]
+
+
+def test_data_beyond_the_header_is_a_bad_row_naming_its_cells(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path / "wide.xlsx",
+        [["Name", "Email"], ["a", "a@x.example"], ["b", "b@x.example", "", "stray"]],
+    )
+    t = read_table(path)
+    assert t.frame.to_dict("records") == [{"Name": "a", "Email": "a@x.example"}]
+    assert [(b.line, b.message) for b in t.bad_rows] == [
+        (3, "row 3 has data in D3, beyond the header's 2 column(s)")
+    ]
+
+
+def test_a_formula_without_a_calculated_value_is_refused_with_its_cell(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "f.xlsx", [["Name", "Total"], ["a", "=1+2"], ["b", 5]])
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == (
+        f"{path}, sheet 'Data': 1 formula cell(s) without a calculated value, which would read "
+        "as empty: B2 (=1+2)"
+    )
+    assert caught.value.hint is not None and "save it" in caught.value.hint
+
+
+def test_a_formula_with_its_cached_value_reads_as_that_value(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "f.xlsx", [["Name", "Total"], ["a", "=1+2"]])
+    rewrite_part(
+        path,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(b"<f>1+2</f><v />", b"<f>1+2</f><v>3</v>"),
+    )
+    assert rows(path) == [{"Name": "a", "Total": "3"}]
+
+
+def test_a_zip_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "bomb.xlsx", [["Name"], ["a"]])
+    rewrite_part(
+        path,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(b"</sheetData>", b"</sheetData><!--" + b" " * (60 << 20) + b"-->"),
+    )
+    assert path.stat().st_size < 200_000
+    with pytest.raises(
+        InputError, match=r"part xl/worksheets/sheet1.xml expands from .* refused as a zip bomb"
+    ):
+        read_table(path)
+
+
+def test_an_overlong_cell_is_refused_with_its_coordinates(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "long.xlsx", [["Name", "Notes"], ["a", "LONG"]])
+    rewrite_part(path, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"LONG", b"x" * 40_000))
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == (
+        f"{path}, sheet 'Data', cell B2: 40,000 characters, more than a spreadsheet cell can hold (32,767)"
+    )
+
+
+def test_an_empty_first_sheet_names_the_other_sheets(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "two.xlsx", [], sheets={"People": [["Name"], ["a"]]})
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == f"{path}: sheet 'Data' is empty (no header row)"
+    assert caught.value.hint == "Other sheets: People; choose one with --sheet NAME."
+
+
+def test_a_workbook_saved_as_xls_or_named_csv_is_recognised(tmp_path: Path) -> None:
+    named_csv = workbook(tmp_path / "book.csv", TEN)
+    assert len(read_table(named_csv).frame) == 10
+    legacy = tmp_path / "old.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    with pytest.raises(InputError, match=r"an Excel 97-2003 workbook \(.xls\), which is not read"):
+        read_table(legacy)
