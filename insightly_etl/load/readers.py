@@ -400,7 +400,7 @@ def _has_formulas(path: Path) -> bool:
                 continue
             with z.open(name) as f:
                 tail = b""
-                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                while block := f.read(1 << 20):
                     if _FORMULA_TAG.search(tail + block):
                         return True
                     tail = block[-16:]
