@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from insightly_etl.config import Settings, load_settings
+from insightly_etl.config import Settings, load_settings, redact
 from insightly_etl.errors import InsightlyEtlError
 
 T = TypeVar("T")
@@ -73,20 +75,60 @@ class Context:
 
 
 def run_or_exit(func: Callable[[], T]) -> T:
-    """Turn a library error into `Error: …` (+ hint) and its exit code; Ctrl-C into 130."""
-    try:
-        return func()
-    except InsightlyEtlError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"Hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    """Kept for the call sites not yet moved: the group's boundary does the mapping now."""
+    return func()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    click.echo(f"Error: {redact(message)}", err=True)
+    if hint:
+        click.echo(f"Hint: {redact(hint)}", err=True)
+    sys.exit(code)
+
+
+class ErrorBoundary(click.Group):
+    """The one place where an exception becomes `Error: …` + hint + exit code. A traceback
+    reaches the user only with -vv; an unexpected exception is a bug and says so."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except InsightlyEtlError as exc:
+            _fail(exc.message, exc.hint, exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}", None, 74)  # EX_IOERR
+        except sqlite3.Error as exc:
+            _fail(f"checkpoint database: {exc}", None, 74)
+        except UnicodeError as exc:
+            _fail(
+                f"cannot decode the input ({exc})",
+                "Name the file's encoding with --encoding (e.g. utf-16, cp1252).",
+                2,
+            )
+        except Exception as exc:
+            if _verbosity(ctx) > 1:
+                traceback.print_exc()
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "This is a bug in insightly-etl. Run again with -vv for the traceback and report it.",
+                70,  # EX_SOFTWARE
+            )
+
+
+def _verbosity(ctx: click.Context) -> int:
+    return ctx.obj.verbose if isinstance(ctx.obj, Context) else 0
+
+
+@click.group(
+    cls=ErrorBoundary,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--api-key-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -885,7 +927,7 @@ def status(checkpoint: Path) -> None:
     """Show an import's progress from its checkpoint file: done, failed and left, by action."""
     from insightly_etl.load.checkpoint import Checkpoint
 
-    cp = Checkpoint(checkpoint)
+    cp = Checkpoint.read_only(checkpoint)
     try:
         click.echo(
             f"{checkpoint}: {cp.meta('source')} -> {cp.meta('object')} (started {cp.meta('created_utc')} UTC)"

@@ -1,11 +1,14 @@
 """Connection settings: API key, pod or base URL. From the environment or explicit values; no click.
 
 The key is held in a `Secret`, whose str/repr never show it, so it cannot leak into a log line,
-an exception message or a file by accident.
+an exception message or a file by accident. A server or proxy may still echo it back (the
+`Authorization: Basic …` header in an error page): every text that came from outside goes
+through `redact`, which blanks each key this process knows, raw and in its Basic form.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -22,13 +25,31 @@ DEFAULT_POD = "na1"
 _POD_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,2}$")
 
 
+_KNOWN_SECRETS: set[str] = set()  # every key this process holds, and its encoded forms
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """The text with every known key (raw, `key:` in base64, URL-safe base64) blanked out."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 class Secret:
-    """A string that prints as `***`."""
+    """A string that prints as `***`, and is blanked out of any text passed to `redact`."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if len(value) >= 4:  # a shorter 'key' would blank out ordinary words
+            for form in (f"{value}:".encode(), value.encode()):
+                for encoded in (base64.b64encode(form), base64.urlsafe_b64encode(form)):
+                    _KNOWN_SECRETS.add(encoded.decode())  # longest first in redact: padded
+                    _KNOWN_SECRETS.add(encoded.decode().rstrip("="))
+            _KNOWN_SECRETS.add(value)
 
     def reveal(self) -> str:
         return self._value

@@ -7,6 +7,8 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
     InsightlyEtlError                      exit 1
     ├── ConfigError                        exit 2   bad/missing settings (key, pod, URL)
     ├── InputError                         exit 2   a bad file or mapping given by the user
+    │   └── CheckpointError                exit 2   a checkpoint that cannot be used
+    │       └── CheckpointInUse            exit 75  another run holds it: try again later
     └── ApiError                           exit 1   an HTTP answer from Insightly (status, message)
         ├── AuthError              401     exit 77
         ├── ForbiddenError         403     exit 77  plan or permission; readers skip the object
@@ -56,6 +58,16 @@ class InputError(InsightlyEtlError):
     """A file or mapping the user gave cannot be used (names the file, row, column, value)."""
 
     exit_code = 2
+
+
+class CheckpointError(InputError):
+    """A checkpoint file that is not one, or belongs to another import."""
+
+
+class CheckpointInUse(CheckpointError):
+    """Another run has the checkpoint open; running beside it would send rows twice."""
+
+    exit_code = 75
 
 
 class ApiError(InsightlyEtlError):

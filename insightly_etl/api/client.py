@@ -35,7 +35,7 @@ from insightly_etl.api.retry import (
     decide_exception,
     decide_response,
 )
-from insightly_etl.config import Settings
+from insightly_etl.config import Settings, redact
 from insightly_etl.errors import (
     ApiError,
     BudgetExhausted,
@@ -291,7 +291,7 @@ class InsightlyClient:
             except ValueError:
                 # an HTML gateway page with a 2xx is an error, not data (reference §7, [PH])
                 raise ApiError(
-                    f"the answer is not JSON: {response.text[:80]!r}",
+                    f"the answer is not JSON: {redact(response.text)[:80]!r}",
                     status=response.status_code,
                     method=method,
                     path=path,

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from insightly_etl.config import redact
 from insightly_etl.errors import (
     KEY_HINT,
     ApiError,
@@ -65,13 +66,15 @@ class RetryPolicy:
 
 
 def server_message(response: httpx.Response) -> str:
+    """The server's own words, short, with any echo of the API key blanked out: a server or
+    proxy that echoes the request headers must not put the key into an error line or file."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("Message"), str):
-        return str(body["Message"])
-    text = response.text.strip()
+        return redact(str(body["Message"]))[:500]
+    text = redact(response.text.strip())
     return text[:200] if text else response.reason_phrase or "no message"
 
 
@@ -129,7 +132,7 @@ def decide_response(response: httpx.Response, *, write: bool, method: str, path:
 def decide_exception(exc: Exception, *, write: bool, method: str, path: str) -> Decision:
     """For a request that got no answer."""
     kind = type(exc).__name__
-    error = TransportError(f"{kind}: {exc}" if str(exc) else kind, method=method, path=path)
+    error = TransportError(redact(f"{kind}: {exc}") if str(exc) else kind, method=method, path=path)
     never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     if never_sent or not write:
         return Decision(Verdict.RETRY, error)

@@ -10,12 +10,19 @@ answer arrives, so a run that dies loses nothing: at worst a row is `in_flight`,
 
 Updates also keep the before-image of every field they change, so an import can be undone.
 The file and the mapping are fingerprinted (sha256): resuming with either changed is refused.
+
+One run at a time: a run holds an exclusive lock on `CHECKPOINT.lock` (flock) for as long as it
+has the checkpoint open, so a second run on the same file refuses at once instead of sending
+every row again. The operating system drops the lock when the process ends, however it ends, so
+a run killed with -9 never leaves a lock that blocks the next one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import InputError
+from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,19 +92,78 @@ class RowState:
     attempts: int
 
 
+class RunLock:
+    """An exclusive, non-blocking lock beside the checkpoint, released by the OS at exit."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.path = checkpoint.with_name(checkpoint.name + ".lock")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 200).decode("utf-8", "replace").split(" ", 1)
+            os.close(self.fd)
+            pid, since = [*holder, "?", "?"][:2] if holder[0] else ["?", "?"]
+            raise CheckpointInUse(
+                f"{checkpoint} is in use by process {pid} since {since.strip()} UTC",
+                hint="Two runs on one checkpoint would send every row twice: wait for that run "
+                "to finish or stop it (Ctrl-C), then run again.",
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()} {utc_now()}\n".encode())
+
+    def release(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.close(self.fd)  # closing drops the lock; the empty file stays (deleting it would race)
+
+
 class Checkpoint:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit transactions
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives the process being killed (the OS has it);
-        # only a power cut could lose the last commits.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.lock = RunLock(path) if lock else None
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit tx
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed (the OS has it);
+            # only a power cut could lose the last commits.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise CheckpointError(
+                f"{path} is not an import checkpoint ({exc})",
+                hint="Name a new file with --checkpoint, or move that one away.",
+            ) from None
         self.run = 0
+
+    @classmethod
+    def read_only(cls, path: Path) -> Checkpoint:
+        """For looking only (`status`): no lock, no write, nothing created or converted."""
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        self = cls.__new__(cls)
+        self.path, self.lock, self.run = path, None, 0
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise CheckpointError(f"{path} is not an import checkpoint ({exc})") from None
+        if not {"meta", "rows", "runs"} <= tables:
+            self.db.close()
+            raise CheckpointError(
+                f"{path} is an SQLite file but not an import checkpoint (no meta/rows/runs tables)"
+            )
+        return self
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def close(self) -> None:
         self.db.close()
+        self._release()
 
     # ---------------------------------------------------------------- identity
     def meta(self, key: str) -> str | None:

@@ -434,3 +434,23 @@ async def test_after_quota_exhausted_no_further_request_is_sent() -> None:
         )
     assert all(isinstance(r, QuotaExhausted) for r in results)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["Message", "plain-text"])
+async def test_a_server_echoing_the_authorization_header_never_puts_the_key_in_an_error(
+    as_json: bool,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        echo = (
+            f"Bad request. Headers: Authorization: {request.headers['Authorization']}; key {SECRET}"
+        )
+        if as_json:
+            return answer(400, echo)
+        return httpx.Response(400, text=echo, headers={"X-RateLimit-Remaining": "9"})
+
+    async with mock_client(handler) as client:
+        with pytest.raises(ValidationError) as info:
+            await client.create("Contacts", {"FIRST_NAME": "a"})
+    assert str(info.value) == (
+        "POST Contacts, HTTP 400: Bad request. Headers: Authorization: Basic ***; key ***"
+    )

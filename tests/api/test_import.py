@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import re
 import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
+import httpx
 import pytest
 
-from insightly_etl.errors import InputError
+from insightly_etl.api import InsightlyClient
+from insightly_etl.config import load_settings
+from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.readers import read_table
 from insightly_etl.sandbox import Sandbox
-from tests.conftest import sandbox_client
+from tests.conftest import KEY, sandbox_client
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -455,3 +465,104 @@ async def test_a_match_key_of_several_fields(make_sandbox, tmp_path: Path) -> No
     assert records[unique["CONTACT_ID"]]["TITLE"] == "Key Account Manager"
     errors = (tmp_path / "k.errors.csv").read_text(encoding="utf-8-sig")
     assert f"{names[shared]} existing records have this FIRST_NAME + LAST_NAME" in errors
+
+
+# ---------------------------------------------------------------- secrets and locks
+
+
+class EchoingWrites(httpx.AsyncBaseTransport):
+    """The sandbox, except that every write is refused with the request's headers echoed
+    back, as a misconfigured proxy or a debugging server might."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(
+                400,
+                json={
+                    "Message": f"Refused. You sent Authorization: {request.headers['Authorization']}"
+                },
+                headers={"X-RateLimit-Remaining": "100", "X-RateLimit-Limit": "1000"},
+            )
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_key_echoed_by_the_server_reaches_no_file_the_import_writes(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "First Name,Email\nAda,ada@echo.example\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=EchoingWrites(sb),
+        rate=1000,
+    )
+    async with client:
+        result = await load_file(
+            client,
+            ImportOptions(file=file, mapping_file=mapping),
+            read_table(file),
+            read_mapping(mapping),
+        )
+    assert result.counts["failed"] == 1
+    encoded = base64.b64encode(f"{KEY}:".encode()).decode()
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
+    assert "Refused. You sent Authorization: Basic ***" in errors
+    for path in tmp_path.iterdir():
+        data = path.read_bytes()
+        assert KEY.encode() not in data and encoded.encode() not in data, path.name
+
+
+def test_a_second_run_on_a_checkpoint_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:
+    path = tmp_path / "x.checkpoint.sqlite"
+    held = Checkpoint(path)
+    with pytest.raises(CheckpointInUse) as caught:
+        Checkpoint(path)
+    assert re.fullmatch(
+        rf"{re.escape(str(path))} is in use by process {os.getpid()} since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+        str(caught.value),
+    ), str(caught.value)
+    assert caught.value.exit_code == 75
+    held.close()
+    Checkpoint(path).close()  # released: the next run goes ahead
+
+
+def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path: Path) -> None:
+    path = tmp_path / "x.checkpoint.sqlite"
+    code = (
+        "import sys, time; from pathlib import Path; "
+        "from insightly_etl.load.checkpoint import Checkpoint; "
+        f"c = Checkpoint(Path({str(path)!r})); print('held', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"held\n"
+    with pytest.raises(CheckpointInUse, match=f"in use by process {child.pid} since"):
+        Checkpoint(path)
+    child.kill()
+    child.wait()
+    Checkpoint(path).close()
+
+
+def test_status_reads_without_writing_and_refuses_what_is_not_a_checkpoint(tmp_path: Path) -> None:
+    other = tmp_path / "someone_elses.sqlite"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+    before = other.read_bytes()
+    with pytest.raises(CheckpointError, match="is an SQLite file but not an import checkpoint"):
+        Checkpoint.read_only(other)
+    assert other.read_bytes() == before and not (tmp_path / "someone_elses.sqlite-wal").exists()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello " * 100)
+    with pytest.raises(CheckpointError, match="is not an import checkpoint"):
+        Checkpoint.read_only(text)
+    with pytest.raises(CheckpointError, match="is not an import checkpoint"):
+        Checkpoint(text)
+    assert text.read_text() == "hello " * 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -283,3 +284,27 @@ def test_ctrl_c_finishes_the_requests_in_flight_exits_130_and_resumes(tmp_path: 
     assert states["done"] == len(partial)
     assert resumed.returncode == 0, err2.decode()
     assert len(counts) == 300 and set(counts.values()) == {1}
+
+
+def test_two_imports_of_one_file_at_once_send_each_row_once(tmp_path: Path) -> None:
+    file = people(tmp_path / "twice.csv", 200, "t")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(WITHOUT_KEY)  # no match key: nothing but the lock prevents a second create
+    args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "40", "--quiet"]
+    with running_sandbox(SandboxConfig(api_key=KEY, rate_limit=400)) as sb:
+        env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        first = cli(*args, env=env)
+        wait_for_done_rows(tmp_path / "twice.csv.checkpoint.sqlite", 1, first)
+        second = cli(*args, env=env)
+        _, err2 = second.communicate(timeout=60)
+        _, err1 = first.communicate(timeout=120)
+        counts = imported(sb.root, "t")
+    lines = err2.decode().splitlines()
+    assert second.returncode == 75, err2.decode()
+    assert re.fullmatch(
+        rf"Error: {re.escape(str(tmp_path))}/twice.csv.checkpoint.sqlite is in use by process "
+        rf"{first.pid} since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+        lines[0],
+    ), lines
+    assert first.returncode == 0, err1.decode()
+    assert len(counts) == 200 and set(counts.values()) == {1}
