@@ -20,8 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from insightly_etl.api.registry import ObjectType, custom_field_metadata_fields, nested_schema
+from insightly_etl.files import TIMESTAMP
 
-TIMESTAMP = pa.timestamp("ms", tz="UTC")
+__all__ = ["TIMESTAMP", "custom_fields_schema", "describe", "object_schema"]
+
 _SCALARS: dict[str, pa.DataType] = {
     "integer": pa.int64(),
     "number": pa.float64(),

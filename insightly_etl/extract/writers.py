@@ -1,39 +1,29 @@
-"""Files that appear whole or not at all: written under a temporary name beside the target and
-renamed into place when complete (os.replace is atomic on one filesystem). An interrupted run
-leaves only `.NAME.partial` files, which the next run removes."""
+"""Export's table writers, Parquet and CSV, page by page into files that appear whole or not
+at all (see `insightly_etl.files`); CSV cells that a spreadsheet would run as formulas are
+escaped."""
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from insightly_etl.extract.schema import TIMESTAMP
+from insightly_etl.files import (  # re-exported: the extract side's one import for files
+    csv_schema,
+    escape_column,
+    partial_path,
+    remove_partials,
+    to_csv_column,
+    write_json_atomic,
+)
 
-PARTIAL_SUFFIX = ".partial"
+__all__ = ["open_writer", "partial_path", "remove_partials", "write_json_atomic"]
+
 ROW_GROUP_ROWS = 50_000  # buffer small pages into row groups readers like
-
-
-def partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
-
-
-def remove_partials(directory: Path) -> None:
-    for leftover in directory.glob(f".*{PARTIAL_SUFFIX}"):
-        leftover.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    tmp = partial_path(path)
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class TableWriter(Protocol):
@@ -77,47 +67,6 @@ class ParquetTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def csv_schema(schema: pa.Schema) -> pa.Schema:
-    """The same column names; lists and timestamps become text."""
-    return pa.schema(
-        [
-            pa.field(f.name, pa.string() if _needs_text(f.type) else f.type, metadata=f.metadata)
-            for f in schema
-        ]
-    )
-
-
-def _needs_text(dtype: pa.DataType) -> bool:
-    return pa.types.is_list(dtype) or pa.types.is_struct(dtype) or dtype == TIMESTAMP
-
-
-def to_csv_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Lists of strings as `;`-joined text (MULTISELECT, TAGS), lists of structs as JSON,
-    timestamps as `yyyy-MM-dd HH:mm:ss` — what Insightly writes, and what import reads back."""
-    dtype = column.type
-    if dtype == TIMESTAMP:
-        # whole seconds, as the API writes them (%S on milliseconds would add ".000")
-        seconds = column.cast(pa.timestamp("s", tz="UTC"), safe=False)
-        return pc.strftime(seconds, format="%Y-%m-%d %H:%M:%S")
-    if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
-        return pc.binary_join(column, ";")
-    if _needs_text(dtype):
-        return pa.array(
-            [
-                None if v is None else json.dumps(v, ensure_ascii=False, default=_json_value)
-                for v in column.to_pylist()
-            ],
-            type=pa.string(),
-        )
-    return column
-
-
-def _json_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
 class CsvTableWriter:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
@@ -128,7 +77,7 @@ class CsvTableWriter:
         self._writer = pacsv.CSVWriter(self._tmp, self.out_schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        columns = [to_csv_column(batch.column(i)) for i in range(batch.num_columns)]
+        columns = [escape_column(to_csv_column(batch.column(i))) for i in range(batch.num_columns)]
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self.out_schema))
         self.rows += batch.num_rows
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.errors import QuotaError
+from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import Checkpoint, mapping_fingerprint, sha256_file
 from insightly_etl.load.execute import Executor, server_now
@@ -389,6 +390,4 @@ def _write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> None:
             ],
         }
     )
-    frame.to_csv(
-        options.results_path / f"{options.file.stem}.plan.csv", index=False, encoding="utf-8-sig"
-    )
+    write_csv(frame, options.results_path / f"{options.file.stem}.plan.csv")

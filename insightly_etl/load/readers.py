@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
+from insightly_etl.files import to_csv_column, unescape_frame
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -72,11 +73,14 @@ def read_table(
             hint="Save it as .xlsx (Excel Workbook) or CSV UTF-8 and use that file.",
         )
     suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm") or (magic.startswith(b"PK\x03\x04") and suffix != ".parquet"):
-        return read_xlsx(path, sheet=sheet)
     if suffix == ".parquet":
-        return read_parquet(path)
-    return read_csv(path, encoding=encoding, delimiter=delimiter)
+        return read_parquet(path)  # typed: nothing in it was formula-escaped
+    if suffix in (".xlsx", ".xlsm") or magic.startswith(b"PK\x03\x04"):
+        table = read_xlsx(path, sheet=sheet)
+    else:
+        table = read_csv(path, encoding=encoding, delimiter=delimiter)
+    unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
+    return table
 
 
 # ---------------------------------------------------------------- CSV
@@ -522,8 +526,6 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
 
 def read_parquet(path: Path) -> SourceTable:
     """Typed already; shown to validation as the same text `export --format csv` writes."""
-    from insightly_etl.extract.writers import to_csv_column
-
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from insightly_etl.files import write_csv
 from insightly_etl.load.validate import ValidationResult
 
 
@@ -79,5 +80,5 @@ def default_rejects_path(source: Path) -> Path:
 def write_rejects(result: ValidationResult, path: Path) -> int:
     """UTF-8 with a BOM, so Excel shows accents right; our reader drops the BOM again."""
     frame = rejects_frame(result)
-    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    write_csv(frame, path)
     return len(frame)

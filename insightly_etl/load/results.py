@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from insightly_etl.files import write_csv
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.report import write_rejects
@@ -16,13 +17,6 @@ from insightly_etl.load.validate import ValidationResult
 
 PAST = {"create": "created", "update": "updated", "unchanged": "unchanged"}
 LEFT = ("planned", "in_flight", "unknown")
-
-
-def _write(frame: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    frame.to_csv(tmp, index=False, encoding="utf-8-sig")  # a BOM so Excel shows accents right
-    tmp.replace(path)
-    return path
 
 
 def write_results(
@@ -46,7 +40,7 @@ def write_results(
             "record_id": pd.array([s.record_id for s in done], dtype="Int64"),
         }
     )
-    written.append(_write(success, directory / f"{name}.success.csv"))
+    written.append(write_csv(success, directory / f"{name}.success.csv"))
     bad = [s for s in states if s.state in ("failed", "rejected", "duplicate")]
     errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
     errors.insert(0, "message", [s.message or "" for s in bad])
@@ -63,13 +57,13 @@ def write_results(
             }
         )
         errors = pd.concat([errors, shape], ignore_index=True).sort_values(unit, kind="stable")
-    written.append(_write(errors, directory / f"{name}.errors.csv"))
+    written.append(write_csv(errors, directory / f"{name}.errors.csv"))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
     if stopped and left:
         frame = table.frame.iloc[[s.row for s in left]].astype(object).reset_index(drop=True)
         frame.insert(0, unit, [s.line for s in left])
-        written.append(_write(frame, unprocessed_path))
+        written.append(write_csv(frame, unprocessed_path))
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
     if len(validation.rejected_rows) or table.bad_rows:

@@ -231,3 +231,28 @@ def test_the_mark_never_passes_the_start_of_the_scan() -> None:
     assert marks.mark() == "2026-11-20 11:00:00"
     marks.add([{"DATE_UPDATED_UTC": "2026-11-20 12:00:07"}])  # changed while we read
     assert marks.mark() == "2026-11-20 12:00:00"
+
+
+HOSTILE = {
+    "FIRST_NAME": '=HYPERLINK("http://evil.example","click")',
+    "LAST_NAME": "+cmd|' /C calc'!A0",
+    "BACKGROUND": "@SUM(1+1)",
+    "PHONE": "-2+3",
+}
+
+
+async def test_csv_export_escapes_formulas_and_imports_back_as_the_values(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from insightly_etl.load.readers import read_table
+
+    sb = make_sandbox()
+    async with asgi_client(sb) as http:
+        created = (await http.post("Contacts", json=HOSTILE)).json()
+    await export(sb, tmp_path, "contacts", fmt="csv")
+    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["CONTACT_ID"] == str(created["CONTACT_ID"]))
+    assert {k: row[k] for k in HOSTILE} == {k: "'" + v for k, v in HOSTILE.items()}
+    back = read_table(tmp_path / "contacts.csv").frame
+    again = back[back["CONTACT_ID"] == str(created["CONTACT_ID"])].iloc[0]
+    assert {k: again[k] for k in HOSTILE} == HOSTILE  # what is sent back is never escaped

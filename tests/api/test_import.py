@@ -566,3 +566,29 @@ def test_status_reads_without_writing_and_refuses_what_is_not_a_checkpoint(tmp_p
     with pytest.raises(CheckpointError, match="is not an import checkpoint"):
         Checkpoint(text)
     assert text.read_text() == "hello " * 100
+
+
+async def test_results_files_escape_cells_a_spreadsheet_would_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "h.csv",
+        'First Name,Email\n"=HYPERLINK(""http://evil.example"")",=1+2\n@Ada,ada@h.example\n',
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    result = await run_import(sb, file, mapping)
+    assert (result.counts["created"], result.counts["rejected"]) == (1, 1)
+    assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@h.example"]] == [
+        "@Ada"
+    ]  # sent as is
+    errors = (tmp_path / "h.errors.csv").read_text(encoding="utf-8-sig")
+    rejects = (tmp_path / "h.rejects.csv").read_text(encoding="utf-8-sig")
+    for text in (errors, rejects):
+        assert '\'=HYPERLINK(""http://evil.example"")' in text and ",'=1+2" in text
+        assert ",=" not in text and '"=' not in text

@@ -1,0 +1,143 @@
+"""The files the tool writes for people and other programs, in one home for export and import:
+
+- **whole or not at all**: written under `.NAME.partial` beside the target and renamed into
+  place when complete (`os.replace` is atomic on one filesystem); an interrupted run leaves only
+  `.partial` files, which the next run removes;
+- **safe to open in a spreadsheet**: a text cell starting with `=`, `+`, `-`, `@`, a tab or a
+  carriage return is a formula to Excel, LibreOffice and Google Sheets, which they run when the
+  file is opened (CSV injection). Every CSV we write prefixes such a cell with `'` (the OWASP
+  rule); numbers stay numbers. Our readers drop that `'` again, so an escaped file imports back
+  as the values it holds. What is sent to the API is never escaped;
+- **the CSV text of typed values**: date-times as `yyyy-MM-dd HH:mm:ss` (as Insightly writes
+  them), lists of strings `;`-joined, lists of structs as JSON — what `export --format csv`
+  writes and what import reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PARTIAL_SUFFIX = ".partial"
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
+TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
+FORMULA_START = r"^[=+\-@\t\r]"
+ESCAPED_FORMULA = r"^'(?=[=+\-@\t\r])"
+
+
+# ---------------------------------------------------------------- whole or not at all
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+def remove_partials(directory: Path) -> None:
+    for leftover in directory.glob(f".*{PARTIAL_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    tmp = partial_path(path)
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """A results file: formula-escaped, UTF-8 with a BOM (so Excel shows accents right; our
+    reader drops it again), complete or absent."""
+    tmp = partial_path(path)
+    try:
+        escape_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# ---------------------------------------------------------------- formula escaping
+
+
+def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as formulas; numbers and other types unchanged."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            text = column.map(lambda v: f"'{v}" if isinstance(v, str) and _is_formula(v) else v)
+            out[name] = text
+    return out
+
+
+def _is_formula(value: str) -> bool:
+    return bool(value) and value[0] in "=+-@\t\r"
+
+
+def escape_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The Arrow form, for exports: only string columns change."""
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        return column
+    risky = pc.match_substring_regex(column, FORMULA_START)
+    if not pc.any(risky).as_py():
+        return column
+    return pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
+
+
+def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo `escape_*` on a file read back: `'=1+2` is the text `=1+2`."""
+    for name in frame.columns:
+        column = frame[name]
+        if column.str.startswith("'").any():
+            frame[name] = column.str.replace(ESCAPED_FORMULA, "", regex=True)
+    return frame
+
+
+# ---------------------------------------------------------------- CSV text of typed values
+
+
+def csv_schema(schema: pa.Schema) -> pa.Schema:
+    """The same column names; lists and timestamps become text."""
+    return pa.schema(
+        [
+            pa.field(f.name, pa.string() if _needs_text(f.type) else f.type, metadata=f.metadata)
+            for f in schema
+        ]
+    )
+
+
+def _needs_text(dtype: pa.DataType) -> bool:
+    return pa.types.is_list(dtype) or pa.types.is_struct(dtype) or dtype == TIMESTAMP
+
+
+def to_csv_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Lists of strings as `;`-joined text (MULTISELECT, TAGS), lists of structs as JSON,
+    timestamps as `yyyy-MM-dd HH:mm:ss` — what Insightly writes, and what import reads back."""
+    dtype = column.type
+    if dtype == TIMESTAMP:
+        # whole seconds, as the API writes them (%S on milliseconds would add ".000")
+        seconds = column.cast(pa.timestamp("s", tz="UTC"), safe=False)
+        return pc.strftime(seconds, format=DATETIME_FORMAT)
+    if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
+        return pc.binary_join(column, ";")
+    if _needs_text(dtype):
+        return pa.array(
+            [
+                None if v is None else json.dumps(v, ensure_ascii=False, default=_json_value)
+                for v in column.to_pylist()
+            ],
+            type=pa.string(),
+        )
+    return column
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(DATETIME_FORMAT)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
