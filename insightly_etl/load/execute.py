@@ -23,7 +23,7 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import OBJECTS, ObjectType
 from insightly_etl.errors import ApiError, ConflictError, NotFoundError, OutcomeUnknown, QuotaError
 from insightly_etl.load.checkpoint import Checkpoint
-from insightly_etl.load.plan import Plan, PlannedRow, Planner, Record, row_values, update_payload
+from insightly_etl.load.plan import Plan, PlannedRow, Planner, Record
 from insightly_etl.progress import NullProgress, Progress
 
 RECONCILE_ATTEMPTS = 3
@@ -226,9 +226,7 @@ class Executor:
         to send; False: nothing differs any more (recorded done, as `settled_as`)."""
         assert p.record_id is not None
         self.planner.records[p.record_id] = record
-        body, before = update_payload(
-            self.obj, self.planner.specs, row_values(self.planner.result, p.row), record
-        )
+        body, before, after = self.planner.diff(p.row, record)
         if not body:
             p.action = settled_as
             self.checkpoint.done(
@@ -236,7 +234,7 @@ class Executor:
             )
             self.progress.advance(1)
             return False
-        p.payload, p.before, p.etag = body, before, etag
+        p.payload, p.before, p.after, p.etag = body, before, after, etag
         return True
 
     async def _after_conflict(self, p: PlannedRow) -> bool:

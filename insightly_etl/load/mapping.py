@@ -34,6 +34,12 @@ from insightly_etl.errors import InputError
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
 BLANK_MODES = ("skip", "clear")
+# What an update does with a mapped field of an existing record: the file wins (overwrite), only
+# an empty field is filled (fill), or the column is used on create only (never).
+UPDATE_MODES = ("overwrite", "fill", "never")
+# Sets (TAGS, MULTISELECT) on update: the file's values are added to the record's (add), or the
+# record's set is made equal to the file's (replace: the only way a value is removed).
+MERGE_MODES = ("add", "replace")
 # Which field a lookup matches by default, per target object.
 LOOKUP_BY = {
     "organisations": "ORGANISATION_NAME",
@@ -61,6 +67,8 @@ _COLUMN_KEYS = (
     "blank",
     "decimal",
     "timezone",
+    "update",
+    "merge",
 )
 
 
@@ -82,6 +90,8 @@ class ColumnRule:
     blank: str = "skip"  # an empty cell: "skip" = leave the field alone, "clear" = send null
     decimal: str = "."
     timezone: str = "UTC"
+    update: str = "overwrite"  # UPDATE_MODES
+    merge: str = "add"  # MERGE_MODES, for TAGS and MULTISELECT fields
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,13 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         raise _fail(
             source, f"{where}.blank", f"must be one of {', '.join(BLANK_MODES)}, not {blank!r}"
         )
+    for key, allowed in (("update", UPDATE_MODES), ("merge", MERGE_MODES)):
+        if key in spec and spec[key] not in allowed:
+            raise _fail(
+                source,
+                f"{where}.{key}",
+                f"must be one of {', '.join(allowed)}, not {spec[key]!r}",
+            )
     split = spec.get("split")
     if split is not None and (not isinstance(split, str) or not split):
         raise _fail(source, f"{where}.split", "expected the separator, e.g. ',' or ';'")
@@ -199,6 +216,8 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         split=split,
         lookup=lookup,
         blank=str(blank),
+        update=str(spec.get("update", "overwrite")),
+        merge=str(spec.get("merge", "add")),
         decimal=_decimal(source, f"{where}.decimal", spec["decimal"])
         if "decimal" in spec
         else defaults["decimal"],

@@ -57,6 +57,7 @@ class PlannedRow:
     record_id: int | None = None
     etag: str | None = None
     before: dict[str, Any] = field(default_factory=dict)  # current values of the fields changed
+    after: dict[str, Any] = field(default_factory=dict)  # the values they will have
     key: tuple[str, ...] | None = None
     parent_id: int | None = None  # notes
     sent_at: str | None = None  # UTC, when the last write for this row left
@@ -155,20 +156,64 @@ def create_payload(
     return body
 
 
+@dataclass(frozen=True)
+class FieldPolicy:
+    """How one row's value meets an existing record's (see mapping.UPDATE_MODES, MERGE_MODES)."""
+
+    update: str = "overwrite"  # overwrite | fill | never
+    merge: str = "add"  # add | replace (TAGS, MULTISELECT)
+
+
+OVERWRITE = FieldPolicy()
+
+
+def row_policies(result: ValidationResult, row: int) -> dict[str, FieldPolicy]:
+    """Per field of this row: its column's policy; a value that came from `defaults:` only
+    fills a field that is empty in Insightly."""
+    policies = {r.field: FieldPolicy(r.update, r.merge) for r in result.rules}
+    for name, mask in result.defaulted.items():
+        if mask[row]:
+            policies[name] = FieldPolicy("fill", policies.get(name, OVERWRITE).merge)
+    return policies
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _added(old: Any, new: Any) -> str:
+    """A set (`;`-joined) with the new values after the old ones, none twice."""
+    parts = [p for p in str(old or "").split(";") if p]
+    parts += [p for p in str(new).split(";") if p and p not in parts]
+    return ";".join(parts)
+
+
 def update_payload(
-    obj: ObjectType, specs: dict[str, FieldSpec], values: dict[str, Any], record: Record
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(body, before-image); an empty body means nothing changes."""
+    obj: ObjectType,
+    specs: dict[str, FieldSpec],
+    values: dict[str, Any],
+    record: Record,
+    policies: dict[str, FieldPolicy] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(body, before-image, after-image) of the fields that change; an empty body means
+    nothing changes. Nothing the policies do not allow is overwritten or removed."""
     assert obj.id_field is not None
     body: dict[str, Any] = {}
     before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
     custom_changes: dict[str, Any] = {}
     for name, value in values.items():
         spec = specs[name]
+        policy = (policies or {}).get(name, OVERWRITE)
         old = current_value(record, spec)
+        if policy.update == "never" or (policy.update == "fill" and not _is_empty(old)):
+            continue
+        if spec.kind in (MULTISELECT, TAGS) and policy.merge == "add" and value is not None:
+            value = _added(old, value)
         if same_value(spec, value, old):
             continue
         before[name] = old
+        after[name] = value
         if spec.custom:
             custom_changes[name] = value
         else:
@@ -182,7 +227,7 @@ def update_payload(
         ]
     if body:
         body[obj.id_field] = record[obj.id_field]
-    return body, before
+    return body, before, after
 
 
 # ---------------------------------------------------------------- keys
@@ -293,7 +338,7 @@ class Planner:
                 elif self.on_match == "error":
                     plan.failed[r] = f"an existing record matches (id {rid}) and --on-match error"
                 else:
-                    body, before_image = update_payload(self.obj, self.specs, values, record)
+                    body, before_image, after_image = self.diff(r, record)
                     action = "update" if body else "unchanged"
                     plan.rows.append(
                         PlannedRow(
@@ -304,6 +349,7 @@ class Planner:
                             rid,
                             self.etags.get(rid),
                             before_image,
+                            after_image,
                             keys[r],
                             parent,
                         )
@@ -320,11 +366,26 @@ class Planner:
                 if missing:
                     plan.failed[r] = f"a new {self.obj.name[:-1]} needs {', '.join(missing)}"
                 else:
+                    after = {k: v for k, v in values.items() if v is not None}
                     plan.rows.append(
-                        PlannedRow(r, lines[r], "create", payload, None, None, {}, keys[r], parent)
+                        PlannedRow(
+                            r, lines[r], "create", payload, None, None, {}, after, keys[r], parent
+                        )
                     )
         plan.requests = self.client.stats.sent - before
         return plan
+
+    def diff(
+        self, row: int, record: Record
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """What this row changes in this record: (body, before-image, after-image)."""
+        return update_payload(
+            self.obj,
+            self.specs,
+            row_values(self.result, row),
+            record,
+            row_policies(self.result, row),
+        )
 
     def _key_label(self) -> str:
         pairs = self.result.mapping.match.pairs if self.result.mapping.match else ()

@@ -94,6 +94,7 @@ class ValidationResult:
     values: pd.DataFrame  # one typed column per mapped field; NA = no value in the file
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
     cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
+    defaulted: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows given a default
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
 
@@ -643,6 +644,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}
+    defaulted: dict[str, np.ndarray] = {}
     for rule in rules:
         spec = specs[rule.field]
         require = spec.required and not mapping.match and rule.field not in mapping.defaults
@@ -654,6 +656,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
             "Int64" if specs[name].kind == INTEGER else _DTYPES.get(specs[name].kind, TEXT_DTYPE)
         )
         column = values.get(name, pd.Series(pd.NA, index=frame.index, dtype=dtype))
+        defaulted[name] = column.isna().to_numpy()  # on update these only fill an empty field
         values[name] = column.fillna(value)
         cleared.pop(name, None)  # a default fills blanks: nothing is cleared then
     parent_ids = None
@@ -666,7 +669,16 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         pd.DataFrame(values, index=frame.index) if values else pd.DataFrame(index=frame.index)
     )
     return ValidationResult(
-        table, mapping, specs, rules, result_values, errors.frame(), cleared, notes, parent_ids
+        table,
+        mapping,
+        specs,
+        rules,
+        result_values,
+        errors.frame(),
+        cleared,
+        defaulted,
+        notes,
+        parent_ids,
     )
 
 
