@@ -111,22 +111,28 @@ async def test_300_requests_at_the_ceiling_with_8_in_flight_and_no_429(make_sand
 
 
 async def test_concurrent_requests_get_evenly_spaced_slots() -> None:
-    import time
+    """50 requests at once, 8 in flight, 50/s: start slots exactly 1/50 s apart, never a
+    burst. Virtual time (a clock that stands still) makes it exact; real rates are make bench's."""
+    now = 1000.0
+    slots: list[float] = []
 
-    sent: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(time.monotonic())
-        return ok()
+    async def sleep(seconds: float) -> None:
+        slots.append(round(seconds, 9))
+        await asyncio.sleep(0)
 
     client = InsightlyClient(
-        settings(), transport=httpx.MockTransport(handler), rate=50, max_in_flight=8
+        settings(),
+        transport=httpx.MockTransport(lambda request: ok()),
+        rate=50,
+        max_in_flight=8,
+        clock=lambda: now,
+        sleep=sleep,
     )
     async with client:
         await asyncio.gather(*(client.get("Users/Me") for _ in range(50)))
-    # never a burst: no 0.2 s window holds more than the 10 slots it spans (+1 at its edge)
-    assert max(sum(1 for t in sent if start <= t < start + 0.2) for start in sent) <= 11
-    assert sent[-1] - sent[0] >= 49 * 0.02 * 0.95
+    # the first starts at once; each other waits for its own slot
+    assert sorted(slots) == [round(i / 50, 9) for i in range(1, 50)]
+    assert client.stats.sent == 50
 
 
 # ---------------------------------------------------------------- 429s and quota
