@@ -762,6 +762,10 @@ def _print_quota_plan(plan: Any) -> None:
         f"{left} left today, reserve {plan.reserve:,}; this run sends up to {plan.this_run:,}, about {plan.seconds:,.0f}s.",
         err=True,
     )
+    if plan.examples:
+        click.echo("Changes (every one is in NAME.plan.csv):", err=True)
+        for example in plan.examples:
+            click.echo(f"  {example}", err=True)
 
 
 @main.command("import")
@@ -781,7 +785,7 @@ def _print_quota_plan(plan: Any) -> None:
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Validate and plan (reads only), print the quota plan, write NAME.plan.csv; send no write.",
+    help="Validate and plan (reads only), print the quota plan, write NAME.plan.csv (every field's value now and after); send no write and leave the checkpoint as it was.",
 )
 @click.option(
     "--batch-size",
@@ -889,6 +893,8 @@ def import_(
             loop.remove_signal_handler(signal.SIGINT)
 
     result = run_with_api(ctx, use_sandbox, go)
+    if result.since_last_run:
+        click.echo(f"Since the last run: {result.since_last_run}.", err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     c = result.counts

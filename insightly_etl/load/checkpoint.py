@@ -9,7 +9,15 @@ answer arrives, so a run that dies loses nothing: at worst a row is `in_flight`,
     rejected (validation) · duplicate (same key earlier in the file) · skipped (by option)
 
 Updates also keep the before-image of every field they change, so an import can be undone.
-The file and the mapping are fingerprinted (sha256): resuming with either changed is refused.
+
+Fix-and-rerun: the file and the mapping are fingerprinted (sha256), and every row too. Run
+again after editing the file and each row finds its earlier state by its content: unchanged
+rows keep it (done rows cost nothing), edited rows are planned again (keeping the record id an
+earlier run created, so an edit becomes an update, never a second record), new rows are
+planned, vanished rows are set aside in `removed_rows` and never touched. After a mapping change
+every row is planned again against Insightly's current state (diff-based: what is already there
+costs no write). Refused only where it is unsafe: another object, or rows whose outcome is still
+unknown and whose content changed (they are settled first, with the file as it was).
 
 One run at a time: a run holds an exclusive lock on `CHECKPOINT.lock` (flock) for as long as it
 has the checkpoint open, so a second run on the same file refuses at once instead of sending
@@ -30,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
+from insightly_etl.errors import CheckpointError, CheckpointInUse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +57,10 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_utc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state);
+CREATE TABLE IF NOT EXISTS removed_rows (    -- rows of an earlier version of the file, gone from it
+    line INTEGER NOT NULL, action TEXT, state TEXT NOT NULL, record_id INTEGER, digest TEXT,
+    removed_run INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS before_images (
     row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
     run INTEGER NOT NULL, PRIMARY KEY (row, field, run)
@@ -76,6 +88,60 @@ def mapping_fingerprint(mapping_file: Path | None, object_name: str) -> str:
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class RerunChanges:
+    """What changed since the last run on this checkpoint."""
+
+    edited: int = 0
+    new: int = 0
+    removed: int = 0
+    file_changed: bool = False
+    mapping_changed: bool = False
+
+    def describe(self) -> str | None:
+        if not (self.file_changed or self.mapping_changed):
+            return None
+        parts = []
+        if self.file_changed:
+            parts.append(
+                f"{self.edited:,} row(s) edited, {self.new:,} new, {self.removed:,} removed "
+                "since the last run (removed rows are left alone in Insightly)"
+            )
+        if self.mapping_changed:
+            parts.append("the mapping changed: every row is compared with Insightly again")
+        return "; ".join(parts)
+
+
+CELL_HEX = 8  # characters of each cell's fingerprint in a row digest
+
+
+def row_digests(frame: Any) -> list[str]:
+    """A fingerprint of each row: the header's, then 8 hex characters per cell, so a row is
+    known again after edits (all equal) and an edit can be told from a different row (most
+    cells still equal)."""
+    import pandas as pd
+
+    header = hashlib.sha256("\0".join(map(str, frame.columns)).encode()).hexdigest()[:CELL_HEX]
+    columns = [
+        pd.util.hash_array(frame[name].astype(str).to_numpy(dtype=object)) & 0xFFFFFFFF
+        for name in frame.columns
+    ]
+    return (
+        [header + "".join(f"{c:08x}" for c in cells) for cells in zip(*columns, strict=True)]
+        if columns
+        else [header] * len(frame)
+    )
+
+
+def _mostly_same(a: str, b: str) -> bool:
+    """Is row digest `b` an edit of `a`: same header, at least half of the cells unchanged?"""
+    if a[:CELL_HEX] != b[:CELL_HEX] or len(a) != len(b):
+        return False
+    cells = range(CELL_HEX, len(a), CELL_HEX)
+    same = sum(a[i : i + CELL_HEX] == b[i : i + CELL_HEX] for i in cells)
+    return same > 0 and 2 * same >= len(cells)
 
 
 @dataclass(frozen=True)
@@ -134,7 +200,14 @@ class Checkpoint:
                 f"{path} is not an import checkpoint ({exc})",
                 hint="Name a new file with --checkpoint, or move that one away.",
             ) from None
+        self._migrate()
         self.run = 0
+
+    def _migrate(self) -> None:
+        """Checkpoints of earlier versions lack the row digest: add the column (empty)."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(rows)")}
+        if "digest" not in columns:
+            self.db.execute("ALTER TABLE rows ADD COLUMN digest TEXT")
 
     @classmethod
     def read_only(cls, path: Path) -> Checkpoint:
@@ -156,6 +229,23 @@ class Checkpoint:
             )
         return self
 
+    @classmethod
+    def scratch(cls, path: Path) -> Checkpoint:
+        """An in-memory copy of the checkpoint at `path` (or an empty one), for a dry run:
+        it plans from what earlier runs did, and leaves the file exactly as it was."""
+        self = cls.__new__(cls)
+        self.path, self.lock, self.run = path, None, 0
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        if path.is_file():
+            source = cls.read_only(path)
+            try:
+                source.db.backup(self.db)
+            finally:
+                source.close()
+        self.db.executescript(SCHEMA)
+        self._migrate()
+        return self
+
     def _release(self) -> None:
         if self.lock is not None:
             self.lock.release()
@@ -170,8 +260,18 @@ class Checkpoint:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def bind(self, *, file_sha: str, mapping_sha: str, object_name: str, source: str) -> None:
-        """Tie a new checkpoint to its file and mapping, or check an existing one matches."""
+    def bind(
+        self,
+        *,
+        file_sha: str,
+        mapping_sha: str,
+        object_name: str,
+        source: str,
+        digests: list[str],
+        lines: list[int],
+    ) -> RerunChanges:
+        """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
+        file and mapping as they are now (see the module docstring)."""
         known = self.meta("file_sha256")
         if known is None:
             self._set_meta(
@@ -181,17 +281,105 @@ class Checkpoint:
                 source=source,
                 created_utc=utc_now(),
             )
-            return
+            self.register(zip(range(len(lines)), lines, digests, strict=True))
+            return RerunChanges()
+        if self.meta("object") != object_name:
+            raise CheckpointError(
+                f"{self.path} belongs to an import of {self.meta('object')}, not {object_name}: "
+                "resuming would mix two imports",
+                hint="Name another checkpoint with --checkpoint for this import.",
+            )
+        changes = RerunChanges()
         if known != file_sha:
-            raise InputError(
-                f"{self.path} belongs to another version of {self.meta('source')}: the file changed since that run",
-                hint="Resume with the file as it was, or start afresh with a new --checkpoint (delete the old one).",
+            changes = self._rekey(digests, lines)
+        else:
+            self.register(zip(range(len(lines)), lines, digests, strict=True))
+        if self.meta("mapping_sha256") != mapping_sha:
+            changes.mapping_changed = True
+            with self.transaction() as db:  # diffed again: what is already there costs no write
+                db.execute("UPDATE rows SET state='planned' WHERE state IN ('done', 'skipped')")
+        self._set_meta(file_sha256=file_sha, mapping_sha256=mapping_sha, source=source)
+        return changes
+
+    def _rekey(self, digests: list[str], lines: list[int]) -> RerunChanges:
+        old = self.db.execute(
+            "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
+        ).fetchall()
+        if old and any(d is None for _, d, _, _, _ in old):
+            raise CheckpointError(
+                f"{self.path} was written by an older version that kept no row fingerprints, "
+                f"and {self.meta('source')} changed since",
+                hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
             )
-        if self.meta("mapping_sha256") != mapping_sha or self.meta("object") != object_name:
-            raise InputError(
-                f"{self.path} was written with another mapping or object: resuming would mix two imports",
-                hint="Resume with the same --mapping/--object, or start afresh with a new --checkpoint.",
+        unclaimed: dict[str, list[int]] = {}
+        for row, digest, *_ in reversed(old):
+            unclaimed.setdefault(digest, []).append(row)
+        carried: dict[int, int] = {}  # new row -> old row with the same content
+        for i, digest in enumerate(digests):
+            if unclaimed.get(digest):
+                carried[i] = unclaimed[digest].pop()
+        claimed = set(carried.values())
+        by_row = {row: (digest, state, rid, action) for row, digest, state, rid, action in old}
+        edited: dict[int, int] = {}  # new row -> old row at the same place, content changed
+        for i in range(len(digests)):
+            if (
+                i not in carried
+                and i in by_row
+                and i not in claimed
+                and _mostly_same(by_row[i][0], digests[i])
+            ):
+                edited[i] = i
+                claimed.add(i)
+        removed = [row for row in by_row if row not in claimed]
+        unsettled = [
+            row
+            for row in (*edited.values(), *removed)
+            if by_row[row][1] in ("in_flight", "unknown")
+        ]
+        if unsettled:
+            raise CheckpointError(
+                f"{len(unsettled)} row(s) of the last run have an unknown outcome and changed in "
+                f"{self.meta('source')} since",
+                hint="Run once more with the file as it was (that settles them at no risk of a "
+                "second record), then with the edited file.",
             )
+        now = utc_now()
+        run = self.db.execute("SELECT COALESCE(MAX(run), 0) + 1 FROM runs").fetchone()[0]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO removed_rows SELECT line, action, state, record_id, digest, ? "
+                "FROM rows WHERE row=?",
+                ((run, row) for row in removed),
+            )
+            db.execute("UPDATE rows SET row = -1 - row")  # out of the way of the new numbers
+            db.execute("UPDATE before_images SET row = -1 - row")
+            for new, old_row in carried.items():
+                db.execute(
+                    "UPDATE rows SET row=?, line=? WHERE row=?", (new, lines[new], -1 - old_row)
+                )
+                db.execute("UPDATE before_images SET row=? WHERE row=?", (new, -1 - old_row))
+            for new, old_row in edited.items():
+                _, state, rid, action = by_row[old_row]
+                keep = (
+                    rid if state == "done" and action in ("create", "update", "unchanged") else None
+                )
+                db.execute(
+                    "UPDATE rows SET row=?, line=?, digest=?, state='planned', action=NULL,"
+                    " record_id=?, payload=NULL, status=NULL, message=NULL, updated_utc=?"
+                    " WHERE row=?",
+                    (new, lines[new], digests[new], keep, now, -1 - old_row),
+                )
+                db.execute("UPDATE before_images SET row=? WHERE row=?", (new, -1 - old_row))
+            db.execute("DELETE FROM rows WHERE row < 0")
+            db.executemany(
+                "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
+                " VALUES (?, ?, 'planned', ?, ?)",
+                ((i, lines[i], digests[i], now) for i in range(len(digests))),
+            )
+        new_rows = len(digests) - len(carried) - len(edited)
+        return RerunChanges(
+            edited=len(edited), new=new_rows, removed=len(removed), file_changed=True
+        )
 
     def _set_meta(self, **values: str) -> None:
         with self.transaction():
@@ -233,13 +421,20 @@ class Checkpoint:
     def transaction(self) -> Checkpoint._Tx:
         return Checkpoint._Tx(self.db)
 
-    def register(self, rows: Iterable[tuple[int, int]]) -> None:
-        """Every row of the file, once (row position, line)."""
+    def register(self, rows: Iterable[tuple[int, int, str]]) -> None:
+        """Every row of the file, once (row position, line, content digest)."""
+        rows = list(rows)
         now = utc_now()
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO rows (row, line, state, updated_utc) VALUES (?, ?, 'planned', ?)",
-                ((r, line, now) for r, line in rows),
+                "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
+                " VALUES (?, ?, 'planned', ?, ?)",
+                ((r, line, digest, now) for r, line, digest in rows),
+            )
+            # a checkpoint of an earlier version: its rows get their digests now
+            db.executemany(
+                "UPDATE rows SET digest=? WHERE row=? AND digest IS NULL",
+                ((digest, r) for r, _, digest in rows),
             )
 
     def states(self) -> dict[int, RowState]:

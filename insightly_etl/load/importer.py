@@ -16,7 +16,12 @@ from insightly_etl.api.client import InsightlyClient
 from insightly_etl.errors import QuotaError
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
-from insightly_etl.load.checkpoint import Checkpoint, mapping_fingerprint, sha256_file
+from insightly_etl.load.checkpoint import (
+    Checkpoint,
+    mapping_fingerprint,
+    row_digests,
+    sha256_file,
+)
 from insightly_etl.load.execute import Executor, server_now
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner
@@ -66,6 +71,7 @@ class QuotaPlan:
     seconds: float
     strategy: str
     planning_requests: int
+    examples: list[str] = field(default_factory=list)  # a few changes, before -> after
 
 
 @dataclass
@@ -82,6 +88,7 @@ class ImportResult:
     plan: QuotaPlan | None = None
     dry_run: bool = False
     stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
+    since_last_run: str | None = None  # "3 row(s) edited, 1 new, 0 removed since the last run"
 
     @property
     def left(self) -> int:
@@ -135,18 +142,26 @@ async def load_file(
     announce: Callable[[QuotaPlan], None] | None = None,
 ) -> ImportResult:
     stop = stop or asyncio.Event()
-    checkpoint = Checkpoint(options.checkpoint_path)
+    checkpoint = (
+        Checkpoint.scratch(options.checkpoint_path)
+        if options.dry_run
+        else Checkpoint(options.checkpoint_path)
+    )
     try:
-        checkpoint.bind(
+        changes = checkpoint.bind(
             file_sha=sha256_file(options.file),
             mapping_sha=mapping_fingerprint(options.mapping_file, mapping.object),
             object_name=mapping.object,
             source=options.file.name,
+            digests=row_digests(table.frame),
+            lines=table.lines,
         )
         checkpoint.start_run()
-        return await _run(
+        result = await _run(
             client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
         )
+        result.since_last_run = changes.describe()
+        return result
     finally:
         checkpoint.close()
 
@@ -162,7 +177,6 @@ async def _run(
     announce: Callable[[QuotaPlan], None] | None,
 ) -> ImportResult:
     start_requests = client.stats.sent
-    checkpoint.register(enumerate(table.lines))
     try:
         facts = await facts_from_api(client, mapping)
     except QuotaError as exc:
@@ -181,7 +195,9 @@ async def _run(
     todo = [
         r
         for r in valid
-        if states[r].state in ("planned", "in_flight", "unknown", "skipped")
+        # rejected / duplicate: valid now (the file or mapping was fixed), or re-marked by planning
+        if states[r].state
+        in ("planned", "in_flight", "unknown", "skipped", "rejected", "duplicate")
         or (states[r].state == "failed" and states[r].status in TRANSIENT)
     ]
     planner = Planner(
@@ -204,19 +220,28 @@ async def _run(
     )
     try:
         todo = await _reconcile_earlier_creates(executor, checkpoint, validation, states, todo)
-        plan = await planner.plan(todo, table.lines, all_valid_rows=valid)
+        known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
+        plan = await planner.plan(todo, table.lines, all_valid_rows=valid, known_ids=known_ids)
     except QuotaError as exc:
         return _stopped_early(client, options, table, validation, checkpoint, start_requests, exc)
     _record_plan(checkpoint, plan, states)
     quota_plan = _quota_plan(client, plan, options, states)
     if announce:
         announce(quota_plan)
+    plan_file = write_plan(options, table, plan)
     if options.dry_run:
-        _write_plan(options, table, plan)
         checkpoint.finish_run(client.stats.sent - start_requests, "dry-run")
-        files = write_results(
-            options.results_path, options.file.stem, table, validation, checkpoint, stopped=False
-        )
+        files = [
+            plan_file,
+            *write_results(
+                options.results_path,
+                options.file.stem,
+                table,
+                validation,
+                checkpoint,
+                stopped=False,
+            ),
+        ]
         return ImportResult(
             summarise(checkpoint, len(table.bad_rows)),
             client.stats.sent - start_requests,
@@ -231,14 +256,17 @@ async def _run(
     outcome = await executor.run()
     requests = client.stats.sent - start_requests
     checkpoint.finish_run(requests, outcome.stopped or "finished")
-    files = write_results(
-        options.results_path,
-        options.file.stem,
-        table,
-        validation,
-        checkpoint,
-        stopped=bool(outcome.stopped),
-    )
+    files = [
+        plan_file,
+        *write_results(
+            options.results_path,
+            options.file.stem,
+            table,
+            validation,
+            checkpoint,
+            stopped=bool(outcome.stopped),
+        ),
+    ]
     return ImportResult(
         summarise(checkpoint, len(table.bad_rows)),
         requests,
@@ -322,7 +350,7 @@ def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict) -> None:
     for r, message in plan.skipped.items():
         checkpoint.mark_many([r], state="skipped", action="skip", message=message)
     for r, message in plan.failed.items():
-        checkpoint.failed(r, 409, message)
+        checkpoint.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
     for p in plan.rows:
         if p.action == "unchanged":
             earlier = states[p.row]
@@ -371,23 +399,42 @@ def _quota_plan(
         seconds=math.ceil(this_run / client.limiter.ceiling) if this_run else 0,
         strategy=plan.strategy,
         planning_requests=plan.requests,
+        examples=plan_examples(plan),
     )
 
 
-def _write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> None:
+PLAN_COLUMNS = ("action", "record_id", "field", "current", "new")
+
+
+def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
+    """NAME.plan.csv: one row per field a write will change, with its value now and after."""
     import pandas as pd
 
+    records = [
+        (p.line, p.action, p.record_id, name, p.before.get(name), new)
+        for p in plan.writes
+        for name, new in p.after.items()
+    ]
+    frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
+    frame["record_id"] = frame["record_id"].astype("Int64")
     options.results_path.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(
-        {
-            table.unit: [p.line for p in plan.rows],
-            "action": [p.action for p in plan.rows],
-            "record_id": pd.array([p.record_id for p in plan.rows], dtype="Int64"),
-            "fields": [
-                ";".join(k for k in p.payload if k != "CUSTOMFIELDS")
-                + (";CUSTOMFIELDS" if "CUSTOMFIELDS" in p.payload else "")
-                for p in plan.rows
-            ],
-        }
-    )
-    write_csv(frame, options.results_path / f"{options.file.stem}.plan.csv")
+    return write_csv(frame, options.results_path / f"{options.file.stem}.plan.csv")
+
+
+def plan_examples(plan: Plan, limit: int = 5) -> list[str]:
+    """A few changes, as the plan prints them: `line 3: update 1042 BACKGROUND '' -> 'x'`."""
+    out: list[str] = []
+    for p in plan.writes:
+        for name, new in p.after.items():
+            if len(out) == limit:
+                return out
+            target = f"update {p.record_id}" if p.action == "update" else "create"
+            old = p.before.get(name) if p.action == "update" else None
+            change = f"{_short(old)} -> {_short(new)}" if p.action == "update" else _short(new)
+            out.append(f"line {p.line}: {target} {name} {change}")
+    return out
+
+
+def _short(value: object) -> str:
+    text = "" if value is None else str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")

@@ -295,7 +295,16 @@ class Planner:
         self.records: dict[int, Record] = {}  # what planning read, by id
         self.etags: dict[int, str] = {}
 
-    async def plan(self, rows: list[int], lines: list[int], *, all_valid_rows: list[int]) -> Plan:
+    async def plan(
+        self,
+        rows: list[int],
+        lines: list[int],
+        *,
+        all_valid_rows: list[int],
+        known_ids: dict[int, int] | None = None,
+    ) -> Plan:
+        """`known_ids`: rows whose record an earlier run created or updated (row -> id); without
+        a match key that id is how an edited row finds its record again."""
         before = self.client.stats.sent
         mapping = self.result.mapping
         keys = row_keys(self.result)
@@ -315,12 +324,17 @@ class Planner:
                 first_of[key] = r
         todo = [r for r in rows if r not in plan.duplicates]
         matches: dict[int, list[Record]] = {}
+        known = {r: rid for r, rid in (known_ids or {}).items() if r in todo}
         if mapping.match is not None:
             matches = await self._find(todo, keys, plan)
-        elif self.obj.name in DUPLICATE_RULES and self.obj.id_field:
-            await self._warn_like_insightly(todo, plan)
+        else:
+            if known:
+                matches = await self._by_ids(known, plan)
+            fresh = [r for r in todo if r not in known]
+            if fresh and self.obj.name in DUPLICATE_RULES and self.obj.id_field:
+                await self._warn_like_insightly(fresh, plan)
         for r in todo:
-            if r in plan.skipped:
+            if r in plan.skipped or r in plan.failed:
                 continue
             values = row_values(self.result, r)
             found = matches.get(r, [])
@@ -466,6 +480,28 @@ class Planner:
 
         pairs = await asyncio.gather(*(one(r) for r in rows))
         return dict(pairs)
+
+    async def _by_ids(self, known: dict[int, int], plan: Plan) -> dict[int, list[Record]]:
+        """The records earlier runs wrote, one GET each (edited rows are few)."""
+
+        async def one(r: int, rid: int) -> tuple[int, list[Record]]:
+            try:
+                reply = await self.client.get(f"{self.obj.endpoint}/{rid}")
+            except NotFoundError:
+                plan.failed[r] = (
+                    f"record {rid}, written by an earlier run, was deleted in Insightly since; "
+                    "not created again"
+                )
+                return r, []
+            if reply.etag:
+                self.etags[rid] = reply.etag
+            self.records[rid] = dict(reply.data)
+            return r, [dict(reply.data)]
+
+        pairs = await asyncio.gather(*(one(r, rid) for r, rid in known.items()))
+        if plan.strategy == "none":
+            plan.strategy = "get"
+        return {r: found for r, found in pairs if r not in plan.failed}
 
     async def _warn_like_insightly(self, rows: list[int], plan: Plan) -> None:
         """Without a match key: warn about rows Insightly's importer would call duplicates."""

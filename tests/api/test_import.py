@@ -251,25 +251,37 @@ async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) ->
     assert result.plan is not None and result.plan.creates == 8 and result.plan.requests_needed == 8
     assert result.exit_code == 0
     plan = (tmp_path / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert plan[0] == "line,action,record_id,fields" and plan[1].startswith(
-        "2,create,,FIRST_NAME;LAST_NAME;EMAIL_ADDRESS"
-    )
+    assert plan[0] == "line,action,record_id,field,current,new"
+    assert plan[1:4] == [
+        "2,create,,FIRST_NAME,,Amélie",
+        "2,create,,LAST_NAME,,Fontaine",
+        "2,create,,EMAIL_ADDRESS,,amelie.fontaine@example.fr",
+    ]
+    assert not (tmp_path / "contacts.csv.checkpoint.sqlite").exists()  # nothing that blocks
 
 
-async def test_resuming_with_a_changed_file_or_mapping_is_refused(
-    make_sandbox, tmp_path: Path
-) -> None:
+async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "c.csv", "Name,Email\nAda,ada@dry.example\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    await run_import(sb, file, mapping)  # a checkpoint exists now
+    file.write_text("Name,Email\nAda,ada@dry.example\nBob,bob@dry.example\n")
+    before = (tmp_path / "c.csv.checkpoint.sqlite").read_bytes()
+    dry = await run_import(sb, file, mapping, dry_run=True)
+    assert dry.plan is not None and (dry.plan.creates, dry.plan.done_before) == (1, 1)
+    assert (tmp_path / "c.csv.checkpoint.sqlite").read_bytes() == before and writes(sb) == 1
+    real = await run_import(sb, file, mapping)
+    assert real.exit_code == 0 and real.counts["created"] == 2 and writes(sb) == 2
+
+
+async def test_a_checkpoint_of_another_object_is_refused(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "c.csv", "Name,Email\nAda,ada@example.com\n")
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
-    await run_import(sb, file, mapping, dry_run=True)
-    file.write_text("Name,Email\nAda,ada@example.org\n")
-    with pytest.raises(InputError, match="the file changed since that run"):
-        await run_import(sb, file, mapping)
-    file.write_text("Name,Email\nAda,ada@example.com\n")
-    mapping.write_text(MATCH_EMAIL + "defaults: {TITLE: x}\n")
-    with pytest.raises(InputError, match="another mapping or object"):
-        await run_import(sb, file, mapping)
+    await run_import(sb, file, mapping)
+    leads = write(tmp_path, "l.yaml", "object: leads\ncolumns:\n  Name: FIRST_NAME\n")
+    with pytest.raises(InputError, match="belongs to an import of contacts, not leads"):
+        await run_import(sb, file, leads)
 
 
 async def test_a_budget_stops_cleanly_and_the_rerun_finishes(make_sandbox, tmp_path: Path) -> None:

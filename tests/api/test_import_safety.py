@@ -3,14 +3,13 @@ per-column update policies, sets added to, a before→after plan, fix-and-rerun.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from insightly_etl.sandbox import Sandbox
-from tests.api.test_import import custom, run_import, write, writes
+from tests.api.test_import import custom, run_import, write
 from tests.conftest import asgi_client
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +157,97 @@ def test_an_unknown_update_or_merge_mode_is_a_mapping_error(tmp_path: Path) -> N
         str(caught.value)
         == f"{mapping}: columns.Last.update: must be one of overwrite, fill, never, not 'sometimes'"
     )
+
+
+def puts_and_posts(sb: Sandbox) -> tuple[int, int]:
+    return (
+        sum(n for (m, _, _), n in sb.stats.items() if m == "PUT"),
+        sum(n for (m, _, _), n in sb.stats.items() if m == "POST"),
+    )
+
+
+async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "p.csv",
+        "Name,Email\nAda,ada@fix.example\nBob,bob@fix.example\nCy,cy@fix.example\n",
+    )
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD)
+    first = await run_import(sb, file, mapping)
+    assert first.counts["created"] == 3 and puts_and_posts(sb) == (0, 3)
+    file.write_text("Name,Email\nAda,ada@fix.example\nRobert,bob@fix.example\nCy,cy@fix.example\n")
+    second = await run_import(sb, file, mapping)
+    assert second.exit_code == 0 and puts_and_posts(sb) == (1, 3)
+    assert (second.counts["created"], second.counts["updated"]) == (2, 1)
+    assert second.since_last_run == (
+        "1 row(s) edited, 0 new, 0 removed since the last run (removed rows are left alone in Insightly)"
+    )
+    bob = [
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"] == "bob@fix.example"
+    ]
+    assert [r["FIRST_NAME"] for r in bob] == ["Robert"]
+    plan = (tmp_path / "p.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan[1:] == [f"3,update,{bob[0]['CONTACT_ID']},FIRST_NAME,Bob,Robert"]
+
+
+async def test_without_a_match_key_an_edited_row_updates_its_record_and_a_removed_row_is_left_alone(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "p.csv",
+        "Name,Email\nAda,ada@nokey.example\nBob,bob@nokey.example\nCy,cy@nokey.example\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    await run_import(sb, file, mapping)
+    # row 1 edited, row 3 removed, a new row at the end
+    file.write_text(
+        "Name,Email\nAda,ada2@nokey.example\nBob,bob@nokey.example\nDee,dee@nokey.example\n"
+    )
+    second = await run_import(sb, file, mapping)
+    assert second.exit_code == 0, second.counts
+    assert puts_and_posts(sb) == (1, 4)
+    assert second.since_last_run is not None and second.since_last_run.startswith(
+        "1 row(s) edited, 1 new, 1 removed since the last run"
+    )
+    emails = sorted(
+        r["EMAIL_ADDRESS"]
+        for r in sb.account.collections["Contacts"].records.values()
+        if (r["EMAIL_ADDRESS"] or "").endswith("@nokey.example")
+    )
+    assert emails == [
+        "ada2@nokey.example",
+        "bob@nokey.example",
+        "cy@nokey.example",
+        "dee@nokey.example",
+    ]
+    third = await run_import(sb, file, mapping)
+    assert third.since_last_run is None and puts_and_posts(sb) == (1, 4)  # nothing more to do
+
+
+async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differences(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(
+        tmp_path, "p.csv", "Name,Email,Title\nAda,ada@map.example,Boss\nBob,bob@map.example,\n"
+    )
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD)
+    await run_import(sb, file, mapping)
+    mapping.write_text(MAPPING_HEAD + "  Title: TITLE\n")
+    second = await run_import(sb, file, mapping)
+    assert (
+        second.since_last_run == "the mapping changed: every row is compared with Insightly again"
+    )
+    assert puts_and_posts(sb) == (1, 2)  # Ada gets her title; Bob has nothing new
+    assert (second.counts["updated"], second.counts["unchanged"]) == (1, 1)
