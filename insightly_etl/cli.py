@@ -841,8 +841,9 @@ def import_(
     """Create and update records from FILE within the daily quota; run again to resume.
 
     Exit 0: every row created, updated or unchanged; 1: some rows rejected or failed (see
-    NAME.errors.csv); 75: stopped for quota — run the same command later to continue;
-    2: a bad file, mapping or option; 130: interrupted (Ctrl-C).
+    NAME.errors.csv); 75: stopped for quota, or another run holds the checkpoint — run the
+    same command later to continue; 2: a bad file, mapping or option; 130: interrupted
+    (Ctrl-C); 143: terminated (SIGTERM).
     """
     import signal
 
@@ -866,16 +867,25 @@ def import_(
         skip_duplicates=skip_duplicates,
     )
 
+    received: list[int] = []  # the signal that stopped the run, for its exit code
+
     async def go(settings: Settings) -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
-        def on_interrupt() -> None:
-            click.echo("\nStopping after the requests in flight (Ctrl-C again to abort)…", err=True)
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            click.echo(
+                "\nStopping: no new request is sent; waiting for the ones in flight"
+                " (Ctrl-C again to abort at once)…",
+                err=True,
+            )
             stop.set()
             loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C aborts at once
+            loop.remove_signal_handler(signal.SIGTERM)
 
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
+        loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
         try:
             async with make_client(
                 settings, rate_limit, max_in_flight, max_requests, reserve
@@ -891,6 +901,7 @@ def import_(
                 )
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
 
     result = run_with_api(ctx, use_sandbox, go)
     if result.since_last_run:
@@ -924,6 +935,8 @@ def import_(
             f"Interrupted: {c['left']:,} rows left; run the same command again to continue.",
             err=True,
         )
+        if received and received[0] == signal.SIGTERM:
+            sys.exit(143)  # 128 + SIGTERM, as a shell reports a process it terminated
     sys.exit(result.exit_code)
 
 

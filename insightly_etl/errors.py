@@ -20,6 +20,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
         │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried
         │   ├── BudgetExhausted    the caller's max_requests is spent (no request sent)
         │   └── ReserveReached     the next request would eat into the reserve (none sent)
+        ├── Halted                         exit 130 the run was asked to stop; this request never left
         ├── ServerError            5xx     exit 69
         ├── TransportError                 exit 69  timeout / connection failure
         └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
@@ -152,6 +153,12 @@ class BudgetExhausted(QuotaError):
 
 class ReserveReached(QuotaError):
     hint = "Stopped to leave --reserve requests for the account's other integrations."
+
+
+class Halted(ApiError):
+    """The run is stopping (Ctrl-C, SIGTERM): a request not yet sent is not sent at all."""
+
+    exit_code = 130
 
 
 class ServerError(ApiError):

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -39,12 +39,14 @@ from insightly_etl.config import Settings, redact
 from insightly_etl.errors import (
     ApiError,
     BudgetExhausted,
+    Halted,
     QuotaExhausted,
     RateLimited,
     ReserveReached,
 )
 
 log = logging.getLogger("insightly_etl.api")
+BeforeSend = Callable[[], None]
 
 PAGE_SIZE = 500  # the API's maximum `top` (reference §4)
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
@@ -104,6 +106,7 @@ class InsightlyClient:
         self._in_flight = 0
         self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
+        self._halt: asyncio.Event | None = None
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.api_key.reveal(), ""),
@@ -131,17 +134,31 @@ class InsightlyClient:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Reply:
         return await self.request("GET", path, params=params)
 
-    async def create(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        reply = await self.request("POST", endpoint, json=body)
-        return dict(reply.data)
+    async def create(
+        self, endpoint: str, body: Mapping[str, Any], *, before_send: BeforeSend | None = None
+    ) -> dict[str, Any]:
+        reply = await self.request("POST", endpoint, json=body, before_send=before_send)
+        return _record(reply, "POST", endpoint)
 
     async def update(
-        self, endpoint: str, body: Mapping[str, Any], *, etag: str | None = None
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        etag: str | None = None,
+        before_send: BeforeSend | None = None,
     ) -> dict[str, Any]:
         """Partial PUT (id field in the body); with `etag`, refused if the record changed."""
         headers = {"If-Match": etag} if etag else None
-        reply = await self.request("PUT", endpoint, json=body, headers=headers)
-        return dict(reply.data)
+        reply = await self.request(
+            "PUT", endpoint, json=body, headers=headers, before_send=before_send
+        )
+        return _record(reply, "PUT", endpoint)
+
+    def halt_on(self, event: asyncio.Event) -> None:
+        """Once `event` is set, no further request leaves: each raises `Halted` instead (the
+        ones already sent are awaited by their callers)."""
+        self._halt = event
 
     async def delete(self, endpoint: str, record_id: int) -> None:
         await self.request("DELETE", f"{endpoint}/{record_id}")
@@ -203,12 +220,17 @@ class InsightlyClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        before_send: BeforeSend | None = None,
     ) -> Reply:
+        """`before_send` runs each time the request is about to leave (after pacing), so a
+        caller can record "sent" only for what really went to the network."""
         waited = 0.0
         attempts = 0  # failures that count against max_attempts (5xx, transport)
         throttled = 0  # burst 429s: the limiter slows down, they are bounded separately
         while True:
-            outcome = await self._attempt(method, path, params=params, json=json, headers=headers)
+            outcome = await self._attempt(
+                method, path, params=params, json=json, headers=headers, before_send=before_send
+            )
             if isinstance(outcome, Reply):
                 return outcome
             error = outcome.error
@@ -253,12 +275,15 @@ class InsightlyClient:
         params: Mapping[str, Any] | None,
         json: Any,
         headers: Mapping[str, str] | None,
+        before_send: BeforeSend | None = None,
     ) -> Reply | Decision:
         write = method in WRITE_METHODS
         async with self._slots:
-            self._check_budget()
+            self._check_budget(method, path)
             self.stats.waited_pacing += await self.limiter.acquire()
-            self._check_budget()  # the quota may have moved while we waited
+            self._check_budget(method, path)  # the quota may have moved while we waited
+            if before_send is not None:
+                before_send()
             self._in_flight += 1
             self.stats.sent += 1
             started = self._clock()
@@ -284,6 +309,16 @@ class InsightlyClient:
             response.status_code,
             elapsed,
         )
+        if 300 <= response.status_code < 400:
+            # httpx follows no redirect: a proxy or a wrong URL, and the request was not served
+            raise ApiError(
+                f"the server redirected to {redact(response.headers.get('Location', '?'))}: "
+                "the API is not at this URL",
+                status=response.status_code,
+                method=method,
+                path=path,
+                hint="Check --pod / --api-url (the base URL ends in /v3.1/).",
+            )
         if response.status_code < 400:
             self.limiter.on_success()
             try:
@@ -301,7 +336,9 @@ class InsightlyClient:
             self.stats.throttled += 1
         return decide_response(response, write=write, method=method, path=path)
 
-    def _check_budget(self) -> None:
+    def _check_budget(self, method: str, path: str) -> None:
+        if self._halt is not None and self._halt.is_set():
+            raise Halted("stopping: not sent", method=method, path=path)
         if self._quota_spent is not None:
             raise self._quota_spent
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
@@ -359,6 +396,19 @@ class _Window:
         if self.pending:
             await asyncio.gather(*self.pending.values(), return_exceptions=True)
         self.pending.clear()
+
+
+def _record(reply: Reply, method: str, path: str) -> dict[str, Any]:
+    """A write's answer must be the record as a JSON object; anything else (a list, a string,
+    an empty 2xx) is a protocol error, not a record."""
+    if not isinstance(reply.data, dict):
+        raise ApiError(
+            f"the answer to a write is not a record (a JSON object) but {type(reply.data).__name__}",
+            status=reply.status,
+            method=method,
+            path=path,
+        )
+    return dict(reply.data)
 
 
 def _http_date(value: str | None) -> datetime | None:

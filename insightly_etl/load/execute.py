@@ -21,7 +21,14 @@ from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import OBJECTS, ObjectType
-from insightly_etl.errors import ApiError, ConflictError, NotFoundError, OutcomeUnknown, QuotaError
+from insightly_etl.errors import (
+    ApiError,
+    ConflictError,
+    Halted,
+    NotFoundError,
+    OutcomeUnknown,
+    QuotaError,
+)
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, Record
 from insightly_etl.progress import NullProgress, Progress
@@ -107,6 +114,8 @@ class Executor:
                 await asyncio.gather(*(self._send(p) for p in batch))
         except QuotaError as exc:  # raised by the refresh
             self._stop_for(exc)
+        except Halted:  # the refresh was stopped: so is the run
+            pass
         finally:
             self.progress.finish()
         if self.stop.is_set() and not self.outcome.stopped:
@@ -124,6 +133,11 @@ class Executor:
         for _ in range(RECONCILE_ATTEMPTS):
             try:
                 record = await self._write(p)
+            except Halted:
+                # not sent (or only attempts the server refused unprocessed, 429/503, were):
+                # the row is still to do
+                self.checkpoint.mark_many([p.row], state="planned")
+                return
             except QuotaError as exc:
                 # refused before sending, or 429 "quota spent" (not processed): still to do
                 self.checkpoint.mark_many([p.row], state="planned")
@@ -137,9 +151,15 @@ class Executor:
                 except QuotaError as quota:
                     self._stop_for(quota)
                     return
+                except Halted:
+                    return  # stays unknown: the next run reconciles it first
                 continue  # it did not happen: send again
             except ConflictError:
-                if not await self._after_conflict(p):
+                try:
+                    if not await self._after_conflict(p):
+                        return
+                except Halted:
+                    self.checkpoint.mark_many([p.row], state="planned")  # refused: not applied
                     return
                 continue
             except ApiError as exc:
@@ -154,19 +174,24 @@ class Executor:
         self.progress.advance(1)
 
     async def _write(self, p: PlannedRow) -> Record:
-        p.sent_at = fmt(server_now(self.client))
-        self.checkpoint.sending(p.row, p.action, p.payload, p.sent_at, p.record_id)
+        def sending() -> None:
+            # committed when the request is handed to the network, not while it queues: a run
+            # stopped before that leaves the row planned, with nothing to reconcile
+            p.sent_at = fmt(server_now(self.client))
+            self.checkpoint.sending(p.row, p.action, p.payload, p.sent_at, p.record_id)
+
         if p.action == "update":
-            return await self.client.update(self.obj.endpoint, p.payload, etag=p.etag)
+            return await self.client.update(
+                self.obj.endpoint, p.payload, etag=p.etag, before_send=sending
+            )
         if self.obj.name == "notes":
             parent = self.planner.result.mapping.parent
             assert parent is not None and parent.lookup is not None and p.parent_id is not None
             endpoint = OBJECTS[parent.lookup.object].endpoint
-            reply = await self.client.request(
-                "POST", f"{endpoint}/{p.parent_id}/Notes", json=p.payload
+            return await self.client.create(
+                f"{endpoint}/{p.parent_id}/Notes", p.payload, before_send=sending
             )
-            return dict(reply.data)
-        return await self.client.create(self.obj.endpoint, p.payload)
+        return await self.client.create(self.obj.endpoint, p.payload, before_send=sending)
 
     def _finish(self, p: PlannedRow, record: Record) -> None:
         rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.errors import QuotaError
+from insightly_etl.errors import Halted, QuotaError
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import (
@@ -142,6 +142,7 @@ async def load_file(
     announce: Callable[[QuotaPlan], None] | None = None,
 ) -> ImportResult:
     stop = stop or asyncio.Event()
+    client.halt_on(stop)  # after a stop, not one more request leaves
     checkpoint = (
         Checkpoint.scratch(options.checkpoint_path)
         if options.dry_run
@@ -179,7 +180,7 @@ async def _run(
     start_requests = client.stats.sent
     try:
         facts = await facts_from_api(client, mapping)
-    except QuotaError as exc:
+    except (QuotaError, Halted) as exc:
         return _stopped_early(client, options, table, None, checkpoint, start_requests, exc)
     validation = validate_table(table, mapping, facts)
     states = checkpoint.states()
@@ -222,7 +223,7 @@ async def _run(
         todo = await _reconcile_earlier_creates(executor, checkpoint, validation, states, todo)
         known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
         plan = await planner.plan(todo, table.lines, all_valid_rows=valid, known_ids=known_ids)
-    except QuotaError as exc:
+    except (QuotaError, Halted) as exc:
         return _stopped_early(client, options, table, validation, checkpoint, start_requests, exc)
     _record_plan(checkpoint, plan, states)
     quota_plan = _quota_plan(client, plan, options, states)
@@ -288,10 +289,11 @@ def _stopped_early(
     validation: ValidationResult | None,
     checkpoint: Checkpoint,
     start_requests: int,
-    exc: QuotaError,
+    exc: QuotaError | Halted,
 ) -> ImportResult:
     requests = client.stats.sent - start_requests
-    checkpoint.finish_run(requests, "quota")
+    stopped = "interrupted" if isinstance(exc, Halted) else "quota"
+    checkpoint.finish_run(requests, stopped)
     files = (
         write_results(
             options.results_path, options.file.stem, table, validation, checkpoint, stopped=True
@@ -304,7 +306,7 @@ def _stopped_early(
         requests,
         client.quota.remaining,
         client.quota.limit,
-        stopped="quota",
+        stopped=stopped,
         stop_reason=str(exc),
         stop_hint=exc.hint,
         files=files,

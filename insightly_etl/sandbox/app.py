@@ -196,6 +196,9 @@ class Sandbox:
         self.jitter = random.Random(config.fault_seed + 1)
         self.stats: Counter[tuple[str, str, int]] = Counter()
         self.faults_injected: Counter[str] = Counter()
+        # when each write arrived (time.monotonic of this process): lets a test that runs the
+        # sandbox in-process say whether a client sent anything after a given moment
+        self.write_arrivals: list[float] = []
         self._valid_auth = {
             "Basic " + base64.b64encode(v.encode()).decode()
             for v in (config.api_key, config.api_key + ":")
@@ -260,6 +263,8 @@ class Sandbox:
         }
 
     async def api(self, request: Request) -> Response:
+        if request.method in ("POST", "PUT", "DELETE"):
+            self.write_arrivals.append(time.monotonic())
         segments = [s for s in request.path_params["path"].split("/") if s]
         template = "/v3.1/" + "/".join(_template_of(segments))
         response = await self._api(request, segments)

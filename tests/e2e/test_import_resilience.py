@@ -259,7 +259,12 @@ def test_the_first_run_exit_code_is_75(tmp_path: Path) -> None:
     assert (tmp_path / "q.unprocessed.csv").exists()
 
 
-def test_ctrl_c_finishes_the_requests_in_flight_exits_130_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_a_signal_stops_sending_at_once_exits_within_2s_and_the_resume_finishes_exactly_once(
+    tmp_path: Path, signum: int, code: int
+) -> None:
     file = people(tmp_path / "i.csv", 300, "i")
     mapping = tmp_path / "m.yaml"
     mapping.write_text(WITH_KEY)
@@ -267,9 +272,12 @@ def test_ctrl_c_finishes_the_requests_in_flight_exits_130_and_resumes(tmp_path: 
         env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "40", "--quiet"]
         proc = cli(*args, env=env)
-        time.sleep(3.0)
-        proc.send_signal(signal.SIGINT)
+        wait_for_done_rows(tmp_path / "i.csv.checkpoint.sqlite", 30, proc)
+        signalled = time.monotonic()
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - signalled
+        late = [t - signalled for t in sb.sandbox.write_arrivals if t > signalled + 0.2]
         partial = imported(sb.root, "i")
         cp = Checkpoint(tmp_path / "i.csv.checkpoint.sqlite")
         states = Counter(s.state for s in cp.states().values())
@@ -277,11 +285,15 @@ def test_ctrl_c_finishes_the_requests_in_flight_exits_130_and_resumes(tmp_path: 
         resumed = cli(*args, env=env)
         _, err2 = resumed.communicate(timeout=120)
         counts = imported(sb.root, "i")
-    assert proc.returncode == 130, err.decode()
-    assert "Stopping after the requests in flight" in err.decode()
-    assert 0 < len(partial) < 300
+    text = err.decode()
+    assert proc.returncode == code, text
+    assert took < 2.0, f"exited {took:.2f} s after the signal"
+    assert late == [], f"{len(late)} writes arrived after the signal"
+    assert "Stopping: no new request is sent; waiting for the ones in flight" in text
+    assert f"Interrupted: {300 - len(partial)} rows left" in text
+    assert 30 <= len(partial) < 300
     assert states["in_flight"] == 0 and states["unknown"] == 0  # in-flight requests were finished
-    assert states["done"] == len(partial)
+    assert states["done"] == len(partial) and states["planned"] == 300 - len(partial)
     assert resumed.returncode == 0, err2.decode()
     assert len(counts) == 300 and set(counts.values()) == {1}
 
