@@ -631,6 +631,8 @@ def validate(
     click.echo(
         f"{file.name}: {total:,} rows read{how}: {total - rejected:,} valid, {rejected:,} rejected"
     )
+    for warning in result.update_only_warnings():
+        click.echo(f"Warning: {warning}", err=True)
     groups = error_groups(result)
     if groups:
         click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example")

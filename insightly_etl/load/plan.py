@@ -378,7 +378,10 @@ class Planner:
                     s.name for s in self.specs.values() if s.required and s.name not in payload
                 ]
                 if missing:
-                    plan.failed[r] = f"a new {self.obj.name[:-1]} needs {', '.join(missing)}"
+                    plan.failed[r] = (
+                        f"no existing {self.obj.name[:-1]} matches, and a new one needs "
+                        f"{', '.join(missing)}, which this row does not give"
+                    )
                 else:
                     after = {k: v for k, v in values.items() if v is not None}
                     plan.rows.append(

@@ -95,6 +95,7 @@ class ValidationResult:
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
     cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
     defaulted: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows given a default
+    update_only: dict[str, np.ndarray] = field(default_factory=dict)  # required field -> rows lacking it
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
 
@@ -123,6 +124,24 @@ class ValidationResult:
         if value is pd.NA or value is None or (isinstance(value, float) and np.isnan(value)):
             return ABSENT
         return value.item() if hasattr(value, "item") else value
+
+    def update_only_warnings(self, examples: int = 3) -> list[str]:
+        """With a match key, a row may lack a field a new record needs: it can only update.
+        Validation cannot know whether it will find its record; the import will."""
+        out = []
+        singular = self.mapping.object[:-1]
+        for name, mask in self.update_only.items():
+            rows = np.flatnonzero(mask)
+            if not len(rows):
+                continue
+            lines = [self.table.lines[r] for r in rows[:examples]]
+            out.append(
+                f"{len(rows):,} row(s) have no {name}, so they can only update an existing "
+                f"{singular} (a new one needs it): {self.table.unit} "
+                + ", ".join(map(str, lines))
+                + (" …" if len(rows) > examples else "")
+            )
+        return out
 
     def column(self, name: str) -> list[Any]:
         return [self.cell(i, name) for i in range(self.rows)]
@@ -659,6 +678,20 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         defaulted[name] = column.isna().to_numpy()  # on update these only fill an empty field
         values[name] = column.fillna(value)
         cleared.pop(name, None)  # a default fills blanks: nothing is cleared then
+    update_only: dict[str, np.ndarray] = {}
+    if mapping.match is not None:
+        rejected = np.zeros(len(frame), dtype=bool)
+        bad = errors.frame()
+        if len(bad):
+            rejected[bad["row"].to_numpy()] = True
+        for spec in specs.values():
+            if spec.required and spec.writable:
+                lacking = (
+                    values[spec.name].isna().to_numpy()
+                    if spec.name in values
+                    else np.ones(len(frame), dtype=bool)
+                )
+                update_only[spec.name] = lacking & ~rejected
     parent_ids = None
     if mapping.parent is not None:
         parent_spec = FieldSpec(name="PARENT", label="Parent", kind=INTEGER, api_type="integer")
@@ -677,6 +710,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         errors.frame(),
         cleared,
         defaulted,
+        update_only,
         notes,
         parent_ids,
     )

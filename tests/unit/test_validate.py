@@ -353,3 +353,19 @@ def test_multiselect_drops_empty_parts_and_spaces(tmp_path: Path) -> None:
     )
     assert values(r, "Interests__c") == ["Music;Travel", ABSENT]
     assert messages(r) == [(3, "';Music;' is not an option of Interests__c; did you mean 'Music'?")]
+
+
+def test_with_a_match_key_rows_lacking_a_create_field_are_warned_not_rejected(
+    tmp_path: Path,
+) -> None:
+    text = "Name,Email\nAda,ada@x.example\n,bob@x.example\n,cy@x.example\n,dee@x.example\n"
+    mapping = contacts(
+        {"Email": "EMAIL_ADDRESS"}, match={"column": "Email", "field": "EMAIL_ADDRESS"}
+    )
+    result = run(tmp_path, text, mapping)
+    assert messages(result) == []
+    assert result.update_only_warnings() == [
+        "3 row(s) have no FIRST_NAME, so they can only update an existing contact (a new one "
+        "needs it): line 3, 4, 5"
+    ]
+    assert result.update_only_warnings(examples=2)[0].endswith("line 3, 4 …")
