@@ -814,6 +814,14 @@ def _print_quota_plan(plan: Any) -> None:
     is_flag=True,
     help="Without a match key: skip rows Insightly's own importer would call duplicates of existing records.",
 )
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["error", "first", "last"]),
+    default="error",
+    show_default=True,
+    help="Rows of the file sharing a match key with different values: send none and report the "
+    "group (error), or send the first or the last of them. Identical rows are sent once.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @file_options
 @api_options
@@ -830,6 +838,7 @@ def import_(
     on_match: str,
     create_missing: bool,
     skip_duplicates: bool,
+    on_duplicate: str,
     quiet: bool,
     encoding: str | None,
     delimiter: str | None,
@@ -867,6 +876,7 @@ def import_(
         on_match=on_match,
         create_missing=create_missing,
         skip_duplicates=skip_duplicates,
+        on_duplicate=on_duplicate,
     )
 
     received: list[int] = []  # the signal that stopped the run, for its exit code

@@ -44,6 +44,7 @@ class ImportOptions:
     on_match: str = "update"  # update | skip | error
     create_missing: bool = True
     skip_duplicates: bool = False
+    on_duplicate: str = "error"  # rows sharing a key with different values: error | first | last
 
     @property
     def checkpoint_path(self) -> Path:
@@ -207,6 +208,7 @@ async def _run(
         on_match=options.on_match,
         create_missing=options.create_missing,
         skip_duplicates=options.skip_duplicates,
+        on_duplicate=options.on_duplicate,
     )
     planned_at = server_now(client)
     executor = Executor(

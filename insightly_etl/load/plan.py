@@ -284,6 +284,7 @@ class Planner:
         on_match: str,
         create_missing: bool,
         skip_duplicates: bool,
+        on_duplicate: str = "error",
     ) -> None:
         self.client = client
         self.result = result
@@ -292,6 +293,7 @@ class Planner:
         self.on_match = on_match
         self.create_missing = create_missing
         self.skip_duplicates = skip_duplicates
+        self.on_duplicate = on_duplicate  # error | first | last
         self.records: dict[int, Record] = {}  # what planning read, by id
         self.etags: dict[int, str] = {}
 
@@ -309,20 +311,8 @@ class Planner:
         mapping = self.result.mapping
         keys = row_keys(self.result)
         plan = Plan(rows=[])
-        # duplicates in the file: by file order over every valid row, so reruns agree
-        first_of: dict[tuple[str, ...], int] = {}
-        for r in all_valid_rows:
-            key = keys[r]
-            if key is None:
-                continue
-            if key in first_of:
-                if r in rows:
-                    plan.duplicates[r] = (
-                        f"the same {self._key_label()} as line {lines[first_of[key]]} ({', '.join(key)})"
-                    )
-            else:
-                first_of[key] = r
-        todo = [r for r in rows if r not in plan.duplicates]
+        self._settle_duplicates(rows, lines, keys, all_valid_rows, plan)
+        todo = [r for r in rows if r not in plan.duplicates and r not in plan.skipped]
         matches: dict[int, list[Record]] = {}
         known = {r: rid for r, rid in (known_ids or {}).items() if r in todo}
         if mapping.match is not None:
@@ -391,6 +381,53 @@ class Planner:
                     )
         plan.requests = self.client.stats.sent - before
         return plan
+
+    def _settle_duplicates(
+        self,
+        rows: list[int],
+        lines: list[int],
+        keys: list[tuple[str, ...] | None],
+        all_valid_rows: list[int],
+        plan: Plan,
+    ) -> None:
+        """Rows of the file sharing a match key (over every valid row, so reruns agree). Rows
+        identical to an earlier one are sent once; rows that differ are the user's call: none
+        is sent unless --on-duplicate first|last names the one that wins."""
+        groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for r in all_valid_rows:
+            if keys[r] is not None:
+                groups[keys[r]].append(r)  # type: ignore[index]
+        todo = set(rows)
+        for key, group in groups.items():
+            if len(group) < 2:
+                continue
+            label = f"{self._key_label()} {', '.join(key)}"
+            distinct: list[int] = []  # the first row of each distinct set of values
+            for r in group:
+                values = row_values(self.result, r)
+                same = next((d for d in distinct if row_values(self.result, d) == values), None)
+                if same is None:
+                    distinct.append(r)
+                elif r in todo:
+                    plan.skipped[r] = f"identical to line {lines[same]} ({label}): sent once"
+            if len(distinct) == 1:
+                continue
+            where = ", ".join(str(lines[r]) for r in distinct)
+            if self.on_duplicate in ("first", "last"):
+                winner = distinct[0] if self.on_duplicate == "first" else distinct[-1]
+                for r in distinct:
+                    if r != winner and r in todo:
+                        plan.skipped[r] = (
+                            f"lines {where} share {label} with different values; line "
+                            f"{lines[winner]} wins (--on-duplicate {self.on_duplicate})"
+                        )
+            else:
+                for r in distinct:
+                    if r in todo:
+                        plan.duplicates[r] = (
+                            f"lines {where} share {label} with different values; none is sent "
+                            "(fix the file, or choose with --on-duplicate first|last)"
+                        )
 
     def diff(
         self, row: int, record: Record

@@ -172,22 +172,44 @@ async def test_before_images_are_kept(make_sandbox, tmp_path: Path) -> None:
 MATCH_EMAIL = "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
 
 
-async def test_a_key_repeated_in_the_file_is_sent_once(make_sandbox, tmp_path: Path) -> None:
+DUPLICATES = (
+    "Name,Email\nAda,ada@example.com\nAda again,ada@example.com\nBob,bob@example.com\n"
+    "Bob,bob@example.com\nAda at last,ada@example.com\n"
+)
+
+
+async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_none_sent(
+    make_sandbox, tmp_path: Path
+) -> None:
     sb = make_sandbox()
-    file = write(
-        tmp_path,
-        "d.csv",
-        "Name,Email\nAda,ada@example.com\nAda again,ada@example.com\nBob,bob@example.com\n",
-    )
+    file = write(tmp_path, "d.csv", DUPLICATES)
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
-    assert (result.counts["created"], result.counts["duplicate"]) == (2, 1)
-    assert len(contacts_by_email(sb)["ada@example.com"]) == 1
+    counts = result.counts
+    assert (counts["created"], counts["duplicate"], counts["skipped"]) == (1, 3, 1)
+    assert "ada@example.com" not in contacts_by_email(sb)
+    assert len(contacts_by_email(sb)["bob@example.com"]) == 1  # identical rows: sent once
     assert result.exit_code == 1
     errors = (tmp_path / "d.errors.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert (
-        errors[1]
-        == "3,duplicate,the same EMAIL_ADDRESS as line 2 (ada@example.com),Ada again,ada@example.com"
+    group = (
+        "lines 2, 3, 6 share EMAIL_ADDRESS ada@example.com with different values; none is sent "
+        "(fix the file, or choose with --on-duplicate first|last)"
     )
+    assert errors[1:] == [
+        f'2,duplicate,"{group}",Ada,ada@example.com',
+        f'3,duplicate,"{group}",Ada again,ada@example.com',
+        f'6,duplicate,"{group}",Ada at last,ada@example.com',
+    ]
+
+
+@pytest.mark.parametrize(("choice", "winner"), [("first", "Ada"), ("last", "Ada at last")])
+async def test_on_duplicate_names_the_row_that_wins(
+    make_sandbox, tmp_path: Path, choice: str, winner: str
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "d.csv", DUPLICATES)
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), on_duplicate=choice)
+    assert (result.counts["created"], result.counts["skipped"], result.exit_code) == (2, 3, 0)
+    assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@example.com"]] == [winner]
 
 
 @pytest.mark.parametrize(
