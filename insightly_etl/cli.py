@@ -822,6 +822,14 @@ def _print_quota_plan(plan: Any) -> None:
     help="Rows of the file sharing a match key with different values: send none and report the "
     "group (error), or send the first or the last of them. Identical rows are sent once.",
 )
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["skip", "overwrite"]),
+    default="skip",
+    show_default=True,
+    help="A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
+    "since: leave the record alone and report the conflict (skip), or overwrite it.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @file_options
 @api_options
@@ -839,6 +847,7 @@ def import_(
     create_missing: bool,
     skip_duplicates: bool,
     on_duplicate: str,
+    on_conflict: str,
     quiet: bool,
     encoding: str | None,
     delimiter: str | None,
@@ -877,6 +886,7 @@ def import_(
         create_missing=create_missing,
         skip_duplicates=skip_duplicates,
         on_duplicate=on_duplicate,
+        on_conflict=on_conflict,
     )
 
     received: list[int] = []  # the signal that stopped the run, for its exit code

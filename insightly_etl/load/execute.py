@@ -252,6 +252,12 @@ class Executor:
         assert p.record_id is not None
         self.planner.records[p.record_id] = record
         body, before, after = self.planner.diff(p.row, record)
+        conflict = self.planner.conflict(p.row, record, after) if body else None
+        if conflict:
+            p.action = "conflict"
+            self.checkpoint.failed(p.row, None, conflict)
+            self.progress.advance(1)
+            return False
         if not body:
             p.action = settled_as
             self.checkpoint.done(

@@ -45,6 +45,7 @@ class ImportOptions:
     create_missing: bool = True
     skip_duplicates: bool = False
     on_duplicate: str = "error"  # rows sharing a key with different values: error | first | last
+    on_conflict: str = "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
 
     @property
     def checkpoint_path(self) -> Path:
@@ -209,6 +210,7 @@ async def _run(
         create_missing=options.create_missing,
         skip_duplicates=options.skip_duplicates,
         on_duplicate=options.on_duplicate,
+        on_conflict=options.on_conflict,
     )
     planned_at = server_now(client)
     executor = Executor(

@@ -230,6 +230,13 @@ def update_payload(
     return body, before, after
 
 
+def _utc_text(value: Any) -> str:
+    """`2026-11-01 10:00:00` from the API's text, an export's, or a spreadsheet's ISO form."""
+    if value is None or value is pd.NA:
+        return ""
+    return str(value).strip().replace("T", " ").removesuffix("Z")[:19]
+
+
 # ---------------------------------------------------------------- keys
 
 
@@ -285,6 +292,7 @@ class Planner:
         create_missing: bool,
         skip_duplicates: bool,
         on_duplicate: str = "error",
+        on_conflict: str = "skip",
     ) -> None:
         self.client = client
         self.result = result
@@ -294,6 +302,10 @@ class Planner:
         self.create_missing = create_missing
         self.skip_duplicates = skip_duplicates
         self.on_duplicate = on_duplicate  # error | first | last
+        self.on_conflict = on_conflict  # skip | overwrite
+        frame = result.table.frame
+        # the moment the file's copy of each record was taken, when it says (an export)
+        self.file_updated = frame.get("DATE_UPDATED_UTC")
         self.records: dict[int, Record] = {}  # what planning read, by id
         self.etags: dict[int, str] = {}
 
@@ -343,6 +355,10 @@ class Planner:
                     plan.failed[r] = f"an existing record matches (id {rid}) and --on-match error"
                 else:
                     body, before_image, after_image = self.diff(r, record)
+                    conflict = self.conflict(r, record, after_image) if body else None
+                    if conflict:
+                        plan.failed[r] = conflict
+                        continue
                     action = "update" if body else "unchanged"
                     plan.rows.append(
                         PlannedRow(
@@ -428,6 +444,23 @@ class Planner:
                             f"lines {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
+
+    def conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
+        """A file that carries DATE_UPDATED_UTC (an export edited and imported back) is a copy
+        as of that moment: a record changed in Insightly since is not overwritten, unless
+        --on-conflict overwrite. Returns why, or None."""
+        if self.on_conflict == "overwrite" or self.file_updated is None:
+            return None
+        copied = _utc_text(self.file_updated.iat[row])
+        now = _utc_text(record.get("DATE_UPDATED_UTC"))
+        if not copied or not now or now <= copied:
+            return None
+        rid = record.get(self.obj.id_field or "")
+        return (
+            f"conflict: record {rid} changed in Insightly at {now} UTC, after this file's copy "
+            f"({copied} UTC); not overwritten ({', '.join(sorted(changes))}). "
+            "Re-export it, or use --on-conflict overwrite"
+        )
 
     def diff(
         self, row: int, record: Record

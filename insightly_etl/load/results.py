@@ -1,6 +1,6 @@
 """The files an import leaves, joined to the input by line number (never by position):
-NAME.success.csv (line, action, record id), NAME.errors.csv (the original row, its line, the
-status and the server's message), NAME.unprocessed.csv (rows not yet attempted when a run
+NAME.success.csv (line, action, record id), NAME.errors.csv (its line, state, the HTTP status
+when Insightly answered one, the message, and the original row), NAME.unprocessed.csv (rows not yet attempted when a run
 stopped early) and NAME.rejects.csv (rows refused by validation)."""
 
 from __future__ import annotations
@@ -44,14 +44,16 @@ def write_results(
     bad = [s for s in states if s.state in ("failed", "rejected", "duplicate")]
     errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
     errors.insert(0, "message", [s.message or "" for s in bad])
-    errors.insert(0, "status", [s.status if s.status is not None else s.state for s in bad])
+    # the HTTP status Insightly answered; empty when the row was decided here (the message says why)
+    errors.insert(0, "status", pd.array([s.status for s in bad], dtype="Int64"))
+    errors.insert(0, "state", [s.state for s in bad])
     errors.insert(0, unit, [s.line for s in bad])
     if table.bad_rows:
         sep = table.delimiter or ","
         shape = pd.DataFrame(
             {
                 unit: [b.line for b in table.bad_rows],
-                "status": "rejected",
+                "state": "rejected",
                 "message": [b.message for b in table.bad_rows],
                 "raw": [sep.join(b.fields) for b in table.bad_rows],
             }

@@ -195,9 +195,9 @@ async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_non
         "(fix the file, or choose with --on-duplicate first|last)"
     )
     assert errors[1:] == [
-        f'2,duplicate,"{group}",Ada,ada@example.com',
-        f'3,duplicate,"{group}",Ada again,ada@example.com',
-        f'6,duplicate,"{group}",Ada at last,ada@example.com',
+        f'2,duplicate,,"{group}",Ada,ada@example.com',
+        f'3,duplicate,,"{group}",Ada again,ada@example.com',
+        f'6,duplicate,,"{group}",Ada at last,ada@example.com',
     ]
 
 

@@ -3,6 +3,7 @@ per-column update policies, sets added to, a before→after plan, fix-and-rerun.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,37 @@ async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differ
     )
     assert puts_and_posts(sb) == (1, 2)  # Ada gets her title; Bob has nothing new
     assert (second.counts["updated"], second.counts["unchanged"]) == (1, 1)
+
+
+async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_since(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    fresh = await existing(sb, FIRST_NAME="Ada", EMAIL_ADDRESS="ada@conflict.example")
+    moved = await existing(sb, FIRST_NAME="Bob", EMAIL_ADDRESS="bob@conflict.example")
+    # the file is an export edited in a spreadsheet: Bob's copy is older than Bob's record
+    text = (
+        "CONTACT_ID,FIRST_NAME,DATE_UPDATED_UTC\n"
+        f"{fresh['CONTACT_ID']},Adaline,{fresh['DATE_UPDATED_UTC']}\n"
+        f"{moved['CONTACT_ID']},Robert,2000-01-01 00:00:00\n"
+    )
+    file = write(tmp_path, "export.csv", text)
+    result = await run_import(sb, file, None, object_name="contacts")
+    assert (result.counts["updated"], result.counts["failed"], result.exit_code) == (1, 1, 1)
+    assert record(sb, fresh["CONTACT_ID"])["FIRST_NAME"] == "Adaline"
+    assert record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Bob"
+    errors = list(csv.DictReader((tmp_path / "export.errors.csv").open(encoding="utf-8-sig")))
+    assert [(e["line"], e["state"], e["status"], e["message"]) for e in errors] == [
+        (
+            "3",
+            "failed",
+            "",
+            f"conflict: record {moved['CONTACT_ID']} changed in Insightly at "
+            f"{moved['DATE_UPDATED_UTC']} UTC, after this file's copy (2000-01-01 00:00:00 UTC); "
+            "not overwritten (FIRST_NAME). Re-export it, or use --on-conflict overwrite",
+        )
+    ]
+    again = await run_import(sb, file, None, object_name="contacts", on_conflict="overwrite")
+    assert (
+        again.counts["updated"] == 2 and record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Robert"
+    )
