@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +63,11 @@ CREATE TABLE IF NOT EXISTS removed_rows (    -- rows of an earlier version of th
 );
 CREATE TABLE IF NOT EXISTS before_images (
     row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
-    run INTEGER NOT NULL, PRIMARY KEY (row, field, run)
+    run INTEGER NOT NULL, written TEXT,  -- JSON: the value before, and the value the run wrote
+    PRIMARY KEY (row, field, run)
+);
+CREATE TABLE IF NOT EXISTS undo (     -- `undo`'s own journal: resumable like the import
+    row INTEGER PRIMARY KEY, state TEXT NOT NULL, message TEXT, updated_utc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
@@ -145,6 +149,14 @@ def _mostly_same(a: str, b: str) -> bool:
 
 
 @dataclass(frozen=True)
+class FieldChange:
+    record_id: int
+    field: str
+    before: Any
+    written: Any
+
+
+@dataclass(frozen=True)
 class RowState:
     row: int
     line: int
@@ -208,6 +220,11 @@ class Checkpoint:
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(rows)")}
         if "digest" not in columns:
             self.db.execute("ALTER TABLE rows ADD COLUMN digest TEXT")
+        if "created" not in columns:  # 1: an earlier run created this row's record
+            self.db.execute("ALTER TABLE rows ADD COLUMN created INTEGER")
+        images = {r[1] for r in self.db.execute("PRAGMA table_info(before_images)")}
+        if "written" not in images:
+            self.db.execute("ALTER TABLE before_images ADD COLUMN written TEXT")
 
     @classmethod
     def read_only(cls, path: Path) -> Checkpoint:
@@ -491,18 +508,34 @@ class Checkpoint:
         )
 
     def done(
-        self, row: int, action: str, record_id: int | None, before: dict[str, Any] | None = None
+        self,
+        row: int,
+        action: str,
+        record_id: int | None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
     ) -> None:
+        """Done; an update keeps each changed field's value before and the value written."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=NULL, updated_utc=?, run=? WHERE row=?",
-                (action, record_id, utc_now(), self.run, row),
+                "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=NULL,"
+                " updated_utc=?, run=?, created=CASE WHEN ?='create' THEN 1 ELSE created END"
+                " WHERE row=?",
+                (action, record_id, utc_now(), self.run, action, row),
             )
             if before and record_id is not None:
                 db.executemany(
-                    "INSERT OR REPLACE INTO before_images VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO before_images (row, record_id, field, value, run,"
+                    " written) VALUES (?, ?, ?, ?, ?, ?)",
                     (
-                        (row, record_id, f, json.dumps(v, ensure_ascii=False), self.run)
+                        (
+                            row,
+                            record_id,
+                            f,
+                            json.dumps(v, ensure_ascii=False),
+                            self.run,
+                            json.dumps((after or {}).get(f), ensure_ascii=False),
+                        )
                         for f, v in before.items()
                     ),
                 )
@@ -523,8 +556,53 @@ class Checkpoint:
         cur = self.db.execute("SELECT action, state, COUNT(*) FROM rows GROUP BY action, state")
         return {(a, s): n for a, s, n in cur}
 
-    def before_images(self) -> Iterator[tuple[int, int, str, Any]]:
-        for row, rid, field, value in self.db.execute(
-            "SELECT row, record_id, field, value FROM before_images ORDER BY row"
-        ):
-            yield row, rid, field, json.loads(value) if value is not None else None
+    def changes(self) -> dict[int, list[FieldChange]]:
+        """Per row, each field an update changed: the value before the first run that changed
+        it, and the value the last such run wrote (for undo)."""
+        out: dict[int, list[FieldChange]] = {}
+        cur = self.db.execute(
+            "SELECT row, record_id, field, value, written FROM before_images WHERE row >= 0"
+            " ORDER BY row, field, run"
+        )
+        seen: dict[tuple[int, str], FieldChange] = {}
+        for row, rid, name, value, written in cur:
+            before = json.loads(value) if value is not None else None
+            after = json.loads(written) if written is not None else None
+            earlier = seen.get((row, name))
+            change = FieldChange(rid, name, earlier.before if earlier else before, after)
+            seen[(row, name)] = change
+        for (row, _), change in seen.items():
+            out.setdefault(row, []).append(change)
+        return out
+
+    def created_rows(self) -> list[tuple[int, int, int, dict[str, Any] | None]]:
+        """(row, line, record id, last body sent) of every record the import created."""
+        cur = self.db.execute(
+            "SELECT row, line, record_id, payload FROM rows"
+            " WHERE created=1 AND record_id IS NOT NULL ORDER BY row"
+        )
+        return [(r, line, rid, json.loads(p) if p else None) for r, line, rid, p in cur]
+
+    def unsettled(self) -> int:
+        """Rows whose write may or may not have happened."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM rows WHERE state IN ('in_flight', 'unknown')"
+            ).fetchone()[0]
+        )
+
+    # ---------------------------------------------------------------- undo's journal
+    def undo_states(self) -> dict[int, str]:
+        return {r: s for r, s in self.db.execute("SELECT row, state FROM undo")}
+
+    def mark_undo(self, row: int, state: str, message: str | None = None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO undo VALUES (?, ?, ?, ?)", (row, state, message, utc_now())
+        )
+
+    def undo_summary(self) -> dict[str, int]:
+        try:
+            cur = self.db.execute("SELECT state, COUNT(*) FROM undo GROUP BY state")
+        except sqlite3.OperationalError:  # a checkpoint from before undo existed, read-only
+            return {}
+        return {s: n for s, n in cur}

@@ -196,7 +196,10 @@ class Executor:
     def _finish(self, p: PlannedRow, record: Record) -> None:
         rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None
         rid = int(rid) if rid is not None else p.record_id
-        self.checkpoint.done(p.row, p.action, rid, p.before if p.action == "update" else None)
+        update = p.action == "update"
+        self.checkpoint.done(
+            p.row, p.action, rid, p.before if update else None, p.after if update else None
+        )
         if rid is not None and isinstance(record, dict):
             self.planner.records[rid] = record
         self.progress.advance(1)
@@ -260,8 +263,13 @@ class Executor:
             return False
         if not body:
             p.action = settled_as
+            update = settled_as == "update"
             self.checkpoint.done(
-                p.row, settled_as, p.record_id, p.before if settled_as == "update" else None
+                p.row,
+                settled_as,
+                p.record_id,
+                p.before if update else None,
+                p.after if update else None,
             )
             self.progress.advance(1)
             return False

@@ -95,7 +95,9 @@ class ValidationResult:
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
     cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
     defaulted: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows given a default
-    update_only: dict[str, np.ndarray] = field(default_factory=dict)  # required field -> rows lacking it
+    update_only: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # required field -> rows lacking it
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
 

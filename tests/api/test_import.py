@@ -19,7 +19,7 @@ import pytest
 from insightly_etl.api import InsightlyClient
 from insightly_etl.config import load_settings
 from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
-from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.checkpoint import Checkpoint, FieldChange
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.readers import read_table
@@ -156,7 +156,7 @@ async def test_updates_send_only_what_differs_and_never_erase(make_sandbox, tmp_
 
 async def test_before_images_are_kept(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
-    target = sb.account.collections["Contacts"].records[2002]
+    target = dict(sb.account.collections["Contacts"].records[2002])
     file = write(tmp_path, "u.csv", f"Email,Title\n{target['EMAIL_ADDRESS']},New Title\n")
     mapping = write(
         tmp_path,
@@ -165,7 +165,8 @@ async def test_before_images_are_kept(make_sandbox, tmp_path: Path) -> None:
     )
     await run_import(sb, file, mapping)
     cp = Checkpoint(tmp_path / "u.csv.checkpoint.sqlite")
-    assert list(cp.before_images()) == [(0, 2002, "TITLE", target["TITLE"])]
+    old_title = target["TITLE"]
+    assert cp.changes() == {0: [FieldChange(2002, "TITLE", old_title, "New Title")]}
     cp.close()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_import import custom, run_import, write
-from tests.conftest import asgi_client
+from tests.conftest import asgi_client, sandbox_client
 
 pytestmark = pytest.mark.anyio
 
@@ -286,3 +286,99 @@ async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_s
     assert (
         again.counts["updated"] == 2 and record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Robert"
     )
+
+
+async def run_undo(sb: Sandbox, checkpoint: Path, **options: Any):  # -> UndoResult
+    from insightly_etl.load.undo import undo_import
+
+    client_options = {k: options.pop(k) for k in ("max_requests",) if k in options}
+    async with sandbox_client(sb, **client_options) as client:
+        return await undo_import(client, checkpoint, **options)
+
+
+async def test_undo_deletes_what_was_created_and_restores_what_was_changed_except_later_edits(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    ada = await existing(
+        sb, FIRST_NAME="Ada", LAST_NAME="L", EMAIL_ADDRESS="ada@undo.example", TITLE="Countess"
+    )
+    bob = await existing(
+        sb,
+        FIRST_NAME="Bob",
+        LAST_NAME="B",
+        EMAIL_ADDRESS="bob@undo.example",
+        TAGS=[{"TAG_NAME": "vip"}],
+    )
+    file = write(
+        tmp_path,
+        "u.csv",
+        "Name,Email,Title,Tags\n"
+        "Ada,ada@undo.example,Engineer,\n"
+        "Bob,bob@undo.example,Clerk,customer\n"
+        "Cy,cy@undo.example,,\nDee,dee@undo.example,,\nEve,eve@undo.example,Boss,\n",
+    )
+    mapping = write(
+        tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n  Tags: {field: TAGS, split: ','}\n"
+    )
+    result = await run_import(sb, file, mapping)
+    assert (result.counts["created"], result.counts["updated"]) == (3, 2)
+    # someone edits Bob's title by hand after the import
+    async with asgi_client(sb) as http:
+        await http.put("Contacts", json={"CONTACT_ID": bob["CONTACT_ID"], "TITLE": "Manager"})
+    checkpoint = tmp_path / "u.csv.checkpoint.sqlite"
+    preview = await run_undo(sb, checkpoint, dry_run=True)
+    assert (preview.counts["deleted"], preview.counts["restored"], preview.counts["conflict"]) == (
+        3,
+        1,
+        1,
+    )
+    assert (
+        len(sb.account.collections["Contacts"].records) > 0
+        and record(sb, ada["CONTACT_ID"])["TITLE"] == "Engineer"
+    )
+    undone = await run_undo(sb, checkpoint)
+    assert (undone.counts["deleted"], undone.counts["restored"], undone.counts["conflict"]) == (
+        3,
+        1,
+        1,
+    )
+    assert undone.exit_code == 1
+    emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
+    assert not emails & {"cy@undo.example", "dee@undo.example", "eve@undo.example"}
+    assert record(sb, ada["CONTACT_ID"])["TITLE"] == "Countess"
+    bob_now = record(sb, bob["CONTACT_ID"])
+    assert (bob_now["TITLE"], tags(bob_now)) == ("Manager", ["vip"])  # tags restored, title kept
+    report = list(csv.DictReader((tmp_path / "u.undo.csv").open(encoding="utf-8-sig")))
+    assert [
+        (r["line"], r["action"], r["field"], r["before"], r["written"], r["now"])
+        for r in report
+        if r["line"] == "3"
+    ] == [
+        ("3", "restore", "TAGS", "vip", "vip;customer", "vip;customer"),
+        ("3", "conflict", "TITLE", "", "Clerk", "Manager"),
+    ]
+    again = await run_undo(sb, checkpoint)  # resumable, and never deletes twice
+    assert sum(again.counts.values()) == 0 and again.requests == 1  # the definitions only
+
+
+async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    rows = "".join(f"P{i},p{i}@undoq.example\n" for i in range(6))
+    file = write(tmp_path, "q.csv", "Name,Email\n" + rows)
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    checkpoint = tmp_path / "q.csv.checkpoint.sqlite"
+    first = await run_undo(sb, checkpoint, max_requests=6)  # the definitions, then GET + DELETE
+    assert first.stopped == "quota" and first.exit_code == 75
+    assert 0 < first.counts["deleted"] < 6 and first.counts["left"] == 6 - first.counts["deleted"]
+    second = await run_undo(sb, checkpoint)
+    assert second.exit_code == 0 and first.counts["deleted"] + second.counts["deleted"] == 6
+    assert second.counts["gone"] == 0  # nothing deleted twice or looked for again
+    left = [
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"].endswith("@undoq.example")
+    ]
+    assert left == []
