@@ -128,18 +128,54 @@ def _build() -> dict[str, ObjectType]:
 OBJECTS: dict[str, ObjectType] = _build()
 
 
+# Words people use for Insightly's object types (other CRMs', US spelling).
+_SYNONYMS = {
+    "people": "contacts",
+    "persons": "contacts",
+    "companies": "organisations",
+    "accounts": "organisations",
+    "deals": "opportunities",
+}
+
+
+def _aliases() -> dict[str, str]:
+    """US spellings and singulars of every object name, and a few synonyms."""
+    out: dict[str, str] = dict(_SYNONYMS)
+    for name in OBJECTS:
+        for form in (name, name.replace("organisation", "organization")):
+            out[form] = name
+            last = form.split("_")[-1]
+            single = (
+                last[:-3] + "y"
+                if last.endswith("ies")
+                else last[:-2]
+                if last.endswith("ses")
+                else last.removesuffix("s")
+            )
+            out[form[: len(form) - len(last)] + single] = name
+    return out
+
+
 def get_object(name: str) -> ObjectType:
-    """Look an object type up by its snake_case name (or endpoint name, any case)."""
-    key = name.strip().lower().replace("-", "_")
+    """Look an object type up by its snake_case name, its endpoint name (any case), a US
+    spelling or a singular (`organization`, `contact`); else say which was meant."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key in OBJECTS:
         return OBJECTS[key]
     for obj in OBJECTS.values():
         if obj.endpoint.lower() == key:
             return obj
+    aliases = _aliases()
+    if key in aliases:
+        return OBJECTS[aliases[key]]
+    import difflib
+
     from insightly_etl.errors import InputError
 
+    close = difflib.get_close_matches(key, [*OBJECTS, *aliases], n=1, cutoff=0.75)
+    meant = (aliases.get(close[0], close[0])) if close else None
     raise InputError(
-        f"unknown object type {name!r}",
+        f"unknown object type {name!r}" + (f"; did you mean {meant!r}?" if meant else ""),
         hint="Known object types: " + ", ".join(OBJECTS) + f", {CUSTOM_FIELDS}.",
     )
 

@@ -1,0 +1,114 @@
+"""Looking after an import: `status` (read-only) and `undo`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from insightly_etl.cli.common import (
+    ApiOptions,
+    Context,
+    api_options,
+    main,
+    run_with_api,
+    stop_on_signals,
+)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read only: list in NAME.undo.csv what undo would delete, restore or leave alone.",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where NAME.undo.csv goes  [default: beside CHECKPOINT]",
+)
+@api_options
+@click.pass_obj
+def undo(
+    ctx: Context,
+    checkpoint: Path,
+    dry_run: bool,
+    results_dir: Path | None,
+    api: ApiOptions,
+) -> None:
+    """Reverse the import recorded in CHECKPOINT: delete the records it created and give back
+    the values it overwrote — only where nobody changed them since (those are listed as
+    conflicts). Resumable: run it again after a stop.
+
+    Exit 0: undone; 1: some records or fields left alone as conflicts, or refused (see
+    NAME.undo.csv); 75: stopped for quota — run it again later; 130: interrupted.
+    """
+    from insightly_etl.load.undo import undo_import
+
+    async def go(client: Any) -> Any:
+        stop = asyncio.Event()
+        with stop_on_signals(asyncio.get_running_loop(), stop):
+            return await undo_import(
+                client, checkpoint, dry_run=dry_run, results_dir=results_dir, stop=stop
+            )
+
+    result = run_with_api(ctx, api, go)
+    c = result.counts
+    click.echo(
+        f"{checkpoint.name}: {c['deleted']:,} created records deleted, {c['restored']:,} records "
+        f"restored, {c['conflict']:,} left alone as conflicts, {c['gone']:,} already gone, "
+        f"{c['failed']:,} failed"
+        + (f", {c['left']:,} left" if c["left"] else "")
+        + f"; {result.requests:,} requests"
+        + (" (dry run: nothing changed)" if dry_run else "")
+    )
+    click.echo("Results: " + ", ".join(str(p) for p in result.files))
+    if result.stopped == "quota":
+        click.echo(f"Stopped: {result.stop_reason}", err=True)
+        click.echo("Run the same command again to continue.", err=True)
+    elif result.stopped == "interrupted":
+        click.echo("Interrupted; run the same command again to continue.", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def status(checkpoint: Path) -> None:
+    """Show an import's progress from its checkpoint file: done, failed and left, by action."""
+    from insightly_etl.load.checkpoint import Checkpoint
+
+    cp = Checkpoint.read_only(checkpoint)
+    try:
+        click.echo(
+            f"{checkpoint}: {cp.meta('source')} -> {cp.meta('object')} (started {cp.meta('created_utc')} UTC)"
+        )
+        click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
+        for (action, state), n in sorted(
+            cp.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+        ):
+            click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
+        runs = cp.runs()
+        total = sum(r["requests"] or 0 for r in runs)
+        click.echo(f"  {len(runs)} run(s), {total:,} requests in all")
+        if runs:
+            last = runs[-1]
+            click.echo(
+                f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
+            )
+        if any(state in ("in_flight", "unknown") for _, state in cp.counts()):
+            click.echo(
+                "  in_flight / unknown: writes sent whose answer never came; the next run finds "
+                "out whether each happened before sending anything again."
+            )
+        undone = cp.undo_summary()
+        if undone:
+            click.echo(
+                "  undo: " + ", ".join(f"{n:,} {state}" for state, n in sorted(undone.items()))
+            )
+    finally:
+        cp.close()

@@ -1,0 +1,109 @@
+"""`insightly-etl export`: every collection of the account to typed Parquet or CSV files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from insightly_etl.cli.common import (
+    ApiOptions,
+    Context,
+    api_options,
+    echo_accounting,
+    main,
+    plural,
+    progress,
+    run_with_api,
+)
+
+
+@main.command()
+@click.argument("objects", nargs=-1)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the files and _manifest.json.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="File format.",
+)
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Fetch only records changed since the last export in --out and merge them in.",
+)
+@click.option(
+    "--since",
+    help="Fetch records changed after this UTC time (2026-11-01T00:00:00Z) and merge them in.",
+)
+@click.option(
+    "--brief",
+    is_flag=True,
+    help="Leave out nested arrays and custom fields (brief=true): smaller, faster.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
+@api_options
+@click.pass_obj
+def export(
+    ctx: Context,
+    objects: tuple[str, ...],
+    out_dir: Path,
+    fmt: str,
+    incremental: bool,
+    since: str | None,
+    brief: bool,
+    quiet: bool,
+    api: ApiOptions,
+) -> None:
+    """Export OBJECTS (default: every object type) to typed Parquet or CSV files in --out.
+
+    Object types: contacts organisations leads opportunities projects tasks events notes
+    pipelines pipeline_stages users lead_sources lead_statuses opportunity_categories
+    project_categories task_categories products pricebooks quotations countries currencies
+    custom_fields (US spellings and singulars work too). One the account cannot read
+    (HTTP 403/404) is skipped with a warning.
+    """
+    from insightly_etl.extract import ExportOptions, extract_objects
+    from insightly_etl.extract.export import parse_since, resolve_objects
+
+    if incremental and since:
+        raise click.UsageError("--incremental and --since exclude each other")
+    options = ExportOptions(
+        out_dir=out_dir,
+        objects=resolve_objects(list(objects)),
+        fmt=fmt,
+        incremental=incremental,
+        since=parse_since(since) if since else None,
+        brief=brief,
+    )
+
+    async def go(client: Any) -> Any:
+        return await extract_objects(client, options, progress(quiet))
+
+    result = run_with_api(ctx, api, go)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if not quiet:
+        exported = [o for o in result.objects if o.status != "skipped"]
+        rows = sum(o.rows for o in exported)
+        quota = (
+            f"{result.quota_remaining:,} of {result.quota_limit:,}"
+            if result.quota_limit
+            else "unknown"
+        )
+        click.echo(
+            f"Exported {plural(len(exported), 'object type')}, {plural(rows, 'row')}, "
+            f"{plural(result.requests, 'request')} in {result.seconds:.1f}s to {out_dir}/ "
+            f"(quota left today: {quota})",
+            err=True,
+        )
+        echo_accounting(result.stats)

@@ -1,0 +1,367 @@
+"""Files into Insightly: `validate`, `fields`, `mapping draft` and `import`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from insightly_etl.cli.common import (
+    ApiOptions,
+    Context,
+    api_options,
+    echo_accounting,
+    fields_from_option,
+    file_options,
+    main,
+    mapping_options,
+    plural,
+    progress,
+    run_with_api,
+    stop_on_signals,
+)
+
+
+def _facts(ctx: Context, mapping: Any, fields_from: Path | None, api: ApiOptions) -> Any:
+    """Definitions and lookups: from an export directory (no request) or the API."""
+    from insightly_etl.load.account import facts_from_api, facts_from_export
+
+    if fields_from is not None:
+        return facts_from_export(fields_from, mapping)
+
+    async def go(client: Any) -> Any:
+        return await facts_from_api(client, mapping)
+
+    return run_with_api(ctx, api, go)
+
+
+def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | None) -> Any:
+    from insightly_etl.load.readers import read_table
+
+    return read_table(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@mapping_options
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the rejected rows  [default: FILE.rejects.csv]",
+)
+@fields_from_option(
+    "Take field definitions and lookups from this export directory: no API request."
+)
+@file_options
+@api_options
+@click.pass_obj
+def validate(
+    ctx: Context,
+    file: Path,
+    mapping_file: Path | None,
+    object_name: str | None,
+    rejects: Path | None,
+    fields_from: Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    api: ApiOptions,
+) -> None:
+    """Check every row of FILE against the account's fields, without writing anything.
+
+    Exit 0: every row is valid; 1: some rows were rejected (see the rejects file); 2: the file
+    or the mapping cannot be used.
+    """
+    from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.report import (
+        default_rejects_path,
+        error_groups,
+        rejected_count,
+        write_rejects,
+    )
+    from insightly_etl.load.validate import validate_table
+
+    mapping = read_mapping(mapping_file, object_name=object_name)
+    table = _read(file, encoding, delimiter, sheet)
+    facts = _facts(ctx, mapping, fields_from, api)
+    result = validate_table(table, mapping, facts)
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    for warning in result.update_only_warnings():
+        click.echo(f"Warning: {warning}", err=True)
+    rejected = rejected_count(result)
+    total = result.rows + result.bad_rows
+    how = f" ({table.encoding}, {table.delimiter!r} delimited)" if table.encoding else ""
+    click.echo(
+        f"{file.name}: {plural(total, 'row')} read{how}: {total - rejected:,} valid, "
+        f"{rejected:,} rejected"
+    )
+    groups = error_groups(result)
+    if groups:
+        click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example")
+        for g in groups:
+            click.echo(
+                f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {table.unit} {g.example_line}: {g.example}"
+            )
+    if rejected:
+        path = rejects or default_rejects_path(file)
+        write_rejects(result, path)
+        click.echo(f"Rejected rows, with their {table.unit} numbers and errors: {path}")
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("object_name", metavar="OBJECT")
+@click.option("--all", "show_all", is_flag=True, help="Also list read-only fields.")
+@fields_from_option("Take custom-field definitions from this export directory: no API request.")
+@api_options
+@click.pass_obj
+def fields(
+    ctx: Context, object_name: str, show_all: bool, fields_from: Path | None, api: ApiOptions
+) -> None:
+    """List the fields of OBJECT an import can write: API name, label, type, required, max length, options."""
+    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.load.fields import field_specs
+    from insightly_etl.load.mapping import read_mapping
+
+    mapping = read_mapping(None, object_name=object_name)
+    facts = _facts(ctx, mapping, fields_from, api)
+    specs = field_specs(OBJECTS[mapping.object], facts.definitions)
+    click.echo(f"{'field':<28} {'label':<26} {'type':<13} {'req':<4} {'max':>5}  options")
+    for spec in specs.values():
+        if not spec.writable and not show_all:
+            continue
+        kind = spec.api_type + ("" if spec.writable else " (read-only)")
+        req = "yes" if spec.required else ""
+        options = ", ".join(spec.options)
+        click.echo(
+            f"{spec.name:<28} {spec.label[:26]:<26} {kind:<13} {req:<4} {spec.max_length or '':>5}  {options}"
+        )
+
+
+@main.group()
+def mapping() -> None:
+    """Mapping files: which spreadsheet column goes to which Insightly field."""
+
+
+@mapping.command("draft")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--object", "object_name", required=True, help="The object type the file holds.")
+@fields_from_option("Take custom-field definitions from this export directory: no API request.")
+@file_options
+@api_options
+@click.pass_obj
+def mapping_draft(
+    ctx: Context,
+    file: Path,
+    object_name: str,
+    fields_from: Path | None,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    api: ApiOptions,
+) -> None:
+    """Print a starting mapping for FILE: headers matched to field names and labels."""
+    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.load.draft import draft_mapping
+    from insightly_etl.load.fields import field_specs
+    from insightly_etl.load.mapping import read_mapping
+
+    target = read_mapping(None, object_name=object_name)
+    table = _read(file, encoding, delimiter, sheet)
+    facts = _facts(ctx, target, fields_from, api)
+    click.echo(
+        draft_mapping(table, target.object, field_specs(OBJECTS[target.object], facts.definitions)),
+        nl=False,
+    )
+
+
+# ---------------------------------------------------------------- import
+
+
+def _print_quota_plan(plan: Any) -> None:
+    left = f"{plan.remaining:,}" if plan.remaining is not None else "unknown"
+    click.echo(
+        f"Plan: {plan.creates:,} to create, {plan.updates:,} to update, {plan.unchanged:,} unchanged (no request), "
+        f"{plan.rejected:,} rejected, {plan.duplicates:,} duplicate, {plan.skipped:,} skipped, {plan.failed:,} failed"
+        + (f"; {plan.done_before:,} done by earlier runs" if plan.done_before else ""),
+        err=True,
+    )
+    click.echo(
+        f"Requests: {plan.requests_needed:,} needed ({plan.planning_requests:,} spent on planning, by {plan.strategy}); "
+        f"{left} left today, reserve {plan.reserve:,}; this run sends up to {plan.this_run:,}, about {plan.seconds:,.0f}s.",
+        err=True,
+    )
+    if plan.examples:
+        click.echo("Changes (every one is in NAME.plan.csv):", err=True)
+        for example in plan.examples:
+            click.echo(f"  {example}", err=True)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@mapping_options
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The resumable state of this import  [default: FILE.checkpoint.sqlite]",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate and plan (reads only), print the quota plan, write NAME.plan.csv (every field's value now and after); send no write and leave the checkpoint as it was.",
+)
+@click.option(
+    "--batch-size",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows per batch (a batch with updates first re-reads what changed since planning).",
+)
+@click.option(
+    "--on-match",
+    type=click.Choice(["update", "skip", "error"]),
+    default="update",
+    show_default=True,
+    help="What to do with a row whose match key finds an existing record.",
+)
+@click.option(
+    "--create-missing/--no-create-missing",
+    default=True,
+    show_default=True,
+    help="Create a record for a row whose match key finds none.",
+)
+@click.option(
+    "--skip-duplicates",
+    is_flag=True,
+    help="Without a match key: skip rows Insightly's own importer would call duplicates of existing records.",
+)
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["error", "first", "last"]),
+    default="error",
+    show_default=True,
+    help="Rows of the file sharing a match key with different values: send none and report the "
+    "group (error), or send the first or the last of them. Identical rows are sent once.",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["skip", "overwrite"]),
+    default="skip",
+    show_default=True,
+    help="A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
+    "since: leave the record alone and report the conflict (skip), or overwrite it.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@file_options
+@api_options
+@click.pass_obj
+def import_(
+    ctx: Context,
+    file: Path,
+    mapping_file: Path | None,
+    object_name: str | None,
+    checkpoint: Path | None,
+    results_dir: Path | None,
+    dry_run: bool,
+    batch_size: int,
+    on_match: str,
+    create_missing: bool,
+    skip_duplicates: bool,
+    on_duplicate: str,
+    on_conflict: str,
+    quiet: bool,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    api: ApiOptions,
+) -> None:
+    """Create and update records from FILE within the daily quota; run again to resume.
+
+    Exit 0: every row created, updated or unchanged; 1: some rows rejected or failed (see
+    NAME.errors.csv); 75: stopped for quota, or another run holds the checkpoint — run the
+    same command later to continue; 2: a bad file, mapping or option; 130: interrupted
+    (Ctrl-C); 143: terminated (SIGTERM).
+    """
+    from insightly_etl.load.importer import ImportOptions, load_file
+    from insightly_etl.load.mapping import read_mapping
+
+    mapping = read_mapping(mapping_file, object_name=object_name)
+    table = _read(file, encoding, delimiter, sheet)
+    options = ImportOptions(
+        file=file,
+        mapping_file=mapping_file,
+        checkpoint=checkpoint,
+        results_dir=results_dir,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        on_match=on_match,
+        create_missing=create_missing,
+        skip_duplicates=skip_duplicates,
+        on_duplicate=on_duplicate,
+        on_conflict=on_conflict,
+    )
+
+    received: list[int] = []  # the signal that stopped the run, for its exit code
+
+    async def go(client: Any) -> Any:
+        stop = asyncio.Event()
+        with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
+            try:
+                return await load_file(
+                    client,
+                    options,
+                    table,
+                    mapping,
+                    stop=stop,
+                    progress=progress(quiet),
+                    announce=_print_quota_plan,
+                )
+            finally:
+                received.extend(signals)
+
+    result = run_with_api(ctx, api, go)
+    if result.since_last_run:
+        click.echo(f"Since the last run: {result.since_last_run}.", err=True)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    c = result.counts
+    quota = (
+        f"{result.quota_remaining:,} of {result.quota_limit:,}" if result.quota_limit else "unknown"
+    )
+    click.echo(
+        f"{file.name} -> {mapping.object}: {c['created']:,} created, {c['updated']:,} updated, "
+        f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected, {c['duplicate']:,} duplicate, "
+        f"{c['skipped']:,} skipped, {c['failed']:,} failed"
+        + (f", {c['left']:,} left" if c["left"] else "")
+        + f"; {result.requests:,} requests; quota left today {quota}"
+    )
+    if result.files:
+        click.echo("Results: " + ", ".join(str(p) for p in result.files))
+    echo_accounting(result.stats)
+    if result.stopped == "quota":
+        click.echo(f"Stopped: {result.stop_reason}", err=True)
+        if result.stop_hint:
+            click.echo(f"Hint: {result.stop_hint}", err=True)
+        click.echo(
+            f"{c['left']:,} rows left. Run the same command again to continue (the daily quota frees up within 24 hours).",
+            err=True,
+        )
+    elif result.stopped == "interrupted":
+        click.echo(
+            f"Interrupted: {c['left']:,} rows left; run the same command again to continue.",
+            err=True,
+        )
+        if received and received[0] == signal.SIGTERM:
+            sys.exit(143)  # 128 + SIGTERM, as a shell reports a process it terminated
+    sys.exit(result.exit_code)

@@ -1,0 +1,180 @@
+"""`insightly-etl sandbox`: serve the local Insightly-compatible API. The only command that
+imports `insightly_etl.sandbox` outside `--sandbox`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from insightly_etl.cli.common import default_seed_dir, main
+
+
+def _parse_generate(value: str | None) -> dict[str, int]:
+    from insightly_etl.sandbox.synth import GENERATED
+
+    by_snake = {_snake(name): name for name in GENERATED}
+    result: dict[str, int] = {}
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        name, _, count = part.partition("=")
+        key = by_snake.get(name.strip().lower()) or (
+            name.strip() if name.strip() in GENERATED else None
+        )
+        if key is None or not count.strip().isdigit():
+            raise click.BadParameter(
+                f"{part!r}: expected OBJECT=N with OBJECT one of {', '.join(sorted(by_snake))}",
+                param_hint="--generate",
+            )
+        result[key] = int(count)
+    return result
+
+
+def _snake(endpoint: str) -> str:
+    return {"Product": "products", "Pricebook": "pricebooks", "Quotation": "quotations"}.get(
+        endpoint, endpoint.lower()
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--api-key", default="sandbox", show_default=True, help="The one API key the sandbox accepts."
+)
+@click.option(
+    "--seed",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Seed account directory  [default: sample_data/sandbox, else the built-in seed]",
+)
+@click.option(
+    "--generate",
+    help="Add N synthetic records per object on top of the seed, e.g. contacts=100000,leads=500.",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Delay added to every response.",
+)
+@click.option(
+    "--jitter-ms", default=0.0, show_default=True, type=float, help="Random extra delay, 0..N ms."
+)
+@click.option(
+    "--rate-limit",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Requests/second per key before 429.",
+)
+@click.option(
+    "--daily-quota",
+    default=40_000,
+    show_default=True,
+    type=int,
+    help="Requests per day before 429.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of requests that fail (500, 503, slow, or for writes applied-then-dropped).",
+)
+@click.option(
+    "--fault-seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the fault and jitter draws.",
+)
+@click.option(
+    "--fault-slow-s",
+    default=40.0,
+    show_default=True,
+    type=float,
+    help="How long a 'slow' fault takes to answer.",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Persist the account in this SQLite file across restarts.",
+)
+@click.option(
+    "--if-match-status",
+    type=click.Choice(["412", "400"]),
+    default="412",
+    show_default=True,
+    help="Status for a stale If-Match ETag.",
+)
+@click.option(
+    "--retry-after",
+    type=int,
+    default=None,
+    help="Send Retry-After: N on burst 429s (the real API is not known to).",
+)
+@click.option(
+    "--put-customfields",
+    type=click.Choice(["merge", "replace"]),
+    default="merge",
+    show_default=True,
+    help="Whether a PUT keeps (merge) or erases (replace) the custom fields it leaves out.",
+)
+@click.option(
+    "--deny",
+    default="",
+    help="Comma-separated objects answering 403, e.g. Leads,Product (a plan or permission gap).",
+)
+def sandbox(
+    host: str,
+    port: int,
+    api_key: str,
+    seed: Path | None,
+    generate: str | None,
+    latency_ms: float,
+    jitter_ms: float,
+    rate_limit: float,
+    daily_quota: int,
+    fault_rate: float,
+    fault_seed: int,
+    fault_slow_s: float,
+    state: Path | None,
+    if_match_status: str,
+    retry_after: int | None,
+    put_customfields: str,
+    deny: str,
+) -> None:
+    """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
+    from insightly_etl.sandbox import SandboxConfig, serve
+
+    config = SandboxConfig(
+        api_key=api_key,
+        seed=seed or default_seed_dir(),
+        generate=_parse_generate(generate),
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        rate_limit=rate_limit,
+        daily_quota=daily_quota,
+        fault_rate=fault_rate,
+        fault_seed=fault_seed,
+        fault_slow_s=fault_slow_s,
+        state=state,
+        if_match_status=int(if_match_status),
+        retry_after=retry_after,
+        put_customfields=put_customfields,
+        deny=frozenset(d.strip() for d in deny.split(",") if d.strip()),
+    )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"Warning: listening on {host}: anyone who can reach this machine can use the "
+            "sandbox, and its admin routes (/_sandbox/…: every record, reset-quota) have no key.",
+            err=True,
+        )
+    click.echo(
+        f"Insightly sandbox on http://{host}:{port}/v3.1/ (API key: the one given by --api-key)",
+        err=True,
+    )
+    serve(config, host=host, port=port)
