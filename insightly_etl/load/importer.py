@@ -22,7 +22,7 @@ from insightly_etl.load.checkpoint import (
     row_digests,
     sha256_file,
 )
-from insightly_etl.load.execute import Executor, server_now
+from insightly_etl.load.execute import Executor, Outcome, server_now
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner
 from insightly_etl.load.readers import SourceTable
@@ -234,33 +234,12 @@ async def _run(
     if announce:
         announce(quota_plan)
     plan_file = write_plan(options, table, plan)
-    if options.dry_run:
-        checkpoint.finish_run(client.stats.sent - start_requests, "dry-run")
-        files = [
-            plan_file,
-            *write_results(
-                options.results_path,
-                options.file.stem,
-                table,
-                validation,
-                checkpoint,
-                stopped=False,
-            ),
-        ]
-        return ImportResult(
-            summarise(checkpoint, len(table.bad_rows)),
-            client.stats.sent - start_requests,
-            client.quota.remaining,
-            client.quota.limit,
-            files=files,
-            warnings=plan.warnings,
-            plan=quota_plan,
-            dry_run=True,
-        )
-    executor.plan = plan
-    outcome = await executor.run()
+    outcome = Outcome()
+    if not options.dry_run:
+        executor.plan = plan
+        outcome = await executor.run()
     requests = client.stats.sent - start_requests
-    checkpoint.finish_run(requests, outcome.stopped or "finished")
+    checkpoint.finish_run(requests, "dry-run" if options.dry_run else outcome.stopped or "finished")
     files = [
         plan_file,
         *write_results(
@@ -282,6 +261,7 @@ async def _run(
         stop_hint=outcome.error.hint if outcome.error else None,
         files=files,
         warnings=plan.warnings,
+        dry_run=options.dry_run,
         plan=quota_plan,
     )
 
