@@ -1,0 +1,140 @@
+"""The command line in-process: click's CliRunner, the in-process sandbox behind an injected
+transport (no socket, no subprocess). Exact messages and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from insightly_etl.cli import main
+from insightly_etl.cli.common import Context
+from insightly_etl.sandbox import Sandbox
+from tests.conftest import KEY
+
+ENV = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": "http://127.0.0.1/v3.1/"}
+
+
+def run(sb: Sandbox | None, *args: str, env: dict[str, str] | None = None) -> Result:
+    obj = Context(transport=httpx.ASGITransport(app=sb.app)) if sb else Context()
+    return CliRunner().invoke(main, list(args), obj=obj, env=env if env is not None else ENV)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MAPPING = "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+
+
+def test_import_status_and_undo_from_the_command_line(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@cli.example\nBob,bob@cli.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    result = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "p.csv -> contacts: 2 created, 0 updated, 0 unchanged" in result.stdout
+    assert "  line 2: create FIRST_NAME 'Ada'" in result.stderr
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    status = run(None, "status", str(checkpoint))
+    assert status.exit_code == 0 and f"  {'create':<10} {'done':<10} {2:>8,}" in status.stdout
+    undone = run(sb, "undo", str(checkpoint))
+    assert undone.exit_code == 0, undone.output
+    assert undone.stdout.startswith(
+        "p.csv.checkpoint.sqlite: 2 created records deleted, 0 records restored, 0 left alone as "
+        "conflicts, 0 already gone, 0 failed; 5 requests"  # definitions, then GET + DELETE each
+    )
+    assert "  undo: 2 deleted" in run(None, "status", str(checkpoint)).stdout
+    emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
+    assert not emails & {"ada@cli.example", "bob@cli.example"}
+
+
+def test_validate_warns_about_rows_that_can_only_update(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@v.example\n,bob@v.example\n")
+    result = run(sb, "validate", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: 1 row(s) have no FIRST_NAME, so they can only update an existing contact (a new "
+        "one needs it): line 3" in result.stderr
+    )
+    assert "p.csv: 2 rows read (utf-8, ',' delimited): 2 valid, 0 rejected" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (
+            ["fields", "contcts"],
+            "Error: unknown object type 'contcts'; did you mean 'contacts'?",
+            2,
+        ),
+        (
+            ["status", "{tmp}/notes.txt"],
+            "Error: {tmp}/notes.txt is not an import checkpoint (file is not a database)",
+            2,
+        ),
+        (
+            ["validate", "{tmp}/missing.csv", "--object", "contacts"],
+            "Error: {tmp}/missing.csv: no such file",
+            2,
+        ),
+        (
+            ["undo", "{tmp}/missing.sqlite"],
+            "Error: {tmp}/missing.sqlite: no such checkpoint file",
+            2,
+        ),
+    ],
+    ids=["object", "not-a-checkpoint", "missing-file", "missing-checkpoint"],
+)
+def test_errors_are_one_line_with_their_exit_code_never_a_traceback(
+    make_sandbox, tmp_path: Path, args: list[str], message: str, code: int
+) -> None:
+    (tmp_path / "notes.txt").write_text("hello " * 100)
+    result = run(make_sandbox(), *[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines()[0] == message.format(tmp=tmp_path)
+    assert "Traceback" not in result.output
+
+
+def test_a_results_directory_that_cannot_be_written_is_an_error_line_exit_74(
+    make_sandbox, tmp_path: Path
+) -> None:
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@ro.example\n")
+    result = run(
+        make_sandbox(),
+        "import",
+        str(file),
+        "--mapping",
+        str(write(tmp_path, "m.yaml", MAPPING)),
+        "--results",
+        "/dev/null/out",
+        "--quiet",
+    )
+    assert result.exit_code == 74, result.output
+    assert result.stderr.splitlines()[-1] == "Error: /dev/null/out: Not a directory"
+
+
+def test_global_options_work_after_the_command_too(make_sandbox, tmp_path: Path) -> None:
+    key = write(tmp_path, "key.txt", KEY + "\n")
+    env = {"INSIGHTLY_API_URL": "http://127.0.0.1/v3.1/", "INSIGHTLY_API_KEY": ""}
+    before = run(make_sandbox(), "--api-key-file", str(key), "fields", "contacts", env=env)
+    after = run(make_sandbox(), "fields", "contacts", "--api-key-file", str(key), env=env)
+    assert before.exit_code == after.exit_code == 0, after.output
+    assert after.stdout == before.stdout and "FIRST_NAME" in after.stdout
+    missing = run(make_sandbox(), "fields", "contacts", env=env)
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines()[0] == (
+        "Error: no Insightly API key: set INSIGHTLY_API_KEY or pass --api-key-file"
+    )
+
+
+def test_export_summary_counts_in_words(make_sandbox, tmp_path: Path) -> None:
+    result = run(make_sandbox(), "export", "organization", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "Exported 1 object type, " in result.stderr
+    assert (tmp_path / "out" / "organisations.parquet").exists()
