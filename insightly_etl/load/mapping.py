@@ -110,6 +110,12 @@ class Mapping:
     identity: bool = False  # no `columns`: headers that are field names map as they are
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "map"
+    return "list" if isinstance(value, list) else type(value).__name__
+
+
 def _fail(source: str, key: str, message: str, hint: str | None = None) -> InputError:
     return InputError(f"{source}: {key}: {message}", hint=hint)
 
@@ -163,6 +169,10 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
     transform = spec.get("transform") or []
     if isinstance(transform, str):
         transform = [transform]
+    if not isinstance(transform, list):
+        raise _fail(
+            source, f"{where}.transform", f"expected a name or a list of names, not {transform!r}"
+        )
     for t in transform:
         if t not in TRANSFORMS:
             raise _fail(
@@ -172,7 +182,9 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
                 f"Allowed: {', '.join(TRANSFORMS)}.",
             )
     values = spec.get("values") or {}
-    if not isinstance(values, dict):
+    if not isinstance(values, dict) or any(
+        isinstance(v, dict | list) or isinstance(k, dict | list) for k, v in values.items()
+    ):
         raise _fail(source, f"{where}.values", "expected a map of file value -> Insightly value")
     lookup = None
     if "lookup" in spec:
@@ -264,21 +276,47 @@ def parse_mapping(
     columns_spec = data.get("columns")
     if columns_spec is not None and not isinstance(columns_spec, dict):
         raise _fail(source, "columns", "expected a map of column name -> field")
-    rules = tuple(
-        _rule(source, str(col), spec, defaults) for col, spec in (columns_spec or {}).items()
-    )
+    problems: list[InputError] = []  # every column's, reported at once
+    parsed: list[ColumnRule] = []
+    for col, spec in (columns_spec or {}).items():
+        try:
+            parsed.append(_rule(source, str(col), spec, defaults))
+        except InputError as exc:
+            problems.append(exc)
+    rules = tuple(parsed)
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.field in seen:
-            raise _fail(
-                source,
-                f"columns.{rule.column}",
-                f"{rule.field} is already mapped from column {seen[rule.field]!r}",
+            problems.append(
+                _fail(
+                    source,
+                    f"columns.{rule.column}",
+                    f"{rule.field} is already mapped from column {seen[rule.field]!r}",
+                )
             )
         seen[rule.field] = rule.column
     defaults_spec = data.get("defaults") or {}
     if not isinstance(defaults_spec, dict):
-        raise _fail(source, "defaults", "expected a map of field -> value")
+        problems.append(_fail(source, "defaults", "expected a map of field -> value"))
+        defaults_spec = {}
+    for name, value in defaults_spec.items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            problems.append(
+                _fail(
+                    source,
+                    f"defaults.{name}",
+                    f"expected a single value (text, number, true/false), not a {_kind(value)}",
+                    "For a multi-select or tags default, write the values as one text: 'a;b'.",
+                )
+            )
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise InputError(
+            f"{source}: {len(problems)} problems:\n"
+            + "\n".join(f"  {p.message.removeprefix(source + ': ')}" for p in problems),
+            hint="; ".join(dict.fromkeys(p.hint for p in problems if p.hint)) or None,
+        )
     parent = None
     if "parent" in data:
         parent_spec = data["parent"]
@@ -308,6 +346,33 @@ def parse_mapping(
     )
 
 
+MAX_MAPPING_BYTES = 1 << 20
+MAX_MAPPING_DEPTH = 20  # a mapping nests three or four levels; deeper is not a mapping
+
+
+def _check_yaml_shape(path: Path, text: str) -> None:
+    """Refuse, before building anything, YAML that could exhaust memory or the stack: aliases
+    (`*name`; nested ones expand exponentially, 'billion laughs') and deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise InputError(
+                f"{path}, line {line}: YAML aliases (*{event.anchor}) are not accepted in a mapping",
+                hint="Write the value out where it is used.",
+            )
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_MAPPING_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise InputError(
+                    f"{path}, line {line}: nested more than {MAX_MAPPING_DEPTH} levels deep; "
+                    "not a mapping file"
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:
     """A mapping file, or (with no file) the identity mapping for `object_name`."""
     if path is None:
@@ -315,9 +380,19 @@ def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mappin
             raise InputError("give --mapping FILE or --object OBJECT")
         return parse_mapping({"object": object_name}, source="(no mapping file)")
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        raw = path.read_bytes()
+        if len(raw) > MAX_MAPPING_BYTES:
+            raise InputError(f"{path}: {len(raw):,} bytes; a mapping file is at most 1 MB")
+        text = raw.decode("utf-8-sig")
+        _check_yaml_shape(path, text)
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})",
+            hint="Save the mapping as UTF-8.",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

@@ -1,0 +1,72 @@
+"""Hostile mapping files: refused at once, with every problem named, never a traceback or a
+runaway allocation."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from insightly_etl.errors import InputError
+from insightly_etl.load.mapping import read_mapping
+
+BILLION_LAUGHS = """object: contacts
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+columns: {X: FIRST_NAME}
+"""
+
+
+def refused(tmp_path: Path, content: bytes | str) -> InputError:
+    path = tmp_path / "m.yaml"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    with pytest.raises(InputError) as caught:
+        read_mapping(path)
+    return caught.value
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
+    tracemalloc.start()
+    error = refused(tmp_path, BILLION_LAUGHS)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (
+        str(error) == f"{tmp_path}/m.yaml, line 3: YAML aliases (*a) are not accepted in a mapping"
+    )
+    assert peak < 5 << 20
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    error = refused(tmp_path, "object: contacts\nx: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert (
+        str(error)
+        == f"{tmp_path}/m.yaml, line 2: nested more than 20 levels deep; not a mapping file"
+    )
+
+
+def test_a_mapping_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    error = refused(tmp_path, b'object: contacts\ncolumns:\n  A: FIRST_NAME\n  B: "caf\xe9"\n')
+    assert str(error) == f"{tmp_path}/m.yaml: not UTF-8 text (byte 51: b'\\xe9')"
+
+
+def test_every_problem_of_a_mapping_is_reported_at_once(tmp_path: Path) -> None:
+    error = refused(
+        tmp_path,
+        "object: contacts\ncolumns:\n  A: {field: FIRST_NAME, transform: 5}\n"
+        "  B: {field: LAST_NAME, update: maybe}\n  C: {field: TITLE, values: [a, b]}\n"
+        "defaults: {BACKGROUND: {nested: dict}, TAGS: [a, b]}\n",
+    )
+    assert str(error) == (
+        f"{tmp_path}/m.yaml: 5 problems:\n"
+        "  columns.A.transform: expected a name or a list of names, not 5\n"
+        "  columns.B.update: must be one of overwrite, fill, never, not 'maybe'\n"
+        "  columns.C.values: expected a map of file value -> Insightly value\n"
+        "  defaults.BACKGROUND: expected a single value (text, number, true/false), not a map\n"
+        "  defaults.TAGS: expected a single value (text, number, true/false), not a list"
+    )
