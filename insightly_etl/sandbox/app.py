@@ -174,6 +174,20 @@ def _read_seed(directory: Path) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))}
 
 
+def _query(request: Request) -> dict[str, str]:
+    """Query parameters by lower-case name: ASP.NET model binding ignores the case of names."""
+    return {k.lower(): v for k, v in request.query_params.multi_items()}
+
+
+def _int_or(text: str | None, default: int) -> int:
+    """ASSUMPTION (ASP.NET model binding): an optional value that does not parse is treated as
+    absent, not refused — `skip=abc` is `skip=0`, `updated_after_utc=None` no filter."""
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
 def _parse_after(text: str) -> str | None:
     """`updated_after_utc` accepts ISO `…T…Z` and `yyyy-MM-dd HH:mm:ss` (§4)."""
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATE_FMT, "%Y-%m-%d"):
@@ -196,6 +210,10 @@ class Sandbox:
         self.jitter = random.Random(config.fault_seed + 1)
         self.stats: Counter[tuple[str, str, int]] = Counter()
         self.faults_injected: Counter[str] = Counter()
+        self._canonical = {
+            name.lower(): name
+            for name in [*self.account.specs, "Instance", "CustomFields", "Search", "Me", "Notes"]
+        }
         # when each write arrived (time.monotonic of this process): lets a test that runs the
         # sandbox in-process say whether a client sent anything after a given moment
         self.write_arrivals: list[float] = []
@@ -265,7 +283,11 @@ class Sandbox:
     async def api(self, request: Request) -> Response:
         if request.method in ("POST", "PUT", "DELETE"):
             self.write_arrivals.append(time.monotonic())
-        segments = [s for s in request.path_params["path"].split("/") if s]
+        # ASP.NET Web API routes ignore case: /v3.1/contacts is /v3.1/Contacts (the Singer taps
+        # ask for lower-case paths and work against the real API)
+        segments = [
+            self._canonical.get(s.lower(), s) for s in request.path_params["path"].split("/") if s
+        ]
         template = "/v3.1/" + "/".join(_template_of(segments))
         response = await self._api(request, segments)
         self.stats[(request.method, template, response.status_code)] += 1
@@ -378,9 +400,11 @@ class Sandbox:
                 return json_response(note, 201)
             if method == "GET":
                 notes = account.collections["Notes"]
+                after = _parse_after(_query(request).get("updated_after_utc") or "")
+                candidates = account.search("Notes", updated_after=after) if after else notes.ids
                 ids = [
                     i
-                    for i in notes.ids
+                    for i in candidates
                     if any(
                         lk.get("LINK_OBJECT_NAME") == spec.singular
                         and lk.get("LINK_OBJECT_ID") == rid
@@ -391,8 +415,12 @@ class Sandbox:
         return error(404, "No HTTP resource was found that matches the request URI.")
 
     def _list(self, request: Request, name: str, *, search: bool) -> Response:
-        params = request.query_params
+        params = _query(request)
         kwargs: dict[str, Any] = {}
+        # updated_after_utc filters plain lists too, not only /Search (reference §4)
+        after = params.get("updated_after_utc")
+        if after is not None and _parse_after(after) is not None:
+            kwargs["updated_after"] = _parse_after(after)
         if search:
             field_name, field_value = params.get("field_name"), params.get("field_value")
             if (field_name is None) != (field_value is None):
@@ -405,31 +433,21 @@ class Sandbox:
                 if not known:
                     return error(400, f"Invalid field_name: {field_name}.")
                 kwargs.update(field_name=field_name, field_value=field_value)
-            after = params.get("updated_after_utc")
-            if after is not None:
-                parsed = _parse_after(after)
-                if parsed is None:
-                    return error(400, f"The value '{after}' is not valid for updated_after_utc.")
-                kwargs["updated_after"] = parsed
         ids = self.account.search(name, **kwargs) if kwargs else self.account.collections[name].ids
         return self._page(request, name, ids)
 
     def _page(self, request: Request, name: str, ids: list[int]) -> Response:
-        params = request.query_params
-        try:
-            skip = int(params.get("skip", "0"))
-            top = int(params.get("top", "100"))
-        except ValueError:
-            return error(400, "The request is invalid.")
+        params = _query(request)
+        skip, top = _int_or(params.get("skip"), 0), _int_or(params.get("top"), 100)
         if skip < 0 or top < 0:
             return error(400, "The request is invalid.")
         top = min(top, 500)  # silently capped (§4; v3.1 behaviour assumed from v2.2)
         coll = self.account.collections[name]
-        brief = params.get("brief", "false").lower() == "true"
+        brief = (params.get("brief") or "false").lower() == "true"
         body = b"[" + b",".join(coll.json_of(i, brief=brief) for i in ids[skip : skip + top]) + b"]"
         etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
         headers = {"ETag": etag}
-        if params.get("count_total", "false").lower() == "true":
+        if (params.get("count_total") or "false").lower() == "true":
             headers["X-Total-Count"] = str(len(ids))
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)

@@ -203,11 +203,14 @@ async def test_updated_after_utc_is_strictly_after(make_sandbox, fmt: str) -> No
         found = (
             await c.get("Contacts/Search", params={"updated_after_utc": text, "top": 500})
         ).json()
-        bad = await c.get("Contacts/Search", params={"updated_after_utc": "yesterday"})
+        listed = (await c.get("Contacts", params={"updated_after_utc": text, "top": 500})).json()
+        unparsed = await c.get("Contacts/Search", params={"updated_after_utc": "yesterday"})
     expected = {r["CONTACT_ID"] for r in rows if r["DATE_UPDATED_UTC"] > pivot}
     assert {r["CONTACT_ID"] for r in found} == expected
+    assert {r["CONTACT_ID"] for r in listed} == expected  # plain lists filter too
     assert all(r["DATE_UPDATED_UTC"] != pivot for r in found)  # the equal second is excluded
-    assert bad.status_code == 400
+    # ASP.NET model binding: a value that does not parse is no filter, not an error
+    assert unparsed.status_code == 200 and len(unparsed.json()) == min(100, len(rows))
 
 
 # ---------------------------------------------------------------- writes
@@ -648,3 +651,44 @@ async def test_state_file_keeps_the_account_and_the_day_count_across_restarts(
     assert gone.status_code == 404 and kept["TITLE"] == "Kept"
     assert len(second.account.collections["Contacts"].ids) == 220
     assert second.quota.used == 6  # 3 before the restart + 3 after
+
+
+async def test_paths_and_parameter_names_are_case_insensitive_as_a_singer_tap_sends_them(
+    seeded,
+) -> None:
+    """tap-insightly asks `GET /v3.1/contacts?count_total=true&updated_after_utc=None&skip=0&top=500`;
+    ASP.NET routes and binds case-insensitively and ignores the unparseable `None`."""
+    async with asgi_client(seeded) as c:
+        tap = await c.get(
+            "contacts",
+            params={"count_total": "true", "updated_after_utc": "None", "skip": 0, "top": 500},
+        )
+        upper = await c.get("CONTACTS", params={"TOP": "2", "Skip": "1", "Count_Total": "True"})
+        canonical = await c.get("Contacts", params={"top": 2, "skip": 1})
+        one = await c.get(f"contacts/{canonical.json()[0]['CONTACT_ID']}")
+        search = await c.get(
+            "contacts/search", params={"FIELD_NAME": "FIRST_NAME", "field_value": "x"}
+        )
+        fields = await c.get("customfields/contacts")
+    total = len(seeded.account.collections["Contacts"].ids)
+    assert tap.status_code == 200 and tap.headers["X-Total-Count"] == str(total)
+    assert len(tap.json()) == min(500, total)
+    assert upper.status_code == 200 and upper.json() == canonical.json()
+    assert upper.headers["X-Total-Count"] == str(total)
+    assert one.status_code == 200 and one.json()["CONTACT_ID"] == canonical.json()[0]["CONTACT_ID"]
+    assert search.status_code == 200 and fields.status_code == 200 and len(fields.json()) > 0
+
+
+async def test_child_lists_filter_by_updated_after_utc(make_sandbox) -> None:
+    sb = make_sandbox()
+    rid = sb.account.collections["Contacts"].ids[0]
+    async with asgi_client(sb) as c:
+        note = (await c.post(f"Contacts/{rid}/Notes", json={"TITLE": "t", "BODY": "b"})).json()
+        past = await c.get(
+            f"contacts/{rid}/notes", params={"updated_after_utc": "2000-01-01T00:00:00Z"}
+        )
+        future = await c.get(
+            f"Contacts/{rid}/Notes", params={"updated_after_utc": "2999-01-01T00:00:00Z"}
+        )
+    assert note["NOTE_ID"] in [n["NOTE_ID"] for n in past.json()]
+    assert future.status_code == 200 and future.json() == []
