@@ -49,6 +49,7 @@ log = logging.getLogger("insightly_etl.api")
 BeforeSend = Callable[[], None]
 
 PAGE_SIZE = 500  # the API's maximum `top` (reference §4)
+MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fields is ~1 MB
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
 
@@ -86,6 +87,8 @@ class InsightlyClient:
         reserve: int = 0,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        deadline: float | None = None,  # a whole answer, at most (default 4 × timeout)
+        max_body: int = MAX_BODY,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -107,6 +110,8 @@ class InsightlyClient:
         self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._halt: asyncio.Event | None = None
+        self.deadline = deadline or 4 * timeout
+        self.max_body = max_body
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.api_key.reveal(), ""),
@@ -176,12 +181,14 @@ class InsightlyClient:
         it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page."""
         base = dict(params or {})
         first = await self.get(path, {**base, "skip": 0, "top": page_size, "count_total": "true"})
-        records = _as_page(first.data, path)
+        records = _as_page(first.data, path, page_size)
         total = first.total
         window = None
         if concurrent and total is not None and total > page_size and len(records) == page_size:
             # started before the first page is handed over, so the pipe stays full
-            window = _Window(self, path, base, list(range(page_size, total, page_size)), page_size)
+            # a range, not a list: the total is a hint (a hostile X-Total-Count of 1e15 must
+            # not allocate); the pages end at the first short one whatever it said
+            window = _Window(self, path, base, range(page_size, total, page_size), page_size)
         try:
             yield Page(records, 0, total)
             if len(records) < page_size:
@@ -198,7 +205,7 @@ class InsightlyClient:
                 skip = window.skips[-1] + page_size
             while True:  # sequential: no total, or records were added while we read
                 reply = await self.get(path, {**base, "skip": skip, "top": page_size})
-                records = _as_page(reply.data, path)
+                records = _as_page(reply.data, path, page_size)
                 if not records:
                     return
                 _check_progress(previous, records, path)
@@ -225,6 +232,7 @@ class InsightlyClient:
         """`before_send` runs each time the request is about to leave (after pacing), so a
         caller can record "sent" only for what really went to the network."""
         waited = 0.0
+        throttle_waited = 0.0  # Retry-After pauses: bounded by max_total_wait too
         attempts = 0  # failures that count against max_attempts (5xx, transport)
         throttled = 0  # burst 429s: the limiter slows down, they are bounded separately
         while True:
@@ -242,12 +250,25 @@ class InsightlyClient:
                 throttled += 1
                 if throttled > self.retry.max_throttled:
                     raise error
-                # the limiter owns the pause: it spaces every request, not just this one
-                self.limiter.on_throttled(
+                pause = (
                     self.retry.wait_for(error, 0, self._rng)
                     if error.retry_after is not None
                     else None
                 )
+                if pause is not None:
+                    throttle_waited += pause
+                    if throttle_waited > self.retry.max_total_wait:
+                        raise error
+                    if pause >= 5:
+                        log.warning(
+                            "%s %s: the server asks to wait %.0fs (Retry-After: %s); waiting",
+                            method,
+                            path,
+                            pause,
+                            error.retry_after,
+                        )
+                # the limiter owns the pause: it spaces every request, not just this one
+                self.limiter.on_throttled(pause)
                 self.stats.retries += 1
                 log.info(
                     "%s %s: %s; slowing to %.2f req/s",
@@ -288,10 +309,7 @@ class InsightlyClient:
             self.stats.sent += 1
             started = self._clock()
             try:
-                response = await self._http.request(
-                    method, path, params=params, json=json, headers=headers
-                )
-                await response.aread()
+                response = await self._receive(method, path, params, json, headers)
             except (httpx.TransportError, OSError) as exc:  # OSError: in-process transports
                 self.stats.errors[type(exc).__name__] += 1
                 log.info("%s %s -> %s", method, path, type(exc).__name__)
@@ -336,6 +354,49 @@ class InsightlyClient:
             self.stats.throttled += 1
         return decide_response(response, write=write, method=method, path=path)
 
+    async def _receive(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """One exchange, bounded: the whole answer within `deadline` seconds (httpx's timeout
+        is per read, so a server dripping a byte at a time would never time out), and at most
+        `max_body` bytes (a page is about 1 MB; a hostile answer must not exhaust memory)."""
+        request = self._http.build_request(method, path, params=params, json=json, headers=headers)
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await self._http.send(request, stream=True)
+                try:
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > self.max_body:
+                            raise ApiError(
+                                f"the answer is larger than {self.max_body:,} bytes; refused",
+                                status=response.status_code,
+                                method=method,
+                                path=path,
+                            )
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"no complete answer within {self.deadline:g}s", request=request
+            ) from None
+        kept = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=kept, content=b"".join(chunks), request=request
+        )
+
     def _check_budget(self, method: str, path: str) -> None:
         if self._halt is not None and self._halt.is_set():
             raise Halted("stopping: not sent", method=method, path=path)
@@ -365,7 +426,7 @@ class _Window:
         client: InsightlyClient,
         path: str,
         base: dict[str, Any],
-        skips: list[int],
+        skips: range,
         page_size: int,
     ) -> None:
         self.client = client
@@ -388,7 +449,7 @@ class _Window:
         for skip in self.skips:
             reply = await self.pending.pop(skip)
             self._top_up()
-            yield Page(_as_page(reply.data, self.path), skip, None)
+            yield Page(_as_page(reply.data, self.path, self.page_size), skip, None)
 
     async def cancel(self) -> None:
         for task in self.pending.values():
@@ -420,11 +481,16 @@ def _http_date(value: str | None) -> datetime | None:
         return None
 
 
-def _as_page(data: Any, path: str) -> list[dict[str, Any]]:
+def _as_page(data: Any, path: str, top: int = PAGE_SIZE) -> list[dict[str, Any]]:
     # Lists are bare JSON arrays; anything else (an HTML gateway page, an envelope) is an error,
-    # not an empty page (reference §7, [PH]).
+    # not an empty page (reference §7, [PH]). More records than asked for is no paging at all.
     if not isinstance(data, list):
         raise ApiError(f"expected a JSON array from {path}, got {type(data).__name__}", path=path)
+    if len(data) > top:
+        raise ApiError(
+            f"{path} answered {len(data):,} records to top={top}: not the API's paging",
+            path=path,
+        )
     return data
 
 

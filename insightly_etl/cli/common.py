@@ -163,7 +163,9 @@ def main(ctx: click.Context) -> None:
 
     The global options (--api-key-file, --pod, --api-url, -v) may come before or after the
     command."""
-    ctx.ensure_object(Context)
+    obj = ctx.ensure_object(Context)
+    if not obj.verbose:  # what the library warns about (a long Retry-After wait) is shown
+        logging.basicConfig(level=logging.WARNING, format="Warning: %(message)s")
 
 
 # ---------------------------------------------------------------- talking to the API

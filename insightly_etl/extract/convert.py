@@ -28,6 +28,12 @@ class PageConverter:
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
         self.bad_values: Counter[str] = Counter()  # column -> values kept as null
+        # records left out: an id that is no integer (the record cannot be keyed), or an id a
+        # page already gave (a server that pages inconsistently)
+        self.bad_ids = 0
+        self.duplicate_ids = 0
+        self._ids = [f.name for f in schema if not f.nullable and f.type == pa.int64()]
+        self._seen: set[int] = set()
         self._custom = [f.name for f in schema if (f.metadata or {}).get(META_SOURCE) == b"custom"]
         standard = [f for f in schema if f.name not in self._custom]
         # the standard fields as they travel: date-times still text, parsed after
@@ -38,7 +44,25 @@ class PageConverter:
             ]
         )
 
+    def _keyed(self, records: list[Record]) -> list[Record]:
+        """The records whose id is an integer not seen before (see bad_ids, duplicate_ids)."""
+        if not self._ids:
+            return records
+        name = self._ids[0]
+        kept = []
+        for record in records:
+            rid = _to_int(record.get(name)) if isinstance(record, dict) else None
+            if rid is None:
+                self.bad_ids += 1
+            elif rid in self._seen:
+                self.duplicate_ids += 1
+            else:
+                self._seen.add(rid)
+                kept.append(record if record.get(name) == rid else {**record, name: rid})
+        return kept
+
     def to_batch(self, records: list[Record]) -> pa.RecordBatch:
+        records = self._keyed(records)
         columns = dict(zip(self._wire.names, self._standard_columns(records), strict=True))
         if self._custom:
             values = [
@@ -52,6 +76,8 @@ class PageConverter:
         )
 
     def to_table(self, records: list[Record]) -> pa.Table:
+        """For an incremental merge: the same checks, without remembering ids across calls."""
+        self._seen = set()
         return pa.Table.from_batches([self.to_batch(records)], schema=self.schema)
 
     def _standard_columns(self, records: list[Record]) -> list[pa.Array]:

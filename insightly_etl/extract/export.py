@@ -304,6 +304,15 @@ class Exporter:
         self.progress.advance(len(page.records))
 
     def _warn_bad_values(self, name: str, converter: PageConverter) -> None:
+        if converter.bad_ids:
+            self.result.warnings.append(
+                f"{name}: {converter.bad_ids} record(s) without an integer id were left out"
+            )
+        if converter.duplicate_ids:
+            self.result.warnings.append(
+                f"{name}: {converter.duplicate_ids} record(s) came twice across pages (the same "
+                "id); written once"
+            )
         for column, count in sorted(converter.bad_values.items()):
             dtype = converter.schema.field(column).type
             self.result.warnings.append(

@@ -460,3 +460,89 @@ async def test_a_server_echoing_the_authorization_header_never_puts_the_key_in_a
     assert str(info.value) == (
         "POST Contacts, HTTP 400: Bad request. Headers: Authorization: Basic ***; key ***"
     )
+
+
+# ---------------------------------------------------------------- hostile answers
+
+
+async def test_a_page_larger_than_asked_for_is_a_protocol_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return ok([{"CONTACT_ID": i} for i in range(501)], **{"X-Total-Count": "501"})
+
+    async with mock_client(handler) as client:
+        with pytest.raises(ApiError) as info:
+            [p async for p in client.iter_pages("Contacts")]
+    assert str(info.value) == "Contacts answered 501 records to top=500: not the API's paging"
+
+
+async def test_a_huge_total_count_is_only_a_hint() -> None:
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        seen.append(skip)
+        count = 500 if skip == 0 else 3 if skip == 500 else 0
+        return ok(
+            [{"CONTACT_ID": skip + i} for i in range(count)], **{"X-Total-Count": str(10**15)}
+        )
+
+    async with mock_client(handler, max_in_flight=2) as client:
+        pages = [p async for p in client.iter_pages("Contacts")]
+    assert [len(p.records) for p in pages] == [500, 3]
+    assert sorted(seen)[:2] == [0, 500] and len(seen) <= 4  # the window ran ahead, no further
+
+
+async def test_an_answer_dripping_slowly_hits_the_deadline() -> None:
+    class Drip(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[override]
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Drip())
+
+    client = InsightlyClient(
+        settings(),
+        transport=httpx.MockTransport(handler),
+        deadline=0.3,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    async with client:
+        with pytest.raises(TransportError) as info:
+            await client.get("Contacts")
+    assert str(info.value) == "GET Contacts: ReadTimeout: no complete answer within 0.3s"
+
+
+async def test_an_oversized_answer_is_refused_without_reading_it_all() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"[" + b" " * 5_000 + b"]")
+
+    client = InsightlyClient(settings(), transport=httpx.MockTransport(handler), max_body=1_000)
+    async with client:
+        with pytest.raises(ApiError) as info:
+            await client.get("Contacts")
+    assert (
+        str(info.value) == "GET Contacts, HTTP 200: the answer is larger than 1,000 bytes; refused"
+    )
+
+
+async def test_a_huge_retry_after_is_clamped_capped_in_total_and_announced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = FakeTime()
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return answer(429, "slow down", **{"Retry-After": "999999"})
+
+    async with mock_client(handler, t) as client:
+        with pytest.raises(RateLimited):
+            await client.get("Contacts")
+    # clamped to 120 s a wait; the second would pass the 180 s total: given up after 2 waits
+    assert len(calls) == 2
+    assert t.now - 1000.0 == pytest.approx(120.0, abs=1.0)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "GET Contacts: the server asks to wait 120s (Retry-After: 999999.0); waiting"
+    ]

@@ -256,3 +256,42 @@ async def test_csv_export_escapes_formulas_and_imports_back_as_the_values(
     back = read_table(tmp_path / "contacts.csv").frame
     again = back[back["CONTACT_ID"] == str(created["CONTACT_ID"])].iloc[0]
     assert {k: again[k] for k in HOSTILE} == HOSTILE  # what is sent back is never escaped
+
+
+async def test_records_without_an_integer_id_or_seen_twice_are_left_out_and_counted(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from tests.conftest import KEY
+
+    pages = {
+        0: [{"CONTACT_ID": 1, "FIRST_NAME": "a"}, {"CONTACT_ID": "x7", "FIRST_NAME": "bad"}]
+        + [{"CONTACT_ID": 10 + i} for i in range(498)],
+        500: [{"CONTACT_ID": 1, "FIRST_NAME": "again"}, {"CONTACT_ID": "2", "FIRST_NAME": "b"}],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("CustomFields/Contacts"):
+            return httpx.Response(200, json=[])
+        records = pages.get(int(request.url.params.get("skip", 0)), [])
+        return httpx.Response(200, json=records, headers={"X-Total-Count": "502"})
+
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="https://api.na1.insightly.com/v3.1/"),
+        transport=httpx.MockTransport(handler),
+        rate=1000,
+    )
+    async with client:
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
+        )
+    table = read(tmp_path, "contacts")
+    assert table.num_rows == 500  # 502 sent: one without an integer id, one id twice
+    assert sorted(table.column("CONTACT_ID").to_pylist())[:3] == [1, 2, 10]
+    assert result.warnings == [
+        "contacts: 1 record(s) without an integer id were left out",
+        "contacts: 1 record(s) came twice across pages (the same id); written once",
+    ]
