@@ -192,7 +192,15 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         if not isinstance(lk, dict) or "object" not in lk:
             raise _fail(source, f"{where}.lookup", "expected {object: OBJECT, by: FIELD}")
         _check_keys(source, f"{where}.lookup.", lk, ("object", "by"))
-        target = get_object(str(lk["object"])).name
+        target_obj = get_object(str(lk["object"]))
+        target = target_obj.name
+        id_spec = target_obj.field(target_obj.id_field or "")
+        if id_spec is None or id_spec.type != "integer":
+            raise _fail(
+                source,
+                f"{where}.lookup.object",
+                f"{target} have no numeric record ids to look up; map the value itself instead",
+            )
         by = lk.get("by") or LOOKUP_BY.get(target)
         if not by:
             raise _fail(source, f"{where}.lookup.by", f"name the field of {target} to match by")

@@ -113,6 +113,14 @@ def read_csv(
     path: Path, *, encoding: str | None = None, delimiter: str | None = None
 ) -> SourceTable:
     raw = path.read_bytes()
+    if encoding is None and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = _utf16_without_bom(raw)
+    if encoding is None and b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise InputError(
+            f"{path}, line {line}: a NUL byte; this is binary data, not a CSV",
+            hint="Export the sheet again as CSV (UTF-8), or name its encoding with --encoding.",
+        )
     tried_utf8 = False
     if encoding is None and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # The usual file is UTF-8: Arrow takes its bytes as they are and checks the UTF-8
@@ -132,6 +140,18 @@ def read_csv(
         if fast is not None:
             return SourceTable(path, fast[0], fast[1], "line", enc, sep)
     return _read_csv_exact(path, text, enc, sep)
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """UTF-16 saved without a byte-order mark (some Windows tools): text whose every other
+    byte is NUL. Read as such instead of as garbled headers."""
+    sample = raw[:4096]
+    if len(sample) < 4 or sample.count(b"\x00") < len(sample) // 3:
+        return None
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    if odd > len(sample) // 3:
+        return "utf-16-le"
+    return "utf-16-be" if even > len(sample) // 3 else None
 
 
 def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
@@ -532,6 +552,18 @@ def read_parquet(path: Path) -> SourceTable:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     data = {}
     for name in table.column_names:
+        dtype = table.schema.field(name).type
+        if (
+            pa.types.is_binary(dtype)
+            or pa.types.is_large_binary(dtype)
+            or pa.types.is_fixed_size_binary(dtype)
+            or pa.types.is_map(dtype)
+            or pa.types.is_union(dtype)
+        ):
+            raise InputError(
+                f"{path}: column {name!r} holds {dtype}, which no Insightly field takes",
+                hint="Drop or convert that column (to text or numbers) before importing.",
+            )
         column = to_csv_column(table[name])
         text = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
         data[name] = pd.array(text.to_pylist(), dtype="string").fillna("")

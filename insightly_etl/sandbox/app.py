@@ -499,7 +499,8 @@ async def _body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting thousands deep (ASP.NET's JSON reader stops at 64 levels too)
         raise WriteRejected("The request body is not valid JSON.") from None
 
 

@@ -692,3 +692,13 @@ async def test_child_lists_filter_by_updated_after_utc(make_sandbox) -> None:
         )
     assert note["NOTE_ID"] in [n["NOTE_ID"] for n in past.json()]
     assert future.status_code == 200 and future.json() == []
+
+
+async def test_a_deeply_nested_body_is_a_400_not_a_crash(make_sandbox) -> None:
+    async with asgi_client(make_sandbox()) as c:
+        r = await c.post(
+            "Contacts",
+            content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"Content-Type": "application/json"},
+        )
+    assert (r.status_code, r.json()) == (400, {"Message": "The request body is not valid JSON."})

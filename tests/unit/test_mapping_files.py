@@ -70,3 +70,14 @@ def test_every_problem_of_a_mapping_is_reported_at_once(tmp_path: Path) -> None:
         "  defaults.BACKGROUND: expected a single value (text, number, true/false), not a map\n"
         "  defaults.TAGS: expected a single value (text, number, true/false), not a list"
     )
+
+
+def test_a_lookup_to_an_object_without_numeric_ids_is_a_mapping_error(tmp_path: Path) -> None:
+    error = refused(
+        tmp_path,
+        "object: organisations\ncolumns:\n  Country: {field: ADDRESS_BILLING_COUNTRY, lookup: {object: countries}}\n",
+    )
+    assert str(error) == (
+        f"{tmp_path}/m.yaml: columns.Country.lookup.object: countries have no numeric record ids "
+        "to look up; map the value itself instead"
+    )

@@ -303,3 +303,38 @@ def test_a_workbook_saved_as_xls_or_named_csv_is_recognised(tmp_path: Path) -> N
     legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
     with pytest.raises(InputError, match=r"an Excel 97-2003 workbook \(.xls\), which is not read"):
         read_table(legacy)
+
+
+def test_utf16_without_a_bom_is_read_as_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes("First Name,Email\nZoë,zoe@x.example\n".encode("utf-16-le"))
+    t = read_table(path)
+    assert (t.columns, t.encoding) == (["First Name", "Email"], "utf-16-le")
+    assert rows(path) == [{"First Name": "Zoë", "Email": "zoe@x.example"}]
+
+
+def test_a_nul_byte_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"First Name,Email\nAda,ada@x.example\nBob,b\x00b@x.example\n")
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == f"{path}, line 3: a NUL byte; this is binary data, not a CSV"
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([b"\x00\x01"], pa.binary()),
+        pa.array([[("k", "v")]], pa.map_(pa.string(), pa.string())),
+    ],
+    ids=["binary", "map"],
+)
+def test_parquet_columns_no_field_takes_are_refused_by_name(
+    tmp_path: Path, column: pa.Array
+) -> None:
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"Name": ["a"], "Blob": column}), path)
+    with pytest.raises(
+        InputError, match=f"column 'Blob' holds {column.type}, which no Insightly field takes"
+    ):
+        read_table(path)
