@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-lint: install  ## ruff (lint + format check) and mypy
+lint: install  ## ruff (lint + format check), the layering contracts, mypy (strict on api and load)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy insightly_etl
+	$(BIN)/mypy --strict insightly_etl/api insightly_etl/load
 
 format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -113,7 +113,7 @@ def csv_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def _needs_text(dtype: pa.DataType) -> bool:
-    return pa.types.is_list(dtype) or pa.types.is_struct(dtype) or dtype == TIMESTAMP
+    return bool(pa.types.is_list(dtype) or pa.types.is_struct(dtype) or dtype == TIMESTAMP)
 
 
 def to_csv_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -18,6 +18,7 @@ from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import (
     Checkpoint,
+    RowState,
     mapping_fingerprint,
     row_digests,
     sha256_file,
@@ -301,7 +302,7 @@ async def _reconcile_earlier_creates(
     executor: Executor,
     checkpoint: Checkpoint,
     validation: ValidationResult,
-    states: dict,
+    states: dict[int, RowState],
     todo: list[int],
 ) -> list[int]:
     """A create that an earlier run sent without hearing back, for a mapping without a match
@@ -330,7 +331,7 @@ async def _reconcile_earlier_creates(
     return [r for r in todo if r not in found_rows]
 
 
-def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict) -> None:
+def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict[int, RowState]) -> None:
     for r, message in plan.duplicates.items():
         checkpoint.mark_many([r], state="duplicate", action="duplicate", message=message)
     for r, message in plan.skipped.items():
@@ -352,7 +353,7 @@ def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict) -> None:
 
 
 def _quota_plan(
-    client: InsightlyClient, plan: Plan, options: ImportOptions, states: dict
+    client: InsightlyClient, plan: Plan, options: ImportOptions, states: dict[int, RowState]
 ) -> QuotaPlan:
     writes = plan.writes
     batches_with_updates = sum(

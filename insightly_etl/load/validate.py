@@ -314,7 +314,8 @@ def _text_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
 def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
     """Whole-value regex match in Arrow (RE2); False for missing values."""
     hit = pc.match_substring_regex(_arrow(s), f"^(?:{pattern})$")
-    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+    matched: np.ndarray = pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+    return matched
 
 
 def regex_replace(s: pd.Series, pattern: str, replacement: str) -> pd.Series:
