@@ -104,7 +104,13 @@ def check_base_url(url: str) -> str:
             f"refusing to send the API key over plain http to {parts.hostname}",
             hint="Use https://, or http:// only for a sandbox on a loopback address.",
         )
-    return url if url.endswith("/") else url + "/"
+    url = url if url.endswith("/") else url + "/"
+    if not re.search(r"/v3\.\d+/$", parts.path if parts.path.endswith("/") else parts.path + "/"):
+        raise ConfigError(
+            f"the API URL {url} does not end in a version such as /v3.1/",
+            hint=f"Did you mean {url}v3.1/ ? (Insightly's base URL is https://api.POD.insightly.com/v3.1/.)",
+        )
+    return url
 
 
 def read_key_file(path: Path) -> str:

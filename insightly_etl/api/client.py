@@ -43,6 +43,7 @@ from insightly_etl.errors import (
     QuotaExhausted,
     RateLimited,
     ReserveReached,
+    TransportError,
 )
 
 log = logging.getLogger("insightly_etl.api")
@@ -244,6 +245,10 @@ class InsightlyClient:
             error = outcome.error
             if isinstance(error, QuotaExhausted):
                 self._quota_spent = error
+            if isinstance(error, TransportError) and error.hint is None:
+                error.hint = (
+                    f"Could not reach {self.base_url}: check the network, --pod or --api-url."
+                )
             if outcome.verdict is not Verdict.RETRY:
                 raise error
             if isinstance(error, RateLimited):

@@ -59,7 +59,7 @@ class ErrorBoundary(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except InsightlyEtlError as exc:
-            _fail(exc.message, exc.hint, exc.exit_code)
+            _fail(str(exc), exc.hint, exc.exit_code)  # API errors: method, path and status too
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

@@ -51,7 +51,7 @@ def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | 
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the rejected rows  [default: FILE.rejects.csv]",
+    help="Where to write the rejected rows  [default: NAME.rejects.csv beside FILE]",
 )
 @fields_from_option(
     "Take field definitions and lookups from this export directory: no API request."

@@ -174,7 +174,8 @@ def sandbox(
             err=True,
         )
     click.echo(
-        f"Insightly sandbox on http://{host}:{port}/v3.1/ (API key: the one given by --api-key)",
+        f"Insightly sandbox on http://{host}:{port}/v3.1/ (API key: "
+        + ("sandbox)" if api_key == "sandbox" else "the one given by --api-key)"),
         err=True,
     )
     serve(config, host=host, port=port)

@@ -103,19 +103,20 @@ class RerunChanges:
     removed: int = 0
     file_changed: bool = False
     mapping_changed: bool = False
+    undone: int = 0  # rows an undo had reversed, imported again now
 
     def describe(self) -> str | None:
-        if not (self.file_changed or self.mapping_changed):
-            return None
         parts = []
         if self.file_changed:
             parts.append(
                 f"{self.edited:,} row(s) edited, {self.new:,} new, {self.removed:,} removed "
-                "since the last run (removed rows are left alone in Insightly)"
+                "(removed rows are left alone in Insightly)"
             )
         if self.mapping_changed:
             parts.append("the mapping changed: every row is compared with Insightly again")
-        return "; ".join(parts)
+        if self.undone:
+            parts.append(f"the import was undone: its {self.undone:,} row(s) are imported again")
+        return "; ".join(parts) or None
 
 
 CELL_HEX = 8  # characters of each cell's fingerprint in a row digest
@@ -311,12 +312,32 @@ class Checkpoint:
             changes = self._rekey(digests, lines)
         else:
             self.register(zip(range(len(lines)), lines, digests, strict=True))
+        changes.undone = self._forget_undo()
         if self.meta("mapping_sha256") != mapping_sha:
             changes.mapping_changed = True
             with self.transaction() as db:  # diffed again: what is already there costs no write
                 db.execute("UPDATE rows SET state='planned' WHERE state IN ('done', 'skipped')")
         self._set_meta(file_sha256=file_sha, mapping_sha256=mapping_sha, source=source)
         return changes
+
+    def _forget_undo(self) -> int:
+        """After `undo`, running the import again imports again: rows whose record undo
+        deleted create it anew, rows undo restored are compared with Insightly again."""
+        undone = self.undo_states()
+        if not undone:
+            return 0
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE rows SET state='planned', action=NULL, record_id=NULL, created=NULL,"
+                " payload=NULL WHERE row=?",
+                ((r,) for r, s in undone.items() if s in ("deleted", "gone")),
+            )
+            db.executemany(
+                "UPDATE rows SET state='planned' WHERE row=? AND state='done'",
+                ((r,) for r, s in undone.items() if s not in ("deleted", "gone")),
+            )
+            db.execute("DELETE FROM undo")
+        return len(undone)
 
     def _rekey(self, digests: list[str], lines: list[int]) -> RerunChanges:
         old = self.db.execute(

@@ -271,7 +271,12 @@ def parse_mapping(
     obj = object_name or data.get("object")
     if not obj:
         raise _fail(source, "object", "missing: name the object type to import (or pass --object)")
-    obj_name = get_object(str(obj)).name
+    try:
+        obj_name = get_object(str(obj)).name
+    except InputError as exc:
+        if object_name:  # from --object / the command line: no file to name
+            raise
+        raise InputError(f"{source}: object: {exc.message}", hint=exc.hint) from None
     defaults = {
         "decimal": _decimal(source, "decimal", data["decimal"]) if "decimal" in data else ".",
         "timezone": _timezone(source, "timezone", data["timezone"])
@@ -386,7 +391,7 @@ def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mappin
     if path is None:
         if not object_name:
             raise InputError("give --mapping FILE or --object OBJECT")
-        return parse_mapping({"object": object_name}, source="(no mapping file)")
+        return parse_mapping({}, source="(no mapping file)", object_name=object_name)
     try:
         raw = path.read_bytes()
         if len(raw) > MAX_MAPPING_BYTES:

@@ -65,6 +65,7 @@ def read_table(
 ) -> SourceTable:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    delimiter = _delimiter(delimiter)
     with path.open("rb") as f:
         magic = f.read(8)
     if magic.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: the Excel 97-2003 format
@@ -84,6 +85,22 @@ def read_table(
 
 
 # ---------------------------------------------------------------- CSV
+
+
+_DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def _delimiter(given: str | None) -> str | None:
+    """`--delimiter`: one character, or `\\t` / tab / comma / semicolon / pipe."""
+    if given is None:
+        return None
+    value = _DELIMITER_NAMES.get(given.strip().lower(), given)
+    if len(value) != 1:
+        raise InputError(
+            f"--delimiter {given!r}: expected one character",
+            hint="e.g. ';', '|', or '\\t' (or tab) for a tab.",
+        )
+    return value
 
 
 def detect_delimiter(text: str) -> str:

@@ -74,7 +74,7 @@ def rejects_frame(result: ValidationResult) -> pd.DataFrame:
 
 
 def default_rejects_path(source: Path) -> Path:
-    return source.with_name(source.name + ".rejects.csv")
+    return source.with_name(source.stem + ".rejects.csv")  # as import names it: NAME.rejects.csv
 
 
 def write_rejects(result: ValidationResult, path: Path) -> int:

@@ -41,7 +41,8 @@ def write_results(
         }
     )
     written.append(write_csv(success, directory / f"{name}.success.csv"))
-    bad = [s for s in states if s.state in ("failed", "rejected", "duplicate")]
+    # every row not written, and why: skipped rows (by an option) too
+    bad = [s for s in states if s.state in ("failed", "rejected", "duplicate", "skipped")]
     errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
     errors.insert(0, "message", [s.message or "" for s in bad])
     # the HTTP status Insightly answered; empty when the row was decided here (the message says why)

@@ -247,9 +247,11 @@ async def _undo(
     directory.mkdir(parents=True, exist_ok=True)
     report = pd.DataFrame(undo.report, columns=list(UNDO_COLUMNS))
     report["record_id"] = report["record_id"].astype("Int64")
-    written = write_csv(
-        report.sort_values(["line", "field"]), directory / f"{source.stem}.undo.csv"
-    )
+    target = directory / f"{source.stem}.undo.csv"
+    if report.empty and target.exists():
+        written = target  # nothing done this time: the earlier run's report stays
+    else:
+        written = write_csv(report.sort_values(["line", "field"]), target)
     return UndoResult(
         undo.counts,
         client.stats.sent - start,

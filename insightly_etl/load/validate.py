@@ -204,7 +204,12 @@ def check_mapping(
     if mapping.match:
         for column, fname in mapping.match.pairs:
             if column not in columns:
-                raise InputError(f"{src}: match: column {column!r} is not in {table.path.name}")
+                close = suggest(column, columns)
+                raise InputError(
+                    f"{src}: match: column {column!r} is not in {table.path.name}"
+                    + (f"; did you mean {close!r}?" if close else ""),
+                    hint=f"The file's columns: {', '.join(columns)}.",
+                )
             if fname not in specs and fname != obj.id_field:
                 hint = suggest_field(fname, specs)
                 raise InputError(
@@ -221,7 +226,9 @@ def check_mapping(
         if missing:
             raise InputError(
                 f"{src}: {obj.name} need {', '.join(missing)}, which the mapping neither maps nor defaults",
-                hint="Map a column to it, or give it under defaults:.",
+                hint="Map a column to it, or give it under defaults:."
+                if mapping.source != "(no mapping file)"
+                else "Name the file's column for it with a mapping file (insightly-etl mapping draft FILE --object OBJECT writes one).",
             )
 
 

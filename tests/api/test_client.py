@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 
 import httpx
@@ -164,7 +165,7 @@ async def test_retry_after_is_honoured() -> None:
     seq = iter([answer(429, "slow down", **{"Retry-After": "7"}), ok()])
     async with mock_client(lambda r: next(seq), t) as c:
         await c.get("Users/Me")
-    assert sum(t.sleeps) >= 7.0
+    assert t.sleeps == [7.0] and t.now == 1007.0  # the retry waited exactly that long
     assert c.stats.retries == 1
 
 
@@ -221,10 +222,13 @@ async def test_reads_back_off_exponentially_on_5xx() -> None:
     ) as c:
         reply = await c.get("Contacts")
     assert reply.data == ["done"]
-    backoffs = [s for s in t.sleeps if s > 0.11]  # pacing slots are 0.1 s
-    assert c.stats.retries == 4
-    for n, delay in enumerate(backoffs, start=1):  # full jitter below base * 2^n
-        assert delay <= 2**n
+    # full jitter: uniform(0, base * 2^n) from the client's seeded generator, in order
+    rng, policy = random.Random(1), RetryPolicy(base_delay=1, max_delay=100)
+    expected = [policy.backoff(n, rng) for n in range(1, 5)]
+    backoffs = [s for s in t.sleeps if s not in (0.1,)]  # pacing slots are 0.1 s
+    assert backoffs[:4] == pytest.approx(expected) and len(expected) == 4
+    assert all(0 < d <= 2**n for n, d in enumerate(expected, start=1))
+    assert c.stats.retries == 4 and c.stats.waited_backoff == pytest.approx(sum(expected))
 
 
 async def test_reads_give_up_after_max_attempts_with_a_server_error() -> None:
@@ -343,9 +347,17 @@ async def test_auth_error_says_where_the_key_is_found() -> None:
 
 
 async def test_rate_limited_surfaces_after_the_attempts_are_spent() -> None:
-    async with mock_client(lambda r: answer(429, "burst"), retry=RetryPolicy(max_attempts=2)) as c:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answer(429, "burst")
+
+    async with mock_client(handler, retry=RetryPolicy(max_throttled=3)) as c:
         with pytest.raises(RateLimited):
             await c.get("Users/Me")
+    assert len(calls) == 4  # the first try and 3 retries, then it surfaces
+    assert c.stats.throttled == 4 and c.stats.retries == 3
 
 
 async def test_a_non_array_list_answer_is_an_error_not_an_empty_page() -> None:

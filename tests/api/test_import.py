@@ -198,6 +198,7 @@ async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_non
     assert errors[1:] == [
         f'2,duplicate,,"{group}",Ada,ada@example.com',
         f'3,duplicate,,"{group}",Ada again,ada@example.com',
+        "5,skipped,,identical to line 4 (EMAIL_ADDRESS bob@example.com): sent once,Bob,bob@example.com",
         f'6,duplicate,,"{group}",Ada at last,ada@example.com',
     ]
 

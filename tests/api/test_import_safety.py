@@ -184,7 +184,7 @@ async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
     assert second.exit_code == 0 and puts_and_posts(sb) == (1, 3)
     assert (second.counts["created"], second.counts["updated"]) == (2, 1)
     assert second.since_last_run == (
-        "1 row(s) edited, 0 new, 0 removed since the last run (removed rows are left alone in Insightly)"
+        "1 row(s) edited, 0 new, 0 removed (removed rows are left alone in Insightly)"
     )
     bob = [
         r
@@ -219,7 +219,7 @@ async def test_without_a_match_key_an_edited_row_updates_its_record_and_a_remove
     assert second.exit_code == 0, second.counts
     assert puts_and_posts(sb) == (1, 4)
     assert second.since_last_run is not None and second.since_last_run.startswith(
-        "1 row(s) edited, 1 new, 1 removed since the last run"
+        "1 row(s) edited, 1 new, 1 removed"
     )
     emails = sorted(
         r["EMAIL_ADDRESS"]
@@ -382,3 +382,23 @@ async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(
         if r["EMAIL_ADDRESS"].endswith("@undoq.example")
     ]
     assert left == []
+
+
+async def test_running_the_import_after_undo_imports_again(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "a.csv", "Name,Email\nAda,ada@again.example\nBob,bob@again.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD)
+    await run_import(sb, file, mapping)
+    checkpoint = tmp_path / "a.csv.checkpoint.sqlite"
+    assert (await run_undo(sb, checkpoint)).counts["deleted"] == 2
+    report = (tmp_path / "a.undo.csv").read_text(encoding="utf-8-sig")
+    assert (await run_undo(sb, checkpoint)).counts["deleted"] == 0
+    assert (tmp_path / "a.undo.csv").read_text(encoding="utf-8-sig") == report  # kept
+    again = await run_import(sb, file, mapping)
+    assert again.counts["created"] == 2 and again.exit_code == 0
+    assert again.since_last_run == "the import was undone: its 2 row(s) are imported again"
+    emails = [r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()]
+    assert sorted(e for e in emails if e.endswith("@again.example")) == [
+        "ada@again.example",
+        "bob@again.example",
+    ]

@@ -52,7 +52,7 @@ def test_rejected_rows_exit_1_with_a_rejects_file_joined_by_line(tmp_path: Path)
         "  Tier                     option          1  line 3: 'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"
         in run.stdout
     )
-    with (tmp_path / "fair.csv.rejects.csv").open(encoding="utf-8-sig", newline="") as f:
+    with (tmp_path / "fair.rejects.csv").open(encoding="utf-8-sig", newline="") as f:
         rejects = list(csv.DictReader(f))
     assert [r["line"] for r in rejects] == ["3", "4", "5"]
     assert (

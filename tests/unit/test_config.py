@@ -71,3 +71,20 @@ def test_plain_http_allowed_on_loopback(url: str) -> None:
     assert load_settings(
         environ={"INSIGHTLY_API_KEY": "k", "INSIGHTLY_API_URL": url}
     ).base_url.startswith("http://")
+
+
+def test_a_base_url_without_the_api_version_is_refused_with_the_fix() -> None:
+    from insightly_etl.config import check_base_url
+    from insightly_etl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        check_base_url("http://127.0.0.1:8899/")
+    assert (
+        str(caught.value)
+        == "the API URL http://127.0.0.1:8899/ does not end in a version such as /v3.1/"
+    )
+    assert (
+        caught.value.hint is not None
+        and "Did you mean http://127.0.0.1:8899/v3.1/ ?" in caught.value.hint
+    )
+    assert check_base_url("http://127.0.0.1:8899/v3.1") == "http://127.0.0.1:8899/v3.1/"

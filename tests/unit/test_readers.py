@@ -339,3 +339,14 @@ def test_parquet_columns_no_field_takes_are_refused_by_name(
     message = str(caught.value)
     assert message.startswith(f"{path}: column 'Blob' holds {str(column.type)[:3]}")
     assert message.endswith(", which no Insightly field takes")
+
+
+@pytest.mark.parametrize("given", ["\\t", "tab", "\t"])
+def test_a_tab_delimiter_can_be_named(given: str) -> None:
+    t = read_table(DATA / "tabs.tsv", delimiter=given)
+    assert t.delimiter == "\t"
+
+
+def test_a_delimiter_of_two_characters_is_refused() -> None:
+    with pytest.raises(InputError, match=r"--delimiter ';;': expected one character"):
+        read_table(DATA / "tabs.tsv", delimiter=";;")

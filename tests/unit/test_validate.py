@@ -89,7 +89,7 @@ def test_mapping_errors_name_file_key_and_fix(tmp_path: Path, mapping: dict, mes
     ("mapping", "message"),
     [
         ({"object": "contacts", "colums": {}}, "m.yaml: colums: unknown key"),
-        ({"object": "widgets"}, "unknown object type 'widgets'"),
+        ({"object": "widgets"}, "m.yaml: object: unknown object type 'widgets'"),
         (
             contacts({"Tier": {"field": "X", "transform": ["shout"]}}),
             "m.yaml: columns.Tier.transform: unknown transform 'shout'",
