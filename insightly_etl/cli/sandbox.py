@@ -124,6 +124,32 @@ def _snake(endpoint: str) -> str:
     help="Whether a PUT keeps (merge) or erases (replace) the custom fields it leaves out.",
 )
 @click.option(
+    "--quota-window",
+    type=click.Choice(["rolling", "calendar"]),
+    default="rolling",
+    show_default=True,
+    help="rolling: a request counts for 24 hours after it was made (Insightly's reference); calendar: the count resets at UTC midnight.",
+)
+@click.option(
+    "--burst",
+    type=click.IntRange(1),
+    default=None,
+    help="Token-bucket size: requests allowed at once before the per-second limit bites  [default: the rate limit]",
+)
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(1),
+    default=None,
+    help="Requests in flight per key beyond this get 429 (a tap's authors saw this live)  [default: unlimited]",
+)
+@click.option(
+    "--writes",
+    type=click.Choice(["lenient", "strict"]),
+    default="lenient",
+    show_default=True,
+    help="lenient: read-only fields in a body are ignored and ISO dates taken, as live evidence says; strict: both refused with 400.",
+)
+@click.option(
     "--deny",
     default="",
     help="Comma-separated objects answering 403, e.g. Leads,Product (a plan or permission gap).",
@@ -145,6 +171,10 @@ def sandbox(
     if_match_status: str,
     retry_after: int | None,
     put_customfields: str,
+    quota_window: str,
+    burst: int | None,
+    max_concurrent: int | None,
+    writes: str,
     deny: str,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
@@ -165,6 +195,10 @@ def sandbox(
         if_match_status=int(if_match_status),
         retry_after=retry_after,
         put_customfields=put_customfields,
+        quota_window=quota_window,
+        burst=burst,
+        max_concurrent=max_concurrent,
+        writes=writes,
         deny=frozenset(d.strip() for d in deny.split(",") if d.strip()),
     )
     if host not in ("127.0.0.1", "localhost", "::1"):

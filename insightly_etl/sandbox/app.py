@@ -17,11 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -56,15 +58,24 @@ class SandboxConfig:
     put_customfields: str = "merge"  # or "replace": imitate erase-on-PUT of older versions
     deny: frozenset[str] = frozenset()  # collections answering 403 (a plan/permission gap)
     now: Callable[[], datetime] | None = None
+    quota_window: str = "rolling"  # rolling (a request counts for 24 h, §5) | calendar (UTC day)
+    burst: int | None = None  # token-bucket size; None: one second of requests (rate_limit)
+    max_concurrent: int | None = None  # requests in flight per key beyond this get 429
+    writes: str = "lenient"  # lenient: read-only fields ignored, ISO dates taken | strict
 
 
 class TokenBucket:
     """Per-key burst limit. ASSUMPTION: Insightly's algorithm is not documented; a bucket that
     holds one second of requests and refills continuously is the common reading of "10/s"."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        burst: int | None = None,
+    ) -> None:
         self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.capacity = float(burst) if burst else max(1.0, rate)
         self.tokens = self.capacity
         self.clock = clock
         self.stamp = clock()
@@ -80,41 +91,80 @@ class TokenBucket:
 
 
 class DailyQuota:
-    """Requests per day per instance. ASSUMPTION (§5, window unknown): resets at UTC midnight
-    and on `POST /_sandbox/reset-quota`; requests refused for the burst limit do not count."""
+    """Requests per 24 hours per instance; requests refused for the burst limit do not count.
 
-    def __init__(self, limit: int, account: Account) -> None:
+    `rolling` (default): "the daily allowance expires on a rolling 24-hour window" (Insightly's
+    own reference, quoted in §5): a request counts for 24 hours after it was made, so each one
+    frees up a day later. Kept as counts per minute (a request frees up within a minute of
+    24 h). `calendar`: ASSUMPTION of earlier versions, the count resets at UTC midnight.
+    `POST /_sandbox/reset-quota` empties it either way."""
+
+    WINDOW = timedelta(hours=24)
+
+    def __init__(self, limit: int, account: Account, window: str = "rolling") -> None:
         self.limit = limit
         self.account = account
+        self.window = window
         saved = account.get_meta("quota")
         state = json.loads(saved) if saved else {}
         self.day = state.get("day", self._today())
-        self.used = int(state.get("used", 0))
+        self.used_today = int(state.get("used", 0))
+        self.minutes: dict[str, int] = dict(state.get("minutes", {}))  # "yyyy-mm-dd HH:MM" -> n
 
     def _today(self) -> str:
         return self.account.now().astimezone(UTC).strftime("%Y-%m-%d")
 
+    def _minute(self, when: datetime) -> str:
+        return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+    def _prune(self) -> None:
+        if self.window == "calendar":
+            today = self._today()
+            if today != self.day:
+                self.day, self.used_today = today, 0
+            return
+        oldest = self._minute(self.account.now() - self.WINDOW)
+        for minute in [m for m in self.minutes if m <= oldest]:
+            del self.minutes[minute]
+
+    @property
+    def used(self) -> int:
+        self._prune()
+        return self.used_today if self.window == "calendar" else sum(self.minutes.values())
+
     @property
     def remaining(self) -> int:
-        self._roll()
         return max(0, self.limit - self.used)
 
-    def _roll(self) -> None:
-        today = self._today()
-        if today != self.day:
-            self.day, self.used = today, 0
+    def frees_up(self) -> str | None:
+        """When the next requests free up (UTC), and how many: for /_sandbox/stats."""
+        self._prune()
+        if self.window == "calendar":
+            return f"{self._today()} 24:00 UTC: all" if self.used_today else None
+        if not self.minutes:
+            return None
+        first = min(self.minutes)
+        at = datetime.strptime(first, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) + self.WINDOW
+        return f"{at:%Y-%m-%d %H:%M} UTC: {self.minutes[first]}"
 
     def spend(self) -> bool:
-        self._roll()
-        if self.used >= self.limit:
+        if self.remaining <= 0:
             return False
-        self.used += 1
-        self.account.set_meta("quota", json.dumps({"day": self.day, "used": self.used}))
+        if self.window == "calendar":
+            self.used_today += 1
+        else:
+            minute = self._minute(self.account.now())
+            self.minutes[minute] = self.minutes.get(minute, 0) + 1
+        self._save()
         return True
 
     def reset(self) -> None:
-        self.used = 0
-        self.account.set_meta("quota", json.dumps({"day": self.day, "used": 0}))
+        self.used_today, self.minutes = 0, {}
+        self._save()
+
+    def _save(self) -> None:
+        state = {"day": self.day, "used": self.used_today, "minutes": self.minutes}
+        self.account.set_meta("quota", json.dumps(state))
 
 
 class DroppedConnection(ConnectionResetError):
@@ -147,7 +197,11 @@ def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = No
 def load_account(config: SandboxConfig) -> Account:
     """Seed (or reopen) the account, then add any generated records."""
     account = Account(
-        custom_fields={}, instance={}, now=config.now, put_customfields=config.put_customfields
+        custom_fields={},
+        instance={},
+        now=config.now,
+        put_customfields=config.put_customfields,
+        writes=config.writes,
     )
     if config.state is not None and account.attach_state(config.state):
         return account  # a persisted account is reopened as it was; --seed/--generate ignored
@@ -204,8 +258,9 @@ class Sandbox:
     def __init__(self, config: SandboxConfig, account: Account | None = None) -> None:
         self.config = config
         self.account = account or load_account(config)
-        self.bucket = TokenBucket(config.rate_limit)
-        self.quota = DailyQuota(config.daily_quota, self.account)
+        self.bucket = TokenBucket(config.rate_limit, burst=config.burst)
+        self.quota = DailyQuota(config.daily_quota, self.account, config.quota_window)
+        self.in_flight = 0
         self.faults = random.Random(config.fault_seed)
         self.jitter = random.Random(config.fault_seed + 1)
         self.stats: Counter[tuple[str, str, int]] = Counter()
@@ -229,7 +284,9 @@ class Sandbox:
                 Route(
                     "/v3.1/{path:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
                 ),
-            ]
+            ],
+            # gzip when asked, as live answers come (reference §5); Starlette's own middleware
+            middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
         )
 
     # ------------------------------------------------------------------ admin
@@ -247,6 +304,9 @@ class Sandbox:
                     "remaining": self.quota.remaining,
                 },
                 "faults": dict(self.faults_injected),
+                "quota_window": self.quota.window,
+                "next_free": self.quota.frees_up(),
+                "in_flight": self.in_flight,
             }
         )
 
@@ -289,13 +349,28 @@ class Sandbox:
             self._canonical.get(s.lower(), s) for s in request.path_params["path"].split("/") if s
         ]
         template = "/v3.1/" + "/".join(_template_of(segments))
-        response = await self._api(request, segments)
+        self.in_flight += 1
+        try:
+            response = await self._api(request, segments)
+        finally:
+            self.in_flight -= 1
+        if not isinstance(response, DropAfterHeaders):
+            # "every API call response" carries them (§5): 401 and 5xx too
+            response.headers.update(self._limit_headers())
         self.stats[(request.method, template, response.status_code)] += 1
         return response
 
     async def _api(self, request: Request, segments: list[str]) -> Response:
         if not self._authorised(request):
             return error(401, DENIED_MESSAGE)
+        limit = self.config.max_concurrent
+        if limit is not None and self.in_flight > limit:
+            # "the API seems to 429 on both concurrency and frequency" (a tap's authors, §5)
+            return json_response(
+                {"Message": f"API rate limit exceeded: at most {limit} requests at a time."},
+                429,
+                self._limit_headers(),
+            )
         if not self.bucket.take():
             headers = self._limit_headers()
             if self.config.retry_after is not None:
@@ -333,7 +408,6 @@ class Sandbox:
             await asyncio.sleep(self.config.fault_slow_s)
         if fault == "drop" and response.status_code < 300:
             return DropAfterHeaders(bytes(response.body))
-        response.headers.update(self._limit_headers())
         return response
 
     def _pick_fault(self, is_write: bool) -> str | None:

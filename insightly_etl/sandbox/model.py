@@ -233,14 +233,17 @@ def coerce_boolean(value: Any, path: str) -> bool:
     raise _convert_error(value, "System.Boolean", path)
 
 
-def coerce_datetime(value: Any, path: str, *, date_only: bool = False) -> str:
+def coerce_datetime(value: Any, path: str, *, date_only: bool = False, iso: bool = False) -> str:
     """Bodies take `yyyy-MM-dd HH:mm:ss` (UTC); a bare `yyyy-MM-dd` is that day at midnight.
 
-    ASSUMPTION (reference §6, §9.7): ISO `…T…Z` inside a body is refused, like the query
-    string/body mix-ups that a live probe saw answered with 400.
+    With `iso` (lenient writes) ISO `…T…Z` / `…T…` is accepted too: JSON.NET parses ISO 8601
+    and public clients send it. Strict writes refuse it — ASSUMPTION (reference §6, §9.7), like
+    the query string/body mix-ups that a live probe saw answered with 400.
     """
     if isinstance(value, str):
         text = value.strip()
+        if iso:
+            text = text.removesuffix("Z").replace("T", " ")[:19]
         if _DAY_RE.match(text):
             text += " 00:00:00"
         if _DATE_RE.match(text):
@@ -264,7 +267,7 @@ def coerce_string(value: Any, path: str, max_length: int | None) -> str:
     return text
 
 
-def coerce_standard(info: FieldInfo, value: Any) -> Any:
+def coerce_standard(info: FieldInfo, value: Any, *, iso: bool = False) -> Any:
     if value is None:
         return None
     if info.type == "integer":
@@ -274,7 +277,7 @@ def coerce_standard(info: FieldInfo, value: Any) -> Any:
     if info.type == "boolean":
         return coerce_boolean(value, info.name)
     if info.type == "date-time":
-        return coerce_datetime(value, info.name)
+        return coerce_datetime(value, info.name, iso=iso)
     if info.type == "string":
         return coerce_string(value, info.name, info.max_length)
     raise _convert_error(value, info.type, info.name)

@@ -89,6 +89,7 @@ class Account:
         instance: dict[str, Any],
         now: Callable[[], datetime] | None = None,
         put_customfields: str = "merge",
+        writes: str = "lenient",
     ) -> None:
         self.specs = build_specs()
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
@@ -99,6 +100,7 @@ class Account:
         # "replace" imitates older API versions, where a PUT erased every sub-element it left
         # out, so the loader can be tested against both.
         self.put_customfields = put_customfields
+        self.writes = writes  # lenient | strict (see _apply)
         self._db: sqlite3.Connection | None = None
         self._autonumber: dict[str, int] = {}
 
@@ -253,13 +255,16 @@ class Account:
             if name == spec.id_field and not creating:
                 continue
             if not spec.is_writable_field(name):
-                if value is None:
+                # ASSUMPTION, lenient (default): read-only and server-set fields in a body are
+                # ignored — public clients send DATE_CREATED_UTC, IMAGE_URL, OPPORTUNITY_VALUE
+                # and a v2 report shows them silently dropped (reference §5). Strict refuses.
+                if value is None or self.writes == "lenient":
                     continue
                 raise WriteRejected(f"The field {name} is read-only and cannot be set.")
             if info.type == "array":
                 record[name] = self._nested(spec, name, value)
                 continue
-            coerced = coerce_standard(info, value)
+            coerced = coerce_standard(info, value, iso=self.writes == "lenient")
             target = spec.references.get(name)
             if coerced is not None and target and coerced not in self.collections[target].records:
                 raise WriteRejected(f"{name} {coerced} does not refer to an existing record.")

@@ -496,7 +496,7 @@ async def test_notes_are_created_under_a_parent(make_sandbox) -> None:
 async def test_validation_failures_are_400_with_a_message(
     make_sandbox, path: str, body: object, message: str
 ) -> None:
-    sb = make_sandbox()
+    sb = make_sandbox(writes="strict")
     async with asgi_client(sb) as c:
         before = len(sb.account.collections[path].ids)
         r = await c.post(path, json=body)
@@ -702,3 +702,97 @@ async def test_a_deeply_nested_body_is_a_400_not_a_crash(make_sandbox) -> None:
             headers={"Content-Type": "application/json"},
         )
     assert (r.status_code, r.json()) == (400, {"Message": "The request body is not valid JSON."})
+
+
+async def test_lenient_writes_ignore_read_only_fields_and_take_iso_dates_as_live_evidence_says(
+    make_sandbox,
+) -> None:
+    sb = make_sandbox()  # writes="lenient", the default
+    async with asgi_client(sb) as c:
+        r = await c.post(
+            "Contacts",
+            json={
+                "FIRST_NAME": "Lenient",
+                "DATE_CREATED_UTC": "2001-01-01 00:00:00",
+                "IMAGE_URL": "http://x.example/a.png",
+                "DATE_OF_BIRTH": "1990-02-03T00:00:00Z",
+            },
+        )
+    record = r.json()
+    assert r.status_code == 201
+    assert record["DATE_CREATED_UTC"] != "2001-01-01 00:00:00"  # silently not applied
+    assert record["IMAGE_URL"] != "http://x.example/a.png"
+    assert record["DATE_OF_BIRTH"] == "1990-02-03 00:00:00"
+
+
+async def test_the_quota_window_is_rolling_a_request_frees_up_24_hours_after_it_was_made(
+    make_sandbox,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    clock = {"now": datetime(2026, 11, 23, 9, 0, tzinfo=UTC)}
+    sb = make_sandbox(daily_quota=3, now=lambda: clock["now"])
+    async with asgi_client(sb) as c:
+        for _ in range(2):
+            await c.get("Users/Me")
+        clock["now"] += timedelta(hours=12)
+        third = await c.get("Users/Me")
+        refused = await c.get("Users/Me")
+        clock["now"] += timedelta(hours=12, minutes=1)  # the first two are a day old
+        freed = await c.get("Users/Me")
+        stats = (await c.get("http://sandbox.test/_sandbox/stats")).json()
+    assert third.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.status_code == 429 and refused.headers["X-RateLimit-Remaining"] == "0"
+    assert freed.status_code == 200 and freed.headers["X-RateLimit-Remaining"] == "1"
+    assert stats["quota_window"] == "rolling"
+    assert stats["next_free"] == "2026-11-24 21:00 UTC: 1"
+
+
+async def test_a_calendar_window_resets_at_utc_midnight(make_sandbox) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    clock = {"now": datetime(2026, 11, 23, 23, 59, tzinfo=UTC)}
+    sb = make_sandbox(daily_quota=1, now=lambda: clock["now"], quota_window="calendar")
+    async with asgi_client(sb) as c:
+        await c.get("Users/Me")
+        refused = await c.get("Users/Me")
+        clock["now"] += timedelta(minutes=2)
+        next_day = await c.get("Users/Me")
+    assert (refused.status_code, next_day.status_code) == (429, 200)
+
+
+async def test_rate_limit_headers_come_on_every_answer_errors_included(make_sandbox) -> None:
+    sb = make_sandbox(daily_quota=50)
+    async with asgi_client(sb, auth=False) as anonymous:
+        denied = await anonymous.get("Contacts")
+    async with asgi_client(sb) as c:
+        missing = await c.get("Contacts/999999")
+    for r in (denied, missing):
+        assert r.headers["X-RateLimit-Limit"] == "50" and "X-RateLimit-Remaining" in r.headers
+    assert (denied.status_code, missing.status_code) == (401, 404)
+
+
+async def test_answers_are_gzipped_when_asked(seeded) -> None:
+    async with asgi_client(seeded) as c:
+        r = await c.get("Contacts", params={"top": 500}, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip" and len(r.json()) > 100
+
+
+async def test_requests_beyond_max_concurrent_get_429_and_spend_no_quota(make_sandbox) -> None:
+    import asyncio
+
+    sb = make_sandbox(max_concurrent=2, latency_ms=100, daily_quota=100)
+    async with asgi_client(sb) as c:
+        answers = await asyncio.gather(*(c.get("Users/Me") for _ in range(5)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200, 200, 429, 429, 429]
+    assert sb.quota.used == 2
+
+
+async def test_a_burst_is_the_bucket_size(make_sandbox) -> None:
+    import asyncio
+
+    sb = make_sandbox(rate_limit=1, burst=3, daily_quota=100)
+    async with asgi_client(sb) as c:
+        answers = await asyncio.gather(*(c.get("Users/Me") for _ in range(5)))
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 429, 429]

@@ -67,10 +67,18 @@ def test_an_export_killed_midway_leaves_no_file_under_a_final_name(tmp_path: Pat
         )
         partial = tmp_path / ".contacts.parquet.partial"
         deadline = time.monotonic() + 60
-        while not partial.exists():
+
+        def pages_served() -> int:
+            return sum(
+                n
+                for (m, path, status), n in sb.sandbox.stats.items()
+                if m == "GET" and path == "/v3.1/Contacts" and status == 200
+            )
+
+        # a few pages in (of 13), with the partial file written: the state, polled
+        while not (partial.exists() and pages_served() >= 4):
             assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.8)  # a few pages in
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert not (tmp_path / "contacts.parquet").exists()
