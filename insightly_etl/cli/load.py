@@ -343,6 +343,7 @@ def import_(
         f"{file.name} -> {mapping.object}: {c['created']:,} created, {c['updated']:,} updated, "
         f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected, {c['duplicate']:,} duplicate, "
         f"{c['skipped']:,} skipped, {c['failed']:,} failed"
+        + (f", {c['not_applied']:,} not applied" if c["not_applied"] else "")
         + (f", {c['left']:,} left" if c["left"] else "")
         + f"; {result.requests:,} requests; quota left today {quota}"
     )

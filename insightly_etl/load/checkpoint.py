@@ -535,14 +535,16 @@ class Checkpoint:
         record_id: int | None,
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
+        message: str | None = None,
     ) -> None:
-        """Done; an update keeps each changed field's value before and the value written."""
+        """Done; an update keeps each changed field's value before and the value written.
+        `message`: what of the write Insightly did not apply, if anything."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=NULL,"
+                "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=?,"
                 " updated_utc=?, run=?, created=CASE WHEN ?='create' THEN 1 ELSE created END"
                 " WHERE row=?",
-                (action, record_id, utc_now(), self.run, action, row),
+                (action, record_id, message, utc_now(), self.run, action, row),
             )
             if before and record_id is not None:
                 db.executemany(
@@ -571,6 +573,14 @@ class Checkpoint:
         self.db.execute(
             "UPDATE rows SET state='unknown', message=?, updated_utc=?, run=? WHERE row=?",
             (message, utc_now(), self.run, row),
+        )
+
+    def not_applied(self) -> int:
+        """Done rows whose answer lacked a value they sent (see execute.NOT_APPLIED)."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM rows WHERE state='done' AND message LIKE 'not applied:%'"
+            ).fetchone()[0]
         )
 
     def counts(self) -> dict[tuple[str | None, str], int]:

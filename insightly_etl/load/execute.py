@@ -30,10 +30,18 @@ from insightly_etl.errors import (
     QuotaError,
 )
 from insightly_etl.load.checkpoint import Checkpoint
-from insightly_etl.load.plan import Plan, PlannedRow, Planner, Record
+from insightly_etl.load.plan import (
+    Plan,
+    PlannedRow,
+    Planner,
+    Record,
+    current_value,
+    same_value,
+)
 from insightly_etl.progress import NullProgress, Progress
 
 RECONCILE_ATTEMPTS = 3
+NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
 
 
 @dataclass
@@ -198,11 +206,32 @@ class Executor:
         rid = int(rid) if rid is not None else p.record_id
         update = p.action == "update"
         self.checkpoint.done(
-            p.row, p.action, rid, p.before if update else None, p.after if update else None
+            p.row,
+            p.action,
+            rid,
+            p.before if update else None,
+            p.after if update else None,
+            message=self._not_applied(p, record),
         )
         if rid is not None and isinstance(record, dict):
             self.planner.records[rid] = record
         self.progress.advance(1)
+
+    def _not_applied(self, p: PlannedRow, record: Record) -> str | None:
+        """Verified writes, at no extra request: the answer to a POST/PUT is the record as
+        Insightly stored it. A value it silently did not apply (a read-only field, a value it
+        normalised away) is reported, per field, instead of counted as done."""
+        if not isinstance(record, dict) or not record:
+            return None
+        missed = []
+        for name, sent in p.after.items():
+            spec = self.planner.specs.get(name)
+            if spec is None or sent is None:
+                continue
+            now = current_value(record, spec)
+            if not same_value(spec, sent, now):
+                missed.append(f"{name} (sent {sent!r}, Insightly has {now!r})")
+        return f"{NOT_APPLIED}: {'; '.join(missed)}" if missed else None
 
     # ---------------------------------------------------------------- reconciliation
     async def _reconcile(self, p: PlannedRow) -> bool:

@@ -103,7 +103,10 @@ class ImportResult:
             return 75
         if self.stopped == "interrupted":
             return 130
-        if any(self.counts.get(k, 0) for k in ("rejected", "failed", "duplicate", "left")):
+        if any(
+            self.counts.get(k, 0)
+            for k in ("rejected", "failed", "duplicate", "left", "not_applied")
+        ):
             return (
                 0
                 if self.dry_run
@@ -123,6 +126,7 @@ def summarise(checkpoint: Checkpoint, bad_rows: int) -> dict[str, int]:
         "skipped": 0,
         "failed": 0,
         "left": 0,
+        "not_applied": checkpoint.not_applied(),
     }
     for (action, state), n in checkpoint.counts().items():
         if state == "done":

@@ -42,12 +42,17 @@ def write_results(
     )
     written.append(write_csv(success, directory / f"{name}.success.csv"))
     # every row not written, and why: skipped rows (by an option) too
-    bad = [s for s in states if s.state in ("failed", "rejected", "duplicate", "skipped")]
+    bad = [
+        s
+        for s in states
+        if s.state in ("failed", "rejected", "duplicate", "skipped")
+        or (s.state == "done" and (s.message or "").startswith("not applied:"))
+    ]
     errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
     errors.insert(0, "message", [s.message or "" for s in bad])
     # the HTTP status Insightly answered; empty when the row was decided here (the message says why)
     errors.insert(0, "status", pd.array([s.status for s in bad], dtype="Int64"))
-    errors.insert(0, "state", [s.state for s in bad])
+    errors.insert(0, "state", ["not applied" if s.state == "done" else s.state for s in bad])
     errors.insert(0, unit, [s.line for s in bad])
     if table.bad_rows:
         sep = table.delimiter or ","

@@ -4,9 +4,11 @@ per-column update policies, sets added to, a before→after plan, fix-and-rerun.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from insightly_etl.sandbox import Sandbox
@@ -402,3 +404,56 @@ async def test_running_the_import_after_undo_imports_again(make_sandbox, tmp_pat
         "ada@again.example",
         "bob@again.example",
     ]
+
+
+class DroppingTitle(httpx.AsyncBaseTransport):
+    """The sandbox behind a server that silently does not apply TITLE, as live servers drop
+    read-only fields: the write succeeds, the value is not there."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method in ("POST", "PUT"):
+            body = json.loads(request.content)
+            body.pop("TITLE", None)
+            request = httpx.Request(request.method, request.url, headers=request.headers, json=body)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_value_the_server_silently_dropped_is_reported_per_line_and_field(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from insightly_etl.load.importer import ImportOptions, load_file
+    from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.readers import read_table
+    from tests.conftest import KEY
+
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "t.csv",
+        "Name,Email,Title\nAda,ada@drop.example,Countess\nBob,bob@drop.example,\n",
+    )
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n")
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=DroppingTitle(sb),
+        rate=1000,
+    )
+    async with client:
+        result = await load_file(
+            client,
+            ImportOptions(file=file, mapping_file=mapping),
+            read_table(file),
+            read_mapping(mapping),
+        )
+    assert (result.counts["created"], result.counts["not_applied"], result.exit_code) == (2, 1, 1)
+    errors = list(csv.DictReader((tmp_path / "t.errors.csv").open(encoding="utf-8-sig")))
+    assert [(e["line"], e["state"], e["message"]) for e in errors] == [
+        ("2", "not applied", "not applied: TITLE (sent 'Countess', Insightly has None)")
+    ]
+    # no extra request: the answers themselves were compared
+    assert not [key for key in sb.stats if key[0] == "GET" and key[1] == "/v3.1/Contacts/{id}"]
