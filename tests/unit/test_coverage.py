@@ -1,0 +1,48 @@
+"""What a whole-account export covers, against the API's own list of collections (from the
+shipped swagger, not from our registry), so a collection nobody exports cannot go unnoticed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from insightly_etl.api.registry import OBJECTS
+
+SWAGGER = Path(__file__).resolve().parents[1] / "data" / "swagger_collections.txt"
+
+# Not exported yet, each with why: the whole-account export issue is the plan for them.
+NOT_YET_EXPORTED = {
+    "Instance": "one record about the account, not a collection",
+    "CustomObjects": "custom objects: the custom-objects issue",
+    "ActivitySets": "whole-account export issue",
+    "CommunityComments": "whole-account export issue",
+    "CommunityForums": "whole-account export issue",
+    "CommunityPosts": "whole-account export issue",
+    "DocumentTemplates": "whole-account export issue",
+    "Emails": "whole-account export issue",
+    "FileCategories": "whole-account export issue",
+    "Follows": "whole-account export issue",
+    "ForumCategories": "whole-account export issue",
+    "KnowledgeArticle": "whole-account export issue",
+    "KnowledgeArticleCategory": "whole-account export issue",
+    "KnowledgeArticleFolder": "whole-account export issue",
+    "MarketingVisits": "whole-account export issue",
+    "Milestones": "whole-account export issue",
+    "OpportunityLineItem": "whole-account export issue",
+    "OpportunityStateReasons": "migration issue (won/lost state)",
+    "Permissions": "whole-account export issue",
+    "PricebookEntry": "whole-account export issue",
+    "Prospect": "whole-account export issue",
+    "QuotationLineItem": "whole-account export issue",
+    "Relationships": "migration issue (links)",
+    "Tags": "migration issue (tags)",
+    "TeamMembers": "whole-account export issue",
+    "Teams": "whole-account export issue",
+    "Ticket": "whole-account export issue",
+}
+
+
+def test_every_collection_of_the_api_is_exported_or_listed_as_not_yet_with_why() -> None:
+    api = {line.strip() for line in SWAGGER.read_text().splitlines() if line and line[0] != "#"}
+    exported = {o.endpoint for o in OBJECTS.values()}
+    assert exported - api == set()  # nothing exported that the API does not list
+    assert api - exported == set(NOT_YET_EXPORTED), "update NOT_YET_EXPORTED or the exporter"
