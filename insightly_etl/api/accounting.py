@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+ROLLING_WINDOW = timedelta(hours=24)  # "the daily allowance expires on a rolling 24-hour window"
 
 
 @dataclass
@@ -30,6 +33,11 @@ class RequestStats:
     throttled: int = 0  # 429s for the per-second ceiling
     waited_pacing: float = 0.0
     waited_backoff: float = 0.0
+    sent_minutes: Counter[str] = field(default_factory=Counter)  # "yyyy-mm-dd HH:MM" UTC -> n
+
+    def count_sent(self, now: datetime | None = None) -> None:
+        self.sent += 1
+        self.sent_minutes[(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M")] += 1
 
     def summary(self) -> dict[str, object]:
         return {
@@ -41,3 +49,21 @@ class RequestStats:
             "waited_pacing_s": round(self.waited_pacing, 2),
             "waited_backoff_s": round(self.waited_backoff, 2),
         }
+
+
+def frees_up(
+    sent_minutes: Iterable[tuple[str, int]], needed: int, now: datetime | None = None
+) -> datetime | None:
+    """When `needed` of the requests this tool sent in the last 24 hours will have expired
+    from Insightly's rolling window (None: not that many were sent). Other integrations on
+    the account share the allowance, so this is the earliest such moment, not a promise."""
+    now = now or datetime.now(UTC)
+    freed = 0
+    for minute, count in sorted(sent_minutes):
+        at = datetime.strptime(minute, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) + ROLLING_WINDOW
+        if at + timedelta(minutes=1) <= now:
+            continue  # already expired
+        freed += count
+        if freed >= needed:
+            return at + timedelta(minutes=1)
+    return None

@@ -311,7 +311,7 @@ class InsightlyClient:
             if before_send is not None:
                 before_send()
             self._in_flight += 1
-            self.stats.sent += 1
+            self.stats.count_sent()
             started = self._clock()
             try:
                 response = await self._receive(method, path, params, json, headers)

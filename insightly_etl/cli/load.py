@@ -355,7 +355,8 @@ def import_(
         if result.stop_hint:
             click.echo(f"Hint: {result.stop_hint}", err=True)
         click.echo(
-            f"{c['left']:,} rows left. Run the same command again to continue (the daily quota frees up within 24 hours).",
+            f"{c['left']:,} rows left. Run the same command again to continue"
+            + (f": {result.quota_frees}." if result.quota_frees else "."),
             err=True,
         )
     elif result.stopped == "interrupted":

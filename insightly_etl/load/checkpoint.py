@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS undo (     -- `undo`'s own journal: resumable like th
 );
 CREATE TABLE IF NOT EXISTS runs (
     run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
-    requests INTEGER NOT NULL DEFAULT 0, outcome TEXT
+    requests INTEGER NOT NULL DEFAULT 0, outcome TEXT,
+    sent_minutes TEXT  -- JSON {"yyyy-mm-dd HH:MM": n}: for the rolling 24-hour quota window
 );
 """
 FINAL = ("done", "rejected", "duplicate", "skipped")
@@ -223,6 +224,9 @@ class Checkpoint:
             self.db.execute("ALTER TABLE rows ADD COLUMN digest TEXT")
         if "created" not in columns:  # 1: an earlier run created this row's record
             self.db.execute("ALTER TABLE rows ADD COLUMN created INTEGER")
+        runs = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+        if "sent_minutes" not in runs:
+            self.db.execute("ALTER TABLE runs ADD COLUMN sent_minutes TEXT")
         images = {r[1] for r in self.db.execute("PRAGMA table_info(before_images)")}
         if "written" not in images:
             self.db.execute("ALTER TABLE before_images ADD COLUMN written TEXT")
@@ -429,11 +433,22 @@ class Checkpoint:
         self.run = int(cur.lastrowid or 0)
         return self.run
 
-    def finish_run(self, requests: int, outcome: str) -> None:
+    def finish_run(
+        self, requests: int, outcome: str, sent_minutes: dict[str, int] | None = None
+    ) -> None:
         self.db.execute(
-            "UPDATE runs SET finished_utc=?, requests=?, outcome=? WHERE run=?",
-            (utc_now(), requests, outcome, self.run),
+            "UPDATE runs SET finished_utc=?, requests=?, outcome=?, sent_minutes=? WHERE run=?",
+            (utc_now(), requests, outcome, json.dumps(sent_minutes or {}), self.run),
         )
+
+    def sent_minutes(self) -> list[tuple[str, int]]:
+        """Every run's requests by minute: what this tool spent of the rolling window."""
+        out: list[tuple[str, int]] = []
+        for (text,) in self.db.execute(
+            "SELECT sent_minutes FROM runs WHERE sent_minutes IS NOT NULL"
+        ):
+            out.extend(json.loads(text).items())
+        return out
 
     def runs(self) -> list[dict[str, Any]]:
         cur = self.db.execute(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.errors import Halted, QuotaError
 from insightly_etl.files import write_csv
@@ -92,6 +93,7 @@ class ImportResult:
     dry_run: bool = False
     stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
     since_last_run: str | None = None  # "3 row(s) edited, 1 new, 0 removed since the last run"
+    quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
 
     @property
     def left(self) -> int:
@@ -114,6 +116,21 @@ class ImportResult:
                 else 1
             )
         return 0
+
+
+def when_quota_frees(checkpoint: Checkpoint, needed: int) -> str:
+    """Insightly's allowance is a rolling 24-hour window: from what this tool itself sent (every
+    run's requests by minute, in the checkpoint), when `needed` requests free up again."""
+    sent = checkpoint.sent_minutes()
+    at = frees_up(sent, needed)
+    shared = "other integrations on the account share the allowance, so it may be later"
+    if at is None:
+        mine = sum(n for _, n in sent)
+        return (
+            f"this import sent {mine:,} of the requests spent in the last 24 hours; the rest "
+            f"went elsewhere on the account, so when {needed:,} free up is not known here"
+        )
+    return f"{needed:,} request(s) free up by {at:%Y-%m-%d %H:%M} UTC at the earliest ({shared})"
 
 
 def summarise(checkpoint: Checkpoint, bad_rows: int) -> dict[str, int]:
@@ -169,6 +186,8 @@ async def load_file(
             client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
         )
         result.since_last_run = changes.describe()
+        if result.stopped == "quota" and client.quota.remaining == 0:
+            result.quota_frees = when_quota_frees(checkpoint, max(1, result.left))
         return result
     finally:
         checkpoint.close()
@@ -244,7 +263,11 @@ async def _run(
         executor.plan = plan
         outcome = await executor.run()
     requests = client.stats.sent - start_requests
-    checkpoint.finish_run(requests, "dry-run" if options.dry_run else outcome.stopped or "finished")
+    checkpoint.finish_run(
+        requests,
+        "dry-run" if options.dry_run else outcome.stopped or "finished",
+        dict(client.stats.sent_minutes),
+    )
     files = [
         plan_file,
         *write_results(
@@ -282,7 +305,7 @@ def _stopped_early(
 ) -> ImportResult:
     requests = client.stats.sent - start_requests
     stopped = "interrupted" if isinstance(exc, Halted) else "quota"
-    checkpoint.finish_run(requests, stopped)
+    checkpoint.finish_run(requests, stopped, dict(client.stats.sent_minutes))
     files = (
         write_results(
             options.results_path, options.file.stem, table, validation, checkpoint, stopped=True

@@ -457,3 +457,38 @@ async def test_a_value_the_server_silently_dropped_is_reported_per_line_and_fiel
     ]
     # no extra request: the answers themselves were compared
     assert not [key for key in sb.stats if key[0] == "GET" and key[1] == "/v3.1/Contacts/{id}"]
+
+
+def test_frees_up_counts_what_this_tool_sent_in_the_rolling_window() -> None:
+    from datetime import UTC, datetime
+
+    from insightly_etl.api.accounting import frees_up
+
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    sent = [("2026-11-23 09:00", 5), ("2026-11-23 11:30", 3), ("2026-11-23 12:00", 4)]
+    # 09:00's five expired at 09:01 today; 11:30's three free at 11:31, 12:00's four at 12:01
+    assert frees_up(sent, 3, now) == datetime(2026, 11, 24, 11, 31, tzinfo=UTC)
+    assert frees_up(sent, 5, now) == datetime(2026, 11, 24, 12, 1, tzinfo=UTC)
+    assert frees_up(sent, 8, now) is None  # the rest was spent by someone else
+
+
+async def test_a_quota_stop_says_when_the_rolling_window_frees_enough(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    sb = make_sandbox(daily_quota=6)
+    rows = "".join(f"P{i},p{i}@q.example\n" for i in range(10))
+    file = write(tmp_path, "q.csv", "Name,Email\n" + rows)
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    assert result.stopped == "quota" and result.exit_code == 75
+    assert result.quota_frees is not None
+    match = re.fullmatch(
+        rf"{result.left} request\(s\) free up by (\S+ \S+) UTC at the earliest \(other "
+        r"integrations on the account share the allowance, so it may be later\)",
+        result.quota_frees,
+    )
+    assert match, result.quota_frees
+    at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    assert timedelta(hours=24) <= at - datetime.now(UTC) <= timedelta(hours=24, minutes=2)
