@@ -161,6 +161,10 @@ class InsightlyClient:
         )
         return _record(reply, "PUT", endpoint)
 
+    def meter(self) -> RequestMeter:
+        """Counts the requests sent from now on: `meter.requests`."""
+        return RequestMeter(self.stats, self.stats.sent)
+
     def halt_on(self, event: asyncio.Event) -> None:
         """Once `event` is set, no further request leaves: each raises `Halted` instead (the
         ones already sent are awaited by their callers)."""
@@ -462,6 +466,17 @@ class _Window:
         if self.pending:
             await asyncio.gather(*self.pending.values(), return_exceptions=True)
         self.pending.clear()
+
+
+@dataclass(frozen=True)
+class RequestMeter:
+    stats: RequestStats
+    start: int
+
+    @property
+    def requests(self) -> int:
+        """Requests that went on the wire since the meter was made (each one costs quota)."""
+        return self.stats.sent - self.start
 
 
 def _record(reply: Reply, method: str, path: str) -> dict[str, Any]:

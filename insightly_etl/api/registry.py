@@ -16,7 +16,6 @@ from insightly_etl.reference import load_reference
 SERVER_SET = frozenset({"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"})
 # Written through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage), not top-level bodies.
 NOT_IN_BODY = frozenset({"PIPELINE_ID", "STAGE_ID"})
-NESTED_ARRAYS = frozenset({"TAGS", "DATES", "LINKS", "EMAILDOMAINS"})
 
 
 @dataclass(frozen=True)

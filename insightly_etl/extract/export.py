@@ -34,10 +34,10 @@ from insightly_etl.extract.writers import (
     remove_partials,
     write_json_atomic,
 )
+from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
-DATE_FMT = "%Y-%m-%d %H:%M:%S"
 ALL_OBJECTS = [*OBJECTS, CUSTOM_FIELDS]
 
 
@@ -89,7 +89,7 @@ def resolve_objects(names: list[str]) -> list[str]:
 
 
 def parse_since(text: str) -> datetime:
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATE_FMT, "%Y-%m-%d"):
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATETIME_FORMAT, "%Y-%m-%d"):
         try:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
@@ -134,20 +134,21 @@ class Exporter:
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(opts.out_dir)
         started = time.monotonic()
+        run = self.client.meter()
         self.manifest["started_utc"] = _utc_now()
         names = resolve_objects(opts.objects)
         for name in names:
-            before = self.client.stats.sent
+            meter = self.client.meter()
             if name == CUSTOM_FIELDS:
                 outcome = await self._export_definitions()
             else:
                 outcome = await self._export_object(OBJECTS[name])
-            outcome.requests = self.client.stats.sent - before
+            outcome.requests = meter.requests
             self.result.objects.append(outcome)
             self._record(outcome)
         self.manifest["finished_utc"] = _utc_now()
         self._save_manifest()
-        self.result.requests = self.client.stats.sent
+        self.result.requests = run.requests
         self.result.quota_remaining = self.client.quota.remaining
         self.result.quota_limit = self.client.quota.limit
         self.result.seconds = time.monotonic() - started
@@ -220,7 +221,7 @@ class Exporter:
         mark = entry.get("high_water_mark")
         if not mark or not self._path(obj.name).exists():
             return None  # no earlier export of this object: a full one
-        return datetime.strptime(mark, DATE_FMT).replace(tzinfo=UTC)
+        return datetime.strptime(mark, DATETIME_FORMAT).replace(tzinfo=UTC)
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
@@ -362,7 +363,7 @@ class _Marks:
     def scan_started(self, server_time: datetime | None) -> None:
         if self.started is None:
             when = server_time or datetime.now(UTC)
-            self.started = when.astimezone(UTC).strftime(DATE_FMT)
+            self.started = when.astimezone(UTC).strftime(DATETIME_FORMAT)
 
     def add(self, records: list[dict[str, Any]]) -> None:
         if self.field is None:
@@ -401,7 +402,7 @@ def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
 
 
 def _utc_now() -> str:
-    return datetime.now(UTC).strftime(DATE_FMT)
+    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 async def extract_objects(

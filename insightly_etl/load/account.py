@@ -44,7 +44,7 @@ def _index(rows: list[dict[str, Any]], id_field: str, by: str) -> LookupIndex:
 
 async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFacts:
     obj = OBJECTS[mapping.object]
-    before = client.stats.sent
+    meter = client.meter()
     definitions: list[dict[str, Any]] = []
     if obj.has_custom_fields:
         try:
@@ -62,7 +62,7 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
                 {tobj.id_field: r.get(tobj.id_field), by: _field_value(r, by)} for r in page.records
             )
         lookups[(target, by)] = _index(rows, tobj.id_field, by)
-    return AccountFacts(definitions, lookups, client.stats.sent - before)
+    return AccountFacts(definitions, lookups, meter.requests)
 
 
 def _field_value(record: dict[str, Any], name: str) -> Any:

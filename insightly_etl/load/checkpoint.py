@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from insightly_etl.errors import CheckpointError, CheckpointInUse
+from insightly_etl.files import DATETIME_FORMAT
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +76,6 @@ CREATE TABLE IF NOT EXISTS runs (
     sent_minutes TEXT  -- JSON {"yyyy-mm-dd HH:MM": n}: for the rolling 24-hour quota window
 );
 """
-FINAL = ("done", "rejected", "duplicate", "skipped")
 
 
 def sha256_file(path: Path) -> str:
@@ -92,7 +92,7 @@ def mapping_fingerprint(mapping_file: Path | None, object_name: str) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from insightly_etl.errors import (
     OutcomeUnknown,
     QuotaError,
 )
+from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.plan import (
     Plan,
@@ -55,7 +56,7 @@ def server_now(client: InsightlyClient) -> datetime:
 
 
 def fmt(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return when.astimezone(UTC).strftime(DATETIME_FORMAT)
 
 
 def iso(when: datetime) -> str:
@@ -174,7 +175,7 @@ class Executor:
                 self.checkpoint.failed(p.row, exc.status, exc.message)
                 self.progress.advance(1)
                 return
-            self._finish(p, record)
+            self.finish(p, record)
             return
         self.checkpoint.failed(
             p.row, None, "the outcome stayed unknown after reconciling; run again to retry"
@@ -201,7 +202,7 @@ class Executor:
             )
         return await self.client.create(self.obj.endpoint, p.payload, before_send=sending)
 
-    def _finish(self, p: PlannedRow, record: Record) -> None:
+    def finish(self, p: PlannedRow, record: Record) -> None:
         rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None
         rid = int(rid) if rid is not None else p.record_id
         update = p.action == "update"
@@ -244,13 +245,13 @@ class Executor:
                 return True
             # nothing left to change: the update went through
             return not self._rediff(p, dict(reply.data), reply.etag, settled_as="update")
-        found = await self._find_created(p)
+        found = await self.find_created(p)
         if found is None:
             return False
-        self._finish(p, found)
+        self.finish(p, found)
         return True
 
-    async def _find_created(self, p: PlannedRow) -> Record | None:
+    async def find_created(self, p: PlannedRow) -> Record | None:
         match = self.planner.result.mapping.match
         if match is not None and p.key is not None and self.obj.searchable:
             params = {"field_name": match.pairs[0][1], "field_value": p.key[0], "top": PAGE_SIZE}
@@ -262,7 +263,7 @@ class Executor:
 
     def _sent_at(self, p: PlannedRow) -> datetime:
         sent = (
-            datetime.strptime(p.sent_at, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            datetime.strptime(p.sent_at, DATETIME_FORMAT).replace(tzinfo=UTC)
             if p.sent_at
             else self.refreshed_at
         )

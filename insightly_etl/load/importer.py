@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insightly_etl.api.accounting import frees_up
-from insightly_etl.api.client import InsightlyClient
+from insightly_etl.api.client import InsightlyClient, RequestMeter
 from insightly_etl.errors import Halted, QuotaError
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
@@ -203,11 +203,11 @@ async def _run(
     progress: Progress,
     announce: Callable[[QuotaPlan], None] | None,
 ) -> ImportResult:
-    start_requests = client.stats.sent
+    meter = client.meter()
     try:
         facts = await facts_from_api(client, mapping)
     except (QuotaError, Halted) as exc:
-        return _stopped_early(client, options, table, None, checkpoint, start_requests, exc)
+        return _stopped_early(client, options, table, None, checkpoint, meter, exc)
     validation = validate_table(table, mapping, facts)
     states = checkpoint.states()
     rejected = [int(r) for r in validation.rejected_rows if states[int(r)].state != "done"]
@@ -252,7 +252,7 @@ async def _run(
         known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
         plan = await planner.plan(todo, table.lines, all_valid_rows=valid, known_ids=known_ids)
     except (QuotaError, Halted) as exc:
-        return _stopped_early(client, options, table, validation, checkpoint, start_requests, exc)
+        return _stopped_early(client, options, table, validation, checkpoint, meter, exc)
     _record_plan(checkpoint, plan, states)
     quota_plan = _quota_plan(client, plan, options, states)
     if announce:
@@ -262,7 +262,7 @@ async def _run(
     if not options.dry_run:
         executor.plan = plan
         outcome = await executor.run()
-    requests = client.stats.sent - start_requests
+    requests = meter.requests
     checkpoint.finish_run(
         requests,
         "dry-run" if options.dry_run else outcome.stopped or "finished",
@@ -300,10 +300,10 @@ def _stopped_early(
     table: SourceTable,
     validation: ValidationResult | None,
     checkpoint: Checkpoint,
-    start_requests: int,
+    meter: RequestMeter,
     exc: QuotaError | Halted,
 ) -> ImportResult:
-    requests = client.stats.sent - start_requests
+    requests = meter.requests
     stopped = "interrupted" if isinstance(exc, Halted) else "quota"
     checkpoint.finish_run(requests, stopped, dict(client.stats.sent_minutes))
     files = (
@@ -351,9 +351,9 @@ async def _reconcile_earlier_creates(
         p = PlannedRow(
             r, states[r].line, "create", states[r].payload or {}, None, sent_at=states[r].sent_at
         )
-        record = await executor._find_created(p)
+        record = await executor.find_created(p)
         if record is not None:
-            executor._finish(p, record)
+            executor.finish(p, record)
             found_rows.add(r)
     return [r for r in todo if r not in found_rows]
 

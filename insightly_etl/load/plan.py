@@ -319,7 +319,7 @@ class Planner:
     ) -> Plan:
         """`known_ids`: rows whose record an earlier run created or updated (row -> id); without
         a match key that id is how an edited row finds its record again."""
-        before = self.client.stats.sent
+        meter = self.client.meter()
         mapping = self.result.mapping
         keys = row_keys(self.result)
         plan = Plan(rows=[])
@@ -395,7 +395,7 @@ class Planner:
                             r, lines[r], "create", payload, None, None, {}, after, keys[r], parent
                         )
                     )
-        plan.requests = self.client.stats.sent - before
+        plan.requests = meter.requests
         return plan
 
     def _settle_duplicates(

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
-from insightly_etl.files import to_csv_column, unescape_frame
+from insightly_etl.files import DATETIME_FORMAT, to_csv_column, unescape_frame
 
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -399,7 +399,7 @@ def _cell_text(value: object) -> str:
         return (
             value.strftime("%Y-%m-%d")
             if value.time() == time(0)
-            else value.strftime("%Y-%m-%d %H:%M:%S")
+            else value.strftime(DATETIME_FORMAT)
         )
     if isinstance(value, date):
         return value.isoformat()

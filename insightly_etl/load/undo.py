@@ -201,7 +201,7 @@ async def _undo(
             hint="Run the import once more (the same command) to settle them, then undo.",
         )
     obj = OBJECTS[object_name]
-    start = client.stats.sent
+    meter = client.meter()
     facts = await facts_from_api(client, read_mapping(None, object_name=object_name))
     specs = field_specs(obj, facts.definitions)
     finished = {r for r, s in checkpoint.undo_states().items() if s in FINAL}
@@ -254,7 +254,7 @@ async def _undo(
         written = write_csv(report.sort_values(["line", "field"]), target)
     return UndoResult(
         undo.counts,
-        client.stats.sent - start,
+        meter.requests,
         dry_run=dry_run,
         stopped=stop,
         stop_reason=reason,

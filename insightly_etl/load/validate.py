@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from insightly_etl.api.registry import OBJECTS, ObjectType
 from insightly_etl.errors import InputError
+from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -445,7 +446,7 @@ def _parse_dates(s: pd.Series, rule: ColumnRule, date_only: bool) -> pd.Series:
         zoned = pd.to_datetime(
             s[aware], format=rule.date_format or "ISO8601", errors="coerce", utc=True
         )
-        out[aware] = zoned.dt.strftime("%Y-%m-%d %H:%M:%S")
+        out[aware] = zoned.dt.strftime(DATETIME_FORMAT)
     return out
 
 

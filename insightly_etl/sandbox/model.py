@@ -82,18 +82,6 @@ _CATEGORY_OF = {
     "Tasks": "TaskCategories",
 }
 
-CUSTOM_FIELD_TYPES = (
-    "TEXT",
-    "MULTILINETEXT",
-    "DROPDOWN",
-    "MULTISELECT",
-    "BIT",
-    "DATE",
-    "DATETIME",
-    "NUMERIC",
-    "PERCENT",
-    "AUTONUMBER",
-)
 _CUSTOM_MAX_LENGTH = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, reference §3
 
 
