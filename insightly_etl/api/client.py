@@ -6,9 +6,11 @@
             ...
         record = await client.create("Contacts", {"FIRST_NAME": "Ada"})
 
-A request goes through small layers: budget check → in-flight slot → pacing slot → send →
-decide (`retry.py`) → retry or raise. Callers get plain data (`Reply`, dicts); httpx stays
-inside `api/`. The API key lives in `httpx.BasicAuth` and a `Secret`; it is never logged.
+A request goes through small layers: in-flight slot → halt / budget / quota / reserve check →
+pacing slot → `before_send` (the caller records "sent") → send, bounded by a deadline and a
+size cap (`_receive`) → decide (`retry.py`) → retry or raise. Callers get plain data (`Reply`,
+dicts); httpx stays inside `api/`. The API key lives in `httpx.BasicAuth` and a `Secret`; it is
+never logged, and any echo of it in a server's text is redacted (`config.redact`).
 """
 
 from __future__ import annotations

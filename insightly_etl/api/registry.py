@@ -187,3 +187,12 @@ def custom_field_metadata_fields() -> list[dict[str, Any]]:
 def nested_schema(name: str) -> list[dict[str, Any]]:
     fields: list[dict[str, Any]] = load_reference()["nested"][name]["fields"]
     return fields
+
+
+def custom_values(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's custom fields as {FIELD_NAME: FIELD_VALUE} (they travel as a list of pairs)."""
+    return {
+        str(c.get("FIELD_NAME")): c.get("FIELD_VALUE")
+        for c in record.get("CUSTOMFIELDS") or ()
+        if isinstance(c, dict)
+    }

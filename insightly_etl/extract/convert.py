@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightly_etl.api.registry import custom_values
 from insightly_etl.extract.schema import META_SOURCE, TIMESTAMP
 from insightly_etl.files import DATETIME_FORMAT
 
@@ -66,10 +67,7 @@ class PageConverter:
         records = self._keyed(records)
         columns = dict(zip(self._wire.names, self._standard_columns(records), strict=True))
         if self._custom:
-            values = [
-                {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in r.get("CUSTOMFIELDS") or ()}
-                for r in records
-            ]
+            values = [custom_values(r) for r in records]
             for name in self._custom:
                 columns[name] = self._column(self.schema.field(name), [v.get(name) for v in values])
         return pa.RecordBatch.from_arrays(

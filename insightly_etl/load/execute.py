@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
@@ -65,7 +65,7 @@ def iso(when: datetime) -> str:
 
 def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
     """Does an existing record carry everything a create sent? (standard and custom fields)"""
-    custom = {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in record.get("CUSTOMFIELDS") or ()}
+    custom = custom_values(record)
     for name, value in payload.items():
         if name == "CUSTOMFIELDS":
             if any(str(custom.get(c["FIELD_NAME"])) != str(c["FIELD_VALUE"]) for c in value):

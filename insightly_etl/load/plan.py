@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values
 from insightly_etl.errors import NotFoundError
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -82,10 +82,6 @@ class Plan:
 
 
 # ---------------------------------------------------------------- values
-
-
-def custom_values(record: Record) -> dict[str, Any]:
-    return {c.get("FIELD_NAME"): c.get("FIELD_VALUE") for c in record.get("CUSTOMFIELDS") or ()}
 
 
 def current_value(record: Record, spec: FieldSpec) -> Any:
