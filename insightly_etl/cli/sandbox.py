@@ -31,6 +31,16 @@ def _parse_generate(value: str | None) -> dict[str, int]:
     return result
 
 
+def exposure_warning(host: str) -> str | None:
+    """The sandbox's admin routes have no key: say so when it listens beyond loopback."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return (
+        f"Warning: listening on {host}: anyone who can reach this machine can use the "
+        "sandbox, and its admin routes (/_sandbox/…: every record, reset-quota) have no key."
+    )
+
+
 def _snake(endpoint: str) -> str:
     return {"Product": "products", "Pricebook": "pricebooks", "Quotation": "quotations"}.get(
         endpoint, endpoint.lower()
@@ -201,12 +211,9 @@ def sandbox(
         writes=writes,
         deny=frozenset(d.strip() for d in deny.split(",") if d.strip()),
     )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(
-            f"Warning: listening on {host}: anyone who can reach this machine can use the "
-            "sandbox, and its admin routes (/_sandbox/…: every record, reset-quota) have no key.",
-            err=True,
-        )
+    warning = exposure_warning(host)
+    if warning:
+        click.echo(warning, err=True)
     click.echo(
         f"Insightly sandbox on http://{host}:{port}/v3.1/ (API key: "
         + ("sandbox)" if api_key == "sandbox" else "the one given by --api-key)"),

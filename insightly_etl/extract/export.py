@@ -131,6 +131,10 @@ class Exporter:
                 "--incremental and --since merge into Parquet files",
                 hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
             )
+        if opts.out_dir.exists() and not opts.out_dir.is_dir():
+            raise InputError(
+                f"{opts.out_dir}: not a directory", hint="--out names the directory for the files."
+            )
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(opts.out_dir)
         started = time.monotonic()

@@ -60,7 +60,7 @@ class ParquetTableWriter:
     def commit(self) -> None:
         self._flush()
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
@@ -83,11 +83,21 @@ class CsvTableWriter:
 
     def commit(self) -> None:
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        _publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename into place; if that fails (a directory in the way, a read-only target), the
+    partial file goes too: nothing half-made is left behind."""
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def open_writer(path: Path, schema: pa.Schema, fmt: str) -> TableWriter:

@@ -138,3 +138,36 @@ def test_export_summary_counts_in_words(make_sandbox, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Exported 1 object type, " in result.stderr
     assert (tmp_path / "out" / "organisations.parquet").exists()
+
+
+def test_an_export_whose_file_cannot_be_put_in_place_leaves_no_partial(
+    make_sandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "organisations.parquet").mkdir(parents=True)  # a directory where the file goes
+    result = run(make_sandbox(), "export", "organisations", "--out", str(out), "--quiet")
+    assert result.exit_code == 74, result.output
+    assert result.stderr.splitlines()[-1].startswith("Error: ")
+    assert "organisations.parquet" in result.stderr.splitlines()[-1]
+    assert [p.name for p in out.iterdir()] == ["organisations.parquet"]  # no .partial left
+
+
+def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
+    make_sandbox, tmp_path: Path
+) -> None:
+    result = run(make_sandbox(), "export", "organisations", "--out", "/dev/null", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: /dev/null: not a directory",
+        "Hint: --out names the directory for the files.",
+    ]
+
+
+def test_the_sandbox_warns_when_it_listens_beyond_loopback() -> None:
+    from insightly_etl.cli.sandbox import exposure_warning
+
+    assert exposure_warning("127.0.0.1") is None and exposure_warning("localhost") is None
+    assert exposure_warning("0.0.0.0") == (
+        "Warning: listening on 0.0.0.0: anyone who can reach this machine can use the sandbox, "
+        "and its admin routes (/_sandbox/…: every record, reset-quota) have no key."
+    )
