@@ -558,3 +558,27 @@ async def test_a_huge_retry_after_is_clamped_capped_in_total_and_announced(
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         "GET Contacts: the server asks to wait 120s (Retry-After: 999999.0); waiting"
     ]
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (
+            httpx.Response(302, headers={"Location": "https://login.example/sso"}),
+            "POST Contacts, HTTP 302: the server redirected to https://login.example/sso: the API "
+            "is not at this URL",
+        ),
+        (
+            httpx.Response(200, json=["not", "a", "record"]),
+            "POST Contacts, HTTP 200: the answer to a write is not a record (a JSON object) but list",
+        ),
+    ],
+    ids=["redirect", "list"],
+)
+async def test_a_write_answered_with_a_redirect_or_no_record_is_a_clear_error(
+    response: httpx.Response, message: str
+) -> None:
+    async with mock_client(lambda r: response) as client:
+        with pytest.raises(ApiError) as info:
+            await client.create("Contacts", {"FIRST_NAME": "a"})
+    assert str(info.value) == message

@@ -628,3 +628,39 @@ async def test_results_files_escape_cells_a_spreadsheet_would_run(
     for text in (errors, rejects):
         assert '\'=HYPERLINK(""http://evil.example"")' in text and ",'=1+2" in text
         assert ",=" not in text and '"=' not in text
+
+
+class AnswersWritesWithAList(httpx.AsyncBaseTransport):
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json=[], headers={"X-RateLimit-Remaining": "100"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_write_answered_with_no_record_fails_its_row_never_left_in_flight(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "w.csv", "Name,Email\nAda,ada@list.example\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=AnswersWritesWithAList(sb),
+        rate=1000,
+    )
+    async with client:
+        result = await load_file(
+            client,
+            ImportOptions(file=file, mapping_file=mapping),
+            read_table(file),
+            read_mapping(mapping),
+        )
+    assert (result.counts["failed"], result.counts["left"], result.exit_code) == (1, 0, 1)
+    cp = Checkpoint.read_only(tmp_path / "w.csv.checkpoint.sqlite")
+    [state] = cp.states().values()
+    cp.close()
+    assert (state.state, state.status) == ("failed", 200)
+    assert state.message == "the answer to a write is not a record (a JSON object) but list"
