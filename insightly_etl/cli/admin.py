@@ -14,6 +14,7 @@ from insightly_etl.cli.common import (
     Context,
     api_options,
     main,
+    results_option,
     run_with_api,
     stop_on_signals,
 )
@@ -26,12 +27,7 @@ from insightly_etl.cli.common import (
     is_flag=True,
     help="Read only: list in NAME.undo.csv what undo would delete, restore or leave alone.",
 )
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where NAME.undo.csv goes  [default: beside CHECKPOINT]",
-)
+@results_option("NAME.undo.csv goes  [default: beside CHECKPOINT]")
 @api_options
 @click.pass_obj
 def undo(

@@ -316,6 +316,29 @@ def mapping_options(func: F) -> F:
     )(func)
 
 
+def choice_option(
+    name: str, choices: list[str], help_text: str, dest: str | None = None
+) -> Callable[[F], F]:
+    """`--name` taking one of `choices`, the first being the default."""
+    return click.option(
+        *([name, dest] if dest else [name]),
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help_text,
+    )
+
+
+def results_option(default: str) -> Callable[[F], F]:
+    """`--results DIR`: where a command's result files go."""
+    return click.option(
+        "--results",
+        "results_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"Where {default}",
+    )
+
+
 def fields_from_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--fields-from",

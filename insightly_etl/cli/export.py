@@ -11,6 +11,7 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     api_options,
+    choice_option,
     echo_accounting,
     main,
     plural,
@@ -28,14 +29,7 @@ from insightly_etl.cli.common import (
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the files and _manifest.json.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["parquet", "csv"]),
-    default="parquet",
-    show_default=True,
-    help="File format.",
-)
+@choice_option("--format", ["parquet", "csv"], "File format.", dest="fmt")
 @click.option(
     "--incremental",
     is_flag=True,

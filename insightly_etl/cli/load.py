@@ -14,6 +14,7 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     api_options,
+    choice_option,
     echo_accounting,
     fields_from_option,
     file_options,
@@ -21,6 +22,7 @@ from insightly_etl.cli.common import (
     mapping_options,
     plural,
     progress,
+    results_option,
     run_with_api,
     stop_on_signals,
 )
@@ -210,12 +212,7 @@ def _print_quota_plan(plan: Any) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The resumable state of this import  [default: FILE.checkpoint.sqlite]",
 )
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]",
-)
+@results_option("NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -228,12 +225,10 @@ def _print_quota_plan(plan: Any) -> None:
     type=click.IntRange(1, 10_000),
     help="Rows per batch (a batch with updates first re-reads what changed since planning).",
 )
-@click.option(
+@choice_option(
     "--on-match",
-    type=click.Choice(["update", "skip", "error"]),
-    default="update",
-    show_default=True,
-    help="What to do with a row whose match key finds an existing record.",
+    ["update", "skip", "error"],
+    "What to do with a row whose match key finds an existing record.",
 )
 @click.option(
     "--create-missing/--no-create-missing",
@@ -246,20 +241,16 @@ def _print_quota_plan(plan: Any) -> None:
     is_flag=True,
     help="Without a match key: skip rows Insightly's own importer would call duplicates of existing records.",
 )
-@click.option(
+@choice_option(
     "--on-duplicate",
-    type=click.Choice(["error", "first", "last"]),
-    default="error",
-    show_default=True,
-    help="Rows of the file sharing a match key with different values: send none and report the "
+    ["error", "first", "last"],
+    "Rows of the file sharing a match key with different values: send none and report the "
     "group (error), or send the first or the last of them. Identical rows are sent once.",
 )
-@click.option(
+@choice_option(
     "--on-conflict",
-    type=click.Choice(["skip", "overwrite"]),
-    default="skip",
-    show_default=True,
-    help="A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
+    ["skip", "overwrite"],
+    "A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
     "since: leave the record alone and report the conflict (skip), or overwrite it.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from insightly_etl.cli.common import default_seed_dir, main
+from insightly_etl.cli.common import choice_option, default_seed_dir, main
 
 
 def _parse_generate(value: str | None) -> dict[str, int]:
@@ -113,12 +113,10 @@ def _snake(endpoint: str) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Persist the account in this SQLite file across restarts.",
 )
-@click.option(
+@choice_option(
     "--if-match-status",
-    type=click.Choice(["412", "400"]),
-    default="412",
-    show_default=True,
-    help="Status for a stale If-Match ETag.",
+    ["412", "400"],
+    "Status for a stale If-Match ETag.",
 )
 @click.option(
     "--retry-after",
@@ -126,19 +124,15 @@ def _snake(endpoint: str) -> str:
     default=None,
     help="Send Retry-After: N on burst 429s (the real API is not known to).",
 )
-@click.option(
+@choice_option(
     "--put-customfields",
-    type=click.Choice(["merge", "replace"]),
-    default="merge",
-    show_default=True,
-    help="Whether a PUT keeps (merge) or erases (replace) the custom fields it leaves out.",
+    ["merge", "replace"],
+    "Whether a PUT keeps (merge) or erases (replace) the custom fields it leaves out.",
 )
-@click.option(
+@choice_option(
     "--quota-window",
-    type=click.Choice(["rolling", "calendar"]),
-    default="rolling",
-    show_default=True,
-    help="rolling: a request counts for 24 hours after it was made (Insightly's reference); calendar: the count resets at UTC midnight.",
+    ["rolling", "calendar"],
+    "rolling: a request counts for 24 hours after it was made (Insightly's reference); calendar: the count resets at UTC midnight.",
 )
 @click.option(
     "--burst",
@@ -152,12 +146,10 @@ def _snake(endpoint: str) -> str:
     default=None,
     help="Requests in flight per key beyond this get 429 (a tap's authors saw this live)  [default: unlimited]",
 )
-@click.option(
+@choice_option(
     "--writes",
-    type=click.Choice(["lenient", "strict"]),
-    default="lenient",
-    show_default=True,
-    help="lenient: read-only fields in a body are ignored and ISO dates taken, as live evidence says; strict: both refused with 400.",
+    ["lenient", "strict"],
+    "lenient: read-only fields in a body are ignored and ISO dates taken, as live evidence says; strict: both refused with 400.",
 )
 @click.option(
     "--deny",
