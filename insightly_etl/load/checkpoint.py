@@ -224,6 +224,8 @@ class Checkpoint:
             self.db.execute("ALTER TABLE rows ADD COLUMN digest TEXT")
         if "created" not in columns:  # 1: an earlier run created this row's record
             self.db.execute("ALTER TABLE rows ADD COLUMN created INTEGER")
+        if "stamp" not in columns:  # the record's DATE_UPDATED_UTC in the answer to our write
+            self.db.execute("ALTER TABLE rows ADD COLUMN stamp TEXT")
         runs = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
         if "sent_minutes" not in runs:
             self.db.execute("ALTER TABLE runs ADD COLUMN sent_minutes TEXT")
@@ -551,15 +553,17 @@ class Checkpoint:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
         message: str | None = None,
+        stamp: str | None = None,
     ) -> None:
         """Done; an update keeps each changed field's value before and the value written.
-        `message`: what of the write Insightly did not apply, if anything."""
+        `message`: what of the write Insightly did not apply, if anything. `stamp`: the
+        record's DATE_UPDATED_UTC as our write left it (undo: was it changed since?)."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE rows SET state='done', action=?, record_id=?, status=NULL, message=?,"
-                " updated_utc=?, run=?, created=CASE WHEN ?='create' THEN 1 ELSE created END"
-                " WHERE row=?",
-                (action, record_id, message, utc_now(), self.run, action, row),
+                " updated_utc=?, run=?, created=CASE WHEN ?='create' THEN 1 ELSE created END,"
+                " stamp=COALESCE(?, stamp) WHERE row=?",
+                (action, record_id, message, utc_now(), self.run, action, stamp, row),
             )
             if before and record_id is not None:
                 db.executemany(
@@ -621,13 +625,13 @@ class Checkpoint:
             out.setdefault(row, []).append(change)
         return out
 
-    def created_rows(self) -> list[tuple[int, int, int, dict[str, Any] | None]]:
-        """(row, line, record id, last body sent) of every record the import created."""
+    def created_rows(self) -> list[tuple[int, int, int, dict[str, Any] | None, str | None]]:
+        """(row, line, record id, last body sent, stamp) of every record the import created."""
         cur = self.db.execute(
-            "SELECT row, line, record_id, payload FROM rows"
+            "SELECT row, line, record_id, payload, stamp FROM rows"
             " WHERE created=1 AND record_id IS NOT NULL ORDER BY row"
         )
-        return [(r, line, rid, json.loads(p) if p else None) for r, line, rid, p in cur]
+        return [(r, line, rid, json.loads(p) if p else None, st) for r, line, rid, p, st in cur]
 
     def unsettled(self) -> int:
         """Rows whose write may or may not have happened."""

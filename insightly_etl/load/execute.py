@@ -15,6 +15,7 @@ write that certainly did not happen is sent again.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,9 +82,22 @@ def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
                     return False
             except (TypeError, ValueError):
                 return False
-        elif str(record.get(name))[:19] != str(value)[:19]:
+        elif not _same_text(record.get(name), value):
             return False
     return True
+
+
+_DATETIME_TEXT = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d)?)?")
+
+
+def _same_text(stored: Any, sent: Any) -> bool:
+    """Exactly equal — except date-times, which the server may give with seconds or a time
+    added (`1990-02-03` sent, `1990-02-03 00:00:00` stored): those by the first 19 characters."""
+    a, b = "" if stored is None else str(stored), "" if sent is None else str(sent)
+    if _DATETIME_TEXT.match(a) and _DATETIME_TEXT.match(b):
+        full = lambda t: (t.replace("T", " ") + " 00:00:00"[len(t) - 10 :])[:19]  # noqa: E731
+        return full(a) == full(b)
+    return a == b
 
 
 class Executor:
@@ -213,6 +227,7 @@ class Executor:
             p.before if update else None,
             p.after if update else None,
             message=self._not_applied(p, record),
+            stamp=record.get("DATE_UPDATED_UTC") if isinstance(record, dict) else None,
         )
         if rid is not None and isinstance(record, dict):
             self.planner.records[rid] = record

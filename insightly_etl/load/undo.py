@@ -73,6 +73,7 @@ class _Job:
     record_id: int
     created: bool
     payload: dict[str, Any] | None = None  # created: the last body sent
+    stamp: str | None = None  # created: DATE_UPDATED_UTC as our last write left the record
     changes: list[FieldChange] = field(default_factory=list)  # updated: fields changed
 
 
@@ -126,6 +127,13 @@ class _Undo:
             await self._restore(job, record)
 
     async def _delete(self, job: _Job, record: Record) -> None:
+        now = record.get("DATE_UPDATED_UTC")
+        if job.stamp and now and str(now) > job.stamp:
+            self._note(job, "conflict", "(record)", None, f"updated {job.stamp}", f"updated {now}")
+            self._finish(
+                job, "conflict", f"changed in Insightly at {now}, after the import; not deleted"
+            )
+            return
         if job.payload and not payload_matches(record, job.payload):
             self._note(job, "conflict", "(record)", None, "created by the import", "changed since")
             self._finish(job, "conflict", "changed since the import created it; not deleted")
@@ -207,13 +215,15 @@ async def _undo(
     finished = {r for r, s in checkpoint.undo_states().items() if s in FINAL}
     lines = {r: s.line for r, s in checkpoint.states().items()}
     jobs: dict[int, _Job] = {
-        row: _Job(row, line, rid, True, payload)
-        for row, line, rid, payload in checkpoint.created_rows()
+        row: _Job(row, line, rid, True, payload, stamp)
+        for row, line, rid, payload, stamp in checkpoint.created_rows()
         if row not in finished
     }
     for row, changes in checkpoint.changes().items():
         if row not in finished and row not in jobs:  # a created record is deleted, not restored
-            jobs[row] = _Job(row, lines.get(row, 0), changes[0].record_id, False, None, changes)
+            jobs[row] = _Job(
+                row, lines.get(row, 0), changes[0].record_id, False, None, None, changes
+            )
     undo = _Undo(client, checkpoint, obj, specs, dry_run)
     ordered = sorted(jobs.values(), key=lambda j: j.row)
     stopped: list[tuple[str, str | None, str | None]] = []

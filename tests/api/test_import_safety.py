@@ -492,3 +492,39 @@ async def test_a_quota_stop_says_when_the_rolling_window_frees_enough(
     assert match, result.quota_frees
     at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     assert timedelta(hours=24) <= at - datetime.now(UTC) <= timedelta(hours=24, minutes=2)
+
+
+async def test_undo_leaves_a_created_record_that_someone_edited_since(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    clock = {"now": datetime(2026, 11, 23, 9, 0, tzinfo=UTC)}
+    sb = make_sandbox(now=lambda: clock["now"])
+    file = write(tmp_path, "e.csv", "Name,Email\nAda,ada@edit.example\nBob,bob@edit.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    ada = next(
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"] == "ada@edit.example"
+    )
+    clock["now"] += timedelta(minutes=5)  # later, someone adds to Ada's record by hand
+    async with asgi_client(sb) as http:
+        await http.put(
+            "Contacts", json={"CONTACT_ID": ada["CONTACT_ID"], "BACKGROUND": "Met in Berlin"}
+        )
+    undone = await run_undo(sb, tmp_path / "e.csv.checkpoint.sqlite")
+    assert (undone.counts["deleted"], undone.counts["conflict"]) == (1, 1)
+    assert record(sb, ada["CONTACT_ID"])["BACKGROUND"] == "Met in Berlin"  # still there
+
+
+def test_reconciliation_never_takes_a_record_that_differs_after_19_characters() -> None:
+    from insightly_etl.load.execute import payload_matches
+
+    sent = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.com"}
+    other = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.co.uk"}
+    assert payload_matches(other, sent) is False
+    assert payload_matches(dict(sent), sent) is True
+    assert payload_matches(
+        {"DATE_OF_BIRTH": "1990-02-03 00:00:00"}, {"DATE_OF_BIRTH": "1990-02-03"}
+    )
