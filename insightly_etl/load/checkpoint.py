@@ -33,6 +33,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +173,29 @@ class RowState:
     attempts: int
 
 
+def _refuse_if_not_ours(path: Path) -> None:
+    """Look, read-only, before writing anything: someone else's SQLite file (or any other
+    file) must not be converted to WAL or given our tables."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file, so not an import checkpoint")
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(
+            f"{path} is not an import checkpoint ({exc})",
+            hint="Name a new file with --checkpoint, or move that one away.",
+        ) from None
+    if tables and not {"meta", "rows", "runs"} <= tables:
+        raise CheckpointError(
+            f"{path} is an SQLite file but not an import checkpoint (no meta/rows/runs tables); "
+            "left as it was",
+            hint="Name a new file with --checkpoint.",
+        )
+
+
 class RunLock:
     """An exclusive, non-blocking lock beside the checkpoint, released by the OS at exit."""
 
@@ -200,7 +224,10 @@ class RunLock:
 class Checkpoint:
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
-        self.lock = RunLock(path) if lock else None
+        _refuse_if_not_ours(path)  # before anything is created beside it
+        # the lock is named after the real file: a symlink or another spelling of the same
+        # path must meet the same lock
+        self.lock = RunLock(path.resolve()) if lock else None
         try:
             self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit tx
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -664,3 +664,28 @@ async def test_a_write_answered_with_no_record_fails_its_row_never_left_in_fligh
     cp.close()
     assert (state.state, state.status) == ("failed", 200)
     assert state.message == "the answer to a write is not a record (a JSON object) but list"
+
+
+def test_someone_elses_sqlite_file_is_refused_and_left_exactly_as_it_was(tmp_path: Path) -> None:
+    other = tmp_path / "app.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+        db.commit()
+    before = other.read_bytes()
+    with pytest.raises(CheckpointError, match="is an SQLite file but not an import checkpoint"):
+        Checkpoint(other)
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]  # no -wal, no .lock
+    with pytest.raises(CheckpointError, match="is not a file"):
+        Checkpoint(Path("/dev/null"))
+    assert not Path("/dev/null.lock").exists()
+
+
+def test_a_symlink_to_a_checkpoint_meets_the_same_lock(tmp_path: Path) -> None:
+    real = tmp_path / "l.csv.checkpoint.sqlite"
+    link = tmp_path / "cp_link.sqlite"
+    held = Checkpoint(real)
+    link.symlink_to(real.name)
+    with pytest.raises(CheckpointInUse):
+        Checkpoint(link)
+    held.close()
