@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightly_etl.config import redact
+
 PARTIAL_SUFFIX = ".partial"
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
-FORMULA_START = r"^[=+\-@\t\r]"
-ESCAPED_FORMULA = r"^'(?=[=+\-@\t\r])"
+# A cell a spreadsheet runs: starts with = + - @ tab CR — or is already one apostrophe-escaped
+# (`'=1`), so that a value which really begins with `'=` survives the round trip (`''=1`).
+FORMULA_START = r"^'*[=+\-@\t\r]"
+ESCAPED_FORMULA = r"^'(?='*[=+\-@\t\r])"
+_RISKY = re.compile(FORMULA_START)
 
 
 # ---------------------------------------------------------------- whole or not at all
@@ -66,18 +72,19 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as formulas; numbers and other types unchanged."""
+    """A copy whose text cells and headers cannot run as formulas, and that holds no known
+    API key; numbers and other types unchanged."""
     out = frame.copy()
     for name in out.columns:
         column = out[name]
         if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
-            text = column.map(lambda v: f"'{v}" if isinstance(v, str) and _is_formula(v) else v)
-            out[name] = text
+            out[name] = column.map(lambda v: escape_text(redact(v)) if isinstance(v, str) else v)
+    out.columns = [escape_text(str(c)) for c in out.columns]
     return out
 
 
-def _is_formula(value: str) -> bool:
-    return bool(value) and value[0] in "=+-@\t\r"
+def escape_text(value: str) -> str:
+    return f"'{value}" if _RISKY.match(value) else value
 
 
 def escape_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -91,7 +98,8 @@ def escape_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 
 
 def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Undo `escape_*` on a file read back: `'=1+2` is the text `=1+2`."""
+    """Undo `escape_*` on a file read back: `'=1+2` is the text `=1+2` (headers too)."""
+    frame.columns = [re.sub(ESCAPED_FORMULA, "", str(c)) for c in frame.columns]
     for name in frame.columns:
         column = frame[name]
         if column.str.startswith("'").any():
@@ -103,10 +111,15 @@ def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_schema(schema: pa.Schema) -> pa.Schema:
-    """The same column names; lists and timestamps become text."""
+    """The same column names (escaped where a spreadsheet would run them: a custom field's
+    name comes from the server); lists and timestamps become text."""
     return pa.schema(
         [
-            pa.field(f.name, pa.string() if _needs_text(f.type) else f.type, metadata=f.metadata)
+            pa.field(
+                escape_text(f.name),
+                pa.string() if _needs_text(f.type) else f.type,
+                metadata=f.metadata,
+            )
             for f in schema
         ]
     )

@@ -92,6 +92,15 @@ def _verbosity(ctx: click.Context) -> int:
 # ---------------------------------------------------------------- global options
 
 
+class RedactingFilter(logging.Filter):
+    """Every log line, ours or a library's (httpcore logs raw headers at DEBUG), with any
+    known API key blanked out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
 def _configure_logging(verbose: int) -> None:
     if verbose:
         logging.basicConfig(
@@ -99,6 +108,9 @@ def _configure_logging(verbose: int) -> None:
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
             force=True,
         )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -166,6 +178,7 @@ def main(ctx: click.Context) -> None:
     obj = ctx.ensure_object(Context)
     if not obj.verbose:  # what the library warns about (a long Retry-After wait) is shown
         logging.basicConfig(level=logging.WARNING, format="Warning: %(message)s")
+        _configure_logging(0)
 
 
 # ---------------------------------------------------------------- talking to the API

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from insightly_etl.config import redact
 from insightly_etl.errors import CheckpointError, CheckpointInUse
 from insightly_etl.files import DATETIME_FORMAT
 
@@ -563,7 +564,7 @@ class Checkpoint:
             " attempts=attempts+1, updated_utc=?, run=?, status=NULL, message=NULL WHERE row=?",
             (
                 action,
-                json.dumps(payload, ensure_ascii=False),
+                redact(json.dumps(payload, ensure_ascii=False)),
                 sent_at,
                 record_id,
                 utc_now(),
@@ -601,9 +602,9 @@ class Checkpoint:
                             row,
                             record_id,
                             f,
-                            json.dumps(v, ensure_ascii=False),
+                            redact(json.dumps(v, ensure_ascii=False)),
                             self.run,
-                            json.dumps((after or {}).get(f), ensure_ascii=False),
+                            redact(json.dumps((after or {}).get(f), ensure_ascii=False)),
                         )
                         for f, v in before.items()
                     ),

@@ -1,0 +1,37 @@
+"""Files we write: formula escaping that round-trips, headers included, no key in them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from insightly_etl.cli.common import RedactingFilter
+from insightly_etl.config import Secret
+from insightly_etl.files import write_csv
+from insightly_etl.load.readers import read_table
+
+VALUES = ["=1+2", "'+44 20 7946 0000", "''=x", "plain", "-5", "@SUM(A1)", "it's"]
+
+
+def test_escaping_round_trips_even_values_that_already_start_with_an_apostrophe(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(pd.DataFrame({"=HYPERLINK(1)": VALUES}), tmp_path / "x.csv")
+    text = path.read_text(encoding="utf-8-sig").splitlines()
+    assert text[0] == "'=HYPERLINK(1)"  # the header too
+    assert text[1:] == ["'=1+2", "''+44 20 7946 0000", "'''=x", "plain", "'-5", "'@SUM(A1)", "it's"]
+    back = read_table(path).frame
+    assert back.columns.tolist() == ["=HYPERLINK(1)"]
+    assert back["=HYPERLINK(1)"].tolist() == VALUES
+
+
+def test_no_known_key_reaches_a_results_file_or_a_log_line(tmp_path: Path) -> None:
+    key = "k3y-for-files-test-5d1e"
+    Secret(key)
+    path = write_csv(pd.DataFrame({"BACKGROUND": [f"echo {key}"]}), tmp_path / "p.csv")
+    assert key not in path.read_text(encoding="utf-8-sig")
+    record = logging.LogRecord("httpcore", logging.DEBUG, "", 0, "headers %s", (f"k={key}",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "headers k=***"
