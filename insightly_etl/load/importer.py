@@ -26,7 +26,7 @@ from insightly_etl.load.checkpoint import (
 )
 from insightly_etl.load.execute import Executor, Outcome, server_now
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import Plan, PlannedRow, Planner
+from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.results import write_results
 from insightly_etl.load.validate import ValidationResult, validate_table
@@ -425,7 +425,7 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
     import pandas as pd
 
     records = [
-        (p.line, p.action, p.record_id, name, p.before.get(name), new)
+        (p.line, p.action, p.record_id, name, display(p.before.get(name)), display(new))
         for p in plan.writes
         for name, new in p.after.items()
     ]
@@ -444,7 +444,11 @@ def plan_examples(plan: Plan, limit: int = 5) -> list[str]:
                 return out
             target = f"update {p.record_id}" if p.action == "update" else "create"
             old = p.before.get(name) if p.action == "update" else None
-            change = f"{_short(old)} -> {_short(new)}" if p.action == "update" else _short(new)
+            change = (
+                f"{_short(display(old))} -> {_short(display(new))}"
+                if p.action == "update"
+                else _short(display(new))
+            )
             out.append(f"line {p.line}: {target} {name} {change}")
     return out
 

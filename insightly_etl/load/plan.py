@@ -88,8 +88,23 @@ def current_value(record: Record, spec: FieldSpec) -> Any:
     if spec.custom:
         return custom_values(record).get(spec.name)
     if spec.kind == TAGS:
-        return ";".join(t.get("TAG_NAME", "") for t in record.get("TAGS") or ())
+        # a tuple of names, never joined: a tag name may itself hold ";" ("Partner; EMEA")
+        return tuple(str(t.get("TAG_NAME", "")) for t in record.get("TAGS") or () if t)
     return record.get(spec.name)
+
+
+def set_parts(value: Any) -> list[str]:
+    """The members of a set value: a record's tags (a tuple) or a file's `a;b` text."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value if v not in (None, "")]
+    return [p for p in str(value).split(";") if p]
+
+
+def display(value: Any) -> Any:
+    """A value as a results file shows it (a set as `a;b`)."""
+    return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 
 def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
@@ -109,7 +124,7 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
     if spec.kind == BOOLEAN:
         return bool(new) == (old if isinstance(old, bool) else str(old).lower() == "true")
     if spec.kind in (MULTISELECT, TAGS):
-        return {p for p in str(new).split(";") if p} == {p for p in str(old).split(";") if p}
+        return set(set_parts(new)) == set(set_parts(old))
     if spec.kind in (DATE, DATETIME):
         return str(new)[:19] == str(old)[:19]
     return str(new) == str(old)
@@ -120,7 +135,7 @@ def wire_value(spec: FieldSpec, value: Any) -> Any:
     if value is None:
         return None
     if spec.kind == TAGS:
-        return [{"TAG_NAME": t} for t in str(value).split(";") if t]
+        return [{"TAG_NAME": t} for t in set_parts(value)]
     return value
 
 
@@ -177,11 +192,12 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _added(old: Any, new: Any) -> str:
-    """A set (`;`-joined) with the new values after the old ones, none twice."""
-    parts = [p for p in str(old or "").split(";") if p]
-    parts += [p for p in str(new).split(";") if p and p not in parts]
-    return ";".join(parts)
+def _added(old: Any, new: Any) -> Any:
+    """The old set with the new values after it, none twice, in the old one's form (a tuple
+    of tag names, or multi-select `a;b` text)."""
+    parts = set_parts(old)
+    parts += [p for p in set_parts(new) if p not in parts]
+    return tuple(parts) if isinstance(old, list | tuple) else ";".join(parts)
 
 
 def update_payload(

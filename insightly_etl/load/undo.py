@@ -40,7 +40,14 @@ from insightly_etl.load.checkpoint import Checkpoint, FieldChange
 from insightly_etl.load.execute import payload_matches
 from insightly_etl.load.fields import FieldSpec, field_specs
 from insightly_etl.load.mapping import read_mapping
-from insightly_etl.load.plan import FieldPolicy, Record, current_value, same_value, update_payload
+from insightly_etl.load.plan import (
+    FieldPolicy,
+    Record,
+    current_value,
+    display,
+    same_value,
+    update_payload,
+)
 
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
 FINAL = ("deleted", "restored", "conflict", "gone", "nothing")
@@ -96,7 +103,7 @@ class _Undo:
         self.settled: set[int] = set()  # rows finished in this run
 
     def _note(self, job: _Job, action: str, name: str = "", *values: Any) -> None:
-        before, written, now = (*values, None, None, None)[:3]
+        before, written, now = (display(v) for v in (*values, None, None, None)[:3])
         self.report.append((job.line, action, job.record_id, name, before, written, now))
 
     def _finish(self, job: _Job, state: str, message: str | None = None) -> None:

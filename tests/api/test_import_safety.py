@@ -528,3 +528,23 @@ def test_reconciliation_never_takes_a_record_that_differs_after_19_characters() 
     assert payload_matches(
         {"DATE_OF_BIRTH": "1990-02-03 00:00:00"}, {"DATE_OF_BIRTH": "1990-02-03"}
     )
+
+
+async def test_merge_add_keeps_a_tag_whose_name_holds_a_semicolon(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    before = await existing(
+        sb,
+        FIRST_NAME="Ada",
+        EMAIL_ADDRESS="ada@semi.example",
+        TAGS=[{"TAG_NAME": "Partner; EMEA"}, {"TAG_NAME": "Key account"}],
+    )
+    file = write(tmp_path, "s.csv", "Name,Email,Tags\nAda,ada@semi.example,VIP\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Tags: {field: TAGS, split: ','}\n")
+    result = await run_import(sb, file, mapping)
+    assert result.counts["updated"] == 1
+    assert tags(record(sb, before["CONTACT_ID"])) == ["Partner; EMEA", "Key account", "VIP"]
+    undone = await run_undo(sb, tmp_path / "s.csv.checkpoint.sqlite")
+    assert undone.counts["restored"] == 1
+    assert tags(record(sb, before["CONTACT_ID"])) == ["Partner; EMEA", "Key account"]
