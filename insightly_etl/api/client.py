@@ -163,6 +163,11 @@ class InsightlyClient:
         )
         return _record(reply, "PUT", endpoint)
 
+    @property
+    def rate_ceiling(self) -> float:
+        """The requests/second this client never exceeds."""
+        return self.limiter.ceiling
+
     def meter(self) -> RequestMeter:
         """Counts the requests sent from now on: `meter.requests`."""
         return RequestMeter(self.stats, self.stats.sent)

@@ -223,7 +223,7 @@ def _print_quota_plan(plan: Any) -> None:
     default=200,
     show_default=True,
     type=click.IntRange(1, 10_000),
-    help="Rows per batch (a batch with updates first re-reads what changed since planning).",
+    help="Rows per batch. Updates go in groups of about 2 s of requests, each preceded by one re-read of what changed since (so a concurrent edit is not written back).",
 )
 @choice_option(
     "--on-match",

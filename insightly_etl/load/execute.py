@@ -100,6 +100,25 @@ def _same_text(stored: Any, sent: Any) -> bool:
     return a == b
 
 
+REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
+
+
+def send_groups(writes: list[PlannedRow], batch_size: int, rate: float) -> list[list[PlannedRow]]:
+    """Batches of `batch_size` writes; a batch with updates is cut into groups of about
+    REFRESH_SECONDS of requests, each re-read just before it is sent: a PUT carries the
+    record's complete custom-field list as read, so the shorter that read is old, the smaller
+    the window in which someone else's edit of another custom field could be written back."""
+    per_refresh = max(5, int(rate * REFRESH_SECONDS))
+    groups: list[list[PlannedRow]] = []
+    for start in range(0, len(writes), batch_size):
+        batch = writes[start : start + batch_size]
+        if any(p.action == "update" for p in batch):
+            groups += [batch[i : i + per_refresh] for i in range(0, len(batch), per_refresh)]
+        else:
+            groups.append(batch)
+    return groups
+
+
 class Executor:
     def __init__(
         self,
@@ -128,10 +147,9 @@ class Executor:
         writes = self.plan.writes
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
         try:
-            for start in range(0, len(writes), self.batch_size):
+            for batch in send_groups(writes, self.batch_size, self.client.rate_ceiling):
                 if self.stop.is_set() or self.outcome.stopped:
                     break
-                batch = writes[start : start + self.batch_size]
                 if any(p.action == "update" for p in batch):
                     await self._refresh(batch)
                 await asyncio.gather(*(self._send(p) for p in batch))

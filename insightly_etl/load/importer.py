@@ -24,7 +24,7 @@ from insightly_etl.load.checkpoint import (
     row_digests,
     sha256_file,
 )
-from insightly_etl.load.execute import Executor, Outcome, server_now
+from insightly_etl.load.execute import Executor, Outcome, send_groups, server_now
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
@@ -385,8 +385,8 @@ def _quota_plan(
     writes = plan.writes
     batches_with_updates = sum(
         1
-        for i in range(0, len(writes), options.batch_size)
-        if any(p.action == "update" for p in writes[i : i + options.batch_size])
+        for group in send_groups(writes, options.batch_size, client.rate_ceiling)
+        if any(p.action == "update" for p in group)
     )
     needed = len(writes) + batches_with_updates
     remaining = client.quota.remaining
@@ -410,7 +410,7 @@ def _quota_plan(
         remaining=remaining,
         reserve=reserve,
         this_run=this_run,
-        seconds=math.ceil(this_run / client.limiter.ceiling) if this_run else 0,
+        seconds=math.ceil(this_run / client.rate_ceiling) if this_run else 0,
         strategy=plan.strategy,
         planning_requests=plan.requests,
         examples=plan_examples(plan),

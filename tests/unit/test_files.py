@@ -35,3 +35,14 @@ def test_no_known_key_reaches_a_results_file_or_a_log_line(tmp_path: Path) -> No
     record = logging.LogRecord("httpcore", logging.DEBUG, "", 0, "headers %s", (f"k={key}",), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "headers k=***"
+
+
+def test_updates_are_sent_in_groups_of_two_seconds_each_reread_first() -> None:
+    from insightly_etl.load.execute import send_groups
+    from insightly_etl.load.plan import PlannedRow
+
+    creates = [PlannedRow(i, i + 2, "create") for i in range(50)]
+    updates = [PlannedRow(i, i + 2, "update") for i in range(50, 95)]
+    groups = send_groups(creates + updates, 200, rate=10)
+    assert [len(g) for g in groups] == [20, 20, 20, 20, 15]  # the batch holds updates
+    assert [len(g) for g in send_groups(creates, 200, rate=10)] == [50]  # creates: one batch
