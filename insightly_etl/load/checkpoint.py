@@ -321,6 +321,7 @@ class Checkpoint:
         source: str,
         digests: list[str],
         lines: list[int],
+        keyed: bool = True,
     ) -> RerunChanges:
         """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
         file and mapping as they are now (see the module docstring)."""
@@ -343,7 +344,7 @@ class Checkpoint:
             )
         changes = RerunChanges()
         if known != file_sha:
-            changes = self._rekey(digests, lines)
+            changes = self._rekey(digests, lines, keyed)
         else:
             self.register(zip(range(len(lines)), lines, digests, strict=True))
         changes.undone = self._forget_undo()
@@ -373,7 +374,7 @@ class Checkpoint:
             db.execute("DELETE FROM undo")
         return len(undone)
 
-    def _rekey(self, digests: list[str], lines: list[int]) -> RerunChanges:
+    def _rekey(self, digests: list[str], lines: list[int], keyed: bool) -> RerunChanges:
         old = self.db.execute(
             "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
         ).fetchall()
@@ -392,17 +393,27 @@ class Checkpoint:
                 carried[i] = unclaimed[digest].pop()
         claimed = set(carried.values())
         by_row = {row: (digest, state, rid, action) for row, digest, state, rid, action in old}
-        edited: dict[int, int] = {}  # new row -> old row at the same place, content changed
-        for i in range(len(digests)):
-            if (
-                i not in carried
-                and i in by_row
-                and i not in claimed
-                and _mostly_same(by_row[i][0], digests[i])
-            ):
-                edited[i] = i
-                claimed.add(i)
+        edited: dict[int, int] = {}  # new row -> the old row it is an edit of
+        fresh = [i for i in range(len(digests)) if i not in carried]
+        for i in fresh:  # the same place first, then any unclaimed row mostly the same
+            candidates = [i] if i in by_row and i not in claimed else []
+            candidates += [r for r in by_row if r not in claimed and r != i]
+            match = next((r for r in candidates if _mostly_same(by_row[r][0], digests[i])), None)
+            if match is not None:
+                edited[i] = match
+                claimed.add(match)
         removed = [row for row in by_row if row not in claimed]
+        new_rows = [i for i in fresh if i not in edited]
+        created_gone = [r for r in removed if by_row[r][1] == "done" and by_row[r][2] is not None]
+        if not keyed and new_rows and created_gone:
+            raise CheckpointError(
+                f"{self.meta('source')} has {len(new_rows):,} new row(s) and lost "
+                f"{len(created_gone):,} row(s) whose records an earlier run wrote; without a "
+                "match key an edit cannot be told from a new record, and sending them could "
+                "create a second record",
+                hint="Add a match key (match: {column: …, field: …}) to the mapping, or put "
+                "the lost rows back, or start a separate import with a new --checkpoint.",
+            )
         unsettled = [
             row
             for row in (*edited.values(), *removed)
@@ -448,9 +459,8 @@ class Checkpoint:
                 " VALUES (?, ?, 'planned', ?, ?)",
                 ((i, lines[i], digests[i], now) for i in range(len(digests))),
             )
-        new_rows = len(digests) - len(carried) - len(edited)
         return RerunChanges(
-            edited=len(edited), new=new_rows, removed=len(removed), file_changed=True
+            edited=len(edited), new=len(new_rows), removed=len(removed), file_changed=True
         )
 
     def _set_meta(self, **values: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from insightly_etl.errors import CheckpointError
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_import import custom, run_import, write
 from tests.conftest import asgi_client, sandbox_client
@@ -198,44 +199,55 @@ async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
     assert plan[1:] == [f"3,update,{bob[0]['CONTACT_ID']},FIRST_NAME,Bob,Robert"]
 
 
-async def test_without_a_match_key_an_edited_row_updates_its_record_and_a_removed_row_is_left_alone(
+async def test_without_a_match_key_an_edited_row_updates_its_record_even_after_an_insertion(
     make_sandbox, tmp_path: Path
 ) -> None:
     sb = make_sandbox()
-    file = write(
-        tmp_path,
-        "p.csv",
-        "Name,Email\nAda,ada@nokey.example\nBob,bob@nokey.example\nCy,cy@nokey.example\n",
-    )
+    file = write(tmp_path, "p.csv", "Name,Email\nAnn,ann@nokey.example\nBob,bob@exmaple.com\n")
     mapping = write(
         tmp_path,
         "m.yaml",
         "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
     await run_import(sb, file, mapping)
-    # row 1 edited, row 3 removed, a new row at the end
-    file.write_text(
-        "Name,Email\nAda,ada2@nokey.example\nBob,bob@nokey.example\nDee,dee@nokey.example\n"
-    )
+    # a row inserted at the top, and Bob's email fixed: every row moved
+    file.write_text("Name,Email\nCy,cy@nokey.example\nAnn,ann@nokey.example\nBob,bob@example.com\n")
     second = await run_import(sb, file, mapping)
     assert second.exit_code == 0, second.counts
-    assert puts_and_posts(sb) == (1, 4)
+    assert puts_and_posts(sb) == (1, 3)  # Bob updated, Cy created: no second Bob
     assert second.since_last_run is not None and second.since_last_run.startswith(
-        "1 row(s) edited, 1 new, 1 removed"
+        "1 row(s) edited, 1 new, 0 removed"
     )
+    ours = {"ann@nokey.example", "bob@exmaple.com", "bob@example.com", "cy@nokey.example"}
     emails = sorted(
         r["EMAIL_ADDRESS"]
         for r in sb.account.collections["Contacts"].records.values()
-        if (r["EMAIL_ADDRESS"] or "").endswith("@nokey.example")
+        if r["EMAIL_ADDRESS"] in ours
     )
-    assert emails == [
-        "ada2@nokey.example",
-        "bob@nokey.example",
-        "cy@nokey.example",
-        "dee@nokey.example",
-    ]
+    assert emails == ["ann@nokey.example", "bob@example.com", "cy@nokey.example"]
     third = await run_import(sb, file, mapping)
-    assert third.since_last_run is None and puts_and_posts(sb) == (1, 4)  # nothing more to do
+    assert third.since_last_run is None and puts_and_posts(sb) == (1, 3)  # nothing more to do
+
+
+async def test_without_a_match_key_new_rows_beside_vanished_ones_are_refused_not_guessed(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    await run_import(sb, file, mapping)
+    # Bob's row rewritten in every cell: an edit of Bob, or Bob gone and Dee new?
+    file.write_text("Name,Email\nAda,ada@guess.example\nDee,dee@guess.example\n")
+    with pytest.raises(CheckpointError) as caught:
+        await run_import(sb, file, mapping)
+    assert str(caught.value).startswith(
+        "p.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote"
+    )
+    assert puts_and_posts(sb) == (0, 2)  # nothing sent
 
 
 async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differences(
