@@ -15,6 +15,7 @@ import io
 import re
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -413,7 +414,7 @@ def _cell_text(value: object) -> str:
 XLSX_MAX_RATIO = 200
 XLSX_RATIO_FLOOR = 50 << 20  # parts smaller than this may compress as they like
 XLSX_MAX_CELL = 32_767
-_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_FORMULA_TAG = re.compile(rb"<(?:[^\s<>:/]+:)?f[\s>/]")
 
 
 def _check_xlsx_parts(path: Path) -> None:
@@ -434,17 +435,24 @@ def _check_xlsx_parts(path: Path) -> None:
 
 
 def _has_formulas(path: Path) -> bool:
-    """Does any sheet's XML hold a formula (`<f>`)? Read in blocks, without parsing."""
+    """Might any part hold a formula (`<f>`, any namespace prefix)? Read in blocks, without
+    parsing; every XML part is looked at (a sheet may live anywhere the workbook's rels say),
+    and a part not in UTF-8 (UTF-16 XML) counts as a maybe. A maybe costs a second, exact
+    pass; a miss would read formulas as empty cells."""
     with zipfile.ZipFile(path) as z:
-        for name in z.namelist():
-            if not name.startswith("xl/worksheets/"):
+        for info in z.infolist():
+            if not info.filename.endswith(".xml") or info.filename.endswith("sharedStrings.xml"):
                 continue
-            with z.open(name) as f:
+            with z.open(info) as f:
                 tail = b""
+                first = True
                 while block := f.read(1 << 20):
+                    if first and (block[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in block[:64]):
+                        return True
+                    first = False
                     if _FORMULA_TAG.search(tail + block):
                         return True
-                    tail = block[-16:]
+                    tail = block[-64:]
     return False
 
 
@@ -468,6 +476,24 @@ def _uncached_formulas(path: Path, sheet: str) -> list[str]:
                 if f_cell.data_type == "f" and v_cell.value is None:
                     found.append(f"{f_cell.coordinate} ({f_cell.value})")
     return found
+
+
+def _rows(path: Path, ws: Any) -> Iterator[tuple[Any, ...]]:
+    """The sheet's rows; a cell openpyxl cannot make sense of is the file's fault, not ours."""
+    rows = ws.iter_rows(values_only=True)
+    number = 0
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(
+                f"{path}: a damaged cell after row {number} ({exc})",
+                hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
+            ) from None
+        number += 1
+        yield values
 
 
 def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
@@ -494,7 +520,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         lines: list[int] = []
         header: list[str] | None = None
         header_line = 0
-        for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+        for number, values in enumerate(_rows(path, ws), start=1):
             cells = [_cell_text(v) for v in values]
             if not any(c.strip() for c in cells):
                 continue

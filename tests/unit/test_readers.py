@@ -350,3 +350,20 @@ def test_a_tab_delimiter_can_be_named(given: str) -> None:
 def test_a_delimiter_of_two_characters_is_refused() -> None:
     with pytest.raises(InputError, match=r"--delimiter ';;': expected one character"):
         read_table(DATA / "tabs.tsv", delimiter=";;")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["formula_elsewhere", "formula_prefix", "formula_utf16"],
+    ids=["sheet-outside-worksheets", "hyphenated-prefix", "utf16-xml"],
+)
+def test_formulas_without_a_value_are_found_wherever_and_however_the_sheet_is_written(
+    name: str,
+) -> None:
+    with pytest.raises(InputError, match=r"1 formula cell\(s\) without a calculated value"):
+        read_table(DATA / f"{name}.xlsx")
+
+
+def test_a_cell_openpyxl_cannot_read_is_an_input_error_not_a_crash() -> None:
+    with pytest.raises(InputError, match=r"badnum.xlsx: a damaged cell after row 1"):
+        read_table(DATA / "badnum.xlsx")
