@@ -513,6 +513,8 @@ def _as_page(data: Any, path: str, top: int = PAGE_SIZE) -> list[dict[str, Any]]
     # not an empty page (reference §7, [PH]). More records than asked for is no paging at all.
     if not isinstance(data, list):
         raise ApiError(f"expected a JSON array from {path}, got {type(data).__name__}", path=path)
+    if not all(isinstance(record, dict) for record in data):
+        raise ApiError(f"{path} answered a list holding something other than records", path=path)
     if len(data) > top:
         raise ApiError(
             f"{path} answered {len(data):,} records to top={top}: not the API's paging",

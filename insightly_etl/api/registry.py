@@ -189,6 +189,17 @@ def nested_schema(name: str) -> list[dict[str, Any]]:
     return fields
 
 
+def record_id(record: dict[str, Any], id_field: str) -> int | None:
+    """A record's id as an integer, or None when the server gave something else."""
+    value = record.get(id_field)
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def custom_values(record: dict[str, Any]) -> dict[str, Any]:
     """A record's custom fields as {FIELD_NAME: FIELD_VALUE} (they travel as a list of pairs)."""
     return {

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import OBJECTS, get_object
-from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
+from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
 from insightly_etl.load.mapping import Mapping
 
 LookupIndex = dict[str, list[int]]  # value as text -> ids of the records that have it
@@ -48,7 +48,12 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
     definitions: list[dict[str, Any]] = []
     if obj.has_custom_fields:
         try:
-            definitions = list((await client.get(f"CustomFields/{obj.endpoint}")).data or [])
+            answer = (await client.get(f"CustomFields/{obj.endpoint}")).data or []
+            if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
+                raise ApiError(
+                    f"CustomFields/{obj.endpoint} did not answer a list of field definitions"
+                )
+            definitions = list(answer)
         except (ForbiddenError, NotFoundError):
             definitions = []
     lookups: dict[tuple[str, str], LookupIndex] = {}

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values
+from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values, record_id
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
@@ -95,9 +95,14 @@ def _same_text(stored: Any, sent: Any) -> bool:
     added (`1990-02-03` sent, `1990-02-03 00:00:00` stored): those by the first 19 characters."""
     a, b = "" if stored is None else str(stored), "" if sent is None else str(sent)
     if _DATETIME_TEXT.match(a) and _DATETIME_TEXT.match(b):
-        full = lambda t: (t.replace("T", " ") + " 00:00:00"[len(t) - 10 :])[:19]  # noqa: E731
-        return full(a) == full(b)
+        return _full_datetime(a) == _full_datetime(b)
     return a == b
+
+
+def _full_datetime(text: str) -> str:
+    """`1990-02-03` / `1990-02-03T10:00` / `1990-02-03 10:00:00Z` -> `1990-02-03 10:00:00`."""
+    text = text.replace("T", " ").removesuffix("Z")
+    return (text + " 00:00:00"[len(text) - 10 :])[:19]
 
 
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
@@ -348,7 +353,11 @@ class Executor:
         """Records changed since planning: re-diff the updates of this batch against them."""
         since = self.refreshed_at - timedelta(seconds=1)
         self.refreshed_at = server_now(self.client)
-        changed = {int(r[self.obj.id_field or ""]): r for r in await self.changed_since(since)}
+        changed = {
+            rid: r
+            for r in await self.changed_since(since)
+            if (rid := record_id(r, self.obj.id_field or "")) is not None
+        }
         for p in batch:
             if p.action == "update" and p.record_id in changed:
                 self._rediff(p, changed[p.record_id], None)  # a list gives no per-record ETag

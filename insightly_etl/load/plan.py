@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values
+from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values, record_id
 from insightly_etl.errors import NotFoundError
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -360,7 +360,10 @@ class Planner:
                 )
             elif found:
                 record = found[0]
-                rid = int(record[self.obj.id_field or ""])
+                rid = record_id(record, self.obj.id_field or "")
+                if rid is None:
+                    plan.failed[r] = "the matching record has no integer id in Insightly's answer"
+                    continue
                 if self.on_match == "skip":
                     plan.skipped[r] = f"an existing record matches (id {rid}) and --on-match skip"
                 elif self.on_match == "error":
@@ -529,7 +532,10 @@ class Planner:
         self, records: list[Record], fields: list[str], index: dict[tuple[str, ...], list[Record]]
     ) -> None:
         for record in records:
-            self.records[int(record[self.obj.id_field or ""])] = record
+            rid = record_id(record, self.obj.id_field or "")
+            if rid is None:
+                continue  # a record without a usable id cannot be matched or updated
+            self.records[rid] = record
             key = record_key(record, fields)
             if key is not None:
                 index[key].append(record)
@@ -560,7 +566,9 @@ class Planner:
                 params = {"field_name": fields[0], "field_value": key[0], "top": PAGE_SIZE}
                 found = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
             for record in found:
-                self.records[int(record[self.obj.id_field or ""])] = record
+                rid = record_id(record, self.obj.id_field or "")
+                if rid is not None:
+                    self.records[rid] = record
             return r, found
 
         pairs = await asyncio.gather(*(one(r) for r in rows))

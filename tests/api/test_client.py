@@ -582,3 +582,10 @@ async def test_a_write_answered_with_a_redirect_or_no_record_is_a_clear_error(
         with pytest.raises(ApiError) as info:
             await client.create("Contacts", {"FIRST_NAME": "a"})
     assert str(info.value) == message
+
+
+async def test_a_list_holding_something_other_than_records_is_a_protocol_error() -> None:
+    async with mock_client(lambda r: ok(["a string", 7])) as client:
+        with pytest.raises(ApiError) as info:
+            [p async for p in client.iter_pages("Contacts")]
+    assert str(info.value) == "Contacts answered a list holding something other than records"
