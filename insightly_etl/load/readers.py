@@ -33,6 +33,8 @@ from insightly_etl.errors import InputError
 from insightly_etl.files import DATETIME_FORMAT, to_csv_column, unescape_frame
 
 DELIMITERS = (",", ";", "\t", "|")
+# UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes
+_MOJIBAKE = re.compile("Ã[\u0080-\u00bf\u0152\u0160\u0178\u017d\u2013-\u203a]|â€")
 
 
 @dataclass
@@ -183,10 +185,24 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
         candidates = ["utf-16"]
     else:
         candidates = ["utf-8", "cp1252", "latin-1"]
+    utf8_error: UnicodeDecodeError | None = None
     for enc in candidates:
         try:
-            return raw.decode(enc).removeprefix("\ufeff"), enc
+            text = raw.decode(enc).removeprefix("\ufeff")
+            if utf8_error is not None and _MOJIBAKE.search(text):
+                # valid UTF-8 accents elsewhere in the file: a Windows-1252 reading would
+                # garble them ("Amélie" -> "AmÃ©lie"), so neither reading is right
+                line = raw[: utf8_error.start].count(b"\n") + 1
+                raise InputError(
+                    f"{path}, line {line}: the file mixes UTF-8 and another encoding (byte "
+                    f"{raw[utf8_error.start : utf8_error.start + 1]!r} is not UTF-8, while other "
+                    "lines are)",
+                    hint="Fix that line, or save the whole file as CSV UTF-8; --encoding forces one reading.",
+                )
+            return text, enc
         except UnicodeDecodeError as exc:
+            if enc == "utf-8":
+                utf8_error = exc
             if encoding:
                 raise InputError(
                     f"{path}: cannot decode as {enc}: {exc}",

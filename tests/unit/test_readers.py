@@ -367,3 +367,15 @@ def test_formulas_without_a_value_are_found_wherever_and_however_the_sheet_is_wr
 def test_a_cell_openpyxl_cannot_read_is_an_input_error_not_a_crash() -> None:
     with pytest.raises(InputError, match=r"badnum.xlsx: a damaged cell after row 1"):
         read_table(DATA / "badnum.xlsx")
+
+
+def test_a_file_mixing_utf8_and_windows_1252_is_refused_with_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("First Name,City\nAmélie,Köln\n".encode() + b"C\xe9cile,Lyon\n")
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == (
+        f"{path}, line 3: the file mixes UTF-8 and another encoding (byte b'\\xe9' is not "
+        "UTF-8, while other lines are)"
+    )
+    assert [r["First Name"] for r in rows(path, encoding="cp1252")] == ["AmÃ©lie", "Cécile"]
