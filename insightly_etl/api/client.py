@@ -164,6 +164,15 @@ class InsightlyClient:
         return _record(reply, "PUT", endpoint)
 
     @property
+    def learned_rate(self) -> float | None:
+        """The rate this account turned out to allow, when a 429 showed it below the ceiling:
+        worth remembering for the next run (`start_from_learned`)."""
+        return self.limiter.learned
+
+    def start_from_learned(self, rate: float | None) -> None:
+        self.limiter.start_from(rate)
+
+    @property
     def rate_ceiling(self) -> float:
         """The requests/second this client never exceeds."""
         return self.limiter.ceiling

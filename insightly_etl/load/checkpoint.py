@@ -463,6 +463,10 @@ class Checkpoint:
             edited=len(edited), new=len(new_rows), removed=len(removed), file_changed=True
         )
 
+    def remember(self, **values: str) -> None:
+        """Keep a fact for the next run (e.g. the rate the account turned out to allow)."""
+        self._set_meta(**values)
+
     def _set_meta(self, **values: str) -> None:
         with self.transaction():
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))

@@ -185,10 +185,14 @@ async def load_file(
             or (mapping.identity and OBJECTS[mapping.object].id_field in table.columns),
         )
         checkpoint.start_run()
+        learned = checkpoint.meta("learned_rate")  # what an earlier run learned of the limits
+        client.start_from_learned(float(learned) if learned else None)
         result = await _run(
             client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
         )
         result.since_last_run = changes.describe()
+        if client.learned_rate is not None and not options.dry_run:
+            checkpoint.remember(learned_rate=f"{client.learned_rate:.2f}")
         if result.stopped == "quota" and client.quota.remaining == 0:
             result.quota_frees = when_quota_frees(checkpoint, max(1, result.left))
         return result
