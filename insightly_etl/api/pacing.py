@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 Clock = Callable[[], float]
+ACCEPTED_WINDOW = 2.0  # seconds of successes that estimate what the server accepts
 PROBE_AFTER = 500  # successes at the learned rate before probing 5% higher
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -42,6 +44,7 @@ class RateLimiter:
         self._last_cut = float("-inf")
         self.learned: float | None = None  # highest rate known to draw no 429
         self._streak = 0  # successes since the last 429 or probe
+        self._successes: deque[float] = deque()  # when recent answers succeeded
 
     async def acquire(self) -> float:
         """Wait for this request's start slot; return how long it waited."""
@@ -59,7 +62,17 @@ class RateLimiter:
             self.learned = max(self.min_rate, learned)
             self.rate = self.learned
 
+    def accepted_rate(self, now: float) -> float | None:
+        """Successes per second over the last ACCEPTED_WINDOW seconds: what the server took."""
+        while self._successes and self._successes[0] < now - ACCEPTED_WINDOW:
+            self._successes.popleft()
+        if len(self._successes) < 10:  # too few to tell a limit from a passing storm
+            return None
+        span = max(now - self._successes[0], 1.0)
+        return len(self._successes) / span
+
     def on_success(self) -> None:
+        self._successes.append(self.clock())
         cap = self.learned or self.ceiling
         self._streak += 1
         if self.learned is not None and self._streak >= PROBE_AFTER and cap < self.ceiling:
@@ -75,9 +88,14 @@ class RateLimiter:
         self._streak = 0
         if now - self._last_cut >= 1.0:
             if self.learned is None or self.rate >= 0.75 * self.learned:
-                # throttled near the top: the account allows less than this, remember just
-                # under it (a 429 while still climbing back is the same storm, not a new limit)
-                self.learned = max(self.min_rate, min(self.learned or self.rate, self.rate * 0.9))
+                # throttled near the top: the account allows less than this. What the server
+                # accepted over the last seconds is the best estimate of its limit; just under
+                # it is remembered (a 429 while still climbing back is the same storm)
+                accepted = self.accepted_rate(now)
+                estimate = 0.95 * accepted if accepted else 0.9 * self.rate
+                self.learned = max(
+                    self.min_rate, min(self.learned or self.rate, estimate, 0.9 * self.rate)
+                )
             self.rate = max(self.min_rate, self.rate / 2)
             self._last_cut = now
         pause = retry_after if retry_after is not None else 1.0 / self.rate

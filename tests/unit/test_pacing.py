@@ -39,3 +39,13 @@ def test_start_from_ignores_nothing_or_more_than_the_ceiling() -> None:
     lim.start_from(None)
     lim.start_from(25.0)
     assert (lim.rate, lim.learned) == (10.0, None)
+
+
+def test_with_enough_history_the_estimate_is_what_the_server_accepted() -> None:
+    now = {"t": 100.0}
+    lim = RateLimiter(10, clock=lambda: now["t"])
+    for _ in range(20):  # the server took 8 a second
+        lim.on_success()
+        now["t"] += 0.125
+    lim.on_throttled()
+    assert lim.learned == pytest.approx(0.95 * 8)  # 16 successes in the last 2 s
