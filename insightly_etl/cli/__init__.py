@@ -2,7 +2,16 @@
 command group — `export`, `load` (validate, fields, mapping, import), `admin` (status, undo),
 `sandbox` — over the group, its error boundary and the shared options in `common`."""
 
-from insightly_etl.cli import admin, export, load, sandbox  # noqa: F401  (they register commands)
-from insightly_etl.cli.common import main
+import signal
+import sys
+
+# Ctrl-C while the modules below load would print a traceback: exit 130 quietly instead,
+# then hand the signal back to Python (the commands handle it from then on).
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
+from insightly_etl.cli import admin, export, load, sandbox  # noqa: E402, F401  (register commands)
+from insightly_etl.cli.common import main  # noqa: E402
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 __all__ = ["main"]

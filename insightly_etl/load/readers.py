@@ -433,8 +433,29 @@ XLSX_MAX_CELL = 32_767
 _FORMULA_TAG = re.compile(rb"<(?:[^\s<>:/]+:)?f[\s>/]")
 
 
+# A cell holds at most 32,767 characters (up to 4 bytes each in UTF-8): XML text longer than
+# this between two tags is no spreadsheet cell, and parsing it would hold it all in memory.
+XLSX_MAX_TEXT_RUN = 4 * XLSX_MAX_CELL + 1024
+
+
+def _longest_text_run(stream: Any) -> int:
+    """The longest run of bytes without a '<' in a stream, read 1 MB at a time."""
+    longest = carry = 0
+    while block := stream.read(1 << 20):
+        pieces = block.split(b"<")
+        if len(pieces) == 1:
+            carry += len(block)
+        else:
+            longest = max(longest, carry + len(pieces[0]), *(len(p) for p in pieces[1:-1]))
+            carry = len(pieces[-1])
+        if max(longest, carry) > XLSX_MAX_TEXT_RUN:
+            return max(longest, carry)
+    return max(longest, carry)
+
+
 def _check_xlsx_parts(path: Path) -> None:
-    """Refuse a workbook whose parts expand beyond reason before any of it is parsed."""
+    """Refuse a workbook whose parts expand beyond reason, or hold a text no cell can, before
+    any of it is parsed (bounded memory: the parts are streamed)."""
     try:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -446,6 +467,16 @@ def _check_xlsx_parts(path: Path) -> None:
                         f"{info.file_size:,} bytes; refused as a zip bomb, not a spreadsheet",
                         hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
                     )
+                if info.filename.endswith(".xml") and info.file_size > XLSX_MAX_TEXT_RUN:
+                    with z.open(info) as part:
+                        run = _longest_text_run(part)
+                    if run > XLSX_MAX_TEXT_RUN:
+                        raise InputError(
+                            f"{path}: part {info.filename} holds a text of more than "
+                            f"{XLSX_MAX_TEXT_RUN:,} bytes, more than a spreadsheet cell can "
+                            f"hold ({XLSX_MAX_CELL:,} characters); refused before reading it",
+                            hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
+                        )
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from None
 

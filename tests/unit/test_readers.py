@@ -379,3 +379,14 @@ def test_a_file_mixing_utf8_and_windows_1252_is_refused_with_the_line(tmp_path: 
         "UTF-8, while other lines are)"
     )
     assert [r["First Name"] for r in rows(path, encoding="cp1252")] == ["AmÃ©lie", "Cécile"]
+
+
+def test_a_text_no_cell_can_hold_is_refused_before_the_workbook_is_parsed(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "big.xlsx", [["Name", "Notes"], ["a", "BIG"]])
+    rewrite_part(path, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"BIG", b"x" * 300_000))
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == (
+        f"{path}: part xl/worksheets/sheet1.xml holds a text of more than 132,092 bytes, more "
+        "than a spreadsheet cell can hold (32,767 characters); refused before reading it"
+    )
