@@ -31,10 +31,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def run_import(sb: Sandbox, file: Path, mapping: Path | None, **options) -> ImportResult:
+    """An import against the in-process sandbox; `transport=Class` puts Class(sb) in front of
+    it (a misbehaving server or proxy)."""
     object_name = options.pop("object_name", None)
+    front = options.pop("transport", None)
     client_options = {k: options.pop(k) for k in ("max_requests", "reserve") if k in options}
     opts = ImportOptions(file=file, mapping_file=mapping, **options)
-    async with sandbox_client(sb, **client_options) as client:
+    client = (
+        sandbox_client(sb, **client_options)
+        if front is None
+        else InsightlyClient(
+            load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+            transport=front(sb),
+            rate=1000,
+            **client_options,
+        )
+    )
+    async with client:
         return await load_file(
             client, opts, read_table(file), read_mapping(mapping, object_name=object_name)
         )
@@ -535,18 +548,7 @@ async def test_a_key_echoed_by_the_server_reaches_no_file_the_import_writes(
         "m.yaml",
         "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
-    client = InsightlyClient(
-        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
-        transport=EchoingWrites(sb),
-        rate=1000,
-    )
-    async with client:
-        result = await load_file(
-            client,
-            ImportOptions(file=file, mapping_file=mapping),
-            read_table(file),
-            read_mapping(mapping),
-        )
+    result = await run_import(sb, file, mapping, transport=EchoingWrites)
     assert result.counts["failed"] == 1
     encoded = base64.b64encode(f"{KEY}:".encode()).decode()
     errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
@@ -646,18 +648,7 @@ async def test_a_write_answered_with_no_record_fails_its_row_never_left_in_fligh
     sb = make_sandbox()
     file = write(tmp_path, "w.csv", "Name,Email\nAda,ada@list.example\n")
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
-    client = InsightlyClient(
-        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
-        transport=AnswersWritesWithAList(sb),
-        rate=1000,
-    )
-    async with client:
-        result = await load_file(
-            client,
-            ImportOptions(file=file, mapping_file=mapping),
-            read_table(file),
-            read_mapping(mapping),
-        )
+    result = await run_import(sb, file, mapping, transport=AnswersWritesWithAList)
     assert (result.counts["failed"], result.counts["left"], result.exit_code) == (1, 0, 1)
     cp = Checkpoint.read_only(tmp_path / "w.csv.checkpoint.sqlite")
     [state] = cp.states().values()

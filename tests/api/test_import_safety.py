@@ -436,12 +436,6 @@ class DroppingTitle(httpx.AsyncBaseTransport):
 async def test_a_value_the_server_silently_dropped_is_reported_per_line_and_field(
     make_sandbox, tmp_path: Path
 ) -> None:
-    from insightly_etl.api import InsightlyClient
-    from insightly_etl.config import load_settings
-    from insightly_etl.load.importer import ImportOptions, load_file
-    from insightly_etl.load.mapping import read_mapping
-    from insightly_etl.load.readers import read_table
-    from tests.conftest import KEY
 
     sb = make_sandbox()
     file = write(
@@ -450,18 +444,7 @@ async def test_a_value_the_server_silently_dropped_is_reported_per_line_and_fiel
         "Name,Email,Title\nAda,ada@drop.example,Countess\nBob,bob@drop.example,\n",
     )
     mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n")
-    client = InsightlyClient(
-        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
-        transport=DroppingTitle(sb),
-        rate=1000,
-    )
-    async with client:
-        result = await load_file(
-            client,
-            ImportOptions(file=file, mapping_file=mapping),
-            read_table(file),
-            read_mapping(mapping),
-        )
+    result = await run_import(sb, file, mapping, transport=DroppingTitle)
     assert (result.counts["created"], result.counts["not_applied"], result.exit_code) == (2, 1, 1)
     errors = list(csv.DictReader((tmp_path / "t.errors.csv").open(encoding="utf-8-sig")))
     assert [(e["line"], e["state"], e["message"]) for e in errors] == [
