@@ -6,8 +6,9 @@
 - **safe to open in a spreadsheet**: a text cell starting with `=`, `+`, `-`, `@`, a tab or a
   carriage return is a formula to Excel, LibreOffice and Google Sheets, which they run when the
   file is opened (CSV injection). Every CSV we write prefixes such a cell with `'` (the OWASP
-  rule); numbers stay numbers. Our readers drop that `'` again, so an escaped file imports back
-  as the values it holds. What is sent to the API is never escaped;
+  rule); numbers stay numbers. Our readers drop one `'` again from any CSV or workbook they
+  read (a user's too: a typed `'=x` is sent as `=x`), so an escaped file imports back as the
+  values it holds. What is sent to the API is never escaped;
 - **the CSV text of typed values**: date-times as `yyyy-MM-dd HH:mm:ss` (as Insightly writes
   them), lists of strings `;`-joined, lists of structs as JSON — what `export --format csv`
   writes and what import reads back.

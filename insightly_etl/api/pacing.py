@@ -44,7 +44,7 @@ class RateLimiter:
         self._last_cut = float("-inf")
         self.learned: float | None = None  # highest rate known to draw no 429
         self._streak = 0  # successes since the last 429 or probe
-        self._successes: deque[float] = deque()  # when recent answers succeeded
+        self._successes: deque[float] = deque(maxlen=1_000)  # when recent answers succeeded
 
     async def acquire(self) -> float:
         """Wait for this request's start slot; return how long it waited."""

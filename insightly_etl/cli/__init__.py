@@ -7,11 +7,11 @@ import sys
 
 # Ctrl-C while the modules below load would print a traceback: exit 130 quietly instead,
 # then hand the signal back to Python (the commands handle it from then on).
-signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+_previous = signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 from insightly_etl.cli import admin, export, load, sandbox  # noqa: E402, F401  (register commands)
 from insightly_etl.cli.common import main  # noqa: E402
 
-signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGINT, _previous)
 
 __all__ = ["main"]

@@ -123,6 +123,7 @@ class RerunChanges:
 
 
 CELL_HEX = 8  # characters of each cell's fingerprint in a row digest
+MAX_PAIRING_SCAN = 2_000  # unpaired earlier rows searched for each edited row, at most
 
 
 def row_digests(frame: Any) -> list[str]:
@@ -342,12 +343,13 @@ class Checkpoint:
                 "resuming would mix two imports",
                 hint="Name another checkpoint with --checkpoint for this import.",
             )
+        undone = self._forget_undo()  # before rows are renumbered: its journal is by row
         changes = RerunChanges()
         if known != file_sha:
             changes = self._rekey(digests, lines, keyed)
         else:
             self.register(zip(range(len(lines)), lines, digests, strict=True))
-        changes.undone = self._forget_undo()
+        changes.undone = undone
         if self.meta("mapping_sha256") != mapping_sha:
             changes.mapping_changed = True
             with self.transaction() as db:  # diffed again: what is already there costs no write
@@ -395,9 +397,15 @@ class Checkpoint:
         by_row = {row: (digest, state, rid, action) for row, digest, state, rid, action in old}
         edited: dict[int, int] = {}  # new row -> the old row it is an edit of
         fresh = [i for i in range(len(digests)) if i not in carried]
-        for i in fresh:  # the same place first, then any unclaimed row mostly the same
+        header_kept = bool(old) and old[0][1][:CELL_HEX] == (
+            digests[0][:CELL_HEX] if digests else ""
+        )
+        pool = [r for r in by_row if r not in claimed] if header_kept else []
+        scan = len(pool) <= MAX_PAIRING_SCAN  # a few edits: look everywhere; many: in place
+        for i in fresh if header_kept else []:  # the same place first, then any unclaimed row
             candidates = [i] if i in by_row and i not in claimed else []
-            candidates += [r for r in by_row if r not in claimed and r != i]
+            if scan:
+                candidates += [r for r in pool if r not in claimed and r != i]
             match = next((r for r in candidates if _mostly_same(by_row[r][0], digests[i])), None)
             if match is not None:
                 edited[i] = match
@@ -454,6 +462,8 @@ class Checkpoint:
                 )
                 db.execute("UPDATE before_images SET row=? WHERE row=?", (new, -1 - old_row))
             db.execute("DELETE FROM rows WHERE row < 0")
+            # vanished rows' images (kept in removed_rows' spirit, not for undo: see undo.py)
+            db.execute("DELETE FROM before_images WHERE row < 0")
             db.executemany(
                 "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
                 " VALUES (?, ?, 'planned', ?, ?)",

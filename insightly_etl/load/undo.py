@@ -7,7 +7,9 @@
   (line, record, field, before, written, now).
 - A record deleted since is listed as gone.
 
-Each record costs a GET and, when something is to undo, one DELETE or PUT. Progress is journaled
+Rows removed from the file since (fix-and-rerun sets them aside) are not undone: undo reverses
+what the rows of the file as it is now did. Each record costs a GET and, when something is to
+undo, one DELETE or PUT. Progress is journaled
 in the checkpoint's `undo` table, so a run stopped by the quota (exit 75), Ctrl-C or a crash
 continues where it stopped, and a record is never deleted twice. Rows whose import outcome is
 still unknown must be settled first (by running the import once more): undo cannot know whether
@@ -172,7 +174,9 @@ class _Undo:
                 record,
                 dict.fromkeys(restore, FieldPolicy("overwrite", "replace")),
             )
-            if body and not self.dry_run:
+            if not body:
+                restore = {}  # already as it was: nothing to send
+            elif not self.dry_run:
                 await self.client.update(self.obj.endpoint, body)
         if conflicts:
             self._finish(job, "conflict", f"{conflicts} field(s) changed since the import")

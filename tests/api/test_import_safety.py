@@ -543,3 +543,38 @@ async def test_merge_add_keeps_a_tag_whose_name_holds_a_semicolon(
     undone = await run_undo(sb, tmp_path / "s.csv.checkpoint.sqlite")
     assert undone.counts["restored"] == 1
     assert tags(record(sb, before["CONTACT_ID"])) == ["Partner; EMEA", "Key account"]
+
+
+async def test_edits_after_a_removal_and_after_an_undo_keep_the_checkpoint_consistent(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n")
+    existing_rows = "Ann,ann@k.example,A\nBob,bob@k.example,B\nCy,cy@k.example,C\n"
+    for email in ("ann", "bob", "cy"):
+        await existing(sb, FIRST_NAME=email.title(), EMAIL_ADDRESS=f"{email}@k.example")
+    file = write(tmp_path, "k.csv", "Name,Email,Title\n" + existing_rows)
+    await run_import(sb, file, mapping)  # three updates, with before-images
+    file.write_text("Name,Email,Title\nAnn,ann@k.example,A\nCy,cy@k.example,C\n")  # Bob removed
+    await run_import(sb, file, mapping)
+    file.write_text("Name,Email,Title\nAnn,ann@k.example,AA\nCy,cy@k.example,C\n")  # then an edit
+    third = await run_import(sb, file, mapping)
+    assert third.exit_code == 0 and third.counts["updated"] == 3 - 1
+    checkpoint = tmp_path / "k.csv.checkpoint.sqlite"
+    assert (await run_undo(sb, checkpoint)).counts["restored"] == 2
+    file.write_text(
+        "Name,Email,Title\nZed,zed@k.example,Z\nAnn,ann@k.example,AA\nCy,cy@k.example,C\n"
+    )
+    fourth = await run_import(sb, file, mapping)  # after the undo, with every row moved
+    assert fourth.exit_code == 0
+    titles = {
+        r["EMAIL_ADDRESS"]: r["TITLE"]
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"].endswith("@k.example")
+    }
+    assert titles == {
+        "ann@k.example": "AA",
+        "bob@k.example": "B",
+        "cy@k.example": "C",
+        "zed@k.example": "Z",
+    }
