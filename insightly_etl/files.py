@@ -31,12 +31,18 @@ from insightly_etl.config import redact
 
 PARTIAL_SUFFIX = ".partial"
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the form query strings take (updated_after_utc)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
 # A cell a spreadsheet runs: starts with = + - @ tab CR — or is already one apostrophe-escaped
 # (`'=1`), so that a value which really begins with `'=` survives the round trip (`''=1`).
 FORMULA_START = r"^'*[=+\-@\t\r]"
 ESCAPED_FORMULA = r"^'(?='*[=+\-@\t\r])"
 _RISKY = re.compile(FORMULA_START)
+
+
+def utc_now() -> str:
+    """Now, as Insightly writes date-times (UTC, whole seconds)."""
+    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 # ---------------------------------------------------------------- whole or not at all

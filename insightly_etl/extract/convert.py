@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 
 from insightly_etl.api.registry import custom_values
 from insightly_etl.extract.schema import META_SOURCE, TIMESTAMP
-from insightly_etl.files import DATETIME_FORMAT
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 
 Record = dict[str, Any]
 _TAGS_WIRE = pa.list_(pa.struct([pa.field("TAG_NAME", pa.string())]))
-_DATE_FORMATS = (DATETIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d")
+_DATE_FORMATS = (DATETIME_FORMAT, ISO_FORMAT, "%Y-%m-%d")
 
 
 class PageConverter:

@@ -34,7 +34,7 @@ from insightly_etl.extract.writers import (
     remove_partials,
     write_json_atomic,
 )
-from insightly_etl.files import DATETIME_FORMAT
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, utc_now
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
@@ -89,7 +89,7 @@ def resolve_objects(names: list[str]) -> list[str]:
 
 
 def parse_since(text: str) -> datetime:
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATETIME_FORMAT, "%Y-%m-%d"):
+    for fmt in (ISO_FORMAT, "%Y-%m-%dT%H:%M:%S", DATETIME_FORMAT, "%Y-%m-%d"):
         try:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
@@ -141,7 +141,7 @@ class Exporter:
         remove_partials(opts.out_dir)
         started = time.monotonic()
         run = self.client.meter()
-        self.manifest["started_utc"] = _utc_now()
+        self.manifest["started_utc"] = utc_now()
         names = resolve_objects(opts.objects)
         for name in names:
             meter = self.client.meter()
@@ -152,7 +152,7 @@ class Exporter:
             outcome.requests = meter.requests
             self.result.objects.append(outcome)
             self._record(outcome)
-        self.manifest["finished_utc"] = _utc_now()
+        self.manifest["finished_utc"] = utc_now()
         self._save_manifest()
         self.result.requests = run.requests
         self.result.quota_remaining = self.client.quota.remaining
@@ -261,7 +261,7 @@ class Exporter:
     async def _incremental(
         self, obj: ObjectType, path: Path, since: datetime, brief: bool
     ) -> ObjectResult:
-        after = (since - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        after = (since - timedelta(seconds=1)).strftime(ISO_FORMAT)
         params: dict[str, Any] = {"updated_after_utc": after}
         if brief:
             params["brief"] = "true"
@@ -342,7 +342,7 @@ class Exporter:
             "changed": outcome.changed if outcome.status == "incremental" else None,
             "high_water_mark": outcome.high_water_mark,
             "requests": outcome.requests,
-            "exported_utc": _utc_now(),
+            "exported_utc": utc_now(),
             "schema": describe(schema),
             "custom_field_definitions": self.definitions.get(outcome.name, []),
         }
@@ -407,10 +407,6 @@ def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
     if len(last) == len(ids):
         return table
     return table.take(sorted(last.values()))
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 async def extract_objects(

@@ -35,13 +35,12 @@ import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from insightly_etl.config import redact
 from insightly_etl.errors import CheckpointError, CheckpointInUse
-from insightly_etl.files import DATETIME_FORMAT
+from insightly_etl.files import utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,10 +90,6 @@ def sha256_file(path: Path) -> str:
 def mapping_fingerprint(mapping_file: Path | None, object_name: str) -> str:
     text = mapping_file.read_bytes() if mapping_file else b"(no mapping)"
     return hashlib.sha256(text + b"\0" + object_name.encode()).hexdigest()
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime(DATETIME_FORMAT)
 
 
 @dataclass

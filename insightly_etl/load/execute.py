@@ -30,7 +30,7 @@ from insightly_etl.errors import (
     OutcomeUnknown,
     QuotaError,
 )
-from insightly_etl.files import DATETIME_FORMAT
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.plan import (
     Plan,
@@ -61,7 +61,7 @@ def fmt(when: datetime) -> str:
 
 
 def iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime(ISO_FORMAT)
 
 
 def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
