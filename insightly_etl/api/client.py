@@ -16,6 +16,7 @@ never logged, and any echo of it in a server's text is redacted (`config.redact`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -29,7 +30,7 @@ import httpx
 
 from insightly_etl import __version__
 from insightly_etl.api.accounting import QuotaState, RequestStats
-from insightly_etl.api.pacing import Clock, RateLimiter, Sleep
+from insightly_etl.api.pacing import Clock, InFlight, RateLimiter, Sleep
 from insightly_etl.api.retry import (
     Decision,
     RetryPolicy,
@@ -86,6 +87,7 @@ class InsightlyClient:
         *,
         rate: float = 10.0,
         max_in_flight: int = 8,
+        burst: int = 8,  # of the 10 a second the documentation allows: 2 left for jitter
         max_requests: int | None = None,
         reserve: int = 0,
         retry: RetryPolicy | None = None,
@@ -98,7 +100,7 @@ class InsightlyClient:
         seed: int | None = None,
     ) -> None:
         self.base_url = settings.base_url
-        self.limiter = RateLimiter(rate, clock=clock, sleep=sleep)
+        self.limiter = RateLimiter(rate, burst=burst, clock=clock, sleep=sleep)
         self.max_in_flight = max_in_flight
         self.max_requests = max_requests
         self.reserve = reserve
@@ -108,7 +110,7 @@ class InsightlyClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = random.Random(seed)
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = InFlight(max_in_flight)
         self._in_flight = 0
         self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
@@ -163,14 +165,29 @@ class InsightlyClient:
         )
         return _record(reply, "PUT", endpoint)
 
-    @property
-    def learned_rate(self) -> float | None:
-        """The rate this account turned out to allow, when a 429 showed it below the ceiling:
-        worth remembering for the next run (`start_from_learned`)."""
-        return self.limiter.learned
+    def learned_limits(self) -> dict[str, float]:
+        """What 429s showed this account to allow, below the caps: worth remembering for the
+        next run (`start_from_learned`). Empty when nothing was throttled."""
+        learned: dict[str, float] = {}
+        if self.limiter.learned is not None:
+            learned["rate"] = round(self.limiter.learned, 2)
+        if self._slots.learned is not None:
+            learned["in_flight"] = self._slots.learned
+        return learned
 
-    def start_from_learned(self, rate: float | None) -> None:
-        self.limiter.start_from(rate)
+    def start_from_learned(self, learned: Mapping[str, Any] | None) -> dict[str, float]:
+        """Begin at what an earlier run learned; returns the part that was usable (a damaged
+        hint is only a hint: ignored)."""
+        learned = learned if isinstance(learned, Mapping) else {}
+        used: dict[str, float] = {}
+        rate, in_flight = learned.get("rate"), learned.get("in_flight")
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+            self.limiter.start_from(float(rate))
+            used["rate"] = round(float(rate), 2)
+        if isinstance(in_flight, int) and not isinstance(in_flight, bool) and in_flight > 0:
+            self._slots.start_from(in_flight)
+            used["in_flight"] = in_flight
+        return used
 
     @property
     def rate_ceiling(self) -> float:
@@ -293,7 +310,7 @@ class InsightlyClient:
                             error.retry_after,
                         )
                 # the limiter owns the pause: it spaces every request, not just this one
-                self.limiter.on_throttled(pause)
+                self.limiter.on_throttled(pause, sent_at=outcome.sent_at)
                 self.stats.retries += 1
                 log.info(
                     "%s %s: %s; slowing to %.2f req/s",
@@ -335,6 +352,7 @@ class InsightlyClient:
             started = self._clock()
             try:
                 response = await self._receive(method, path, params, json, headers)
+                busy = self._slots.busy  # how many were in flight when this one was answered
             except (httpx.TransportError, OSError) as exc:  # OSError: in-process transports
                 self.stats.errors[type(exc).__name__] += 1
                 log.info("%s %s -> %s", method, path, type(exc).__name__)
@@ -364,6 +382,7 @@ class InsightlyClient:
             )
         if response.status_code < 400:
             self.limiter.on_success()
+            self._slots.on_success()
             try:
                 data = response.json() if response.content else None
             except ValueError:
@@ -377,7 +396,9 @@ class InsightlyClient:
             return Reply(response.status_code, data, response.headers)
         if response.status_code == 429 and response.headers.get("X-RateLimit-Remaining") != "0":
             self.stats.throttled += 1
-        return decide_response(response, write=write, method=method, path=path)
+            self._slots.on_throttled(self._clock(), busy)
+        decision = decide_response(response, write=write, method=method, path=path)
+        return dataclasses.replace(decision, sent_at=started)
 
     async def _receive(
         self,

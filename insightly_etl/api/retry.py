@@ -44,6 +44,7 @@ class Verdict(Enum):
 class Decision:
     verdict: Verdict
     error: ApiError
+    sent_at: float | None = None  # when the request left (the client's clock), if it did
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class Exporter:
         self.result = ExportResult()
         self.manifest = read_manifest(options.out_dir)
         # what an earlier export into this directory learned about the account's real limits
-        self.client.start_from_learned((self.manifest.get("limits") or {}).get("rate"))
+        self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._defs: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
@@ -349,8 +349,8 @@ class Exporter:
         self._save_manifest()
 
     def _save_manifest(self) -> None:
-        if self.client.learned_rate is not None:
-            self.manifest["limits"] = {"rate": round(self.client.learned_rate, 2)}
+        if limits := self.client.learned_limits() or self.limits:
+            self.manifest["limits"] = limits
         self.manifest["quota"] = {
             "limit": self.client.quota.limit,
             "remaining": self.client.quota.remaining,

@@ -7,6 +7,8 @@ rows already done cost nothing, rows whose outcome was unknown are reconciled fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,14 +187,15 @@ async def load_file(
             or (mapping.identity and OBJECTS[mapping.object].id_field in table.columns),
         )
         checkpoint.start_run()
-        learned = checkpoint.meta("learned_rate")  # what an earlier run learned of the limits
-        client.start_from_learned(float(learned) if learned else None)
+        remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits
+        with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
+            client.start_from_learned(json.loads(remembered) if remembered else None)
         result = await _run(
             client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
         )
         result.since_last_run = changes.describe()
-        if client.learned_rate is not None and not options.dry_run:
-            checkpoint.remember(learned_rate=f"{client.learned_rate:.2f}")
+        if (learned := client.learned_limits()) and not options.dry_run:
+            checkpoint.remember(learned_limits=json.dumps(learned))
         if result.stopped == "quota" and client.quota.remaining == 0:
             result.quota_frees = when_quota_frees(checkpoint, max(1, result.left))
         return result

@@ -295,3 +295,44 @@ async def test_records_without_an_integer_id_or_seen_twice_are_left_out_and_coun
         "contacts: 1 record(s) without an integer id were left out",
         "contacts: 1 record(s) came twice across pages (the same id); written once",
     ]
+
+
+def throttled(sb: Sandbox) -> int:
+    return sum(n for (_, _, status), n in sb.stats.items() if status == 429)
+
+
+@pytest.mark.slow
+async def test_limits_learned_from_429s_are_remembered_and_the_next_run_starts_there(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """An account that allows half of what the client was told (8/s of 16, 3 in flight of 8):
+    the first run learns the limits from its 429s and writes them in the manifest; the second
+    starts from them and is refused at most once. (make bench measures 5/s of 10 on uvicorn.)"""
+    sb = make_sandbox(
+        rate_limit=8, burst=2, max_concurrent=3, latency_ms=50, generate={"Contacts": 20_000}
+    )
+
+    async def run() -> None:
+        async with sandbox_client(sb, rate=16, max_in_flight=8) as client:
+            await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
+
+    await run()
+    limits = manifest(tmp_path)["limits"]
+    assert throttled(sb) > 0
+    first = throttled(sb)
+    # just under the account's 8/s, far under the 16 the client was told
+    assert first > 0 and 6.0 < limits["rate"] < 8.0 and limits.get("in_flight", 3) <= 3
+    sb.stats.clear()
+    await run()
+    assert throttled(sb) <= 1 < first
+    assert read(tmp_path, "contacts").num_rows == len(sb.account.collections["Contacts"].ids)
+
+
+async def test_remembered_limits_are_a_hint_a_damaged_one_is_ignored(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / MANIFEST).write_text(
+        json.dumps({"version": 1, "objects": {}, "limits": {"rate": "fast", "in_flight": True}})
+    )
+    await export(seeded, tmp_path, "users")
+    assert "limits" not in manifest(tmp_path)
