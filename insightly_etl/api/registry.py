@@ -6,9 +6,12 @@ Field facts come from the shipped reference (`insightly_etl/reference`); the cap
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from insightly_etl.errors import InputError
 from insightly_etl.reference import load_reference
 
 # Fields the server sets whatever the swagger's readOnly flags say (Event/Note dates are not
@@ -38,6 +41,7 @@ class ObjectType:
     brief: bool = False  # accepts brief=true
     creatable: bool = False  # POST /{endpoint}
     updatable: bool = False  # PUT /{endpoint}
+    custom: bool = False  # a custom object of the account (`Site__c`), not a standard one
 
     @property
     def has_custom_fields(self) -> bool:
@@ -92,6 +96,22 @@ _TABLE: list[tuple[str, str, bool, bool, bool, bool]] = [
 _NOT_REQUIRED = frozenset({"LEAD_SOURCE_ID", "LEAD_STATUS_ID", "OWNER_USER_ID"})
 
 CUSTOM_FIELDS = "custom_fields"  # the pseudo-object of custom-field definitions
+CUSTOM_OBJECTS = "custom_objects"  # the pseudo-object of custom-object definitions
+
+
+def _fields(ref: dict[str, Any]) -> tuple[Field, ...]:
+    required = set(ref.get("swagger_required", [])) - SERVER_SET - _NOT_REQUIRED
+    return tuple(
+        Field(
+            name=f["name"],
+            type=f["type"],
+            max_length=f.get("max_length"),
+            read_only=bool(f.get("read_only")),
+            items=f.get("items"),
+            required=f["name"] in required and not f.get("read_only"),
+        )
+        for f in ref["fields"]
+    )
 
 
 def _build() -> dict[str, ObjectType]:
@@ -99,23 +119,11 @@ def _build() -> dict[str, ObjectType]:
     registry: dict[str, ObjectType] = {}
     for name, endpoint, searchable, brief, creatable, updatable in _TABLE:
         ref = objects[endpoint]
-        required = set(ref.get("swagger_required", [])) - SERVER_SET - _NOT_REQUIRED
-        fields = tuple(
-            Field(
-                name=f["name"],
-                type=f["type"],
-                max_length=f.get("max_length"),
-                read_only=bool(f.get("read_only")),
-                items=f.get("items"),
-                required=f["name"] in required and not f.get("read_only"),
-            )
-            for f in ref["fields"]
-        )
         registry[name] = ObjectType(
             name=name,
             endpoint=endpoint,
             id_field=ref["id_field"],
-            fields=fields,
+            fields=_fields(ref),
             searchable=searchable,
             brief=brief,
             creatable=creatable,
@@ -125,6 +133,41 @@ def _build() -> dict[str, ObjectType]:
 
 
 OBJECTS: dict[str, ObjectType] = _build()
+
+
+# A custom object's API name (reference §3): letters, digits and underscores, ending in __c.
+# Anything else is refused before it reaches a URL or a file name.
+_CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,60}__c$")
+
+
+def is_custom_object_name(name: str) -> bool:
+    return name.strip().lower().endswith("__c")
+
+
+def custom_object(name: str) -> ObjectType:
+    """A custom object's records, `/{Name__c}` (reference §2, CustomObjectRecords): RECORD_ID,
+    RECORD_NAME (required), owner, visibility, dates and CUSTOMFIELDS; listed, searched and
+    written like the standard objects. Which custom objects exist is the account's business:
+    `GET /CustomObjects`. The name is kept as written (the API ignores the case of paths)."""
+    name = name.strip()
+    if not _CUSTOM_NAME.match(name):
+        raise InputError(
+            f"{name!r} is not a custom object name",
+            hint="Custom objects are named by their API name: letters, digits and _, "
+            "ending in __c (e.g. Site__c).",
+        )
+    ref = load_reference()["objects"]["CustomObjectRecords"]
+    return ObjectType(
+        name=name,
+        endpoint=name,
+        id_field=ref["id_field"],
+        fields=_fields(ref),
+        searchable=True,
+        brief=True,
+        creatable=True,
+        updatable=True,
+        custom=True,
+    )
 
 
 # Words people use for Insightly's object types (other CRMs', US spelling).
@@ -159,6 +202,8 @@ def get_object(name: str) -> ObjectType:
     """Look an object type up by its snake_case name, its endpoint name (any case), a US
     spelling or a singular (`organization`, `contact`); else say which was meant."""
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if is_custom_object_name(name):
+        return custom_object(name)
     if key in OBJECTS:
         return OBJECTS[key]
     for obj in OBJECTS.values():
@@ -167,20 +212,23 @@ def get_object(name: str) -> ObjectType:
     aliases = _aliases()
     if key in aliases:
         return OBJECTS[aliases[key]]
-    import difflib
-
-    from insightly_etl.errors import InputError
-
     close = difflib.get_close_matches(key, [*OBJECTS, *aliases], n=1, cutoff=0.75)
     meant = (aliases.get(close[0], close[0])) if close else None
     raise InputError(
         f"unknown object type {name!r}" + (f"; did you mean {meant!r}?" if meant else ""),
-        hint="Known object types: " + ", ".join(OBJECTS) + f", {CUSTOM_FIELDS}.",
+        hint="Known object types: "
+        + ", ".join(OBJECTS)
+        + f", {CUSTOM_FIELDS}, and the account's custom objects by their API name (Site__c).",
     )
 
 
 def custom_field_metadata_fields() -> list[dict[str, Any]]:
     fields: list[dict[str, Any]] = load_reference()["nested"]["APICustomFieldMetadata"]["fields"]
+    return fields
+
+
+def custom_object_fields() -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = load_reference()["objects"]["CustomObjects"]["fields"]
     return fields
 
 

@@ -63,8 +63,10 @@ def export(
     Object types: contacts organisations leads opportunities projects tasks events notes
     pipelines pipeline_stages users lead_sources lead_statuses opportunity_categories
     project_categories task_categories products pricebooks quotations countries currencies
-    custom_fields (US spellings and singulars work too). One the account cannot read
-    (HTTP 403/404) is skipped with a warning.
+    custom_fields custom_objects (US spellings and singulars work too), and the
+    account's custom objects by their API name (Site__c): with no OBJECTS, every one
+    `GET /CustomObjects` lists. One the account cannot read (HTTP 403/404) is skipped with a
+    warning.
     """
     from insightly_etl.extract import ExportOptions, extract_objects
     from insightly_etl.extract.export import parse_since, resolve_objects

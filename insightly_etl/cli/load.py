@@ -126,13 +126,13 @@ def fields(
     ctx: Context, object_name: str, show_all: bool, fields_from: Path | None, api: ApiOptions
 ) -> None:
     """List the fields of OBJECT an import can write: API name, label, type, required, max length, options."""
-    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.api.registry import get_object
     from insightly_etl.load.fields import field_specs
     from insightly_etl.load.mapping import read_mapping
 
     mapping = read_mapping(None, object_name=object_name)
     facts = _facts(ctx, mapping, fields_from, api)
-    specs = field_specs(OBJECTS[mapping.object], facts.definitions)
+    specs = field_specs(get_object(mapping.object), facts.definitions)
     click.echo(f"{'field':<28} {'label':<26} {'type':<13} {'req':<4} {'max':>5}  options")
     for spec in specs.values():
         if not spec.writable and not show_all:
@@ -168,7 +168,7 @@ def mapping_draft(
     api: ApiOptions,
 ) -> None:
     """Print a starting mapping for FILE: headers matched to field names and labels."""
-    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.api.registry import get_object
     from insightly_etl.load.draft import draft_mapping
     from insightly_etl.load.fields import field_specs
     from insightly_etl.load.mapping import read_mapping
@@ -177,7 +177,9 @@ def mapping_draft(
     table = _read(file, encoding, delimiter, sheet)
     facts = _facts(ctx, target, fields_from, api)
     click.echo(
-        draft_mapping(table, target.object, field_specs(OBJECTS[target.object], facts.definitions)),
+        draft_mapping(
+            table, target.object, field_specs(get_object(target.object), facts.definitions)
+        ),
         nl=False,
     )
 

@@ -20,11 +20,12 @@ def _parse_generate(value: str | None) -> dict[str, int]:
             continue
         name, _, count = part.partition("=")
         key = by_snake.get(name.strip().lower()) or (
-            name.strip() if name.strip() in GENERATED else None
+            name.strip() if name.strip() in GENERATED or name.strip().endswith("__c") else None
         )
         if key is None or not count.strip().isdigit():
             raise click.BadParameter(
-                f"{part!r}: expected OBJECT=N with OBJECT one of {', '.join(sorted(by_snake))}",
+                f"{part!r}: expected OBJECT=N with OBJECT one of {', '.join(sorted(by_snake))}"
+                " or a custom object of the seed (Name__c)",
                 param_hint="--generate",
             )
         result[key] = int(count)
@@ -180,7 +181,7 @@ def sandbox(
     deny: str,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
-    from insightly_etl.sandbox import SandboxConfig, serve
+    from insightly_etl.sandbox import SandboxConfig, SeedError, serve
 
     config = SandboxConfig(
         api_key=api_key,
@@ -211,4 +212,7 @@ def sandbox(
         + ("sandbox)" if api_key == "sandbox" else "the one given by --api-key)"),
         err=True,
     )
-    serve(config, host=host, port=port)
+    try:
+        serve(config, host=host, port=port)
+    except SeedError as exc:
+        raise click.BadParameter(str(exc), param_hint="--seed / --generate") from None

@@ -24,10 +24,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient, Page
-from insightly_etl.api.registry import CUSTOM_FIELDS, OBJECTS, ObjectType, get_object
+from insightly_etl.api.registry import (
+    CUSTOM_FIELDS,
+    CUSTOM_OBJECTS,
+    OBJECTS,
+    ObjectType,
+    custom_object,
+    get_object,
+    is_custom_object_name,
+)
 from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
 from insightly_etl.extract.convert import PageConverter
-from insightly_etl.extract.schema import custom_fields_schema, describe, object_schema
+from insightly_etl.extract.schema import (
+    custom_fields_schema,
+    custom_objects_schema,
+    describe,
+    object_schema,
+)
 from insightly_etl.extract.writers import (
     TableWriter,
     open_writer,
@@ -38,7 +51,9 @@ from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, utc_now
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
-ALL_OBJECTS = [*OBJECTS, CUSTOM_FIELDS]
+# every standard object type and the definitions; the account's custom objects are found at
+# run time (`GET /CustomObjects`) and exported between the two
+ALL_OBJECTS = [*OBJECTS, CUSTOM_FIELDS, CUSTOM_OBJECTS]
 
 
 @dataclass
@@ -74,16 +89,21 @@ class ExportOptions:
 
 
 def resolve_objects(names: list[str]) -> list[str]:
+    """The object types named on the command line (checked, in snake_case; custom objects as
+    written, matched against the account's own when the run starts); none: all of them."""
     if not names:
-        return list(ALL_OBJECTS)
-    resolved = []
+        return []
+    resolved: list[str] = []
     for name in names:
+        low = name.strip().lower()
         key = (
             CUSTOM_FIELDS
-            if name.strip().lower() in (CUSTOM_FIELDS, "customfields")
+            if low in (CUSTOM_FIELDS, "customfields")
+            else CUSTOM_OBJECTS
+            if low in (CUSTOM_OBJECTS, "customobjects")
             else get_object(name).name
         )
-        if key not in resolved:
+        if key.lower() not in [r.lower() for r in resolved]:
             resolved.append(key)
     return resolved
 
@@ -122,6 +142,7 @@ class Exporter:
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
+        self.custom_objects: dict[str, dict[str, Any]] = {}  # OBJECT_NAME -> its definition
         self._schemas: dict[str, pa.Schema] = {}
         self._defs: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.ext = "parquet" if options.fmt == "parquet" else "csv"
@@ -142,11 +163,15 @@ class Exporter:
         started = time.monotonic()
         run = self.client.meter()
         self.manifest["started_utc"] = utc_now()
-        names = resolve_objects(opts.objects)
+        names = await self._names(opts.objects)
         for name in names:
             meter = self.client.meter()
             if name == CUSTOM_FIELDS:
                 outcome = await self._export_definitions()
+            elif name == CUSTOM_OBJECTS:
+                outcome = self._export_custom_objects()
+            elif name in self.custom_objects:
+                outcome = await self._export_object(custom_object(name))
             else:
                 outcome = await self._export_object(OBJECTS[name])
             outcome.requests = meter.requests
@@ -160,6 +185,69 @@ class Exporter:
         self.result.seconds = time.monotonic() - started
         self.result.stats = self.client.stats.summary()
         return self.result
+
+    # ---------------------------------------------------------------- custom objects
+    async def _names(self, asked: list[str]) -> list[str]:
+        """What this run exports, in order: standard objects, the account's custom objects,
+        then the definitions. Custom objects are found with one request, when any is wanted."""
+        names = resolve_objects(asked) or list(ALL_OBJECTS)
+        custom = [n for n in names if is_custom_object_name(n)]
+        if asked and not custom and CUSTOM_OBJECTS not in names and CUSTOM_FIELDS not in names:
+            return names
+        await self._discover()
+        by_lower = {name.lower(): name for name in self.custom_objects}
+        for name in custom:
+            if name.lower() not in by_lower:
+                raise InputError(
+                    f"the account has no custom object {name!r}",
+                    hint="Its custom objects: "
+                    + (", ".join(self.custom_objects) or "none")
+                    + " (GET /CustomObjects).",
+                )
+        if asked:  # as named, in the account's spelling
+            return [by_lower.get(n.lower(), n) for n in names]
+        at = names.index(CUSTOM_FIELDS)
+        return [*names[:at], *self.custom_objects, *names[at:]]
+
+    async def _discover(self) -> None:
+        """`GET /CustomObjects`: the account's custom objects. A name that is not a plain
+        `Name__c` (it becomes a URL and a file name) is left out with a warning."""
+        try:
+            reply = await self.client.get("CustomObjects")
+        except (ForbiddenError, NotFoundError) as exc:
+            self.result.warnings.append(
+                f"skipped custom objects: the account cannot list them (HTTP {exc.status})"
+            )
+            return
+        for definition in reply.data if isinstance(reply.data, list) else []:
+            name = definition.get("OBJECT_NAME") if isinstance(definition, dict) else None
+            try:
+                custom_object(str(name))
+            except InputError:
+                self.result.warnings.append(
+                    f"left out custom object {str(name)[:80]!r}: not a Name__c API name"
+                )
+                continue
+            self.custom_objects.setdefault(str(name), definition)
+
+    def _export_custom_objects(self) -> ObjectResult:
+        schema = custom_objects_schema()
+        rows = list(self.custom_objects.values())
+        self._write_all(CUSTOM_OBJECTS, schema, rows)
+        return ObjectResult(
+            CUSTOM_OBJECTS, "full", rows=len(rows), file=self._path(CUSTOM_OBJECTS).name
+        )
+
+    def _write_all(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
+        converter = PageConverter(schema)
+        writer = open_writer(self._path(name), schema, self.options.fmt)
+        try:
+            writer.write(converter.to_batch(rows))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        self._schemas[name] = schema
 
     # ---------------------------------------------------------------- definitions
     def _definitions(self, obj: ObjectType) -> asyncio.Future[list[dict[str, Any]]]:
@@ -185,19 +273,17 @@ class Exporter:
 
     async def _export_definitions(self) -> ObjectResult:
         with_custom = [obj for obj in OBJECTS.values() if obj.has_custom_fields]
+        with_custom += [custom_object(name) for name in self.custom_objects]
         await asyncio.gather(*(self._definitions(obj) for obj in with_custom))
-        schema = custom_fields_schema()
-        rows = [{**d, "OBJECT": name} for name in OBJECTS for d in self.definitions.get(name, [])]
-        converter = PageConverter(schema)
-        writer = open_writer(self._path(CUSTOM_FIELDS), schema, self.options.fmt)
-        try:
-            writer.write(converter.to_batch(rows))
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
-        self._schemas[CUSTOM_FIELDS] = schema
-        return ObjectResult(CUSTOM_FIELDS, "full", rows=len(rows), file=writer.path.name)
+        rows = [
+            {**d, "OBJECT": obj.name}
+            for obj in with_custom
+            for d in self.definitions.get(obj.name, [])
+        ]
+        self._write_all(CUSTOM_FIELDS, custom_fields_schema(), rows)
+        return ObjectResult(
+            CUSTOM_FIELDS, "full", rows=len(rows), file=self._path(CUSTOM_FIELDS).name
+        )
 
     # ---------------------------------------------------------------- objects
     async def _export_object(self, obj: ObjectType) -> ObjectResult:
@@ -346,6 +432,8 @@ class Exporter:
             "schema": describe(schema),
             "custom_field_definitions": self.definitions.get(outcome.name, []),
         }
+        if outcome.name in self.custom_objects:
+            self.manifest["objects"][outcome.name]["definition"] = self.custom_objects[outcome.name]
         self._save_manifest()
 
     def _save_manifest(self) -> None:

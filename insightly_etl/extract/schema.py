@@ -6,7 +6,8 @@ definitions — never inferred from data, so 0 rows or a million give the same c
     TAGS → list<string>    LINKS, DATES, EMAILDOMAINS → list<struct<…>>
     custom fields, one column each, named by FIELD_NAME:
       NUMERIC, PERCENT → float64   BIT → bool   DATE, DATETIME → timestamp[ms, tz=UTC]
-      MULTISELECT → list<string>   TEXT, MULTILINETEXT, DROPDOWN, AUTONUMBER, other → string
+      MULTISELECT → list<string>   LOOKUP → int64 (a record id of JOIN_OBJECT)
+      TEXT, MULTILINETEXT, DROPDOWN, AUTONUMBER, other → string
 
 Date-times: the API gives whole seconds in UTC. Parquet has no seconds unit (a timestamp[s]
 column is stored, and read back, as milliseconds), so the schema says timestamp[ms, tz=UTC]:
@@ -19,10 +20,21 @@ from typing import Any
 
 import pyarrow as pa
 
-from insightly_etl.api.registry import ObjectType, custom_field_metadata_fields, nested_schema
+from insightly_etl.api.registry import (
+    ObjectType,
+    custom_field_metadata_fields,
+    custom_object_fields,
+    nested_schema,
+)
 from insightly_etl.files import TIMESTAMP
 
-__all__ = ["TIMESTAMP", "custom_fields_schema", "describe", "object_schema"]
+__all__ = [
+    "TIMESTAMP",
+    "custom_fields_schema",
+    "custom_objects_schema",
+    "describe",
+    "object_schema",
+]
 
 _SCALARS: dict[str, pa.DataType] = {
     "integer": pa.int64(),
@@ -39,6 +51,7 @@ CUSTOM_TYPES: dict[str, pa.DataType] = {
     "DATE": TIMESTAMP,
     "DATETIME": TIMESTAMP,
     "MULTISELECT": pa.list_(pa.string()),
+    "LOOKUP": pa.int64(),  # the id of a record of JOIN_OBJECT
 }
 # field metadata keys, so a reader of the file knows where a column came from
 META_SOURCE = b"insightly_source"  # "standard" | "custom"
@@ -103,6 +116,11 @@ def custom_fields_schema() -> pa.Schema:
     for f in custom_field_metadata_fields():
         fields.append(pa.field(f["name"], _nested_type(f)))
     return pa.schema(fields)
+
+
+def custom_objects_schema() -> pa.Schema:
+    """The `custom_objects` table: the definitions `GET /CustomObjects` gives (reference §2)."""
+    return pa.schema(pa.field(f["name"], _nested_type(f)) for f in custom_object_fields())
 
 
 def describe(schema: pa.Schema) -> list[dict[str, str]]:

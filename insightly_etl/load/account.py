@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import OBJECTS, get_object
+from insightly_etl.api.registry import get_object
 from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
 from insightly_etl.load.mapping import Mapping
 
@@ -43,7 +43,7 @@ def _index(rows: list[dict[str, Any]], id_field: str, by: str) -> LookupIndex:
 
 
 async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFacts:
-    obj = OBJECTS[mapping.object]
+    obj = get_object(mapping.object)
     meter = client.meter()
     definitions: list[dict[str, Any]] = []
     if obj.has_custom_fields:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values, record_id
+from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
@@ -233,7 +233,7 @@ class Executor:
         if self.obj.name == "notes":
             parent = self.planner.result.mapping.parent
             assert parent is not None and parent.lookup is not None and p.parent_id is not None
-            endpoint = OBJECTS[parent.lookup.object].endpoint
+            endpoint = get_object(parent.lookup.object).endpoint
             return await self.client.create(
                 f"{endpoint}/{p.parent_id}/Notes", p.payload, before_send=sending
             )

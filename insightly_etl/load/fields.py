@@ -32,6 +32,7 @@ _CUSTOM_KINDS = {
     "DATETIME": DATETIME,
     "NUMERIC": NUMBER,
     "PERCENT": NUMBER,
+    "LOOKUP": INTEGER,  # a record id of JOIN_OBJECT: map it with a `lookup:` to match by name
 }
 _CUSTOM_MAX = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, reference §3
 _EMAIL = re.compile(r"(^|_)EMAIL(_ADDRESS)?$")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient, RequestMeter
-from insightly_etl.api.registry import OBJECTS
+from insightly_etl.api.registry import get_object
 from insightly_etl.errors import Halted, QuotaError
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
@@ -184,7 +184,7 @@ async def load_file(
             digests=row_digests(table.frame),
             lines=table.lines,
             keyed=mapping.match is not None
-            or (mapping.identity and OBJECTS[mapping.object].id_field in table.columns),
+            or (mapping.identity and get_object(mapping.object).id_field in table.columns),
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType, custom_values, record_id
+from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.errors import NotFoundError
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -308,7 +308,7 @@ class Planner:
     ) -> None:
         self.client = client
         self.result = result
-        self.obj = OBJECTS[result.mapping.object]
+        self.obj = get_object(result.mapping.object)
         self.specs = result.specs
         self.on_match = on_match
         self.create_missing = create_missing

@@ -27,11 +27,12 @@ from typing import Any
 import pandas as pd
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.api.registry import ObjectType, get_object
 from insightly_etl.errors import (
     ApiError,
     CheckpointError,
     Halted,
+    InputError,
     NotFoundError,
     OutcomeUnknown,
     QuotaError,
@@ -210,8 +211,10 @@ async def _undo(
     results_dir: Path | None,
 ) -> UndoResult:
     object_name = checkpoint.meta("object")
-    if object_name not in OBJECTS:
-        raise CheckpointError(f"{path} is not an import checkpoint (no object recorded)")
+    try:
+        obj = get_object(object_name or "")
+    except InputError:
+        raise CheckpointError(f"{path} is not an import checkpoint (no object recorded)") from None
     unsettled = checkpoint.unsettled()
     if unsettled:
         raise CheckpointError(
@@ -219,9 +222,8 @@ async def _undo(
             "whether their records exist",
             hint="Run the import once more (the same command) to settle them, then undo.",
         )
-    obj = OBJECTS[object_name]
     meter = client.meter()
-    facts = await facts_from_api(client, read_mapping(None, object_name=object_name))
+    facts = await facts_from_api(client, read_mapping(None, object_name=obj.name))
     specs = field_specs(obj, facts.definitions)
     finished = {r for r, s in checkpoint.undo_states().items() if s in FINAL}
     lines = {r: s.line for r, s in checkpoint.states().items()}

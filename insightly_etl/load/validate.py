@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import OBJECTS, ObjectType
+from insightly_etl.api.registry import ObjectType, get_object
 from insightly_etl.errors import InputError
 from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
@@ -184,7 +184,7 @@ def check_mapping(
 ) -> None:
     src = mapping.source
     columns = table.columns
-    obj = OBJECTS[mapping.object]
+    obj = get_object(mapping.object)
     for rule in [*rules, *([mapping.parent] if mapping.parent else [])]:
         if rule.column not in columns:
             close = suggest(rule.column, columns)
@@ -662,7 +662,7 @@ class _ColumnValidator:
 
 
 def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
-    obj = OBJECTS[mapping.object]
+    obj = get_object(mapping.object)
     if mapping.identity and mapping.match is None and obj.id_field in table.columns:
         # a file with the record ids (an export) updates those records, never duplicates them
         mapping = replace(mapping, match=MatchKey(((obj.id_field, obj.id_field),)))

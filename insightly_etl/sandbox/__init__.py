@@ -6,5 +6,14 @@ Nothing outside this subpackage imports it except the CLI command that starts it
 
 from insightly_etl.sandbox.app import Sandbox, SandboxConfig, create_app
 from insightly_etl.sandbox.server import RunningSandbox, running_sandbox, serve
+from insightly_etl.sandbox.store import SeedError
 
-__all__ = ["RunningSandbox", "Sandbox", "SandboxConfig", "create_app", "running_sandbox", "serve"]
+__all__ = [
+    "RunningSandbox",
+    "Sandbox",
+    "SandboxConfig",
+    "SeedError",
+    "create_app",
+    "running_sandbox",
+    "serve",
+]

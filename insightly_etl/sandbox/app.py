@@ -35,7 +35,7 @@ from insightly_etl.sandbox.model import (
     NOTE_PARENTS,
     WriteRejected,
 )
-from insightly_etl.sandbox.store import Account, dumps
+from insightly_etl.sandbox.store import Account, Collection, SeedError, dumps
 
 DENIED_MESSAGE = "Authorization has been denied for this request."  # verified live, §5
 
@@ -206,20 +206,34 @@ def load_account(config: SandboxConfig) -> Account:
     if config.state is not None and account.attach_state(config.state):
         return account  # a persisted account is reopened as it was; --seed/--generate ignored
     seed = _read_seed(config.seed) if config.seed else synth.seed_account()
+    account.define_custom_objects(seed.pop("custom_objects", []))
     account.custom_fields = seed.pop("custom_fields")
     account.instance = seed.pop("instance")
     for collection in account.collections:
         account.load(collection, seed.get(collection, []))
     context = {name: list(c.ids) for name, c in account.collections.items()}
-    gen = synth.Generator("generated", context)
+    custom = {
+        o["OBJECT_NAME"]: (o, account.definitions(o["OBJECT_NAME"])) for o in account.custom_objects
+    }
+    gen = synth.Generator("generated", context, custom)
     for collection, count in config.generate.items():
-        coll = account.collections[collection]
+        coll = account.collections.get(collection) or _custom_named(account, collection)
+        name = coll.spec.name
         start = max(coll.next_id, 1_000_000)
-        account.load(collection, gen.records(collection, start, count))
-        context[collection] = list(coll.ids)
+        account.load(name, gen.records(name, start, count))
+        context[name] = list(coll.ids)
     if config.state is not None:
         account.save_all()
     return account
+
+
+def _custom_named(account: Account, name: str) -> Collection:
+    """`--generate site__c=N`: the seed's custom object of that name, in any case."""
+    for obj in account.custom_objects:
+        if obj["OBJECT_NAME"].lower() == name.lower():
+            return account.collections[obj["OBJECT_NAME"]]
+    known = ", ".join(o["OBJECT_NAME"] for o in account.custom_objects) or "none"
+    raise SeedError(f"--generate {name}: the seed has no such custom object (it has: {known})")
 
 
 def _read_seed(directory: Path) -> dict[str, Any]:
@@ -267,7 +281,15 @@ class Sandbox:
         self.faults_injected: Counter[str] = Counter()
         self._canonical = {
             name.lower(): name
-            for name in [*self.account.specs, "Instance", "CustomFields", "Search", "Me", "Notes"]
+            for name in [
+                *self.account.specs,  # custom objects' names too: /site__c is /Site__c
+                "Instance",
+                "CustomFields",
+                "CustomObjects",
+                "Search",
+                "Me",
+                "Notes",
+            ]
         }
         # when each write arrived (time.monotonic of this process): lets a test that runs the
         # sandbox in-process say whether a client sent anything after a given moment
@@ -426,6 +448,13 @@ class Sandbox:
         name = seg[0]
         if name == "Instance" and len(seg) == 1 and method == "GET":
             return json_response(account.instance)
+        if name == "CustomObjects" and method == "GET" and len(seg) <= 2:
+            if len(seg) == 1:
+                return json_response(account.custom_objects)
+            found = [o for o in account.custom_objects if o["OBJECT_NAME"] == seg[1]]
+            if not found:
+                return error(404, f"Custom object {seg[1]} not found.")
+            return json_response(found[0])
         if name == "CustomFields" and len(seg) == 2 and method == "GET":
             if seg[1] not in account.specs:
                 return error(404, f"Object {seg[1]} not found.")

@@ -124,46 +124,55 @@ class Spec:
         )
 
 
+def _spec(name: str, singular: str, ref: dict[str, Any], writable: bool, searchable: bool) -> Spec:
+    fields = {
+        f["name"]: FieldInfo(
+            name=f["name"],
+            type=f["type"],
+            max_length=f.get("max_length"),
+            read_only=bool(f.get("read_only")),
+            items=f.get("items"),
+        )
+        for f in ref["fields"]
+    }
+    required = tuple(
+        r
+        for r in ref.get("swagger_required", [])
+        if r in fields
+        and not fields[r].read_only
+        and r not in SERVER_SET
+        and r not in NOT_REQUIRED_ON_CREATE
+    )
+    refs = {f: target for f, target in _REFERENCES.items() if f in fields and f != ref["id_field"]}
+    if name in _CATEGORY_OF and "CATEGORY_ID" in fields:
+        refs["CATEGORY_ID"] = _CATEGORY_OF[name]
+    return Spec(
+        name=name,
+        singular=singular,
+        id_field=ref["id_field"],
+        writable=writable,
+        searchable=searchable,
+        fields=fields,
+        required=required,
+        has_custom_fields="CUSTOMFIELDS" in fields,
+        references=refs,
+    )
+
+
 def build_specs() -> dict[str, Spec]:
     objects = load_reference()["objects"]
-    specs: dict[str, Spec] = {}
-    for name, singular, writable, searchable in _COLLECTIONS:
-        ref = objects[name]
-        fields = {
-            f["name"]: FieldInfo(
-                name=f["name"],
-                type=f["type"],
-                max_length=f.get("max_length"),
-                read_only=bool(f.get("read_only")),
-                items=f.get("items"),
-            )
-            for f in ref["fields"]
-        }
-        required = tuple(
-            r
-            for r in ref.get("swagger_required", [])
-            if r in fields
-            and not fields[r].read_only
-            and r not in SERVER_SET
-            and r not in NOT_REQUIRED_ON_CREATE
-        )
-        refs = {
-            f: target for f, target in _REFERENCES.items() if f in fields and f != ref["id_field"]
-        }
-        if name in _CATEGORY_OF and "CATEGORY_ID" in fields:
-            refs["CATEGORY_ID"] = _CATEGORY_OF[name]
-        specs[name] = Spec(
-            name=name,
-            singular=singular,
-            id_field=ref["id_field"],
-            writable=writable,
-            searchable=searchable,
-            fields=fields,
-            required=required,
-            has_custom_fields="CUSTOMFIELDS" in fields,
-            references=refs,
-        )
-    return specs
+    return {
+        name: _spec(name, singular, objects[name], writable, searchable)
+        for name, singular, writable, searchable in _COLLECTIONS
+    }
+
+
+def custom_object_spec(name: str) -> Spec:
+    """A custom object's records (`/{Name__c}`): the reference's CustomObjectRecords fields,
+    RECORD_NAME required; listed, searched and written like the standard objects (swagger).
+    Its singular — in links and FIELD_FOR — is its own name (`FIELD_FOR` upper-cases it)."""
+    ref = load_reference()["objects"]["CustomObjectRecords"]
+    return _spec(name, name, ref, writable=True, searchable=True)
 
 
 # ---------------------------------------------------------------- value coercion
@@ -303,4 +312,6 @@ def coerce_custom(definition: dict[str, Any], value: Any) -> Any:
         return coerce_datetime(value, name)
     if ftype in ("NUMERIC", "PERCENT"):
         return coerce_number(value, name)
+    if ftype == "LOOKUP":
+        return coerce_integer(value, name)  # a record id of JOIN_OBJECT; the store checks it
     return coerce_string(value, name, None)

@@ -26,9 +26,14 @@ from insightly_etl.sandbox.model import (
     coerce_custom,
     coerce_integer,
     coerce_standard,
+    custom_object_spec,
 )
 
 Record = dict[str, Any]
+
+
+class SeedError(ValueError):
+    """The seed (or --generate) asks for something the account cannot hold."""
 
 
 def dumps(value: Any) -> bytes:
@@ -93,6 +98,7 @@ class Account:
     ) -> None:
         self.specs = build_specs()
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
+        self.custom_objects: list[dict[str, Any]] = []  # GET /CustomObjects, from the seed
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
@@ -105,6 +111,26 @@ class Account:
         self._autonumber: dict[str, int] = {}
 
     # ------------------------------------------------------------------ helpers
+    def define_custom_objects(self, definitions: list[dict[str, Any]]) -> None:
+        """The account's custom objects (from its seed or state): each a collection of its own."""
+        for definition in definitions:
+            name = definition.get("OBJECT_NAME")
+            if not isinstance(name, str) or not name.endswith("__c") or name in self.specs:
+                raise SeedError(f"custom object {name!r}: OBJECT_NAME must be a new Name__c")
+            self.specs[name] = custom_object_spec(name)
+            self.collections[name] = Collection(self.specs[name])
+            self.custom_objects.append(definition)
+
+    def collection_named(self, join_object: Any) -> str | None:
+        """The collection a lookup field's JOIN_OBJECT names: a singular as in links
+        (`Organisation`) or a custom object's name (`Site__c`), any case. ASSUMPTION
+        (reference §3: lookup fields are not seen live): that is how JOIN_OBJECT names it."""
+        key = str(join_object or "").strip().lower()
+        for name, spec in self.specs.items():
+            if key in (name.lower(), spec.singular.lower()):
+                return name
+        return None
+
     def timestamp(self) -> str:
         return self.now().astimezone(UTC).strftime(DATE_FMT)
 
@@ -280,6 +306,14 @@ class Account:
             if name not in definitions:
                 raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
             given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
+            if definitions[name].get("FIELD_TYPE") == "LOOKUP" and given[name] is not None:
+                # a lookup names an existing record of its JOIN_OBJECT, like any id (ASSUMPTION)
+                join = definitions[name].get("JOIN_OBJECT")
+                target = self.collection_named(join)
+                if target is None or given[name] not in self.collections[target].records:
+                    raise WriteRejected(
+                        f"Custom field {name}: {join} {given[name]} does not exist."
+                    )
         current = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in record["CUSTOMFIELDS"]}
         if self.put_customfields == "replace":
             # what the body leaves out is erased; autonumbers stay (no client writes them)
@@ -376,6 +410,7 @@ class Account:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if "custom_fields" not in meta:
             return False
+        self.define_custom_objects(json.loads(meta.get("custom_objects", "[]")))
         self.custom_fields = json.loads(meta["custom_fields"])
         self.instance = json.loads(meta["instance"])
         for collection, body in db.execute(
@@ -395,8 +430,13 @@ class Account:
                 ((name, rid, coll.json_of(rid).decode()) for rid in coll.ids),
             )
         db.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('custom_fields', ?), ('instance', ?)",
-            (json.dumps(self.custom_fields), json.dumps(self.instance)),
+            "INSERT OR REPLACE INTO meta VALUES ('custom_fields', ?), ('instance', ?),"
+            " ('custom_objects', ?)",
+            (
+                json.dumps(self.custom_fields),
+                json.dumps(self.instance),
+                json.dumps(self.custom_objects),
+            ),
         )
         db.commit()
 
@@ -442,4 +482,4 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-__all__ = ["NOTE_PARENTS", "Account", "Collection", "Record", "dumps"]
+__all__ = ["NOTE_PARENTS", "Account", "Collection", "Record", "SeedError", "dumps"]

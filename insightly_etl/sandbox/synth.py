@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,7 @@ def _cf(
     options: list[dict[str, Any]] | None = None,
     default: str | None = None,
     help_text: str | None = None,
+    join: str | None = None,
 ) -> dict[str, Any]:
     return {
         "FIELD_NAME": name,
@@ -191,7 +192,7 @@ def _cf(
         "VISIBLE": True,
         "CUSTOM_FIELD_OPTIONS": options or [],
         "DEPENDENCY": None,
-        "JOIN_OBJECT": None,
+        "JOIN_OBJECT": join,
     }
 
 
@@ -257,6 +258,74 @@ def custom_field_definitions() -> dict[str, list[dict[str, Any]]]:
             _cf("OPPORTUNITY", 2, "Win_Chance__c", "Win Chance", "PERCENT"),
             _cf("OPPORTUNITY", 3, "Deal_Notes__c", "Deal Notes", "MULTILINETEXT"),
             _cf("OPPORTUNITY", 4, "Renewal_Date__c", "Renewal Date", "DATE"),
+        ],
+    }
+
+
+def _custom_object(name: str, singular: str, plural: str, description: str) -> dict[str, Any]:
+    return {
+        "OBJECT_NAME": name,
+        "SINGULAR_LABEL": singular,
+        "PLURAL_LABEL": plural,
+        "DESCRIPTION": description,
+        "RECORD_NAME_LABEL": f"{singular} Name",
+        "RECORD_NAME_TYPE": "TEXT",
+        "RECORD_NAME_DISPLAY_FORMAT": None,
+        "ENABLE_NAVBAR": True,
+        "ENABLE_WORKFLOWS": False,
+        "CREATED_USER_ID": 1,
+        "DATE_CREATED_UTC": "2025-02-03 10:15:00",
+        "DATE_UPDATED_UTC": "2025-02-03 10:15:00",
+    }
+
+
+# The seed account's custom objects: a site run by an organisation, and the assets at a site
+# (a lookup to a standard object, and one to another custom object). The sandbox knows them
+# only from the seed, as it would know any account's.
+CUSTOM_OBJECTS = [
+    _custom_object("Site__c", "Site", "Sites", "Warehouses, shops and offices of our customers"),
+    _custom_object("Asset__c", "Asset", "Assets", "Equipment installed at a site"),
+]
+
+
+def custom_object_fields() -> dict[str, list[dict[str, Any]]]:
+    """Custom fields of the custom objects: every FIELD_TYPE, and lookups (reference §3: a
+    lookup is FIELD_TYPE "LOOKUP" with JOIN_OBJECT set — ASSUMPTION, the name is not seen live)."""
+    services = ["Cleaning", "Security", "Maintenance", "Catering"]
+    return {
+        "Site__c": [
+            _cf("SITE__C", 1, "Organisation__c", "Organisation", "LOOKUP", join="Organisation"),
+            _cf(
+                "SITE__C",
+                2,
+                "Site_Type__c",
+                "Site Type",
+                "DROPDOWN",
+                _opt(["Warehouse", "Store", "Office", "Plant"], 601),
+            ),
+            _cf("SITE__C", 3, "Street__c", "Street", "TEXT"),
+            _cf("SITE__C", 4, "Access_Notes__c", "Access Notes", "MULTILINETEXT"),
+            _cf("SITE__C", 5, "Opened__c", "Opened", "DATE"),
+            _cf("SITE__C", 6, "Last_Inspection__c", "Last Inspection", "DATETIME"),
+            _cf("SITE__C", 7, "Floor_Area__c", "Floor Area (m²)", "NUMERIC"),
+            _cf("SITE__C", 8, "Occupancy__c", "Occupancy", "PERCENT"),
+            _cf("SITE__C", 9, "Active__c", "Active", "BIT", default="False"),
+            _cf("SITE__C", 10, "Services__c", "Services", "MULTISELECT", _opt(services, 701)),
+            _cf("SITE__C", 11, "Site_No__c", "Site No", "AUTONUMBER"),
+        ],
+        "Asset__c": [
+            _cf("ASSET__C", 1, "Site__c", "Site", "LOOKUP", join="Site__c"),
+            _cf("ASSET__C", 2, "Serial_No__c", "Serial No", "TEXT"),
+            _cf(
+                "ASSET__C",
+                3,
+                "Status__c",
+                "Status",
+                "DROPDOWN",
+                _opt(["In service", "Under repair", "Retired"], 801),
+            ),
+            _cf("ASSET__C", 4, "Purchased__c", "Purchased", "DATE"),
+            _cf("ASSET__C", 5, "Purchase_Price__c", "Purchase Price", "NUMERIC"),
         ],
     }
 
@@ -403,6 +472,18 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _collection_named(join: str, collections: Iterable[str]) -> str | None:
+    """The collection a lookup's JOIN_OBJECT names: a singular (`Organisation`), or a custom
+    object's own name (`Site__c`); any case."""
+    key = join.strip().lower()
+    for name in collections:
+        low = name.lower()
+        single = low[:-3] + "y" if low.endswith("ies") else low.removesuffix("s")
+        if key in (low, single):
+            return name
+    return None
+
+
 def _dedupe_countries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     out = []
@@ -414,17 +495,80 @@ def _dedupe_countries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class Generator:
-    """Makes records of one collection from an id upward; `context` ids keep references valid."""
+    """Makes records of one collection from an id upward; `context` ids keep references valid.
+    Custom objects' records are made from their definitions (`custom`: OBJECT_NAME -> the
+    object and its custom fields), so any seed's custom objects can be generated."""
 
-    def __init__(self, seed: str, context: dict[str, list[int]]) -> None:
+    def __init__(
+        self,
+        seed: str,
+        context: dict[str, list[int]],
+        custom: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] | None = None,
+    ) -> None:
         self.seed = seed
         self.context = context
+        self.custom = custom or {}
 
     def records(self, collection: str, start_id: int, count: int) -> Iterator[dict[str, Any]]:
-        make = getattr(self, "_" + collection.lower())
         for rid in range(start_id, start_id + count):
             rng = random.Random(f"{self.seed}:{collection}:{rid}")
-            yield make(rng, rid)
+            if collection in self.custom:
+                yield self._custom_record(rng, rid, *self.custom[collection])
+            else:
+                yield getattr(self, "_" + collection.lower())(rng, rid)
+
+    def _custom_record(
+        self, rng: random.Random, rid: int, obj: dict[str, Any], fields: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        created, updated = _dates(rng)
+        city = rng.choice(CITIES)[0]
+        values = []
+        for d in fields:
+            value = self._custom_value(rng, rid, d, created, updated)
+            if value is not None:
+                values.append({"FIELD_NAME": d["FIELD_NAME"], "FIELD_VALUE": value})
+        return {
+            "RECORD_ID": rid,
+            "RECORD_NAME": f"{city} {obj.get('SINGULAR_LABEL') or 'Record'} {rid}",
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "CREATED_USER_ID": 1,
+            "VISIBLE_TO": "EVERYONE",
+            "VISIBLE_TEAM_ID": None,
+            "CUSTOMFIELDS": values,
+        }
+
+    def _custom_value(
+        self, rng: random.Random, rid: int, d: dict[str, Any], created: str, updated: str
+    ) -> Any:
+        ftype = d.get("FIELD_TYPE")
+        options = [o["OPTION_VALUE"] for o in d.get("CUSTOM_FIELD_OPTIONS") or []]
+        if ftype == "AUTONUMBER":
+            return str(rid)
+        if rng.random() < 0.15:
+            return None  # some fields are left empty, as people leave them
+        if ftype == "LOOKUP":
+            target = _collection_named(str(d.get("JOIN_OBJECT")), self.context)
+            ids = self.context.get(target, []) if target else []
+            return rng.choice(ids) if ids else None
+        if ftype == "DROPDOWN":
+            return rng.choice(options)
+        if ftype == "MULTISELECT":
+            return ";".join(rng.sample(options, rng.randint(1, min(2, len(options)))))
+        if ftype == "BIT":
+            return rng.random() < 0.7
+        if ftype == "DATE":
+            return created[:10] + " 00:00:00"
+        if ftype == "DATETIME":
+            return updated
+        if ftype == "NUMERIC":
+            return rng.choice([120, 450, 980.5, 2300, 12000])
+        if ftype == "PERCENT":
+            return rng.randint(0, 100)
+        if ftype == "MULTILINETEXT":
+            return rng.choice(["Key at reception", "Gate code 4411\nAsk for the site manager"])
+        return f"{str(d.get('FIELD_LABEL') or 'Value').split()[0].upper()}-{rid:06d}"
 
     def _user(self, rng: random.Random) -> int:
         return rng.choice(self.context["Users"])
@@ -814,7 +958,8 @@ SEED_COUNTS = {
     "Pricebook": 2,
     "Quotation": 6,
 }
-GENERATED = tuple(SEED_COUNTS)  # what --generate can make
+CUSTOM_SEED_COUNTS = {"Site__c": 30, "Asset__c": 80}
+GENERATED = tuple(SEED_COUNTS)  # standard objects --generate can make (and any custom object)
 ID_BASE = {name: 1000 * (n + 1) for n, name in enumerate(SEED_COUNTS)}  # readable, distinct ids
 
 
@@ -823,12 +968,16 @@ def seed_account() -> dict[str, Any]:
     data: dict[str, Any] = dict(_reference_data())
     data["Countries"] = _dedupe_countries(data["Countries"])
     context = {"Users": [u["USER_ID"] for u in data["Users"]]}
-    gen = Generator("seed", context)
-    for collection, count in SEED_COUNTS.items():
-        records = list(gen.records(collection, ID_BASE[collection] + 1, count))
+    fields = custom_object_fields()
+    custom = {o["OBJECT_NAME"]: (o, fields[o["OBJECT_NAME"]]) for o in CUSTOM_OBJECTS}
+    gen = Generator("seed", context, custom)
+    bases = {**ID_BASE, **{name: 100_000 * (n + 1) for n, name in enumerate(CUSTOM_SEED_COUNTS)}}
+    for collection, count in {**SEED_COUNTS, **CUSTOM_SEED_COUNTS}.items():
+        records = list(gen.records(collection, bases[collection] + 1, count))
         data[collection] = records
         context[collection] = [r[next(iter(r))] for r in records]
-    data["custom_fields"] = custom_field_definitions()
+    data["custom_objects"] = CUSTOM_OBJECTS
+    data["custom_fields"] = {**custom_field_definitions(), **fields}
     data["instance"] = INSTANCE
     return data
 

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 
 from insightly_etl.api.registry import OBJECTS
 from insightly_etl.extract import ExportOptions, extract_objects
+from insightly_etl.errors import InputError
 from insightly_etl.extract.export import ALL_OBJECTS, MANIFEST, _Marks
 from insightly_etl.extract.schema import TIMESTAMP, object_schema
 from insightly_etl.sandbox import Sandbox
@@ -41,9 +43,11 @@ async def test_every_object_type_is_exported_with_its_row_count(
 ) -> None:
     result = await export(seeded, tmp_path)
     m = manifest(tmp_path)
-    assert set(m["objects"]) == set(ALL_OBJECTS)
-    for name in OBJECTS:
-        endpoint = OBJECTS[name].endpoint
+    custom = [o["OBJECT_NAME"] for o in seeded.account.custom_objects]
+    assert custom == ["Site__c", "Asset__c"]
+    assert set(m["objects"]) == {*ALL_OBJECTS, *custom}
+    for name in [*OBJECTS, *custom]:
+        endpoint = OBJECTS[name].endpoint if name in OBJECTS else name
         table = read(tmp_path, name)
         assert (
             table.num_rows
@@ -52,11 +56,113 @@ async def test_every_object_type_is_exported_with_its_row_count(
         )
     defs = read(tmp_path, "custom_fields")
     assert defs.num_rows == sum(len(v) for v in seeded.account.custom_fields.values())
+    assert read(tmp_path, "custom_objects").to_pylist() == [
+        {
+            **o,
+            "DATE_CREATED_UTC": _utc(o["DATE_CREATED_UTC"]),
+            "DATE_UPDATED_UTC": _utc(o["DATE_UPDATED_UTC"]),
+        }
+        for o in seeded.account.custom_objects
+    ]
+    assert m["objects"]["Site__c"]["definition"]["PLURAL_LABEL"] == "Sites"
     assert m["quota"]["remaining"] is not None and m["started_utc"] and m["finished_utc"]
     assert result.warnings == []
-    # one listing per object, one definitions request per object with custom fields
-    with_custom = sum(1 for o in OBJECTS.values() if o.has_custom_fields)
-    assert result.requests == len(OBJECTS) + with_custom
+    # one listing per object, one definitions request per object with custom fields, and one
+    # request for the list of custom objects
+    with_custom = sum(1 for o in OBJECTS.values() if o.has_custom_fields) + len(custom)
+    assert result.requests == len(OBJECTS) + len(custom) + with_custom + 1
+
+
+def _utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+async def test_custom_objects_have_typed_columns_lookups_as_ids(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    result = await export(seeded, tmp_path, "site__c", "Asset__c")
+    assert [o.name for o in result.objects] == ["Site__c", "Asset__c"]  # the account's spelling
+    sites, assets = read(tmp_path, "Site__c"), read(tmp_path, "Asset__c")
+    types = {f.name: str(f.type) for f in sites.schema}
+    assert types == {
+        "RECORD_ID": "int64",
+        "RECORD_NAME": "string",
+        "OWNER_USER_ID": "int64",
+        "DATE_CREATED_UTC": "timestamp[ms, tz=UTC]",
+        "VISIBLE_TO": "string",
+        "VISIBLE_TEAM_ID": "int64",
+        "DATE_UPDATED_UTC": "timestamp[ms, tz=UTC]",
+        "CREATED_USER_ID": "int64",
+        "Organisation__c": "int64",
+        "Site_Type__c": "string",
+        "Street__c": "string",
+        "Access_Notes__c": "string",
+        "Opened__c": "timestamp[ms, tz=UTC]",
+        "Last_Inspection__c": "timestamp[ms, tz=UTC]",
+        "Floor_Area__c": "double",
+        "Occupancy__c": "double",
+        "Active__c": "bool",
+        "Services__c": "list<element: string>",
+        "Site_No__c": "string",
+    }
+    first = seeded.account.collections["Asset__c"].records[200001]
+    row = assets.filter(pa.compute.equal(assets["RECORD_ID"], 200001)).to_pylist()[0]
+    assert row["RECORD_NAME"] == first["RECORD_NAME"]
+    assert row["Site__c"] == next(
+        c["FIELD_VALUE"] for c in first["CUSTOMFIELDS"] if c["FIELD_NAME"] == "Site__c"
+    )
+    # every asset's site is a site of the export: ids join
+    site_ids = set(sites["RECORD_ID"].to_pylist())
+    assert set(filter(None, assets["Site__c"].to_pylist())) <= site_ids
+
+
+async def test_a_custom_object_the_account_does_not_have_is_named_with_the_ones_it_has(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError) as caught:
+        await export(seeded, tmp_path, "Fruit__c")
+    assert caught.value.message == "the account has no custom object 'Fruit__c'"
+    assert caught.value.hint == "Its custom objects: Site__c, Asset__c (GET /CustomObjects)."
+
+
+async def test_a_custom_object_with_no_records_has_its_full_schema_and_incremental_works(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(rate_limit=1000)
+    assets = sb.account.collections["Asset__c"]
+    for rid in list(assets.ids):
+        assets.remove(rid)
+    await export(sb, tmp_path, "Asset__c")
+    empty = read(tmp_path, "Asset__c")
+    assert empty.num_rows == 0
+    assert empty.schema.field("Site__c").type == pa.int64()
+    assert empty.schema.field("Purchased__c").type == pa.timestamp("ms", tz="UTC")
+    # a new asset, then an incremental run: the change is merged, with the same schema
+    sb.account.create(
+        "Asset__c",
+        {
+            "RECORD_NAME": "Pallet jack 3",
+            "CUSTOMFIELDS": [{"FIELD_NAME": "Site__c", "FIELD_VALUE": 100002}],
+        },
+    )
+    result = await export(sb, tmp_path, "Asset__c", incremental=True)
+    assert [o.status for o in result.objects] == ["full"]  # no mark yet from an empty export
+    new = sb.account.create(
+        "Asset__c",
+        {
+            "RECORD_NAME": "Pallet jack 4",
+            "CUSTOMFIELDS": [{"FIELD_NAME": "Site__c", "FIELD_VALUE": 100003}],
+        },
+    )
+    result = await export(sb, tmp_path, "Asset__c", incremental=True)
+    assert [(o.status, o.rows) for o in result.objects] == [("incremental", 2)]
+    after = read(tmp_path, "Asset__c")
+    assert after.schema == empty.schema
+    assert [(r["RECORD_NAME"], r["Site__c"]) for r in after.to_pylist()] == [
+        ("Pallet jack 3", 100002),
+        ("Pallet jack 4", 100003),
+    ]
+    assert after["RECORD_ID"].to_pylist()[-1] == new["RECORD_ID"]
 
 
 async def test_schema_is_fixed_across_pages_runs_and_empty_exports(

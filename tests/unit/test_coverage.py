@@ -12,7 +12,6 @@ SWAGGER = Path(__file__).resolve().parents[1] / "data" / "swagger_collections.tx
 # Not exported yet, each with why: the whole-account export issue is the plan for them.
 NOT_YET_EXPORTED = {
     "Instance": "one record about the account, not a collection",
-    "CustomObjects": "custom objects: the custom-objects issue",
     "ActivitySets": "whole-account export issue",
     "CommunityComments": "whole-account export issue",
     "CommunityForums": "whole-account export issue",
@@ -43,6 +42,7 @@ NOT_YET_EXPORTED = {
 
 def test_every_collection_of_the_api_is_exported_or_listed_as_not_yet_with_why() -> None:
     api = {line.strip() for line in SWAGGER.read_text().splitlines() if line and line[0] != "#"}
-    exported = {o.endpoint for o in OBJECTS.values()}
+    # CustomObjects: custom_objects.parquet, and each custom object's records in its own file
+    exported = {o.endpoint for o in OBJECTS.values()} | {"CustomObjects"}
     assert exported - api == set()  # nothing exported that the API does not list
     assert api - exported == set(NOT_YET_EXPORTED), "update NOT_YET_EXPORTED or the exporter"
