@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from insightly_etl.api.registry import OBJECTS
-from insightly_etl.extract import ExportOptions, extract_objects
 from insightly_etl.errors import InputError
+from insightly_etl.extract import ExportOptions, extract_objects
 from insightly_etl.extract.export import ALL_OBJECTS, MANIFEST, _Marks
 from insightly_etl.extract.schema import TIMESTAMP, object_schema
 from insightly_etl.sandbox import Sandbox
@@ -106,7 +106,7 @@ async def test_custom_objects_have_typed_columns_lookups_as_ids(
         "Site_No__c": "string",
     }
     first = seeded.account.collections["Asset__c"].records[200001]
-    row = assets.filter(pa.compute.equal(assets["RECORD_ID"], 200001)).to_pylist()[0]
+    row = assets.filter(pc.equal(assets["RECORD_ID"], 200001)).to_pylist()[0]
     assert row["RECORD_NAME"] == first["RECORD_NAME"]
     assert row["Site__c"] == next(
         c["FIELD_VALUE"] for c in first["CUSTOMFIELDS"] if c["FIELD_NAME"] == "Site__c"
