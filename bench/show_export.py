@@ -21,6 +21,13 @@ def main(directory: str) -> None:
         else:
             rows, columns = entry["rows"], len(entry["schema"])
         print(f"{entry['file']:<32} {rows:>8,} {columns:>8}  {entry['high_water_mark'] or '-'}")
+    for name, entry in sorted(manifest["objects"].items()):
+        if "definition" in entry and entry["format"] == "parquet":  # a custom object
+            schema = pq.read_schema(out / entry["file"])
+            label = entry["definition"].get("PLURAL_LABEL") or name
+            print(f"\n{name} ({label}), read back with its types:")
+            for field in schema:
+                print(f"  {field.name:<24} {field.type}")
     quota = manifest.get("quota") or {}
     print(f"quota left today: {quota.get('remaining')} of {quota.get('limit')}")
 

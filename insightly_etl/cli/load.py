@@ -139,7 +139,9 @@ def fields(
             continue
         kind = spec.api_type + ("" if spec.writable else " (read-only)")
         req = "yes" if spec.required else ""
-        options = ", ".join(spec.options)
+        options = ", ".join(spec.options) or (
+            f"ids of {spec.join_object} (map with lookup:)" if spec.join_object else ""
+        )
         click.echo(
             f"{spec.name:<28} {spec.label[:26]:<26} {kind:<13} {req:<4} {spec.max_length or '':>5}  {options}"
         )

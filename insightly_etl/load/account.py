@@ -87,8 +87,9 @@ def facts_from_export(directory: Path, mapping: Mapping) -> AccountFacts:
         raise InputError(
             f"--fields-from {directory}: cannot read {manifest_path.name}: {exc}"
         ) from None
-    objects = manifest.get("objects", {})
-    entry = objects.get(mapping.object)
+    # custom objects as the export spelled them (the account's), whatever case the mapping has
+    objects = {str(k).lower(): v for k, v in (manifest.get("objects") or {}).items()}
+    entry = objects.get(mapping.object.lower())
     if entry is None:
         raise InputError(
             f"--fields-from {directory}: the export has no {mapping.object}",
@@ -96,7 +97,7 @@ def facts_from_export(directory: Path, mapping: Mapping) -> AccountFacts:
         )
     lookups: dict[tuple[str, str], LookupIndex] = {}
     for target, by in sorted(lookups_needed(mapping)):
-        tentry = objects.get(target)
+        tentry = objects.get(target.lower())
         if tentry is None or tentry.get("format") != "parquet":
             raise InputError(
                 f"--fields-from {directory}: a lookup needs {target}, which the export lacks (as Parquet)",

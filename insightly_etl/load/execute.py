@@ -69,22 +69,29 @@ def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
     custom = custom_values(record)
     for name, value in payload.items():
         if name == "CUSTOMFIELDS":
-            if any(str(custom.get(c["FIELD_NAME"])) != str(c["FIELD_VALUE"]) for c in value):
+            if not all(_same(custom.get(c["FIELD_NAME"]), c["FIELD_VALUE"]) for c in value):
                 return False
         elif name == "TAGS":
             if {t["TAG_NAME"] for t in value} != {
                 t.get("TAG_NAME") for t in record.get("TAGS") or ()
             }:
                 return False
-        elif isinstance(value, float | int) and not isinstance(value, bool):
-            try:
-                if abs(float(record.get(name)) - float(value)) > 1e-9:  # type: ignore[arg-type]
-                    return False
-            except (TypeError, ValueError):
-                return False
-        elif not _same_text(record.get(name), value):
+        elif not _same(record.get(name), value):
             return False
     return True
+
+
+def _same(stored: Any, sent: Any) -> bool:
+    """A value as the server keeps it against the value sent: numbers by value (12400.0 sent,
+    12400 stored), booleans as booleans, the rest as text (`_same_text`)."""
+    if isinstance(sent, bool) or isinstance(stored, bool):
+        return str(stored).lower() == str(sent).lower()
+    if isinstance(sent, float | int):
+        try:
+            return abs(float(stored) - float(sent)) <= 1e-9
+        except (TypeError, ValueError):
+            return False
+    return _same_text(stored, sent)
 
 
 _DATETIME_TEXT = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d)?)?")

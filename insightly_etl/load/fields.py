@@ -51,6 +51,7 @@ class FieldSpec:
     why_not_writable: str | None = None
     max_length: int | None = None
     options: tuple[str, ...] = ()
+    join_object: str | None = None  # a LOOKUP field: the object whose record ids it holds
 
     @property
     def is_email(self) -> bool:
@@ -114,6 +115,9 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             why_not_writable=None if editable else "computed by Insightly",
             max_length=_CUSTOM_MAX.get(ftype),
             options=tuple(o["OPTION_VALUE"] for o in d.get("CUSTOM_FIELD_OPTIONS") or ()),
+            join_object=str(d["JOIN_OBJECT"])
+            if ftype == "LOOKUP" and d.get("JOIN_OBJECT")
+            else None,
         )
     return specs
 

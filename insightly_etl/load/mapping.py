@@ -201,7 +201,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
                 f"{where}.lookup.object",
                 f"{target} have no numeric record ids to look up; map the value itself instead",
             )
-        by = lk.get("by") or LOOKUP_BY.get(target)
+        by = lk.get("by") or LOOKUP_BY.get(target) or ("RECORD_NAME" if target_obj.custom else None)
         if not by:
             raise _fail(source, f"{where}.lookup.by", f"name the field of {target} to match by")
         lookup = Lookup(target, str(by))

@@ -200,6 +200,8 @@ def check_mapping(
             raise InputError(
                 f"{src}: columns.{rule.column}: a lookup gives a record id, but {rule.field} is {spec.api_type}"
             )
+        if rule.lookup is not None and spec.join_object:
+            _check_join(src, rule, spec.join_object)
     for name in mapping.defaults:
         _check_field(src, f"defaults.{name}", name, specs, obj)
     if mapping.match:
@@ -231,6 +233,21 @@ def check_mapping(
                 if mapping.source != "(no mapping file)"
                 else "Name the file's column for it with a mapping file (insightly-etl mapping draft FILE --object OBJECT writes one).",
             )
+
+
+def _check_join(src: str, rule: ColumnRule, join_object: str) -> None:
+    """A lookup field holds ids of one object (its JOIN_OBJECT): the lookup must find those."""
+    try:
+        target = get_object(join_object)
+    except InputError:
+        return  # a JOIN_OBJECT this tool does not know: the server will judge the ids
+    assert rule.lookup is not None
+    if target.name.lower() != rule.lookup.object.lower():
+        raise InputError(
+            f"{src}: columns.{rule.column}: {rule.field} holds {join_object} record ids, "
+            f"but the lookup finds {rule.lookup.object} records",
+            hint=f"Look up {target.name}: lookup: {{object: {target.name}, by: …}}.",
+        )
 
 
 def _check_field(
@@ -517,6 +534,9 @@ class _ColumnValidator:
             ints = pc.cast(_arrow(v.where(good)), pa.int64())
             return pd.Series(pd.array(ints, dtype="Int64"), index=v.index)
         if kind == NUMBER:
+            if spec.api_type == "PERCENT":
+                # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
+                v = regex_replace(v, r"\s*%$", "")
             good = pd.Series(fullmatch(v, _NUMBER_RE[rule.decimal]), index=v.index)
             self._bad(
                 v,

@@ -33,15 +33,21 @@ def test_the_demo_command_exports_everything_readable_by_pandas(tmp_path: Path) 
     out = tmp_path / "exports"
     run = cli("export", "--sandbox", "--out", str(out))
     assert run.returncode == 0, run.stderr
-    assert "Exported 22 object types" in run.stderr
+    # 21 standard object types, the seed's 2 custom objects, and the 2 tables of definitions
+    assert "Exported 25 object types" in run.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
-    for name in ALL_OBJECTS:
+    for name in [*ALL_OBJECTS, "Site__c", "Asset__c"]:
         frame = pd.read_parquet(out / f"{name}.parquet")
         assert len(frame) == manifest["objects"][name]["rows"] > 0
     contacts = pd.read_parquet(out / "contacts.parquet")
     assert str(contacts["DATE_UPDATED_UTC"].dtype) == "datetime64[ms, UTC]"
     assert str(contacts["Lifetime_Value__c"].dtype) == "float64"
     assert contacts["CONTACT_ID"].dtype == "int64"
+    assets = pd.read_parquet(out / "Asset__c.parquet", dtype_backend="numpy_nullable")
+    assert str(assets["Site__c"].dtype) == "Int64"  # a lookup: ids, some empty
+    assert set(assets["Site__c"].dropna()) <= set(
+        pd.read_parquet(out / "Site__c.parquet")["RECORD_ID"]
+    )
 
 
 def test_an_export_killed_midway_leaves_no_file_under_a_final_name(tmp_path: Path) -> None:
