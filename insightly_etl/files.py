@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ PARTIAL_SUFFIX = ".partial"
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the form query strings take (updated_after_utc)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
+DAY = pa.date32()  # a calendar day (a birthday, a due date): no time, no zone
 # A cell a spreadsheet runs: starts with = + - @ tab CR — or is already one apostrophe-escaped
 # (`'=1`), so that a value which really begins with `'=` survives the round trip (`''=1`).
 FORMULA_START = r"^'*[=+\-@\t\r]"
@@ -160,4 +161,6 @@ def to_csv_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(DATETIME_FORMAT)
+    if isinstance(value, date):
+        return value.isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

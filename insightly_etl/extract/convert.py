@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.api.registry import custom_values
-from insightly_etl.extract.schema import META_SOURCE, TIMESTAMP
+from insightly_etl.extract.schema import DAY, META_SOURCE, TIMESTAMP
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 
 Record = dict[str, Any]
@@ -91,8 +91,8 @@ class PageConverter:
         out = []
         for f, column in zip(self._wire, wire.columns, strict=True):
             target = self.schema.field(f.name).type
-            if target == TIMESTAMP:
-                out.append(self._timestamps(f.name, column))
+            if target in (TIMESTAMP, DAY):
+                out.append(self._timestamps(f.name, column, target=target))
             elif f.type == _TAGS_WIRE:  # [{TAG_NAME}] -> [TAG_NAME]
                 names = pc.struct_field(column.flatten(), "TAG_NAME")
                 out.append(pa.ListArray.from_arrays(column.offsets, names, mask=column.is_null()))
@@ -110,11 +110,12 @@ class PageConverter:
     # ---------------------------------------------------------------- one column
     def _column(self, field: pa.Field, raw: list[Any]) -> pa.Array:
         dtype = field.type
-        if dtype == TIMESTAMP:
+        if dtype in (TIMESTAMP, DAY):
             return self._timestamps(
                 field.name,
                 pa.array([v if isinstance(v, str) else None for v in raw], pa.string()),
                 raw,
+                target=dtype,
             )
         if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
             raw = [_string_list(v) for v in raw]
@@ -143,8 +144,16 @@ class PageConverter:
             return None
         return value
 
-    def _timestamps(self, name: str, strings: pa.Array, raw: list[Any] | None = None) -> pa.Array:
-        """`yyyy-MM-dd HH:mm:ss` text (or ISO, or a bare date) to UTC timestamps, vectorised."""
+    def _timestamps(
+        self,
+        name: str,
+        strings: pa.Array,
+        raw: list[Any] | None = None,
+        *,
+        target: pa.DataType = TIMESTAMP,
+    ) -> pa.Array:
+        """`yyyy-MM-dd HH:mm:ss` text (or ISO, or a bare date) to UTC timestamps, vectorised;
+        to calendar days when `target` is DAY (the date the text names, whatever its time)."""
         bad = 0 if raw is None else sum(1 for v in raw if v is not None and not isinstance(v, str))
         strings = pc.if_else(pc.equal(pc.utf8_trim_whitespace(strings), ""), None, strings)
         result = pc.strptime(strings, format=_DATE_FORMATS[0], unit="ms", error_is_null=True)
@@ -157,12 +166,14 @@ class PageConverter:
         bad += pc.sum(pc.and_(pc.is_null(result), pc.is_valid(strings))).as_py() or 0
         if bad:
             self.bad_values[name] += bad
+        if target == DAY:
+            return pc.cast(result, DAY, safe=False)  # the day the text names, its time dropped
         return result.cast(TIMESTAMP)
 
 
 def _as_wire(dtype: pa.DataType) -> pa.DataType:
-    """The type a column has in JSON: date-times (also nested ones) are text."""
-    if dtype == TIMESTAMP:
+    """The type a column has in JSON: date-times and days (also nested ones) are text."""
+    if dtype in (TIMESTAMP, DAY):
         return pa.string()
     if pa.types.is_list(dtype):
         return pa.list_(_as_wire(dtype.value_type))
@@ -173,7 +184,7 @@ def _as_wire(dtype: pa.DataType) -> pa.DataType:
 
 def _as_naive(dtype: pa.DataType) -> pa.DataType:
     """Text casts to timestamps without a zone; a second cast then says UTC."""
-    if dtype == TIMESTAMP:
+    if dtype in (TIMESTAMP, DAY):
         return pa.timestamp("ms")
     if pa.types.is_list(dtype):
         return pa.list_(_as_naive(dtype.value_type))
@@ -209,7 +220,11 @@ def _struct_list(value: Any, struct: pa.StructType) -> Any:
         for f in struct:
             v = item.get(f.name)
             if v is not None:
-                v = _to_datetime(v) if f.type == TIMESTAMP else _FIXERS.get(str(f.type), _same)(v)
+                if f.type in (TIMESTAMP, DAY):
+                    v = _to_datetime(v)
+                    v = v.date() if v is not None and f.type == DAY else v
+                else:
+                    v = _FIXERS.get(str(f.type), _same)(v)
             clean[f.name] = v
         items.append(clean)
     return items

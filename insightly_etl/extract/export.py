@@ -480,7 +480,10 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     columns = []
     for f in schema:
         if f.name in table.column_names:
-            columns.append(table[f.name].cast(f.type))
+            try:
+                columns.append(table[f.name].cast(f.type))
+            except pa.ArrowInvalid:  # an older file's timestamp where a calendar day is now
+                columns.append(table[f.name].cast(f.type, safe=False))
         else:
             columns.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(columns, schema=schema)

@@ -1,11 +1,14 @@
 """One fixed Arrow schema per object, from the field reference and the account's custom-field
 definitions — never inferred from data, so 0 rows or a million give the same columns and types.
 
-    integer → int64        number → float64        boolean → bool
-    date-time → timestamp[ms, tz=UTC]              string → string
+    integer → int64        number → float64        boolean → bool         string → string
+    date-time → timestamp[ms, tz=UTC] when the name ends in _UTC (an instant), else date32
+      (a calendar day: DATE_OF_BIRTH, DUE_DATE, FORECAST_CLOSE_DATE, OCCASION_DATE … — the
+      swagger types those date-time too, reference §6; as an instant a birthday would show a
+      day early anywhere west of UTC)
     TAGS → list<string>    LINKS, DATES, EMAILDOMAINS → list<struct<…>>
     custom fields, one column each, named by FIELD_NAME:
-      NUMERIC, PERCENT → float64   BIT → bool   DATE, DATETIME → timestamp[ms, tz=UTC]
+      NUMERIC, PERCENT → float64   BIT → bool   DATE → date32   DATETIME → timestamp[ms, tz=UTC]
       MULTISELECT → list<string>   LOOKUP → int64 (a record id of JOIN_OBJECT)
       TEXT, MULTILINETEXT, DROPDOWN, AUTONUMBER, other → string
 
@@ -26,9 +29,10 @@ from insightly_etl.api.registry import (
     custom_object_fields,
     nested_schema,
 )
-from insightly_etl.files import TIMESTAMP
+from insightly_etl.files import DAY, TIMESTAMP
 
 __all__ = [
+    "DAY",
     "TIMESTAMP",
     "custom_fields_schema",
     "custom_objects_schema",
@@ -48,7 +52,7 @@ CUSTOM_TYPES: dict[str, pa.DataType] = {
     "NUMERIC": pa.float64(),
     "PERCENT": pa.float64(),
     "BIT": pa.bool_(),
-    "DATE": TIMESTAMP,
+    "DATE": DAY,
     "DATETIME": TIMESTAMP,
     "MULTISELECT": pa.list_(pa.string()),
     "LOOKUP": pa.int64(),  # the id of a record of JOIN_OBJECT
@@ -58,7 +62,10 @@ META_SOURCE = b"insightly_source"  # "standard" | "custom"
 META_TYPE = b"insightly_type"  # the reference type or the custom FIELD_TYPE
 
 
-def scalar_type(type_name: str) -> pa.DataType:
+def scalar_type(type_name: str, name: str = "") -> pa.DataType:
+    """A standard field's type; `name` tells a calendar day from an instant (reference §6)."""
+    if type_name == "date-time" and not name.endswith("_UTC"):
+        return DAY
     return _SCALARS.get(type_name, pa.string())
 
 
@@ -69,7 +76,7 @@ def _nested_type(field: dict[str, Any]) -> pa.DataType:
     if field["type"] == "array" and items:
         struct = pa.struct([pa.field(f["name"], _nested_type(f)) for f in nested_schema(items)])
         return pa.list_(struct)
-    return scalar_type(field["type"])
+    return scalar_type(field["type"], field["name"])
 
 
 def custom_type(field_type: str) -> pa.DataType:
@@ -89,7 +96,7 @@ def object_schema(
                 continue
             dtype = _nested_type({"name": f.name, "type": f.type, "items": f.items})
         else:
-            dtype = scalar_type(f.type)
+            dtype = scalar_type(f.type, f.name)
         fields.append(
             pa.field(
                 f.name,
