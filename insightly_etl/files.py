@@ -118,17 +118,19 @@ def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- CSV text of typed values
 
 
-def csv_schema(schema: pa.Schema) -> pa.Schema:
+def csv_schema(schema: pa.Schema, text: list[bool] | None = None) -> pa.Schema:
     """The same column names (escaped where a spreadsheet would run them: a custom field's
-    name comes from the server); lists and timestamps become text."""
+    name comes from the server); lists and timestamps become text, and the columns `text`
+    marks (numbers written with a decimal comma)."""
+    marked = text or [False] * len(schema)
     return pa.schema(
         [
             pa.field(
                 escape_text(f.name),
-                pa.string() if _needs_text(f.type) else f.type,
+                pa.string() if _needs_text(f.type) or as_text else f.type,
                 metadata=f.metadata,
             )
-            for f in schema
+            for f, as_text in zip(schema, marked, strict=True)
         ]
     )
 

@@ -31,6 +31,14 @@ from insightly_etl.cli.common import (
 )
 @choice_option("--format", ["parquet", "csv"], "File format.", dest="fmt")
 @click.option(
+    "--csv-dialect",
+    type=click.Choice(["excel", "excel-eu", "plain"]),
+    default=None,
+    help="With --format csv: excel (default: commas, CRLF, UTF-8 with a BOM so Excel shows "
+    "accents right), excel-eu (semicolons and decimal commas, for European Excel), plain "
+    "(commas, LF, no BOM: for programs).",
+)
+@click.option(
     "--incremental",
     is_flag=True,
     help="Fetch only records changed since the last export in --out and merge them in.",
@@ -52,6 +60,7 @@ def export(
     objects: tuple[str, ...],
     out_dir: Path,
     fmt: str,
+    csv_dialect: str | None,
     incremental: bool,
     since: str | None,
     brief: bool,
@@ -73,10 +82,13 @@ def export(
 
     if incremental and since:
         raise click.UsageError("--incremental and --since exclude each other")
+    if csv_dialect and fmt != "csv":
+        raise click.UsageError("--csv-dialect applies to --format csv")
     options = ExportOptions(
         out_dir=out_dir,
         objects=resolve_objects(list(objects)),
         fmt=fmt,
+        csv_dialect=csv_dialect or "excel",
         incremental=incremental,
         since=parse_since(since) if since else None,
         brief=brief,

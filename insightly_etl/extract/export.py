@@ -83,6 +83,7 @@ class ExportOptions:
     out_dir: Path
     objects: list[str] = field(default_factory=list)  # empty: every object type
     fmt: str = "parquet"  # parquet | csv
+    csv_dialect: str = "excel"  # excel | excel-eu | plain (extract.writers.CSV_DIALECTS)
     incremental: bool = False
     since: datetime | None = None
     brief: bool = False
@@ -240,7 +241,7 @@ class Exporter:
 
     def _write_all(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
         converter = PageConverter(schema)
-        writer = open_writer(self._path(name), schema, self.options.fmt)
+        writer = open_writer(self._path(name), schema, self.options.fmt, self.options.csv_dialect)
         try:
             writer.write(converter.to_batch(rows))
         except BaseException:
@@ -326,7 +327,7 @@ class Exporter:
                 if writer is None:  # the first page is here, and so are the definitions
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
-                    writer = open_writer(path, schema, self.options.fmt)
+                    writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
                 self._on_page(page, marks)
                 # off the event loop, so the next requests leave on time while we convert
                 batch = await asyncio.to_thread(converter.to_batch, page.records)  # type: ignore[union-attr]
@@ -370,7 +371,7 @@ class Exporter:
             assert obj.id_field is not None
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
-        writer = open_writer(path, schema, self.options.fmt)
+        writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
         try:
             for batch in merged.to_batches(max_chunksize=50_000):
                 writer.write(batch)

@@ -171,3 +171,12 @@ def test_the_sandbox_warns_when_it_listens_beyond_loopback() -> None:
         "Warning: listening on 0.0.0.0: anyone who can reach this machine can use the sandbox, "
         "and its admin routes (/_sandbox/…: every record, reset-quota) have no key."
     )
+
+
+def test_a_csv_dialect_without_csv_is_a_usage_error(make_sandbox, tmp_path: Path) -> None:
+    result = run(
+        make_sandbox(), "export", "users", "--out", str(tmp_path), "--csv-dialect", "plain"
+    )
+    assert result.exit_code == 2
+    assert "Error: --csv-dialect applies to --format csv" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -290,7 +291,7 @@ async def test_csv_has_the_same_columns_and_spreadsheet_friendly_values(
     seeded: Sandbox, tmp_path: Path
 ) -> None:
     await export(seeded, tmp_path, "contacts", fmt="csv")
-    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8") as f:
+    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     schema = object_schema(OBJECTS["contacts"], seeded.account.definitions("Contacts"))
     assert list(rows[0]) == schema.names
@@ -411,7 +412,7 @@ async def test_csv_export_escapes_formulas_and_imports_back_as_the_values(
     async with asgi_client(sb) as http:
         created = (await http.post("Contacts", json=HOSTILE)).json()
     await export(sb, tmp_path, "contacts", fmt="csv")
-    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8") as f:
+    with (tmp_path / "contacts.csv").open(newline="", encoding="utf-8-sig") as f:
         row = next(r for r in csv.DictReader(f) if r["CONTACT_ID"] == str(created["CONTACT_ID"]))
     assert {k: row[k] for k in HOSTILE} == {k: "'" + v for k, v in HOSTILE.items()}
     back = read_table(tmp_path / "contacts.csv").frame
@@ -498,3 +499,34 @@ async def test_remembered_limits_are_a_hint_a_damaged_one_is_ignored(
     )
     await export(seeded, tmp_path, "users")
     assert "limits" not in manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "delimiter", "eol", "bom", "area"),
+    [
+        ("excel", ",", b"\r\n", True, "12400.5"),
+        ("excel-eu", ";", b"\r\n", True, "12400,5"),
+        ("plain", ",", b"\n", False, "12400.5"),
+    ],
+)
+async def test_each_csv_dialect_reads_back_with_its_delimiter_bom_and_decimal_mark(
+    make_sandbox, tmp_path: Path, dialect: str, delimiter: str, eol: bytes, bom: bool, area: str
+) -> None:
+    sb = make_sandbox()
+    site = sb.account.create(
+        "Site__c",
+        {
+            "RECORD_NAME": "Zoë's depot; north",
+            "CUSTOMFIELDS": [{"FIELD_NAME": "Floor_Area__c", "FIELD_VALUE": 12400.5}],
+        },
+    )
+    await export(sb, tmp_path, "Site__c", fmt="csv", csv_dialect=dialect)
+    raw = (tmp_path / "Site__c.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") == bom
+    assert raw.split(b"\n")[0].endswith(b"\r") == (eol == b"\r\n")
+    text = raw.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+    assert len(rows) == len(sb.account.collections["Site__c"].ids)
+    mine = next(r for r in rows if r["RECORD_ID"] == str(site["RECORD_ID"]))
+    assert mine["RECORD_NAME"] == "Zoë's depot; north"
+    assert mine["Floor_Area__c"] == area

@@ -441,7 +441,7 @@ async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
             client, ExportOptions(out_dir=tmp_path / "exp", objects=["contacts"], fmt="csv")
         )
     path = tmp_path / "exp" / "contacts.csv"
-    with path.open(encoding="utf-8", newline="") as f:
+    with path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     rows[4]["TITLE"] = "Edited in a spreadsheet"
     rows[7]["Customer_Tier__c"] = (
