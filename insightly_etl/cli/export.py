@@ -48,6 +48,12 @@ from insightly_etl.cli.common import (
     help="Fetch records changed after this UTC time (2026-11-01T00:00:00Z) and merge them in.",
 )
 @click.option(
+    "--detect-deletes",
+    is_flag=True,
+    help="With --incremental: list every object's ids (500 a request) and move records deleted "
+    "in Insightly out of the files into _deleted.parquet. A full export always does this.",
+)
+@click.option(
     "--brief",
     is_flag=True,
     help="Leave out nested arrays and custom fields (brief=true): smaller, faster.",
@@ -63,6 +69,7 @@ def export(
     csv_dialect: str | None,
     incremental: bool,
     since: str | None,
+    detect_deletes: bool,
     brief: bool,
     quiet: bool,
     api: ApiOptions,
@@ -84,6 +91,11 @@ def export(
         raise click.UsageError("--incremental and --since exclude each other")
     if csv_dialect and fmt != "csv":
         raise click.UsageError("--csv-dialect applies to --format csv")
+    if detect_deletes and not (incremental or since):
+        raise click.UsageError(
+            "--detect-deletes goes with --incremental or --since (a full export always "
+            "moves deleted records to _deleted.parquet)"
+        )
     options = ExportOptions(
         out_dir=out_dir,
         objects=resolve_objects(list(objects)),
@@ -92,7 +104,17 @@ def export(
         incremental=incremental,
         since=parse_since(since) if since else None,
         brief=brief,
+        detect_deletes=detect_deletes,
     )
+    if detect_deletes and not quiet:
+        from insightly_etl.extract.export import deletion_cost
+
+        cost = deletion_cost(options)
+        click.echo(
+            f"Detecting deletions costs about {plural(cost, 'request')} (every id of each "
+            "object, 500 a request).",
+            err=True,
+        )
 
     async def go(client: Any) -> Any:
         return await extract_objects(client, options, progress(quiet))
@@ -114,4 +136,12 @@ def export(
             f"(quota left today: {quota})",
             err=True,
         )
+        for o in exported:
+            if o.status == "incremental" or o.deletes_checked:
+                parts = [f"{o.new:,} new"]
+                if o.status == "incremental":
+                    parts.append(f"{o.changed:,} changed")
+                if o.deletes_checked:
+                    parts.append(f"{o.deleted:,} deleted (in _deleted.parquet)")
+                click.echo(f"  {o.name}: {', '.join(parts)}", err=True)
         echo_accounting(result.stats)

@@ -32,6 +32,7 @@ from insightly_etl.api.registry import (
     custom_object,
     get_object,
     is_custom_object_name,
+    record_id,
 )
 from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
 from insightly_etl.extract.convert import PageConverter
@@ -51,6 +52,14 @@ from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, utc_now
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
+DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
+DELETED_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("detected_at", pa.timestamp("ms", tz="UTC"), nullable=False),
+    ]
+)
 # every standard object type and the definitions; the account's custom objects are found at
 # run time (`GET /CustomObjects`) and exported between the two
 ALL_OBJECTS = [*OBJECTS, CUSTOM_FIELDS, CUSTOM_OBJECTS]
@@ -61,7 +70,10 @@ class ObjectResult:
     name: str
     status: str  # full | incremental | skipped
     rows: int = 0
-    changed: int = 0  # records fetched by an incremental run
+    changed: int = 0  # records already in the file that changed (incremental: exactly)
+    new: int = 0  # records not in the file before
+    deleted: int = 0  # records the file had that Insightly no longer has (moved to _deleted)
+    deletes_checked: bool = False  # whether this run looked for deletions
     requests: int = 0
     file: str | None = None
     high_water_mark: str | None = None
@@ -87,6 +99,7 @@ class ExportOptions:
     incremental: bool = False
     since: datetime | None = None
     brief: bool = False
+    detect_deletes: bool = False  # incremental: one id listing per object finds deletions
 
 
 def resolve_objects(names: list[str]) -> list[str]:
@@ -318,6 +331,7 @@ class Exporter:
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
+        before = _ids_of(path, obj.id_field) if self.options.fmt == "parquet" else None
         marks = _Marks(obj.updated_field)
         writer: TableWriter | None = None
         converter: PageConverter | None = None
@@ -341,9 +355,15 @@ class Exporter:
         assert writer is not None and converter is not None
         writer.commit()
         self._warn_bad_values(obj.name, converter)
-        return ObjectResult(
+        result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
         )
+        if before is not None:  # a full export sees deletions for free: the old file's ids
+            now = _ids_of(path, obj.id_field) or set()
+            result.new = len(now - before)
+            result.deleted = self._record_deleted(obj.name, before - now)
+            result.deletes_checked = True
+        return result
 
     async def _incremental(
         self, obj: ObjectType, path: Path, since: datetime, brief: bool
@@ -366,11 +386,23 @@ class Exporter:
         changed = _dedupe(await asyncio.to_thread(converter.to_table, records), obj.id_field)
         merged = changed
         old_mark = (self.manifest["objects"].get(obj.name) or {}).get("high_water_mark")
+        new = modified = deleted = 0
+        assert obj.id_field is not None
         if path.exists():
             existing = conform(pq.read_table(path), schema)
-            assert obj.id_field is not None
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
+            new, modified = _new_and_changed(existing, changed, obj)
+        else:
+            new = changed.num_rows
+        if self.options.detect_deletes:
+            live = await self._live_ids(obj)
+            gone = set(merged[obj.id_field].to_pylist()) - live
+            if gone:
+                merged = merged.filter(
+                    pc.invert(pc.is_in(merged[obj.id_field], value_set=pa.array(sorted(gone))))
+                )
+            deleted = self._record_deleted(obj.name, gone)
         writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
         try:
             for batch in merged.to_batches(max_chunksize=50_000):
@@ -385,10 +417,48 @@ class Exporter:
             obj.name,
             "incremental",
             rows=merged.num_rows,
-            changed=changed.num_rows,
+            changed=modified,
+            new=new,
+            deleted=deleted,
+            deletes_checked=self.options.detect_deletes,
             file=path.name,
             high_water_mark=mark,
         )
+
+    async def _live_ids(self, obj: ObjectType) -> set[int]:
+        """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""
+        assert obj.id_field is not None
+        ids: set[int] = set()
+        params = {"brief": "true"} if obj.brief else {}
+        self.progress.start(f"{obj.name} (ids, for deletions)")
+        try:
+            async for page in self.client.iter_pages(obj.endpoint, params):
+                self._on_page(page, _Marks(None))
+                ids.update(i for r in page.records if (i := record_id(r, obj.id_field)) is not None)
+        finally:
+            self.progress.finish()
+        return ids
+
+    def _record_deleted(self, name: str, ids: set[int]) -> int:
+        """Append the ids to `_deleted.parquet` (object, id, detected_at), atomically."""
+        if not ids:
+            return 0
+        path = self.options.out_dir / DELETED
+        now = datetime.now(UTC).replace(microsecond=0)
+        rows = pa.table(
+            {
+                "object": [name] * len(ids),
+                "id": sorted(ids),
+                "detected_at": [now] * len(ids),
+            },
+            schema=DELETED_SCHEMA,
+        )
+        if path.exists():
+            rows = pa.concat_tables([conform(pq.read_table(path), DELETED_SCHEMA), rows])
+        writer = open_writer(path, DELETED_SCHEMA, "parquet")
+        writer.write(rows.combine_chunks().to_batches()[0])
+        writer.commit()
+        return len(ids)
 
     def _on_page(self, page: Page, marks: _Marks) -> None:
         if page.skip == 0 and page.total is not None:
@@ -427,6 +497,10 @@ class Exporter:
             "rows": outcome.rows,
             "mode": outcome.status,
             "changed": outcome.changed if outcome.status == "incremental" else None,
+            "new": outcome.new
+            if outcome.deletes_checked or outcome.status == "incremental"
+            else None,
+            "deleted": outcome.deleted if outcome.deletes_checked else None,
             "high_water_mark": outcome.high_water_mark,
             "requests": outcome.requests,
             "exported_utc": utc_now(),
@@ -490,6 +564,40 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+def _ids_of(path: Path, id_field: str | None) -> set[int] | None:
+    """The ids an earlier export's Parquet file holds (None: no such file, or no ids)."""
+    if id_field is None or not path.exists():
+        return None
+    try:
+        return {
+            i
+            for i in pq.read_table(path, columns=[id_field])[id_field].to_pylist()
+            if i is not None
+        }
+    except (pa.ArrowInvalid, KeyError, OSError):
+        return None  # not ours to read: nothing to compare
+
+
+def _new_and_changed(existing: pa.Table, fetched: pa.Table, obj: ObjectType) -> tuple[int, int]:
+    """Of the records an incremental run fetched: how many the file did not have, and how many
+    it had in another version (the overlap second re-reads some that did not change)."""
+    assert obj.id_field is not None
+    old = dict(
+        zip(
+            existing[obj.id_field].to_pylist(),
+            existing[obj.updated_field].to_pylist()
+            if obj.updated_field
+            else [None] * existing.num_rows,
+            strict=True,
+        )
+    )
+    ids = fetched[obj.id_field].to_pylist()
+    stamps = fetched[obj.updated_field].to_pylist() if obj.updated_field else [object()] * len(ids)
+    new = sum(1 for i in ids if i not in old)
+    changed = sum(1 for i, stamp in zip(ids, stamps, strict=True) if i in old and old[i] != stamp)
+    return new, changed
+
+
 def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
     """Keep the last version of each id (pages can repeat a record that moved)."""
     if id_field is None or table.num_rows == 0:
@@ -499,6 +607,24 @@ def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
     if len(last) == len(ids):
         return table
     return table.take(sorted(last.values()))
+
+
+def deletion_cost(options: ExportOptions) -> int:
+    """About how many requests `--detect-deletes` adds: one id listing of each object the
+    earlier export has rows of, 500 ids a request (an estimate: counts move)."""
+    objects = read_manifest(options.out_dir)["objects"]
+    asked = {n.lower() for n in resolve_objects(options.objects)}
+    total = 0
+    for name, entry in objects.items():
+        if asked and name.lower() not in asked:
+            continue
+        try:
+            obj = OBJECTS.get(name) or custom_object(name)
+        except InputError:
+            continue
+        if obj.searchable and obj.updated_field:
+            total += max(1, -(-int(entry.get("rows") or 0) // 500))
+    return total
 
 
 async def extract_objects(

@@ -180,3 +180,25 @@ def test_a_csv_dialect_without_csv_is_a_usage_error(make_sandbox, tmp_path: Path
     assert result.exit_code == 2
     assert "Error: --csv-dialect applies to --format csv" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_incremental_run_says_per_object_what_was_new_changed_and_deleted(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    first = run(sb, "export", "contacts", "--out", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    contacts = sb.account.collections["Contacts"]
+    sb.account.delete("Contacts", contacts.ids[0])
+    sb.account.create("Contacts", {"FIRST_NAME": "New"})
+    result = run(
+        sb, "export", "contacts", "--out", str(tmp_path), "--incremental", "--detect-deletes"
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Detecting deletions costs about 1 request (every id of each object, 500 a request)."
+        in result.stderr
+    )
+    assert "  contacts: 1 new, 0 changed, 1 deleted (in _deleted.parquet)" in result.stderr
+    alone = run(sb, "export", "contacts", "--out", str(tmp_path), "--detect-deletes")
+    assert alone.exit_code == 2 and "--detect-deletes goes with --incremental" in alone.output

@@ -16,7 +16,7 @@ import pytest
 from insightly_etl.api.registry import OBJECTS
 from insightly_etl.errors import InputError
 from insightly_etl.extract import ExportOptions, extract_objects
-from insightly_etl.extract.export import ALL_OBJECTS, MANIFEST, _Marks
+from insightly_etl.extract.export import ALL_OBJECTS, MANIFEST, _Marks, deletion_cost
 from insightly_etl.extract.schema import TIMESTAMP, object_schema
 from insightly_etl.sandbox import Sandbox
 from tests.conftest import asgi_client, sandbox_client
@@ -324,8 +324,9 @@ async def test_incremental_picks_up_changes_and_replaces_old_rows(
         for r in sb.account.collections["Contacts"].records.values()
         if r["DATE_UPDATED_UTC"] == mark
     )
+    assert at_mark >= 1  # the overlap second re-reads it, unchanged: not counted
     assert contacts.status == "incremental" and contacts.rows == 221
-    assert contacts.changed == 2 + at_mark  # the overlap second re-reads the record at the mark
+    assert (contacts.new, contacts.changed, contacts.deleted) == (1, 1, 0)
     rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
     assert rows[2002]["TITLE"] == "Changed after the export"
     assert rows[new["CONTACT_ID"]]["FIRST_NAME"] == "Brand"
@@ -333,6 +334,7 @@ async def test_incremental_picks_up_changes_and_replaces_old_rows(
     assert ids == sorted(ids) and len(ids) == len(set(ids))
     m = manifest(tmp_path)["objects"]["contacts"]
     assert m["mode"] == "incremental" and m["high_water_mark"] == "2026-11-20 13:00:00" > mark
+    assert (m["new"], m["changed"], m["deleted"]) == (1, 1, None)  # deletions not looked for
     searches = [k for k in sb.stats if k[1] == "/v3.1/Contacts/Search"]
     assert searches and sb.stats[searches[0]] - before.get(searches[0], 0) == 1
     updated_after = [k for k in sb.stats if k[1] == "/v3.1/Contacts"]
@@ -530,3 +532,40 @@ async def test_each_csv_dialect_reads_back_with_its_delimiter_bom_and_decimal_ma
     mine = next(r for r in rows if r["RECORD_ID"] == str(site["RECORD_ID"]))
     assert mine["RECORD_NAME"] == "Zoë's depot; north"
     assert mine["Floor_Area__c"] == area
+
+
+async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed_cost(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(generate={"Contacts": 1000})  # 1,220 contacts: 3 pages of ids
+    await export(sb, tmp_path, "contacts", "users")
+    contacts = sb.account.collections["Contacts"]
+    gone = [contacts.ids[3], contacts.ids[500]]
+    for rid in gone:
+        sb.account.delete("Contacts", rid)
+    rid = contacts.ids[10]
+    sb.account.update("Contacts", {"CONTACT_ID": rid, "TITLE": "Still here"})
+    options = ExportOptions(
+        out_dir=tmp_path, objects=["contacts"], incremental=True, detect_deletes=True
+    )
+    assert deletion_cost(options) == 3
+    before = sum(sb.stats.values())
+    result = await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=True)
+    (o,) = result.objects
+    assert (o.new, o.changed, o.deleted, o.rows) == (0, 1, 2, 1218)
+    # the changes (one page), the custom-field definitions, the ids (three pages of 500)
+    assert sum(sb.stats.values()) - before == 1 + 1 + 3 == result.requests
+    ids = set(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist())
+    assert ids == set(contacts.ids) and not ids & set(gone)
+    deleted = pq.read_table(tmp_path / "_deleted.parquet").to_pylist()
+    assert [(d["object"], d["id"]) for d in deleted] == [("contacts", g) for g in sorted(gone)]
+    assert manifest(tmp_path)["objects"]["contacts"]["deleted"] == 2
+    # a full export finds deletions for free, and appends to the same file
+    sb.account.delete("Users", sb.account.collections["Users"].ids[-1])
+    full = await export(sb, tmp_path, "users")
+    assert full.objects[0].deleted == 1 and full.objects[0].deletes_checked
+    assert [d["object"] for d in pq.read_table(tmp_path / "_deleted.parquet").to_pylist()] == [
+        "contacts",
+        "contacts",
+        "users",
+    ]
