@@ -29,7 +29,12 @@ from insightly_etl.cli.common import (
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the files and _manifest.json.",
 )
-@choice_option("--format", ["parquet", "csv"], "File format.", dest="fmt")
+@choice_option(
+    "--format",
+    ["parquet", "csv", "xlsx"],
+    "File format (xlsx: a workbook per object, one sheet, for spreadsheet users).",
+    dest="fmt",
+)
 @click.option(
     "--csv-dialect",
     type=click.Choice(["excel", "excel-eu", "plain"]),

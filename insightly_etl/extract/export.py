@@ -94,7 +94,7 @@ class ExportResult:
 class ExportOptions:
     out_dir: Path
     objects: list[str] = field(default_factory=list)  # empty: every object type
-    fmt: str = "parquet"  # parquet | csv
+    fmt: str = "parquet"  # parquet | csv | xlsx
     csv_dialect: str = "excel"  # excel | excel-eu | plain (extract.writers.CSV_DIALECTS)
     incremental: bool = False
     since: datetime | None = None
@@ -159,7 +159,7 @@ class Exporter:
         self.custom_objects: dict[str, dict[str, Any]] = {}  # OBJECT_NAME -> its definition
         self._schemas: dict[str, pa.Schema] = {}
         self._defs: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
-        self.ext = "parquet" if options.fmt == "parquet" else "csv"
+        self.ext = options.fmt  # parquet | csv | xlsx
 
     async def run(self) -> ExportResult:
         opts = self.options
@@ -355,6 +355,11 @@ class Exporter:
         assert writer is not None and converter is not None
         writer.commit()
         self._warn_bad_values(obj.name, converter)
+        for column, count in sorted(getattr(writer, "cut", {}).items()):
+            self.result.warnings.append(
+                f"{obj.name}.{column}: {count} text(s) longer than a spreadsheet cell holds "
+                "(32,767 characters) were cut there; Parquet and CSV keep them whole"
+            )
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
         )

@@ -1,19 +1,25 @@
-"""Export's table writers, Parquet and CSV, page by page into files that appear whole or not
-at all (see `insightly_etl.files`); CSV cells that a spreadsheet would run as formulas are
-escaped."""
+"""Export's table writers, Parquet, CSV and XLSX, page by page into files that appear whole
+or not at all (see `insightly_etl.files`); cells that a spreadsheet would run as formulas are
+escaped (CSV) or written as text (XLSX)."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
     csv_schema,
     escape_column,
@@ -124,6 +130,91 @@ class CsvTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+EXCEL_ROWS = 1_048_576  # a sheet's rows, the header included
+EXCEL_CELL = 32_767  # characters a cell holds
+
+
+class XlsxTableWriter:
+    """One sheet named after the object, streamed (openpyxl's write-only mode: rows go to disk,
+    memory stays flat). Days are dates and instants date-times (UTC: Excel has no zones), ids
+    and numbers numbers, lists `;`-joined, nested items JSON, every text a text — never a
+    formula. Text longer than a cell holds is cut there and counted (`cut`); a table longer
+    than a sheet is refused before it is written."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self.cut: dict[str, int] = {}  # column -> texts cut at EXCEL_CELL characters
+        self._tmp = partial_path(path)
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet(title=_sheet_title(path.stem))
+        self._sheet.append([self._text(name, name) for name in schema.names])
+        self._formats = [_number_format(f.type) for f in schema]
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.rows + batch.num_rows >= EXCEL_ROWS:
+            raise InputError(
+                f"{self.path.name}: more than {EXCEL_ROWS - 1:,} rows do not fit a spreadsheet",
+                hint="Export this object as --format parquet or csv.",
+            )
+        names = self.schema.names
+        for record in batch.to_pylist():
+            self._sheet.append(
+                [
+                    self._cell(names[i], record[names[i]], self._formats[i])
+                    for i in range(len(names))
+                ]
+            )
+        self.rows += batch.num_rows
+
+    def _cell(self, column: str, value: Any, number_format: str | None) -> Any:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, date):
+            cell = WriteOnlyCell(self._sheet, value)
+            cell.number_format = number_format or "yyyy-mm-dd"
+            return cell
+        if isinstance(value, list):
+            if all(isinstance(v, str) for v in value):
+                value = ";".join(value)
+            else:
+                value = json.dumps(value, ensure_ascii=False, default=str)
+        return self._text(column, str(value))
+
+    def _text(self, column: str, text: str) -> WriteOnlyCell:
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)  # control characters XML cannot hold
+        if len(text) > EXCEL_CELL:
+            self.cut[column] = self.cut.get(column, 0) + 1
+            text = text[:EXCEL_CELL]
+        cell = WriteOnlyCell(self._sheet, text)
+        cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
+        return cell
+
+    def commit(self) -> None:
+        self._book.save(self._tmp)
+        _publish(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._sheet.close()  # ends its temporary file; nothing is saved
+        self._tmp.unlink(missing_ok=True)
+
+
+def _sheet_title(name: str) -> str:
+    """Excel's rules: at most 31 characters, none of [ ] : * ? / or a backslash."""
+    return "".join("_" if c in "[]:*?/\\" else c for c in name)[:31] or "export"
+
+
+def _number_format(dtype: pa.DataType) -> str | None:
+    if pa.types.is_date(dtype):
+        return "yyyy-mm-dd"
+    if pa.types.is_timestamp(dtype):
+        return "yyyy-mm-dd hh:mm:ss"
+    return None
+
+
 def _publish(tmp: Path, path: Path) -> None:
     """Rename into place; if that fails (a directory in the way, a read-only target), the
     partial file goes too: nothing half-made is left behind."""
@@ -137,4 +228,6 @@ def _publish(tmp: Path, path: Path) -> None:
 def open_writer(path: Path, schema: pa.Schema, fmt: str, dialect: str = "excel") -> TableWriter:
     if fmt == "parquet":
         return ParquetTableWriter(path, schema)
+    if fmt == "xlsx":
+        return XlsxTableWriter(path, schema)
     return CsvTableWriter(path, schema, CSV_DIALECTS[dialect])

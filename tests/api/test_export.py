@@ -569,3 +569,58 @@ async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed
         "contacts",
         "users",
     ]
+
+
+async def test_xlsx_has_one_sheet_per_object_with_real_types_and_no_formulas(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    sb = make_sandbox()
+    contact = sb.account.create(
+        "Contacts",
+        {
+            "FIRST_NAME": '=HYPERLINK("http://evil.example")',
+            "LAST_NAME": "Zoë\x07",
+            "BACKGROUND": "x" * 4000,
+            "DATE_OF_BIRTH": "1965-01-06",
+            "CUSTOMFIELDS": [{"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": 1234.5}],
+        },
+    )
+    result = await export(sb, tmp_path, "contacts", "Site__c", fmt="xlsx")
+    assert result.warnings == []
+    book = openpyxl.load_workbook(tmp_path / "contacts.xlsx")
+    assert book.sheetnames == ["contacts"]
+    sheet = book["contacts"]
+    header = [c.value for c in sheet[1]]
+    rows = [
+        dict(zip(header, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=2)
+    ]
+    assert len(rows) == len(sb.account.collections["Contacts"].ids)
+    mine = next(r for r in rows if r["CONTACT_ID"] == contact["CONTACT_ID"])  # an id, a number
+    assert mine["FIRST_NAME"] == '=HYPERLINK("http://evil.example")'  # text, not a formula
+    cell = next(c for c in sheet[rows.index(mine) + 2] if c.value == mine["FIRST_NAME"])
+    assert cell.data_type == "s"
+    assert mine["LAST_NAME"] == "Zoë\ufffd"  # a control character XML cannot hold
+    assert mine["BACKGROUND"] == "x" * 4000
+    assert mine["DATE_OF_BIRTH"] == datetime(1965, 1, 6)  # a real date (Excel keeps no zone)
+    assert mine["Lifetime_Value__c"] == 1234.5
+    assert isinstance(mine["DATE_UPDATED_UTC"], datetime)
+    assert mine["TAGS"] is None or isinstance(mine["TAGS"], str)
+    sites = openpyxl.load_workbook(tmp_path / "Site__c.xlsx")["Site__c"]
+    assert sites.max_row == len(sb.account.collections["Site__c"].ids) + 1
+    assert manifest(tmp_path)["objects"]["contacts"]["format"] == "xlsx"
+
+
+async def test_xlsx_refuses_more_rows_than_a_sheet_holds_and_leaves_no_file(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insightly_etl.extract import writers
+
+    monkeypatch.setattr(writers, "EXCEL_ROWS", 100)  # a sheet of 99 rows: the same code path
+    sb = make_sandbox()
+    with pytest.raises(InputError) as caught:
+        await export(sb, tmp_path, "contacts", fmt="xlsx")
+    assert caught.value.message == "contacts.xlsx: more than 99 rows do not fit a spreadsheet"
+    assert caught.value.hint == "Export this object as --format parquet or csv."
+    assert not any(p.suffix == ".xlsx" or ".partial" in p.name for p in tmp_path.iterdir())
