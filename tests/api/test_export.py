@@ -469,24 +469,25 @@ def throttled(sb: Sandbox) -> int:
 async def test_limits_learned_from_429s_are_remembered_and_the_next_run_starts_there(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """An account that allows half of what the client was told (8/s of 16, 3 in flight of 8):
+    """An account that allows half of what the client was told (4/s of 8, 3 in flight of 8):
     the first run learns the limits from its 429s and writes them in the manifest; the second
     starts from them and is refused at most once. (make bench measures 5/s of 10 on uvicorn.)"""
     sb = make_sandbox(
-        rate_limit=8, burst=2, max_concurrent=3, latency_ms=50, generate={"Contacts": 20_000}
+        rate_limit=4, burst=2, max_concurrent=3, latency_ms=50, generate={"Contacts": 8_000}
     )
 
     async def run() -> None:
-        async with sandbox_client(sb, rate=16, max_in_flight=8) as client:
+        async with sandbox_client(sb, rate=8, max_in_flight=8) as client:
             await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
 
     await run()
     limits = manifest(tmp_path)["limits"]
     assert throttled(sb) > 0
     first = throttled(sb)
-    # about the account's 8/s (what the server took between two 429s, answers of requests
-    # already in flight included), far under the 16 the client was told
-    assert first > 0 and 6.0 < limits["rate"] < 8.5 and limits.get("in_flight", 3) <= 3
+    # about the account's 4/s (what the server took between two 429s, answers of requests
+    # already in flight included), far under the 8 the client was told; low rates, so that a
+    # busy machine's CPU is never what limits the in-process run
+    assert first > 0 and 3.0 < limits["rate"] < 4.3 and limits.get("in_flight", 3) <= 3
     sb.stats.clear()
     await run()
     assert throttled(sb) <= 1 < first
