@@ -89,6 +89,18 @@ _TABLE: list[tuple[str, str, bool, bool, bool, bool]] = [
     ("quotations", "Quotation", True, True, True, True),
     ("countries", "Countries", False, False, False, False),
     ("currencies", "Currencies", False, False, False, False),
+    ("emails", "Emails", True, True, False, False),
+    ("milestones", "Milestones", True, True, False, False),
+    ("pricebook_entries", "PricebookEntry", True, True, False, False),
+    ("opportunity_line_items", "OpportunityLineItem", True, True, False, False),
+    ("quotation_line_items", "QuotationLineItem", True, True, False, False),
+    ("prospects", "Prospect", True, True, False, False),
+    ("tickets", "Ticket", True, True, False, False),
+    ("file_categories", "FileCategories", False, False, False, False),
+    ("opportunity_state_reasons", "OpportunityStateReasons", False, False, False, False),
+    ("relationships", "Relationships", False, False, False, False),
+    ("teams", "Teams", False, True, False, False),
+    ("team_members", "TeamMembers", False, False, False, False),
 ]
 
 # Leads get the instance's default source/status and tasks default their owner to the caller
@@ -233,7 +245,13 @@ def custom_object_fields() -> list[dict[str, Any]]:
 
 
 def nested_schema(name: str) -> list[dict[str, Any]]:
-    fields: list[dict[str, Any]] = load_reference()["nested"][name]["fields"]
+    """The fields of a nested item (`APILinkDto`); one the reference lists only as an object of
+    its own (`APITeamMember` is a TeamMembers record) comes from there."""
+    reference = load_reference()
+    nested = reference["nested"].get(name) or reference["objects"].get(
+        name.removeprefix("API") + "s", {"fields": []}
+    )
+    fields: list[dict[str, Any]] = nested["fields"]
     return fields
 
 

@@ -84,6 +84,8 @@ def export(
     Object types: contacts organisations leads opportunities projects tasks events notes
     pipelines pipeline_stages users lead_sources lead_statuses opportunity_categories
     project_categories task_categories products pricebooks quotations countries currencies
+    emails milestones pricebook_entries opportunity_line_items quotation_line_items prospects
+    tickets file_categories opportunity_state_reasons relationships teams team_members
     custom_fields custom_objects (US spellings and singulars work too), and the
     account's custom objects by their API name (Site__c): with no OBJECTS, every one
     `GET /CustomObjects` lists. One the account cannot read (HTTP 403/404) is skipped with a

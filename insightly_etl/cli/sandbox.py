@@ -43,9 +43,16 @@ def exposure_warning(host: str) -> str | None:
 
 
 def _snake(endpoint: str) -> str:
-    return {"Product": "products", "Pricebook": "pricebooks", "Quotation": "quotations"}.get(
-        endpoint, endpoint.lower()
-    )
+    return {
+        "Product": "products",
+        "Pricebook": "pricebooks",
+        "Quotation": "quotations",
+        "PricebookEntry": "pricebook_entries",
+        "OpportunityLineItem": "opportunity_line_items",
+        "QuotationLineItem": "quotation_line_items",
+        "Prospect": "prospects",
+        "Ticket": "tickets",
+    }.get(endpoint, endpoint.lower())
 
 
 @main.command()

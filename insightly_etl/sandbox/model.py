@@ -60,6 +60,19 @@ _COLLECTIONS: list[tuple[str, str, bool, bool]] = [
     ("Product", "Product", True, True),
     ("Pricebook", "Pricebook", True, True),
     ("Quotation", "Quotation", True, True),
+    # served for reading (export); writes to them answer 405 — not yet modelled
+    ("Emails", "Email", False, True),
+    ("Milestones", "Milestone", False, True),
+    ("PricebookEntry", "PricebookEntry", False, True),
+    ("OpportunityLineItem", "OpportunityLineItem", False, True),
+    ("QuotationLineItem", "QuotationLineItem", False, True),
+    ("Prospect", "Prospect", False, True),
+    ("Ticket", "Ticket", False, True),
+    ("FileCategories", "FileCategory", False, False),
+    ("OpportunityStateReasons", "OpportunityStateReason", False, False),
+    ("Relationships", "Relationship", False, False),
+    ("Teams", "Team", False, False),
+    ("TeamMembers", "TeamMember", False, False),
 ]
 
 # Parents under which `POST /{Parent}/{id}/Notes` creates a note (reference §2.1).

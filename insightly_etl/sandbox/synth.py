@@ -464,6 +464,72 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
         "TaskCategories": cats(
             ["Call", "Email", "Meeting", "Follow-up"], ["e377c2", "7f7f7f", "bcbd22", "17becf"]
         ),
+        "FileCategories": cats(["Contracts", "Invoices", "Photos"], ["d62728", "1f77b4", "2ca02c"]),
+        "OpportunityStateReasons": [
+            {"STATE_REASON_ID": n, "STATE_REASON": reason, "FOR_OPPORTUNITY_STATE": state}
+            for n, (reason, state) in enumerate(
+                [
+                    ("Price too high", "Lost"),
+                    ("Chose a competitor", "Lost"),
+                    ("No decision", "Lost"),
+                    ("Budget approved", "Won"),
+                    ("Best fit", "Won"),
+                    ("Project cancelled", "Abandoned"),
+                    ("On hold by the customer", "Suspended"),
+                ],
+                start=1,
+            )
+        ],
+        "Relationships": [
+            {
+                "RELATIONSHIP_ID": n,
+                "FORWARD_TITLE": fwd_title,
+                "FORWARD": fwd,
+                "REVERSE_TITLE": rev_title,
+                "REVERSE": rev,
+                "FOR_CONTACTS": contacts,
+                "FOR_ORGANISATIONS": orgs,
+            }
+            for n, (fwd_title, fwd, rev_title, rev, contacts, orgs) in enumerate(
+                [
+                    ("Manager", "is the manager of", "Report", "reports to", True, False),
+                    ("Partner", "is a partner of", "Partner", "is a partner of", True, True),
+                    (
+                        "Parent",
+                        "is the parent company of",
+                        "Subsidiary",
+                        "is a subsidiary of",
+                        False,
+                        True,
+                    ),
+                ],
+                start=1,
+            )
+        ],
+        "Teams": [
+            {
+                "TEAM_ID": 1,
+                "TEAM_NAME": "Sales",
+                "DATE_CREATED_UTC": "2023-01-05 09:00:00",
+                "DATE_UPDATED_UTC": "2025-06-01 12:00:00",
+                "TEAMMEMBERS": [
+                    {"PERMISSION_ID": 1, "TEAM_ID": 1, "MEMBER_USER_ID": 1},
+                    {"PERMISSION_ID": 2, "TEAM_ID": 1, "MEMBER_USER_ID": 2},
+                ],
+            },
+            {
+                "TEAM_ID": 2,
+                "TEAM_NAME": "Support",
+                "DATE_CREATED_UTC": "2023-01-05 09:00:00",
+                "DATE_UPDATED_UTC": "2024-02-10 08:30:00",
+                "TEAMMEMBERS": [{"PERMISSION_ID": 3, "TEAM_ID": 2, "MEMBER_USER_ID": 3}],
+            },
+        ],
+        "TeamMembers": [
+            {"PERMISSION_ID": 1, "TEAM_ID": 1, "MEMBER_USER_ID": 1},
+            {"PERMISSION_ID": 2, "TEAM_ID": 1, "MEMBER_USER_ID": 2},
+            {"PERMISSION_ID": 3, "TEAM_ID": 2, "MEMBER_USER_ID": 3},
+        ],
         "Countries": [{"COUNTRY_NAME": c[2]} for c in sorted(set(CITIES), key=lambda c: c[2])],
         "Currencies": [
             {"CURRENCY_CODE": code, "CURRENCY_SYMBOL": sym}
@@ -943,6 +1009,137 @@ class Generator:
             "DATE_UPDATED_UTC": updated,
         }
 
+    def _link(self, kind: str, rid: int, target: str, target_id: int) -> dict[str, Any]:
+        return {
+            "LINK_ID": rid,
+            "OBJECT_NAME": kind,
+            "OBJECT_ID": rid,
+            "LINK_OBJECT_NAME": target,
+            "LINK_OBJECT_ID": target_id,
+            "ROLE": None,
+            "DETAILS": None,
+            "RELATIONSHIP_ID": None,
+            "IS_FORWARD": True,
+        }
+
+    def _emails(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        created, _ = _dates(rng)
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        return {
+            "EMAIL_ID": rid,
+            "EMAIL_FROM": f"{first}.{last}@example.com".lower(),
+            "SUBJECT": rng.choice(["Quote follow-up", "Meeting notes", "Re: delivery dates"]),
+            "EMAIL_DATE_UTC": created,
+            "FORMAT": "HTML",
+            "SIZE": rng.randint(2_000, 90_000),
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "CREATED_USER_ID": self._user(rng),
+            "TAGS": [],
+            "LINKS": [self._link("Email", rid, "Contact", rng.choice(self.context["Contacts"]))],
+        }
+
+    def _milestones(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        created, updated = _dates(rng)
+        done = rng.random() < 0.4
+        return {
+            "MILESTONE_ID": rid,
+            "TITLE": rng.choice(["Kick-off", "Design sign-off", "Go-live", "Handover"]),
+            "COMPLETED": done,
+            "DUE_DATE": updated[:10] + " 00:00:00",
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "COMPLETED_DATE_UTC": updated if done else None,
+            "PROJECT_ID": rng.choice(self.context["Projects"]),
+            "RESPONSIBLE_USER": self._user(rng),
+        }
+
+    def _pricebookentry(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        created, updated = _dates(rng)
+        return {
+            "PRICEBOOK_ENTRY_ID": rid,
+            "PRICEBOOK_ID": rng.choice(self.context["Pricebook"]),
+            "PRODUCT_ID": rng.choice(self.context["Product"]),
+            "CURRENCY_CODE": "EUR",
+            "PRICE": rng.choice([49.0, 120.0, 499.5, 1250.0]),
+            "USE_STANDARD_PRICE": False,
+            "ACTIVE": True,
+            "CREATED_USER_ID": 1,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+        }
+
+    def _line(self, rng: random.Random) -> dict[str, Any]:
+        quantity, price = rng.randint(1, 20), rng.choice([49.0, 120.0, 499.5])
+        created, updated = _dates(rng)
+        return {
+            "PRICEBOOK_ENTRY_ID": rng.choice(self.context["PricebookEntry"]),
+            "CURRENCY_CODE": "EUR",
+            "DESCRIPTION": rng.choice(["Licence", "Installation", "Support, one year"]),
+            "QUANTITY": quantity,
+            "LIST_PRICE": price,
+            "UNIT_PRICE": price,
+            "SUBTOTAL": quantity * price,
+            "DISCOUNT": 0.0,
+            "TOTAL_PRICE": quantity * price,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+        }
+
+    def _opportunitylineitem(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        line = self._line(rng)
+        return {
+            "OPPORTUNITY_ITEM_ID": rid,
+            "OPPORTUNITY_ID": rng.choice(self.context["Opportunities"]),
+            "SERVICE_DATE": line["DATE_CREATED_UTC"][:10] + " 00:00:00",
+            **line,
+        }
+
+    def _quotationlineitem(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        return {
+            "QUOTATION_ITEM_ID": rid,
+            "QUOTE_ID": rng.choice(self.context["Quotation"]),
+            **self._line(rng),
+        }
+
+    def _prospect(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        created, updated = _dates(rng)
+        return {
+            "PROSPECT_ID": rid,
+            "FIRST_NAME": first,
+            "LAST_NAME": last,
+            "EMAIL_ADDRESS": f"{first}.{last}.{rid}@prospect.example".lower(),
+            "SCORE": rng.randint(0, 100),
+            "GRADE": rng.choice(["A", "B", "C"]),
+            "DO_NOT_EMAIL": rng.random() < 0.1,
+            "OWNER_USER_ID": self._user(rng),
+            "CREATED_USER_ID": 1,
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "TAGS": [],
+        }
+
+    def _ticket(self, rng: random.Random, rid: int) -> dict[str, Any]:
+        created, updated = _dates(rng)
+        return {
+            "TICKET_ID": rid,
+            "ORGANISATION_ID": rng.choice(self.context["Organisations"]),
+            "TICKET_TYPE": rng.choice(["Question", "Problem", "Incident"]),
+            "SUBJECT": rng.choice(["Cannot log in", "Invoice query", "Delivery late"]),
+            "TICKET_STATUS": rng.choice(["Open", "Pending", "Solved"]),
+            "PRIORITY": rng.choice(["Low", "Normal", "High"]),
+            "CONTACT_ID": rng.choice(self.context["Contacts"]),
+            "CREATED_USER_ID": 1,
+            "OWNER_USER_ID": self._user(rng),
+            "DATE_CREATED_UTC": created,
+            "DATE_UPDATED_UTC": updated,
+            "TICKET_NUMBER": f"T-{rid}",
+            "SOURCE": rng.choice(["Email", "Web", "Phone"]),
+            "TAGS": [],
+        }
+
 
 # collection -> records in the committed seed
 SEED_COUNTS = {
@@ -957,6 +1154,13 @@ SEED_COUNTS = {
     "Product": 8,
     "Pricebook": 2,
     "Quotation": 6,
+    "Emails": 30,
+    "Milestones": 20,
+    "PricebookEntry": 12,
+    "OpportunityLineItem": 40,
+    "QuotationLineItem": 15,
+    "Prospect": 25,
+    "Ticket": 20,
 }
 CUSTOM_SEED_COUNTS = {"Site__c": 30, "Asset__c": 80}
 GENERATED = tuple(SEED_COUNTS)  # standard objects --generate can make (and any custom object)

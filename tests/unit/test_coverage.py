@@ -17,26 +17,14 @@ NOT_YET_EXPORTED = {
     "CommunityForums": "whole-account export issue",
     "CommunityPosts": "whole-account export issue",
     "DocumentTemplates": "whole-account export issue",
-    "Emails": "whole-account export issue",
-    "FileCategories": "whole-account export issue",
     "Follows": "whole-account export issue",
     "ForumCategories": "whole-account export issue",
     "KnowledgeArticle": "whole-account export issue",
     "KnowledgeArticleCategory": "whole-account export issue",
     "KnowledgeArticleFolder": "whole-account export issue",
     "MarketingVisits": "whole-account export issue",
-    "Milestones": "whole-account export issue",
-    "OpportunityLineItem": "whole-account export issue",
-    "OpportunityStateReasons": "migration issue (won/lost state)",
     "Permissions": "whole-account export issue",
-    "PricebookEntry": "whole-account export issue",
-    "Prospect": "whole-account export issue",
-    "QuotationLineItem": "whole-account export issue",
-    "Relationships": "migration issue (links)",
     "Tags": "migration issue (tags)",
-    "TeamMembers": "whole-account export issue",
-    "Teams": "whole-account export issue",
-    "Ticket": "whole-account export issue",
 }
 
 
@@ -46,3 +34,10 @@ def test_every_collection_of_the_api_is_exported_or_listed_as_not_yet_with_why()
     exported = {o.endpoint for o in OBJECTS.values()} | {"CustomObjects"}
     assert exported - api == set()  # nothing exported that the API does not list
     assert api - exported == set(NOT_YET_EXPORTED), "update NOT_YET_EXPORTED or the exporter"
+
+
+def test_the_readme_says_why_each_collection_is_not_exported() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    table = readme[readme.index("| collection | why not (yet) |") :].split("\n\n")[0]
+    for name in NOT_YET_EXPORTED:
+        assert f"`{name}`" in table, name
