@@ -286,6 +286,10 @@ class Sandbox:
                 "Instance",
                 "CustomFields",
                 "CustomObjects",
+                "Pipeline",
+                "PipelineStage",
+                "StateChange",
+                "StateHistory",
                 "Search",
                 "Me",
                 "Notes",
@@ -515,7 +519,35 @@ class Sandbox:
                     )
                 ]
                 return self._page(request, "Notes", ids)
+        if len(seg) == 3 and name in ("Opportunities", "Projects", "Leads"):
+            changed = await self._pipeline_route(request, name, rid, seg[2])
+            if changed is not None:
+                return changed
         return error(404, "No HTTP resource was found that matches the request URI.")
+
+    async def _pipeline_route(
+        self, request: Request, name: str, rid: int, what: str
+    ) -> Response | None:
+        """Pipeline, stage and state changes (reference §2.1): 200 with the record, 202 for a
+        cleared pipeline (swagger); the record itself answers 404 when any part is missing."""
+        account, method = self.account, request.method
+        try:
+            if what == "Pipeline" and method == "PUT":
+                return json_response(account.change_pipeline(name, rid, await _body(request)))
+            if what == "Pipeline" and method == "DELETE":
+                account.clear_pipeline(name, rid)
+                return Response(status_code=202)
+            if what == "PipelineStage" and method == "PUT":
+                return json_response(account.change_stage(name, rid, await _body(request)))
+            if name == "Opportunities" and what == "StateChange" and method == "PUT":
+                return json_response(account.change_state(rid, await _body(request)))
+            if name == "Opportunities" and what == "StateHistory" and method == "GET":
+                if rid not in account.collections[name].records:
+                    raise KeyError(rid)
+                return json_response(account.state_history.get(rid, []))
+        except KeyError:
+            return error(404, "Record, Pipeline or Pipeline Stage not found")
+        return None
 
     def _list(self, request: Request, name: str, *, search: bool) -> Response:
         params = _query(request)

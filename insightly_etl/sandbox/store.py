@@ -99,6 +99,7 @@ class Account:
         self.specs = build_specs()
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
         self.custom_objects: list[dict[str, Any]] = []  # GET /CustomObjects, from the seed
+        self.state_history: dict[int, list[dict[str, Any]]] = {}  # opportunity id -> changes
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
@@ -394,6 +395,106 @@ class Account:
                 best = max(best, int(value))
         return best
 
+    # ------------------------------------------------------------------ pipelines and state
+    # PUT /{Opportunities|Projects|Leads}/{id}/Pipeline, …/PipelineStage, DELETE …/Pipeline,
+    # PUT /Opportunities/{id}/StateChange (reference §2.1, swagger). A missing record, pipeline
+    # or stage is a KeyError (404 "Record, Pipeline or Pipeline Stage not found"); a pipeline
+    # for another object type, or a stage of another pipeline, is one too — ASSUMPTION: the
+    # swagger lists only 400/404 and its 404 text names all three.
+    def change_pipeline(self, collection: str, rid: int, body: Any) -> Record:
+        record = self._pipelined(collection, rid)
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        pipeline = self._pipeline_for(collection, body.get("PIPELINE_ID"))
+        change = body.get("PIPELINE_STAGE_CHANGE")
+        stages = self._stages_of(pipeline)
+        if isinstance(change, dict) and change.get("STAGE_ID") is not None:
+            stage = self._stage_in(stages, change.get("STAGE_ID"))
+        elif stages:  # ASSUMPTION: no stage named: the pipeline's first
+            stage = stages[0]["STAGE_ID"]
+        else:
+            stage = None
+        return self._set_fields(collection, record, {"PIPELINE_ID": pipeline, "STAGE_ID": stage})
+
+    def change_stage(self, collection: str, rid: int, body: Any) -> Record:
+        record = self._pipelined(collection, rid)
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        if record.get("PIPELINE_ID") is None:
+            raise KeyError(rid)  # no pipeline: no stage of it can be found
+        stage = self._stage_in(self._stages_of(record["PIPELINE_ID"]), body.get("STAGE_ID"))
+        return self._set_fields(collection, record, {"STAGE_ID": stage})
+
+    def clear_pipeline(self, collection: str, rid: int) -> Record:
+        record = self._pipelined(collection, rid)
+        return self._set_fields(collection, record, {"PIPELINE_ID": None, "STAGE_ID": None})
+
+    def change_state(self, rid: int, body: Any) -> Record:
+        record = self._pipelined("Opportunities", rid)
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        state = str(body.get("FOR_OPPORTUNITY_STATE") or body.get("OPPORTUNITY_STATE") or "")
+        # ASSUMPTION (reference §2.1: v3.1 spelling uncertain): the v2.2 states, any case
+        known = {s.lower(): s for s in ("Open", "Won", "Lost", "Abandoned", "Suspended")}
+        if state.lower() not in known:
+            raise WriteRejected(
+                f"'{state}' is not an opportunity state (Open, Won, Lost, Abandoned, Suspended)."
+            )
+        state = known[state.lower()]
+        reason_id = body.get("STATE_REASON_ID")
+        reason = None
+        if reason_id is not None:
+            reasons = self.collections["OpportunityStateReasons"].records
+            found = reasons.get(coerce_integer(reason_id, "STATE_REASON_ID"))
+            if found is None or str(found.get("FOR_OPPORTUNITY_STATE")).lower() != state.lower():
+                raise WriteRejected(f"STATE_REASON_ID {reason_id} is not a reason for {state}.")
+            reason_id, reason = found["STATE_REASON_ID"], found["STATE_REASON"]
+        updated = self._set_fields("Opportunities", record, {"OPPORTUNITY_STATE": state})
+        self.state_history.setdefault(rid, []).append(
+            {
+                "OPPORTUNITY_ID": rid,
+                "DATE_CHANGED_UTC": updated["DATE_UPDATED_UTC"],
+                "FOR_OPPORTUNITY_STATE": state,
+                "STATE_REASON_ID": reason_id,
+                "STATE_REASON": reason,
+            }
+        )
+        self.set_meta("state_history", json.dumps(self.state_history))
+        return updated
+
+    def _pipelined(self, collection: str, rid: int) -> Record:
+        coll = self.collections[collection]
+        if rid not in coll.records:
+            raise KeyError(rid)
+        copy: Record = json.loads(coll.json_of(rid))
+        return copy
+
+    def _pipeline_for(self, collection: str, value: Any) -> int:
+        pid = coerce_integer(value, "PIPELINE_ID") if value is not None else None
+        pipeline = self.collections["Pipelines"].records.get(pid)
+        flag = {"Opportunities": "FOR_OPPORTUNITIES", "Projects": "FOR_PROJECTS"}.get(collection)
+        if pipeline is None or not flag or not pipeline.get(flag):
+            raise KeyError(pid)  # lead pipelines: the seed has none (no FOR_LEADS flag, §2)
+        return int(pipeline["PIPELINE_ID"])
+
+    def _stages_of(self, pipeline: int) -> list[Record]:
+        stages = self.collections["PipelineStages"].records.values()
+        mine = [s for s in stages if s.get("PIPELINE_ID") == pipeline]
+        return sorted(mine, key=lambda s: (s.get("STAGE_ORDER") or 0, s["STAGE_ID"]))
+
+    def _stage_in(self, stages: list[Record], value: Any) -> int:
+        sid = coerce_integer(value, "STAGE_ID") if value is not None else None
+        if not any(s["STAGE_ID"] == sid for s in stages):
+            raise KeyError(sid)
+        return int(sid)  # type: ignore[arg-type]
+
+    def _set_fields(self, collection: str, record: Record, values: dict[str, Any]) -> Record:
+        record.update(values)
+        record["DATE_UPDATED_UTC"] = self.timestamp()
+        self.collections[collection].put(record)
+        self._persist(collection, record)
+        return record
+
     # ------------------------------------------------------------------ persistence
     def attach_state(self, path: Path) -> bool:
         """Use `path` as the account's SQLite state. True if it already held an account."""
@@ -411,6 +512,9 @@ class Account:
         if "custom_fields" not in meta:
             return False
         self.define_custom_objects(json.loads(meta.get("custom_objects", "[]")))
+        self.state_history = {
+            int(k): v for k, v in json.loads(meta.get("state_history", "{}")).items()
+        }
         self.custom_fields = json.loads(meta["custom_fields"])
         self.instance = json.loads(meta["instance"])
         for collection, body in db.execute(
