@@ -21,6 +21,11 @@ def main(directory: str) -> None:
         else:
             rows, columns = entry["rows"], len(entry["schema"])
         print(f"{entry['file']:<32} {rows:>8,} {columns:>8}  {entry['high_water_mark'] or '-'}")
+    links = manifest.get("links")
+    if links:
+        print(
+            f"{links['file']:<32} {links['rows']:>8,} {'9':>8}  (every record's LINKS, one row each)"
+        )
     for name, entry in sorted(manifest["objects"].items()):
         if "definition" in entry and entry["format"] == "parquet":  # a custom object
             schema = pq.read_schema(out / entry["file"])

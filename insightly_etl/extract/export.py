@@ -53,6 +53,20 @@ from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
+LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
+LINKS_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),  # the record's object type
+        pa.field("id", pa.int64(), nullable=False),  # the record's id
+        pa.field("link_id", pa.int64()),
+        pa.field("linked_object", pa.string()),  # as Insightly names it: Contact, Organisation
+        pa.field("linked_id", pa.int64()),
+        pa.field("role", pa.string()),
+        pa.field("details", pa.string()),
+        pa.field("relationship_id", pa.int64()),
+        pa.field("is_forward", pa.bool_()),
+    ]
+)
 DELETED_SCHEMA = pa.schema(
     [
         pa.field("object", pa.string(), nullable=False),
@@ -191,6 +205,8 @@ class Exporter:
             outcome.requests = meter.requests
             self.result.objects.append(outcome)
             self._record(outcome)
+        if opts.fmt == "parquet":
+            self._write_links()
         self.manifest["finished_utc"] = utc_now()
         self._save_manifest()
         self.result.requests = run.requests
@@ -430,6 +446,26 @@ class Exporter:
             high_water_mark=mark,
         )
 
+    def _write_links(self) -> None:
+        """`links.parquet`, from the LINKS of every object file in the directory: what the
+        record bodies already carried, at no request. (Since v3.0 some links come only from
+        the per-record Links endpoint, which costs a request per record.)"""
+        tables = []
+        for name, entry in sorted(self.manifest["objects"].items()):
+            obj = OBJECTS.get(name)
+            path = self.options.out_dir / str(entry.get("file"))
+            if obj is None or obj.field("LINKS") is None or entry.get("format") != "parquet":
+                continue
+            if not path.exists() or "LINKS" not in pq.read_schema(path).names:
+                continue  # a --brief export has no nested arrays
+            tables.append(_links_of(name, pq.read_table(path, columns=[obj.id_field, "LINKS"])))
+        rows = pa.concat_tables(tables) if tables else LINKS_SCHEMA.empty_table()
+        writer = open_writer(self.options.out_dir / LINKS, LINKS_SCHEMA, "parquet")
+        for batch in rows.combine_chunks().to_batches():
+            writer.write(batch)
+        writer.commit()
+        self.manifest["links"] = {"file": LINKS, "rows": rows.num_rows}
+
     async def _live_ids(self, obj: ObjectType) -> set[int]:
         """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""
         assert obj.id_field is not None
@@ -567,6 +603,34 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _links_of(name: str, table: pa.Table) -> pa.Table:
+    """One row per link of each record: (object, id) and the link's own fields."""
+    id_field = table.column_names[0]
+    links = table["LINKS"].combine_chunks()
+    ids = pc.take(table[id_field].combine_chunks(), pc.list_parent_indices(links))
+    items = pc.list_flatten(links)
+
+    def part(field: str, dtype: pa.DataType) -> pa.Array:
+        if items.type.get_field_index(field) < 0:
+            return pa.nulls(len(items), dtype)
+        return pc.struct_field(items, field).cast(dtype)
+
+    return pa.table(
+        {
+            "object": pa.array([name] * len(items), pa.string()),
+            "id": ids.cast(pa.int64()),
+            "link_id": part("LINK_ID", pa.int64()),
+            "linked_object": part("LINK_OBJECT_NAME", pa.string()),
+            "linked_id": part("LINK_OBJECT_ID", pa.int64()),
+            "role": part("ROLE", pa.string()),
+            "details": part("DETAILS", pa.string()),
+            "relationship_id": part("RELATIONSHIP_ID", pa.int64()),
+            "is_forward": part("IS_FORWARD", pa.bool_()),
+        },
+        schema=LINKS_SCHEMA,
+    )
 
 
 def _ids_of(path: Path, id_field: str | None) -> set[int] | None:

@@ -625,3 +625,27 @@ async def test_xlsx_refuses_more_rows_than_a_sheet_holds_and_leaves_no_file(
     assert caught.value.message == "contacts.xlsx: more than 99 rows do not fit a spreadsheet"
     assert caught.value.hint == "Export this object as --format parquet or csv."
     assert not any(p.suffix == ".xlsx" or ".partial" in p.name for p in tmp_path.iterdir())
+
+
+async def test_links_in_the_records_become_links_parquet_at_no_request(
+    seeded: Sandbox, tmp_path: Path
+) -> None:
+    result = await export(seeded, tmp_path, "contacts", "notes", "users")
+    links = pq.read_table(tmp_path / "links.parquet")
+    expected = [
+        (name, record[id_field], link["LINK_OBJECT_NAME"], link["LINK_OBJECT_ID"], link["ROLE"])
+        for name, endpoint, id_field in (
+            ("contacts", "Contacts", "CONTACT_ID"),
+            ("notes", "Notes", "NOTE_ID"),
+        )
+        for record in seeded.account.collections[endpoint].records.values()
+        for link in record["LINKS"]
+    ]
+    got = [
+        (r["object"], r["id"], r["linked_object"], r["linked_id"], r["role"])
+        for r in links.to_pylist()
+    ]
+    assert sorted(got, key=str) == sorted(expected, key=str) and len(got) > 100
+    assert manifest(tmp_path)["links"] == {"file": "links.parquet", "rows": len(got)}
+    # nothing but the listings: links cost no request of their own
+    assert result.requests == 3 + 1  # three listings and the contacts' custom fields
