@@ -290,6 +290,9 @@ class Sandbox:
                 "PipelineStage",
                 "StateChange",
                 "StateHistory",
+                "Links",
+                "Tags",
+                "SearchByTag",
                 "Search",
                 "Me",
                 "Notes",
@@ -463,6 +466,8 @@ class Sandbox:
             if seg[1] not in account.specs:
                 return error(404, f"Object {seg[1]} not found.")
             return json_response(account.definitions(seg[1]))
+        if name == "Tags" and len(seg) == 1 and method == "GET":
+            return self._all_tags(request)
         if name not in account.specs:
             if name.rstrip("s") in account.specs or name + "s" in account.specs:
                 # singular/plural mix-ups answer 405 (§1, [LSW])
@@ -481,6 +486,17 @@ class Sandbox:
             return error(405, "The requested resource does not support this HTTP method.")
         if seg[1] == "Search" and len(seg) == 2 and method == "GET" and spec.searchable:
             return self._list(request, name, search=True)
+        if seg[1] == "SearchByTag" and len(seg) == 2 and method == "GET" and "TAGS" in spec.fields:
+            tag = _query(request).get("tagname")
+            if not tag:
+                return error(400, "tagName is required.")
+            coll = account.collections[name]
+            ids = [
+                i
+                for i in coll.ids
+                if any(t.get("TAG_NAME") == tag for t in coll.records[i].get("TAGS") or [])
+            ]
+            return self._page(request, name, ids)
         if name == "Users" and seg[1] == "Me" and len(seg) == 2 and method == "GET":
             return self._one(request, name, account.me()["USER_ID"])
         try:
@@ -519,11 +535,75 @@ class Sandbox:
                     )
                 ]
                 return self._page(request, "Notes", ids)
+        if seg[2:3] == ["Links"] and "LINKS" in spec.fields:
+            return await self._links(request, name, rid, seg[3:])
+        if seg[2:] == ["Tags"] and "TAGS" in spec.fields:
+            return await self._tags(request, name, rid)
         if len(seg) == 3 and name in ("Opportunities", "Projects", "Leads"):
             changed = await self._pipeline_route(request, name, rid, seg[2])
             if changed is not None:
                 return changed
         return error(404, "No HTTP resource was found that matches the request URI.")
+
+    async def _links(self, request: Request, name: str, rid: int, rest: list[str]) -> Response:
+        account, method = self.account, request.method
+        coll = account.collections[name]
+        if rid not in coll.records:
+            return error(404, f"{coll.spec.singular} {rid} not found.")
+        if not rest and method == "GET":
+            return json_response(coll.records[rid].get("LINKS") or [])
+        if not rest and method == "POST":
+            return json_response(account.add_link(name, rid, await _body(request)), 201)
+        if len(rest) == 1 and method == "DELETE":
+            try:
+                account.remove_link(name, rid, int(rest[0]))
+            except (KeyError, ValueError):
+                return error(404, f"Link {rest[0]} not found.")
+            return Response(status_code=202)
+        return error(405, "The requested resource does not support this HTTP method.")
+
+    async def _tags(self, request: Request, name: str, rid: int) -> Response:
+        """GET 200 (the swagger's 201 for a GET is an artefact, §5), POST/PUT 201, DELETE 202."""
+        account, method = self.account, request.method
+        coll = account.collections[name]
+        if rid not in coll.records:
+            return error(404, f"{coll.spec.singular} {rid} not found.")
+        if method == "GET":
+            return json_response(coll.records[rid].get("TAGS") or [])
+        body = await _body(request)
+        items = body if isinstance(body, list) else [body]
+        if not all(isinstance(i, dict) and isinstance(i.get("TAG_NAME"), str) for i in items):
+            return error(
+                400, 'Expected {"TAG_NAME": …}' + (" items" if isinstance(body, list) else "")
+            )
+        names = [i["TAG_NAME"] for i in items]
+        mode = {"POST": "add", "PUT": "replace", "DELETE": "remove"}.get(method)
+        if mode is None:
+            return error(405, "The requested resource does not support this HTTP method.")
+        record = account.set_tags(name, rid, names, mode=mode)
+        if method == "DELETE":
+            return Response(status_code=202)
+        return json_response(record.get("TAGS") or [], 201)
+
+    def _all_tags(self, request: Request) -> Response:
+        """`GET /Tags?record_type=contacts`: the tags in use on that object type (§4)."""
+        kinds = {
+            "contacts": "Contacts",
+            "leads": "Leads",
+            "opportunities": "Opportunities",
+            "organisations": "Organisations",
+            "projects": "Projects",
+            "emails": "Emails",
+        }
+        record_type = (_query(request).get("record_type") or "").lower()
+        if record_type not in kinds:
+            return error(400, "record_type must be one of " + ", ".join(kinds) + ".")
+        coll = self.account.collections[kinds[record_type]]
+        names = sorted({t["TAG_NAME"] for r in coll.records.values() for t in r.get("TAGS") or []})
+        params = _query(request)
+        skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
+        headers = {"X-Total-Count": str(len(names))} if params.get("count_total") == "true" else {}
+        return json_response([{"TAG_NAME": n} for n in names[skip : skip + top]], 200, headers)
 
     async def _pipeline_route(
         self, request: Request, name: str, rid: int, what: str

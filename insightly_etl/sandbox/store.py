@@ -100,6 +100,7 @@ class Account:
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
         self.custom_objects: list[dict[str, Any]] = []  # GET /CustomObjects, from the seed
         self.state_history: dict[int, list[dict[str, Any]]] = {}  # opportunity id -> changes
+        self._link_ids = 0  # the last LINK_ID given (found from the records when first needed)
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
@@ -461,6 +462,103 @@ class Account:
         )
         self.set_meta("state_history", json.dumps(self.state_history))
         return updated
+
+    # ------------------------------------------------------------------ links and tags
+    # /{obj}/{id}/Links and /{obj}/{id}/Tags (reference §2.2, swagger). ASSUMPTIONS, none seen
+    # live: a link is mirrored on the linked record (IS_FORWARD false), as the web app shows it
+    # on both; LINK_IDs count up per account; adding either moves DATE_UPDATED_UTC.
+    def add_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
+        spec = self.specs[collection]
+        record = self._pipelined(collection, rid)
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        target_name = str(body.get("LINK_OBJECT_NAME") or "")
+        target = next((n for n, s in self.specs.items() if s.singular == target_name), None)
+        if target is None:
+            plural = target_name in self.specs
+            raise WriteRejected(
+                f"LINK_OBJECT_NAME '{target_name}' is not an object"
+                + (" (link object names are singular, e.g. Contact)" if plural else "")
+                + "."
+            )
+        target_id = coerce_integer(body.get("LINK_OBJECT_ID"), "LINK_OBJECT_ID")
+        if target_id not in self.collections[target].records:
+            raise WriteRejected(f"LINK_OBJECT_ID {target_id} does not refer to an existing record.")
+        for field in ("ROLE", "DETAILS"):
+            if len(str(body.get(field) or "")) > 255:
+                raise WriteRejected(
+                    f"The field {field} must be a string with a maximum length of 255."
+                )
+        self._link_ids = self._link_ids or self._max_link_id()
+        self._link_ids += 1
+        link = {
+            "LINK_ID": self._link_ids,
+            "OBJECT_NAME": spec.singular,
+            "OBJECT_ID": rid,
+            "LINK_OBJECT_NAME": target_name,
+            "LINK_OBJECT_ID": target_id,
+            "ROLE": body.get("ROLE"),
+            "DETAILS": body.get("DETAILS"),
+            "RELATIONSHIP_ID": body.get("RELATIONSHIP_ID"),
+            "IS_FORWARD": True,
+        }
+        self._set_fields(collection, record, {"LINKS": [*record.get("LINKS", []), link]})
+        other = self._pipelined(target, target_id)
+        if "LINKS" in self.specs[target].fields:
+            mirror = {
+                **link,
+                "OBJECT_NAME": target_name,
+                "OBJECT_ID": target_id,
+                "LINK_OBJECT_NAME": spec.singular,
+                "LINK_OBJECT_ID": rid,
+                "IS_FORWARD": False,
+            }
+            self._set_fields(target, other, {"LINKS": [*other.get("LINKS", []), mirror]})
+        return link
+
+    def remove_link(self, collection: str, rid: int, link_id: int) -> None:
+        record = self._pipelined(collection, rid)
+        links = record.get("LINKS") or []
+        found = next((lk for lk in links if lk.get("LINK_ID") == link_id), None)
+        if found is None:
+            raise KeyError(link_id)
+        self._set_fields(collection, record, {"LINKS": [lk for lk in links if lk is not found]})
+        target = next(
+            (n for n, s in self.specs.items() if s.singular == found.get("LINK_OBJECT_NAME")), None
+        )
+        if target and found.get("LINK_OBJECT_ID") in self.collections[target].records:
+            other = self._pipelined(target, found["LINK_OBJECT_ID"])
+            kept = [lk for lk in other.get("LINKS") or [] if lk.get("LINK_ID") != link_id]
+            self._set_fields(target, other, {"LINKS": kept})
+
+    def _max_link_id(self) -> int:
+        return max(
+            (
+                lk.get("LINK_ID") or 0
+                for coll in self.collections.values()
+                for r in coll.records.values()
+                for lk in (r.get("LINKS") or [])
+                if isinstance(lk, dict) and isinstance(lk.get("LINK_ID"), int)
+            ),
+            default=0,
+        )
+
+    def set_tags(self, collection: str, rid: int, names: list[str], *, mode: str) -> Record:
+        """`add` (POST), `remove` (DELETE) or `replace` (PUT) this record's tags."""
+        record = self._pipelined(collection, rid)
+        for name in names:
+            if len(name) > 255:
+                raise WriteRejected(
+                    "The field TAG_NAME must be a string with a maximum length of 255."
+                )
+        current = [t["TAG_NAME"] for t in record.get("TAGS") or []]
+        if mode == "add":
+            tags = current + [n for n in names if n not in current]
+        elif mode == "remove":
+            tags = [t for t in current if t not in names]
+        else:
+            tags = list(dict.fromkeys(names))
+        return self._set_fields(collection, record, {"TAGS": [{"TAG_NAME": t} for t in tags]})
 
     def _pipelined(self, collection: str, rid: int) -> Record:
         coll = self.collections[collection]
