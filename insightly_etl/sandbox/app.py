@@ -554,6 +554,11 @@ class Sandbox:
             return json_response(coll.records[rid].get("LINKS") or [])
         if not rest and method == "POST":
             return json_response(account.add_link(name, rid, await _body(request)), 201)
+        if not rest and method == "PUT":
+            try:
+                return json_response(account.update_link(name, rid, await _body(request)))
+            except KeyError:
+                return error(404, "Link not found.")
         if len(rest) == 1 and method == "DELETE":
             try:
                 account.remove_link(name, rid, int(rest[0]))

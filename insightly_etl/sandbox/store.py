@@ -516,6 +516,25 @@ class Account:
             self._set_fields(target, other, {"LINKS": [*other.get("LINKS", []), mirror]})
         return link
 
+    def update_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
+        """`PUT /{obj}/{id}/Links`: a link's ROLE, DETAILS and RELATIONSHIP_ID, by LINK_ID."""
+        record = self._pipelined(collection, rid)
+        if not isinstance(body, dict) or body.get("LINK_ID") is None:
+            raise WriteRejected("The LINK_ID field is required.")
+        link_id = coerce_integer(body["LINK_ID"], "LINK_ID")
+        links = record.get("LINKS") or []
+        found = next((lk for lk in links if lk.get("LINK_ID") == link_id), None)
+        if found is None:
+            raise KeyError(link_id)
+        for field in ("ROLE", "DETAILS"):
+            if len(str(body.get(field) or "")) > 255:
+                raise WriteRejected(
+                    f"The field {field} must be a string with a maximum length of 255."
+                )
+        found.update({k: body[k] for k in ("ROLE", "DETAILS", "RELATIONSHIP_ID") if k in body})
+        self._set_fields(collection, record, {"LINKS": links})
+        return found
+
     def remove_link(self, collection: str, rid: int, link_id: int) -> None:
         record = self._pipelined(collection, rid)
         links = record.get("LINKS") or []

@@ -34,6 +34,9 @@ async def test_a_link_is_added_listed_mirrored_and_removed(make_sandbox) -> None
             f"Contacts/{contact}/Links",
             json={"LINK_OBJECT_NAME": "Opportunity", "LINK_OBJECT_ID": 999999},
         )
+        renamed = await c.put(
+            f"Contacts/{contact}/Links", json={"LINK_ID": link["LINK_ID"], "ROLE": "Champion"}
+        )
         removed = await c.delete(f"Contacts/{contact}/Links/{link['LINK_ID']}")
         after = (await c.get(f"Contacts/{contact}/Links")).json()
         mirror_after = (await c.get(f"Opportunities/{opp}/Links")).json()
@@ -55,7 +58,8 @@ async def test_a_link_is_added_listed_mirrored_and_removed(make_sandbox) -> None
     assert dangling.json() == {
         "Message": "LINK_OBJECT_ID 999999 does not refer to an existing record."
     }
-    assert removed.status_code == 202 and link not in after
+    assert renamed.status_code == 200 and renamed.json()["ROLE"] == "Champion"
+    assert removed.status_code == 202 and link["LINK_ID"] not in [lk["LINK_ID"] for lk in after]
     assert not [lk for lk in mirror_after if lk["LINK_ID"] == link["LINK_ID"]]
 
 
