@@ -245,19 +245,24 @@ def _to_datetime(v: Any) -> datetime | None:
     return None
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _to_int(v: Any) -> int | None:
+    """An integer that fits int64, from an int, a whole float or digits; else None."""
     if isinstance(v, bool):
         return None
+    number: int | None = None
     if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str):
+        number = v
+    elif isinstance(v, float) and v.is_integer():
+        number = int(v)
+    elif isinstance(v, str):
         try:
-            return int(v.strip())
+            number = int(v.strip())
         except ValueError:
             return None
-    return None
+    return number if number is not None and number in _INT64 else None
 
 
 def _to_float(v: Any) -> float | None:

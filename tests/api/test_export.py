@@ -649,3 +649,30 @@ async def test_links_in_the_records_become_links_parquet_at_no_request(
     assert manifest(tmp_path)["links"] == {"file": "links.parquet", "rows": len(got)}
     # nothing but the listings: links cost no request of their own
     assert result.requests == 3 + 1  # three listings and the contacts' custom fields
+
+
+async def test_numbers_too_big_for_int64_from_a_server_are_null_and_counted_not_a_crash(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    sb.account.load(  # what a broken or hostile server could answer
+        "Asset__c",
+        [
+            {
+                "RECORD_ID": 300001,
+                "RECORD_NAME": "Huge",
+                "OWNER_USER_ID": 10**25,
+                "CUSTOMFIELDS": [{"FIELD_NAME": "Site__c", "FIELD_VALUE": 10**30}],
+            },
+            {"RECORD_ID": 10**20, "RECORD_NAME": "Id beyond int64"},
+        ],
+    )
+    result = await export(sb, tmp_path, "Asset__c")
+    rows = {r["RECORD_ID"]: r for r in read(tmp_path, "Asset__c").to_pylist()}
+    assert (rows[300001]["OWNER_USER_ID"], rows[300001]["Site__c"]) == (None, None)
+    assert 10**20 not in rows
+    assert result.warnings == [
+        "Asset__c: 1 record(s) without an integer id were left out",
+        "Asset__c.OWNER_USER_ID: 1 value(s) did not fit int64 and were kept as null",
+        "Asset__c.Site__c: 1 value(s) did not fit int64 and were kept as null",
+    ]
