@@ -162,6 +162,7 @@ def custom_object(name: str) -> ObjectType:
     written like the standard objects. Which custom objects exist is the account's business:
     `GET /CustomObjects`. The name is kept as written (the API ignores the case of paths)."""
     name = name.strip()
+    name = name[:-3] + "__c" if name.lower().endswith("__c") else name  # Site__C is Site__c
     if not _CUSTOM_NAME.match(name):
         raise InputError(
             f"{name!r} is not a custom object name",
