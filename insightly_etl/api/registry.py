@@ -19,6 +19,23 @@ from insightly_etl.reference import load_reference
 SERVER_SET = frozenset({"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"})
 # Written through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage), not top-level bodies.
 NOT_IN_BODY = frozenset({"PIPELINE_ID", "STAGE_ID"})
+# Objects whose pipeline and stage `PUT /{endpoint}/{id}/Pipeline` and `/PipelineStage` change
+# (reference §2.1). Leads have the routes in the 2025 swagger but no PIPELINE_ID in their schema.
+PIPELINED = frozenset({"opportunities", "projects"})
+# An opportunity's state (reference §2.1, v2.2 spelling; the API's case is UNCERTAIN, so states
+# are compared without case): changed with its reason by `PUT /Opportunities/{id}/StateChange`.
+OPPORTUNITY_STATES = ("Open", "Won", "Lost", "Abandoned", "Suspended")
+# The singular names links use for each object type (reference §2.2: "Contact", not "Contacts").
+LINK_NAMES = {
+    "contacts": "Contact",
+    "organisations": "Organisation",
+    "opportunities": "Opportunity",
+    "projects": "Project",
+    "leads": "Lead",
+    "tasks": "Task",
+    "events": "Event",
+    "emails": "Email",
+}
 
 
 @dataclass(frozen=True)

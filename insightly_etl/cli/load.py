@@ -189,6 +189,21 @@ def mapping_draft(
 # ---------------------------------------------------------------- import
 
 
+STEP_WORDS = {
+    "read": "read",
+    "pipeline": "pipeline",
+    "stage": "stage",
+    "unpipeline": "pipeline removed",
+    "state": "state",
+    "link": "link",
+}
+
+
+def _step_text(counts: dict[str, int]) -> str:
+    """`2 pipeline, 5 stage, 3 link`: the step kinds with a count."""
+    return ", ".join(f"{counts[k]:,} {w}" for k, w in STEP_WORDS.items() if counts.get(k))
+
+
 def _print_quota_plan(plan: Any) -> None:
     left = f"{plan.remaining:,}" if plan.remaining is not None else "unknown"
     click.echo(
@@ -202,6 +217,10 @@ def _print_quota_plan(plan: Any) -> None:
         f"{left} left today, reserve {plan.reserve:,}; this run sends up to {plan.this_run:,}, about {plan.seconds:,.0f}s.",
         err=True,
     )
+    if plan.steps:
+        click.echo(
+            f"Steps: {_step_text(plan.steps)} request(s) after the records' own writes.", err=True
+        )
     if plan.examples:
         click.echo("Changes (every one is in NAME.plan.csv):", err=True)
         for example in plan.examples:
@@ -342,6 +361,14 @@ def import_(
         + (f", {c['left']:,} left" if c["left"] else "")
         + f"; {result.requests:,} requests; quota left today {quota}"
     )
+    steps = _step_text(c)
+    if steps or c["steps_failed"] or c["steps_left"]:
+        click.echo(
+            "Steps: "
+            + (f"{steps} done" if steps else "none needed a request")
+            + (f", {c['steps_failed']:,} failed" if c["steps_failed"] else "")
+            + (f", {c['steps_left']:,} left" if c["steps_left"] else "")
+        )
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
     echo_accounting(result.stats)

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import get_object
+from insightly_etl.api.registry import PIPELINED, get_object
 from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
 from insightly_etl.load.mapping import Mapping
 
@@ -26,11 +26,26 @@ class AccountFacts:
     definitions: list[dict[str, Any]]  # custom fields of the mapped object
     lookups: dict[tuple[str, str], LookupIndex] = field(default_factory=dict)
     requests: int = 0
+    # whole small collections that pipeline and state steps are checked against, by object:
+    # pipelines, pipeline_stages, opportunity_state_reasons
+    references: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def lookups_needed(mapping: Mapping) -> set[tuple[str, str]]:
     rules = [*mapping.columns, *([mapping.parent] if mapping.parent else [])]
-    return {(r.lookup.object, r.lookup.by) for r in rules if r.lookup is not None}
+    links = {(r.lookup.object, r.lookup.by) for r in mapping.links}
+    return links | {(r.lookup.object, r.lookup.by) for r in rules if r.lookup is not None}
+
+
+def references_needed(mapping: Mapping) -> list[str]:
+    """The collections a pipeline, stage or state change is checked against (a few requests)."""
+    fields = {r.field for r in mapping.columns}
+    out = []
+    if mapping.object in PIPELINED and (mapping.identity or fields & {"PIPELINE_ID", "STAGE_ID"}):
+        out += ["pipelines", "pipeline_stages"]
+    if mapping.object == "opportunities" and (mapping.identity or "STATE_REASON_ID" in fields):
+        out.append("opportunity_state_reasons")
+    return out
 
 
 def _index(rows: list[dict[str, Any]], id_field: str, by: str) -> LookupIndex:
@@ -56,18 +71,29 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
             definitions = list(answer)
         except (ForbiddenError, NotFoundError):
             definitions = []
+    references: dict[str, list[dict[str, Any]]] = {}
+    for name in references_needed(mapping):
+        references[name] = []
+        async for page in client.iter_pages(get_object(name).endpoint):
+            references[name].extend(r for r in page.records if isinstance(r, dict))
     lookups: dict[tuple[str, str], LookupIndex] = {}
     for target, by in sorted(lookups_needed(mapping)):
         tobj = get_object(target)
         assert tobj.id_field is not None
-        params = {"brief": "true"} if tobj.brief and not by.endswith("__c") else {}
         rows: list[dict[str, Any]] = []
-        async for page in client.iter_pages(tobj.endpoint, params):
-            rows.extend(
-                {tobj.id_field: r.get(tobj.id_field), by: _field_value(r, by)} for r in page.records
-            )
+        if target in references:  # already read whole
+            rows = [
+                {tobj.id_field: r.get(tobj.id_field), by: r.get(by)} for r in references[target]
+            ]
+        else:
+            params = {"brief": "true"} if tobj.brief and not by.endswith("__c") else {}
+            async for page in client.iter_pages(tobj.endpoint, params):
+                rows.extend(
+                    {tobj.id_field: r.get(tobj.id_field), by: _field_value(r, by)}
+                    for r in page.records
+                )
         lookups[(target, by)] = _index(rows, tobj.id_field, by)
-    return AccountFacts(definitions, lookups, meter.requests)
+    return AccountFacts(definitions, lookups, meter.requests, references)
 
 
 def _field_value(record: dict[str, Any], name: str) -> Any:
@@ -107,4 +133,14 @@ def facts_from_export(directory: Path, mapping: Mapping) -> AccountFacts:
         assert tobj.id_field is not None
         table = pq.read_table(directory / tentry["file"], columns=[tobj.id_field, by])
         lookups[(target, by)] = _index(table.to_pylist(), tobj.id_field, by)
-    return AccountFacts(list(entry.get("custom_field_definitions") or []), lookups, 0)
+    references: dict[str, list[dict[str, Any]]] = {}
+    for name in references_needed(mapping):
+        rentry = objects.get(name)
+        if rentry is None or rentry.get("format") != "parquet":
+            raise InputError(
+                f"--fields-from {directory}: pipeline and state changes are checked against "
+                f"{name}, which the export lacks (as Parquet)",
+                hint=f"Run: insightly-etl export {name} --out {directory}",
+            )
+        references[name] = pq.read_table(directory / rentry["file"]).to_pylist()
+    return AccountFacts(list(entry.get("custom_field_definitions") or []), lookups, 0, references)

@@ -10,6 +10,12 @@ answer arrives, so a run that dies loses nothing: at worst a row is `in_flight`,
 
 Updates also keep the before-image of every field they change, so an import can be undone.
 
+Steps (a pipeline, stage or state change, a link: load/steps.py) come after a row's record
+write and have a journal of their own, `steps`, by row and step: what the step sets (`want`), for
+which record, and the same in_flight → done | failed | unknown states. A done step with the
+same want for the same record is never sent again; any other is decided again against the
+record as Insightly has it.
+
 Fix-and-rerun: the file and the mapping are fingerprinted (sha256), and every row too. Run
 again after editing the file and each row finds its earlier state by its content: unchanged
 rows keep it (done rows cost nothing), edited rows are planned again (keeping the record id an
@@ -70,6 +76,20 @@ CREATE TABLE IF NOT EXISTS before_images (
 );
 CREATE TABLE IF NOT EXISTS undo (     -- `undo`'s own journal: resumable like the import
     row INTEGER PRIMARY KEY, state TEXT NOT NULL, message TEXT, updated_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    row INTEGER NOT NULL,
+    step TEXT NOT NULL,               -- pipeline | state | link:COLUMN
+    want TEXT NOT NULL,               -- JSON: what the step sets; another value is another step
+    record_id INTEGER NOT NULL,
+    action TEXT,                      -- the request: pipeline | stage | unpipeline | state | link; already: none was needed
+    state TEXT NOT NULL,              -- in_flight | unknown | done | failed
+    status INTEGER,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run INTEGER,
+    updated_utc TEXT NOT NULL,
+    PRIMARY KEY (row, step)
 );
 CREATE TABLE IF NOT EXISTS runs (
     run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
@@ -168,6 +188,18 @@ class RowState:
     status: int | None
     message: str | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class StepState:
+    row: int
+    step: str
+    want: str
+    record_id: int
+    action: str | None
+    state: str
+    status: int | None
+    message: str | None
 
 
 def _refuse_if_not_ours(path: Path) -> None:
@@ -439,11 +471,13 @@ class Checkpoint:
             )
             db.execute("UPDATE rows SET row = -1 - row")  # out of the way of the new numbers
             db.execute("UPDATE before_images SET row = -1 - row")
+            db.execute("UPDATE steps SET row = -1 - row")
             for new, old_row in carried.items():
                 db.execute(
                     "UPDATE rows SET row=?, line=? WHERE row=?", (new, lines[new], -1 - old_row)
                 )
                 db.execute("UPDATE before_images SET row=? WHERE row=?", (new, -1 - old_row))
+                db.execute("UPDATE steps SET row=? WHERE row=?", (new, -1 - old_row))
             for new, old_row in edited.items():
                 _, state, rid, action = by_row[old_row]
                 keep = (
@@ -456,7 +490,9 @@ class Checkpoint:
                     (new, lines[new], digests[new], keep, now, -1 - old_row),
                 )
                 db.execute("UPDATE before_images SET row=? WHERE row=?", (new, -1 - old_row))
+                db.execute("UPDATE steps SET row=? WHERE row=?", (new, -1 - old_row))
             db.execute("DELETE FROM rows WHERE row < 0")
+            db.execute("DELETE FROM steps WHERE row < 0")
             # vanished rows' images (kept in removed_rows' spirit, not for undo: see undo.py)
             db.execute("DELETE FROM before_images WHERE row < 0")
             db.executemany(
@@ -680,6 +716,9 @@ class Checkpoint:
         )
         return [(r, line, rid, json.loads(p) if p else None, st) for r, line, rid, p, st in cur]
 
+    def created_row_numbers(self) -> set[int]:
+        return {r for (r,) in self.db.execute("SELECT row FROM rows WHERE created=1")}
+
     def unsettled(self) -> int:
         """Rows whose write may or may not have happened."""
         return int(
@@ -687,6 +726,52 @@ class Checkpoint:
                 "SELECT COUNT(*) FROM rows WHERE state IN ('in_flight', 'unknown')"
             ).fetchone()[0]
         )
+
+    # ---------------------------------------------------------------- steps' journal
+    def step_states(self) -> dict[tuple[int, str], StepState]:
+        cur = self.db.execute(
+            "SELECT row, step, want, record_id, action, state, status, message FROM steps"
+        )
+        return {(r[0], r[1]): StepState(*r) for r in cur}
+
+    def step_sending(self, row: int, step: str, want: str, record_id: int, action: str) -> None:
+        """Committed before the request leaves, like `sending`."""
+        self.db.execute(
+            "INSERT INTO steps (row, step, want, record_id, action, state, attempts, run,"
+            " updated_utc) VALUES (?, ?, ?, ?, ?, 'in_flight', 1, ?, ?)"
+            " ON CONFLICT (row, step) DO UPDATE SET want=excluded.want,"
+            " record_id=excluded.record_id, action=excluded.action, state='in_flight',"
+            " status=NULL, message=NULL, attempts=attempts+1, run=excluded.run,"
+            " updated_utc=excluded.updated_utc",
+            (row, step, want, record_id, action, self.run, utc_now()),
+        )
+
+    def step_settled(
+        self,
+        row: int,
+        step: str,
+        want: str,
+        record_id: int,
+        *,
+        state: str,
+        action: str,
+        status: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        """done (`action` sent, or `already` so), failed or unknown."""
+        self.db.execute(
+            "INSERT INTO steps (row, step, want, record_id, action, state, status, message,"
+            " run, updated_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (row, step) DO UPDATE SET want=excluded.want,"
+            " record_id=excluded.record_id, action=excluded.action, state=excluded.state,"
+            " status=excluded.status, message=excluded.message, run=excluded.run,"
+            " updated_utc=excluded.updated_utc",
+            (row, step, want, record_id, action, state, status, message, self.run, utc_now()),
+        )
+
+    def step_counts(self) -> dict[tuple[str | None, str], int]:
+        cur = self.db.execute("SELECT action, state, COUNT(*) FROM steps GROUP BY action, state")
+        return {(a, s): n for a, s, n in cur}
 
     # ---------------------------------------------------------------- undo's journal
     def undo_states(self) -> dict[int, str]:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from insightly_etl.api.registry import ObjectType
+from insightly_etl.api.registry import OPPORTUNITY_STATES, PIPELINED, ObjectType
 
 # Value kinds the validator knows. Standard types map onto them; custom FIELD_TYPEs too.
 TEXT, INTEGER, NUMBER, BOOLEAN, DATE, DATETIME, DROPDOWN, MULTISELECT, TAGS = (
@@ -52,6 +52,9 @@ class FieldSpec:
     max_length: int | None = None
     options: tuple[str, ...] = ()
     join_object: str | None = None  # a LOOKUP field: the object whose record ids it holds
+    # written by a step of its own after the record's write, never in its body: "pipeline"
+    # (PIPELINE_ID, STAGE_ID) or "state" (OPPORTUNITY_STATE, STATE_REASON_ID); see steps.py
+    via: str | None = None
 
     @property
     def is_email(self) -> bool:
@@ -84,7 +87,8 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             continue  # CUSTOMFIELDS are listed one by one below; links/dates/domains not imported
         if f.type == "object":
             continue
-        writable = obj.is_writable(f)
+        via = _via(obj, f.name)
+        writable = obj.is_writable(f) or via is not None
         why = None
         if not writable:
             why = (
@@ -101,6 +105,16 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             writable=writable,
             why_not_writable=why,
             max_length=f.max_length,
+            options=OPPORTUNITY_STATES if via == "state" else (),
+            via=via,
+        )
+    if obj.name == "opportunities":  # not a field of the record: the reason of its state change
+        specs["STATE_REASON_ID"] = FieldSpec(
+            name="STATE_REASON_ID",
+            label="State Reason Id",
+            kind=INTEGER,
+            api_type="integer",
+            via="state",
         )
     for d in sorted(definitions, key=lambda d: (d.get("FIELD_ORDER") or 0, d["FIELD_NAME"])):
         ftype = str(d.get("FIELD_TYPE") or "TEXT")
@@ -120,6 +134,14 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             else None,
         )
     return specs
+
+
+def _via(obj: ObjectType, name: str) -> str | None:
+    if obj.name in PIPELINED and name in ("PIPELINE_ID", "STAGE_ID"):
+        return "pipeline"
+    if obj.name == "opportunities" and name == "OPPORTUNITY_STATE":
+        return "state"
+    return None
 
 
 def normalise(text: str) -> str:

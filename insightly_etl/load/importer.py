@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from insightly_etl.api.accounting import frees_up
@@ -32,6 +32,7 @@ from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.results import write_results
+from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
 from insightly_etl.load.validate import ValidationResult, validate_table
 from insightly_etl.progress import NullProgress, Progress
 
@@ -79,6 +80,7 @@ class QuotaPlan:
     strategy: str
     planning_requests: int
     examples: list[str] = field(default_factory=list)  # a few changes, before -> after
+    steps: dict[str, int] = field(default_factory=dict)  # pipeline/stage/state/link requests
 
 
 @dataclass
@@ -110,7 +112,15 @@ class ImportResult:
             return 130
         if any(
             self.counts.get(k, 0)
-            for k in ("rejected", "failed", "duplicate", "left", "not_applied")
+            for k in (
+                "rejected",
+                "failed",
+                "duplicate",
+                "left",
+                "not_applied",
+                "steps_failed",
+                "steps_left",
+            )
         ):
             return (
                 0
@@ -136,7 +146,8 @@ def when_quota_frees(checkpoint: Checkpoint, needed: int) -> str:
     return f"{needed:,} request(s) free up by {at:%Y-%m-%d %H:%M} UTC at the earliest ({shared})"
 
 
-def summarise(checkpoint: Checkpoint, bad_rows: int) -> dict[str, int]:
+def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> dict[str, int]:
+    """Rows by outcome, and steps by the request they sent (steps.py)."""
     counts = {
         "created": 0,
         "updated": 0,
@@ -155,6 +166,10 @@ def summarise(checkpoint: Checkpoint, bad_rows: int) -> dict[str, int]:
             counts[state] += n
         else:
             counts["left"] += n
+    steps = step_counts(checkpoint)
+    unsettled = steps.pop("steps_unsettled")
+    counts.update(steps)
+    counts["steps_left"] = max(steps_left, unsettled)
     return counts
 
 
@@ -264,14 +279,39 @@ async def _run(
     except (QuotaError, Halted) as exc:
         return _stopped_early(client, options, table, validation, checkpoint, meter, exc)
     _record_plan(checkpoint, plan, states)
+    steps = (
+        StepRunner(client, checkpoint, validation, planner.records, stop=stop, progress=progress)
+        if has_steps(validation)
+        else None
+    )
     quota_plan = _quota_plan(client, plan, options, states)
+    if steps is not None:
+        new = [p.row for p in plan.rows if p.action == "create"]
+        estimate = steps.estimate(_step_rows(checkpoint, valid), new)
+        quota_plan = replace(
+            quota_plan,
+            steps=estimate,
+            requests_needed=quota_plan.requests_needed + sum(estimate.values()),
+        )
     if announce:
         announce(quota_plan)
     plan_file = write_plan(options, table, plan)
     outcome = Outcome()
+    steps_left = 0
     if not options.dry_run:
         executor.plan = plan
         outcome = await executor.run()
+        if steps is not None and not outcome.stopped:
+            after = checkpoint.states()
+            steps.new_records = frozenset(
+                rid
+                for p in plan.rows
+                if p.action == "create" and (rid := after[p.row].record_id) is not None
+            )
+            done = await steps.run(_step_rows(checkpoint, valid))
+            steps_left = done.left
+            if done.stopped:
+                outcome = Outcome(done.stopped, done.error)
     requests = meter.requests
     checkpoint.finish_run(
         requests,
@@ -290,7 +330,7 @@ async def _run(
         ),
     ]
     return ImportResult(
-        summarise(checkpoint, len(table.bad_rows)),
+        summarise(checkpoint, len(table.bad_rows), steps_left),
         requests,
         client.quota.remaining,
         client.quota.limit,
@@ -302,6 +342,16 @@ async def _run(
         dry_run=options.dry_run,
         plan=quota_plan,
     )
+
+
+def _step_rows(checkpoint: Checkpoint, valid: list[int]) -> list[RowRecord]:
+    """Rows whose record is written (this run or an earlier one): their steps may follow."""
+    states, created = checkpoint.states(), checkpoint.created_row_numbers()
+    return [
+        RowRecord(r, rid, r in created)
+        for r in valid
+        if states[r].state == "done" and (rid := states[r].record_id) is not None
+    ]
 
 
 def _stopped_early(

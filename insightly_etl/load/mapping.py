@@ -10,6 +10,8 @@ columns:
   Tier: {field: Customer_Tier__c, values: {gold: Gold, silver: Silver}}
   Interests: {field: Interests__c, split: ","}
   Company: {field: ORGANISATION_ID, lookup: {object: organisations, by: ORGANISATION_NAME}}
+links:                # each row's record is linked to the record this column names
+  - {column: Deal, object: opportunities, by: OPPORTUNITY_NAME, role: Decision maker}
 defaults: {BACKGROUND: "Imported from the 2026 trade fair list"}
 decimal: "."          # or ","
 timezone: UTC         # for date-times written without a zone
@@ -29,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from insightly_etl.api.registry import get_object
+from insightly_etl.api.registry import LINK_NAMES, get_object
 from insightly_etl.errors import InputError
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
@@ -53,10 +55,22 @@ LOOKUP_BY = {
     "lead_sources": "LEAD_SOURCE",
     "lead_statuses": "LEAD_STATUS",
     "opportunity_categories": "CATEGORY_NAME",
+    "opportunity_state_reasons": "STATE_REASON",
     "project_categories": "CATEGORY_NAME",
     "task_categories": "CATEGORY_NAME",
 }
-_TOP_KEYS = ("object", "match", "columns", "defaults", "decimal", "timezone", "parent", "blank")
+_TOP_KEYS = (
+    "object",
+    "match",
+    "columns",
+    "defaults",
+    "decimal",
+    "timezone",
+    "parent",
+    "blank",
+    "links",
+)
+_LINK_KEYS = ("column", "object", "by", "role", "details")
 _COLUMN_KEYS = (
     "field",
     "transform",
@@ -95,6 +109,20 @@ class ColumnRule:
 
 
 @dataclass(frozen=True)
+class LinkRule:
+    """`links:` item: link each row's record to the record its `column` names (once)."""
+
+    column: str
+    lookup: Lookup
+    role: str | None = None
+    details: str | None = None
+
+    @property
+    def step(self) -> str:
+        return f"link:{self.column}"
+
+
+@dataclass(frozen=True)
 class MatchKey:
     pairs: tuple[tuple[str, str], ...]  # (column, field) — several make a combined key
 
@@ -108,6 +136,7 @@ class Mapping:
     parent: ColumnRule | None = None  # notes: the record a note is attached to
     source: str = "<mapping>"
     identity: bool = False  # no `columns`: headers that are field names map as they are
+    links: tuple[LinkRule, ...] = ()
 
 
 def _kind(value: Any) -> str:
@@ -260,6 +289,50 @@ def _match(source: str, value: Any) -> MatchKey:
     return MatchKey(tuple(pairs))
 
 
+def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:
+    if not isinstance(value, list):
+        raise _fail(
+            source,
+            "links",
+            "expected a list of {column: COLUMN, object: OBJECT, by: FIELD, role: …}",
+        )
+    if obj not in LINK_NAMES:
+        raise _fail(source, "links", f"{obj} records have no links in Insightly")
+    rules: list[LinkRule] = []
+    for n, item in enumerate(value):
+        where = f"links[{n}]"
+        if not isinstance(item, dict) or not item.get("column") or not item.get("object"):
+            raise _fail(
+                source, where, "expected {column: COLUMN, object: OBJECT, by: FIELD, role: …}"
+            )
+        _check_keys(source, f"{where}.", item, _LINK_KEYS)
+        try:
+            target = get_object(str(item["object"]))
+        except InputError as exc:
+            raise _fail(source, f"{where}.object", exc.message, exc.hint) from None
+        if target.name not in LINK_NAMES:
+            raise _fail(
+                source,
+                f"{where}.object",
+                f"{target.name} cannot be linked to",
+                f"Links go to: {', '.join(LINK_NAMES)}.",
+            )
+        by = item.get("by") or LOOKUP_BY.get(target.name)
+        if not by:
+            raise _fail(source, f"{where}.by", f"name the field of {target.name} to match by")
+        texts = {}
+        for key in ("role", "details"):
+            text = item.get(key)
+            if text is not None and (not isinstance(text, str) or len(text) > 255):
+                raise _fail(source, f"{where}.{key}", "expected a text of at most 255 characters")
+            texts[key] = text
+        rule = LinkRule(str(item["column"]), Lookup(target.name, str(by)), **texts)
+        if any(r.column == rule.column for r in rules):
+            raise _fail(source, f"{where}.column", f"column {rule.column!r} is linked twice")
+        rules.append(rule)
+    return tuple(rules)
+
+
 def parse_mapping(
     data: Any, *, source: str = "<mapping>", object_name: str | None = None
 ) -> Mapping:
@@ -356,6 +429,7 @@ def parse_mapping(
         parent=parent,
         source=source,
         identity=columns_spec is None,
+        links=_links(source, obj_name, data["links"]) if data.get("links") is not None else (),
     )
 
 

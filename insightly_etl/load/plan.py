@@ -155,9 +155,9 @@ def create_payload(
     body: dict[str, Any] = {}
     custom = []
     for name, value in values.items():
-        if value is None:
-            continue  # nothing to clear on a new record
         spec = specs[name]
+        if value is None or spec.via:
+            continue  # nothing to clear on a new record; steps (steps.py) set the rest
         if spec.custom:
             custom.append({"FIELD_NAME": name, "FIELD_VALUE": value})
         else:
@@ -216,6 +216,8 @@ def update_payload(
     custom_changes: dict[str, Any] = {}
     for name, value in values.items():
         spec = specs[name]
+        if spec.via:
+            continue  # a pipeline, stage or state: a step of its own (steps.py)
         policy = (policies or {}).get(name, OVERWRITE)
         old = current_value(record, spec)
         if policy.update == "never" or (policy.update == "fill" and not _is_empty(old)):
@@ -404,7 +406,9 @@ class Planner:
                         f"{', '.join(missing)}, which this row does not give"
                     )
                 else:
-                    after = {k: v for k, v in values.items() if v is not None}
+                    after = {
+                        k: v for k, v in values.items() if v is not None and not self.specs[k].via
+                    }
                     plan.rows.append(
                         PlannedRow(
                             r, lines[r], "create", payload, None, None, {}, after, keys[r], parent

@@ -29,7 +29,8 @@ def write_results(
     stopped: bool,
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    states = sorted(checkpoint.states().values(), key=lambda s: s.row)
+    by_row = checkpoint.states()
+    states = sorted(by_row.values(), key=lambda s: s.row)
     unit = table.unit
     written = []
     done = [s for s in states if s.state == "done"]
@@ -48,12 +49,28 @@ def write_results(
         if s.state in ("failed", "rejected", "duplicate", "skipped")
         or (s.state == "done" and (s.message or "").startswith("not applied:"))
     ]
-    errors = table.frame.iloc[[s.row for s in bad]].astype(object).reset_index(drop=True)
-    errors.insert(0, "message", [s.message or "" for s in bad])
+    # a row whose record is written but a step of it (pipeline, state, link) failed
+    steps = [s for s in checkpoint.step_states().values() if s.state == "failed"]
+    steps = [s for s in steps if s.row in by_row]
+    errors = table.frame.iloc[[s.row for s in bad] + [s.row for s in steps]].astype(object)
+    errors = errors.reset_index(drop=True)
+    errors.insert(
+        0,
+        "message",
+        [s.message or "" for s in bad] + [f"{s.step}: {s.message or ''}" for s in steps],
+    )
     # the HTTP status Insightly answered; empty when the row was decided here (the message says why)
-    errors.insert(0, "status", pd.array([s.status for s in bad], dtype="Int64"))
-    errors.insert(0, "state", ["not applied" if s.state == "done" else s.state for s in bad])
-    errors.insert(0, unit, [s.line for s in bad])
+    errors.insert(
+        0, "status", pd.array([s.status for s in bad] + [s.status for s in steps], dtype="Int64")
+    )
+    errors.insert(
+        0,
+        "state",
+        ["not applied" if s.state == "done" else s.state for s in bad]
+        + ["step failed"] * len(steps),
+    )
+    errors.insert(0, unit, [s.line for s in bad] + [by_row[s.row].line for s in steps])
+    errors = errors.sort_values(unit, kind="stable", ignore_index=True)
     if table.bad_rows:
         sep = table.delimiter or ","
         shape = pd.DataFrame(

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import ObjectType, get_object
+from insightly_etl.api.registry import OPPORTUNITY_STATES, ObjectType, get_object
 from insightly_etl.errors import InputError
 from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
@@ -101,6 +101,7 @@ class ValidationResult:
     )  # required field -> rows lacking it
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
+    links: dict[str, pd.Series] = field(default_factory=dict)  # `links:` column -> record ids
 
     @property
     def rejected_rows(self) -> np.ndarray:
@@ -185,7 +186,8 @@ def check_mapping(
     src = mapping.source
     columns = table.columns
     obj = get_object(mapping.object)
-    for rule in [*rules, *([mapping.parent] if mapping.parent else [])]:
+    link_columns = [ColumnRule(column=r.column, field=r.step) for r in mapping.links]
+    for rule in [*rules, *([mapping.parent] if mapping.parent else []), *link_columns]:
         if rule.column not in columns:
             close = suggest(rule.column, columns)
             raise InputError(
@@ -695,9 +697,13 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}
     defaulted: dict[str, np.ndarray] = {}
+    scoped: dict[str, ColumnRule] = {}  # stage and reason names: looked up after their scope
     for rule in rules:
         spec = specs[rule.field]
         require = spec.required and not mapping.match and rule.field not in mapping.defaults
+        if rule.lookup is not None and (rule.field, rule.lookup.by) in _SCOPED:
+            scoped[rule.field] = rule
+            rule, spec = replace(rule, lookup=None), replace(spec, kind=TEXT, max_length=None)
         values[rule.field], clear = validator.run(frame[rule.column], rule, spec, require=require)
         if clear is not None:
             cleared[rule.field] = clear
@@ -709,6 +715,13 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         defaulted[name] = column.isna().to_numpy()  # on update these only fill an empty field
         values[name] = column.fillna(value)
         cleared.pop(name, None)  # a default fills blanks: nothing is cleared then
+    columns = {r.field: r.column for r in rules}
+    _StepValues(errors, facts, obj, columns).check(values, scoped)
+    links = {}
+    for link in mapping.links:
+        link_spec = FieldSpec(name=link.step, label=link.column, kind=INTEGER, api_type="integer")
+        rule = ColumnRule(column=link.column, field=link.step, lookup=link.lookup)
+        links[link.column], _ = validator.run(frame[link.column], rule, link_spec, require=False)
     update_only: dict[str, np.ndarray] = {}
     if mapping.match is not None:
         rejected = np.zeros(len(frame), dtype=bool)
@@ -744,7 +757,234 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         update_only,
         notes,
         parent_ids,
+        links,
     )
+
+
+# lookups resolved within the row's pipeline or state: a stage name repeats across pipelines
+# ("Qualified"), a reason across states ("Other")
+_SCOPED = {("STAGE_ID", "STAGE_NAME"), ("STATE_REASON_ID", "STATE_REASON")}
+
+
+class _StepValues:
+    """The values pipeline, stage and state steps send (steps.py), checked against the
+    account before any write: the pipeline is for this object type, the stage is in the row's
+    pipeline (a stage alone names its pipeline), the state is one Insightly knows, the reason
+    is a reason for that state. Stage and reason names are looked up within their pipeline or
+    state."""
+
+    def __init__(
+        self, errors: _Errors, facts: AccountFacts, obj: ObjectType, columns: dict[str, str]
+    ) -> None:
+        self.errors, self.obj, self.columns = errors, obj, columns
+        self.refs = facts.references
+
+    def check(self, values: dict[str, pd.Series], scoped: dict[str, ColumnRule]) -> None:
+        if "PIPELINE_ID" in values or "STAGE_ID" in values:
+            self._pipelines(values, scoped.get("STAGE_ID"))
+        if "OPPORTUNITY_STATE" in values or "STATE_REASON_ID" in values:
+            self._states(values, scoped.get("STATE_REASON_ID"))
+
+    def _bad(self, row: int, name: str, value: Any, message: str) -> None:
+        column = self.columns.get(name, name)
+        self.errors.add(np.array([row]), column, name, "step", [value], [message])
+
+    def _pipelines(self, values: dict[str, pd.Series], by_name: ColumnRule | None) -> None:
+        if "pipelines" not in self.refs:  # a test's facts: nothing to check against
+            return
+        flag = "FOR_OPPORTUNITIES" if self.obj.name == "opportunities" else "FOR_PROJECTS"
+        pipelines = {int(p["PIPELINE_ID"]): p for p in self.refs["pipelines"]}
+        stages = {int(s["STAGE_ID"]): s for s in self.refs["pipeline_stages"]}
+        name_of = {pid: str(p.get("PIPELINE_NAME")) for pid, p in pipelines.items()}
+        given = values.get("PIPELINE_ID")
+        raw = values.get("STAGE_ID")
+        n = len(next(iter(values.values())))
+        pipeline_ids: list[Any] = [pd.NA] * n
+        stage_ids: list[Any] = [pd.NA] * n
+        for row in range(n):
+            pid = given.iat[row] if given is not None else pd.NA
+            if pid is not pd.NA:
+                pid = int(pid)
+                if pid not in pipelines or not pipelines[pid].get(flag):
+                    self._bad(
+                        row,
+                        "PIPELINE_ID",
+                        pid,
+                        f"pipeline {pid} is not a pipeline of {self.obj.name}",
+                    )
+                    continue
+            cell = raw.iat[row] if raw is not None else pd.NA
+            if cell is not pd.NA:
+                sid = self._stage(row, cell, pid, stages, name_of, by_name)
+                if sid is None:
+                    continue
+                stage_ids[row] = sid
+                if pid is pd.NA:  # a stage alone: its own pipeline
+                    pid = int(stages[sid]["PIPELINE_ID"])
+                    if not pipelines.get(pid, {}).get(flag):
+                        self._bad(
+                            row,
+                            "STAGE_ID",
+                            cell,
+                            f"stage {sid} is in a pipeline that is not for {self.obj.name}",
+                        )
+                        continue
+            pipeline_ids[row] = pid
+        values["PIPELINE_ID"] = pd.Series(pipeline_ids, dtype="Int64")
+        if raw is not None:
+            values["STAGE_ID"] = pd.Series(stage_ids, dtype="Int64")
+
+    def _stage(
+        self,
+        row: int,
+        cell: Any,
+        pid: Any,
+        stages: dict[int, dict[str, Any]],
+        name_of: dict[int, str],
+        by_name: ColumnRule | None,
+    ) -> int | None:
+        where = f" in pipeline {name_of.get(pid, pid)!r}" if pid is not pd.NA else ""
+        if by_name is None:
+            sid = int(cell)
+            stage = stages.get(sid)
+            if stage is None:
+                self._bad(row, "STAGE_ID", sid, f"no pipeline stage has id {sid}")
+                return None
+            if pid is not pd.NA and int(stage["PIPELINE_ID"]) != pid:
+                other = name_of.get(int(stage["PIPELINE_ID"]), stage["PIPELINE_ID"])
+                self._bad(row, "STAGE_ID", sid, f"stage {sid} is in pipeline {other!r}, not{where}")
+                return None
+            return sid
+        text = str(cell)
+        candidates = [
+            sid
+            for sid, s in stages.items()
+            if str(s.get("STAGE_NAME") or "").strip() == text
+            and (pid is pd.NA or int(s["PIPELINE_ID"]) == pid)
+        ]
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            names = [
+                str(s.get("STAGE_NAME"))
+                for s in sorted(stages.values(), key=lambda s: s.get("STAGE_ORDER") or 0)
+                if pid is pd.NA or int(s["PIPELINE_ID"]) == pid
+            ]
+            close = suggest(text, names)
+            self._bad(
+                row,
+                "STAGE_ID",
+                text,
+                f"no stage {text!r}{where}"
+                + (f"; did you mean {close!r}?" if close else f" (stages: {', '.join(names)})"),
+            )
+            return None
+        owners = ", ".join(
+            repr(name_of.get(int(stages[c]["PIPELINE_ID"]), "?")) for c in candidates
+        )
+        self._bad(
+            row,
+            "STAGE_ID",
+            text,
+            f"{text!r} is a stage of several pipelines ({owners}); map PIPELINE_ID to say which",
+        )
+        return None
+
+    def _states(self, values: dict[str, pd.Series], by_name: ColumnRule | None) -> None:
+        canon = {s.lower(): s for s in OPPORTUNITY_STATES}
+        given = values.get("OPPORTUNITY_STATE")
+        raw = values.get("STATE_REASON_ID")
+        reasons = {
+            int(r["STATE_REASON_ID"]): r for r in self.refs.get("opportunity_state_reasons", [])
+        }
+        n = len(next(iter(values.values())))
+        states: list[Any] = [pd.NA] * n
+        reason_ids: list[Any] = [pd.NA] * n
+        for row in range(n):
+            state = given.iat[row] if given is not None else pd.NA
+            if state is not pd.NA:
+                state = canon.get(str(state).strip().lower())
+                if state is None:
+                    text = str(given.iat[row])  # type: ignore[union-attr]
+                    close = suggest(text, list(OPPORTUNITY_STATES))
+                    self._bad(
+                        row,
+                        "OPPORTUNITY_STATE",
+                        text,
+                        f"{text!r} is not an opportunity state"
+                        + (
+                            f"; did you mean {close!r}?"
+                            if close
+                            else f" ({', '.join(OPPORTUNITY_STATES)})"
+                        ),
+                    )
+                    continue
+                states[row] = state
+            cell = raw.iat[row] if raw is not None else pd.NA
+            if cell is pd.NA:
+                continue
+            if state is pd.NA:
+                self._bad(
+                    row, "STATE_REASON_ID", cell, "a state reason needs the row's OPPORTUNITY_STATE"
+                )
+                continue
+            reason = self._reason(row, cell, state, reasons, by_name)
+            if reason is not None:
+                reason_ids[row] = reason
+        if given is not None:
+            values["OPPORTUNITY_STATE"] = pd.Series(states, dtype=TEXT_DTYPE)
+        if raw is not None:
+            values["STATE_REASON_ID"] = pd.Series(reason_ids, dtype="Int64")
+
+    def _reason(
+        self,
+        row: int,
+        cell: Any,
+        state: str,
+        reasons: dict[int, dict[str, Any]],
+        by_name: ColumnRule | None,
+    ) -> int | None:
+        def for_state(r: dict[str, Any]) -> bool:
+            return str(r.get("FOR_OPPORTUNITY_STATE") or "").lower() == state.lower()
+
+        if by_name is None:
+            rid = int(cell)
+            if rid not in reasons:
+                self._bad(row, "STATE_REASON_ID", rid, f"no opportunity state reason has id {rid}")
+                return None
+            if not for_state(reasons[rid]):
+                self._bad(
+                    row,
+                    "STATE_REASON_ID",
+                    rid,
+                    f"reason {rid} is a reason for {reasons[rid].get('FOR_OPPORTUNITY_STATE')}, "
+                    f"not {state}",
+                )
+                return None
+            return rid
+        text = str(cell)
+        mine = {i: r for i, r in reasons.items() if for_state(r)}
+        hits = [i for i, r in mine.items() if str(r.get("STATE_REASON") or "").strip() == text]
+        if len(hits) == 1:
+            return hits[0]
+        names = [str(r.get("STATE_REASON")) for r in mine.values()]
+        close = suggest(text, names)
+        self._bad(
+            row,
+            "STATE_REASON_ID",
+            text,
+            (
+                f"{text!r} names {len(hits)} reasons for {state}; make it unique"
+                if hits
+                else f"no reason {text!r} for {state}"
+                + (
+                    f"; did you mean {close!r}?"
+                    if close
+                    else f" (reasons: {', '.join(names) or 'none'})"
+                )
+            ),
+        )
+        return None
 
 
 def _validate_defaults(mapping: Mapping, specs: dict[str, FieldSpec]) -> dict[str, Any]:

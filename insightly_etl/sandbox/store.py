@@ -233,6 +233,8 @@ class Account:
             record["OWNER_USER_ID"] = me
         if collection == "Leads":
             self._lead_defaults(record)
+        if collection == "Opportunities" and not record.get("OPPORTUNITY_STATE"):
+            record["OPPORTUNITY_STATE"] = "OPEN"  # ASSUMPTION: a new deal is open (seed's case)
         if spec.has_custom_fields:
             self._assign_autonumbers(collection, record)
         if parent is not None:

@@ -411,7 +411,7 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
     ]
     stage_names = {
         1: ["Qualification", "Needs Analysis", "Proposal", "Negotiation"],
-        2: ["Contacted", "Quote Sent", "Signed"],
+        2: ["Contacted", "Proposal", "Signed"],  # "Proposal" is in both: a name alone is ambiguous
         3: ["Kick-off", "Configuration", "Training", "Live"],
     }
     stages = []

@@ -1,0 +1,458 @@
+"""Steps: what an import changes through a record's own sub-endpoints, after the record's write.
+
+Insightly changes a pipeline, a stage and an opportunity's state only through endpoints of their
+own, and links live under the record (reference §2.1, §2.2):
+
+    PUT    /{Opportunities|Projects}/{id}/Pipeline   {PIPELINE_ID, PIPELINE_STAGE_CHANGE: {STAGE_ID}}
+    PUT    /{Opportunities|Projects}/{id}/PipelineStage   {STAGE_ID}   (same pipeline)
+    DELETE /{Opportunities|Projects}/{id}/Pipeline   (PIPELINE_ID cleared, `blank: clear`)
+    PUT    /Opportunities/{id}/StateChange   {FOR_OPPORTUNITY_STATE, STATE_REASON_ID}
+    POST   /{Object}/{id}/Links   {LINK_OBJECT_NAME, LINK_OBJECT_ID, ROLE, DETAILS}
+
+A row's steps are `pipeline` (pipeline and stage: one request), `state`, and one `link:COLUMN`
+per `links:` item of the mapping. Each is decided against the record as Insightly has it — what
+is already so costs nothing, a link already there is not added twice — and journaled in the
+checkpoint (`steps`): committed in flight before its request leaves, done or failed when the
+answer comes. A run that stops between a record's write and its steps, or in the middle of
+them, resumes at the first step not done and never sends a done one again; a step whose answer
+was lost is decided again on a fresh read of the record, so it is not sent twice.
+
+An opportunity's state changes through StateChange rather than the record's body because only
+that carries the reason and writes the state history. Comparisons ignore case (the API's
+spelling of states is UNCERTAIN, reference §2.1); a new opportunity is Open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
+from insightly_etl.api.registry import LINK_NAMES, ObjectType, get_object, record_id
+from insightly_etl.errors import ApiError, Halted, NotFoundError, OutcomeUnknown, QuotaError
+from insightly_etl.load.checkpoint import Checkpoint, StepState
+from insightly_etl.load.plan import Record, row_policies
+from insightly_etl.load.validate import ABSENT, ValidationResult
+from insightly_etl.progress import NullProgress, Progress
+
+RECONCILE_ATTEMPTS = 3
+ALREADY = "already"  # a step that needed no request
+KINDS = ("pipeline", "stage", "unpipeline", "state", "link")  # the requests steps send
+
+
+@dataclass(frozen=True)
+class Want:
+    step: str  # pipeline | state | link:COLUMN
+    value: dict[str, Any]
+    update: str = "overwrite"  # the column's policy: overwrite | fill | never (mapping.py)
+
+    @property
+    def text(self) -> str:
+        return json.dumps(self.value, sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    action: str  # one of KINDS
+    method: str
+    path: str
+    body: Any = None
+
+
+def has_steps(result: ValidationResult) -> bool:
+    return bool(result.mapping.links) or any(
+        result.specs[name].via for name in result.values.columns if name in result.specs
+    )
+
+
+def row_wants(result: ValidationResult, row: int) -> list[Want]:
+    """What this row's steps set, from the validated values (nothing for an empty cell)."""
+    wants = []
+    policies = row_policies(result, row)
+    columns = result.values.columns
+    pipeline = result.cell(row, "PIPELINE_ID") if "PIPELINE_ID" in columns else ABSENT
+    if pipeline is not ABSENT:
+        stage = result.cell(row, "STAGE_ID") if "STAGE_ID" in columns else ABSENT
+        field = "STAGE_ID" if "PIPELINE_ID" not in policies else "PIPELINE_ID"
+        wants.append(
+            Want(
+                "pipeline",
+                {"PIPELINE_ID": pipeline, "STAGE_ID": None if stage is ABSENT else stage},
+                _policy(policies, field),
+            )
+        )
+    state = result.cell(row, "OPPORTUNITY_STATE") if "OPPORTUNITY_STATE" in columns else ABSENT
+    if state is not ABSENT and state is not None:
+        reason = result.cell(row, "STATE_REASON_ID") if "STATE_REASON_ID" in columns else ABSENT
+        wants.append(
+            Want(
+                "state",
+                {"STATE": state, "STATE_REASON_ID": None if reason is ABSENT else reason},
+                _policy(policies, "OPPORTUNITY_STATE"),
+            )
+        )
+    for link in result.mapping.links:
+        ids = result.links[link.column]
+        if ids.isna().iat[row]:
+            continue
+        target = ids.iat[row]
+        wants.append(
+            Want(
+                link.step,
+                {
+                    "LINK_OBJECT_NAME": LINK_NAMES[link.lookup.object],
+                    "LINK_OBJECT_ID": int(target),
+                    "ROLE": link.role,
+                    "DETAILS": link.details,
+                },
+            )
+        )
+    return wants
+
+
+def _policy(policies: dict[str, Any], name: str) -> str:
+    policy = policies.get(name)
+    return str(policy.update) if policy is not None else "overwrite"
+
+
+def decide(obj: ObjectType, want: Want, record: Record, *, created: bool) -> Call | None:
+    """The request that makes `record` what `want` says, or None when it already is (or the
+    column's policy leaves it alone: `update: never` on a record this import did not create,
+    `fill` on one that has a value)."""
+    path = f"{obj.endpoint}/{record[obj.id_field or '']}"
+    if want.step == "pipeline":
+        pipeline, stage = want.value["PIPELINE_ID"], want.value["STAGE_ID"]
+        now_pipeline, now_stage = record.get("PIPELINE_ID"), record.get("STAGE_ID")
+        if not created and (
+            want.update == "never" or (want.update == "fill" and now_pipeline is not None)
+        ):
+            return None
+        if pipeline is None:
+            return (
+                None if now_pipeline is None else Call("unpipeline", "DELETE", f"{path}/Pipeline")
+            )
+        if _same_id(now_pipeline, pipeline):
+            if stage is None or _same_id(now_stage, stage):
+                return None
+            return Call("stage", "PUT", f"{path}/PipelineStage", {"STAGE_ID": stage})
+        change: dict[str, Any] = {"PIPELINE_ID": pipeline}
+        if stage is not None:
+            change["PIPELINE_STAGE_CHANGE"] = {"STAGE_ID": stage}
+        return Call("pipeline", "PUT", f"{path}/Pipeline", change)
+    if want.step == "state":
+        now = str(record.get("OPPORTUNITY_STATE") or "Open")
+        if not created and (
+            want.update == "never" or (want.update == "fill" and now.lower() != "open")
+        ):
+            return None
+        if now.lower() == str(want.value["STATE"]).lower():
+            return None  # the reason of a state already reached is left as it is
+        body = {"FOR_OPPORTUNITY_STATE": want.value["STATE"]}
+        if want.value["STATE_REASON_ID"] is not None:
+            body["STATE_REASON_ID"] = want.value["STATE_REASON_ID"]
+        return Call("state", "PUT", f"{path}/StateChange", body)
+    # a link: added unless one to the same record with the same role is there (either way round)
+    if any(_same_link(link, want.value) for link in record.get("LINKS") or ()):
+        return None
+    body = {k: v for k, v in want.value.items() if v is not None}
+    return Call("link", "POST", f"{path}/Links", body)
+
+
+def _same_id(a: Any, b: Any) -> bool:
+    try:
+        return a is not None and b is not None and int(a) == int(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_link(link: Any, want: dict[str, Any]) -> bool:
+    if not isinstance(link, dict):
+        return False
+    return (
+        str(link.get("LINK_OBJECT_NAME") or "").lower() == want["LINK_OBJECT_NAME"].lower()
+        and _same_id(link.get("LINK_OBJECT_ID"), want["LINK_OBJECT_ID"])
+        and (link.get("ROLE") or "") == (want["ROLE"] or "")
+    )
+
+
+def _apply(record: Record, call: Call, answer: Any, want: Want) -> None:
+    """The record as the step left it, for the row's next step."""
+    if call.action == "link":
+        link = answer if isinstance(answer, dict) and "LINK_OBJECT_ID" in answer else want.value
+        record["LINKS"] = [*(record.get("LINKS") or []), link]
+    elif call.action == "state":
+        record["OPPORTUNITY_STATE"] = want.value["STATE"]
+    else:
+        known = isinstance(answer, dict) and "PIPELINE_ID" in answer
+        for name in ("PIPELINE_ID", "STAGE_ID"):
+            record[name] = answer.get(name) if known else want.value.get(name)
+
+
+@dataclass
+class StepOutcome:
+    stopped: str | None = None  # quota | interrupted
+    error: ApiError | None = None
+    left: int = 0  # steps not settled when the run ended
+    requests: dict[str, int] | None = None  # estimate: requests per kind (and "read")
+
+
+@dataclass(frozen=True)
+class RowRecord:
+    row: int
+    record_id: int
+    created: bool  # by this import: `update: never|fill` do not hold it back
+
+
+class StepRunner:
+    """Sends every row's steps that are not done yet; rows run concurrently, a row's steps in
+    order (pipeline, state, links)."""
+
+    def __init__(
+        self,
+        client: InsightlyClient,
+        checkpoint: Checkpoint,
+        result: ValidationResult,
+        records: dict[int, Record],
+        *,
+        stop: asyncio.Event,
+        progress: Progress | None = None,
+        new_records: frozenset[int] = frozenset(),
+    ) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self.result = result
+        self.obj = get_object(result.mapping.object)
+        self.records = records  # read or written by this run, by id: no request to know them
+        self.new_records = new_records  # created by this run: no links yet
+        self.stop = stop
+        self.progress = progress or NullProgress()
+        self.outcome = StepOutcome()
+        self.journal: dict[tuple[int, str], StepState] = {}
+
+    def pending(self, rows: list[RowRecord]) -> list[tuple[RowRecord, list[Want]]]:
+        """Rows with a step not done for this want and this record."""
+        self.journal = self.checkpoint.step_states()
+        out = []
+        for r in rows:
+            wants = [w for w in row_wants(self.result, r.row) if not self._done(r, w)]
+            if wants:
+                out.append((r, wants))
+        return out
+
+    def _done(self, r: RowRecord, want: Want) -> bool:
+        entry = self.journal.get((r.row, want.step))
+        return (
+            entry is not None
+            and entry.state == "done"
+            and entry.want == want.text
+            and entry.record_id == r.record_id
+        )
+
+    def estimate(self, rows: list[RowRecord], planned_new: list[int]) -> dict[str, int]:
+        """Requests the steps will cost (none is sent): decided against what planning read;
+        where it read nothing, one read and at most one request per step."""
+        counts: dict[str, int] = {}
+
+        def count(kind: str) -> None:
+            counts[kind] = counts.get(kind, 0) + 1
+
+        for r, wants in self.pending(rows):
+            record = self.records.get(r.record_id)
+            if record is None:
+                count("read")
+            for want in wants:
+                if record is None:
+                    count(want.step.split(":")[0])
+                elif call := decide(self.obj, want, dict(record), created=r.created):
+                    count(call.action)
+        new = {self.obj.id_field or "": 0}  # a record to create: no pipeline, Open, no links
+        for row in planned_new:
+            for want in row_wants(self.result, row):
+                if call := decide(self.obj, want, new, created=True):
+                    count(call.action)
+        return counts
+
+    async def run(self, rows: list[RowRecord]) -> StepOutcome:
+        todo = self.pending(rows)
+        try:
+            await self._prefetch([r.record_id for r, _ in todo])
+        except QuotaError as exc:
+            self.outcome = StepOutcome("quota", exc, left=sum(len(w) for _, w in todo))
+            return self.outcome
+        except Halted:
+            self.outcome = StepOutcome("interrupted", left=sum(len(w) for _, w in todo))
+            return self.outcome
+        total = sum(len(w) for _, w in todo)
+        self.progress.start(f"{self.obj.name}: pipeline, state and links", total=total, unit="step")
+        unsettled = 0
+        try:
+            width = max(4, int(self.client.rate_ceiling * 2))
+            for start in range(0, len(todo), width):
+                if self.stop.is_set() or self.outcome.stopped:
+                    break
+                chunk = todo[start : start + width]
+                await asyncio.gather(*(self._row(r, wants) for r, wants in chunk))
+        finally:
+            self.progress.finish()
+        for r, wants in todo:
+            unsettled += sum(1 for w in wants if not self._settled(r, w))
+        self.outcome.left = unsettled
+        if self.stop.is_set() and not self.outcome.stopped:
+            self.outcome.stopped = "interrupted"
+        return self.outcome
+
+    def _settled(self, r: RowRecord, want: Want) -> bool:
+        entry = self.checkpoint.step_states().get((r.row, want.step))
+        return (
+            entry is not None
+            and entry.want == want.text
+            and entry.record_id == r.record_id
+            and entry.state in ("done", "failed")
+        )
+
+    async def _prefetch(self, ids: list[int]) -> None:
+        """Records this run has not read (their rows were written by an earlier run): one
+        listing of the object when it costs fewer requests than a read per record."""
+        missing = [rid for rid in ids if rid not in self.records]
+        if len(missing) < 2:
+            return
+        pages = self.client.iter_pages(self.obj.endpoint)
+        first = await anext(pages)
+        total = first.total or len(first.records)
+        if math.ceil(total / PAGE_SIZE) >= len(missing):
+            await pages.aclose()
+            return
+        self._keep(first.records)
+        async for page in pages:
+            self._keep(page.records)
+
+    def _keep(self, records: list[Record]) -> None:
+        for record in records:
+            rid = record_id(record, self.obj.id_field or "")
+            if rid is not None:
+                self.records[rid] = record
+
+    async def _row(self, r: RowRecord, wants: list[Want]) -> None:
+        try:
+            # every record in self.records was read (or written) by this run: fresh enough to
+            # settle a step an earlier run left in flight
+            record = self.records.get(r.record_id)
+            if record is None:
+                record = await self._read(r, links=any(w.step.startswith("link:") for w in wants))
+            elif any(w.step.startswith("link:") for w in wants) and "LINKS" not in record:
+                # since v3.0 a record's GET need not carry its links (reference §2.2)
+                record = dict(record)
+                record["LINKS"] = (
+                    [] if r.record_id in self.new_records else await self._links(r.record_id)
+                )
+            for want in wants:
+                if self.stop.is_set() or self.outcome.stopped:
+                    return
+                record = await self._step(r, want, record)
+                if record is None:
+                    return
+        except QuotaError as exc:
+            if not self.outcome.stopped:
+                self.outcome = StepOutcome("quota", exc)
+        except Halted:
+            pass  # the journal holds what was sent; the rest is for the next run
+        except NotFoundError:  # reading the record
+            for want in wants:
+                if not self._settled(r, want):
+                    self._failed(r, want, 404, "the record was deleted in Insightly")
+
+    async def _step(self, r: RowRecord, want: Want, record: Record) -> Record | None:
+        """One step, reconciled until its outcome is known; the record as it left it."""
+        entry = self.journal.get((r.row, want.step))
+        sent_before = (
+            entry.action
+            if entry is not None
+            and entry.state in ("in_flight", "unknown")
+            and entry.want == want.text
+            and entry.record_id == r.record_id
+            else None
+        )
+        for _ in range(RECONCILE_ATTEMPTS):
+            call = decide(self.obj, want, record, created=r.created)
+            if call is None:
+                # already so — or made so by a request whose answer was lost: counted as sent
+                self._settle(r, want, "done", sent_before or ALREADY)
+                return record
+
+            def sending(action: str = call.action) -> None:
+                self.checkpoint.step_sending(r.row, want.step, want.text, r.record_id, action)
+
+            try:
+                reply = await self.client.request(
+                    call.method, call.path, json=call.body, before_send=sending
+                )
+            except OutcomeUnknown as exc:
+                self._settle(r, want, "unknown", call.action, message=exc.message)
+                sent_before = call.action
+                record = await self._read(r, links=want.step.startswith("link:"))
+                continue
+            except (QuotaError, Halted):
+                raise
+            except ApiError as exc:  # 404 "Record, Pipeline or Pipeline Stage not found", 400 …
+                self._failed(r, want, exc.status, exc.message, call.action)
+                return record
+            self._settle(r, want, "done", call.action)
+            _apply(record, call, reply.data, want)
+            return record
+        self._failed(r, want, None, "the outcome stayed unknown after reconciling; run again")
+        return None
+
+    async def _read(self, r: RowRecord, *, links: bool) -> Record:
+        record = dict((await self.client.get(f"{self.obj.endpoint}/{r.record_id}")).data)
+        if links and "LINKS" not in record:
+            record["LINKS"] = await self._links(r.record_id)
+        return record
+
+    async def _links(self, record_id: int) -> list[Any]:
+        answer = (await self.client.get(f"{self.obj.endpoint}/{record_id}/Links")).data
+        return list(answer) if isinstance(answer, list) else []
+
+    def _settle(
+        self, r: RowRecord, want: Want, state: str, action: str, message: str | None = None
+    ) -> None:
+        self.checkpoint.step_settled(
+            r.row, want.step, want.text, r.record_id, state=state, action=action, message=message
+        )
+        if state == "done":
+            self.progress.advance(1)
+
+    def _failed(
+        self,
+        r: RowRecord,
+        want: Want,
+        status: int | None,
+        message: str,
+        action: str | None = None,
+    ) -> None:
+        self.checkpoint.step_settled(
+            r.row,
+            want.step,
+            want.text,
+            r.record_id,
+            state="failed",
+            action=action or want.step.split(":")[0],
+            status=status,
+            message=message,
+        )
+        self.progress.advance(1)
+
+
+def step_counts(checkpoint: Checkpoint) -> dict[str, int]:
+    """Done steps by the request they sent, and failed ones (`steps_failed`)."""
+    counts = {kind: 0 for kind in KINDS} | {"steps_failed": 0, "steps_unsettled": 0}
+    for (action, state), n in checkpoint.step_counts().items():
+        if state == "done" and action in KINDS:
+            counts[action] += n
+        elif state == "failed":
+            counts["steps_failed"] += n
+        elif state in ("in_flight", "unknown"):
+            counts["steps_unsettled"] += n
+    return counts

@@ -1,0 +1,317 @@
+"""Pipeline, stage, state and links on import (issue 12): steps after a record's write, each
+journaled, each sent once, decided against the record so that what is already so costs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from insightly_etl.errors import InputError
+from insightly_etl.load.checkpoint import Checkpoint
+from tests.api.test_import import run_import, write, writes
+from tests.conftest import asgi_client
+
+pytestmark = pytest.mark.anyio
+
+DEALS = """\
+Deal,Pipeline,Stage,State,Reason
+Harbour cranes,New Business,Proposal,Won,Budget approved
+Depot roof,Renewals,Proposal,Lost,Price too high
+Canteen fit-out,New Business,Negotiation,open,
+Forklift lease,,Signed,,
+"""
+DEALS_MAPPING = """\
+object: opportunities
+match: {column: Deal, field: OPPORTUNITY_NAME}
+columns:
+  Deal: OPPORTUNITY_NAME
+  Pipeline: {field: PIPELINE_ID, lookup: {object: pipelines}}
+  Stage: {field: STAGE_ID, lookup: {object: pipeline_stages}}
+  State: OPPORTUNITY_STATE
+  Reason: {field: STATE_REASON_ID, lookup: {object: opportunity_state_reasons}}
+"""
+
+
+def deals(sb) -> dict[str, dict]:
+    return {
+        r["OPPORTUNITY_NAME"]: r for r in sb.account.collections["Opportunities"].records.values()
+    }
+
+
+def calls(sb, method: str, suffix: str) -> int:
+    return sum(n for (m, path, _), n in sb.stats.items() if m == method and path.endswith(suffix))
+
+
+async def test_deals_are_created_in_their_stage_with_their_state_and_reason(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    result = await run_import(
+        sb, write(tmp_path, "deals.csv", DEALS), write(tmp_path, "deals.yaml", DEALS_MAPPING)
+    )
+    got = deals(sb)
+    # "Proposal" is a stage of both pipelines: looked up within the row's own
+    assert (got["Harbour cranes"]["PIPELINE_ID"], got["Harbour cranes"]["STAGE_ID"]) == (1, 13)
+    assert (got["Depot roof"]["PIPELINE_ID"], got["Depot roof"]["STAGE_ID"]) == (2, 22)
+    assert (got["Forklift lease"]["PIPELINE_ID"], got["Forklift lease"]["STAGE_ID"]) == (2, 23)
+    assert [got[d]["OPPORTUNITY_STATE"].lower() for d in ("Harbour cranes", "Depot roof")] == [
+        "won",
+        "lost",
+    ]
+    assert got["Canteen fit-out"]["OPPORTUNITY_STATE"] == "OPEN"  # new deals are open: no request
+    history = sb.account.state_history[got["Depot roof"]["OPPORTUNITY_ID"]]
+    assert [(h["FOR_OPPORTUNITY_STATE"], h["STATE_REASON"]) for h in history] == [
+        ("Lost", "Price too high")
+    ]
+    c = result.counts
+    assert (c["created"], c["pipeline"], c["stage"], c["state"], c["link"]) == (4, 4, 0, 2, 0)
+    assert (c["steps_failed"], c["steps_left"], result.exit_code) == (0, 0, 0)
+    assert result.plan is not None and result.plan.steps == {"pipeline": 4, "state": 2}
+    # the record bodies never carried what only the steps may set
+    assert calls(sb, "POST", "Opportunities") == 4
+
+    before = writes(sb)
+    again = await run_import(
+        sb, tmp_path / "deals.csv", tmp_path / "deals.yaml", checkpoint=tmp_path / "fresh.sqlite"
+    )
+    assert writes(sb) == before  # a new checkpoint, the same file: everything is already so
+    assert (again.counts["unchanged"], again.counts["pipeline"], again.counts["state"]) == (4, 0, 0)
+
+
+async def test_a_stage_moves_within_its_pipeline_with_one_request_and_unchanged_costs_none(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file, mapping = (
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+    )
+    await run_import(sb, file, mapping)
+    write(tmp_path, "deals.csv", DEALS.replace("New Business,Negotiation", "New Business,Proposal"))
+    stage_puts, pipeline_puts = calls(sb, "PUT", "/PipelineStage"), calls(sb, "PUT", "/Pipeline")
+    result = await run_import(sb, file, mapping)
+    assert deals(sb)["Canteen fit-out"]["STAGE_ID"] == 13
+    assert calls(sb, "PUT", "/PipelineStage") == stage_puts + 1
+    assert calls(sb, "PUT", "/Pipeline") == pipeline_puts
+    assert result.counts["stage"] == 1 and result.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("New Business,Signed,,", "no stage 'Signed' in pipeline 'New Business'"),
+        ("Onboarding,Kick-off,,", "pipeline 3 is not a pipeline of opportunities"),
+        (",Proposal,,", "'Proposal' is a stage of several pipelines ('New Business', 'Renewals')"),
+        ("New Business,Proposal,Closed,", "'Closed' is not an opportunity state"),
+        ("New Business,Proposal,Won,Price too high", "no reason 'Price too high' for Won"),
+        ("New Business,Proposal,,Best fit", "a state reason needs the row's OPPORTUNITY_STATE"),
+    ],
+)
+async def test_a_wrong_pipeline_stage_state_or_reason_is_refused_before_any_write(
+    make_sandbox, tmp_path: Path, cell: str, message: str
+) -> None:
+    sb = make_sandbox()
+    text = "Deal,Pipeline,Stage,State,Reason\nHarbour cranes," + cell + "\n"
+    result = await run_import(
+        sb, write(tmp_path, "deals.csv", text), write(tmp_path, "deals.yaml", DEALS_MAPPING)
+    )
+    assert writes(sb) == 0 and result.counts["rejected"] == 1 and result.exit_code == 1
+    rejects = (tmp_path / "deals.rejects.csv").read_text("utf-8-sig")
+    assert message in rejects
+
+
+class LoseStateAnswers(httpx.AsyncBaseTransport):
+    """A proxy that applies a StateChange but loses its answer (a timeout), once per deal."""
+
+    def __init__(self, sb) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+        self.lost: set[str] = set()
+
+    async def handle_async_request(self, request):
+        response = await self.inner.handle_async_request(request)
+        path = request.url.path
+        if path.endswith("/StateChange") and path not in self.lost:
+            self.lost.add(path)
+            raise httpx.ReadTimeout("answer lost", request=request)
+        return response
+
+
+async def test_a_state_change_whose_answer_is_lost_is_not_sent_again(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    result = await run_import(
+        sb,
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+        transport=LoseStateAnswers,
+    )
+    assert calls(sb, "PUT", "/StateChange") == 2  # applied once each, found applied on a re-read
+    assert result.counts["state"] == 2 and result.counts["steps_left"] == 0
+    for name in ("Harbour cranes", "Depot roof"):
+        assert len(sb.account.state_history[deals(sb)[name]["OPPORTUNITY_ID"]]) == 1
+
+
+async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_sends_only_the_steps(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A run that stops after the records are written (the quota: max_requests) leaves every
+    step; the next run sends exactly those, reading the records in one listing, and no record
+    again."""
+    sb = make_sandbox()
+    file, mapping = (
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+    )
+    # custom fields, pipelines, stages, state reasons; one planning listing; 4 creates
+    first = await run_import(sb, file, mapping, max_requests=9)
+    assert first.stopped == "quota" and first.exit_code == 75
+    assert (first.counts["created"], first.counts["pipeline"], first.counts["steps_left"]) == (
+        4,
+        0,
+        7,  # 4 pipelines, 3 states (one of them already so: no request)
+    )
+    assert calls(sb, "PUT", "/Pipeline") == 0
+    second = await run_import(sb, file, mapping)
+    assert second.requests == 4 + 1 + 4 + 2  # facts, one listing instead of 4 reads, the steps
+    third = await run_import(sb, file, mapping)
+    assert third.requests == 4  # facts only: every row and every step is done
+    assert calls(sb, "POST", "Opportunities") == 4
+    assert calls(sb, "PUT", "/Pipeline") == 4 and calls(sb, "PUT", "/StateChange") == 2
+    assert second.exit_code == 0 and third.exit_code == 0
+    assert (third.counts["created"], third.counts["pipeline"], third.counts["state"]) == (4, 4, 2)
+
+
+async def test_a_step_sent_by_a_run_killed_before_its_answer_is_settled_by_reading(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The journal says a stage change was in flight when the process died (kill -9): the next
+    run reads the record, finds the stage set, and records it done without sending it again."""
+    sb = make_sandbox()
+    file, mapping = (
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+    )
+    await run_import(sb, file, mapping)
+    checkpoint = Checkpoint(file.with_name("deals.csv.checkpoint.sqlite"))
+    checkpoint.db.execute("UPDATE steps SET state='in_flight' WHERE step='pipeline' AND row=0")
+    checkpoint.close()
+    before = writes(sb)
+    result = await run_import(sb, file, mapping)
+    assert writes(sb) == before
+    assert result.counts["pipeline"] == 4 and result.counts["steps_left"] == 0
+
+
+CONTACTS = """\
+Email,First,Last,Deal,Company
+ana@harbour.example,Ana,Ruiz,Harbour cranes,
+bo@depot.example,Bo,Lind,Depot roof,
+cy@none.example,Cy,Park,,
+"""
+CONTACTS_MAPPING = """\
+object: contacts
+match: {column: Email, field: EMAIL_ADDRESS}
+columns:
+  Email: EMAIL_ADDRESS
+  First: FIRST_NAME
+  Last: LAST_NAME
+links:
+  - {column: Deal, object: opportunities, by: OPPORTUNITY_NAME, role: Decision maker}
+"""
+
+
+async def test_links_are_added_once_across_reruns_and_shown_on_both_records(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    await run_import(
+        sb, write(tmp_path, "deals.csv", DEALS), write(tmp_path, "deals.yaml", DEALS_MAPPING)
+    )
+    file = write(tmp_path, "people.csv", CONTACTS)
+    mapping = write(tmp_path, "people.yaml", CONTACTS_MAPPING)
+    first = await run_import(sb, file, mapping)
+    assert (first.counts["created"], first.counts["link"], first.exit_code) == (3, 2, 0)
+    ana = next(
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"] == "ana@harbour.example"
+    )
+    deal = deals(sb)["Harbour cranes"]
+    async with asgi_client(sb) as c:
+        links = (await c.get(f"Contacts/{ana['CONTACT_ID']}/Links")).json()
+        mirrored = (await c.get(f"Opportunities/{deal['OPPORTUNITY_ID']}/Links")).json()
+    assert [(lk["LINK_OBJECT_NAME"], lk["LINK_OBJECT_ID"], lk["ROLE"]) for lk in links] == [
+        ("Opportunity", deal["OPPORTUNITY_ID"], "Decision maker")
+    ]
+    assert any(lk["LINK_OBJECT_ID"] == ana["CONTACT_ID"] for lk in mirrored)
+    before = calls(sb, "POST", "/Links")
+    # the same file, with a new checkpoint: the links are there, none is added again
+    await run_import(sb, file, mapping, checkpoint=tmp_path / "other.sqlite")
+    await run_import(sb, file, mapping)
+    assert calls(sb, "POST", "/Links") == before == 2
+
+
+async def test_a_row_linking_to_a_record_that_does_not_exist_is_refused_before_its_write(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    result = await run_import(
+        sb,
+        write(tmp_path, "people.csv", CONTACTS),
+        write(tmp_path, "people.yaml", CONTACTS_MAPPING),
+    )
+    # the deals are not imported: the two rows naming one are refused, the third is created
+    assert writes(sb) == 1 and (result.counts["rejected"], result.counts["created"]) == (2, 1)
+    rejects = (tmp_path / "people.rejects.csv").read_text("utf-8-sig")
+    assert "no opportunities record with OPPORTUNITY_NAME 'Harbour cranes'" in rejects
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        ("[{column: Nope, object: opportunities}]", "column 'Nope' is not in people.csv"),
+        ("[{column: Deal, object: pipelines}]", "pipelines cannot be linked to"),
+        ("[{column: Deal, object: opportunities, colour: red}]", "links[0].colour: unknown key"),
+        ("{column: Deal}", "links: expected a list"),
+    ],
+)
+async def test_a_wrong_links_entry_names_what_is_wrong(
+    make_sandbox, tmp_path: Path, links: str, message: str
+) -> None:
+    sb = make_sandbox()
+    mapping = CONTACTS_MAPPING.split("links:")[0] + f"links: {links}\n"
+    with pytest.raises(InputError) as caught:
+        await run_import(
+            sb, write(tmp_path, "people.csv", CONTACTS), write(tmp_path, "people.yaml", mapping)
+        )
+    assert message in caught.value.message
+    assert writes(sb) == 0
+
+
+async def test_a_step_the_server_refuses_is_reported_with_its_line_and_the_row_stays_written(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A pipeline deleted between validation and the write: 404 for that step only."""
+    sb = make_sandbox()
+    file, mapping = (
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+    )
+
+    class DropRenewals(httpx.AsyncBaseTransport):
+        def __init__(self, sb) -> None:
+            self.inner = httpx.ASGITransport(app=sb.app)
+
+        async def handle_async_request(self, request):
+            if request.method == "POST":  # planning is over: the pipeline goes away
+                sb.account.collections["Pipelines"].records.pop(2, None)
+            return await self.inner.handle_async_request(request)
+
+    result = await run_import(sb, file, mapping, transport=DropRenewals)
+    assert result.counts["created"] == 4 and result.counts["steps_failed"] == 2
+    assert result.exit_code == 1
+    errors = (tmp_path / "deals.errors.csv").read_text("utf-8-sig")
+    assert "step failed" in errors
+    assert "pipeline: Record, Pipeline or Pipeline Stage not found" in errors
