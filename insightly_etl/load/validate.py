@@ -855,7 +855,7 @@ class _StepValues:
                 self._bad(row, "STAGE_ID", sid, f"stage {sid} is in pipeline {other!r}, not{where}")
                 return None
             return sid
-        text = str(cell)
+        text = str(cell).strip()
         candidates = [
             sid
             for sid, s in stages.items()
@@ -962,7 +962,7 @@ class _StepValues:
                 )
                 return None
             return rid
-        text = str(cell)
+        text = str(cell).strip()
         mine = {i: r for i, r in reasons.items() if for_state(r)}
         hits = [i for i, r in mine.items() if str(r.get("STATE_REASON") or "").strip() == text]
         if len(hits) == 1:
