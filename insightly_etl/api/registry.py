@@ -25,6 +25,10 @@ PIPELINED = frozenset({"opportunities", "projects"})
 # An opportunity's state (reference §2.1, v2.2 spelling; the API's case is UNCERTAIN, so states
 # are compared without case): changed with its reason by `PUT /Opportunities/{id}/StateChange`.
 OPPORTUNITY_STATES = ("Open", "Won", "Lost", "Abandoned", "Suspended")
+# The objects with `GET/POST /{Object}/{id}/Links` in the 2025 swagger (it dropped Leads').
+LINKABLE = frozenset(
+    {"contacts", "emails", "events", "notes", "opportunities", "organisations", "projects", "tasks"}
+)
 # The singular names links use for each object type (reference §2.2: "Contact", not "Contacts").
 LINK_NAMES = {
     "contacts": "Contact",
@@ -35,6 +39,7 @@ LINK_NAMES = {
     "tasks": "Task",
     "events": "Event",
     "emails": "Email",
+    "notes": "Note",
 }
 
 

@@ -63,6 +63,14 @@ from insightly_etl.cli.common import (
     is_flag=True,
     help="Leave out nested arrays and custom fields (brief=true): smaller, faster.",
 )
+@click.option(
+    "--with",
+    "with_",
+    metavar="NAME,…",
+    help="Also export what only a request per record returns: links (every record's links, "
+    "into links.parquet), state_history (every opportunity's state changes). The cost is "
+    "printed first; a run that would cross the quota minus --reserve is refused.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
 @click.pass_obj
@@ -76,6 +84,7 @@ def export(
     since: str | None,
     detect_deletes: bool,
     brief: bool,
+    with_: str | None,
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -93,6 +102,7 @@ def export(
     """
     from insightly_etl.extract import ExportOptions, extract_objects
     from insightly_etl.extract.export import parse_since, resolve_objects
+    from insightly_etl.extract.subcollections import parse_with
 
     if incremental and since:
         raise click.UsageError("--incremental and --since exclude each other")
@@ -112,6 +122,7 @@ def export(
         since=parse_since(since) if since else None,
         brief=brief,
         detect_deletes=detect_deletes,
+        with_=parse_with(with_),
     )
     if detect_deletes and not quiet:
         from insightly_etl.extract.export import deletion_cost
@@ -123,8 +134,11 @@ def export(
             err=True,
         )
 
+    def announce(plan: Any) -> None:
+        click.echo(f"{plan.describe()}.", err=True)  # even with --quiet: it is the bill
+
     async def go(client: Any) -> Any:
-        return await extract_objects(client, options, progress(quiet))
+        return await extract_objects(client, options, progress(quiet), announce)
 
     result = run_with_api(ctx, api, go)
     for warning in result.warnings:
@@ -151,4 +165,10 @@ def export(
                 if o.deletes_checked:
                     parts.append(f"{o.deleted:,} deleted (in _deleted.parquet)")
                 click.echo(f"  {o.name}: {', '.join(parts)}", err=True)
+        for name, entry in result.sub_collections.items():
+            click.echo(
+                f"  {name}: {plural(entry['rows'], 'row')} from "
+                f"{plural(entry['requests'], 'request')} ({entry['file']})",
+                err=True,
+            )
         echo_accounting(result.stats)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,13 @@ from insightly_etl.extract.schema import (
     describe,
     object_schema,
 )
+from insightly_etl.extract.subcollections import (
+    LINKS_SCHEMA,
+    SubFetcher,
+    SubPlan,
+    parents_of,
+    plan_subcollections,
+)
 from insightly_etl.extract.writers import (
     TableWriter,
     open_writer,
@@ -54,19 +62,6 @@ from insightly_etl.progress import NullProgress, Progress
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
-LINKS_SCHEMA = pa.schema(
-    [
-        pa.field("object", pa.string(), nullable=False),  # the record's object type
-        pa.field("id", pa.int64(), nullable=False),  # the record's id
-        pa.field("link_id", pa.int64()),
-        pa.field("linked_object", pa.string()),  # as Insightly names it: Contact, Organisation
-        pa.field("linked_id", pa.int64()),
-        pa.field("role", pa.string()),
-        pa.field("details", pa.string()),
-        pa.field("relationship_id", pa.int64()),
-        pa.field("is_forward", pa.bool_()),
-    ]
-)
 DELETED_SCHEMA = pa.schema(
     [
         pa.field("object", pa.string(), nullable=False),
@@ -102,6 +97,7 @@ class ExportResult:
     quota_limit: int | None = None
     seconds: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
+    sub_collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # --with: file, rows
 
 
 @dataclass
@@ -114,6 +110,7 @@ class ExportOptions:
     since: datetime | None = None
     brief: bool = False
     detect_deletes: bool = False  # incremental: one id listing per object finds deletions
+    with_: list[str] = field(default_factory=list)  # per-record sub-collections (subcollections.py)
 
 
 def resolve_objects(names: list[str]) -> list[str]:
@@ -161,7 +158,14 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
 
 
 class Exporter:
-    def __init__(self, client: InsightlyClient, options: ExportOptions, progress: Progress) -> None:
+    def __init__(
+        self,
+        client: InsightlyClient,
+        options: ExportOptions,
+        progress: Progress,
+        announce: Callable[[SubPlan], None] | None = None,
+    ) -> None:
+        self.announce = announce
         self.client = client
         self.options = options
         self.progress = progress
@@ -182,6 +186,11 @@ class Exporter:
                 "--incremental and --since merge into Parquet files",
                 hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
             )
+        if opts.with_ and opts.fmt != "parquet":
+            raise InputError(
+                "--with writes Parquet (the per-record files join the objects' Parquet files)",
+                hint="Leave out --format, or export the sub-collections in a second run.",
+            )
         if opts.out_dir.exists() and not opts.out_dir.is_dir():
             raise InputError(
                 f"{opts.out_dir}: not a directory", hint="--out names the directory for the files."
@@ -192,6 +201,11 @@ class Exporter:
         run = self.client.meter()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
+        sub_plan = None
+        if opts.with_:  # before anything is exported: refused if it would cross the quota
+            sub_plan = await plan_subcollections(self.client, opts.with_, names)
+            if self.announce:
+                self.announce(sub_plan)
         for name in names:
             meter = self.client.meter()
             if name == CUSTOM_FIELDS:
@@ -205,8 +219,10 @@ class Exporter:
             outcome.requests = meter.requests
             self.result.objects.append(outcome)
             self._record(outcome)
-        if opts.fmt == "parquet":
+        if opts.fmt == "parquet" and "links" not in opts.with_:
             self._write_links()
+        if sub_plan is not None:
+            await self._fetch_subcollections(names)
         self.manifest["finished_utc"] = utc_now()
         self._save_manifest()
         self.result.requests = run.requests
@@ -466,6 +482,25 @@ class Exporter:
         writer.commit()
         self.manifest["links"] = {"file": LINKS, "rows": rows.num_rows}
 
+    async def _fetch_subcollections(self, names: list[str]) -> None:
+        """`--with`: each asked sub-collection of every record this run's files hold."""
+        fetcher = SubFetcher(self.client, self.options.out_dir, self.progress)
+        entries = self.manifest["objects"]
+        for sub in self.options.with_:
+            parents = [
+                (obj, self.options.out_dir / str(entries[obj.name]["file"]))
+                for obj in parents_of(sub, names)
+                if obj.name in entries and entries[obj.name].get("format") == "parquet"
+            ]
+            meter = self.client.meter()
+            file, rows = await fetcher.fetch(sub, parents)
+            self.manifest[sub] = self.result.sub_collections[sub] = {
+                "file": file,
+                "rows": rows,
+                "per_record": [obj.name for obj, _ in parents],
+                "requests": meter.requests,
+            }
+
     async def _live_ids(self, obj: ObjectType) -> set[int]:
         """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""
         assert obj.id_field is not None
@@ -697,6 +732,9 @@ def deletion_cost(options: ExportOptions) -> int:
 
 
 async def extract_objects(
-    client: InsightlyClient, options: ExportOptions, progress: Progress | None = None
+    client: InsightlyClient,
+    options: ExportOptions,
+    progress: Progress | None = None,
+    announce: Callable[[SubPlan], None] | None = None,
 ) -> ExportResult:
-    return await Exporter(client, options, progress or NullProgress()).run()
+    return await Exporter(client, options, progress or NullProgress(), announce).run()

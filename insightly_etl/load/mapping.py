@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from insightly_etl.api.registry import LINK_NAMES, get_object
+from insightly_etl.api.registry import LINK_NAMES, LINKABLE, get_object
 from insightly_etl.errors import InputError
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
@@ -296,8 +296,13 @@ def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:
             "links",
             "expected a list of {column: COLUMN, object: OBJECT, by: FIELD, role: …}",
         )
-    if obj not in LINK_NAMES:
-        raise _fail(source, "links", f"{obj} records have no links in Insightly")
+    if obj not in LINKABLE:
+        raise _fail(
+            source,
+            "links",
+            f"{obj} records cannot be given links through the API",
+            f"Links are added to: {', '.join(sorted(LINKABLE))}.",
+        )
     rules: list[LinkRule] = []
     for n, item in enumerate(value):
         where = f"links[{n}]"
