@@ -123,6 +123,18 @@ _TABLE: list[tuple[str, str, bool, bool, bool, bool]] = [
     ("relationships", "Relationships", False, False, False, False),
     ("teams", "Teams", False, True, False, False),
     ("team_members", "TeamMembers", False, False, False, False),
+    # fields from the swagger's answer schemas (reference/swagger-objects.json); Service and
+    # Marketing add-ons: accounts without them answer 403/404, and the export skips them
+    ("activity_sets", "ActivitySets", False, True, False, False),
+    ("document_templates", "DocumentTemplates", True, True, False, False),
+    ("knowledge_articles", "KnowledgeArticle", True, True, False, False),
+    ("knowledge_article_categories", "KnowledgeArticleCategory", True, True, False, False),
+    ("knowledge_article_folders", "KnowledgeArticleFolder", True, True, False, False),
+    ("forum_categories", "ForumCategories", True, True, False, False),
+    ("community_forums", "CommunityForums", True, True, False, False),
+    ("community_posts", "CommunityPosts", True, True, False, False),
+    ("community_comments", "CommunityComments", True, True, False, False),
+    ("marketing_visits", "MarketingVisits", False, False, False, False),
 ]
 
 # Leads get the instance's default source/status and tasks default their owner to the caller

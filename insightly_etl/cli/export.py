@@ -95,7 +95,9 @@ def export(
     project_categories task_categories products pricebooks quotations countries currencies
     emails milestones pricebook_entries opportunity_line_items quotation_line_items prospects
     tickets file_categories opportunity_state_reasons relationships teams team_members
-    custom_fields custom_objects (US spellings and singulars work too), and the
+    activity_sets document_templates knowledge_articles knowledge_article_categories
+    knowledge_article_folders forum_categories community_forums community_posts
+    community_comments marketing_visits custom_fields custom_objects (US spellings and singulars work too), and the
     account's custom objects by their API name (Site__c): with no OBJECTS, every one
     `GET /CustomObjects` lists. One the account cannot read (HTTP 403/404) is skipped with a
     warning.

@@ -73,6 +73,16 @@ _COLLECTIONS: list[tuple[str, str, bool, bool]] = [
     ("Relationships", "Relationship", False, False),
     ("Teams", "Team", False, False),
     ("TeamMembers", "TeamMember", False, False),
+    ("ActivitySets", "ActivitySet", False, False),
+    ("DocumentTemplates", "DocumentTemplate", False, True),
+    ("KnowledgeArticle", "KnowledgeArticle", False, True),
+    ("KnowledgeArticleCategory", "KnowledgeArticleCategory", False, True),
+    ("KnowledgeArticleFolder", "KnowledgeArticleFolder", False, True),
+    ("ForumCategories", "ForumCategory", False, True),
+    ("CommunityForums", "CommunityForum", False, True),
+    ("CommunityPosts", "CommunityPost", False, True),
+    ("CommunityComments", "CommunityComment", False, True),
+    ("MarketingVisits", "MarketingVisit", False, False),
 ]
 
 # Parents under which `POST /{Parent}/{id}/Notes` creates a note (reference §2.1).

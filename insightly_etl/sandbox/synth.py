@@ -535,6 +535,224 @@ def _reference_data() -> dict[str, list[dict[str, Any]]]:
             {"CURRENCY_CODE": code, "CURRENCY_SYMBOL": sym}
             for code, sym in [("EUR", "€"), ("GBP", "£"), ("USD", "$"), ("JPY", "¥"), ("AUD", "A$")]
         ],
+        **_add_ons(),
+    }
+
+
+def _add_ons() -> dict[str, list[dict[str, Any]]]:
+    """Activity sets, document templates, and a little of the Service (knowledge base,
+    community) and Marketing (visits) add-ons, with the fields of the swagger's answers."""
+    day = "2025-03-04 10:00:00"
+
+    def activity(n: int, set_id: int, name: str, kind: str, due: int) -> dict[str, Any]:
+        return {
+            "ACTIVITY_ID": n,
+            "ACTIVITYSET_ID": set_id,
+            "ACTIVITY_NAME": name,
+            "ACTIVITY_DETAILS": None,
+            "ACTIVITY_TYPE": kind,
+            "CATEGORY_ID": 1 if kind == "Task" else None,
+            "REMINDER": False,
+            "OWNER_USER_ID": 1,
+            "RESPONSIBLE_USER_ID": 2,
+            "DUE_DAYS_AFTER_START": due,
+            "ALL_DAY": False,
+        }
+
+    return {
+        "ActivitySets": [
+            {
+                "ACTIVITYSET_ID": 1,
+                "NAME": "New customer onboarding",
+                "FOR_CONTACTS": False,
+                "FOR_ORGANISATIONS": True,
+                "FOR_OPPORTUNITIES": False,
+                "FOR_PROJECTS": True,
+                "FOR_LEADS": False,
+                "OWNER_USER_ID": 1,
+                "ACTIVITIES": [
+                    activity(1, 1, "Welcome call", "Task", 1),
+                    activity(2, 1, "Kick-off meeting", "Event", 7),
+                ],
+            },
+            {
+                "ACTIVITYSET_ID": 2,
+                "NAME": "Proposal follow-up",
+                "FOR_CONTACTS": False,
+                "FOR_ORGANISATIONS": False,
+                "FOR_OPPORTUNITIES": True,
+                "FOR_PROJECTS": False,
+                "FOR_LEADS": False,
+                "OWNER_USER_ID": 2,
+                "ACTIVITIES": [activity(3, 2, "Chase the signature", "Task", 5)],
+            },
+        ],
+        "DocumentTemplates": [
+            {
+                "TEMPLATE_ID": n,
+                "TEMPLATE_NAME": name,
+                "TEMPLATE_FILE_TYPE": kind,
+                "RELATED_OBJECT_NAME": obj,
+                "DATE_CREATED_UTC": day,
+                "ACTIVE": active,
+            }
+            for n, (name, kind, obj, active) in enumerate(
+                [
+                    ("Quote (EUR)", "docx", "Quotation", True),
+                    ("Welcome letter", "docx", "Contact", True),
+                    ("Old quote", "pdf", "Quotation", False),
+                ],
+                start=1,
+            )
+        ],
+        "KnowledgeArticleCategory": [
+            {
+                "CATEGORY_ID": 1,
+                "CATEGORY_NAME": "Getting started",
+                "DESCRIPTION": "First steps",
+                "CREATED_USER_ID": 1,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+            }
+        ],
+        "KnowledgeArticleFolder": [
+            {
+                "FOLDER_ID": 1,
+                "FOLDER_NAME": "Installation",
+                "CATEGORY_ID": "1",  # a string in the swagger's answer schema
+                "VISIBILITY": "Public",
+                "ORDER_ARTICLES": "Alphabetical",
+                "CREATED_USER_ID": 1,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+            }
+        ],
+        "KnowledgeArticle": [
+            {
+                "ARTICLE_ID": n,
+                "CATEGORY_ID": 1,
+                "FOLDER_ID": 1,
+                "ARTICLE_NO": 100 + n,
+                "ArticleVersion": "1",
+                "Status": "Published",
+                "Language": "en",
+                "Title": title,
+                "Body": body,
+                "URL_SLUG": slug,
+                "DOWNVOTE_COUNT": 0,
+                "UPVOTE_COUNT": 3 * n,
+                "PROMOTED": n == 1,
+                "FIRST_PUBLISHED_DATE_UTC": day,
+                "LAST_PUBLISHED_DATE_UTC": day,
+                "ARCHIVED_DATE_UTC": None,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+                "OWNER_USER_ID": 1,
+                "CREATED_USER_ID": 1,
+                "ExternalLinkCount": "0",
+                "CUSTOMFIELDS": [],
+                "TAGS": [{"TAG_NAME": "howto"}],
+            }
+            for n, (title, body, slug) in enumerate(
+                [
+                    ("Installing the scanner app", "<p>Download, then pair.</p>", "install-app"),
+                    ("Resetting a password", "<p>Use the link on the sign-in page.</p>", "reset"),
+                ],
+                start=1,
+            )
+        ],
+        "ForumCategories": [
+            {
+                "FORUM_CATEGORY_ID": 1,
+                "CATEGORY_NAME": "Product",
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+            }
+        ],
+        "CommunityForums": [
+            {
+                "FORUM_ID": 1,
+                "FORUM_CATEGORY_ID": 1,
+                "FORUM_NAME": "Ideas",
+                "DESCRIPTION": "Tell us what to build",
+                "FORUM_TYPE": "Discussion",
+                "VISIBILITY": "Public",
+                "CREATED_USER_ID": 1,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+                "FORUM_ORDER": "1",
+            }
+        ],
+        "CommunityPosts": [
+            {
+                "POST_ID": 1,
+                "FORUM_ID": 1,
+                "POST_NAME": "Dark mode, please",
+                "MESSAGE": "Night shifts would thank you.",
+                "PINNED": False,
+                "FEATURED": True,
+                "CLOSED": False,
+                "PENDING": False,
+                "STATUS": "Open",
+                "COMMENT_COUNT": "1",
+                "VIEW_COUNT": "42",
+                "FOLLOWER_COUNT": "3",
+                "UPVOTE_COUNT": "7",
+                "DOWNVOTE_COUNT": "0",
+                "TICKET_ID": None,
+                "CREATED_CONTACT_ID": 2001,
+                "EDITED_CONTACT_ID": None,
+                "DATE_EDITED_UTC": None,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+                "SPAM": False,
+            }
+        ],
+        "CommunityComments": [
+            {
+                "COMMENT_ID": 1,
+                "BODY": "+1, and a high-contrast theme.",
+                "ANSWER": False,
+                "SPAM": False,
+                "PENDING": False,
+                "OFFICIAL": False,
+                "UPVOTE_COUNT": "2",
+                "DOWNVOTE_COUNT": "0",
+                "POST_ID": 1,
+                "CREATED_CONTACT_ID": 2002,
+                "EDITED_CONTACT_ID": None,
+                "DATE_EDITED_UTC": None,
+                "DATE_CREATED_UTC": day,
+                "DATE_UPDATED_UTC": day,
+                "FORUM_ID": 1,
+            }
+        ],
+        "MarketingVisits": [
+            {
+                "VISIT_ID": n,
+                "PROSPECT_ID": prospect,
+                "MKT_MEDIUM": medium,
+                "MKT_SOURCE": source,
+                "MKT_TERM": None,
+                "MKT_CONTENT": None,
+                "MKT_NETWORK": None,
+                "MKT_CLICKID": None,
+                "PAGE_REFERRER": referrer,
+                "REFR_SOURCE": source,
+                "REFR_MEDIUM": medium,
+                "PAGE_VIEW_COUNT": views,
+                "FIRST_PAGE_VIEW_DATE_UTC": "2026-10-01 08:00:00",
+                "LAST_PAGE_VIEW_DATE_UTC": "2026-10-01 08:12:00",
+            }
+            for n, (prospect, medium, source, referrer, views) in enumerate(
+                [
+                    (ID_BASE["Prospect"] + 1, "cpc", "google", "https://www.google.com/", 4),
+                    (ID_BASE["Prospect"] + 2, "email", "newsletter", None, 2),
+                    (ID_BASE["Prospect"] + 1, "organic", "bing", "https://www.bing.com/", 1),
+                ],
+                start=1,
+            )
+        ],
     }
 
 
