@@ -144,6 +144,12 @@ class InsightlyClient:
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Reply:
         return await self.request("GET", path, params=params)
 
+    async def download(self, path: str) -> bytes:
+        """A file's bytes (`GET /FileAttachments/{id}`: application/octet-stream), at most
+        `max_body` of them, paced, retried and counted like any read."""
+        reply = await self.request("GET", path, raw=True)
+        return bytes(reply.data or b"")
+
     async def create(
         self, endpoint: str, body: Mapping[str, Any], *, before_send: BeforeSend | None = None
     ) -> dict[str, Any]:
@@ -266,16 +272,24 @@ class InsightlyClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         before_send: BeforeSend | None = None,
+        raw: bool = False,
     ) -> Reply:
         """`before_send` runs each time the request is about to leave (after pacing), so a
-        caller can record "sent" only for what really went to the network."""
+        caller can record "sent" only for what really went to the network. `raw`: the
+        answer's bytes as they came, not JSON (a file's content)."""
         waited = 0.0
         throttle_waited = 0.0  # Retry-After pauses: bounded by max_total_wait too
         attempts = 0  # failures that count against max_attempts (5xx, transport)
         throttled = 0  # burst 429s: the limiter slows down, they are bounded separately
         while True:
             outcome = await self._attempt(
-                method, path, params=params, json=json, headers=headers, before_send=before_send
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=headers,
+                before_send=before_send,
+                raw=raw,
             )
             if isinstance(outcome, Reply):
                 return outcome
@@ -339,6 +353,7 @@ class InsightlyClient:
         json: Any,
         headers: Mapping[str, str] | None,
         before_send: BeforeSend | None = None,
+        raw: bool = False,
     ) -> Reply | Decision:
         write = method in WRITE_METHODS
         async with self._slots:
@@ -383,6 +398,8 @@ class InsightlyClient:
         if response.status_code < 400:
             self.limiter.on_success()
             self._slots.on_success()
+            if raw:
+                return Reply(response.status_code, response.content, response.headers)
             try:
                 data = response.json() if response.content else None
             except ValueError:

@@ -68,8 +68,15 @@ from insightly_etl.cli.common import (
     "with_",
     metavar="NAME,…",
     help="Also export what only a request per record returns: links (every record's links, "
-    "into links.parquet), state_history (every opportunity's state changes). The cost is "
-    "printed first; a run that would cross the quota minus --reserve is refused.",
+    "into links.parquet), state_history (every opportunity's state changes), files (every "
+    "record's file attachments, into file_attachments.parquet). The cost is printed first; a "
+    "run that would cross the quota minus --reserve is refused.",
+)
+@click.option(
+    "--files-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --with files: download each attachment's content here, named by its file id "
+    "(a request per file; files already there are not fetched again).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
@@ -85,6 +92,7 @@ def export(
     detect_deletes: bool,
     brief: bool,
     with_: str | None,
+    files_dir: Path | None,
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -115,6 +123,9 @@ def export(
             "--detect-deletes goes with --incremental or --since (a full export always "
             "moves deleted records to _deleted.parquet)"
         )
+    subs = parse_with(with_)
+    if files_dir is not None and "files" not in subs:
+        raise click.UsageError("--files-dir goes with --with files")
     options = ExportOptions(
         out_dir=out_dir,
         objects=resolve_objects(list(objects)),
@@ -124,7 +135,8 @@ def export(
         since=parse_since(since) if since else None,
         brief=brief,
         detect_deletes=detect_deletes,
-        with_=parse_with(with_),
+        with_=subs,
+        files_dir=files_dir,
     )
     if detect_deletes and not quiet:
         from insightly_etl.extract.export import deletion_cost

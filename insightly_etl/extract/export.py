@@ -111,6 +111,7 @@ class ExportOptions:
     brief: bool = False
     detect_deletes: bool = False  # incremental: one id listing per object finds deletions
     with_: list[str] = field(default_factory=list)  # per-record sub-collections (subcollections.py)
+    files_dir: Path | None = None  # --with files: the attachments' contents go here
 
 
 def resolve_objects(names: list[str]) -> list[str]:
@@ -203,7 +204,9 @@ class Exporter:
         names = await self._names(opts.objects)
         sub_plan = None
         if opts.with_:  # before anything is exported: refused if it would cross the quota
-            sub_plan = await plan_subcollections(self.client, opts.with_, names)
+            sub_plan = await plan_subcollections(
+                self.client, opts.with_, names, downloads=opts.files_dir is not None
+            )
             if self.announce:
                 self.announce(sub_plan)
         for name in names:
@@ -484,7 +487,9 @@ class Exporter:
 
     async def _fetch_subcollections(self, names: list[str]) -> None:
         """`--with`: each asked sub-collection of every record this run's files hold."""
-        fetcher = SubFetcher(self.client, self.options.out_dir, self.progress)
+        fetcher = SubFetcher(
+            self.client, self.options.out_dir, self.progress, self.options.files_dir
+        )
         entries = self.manifest["objects"]
         for sub in self.options.with_:
             parents = [
@@ -500,6 +505,8 @@ class Exporter:
                 "per_record": [obj.name for obj, _ in parents],
                 "requests": meter.requests,
             }
+        for failure in fetcher.failed_downloads:
+            self.result.warnings.append(f"--files-dir: {failure}; not downloaded")
 
     async def _live_ids(self, obj: ObjectType) -> set[int]:
         """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""

@@ -9,11 +9,17 @@ day's allowance minus the reserve. The parents' ids come from the object files t
     links          every link of every record of the exported object types that have links
                    -> links.parquet (instead of the one built from record bodies)
     state_history  every opportunity's state changes -> state_history.parquet
+    files          every record's file attachments (name, type, size …) -> file_attachments.parquet;
+                   with a files directory, each file's content too, named by its id (one more
+                   request per file; a file already there at its size costs none: a run that
+                   stopped resumes the downloads)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +30,14 @@ import pyarrow.parquet as pq
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import LINKABLE, OBJECTS, ObjectType, record_id
-from insightly_etl.errors import InputError, NotFoundError, ReserveReached
+from insightly_etl.errors import (
+    ApiError,
+    Halted,
+    InputError,
+    NotFoundError,
+    QuotaError,
+    ReserveReached,
+)
 from insightly_etl.extract.writers import open_writer
 from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.progress import Progress
@@ -42,6 +55,33 @@ LINKS_SCHEMA = pa.schema(  # links.parquet: from record bodies, or per record (-
         pa.field("is_forward", pa.bool_()),
     ]
 )
+FILES_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),  # the record the file is attached to
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("file_id", pa.int64()),
+        pa.field("file_name", pa.string()),  # as Insightly has it (never used as a path)
+        pa.field("content_type", pa.string()),
+        pa.field("file_size", pa.int64()),
+        pa.field("file_category_id", pa.int64()),
+        pa.field("owner_user_id", pa.int64()),
+        pa.field("date_created_utc", pa.timestamp("ms", tz="UTC")),
+        pa.field("date_updated_utc", pa.timestamp("ms", tz="UTC")),
+        pa.field("url", pa.string()),
+        pa.field("local_file", pa.string()),  # its name in the files directory, once downloaded
+    ]
+)
+# Objects with GET /{Object}/{id}/FileAttachments in the swagger.
+ATTACHMENT_PARENTS = (
+    "contacts",
+    "emails",
+    "leads",
+    "notes",
+    "opportunities",
+    "organisations",
+    "projects",
+)
+_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 STATE_HISTORY_SCHEMA = pa.schema(
     [
         pa.field("opportunity_id", pa.int64(), nullable=False),
@@ -63,6 +103,7 @@ class SubCollection:
 SUBCOLLECTIONS = {
     "links": SubCollection("links", "Links", "links"),
     "state_history": SubCollection("state_history", "StateHistory", "state_history"),
+    "files": SubCollection("files", "FileAttachments", "file_attachments"),
 }
 
 
@@ -82,6 +123,8 @@ def parents_of(sub: str, exported: list[str]) -> list[ObjectType]:
     """The exported object types whose records have this sub-collection."""
     if sub == "state_history":
         return [OBJECTS["opportunities"]] if "opportunities" in exported else []
+    if sub == "files":
+        return [OBJECTS[n] for n in exported if n in ATTACHMENT_PARENTS]
     return [OBJECTS[n] for n in exported if n in LINKABLE]
 
 
@@ -98,25 +141,31 @@ class SubPlan:
     def cost(self) -> int:
         return sum(self.parts.values())
 
+    downloads: bool = False  # files: their content too, a request each
+
     def describe(self) -> str:
         parts = ", ".join(f"{sub} of {n:,} {obj}" for (sub, obj), n in self.parts.items())
         left = f"{self.remaining:,}" if self.remaining is not None else "unknown"
+        more = ", plus one per file not yet downloaded" if self.downloads else ""
         return (
-            f"--with costs about {self.cost:,} request(s), one per record ({parts or 'none'}); "
-            f"{left} left today, reserve {self.reserve:,}"
+            f"--with costs about {self.cost:,} request(s), one per record ({parts or 'none'})"
+            f"{more}; {left} left today, reserve {self.reserve:,}"
         )
 
 
 async def plan_subcollections(
-    client: InsightlyClient, subs: list[str], exported: list[str]
+    client: InsightlyClient, subs: list[str], exported: list[str], *, downloads: bool = False
 ) -> SubPlan:
     """Count the parent records (one request per object type) and refuse a run that would
     cross the quota minus the reserve."""
-    plan = SubPlan(reserve=client.reserve)
+    plan = SubPlan(reserve=client.reserve, downloads=downloads and "files" in subs)
     for sub in subs:
         parents = parents_of(sub, exported)
         if not parents:
-            need = "opportunities" if sub == "state_history" else "an object type with links"
+            need = {
+                "state_history": "opportunities",
+                "files": "object type with file attachments",
+            }.get(sub, "object type with links")
             raise InputError(
                 f"--with {sub}: the export names no {need}",
                 hint="Export the parent object type too (or none: every one).",
@@ -144,8 +193,16 @@ async def plan_subcollections(
 class SubFetcher:
     """Fetches one sub-collection for every record of the parents' files and writes it."""
 
-    def __init__(self, client: InsightlyClient, out_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        client: InsightlyClient,
+        out_dir: Path,
+        progress: Progress,
+        files_dir: Path | None = None,
+    ) -> None:
         self.client, self.out_dir, self.progress = client, out_dir, progress
+        self.files_dir = files_dir
+        self.failed_downloads: list[str] = []  # "file 901 (signed-nda.pdf): why"
 
     async def fetch(self, sub: str, parents: list[tuple[ObjectType, Path]]) -> tuple[str, int]:
         """(file name, rows): every parent record's sub-collection, written atomically."""
@@ -163,14 +220,57 @@ class SubFetcher:
                     self.progress.advance(len(chunk))
             finally:
                 self.progress.finish()
-        schema = STATE_HISTORY_SCHEMA if sub == "state_history" else LINKS_SCHEMA
+        schema = {"state_history": STATE_HISTORY_SCHEMA, "files": FILES_SCHEMA}.get(
+            sub, LINKS_SCHEMA
+        )
         name = f"{spec.stem}.parquet"
-        writer = open_writer(self.out_dir / name, schema, "parquet")
-        table = pa.Table.from_pylist(rows, schema=schema)
-        for batch in table.combine_chunks().to_batches():
-            writer.write(batch)
-        writer.commit()
+        try:
+            if sub == "files" and self.files_dir is not None:
+                await self._download(rows)
+        finally:  # what is known is written, even when the downloads stop for the quota
+            writer = open_writer(self.out_dir / name, schema, "parquet")
+            table = pa.Table.from_pylist(rows, schema=schema)
+            for batch in table.combine_chunks().to_batches():
+                writer.write(batch)
+            writer.commit()
         return name, table.num_rows
+
+    async def _download(self, rows: list[dict[str, Any]]) -> None:
+        """Each file's content into the files directory as FILE_ID.ext (the extension only
+        when it is plain letters and digits: a file's name is never a path here)."""
+        assert self.files_dir is not None
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        todo = [r for r in rows if r["file_id"] is not None]
+        self.progress.start("file contents", total=len(todo), unit="file")
+        try:
+            for start in range(0, len(todo), 50):
+                chunk = todo[start : start + 50]
+                await asyncio.gather(*(self._one_file(r) for r in chunk))
+                self.progress.advance(len(chunk))
+        finally:
+            self.progress.finish()
+
+    async def _one_file(self, row: dict[str, Any]) -> None:
+        assert self.files_dir is not None
+        suffix = os.path.splitext(row["file_name"] or "")[1]
+        local = f"{row['file_id']}{suffix if _SUFFIX.match(suffix) else ''}"
+        target = self.files_dir / local
+        if target.is_file() and target.stat().st_size == (row["file_size"] or 0):
+            row["local_file"] = local  # downloaded by an earlier run
+            return
+        try:
+            content = await self.client.download(f"FileAttachments/{row['file_id']}")
+        except (NotFoundError, ApiError) as exc:
+            if isinstance(exc, QuotaError | Halted):
+                raise
+            self.failed_downloads.append(
+                f"file {row['file_id']}: {exc.message} (HTTP {exc.status or '?'})"
+            )
+            return
+        partial = target.with_name(f".{local}.partial")
+        partial.write_bytes(content)
+        os.replace(partial, target)
+        row["local_file"] = local
 
     async def _all(self, obj: ObjectType, rid: int, spec: SubCollection) -> list[dict[str, Any]]:
         """One record's items, paged at 500 like any list (most need one request)."""
@@ -197,6 +297,21 @@ def _ids(path: Path, obj: ObjectType) -> list[int]:
 
 
 def _row(sub: str, obj: ObjectType, rid: int, item: dict[str, Any]) -> dict[str, Any]:
+    if sub == "files":
+        return {
+            "object": obj.name,
+            "id": rid,
+            "file_id": _int(item.get("FILE_ID")),
+            "file_name": _text(item.get("FILE_NAME")),
+            "content_type": _text(item.get("CONTENT_TYPE")),
+            "file_size": _int(item.get("FILE_SIZE")),
+            "file_category_id": _int(item.get("FILE_CATEGORY_ID")),
+            "owner_user_id": _int(item.get("OWNER_USER_ID")),
+            "date_created_utc": _instant(item.get("DATE_CREATED_UTC")),
+            "date_updated_utc": _instant(item.get("DATE_UPDATED_UTC")),
+            "url": _text(item.get("URL")),
+            "local_file": None,
+        }
     if sub == "state_history":
         return {
             "opportunity_id": rid,

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from insightly_etl.sandbox import synth
 from insightly_etl.sandbox.model import (
+    ATTACHMENT_PARENTS,
     DATE_FMT,
     NOTE_PARENTS,
     WriteRejected,
@@ -209,6 +210,7 @@ def load_account(config: SandboxConfig) -> Account:
     account.define_custom_objects(seed.pop("custom_objects", []))
     account.custom_fields = seed.pop("custom_fields")
     account.instance = seed.pop("instance")
+    account.attachments = {int(a["FILE_ID"]): a for a in seed.pop("file_attachments", [])}
     for collection in account.collections:
         account.load(collection, seed.get(collection, []))
     context = {name: list(c.ids) for name, c in account.collections.items()}
@@ -224,6 +226,7 @@ def load_account(config: SandboxConfig) -> Account:
         context[name] = list(coll.ids)
     if config.state is not None:
         account.save_all()
+        account.set_meta("attachments", json.dumps(account.attachments))
     return account
 
 
@@ -468,6 +471,16 @@ class Sandbox:
             return json_response(account.definitions(seg[1]))
         if name == "Tags" and len(seg) == 1 and method == "GET":
             return self._all_tags(request)
+        if name == "FileAttachments" and len(seg) == 2 and method == "GET":
+            try:
+                meta, content = account.attachment_content(int(seg[1]))
+            except (KeyError, ValueError):
+                return error(404, "File Attachment not found.")
+            return Response(
+                content,
+                media_type=str(meta.get("CONTENT_TYPE") or "application/octet-stream"),
+                headers={"Content-Disposition": 'attachment; filename="download"'},
+            )
         if name not in account.specs:
             if name.rstrip("s") in account.specs or name + "s" in account.specs:
                 # singular/plural mix-ups answer 405 (§1, [LSW])
@@ -535,6 +548,13 @@ class Sandbox:
                     )
                 ]
                 return self._page(request, "Notes", ids)
+        if seg[2:] == ["FileAttachments"] and method == "GET" and name in ATTACHMENT_PARENTS:
+            if rid not in account.collections[name].records:
+                return error(404, f"{spec.singular} {rid} not found.")
+            files = account.attachments_of(name, rid)
+            params = _query(request)
+            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
+            return json_response(files[skip : skip + top])
         if seg[2:3] == ["Links"] and "LINKS" in spec.fields:
             return await self._links(request, name, rid, seg[3:])
         if seg[2:] == ["Tags"] and "TAGS" in spec.fields:

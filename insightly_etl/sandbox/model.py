@@ -88,6 +88,17 @@ _COLLECTIONS: list[tuple[str, str, bool, bool]] = [
 # Parents under which `POST /{Parent}/{id}/Notes` creates a note (reference §2.1).
 NOTE_PARENTS = ("Contacts", "Organisations", "Leads", "Opportunities", "Projects")
 
+# Objects with `GET /{Object}/{id}/FileAttachments` in the swagger.
+ATTACHMENT_PARENTS = (
+    "Contacts",
+    "Emails",
+    "Leads",
+    "Notes",
+    "Opportunities",
+    "Organisations",
+    "Projects",
+)
+
 # id fields that must name an existing record (ASSUMPTION: the real API refuses dangling ids).
 _REFERENCES = {
     "OWNER_USER_ID": "Users",

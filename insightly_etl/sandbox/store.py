@@ -100,6 +100,8 @@ class Account:
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
         self.custom_objects: list[dict[str, Any]] = []  # GET /CustomObjects, from the seed
         self.state_history: dict[int, list[dict[str, Any]]] = {}  # opportunity id -> changes
+        # FILE_ID -> APIFileAttachment + PARENT_OBJECT / PARENT_ID (collection, record id)
+        self.attachments: dict[int, dict[str, Any]] = {}
         self._link_ids = 0  # the last LINK_ID given (found from the records when first needed)
         self.custom_fields = custom_fields
         self.instance = instance
@@ -634,6 +636,7 @@ class Account:
         self.state_history = {
             int(k): v for k, v in json.loads(meta.get("state_history", "{}")).items()
         }
+        self.attachments = {int(k): v for k, v in json.loads(meta.get("attachments", "{}")).items()}
         self.custom_fields = json.loads(meta["custom_fields"])
         self.instance = json.loads(meta["instance"])
         for collection, body in db.execute(
@@ -668,6 +671,23 @@ class Account:
             return None
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    # ------------------------------------------------------------------ file attachments
+    # GET /{Object}/{id}/FileAttachments and GET /FileAttachments/{id} (reference §2.2,
+    # swagger). ASSUMPTION: the content is not in the seed; it is made from the file's id and
+    # name, FILE_SIZE bytes long, the same on every start.
+    def attachments_of(self, collection: str, rid: int) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in a.items() if not k.startswith("PARENT_")}
+            for _, a in sorted(self.attachments.items())
+            if a.get("PARENT_OBJECT") == collection and a.get("PARENT_ID") == rid
+        ]
+
+    def attachment_content(self, file_id: int) -> tuple[dict[str, Any], bytes]:
+        meta = self.attachments[file_id]  # KeyError: 404
+        line = f"{meta.get('FILE_NAME')} #{file_id}\n".encode()
+        size = int(meta.get("FILE_SIZE") or 0)
+        return meta, (line * (size // len(line) + 1))[:size]
 
     def set_meta(self, key: str, value: str) -> None:
         if self._db is not None:

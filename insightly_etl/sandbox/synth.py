@@ -1398,10 +1398,51 @@ def seed_account() -> dict[str, Any]:
         records = list(gen.records(collection, bases[collection] + 1, count))
         data[collection] = records
         context[collection] = [r[next(iter(r))] for r in records]
+    data["file_attachments"] = _attachments(data)
     data["custom_objects"] = CUSTOM_OBJECTS
     data["custom_fields"] = {**custom_field_definitions(), **fields}
     data["instance"] = INSTANCE
     return data
+
+
+def _attachments(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A few files on contacts, organisations and opportunities (their content is made by
+    the sandbox from id, name and size)."""
+    files = [
+        ("Contacts", "signed-nda.pdf", "application/pdf", 48_213, 1),
+        ("Contacts", "business card.jpg", "image/jpeg", 120_400, 3),
+        ("Organisations", "framework-agreement.pdf", "application/pdf", 310_877, 1),
+        ("Organisations", "invoice 2026-07.pdf", "application/pdf", 23_501, 2),
+        (
+            "Opportunities",
+            "proposal v3.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            88_120,
+            1,
+        ),
+        ("Opportunities", "site photo.png", "image/png", 412_002, 3),
+        ("Opportunities", "../../etc/passwd", "text/plain", 64, None),  # a hostile name
+    ]
+    out = []
+    for n, (parent, name, kind, size, category) in enumerate(files, start=1):
+        records = data[parent]
+        record = records[(7 * n) % len(records)]
+        out.append(
+            {
+                "FILE_ID": 900 + n,
+                "FILE_NAME": name,
+                "CONTENT_TYPE": kind,
+                "FILE_SIZE": size,
+                "FILE_CATEGORY_ID": category,
+                "OWNER_USER_ID": 1,
+                "DATE_CREATED_UTC": f"2026-06-{n:02d} 10:00:00",
+                "DATE_UPDATED_UTC": f"2026-06-{n:02d} 10:00:00",
+                "URL": None,
+                "PARENT_OBJECT": parent,
+                "PARENT_ID": record[next(iter(record))],
+            }
+        )
+    return out
 
 
 def write_seed(directory: Path) -> None:

@@ -108,3 +108,77 @@ def test_the_cli_prints_the_cost_and_refuses_an_unknown_name(tmp_path: Path) -> 
     )
     assert ok.exit_code == 0, ok.output
     assert "--with costs about 15 request(s), one per record (links of 15 projects)" in ok.output
+
+
+def downloads(sb) -> int:
+    return sum(
+        n
+        for (m, p, _), n in sb.stats.items()
+        if m == "GET" and p.startswith("/v3.1/FileAttachments/")
+    )
+
+
+async def test_files_are_listed_and_downloaded_once_named_by_their_id(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    files_dir = tmp_path / "files"
+    options = ExportOptions(
+        out_dir=tmp_path / "out", objects=["opportunities"], with_=["files"], files_dir=files_dir
+    )
+    async with sandbox_client(sb) as client:
+        result = await extract_objects(client, options)
+    opps = len(sb.account.collections["Opportunities"].ids)
+    assert result.sub_collections["files"]["requests"] == opps + 3  # a listing each, 3 files
+    rows = pq.read_table(tmp_path / "out" / "file_attachments.parquet").to_pylist()
+    assert [(r["file_name"], r["local_file"]) for r in rows] == [
+        ("proposal v3.docx", "905.docx"),
+        ("site photo.png", "906.png"),
+        ("../../etc/passwd", "907"),  # a name is never a path
+    ]
+    meta, content = sb.account.attachment_content(906)
+    assert (files_dir / "906.png").read_bytes() == content and len(content) == 412_002
+    assert sorted(p.name for p in files_dir.iterdir()) == ["905.docx", "906.png", "907"]
+    assert not (tmp_path / "etc").exists()
+
+    (files_dir / "906.png").write_bytes(b"cut short")  # an interrupted download
+    before = downloads(sb)
+    async with sandbox_client(sb) as client:
+        await extract_objects(client, options)
+    assert downloads(sb) == before + 1  # only the damaged one is fetched again
+    assert (files_dir / "906.png").read_bytes() == content
+
+
+async def test_a_file_that_is_gone_is_a_warning_and_the_rest_is_kept(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    sb.account.attachments[905]["FILE_SIZE"] = 10
+    del_meta = sb.account.attachments.pop(906)
+    sb.account.attachments[990] = {**del_meta, "FILE_ID": 990}  # listed under 906's record
+    original = sb.account.attachment_content
+
+    def gone(file_id: int):
+        if file_id == 990:
+            raise KeyError(file_id)
+        return original(file_id)
+
+    sb.account.attachment_content = gone
+    async with sandbox_client(sb) as client:
+        result = await extract_objects(
+            client,
+            ExportOptions(
+                out_dir=tmp_path,
+                objects=["opportunities"],
+                with_=["files"],
+                files_dir=tmp_path / "f",
+            ),
+        )
+    assert result.warnings == [
+        "--files-dir: file 990: File Attachment not found. (HTTP 404); not downloaded"
+    ]
+    local = {
+        r["file_id"]: r["local_file"]
+        for r in pq.read_table(tmp_path / "file_attachments.parquet").to_pylist()
+    }
+    assert local == {905: "905.docx", 990: None, 907: "907"}
