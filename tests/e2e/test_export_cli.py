@@ -33,8 +33,8 @@ def test_the_demo_command_exports_everything_readable_by_pandas(tmp_path: Path) 
     out = tmp_path / "exports"
     run = cli("export", "--sandbox", "--out", str(out))
     assert run.returncode == 0, run.stderr
-    # 33 standard object types, the seed's 2 custom objects, and the 2 tables of definitions
-    assert "Exported 37 object types" in run.stderr
+    # 43 standard object types, the seed's 2 custom objects, and the 2 tables of definitions
+    assert "Exported 47 object types" in run.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
     for name in [*ALL_OBJECTS, "Site__c", "Asset__c"]:
         frame = pd.read_parquet(out / f"{name}.parquet")
