@@ -295,3 +295,101 @@ def test_two_imports_of_one_file_at_once_send_each_row_once(tmp_path: Path) -> N
     ), lines
     assert first.returncode == 0, err1.decode()
     assert len(counts) == 200 and set(counts.values()) == {1}
+
+
+def done_steps(checkpoint: Path) -> int:
+    if not checkpoint.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{checkpoint}?mode=ro", uri=True, timeout=5)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM steps WHERE state='done'").fetchone()[0])
+    except sqlite3.OperationalError:  # no steps table yet
+        return 0
+
+
+def test_sigkill_during_pipeline_state_and_link_steps_then_resume_sends_each_step_once(
+    tmp_path: Path,
+) -> None:
+    """Deals created in a stage, won or lost with a reason, linked to a contact: killed with -9
+    at random moments of the steps, then resumed — every state change in the history once,
+    every link once, every deal in its stage."""
+    rows = 120
+    rng = random.Random(12)
+    mapping = tmp_path / "deals.yaml"
+    mapping.write_text(
+        "object: opportunities\n"
+        "match: {column: Deal, field: OPPORTUNITY_NAME}\n"
+        "columns:\n"
+        "  Deal: OPPORTUNITY_NAME\n"
+        "  Pipeline: {field: PIPELINE_ID, lookup: {object: pipelines}}\n"
+        "  Stage: {field: STAGE_ID, lookup: {object: pipeline_stages}}\n"
+        "  State: OPPORTUNITY_STATE\n"
+        "  Reason: {field: STATE_REASON_ID, lookup: {object: opportunity_state_reasons}}\n"
+        "links:\n"
+        "  - {column: Contact, object: contacts, by: CONTACT_ID, role: Buyer}\n"
+    )
+    config = SandboxConfig(
+        api_key=KEY, state=tmp_path / "account.sqlite", rate_limit=400, latency_ms=20
+    )
+    with running_sandbox(config) as sb:
+        contacts = [
+            c["CONTACT_ID"] for c in httpx.get(f"{sb.root}/_sandbox/records/Contacts").json()
+        ]
+        wanted = {}
+        lines = ["Deal,Pipeline,Stage,State,Reason,Contact"]
+        for i in range(rows):
+            won = i % 2 == 0
+            stage = rng.choice(["Qualification", "Proposal", "Negotiation"])
+            contact = rng.choice(contacts)
+            wanted[f"k-deal-{i}"] = (
+                13 if stage == "Proposal" else 11 if stage == "Qualification" else 14,
+                contact,
+                won,
+            )
+            lines.append(
+                f"k-deal-{i},New Business,{stage},{'won' if won else 'Lost'},"
+                f"{'Best fit' if won else 'No decision'},{contact}"
+            )
+        file = tmp_path / "deals.csv"
+        file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "80", "--quiet"]
+        env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        checkpoint = tmp_path / "deals.csv.checkpoint.sqlite"
+        kills = 0
+        for threshold in sorted(rng.sample(range(10, rows * 3 - 30), 3)):
+            proc = cli(*args, env=env)
+            deadline = time.monotonic() + 120
+            while done_steps(checkpoint) < threshold:
+                assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        final = cli(*args, env=env)
+        _, err = final.communicate(timeout=300)
+        deals = {
+            d["OPPORTUNITY_NAME"]: d
+            for d in httpx.get(f"{sb.root}/_sandbox/records/Opportunities").json()
+            if d["OPPORTUNITY_NAME"].startswith("k-deal-")
+        }
+        auth = httpx.BasicAuth(KEY, "")
+        histories = {
+            name: httpx.get(
+                f"{sb.url}Opportunities/{d['OPPORTUNITY_ID']}/StateHistory", auth=auth
+            ).json()
+            for name, d in deals.items()
+        }
+    assert kills == 3
+    assert final.returncode == 0, err.decode()
+    assert len(deals) == rows
+    for name, (stage, contact, won) in wanted.items():
+        deal = deals[name]
+        assert (deal["PIPELINE_ID"], deal["STAGE_ID"]) == (1, stage), name
+        assert [h["FOR_OPPORTUNITY_STATE"] for h in histories[name]] == [
+            "Won" if won else "Lost"
+        ], name
+        buyers = [
+            lk for lk in deal["LINKS"] if lk["LINK_OBJECT_ID"] == contact and lk["ROLE"] == "Buyer"
+        ]
+        assert len(buyers) == 1, (name, deal["LINKS"])
