@@ -136,7 +136,7 @@ async def test_files_are_listed_and_downloaded_once_named_by_their_id(
         ("site photo.png", "906.png"),
         ("../../etc/passwd", "907"),  # a name is never a path
     ]
-    meta, content = sb.account.attachment_content(906)
+    _, content = sb.account.attachment_content(906)
     assert (files_dir / "906.png").read_bytes() == content and len(content) == 412_002
     assert sorted(p.name for p in files_dir.iterdir()) == ["905.docx", "906.png", "907"]
     assert not (tmp_path / "etc").exists()
