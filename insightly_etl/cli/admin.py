@@ -88,6 +88,13 @@ def status(checkpoint: Path) -> None:
             cp.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
         ):
             click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
+        steps = cp.step_counts()
+        if steps:  # pipeline, stage, state, link; "already": none was needed
+            click.echo(f"  {'step':<10} {'state':<10} {'steps':>8}")
+            for (action, state), n in sorted(
+                steps.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+            ):
+                click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
         runs = cp.runs()
         total = sum(r["requests"] or 0 for r in runs)
         click.echo(f"  {len(runs)} run(s), {total:,} requests in all")

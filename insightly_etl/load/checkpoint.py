@@ -770,7 +770,12 @@ class Checkpoint:
         )
 
     def step_counts(self) -> dict[tuple[str | None, str], int]:
-        cur = self.db.execute("SELECT action, state, COUNT(*) FROM steps GROUP BY action, state")
+        try:
+            cur = self.db.execute(
+                "SELECT action, state, COUNT(*) FROM steps GROUP BY action, state"
+            )
+        except sqlite3.OperationalError:  # a checkpoint from before steps, read-only
+            return {}
         return {(a, s): n for a, s, n in cur}
 
     # ---------------------------------------------------------------- undo's journal

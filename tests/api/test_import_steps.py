@@ -315,3 +315,20 @@ async def test_a_step_the_server_refuses_is_reported_with_its_line_and_the_row_s
     errors = (tmp_path / "deals.errors.csv").read_text("utf-8-sig")
     assert "step failed" in errors
     assert "pipeline: Record, Pipeline or Pipeline Stage not found" in errors
+
+
+async def test_status_shows_the_steps_by_request_and_state(make_sandbox, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from insightly_etl.cli import main
+
+    sb = make_sandbox()
+    file = write(tmp_path, "deals.csv", DEALS)
+    await run_import(sb, file, write(tmp_path, "deals.yaml", DEALS_MAPPING))
+    shown = CliRunner().invoke(main, ["status", str(tmp_path / "deals.csv.checkpoint.sqlite")])
+    assert shown.exit_code == 0, shown.output
+    lines = [line.split() for line in shown.output.splitlines()]
+    assert ["step", "state", "steps"] in lines
+    assert ["pipeline", "done", "4"] in lines
+    assert ["state", "done", "2"] in lines
+    assert ["already", "done", "1"] in lines  # the deal that was to stay open
