@@ -142,6 +142,9 @@ def fields(
         options = ", ".join(spec.options) or (
             f"ids of {spec.join_object} (map with lookup:)" if spec.join_object else ""
         )
+        if spec.via:  # sent after the record's write, through its own endpoint
+            step = {"pipeline": "…/Pipeline", "state": "…/StateChange"}[spec.via]
+            options = f"{options + '; ' if options else ''}a step: PUT {step}"
         click.echo(
             f"{spec.name:<28} {spec.label[:26]:<26} {kind:<13} {req:<4} {spec.max_length or '':>5}  {options}"
         )

@@ -332,3 +332,16 @@ async def test_status_shows_the_steps_by_request_and_state(make_sandbox, tmp_pat
     assert ["pipeline", "done", "4"] in lines
     assert ["state", "done", "2"] in lines
     assert ["already", "done", "1"] in lines  # the deal that was to stay open
+
+
+def test_fields_says_which_fields_are_steps() -> None:
+    from click.testing import CliRunner
+
+    from insightly_etl.cli import main
+
+    shown = CliRunner().invoke(main, ["fields", "opportunities", "--sandbox"])
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split()[0]: line for line in shown.output.splitlines()[1:]}
+    assert rows["STAGE_ID"].endswith("a step: PUT …/Pipeline")
+    assert rows["STATE_REASON_ID"].endswith("a step: PUT …/StateChange")
+    assert "Open, Won, Lost, Abandoned, Suspended; a step" in rows["OPPORTUNITY_STATE"]
