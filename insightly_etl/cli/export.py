@@ -68,7 +68,8 @@ from insightly_etl.cli.common import (
     "with_",
     metavar="NAME,…",
     help="Also export what only a request per record returns: links (every record's links, "
-    "into links.parquet), state_history (every opportunity's state changes), files (every "
+    "into links.parquet), state_history (every opportunity's state changes), comments (of "
+    "emails, notes, tasks, tickets), emails (which emails each record has), files (every "
     "record's file attachments, into file_attachments.parquet). The cost is printed first; a "
     "run that would cross the quota minus --reserve is refused.",
 )

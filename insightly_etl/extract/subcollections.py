@@ -9,6 +9,9 @@ day's allowance minus the reserve. The parents' ids come from the object files t
     links          every link of every record of the exported object types that have links
                    -> links.parquet (instead of the one built from record bodies)
     state_history  every opportunity's state changes -> state_history.parquet
+    comments       the comments of every email, note, task and ticket -> comments.parquet
+    emails         which emails each contact, lead, opportunity, organisation and project has
+                   -> record_emails.parquet (the emails themselves are in emails.parquet)
     files          every record's file attachments (name, type, size …) -> file_attachments.parquet;
                    with a files directory, each file's content too, named by its id (one more
                    request per file; a file already there at its size costs none: a run that
@@ -18,6 +21,7 @@ day's allowance minus the reserve. The parents' ids come from the object files t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -71,6 +75,30 @@ FILES_SCHEMA = pa.schema(
         pa.field("local_file", pa.string()),  # its name in the files directory, once downloaded
     ]
 )
+COMMENTS_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("comment_id", pa.int64()),
+        pa.field("owner_user_id", pa.int64()),
+        pa.field("body", pa.string()),
+        pa.field("date_created_utc", pa.timestamp("ms", tz="UTC")),
+        pa.field("date_updated_utc", pa.timestamp("ms", tz="UTC")),
+        # the whole answer item as JSON: the swagger's Comment lists only its id and owner, so
+        # whatever else the API sends is kept rather than guessed at
+        pa.field("item", pa.string()),
+    ]
+)
+RECORD_EMAILS_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("email_id", pa.int64()),
+    ]
+)
+# Objects with GET /{Object}/{id}/Comments and …/Emails in the swagger.
+COMMENT_PARENTS = ("emails", "notes", "tasks", "tickets")
+EMAIL_PARENTS = ("contacts", "leads", "opportunities", "organisations", "projects")
 # Objects with GET /{Object}/{id}/FileAttachments in the swagger.
 ATTACHMENT_PARENTS = (
     "contacts",
@@ -104,7 +132,17 @@ SUBCOLLECTIONS = {
     "links": SubCollection("links", "Links", "links"),
     "state_history": SubCollection("state_history", "StateHistory", "state_history"),
     "files": SubCollection("files", "FileAttachments", "file_attachments"),
+    "comments": SubCollection("comments", "Comments", "comments"),
+    "emails": SubCollection("emails", "Emails", "record_emails"),
 }
+SCHEMAS = {
+    "links": LINKS_SCHEMA,
+    "state_history": STATE_HISTORY_SCHEMA,
+    "files": FILES_SCHEMA,
+    "comments": COMMENTS_SCHEMA,
+    "emails": RECORD_EMAILS_SCHEMA,
+}
+PARENTS = {"files": ATTACHMENT_PARENTS, "comments": COMMENT_PARENTS, "emails": EMAIL_PARENTS}
 
 
 def parse_with(text: str | None) -> list[str]:
@@ -123,8 +161,8 @@ def parents_of(sub: str, exported: list[str]) -> list[ObjectType]:
     """The exported object types whose records have this sub-collection."""
     if sub == "state_history":
         return [OBJECTS["opportunities"]] if "opportunities" in exported else []
-    if sub == "files":
-        return [OBJECTS[n] for n in exported if n in ATTACHMENT_PARENTS]
+    if sub in PARENTS:
+        return [OBJECTS[n] for n in exported if n in PARENTS[sub]]
     return [OBJECTS[n] for n in exported if n in LINKABLE]
 
 
@@ -165,6 +203,8 @@ async def plan_subcollections(
             need = {
                 "state_history": "opportunities",
                 "files": "object type with file attachments",
+                "comments": "object type with comments (emails, notes, tasks, tickets)",
+                "emails": "object type with emails",
             }.get(sub, "object type with links")
             raise InputError(
                 f"--with {sub}: the export names no {need}",
@@ -220,9 +260,7 @@ class SubFetcher:
                     self.progress.advance(len(chunk))
             finally:
                 self.progress.finish()
-        schema = {"state_history": STATE_HISTORY_SCHEMA, "files": FILES_SCHEMA}.get(
-            sub, LINKS_SCHEMA
-        )
+        schema = SCHEMAS[sub]
         name = f"{spec.stem}.parquet"
         try:
             if sub == "files" and self.files_dir is not None:
@@ -297,6 +335,19 @@ def _ids(path: Path, obj: ObjectType) -> list[int]:
 
 
 def _row(sub: str, obj: ObjectType, rid: int, item: dict[str, Any]) -> dict[str, Any]:
+    if sub == "comments":
+        return {
+            "object": obj.name,
+            "id": rid,
+            "comment_id": _int(item.get("COMMENT_ID")),
+            "owner_user_id": _int(item.get("OWNER_USER_ID")),
+            "body": _text(item.get("BODY")),
+            "date_created_utc": _instant(item.get("DATE_CREATED_UTC")),
+            "date_updated_utc": _instant(item.get("DATE_UPDATED_UTC")),
+            "item": json.dumps(item, ensure_ascii=False, default=str),
+        }
+    if sub == "emails":
+        return {"object": obj.name, "id": rid, "email_id": _int(item.get("EMAIL_ID"))}
     if sub == "files":
         return {
             "object": obj.name,

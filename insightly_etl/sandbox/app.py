@@ -32,7 +32,9 @@ from starlette.types import Receive, Scope, Send
 from insightly_etl.sandbox import synth
 from insightly_etl.sandbox.model import (
     ATTACHMENT_PARENTS,
+    COMMENT_PARENTS,
     DATE_FMT,
+    EMAIL_PARENTS,
     NOTE_PARENTS,
     WriteRejected,
 )
@@ -211,6 +213,7 @@ def load_account(config: SandboxConfig) -> Account:
     account.custom_fields = seed.pop("custom_fields")
     account.instance = seed.pop("instance")
     account.attachments = {int(a["FILE_ID"]): a for a in seed.pop("file_attachments", [])}
+    account.comments = {int(c["COMMENT_ID"]): c for c in seed.pop("comments", [])}
     for collection in account.collections:
         account.load(collection, seed.get(collection, []))
     context = {name: list(c.ids) for name, c in account.collections.items()}
@@ -227,6 +230,7 @@ def load_account(config: SandboxConfig) -> Account:
     if config.state is not None:
         account.save_all()
         account.set_meta("attachments", json.dumps(account.attachments))
+        account.set_meta("comments", json.dumps(account.comments))
     return account
 
 
@@ -555,6 +559,16 @@ class Sandbox:
             params = _query(request)
             skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
             return json_response(files[skip : skip + top])
+        if seg[2:] == ["Comments"] and method == "GET" and name in COMMENT_PARENTS:
+            if rid not in account.collections[name].records:
+                return error(404, f"{spec.singular} {rid} not found.")
+            params = _query(request)
+            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
+            return json_response(account.comments_of(name, rid)[skip : skip + top])
+        if seg[2:] == ["Emails"] and method == "GET" and name in EMAIL_PARENTS:
+            if rid not in account.collections[name].records:
+                return error(404, f"{spec.singular} {rid} not found.")
+            return self._page(request, "Emails", account.emails_of(name, rid))
         if seg[2:3] == ["Links"] and "LINKS" in spec.fields:
             return await self._links(request, name, rid, seg[3:])
         if seg[2:] == ["Tags"] and "TAGS" in spec.fields:

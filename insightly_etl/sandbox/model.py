@@ -99,6 +99,10 @@ ATTACHMENT_PARENTS = (
     "Projects",
 )
 
+# Objects with `GET /{Object}/{id}/Comments`, and with `GET /{Object}/{id}/Emails` (swagger).
+COMMENT_PARENTS = ("Emails", "Notes", "Tasks", "Ticket")
+EMAIL_PARENTS = ("Contacts", "Leads", "Opportunities", "Organisations", "Projects")
+
 # id fields that must name an existing record (ASSUMPTION: the real API refuses dangling ids).
 _REFERENCES = {
     "OWNER_USER_ID": "Users",

@@ -102,6 +102,8 @@ class Account:
         self.state_history: dict[int, list[dict[str, Any]]] = {}  # opportunity id -> changes
         # FILE_ID -> APIFileAttachment + PARENT_OBJECT / PARENT_ID (collection, record id)
         self.attachments: dict[int, dict[str, Any]] = {}
+        # COMMENT_ID -> comment + PARENT_OBJECT / PARENT_ID (Emails, Notes, Tasks, Ticket)
+        self.comments: dict[int, dict[str, Any]] = {}
         self._link_ids = 0  # the last LINK_ID given (found from the records when first needed)
         self.custom_fields = custom_fields
         self.instance = instance
@@ -681,6 +683,28 @@ class Account:
             {k: v for k, v in a.items() if not k.startswith("PARENT_")}
             for _, a in sorted(self.attachments.items())
             if a.get("PARENT_OBJECT") == collection and a.get("PARENT_ID") == rid
+        ]
+
+    def comments_of(self, collection: str, rid: int) -> list[dict[str, Any]]:
+        """`GET /{Emails|Notes|Tasks|Ticket}/{id}/Comments`. ASSUMPTION: a comment carries its
+        BODY and dates, although the swagger's Comment lists only COMMENT_ID and OWNER_USER_ID."""
+        return [
+            {k: v for k, v in c.items() if not k.startswith("PARENT_")}
+            for _, c in sorted(self.comments.items())
+            if c.get("PARENT_OBJECT") == collection and c.get("PARENT_ID") == rid
+        ]
+
+    def emails_of(self, collection: str, rid: int) -> list[int]:
+        """`GET /{Object}/{id}/Emails`: the emails linked to the record."""
+        singular = self.specs[collection].singular
+        emails = self.collections["Emails"]
+        return [
+            i
+            for i in emails.ids
+            if any(
+                lk.get("LINK_OBJECT_NAME") == singular and lk.get("LINK_OBJECT_ID") == rid
+                for lk in emails.records[i].get("LINKS") or []
+            )
         ]
 
     def attachment_content(self, file_id: int) -> tuple[dict[str, Any], bytes]:

@@ -1399,6 +1399,7 @@ def seed_account() -> dict[str, Any]:
         data[collection] = records
         context[collection] = [r[next(iter(r))] for r in records]
     data["file_attachments"] = _attachments(data)
+    data["comments"] = _comments(data)
     data["custom_objects"] = CUSTOM_OBJECTS
     data["custom_fields"] = {**custom_field_definitions(), **fields}
     data["instance"] = INSTANCE
@@ -1438,6 +1439,34 @@ def _attachments(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "DATE_CREATED_UTC": f"2026-06-{n:02d} 10:00:00",
                 "DATE_UPDATED_UTC": f"2026-06-{n:02d} 10:00:00",
                 "URL": None,
+                "PARENT_OBJECT": parent,
+                "PARENT_ID": record[next(iter(record))],
+            }
+        )
+    return out
+
+
+def _comments(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A few comments on notes, tasks, emails and tickets."""
+    texts = [
+        ("Notes", "Agreed, let's send the price list on Monday."),
+        ("Notes", "Customer confirmed by phone."),
+        ("Tasks", "Moved to next week: the depot is closed."),
+        ("Emails", "Forwarded to finance."),
+        ("Ticket", "Reproduced on version 4.2; fix in the next release."),
+        ("Ticket", 'A "quoted" answer,\nover two lines'),
+    ]
+    out = []
+    for n, (parent, body) in enumerate(texts, start=1):
+        records = data[parent]
+        record = records[(5 * n) % len(records)]
+        out.append(
+            {
+                "COMMENT_ID": 700 + n,
+                "OWNER_USER_ID": 1 + n % 3,
+                "BODY": body,
+                "DATE_CREATED_UTC": f"2026-09-{n:02d} 15:30:00",
+                "DATE_UPDATED_UTC": f"2026-09-{n:02d} 15:30:00",
                 "PARENT_OBJECT": parent,
                 "PARENT_ID": record[next(iter(record))],
             }

@@ -182,3 +182,33 @@ async def test_a_file_that_is_gone_is_a_warning_and_the_rest_is_kept(
         for r in pq.read_table(tmp_path / "file_attachments.parquet").to_pylist()
     }
     assert local == {905: "905.docx", 990: None, 907: "907"}
+
+
+async def test_comments_and_each_records_emails_come_per_record(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    async with sandbox_client(sb) as client:
+        result = await extract_objects(
+            client,
+            ExportOptions(
+                out_dir=tmp_path, objects=["tickets", "contacts"], with_=["comments", "emails"]
+            ),
+        )
+    tickets, contacts = (len(sb.account.collections[n].ids) for n in ("Ticket", "Contacts"))
+    assert result.sub_collections["comments"]["requests"] == tickets
+    assert result.sub_collections["emails"]["requests"] == contacts
+    comments = pq.read_table(tmp_path / "comments.parquet").to_pylist()
+    assert [(c["object"], c["body"]) for c in comments] == [
+        ("tickets", "Reproduced on version 4.2; fix in the next release."),
+        ("tickets", 'A "quoted" answer,\nover two lines'),
+    ]
+    assert json.loads(comments[0]["item"])["COMMENT_ID"] == comments[0]["comment_id"] == 705
+    linked = {
+        (lk["LINK_OBJECT_ID"], e["EMAIL_ID"])
+        for e in sb.account.collections["Emails"].records.values()
+        for lk in e["LINKS"]
+        if lk["LINK_OBJECT_NAME"] == "Contact"
+    }
+    rows = pq.read_table(tmp_path / "record_emails.parquet").to_pylist()
+    assert {(r["id"], r["email_id"]) for r in rows} == linked and len(rows) == len(linked) > 0
