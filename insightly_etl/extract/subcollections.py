@@ -313,6 +313,7 @@ class SubFetcher:
     async def _all(self, obj: ObjectType, rid: int, spec: SubCollection) -> list[dict[str, Any]]:
         """One record's items, paged at 500 like any list (most need one request)."""
         items: list[dict[str, Any]] = []
+        seen: set[str] = set()
         while True:
             params = {"skip": len(items), "top": PAGE_SIZE}
             try:
@@ -321,8 +322,11 @@ class SubFetcher:
                 return items
             data = reply.data
             page = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
-            items.extend(page)
-            if len(page) < PAGE_SIZE:
+            # a server that ignores skip sends the same page again: nothing new ends it
+            fresh = [d for d in page if json.dumps(d, sort_keys=True, default=str) not in seen]
+            seen.update(json.dumps(d, sort_keys=True, default=str) for d in fresh)
+            items.extend(fresh)
+            if len(page) < PAGE_SIZE or not fresh:
                 return items
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import PIPELINED, get_object
+from insightly_etl.api.registry import PIPELINED, get_object, record_id
 from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
 from insightly_etl.load.mapping import Mapping
 
@@ -39,7 +39,7 @@ def lookups_needed(mapping: Mapping) -> set[tuple[str, str]]:
 
 def references_needed(mapping: Mapping) -> list[str]:
     """The collections a pipeline, stage or state change is checked against (a few requests)."""
-    fields = {r.field for r in mapping.columns}
+    fields = {r.field for r in mapping.columns} | set(mapping.defaults)
     out = []
     if mapping.object in PIPELINED and (mapping.identity or fields & {"PIPELINE_ID", "STAGE_ID"}):
         out += ["pipelines", "pipeline_stages"]
@@ -51,9 +51,9 @@ def references_needed(mapping: Mapping) -> list[str]:
 def _index(rows: list[dict[str, Any]], id_field: str, by: str) -> LookupIndex:
     index: dict[str, list[int]] = defaultdict(list)
     for row in rows:
-        value = row.get(by)
-        if value is not None and str(value).strip():
-            index[str(value).strip()].append(int(row[id_field]))
+        value, rid = row.get(by), record_id(row, id_field)
+        if value is not None and str(value).strip() and rid is not None:
+            index[str(value).strip()].append(rid)
     return dict(index)
 
 
@@ -83,7 +83,9 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
         rows: list[dict[str, Any]] = []
         if target in references:  # already read whole
             rows = [
-                {tobj.id_field: r.get(tobj.id_field), by: r.get(by)} for r in references[target]
+                {tobj.id_field: r.get(tobj.id_field), by: r.get(by)}
+                for r in references[target]
+                if _for_object(target, r, mapping.object)
             ]
         else:
             params = {"brief": "true"} if tobj.brief and not by.endswith("__c") else {}
@@ -94,6 +96,15 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
                 )
         lookups[(target, by)] = _index(rows, tobj.id_field, by)
     return AccountFacts(definitions, lookups, meter.requests, references)
+
+
+def _for_object(target: str, record: dict[str, Any], object_name: str) -> bool:
+    """A pipeline name is looked up among the pipelines of the mapped object type only: an
+    opportunities pipeline and a projects one may share a name."""
+    if target != "pipelines" or object_name not in PIPELINED:
+        return True
+    flag = "FOR_OPPORTUNITIES" if object_name == "opportunities" else "FOR_PROJECTS"
+    return bool(record.get(flag))
 
 
 def _field_value(record: dict[str, Any], name: str) -> Any:

@@ -39,6 +39,9 @@ from insightly_etl.load.validate import ABSENT, ValidationResult
 from insightly_etl.progress import NullProgress, Progress
 
 RECONCILE_ATTEMPTS = 3
+STRICTNESS = ("overwrite", "fill", "never")
+# after a lost answer, how long to let a slow server finish before reading the record again
+SETTLE_SECONDS = 2.0
 ALREADY = "already"  # a step that needed no request
 KINDS = ("pipeline", "stage", "unpipeline", "state", "link")  # the requests steps send
 
@@ -76,12 +79,17 @@ def row_wants(result: ValidationResult, row: int) -> list[Want]:
     pipeline = result.cell(row, "PIPELINE_ID") if "PIPELINE_ID" in columns else ABSENT
     if pipeline is not ABSENT:
         stage = result.cell(row, "STAGE_ID") if "STAGE_ID" in columns else ABSENT
-        field = "STAGE_ID" if "PIPELINE_ID" not in policies else "PIPELINE_ID"
+        # one request sets both: the stricter of the two columns' policies holds for it
+        strict = max(
+            (_policy(policies, f) for f in ("PIPELINE_ID", "STAGE_ID") if f in policies),
+            key=STRICTNESS.index,
+            default="overwrite",
+        )
         wants.append(
             Want(
                 "pipeline",
                 {"PIPELINE_ID": pipeline, "STAGE_ID": None if stage is ABSENT else stage},
-                _policy(policies, field),
+                strict,
             )
         )
     state = result.cell(row, "OPPORTUNITY_STATE") if "OPPORTUNITY_STATE" in columns else ABSENT
@@ -118,11 +126,13 @@ def _policy(policies: dict[str, Any], name: str) -> str:
     return str(policy.update) if policy is not None else "overwrite"
 
 
-def decide(obj: ObjectType, want: Want, record: Record, *, created: bool) -> Call | None:
+def decide(
+    obj: ObjectType, want: Want, record: Record, *, created: bool, record_id: int
+) -> Call | None:
     """The request that makes `record` what `want` says, or None when it already is (or the
     column's policy leaves it alone: `update: never` on a record this import did not create,
     `fill` on one that has a value)."""
-    path = f"{obj.endpoint}/{record[obj.id_field or '']}"
+    path = f"{obj.endpoint}/{record_id}"
     if want.step == "pipeline":
         pipeline, stage = want.value["PIPELINE_ID"], want.value["STAGE_ID"]
         now_pipeline, now_stage = record.get("PIPELINE_ID"), record.get("STAGE_ID")
@@ -145,7 +155,7 @@ def decide(obj: ObjectType, want: Want, record: Record, *, created: bool) -> Cal
     if want.step == "state":
         now = str(record.get("OPPORTUNITY_STATE") or "Open")
         if not created and (
-            want.update == "never" or (want.update == "fill" and now.lower() != "open")
+            want.update == "never" or (want.update == "fill" and record.get("OPPORTUNITY_STATE"))
         ):
             return None
         if now.lower() == str(want.value["STATE"]).lower():
@@ -159,6 +169,17 @@ def decide(obj: ObjectType, want: Want, record: Record, *, created: bool) -> Cal
         return None
     body = {k: v for k, v in want.value.items() if v is not None}
     return Call("link", "POST", f"{path}/Links", body)
+
+
+def _link_key(obj: ObjectType, rid: int, want: Want) -> tuple[frozenset[tuple[str, int]], str]:
+    """A link by its two ends (either way round) and its role."""
+    ends = frozenset(
+        {
+            (LINK_NAMES.get(obj.name, obj.name).lower(), rid),
+            (str(want.value["LINK_OBJECT_NAME"]).lower(), int(want.value["LINK_OBJECT_ID"])),
+        }
+    )
+    return ends, str(want.value["ROLE"] or "")
 
 
 def _same_id(a: Any, b: Any) -> bool:
@@ -231,6 +252,8 @@ class StepRunner:
         self.progress = progress or NullProgress()
         self.outcome = StepOutcome()
         self.journal: dict[tuple[int, str], StepState] = {}
+        self.linked: set[tuple[frozenset[tuple[str, int]], str]] = set()  # links added this run
+        self.settle_seconds = SETTLE_SECONDS
 
     def pending(self, rows: list[RowRecord]) -> list[tuple[RowRecord, list[Want]]]:
         """Rows with a step not done for this want and this record."""
@@ -266,12 +289,18 @@ class StepRunner:
             for want in wants:
                 if record is None:
                     count(want.step.split(":")[0])
-                elif call := decide(self.obj, want, dict(record), created=r.created):
+                elif call := decide(
+                    self.obj,
+                    want,
+                    dict(record),
+                    created=self._created(r, want),
+                    record_id=r.record_id,
+                ):
                     count(call.action)
-        new = {self.obj.id_field or "": 0}  # a record to create: no pipeline, Open, no links
+        new: Record = {}  # a record to create: no pipeline, Open, no links
         for row in planned_new:
             for want in row_wants(self.result, row):
-                if call := decide(self.obj, want, new, created=True):
+                if call := decide(self.obj, want, new, created=True, record_id=0):
                     count(call.action)
         return counts
 
@@ -303,6 +332,13 @@ class StepRunner:
         if self.stop.is_set() and not self.outcome.stopped:
             self.outcome.stopped = "interrupted"
         return self.outcome
+
+    def _created(self, r: RowRecord, want: Want) -> bool:
+        """Created by this import, and this step never applied to it: a later edit of the
+        file is an update, where `update: never|fill` hold."""
+        entry = self.journal.get((r.row, want.step))
+        applied = entry is not None and entry.state == "done" and entry.record_id == r.record_id
+        return r.created and not applied
 
     def _settled(self, r: RowRecord, want: Want) -> bool:
         entry = self.checkpoint.step_states().get((r.row, want.step))
@@ -363,6 +399,10 @@ class StepRunner:
             for want in wants:
                 if not self._settled(r, want):
                     self._failed(r, want, 404, "the record was deleted in Insightly")
+        except ApiError as exc:  # reading the record or its links: this row's steps only
+            for want in wants:
+                if not self._settled(r, want):
+                    self._failed(r, want, exc.status, f"reading the record: {exc.message}")
 
     async def _step(self, r: RowRecord, want: Want, record: Record) -> Record | None:
         """One step, reconciled until its outcome is known; the record as it left it."""
@@ -376,7 +416,15 @@ class StepRunner:
             else None
         )
         for _ in range(RECONCILE_ATTEMPTS):
-            call = decide(self.obj, want, record, created=r.created)
+            call = decide(
+                self.obj, want, record, created=self._created(r, want), record_id=r.record_id
+            )
+            if call is not None and call.action == "link":
+                key = _link_key(self.obj, r.record_id, want)
+                if key in self.linked:  # the other record's row added it, either way round
+                    call = None
+                else:
+                    self.linked.add(key)  # claimed before the await: no race between rows
             if call is None:
                 # already so — or made so by a request whose answer was lost: counted as sent
                 self._settle(r, want, "done", sent_before or ALREADY)
@@ -392,11 +440,16 @@ class StepRunner:
             except OutcomeUnknown as exc:
                 self._settle(r, want, "unknown", call.action, message=exc.message)
                 sent_before = call.action
+                await asyncio.sleep(self.settle_seconds)  # a slow server may still apply it
                 record = await self._read(r, links=want.step.startswith("link:"))
+                if call.action == "link":
+                    self.linked.discard(_link_key(self.obj, r.record_id, want))
                 continue
             except (QuotaError, Halted):
                 raise
             except ApiError as exc:  # 404 "Record, Pipeline or Pipeline Stage not found", 400 …
+                if call.action == "link":
+                    self.linked.discard(_link_key(self.obj, r.record_id, want))
                 self._failed(r, want, exc.status, exc.message, call.action)
                 return record
             self._settle(r, want, "done", call.action)
@@ -406,14 +459,28 @@ class StepRunner:
         return None
 
     async def _read(self, r: RowRecord, *, links: bool) -> Record:
-        record = dict((await self.client.get(f"{self.obj.endpoint}/{r.record_id}")).data)
-        if links and "LINKS" not in record:
+        path = f"{self.obj.endpoint}/{r.record_id}"
+        data = (await self.client.get(path)).data
+        if not isinstance(data, dict) or record_id(data, self.obj.id_field or "") != r.record_id:
+            raise ApiError(f"the answer to GET {path} is not that record", status=200)
+        record = dict(data)
+        if links and not isinstance(record.get("LINKS"), list):
             record["LINKS"] = await self._links(r.record_id)
         return record
 
-    async def _links(self, record_id: int) -> list[Any]:
-        answer = (await self.client.get(f"{self.obj.endpoint}/{record_id}/Links")).data
-        return list(answer) if isinstance(answer, list) else []
+    async def _links(self, rid: int) -> list[Any]:
+        """Every link of the record, 500 a page; a page that brings nothing new ends it."""
+        links: list[Any] = []
+        seen: set[str] = set()
+        while True:
+            params = {"skip": len(links), "top": PAGE_SIZE}
+            answer = (await self.client.get(f"{self.obj.endpoint}/{rid}/Links", params)).data
+            page = [lk for lk in answer if isinstance(lk, dict)] if isinstance(answer, list) else []
+            fresh = [lk for lk in page if json.dumps(lk, sort_keys=True, default=str) not in seen]
+            seen.update(json.dumps(lk, sort_keys=True, default=str) for lk in fresh)
+            links.extend(fresh)
+            if len(page) < PAGE_SIZE or not fresh:
+                return links
 
     def _settle(
         self, r: RowRecord, want: Want, state: str, action: str, message: str | None = None

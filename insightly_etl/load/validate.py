@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import OPPORTUNITY_STATES, ObjectType, get_object
+from insightly_etl.api.registry import OPPORTUNITY_STATES, ObjectType, get_object, record_id
 from insightly_etl.errors import InputError
 from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
@@ -793,8 +793,17 @@ class _StepValues:
         if "pipelines" not in self.refs:  # a test's facts: nothing to check against
             return
         flag = "FOR_OPPORTUNITIES" if self.obj.name == "opportunities" else "FOR_PROJECTS"
-        pipelines = {int(p["PIPELINE_ID"]): p for p in self.refs["pipelines"]}
-        stages = {int(s["STAGE_ID"]): s for s in self.refs["pipeline_stages"]}
+        pipelines = {
+            pid: p
+            for p in self.refs["pipelines"]
+            if (pid := record_id(p, "PIPELINE_ID")) is not None
+        }
+        stages = {
+            sid: s
+            for s in self.refs["pipeline_stages"]
+            if (sid := record_id(s, "STAGE_ID")) is not None
+            and record_id(s, "PIPELINE_ID") is not None
+        }
         name_of = {pid: str(p.get("PIPELINE_NAME")) for pid, p in pipelines.items()}
         given = values.get("PIPELINE_ID")
         raw = values.get("STAGE_ID")
@@ -895,7 +904,9 @@ class _StepValues:
         given = values.get("OPPORTUNITY_STATE")
         raw = values.get("STATE_REASON_ID")
         reasons = {
-            int(r["STATE_REASON_ID"]): r for r in self.refs.get("opportunity_state_reasons", [])
+            rid: r
+            for r in self.refs.get("opportunity_state_reasons", [])
+            if (rid := record_id(r, "STATE_REASON_ID")) is not None
         }
         n = len(next(iter(values.values())))
         states: list[Any] = [pd.NA] * n

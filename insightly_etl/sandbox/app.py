@@ -584,8 +584,10 @@ class Sandbox:
         coll = account.collections[name]
         if rid not in coll.records:
             return error(404, f"{coll.spec.singular} {rid} not found.")
-        if not rest and method == "GET":
-            return json_response(coll.records[rid].get("LINKS") or [])
+        if not rest and method == "GET":  # paged like every list (swagger: skip, top)
+            params = _query(request)
+            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
+            return json_response((coll.records[rid].get("LINKS") or [])[skip : skip + top])
         if not rest and method == "POST":
             return json_response(account.add_link(name, rid, await _body(request)), 201)
         if not rest and method == "PUT":

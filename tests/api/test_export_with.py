@@ -212,3 +212,52 @@ async def test_comments_and_each_records_emails_come_per_record(
     }
     rows = pq.read_table(tmp_path / "record_emails.parquet").to_pylist()
     assert {(r["id"], r["email_id"]) for r in rows} == linked and len(rows) == len(linked) > 0
+
+
+async def test_a_server_that_ignores_skip_does_not_page_forever(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """500 links on one record, and a server that answers the first page whatever `skip` is:
+    the second page brings nothing new, and the reading of that record ends there."""
+    import httpx
+
+    sb = make_sandbox()
+    opp = sb.account.collections["Opportunities"].ids[0]
+    record = sb.account.collections["Opportunities"].records[opp]
+    record["LINKS"] = [
+        {
+            "LINK_ID": 50_000 + n,
+            "LINK_OBJECT_NAME": "Contact",
+            "LINK_OBJECT_ID": 2001,
+            "ROLE": str(n),
+        }
+        for n in range(500)
+    ]
+    sb.account.collections["Opportunities"].put(record)
+
+    class IgnoreSkip(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.ASGITransport(app=sb.app)
+
+        async def handle_async_request(self, request):
+            if request.url.path.endswith("/Links"):
+                request.url = request.url.copy_remove_param("skip")
+            return await self.inner.handle_async_request(request)
+
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from tests.conftest import KEY
+
+    client = InsightlyClient(
+        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
+        transport=IgnoreSkip(),
+        rate=1000,
+    )
+    async with client:
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["opportunities"], with_=["links"])
+        )
+    opps = len(sb.account.collections["Opportunities"].ids)
+    assert result.sub_collections["links"]["requests"] == opps + 1  # that record: two pages
+    rows = pq.read_table(tmp_path / "links.parquet").to_pylist()
+    assert sum(1 for r in rows if r["id"] == opp) == 500

@@ -102,7 +102,7 @@ async def test_a_stage_moves_within_its_pipeline_with_one_request_and_unchanged_
     ("cell", "message"),
     [
         ("New Business,Signed,,", "no stage 'Signed' in pipeline 'New Business'"),
-        ("Onboarding,Kick-off,,", "pipeline 3 is not a pipeline of opportunities"),
+        ("Onboarding,Kick-off,,", "no pipelines record with PIPELINE_NAME 'Onboarding'"),
         (",Proposal,,", "'Proposal' is a stage of several pipelines ('New Business', 'Renewals')"),
         ("New Business,Proposal,Closed,", "'Closed' is not an opportunity state"),
         ("New Business,Proposal,Won,Price too high", "no reason 'Price too high' for Won"),
@@ -345,3 +345,71 @@ def test_fields_says_which_fields_are_steps() -> None:
     assert rows["STAGE_ID"].endswith("a step: PUT …/Pipeline")
     assert rows["STATE_REASON_ID"].endswith("a step: PUT …/StateChange")
     assert "Open, Won, Lost, Abandoned, Suspended; a step" in rows["OPPORTUNITY_STATE"]
+
+
+async def test_reciprocal_links_in_one_file_are_added_once(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    a, b = [
+        c["EMAIL_ADDRESS"] for c in list(sb.account.collections["Contacts"].records.values())[:2]
+    ]
+    mapping = (
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Email: EMAIL_ADDRESS\n"
+        "links:\n  - {column: Spouse, object: contacts, by: EMAIL_ADDRESS, role: Spouse}\n"
+    )
+    result = await run_import(
+        sb,
+        write(tmp_path, "p.csv", f"Email,Spouse\n{a},{b}\n{b},{a}\n"),
+        write(tmp_path, "p.yaml", mapping),
+    )
+    assert calls(sb, "POST", "/Links") == 1 and result.counts["link"] == 1
+
+
+async def test_update_never_on_the_stage_column_holds_when_the_pipeline_is_mapped(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    mapping = DEALS_MAPPING.replace(
+        "Stage: {field: STAGE_ID, lookup: {object: pipeline_stages}}",
+        "Stage: {field: STAGE_ID, lookup: {object: pipeline_stages}, update: never}",
+    )
+    file, yaml = write(tmp_path, "d.csv", DEALS), write(tmp_path, "d.yaml", mapping)
+    await run_import(sb, file, yaml)  # created here: the stage is set
+    assert deals(sb)["Canteen fit-out"]["STAGE_ID"] == 14
+    write(tmp_path, "d.csv", DEALS.replace("New Business,Negotiation", "New Business,Proposal"))
+    await run_import(sb, file, yaml)  # an edit later is an update: never
+    assert deals(sb)["Canteen fit-out"]["STAGE_ID"] == 14
+
+
+async def test_a_default_state_does_not_close_an_open_deal(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    deal = next(d for d in deals(sb).values() if d["OPPORTUNITY_STATE"] == "OPEN")
+    mapping = (
+        "object: opportunities\nmatch: {column: Deal, field: OPPORTUNITY_NAME}\ncolumns:\n"
+        "  Deal: OPPORTUNITY_NAME\n  State: OPPORTUNITY_STATE\ndefaults: {OPPORTUNITY_STATE: Won}\n"
+    )
+    await run_import(
+        sb,
+        write(tmp_path, "d.csv", f"Deal,State\n{deal['OPPORTUNITY_NAME']},\n"),
+        write(tmp_path, "d.yaml", mapping),
+    )
+    assert deals(sb)[deal["OPPORTUNITY_NAME"]]["OPPORTUNITY_STATE"] == "OPEN"
+    assert calls(sb, "PUT", "/StateChange") == 0
+
+
+async def test_a_pipeline_name_is_looked_up_among_the_objects_own_pipelines(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    sb.account.collections["Pipelines"].put(
+        {
+            "PIPELINE_ID": 4,
+            "PIPELINE_NAME": "New Business",
+            "FOR_OPPORTUNITIES": False,
+            "FOR_PROJECTS": True,
+            "OWNER_USER_ID": 1,
+        }
+    )
+    result = await run_import(
+        sb, write(tmp_path, "d.csv", DEALS), write(tmp_path, "d.yaml", DEALS_MAPPING)
+    )
+    assert result.counts["rejected"] == 0 and deals(sb)["Harbour cranes"]["PIPELINE_ID"] == 1
