@@ -533,6 +533,10 @@ class _ColumnValidator:
         if kind == INTEGER:
             good = pd.Series(fullmatch(v, r"[+-]?\d+"), index=v.index)
             self._bad(v, ~good, "integer", "{v} is not a whole number")
+            # beyond 18 digits a value may not fit in 64 bits: no Insightly id or count does
+            huge = good & pd.Series(fullmatch(v, r"[+-]?0*\d{19,}"), index=v.index)
+            self._bad(v, huge, "integer", "{v} is too large a whole number")
+            good = good & ~huge
             ints = pc.cast(_arrow(v.where(good)), pa.int64())
             return pd.Series(pd.array(ints, dtype="Int64"), index=v.index)
         if kind == NUMBER:

@@ -369,3 +369,15 @@ def test_with_a_match_key_rows_lacking_a_create_field_are_warned_not_rejected(
         "needs it): line 3, 4, 5"
     ]
     assert result.update_only_warnings(examples=2)[0].endswith("line 3, 4 …")
+
+
+def test_a_whole_number_too_large_for_64_bits_is_an_error_on_its_row_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    r = run(
+        tmp_path,
+        "Name,Owner\nA,12345678901234567890\nB,7\nC,-000123\n",
+        contacts({"Owner": "OWNER_USER_ID"}),
+    )
+    assert messages(r) == [(2, "'12345678901234567890' is too large a whole number")]
+    assert values(r, "OWNER_USER_ID")[1:] == [7, -123]
