@@ -380,13 +380,17 @@ def import_(
         if result.stop_hint:
             click.echo(f"Hint: {result.stop_hint}", err=True)
         click.echo(
-            f"{c['left']:,} rows left. Run the same command again to continue"
+            f"{c['left']:,} rows left"
+            + (f" and {c['steps_left']:,} steps" if c["steps_left"] else "")
+            + ". Run the same command again to continue"
             + (f": {result.quota_frees}." if result.quota_frees else "."),
             err=True,
         )
     elif result.stopped == "interrupted":
         click.echo(
-            f"Interrupted: {c['left']:,} rows left; run the same command again to continue.",
+            f"Interrupted: {c['left']:,} rows left"
+            + (f" and {c['steps_left']:,} steps" if c["steps_left"] else "")
+            + "; run the same command again to continue.",
             err=True,
         )
         if received and received[0] == signal.SIGTERM:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from insightly_etl.api.accounting import frees_up
@@ -284,15 +284,11 @@ async def _run(
         if has_steps(validation)
         else None
     )
-    quota_plan = _quota_plan(client, plan, options, states)
-    if steps is not None:
+    estimate = None
+    if steps is not None:  # the steps' requests count in the plan and in this run's share
         new = [p.row for p in plan.rows if p.action == "create"]
         estimate = steps.estimate(_step_rows(checkpoint, valid), new)
-        quota_plan = replace(
-            quota_plan,
-            steps=estimate,
-            requests_needed=quota_plan.requests_needed + sum(estimate.values()),
-        )
+    quota_plan = _quota_plan(client, plan, options, states, estimate)
     if announce:
         announce(quota_plan)
     plan_file = write_plan(options, table, plan)
@@ -440,7 +436,11 @@ def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict[int, RowState]
 
 
 def _quota_plan(
-    client: InsightlyClient, plan: Plan, options: ImportOptions, states: dict[int, RowState]
+    client: InsightlyClient,
+    plan: Plan,
+    options: ImportOptions,
+    states: dict[int, RowState],
+    steps: dict[str, int] | None = None,
 ) -> QuotaPlan:
     writes = plan.writes
     batches_with_updates = sum(
@@ -448,7 +448,7 @@ def _quota_plan(
         for group in send_groups(writes, options.batch_size, client.rate_ceiling)
         if any(p.action == "update" for p in group)
     )
-    needed = len(writes) + batches_with_updates
+    needed = len(writes) + batches_with_updates + sum((steps or {}).values())
     remaining = client.quota.remaining
     reserve = client.reserve
     allowed = [needed]
@@ -474,6 +474,7 @@ def _quota_plan(
         strategy=plan.strategy,
         planning_requests=plan.requests,
         examples=plan_examples(plan),
+        steps=dict(steps or {}),
     )
 
 

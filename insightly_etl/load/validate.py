@@ -791,7 +791,8 @@ class _StepValues:
 
     def _bad(self, row: int, name: str, value: Any, message: str) -> None:
         column = self.columns.get(name, name)
-        self.errors.add(np.array([row]), column, name, "step", [value], [message])
+        kind = {"PIPELINE_ID": "pipeline", "STAGE_ID": "stage", "STATE_REASON_ID": "reason"}
+        self.errors.add(np.array([row]), column, name, kind.get(name, "state"), [value], [message])
 
     def _pipelines(self, values: dict[str, pd.Series], by_name: ColumnRule | None) -> None:
         if "pipelines" not in self.refs:  # a test's facts: nothing to check against

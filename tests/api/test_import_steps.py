@@ -69,6 +69,7 @@ async def test_deals_are_created_in_their_stage_with_their_state_and_reason(
     assert (c["created"], c["pipeline"], c["stage"], c["state"], c["link"]) == (4, 4, 0, 2, 0)
     assert (c["steps_failed"], c["steps_left"], result.exit_code) == (0, 0, 0)
     assert result.plan is not None and result.plan.steps == {"pipeline": 4, "state": 2}
+    assert result.plan.requests_needed == result.plan.this_run == 4 + 6  # creates and steps
     # the record bodies never carried what only the steps may set
     assert calls(sb, "POST", "Opportunities") == 4
 
