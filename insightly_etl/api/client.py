@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json as json_module
 import logging
 import random
 import time
@@ -143,6 +144,22 @@ class InsightlyClient:
     # ------------------------------------------------------------------ verbs
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Reply:
         return await self.request("GET", path, params=params)
+
+    async def get_all(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a small list (a record's Links, Comments, FileAttachments …), 500 a
+        request. A page that brings nothing new ends it: a server that ignores `skip` would
+        otherwise send the same page for ever, each time for a request of the quota."""
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            data = (await self.get(path, {"skip": len(items), "top": PAGE_SIZE})).data
+            page = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+            keys = [json_module.dumps(d, sort_keys=True, default=str) for d in page]
+            fresh = [d for d, k in zip(page, keys, strict=True) if k not in seen]
+            seen.update(keys)
+            items.extend(fresh)
+            if len(page) < PAGE_SIZE or not fresh:
+                return items
 
     async def download(self, path: str) -> bytes:
         """A file's bytes (`GET /FileAttachments/{id}`: application/octet-stream), at most

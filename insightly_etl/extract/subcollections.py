@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
+from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import LINKABLE, OBJECTS, ObjectType, record_id
 from insightly_etl.errors import (
     ApiError,
@@ -312,22 +312,10 @@ class SubFetcher:
 
     async def _all(self, obj: ObjectType, rid: int, spec: SubCollection) -> list[dict[str, Any]]:
         """One record's items, paged at 500 like any list (most need one request)."""
-        items: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        while True:
-            params = {"skip": len(items), "top": PAGE_SIZE}
-            try:
-                reply = await self.client.get(f"{obj.endpoint}/{rid}/{spec.path}", params)
-            except NotFoundError:  # deleted since its object was exported
-                return items
-            data = reply.data
-            page = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
-            # a server that ignores skip sends the same page again: nothing new ends it
-            fresh = [d for d in page if json.dumps(d, sort_keys=True, default=str) not in seen]
-            seen.update(json.dumps(d, sort_keys=True, default=str) for d in fresh)
-            items.extend(fresh)
-            if len(page) < PAGE_SIZE or not fresh:
-                return items
+        try:
+            return await self.client.get_all(f"{obj.endpoint}/{rid}/{spec.path}")
+        except NotFoundError:  # deleted since its object was exported
+            return []
 
 
 def _ids(path: Path, obj: ObjectType) -> list[int]:

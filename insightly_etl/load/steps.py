@@ -469,18 +469,7 @@ class StepRunner:
         return record
 
     async def _links(self, rid: int) -> list[Any]:
-        """Every link of the record, 500 a page; a page that brings nothing new ends it."""
-        links: list[Any] = []
-        seen: set[str] = set()
-        while True:
-            params = {"skip": len(links), "top": PAGE_SIZE}
-            answer = (await self.client.get(f"{self.obj.endpoint}/{rid}/Links", params)).data
-            page = [lk for lk in answer if isinstance(lk, dict)] if isinstance(answer, list) else []
-            fresh = [lk for lk in page if json.dumps(lk, sort_keys=True, default=str) not in seen]
-            seen.update(json.dumps(lk, sort_keys=True, default=str) for lk in fresh)
-            links.extend(fresh)
-            if len(page) < PAGE_SIZE or not fresh:
-                return links
+        return await self.client.get_all(f"{self.obj.endpoint}/{rid}/Links")
 
     def _settle(
         self, r: RowRecord, want: Want, state: str, action: str, message: str | None = None
