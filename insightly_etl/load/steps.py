@@ -326,8 +326,9 @@ class StepRunner:
                 await asyncio.gather(*(self._row(r, wants) for r, wants in chunk))
         finally:
             self.progress.finish()
+        journal = self.checkpoint.step_states()  # read once: not once per step
         for r, wants in todo:
-            unsettled += sum(1 for w in wants if not self._settled(r, w))
+            unsettled += sum(1 for w in wants if not _settled(journal, r, w))
         self.outcome.left = unsettled
         if self.stop.is_set() and not self.outcome.stopped:
             self.outcome.stopped = "interrupted"
@@ -339,15 +340,6 @@ class StepRunner:
         entry = self.journal.get((r.row, want.step))
         applied = entry is not None and entry.state == "done" and entry.record_id == r.record_id
         return r.created and not applied
-
-    def _settled(self, r: RowRecord, want: Want) -> bool:
-        entry = self.checkpoint.step_states().get((r.row, want.step))
-        return (
-            entry is not None
-            and entry.want == want.text
-            and entry.record_id == r.record_id
-            and entry.state in ("done", "failed")
-        )
 
     async def _prefetch(self, ids: list[int]) -> None:
         """Records this run has not read (their rows were written by an earlier run): one
@@ -395,14 +387,16 @@ class StepRunner:
                 self.outcome = StepOutcome("quota", exc)
         except Halted:
             pass  # the journal holds what was sent; the rest is for the next run
-        except NotFoundError:  # reading the record
-            for want in wants:
-                if not self._settled(r, want):
-                    self._failed(r, want, 404, "the record was deleted in Insightly")
         except ApiError as exc:  # reading the record or its links: this row's steps only
+            journal = self.checkpoint.step_states()
+            why = (
+                "the record was deleted in Insightly"
+                if isinstance(exc, NotFoundError)
+                else f"reading the record: {exc.message}"
+            )
             for want in wants:
-                if not self._settled(r, want):
-                    self._failed(r, want, exc.status, f"reading the record: {exc.message}")
+                if not _settled(journal, r, want):
+                    self._failed(r, want, exc.status, why)
 
     async def _step(self, r: RowRecord, want: Want, record: Record) -> Record | None:
         """One step, reconciled until its outcome is known; the record as it left it."""
@@ -499,6 +493,16 @@ class StepRunner:
             message=message,
         )
         self.progress.advance(1)
+
+
+def _settled(journal: dict[tuple[int, str], StepState], r: RowRecord, want: Want) -> bool:
+    entry = journal.get((r.row, want.step))
+    return (
+        entry is not None
+        and entry.want == want.text
+        and entry.record_id == r.record_id
+        and entry.state in ("done", "failed")
+    )
 
 
 def step_counts(checkpoint: Checkpoint) -> dict[str, int]:
