@@ -187,3 +187,8 @@ def export(
                 err=True,
             )
         echo_accounting(result.stats)
+    # an object the account cannot read is skipped in a whole-account export, but one the
+    # user named is what the run was for: its refusal is the run's error
+    for o in result.objects:
+        if o.refusal is not None and o.name in options.objects:
+            raise o.refusal

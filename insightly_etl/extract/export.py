@@ -35,7 +35,8 @@ from insightly_etl.api.registry import (
     is_custom_object_name,
     record_id,
 )
-from insightly_etl.errors import ForbiddenError, InputError, NotFoundError
+from insightly_etl.api.tasks import gather_all, settle
+from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
     custom_fields_schema,
@@ -86,6 +87,7 @@ class ObjectResult:
     requests: int = 0
     file: str | None = None
     high_water_mark: str | None = None
+    refusal: ApiError | None = None  # why it was skipped
 
 
 @dataclass
@@ -181,6 +183,12 @@ class Exporter:
         self.ext = options.fmt  # parquet | csv | xlsx
 
     async def run(self) -> ExportResult:
+        try:
+            return await self._run()
+        finally:  # definitions fetched ahead of need must not outlive a failed run
+            await settle(self._defs.values())
+
+    async def _run(self) -> ExportResult:
         opts = self.options
         if (opts.incremental or opts.since) and opts.fmt != "parquet":
             raise InputError(
@@ -323,7 +331,7 @@ class Exporter:
     async def _export_definitions(self) -> ObjectResult:
         with_custom = [obj for obj in OBJECTS.values() if obj.has_custom_fields]
         with_custom += [custom_object(name) for name in self.custom_objects]
-        await asyncio.gather(*(self._definitions(obj) for obj in with_custom))
+        await gather_all(*(self._definitions(obj) for obj in with_custom))
         rows = [
             {**d, "OBJECT": obj.name}
             for obj in with_custom
@@ -349,7 +357,7 @@ class Exporter:
             self.result.warnings.append(
                 f"skipped {obj.name}: the account cannot read it (HTTP {exc.status}: {exc.message})"
             )
-            return ObjectResult(obj.name, "skipped")
+            return ObjectResult(obj.name, "skipped", refusal=exc)
 
     def _since(self, obj: ObjectType) -> datetime | None:
         if not obj.searchable or obj.updated_field is None:

@@ -20,7 +20,6 @@ day's allowance minus the reserve. The parents' ids come from the object files t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import LINKABLE, OBJECTS, ObjectType, record_id
+from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     Halted,
@@ -254,7 +254,7 @@ class SubFetcher:
             try:
                 for start in range(0, len(ids), 200):
                     chunk = ids[start : start + 200]
-                    answers = await asyncio.gather(*(self._all(obj, i, spec) for i in chunk))
+                    answers = await gather_all(*(self._all(obj, i, spec) for i in chunk))
                     for rid, items in zip(chunk, answers, strict=True):
                         rows.extend(_row(sub, obj, rid, item) for item in items)
                     self.progress.advance(len(chunk))
@@ -283,7 +283,7 @@ class SubFetcher:
         try:
             for start in range(0, len(todo), 50):
                 chunk = todo[start : start + 50]
-                await asyncio.gather(*(self._one_file(r) for r in chunk))
+                await gather_all(*(self._one_file(r) for r in chunk))
                 self.progress.advance(len(chunk))
         finally:
             self.progress.finish()

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import PIPELINED, get_object, record_id
-from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
+from insightly_etl.errors import ApiError, InputError
 from insightly_etl.load.mapping import Mapping
 
 LookupIndex = dict[str, list[int]]  # value as text -> ids of the records that have it
@@ -62,15 +62,15 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
     meter = client.meter()
     definitions: list[dict[str, Any]] = []
     if obj.has_custom_fields:
-        try:
-            answer = (await client.get(f"CustomFields/{obj.endpoint}")).data or []
-            if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
-                raise ApiError(
-                    f"CustomFields/{obj.endpoint} did not answer a list of field definitions"
-                )
-            definitions = list(answer)
-        except (ForbiddenError, NotFoundError):
-            definitions = []
+        # a 403 or 404 here is not "no custom fields": every such object type has the
+        # endpoint, so the key's user cannot read the object (403) or the URL is not an
+        # Insightly API (404); validating or undoing without the definitions would mislead
+        answer = (await client.get(f"CustomFields/{obj.endpoint}")).data or []
+        if not isinstance(answer, list) or not all(isinstance(d, dict) for d in answer):
+            raise ApiError(
+                f"CustomFields/{obj.endpoint} did not answer a list of field definitions"
+            )
+        definitions = list(answer)
     references: dict[str, list[dict[str, Any]]] = {}
     for name in references_needed(mapping):
         references[name] = []

@@ -22,6 +22,7 @@ from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
+from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
@@ -164,7 +165,7 @@ class Executor:
                     break
                 if any(p.action == "update" for p in batch):
                     await self._refresh(batch)
-                await asyncio.gather(*(self._send(p) for p in batch))
+                await gather_all(*(self._send(p) for p in batch))
         except QuotaError as exc:  # raised by the refresh
             self._stop_for(exc)
         except Halted:  # the refresh was stopped: so is the run

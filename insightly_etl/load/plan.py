@@ -13,7 +13,6 @@ every sub-element a PUT left out (reference §3, §5).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pandas as pd
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
+from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import NotFoundError
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -575,7 +575,7 @@ class Planner:
                     self.records[rid] = record
             return r, found
 
-        pairs = await asyncio.gather(*(one(r) for r in rows))
+        pairs = await gather_all(*(one(r) for r in rows))
         return dict(pairs)
 
     async def _by_ids(self, known: dict[int, int], plan: Plan) -> dict[int, list[Record]]:
@@ -595,7 +595,7 @@ class Planner:
             self.records[rid] = dict(reply.data)
             return r, [dict(reply.data)]
 
-        pairs = await asyncio.gather(*(one(r, rid) for r, rid in known.items()))
+        pairs = await gather_all(*(one(r, rid) for r, rid in known.items()))
         if plan.strategy == "none":
             plan.strategy = "get"
         return {r: found for r, found in pairs if r not in plan.failed}

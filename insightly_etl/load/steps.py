@@ -32,6 +32,7 @@ from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import LINK_NAMES, ObjectType, get_object, record_id
+from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import ApiError, Halted, NotFoundError, OutcomeUnknown, QuotaError
 from insightly_etl.load.checkpoint import Checkpoint, StepState
 from insightly_etl.load.plan import Record, row_policies
@@ -323,7 +324,7 @@ class StepRunner:
                 if self.stop.is_set() or self.outcome.stopped:
                     break
                 chunk = todo[start : start + width]
-                await asyncio.gather(*(self._row(r, wants) for r, wants in chunk))
+                await gather_all(*(self._row(r, wants) for r, wants in chunk))
         finally:
             self.progress.finish()
         journal = self.checkpoint.step_states()  # read once: not once per step

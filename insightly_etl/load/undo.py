@@ -28,6 +28,7 @@ import pandas as pd
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import ObjectType, get_object
+from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     CheckpointError,
@@ -261,7 +262,7 @@ async def _undo(
             except ApiError as exc:
                 undo.fail(job, str(exc), journal=True)
 
-    await asyncio.gather(*(run(job) for job in ordered))
+    await gather_all(*(run(job) for job in ordered))
     quota = [s for s in stopped if s[0] == "quota"]
     stop, reason, hint = (quota or stopped)[0] if stopped else (None, None, None)
     undo.counts["left"] = sum(1 for j in ordered if j.row not in undo.settled)

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -308,6 +309,9 @@ class Sandbox:
         # when each write arrived (time.monotonic of this process): lets a test that runs the
         # sandbox in-process say whether a client sent anything after a given moment
         self.write_arrivals: list[float] = []
+        # set by a test that runs the sandbox in-process: writes that arrive wait until it is
+        # cleared, so a client can be held in the middle of a run for as long as a test needs
+        self.hold_writes = threading.Event()
         self._valid_auth = {
             "Basic " + base64.b64encode(v.encode()).decode()
             for v in (config.api_key, config.api_key + ":")
@@ -379,6 +383,8 @@ class Sandbox:
     async def api(self, request: Request) -> Response:
         if request.method in ("POST", "PUT", "DELETE"):
             self.write_arrivals.append(time.monotonic())
+            while self.hold_writes.is_set():
+                await asyncio.sleep(0.01)
         # ASP.NET Web API routes ignore case: /v3.1/contacts is /v3.1/Contacts (the Singer taps
         # ask for lower-case paths and work against the real API)
         segments = [

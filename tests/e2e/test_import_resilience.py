@@ -280,10 +280,15 @@ def test_two_imports_of_one_file_at_once_send_each_row_once(tmp_path: Path) -> N
     args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "40", "--quiet"]
     with running_sandbox(SandboxConfig(api_key=KEY, rate_limit=400)) as sb:
         env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        sb.sandbox.hold_writes.set()  # the first run stays open, mid-write, until released
         first = cli(*args, env=env)
-        wait_for_done_rows(tmp_path / "twice.csv.checkpoint.sqlite", 1, first)
+        deadline = time.monotonic() + 60
+        while not sb.sandbox.write_arrivals:  # the first run holds the lock and is writing
+            assert first.poll() is None and time.monotonic() < deadline, "no write arrived"
+            time.sleep(0.02)
         second = cli(*args, env=env)
         _, err2 = second.communicate(timeout=60)
+        sb.sandbox.hold_writes.clear()
         _, err1 = first.communicate(timeout=120)
         counts = imported(sb.root, "t")
     lines = err2.decode().splitlines()
