@@ -224,6 +224,17 @@ def _print_quota_plan(plan: Any) -> None:
         click.echo(
             f"Steps: {_step_text(plan.steps)} request(s) after the records' own writes.", err=True
         )
+    if plan.artefacts:
+        kept = sum(sum(by_why.values()) for by_why in plan.artefacts.values())
+        click.echo(
+            f"Artefacts: {kept:,} cell(s) differ from Insightly only as a spreadsheet program "
+            "re-saves values; left as they are (action 'artefact' in NAME.plan.csv; a column "
+            "with 'artefacts: send' sends them):",
+            err=True,
+        )
+        for name, by_why in plan.artefacts.items():
+            whys = ", ".join(f"{n:,} {why}" for why, n in by_why.items())
+            click.echo(f"  {name}: {whys}", err=True)
     if plan.examples:
         click.echo("Changes (every one is in NAME.plan.csv):", err=True)
         for example in plan.examples:

@@ -81,6 +81,8 @@ class QuotaPlan:
     planning_requests: int
     examples: list[str] = field(default_factory=list)  # a few changes, before -> after
     steps: dict[str, int] = field(default_factory=dict)  # pipeline/stage/state/link requests
+    # field -> why -> cells left as they are: a spreadsheet's re-save, not an edit
+    artefacts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -474,22 +476,31 @@ def _quota_plan(
         strategy=plan.strategy,
         planning_requests=plan.requests,
         examples=plan_examples(plan),
+        artefacts=plan.artefacts(),
         steps=dict(steps or {}),
     )
 
 
-PLAN_COLUMNS = ("action", "record_id", "field", "current", "new")
+PLAN_COLUMNS = ("action", "record_id", "field", "current", "new", "note")
 
 
 def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
-    """NAME.plan.csv: one row per field a write will change, with its value now and after."""
+    """NAME.plan.csv: one row per field a write will change, with its value now and after;
+    and one per cell left as it is because it differs only as a spreadsheet re-saves values
+    (action `artefact`, the note says how)."""
     import pandas as pd
 
     records = [
-        (p.line, p.action, p.record_id, name, display(p.before.get(name)), display(new))
+        (p.line, p.action, p.record_id, name, display(p.before.get(name)), display(new), "")
         for p in plan.writes
         for name, new in p.after.items()
     ]
+    records += [
+        (p.line, "artefact", p.record_id, name, display(old), display(new), why)
+        for p in plan.rows
+        for name, (old, new, why) in p.artefacts.items()
+    ]
+    records.sort(key=lambda r: r[0])
     frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
     frame["record_id"] = frame["record_id"].astype("Int64")
     options.results_path.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,10 @@ from insightly_etl.errors import InputError
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
 BLANK_MODES = ("skip", "clear")
+# A cell that differs from the record only as a spreadsheet program re-saves it (a postcode's
+# leading zero dropped, `?` for a character the code page lacks): left as it is (keep), or
+# sent like an edit (send). See load/spreadsheet.py.
+ARTEFACT_MODES = ("keep", "send")
 # What an update does with a mapped field of an existing record: the file wins (overwrite), only
 # an empty field is filled (fill), or the column is used on create only (never).
 UPDATE_MODES = ("overwrite", "fill", "never")
@@ -68,6 +72,7 @@ _TOP_KEYS = (
     "timezone",
     "parent",
     "blank",
+    "artefacts",
     "links",
 )
 _LINK_KEYS = ("column", "object", "by", "role", "details")
@@ -83,6 +88,7 @@ _COLUMN_KEYS = (
     "timezone",
     "update",
     "merge",
+    "artefacts",
 )
 
 
@@ -103,9 +109,11 @@ class ColumnRule:
     lookup: Lookup | None = None
     blank: str = "skip"  # an empty cell: "skip" = leave the field alone, "clear" = send null
     decimal: str = "."
+    decimal_given: bool = False  # declared: values are read by it alone, never by their look
     timezone: str = "UTC"
     update: str = "overwrite"  # UPDATE_MODES
     merge: str = "add"  # MERGE_MODES, for TAGS and MULTISELECT fields
+    artefacts: str = "keep"  # ARTEFACT_MODES
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class Mapping:
     source: str = "<mapping>"
     identity: bool = False  # no `columns`: headers that are field names map as they are
     links: tuple[LinkRule, ...] = ()
+    decimal: str | None = None  # the top-level `decimal:`, when the mapping says
 
 
 def _kind(value: Any) -> str:
@@ -183,8 +192,10 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
             column=column,
             field=spec,
             decimal=defaults["decimal"],
+            decimal_given=defaults["decimal_given"] == "yes",
             timezone=defaults["timezone"],
             blank=defaults["blank"],
+            artefacts=defaults["artefacts"],
         )
     if not isinstance(spec, dict):
         raise _fail(
@@ -239,7 +250,11 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         raise _fail(
             source, f"{where}.blank", f"must be one of {', '.join(BLANK_MODES)}, not {blank!r}"
         )
-    for key, allowed in (("update", UPDATE_MODES), ("merge", MERGE_MODES)):
+    for key, allowed in (
+        ("update", UPDATE_MODES),
+        ("merge", MERGE_MODES),
+        ("artefacts", ARTEFACT_MODES),
+    ):
         if key in spec and spec[key] not in allowed:
             raise _fail(
                 source,
@@ -267,9 +282,11 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         blank=str(blank),
         update=str(spec.get("update", "overwrite")),
         merge=str(spec.get("merge", "add")),
+        artefacts=str(spec.get("artefacts", defaults["artefacts"])),
         decimal=_decimal(source, f"{where}.decimal", spec["decimal"])
         if "decimal" in spec
         else defaults["decimal"],
+        decimal_given="decimal" in spec or defaults["decimal_given"] == "yes",
         timezone=_timezone(source, f"{where}.timezone", spec["timezone"])
         if "timezone" in spec
         else defaults["timezone"],
@@ -357,13 +374,17 @@ def parse_mapping(
         raise InputError(f"{source}: object: {exc.message}", hint=exc.hint) from None
     defaults = {
         "decimal": _decimal(source, "decimal", data["decimal"]) if "decimal" in data else ".",
+        "decimal_given": "yes" if "decimal" in data else "no",
         "timezone": _timezone(source, "timezone", data["timezone"])
         if "timezone" in data
         else "UTC",
         "blank": str(data.get("blank", "skip")),
+        "artefacts": str(data.get("artefacts", "keep")),
     }
     if defaults["blank"] not in BLANK_MODES:
         raise _fail(source, "blank", f"must be one of {', '.join(BLANK_MODES)}")
+    if defaults["artefacts"] not in ARTEFACT_MODES:
+        raise _fail(source, "artefacts", f"must be one of {', '.join(ARTEFACT_MODES)}")
     columns_spec = data.get("columns")
     if columns_spec is not None and not isinstance(columns_spec, dict):
         raise _fail(source, "columns", "expected a map of column name -> field")
@@ -435,6 +456,7 @@ def parse_mapping(
         source=source,
         identity=columns_spec is None,
         links=_links(source, obj_name, data["links"]) if data.get("links") is not None else (),
+        decimal=defaults["decimal"] if "decimal" in data else None,
     )
 
 

@@ -34,6 +34,7 @@ from insightly_etl.load.fields import (
     TAGS,
     FieldSpec,
 )
+from insightly_etl.load.spreadsheet import artefact, day_first, read_instant
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
@@ -61,6 +62,8 @@ class PlannedRow:
     key: tuple[str, ...] | None = None
     parent_id: int | None = None  # notes
     sent_at: str | None = None  # UTC, when the last write for this row left
+    # fields left as they are: the file differs only as a spreadsheet re-saves (old, new, why)
+    artefacts: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +78,14 @@ class Plan:
 
     def count(self, action: str) -> int:
         return sum(1 for p in self.rows if p.action == action)
+
+    def artefacts(self) -> dict[str, dict[str, int]]:
+        """field -> why -> how many cells were left as they are."""
+        out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for p in self.rows:
+            for name, (_, _, why) in p.artefacts.items():
+                out[name][why] += 1
+        return {k: dict(v) for k, v in sorted(out.items())}
 
     @property
     def writes(self) -> list[PlannedRow]:
@@ -125,8 +136,10 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
         return bool(new) == (old if isinstance(old, bool) else str(old).lower() == "true")
     if spec.kind in (MULTISELECT, TAGS):
         return set(set_parts(new)) == set(set_parts(old))
-    if spec.kind in (DATE, DATETIME):
-        return str(new)[:19] == str(old)[:19]
+    if spec.kind == DATE:  # `2026-09-19`, `2026-09-19 00:00:00` or `2026-09-19T00:00:00`
+        return str(new)[:10] == str(old)[:10]
+    if spec.kind == DATETIME:
+        return _utc_text(new) == _utc_text(old)
     return str(new) == str(old)
 
 
@@ -200,15 +213,27 @@ def _added(old: Any, new: Any) -> Any:
     return tuple(parts) if isinstance(old, list | tuple) else ";".join(parts)
 
 
+@dataclass
+class Artefacts:
+    """What a spreadsheet changed in one row without a person (see spreadsheet.py)."""
+
+    encoding: str | None = None  # the file's, when a single-byte code page
+    send: frozenset[str] = frozenset()  # fields whose column says `artefacts: send`
+    found: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)  # field -> old, new, why
+
+
 def update_payload(
     obj: ObjectType,
     specs: dict[str, FieldSpec],
     values: dict[str, Any],
     record: Record,
     policies: dict[str, FieldPolicy] | None = None,
+    artefacts: Artefacts | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(body, before-image, after-image) of the fields that change; an empty body means
-    nothing changes. Nothing the policies do not allow is overwritten or removed."""
+    nothing changes. Nothing the policies do not allow is overwritten or removed. Given
+    `artefacts`, a value that differs only as a spreadsheet program re-saves it is put there
+    instead of in the body (spreadsheet.py)."""
     assert obj.id_field is not None
     body: dict[str, Any] = {}
     before: dict[str, Any] = {}
@@ -226,6 +251,11 @@ def update_payload(
             value = _added(old, value)
         if same_value(spec, value, old):
             continue
+        if artefacts is not None and name not in artefacts.send:
+            why = artefact(spec, value, old, artefacts.encoding)
+            if why is not None:
+                artefacts.found[name] = (old, value, why)
+                continue
         before[name] = old
         after[name] = value
         if spec.custom:
@@ -320,6 +350,10 @@ class Planner:
         frame = result.table.frame
         # the moment the file's copy of each record was taken, when it says (an export)
         self.file_updated = frame.get("DATE_UPDATED_UTC")
+        self.day_first = day_first(frame) if self.file_updated is not None else None
+        encoding = (result.table.encoding or "").lower().replace("-", "").replace("_", "")
+        self.encoding = None if not encoding or encoding.startswith(("utf", "ascii")) else encoding
+        self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")
         self.records: dict[int, Record] = {}  # what planning read, by id
         self.etags: dict[int, str] = {}
 
@@ -371,7 +405,8 @@ class Planner:
                 elif self.on_match == "error":
                     plan.failed[r] = f"an existing record matches (id {rid}) and --on-match error"
                 else:
-                    body, before_image, after_image = self.diff(r, record)
+                    kept = Artefacts(self.encoding, self.send_artefacts)
+                    body, before_image, after_image = self.diff(r, record, kept)
                     conflict = self.conflict(r, record, after_image) if body else None
                     if conflict:
                         plan.failed[r] = conflict
@@ -389,6 +424,7 @@ class Planner:
                             after_image,
                             keys[r],
                             parent,
+                            artefacts=kept.found,
                         )
                     )
             elif mapping.match is not None and not self.create_missing:
@@ -467,30 +503,48 @@ class Planner:
     def conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
         """A file that carries DATE_UPDATED_UTC (an export edited and imported back) is a copy
         as of that moment: a record changed in Insightly since is not overwritten, unless
-        --on-conflict overwrite. Returns why, or None."""
+        --on-conflict overwrite. The copy's time is read in any form a spreadsheet writes and
+        compared as an instant, at the copy's precision (to the minute when a spreadsheet
+        dropped the seconds); one that cannot be read is a conflict. Returns why, or None."""
         if self.on_conflict == "overwrite" or self.file_updated is None:
             return None
-        copied = _utc_text(self.file_updated.iat[row])
-        now = _utc_text(record.get("DATE_UPDATED_UTC"))
-        if not copied or not now or now <= copied:
-            return None
+        written = self.file_updated.iat[row]
+        if written is None or written is pd.NA or str(written).strip() == "":
+            return None  # a row added to the export: no copy to be older than
+        copied, seconds = read_instant(written, self.day_first)
+        now, _ = read_instant(record.get("DATE_UPDATED_UTC"), True)
         rid = record.get(self.obj.id_field or "")
+        if copied is None:
+            return (
+                f"conflict: this file's DATE_UPDATED_UTC {str(written)!r} cannot be read as one "
+                f"moment, so a change to record {rid} in Insightly since the copy cannot be ruled "
+                f"out; not overwritten ({', '.join(sorted(changes))}). Write it as "
+                "yyyy-MM-dd HH:mm:ss, or use --on-conflict overwrite"
+            )
+        if now is None:
+            return None
+        later = now.replace(second=0) > copied if not seconds else now > copied
+        if not later:
+            return None
+        shown = copied.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
         return (
-            f"conflict: record {rid} changed in Insightly at {now} UTC, after this file's copy "
-            f"({copied} UTC); not overwritten ({', '.join(sorted(changes))}). "
+            f"conflict: record {rid} changed in Insightly at {now:%Y-%m-%d %H:%M:%S} UTC, after "
+            f"this file's copy ({shown} UTC); not overwritten ({', '.join(sorted(changes))}). "
             "Re-export it, or use --on-conflict overwrite"
         )
 
     def diff(
-        self, row: int, record: Record
+        self, row: int, record: Record, artefacts: Artefacts | None = None
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """What this row changes in this record: (body, before-image, after-image)."""
+        """What this row changes in this record: (body, before-image, after-image); what a
+        spreadsheet changed without a person goes into `artefacts`, not the body."""
         return update_payload(
             self.obj,
             self.specs,
             row_values(self.result, row),
             record,
             row_policies(self.result, row),
+            artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
         )
 
     def _key_label(self) -> str:

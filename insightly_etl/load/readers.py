@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ class SourceTable:
     encoding: str | None = None
     delimiter: str | None = None
     bad_rows: list[BadRow] = field(default_factory=list)
+    # a workbook's cell types, by column, beside the text: "n" number, "%" percent, "d" date,
+    # "" text; validation reads a typed cell as what it is, not by a mapping's text rules
+    cells: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -199,6 +203,8 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
                     "lines are)",
                     hint="Fix that line, or save the whole file as CSV UTF-8; --encoding forces one reading.",
                 )
+            if enc in ("cp1252", "latin-1") and not encoding:
+                return _single_byte(path, raw, enc, text)
             return text, enc
         except UnicodeDecodeError as exc:
             if enc == "utf-8":
@@ -214,6 +220,109 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
                 hint="Use a Python codec name such as utf-8 or cp1252.",
             ) from None
     raise AssertionError("latin-1 decodes any bytes")
+
+
+# code pages a file that is not UTF-8 may be in, besides Windows-1252: Central European (Polish,
+# Czech, Hungarian …) and Japanese; each decodes most bytes, so the text itself must say which
+_OTHER_PAGES = {"cp1250": "Windows-1250 (Central European)", "cp932": "Shift-JIS (Japanese)"}
+
+
+# the accented letters of the languages written in these code pages: a reading whose letters
+# do not all belong to one of them is not the file's (a French file read as Windows-1250 mixes
+# French ç and ô with Czech č: no language has all three)
+_ALPHABETS = [
+    set(letters)
+    for letters in (
+        "àâæçéèêëîïôœùûüÿ",  # French
+        "äöüß",  # German
+        "áéíñóúü",  # Spanish
+        "áâãàçéêíóôõú",  # Portuguese
+        "àèéìíîòóùú",  # Italian
+        "àçèéíïòóúü·",  # Catalan
+        "åæøäöéáðþýíóú",  # Nordic
+        "ëéèïöü",  # Dutch
+        "ąćęłńóśźż",  # Polish
+        "áčďéěíňóřšťúůýž",  # Czech
+        "äáčďéíĺľňóôŕšťúýž",  # Slovak
+        "áéíóöőúüű",  # Hungarian
+        "čćđšž",  # Croatian, Slovenian, Bosnian
+        "ăâîșțşţ",  # Romanian
+    )
+]
+
+
+# letters a code page has that are rare even in the languages that use them: a reading that
+# needs them (Slovak ŕ for Italian à) is the less likely one
+_RARE = set("ŕĺľďťňőűţşăđÿœþð")
+
+
+def _letter_weight(a: str, b: str) -> tuple[float, float]:
+    """How common the letters are where two readings differ: (a's, b's)."""
+    wa = wb = 0.0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            wa += 0.2 if x.lower() in _RARE else 1.0 if x.isalpha() else 0.0
+            wb += 0.2 if y.lower() in _RARE else 1.0 if y.isalpha() else 0.0
+    return wa, wb
+
+
+def _fits_a_language(text: str) -> bool:
+    letters = {c for c in text.lower() if ord(c) > 127 and c.isalpha()}
+    return any(letters <= alphabet for alphabet in _ALPHABETS) if letters else True
+
+
+def _plausible(text: str) -> float:
+    """The share of non-ASCII characters that are letters beside another letter, as in words:
+    near 1 for the right code page, lower when accents turn into symbols (Ł -> £, ł -> ³)."""
+    hits = total = 0
+    for i, ch in enumerate(text):
+        if ord(ch) < 128:
+            continue
+        total += 1
+        near = text[i - 1 : i] + text[i + 1 : i + 2]
+        hits += ch.isalpha() and any(c.isalpha() for c in near)
+    return hits / total if total else 1.0
+
+
+def _single_byte(path: Path, raw: bytes, fallback: str, text: str) -> tuple[str, str]:
+    """A file that is not UTF-8: Windows-1252 (or Latin-1) unless the bytes read better in
+    another code page. Two readings that are both plausible and differ are refused, naming
+    the first word they read differently: a wrong guess would send wrong letters."""
+    readings = {fallback: text}
+    for enc in _OTHER_PAGES:
+        try:
+            readings[enc] = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    scores = {enc: _plausible(t) for enc, t in readings.items()}
+    best = max(scores.values())
+    likely = [e for e, score in scores.items() if score >= best - 0.05]
+    # Japanese has no accented letters to check; the European pages must spell one language
+    fitting = [e for e in likely if e == "cp932" or _fits_a_language(readings[e])]
+    likely = fitting or likely[:1]
+    if len(likely) == 2 and len(readings[likely[0]]) == len(readings[likely[1]]):
+        wa, wb = _letter_weight(readings[likely[0]], readings[likely[1]])
+        if wa >= 2 * wb or wb >= 2 * wa:  # one reading needs rare letters, the other does not
+            likely = [likely[0] if wa > wb else likely[1]]
+    if len({readings[e] for e in likely}) > 1:
+        names = {"cp1252": "Windows-1252", "latin-1": "Latin-1", **_OTHER_PAGES}
+        a, b = likely[0], likely[1]
+        pairs = zip(readings[a], readings[b], strict=False)
+        shortest = min(len(readings[a]), len(readings[b]))
+        at = next((i for i, (x, y) in enumerate(pairs) if x != y), shortest)
+        line = readings[a][:at].count("\n") + 1
+
+        left = re.search(r"[^\s,;|\t\"]*$", readings[a][:at])
+        start = left.start() if left else at
+        shown = [re.match(r"[^\s,;|\t\"]*", readings[e][start:]) for e in (a, b)]
+        words = [m.group(0) if m else "" for m in shown]
+        raise InputError(
+            f"{path}, line {line}: not UTF-8, and it reads as {words[0]!r} in {names[a]} or "
+            f"{words[1]!r} in {names[b]}",
+            hint="Name its encoding with --encoding (e.g. --encoding cp1250), or save it as CSV UTF-8.",
+        )
+    enc = likely[0]
+    return readings[enc].removeprefix("\ufeff"), enc
 
 
 def _read_csv_arrow(
@@ -407,11 +516,23 @@ def _header(
 # ---------------------------------------------------------------- XLSX
 
 
+def _cell_type(cell: Any) -> str:
+    """n: a number, %: a number shown as a percent, d: a date or time, "": anything else."""
+    value = getattr(cell, "value", None)
+    if isinstance(value, date | time):
+        return "d"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "%" if "%" in str(getattr(cell, "number_format", "") or "") else "n"
+    return ""
+
+
 def _cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not value.is_integer() and "e" in repr(value):
+        return format(Decimal(repr(value)), "f")  # 1e-05 -> 0.00001: a number, not a formula
     if isinstance(value, datetime):
         return (
             value.strftime("%Y-%m-%d")
@@ -527,7 +648,7 @@ def _uncached_formulas(path: Path, sheet: str) -> list[str]:
 
 def _rows(path: Path, ws: Any) -> Iterator[tuple[Any, ...]]:
     """The sheet's rows; a cell openpyxl cannot make sense of is the file's fault, not ours."""
-    rows = ws.iter_rows(values_only=True)
+    rows = ws.iter_rows()
     number = 0
     while True:
         try:
@@ -564,11 +685,12 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         # it loses rows and columns silently, or (A1:XFD1048576) pads millions of empty cells.
         ws.reset_dimensions()
         rows: list[list[str]] = []
+        kinds: list[list[str]] = []
         lines: list[int] = []
         header: list[str] | None = None
         header_line = 0
-        for number, values in enumerate(_rows(path, ws), start=1):
-            cells = [_cell_text(v) for v in values]
+        for number, row_cells in enumerate(_rows(path, ws), start=1):
+            cells = [_cell_text(getattr(c, "value", None)) for c in row_cells]
             if not any(c.strip() for c in cells):
                 continue
             for column, text in enumerate(cells, start=1):
@@ -581,6 +703,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
                 header, header_line = cells, number
                 continue
             rows.append(cells)
+            kinds.append([_cell_type(c) for c in row_cells])
             lines.append(number)
     finally:
         book.close()
@@ -607,8 +730,9 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
     width = len(header)
     bad: list[BadRow] = []
     good_rows: list[list[str]] = []
+    good_kinds: list[list[str]] = []
     good_lines: list[int] = []
-    for number, r in zip(lines, rows, strict=True):
+    for number, r, k in zip(lines, rows, kinds, strict=True):
         beyond = [
             f"{get_column_letter(i + 1)}{number}" for i in range(width, len(r)) if r[i].strip()
         ]
@@ -623,12 +747,19 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             )
             continue
         good_rows.append(r)
+        good_kinds.append(k)
         good_lines.append(number)
     padded = [[(r + [""] * width)[i] for i in keep] for r in good_rows]
     frame = pd.DataFrame(
         {n: pd.array([r[j] for r in padded], dtype="string") for j, n in enumerate(names)}
     )
-    return SourceTable(path, frame, good_lines, "row", bad_rows=bad)
+    typed = [[(k + [""] * width)[i] for i in keep] for k in good_kinds]
+    types = {
+        n: pd.Series([k[j] for k in typed], dtype="string")
+        for j, n in enumerate(names)
+        if any(k[j] for k in typed)
+    }
+    return SourceTable(path, frame, good_lines, "row", bad_rows=bad, cells=types)
 
 
 # ---------------------------------------------------------------- Parquet

@@ -46,6 +46,7 @@ from insightly_etl.load.fields import (
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.spreadsheet import ambiguous_slash, day_first, parse_locale
 
 
 class _Absent:
@@ -69,6 +70,11 @@ BOOL_WORDS = {
     "checked": True,
     "unchecked": False,
     "x": True,
+    # what German and French spreadsheets write for TRUE and FALSE
+    "wahr": True,
+    "falsch": False,
+    "vrai": True,
+    "faux": False,
 }
 _EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
 _URL_RE = r"(https?://)?[^\s/@]+\.[^\s/@]{2,}(/\S*)?"
@@ -81,6 +87,28 @@ _NUMBER_RE = {
     ",": r"[+-]?(\d{1,3}([." + _SPACES + r"]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
 }
 _GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
+# a currency before or after an amount: `$45,351.80`, `236.888,70 €`, `CHF 99`, `99 EUR`
+_CURRENCY_RE = r"^\s*(?:[$€£¥₹]|[A-Z]{3}\s)\s*|\s*(?:[$€£¥₹]|\s[A-Z]{3})\s*$"
+
+
+def _percent_cells(values: pd.Series, cells: pd.Series | None, index: pd.Index) -> pd.Series:
+    """A workbook's percent cell holds the fraction (0.4 shows as 40%): a PERCENT field and
+    PROBABILITY hold the number of percent."""
+    if cells is None or not (cells == "%").any():
+        return values
+    pct = (cells == "%").to_numpy()
+    out = values.copy()
+    if out.dtype == "Float64":
+        out[pct] = (out[pct] * 100).round(10)
+    else:
+        numbers = pd.to_numeric(out[pct], errors="coerce") * 100
+        out[pct] = [
+            str(round(n)) if pd.notna(n) and abs(n - round(n)) < 1e-9 else str(t)
+            for n, t in zip(numbers, out[pct], strict=True)
+        ]
+    return out
+
+
 TEXT_DTYPE = pd.StringDtype("pyarrow")
 _DTYPES = {INTEGER: "Int64", NUMBER: "Float64", BOOLEAN: "boolean"}
 ERROR_COLUMNS = ["row", "line", "column", "field", "kind", "value", "message"]
@@ -161,6 +189,9 @@ def effective_rules(
     notes: list[str] = []
     if not mapping.identity:
         return list(mapping.columns), notes
+    # a semicolon file is what Excel writes where the decimal mark is a comma (and what
+    # `export --csv-dialect excel-eu` writes): its numbers come back with commas
+    decimal = mapping.decimal or ("," if table.delimiter == ";" else ".")
     rules = []
     for column in table.columns:
         spec = specs.get(column)
@@ -175,6 +206,7 @@ def effective_rules(
                     column=column,
                     field=column,
                     split=";" if spec.kind in (MULTISELECT, TAGS) else None,
+                    decimal=decimal,
                 )
             )
     return rules, notes
@@ -389,14 +421,19 @@ def _format_regex(date_format: str) -> str | None:
     return "^" + "".join(out) + "$"
 
 
-def _parse_naive(s: pd.Series, date_format: str | None) -> pa.Array:
+def _parse_naive(
+    s: pd.Series, date_format: str | None, first_is_day: bool | None = None
+) -> pa.Array:
     """Timestamps (seconds, no zone), null where the text is not a date.
 
     Fast paths in Arrow: ISO text casts strictly; an explicit numeric format is parsed by
     strptime, which rolls impossible dates over (31/02 -> 03/03), so a parse counts only if its
     day, month, hour, minute and second equal the digits written. Anything else is parsed by
-    pandas, which is strict and slower."""
+    pandas, which is strict and slower. What is left is tried in ISO (a workbook's date cells,
+    whatever `date_format` says) and, without a `date_format`, in the forms spreadsheet
+    programs write (spreadsheet.py), slash dates in the order the file shows."""
     arr = _arrow(s)
+    parsed: pa.Array | None = None
     if date_format is None:
         try:
             return arr.cast(pa.timestamp("s"))
@@ -416,11 +453,26 @@ def _parse_naive(s: pd.Series, date_format: str | None) -> pa.Array:
                     if f"(?P<{name}>" in pattern:
                         written = pc.cast(pc.struct_field(parts, name), pa.int64())
                         ok = pc.and_(ok, pc.fill_null(pc.equal(component(parsed), written), False))
-                return pc.if_else(ok, parsed, pa.scalar(None, pa.timestamp("s")))
-    strict = pd.to_datetime(s, format=date_format or "ISO8601", errors="coerce")
-    return pa.array(
-        strict.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), from_pandas=True
-    )
+                parsed = pc.if_else(ok, parsed, pa.scalar(None, pa.timestamp("s")))
+    if parsed is None:
+        strict = pd.to_datetime(s, format=date_format or "ISO8601", errors="coerce")
+        parsed = pa.array(
+            strict.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), from_pandas=True
+        )
+    missing = pc.and_(pc.is_null(parsed), pc.is_valid(arr)).to_numpy(zero_copy_only=False)
+    if not missing.any():
+        return parsed
+    rest = s[missing]
+    found = pd.to_datetime(rest, format="ISO8601", errors="coerce")
+    if date_format is None:
+        found = found.fillna(parse_locale(rest, first_is_day))
+    if found.notna().any():
+        merged = pd.Series(parsed.to_numpy(zero_copy_only=False), index=s.index)
+        merged[missing] = found.to_numpy(dtype="datetime64[s]")
+        parsed = pa.array(
+            merged.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), from_pandas=True
+        )
+    return parsed
 
 
 def _as_text(times: pa.Array, index: pd.Index, *, date_only: bool) -> pd.Series:
@@ -431,11 +483,13 @@ def _as_text(times: pa.Array, index: pd.Index, *, date_only: bool) -> pd.Series:
     return _text_series(text, index)
 
 
-def _parse_dates(s: pd.Series, rule: ColumnRule, date_only: bool) -> pd.Series:
+def _parse_dates(
+    s: pd.Series, rule: ColumnRule, date_only: bool, first_is_day: bool | None = None
+) -> pd.Series:
     """Parsed date-times as Insightly text; NA where the value does not parse."""
     if date_only:
         # a calendar day is sent as that day, whatever zone was written beside it
-        day = _parse_naive(regex_replace(s, _ZONE_RE, ""), rule.date_format)
+        day = _parse_naive(regex_replace(s, _ZONE_RE, ""), rule.date_format, first_is_day)
         return _as_text(day, s.index, date_only=True)
     aware = pc.fill_null(pc.match_substring_regex(_arrow(s), _ZONE_RE), False).to_numpy(
         zero_copy_only=False
@@ -443,7 +497,7 @@ def _parse_dates(s: pd.Series, rule: ColumnRule, date_only: bool) -> pd.Series:
     out = pd.Series(pd.NA, index=s.index, dtype=TEXT_DTYPE)
     if (~aware).any():
         local = s[~aware]
-        times = _parse_naive(local, rule.date_format)
+        times = _parse_naive(local, rule.date_format, first_is_day)
         if rule.timezone != "UTC":
             try:
                 zoned = pc.assume_timezone(
@@ -480,13 +534,28 @@ class _ColumnValidator:
     """One column: transforms, then the check of its field's kind. `bad(mask, kind, template)`
     records the failed cells; messages are built per distinct failed value only."""
 
-    def __init__(self, errors: _Errors, lookups: dict[tuple[str, str], LookupIndex]) -> None:
+    def __init__(
+        self,
+        errors: _Errors,
+        lookups: dict[tuple[str, str], LookupIndex],
+        first_is_day: bool | None = None,
+    ) -> None:
         self.errors = errors
         self.lookups = lookups
+        self.first_is_day = first_is_day  # the file's slash-date order (spreadsheet.py)
+        self._cells: pd.Series | None = None  # the column's workbook cell types, if any
 
     def run(
-        self, raw: pd.Series, rule: ColumnRule, spec: FieldSpec, *, require: bool
+        self,
+        raw: pd.Series,
+        rule: ColumnRule,
+        spec: FieldSpec,
+        *,
+        require: bool,
+        cells: pd.Series | None = None,
     ) -> tuple[pd.Series, np.ndarray | None]:
+        """`cells`: a workbook's cell types beside the text ("n" number, "%" percent, "d" date;
+        "" text), so a typed cell is read as what it is."""
         s = _transform(raw.reset_index(drop=True), rule, spec)
         blank = (s == "").to_numpy(dtype=bool, na_value=True)
         cleared = blank if rule.blank == "clear" else None
@@ -506,6 +575,9 @@ class _ColumnValidator:
         present = np.flatnonzero(~blank)
         v = s.iloc[present]
         self._column, self._spec = rule.column, spec.name
+        self._cells = (
+            None if cells is None else cells.reset_index(drop=True).iloc[present].astype(str)
+        )
         parsed = self._lookup(v, rule) if rule.lookup is not None else self._by_kind(v, rule, spec)
         return parsed.reindex(s.index).astype(dtype), cleared
 
@@ -531,6 +603,8 @@ class _ColumnValidator:
     def _by_kind(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         kind = spec.kind
         if kind == INTEGER:
+            if spec.name == "PROBABILITY":  # "60%", or a workbook's percent cell (0.6)
+                v = _percent_cells(regex_replace(v, r"\s*%$", ""), self._cells, v.index)
             good = pd.Series(fullmatch(v, r"[+-]?\d+"), index=v.index)
             self._bad(v, ~good, "integer", "{v} is not a whole number")
             # beyond 18 digits a value may not fit in 64 bits: no Insightly id or count does
@@ -540,23 +614,7 @@ class _ColumnValidator:
             ints = pc.cast(_arrow(v.where(good)), pa.int64())
             return pd.Series(pd.array(ints, dtype="Int64"), index=v.index)
         if kind == NUMBER:
-            if spec.api_type == "PERCENT":
-                # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
-                v = regex_replace(v, r"\s*%$", "")
-            good = pd.Series(fullmatch(v, _NUMBER_RE[rule.decimal]), index=v.index)
-            self._bad(
-                v,
-                ~good,
-                "number",
-                "{v} is not a number with " + repr(rule.decimal) + " as the decimal mark",
-            )
-            normal = v.where(good)
-            if pc.any(pc.match_substring_regex(_arrow(v), _GROUP_SEP[rule.decimal])).as_py():
-                normal = regex_replace(normal, _GROUP_SEP[rule.decimal], "")
-            if rule.decimal == ",":
-                normal = regex_replace(normal, ",", ".")
-            floats = pc.cast(_arrow(normal), pa.float64())
-            return pd.Series(pd.array(floats, dtype="Float64"), index=v.index)
+            return self._number(v, rule, spec)
         if kind == BOOLEAN:
             words = pc.index_in(pc.utf8_lower(_arrow(v)), value_set=pa.array(list(BOOL_WORDS)))
             truth = pc.take(pa.array(list(BOOL_WORDS.values())), words)
@@ -571,19 +629,24 @@ class _ColumnValidator:
             )
             return parsed
         if kind in (DATE, DATETIME):
-            parsed = _parse_dates(v, rule, kind == DATE)
+            parsed = _parse_dates(v, rule, kind == DATE, self.first_is_day)
             what = "date" if kind == DATE else "date-time"
             expected = (
                 f"in the format {rule.date_format}"
                 if rule.date_format
-                else "in ISO form (2026-12-31 or 2026-12-31 14:30:00)"
+                else "in ISO form (2026-12-31 or 2026-12-31 14:30:00) or a spreadsheet's "
+                "(12/31/2026 2:30 PM, 31.12.2026 14:30)"
             )
-            self._bad(
-                v,
-                parsed.isna(),
-                "date",
-                "{v} is not a " + what + " " + expected.replace("{", "{{").replace("}", "}}"),
-            )
+
+            def date_message(value: str) -> str:
+                if rule.date_format is None and ambiguous_slash(value):
+                    return (
+                        f"{value!r} could be day/month or month/day, and no date in the file "
+                        "says which comes first; give the column a date_format"
+                    )
+                return f"{value!r} is not a {what} {expected}"
+
+            self._bad(v, parsed.isna(), "date", date_message)
             return parsed
         if kind == DROPDOWN:
             bad = ~v.isin(spec.options)
@@ -594,6 +657,46 @@ class _ColumnValidator:
         if kind in (MULTISELECT, TAGS):
             return self._multi(v, rule, spec)
         return self._text(v, spec)
+
+    def _number(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
+        """Numbers as people type them: a currency symbol or code around them, group
+        separators, a percent sign for a PERCENT field. A declared decimal mark is the only
+        reading; without one, a value that reads only with the other mark (`236.888,70`,
+        `18466,7`) is read with it, and one that reads both ways (`1,234`) by the default '.'.
+        A workbook's number cells are numbers already: never re-read by a text rule."""
+        typed = self._cells.isin(["n", "%"]) if self._cells is not None else None
+        v = regex_replace(v, _CURRENCY_RE, "")
+        if spec.api_type == "PERCENT":
+            # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
+            v = regex_replace(v, r"\s*%$", "")
+        marks = pd.Series(rule.decimal, index=v.index)
+        if not rule.decimal_given:
+            other = "," if rule.decimal == "." else "."
+            only_other = fullmatch(v, _NUMBER_RE[other]) & ~fullmatch(v, _NUMBER_RE[rule.decimal])
+            marks[only_other] = other
+        if typed is not None:
+            marks[typed.to_numpy()] = "."
+        good = np.zeros(len(v), dtype=bool)
+        out = pd.Series(pd.NA, index=v.index, dtype="Float64")
+        for mark in marks.unique():
+            part = (marks == mark).to_numpy()
+            text = v[part]
+            ok = fullmatch(text, _NUMBER_RE[mark])
+            good[part] = ok
+            normal = regex_replace(text.where(ok), _GROUP_SEP[mark], "")
+            if mark == ",":
+                normal = regex_replace(normal, ",", ".")
+            floats = pc.cast(_arrow(normal), pa.float64())
+            out[part] = pd.array(floats, dtype="Float64")
+        self._bad(
+            v,
+            ~good,
+            "number",
+            "{v} is not a number with " + repr(rule.decimal) + " as the decimal mark",
+        )
+        if spec.api_type == "PERCENT" and typed is not None:
+            out = _percent_cells(out, self._cells, v.index)
+        return out
 
     def _multi(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         """Split on the mapping's separator, trim, drop empty parts, check each option, join
@@ -696,7 +799,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     rules, notes = effective_rules(table, mapping, specs, obj)
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
-    validator = _ColumnValidator(errors, facts.lookups)
+    validator = _ColumnValidator(errors, facts.lookups, day_first(table.frame))
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}
@@ -708,7 +811,9 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         if rule.lookup is not None and (rule.field, rule.lookup.by) in _SCOPED:
             scoped[rule.field] = rule
             rule, spec = replace(rule, lookup=None), replace(spec, kind=TEXT, max_length=None)
-        values[rule.field], clear = validator.run(frame[rule.column], rule, spec, require=require)
+        values[rule.field], clear = validator.run(
+            frame[rule.column], rule, spec, require=require, cells=table.cells.get(rule.column)
+        )
         if clear is not None:
             cleared[rule.field] = clear
     for name, value in _validate_defaults(mapping, specs).items():

@@ -288,11 +288,11 @@ async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) ->
     assert result.plan is not None and result.plan.creates == 8 and result.plan.requests_needed == 8
     assert result.exit_code == 0
     plan = (tmp_path / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert plan[0] == "line,action,record_id,field,current,new"
+    assert plan[0] == "line,action,record_id,field,current,new,note"
     assert plan[1:4] == [
-        "2,create,,FIRST_NAME,,Amélie",
-        "2,create,,LAST_NAME,,Fontaine",
-        "2,create,,EMAIL_ADDRESS,,amelie.fontaine@example.fr",
+        "2,create,,FIRST_NAME,,Amélie,",
+        "2,create,,LAST_NAME,,Fontaine,",
+        "2,create,,EMAIL_ADDRESS,,amelie.fontaine@example.fr,",
     ]
     assert not (tmp_path / "contacts.csv.checkpoint.sqlite").exists()  # nothing that blocks
 

@@ -196,7 +196,7 @@ async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
     ]
     assert [r["FIRST_NAME"] for r in bob] == ["Robert"]
     plan = (tmp_path / "p.plan.csv").read_text(encoding="utf-8-sig").splitlines()
-    assert plan[1:] == [f"3,update,{bob[0]['CONTACT_ID']},FIRST_NAME,Bob,Robert"]
+    assert plan[1:] == [f"3,update,{bob[0]['CONTACT_ID']},FIRST_NAME,Bob,Robert,"]
 
 
 async def test_without_a_match_key_an_edited_row_updates_its_record_even_after_an_insertion(

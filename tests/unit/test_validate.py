@@ -172,7 +172,7 @@ def test_booleans(tmp_path: Path) -> None:
 def test_dates_by_format_or_iso_to_insightly_form(tmp_path: Path) -> None:
     r = run(
         tmp_path,
-        "Name,Born,Webinar\nA,31/12/1990,2026-03-04 14:30\nB,12/31/1990,2026-03-04T14:30:00Z\nC,01/02/2003,04.03.2026\n",
+        "Name,Born,Webinar\nA,31/12/1990,2026-03-04 14:30\nB,12/31/1990,2026-03-04T14:30:00Z\nC,01/02/2003,04.03.2026\nD,1990-12-30,2026-03-04 x\n",
         contacts(
             {
                 "Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"},
@@ -180,11 +180,27 @@ def test_dates_by_format_or_iso_to_insightly_form(tmp_path: Path) -> None:
             }
         ),
     )
-    assert values(r, "DATE_OF_BIRTH") == ["1990-12-31 00:00:00", ABSENT, "2003-02-01 00:00:00"]
-    assert values(r, "Last_Webinar__c") == ["2026-03-04 14:30:00", "2026-03-04 14:30:00", ABSENT]
+    # an ISO day beside a date_format is taken too: a workbook's date cells come as ISO
+    assert values(r, "DATE_OF_BIRTH") == [
+        "1990-12-31 00:00:00",
+        ABSENT,
+        "2003-02-01 00:00:00",
+        "1990-12-30 00:00:00",
+    ]
+    # a German spreadsheet's 04.03.2026 is the 4th of March
+    assert values(r, "Last_Webinar__c") == [
+        "2026-03-04 14:30:00",
+        "2026-03-04 14:30:00",
+        "2026-03-04 00:00:00",
+        ABSENT,
+    ]
     assert messages(r) == [
         (3, "'12/31/1990' is not a date in the format %d/%m/%Y"),
-        (4, "'04.03.2026' is not a date-time in ISO form (2026-12-31 or 2026-12-31 14:30:00)"),
+        (
+            5,
+            "'2026-03-04 x' is not a date-time in ISO form (2026-12-31 or 2026-12-31 14:30:00) "
+            "or a spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)",
+        ),
     ]
 
 
@@ -341,7 +357,11 @@ def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
     assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1990-02-01 00:00:00"]
     assert messages(r)[:2] == [
         (2, "'31/02/1990' is not a date in the format %d/%m/%Y"),
-        (2, "'2026-02-30' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00)"),
+        (
+            2,
+            "'2026-02-30' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00) "
+            "or a spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)",
+        ),
     ]
 
 

@@ -1,0 +1,236 @@
+"""What spreadsheet programs do to a file they open and save, and how to tell it from an edit.
+
+An export opened in Excel or LibreOffice and saved again comes back changed where nobody typed:
+digit strings lose their leading zeros (`02108` -> `2108`), long ones turn into scientific
+notation (`1.23457E+12`), numbers gain thousands separators, date-times are rewritten in the
+locale's form (`9/19/2026 3:28 PM`, `19.09.2026 15:28`) without their seconds, yes/no values
+become `TRUE`/`WAHR`/`VRAI`, and a save in a single-byte code page replaces every character it
+cannot hold with `?` or a look-alike (`Łódź` -> `?ód?` or `Lodz`). Such a difference is an
+*artefact*: the planner keeps the record's value and counts it instead of sending it.
+
+Dates in locale forms are read here too: the day/month order of slash dates is taken from the
+file itself (a first part above 12 means day first, a second part above 12 month first, an
+AM/PM marker month first); a file that gives no evidence leaves `03/04/2026` unread, never
+guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
+
+_SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:\s|$)")
+_AMPM = re.compile(r"\d\s*[AaPp]\.?[Mm]\.?\s*$")
+
+# the forms Excel and LibreOffice write in common locales, most specific first
+_MONTH_FIRST = [
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%m/%d/%y %I:%M:%S %p",
+    "%m/%d/%y %I:%M %p",
+    "%m/%d/%y %H:%M:%S",
+    "%m/%d/%y %H:%M",
+    "%m/%d/%y",
+]
+_DAY_FIRST = [f.replace("%m/%d", "%d/%m") for f in _MONTH_FIRST]
+_ALWAYS = [
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%d.%m.%y %H:%M:%S",
+    "%d.%m.%y %H:%M",
+    "%d.%m.%y",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+]
+
+
+def day_first(frame: pd.DataFrame) -> bool | None:
+    """Whether the file's slash dates put the day first (True), the month (False), or the file
+    does not say (None). Every column is evidence: an export's DATE_CREATED_UTC settles the
+    order for the birthday column beside it."""
+    day = month = False
+    for column in frame.columns:
+        values = frame[column].iloc[:20_000].dropna().astype(str)  # a sample is evidence enough
+        sample = values[values.str.contains("/", regex=False)]
+        for text in sample.head(5000):
+            m = _SLASH.match(text)
+            if not m:
+                continue
+            first, second = int(m.group(1)), int(m.group(2))
+            day |= first > 12
+            month |= second > 12 or bool(_AMPM.search(text))
+            if day and month:
+                return None  # the file mixes both orders: no column can be trusted
+    if day != month:
+        return day
+    return None
+
+
+def locale_formats(first_is_day: bool | None) -> list[str]:
+    """The locale forms to try for dates that are not ISO, in order."""
+    if first_is_day is None:
+        return list(_ALWAYS)
+    return [*(_DAY_FIRST if first_is_day else _MONTH_FIRST), *_ALWAYS]
+
+
+def parse_locale(texts: pd.Series, first_is_day: bool | None) -> pd.Series:
+    """Naive timestamps (NaT where none of the forms fits), for the values ISO did not read.
+    A slash date whose order the file does not settle is left unread."""
+    out = pd.Series(pd.NaT, index=texts.index, dtype="datetime64[s]")
+    todo = texts.notna() & (texts.astype(str).str.strip() != "")
+    stripped = texts.where(todo).astype("string").str.strip()
+    for form in locale_formats(first_is_day):
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(stripped[todo], format=form, errors="coerce")
+        hit = parsed.notna()
+        if hit.any():
+            out.loc[hit[hit].index] = parsed[hit].astype("datetime64[s]")
+            todo.loc[hit[hit].index] = False
+    return out
+
+
+def ambiguous_slash(text: str) -> bool:
+    """`03/04/2026`: a day and a month that could be either."""
+    m = _SLASH.match(text)
+    return m is not None and int(m.group(1)) <= 12 and int(m.group(2)) <= 12
+
+
+def has_seconds(text: str) -> bool:
+    """Whether a written time shows seconds (`15:28:42`), so it can be compared to the second."""
+    return bool(re.search(r"\d:\d\d:\d\d", text))
+
+
+def read_instant(text: Any, first_is_day: bool | None) -> tuple[datetime | None, bool]:
+    """A copy's timestamp as (the UTC instant or None, whether it carries seconds). Text
+    without a zone is UTC (the column is DATE_UPDATED_UTC)."""
+    if text is None or text is pd.NA or (isinstance(text, float) and math.isnan(text)):
+        return None, True
+    raw = str(text).strip()
+    if not raw:
+        return None, True
+    try:
+        stamp = pd.Timestamp(raw) if re.match(r"^\d{4}-\d\d-\d\d", raw) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        parsed = parse_locale(pd.Series([raw], dtype="string"), first_is_day).iloc[0]
+        if parsed is pd.NaT or pd.isna(parsed):
+            return None, has_seconds(raw)
+        stamp = pd.Timestamp(parsed)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(UTC)
+    return stamp.tz_convert(UTC).to_pydatetime(), has_seconds(raw)
+
+
+# ---------------------------------------------------------------- artefacts
+
+# best-fit letters Windows and LibreOffice put for characters a code page lacks, beyond
+# the ones Unicode decomposes (é -> e)
+_BEST_FIT = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "Ħ": "H", "ħ": "h"}
+_DIGITS = re.compile(r"^[0-9]+$")
+_NUMBERISH = re.compile(r"^[+-]?[\d.,\s\u00a0\u202f']+$")
+_SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+]?\d+$")
+
+
+def _fold(ch: str) -> str:
+    if ch in _BEST_FIT:
+        return _BEST_FIT[ch]
+    base = unicodedata.normalize("NFKD", ch)
+    return "".join(c for c in base if not unicodedata.combining(c)) or ch
+
+
+def _encodable(ch: str, encoding: str) -> bool:
+    try:
+        ch.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def replaced_by_encoding(new: str, old: str, encoding: str | None) -> bool:
+    """`?ód?` for `Łódź` in a cp1252 file: every difference is a character the encoding cannot
+    hold, written as `?` or its best-fit letter."""
+    if not encoding or encoding.lower().replace("-", "").startswith(("utf", "ascii")):
+        return False
+    if len(new) != len(old) or new == old:
+        return False
+    for n, o in zip(new, old, strict=True):
+        if n == o:
+            continue
+        if _encodable(o, encoding) or not (n == "?" or n == _fold(o)):
+            return False
+    return True
+
+
+def _digits_only(text: str) -> str:
+    return re.sub(r"[\s\u00a0\u202f.,']", "", text)
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
+    """Why a text value differs only as a spreadsheet re-saves it, or None."""
+    digits = _DIGITS.match(old) is not None
+    if digits and _DIGITS.match(new) and old.lstrip("0") == new.lstrip("0") and new != old:
+        return "leading zeros dropped"
+    if digits and _NUMBERISH.match(new) and _digits_only(new) == old:
+        return "digits re-formatted as a number"
+    if digits and len(old) > 11 and _SCIENTIFIC.match(new):
+        shown = _as_float(new)
+        if shown is not None and shown > 0:
+            shown_digits = len(re.sub(r"\D", "", re.split("[Ee]", new)[0]))
+            if math.isclose(shown, float(old), rel_tol=10 ** (1 - shown_digits)):
+                return "long number shown in scientific notation"
+    if _NUMBERISH.match(new) and _NUMBERISH.match(old):
+        a, b = _as_float(_digits_keep_decimal(new)), _as_float(_digits_keep_decimal(old))
+        if a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12):
+            return "number re-formatted"
+    if replaced_by_encoding(new, old, encoding):
+        return f"characters {encoding} cannot hold, replaced"
+    return None
+
+
+def _digits_keep_decimal(text: str) -> str:
+    """`1,234.50` -> `1234.50`, `1.234,50` -> `1234.50`: the last separator is the decimal one
+    when followed by other than three digits."""
+    t = re.sub(r"[\s\u00a0\u202f']", "", text)
+    last = max(t.rfind("."), t.rfind(","))
+    if last >= 0 and len(t) - last - 1 != 3:
+        return re.sub(r"[.,]", "", t[:last]) + "." + t[last + 1 :]
+    return re.sub(r"[.,]", "", t)
+
+
+def artefact(spec: FieldSpec, new: Any, old: Any, encoding: str | None) -> str | None:
+    """Why `new` (the file's validated value) differs from `old` (the record's) only as a
+    spreadsheet program re-saves values, or None when it is an edit."""
+    if new is None or old is None or old == "":
+        return None
+    if spec.kind == DATETIME:
+        n, o = str(new).replace("T", " ")[:19], str(old).replace("T", " ")[:19]
+        if len(n) == len(o) == 19 and n[:16] == o[:16] and n[17:] == "00":
+            return "seconds dropped"
+        return None
+    if spec.kind in (NUMBER, INTEGER, BOOLEAN, DATE):
+        return None  # compared by value already: an equal value is no change at all
+    if isinstance(new, str) and isinstance(old, str):
+        return text_artefact(new, old, encoding)
+    return None

@@ -1,0 +1,140 @@
+"""Regenerate the spreadsheet corpus: exports of the corpus account (tests/spreadsheets.py)
+opened and saved by LibreOffice Calc, as people in the US and in Germany do, unchanged and with
+a few edits. The files are committed; `make test` never runs this.
+
+    apt-get install libreoffice-calc-nogui
+    .venv/bin/python tests/data/spreadsheets/make_corpus.py
+
+Each file is named LOCALE_ENCODING[_edited].csv or LOCALE[_edited].xlsx. LibreOffice runs
+with LANG set to the locale, as a person's desktop would; it reads the CSV with "detect
+special numbers" on (what Excel does), and saves "as shown".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import openpyxl
+from click.testing import CliRunner
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))
+
+from insightly_etl.cli import main  # noqa: E402
+from insightly_etl.cli.common import Context  # noqa: E402
+from tests.spreadsheets import EDITS, EXTRA, KEY, ROWS, corpus_sandbox  # noqa: E402
+
+LOCALES = {"us": ("en_US.UTF-8", 1033, 44), "de": ("de_DE.UTF-8", 1031, 59)}
+CHARSETS = {"utf8": 76, "cp1252": 1}  # LibreOffice's numbers for the two encodings
+
+
+def export(out: Path, *args: str) -> None:
+    sandbox = corpus_sandbox()
+    result = CliRunner().invoke(
+        main,
+        ["export", "contacts", "--out", str(out), "--quiet", *args],
+        obj=Context(transport=httpx.ASGITransport(app=sandbox.app)),
+        env={"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": "http://127.0.0.1/v3.1/"},
+    )
+    assert result.exit_code == 0, result.output
+
+
+def keep(contact_id: str) -> bool:
+    cid = int(contact_id)
+    return cid < 2001 + ROWS or cid in {int(c["CONTACT_ID"]) for c in EXTRA}
+
+
+def trim_csv(path: Path, delimiter: str, edited: bool) -> None:
+    """Keep the corpus's rows (a person may delete rows), and make the person's edits."""
+    text = path.read_text(encoding="utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    header, body = rows[0], [r for r in rows[1:] if keep(r[0])]
+    if edited:
+        for r in body:
+            for name, value in EDITS.get(int(r[0]), {}).items():
+                r[header.index(name)] = value
+    out = io.StringIO(newline="")
+    csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows([header, *body])
+    path.write_text(out.getvalue(), encoding="utf-8-sig")
+
+
+def trim_xlsx(path: Path, edited: bool) -> None:
+    book = openpyxl.load_workbook(path)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    for row in range(sheet.max_row, 1, -1):
+        if not keep(str(sheet.cell(row, 1).value)):
+            sheet.delete_rows(row)
+    if edited:
+        for row in range(2, sheet.max_row + 1):
+            for name, value in EDITS.get(int(sheet.cell(row, 1).value), {}).items():
+                sheet.cell(row, header.index(name) + 1).value = value
+    book.save(path)
+
+
+def soffice(source: Path, target: Path, locale: str, infilter: str | None, convert: str) -> None:
+    lang, _, _ = LOCALES[locale]
+    with tempfile.TemporaryDirectory() as profile, tempfile.TemporaryDirectory() as outdir:
+        command = [
+            "soffice",
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            *([f"--infilter={infilter}"] if infilter else []),
+            "--convert-to",
+            convert,
+            "--outdir",
+            outdir,
+            str(source),
+        ]
+        env = {**os.environ, "LANG": lang, "LC_ALL": lang}
+        subprocess.run(command, check=True, env=env, capture_output=True, timeout=120)
+        (made,) = Path(outdir).iterdir()
+        shutil.move(made, target)
+
+
+def main_() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        export(work / "excel", "--format", "csv")
+        export(work / "excel-eu", "--format", "csv", "--csv-dialect", "excel-eu")
+        export(work / "xlsx", "--format", "xlsx")
+        for edited in (False, True):
+            tail = "_edited" if edited else ""
+            for locale, (_, language, sep) in LOCALES.items():
+                dialect = "excel" if locale == "us" else "excel-eu"
+                source = work / f"{locale}{tail}" / "contacts.csv"
+                source.parent.mkdir()
+                shutil.copy(work / dialect / "contacts.csv", source)
+                trim_csv(source, chr(sep), edited)
+                infilter = f"CSV:{sep},34,76,1,,{language},false,true"
+                for charset, number in CHARSETS.items():
+                    convert = (
+                        f"csv:Text - txt - csv (StarCalc):{sep},34,{number},1,,{language},"
+                        "false,true,true"
+                    )
+                    target = HERE / f"{locale}_{charset}{tail}.csv"
+                    soffice(source, target, locale, infilter, convert)
+                    print("wrote", target.name)
+            # US: the CSV opened and saved as a workbook; Germany: our workbook opened and saved
+            book = work / f"book{tail}" / "contacts.xlsx"
+            book.parent.mkdir()
+            shutil.copy(work / "xlsx" / "contacts.xlsx", book)
+            trim_xlsx(book, edited)
+            us_csv = work / f"us{tail}" / "contacts.csv"
+            soffice(
+                us_csv, HERE / f"us{tail}.xlsx", "us", "CSV:44,34,76,1,,1033,false,true", "xlsx"
+            )
+            soffice(book, HERE / f"de{tail}.xlsx", "de", None, "xlsx")
+            print("wrote", f"us{tail}.xlsx", f"de{tail}.xlsx")
+
+
+if __name__ == "__main__":
+    main_()

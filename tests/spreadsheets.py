@@ -1,0 +1,54 @@
+"""The account behind the spreadsheet corpus (tests/data/spreadsheets/): the seeded sandbox,
+plus contacts whose text a single-byte code page cannot hold (Polish, Czech, Vietnamese), and
+the edits a person made in the corpus's "edited" files. The corpus script and the tests both
+build the account from here, so the files and the account agree to the second."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from insightly_etl.sandbox import Sandbox, SandboxConfig
+
+KEY = "corpus-key"
+ROWS = 40  # the seed's first contacts kept in the corpus files (with the extra ones)
+
+
+def _contact(
+    cid: int, first: str, last: str, city: str, postcode: str, title: str
+) -> dict[str, Any]:
+    return {
+        "CONTACT_ID": cid,
+        "FIRST_NAME": first,
+        "LAST_NAME": last,
+        "DATE_CREATED_UTC": "2026-08-03 09:14:05",
+        "DATE_UPDATED_UTC": "2026-08-04 17:02:31",
+        "EMAIL_ADDRESS": f"{first.lower()}.{cid}@example.pl",
+        "ADDRESS_MAIL_CITY": city,
+        "ADDRESS_MAIL_POSTCODE": postcode,
+        "TITLE": title,
+        "OWNER_USER_ID": 1,
+        "CUSTOMFIELDS": [
+            {"FIELD_NAME": "Member_No__c", "FIELD_VALUE": "00" + str(cid)},
+            {"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": 1234.5},
+        ],
+    }
+
+
+EXTRA = [
+    _contact(2901, "Łukasz", "Wiśniewski", "Łódź", "90-001", "Kierownik"),
+    _contact(2902, "Jiří", "Dvořák", "Plzeň", "30100", "Ředitel"),
+    _contact(2903, "Nguyễn", "Thị Ánh", "Hà Nội", "100000", "Giám đốc"),
+]
+
+# what the person changed in the "edited" files: contact id -> field -> new text
+EDITS = {
+    2003: {"TITLE": "Head of Procurement"},
+    2010: {"ADDRESS_MAIL_CITY": "Cambridge"},
+    2901: {"TITLE": "Dyrektor"},
+}
+
+
+def corpus_sandbox() -> Sandbox:
+    sandbox = Sandbox(SandboxConfig(api_key=KEY, rate_limit=1e9, daily_quota=10**9))
+    sandbox.account.load("Contacts", EXTRA)
+    return sandbox
