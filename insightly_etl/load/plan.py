@@ -14,6 +14,7 @@ every sub-element a PUT left out (reference §3, §5).
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from insightly_etl.load.spreadsheet import artefact, day_first, read_instant
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
+_LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
 # Insightly's own importer treats these as duplicates of existing records (no match key given).
 DUPLICATE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # object: (fields that must all be equal, fields of which one more must be equal)
@@ -431,6 +433,8 @@ class Planner:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
             elif not self.obj.creatable and self.obj.name != "notes":
                 plan.failed[r] = f"{self.obj.name} cannot be created through the API"
+            elif lost := self._lost_characters(values):
+                plan.failed[r] = lost
             else:
                 payload = create_payload(self.obj, self.specs, values)
                 missing = [
@@ -546,6 +550,27 @@ class Planner:
             row_policies(self.result, row),
             artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
         )
+
+    def _lost_characters(self, values: dict[str, Any]) -> str | None:
+        """A new record whose name, e-mail or match key has a `?` inside a word may be an
+        existing record whose letters a code page lost (`?ukasz@…` for `łukasz@…`, in a file
+        saved as Windows-1252, or as ASCII): it is not created, so it cannot become a
+        duplicate."""
+        mapping = self.result.mapping
+        names = set(DUPLICATE_RULES.get(self.obj.name, ((), ()))[0])
+        keys = {f for _, f in mapping.match.pairs} if mapping.match else set()
+        for name, value in values.items():
+            spec = self.specs[name]
+            if not (name in names or name in keys or spec.is_email):
+                continue
+            if isinstance(value, str) and _LOST.search(value):
+                page = self.encoding or "a single-byte code page"
+                return (
+                    f"{name} {value!r} has '?' inside a word, which is how a program saving "
+                    f"in {page} writes a character it cannot hold; not created (it may be an "
+                    "existing record). Save the file as CSV UTF-8, or fix the cell"
+                )
+        return None
 
     def _key_label(self) -> str:
         pairs = self.result.mapping.match.pairs if self.result.mapping.match else ()

@@ -302,7 +302,7 @@ def _single_byte(path: Path, raw: bytes, fallback: str, text: str) -> tuple[str,
     likely = fitting or likely[:1]
     if len(likely) == 2 and len(readings[likely[0]]) == len(readings[likely[1]]):
         wa, wb = _letter_weight(readings[likely[0]], readings[likely[1]])
-        if wa >= 2 * wb or wb >= 2 * wa:  # one reading needs rare letters, the other does not
+        if wa != wb and (wa >= 2 * wb or wb >= 2 * wa):  # one needs rare letters, one does not
             likely = [likely[0] if wa > wb else likely[1]]
     if len({readings[e] for e in likely}) > 1:
         names = {"cp1252": "Windows-1252", "latin-1": "Latin-1", **_OTHER_PAGES}

@@ -88,7 +88,8 @@ _NUMBER_RE = {
 }
 _GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
 # a currency before or after an amount: `$45,351.80`, `236.888,70 €`, `CHF 99`, `99 EUR`
-_CURRENCY_RE = r"^\s*(?:[$€£¥₹]|[A-Z]{3}\s)\s*|\s*(?:[$€£¥₹]|\s[A-Z]{3})\s*$"
+_CURRENCY_BEFORE = r"^\s*([+-]?)\s*(?:[$€£¥₹]|[A-Z]{3}\s)\s*"  # the sign may come first: -$5
+_CURRENCY_AFTER = r"\s*(?:[$€£¥₹]|\s[A-Z]{3})\s*$"
 
 
 def _percent_cells(values: pd.Series, cells: pd.Series | None, index: pd.Index) -> pd.Series:
@@ -665,7 +666,7 @@ class _ColumnValidator:
         `18466,7`) is read with it, and one that reads both ways (`1,234`) by the default '.'.
         A workbook's number cells are numbers already: never re-read by a text rule."""
         typed = self._cells.isin(["n", "%"]) if self._cells is not None else None
-        v = regex_replace(v, _CURRENCY_RE, "")
+        v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
         if spec.api_type == "PERCENT":
             # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
             v = regex_replace(v, r"\s*%$", "")

@@ -129,3 +129,113 @@ def test_artefacts_send_sends_them(tmp_path: Path) -> None:
     assert "0 to create, 12 to update, 31 unchanged" in result.stderr
     assert artefact_lines(result.stderr) == []
     assert "  line 2: update 2001 ADDRESS_MAIL_POSTCODE '00501' -> '501'" in result.stderr
+
+
+# ---------------------------------------------------------------- a colleague's newer edit
+
+# the file's copy of contact 2001 (Insightly's DATE_UPDATED_UTC: 2026-09-19 15:28:48), as
+# spreadsheet programs write it
+COPY_TIMES = {
+    "iso": "2026-09-19 15:28:48",
+    "iso T Z": "2026-09-19T15:28:48Z",
+    "us excel": "9/19/2026 3:28 PM",
+    "us excel seconds": "9/19/2026 3:28:48 PM",
+    "uk": "19/09/2026 15:28",
+    "german": "19.09.2026 15:28:48",
+    "german short": "19.09.26 15:28",
+}
+
+
+def conflict_file(tmp_path: Path, copied: str) -> Path:
+    file = tmp_path / "contacts.csv"
+    file.write_text(
+        f'CONTACT_ID,TITLE,DATE_UPDATED_UTC\n2001,My new title,"{copied}"\n', encoding="utf-8"
+    )
+    return file
+
+
+@pytest.mark.parametrize("form", list(COPY_TIMES))
+def test_a_colleagues_later_edit_is_a_conflict_in_every_form(form: str, tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    record = sb.account.collections["Contacts"].records[2001]
+    record["DATE_UPDATED_UTC"] = "2026-09-19 15:31:10"  # a colleague, three minutes later
+    file = conflict_file(tmp_path, COPY_TIMES[form])
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output  # a row not written: see the errors file
+    assert (
+        "0 to update, 0 unchanged (no request), 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in (result.stderr)
+    )
+    errors = (tmp_path / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    shown = "2026-09-19 15:28:48" if ":48" in COPY_TIMES[form] else "2026-09-19 15:28"
+    assert (
+        f"conflict: record 2001 changed in Insightly at 2026-09-19 15:31:10 UTC, after this "
+        f"file's copy ({shown} UTC); not overwritten (TITLE)"
+    ) in errors
+
+
+@pytest.mark.parametrize("form", list(COPY_TIMES))
+def test_a_record_unchanged_since_the_copy_is_updated_in_every_form(
+    form: str, tmp_path: Path
+) -> None:
+    """Compared at the copy's precision: a copy without seconds is not older than its minute."""
+    file = conflict_file(tmp_path, COPY_TIMES[form])
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Plan: 0 to create, 1 to update, 0 unchanged" in result.stderr
+    assert "  line 2: update 2001 TITLE 'Office Manager' -> 'My new title'" in result.stderr
+
+
+def test_months_ten_to_twelve_are_later_not_earlier(tmp_path: Path) -> None:
+    """As text, '10/2/2026' sorts before '2026-09-30': compared as instants it is after."""
+    sb = corpus_sandbox()
+    sb.account.collections["Contacts"].records[2001]["DATE_UPDATED_UTC"] = "2026-09-30 08:00:00"
+    file = conflict_file(tmp_path, "10/2/2026 1:00 PM")
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 1 to update, 0 unchanged" in result.stderr, result.output
+
+
+def test_a_copy_time_that_cannot_be_read_is_a_conflict(tmp_path: Path) -> None:
+    file = conflict_file(tmp_path, "last Tuesday")
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "1 failed" in result.stderr
+    errors = (tmp_path / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "conflict: this file's DATE_UPDATED_UTC 'last Tuesday' cannot be read as one moment, so "
+        "a change to record 2001 in Insightly since the copy cannot be ruled out; not "
+        "overwritten (TITLE)"
+    ) in errors
+
+
+def test_a_row_whose_letters_the_code_page_lost_is_not_created(tmp_path: Path) -> None:
+    """Matched by e-mail, `?ukasz.2901@example.pl` finds no record: created, it would be a
+    second Łukasz. It is failed instead, with the reason."""
+    file = tmp_path / "people.csv"
+    file.write_bytes(
+        "Name;Email\n?ukasz;?ukasz.2901@example.pl\nJürgen;juergen@example.de\n".encode("cp1252")
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\n"
+        "columns: {Name: FIRST_NAME, Email: EMAIL_ADDRESS}\n",
+        encoding="utf-8",
+    )
+    result = run(corpus_sandbox(), "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert (
+        "Plan: 1 to create, 0 to update, 0 unchanged (no request), 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in result.stderr
+    )
+    errors = (tmp_path / "people.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "FIRST_NAME '?ukasz' has '?' inside a word, which is how a program saving in cp1252 "
+        "writes a character it cannot hold; not created (it may be an existing record). Save "
+        "the file as CSV UTF-8, or fix the cell"
+    ) in errors
+
+
+def test_an_ascii_file_with_lost_letters_is_not_created_either(tmp_path: Path) -> None:
+    file = tmp_path / "people.csv"
+    file.write_text("FIRST_NAME,EMAIL_ADDRESS\nAnna,?ukasz.2901@example.pl\n", encoding="ascii")
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.output

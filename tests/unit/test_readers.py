@@ -390,3 +390,39 @@ def test_a_text_no_cell_can_hold_is_refused_before_the_workbook_is_parsed(tmp_pa
         f"{path}: part xl/worksheets/sheet1.xml holds a text of more than 132,092 bytes, more "
         "than a spreadsheet cell can hold (32,767 characters); refused before reading it"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "page", "read_as"),
+    [
+        ("Name;City\nŁukasz;Łódź\nMałgorzata;Gdańsk\n", "cp1250", "cp1250"),
+        ("Jméno;Město\nJiří;Brno\nRůžena;Plzeň\n", "cp1250", "cp1250"),
+        ("Nom;Ville\nHélène;Orléans\nJérôme;Besançon\nÈve;très à côté\n", "cp1252", "cp1252"),
+        ("Name;City\nAna;Málaga\nNuñez;Coruña\nJosé;León\n", "cp1252", "cp1252"),
+        ("Name;City\nMüller;Köln\nGroß;Düsseldorf\n", "cp1252", "cp1252"),
+        ("Name,City\n山田太郎,東京\n佐藤花子,大阪\n", "cp932", "cp932"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_read_in_the_code_page_that_spells_one_language(
+    tmp_path: Path, text: str, page: str, read_as: str
+) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes(text.encode(page))
+    table = read_table(path)
+    assert table.encoding == read_as
+    assert table.frame.iloc[0].tolist() == text.splitlines()[1].replace(",", ";").split(";")
+
+
+def test_two_code_pages_that_both_fit_are_refused_naming_the_word(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_bytes("Name;City\nAna;Madrid\nNuñez;Coruña\n".encode("cp1252"))
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert caught.value.message == (
+        f"{path}, line 3: not UTF-8, and it reads as 'Nuñez' in Windows-1252 or 'Nuńez' in "
+        "Windows-1250 (Central European)"
+    )
+    assert caught.value.hint == (
+        "Name its encoding with --encoding (e.g. --encoding cp1250), or save it as CSV UTF-8."
+    )
+    assert read_table(path, encoding="cp1252").frame.iloc[1].tolist() == ["Nuñez", "Coruña"]

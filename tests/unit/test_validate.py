@@ -401,3 +401,118 @@ def test_a_whole_number_too_large_for_64_bits_is_an_error_on_its_row_not_a_crash
     )
     assert messages(r) == [(2, "'12345678901234567890' is too large a whole number")]
     assert values(r, "OWNER_USER_ID")[1:] == [7, -123]
+
+
+# ---------------------------------------------------------------- as people type, as programs save
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "spreadsheets"
+
+
+def test_a_workbooks_typed_cells_are_read_as_what_they_are() -> None:
+    """typed.xlsx, saved by LibreOffice: number cells are never re-read by the mapping's
+    decimal comma, a percent cell showing 40% is 40 in a PERCENT field, date cells are dates
+    whatever date_format says, and the format still reads the column's text dates."""
+    mapping = contacts(
+        {
+            "Value": "Lifetime_Value__c",
+            "Share": "Discount__c",
+            "Born": {"field": "DATE_OF_BIRTH", "date_format": "%d.%m.%Y"},
+            "Mixed": {"field": "First_Purchase__c", "date_format": "%d.%m.%Y"},
+        },
+        decimal=",",
+    )
+    r = validate_table(
+        read_table(CORPUS / "typed.xlsx"),
+        parse_mapping(mapping, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == []
+    assert values(r, "Lifetime_Value__c") == [1.234, 18466.7]
+    assert values(r, "Discount__c") == [40.0, 7.5]
+    assert values(r, "DATE_OF_BIRTH") == ["1980-09-19 00:00:00", "1975-12-31 00:00:00"]
+    assert values(r, "First_Purchase__c") == ["1980-09-19 00:00:00", "1975-12-31 00:00:00"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "parsed"),
+    [
+        ("$45,351.80", 45351.8),
+        ("236.888,70 €", 236888.7),
+        ("€187.543,64", 187543.64),
+        ("CHF 99", 99.0),
+        ("1 250,5 EUR", 1250.5),
+        ("18466,7", 18466.7),  # reads only with a decimal comma
+        ("1,234", 1234.0),  # reads both ways: the default '.'
+        ("-$5.25", -5.25),
+        ("$-5.25", -5.25),
+        ("5 $ 5", None),  # a symbol inside the number is no amount
+    ],
+)
+def test_amounts_as_people_type_them(tmp_path: Path, cell: str, parsed: float | None) -> None:
+    r = run(tmp_path, f'Name,Value\nA,"{cell}"\n', contacts({"Value": "Lifetime_Value__c"}))
+    assert values(r, "Lifetime_Value__c") == [parsed if parsed is not None else ABSENT]
+    if parsed is None:
+        assert messages(r) == [(2, f"{cell!r} is not a number with '.' as the decimal mark")]
+
+
+def test_a_declared_decimal_mark_is_the_only_reading(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        'Name,Value\nA,"18466,7"\nB,"$1,250.50"\n',
+        contacts({"Value": "Lifetime_Value__c"}, decimal="."),
+    )
+    assert values(r, "Lifetime_Value__c") == [ABSENT, 1250.5]
+    assert messages(r) == [(2, "'18466,7' is not a number with '.' as the decimal mark")]
+
+
+def test_percent_for_probability_and_percent_fields(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,Deal,Chance\nA,Big,60%\nB,Small,35\n",
+        {
+            "object": "opportunities",
+            "columns": {"Deal": "OPPORTUNITY_NAME", "Chance": "PROBABILITY"},
+        },
+        obj="Opportunities",
+    )
+    assert values(r, "PROBABILITY") == [60, 35]
+    assert messages(r) == []
+
+
+@pytest.mark.parametrize(
+    ("cells", "first", "message"),
+    [
+        (["9/19/1980", "03/04/1990"], "1980-09-19 00:00:00", None),  # 19 > 12: month first
+        (["19/09/1980", "03/04/1990"], "1980-09-19 00:00:00", None),  # day first
+        (["19.09.1980", "03.04.1990"], "1980-09-19 00:00:00", None),  # dots: always day first
+        (
+            ["03/04/1990", "05/06/1991"],
+            None,
+            "'03/04/1990' could be day/month or month/day, and no date in the file says which "
+            "comes first; give the column a date_format",
+        ),
+    ],
+)
+def test_slash_dates_in_the_order_the_file_shows(
+    tmp_path: Path, cells: list[str], first: str | None, message: str | None
+) -> None:
+    text = "Name,Born\n" + "".join(f"A,{c}\n" for c in cells)
+    r = run(tmp_path, text, contacts({"Born": "DATE_OF_BIRTH"}))
+    assert values(r, "DATE_OF_BIRTH")[0] == (first if first else ABSENT)
+    if message:
+        assert messages(r)[0] == (2, message)
+    else:
+        assert messages(r) == []
+        second = values(r, "DATE_OF_BIRTH")[1]
+        assert second in ("1990-03-04 00:00:00", "1990-04-03 00:00:00")
+        day_first = not cells[0].startswith("9/")
+        assert second == ("1990-04-03 00:00:00" if day_first else "1990-03-04 00:00:00")
+
+
+def test_spreadsheet_yes_and_no_words(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,News\nA,WAHR\nB,FALSCH\nC,VRAI\nD,FAUX\nE,TRUE\n",
+        contacts({"News": "Newsletter__c"}),
+    )
+    assert values(r, "Newsletter__c") == [True, False, True, False, True]

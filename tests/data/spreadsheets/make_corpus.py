@@ -100,9 +100,22 @@ def soffice(source: Path, target: Path, locale: str, infilter: str | None, conve
         shutil.move(made, target)
 
 
+# typed.xlsx: what a person typed in LibreOffice (en-US) and saved as a workbook: a number
+# cell, a percent cell, date cells, and a German date that en-US leaves as text
+TYPED = (
+    "Name,Value,Share,Born,Mixed\r\n"
+    "Ada,1.234,40%,9/19/1980,9/19/1980\r\n"
+    "Bob,18466.7,7.5%,12/31/1975,31.12.1975\r\n"
+)
+
+
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        typed = work / "typed" / "typed.csv"
+        typed.parent.mkdir()
+        typed.write_text(TYPED, encoding="utf-8")
+        soffice(typed, HERE / "typed.xlsx", "us", "CSV:44,34,76,1,,1033,false,true", "xlsx")
         export(work / "excel", "--format", "csv")
         export(work / "excel-eu", "--format", "csv", "--csv-dialect", "excel-eu")
         export(work / "xlsx", "--format", "xlsx")
