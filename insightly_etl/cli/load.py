@@ -233,7 +233,7 @@ def _print_quota_plan(plan: Any) -> None:
             err=True,
         )
         for name, by_why in plan.artefacts.items():
-            whys = ", ".join(f"{n:,} {why}" for why, n in by_why.items())
+            whys = "; ".join(f"{n:,} ({why})" for why, n in by_why.items())
             click.echo(f"  {name}: {whys}", err=True)
     if plan.examples:
         click.echo("Changes (every one is in NAME.plan.csv):", err=True)

@@ -222,10 +222,15 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes any bytes")
 
 
-# code pages a file that is not UTF-8 may be in, besides Windows-1252: Central European (Polish,
-# Czech, Hungarian …) and Japanese; each decodes most bytes, so the text itself must say which
-_OTHER_PAGES = {"cp1250": "Windows-1250 (Central European)", "cp932": "Shift-JIS (Japanese)"}
-
+# code pages a file that is not UTF-8 may be in, besides Windows-1252: Central European
+# (Polish, Czech, Hungarian …), Turkish and Japanese; each decodes most bytes, so the text
+# itself must say which
+_OTHER_PAGES = {
+    "cp1250": "Windows-1250 (Central European)",
+    "cp1254": "Windows-1254 (Turkish)",
+    "cp932": "Shift-JIS (Japanese)",
+}
+_PAGE_NAMES = {"cp1252": "Windows-1252 (Western European)", "latin-1": "Latin-1", **_OTHER_PAGES}
 
 # the accented letters of the languages written in these code pages: a reading whose letters
 # do not all belong to one of them is not the file's (a French file read as Windows-1250 mixes
@@ -239,7 +244,7 @@ _ALPHABETS = [
         "áâãàçéêíóôõú",  # Portuguese
         "àèéìíîòóùú",  # Italian
         "àçèéíïòóúü·",  # Catalan
-        "åæøäöéáðþýíóú",  # Nordic
+        "åæøäöéáðþýíóú",  # Nordic, Icelandic
         "ëéèïöü",  # Dutch
         "ąćęłńóśźż",  # Polish
         "áčďéěíňóřšťúůýž",  # Czech
@@ -247,23 +252,43 @@ _ALPHABETS = [
         "áéíóöőúüű",  # Hungarian
         "čćđšž",  # Croatian, Slovenian, Bosnian
         "ăâîșțşţ",  # Romanian
+        "çğıöşüâîûi̇",  # Turkish
     )
 ]
-
-
 # letters a code page has that are rare even in the languages that use them: a reading that
-# needs them (Slovak ŕ for Italian à) is the less likely one
-_RARE = set("ŕĺľďťňőűţşăđÿœþð")
+# needs them (Slovak ŕ for Italian à, Icelandic þ for Turkish ş) is the less likely one
+_RARE = set("ŕĺľďťňţđÿœþð")
+_SAMPLE_LINES = 5000  # lines with non-ASCII bytes that the choice of code page is made on
+_JAPANESE = re.compile("[\u3040-\u30ff\u4e00-\u9fff\uff66-\uff9f]")
 
 
-def _letter_weight(a: str, b: str) -> tuple[float, float]:
-    """How common the letters are where two readings differ: (a's, b's)."""
-    wa = wb = 0.0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            wa += 0.2 if x.lower() in _RARE else 1.0 if x.isalpha() else 0.0
-            wb += 0.2 if y.lower() in _RARE else 1.0 if y.isalpha() else 0.0
-    return wa, wb
+def _reads_as_japanese(text: str) -> bool:
+    """Japanese characters that stand beside each other, as in words (`山田太郎`), not alone
+    between Latin letters (`Jo縊` is a Portuguese `João` read as Shift-JIS)."""
+    found = [m.start() for m in _JAPANESE.finditer(text)]
+    if len(found) < 2:
+        return False
+    near = sum(
+        1 for i in found if _JAPANESE.match(text[i - 1 : i]) or _JAPANESE.match(text[i + 1 : i + 2])
+    )
+    return near >= 0.8 * len(found)
+
+
+def _in_word(text: str, i: int) -> bool:
+    return any(c.isalpha() for c in text[i - 1 : i] + text[i + 1 : i + 2])
+
+
+def _weight(text: str, i: int) -> float:
+    """How much a character at a position where two readings differ speaks for its reading:
+    a letter inside a word (less if rare), a currency sign before a number."""
+    ch = text[i]
+    if ch.isalpha():
+        if not _in_word(text, i):
+            return 0.3
+        return 0.2 if ch.lower() in _RARE else 1.0
+    if ch in "£€¥$" and text[i + 1 : i + 2].isdigit():
+        return 1.0
+    return 0.0
 
 
 def _fits_a_language(text: str) -> bool:
@@ -279,50 +304,71 @@ def _plausible(text: str) -> float:
         if ord(ch) < 128:
             continue
         total += 1
-        near = text[i - 1 : i] + text[i + 1 : i + 2]
-        hits += ch.isalpha() and any(c.isalpha() for c in near)
+        hits += ch.isalpha() and _in_word(text, i)
     return hits / total if total else 1.0
 
 
+def _sample(raw: bytes) -> bytes:
+    """The lines that hold non-ASCII bytes (the only ones code pages read differently), up to
+    a few thousand: enough to choose, fast on any size."""
+    lines = [line for line in raw.split(b"\n", 200_000) if any(b > 127 for b in line)]
+    return b"\n".join(lines[:_SAMPLE_LINES])
+
+
 def _single_byte(path: Path, raw: bytes, fallback: str, text: str) -> tuple[str, str]:
-    """A file that is not UTF-8: Windows-1252 (or Latin-1) unless the bytes read better in
+    """A file that is not UTF-8: Windows-1252 (or Latin-1) unless its letters read better in
     another code page. Two readings that are both plausible and differ are refused, naming
     the first word they read differently: a wrong guess would send wrong letters."""
-    readings = {fallback: text}
+    sample = _sample(raw)
+    readings = {fallback: sample.decode(fallback)}
     for enc in _OTHER_PAGES:
         try:
-            readings[enc] = raw.decode(enc)
+            reading = sample.decode(enc)
         except UnicodeDecodeError:
             continue
+        if enc == "cp932" and not _reads_as_japanese(reading):
+            continue  # Shift-JIS only where there is Japanese to read
+        readings[enc] = reading
     scores = {enc: _plausible(t) for enc, t in readings.items()}
     best = max(scores.values())
     likely = [e for e, score in scores.items() if score >= best - 0.05]
     # Japanese has no accented letters to check; the European pages must spell one language
     fitting = [e for e in likely if e == "cp932" or _fits_a_language(readings[e])]
     likely = fitting or likely[:1]
-    if len(likely) == 2 and len(readings[likely[0]]) == len(readings[likely[1]]):
-        wa, wb = _letter_weight(readings[likely[0]], readings[likely[1]])
-        if wa != wb and (wa >= 2 * wb or wb >= 2 * wa):  # one needs rare letters, one does not
-            likely = [likely[0] if wa > wb else likely[1]]
-    if len({readings[e] for e in likely}) > 1:
-        names = {"cp1252": "Windows-1252", "latin-1": "Latin-1", **_OTHER_PAGES}
+    distinct = {readings[e]: e for e in reversed(likely)}  # one page per reading, first wins
+    likely = [e for e in likely if distinct.get(readings[e]) == e]
+    if len(likely) > 1:
+        weights = {e: 0.0 for e in likely}
+        others = likely[1:]
+        a = likely[0]
+        for b in others:
+            if len(readings[a]) != len(readings[b]):
+                continue
+            for i, (x, y) in enumerate(zip(readings[a], readings[b], strict=True)):
+                if x != y:
+                    weights[a] += _weight(readings[a], i)
+                    weights[b] += _weight(readings[b], i)
+        ranked = sorted(likely, key=lambda e: -weights[e])
+        if weights[ranked[0]] >= 2 * weights[ranked[1]] and weights[ranked[0]] > 0:
+            likely = ranked[:1]
+    if len(likely) > 1:
         a, b = likely[0], likely[1]
         pairs = zip(readings[a], readings[b], strict=False)
         shortest = min(len(readings[a]), len(readings[b]))
         at = next((i for i, (x, y) in enumerate(pairs) if x != y), shortest)
-        line = readings[a][:at].count("\n") + 1
-
         left = re.search(r"[^\s,;|\t\"]*$", readings[a][:at])
-        start = left.start() if left else at
-        shown = [re.match(r"[^\s,;|\t\"]*", readings[e][start:]) for e in (a, b)]
+        begin = left.start() if left else at
+        shown = [re.match(r"[^\s,;|\t\"]*", readings[e][begin:]) for e in (a, b)]
         words = [m.group(0) if m else "" for m in shown]
         raise InputError(
-            f"{path}, line {line}: not UTF-8, and it reads as {words[0]!r} in {names[a]} or "
-            f"{words[1]!r} in {names[b]}",
-            hint="Name its encoding with --encoding (e.g. --encoding cp1250), or save it as CSV UTF-8.",
+            f"{path}: not UTF-8, and it reads as {words[0]!r} in {_PAGE_NAMES[a]} or "
+            f"{words[1]!r} in {_PAGE_NAMES[b]}",
+            hint=f"Name its encoding: --encoding {a} reads {words[0]!r}, --encoding {b} "
+            f"reads {words[1]!r}; or save the file as CSV UTF-8.",
         )
     enc = likely[0]
-    return readings[enc].removeprefix("\ufeff"), enc
+    whole = text if enc == fallback else raw.decode(enc)
+    return whole.removeprefix("\ufeff"), enc
 
 
 def _read_csv_arrow(

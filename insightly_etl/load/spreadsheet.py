@@ -20,6 +20,7 @@ import math
 import re
 import unicodedata
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -27,7 +28,10 @@ import pandas as pd
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
 
 _SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:\s|$)")
-_AMPM = re.compile(r"\d\s*[AaPp]\.?[Mm]\.?\s*$")
+# a cell that is a date and nothing else (free text that mentions one is no evidence)
+_WHOLE_DATE = re.compile(
+    r"^\s*\d{1,2}/\d{1,2}/(?:\d{2}|\d{4})(?:\s+\d{1,2}:\d\d(?::\d\d)?(?:\s*[AaPp]\.?[Mm]\.?)?)?\s*$"
+)
 
 # the forms Excel and LibreOffice write in common locales, most specific first
 _MONTH_FIRST = [
@@ -67,11 +71,11 @@ def day_first(frame: pd.DataFrame) -> bool | None:
         sample = values[values.str.contains("/", regex=False)]
         for text in sample.head(5000):
             m = _SLASH.match(text)
-            if not m:
+            if not m or not _WHOLE_DATE.match(text):
                 continue
             first, second = int(m.group(1)), int(m.group(2))
             day |= first > 12
-            month |= second > 12 or bool(_AMPM.search(text))
+            month |= second > 12
             if day and month:
                 return None  # the file mixes both orders: no column can be trusted
     if day != month:
@@ -96,6 +100,8 @@ def parse_locale(texts: pd.Series, first_is_day: bool | None) -> pd.Series:
         if not todo.any():
             break
         parsed = pd.to_datetime(stripped[todo], format=form, errors="coerce")
+        if "%y" in form:  # Excel's window, not Python's: 65 is 1965, 29 is 2029
+            parsed = parsed.where(parsed.dt.year < 2030, parsed - pd.DateOffset(years=100))
         hit = parsed.notna()
         if hit.any():
             out.loc[hit[hit].index] = parsed[hit].astype("datetime64[s]")
@@ -124,16 +130,19 @@ def read_instant(text: Any, first_is_day: bool | None) -> tuple[datetime | None,
         return None, True
     try:
         stamp = pd.Timestamp(raw) if re.match(r"^\d{4}-\d\d-\d\d", raw) else None
-    except ValueError:
-        stamp = None
+    except (ValueError, OverflowError):  # year 0, month 13: no moment at all
+        return None, has_seconds(raw)
     if stamp is None or stamp is pd.NaT:
         parsed = parse_locale(pd.Series([raw], dtype="string"), first_is_day).iloc[0]
         if parsed is pd.NaT or pd.isna(parsed):
             return None, has_seconds(raw)
         stamp = pd.Timestamp(parsed)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(UTC)
-    return stamp.tz_convert(UTC).to_pydatetime(), has_seconds(raw)
+    try:
+        if stamp.tzinfo is None:
+            stamp = stamp.tz_localize(UTC)
+        return stamp.tz_convert(UTC).to_pydatetime(), has_seconds(raw)
+    except (ValueError, OverflowError):
+        return None, has_seconds(raw)
 
 
 # ---------------------------------------------------------------- artefacts
@@ -142,7 +151,9 @@ def read_instant(text: Any, first_is_day: bool | None) -> tuple[datetime | None,
 # the ones Unicode decomposes (é -> e)
 _BEST_FIT = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "Ħ": "H", "ħ": "h"}
 _DIGITS = re.compile(r"^[0-9]+$")
-_NUMBERISH = re.compile(r"^[+-]?[\d.,\s\u00a0\u202f']+$")
+_PLAIN = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
+_LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
 _SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+]?\d+$")
 
 
@@ -162,61 +173,60 @@ def _encodable(ch: str, encoding: str) -> bool:
 
 
 def replaced_by_encoding(new: str, old: str, encoding: str | None) -> bool:
-    """`?ód?` for `Łódź` in a cp1252 file: every difference is a character the encoding cannot
-    hold, written as `?` or its best-fit letter."""
-    if not encoding or encoding.lower().replace("-", "").startswith(("utf", "ascii")):
-        return False
+    """`?ód?` for `Łódź`: every difference is a character the file's encoding cannot hold,
+    written as `?` (whatever the file's encoding: an ASCII or UTF-8 file may be the copy of a
+    lossy save) or, in a single-byte file, as its best-fit letter (`Lodz`)."""
     if len(new) != len(old) or new == old:
         return False
+    single_byte = bool(encoding) and not str(encoding).startswith(("utf", "ascii"))
     for n, o in zip(new, old, strict=True):
         if n == o:
             continue
-        if _encodable(o, encoding) or not (n == "?" or n == _fold(o)):
-            return False
+        if n == "?" and o != "?" and ord(o) > 127:
+            continue
+        if single_byte and not _encodable(o, str(encoding)) and n == _fold(o):
+            continue
+        return False
     return True
 
 
-def _digits_only(text: str) -> str:
-    return re.sub(r"[\s\u00a0\u202f.,']", "", text)
-
-
-def _as_float(text: str) -> float | None:
-    try:
-        return float(text.replace(",", "."))
-    except ValueError:
+def _plain_decimal(text: str) -> Decimal | None:
+    """`1234.50`, or with `,` groups `1,234.50`, as a Decimal; None for anything else (a sign,
+    a decimal comma, spaces: forms a re-save may not have made)."""
+    if _GROUPED.match(text):
+        text = text.replace(",", "")
+    if not _PLAIN.match(text):
         return None
+    return Decimal(text)
 
 
 def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
-    """Why a text value differs only as a spreadsheet re-saves it, or None."""
+    """Why a text value differs only as a spreadsheet re-saves it, or None. Each rule goes
+    one way, the way a program changes a value: zeros are dropped, never added; digits are
+    grouped or shown shorter, never changed."""
     digits = _DIGITS.match(old) is not None
-    if digits and _DIGITS.match(new) and old.lstrip("0") == new.lstrip("0") and new != old:
+    if digits and _DIGITS.match(new) and len(new) < len(old) and old.lstrip("0") == new:
         return "leading zeros dropped"
-    if digits and _NUMBERISH.match(new) and _digits_only(new) == old:
-        return "digits re-formatted as a number"
+    if digits and _GROUPED.match(new) and new.replace(",", "") == old.lstrip("0"):
+        return "digits grouped as a number"
     if digits and len(old) > 11 and _SCIENTIFIC.match(new):
-        shown = _as_float(new)
-        if shown is not None and shown > 0:
-            shown_digits = len(re.sub(r"\D", "", re.split("[Ee]", new)[0]))
-            if math.isclose(shown, float(old), rel_tol=10 ** (1 - shown_digits)):
-                return "long number shown in scientific notation"
-    if _NUMBERISH.match(new) and _NUMBERISH.match(old):
-        a, b = _as_float(_digits_keep_decimal(new)), _as_float(_digits_keep_decimal(old))
-        if a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12):
-            return "number re-formatted"
+        mantissa = re.split("[Ee]", new)[0].replace(",", ".")
+        shown = len(re.sub(r"\D", "", mantissa))  # significant digits the cell shows
+        if (
+            shown >= 2
+            and f"{Decimal(old):.{shown - 1}E}" == f"{Decimal(new.replace(',', '.')):.{shown - 1}E}"
+        ):
+            return "long number shown in scientific notation"
+    a, b = _plain_decimal(new), _plain_decimal(old)
+    if a is not None and b is not None and a == b and "." in old + new:
+        return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5
     if replaced_by_encoding(new, old, encoding):
-        return f"characters {encoding} cannot hold, replaced"
+        if encoding:
+            return f"characters {encoding} cannot hold, replaced"
+        return "characters replaced by '?' (a save that lost them)"
+    if encoding and _LOST.search(new) and not _LOST.search(old):
+        return f"'?' inside a word: a character {encoding} cannot hold, lost"
     return None
-
-
-def _digits_keep_decimal(text: str) -> str:
-    """`1,234.50` -> `1234.50`, `1.234,50` -> `1234.50`: the last separator is the decimal one
-    when followed by other than three digits."""
-    t = re.sub(r"[\s\u00a0\u202f']", "", text)
-    last = max(t.rfind("."), t.rfind(","))
-    if last >= 0 and len(t) - last - 1 != 3:
-        return re.sub(r"[.,]", "", t[:last]) + "." + t[last + 1 :]
-    return re.sub(r"[.,]", "", t)
 
 
 def artefact(spec: FieldSpec, new: Any, old: Any, encoding: str | None) -> str | None:

@@ -88,8 +88,13 @@ _NUMBER_RE = {
 }
 _GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
 # a currency before or after an amount: `$45,351.80`, `236.888,70 €`, `CHF 99`, `99 EUR`
-_CURRENCY_BEFORE = r"^\s*([+-]?)\s*(?:[$€£¥₹]|[A-Z]{3}\s)\s*"  # the sign may come first: -$5
-_CURRENCY_AFTER = r"\s*(?:[$€£¥₹]|\s[A-Z]{3})\s*$"
+_CODES = (
+    "USD|EUR|GBP|CHF|JPY|CAD|AUD|NZD|SEK|NOK|DKK|PLN|CZK|HUF|RON|TRY|CNY|INR|BRL|MXN|ZAR|SGD|HKD"
+)
+_CURRENCY_BEFORE = rf"^\s*([+-]?)\s*(?:[$€£¥₹]|(?:{_CODES})\s)\s*"  # the sign may come first: -$5
+_CURRENCY_AFTER = rf"\s*(?:[$€£¥₹]|\s(?:{_CODES}))\s*$"
+# French and German spreadsheets put a no-break space before it; RE2 wants the characters
+_PERCENT_SIGN = "[\\s" + _SPACES + "]*%$"
 
 
 def _percent_cells(values: pd.Series, cells: pd.Series | None, index: pd.Index) -> pd.Series:
@@ -605,7 +610,8 @@ class _ColumnValidator:
         kind = spec.kind
         if kind == INTEGER:
             if spec.name == "PROBABILITY":  # "60%", or a workbook's percent cell (0.6)
-                v = _percent_cells(regex_replace(v, r"\s*%$", ""), self._cells, v.index)
+                v = _percent_cells(regex_replace(v, _PERCENT_SIGN, ""), self._cells, v.index)
+            v = regex_replace(v, r"^([+-]?\d+)[.,]0+$", r"\1")  # 25.00: a spreadsheet's 25
             good = pd.Series(fullmatch(v, r"[+-]?\d+"), index=v.index)
             self._bad(v, ~good, "integer", "{v} is not a whole number")
             # beyond 18 digits a value may not fit in 64 bits: no Insightly id or count does
@@ -669,12 +675,16 @@ class _ColumnValidator:
         v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
         if spec.api_type == "PERCENT":
             # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
-            v = regex_replace(v, r"\s*%$", "")
+            v = regex_replace(v, _PERCENT_SIGN, "")
         marks = pd.Series(rule.decimal, index=v.index)
         if not rule.decimal_given:
+            # one mark for the whole column: the other one only when some values read only
+            # with it and none only with the default (`2.500 €` beside `1.234,50 €` is 2500)
             other = "," if rule.decimal == "." else "."
-            only_other = fullmatch(v, _NUMBER_RE[other]) & ~fullmatch(v, _NUMBER_RE[rule.decimal])
-            marks[only_other] = other
+            reads_other = fullmatch(v, _NUMBER_RE[other])
+            reads_default = fullmatch(v, _NUMBER_RE[rule.decimal])
+            if (reads_other & ~reads_default).any() and not (reads_default & ~reads_other).any():
+                marks[:] = other
         if typed is not None:
             marks[typed.to_numpy()] = "."
         good = np.zeros(len(v), dtype=bool)

@@ -19,14 +19,14 @@ from tests.spreadsheets import EDITS, KEY, corpus_sandbox
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "spreadsheets"
 ENV = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": "http://127.0.0.1/v3.1/"}
-POSTCODES = "  ADDRESS_MAIL_POSTCODE: 12 leading zeros dropped"
+POSTCODES = "  ADDRESS_MAIL_POSTCODE: 12 (leading zeros dropped)"
 LOST = [  # what a Windows-1252 save did to the Polish, Czech and Vietnamese contacts
-    "  ADDRESS_MAIL_CITY: 3 characters cp1252 cannot hold, replaced",
+    "  ADDRESS_MAIL_CITY: 3 (characters cp1252 cannot hold, replaced)",
     POSTCODES,
-    "  EMAIL_ADDRESS: 3 characters cp1252 cannot hold, replaced",
-    "  FIRST_NAME: 3 characters cp1252 cannot hold, replaced",
-    "  LAST_NAME: 3 characters cp1252 cannot hold, replaced",
-    "  TITLE: 2 characters cp1252 cannot hold, replaced",
+    "  EMAIL_ADDRESS: 3 (characters cp1252 cannot hold, replaced)",
+    "  FIRST_NAME: 3 (characters cp1252 cannot hold, replaced)",
+    "  LAST_NAME: 3 (characters cp1252 cannot hold, replaced)",
+    "  TITLE: 2 (characters cp1252 cannot hold, replaced)",
 ]
 # file -> the artefact lines of its plan (none: the workbook we wrote keeps postcodes as text)
 FILES = {
@@ -191,8 +191,30 @@ def test_months_ten_to_twelve_are_later_not_earlier(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     sb.account.collections["Contacts"].records[2001]["DATE_UPDATED_UTC"] = "2026-09-30 08:00:00"
     file = conflict_file(tmp_path, "10/2/2026 1:00 PM")
+    with file.open("a", encoding="utf-8") as more:  # a US date that says month first
+        more.write('2002,Buyer,"5/15/2023 7:42 AM"\n')
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
-    assert "Plan: 0 to create, 1 to update, 0 unchanged" in result.stderr, result.output
+    assert "Plan: 0 to create, 1 to update, 1 unchanged" in result.stderr, result.output
+
+
+def test_a_slash_copy_time_the_file_does_not_order_is_a_conflict(tmp_path: Path) -> None:
+    """`10/2/2026` alone may be the 10th of February: never guessed."""
+    file = conflict_file(tmp_path, "10/2/2026 1:00 PM")
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert (
+        "0 to update, 0 unchanged (no request), 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in (result.stderr)
+    )
+    errors = (tmp_path / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert "conflict: this file's DATE_UPDATED_UTC '10/2/2026 1:00 PM' cannot be read" in errors
+
+
+@pytest.mark.parametrize("written", ["0000-01-01 00:00:00", "2026-13-45 10:00:00"])
+def test_an_impossible_copy_time_is_a_conflict_not_a_crash(written: str, tmp_path: Path) -> None:
+    file = conflict_file(tmp_path, written)
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "1 failed" in result.stderr
 
 
 def test_a_copy_time_that_cannot_be_read_is_a_conflict(tmp_path: Path) -> None:

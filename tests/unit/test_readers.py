@@ -419,10 +419,36 @@ def test_two_code_pages_that_both_fit_are_refused_naming_the_word(tmp_path: Path
     with pytest.raises(InputError) as caught:
         read_table(path)
     assert caught.value.message == (
-        f"{path}, line 3: not UTF-8, and it reads as 'Nuñez' in Windows-1252 or 'Nuńez' in "
-        "Windows-1250 (Central European)"
+        f"{path}: not UTF-8, and it reads as 'Nuñez' in Windows-1252 (Western European) or "
+        "'Nuńez' in Windows-1250 (Central European)"
     )
     assert caught.value.hint == (
-        "Name its encoding with --encoding (e.g. --encoding cp1250), or save it as CSV UTF-8."
+        "Name its encoding: --encoding cp1252 reads 'Nuñez', --encoding cp1250 reads 'Nuńez'; "
+        "or save the file as CSV UTF-8."
     )
     assert read_table(path, encoding="cp1252").frame.iloc[1].tolist() == ["Nuñez", "Coruña"]
+
+
+@pytest.mark.parametrize(
+    ("text", "page"),
+    [
+        ("Name,City\nÁdám Szőke,Győr\nÉva Kürtős,Szűcs\n", "cp1250"),  # ő ű: Hungarian
+        ("Name,City\nAyşe Yılmaz,İstanbul\nMehmet Öztürk,Muğla\n", "cp1254"),
+        ("Item,Note\nBudget,£5000\n", "cp1252"),
+        ("Name\nWeiß\n", "cp1252"),
+        ("Name\nJoão Gonçalves\n", "cp1252"),
+    ],
+)
+def test_more_code_pages_people_save_in(tmp_path: Path, text: str, page: str) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes(text.encode(page))
+    table = read_table(path)
+    assert table.encoding == page
+    assert table.frame.iloc[0].tolist() == text.splitlines()[1].split(",")
+
+
+def test_a_few_hungarian_words_that_also_read_as_portuguese_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes("Name,City\nÁdám Szőke,Győr\n".encode("cp1250"))
+    with pytest.raises(InputError, match="reads as 'Szõke' in Windows-1252"):
+        read_table(path)

@@ -516,3 +516,44 @@ def test_spreadsheet_yes_and_no_words(tmp_path: Path) -> None:
         contacts({"News": "Newsletter__c"}),
     )
     assert values(r, "Newsletter__c") == [True, False, True, False, True]
+
+
+def test_one_decimal_mark_for_a_whole_column(tmp_path: Path) -> None:
+    """`2.500 €` beside `1.234,50 €` is 2500: the column reads with commas."""
+    r = run(
+        tmp_path,
+        'Name,Value\nA,"1.234,50 €"\nB,2.500 €\nC,"$1,234.50"\n',
+        contacts({"Value": "Lifetime_Value__c"}),
+    )
+    # A reads only with a comma, C only with a point: the default '.' holds, A is refused
+    assert values(r, "Lifetime_Value__c") == [ABSENT, 2.5, 1234.5]
+    r = run(
+        tmp_path,
+        'Name,Value\nA,"1.234,50 €"\nB,2.500 €\n',
+        contacts({"Value": "Lifetime_Value__c"}),
+    )
+    assert values(r, "Lifetime_Value__c") == [1234.5, 2500.0]
+
+
+@pytest.mark.parametrize("cell", ["12,50\u00a0%", "12,5 %", "12,5\u202f%"])
+def test_percent_with_a_no_break_space(tmp_path: Path, cell: str) -> None:
+    r = run(tmp_path, f'Name,Share\nA,"{cell}"\n', contacts({"Share": "Discount__c"}))
+    assert values(r, "Discount__c") == [12.5]
+
+
+def test_a_spreadsheets_whole_number_with_decimals(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Deal,Chance\nBig,25.00%\nSmall,30.0\n",
+        {
+            "object": "opportunities",
+            "columns": {"Deal": "OPPORTUNITY_NAME", "Chance": "PROBABILITY"},
+        },
+        obj="Opportunities",
+    )
+    assert values(r, "PROBABILITY") == [25, 30]
+
+
+def test_three_capitals_are_a_currency_only_when_they_are_one(tmp_path: Path) -> None:
+    r = run(tmp_path, "Name,Value\nA,ABC 5\nB,EUR 5\n", contacts({"Value": "Lifetime_Value__c"}))
+    assert values(r, "Lifetime_Value__c") == [ABSENT, 5.0]

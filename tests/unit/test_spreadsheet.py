@@ -1,0 +1,69 @@
+"""What a spreadsheet does to a value, told from what a person does (load/spreadsheet.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from insightly_etl.load.spreadsheet import day_first, parse_locale, text_artefact
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "encoding", "why"),
+    [
+        ("02108", "2108", None, "leading zeros dropped"),
+        ("00501", "501", "cp1252", "leading zeros dropped"),
+        ("1234567", "1,234,567", None, "digits grouped as a number"),
+        ("123456789012", "1.23457E+11", None, "long number shown in scientific notation"),
+        ("12.50", "12.5", None, "number re-formatted"),
+        ("1234.5", "1,234.5", None, "number re-formatted"),
+        ("Łódź", "?ód?", "cp1252", "characters cp1252 cannot hold, replaced"),
+        ("Łódź", "?ód?", None, "characters replaced by '?' (a save that lost them)"),
+        ("Łódź", "Lódz", "cp1252", "characters cp1252 cannot hold, replaced"),  # best-fit
+        ("Toronto", "?ód?", "cp1252", "'?' inside a word: a character cp1252 cannot hold, lost"),
+    ],
+)
+def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) -> None:
+    assert text_artefact(new, old, encoding) == why
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "encoding"),
+    [
+        ("2108", "02108", None),  # a zero put back: a person's edit
+        ("0", "00", None),
+        ("+49 151 12345678", "+49 151 12345679", None),  # one digit of a phone number
+        ("4006381333931", "4006381333932", None),  # an EAN
+        ("123456789012", "9E+99", None),
+        ("123", "1.23", None),
+        ("15", "1,5", None),
+        ("100", "1.00", None),
+        ("4915112345678", "+4915112345678", None),
+        ("0049301234567", "+49301234567", None),
+        ("1.2.3", "12.3", None),
+        ("1,234", "1.234", None),
+        ("Zoë", "Zoe", None),  # a UTF-8 file can hold ë: taking it off is an edit
+        ("Łódź", "Lodz", "cp1252"),  # ó fits in cp1252: no program wrote o for it
+        ("Toronto", "Why?Not", None),
+    ],
+)
+def test_what_a_person_does(old: str, new: str, encoding: str | None) -> None:
+    assert text_artefact(new, old, encoding) is None
+
+
+def test_the_date_order_comes_from_cells_that_are_dates() -> None:
+    frame = pd.DataFrame(
+        {
+            "Updated": ["05/03/2026 10:00", "06/03/2026 09:00"],
+            "Notes": ["10/13/2026 call back at 3pm", "see 1/13/2"],  # free text: no evidence
+        }
+    )
+    assert day_first(frame) is None
+    frame["Born"] = ["25/12/1980", "01/02/1990"]
+    assert day_first(frame) is True
+    assert day_first(pd.DataFrame({"At": ["5/03/2026 10:00 AM"]})) is None  # AM/PM is no order
+
+
+def test_two_digit_years_as_excel_reads_them() -> None:
+    parsed = parse_locale(pd.Series(["01/06/65", "01/06/29", "01/06/30"], dtype="string"), False)
+    assert [d.year for d in parsed] == [1965, 2029, 1930]
