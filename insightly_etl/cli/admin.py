@@ -12,6 +12,7 @@ import click
 from insightly_etl.cli.common import (
     ApiOptions,
     Context,
+    LocalPath,
     api_options,
     main,
     results_option,
@@ -21,7 +22,7 @@ from insightly_etl.cli.common import (
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=LocalPath(dir_okay=False, path_type=Path))
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -73,7 +74,7 @@ def undo(
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("checkpoint", type=LocalPath(dir_okay=False, exists=True, path_type=Path))
 def status(checkpoint: Path) -> None:
     """Show an import's progress from its checkpoint file: done, failed and left, by action."""
     from insightly_etl.load.checkpoint import Checkpoint

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import sqlite3
 import sys
 import traceback
@@ -25,6 +26,21 @@ from insightly_etl.config import Settings, load_settings, redact
 from insightly_etl.errors import InsightlyEtlError
 
 F = TypeVar("F", bound=Callable[..., Any])
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+class LocalPath(click.Path):
+    """A path on this machine. `s3://bucket/x` (or any other URI) is refused with exit 2 and
+    one line, not made into a local folder named `s3:`: object storage is not supported yet."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and _URI.match(value):
+            self.fail(
+                f"{value!r} is a URI; object storage is not supported yet: give a local path",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
 
 
 @dataclass
@@ -126,7 +142,7 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 GLOBAL_OPTIONS = [
     click.option(
         "--api-key-file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=LocalPath(dir_okay=False, path_type=Path),
         expose_value=False,
         callback=_set_global,
         help="Read the API key from this file (else $INSIGHTLY_API_KEY). There is no --api-key: "
@@ -301,7 +317,7 @@ def file_options(func: F) -> F:
     options = [
         click.option(
             "--encoding",
-            help="The CSV's encoding (default: detected — UTF-8 with or without BOM, else Windows-1252).",
+            help="The CSV's encoding (default: detected — UTF-8 with or without BOM, else the code page whose letters spell one language: cp1252, cp1250, cp1254 or cp932).",
         ),
         click.option(
             "--delimiter",
@@ -324,7 +340,7 @@ def mapping_options(func: F) -> F:
     return click.option(
         "--mapping",
         "mapping_file",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=LocalPath(dir_okay=False, path_type=Path),
         help="The mapping file (YAML). Without one, columns named like API fields map as they are (needs --object).",
     )(func)
 
@@ -347,7 +363,7 @@ def results_option(default: str) -> Callable[[F], F]:
     return click.option(
         "--results",
         "results_dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=LocalPath(file_okay=False, path_type=Path),
         help=f"Where {default}",
     )
 
@@ -355,7 +371,7 @@ def results_option(default: str) -> Callable[[F], F]:
 def fields_from_option(help_text: str) -> Callable[[F], F]:
     return click.option(
         "--fields-from",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=LocalPath(file_okay=False, path_type=Path),
         help=help_text,
     )
 

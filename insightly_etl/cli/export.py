@@ -10,6 +10,7 @@ import click
 from insightly_etl.cli.common import (
     ApiOptions,
     Context,
+    LocalPath,
     api_options,
     choice_option,
     echo_accounting,
@@ -26,7 +27,7 @@ from insightly_etl.cli.common import (
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=LocalPath(file_okay=False, path_type=Path),
     help="Directory for the files and _manifest.json.",
 )
 @choice_option(
@@ -75,7 +76,7 @@ from insightly_etl.cli.common import (
 )
 @click.option(
     "--files-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=LocalPath(file_okay=False, path_type=Path),
     help="With --with files: download each attachment's content here, named by its file id "
     "(a request per file; files already there are not fetched again).",
 )

@@ -13,6 +13,7 @@ import click
 from insightly_etl.cli.common import (
     ApiOptions,
     Context,
+    LocalPath,
     api_options,
     choice_option,
     echo_accounting,
@@ -48,11 +49,11 @@ def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | 
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
 @mapping_options
 @click.option(
     "--rejects",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LocalPath(dir_okay=False, path_type=Path),
     help="Where to write the rejected rows  [default: NAME.rejects.csv beside FILE]",
 )
 @fields_from_option(
@@ -156,7 +157,7 @@ def mapping() -> None:
 
 
 @mapping.command("draft")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
 @click.option("--object", "object_name", required=True, help="The object type the file holds.")
 @fields_from_option("Take custom-field definitions from this export directory: no API request.")
 @file_options
@@ -235,6 +236,11 @@ def _print_quota_plan(plan: Any) -> None:
         for name, by_why in plan.artefacts.items():
             whys = "; ".join(f"{n:,} ({why})" for why, n in by_why.items())
             click.echo(f"  {name}: {whys}", err=True)
+    if plan.not_sent:
+        click.echo("Not sent: what the file takes out, the mapping leaves alone:", err=True)
+        for name, by_what in plan.not_sent.items():
+            whats = "; ".join(f"{n:,} {what}" for what, n in by_what.items())
+            click.echo(f"  {name}: {whats}", err=True)
     if plan.examples:
         click.echo("Changes (every one is in NAME.plan.csv):", err=True)
         for example in plan.examples:
@@ -242,11 +248,11 @@ def _print_quota_plan(plan: Any) -> None:
 
 
 @main.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
 @mapping_options
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LocalPath(dir_okay=False, path_type=Path),
     help="The resumable state of this import  [default: FILE.checkpoint.sqlite]",
 )
 @results_option("NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from insightly_etl.cli.common import choice_option, default_seed_dir, main
+from insightly_etl.cli.common import LocalPath, choice_option, default_seed_dir, main
 
 
 def _parse_generate(value: str | None) -> dict[str, int]:
@@ -63,7 +63,7 @@ def _snake(endpoint: str) -> str:
 )
 @click.option(
     "--seed",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=LocalPath(file_okay=False, path_type=Path),
     default=None,
     help="Seed account directory  [default: sample_data/sandbox, else the built-in seed]",
 )
@@ -118,7 +118,7 @@ def _snake(endpoint: str) -> str:
 )
 @click.option(
     "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LocalPath(dir_okay=False, path_type=Path),
     help="Persist the account in this SQLite file across restarts.",
 )
 @choice_option(

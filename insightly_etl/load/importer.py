@@ -83,6 +83,7 @@ class QuotaPlan:
     steps: dict[str, int] = field(default_factory=dict)  # pipeline/stage/state/link requests
     # field -> why -> cells left as they are: a spreadsheet's re-save, not an edit
     artefacts: dict[str, dict[str, int]] = field(default_factory=dict)
+    not_sent: dict[str, dict[str, int]] = field(default_factory=dict)  # see Plan.not_sent
 
 
 @dataclass
@@ -477,6 +478,7 @@ def _quota_plan(
         planning_requests=plan.requests,
         examples=plan_examples(plan),
         artefacts=plan.artefacts(),
+        not_sent=dict(sorted(plan.not_sent.items())),
         steps=dict(steps or {}),
     )
 

@@ -485,6 +485,27 @@ def _check_yaml_shape(path: Path, text: str) -> None:
                 )
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             depth -= 1
+    _check_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+def _check_duplicate_keys(path: Path, node: yaml.Node | None) -> None:
+    """A key written twice at one level: YAML keeps the last silently; a mapping refuses it,
+    naming both lines (which one was meant is the person's call)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            name = str(key.value)
+            if isinstance(key, yaml.ScalarNode) and name in seen:
+                raise InputError(
+                    f"{path}, lines {seen[name]} and {line}: the key {name!r} is given twice",
+                    hint="Keep one of them.",
+                )
+            seen[name] = line
+            _check_duplicate_keys(path, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(path, item)
 
 
 def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:

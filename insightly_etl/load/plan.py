@@ -77,6 +77,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     strategy: str = "none"  # listing | search | get | none
     requests: int = 0
+    # an edited export's cells a person emptied, or set members taken out, that the mapping
+    # does not send (blank: skip, merge: add): field -> how many
+    not_sent: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, action: str) -> int:
         return sum(1 for p in self.rows if p.action == action)
@@ -204,7 +207,7 @@ def row_policies(result: ValidationResult, row: int) -> dict[str, FieldPolicy]:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
+    return value is None or value == "" or (isinstance(value, list | tuple) and not value)
 
 
 def _added(old: Any, new: Any) -> Any:
@@ -409,6 +412,8 @@ class Planner:
                 else:
                     kept = Artefacts(self.encoding, self.send_artefacts)
                     body, before_image, after_image = self.diff(r, record, kept)
+                    if self.file_updated is not None:
+                        self._count_not_sent(r, record, plan)
                     conflict = self.conflict(r, record, after_image) if body else None
                     if conflict:
                         plan.failed[r] = conflict
@@ -550,6 +555,30 @@ class Planner:
             row_policies(self.result, row),
             artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
         )
+
+    def _count_not_sent(self, row: int, record: Record, plan: Plan) -> None:
+        """What the person did in an edited export that this mapping leaves as it is: a cell
+        emptied (the record has a value; `blank: clear` sends it), a tag or option taken out
+        of a set (`merge: replace` takes it out in Insightly too)."""
+        for rule in self.result.rules:
+            spec = self.specs.get(rule.field)
+            if spec is None or spec.via or rule.update == "never":
+                continue
+            old = current_value(record, spec)
+            new = self.result.cell(row, rule.field)
+            if new is ABSENT and rule.blank == "skip" and not _is_empty(old):
+                what = "emptied cells not sent (blank: clear sends them)"
+            elif (
+                spec.kind in (MULTISELECT, TAGS)
+                and rule.merge == "add"
+                and new is not ABSENT
+                and set(set_parts(old)) - set(set_parts(new))
+            ):
+                what = "set members taken out, not sent (merge: replace sends them)"
+            else:
+                continue
+            counts = plan.not_sent.setdefault(rule.field, {})
+            counts[what] = counts.get(what, 0) + 1
 
     def _lost_characters(self, values: dict[str, Any]) -> str | None:
         """A new record whose name, e-mail or match key has a `?` inside a word may be an

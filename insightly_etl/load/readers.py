@@ -212,7 +212,9 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
             if encoding:
                 raise InputError(
                     f"{path}: cannot decode as {enc}: {exc}",
-                    hint="Pass --encoding (e.g. utf-8, cp1252).",
+                    hint="Leave out --encoding to have it detected, or name the one the file "
+                    "was saved in (cp1252 Western, cp1250 Central European, cp1254 Turkish, "
+                    "cp932 Japanese).",
                 ) from None
         except LookupError:
             raise InputError(

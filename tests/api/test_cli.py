@@ -202,3 +202,41 @@ def test_an_incremental_run_says_per_object_what_was_new_changed_and_deleted(
     assert "  contacts: 1 new, 0 changed, 1 deleted (in _deleted.parquet)" in result.stderr
     alone = run(sb, "export", "contacts", "--out", str(tmp_path), "--detect-deletes")
     assert alone.exit_code == 2 and "--detect-deletes goes with --incremental" in alone.output
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["export", "contacts", "--out", "s3://bucket/exports"], "'--out'"),
+        (["import", "s3://bucket/people.csv", "--object", "contacts"], "'FILE'"),
+        (["validate", "gs://bucket/people.csv", "--object", "contacts"], "'FILE'"),
+        (["import", "people.csv", "--mapping", "https://example.com/m.yaml"], "'--mapping'"),
+    ],
+)
+def test_object_storage_uris_are_refused_in_one_line(
+    args: list[str], name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(None, *args)
+    assert result.exit_code == 2, result.output
+    uri = next(a for a in args if "://" in a)
+    assert (
+        f"Error: Invalid value for {name}: {uri!r} is a URI; object storage is not supported "
+        "yet: give a local path" in result.stderr
+    )
+    assert not any(tmp_path.iterdir())  # no folder named 's3:' or 'gs:'
+
+
+def test_a_key_given_twice_in_a_mapping_names_both_lines(tmp_path: Path) -> None:
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@x.example\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n  Name: LAST_NAME\n",
+    )
+    result = run(None, "validate", str(file), "--mapping", str(mapping))  # read before the API
+    assert result.exit_code == 2, result.output
+    assert (
+        f"Error: {mapping}, lines 3 and 5: the key 'Name' is given twice\nHint: Keep one of them."
+        in result.stderr
+    )

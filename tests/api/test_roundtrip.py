@@ -261,3 +261,25 @@ def test_an_ascii_file_with_lost_letters_is_not_created_either(tmp_path: Path) -
     file.write_text("FIRST_NAME,EMAIL_ADDRESS\nAnna,?ukasz.2901@example.pl\n", encoding="ascii")
     result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
     assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.output
+
+
+def test_emptied_cells_and_removed_tags_are_reported_not_sent(tmp_path: Path) -> None:
+    import csv
+
+    with (CORPUS / "us_utf8.csv").open(encoding="utf-8", newline="") as source:
+        rows = list(csv.reader(source))
+    header = rows[0]
+    rows[1][header.index("TITLE")] = ""  # 2001 was an Office Manager
+    rows[1][header.index("TAGS")] = "partner"  # was partner;reseller
+    file = tmp_path / "contacts.csv"
+    with file.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(rows)
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Plan: 0 to create, 0 to update, 43 unchanged" in result.stderr
+    lines = result.stderr.splitlines()
+    at = lines.index("Not sent: what the file takes out, the mapping leaves alone:")
+    assert lines[at + 1 : at + 3] == [
+        "  TAGS: 1 set members taken out, not sent (merge: replace sends them)",
+        "  TITLE: 1 emptied cells not sent (blank: clear sends them)",
+    ]
