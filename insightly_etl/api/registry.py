@@ -66,6 +66,16 @@ class ObjectType:
     custom: bool = False  # a custom object of the account (`Site__c`), not a standard one
 
     @property
+    def singular(self) -> str:
+        """One record's name in a message: `opportunity`, `pipeline stage`, `Site__c`."""
+        if self.custom:
+            return self.name
+        words = self.name.replace("_", " ")
+        if words.endswith("ies"):
+            return words[:-3] + "y"
+        return words.removesuffix("s")
+
+    @property
     def has_custom_fields(self) -> bool:
         return any(f.name == "CUSTOMFIELDS" for f in self.fields)
 

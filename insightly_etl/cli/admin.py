@@ -86,7 +86,7 @@ def status(checkpoint: Path) -> None:
         )
         click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
         for (action, state), n in sorted(
-            cp.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+            cp.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
         ):
             click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
         steps = cp.step_counts()

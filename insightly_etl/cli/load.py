@@ -110,11 +110,14 @@ def validate(
             click.echo(
                 f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {table.unit} {g.example_line}: {g.example}"
             )
+    path = rejects or default_rejects_path(file)
     if rejected:
-        path = rejects or default_rejects_path(file)
         write_rejects(result, path)
         click.echo(f"Rejected rows, with their {table.unit} numbers and errors: {path}")
         sys.exit(1)
+    if path.exists():  # an earlier run's rejects, fixed since: gone, so none is taken as new
+        path.unlink()
+        click.echo(f"Removed {path}: no row is rejected now.", err=True)
 
 
 @main.command()

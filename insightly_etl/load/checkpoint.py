@@ -685,8 +685,11 @@ class Checkpoint:
             ).fetchone()[0]
         )
 
-    def counts(self) -> dict[tuple[str | None, str], int]:
-        cur = self.db.execute("SELECT action, state, COUNT(*) FROM rows GROUP BY action, state")
+    def counts(self, *, created_first: bool = False) -> dict[tuple[str | None, str], int]:
+        """Rows by (action, state): the last run's action, or with `created_first` "create"
+        for every record an import created, whatever later runs did to it (status, undo)."""
+        action = "CASE WHEN created=1 THEN 'create' ELSE action END" if created_first else "action"
+        cur = self.db.execute(f"SELECT {action} AS a, state, COUNT(*) FROM rows GROUP BY a, state")
         return {(a, s): n for a, s, n in cur}
 
     def changes(self) -> dict[int, list[FieldChange]]:

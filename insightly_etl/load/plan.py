@@ -447,7 +447,7 @@ class Planner:
                 ]
                 if missing:
                     plan.failed[r] = (
-                        f"no existing {self.obj.name[:-1]} matches, and a new one needs "
+                        f"no existing {self.obj.singular} matches, and a new one needs "
                         f"{', '.join(missing)}, which this row does not give"
                     )
                 else:
@@ -732,7 +732,7 @@ class Planner:
                     for f in same_one
                 ):
                     rid = record[self.obj.id_field or ""]
-                    message = f"looks like existing {self.obj.name[:-1]} {rid} (Insightly's duplicate rule)"
+                    message = f"looks like existing {self.obj.singular} {rid} (Insightly's duplicate rule)"
                     if self.skip_duplicates:
                         plan.skipped[r] = message + "; --skip-duplicates"
                     else:

@@ -70,6 +70,7 @@ def rejects_frame(result: ValidationResult) -> pd.DataFrame:
         )
         frames.append(bad)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else part
+    out[unit] = out[unit].astype("Int64")  # an empty part must not make line numbers 3.0
     return out.sort_values(unit, kind="stable").reset_index(drop=True)
 
 

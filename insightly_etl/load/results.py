@@ -82,6 +82,7 @@ def write_results(
             }
         )
         errors = pd.concat([errors, shape], ignore_index=True).sort_values(unit, kind="stable")
+        errors[unit] = errors[unit].astype("Int64")  # an empty part must not make them 3.0
     written.append(write_csv(errors, directory / f"{name}.errors.csv"))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
@@ -91,8 +92,10 @@ def write_results(
         written.append(write_csv(frame, unprocessed_path))
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
+    rejects_path = directory / f"{name}.rejects.csv"
     if len(validation.rejected_rows) or table.bad_rows:
-        path = directory / f"{name}.rejects.csv"
-        write_rejects(validation, path)
-        written.append(path)
+        write_rejects(validation, rejects_path)
+        written.append(rejects_path)
+    elif rejects_path.exists():
+        rejects_path.unlink()  # an earlier run's rejects, fixed since: not beside fresh results
     return written

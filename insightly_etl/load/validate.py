@@ -167,7 +167,7 @@ class ValidationResult:
         """With a match key, a row may lack a field a new record needs: it can only update.
         Validation cannot know whether it will find its record; the import will."""
         out = []
-        singular = self.mapping.object[:-1]
+        singular = get_object(self.mapping.object).singular
         for name, mask in self.update_only.items():
             rows = np.flatnonzero(mask)
             if not len(rows):

@@ -240,3 +240,40 @@ def test_a_key_given_twice_in_a_mapping_names_both_lines(tmp_path: Path) -> None
         f"Error: {mapping}, lines 3 and 5: the key 'Name' is given twice\nHint: Keep one of them."
         in result.stderr
     )
+
+
+def test_results_of_an_earlier_run_do_not_stay_beside_fresh_ones(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A fixed file: its old NAME.rejects.csv goes, with integer line numbers while it lasts."""
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@r.example\nBob,bob@r.example,extra\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    first = run(sb, "validate", str(file), "--mapping", str(mapping))
+    assert first.exit_code == 1, first.output
+    rejects = tmp_path / "p.rejects.csv"
+    assert rejects.read_text(encoding="utf-8-sig").splitlines()[1].startswith("3,")
+    write(tmp_path, "p.csv", "Name,Email\nAda,ada@r.example\nBob,bob@r.example\n")
+    second = run(sb, "validate", str(file), "--mapping", str(mapping))
+    assert second.exit_code == 0, second.output
+    assert not rejects.exists()
+    assert f"Removed {rejects}: no row is rejected now." in second.stderr
+    write(tmp_path, "p.csv", "Name,Email\nAda,ada@r.example\nBob,bob@r.example,extra\n")
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 1
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert errors[1].startswith("3,rejected,,")
+    write(tmp_path, "p.csv", "Name,Email\nAda,ada@r.example\nBob,bob@r.example\n")
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    assert not rejects.exists()
+
+
+def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@k.example\nBob,bob@k.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    write(tmp_path, "p.csv", "Name,Email\nAda,ada@k.example\nRobert,bob@k.example\n")
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    status = run(None, "status", str(tmp_path / "p.csv.checkpoint.sqlite"))
+    assert f"  {'create':<10} {'done':<10} {2:>8,}" in status.stdout, status.stdout
+    assert "update" not in status.stdout

@@ -88,3 +88,13 @@ def test_a_base_url_without_the_api_version_is_refused_with_the_fix() -> None:
         and "Did you mean http://127.0.0.1:8899/v3.1/ ?" in caught.value.hint
     )
     assert check_base_url("http://127.0.0.1:8899/v3.1") == "http://127.0.0.1:8899/v3.1/"
+
+
+def test_singular_names_come_from_the_registry() -> None:
+    from insightly_etl.api.registry import custom_object, get_object
+
+    assert get_object("opportunities").singular == "opportunity"
+    assert get_object("pipeline_stages").singular == "pipeline stage"
+    assert get_object("knowledge_article_categories").singular == "knowledge article category"
+    assert get_object("contacts").singular == "contact"
+    assert custom_object("Site__c").singular == "Site__c"
