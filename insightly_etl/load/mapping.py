@@ -96,6 +96,9 @@ _COLUMN_KEYS = (
 class Lookup:
     object: str  # snake_case object name
     by: str  # field of that object to match the cell against
+    # when no record matches: "reject" the row (the default), "skip" the field for that row,
+    # or an id to use instead (a departed owner's deals go to a named user)
+    missing: str | int = "reject"
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         lk = spec["lookup"]
         if not isinstance(lk, dict) or "object" not in lk:
             raise _fail(source, f"{where}.lookup", "expected {object: OBJECT, by: FIELD}")
-        _check_keys(source, f"{where}.lookup.", lk, ("object", "by"))
+        _check_keys(source, f"{where}.lookup.", lk, ("object", "by", "missing"))
         target_obj = get_object(str(lk["object"]))
         target = target_obj.name
         id_spec = target_obj.field(target_obj.id_field or "")
@@ -244,7 +247,17 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         by = lk.get("by") or LOOKUP_BY.get(target) or ("RECORD_NAME" if target_obj.custom else None)
         if not by:
             raise _fail(source, f"{where}.lookup.by", f"name the field of {target} to match by")
-        lookup = Lookup(target, str(by))
+        missing = lk.get("missing", "reject")
+        if not (
+            missing in ("reject", "skip")
+            or (isinstance(missing, int) and not isinstance(missing, bool) and missing > 0)
+        ):
+            raise _fail(
+                source,
+                f"{where}.lookup.missing",
+                f"must be reject, skip or a record id to use instead, not {missing!r}",
+            )
+        lookup = Lookup(target, str(by), missing)
     blank = spec.get("blank", defaults["blank"])
     if blank not in BLANK_MODES:
         raise _fail(
@@ -391,10 +404,13 @@ def parse_mapping(
     problems: list[InputError] = []  # every column's, reported at once
     parsed: list[ColumnRule] = []
     for col, spec in (columns_spec or {}).items():
-        try:
-            parsed.append(_rule(source, str(col), spec, defaults))
-        except InputError as exc:
-            problems.append(exc)
+        # a list: one column feeds several fields, each with its own rules (Zoho's Stage
+        # becomes the pipeline stage, the state and the lost reason)
+        for one in spec if isinstance(spec, list) and spec else [spec]:
+            try:
+                parsed.append(_rule(source, str(col), one, defaults))
+            except InputError as exc:
+                problems.append(exc)
     rules = tuple(parsed)
     seen: dict[str, str] = {}
     for rule in rules:

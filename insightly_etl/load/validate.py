@@ -489,6 +489,27 @@ def _as_text(times: pa.Array, index: pd.Index, *, date_only: bool) -> pd.Series:
     return _text_series(text, index)
 
 
+def _clock_change(value: str, rule: ColumnRule, first_is_day: bool | None) -> str | None:
+    """Why a local time that reads as a time is none in the mapping's zone: skipped or
+    doubled by a clock change. None when that is not why."""
+    if rule.timezone == "UTC":
+        return None
+    naive = _parse_naive(pd.Series([value], dtype=TEXT_DTYPE), rule.date_format, first_is_day)[0]
+    if not naive.is_valid:
+        return None
+    stamp = pd.Timestamp(naive.as_py())
+    try:
+        stamp.tz_localize(rule.timezone, nonexistent="raise", ambiguous="raise")
+    except ValueError as exc:
+        if "nonexistent" in str(exc):
+            return f"{value!r} does not exist in {rule.timezone}: the clocks go forward over it"
+        return (
+            f"{value!r} happens twice in {rule.timezone} (the clocks go back over it); write "
+            "it with its offset, e.g. +01:00 or +02:00"
+        )
+    return None
+
+
 def _parse_dates(
     s: pd.Series, rule: ColumnRule, date_only: bool, first_is_day: bool | None = None
 ) -> pd.Series:
@@ -646,6 +667,9 @@ class _ColumnValidator:
             )
 
             def date_message(value: str) -> str:
+                clock = None if kind == DATE else _clock_change(value, rule, self.first_is_day)
+                if clock:
+                    return clock
                 if rule.date_format is None and ambiguous_slash(value):
                     return (
                         f"{value!r} could be day/month or month/day, and no date in the file "
@@ -795,9 +819,11 @@ class _ColumnValidator:
             ids = index[value]
             return f"{value!r} matches {len(ids)} {lookup.object} records (ids {', '.join(map(str, ids[:5]))}); make it unique"
 
-        self._bad(v, count == 0, "lookup", unknown)
+        if lookup.missing == "reject":
+            self._bad(v, count == 0, "lookup", unknown)
         self._bad(v, count > 1, "lookup", ambiguous)
-        ids = [f[0] if f and len(f) == 1 else None for f in found]
+        fallback = lookup.missing if isinstance(lookup.missing, int) else None
+        ids = [f[0] if f and len(f) == 1 else (fallback if not f else None) for f in found]
         return pd.Series(ids, index=v.index, dtype="Int64")
 
 

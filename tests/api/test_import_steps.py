@@ -11,7 +11,7 @@ import pytest
 from insightly_etl.errors import InputError
 from insightly_etl.load.checkpoint import Checkpoint
 from tests.api.test_import import run_import, write, writes
-from tests.conftest import asgi_client
+from tests.conftest import KEY, asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -414,3 +414,72 @@ async def test_a_pipeline_name_is_looked_up_among_the_objects_own_pipelines(
         sb, write(tmp_path, "d.csv", DEALS), write(tmp_path, "d.yaml", DEALS_MAPPING)
     )
     assert result.counts["rejected"] == 0 and deals(sb)["Harbour cranes"]["PIPELINE_ID"] == 1
+
+
+def test_one_column_feeds_several_fields_and_a_lookup_falls_back(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Zoho's Stage says the state and the reason; a departed owner's deal goes to user 3."""
+    from click.testing import CliRunner
+
+    from insightly_etl.cli import main
+    from insightly_etl.cli.common import Context
+
+    file = tmp_path / "deals.csv"
+    file.write_text(
+        "Deal Name,Stage,Deal Owner\n"
+        "Acme renewal,Closed Won,sam@northwind.example\n"
+        "Globex pilot,Closed Lost,gone@example.com\n"
+        "Initech expansion,Qualification,morgan@northwind.example\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "deals.yaml"
+    mapping.write_text(
+        "object: opportunities\n"
+        "match: {column: Deal Name, field: OPPORTUNITY_NAME}\n"
+        "columns:\n"
+        "  Deal Name: OPPORTUNITY_NAME\n"
+        "  Stage:\n"
+        "    - {field: OPPORTUNITY_STATE, values: {Closed Won: Won, Closed Lost: Lost, Qualification: Open}}\n"
+        "    - field: STATE_REASON_ID\n"
+        "      values: {Closed Won: Best fit, Closed Lost: Price too high, Qualification: ''}\n"
+        "      lookup: {object: opportunity_state_reasons}\n"
+        "  Deal Owner: {field: OWNER_USER_ID, lookup: {object: users, by: EMAIL_ADDRESS, missing: 3}}\n",
+        encoding="utf-8",
+    )
+    sb = make_sandbox()
+    result = CliRunner().invoke(
+        main,
+        ["import", str(file), "--mapping", str(mapping), "--quiet"],
+        obj=Context(transport=httpx.ASGITransport(app=sb.app)),
+        env={"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": "http://127.0.0.1/v3.1/"},
+    )
+    assert result.exit_code == 0, result.output
+    deals = {
+        d["OPPORTUNITY_NAME"]: d
+        for d in sb.account.collections["Opportunities"].records.values()
+        if d["OPPORTUNITY_NAME"] in ("Acme renewal", "Globex pilot", "Initech expansion")
+    }
+    reasons = {
+        r["STATE_REASON_ID"]: r["STATE_REASON"]
+        for r in sb.account.collections["OpportunityStateReasons"].records.values()
+    }
+    assert {n: d["OWNER_USER_ID"] for n, d in deals.items()} == {
+        "Acme renewal": 2,
+        "Globex pilot": 3,  # gone@example.com is no user: the fallback
+        "Initech expansion": 1,
+    }
+    assert {n: d["OPPORTUNITY_STATE"].upper() for n, d in deals.items()} == {
+        "Acme renewal": "WON",
+        "Globex pilot": "LOST",
+        "Initech expansion": "OPEN",
+    }
+    history = {
+        n: [
+            reasons.get(h.get("STATE_REASON_ID"))
+            for h in sb.account.state_history.get(d["OPPORTUNITY_ID"], [])
+        ]
+        for n, d in deals.items()
+    }
+    assert history["Acme renewal"][-1] == "Best fit"
+    assert history["Globex pilot"][-1] == "Price too high"

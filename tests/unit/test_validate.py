@@ -557,3 +557,61 @@ def test_a_spreadsheets_whole_number_with_decimals(tmp_path: Path) -> None:
 def test_three_capitals_are_a_currency_only_when_they_are_one(tmp_path: Path) -> None:
     r = run(tmp_path, "Name,Value\nA,ABC 5\nB,EUR 5\n", contacts({"Value": "Lifetime_Value__c"}))
     assert values(r, "Lifetime_Value__c") == [ABSENT, 5.0]
+
+
+@pytest.mark.parametrize(("missing", "expected"), [("skip", [7, ABSENT]), (9, [7, 9])])
+def test_a_lookup_that_finds_nothing_may_skip_or_fall_back(
+    tmp_path: Path, missing: str | int, expected: list
+) -> None:
+    r = run(
+        tmp_path,
+        "Name,Company\nA,Acme Ltd\nB,Gone Corp\n",
+        contacts(
+            {
+                "Company": {
+                    "field": "ORGANISATION_ID",
+                    "lookup": {"object": "organisations", "missing": missing},
+                }
+            }
+        ),
+        lookups=ORGS,
+    )
+    assert values(r, "ORGANISATION_ID") == expected
+    assert messages(r) == []
+
+
+@pytest.mark.parametrize("missing", [True, "maybe", 0])
+def test_a_lookups_missing_must_be_reject_skip_or_an_id(tmp_path: Path, missing: object) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_mapping(
+            contacts(
+                {
+                    "Company": {
+                        "field": "ORGANISATION_ID",
+                        "lookup": {"object": "organisations", "missing": missing},
+                    }
+                }
+            ),
+            source="m.yaml",
+        )
+    assert caught.value.message == (
+        "m.yaml: columns.Company.lookup.missing: must be reject, skip or a record id to use "
+        f"instead, not {missing!r}"
+    )
+
+
+def test_local_times_a_clock_change_skips_or_doubles_are_named(tmp_path: Path) -> None:
+    r = run(
+        tmp_path,
+        "Name,At\nA,2026-03-29 02:30:00\nB,2026-10-25 02:30:00\nC,2026-10-25 12:00:00\n",
+        contacts({"At": "Last_Webinar__c"}, timezone="Europe/Berlin"),
+    )
+    assert messages(r) == [
+        (2, "'2026-03-29 02:30:00' does not exist in Europe/Berlin: the clocks go forward over it"),
+        (
+            3,
+            "'2026-10-25 02:30:00' happens twice in Europe/Berlin (the clocks go back over it); "
+            "write it with its offset, e.g. +01:00 or +02:00",
+        ),
+    ]
+    assert values(r, "Last_Webinar__c")[2] == "2026-10-25 11:00:00"
