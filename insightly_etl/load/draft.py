@@ -5,48 +5,239 @@ from __future__ import annotations
 
 import yaml
 
+from insightly_etl.api.registry import get_object
 from insightly_etl.load.fields import MULTISELECT, TAGS, FieldSpec, normalise
 from insightly_etl.load.readers import SourceTable
 
-# Header words people use for standard fields (normalised: lower case, letters and digits only).
-SYNONYMS: dict[str, dict[str, object]] = {
-    "email": {"field": "EMAIL_ADDRESS"},
-    "emailaddress": {"field": "EMAIL_ADDRESS"},
-    "email1value": {"field": "EMAIL_ADDRESS"},
-    "emailaddress1": {"field": "EMAIL_ADDRESS"},
-    "birthday": {"field": "DATE_OF_BIRTH"},
-    "mobile": {"field": "PHONE_MOBILE"},
-    "mobilephone": {"field": "PHONE_MOBILE"},
-    "cell": {"field": "PHONE_MOBILE"},
-    "phonenumber": {"field": "PHONE"},
-    "businessphone": {"field": "PHONE"},
-    "homephone": {"field": "PHONE_HOME"},
-    "jobtitle": {"field": "TITLE"},
-    "zip": {"field": "ADDRESS_MAIL_POSTCODE"},
-    "zipcode": {"field": "ADDRESS_MAIL_POSTCODE"},
-    "postcode": {"field": "ADDRESS_MAIL_POSTCODE"},
-    "postalcode": {"field": "ADDRESS_MAIL_POSTCODE"},
-    "city": {"field": "ADDRESS_MAIL_CITY"},
-    "street": {"field": "ADDRESS_MAIL_STREET"},
-    "country": {"field": "ADDRESS_MAIL_COUNTRY"},
-    "state": {"field": "ADDRESS_MAIL_STATE"},
-    "company": {
-        "field": "ORGANISATION_ID",
-        "lookup": {"object": "organisations", "by": "ORGANISATION_NAME"},
-    },
-    "organisation": {
-        "field": "ORGANISATION_ID",
-        "lookup": {"object": "organisations", "by": "ORGANISATION_NAME"},
-    },
-    "organization": {
-        "field": "ORGANISATION_ID",
-        "lookup": {"object": "organisations", "by": "ORGANISATION_NAME"},
-    },
-    "owner": {"field": "OWNER_USER_ID", "lookup": {"object": "users", "by": "EMAIL_ADDRESS"}},
-    "notes": {"field": "BACKGROUND"},
-    "website": {"field": "WEBSITE"},
-    "webpage": {"field": "WEBSITE"},
+ORG_LOOKUP: dict[str, object] = {
+    "field": "ORGANISATION_ID",
+    "lookup": {"object": "organisations", "by": "ORGANISATION_NAME"},
 }
+OWNER_LOOKUP: dict[str, object] = {
+    "field": "OWNER_USER_ID",
+    "lookup": {"object": "users", "by": "EMAIL_ADDRESS"},
+}
+
+
+def _address(part: str) -> list[dict[str, object]]:
+    """A mailing (contacts), billing (organisations) or plain (leads) address part."""
+    names = [f"ADDRESS_MAIL_{part}", f"ADDRESS_BILLING_{part}", f"ADDRESS_{part}"]
+    return [{"field": name} for name in names]
+
+
+# Header words of other CRMs' and address books' exports (Salesforce reports and Data Export,
+# HubSpot, Zoho, Pipedrive, Outlook, Google), normalised (lower case, letters and digits
+# only), each with the fields it may mean, in order: the first the object has is proposed.
+_HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
+    (
+        [{"field": "EMAIL_ADDRESS"}, {"field": "EMAIL"}],
+        (
+            "email",
+            "emailaddress",
+            "email1value",
+            "emailaddress1",
+            "e-mail",
+            "emails",
+            "email1",
+            "primaryemail",
+            "workemail",
+            "emailwork",
+            "email1emailaddress",
+        ),
+    ),
+    ([{"field": "FIRST_NAME"}], ("firstname", "givenname", "forename", "first")),
+    ([{"field": "LAST_NAME"}], ("lastname", "surname", "familyname", "last")),
+    ([{"field": "SALUTATION"}], ("salutation", "prefix", "nameprefix")),
+    ([{"field": "TITLE"}], ("jobtitle", "title", "position", "designation")),
+    ([{"field": "DATE_OF_BIRTH"}], ("birthday", "birthdate", "dateofbirth", "dob")),
+    (
+        [{"field": "PHONE_MOBILE"}, {"field": "MOBILE"}],
+        (
+            "mobile",
+            "mobilephone",
+            "cell",
+            "cellphone",
+            "phonemobile",
+            "mobilephonenumber",
+            "phone1value",
+        ),
+    ),
+    (
+        [{"field": "PHONE"}],
+        (
+            "phone",
+            "phonenumber",
+            "businessphone",
+            "workphone",
+            "phonework",
+            "officephone",
+            "primaryphone",
+            "telephone",
+        ),
+    ),
+    ([{"field": "PHONE_HOME"}], ("homephone", "phonehome")),
+    ([{"field": "PHONE_OTHER"}], ("otherphone", "phoneother")),
+    ([{"field": "PHONE_FAX"}, {"field": "FAX"}], ("fax", "faxnumber", "businessfax")),
+    ([{"field": "PHONE_ASSISTANT"}], ("asstphone", "assistantphone")),
+    ([{"field": "ASSISTANT_NAME"}], ("assistant", "assistantname", "assistantsname")),
+    (
+        _address("STREET"),
+        (
+            "street",
+            "address",
+            "mailingstreet",
+            "billingstreet",
+            "businessstreet",
+            "streetaddress",
+            "address1street",
+            "billingaddressline1",
+            "mailingaddressline1",
+        ),
+    ),
+    (
+        _address("CITY"),
+        ("city", "mailingcity", "billingcity", "businesscity", "address1city", "town"),
+    ),
+    (
+        _address("STATE"),
+        (
+            "state",
+            "region",
+            "province",
+            "stateprovince",
+            "mailingstate",
+            "mailingstateprovince",
+            "billingstate",
+            "billingstateprovince",
+            "businessstate",
+            "address1region",
+            "county",
+        ),
+    ),
+    (
+        _address("POSTCODE"),
+        (
+            "zip",
+            "zipcode",
+            "postcode",
+            "postalcode",
+            "mailingzippostalcode",
+            "mailingpostalcode",
+            "billingzippostalcode",
+            "billingpostalcode",
+            "businesspostalcode",
+            "address1postalcode",
+            "zippostalcode",
+        ),
+    ),
+    (
+        _address("COUNTRY"),
+        (
+            "country",
+            "mailingcountry",
+            "billingcountry",
+            "businesscountryregion",
+            "address1country",
+            "countryregion",
+        ),
+    ),
+    ([{"field": "ADDRESS_SHIP_STREET"}], ("shippingstreet",)),
+    ([{"field": "ADDRESS_SHIP_CITY"}], ("shippingcity",)),
+    ([{"field": "ADDRESS_SHIP_STATE"}], ("shippingstate", "shippingstateprovince")),
+    ([{"field": "ADDRESS_SHIP_POSTCODE"}], ("shippingzippostalcode", "shippingpostalcode")),
+    ([{"field": "ADDRESS_SHIP_COUNTRY"}], ("shippingcountry",)),
+    (
+        [{"field": "ORGANISATION_NAME"}, ORG_LOOKUP],
+        (
+            "accountname",
+            "companyname",
+            "company",
+            "organisation",
+            "organization",
+            "organizationname",
+            "organisationname",
+            "account",
+            "organization1name",
+        ),
+    ),
+    ([{"field": "OPPORTUNITY_NAME"}], ("opportunityname", "dealname", "deal", "title", "name")),
+    ([{"field": "BID_AMOUNT"}], ("amount", "dealvalue", "value", "dealamount")),
+    ([{"field": "BID_CURRENCY"}], ("currency", "amountcurrency", "dealcurrency", "valuecurrency")),
+    (
+        [{"field": "FORECAST_CLOSE_DATE"}],
+        (
+            "closedate",
+            "expectedclosedate",
+            "closingdate",
+            "expectedclosedateofdeal",
+        ),
+    ),
+    ([{"field": "PROBABILITY"}], ("probability", "probabilitypercent", "dealprobability")),
+    (
+        [{"field": "OPPORTUNITY_DETAILS"}, {"field": "LEAD_DESCRIPTION"}, {"field": "BACKGROUND"}],
+        (
+            "description",
+            "notes",
+            "note",
+            "details",
+            "about",
+        ),
+    ),
+    ([{"field": "WEBSITE"}], ("website", "webpage", "web", "url", "companydomainname", "domain")),
+    ([{"field": "EMPLOYEE_COUNT"}], ("employees", "numberofemployees", "noofemployees")),
+    ([{"field": "INDUSTRY"}], ("industry",)),
+    (
+        [OWNER_LOOKUP],
+        (
+            "owner",
+            "contactowner",
+            "accountowner",
+            "opportunityowner",
+            "dealowner",
+            "leadowner",
+            "recordowner",
+            "ownername",
+            "owneremail",
+        ),
+    ),
+    ([{"field": "TAGS", "split": ";"}], ("tags", "labels", "label", "categories")),
+    (
+        [{"field": "STAGE_ID", "lookup": {"object": "pipeline_stages", "by": "STAGE_NAME"}}],
+        ("stage", "dealstage", "pipelinestage", "salesstage"),
+    ),
+    (
+        [{"field": "PIPELINE_ID", "lookup": {"object": "pipelines", "by": "PIPELINE_NAME"}}],
+        ("pipeline", "dealpipeline", "salespipeline"),
+    ),
+]
+SYNONYMS: dict[str, list[dict[str, object]]] = {}
+for _fields, _words in _HEADERS:
+    for _word in _words:
+        SYNONYMS.setdefault(normalise(_word), []).extend(_fields)
+
+# what an export may call a record's key in the system it came from; proposed as a comment
+_SOURCE_IDS = {
+    normalise(w)
+    for w in ("id", "contactid", "accountid", "opportunityid", "leadid", "recordid", "dealid")
+}
+
+
+def _propose_match(
+    table: SourceTable, object_name: str, columns: dict[str, object]
+) -> tuple[str, str] | None:
+    """The column that identifies a record: the record id itself (an Insightly export), else an
+    e-mail (contacts, leads), else the name (organisations, opportunities, projects)."""
+    id_field = get_object(object_name).id_field
+    if id_field and id_field in table.columns:
+        return id_field, id_field
+    fields = {
+        str(rule["field"] if isinstance(rule, dict) else rule): column
+        for column, rule in columns.items()
+    }
+    names = ["EMAIL_ADDRESS", "EMAIL", "OPPORTUNITY_NAME", "PROJECT_NAME"]
+    if object_name == "organisations":
+        names.append("ORGANISATION_NAME")
+    return next(((fields[n], n) for n in names if n in fields), None)
 
 
 def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSpec]) -> str:
@@ -60,33 +251,51 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     used: set[str] = set()
     for column in table.columns:
         spec: FieldSpec | None = by_key.get(normalise(column))
-        synonym = SYNONYMS.get(normalise(column))
-        if (
-            spec is None
-            and synonym
-            and str(synonym["field"]) in specs
-            and str(synonym["field"]) not in used
-        ):
-            used.add(str(synonym["field"]))
-            columns[column] = synonym if len(synonym) > 1 else synonym["field"]
+        if spec is not None and spec.name not in used:
+            used.add(spec.name)
+            if spec.kind in (MULTISELECT, TAGS):
+                columns[column] = {"field": spec.name, "split": ";"}
+            else:
+                columns[column] = spec.name
             continue
-        if spec is None or spec.name in used:
+        synonym = next(
+            (
+                rule
+                for rule in SYNONYMS.get(normalise(column), [])
+                if str(rule["field"]) in specs and str(rule["field"]) not in used
+            ),
+            None,
+        )
+        if synonym is None:
             unmatched.append(column)
             continue
-        used.add(spec.name)
-        if spec.kind in (MULTISELECT, TAGS):
-            columns[column] = {"field": spec.name, "split": ";"}
-        else:
-            columns[column] = spec.name
-    body = yaml.safe_dump(
-        {"object": object_name, "columns": columns}, sort_keys=False, allow_unicode=True, width=1000
-    )
+        used.add(str(synonym["field"]))
+        columns[column] = synonym if len(synonym) > 1 else synonym["field"]
+    match = _propose_match(table, object_name, columns)
+    document: dict[str, object] = {"object": object_name}
+    if match is not None:
+        document["match"] = {"column": match[0], "field": match[1]}
+    document["columns"] = columns
+    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1000)
     lines = [
         f"# Draft mapping for {table.path.name} -> {object_name}, written by `insightly-etl mapping draft`.",
         "# Review it, then check it with `insightly-etl validate`.",
         body.rstrip(),
     ]
     missing = [s.name for s in specs.values() if s.required and s.name not in used]
+    if match is None:
+        lines.append(
+            "# No match key proposed: every row creates a record. Add "
+            "`match: {column: …, field: …}` to update the records a column identifies."
+        )
+    source_ids = [c for c in unmatched if normalise(c) in _SOURCE_IDS]
+    if source_ids:
+        lines.append(
+            f"# {source_ids[0]!r} looks like the other system's record id: keep it in a custom "
+            "field (e.g. External_Id__c) and match by it to make re-runs update, not duplicate."
+        )
+    if table.notes:
+        lines += [f"# {note}" for note in table.notes]
     if unmatched:
         lines.append("# Columns not matched to a field (map them, or leave them out):")
         lines += [f"#   {column}: FIELD_NAME" for column in unmatched]

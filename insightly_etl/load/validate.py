@@ -834,6 +834,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         mapping = replace(mapping, match=MatchKey(((obj.id_field, obj.id_field),)))
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
+    notes = [*table.notes, *notes]
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
     validator = _ColumnValidator(errors, facts.lookups, day_first(table.frame))
