@@ -166,3 +166,8 @@ def _json_value(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+# beside an export in CSV or XLSX: the records as exported, in Parquet, that an edited copy is
+# merged with on import (extract writes them, load reads them)
+BASE_DIR = "_base"

@@ -239,6 +239,17 @@ def _print_quota_plan(plan: Any) -> None:
         for name, by_why in plan.artefacts.items():
             whys = "; ".join(f"{n:,} ({why})" for why, n in by_why.items())
             click.echo(f"  {name}: {whys}", err=True)
+    if plan.conflicts:
+        rows = sum(plan.conflicts.values())
+        click.echo(
+            f"Conflicts: {rows:,} field(s) changed both in the file and in Insightly since the "
+            "export; Insightly's value is kept (action 'conflict' in NAME.plan.csv; "
+            "--on-conflict overwrite sends the file's):",
+            err=True,
+        )
+        click.echo(
+            "  " + ", ".join(f"{name} {n:,}" for name, n in plan.conflicts.items()), err=True
+        )
     if plan.not_sent:
         click.echo("Not sent: what the file takes out, the mapping leaves alone:", err=True)
         for name, by_what in plan.not_sent.items():
@@ -297,7 +308,16 @@ def _print_quota_plan(plan: Any) -> None:
     "--on-conflict",
     ["skip", "overwrite"],
     "A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
-    "since: leave the record alone and report the conflict (skip), or overwrite it.",
+    "since: leave the record alone and report the conflict (skip), or overwrite it. With a "
+    "base (--base, or _base/ beside an exported file) only the fields changed on both sides "
+    "conflict, and overwrite sends only those the file changed.",
+)
+@click.option(
+    "--base",
+    type=LocalPath(dir_okay=False, exists=True, path_type=Path),
+    help="The export FILE is an edited copy of (Parquet, CSV or XLSX): only the cells changed "
+    "relative to it are sent  [default: _base/OBJECT.parquet beside FILE, which export writes "
+    "with --format csv|xlsx]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @file_options
@@ -317,6 +337,7 @@ def import_(
     skip_duplicates: bool,
     on_duplicate: str,
     on_conflict: str,
+    base: Path | None,
     quiet: bool,
     encoding: str | None,
     delimiter: str | None,
@@ -347,6 +368,7 @@ def import_(
         skip_duplicates=skip_duplicates,
         on_duplicate=on_duplicate,
         on_conflict=on_conflict,
+        base=base,
     )
 
     received: list[int] = []  # the signal that stopped the run, for its exit code

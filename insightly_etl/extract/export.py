@@ -57,7 +57,7 @@ from insightly_etl.extract.writers import (
     remove_partials,
     write_json_atomic,
 )
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, utc_now
+from insightly_etl.files import BASE_DIR, DATETIME_FORMAT, ISO_FORMAT, utc_now
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
@@ -206,6 +206,8 @@ class Exporter:
             )
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(opts.out_dir)
+        if (opts.out_dir / BASE_DIR).is_dir():
+            remove_partials(opts.out_dir / BASE_DIR)
         started = time.monotonic()
         run = self.client.meter()
         self.manifest["started_utc"] = utc_now()
@@ -377,6 +379,7 @@ class Exporter:
         before = _ids_of(path, obj.id_field) if self.options.fmt == "parquet" else None
         marks = _Marks(obj.updated_field)
         writer: TableWriter | None = None
+        base: TableWriter | None = None  # CSV and XLSX: the snapshot an edited copy is read against
         converter: PageConverter | None = None
         self.progress.start(obj.name)
         try:
@@ -385,18 +388,25 @@ class Exporter:
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
                     writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
+                    if self.options.fmt != "parquet" and obj.id_field:
+                        base = open_writer(self._base_path(obj.name), schema, "parquet")
                 self._on_page(page, marks)
                 # off the event loop, so the next requests leave on time while we convert
                 batch = await asyncio.to_thread(converter.to_batch, page.records)  # type: ignore[union-attr]
                 await asyncio.to_thread(writer.write, batch)
+                if base is not None:
+                    await asyncio.to_thread(base.write, batch)
         except BaseException:
-            if writer is not None:
-                writer.abort()
+            for opened in (writer, base):
+                if opened is not None:
+                    opened.abort()
             raise
         finally:
             self.progress.finish()
         assert writer is not None and converter is not None
         writer.commit()
+        if base is not None:
+            base.commit()
         self._warn_bad_values(obj.name, converter)
         for column, count in sorted(getattr(writer, "cut", {}).items()):
             self.result.warnings.append(
@@ -575,6 +585,13 @@ class Exporter:
             )
 
     # ---------------------------------------------------------------- manifest
+    def _base_path(self, name: str) -> Path:
+        """`_base/NAME.parquet`: the records as exported, beside a CSV or XLSX a person may edit;
+        importing the edited file compares each cell with it (a three-way merge)."""
+        folder = self.options.out_dir / BASE_DIR
+        folder.mkdir(exist_ok=True)
+        return folder / f"{name}.parquet"
+
     def _path(self, name: str) -> Path:
         return self.options.out_dir / f"{name}.{self.ext}"
 

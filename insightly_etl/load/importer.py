@@ -20,6 +20,7 @@ from insightly_etl.api.registry import get_object
 from insightly_etl.errors import Halted, QuotaError
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
+from insightly_etl.load.base import find_base, read_base
 from insightly_etl.load.checkpoint import (
     Checkpoint,
     RowState,
@@ -52,6 +53,7 @@ class ImportOptions:
     skip_duplicates: bool = False
     on_duplicate: str = "error"  # rows sharing a key with different values: error | first | last
     on_conflict: str = "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
+    base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -84,6 +86,8 @@ class QuotaPlan:
     # field -> why -> cells left as they are: a spreadsheet's re-save, not an edit
     artefacts: dict[str, dict[str, int]] = field(default_factory=dict)
     not_sent: dict[str, dict[str, int]] = field(default_factory=dict)  # see Plan.not_sent
+    conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows (Plan.conflicts)
+    base: str | None = None  # the export the file was merged with
 
 
 @dataclass
@@ -113,6 +117,8 @@ class ImportResult:
             return 75
         if self.stopped == "interrupted":
             return 130
+        if self.plan is not None and self.plan.conflicts:
+            return 1  # an edit of the person's was not applied: the plan says which
         if any(
             self.counts.get(k, 0)
             for k in (
@@ -255,6 +261,8 @@ async def _run(
         in ("planned", "in_flight", "unknown", "skipped", "rejected", "duplicate")
         or (states[r].state == "failed" and states[r].status in TRANSIENT)
     ]
+    obj = get_object(validation.mapping.object)
+    base_path = find_base(options.file, obj.name, options.base)
     planner = Planner(
         client,
         validation,
@@ -263,6 +271,7 @@ async def _run(
         skip_duplicates=options.skip_duplicates,
         on_duplicate=options.on_duplicate,
         on_conflict=options.on_conflict,
+        base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
     )
     planned_at = server_now(client)
     executor = Executor(
@@ -479,6 +488,7 @@ def _quota_plan(
         examples=plan_examples(plan),
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
+        conflicts=plan.conflicts(),
         steps=dict(steps or {}),
     )
 
@@ -501,6 +511,20 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
         (p.line, "artefact", p.record_id, name, display(old), display(new), why)
         for p in plan.rows
         for name, (old, new, why) in p.artefacts.items()
+    ]
+    records += [
+        (
+            p.line,
+            "conflict",
+            p.record_id,
+            name,
+            display(now),
+            display(new),
+            f"changed in Insightly since the export (it was {display(was)!r}); "
+            + ("overwritten (--on-conflict overwrite)" if name in p.after else "kept"),
+        )
+        for p in plan.rows
+        for name, (was, now, new) in p.conflicts.items()
     ]
     records.sort(key=lambda r: r[0])
     frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])

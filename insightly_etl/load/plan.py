@@ -66,6 +66,8 @@ class PlannedRow:
     sent_at: str | None = None  # UTC, when the last write for this row left
     # fields left as they are: the file differs only as a spreadsheet re-saves (old, new, why)
     artefacts: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
+    # fields changed both in the file and in Insightly since the export: (base, current, new)
+    conflicts: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +85,14 @@ class Plan:
 
     def count(self, action: str) -> int:
         return sum(1 for p in self.rows if p.action == action)
+
+    def conflicts(self) -> dict[str, int]:
+        """field -> rows where it changed both in the file and in Insightly since the export."""
+        out: dict[str, int] = defaultdict(int)
+        for p in self.rows:
+            for name in p.conflicts:
+                out[name] += 1
+        return dict(sorted(out.items()))
 
     def artefacts(self) -> dict[str, dict[str, int]]:
         """field -> why -> how many cells were left as they are."""
@@ -342,8 +352,12 @@ class Planner:
         skip_duplicates: bool,
         on_duplicate: str = "error",
         on_conflict: str = "skip",
+        base: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
+        self.base = base  # record id -> its fields as exported (load/base.py)
+        # row -> field -> (base, current, new): changed both in the file and in Insightly
+        self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
         self.result = result
         self.obj = get_object(result.mapping.object)
         self.specs = result.specs
@@ -414,7 +428,10 @@ class Planner:
                     body, before_image, after_image = self.diff(r, record, kept)
                     if self.file_updated is not None:
                         self._count_not_sent(r, record, plan)
-                    conflict = self.conflict(r, record, after_image) if body else None
+                    merged = self._base_of(r, rid) is not None  # field by field, not the row
+                    conflict = (
+                        self.conflict(r, record, after_image) if body and not merged else None
+                    )
                     if conflict:
                         plan.failed[r] = conflict
                         continue
@@ -432,6 +449,7 @@ class Planner:
                             keys[r],
                             parent,
                             artefacts=kept.found,
+                            conflicts=self.field_conflicts.get(r, {}),
                         )
                     )
             elif mapping.match is not None and not self.create_missing:
@@ -546,15 +564,74 @@ class Planner:
         self, row: int, record: Record, artefacts: Artefacts | None = None
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """What this row changes in this record: (body, before-image, after-image); what a
-        spreadsheet changed without a person goes into `artefacts`, not the body."""
+        spreadsheet changed without a person goes into `artefacts`, not the body. With a base
+        (an edited export), only the cells the person changed are candidates."""
+        values = row_values(self.result, row)
+        rid = record_id(record, self.obj.id_field or "")
+        base = self._base_of(row, rid) if rid is not None else None
+        if base is not None:
+            values = self._merge(row, record, base, values)
         return update_payload(
             self.obj,
             self.specs,
-            row_values(self.result, row),
+            values,
             record,
             row_policies(self.result, row),
             artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
         )
+
+    def _base_of(self, row: int, rid: int) -> dict[str, Any] | None:
+        """The exported record this row is an edited copy of: only when the copy's
+        DATE_UPDATED_UTC is the base's (a row from another export is not merged with it)."""
+        if self.base is None:
+            return None
+        base = self.base.get(rid)
+        if base is None:
+            return None
+        if self.file_updated is not None and "DATE_UPDATED_UTC" in base:
+            copied, seconds = read_instant(self.file_updated.iat[row], self.day_first)
+            exported, _ = read_instant(base.get("DATE_UPDATED_UTC"), True)
+            if copied is None or exported is None:
+                return None
+            if (exported if seconds else exported.replace(second=0)) != copied:
+                return None
+        return base
+
+    def _merge(
+        self, row: int, record: Record, base: dict[str, Any], values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The row's values the person changed relative to the base. A field Insightly changed
+        since the export too is a conflict: kept as Insightly has it, unless --on-conflict
+        overwrite (then the person's value wins, for that field only)."""
+        out: dict[str, Any] = {}
+        conflicts: dict[str, tuple[Any, Any, Any]] = {}
+        for name, new in values.items():
+            spec = self.specs[name]
+            was = self._base_value(base, spec)
+            if same_value(spec, new, was) or (
+                isinstance(new, str)
+                and isinstance(was, str)
+                and artefact(spec, new, was, self.encoding) is not None
+            ):
+                continue  # the person did not change it: whatever Insightly has now stays
+            now = current_value(record, spec)
+            if not same_value(spec, now, was) and not same_value(spec, new, now):
+                conflicts[name] = (was, now, new)
+                if self.on_conflict != "overwrite":
+                    continue
+            out[name] = new
+        if conflicts:
+            self.field_conflicts[row] = conflicts
+        else:
+            self.field_conflicts.pop(row, None)
+        return out
+
+    @staticmethod
+    def _base_value(base: dict[str, Any], spec: FieldSpec) -> Any:
+        value = base.get(spec.name)
+        if spec.kind == TAGS and isinstance(value, str):
+            return tuple(set_parts(value))
+        return value
 
     def _count_not_sent(self, row: int, record: Record, plan: Plan) -> None:
         """What the person did in an edited export that this mapping leaves as it is: a cell

@@ -157,8 +157,8 @@ def conflict_file(tmp_path: Path, copied: str) -> Path:
 @pytest.mark.parametrize("form", list(COPY_TIMES))
 def test_a_colleagues_later_edit_is_a_conflict_in_every_form(form: str, tmp_path: Path) -> None:
     sb = corpus_sandbox()
-    record = sb.account.collections["Contacts"].records[2001]
-    record["DATE_UPDATED_UTC"] = "2026-09-19 15:31:10"  # a colleague, three minutes later
+    contacts = sb.account.collections["Contacts"]  # a colleague, three minutes later:
+    contacts.put({**contacts.records[2001], "DATE_UPDATED_UTC": "2026-09-19 15:31:10"})
     file = conflict_file(tmp_path, COPY_TIMES[form])
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert result.exit_code == 1, result.output  # a row not written: see the errors file
@@ -189,7 +189,8 @@ def test_a_record_unchanged_since_the_copy_is_updated_in_every_form(
 def test_months_ten_to_twelve_are_later_not_earlier(tmp_path: Path) -> None:
     """As text, '10/2/2026' sorts before '2026-09-30': compared as instants it is after."""
     sb = corpus_sandbox()
-    sb.account.collections["Contacts"].records[2001]["DATE_UPDATED_UTC"] = "2026-09-30 08:00:00"
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "DATE_UPDATED_UTC": "2026-09-30 08:00:00"})
     file = conflict_file(tmp_path, "10/2/2026 1:00 PM")
     with file.open("a", encoding="utf-8") as more:  # a US date that says month first
         more.write('2002,Buyer,"5/15/2023 7:42 AM"\n')
@@ -283,3 +284,102 @@ def test_emptied_cells_and_removed_tags_are_reported_not_sent(tmp_path: Path) ->
         "  TAGS: 1 set members taken out, not sent (merge: replace sends them)",
         "  TITLE: 1 emptied cells not sent (blank: clear sends them)",
     ]
+
+
+# ---------------------------------------------------------------- three-way merge
+
+
+def edited_export(sb: Sandbox, tmp_path: Path, edits: dict[int, dict[str, str]]) -> Path:
+    """`export contacts --format csv`, then a person's edits to the file as a program saves."""
+    import csv
+
+    out = tmp_path / "exports"
+    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(out), "-q").exit_code == 0
+    file = out / "contacts.csv"
+    with file.open(encoding="utf-8-sig", newline="") as source:
+        rows = list(csv.reader(source))
+    header = rows[0]
+    for row in rows[1:]:
+        for name, value in edits.get(int(row[0]), {}).items():
+            row[header.index(name)] = value
+    with file.open("w", encoding="utf-8-sig", newline="") as target:
+        csv.writer(target, lineterminator="\r\n").writerows(rows)
+    return file
+
+
+def colleague(sb: Sandbox, cid: int, **fields: str) -> None:
+    """An edit in Insightly by somebody else (put: the sandbox's cached answer goes too)."""
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[cid], **fields, "DATE_UPDATED_UTC": "2026-12-01 10:00:00"})
+
+
+def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(
+        sb,
+        tmp_path,
+        {
+            2001: {"ADDRESS_MAIL_CITY": "Springfield"},  # the colleague changed TITLE
+            2002: {"ADDRESS_MAIL_CITY": "Salem"},  # the colleague changed the city too
+            2003: {"TITLE": "Head of Procurement"},
+        },
+    )
+    colleague(sb, 2001, TITLE="VP Sales")
+    colleague(sb, 2002, ADDRESS_MAIL_CITY="Cambridge")
+    assert (file.parent / "_base" / "contacts.parquet").is_file()
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output  # an edit of the person's was not applied
+    assert "Plan: 0 to create, 2 to update, 221 unchanged (no request), 0 rejected" in result.stderr
+    assert (
+        "Conflicts: 1 field(s) changed both in the file and in Insightly since the export; "
+        "Insightly's value is kept" in result.stderr
+    )
+    assert "  ADDRESS_MAIL_CITY 1" in result.stderr.splitlines()
+    plan = (file.parent / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan[1:] == [
+        "2,update,2001,ADDRESS_MAIL_CITY,Holtsville,Springfield,",
+        "3,conflict,2002,ADDRESS_MAIL_CITY,Cambridge,Salem,"
+        "changed in Insightly since the export (it was 'Boston'); kept",
+        "4,update,2003,TITLE,,Head of Procurement,",
+    ]
+    overwrite = run(
+        sb, "import", str(file), "--object", "contacts", "--on-conflict", "overwrite", "--quiet"
+    )
+    assert overwrite.exit_code == 1, overwrite.output
+    contacts = sb.account.collections["Contacts"].records
+    assert contacts[2001]["TITLE"] == "VP Sales"  # the person never touched it: the colleague's
+    assert contacts[2001]["ADDRESS_MAIL_CITY"] == "Springfield"
+    assert contacts[2002]["ADDRESS_MAIL_CITY"] == "Salem"  # both changed it: overwrite says so
+    assert contacts[2003]["TITLE"] == "Head of Procurement"
+
+
+def test_without_a_base_the_whole_row_check_stays(tmp_path: Path) -> None:
+    import shutil as sh
+
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"ADDRESS_MAIL_CITY": "Springfield"}})
+    colleague(sb, 2001, TITLE="VP Sales")
+    sh.rmtree(file.parent / "_base")
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert (
+        "0 to update, 222 unchanged (no request), 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in (result.stderr)
+    )
+
+
+def test_a_base_named_with_base_and_a_row_from_another_export(tmp_path: Path) -> None:
+    """--base names the export; a row whose DATE_UPDATED_UTC is not the base's is no copy of it
+    and gets the whole-row check."""
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"ADDRESS_MAIL_CITY": "Springfield"}})
+    moved = tmp_path / "base.parquet"
+    (file.parent / "_base" / "contacts.parquet").rename(moved)
+    colleague(sb, 2001, TITLE="VP Sales")
+    merged = run(sb, "import", str(file), "--object", "contacts", "--dry-run", "--base", str(moved))
+    assert "1 to update" in merged.stderr, merged.output
+    text = file.read_text(encoding="utf-8-sig").replace(
+        "2026-09-19 15:28:48", "2026-09-18 10:00:00"
+    )
+    file.write_text(text, encoding="utf-8-sig")
+    other = run(sb, "import", str(file), "--object", "contacts", "--dry-run", "--base", str(moved))
+    assert "0 to update" in other.stderr and "1 failed" in other.stderr, other.output
