@@ -324,6 +324,12 @@ def file_options(func: F) -> F:
             help="The CSV's delimiter (default: detected among , ; tab |). Use '\\t' for tab.",
         ),
         click.option("--sheet", help="XLSX: the sheet to read (default: the first)."),
+        click.option(
+            "--date-order",
+            type=click.Choice(["dmy", "mdy"]),
+            help="How slash dates read: dmy (31/12/2026) or mdy (12/31/2026) (default: as the "
+            "file's own dates show, else refused where ambiguous).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

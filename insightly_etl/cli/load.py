@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def validate(
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
+    date_order: str | None,
     api: ApiOptions,
 ) -> None:
     """Check every row of FILE against the account's fields, without writing anything.
@@ -89,6 +91,8 @@ def validate(
     from insightly_etl.load.validate import validate_table
 
     mapping = read_mapping(mapping_file, object_name=object_name)
+    if date_order:
+        mapping = replace(mapping, date_order=date_order)
     table = _read(file, encoding, delimiter, sheet)
     facts = _facts(ctx, mapping, fields_from, api)
     result = validate_table(table, mapping, facts)
@@ -174,6 +178,7 @@ def mapping_draft(
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
+    date_order: str | None,
     api: ApiOptions,
 ) -> None:
     """Print a starting mapping for FILE: headers matched to field names and labels."""
@@ -342,6 +347,7 @@ def import_(
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
+    date_order: str | None,
     api: ApiOptions,
 ) -> None:
     """Create and update records from FILE within the daily quota; run again to resume.
@@ -355,6 +361,8 @@ def import_(
     from insightly_etl.load.mapping import read_mapping
 
     mapping = read_mapping(mapping_file, object_name=object_name)
+    if date_order:
+        mapping = replace(mapping, date_order=date_order)
     table = _read(file, encoding, delimiter, sheet)
     options = ImportOptions(
         file=file,

@@ -73,6 +73,7 @@ _TOP_KEYS = (
     "parent",
     "blank",
     "artefacts",
+    "date_order",
     "links",
 )
 _LINK_KEYS = ("column", "object", "by", "role", "details")
@@ -149,6 +150,8 @@ class Mapping:
     identity: bool = False  # no `columns`: headers that are field names map as they are
     links: tuple[LinkRule, ...] = ()
     decimal: str | None = None  # the top-level `decimal:`, when the mapping says
+    # how slash dates read: dmy (31/12/2026), mdy (12/31/2026), or None: as the file shows
+    date_order: str | None = None
 
 
 def _kind(value: Any) -> str:
@@ -180,6 +183,17 @@ def _timezone(source: str, where: str, value: Any) -> str:
             "Use an IANA name such as UTC or Europe/Berlin.",
         ) from None
     return str(value)
+
+
+DATE_ORDERS = ("dmy", "mdy")
+
+
+def _date_order(source: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if value in DATE_ORDERS:
+        return str(value)
+    raise _fail(source, "date_order", f"must be dmy or mdy, not {value!r}")
 
 
 def _decimal(source: str, where: str, value: Any) -> str:
@@ -473,6 +487,7 @@ def parse_mapping(
         identity=columns_spec is None,
         links=_links(source, obj_name, data["links"]) if data.get("links") is not None else (),
         decimal=defaults["decimal"] if "decimal" in data else None,
+        date_order=_date_order(source, data.get("date_order")),
     )
 
 

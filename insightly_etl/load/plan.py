@@ -35,7 +35,7 @@ from insightly_etl.load.fields import (
     TAGS,
     FieldSpec,
 )
-from insightly_etl.load.spreadsheet import artefact, day_first, read_instant
+from insightly_etl.load.spreadsheet import artefact, day_first_of, read_instant
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
@@ -369,7 +369,11 @@ class Planner:
         frame = result.table.frame
         # the moment the file's copy of each record was taken, when it says (an export)
         self.file_updated = frame.get("DATE_UPDATED_UTC")
-        self.day_first = day_first(frame) if self.file_updated is not None else None
+        self.day_first = (
+            day_first_of(result.mapping.date_order, frame)
+            if self.file_updated is not None
+            else None
+        )
         encoding = (result.table.encoding or "").lower().replace("-", "").replace("_", "")
         self.encoding = None if not encoding or encoding.startswith(("utf", "ascii")) else encoding
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")

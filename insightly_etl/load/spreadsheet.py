@@ -61,6 +61,13 @@ _ALWAYS = [
 ]
 
 
+def day_first_of(order: str | None, frame: pd.DataFrame) -> bool | None:
+    """The mapping's (or --date-order's) dmy/mdy, else what the file shows."""
+    if order is not None:
+        return order == "dmy"
+    return day_first(frame)
+
+
 def day_first(frame: pd.DataFrame) -> bool | None:
     """Whether the file's slash dates put the day first (True), the month (False), or the file
     does not say (None). Every column is evidence: an export's DATE_CREATED_UTC settles the

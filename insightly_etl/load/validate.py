@@ -46,7 +46,7 @@ from insightly_etl.load.fields import (
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable
-from insightly_etl.load.spreadsheet import ambiguous_slash, day_first, parse_locale
+from insightly_etl.load.spreadsheet import ambiguous_slash, day_first_of, parse_locale
 
 
 class _Absent:
@@ -673,7 +673,8 @@ class _ColumnValidator:
                 if rule.date_format is None and ambiguous_slash(value):
                     return (
                         f"{value!r} could be day/month or month/day, and no date in the file "
-                        "says which comes first; give the column a date_format"
+                        "says which comes first; give --date-order dmy|mdy (or the mapping's "
+                        "date_order:, or the column a date_format)"
                     )
                 return f"{value!r} is not a {what} {expected}"
 
@@ -837,7 +838,9 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     notes = [*table.notes, *notes]
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
-    validator = _ColumnValidator(errors, facts.lookups, day_first(table.frame))
+    validator = _ColumnValidator(
+        errors, facts.lookups, day_first_of(mapping.date_order, table.frame)
+    )
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}

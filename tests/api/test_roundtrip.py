@@ -383,3 +383,21 @@ def test_a_base_named_with_base_and_a_row_from_another_export(tmp_path: Path) ->
     file.write_text(text, encoding="utf-8-sig")
     other = run(sb, "import", str(file), "--object", "contacts", "--dry-run", "--base", str(moved))
     assert "0 to update" in other.stderr and "1 failed" in other.stderr, other.output
+
+
+def test_date_order_on_the_command_line(tmp_path: Path) -> None:
+    file = tmp_path / "contacts.csv"
+    file.write_text("CONTACT_ID,DATE_OF_BIRTH\n2001,06/01/1965\n", encoding="utf-8")
+    refused = run(corpus_sandbox(), "validate", str(file), "--object", "contacts")
+    assert refused.exit_code == 1
+    ordered = run(
+        corpus_sandbox(),
+        "import",
+        str(file),
+        "--object",
+        "contacts",
+        "--date-order",
+        "dmy",
+        "--dry-run",
+    )
+    assert "Plan: 0 to create, 0 to update, 1 unchanged" in ordered.stderr, ordered.output

@@ -489,7 +489,8 @@ def test_percent_for_probability_and_percent_fields(tmp_path: Path) -> None:
             ["03/04/1990", "05/06/1991"],
             None,
             "'03/04/1990' could be day/month or month/day, and no date in the file says which "
-            "comes first; give the column a date_format",
+            "comes first; give --date-order dmy|mdy (or the mapping's date_order:, or the column "
+            "a date_format)",
         ),
     ],
 )
@@ -615,3 +616,14 @@ def test_local_times_a_clock_change_skips_or_doubles_are_named(tmp_path: Path) -
         ),
     ]
     assert values(r, "Last_Webinar__c")[2] == "2026-10-25 11:00:00"
+
+
+@pytest.mark.parametrize(
+    ("order", "read"), [("dmy", "1990-04-03 00:00:00"), ("mdy", "1990-03-04 00:00:00")]
+)
+def test_a_mappings_date_order_settles_slash_dates(tmp_path: Path, order: str, read: str) -> None:
+    r = run(
+        tmp_path, "Name,Born\nA,03/04/1990\n", contacts({"Born": "DATE_OF_BIRTH"}, date_order=order)
+    )
+    assert values(r, "DATE_OF_BIRTH") == [read]
+    assert messages(r) == []
