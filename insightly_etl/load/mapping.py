@@ -137,6 +137,9 @@ class LinkRule:
 @dataclass(frozen=True)
 class MatchKey:
     pairs: tuple[tuple[str, str], ...]  # (column, field) — several make a combined key
+    # how text keys compare (after Unicode NFC, trimming, collapsing inner spaces and removing
+    # zero-width characters): casefold (the default) or exact; e-mail addresses always casefold
+    compare: str = "casefold"
 
 
 @dataclass(frozen=True)
@@ -320,17 +323,29 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
     )
 
 
+COMPARE_MODES = ("casefold", "exact")
+
+
 def _match(source: str, value: Any) -> MatchKey:
     items = value if isinstance(value, list) else [value]
     pairs = []
+    compare = "casefold"
     for item in items:
         if not isinstance(item, dict) or not item.get("column") or not item.get("field"):
             raise _fail(
                 source, "match", "expected {column: COLUMN, field: FIELD} or a list of them"
             )
-        _check_keys(source, "match.", item, ("column", "field"))
+        _check_keys(source, "match.", item, ("column", "field", "compare"))
         pairs.append((str(item["column"]), str(item["field"])))
-    return MatchKey(tuple(pairs))
+        if "compare" in item:
+            if item["compare"] not in COMPARE_MODES:
+                raise _fail(
+                    source,
+                    "match.compare",
+                    f"must be casefold or exact, not {item['compare']!r}",
+                )
+            compare = str(item["compare"])
+    return MatchKey(tuple(pairs), compare)
 
 
 def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:

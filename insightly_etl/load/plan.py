@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,8 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
         return bool(new) == (old if isinstance(old, bool) else str(old).lower() == "true")
     if spec.kind in (MULTISELECT, TAGS):
         return set(set_parts(new)) == set(set_parts(old))
+    if spec.is_email:  # an address is the same whatever its letters' case
+        return match_text(str(new), True) == match_text(str(old), True)
     if spec.kind == DATE:  # `2026-09-19`, `2026-09-19 00:00:00` or `2026-09-19T00:00:00`
         return str(new)[:10] == str(old)[:10]
     if spec.kind == DATETIME:
@@ -299,24 +302,55 @@ def _utc_text(value: Any) -> str:
 # ---------------------------------------------------------------- keys
 
 
-def row_keys(result: ValidationResult) -> list[tuple[str, ...] | None]:
-    """The match key of every row as text (None: the row has an empty key part)."""
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_SPACES = re.compile(r"\s+")
+
+
+def match_text(value: str, casefold: bool) -> str:
+    """A key as a person compares it: `  Bjorn.Ulvaeus@ABBA.example\u200b ` is
+    `bjorn.ulvaeus@abba.example` — Unicode NFC, no zero-width characters, trimmed, inner
+    spaces collapsed, and (e-mails always, other text unless `compare: exact`) case-folded."""
+    text = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", value))).strip()
+    return text.casefold() if casefold else text
+
+
+def key_folds(result: ValidationResult) -> list[bool]:
+    """Per match field: whether its text compares case-blind."""
+    match = result.mapping.match
+    if match is None:
+        return []
+    specs = result.specs
+    return [
+        match.compare == "casefold" or (f in specs and specs[f].is_email) for _, f in match.pairs
+    ]
+
+
+def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, ...] | None]:
+    """The match key of every row as compared (None: the row has an empty key part);
+    `fold=False`: as written, only tidied (what a search sends)."""
     mapping = result.mapping
     if mapping.match is None:
         return [None] * result.rows
     rules = {r.column: r for r in result.rules}
+    folds = key_folds(result) if fold else [False] * len(mapping.match.pairs)
     columns = []
-    for column, fname in mapping.match.pairs:
+    for (column, fname), fold in zip(mapping.match.pairs, folds, strict=True):
         rule = rules.get(column)
         if rule is not None and rule.field == fname:
-            columns.append([_key_text(result.cell(i, fname)) for i in range(result.rows)])
+            cells = [_key_text(result.cell(i, fname)) for i in range(result.rows)]
         else:
-            raw = result.table.frame[column].astype(str).str.strip().tolist()
-            columns.append([v or None for v in raw])
+            raw = result.table.frame[column].astype(str).tolist()
+            cells = [v if v.strip() else None for v in raw]
+        columns.append([None if c is None else (match_text(c, fold) or None) for c in cells])
     keys: list[tuple[str, ...] | None] = []
     for parts in zip(*columns, strict=True):
         keys.append(None if any(p is None for p in parts) else tuple(str(p) for p in parts))
     return keys
+
+
+def _has_case(key: tuple[str, ...] | None) -> bool:
+    """Whether a key has letters a search might compare by case."""
+    return key is not None and any(part != part.upper() or part != part.lower() for part in key)
 
 
 def _key_text(value: Any) -> str | None:
@@ -327,12 +361,17 @@ def _key_text(value: Any) -> str | None:
     return str(value)
 
 
-def record_key(record: Record, fields: list[str]) -> tuple[str, ...] | None:
+def record_key(
+    record: Record, fields: list[str], folds: list[bool] | None = None
+) -> tuple[str, ...] | None:
     parts = []
-    for name in fields:
+    for i, name in enumerate(fields):
         value = custom_values(record).get(name) if name.endswith("__c") else record.get(name)
         text = _key_text(value)
         if text is None:
+            return None
+        text = match_text(text, bool(folds and folds[i]))
+        if not text:
             return None
         parts.append(text)
     return tuple(parts)
@@ -378,6 +417,7 @@ class Planner:
         self.encoding = None if not encoding or encoding.startswith(("utf", "ascii")) else encoding
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")
         self.records: dict[int, Record] = {}  # what planning read, by id
+        self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
         self.etags: dict[int, str] = {}
 
     async def plan(
@@ -713,6 +753,10 @@ class Planner:
         listing_cost = max(1, math.ceil(total / PAGE_SIZE))
         if single_field and len(wanted) < listing_cost:
             await pages.aclose()
+            for record in first.records:  # known records: what a search probe can ask about
+                rid = record_id(record, self.obj.id_field or "")
+                if rid is not None:
+                    self.records[rid] = record
             return await self._one_by_one(wanted, keys, fields, plan, by_id)
         plan.strategy = "listing"
         index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
@@ -724,12 +768,13 @@ class Planner:
     def _index_page(
         self, records: list[Record], fields: list[str], index: dict[tuple[str, ...], list[Record]]
     ) -> None:
+        folds = key_folds(self.result)
         for record in records:
             rid = record_id(record, self.obj.id_field or "")
             if rid is None:
                 continue  # a record without a usable id cannot be matched or updated
             self.records[rid] = record
-            key = record_key(record, fields)
+            key = record_key(record, fields, folds)
             if key is not None:
                 index[key].append(record)
 
@@ -744,6 +789,9 @@ class Planner:
         plan.strategy = "get" if by_id else "search"
         assert self.obj.id_field is not None
 
+        written = row_keys(self.result, fold=False)
+        folds = key_folds(self.result)
+
         async def one(r: int) -> tuple[int, list[Record]]:
             key = keys[r]
             assert key is not None
@@ -756,16 +804,63 @@ class Planner:
                     self.etags[int(key[0])] = reply.etag  # a record's own ETag: usable in If-Match
                 found = [reply.data]
             else:
-                params = {"field_name": fields[0], "field_value": key[0], "top": PAGE_SIZE}
-                found = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
+                value = (written[r] or key)[0]
+                params = {"field_name": fields[0], "field_value": value, "top": PAGE_SIZE}
+                answer = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data
+                # the search's own idea of equal (case, spaces) is not ours: compared again
+                found = [
+                    x
+                    for x in answer or []
+                    if isinstance(x, dict) and record_key(x, fields, folds) == key
+                ]
             for record in found:
                 rid = record_id(record, self.obj.id_field or "")
                 if rid is not None:
                     self.records[rid] = record
             return r, found
 
-        pairs = await gather_all(*(one(r) for r in rows))
-        return dict(pairs)
+        pairs = dict(await gather_all(*(one(r) for r in rows)))
+        if not by_id and any(folds):
+            # whether Insightly's search ignores case is not known: a row it did not find
+            # may still have its record, written otherwise. One search, for a record we know
+            # in other letters, tells; if it does not ignore case, one listing settles them.
+            unsure = [r for r, found in pairs.items() if not found and _has_case(keys[r])]
+            if unsure and not await self._search_ignores_case(fields[0], pairs):
+                plan.strategy = "search, then listing for the rows it did not find"
+                index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+                async for page in self.client.iter_pages(self.obj.endpoint):
+                    self._index_page(page.records, fields, index)
+                for r in unsure:
+                    pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
+        return pairs
+
+    async def _search_ignores_case(self, name: str, found: dict[int, list[Record]]) -> bool:
+        """Whether `/Search` finds a record by its value in other letters: asked once per
+        run, with a record planning has read (one request); False when none can tell."""
+        if self._ignores_case is None:
+            known = [x for records in found.values() for x in records] + list(self.records.values())
+            if not known:  # nothing read yet: a few records to ask about (one request)
+                answer = (await self.client.get(self.obj.endpoint, {"top": 20})).data
+                known = [x for x in answer or [] if isinstance(x, dict)]
+            self._ignores_case = False
+            for record in known[:50]:
+                value = (
+                    _key_text(current_value(record, self.specs[name]))
+                    if name in self.specs
+                    else None
+                )
+                if value is None or value.swapcase() == value:
+                    continue
+                params = {"field_name": name, "field_value": value.swapcase(), "top": 2}
+                answer = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data
+                ids = {
+                    record_id(x, self.obj.id_field or "")
+                    for x in answer or []
+                    if isinstance(x, dict)
+                }
+                self._ignores_case = record_id(record, self.obj.id_field or "") in ids
+                break
+        return self._ignores_case
 
     async def _by_ids(self, known: dict[int, int], plan: Plan) -> dict[int, list[Record]]:
         """The records earlier runs wrote, one GET each (edited rows are few)."""

@@ -347,8 +347,11 @@ class _Errors:
 
 
 def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
-    if spec.kind != TEXT or rule.lookup is not None:
-        s = s.str.strip()  # surrounding spaces never matter in numbers, dates, options, names
+    if spec.kind != TEXT or rule.lookup is not None or spec.is_email:
+        # surrounding spaces never matter in numbers, dates, options, names, e-mail addresses
+        s = s.str.strip()
+    if spec.is_email:  # nor do zero-width characters a copy and paste brings along
+        s = s.str.replace("[\u200b\u200c\u200d\u2060\ufeff]", "", regex=True)
     for t in rule.transform:
         if t == "strip":
             s = s.str.strip()

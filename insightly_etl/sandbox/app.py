@@ -53,6 +53,7 @@ class SandboxConfig:
     jitter_ms: float = 0.0
     rate_limit: float = 10.0  # requests/second per key (§5: 10/s on every plan)
     daily_quota: int = 40_000  # Plus plan (§5)
+    search_ignores_case: bool = False  # see Account.search: the evidence is thin
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -280,6 +281,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig, account: Account | None = None) -> None:
         self.config = config
         self.account = account or load_account(config)
+        self.account.search_ignores_case = config.search_ignores_case
         self.bucket = TokenBucket(config.rate_limit, burst=config.burst)
         self.quota = DailyQuota(config.daily_quota, self.account, config.quota_window)
         self.in_flight = 0

@@ -98,6 +98,7 @@ class Account:
     ) -> None:
         self.specs = build_specs()
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
+        self.search_ignores_case = False
         self.custom_objects: list[dict[str, Any]] = []  # GET /CustomObjects, from the seed
         self.state_history: dict[int, list[dict[str, Any]]] = {}  # opportunity id -> changes
         # FILE_ID -> APIFileAttachment + PARENT_OBJECT / PARENT_ID (collection, record id)
@@ -201,14 +202,21 @@ class Account:
                 i for i in ids if (coll.records[i].get("DATE_UPDATED_UTC") or "") > updated_after
             ]
         if field_name is not None:
+            # ASSUMPTION: whether Insightly's search ignores case is not documented and no
+            # recorded answer shows it; exact by default, `search_ignores_case` for the other
+            # reading. The importer must be right either way (it probes; load/plan.py).
+            def fold(text: Any) -> Any:
+                return text.casefold() if self.search_ignores_case and text else text
+
+            wanted = fold(field_value)
             if field_name.endswith("__c"):
                 ids = [
                     i
                     for i in ids
-                    if _text(_custom_value(coll.records[i], field_name)) == field_value
+                    if fold(_text(_custom_value(coll.records[i], field_name))) == wanted
                 ]
             else:
-                ids = [i for i in ids if _text(coll.records[i].get(field_name)) == field_value]
+                ids = [i for i in ids if fold(_text(coll.records[i].get(field_name))) == wanted]
         return ids
 
     # ------------------------------------------------------------------ writes

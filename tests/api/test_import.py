@@ -465,7 +465,8 @@ async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
 async def test_the_cheapest_way_to_find_existing_records_is_chosen(
     make_sandbox, tmp_path: Path
 ) -> None:
-    sb = make_sandbox(generate={"Contacts": 5000})  # 5,220 contacts: a listing costs 11 requests
+    # 5,220 contacts: a listing costs 11 requests; this server's search ignores case
+    sb = make_sandbox(generate={"Contacts": 5000}, search_ignores_case=True)
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
     few = write(
         tmp_path,
@@ -474,9 +475,14 @@ async def test_the_cheapest_way_to_find_existing_records_is_chosen(
     )
     result = await run_import(sb, few, mapping, dry_run=True)
     assert result.plan is not None and result.plan.strategy == "search"
-    assert (
-        result.plan.planning_requests == 1 + 3
-    )  # the first listing page (for the total), then 3 searches
+    # the first listing page (for the total), 3 searches, and one that asks whether the
+    # search ignores case (it does: the rows it did not find have no record)
+    assert result.plan.planning_requests == 1 + 3 + 1
+    exact = make_sandbox(generate={"Contacts": 5000})  # a search that compares case
+    result = await run_import(exact, few, mapping, dry_run=True)
+    assert result.plan is not None
+    assert result.plan.strategy == "search, then listing for the rows it did not find"
+    assert result.plan.planning_requests == 1 + 3 + 1 + 11
     many = write(
         tmp_path,
         "many.csv",
@@ -680,3 +686,31 @@ def test_a_symlink_to_a_checkpoint_meets_the_same_lock(tmp_path: Path) -> None:
     with pytest.raises(CheckpointInUse):
         Checkpoint(link)
     held.close()
+
+
+@pytest.mark.parametrize("ignores_case", [False, True], ids=["exact search", "case-blind search"])
+@pytest.mark.parametrize("rows", [1, 3], ids=["search", "listing"])
+async def test_a_key_matches_as_a_person_would(
+    make_sandbox, tmp_path: Path, ignores_case: bool, rows: int
+) -> None:
+    """`Bjorn.Ulvaeus@ABBA.example` in Insightly is the row's ` bjorn.ulvaeus@abba.example\\u200b`:
+    updated, never created again — by search or by listing, whether the search ignores case
+    or not."""
+    sb = make_sandbox(search_ignores_case=ignores_case)
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "EMAIL_ADDRESS": "Bjorn.Ulvaeus@ABBA.example"})
+    cells = [" BJORN.ulvaeus@abba.example\u200b", "agnetha@abba.example", "frida@abba.example"]
+    file = write(
+        tmp_path,
+        "p.csv",
+        "Name,Email\n" + "".join(f'Björn,"{c}"\n' for c in cells[:rows]),
+    )
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), dry_run=True)
+    assert result.plan is not None
+    assert (result.plan.updates, result.plan.creates) == (1, rows - 1)
+    assert result.plan.examples[0] == "line 2: update 2001 FIRST_NAME 'Samir' -> 'Björn'"
+    assert all("EMAIL_ADDRESS" not in e for e in result.plan.examples if "2001" in e)
+    if rows == 1:
+        assert result.plan.strategy == (
+            "search" if ignores_case else "search, then listing for the rows it did not find"
+        )
