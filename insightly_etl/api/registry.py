@@ -72,7 +72,9 @@ class ObjectType:
             return self.name
         words = self.name.replace("_", " ")
         if words.endswith("ies"):
-            return words[:-3] + "y"
+            return words[:-3] + "y"  # opportunities, categories
+        if words.endswith(("uses", "sses", "xes")):
+            return words[:-2]  # statuses, addresses
         return words.removesuffix("s")
 
     @property

@@ -36,11 +36,10 @@ from insightly_etl.load.fields import (
     TAGS,
     FieldSpec,
 )
-from insightly_etl.load.spreadsheet import artefact, day_first_of, read_instant
+from insightly_etl.load.spreadsheet import LOST, artefact, day_first_of, read_instant, single_byte
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
-_LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
 # Insightly's own importer treats these as duplicates of existing records (no match key given).
 DUPLICATE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # object: (fields that must all be equal, fields of which one more must be equal)
@@ -414,7 +413,7 @@ class Planner:
             else None
         )
         encoding = (result.table.encoding or "").lower().replace("-", "").replace("_", "")
-        self.encoding = None if not encoding or encoding.startswith(("utf", "ascii")) else encoding
+        self.encoding = encoding if single_byte(encoding) else None
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")
         self.records: dict[int, Record] = {}  # what planning read, by id
         self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
@@ -713,7 +712,7 @@ class Planner:
             spec = self.specs[name]
             if not (name in names or name in keys or spec.is_email):
                 continue
-            if isinstance(value, str) and _LOST.search(value):
+            if isinstance(value, str) and LOST.search(value):
                 page = self.encoding or "a single-byte code page"
                 return (
                     f"{name} {value!r} has '?' inside a word, which is how a program saving "

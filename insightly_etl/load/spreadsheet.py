@@ -160,7 +160,9 @@ _BEST_FIT = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "
 _DIGITS = re.compile(r"^[0-9]+$")
 _PLAIN = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
-_LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
+LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
+# Excel's General format shows at most 11 digits: a longer digit string becomes 1.23457E+11
+GENERAL_DIGITS = 11
 _SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+]?\d+$")
 
 
@@ -179,19 +181,24 @@ def _encodable(ch: str, encoding: str) -> bool:
     return True
 
 
+def single_byte(encoding: str | None) -> bool:
+    """A code page of one byte a character (cp1252 …): what it cannot hold, a save loses."""
+    return bool(encoding) and not str(encoding).lower().startswith(("utf", "ascii"))
+
+
 def replaced_by_encoding(new: str, old: str, encoding: str | None) -> bool:
     """`?ód?` for `Łódź`: every difference is a character the file's encoding cannot hold,
     written as `?` (whatever the file's encoding: an ASCII or UTF-8 file may be the copy of a
     lossy save) or, in a single-byte file, as its best-fit letter (`Lodz`)."""
     if len(new) != len(old) or new == old:
         return False
-    single_byte = bool(encoding) and not str(encoding).startswith(("utf", "ascii"))
+    lossy = single_byte(encoding)
     for n, o in zip(new, old, strict=True):
         if n == o:
             continue
         if n == "?" and o != "?" and ord(o) > 127:
             continue
-        if single_byte and not _encodable(o, str(encoding)) and n == _fold(o):
+        if lossy and not _encodable(o, str(encoding)) and n == _fold(o):
             continue
         return False
     return True
@@ -216,7 +223,7 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return "leading zeros dropped"
     if digits and _GROUPED.match(new) and new.replace(",", "") == old.lstrip("0"):
         return "digits grouped as a number"
-    if digits and len(old) > 11 and _SCIENTIFIC.match(new):
+    if digits and len(old) > GENERAL_DIGITS and _SCIENTIFIC.match(new):
         mantissa = re.split("[Ee]", new)[0].replace(",", ".")
         shown = len(re.sub(r"\D", "", mantissa))  # significant digits the cell shows
         if (
@@ -231,7 +238,7 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         if encoding:
             return f"characters {encoding} cannot hold, replaced"
         return "characters replaced by '?' (a save that lost them)"
-    if encoding and _LOST.search(new) and not _LOST.search(old):
+    if encoding and LOST.search(new) and not LOST.search(old):
         return f"'?' inside a word: a character {encoding} cannot hold, lost"
     return None
 

@@ -97,7 +97,7 @@ _CURRENCY_AFTER = rf"\s*(?:[$€£¥₹]|\s(?:{_CODES}))\s*$"
 _PERCENT_SIGN = "[\\s" + _SPACES + "]*%$"
 
 
-def _percent_cells(values: pd.Series, cells: pd.Series | None, index: pd.Index) -> pd.Series:
+def _percent_cells(values: pd.Series, cells: pd.Series | None) -> pd.Series:
     """A workbook's percent cell holds the fraction (0.4 shows as 40%): a PERCENT field and
     PROBABILITY hold the number of percent."""
     if cells is None or not (cells == "%").any():
@@ -634,7 +634,7 @@ class _ColumnValidator:
         kind = spec.kind
         if kind == INTEGER:
             if spec.name == "PROBABILITY":  # "60%", or a workbook's percent cell (0.6)
-                v = _percent_cells(regex_replace(v, _PERCENT_SIGN, ""), self._cells, v.index)
+                v = _percent_cells(regex_replace(v, _PERCENT_SIGN, ""), self._cells)
             v = regex_replace(v, r"^([+-]?\d+)[.,]0+$", r"\1")  # 25.00: a spreadsheet's 25
             good = pd.Series(fullmatch(v, r"[+-]?\d+"), index=v.index)
             self._bad(v, ~good, "integer", "{v} is not a whole number")
@@ -727,14 +727,15 @@ class _ColumnValidator:
                 normal = regex_replace(normal, ",", ".")
             floats = pc.cast(_arrow(normal), pa.float64())
             out[part] = pd.array(floats, dtype="Float64")
+        tried = str(marks.iloc[0]) if len(marks) else rule.decimal  # one mark a column
         self._bad(
             v,
             ~good,
             "number",
-            "{v} is not a number with " + repr(rule.decimal) + " as the decimal mark",
+            "{v} is not a number with " + repr(tried) + " as the decimal mark",
         )
         if spec.api_type == "PERCENT" and typed is not None:
-            out = _percent_cells(out, self._cells, v.index)
+            out = _percent_cells(out, self._cells)
         return out
 
     def _multi(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:

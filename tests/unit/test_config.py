@@ -97,4 +97,8 @@ def test_singular_names_come_from_the_registry() -> None:
     assert get_object("pipeline_stages").singular == "pipeline stage"
     assert get_object("knowledge_article_categories").singular == "knowledge article category"
     assert get_object("contacts").singular == "contact"
+    assert get_object("lead_statuses").singular == "lead status"
+    from insightly_etl.api.registry import OBJECTS
+
+    assert all(not o.singular.endswith(("ie", "statuse")) for o in OBJECTS.values())
     assert custom_object("Site__c").singular == "Site__c"
