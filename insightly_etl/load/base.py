@@ -20,6 +20,11 @@ def find_base(file: Path, object_name: str, given: Path | None) -> Path | None:
     if given is not None:
         if not given.is_file():
             raise InputError(f"{given}: no such file", hint="--base names an export of the object.")
+        if given.resolve() == file.resolve():
+            raise InputError(
+                f"{given}: the base is the file itself, so nothing would count as changed",
+                hint="--base names the export as it was, before the edits.",
+            )
         return given
     beside = file.parent / BASE_DIR / f"{object_name}.parquet"
     return beside if beside.is_file() else None

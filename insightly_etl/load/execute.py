@@ -299,8 +299,10 @@ class Executor:
 
     async def find_created(self, p: PlannedRow) -> Record | None:
         match = self.planner.result.mapping.match
-        if match is not None and p.key is not None and self.obj.searchable:
-            params = {"field_name": match.pairs[0][1], "field_value": p.key[0], "top": PAGE_SIZE}
+        written = self.planner.written_key(p.row) if p.key is not None else None
+        if match is not None and written is not None and self.obj.searchable:
+            # the value as written: `p.key` is case-folded for matching, the record is not
+            params = {"field_name": match.pairs[0][1], "field_value": written[0], "top": PAGE_SIZE}
             candidates = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
         else:
             candidates = await self.changed_since(self._sent_at(p))
@@ -331,7 +333,18 @@ class Executor:
         assert p.record_id is not None
         self.planner.records[p.record_id] = record
         body, before, after = self.planner.diff(p.row, record)
-        conflict = self.planner.conflict(p.row, record, after) if body else None
+        if self.planner.base_of(p.row, p.record_id) is not None:
+            # merged field by field: a field a colleague changed since planning, that the
+            # file changes too, is a conflict now (one changed before was one at planning)
+            new = sorted(set(self.planner.field_conflicts.get(p.row, {})) - set(p.conflicts))
+            conflict = (
+                f"conflict: record {p.record_id} changed in Insightly during this run "
+                f"({', '.join(new)}); not overwritten. Run again to see the plan"
+                if new
+                else None
+            )
+        else:
+            conflict = self.planner.conflict(p.row, record, after) if body else None
         if conflict:
             p.action = "conflict"
             self.checkpoint.failed(p.row, None, conflict)

@@ -155,6 +155,9 @@ class Mapping:
     decimal: str | None = None  # the top-level `decimal:`, when the mapping says
     # how slash dates read: dmy (31/12/2026), mdy (12/31/2026), or None: as the file shows
     date_order: str | None = None
+    # the top-level `blank:` and `artefacts:`, for the columns a mapping without `columns` maps
+    blank: str = "skip"
+    artefacts: str = "keep"
 
 
 def _kind(value: Any) -> str:
@@ -503,6 +506,8 @@ def parse_mapping(
         links=_links(source, obj_name, data["links"]) if data.get("links") is not None else (),
         decimal=defaults["decimal"] if "decimal" in data else None,
         date_order=_date_order(source, data.get("date_order")),
+        blank=defaults["blank"],
+        artefacts=defaults["artefacts"],
     )
 
 

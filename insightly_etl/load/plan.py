@@ -150,7 +150,7 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
     if spec.kind == BOOLEAN:
         return bool(new) == (old if isinstance(old, bool) else str(old).lower() == "true")
     if spec.kind in (MULTISELECT, TAGS):
-        return set(set_parts(new)) == set(set_parts(old))
+        return _same_joined(new, old) or set(set_parts(new)) == set(set_parts(old))
     if spec.is_email:  # an address is the same whatever its letters' case
         return match_text(str(new), True) == match_text(str(old), True)
     if spec.kind == DATE:  # `2026-09-19`, `2026-09-19 00:00:00` or `2026-09-19T00:00:00`
@@ -222,11 +222,29 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, list | tuple) and not value)
 
 
+def _pieces(value: Any) -> set[str]:
+    """A set's members as `;`-joined text shows them: a tag named `Partner; EMEA` is the
+    pieces `Partner` and `EMEA` once an export has joined it."""
+    return {piece.strip() for part in set_parts(value) for piece in part.split(";")} - {""}
+
+
+def _same_joined(new: Any, old: Any) -> bool:
+    """A set written back as an export wrote it: `Partner; EMEA;vip` for the tags
+    `Partner; EMEA` and `vip` is those two tags, not three."""
+    return (
+        isinstance(old, list | tuple)
+        and any(";" in str(t) for t in old)
+        and isinstance(new, str)
+        and _pieces(new) == _pieces(old)
+    )
+
+
 def _added(old: Any, new: Any) -> Any:
     """The old set with the new values after it, none twice, in the old one's form (a tuple
     of tag names, or multi-select `a;b` text)."""
     parts = set_parts(old)
-    parts += [p for p in set_parts(new) if p not in parts]
+    known = set(parts) | _pieces(old)  # `EMEA` of a tag `Partner; EMEA` is no new tag
+    parts += [p for p in set_parts(new) if p not in known and p.strip() not in known]
     return tuple(parts) if isinstance(old, list | tuple) else ";".join(parts)
 
 
@@ -262,6 +280,8 @@ def update_payload(
             continue  # a pipeline, stage or state: a step of its own (steps.py)
         policy = (policies or {}).get(name, OVERWRITE)
         old = current_value(record, spec)
+        if _same_joined(value, old):
+            continue  # the record's own tags as an export joins them (a name may hold ";")
         if policy.update == "never" or (policy.update == "fill" and not _is_empty(old)):
             continue
         if spec.kind in (MULTISELECT, TAGS) and policy.merge == "add" and value is not None:
@@ -330,12 +350,12 @@ def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, 
     mapping = result.mapping
     if mapping.match is None:
         return [None] * result.rows
-    rules = {r.column: r for r in result.rules}
+    # a column may feed several fields: the key is the value of the match field's own rule
+    rules = {(r.column, r.field): r for r in result.rules}
     folds = key_folds(result) if fold else [False] * len(mapping.match.pairs)
     columns = []
     for (column, fname), fold in zip(mapping.match.pairs, folds, strict=True):
-        rule = rules.get(column)
-        if rule is not None and rule.field == fname:
+        if (column, fname) in rules:
             cells = [_key_text(result.cell(i, fname)) for i in range(result.rows)]
         else:
             raw = result.table.frame[column].astype(str).tolist()
@@ -417,6 +437,7 @@ class Planner:
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")
         self.records: dict[int, Record] = {}  # what planning read, by id
         self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
+        self._written_keys: list[tuple[str, ...] | None] | None = None
         self.etags: dict[int, str] = {}
 
     async def plan(
@@ -471,7 +492,7 @@ class Planner:
                     body, before_image, after_image = self.diff(r, record, kept)
                     if self.file_updated is not None:
                         self._count_not_sent(r, record, plan)
-                    merged = self._base_of(r, rid) is not None  # field by field, not the row
+                    merged = self.base_of(r, rid) is not None  # field by field, not the row
                     conflict = (
                         self.conflict(r, record, after_image) if body and not merged else None
                     )
@@ -611,7 +632,7 @@ class Planner:
         (an edited export), only the cells the person changed are candidates."""
         values = row_values(self.result, row)
         rid = record_id(record, self.obj.id_field or "")
-        base = self._base_of(row, rid) if rid is not None else None
+        base = self.base_of(row, rid) if rid is not None else None
         if base is not None:
             values = self._merge(row, record, base, values)
         return update_payload(
@@ -623,7 +644,7 @@ class Planner:
             artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
         )
 
-    def _base_of(self, row: int, rid: int) -> dict[str, Any] | None:
+    def base_of(self, row: int, rid: int) -> dict[str, Any] | None:
         """The exported record this row is an edited copy of: only when the copy's
         DATE_UPDATED_UTC is the base's (a row from another export is not merged with it)."""
         if self.base is None:
@@ -652,7 +673,8 @@ class Planner:
             spec = self.specs[name]
             was = self._base_value(base, spec)
             if same_value(spec, new, was) or (
-                isinstance(new, str)
+                name not in self.send_artefacts
+                and isinstance(new, str)
                 and isinstance(was, str)
                 and artefact(spec, new, was, self.encoding) is not None
             ):
@@ -680,12 +702,18 @@ class Planner:
         """What the person did in an edited export that this mapping leaves as it is: a cell
         emptied (the record has a value; `blank: clear` sends it), a tag or option taken out
         of a set (`merge: replace` takes it out in Insightly too)."""
+        rid = record_id(record, self.obj.id_field or "")
+        base = self.base_of(row, rid) if rid is not None else None
         for rule in self.result.rules:
             spec = self.specs.get(rule.field)
             if spec is None or spec.via or rule.update == "never":
                 continue
-            old = current_value(record, spec)
+            # what the person took out: from the export when there is one (a colleague's
+            # later additions are not the person's doing), else from Insightly now
+            old = self._base_value(base, spec) if base is not None else current_value(record, spec)
             new = self.result.cell(row, rule.field)
+            if _same_joined(new, old):
+                continue
             if new is ABSENT and rule.blank == "skip" and not _is_empty(old):
                 what = "emptied cells not sent (blank: clear sends them)"
             elif (
@@ -832,6 +860,13 @@ class Planner:
                 for r in unsure:
                     pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
         return pairs
+
+    def written_key(self, row: int) -> tuple[str, ...] | None:
+        """The row's key as the file writes it (tidied, not case-folded): what a search sends,
+        and what a created record holds."""
+        if self._written_keys is None:
+            self._written_keys = row_keys(self.result, fold=False)
+        return self._written_keys[row]
 
     async def _search_ignores_case(self, name: str, found: dict[int, list[Record]]) -> bool:
         """Whether `/Search` finds a record by its value in other letters: asked once per

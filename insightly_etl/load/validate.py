@@ -213,6 +213,8 @@ def effective_rules(
                     field=column,
                     split=";" if spec.kind in (MULTISELECT, TAGS) else None,
                     decimal=decimal,
+                    blank=mapping.blank,
+                    artefacts=mapping.artefacts,
                 )
             )
     return rules, notes
@@ -826,6 +828,18 @@ class _ColumnValidator:
 
         if lookup.missing == "reject":
             self._bad(v, count == 0, "lookup", unknown)
+        elif isinstance(lookup.missing, int) and lookup.missing not in {
+            i for ids in index.values() for i in ids
+        }:
+            self._bad(
+                v,
+                count == 0,
+                "lookup",
+                lambda value: (
+                    f"{unknown(value)}; and the fallback {lookup.missing} is no "
+                    f"{lookup.object} record either"
+                ),
+            )
         self._bad(v, count > 1, "lookup", ambiguous)
         fallback = lookup.missing if isinstance(lookup.missing, int) else None
         ids = [f[0] if f and len(f) == 1 else (fallback if not f else None) for f in found]
@@ -837,6 +851,17 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     if mapping.identity and mapping.match is None and obj.id_field in table.columns:
         # a file with the record ids (an export) updates those records, never duplicates them
         mapping = replace(mapping, match=MatchKey(((obj.id_field, obj.id_field),)))
+    if (
+        mapping.identity
+        and obj.id_field
+        and obj.id_field not in table.columns
+        and "DATE_UPDATED_UTC" in table.columns
+    ):
+        raise InputError(
+            f"{table.path}: this looks like an export of {obj.name} (it has DATE_UPDATED_UTC) "
+            f"but has no {obj.id_field} column, so every row would create a new record",
+            hint=f"Restore the {obj.id_field} column as exported, or give a mapping with a match: key.",
+        )
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
     notes = [*table.notes, *notes]

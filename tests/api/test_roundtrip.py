@@ -307,10 +307,10 @@ def edited_export(sb: Sandbox, tmp_path: Path, edits: dict[int, dict[str, str]])
     return file
 
 
-def colleague(sb: Sandbox, cid: int, **fields: str) -> None:
+def colleague(sb: Sandbox, cid: int, at: str = "2026-12-01 10:00:00", **fields: str) -> None:
     """An edit in Insightly by somebody else (put: the sandbox's cached answer goes too)."""
     contacts = sb.account.collections["Contacts"]
-    contacts.put({**contacts.records[cid], **fields, "DATE_UPDATED_UTC": "2026-12-01 10:00:00"})
+    contacts.put({**contacts.records[cid], **fields, "DATE_UPDATED_UTC": at})
 
 
 def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -> None:
@@ -401,3 +401,132 @@ def test_date_order_on_the_command_line(tmp_path: Path) -> None:
         "--dry-run",
     )
     assert "Plan: 0 to create, 0 to update, 1 unchanged" in ordered.stderr, ordered.output
+
+
+# ---------------------------------------------------------------- from an adversarial review
+
+
+def test_a_match_column_feeding_several_fields_keys_by_its_match_rule(tmp_path: Path) -> None:
+    file = tmp_path / "p.csv"
+    file.write_text("Email,First\nSamir.Ivanova.2001@Example.com,Sam\n", encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  Email:\n    - {field: EMAIL_ADDRESS, transform: [lower]}\n    - {field: Nickname__c}\n"
+        "  First: FIRST_NAME\n",
+        encoding="utf-8",
+    )
+    result = run(corpus_sandbox(), "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "Plan: 0 to create, 1 to update" in result.stderr, result.output
+
+
+def test_an_export_without_its_id_column_is_refused(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {})
+    file.write_text(
+        file.read_text(encoding="utf-8-sig").replace("CONTACT_ID,", "Contact ID,", 1),
+        encoding="utf-8-sig",
+    )
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert (
+        "this looks like an export of contacts (it has DATE_UPDATED_UTC) but has no CONTACT_ID "
+        "column, so every row would create a new record" in result.stderr
+    )
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_tags_whose_names_hold_a_semicolon_come_back_unchanged(
+    tmp_path: Path, with_base: bool
+) -> None:
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    tags = [{"TAG_NAME": "Partner; EMEA"}, {"TAG_NAME": "vip"}]
+    contacts.put({**contacts.records[2001], "TAGS": tags})
+    file = edited_export(sb, tmp_path, {})
+    if not with_base:
+        import shutil as sh
+
+        sh.rmtree(file.parent / "_base")
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 0 to update, 223 unchanged" in result.stderr, result.output
+    assert "Not sent" not in result.stderr
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_a_report_footer_padded_by_a_spreadsheet_is_left_out(tmp_path: Path, padded: bool) -> None:
+    pad = ",," if padded else ""
+    file = tmp_path / "report.csv"
+    file.write_text(
+        "First Name,Last Name,Email\nAda,Lovelace,ada@footer.example\n"
+        f"{pad.replace(',', ',', 2)}\n"
+        f"Confidential Information - Do Not Distribute{pad}\n"
+        f'"Copyright (c) 2000-2026 salesforce.com, inc. All rights reserved."{pad}\n'
+        f"Northwind{pad}\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  First Name: FIRST_NAME\n  Last Name: LAST_NAME\n  Email: EMAIL_ADDRESS\n",
+        encoding="utf-8",
+    )
+    result = run(corpus_sandbox(), "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "Plan: 1 to create, 0 to update" in result.stderr, result.output
+    assert "0 rejected" in result.stderr
+
+
+def test_a_colleagues_edit_during_the_run_is_a_conflict_not_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insightly_etl.load import execute
+
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"TITLE": "Boss"}})
+    original = execute.Executor._refresh
+
+    async def colleague_first(self: execute.Executor, batch: list) -> None:
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        colleague(sb, 2001, at=now, TITLE="CEO")  # between the plan and the write
+        await original(self, batch)
+
+    monkeypatch.setattr(execute.Executor, "_refresh", colleague_first)
+    result = run(sb, "import", str(file), "--object", "contacts", "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "0 updated" in result.stdout and "1 failed" in result.stdout
+    errors = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert "conflict: record 2001 changed in Insightly during this run (TITLE)" in errors
+    assert sb.account.collections["Contacts"].records[2001]["TITLE"] == "CEO"
+
+
+def test_top_level_blank_clear_holds_for_a_mapping_without_columns(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"TITLE": ""}})
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("object: contacts\nblank: clear\n", encoding="utf-8")
+    result = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "  line 2: update 2001 TITLE 'Office Manager' -> ''" in result.stderr, result.output
+
+
+def test_a_lookup_fallback_that_is_no_record_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "p.csv"
+    file.write_text("Name,Owner\nAda,gone@example.com\n", encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n"
+        "  Owner: {field: OWNER_USER_ID, lookup: {object: users, by: EMAIL_ADDRESS, missing: 424242}}\n",
+        encoding="utf-8",
+    )
+    result = run(corpus_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1
+    assert "and the fallback 424242 is no users record either" in result.output
+
+
+def test_a_base_that_is_the_file_itself_is_refused(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"TITLE": "Boss"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--base", str(file), "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert "the base is the file itself, so nothing would count as changed" in result.stderr
