@@ -43,7 +43,9 @@ from insightly_etl.config import Settings, redact
 from insightly_etl.errors import (
     ApiError,
     BudgetExhausted,
+    ForbiddenError,
     Halted,
+    NotFoundError,
     QuotaExhausted,
     RateLimited,
     ReserveReached,
@@ -144,6 +146,18 @@ class InsightlyClient:
     # ------------------------------------------------------------------ verbs
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Reply:
         return await self.request("GET", path, params=params)
+
+    async def account(self) -> str | None:
+        """Which account the key is for: `GET /Instance`'s INSTANCE_SUBDOMAIN (one request).
+        None when the key's user may not read it: then nothing can be checked against it."""
+        try:
+            data = (await self.get("Instance")).data
+        except (ForbiddenError, NotFoundError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        name = data.get("INSTANCE_SUBDOMAIN") or data.get("INSTANCE_NAME")
+        return str(name)[:200] if name else None
 
     async def get_all(self, path: str) -> list[dict[str, Any]]:
         """Every item of a small list (a record's Links, Comments, FileAttachments …), 500 a

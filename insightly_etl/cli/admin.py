@@ -84,6 +84,8 @@ def status(checkpoint: Path) -> None:
         click.echo(
             f"{checkpoint}: {cp.meta('source')} -> {cp.meta('object')} (started {cp.meta('created_utc')} UTC)"
         )
+        if cp.meta("account"):
+            click.echo(f"  account: {cp.meta('account')}")
         click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
         for (action, state), n in sorted(
             cp.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")

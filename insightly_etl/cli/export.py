@@ -173,6 +173,8 @@ def export(
             f"(quota left today: {quota})",
             err=True,
         )
+        if result.account:
+            click.echo(f"  account: {result.account}", err=True)
         for o in exported:
             if o.status == "incremental" or o.deletes_checked:
                 parts = [f"{o.new:,} new"]

@@ -367,7 +367,10 @@ def import_(
     options = ImportOptions(
         file=file,
         mapping_file=mapping_file,
-        checkpoint=checkpoint,
+        # a rehearsal against the sandbox keeps its own journal: the real account's run
+        # must not take the sandbox's rows for done
+        checkpoint=checkpoint
+        or (file.with_name(file.name + ".sandbox.checkpoint.sqlite") if api.use_sandbox else None),
         results_dir=results_dir,
         dry_run=dry_run,
         batch_size=batch_size,

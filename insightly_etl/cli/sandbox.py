@@ -164,6 +164,17 @@ def _snake(endpoint: str) -> str:
     default="",
     help="Comma-separated objects answering 403, e.g. Leads,Product (a plan or permission gap).",
 )
+@click.option(
+    "--subdomain",
+    help="The account's INSTANCE_SUBDOMAIN in GET /Instance (default: the seed's): two "
+    "sandboxes with different subdomains are two accounts to the tool.",
+)
+@click.option(
+    "--search-ignores-case",
+    is_flag=True,
+    help="/Search compares field values case-blind (whether Insightly's does is not known; "
+    "exact by default).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -186,6 +197,8 @@ def sandbox(
     max_concurrent: int | None,
     writes: str,
     deny: str,
+    subdomain: str | None,
+    search_ignores_case: bool,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
     from insightly_etl.sandbox import SandboxConfig, SeedError, serve
@@ -210,6 +223,8 @@ def sandbox(
         max_concurrent=max_concurrent,
         writes=writes,
         deny=frozenset(d.strip() for d in deny.split(",") if d.strip()),
+        subdomain=subdomain,
+        search_ignores_case=search_ignores_case,
     )
     warning = exposure_warning(host)
     if warning:

@@ -92,6 +92,7 @@ class ObjectResult:
 
 @dataclass
 class ExportResult:
+    account: str | None = None  # GET /Instance's subdomain
     objects: list[ObjectResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
@@ -204,12 +205,22 @@ class Exporter:
             raise InputError(
                 f"{opts.out_dir}: not a directory", hint="--out names the directory for the files."
             )
+        run = self.client.meter()
+        account = await self.client.account()  # before any file changes: whose folder is it?
+        known = self.manifest.get("account")
+        if known and account and known != account:
+            raise InputError(
+                f"{opts.out_dir} holds an export of account {known!r}; this key is for account "
+                f"{account!r}: merging, or detecting deletions, would mix the two",
+                hint="Export into another --out folder (or use the key of the folder's account).",
+            )
+        self.manifest["account"] = account or known
+        self.result.account = account or known
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         remove_partials(opts.out_dir)
         if (opts.out_dir / BASE_DIR).is_dir():
             remove_partials(opts.out_dir / BASE_DIR)
         started = time.monotonic()
-        run = self.client.meter()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
         sub_plan = None

@@ -340,6 +340,19 @@ class Checkpoint:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def bind_account(self, account: str | None, *, record: bool = True) -> None:
+        """The checkpoint belongs to the account its first run wrote to: a run against another
+        would take that account's rows for done (or its records for this one's)."""
+        known = self.meta("account")
+        if known and account and known != account:
+            raise CheckpointError(
+                f"{self.path} belongs to an import into account {known!r}; this key is for "
+                f"account {account!r}",
+                hint="Use another --checkpoint for this account (or the key of the checkpoint's).",
+            )
+        if account and not known and record:
+            self._set_meta(account=account)
+
     def bind(
         self,
         *,

@@ -239,6 +239,7 @@ async def _run(
 ) -> ImportResult:
     meter = client.meter()
     try:
+        checkpoint.bind_account(await client.account())  # refused if it is another account's
         facts = await facts_from_api(client, mapping)
     except (QuotaError, Halted) as exc:
         return _stopped_early(client, options, table, None, checkpoint, meter, exc)

@@ -224,6 +224,7 @@ async def _undo(
             hint="Run the import once more (the same command) to settle them, then undo.",
         )
     meter = client.meter()
+    checkpoint.bind_account(await client.account(), record=False)  # never undo in another account
     facts = await facts_from_api(client, read_mapping(None, object_name=obj.name))
     specs = field_specs(obj, facts.definitions)
     finished = {r for r, s in checkpoint.undo_states().items() if s in FINAL}

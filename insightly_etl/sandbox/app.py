@@ -54,6 +54,7 @@ class SandboxConfig:
     rate_limit: float = 10.0  # requests/second per key (§5: 10/s on every plan)
     daily_quota: int = 40_000  # Plus plan (§5)
     search_ignores_case: bool = False  # see Account.search: the evidence is thin
+    subdomain: str | None = None  # GET /Instance's INSTANCE_SUBDOMAIN (None: the seed's)
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -282,6 +283,11 @@ class Sandbox:
         self.config = config
         self.account = account or load_account(config)
         self.account.search_ignores_case = config.search_ignores_case
+        if config.subdomain:
+            self.account.instance = {
+                **self.account.instance,
+                "INSTANCE_SUBDOMAIN": config.subdomain,
+            }
         self.bucket = TokenBucket(config.rate_limit, burst=config.burst)
         self.quota = DailyQuota(config.daily_quota, self.account, config.quota_window)
         self.in_flight = 0

@@ -46,7 +46,7 @@ def test_import_status_and_undo_from_the_command_line(make_sandbox, tmp_path: Pa
     assert undone.exit_code == 0, undone.output
     assert undone.stdout.startswith(
         "p.csv.checkpoint.sqlite: 2 created records deleted, 0 records restored, 0 left alone as "
-        "conflicts, 0 already gone, 0 failed; 5 requests"  # definitions, then GET + DELETE each
+        "conflicts, 0 already gone, 0 failed; 6 requests"  # account, definitions, GET + DELETE each
     )
     assert "  undo: 2 deleted" in run(None, "status", str(checkpoint)).stdout
     emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}

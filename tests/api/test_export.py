@@ -71,7 +71,8 @@ async def test_every_object_type_is_exported_with_its_row_count(
     # one listing per object, one definitions request per object with custom fields, and one
     # request for the list of custom objects
     with_custom = sum(1 for o in OBJECTS.values() if o.has_custom_fields) + len(custom)
-    assert result.requests == len(OBJECTS) + len(custom) + with_custom + 1
+    # + the custom objects' list + the account (GET /Instance)
+    assert result.requests == len(OBJECTS) + len(custom) + with_custom + 1 + 1
 
 
 def _utc(text: str) -> datetime:
@@ -555,7 +556,7 @@ async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed
     (o,) = result.objects
     assert (o.new, o.changed, o.deleted, o.rows) == (0, 1, 2, 1218)
     # the changes (one page), the custom-field definitions, the ids (three pages of 500)
-    assert sum(sb.stats.values()) - before == 1 + 1 + 3 == result.requests
+    assert sum(sb.stats.values()) - before == 1 + 1 + 1 + 3 == result.requests  # +1: the account
     ids = set(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist())
     assert ids == set(contacts.ids) and not ids & set(gone)
     deleted = pq.read_table(tmp_path / "_deleted.parquet").to_pylist()
@@ -648,7 +649,7 @@ async def test_links_in_the_records_become_links_parquet_at_no_request(
     assert sorted(got, key=str) == sorted(expected, key=str) and len(got) > 100
     assert manifest(tmp_path)["links"] == {"file": "links.parquet", "rows": len(got)}
     # nothing but the listings: links cost no request of their own
-    assert result.requests == 3 + 1  # three listings and the contacts' custom fields
+    assert result.requests == 1 + 3 + 1  # the account, three listings, contacts' custom fields
 
 
 async def test_numbers_too_big_for_int64_from_a_server_are_null_and_counted_not_a_crash(

@@ -80,9 +80,9 @@ async def test_a_with_that_would_cross_the_quota_minus_the_reserve_is_refused_be
     assert f"--with costs about {n} request(s), one per record (links of {n} contacts)" in (
         refused.value.message
     )
-    assert "more than this run may spend (189); nothing was exported" in refused.value.message
+    assert "more than this run may spend (188); nothing was exported" in refused.value.message
     assert not (tmp_path / "contacts.parquet").exists()
-    assert sum(sb.stats.values()) == 1  # the one count probe
+    assert sum(sb.stats.values()) == 2  # the account (GET /Instance) and the one count probe
 
 
 async def test_with_state_history_needs_opportunities_in_the_export(

@@ -373,7 +373,8 @@ async def test_undo_deletes_what_was_created_and_restores_what_was_changed_excep
         ("3", "conflict", "TITLE", "", "Clerk", "Manager"),
     ]
     again = await run_undo(sb, checkpoint)  # resumable, and never deletes twice
-    assert sum(again.counts.values()) == 0 and again.requests == 1  # the definitions only
+    # the account (GET /Instance) and the definitions only
+    assert sum(again.counts.values()) == 0 and again.requests == 2
 
 
 async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(

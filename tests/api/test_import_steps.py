@@ -167,7 +167,7 @@ async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_se
         write(tmp_path, "deals.yaml", DEALS_MAPPING),
     )
     # custom fields, pipelines, stages, state reasons; one planning listing; 4 creates
-    first = await run_import(sb, file, mapping, max_requests=9)
+    first = await run_import(sb, file, mapping, max_requests=10)  # the account, then as before
     assert first.stopped == "quota" and first.exit_code == 75
     assert (first.counts["created"], first.counts["pipeline"], first.counts["steps_left"]) == (
         4,
@@ -176,9 +176,10 @@ async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_se
     )
     assert calls(sb, "PUT", "/Pipeline") == 0
     second = await run_import(sb, file, mapping)
-    assert second.requests == 4 + 1 + 4 + 2  # facts, one listing instead of 4 reads, the steps
+    # the account, facts, one listing instead of 4 reads, the steps
+    assert second.requests == 1 + 4 + 1 + 4 + 2
     third = await run_import(sb, file, mapping)
-    assert third.requests == 4  # facts only: every row and every step is done
+    assert third.requests == 1 + 4  # the account, facts: every row and every step is done
     assert calls(sb, "POST", "Opportunities") == 4
     assert calls(sb, "PUT", "/Pipeline") == 4 and calls(sb, "PUT", "/StateChange") == 2
     assert second.exit_code == 0 and third.exit_code == 0

@@ -36,8 +36,8 @@ MAPPING = (
 COMMANDS = {
     "export": ["export", "contacts", "--out", "{d}/out"],
     "import": ["import", "{d}/p.csv", "--mapping", "{d}/m.yaml", "--quiet"],
-    "undo": ["undo", "{d}/done.csv.checkpoint.sqlite"],
-    "status": ["status", "{d}/done.csv.checkpoint.sqlite"],
+    "undo": ["undo", "{d}/done.csv.sandbox.checkpoint.sqlite"],
+    "status": ["status", "{d}/done.csv.sandbox.checkpoint.sqlite"],
     "validate": ["validate", "{d}/p.csv", "--mapping", "{d}/m.yaml"],
     "fields": ["fields", "contacts"],
     "mapping draft": ["mapping", "draft", "{d}/p.csv", "--object", "contacts"],
@@ -171,7 +171,9 @@ def test_every_command_fails_cleanly(
     assert KEY not in output and base64.b64encode(f"{KEY}:".encode()).decode() not in output
     if command == "status":
         assert run.returncode == 0, output
-        assert run.stdout.startswith(f"{d}/done.csv.checkpoint.sqlite: done.csv -> contacts (")
+        assert run.stdout.startswith(
+            f"{d}/done.csv.sandbox.checkpoint.sqlite: done.csv -> contacts ("
+        )
         assert "undo:" not in run.stdout, output
         return
     code, start = EXCEPTIONS.get((command, fault), FAULTS[fault])
