@@ -325,6 +325,13 @@ def file_options(func: F) -> F:
         ),
         click.option("--sheet", help="XLSX: the sheet to read (default: the first)."),
         click.option(
+            "--csv-dialect",
+            "csv_dialect",
+            type=click.Choice(["excel", "excel-eu", "plain"]),
+            help="The CSV as `export --csv-dialect` writes it: excel-eu is semicolons and "
+            "decimal commas (default: detected; a semicolon file reads decimal commas).",
+        ),
+        click.option(
             "--date-order",
             type=click.Choice(["dmy", "mdy"]),
             help="How slash dates read: dmy (31/12/2026) or mdy (12/31/2026) (default: as the "

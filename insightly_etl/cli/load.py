@@ -43,6 +43,16 @@ def _facts(ctx: Context, mapping: Any, fields_from: Path | None, api: ApiOptions
     return run_with_api(ctx, api, go)
 
 
+def _as_asked(mapping: Any, date_order: str | None, csv_dialect: str | None) -> Any:
+    """The mapping with what the command line says about the file: its date order, and the
+    decimal mark of an `export --csv-dialect` file (a mapping's own `decimal:` wins)."""
+    if date_order:
+        mapping = replace(mapping, date_order=date_order)
+    if csv_dialect and mapping.decimal is None:
+        mapping = replace(mapping, decimal="," if csv_dialect == "excel-eu" else ".")
+    return mapping
+
+
 def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | None) -> Any:
     from insightly_etl.load.readers import read_table
 
@@ -74,6 +84,7 @@ def validate(
     delimiter: str | None,
     sheet: str | None,
     date_order: str | None,
+    csv_dialect: str | None,
     api: ApiOptions,
 ) -> None:
     """Check every row of FILE against the account's fields, without writing anything.
@@ -91,8 +102,9 @@ def validate(
     from insightly_etl.load.validate import validate_table
 
     mapping = read_mapping(mapping_file, object_name=object_name)
-    if date_order:
-        mapping = replace(mapping, date_order=date_order)
+    mapping = _as_asked(mapping, date_order, csv_dialect)
+    if csv_dialect and not delimiter:
+        delimiter = ";" if csv_dialect == "excel-eu" else ","
     table = _read(file, encoding, delimiter, sheet)
     facts = _facts(ctx, mapping, fields_from, api)
     result = validate_table(table, mapping, facts)
@@ -179,6 +191,7 @@ def mapping_draft(
     delimiter: str | None,
     sheet: str | None,
     date_order: str | None,
+    csv_dialect: str | None,
     api: ApiOptions,
 ) -> None:
     """Print a starting mapping for FILE: headers matched to field names and labels."""
@@ -309,6 +322,13 @@ def _print_quota_plan(plan: Any) -> None:
     "Rows of the file sharing a match key with different values: send none and report the "
     "group (error), or send the first or the last of them. Identical rows are sent once.",
 )
+@click.option(
+    "--blank",
+    "blank_mode",
+    type=click.Choice(["skip", "clear"]),
+    help="An empty cell: leave the field alone (skip, the mapping's default) or clear it "
+    "(clear), for every column of this run, whatever the mapping says.",
+)
 @choice_option(
     "--on-conflict",
     ["skip", "overwrite"],
@@ -342,12 +362,14 @@ def import_(
     skip_duplicates: bool,
     on_duplicate: str,
     on_conflict: str,
+    blank_mode: str | None,
     base: Path | None,
     quiet: bool,
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
     date_order: str | None,
+    csv_dialect: str | None,
     api: ApiOptions,
 ) -> None:
     """Create and update records from FILE within the daily quota; run again to resume.
@@ -361,8 +383,12 @@ def import_(
     from insightly_etl.load.mapping import read_mapping
 
     mapping = read_mapping(mapping_file, object_name=object_name)
-    if date_order:
-        mapping = replace(mapping, date_order=date_order)
+    mapping = _as_asked(mapping, date_order, csv_dialect)
+    if blank_mode:  # the run's word on empty cells, for every column
+        rules = tuple(replace(r, blank=blank_mode) for r in mapping.columns)
+        mapping = replace(mapping, blank=blank_mode, columns=rules)
+    if csv_dialect and not delimiter:
+        delimiter = ";" if csv_dialect == "excel-eu" else ","
     table = _read(file, encoding, delimiter, sheet)
     options = ImportOptions(
         file=file,

@@ -136,9 +136,9 @@ def display(value: Any) -> Any:
 def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
     """Equal as Insightly sees it: numbers numerically, options and tags as sets, dates by
     their `yyyy-MM-dd HH:mm:ss` text; an empty string is no value."""
-    if old == "" or old is None:
+    if _is_empty(old):  # "", None and an empty set are all no value
         old = None
-    if new == "" or new is None:
+    if _is_empty(new):
         new = None
     if new is None or old is None:
         return new is old

@@ -530,3 +530,37 @@ def test_a_base_that_is_the_file_itself_is_refused(tmp_path: Path) -> None:
     result = run(sb, "import", str(file), "--object", "contacts", "--base", str(file), "--dry-run")
     assert result.exit_code == 2, result.output
     assert "the base is the file itself, so nothing would count as changed" in result.stderr
+
+
+def test_blank_clear_for_the_run(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"TITLE": ""}})
+    kept = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "TITLE: 1 emptied cells not sent (blank: clear sends them)" in kept.stderr
+    cleared = run(sb, "import", str(file), "--object", "contacts", "--dry-run", "--blank", "clear")
+    assert "  line 2: update 2001 TITLE 'Office Manager' -> ''" in cleared.stderr, cleared.output
+    assert "Plan: 0 to create, 1 to update, 222 unchanged" in cleared.stderr
+
+
+def test_our_excel_eu_export_imports_back_given_or_detected(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    out = tmp_path / "eu"
+    made = run(
+        sb,
+        "export",
+        "contacts",
+        "--format",
+        "csv",
+        "--csv-dialect",
+        "excel-eu",
+        "--out",
+        str(out),
+        "-q",
+    )
+    assert made.exit_code == 0, made.output
+    file = out / "contacts.csv"
+    for extra in ([], ["--csv-dialect", "excel-eu"]):
+        result = run(sb, "import", str(file), "--object", "contacts", "--dry-run", *extra)
+        assert "Plan: 0 to create, 0 to update, 223 unchanged (no request), 0 rejected" in (
+            result.stderr
+        ), result.output
