@@ -21,6 +21,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
         │   ├── BudgetExhausted    the caller's max_requests is spent (no request sent)
         │   └── ReserveReached     the next request would eat into the reserve (none sent)
         ├── Halted                         exit 130 the run was asked to stop; this request never left
+        ├── RecordLimitReached     402     exit 69  the plan's record limit: no more creates
         ├── ServerError            5xx     exit 69
         ├── TransportError                 exit 69  timeout / connection failure
         └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
@@ -159,6 +160,17 @@ class Halted(ApiError):
     """The run is stopping (Ctrl-C, SIGTERM): a request not yet sent is not sent at all."""
 
     exit_code = 130
+
+
+class RecordLimitReached(ApiError):
+    """402: the account's plan allows no more records of this type. No create of that type
+    can succeed until the plan changes or records go; updates can."""
+
+    exit_code = 69
+    hint = (
+        "The account's Insightly plan holds no more of these records: upgrade it or remove "
+        "some, then run the same command again to create the rest."
+    )
 
 
 class ServerError(ApiError):

@@ -28,6 +28,7 @@ from insightly_etl.errors import (
     OutcomeUnknown,
     QuotaExhausted,
     RateLimited,
+    RecordLimitReached,
     ServerError,
     TransportError,
     ValidationError,
@@ -101,6 +102,8 @@ def error_for(response: httpx.Response, method: str, path: str) -> ApiError:
         return ConflictError(message, **where)
     if status == 400:
         return ValidationError(message, **where)
+    if status == 402:  # "Record limit reached": the plan's, not this request's
+        return RecordLimitReached(message, **where)
     if status == 429:
         if response.headers.get("X-RateLimit-Remaining") == "0":
             return QuotaExhausted(message, **where)

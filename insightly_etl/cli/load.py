@@ -465,6 +465,14 @@ def import_(
             + (f": {result.quota_frees}." if result.quota_frees else "."),
             err=True,
         )
+    elif result.stopped == "record_limit":
+        click.echo(f"Stopped creating: {result.stop_reason}", err=True)
+        if result.stop_hint:
+            click.echo(f"Hint: {result.stop_hint}", err=True)
+        click.echo(
+            f"{c['left']:,} rows left to create (in NAME.unprocessed.csv); updates went on.",
+            err=True,
+        )
     elif result.stopped == "interrupted":
         click.echo(
             f"Interrupted: {c['left']:,} rows left"

@@ -170,6 +170,10 @@ def _snake(endpoint: str) -> str:
     "sandboxes with different subdomains are two accounts to the tool.",
 )
 @click.option(
+    "--record-limit",
+    help="Most records the plan holds per object, e.g. contacts=250: creates beyond answer 402.",
+)
+@click.option(
     "--search-ignores-case",
     is_flag=True,
     help="/Search compares field values case-blind (whether Insightly's does is not known; "
@@ -198,6 +202,7 @@ def sandbox(
     writes: str,
     deny: str,
     subdomain: str | None,
+    record_limit: str | None,
     search_ignores_case: bool,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
@@ -225,6 +230,7 @@ def sandbox(
         deny=frozenset(d.strip() for d in deny.split(",") if d.strip()),
         subdomain=subdomain,
         search_ignores_case=search_ignores_case,
+        record_limit=_parse_generate(record_limit),
     )
     warning = exposure_warning(host)
     if warning:

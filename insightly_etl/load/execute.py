@@ -30,6 +30,7 @@ from insightly_etl.errors import (
     NotFoundError,
     OutcomeUnknown,
     QuotaError,
+    RecordLimitReached,
 )
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
@@ -49,7 +50,7 @@ NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
 
 @dataclass
 class Outcome:
-    stopped: str | None = None  # "quota" | "interrupted"
+    stopped: str | None = None  # "quota" | "interrupted" | "record_limit" (creates only)
     error: ApiError | None = None
 
 
@@ -155,6 +156,7 @@ class Executor:
         self.refreshed_at = planned_at
         self.progress = progress or NullProgress()
         self.outcome = Outcome()
+        self.limit_reached: RecordLimitReached | None = None  # a 402: no more creates this run
 
     async def run(self) -> Outcome:
         writes = self.plan.writes
@@ -174,6 +176,8 @@ class Executor:
             self.progress.finish()
         if self.stop.is_set() and not self.outcome.stopped:
             self.outcome.stopped = "interrupted"
+        if self.limit_reached is not None and not self.outcome.stopped:
+            self.outcome = Outcome("record_limit", self.limit_reached)
         return self.outcome
 
     def _stop_for(self, exc: QuotaError) -> None:
@@ -184,6 +188,8 @@ class Executor:
     async def _send(self, p: PlannedRow) -> None:
         if self.stop.is_set() or self.outcome.stopped or p.action not in ("create", "update"):
             return
+        if p.action == "create" and self.limit_reached is not None:
+            return  # the plan holds no more: left planned, sent by a later run
         for _ in range(RECONCILE_ATTEMPTS):
             try:
                 record = await self._write(p)
@@ -216,6 +222,11 @@ class Executor:
                     self.checkpoint.mark_many([p.row], state="planned")  # refused: not applied
                     return
                 continue
+            except RecordLimitReached as exc:
+                # refused, not applied: the row stays to do, and so does every create after it
+                self.checkpoint.mark_many([p.row], state="planned")
+                self.limit_reached = self.limit_reached or exc
+                return
             except ApiError as exc:
                 self.checkpoint.failed(p.row, exc.status, exc.message)
                 self.progress.advance(1)

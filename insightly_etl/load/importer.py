@@ -117,6 +117,8 @@ class ImportResult:
             return 75
         if self.stopped == "interrupted":
             return 130
+        if self.stopped == "record_limit":
+            return 69
         if self.plan is not None and self.plan.conflicts:
             return 1  # an edit of the person's was not applied: the plan says which
         if any(
@@ -310,7 +312,7 @@ async def _run(
     if not options.dry_run:
         executor.plan = plan
         outcome = await executor.run()
-        if steps is not None and not outcome.stopped:
+        if steps is not None and outcome.stopped in (None, "record_limit"):
             after = checkpoint.states()
             steps.new_records = frozenset(
                 rid

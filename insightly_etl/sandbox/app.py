@@ -55,6 +55,9 @@ class SandboxConfig:
     daily_quota: int = 40_000  # Plus plan (§5)
     search_ignores_case: bool = False  # see Account.search: the evidence is thin
     subdomain: str | None = None  # GET /Instance's INSTANCE_SUBDOMAIN (None: the seed's)
+    # collection -> the most records the plan holds: a create beyond answers 402 (issue 20;
+    # the text is what users report, "Record limit reached"; the status is the swagger's)
+    record_limit: dict[str, int] = field(default_factory=dict)
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -733,6 +736,9 @@ class Sandbox:
         return raw_json(coll.json_of(rid), 200, {"ETag": etag})
 
     async def _create(self, request: Request, name: str) -> Response:
+        limit = self.config.record_limit.get(name)
+        if limit is not None and len(self.account.collections[name].ids) >= limit:
+            return error(402, "Record limit reached")
         record = self.account.create(name, await _body(request))
         coll = self.account.collections[name]
         rid = record[coll.spec.id_field]

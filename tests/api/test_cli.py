@@ -346,3 +346,24 @@ def test_a_report_footer_is_left_out_with_a_note(make_sandbox, tmp_path: Path) -
         result.output
     )
     assert "report.csv: 1 row read" in result.stdout
+
+
+def test_a_record_limit_stops_creates_after_one_402_and_updates_go_on(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(record_limit={"Contacts": 222})  # 220 seeded: room for two more
+    rows = "".join(f"New{n},new{n}@limit.example\n" for n in range(5))
+    file = write(
+        tmp_path,
+        "p.csv",
+        "Name,Email\n" + rows + "Samira,samir.ivanova.2001@example.com\n",
+    )
+    result = run(sb, "import", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)))
+    assert result.exit_code == 69, result.output
+    assert "p.csv -> contacts: 2 created, 1 updated, 0 unchanged" in result.stdout
+    assert "Stopped creating: POST Contacts, HTTP 402: Record limit reached" in result.stderr
+    assert "3 rows left to create (in NAME.unprocessed.csv); updates went on." in result.stderr
+    refused = sum(n for (m, _, status), n in sb.stats.items() if m == "POST" and status == 402)
+    assert refused == 1  # the first 402 stopped every create after it
+    left = (tmp_path / "p.unprocessed.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(left) == 1 + 3
