@@ -150,7 +150,18 @@ class _Undo:
             self._finish(job, "conflict", "changed since the import created it; not deleted")
             return
         if not self.dry_run:
-            await self.client.delete(self.obj.endpoint, job.record_id)
+            try:
+                await self.client.delete(self.obj.endpoint, job.record_id)
+            except ApiError as exc:
+                if exc.status != 417:
+                    raise
+                # 417 Expectation Failed: Insightly will not delete it (the swagger lists it
+                # for deletes; why is not documented): the record stays, as a conflict
+                self._note(job, "conflict", "(record)", None, "created by the import", exc.message)
+                self._finish(
+                    job, "conflict", f"Insightly refused to delete it (HTTP 417: {exc.message})"
+                )
+                return
         self._note(job, "delete")
         self._finish(job, "deleted")
 

@@ -58,6 +58,7 @@ class SandboxConfig:
     # collection -> the most records the plan holds: a create beyond answers 402 (issue 20;
     # the text is what users report, "Record limit reached"; the status is the swagger's)
     record_limit: dict[str, int] = field(default_factory=dict)
+    undeletable: frozenset[int] = frozenset()  # record ids whose DELETE answers 417
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -543,6 +544,8 @@ class Sandbox:
             if method == "PUT" and spec.writable:  # PUT /{Object}/{id} is accepted too (§5)
                 return await self._update(request, name, rid)
             if method == "DELETE" and spec.writable:
+                if rid in self.config.undeletable:
+                    return error(417, "Delete failed")  # the swagger's 417 for deletes
                 try:
                     account.delete(name, rid)
                 except KeyError:

@@ -3,6 +3,7 @@ transport (no socket, no subprocess). Exact messages and exit codes."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import httpx
@@ -367,3 +368,30 @@ def test_a_record_limit_stops_creates_after_one_402_and_updates_go_on(
     assert refused == 1  # the first 402 stopped every create after it
     left = (tmp_path / "p.unprocessed.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(left) == 1 + 3
+
+
+def test_a_delete_insightly_refuses_with_417_is_a_conflict_in_the_undo_report(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@u417.example\nBob,bob@u417.example\n")
+    assert (
+        run(
+            sb, "import", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)), "--quiet"
+        ).exit_code
+        == 0
+    )
+    created = sorted(
+        rid
+        for rid, r in sb.account.collections["Contacts"].records.items()
+        if str(r.get("EMAIL_ADDRESS", "")).endswith("@u417.example")
+    )
+    sb.config = dataclasses.replace(sb.config, undeletable=frozenset(created[:1]))  # a 417
+    undone = run(sb, "undo", str(tmp_path / "p.csv.checkpoint.sqlite"))
+    assert undone.exit_code == 1, undone.output
+    assert (
+        "1 created records deleted, 0 records restored, 1 left alone as conflicts" in undone.stdout
+    )
+    report = (tmp_path / "p.undo.csv").read_text(encoding="utf-8-sig")
+    assert f",conflict,{created[0]},(record),,created by the import,Delete failed" in report
+    assert created[0] in sb.account.collections["Contacts"].records
