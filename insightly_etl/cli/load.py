@@ -53,6 +53,18 @@ def _as_asked(mapping: Any, date_order: str | None, csv_dialect: str | None) -> 
     return mapping
 
 
+def _echo_groups(groups: list[Any], unit: str, *, err: bool = False) -> None:
+    """Validation errors grouped by column and kind, with an example each."""
+    if not groups:
+        return
+    click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example", err=err)
+    for g in groups:
+        click.echo(
+            f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {unit} {g.example_line}: {g.example}",
+            err=err,
+        )
+
+
 def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | None) -> Any:
     from insightly_etl.load.readers import read_table
 
@@ -119,13 +131,7 @@ def validate(
         f"{file.name}: {plural(total, 'row')} read{how}: {total - rejected:,} valid, "
         f"{rejected:,} rejected"
     )
-    groups = error_groups(result)
-    if groups:
-        click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example")
-        for g in groups:
-            click.echo(
-                f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {table.unit} {g.example_line}: {g.example}"
-            )
+    _echo_groups(error_groups(result), table.unit)
     path = rejects or default_rejects_path(file)
     if rejected:
         write_rejects(result, path)
@@ -451,6 +457,11 @@ def import_(
             + (f", {c['steps_failed']:,} failed" if c["steps_failed"] else "")
             + (f", {c['steps_left']:,} left" if c["steps_left"] else "")
         )
+    if result.account:
+        click.echo(f"  account: {result.account}")
+    if result.rejections:  # why rows were rejected, as validate shows it
+        click.echo("Rejected rows, by column (every one is in NAME.rejects.csv):", err=True)
+        _echo_groups(result.rejections, table.unit, err=True)
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
     echo_accounting(result.stats)

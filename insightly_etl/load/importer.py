@@ -32,6 +32,7 @@ from insightly_etl.load.execute import Executor, Outcome, send_groups, server_no
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
 from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
 from insightly_etl.load.validate import ValidationResult, validate_table
@@ -105,6 +106,8 @@ class ImportResult:
     dry_run: bool = False
     stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
     since_last_run: str | None = None  # "3 row(s) edited, 1 new, 0 removed since the last run"
+    account: str | None = None  # GET /Instance's subdomain, as the checkpoint keeps it
+    rejections: list[ErrorGroup] = field(default_factory=list)  # by column and kind
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
 
     @property
@@ -220,6 +223,7 @@ async def load_file(
             client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
         )
         result.since_last_run = changes.describe()
+        result.account = checkpoint.meta("account")
         if (learned := client.learned_limits()) and not options.dry_run:
             checkpoint.remember(learned_limits=json.dumps(learned))
         if result.stopped == "quota" and client.quota.remaining == 0:
@@ -350,6 +354,7 @@ async def _run(
         stop_hint=outcome.error.hint if outcome.error else None,
         files=files,
         warnings=plan.warnings,
+        rejections=error_groups(validation) if len(validation.rejected_rows) else [],
         dry_run=options.dry_run,
         plan=quota_plan,
     )

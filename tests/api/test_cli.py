@@ -395,3 +395,18 @@ def test_a_delete_insightly_refuses_with_417_is_a_conflict_in_the_undo_report(
     report = (tmp_path / "p.undo.csv").read_text(encoding="utf-8-sig")
     assert f",conflict,{created[0]},(record),,created by the import,Delete failed" in report
     assert created[0] in sb.account.collections["Contacts"].records
+
+
+def test_import_says_why_rows_were_rejected_and_names_the_account(
+    make_sandbox, tmp_path: Path
+) -> None:
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@why.example\nBob,not-an-email\n")
+    result = run(
+        make_sandbox(), "import", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING))
+    )
+    assert result.exit_code == 1
+    assert "  account: northwind-sandbox" in result.stdout
+    lines = result.stderr.splitlines()
+    at = lines.index("Rejected rows, by column (every one is in NAME.rejects.csv):")
+    assert lines[at + 1].split() == ["column", "kind", "count", "example"]
+    assert lines[at + 2].startswith("  Email ") and "line 3: 'not-an-email'" in lines[at + 2]
