@@ -1,0 +1,30 @@
+"""The package says what it is: licence, version from one place, typed, where it runs."""
+
+from __future__ import annotations
+
+from importlib.metadata import metadata, version
+from pathlib import Path
+
+import insightly_etl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_metadata_a_package_index_shows() -> None:
+    meta = metadata("insightly-etl")
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert meta.get_all("License-File") == ["LICENSE"]
+    assert version("insightly-etl") == insightly_etl.__version__  # single-sourced
+    classifiers = meta.get_all("Classifier") or []
+    assert "Typing :: Typed" in classifiers
+    assert "Programming Language :: Python :: 3.11" in classifiers
+    assert not any("Windows" in c for c in classifiers)  # not yet: the README says why
+    assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
+
+
+def test_the_package_is_marked_typed() -> None:
+    assert (Path(insightly_etl.__file__).parent / "py.typed").is_file()
+    assert (
+        any(str(f).endswith("py.typed") for f in files("insightly-etl") or [])
+        or (ROOT / "insightly_etl" / "py.typed").is_file()
+    )
