@@ -22,9 +22,7 @@ def test_the_metadata_a_package_index_shows() -> None:
     assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
 
 
-def test_the_package_is_marked_typed() -> None:
+def test_the_package_is_marked_typed_and_ships_the_marker() -> None:
     assert (Path(insightly_etl.__file__).parent / "py.typed").is_file()
-    assert (
-        any(str(f).endswith("py.typed") for f in files("insightly-etl") or [])
-        or (ROOT / "insightly_etl" / "py.typed").is_file()
-    )
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"insightly_etl" = ["py.typed"]' in pyproject  # package data: into the wheel
