@@ -36,7 +36,7 @@ from insightly_etl.load.fields import (
     TAGS,
     FieldSpec,
 )
-from insightly_etl.load.spreadsheet import LOST, artefact, day_first_of, read_instant, single_byte
+from insightly_etl.load.spreadsheet import LOST, artefact, read_instant, single_byte
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
@@ -427,11 +427,7 @@ class Planner:
         frame = result.table.frame
         # the moment the file's copy of each record was taken, when it says (an export)
         self.file_updated = frame.get("DATE_UPDATED_UTC")
-        self.day_first = (
-            day_first_of(result.mapping.date_order, frame)
-            if self.file_updated is not None
-            else None
-        )
+        self.day_first = result.first_is_day  # read once, by validation
         encoding = (result.table.encoding or "").lower().replace("-", "").replace("_", "")
         self.encoding = encoding if single_byte(encoding) else None
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")

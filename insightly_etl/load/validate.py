@@ -136,6 +136,7 @@ class ValidationResult:
     notes: list[str] = field(default_factory=list)  # mapping-level remarks (ignored columns …)
     parent_ids: pd.Series | None = None  # notes: the parent record of each row
     links: dict[str, pd.Series] = field(default_factory=dict)  # `links:` column -> record ids
+    first_is_day: bool | None = None  # how the file's slash dates read (spreadsheet.py)
 
     @property
     def rejected_rows(self) -> np.ndarray:
@@ -867,9 +868,8 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     notes = [*table.notes, *notes]
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
-    validator = _ColumnValidator(
-        errors, facts.lookups, day_first_of(mapping.date_order, table.frame)
-    )
+    first_is_day = day_first_of(mapping.date_order, table.frame)
+    validator = _ColumnValidator(errors, facts.lookups, first_is_day)
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}
@@ -937,6 +937,7 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
         notes,
         parent_ids,
         links,
+        first_is_day,
     )
 
 
