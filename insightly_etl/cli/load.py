@@ -133,12 +133,12 @@ def validate(
     )
     _echo_groups(error_groups(result), table.unit)
     path = rejects or default_rejects_path(file)
+    stale = not rejected and path.exists()
+    write_rejects(result, path)  # with none rejected, an earlier run's file goes
     if rejected:
-        write_rejects(result, path)
         click.echo(f"Rejected rows, with their {table.unit} numbers and errors: {path}")
         sys.exit(1)
-    if path.exists():  # an earlier run's rejects, fixed since: gone, so none is taken as new
-        path.unlink()
+    if stale:
         click.echo(f"Removed {path}: no row is rejected now.", err=True)
 
 

@@ -79,7 +79,12 @@ def default_rejects_path(source: Path) -> Path:
 
 
 def write_rejects(result: ValidationResult, path: Path) -> int:
-    """UTF-8 with a BOM, so Excel shows accents right; our reader drops the BOM again."""
+    """UTF-8 with a BOM, so Excel shows accents right; our reader drops the BOM again. With no
+    row rejected, an earlier run's file at `path` (fixed since) is removed, so it is never
+    taken for fresh results. How many rows were written: 0 when none."""
     frame = rejects_frame(result)
+    if not len(frame):
+        path.unlink(missing_ok=True)
+        return 0
     write_csv(frame, path)
     return len(frame)

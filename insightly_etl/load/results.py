@@ -93,9 +93,6 @@ def write_results(
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
     rejects_path = directory / f"{name}.rejects.csv"
-    if len(validation.rejected_rows) or table.bad_rows:
-        write_rejects(validation, rejects_path)
+    if write_rejects(validation, rejects_path):
         written.append(rejects_path)
-    elif rejects_path.exists():
-        rejects_path.unlink()  # an earlier run's rejects, fixed since: not beside fresh results
     return written
