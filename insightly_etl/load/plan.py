@@ -414,6 +414,7 @@ class Planner:
     ) -> None:
         self.client = client
         self.base = base  # record id -> its fields as exported (load/base.py)
+        self._bases: dict[tuple[int, int], dict[str, Any] | None] = {}  # (row, id) -> its base
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
         self.result = result
@@ -645,7 +646,11 @@ class Planner:
         DATE_UPDATED_UTC is the base's (a row from another export is not merged with it)."""
         if self.base is None:
             return None
-        base = self.base.get(rid)
+        if (row, rid) not in self._bases:  # asked at planning, again by the diff and the send
+            self._bases[row, rid] = self._copy_of(row, self.base.get(rid))
+        return self._bases[row, rid]
+
+    def _copy_of(self, row: int, base: dict[str, Any] | None) -> dict[str, Any] | None:
         if base is None:
             return None
         if self.file_updated is not None and "DATE_UPDATED_UTC" in base:
