@@ -630,15 +630,11 @@ class Planner:
         values = row_values(self.result, row)
         rid = record_id(record, self.obj.id_field or "")
         base = self.base_of(row, rid) if rid is not None else None
+        kept = artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts)
         if base is not None:
-            values = self._merge(row, record, base, values)
+            values = self._merge(row, record, base, values, kept)
         return update_payload(
-            self.obj,
-            self.specs,
-            values,
-            record,
-            row_policies(self.result, row),
-            artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts),
+            self.obj, self.specs, values, record, row_policies(self.result, row), kept
         )
 
     def base_of(self, row: int, rid: int) -> dict[str, Any] | None:
@@ -663,7 +659,12 @@ class Planner:
         return base
 
     def _merge(
-        self, row: int, record: Record, base: dict[str, Any], values: dict[str, Any]
+        self,
+        row: int,
+        record: Record,
+        base: dict[str, Any],
+        values: dict[str, Any],
+        artefacts: Artefacts,
     ) -> dict[str, Any]:
         """The row's values the person changed relative to the base. A field Insightly changed
         since the export too is a conflict: kept as Insightly has it, unless --on-conflict
@@ -673,13 +674,16 @@ class Planner:
         for name, new in values.items():
             spec = self.specs[name]
             was = self._base_value(base, spec)
-            if same_value(spec, new, was) or (
-                name not in self.send_artefacts
-                and isinstance(new, str)
-                and isinstance(was, str)
-                and artefact(spec, new, was, self.encoding) is not None
-            ):
+            if same_value(spec, new, was):
                 continue  # the person did not change it: whatever Insightly has now stays
+            why = (
+                artefact(spec, new, was, self.encoding)
+                if name not in artefacts.send and isinstance(new, str) and isinstance(was, str)
+                else None
+            )
+            if why is not None:  # a spreadsheet changed it, not the person: kept, and said
+                artefacts.found[name] = (current_value(record, spec), new, why)
+                continue
             now = current_value(record, spec)
             if not same_value(spec, now, was) and not same_value(spec, new, now):
                 conflicts[name] = (was, now, new)

@@ -564,3 +564,15 @@ def test_our_excel_eu_export_imports_back_given_or_detected(tmp_path: Path) -> N
         assert "Plan: 0 to create, 0 to update, 223 unchanged (no request), 0 rejected" in (
             result.stderr
         ), result.output
+
+
+def test_with_a_base_artefacts_are_kept_and_said(tmp_path: Path) -> None:
+    """A save that dropped a postcode's zeros, in a folder with its base: not sent, and
+    counted as with no base."""
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2001: {"ADDRESS_MAIL_POSTCODE": "501"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 0 to update, 223 unchanged" in result.stderr, result.output
+    assert artefact_lines(result.stderr) == ["  ADDRESS_MAIL_POSTCODE: 1 (leading zeros dropped)"]
+    plan = (file.parent / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan[1:] == ["2,artefact,2001,ADDRESS_MAIL_POSTCODE,00501,501,leading zeros dropped"]
