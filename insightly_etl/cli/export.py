@@ -184,9 +184,11 @@ def export(
                     parts.append(f"{o.deleted:,} deleted (in _deleted.parquet)")
                 click.echo(f"  {o.name}: {', '.join(parts)}", err=True)
         for name, entry in result.sub_collections.items():
+            refused = entry.get("unreadable")
             click.echo(
                 f"  {name}: {plural(entry['rows'], 'row')} from "
-                f"{plural(entry['requests'], 'request')} ({entry['file']})",
+                f"{plural(entry['requests'], 'request')} ({entry['file']})"
+                + (f", {plural(refused, 'record')} not readable (403)" if refused else ""),
                 err=True,
             )
         echo_accounting(result.stats)

@@ -32,6 +32,22 @@ def _parse_generate(value: str | None) -> dict[str, int]:
     return result
 
 
+def _parse_private(values: tuple[str, ...]) -> dict[str, frozenset[int]]:
+    """`--private contacts=101,102 --private leads=7` -> {"Contacts": {101, 102}, …}."""
+    result: dict[str, frozenset[int]] = {}
+    for value in values:
+        name, _, ids = value.partition("=")
+        parts = [p.strip() for p in ids.split(",") if p.strip()]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise click.BadParameter(
+                f"{value!r}: expected OBJECT=ID,ID… (e.g. contacts=101,102)",
+                param_hint="--private",
+            )
+        (key,) = _parse_generate(f"{name}=0")  # the collection, checked like --generate's
+        result[key] = result.get(key, frozenset()) | {int(p) for p in parts}
+    return result
+
+
 def exposure_warning(host: str) -> str | None:
     """The sandbox's admin routes have no key: say so when it listens beyond loopback."""
     if host in ("127.0.0.1", "localhost", "::1"):
@@ -174,6 +190,18 @@ def _snake(endpoint: str) -> str:
     help="Most records the plan holds per object, e.g. contacts=250: creates beyond answer 402.",
 )
 @click.option(
+    "--private",
+    multiple=True,
+    help="Records the API user may not see, e.g. contacts=101,102 (repeatable): their GET, "
+    "writes and sub-collections answer 403.",
+)
+@click.option(
+    "--private-listed",
+    is_flag=True,
+    help="List the --private records all the same (whether Insightly does is not known; "
+    "they are left out of lists by default).",
+)
+@click.option(
     "--search-ignores-case",
     is_flag=True,
     help="/Search compares field values case-blind (whether Insightly's does is not known; "
@@ -203,6 +231,8 @@ def sandbox(
     deny: str,
     subdomain: str | None,
     record_limit: str | None,
+    private: tuple[str, ...],
+    private_listed: bool,
     search_ignores_case: bool,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
@@ -231,6 +261,8 @@ def sandbox(
         subdomain=subdomain,
         search_ignores_case=search_ignores_case,
         record_limit=_parse_generate(record_limit),
+        private=_parse_private(private),
+        private_listed=private_listed,
     )
     warning = exposure_warning(host)
     if warning:

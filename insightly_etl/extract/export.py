@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from insightly_etl.extract.schema import (
 )
 from insightly_etl.extract.subcollections import (
     LINKS_SCHEMA,
+    UNREADABLE,
     SubFetcher,
     SubPlan,
     parents_of,
@@ -527,15 +529,27 @@ class Exporter:
                 if obj.name in entries and entries[obj.name].get("format") == "parquet"
             ]
             meter = self.client.meter()
+            refused = len(fetcher.unreadable)
             file, rows = await fetcher.fetch(sub, parents)
             self.manifest[sub] = self.result.sub_collections[sub] = {
                 "file": file,
                 "rows": rows,
                 "per_record": [obj.name for obj, _ in parents],
                 "requests": meter.requests,
+                "unreadable": len(fetcher.unreadable) - refused,
             }
         for failure in fetcher.failed_downloads:
             self.result.warnings.append(f"--files-dir: {failure}; not downloaded")
+        unreadable = fetcher.write_unreadable()
+        self.manifest.pop("unreadable", None)
+        if unreadable:
+            self.manifest["unreadable"] = {"file": UNREADABLE, "rows": unreadable}
+            by_sub = Counter(r["collection"] for r in fetcher.unreadable)
+            self.result.warnings.append(
+                f"--with: {unreadable:,} record(s) the API user may not read were "
+                f"skipped ({', '.join(f'{n:,} for {s}' for s, n in by_sub.items())}: HTTP 403 "
+                f"{fetcher.unreadable[0]['message']!r}); listed in {UNREADABLE}"
+            )
 
     async def _live_ids(self, obj: ObjectType) -> set[int]:
         """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""

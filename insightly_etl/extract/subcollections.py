@@ -36,6 +36,7 @@ from insightly_etl.api.registry import LINKABLE, OBJECTS, ObjectType, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
+    ForbiddenError,
     Halted,
     InputError,
     NotFoundError,
@@ -89,6 +90,21 @@ COMMENTS_SCHEMA = pa.schema(
         pa.field("item", pa.string()),
     ]
 )
+UNREADABLE = "_unreadable.parquet"  # records whose sub-collection the API user may not read
+UNREADABLE_SCHEMA = pa.schema(
+    [
+        pa.field("object", pa.string(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("collection", pa.string(), nullable=False),  # as --with names it
+        pa.field("status", pa.int64()),
+        pa.field("message", pa.string()),  # Insightly's own words
+    ]
+)
+# A 403 on one record's sub-collection is that record's (the swagger: "API User does not have
+# access to Record."). When the first records of an object all answer 403, the whole
+# sub-collection is closed to this user (a plan or a permission), and reading on would spend a
+# request per record for nothing: that is the run's error.
+FIRST_CHUNK = 10
 RECORD_EMAILS_SCHEMA = pa.schema(
     [
         pa.field("object", pa.string(), nullable=False),
@@ -243,6 +259,7 @@ class SubFetcher:
         self.client, self.out_dir, self.progress = client, out_dir, progress
         self.files_dir = files_dir
         self.failed_downloads: list[str] = []  # "file 901 (signed-nda.pdf): why"
+        self.unreadable: list[dict[str, Any]] = []  # UNREADABLE_SCHEMA rows
 
     async def fetch(self, sub: str, parents: list[tuple[ObjectType, Path]]) -> tuple[str, int]:
         """(file name, rows): every parent record's sub-collection, written atomically."""
@@ -252,11 +269,25 @@ class SubFetcher:
             ids = _ids(path, obj)
             self.progress.start(f"{obj.name}: {sub}", total=len(ids), unit="record")
             try:
-                for start in range(0, len(ids), 200):
-                    chunk = ids[start : start + 200]
+                starts = [0, *range(FIRST_CHUNK, len(ids), 200)] if ids else []
+                for start, end in zip(starts, [*starts[1:], len(ids)], strict=True):
+                    chunk = ids[start:end]
                     answers = await gather_all(*(self._all(obj, i, spec) for i in chunk))
                     for rid, items in zip(chunk, answers, strict=True):
-                        rows.extend(_row(sub, obj, rid, item) for item in items)
+                        if isinstance(items, ForbiddenError):
+                            self.unreadable.append(_unreadable(obj, rid, sub, items))
+                        else:
+                            rows.extend(_row(sub, obj, rid, item) for item in items)
+                    if start == 0 and all(isinstance(a, ForbiddenError) for a in answers):
+                        denied = answers[0]
+                        assert isinstance(denied, ForbiddenError)
+                        raise ForbiddenError(
+                            f"{denied.message} So did each of the first {len(chunk)} "
+                            f"{obj.name}: this user may read none of their {spec.path}",
+                            status=denied.status,
+                            method=denied.method,
+                            path=denied.path,
+                        )
                     self.progress.advance(len(chunk))
             finally:
                 self.progress.finish()
@@ -310,12 +341,41 @@ class SubFetcher:
         os.replace(partial, target)
         row["local_file"] = local
 
-    async def _all(self, obj: ObjectType, rid: int, spec: SubCollection) -> list[dict[str, Any]]:
-        """One record's items, paged at 500 like any list (most need one request)."""
+    async def _all(
+        self, obj: ObjectType, rid: int, spec: SubCollection
+    ) -> list[dict[str, Any]] | ForbiddenError:
+        """One record's items, paged at 500 like any list (most need one request); the 403
+        of a record the API user may not see, as a value."""
         try:
             return await self.client.get_all(f"{obj.endpoint}/{rid}/{spec.path}")
         except NotFoundError:  # deleted since its object was exported
             return []
+        except ForbiddenError as exc:
+            return exc
+
+    def write_unreadable(self) -> int:
+        """`_unreadable.parquet`: this run's records whose sub-collections were refused (the
+        file of an earlier run goes when none were)."""
+        path = self.out_dir / UNREADABLE
+        if not self.unreadable:
+            path.unlink(missing_ok=True)
+            return 0
+        writer = open_writer(path, UNREADABLE_SCHEMA, "parquet")
+        table = pa.Table.from_pylist(self.unreadable, schema=UNREADABLE_SCHEMA)
+        for batch in table.combine_chunks().to_batches():
+            writer.write(batch)
+        writer.commit()
+        return table.num_rows
+
+
+def _unreadable(obj: ObjectType, rid: int, sub: str, exc: ForbiddenError) -> dict[str, Any]:
+    return {
+        "object": obj.name,
+        "id": rid,
+        "collection": sub,
+        "status": exc.status,
+        "message": exc.message,
+    }
 
 
 def _ids(path: Path, obj: ObjectType) -> list[int]:

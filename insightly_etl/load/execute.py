@@ -26,6 +26,7 @@ from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
+    ForbiddenError,
     Halted,
     NotFoundError,
     OutcomeUnknown,
@@ -221,6 +222,10 @@ class Executor:
                 except Halted:
                     self.checkpoint.mark_many([p.row], state="planned")  # refused: not applied
                     return
+                except ForbiddenError as exc:  # the record was made private since planning
+                    self.checkpoint.failed(p.row, exc.status, exc.message)
+                    self.progress.advance(1)
+                    return
                 continue
             except RecordLimitReached as exc:
                 # refused, not applied: the row stays to do, and so does every create after it
@@ -299,6 +304,11 @@ class Executor:
                 reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
             except NotFoundError:
                 self.checkpoint.failed(p.row, 404, "the record was deleted during the import")
+                return True
+            except ForbiddenError as exc:  # it cannot be read: whether the update went is unknown
+                self.checkpoint.failed(
+                    p.row, 403, f"the record cannot be read to confirm the update: {exc.message}"
+                )
                 return True
             # nothing left to change: the update went through
             return not self._rediff(p, dict(reply.data), reply.etag, settled_as="update")

@@ -25,7 +25,7 @@ import pandas as pd
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
-from insightly_etl.errors import NotFoundError
+from insightly_etl.errors import ForbiddenError, NotFoundError
 from insightly_etl.load.fields import (
     BOOLEAN,
     DATE,
@@ -365,6 +365,13 @@ def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, 
     for parts in zip(*columns, strict=True):
         keys.append(None if any(p is None for p in parts) else tuple(str(p) for p in parts))
     return keys
+
+
+def _unreadable(rid: object, exc: ForbiddenError) -> str:
+    return (
+        f"record {rid} cannot be read by the API user (HTTP 403: {exc.message}); "
+        "not written. An account administrator can share it, or run with their key"
+    )
 
 
 def _has_case(key: tuple[str, ...] | None) -> bool:
@@ -795,7 +802,14 @@ class Planner:
         self._index_page(first.records, fields, index)
         async for page in pages:
             self._index_page(page.records, fields, index)
-        return {r: index.get(keys[r], []) for r in wanted if keys[r] is not None}  # type: ignore[arg-type]
+        found = {r: index.get(keys[r], []) for r in wanted if keys[r] is not None}  # type: ignore[arg-type]
+        unlisted = [r for r, records in found.items() if not records]
+        if by_id and unlisted:
+            # an id the listing lacks is deleted (404) or a record this user may not see,
+            # which lists may leave out (403): asked, so that neither becomes a duplicate
+            found.update(await self._one_by_one(unlisted, keys, fields, plan, by_id=True))
+            plan.strategy = "listing, then a read per id it did not list"
+        return found
 
     def _index_page(
         self, records: list[Record], fields: list[str], index: dict[tuple[str, ...], list[Record]]
@@ -831,6 +845,9 @@ class Planner:
                 try:
                     reply = await self.client.get(f"{self.obj.endpoint}/{key[0]}")
                 except NotFoundError:
+                    return r, []
+                except ForbiddenError as exc:
+                    plan.failed[r] = _unreadable(key[0], exc)
                     return r, []
                 if reply.etag:
                     self.etags[int(key[0])] = reply.etag  # a record's own ETag: usable in If-Match
@@ -912,6 +929,9 @@ class Planner:
                     f"record {rid}, written by an earlier run, was deleted in Insightly since; "
                     "not created again"
                 )
+                return r, []
+            except ForbiddenError as exc:
+                plan.failed[r] = _unreadable(rid, exc)
                 return r, []
             if reply.etag:
                 self.etags[rid] = reply.etag
