@@ -104,6 +104,7 @@ def validate(
     Exit 0: every row is valid; 1: some rows were rejected (see the rejects file); 2: the file
     or the mapping cannot be used.
     """
+    from insightly_etl.load.identity import in_file_warnings
     from insightly_etl.load.mapping import read_mapping
     from insightly_etl.load.report import (
         default_rejects_path,
@@ -122,7 +123,7 @@ def validate(
     result = validate_table(table, mapping, facts)
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
-    for warning in result.update_only_warnings():
+    for warning in [*result.update_only_warnings(), *in_file_warnings(result)]:
         click.echo(f"Warning: {warning}", err=True)
     rejected = rejected_count(result)
     total = result.rows + result.bad_rows
@@ -328,6 +329,13 @@ def _print_quota_plan(plan: Any) -> None:
     "Rows of the file sharing a match key with different values: send none and report the "
     "group (error), or send the first or the last of them. Identical rows are sent once.",
 )
+@choice_option(
+    "--on-duplicate-email",
+    ["warn", "skip", "error"],
+    "A row that would give a contact or lead an e-mail (an organisation a name) another "
+    "record already has, in the account or on another row, when rows are not matched by it: "
+    "send it and report it (warn), leave it out (skip), or fail it (error).",
+)
 @click.option(
     "--blank",
     "blank_mode",
@@ -367,6 +375,7 @@ def import_(
     create_missing: bool,
     skip_duplicates: bool,
     on_duplicate: str,
+    on_duplicate_email: str,
     on_conflict: str,
     blank_mode: str | None,
     base: Path | None,
@@ -410,6 +419,7 @@ def import_(
         create_missing=create_missing,
         skip_duplicates=skip_duplicates,
         on_duplicate=on_duplicate,
+        on_duplicate_email=on_duplicate_email,
         on_conflict=on_conflict,
         base=base,
     )

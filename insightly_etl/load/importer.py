@@ -52,6 +52,7 @@ class ImportOptions:
     on_match: str = "update"  # update | skip | error
     create_missing: bool = True
     skip_duplicates: bool = False
+    on_duplicate_email: str = "warn"  # warn | skip | error (identity.py)
     on_duplicate: str = "error"  # rows sharing a key with different values: error | first | last
     on_conflict: str = "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
     base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
@@ -276,6 +277,7 @@ async def _run(
         on_match=options.on_match,
         create_missing=options.create_missing,
         skip_duplicates=options.skip_duplicates,
+        on_duplicate_email=options.on_duplicate_email,
         on_duplicate=options.on_duplicate,
         on_conflict=options.on_conflict,
         base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
@@ -533,6 +535,19 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
         )
         for p in plan.rows
         for name, (was, now, new) in p.conflicts.items()
+    ]
+    ids = {p.row: p.record_id for p in plan.rows}
+    records += [
+        (
+            table.lines[r],
+            "duplicate-email",
+            ids.get(r),
+            name,
+            holder,
+            value,
+            "another record has this value; sent all the same (--on-duplicate-email warn)",
+        )
+        for r, (name, value, holder) in plan.shared.items()
     ]
     records.sort(key=lambda r: r[0])
     frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])

@@ -14,8 +14,6 @@ every sub-element a PUT left out (reference §3, §5).
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +33,12 @@ from insightly_etl.load.fields import (
     NUMBER,
     TAGS,
     FieldSpec,
+)
+from insightly_etl.load.identity import (
+    identity_field,
+    identity_text,
+    match_text,
+    shared_in_file,
 )
 from insightly_etl.load.spreadsheet import LOST, artefact, read_instant, single_byte
 from insightly_etl.load.validate import ABSENT, ValidationResult
@@ -77,6 +81,8 @@ class Plan:
     skipped: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)  # row -> message (e.g. ambiguous key)
     warnings: list[str] = field(default_factory=list)
+    # row -> (field, value, what already has it): --on-duplicate-email warn (the row is sent)
+    shared: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     strategy: str = "none"  # listing | search | get | none
     requests: int = 0
     # an edited export's cells a person emptied, or set members taken out, that the mapping
@@ -321,18 +327,6 @@ def _utc_text(value: Any) -> str:
 # ---------------------------------------------------------------- keys
 
 
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
-_SPACES = re.compile(r"\s+")
-
-
-def match_text(value: str, casefold: bool) -> str:
-    """A key as a person compares it: `  Bjorn.Ulvaeus@ABBA.example\u200b ` is
-    `bjorn.ulvaeus@abba.example` — Unicode NFC, no zero-width characters, trimmed, inner
-    spaces collapsed, and (e-mails always, other text unless `compare: exact`) case-folded."""
-    text = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", value))).strip()
-    return text.casefold() if casefold else text
-
-
 def key_folds(result: ValidationResult) -> list[bool]:
     """Per match field: whether its text compares case-blind."""
     match = result.mapping.match
@@ -417,6 +411,7 @@ class Planner:
         skip_duplicates: bool,
         on_duplicate: str = "error",
         on_conflict: str = "skip",
+        on_duplicate_email: str = "warn",
         base: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
@@ -432,6 +427,9 @@ class Planner:
         self.skip_duplicates = skip_duplicates
         self.on_duplicate = on_duplicate  # error | first | last
         self.on_conflict = on_conflict  # skip | overwrite
+        self.on_duplicate_email = on_duplicate_email  # warn | skip | error (identity.py)
+        self._listed: list[Record] | None = None  # every record, when planning listed them
+        self._like_existing: set[int] = set()  # rows warned of by Insightly's duplicate rule
         frame = result.table.frame
         # the moment the file's copy of each record was taken, when it says (an export)
         self.file_updated = frame.get("DATE_UPDATED_UTC")
@@ -545,8 +543,110 @@ class Planner:
                             r, lines[r], "create", payload, None, None, {}, after, keys[r], parent
                         )
                     )
+        await self._check_identity(plan)
         plan.requests = meter.requests
         return plan
+
+    async def _check_identity(self, plan: Plan) -> None:
+        """Rows that would give a record the e-mail (or organisation name) another record
+        has, in the file or in the account (identity.py)."""
+        name = identity_field(self.result)
+        writers = [
+            p
+            for p in plan.rows
+            if name is not None
+            and p.row not in self._like_existing  # said already, of the same record
+            and (p.action == "create" or (p.action == "update" and name in p.after))
+        ]
+        if name is None or not writers:
+            return
+        lines = self.result.table.lines
+        values = {
+            p.row: text
+            for p in writers
+            if (text := identity_text(self.result.cell(p.row, name))) is not None
+        }
+        owners = await self._owners(name, set(values.values()))
+        found: dict[int, tuple[str, str]] = {}
+        for r, (value, first) in shared_in_file(self.result, [p.row for p in writers]).items():
+            found[r] = (value, f"line {lines[first]} of this file")
+        for p in writers:
+            others = [i for i in owners.get(values.get(p.row, ""), []) if i != p.record_id]
+            if others:
+                more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+                value = str(self.result.cell(p.row, name))
+                found[p.row] = (value, f"{self.obj.singular} {others[0]}{more}")
+        if not found:
+            return
+        for r, (value, holder) in found.items():
+            message = f"{name} {value!r} already belongs to {holder}"
+            if self.on_duplicate_email == "warn":
+                plan.shared[r] = (name, value, holder)
+            elif self.on_duplicate_email == "skip":
+                plan.skipped[r] = f"{message}; --on-duplicate-email skip"
+            else:
+                plan.failed[r] = f"{message}; --on-duplicate-email error"
+        if self.on_duplicate_email != "warn":
+            plan.rows = [p for p in plan.rows if p.row not in found]
+            return
+        shown = sorted(found)[:3]
+        plan.warnings.append(
+            f"{len(found):,} row(s) give {name} a value another record has "
+            f"(action 'duplicate-email' in NAME.plan.csv; sent all the same, as "
+            "--on-duplicate-email warn): "
+            + "; ".join(f"line {lines[r]} {found[r][0]!r} like {found[r][1]}" for r in shown)
+            + (" …" if len(found) > 3 else "")
+        )
+
+    async def _owners(self, name: str, values: set[str]) -> dict[str, list[int]]:
+        """value as compared -> ids of the account's records with it: by the listing planning
+        made, else a search per value when that costs less and the search ignores case (so
+        that it finds `Bjorn@ABBA.example` for `bjorn@abba.example`), else one listing."""
+        owners: dict[str, list[int]] = defaultdict(list)
+        id_field = self.obj.id_field or ""
+
+        def keep(records: list[Record]) -> None:
+            for record in records:
+                text = identity_text(record.get(name))
+                rid = record_id(record, id_field)
+                if text in values and rid is not None and rid not in owners[text]:
+                    owners[text].append(rid)
+
+        if not values:
+            return owners
+        if self._listed is not None:
+            keep(self._listed)
+            return owners
+        params = {"brief": "true"} if self.obj.brief else {}
+        pages = self.client.iter_pages(self.obj.endpoint, params)
+        first = await anext(pages)
+        keep(first.records)
+        total = first.total or len(first.records)
+        if len(values) < max(1, math.ceil(total / PAGE_SIZE)) - 1 and self.obj.searchable:
+            for record in first.records:
+                if (rid := record_id(record, id_field)) is not None:
+                    self.records.setdefault(rid, record)
+            if await self._search_ignores_case(name, {}):
+                await pages.aclose()
+                written = {
+                    identity_text(v): str(v).strip()
+                    for v in self.result.values[name].dropna().tolist()
+                }
+                answers = await gather_all(
+                    *(
+                        self.client.get(
+                            f"{self.obj.endpoint}/Search",
+                            {"field_name": name, "field_value": written.get(v, v), "top": 50},
+                        )
+                        for v in sorted(values)
+                    )
+                )
+                for answer in answers:
+                    keep([x for x in answer.data or [] if isinstance(x, dict)])
+                return owners
+        async for page in pages:
+            keep(page.records)
+        return owners
 
     def _settle_duplicates(
         self,
@@ -800,8 +900,10 @@ class Planner:
         plan.strategy = "listing"
         index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
         self._index_page(first.records, fields, index)
+        self._listed = list(first.records)
         async for page in pages:
             self._index_page(page.records, fields, index)
+            self._listed.extend(page.records)
         found = {r: index.get(keys[r], []) for r in wanted if keys[r] is not None}  # type: ignore[arg-type]
         unlisted = [r for r, records in found.items() if not records]
         if by_id and unlisted:
@@ -877,8 +979,10 @@ class Planner:
             if unsure and not await self._search_ignores_case(fields[0], pairs):
                 plan.strategy = "search, then listing for the rows it did not find"
                 index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+                self._listed = []
                 async for page in self.client.iter_pages(self.obj.endpoint):
                     self._index_page(page.records, fields, index)
+                    self._listed.extend(page.records)
                 for r in unsure:
                     pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
         return pairs
@@ -949,9 +1053,11 @@ class Planner:
         if not all(f in self.result.values.columns for f in same_all):
             return
         existing: dict[tuple[str, ...], list[Record]] = defaultdict(list)
+        self._listed = []
         async for page in self.client.iter_pages(
             self.obj.endpoint, {"brief": "true"} if self.obj.brief else {}
         ):
+            self._listed.extend(page.records)
             for record in page.records:
                 key = record_key(record, list(same_all))
                 if key is not None:
@@ -968,6 +1074,7 @@ class Planner:
                 ):
                     rid = record[self.obj.id_field or ""]
                     message = f"looks like existing {self.obj.singular} {rid} (Insightly's duplicate rule)"
+                    self._like_existing.add(r)
                     if self.skip_duplicates:
                         plan.skipped[r] = message + "; --skip-duplicates"
                     else:

@@ -1,0 +1,106 @@
+"""Rows that would give a record the e-mail (contacts, leads) or the name (organisations)
+that another record already has: `--on-duplicate-email warn|skip|error`.
+
+It matters when rows are matched by something else (an external id such as a Salesforce id),
+or not matched at all. Records of another system may share an e-mail while Insightly's people
+expect one contact per address: such a row would make a second contact with the address, and
+every later import matched by e-mail then finds two records and fails on them.
+
+Values are compared as a person would (`match_text`: NFC, trimmed, zero-width characters
+removed, case-folded). Validation sees the rows that share a value among themselves; the plan
+also sees the records the account already has.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from typing import Any
+
+import pandas as pd
+
+from insightly_etl.load.validate import ABSENT, ValidationResult
+
+# the field that names a record to the people who use it: one record per value, by custom
+IDENTITY = {"contacts": "EMAIL_ADDRESS", "leads": "EMAIL", "organisations": "ORGANISATION_NAME"}
+ON_DUPLICATE_EMAIL = ("warn", "skip", "error")
+
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_SPACES = re.compile(r"\s+")
+
+
+def match_text(value: str, casefold: bool) -> str:
+    """A key as a person compares it: `  Bjorn.Ulvaeus@ABBA.example\u200b ` is
+    `bjorn.ulvaeus@abba.example` — Unicode NFC, no zero-width characters, trimmed, inner
+    spaces collapsed, and (e-mails always, other text unless `compare: exact`) case-folded."""
+    text = _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", value))).strip()
+    return text.casefold() if casefold else text
+
+
+def identity_field(result: ValidationResult) -> str | None:
+    """The field to watch, when the file writes it and rows are not matched by it alone."""
+    name = IDENTITY.get(result.mapping.object)
+    if name is None or name not in result.values.columns:
+        return None
+    match = result.mapping.match
+    if match is not None and [f for _, f in match.pairs] == [name]:
+        return None  # matched by it: a row with a taken value updates that record
+    return name
+
+
+def identity_text(value: Any) -> str | None:
+    if value is ABSENT or value is None or value is pd.NA or value == "":
+        return None
+    return match_text(str(value), True) or None
+
+
+def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple[str, int]]:
+    """row -> (value as written, the first row with it): rows that write a value an earlier
+    row of another record writes too (rows with the same match key are one record, and are
+    the duplicate check's business)."""
+    name = identity_field(result)
+    if name is None:
+        return {}
+    match = result.mapping.match
+    columns = [c for c, _ in match.pairs] if match is not None else []
+    frame = result.table.frame
+    first: dict[str, tuple[int, tuple[str, ...] | int]] = {}
+    out: dict[int, tuple[str, int]] = {}
+    for r in rows:
+        value = result.cell(r, name)
+        text = identity_text(value)
+        if text is None:
+            continue
+        key: tuple[str, ...] | int = (
+            tuple(match_text(str(frame[c].iat[r]), True) for c in columns) if columns else r
+        )
+        if text not in first:
+            first[text] = (r, key)
+        elif first[text][1] != key:
+            out[r] = (str(value), first[text][0])
+    return out
+
+
+def in_file_warnings(result: ValidationResult, examples: int = 3) -> list[str]:
+    """For `validate`: the rows of the file that share an identity value."""
+    name = identity_field(result)
+    rejected = set(result.rejected_rows.tolist())
+    shared = shared_in_file(result, [r for r in range(result.rows) if r not in rejected])
+    if name is None or not shared:
+        return []
+    lines = result.table.lines
+    by_first: dict[int, list[int]] = defaultdict(list)
+    for r, (_, first) in shared.items():
+        by_first[first].append(r)
+    shown = [
+        f"{lines[first]} and {', '.join(str(lines[r]) for r in rows)} ({shared[rows[0]][0]!r})"
+        for first, rows in list(by_first.items())[:examples]
+    ]
+    return [
+        f"{len(shared):,} row(s) give {name} a value an earlier row of another record gives: "
+        f"{result.table.unit}s "
+        + "; ".join(shown)
+        + (" …" if len(by_first) > examples else "")
+        + " (--on-duplicate-email warn|skip|error says what import does)"
+    ]
