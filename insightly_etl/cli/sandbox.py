@@ -189,6 +189,12 @@ def _snake(endpoint: str) -> str:
     "--record-limit",
     help="Most records the plan holds per object, e.g. contacts=250: creates beyond answer 402.",
 )
+@choice_option(
+    "--shape",
+    ["recorded", "complete"],
+    "recorded: answers as a live account's recorded ones (unset custom fields left out, "
+    'leads\' "" and 0 defaults, PUT 200); complete: every field, null when unset, PUT 201.',
+)
 @click.option(
     "--private",
     multiple=True,
@@ -231,6 +237,7 @@ def sandbox(
     deny: str,
     subdomain: str | None,
     record_limit: str | None,
+    shape: str,
     private: tuple[str, ...],
     private_listed: bool,
     search_ignores_case: bool,
@@ -261,6 +268,7 @@ def sandbox(
         subdomain=subdomain,
         search_ignores_case=search_ignores_case,
         record_limit=_parse_generate(record_limit),
+        shape=shape,
         private=_parse_private(private),
         private_listed=private_listed,
     )

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ from insightly_etl.sandbox.model import (
 )
 from insightly_etl.sandbox.store import Account, Collection, SeedError, dumps
 
+_ETAG = re.compile(r'(W/)?"[^"]*"')  # an entity tag as RFC 9110 writes it
 DENIED_MESSAGE = "Authorization has been denied for this request."  # verified live, §5
 # the swagger's 403 on every per-record route (325 of its 403s say exactly this)
 NO_ACCESS_MESSAGE = "API User does not have access to Record."
@@ -81,6 +83,10 @@ class SandboxConfig:
     burst: int | None = None  # token-bucket size; None: one second of requests (rate_limit)
     max_concurrent: int | None = None  # requests in flight per key beyond this get 429
     writes: str = "lenient"  # lenient: read-only fields ignored, ISO dates taken | strict
+    # recorded: answers as a live account's recorded ones (reference §10): unset custom
+    # fields left out, the server's defaults ("" and 0 and false on leads), PUT answers 200;
+    # complete: every field of every record, null when unset, PUT 201 (the swagger's)
+    shape: str = "recorded"
 
 
 class TokenBucket:
@@ -221,6 +227,7 @@ def load_account(config: SandboxConfig) -> Account:
         now=config.now,
         put_customfields=config.put_customfields,
         writes=config.writes,
+        shape=config.shape,
     )
     if config.state is not None and account.attach_state(config.state):
         return account  # a persisted account is reopened as it was; --seed/--generate ignored
@@ -296,6 +303,8 @@ class Sandbox:
         self.config = config
         self.account = account or load_account(config)
         self.account.search_ignores_case = config.search_ignores_case
+        for coll in self.account.collections.values():
+            coll.omit_unset(config.shape == "recorded")
         if config.subdomain:
             self.account.instance = {
                 **self.account.instance,
@@ -771,6 +780,8 @@ class Sandbox:
         if isinstance(rid, int) and rid in self.config.private.get(name, ()):
             return error(403, NO_ACCESS_MESSAGE)
         if_match = request.headers.get("if-match")
+        if if_match is not None and if_match != "*" and not _ETAG.fullmatch(if_match):
+            return error(400, f"If-Match header value {if_match} is not valid.")  # seen live
         stale = (
             if_match not in (None, "*")
             and isinstance(rid, int)
@@ -786,8 +797,9 @@ class Sandbox:
         except KeyError:
             return error(404, f"{coll.spec.singular} {rid} not found.")
         rid = record[id_field]
-        # PUT of a main object answers 201 per the swagger (§5)
-        return raw_json(coll.json_of(rid), 201, {"ETag": coll.etag_of(rid)})
+        # the swagger says 201 (§5); a live PUT answered 200 (§10)
+        status = 200 if self.config.shape == "recorded" else 201
+        return raw_json(coll.json_of(rid), status, {"ETag": coll.etag_of(rid)})
 
 
 async def _body(request: Request) -> Any:

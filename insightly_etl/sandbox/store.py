@@ -48,6 +48,10 @@ class Collection:
         self.next_id = 1
         self._json: dict[int, bytes] = {}
         self._brief: dict[int, bytes] = {}
+        # the recorded shape (reference §10): a custom field without a value is left out of
+        # CUSTOMFIELDS (a contact listed 4 of its 10; a create answers `[]`). The record keeps
+        # every field; only its answers leave them out.
+        self.omit_unset_custom = False
 
     def put(self, record: Record) -> None:
         rid = record[self.spec.id_field]
@@ -69,6 +73,11 @@ class Collection:
         self._json.pop(rid, None)
         self._brief.pop(rid, None)
 
+    def omit_unset(self, on: bool) -> None:
+        """Answer in the recorded shape (unset custom fields left out) or the complete one."""
+        self.omit_unset_custom = on
+        self._json.clear()
+
     def json_of(self, rid: int, *, brief: bool = False) -> bytes:
         cache = self._brief if brief else self._json
         data = cache.get(rid)
@@ -77,11 +86,33 @@ class Collection:
             if brief:
                 arrays = self.spec.array_fields
                 record = {k: v for k, v in record.items() if k not in arrays}
+            elif self.omit_unset_custom and record.get("CUSTOMFIELDS"):
+                record = dict(record)
+                record["CUSTOMFIELDS"] = [
+                    c for c in record["CUSTOMFIELDS"] if c.get("FIELD_VALUE") is not None
+                ]
             data = cache[rid] = dumps(record)
         return data
 
     def etag_of(self, rid: int) -> str:
         return '"' + hashlib.sha1(self.json_of(rid)).hexdigest()[:20] + '"'
+
+
+# What recorded answers hold where a record has no value (reference §10: the leads of a
+# live account carry `EMAIL: ""`, `LEAD_DESCRIPTION: ""`, `EMPLOYEE_COUNT: 0` and
+# `CONVERTED: false`, contacts and leads `EMAIL_OPTED_OUT: false`; every other unset field
+# is null). ASSUMPTION: the server fills these when a record is made, so they hold on
+# every record, seeded or created; a PUT that clears one stores null.
+SERVER_DEFAULTS = {
+    "Leads": {
+        "EMAIL": "",
+        "LEAD_DESCRIPTION": "",
+        "EMPLOYEE_COUNT": 0,
+        "CONVERTED": False,
+        "EMAIL_OPTED_OUT": False,
+    },
+    "Contacts": {"EMAIL_OPTED_OUT": False},
+}
 
 
 class Account:
@@ -95,6 +126,7 @@ class Account:
         now: Callable[[], datetime] | None = None,
         put_customfields: str = "merge",
         writes: str = "lenient",
+        shape: str = "recorded",
     ) -> None:
         self.specs = build_specs()
         self.collections = {name: Collection(spec) for name, spec in self.specs.items()}
@@ -114,6 +146,7 @@ class Account:
         # out, so the loader can be tested against both.
         self.put_customfields = put_customfields
         self.writes = writes  # lenient | strict (see _apply)
+        self.shape = shape  # recorded (reference §10) | complete (every field, null when unset)
         self._db: sqlite3.Connection | None = None
         self._autonumber: dict[str, int] = {}
 
@@ -165,7 +198,15 @@ class Account:
         if spec.has_custom_fields:
             given = {c["FIELD_NAME"]: c.get("FIELD_VALUE") for c in sparse.get("CUSTOMFIELDS", [])}
             record["CUSTOMFIELDS"] = self._render_custom(spec.name, given)
+        self._server_defaults(spec, record)
         return record
+
+    def _server_defaults(self, spec: Spec, record: Record) -> None:
+        if self.shape != "recorded":
+            return
+        for name, value in SERVER_DEFAULTS.get(spec.name, {}).items():
+            if record.get(name) is None:
+                record[name] = value
 
     def _render_custom(self, collection: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         # Every defined field is listed, null when unset, like the live custom-object sample
@@ -245,6 +286,7 @@ class Account:
             record["OWNER_USER_ID"] = me
         if collection == "Leads":
             self._lead_defaults(record)
+        self._server_defaults(spec, record)
         if collection == "Opportunities" and not record.get("OPPORTUNITY_STATE"):
             record["OPPORTUNITY_STATE"] = "OPEN"  # ASSUMPTION: a new deal is open (seed's case)
         if spec.has_custom_fields:

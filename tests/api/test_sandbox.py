@@ -57,9 +57,46 @@ async def test_records_carry_every_standard_field_and_custom_fields(seeded: Sand
     assert {f["name"] for f in object_fields("Contacts")} <= set(row)
     assert row["VISIBLE_TO"] == "EVERYONE" and row["VISIBLE_TEAM_ID"] is None
     assert isinstance(row["TAGS"], list) and isinstance(row["LINKS"], list)
-    assert [c["FIELD_NAME"] for c in row["CUSTOMFIELDS"]] == [d["FIELD_NAME"] for d in defs]
+    # the recorded shape (reference §10): the custom fields with a value, in definition order
+    order = [d["FIELD_NAME"] for d in defs]
+    listed = [c["FIELD_NAME"] for c in row["CUSTOMFIELDS"]]
+    assert listed == sorted(listed, key=order.index) and len(listed) < len(order)
+    assert all(c["FIELD_VALUE"] is not None for c in row["CUSTOMFIELDS"])
     assert all(c["CUSTOM_FIELD_ID"] == c["FIELD_NAME"] for c in row["CUSTOMFIELDS"])
+    assert row["EMAIL_OPTED_OUT"] is False  # the server's default, not null
     datetime.strptime(row["DATE_CREATED_UTC"], "%Y-%m-%d %H:%M:%S")
+
+
+async def test_the_complete_shape_lists_every_custom_field_and_puts_answer_201(
+    make_sandbox,
+) -> None:
+    sb = make_sandbox(shape="complete")
+    async with asgi_client(sb) as c:
+        row = (await c.get("Contacts", params={"top": 1})).json()[0]
+        lead = (await c.post("Leads", json={"LAST_NAME": "Sloan"})).json()
+        put = await c.put("Contacts", json={"CONTACT_ID": row["CONTACT_ID"], "TITLE": "x"})
+    names = [d["FIELD_NAME"] for d in sb.account.definitions("Contacts")]
+    assert [c["FIELD_NAME"] for c in row["CUSTOMFIELDS"]] == names
+    assert (lead["EMAIL"], lead["EMPLOYEE_COUNT"], lead["CONVERTED"]) == (None, None, None)
+    assert put.status_code == 201
+
+
+async def test_a_new_lead_answers_as_a_live_one_did(make_sandbox) -> None:
+    """The recorded create of a lead (reference §10): `""` for its unset e-mail and
+    description, 0 employees, not converted, not opted out, no custom fields listed."""
+    sb = make_sandbox()
+    async with asgi_client(sb) as c:
+        lead = (
+            await c.post("Leads", json={"FIRST_NAME": "Henrietta", "LAST_NAME": "Sloan"})
+        ).json()
+    assert {k: lead[k] for k in ("EMAIL", "LEAD_DESCRIPTION", "EMPLOYEE_COUNT", "CONVERTED")} == {
+        "EMAIL": "",
+        "LEAD_DESCRIPTION": "",
+        "EMPLOYEE_COUNT": 0,
+        "CONVERTED": False,
+    }
+    assert lead["EMAIL_OPTED_OUT"] is False and lead["TITLE"] is None
+    assert lead["CUSTOMFIELDS"] == []
 
 
 async def test_custom_field_definitions_cover_every_field_type(seeded: Sandbox) -> None:
@@ -253,15 +290,20 @@ async def test_create_returns_201_and_the_full_record(make_sandbox) -> None:
     assert again == rec
 
 
-async def test_a_record_created_without_custom_fields_lists_them_all_and_gets_its_autonumber(
-    make_sandbox,
+@pytest.mark.parametrize("shape", ["recorded", "complete"])
+async def test_a_record_created_without_custom_fields_gets_its_autonumber(
+    make_sandbox, shape: str
 ) -> None:
-    sb = make_sandbox()
+    sb = make_sandbox(shape=shape)
     async with asgi_client(sb) as c:
         rec = (await c.post("Contacts", json={"FIRST_NAME": "Plain"})).json()
     values = {item["FIELD_NAME"]: item["FIELD_VALUE"] for item in rec["CUSTOMFIELDS"]}
-    assert list(values) == [d["FIELD_NAME"] for d in sb.account.definitions("Contacts")]
-    assert values["Member_No__c"] is not None and values["Customer_Tier__c"] is None
+    if shape == "complete":  # every one listed, null when unset
+        assert list(values) == [d["FIELD_NAME"] for d in sb.account.definitions("Contacts")]
+        assert values["Customer_Tier__c"] is None
+    else:  # only the one with a value
+        assert list(values) == ["Member_No__c"]
+    assert values["Member_No__c"] is not None
 
 
 async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> None:
@@ -280,7 +322,7 @@ async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> Non
             },
         )
         after = r.json()
-    assert r.status_code == 201
+    assert r.status_code == 200  # as a live PUT answered (reference §10; the swagger says 201)
     assert after["TITLE"] == "CTO" and after["PHONE_MOBILE"] is None
     assert (
         after["FIRST_NAME"] == before["FIRST_NAME"]
@@ -305,7 +347,7 @@ async def test_put_replace_mode_erases_unlisted_custom_fields(make_sandbox) -> N
             )
         ).json()
     values = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in after["CUSTOMFIELDS"]}
-    assert values["Customer_Tier__c"] is None and values["Nickname__c"] == "S"
+    assert "Customer_Tier__c" not in values and values["Nickname__c"] == "S"  # erased: unset
     assert values["Member_No__c"] is not None
 
 
@@ -315,7 +357,7 @@ async def test_put_also_accepted_with_id_in_path_and_404_for_unknown(make_sandbo
         ok = await c.put("Contacts/2002", json={"TITLE": "Boss"})
         missing = await c.put("Contacts", json={"CONTACT_ID": 5, "TITLE": "x"})
         no_id = await c.put("Contacts", json={"TITLE": "x"})
-    assert ok.status_code == 201 and ok.json()["TITLE"] == "Boss"
+    assert ok.status_code == 200 and ok.json()["TITLE"] == "Boss"
     assert missing.status_code == 404
     assert no_id.status_code == 400
 
@@ -332,10 +374,27 @@ async def test_stale_if_match_is_refused(make_sandbox, status: int) -> None:
             "Contacts", json={"CONTACT_ID": 2003, "TITLE": "B"}, headers={"If-Match": etag}
         )
         current = (await c.get("Contacts/2003")).json()
-    assert fresh.status_code == 201 and fresh.headers["ETag"] != etag
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
     assert stale.status_code == status
     assert "If-Match" in stale.json()["Message"]
     assert current["TITLE"] == "A"
+
+
+async def test_a_malformed_if_match_is_refused_with_400_as_live(make_sandbox) -> None:
+    sb = make_sandbox()
+    async with asgi_client(sb) as c:
+        answer = await c.put(
+            "Contacts", json={"CONTACT_ID": 2003, "TITLE": "A"}, headers={"If-Match": "abc"}
+        )
+        weak = await c.put(
+            "Contacts", json={"CONTACT_ID": 2003, "TITLE": "A"}, headers={"If-Match": 'W/"x"'}
+        )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"Message": "If-Match header value abc is not valid."},
+    )
+    assert weak.status_code == 412  # well formed, but not the record's
+    assert sb.account.collections["Contacts"].records[2003]["TITLE"] != "A"
 
 
 async def test_delete_answers_202_then_404(make_sandbox) -> None:
