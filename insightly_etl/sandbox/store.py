@@ -103,7 +103,7 @@ class Collection:
 # `CONVERTED: false`, contacts and leads `EMAIL_OPTED_OUT: false`; every other unset field
 # is null). ASSUMPTION: the server fills these when a record is made, so they hold on
 # every record, seeded or created; a PUT that clears one stores null.
-SERVER_DEFAULTS = {
+SERVER_DEFAULTS: dict[str, dict[str, Any]] = {
     "Leads": {
         "EMAIL": "",
         "LEAD_DESCRIPTION": "",
