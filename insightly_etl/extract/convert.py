@@ -163,6 +163,14 @@ class PageConverter:
                 break
             other = pc.strptime(strings, format=fmt, unit="ms", error_is_null=True)
             result = pc.if_else(missing, other, result)
+        missing = pc.and_(pc.is_null(result), pc.is_valid(strings))
+        if pc.any(missing).as_py():  # other ISO forms, one by one: a `T` without `Z`, an
+            # offset, fractions of a second (seen from other servers and proxies)
+            others = [
+                _iso_instant(v) if m else None
+                for v, m in zip(strings.to_pylist(), missing.to_pylist(), strict=True)
+            ]
+            result = pc.if_else(missing, pa.array(others, type=result.type), result)
         bad += pc.sum(pc.and_(pc.is_null(result), pc.is_valid(strings))).as_py() or 0
         if bad:
             self.bad_values[name] += bad
@@ -242,7 +250,22 @@ def _to_datetime(v: Any) -> datetime | None:
             return datetime.strptime(v.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
-    return None
+    moment = _iso_instant(v)
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def _iso_instant(text: Any) -> datetime | None:
+    """Any ISO 8601 form of a moment (`…T…`, `Z`, `+02:00`, fractions) as naive UTC, to the
+    millisecond; a moment without a zone is UTC, as the API's own are."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 _INT64 = range(-(2**63), 2**63)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -161,9 +162,27 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
         return match_text(str(new), True) == match_text(str(old), True)
     if spec.kind == DATE:  # `2026-09-19`, `2026-09-19 00:00:00` or `2026-09-19T00:00:00`
         return str(new)[:10] == str(old)[:10]
-    if spec.kind == DATETIME:
+    if spec.kind == DATETIME:  # the same moment, whatever its form (`T`, `Z`, offset)
+        moments = _moment(new), _moment(old)
+        if None not in moments:
+            return moments[0] == moments[1]
         return _utc_text(new) == _utc_text(old)
     return str(new) == str(old)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A date-time's UTC moment to the second, from the API's text, an export's or ISO
+    (`2026-11-01T10:00:00.5+01:00` is `2026-11-01 09:00:00`); None: not such text."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.replace(microsecond=0)
 
 
 def wire_value(spec: FieldSpec, value: Any) -> Any:

@@ -1,0 +1,78 @@
+"""Answers in shapes the sandbox's own writes never make but a live account (or a proxy in
+front of it) may send (issue 20, item 5): custom dates with a `T`, a zone or fractions."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.api.test_cli import run, write
+from tests.api.test_export import export
+
+# one moment, 17:30:00 UTC on 1 March 2026, and one day, 29 February 2024, as servers write them
+FORMS = [
+    ("2026-03-01T17:30:00Z", "2024-02-29T00:00:00"),
+    ("2026-03-01T19:30:00+02:00", "2024-02-29"),
+    ("2026-03-01T17:30:00.000", "2024-02-29 00:00:00"),
+    ("2026-03-01 17:30:00", "2024-02-29T00:00:00Z"),
+]
+
+
+def _restate(sb, ids: list[int]) -> None:
+    """Give each contact the moment and the day in one of the FORMS, stored as the server
+    would answer them (past the sandbox's own write rules)."""
+    contacts = sb.account.collections["Contacts"]
+    for rid, (moment, day) in zip(ids, FORMS, strict=True):
+        record = copy.deepcopy(contacts.records[rid])
+        for item in record["CUSTOMFIELDS"]:
+            if item["FIELD_NAME"] == "Last_Webinar__c":
+                item["FIELD_VALUE"] = moment
+            if item["FIELD_NAME"] == "First_Purchase__c":
+                item["FIELD_VALUE"] = day
+        contacts.put(record)
+
+
+@pytest.mark.anyio
+async def test_custom_dates_in_every_iso_form_export_as_the_same_moment_and_day(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    ids = sb.account.collections["Contacts"].ids[:4]
+    _restate(sb, ids)
+    result = await export(sb, tmp_path, "contacts")
+    assert not [w for w in result.warnings if "did not fit" in w], result.warnings
+    rows = {
+        r["CONTACT_ID"]: r
+        for r in pq.read_table(tmp_path / "contacts.parquet").to_pylist()
+        if r["CONTACT_ID"] in ids
+    }
+    assert {r["Last_Webinar__c"] for r in rows.values()} == {
+        datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
+    }
+    assert {r["First_Purchase__c"] for r in rows.values()} == {date(2024, 2, 29)}
+
+
+def test_a_file_with_the_same_dates_is_unchanged_whatever_form_insightly_answers_in(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Compared as text, a `T` or an offset made every re-run send a PUT and then report the
+    value "not applied"; compared by value, nothing is to do."""
+    sb = make_sandbox()
+    ids = sb.account.collections["Contacts"].ids[:4]
+    _restate(sb, ids)
+    body = "".join(f"{rid},2026-03-01 17:30:00,2024-02-29\n" for rid in ids)
+    file = write(tmp_path, "dates.csv", "Id,Webinar,Purchase\n" + body)
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n"
+        "  Webinar: Last_Webinar__c\n  Purchase: First_Purchase__c\n",
+    )
+    result = run(sb, "import", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 0, result.output
+    assert "dates.csv -> contacts: 0 created, 0 updated, 4 unchanged" in result.stdout
+    assert not any(m == "PUT" for (m, _, _) in sb.stats)
