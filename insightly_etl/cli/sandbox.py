@@ -88,6 +88,13 @@ def _snake(endpoint: str) -> str:
     help="Add N synthetic records per object on top of the seed, e.g. contacts=100000,leads=500.",
 )
 @click.option(
+    "--record-kb",
+    type=click.IntRange(0, 2048),
+    default=0,
+    help="Make each --generate record about N KB (long text in every script), as on a large "
+    "live tenant: 100 makes pages of 500 about 50 MB.",
+)
+@click.option(
     "--latency-ms",
     default=0.0,
     show_default=True,
@@ -219,6 +226,7 @@ def sandbox(
     api_key: str,
     seed: Path | None,
     generate: str | None,
+    record_kb: int,
     latency_ms: float,
     jitter_ms: float,
     rate_limit: float,
@@ -249,6 +257,7 @@ def sandbox(
         api_key=api_key,
         seed=seed or default_seed_dir(),
         generate=_parse_generate(generate),
+        record_kb=record_kb,
         latency_ms=latency_ms,
         jitter_ms=jitter_ms,
         rate_limit=rate_limit,

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ class SandboxConfig:
     api_key: str = "sandbox"
     seed: Path | None = None  # a seed directory; None = the generated seed, built in memory
     generate: dict[str, int] = field(default_factory=dict)  # collection -> extra records
+    record_kb: int = 0  # generated records of about this many KB each (synth.pad_record)
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     rate_limit: float = 10.0  # requests/second per key (§5: 10/s on every plan)
@@ -248,13 +249,22 @@ def load_account(config: SandboxConfig) -> Account:
         coll = account.collections.get(collection) or _custom_named(account, collection)
         name = coll.spec.name
         start = max(coll.next_id, 1_000_000)
-        account.load(name, gen.records(name, start, count))
+        records: Iterable[dict[str, Any]] = gen.records(name, start, count)
+        if config.record_kb:
+            definitions = account.definitions(name)
+            records = (_padded(r, config.record_kb, definitions) for r in records)
+        account.load(name, records)
         context[name] = list(coll.ids)
     if config.state is not None:
         account.save_all()
         account.set_meta("attachments", json.dumps(account.attachments))
         account.set_meta("comments", json.dumps(account.comments))
     return account
+
+
+def _padded(record: dict[str, Any], kb: int, definitions: list[dict[str, Any]]) -> dict[str, Any]:
+    synth.pad_record(record, kb, definitions)
+    return record
 
 
 def _custom_named(account: Account, name: str) -> Collection:

@@ -1398,12 +1398,86 @@ def seed_account() -> dict[str, Any]:
         records = list(gen.records(collection, bases[collection] + 1, count))
         data[collection] = records
         context[collection] = [r[next(iter(r))] for r in records]
+    _realistic(data)
     data["file_attachments"] = _attachments(data)
     data["comments"] = _comments(data)
     data["custom_objects"] = CUSTOM_OBJECTS
     data["custom_fields"] = {**custom_field_definitions(), **fields}
     data["instance"] = INSTANCE
     return data
+
+
+# Text as live accounts hold it (reference §10: records of ~100 KB on a large tenant, notes
+# with newlines and HTML): every script a user may write in, and the UTF-8 a spreadsheet or
+# a code page cannot always hold.
+SCRIPTS = [
+    "Łódź, Kraków, Gdańsk — Zażółć gęślą jaźń.",
+    "Größe, Straße, Ärger über Öl; Œuvre, façade, naïve, São Paulo.",
+    "İstanbul, Ağaç, Işık, Şişli.",
+    "Αθήνα, Θεσσαλονίκη — Ξεσκεπάζω την ψυχοφθόρα βδελυγμία.",
+    "Москва, Санкт-Петербург: Съешь же ещё этих мягких французских булок.",
+    "القاهرة، الرياض — نص عربي من اليمين إلى اليسار.",
+    "תל אביב, ירושלים — טקסט בעברית.",
+    "東京都千代田区、大阪 — 日本語のテキスト、ｶﾀｶﾅ。",
+    "北京市、上海 — 中文文本。",
+    "서울특별시, 부산 — 한국어 텍스트.",
+    "मुंबई, दिल्ली — हिन्दी पाठ।",
+    "กรุงเทพมหานคร — ข้อความภาษาไทย",
+    "Emoji 👍🏽 and a zero-width joiner 👩‍💻, a non-breaking space ( ) and a tab (\t).",
+]
+
+
+def long_text(rid: int, chars: int) -> str:
+    """Paragraphs of every script, separated by blank lines, `chars` characters long."""
+    paragraphs, n = [], rid
+    while sum(len(x) + 2 for x in paragraphs) < chars:
+        paragraphs.append(f"{len(paragraphs) + 1}. {SCRIPTS[n % len(SCRIPTS)]}")
+        n += 1
+    return "\n\n".join(paragraphs)[:chars]
+
+
+def _realistic(data: dict[str, Any]) -> None:
+    """Some seed records as live ones are: a long background, an HTML note, an address in
+    other letters, a value with spaces around it. Chosen by id, so the rest stay as they are."""
+    for record in data["Contacts"]:
+        rid = record["CONTACT_ID"]
+        if rid % 20 == 7:
+            record["BACKGROUND"] = long_text(rid, 3_900)  # the field holds 4,000
+        if rid % 25 == 11:
+            local, _, domain = str(record["EMAIL_ADDRESS"]).partition("@")
+            record["EMAIL_ADDRESS"] = f"{local.title()}@{domain.upper()}"
+        if rid % 30 == 13 and record.get("TITLE"):
+            record["TITLE"] = f" {record['TITLE']}  "
+    for record in data["Organisations"]:
+        if record["ORGANISATION_ID"] % 15 == 4:
+            record["BACKGROUND"] = long_text(record["ORGANISATION_ID"], 2_500)
+    for record in data["Notes"]:
+        rid = record["NOTE_ID"]
+        if rid % 5 == 2:
+            items = "".join(f"\n  <li>{SCRIPTS[(rid + k) % len(SCRIPTS)]}</li>" for k in range(4))
+            record["BODY"] = (
+                f"<h2>Call summary</h2>\n<p>Agreed &amp; signed: <b>yes</b>.</p>\n<ul>{items}\n</ul>"
+                "\n<p>Next call: Tuesday.<br/>\n— Sent from the road</p>"
+            )
+
+
+def pad_record(record: dict[str, Any], kb: int, definitions: list[dict[str, Any]]) -> None:
+    """`--record-kb N`: a record of about N KB, as on a large live tenant. Its long text field
+    (BACKGROUND and the like) is filled to the 4,000 characters it holds, the rest goes into
+    its first multi-line custom field; a record without one is as large as its field allows."""
+    rid = int(next(iter(record.values())))
+    text_fields = ("BACKGROUND", "OPPORTUNITY_DETAILS", "PROJECT_DETAILS", "DETAILS", "BODY")
+    want = kb * 1024
+    for name in text_fields:
+        if name in record:
+            record[name] = long_text(rid, min(4_000, want))
+            want -= 4_000 * 2  # about two bytes a character, in these scripts
+            break
+    multiline = [d["FIELD_NAME"] for d in definitions if d.get("FIELD_TYPE") == "MULTILINETEXT"]
+    if want > 0 and multiline:
+        values = [c for c in record.get("CUSTOMFIELDS", []) if c["FIELD_NAME"] != multiline[0]]
+        values.append({"FIELD_NAME": multiline[0], "FIELD_VALUE": long_text(rid, want // 2)})
+        record["CUSTOMFIELDS"] = values
 
 
 def _attachments(data: dict[str, Any]) -> list[dict[str, Any]]:
