@@ -22,6 +22,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
         │   └── ReserveReached     the next request would eat into the reserve (none sent)
         ├── Halted                         exit 130 the run was asked to stop; this request never left
         ├── RecordLimitReached     402     exit 69  the plan's record limit: no more creates
+        ├── AnswerTooLarge                 exit 69  an answer beyond the size cap, refused
         ├── ServerError            5xx     exit 69
         ├── TransportError                 exit 69  timeout / connection failure
         └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
@@ -171,6 +172,12 @@ class RecordLimitReached(ApiError):
         "The account's Insightly plan holds no more of these records: upgrade it or remove "
         "some, then run the same command again to create the rest."
     )
+
+
+class AnswerTooLarge(ApiError):
+    """An answer beyond the client's size cap: refused unread (a page asks for fewer next)."""
+
+    exit_code = 69
 
 
 class ServerError(ApiError):

@@ -34,6 +34,7 @@ class RequestStats:
     waited_pacing: float = 0.0
     waited_backoff: float = 0.0
     sent_minutes: Counter[str] = field(default_factory=Counter)  # "yyyy-mm-dd HH:MM" UTC -> n
+    notices: list[str] = field(default_factory=list)  # what the client changed and why
 
     def count_sent(self, now: datetime | None = None) -> None:
         self.sent += 1
@@ -48,6 +49,7 @@ class RequestStats:
             "throttled_429": self.throttled,
             "waited_pacing_s": round(self.waited_pacing, 2),
             "waited_backoff_s": round(self.waited_backoff, 2),
+            "notices": list(self.notices),
         }
 
 

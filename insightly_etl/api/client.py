@@ -41,6 +41,7 @@ from insightly_etl.api.retry import (
 )
 from insightly_etl.config import Settings, redact
 from insightly_etl.errors import (
+    AnswerTooLarge,
     ApiError,
     BudgetExhausted,
     ForbiddenError,
@@ -57,6 +58,12 @@ BeforeSend = Callable[[], None]
 
 PAGE_SIZE = 500  # the API's maximum `top` (reference §4)
 MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fields is ~1 MB
+# Live tenants hold records of ~100 KB (reference §10): a page of 500 is then ~50 MB and slow
+# to come. A first page beyond either of these makes the pages after it smaller, in proportion;
+# a first page beyond MAX_BODY is asked again at a quarter of the size.
+PAGE_BYTES = 16 << 20
+PAGE_SECONDS = 15.0
+MIN_PAGE = 25
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
 
@@ -65,6 +72,8 @@ class Reply:
     status: int
     data: Any
     headers: Mapping[str, str]
+    size: int = 0  # bytes of the body as it came (before gzip is undone: after)
+    seconds: float = 0.0  # from sending to the whole answer
 
     @property
     def etag(self) -> str | None:
@@ -120,6 +129,7 @@ class InsightlyClient:
         self._halt: asyncio.Event | None = None
         self.deadline = deadline or 4 * timeout
         self.max_body = max_body
+        self.page_bytes, self.page_seconds = PAGE_BYTES, PAGE_SECONDS
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.api_key.reveal(), ""),
@@ -255,15 +265,30 @@ class InsightlyClient:
         """Every page of a list or search, in order. The first page asks for the total; with
         it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page."""
         base = dict(params or {})
-        first = await self.get(path, {**base, "skip": 0, "top": page_size, "count_total": "true"})
+        while True:
+            try:
+                first = await self.get(
+                    path, {**base, "skip": 0, "top": page_size, "count_total": "true"}
+                )
+                break
+            except AnswerTooLarge:
+                if page_size <= MIN_PAGE:
+                    raise
+                smaller = max(MIN_PAGE, page_size // 4)
+                self.stats.notices.append(
+                    f"{path}: a page of {page_size} records was larger than "
+                    f"{self.max_body / 1e6:,.0f} MB; asked again for {smaller}"
+                )
+                page_size = smaller
         records = _as_page(first.data, path, page_size)
         total = first.total
+        size = self._page_size_after(first, page_size, len(records), path)
         window = None
         if concurrent and total is not None and total > page_size and len(records) == page_size:
             # started before the first page is handed over, so the pipe stays full
             # a range, not a list: the total is a hint (a hostile X-Total-Count of 1e15 must
             # not allocate); the pages end at the first short one whatever it said
-            window = _Window(self, path, base, range(page_size, total, page_size), page_size)
+            window = _Window(self, path, base, range(page_size, total, size), size)
         try:
             yield Page(records, 0, total)
             if len(records) < page_size:
@@ -275,23 +300,36 @@ class InsightlyClient:
                     _check_progress(previous, page.records, path)
                     previous = page.records
                     yield Page(page.records, page.skip, total)
-                    if len(page.records) < page_size:
+                    if len(page.records) < size:
                         return
-                skip = window.skips[-1] + page_size
+                skip = window.skips[-1] + size
             while True:  # sequential: no total, or records were added while we read
-                reply = await self.get(path, {**base, "skip": skip, "top": page_size})
-                records = _as_page(reply.data, path, page_size)
+                reply = await self.get(path, {**base, "skip": skip, "top": size})
+                records = _as_page(reply.data, path, size)
                 if not records:
                     return
                 _check_progress(previous, records, path)
                 previous = records
                 yield Page(records, skip, total)
-                if len(records) < page_size:
+                if len(records) < size:
                     return
-                skip += page_size
+                skip += size
         finally:
             if window is not None:
                 await window.cancel()
+
+    def _page_size_after(self, first: Reply, page_size: int, records: int, path: str) -> int:
+        """The size of the pages after the first: smaller, in proportion, when the first was
+        larger than `page_bytes` or slower than `page_seconds` (and says so)."""
+        over = max(first.size / self.page_bytes, first.seconds / self.page_seconds)
+        if over <= 1 or records < page_size or page_size <= MIN_PAGE:
+            return page_size
+        size = max(MIN_PAGE, int(page_size / over * 0.8))
+        self.stats.notices.append(
+            f"{path}: a page of {records} records came to {first.size / 1e6:,.1f} MB in "
+            f"{first.seconds:,.1f}s; asking for {size} at a time"
+        )
+        return size
 
     # ------------------------------------------------------------------ the send chain
     async def request(
@@ -441,7 +479,9 @@ class InsightlyClient:
                     method=method,
                     path=path,
                 ) from None
-            return Reply(response.status_code, data, response.headers)
+            return Reply(
+                response.status_code, data, response.headers, len(response.content), elapsed
+            )
         if response.status_code == 429 and response.headers.get("X-RateLimit-Remaining") != "0":
             self.stats.throttled += 1
             self._slots.on_throttled(self._clock(), busy)
@@ -469,7 +509,7 @@ class InsightlyClient:
                     async for chunk in response.aiter_bytes():
                         size += len(chunk)
                         if size > self.max_body:
-                            raise ApiError(
+                            raise AnswerTooLarge(
                                 f"the answer is larger than {self.max_body:,} bytes; refused",
                                 status=response.status_code,
                                 method=method,

@@ -390,7 +390,9 @@ def fields_from_option(help_text: str) -> Callable[[F], F]:
 
 
 def echo_accounting(stats: dict[str, Any]) -> None:
-    """Retries, 429s and time spent waiting, when there were any."""
+    """Retries, 429s and time spent waiting, when there were any; what the client changed."""
+    for notice in stats.get("notices") or ():
+        click.echo(f"Note: {notice}", err=True)
     if stats.get("retries") or stats.get("throttled_429") or stats.get("transport_errors"):
         errors = ", ".join(
             f"{n} {kind}" for kind, n in (stats.get("transport_errors") or {}).items()

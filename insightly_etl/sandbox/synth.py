@@ -1429,9 +1429,10 @@ SCRIPTS = [
 
 def long_text(rid: int, chars: int) -> str:
     """Paragraphs of every script, separated by blank lines, `chars` characters long."""
-    paragraphs, n = [], rid
-    while sum(len(x) + 2 for x in paragraphs) < chars:
+    paragraphs, n, length = [], rid, 0
+    while length < chars:
         paragraphs.append(f"{len(paragraphs) + 1}. {SCRIPTS[n % len(SCRIPTS)]}")
+        length += len(paragraphs[-1]) + 2
         n += 1
     return "\n\n".join(paragraphs)[:chars]
 
@@ -1467,16 +1468,18 @@ def pad_record(record: dict[str, Any], kb: int, definitions: list[dict[str, Any]
     its first multi-line custom field; a record without one is as large as its field allows."""
     rid = int(next(iter(record.values())))
     text_fields = ("BACKGROUND", "OPPORTUNITY_DETAILS", "PROJECT_DETAILS", "DETAILS", "BODY")
-    want = kb * 1024
+    want = kb * 1024 - len(json.dumps(record, ensure_ascii=False).encode())
     for name in text_fields:
-        if name in record:
+        if name in record and want > 0:
             record[name] = long_text(rid, min(4_000, want))
-            want -= 4_000 * 2  # about two bytes a character, in these scripts
+            want -= len(record[name].encode())
             break
     multiline = [d["FIELD_NAME"] for d in definitions if d.get("FIELD_TYPE") == "MULTILINETEXT"]
     if want > 0 and multiline:
+        # as many UTF-8 bytes as are still wanted (a character may take four)
+        text = long_text(rid, want).encode()[:want].decode(errors="ignore")
         values = [c for c in record.get("CUSTOMFIELDS", []) if c["FIELD_NAME"] != multiline[0]]
-        values.append({"FIELD_NAME": multiline[0], "FIELD_VALUE": long_text(rid, want // 2)})
+        values.append({"FIELD_NAME": multiline[0], "FIELD_VALUE": text})
         record["CUSTOMFIELDS"] = values
 
 

@@ -4,6 +4,7 @@ front of it) may send (issue 20, item 5): custom dates with a `T`, a zone or fra
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -76,3 +77,57 @@ def test_a_file_with_the_same_dates_is_unchanged_whatever_form_insightly_answers
     assert result.exit_code == 0, result.output
     assert "dates.csv -> contacts: 0 created, 0 updated, 4 unchanged" in result.stdout
     assert not any(m == "PUT" for (m, _, _) in sb.stats)
+
+
+@pytest.mark.anyio
+async def test_large_records_make_the_pages_after_the_first_smaller_and_it_says_so(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from insightly_etl.extract import ExportOptions, extract_objects
+    from tests.conftest import sandbox_client
+
+    sb = make_sandbox(generate={"Contacts": 600}, record_kb=20)
+    async with sandbox_client(sb) as client:
+        client.page_bytes = 2 << 20  # a first page of ~10 MB is five times this
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
+        )
+        notices = client.stats.notices
+    assert len(notices) == 1 and notices[0].startswith("Contacts: a page of 500 records came to ")
+    contacts = sb.account.collections["Contacts"]
+    first = 2 + sum(len(contacts.json_of(i)) + 1 for i in contacts.ids[:500]) - 1  # [a,b…]
+    size = int(500 / (first / (2 << 20)) * 0.8)  # in proportion, with a margin
+    assert notices[0].endswith(f"; asking for {size} at a time")
+    assert f"came to {first / 1e6:,.1f} MB" in notices[0]
+    pages = [n for (m, p, s), n in sb.stats.items() if m == "GET" and p == "/v3.1/Contacts"]
+    assert sum(pages) == 1 + -(-320 // size)  # the first page, then the 320 left in smaller ones
+    ids = pq.read_table(tmp_path / "contacts.parquet", columns=["CONTACT_ID"])["CONTACT_ID"]
+    assert len(ids) == len(set(ids.to_pylist())) == 820
+    assert result.objects[0].rows == 820
+    big = next(
+        r for r in sb.account.collections["Contacts"].records.values() if r["CONTACT_ID"] > 10**6
+    )
+    assert len(json.dumps(big, ensure_ascii=False).encode()) > 18_000  # about 20 KB a record
+
+
+@pytest.mark.anyio
+async def test_a_first_page_beyond_the_size_cap_is_asked_again_smaller(make_sandbox) -> None:
+    from tests.conftest import sandbox_client
+
+    sb = make_sandbox(generate={"Contacts": 600}, record_kb=20)
+    async with sandbox_client(sb, max_body=4 << 20) as client:
+        records = [r async for page in client.iter_pages("Contacts") for r in page.records]
+        notices = client.stats.notices
+    assert notices[0] == "Contacts: a page of 500 records was larger than 4 MB; asked again for 125"
+    assert len(records) == len({r["CONTACT_ID"] for r in records}) == 820
+
+
+def test_the_export_command_says_when_it_asks_for_smaller_pages(make_sandbox, tmp_path: Path):
+    sb = make_sandbox(generate={"Contacts": 600}, record_kb=80)  # a first page of ~23 MB
+    result = run(sb, "export", "contacts", "--out", str(tmp_path), "--rate-limit", "100")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("Note: ")]
+    assert len(notes) == 1 and notes[0].startswith(
+        "Note: Contacts: a page of 500 records came to "
+    ), result.stderr
+    assert "Exported 1 object type, 820 rows" in result.stderr
