@@ -1429,7 +1429,8 @@ SCRIPTS = [
 
 def long_text(rid: int, chars: int) -> str:
     """Paragraphs of every script, separated by blank lines, `chars` characters long."""
-    paragraphs, n, length = [], rid, 0
+    paragraphs: list[str] = []
+    n, length = rid, 0
     while length < chars:
         paragraphs.append(f"{len(paragraphs) + 1}. {SCRIPTS[n % len(SCRIPTS)]}")
         length += len(paragraphs[-1]) + 2
