@@ -56,9 +56,9 @@ from insightly_etl.errors import (
 log = logging.getLogger("insightly_etl.api")
 BeforeSend = Callable[[], None]
 
-PAGE_SIZE = 500  # the API's maximum `top` (reference §4)
+PAGE_SIZE = 500  # the API's maximum `top` (docs/api.md §4)
 MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fields is ~1 MB
-# Live tenants hold records of ~100 KB (reference §10): a page of 500 is then ~50 MB and slow
+# Live tenants hold records of ~100 KB (docs/api.md §10): a page of 500 is then ~50 MB and slow
 # to come. A first page beyond either of these makes the pages after it smaller, in proportion;
 # a first page beyond MAX_BODY is asked again at a quarter of the size.
 PAGE_BYTES = 16 << 20
@@ -472,7 +472,7 @@ class InsightlyClient:
             try:
                 data = response.json() if response.content else None
             except ValueError:
-                # an HTML gateway page with a 2xx is an error, not data (reference §7, [PH])
+                # an HTML gateway page with a 2xx is an error, not data (docs/api.md §7, [PH])
                 raise ApiError(
                     f"the answer is not JSON: {redact(response.text)[:80]!r}",
                     status=response.status_code,
@@ -628,7 +628,7 @@ def _http_date(value: str | None) -> datetime | None:
 
 def _as_page(data: Any, path: str, top: int = PAGE_SIZE) -> list[dict[str, Any]]:
     # Lists are bare JSON arrays; anything else (an HTML gateway page, an envelope) is an error,
-    # not an empty page (reference §7, [PH]). More records than asked for is no paging at all.
+    # not an empty page (docs/api.md §7, [PH]). More records than asked for is no paging at all.
     if not isinstance(data, list):
         raise ApiError(f"expected a JSON array from {path}, got {type(data).__name__}", path=path)
     if not all(isinstance(record, dict) for record in data):

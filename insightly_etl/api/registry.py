@@ -1,7 +1,7 @@
 """Insightly's object types as this tool names them (snake_case) and what the API offers for each.
 
 Field facts come from the shipped reference (`insightly_etl/reference`); the capabilities below
-(search, brief, custom fields, writes) from `shared/reference/insightly-api.md` §2 and §4.
+(search, brief, custom fields, writes) from `docs/api.md` §2 and §4.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ from insightly_etl.errors import InputError
 from insightly_etl.reference import load_reference
 
 # Fields the server sets whatever the swagger's readOnly flags say (Event/Note dates are not
-# flagged there, "almost certainly an omission", reference §2.1).
+# flagged there, "almost certainly an omission", docs/api.md §2.1).
 SERVER_SET = frozenset({"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"})
 # Written through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage), not top-level bodies.
 NOT_IN_BODY = frozenset({"PIPELINE_ID", "STAGE_ID"})
 # Objects whose pipeline and stage `PUT /{endpoint}/{id}/Pipeline` and `/PipelineStage` change
-# (reference §2.1). Leads have the routes in the 2025 swagger but no PIPELINE_ID in their schema.
+# (docs/api.md §2.1). Leads have the routes in the 2025 swagger but no PIPELINE_ID in their schema.
 PIPELINED = frozenset({"opportunities", "projects"})
-# An opportunity's state (reference §2.1, v2.2 spelling; the API's case is UNCERTAIN, so states
+# An opportunity's state (docs/api.md §2.1, v2.2 spelling; the API's case is UNCERTAIN, so states
 # are compared without case): changed with its reason by `PUT /Opportunities/{id}/StateChange`.
 OPPORTUNITY_STATES = ("Open", "Won", "Lost", "Abandoned", "Suspended")
 # The objects with `GET/POST /{Object}/{id}/Links` in the 2025 swagger (it dropped Leads').
 LINKABLE = frozenset(
     {"contacts", "emails", "events", "notes", "opportunities", "organisations", "projects", "tasks"}
 )
-# The singular names links use for each object type (reference §2.2: "Contact", not "Contacts").
+# The singular names links use for each object type (docs/api.md §2.2: "Contact", not "Contacts").
 LINK_NAMES = {
     "contacts": "Contact",
     "organisations": "Organisation",
@@ -150,7 +150,7 @@ _TABLE: list[tuple[str, str, bool, bool, bool, bool]] = [
 ]
 
 # Leads get the instance's default source/status and tasks default their owner to the caller
-# (reference §2.1), so these swagger `required` entries are not create-time requirements.
+# (docs/api.md §2.1), so these swagger `required` entries are not create-time requirements.
 _NOT_REQUIRED = frozenset({"LEAD_SOURCE_ID", "LEAD_STATUS_ID", "OWNER_USER_ID"})
 
 CUSTOM_FIELDS = "custom_fields"  # the pseudo-object of custom-field definitions
@@ -193,7 +193,7 @@ def _build() -> dict[str, ObjectType]:
 OBJECTS: dict[str, ObjectType] = _build()
 
 
-# A custom object's API name (reference §3): letters, digits and underscores, ending in __c.
+# A custom object's API name (docs/api.md §3): letters, digits and underscores, ending in __c.
 # Anything else is refused before it reaches a URL or a file name.
 _CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,60}__c$")
 
@@ -203,7 +203,7 @@ def is_custom_object_name(name: str) -> bool:
 
 
 def custom_object(name: str) -> ObjectType:
-    """A custom object's records, `/{Name__c}` (reference §2, CustomObjectRecords): RECORD_ID,
+    """A custom object's records, `/{Name__c}` (docs/api.md §2, CustomObjectRecords): RECORD_ID,
     RECORD_NAME (required), owner, visibility, dates and CUSTOMFIELDS; listed, searched and
     written like the standard objects. Which custom objects exist is the account's business:
     `GET /CustomObjects`. The name is kept as written (the API ignores the case of paths)."""

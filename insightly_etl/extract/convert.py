@@ -202,7 +202,7 @@ def _as_naive(dtype: pa.DataType) -> pa.DataType:
 
 
 def _string_list(value: Any) -> Any:
-    """MULTISELECT values travel as "A;B;C" (reference §3); TAGS as [{TAG_NAME}]."""
+    """MULTISELECT values travel as "A;B;C" (docs/api.md §3); TAGS as [{TAG_NAME}]."""
     if value is None:
         return None
     if isinstance(value, str):

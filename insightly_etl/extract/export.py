@@ -4,7 +4,7 @@ Full run: page the list endpoint (`top=500`, pages fetched concurrently once the
 convert each page to the object's fixed schema, write as it arrives, publish atomically.
 
 Incremental run: per object with a high-water mark, fetch only what changed through
-`/{Object}/Search?updated_after_utc=` — strictly after (reference §4), so ask from one second
+`/{Object}/Search?updated_after_utc=` — strictly after (docs/api.md §4), so ask from one second
 before the mark and de-duplicate by id — then merge into the existing file by id (the newer
 version wins). Objects without a Search endpoint are small lookup lists: read in full.
 """

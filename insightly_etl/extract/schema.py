@@ -4,7 +4,7 @@ definitions — never inferred from data, so 0 rows or a million give the same c
     integer → int64        number → float64        boolean → bool         string → string
     date-time → timestamp[ms, tz=UTC] when the name ends in _UTC (an instant), else date32
       (a calendar day: DATE_OF_BIRTH, DUE_DATE, FORECAST_CLOSE_DATE, OCCASION_DATE … — the
-      swagger types those date-time too, reference §6; as an instant a birthday would show a
+      swagger types those date-time too, docs/api.md §6; as an instant a birthday would show a
       day early anywhere west of UTC)
     TAGS → list<string>    LINKS, DATES, EMAILDOMAINS → list<struct<…>>
     custom fields, one column each, named by FIELD_NAME:
@@ -63,7 +63,7 @@ META_TYPE = b"insightly_type"  # the reference type or the custom FIELD_TYPE
 
 
 def scalar_type(type_name: str, name: str = "") -> pa.DataType:
-    """A standard field's type; `name` tells a calendar day from an instant (reference §6)."""
+    """A standard field's type; `name` tells a calendar day from an instant (docs/api.md §6)."""
     if type_name == "date-time" and not name.endswith("_UTC"):
         return DAY
     return _SCALARS.get(type_name, pa.string())
@@ -126,7 +126,7 @@ def custom_fields_schema() -> pa.Schema:
 
 
 def custom_objects_schema() -> pa.Schema:
-    """The `custom_objects` table: the definitions `GET /CustomObjects` gives (reference §2)."""
+    """The `custom_objects` table: the definitions `GET /CustomObjects` gives (docs/api.md §2)."""
     return pa.schema(pa.field(f["name"], _nested_type(f)) for f in custom_object_fields())
 
 

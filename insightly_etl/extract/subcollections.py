@@ -1,6 +1,6 @@
 """Per-record sub-collections: `export --with links,state_history`.
 
-What only `GET /{Object}/{id}/{Sub}` returns costs one request per parent record (reference
+What only `GET /{Object}/{id}/{Sub}` returns costs one request per parent record (docs/api.md
 §2.2; since v3.0 a record's GET need not carry its links), so it is exported only when asked.
 Before any of it, one `count_total` probe per parent object type tells how many records there
 are; the cost is announced, and the run refuses to start when it would cross what is left of the

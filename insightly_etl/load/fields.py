@@ -34,7 +34,7 @@ _CUSTOM_KINDS = {
     "PERCENT": NUMBER,
     "LOOKUP": INTEGER,  # a record id of JOIN_OBJECT: map it with a `lookup:` to match by name
 }
-_CUSTOM_MAX = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, reference §3
+_CUSTOM_MAX = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, docs/api.md §3
 _EMAIL = re.compile(r"(^|_)EMAIL(_ADDRESS)?$")
 _URL = re.compile(r"(WEBSITE|^SOCIAL_|_URL$)")
 
@@ -74,7 +74,7 @@ def standard_kind(name: str, api_type: str) -> str:
     if name == "TAGS":
         return TAGS
     if api_type == "date-time":
-        # ASSUMPTION (reference §6): fields whose names end in _UTC are instants in UTC; the
+        # ASSUMPTION (docs/api.md §6): fields whose names end in _UTC are instants in UTC; the
         # others (DATE_OF_BIRTH, DUE_DATE, FORECAST_CLOSE_DATE, …) are calendar days.
         return DATETIME if name.endswith("_UTC") else DATE
     return {"integer": INTEGER, "number": NUMBER, "boolean": BOOLEAN}.get(api_type, TEXT)

@@ -8,7 +8,7 @@ A row whose key is already used by an earlier row is a duplicate and is not sent
 An update sends only the standard fields that differ, and — when any custom field differs —
 the record's complete list of editable custom fields (current values merged with the changes):
 whether a partial list clears the others is not documented, and older API versions erased
-every sub-element a PUT left out (reference §3, §5).
+every sub-element a PUT left out (docs/api.md §3, §5).
 """
 
 from __future__ import annotations

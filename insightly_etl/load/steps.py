@@ -1,7 +1,7 @@
 """Steps: what an import changes through a record's own sub-endpoints, after the record's write.
 
 Insightly changes a pipeline, a stage and an opportunity's state only through endpoints of their
-own, and links live under the record (reference §2.1, §2.2):
+own, and links live under the record (docs/api.md §2.1, §2.2):
 
     PUT    /{Opportunities|Projects}/{id}/Pipeline   {PIPELINE_ID, PIPELINE_STAGE_CHANGE: {STAGE_ID}}
     PUT    /{Opportunities|Projects}/{id}/PipelineStage   {STAGE_ID}   (same pipeline)
@@ -19,7 +19,7 @@ was lost is decided again on a fresh read of the record, so it is not sent twice
 
 An opportunity's state changes through StateChange rather than the record's body because only
 that carries the reason and writes the state history. Comparisons ignore case (the API's
-spelling of states is UNCERTAIN, reference §2.1); a new opportunity is Open.
+spelling of states is UNCERTAIN, docs/api.md §2.1); a new opportunity is Open.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ class StepRunner:
             if record is None:
                 record = await self._read(r, links=any(w.step.startswith("link:") for w in wants))
             elif any(w.step.startswith("link:") for w in wants) and "LINKS" not in record:
-                # since v3.0 a record's GET need not carry its links (reference §2.2)
+                # since v3.0 a record's GET need not carry its links (docs/api.md §2.2)
                 record = dict(record)
                 record["LINKS"] = (
                     [] if r.record_id in self.new_records else await self._links(r.record_id)

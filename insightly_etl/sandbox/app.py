@@ -1,6 +1,6 @@
 """The sandbox HTTP API: `/v3.1/...` as Insightly serves it, plus `/_sandbox/...` admin routes.
 
-Behaviour follows `shared/reference/insightly-api.md`; section numbers below refer to it.
+Behaviour follows `docs/api.md`; section numbers below refer to it.
 Order of a request: auth (401) → per-second bucket (429) → daily quota (429, Remaining 0)
 → latency → fault injection → the endpoint.
 """
@@ -65,8 +65,8 @@ class SandboxConfig:
     record_limit: dict[str, int] = field(default_factory=dict)
     undeletable: frozenset[int] = frozenset()  # record ids whose DELETE answers 417
     # collection -> ids of records the API user may not see: each per-record route answers
-    # 403 NO_ACCESS_MESSAGE (reference §10: "visibility follows the API user's own
-    # permissions"). Whether lists include them is not recorded anywhere; ASSUMPTION: they do
+    # 403 NO_ACCESS_MESSAGE (docs/api.md §10: "visibility follows the API user's own
+    # permissions"). Whether lists include them is not recorded anywhere; ASSUMPTION (§11): they do
     # not (as in Insightly's own views, a user lists what they may see); `private_listed`
     # lists them as well. The tool must be right either way.
     private: dict[str, frozenset[int]] = field(default_factory=dict)
@@ -84,14 +84,14 @@ class SandboxConfig:
     burst: int | None = None  # token-bucket size; None: one second of requests (rate_limit)
     max_concurrent: int | None = None  # requests in flight per key beyond this get 429
     writes: str = "lenient"  # lenient: read-only fields ignored, ISO dates taken | strict
-    # recorded: answers as a live account's recorded ones (reference §10): unset custom
+    # recorded: answers as a live account's recorded ones (docs/api.md §10): unset custom
     # fields left out, the server's defaults ("" and 0 and false on leads), PUT answers 200;
     # complete: every field of every record, null when unset, PUT 201 (the swagger's)
     shape: str = "recorded"
 
 
 class TokenBucket:
-    """Per-key burst limit. ASSUMPTION: Insightly's algorithm is not documented; a bucket that
+    """Per-key burst limit. ASSUMPTION (§11): Insightly's algorithm is not documented; a bucket that
     holds one second of requests and refills continuously is the common reading of "10/s"."""
 
     def __init__(
@@ -122,7 +122,7 @@ class DailyQuota:
     `rolling` (default): "the daily allowance expires on a rolling 24-hour window" (Insightly's
     own reference, quoted in §5): a request counts for 24 hours after it was made, so each one
     frees up a day later. Kept as counts per minute (a request frees up within a minute of
-    24 h). `calendar`: ASSUMPTION of earlier versions, the count resets at UTC midnight.
+    24 h). `calendar`: ASSUMPTION (§11) of earlier versions, the count resets at UTC midnight.
     `POST /_sandbox/reset-quota` empties it either way."""
 
     WINDOW = timedelta(hours=24)
@@ -288,7 +288,7 @@ def _query(request: Request) -> dict[str, str]:
 
 
 def _int_or(text: str | None, default: int) -> int:
-    """ASSUMPTION (ASP.NET model binding): an optional value that does not parse is treated as
+    """ASSUMPTION (§11; ASP.NET model binding): an optional value that does not parse is treated as
     absent, not refused — `skip=abc` is `skip=0`, `updated_after_utc=None` no filter."""
     try:
         return int(text) if text is not None else default
@@ -365,7 +365,7 @@ class Sandbox:
                     "/v3.1/{path:path}", self.api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]
                 ),
             ],
-            # gzip when asked, as live answers come (reference §5); Starlette's own middleware
+            # gzip when asked, as live answers come (docs/api.md §5); Starlette's own middleware
             middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
         )
 
@@ -699,7 +699,7 @@ class Sandbox:
     async def _pipeline_route(
         self, request: Request, name: str, rid: int, what: str
     ) -> Response | None:
-        """Pipeline, stage and state changes (reference §2.1): 200 with the record, 202 for a
+        """Pipeline, stage and state changes (docs/api.md §2.1): 200 with the record, 202 for a
         cleared pipeline (swagger); the record itself answers 404 when any part is missing."""
         account, method = self.account, request.method
         try:
@@ -723,7 +723,7 @@ class Sandbox:
     def _list(self, request: Request, name: str, *, search: bool) -> Response:
         params = _query(request)
         kwargs: dict[str, Any] = {}
-        # updated_after_utc filters plain lists too, not only /Search (reference §4)
+        # updated_after_utc filters plain lists too, not only /Search (docs/api.md §4)
         after = params.get("updated_after_utc")
         if after is not None and _parse_after(after) is not None:
             kwargs["updated_after"] = _parse_after(after)

@@ -2,7 +2,8 @@
 
 Field facts come from the shipped reference (`insightly_etl/reference`, a copy of
 `shared/reference/insightly-object-fields.json`). Where the real API's behaviour is not
-documented, the choice made here is marked ASSUMPTION with the reference section it rests on.
+documented, the choice made here is marked ASSUMPTION with the section of docs/api.md it
+rests on; §11 there lists them all, each with its evidence or none.
 
 The sandbox reads the reference itself rather than using the client's `api.registry`: a
 mistake in the client's model of the API must not be copied into the server it is tested
@@ -25,16 +26,16 @@ _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 
 # Fields the server sets on every object, whatever the swagger's readOnly flags say
-# (Event/Note dates are not flagged there: "almost certainly an omission", reference §2.1).
+# (Event/Note dates are not flagged there: "almost certainly an omission", docs/api.md §2.1).
 SERVER_SET = {"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"}
 
-# Swagger `required` entries that are not create-time requirements (reference §2.1):
+# Swagger `required` entries that are not create-time requirements (docs/api.md §2.1):
 # leads get the instance's default source/status, tasks default their owner to the caller.
 NOT_REQUIRED_ON_CREATE = {"LEAD_SOURCE_ID", "LEAD_STATUS_ID", "OWNER_USER_ID"}
 
 # Scalar fields the swagger leaves out of POST/PUT bodies although they are not read-only:
 # they are changed through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage; §2.1).
-# ASSUMPTION: a top-level write that sets them is refused, so clients learn not to send them.
+# ASSUMPTION (§11): a top-level write that sets them is refused, so clients learn not to send them.
 NOT_WRITABLE_SCALARS = {"PIPELINE_ID", "STAGE_ID"}
 
 # (endpoint, singular used in links and FIELD_FOR, writable at top level, searchable)
@@ -85,7 +86,7 @@ _COLLECTIONS: list[tuple[str, str, bool, bool]] = [
     ("MarketingVisits", "MarketingVisit", False, False),
 ]
 
-# Parents under which `POST /{Parent}/{id}/Notes` creates a note (reference §2.1).
+# Parents under which `POST /{Parent}/{id}/Notes` creates a note (docs/api.md §2.1).
 NOTE_PARENTS = ("Contacts", "Organisations", "Leads", "Opportunities", "Projects")
 
 # Objects with `GET /{Object}/{id}/FileAttachments` in the swagger.
@@ -103,7 +104,7 @@ ATTACHMENT_PARENTS = (
 COMMENT_PARENTS = ("Emails", "Notes", "Tasks", "Ticket")
 EMAIL_PARENTS = ("Contacts", "Leads", "Opportunities", "Organisations", "Projects")
 
-# id fields that must name an existing record (ASSUMPTION: the real API refuses dangling ids).
+# id fields that must name an existing record (ASSUMPTION (§11): the real API refuses dangling ids).
 _REFERENCES = {
     "OWNER_USER_ID": "Users",
     "RESPONSIBLE_USER_ID": "Users",
@@ -120,7 +121,7 @@ _CATEGORY_OF = {
     "Tasks": "TaskCategories",
 }
 
-_CUSTOM_MAX_LENGTH = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, reference §3
+_CUSTOM_MAX_LENGTH = {"TEXT": 255, "MULTILINETEXT": 4000}  # UI limits, docs/api.md §3
 
 
 class WriteRejected(Exception):
@@ -215,7 +216,7 @@ def custom_object_spec(name: str) -> Spec:
 
 # ---------------------------------------------------------------- value coercion
 # The real API is ASP.NET with JSON.NET, which converts "12" to an integer, 1 to true and so
-# on, and fails with "Error converting value …" otherwise. ASSUMPTION (reference §9.2: the
+# on, and fails with "Error converting value …" otherwise. ASSUMPTION (docs/api.md §9.2: the
 # exact 400 texts are unknown): the messages below imitate JSON.NET's wording.
 
 
@@ -272,8 +273,8 @@ def coerce_datetime(value: Any, path: str, *, date_only: bool = False, iso: bool
     """Bodies take `yyyy-MM-dd HH:mm:ss` (UTC); a bare `yyyy-MM-dd` is that day at midnight.
 
     With `iso` (lenient writes) ISO `…T…Z` / `…T…` is accepted too: JSON.NET parses ISO 8601
-    and public clients send it. Strict writes refuse it — ASSUMPTION (reference §6, §9.7), like
-    the query string/body mix-ups that a live probe saw answered with 400.
+    and public clients send it. Strict writes refuse it — ASSUMPTION (docs/api.md §6, §9.7),
+    like the query string/body mix-ups that a live probe saw answered with 400.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -335,7 +336,7 @@ def coerce_custom(definition: dict[str, Any], value: Any) -> Any:
             raise WriteRejected(f"'{text}' is not a valid option for custom field {name}.")
         return text
     if ftype == "MULTISELECT":
-        # Values travel as one string, options joined by ";" with no spaces (reference §3).
+        # Values travel as one string, options joined by ";" with no spaces (docs/api.md §3).
         chosen = value if isinstance(value, list) else coerce_string(value, name, None).split(";")
         for item in chosen:
             if item not in options:
@@ -344,7 +345,7 @@ def coerce_custom(definition: dict[str, Any], value: Any) -> Any:
     if ftype == "BIT":
         return coerce_boolean(value, name)
     if ftype == "DATE":
-        # ASSUMPTION (reference §3: DATE value format unknown): stored as midnight of that day.
+        # ASSUMPTION (docs/api.md §3: DATE value format unknown): stored as midnight of that day.
         return coerce_datetime(value, name, date_only=True)
     if ftype == "DATETIME":
         return coerce_datetime(value, name)

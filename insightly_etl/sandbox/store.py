@@ -1,4 +1,5 @@
 """The sandbox account: records per collection, in memory, optionally persisted to SQLite.
+Section numbers (§N) are those of docs/api.md.
 
 Records are kept in id order (ids only grow, so appending keeps the order); each record's JSON
 text is cached so a 500-record page is a join of cached bytes, not 500 encodes.
@@ -48,7 +49,7 @@ class Collection:
         self.next_id = 1
         self._json: dict[int, bytes] = {}
         self._brief: dict[int, bytes] = {}
-        # the recorded shape (reference §10): a custom field without a value is left out of
+        # the recorded shape (docs/api.md §10): a custom field without a value is left out of
         # CUSTOMFIELDS (a contact listed 4 of its 10; a create answers `[]`). The record keeps
         # every field; only its answers leave them out.
         self.omit_unset_custom = False
@@ -98,10 +99,10 @@ class Collection:
         return '"' + hashlib.sha1(self.json_of(rid)).hexdigest()[:20] + '"'
 
 
-# What recorded answers hold where a record has no value (reference §10: the leads of a
+# What recorded answers hold where a record has no value (docs/api.md §10: the leads of a
 # live account carry `EMAIL: ""`, `LEAD_DESCRIPTION: ""`, `EMPLOYEE_COUNT: 0` and
 # `CONVERTED: false`, contacts and leads `EMAIL_OPTED_OUT: false`; every other unset field
-# is null). ASSUMPTION: the server fills these when a record is made, so they hold on
+# is null). ASSUMPTION (§11): the server fills these when a record is made, so they hold on
 # every record, seeded or created; a PUT that clears one stores null.
 SERVER_DEFAULTS: dict[str, dict[str, Any]] = {
     "Leads": {
@@ -141,12 +142,12 @@ class Account:
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
-        # ASSUMPTION (reference §3): a PUT changes only the custom fields it lists ("merge").
+        # ASSUMPTION (docs/api.md §3): a PUT changes only the custom fields it lists ("merge").
         # "replace" imitates older API versions, where a PUT erased every sub-element it left
         # out, so the loader can be tested against both.
         self.put_customfields = put_customfields
         self.writes = writes  # lenient | strict (see _apply)
-        self.shape = shape  # recorded (reference §10) | complete (every field, null when unset)
+        self.shape = shape  # recorded (docs/api.md §10) | complete (every field, null when unset)
         self._db: sqlite3.Connection | None = None
         self._autonumber: dict[str, int] = {}
 
@@ -164,7 +165,7 @@ class Account:
     def collection_named(self, join_object: Any) -> str | None:
         """The collection a lookup field's JOIN_OBJECT names: a singular as in links
         (`Organisation`) or a custom object's name (`Site__c`), any case. ASSUMPTION
-        (reference §3: lookup fields are not seen live): that is how JOIN_OBJECT names it."""
+        (docs/api.md §3: lookup fields are not seen live): that is how JOIN_OBJECT names it."""
         key = str(join_object or "").strip().lower()
         for name, spec in self.specs.items():
             if key in (name.lower(), spec.singular.lower()):
@@ -210,7 +211,7 @@ class Account:
 
     def _render_custom(self, collection: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         # Every defined field is listed, null when unset, like the live custom-object sample
-        # (reference §3; whether unset fields are ever omitted is uncertain).
+        # (docs/api.md §3; whether unset fields are ever omitted is uncertain).
         return [
             {
                 "FIELD_NAME": d["FIELD_NAME"],
@@ -238,12 +239,12 @@ class Account:
         coll = self.collections[collection]
         ids = coll.ids
         if updated_after is not None:
-            # Strictly after (reference §4, Airbyte #26079); same format compares as text.
+            # Strictly after (docs/api.md §4, Airbyte #26079); same format compares as text.
             ids = [
                 i for i in ids if (coll.records[i].get("DATE_UPDATED_UTC") or "") > updated_after
             ]
         if field_name is not None:
-            # ASSUMPTION: whether Insightly's search ignores case is not documented and no
+            # ASSUMPTION (§11): whether Insightly's search ignores case is not documented and no
             # recorded answer shows it; exact by default, `search_ignores_case` for the other
             # reading. The importer must be right either way (it probes; load/plan.py).
             def fold(text: Any) -> Any:
@@ -288,7 +289,8 @@ class Account:
             self._lead_defaults(record)
         self._server_defaults(spec, record)
         if collection == "Opportunities" and not record.get("OPPORTUNITY_STATE"):
-            record["OPPORTUNITY_STATE"] = "OPEN"  # ASSUMPTION: a new deal is open (seed's case)
+            # ASSUMPTION (§11): a new deal is open (the seed's case)
+            record["OPPORTUNITY_STATE"] = "OPEN"
         if spec.has_custom_fields:
             self._assign_autonumbers(collection, record)
         if parent is not None:
@@ -335,13 +337,13 @@ class Account:
                 continue
             info = spec.fields.get(name)
             if info is None:
-                continue  # JSON.NET ignores unknown members (ASSUMPTION, reference §5)
+                continue  # JSON.NET ignores unknown members (ASSUMPTION, docs/api.md §5)
             if name == spec.id_field and not creating:
                 continue
             if not spec.is_writable_field(name):
                 # ASSUMPTION, lenient (default): read-only and server-set fields in a body are
                 # ignored — public clients send DATE_CREATED_UTC, IMAGE_URL, OPPORTUNITY_VALUE
-                # and a v2 report shows them silently dropped (reference §5). Strict refuses.
+                # and a v2 report shows them silently dropped (docs/api.md §5). Strict refuses.
                 if value is None or self.writes == "lenient":
                     continue
                 raise WriteRejected(f"The field {name} is read-only and cannot be set.")
@@ -365,7 +367,8 @@ class Account:
                 raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
             given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
             if definitions[name].get("FIELD_TYPE") == "LOOKUP" and given[name] is not None:
-                # a lookup names an existing record of its JOIN_OBJECT, like any id (ASSUMPTION)
+                # a lookup names an existing record of its JOIN_OBJECT, like any id
+                # (ASSUMPTION, §11)
                 join = definitions[name].get("JOIN_OBJECT")
                 target = self.collection_named(join)
                 if target is None or given[name] not in self.collections[target].records:
@@ -421,7 +424,7 @@ class Account:
         }
 
     def _lead_defaults(self, record: Record) -> None:
-        # ASSUMPTION (reference §2.1): leads without a source/status get the instance defaults.
+        # ASSUMPTION (docs/api.md §2.1): leads without a source/status get the instance defaults.
         for field, coll, flag in (
             ("LEAD_SOURCE_ID", "LeadSources", "DEFAULT_VALUE"),
             ("LEAD_STATUS_ID", "LeadStatuses", "DEFAULT_STATUS"),
@@ -454,9 +457,9 @@ class Account:
 
     # ------------------------------------------------------------------ pipelines and state
     # PUT /{Opportunities|Projects|Leads}/{id}/Pipeline, …/PipelineStage, DELETE …/Pipeline,
-    # PUT /Opportunities/{id}/StateChange (reference §2.1, swagger). A missing record, pipeline
+    # PUT /Opportunities/{id}/StateChange (docs/api.md §2.1, swagger). A missing record, pipeline
     # or stage is a KeyError (404 "Record, Pipeline or Pipeline Stage not found"); a pipeline
-    # for another object type, or a stage of another pipeline, is one too — ASSUMPTION: the
+    # for another object type, or a stage of another pipeline, is one too — ASSUMPTION (§11): the
     # swagger lists only 400/404 and its 404 text names all three.
     def change_pipeline(self, collection: str, rid: int, body: Any) -> Record:
         record = self._pipelined(collection, rid)
@@ -467,7 +470,7 @@ class Account:
         stages = self._stages_of(pipeline)
         if isinstance(change, dict) and change.get("STAGE_ID") is not None:
             stage = self._stage_in(stages, change.get("STAGE_ID"))
-        elif stages:  # ASSUMPTION: no stage named: the pipeline's first
+        elif stages:  # ASSUMPTION (§11): no stage named: the pipeline's first
             stage = stages[0]["STAGE_ID"]
         else:
             stage = None
@@ -491,7 +494,7 @@ class Account:
         if not isinstance(body, dict):
             raise WriteRejected("The request body must be a JSON object.")
         state = str(body.get("FOR_OPPORTUNITY_STATE") or body.get("OPPORTUNITY_STATE") or "")
-        # ASSUMPTION (reference §2.1: v3.1 spelling uncertain): the v2.2 states, any case
+        # ASSUMPTION (docs/api.md §2.1: v3.1 spelling uncertain): the v2.2 states, any case
         known = {s.lower(): s for s in ("Open", "Won", "Lost", "Abandoned", "Suspended")}
         if state.lower() not in known:
             raise WriteRejected(
@@ -520,7 +523,7 @@ class Account:
         return updated
 
     # ------------------------------------------------------------------ links and tags
-    # /{obj}/{id}/Links and /{obj}/{id}/Tags (reference §2.2, swagger). ASSUMPTIONS, none seen
+    # /{obj}/{id}/Links and /{obj}/{id}/Tags (docs/api.md §2.2, swagger). ASSUMPTIONS, none seen
     # live: a link is mirrored on the linked record (IS_FORWARD false), as the web app shows it
     # on both; LINK_IDs count up per account; adding either moves DATE_UPDATED_UTC.
     def add_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
@@ -725,8 +728,8 @@ class Account:
         return None if row is None else str(row[0])
 
     # ------------------------------------------------------------------ file attachments
-    # GET /{Object}/{id}/FileAttachments and GET /FileAttachments/{id} (reference §2.2,
-    # swagger). ASSUMPTION: the content is not in the seed; it is made from the file's id and
+    # GET /{Object}/{id}/FileAttachments and GET /FileAttachments/{id} (docs/api.md §2.2,
+    # swagger). ASSUMPTION (§11): the content is not in the seed; it is made from the file's id and
     # name, FILE_SIZE bytes long, the same on every start.
     def attachments_of(self, collection: str, rid: int) -> list[dict[str, Any]]:
         return [
@@ -736,7 +739,7 @@ class Account:
         ]
 
     def comments_of(self, collection: str, rid: int) -> list[dict[str, Any]]:
-        """`GET /{Emails|Notes|Tasks|Ticket}/{id}/Comments`. ASSUMPTION: a comment carries its
+        """`GET /{Emails|Notes|Tasks|Ticket}/{id}/Comments`. ASSUMPTION (§11): a comment carries its
         BODY and dates, although the swagger's Comment lists only COMMENT_ID and OWNER_USER_ID."""
         return [
             {k: v for k, v in c.items() if not k.startswith("PARENT_")}

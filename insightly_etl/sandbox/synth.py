@@ -197,7 +197,7 @@ def _cf(
 
 
 def custom_field_definitions() -> dict[str, list[dict[str, Any]]]:
-    """Definitions covering every FIELD_TYPE seen live (reference §3), with realistic options."""
+    """Definitions covering every FIELD_TYPE seen live (docs/api.md §3), with realistic options."""
     return {
         "Contacts": [
             _cf("CONTACT", 1, "Customer_Tier__c", "Customer Tier", "DROPDOWN", _opt(TIERS, 101)),
@@ -289,8 +289,9 @@ CUSTOM_OBJECTS = [
 
 
 def custom_object_fields() -> dict[str, list[dict[str, Any]]]:
-    """Custom fields of the custom objects: every FIELD_TYPE, and lookups (reference §3: a
-    lookup is FIELD_TYPE "LOOKUP" with JOIN_OBJECT set — ASSUMPTION, the name is not seen live)."""
+    """Custom fields of the custom objects: every FIELD_TYPE, and lookups (docs/api.md §3: a
+    lookup is FIELD_TYPE "LOOKUP" with JOIN_OBJECT set — ASSUMPTION (§11), the name is not
+    seen live)."""
     services = ["Cleaning", "Security", "Maintenance", "Catering"]
     return {
         "Site__c": [
@@ -1407,7 +1408,7 @@ def seed_account() -> dict[str, Any]:
     return data
 
 
-# Text as live accounts hold it (reference §10: records of ~100 KB on a large tenant, notes
+# Text as live accounts hold it (docs/api.md §10: records of ~100 KB on a large tenant, notes
 # with newlines and HTML): every script a user may write in, and the UTF-8 a spreadsheet or
 # a code page cannot always hold.
 SCRIPTS = [
