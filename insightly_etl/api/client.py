@@ -263,73 +263,59 @@ class InsightlyClient:
         concurrent: bool = True,
     ) -> AsyncGenerator[Page, None]:
         """Every page of a list or search, in order. The first page asks for the total; with
-        it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page."""
+        it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page.
+        A page larger than `page_bytes` or slower than `page_seconds` makes the pages asked
+        for after it smaller (`_Sizer`)."""
         base = dict(params or {})
+        sizer = _Sizer(self, path, page_size)
         while True:
             try:
                 first = await self.get(
-                    path, {**base, "skip": 0, "top": page_size, "count_total": "true"}
+                    path, {**base, "skip": 0, "top": sizer.size, "count_total": "true"}
                 )
                 break
             except AnswerTooLarge:
-                if page_size <= MIN_PAGE:
-                    raise
-                smaller = max(MIN_PAGE, page_size // 4)
-                self.stats.notices.append(
-                    f"{path}: a page of {page_size} records was larger than "
-                    f"{self.max_body / 1e6:,.0f} MB; asked again for {smaller}"
-                )
-                page_size = smaller
-        records = _as_page(first.data, path, page_size)
+                sizer.too_large()
+        asked = sizer.size
+        records = _as_page(first.data, path, asked)
         total = first.total
-        size = self._page_size_after(first, page_size, len(records), path)
+        sizer.measure(first, len(records))
         window = None
-        if concurrent and total is not None and total > page_size and len(records) == page_size:
-            # started before the first page is handed over, so the pipe stays full
-            # a range, not a list: the total is a hint (a hostile X-Total-Count of 1e15 must
-            # not allocate); the pages end at the first short one whatever it said
-            window = _Window(self, path, base, range(page_size, total, size), size)
+        if concurrent and total is not None and total > asked and len(records) == asked:
+            # started before the first page is handed over, so the pipe stays full; the
+            # total is a hint (a hostile X-Total-Count of 1e15 must not allocate): the pages
+            # end at the first short one whatever it said
+            window = _Window(self, path, base, asked, total, sizer)
         try:
             yield Page(records, 0, total)
-            if len(records) < page_size:
+            if len(records) < asked:
                 return
-            skip = page_size
+            skip = asked
             previous = records
             if window is not None:
-                async for page in window:
+                async for page, top in window:
                     _check_progress(previous, page.records, path)
                     previous = page.records
                     yield Page(page.records, page.skip, total)
-                    if len(page.records) < size:
+                    if len(page.records) < top:
                         return
-                skip = window.skips[-1] + size
+                skip = window.next_skip
             while True:  # sequential: no total, or records were added while we read
-                reply = await self.get(path, {**base, "skip": skip, "top": size})
-                records = _as_page(reply.data, path, size)
+                top = sizer.size
+                reply = await self.get(path, {**base, "skip": skip, "top": top})
+                records = _as_page(reply.data, path, top)
                 if not records:
                     return
+                sizer.measure(reply, len(records))
                 _check_progress(previous, records, path)
                 previous = records
                 yield Page(records, skip, total)
-                if len(records) < size:
+                if len(records) < top:
                     return
-                skip += size
+                skip += top
         finally:
             if window is not None:
                 await window.cancel()
-
-    def _page_size_after(self, first: Reply, page_size: int, records: int, path: str) -> int:
-        """The size of the pages after the first: smaller, in proportion, when the first was
-        larger than `page_bytes` or slower than `page_seconds` (and says so)."""
-        over = max(first.size / self.page_bytes, first.seconds / self.page_seconds)
-        if over <= 1 or records < page_size or page_size <= MIN_PAGE:
-            return page_size
-        size = max(MIN_PAGE, int(page_size / over * 0.8))
-        self.stats.notices.append(
-            f"{path}: a page of {records} records came to {first.size / 1e6:,.1f} MB in "
-            f"{first.seconds:,.1f}s; asking for {size} at a time"
-        )
-        return size
 
     # ------------------------------------------------------------------ the send chain
     async def request(
@@ -552,44 +538,88 @@ class InsightlyClient:
             )
 
 
+class _Sizer:
+    """The page size of one listing: `top` at first, smaller after a page larger than
+    `page_bytes` or slower than `page_seconds` (in proportion, with a margin), never larger;
+    each change is a notice in the client's statistics."""
+
+    def __init__(self, client: InsightlyClient, path: str, size: int) -> None:
+        self.client, self.path, self.size = client, path, size
+
+    def too_large(self) -> None:
+        """The answer passed the client's cap unread: a quarter of the size, again."""
+        if self.size <= MIN_PAGE:
+            raise AnswerTooLarge(
+                f"even a page of {self.size} records is larger than "
+                f"{self.client.max_body:,} bytes; refused",
+                path=self.path,
+            )
+        smaller = max(MIN_PAGE, self.size // 4)
+        self.client.stats.notices.append(
+            f"{self.path}: a page of {self.size} records was larger than "
+            f"{self.client.max_body / 1e6:,.0f} MB; asked again for {smaller}"
+        )
+        self.size = smaller
+
+    def measure(self, reply: Reply, records: int) -> None:
+        client = self.client
+        over = max(reply.size / client.page_bytes, reply.seconds / client.page_seconds)
+        if over <= 1 or not records:
+            return
+        fits = max(MIN_PAGE, int(records / over * 0.8))
+        if fits >= self.size:
+            return
+        client.stats.notices.append(
+            f"{self.path}: a page of {records} records came to {reply.size / 1e6:,.1f} MB in "
+            f"{reply.seconds:,.1f}s; asking for {fits} at a time"
+        )
+        self.size = fits
+
+
 class _Window:
-    """Up to max_in_flight page requests running ahead; pages come out in skip order."""
+    """Up to max_in_flight page requests running ahead, each of the sizer's size when it
+    is asked for; pages come out in skip order, with the `top` each was asked with."""
 
     def __init__(
         self,
         client: InsightlyClient,
         path: str,
         base: dict[str, Any],
-        skips: range,
-        page_size: int,
+        start: int,
+        total: int,
+        sizer: _Sizer,
     ) -> None:
         self.client = client
         self.path = path
         self.base = base
-        self.skips = skips
-        self.page_size = page_size
-        self.pending: dict[int, asyncio.Task[Reply]] = {}
-        self.next_index = 0
+        self.next_skip = start
+        self.total = total
+        self.sizer = sizer
+        self.pending: dict[int, tuple[int, asyncio.Task[Reply]]] = {}
         self._top_up()
 
     def _top_up(self) -> None:
-        while self.next_index < len(self.skips) and len(self.pending) < self.client.max_in_flight:
-            skip = self.skips[self.next_index]
-            params = {**self.base, "skip": skip, "top": self.page_size}
-            self.pending[skip] = asyncio.ensure_future(self.client.get(self.path, params))
-            self.next_index += 1
+        while self.next_skip < self.total and len(self.pending) < self.client.max_in_flight:
+            skip, top = self.next_skip, self.sizer.size
+            params = {**self.base, "skip": skip, "top": top}
+            self.pending[skip] = (top, asyncio.ensure_future(self.client.get(self.path, params)))
+            self.next_skip += top
 
-    async def __aiter__(self) -> AsyncIterator[Page]:
-        for skip in self.skips:
-            reply = await self.pending.pop(skip)
+    async def __aiter__(self) -> AsyncIterator[tuple[Page, int]]:
+        while self.pending:
+            skip = min(self.pending)
+            top, task = self.pending.pop(skip)
+            reply = await task
+            records = _as_page(reply.data, self.path, top)
+            self.sizer.measure(reply, len(records))
             self._top_up()
-            yield Page(_as_page(reply.data, self.path, self.page_size), skip, None)
+            yield Page(records, skip, None), top
 
     async def cancel(self) -> None:
-        for task in self.pending.values():
+        for _, task in self.pending.values():
             task.cancel()
         if self.pending:
-            await asyncio.gather(*self.pending.values(), return_exceptions=True)
+            await asyncio.gather(*(t for _, t in self.pending.values()), return_exceptions=True)
         self.pending.clear()
 
 
