@@ -51,7 +51,12 @@ def undo(
         stop = asyncio.Event()
         with stop_on_signals(asyncio.get_running_loop(), stop):
             return await undo_import(
-                client, checkpoint, dry_run=dry_run, results_dir=results_dir, stop=stop
+                client,
+                checkpoint,
+                dry_run=dry_run,
+                results_dir=results_dir,
+                stop=stop,
+                announce=lambda text: click.echo(text, err=True),  # the bill, before reading
             )
 
     result = run_with_api(ctx, api, go)

@@ -19,6 +19,8 @@ from collections import defaultdict
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
@@ -55,31 +57,58 @@ def identity_text(value: Any) -> str | None:
     return match_text(str(value), True) or None
 
 
+def _compared(values: pd.Series) -> pd.Series:
+    """`match_text(…, casefold=True)` for a whole column at once (NA stays NA): in Arrow for
+    ASCII text (its lower case is its case fold; it has no zero-width characters and nothing
+    to normalise), in Python for the rest."""
+    array = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), pa.string())
+    ascii_ = pc.fill_null(pc.string_is_ascii(array), True)
+    simple = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(array, r"\s+", " ")))
+    out = simple.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+    others = ~ascii_.to_numpy(zero_copy_only=False)
+    if others.any():
+        texts = array.to_pylist()
+        out[others] = [match_text(texts[i], True) for i in others.nonzero()[0]]
+    out.index = values.index
+    return out.mask(out == "")
+
+
 def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple[str, int]]:
     """row -> (value as written, the first row with it): rows that write a value an earlier
     row of another record writes too (rows with the same match key are one record, and are
-    the duplicate check's business)."""
+    the duplicate check's business). Vectorised: a file may have millions of rows."""
     name = identity_field(result)
-    if name is None:
+    if name is None or not rows:
         return {}
+    written = result.values[name].iloc[rows].astype("string")
+    cleared = result.cleared.get(name)
+    if cleared is not None:
+        written = written.mask(pd.Series(cleared[rows], index=written.index))
+    text = _compared(written)
+    shared = (text.duplicated(keep=False) & text.notna()).to_numpy()
+    if not shared.any():  # the usual case: nothing more to compute
+        return {}
+    picked = [r for r, hit in zip(rows, shared, strict=True) if hit]
+    frame = pd.DataFrame(
+        {"row": picked, "text": text[shared].to_numpy(), "written": written[shared].to_numpy()}
+    )
     match = result.mapping.match
-    columns = [c for c, _ in match.pairs] if match is not None else []
-    frame = result.table.frame
-    first: dict[str, tuple[int, tuple[str, ...] | int]] = {}
-    out: dict[int, tuple[str, int]] = {}
-    for r in rows:
-        value = result.cell(r, name)
-        text = identity_text(value)
-        if text is None:
-            continue
-        key: tuple[str, ...] | int = (
-            tuple(match_text(str(frame[c].iat[r]), True) for c in columns) if columns else r
-        )
-        if text not in first:
-            first[text] = (r, key)
-        elif first[text][1] != key:
-            out[r] = (str(value), first[text][0])
-    return out
+    if match is not None:
+        parts = [
+            _compared(result.table.frame[c].iloc[picked]).fillna("").to_numpy()
+            for c, _ in match.pairs
+        ]
+        frame["key"] = pd.Series(parts[0]).str.cat([pd.Series(p) for p in parts[1:]], sep="\x1f")
+    else:
+        frame["key"] = frame["row"].astype("string")  # each row is a record of its own
+    first = frame.drop_duplicates("text").set_index("text")
+    frame["first_row"] = frame["text"].map(first["row"])
+    frame["first_key"] = frame["text"].map(first["key"])
+    hits = frame[(frame["row"] != frame["first_row"]) & (frame["key"] != frame["first_key"])]
+    return {
+        int(r): (str(w), int(f))
+        for r, w, f in zip(hits["row"], hits["written"], hits["first_row"], strict=True)
+    }
 
 
 def in_file_warnings(result: ValidationResult, examples: int = 3) -> list[str]:

@@ -9,7 +9,10 @@
 
 Rows removed from the file since (fix-and-rerun sets them aside) are not undone: undo reverses
 what the rows of the file as it is now did. Each record costs a GET and, when something is to
-undo, one DELETE or PUT. Progress is journaled
+undo, one DELETE or PUT — or, when there are more records than a listing of the object has
+pages, a listing reads them all, 500 a request, and before each batch of writes one search for
+the records changed since (a colleague's edit is never undone from a stale copy). The cost is
+announced before anything is read. Progress is journaled
 in the checkpoint's `undo` table, so a run stopped by the quota (exit 75), Ctrl-C or a crash
 continues where it stopped, and a record is never deleted twice. Rows whose import outcome is
 still unknown must be settled first (by running the import once more): undo cannot know whether
@@ -19,15 +22,18 @@ their record exists. `NAME.undo.csv` lists every action.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import ObjectType, get_object
+from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
+from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
@@ -41,7 +47,7 @@ from insightly_etl.errors import (
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import Checkpoint, FieldChange
-from insightly_etl.load.execute import payload_matches
+from insightly_etl.load.execute import iso, payload_matches, server_now
 from insightly_etl.load.fields import FieldSpec, field_specs
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.plan import (
@@ -56,6 +62,7 @@ from insightly_etl.load.plan import (
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
 FINAL = ("deleted", "restored", "conflict", "gone", "nothing")
 WORKERS = 4  # records undone at once (each a read then a write; the client paces them)
+BATCH = 40  # records undone between two refreshes, when they were read by a listing
 
 
 @dataclass
@@ -105,6 +112,50 @@ class _Undo:
         self.report: list[tuple[Any, ...]] = []
         self.counts: Counter[str] = Counter()
         self.settled: set[int] = set()  # rows finished in this run
+        self.known: dict[int, Record] = {}  # records read by a listing, fresh as of read_at
+        self.read_at: datetime | None = None
+
+    async def read(self, ids: list[int], announce: Callable[[str], None]) -> None:
+        """Read the records to undo by listing when that costs fewer requests than a GET
+        each (the first page says how many pages there are), and say what it costs."""
+        writes = "no write (dry run)" if self.dry_run else f"up to {len(ids):,} write(s)"
+        if len(ids) < 2:
+            announce(f"Undo reads {len(ids):,} record(s), one GET each; then {writes}.")
+            return
+        started = server_now(self.client)
+        pages = self.client.iter_pages(self.obj.endpoint)
+        first = await anext(pages)
+        cost = max(1, math.ceil((first.total or len(first.records)) / PAGE_SIZE))
+        if cost >= len(ids):
+            await pages.aclose()
+            announce(f"Undo reads {len(ids):,} records, one GET each; then {writes}.")
+            return
+        announce(
+            f"Undo reads {len(ids):,} records by listing {self.obj.name} ({cost:,} request(s) "
+            f"of 500 instead of a GET each); then {writes}."
+        )
+        wanted = set(ids)
+        self._keep(first.records, wanted)
+        async for page in pages:
+            self._keep(page.records, wanted)
+        self.read_at = started
+
+    def _keep(self, records: list[Record], wanted: set[int]) -> None:
+        for record in records:
+            rid = record_id(record, self.obj.id_field or "")
+            if rid in wanted:
+                self.known[rid] = record
+
+    async def refresh(self) -> None:
+        """Before a batch of writes: the listed records changed since they were read."""
+        if self.read_at is None or self.dry_run:
+            return
+        since = self.read_at - timedelta(seconds=1)  # strictly after, to the second
+        self.read_at = server_now(self.client)
+        async for page in self.client.iter_pages(
+            f"{self.obj.endpoint}/Search", {"updated_after_utc": iso(since)}
+        ):
+            self._keep(page.records, set(self.known))
 
     def _note(self, job: _Job, action: str, name: str = "", *values: Any) -> None:
         before, written, now = (display(v) for v in (*values, None, None, None)[:3])
@@ -126,8 +177,13 @@ class _Undo:
 
     async def one(self, job: _Job) -> None:
         path = f"{self.obj.endpoint}/{job.record_id}"
+        listed = self.known.pop(job.record_id, None)
         try:
-            record = dict((await self.client.get(path)).data)
+            # a record the listing lacked is read by itself: deleted (404), or one this user
+            # may not see (403, lists may leave those out)
+            record = (
+                dict(listed) if listed is not None else dict((await self.client.get(path)).data)
+            )
         except NotFoundError:
             self._note(job, "gone")
             self._finish(job, "gone", "deleted in Insightly since the import")
@@ -204,13 +260,16 @@ async def undo_import(
     dry_run: bool = False,
     results_dir: Path | None = None,
     stop: asyncio.Event | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> UndoResult:
     if not checkpoint_path.is_file():
         raise CheckpointError(f"{checkpoint_path}: no such checkpoint file")
     client.halt_on(stop or asyncio.Event())
     checkpoint = Checkpoint.scratch(checkpoint_path) if dry_run else Checkpoint(checkpoint_path)
     try:
-        return await _undo(client, checkpoint, checkpoint_path, dry_run, results_dir)
+        return await _undo(
+            client, checkpoint, checkpoint_path, dry_run, results_dir, announce or (lambda _: None)
+        )
     finally:
         checkpoint.close()
 
@@ -221,6 +280,7 @@ async def _undo(
     path: Path,
     dry_run: bool,
     results_dir: Path | None,
+    announce: Callable[[str], None],
 ) -> UndoResult:
     object_name = checkpoint.meta("object")
     try:
@@ -274,7 +334,24 @@ async def _undo(
             except ApiError as exc:
                 undo.fail(job, str(exc), journal=True)
 
-    await gather_all(*(run(job) for job in ordered))
+    try:
+        await undo.read([j.record_id for j in ordered], announce)
+    except Halted:
+        stopped.append(("interrupted", None, None))
+    except QuotaError as exc:
+        stopped.append(("quota", str(exc), exc.hint))
+    for start in range(0, len(ordered), BATCH):
+        if stopped:
+            break
+        try:
+            await undo.refresh()
+        except Halted:
+            stopped.append(("interrupted", None, None))
+            break
+        except QuotaError as exc:
+            stopped.append(("quota", str(exc), exc.hint))
+            break
+        await gather_all(*(run(job) for job in ordered[start : start + BATCH]))
     quota = [s for s in stopped if s[0] == "quota"]
     stop, reason, hint = (quota or stopped)[0] if stopped else (None, None, None)
     undo.counts["left"] = sum(1 for j in ordered if j.row not in undo.settled)

@@ -410,3 +410,29 @@ def test_import_says_why_rows_were_rejected_and_names_the_account(
     at = lines.index("Rejected rows, by column (every one is in NAME.rejects.csv):")
     assert lines[at + 1].split() == ["column", "kind", "count", "example"]
     assert lines[at + 2].startswith("  Email ") and "line 3: 'not-an-email'" in lines[at + 2]
+
+
+def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_path: Path) -> None:
+    """30 created contacts in an account of 250: one listing page reads them all, where a GET
+    each cost 30 requests (a 1,539-row undo preview spent 1,540)."""
+    sb = make_sandbox()
+    rows = "".join(f"P{n},p{n}@undo-list.example\n" for n in range(30))
+    file = write(tmp_path, "p.csv", "Name,Email\n" + rows)
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    checkpoint = str(tmp_path / "p.csv.checkpoint.sqlite")
+    preview = run(sb, "undo", checkpoint, "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert (
+        "Undo reads 30 records by listing contacts (1 request(s) of 500 instead of a GET each); "
+        "then no write (dry run).\n" in preview.stderr
+    )
+    # the account, its field definitions, one page
+    assert "0 failed; 3 requests (dry run: nothing changed)" in preview.stdout
+    undone = run(sb, "undo", checkpoint)
+    assert undone.exit_code == 0, undone.output
+    assert "then up to 30 write(s)." in undone.stderr
+    # the account, the definitions, one page, one search for changes since, 30 deletes
+    assert "30 created records deleted" in undone.stdout and "; 34 requests" in undone.stdout
+    emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
+    assert not {e for e in emails if str(e).endswith("@undo-list.example")}
