@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo sandbox bench clean
+.PHONY: help install test test-fast lint format demo sandbox bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -30,6 +30,9 @@ format: install  ## apply ruff's fixes and formatting
 
 test: install lint  ## lint, then every test (unit, api against the in-process sandbox, e2e on real uvicorn)
 	$(BIN)/pytest -q
+
+test-fast: install  ## the quick loop while working: every test not marked slow (under a minute), no lint
+	$(BIN)/pytest -q -m "not slow"
 
 demo: install  ## export every object of the seeded sandbox to exports/ and show what was written
 	$(BIN)/insightly-etl export --sandbox --out exports/

@@ -79,6 +79,7 @@ def test_a_file_with_the_same_dates_is_unchanged_whatever_form_insightly_answers
     assert not any(m == "PUT" for (m, _, _) in sb.stats)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_large_records_make_the_pages_after_the_first_smaller_and_it_says_so(
     make_sandbox, tmp_path: Path
@@ -114,6 +115,7 @@ async def test_large_records_make_the_pages_after_the_first_smaller_and_it_says_
     assert len(json.dumps(big, ensure_ascii=False).encode()) > 18_000  # about 20 KB a record
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_first_page_beyond_the_size_cap_is_asked_again_smaller(make_sandbox) -> None:
     from tests.conftest import sandbox_client
@@ -126,6 +128,7 @@ async def test_a_first_page_beyond_the_size_cap_is_asked_again_smaller(make_sand
     assert len(records) == len({r["CONTACT_ID"] for r in records}) == 820
 
 
+@pytest.mark.slow
 def test_the_export_command_says_when_it_asks_for_smaller_pages(make_sandbox, tmp_path: Path):
     sb = make_sandbox(generate={"Contacts": 600}, record_kb=80)  # a first page of ~23 MB
     result = run(sb, "export", "contacts", "--out", str(tmp_path), "--rate-limit", "100")

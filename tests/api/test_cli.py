@@ -243,6 +243,7 @@ def test_a_key_given_twice_in_a_mapping_names_both_lines(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_results_of_an_earlier_run_do_not_stay_beside_fresh_ones(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -309,6 +310,7 @@ def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path:
         ),
     ],
 )
+@pytest.mark.slow
 def test_mapping_draft_knows_other_crms_headers(
     make_sandbox, tmp_path: Path, obj: str, headers: str, mapped: int, match: str
 ) -> None:
@@ -412,6 +414,7 @@ def test_import_says_why_rows_were_rejected_and_names_the_account(
     assert lines[at + 2].startswith("  Email ") and "line 3: 'not-an-email'" in lines[at + 2]
 
 
+@pytest.mark.slow
 def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_path: Path) -> None:
     """30 created contacts in an account of 250: one listing page reads them all, where a GET
     each cost 30 requests (a 1,539-row undo preview spent 1,540)."""

@@ -376,6 +376,7 @@ async def test_a_non_array_list_answer_is_an_error_not_an_empty_page() -> None:
 # ---------------------------------------------------------------- paging
 
 
+@pytest.mark.slow
 async def test_iter_pages_fetches_every_page_in_order_concurrently(make_sandbox) -> None:
     sb: Sandbox = make_sandbox(generate={"Contacts": 2000}, latency_ms=20)
     client = InsightlyClient(

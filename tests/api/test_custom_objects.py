@@ -160,6 +160,7 @@ def test_custom_objects_and_their_records_survive_a_restart(tmp_path: Path) -> N
 # ---------------------------------------------------------------- imports
 
 
+@pytest.mark.slow
 async def test_sites_then_their_assets_import_with_lookups_and_a_rerun_writes_nothing(
     make_sandbox, tmp_path: Path
 ) -> None:

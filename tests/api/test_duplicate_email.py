@@ -41,6 +41,7 @@ def test_validate_names_rows_of_the_file_that_share_an_e_mail(make_sandbox, tmp_
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["warn", "skip", "error"])
 def test_on_duplicate_email_warns_skips_or_fails_the_rows(make_sandbox, tmp_path: Path, policy):
     sb = make_sandbox()
@@ -83,6 +84,7 @@ def test_on_duplicate_email_warns_skips_or_fails_the_rows(make_sandbox, tmp_path
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ignores_case", [False, True])
 def test_the_account_check_finds_an_e_mail_in_other_letters_by_search_or_listing(
     make_sandbox, tmp_path: Path, ignores_case: bool

@@ -39,6 +39,7 @@ def read(out: Path, name: str) -> pa.Table:
     return pq.read_table(out / f"{name}.parquet")
 
 
+@pytest.mark.slow
 async def test_every_object_type_is_exported_with_its_row_count(
     seeded: Sandbox, tmp_path: Path
 ) -> None:
@@ -167,6 +168,7 @@ async def test_a_custom_object_with_no_records_has_its_full_schema_and_increment
     assert after["RECORD_ID"].to_pylist()[-1] == new["RECORD_ID"]
 
 
+@pytest.mark.slow
 async def test_schema_is_fixed_across_pages_runs_and_empty_exports(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -306,6 +308,7 @@ async def test_csv_has_the_same_columns_and_spreadsheet_friendly_values(
     assert len(rows) == 220
 
 
+@pytest.mark.slow
 async def test_incremental_picks_up_changes_and_replaces_old_rows(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -342,6 +345,7 @@ async def test_incremental_picks_up_changes_and_replaces_old_rows(
     assert sb.stats[updated_after[0]] == before[updated_after[0]]  # no full re-read
 
 
+@pytest.mark.slow
 async def test_incremental_overlaps_the_mark_by_a_second(make_sandbox, tmp_path: Path) -> None:
     clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
     sb = make_sandbox(now=lambda: clock[0])
@@ -370,6 +374,7 @@ async def test_since_without_an_earlier_export_writes_only_the_changes(
     assert result.objects[0].status == "incremental"
 
 
+@pytest.mark.slow
 async def test_objects_the_account_cannot_read_are_skipped(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox(deny=frozenset({"Leads", "Quotation"}))
     result = await export(sb, tmp_path, "contacts", "leads", "quotations")
@@ -536,6 +541,7 @@ async def test_each_csv_dialect_reads_back_with_its_delimiter_bom_and_decimal_ma
     assert mine["Floor_Area__c"] == area
 
 
+@pytest.mark.slow
 async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed_cost(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -573,6 +579,7 @@ async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed
     ]
 
 
+@pytest.mark.slow
 async def test_xlsx_has_one_sheet_per_object_with_real_types_and_no_formulas(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -98,6 +98,7 @@ async def test_with_state_history_needs_opportunities_in_the_export(
             )
 
 
+@pytest.mark.slow
 def test_the_cli_prints_the_cost_and_refuses_an_unknown_name(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(main, ["export", "--sandbox", "--out", str(tmp_path), "--with", "comets"])
@@ -184,6 +185,7 @@ async def test_a_file_that_is_gone_is_a_warning_and_the_rest_is_kept(
     assert local == {905: "905.docx", 990: None, 907: "907"}
 
 
+@pytest.mark.slow
 async def test_comments_and_each_records_emails_come_per_record(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -88,6 +88,7 @@ def custom(record: dict) -> dict:
         ("outlook_contacts", "outlook_contacts.csv", "Contacts"),
     ],
 )
+@pytest.mark.slow
 async def test_samples_import_exactly_and_a_rerun_writes_nothing(
     make_sandbox, tmp_path: Path, name: str, sample: str, collection: str
 ) -> None:
@@ -116,6 +117,7 @@ async def test_samples_import_exactly_and_a_rerun_writes_nothing(
         assert fresh.counts["unchanged"] == rows and writes(sb) == sent
 
 
+@pytest.mark.slow
 async def test_sample_contacts_arrive_with_every_value(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = tmp_path / "contacts.csv"
@@ -192,6 +194,7 @@ DUPLICATES = (
 )
 
 
+@pytest.mark.slow
 async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_none_sent(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -216,6 +219,7 @@ async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_non
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("choice", "winner"), [("first", "Ada"), ("last", "Ada at last")])
 async def test_on_duplicate_names_the_row_that_wins(
     make_sandbox, tmp_path: Path, choice: str, winner: str
@@ -227,6 +231,7 @@ async def test_on_duplicate_names_the_row_that_wins(
     assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@example.com"]] == [winner]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("option", "value", "state"), [("on_match", "skip", "skipped"), ("on_match", "error", "failed")]
 )
@@ -242,6 +247,7 @@ async def test_on_match_skip_or_error(
     assert writes(sb) == 1
 
 
+@pytest.mark.slow
 async def test_no_create_missing_only_updates(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(
@@ -260,6 +266,7 @@ async def test_no_create_missing_only_updates(make_sandbox, tmp_path: Path) -> N
     assert sb.account.collections["Contacts"].records[2001]["FIRST_NAME"] == "Samir K"
 
 
+@pytest.mark.slow
 async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -279,6 +286,7 @@ async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
     assert (skipped.counts["skipped"], skipped.counts["created"]) == (1, 1)
 
 
+@pytest.mark.slow
 async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = tmp_path / "contacts.csv"
@@ -297,6 +305,7 @@ async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) ->
     assert not (tmp_path / "contacts.csv.checkpoint.sqlite").exists()  # nothing that blocks
 
 
+@pytest.mark.slow
 async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "c.csv", "Name,Email\nAda,ada@dry.example\n")
@@ -340,6 +349,7 @@ async def test_a_budget_stops_cleanly_and_the_rerun_finishes(make_sandbox, tmp_p
     assert writes(sb) == 30
 
 
+@pytest.mark.slow
 async def test_the_daily_quota_stops_the_run_with_75_and_a_new_day_finishes(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -428,6 +438,7 @@ async def test_an_import_stopped_by_the_caller_resumes(make_sandbox, tmp_path: P
     assert again.counts["created"] == 12
 
 
+@pytest.mark.slow
 async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -462,6 +473,7 @@ async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
     assert edited["TITLE"] == "Edited in a spreadsheet"
 
 
+@pytest.mark.slow
 async def test_the_cheapest_way_to_find_existing_records_is_chosen(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -578,6 +590,7 @@ def test_a_second_run_on_a_checkpoint_in_use_is_refused_naming_the_process(tmp_p
     Checkpoint(path).close()  # released: the next run goes ahead
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path: Path) -> None:
     path = tmp_path / "x.checkpoint.sqlite"
     code = (
@@ -688,6 +701,7 @@ def test_a_symlink_to_a_checkpoint_meets_the_same_lock(tmp_path: Path) -> None:
     held.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ignores_case", [False, True], ids=["exact search", "case-blind search"])
 @pytest.mark.parametrize("rows", [1, 3], ids=["search", "listing"])
 async def test_a_key_matches_as_a_person_would(

@@ -44,6 +44,7 @@ def calls(sb, method: str, suffix: str) -> int:
     return sum(n for (m, path, _), n in sb.stats.items() if m == method and path.endswith(suffix))
 
 
+@pytest.mark.slow
 async def test_deals_are_created_in_their_stage_with_their_state_and_reason(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ async def test_a_stage_moves_within_its_pipeline_with_one_request_and_unchanged_
         ("New Business,Proposal,,Best fit", "a state reason needs the row's OPPORTUNITY_STATE"),
     ],
 )
+@pytest.mark.slow
 async def test_a_wrong_pipeline_stage_state_or_reason_is_refused_before_any_write(
     make_sandbox, tmp_path: Path, cell: str, message: str
 ) -> None:
@@ -139,6 +141,7 @@ class LoseStateAnswers(httpx.AsyncBaseTransport):
         return response
 
 
+@pytest.mark.slow
 async def test_a_state_change_whose_answer_is_lost_is_not_sent_again(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -155,6 +158,7 @@ async def test_a_state_change_whose_answer_is_lost_is_not_sent_again(
         assert len(sb.account.state_history[deals(sb)[name]["OPPORTUNITY_ID"]]) == 1
 
 
+@pytest.mark.slow
 async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_sends_only_the_steps(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -186,6 +190,7 @@ async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_se
     assert (third.counts["created"], third.counts["pipeline"], third.counts["state"]) == (4, 4, 2)
 
 
+@pytest.mark.slow
 async def test_a_step_sent_by_a_run_killed_before_its_answer_is_settled_by_reading(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -224,6 +229,7 @@ links:
 """
 
 
+@pytest.mark.slow
 async def test_links_are_added_once_across_reruns_and_shown_on_both_records(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -255,6 +261,7 @@ async def test_links_are_added_once_across_reruns_and_shown_on_both_records(
     assert calls(sb, "POST", "/Links") == before == 2
 
 
+@pytest.mark.slow
 async def test_a_row_linking_to_a_record_that_does_not_exist_is_refused_before_its_write(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -279,6 +286,7 @@ async def test_a_row_linking_to_a_record_that_does_not_exist_is_refused_before_i
         ("{column: Deal}", "links: expected a list"),
     ],
 )
+@pytest.mark.slow
 async def test_a_wrong_links_entry_names_what_is_wrong(
     make_sandbox, tmp_path: Path, links: str, message: str
 ) -> None:
@@ -336,6 +344,7 @@ async def test_status_shows_the_steps_by_request_and_state(make_sandbox, tmp_pat
     assert ["already", "done", "1"] in lines  # the deal that was to stay open
 
 
+@pytest.mark.slow
 def test_fields_says_which_fields_are_steps() -> None:
     from click.testing import CliRunner
 

@@ -35,6 +35,7 @@ def by(sb, collection: str, name: str) -> dict[str, dict]:
     return {r[name]: r for r in sb.account.collections[collection].records.values()}
 
 
+@pytest.mark.slow
 async def test_the_pipedrive_export_lands_whole_and_a_second_run_sends_nothing(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -46,6 +46,7 @@ async def test_a_private_record_answers_403_on_every_route_of_its_own(
     assert sb.account.collections["Contacts"].records[hidden].get("TITLE") != "x"
 
 
+@pytest.mark.slow
 def test_export_with_links_and_comments_skips_and_lists_records_it_may_not_read(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -104,6 +105,7 @@ def test_export_with_links_and_comments_skips_and_lists_records_it_may_not_read(
     assert not (out / "_unreadable.parquet").exists()
 
 
+@pytest.mark.slow
 def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_ten_requests(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -122,6 +124,7 @@ def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_ten_re
 MAPPING = "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n  Title: TITLE\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listed", [False, True])
 @pytest.mark.parametrize("rows", [1, 3])
 def test_an_import_fails_the_row_of_a_record_it_may_not_see_and_creates_nothing(

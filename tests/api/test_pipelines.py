@@ -66,6 +66,7 @@ async def test_a_pipeline_with_no_stage_named_starts_at_its_first(make_sandbox) 
         ("Leads/{lead}/Pipeline", {"PIPELINE_ID": 1}),  # no pipeline of the seed is for leads
     ],
 )
+@pytest.mark.slow
 async def test_what_does_not_fit_together_is_not_found(make_sandbox, path: str, body: dict) -> None:
     sb = make_sandbox()
     opp = sb.account.collections["Opportunities"].ids[1]

@@ -57,6 +57,7 @@ def artefact_lines(stderr: str) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edited", [False, True], ids=["unchanged", "edited"])
 @pytest.mark.parametrize("name", list(FILES))
 def test_a_saved_export_plans_exactly_the_persons_edits(
@@ -95,6 +96,7 @@ def test_a_saved_export_plans_exactly_the_persons_edits(
     assert len(kept) == sum(int(line.split(": ")[1].split()[0]) for line in FILES[name])
 
 
+@pytest.mark.slow
 def test_the_edits_are_sent_and_nothing_else_changes(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     contacts = sb.account.collections["Contacts"].records
@@ -113,6 +115,7 @@ def test_the_edits_are_sent_and_nothing_else_changes(tmp_path: Path) -> None:
     assert contacts[2901]["ADDRESS_MAIL_CITY"] == "Łódź"
 
 
+@pytest.mark.slow
 def test_artefacts_send_sends_them(tmp_path: Path) -> None:
     """A column that says `artefacts: send` takes the file's value as an edit."""
     file = tmp_path / "us_utf8.csv"
@@ -154,6 +157,7 @@ def conflict_file(tmp_path: Path, copied: str) -> Path:
     return file
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", list(COPY_TIMES))
 def test_a_colleagues_later_edit_is_a_conflict_in_every_form(form: str, tmp_path: Path) -> None:
     sb = corpus_sandbox()
@@ -174,6 +178,7 @@ def test_a_colleagues_later_edit_is_a_conflict_in_every_form(form: str, tmp_path
     ) in errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", list(COPY_TIMES))
 def test_a_record_unchanged_since_the_copy_is_updated_in_every_form(
     form: str, tmp_path: Path
@@ -264,6 +269,7 @@ def test_an_ascii_file_with_lost_letters_is_not_created_either(tmp_path: Path) -
     assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.output
 
 
+@pytest.mark.slow
 def test_emptied_cells_and_removed_tags_are_reported_not_sent(tmp_path: Path) -> None:
     import csv
 
@@ -313,6 +319,7 @@ def colleague(sb: Sandbox, cid: int, at: str = "2026-12-01 10:00:00", **fields: 
     contacts.put({**contacts.records[cid], **fields, "DATE_UPDATED_UTC": at})
 
 
+@pytest.mark.slow
 def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     file = edited_export(
@@ -353,6 +360,7 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
     assert contacts[2003]["TITLE"] == "Head of Procurement"
 
 
+@pytest.mark.slow
 def test_without_a_base_the_whole_row_check_stays(tmp_path: Path) -> None:
     import shutil as sh
 
@@ -367,6 +375,7 @@ def test_without_a_base_the_whole_row_check_stays(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_base_named_with_base_and_a_row_from_another_export(tmp_path: Path) -> None:
     """--base names the export; a row whose DATE_UPDATED_UTC is not the base's is no copy of it
     and gets the whole-row check."""
@@ -435,6 +444,7 @@ def test_an_export_without_its_id_column_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_base", [True, False])
 def test_tags_whose_names_hold_a_semicolon_come_back_unchanged(
     tmp_path: Path, with_base: bool
@@ -453,6 +463,7 @@ def test_tags_whose_names_hold_a_semicolon_come_back_unchanged(
     assert "Not sent" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padded", [True, False])
 def test_a_report_footer_padded_by_a_spreadsheet_is_left_out(tmp_path: Path, padded: bool) -> None:
     pad = ",," if padded else ""
@@ -476,6 +487,7 @@ def test_a_report_footer_padded_by_a_spreadsheet_is_left_out(tmp_path: Path, pad
     assert "0 rejected" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_colleagues_edit_during_the_run_is_a_conflict_not_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -501,6 +513,7 @@ def test_a_colleagues_edit_during_the_run_is_a_conflict_not_unchanged(
     assert sb.account.collections["Contacts"].records[2001]["TITLE"] == "CEO"
 
 
+@pytest.mark.slow
 def test_top_level_blank_clear_holds_for_a_mapping_without_columns(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     file = edited_export(sb, tmp_path, {2001: {"TITLE": ""}})
@@ -524,6 +537,7 @@ def test_a_lookup_fallback_that_is_no_record_is_refused(tmp_path: Path) -> None:
     assert "and the fallback 424242 is no users record either" in result.output
 
 
+@pytest.mark.slow
 def test_a_base_that_is_the_file_itself_is_refused(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     file = edited_export(sb, tmp_path, {2001: {"TITLE": "Boss"}})
@@ -532,6 +546,7 @@ def test_a_base_that_is_the_file_itself_is_refused(tmp_path: Path) -> None:
     assert "the base is the file itself, so nothing would count as changed" in result.stderr
 
 
+@pytest.mark.slow
 def test_blank_clear_for_the_run(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     file = edited_export(sb, tmp_path, {2001: {"TITLE": ""}})
@@ -542,6 +557,7 @@ def test_blank_clear_for_the_run(tmp_path: Path) -> None:
     assert "Plan: 0 to create, 1 to update, 222 unchanged" in cleared.stderr
 
 
+@pytest.mark.slow
 def test_our_excel_eu_export_imports_back_given_or_detected(tmp_path: Path) -> None:
     sb = corpus_sandbox()
     out = tmp_path / "eu"
@@ -566,6 +582,7 @@ def test_our_excel_eu_export_imports_back_given_or_detected(tmp_path: Path) -> N
         ), result.output
 
 
+@pytest.mark.slow
 def test_with_a_base_artefacts_are_kept_and_said(tmp_path: Path) -> None:
     """A save that dropped a postcode's zeros, in a folder with its base: not sent, and
     counted as with no base."""

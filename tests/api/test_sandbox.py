@@ -552,6 +552,7 @@ async def test_notes_are_created_under_a_parent(make_sandbox) -> None:
         ("Contacts", [{"FIRST_NAME": "x"}], "The request body must be a JSON object."),
     ],
 )
+@pytest.mark.slow
 async def test_validation_failures_are_400_with_a_message(
     make_sandbox, path: str, body: object, message: str
 ) -> None:
@@ -635,6 +636,7 @@ async def test_daily_quota_429_with_remaining_zero_then_reset(make_sandbox) -> N
 # ---------------------------------------------------------------- faults
 
 
+@pytest.mark.slow
 async def test_faults_are_seeded_and_of_every_kind(make_sandbox) -> None:
     sb = make_sandbox(fault_rate=1.0, fault_slow_s=0.01)
     async with asgi_client(sb) as c:

@@ -45,6 +45,7 @@ def test_every_mapping_has_a_sample() -> None:
     assert {p.stem for p in (ROOT / "mappings").glob("*.yaml")} == set(SAMPLES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 async def test_shipped_mapping_validates_its_sample_cleanly(
     seeded: Sandbox, make_sandbox, tmp_path: Path, name: str
@@ -61,6 +62,7 @@ async def test_shipped_mapping_validates_its_sample_cleanly(
     assert result.table.bad_rows == [] and result.rows > 0
 
 
+@pytest.mark.slow
 async def test_sample_values_arrive_as_insightly_wants_them(seeded: Sandbox) -> None:
     orgs = await validate_sample(seeded, "organisations")
     assert orgs.column("Employees__c") == [

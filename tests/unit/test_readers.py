@@ -264,6 +264,7 @@ def test_a_formula_with_its_cached_value_reads_as_that_value(tmp_path: Path) -> 
     assert rows(path) == [{"Name": "a", "Total": "3"}]
 
 
+@pytest.mark.slow
 def test_a_zip_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     path = workbook(tmp_path / "bomb.xlsx", [["Name"], ["a"]])
     rewrite_part(
