@@ -545,8 +545,9 @@ class Exporter:
         if unreadable:
             self.manifest["unreadable"] = {"file": UNREADABLE, "rows": unreadable}
             by_sub = Counter(r["collection"] for r in fetcher.unreadable)
+            records = len({(r["object"], r["id"]) for r in fetcher.unreadable})
             self.result.warnings.append(
-                f"--with: {unreadable:,} record(s) the API user may not read were "
+                f"--with: {records:,} record(s) the API user may not read were "
                 f"skipped ({', '.join(f'{n:,} for {s}' for s, n in by_sub.items())}: HTTP 403 "
                 f"{fetcher.unreadable[0]['message']!r}); listed in {UNREADABLE}"
             )

@@ -101,9 +101,9 @@ UNREADABLE_SCHEMA = pa.schema(
     ]
 )
 # A 403 on one record's sub-collection is that record's (the swagger: "API User does not have
-# access to Record."). When the first records of an object all answer 403, the whole
-# sub-collection is closed to this user (a plan or a permission), and reading on would spend a
-# request per record for nothing: that is the run's error.
+# access to Record."). When the first records of an object and as many more from across the
+# list all answer 403, the whole sub-collection is closed to this user (a plan or a
+# permission), and reading on would spend a request per record for nothing: the run's error.
 FIRST_CHUNK = 10
 RECORD_EMAILS_SCHEMA = pa.schema(
     [
@@ -269,26 +269,31 @@ class SubFetcher:
             ids = _ids(path, obj)
             self.progress.start(f"{obj.name}: {sub}", total=len(ids), unit="record")
             try:
-                starts = [0, *range(FIRST_CHUNK, len(ids), 200)] if ids else []
-                for start, end in zip(starts, [*starts[1:], len(ids)], strict=True):
-                    chunk = ids[start:end]
+                denied: list[bool] = []  # per probe chunk: every answer a 403
+                found: dict[int, list[dict[str, Any]] | ForbiddenError] = {}
+                for n, chunk in enumerate(_chunks(ids)):
                     answers = await gather_all(*(self._all(obj, i, spec) for i in chunk))
-                    for rid, items in zip(chunk, answers, strict=True):
-                        if isinstance(items, ForbiddenError):
-                            self.unreadable.append(_unreadable(obj, rid, sub, items))
-                        else:
-                            rows.extend(_row(sub, obj, rid, item) for item in items)
-                    if start == 0 and all(isinstance(a, ForbiddenError) for a in answers):
-                        denied = answers[0]
-                        assert isinstance(denied, ForbiddenError)
-                        raise ForbiddenError(
-                            f"{denied.message} So did each of the first {len(chunk)} "
-                            f"{obj.name}: this user may read none of their {spec.path}",
-                            status=denied.status,
-                            method=denied.method,
-                            path=denied.path,
-                        )
+                    found.update(zip(chunk, answers, strict=True))
                     self.progress.advance(len(chunk))
+                    if n < 2:  # the first ten, then ten from across the list
+                        denied.append(all(isinstance(a, ForbiddenError) for a in answers))
+                    if n == 1 and all(denied):
+                        refusal = found[ids[0]]
+                        assert isinstance(refusal, ForbiddenError)
+                        raise ForbiddenError(
+                            f"{refusal.message} So did the first {FIRST_CHUNK} {obj.name} and "
+                            f"{len(chunk)} more from across the list: this user may read none "
+                            f"of their {spec.path}",
+                            status=refusal.status,
+                            method=refusal.method,
+                            path=refusal.path,
+                        )
+                for rid in ids:  # in id order, whatever order they were read in
+                    items = found[rid]
+                    if isinstance(items, ForbiddenError):
+                        self.unreadable.append(_unreadable(obj, rid, sub, items))
+                    else:
+                        rows.extend(_row(sub, obj, rid, item) for item in items)
             finally:
                 self.progress.finish()
         schema = SCHEMAS[sub]
@@ -366,6 +371,18 @@ class SubFetcher:
             writer.write(batch)
         writer.commit()
         return table.num_rows
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    """The order records are read in: the first FIRST_CHUNK, then FIRST_CHUNK spread across
+    the rest (a run of private records at the start is not the whole list), then the rest in
+    chunks of 200."""
+    head, rest = ids[:FIRST_CHUNK], ids[FIRST_CHUNK:]
+    step = max(1, len(rest) // FIRST_CHUNK)
+    spread = rest[::step][:FIRST_CHUNK]
+    chosen = set(spread)
+    rest = [i for i in rest if i not in chosen]
+    return [c for c in [head, spread, *(rest[k : k + 200] for k in range(0, len(rest), 200))] if c]
 
 
 def _unreadable(obj: ObjectType, rid: int, sub: str, exc: ForbiddenError) -> dict[str, Any]:

@@ -107,7 +107,7 @@ async def test_300_requests_at_the_ceiling_with_8_in_flight_and_no_429(make_sand
     assert statuses == {200}, sb.stats
     assert client.stats.throttled == 0 and client.stats.sent == 300
     assert elapsed >= 29.0  # never faster than the ceiling (how close to it: make bench)
-    assert elapsed < 60.0
+    assert client.stats.retries == 0 and client.stats.waited_backoff == 0  # never held back
     assert client.quota.remaining == 10**9 - 300
 
 

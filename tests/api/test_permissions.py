@@ -72,7 +72,7 @@ def test_export_with_links_and_comments_skips_and_lists_records_it_may_not_read(
     )
     assert result.exit_code == 0, result.output
     assert (
-        "Warning: --with: 4 record(s) the API user may not read were skipped (3 for links, "
+        "Warning: --with: 3 record(s) the API user may not read were skipped (3 for links, "
         f"1 for comments: HTTP 403 {NO_ACCESS!r}); listed in _unreadable.parquet" in result.stderr
     )
     assert ", 3 records not readable (403)" in result.stderr.split("  links:")[1].splitlines()[0]
@@ -106,7 +106,7 @@ def test_export_with_links_and_comments_skips_and_lists_records_it_may_not_read(
 
 
 @pytest.mark.slow
-def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_ten_requests(
+def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_twenty_requests(
     make_sandbox, tmp_path: Path
 ) -> None:
     every = frozenset(make_sandbox().account.collections["Contacts"].ids)
@@ -114,11 +114,29 @@ def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_ten_re
     result = run(sb, "export", "contacts", "--out", str(tmp_path), "--with", "links")
     assert result.exit_code == 77, result.output
     assert (
-        f"Error: GET Contacts/{min(every)}/Links, HTTP 403: {NO_ACCESS} So did each of the first "
-        "10 contacts: this user may read none of their Links\n" in result.output
+        f"Error: GET Contacts/{min(every)}/Links, HTTP 403: {NO_ACCESS} So did the first 10 "
+        "contacts and 10 more from across the list: this user may read none of their Links\n"
+        in result.output
     )
     asked = sum(n for (m, p, s), n in sb.stats.items() if p == "/v3.1/Contacts/{id}/Links")
-    assert asked == 10
+    assert asked == 20
+
+
+def test_a_run_of_private_records_at_the_start_does_not_stop_the_export(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The first ten contacts private, the other 210 readable: it goes on, and lists ten."""
+    ids = make_sandbox().account.collections["Contacts"].ids
+    sb = make_sandbox(private={"Contacts": frozenset(ids[:10])}, private_listed=True)
+    result = run(
+        sb, "export", "contacts", "--out", str(tmp_path), "--with", "links", "--rate-limit", "100"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Warning: --with: 10 record(s) the API user may not read were skipped" in result.stderr
+    unreadable = pq.read_table(tmp_path / "_unreadable.parquet").to_pylist()
+    assert [u["id"] for u in unreadable] == ids[:10]
+    asked = sum(n for (m, p, s), n in sb.stats.items() if p == "/v3.1/Contacts/{id}/Links")
+    assert asked == len(ids)  # each record once
 
 
 MAPPING = "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n  Title: TITLE\n"
