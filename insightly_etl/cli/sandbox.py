@@ -43,7 +43,14 @@ def _parse_private(values: tuple[str, ...]) -> dict[str, frozenset[int]]:
                 f"{value!r}: expected OBJECT=ID,ID… (e.g. contacts=101,102)",
                 param_hint="--private",
             )
-        (key,) = _parse_generate(f"{name}=0")  # the collection, checked like --generate's
+        try:
+            (key,) = _parse_generate(f"{name}=0")  # the collection, checked like --generate's
+        except click.BadParameter:
+            raise click.BadParameter(
+                f"{value!r}: expected OBJECT=ID,ID… with OBJECT a standard object "
+                "(contacts, leads, …) or a custom object of the seed (Name__c)",
+                param_hint="--private",
+            ) from None
         result[key] = result.get(key, frozenset()) | {int(p) for p in parts}
     return result
 

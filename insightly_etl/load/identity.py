@@ -22,13 +22,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.load.validate import ABSENT, ValidationResult
+from insightly_etl.load.validate import ABSENT, INVISIBLE, ValidationResult
 
 # the field that names a record to the people who use it: one record per value, by custom
 IDENTITY = {"contacts": "EMAIL_ADDRESS", "leads": "EMAIL", "organisations": "ORGANISATION_NAME"}
 ON_DUPLICATE_EMAIL = ("warn", "skip", "error")
 
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_INVISIBLE = re.compile(INVISIBLE)
 _SPACES = re.compile(r"\s+")
 
 
@@ -123,7 +123,9 @@ def in_file_warnings(result: ValidationResult, examples: int = 3) -> list[str]:
     for r, (_, first) in shared.items():
         by_first[first].append(r)
     shown = [
-        f"{lines[first]} and {', '.join(str(lines[r]) for r in rows)} ({shared[rows[0]][0]!r})"
+        f"{lines[first]} and {', '.join(str(lines[r]) for r in rows[:examples])}"
+        + (f" and {len(rows) - examples:,} more" if len(rows) > examples else "")
+        + f" ({str(result.cell(first, name))!r})"  # as the first of them writes it
         for first, rows in list(by_first.items())[:examples]
     ]
     return [

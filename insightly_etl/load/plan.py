@@ -180,8 +180,11 @@ def _moment(value: Any) -> datetime | None:
             moment = datetime.fromisoformat(str(value).strip())
         except ValueError:
             return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        if moment.tzinfo is not None:  # 0001-01-01T00:00:00+01:00 has no UTC moment
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        return None
     return moment.replace(microsecond=0)
 
 
@@ -574,7 +577,8 @@ class Planner:
             p
             for p in plan.rows
             if name is not None
-            and p.row not in self._like_existing  # said already, of the same record
+            # a warning said it already, of the same record; skip and error act on it
+            and (p.row not in self._like_existing or self.on_duplicate_email != "warn")
             and (p.action == "create" or (p.action == "update" and name in p.after))
         ]
         if name is None or not writers:

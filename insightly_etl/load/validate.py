@@ -48,6 +48,10 @@ from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.spreadsheet import ambiguous_slash, day_first_of, parse_locale
 
+# zero-width characters, the soft hyphen, and the marks that only steer the direction of text
+# (a copy from a right-to-left page brings them along): invisible, so never part of a key
+INVISIBLE = "[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+
 
 class _Absent:
     """No value in the file for this field: leave it out of the request."""
@@ -353,8 +357,8 @@ def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
     if spec.kind != TEXT or rule.lookup is not None or spec.is_email:
         # surrounding spaces never matter in numbers, dates, options, names, e-mail addresses
         s = s.str.strip()
-    if spec.is_email:  # nor do zero-width characters a copy and paste brings along
-        s = s.str.replace("[\u200b\u200c\u200d\u2060\ufeff]", "", regex=True)
+    if spec.is_email:  # nor do the invisible characters a copy and paste brings along
+        s = s.str.replace(INVISIBLE, "", regex=True).str.strip()
     for t in rule.transform:
         if t == "strip":
             s = s.str.strip()

@@ -36,7 +36,7 @@ def test_validate_names_rows_of_the_file_that_share_an_e_mail(make_sandbox, tmp_
     assert result.exit_code == 0, result.output
     assert (
         "Warning: 2 row(s) give EMAIL_ADDRESS a value an earlier row of another record gives: "
-        "lines 3 and 4 ('ada@dup.example'); 2 and 5 ('samir.ivanova.2001@example.com') "
+        "lines 3 and 4 ('ada@dup.example'); 2 and 5 ('SAMIR.IVANOVA.2001@Example.com') "
         "(--on-duplicate-email warn|skip|error says what import does)\n" in result.stderr
     )
 
@@ -113,3 +113,53 @@ def test_the_account_check_finds_an_e_mail_in_other_letters_by_search_or_listing
     # check reads a first page and searches for the e-mail; where not, planning listed every
     # contact to be sure of SF-1, and the check uses that listing
     assert (listed, searched) == ((2, 3) if ignores_case else (4, 2))
+
+
+def test_direction_marks_are_no_part_of_an_address_and_a_crowd_is_summed_up(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Marks that steer the direction of text come along when an address is copied from a
+    right-to-left page; a million rows sharing one address make a one-line warning."""
+    rows = "".join(f"SF-{n},A,B,\u200ejoao.varga.2004@example.com\u200f\n" for n in range(500))
+    file = write(tmp_path, "sf.csv", "SFID,First,Last,Email\n" + rows)
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    warning = next(line for line in result.stderr.splitlines() if "earlier row" in line)
+    assert "lines 2 and 3, 4, 5 and 496 more (" in warning and len(warning) < 300
+    planned = run(
+        make_sandbox(),
+        "import",
+        str(file),
+        "--mapping",
+        str(mapping),
+        "--dry-run",
+        "--on-duplicate-email",
+        "error",
+    )
+    assert "0 to create" in planned.stderr and "500 failed" in planned.stderr, planned.output
+
+
+def test_error_fails_a_row_insightlys_rule_already_called_a_duplicate(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Without a match key, a row that is contact 2001 by name and e-mail was only warned of
+    (Insightly's duplicate rule); --on-duplicate-email error must still keep it out."""
+    sb = make_sandbox()
+    existing = sb.account.collections["Contacts"].records[2001]
+    file = write(
+        tmp_path,
+        "p.csv",
+        f"First,Last,Email\n{existing['FIRST_NAME']},{existing['LAST_NAME']},"
+        f"{existing['EMAIL_ADDRESS']}\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    before = len(sb.account.collections["Contacts"].ids)
+    result = run(
+        sb, "import", str(file), "--mapping", str(mapping), "--on-duplicate-email", "error"
+    )
+    assert result.exit_code == 1, result.output
+    assert len(sb.account.collections["Contacts"].ids) == before
