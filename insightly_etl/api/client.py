@@ -280,24 +280,27 @@ class InsightlyClient:
         records = _as_page(first.data, path, asked)
         total = first.total
         sizer.measure(first, len(records))
+        last = _Last(self, path, total)
         window = None
-        if concurrent and total is not None and total > asked and len(records) == asked:
+        if concurrent and total is not None and total > asked and records:
             # started before the first page is handed over, so the pipe stays full; the
             # total is a hint (a hostile X-Total-Count of 1e15 must not allocate): the pages
             # end at the first short one whatever it said
             window = _Window(self, path, base, asked, total, sizer)
         try:
             yield Page(records, 0, total)
-            if len(records) < asked:
+            if last.page(0, asked, len(records)):
                 return
             skip = asked
             previous = records
             if window is not None:
                 async for page, top in window:
+                    if not page.records:  # past the end: an empty page yields nothing
+                        return
                     _check_progress(previous, page.records, path)
                     previous = page.records
                     yield Page(page.records, page.skip, total)
-                    if len(page.records) < top:
+                    if last.page(page.skip, top, len(page.records)):
                         return
                 skip = window.next_skip
             while True:  # sequential: no total, or records were added while we read
@@ -310,7 +313,7 @@ class InsightlyClient:
                 _check_progress(previous, records, path)
                 previous = records
                 yield Page(records, skip, total)
-                if len(records) < top:
+                if last.page(skip, top, len(records)):
                     return
                 skip += top
         finally:
@@ -536,6 +539,33 @@ class InsightlyClient:
                 f"{remaining} requests are left today and {self.reserve} are reserved "
                 "for other integrations"
             )
+
+
+class _Last:
+    """Whether a page is the last. A short page is, unless the count the first page gave says
+    more records lie beyond it: a server that leaves records out of a page (ones this user may
+    not see, filtered after paging) answers short pages in the middle, and ending there lost
+    every record after it, later "deleted" by a comparison of ids. Paging then goes on to the
+    count, and says so once; an empty page always ends it."""
+
+    def __init__(self, client: InsightlyClient, path: str, total: int | None) -> None:
+        self.client, self.path, self.total = client, path, total
+        self.said = False
+
+    def page(self, skip: int, top: int, records: int) -> bool:
+        if records == 0:
+            return True
+        if records >= top:
+            return False
+        if self.total is None or skip + top >= self.total:
+            return True
+        if not self.said:
+            self.said = True
+            self.client.stats.notices.append(
+                f"{self.path}: the page at {skip:,} held {records:,} of the {top:,} records "
+                f"asked for, though {self.total:,} were counted; paging went on to the count"
+            )
+        return False
 
 
 class _Sizer:

@@ -596,3 +596,22 @@ async def test_a_list_holding_something_other_than_records_is_a_protocol_error()
         with pytest.raises(ApiError) as info:
             [p async for p in client.iter_pages("Contacts")]
     assert str(info.value) == "Contacts answered a list holding something other than records"
+
+
+async def test_a_short_page_before_the_count_is_not_the_end() -> None:
+    """A server that leaves records out of a page (ones the user may not see) answers a short
+    page in the middle: ending there lost 2,000 records, later recorded as deleted."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip, top = int(request.url.params["skip"]), int(request.url.params["top"])
+        ids = [i for i in range(skip, min(skip + top, 3000)) if i != 700]  # 700 is hidden
+        return ok([{"CONTACT_ID": i} for i in ids], **{"X-Total-Count": "3000"})
+
+    async with mock_client(handler, max_in_flight=4) as client:
+        records = [r async for p in client.iter_pages("Contacts") for r in p.records]
+        notices = client.stats.notices
+    assert len(records) == len({r["CONTACT_ID"] for r in records}) == 2999
+    assert notices == [
+        "Contacts: the page at 500 held 499 of the 500 records asked for, though 3,000 were "
+        "counted; paging went on to the count"
+    ]
