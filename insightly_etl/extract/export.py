@@ -64,6 +64,8 @@ from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
+CONFIRM_EACH = 100  # records no longer listed, asked one by one whether they are deleted
+CONFIRM_SAMPLE = 20  # beyond, this many from across them
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
 DELETED_SCHEMA = pa.schema(
     [
@@ -432,7 +434,7 @@ class Exporter:
         if before is not None:  # a full export sees deletions for free: the old file's ids
             now = _ids_of(path, obj.id_field) or set()
             result.new = len(now - before)
-            result.deleted = self._record_deleted(obj.name, before - now)
+            result.deleted = self._record_deleted(obj.name, await self._gone(obj, before - now))
             result.deletes_checked = True
         return result
 
@@ -468,7 +470,7 @@ class Exporter:
             new = changed.num_rows
         if self.options.detect_deletes:
             live = await self._live_ids(obj)
-            gone = set(merged[obj.id_field].to_pylist()) - live
+            gone = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
             if gone:
                 merged = merged.filter(
                     pc.invert(pc.is_in(merged[obj.id_field], value_set=pa.array(sorted(gone))))
@@ -565,6 +567,42 @@ class Exporter:
         finally:
             self.progress.finish()
         return ids
+
+    async def _gone(self, obj: ObjectType, unlisted: set[int]) -> set[int]:
+        """The records a listing no longer shows that Insightly has really deleted. A record
+        the user may no longer see (403) and one a page shifted out of the listing (200) are
+        not deleted: asked one GET each, up to CONFIRM_EACH of them; beyond, a sample spread
+        across them says whether all went (a mass deletion) or none may be called deleted."""
+        if not unlisted:
+            return set()
+        ids = sorted(unlisted)
+        sample = ids if len(ids) <= CONFIRM_EACH else ids[:: len(ids) // CONFIRM_SAMPLE + 1]
+
+        async def ask(rid: int) -> str:
+            try:
+                await self.client.get(f"{obj.endpoint}/{rid}")
+            except NotFoundError:
+                return "deleted"
+            except ForbiddenError:
+                return "unreadable"
+            return "live"
+
+        answers = dict(zip(sample, await gather_all(*(ask(r) for r in sample)), strict=True))
+        kept = Counter(a for a in answers.values() if a != "deleted")
+        if kept:
+            self.result.warnings.append(
+                f"{obj.name}: {sum(kept.values()):,} of {len(sample):,} record(s) the listing no "
+                f"longer shows are still in Insightly ({kept['unreadable']:,} this user may not "
+                f"read, {kept['live']:,} moved between pages while they were read): "
+                + (
+                    "not recorded as deleted"
+                    if len(sample) == len(ids)
+                    else f"none of the {len(ids):,} is recorded as deleted this run"
+                )
+            )
+        if len(sample) < len(ids):
+            return set() if kept else set(ids)
+        return {r for r, a in answers.items() if a == "deleted"}
 
     def _record_deleted(self, name: str, ids: set[int]) -> int:
         """Append the ids to `_deleted.parquet` (object, id, detected_at), atomically."""

@@ -561,14 +561,15 @@ async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed
     result = await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=True)
     (o,) = result.objects
     assert (o.new, o.changed, o.deleted, o.rows) == (0, 1, 2, 1218)
-    # the changes (one page), the custom-field definitions, the ids (three pages of 500)
-    assert sum(sb.stats.values()) - before == 1 + 1 + 1 + 3 == result.requests  # +1: the account
+    # the changes (one page), the custom-field definitions, the ids (three pages of 500), and
+    # a GET for each record no longer listed (404: deleted, not hidden from this user)
+    assert sum(sb.stats.values()) - before == 1 + 1 + 1 + 3 + 2 == result.requests  # +1: account
     ids = set(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist())
     assert ids == set(contacts.ids) and not ids & set(gone)
     deleted = pq.read_table(tmp_path / "_deleted.parquet").to_pylist()
     assert [(d["object"], d["id"]) for d in deleted] == [("contacts", g) for g in sorted(gone)]
     assert manifest(tmp_path)["objects"]["contacts"]["deleted"] == 2
-    # a full export finds deletions for free, and appends to the same file
+    # a full export finds deletions from the ids of the file it replaces, and appends
     sb.account.delete("Users", sb.account.collections["Users"].ids[-1])
     full = await export(sb, tmp_path, "users")
     assert full.objects[0].deleted == 1 and full.objects[0].deletes_checked

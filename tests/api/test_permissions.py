@@ -171,3 +171,26 @@ def test_an_import_fails_the_row_of_a_record_it_may_not_see_and_creates_nothing(
     for rid in others:
         assert sb.account.collections["Contacts"].records[rid]["TITLE"] == "Reviewed"
     assert sb.account.collections["Contacts"].records[hidden].get("TITLE") != "Reviewed"
+
+
+def test_a_record_the_user_can_no_longer_see_is_not_recorded_as_deleted(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Exported while visible, then hidden from this user: absent from the listing, but a
+    GET says 403, not 404. A record really deleted is still recorded."""
+    ids = make_sandbox().account.collections["Contacts"].ids
+    first = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    sb = make_sandbox(private={"Contacts": frozenset(ids[3:5])})
+    sb.account.delete("Contacts", ids[7])
+    again = run(sb, "export", "contacts", "--out", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    deleted = pq.read_table(tmp_path / "_deleted.parquet").to_pylist()
+    assert [(d["object"], d["id"]) for d in deleted] == [("contacts", ids[7])]
+    assert (
+        "Warning: contacts: 2 of 3 record(s) the listing no longer shows are still in Insightly "
+        "(2 this user may not read, 0 moved between pages while they were read): not recorded "
+        "as deleted" in again.stderr
+    )
+    asked = sum(n for (m, p, s), n in sb.stats.items() if p == "/v3.1/Contacts/{id}")
+    assert asked == 3  # one GET for each record no longer listed
