@@ -8,11 +8,11 @@
 - A record deleted since is listed as gone.
 
 Rows removed from the file since (fix-and-rerun sets them aside) are not undone: undo reverses
-what the rows of the file as it is now did. Each record costs a GET and, when something is to
-undo, one DELETE or PUT — or, when there are more records than a listing of the object has
-pages, a listing reads them all, 500 a request, and before each batch of writes one search for
-the records changed since (a colleague's edit is never undone from a stale copy). The cost is
-announced before anything is read. Progress is journaled
+what the rows of the file as it is now did. Each record costs a GET, just before it is
+undone (a restore carries its ETag: a colleague's edit made meanwhile is a conflict, never
+overwritten), and when something is to undo, one DELETE or PUT. A dry run changes nothing, so
+it reads the records by one listing when that costs fewer requests than a GET each. The cost
+is announced before anything is read. Progress is journaled
 in the checkpoint's `undo` table, so a run stopped by the quota (exit 75), Ctrl-C or a crash
 continues where it stopped, and a record is never deleted twice. Rows whose import outcome is
 still unknown must be settled first (by running the import once more): undo cannot know whether
@@ -26,7 +26,6 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     CheckpointError,
+    ConflictError,
     Halted,
     InputError,
     NotFoundError,
@@ -47,7 +47,7 @@ from insightly_etl.errors import (
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import Checkpoint, FieldChange
-from insightly_etl.load.execute import iso, payload_matches, server_now
+from insightly_etl.load.execute import payload_matches
 from insightly_etl.load.fields import FieldSpec, field_specs
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.plan import (
@@ -62,7 +62,6 @@ from insightly_etl.load.plan import (
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
 FINAL = ("deleted", "restored", "conflict", "gone", "nothing")
 WORKERS = 4  # records undone at once (each a read then a write; the client paces them)
-BATCH = 40  # records undone between two refreshes, when they were read by a listing
 
 
 @dataclass
@@ -112,50 +111,37 @@ class _Undo:
         self.report: list[tuple[Any, ...]] = []
         self.counts: Counter[str] = Counter()
         self.settled: set[int] = set()  # rows finished in this run
-        self.known: dict[int, Record] = {}  # records read by a listing, fresh as of read_at
-        self.read_at: datetime | None = None
+        self.known: dict[int, Record] = {}  # a dry run's records, read by one listing
 
     async def read(self, ids: list[int], announce: Callable[[str], None]) -> None:
-        """Read the records to undo by listing when that costs fewer requests than a GET
-        each (the first page says how many pages there are), and say what it costs."""
-        writes = "no write (dry run)" if self.dry_run else f"up to {len(ids):,} write(s)"
-        if len(ids) < 2:
-            announce(f"Undo reads {len(ids):,} record(s), one GET each; then {writes}.")
+        """Say what reading costs before reading. Undo reads each record just before it
+        undoes it (its ETag guards the write: a colleague's edit made meanwhile is a
+        conflict, never overwritten). A dry run changes nothing, so it may read them all by
+        one listing when that costs fewer requests than a GET each (a count says)."""
+        each = f"Undo reads {len(ids):,} record(s), one GET each"
+        if not self.dry_run:
+            announce(f"{each}, just before undoing it; then up to {len(ids):,} write(s).")
             return
-        started = server_now(self.client)
-        pages = self.client.iter_pages(self.obj.endpoint)
-        first = await anext(pages)
-        cost = max(1, math.ceil((first.total or len(first.records)) / PAGE_SIZE))
-        if cost >= len(ids):
-            await pages.aclose()
-            announce(f"Undo reads {len(ids):,} records, one GET each; then {writes}.")
+        total = None
+        if len(ids) > 2:
+            params = {"top": 1, "count_total": "true"} | (
+                {"brief": "true"} if self.obj.brief else {}
+            )
+            total = (await self.client.get(self.obj.endpoint, params)).total
+        pages = max(1, math.ceil(total / PAGE_SIZE)) if total is not None else None
+        if pages is None or pages >= len(ids):
+            announce(f"{each}; no write (dry run).")
             return
         announce(
-            f"Undo reads {len(ids):,} records by listing {self.obj.name} ({cost:,} request(s) "
-            f"of 500 instead of a GET each); then {writes}."
+            f"Undo reads {len(ids):,} records by listing {self.obj.name} (about {pages:,} "
+            f"request(s) of up to 500, instead of a GET each); no write (dry run)."
         )
         wanted = set(ids)
-        self._keep(first.records, wanted)
-        async for page in pages:
-            self._keep(page.records, wanted)
-        self.read_at = started
-
-    def _keep(self, records: list[Record], wanted: set[int]) -> None:
-        for record in records:
-            rid = record_id(record, self.obj.id_field or "")
-            if rid in wanted:
-                self.known[rid] = record
-
-    async def refresh(self) -> None:
-        """Before a batch of writes: the listed records changed since they were read."""
-        if self.read_at is None or self.dry_run:
-            return
-        since = self.read_at - timedelta(seconds=1)  # strictly after, to the second
-        self.read_at = server_now(self.client)
-        async for page in self.client.iter_pages(
-            f"{self.obj.endpoint}/Search", {"updated_after_utc": iso(since)}
-        ):
-            self._keep(page.records, set(self.known))
+        async for page in self.client.iter_pages(self.obj.endpoint):
+            for record in page.records:
+                rid = record_id(record, self.obj.id_field or "")
+                if rid in wanted:
+                    self.known[rid] = record
 
     def _note(self, job: _Job, action: str, name: str = "", *values: Any) -> None:
         before, written, now = (display(v) for v in (*values, None, None, None)[:3])
@@ -178,12 +164,15 @@ class _Undo:
     async def one(self, job: _Job) -> None:
         path = f"{self.obj.endpoint}/{job.record_id}"
         listed = self.known.pop(job.record_id, None)
+        etag = None
         try:
             # a record the listing lacked is read by itself: deleted (404), or one this user
             # may not see (403, lists may leave those out)
-            record = (
-                dict(listed) if listed is not None else dict((await self.client.get(path)).data)
-            )
+            if listed is not None:
+                record = dict(listed)
+            else:
+                reply = await self.client.get(path)
+                record, etag = dict(reply.data), reply.etag
         except NotFoundError:
             self._note(job, "gone")
             self._finish(job, "gone", "deleted in Insightly since the import")
@@ -191,7 +180,7 @@ class _Undo:
         if job.created:
             await self._delete(job, record)
         else:
-            await self._restore(job, record)
+            await self._restore(job, record, etag)
 
     async def _delete(self, job: _Job, record: Record) -> None:
         now = record.get("DATE_UPDATED_UTC")
@@ -221,7 +210,7 @@ class _Undo:
         self._note(job, "delete")
         self._finish(job, "deleted")
 
-    async def _restore(self, job: _Job, record: Record) -> None:
+    async def _restore(self, job: _Job, record: Record, etag: str | None = None) -> None:
         restore: dict[str, Any] = {}
         conflicts = 0
         for change in job.changes:
@@ -246,7 +235,12 @@ class _Undo:
             if not body:
                 restore = {}  # already as it was: nothing to send
             elif not self.dry_run:
-                await self.client.update(self.obj.endpoint, body)
+                try:
+                    await self.client.update(self.obj.endpoint, body, etag=etag)
+                except ConflictError:  # changed since it was read, a moment ago: left alone
+                    self._note(job, "conflict", "(record)", None, None, "changed while undoing")
+                    self._finish(job, "conflict", "changed in Insightly while undo ran; left alone")
+                    return
         if conflicts:
             self._finish(job, "conflict", f"{conflicts} field(s) changed since the import")
         else:
@@ -340,18 +334,8 @@ async def _undo(
         stopped.append(("interrupted", None, None))
     except QuotaError as exc:
         stopped.append(("quota", str(exc), exc.hint))
-    for start in range(0, len(ordered), BATCH):
-        if stopped:
-            break
-        try:
-            await undo.refresh()
-        except Halted:
-            stopped.append(("interrupted", None, None))
-            break
-        except QuotaError as exc:
-            stopped.append(("quota", str(exc), exc.hint))
-            break
-        await gather_all(*(run(job) for job in ordered[start : start + BATCH]))
+    if not stopped:
+        await gather_all(*(run(job) for job in ordered))
     quota = [s for s in stopped if s[0] == "quota"]
     stop, reason, hint = (quota or stopped)[0] if stopped else (None, None, None)
     undo.counts["left"] = sum(1 for j in ordered if j.row not in undo.settled)

@@ -416,8 +416,9 @@ def test_import_says_why_rows_were_rejected_and_names_the_account(
 
 @pytest.mark.slow
 def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_path: Path) -> None:
-    """30 created contacts in an account of 250: one listing page reads them all, where a GET
-    each cost 30 requests (a 1,539-row undo preview spent 1,540)."""
+    """30 created contacts in an account of 250: the preview reads them all with one listing
+    page, where a GET each cost 30 requests (a 1,539-row undo preview spent 1,540); the undo
+    itself reads each just before deleting it."""
     sb = make_sandbox()
     rows = "".join(f"P{n},p{n}@undo-list.example\n" for n in range(30))
     file = write(tmp_path, "p.csv", "Name,Email\n" + rows)
@@ -427,15 +428,17 @@ def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_
     preview = run(sb, "undo", checkpoint, "--dry-run")
     assert preview.exit_code == 0, preview.output
     assert (
-        "Undo reads 30 records by listing contacts (1 request(s) of 500 instead of a GET each); "
-        "then no write (dry run).\n" in preview.stderr
+        "Undo reads 30 records by listing contacts (about 1 request(s) of up to 500, instead of "
+        "a GET each); no write (dry run).\n" in preview.stderr
     )
-    # the account, its field definitions, one page
-    assert "0 failed; 3 requests (dry run: nothing changed)" in preview.stdout
+    # the account, its field definitions, the count, one page
+    assert "0 failed; 4 requests (dry run: nothing changed)" in preview.stdout
     undone = run(sb, "undo", checkpoint)
     assert undone.exit_code == 0, undone.output
-    assert "then up to 30 write(s)." in undone.stderr
-    # the account, the definitions, one page, one search for changes since, 30 deletes
-    assert "30 created records deleted" in undone.stdout and "; 34 requests" in undone.stdout
+    assert (
+        "Undo reads 30 record(s), one GET each, just before undoing it; then up to 30 write(s)."
+        in undone.stderr
+    )
+    assert "30 created records deleted" in undone.stdout and "; 62 requests" in undone.stdout
     emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
     assert not {e for e in emails if str(e).endswith("@undo-list.example")}
