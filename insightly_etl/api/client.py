@@ -62,7 +62,7 @@ MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fi
 # to come. A first page beyond either of these makes the pages after it smaller, in proportion;
 # a first page beyond MAX_BODY is asked again at a quarter of the size.
 PAGE_BYTES = 16 << 20
-PAGE_SECONDS = 15.0
+PAGE_SECONDS = 30.0  # a quarter of the deadline for a whole answer
 MIN_PAGE = 25
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
@@ -305,7 +305,11 @@ class InsightlyClient:
                 skip = window.next_skip
             while True:  # sequential: no total, or records were added while we read
                 top = sizer.size
-                reply = await self.get(path, {**base, "skip": skip, "top": top})
+                try:
+                    reply = await self.get(path, {**base, "skip": skip, "top": top})
+                except AnswerTooLarge:
+                    sizer.too_large()
+                    continue
                 records = _as_page(reply.data, path, top)
                 if not records:
                     return
@@ -587,7 +591,7 @@ class _Sizer:
         smaller = max(MIN_PAGE, self.size // 4)
         self.client.stats.notices.append(
             f"{self.path}: a page of {self.size} records was larger than "
-            f"{self.client.max_body / 1e6:,.0f} MB; asked again for {smaller}"
+            f"{self.client.max_body / 1e6:,.1f} MB; asked again for {smaller}"
         )
         self.size = smaller
 
@@ -639,11 +643,33 @@ class _Window:
         while self.pending:
             skip = min(self.pending)
             top, task = self.pending.pop(skip)
-            reply = await task
-            records = _as_page(reply.data, self.path, top)
-            self.sizer.measure(reply, len(records))
+            try:
+                reply = await task
+            except AnswerTooLarge:  # records grew past the cap: this range in smaller pages
+                self.sizer.too_large()
+                records = await self._range(skip, top)
+            else:
+                records = _as_page(reply.data, self.path, top)
+                self.sizer.measure(reply, len(records))
             self._top_up()
             yield Page(records, skip, None), top
+
+    async def _range(self, skip: int, top: int) -> list[dict[str, Any]]:
+        """The records of [skip, skip + top), asked for at the sizer's size."""
+        records: list[dict[str, Any]] = []
+        while len(records) < top:
+            size = min(self.sizer.size, top - len(records))
+            params = {**self.base, "skip": skip + len(records), "top": size}
+            try:
+                reply = await self.client.get(self.path, params)
+            except AnswerTooLarge:
+                self.sizer.too_large()
+                continue
+            page = _as_page(reply.data, self.path, size)
+            records.extend(page)
+            if len(page) < size:
+                break
+        return records
 
     async def cancel(self) -> None:
         for _, task in self.pending.values():

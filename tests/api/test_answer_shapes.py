@@ -124,7 +124,9 @@ async def test_a_first_page_beyond_the_size_cap_is_asked_again_smaller(make_sand
     async with sandbox_client(sb, max_body=4 << 20) as client:
         records = [r async for page in client.iter_pages("Contacts") for r in page.records]
         notices = client.stats.notices
-    assert notices[0] == "Contacts: a page of 500 records was larger than 4 MB; asked again for 125"
+    assert (
+        notices[0] == "Contacts: a page of 500 records was larger than 4.2 MB; asked again for 125"
+    )
     assert len(records) == len({r["CONTACT_ID"] for r in records}) == 820
 
 

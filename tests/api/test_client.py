@@ -615,3 +615,25 @@ async def test_a_short_page_before_the_count_is_not_the_end() -> None:
         "Contacts: the page at 500 held 499 of the 500 records asked for, though 3,000 were "
         "counted; paging went on to the count"
     ]
+
+
+async def test_a_later_page_beyond_the_size_cap_is_read_again_in_smaller_pages() -> None:
+    """The first page is small, the records after it large: a page of 500 of them passes the
+    cap, and that range is asked again in quarters until it fits."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip, top = int(request.url.params["skip"]), int(request.url.params["top"])
+        body = [
+            {"CONTACT_ID": i, "BACKGROUND": "" if i < 500 else "x" * 1_000}
+            for i in range(skip, min(skip + top, 1500))
+        ]
+        return ok(body, **{"X-Total-Count": "1500"})
+
+    async with mock_client(handler, max_body=100_000, max_in_flight=2) as client:
+        records = [r async for p in client.iter_pages("Contacts") for r in p.records]
+        notices = client.stats.notices
+    assert [r["CONTACT_ID"] for r in records] == list(range(1500))
+    assert notices[:2] == [
+        "Contacts: a page of 500 records was larger than 0.1 MB; asked again for 125",
+        "Contacts: a page of 125 records was larger than 0.1 MB; asked again for 31",
+    ]
