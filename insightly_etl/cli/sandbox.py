@@ -80,7 +80,13 @@ def _snake(endpoint: str) -> str:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: a free one, printed at start).",
+)
 @click.option(
     "--api-key", default="sandbox", show_default=True, help="The one API key the sandbox accepts."
 )
@@ -291,12 +297,14 @@ def sandbox(
     warning = exposure_warning(host)
     if warning:
         click.echo(warning, err=True)
-    click.echo(
-        f"Insightly sandbox on http://{host}:{port}/v3.1/ (API key: "
-        + ("sandbox)" if api_key == "sandbox" else "the one given by --api-key)"),
-        err=True,
-    )
+    key = "sandbox" if api_key == "sandbox" else "the one given by --api-key"
+
+    def announce(url: str) -> None:  # the port bound: --port 0 takes a free one
+        click.echo(f"Insightly sandbox on {url} (API key: {key})", err=True)
+
     try:
-        serve(config, host=host, port=port)
+        serve(config, host=host, port=port, announce=announce)
     except SeedError as exc:
         raise click.BadParameter(str(exc), param_hint="--seed / --generate") from None
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

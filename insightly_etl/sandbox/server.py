@@ -7,7 +7,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,14 +31,27 @@ def _uvicorn_config(sandbox: Sandbox, *, log_level: str) -> uvicorn.Config:
     )
 
 
-def serve(config: SandboxConfig, *, host: str, port: int, log_level: str = "info") -> None:
-    """Run until interrupted (Ctrl-C)."""
+def serve(
+    config: SandboxConfig,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    announce: Callable[[str], None] = lambda url: None,
+) -> None:
+    """Run until interrupted (Ctrl-C). The socket is bound here, so `port` 0 takes a free
+    port and `announce` is told the real URL before the first request can come."""
     sandbox = Sandbox(config)
-    uv_config = _uvicorn_config(sandbox, log_level=log_level)
-    uv_config.host, uv_config.port = host, port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.Server(uv_config).run()
+        sock.bind((host, port))
+        bound = sock.getsockname()[1]
+        announce(f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}/v3.1/")
+        uvicorn.Server(_uvicorn_config(sandbox, log_level=log_level)).run(sockets=[sock])
     finally:
+        sock.close()
         sandbox.account.close()
 
 

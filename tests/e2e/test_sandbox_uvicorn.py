@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -39,14 +38,9 @@ def test_a_dropped_write_is_applied_and_the_client_sees_the_connection_close() -
         assert drops == sb.sandbox.faults_injected["drop"] > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_sandbox_command_serves_until_stopped() -> None:
-    port = _free_port()
+    """`--port 0`: the sandbox binds a free port itself and prints it (no port picked here,
+    closed and then reused: nothing else can take it in between)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -54,7 +48,7 @@ def test_the_sandbox_command_serves_until_stopped() -> None:
             "insightly_etl",
             "sandbox",
             "--port",
-            str(port),
+            "0",
             "--api-key",
             KEY,
             "--generate",
@@ -67,16 +61,19 @@ def test_the_sandbox_command_serves_until_stopped() -> None:
         env={**os.environ},
     )
     try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()  # the first thing it says: where it listens
+        assert line.startswith("Insightly sandbox on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        assert not url.startswith("http://127.0.0.1:0/")
         deadline = time.monotonic() + 30
         while True:
             try:
-                r = httpx.get(
-                    f"http://127.0.0.1:{port}/v3.1/Contacts", params={"top": 500}, headers=AUTH
-                )
+                r = httpx.get(f"{url}Contacts", params={"top": 500}, headers=AUTH)
                 break
-            except httpx.ConnectError:
+            except httpx.ConnectError:  # bound and listening, not yet serving: asked again
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(proc.stderr.read().decode() if proc.stderr else "did not start")
+                    pytest.fail("the sandbox did not answer")
                 time.sleep(0.1)
         assert len(r.json()) == 250
         assert r.headers["X-RateLimit-Remaining"] == "76"
