@@ -61,10 +61,14 @@ def undo(
 
     result = run_with_api(ctx, api, go)
     c = result.counts
+    done = (
+        f"{c['deleted']:,} created records deleted, {c['restored']:,} records restored"
+        if not dry_run
+        else f"would delete {c['deleted']:,} created records and restore {c['restored']:,}"
+    )
     click.echo(
-        f"{checkpoint.name}: {c['deleted']:,} created records deleted, {c['restored']:,} records "
-        f"restored, {c['conflict']:,} left alone as conflicts, {c['gone']:,} already gone, "
-        f"{c['failed']:,} failed"
+        f"{checkpoint.name}: {done}, {c['conflict']:,} left alone as conflicts, {c['gone']:,} "
+        f"already gone, {c['failed']:,} failed"
         + (f", {c['left']:,} left" if c["left"] else "")
         + f"; {result.requests:,} requests"
         + (" (dry run: nothing changed)" if dry_run else "")

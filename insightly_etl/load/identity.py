@@ -40,6 +40,11 @@ def match_text(value: str, casefold: bool) -> str:
     return text.casefold() if casefold else text
 
 
+def duplicate_action(name: str) -> str:
+    """How NAME.plan.csv calls a row whose `name` another record has."""
+    return "duplicate-name" if name == "ORGANISATION_NAME" else "duplicate-email"
+
+
 def identity_field(result: ValidationResult) -> str | None:
     """The field to watch, when the file writes it and rows are not matched by it alone."""
     name = IDENTITY.get(result.mapping.object)

@@ -29,6 +29,7 @@ from insightly_etl.load.checkpoint import (
     sha256_file,
 )
 from insightly_etl.load.execute import Executor, Outcome, send_groups, server_now
+from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
@@ -540,7 +541,7 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
     records += [
         (
             table.lines[r],
-            "duplicate-email",
+            duplicate_action(name),
             ids.get(r),
             name,
             holder,

@@ -36,6 +36,7 @@ from insightly_etl.load.fields import (
     FieldSpec,
 )
 from insightly_etl.load.identity import (
+    duplicate_action,
     identity_field,
     identity_text,
     match_text,
@@ -615,7 +616,7 @@ class Planner:
         shown = sorted(found)[:3]
         plan.warnings.append(
             f"{len(found):,} row(s) give {name} a value another record has "
-            f"(action 'duplicate-email' in NAME.plan.csv; sent all the same, as "
+            f"(action '{duplicate_action(name)}' in NAME.plan.csv; sent all the same, as "
             "--on-duplicate-email warn): "
             + "; ".join(f"line {lines[r]} {found[r][0]!r} like {found[r][1]}" for r in shown)
             + (" …" if len(found) > 3 else "")
