@@ -297,6 +297,10 @@ def sandbox(
     warning = exposure_warning(host)
     if warning:
         click.echo(warning, err=True)
+    if record_kb and not generate:
+        click.echo("Warning: --record-kb sizes --generate'd records; there are none.", err=True)
+    if private_listed and not private:
+        click.echo("Warning: --private-listed lists --private records; none is given.", err=True)
     key = "sandbox" if api_key == "sandbox" else "the one given by --api-key"
 
     def announce(url: str) -> None:  # the port bound: --port 0 takes a free one
