@@ -72,7 +72,7 @@ class Reply:
     status: int
     data: Any
     headers: Mapping[str, str]
-    size: int = 0  # bytes of the body as it came (before gzip is undone: after)
+    size: int = 0  # bytes of the body, once gzip is undone
     seconds: float = 0.0  # from sending to the whole answer
 
     @property
@@ -263,7 +263,8 @@ class InsightlyClient:
         concurrent: bool = True,
     ) -> AsyncGenerator[Page, None]:
         """Every page of a list or search, in order. The first page asks for the total; with
-        it, the remaining pages are fetched `max_in_flight` at a time. Ends on a short page.
+        it, the remaining pages are fetched `max_in_flight` at a time. Ends on an empty page,
+        or a short one at the count (`_Last`).
         A page larger than `page_bytes` or slower than `page_seconds` makes the pages asked
         for after it smaller (`_Sizer`)."""
         base = dict(params or {})
@@ -289,7 +290,7 @@ class InsightlyClient:
             window = _Window(self, path, base, asked, total, sizer)
         try:
             yield Page(records, 0, total)
-            if last.page(0, asked, len(records)):
+            if last.is_last(0, asked, len(records)):
                 return
             skip = asked
             previous = records
@@ -300,7 +301,7 @@ class InsightlyClient:
                     _check_progress(previous, page.records, path)
                     previous = page.records
                     yield Page(page.records, page.skip, total)
-                    if last.page(page.skip, top, len(page.records)):
+                    if last.is_last(page.skip, top, len(page.records)):
                         return
                 skip = window.next_skip
             while True:  # sequential: no total, or records were added while we read
@@ -317,7 +318,7 @@ class InsightlyClient:
                 _check_progress(previous, records, path)
                 previous = records
                 yield Page(records, skip, total)
-                if last.page(skip, top, len(records)):
+                if last.is_last(skip, top, len(records)):
                     return
                 skip += top
         finally:
@@ -556,7 +557,7 @@ class _Last:
         self.client, self.path, self.total = client, path, total
         self.said = False
 
-    def page(self, skip: int, top: int, records: int) -> bool:
+    def is_last(self, skip: int, top: int, records: int) -> bool:
         if records == 0:
             return True
         if records >= top:

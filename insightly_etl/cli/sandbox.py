@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from insightly_etl.cli.common import LocalPath, choice_option, default_seed_dir, main
+from insightly_etl.errors import ConfigError
 
 
 def _parse_generate(value: str | None) -> dict[str, int]:
@@ -311,4 +312,7 @@ def sandbox(
     except SeedError as exc:
         raise click.BadParameter(str(exc), param_hint="--seed / --generate") from None
     except OSError as exc:  # the port is taken, or the address is not this machine's
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="Pick another --port, or --port 0 for a free one.",
+        ) from None

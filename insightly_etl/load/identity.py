@@ -68,7 +68,9 @@ def _compared(values: pd.Series) -> pd.Series:
     to normalise), in Python for the rest."""
     array = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), pa.string())
     ascii_ = pc.fill_null(pc.string_is_ascii(array), True)
-    simple = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(array, r"\s+", " ")))
+    # Python's \s on ASCII is [\t-\r\x1c-\x20]; RE2's \s leaves out \v and \x1c-\x1f
+    spaced = pc.replace_substring_regex(array, "[\t-\r\x1c-\x20]+", " ")
+    simple = pc.utf8_lower(pc.utf8_trim(spaced, " "))
     out = simple.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
     others = ~ascii_.to_numpy(zero_copy_only=False)
     if others.any():

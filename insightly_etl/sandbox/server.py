@@ -47,6 +47,7 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # connections queue from here on: the URL may be used at once
         bound = sock.getsockname()[1]
         announce(f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{bound}/v3.1/")
         uvicorn.Server(_uvicorn_config(sandbox, log_level=log_level)).run(sockets=[sock])

@@ -129,7 +129,7 @@ async def test_custom_object_writes_are_validated_like_standard_ones(make_sandbo
     assert created.status_code == 201 and created.json()["DATE_UPDATED_UTC"] is not None
     assert values(updated.json()) == {
         "Site__c": 100001,  # a PUT changes only the custom fields it lists
-        "Status__c": "Retired",  # the unset ones are left out of the answer (reference §10)
+        "Status__c": "Retired",  # the unset ones are left out of the answer (docs/api.md §10)
     }
     assert (deleted.status_code, gone.status_code) == (202, 404)
 

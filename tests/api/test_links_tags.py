@@ -1,4 +1,4 @@
-"""The sandbox's Links and Tags endpoints (reference §2.2, §4, swagger), which a migration uses
+"""The sandbox's Links and Tags endpoints (docs/api.md §2.2, §4, swagger), which a migration uses
 to link people to deals and to tag records without rewriting them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sandbox's pipeline, stage and opportunity-state endpoints (reference §2.1, swagger):
+"""The sandbox's pipeline, stage and opportunity-state endpoints (docs/api.md §2.1, swagger):
 what a migration needs to put a deal in its stage with its won/lost state."""
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ async def test_records_carry_every_standard_field_and_custom_fields(seeded: Sand
     assert {f["name"] for f in object_fields("Contacts")} <= set(row)
     assert row["VISIBLE_TO"] == "EVERYONE" and row["VISIBLE_TEAM_ID"] is None
     assert isinstance(row["TAGS"], list) and isinstance(row["LINKS"], list)
-    # the recorded shape (reference §10): the custom fields with a value, in definition order
+    # the recorded shape (docs/api.md §10): the custom fields with a value, in definition order
     order = [d["FIELD_NAME"] for d in defs]
     listed = [c["FIELD_NAME"] for c in row["CUSTOMFIELDS"]]
     assert listed == sorted(listed, key=order.index) and len(listed) < len(order)
@@ -82,7 +82,7 @@ async def test_the_complete_shape_lists_every_custom_field_and_puts_answer_201(
 
 
 async def test_a_new_lead_answers_as_a_live_one_did(make_sandbox) -> None:
-    """The recorded create of a lead (reference §10): `""` for its unset e-mail and
+    """The recorded create of a lead (docs/api.md §10): `""` for its unset e-mail and
     description, 0 employees, not converted, not opted out, no custom fields listed."""
     sb = make_sandbox()
     async with asgi_client(sb) as c:
@@ -322,7 +322,7 @@ async def test_put_is_partial_null_clears_and_bumps_updated(make_sandbox) -> Non
             },
         )
         after = r.json()
-    assert r.status_code == 200  # as a live PUT answered (reference §10; the swagger says 201)
+    assert r.status_code == 200  # as a live PUT answered (docs/api.md §10; the swagger says 201)
     assert after["TITLE"] == "CTO" and after["PHONE_MOBILE"] is None
     assert (
         after["FIRST_NAME"] == before["FIRST_NAME"]

@@ -67,3 +67,31 @@ def test_the_date_order_comes_from_cells_that_are_dates() -> None:
 def test_two_digit_years_as_excel_reads_them() -> None:
     parsed = parse_locale(pd.Series(["01/06/65", "01/06/29", "01/06/30"], dtype="string"), False)
     assert [d.year for d in parsed] == [1965, 2029, 1930]
+
+
+def test_the_column_comparison_is_match_text_for_every_value() -> None:
+    """The in-file e-mail check compares a column in Arrow, the account check value by value
+    in Python: both must say the same of every value (RE2's \\s is not Python's)."""
+    import pandas as pd
+
+    from insightly_etl.load.identity import _compared, match_text
+
+    values = [
+        " Ada@Example.COM ",
+        "a\x0bb",
+        "a\x1fb",
+        "a\t\n\r b",
+        "\u200ejoao@x.com\u200f",
+        "Bjo\u0308rn@ABBA.example",
+        "ÅSA@x.se",
+        "ß@x.de",
+        "",
+        "   ",
+        None,
+    ]
+    series = pd.Series(values, dtype="string")
+    expected = [
+        None if v is None or not match_text(v, True) else match_text(v, True) for v in values
+    ]
+    got = [None if pd.isna(v) else v for v in _compared(series).tolist()]
+    assert got == expected
