@@ -26,7 +26,6 @@ from insightly_etl.load.validate import ABSENT, INVISIBLE, ValidationResult
 
 # the field that names a record to the people who use it: one record per value, by custom
 IDENTITY = {"contacts": "EMAIL_ADDRESS", "leads": "EMAIL", "organisations": "ORGANISATION_NAME"}
-ON_DUPLICATE_EMAIL = ("warn", "skip", "error")
 
 _INVISIBLE = re.compile(INVISIBLE)
 _SPACES = re.compile(r"\s+")
