@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 Record = dict[str, Any]
 _TAGS_WIRE = pa.list_(pa.struct([pa.field("TAG_NAME", pa.string())]))
 _DATE_FORMATS = (DATETIME_FORMAT, ISO_FORMAT, "%Y-%m-%d")
+_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d")  # how every date the API writes begins
 
 
 class PageConverter:
@@ -104,8 +106,20 @@ class PageConverter:
                         self._column(self.schema.field(f.name), [r.get(f.name) for r in records])
                     )
             else:
-                out.append(column)
+                out.append(self._finite(f.name, column))
         return out
+
+    def _finite(self, name: str, column: pa.Array) -> pa.Array:
+        """A number column without NaN or infinity (a lenient JSON parser takes them; no
+        warehouse wants them): they become no value, counted like any value that did not fit."""
+        if not pa.types.is_floating(column.type):
+            return column
+        finite = pc.fill_null(pc.is_finite(column), True)
+        bad = len(column) - (pc.sum(pc.cast(finite, pa.int64())).as_py() or 0)
+        if not bad:
+            return column
+        self.bad_values[name] += bad
+        return pc.if_else(finite, column, pa.scalar(None, column.type))
 
     # ---------------------------------------------------------------- one column
     def _column(self, field: pa.Field, raw: list[Any]) -> pa.Array:
@@ -122,7 +136,7 @@ class PageConverter:
         elif pa.types.is_list(dtype) and pa.types.is_struct(dtype.value_type):
             raw = [_struct_list(v, dtype.value_type) for v in raw]
         try:
-            return pa.array(raw, type=dtype)
+            return self._finite(field.name, pa.array(raw, type=dtype))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             pass
         fix = _FIXERS.get(str(dtype))
@@ -257,8 +271,8 @@ def _to_datetime(v: Any) -> datetime | None:
 def _iso_instant(text: Any) -> datetime | None:
     """Any ISO 8601 form of a moment (`…T…`, `Z`, `+02:00`, fractions) as naive UTC, to the
     millisecond; a moment without a zone is UTC, as the API's own are."""
-    if not isinstance(text, str):
-        return None
+    if not isinstance(text, str) or not _ISO_DAY.match(text.strip()):
+        return None  # fromisoformat also reads week dates (2026-W44-1): not the API's
     try:
         moment = datetime.fromisoformat(text.strip())
         if moment.tzinfo is not None:  # 0001-01-01T00:00:00+01:00 has no UTC moment
@@ -291,8 +305,8 @@ def _to_int(v: Any) -> int | None:
 def _to_float(v: Any) -> float | None:
     if isinstance(v, bool):
         return None
-    if isinstance(v, int | float):
-        return float(v)
+    if isinstance(v, int | float):  # JSON's NaN and Infinity (a lenient parser takes them)
+        return float(v) if math.isfinite(v) else None
     if isinstance(v, str):
         try:
             number = float(v.strip())
@@ -317,6 +331,8 @@ def _to_str(v: Any) -> str | None:
         return v
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return None  # JSON's NaN in a text field is no text
     if isinstance(v, int | float):
         return str(v)
     return json.dumps(v, ensure_ascii=False)  # an object or array kept as JSON text

@@ -14,6 +14,7 @@ every sub-element a PUT left out (docs/api.md §3, §5).
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -177,8 +178,11 @@ def _moment(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         moment = value
     else:
+        text = str(value).strip()
+        if not re.match(r"\d{4}-\d\d-\d\d", text):  # not a week date such as 2026-W44-1
+            return None
         try:
-            moment = datetime.fromisoformat(str(value).strip())
+            moment = datetime.fromisoformat(text)
         except ValueError:
             return None
     try:

@@ -145,3 +145,32 @@ def test_the_export_command_says_when_it_asks_for_smaller_pages(make_sandbox, tm
         notes[0],
     ), result.stderr
     assert "Exported 1 object type, 820 rows" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_week_dates_and_json_nan_are_no_values(make_sandbox, tmp_path: Path) -> None:
+    """`2026-W44-1` reads as a date to Python's ISO parser but is no form the API writes; a
+    lenient JSON parser takes NaN, which is no text and no number."""
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    rid = contacts.ids[0]
+    record = copy.deepcopy(contacts.records[rid])
+    record["FIRST_NAME"] = float("nan")
+    for item in record["CUSTOMFIELDS"]:
+        if item["FIELD_NAME"] == "Last_Webinar__c":
+            item["FIELD_VALUE"] = "2026-W44-1T10:00:00"
+        if item["FIELD_NAME"] == "Lifetime_Value__c":
+            item["FIELD_VALUE"] = float("inf")
+    contacts.put(record)
+    result = await export(sb, tmp_path, "contacts")
+    row = next(
+        r
+        for r in pq.read_table(tmp_path / "contacts.parquet").to_pylist()
+        if r["CONTACT_ID"] == rid
+    )
+    assert (row["FIRST_NAME"], row["Last_Webinar__c"], row["Lifetime_Value__c"]) == (
+        None,
+        None,
+        None,
+    )
+    assert "contacts.Last_Webinar__c: 1 value(s) did not fit" in " ".join(result.warnings)
