@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,12 +19,11 @@ import pyarrow.compute as pc
 
 from insightly_etl.api.registry import custom_values
 from insightly_etl.extract.schema import DAY, META_SOURCE, TIMESTAMP
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 
 Record = dict[str, Any]
 _TAGS_WIRE = pa.list_(pa.struct([pa.field("TAG_NAME", pa.string())]))
 _DATE_FORMATS = (DATETIME_FORMAT, ISO_FORMAT, "%Y-%m-%d")
-_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d")  # how every date the API writes begins
 
 
 class PageConverter:
@@ -269,17 +267,9 @@ def _to_datetime(v: Any) -> datetime | None:
 
 
 def _iso_instant(text: Any) -> datetime | None:
-    """Any ISO 8601 form of a moment (`…T…`, `Z`, `+02:00`, fractions) as naive UTC, to the
-    millisecond; a moment without a zone is UTC, as the API's own are."""
-    if not isinstance(text, str) or not _ISO_DAY.match(text.strip()):
-        return None  # fromisoformat also reads week dates (2026-W44-1): not the API's
-    try:
-        moment = datetime.fromisoformat(text.strip())
-        if moment.tzinfo is not None:  # 0001-01-01T00:00:00+01:00 has no UTC moment
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):
-        return None
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    """An ISO moment as naive UTC, to the millisecond (what the Parquet column holds)."""
+    moment = iso_instant(text) if isinstance(text, str) else None
+    return None if moment is None else moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 _INT64 = range(-(2**63), 2**63)

@@ -14,10 +14,9 @@ every sub-element a PUT left out (docs/api.md §3, §5).
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -26,6 +25,7 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import ForbiddenError, NotFoundError
+from insightly_etl.files import iso_instant
 from insightly_etl.load.fields import (
     BOOLEAN,
     DATE,
@@ -173,24 +173,10 @@ def same_value(spec: FieldSpec, new: Any, old: Any) -> bool:
 
 
 def _moment(value: Any) -> datetime | None:
-    """A date-time's UTC moment to the second, from the API's text, an export's or ISO
-    (`2026-11-01T10:00:00.5+01:00` is `2026-11-01 09:00:00`); None: not such text."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip()
-        if not re.match(r"\d{4}-\d\d-\d\d", text):  # not a week date such as 2026-W44-1
-            return None
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    try:
-        if moment.tzinfo is not None:  # 0001-01-01T00:00:00+01:00 has no UTC moment
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:
-        return None
-    return moment.replace(microsecond=0)
+    """A date-time's UTC moment to the second (`2026-11-01T10:00:00.5+01:00` is
+    `2026-11-01 09:00:00`); None: not such text."""
+    moment = iso_instant(value)
+    return None if moment is None else moment.replace(microsecond=0)
 
 
 def wire_value(spec: FieldSpec, value: Any) -> Any:
