@@ -9,6 +9,12 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
     ├── InputError                         exit 2   a bad file or mapping given by the user
     │   └── CheckpointError                exit 2   a checkpoint that cannot be used
     │       └── CheckpointInUse            exit 75  another run holds it: try again later
+    ├── RunStopped                         the run must stop now; a later run resumes
+    │   ├── QuotaError                     exit 75  no more requests may be spent now
+    │   │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried
+    │   │   ├── BudgetExhausted    the caller's max_requests is spent (no request sent)
+    │   │   └── ReserveReached     the next request would eat into the reserve (none sent)
+    │   └── Halted                         exit 130 Ctrl-C / SIGTERM; this request never left
     └── ApiError                           exit 1   an HTTP answer from Insightly (status, message)
         ├── AuthError              401     exit 77
         ├── ForbiddenError         403     exit 77  plan or permission; readers skip the object
@@ -16,16 +22,15 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
         ├── ValidationError        400     exit 65  carries the server's Message
         ├── ConflictError          412, or 400 about If-Match (stale ETag)
         ├── RateLimited            429 with requests left today (burst): retried by the client
-        ├── QuotaError                     exit 75  stop now, resume later
-        │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried
-        │   ├── BudgetExhausted    the caller's max_requests is spent (no request sent)
-        │   └── ReserveReached     the next request would eat into the reserve (none sent)
-        ├── Halted                         exit 130 the run was asked to stop; this request never left
         ├── RecordLimitReached     402     exit 69  the plan's record limit: no more creates
         ├── AnswerTooLarge                 exit 69  an answer beyond the size cap, refused
         ├── ServerError            5xx     exit 69
         ├── TransportError                 exit 69  timeout / connection failure
         └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
+
+`RunStopped` stands beside `ApiError`, not under it (as httpx keeps `RequestError` apart from
+`HTTPStatusError`): code that fails one row on `except ApiError` can never swallow a quota stop
+or a Ctrl-C by accident.
 
 The exit codes follow sysexits.h where one fits: 65 data error, 69 service unavailable,
 75 temporary failure (try again later), 77 permission denied.
@@ -73,8 +78,8 @@ class CheckpointInUse(CheckpointError):
     exit_code = 75
 
 
-class ApiError(InsightlyEtlError):
-    """An HTTP answer from the API that is not a success."""
+class _AboutRequest(InsightlyEtlError):
+    """An error about one request: where it went (method, path) and the status, if any."""
 
     def __init__(
         self,
@@ -95,6 +100,18 @@ class ApiError(InsightlyEtlError):
         status = f"HTTP {self.status}" if self.status is not None else None
         prefix = ", ".join(p for p in (where, status) if p)
         return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class ApiError(_AboutRequest):
+    """An HTTP answer from the API that is not a success, or no answer at all."""
+
+
+class RunStopped(_AboutRequest):
+    """The run must stop now (quota, budget, reserve, Ctrl-C): not a failure of any row.
+
+    What was sent is journaled; the next run with the same arguments resumes."""
+
+    exit_code = 75
 
 
 class AuthError(ApiError):
@@ -139,7 +156,7 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
-class QuotaError(ApiError):
+class QuotaError(RunStopped):
     """Stop cleanly: no more requests may be spent now. A later run resumes."""
 
     exit_code = 75
@@ -157,7 +174,7 @@ class ReserveReached(QuotaError):
     hint = "Stopped to leave --reserve requests for the account's other integrations."
 
 
-class Halted(ApiError):
+class Halted(RunStopped):
     """The run is stopping (Ctrl-C, SIGTERM): a request not yet sent is not sent at all."""
 
     exit_code = 130

@@ -29,6 +29,7 @@ from insightly_etl.errors import (
     QuotaExhausted,
     RateLimited,
     RecordLimitReached,
+    RunStopped,
     ServerError,
     TransportError,
     ValidationError,
@@ -44,7 +45,7 @@ class Verdict(Enum):
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
-    error: ApiError
+    error: ApiError | RunStopped
     sent_at: float | None = None  # when the request left (the client's clock), if it did
 
 
@@ -61,7 +62,7 @@ class RetryPolicy:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2^attempt))."""
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
-    def wait_for(self, error: ApiError, attempt: int, rng: random.Random) -> float:
+    def wait_for(self, error: ApiError | RunStopped, attempt: int, rng: random.Random) -> float:
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return max(0.0, min(self.max_retry_after, error.retry_after))
         return self.backoff(attempt, rng)
@@ -88,7 +89,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date; fall back to our own backoff
 
 
-def error_for(response: httpx.Response, method: str, path: str) -> ApiError:
+def error_for(response: httpx.Response, method: str, path: str) -> ApiError | RunStopped:
     status = response.status_code
     message = server_message(response)
     where: dict[str, Any] = {"status": status, "method": method, "path": path}

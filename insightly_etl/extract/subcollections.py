@@ -37,10 +37,8 @@ from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     ForbiddenError,
-    Halted,
     InputError,
     NotFoundError,
-    QuotaError,
     ReserveReached,
 )
 from insightly_etl.extract.writers import open_writer
@@ -334,9 +332,7 @@ class SubFetcher:
             return
         try:
             content = await self.client.download(f"FileAttachments/{row['file_id']}")
-        except (NotFoundError, ApiError) as exc:
-            if isinstance(exc, QuotaError | Halted):
-                raise
+        except ApiError as exc:  # a quota stop or Ctrl-C is a RunStopped and goes on up
             self.failed_downloads.append(
                 f"file {row['file_id']}: {exc.message} (HTTP {exc.status or '?'})"
             )

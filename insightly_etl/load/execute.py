@@ -32,6 +32,7 @@ from insightly_etl.errors import (
     OutcomeUnknown,
     QuotaError,
     RecordLimitReached,
+    RunStopped,
 )
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
@@ -52,7 +53,7 @@ NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
 @dataclass
 class Outcome:
     stopped: str | None = None  # "quota" | "interrupted" | "record_limit" (creates only)
-    error: ApiError | None = None
+    error: ApiError | RunStopped | None = None
 
 
 def server_now(client: InsightlyClient) -> datetime:

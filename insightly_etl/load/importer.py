@@ -17,7 +17,7 @@ from pathlib import Path
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient, RequestMeter
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import Halted, QuotaError
+from insightly_etl.errors import Halted, RunStopped
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -249,7 +249,7 @@ async def _run(
     try:
         checkpoint.bind_account(await client.account())  # refused if it is another account's
         facts = await facts_from_api(client, mapping)
-    except (QuotaError, Halted) as exc:
+    except RunStopped as exc:
         return _stopped_early(client, options, table, None, checkpoint, meter, exc)
     validation = validate_table(table, mapping, facts)
     states = checkpoint.states()
@@ -298,7 +298,7 @@ async def _run(
         todo = await _reconcile_earlier_creates(executor, checkpoint, validation, states, todo)
         known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
         plan = await planner.plan(todo, table.lines, all_valid_rows=valid, known_ids=known_ids)
-    except (QuotaError, Halted) as exc:
+    except RunStopped as exc:
         return _stopped_early(client, options, table, validation, checkpoint, meter, exc)
     _record_plan(checkpoint, plan, states)
     steps = (
@@ -380,7 +380,7 @@ def _stopped_early(
     validation: ValidationResult | None,
     checkpoint: Checkpoint,
     meter: RequestMeter,
-    exc: QuotaError | Halted,
+    exc: RunStopped,
 ) -> ImportResult:
     requests = meter.requests
     stopped = "interrupted" if isinstance(exc, Halted) else "quota"

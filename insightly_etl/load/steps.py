@@ -33,7 +33,14 @@ from typing import Any
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import LINK_NAMES, ObjectType, get_object, record_id
 from insightly_etl.api.tasks import gather_all
-from insightly_etl.errors import ApiError, Halted, NotFoundError, OutcomeUnknown, QuotaError
+from insightly_etl.errors import (
+    ApiError,
+    Halted,
+    NotFoundError,
+    OutcomeUnknown,
+    QuotaError,
+    RunStopped,
+)
 from insightly_etl.load.checkpoint import Checkpoint, StepState
 from insightly_etl.load.plan import Record, row_policies
 from insightly_etl.load.validate import ABSENT, ValidationResult
@@ -216,7 +223,7 @@ def _apply(record: Record, call: Call, answer: Any, want: Want) -> None:
 @dataclass
 class StepOutcome:
     stopped: str | None = None  # quota | interrupted
-    error: ApiError | None = None
+    error: ApiError | RunStopped | None = None
     left: int = 0  # steps not settled when the run ended
     requests: dict[str, int] | None = None  # estimate: requests per kind (and "read")
 
@@ -440,8 +447,6 @@ class StepRunner:
                 if call.action == "link":
                     self.linked.discard(_link_key(self.obj, r.record_id, want))
                 continue
-            except (QuotaError, Halted):
-                raise
             except ApiError as exc:  # 404 "Record, Pipeline or Pipeline Stage not found", 400 …
                 if call.action == "link":
                     self.linked.discard(_link_key(self.obj, r.record_id, want))
