@@ -1,0 +1,322 @@
+"""The rows' journal: one entry per row of the file, committed before its request leaves and
+again when the answer comes, so a run that dies loses nothing (at worst a row is `in_flight`,
+reconciled before anything is re-sent). Updates keep the before-image of every field they
+change, so an import can be undone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from insightly_etl.config import redact
+from insightly_etl.files import utc_now
+from insightly_etl.load.states import UNSETTLED, Action, RowState
+
+if TYPE_CHECKING:
+    from insightly_etl.load.checkpoint.store import Checkpoint
+
+
+@dataclass(frozen=True)
+class RowEntry:
+    row: int
+    line: int
+    action: Action | None
+    state: RowState
+    record_id: int | None
+    payload: dict[str, Any] | None
+    sent_at: str | None
+    status: int | None
+    message: str | None
+    attempts: int
+    not_applied: bool = False  # done, but the answer lacked a value sent (`message` says which)
+    created: bool = False  # an import created its record (whatever later runs did to it)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    record_id: int
+    field: str
+    before: Any
+    written: Any
+
+
+@dataclass(frozen=True)
+class CreatedRow:
+    row: int
+    line: int
+    record_id: int
+    payload: dict[str, Any] | None  # the last body sent
+    stamp: str | None  # DATE_UPDATED_UTC as our last write left the record
+
+
+def _json(value: Any) -> str:
+    return redact(json.dumps(value, ensure_ascii=False))
+
+
+_UNSETTLED = ", ".join(f"'{s}'" for s in UNSETTLED)
+
+
+class RowJournal:
+    """Every change is committed to SQLite and made to the entries in memory alike: a run
+    reads the rows' states once, when it first asks, never back from the file."""
+
+    def __init__(self, store: Checkpoint) -> None:
+        self.store = store
+        self._entries: dict[int, RowEntry] | None = None
+
+    def reload(self) -> None:
+        """The rows were changed behind the journal's back (rerun.py): read them again."""
+        self._entries = None
+
+    def _set(self, row: int, **changes: Any) -> None:
+        if self._entries is not None and row in self._entries:
+            self._entries[row] = replace(self._entries[row], **changes)
+
+    @property
+    def db(self) -> Any:
+        return self.store.db
+
+    def register(self, rows: Iterable[tuple[int, int, str]]) -> None:
+        """Every row of the file, once (row position, line, content digest)."""
+        rows = list(rows)
+        self.reload()
+        now = utc_now()
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((r, line, RowState.PLANNED, digest, now) for r, line, digest in rows),
+            )
+            # a checkpoint of an earlier version: its rows get their digests now
+            db.executemany(
+                "UPDATE rows SET digest=? WHERE row=? AND digest IS NULL",
+                ((digest, r) for r, _, digest in rows),
+            )
+
+    def states(self) -> dict[int, RowEntry]:
+        """Every row's entry, as of now (a copy: later changes do not show in it)."""
+        if self._entries is None:
+            self._entries = self._read()
+        return dict(self._entries)
+
+    def _read(self) -> dict[int, RowEntry]:
+        cur = self.db.execute(
+            "SELECT row, line, action, state, record_id, payload, sent_at, status, message,"
+            " attempts, not_applied, created FROM rows"
+        )
+        return {
+            r[0]: RowEntry(
+                r[0],
+                r[1],
+                Action(r[2]) if r[2] else None,
+                RowState(r[3]),
+                r[4],
+                json.loads(r[5]) if r[5] else None,
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                bool(r[10]),
+                bool(r[11]),
+            )
+            for r in cur
+        }
+
+    def mark(
+        self,
+        rows: Iterable[int],
+        state: RowState,
+        *,
+        action: Action | None = None,
+        message: str | None = None,
+    ) -> None:
+        rows = list(rows)
+        now = utc_now()
+        with self.store.transaction() as db:
+            db.executemany(
+                "UPDATE rows SET state=?, action=COALESCE(?, action), message=?, updated_utc=?,"
+                " run=? WHERE row=?",
+                ((state, action, message, now, self.store.run, r) for r in rows),
+            )
+        for r in rows:
+            entry = self._entries.get(r) if self._entries is not None else None
+            if entry is not None:
+                self._set(r, state=state, action=action or entry.action, message=message)
+
+    def sending(
+        self, row: int, action: Action, payload: dict[str, Any], sent_at: str, record_id: int | None
+    ) -> None:
+        """Committed before the request leaves: from now on the outcome may be unknown."""
+        body = _json(payload)
+        self.db.execute(
+            "UPDATE rows SET state=?, action=?, payload=?, sent_at=?,"
+            " record_id=COALESCE(?, record_id), attempts=attempts+1, updated_utc=?, run=?,"
+            " status=NULL, message=NULL, not_applied=0 WHERE row=?",
+            (
+                RowState.IN_FLIGHT,
+                action,
+                body,
+                sent_at,
+                record_id,
+                utc_now(),
+                self.store.run,
+                row,
+            ),
+        )
+        entry = self._entries.get(row) if self._entries is not None else None
+        if entry is not None:
+            self._set(
+                row,
+                state=RowState.IN_FLIGHT,
+                action=action,
+                payload=json.loads(body),
+                sent_at=sent_at,
+                record_id=entry.record_id if record_id is None else record_id,
+                attempts=entry.attempts + 1,
+                status=None,
+                message=None,
+                not_applied=False,
+            )
+
+    def done(
+        self,
+        row: int,
+        action: Action,
+        record_id: int | None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        *,
+        not_applied: str | None = None,
+        stamp: str | None = None,
+    ) -> None:
+        """Done; an update keeps each changed field's value before and the value written.
+        `not_applied`: what of the write Insightly did not apply, if anything. `stamp`: the
+        record's DATE_UPDATED_UTC as our write left it (undo: was it changed since?)."""
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE rows SET state=?, action=?, record_id=?, status=NULL, message=?,"
+                " not_applied=?, updated_utc=?, run=?,"
+                " created=CASE WHEN ?=? THEN 1 ELSE created END, stamp=COALESCE(?, stamp)"
+                " WHERE row=?",
+                (
+                    RowState.DONE,
+                    action,
+                    record_id,
+                    not_applied,
+                    int(not_applied is not None),
+                    utc_now(),
+                    self.store.run,
+                    action,
+                    Action.CREATE,
+                    stamp,
+                    row,
+                ),
+            )
+            if before and record_id is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO before_images (row, record_id, field, value, run,"
+                    " written) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        (
+                            row,
+                            record_id,
+                            f,
+                            _json(v),
+                            self.store.run,
+                            _json((after or {}).get(f)),
+                        )
+                        for f, v in before.items()
+                    ),
+                )
+        entry = self._entries.get(row) if self._entries is not None else None
+        if entry is not None:
+            self._set(
+                row,
+                state=RowState.DONE,
+                action=action,
+                record_id=record_id,
+                status=None,
+                message=not_applied,
+                not_applied=not_applied is not None,
+                created=entry.created or action == Action.CREATE,
+            )
+
+    def touched(self, row: int, stamp: str) -> None:
+        """A step of ours changed the record after its write: its stamp moves on with it, so
+        undo does not take our own step for a colleague's edit."""
+        self.db.execute(
+            "UPDATE rows SET stamp=? WHERE row=? AND (stamp IS NULL OR stamp < ?)",
+            (stamp, row, stamp),
+        )
+
+    def failed(self, row: int, status: int | None, message: str) -> None:
+        self.db.execute(
+            "UPDATE rows SET state=?, status=?, message=?, updated_utc=?, run=? WHERE row=?",
+            (RowState.FAILED, status, message, utc_now(), self.store.run, row),
+        )
+        self._set(row, state=RowState.FAILED, status=status, message=message)
+
+    def unknown(self, row: int, message: str) -> None:
+        self.db.execute(
+            "UPDATE rows SET state=?, message=?, updated_utc=?, run=? WHERE row=?",
+            (RowState.UNKNOWN, message, utc_now(), self.store.run, row),
+        )
+        self._set(row, state=RowState.UNKNOWN, message=message)
+
+    def not_applied(self) -> int:
+        """Done rows whose answer lacked a value they sent (see execute.py)."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM rows WHERE state=? AND not_applied=1", (RowState.DONE,)
+            ).fetchone()[0]
+        )
+
+    def counts(self, *, created_first: bool = False) -> dict[tuple[Action | None, RowState], int]:
+        """Rows by (action, state): the last run's action, or with `created_first` "create"
+        for every record an import created, whatever later runs did to it (status, undo)."""
+        action = "CASE WHEN created=1 THEN 'create' ELSE action END" if created_first else "action"
+        cur = self.db.execute(f"SELECT {action} AS a, state, COUNT(*) FROM rows GROUP BY a, state")
+        return {(Action(a) if a else None, RowState(s)): n for a, s, n in cur}
+
+    def changes(self) -> dict[int, list[FieldChange]]:
+        """Per row, each field an update changed: the value before the first run that changed
+        it, and the value the last such run wrote (for undo)."""
+        out: dict[int, list[FieldChange]] = {}
+        cur = self.db.execute(
+            "SELECT row, record_id, field, value, written FROM before_images WHERE row >= 0"
+            " ORDER BY row, field, run"
+        )
+        seen: dict[tuple[int, str], FieldChange] = {}
+        for row, rid, name, value, written in cur:
+            before = json.loads(value) if value is not None else None
+            after = json.loads(written) if written is not None else None
+            earlier = seen.get((row, name))
+            change = FieldChange(rid, name, earlier.before if earlier else before, after)
+            seen[(row, name)] = change
+        for (row, _), change in seen.items():
+            out.setdefault(row, []).append(change)
+        return out
+
+    def created(self) -> list[CreatedRow]:
+        """Every record the import created, by row."""
+        cur = self.db.execute(
+            "SELECT row, line, record_id, payload, stamp FROM rows"
+            " WHERE created=1 AND record_id IS NOT NULL ORDER BY row"
+        )
+        return [
+            CreatedRow(r, line, rid, json.loads(p) if p else None, st)
+            for r, line, rid, p, st in cur
+        ]
+
+    def created_row_numbers(self) -> set[int]:
+        return {r for (r,) in self.db.execute("SELECT row FROM rows WHERE created=1")}
+
+    def unsettled(self) -> int:
+        """Rows whose write may or may not have happened."""
+        return int(
+            self.db.execute(f"SELECT COUNT(*) FROM rows WHERE state IN ({_UNSETTLED})").fetchone()[
+                0
+            ]
+        )

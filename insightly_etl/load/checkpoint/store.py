@@ -1,0 +1,380 @@
+"""The checkpoint file: its schema, its versions, opening it, its metadata and its runs.
+
+The schema below is the whole schema; `PRAGMA user_version` says which version a file has.
+A file of an earlier version is migrated when it is opened for a run, in one transaction, and
+read through a migrated in-memory copy when it is only looked at (`status`, a dry run), so the
+file stays exactly as it was. Every state and action column has a `CHECK` made from the enums
+of load/states.py: no other value can be written.
+
+    version 0  the schema before versions (columns added one by one as features came)
+    version 1  CHECK constraints; `rows.not_applied`; `rows.created` 0/1, never NULL
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.errors import CheckpointError
+from insightly_etl.files import utc_now
+from insightly_etl.load.checkpoint.lock import RunLock
+from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
+from insightly_etl.load.checkpoint.rows import RowJournal
+from insightly_etl.load.checkpoint.steps import StepJournal
+from insightly_etl.load.checkpoint.undo import UndoJournal
+from insightly_etl.load.states import Action, RowState, StepAction, StepState, Stop, UndoState
+
+VERSION = 1
+RUN_OUTCOMES = ("finished", "dry-run", *Stop)
+
+
+def _one_of(column: str, values: Any, *, null: bool = False) -> str:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return (
+        f"CHECK ({column} IS NULL OR {column} IN ({allowed}))"
+        if null
+        else (f"CHECK ({column} IN ({allowed}))")
+    )
+
+
+TABLES = {
+    "meta": "key TEXT PRIMARY KEY, value TEXT NOT NULL",
+    "rows": f"""
+    row INTEGER PRIMARY KEY,          -- position in the file, from 0
+    line INTEGER NOT NULL,            -- where it is in the file (line, sheet row, row number)
+    action TEXT {_one_of("action", Action, null=True)},
+    state TEXT NOT NULL {_one_of("state", RowState)},
+    record_id INTEGER,
+    payload TEXT,                     -- the body sent (JSON), for reconciliation
+    sent_at TEXT,                     -- UTC, just before the request left
+    status INTEGER,                   -- HTTP status of a failure
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run INTEGER,
+    updated_utc TEXT NOT NULL,
+    digest TEXT,                      -- the row's fingerprint (pairing.py)
+    created INTEGER NOT NULL DEFAULT 0 CHECK (created IN (0, 1)),  -- an import created it
+    stamp TEXT,                       -- DATE_UPDATED_UTC as our last write left the record
+    not_applied INTEGER NOT NULL DEFAULT 0 CHECK (not_applied IN (0, 1))  -- see `message`
+    """,
+    "removed_rows": f"""   -- rows of an earlier version of the file, gone from it
+    line INTEGER NOT NULL, action TEXT {_one_of("action", Action, null=True)},
+    state TEXT NOT NULL {_one_of("state", RowState)}, record_id INTEGER, digest TEXT,
+    removed_run INTEGER NOT NULL
+    """,
+    "before_images": """
+    row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
+    run INTEGER NOT NULL, written TEXT,  -- JSON: the value before, and the value the run wrote
+    PRIMARY KEY (row, field, run)
+    """,
+    "undo": f"""   -- `undo`'s own journal: resumable like the import
+    row INTEGER PRIMARY KEY, state TEXT NOT NULL {_one_of("state", UndoState)}, message TEXT,
+    updated_utc TEXT NOT NULL
+    """,
+    "steps": f"""
+    row INTEGER NOT NULL,
+    step TEXT NOT NULL,               -- pipeline | state | link:COLUMN
+    want TEXT NOT NULL,               -- JSON: what the step sets; another value is another step
+    record_id INTEGER NOT NULL,
+    action TEXT {_one_of("action", StepAction, null=True)},
+    state TEXT NOT NULL {_one_of("state", StepState)},
+    status INTEGER,
+    message TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run INTEGER,
+    updated_utc TEXT NOT NULL,
+    PRIMARY KEY (row, step)
+    """,
+    "runs": f"""
+    run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
+    requests INTEGER NOT NULL DEFAULT 0, outcome TEXT {_one_of("outcome", RUN_OUTCOMES, null=True)},
+    sent_minutes TEXT  -- JSON {{"yyyy-mm-dd HH:MM": n}}: for the rolling 24-hour quota window
+    """,
+}
+INDEXES = "CREATE INDEX IF NOT EXISTS rows_state ON rows(state);"
+SCHEMA = (
+    "\n".join(f"CREATE TABLE {name} ({columns});" for name, columns in TABLES.items()) + INDEXES
+)
+
+# version 0 as its last release left it: what migrating from it starts from
+_V0_COLUMNS = {
+    "rows": {"digest": "TEXT", "created": "INTEGER", "stamp": "TEXT"},
+    "runs": {"sent_minutes": "TEXT"},
+    "before_images": {"written": "TEXT"},
+}
+_V0_TABLES = {
+    "undo": "row INTEGER PRIMARY KEY, state TEXT NOT NULL, message TEXT, updated_utc TEXT NOT NULL",
+    "steps": "row INTEGER NOT NULL, step TEXT NOT NULL, want TEXT NOT NULL, record_id INTEGER "
+    "NOT NULL, action TEXT, state TEXT NOT NULL, status INTEGER, message TEXT, attempts INTEGER "
+    "NOT NULL DEFAULT 0, run INTEGER, updated_utc TEXT NOT NULL, PRIMARY KEY (row, step)",
+    "removed_rows": "line INTEGER NOT NULL, action TEXT, state TEXT NOT NULL, record_id "
+    "INTEGER, digest TEXT, removed_run INTEGER NOT NULL",
+    "before_images": "row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, "
+    "value TEXT, run INTEGER NOT NULL, PRIMARY KEY (row, field, run)",
+}
+_V1_FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied as it is
+    "rows": {
+        "created": "COALESCE(created, 0)",
+        "not_applied": "CASE WHEN state='done' AND message LIKE 'not applied:%' THEN 1 ELSE 0 END",
+    },
+}
+_NOT_OURS = "Name a new file with --checkpoint, or move that one away."
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+
+
+def _version(db: sqlite3.Connection, path: Path) -> int:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer insightly-etl (checkpoint version {version}; this "
+            f"one reads up to {VERSION})",
+            hint="Upgrade insightly-etl (pip install -U insightly-etl) to resume this import.",
+        )
+    return version
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring a checkpoint to VERSION, in one transaction (all or nothing)."""
+    if not _tables(db):
+        db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;")
+        return
+    if _version(db, path) == VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, columns in _V0_TABLES.items():  # tables later releases of version 0 added
+            db.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        for table, added in _V0_COLUMNS.items():
+            have = _columns(db, table)
+            for column, kind in added.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for table, columns in TABLES.items():
+            if table == "meta":
+                continue
+            db.execute(f"CREATE TABLE {table}_v1 ({columns})")
+            target = _columns(db, f"{table}_v1")
+            present = set(_columns(db, table))
+            source = _V1_FROM_V0.get(table, {})
+            values = [source.get(c, c if c in present else "NULL") for c in target]
+            db.execute(
+                f"INSERT INTO {table}_v1 ({', '.join(target)}) "
+                f"SELECT {', '.join(values)} FROM {table}"
+            )
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE {table}_v1 RENAME TO {table}")
+        db.execute(INDEXES)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:  # a CHECK refused a value no version ever wrote
+        db.execute("ROLLBACK")
+        raise CheckpointError(
+            f"{path} cannot be brought to checkpoint version {VERSION} ({exc}); left as it was",
+            hint="Resume it with the insightly-etl that wrote it, or start afresh with a new "
+            "--checkpoint.",
+        ) from None
+
+
+def _refuse_if_not_ours(path: Path) -> None:
+    """Look, read-only, before writing anything: someone else's SQLite file (or any other
+    file) must not be converted to WAL or given our tables."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a file, so not an import checkpoint")
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = _tables(db)
+            _version(db, path)
+    except sqlite3.DatabaseError as exc:
+        raise CheckpointError(
+            f"{path} is not an import checkpoint ({exc})", hint=_NOT_OURS
+        ) from None
+    if tables and not {"meta", "rows", "runs"} <= tables:
+        raise CheckpointError(
+            f"{path} is an SQLite file but not an import checkpoint (no meta/rows/runs tables); "
+            "left as it was",
+            hint="Name a new file with --checkpoint.",
+        )
+
+
+class Checkpoint:
+    """The open checkpoint: the database, the run lock, metadata and runs. Its journals (rows,
+    steps, undo) are the attributes of the same names."""
+
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        self.path = path
+        _refuse_if_not_ours(path)  # before anything is created beside it
+        # the lock is named after the real file: a symlink or another spelling of the same
+        # path must meet the same lock
+        self.lock = RunLock(path.resolve()) if lock else None
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)  # autocommit; explicit tx
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives the process being killed (the OS has it);
+            # only a power cut could lose the last commits.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            _migrate(self.db, path)
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise CheckpointError(
+                f"{path} is not an import checkpoint ({exc})", hint=_NOT_OURS
+            ) from None
+        except CheckpointError:
+            self._release()
+            raise
+        self._journals()
+
+    def _journals(self) -> None:
+        self.run = 0
+        self.rows = RowJournal(self)
+        self.steps = StepJournal(self)
+        self.undo = UndoJournal(self)
+
+    @classmethod
+    def read_only(cls, path: Path) -> Checkpoint:
+        """For looking only (`status`): no lock, no write, nothing created or converted. A
+        file of an earlier version is read through a migrated copy in memory."""
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file")
+        self = cls.__new__(cls)
+        self.path, self.lock = path, None
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            tables = _tables(self.db)
+            version = _version(self.db, path)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise CheckpointError(f"{path} is not an import checkpoint ({exc})") from None
+        except CheckpointError:
+            self.db.close()
+            raise
+        if not {"meta", "rows", "runs"} <= tables:
+            self.db.close()
+            raise CheckpointError(
+                f"{path} is an SQLite file but not an import checkpoint (no meta/rows/runs tables)"
+            )
+        if version < VERSION:
+            self.db = self._in_memory(self.db)
+        self._journals()
+        return self
+
+    def _in_memory(self, source: sqlite3.Connection) -> sqlite3.Connection:
+        copy = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+        _migrate(copy, self.path)
+        return copy
+
+    @classmethod
+    def scratch(cls, path: Path) -> Checkpoint:
+        """An in-memory copy of the checkpoint at `path` (or an empty one), for a dry run:
+        it plans from what earlier runs did, and leaves the file exactly as it was."""
+        self = cls.__new__(cls)
+        self.path, self.lock = path, None
+        if path.is_file():
+            source = cls.read_only(path)
+            self.db = self._in_memory(source.db)
+        else:
+            self.db = sqlite3.connect(":memory:", isolation_level=None)
+            _migrate(self.db, path)
+        self._journals()
+        return self
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def close(self) -> None:
+        self.db.close()
+        self._release()
+
+    # ---------------------------------------------------------------- metadata
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember(self, **values: str) -> None:
+        """Keep a fact for the next run (e.g. the rate the account turned out to allow)."""
+        with self.transaction():
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(values.items()))
+
+    def bind(self, **facts: Any) -> RerunChanges:
+        """Tie the checkpoint to its file and mapping, or carry it over to them (rerun.py)."""
+        return bind(self, **facts)
+
+    def bind_account(self, account: str | None, *, record: bool = True) -> None:
+        """The checkpoint belongs to the account its first run wrote to: a run against another
+        would take that account's rows for done (or its records for this one's)."""
+        known = self.meta("account")
+        if known and account and known != account:
+            raise CheckpointError(
+                f"{self.path} belongs to an import into account {known!r}; this key is for "
+                f"account {account!r}",
+                hint="Use another --checkpoint for this account (or the key of the checkpoint's).",
+            )
+        if account and not known and record:
+            self.remember(account=account)
+
+    # ---------------------------------------------------------------- runs
+    def start_run(self) -> int:
+        cur = self.db.execute("INSERT INTO runs (started_utc) VALUES (?)", (utc_now(),))
+        self.run = int(cur.lastrowid or 0)
+        return self.run
+
+    def next_run(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(run), 0) + 1 FROM runs").fetchone()[0])
+
+    def finish_run(
+        self, requests: int, outcome: str, sent_minutes: dict[str, int] | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_utc=?, requests=?, outcome=?, sent_minutes=? WHERE run=?",
+            (utc_now(), requests, outcome, json.dumps(sent_minutes or {}), self.run),
+        )
+
+    def sent_minutes(self) -> list[tuple[str, int]]:
+        """Every run's requests by minute: what this tool spent of the rolling window."""
+        out: list[tuple[str, int]] = []
+        for (text,) in self.db.execute(
+            "SELECT sent_minutes FROM runs WHERE sent_minutes IS NOT NULL"
+        ):
+            out.extend(json.loads(text).items())
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT run, started_utc, finished_utc, requests, outcome FROM runs ORDER BY run"
+        )
+        return [
+            dict(zip(("run", "started_utc", "finished_utc", "requests", "outcome"), r, strict=True))
+            for r in cur
+        ]
+
+    # ---------------------------------------------------------------- transactions
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind: object, *rest: object) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def transaction(self) -> Checkpoint._Tx:
+        return Checkpoint._Tx(self.db)

@@ -1,0 +1,156 @@
+"""Checkpoints written by earlier versions keep working (tests/data/checkpoints/README.md), and
+the schema refuses any state the code does not know."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from insightly_etl.errors import CheckpointError
+from insightly_etl.load.checkpoint import VERSION, Checkpoint, FieldChange
+from insightly_etl.load.states import Action, RowState, StepAction, StepState, UndoState
+from tests.api.test_cli import run
+from tests.api.test_import import writes
+
+DATA = Path(__file__).parent.parent / "data" / "checkpoints"
+
+
+def legacy(tmp_path: Path, name: str) -> Path:
+    for part in DATA.glob(f"v0-{name}.*"):
+        shutil.copy(part, tmp_path / part.name)
+    return tmp_path / f"v0-{name}.sqlite"
+
+
+def version(path: Path) -> int:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_status_reads_a_version_0_checkpoint_without_changing_it(tmp_path: Path) -> None:
+    path = legacy(tmp_path, "contacts")
+    before = sha(path)
+    result = run(None, "status", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:8] == [
+        "  account: northwind-sandbox",
+        "  action     state          rows",
+        "  create     done              2",
+        "  update     done              1",
+        "  -          rejected          1",
+        "  2 run(s), 12 requests in all",
+        "  last run: 2026-12-03 12:12:55 -> 2026-12-03 12:12:55, 5 requests, finished",
+    ]
+    assert (sha(path), version(path)) == (before, 0)
+
+
+def test_opening_a_version_0_checkpoint_for_a_run_migrates_it_keeping_everything(
+    tmp_path: Path,
+) -> None:
+    path = legacy(tmp_path, "contacts")
+    cp = Checkpoint(path)
+    try:
+        states = cp.rows.states()
+        assert [(s.line, s.action, s.state, s.record_id) for s in states.values()] == [
+            (2, Action.CREATE, RowState.DONE, 2221),
+            (3, Action.UPDATE, RowState.DONE, 2222),
+            (4, Action.UPDATE, RowState.DONE, 2001),
+            (5, None, RowState.REJECTED, None),
+        ]
+        assert cp.rows.created_row_numbers() == {0, 1}  # NULL became 0, 1 stayed 1
+        assert cp.rows.changes() == {
+            1: [FieldChange(2222, "FIRST_NAME", "Bob", "Robert")],
+            2: [FieldChange(2001, "TITLE", "Office Manager", "Chief Legacy Officer")],
+        }
+        assert [r["outcome"] for r in cp.runs()] == ["finished", "finished"]
+        assert cp.rows.not_applied() == 0
+    finally:
+        cp.close()
+    assert version(path) == VERSION
+
+
+def test_the_steps_and_undo_journals_of_a_version_0_checkpoint_survive(tmp_path: Path) -> None:
+    cp = Checkpoint(legacy(tmp_path, "deals"))
+    try:
+        assert cp.steps.counts() == {
+            (StepAction.ALREADY, StepState.DONE): 1,
+            (StepAction.PIPELINE, StepState.DONE): 4,
+            (StepAction.STATE, StepState.DONE): 2,
+        }
+        assert cp.undo.summary() == {UndoState.CONFLICT: 2, UndoState.DELETED: 2}
+    finally:
+        cp.close()
+
+
+def test_a_rerun_on_a_version_0_checkpoint_resumes_and_sends_nothing_again(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    path = legacy(tmp_path, "contacts")
+    result = run(
+        sb,
+        "import",
+        str(tmp_path / "v0-contacts.csv"),
+        "--mapping",
+        str(tmp_path / "v0-contacts.yaml"),
+        "--checkpoint",
+        str(path),
+        "--quiet",
+    )
+    assert result.exit_code == 1, result.output  # the rejected row is still rejected
+    assert result.stdout.startswith(
+        "v0-contacts.csv -> contacts: 1 created, 2 updated, 0 unchanged, 1 rejected, "
+        "0 duplicate, 0 skipped, 0 failed; "
+    )
+    assert writes(sb) == 0 and version(path) == VERSION
+
+
+def test_a_checkpoint_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = legacy(tmp_path, "contacts")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    before = sha(path)
+    with pytest.raises(CheckpointError) as info:
+        Checkpoint(path)
+    assert str(info.value) == (
+        f"{path} was written by a newer insightly-etl (checkpoint version {VERSION + 1}; this "
+        f"one reads up to {VERSION})"
+    )
+    assert sha(path) == before and not (tmp_path / "v0-contacts.sqlite.lock").exists()
+
+
+def test_a_state_the_code_does_not_know_cannot_be_written(tmp_path: Path) -> None:
+    cp = Checkpoint(tmp_path / "new.sqlite")
+    try:
+        cp.rows.register([(0, 2, "digest")])
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            cp.db.execute("UPDATE rows SET state='sent' WHERE row=0")
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
+            cp.db.execute("UPDATE rows SET action='upsert' WHERE row=0")
+        assert version(tmp_path / "new.sqlite") == VERSION
+    finally:
+        cp.close()
+
+
+def test_a_version_0_file_holding_a_state_no_version_wrote_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    path = legacy(tmp_path, "contacts")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE rows SET state='sent' WHERE row=0")
+        db.commit()
+    before = sha(path)
+    with pytest.raises(CheckpointError) as info:
+        Checkpoint(path)
+    assert str(info.value).startswith(
+        f"{path} cannot be brought to checkpoint version {VERSION} (CHECK constraint failed"
+    )
+    assert sha(path) == before and version(path) == 0

@@ -1,0 +1,67 @@
+"""Row pairing (load/checkpoint/pairing.py) as a pure function: which row of an edited file is
+which row of the file an earlier run imported."""
+
+import pandas as pd
+
+from insightly_etl.load.checkpoint.pairing import MAX_PAIRING_SCAN, Pairing, pair_rows, row_digests
+
+
+def digests(
+    rows: list[list[str]], header: tuple[str, ...] = ("Name", "Email", "City")
+) -> list[str]:
+    return row_digests(pd.DataFrame(rows, columns=list(header)))
+
+
+OLD = [
+    ["Ada", "ada@x.example", "London"],
+    ["Bob", "bob@x.example", "Leeds"],
+    ["Cy", "cy@x.example", "York"],
+]
+
+
+def old_rows(rows: list[list[str]] = OLD) -> dict[int, str]:
+    return dict(enumerate(digests(rows)))
+
+
+def test_the_same_file_pairs_every_row_with_itself() -> None:
+    assert pair_rows(old_rows(), digests(OLD)) == Pairing(carried={0: 0, 1: 1, 2: 2})
+
+
+def test_moved_rows_keep_their_earlier_selves_and_equal_rows_pair_in_order() -> None:
+    new = [OLD[2], OLD[0], OLD[0], OLD[1]]
+    twice = [OLD[0], *OLD]  # Ada twice in the old file too
+    assert pair_rows(old_rows(twice), digests(new)) == Pairing(carried={0: 3, 1: 0, 2: 1, 3: 2})
+
+
+def test_an_edit_keeps_at_least_half_of_its_cells_anything_else_is_new() -> None:
+    new = [
+        ["Ada", "ada@x.example", "Paris"],  # one cell of three changed: an edit of row 0
+        ["Bobby", "bob@y.example", "Leeds"],  # two of three: not an edit, a new row
+        OLD[2],
+    ]
+    assert pair_rows(old_rows(), digests(new)) == Pairing(
+        carried={2: 2}, edited={0: 0}, removed=[1], new=[1]
+    )
+
+
+def test_an_edit_is_found_wherever_it_moved() -> None:
+    new = [OLD[1], OLD[2], ["Ada", "ada@x.example", "Paris"]]
+    assert pair_rows(old_rows(), digests(new)) == Pairing(carried={0: 1, 1: 2}, edited={2: 0})
+
+
+def test_a_changed_header_pairs_no_edits() -> None:
+    renamed = digests([["Ada", "ada@x.example", "Paris"]], ("Name", "E-mail", "City"))
+    assert pair_rows(old_rows(), renamed) == Pairing(removed=[0, 1, 2], new=[0])
+
+
+def test_many_unpaired_rows_look_for_their_edit_in_place_only() -> None:
+    many = [[f"P{i}", f"p{i}@x.example", "Town"] for i in range(MAX_PAIRING_SCAN + 2)]
+    new = [[name, email, "City"] for name, email, _ in many]  # every row edited, in place
+    new[0], new[1] = new[1], new[0]  # two swapped: in place they are not edits of each other
+    pairing = pair_rows(old_rows(many), digests(new))
+    assert len(pairing.edited) == MAX_PAIRING_SCAN
+    assert (pairing.removed, pairing.new) == ([0, 1], [0, 1])
+
+
+def test_an_empty_old_file_makes_every_row_new() -> None:
+    assert pair_rows({}, digests(OLD)) == Pairing(new=[0, 1, 2])
