@@ -19,27 +19,72 @@ from insightly_etl.reference import load_reference
 SERVER_SET = frozenset({"DATE_CREATED_UTC", "DATE_UPDATED_UTC", "CREATED_USER_ID"})
 # Written through dedicated endpoints (…/{id}/Pipeline, …/PipelineStage), not top-level bodies.
 NOT_IN_BODY = frozenset({"PIPELINE_ID", "STAGE_ID"})
-# Objects whose pipeline and stage `PUT /{endpoint}/{id}/Pipeline` and `/PipelineStage` change
-# (docs/api.md §2.1). Leads have the routes in the 2025 swagger but no PIPELINE_ID in their schema.
-PIPELINED = frozenset({"opportunities", "projects"})
 # An opportunity's state (docs/api.md §2.1, v2.2 spelling; the API's case is UNCERTAIN, so states
 # are compared without case): changed with its reason by `PUT /Opportunities/{id}/StateChange`.
 OPPORTUNITY_STATES = ("Open", "Won", "Lost", "Abandoned", "Suspended")
-# The objects with `GET/POST /{Object}/{id}/Links` in the 2025 swagger (it dropped Leads').
-LINKABLE = frozenset(
-    {"contacts", "emails", "events", "notes", "opportunities", "organisations", "projects", "tasks"}
-)
-# The singular names links use for each object type (docs/api.md §2.2: "Contact", not "Contacts").
-LINK_NAMES = {
-    "contacts": "Contact",
-    "organisations": "Organisation",
-    "opportunities": "Opportunity",
-    "projects": "Project",
-    "leads": "Lead",
-    "tasks": "Task",
-    "events": "Event",
-    "emails": "Email",
-    "notes": "Note",
+
+
+@dataclass(frozen=True)
+class DuplicateRule:
+    """When Insightly's own importer calls a new record a duplicate of an existing one: every
+    field of `all_of` equal, and (if any are named) one of `one_of` too."""
+
+    all_of: tuple[str, ...]
+    one_of: tuple[str, ...] = ()
+
+
+_NAME_FIELDS = {
+    "organisations": "ORGANISATION_NAME",
+    "contacts": "EMAIL_ADDRESS",
+    "leads": "EMAIL",
+    "opportunities": "OPPORTUNITY_NAME",
+    "projects": "PROJECT_NAME",
+    "users": "EMAIL_ADDRESS",
+    "pipelines": "PIPELINE_NAME",
+    "pipeline_stages": "STAGE_NAME",
+    "lead_sources": "LEAD_SOURCE",
+    "lead_statuses": "LEAD_STATUS",
+    "opportunity_categories": "CATEGORY_NAME",
+    "opportunity_state_reasons": "STATE_REASON",
+    "project_categories": "CATEGORY_NAME",
+    "task_categories": "CATEGORY_NAME",
+}
+_PERSON = ("FIRST_NAME", "LAST_NAME")
+_FACTS: dict[str, dict[str, Any]] = {  # beyond the fields: see ObjectType
+    "contacts": dict(
+        link_name="Contact",
+        linkable=True,
+        identity="EMAIL_ADDRESS",
+        duplicate_rule=DuplicateRule(_PERSON, ("EMAIL_ADDRESS", "PHONE", "ORGANISATION_ID")),
+    ),
+    "organisations": dict(
+        link_name="Organisation",
+        linkable=True,
+        identity="ORGANISATION_NAME",
+        duplicate_rule=DuplicateRule(("ORGANISATION_NAME",)),
+    ),
+    "opportunities": dict(
+        pipeline_flag="FOR_OPPORTUNITIES",
+        states=OPPORTUNITY_STATES,
+        link_name="Opportunity",
+        linkable=True,
+        duplicate_rule=DuplicateRule(("OPPORTUNITY_NAME",)),
+    ),
+    "projects": dict(
+        pipeline_flag="FOR_PROJECTS",
+        link_name="Project",
+        linkable=True,
+        duplicate_rule=DuplicateRule(("PROJECT_NAME",)),
+    ),
+    "leads": dict(
+        link_name="Lead",
+        identity="EMAIL",
+        duplicate_rule=DuplicateRule(_PERSON, ("EMAIL", "PHONE", "ORGANISATION_NAME")),
+    ),
+    "tasks": dict(link_name="Task", linkable=True),
+    "events": dict(link_name="Event", linkable=True),
+    "emails": dict(link_name="Email", linkable=True),
+    "notes": dict(link_name="Note", linkable=True, under_parent=True),
 }
 
 
@@ -64,6 +109,21 @@ class ObjectType:
     creatable: bool = False  # POST /{endpoint}
     updatable: bool = False  # PUT /{endpoint}
     custom: bool = False  # a custom object of the account (`Site__c`), not a standard one
+    # pipeline and stage change through PUT /{endpoint}/{id}/Pipeline and /PipelineStage
+    # (docs/api.md §2.1); the flag a pipeline carries when it is for this type. Leads have the
+    # routes in the 2025 swagger but no PIPELINE_ID in their schema.
+    pipeline_flag: str | None = None
+    states: tuple[str, ...] = ()  # changed, with a reason, through …/{id}/StateChange
+    link_name: str | None = None  # how links name the type ("Contact", not "Contacts", §2.2)
+    linkable: bool = False  # GET/POST /{endpoint}/{id}/Links (the 2025 swagger dropped Leads')
+    identity: str | None = None  # the field that names a record: one record per value, by custom
+    duplicate_rule: DuplicateRule | None = None  # Insightly's own importer's
+    under_parent: bool = False  # created only under a record: POST /{Parent}/{id}/{endpoint}
+    name_field: str | None = None  # how people name a record: what a lookup matches by default
+
+    @property
+    def pipelined(self) -> bool:
+        return self.pipeline_flag is not None
 
     @property
     def singular(self) -> str:
@@ -186,11 +246,15 @@ def _build() -> dict[str, ObjectType]:
             brief=brief,
             creatable=creatable,
             updatable=updatable,
+            name_field=_NAME_FIELDS.get(name),
+            **_FACTS.get(name, {}),
         )
     return registry
 
 
 OBJECTS: dict[str, ObjectType] = _build()
+LINKABLE = tuple(sorted(n for n, o in OBJECTS.items() if o.linkable))  # for messages
+LINKED_TO = tuple(n for n, o in OBJECTS.items() if o.link_name)  # for messages
 
 
 # A custom object's API name (docs/api.md §3): letters, digits and underscores, ending in __c.
@@ -226,6 +290,7 @@ def custom_object(name: str) -> ObjectType:
         creatable=True,
         updatable=True,
         custom=True,
+        name_field="RECORD_NAME",
     )
 
 

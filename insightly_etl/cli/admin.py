@@ -19,6 +19,7 @@ from insightly_etl.cli.common import (
     run_with_api,
     stop_on_signals,
 )
+from insightly_etl.load.states import UNSETTLED, Stop
 
 
 @main.command()
@@ -62,22 +63,22 @@ def undo(
     result = run_with_api(ctx, api, go)
     c = result.counts
     done = (
-        f"{c['deleted']:,} created records deleted, {c['restored']:,} records restored"
+        f"{c.deleted:,} created records deleted, {c.restored:,} records restored"
         if not dry_run
-        else f"would delete {c['deleted']:,} created records and restore {c['restored']:,}"
+        else f"would delete {c.deleted:,} created records and restore {c.restored:,}"
     )
     click.echo(
-        f"{checkpoint.name}: {done}, {c['conflict']:,} left alone as conflicts, {c['gone']:,} "
-        f"already gone, {c['failed']:,} failed"
-        + (f", {c['left']:,} left" if c["left"] else "")
+        f"{checkpoint.name}: {done}, {c.conflict:,} left alone as conflicts, {c.gone:,} "
+        f"already gone, {c.failed:,} failed"
+        + (f", {c.left:,} left" if c.left else "")
         + f"; {result.requests:,} requests"
         + (" (dry run: nothing changed)" if dry_run else "")
     )
     click.echo("Results: " + ", ".join(str(p) for p in result.files))
-    if result.stopped == "quota":
-        click.echo(f"Stopped: {result.stop_reason}", err=True)
+    if result.outcome.stopped == Stop.QUOTA:
+        click.echo(f"Stopped: {result.outcome.message}", err=True)
         click.echo("Run the same command again to continue.", err=True)
-    elif result.stopped == "interrupted":
+    elif result.outcome.stopped == Stop.INTERRUPTED:
         click.echo("Interrupted; run the same command again to continue.", err=True)
     sys.exit(result.exit_code)
 
@@ -97,16 +98,16 @@ def status(checkpoint: Path) -> None:
             click.echo(f"  account: {cp.meta('account')}")
         click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
         for (action, state), n in sorted(
-            cp.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+            cp.rows.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
         ):
             click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
-        steps = cp.step_counts()
+        steps = cp.steps.counts()
         if steps:  # pipeline, stage, state, link; "already": none was needed
             click.echo(f"  {'step':<10} {'state':<10} {'steps':>8}")
-            for (action, state), n in sorted(
+            for (request, step_state), n in sorted(
                 steps.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
             ):
-                click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
+                click.echo(f"  {request or '-':<10} {step_state:<10} {n:>8,}")
         runs = cp.runs()
         total = sum(r["requests"] or 0 for r in runs)
         click.echo(f"  {len(runs)} run(s), {total:,} requests in all")
@@ -115,12 +116,12 @@ def status(checkpoint: Path) -> None:
             click.echo(
                 f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
             )
-        if any(state in ("in_flight", "unknown") for _, state in cp.counts()):
+        if any(state in UNSETTLED for _, state in cp.rows.counts()):
             click.echo(
                 "  in_flight / unknown: writes sent whose answer never came; the next run finds "
                 "out whether each happened before sending anything again."
             )
-        undone = cp.undo_summary()
+        undone = cp.undo.summary()
         if undone:
             click.echo(
                 "  undo: " + ", ".join(f"{n:,} {state}" for state, n in sorted(undone.items()))

@@ -28,6 +28,14 @@ from insightly_etl.cli.common import (
     run_with_api,
     stop_on_signals,
 )
+from insightly_etl.load.states import (
+    OnConflict,
+    OnDuplicate,
+    OnDuplicateEmail,
+    OnMatch,
+    Stop,
+    choices,
+)
 
 
 def _facts(ctx: Context, mapping: Any, fields_from: Path | None, api: ApiOptions) -> Any:
@@ -309,7 +317,7 @@ def _print_quota_plan(plan: Any) -> None:
 )
 @choice_option(
     "--on-match",
-    ["update", "skip", "error"],
+    choices(OnMatch),
     "What to do with a row whose match key finds an existing record.",
 )
 @click.option(
@@ -325,13 +333,13 @@ def _print_quota_plan(plan: Any) -> None:
 )
 @choice_option(
     "--on-duplicate",
-    ["error", "first", "last"],
+    choices(OnDuplicate),
     "Rows of the file sharing a match key with different values: send none and report the "
     "group (error), or send the first or the last of them. Identical rows are sent once.",
 )
 @choice_option(
     "--on-duplicate-email",
-    ["warn", "skip", "error"],
+    choices(OnDuplicateEmail),
     "A row that would give a contact or lead an e-mail (an organisation a name) another "
     "record already has, in the account or on another row, when rows are not matched by it: "
     "send it and report it (warn), leave it out (skip), or fail it (error).",
@@ -345,7 +353,7 @@ def _print_quota_plan(plan: Any) -> None:
 )
 @choice_option(
     "--on-conflict",
-    ["skip", "overwrite"],
+    choices(OnConflict),
     "A file with DATE_UPDATED_UTC (an edited export) whose record changed in Insightly "
     "since: leave the record alone and report the conflict (skip), or overwrite it. With a "
     "base (--base, or _base/ beside an exported file) only the fields changed on both sides "
@@ -371,12 +379,12 @@ def import_(
     results_dir: Path | None,
     dry_run: bool,
     batch_size: int,
-    on_match: str,
+    on_match: OnMatch,
     create_missing: bool,
     skip_duplicates: bool,
-    on_duplicate: str,
-    on_duplicate_email: str,
-    on_conflict: str,
+    on_duplicate: OnDuplicate,
+    on_duplicate_email: OnDuplicateEmail,
+    on_conflict: OnConflict,
     blank_mode: str | None,
     base: Path | None,
     quiet: bool,
@@ -452,20 +460,20 @@ def import_(
         f"{result.quota_remaining:,} of {result.quota_limit:,}" if result.quota_limit else "unknown"
     )
     click.echo(
-        f"{file.name} -> {mapping.object}: {c['created']:,} created, {c['updated']:,} updated, "
-        f"{c['unchanged']:,} unchanged, {c['rejected']:,} rejected, {c['duplicate']:,} duplicate, "
-        f"{c['skipped']:,} skipped, {c['failed']:,} failed"
-        + (f", {c['not_applied']:,} not applied" if c["not_applied"] else "")
-        + (f", {c['left']:,} left" if c["left"] else "")
+        f"{file.name} -> {mapping.object}: {c.created:,} created, {c.updated:,} updated, "
+        f"{c.unchanged:,} unchanged, {c.rejected:,} rejected, {c.duplicate:,} duplicate, "
+        f"{c.skipped:,} skipped, {c.failed:,} failed"
+        + (f", {c.not_applied:,} not applied" if c.not_applied else "")
+        + (f", {c.left:,} left" if c.left else "")
         + f"; {result.requests:,} requests; quota left today {quota}"
     )
-    steps = _step_text(c)
-    if steps or c["steps_failed"] or c["steps_left"]:
+    steps = _step_text(c.steps())
+    if steps or c.steps_failed or c.steps_left:
         click.echo(
             "Steps: "
             + (f"{steps} done" if steps else "none needed a request")
-            + (f", {c['steps_failed']:,} failed" if c["steps_failed"] else "")
-            + (f", {c['steps_left']:,} left" if c["steps_left"] else "")
+            + (f", {c.steps_failed:,} failed" if c.steps_failed else "")
+            + (f", {c.steps_left:,} left" if c.steps_left else "")
         )
     if result.account:
         click.echo(f"  account: {result.account}")
@@ -475,29 +483,29 @@ def import_(
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
     echo_accounting(result.stats)
-    if result.stopped == "quota":
-        click.echo(f"Stopped: {result.stop_reason}", err=True)
-        if result.stop_hint:
-            click.echo(f"Hint: {result.stop_hint}", err=True)
+    if result.outcome.stopped == Stop.QUOTA:
+        click.echo(f"Stopped: {result.outcome.message}", err=True)
+        if result.outcome.hint:
+            click.echo(f"Hint: {result.outcome.hint}", err=True)
         click.echo(
-            f"{c['left']:,} rows left"
-            + (f" and {c['steps_left']:,} steps" if c["steps_left"] else "")
+            f"{c.left:,} rows left"
+            + (f" and {c.steps_left:,} steps" if c.steps_left else "")
             + ". Run the same command again to continue"
             + (f": {result.quota_frees}." if result.quota_frees else "."),
             err=True,
         )
-    elif result.stopped == "record_limit":
-        click.echo(f"Stopped creating: {result.stop_reason}", err=True)
-        if result.stop_hint:
-            click.echo(f"Hint: {result.stop_hint}", err=True)
+    elif result.outcome.stopped == Stop.RECORD_LIMIT:
+        click.echo(f"Stopped creating: {result.outcome.message}", err=True)
+        if result.outcome.hint:
+            click.echo(f"Hint: {result.outcome.hint}", err=True)
         click.echo(
-            f"{c['left']:,} rows left to create (in NAME.unprocessed.csv); updates went on.",
+            f"{c.left:,} rows left to create (in NAME.unprocessed.csv); updates went on.",
             err=True,
         )
-    elif result.stopped == "interrupted":
+    elif result.outcome.stopped == Stop.INTERRUPTED:
         click.echo(
-            f"Interrupted: {c['left']:,} rows left"
-            + (f" and {c['steps_left']:,} steps" if c["steps_left"] else "")
+            f"Interrupted: {c.left:,} rows left"
+            + (f" and {c.steps_left:,} steps" if c.steps_left else "")
             + "; run the same command again to continue.",
             err=True,
         )

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import LINKABLE, OBJECTS, ObjectType, record_id
+from insightly_etl.api.registry import OBJECTS, ObjectType, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
@@ -177,7 +177,7 @@ def parents_of(sub: str, exported: list[str]) -> list[ObjectType]:
         return [OBJECTS["opportunities"]] if "opportunities" in exported else []
     if sub in PARENTS:
         return [OBJECTS[n] for n in exported if n in PARENTS[sub]]
-    return [OBJECTS[n] for n in exported if n in LINKABLE]
+    return [OBJECTS[n] for n in exported if OBJECTS[n].linkable]
 
 
 @dataclass

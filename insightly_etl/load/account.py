@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
-from insightly_etl.api.registry import PIPELINED, get_object, record_id
+from insightly_etl.api.registry import get_object, record_id
 from insightly_etl.errors import ApiError, InputError
 from insightly_etl.load.mapping import Mapping
 
@@ -40,10 +40,11 @@ def lookups_needed(mapping: Mapping) -> set[tuple[str, str]]:
 def references_needed(mapping: Mapping) -> list[str]:
     """The collections a pipeline, stage or state change is checked against (a few requests)."""
     fields = {r.field for r in mapping.columns} | set(mapping.defaults)
+    obj = get_object(mapping.object)
     out = []
-    if mapping.object in PIPELINED and (mapping.identity or fields & {"PIPELINE_ID", "STAGE_ID"}):
+    if obj.pipelined and (mapping.identity or fields & {"PIPELINE_ID", "STAGE_ID"}):
         out += ["pipelines", "pipeline_stages"]
-    if mapping.object == "opportunities" and (mapping.identity or "STATE_REASON_ID" in fields):
+    if obj.states and (mapping.identity or "STATE_REASON_ID" in fields):
         out.append("opportunity_state_reasons")
     return out
 
@@ -101,10 +102,8 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
 def _for_object(target: str, record: dict[str, Any], object_name: str) -> bool:
     """A pipeline name is looked up among the pipelines of the mapped object type only: an
     opportunities pipeline and a projects one may share a name."""
-    if target != "pipelines" or object_name not in PIPELINED:
-        return True
-    flag = "FOR_OPPORTUNITIES" if object_name == "opportunities" else "FOR_PROJECTS"
-    return bool(record.get(flag))
+    flag = get_object(object_name).pipeline_flag
+    return target != "pipelines" or flag is None or bool(record.get(flag))
 
 
 def _field_value(record: dict[str, Any], name: str) -> Any:

@@ -235,8 +235,8 @@ def _propose_match(
         for column, rule in columns.items()
     }
     names = ["EMAIL_ADDRESS", "EMAIL", "OPPORTUNITY_NAME", "PROJECT_NAME"]
-    if object_name == "organisations":
-        names.append("ORGANISATION_NAME")
+    if (identity := get_object(object_name).identity) and identity not in names:
+        names.append(identity)  # an organisation's name
     return next(((fields[n], n) for n in names if n in fields), None)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,14 +23,8 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
-    ApiError,
-    ConflictError,
     ForbiddenError,
-    Halted,
     NotFoundError,
-    OutcomeUnknown,
-    QuotaError,
-    RecordLimitReached,
     RunStopped,
 )
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
@@ -44,24 +37,11 @@ from insightly_etl.load.plan import (
     current_value,
     same_value,
 )
+from insightly_etl.load.sender import Call, Outcome, Sender, Then, fmt, server_now
+from insightly_etl.load.states import WRITES, Action, RowState
 from insightly_etl.progress import NullProgress, Progress
 
-RECONCILE_ATTEMPTS = 3
 NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
-
-
-@dataclass
-class Outcome:
-    stopped: str | None = None  # "quota" | "interrupted" | "record_limit" (creates only)
-    error: ApiError | RunStopped | None = None
-
-
-def server_now(client: InsightlyClient) -> datetime:
-    return client.last_server_time or datetime.now(UTC)
-
-
-def fmt(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(DATETIME_FORMAT)
 
 
 def iso(when: datetime) -> str:
@@ -128,7 +108,7 @@ def send_groups(writes: list[PlannedRow], batch_size: int, rate: float) -> list[
     groups: list[list[PlannedRow]] = []
     for start in range(0, len(writes), batch_size):
         batch = writes[start : start + batch_size]
-        if any(p.action == "update" for p in batch):
+        if any(p.action == Action.UPDATE for p in batch):
             groups += [batch[i : i + per_refresh] for i in range(0, len(batch), per_refresh)]
         else:
             groups.append(batch)
@@ -141,7 +121,6 @@ class Executor:
         client: InsightlyClient,
         checkpoint: Checkpoint,
         planner: Planner,
-        plan: Plan,
         *,
         batch_size: int,
         stop: asyncio.Event,
@@ -151,130 +130,55 @@ class Executor:
         self.client = client
         self.checkpoint = checkpoint
         self.planner = planner
-        self.plan = plan
         self.obj: ObjectType = planner.obj
         self.batch_size = batch_size
-        self.stop = stop
+        self.sender = Sender(client, stop)
         self.refreshed_at = planned_at
         self.progress = progress or NullProgress()
-        self.outcome = Outcome()
-        self.limit_reached: RecordLimitReached | None = None  # a 402: no more creates this run
 
-    async def run(self) -> Outcome:
-        writes = self.plan.writes
+    async def run(self, plan: Plan) -> Outcome:
+        writes = plan.writes
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
         try:
             for batch in send_groups(writes, self.batch_size, self.client.rate_ceiling):
-                if self.stop.is_set() or self.outcome.stopped:
+                if self.sender.stopping:
                     break
-                if any(p.action == "update" for p in batch):
+                if any(p.action == Action.UPDATE for p in batch):
                     await self._refresh(batch)
                 await gather_all(*(self._send(p) for p in batch))
-        except QuotaError as exc:  # raised by the refresh
-            self._stop_for(exc)
-        except Halted:  # the refresh was stopped: so is the run
-            pass
+        except RunStopped as exc:  # raised by the refresh
+            self.sender.stop_for(exc)
         finally:
             self.progress.finish()
-        if self.stop.is_set() and not self.outcome.stopped:
-            self.outcome.stopped = "interrupted"
-        if self.limit_reached is not None and not self.outcome.stopped:
-            self.outcome = Outcome("record_limit", self.limit_reached)
-        return self.outcome
+        return self.sender.finish()
 
-    def _stop_for(self, exc: QuotaError) -> None:
-        if not self.outcome.stopped:
-            self.outcome = Outcome("quota", exc)
-
-    # ---------------------------------------------------------------- one write
     async def _send(self, p: PlannedRow) -> None:
-        if self.stop.is_set() or self.outcome.stopped or p.action not in ("create", "update"):
-            return
-        if p.action == "create" and self.limit_reached is not None:
+        if self.sender.stopping or p.settled or p.action not in WRITES:
+            return  # settled: the batch's refresh found it changed (a conflict) or done
+        if p.action == Action.CREATE and self.sender.limit_reached is not None:
             return  # the plan holds no more: left planned, sent by a later run
-        for _ in range(RECONCILE_ATTEMPTS):
-            try:
-                record = await self._write(p)
-            except Halted:
-                # not sent (or only attempts the server refused unprocessed, 429/503, were):
-                # the row is still to do
-                self.checkpoint.mark_many([p.row], state="planned")
-                return
-            except QuotaError as exc:
-                # refused before sending, or 429 "quota spent" (not processed): still to do
-                self.checkpoint.mark_many([p.row], state="planned")
-                self._stop_for(exc)
-                return
-            except OutcomeUnknown as exc:
-                self.checkpoint.unknown(p.row, exc.message)
-                try:
-                    if await self._reconcile(p):
-                        return
-                except QuotaError as quota:
-                    self._stop_for(quota)
-                    return
-                except Halted:
-                    return  # stays unknown: the next run reconciles it first
-                continue  # it did not happen: send again
-            except ConflictError:
-                try:
-                    if not await self._after_conflict(p):
-                        return
-                except Halted:
-                    self.checkpoint.mark_many([p.row], state="planned")  # refused: not applied
-                    return
-                except ForbiddenError as exc:  # the record was made private since planning
-                    self.checkpoint.failed(p.row, exc.status, exc.message)
-                    self.progress.advance(1)
-                    return
-                continue
-            except RecordLimitReached as exc:
-                # refused, not applied: the row stays to do, and so does every create after it
-                self.checkpoint.mark_many([p.row], state="planned")
-                self.limit_reached = self.limit_reached or exc
-                return
-            except ApiError as exc:
-                self.checkpoint.failed(p.row, exc.status, exc.message)
-                self.progress.advance(1)
-                return
-            self.finish(p, record)
-            return
-        self.checkpoint.failed(
-            p.row, None, "the outcome stayed unknown after reconciling; run again to retry"
-        )
-        self.progress.advance(1)
+        await self.sender.send(_RowWrite(self, p))
 
-    async def _write(self, p: PlannedRow) -> Record:
-        def sending() -> None:
-            # committed when the request is handed to the network, not while it queues: a run
-            # stopped before that leaves the row planned, with nothing to reconcile
-            p.sent_at = fmt(server_now(self.client))
-            self.checkpoint.sending(p.row, p.action, p.payload, p.sent_at, p.record_id)
-
-        if p.action == "update":
-            return await self.client.update(
-                self.obj.endpoint, p.payload, etag=p.etag, before_send=sending
-            )
-        if self.obj.name == "notes":
+    def path(self, p: PlannedRow) -> str:
+        if p.action == Action.UPDATE:
+            return self.obj.endpoint
+        if self.obj.under_parent:  # notes: POST /{Parent}/{id}/Notes
             parent = self.planner.result.mapping.parent
             assert parent is not None and parent.lookup is not None and p.parent_id is not None
-            endpoint = get_object(parent.lookup.object).endpoint
-            return await self.client.create(
-                f"{endpoint}/{p.parent_id}/Notes", p.payload, before_send=sending
-            )
-        return await self.client.create(self.obj.endpoint, p.payload, before_send=sending)
+            return f"{get_object(parent.lookup.object).endpoint}/{p.parent_id}/Notes"
+        return self.obj.endpoint
 
     def finish(self, p: PlannedRow, record: Record) -> None:
         rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None
         rid = int(rid) if rid is not None else p.record_id
-        update = p.action == "update"
-        self.checkpoint.done(
+        update = p.action == Action.UPDATE
+        self.checkpoint.rows.done(
             p.row,
             p.action,
             rid,
             p.before if update else None,
             p.after if update else None,
-            message=self._not_applied(p, record),
+            not_applied=self._not_applied(p, record),
             stamp=record.get("DATE_UPDATED_UTC") if isinstance(record, dict) else None,
         )
         if rid is not None and isinstance(record, dict):
@@ -298,21 +202,21 @@ class Executor:
         return f"{NOT_APPLIED}: {'; '.join(missed)}" if missed else None
 
     # ---------------------------------------------------------------- reconciliation
-    async def _reconcile(self, p: PlannedRow) -> bool:
+    async def reconcile(self, p: PlannedRow) -> bool:
         """After an unknown outcome: True if the write is known to have happened (recorded)."""
-        if p.action == "update":
+        if p.action == Action.UPDATE:
             try:
                 reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
             except NotFoundError:
-                self.checkpoint.failed(p.row, 404, "the record was deleted during the import")
+                self.checkpoint.rows.failed(p.row, 404, "the record was deleted during the import")
                 return True
             except ForbiddenError as exc:  # it cannot be read: whether the update went is unknown
-                self.checkpoint.failed(
+                self.checkpoint.rows.failed(
                     p.row, 403, f"the record cannot be read to confirm the update: {exc.message}"
                 )
                 return True
             # nothing left to change: the update went through
-            return not self._rediff(p, dict(reply.data), reply.etag, settled_as="update")
+            return not self.rediff(p, dict(reply.data), reply.etag, settled_as=Action.UPDATE)
         found = await self.find_created(p)
         if found is None:
             return False
@@ -347,8 +251,13 @@ class Executor:
             records.extend(page.records)
         return records
 
-    def _rediff(
-        self, p: PlannedRow, record: Record, etag: str | None, *, settled_as: str = "unchanged"
+    def rediff(
+        self,
+        p: PlannedRow,
+        record: Record,
+        etag: str | None,
+        *,
+        settled_as: Action = Action.UNCHANGED,
     ) -> bool:
         """Diff the row again against a fresh copy of its record. True: something is still
         to send; False: nothing differs any more (recorded done, as `settled_as`)."""
@@ -368,14 +277,14 @@ class Executor:
         else:
             conflict = self.planner.conflict(p.row, record, after) if body else None
         if conflict:
-            p.action = "conflict"
-            self.checkpoint.failed(p.row, None, conflict)
+            p.settled = True
+            self.checkpoint.rows.failed(p.row, None, conflict)
             self.progress.advance(1)
             return False
         if not body:
-            p.action = settled_as
-            update = settled_as == "update"
-            self.checkpoint.done(
+            p.action, p.settled = settled_as, True
+            update = settled_as == Action.UPDATE
+            self.checkpoint.rows.done(
                 p.row,
                 settled_as,
                 p.record_id,
@@ -387,11 +296,6 @@ class Executor:
         p.payload, p.before, p.after, p.etag = body, before, after, etag
         return True
 
-    async def _after_conflict(self, p: PlannedRow) -> bool:
-        """The record changed since it was read (stale ETag): re-read, re-diff. True: send again."""
-        reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
-        return self._rediff(p, dict(reply.data), reply.etag)
-
     async def _refresh(self, batch: list[PlannedRow]) -> None:
         """Records changed since planning: re-diff the updates of this batch against them."""
         since = self.refreshed_at - timedelta(seconds=1)
@@ -402,5 +306,58 @@ class Executor:
             if (rid := record_id(r, self.obj.id_field or "")) is not None
         }
         for p in batch:
-            if p.action == "update" and p.record_id in changed:
-                self._rediff(p, changed[p.record_id], None)  # a list gives no per-record ETag
+            if p.action == Action.UPDATE and p.record_id in changed:
+                self.rediff(p, changed[p.record_id], None)  # a list gives no per-record ETag
+
+
+class _RowWrite:
+    """A row's record write, as the sender's job: the planned create or update; after a lost
+    answer or a stale ETag, the row diffed again against the record as Insightly has it."""
+
+    def __init__(self, executor: Executor, p: PlannedRow) -> None:
+        self.ex, self.p = executor, p
+
+    def decide(self) -> Call:
+        p = self.p
+        method = "PUT" if p.action == Action.UPDATE else "POST"
+        return Call(p.action, method, self.ex.path(p), p.payload, p.etag)
+
+    async def send(self, client: InsightlyClient, call: Call, before_send: Any) -> Record:
+        if call.method == "PUT":
+            return await client.update(
+                call.path, call.body, etag=call.etag, before_send=before_send
+            )
+        return await client.create(call.path, call.body, before_send=before_send)
+
+    def sending(self, call: Call) -> None:
+        # committed when the request is handed to the network, not while it queues: a run
+        # stopped before that leaves the row planned, with nothing to reconcile
+        p = self.p
+        p.sent_at = fmt(server_now(self.ex.client))
+        self.ex.checkpoint.rows.sending(p.row, p.action, p.payload, p.sent_at, p.record_id)
+
+    def done(self, call: Call, answer: Record) -> None:
+        self.ex.finish(self.p, answer)
+
+    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+        self.ex.checkpoint.rows.failed(self.p.row, status, message)
+        self.ex.progress.advance(1)
+
+    def unknown(self, call: Call, message: str) -> None:
+        self.ex.checkpoint.rows.unknown(self.p.row, message)
+
+    async def reconcile(self, call: Call) -> Then:
+        return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
+
+    async def conflict(self, call: Call) -> Then:
+        """The record changed since it was read (stale ETag): re-read, re-diff."""
+        p = self.p
+        try:
+            reply = await self.ex.client.get(f"{self.ex.obj.endpoint}/{p.record_id}")
+        except ForbiddenError as exc:  # the record was made private since planning
+            self.failed(call, exc.status, exc.message)
+            return Then.SETTLED
+        return Then.DECIDE if self.ex.rediff(p, dict(reply.data), reply.etag) else Then.SETTLED
+
+    def not_sent(self, call: Call) -> None:
+        self.ex.checkpoint.rows.mark([self.p.row], RowState.PLANNED)

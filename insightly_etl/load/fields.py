@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from insightly_etl.api.registry import OPPORTUNITY_STATES, PIPELINED, ObjectType
+from insightly_etl.api.registry import ObjectType
 
 # Value kinds the validator knows. Standard types map onto them; custom FIELD_TYPEs too.
 TEXT, INTEGER, NUMBER, BOOLEAN, DATE, DATETIME, DROPDOWN, MULTISELECT, TAGS = (
@@ -105,10 +105,10 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             writable=writable,
             why_not_writable=why,
             max_length=f.max_length,
-            options=OPPORTUNITY_STATES if via == "state" else (),
+            options=obj.states if via == "state" else (),
             via=via,
         )
-    if obj.name == "opportunities":  # not a field of the record: the reason of its state change
+    if obj.states:  # not a field of the record: the reason of its state change
         specs["STATE_REASON_ID"] = FieldSpec(
             name="STATE_REASON_ID",
             label="State Reason Id",
@@ -137,9 +137,9 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
 
 
 def _via(obj: ObjectType, name: str) -> str | None:
-    if obj.name in PIPELINED and name in ("PIPELINE_ID", "STAGE_ID"):
+    if obj.pipelined and name in ("PIPELINE_ID", "STAGE_ID"):
         return "pipeline"
-    if obj.name == "opportunities" and name == "OPPORTUNITY_STATE":
+    if obj.states and name == "OPPORTUNITY_STATE":
         return "state"
     return None
 

@@ -22,10 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightly_etl.api.registry import get_object
 from insightly_etl.load.validate import ABSENT, INVISIBLE, ValidationResult
-
-# the field that names a record to the people who use it: one record per value, by custom
-IDENTITY = {"contacts": "EMAIL_ADDRESS", "leads": "EMAIL", "organisations": "ORGANISATION_NAME"}
 
 _INVISIBLE = re.compile(INVISIBLE)
 _SPACES = re.compile(r"\s+")
@@ -46,7 +44,7 @@ def duplicate_action(name: str) -> str:
 
 def identity_field(result: ValidationResult) -> str | None:
     """The field to watch, when the file writes it and rows are not matched by it alone."""
-    name = IDENTITY.get(result.mapping.object)
+    name = get_object(result.mapping.object).identity  # one record per value, by custom
     if name is None or name not in result.values.columns:
         return None
     match = result.mapping.match

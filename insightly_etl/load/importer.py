@@ -15,31 +15,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from insightly_etl.api.accounting import frees_up
-from insightly_etl.api.client import InsightlyClient, RequestMeter
+from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import Halted, RunStopped
+from insightly_etl.errors import RunStopped
 from insightly_etl.files import write_csv
-from insightly_etl.load.account import facts_from_api
+from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
 from insightly_etl.load.checkpoint import (
     Checkpoint,
-    RowState,
+    RowEntry,
     mapping_fingerprint,
     row_digests,
     sha256_file,
 )
-from insightly_etl.load.execute import Executor, Outcome, send_groups, server_now
+from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
+from insightly_etl.load.sender import Outcome, server_now, stop_of
+from insightly_etl.load.states import (
+    LEFT,
+    STEP_REQUESTS,
+    UNSETTLED,
+    Action,
+    OnConflict,
+    OnDuplicate,
+    OnDuplicateEmail,
+    OnMatch,
+    RowState,
+    Stop,
+)
 from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
 from insightly_etl.load.validate import ValidationResult, validate_table
 from insightly_etl.progress import NullProgress, Progress
 
 TRANSIENT = (None, 429, 500, 502, 503, 504)
+# rows planned again by a run: still to do, or set aside by the last plan (the file or the
+# mapping may have been fixed since); a failure only when it may pass (TRANSIENT)
+RETRIED = frozenset({*LEFT, RowState.SKIPPED, RowState.REJECTED, RowState.DUPLICATE})
 
 
 @dataclass
@@ -50,12 +66,14 @@ class ImportOptions:
     results_dir: Path | None = None  # default: beside FILE
     dry_run: bool = False
     batch_size: int = 200
-    on_match: str = "update"  # update | skip | error
+    on_match: OnMatch = "update"
     create_missing: bool = True
     skip_duplicates: bool = False
-    on_duplicate_email: str = "warn"  # warn | skip | error (identity.py)
-    on_duplicate: str = "error"  # rows sharing a key with different values: error | first | last
-    on_conflict: str = "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
+    on_duplicate_email: OnDuplicateEmail = "warn"  # identity.py
+    on_duplicate: OnDuplicate = "error"  # rows sharing a key with different values
+    on_conflict: OnConflict = (
+        "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
+    )
     base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
 
     @property
@@ -94,14 +112,46 @@ class QuotaPlan:
 
 
 @dataclass
+class ImportCounts:
+    """Rows by outcome, and steps by the request they sent."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    failed: int = 0
+    left: int = 0  # planned, in flight or unknown: the next run's
+    not_applied: int = 0  # done, but Insightly did not keep a value sent
+    pipeline: int = 0
+    stage: int = 0
+    unpipeline: int = 0
+    state: int = 0
+    link: int = 0
+    steps_failed: int = 0
+    steps_left: int = 0
+
+    def steps(self) -> dict[str, int]:
+        return {a.value: getattr(self, a.value) for a in STEP_REQUESTS}
+
+    @property
+    def refused(self) -> int:
+        """Rows that cannot go as the file has them: a person must look."""
+        return self.rejected + self.failed + self.duplicate
+
+    @property
+    def unfinished(self) -> int:
+        return self.refused + self.left + self.not_applied + self.steps_failed + self.steps_left
+
+
+@dataclass
 class ImportResult:
-    counts: dict[str, int]
+    counts: ImportCounts
     requests: int
     quota_remaining: int | None
     quota_limit: int | None
-    stopped: str | None = None  # quota | interrupted
-    stop_reason: str | None = None
-    stop_hint: str | None = None
+    outcome: Outcome = field(default_factory=Outcome)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     plan: QuotaPlan | None = None
@@ -113,38 +163,14 @@ class ImportResult:
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
 
     @property
-    def left(self) -> int:
-        return self.counts.get("left", 0)
-
-    @property
     def exit_code(self) -> int:
-        if self.stopped == "quota":
-            return 75
-        if self.stopped == "interrupted":
-            return 130
-        if self.stopped == "record_limit":
-            return 69
+        if self.outcome.stopped is not None:
+            return self.outcome.stopped.exit_code
         if self.plan is not None and self.plan.conflicts:
             return 1  # an edit of the person's was not applied: the plan says which
-        if any(
-            self.counts.get(k, 0)
-            for k in (
-                "rejected",
-                "failed",
-                "duplicate",
-                "left",
-                "not_applied",
-                "steps_failed",
-                "steps_left",
-            )
-        ):
-            return (
-                0
-                if self.dry_run
-                and not any(self.counts.get(k, 0) for k in ("rejected", "failed", "duplicate"))
-                else 1
-            )
-        return 0
+        if self.dry_run:  # nothing was sent: only what a person must fix fails a preview
+            return 1 if self.counts.refused else 0
+        return 1 if self.counts.unfinished else 0
 
 
 def when_quota_frees(checkpoint: Checkpoint, needed: int) -> str:
@@ -162,30 +188,23 @@ def when_quota_frees(checkpoint: Checkpoint, needed: int) -> str:
     return f"{needed:,} request(s) free up by {at:%Y-%m-%d %H:%M} UTC at the earliest ({shared})"
 
 
-def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> dict[str, int]:
+def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> ImportCounts:
     """Rows by outcome, and steps by the request they sent (steps.py)."""
-    counts = {
-        "created": 0,
-        "updated": 0,
-        "unchanged": 0,
-        "rejected": bad_rows,
-        "duplicate": 0,
-        "skipped": 0,
-        "failed": 0,
-        "left": 0,
-        "not_applied": checkpoint.not_applied(),
-    }
-    for (action, state), n in checkpoint.counts().items():
-        if state == "done":
-            counts[{"create": "created", "update": "updated"}.get(action or "", "unchanged")] += n
-        elif state in ("rejected", "duplicate", "skipped", "failed"):
-            counts[state] += n
+    counts = ImportCounts(rejected=bad_rows, not_applied=checkpoint.rows.not_applied())
+    past = {Action.CREATE: "created", Action.UPDATE: "updated"}
+    for (action, state), n in checkpoint.rows.counts().items():
+        if state == RowState.DONE:
+            name = past.get(action, "unchanged") if action else "unchanged"
+        elif state in (RowState.REJECTED, RowState.DUPLICATE, RowState.SKIPPED, RowState.FAILED):
+            name = state.value
         else:
-            counts["left"] += n
+            name = "left"
+        setattr(counts, name, getattr(counts, name) + n)
     steps = step_counts(checkpoint)
-    unsettled = steps.pop("steps_unsettled")
-    counts.update(steps)
-    counts["steps_left"] = max(steps_left, unsettled)
+    for request, n in steps.done.items():
+        setattr(counts, request.value, n)
+    counts.steps_failed = steps.failed
+    counts.steps_left = max(steps_left, steps.unsettled)
     return counts
 
 
@@ -221,255 +240,299 @@ async def load_file(
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits
         with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
             client.start_from_learned(json.loads(remembered) if remembered else None)
-        result = await _run(
-            client, options, table, mapping, checkpoint, stop, progress or NullProgress(), announce
-        )
+        run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
+        result = await run.go(announce)
         result.since_last_run = changes.describe()
         result.account = checkpoint.meta("account")
         if (learned := client.learned_limits()) and not options.dry_run:
             checkpoint.remember(learned_limits=json.dumps(learned))
-        if result.stopped == "quota" and client.quota.remaining == 0:
-            result.quota_frees = when_quota_frees(checkpoint, max(1, result.left))
+        if result.outcome.stopped == Stop.QUOTA and client.quota.remaining == 0:
+            result.quota_frees = when_quota_frees(checkpoint, max(1, result.counts.left))
         return result
     finally:
         checkpoint.close()
 
 
-async def _run(
-    client: InsightlyClient,
-    options: ImportOptions,
-    table: SourceTable,
-    mapping: Mapping,
-    checkpoint: Checkpoint,
-    stop: asyncio.Event,
-    progress: Progress,
-    announce: Callable[[QuotaPlan], None] | None,
-) -> ImportResult:
-    meter = client.meter()
-    try:
-        checkpoint.bind_account(await client.account())  # refused if it is another account's
-        facts = await facts_from_api(client, mapping)
-    except RunStopped as exc:
-        return _stopped_early(client, options, table, None, checkpoint, meter, exc)
-    validation = validate_table(table, mapping, facts)
-    states = checkpoint.states()
-    rejected = [int(r) for r in validation.rejected_rows if states[int(r)].state != "done"]
-    messages = (
-        validation.errors.groupby("row")["message"].agg("; ".join) if len(validation.errors) else {}
-    )
-    for r in rejected:
-        checkpoint.mark_many([r], state="rejected", message=str(messages[r]))
-    rejected_set = set(rejected)
-    valid = [r for r in range(validation.rows) if r not in rejected_set]
-    states = checkpoint.states()
-    todo = [
-        r
-        for r in valid
-        # rejected / duplicate: valid now (the file or mapping was fixed), or re-marked by planning
-        if states[r].state
-        in ("planned", "in_flight", "unknown", "skipped", "rejected", "duplicate")
-        or (states[r].state == "failed" and states[r].status in TRANSIENT)
-    ]
-    obj = get_object(validation.mapping.object)
-    base_path = find_base(options.file, obj.name, options.base)
-    planner = Planner(
-        client,
-        validation,
-        on_match=options.on_match,
-        create_missing=options.create_missing,
-        skip_duplicates=options.skip_duplicates,
-        on_duplicate_email=options.on_duplicate_email,
-        on_duplicate=options.on_duplicate,
-        on_conflict=options.on_conflict,
-        base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
-    )
-    planned_at = server_now(client)
-    executor = Executor(
-        client,
-        checkpoint,
-        planner,
-        Plan(rows=[]),
-        batch_size=options.batch_size,
-        stop=stop,
-        planned_at=planned_at,
-        progress=progress,
-    )
-    try:
-        todo = await _reconcile_earlier_creates(executor, checkpoint, validation, states, todo)
-        known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
-        plan = await planner.plan(todo, table.lines, all_valid_rows=valid, known_ids=known_ids)
-    except RunStopped as exc:
-        return _stopped_early(client, options, table, validation, checkpoint, meter, exc)
-    _record_plan(checkpoint, plan, states)
-    steps = (
-        StepRunner(client, checkpoint, validation, planner.records, stop=stop, progress=progress)
-        if has_steps(validation)
-        else None
-    )
-    estimate = None
-    if steps is not None:  # the steps' requests count in the plan and in this run's share
-        new = [p.row for p in plan.rows if p.action == "create"]
-        estimate = steps.estimate(_step_rows(checkpoint, valid), new)
-    quota_plan = _quota_plan(client, plan, options, states, estimate)
-    if announce:
-        announce(quota_plan)
-    plan_file = write_plan(options, table, plan)
-    outcome = Outcome()
-    steps_left = 0
-    if not options.dry_run:
-        executor.plan = plan
-        outcome = await executor.run()
-        if steps is not None and outcome.stopped in (None, "record_limit"):
-            after = checkpoint.states()
-            steps.new_records = frozenset(
-                rid
-                for p in plan.rows
-                if p.action == "create" and (rid := after[p.row].record_id) is not None
-            )
-            done = await steps.run(_step_rows(checkpoint, valid))
-            steps_left = done.left
-            if done.stopped:
-                outcome = Outcome(done.stopped, done.error)
-    requests = meter.requests
-    checkpoint.finish_run(
-        requests,
-        "dry-run" if options.dry_run else outcome.stopped or "finished",
-        dict(client.stats.sent_minutes),
-    )
-    files = [
-        plan_file,
-        *write_results(
-            options.results_path,
-            options.file.stem,
-            table,
+@dataclass(frozen=True)
+class Validated:
+    """What validation left to do: the rows that may be sent, and those of them not done."""
+
+    validation: ValidationResult
+    valid: list[int]  # every row that passed
+    todo: list[int]  # of those, the rows this run plans (not done by an earlier run)
+    before: dict[int, RowEntry]  # every row's entry before planning (after validation)
+
+
+@dataclass(frozen=True)
+class Planned:
+    plan: Plan
+    quota: QuotaPlan
+    steps: StepRunner | None  # the rows' pipeline, stage, state and links, if any
+    file: Path  # NAME.plan.csv
+
+
+@dataclass(frozen=True)
+class Sent:
+    outcome: Outcome
+    steps_left: int = 0
+
+
+class _Run:
+    """One run, phase by phase: account → validate → reconcile → plan → execute → steps →
+    report. Each phase returns what the next needs; a quota stop or Ctrl-C before anything is
+    sent ends the run early with every file written."""
+
+    def __init__(
+        self,
+        client: InsightlyClient,
+        options: ImportOptions,
+        table: SourceTable,
+        mapping: Mapping,
+        checkpoint: Checkpoint,
+        stop: asyncio.Event,
+        progress: Progress,
+    ) -> None:
+        self.client, self.options, self.table, self.mapping = client, options, table, mapping
+        self.checkpoint, self.stop, self.progress = checkpoint, stop, progress
+        self.meter = client.meter()
+
+    async def go(self, announce: Callable[[QuotaPlan], None] | None) -> ImportResult:
+        try:
+            facts = await self.account()
+        except RunStopped as exc:
+            return self.stopped_early(None, exc)
+        validated = self.validate(facts)
+        planner = self.planner(validated.validation)
+        executor = Executor(
+            self.client,
+            self.checkpoint,
+            planner,
+            batch_size=self.options.batch_size,
+            stop=self.stop,
+            planned_at=server_now(self.client),
+            progress=self.progress,
+        )
+        try:
+            todo = await self.reconcile(executor, validated)
+            planned = await self.plan(planner, validated, todo)
+        except RunStopped as exc:
+            return self.stopped_early(validated.validation, exc)
+        if announce:
+            announce(planned.quota)
+        sent = Sent(Outcome())
+        if not self.options.dry_run:
+            sent = await self.execute(executor, planned, validated)
+        return self.report(validated, planned, sent)
+
+    async def account(self) -> AccountFacts:
+        """The account the key opens (refused if the checkpoint is another's) and its field
+        definitions and lookups."""
+        self.checkpoint.bind_account(await self.client.account())
+        return await facts_from_api(self.client, self.mapping)
+
+    def validate(self, facts: AccountFacts) -> Validated:
+        validation = validate_table(self.table, self.mapping, facts)
+        rows = self.checkpoint.rows
+        before = rows.states()
+        done = RowState.DONE
+        rejected = [int(r) for r in validation.rejected_rows if before[int(r)].state != done]
+        messages = (
+            validation.errors.groupby("row")["message"].agg("; ".join)
+            if len(validation.errors)
+            else {}
+        )
+        for r in rejected:
+            rows.mark([r], RowState.REJECTED, message=str(messages[r]))
+        rejected_set = set(rejected)
+        valid = [r for r in range(validation.rows) if r not in rejected_set]
+        states = rows.states()
+        todo = [
+            r
+            for r in valid
+            # rejected / duplicate: valid now (the file or mapping was fixed), or re-marked
+            # by planning
+            if states[r].state in RETRIED
+            or (states[r].state == RowState.FAILED and states[r].status in TRANSIENT)
+        ]
+        return Validated(validation, valid, todo, states)
+
+    def planner(self, validation: ValidationResult) -> Planner:
+        options = self.options
+        obj = get_object(validation.mapping.object)
+        base_path = find_base(options.file, obj.name, options.base)
+        return Planner(
+            self.client,
             validation,
-            checkpoint,
-            stopped=bool(outcome.stopped),
-        ),
-    ]
-    return ImportResult(
-        summarise(checkpoint, len(table.bad_rows), steps_left),
-        requests,
-        client.quota.remaining,
-        client.quota.limit,
-        stopped=outcome.stopped,
-        stop_reason=str(outcome.error) if outcome.error else None,
-        stop_hint=outcome.error.hint if outcome.error else None,
-        files=files,
-        warnings=plan.warnings,
-        rejections=error_groups(validation) if len(validation.rejected_rows) else [],
-        dry_run=options.dry_run,
-        plan=quota_plan,
-    )
-
-
-def _step_rows(checkpoint: Checkpoint, valid: list[int]) -> list[RowRecord]:
-    """Rows whose record is written (this run or an earlier one): their steps may follow."""
-    states, created = checkpoint.states(), checkpoint.created_row_numbers()
-    return [
-        RowRecord(r, rid, r in created)
-        for r in valid
-        if states[r].state == "done" and (rid := states[r].record_id) is not None
-    ]
-
-
-def _stopped_early(
-    client: InsightlyClient,
-    options: ImportOptions,
-    table: SourceTable,
-    validation: ValidationResult | None,
-    checkpoint: Checkpoint,
-    meter: RequestMeter,
-    exc: RunStopped,
-) -> ImportResult:
-    requests = meter.requests
-    stopped = "interrupted" if isinstance(exc, Halted) else "quota"
-    checkpoint.finish_run(requests, stopped, dict(client.stats.sent_minutes))
-    files = (
-        write_results(
-            options.results_path, options.file.stem, table, validation, checkpoint, stopped=True
+            on_match=options.on_match,
+            create_missing=options.create_missing,
+            skip_duplicates=options.skip_duplicates,
+            on_duplicate_email=options.on_duplicate_email,
+            on_duplicate=options.on_duplicate,
+            on_conflict=options.on_conflict,
+            base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
         )
-        if validation
-        else []
-    )
-    return ImportResult(
-        summarise(checkpoint, len(table.bad_rows)),
-        requests,
-        client.quota.remaining,
-        client.quota.limit,
-        stopped=stopped,
-        stop_reason=str(exc),
-        stop_hint=exc.hint,
-        files=files,
-    )
 
+    async def reconcile(self, executor: Executor, validated: Validated) -> list[int]:
+        """A create that an earlier run sent without hearing back, for a mapping without a
+        match key: look for it among records changed since just before it was sent. (With a
+        match key, planning finds it by its key.) The rows still to plan."""
+        states, todo = validated.before, validated.todo
+        if validated.validation.mapping.match is not None:
+            return todo
+        found = set()
+        for r in todo:
+            entry = states[r]
+            if entry.state in UNSETTLED and entry.action == Action.CREATE and entry.payload:
+                p = PlannedRow(
+                    r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at
+                )
+                record = await executor.find_created(p)
+                if record is not None:
+                    executor.finish(p, record)
+                    found.add(r)
+        return [r for r in todo if r not in found]
 
-async def _reconcile_earlier_creates(
-    executor: Executor,
-    checkpoint: Checkpoint,
-    validation: ValidationResult,
-    states: dict[int, RowState],
-    todo: list[int],
-) -> list[int]:
-    """A create that an earlier run sent without hearing back, for a mapping without a match
-    key: look for it among records changed since just before it was sent. (With a match key,
-    planning finds it by its key.)"""
-    if validation.mapping.match is not None:
-        return todo
-    unknown = [
-        r
-        for r in todo
-        if states[r].state in ("in_flight", "unknown")
-        and states[r].action == "create"
-        and states[r].payload
-    ]
-    if not unknown:
-        return todo
-    found_rows = set()
-    for r in unknown:
-        p = PlannedRow(
-            r, states[r].line, "create", states[r].payload or {}, None, sent_at=states[r].sent_at
+    async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:
+        states = validated.before
+        known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
+        plan = await planner.plan(
+            todo, self.table.lines, all_valid_rows=validated.valid, known_ids=known_ids
         )
-        record = await executor.find_created(p)
-        if record is not None:
-            executor.finish(p, record)
-            found_rows.add(r)
-    return [r for r in todo if r not in found_rows]
-
-
-def _record_plan(checkpoint: Checkpoint, plan: Plan, states: dict[int, RowState]) -> None:
-    for r, message in plan.duplicates.items():
-        checkpoint.mark_many([r], state="duplicate", action="duplicate", message=message)
-    for r, message in plan.skipped.items():
-        checkpoint.mark_many([r], state="skipped", action="skip", message=message)
-    for r, message in plan.failed.items():
-        checkpoint.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
-    for p in plan.rows:
-        if p.action == "unchanged":
-            earlier = states[p.row]
-            # a create from an earlier run whose answer was lost, found by its key
-            action = (
-                "create"
-                if earlier.state in ("in_flight", "unknown") and earlier.action == "create"
-                else "unchanged"
+        self.record(plan, states)
+        steps = None
+        estimate = None
+        if has_steps(validated.validation):  # their requests count in the plan and this run
+            steps = StepRunner(
+                self.client,
+                self.checkpoint,
+                validated.validation,
+                planner.records,
+                stop=self.stop,
+                progress=self.progress,
             )
-            checkpoint.done(p.row, action, p.record_id)
-        else:
-            checkpoint.mark_many([p.row], state="planned", action=p.action)
+            new = [p.row for p in plan.rows if p.action == Action.CREATE]
+            estimate = steps.estimate(self.step_rows(validated.valid), new)
+        quota = _quota_plan(self.client, plan, self.options, states, estimate)
+        return Planned(plan, quota, steps, write_plan(self.options, self.table, plan))
+
+    def record(self, plan: Plan, states: dict[int, RowEntry]) -> None:
+        """The plan's decisions, journaled before anything is sent."""
+        rows = self.checkpoint.rows
+        for r, message in plan.duplicates.items():
+            rows.mark([r], RowState.DUPLICATE, action=Action.DUPLICATE, message=message)
+        for r, message in plan.skipped.items():
+            rows.mark([r], RowState.SKIPPED, action=Action.SKIP, message=message)
+        for r, message in plan.failed.items():
+            rows.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
+        for p in plan.rows:
+            if p.action == Action.UNCHANGED:
+                earlier = states[p.row]
+                # a create from an earlier run whose answer was lost, found by its key
+                action = (
+                    Action.CREATE
+                    if earlier.state in UNSETTLED and earlier.action == Action.CREATE
+                    else Action.UNCHANGED
+                )
+                rows.done(p.row, action, p.record_id)
+            else:
+                rows.mark([p.row], RowState.PLANNED, action=p.action)
+
+    def step_rows(self, valid: list[int]) -> list[RowRecord]:
+        """Rows whose record is written (this run or an earlier one): their steps may follow."""
+        states = self.checkpoint.rows.states()
+        return [
+            RowRecord(r, rid, states[r].created)
+            for r in valid
+            if states[r].state == RowState.DONE and (rid := states[r].record_id) is not None
+        ]
+
+    async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
+        """The records' writes, then their steps (not after a quota stop or Ctrl-C)."""
+        outcome = await executor.run(planned.plan)
+        steps = planned.steps
+        if steps is None or outcome.stopped not in (None, Stop.RECORD_LIMIT):
+            return Sent(outcome)
+        after = self.checkpoint.rows.states()
+        steps.new_records = frozenset(
+            rid
+            for p in planned.plan.rows
+            if p.action == Action.CREATE and (rid := after[p.row].record_id) is not None
+        )
+        done = await steps.run(self.step_rows(validated.valid))
+        return Sent(Outcome(done.stopped, done.error) if done.stopped else outcome, done.left)
+
+    def report(self, validated: Validated, planned: Planned, sent: Sent) -> ImportResult:
+        options, outcome = self.options, sent.outcome
+        requests = self.meter.requests
+        self.checkpoint.finish_run(
+            requests,
+            "dry-run" if options.dry_run else outcome.stopped or "finished",
+            dict(self.client.stats.sent_minutes),
+        )
+        validation = validated.validation
+        files = [
+            planned.file,
+            *write_results(
+                options.results_path,
+                options.file.stem,
+                self.table,
+                validation,
+                self.checkpoint,
+                stopped=bool(outcome.stopped),
+            ),
+        ]
+        return ImportResult(
+            summarise(self.checkpoint, len(self.table.bad_rows), sent.steps_left),
+            requests,
+            self.client.quota.remaining,
+            self.client.quota.limit,
+            outcome=outcome,
+            files=files,
+            warnings=planned.plan.warnings,
+            rejections=error_groups(validation) if len(validation.rejected_rows) else [],
+            dry_run=options.dry_run,
+            plan=planned.quota,
+        )
+
+    def stopped_early(self, validation: ValidationResult | None, exc: RunStopped) -> ImportResult:
+        requests = self.meter.requests
+        stopped = stop_of(exc)
+        self.checkpoint.finish_run(requests, stopped, dict(self.client.stats.sent_minutes))
+        options = self.options
+        files = (
+            write_results(
+                options.results_path,
+                options.file.stem,
+                self.table,
+                validation,
+                self.checkpoint,
+                stopped=True,
+            )
+            if validation
+            else []
+        )
+        return ImportResult(
+            summarise(self.checkpoint, len(self.table.bad_rows)),
+            requests,
+            self.client.quota.remaining,
+            self.client.quota.limit,
+            outcome=Outcome(stopped, exc),
+            files=files,
+        )
 
 
 def _quota_plan(
     client: InsightlyClient,
     plan: Plan,
     options: ImportOptions,
-    states: dict[int, RowState],
+    states: dict[int, RowEntry],
     steps: dict[str, int] | None = None,
 ) -> QuotaPlan:
     writes = plan.writes
     batches_with_updates = sum(
         1
         for group in send_groups(writes, options.batch_size, client.rate_ceiling)
-        if any(p.action == "update" for p in group)
+        if any(p.action == Action.UPDATE for p in group)
     )
     needed = len(writes) + batches_with_updates + sum((steps or {}).values())
     remaining = client.quota.remaining
@@ -481,14 +544,14 @@ def _quota_plan(
         allowed.append(max(0, client.max_requests - client.stats.sent))
     this_run = min(allowed)
     return QuotaPlan(
-        creates=plan.count("create"),
-        updates=plan.count("update"),
-        unchanged=plan.count("unchanged"),
-        rejected=sum(1 for s in states.values() if s.state == "rejected"),
+        creates=plan.count(Action.CREATE),
+        updates=plan.count(Action.UPDATE),
+        unchanged=plan.count(Action.UNCHANGED),
+        rejected=sum(1 for s in states.values() if s.state == RowState.REJECTED),
         duplicates=len(plan.duplicates),
         skipped=len(plan.skipped),
         failed=len(plan.failed),
-        done_before=sum(1 for s in states.values() if s.state == "done"),
+        done_before=sum(1 for s in states.values() if s.state == RowState.DONE),
         requests_needed=needed,
         remaining=remaining,
         reserve=reserve,
@@ -514,7 +577,7 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
     import pandas as pd
 
     records = [
-        (p.line, p.action, p.record_id, name, display(p.before.get(name)), display(new), "")
+        (p.line, str(p.action), p.record_id, name, display(p.before.get(name)), display(new), "")
         for p in plan.writes
         for name, new in p.after.items()
     ]
@@ -564,11 +627,11 @@ def plan_examples(plan: Plan, limit: int = 5) -> list[str]:
         for name, new in p.after.items():
             if len(out) == limit:
                 return out
-            target = f"update {p.record_id}" if p.action == "update" else "create"
-            old = p.before.get(name) if p.action == "update" else None
+            target = f"update {p.record_id}" if p.action == Action.UPDATE else "create"
+            old = p.before.get(name) if p.action == Action.UPDATE else None
             change = (
                 f"{_short(display(old))} -> {_short(display(new))}"
-                if p.action == "update"
+                if p.action == Action.UPDATE
                 else _short(display(new))
             )
             out.append(f"line {p.line}: {target} {name} {change}")

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from insightly_etl.api.registry import LINK_NAMES, LINKABLE, get_object
+from insightly_etl.api.registry import LINKABLE, LINKED_TO, get_object
 from insightly_etl.errors import InputError
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
@@ -46,23 +46,6 @@ UPDATE_MODES = ("overwrite", "fill", "never")
 # Sets (TAGS, MULTISELECT) on update: the file's values are added to the record's (add), or the
 # record's set is made equal to the file's (replace: the only way a value is removed).
 MERGE_MODES = ("add", "replace")
-# Which field a lookup matches by default, per target object.
-LOOKUP_BY = {
-    "organisations": "ORGANISATION_NAME",
-    "contacts": "EMAIL_ADDRESS",
-    "leads": "EMAIL",
-    "opportunities": "OPPORTUNITY_NAME",
-    "projects": "PROJECT_NAME",
-    "users": "EMAIL_ADDRESS",
-    "pipelines": "PIPELINE_NAME",
-    "pipeline_stages": "STAGE_NAME",
-    "lead_sources": "LEAD_SOURCE",
-    "lead_statuses": "LEAD_STATUS",
-    "opportunity_categories": "CATEGORY_NAME",
-    "opportunity_state_reasons": "STATE_REASON",
-    "project_categories": "CATEGORY_NAME",
-    "task_categories": "CATEGORY_NAME",
-}
 _TOP_KEYS = (
     "object",
     "match",
@@ -264,7 +247,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
                 f"{where}.lookup.object",
                 f"{target} have no numeric record ids to look up; map the value itself instead",
             )
-        by = lk.get("by") or LOOKUP_BY.get(target) or ("RECORD_NAME" if target_obj.custom else None)
+        by = lk.get("by") or target_obj.name_field
         if not by:
             raise _fail(source, f"{where}.lookup.by", f"name the field of {target} to match by")
         missing = lk.get("missing", "reject")
@@ -358,12 +341,12 @@ def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:
             "links",
             "expected a list of {column: COLUMN, object: OBJECT, by: FIELD, role: …}",
         )
-    if obj not in LINKABLE:
+    if not get_object(obj).linkable:
         raise _fail(
             source,
             "links",
             f"{obj} records cannot be given links through the API",
-            f"Links are added to: {', '.join(sorted(LINKABLE))}.",
+            f"Links are added to: {', '.join(LINKABLE)}.",
         )
     rules: list[LinkRule] = []
     for n, item in enumerate(value):
@@ -377,14 +360,14 @@ def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:
             target = get_object(str(item["object"]))
         except InputError as exc:
             raise _fail(source, f"{where}.object", exc.message, exc.hint) from None
-        if target.name not in LINK_NAMES:
+        if target.link_name is None:
             raise _fail(
                 source,
                 f"{where}.object",
                 f"{target.name} cannot be linked to",
-                f"Links go to: {', '.join(LINK_NAMES)}.",
+                f"Links go to: {', '.join(LINKED_TO)}.",
             )
-        by = item.get("by") or LOOKUP_BY.get(target.name)
+        by = item.get("by") or target.name_field
         if not by:
             raise _fail(source, f"{where}.by", f"name the field of {target.name} to match by")
         texts = {}
@@ -489,11 +472,10 @@ def parse_mapping(
                 source, "parent", "expected {column: COLUMN, object: contacts, by: EMAIL_ADDRESS}"
             )
         _check_keys(source, "parent.", parent_spec, ("column", "object", "by"))
-        target = get_object(str(parent_spec["object"])).name
+        parent_obj = get_object(str(parent_spec["object"]))
+        by = str(parent_spec.get("by") or parent_obj.name_field or "")
         parent = ColumnRule(
-            column=str(parent_spec["column"]),
-            field="PARENT",
-            lookup=Lookup(target, str(parent_spec.get("by") or LOOKUP_BY.get(target, ""))),
+            column=str(parent_spec["column"]), field="PARENT", lookup=Lookup(parent_obj.name, by)
         )
     return Mapping(
         object=obj_name,

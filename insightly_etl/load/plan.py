@@ -44,25 +44,24 @@ from insightly_etl.load.identity import (
     shared_in_file,
 )
 from insightly_etl.load.spreadsheet import LOST, artefact, read_instant, single_byte
+from insightly_etl.load.states import (
+    WRITES,
+    Action,
+    OnConflict,
+    OnDuplicate,
+    OnDuplicateEmail,
+    OnMatch,
+)
 from insightly_etl.load.validate import ABSENT, ValidationResult
 
 Record = dict[str, Any]
-# Insightly's own importer treats these as duplicates of existing records (no match key given).
-DUPLICATE_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # object: (fields that must all be equal, fields of which one more must be equal)
-    "contacts": (("FIRST_NAME", "LAST_NAME"), ("EMAIL_ADDRESS", "PHONE", "ORGANISATION_ID")),
-    "leads": (("FIRST_NAME", "LAST_NAME"), ("EMAIL", "PHONE", "ORGANISATION_NAME")),
-    "organisations": (("ORGANISATION_NAME",), ()),
-    "opportunities": (("OPPORTUNITY_NAME",), ()),
-    "projects": (("PROJECT_NAME",), ()),
-}
 
 
 @dataclass
 class PlannedRow:
     row: int
     line: int
-    action: str  # create | update | unchanged
+    action: Action  # create | update | unchanged
     payload: dict[str, Any] = field(default_factory=dict)
     record_id: int | None = None
     etag: str | None = None
@@ -71,6 +70,7 @@ class PlannedRow:
     key: tuple[str, ...] | None = None
     parent_id: int | None = None  # notes
     sent_at: str | None = None  # UTC, when the last write for this row left
+    settled: bool = False  # its outcome is journaled (done, or a conflict found before sending)
     # fields left as they are: the file differs only as a spreadsheet re-saves (old, new, why)
     artefacts: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
     # fields changed both in the file and in Insightly since the export: (base, current, new)
@@ -92,7 +92,7 @@ class Plan:
     # does not send (blank: skip, merge: add): field -> how many
     not_sent: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def count(self, action: str) -> int:
+    def count(self, action: Action) -> int:
         return sum(1 for p in self.rows if p.action == action)
 
     def conflicts(self) -> dict[str, int]:
@@ -113,7 +113,7 @@ class Plan:
 
     @property
     def writes(self) -> list[PlannedRow]:
-        return [p for p in self.rows if p.action in ("create", "update")]
+        return [p for p in self.rows if p.action in WRITES]
 
 
 # ---------------------------------------------------------------- values
@@ -419,12 +419,12 @@ class Planner:
         client: InsightlyClient,
         result: ValidationResult,
         *,
-        on_match: str,
+        on_match: OnMatch,
         create_missing: bool,
         skip_duplicates: bool,
-        on_duplicate: str = "error",
-        on_conflict: str = "skip",
-        on_duplicate_email: str = "warn",
+        on_duplicate: OnDuplicate = "error",
+        on_conflict: OnConflict = "skip",
+        on_duplicate_email: OnDuplicateEmail = "warn",
         base: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.client = client
@@ -438,9 +438,9 @@ class Planner:
         self.on_match = on_match
         self.create_missing = create_missing
         self.skip_duplicates = skip_duplicates
-        self.on_duplicate = on_duplicate  # error | first | last
-        self.on_conflict = on_conflict  # skip | overwrite
-        self.on_duplicate_email = on_duplicate_email  # warn | skip | error (identity.py)
+        self.on_duplicate = on_duplicate
+        self.on_conflict = on_conflict
+        self.on_duplicate_email = on_duplicate_email  # identity.py
         self._listed: list[Record] | None = None  # every record, when planning listed them
         self._like_existing: set[int] = set()  # rows warned of by Insightly's duplicate rule
         frame = result.table.frame
@@ -479,7 +479,7 @@ class Planner:
             if known:
                 matches = await self._by_ids(known, plan)
             fresh = [r for r in todo if r not in known]
-            if fresh and self.obj.name in DUPLICATE_RULES and self.obj.id_field:
+            if fresh and self.obj.duplicate_rule and self.obj.id_field:
                 await self._warn_like_insightly(fresh, plan)
         for r in todo:
             if r in plan.skipped or r in plan.failed:
@@ -514,7 +514,7 @@ class Planner:
                     if conflict:
                         plan.failed[r] = conflict
                         continue
-                    action = "update" if body else "unchanged"
+                    action = Action.UPDATE if body else Action.UNCHANGED
                     plan.rows.append(
                         PlannedRow(
                             r,
@@ -533,7 +533,7 @@ class Planner:
                     )
             elif mapping.match is not None and not self.create_missing:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
-            elif not self.obj.creatable and self.obj.name != "notes":
+            elif not self.obj.creatable and not self.obj.under_parent:
                 plan.failed[r] = f"{self.obj.name} cannot be created through the API"
             elif lost := self._lost_characters(values):
                 plan.failed[r] = lost
@@ -553,7 +553,16 @@ class Planner:
                     }
                     plan.rows.append(
                         PlannedRow(
-                            r, lines[r], "create", payload, None, None, {}, after, keys[r], parent
+                            r,
+                            lines[r],
+                            Action.CREATE,
+                            payload,
+                            None,
+                            None,
+                            {},
+                            after,
+                            keys[r],
+                            parent,
                         )
                     )
         await self._check_identity(plan)
@@ -570,7 +579,7 @@ class Planner:
             if name is not None
             # a warning said it already, of the same record; skip and error act on it
             and (p.row not in self._like_existing or self.on_duplicate_email != "warn")
-            and (p.action == "create" or (p.action == "update" and name in p.after))
+            and (p.action == Action.CREATE or (p.action == Action.UPDATE and name in p.after))
         ]
         if name is None or not writers:
             return
@@ -860,7 +869,8 @@ class Planner:
         saved as Windows-1252, or as ASCII): it is not created, so it cannot become a
         duplicate."""
         mapping = self.result.mapping
-        names = set(DUPLICATE_RULES.get(self.obj.name, ((), ()))[0])
+        rule = self.obj.duplicate_rule
+        names = set(rule.all_of if rule else ())
         keys = {f for _, f in mapping.match.pairs} if mapping.match else set()
         for name, value in values.items():
             spec = self.specs[name]
@@ -1063,7 +1073,8 @@ class Planner:
 
     async def _warn_like_insightly(self, rows: list[int], plan: Plan) -> None:
         """Without a match key: warn about rows Insightly's importer would call duplicates."""
-        same_all, same_one = DUPLICATE_RULES[self.obj.name]
+        assert self.obj.duplicate_rule is not None
+        same_all, same_one = self.obj.duplicate_rule.all_of, self.obj.duplicate_rule.one_of
         if not all(f in self.result.values.columns for f in same_all):
             return
         existing: dict[tuple[str, ...], list[Record]] = defaultdict(list)

@@ -13,10 +13,11 @@ from insightly_etl.files import write_csv
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.report import write_rejects
+from insightly_etl.load.states import LEFT, Action, RowState, StepState
 from insightly_etl.load.validate import ValidationResult
 
-PAST = {"create": "created", "update": "updated", "unchanged": "unchanged"}
-LEFT = ("planned", "in_flight", "unknown")
+PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged"}
+NOT_WRITTEN = (RowState.FAILED, RowState.REJECTED, RowState.DUPLICATE, RowState.SKIPPED)
 
 
 def write_results(
@@ -29,28 +30,25 @@ def write_results(
     stopped: bool,
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    by_row = checkpoint.states()
+    by_row = checkpoint.rows.states()
     states = sorted(by_row.values(), key=lambda s: s.row)
     unit = table.unit
     written = []
-    done = [s for s in states if s.state == "done"]
+    done = [s for s in states if s.state == RowState.DONE]
     success = pd.DataFrame(
         {
             unit: [s.line for s in done],
-            "action": [PAST.get(s.action or "", s.action) for s in done],
+            "action": [PAST.get(s.action, s.action) if s.action else None for s in done],
             "record_id": pd.array([s.record_id for s in done], dtype="Int64"),
         }
     )
     written.append(write_csv(success, directory / f"{name}.success.csv"))
     # every row not written, and why: skipped rows (by an option) too
     bad = [
-        s
-        for s in states
-        if s.state in ("failed", "rejected", "duplicate", "skipped")
-        or (s.state == "done" and (s.message or "").startswith("not applied:"))
+        s for s in states if s.state in NOT_WRITTEN or (s.state == RowState.DONE and s.not_applied)
     ]
     # a row whose record is written but a step of it (pipeline, state, link) failed
-    steps = [s for s in checkpoint.step_states().values() if s.state == "failed"]
+    steps = [s for s in checkpoint.steps.states().values() if s.state == StepState.FAILED]
     steps = [s for s in steps if s.row in by_row]
     errors = table.frame.iloc[[s.row for s in bad] + [s.row for s in steps]].astype(object)
     errors = errors.reset_index(drop=True)
@@ -66,7 +64,7 @@ def write_results(
     errors.insert(
         0,
         "state",
-        ["not applied" if s.state == "done" else s.state for s in bad]
+        ["not applied" if s.state == RowState.DONE else str(s.state) for s in bad]
         + ["step failed"] * len(steps),
     )
     errors.insert(0, unit, [s.line for s in bad] + [by_row[s.row].line for s in steps])
@@ -76,7 +74,7 @@ def write_results(
         shape = pd.DataFrame(
             {
                 unit: [b.line for b in table.bad_rows],
-                "state": "rejected",
+                "state": str(RowState.REJECTED),
                 "message": [b.message for b in table.bad_rows],
                 "raw": [sep.join(b.fields) for b in table.bad_rows],
             }

@@ -31,27 +31,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import LINK_NAMES, ObjectType, get_object, record_id
+from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
-    Halted,
     NotFoundError,
-    OutcomeUnknown,
-    QuotaError,
     RunStopped,
 )
-from insightly_etl.load.checkpoint import Checkpoint, StepState
+from insightly_etl.load.checkpoint import Checkpoint, StepEntry
 from insightly_etl.load.plan import Record, row_policies
+from insightly_etl.load.sender import Call, Sender, Then, fmt, server_now, stop_of
+from insightly_etl.load.states import STEP_REQUESTS, StepAction, StepState, Stop
 from insightly_etl.load.validate import ABSENT, ValidationResult
 from insightly_etl.progress import NullProgress, Progress
 
-RECONCILE_ATTEMPTS = 3
 STRICTNESS = ("overwrite", "fill", "never")
 # after a lost answer, how long to let a slow server finish before reading the record again
 SETTLE_SECONDS = 2.0
-ALREADY = "already"  # a step that needed no request
-KINDS = ("pipeline", "stage", "unpipeline", "state", "link")  # the requests steps send
 
 
 @dataclass(frozen=True)
@@ -63,14 +59,6 @@ class Want:
     @property
     def text(self) -> str:
         return json.dumps(self.value, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class Call:
-    action: str  # one of KINDS
-    method: str
-    path: str
-    body: Any = None
 
 
 def has_steps(result: ValidationResult) -> bool:
@@ -119,7 +107,7 @@ def row_wants(result: ValidationResult, row: int) -> list[Want]:
             Want(
                 link.step,
                 {
-                    "LINK_OBJECT_NAME": LINK_NAMES[link.lookup.object],
+                    "LINK_OBJECT_NAME": get_object(link.lookup.object).link_name,
                     "LINK_OBJECT_ID": int(target),
                     "ROLE": link.role,
                     "DETAILS": link.details,
@@ -150,16 +138,18 @@ def decide(
             return None
         if pipeline is None:
             return (
-                None if now_pipeline is None else Call("unpipeline", "DELETE", f"{path}/Pipeline")
+                None
+                if now_pipeline is None
+                else Call(StepAction.UNPIPELINE, "DELETE", f"{path}/Pipeline")
             )
         if _same_id(now_pipeline, pipeline):
             if stage is None or _same_id(now_stage, stage):
                 return None
-            return Call("stage", "PUT", f"{path}/PipelineStage", {"STAGE_ID": stage})
+            return Call(StepAction.STAGE, "PUT", f"{path}/PipelineStage", {"STAGE_ID": stage})
         change: dict[str, Any] = {"PIPELINE_ID": pipeline}
         if stage is not None:
             change["PIPELINE_STAGE_CHANGE"] = {"STAGE_ID": stage}
-        return Call("pipeline", "PUT", f"{path}/Pipeline", change)
+        return Call(StepAction.PIPELINE, "PUT", f"{path}/Pipeline", change)
     if want.step == "state":
         now = str(record.get("OPPORTUNITY_STATE") or "Open")
         if not created and (
@@ -171,19 +161,19 @@ def decide(
         body = {"FOR_OPPORTUNITY_STATE": want.value["STATE"]}
         if want.value["STATE_REASON_ID"] is not None:
             body["STATE_REASON_ID"] = want.value["STATE_REASON_ID"]
-        return Call("state", "PUT", f"{path}/StateChange", body)
+        return Call(StepAction.STATE, "PUT", f"{path}/StateChange", body)
     # a link: added unless one to the same record with the same role is there (either way round)
     if any(_same_link(link, want.value) for link in record.get("LINKS") or ()):
         return None
     body = {k: v for k, v in want.value.items() if v is not None}
-    return Call("link", "POST", f"{path}/Links", body)
+    return Call(StepAction.LINK, "POST", f"{path}/Links", body)
 
 
 def _link_key(obj: ObjectType, rid: int, want: Want) -> tuple[frozenset[tuple[str, int]], str]:
     """A link by its two ends (either way round) and its role."""
     ends = frozenset(
         {
-            (LINK_NAMES.get(obj.name, obj.name).lower(), rid),
+            ((obj.link_name or obj.name).lower(), rid),
             (str(want.value["LINK_OBJECT_NAME"]).lower(), int(want.value["LINK_OBJECT_ID"])),
         }
     )
@@ -222,10 +212,9 @@ def _apply(record: Record, call: Call, answer: Any, want: Want) -> None:
 
 @dataclass
 class StepOutcome:
-    stopped: str | None = None  # quota | interrupted
+    stopped: Stop | None = None
     error: ApiError | RunStopped | None = None
     left: int = 0  # steps not settled when the run ended
-    requests: dict[str, int] | None = None  # estimate: requests per kind (and "read")
 
 
 @dataclass(frozen=True)
@@ -237,7 +226,7 @@ class RowRecord:
 
 class StepRunner:
     """Sends every row's steps that are not done yet; rows run concurrently, a row's steps in
-    order (pipeline, state, links)."""
+    order (pipeline, state, links), each through the one journaled sender (sender.py)."""
 
     def __init__(
         self,
@@ -256,16 +245,15 @@ class StepRunner:
         self.obj = get_object(result.mapping.object)
         self.records = records  # read or written by this run, by id: no request to know them
         self.new_records = new_records  # created by this run: no links yet
-        self.stop = stop
+        self.sender = Sender(client, stop)
         self.progress = progress or NullProgress()
-        self.outcome = StepOutcome()
-        self.journal: dict[tuple[int, str], StepState] = {}
+        self.journal: dict[tuple[int, str], StepEntry] = {}
         self.linked: set[tuple[frozenset[tuple[str, int]], str]] = set()  # links added this run
         self.settle_seconds = SETTLE_SECONDS
 
     def pending(self, rows: list[RowRecord]) -> list[tuple[RowRecord, list[Want]]]:
         """Rows with a step not done for this want and this record."""
-        self.journal = self.checkpoint.step_states()
+        self.journal = self.checkpoint.steps.states()
         out = []
         for r in rows:
             wants = [w for w in row_wants(self.result, r.row) if not self._done(r, w)]
@@ -277,7 +265,7 @@ class StepRunner:
         entry = self.journal.get((r.row, want.step))
         return (
             entry is not None
-            and entry.state == "done"
+            and entry.state == StepState.DONE
             and entry.want == want.text
             and entry.record_id == r.record_id
         )
@@ -314,39 +302,33 @@ class StepRunner:
 
     async def run(self, rows: list[RowRecord]) -> StepOutcome:
         todo = self.pending(rows)
+        total = sum(len(w) for _, w in todo)
         try:
             await self._prefetch([r.record_id for r, _ in todo])
-        except QuotaError as exc:
-            self.outcome = StepOutcome("quota", exc, left=sum(len(w) for _, w in todo))
-            return self.outcome
-        except Halted:
-            self.outcome = StepOutcome("interrupted", left=sum(len(w) for _, w in todo))
-            return self.outcome
-        total = sum(len(w) for _, w in todo)
+        except RunStopped as exc:
+            return StepOutcome(stop_of(exc), exc, left=total)
         self.progress.start(f"{self.obj.name}: pipeline, state and links", total=total, unit="step")
-        unsettled = 0
         try:
             width = max(4, int(self.client.rate_ceiling * 2))
             for start in range(0, len(todo), width):
-                if self.stop.is_set() or self.outcome.stopped:
+                if self.sender.stopping:
                     break
                 chunk = todo[start : start + width]
                 await gather_all(*(self._row(r, wants) for r, wants in chunk))
         finally:
             self.progress.finish()
-        journal = self.checkpoint.step_states()  # read once: not once per step
-        for r, wants in todo:
-            unsettled += sum(1 for w in wants if not _settled(journal, r, w))
-        self.outcome.left = unsettled
-        if self.stop.is_set() and not self.outcome.stopped:
-            self.outcome.stopped = "interrupted"
-        return self.outcome
+        journal = self.checkpoint.steps.states()  # read once: not once per step
+        left = sum(1 for r, wants in todo for w in wants if not _settled(journal, r, w))
+        outcome = self.sender.finish()
+        return StepOutcome(outcome.stopped, outcome.error, left)
 
     def _created(self, r: RowRecord, want: Want) -> bool:
         """Created by this import, and this step never applied to it: a later edit of the
         file is an update, where `update: never|fill` hold."""
         entry = self.journal.get((r.row, want.step))
-        applied = entry is not None and entry.state == "done" and entry.record_id == r.record_id
+        applied = (
+            entry is not None and entry.state == StepState.DONE and entry.record_id == r.record_id
+        )
         return r.created and not applied
 
     async def _prefetch(self, ids: list[int]) -> None:
@@ -375,90 +357,36 @@ class StepRunner:
         try:
             # every record in self.records was read (or written) by this run: fresh enough to
             # settle a step an earlier run left in flight
-            record = self.records.get(r.record_id)
+            record: Record | None = self.records.get(r.record_id)
             if record is None:
-                record = await self._read(r, links=any(w.step.startswith("link:") for w in wants))
+                record = await self.read(r, links=any(w.step.startswith("link:") for w in wants))
             elif any(w.step.startswith("link:") for w in wants) and "LINKS" not in record:
                 # since v3.0 a record's GET need not carry its links (docs/api.md §2.2)
                 record = dict(record)
                 record["LINKS"] = (
                     [] if r.record_id in self.new_records else await self._links(r.record_id)
                 )
-            for want in wants:
-                if self.stop.is_set() or self.outcome.stopped:
-                    return
-                record = await self._step(r, want, record)
-                if record is None:
-                    return
-        except QuotaError as exc:
-            if not self.outcome.stopped:
-                self.outcome = StepOutcome("quota", exc)
-        except Halted:
-            pass  # the journal holds what was sent; the rest is for the next run
+        except RunStopped as exc:
+            self.sender.stop_for(exc)  # the journal holds what was sent; the rest is next run's
+            return
         except ApiError as exc:  # reading the record or its links: this row's steps only
-            journal = self.checkpoint.step_states()
             why = (
                 "the record was deleted in Insightly"
                 if isinstance(exc, NotFoundError)
                 else f"reading the record: {exc.message}"
             )
             for want in wants:
-                if not _settled(journal, r, want):
-                    self._failed(r, want, exc.status, why)
+                self.failed(r, want, exc.status, why)
+            return
+        for want in wants:
+            if self.sender.stopping or record is None:
+                return
+            job = _StepWrite(self, r, want, record)
+            if not await self.sender.send(job):
+                return  # stopped, or unknown: the next run settles it first
+            record = job.record
 
-    async def _step(self, r: RowRecord, want: Want, record: Record) -> Record | None:
-        """One step, reconciled until its outcome is known; the record as it left it."""
-        entry = self.journal.get((r.row, want.step))
-        sent_before = (
-            entry.action
-            if entry is not None
-            and entry.state in ("in_flight", "unknown")
-            and entry.want == want.text
-            and entry.record_id == r.record_id
-            else None
-        )
-        for _ in range(RECONCILE_ATTEMPTS):
-            call = decide(
-                self.obj, want, record, created=self._created(r, want), record_id=r.record_id
-            )
-            if call is not None and call.action == "link":
-                key = _link_key(self.obj, r.record_id, want)
-                if key in self.linked:  # the other record's row added it, either way round
-                    call = None
-                else:
-                    self.linked.add(key)  # claimed before the await: no race between rows
-            if call is None:
-                # already so — or made so by a request whose answer was lost: counted as sent
-                self._settle(r, want, "done", sent_before or ALREADY)
-                return record
-
-            def sending(action: str = call.action) -> None:
-                self.checkpoint.step_sending(r.row, want.step, want.text, r.record_id, action)
-
-            try:
-                reply = await self.client.request(
-                    call.method, call.path, json=call.body, before_send=sending
-                )
-            except OutcomeUnknown as exc:
-                self._settle(r, want, "unknown", call.action, message=exc.message)
-                sent_before = call.action
-                await asyncio.sleep(self.settle_seconds)  # a slow server may still apply it
-                record = await self._read(r, links=want.step.startswith("link:"))
-                if call.action == "link":
-                    self.linked.discard(_link_key(self.obj, r.record_id, want))
-                continue
-            except ApiError as exc:  # 404 "Record, Pipeline or Pipeline Stage not found", 400 …
-                if call.action == "link":
-                    self.linked.discard(_link_key(self.obj, r.record_id, want))
-                self._failed(r, want, exc.status, exc.message, call.action)
-                return record
-            self._settle(r, want, "done", call.action)
-            _apply(record, call, reply.data, want)
-            return record
-        self._failed(r, want, None, "the outcome stayed unknown after reconciling; run again")
-        return None
-
-    async def _read(self, r: RowRecord, *, links: bool) -> Record:
+    async def read(self, r: RowRecord, *, links: bool) -> Record:
         path = f"{self.obj.endpoint}/{r.record_id}"
         data = (await self.client.get(path)).data
         if not isinstance(data, dict) or record_id(data, self.obj.id_field or "") != r.record_id:
@@ -471,54 +399,153 @@ class StepRunner:
     async def _links(self, rid: int) -> list[Any]:
         return await self.client.get_all(f"{self.obj.endpoint}/{rid}/Links")
 
-    def _settle(
-        self, r: RowRecord, want: Want, state: str, action: str, message: str | None = None
+    def settle(
+        self,
+        r: RowRecord,
+        want: Want,
+        state: StepState,
+        action: StepAction,
+        message: str | None = None,
     ) -> None:
-        self.checkpoint.step_settled(
+        self.checkpoint.steps.settled(
             r.row, want.step, want.text, r.record_id, state=state, action=action, message=message
         )
-        if state == "done":
+        if state == StepState.DONE:
             self.progress.advance(1)
 
-    def _failed(
+    def failed(
         self,
         r: RowRecord,
         want: Want,
         status: int | None,
         message: str,
-        action: str | None = None,
+        action: StepAction | None = None,
     ) -> None:
-        self.checkpoint.step_settled(
+        self.checkpoint.steps.settled(
             r.row,
             want.step,
             want.text,
             r.record_id,
-            state="failed",
-            action=action or want.step.split(":")[0],
+            state=StepState.FAILED,
+            action=action or StepAction(want.step.split(":")[0]),
             status=status,
             message=message,
         )
         self.progress.advance(1)
 
 
-def _settled(journal: dict[tuple[int, str], StepState], r: RowRecord, want: Want) -> bool:
+class _StepWrite:
+    """One step of one row, as the sender's job: decided against the record as this run last
+    saw it; after a lost answer, decided again on a fresh read (a slow server is given
+    SETTLE_SECONDS to finish first), so a step is never sent twice."""
+
+    def __init__(self, runner: StepRunner, r: RowRecord, want: Want, record: Record) -> None:
+        self.runner, self.r, self.want = runner, r, want
+        self.record: Record | None = record  # as the step leaves it; None: the row stops here
+        entry = runner.journal.get((r.row, want.step))
+        self.sent_before = (  # an earlier attempt may have made it so: then it counts as sent
+            entry.action
+            if entry is not None
+            and entry.state in (StepState.IN_FLIGHT, StepState.UNKNOWN)
+            and entry.want == want.text
+            and entry.record_id == r.record_id
+            else None
+        )
+
+    def decide(self) -> Call | None:
+        runner, r, want = self.runner, self.r, self.want
+        assert self.record is not None
+        call = decide(
+            runner.obj, want, self.record, created=runner._created(r, want), record_id=r.record_id
+        )
+        if call is not None and call.action == StepAction.LINK:
+            key = _link_key(runner.obj, r.record_id, want)
+            if key in runner.linked:  # the other record's row added it, either way round
+                call = None
+            else:
+                runner.linked.add(key)  # claimed before the await: no race between rows
+        if call is None:
+            # already so — or made so by a request whose answer was lost: counted as sent
+            runner.settle(r, want, StepState.DONE, self.sent_before or StepAction.ALREADY)
+        return call
+
+    async def send(self, client: InsightlyClient, call: Call, before_send: Any) -> Any:
+        reply = await client.request(
+            call.method, call.path, json=call.body, before_send=before_send
+        )
+        return reply.data
+
+    def sending(self, call: Call) -> None:
+        self.runner.checkpoint.steps.sending(
+            self.r.row, self.want.step, self.want.text, self.r.record_id, StepAction(call.action)
+        )
+
+    def done(self, call: Call, answer: Any) -> None:
+        runner = self.runner
+        runner.settle(self.r, self.want, StepState.DONE, StepAction(call.action))
+        assert self.record is not None
+        _apply(self.record, call, answer, self.want)
+        # our own step moved the record's DATE_UPDATED_UTC on: so does the row's stamp, or
+        # undo would take it for a colleague's edit
+        stamp = answer.get("DATE_UPDATED_UTC") if isinstance(answer, dict) else None
+        runner.checkpoint.rows.touched(self.r.row, str(stamp or fmt(server_now(runner.client))))
+
+    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+        self._unclaim(call)
+        action = StepAction(call.action) if call is not None else None
+        self.runner.failed(self.r, self.want, status, message, action)
+        if call is None:
+            self.record = None  # the outcome stayed unknown: the row's later steps wait
+
+    def unknown(self, call: Call, message: str) -> None:
+        action = StepAction(call.action)
+        self.runner.settle(self.r, self.want, StepState.UNKNOWN, action, message=message)
+        self.sent_before = action
+
+    async def reconcile(self, call: Call) -> Then:
+        await asyncio.sleep(self.runner.settle_seconds)  # a slow server may still apply it
+        self.record = await self.runner.read(self.r, links=self.want.step.startswith("link:"))
+        self._unclaim(call)
+        return Then.DECIDE
+
+    async def conflict(self, call: Call) -> Then:
+        self.record = await self.runner.read(self.r, links=self.want.step.startswith("link:"))
+        self._unclaim(call)
+        return Then.DECIDE
+
+    def not_sent(self, call: Call) -> None:
+        self._unclaim(call)
+
+    def _unclaim(self, call: Call | None) -> None:
+        if call is not None and call.action == StepAction.LINK:
+            self.runner.linked.discard(_link_key(self.runner.obj, self.r.record_id, self.want))
+
+
+def _settled(journal: dict[tuple[int, str], StepEntry], r: RowRecord, want: Want) -> bool:
     entry = journal.get((r.row, want.step))
     return (
         entry is not None
         and entry.want == want.text
         and entry.record_id == r.record_id
-        and entry.state in ("done", "failed")
+        and entry.state in (StepState.DONE, StepState.FAILED)
     )
 
 
-def step_counts(checkpoint: Checkpoint) -> dict[str, int]:
-    """Done steps by the request they sent, and failed ones (`steps_failed`)."""
-    counts = {kind: 0 for kind in KINDS} | {"steps_failed": 0, "steps_unsettled": 0}
-    for (action, state), n in checkpoint.step_counts().items():
-        if state == "done" and action in KINDS:
-            counts[action] += n
-        elif state == "failed":
-            counts["steps_failed"] += n
-        elif state in ("in_flight", "unknown"):
-            counts["steps_unsettled"] += n
-    return counts
+@dataclass(frozen=True)
+class StepCounts:
+    done: dict[StepAction, int]  # done steps by the request they sent (none: `already`)
+    failed: int
+    unsettled: int  # in flight or unknown
+
+
+def step_counts(checkpoint: Checkpoint) -> StepCounts:
+    done: dict[StepAction, int] = dict.fromkeys(STEP_REQUESTS, 0)
+    failed = unsettled = 0
+    for (action, state), n in checkpoint.steps.counts().items():
+        if state == StepState.DONE and action in done:
+            done[action] += n
+        elif state == StepState.FAILED:
+            failed += n
+        elif state in (StepState.IN_FLIGHT, StepState.UNKNOWN):
+            unsettled += n
+    return StepCounts(done, failed, unsettled)

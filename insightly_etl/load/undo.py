@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +36,9 @@ from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     CheckpointError,
-    ConflictError,
-    Halted,
     InputError,
     NotFoundError,
-    OutcomeUnknown,
-    QuotaError,
+    RunStopped,
 )
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
@@ -58,29 +54,40 @@ from insightly_etl.load.plan import (
     same_value,
     update_payload,
 )
+from insightly_etl.load.sender import Call, Outcome, Sender, Then
+from insightly_etl.load.states import UNDONE, UndoState
 
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
-FINAL = ("deleted", "restored", "conflict", "gone", "nothing")
 WORKERS = 4  # records undone at once (each a read then a write; the client paces them)
 
 
 @dataclass
+class UndoCounts:
+    deleted: int = 0
+    restored: int = 0
+    conflict: int = 0
+    gone: int = 0
+    nothing: int = 0
+    failed: int = 0
+    left: int = 0  # not reached: the run stopped first
+
+    def add(self, state: UndoState) -> None:
+        setattr(self, state.value, getattr(self, state.value) + 1)
+
+
+@dataclass
 class UndoResult:
-    counts: Counter[str]
+    counts: UndoCounts
     requests: int
     dry_run: bool = False
-    stopped: str | None = None  # quota | interrupted
-    stop_reason: str | None = None
-    stop_hint: str | None = None
+    outcome: Outcome = field(default_factory=Outcome)
     files: list[Path] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        if self.stopped == "quota":
-            return 75
-        if self.stopped == "interrupted":
-            return 130
-        return 1 if self.counts["conflict"] or self.counts["failed"] else 0
+        if self.outcome.stopped is not None:
+            return self.outcome.stopped.exit_code
+        return 1 if self.counts.conflict or self.counts.failed else 0
 
 
 @dataclass
@@ -92,6 +99,7 @@ class _Job:
     payload: dict[str, Any] | None = None  # created: the last body sent
     stamp: str | None = None  # created: DATE_UPDATED_UTC as our last write left the record
     changes: list[FieldChange] = field(default_factory=list)  # updated: fields changed
+    sent_before: bool = False  # an earlier undo's write for it was in flight, answer unknown
 
 
 class _Undo:
@@ -102,14 +110,16 @@ class _Undo:
         obj: ObjectType,
         specs: dict[str, FieldSpec],
         dry_run: bool,
+        sender: Sender,
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
         self.obj = obj
         self.specs = specs
         self.dry_run = dry_run
+        self.sender = sender
         self.report: list[tuple[Any, ...]] = []
-        self.counts: Counter[str] = Counter()
+        self.counts = UndoCounts()
         self.settled: set[int] = set()  # rows finished in this run
         self.known: dict[int, Record] = {}  # a dry run's records, read by one listing
 
@@ -143,25 +153,28 @@ class _Undo:
                 if rid in wanted:
                     self.known[rid] = record
 
-    def _note(self, job: _Job, action: str, name: str = "", *values: Any) -> None:
+    def note(self, job: _Job, action: str, name: str = "", *values: Any) -> None:
         before, written, now = (display(v) for v in (*values, None, None, None)[:3])
         self.report.append((job.line, action, job.record_id, name, before, written, now))
 
-    def _finish(self, job: _Job, state: str, message: str | None = None) -> None:
-        self.counts[state] += 1
+    def finish(self, job: _Job, state: UndoState, message: str | None = None) -> None:
+        self.counts.add(state)
         self.settled.add(job.row)
         if not self.dry_run:
-            self.checkpoint.mark_undo(job.row, state, message)
+            self.checkpoint.undo.mark(job.row, state, message)
 
-    def fail(self, job: _Job, message: str, *, journal: bool) -> None:
-        """A request refused (journaled: the next undo tries again) or unanswered."""
-        self.counts["failed"] += 1
+    def fail(self, job: _Job, message: str, *, state: UndoState = UndoState.FAILED) -> None:
+        """A request refused (journaled failed: the next undo tries again) or unanswered
+        (journaled unknown: the next undo reads the record first)."""
+        self.counts.failed += 1
         self.settled.add(job.row)
-        self._note(job, "failed", "", None, None, message)
-        if journal and not self.dry_run:
-            self.checkpoint.mark_undo(job.row, "failed", message)
+        self.note(job, "failed", "", None, None, message)
+        if not self.dry_run:
+            self.checkpoint.undo.mark(job.row, state, message)
 
     async def one(self, job: _Job) -> None:
+        if self.sender.stopping:
+            return
         path = f"{self.obj.endpoint}/{job.record_id}"
         listed = self.known.pop(job.record_id, None)
         etag = None
@@ -174,77 +187,133 @@ class _Undo:
                 reply = await self.client.get(path)
                 record, etag = dict(reply.data), reply.etag
         except NotFoundError:
-            self._note(job, "gone")
-            self._finish(job, "gone", "deleted in Insightly since the import")
+            if job.created and job.sent_before:  # our own DELETE, whose answer was lost
+                self.note(job, "delete")
+                self.finish(job, UndoState.DELETED)
+            else:
+                self.note(job, "gone")
+                self.finish(job, UndoState.GONE, "deleted in Insightly since the import")
             return
-        if job.created:
-            await self._delete(job, record)
-        else:
-            await self._restore(job, record, etag)
+        except RunStopped as exc:
+            self.sender.stop_for(exc)
+            return
+        except ApiError as exc:
+            self.fail(job, str(exc))
+            return
+        await self.sender.send(_UndoWrite(self, job, record, etag))
 
-    async def _delete(self, job: _Job, record: Record) -> None:
+
+class _UndoWrite:
+    """Undoing one row, as the sender's job: a created record deleted, or changed fields
+    given their values before back. Decided once, on the record as just read: a lost answer
+    is left for the next undo (which reads the record first), a stale ETag is a conflict."""
+
+    def __init__(self, undo: _Undo, job: _Job, record: Record, etag: str | None) -> None:
+        self.undo, self.job, self.record, self.etag = undo, job, record, etag
+        self.conflicts = 0
+
+    def decide(self) -> Call | None:
+        return self._delete() if self.job.created else self._restore()
+
+    def _delete(self) -> Call | None:
+        undo, job, record = self.undo, self.job, self.record
         now = record.get("DATE_UPDATED_UTC")
         if job.stamp and now and str(now) > job.stamp:
-            self._note(job, "conflict", "(record)", None, f"updated {job.stamp}", f"updated {now}")
-            self._finish(
-                job, "conflict", f"changed in Insightly at {now}, after the import; not deleted"
+            undo.note(job, "conflict", "(record)", None, f"updated {job.stamp}", f"updated {now}")
+            undo.finish(
+                job,
+                UndoState.CONFLICT,
+                f"changed in Insightly at {now}, after the import; not deleted",
             )
-            return
+            return None
         if job.payload and not payload_matches(record, job.payload):
-            self._note(job, "conflict", "(record)", None, "created by the import", "changed since")
-            self._finish(job, "conflict", "changed since the import created it; not deleted")
-            return
-        if not self.dry_run:
-            try:
-                await self.client.delete(self.obj.endpoint, job.record_id)
-            except ApiError as exc:
-                if exc.status != 417:
-                    raise
-                # 417 Expectation Failed: Insightly will not delete it (the swagger lists it
-                # for deletes; why is not documented): the record stays, as a conflict
-                self._note(job, "conflict", "(record)", None, "created by the import", exc.message)
-                self._finish(
-                    job, "conflict", f"Insightly refused to delete it (HTTP 417: {exc.message})"
-                )
-                return
-        self._note(job, "delete")
-        self._finish(job, "deleted")
+            undo.note(job, "conflict", "(record)", None, "created by the import", "changed since")
+            undo.finish(job, UndoState.CONFLICT, "changed since the import created it; not deleted")
+            return None
+        if undo.dry_run:
+            undo.note(job, "delete")
+            undo.finish(job, UndoState.DELETED)
+            return None
+        return Call("delete", "DELETE", f"{undo.obj.endpoint}/{job.record_id}")
 
-    async def _restore(self, job: _Job, record: Record, etag: str | None = None) -> None:
+    def _restore(self) -> Call | None:
+        undo, job, record = self.undo, self.job, self.record
         restore: dict[str, Any] = {}
-        conflicts = 0
         for change in job.changes:
-            spec = self.specs.get(change.field)
+            spec = undo.specs.get(change.field)
             if spec is None:  # a custom field deleted since
                 continue
             now = current_value(record, spec)
             if same_value(spec, change.written, now):
                 restore[change.field] = change.before
-                self._note(job, "restore", change.field, change.before, change.written, now)
+                undo.note(job, "restore", change.field, change.before, change.written, now)
             else:
-                conflicts += 1
-                self._note(job, "conflict", change.field, change.before, change.written, now)
+                self.conflicts += 1
+                undo.note(job, "conflict", change.field, change.before, change.written, now)
+        body: dict[str, Any] = {}
         if restore:
             body, _, _ = update_payload(
-                self.obj,
-                self.specs,
+                undo.obj,
+                undo.specs,
                 restore,
                 record,
                 dict.fromkeys(restore, FieldPolicy("overwrite", "replace")),
             )
-            if not body:
-                restore = {}  # already as it was: nothing to send
-            elif not self.dry_run:
-                try:
-                    await self.client.update(self.obj.endpoint, body, etag=etag)
-                except ConflictError:  # changed since it was read, a moment ago: left alone
-                    self._note(job, "conflict", "(record)", None, None, "changed while undoing")
-                    self._finish(job, "conflict", "changed in Insightly while undo ran; left alone")
-                    return
-        if conflicts:
-            self._finish(job, "conflict", f"{conflicts} field(s) changed since the import")
+        if body and not undo.dry_run:
+            return Call("restore", "PUT", undo.obj.endpoint, body, self.etag)
+        self._restored(bool(body))  # already as it was, or a dry run
+        return None
+
+    def _restored(self, restored: bool) -> None:
+        if self.conflicts:
+            message = f"{self.conflicts} field(s) changed since the import"
+            self.undo.finish(self.job, UndoState.CONFLICT, message)
         else:
-            self._finish(job, "restored" if restore else "nothing")
+            self.undo.finish(self.job, UndoState.RESTORED if restored else UndoState.NOTHING)
+
+    async def send(self, client: InsightlyClient, call: Call, before_send: Any) -> Any:
+        if call.method == "DELETE":
+            return (await client.request("DELETE", call.path, before_send=before_send)).data
+        return await client.update(call.path, call.body, etag=call.etag, before_send=before_send)
+
+    def sending(self, call: Call) -> None:
+        self.undo.checkpoint.undo.mark(self.job.row, UndoState.IN_FLIGHT)
+
+    def done(self, call: Call, answer: Any) -> None:
+        if call.method == "DELETE":
+            self.undo.note(self.job, "delete")
+            self.undo.finish(self.job, UndoState.DELETED)
+        else:
+            self._restored(True)
+
+    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+        undo, job = self.undo, self.job
+        if call is not None and call.method == "DELETE" and status == 417:
+            # 417 Expectation Failed: Insightly will not delete it (the swagger lists it for
+            # deletes; why is not documented): the record stays, as a conflict
+            undo.note(job, "conflict", "(record)", None, "created by the import", message)
+            undo.finish(
+                job, UndoState.CONFLICT, f"Insightly refused to delete it (HTTP 417: {message})"
+            )
+            return
+        where = f"{call.method} {call.path}, HTTP {status}: " if call is not None else ""
+        undo.fail(job, where + message)
+
+    def unknown(self, call: Call, message: str) -> None:
+        self.undo.fail(self.job, message, state=UndoState.UNKNOWN)
+
+    async def reconcile(self, call: Call) -> Then:
+        return Then.LEAVE  # the next undo reads the record: a delete that happened is done
+
+    async def conflict(self, call: Call) -> Then:
+        undo, job = self.undo, self.job  # changed since it was read, a moment ago: left alone
+        undo.note(job, "conflict", "(record)", None, None, "changed while undoing")
+        undo.finish(job, UndoState.CONFLICT, "changed in Insightly while undo ran; left alone")
+        return Then.SETTLED
+
+    def not_sent(self, call: Call) -> None:
+        self.undo.checkpoint.undo.unmark(self.job.row)  # never applied: still to undo
+        self.undo.settled.discard(self.job.row)
 
 
 async def undo_import(
@@ -258,11 +327,18 @@ async def undo_import(
 ) -> UndoResult:
     if not checkpoint_path.is_file():
         raise CheckpointError(f"{checkpoint_path}: no such checkpoint file")
-    client.halt_on(stop or asyncio.Event())
+    stop = stop or asyncio.Event()
+    client.halt_on(stop)
     checkpoint = Checkpoint.scratch(checkpoint_path) if dry_run else Checkpoint(checkpoint_path)
     try:
         return await _undo(
-            client, checkpoint, checkpoint_path, dry_run, results_dir, announce or (lambda _: None)
+            client,
+            checkpoint,
+            checkpoint_path,
+            dry_run,
+            results_dir,
+            announce or (lambda _: None),
+            stop,
         )
     finally:
         checkpoint.close()
@@ -275,13 +351,14 @@ async def _undo(
     dry_run: bool,
     results_dir: Path | None,
     announce: Callable[[str], None],
+    stop: asyncio.Event,
 ) -> UndoResult:
     object_name = checkpoint.meta("object")
     try:
         obj = get_object(object_name or "")
     except InputError:
         raise CheckpointError(f"{path} is not an import checkpoint (no object recorded)") from None
-    unsettled = checkpoint.unsettled()
+    unsettled = checkpoint.rows.unsettled()
     if unsettled:
         raise CheckpointError(
             f"{unsettled:,} row(s) of this import have an unknown outcome: undo cannot know "
@@ -292,53 +369,38 @@ async def _undo(
     checkpoint.bind_account(await client.account(), record=False)  # never undo in another account
     facts = await facts_from_api(client, read_mapping(None, object_name=obj.name))
     specs = field_specs(obj, facts.definitions)
-    finished = {r for r, s in checkpoint.undo_states().items() if s in FINAL}
-    lines = {r: s.line for r, s in checkpoint.states().items()}
+    journal = checkpoint.undo.states()
+    lines = {r: s.line for r, s in checkpoint.rows.states().items()}
     jobs: dict[int, _Job] = {
-        row: _Job(row, line, rid, True, payload, stamp)
-        for row, line, rid, payload, stamp in checkpoint.created_rows()
-        if row not in finished
+        c.row: _Job(c.row, c.line, c.record_id, True, c.payload, c.stamp)
+        for c in checkpoint.rows.created()
+        if journal.get(c.row) not in UNDONE
     }
-    for row, changes in checkpoint.changes().items():
-        if row not in finished and row not in jobs:  # a created record is deleted, not restored
+    for row, changes in checkpoint.rows.changes().items():
+        if journal.get(row) not in UNDONE and row not in jobs:  # created: deleted, not restored
             jobs[row] = _Job(
                 row, lines.get(row, 0), changes[0].record_id, False, None, None, changes
             )
-    undo = _Undo(client, checkpoint, obj, specs, dry_run)
+    for job in jobs.values():
+        job.sent_before = journal.get(job.row) in (UndoState.IN_FLIGHT, UndoState.UNKNOWN)
+    sender = Sender(client, stop)
+    undo = _Undo(client, checkpoint, obj, specs, dry_run, sender)
     ordered = sorted(jobs.values(), key=lambda j: j.row)
-    stopped: list[tuple[str, str | None, str | None]] = []
     # a few records at a time, each read then written before the next starts: a run cut short
     # by the quota has undone what it read, instead of reading everything and writing nothing
     slots = asyncio.Semaphore(WORKERS)
 
     async def run(job: _Job) -> None:
         async with slots:
-            if stopped:
-                return
-            try:
-                await undo.one(job)
-            except Halted:
-                stopped.append(("interrupted", None, None))
-            except QuotaError as exc:
-                stopped.append(("quota", str(exc), exc.hint))
-            except (
-                OutcomeUnknown
-            ) as exc:  # the next undo re-reads it: a delete that happened is gone
-                undo.fail(job, exc.message, journal=False)
-            except ApiError as exc:
-                undo.fail(job, str(exc), journal=True)
+            await undo.one(job)
 
     try:
         await undo.read([j.record_id for j in ordered], announce)
-    except Halted:
-        stopped.append(("interrupted", None, None))
-    except QuotaError as exc:
-        stopped.append(("quota", str(exc), exc.hint))
-    if not stopped:
+    except RunStopped as exc:
+        sender.stop_for(exc)
+    if not sender.stopping:
         await gather_all(*(run(job) for job in ordered))
-    quota = [s for s in stopped if s[0] == "quota"]
-    stop, reason, hint = (quota or stopped)[0] if stopped else (None, None, None)
-    undo.counts["left"] = sum(1 for j in ordered if j.row not in undo.settled)
+    undo.counts.left = sum(1 for j in ordered if j.row not in undo.settled)
     source = Path(checkpoint.meta("source") or path.name)
     directory = results_dir or path.parent
     directory.mkdir(parents=True, exist_ok=True)
@@ -350,11 +412,5 @@ async def _undo(
     else:
         written = write_csv(report.sort_values(["line", "field"]), target)
     return UndoResult(
-        undo.counts,
-        meter.requests,
-        dry_run=dry_run,
-        stopped=stop,
-        stop_reason=reason,
-        stop_hint=hint,
-        files=[written],
+        undo.counts, meter.requests, dry_run=dry_run, outcome=sender.finish(), files=[written]
     )

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import OPPORTUNITY_STATES, ObjectType, get_object, record_id
+from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.errors import InputError
 from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
@@ -267,7 +267,7 @@ def check_mapping(
                     + (f"; did you mean {hint}?" if hint else "")
                 )
     mapped = {r.field for r in rules} | set(mapping.defaults)
-    if obj.name == "notes" and mapping.parent is None and not mapping.match:
+    if obj.under_parent and mapping.parent is None and not mapping.match:
         raise InputError(
             f"{src}: notes are created under a record: add parent: {{column: …, object: contacts, by: EMAIL_ADDRESS}}"
         )
@@ -977,7 +977,7 @@ class _StepValues:
     def _pipelines(self, values: dict[str, pd.Series], by_name: ColumnRule | None) -> None:
         if "pipelines" not in self.refs:  # a test's facts: nothing to check against
             return
-        flag = "FOR_OPPORTUNITIES" if self.obj.name == "opportunities" else "FOR_PROJECTS"
+        flag = self.obj.pipeline_flag or ""
         pipelines = {
             pid: p
             for p in self.refs["pipelines"]
@@ -1085,7 +1085,7 @@ class _StepValues:
         return None
 
     def _states(self, values: dict[str, pd.Series], by_name: ColumnRule | None) -> None:
-        canon = {s.lower(): s for s in OPPORTUNITY_STATES}
+        canon = {s.lower(): s for s in self.obj.states}
         given = values.get("OPPORTUNITY_STATE")
         raw = values.get("STATE_REASON_ID")
         reasons = {
@@ -1102,7 +1102,7 @@ class _StepValues:
                 state = canon.get(str(state).strip().lower())
                 if state is None:
                     text = str(given.iat[row])  # type: ignore[union-attr]
-                    close = suggest(text, list(OPPORTUNITY_STATES))
+                    close = suggest(text, list(self.obj.states))
                     self._bad(
                         row,
                         "OPPORTUNITY_STATE",
@@ -1111,7 +1111,7 @@ class _StepValues:
                         + (
                             f"; did you mean {close!r}?"
                             if close
-                            else f" ({', '.join(OPPORTUNITY_STATES)})"
+                            else f" ({', '.join(self.obj.states)})"
                         ),
                     )
                     continue

@@ -174,9 +174,9 @@ async def test_sites_then_their_assets_import_with_lookups_and_a_rerun_writes_no
     early = await run_import(
         sb, assets_file, ROOT / "mappings" / "assets.yaml", checkpoint=tmp_path / "early.sqlite"
     )
-    assert early.counts["rejected"] == 3 and writes(sb) == 0
+    assert early.counts.rejected == 3 and writes(sb) == 0
     sites = await run_import(sb, sites_file, ROOT / "mappings" / "sites.yaml")
-    assert sites.exit_code == 0 and sites.counts["created"] == 3
+    assert sites.exit_code == 0 and sites.counts.created == 3
     made = by_name(sb, "Site__c")
     harbour = made["Hamburg Harbour Warehouse"]
     assert values(harbour) == {
@@ -196,7 +196,7 @@ async def test_sites_then_their_assets_import_with_lookups_and_a_rerun_writes_no
     assets = await run_import(
         sb, assets_file, ROOT / "mappings" / "assets.yaml", results_dir=tmp_path / "assets"
     )
-    assert assets.exit_code == 0 and assets.counts["created"] == 3
+    assert assets.exit_code == 0 and assets.counts.created == 3
     forklift = by_name(sb, "Asset__c")["Forklift FL-20"]
     assert values(forklift)["Site__c"] == harbour["RECORD_ID"]
     assert (
@@ -214,7 +214,7 @@ async def test_sites_then_their_assets_import_with_lookups_and_a_rerun_writes_no
             checkpoint=tmp_path / f"{name}.fresh.sqlite",
             results_dir=tmp_path / f"{name}.fresh",
         )
-        assert again.counts["unchanged"] == 3
+        assert again.counts.unchanged == 3
     assert writes(sb) == sent
 
 
@@ -225,7 +225,7 @@ async def test_an_edited_site_is_updated_in_place(make_sandbox, tmp_path: Path) 
     before = len(sb.account.collections["Site__c"].ids)
     file.write_text(file.read_text("utf-8").replace("640,,no", "700,,yes"), "utf-8")
     result = await run_import(sb, file, ROOT / "mappings" / "sites.yaml")
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     store = values(by_name(sb, "Site__c")["Leipzig Store"])
     assert (store["Floor_Area__c"], store["Active__c"]) == (700, True)
     assert len(sb.account.collections["Site__c"].ids) == before
@@ -264,7 +264,7 @@ async def test_a_create_whose_answer_was_lost_is_written_exactly_once(
     ]
     cp = Checkpoint.read_only(tmp_path / "sites.csv.checkpoint.sqlite")
     try:
-        assert cp.unsettled() == 0
+        assert cp.rows.unsettled() == 0
     finally:
         cp.close()
 

@@ -98,13 +98,13 @@ async def test_samples_import_exactly_and_a_rerun_writes_nothing(
     before = len(sb.account.collections[collection].ids)
     first = await run_import(sb, file, ROOT / "mappings" / f"{name}.yaml")
     rows = len(read_table(file).frame)
-    assert first.exit_code == 0 and first.counts["created"] == rows
+    assert first.exit_code == 0 and first.counts.created == rows
     assert len(sb.account.collections[collection].ids) == before + rows
     sent = writes(sb)
     assert sent == rows
     # the same command again: every row is done, no request at all
     again = await run_import(sb, file, ROOT / "mappings" / f"{name}.yaml")
-    assert again.counts["created"] == rows and writes(sb) == sent
+    assert again.counts.created == rows and writes(sb) == sent
     # a fresh checkpoint: planning finds every row unchanged (rows without a match key: notes, tasks)
     fresh = await run_import(
         sb,
@@ -114,7 +114,7 @@ async def test_samples_import_exactly_and_a_rerun_writes_nothing(
         results_dir=tmp_path / "r2",
     )
     if name not in ("notes", "tasks"):
-        assert fresh.counts["unchanged"] == rows and writes(sb) == sent
+        assert fresh.counts.unchanged == rows and writes(sb) == sent
 
 
 @pytest.mark.slow
@@ -158,7 +158,7 @@ async def test_updates_send_only_what_differs_and_never_erase(make_sandbox, tmp_
     )
     result = await run_import(sb, file, mapping)
     after = sb.account.collections["Contacts"].records[2001]
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert (
         after["TITLE"] == "Chief Buyer" and after["PHONE"] == target["PHONE"]
     )  # blank cell: unchanged
@@ -181,7 +181,7 @@ async def test_before_images_are_kept(make_sandbox, tmp_path: Path) -> None:
     await run_import(sb, file, mapping)
     cp = Checkpoint(tmp_path / "u.csv.checkpoint.sqlite")
     old_title = target["TITLE"]
-    assert cp.changes() == {0: [FieldChange(2002, "TITLE", old_title, "New Title")]}
+    assert cp.rows.changes() == {0: [FieldChange(2002, "TITLE", old_title, "New Title")]}
     cp.close()
 
 
@@ -202,7 +202,7 @@ async def test_rows_sharing_a_key_with_different_values_are_all_reported_and_non
     file = write(tmp_path, "d.csv", DUPLICATES)
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
     counts = result.counts
-    assert (counts["created"], counts["duplicate"], counts["skipped"]) == (1, 3, 1)
+    assert (counts.created, counts.duplicate, counts.skipped) == (1, 3, 1)
     assert "ada@example.com" not in contacts_by_email(sb)
     assert len(contacts_by_email(sb)["bob@example.com"]) == 1  # identical rows: sent once
     assert result.exit_code == 1
@@ -227,7 +227,7 @@ async def test_on_duplicate_names_the_row_that_wins(
     sb = make_sandbox()
     file = write(tmp_path, "d.csv", DUPLICATES)
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), on_duplicate=choice)
-    assert (result.counts["created"], result.counts["skipped"], result.exit_code) == (2, 3, 0)
+    assert (result.counts.created, result.counts.skipped, result.exit_code) == (2, 3, 0)
     assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@example.com"]] == [winner]
 
 
@@ -243,7 +243,7 @@ async def test_on_match_skip_or_error(
         tmp_path, "m.csv", "Name,Email\nSamir,samir.ivanova.2001@example.com\nNew,new@example.com\n"
     )
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), **{option: value})
-    assert result.counts["created"] == 1 and result.counts[state] == 1
+    assert result.counts.created == 1 and getattr(result.counts, state) == 1
     assert writes(sb) == 1
 
 
@@ -258,7 +258,7 @@ async def test_no_create_missing_only_updates(make_sandbox, tmp_path: Path) -> N
     result = await run_import(
         sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), create_missing=False
     )
-    assert (result.counts["updated"], result.counts["skipped"], result.counts["created"]) == (
+    assert (result.counts.updated, result.counts.skipped, result.counts.created) == (
         1,
         1,
         0,
@@ -283,7 +283,7 @@ async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
         "line 2: looks like existing contact 2001 (Insightly's duplicate rule)"
     ]
     skipped = await run_import(sb, write(tmp_path, "b.csv", text), mapping, skip_duplicates=True)
-    assert (skipped.counts["skipped"], skipped.counts["created"]) == (1, 1)
+    assert (skipped.counts.skipped, skipped.counts.created) == (1, 1)
 
 
 @pytest.mark.slow
@@ -317,7 +317,7 @@ async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> 
     assert dry.plan is not None and (dry.plan.creates, dry.plan.done_before) == (1, 1)
     assert (tmp_path / "c.csv.checkpoint.sqlite").read_bytes() == before and writes(sb) == 1
     real = await run_import(sb, file, mapping)
-    assert real.exit_code == 0 and real.counts["created"] == 2 and writes(sb) == 2
+    assert real.exit_code == 0 and real.counts.created == 2 and writes(sb) == 2
 
 
 async def test_a_checkpoint_of_another_object_is_refused(make_sandbox, tmp_path: Path) -> None:
@@ -336,13 +336,13 @@ async def test_a_budget_stops_cleanly_and_the_rerun_finishes(make_sandbox, tmp_p
     file = write(tmp_path, "b.csv", "Name,Email\n" + lines)
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
     first = await run_import(sb, file, mapping, max_requests=12)
-    assert first.stopped == "quota" and first.exit_code == 75
-    created_first = first.counts["created"]
-    assert 0 < created_first < 30 and first.counts["left"] == 30 - created_first
+    assert first.outcome.stopped == "quota" and first.exit_code == 75
+    created_first = first.counts.created
+    assert 0 < created_first < 30 and first.counts.left == 30 - created_first
     unprocessed = (tmp_path / "b.unprocessed.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(unprocessed) == 1 + 30 - created_first
     second = await run_import(sb, file, mapping)
-    assert second.exit_code == 0 and second.counts["created"] == 30
+    assert second.exit_code == 0 and second.counts.created == 30
     assert not (tmp_path / "b.unprocessed.csv").exists()
     emails = contacts_by_email(sb)
     assert all(len(emails[f"p{n}@example.com"]) == 1 for n in range(30))
@@ -359,10 +359,10 @@ async def test_the_daily_quota_stops_the_run_with_75_and_a_new_day_finishes(
     )
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
     first = await run_import(sb, file, mapping)
-    assert first.stopped == "quota" and first.exit_code == 75 and first.quota_remaining == 0
+    assert first.outcome.stopped == "quota" and first.exit_code == 75 and first.quota_remaining == 0
     sb.quota.reset()
     second = await run_import(sb, file, mapping)
-    assert second.exit_code == 0 and second.counts["created"] == 25
+    assert second.exit_code == 0 and second.counts.created == 25
     emails = contacts_by_email(sb)
     assert all(len(emails[f"q{n}@example.com"]) == 1 for n in range(25))
 
@@ -391,7 +391,7 @@ async def test_a_change_since_planning_is_caught_by_the_batch_refresh(
     sb = make_sandbox()
     result = await _import_while_a_colleague_edits(sb, tmp_path)
     record = sb.account.collections["Contacts"].records[2003]
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert record["TITLE"] == "Imported title" and record["BACKGROUND"] == "edited by a colleague"
     assert ("PUT", "/v3.1/Contacts", 412) not in sb.stats
 
@@ -403,7 +403,7 @@ async def test_a_stale_etag_is_re_read_and_re_diffed(make_sandbox, tmp_path: Pat
     sb = make_sandbox(now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     result = await _import_while_a_colleague_edits(sb, tmp_path)
     record = sb.account.collections["Contacts"].records[2003]
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert record["TITLE"] == "Imported title" and record["BACKGROUND"] == "edited by a colleague"
     assert (
         sb.stats[("PUT", "/v3.1/Contacts", 412)] == 1
@@ -415,7 +415,7 @@ async def test_rejected_rows_are_never_sent(make_sandbox, tmp_path: Path) -> Non
     sb = make_sandbox()
     file = write(tmp_path, "r.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-email\n")
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
-    assert (result.counts["created"], result.counts["rejected"]) == (1, 1) and result.exit_code == 1
+    assert (result.counts.created, result.counts.rejected) == (1, 1) and result.exit_code == 1
     assert writes(sb) == 1
     assert "3,'not-an-email' is not a plausible email address" in (
         tmp_path / "r.rejects.csv"
@@ -433,9 +433,9 @@ async def test_an_import_stopped_by_the_caller_resumes(make_sandbox, tmp_path: P
     opts = ImportOptions(file=file, mapping_file=mapping)
     async with sandbox_client(sb) as client:
         result = await load_file(client, opts, read_table(file), read_mapping(mapping), stop=stop)
-    assert result.stopped == "interrupted" and result.exit_code == 130 and writes(sb) == 0
+    assert result.outcome.stopped == "interrupted" and result.exit_code == 130 and writes(sb) == 0
     again = await run_import(sb, file, mapping)
-    assert again.counts["created"] == 12
+    assert again.counts.created == 12
 
 
 @pytest.mark.slow
@@ -463,7 +463,7 @@ async def test_an_edited_export_imports_back_as_updates_without_a_mapping(
         writer.writeheader()
         writer.writerows(rows)
     result = await run_import(sb, path, None, object_name="contacts")
-    assert (result.counts["updated"], result.counts["unchanged"], result.counts["created"]) == (
+    assert (result.counts.updated, result.counts.unchanged, result.counts.created) == (
         2,
         218,
         0,
@@ -524,7 +524,7 @@ async def test_a_match_key_of_several_fields(make_sandbox, tmp_path: Path) -> No
         "object: contacts\nmatch: [{column: First, field: FIRST_NAME}, {column: Last, field: LAST_NAME}]\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Title: TITLE\n",
     )
     result = await run_import(sb, file, mapping)
-    assert (result.counts["updated"], result.counts["failed"], result.counts["created"]) == (
+    assert (result.counts.updated, result.counts.failed, result.counts.created) == (
         1,
         1,
         1,
@@ -567,7 +567,7 @@ async def test_a_key_echoed_by_the_server_reaches_no_file_the_import_writes(
         "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
     result = await run_import(sb, file, mapping, transport=EchoingWrites)
-    assert result.counts["failed"] == 1
+    assert result.counts.failed == 1
     encoded = base64.b64encode(f"{KEY}:".encode()).decode()
     errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
     assert "Refused. You sent Authorization: Basic ***" in errors
@@ -640,7 +640,7 @@ async def test_results_files_escape_cells_a_spreadsheet_would_run(
         "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
     result = await run_import(sb, file, mapping)
-    assert (result.counts["created"], result.counts["rejected"]) == (1, 1)
+    assert (result.counts.created, result.counts.rejected) == (1, 1)
     assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@h.example"]] == [
         "@Ada"
     ]  # sent as is
@@ -668,9 +668,9 @@ async def test_a_write_answered_with_no_record_fails_its_row_never_left_in_fligh
     file = write(tmp_path, "w.csv", "Name,Email\nAda,ada@list.example\n")
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
     result = await run_import(sb, file, mapping, transport=AnswersWritesWithAList)
-    assert (result.counts["failed"], result.counts["left"], result.exit_code) == (1, 0, 1)
+    assert (result.counts.failed, result.counts.left, result.exit_code) == (1, 0, 1)
     cp = Checkpoint.read_only(tmp_path / "w.csv.checkpoint.sqlite")
-    [state] = cp.states().values()
+    [state] = cp.rows.states().values()
     cp.close()
     assert (state.state, state.status) == ("failed", 200)
     assert state.message == "the answer to a write is not a record (a JSON object) but list"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from insightly_etl.errors import CheckpointError
+from insightly_etl.load.undo import UndoCounts
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_import import custom, run_import, write
 from tests.conftest import asgi_client, sandbox_client
@@ -58,7 +59,7 @@ async def test_defaults_fill_an_empty_field_of_a_matched_record_and_never_overwr
         tmp_path, "m.yaml", MAPPING_HEAD + "defaults: {BACKGROUND: Imported from the fair list}\n"
     )
     result = await run_import(sb, file, mapping)
-    assert (result.counts["created"], result.counts["updated"], result.counts["unchanged"]) == (
+    assert (result.counts.created, result.counts.updated, result.counts.unchanged) == (
         1,
         1,
         1,
@@ -95,7 +96,7 @@ async def test_tags_and_multiselect_keep_their_values_on_update_unless_merge_rep
         + "  Tags: {field: TAGS, split: ','}\n  Interests: {field: Interests__c, split: ','}\n",
     )
     result = await run_import(sb, file, add)
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert tags(record(sb, rid)) == ["vip", "newsletter", "customer"]
     assert custom(record(sb, rid))["Interests__c"] == "Music;Sports"
     replace = write(
@@ -105,7 +106,7 @@ async def test_tags_and_multiselect_keep_their_values_on_update_unless_merge_rep
         + "  Tags: {field: TAGS, split: ',', merge: replace}\n  Interests: {field: Interests__c, split: ',', merge: replace}\n",
     )
     result = await run_import(sb, file, replace, checkpoint=tmp_path / "second.sqlite")
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert tags(record(sb, rid)) == ["customer"]
     assert custom(record(sb, rid))["Interests__c"] == "Sports"
 
@@ -132,7 +133,7 @@ async def test_update_fill_and_never_leave_what_people_typed(make_sandbox, tmp_p
         + "  Last: {field: LAST_NAME, update: fill}\n  Title: {field: TITLE, update: never}\n",
     )
     result = await run_import(sb, file, mapping)
-    assert (result.counts["created"], result.counts["updated"], result.counts["unchanged"]) == (
+    assert (result.counts.created, result.counts.updated, result.counts.unchanged) == (
         1,
         1,
         1,
@@ -181,11 +182,11 @@ async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
     )
     mapping = write(tmp_path, "m.yaml", MAPPING_HEAD)
     first = await run_import(sb, file, mapping)
-    assert first.counts["created"] == 3 and puts_and_posts(sb) == (0, 3)
+    assert first.counts.created == 3 and puts_and_posts(sb) == (0, 3)
     file.write_text("Name,Email\nAda,ada@fix.example\nRobert,bob@fix.example\nCy,cy@fix.example\n")
     second = await run_import(sb, file, mapping)
     assert second.exit_code == 0 and puts_and_posts(sb) == (1, 3)
-    assert (second.counts["created"], second.counts["updated"]) == (2, 1)
+    assert (second.counts.created, second.counts.updated) == (2, 1)
     assert second.since_last_run == (
         "1 row(s) edited, 0 new, 0 removed (removed rows are left alone in Insightly)"
     )
@@ -265,7 +266,7 @@ async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differ
         second.since_last_run == "the mapping changed: every row is compared with Insightly again"
     )
     assert puts_and_posts(sb) == (1, 2)  # Ada gets her title; Bob has nothing new
-    assert (second.counts["updated"], second.counts["unchanged"]) == (1, 1)
+    assert (second.counts.updated, second.counts.unchanged) == (1, 1)
 
 
 async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_since(
@@ -282,7 +283,7 @@ async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_s
     )
     file = write(tmp_path, "export.csv", text)
     result = await run_import(sb, file, None, object_name="contacts")
-    assert (result.counts["updated"], result.counts["failed"], result.exit_code) == (1, 1, 1)
+    assert (result.counts.updated, result.counts.failed, result.exit_code) == (1, 1, 1)
     assert record(sb, fresh["CONTACT_ID"])["FIRST_NAME"] == "Adaline"
     assert record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Bob"
     errors = list(csv.DictReader((tmp_path / "export.errors.csv").open(encoding="utf-8-sig")))
@@ -297,9 +298,7 @@ async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_s
         )
     ]
     again = await run_import(sb, file, None, object_name="contacts", on_conflict="overwrite")
-    assert (
-        again.counts["updated"] == 2 and record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Robert"
-    )
+    assert again.counts.updated == 2 and record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Robert"
 
 
 async def run_undo(sb: Sandbox, checkpoint: Path, **options: Any):  # -> UndoResult
@@ -336,13 +335,13 @@ async def test_undo_deletes_what_was_created_and_restores_what_was_changed_excep
         tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n  Tags: {field: TAGS, split: ','}\n"
     )
     result = await run_import(sb, file, mapping)
-    assert (result.counts["created"], result.counts["updated"]) == (3, 2)
+    assert (result.counts.created, result.counts.updated) == (3, 2)
     # someone edits Bob's title by hand after the import
     async with asgi_client(sb) as http:
         await http.put("Contacts", json={"CONTACT_ID": bob["CONTACT_ID"], "TITLE": "Manager"})
     checkpoint = tmp_path / "u.csv.checkpoint.sqlite"
     preview = await run_undo(sb, checkpoint, dry_run=True)
-    assert (preview.counts["deleted"], preview.counts["restored"], preview.counts["conflict"]) == (
+    assert (preview.counts.deleted, preview.counts.restored, preview.counts.conflict) == (
         3,
         1,
         1,
@@ -352,7 +351,7 @@ async def test_undo_deletes_what_was_created_and_restores_what_was_changed_excep
         and record(sb, ada["CONTACT_ID"])["TITLE"] == "Engineer"
     )
     undone = await run_undo(sb, checkpoint)
-    assert (undone.counts["deleted"], undone.counts["restored"], undone.counts["conflict"]) == (
+    assert (undone.counts.deleted, undone.counts.restored, undone.counts.conflict) == (
         3,
         1,
         1,
@@ -374,7 +373,7 @@ async def test_undo_deletes_what_was_created_and_restores_what_was_changed_excep
     ]
     again = await run_undo(sb, checkpoint)  # resumable, and never deletes twice
     # the account (GET /Instance) and the definitions only
-    assert sum(again.counts.values()) == 0 and again.requests == 2
+    assert again.counts == UndoCounts() and again.requests == 2
 
 
 async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(
@@ -386,11 +385,11 @@ async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(
     await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
     checkpoint = tmp_path / "q.csv.checkpoint.sqlite"
     first = await run_undo(sb, checkpoint, max_requests=6)  # the definitions, then GET + DELETE
-    assert first.stopped == "quota" and first.exit_code == 75
-    assert 0 < first.counts["deleted"] < 6 and first.counts["left"] == 6 - first.counts["deleted"]
+    assert first.outcome.stopped == "quota" and first.exit_code == 75
+    assert 0 < first.counts.deleted < 6 and first.counts.left == 6 - first.counts.deleted
     second = await run_undo(sb, checkpoint)
-    assert second.exit_code == 0 and first.counts["deleted"] + second.counts["deleted"] == 6
-    assert second.counts["gone"] == 0  # nothing deleted twice or looked for again
+    assert second.exit_code == 0 and first.counts.deleted + second.counts.deleted == 6
+    assert second.counts.gone == 0  # nothing deleted twice or looked for again
     left = [
         r
         for r in sb.account.collections["Contacts"].records.values()
@@ -405,12 +404,12 @@ async def test_running_the_import_after_undo_imports_again(make_sandbox, tmp_pat
     mapping = write(tmp_path, "m.yaml", MAPPING_HEAD)
     await run_import(sb, file, mapping)
     checkpoint = tmp_path / "a.csv.checkpoint.sqlite"
-    assert (await run_undo(sb, checkpoint)).counts["deleted"] == 2
+    assert (await run_undo(sb, checkpoint)).counts.deleted == 2
     report = (tmp_path / "a.undo.csv").read_text(encoding="utf-8-sig")
-    assert (await run_undo(sb, checkpoint)).counts["deleted"] == 0
+    assert (await run_undo(sb, checkpoint)).counts.deleted == 0
     assert (tmp_path / "a.undo.csv").read_text(encoding="utf-8-sig") == report  # kept
     again = await run_import(sb, file, mapping)
-    assert again.counts["created"] == 2 and again.exit_code == 0
+    assert again.counts.created == 2 and again.exit_code == 0
     assert again.since_last_run == "the import was undone: its 2 row(s) are imported again"
     emails = [r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()]
     assert sorted(e for e in emails if e.endswith("@again.example")) == [
@@ -446,7 +445,7 @@ async def test_a_value_the_server_silently_dropped_is_reported_per_line_and_fiel
     )
     mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n")
     result = await run_import(sb, file, mapping, transport=DroppingTitle)
-    assert (result.counts["created"], result.counts["not_applied"], result.exit_code) == (2, 1, 1)
+    assert (result.counts.created, result.counts.not_applied, result.exit_code) == (2, 1, 1)
     errors = list(csv.DictReader((tmp_path / "t.errors.csv").open(encoding="utf-8-sig")))
     assert [(e["line"], e["state"], e["message"]) for e in errors] == [
         ("2", "not applied", "not applied: TITLE (sent 'Countess', Insightly has None)")
@@ -478,10 +477,10 @@ async def test_a_quota_stop_says_when_the_rolling_window_frees_enough(
     rows = "".join(f"P{i},p{i}@q.example\n" for i in range(10))
     file = write(tmp_path, "q.csv", "Name,Email\n" + rows)
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
-    assert result.stopped == "quota" and result.exit_code == 75
+    assert result.outcome.stopped == "quota" and result.exit_code == 75
     assert result.quota_frees is not None
     match = re.fullmatch(
-        rf"{result.left} request\(s\) free up by (\S+ \S+) UTC at the earliest \(other "
+        rf"{result.counts.left} request\(s\) free up by (\S+ \S+) UTC at the earliest \(other "
         r"integrations on the account share the allowance, so it may be later\)",
         result.quota_frees,
     )
@@ -510,7 +509,7 @@ async def test_undo_leaves_a_created_record_that_someone_edited_since(
             "Contacts", json={"CONTACT_ID": ada["CONTACT_ID"], "BACKGROUND": "Met in Berlin"}
         )
     undone = await run_undo(sb, tmp_path / "e.csv.checkpoint.sqlite")
-    assert (undone.counts["deleted"], undone.counts["conflict"]) == (1, 1)
+    assert (undone.counts.deleted, undone.counts.conflict) == (1, 1)
     assert record(sb, ada["CONTACT_ID"])["BACKGROUND"] == "Met in Berlin"  # still there
 
 
@@ -539,10 +538,10 @@ async def test_merge_add_keeps_a_tag_whose_name_holds_a_semicolon(
     file = write(tmp_path, "s.csv", "Name,Email,Tags\nAda,ada@semi.example,VIP\n")
     mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Tags: {field: TAGS, split: ','}\n")
     result = await run_import(sb, file, mapping)
-    assert result.counts["updated"] == 1
+    assert result.counts.updated == 1
     assert tags(record(sb, before["CONTACT_ID"])) == ["Partner; EMEA", "Key account", "VIP"]
     undone = await run_undo(sb, tmp_path / "s.csv.checkpoint.sqlite")
-    assert undone.counts["restored"] == 1
+    assert undone.counts.restored == 1
     assert tags(record(sb, before["CONTACT_ID"])) == ["Partner; EMEA", "Key account"]
 
 
@@ -560,9 +559,9 @@ async def test_edits_after_a_removal_and_after_an_undo_keep_the_checkpoint_consi
     await run_import(sb, file, mapping)
     file.write_text("Name,Email,Title\nAnn,ann@k.example,AA\nCy,cy@k.example,C\n")  # then an edit
     third = await run_import(sb, file, mapping)
-    assert third.exit_code == 0 and third.counts["updated"] == 3 - 1
+    assert third.exit_code == 0 and third.counts.updated == 3 - 1
     checkpoint = tmp_path / "k.csv.checkpoint.sqlite"
-    assert (await run_undo(sb, checkpoint)).counts["restored"] == 2
+    assert (await run_undo(sb, checkpoint)).counts.restored == 2
     file.write_text(
         "Name,Email,Title\nZed,zed@k.example,Z\nAnn,ann@k.example,AA\nCy,cy@k.example,C\n"
     )
@@ -578,4 +577,44 @@ async def test_edits_after_a_removal_and_after_an_undo_keep_the_checkpoint_consi
         "bob@k.example": "B",
         "cy@k.example": "C",
         "zed@k.example": "Z",
+    }
+
+
+class LosesTheFirstDelete(httpx.AsyncBaseTransport):
+    """The sandbox, except that the first DELETE is applied and its answer lost."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+        self.lost = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "DELETE" and not self.lost:
+            self.lost = True
+            raise httpx.ReadTimeout("the answer never came", request=request)
+        return response
+
+
+async def test_an_undo_whose_delete_answer_was_lost_counts_it_deleted_next_time(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from insightly_etl.load.undo import undo_import
+    from tests.conftest import KEY
+
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@lost.example\nBob,bob@lost.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    settings = load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/")
+    transport = LosesTheFirstDelete(sb)
+    async with InsightlyClient(settings, transport=transport, rate=1000) as client:
+        first = await undo_import(client, checkpoint)
+    assert (first.counts.deleted, first.counts.failed, first.exit_code) == (1, 1, 1)
+    second = await run_undo(sb, checkpoint)
+    # the lost one is gone: it was undo's own DELETE, not a colleague's
+    assert (second.counts.deleted, second.counts.gone, second.exit_code) == (1, 0, 0)
+    assert not {"ada@lost.example", "bob@lost.example"} & {
+        r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()
     }

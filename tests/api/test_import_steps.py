@@ -67,8 +67,8 @@ async def test_deals_are_created_in_their_stage_with_their_state_and_reason(
         ("Lost", "Price too high")
     ]
     c = result.counts
-    assert (c["created"], c["pipeline"], c["stage"], c["state"], c["link"]) == (4, 4, 0, 2, 0)
-    assert (c["steps_failed"], c["steps_left"], result.exit_code) == (0, 0, 0)
+    assert (c.created, c.pipeline, c.stage, c.state, c.link) == (4, 4, 0, 2, 0)
+    assert (c.steps_failed, c.steps_left, result.exit_code) == (0, 0, 0)
     assert result.plan is not None and result.plan.steps == {"pipeline": 4, "state": 2}
     assert result.plan.requests_needed == result.plan.this_run == 4 + 6  # creates and steps
     # the record bodies never carried what only the steps may set
@@ -79,7 +79,7 @@ async def test_deals_are_created_in_their_stage_with_their_state_and_reason(
         sb, tmp_path / "deals.csv", tmp_path / "deals.yaml", checkpoint=tmp_path / "fresh.sqlite"
     )
     assert writes(sb) == before  # a new checkpoint, the same file: everything is already so
-    assert (again.counts["unchanged"], again.counts["pipeline"], again.counts["state"]) == (4, 0, 0)
+    assert (again.counts.unchanged, again.counts.pipeline, again.counts.state) == (4, 0, 0)
 
 
 async def test_a_stage_moves_within_its_pipeline_with_one_request_and_unchanged_costs_none(
@@ -97,7 +97,7 @@ async def test_a_stage_moves_within_its_pipeline_with_one_request_and_unchanged_
     assert deals(sb)["Canteen fit-out"]["STAGE_ID"] == 13
     assert calls(sb, "PUT", "/PipelineStage") == stage_puts + 1
     assert calls(sb, "PUT", "/Pipeline") == pipeline_puts
-    assert result.counts["stage"] == 1 and result.exit_code == 0
+    assert result.counts.stage == 1 and result.exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ async def test_a_wrong_pipeline_stage_state_or_reason_is_refused_before_any_writ
     result = await run_import(
         sb, write(tmp_path, "deals.csv", text), write(tmp_path, "deals.yaml", DEALS_MAPPING)
     )
-    assert writes(sb) == 0 and result.counts["rejected"] == 1 and result.exit_code == 1
+    assert writes(sb) == 0 and result.counts.rejected == 1 and result.exit_code == 1
     rejects = (tmp_path / "deals.rejects.csv").read_text("utf-8-sig")
     assert message in rejects
 
@@ -153,7 +153,7 @@ async def test_a_state_change_whose_answer_is_lost_is_not_sent_again(
         transport=LoseStateAnswers,
     )
     assert calls(sb, "PUT", "/StateChange") == 2  # applied once each, found applied on a re-read
-    assert result.counts["state"] == 2 and result.counts["steps_left"] == 0
+    assert result.counts.state == 2 and result.counts.steps_left == 0
     for name in ("Harbour cranes", "Depot roof"):
         assert len(sb.account.state_history[deals(sb)[name]["OPPORTUNITY_ID"]]) == 1
 
@@ -172,8 +172,8 @@ async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_se
     )
     # custom fields, pipelines, stages, state reasons; one planning listing; 4 creates
     first = await run_import(sb, file, mapping, max_requests=10)  # the account, then as before
-    assert first.stopped == "quota" and first.exit_code == 75
-    assert (first.counts["created"], first.counts["pipeline"], first.counts["steps_left"]) == (
+    assert first.outcome.stopped == "quota" and first.exit_code == 75
+    assert (first.counts.created, first.counts.pipeline, first.counts.steps_left) == (
         4,
         0,
         7,  # 4 pipelines, 3 states (one of them already so: no request)
@@ -187,7 +187,7 @@ async def test_stopped_between_the_record_writes_and_their_steps_the_next_run_se
     assert calls(sb, "POST", "Opportunities") == 4
     assert calls(sb, "PUT", "/Pipeline") == 4 and calls(sb, "PUT", "/StateChange") == 2
     assert second.exit_code == 0 and third.exit_code == 0
-    assert (third.counts["created"], third.counts["pipeline"], third.counts["state"]) == (4, 4, 2)
+    assert (third.counts.created, third.counts.pipeline, third.counts.state) == (4, 4, 2)
 
 
 @pytest.mark.slow
@@ -208,7 +208,7 @@ async def test_a_step_sent_by_a_run_killed_before_its_answer_is_settled_by_readi
     before = writes(sb)
     result = await run_import(sb, file, mapping)
     assert writes(sb) == before
-    assert result.counts["pipeline"] == 4 and result.counts["steps_left"] == 0
+    assert result.counts.pipeline == 4 and result.counts.steps_left == 0
 
 
 CONTACTS = """\
@@ -240,7 +240,7 @@ async def test_links_are_added_once_across_reruns_and_shown_on_both_records(
     file = write(tmp_path, "people.csv", CONTACTS)
     mapping = write(tmp_path, "people.yaml", CONTACTS_MAPPING)
     first = await run_import(sb, file, mapping)
-    assert (first.counts["created"], first.counts["link"], first.exit_code) == (3, 2, 0)
+    assert (first.counts.created, first.counts.link, first.exit_code) == (3, 2, 0)
     ana = next(
         r
         for r in sb.account.collections["Contacts"].records.values()
@@ -272,7 +272,7 @@ async def test_a_row_linking_to_a_record_that_does_not_exist_is_refused_before_i
         write(tmp_path, "people.yaml", CONTACTS_MAPPING),
     )
     # the deals are not imported: the two rows naming one are refused, the third is created
-    assert writes(sb) == 1 and (result.counts["rejected"], result.counts["created"]) == (2, 1)
+    assert writes(sb) == 1 and (result.counts.rejected, result.counts.created) == (2, 1)
     rejects = (tmp_path / "people.rejects.csv").read_text("utf-8-sig")
     assert "no opportunities record with OPPORTUNITY_NAME 'Harbour cranes'" in rejects
 
@@ -320,7 +320,7 @@ async def test_a_step_the_server_refuses_is_reported_with_its_line_and_the_row_s
             return await self.inner.handle_async_request(request)
 
     result = await run_import(sb, file, mapping, transport=DropRenewals)
-    assert result.counts["created"] == 4 and result.counts["steps_failed"] == 2
+    assert result.counts.created == 4 and result.counts.steps_failed == 2
     assert result.exit_code == 1
     errors = (tmp_path / "deals.errors.csv").read_text("utf-8-sig")
     assert "step failed" in errors
@@ -372,7 +372,7 @@ async def test_reciprocal_links_in_one_file_are_added_once(make_sandbox, tmp_pat
         write(tmp_path, "p.csv", f"Email,Spouse\n{a},{b}\n{b},{a}\n"),
         write(tmp_path, "p.yaml", mapping),
     )
-    assert calls(sb, "POST", "/Links") == 1 and result.counts["link"] == 1
+    assert calls(sb, "POST", "/Links") == 1 and result.counts.link == 1
 
 
 async def test_update_never_on_the_stage_column_holds_when_the_pipeline_is_mapped(
@@ -423,7 +423,7 @@ async def test_a_pipeline_name_is_looked_up_among_the_objects_own_pipelines(
     result = await run_import(
         sb, write(tmp_path, "d.csv", DEALS), write(tmp_path, "d.yaml", DEALS_MAPPING)
     )
-    assert result.counts["rejected"] == 0 and deals(sb)["Harbour cranes"]["PIPELINE_ID"] == 1
+    assert result.counts.rejected == 0 and deals(sb)["Harbour cranes"]["PIPELINE_ID"] == 1
 
 
 def test_one_column_feeds_several_fields_and_a_lookup_falls_back(
@@ -493,3 +493,26 @@ def test_one_column_feeds_several_fields_and_a_lookup_falls_back(
     }
     assert history["Acme renewal"][-1] == "Best fit"
     assert history["Globex pilot"][-1] == "Price too high"
+
+
+async def test_undo_after_steps_deletes_the_records_the_import_created(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Each step moves the record's DATE_UPDATED_UTC on (a second per write here): undo must
+    not take the import's own steps for a colleague's edit and leave the records behind."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.api.test_import_safety import run_undo
+
+    sb = make_sandbox()
+    ticks = iter(range(10_000))
+    start = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    sb.account.now = lambda: start + timedelta(seconds=next(ticks))
+    result = await run_import(
+        sb, write(tmp_path, "deals.csv", DEALS), write(tmp_path, "deals.yaml", DEALS_MAPPING)
+    )
+    assert (result.counts.created, result.counts.pipeline, result.counts.state) == (4, 4, 2)
+    undone = await run_undo(sb, tmp_path / "deals.csv.checkpoint.sqlite")
+    assert (undone.counts.deleted, undone.counts.conflict, undone.exit_code) == (4, 0, 0)
+    names = {"Harbour cranes", "Depot roof", "Canteen fit-out", "Forklift lease"}
+    assert not names & set(deals(sb))

@@ -43,7 +43,7 @@ async def test_the_pipedrive_export_lands_whole_and_a_second_run_sends_nothing(
     for step in STEPS:
         shutil.copy(DATA / f"{step}.csv", tmp_path)
     first = await migrate(sb, tmp_path)
-    assert first["organizations"]["created"] == 4 and first["organizations"]["skipped"] == 1
+    assert first["organizations"].created == 4 and first["organizations"].skipped == 1
     orgs = by(sb, "Organisations", "ORGANISATION_NAME")
     people = by(sb, "Contacts", "EMAIL_ADDRESS")
     assert (
@@ -77,7 +77,7 @@ async def test_the_pipedrive_export_lands_whole_and_a_second_run_sends_nothing(
     assert [
         (lk["LINK_OBJECT_NAME"], lk["LINK_OBJECT_ID"], lk["ROLE"]) for lk in fleet["LINKS"]
     ] == [("Contact", people["jonas.weber@nordhafen.example"]["CONTACT_ID"], "Decision maker")]
-    assert first["deals"]["link"] == 4  # the fifth deal names no contact
+    assert first["deals"].link == 4  # the fifth deal names no contact
     notes = [
         n
         for n in sb.account.collections["Notes"].records.values()

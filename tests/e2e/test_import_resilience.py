@@ -91,7 +91,7 @@ def test_faults_including_dropped_writes_end_with_every_row_exactly_once(
         faults = sb.sandbox.faults_injected
         counts = imported(sb.root, "f")
     assert faults["drop"] > 0 and faults["slow"] > 0 and faults["500"] > 0, faults
-    assert result.counts["created"] == 300 and result.exit_code == 0, result.counts
+    assert result.counts.created == 300 and result.exit_code == 0, result.counts
     assert len(counts) == 300 and set(counts.values()) == {1}
 
 
@@ -175,7 +175,7 @@ def test_sigkill_at_random_moments_then_resume_gives_every_row_once(
     assert final.returncode == 0, err.decode()
     assert len(counts) == rows and set(counts.values()) == {1}
     cp = Checkpoint(tmp_path / "big.csv.checkpoint.sqlite")
-    states = cp.states()
+    states = cp.rows.states()
     assert {s.state for s in states.values()} == {"done"} and len(states) == rows
     assert len({s.record_id for s in states.values()}) == rows  # one record per row
     assert len(cp.runs()) == kills + 1
@@ -254,7 +254,7 @@ def test_a_signal_stops_sending_at_once_and_the_resume_finishes_exactly_once(
         late = len(sb.sandbox.write_arrivals) - arrived
         partial = imported(sb.root, "i")
         cp = Checkpoint(tmp_path / "i.csv.checkpoint.sqlite")
-        states = Counter(s.state for s in cp.states().values())
+        states = Counter(s.state for s in cp.rows.states().values())
         cp.close()
         resumed = cli(*args, env=env)
         _, err2 = resumed.communicate(timeout=120)

@@ -102,3 +102,29 @@ def test_singular_names_come_from_the_registry() -> None:
 
     assert all(not o.singular.endswith(("ie", "statuse")) for o in OBJECTS.values())
     assert custom_object("Site__c").singular == "Site__c"
+
+
+def test_an_object_type_knows_what_it_is_beyond_its_fields() -> None:
+    from insightly_etl.api.registry import LINKABLE, DuplicateRule, custom_object, get_object
+
+    deals, notes, people = get_object("opportunities"), get_object("notes"), get_object("people")
+    assert (deals.pipelined, deals.pipeline_flag, deals.states[:2]) == (
+        True,
+        "FOR_OPPORTUNITIES",
+        ("Open", "Won"),
+    )
+    assert (get_object("projects").pipeline_flag, get_object("projects").states) == (
+        "FOR_PROJECTS",
+        (),
+    )
+    assert (notes.under_parent, notes.link_name, people.link_name) == (True, "Note", "Contact")
+    assert (people.identity, get_object("leads").identity) == ("EMAIL_ADDRESS", "EMAIL")
+    assert people.duplicate_rule == DuplicateRule(
+        ("FIRST_NAME", "LAST_NAME"), ("EMAIL_ADDRESS", "PHONE", "ORGANISATION_ID")
+    )
+    assert (get_object("leads").linkable, "leads" in LINKABLE) == (False, False)
+    assert (get_object("pipelines").name_field, custom_object("Site__c").name_field) == (
+        "PIPELINE_NAME",
+        "RECORD_NAME",
+    )
+    assert not custom_object("Site__c").pipelined and not custom_object("Site__c").linkable
