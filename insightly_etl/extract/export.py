@@ -12,6 +12,7 @@ version wins). Objects without a Search endpoint are small lookup lists: read in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -48,8 +49,10 @@ from insightly_etl.extract.schema import (
 from insightly_etl.extract.subcollections import (
     LINKS_SCHEMA,
     UNREADABLE,
+    Parent,
     SubFetcher,
     SubPlan,
+    changed_ids,
     parents_of,
     plan_subcollections,
 )
@@ -179,6 +182,7 @@ class Exporter:
         self.progress = progress
         self.result = ExportResult()
         self.manifest = read_manifest(options.out_dir)
+        self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -229,8 +233,13 @@ class Exporter:
         names = await self._names(opts.objects)
         sub_plan = None
         if opts.with_:  # before anything is exported: refused if it would cross the quota
+            self._sub_since = self._subs_since(names)
             sub_plan = await plan_subcollections(
-                self.client, opts.with_, names, downloads=opts.files_dir is not None
+                self.client,
+                opts.with_,
+                names,
+                downloads=opts.files_dir is not None,
+                since=self._sub_since,
             )
             if self.announce:
                 self.announce(sub_plan)
@@ -518,27 +527,64 @@ class Exporter:
         writer.commit()
         self.manifest["links"] = {"file": LINKS, "rows": rows.num_rows}
 
+    def _subs_since(self, names: list[str]) -> dict[tuple[str, str], datetime]:
+        """For an incremental run: per sub-collection and parent object, when it was last
+        read for every record of that object. Only the records changed since (and new ones)
+        are read again: a change to a record's links, comments, files, emails or state moves
+        its DATE_UPDATED_UTC (an ASSUMPTION, docs/api.md §11, as singer-sdk's child streams
+        assume), and a full export (without --incremental) reads every record's again."""
+        since: dict[tuple[str, str], datetime] = {}
+        for sub in self.options.with_:
+            entry = self.manifest.get(sub) or {}
+            if (
+                not isinstance(entry, dict)
+                or not (self.options.out_dir / str(entry.get("file"))).exists()
+            ):
+                continue
+            marks = entry.get("marks") or {}
+            for obj in parents_of(sub, names):
+                mark = marks.get(obj.name) if isinstance(marks, dict) else None
+                if mark and self._since(obj) is not None:
+                    with contextlib.suppress(ValueError):  # a damaged mark: read them all
+                        since[(sub, obj.name)] = datetime.strptime(
+                            str(mark), DATETIME_FORMAT
+                        ).replace(tzinfo=UTC)
+        return since
+
     async def _fetch_subcollections(self, names: list[str]) -> None:
-        """`--with`: each asked sub-collection of every record this run's files hold."""
+        """`--with`: each asked sub-collection of every record this run's files hold (an
+        incremental run: of the records changed since it was last read)."""
         fetcher = SubFetcher(
             self.client, self.options.out_dir, self.progress, self.options.files_dir
         )
         entries = self.manifest["objects"]
         for sub in self.options.with_:
-            parents = [
-                (obj, self.options.out_dir / str(entries[obj.name]["file"]))
-                for obj in parents_of(sub, names)
-                if obj.name in entries and entries[obj.name].get("format") == "parquet"
-            ]
+            parents = []
+            for obj in parents_of(sub, names):
+                entry = entries.get(obj.name) or {}
+                if entry.get("format") != "parquet":
+                    continue
+                path = self.options.out_dir / str(entry["file"])
+                mark = self._sub_since.get((sub, obj.name))
+                only = changed_ids(path, obj, mark) if mark is not None else None
+                parents.append(Parent(obj, path, only))
             meter = self.client.meter()
-            refused = len(fetcher.unreadable)
+            refused, read = len(fetcher.unreadable), fetcher.read
             file, rows = await fetcher.fetch(sub, parents)
             self.manifest[sub] = self.result.sub_collections[sub] = {
                 "file": file,
                 "rows": rows,
-                "per_record": [obj.name for obj, _ in parents],
+                "per_record": [p.obj.name for p in parents],
+                "incremental": [p.obj.name for p in parents if p.only is not None],
+                "records_read": fetcher.read - read,
                 "requests": meter.requests,
                 "unreadable": len(fetcher.unreadable) - refused,
+                # what it covers: every record changed up to its object's high-water mark
+                "marks": {
+                    p.obj.name: mark
+                    for p in parents
+                    if (mark := (entries.get(p.obj.name) or {}).get("high_water_mark"))
+                },
             }
         for failure in fetcher.failed_downloads:
             self.result.warnings.append(f"--files-dir: {failure}; not downloaded")

@@ -24,11 +24,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
@@ -42,7 +43,7 @@ from insightly_etl.errors import (
     ReserveReached,
 )
 from insightly_etl.extract.writers import open_writer
-from insightly_etl.files import DATETIME_FORMAT
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.progress import Progress
 
 LINKS_SCHEMA = pa.schema(  # links.parquet: from record bodies, or per record (--with links)
@@ -185,6 +186,7 @@ class SubPlan:
     """What `--with` will cost: requests per (sub-collection, parent object)."""
 
     parts: dict[tuple[str, str], int] = field(default_factory=dict)
+    changed: set[tuple[str, str]] = field(default_factory=set)  # parts read incrementally
     probes: int = 0  # the count requests spent to know it
     remaining: int | None = None  # the day's allowance left, as the probes' answers said
     reserve: int = 0
@@ -196,7 +198,10 @@ class SubPlan:
     downloads: bool = False  # files: their content too, a request each
 
     def describe(self) -> str:
-        parts = ", ".join(f"{sub} of {n:,} {obj}" for (sub, obj), n in self.parts.items())
+        parts = ", ".join(
+            f"{sub} of {n:,} {'changed ' if (sub, obj) in self.changed else ''}{obj}"
+            for (sub, obj), n in self.parts.items()
+        )
         left = f"{self.remaining:,}" if self.remaining is not None else "unknown"
         more = ", plus one per file not yet downloaded" if self.downloads else ""
         return (
@@ -206,10 +211,16 @@ class SubPlan:
 
 
 async def plan_subcollections(
-    client: InsightlyClient, subs: list[str], exported: list[str], *, downloads: bool = False
+    client: InsightlyClient,
+    subs: list[str],
+    exported: list[str],
+    *,
+    downloads: bool = False,
+    since: dict[tuple[str, str], datetime] | None = None,
 ) -> SubPlan:
     """Count the parent records (one request per object type) and refuse a run that would
-    cross the quota minus the reserve."""
+    cross the quota minus the reserve. A part read incrementally (`since`: when the
+    sub-collection was last read for that object's records) counts the records changed since."""
     plan = SubPlan(reserve=client.reserve, downloads=downloads and "files" in subs)
     for sub in subs:
         parents = parents_of(sub, exported)
@@ -226,7 +237,12 @@ async def plan_subcollections(
             )
         for obj in parents:
             params = {"top": 1, "count_total": "true"} | ({"brief": "true"} if obj.brief else {})
-            reply = await client.get(obj.endpoint, params)
+            path = obj.endpoint
+            if since and (when := since.get((sub, obj.name))) is not None:
+                path = f"{obj.endpoint}/Search"
+                params["updated_after_utc"] = changed_after(when)
+                plan.changed.add((sub, obj.name))
+            reply = await client.get(path, params)
             plan.probes += 1
             total = reply.total if reply.total is not None else len(reply.data or [])
             plan.parts[(sub, obj.name)] = total
@@ -244,6 +260,17 @@ async def plan_subcollections(
     return plan
 
 
+@dataclass(frozen=True)
+class Parent:
+    """An object type whose records' sub-collection is read, from its file in this export."""
+
+    obj: ObjectType
+    path: Path
+    # an incremental run: only these records are read again; the others keep their rows of the
+    # earlier file (a record deleted since loses them)
+    only: frozenset[int] | None = None
+
+
 class SubFetcher:
     """Fetches one sub-collection for every record of the parents' files and writes it."""
 
@@ -258,13 +285,27 @@ class SubFetcher:
         self.files_dir = files_dir
         self.failed_downloads: list[str] = []  # "file 901 (signed-nda.pdf): why"
         self.unreadable: list[dict[str, Any]] = []  # UNREADABLE_SCHEMA rows
+        self.read = 0  # records whose sub-collection this run read
 
-    async def fetch(self, sub: str, parents: list[tuple[ObjectType, Path]]) -> tuple[str, int]:
+    async def fetch(self, sub: str, parents: list[Parent]) -> tuple[str, int]:
         """(file name, rows): every parent record's sub-collection, written atomically."""
         spec = SUBCOLLECTIONS[sub]
         rows: list[dict[str, Any]] = []
-        for obj, path in parents:
+        earlier = self._earlier(sub, parents)
+        for parent in parents:
+            obj, path = parent.obj, parent.path
             ids = _ids(path, obj)
+            if parent.only is not None:  # the rest keep what the earlier run read
+                kept = set(ids) - parent.only
+                ids = sorted(set(ids) & parent.only)
+                keep = {(obj.name, i) for i in kept}
+                rows.extend(r for r in earlier[0] if _parent(r) in keep)
+                self.unreadable.extend(
+                    r
+                    for r in earlier[1]
+                    if (r["collection"], r["object"]) == (sub, obj.name) and r["id"] in kept
+                )
+            self.read += len(ids)
             self.progress.start(f"{obj.name}: {sub}", total=len(ids), unit="record")
             try:
                 denied: list[bool] = []  # per probe chunk: every answer a 403
@@ -286,7 +327,7 @@ class SubFetcher:
                             method=refusal.method,
                             path=refusal.path,
                         )
-                for rid in ids:  # in id order, whatever order they were read in
+                for rid in ids:
                     items = found[rid]
                     if isinstance(items, ForbiddenError):
                         self.unreadable.append(_unreadable(obj, rid, sub, items))
@@ -294,6 +335,11 @@ class SubFetcher:
                         rows.extend(_row(sub, obj, rid, item) for item in items)
             finally:
                 self.progress.finish()
+        # by parent, then record id: kept and newly read rows alike (the sort is stable, so a
+        # record's items keep the API's order)
+        order = {p.obj.name: n for n, p in enumerate(parents)}
+        rows.sort(key=lambda r: (order[_parent(r)[0]], _parent(r)[1]))
+        self.unreadable.sort(key=lambda r: (r["collection"], r["object"], r["id"]))
         schema = SCHEMAS[sub]
         name = f"{spec.stem}.parquet"
         try:
@@ -354,6 +400,19 @@ class SubFetcher:
         except ForbiddenError as exc:
             return exc
 
+    def _earlier(
+        self, sub: str, parents: list[Parent]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The earlier run's rows of this sub-collection and its refusals, when a parent is
+        read incrementally (else nothing is kept: every record is read again)."""
+        if all(p.only is None for p in parents):
+            return [], []
+        path = self.out_dir / f"{SUBCOLLECTIONS[sub].stem}.parquet"
+        rows = pq.read_table(path).cast(SCHEMAS[sub]).to_pylist() if path.exists() else []
+        refused = self.out_dir / UNREADABLE
+        unreadable = pq.read_table(refused).to_pylist() if refused.exists() else []
+        return rows, unreadable
+
     def write_unreadable(self) -> int:
         """`_unreadable.parquet`: this run's records whose sub-collections were refused (the
         file of an earlier run goes when none were)."""
@@ -389,6 +448,32 @@ def _unreadable(obj: ObjectType, rid: int, sub: str, exc: ForbiddenError) -> dic
         "status": exc.status,
         "message": exc.message,
     }
+
+
+def changed_after(mark: datetime) -> str:
+    """`updated_after_utc` for the records changed since `mark` (strictly after, and the API's
+    times are whole seconds: a second earlier, so none is missed)."""
+    return (mark - timedelta(seconds=1)).strftime(ISO_FORMAT)
+
+
+def changed_ids(path: Path, obj: ObjectType, mark: datetime) -> frozenset[int]:
+    """The records of an object file changed since `mark` (by their DATE_UPDATED_UTC): new
+    ones too. No request: the file is what this run just exported."""
+    assert obj.id_field is not None and obj.updated_field is not None
+    table = pq.read_table(path, columns=[obj.id_field, obj.updated_field])
+    stamps = table[obj.updated_field]
+    after = pa.scalar(mark - timedelta(seconds=1), type=pa.timestamp("ms", tz="UTC"))
+    if not pa.types.is_timestamp(stamps.type):
+        return frozenset(i for i in table[obj.id_field].to_pylist() if i is not None)
+    hit = pc.or_kleene(pc.greater(stamps.cast(after.type), after), pc.is_null(stamps))
+    return frozenset(i for i in table.filter(hit)[obj.id_field].to_pylist() if i is not None)
+
+
+def _parent(row: dict[str, Any]) -> tuple[str, int]:
+    """The record a sub-collection row belongs to (state history names only its opportunity)."""
+    if "opportunity_id" in row and "object" not in row:
+        return "opportunities", row["opportunity_id"]
+    return row["object"], row["id"]
 
 
 def _ids(path: Path, obj: ObjectType) -> list[int]:

@@ -525,7 +525,8 @@ class Account:
     # ------------------------------------------------------------------ links and tags
     # /{obj}/{id}/Links and /{obj}/{id}/Tags (docs/api.md §2.2, swagger). ASSUMPTIONS, none seen
     # live: a link is mirrored on the linked record (IS_FORWARD false), as the web app shows it
-    # on both; LINK_IDs count up per account; adding either moves DATE_UPDATED_UTC.
+    # on both; LINK_IDs count up per account; adding either moves DATE_UPDATED_UTC (docs/api.md
+    # §11).
     def add_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
         spec = self.specs[collection]
         record = self._pipelined(collection, rid)

@@ -263,3 +263,83 @@ async def test_a_server_that_ignores_skip_does_not_page_forever(
     assert result.sub_collections["links"]["requests"] == opps + 1  # that record: two pages
     rows = pq.read_table(tmp_path / "links.parquet").to_pylist()
     assert sum(1 for r in rows if r["id"] == opp) == 500
+
+
+async def test_an_incremental_with_reads_only_the_changed_records_and_merges(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Issue 21: on an incremental export, --with reads the sub-collections of the records
+    changed since they were last read (and of new ones), keeps the others' rows, drops the
+    deleted ones'; the files equal what a full export writes."""
+    sb = make_sandbox()
+    opps = sb.account.collections["Opportunities"]
+    contact = sb.account.collections["Contacts"].ids[0]
+    options = {"objects": ["opportunities"], "with_": ["links", "state_history"]}
+    async with sandbox_client(sb) as client:
+        await extract_objects(client, ExportOptions(out_dir=tmp_path, **options))
+    newest = max(r["DATE_UPDATED_UTC"] for r in opps.records.values())
+    at_mark = sum(1 for r in opps.records.values() if r["DATE_UPDATED_UTC"] == newest)
+    won, linked, gone = opps.ids[3], opps.ids[4], opps.ids[5]
+    async with asgi_client(sb) as c:
+        await c.put(f"Opportunities/{won}/StateChange", json={"FOR_OPPORTUNITY_STATE": "Won"})
+        await c.post(
+            f"Opportunities/{linked}/Links",
+            json={"LINK_OBJECT_NAME": "Contact", "LINK_OBJECT_ID": contact, "ROLE": "Sponsor"},
+        )
+        await c.delete(f"Opportunities/{gone}")
+        new = (await c.post("Opportunities", json={"OPPORTUNITY_NAME": "Late deal"})).json()
+    announced = []
+    async with sandbox_client(sb) as client:
+        result = await extract_objects(
+            client,
+            ExportOptions(out_dir=tmp_path, incremental=True, detect_deletes=True, **options),
+            announce=announced.append,
+        )
+    changed = 3 + at_mark  # won, linked, the new one; and what shares the earlier mark's second
+    assert announced[0].parts == {
+        ("links", "opportunities"): changed,
+        ("state_history", "opportunities"): changed,
+    }
+    assert (
+        announced[0]
+        .describe()
+        .startswith(
+            f"--with costs about {2 * changed} request(s), one per record (links of {changed} "
+            f"changed opportunities, state_history of {changed} changed opportunities)"
+        )
+    )
+    for sub in ("links", "state_history"):
+        entry = result.sub_collections[sub]
+        assert (entry["records_read"], entry["requests"], entry["incremental"]) == (
+            changed,
+            changed,
+            ["opportunities"],
+        )
+    links = pq.read_table(tmp_path / "links.parquet").to_pylist()
+    history = pq.read_table(tmp_path / "state_history.parquet").to_pylist()
+    assert any(lk["id"] == linked and lk["role"] == "Sponsor" for lk in links)
+    assert [h["state"] for h in history if h["opportunity_id"] == won] == ["Won"]
+    assert gone not in {lk["id"] for lk in links} | {h["opportunity_id"] for h in history}
+    assert new["OPPORTUNITY_ID"] in {r["OPPORTUNITY_ID"] for r in opps.records.values()}
+    full = tmp_path / "full"
+    async with sandbox_client(sb) as client:
+        await extract_objects(client, ExportOptions(out_dir=full, **options))
+    for name in ("links.parquet", "state_history.parquet"):
+        assert pq.read_table(tmp_path / name).equals(pq.read_table(full / name)), name
+
+
+async def test_an_incremental_with_after_a_with_that_never_finished_reads_everything(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    opps = len(sb.account.collections["Opportunities"].ids)
+    async with sandbox_client(sb) as client:
+        await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["opportunities"]))
+        result = await extract_objects(
+            client,
+            ExportOptions(
+                out_dir=tmp_path, objects=["opportunities"], incremental=True, with_=["links"]
+            ),
+        )
+    links = result.sub_collections["links"]
+    assert (links["records_read"], links["incremental"]) == (opps, [])
