@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,48 +37,42 @@ def report(measure: str, value: str, target: str = "") -> None:
     print(f"  {measure:<58} {value:>14}  {target}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def sandbox(*args: str) -> Iterator[str]:
-    """`insightly-etl sandbox ARGS` in a subprocess; yields the API base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "insightly_etl",
-            "sandbox",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}/v3.1/"
-    started = time.monotonic()
-    try:
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=5)
-                break
-            except httpx.TransportError:
+    """`insightly-etl sandbox ARGS` in a subprocess on a port it picks itself (`--port 0`: it
+    listens, then names its URL on the first line of its log); yields the API base URL."""
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "insightly_etl",
+                "sandbox",
+                "--port",
+                "0",
+                "--api-key",
+                KEY,
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=ROOT,
+        )
+        started = time.monotonic()
+        try:
+            while not (
+                found := re.search(
+                    r"^Insightly sandbox on (\S+) ", Path(log.name).read_text(), re.M
+                )
+            ):
                 if proc.poll() is not None or time.monotonic() - started > 120:
-                    raise RuntimeError("sandbox did not start") from None
+                    raise RuntimeError("sandbox did not start: " + Path(log.name).read_text())
                 time.sleep(0.2)
-        time.sleep(1.1)  # let the per-second bucket fill after the readiness probe
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+            time.sleep(1.1)  # let the per-second bucket fill
+            yield found.group(1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 def sandbox_stats(url: str) -> dict:
@@ -459,6 +453,72 @@ def bench_import() -> None:
         report("429 answers (server side)", str(count_429(url)), "target 0")
 
 
+def bench_reads() -> None:
+    rows = 1000
+    print(
+        f"reads: undo of an import of {rows:,} contacts (dry run, then for real), and --with"
+        " links on an incremental export after 10 of 3,000 contacts changed"
+    )
+    with (
+        sandbox("--generate", "contacts=2000", "--rate-limit", "1000") as url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        work = Path(tmp)
+        env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
+
+        def requests() -> int:
+            return sum(r["count"] for r in sandbox_stats(url)["requests"])
+
+        def etl(*args: str) -> int:
+            """The requests a command spent, from the sandbox's own count."""
+            before = requests()
+            cmd = [sys.executable, "-m", "insightly_etl", *args]
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            return requests() - before
+
+        data = work / "people.csv"
+        data.write_text("Name,Email\n" + "".join(f"R{n},r{n}@reads.example\n" for n in range(rows)))
+        mapping = work / "m.yaml"
+        mapping.write_text(
+            "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\n"
+            "columns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+        )
+        etl("import", str(data), "--mapping", str(mapping), "--quiet")
+        checkpoint = str(work / "people.csv.checkpoint.sqlite")
+        per = 1000 / rows
+        report(
+            "undo --dry-run: requests per 1,000 rows",
+            f"{etl('undo', checkpoint, '--dry-run') * per:,.0f}",
+            "by listing: about 2 per 500 records of the object",
+        )
+        report(
+            "undo: requests per 1,000 rows",
+            f"{etl('undo', checkpoint) * per:,.0f}",
+            "a GET and a DELETE each: 2,000",
+        )
+        out = str(work / "export")
+        total = len(httpx.get(url.replace("/v3.1/", "/_sandbox/stats")).json()["requests"]) * 0
+        full = etl("export", "contacts", "--with", "links", "--out", out, "--quiet")
+        contacts = 2000 + total + 220  # generated and seeded
+        time.sleep(1.1)
+        with httpx.Client(auth=(KEY, ""), base_url=url) as c:
+            for rid in [r["CONTACT_ID"] for r in c.get("Contacts", params={"top": 10}).json()]:
+                c.put("Contacts", json={"CONTACT_ID": rid, "BACKGROUND": "changed"})
+        again = etl(
+            "export", "contacts", "--with", "links", "--out", out, "--incremental", "--quiet"
+        )
+        report(
+            "export --with links, full: requests per 1,000 records",
+            f"{full * 1000 / contacts:,.0f}",
+            "a request each, and the pages",
+        )
+        report(
+            "export --incremental --with links, 10 changed: requests per 1,000 records",
+            f"{again * 1000 / contacts:,.1f}",
+            "target: the changed ones only",
+        )
+
+
 def bench_sandbox() -> None:
     print("sandbox: start-up with --generate contacts=100000, then 500-record pages over HTTP")
     start = time.monotonic()
@@ -490,6 +550,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "import": bench_import,
     "adaptive": bench_adaptive,
     "large": bench_large,
+    "reads": bench_reads,
 }
 
 

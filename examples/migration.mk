@@ -16,9 +16,8 @@ ETL     ?= $(BIN)/insightly-etl
 PYTHON  ?= $(BIN)/python
 DATA    ?= sample_data/migration
 RESULTS ?= results/migration
-PORT    ?= 8798
+PORT    ?= 0
 STEPS   := organizations persons deals notes activities
-SANDBOX := http://127.0.0.1:$(PORT)
 
 .PHONY: migrate demo
 
@@ -29,14 +28,19 @@ migrate:
 	    --checkpoint $(RESULTS)/$$step.checkpoint.sqlite --quiet || exit $$?; \
 	done
 
-# writes the sandbox has received (POST, PUT, DELETE), from its admin statistics
-WRITES = $(PYTHON) -c "import json, urllib.request as u; s = json.load(u.urlopen('$(SANDBOX)/_sandbox/stats')); print(sum(r['count'] for r in s['requests'] if r['method'] in ('POST', 'PUT', 'DELETE')))"
+# writes the sandbox at $$url has received (POST, PUT, DELETE), from its admin statistics
+WRITES = $(PYTHON) -c "import json, sys, urllib.request as u; s = json.load(u.urlopen(sys.argv[1] + '_sandbox/stats')); print(sum(r['count'] for r in s['requests'] if r['method'] in ('POST', 'PUT', 'DELETE')))" $${url%v3.1/}
 
+# PORT=0 (the default): the sandbox takes a free port and says which in its first line
 demo:
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
-	@$(ETL) sandbox --port $(PORT) > $(RESULTS)/sandbox.log 2>&1 & echo $$! > $(RESULTS)/sandbox.pid
-	@for i in $$(seq 1 40); do $(WRITES) > /dev/null 2>&1 && break; sleep 0.25; done
-	@export INSIGHTLY_API_KEY=sandbox INSIGHTLY_API_URL=$(SANDBOX)/v3.1/; \
+	@$(ETL) sandbox --port $(PORT) > $(RESULTS)/sandbox.log 2>&1 & echo $$! > $(RESULTS)/sandbox.pid; \
+	for i in $$(seq 1 120); do \
+	  url=$$(sed -n 's/^Insightly sandbox on \([^ ]*\) .*/\1/p' $(RESULTS)/sandbox.log); \
+	  [ -n "$$url" ] && break; sleep 0.25; \
+	done; \
+	if [ -z "$$url" ]; then cat $(RESULTS)/sandbox.log; kill `cat $(RESULTS)/sandbox.pid`; exit 1; fi; \
+	export INSIGHTLY_API_KEY=sandbox INSIGHTLY_API_URL=$$url; \
 	echo "--- first run"; \
 	$(MAKE) --no-print-directory -f examples/migration.mk migrate ETL=$(ETL) DATA=$(DATA) RESULTS=$(RESULTS); \
 	status=$$?; first=$$($(WRITES)); \

@@ -13,7 +13,7 @@ ETL      ?= $(BIN)/insightly-etl
 FILE     ?= sample_data/contacts.csv
 MAPPING  ?= mappings/contacts.yaml
 RESULTS  ?= results
-PORT     ?= 8799
+PORT     ?= 0
 
 .PHONY: export import demo
 
@@ -29,18 +29,23 @@ import:
 
 # The whole story in a minute: a sandbox whose day has 7 requests, an export, then the
 # import re-run (with a "new day" in between) until every row is in.
+# PORT=0 (the default): the sandbox takes a free port and says which in its first line.
 demo:
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
-	@$(ETL) sandbox --port $(PORT) --daily-quota 7 > $(RESULTS)/sandbox.log 2>&1 & echo $$! > $(RESULTS)/sandbox.pid
-	@for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -o /dev/null http://127.0.0.1:$(PORT)/_sandbox/stats && break; sleep 0.5; done
-	@export INSIGHTLY_API_KEY=sandbox INSIGHTLY_API_URL=http://127.0.0.1:$(PORT)/v3.1/; \
+	@$(ETL) sandbox --port $(PORT) --daily-quota 7 > $(RESULTS)/sandbox.log 2>&1 & echo $$! > $(RESULTS)/sandbox.pid; \
+	for i in $$(seq 1 120); do \
+	  url=$$(sed -n 's/^Insightly sandbox on \([^ ]*\) .*/\1/p' $(RESULTS)/sandbox.log); \
+	  [ -n "$$url" ] && break; sleep 0.25; \
+	done; \
+	if [ -z "$$url" ]; then cat $(RESULTS)/sandbox.log; kill `cat $(RESULTS)/sandbox.pid`; exit 1; fi; \
+	export INSIGHTLY_API_KEY=sandbox INSIGHTLY_API_URL=$$url; \
 	status=1; \
 	for day in 1 2 3 4 5; do \
 	  echo "--- day $$day"; \
 	  $(ETL) import $(FILE) --mapping $(MAPPING) --results $(RESULTS) --checkpoint $(RESULTS)/import.checkpoint.sqlite --quiet; \
 	  status=$$?; \
 	  if [ $$status -ne 75 ]; then break; fi; \
-	  curl -s -X POST http://127.0.0.1:$(PORT)/_sandbox/reset-quota > /dev/null; \
+	  curl -s -X POST $${url%v3.1/}_sandbox/reset-quota > /dev/null; \
 	done; \
 	$(ETL) status $(RESULTS)/import.checkpoint.sqlite; \
 	kill `cat $(RESULTS)/sandbox.pid`; \

@@ -23,6 +23,8 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
+    ApiError,
+    ConflictError,
     ForbiddenError,
     NotFoundError,
     RunStopped,
@@ -339,7 +341,13 @@ class _RowWrite:
     def done(self, call: Call, answer: Record) -> None:
         self.ex.finish(self.p, answer)
 
-    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+    def failed(
+        self,
+        call: Call | None,
+        status: int | None,
+        message: str,
+        error: ApiError | None = None,
+    ) -> None:
         self.ex.checkpoint.rows.failed(self.p.row, status, message)
         self.ex.progress.advance(1)
 
@@ -349,7 +357,7 @@ class _RowWrite:
     async def reconcile(self, call: Call) -> Then:
         return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
 
-    async def conflict(self, call: Call) -> Then:
+    async def conflict(self, call: Call, error: ConflictError) -> Then:
         """The record changed since it was read (stale ETag): re-read, re-diff."""
         p = self.p
         try:

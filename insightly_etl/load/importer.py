@@ -38,6 +38,7 @@ from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, server_now, stop_of
 from insightly_etl.load.states import (
     LEFT,
+    PAST,
     STEP_REQUESTS,
     UNSETTLED,
     Action,
@@ -71,9 +72,8 @@ class ImportOptions:
     skip_duplicates: bool = False
     on_duplicate_email: OnDuplicateEmail = "warn"  # identity.py
     on_duplicate: OnDuplicate = "error"  # rows sharing a key with different values
-    on_conflict: OnConflict = (
-        "skip"  # a record changed in Insightly after the file's DATE_UPDATED_UTC
-    )
+    # a record changed in Insightly after the file's DATE_UPDATED_UTC: skip | overwrite
+    on_conflict: OnConflict = "skip"
     base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
 
     @property
@@ -191,10 +191,9 @@ def when_quota_frees(checkpoint: Checkpoint, needed: int) -> str:
 def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> ImportCounts:
     """Rows by outcome, and steps by the request they sent (steps.py)."""
     counts = ImportCounts(rejected=bad_rows, not_applied=checkpoint.rows.not_applied())
-    past = {Action.CREATE: "created", Action.UPDATE: "updated"}
     for (action, state), n in checkpoint.rows.counts().items():
         if state == RowState.DONE:
-            name = past.get(action, "unchanged") if action else "unchanged"
+            name = PAST.get(action, "unchanged") if action else "unchanged"
         elif state in (RowState.REJECTED, RowState.DUPLICATE, RowState.SKIPPED, RowState.FAILED):
             name = state.value
         else:
@@ -260,7 +259,7 @@ class Validated:
     validation: ValidationResult
     valid: list[int]  # every row that passed
     todo: list[int]  # of those, the rows this run plans (not done by an earlier run)
-    before: dict[int, RowEntry]  # every row's entry before planning (after validation)
+    states: dict[int, RowEntry]  # every row's entry before planning (after validation)
 
 
 @dataclass(frozen=True)
@@ -280,7 +279,7 @@ class Sent:
 class _Run:
     """One run, phase by phase: account → validate → reconcile → plan → execute → steps →
     report. Each phase returns what the next needs; a quota stop or Ctrl-C before anything is
-    sent ends the run early with every file written."""
+    sent ends the run early (with the results files once the file is validated)."""
 
     def __init__(
         self,
@@ -376,7 +375,7 @@ class _Run:
         """A create that an earlier run sent without hearing back, for a mapping without a
         match key: look for it among records changed since just before it was sent. (With a
         match key, planning finds it by its key.) The rows still to plan."""
-        states, todo = validated.before, validated.todo
+        states, todo = validated.states, validated.todo
         if validated.validation.mapping.match is not None:
             return todo
         found = set()
@@ -393,7 +392,7 @@ class _Run:
         return [r for r in todo if r not in found]
 
     async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:
-        states = validated.before
+        states = validated.states
         known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
         plan = await planner.plan(
             todo, self.table.lines, all_valid_rows=validated.valid, known_ids=known_ids

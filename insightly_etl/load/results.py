@@ -13,10 +13,9 @@ from insightly_etl.files import write_csv
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.report import write_rejects
-from insightly_etl.load.states import LEFT, Action, RowState, StepState
+from insightly_etl.load.states import LEFT, PAST, RowState, StepState
 from insightly_etl.load.validate import ValidationResult
 
-PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged"}
 NOT_WRITTEN = (RowState.FAILED, RowState.REJECTED, RowState.DUPLICATE, RowState.SKIPPED)
 
 

@@ -11,7 +11,7 @@
          ├▶ 412 stale ETag ──────────────────▶ the job re-reads: decided again, or settled
          ├▶ lost answer (OutcomeUnknown) ────▶ unknown, then the job reconciles:
          │                                     settled / decide again / left for the next run
-         ├▶ 402 record limit ────────────────▶ not sent; no more creates this run
+         ├▶ 402 record limit (a create) ─────▶ not sent; no more creates this run
          └▶ RunStopped (quota, Ctrl-C) ──────▶ not sent; the run stops
 
 What a write is — which journal, which request, how to reconcile it — is the job's (`Job`):
@@ -38,7 +38,7 @@ from insightly_etl.errors import (
     RunStopped,
 )
 from insightly_etl.files import DATETIME_FORMAT
-from insightly_etl.load.states import Stop
+from insightly_etl.load.states import Action, Stop
 
 RECONCILE_ATTEMPTS = 3
 STAYED_UNKNOWN = "the outcome stayed unknown after reconciling; run again to retry"
@@ -76,14 +76,21 @@ class Job(Protocol):
 
     def done(self, call: Call, answer: Any) -> None: ...
 
-    def failed(self, call: Call | None, status: int | None, message: str) -> None: ...
+    def failed(
+        self,
+        call: Call | None,
+        status: int | None,
+        message: str,
+        error: ApiError | None = None,
+    ) -> None:
+        """Refused (`error`, when Insightly answered), or its outcome stayed unknown."""
 
     def unknown(self, call: Call, message: str) -> None: ...
 
     async def reconcile(self, call: Call) -> Then:
         """After a lost answer: did the write happen?"""
 
-    async def conflict(self, call: Call) -> Then:
+    async def conflict(self, call: Call, error: ConflictError) -> Then:
         """After a 412: the record changed since it was read."""
 
     def not_sent(self, call: Call) -> None:
@@ -157,9 +164,12 @@ class Sender:
             except OutcomeUnknown as exc:
                 job.unknown(call, exc.message)
                 then = await self._after(job, job.reconcile, call, refused=False)
-            except ConflictError:
-                then = await self._after(job, job.conflict, call, refused=True)
+            except ConflictError as exc:
+                then = await self._after(job, partial(job.conflict, error=exc), call, refused=True)
             except RecordLimitReached as exc:
+                if call.action != Action.CREATE:  # the plan's record limit holds back creates
+                    job.failed(call, exc.status, exc.message, exc)
+                    return True
                 job.not_sent(call)  # refused, not applied: still to do, as every create after
                 self.limit_reached = self.limit_reached or exc
                 return False
@@ -169,7 +179,7 @@ class Sender:
                 self.stop_for(exc)
                 return False
             except ApiError as exc:
-                job.failed(call, exc.status, exc.message)
+                job.failed(call, exc.status, exc.message, exc)
                 return True
             else:
                 job.done(call, answer)
@@ -196,5 +206,5 @@ class Sender:
         except ApiError as exc:
             if not refused:
                 return Then.LEAVE  # journaled unknown: reconciled before anything is re-sent
-            job.failed(call, exc.status, f"re-reading the record: {exc.message}")
+            job.failed(call, exc.status, f"re-reading the record: {exc.message}", exc)
             return Then.SETTLED

@@ -46,6 +46,8 @@ class Action(StrEnum):
 
 
 WRITES = frozenset({Action.CREATE, Action.UPDATE})  # actions that send a request
+# a done row's action as the results say it (any other done row is "unchanged")
+PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged"}
 
 
 class StepState(StrEnum):

@@ -35,12 +35,13 @@ from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
+    ConflictError,
     NotFoundError,
     RunStopped,
 )
 from insightly_etl.load.checkpoint import Checkpoint, StepEntry
 from insightly_etl.load.plan import Record, row_policies
-from insightly_etl.load.sender import Call, Sender, Then, fmt, server_now, stop_of
+from insightly_etl.load.sender import Call, Sender, Then, stop_of
 from insightly_etl.load.states import STEP_REQUESTS, StepAction, StepState, Stop
 from insightly_etl.load.validate import ABSENT, ValidationResult
 from insightly_etl.progress import NullProgress, Progress
@@ -289,7 +290,7 @@ class StepRunner:
                     self.obj,
                     want,
                     dict(record),
-                    created=self._created(r, want),
+                    created=self.created(r, want),
                     record_id=r.record_id,
                 ):
                     count(call.action)
@@ -322,7 +323,7 @@ class StepRunner:
         outcome = self.sender.finish()
         return StepOutcome(outcome.stopped, outcome.error, left)
 
-    def _created(self, r: RowRecord, want: Want) -> bool:
+    def created(self, r: RowRecord, want: Want) -> bool:
         """Created by this import, and this step never applied to it: a later edit of the
         file is an update, where `update: never|fill` hold."""
         entry = self.journal.get((r.row, want.step))
@@ -370,21 +371,24 @@ class StepRunner:
             self.sender.stop_for(exc)  # the journal holds what was sent; the rest is next run's
             return
         except ApiError as exc:  # reading the record or its links: this row's steps only
-            why = (
-                "the record was deleted in Insightly"
-                if isinstance(exc, NotFoundError)
-                else f"reading the record: {exc.message}"
-            )
-            for want in wants:
-                self.failed(r, want, exc.status, why)
+            self._fail_unsettled(r, wants, exc)
             return
-        for want in wants:
+        for n, want in enumerate(wants):
             if self.sender.stopping or record is None:
                 return
             job = _StepWrite(self, r, want, record)
             if not await self.sender.send(job):
                 return  # stopped, or unknown: the next run settles it first
+            if job.unreadable is not None:
+                self._fail_unsettled(r, wants[n + 1 :], job.unreadable)
+                return
             record = job.record
+
+    def _fail_unsettled(self, r: RowRecord, wants: list[Want], exc: ApiError) -> None:
+        """The record cannot be read: its steps not already settled fail with the reason."""
+        for want in wants:
+            if not _settled(self.journal, r, want):
+                self.failed(r, want, exc.status, _why(exc))
 
     async def read(self, r: RowRecord, *, links: bool) -> Record:
         path = f"{self.obj.endpoint}/{r.record_id}"
@@ -442,6 +446,7 @@ class _StepWrite:
     def __init__(self, runner: StepRunner, r: RowRecord, want: Want, record: Record) -> None:
         self.runner, self.r, self.want = runner, r, want
         self.record: Record | None = record  # as the step leaves it; None: the row stops here
+        self.unreadable: ApiError | None = None  # the record could not be read again
         entry = runner.journal.get((r.row, want.step))
         self.sent_before = (  # an earlier attempt may have made it so: then it counts as sent
             entry.action
@@ -456,7 +461,7 @@ class _StepWrite:
         runner, r, want = self.runner, self.r, self.want
         assert self.record is not None
         call = decide(
-            runner.obj, want, self.record, created=runner._created(r, want), record_id=r.record_id
+            runner.obj, want, self.record, created=runner.created(r, want), record_id=r.record_id
         )
         if call is not None and call.action == StepAction.LINK:
             key = _link_key(runner.obj, r.record_id, want)
@@ -486,11 +491,23 @@ class _StepWrite:
         assert self.record is not None
         _apply(self.record, call, answer, self.want)
         # our own step moved the record's DATE_UPDATED_UTC on: so does the row's stamp, or
-        # undo would take it for a colleague's edit
+        # undo would take it for a colleague's edit. Only from the record the answer carries
+        # (a pipeline or state change's): a link's answer is the link, and any other clock
+        # could be ahead of the record's and hide a colleague's later edit from undo
         stamp = answer.get("DATE_UPDATED_UTC") if isinstance(answer, dict) else None
-        runner.checkpoint.rows.touched(self.r.row, str(stamp or fmt(server_now(runner.client))))
+        if (
+            isinstance(stamp, str)
+            and record_id(answer, runner.obj.id_field or "") == self.r.record_id
+        ):
+            runner.checkpoint.rows.touched(self.r.row, stamp)
 
-    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+    def failed(
+        self,
+        call: Call | None,
+        status: int | None,
+        message: str,
+        error: ApiError | None = None,
+    ) -> None:
         self._unclaim(call)
         action = StepAction(call.action) if call is not None else None
         self.runner.failed(self.r, self.want, status, message, action)
@@ -504,14 +521,18 @@ class _StepWrite:
 
     async def reconcile(self, call: Call) -> Then:
         await asyncio.sleep(self.runner.settle_seconds)  # a slow server may still apply it
-        self.record = await self.runner.read(self.r, links=self.want.step.startswith("link:"))
         self._unclaim(call)
+        try:
+            self.record = await self.runner.read(self.r, links=self.want.step.startswith("link:"))
+        except ApiError as exc:  # this step and the row's later ones fail with it
+            self.unreadable = exc
+            self.runner.failed(self.r, self.want, exc.status, _why(exc), StepAction(call.action))
+            return Then.SETTLED
         return Then.DECIDE
 
-    async def conflict(self, call: Call) -> Then:
-        self.record = await self.runner.read(self.r, links=self.want.step.startswith("link:"))
-        self._unclaim(call)
-        return Then.DECIDE
+    async def conflict(self, call: Call, error: ConflictError) -> Then:
+        self.failed(call, error.status, error.message, error)  # steps send no ETag: refused
+        return Then.SETTLED
 
     def not_sent(self, call: Call) -> None:
         self._unclaim(call)
@@ -519,6 +540,12 @@ class _StepWrite:
     def _unclaim(self, call: Call | None) -> None:
         if call is not None and call.action == StepAction.LINK:
             self.runner.linked.discard(_link_key(self.runner.obj, self.r.record_id, self.want))
+
+
+def _why(exc: ApiError) -> str:
+    if isinstance(exc, NotFoundError):
+        return "the record was deleted in Insightly"
+    return f"reading the record: {exc.message}"
 
 
 def _settled(journal: dict[tuple[int, str], StepEntry], r: RowRecord, want: Want) -> bool:

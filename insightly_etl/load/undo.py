@@ -36,6 +36,7 @@ from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     CheckpointError,
+    ConflictError,
     InputError,
     NotFoundError,
     RunStopped,
@@ -55,7 +56,7 @@ from insightly_etl.load.plan import (
     update_payload,
 )
 from insightly_etl.load.sender import Call, Outcome, Sender, Then
-from insightly_etl.load.states import UNDONE, UndoState
+from insightly_etl.load.states import UNDONE, Stop, UndoState
 
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
 WORKERS = 4  # records undone at once (each a read then a write; the client paces them)
@@ -99,7 +100,12 @@ class _Job:
     payload: dict[str, Any] | None = None  # created: the last body sent
     stamp: str | None = None  # created: DATE_UPDATED_UTC as our last write left the record
     changes: list[FieldChange] = field(default_factory=list)  # updated: fields changed
-    sent_before: bool = False  # an earlier undo's write for it was in flight, answer unknown
+    earlier: UndoState | None = None  # what an earlier undo journaled for it (failed, unknown)
+
+    @property
+    def sent_before(self) -> bool:
+        """An earlier undo's write for it was in flight, its answer lost."""
+        return self.earlier in (UndoState.IN_FLIGHT, UndoState.UNKNOWN)
 
 
 class _Undo:
@@ -286,7 +292,13 @@ class _UndoWrite:
         else:
             self._restored(True)
 
-    def failed(self, call: Call | None, status: int | None, message: str) -> None:
+    def failed(
+        self,
+        call: Call | None,
+        status: int | None,
+        message: str,
+        error: ApiError | None = None,
+    ) -> None:
         undo, job = self.undo, self.job
         if call is not None and call.method == "DELETE" and status == 417:
             # 417 Expectation Failed: Insightly will not delete it (the swagger lists it for
@@ -296,8 +308,7 @@ class _UndoWrite:
                 job, UndoState.CONFLICT, f"Insightly refused to delete it (HTTP 417: {message})"
             )
             return
-        where = f"{call.method} {call.path}, HTTP {status}: " if call is not None else ""
-        undo.fail(job, where + message)
+        undo.fail(job, str(error) if error is not None else message)
 
     def unknown(self, call: Call, message: str) -> None:
         self.undo.fail(self.job, message, state=UndoState.UNKNOWN)
@@ -305,15 +316,20 @@ class _UndoWrite:
     async def reconcile(self, call: Call) -> Then:
         return Then.LEAVE  # the next undo reads the record: a delete that happened is done
 
-    async def conflict(self, call: Call) -> Then:
+    async def conflict(self, call: Call, error: ConflictError) -> Then:
         undo, job = self.undo, self.job  # changed since it was read, a moment ago: left alone
         undo.note(job, "conflict", "(record)", None, None, "changed while undoing")
         undo.finish(job, UndoState.CONFLICT, "changed in Insightly while undo ran; left alone")
         return Then.SETTLED
 
     def not_sent(self, call: Call) -> None:
-        self.undo.checkpoint.undo.unmark(self.job.row)  # never applied: still to undo
-        self.undo.settled.discard(self.job.row)
+        """Never applied: still to undo, journaled as before this attempt."""
+        journal, job = self.undo.checkpoint.undo, self.job
+        if job.earlier is None:
+            journal.unmark(job.row)
+        else:
+            journal.mark(job.row, job.earlier)
+        self.undo.settled.discard(job.row)
 
 
 async def undo_import(
@@ -382,7 +398,7 @@ async def _undo(
                 row, lines.get(row, 0), changes[0].record_id, False, None, None, changes
             )
     for job in jobs.values():
-        job.sent_before = journal.get(job.row) in (UndoState.IN_FLIGHT, UndoState.UNKNOWN)
+        job.earlier = journal.get(job.row)
     sender = Sender(client, stop)
     undo = _Undo(client, checkpoint, obj, specs, dry_run, sender)
     ordered = sorted(jobs.values(), key=lambda j: j.row)
@@ -401,6 +417,9 @@ async def _undo(
     if not sender.stopping:
         await gather_all(*(run(job) for job in ordered))
     undo.counts.left = sum(1 for j in ordered if j.row not in undo.settled)
+    outcome = sender.finish()
+    if outcome.stopped == Stop.INTERRUPTED and not undo.counts.left:
+        outcome = Outcome()  # stopped after the last record: nothing was cut short
     source = Path(checkpoint.meta("source") or path.name)
     directory = results_dir or path.parent
     directory.mkdir(parents=True, exist_ok=True)
@@ -412,5 +431,5 @@ async def _undo(
     else:
         written = write_csv(report.sort_values(["line", "field"]), target)
     return UndoResult(
-        undo.counts, meter.requests, dry_run=dry_run, outcome=sender.finish(), files=[written]
+        undo.counts, meter.requests, dry_run=dry_run, outcome=outcome, files=[written]
     )

@@ -21,8 +21,9 @@ DATA = Path(__file__).parent.parent / "data" / "checkpoints"
 
 
 def legacy(tmp_path: Path, name: str) -> Path:
-    for part in DATA.glob(f"v0-{name}.*"):
-        shutil.copy(part, tmp_path / part.name)
+    for suffix in (".sqlite", ".csv", ".yaml"):  # never SQLite's -shm and -wal side files
+        if (part := DATA / f"v0-{name}{suffix}").exists():
+            shutil.copy(part, tmp_path / part.name)
     return tmp_path / f"v0-{name}.sqlite"
 
 
@@ -65,7 +66,7 @@ def test_opening_a_version_0_checkpoint_for_a_run_migrates_it_keeping_everything
             (4, Action.UPDATE, RowState.DONE, 2001),
             (5, None, RowState.REJECTED, None),
         ]
-        assert cp.rows.created_row_numbers() == {0, 1}  # NULL became 0, 1 stayed 1
+        assert [s.created for s in states.values()] == [True, True, False, False]  # NULL is 0
         assert cp.rows.changes() == {
             1: [FieldChange(2222, "FIRST_NAME", "Bob", "Robert")],
             2: [FieldChange(2001, "TITLE", "Office Manager", "Chief Legacy Officer")],
@@ -154,3 +155,15 @@ def test_a_version_0_file_holding_a_state_no_version_wrote_is_refused_untouched(
         f"{path} cannot be brought to checkpoint version {VERSION} (CHECK constraint failed"
     )
     assert sha(path) == before and version(path) == 0
+
+
+# The schema each version has: a change to SCHEMA (a column, a CHECK list grown by a new state)
+# must come with a new VERSION and its migration, or files written by the old schema would
+# refuse the new values. Record the new digest here when you add one.
+SCHEMA_DIGESTS = {1: "29b978d546244dc8"}
+
+
+def test_the_schema_changes_only_with_its_version() -> None:
+    from insightly_etl.load.checkpoint.store import SCHEMA
+
+    assert hashlib.sha256(SCHEMA.encode()).hexdigest()[:16] == SCHEMA_DIGESTS[VERSION]

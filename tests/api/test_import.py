@@ -728,3 +728,39 @@ async def test_a_key_matches_as_a_person_would(
         assert result.plan.strategy == (
             "search" if ignores_case else "search, then listing for the rows it did not find"
         )
+
+
+class LosesAnAnswerThenRefusesSearch(httpx.AsyncBaseTransport):
+    """The sandbox, except that the first create is applied and its answer lost, and every
+    search after it is refused (400): the lost create cannot be looked for."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+        self.lost = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.lost and request.url.path.endswith("/Search"):
+            return httpx.Response(400, json={"Message": "search is down"})
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and not self.lost:
+            self.lost = True
+            raise httpx.ReadTimeout("the answer never came", request=request)
+        return response
+
+
+async def test_a_lost_create_that_cannot_be_looked_for_stays_unknown_and_the_rest_go_on(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@lost.example\nBob,bob@lost.example\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    result = await run_import(sb, file, mapping, transport=LosesAnAnswerThenRefusesSearch)
+    assert (result.counts.created, result.counts.left, result.exit_code) == (1, 1, 1)
+    cp = Checkpoint.read_only(tmp_path / "p.csv.checkpoint.sqlite")
+    try:
+        assert sorted(s.state for s in cp.rows.states().values()) == ["done", "unknown"]
+    finally:
+        cp.close()
+    again = await run_import(sb, file, mapping)  # search works again: found, not sent twice
+    assert (again.counts.created, again.counts.left, again.exit_code) == (2, 0, 0)
+    assert len(contacts_by_email(sb)["ada@lost.example"]) == 1

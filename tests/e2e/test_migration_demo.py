@@ -1,20 +1,14 @@
 """`make -f examples/migration.mk demo` as the README shows it: a real sandbox, the five
-imports twice, and the second run sends no write."""
+imports twice, and the second run sends no write. The sandbox takes a free port itself
+(PORT=0) and the recipe reads which from its first line: no port is picked, closed and raced for."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_migration_demo_runs_twice_and_the_second_run_sends_no_write(tmp_path: Path) -> None:
@@ -26,7 +20,6 @@ def test_the_migration_demo_runs_twice_and_the_second_run_sends_no_write(tmp_pat
             "-f",
             "examples/migration.mk",
             "demo",
-            f"PORT={free_port()}",
             f"BIN={bin_dir}",
             f"RESULTS={tmp_path / 'results'}",
         ],

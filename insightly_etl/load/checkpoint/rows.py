@@ -60,7 +60,8 @@ _UNSETTLED = ", ".join(f"'{s}'" for s in UNSETTLED)
 
 class RowJournal:
     """Every change is committed to SQLite and made to the entries in memory alike: a run
-    reads the rows' states once, when it first asks, never back from the file."""
+    reads the rows' entries once, when it first asks, never back from the file (counts and
+    the lists undo needs are asked of the file: one query each)."""
 
     def __init__(self, store: Checkpoint) -> None:
         self.store = store
@@ -309,9 +310,6 @@ class RowJournal:
             CreatedRow(r, line, rid, json.loads(p) if p else None, st)
             for r, line, rid, p, st in cur
         ]
-
-    def created_row_numbers(self) -> set[int]:
-        return {r for (r,) in self.db.execute("SELECT row FROM rows WHERE created=1")}
 
     def unsettled(self) -> int:
         """Rows whose write may or may not have happened."""

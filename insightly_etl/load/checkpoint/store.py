@@ -150,8 +150,8 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         return
     if _version(db, path) == VERSION:
         return
-    db.execute("BEGIN IMMEDIATE")
     try:
+        db.execute("BEGIN IMMEDIATE")
         for name, columns in _V0_TABLES.items():  # tables later releases of version 0 added
             db.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
         for table, added in _V0_COLUMNS.items():
@@ -177,7 +177,8 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         db.execute(f"PRAGMA user_version = {VERSION}")
         db.execute("COMMIT")
     except sqlite3.DatabaseError as exc:  # a CHECK refused a value no version ever wrote
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise CheckpointError(
             f"{path} cannot be brought to checkpoint version {VERSION} ({exc}); left as it was",
             hint="Resume it with the insightly-etl that wrote it, or start afresh with a new "
@@ -225,14 +226,15 @@ class Checkpoint:
             # only a power cut could lose the last commits.
             self.db.execute("PRAGMA synchronous=NORMAL")
             _migrate(self.db, path)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, CheckpointError) as exc:
+            if hasattr(self, "db"):
+                self.db.close()
             self._release()
+            if isinstance(exc, CheckpointError):
+                raise
             raise CheckpointError(
                 f"{path} is not an import checkpoint ({exc})", hint=_NOT_OURS
             ) from None
-        except CheckpointError:
-            self._release()
-            raise
         self._journals()
 
     def _journals(self) -> None:
