@@ -49,6 +49,22 @@ _NAME_FIELDS = {
     "project_categories": "CATEGORY_NAME",
     "task_categories": "CATEGORY_NAME",
 }
+# The per-record collections `export --with` reads, and the types whose records have them:
+# GET /{endpoint}/{id}/{Sub} in the swagger (docs/api.md §2.2); links: every linkable type.
+_SUB_COLLECTIONS = {
+    "comments": ("emails", "notes", "tasks", "tickets"),
+    "emails": ("contacts", "leads", "opportunities", "organisations", "projects"),
+    "files": (
+        "contacts",
+        "emails",
+        "leads",
+        "notes",
+        "opportunities",
+        "organisations",
+        "projects",
+    ),
+    "state_history": ("opportunities",),
+}
 _PERSON = ("FIRST_NAME", "LAST_NAME")
 _FACTS: dict[str, dict[str, Any]] = {  # beyond the fields: see ObjectType
     "contacts": dict(
@@ -120,6 +136,7 @@ class ObjectType:
     duplicate_rule: DuplicateRule | None = None  # Insightly's own importer's
     under_parent: bool = False  # created only under a record: POST /{Parent}/{id}/{endpoint}
     name_field: str | None = None  # how people name a record: what a lookup matches by default
+    sub_collections: frozenset[str] = frozenset()  # what `export --with` reads per record
 
     @property
     def pipelined(self) -> bool:
@@ -247,6 +264,10 @@ def _build() -> dict[str, ObjectType]:
             creatable=creatable,
             updatable=updatable,
             name_field=_NAME_FIELDS.get(name),
+            sub_collections=frozenset(
+                {s for s, parents in _SUB_COLLECTIONS.items() if name in parents}
+                | ({"links"} if _FACTS.get(name, {}).get("linkable") else set())
+            ),
             **_FACTS.get(name, {}),
         )
     return registry

@@ -111,19 +111,6 @@ RECORD_EMAILS_SCHEMA = pa.schema(
         pa.field("email_id", pa.int64()),
     ]
 )
-# Objects with GET /{Object}/{id}/Comments and …/Emails in the swagger.
-COMMENT_PARENTS = ("emails", "notes", "tasks", "tickets")
-EMAIL_PARENTS = ("contacts", "leads", "opportunities", "organisations", "projects")
-# Objects with GET /{Object}/{id}/FileAttachments in the swagger.
-ATTACHMENT_PARENTS = (
-    "contacts",
-    "emails",
-    "leads",
-    "notes",
-    "opportunities",
-    "organisations",
-    "projects",
-)
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 STATE_HISTORY_SCHEMA = pa.schema(
     [
@@ -157,7 +144,6 @@ SCHEMAS = {
     "comments": COMMENTS_SCHEMA,
     "emails": RECORD_EMAILS_SCHEMA,
 }
-PARENTS = {"files": ATTACHMENT_PARENTS, "comments": COMMENT_PARENTS, "emails": EMAIL_PARENTS}
 
 
 def parse_with(text: str | None) -> list[str]:
@@ -174,11 +160,7 @@ def parse_with(text: str | None) -> list[str]:
 
 def parents_of(sub: str, exported: list[str]) -> list[ObjectType]:
     """The exported object types whose records have this sub-collection."""
-    if sub == "state_history":
-        return [OBJECTS["opportunities"]] if "opportunities" in exported else []
-    if sub in PARENTS:
-        return [OBJECTS[n] for n in exported if n in PARENTS[sub]]
-    return [OBJECTS[n] for n in exported if OBJECTS[n].linkable]
+    return [OBJECTS[n] for n in exported if n in OBJECTS and sub in OBJECTS[n].sub_collections]
 
 
 @dataclass

@@ -128,3 +128,14 @@ def test_an_object_type_knows_what_it_is_beyond_its_fields() -> None:
         "RECORD_NAME",
     )
     assert not custom_object("Site__c").pipelined and not custom_object("Site__c").linkable
+
+
+def test_sub_collections_come_from_the_object_types() -> None:
+    from insightly_etl.api.registry import get_object
+    from insightly_etl.extract.subcollections import parents_of
+
+    names = ["contacts", "opportunities", "Site__c", "custom_fields", "pipelines"]
+    assert [o.name for o in parents_of("links", names)] == ["contacts", "opportunities"]
+    assert [o.name for o in parents_of("state_history", names)] == ["opportunities"]
+    assert get_object("tickets").sub_collections == frozenset({"comments"})
+    assert get_object("notes").sub_collections == frozenset({"comments", "files", "links"})
