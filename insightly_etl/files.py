@@ -58,10 +58,28 @@ def remove_partials(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
+def publish(tmp: Path, path: Path) -> None:
+    """The one way a file of ours appears: complete under its partial name, then renamed into
+    place. If the rename fails (a directory in the way, a read-only target), the partial file
+    goes too: nothing half-made is left behind."""
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
     tmp = partial_path(path)
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -70,7 +88,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     tmp = partial_path(path)
     try:
         escape_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -183,6 +183,7 @@ class Exporter:
         self.result = ExportResult()
         self.manifest = read_manifest(options.out_dir)
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
+        self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -402,6 +403,7 @@ class Exporter:
         params = {"brief": "true"} if brief else {}
         before = _ids_of(path, obj.id_field) if self.options.fmt == "parquet" else None
         marks = _Marks(obj.updated_field)
+        seen = _Seen(obj)
         writer: TableWriter | None = None
         base: TableWriter | None = None  # CSV and XLSX: the snapshot an edited copy is read against
         converter: PageConverter | None = None
@@ -418,6 +420,7 @@ class Exporter:
                 # off the event loop, so the next requests leave on time while we convert
                 batch = await asyncio.to_thread(converter.to_batch, page.records)  # type: ignore[union-attr]
                 await asyncio.to_thread(writer.write, batch)
+                await asyncio.to_thread(seen.add, batch)
                 if base is not None:
                     await asyncio.to_thread(base.write, batch)
         except BaseException:
@@ -431,6 +434,7 @@ class Exporter:
         writer.commit()
         if base is not None:
             base.commit()
+        self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
         for column, count in sorted(getattr(writer, "cut", {}).items()):
             self.result.warnings.append(
@@ -441,7 +445,7 @@ class Exporter:
             obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
         )
         if before is not None:  # a full export sees deletions for free: the old file's ids
-            now = _ids_of(path, obj.id_field) or set()
+            now = seen.id_set()
             result.new = len(now - before)
             result.deleted = self._record_deleted(obj.name, await self._gone(obj, before - now))
             result.deletes_checked = True
@@ -493,6 +497,8 @@ class Exporter:
             writer.abort()
             raise
         writer.commit()
+        self._seen[obj.name] = seen = _Seen(obj)
+        seen.add(merged)
         self._warn_bad_values(obj.name, converter)
         mark = max(filter(None, [marks.mark(), old_mark]), default=None)
         return ObjectResult(
@@ -516,6 +522,9 @@ class Exporter:
             obj = OBJECTS.get(name)
             path = self.options.out_dir / str(entry.get("file"))
             if obj is None or obj.field("LINKS") is None or entry.get("format") != "parquet":
+                continue
+            if name in self._seen:  # exported by this run: gathered as its pages passed
+                tables.extend(self._seen[name].links)
                 continue
             if not path.exists() or "LINKS" not in pq.read_schema(path).names:
                 continue  # a --brief export has no nested arrays
@@ -565,9 +574,12 @@ class Exporter:
                 if entry.get("format") != "parquet":
                     continue
                 path = self.options.out_dir / str(entry["file"])
+                seen = self._seen.get(obj.name)
+                stamps = seen.table() if seen else _stamps_of(path, obj)
                 mark = self._sub_since.get((sub, obj.name))
-                only = changed_ids(path, obj, mark) if mark is not None else None
-                parents.append(Parent(obj, path, only))
+                only = changed_ids(stamps, obj, mark) if mark is not None else None
+                ids = sorted(i for i in stamps[obj.id_field or ""].to_pylist() if i is not None)
+                parents.append(Parent(obj, path, only, ids))
             meter = self.client.meter()
             refused, read = len(fetcher.unreadable), fetcher.read
             file, rows = await fetcher.fetch(sub, parents)
@@ -808,6 +820,43 @@ def _links_of(name: str, table: pa.Table) -> pa.Table:
         },
         schema=LINKS_SCHEMA,
     )
+
+
+class _Seen:
+    """What an object's export wrote, gathered as its pages pass (its ids, DATE_UPDATED_UTC and
+    links): what comes after — deletions, links.parquet, --with — never reads the file back."""
+
+    def __init__(self, obj: ObjectType) -> None:
+        self.obj = obj
+        self.columns = [c for c in (obj.id_field, obj.updated_field) if c]
+        self.parts: list[pa.Table] = []
+        self.links: list[pa.Table] = []  # LINKS_SCHEMA tables
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        names = batch.schema.names
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self.parts.append(table.select([c for c in self.columns if c in names]))
+        if "LINKS" in names and self.obj.id_field in names:
+            self.links.append(_links_of(self.obj.name, table.select([self.obj.id_field, "LINKS"])))
+
+    def table(self) -> pa.Table:
+        """The ids (and DATE_UPDATED_UTC) of every record written."""
+        if not self.parts:
+            return pa.table({c: pa.array([], pa.int64()) for c in self.columns[:1]})
+        return pa.concat_tables(self.parts, promote_options="permissive")
+
+    def id_set(self) -> set[int]:
+        if self.obj.id_field is None or not self.parts:
+            return set()
+        return {i for i in self.table()[self.obj.id_field].to_pylist() if i is not None}
+
+
+def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
+    """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
+    if not path.exists():
+        return pa.table({obj.id_field or "id": pa.array([], pa.int64())})
+    names = pq.read_schema(path).names
+    return pq.read_table(path, columns=[c for c in (obj.id_field, obj.updated_field) if c in names])
 
 
 def _ids_of(path: Path, id_field: str | None) -> set[int] | None:

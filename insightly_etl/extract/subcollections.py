@@ -42,7 +42,7 @@ from insightly_etl.errors import (
     NotFoundError,
     ReserveReached,
 )
-from insightly_etl.extract.writers import open_writer
+from insightly_etl.extract.writers import open_writer, write_atomic
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.progress import Progress
 
@@ -251,6 +251,7 @@ class Parent:
     # an incremental run: only these records are read again; the others keep their rows of the
     # earlier file (a record deleted since loses them)
     only: frozenset[int] | None = None
+    ids: list[int] | None = None  # every record of the file, in order (None: read the file)
 
 
 class SubFetcher:
@@ -276,7 +277,7 @@ class SubFetcher:
         earlier = self._earlier(sub, parents)
         for parent in parents:
             obj, path = parent.obj, parent.path
-            ids = _ids(path, obj)
+            ids = parent.ids if parent.ids is not None else _ids(path, obj)
             if parent.only is not None:  # the rest keep what the earlier run read
                 kept = set(ids) - parent.only
                 ids = sorted(set(ids) & parent.only)
@@ -321,7 +322,6 @@ class SubFetcher:
         # record's items keep the API's order)
         order = {p.obj.name: n for n, p in enumerate(parents)}
         rows.sort(key=lambda r: (order[_parent(r)[0]], _parent(r)[1]))
-        self.unreadable.sort(key=lambda r: (r["collection"], r["object"], r["id"]))
         schema = SCHEMAS[sub]
         name = f"{spec.stem}.parquet"
         try:
@@ -365,9 +365,7 @@ class SubFetcher:
                 f"file {row['file_id']}: {exc.message} (HTTP {exc.status or '?'})"
             )
             return
-        partial = target.with_name(f".{local}.partial")
-        partial.write_bytes(content)
-        os.replace(partial, target)
+        write_atomic(target, content)
         row["local_file"] = local
 
     async def _all(
@@ -438,11 +436,12 @@ def changed_after(mark: datetime) -> str:
     return (mark - timedelta(seconds=1)).strftime(ISO_FORMAT)
 
 
-def changed_ids(path: Path, obj: ObjectType, mark: datetime) -> frozenset[int]:
-    """The records of an object file changed since `mark` (by their DATE_UPDATED_UTC): new
-    ones too. No request: the file is what this run just exported."""
-    assert obj.id_field is not None and obj.updated_field is not None
-    table = pq.read_table(path, columns=[obj.id_field, obj.updated_field])
+def changed_ids(table: pa.Table, obj: ObjectType, mark: datetime) -> frozenset[int]:
+    """Of the records this run exported (`table`: their ids and DATE_UPDATED_UTC), those changed
+    since `mark`: new ones too. No request."""
+    assert obj.id_field is not None
+    if obj.updated_field not in table.column_names:
+        return frozenset(i for i in table[obj.id_field].to_pylist() if i is not None)
     stamps = table[obj.updated_field]
     after = pa.scalar(mark - timedelta(seconds=1), type=pa.timestamp("ms", tz="UTC"))
     if not pa.types.is_timestamp(stamps.type):

@@ -5,7 +5,6 @@ escaped (CSV) or written as text (XLSX)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,12 +23,21 @@ from insightly_etl.files import (  # re-exported: the extract side's one import 
     csv_schema,
     escape_column,
     partial_path,
+    publish,
     remove_partials,
     to_csv_column,
+    write_atomic,
     write_json_atomic,
 )
 
-__all__ = ["CSV_DIALECTS", "open_writer", "partial_path", "remove_partials", "write_json_atomic"]
+__all__ = [
+    "CSV_DIALECTS",
+    "open_writer",
+    "partial_path",
+    "remove_partials",
+    "write_atomic",
+    "write_json_atomic",
+]
 
 ROW_GROUP_ROWS = 50_000  # buffer small pages into row groups readers like
 
@@ -87,7 +95,7 @@ class ParquetTableWriter:
     def commit(self) -> None:
         self._flush()
         self._writer.close()
-        _publish(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
@@ -122,7 +130,7 @@ class CsvTableWriter:
     def commit(self) -> None:
         self._writer.close()
         self._file.close()
-        _publish(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
@@ -195,7 +203,7 @@ class XlsxTableWriter:
 
     def commit(self) -> None:
         self._book.save(self._tmp)
-        _publish(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._sheet.close()  # ends its temporary file; nothing is saved
@@ -213,16 +221,6 @@ def _number_format(dtype: pa.DataType) -> str | None:
     if pa.types.is_timestamp(dtype):
         return "yyyy-mm-dd hh:mm:ss"
     return None
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Rename into place; if that fails (a directory in the way, a read-only target), the
-    partial file goes too: nothing half-made is left behind."""
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def open_writer(path: Path, schema: pa.Schema, fmt: str, dialect: str = "excel") -> TableWriter:
