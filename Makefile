@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format demo sandbox bench clean
+.PHONY: help install test test-fast test-lowest lint format demo sandbox bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -28,11 +28,24 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint  ## lint, then every test (unit, api against the in-process sandbox, e2e on real uvicorn)
+test: install lint  ## lint, every test (unit, api in-process, e2e on real uvicorn), the quick ones on the floors
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-lowest LOWEST_MARK="not slow"
 
 test-fast: install  ## the quick loop while working: every test not marked slow (under a minute), no lint
 	$(BIN)/pytest -q -m "not slow"
+
+# the oldest dependency versions pyproject.toml allows, exactly, in a virtualenv of their own
+LOWEST      := .venv-lowest
+LOWEST_MARK ?=
+$(LOWEST)/.installed-stamp: pyproject.toml tests/floors.py
+	$(PYTHON) -m venv $(LOWEST)
+	$(PYTHON) tests/floors.py > $(LOWEST)/floors.txt
+	$(LOWEST)/bin/pip install --quiet --disable-pip-version-check -c $(LOWEST)/floors.txt -e . pytest
+	touch $@
+
+test-lowest: $(LOWEST)/.installed-stamp  ## the unit and api tests on the dependency floors (pip -c, exact)
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider -m "$(LOWEST_MARK)" tests/unit tests/api
 
 demo: install  ## export every object of the seeded sandbox to exports/ and show what was written
 	$(BIN)/insightly-etl export --sandbox --out exports/
@@ -45,4 +58,4 @@ bench: install  ## throughput and memory benchmarks against a real uvicorn sandb
 	$(BIN)/python bench/run.py
 
 clean:  ## remove the virtualenv and generated files
-	rm -rf $(VENV) exports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) exports .pytest_cache .mypy_cache .ruff_cache

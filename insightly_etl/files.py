@@ -37,7 +37,9 @@ DAY = pa.date32()  # a calendar day (a birthday, a due date): no time, no zone
 # A cell a spreadsheet runs: starts with = + - @ tab CR — or is already one apostrophe-escaped
 # (`'=1`), so that a value which really begins with `'=` survives the round trip (`''=1`).
 FORMULA_START = r"^'*[=+\-@\t\r]"
-ESCAPED_FORMULA = r"^'(?='*[=+\-@\t\r])"
+# the escaping apostrophe and what it escaped, without a lookahead: RE2 (pyarrow's strings
+# under pandas 2) has none
+ESCAPED_FORMULA = r"^'('*[=+\-@\t\r])"
 _RISKY = re.compile(FORMULA_START)
 
 
@@ -125,11 +127,11 @@ def escape_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 
 def unescape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Undo `escape_*` on a file read back: `'=1+2` is the text `=1+2` (headers too)."""
-    frame.columns = [re.sub(ESCAPED_FORMULA, "", str(c)) for c in frame.columns]
+    frame.columns = [re.sub(ESCAPED_FORMULA, r"\1", str(c)) for c in frame.columns]
     for name in frame.columns:
         column = frame[name]
         if column.str.startswith("'").any():
-            frame[name] = column.str.replace(ESCAPED_FORMULA, "", regex=True)
+            frame[name] = column.str.replace(ESCAPED_FORMULA, r"\1", regex=True)
     return frame
 
 

@@ -56,3 +56,14 @@ def sandbox_client(sandbox: Sandbox, **options: Any):  # -> InsightlyClient
         transport=httpx.ASGITransport(app=sandbox.app),
         **options,
     )
+
+
+def cli_runner():  # -> click.testing.CliRunner
+    """A CliRunner that keeps stderr apart, on every click the project supports (8.1 needs
+    `mix_stderr=False`; 8.2 keeps them apart always and dropped the argument)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    mixed = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
+    return CliRunner(mix_stderr=False) if mixed else CliRunner()

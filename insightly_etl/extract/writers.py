@@ -102,6 +102,43 @@ class ParquetTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def _has_eol_option() -> bool:
+    try:
+        pacsv.WriteOptions(eol="\r\n")
+    except TypeError:
+        return False
+    return True
+
+
+_EOL_OPTION = _has_eol_option()  # pyarrow's CSV writer takes `eol` in its newer releases
+
+
+class _EndOfLine:
+    """A file that writes each end of a CSV row (an LF outside quotes) as `eol`, leaving line
+    breaks inside a quoted cell as they are. Quotes inside a cell come doubled, so the count of
+    quotes so far says whether a byte is inside one, across however the writes are cut."""
+
+    def __init__(self, file: BinaryIO, eol: bytes) -> None:
+        self.file, self.eol, self.inside = file, eol, False
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        parts = bytes(data).split(b'"')
+        out = []
+        for n, part in enumerate(parts):
+            if n:
+                self.inside = not self.inside
+            out.append(part if self.inside else part.replace(b"\n", self.eol))
+        self.file.write(b'"'.join(out))
+        return len(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.closed = True  # the writer's own file is closed by its owner
+
+
 class CsvTableWriter:
     def __init__(self, path: Path, schema: pa.Schema, dialect: CsvDialect) -> None:
         self.path = path
@@ -114,8 +151,13 @@ class CsvTableWriter:
         self._file: BinaryIO = self._tmp.open("wb")
         if dialect.bom:
             self._file.write("\ufeff".encode())
-        options = pacsv.WriteOptions(delimiter=dialect.delimiter, eol=dialect.eol)
-        self._writer = pacsv.CSVWriter(self._file, self.out_schema, write_options=options)
+        sink: Any = self._file
+        if _EOL_OPTION:
+            options = pacsv.WriteOptions(delimiter=dialect.delimiter, eol=dialect.eol)
+        else:  # pyarrow before `eol`: rows end in LF, turned into the dialect's end of line
+            options = pacsv.WriteOptions(delimiter=dialect.delimiter)
+            sink = _EndOfLine(self._file, dialect.eol.encode()) if dialect.eol != "\n" else sink
+        self._writer = pacsv.CSVWriter(sink, self.out_schema, write_options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
         columns = []

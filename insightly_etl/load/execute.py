@@ -39,7 +39,15 @@ from insightly_etl.load.plan import (
     current_value,
     same_value,
 )
-from insightly_etl.load.sender import Call, Outcome, Sender, Then, fmt, server_now
+from insightly_etl.load.sender import (
+    SETTLE_SECONDS,
+    Call,
+    Outcome,
+    Sender,
+    Then,
+    fmt,
+    server_now,
+)
 from insightly_etl.load.states import WRITES, Action, RowState
 from insightly_etl.progress import NullProgress, Progress
 
@@ -137,6 +145,7 @@ class Executor:
         self.sender = Sender(client, stop)
         self.refreshed_at = planned_at
         self.progress = progress or NullProgress()
+        self.settle_seconds = SETTLE_SECONDS
 
     async def run(self, plan: Plan) -> Outcome:
         writes = plan.writes
@@ -355,6 +364,8 @@ class _RowWrite:
         self.ex.checkpoint.rows.unknown(self.p.row, message)
 
     async def reconcile(self, call: Call) -> Then:
+        if self.p.action == Action.CREATE:  # a create must not be made twice: let it land
+            await asyncio.sleep(self.ex.settle_seconds)
         return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
 
     async def conflict(self, call: Call, error: ConflictError) -> Then:

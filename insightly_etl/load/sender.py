@@ -42,6 +42,9 @@ from insightly_etl.load.states import Action, Stop
 
 RECONCILE_ATTEMPTS = 3
 STAYED_UNKNOWN = "the outcome stayed unknown after reconciling; run again to retry"
+# after a lost answer, how long to let a slow server finish before looking for what it did: a
+# request that reached it late (after our timeout) is applied by then, not sent a second time
+SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)

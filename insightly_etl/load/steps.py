@@ -41,14 +41,12 @@ from insightly_etl.errors import (
 )
 from insightly_etl.load.checkpoint import Checkpoint, StepEntry
 from insightly_etl.load.plan import Record, row_policies
-from insightly_etl.load.sender import Call, Sender, Then, stop_of
+from insightly_etl.load.sender import SETTLE_SECONDS, Call, Sender, Then, fmt, stop_of
 from insightly_etl.load.states import STEP_REQUESTS, StepAction, StepState, Stop
 from insightly_etl.load.validate import ABSENT, ValidationResult
 from insightly_etl.progress import NullProgress, Progress
 
 STRICTNESS = ("overwrite", "fill", "never")
-# after a lost answer, how long to let a slow server finish before reading the record again
-SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -448,6 +446,7 @@ class _StepWrite:
         self.record: Record | None = record  # as the step leaves it; None: the row stops here
         self.unreadable: ApiError | None = None  # the record could not be read again
         entry = runner.journal.get((r.row, want.step))
+        self.earlier = entry  # put back when a request is refused unprocessed
         self.sent_before = (  # an earlier attempt may have made it so: then it counts as sent
             entry.action
             if entry is not None
@@ -472,6 +471,8 @@ class _StepWrite:
         if call is None:
             # already so — or made so by a request whose answer was lost: counted as sent
             runner.settle(r, want, StepState.DONE, self.sent_before or StepAction.ALREADY)
+            if self.sent_before:  # ours, then: the record as read since carries its mark
+                self._touched(self.record.get("DATE_UPDATED_UTC"))
         return call
 
     async def send(self, client: InsightlyClient, call: Call, before_send: Any) -> Any:
@@ -491,15 +492,20 @@ class _StepWrite:
         assert self.record is not None
         _apply(self.record, call, answer, self.want)
         # our own step moved the record's DATE_UPDATED_UTC on: so does the row's stamp, or
-        # undo would take it for a colleague's edit. Only from the record the answer carries
-        # (a pipeline or state change's): a link's answer is the link, and any other clock
-        # could be ahead of the record's and hide a colleague's later edit from undo
-        stamp = answer.get("DATE_UPDATED_UTC") if isinstance(answer, dict) else None
-        if (
-            isinstance(stamp, str)
-            and record_id(answer, runner.obj.id_field or "") == self.r.record_id
-        ):
-            runner.checkpoint.rows.touched(self.r.row, stamp)
+        # undo would take it for a colleague's edit. From the record the answer carries (a
+        # pipeline or state change's), else the server's clock as it answered (a link's answer
+        # is the link) — never ours, which could be ahead and hide a colleague's later edit
+        mine = isinstance(answer, dict) and record_id(answer, runner.obj.id_field or "") == (
+            self.r.record_id
+        )
+        answered = runner.client.last_server_time
+        self._touched(
+            answer.get("DATE_UPDATED_UTC") if mine else (fmt(answered) if answered else None)
+        )
+
+    def _touched(self, stamp: Any) -> None:
+        if isinstance(stamp, str) and stamp:
+            self.runner.checkpoint.rows.touched(self.r.row, stamp)
 
     def failed(
         self,
@@ -536,6 +542,7 @@ class _StepWrite:
 
     def not_sent(self, call: Call) -> None:
         self._unclaim(call)
+        self.runner.checkpoint.steps.put_back(self.r.row, self.want.step, self.earlier)
 
     def _unclaim(self, call: Call | None) -> None:
         if call is not None and call.action == StepAction.LINK:

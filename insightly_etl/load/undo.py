@@ -217,6 +217,7 @@ class _UndoWrite:
     def __init__(self, undo: _Undo, job: _Job, record: Record, etag: str | None) -> None:
         self.undo, self.job, self.record, self.etag = undo, job, record, etag
         self.conflicts = 0
+        self.restored_before = False
 
     def decide(self) -> Call | None:
         return self._delete() if self.job.created else self._restore()
@@ -253,6 +254,9 @@ class _UndoWrite:
             if same_value(spec, change.written, now):
                 restore[change.field] = change.before
                 undo.note(job, "restore", change.field, change.before, change.written, now)
+            elif job.sent_before and same_value(spec, change.before, now):
+                self.restored_before = True  # an earlier undo's PUT, whose answer was lost
+                undo.note(job, "restore", change.field, change.before, change.written, now)
             else:
                 self.conflicts += 1
                 undo.note(job, "conflict", change.field, change.before, change.written, now)
@@ -267,7 +271,7 @@ class _UndoWrite:
             )
         if body and not undo.dry_run:
             return Call("restore", "PUT", undo.obj.endpoint, body, self.etag)
-        self._restored(bool(body))  # already as it was, or a dry run
+        self._restored(bool(body) or self.restored_before)  # nothing left to send, or a dry run
         return None
 
     def _restored(self, restored: bool) -> None:

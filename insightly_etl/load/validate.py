@@ -510,9 +510,12 @@ def _clock_change(value: str, rule: ColumnRule, first_is_day: bool | None) -> st
     stamp = pd.Timestamp(naive.as_py())
     try:
         stamp.tz_localize(rule.timezone, nonexistent="raise", ambiguous="raise")
-    except ValueError as exc:
-        if "nonexistent" in str(exc):
+    except Exception as exc:  # pandas 3: a ValueError; pandas 2: pytz's own errors
+        kind = f"{type(exc).__name__} {exc}".lower()
+        if "nonexistent" in kind:
             return f"{value!r} does not exist in {rule.timezone}: the clocks go forward over it"
+        if "ambiguous" not in kind:
+            raise
         return (
             f"{value!r} happens twice in {rule.timezone} (the clocks go back over it); write "
             "it with its offset, e.g. +01:00 or +02:00"

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -418,6 +419,9 @@ class Sandbox:
         return {
             "X-RateLimit-Limit": str(self.quota.limit),
             "X-RateLimit-Remaining": str(self.quota.remaining),
+            # the account's clock, the one DATE_UPDATED_UTC is written by (a test may set it),
+            # as every HTTP server says its time; uvicorn adds none of its own (server.py)
+            "Date": format_datetime(self.account.now().astimezone(UTC), usegmt=True),
         }
 
     async def api(self, request: Request) -> Response:

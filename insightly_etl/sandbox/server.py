@@ -27,7 +27,12 @@ class _HideInjectedDrops(logging.Filter):
 def _uvicorn_config(sandbox: Sandbox, *, log_level: str) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())
     return uvicorn.Config(
-        sandbox.app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
+        sandbox.app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        date_header=False,  # the app sends its own, from the account's clock
     )
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from insightly_etl.cli import main
 from insightly_etl.errors import InputError, ReserveReached
 from insightly_etl.extract import ExportOptions, extract_objects
-from tests.conftest import asgi_client, sandbox_client
+from tests.conftest import asgi_client, cli_runner, sandbox_client
 
 pytestmark = pytest.mark.anyio
 
@@ -100,7 +99,7 @@ async def test_with_state_history_needs_opportunities_in_the_export(
 
 @pytest.mark.slow
 def test_the_cli_prints_the_cost_and_refuses_an_unknown_name(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = cli_runner()
     bad = runner.invoke(main, ["export", "--sandbox", "--out", str(tmp_path), "--with", "comets"])
     assert bad.exit_code == 2
     assert "--with 'comets': not a per-record collection this tool exports" in bad.output

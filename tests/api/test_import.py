@@ -12,6 +12,7 @@ import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -367,7 +368,9 @@ async def test_the_daily_quota_stops_the_run_with_75_and_a_new_day_finishes(
     assert all(len(emails[f"q{n}@example.com"]) == 1 for n in range(25))
 
 
-async def _import_while_a_colleague_edits(sb: Sandbox, tmp_path: Path) -> ImportResult:
+async def _import_while_a_colleague_edits(
+    sb: Sandbox, tmp_path: Path, at: Any = None
+) -> ImportResult:
     file = write(tmp_path, "c.csv", "Id,Title\n2003,Imported title\n")
     mapping = write(
         tmp_path,
@@ -376,7 +379,11 @@ async def _import_while_a_colleague_edits(sb: Sandbox, tmp_path: Path) -> Import
     )
 
     def meanwhile(plan) -> None:  # after planning read the record (and its ETag), someone edits it
+        clock = sb.account.now
+        if at is not None:
+            sb.account.now = lambda: at
         sb.account.update("Contacts", {"CONTACT_ID": 2003, "BACKGROUND": "edited by a colleague"})
+        sb.account.now = clock
 
     opts = ImportOptions(file=file, mapping_file=mapping)
     async with sandbox_client(sb) as client:
@@ -399,9 +406,12 @@ async def test_a_change_since_planning_is_caught_by_the_batch_refresh(
 async def test_a_stale_etag_is_re_read_and_re_diffed(make_sandbox, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    # the server's clock lags ours, so the refresh cannot see the edit: If-Match must catch it
+    # the edit is stamped by a clock behind the one the server answers with, so the refresh
+    # cannot see it: If-Match must catch it
     sb = make_sandbox(now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-    result = await _import_while_a_colleague_edits(sb, tmp_path)
+    result = await _import_while_a_colleague_edits(
+        sb, tmp_path, at=datetime(2025, 12, 1, tzinfo=UTC)
+    )
     record = sb.account.collections["Contacts"].records[2003]
     assert result.counts.updated == 1
     assert record["TITLE"] == "Imported title" and record["BACKGROUND"] == "edited by a colleague"

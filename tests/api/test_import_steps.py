@@ -11,7 +11,7 @@ import pytest
 from insightly_etl.errors import InputError
 from insightly_etl.load.checkpoint import Checkpoint
 from tests.api.test_import import run_import, write, writes
-from tests.conftest import KEY, asgi_client
+from tests.conftest import KEY, asgi_client, cli_runner
 
 pytestmark = pytest.mark.anyio
 
@@ -328,14 +328,13 @@ async def test_a_step_the_server_refuses_is_reported_with_its_line_and_the_row_s
 
 
 async def test_status_shows_the_steps_by_request_and_state(make_sandbox, tmp_path: Path) -> None:
-    from click.testing import CliRunner
 
     from insightly_etl.cli import main
 
     sb = make_sandbox()
     file = write(tmp_path, "deals.csv", DEALS)
     await run_import(sb, file, write(tmp_path, "deals.yaml", DEALS_MAPPING))
-    shown = CliRunner().invoke(main, ["status", str(tmp_path / "deals.csv.checkpoint.sqlite")])
+    shown = cli_runner().invoke(main, ["status", str(tmp_path / "deals.csv.checkpoint.sqlite")])
     assert shown.exit_code == 0, shown.output
     lines = [line.split() for line in shown.output.splitlines()]
     assert ["step", "state", "steps"] in lines
@@ -346,11 +345,10 @@ async def test_status_shows_the_steps_by_request_and_state(make_sandbox, tmp_pat
 
 @pytest.mark.slow
 def test_fields_says_which_fields_are_steps() -> None:
-    from click.testing import CliRunner
 
     from insightly_etl.cli import main
 
-    shown = CliRunner().invoke(main, ["fields", "opportunities", "--sandbox"])
+    shown = cli_runner().invoke(main, ["fields", "opportunities", "--sandbox"])
     assert shown.exit_code == 0, shown.output
     rows = {line.split()[0]: line for line in shown.output.splitlines()[1:]}
     assert rows["STAGE_ID"].endswith("a step: PUT …/Pipeline")
@@ -430,7 +428,6 @@ def test_one_column_feeds_several_fields_and_a_lookup_falls_back(
     make_sandbox, tmp_path: Path
 ) -> None:
     """Zoho's Stage says the state and the reason; a departed owner's deal goes to user 3."""
-    from click.testing import CliRunner
 
     from insightly_etl.cli import main
     from insightly_etl.cli.common import Context
@@ -458,7 +455,7 @@ def test_one_column_feeds_several_fields_and_a_lookup_falls_back(
         encoding="utf-8",
     )
     sb = make_sandbox()
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         main,
         ["import", str(file), "--mapping", str(mapping), "--quiet"],
         obj=Context(transport=httpx.ASGITransport(app=sb.app)),
@@ -516,3 +513,26 @@ async def test_undo_after_steps_deletes_the_records_the_import_created(
     assert (undone.counts.deleted, undone.counts.conflict, undone.exit_code) == (4, 0, 0)
     names = {"Harbour cranes", "Depot roof", "Canteen fit-out", "Forklift lease"}
     assert not names & set(deals(sb))
+
+
+async def test_undo_after_links_deletes_the_contacts_the_import_created(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A link's answer is the link, not the record: the row's stamp moves with the server's
+    clock as it answered, and undo does not take the import's own link for an edit."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.api.test_import_safety import run_undo
+
+    sb = make_sandbox()
+    ticks = iter(range(10_000))
+    start = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    sb.account.now = lambda: start + timedelta(seconds=next(ticks))
+    await run_import(
+        sb, write(tmp_path, "deals.csv", DEALS), write(tmp_path, "deals.yaml", DEALS_MAPPING)
+    )
+    file = write(tmp_path, "people.csv", CONTACTS)
+    first = await run_import(sb, file, write(tmp_path, "people.yaml", CONTACTS_MAPPING))
+    assert (first.counts.created, first.counts.link) == (3, 2)
+    undone = await run_undo(sb, tmp_path / "people.csv.checkpoint.sqlite")
+    assert (undone.counts.deleted, undone.counts.conflict, undone.exit_code) == (3, 0, 0)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from insightly_etl.cli import main
 from insightly_etl.cli.common import Context
 from insightly_etl.sandbox import Sandbox
+from tests.conftest import cli_runner
 from tests.spreadsheets import EDITS, KEY, corpus_sandbox
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "spreadsheets"
@@ -41,7 +42,7 @@ FILES = {
 
 def run(sb: Sandbox, *args: str) -> Result:
     obj = Context(transport=httpx.ASGITransport(app=sb.app))
-    return CliRunner().invoke(main, list(args), obj=obj, env=ENV)
+    return cli_runner().invoke(main, list(args), obj=obj, env=ENV)
 
 
 def artefact_lines(stderr: str) -> list[str]:

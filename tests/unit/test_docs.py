@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from insightly_etl.cli import main
+from tests.conftest import cli_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text("utf-8")
@@ -30,7 +30,7 @@ def commands() -> list[tuple[str, click.Command]]:
 
 @pytest.mark.parametrize(("name", "command"), commands(), ids=[n for n, _ in commands()])
 def test_every_command_has_help_and_is_documented(name: str, command: click.Command) -> None:
-    result = CliRunner().invoke(main, [*name.split(), "--help"])
+    result = cli_runner().invoke(main, [*name.split(), "--help"])
     assert result.exit_code == 0
     assert command.help and command.help.strip()
     assert f"insightly-etl {name}" in README

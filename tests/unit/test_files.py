@@ -46,3 +46,27 @@ def test_updates_are_sent_in_groups_of_two_seconds_each_reread_first() -> None:
     groups = send_groups(creates + updates, 200, rate=10)
     assert [len(g) for g in groups] == [20, 20, 20, 20, 15]  # the batch holds updates
     assert [len(g) for g in send_groups(creates, 200, rate=10)] == [50]  # creates: one batch
+
+
+def test_rows_end_in_the_dialect_s_eol_on_a_pyarrow_without_the_option() -> None:
+    """Older pyarrow writes LF only: each row's LF becomes CRLF, a line break inside a quoted
+    cell stays, however the writer cuts its writes."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from insightly_etl.extract.writers import _EndOfLine
+
+    table = pa.table({"a": ['one\nline "two"', "x"], "b": ["q", 'say "hi"\n']})
+    plain = io.BytesIO()
+    pacsv.write_csv(table, plain)
+    # what pyarrow's own `eol="\r\n"` writes
+    expected = b'"a","b"\r\n"one\nline ""two""","q"\r\n"x","say ""hi""\n"\r\n'
+    for cut in (1, 3, 7, len(plain.getvalue())):
+        out = io.BytesIO()
+        sink = _EndOfLine(out, b"\r\n")
+        data = plain.getvalue()
+        for start in range(0, len(data), cut):
+            sink.write(data[start : start + cut])
+        assert out.getvalue() == expected, cut

@@ -80,6 +80,23 @@ class StepJournal:
             (row, step, want, record_id, action, state, status, message, self.store.run, utc_now()),
         )
 
+    def put_back(self, row: int, step: str, entry: StepEntry | None) -> None:
+        """A request refused before it was processed (quota, Ctrl-C): the step's entry as it
+        was before this attempt, or none."""
+        if entry is None:
+            self.db.execute("DELETE FROM steps WHERE row=? AND step=?", (row, step))
+            return
+        self.settled(
+            row,
+            step,
+            entry.want,
+            entry.record_id,
+            state=entry.state,
+            action=entry.action or StepAction.ALREADY,
+            status=entry.status,
+            message=entry.message,
+        )
+
     def counts(self) -> dict[tuple[StepAction | None, StepState], int]:
         cur = self.db.execute("SELECT action, state, COUNT(*) FROM steps GROUP BY action, state")
         return {(StepAction(a) if a else None, StepState(s)): n for a, s, n in cur}

@@ -117,7 +117,9 @@ _V0_TABLES = {
 }
 _V1_FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied as it is
     "rows": {
-        "created": "COALESCE(created, 0)",
+        # a release before the column: a done create is a record an import created
+        "created": "CASE WHEN created IS NULL AND action='create' AND state='done' THEN 1"
+        " ELSE COALESCE(created, 0) END",
         "not_applied": "CASE WHEN state='done' AND message LIKE 'not applied:%' THEN 1 ELSE 0 END",
     },
 }
@@ -179,6 +181,8 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as exc:  # a CHECK refused a value no version ever wrote
         if db.in_transaction:
             db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise  # not the file's content (read-only, disk full): said as such, exit 74
         raise CheckpointError(
             f"{path} cannot be brought to checkpoint version {VERSION} ({exc}); left as it was",
             hint="Resume it with the insightly-etl that wrote it, or start afresh with a new "
@@ -230,8 +234,8 @@ class Checkpoint:
             if hasattr(self, "db"):
                 self.db.close()
             self._release()
-            if isinstance(exc, CheckpointError):
-                raise
+            if isinstance(exc, CheckpointError | sqlite3.OperationalError):
+                raise  # an operational one (read-only, disk full) is no verdict on the file
             raise CheckpointError(
                 f"{path} is not an import checkpoint ({exc})", hint=_NOT_OURS
             ) from None
@@ -253,7 +257,14 @@ class Checkpoint:
         self.path, self.lock = path, None
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         try:
-            tables = _tables(self.db)
+            try:
+                tables = _tables(self.db)
+            except sqlite3.OperationalError:  # a read-only folder: no room for WAL's -shm file
+                self.db.close()
+                self.db = sqlite3.connect(
+                    f"file:{path}?mode=ro&immutable=1", uri=True, isolation_level=None
+                )
+                tables = _tables(self.db)
             version = _version(self.db, path)
         except sqlite3.DatabaseError as exc:
             self.db.close()

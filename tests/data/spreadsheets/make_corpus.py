@@ -23,7 +23,8 @@ from pathlib import Path
 
 import httpx
 import openpyxl
-from click.testing import CliRunner
+
+from tests.conftest import cli_runner
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
@@ -38,7 +39,7 @@ CHARSETS = {"utf8": 76, "cp1252": 1}  # LibreOffice's numbers for the two encodi
 
 def export(out: Path, *args: str) -> None:
     sandbox = corpus_sandbox()
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         main,
         ["export", "contacts", "--out", str(out), "--quiet", *args],
         obj=Context(transport=httpx.ASGITransport(app=sandbox.app)),
