@@ -167,3 +167,19 @@ def test_the_schema_changes_only_with_its_version() -> None:
     from insightly_etl.load.checkpoint.store import SCHEMA
 
     assert hashlib.sha256(SCHEMA.encode()).hexdigest()[:16] == SCHEMA_DIGESTS[VERSION]
+
+
+def test_a_checkpoint_from_before_created_was_kept_still_knows_what_it_created(
+    tmp_path: Path,
+) -> None:
+    """Releases before the `created` column: a done create is a record the import created, so
+    undo still deletes it."""
+    path = legacy(tmp_path, "contacts")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE rows DROP COLUMN created")
+        db.commit()
+    cp = Checkpoint(path)
+    try:
+        assert [c.record_id for c in cp.rows.created()] == [2221]  # row 0: create, done
+    finally:
+        cp.close()

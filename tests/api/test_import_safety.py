@@ -583,13 +583,15 @@ async def test_edits_after_a_removal_and_after_an_undo_keep_the_checkpoint_consi
 class LosesTheFirstDelete(httpx.AsyncBaseTransport):
     """The sandbox, except that the first DELETE is applied and its answer lost."""
 
+    method = "DELETE"
+
     def __init__(self, sb: Sandbox) -> None:
         self.inner = httpx.ASGITransport(app=sb.app)
         self.lost = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        if request.method == "DELETE" and not self.lost:
+        if request.method == self.method and not self.lost:
             self.lost = True
             raise httpx.ReadTimeout("the answer never came", request=request)
         return response
@@ -608,8 +610,7 @@ async def test_an_undo_whose_delete_answer_was_lost_counts_it_deleted_next_time(
     await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
     checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
     settings = load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/")
-    transport = LosesTheFirstDelete(sb)
-    async with InsightlyClient(settings, transport=transport, rate=1000) as client:
+    async with InsightlyClient(settings, transport=LosesTheFirstDelete(sb), rate=1000) as client:
         first = await undo_import(client, checkpoint)
     assert (first.counts.deleted, first.counts.failed, first.exit_code) == (1, 1, 1)
     second = await run_undo(sb, checkpoint)
@@ -618,3 +619,30 @@ async def test_an_undo_whose_delete_answer_was_lost_counts_it_deleted_next_time(
     assert not {"ada@lost.example", "bob@lost.example"} & {
         r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()
     }
+
+
+class LosesTheFirstPut(LosesTheFirstDelete):
+    method = "PUT"
+
+
+async def test_an_undo_whose_restore_answer_was_lost_counts_it_restored_next_time(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from insightly_etl.load.undo import undo_import
+    from tests.conftest import KEY
+
+    sb = make_sandbox()
+    ada = await existing(sb, FIRST_NAME="Ada", EMAIL_ADDRESS="ada@put.example", TITLE="Countess")
+    file = write(tmp_path, "p.csv", "Name,Email,Title\nAda,ada@put.example,Engineer\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Title: TITLE\n")
+    assert (await run_import(sb, file, mapping)).counts.updated == 1
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    settings = load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/")
+    async with InsightlyClient(settings, transport=LosesTheFirstPut(sb), rate=1000) as client:
+        first = await undo_import(client, checkpoint)
+    assert (first.counts.restored, first.counts.failed) == (0, 1)
+    assert record(sb, ada["CONTACT_ID"])["TITLE"] == "Countess"  # the PUT went through
+    second = await run_undo(sb, checkpoint)
+    assert (second.counts.restored, second.counts.conflict, second.exit_code) == (1, 0, 0)

@@ -536,3 +536,22 @@ async def test_undo_after_links_deletes_the_contacts_the_import_created(
     assert (first.counts.created, first.counts.link) == (3, 2)
     undone = await run_undo(sb, tmp_path / "people.csv.checkpoint.sqlite")
     assert (undone.counts.deleted, undone.counts.conflict, undone.exit_code) == (3, 0, 0)
+
+
+async def test_a_step_the_quota_refused_is_not_left_in_flight(make_sandbox, tmp_path: Path) -> None:
+    """A 429 'quota spent' is not processed: the step stays to do, not 'sent, outcome unknown'."""
+    from insightly_etl.load.states import StepState
+
+    sb = make_sandbox(daily_quota=13)
+    file, mapping = (
+        write(tmp_path, "deals.csv", DEALS),
+        write(tmp_path, "deals.yaml", DEALS_MAPPING),
+    )
+    first = await run_import(sb, file, mapping)
+    assert (first.outcome.stopped, first.exit_code) == ("quota", 75)
+    cp = Checkpoint.read_only(tmp_path / "deals.csv.checkpoint.sqlite")
+    try:
+        states = {state for (_, state) in cp.steps.counts()}
+    finally:
+        cp.close()
+    assert StepState.IN_FLIGHT not in states and StepState.UNKNOWN not in states
