@@ -11,9 +11,11 @@
 # $(RESULTS)/*.errors.csv; the next step would miss them), 75 means the day's quota is spent
 # (run the same command again later: every import resumes where it stopped).
 
-BIN     ?= .venv/bin
+# a checkout's .venv, else wherever pip put insightly-etl
+BIN     ?= $(if $(wildcard .venv/bin/insightly-etl),.venv/bin,$(patsubst %/,%,$(dir $(shell command -v insightly-etl))))
 ETL     ?= $(BIN)/insightly-etl
-PYTHON  ?= $(BIN)/python
+# any python3 does: the statistics are read with the standard library only
+PYTHON  ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
 DATA    ?= sample_data/migration
 RESULTS ?= results/migration
 PORT    ?= 0

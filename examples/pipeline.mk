@@ -8,7 +8,8 @@
 #   1  some rows rejected or failed  -> fix the data (see *.errors.csv), do not retry blindly
 #   75 stopped for quota             -> run the same command again later (cron: tomorrow)
 
-BIN      ?= .venv/bin
+# a checkout's .venv, else wherever pip put insightly-etl
+BIN      ?= $(if $(wildcard .venv/bin/insightly-etl),.venv/bin,$(patsubst %/,%,$(dir $(shell command -v insightly-etl))))
 ETL      ?= $(BIN)/insightly-etl
 FILE     ?= sample_data/contacts.csv
 MAPPING  ?= mappings/contacts.yaml

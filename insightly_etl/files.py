@@ -215,3 +215,45 @@ def iso_instant(value: Any) -> datetime | None:
         return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
     except OverflowError:
         return None
+
+
+# ---------------------------------------------------------------- the shipped examples
+
+# what `insightly-etl examples DIR` writes, from the package (insightly_etl/examples links to
+# the repository's own folders, so there is one copy of each file): package path -> DIR path
+EXAMPLES = {
+    "mappings": "mappings",
+    "sample_data": "sample_data",
+    "makefiles": "examples",
+}
+_EXAMPLE_FILES = re.compile(r"\.(ya?ml|csv|xlsx|mk)$")
+
+
+def write_examples(directory: Path, *, force: bool = False) -> list[Path]:
+    """The sample files, their mappings and the example makefiles, as the README uses them,
+    into `directory`. An existing file is left alone unless `force`. The sandbox's seed is
+    not among them: the sandbox has it built in."""
+    from importlib.resources import files
+
+    root = files("insightly_etl") / "examples"
+    written: list[Path] = []
+    for source, target in EXAMPLES.items():
+        for item in _walk(root / source):
+            relative = item[0]
+            if not _EXAMPLE_FILES.search(relative) or relative.startswith("sandbox/"):
+                continue
+            path = directory / target / relative
+            if path.exists() and not force:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, item[1].read_bytes())
+            written.append(path)
+    return sorted(written)
+
+
+def _walk(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        name = f"{prefix}{child.name}"
+        out += _walk(child, f"{name}/") if child.is_dir() else [(name, child)]
+    return out

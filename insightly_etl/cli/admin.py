@@ -1,4 +1,4 @@
-"""Looking after an import: `status` (read-only) and `undo`."""
+"""Looking after an import: `status` (read-only) and `undo`; `examples` to start from."""
 
 from __future__ import annotations
 
@@ -128,3 +128,21 @@ def status(checkpoint: Path) -> None:
             )
     finally:
         cp.close()
+
+
+@main.command()
+@click.argument("directory", type=LocalPath(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files already there.")
+def examples(directory: Path, force: bool) -> None:
+    """Write the sample files, their mappings and the example makefiles into DIRECTORY (the
+    README's first steps run from there)."""
+    from insightly_etl.files import write_examples
+
+    written = write_examples(directory, force=force)
+    for path in written:
+        click.echo(path)
+    click.echo(
+        f"{len(written)} file(s) written to {directory}"
+        + ("" if force else " (files already there were left as they were; --force overwrites)"),
+        err=True,
+    )

@@ -102,12 +102,12 @@ def test_the_cli_prints_the_cost_and_refuses_an_unknown_name(tmp_path: Path) -> 
     runner = cli_runner()
     bad = runner.invoke(main, ["export", "--sandbox", "--out", str(tmp_path), "--with", "comets"])
     assert bad.exit_code == 2
-    assert "--with 'comets': not a per-record collection this tool exports" in bad.output
+    assert "--with 'comets': not a per-record collection this tool exports" in bad.stderr
     ok = runner.invoke(
         main, ["export", "projects", "--sandbox", "--out", str(tmp_path), "--with", "links", "-q"]
     )
     assert ok.exit_code == 0, ok.output
-    assert "--with costs about 15 request(s), one per record (links of 15 projects)" in ok.output
+    assert "--with costs about 15 request(s), one per record (links of 15 projects)" in ok.stderr
 
 
 def downloads(sb) -> int:

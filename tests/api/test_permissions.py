@@ -116,7 +116,7 @@ def test_a_sub_collection_closed_to_the_user_for_every_record_stops_after_twenty
     assert (
         f"Error: GET Contacts/{min(every)}/Links, HTTP 403: {NO_ACCESS} So did the first 10 "
         "contacts and 10 more from across the list: this user may read none of their Links\n"
-        in result.output
+        in result.stderr
     )
     asked = sum(n for (m, p, s), n in sb.stats.items() if p == "/v3.1/Contacts/{id}/Links")
     assert asked == 20
