@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from importlib.metadata import metadata, version
 from pathlib import Path
 
@@ -24,5 +25,6 @@ def test_the_metadata_a_package_index_shows() -> None:
 
 def test_the_package_is_marked_typed_and_ships_the_marker() -> None:
     assert (Path(insightly_etl.__file__).parent / "py.typed").is_file()
-    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert '"insightly_etl" = ["py.typed"]' in pyproject  # package data: into the wheel
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = pyproject["tool"]["setuptools"]["package-data"]["insightly_etl"]
+    assert "py.typed" in package_data  # into the wheel (tests/e2e/test_package.py looks)
