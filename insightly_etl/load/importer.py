@@ -28,6 +28,7 @@ from insightly_etl.load.checkpoint import (
     row_digests,
     sha256_file,
 )
+from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
@@ -207,6 +208,40 @@ def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> Imp
     return counts
 
 
+# the fields that say who a record is, by group: a row of an edited file is an edit of an
+# earlier row only when one group agrees in full (checkpoint/pairing.py)
+WHO = (
+    ("FIRST_NAME", "LAST_NAME"),
+    ("EMAIL_ADDRESS",),
+    ("EMAIL",),
+    ("PHONE",),
+    ("PHONE_MOBILE",),
+)
+
+
+def identity_columns(table: SourceTable, mapping: Mapping) -> Identity:
+    """The groups of the file's columns that say who each row's record is: a person's name,
+    e-mail, phone, the object's name field, the match key, the record id."""
+    obj = get_object(mapping.object)
+    groups = [*WHO, *((f,) for f in (obj.name_field, obj.identity, obj.id_field) if f)]
+    columns = [str(c) for c in table.frame.columns]
+    by_field: dict[str, set[str]] = {}
+    for rule in mapping.columns:
+        by_field.setdefault(rule.field, set()).add(rule.column)
+    if mapping.identity:  # no mapping file: the columns are named like the fields
+        for c in columns:
+            by_field.setdefault(c, set()).add(c)
+    out = []
+    for group in groups:
+        names = set().union(*(by_field.get(f, set()) for f in group))
+        if names:
+            out.append(tuple(i for i, c in enumerate(columns) if c in names))
+    if mapping.match:
+        key = {column for column, _ in mapping.match.pairs}
+        out.append(tuple(i for i, c in enumerate(columns) if c in key))
+    return tuple(dict.fromkeys(g for g in out if g))
+
+
 async def load_file(
     client: InsightlyClient,
     options: ImportOptions,
@@ -234,6 +269,7 @@ async def load_file(
             lines=table.lines,
             keyed=mapping.match is not None
             or (mapping.identity and get_object(mapping.object).id_field in table.columns),
+            identity=identity_columns(table, mapping),
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

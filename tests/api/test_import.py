@@ -774,3 +774,30 @@ async def test_a_lost_create_that_cannot_be_looked_for_stays_unknown_and_the_res
     again = await run_import(sb, file, mapping)  # search works again: found, not sent twice
     assert (again.counts.created, again.counts.left, again.exit_code) == (2, 0, 0)
     assert len(contacts_by_email(sb)["ada@lost.example"]) == 1
+
+
+async def test_a_person_replaced_in_a_file_without_a_match_key_is_never_written_over_another(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Issue 22: Zoe Quinn in the place of Alan Turing is not an edit of Alan's row (empty
+    cells agreeing is no evidence), so his record is never overwritten with her."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  City: ADDRESS_MAIL_CITY\n"
+        "  Tier: Customer_Tier__c\n  Phone: PHONE\n",
+    )
+    file = write(tmp_path, "p.csv", "First,Last,City,Tier,Phone\nAlan,Turing,Wilmslow,Gold,\n")
+    first = await run_import(sb, file, mapping)
+    assert first.counts.created == 1
+    file.write_text("First,Last,City,Tier,Phone\nZoe,Quinn,Wilmslow,Gold,\n", encoding="utf-8")
+    before = writes(sb)
+    with pytest.raises(CheckpointError) as info:
+        await run_import(sb, file, mapping)
+    assert "without a match key an edit cannot be told from a new record" in str(info.value)
+    alan = [
+        r for r in sb.account.collections["Contacts"].records.values() if r["LAST_NAME"] == "Turing"
+    ]
+    assert [(r["FIRST_NAME"], r["LAST_NAME"]) for r in alan] == [("Alan", "Turing")]
+    assert writes(sb) == before

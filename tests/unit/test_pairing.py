@@ -65,3 +65,26 @@ def test_many_unpaired_rows_look_for_their_edit_in_place_only() -> None:
 
 def test_an_empty_old_file_makes_every_row_new() -> None:
     assert pair_rows({}, digests(OLD)) == Pairing(new=[0, 1, 2])
+
+
+def test_empty_cells_are_no_evidence_that_two_rows_are_one() -> None:
+    people = [["Alan", "", ""], ["Grace", "", ""]]
+    replaced = [["Zoe", "", ""], ["Grace", "", ""]]
+    # one filled cell each side, different: not half the same (the empty ones do not count)
+    assert pair_rows(old_rows(people), digests(replaced)) == Pairing(
+        carried={1: 1}, removed=[0], new=[0]
+    )
+
+
+def test_with_identifying_columns_a_different_person_is_never_an_edit() -> None:
+    header = ("First", "Last", "City", "Tier", "Owner")
+    old = dict(enumerate(digests([["Alan", "Turing", "Wilmslow", "Gold", "Ann"]], header)))
+    other = digests([["Zoe", "Quinn", "Wilmslow", "Gold", "Ann"]], header)  # 3 of 5 the same
+    assert pair_rows(old, other) == Pairing(edited={0: 0})  # cells alone: an edit
+    assert pair_rows(old, other, identity=((0, 1),)) == Pairing(removed=[0], new=[0])
+    moved = digests([["Alan", "Turing", "Leeds", "Gold", "Ann"]], header)
+    assert pair_rows(old, moved, identity=((0, 1),)) == Pairing(edited={0: 0})
+    unnamed = digests([["", "", "Leeds", "Gold", "Ann"]], header)  # nothing says who: not him
+    assert pair_rows(old, unnamed, identity=((0, 1),)) == Pairing(removed=[0], new=[0])
+    namesake = digests([["Zoe", "Turing", "Wilmslow", "Gold", "Ann"]], header)  # same surname
+    assert pair_rows(old, namesake, identity=((0, 1),)) == Pairing(removed=[0], new=[0])

@@ -3,7 +3,11 @@
 A pure function over row fingerprints (`row_digests`): no database, no API. Run an import again
 after editing its file and each row finds its earlier self by content — an unchanged row has the
 same digest; an edited row keeps the same header and at least half of its cells; anything else
-is new. Rows of the old file that nothing claims were removed.
+is new. Rows of the old file that nothing claims were removed. Two empty cells are no evidence
+that two rows are one, and where the mapping names the cells that say who a record is (the
+name, the e-mail, the phone, the match key), one of those must agree in full: replacing Alan
+Turing by Zoe Quinn in a file is a new row, never an edit of Alan's; fixing Bob's e-mail is an
+edit (his name agrees).
 """
 
 from __future__ import annotations
@@ -34,13 +38,46 @@ def row_digests(frame: Any) -> list[str]:
     )
 
 
-def mostly_same(a: str, b: str) -> bool:
-    """Is row digest `b` an edit of `a`: same header, at least half of the cells unchanged?"""
+def _cell_hex(text: str) -> str:
+    import numpy as np
+    import pandas as pd
+
+    return f"{int(pd.util.hash_array(np.array([text], dtype=object))[0]) & 0xFFFFFFFF:08x}"
+
+
+# a cell with nothing in it, as `astype(str)` writes an empty or missing value
+EMPTY = frozenset(_cell_hex(t) for t in ("", "nan", "None", "<NA>", "NaT"))
+
+
+Identity = tuple[tuple[int, ...], ...]  # groups of column positions: a name, an e-mail, a key
+
+
+def mostly_same(a: str, b: str, identity: Identity = ()) -> bool:
+    """Is row digest `b` an edit of `a`: same header; of the cells filled on either side, at
+    least half unchanged; and, when identifying groups of columns are named, one group equal
+    in every cell and not empty?"""
     if a[:CELL_HEX] != b[:CELL_HEX] or len(a) != len(b):
         return False
-    cells = range(CELL_HEX, len(a), CELL_HEX)
-    same = sum(a[i : i + CELL_HEX] == b[i : i + CELL_HEX] for i in cells)
-    return same > 0 and 2 * same >= len(cells)
+
+    def cell(digest: str, column: int) -> str:
+        at = CELL_HEX * (column + 1)
+        return digest[at : at + CELL_HEX]
+
+    columns = range(len(a) // CELL_HEX - 1)
+
+    def agrees(group: tuple[int, ...]) -> bool:
+        cells = [c for c in group if c in columns]
+        return (
+            bool(cells)
+            and all(cell(a, c) == cell(b, c) for c in cells)
+            and any(cell(a, c) not in EMPTY for c in cells)
+        )
+
+    if identity and not any(agrees(group) for group in identity):
+        return False
+    compared = [c for c in columns if cell(a, c) not in EMPTY or cell(b, c) not in EMPTY]
+    same = sum(cell(a, c) == cell(b, c) for c in compared)
+    return same > 0 and 2 * same >= len(compared)
 
 
 @dataclass(frozen=True)
@@ -51,13 +88,14 @@ class Pairing:
     new: list[int] = field(default_factory=list)  # new rows that are no old row
 
 
-def pair_rows(old: dict[int, str], digests: list[str]) -> Pairing:
+def pair_rows(old: dict[int, str], digests: list[str], identity: Identity = ()) -> Pairing:
     """Pair the old file's rows (`old`: row -> digest, in row order) with the new file's.
 
     Equal digests pair first, in order (of several equal rows, the first with the first). Then
     each unpaired new row looks for an edit of itself: at its own place first, then — unless
     more than MAX_PAIRING_SCAN old rows are unpaired, when only its place is looked at — among
-    every unpaired old row. A changed header pairs no edits: every changed row is new."""
+    every unpaired old row. A changed header pairs no edits: every changed row is new.
+    `identity`: the groups of columns that say who a record is (mostly_same)."""
     unclaimed: dict[str, list[int]] = {}
     for row in reversed(old):
         unclaimed.setdefault(old[row], []).append(row)
@@ -76,7 +114,7 @@ def pair_rows(old: dict[int, str], digests: list[str]) -> Pairing:
         candidates = [i] if i in old and i not in claimed else []
         if scan:
             candidates += [r for r in pool if r not in claimed and r != i]
-        match = next((r for r in candidates if mostly_same(old[r], digests[i])), None)
+        match = next((r for r in candidates if mostly_same(old[r], digests[i], identity)), None)
         if match is not None:
             edited[i] = match
             claimed.add(match)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
-from insightly_etl.load.checkpoint.pairing import pair_rows
+from insightly_etl.load.checkpoint.pairing import Identity, pair_rows
 from insightly_etl.load.states import UNSETTLED, Action, RowState, UndoState
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def bind(
     digests: list[str],
     lines: list[int],
     keyed: bool = True,
+    identity: Identity = (),
 ) -> RerunChanges:
     """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
     file and mapping as they are now."""
@@ -97,7 +98,7 @@ def bind(
     undone = _forget_undo(store)  # before rows are renumbered: its journal is by row
     changes = RerunChanges()
     if known != file_sha:
-        changes = _rekey(store, digests, lines, keyed)
+        changes = _rekey(store, digests, lines, keyed, identity)
     else:
         store.rows.register(zip(range(len(lines)), lines, digests, strict=True))
     changes.undone = undone
@@ -134,7 +135,13 @@ def _forget_undo(store: Checkpoint) -> int:
     return len(undone)
 
 
-def _rekey(store: Checkpoint, digests: list[str], lines: list[int], keyed: bool) -> RerunChanges:
+def _rekey(
+    store: Checkpoint,
+    digests: list[str],
+    lines: list[int],
+    keyed: bool,
+    identity: Identity = (),
+) -> RerunChanges:
     old = store.db.execute(
         "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
     ).fetchall()
@@ -145,7 +152,7 @@ def _rekey(store: Checkpoint, digests: list[str], lines: list[int], keyed: bool)
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
-    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests)
+    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity)
     created_gone = [
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
