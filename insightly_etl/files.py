@@ -229,14 +229,15 @@ EXAMPLES = {
 _EXAMPLE_FILES = re.compile(r"\.(ya?ml|csv|xlsx|mk)$")
 
 
-def write_examples(directory: Path, *, force: bool = False) -> list[Path]:
+def write_examples(directory: Path, *, force: bool = False) -> tuple[list[Path], list[Path]]:
     """The sample files, their mappings and the example makefiles, as the README uses them,
-    into `directory`. An existing file is left alone unless `force`. The sandbox's seed is
-    not among them: the sandbox has it built in."""
+    into `directory`: (written, kept). An existing file is kept unless `force`. The sandbox's
+    seed is not among them: the sandbox has it built in."""
     from importlib.resources import files
 
     root = files("insightly_etl") / "examples"
     written: list[Path] = []
+    kept: list[Path] = []
     for source, target in EXAMPLES.items():
         for item in _walk(root / source):
             relative = item[0]
@@ -244,11 +245,12 @@ def write_examples(directory: Path, *, force: bool = False) -> list[Path]:
                 continue
             path = directory / target / relative
             if path.exists() and not force:
+                kept.append(path)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, item[1].read_bytes())
             written.append(path)
-    return sorted(written)
+    return sorted(written), sorted(kept)
 
 
 def _walk(node: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -138,11 +138,13 @@ def examples(directory: Path, force: bool) -> None:
     README's first steps run from there)."""
     from insightly_etl.files import write_examples
 
-    written = write_examples(directory, force=force)
+    written, kept = write_examples(directory, force=force)
     for path in written:
         click.echo(path)
+    for path in kept:
+        click.echo(f"kept (already there): {path}", err=True)
     click.echo(
         f"{len(written)} file(s) written to {directory}"
-        + ("" if force else " (files already there were left as they were; --force overwrites)"),
+        + (f", {len(kept)} kept as they were (--force overwrites them)" if kept else ""),
         err=True,
     )

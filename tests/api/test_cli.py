@@ -445,3 +445,23 @@ def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_
     assert "30 created records deleted" in undone.stdout and "; 62 requests" in undone.stdout
     emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
     assert not {e for e in emails if str(e).endswith("@undo-list.example")}
+
+
+def test_examples_writes_the_readme_files_and_keeps_a_users_edit(tmp_path: Path) -> None:
+    first = run(None, "examples", str(tmp_path / "demo"))
+    assert first.exit_code == 0, first.output
+    mapping = tmp_path / "demo" / "mappings" / "contacts.yaml"
+    assert mapping.read_text(encoding="utf-8").startswith("# ")
+    assert (tmp_path / "demo" / "sample_data" / "migration" / "deals.csv").is_file()
+    assert (tmp_path / "demo" / "examples" / "migration.mk").is_file()
+    assert not (tmp_path / "demo" / "sample_data" / "sandbox").exists()
+    written = len(first.stdout.splitlines())
+    mapping.write_text("object: leads\n", encoding="utf-8")
+    again = run(None, "examples", str(tmp_path / "demo"))
+    assert again.exit_code == 0 and again.stdout == ""
+    assert f"kept (already there): {mapping}" in again.stderr
+    assert f"0 file(s) written to {tmp_path / 'demo'}, {written} kept as they were" in again.stderr
+    assert mapping.read_text(encoding="utf-8") == "object: leads\n"
+    forced = run(None, "examples", str(tmp_path / "demo"), "--force")
+    assert forced.exit_code == 0 and len(forced.stdout.splitlines()) == written
+    assert mapping.read_text(encoding="utf-8") != "object: leads\n"
