@@ -12,7 +12,6 @@ version wins). Objects without a Search endpoint are small lookup lists: read in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections import Counter
@@ -62,7 +61,7 @@ from insightly_etl.extract.writers import (
     remove_partials,
     write_json_atomic,
 )
-from insightly_etl.files import BASE_DIR, DATETIME_FORMAT, ISO_FORMAT, utc_now
+from insightly_etl.files import BASE_DIR, DATETIME_FORMAT, ISO_FORMAT, iso_instant, utc_now
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
@@ -397,7 +396,14 @@ class Exporter:
         mark = entry.get("high_water_mark")
         if not mark or not self._path(obj.name).exists():
             return None  # no earlier export of this object: a full one
-        return datetime.strptime(mark, DATETIME_FORMAT).replace(tzinfo=UTC)
+        moment = iso_instant(mark)
+        if moment is None:  # an old or damaged manifest: this run's full export repairs it
+            self.result.warnings.append(
+                f"{obj.name}: the manifest's high-water mark {str(mark)[:40]!r} is no moment; "
+                "exported in full this time"
+            )
+            return None
+        return moment.replace(tzinfo=UTC)
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
@@ -471,7 +477,8 @@ class Exporter:
         converter = PageConverter(schema)
         changed = _dedupe(await asyncio.to_thread(converter.to_table, records), obj.id_field)
         merged = changed
-        old_mark = (self.manifest["objects"].get(obj.name) or {}).get("high_water_mark")
+        old = iso_instant((self.manifest["objects"].get(obj.name) or {}).get("high_water_mark"))
+        old_mark = old.strftime(DATETIME_FORMAT) if old is not None else None
         new = modified = deleted = 0
         assert obj.id_field is not None
         if path.exists():
@@ -554,10 +561,9 @@ class Exporter:
             for obj in parents_of(sub, names):
                 mark = marks.get(obj.name) if isinstance(marks, dict) else None
                 if mark and self._since(obj) is not None:
-                    with contextlib.suppress(ValueError):  # a damaged mark: read them all
-                        since[(sub, obj.name)] = datetime.strptime(
-                            str(mark), DATETIME_FORMAT
-                        ).replace(tzinfo=UTC)
+                    moment = iso_instant(mark)  # a damaged mark: read them all
+                    if moment is not None:
+                        since[(sub, obj.name)] = moment.replace(tzinfo=UTC)
         return since
 
     async def _fetch_subcollections(self, names: list[str]) -> None:
@@ -767,10 +773,13 @@ class _Marks:
             self.started = when.astimezone(UTC).strftime(DATETIME_FORMAT)
 
     def add(self, records: list[dict[str, Any]]) -> None:
+        """The newest moment of the page, in one form whatever form the server wrote it in
+        (`…T…Z`, an offset, fractions: docs/api.md §6), so marks compare as moments."""
         if self.field is None:
             return
-        values = [r.get(self.field) for r in records]
-        newest = max((v for v in values if isinstance(v, str)), default=None)
+        moments = (iso_instant(r.get(self.field)) for r in records)
+        latest = max((m for m in moments if m is not None), default=None)
+        newest = latest.strftime(DATETIME_FORMAT) if latest is not None else None
         if newest and (self.newest is None or newest > self.newest):
             self.newest = newest
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -685,3 +687,73 @@ async def test_numbers_too_big_for_int64_from_a_server_are_null_and_counted_not_
         "Asset__c.OWNER_USER_ID: 1 value(s) did not fit int64 and were kept as null",
         "Asset__c.Site__c: 1 value(s) did not fit int64 and were kept as null",
     ]
+
+
+class IsoDates(httpx.AsyncBaseTransport):
+    """The sandbox behind a server that writes DATE_UPDATED_UTC as ISO with a T, fractions and
+    an offset (`2026-11-20T13:00:00.250+00:00`) instead of `2026-11-20 13:00:00`."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        text = re.sub(
+            rb'"DATE_UPDATED_UTC":"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)"',
+            rb'"DATE_UPDATED_UTC":"\1T\2.250+00:00"',
+            body,
+        )
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
+        headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+        return httpx.Response(response.status_code, headers=headers, content=text)
+
+
+async def test_marks_hold_whatever_form_the_server_writes_dates_in(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Issue 22: an ISO form with fractions and an offset used to poison the manifest's mark,
+    and every later incremental run ended in exit 70."""
+    from insightly_etl.api import InsightlyClient
+    from insightly_etl.config import load_settings
+    from tests.conftest import KEY
+
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    settings = load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/")
+
+    async def run(**options: object) -> object:
+        async with InsightlyClient(settings, transport=IsoDates(sb), rate=1000) as client:
+            return await extract_objects(
+                client, ExportOptions(out_dir=tmp_path, objects=["contacts"], **options)
+            )
+
+    await run()
+    first = manifest(tmp_path)["objects"]["contacts"]["high_water_mark"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", first)
+    clock[0] += timedelta(hours=1)
+    async with asgi_client(sb) as c:
+        await c.put("Contacts", json={"CONTACT_ID": 2002, "TITLE": "Changed in ISO"})
+    result = await run(incremental=True)
+    contacts = next(o for o in result.objects if o.name == "contacts")
+    assert (contacts.status, contacts.changed) == ("incremental", 1)
+    assert manifest(tmp_path)["objects"]["contacts"]["high_water_mark"] == "2026-11-20 13:00:00"
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[2002]["TITLE"] == "Changed in ISO"
+
+
+async def test_a_mark_that_is_no_moment_means_a_full_export_with_a_warning(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    saved = manifest(tmp_path)
+    saved["objects"]["contacts"]["high_water_mark"] = "yesterday-ish"
+    (tmp_path / MANIFEST).write_text(json.dumps(saved))
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    contacts = next(o for o in result.objects if o.name == "contacts")
+    assert contacts.status == "full" and contacts.rows == 220
+    assert (
+        "contacts: the manifest's high-water mark 'yesterday-ish' is no moment; exported in "
+        "full this time"
+    ) in result.warnings
