@@ -197,6 +197,13 @@ class AnswerTooLarge(ApiError):
     exit_code = 69
 
 
+class UnstableOrder(ApiError):
+    """A listing cannot be read consistently: records already read came back in another
+    order, or the records changed faster than the pages could be read again."""
+
+    exit_code = 69
+
+
 class ServerError(ApiError):
     exit_code = 69
 

@@ -51,11 +51,8 @@ def sandbox_client(sandbox: Sandbox, **options: Any):  # -> InsightlyClient
     from insightly_etl.config import load_settings
 
     options.setdefault("rate", 1000)
-    return InsightlyClient(
-        load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"),
-        transport=httpx.ASGITransport(app=sandbox.app),
-        **options,
-    )
+    options.setdefault("transport", httpx.ASGITransport(app=sandbox.app))
+    return InsightlyClient(load_settings(api_key=KEY, api_url="http://127.0.0.1/v3.1/"), **options)
 
 
 def cli_runner():  # -> click.testing.CliRunner

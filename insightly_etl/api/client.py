@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json as json_module
 import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -51,6 +53,7 @@ from insightly_etl.errors import (
     RateLimited,
     ReserveReached,
     TransportError,
+    UnstableOrder,
 )
 
 log = logging.getLogger("insightly_etl.api")
@@ -83,6 +86,16 @@ class Reply:
     def total(self) -> int | None:
         value = self.headers.get("X-Total-Count")
         return int(value) if value and value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One page as answered: where it was asked from, how many, and the count it gave."""
+
+    skip: int
+    top: int
+    records: list[dict[str, Any]]
+    total: int | None
 
 
 @dataclass(frozen=True)
@@ -261,69 +274,127 @@ class InsightlyClient:
         *,
         page_size: int = PAGE_SIZE,
         concurrent: bool = True,
+        key: str | None = None,
     ) -> AsyncGenerator[Page, None]:
-        """Every page of a list or search, in order. The first page asks for the total; with
-        it, the remaining pages are fetched `max_in_flight` at a time. Ends on an empty page,
-        or a short one at the count (`_Last`).
-        A page larger than `page_bytes` or slower than `page_seconds` makes the pages asked
-        for after it smaller (`_Sizer`)."""
-        base = dict(params or {})
+        """Every record of a list or search once, page by page, in the server's order.
+
+        Paging is by offset (`skip`) over a set people change while it is read: a record a
+        colleague deletes before the read position moves every later record up one place,
+        and a reader that trusts offsets skips a live record. So each page after the first
+        overlaps the one before by a hundredth of its size, and `_Seams` checks, by record
+        id (`key`, else each record's first field, where Insightly puts the id), that the
+        records already read come first in it and in the order they came before:
+        - a page holding none of them (more records deleted than the overlap) is read again
+          further back until one does ("re-reading what shifted"), with a notice;
+        - records already read that come back in another order raise `UnstableOrder`: a
+          server whose order changes between pages cannot be paged by offset at all;
+        - every page asks for the count (it costs nothing); when the last count is more
+          than the records read, the end is read again, for records made meanwhile.
+        The first page's total starts `max_in_flight` page requests at once (`_Window`). A
+        page larger than `page_bytes` or slower than `page_seconds` makes the pages asked
+        for after it smaller (`_Sizer`). Ends on an empty page, or a short one at the count
+        (`_Last`)."""
+        base = {**(params or {}), "count_total": "true"}
         sizer = _Sizer(self, path, page_size)
+        seams = _Seams(self, path, key)
         while True:
             try:
-                first = await self.get(
-                    path, {**base, "skip": 0, "top": sizer.size, "count_total": "true"}
-                )
+                first = await self.get(path, {**base, "skip": 0, "top": sizer.size})
                 break
             except AnswerTooLarge:
                 sizer.too_large()
         asked = sizer.size
         records = _as_page(first.data, path, asked)
         total = first.total
+        seams.counted(first.total)
         sizer.measure(first, len(records))
         last = _Last(self, path, total)
-        window = None
-        if concurrent and total is not None and total > asked and records:
-            # started before the first page is handed over, so the pipe stays full; the
-            # total is a hint (a hostile X-Total-Count of 1e15 must not allocate): the pages
-            # end at the first short one whatever it said
-            window = _Window(self, path, base, asked, total, sizer)
-        try:
-            yield Page(records, 0, total)
-            if last.is_last(0, asked, len(records)):
+        yield Page(seams.start(records), 0, total)
+        if last.is_last(0, asked, len(records)):
+            return
+        position, tail_read = seams.stride(asked), False
+        while True:
+            source = self._pages(path, base, position, total if concurrent else None, sizer, seams)
+            gap: int | None = None
+            async with aclosing(source) as pages:
+                previous: list[dict[str, Any]] = []
+                async for answer in pages:
+                    if not answer.records:
+                        break
+                    _check_progress(previous, answer.records, path)
+                    previous = answer.records
+                    seams.counted(answer.total)
+                    fresh = seams.join(answer.records, answer.skip)
+                    if fresh is None:
+                        gap = answer.skip
+                        break
+                    yield Page(fresh, answer.skip, total)
+                    if last.is_last(answer.skip, answer.top, len(answer.records)):
+                        break
+            if gap is not None:  # re-read what shifted, then go on after it
+                answer, fresh = await self._reseek(path, base, gap, sizer, seams)
+                yield Page(fresh, answer.skip, total)
+                position = answer.skip + seams.stride(answer.top)
+                if not last.is_last(answer.skip, answer.top, len(answer.records)):
+                    continue
+            if tail_read or not seams.short():
                 return
-            skip = asked
-            previous = records
+            # the last count is more than the records read: made while the list was read
+            tail_read, position = True, max(0, seams.latest - seams.stride(sizer.size))
+
+    async def _pages(
+        self,
+        path: str,
+        base: dict[str, Any],
+        position: int,
+        total: int | None,
+        sizer: _Sizer,
+        seams: _Seams,
+    ) -> AsyncGenerator[_Answer, None]:
+        """The answers for the pages from `position` on, in skip order: up to the first
+        page's total `max_in_flight` at a time, then one by one until the caller stops."""
+        window = _Window(self, path, base, position, total, sizer, seams) if total else None
+        try:
             if window is not None:
-                async for page, top in window:
-                    if not page.records:  # past the end: an empty page yields nothing
-                        return
-                    _check_progress(previous, page.records, path)
-                    previous = page.records
-                    yield Page(page.records, page.skip, total)
-                    if last.is_last(page.skip, top, len(page.records)):
-                        return
-                skip = window.next_skip
-            while True:  # sequential: no total, or records were added while we read
+                async for item in window:
+                    yield item
+                position = window.next_skip
+            while True:
                 top = sizer.size
                 try:
-                    reply = await self.get(path, {**base, "skip": skip, "top": top})
+                    reply = await self.get(path, {**base, "skip": position, "top": top})
                 except AnswerTooLarge:
                     sizer.too_large()
                     continue
                 records = _as_page(reply.data, path, top)
-                if not records:
-                    return
                 sizer.measure(reply, len(records))
-                _check_progress(previous, records, path)
-                previous = records
-                yield Page(records, skip, total)
-                if last.is_last(skip, top, len(records)):
-                    return
-                skip += top
+                yield _Answer(position, top, records, reply.total)
+                position += seams.stride(top)
         finally:
             if window is not None:
                 await window.cancel()
+
+    async def _reseek(
+        self, path: str, base: dict[str, Any], gap: int, sizer: _Sizer, seams: _Seams
+    ) -> tuple[_Answer, list[dict[str, Any]]]:
+        """The page at `gap` joins none of the records read: read pages further back, a
+        stride at a time, until one does (or the start, which joins by definition)."""
+        back = gap
+        while True:
+            back = max(0, back - seams.stride(sizer.size))
+            top = sizer.size
+            try:
+                reply = await self.get(path, {**base, "skip": back, "top": top})
+            except AnswerTooLarge:
+                sizer.too_large()
+                continue
+            answer = _Answer(back, top, _as_page(reply.data, path, top), reply.total)
+            seams.counted(answer.total)
+            fresh = seams.join(answer.records, back, reread=True)
+            if fresh is not None:
+                return answer, fresh
+            if back == 0:
+                return answer, seams.start(answer.records)
 
     # ------------------------------------------------------------------ the send chain
     async def request(
@@ -573,6 +644,90 @@ class _Last:
         return False
 
 
+class _Seams:
+    """Which records of a page are new, and whether the page joins those read before it.
+
+    Records are known by id, with the order they were first read in. A page joins when it
+    holds at least one record already read; known records must come in the order they were
+    read (else `UnstableOrder`); every other record is new. Records made meanwhile may sit
+    among known ones (a server ordering by something other than id); they are new."""
+
+    MAX_REREADS = 50
+
+    def __init__(self, client: InsightlyClient, path: str, key: str | None) -> None:
+        self.client, self.path, self.key = client, path, key
+        self.order: dict[Any, int] = {}
+        self.latest: int = 0  # the last X-Total-Count answered
+        self.rereads = 0
+        self.widen = 1  # doubled after each page that did not join
+
+    def stride(self, top: int) -> int:
+        """How far the next page starts: `top` less the overlap. The overlap is a hundredth
+        of the page (5 of 500), doubled each time a page did not join (records deleted
+        faster than it absorbs), up to half the page."""
+        overlap = min(max(1, top // 100) * self.widen, max(1, top // 2))
+        return max(1, top - overlap)
+
+    def _id(self, record: dict[str, Any]) -> Any:
+        value = record.get(self.key) if self.key else next(iter(record.values()), None)
+        return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+    def counted(self, total: int | None) -> None:
+        if total is not None:
+            self.latest = total
+
+    def short(self) -> bool:
+        """Fewer records read than the last count: some may lie past the end read."""
+        return len(self.order) < self.latest
+
+    def start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records of a page at the start of the list: every one not read is new."""
+        return self._new(records, [self._id(r) for r in records])
+
+    def join(
+        self, records: list[dict[str, Any]], skip: int, *, reread: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """The new records of a page, or None when it joins none of those read before."""
+        ids = [self._id(r) for r in records]
+        known = [self.order[i] for i in ids if i is not None and i in self.order]
+        if any(b <= a for a, b in itertools.pairwise(known)):
+            raise UnstableOrder(
+                f"{self.path}: the page at {skip:,} lists records already read in another order "
+                "than before; the server's order changes between requests, so paging by "
+                "offset cannot be trusted to see every record, and nothing read is used",
+                path=self.path,
+            )
+        if not known and records:
+            self.rereads += 1
+            self.widen *= 2
+            if self.rereads > self.MAX_REREADS:
+                raise UnstableOrder(
+                    f"{self.path}: records were deleted faster than the list could be read "
+                    f"({self.MAX_REREADS} pages read again); try again when the account is quiet",
+                    path=self.path,
+                )
+            if self.rereads == 1:
+                self.client.stats.notices.append(
+                    f"{self.path}: records were deleted while the list was read (the page at "
+                    f"{skip:,} no longer joined the one before); the pages that shifted were "
+                    "read again"
+                )
+            return None
+        if reread:
+            self.rereads += 1
+        return self._new(records, ids)
+
+    def _new(self, records: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, Any]]:
+        fresh = []
+        for record, rid in zip(records, ids, strict=True):
+            if rid is None:
+                fresh.append(record)
+            elif rid not in self.order:
+                self.order[rid] = len(self.order)
+                fresh.append(record)
+        return fresh
+
+
 class _Sizer:
     """The page size of one listing: `top` at first, smaller after a page larger than
     `page_bytes` or slower than `page_seconds` (in proportion, with a margin), never larger;
@@ -623,8 +778,10 @@ class _Window:
         start: int,
         total: int,
         sizer: _Sizer,
+        seams: _Seams,
     ) -> None:
         self.client = client
+        self.seams = seams
         self.path = path
         self.base = base
         self.next_skip = start
@@ -638,12 +795,13 @@ class _Window:
             skip, top = self.next_skip, self.sizer.size
             params = {**self.base, "skip": skip, "top": top}
             self.pending[skip] = (top, asyncio.ensure_future(self.client.get(self.path, params)))
-            self.next_skip += top
+            self.next_skip += self.seams.stride(top)
 
-    async def __aiter__(self) -> AsyncIterator[tuple[Page, int]]:
+    async def __aiter__(self) -> AsyncIterator[_Answer]:
         while self.pending:
             skip = min(self.pending)
             top, task = self.pending.pop(skip)
+            total = None
             try:
                 reply = await task
             except AnswerTooLarge:  # records grew past the cap: this range in smaller pages
@@ -652,8 +810,9 @@ class _Window:
             else:
                 records = _as_page(reply.data, self.path, top)
                 self.sizer.measure(reply, len(records))
+                total = reply.total
             self._top_up()
-            yield Page(records, skip, None), top
+            yield _Answer(skip, top, records, total)
 
     async def _range(self, skip: int, top: int) -> list[dict[str, Any]]:
         """The records of [skip, skip + top), asked for at the sizer's size."""

@@ -181,7 +181,12 @@ def export(
                 if o.status == "incremental":
                     parts.append(f"{o.changed:,} changed")
                 if o.deletes_checked:
-                    parts.append(f"{o.deleted:,} deleted (in _deleted.parquet)")
+                    confirm = (
+                        f"; confirmed by GET: {plural(o.confirm_requests, 'request')}"
+                        if o.confirm_requests
+                        else ""
+                    )
+                    parts.append(f"{o.deleted:,} deleted (in _deleted.parquet{confirm})")
                 click.echo(f"  {o.name}: {', '.join(parts)}", err=True)
         for name, entry in result.sub_collections.items():
             refused = entry.get("unreadable")

@@ -234,6 +234,20 @@ def _snake(endpoint: str) -> str:
     help="/Search compares field values case-blind (whether Insightly's does is not known; "
     "exact by default).",
 )
+@click.option(
+    "--list-churn",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="A colleague at work: before each page after the first of a list, this many records "
+    "are deleted (half already served) and as many created.",
+)
+@click.option(
+    "--shuffle-lists",
+    is_flag=True,
+    help="Serve each list request in another order (a server whose order is unstable; "
+    "Insightly's is by id).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -263,6 +277,8 @@ def sandbox(
     private: tuple[str, ...],
     private_listed: bool,
     search_ignores_case: bool,
+    list_churn: int,
+    shuffle_lists: bool,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
     from insightly_etl.sandbox import SandboxConfig, SeedError, serve
@@ -294,6 +310,8 @@ def sandbox(
         shape=shape,
         private=_parse_private(private),
         private_listed=private_listed,
+        list_churn=list_churn,
+        shuffle_lists=shuffle_lists,
     )
     warning = exposure_warning(host)
     if warning:

@@ -66,8 +66,6 @@ from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
-CONFIRM_EACH = 100  # records no longer listed, asked one by one whether they are deleted
-CONFIRM_SAMPLE = 20  # beyond, this many from across them
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
 DELETED_SCHEMA = pa.schema(
     [
@@ -90,6 +88,7 @@ class ObjectResult:
     new: int = 0  # records not in the file before
     deleted: int = 0  # records the file had that Insightly no longer has (moved to _deleted)
     deletes_checked: bool = False  # whether this run looked for deletions
+    confirm_requests: int = 0  # the GETs that confirmed them, one per record no longer listed
     requests: int = 0
     file: str | None = None
     high_water_mark: str | None = None
@@ -429,6 +428,24 @@ class Exporter:
                 await asyncio.to_thread(seen.add, batch)
                 if base is not None:
                     await asyncio.to_thread(base.write, batch)
+            deleted = confirmed = 0
+            if before is not None and converter is not None:
+                # a full export sees deletions for free: the old file's ids no longer listed,
+                # each confirmed by its own GET; one still there joins the file (a listing
+                # that missed it, or a record this user may see again)
+                meter = self.client.meter()
+                gone, live = await self._gone(obj, before - seen.id_set())
+                confirmed = meter.requests
+                if live:
+                    batch = await asyncio.to_thread(converter.to_batch, live)
+                    for table in (writer, base):
+                        if table is not None:
+                            await asyncio.to_thread(table.write, batch)
+                    seen.add(batch)
+                # journaled before the file without them is published: a run stopped in
+                # between finds them again, and the journal takes each id once
+                self._record_deleted(obj.name, gone)
+                deleted = len(gone)
         except BaseException:
             for opened in (writer, base):
                 if opened is not None:
@@ -450,10 +467,9 @@ class Exporter:
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
         )
-        if before is not None:  # a full export sees deletions for free: the old file's ids
-            now = seen.id_set()
-            result.new = len(now - before)
-            result.deleted = self._record_deleted(obj.name, await self._gone(obj, before - now))
+        if before is not None:
+            result.new = len(seen.id_set() - before)
+            result.deleted, result.confirm_requests = deleted, confirmed
             result.deletes_checked = True
         return result
 
@@ -479,7 +495,7 @@ class Exporter:
         merged = changed
         old = iso_instant((self.manifest["objects"].get(obj.name) or {}).get("high_water_mark"))
         old_mark = old.strftime(DATETIME_FORMAT) if old is not None else None
-        new = modified = deleted = 0
+        new = modified = deleted = confirmed = 0
         assert obj.id_field is not None
         if path.exists():
             existing = conform(pq.read_table(path), schema)
@@ -490,12 +506,15 @@ class Exporter:
             new = changed.num_rows
         if self.options.detect_deletes:
             live = await self._live_ids(obj)
-            gone = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
+            meter = self.client.meter()
+            gone, _ = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
+            confirmed = meter.requests
             if gone:
                 merged = merged.filter(
                     pc.invert(pc.is_in(merged[obj.id_field], value_set=pa.array(sorted(gone))))
                 )
-            deleted = self._record_deleted(obj.name, gone)
+            self._record_deleted(obj.name, gone)
+            deleted = len(gone)
         writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
         try:
             for batch in merged.to_batches(max_chunksize=50_000):
@@ -516,6 +535,7 @@ class Exporter:
             new=new,
             deleted=deleted,
             deletes_checked=self.options.detect_deletes,
+            confirm_requests=confirmed,
             file=path.name,
             high_water_mark=mark,
         )
@@ -632,62 +652,58 @@ class Exporter:
             self.progress.finish()
         return ids
 
-    async def _gone(self, obj: ObjectType, unlisted: set[int]) -> set[int]:
-        """The records a listing no longer shows that Insightly has really deleted. A record
-        the user may no longer see (403) and one a page shifted out of the listing (200) are
-        not deleted: asked one GET each, up to CONFIRM_EACH of them; beyond, a sample spread
-        across them says whether all went (a mass deletion) or none may be called deleted."""
+    async def _gone(
+        self, obj: ObjectType, unlisted: set[int]
+    ) -> tuple[set[int], list[dict[str, Any]]]:
+        """Which records a listing no longer shows Insightly has really deleted, each asked
+        by its own GET (one request a record): 404 is deleted; 403 is a record this user
+        may no longer see, and 200 one the listing missed (with its record): neither is."""
         if not unlisted:
-            return set()
-        ids = sorted(unlisted)
-        sample = ids if len(ids) <= CONFIRM_EACH else ids[:: len(ids) // CONFIRM_SAMPLE + 1]
+            return set(), []
 
-        async def ask(rid: int) -> str:
+        async def ask(rid: int) -> dict[str, Any] | str:
             try:
-                await self.client.get(f"{obj.endpoint}/{rid}")
+                reply = await self.client.get(f"{obj.endpoint}/{rid}")
             except NotFoundError:
                 return "deleted"
             except ForbiddenError:
                 return "unreadable"
-            return "live"
+            return reply.data if isinstance(reply.data, dict) else "unreadable"
 
-        answers = dict(zip(sample, await gather_all(*(ask(r) for r in sample)), strict=True))
-        kept = Counter(a for a in answers.values() if a != "deleted")
-        if kept:
+        ids = sorted(unlisted)
+        answers = dict(zip(ids, await gather_all(*(ask(r) for r in ids)), strict=True))
+        live = [a for a in answers.values() if isinstance(a, dict)]
+        unreadable = sum(a == "unreadable" for a in answers.values())
+        if live or unreadable:
             self.result.warnings.append(
-                f"{obj.name}: {sum(kept.values()):,} of {len(sample):,} record(s) the listing no "
-                f"longer shows are still in Insightly ({kept['unreadable']:,} this user may not "
-                f"read, {kept['live']:,} moved between pages while they were read): "
-                + (
-                    "not recorded as deleted"
-                    if len(sample) == len(ids)
-                    else f"none of the {len(ids):,} is recorded as deleted this run"
-                )
+                f"{obj.name}: {len(live) + unreadable:,} of {len(ids):,} record(s) the listing "
+                f"no longer shows are still in Insightly ({unreadable:,} this user may not read, "
+                f"{len(live):,} the listing missed, now written): not recorded as deleted"
             )
-        if len(sample) < len(ids):
-            return set() if kept else set(ids)
-        return {r for r, a in answers.items() if a == "deleted"}
+        return {r for r, a in answers.items() if a == "deleted"}, live
 
-    def _record_deleted(self, name: str, ids: set[int]) -> int:
-        """Append the ids to `_deleted.parquet` (object, id, detected_at), atomically."""
-        if not ids:
-            return 0
+    def _record_deleted(self, name: str, ids: set[int]) -> None:
+        """Journal deletions in `_deleted.parquet` (object, id, detected_at), atomically, each
+        (object, id) once: a run stopped between this and publishing the object's file finds
+        them again, and they are not added twice."""
         path = self.options.out_dir / DELETED
-        now = datetime.now(UTC).replace(microsecond=0)
+        old = conform(pq.read_table(path), DELETED_SCHEMA) if path.exists() else None
+        if old is not None:
+            mine = old.filter(pc.equal(old["object"], name))["id"].to_pylist()
+            ids = ids - set(mine)
+        if not ids:
+            return
+        # the server's clock when it answered, not this machine's (issue 22)
+        now = (self.client.last_server_time or datetime.now(UTC)).replace(microsecond=0)
         rows = pa.table(
-            {
-                "object": [name] * len(ids),
-                "id": sorted(ids),
-                "detected_at": [now] * len(ids),
-            },
+            {"object": [name] * len(ids), "id": sorted(ids), "detected_at": [now] * len(ids)},
             schema=DELETED_SCHEMA,
         )
-        if path.exists():
-            rows = pa.concat_tables([conform(pq.read_table(path), DELETED_SCHEMA), rows])
+        if old is not None:
+            rows = pa.concat_tables([old, rows])
         writer = open_writer(path, DELETED_SCHEMA, "parquet")
         writer.write(rows.combine_chunks().to_batches()[0])
         writer.commit()
-        return len(ids)
 
     def _on_page(self, page: Page, marks: _Marks) -> None:
         if page.skip == 0 and page.total is not None:

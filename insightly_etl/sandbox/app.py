@@ -72,6 +72,13 @@ class SandboxConfig:
     # lists them as well. The tool must be right either way.
     private: dict[str, frozenset[int]] = field(default_factory=dict)
     private_listed: bool = False
+    # A live account while a list is read (issue 22). list_churn: before each page after the
+    # first of a plain list, a colleague deletes that many of the records already served
+    # and creates as many (appended: ids only grow); shuffle_lists: each list request serves
+    # its records in another order (a server whose order is unstable; no evidence the real
+    # one is, docs/api.md §4 says id order).
+    list_churn: int = 0
+    shuffle_lists: bool = False
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -326,6 +333,7 @@ class Sandbox:
         self.in_flight = 0
         self.faults = random.Random(config.fault_seed)
         self.jitter = random.Random(config.fault_seed + 1)
+        self.colleague = random.Random(config.fault_seed + 2)  # list_churn, shuffle_lists
         self.stats: Counter[tuple[str, str, int]] = Counter()
         self.faults_injected: Counter[str] = Counter()
         self._canonical = {
@@ -743,8 +751,27 @@ class Sandbox:
                 if not known:
                     return error(400, f"Invalid field_name: {field_name}.")
                 kwargs.update(field_name=field_name, field_value=field_value)
+        if not kwargs:
+            self._churn(name, _int_or(params.get("skip"), 0))
         ids = self.account.search(name, **kwargs) if kwargs else self.account.collections[name].ids
+        if self.config.shuffle_lists:
+            ids = self.colleague.sample(ids, len(ids))
         return self._page(request, name, ids)
+
+    def _churn(self, name: str, skip: int) -> None:
+        """`list_churn`: before a page after the first, records are deleted (half of them
+        among those already served, which shifts the later pages; half among the rest)
+        and as many created."""
+        churn = self.config.list_churn
+        ids = [i for i in self.account.collections[name].ids if isinstance(i, int)]
+        if not churn or not skip or not ids:
+            return
+        served, rest = ids[:skip], ids[skip:]
+        gone = self.colleague.sample(served, min((churn + 1) // 2, len(served)))
+        gone += self.colleague.sample(rest, min(churn // 2, len(rest)))
+        for rid in gone:
+            self.account.copy_of(name, rid)
+            self.account.delete(name, rid)
 
     def _page(self, request: Request, name: str, ids: list[int]) -> Response:
         params = _query(request)

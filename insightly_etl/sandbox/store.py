@@ -321,6 +321,18 @@ class Account:
         self._persist(collection, record)
         return record
 
+    def copy_of(self, collection: str, rid: int) -> Record:
+        """A new record like `rid` (a colleague's create, for `list_churn`): next id, now."""
+        coll = self.collections[collection]
+        record = json.loads(coll.json_of(rid))
+        record[coll.spec.id_field] = coll.next_id
+        for stamp in ("DATE_CREATED_UTC", "DATE_UPDATED_UTC"):
+            if stamp in coll.spec.fields:
+                record[stamp] = self.timestamp()
+        coll.put(record)
+        self._persist(collection, record)
+        return record
+
     def delete(self, collection: str, rid: int) -> None:
         coll = self.collections[collection]
         if rid not in coll.records:

@@ -200,7 +200,10 @@ def test_an_incremental_run_says_per_object_what_was_new_changed_and_deleted(
         "Detecting deletions costs about 1 request (every id of each object, 500 a request)."
         in result.stderr
     )
-    assert "  contacts: 1 new, 0 changed, 1 deleted (in _deleted.parquet)" in result.stderr
+    assert (
+        "  contacts: 1 new, 0 changed, 1 deleted (in _deleted.parquet; confirmed by GET: "
+        "1 request)" in result.stderr
+    )
     alone = run(sb, "export", "contacts", "--out", str(tmp_path), "--detect-deletes")
     assert alone.exit_code == 2 and "--detect-deletes goes with --incremental" in alone.stderr
 

@@ -442,14 +442,18 @@ async def test_records_without_an_integer_id_or_seen_twice_are_left_out_and_coun
     pages = {
         0: [{"CONTACT_ID": 1, "FIRST_NAME": "a"}, {"CONTACT_ID": "x7", "FIRST_NAME": "bad"}]
         + [{"CONTACT_ID": 10 + i} for i in range(498)],
-        500: [{"CONTACT_ID": 1, "FIRST_NAME": "again"}, {"CONTACT_ID": "2", "FIRST_NAME": "b"}],
+        495: [
+            {"CONTACT_ID": 1, "FIRST_NAME": "again"},  # the pages' overlap: taken once
+            {"CONTACT_ID": "10", "FIRST_NAME": "ten again"},  # 10 again, in another form
+            {"CONTACT_ID": "2", "FIRST_NAME": "b"},
+        ],
     }
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("CustomFields/Contacts"):
             return httpx.Response(200, json=[])
         records = pages.get(int(request.url.params.get("skip", 0)), [])
-        return httpx.Response(200, json=records, headers={"X-Total-Count": "502"})
+        return httpx.Response(200, json=records, headers={"X-Total-Count": "503"})
 
     client = InsightlyClient(
         load_settings(api_key=KEY, api_url="https://api.na1.insightly.com/v3.1/"),
@@ -461,8 +465,11 @@ async def test_records_without_an_integer_id_or_seen_twice_are_left_out_and_coun
             client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
         )
     table = read(tmp_path, "contacts")
-    assert table.num_rows == 500  # 502 sent: one without an integer id, one id twice
+    table = read(tmp_path, "contacts")
+    assert table.num_rows == 500  # 503 sent: one without an integer id, two ids twice
     assert sorted(table.column("CONTACT_ID").to_pylist())[:3] == [1, 2, 10]
+    first = {r["CONTACT_ID"]: r["FIRST_NAME"] for r in table.to_pylist()}
+    assert (first[1], first[10]) == ("a", None)  # each as first read
     assert result.warnings == [
         "contacts: 1 record(s) without an integer id were left out",
         "contacts: 1 record(s) came twice across pages (the same id); written once",
