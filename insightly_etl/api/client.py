@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ from insightly_etl.errors import (
     TransportError,
     UnstableOrder,
 )
+from insightly_etl.files import iso_instant
 
 log = logging.getLogger("insightly_etl.api")
 BeforeSend = Callable[[], None]
@@ -67,6 +68,7 @@ MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fi
 PAGE_BYTES = 16 << 20
 PAGE_SECONDS = 30.0  # a quarter of the deadline for a whole answer
 MIN_PAGE = 25
+CLOCK_SKEW = timedelta(minutes=1)  # a difference from the server's clock worth a warning
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
 
@@ -139,6 +141,7 @@ class InsightlyClient:
         self._in_flight = 0
         self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
+        self._skew: timedelta | None = None  # the server's clock less ours, when known
         self._halt: asyncio.Event | None = None
         self.deadline = deadline or 4 * timeout
         self.max_body = max_body
@@ -208,7 +211,38 @@ class InsightlyClient:
         self, endpoint: str, body: Mapping[str, Any], *, before_send: BeforeSend | None = None
     ) -> dict[str, Any]:
         reply = await self.request("POST", endpoint, json=body, before_send=before_send)
-        return _record(reply, "POST", endpoint)
+        return self._stamped(_record(reply, "POST", endpoint))
+
+    def server_now(self) -> datetime:
+        """The server's clock: as its last Date header said; without one, ours corrected by
+        what a write's answer showed (the DATE_UPDATED_UTC it stamped), else ours."""
+        if self.last_server_time is not None:
+            return self.last_server_time
+        return datetime.now(UTC) + (self._skew or timedelta(0))
+
+    def _server_clock(self, said: datetime | None) -> None:
+        if said is None:
+            return
+        self.last_server_time = said
+        if self._skew is None:
+            self._learn_skew(said)
+
+    def _stamped(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A write's answer: its DATE_UPDATED_UTC is the server's clock when it was written."""
+        if self._skew is None and self.last_server_time is None:
+            stamp = iso_instant(record.get("DATE_UPDATED_UTC"))
+            if stamp is not None:
+                self._learn_skew(stamp.replace(tzinfo=UTC))
+        return record
+
+    def _learn_skew(self, server: datetime) -> None:
+        self._skew = server - datetime.now(UTC)
+        if abs(self._skew) > CLOCK_SKEW:
+            ahead = "behind" if self._skew > timedelta(0) else "ahead of"
+            self.stats.notices.append(
+                f"this machine's clock is {_duration(abs(self._skew))} {ahead} the server's; "
+                "the server's time is used for marks and reconciliation"
+            )
 
     async def update(
         self,
@@ -223,7 +257,7 @@ class InsightlyClient:
         reply = await self.request(
             "PUT", endpoint, json=body, headers=headers, before_send=before_send
         )
-        return _record(reply, "PUT", endpoint)
+        return self._stamped(_record(reply, "PUT", endpoint))
 
     def learned_limits(self) -> dict[str, float]:
         """What 429s showed this account to allow, below the caps: worth remembering for the
@@ -510,7 +544,7 @@ class InsightlyClient:
                 self._in_flight -= 1
         elapsed = self._clock() - started
         self.quota.update(response.headers)
-        self.last_server_time = _http_date(response.headers.get("Date")) or self.last_server_time
+        self._server_clock(_http_date(response.headers.get("Date")))
         self.stats.by_status[("write" if write else "read", response.status_code)] += 1
         log.debug(
             "%s %s -> %d in %.3fs",
@@ -861,6 +895,15 @@ def _record(reply: Reply, method: str, path: str) -> dict[str, Any]:
             path=path,
         )
     return dict(reply.data)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = round(seconds / size)
+            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}"
+    return f"{round(seconds)} s"
 
 
 def _http_date(value: str | None) -> datetime | None:

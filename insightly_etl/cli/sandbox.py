@@ -248,6 +248,32 @@ def _snake(endpoint: str) -> str:
     help="Serve each list request in another order (a server whose order is unstable; "
     "Insightly's is by id).",
 )
+@click.option(
+    "--search-lag",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="/Search does not find a record written in the last N seconds (an index that lags).",
+)
+@click.option(
+    "--normalise-writes",
+    is_flag=True,
+    help="Trim and collapse spaces in text written and lower-case e-mail addresses (what "
+    "Insightly does is not recorded).",
+)
+@click.option(
+    "--no-date-header",
+    "date_header",
+    flag_value=False,
+    default=True,
+    help="Answer without a Date header (the tool then has only DATE_UPDATED_UTC for the time).",
+)
+@choice_option(
+    "--date-form",
+    ["space", "iso-z", "offset", "fraction"],
+    "How answers write date-times: space (yyyy-MM-dd HH:mm:ss, as recorded), iso-z (…T…Z), "
+    "offset (…T…+00:00), fraction (…T….250Z).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -279,6 +305,10 @@ def sandbox(
     search_ignores_case: bool,
     list_churn: int,
     shuffle_lists: bool,
+    search_lag: float,
+    normalise_writes: bool,
+    date_header: bool,
+    date_form: str,
 ) -> None:
     """Serve a local Insightly-compatible API at http://HOST:PORT/v3.1/ (Ctrl-C stops it)."""
     from insightly_etl.sandbox import SandboxConfig, SeedError, serve
@@ -312,6 +342,10 @@ def sandbox(
         private_listed=private_listed,
         list_churn=list_churn,
         shuffle_lists=shuffle_lists,
+        search_lag_s=search_lag,
+        normalise_writes=normalise_writes,
+        date_header=date_header,
+        date_form=date_form,
     )
     warning = exposure_warning(host)
     if warning:

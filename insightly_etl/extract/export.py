@@ -694,7 +694,7 @@ class Exporter:
         if not ids:
             return
         # the server's clock when it answered, not this machine's (issue 22)
-        now = (self.client.last_server_time or datetime.now(UTC)).replace(microsecond=0)
+        now = self.client.server_now().replace(microsecond=0)
         rows = pa.table(
             {"object": [name] * len(ids), "id": sorted(ids), "detected_at": [now] * len(ids)},
             schema=DELETED_SCHEMA,
@@ -782,11 +782,15 @@ class _Marks:
         self.field = updated_field
         self.newest: str | None = None
         self.started: str | None = None
+        self.first: bool | None = None  # the first page gives the start (no Date header)
 
     def scan_started(self, server_time: datetime | None) -> None:
-        if self.started is None:
-            when = server_time or datetime.now(UTC)
-            self.started = when.astimezone(UTC).strftime(DATETIME_FORMAT)
+        """When the scan started, by the server's clock. A server that sends no Date header
+        leaves only its records' stamps: the newest of the first page, all written before
+        the scan started (never this machine's clock, which may be ahead)."""
+        if self.started is None and server_time is not None:
+            self.started = server_time.astimezone(UTC).strftime(DATETIME_FORMAT)
+        self.first = self.started is None and self.first is None
 
     def add(self, records: list[dict[str, Any]]) -> None:
         """The newest moment of the page, in one form whatever form the server wrote it in
@@ -798,6 +802,8 @@ class _Marks:
         newest = latest.strftime(DATETIME_FORMAT) if latest is not None else None
         if newest and (self.newest is None or newest > self.newest):
             self.newest = newest
+        if self.first:
+            self.started, self.first = newest, False
 
     def mark(self) -> str | None:
         if self.newest is None:

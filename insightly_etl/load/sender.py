@@ -117,8 +117,8 @@ class Outcome:
 
 
 def server_now(client: InsightlyClient) -> datetime:
-    """The server's clock, as its last answer told it (ours until one has)."""
-    return client.last_server_time or datetime.now(UTC)
+    """The server's clock (InsightlyClient.server_now)."""
+    return client.server_now()
 
 
 def fmt(when: datetime) -> str:

@@ -79,6 +79,16 @@ class SandboxConfig:
     # one is, docs/api.md §4 says id order).
     list_churn: int = 0
     shuffle_lists: bool = False
+    # search_lag_s: /Search does not yet find a record written in the last N seconds (an index
+    # that lags); normalise_writes: the server trims and collapses spaces in text it is sent
+    # and lower-cases e-mail addresses (what it really does is not recorded, docs/api.md §11);
+    # date_header: False leaves out the Date header; date_form: how answers write date-times
+    # (space: `yyyy-MM-dd HH:mm:ss` as recorded; iso-z: `…T…Z`; offset: `…T…+00:00`;
+    # fraction: `…T….250Z`), as other servers or proxies may
+    search_lag_s: float = 0.0
+    normalise_writes: bool = False
+    date_header: bool = True
+    date_form: str = "space"
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
@@ -429,7 +439,11 @@ class Sandbox:
             "X-RateLimit-Remaining": str(self.quota.remaining),
             # the account's clock, the one DATE_UPDATED_UTC is written by (a test may set it),
             # as every HTTP server says its time; uvicorn adds none of its own (server.py)
-            "Date": format_datetime(self.account.now().astimezone(UTC), usegmt=True),
+            **(
+                {"Date": format_datetime(self.account.now().astimezone(UTC), usegmt=True)}
+                if self.config.date_header
+                else {}
+            ),
         }
 
     async def api(self, request: Request) -> Response:
@@ -448,6 +462,8 @@ class Sandbox:
             response = await self._api(request, segments)
         finally:
             self.in_flight -= 1
+        if self.config.date_form != "space" and not isinstance(response, DropAfterHeaders):
+            response = _reform_dates(response, self.config.date_form)
         if not isinstance(response, DropAfterHeaders):
             # "every API call response" carries them (§5): 401 and 5xx too
             response.headers.update(self._limit_headers())
@@ -597,7 +613,7 @@ class Sandbox:
             if rid not in account.collections[name].records:
                 return error(404, f"{spec.singular} {rid} not found.")
             if method == "POST":
-                body = await _body(request)
+                body = self._normalised(await _body(request))
                 note = account.create("Notes", body, parent=(name, rid))
                 return json_response(note, 201)
             if method == "GET":
@@ -754,9 +770,39 @@ class Sandbox:
         if not kwargs:
             self._churn(name, _int_or(params.get("skip"), 0))
         ids = self.account.search(name, **kwargs) if kwargs else self.account.collections[name].ids
+        if search and self.config.search_lag_s:
+            ids = self._indexed(name, ids)
         if self.config.shuffle_lists:
             ids = self.colleague.sample(ids, len(ids))
         return self._page(request, name, ids)
+
+    def _indexed(self, name: str, ids: list[Any]) -> list[Any]:
+        """`search_lag_s`: what a lagging index finds, records written long enough ago."""
+        records = self.account.collections[name].records
+        settled = (self.account.now() - timedelta(seconds=self.config.search_lag_s)).astimezone(UTC)
+        cutoff = settled.strftime(DATE_FMT)
+        return [i for i in ids if (records[i].get("DATE_UPDATED_UTC") or "") <= cutoff]
+
+    def _normalised(self, body: Any) -> Any:
+        """`normalise_writes`: text trimmed and its spaces collapsed, e-mail lower-cased."""
+        if not self.config.normalise_writes or not isinstance(body, dict):
+            return body
+
+        def norm(name: str, value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            value = " ".join(value.split())
+            return value.lower() if "EMAIL" in name.upper() else value
+
+        out = {k: norm(k, v) for k, v in body.items()}
+        if isinstance(out.get("CUSTOMFIELDS"), list):
+            out["CUSTOMFIELDS"] = [
+                {**c, "FIELD_VALUE": norm(str(c.get("FIELD_NAME")), c.get("FIELD_VALUE"))}
+                if isinstance(c, dict)
+                else c
+                for c in out["CUSTOMFIELDS"]
+            ]
+        return out
 
     def _churn(self, name: str, skip: int) -> None:
         """`list_churn`: before a page after the first, records are deleted (half of them
@@ -806,13 +852,13 @@ class Sandbox:
         limit = self.config.record_limit.get(name)
         if limit is not None and len(self.account.collections[name].ids) >= limit:
             return error(402, "Record limit reached")
-        record = self.account.create(name, await _body(request))
+        record = self.account.create(name, self._normalised(await _body(request)))
         coll = self.account.collections[name]
         rid = record[coll.spec.id_field]
         return raw_json(coll.json_of(rid), 201, {"ETag": coll.etag_of(rid)})
 
     async def _update(self, request: Request, name: str, path_id: int | None = None) -> Response:
-        body = await _body(request)
+        body = self._normalised(await _body(request))
         coll = self.account.collections[name]
         id_field = coll.spec.id_field
         if isinstance(body, dict) and path_id is not None:
@@ -850,6 +896,23 @@ async def _body(request: Request) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         # RecursionError: nesting thousands deep (ASP.NET's JSON reader stops at 64 levels too)
         raise WriteRejected("The request body is not valid JSON.") from None
+
+
+_DATETIME = re.compile(rb'"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)"')
+_DATE_FORMS = {
+    "iso-z": rb'"\1T\2Z"',
+    "offset": rb'"\1T\2+00:00"',
+    "fraction": rb'"\1T\2.250Z"',
+}
+
+
+def _reform_dates(response: Response, form: str) -> Response:
+    """`date_form`: every date-time of a JSON answer written in another form."""
+    if not (response.media_type or "").startswith("application/json"):
+        return response
+    body = _DATETIME.sub(_DATE_FORMS[form], bytes(response.body))
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(body, response.status_code, headers=headers, media_type=response.media_type)
 
 
 def _template_of(segments: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ between requests)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,9 +18,9 @@ from insightly_etl.errors import UnstableOrder
 from insightly_etl.extract.export import DELETED, ExportOptions, extract_objects
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_cli import run
-from tests.api.test_export import export, read
+from tests.api.test_export import export, manifest, read
 from tests.api.test_import import MATCH_EMAIL, run_import, write
-from tests.conftest import sandbox_client
+from tests.conftest import asgi_client, sandbox_client
 
 pytestmark = pytest.mark.anyio
 
@@ -178,3 +179,74 @@ async def test_planning_by_listing_while_a_colleague_works_creates_no_duplicate(
         email = contacts.records[rid]["EMAIL_ADDRESS"]
         by_email[email] = by_email.get(email, 0) + 1
     assert all(by_email[e] == 1 for e in emails)
+
+
+@pytest.mark.parametrize(
+    ("form", "written"),
+    [
+        ("iso-z", "2026-11-20T12:00:00Z"),
+        ("offset", "2026-11-20T12:00:00+00:00"),
+        ("fraction", "2026-11-20T12:00:00.250Z"),
+    ],
+)
+async def test_every_date_form_the_server_may_send_is_read_as_the_moment_it_is(
+    make_sandbox, tmp_path: Path, form: str, written: str
+) -> None:
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0], date_form=form)
+    async with asgi_client(sb) as c:
+        answer = (await c.put("Contacts", json={"CONTACT_ID": 2002, "TITLE": "Now"})).json()
+    assert answer["DATE_UPDATED_UTC"] == written
+    await export(sb, tmp_path, "contacts")
+    table = read(tmp_path, "contacts")
+    assert table["DATE_UPDATED_UTC"].null_count == 0
+    rows = {r["CONTACT_ID"]: r for r in table.to_pylist()}
+    assert rows[2002]["DATE_UPDATED_UTC"] == datetime.fromisoformat(written)  # .250 kept
+    assert manifest(tmp_path)["objects"]["contacts"]["high_water_mark"] == "2026-11-20 12:00:00"
+    clock[0] += timedelta(hours=1)
+    async with asgi_client(sb) as c:
+        await c.put("Contacts", json={"CONTACT_ID": 2003, "TITLE": "Later"})
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert [(o.status, o.changed) for o in result.objects] == [("incremental", 1)]
+    assert manifest(tmp_path)["objects"]["contacts"]["high_water_mark"] == "2026-11-20 13:00:00"
+
+
+async def test_without_a_date_header_the_mark_comes_from_the_server_s_stamps_not_our_clock(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The server's clock is 10 minutes behind ours and it sends no Date header. While the
+    export reads, a colleague edits a contact on a page already read, then one on a page not
+    yet read. The mark must stay before the first edit, or the next incremental run misses it
+    for good: our clock would cap it 10 minutes late; the first page's newest stamp, written
+    before the scan began, caps it in time."""
+    clock = [datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)]
+    sb = make_sandbox(generate={"Contacts": 3000}, date_header=False, now=lambda: clock[0])
+    ids = sb.account.collections["Contacts"].ids
+    sb.account.update("Contacts", {"CONTACT_ID": ids[1], "TITLE": "Before"})  # on page 1
+    app = sb.app
+
+    async def colleague(scope, receive, send):  # type: ignore[no-untyped-def]
+        if b"skip=495" in scope.get("query_string", b""):
+            clock[0] += timedelta(seconds=5)
+            sb.account.update("Contacts", {"CONTACT_ID": ids[2], "TITLE": "Edited, page 1"})
+            clock[0] += timedelta(seconds=5)
+            sb.account.update("Contacts", {"CONTACT_ID": ids[-1], "TITLE": "Edited, last page"})
+        await app(scope, receive, send)
+
+    async with sandbox_client(sb, transport=httpx.ASGITransport(app=colleague)) as client:
+        await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[ids[-1]]["TITLE"] == "Edited, last page"
+    assert rows[ids[2]]["TITLE"] != "Edited, page 1"  # read before the edit
+    await export(sb, tmp_path, "contacts", incremental=True)
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[ids[2]]["TITLE"] == "Edited, page 1"
+
+
+async def test_a_clock_far_from_the_server_s_is_warned_about_once(make_sandbox, tmp_path) -> None:
+    sb = make_sandbox(now=lambda: datetime.now(UTC) - timedelta(minutes=10))
+    result = await export(sb, tmp_path, "contacts", "organisations")
+    assert [n for n in result.stats["notices"] if "clock" in n] == [
+        "this machine's clock is 10 min ahead of the server's; the server's time is used for "
+        "marks and reconciliation"
+    ]
