@@ -49,6 +49,7 @@ from insightly_etl.errors import (
     ForbiddenError,
     Halted,
     NotFoundError,
+    OutcomeUnknown,
     QuotaExhausted,
     RateLimited,
     ReserveReached,
@@ -571,8 +572,9 @@ class InsightlyClient:
             try:
                 data = response.json() if response.content else None
             except ValueError:
-                # an HTML gateway page with a 2xx is an error, not data (docs/api.md §7, [PH])
-                raise ApiError(
+                # an HTML gateway page with a 2xx is an error, not data (docs/api.md §7, [PH]);
+                # to a write, whose 2xx says it was applied, an unknown outcome: reconciled
+                raise (OutcomeUnknown if write else ApiError)(
                     f"the answer is not JSON: {redact(response.text)[:80]!r}",
                     status=response.status_code,
                     method=method,
@@ -885,10 +887,11 @@ class RequestMeter:
 
 
 def _record(reply: Reply, method: str, path: str) -> dict[str, Any]:
-    """A write's answer must be the record as a JSON object; anything else (a list, a string,
-    an empty 2xx) is a protocol error, not a record."""
+    """A write's answer must be the record as a JSON object. Anything else (a list, a string,
+    an empty or truncated 2xx) says the write was applied but not what it made: an unknown
+    outcome, for the caller to reconcile, not a failure with no id."""
     if not isinstance(reply.data, dict):
-        raise ApiError(
+        raise OutcomeUnknown(
             f"the answer to a write is not a record (a JSON object) but {type(reply.data).__name__}",
             status=reply.status,
             method=method,

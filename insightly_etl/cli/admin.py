@@ -1,4 +1,5 @@
-"""Looking after an import: `status` (read-only) and `undo`; `examples` to start from."""
+"""Looking after an import: `status` (read-only), `reconcile` and `undo`; `examples` to start
+from."""
 
 from __future__ import annotations
 
@@ -84,6 +85,38 @@ def undo(
 
 
 @main.command()
+@click.argument("checkpoint", type=LocalPath(dir_okay=False, path_type=Path))
+@api_options
+@click.pass_obj
+def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
+    """Settle the rows of the import recorded in CHECKPOINT whose answers were lost: each
+    create is looked for again among the newest records and those changed since it was sent.
+    Found: done, with its record (undo can delete it). Not found 15 minutes after it was sent
+    (by the server's clock): never made, planned again for the next import run. Otherwise it
+    stays unknown and is not sent: run this again later (a search index may lag).
+
+    Exit 0: nothing left unknown; 75: some still unknown — run it again later.
+    """
+    from insightly_etl.load.reconcile import reconcile_checkpoint
+
+    async def go(client: Any) -> Any:
+        return await reconcile_checkpoint(client, checkpoint)
+
+    c = run_with_api(ctx, api, go)
+    click.echo(
+        f"{checkpoint.name}: {c.found:,} found (done, with their records), {c.not_made:,} never "
+        f"made (planned again: the next import run sends them), {c.unknown:,} still unknown"
+        + (f"; {c.updates:,} updates are re-read by the next import run" if c.updates else "")
+    )
+    if c.unknown:
+        click.echo(
+            "Still unknown: sent too recently to say. Run the same command again later.",
+            err=True,
+        )
+    sys.exit(c.exit_code)
+
+
+@main.command()
 @click.argument("checkpoint", type=LocalPath(dir_okay=False, exists=True, path_type=Path))
 def status(checkpoint: Path) -> None:
     """Show an import's progress from its checkpoint file: done, failed and left, by action."""
@@ -118,8 +151,9 @@ def status(checkpoint: Path) -> None:
             )
         if any(state in UNSETTLED for _, state in cp.rows.counts()):
             click.echo(
-                "  in_flight / unknown: writes sent whose answer never came; the next run finds "
-                "out whether each happened before sending anything again."
+                "  in_flight / unknown: writes sent whose answer never came. They are never "
+                f"sent again blindly: `insightly-etl reconcile {checkpoint}` (or the next run) "
+                "looks for each; one still not found 15 minutes after it was sent was never made."
             )
         undone = cp.undo.summary()
         if undone:

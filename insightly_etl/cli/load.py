@@ -483,6 +483,13 @@ def import_(
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
     echo_accounting(result.stats)
+    if c.unknown and not result.dry_run:
+        click.echo(
+            f"{c.unknown:,} rows' answers were lost and what they made is not found yet (a "
+            "search index may lag); they are not sent again. Settle them later with: "
+            f"insightly-etl reconcile {options.checkpoint_path}",
+            err=True,
+        )
     if result.outcome.stopped == Stop.QUOTA:
         click.echo(f"Stopped: {result.outcome.message}", err=True)
         if result.outcome.hint:

@@ -6,30 +6,31 @@ with updates, one `/Search?updated_after_utc=` fetches records changed since pla
 rows are re-diffed, because a list answer carries no per-record ETag to put in If-Match; where
 planning did read a record's own ETag (by id), the PUT carries it.
 
-A write whose answer was lost (`OutcomeUnknown`) is reconciled at once: a create is looked for
-by its match key, or among records changed since just before it was sent; an update is
-re-read and re-diffed (a partial PUT with the same values is harmless to repeat). Only a
-write that certainly did not happen is sent again.
+A write whose answer was lost (`OutcomeUnknown`), or answered with another record than the
+one written, is reconciled at once: a create is looked for among the newest records, those
+changed since just before it was sent and its match key's search (reconcile.py); one not
+found stays `unknown` and is not sent again. An update is re-read and re-diffed (a partial
+PUT with the same values is harmless to repeat).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
-from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
+from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    OutcomeUnknown,
     RunStopped,
 )
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
+from insightly_etl.files import ISO_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.plan import (
     Plan,
@@ -39,6 +40,7 @@ from insightly_etl.load.plan import (
     current_value,
     same_value,
 )
+from insightly_etl.load.reconcile import Reconciler, resembles, sent_moment
 from insightly_etl.load.sender import (
     SETTLE_SECONDS,
     Call,
@@ -52,58 +54,14 @@ from insightly_etl.load.states import WRITES, Action, RowState
 from insightly_etl.progress import NullProgress, Progress
 
 NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
+NOT_FOUND_YET = (
+    "the answer was lost and the record it made, if any, was not found yet; not sent again "
+    "(insightly-etl reconcile CHECKPOINT looks for it later)"
+)
 
 
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime(ISO_FORMAT)
-
-
-def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
-    """Does an existing record carry everything a create sent? (standard and custom fields)"""
-    custom = custom_values(record)
-    for name, value in payload.items():
-        if name == "CUSTOMFIELDS":
-            if not all(_same(custom.get(c["FIELD_NAME"]), c["FIELD_VALUE"]) for c in value):
-                return False
-        elif name == "TAGS":
-            if {t["TAG_NAME"] for t in value} != {
-                t.get("TAG_NAME") for t in record.get("TAGS") or ()
-            }:
-                return False
-        elif not _same(record.get(name), value):
-            return False
-    return True
-
-
-def _same(stored: Any, sent: Any) -> bool:
-    """A value as the server keeps it against the value sent: numbers by value (12400.0 sent,
-    12400 stored), booleans as booleans, the rest as text (`_same_text`)."""
-    if isinstance(sent, bool) or isinstance(stored, bool):
-        return str(stored).lower() == str(sent).lower()
-    if isinstance(sent, float | int):
-        try:
-            return abs(float(stored) - float(sent)) <= 1e-9
-        except (TypeError, ValueError):
-            return False
-    return _same_text(stored, sent)
-
-
-_DATETIME_TEXT = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d)?)?")
-
-
-def _same_text(stored: Any, sent: Any) -> bool:
-    """Exactly equal — except date-times, which the server may give with seconds or a time
-    added (`1990-02-03` sent, `1990-02-03 00:00:00` stored): those by the first 19 characters."""
-    a, b = "" if stored is None else str(stored), "" if sent is None else str(sent)
-    if _DATETIME_TEXT.match(a) and _DATETIME_TEXT.match(b):
-        return _full_datetime(a) == _full_datetime(b)
-    return a == b
-
-
-def _full_datetime(text: str) -> str:
-    """`1990-02-03` / `1990-02-03T10:00` / `1990-02-03 10:00:00Z` -> `1990-02-03 10:00:00`."""
-    text = text.replace("T", " ").removesuffix("Z")
-    return (text + " 00:00:00"[len(text) - 10 :])[:19]
 
 
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
@@ -146,6 +104,7 @@ class Executor:
         self.refreshed_at = planned_at
         self.progress = progress or NullProgress()
         self.settle_seconds = SETTLE_SECONDS
+        self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
 
     async def run(self, plan: Plan) -> Outcome:
         writes = plan.writes
@@ -235,32 +194,37 @@ class Executor:
         return True
 
     async def find_created(self, p: PlannedRow) -> Record | None:
+        """The record a create whose answer was lost made (reconcile.py), its match key's
+        search among the places looked in."""
         match = self.planner.result.mapping.match
         written = self.planner.written_key(p.row) if p.key is not None else None
+        keyed: list[Record] = []
         if match is not None and written is not None and self.obj.searchable:
             # the value as written: `p.key` is case-folded for matching, the record is not
             params = {"field_name": match.pairs[0][1], "field_value": written[0], "top": PAGE_SIZE}
-            candidates = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
-        else:
-            candidates = await self.changed_since(self._sent_at(p))
-        hits = [c for c in candidates if payload_matches(c, p.payload)]
-        return hits[0] if len(hits) == 1 else None
+            keyed = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
+        sent = sent_moment(p.sent_at) or self.refreshed_at
+        return await self.reconciler.find_created(p.payload, sent, keyed)
 
-    def _sent_at(self, p: PlannedRow) -> datetime:
-        sent = (
-            datetime.strptime(p.sent_at, DATETIME_FORMAT).replace(tzinfo=UTC)
-            if p.sent_at
-            else self.refreshed_at
-        )
-        return sent - timedelta(seconds=2)  # strictly-after filter and clock granularity
-
-    async def changed_since(self, when: datetime) -> list[Record]:
-        records: list[Record] = []
-        async for page in self.client.iter_pages(
-            f"{self.obj.endpoint}/Search", {"updated_after_utc": iso(when)}
+    def check_answer(self, p: PlannedRow, answer: Record) -> None:
+        """A write's answer must be the record written: another record (a proxy's mix-up, a
+        cache) is no success for a stranger but an unknown outcome, reconciled."""
+        rid = record_id(answer, self.obj.id_field or "")
+        if p.action == Action.UPDATE:
+            if rid != p.record_id:
+                raise OutcomeUnknown(
+                    f"the answer to the update of record {p.record_id} is record {rid}, not "
+                    "the record written"
+                )
+        elif (
+            rid is None
+            or rid in self.checkpoint.rows.claimed()
+            or not resembles(answer, p.payload, self.reconciler.who)
         ):
-            records.extend(page.records)
-        return records
+            raise OutcomeUnknown(
+                f"the answer to the create is record {rid}, which is not the record sent"
+                + (" (another row's)" if rid in self.checkpoint.rows.claimed() else "")
+            )
 
     def rediff(
         self,
@@ -313,7 +277,7 @@ class Executor:
         self.refreshed_at = server_now(self.client)
         changed = {
             rid: r
-            for r in await self.changed_since(since)
+            for r in await self.reconciler.changed_since(since)
             if (rid := record_id(r, self.obj.id_field or "")) is not None
         }
         for p in batch:
@@ -335,10 +299,13 @@ class _RowWrite:
 
     async def send(self, client: InsightlyClient, call: Call, before_send: Any) -> Record:
         if call.method == "PUT":
-            return await client.update(
+            answer = await client.update(
                 call.path, call.body, etag=call.etag, before_send=before_send
             )
-        return await client.create(call.path, call.body, before_send=before_send)
+        else:
+            answer = await client.create(call.path, call.body, before_send=before_send)
+        self.ex.check_answer(self.p, answer)
+        return answer
 
     def sending(self, call: Call) -> None:
         # committed when the request is handed to the network, not while it queues: a run
@@ -364,9 +331,14 @@ class _RowWrite:
         self.ex.checkpoint.rows.unknown(self.p.row, message)
 
     async def reconcile(self, call: Call) -> Then:
-        if self.p.action == Action.CREATE:  # a create must not be made twice: let it land
-            await asyncio.sleep(self.ex.settle_seconds)
-        return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
+        if self.p.action == Action.UPDATE:  # a PUT of the same values is harmless to repeat
+            return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
+        await asyncio.sleep(self.ex.settle_seconds)  # a create must not be made twice: let it land
+        if await self.ex.reconcile(self.p):
+            return Then.SETTLED
+        # not found yet (a search index may lag): never sent again by itself
+        self.ex.checkpoint.rows.unknown(self.p.row, NOT_FOUND_YET)
+        return Then.LEAVE
 
     async def conflict(self, call: Call, error: ConflictError) -> Then:
         """The record changed since it was read (stale ETag): re-read, re-diff."""

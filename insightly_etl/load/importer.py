@@ -29,11 +29,12 @@ from insightly_etl.load.checkpoint import (
     sha256_file,
 )
 from insightly_etl.load.checkpoint.pairing import Identity
-from insightly_etl.load.execute import Executor, send_groups
+from insightly_etl.load.execute import NOT_FOUND_YET, Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.reconcile import sent_moment
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, server_now, stop_of
@@ -124,6 +125,7 @@ class ImportCounts:
     skipped: int = 0
     failed: int = 0
     left: int = 0  # planned, in flight or unknown: the next run's
+    unknown: int = 0  # of them, writes whose answer was lost and not found yet (reconcile.py)
     not_applied: int = 0  # done, but Insightly did not keep a value sent
     pipeline: int = 0
     stage: int = 0
@@ -199,6 +201,8 @@ def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> Imp
             name = state.value
         else:
             name = "left"
+            if state in UNSETTLED:
+                counts.unknown += n
         setattr(counts, name, getattr(counts, name) + n)
     steps = step_counts(checkpoint)
     for request, n in steps.done.items():
@@ -408,24 +412,27 @@ class _Run:
         )
 
     async def reconcile(self, executor: Executor, validated: Validated) -> list[int]:
-        """A create that an earlier run sent without hearing back, for a mapping without a
-        match key: look for it among records changed since just before it was sent. (With a
-        match key, planning finds it by its key.) The rows still to plan."""
+        """Creates an earlier run sent without hearing back: looked for (reconcile.py) before
+        anything is planned. Found: done, with its record. Not found: left `unknown` and not
+        sent, unless it was sent long enough ago that it certainly was not made (then it is
+        planned again). The rows still to plan."""
         states, todo = validated.states, validated.todo
-        if validated.validation.mapping.match is not None:
-            return todo
-        found = set()
+        settled = set()
         for r in todo:
             entry = states[r]
-            if entry.state in UNSETTLED and entry.action == Action.CREATE and entry.payload:
-                p = PlannedRow(
-                    r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at
-                )
-                record = await executor.find_created(p)
-                if record is not None:
-                    executor.finish(p, record)
-                    found.add(r)
-        return [r for r in todo if r not in found]
+            if entry.state not in UNSETTLED or entry.action != Action.CREATE or not entry.payload:
+                continue
+            p = PlannedRow(r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at)
+            record = await executor.find_created(p)
+            if record is not None:
+                executor.finish(p, record)
+                settled.add(r)
+            elif not executor.reconciler.certainly_not_made(
+                sent_moment(entry.sent_at) or executor.refreshed_at
+            ):
+                self.checkpoint.rows.unknown(r, NOT_FOUND_YET)
+                settled.add(r)
+        return [r for r in todo if r not in settled]
 
     async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:
         states = validated.states

@@ -44,7 +44,6 @@ from insightly_etl.errors import (
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import Checkpoint, FieldChange
-from insightly_etl.load.execute import payload_matches
 from insightly_etl.load.fields import FieldSpec, field_specs
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.plan import (
@@ -55,6 +54,7 @@ from insightly_etl.load.plan import (
     same_value,
     update_payload,
 )
+from insightly_etl.load.reconcile import payload_matches
 from insightly_etl.load.sender import Call, Outcome, Sender, Then
 from insightly_etl.load.states import UNDONE, Stop, UndoState
 
@@ -383,7 +383,8 @@ async def _undo(
         raise CheckpointError(
             f"{unsettled:,} row(s) of this import have an unknown outcome: undo cannot know "
             "whether their records exist",
-            hint="Run the import once more (the same command) to settle them, then undo.",
+            hint=f"Settle them with `insightly-etl reconcile {path}` (again later if some stay "
+            "unknown), then undo.",
         )
     meter = client.meter()
     checkpoint.bind_account(await client.account(), record=False)  # never undo in another account

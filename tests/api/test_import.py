@@ -21,6 +21,7 @@ from insightly_etl.api import InsightlyClient
 from insightly_etl.config import load_settings
 from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
 from insightly_etl.load.checkpoint import Checkpoint, FieldChange
+from insightly_etl.load.execute import NOT_FOUND_YET
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.readers import read_table
@@ -671,19 +672,23 @@ class AnswersWritesWithAList(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-async def test_a_write_answered_with_no_record_fails_its_row_never_left_in_flight(
+async def test_a_write_answered_with_no_record_is_unknown_and_never_sent_again(
     make_sandbox, tmp_path: Path
 ) -> None:
+    """A 2xx says the write was applied; an answer that is no record does not say what it
+    made. Not a failure (a rerun would make it twice): unknown, looked for, left unknown."""
     sb = make_sandbox()
     file = write(tmp_path, "w.csv", "Name,Email\nAda,ada@list.example\n")
     mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
     result = await run_import(sb, file, mapping, transport=AnswersWritesWithAList)
-    assert (result.counts.failed, result.counts.left, result.exit_code) == (1, 0, 1)
+    assert (result.counts.failed, result.counts.left, result.exit_code) == (0, 1, 1)
     cp = Checkpoint.read_only(tmp_path / "w.csv.checkpoint.sqlite")
     [state] = cp.rows.states().values()
     cp.close()
-    assert (state.state, state.status) == ("failed", 200)
-    assert state.message == "the answer to a write is not a record (a JSON object) but list"
+    assert state.state == "unknown"
+    assert state.message == NOT_FOUND_YET
+    again = await run_import(sb, file, mapping, transport=AnswersWritesWithAList)
+    assert again.counts.left == 1 and writes(sb) == 0  # the sandbox never saw a POST
 
 
 def test_someone_elses_sqlite_file_is_refused_and_left_exactly_as_it_was(tmp_path: Path) -> None:

@@ -514,7 +514,7 @@ async def test_undo_leaves_a_created_record_that_someone_edited_since(
 
 
 def test_reconciliation_never_takes_a_record_that_differs_after_19_characters() -> None:
-    from insightly_etl.load.execute import payload_matches
+    from insightly_etl.load.reconcile import payload_matches
 
     sent = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.com"}
     other = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.co.uk"}

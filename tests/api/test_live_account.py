@@ -16,6 +16,7 @@ import pytest
 
 from insightly_etl.errors import UnstableOrder
 from insightly_etl.extract.export import DELETED, ExportOptions, extract_objects
+from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_cli import run
 from tests.api.test_export import export, manifest, read
@@ -250,3 +251,147 @@ async def test_a_clock_far_from_the_server_s_is_warned_about_once(make_sandbox, 
         "this machine's clock is 10 min ahead of the server's; the server's time is used for "
         "marks and reconciliation"
     ]
+
+
+UNKEYED = (
+    "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Surname: LAST_NAME\n  Email: EMAIL_ADDRESS\n"
+)
+KEYED = UNKEYED + "match: {column: Email, field: EMAIL_ADDRESS}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mapping_text", [UNKEYED, KEYED], ids=["unkeyed", "keyed"])
+async def test_lost_answers_with_a_lagging_search_and_a_normalising_server_make_each_row_once(
+    make_sandbox, tmp_path: Path, mapping_text: str
+) -> None:
+    """40 rows; a third of the writes fail (5xx, slow, or applied and the answer dropped); the
+    search index lags 20 s; the server lower-cases e-mails and collapses spaces. Before, such
+    an import made 57 records. A lost create is found among the newest records (a list does
+    not lag), the server's changes allowed for; one not found (a 500 may or may not have been
+    applied) stays unknown and is not sent again until, 15 minutes on by the server's clock,
+    it certainly was not made. 40 records, one per row, each held by its row: undoable."""
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    sb = make_sandbox(fault_rate=0.3, fault_seed=7, fault_slow_s=0.05, now=lambda: clock[0])
+    sb.config.search_lag_s, sb.config.normalise_writes = 20.0, True
+    rows = "".join(f"Row{n},Lost  {n},Row{n}.Lost@Example.com\n" for n in range(40))
+    file = write(tmp_path, "people.csv", "Name,Surname,Email\n" + rows)
+    mapping = write(tmp_path, "people.yaml", mapping_text)
+    before = contact_ids(sb)
+    result = await run_import(sb, file, mapping)
+    assert sb.faults_injected["drop"] >= 3  # answers really were lost after the write
+    assert result.counts.created + result.counts.left == 40 and result.counts.failed == 0
+    unknown = result.counts.left
+    assert unknown and len(contact_ids(sb) - before) == 40 - unknown  # none made twice
+    again = await run_import(sb, file, mapping)  # at once: still unknown, none sent
+    assert (again.counts.created, again.counts.left) == (40 - unknown, unknown)
+    assert len(contact_ids(sb) - before) == 40 - unknown
+    for _ in range(5):  # later, by the server's clock: not found is not made
+        clock[0] += timedelta(minutes=16)
+        result = await run_import(sb, file, mapping)
+        if not result.counts.left:
+            break
+    made = [sb.account.collections["Contacts"].records[i] for i in contact_ids(sb) - before]
+    assert sorted(r["EMAIL_ADDRESS"] for r in made) == sorted(
+        f"row{n}.lost@example.com" for n in range(40)
+    )
+    assert (result.counts.created, result.counts.left, result.counts.failed) == (40, 0, 0)
+    cp = Checkpoint.read_only(tmp_path / "people.csv.checkpoint.sqlite")
+    held = sorted(e.record_id for e in cp.rows.states().values())
+    cp.close()
+    assert held == sorted(contact_ids(sb) - before)
+
+
+class LosesCreates(httpx.AsyncBaseTransport):
+    """The sandbox behind a network that loses every POST's answer: `applied` forwards the
+    POST first (the record is made), else the request never arrives. With `blind`, lists and
+    searches answer 503 from the first POST on, so the run cannot look for what it made."""
+
+    def __init__(self, sb: Sandbox, *, applied: bool, blind: bool = False) -> None:
+        self.inner, self.applied = httpx.ASGITransport(app=sb.app), applied
+        self.blinds, self.blind = blind, False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            self.blind = self.blinds
+            if self.applied:
+                await self.inner.handle_async_request(request)
+            raise httpx.ReadError("connection reset by peer", request=request)
+        if self.blind and request.method == "GET" and request.url.path.startswith("/v3.1/Contacts"):
+            return httpx.Response(503, json={"Message": "Service Unavailable"})
+        return await self.inner.handle_async_request(request)
+
+
+def run_through(transport: httpx.AsyncBaseTransport, *args: str) -> object:
+    from insightly_etl.cli import main
+    from insightly_etl.cli.common import Context
+    from tests.api.test_cli import ENV
+    from tests.conftest import cli_runner
+
+    return cli_runner().invoke(main, list(args), obj=Context(transport=transport), env=ENV)
+
+
+PEOPLE = "Name,Email\nAda,ada@lost.example\nBob,bob@lost.example\nCy,cy@lost.example\n"
+
+
+@pytest.mark.slow
+def test_reconcile_finds_the_records_lost_answers_made_and_undo_deletes_them(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", PEOPLE)
+    mapping = write(tmp_path, "m.yaml", UNKEYED.replace("  Surname: LAST_NAME\n", ""))
+    before = contact_ids(sb)
+    lossy = LosesCreates(sb, applied=True, blind=True)
+    first = run_through(lossy, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert len(contact_ids(sb) - before) == 3  # made, though no answer said so
+    assert "p.csv -> contacts: 0 created" in first.stdout and ", 3 left;" in first.stdout
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    assert (
+        "3 rows' answers were lost and what they made is not found yet (a search index may "
+        f"lag); they are not sent again. Settle them later with: insightly-etl reconcile "
+        f"{checkpoint}\n"
+    ) in first.stderr
+    settled = run(sb, "reconcile", str(checkpoint))
+    assert (settled.exit_code, settled.stdout) == (
+        0,
+        "p.csv.checkpoint.sqlite: 3 found (done, with their records), 0 never made (planned "
+        "again: the next import run sends them), 0 still unknown\n",
+    )
+    again = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert again.exit_code == 0 and "p.csv -> contacts: 3 created" in again.stdout
+    assert len(contact_ids(sb) - before) == 3
+    undone = run(sb, "undo", str(checkpoint))
+    assert undone.exit_code == 0, undone.output
+    assert contact_ids(sb) == before
+
+
+@pytest.mark.slow
+def test_reconcile_says_not_yet_then_plans_again_what_was_never_made(
+    make_sandbox, tmp_path: Path
+) -> None:
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    sb = make_sandbox(now=lambda: clock[0])
+    file = write(tmp_path, "p.csv", PEOPLE)
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    before = contact_ids(sb)
+    lossy = LosesCreates(sb, applied=False)
+    first = run_through(lossy, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert first.exit_code == 1 and ", 3 left;" in first.stdout
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    soon = run(sb, "reconcile", str(checkpoint))
+    assert soon.exit_code == 75
+    assert soon.stdout.endswith(
+        "0 found (done, with their records), 0 never made (planned "
+        "again: the next import run sends them), 3 still unknown\n"
+    )
+    assert soon.stderr == (
+        "Still unknown: sent too recently to say. Run the same command again later.\n"
+    )
+    held = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert ", 3 left;" in held.stdout and contact_ids(sb) == before  # not sent again
+    clock[0] += timedelta(minutes=16)
+    later = run(sb, "reconcile", str(checkpoint))
+    assert later.exit_code == 0 and "3 never made" in later.stdout
+    done = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert done.exit_code == 0 and "p.csv -> contacts: 3 created" in done.stdout
+    assert len(contact_ids(sb) - before) == 3

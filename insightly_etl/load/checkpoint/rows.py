@@ -66,10 +66,21 @@ class RowJournal:
     def __init__(self, store: Checkpoint) -> None:
         self.store = store
         self._entries: dict[int, RowEntry] | None = None
+        self._claimed: set[int] | None = None
 
     def reload(self) -> None:
         """The rows were changed behind the journal's back (rerun.py): read them again."""
-        self._entries = None
+        self._entries = self._claimed = None
+
+    def claimed(self) -> set[int]:
+        """The records done rows hold: a lost create's record is none of these."""
+        if self._claimed is None:
+            cur = self.db.execute(
+                "SELECT record_id FROM rows WHERE state=? AND record_id IS NOT NULL",
+                (RowState.DONE,),
+            )
+            self._claimed = {r[0] for r in cur}
+        return self._claimed
 
     def _set(self, row: int, **changes: Any) -> None:
         if self._entries is not None and row in self._entries:
@@ -231,6 +242,8 @@ class RowJournal:
                         for f, v in before.items()
                     ),
                 )
+        if self._claimed is not None and record_id is not None:
+            self._claimed.add(record_id)
         entry = self._entries.get(row) if self._entries is not None else None
         if entry is not None:
             self._set(

@@ -1,0 +1,281 @@
+"""Settling a write whose answer was lost, by every cheap means (issue 22).
+
+A create is looked for among the records made since just before it was sent:
+- the newest records by id (lists come in id order, and a list does not lag as a search
+  index may: a record searched for too soon is not there yet);
+- the records `/Search?updated_after_utc=` says changed since;
+- its match key's search, when the mapping has one (the caller's).
+One that resembles what was sent, and that no other row of the import holds, is the row's
+record. "Resembles" allows for what the server does to what it is sent (case, spaces, a phone's
+punctuation): a field it changed is not evidence the write did not happen.
+
+What cannot be settled stays unknown, and is never sent again by itself: `insightly-etl
+reconcile CHECKPOINT` looks again later (the search index caught up), and a create still not
+found RESEND_AFTER after it was sent, by the server's clock, certainly was not made: it is
+planned again, for the next run to send.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.api.client import InsightlyClient
+from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
+from insightly_etl.errors import CheckpointError, InputError
+from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, iso_instant
+from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.states import UNSETTLED, Action, RowState
+
+Record = dict[str, Any]
+
+SETTLE = timedelta(seconds=2)  # before sent_at: strictly-after filters and clocks' granularity
+RESEND_AFTER = timedelta(minutes=15)  # far past any search lag seen; then "not found" is "not made"
+NEWEST_PAGE = 100  # records a request, read back from the newest
+NEWEST_PAGES = 5  # at most, while they are still newer than the write
+WHO = ("FIRST_NAME", "LAST_NAME", "EMAIL_ADDRESS", "EMAIL")  # besides the object's own
+
+_PHONE = re.compile(r"^[\d\s+().\-/]{6,}$")
+_DATETIME_TEXT = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d)?)?")
+
+
+def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
+    """Does a record hold exactly everything a write sent? (standard and custom fields, tags)"""
+    custom = custom_values(record)
+    for name, value in payload.items():
+        if name == "CUSTOMFIELDS":
+            if not all(_same(custom.get(c["FIELD_NAME"]), c["FIELD_VALUE"]) for c in value):
+                return False
+        elif name == "TAGS":
+            if {t["TAG_NAME"] for t in value} != {
+                t.get("TAG_NAME") for t in record.get("TAGS") or ()
+            }:
+                return False
+        elif not _same(record.get(name), value):
+            return False
+    return True
+
+
+def _same(stored: Any, sent: Any) -> bool:
+    """A value as the server keeps it against the value sent: numbers by value (12400.0 sent,
+    12400 stored), booleans as booleans, the rest as text (`_same_text`)."""
+    if isinstance(sent, bool) or isinstance(stored, bool):
+        return str(stored).lower() == str(sent).lower()
+    if isinstance(sent, float | int):
+        try:
+            return abs(float(stored) - float(sent)) <= 1e-9
+        except (TypeError, ValueError):
+            return False
+    return _same_text(stored, sent)
+
+
+def _same_text(stored: Any, sent: Any) -> bool:
+    """Exactly equal — except date-times, which the server may give with seconds or a time
+    added (`1990-02-03` sent, `1990-02-03 00:00:00` stored): those by the first 19 characters."""
+    a, b = "" if stored is None else str(stored), "" if sent is None else str(sent)
+    if _DATETIME_TEXT.match(a) and _DATETIME_TEXT.match(b):
+        return _full_datetime(a) == _full_datetime(b)
+    return a == b
+
+
+def _full_datetime(text: str) -> str:
+    """`1990-02-03` / `1990-02-03T10:00` / `1990-02-03 10:00:00Z` -> `1990-02-03 10:00:00`."""
+    text = text.replace("T", " ").removesuffix("Z")
+    return (text + " 00:00:00"[len(text) - 10 :])[:19]
+
+
+def loosely_same(stored: Any, sent: Any) -> bool:
+    """`_same`, or the same once the server's likely normalising is undone: case and
+    runs of spaces in text, the punctuation of a phone number."""
+    if _same(stored, sent):
+        return True
+    if not isinstance(stored, str) or not isinstance(sent, str):
+        return False
+    if " ".join(stored.split()).casefold() == " ".join(sent.split()).casefold():
+        return True
+    if _PHONE.match(stored) and _PHONE.match(sent):
+        return re.sub(r"\D", "", stored) == re.sub(r"\D", "", sent)
+    return False
+
+
+def agreement(record: Record, payload: dict[str, Any]) -> dict[str, bool]:
+    """Per field sent (custom fields by name, tags as one): whether the record holds it."""
+    custom = custom_values(record)
+    agrees: dict[str, bool] = {}
+    for name, value in payload.items():
+        if name == "CUSTOMFIELDS" and isinstance(value, list):
+            for c in value:
+                if isinstance(c, dict) and "FIELD_NAME" in c:
+                    field = str(c["FIELD_NAME"])
+                    agrees[field] = loosely_same(custom.get(field), c.get("FIELD_VALUE"))
+        elif name == "TAGS" and isinstance(value, list):
+            sent = {str(t.get("TAG_NAME")).casefold() for t in value if isinstance(t, dict)}
+            held = {
+                str(t.get("TAG_NAME")).casefold()
+                for t in record.get("TAGS") or ()
+                if isinstance(t, dict)
+            }
+            agrees[name] = sent <= held
+        else:
+            agrees[name] = loosely_same(record.get(name), value)
+    return agrees
+
+
+def resembles(record: Record, payload: dict[str, Any], who: Iterable[str]) -> bool:
+    """The record is what was written: every field that says who it is agrees, and at least
+    half of all the fields sent (the server may have changed or ignored some)."""
+    if not isinstance(record, dict):
+        return False
+    agrees = agreement(record, payload)
+    if not agrees:
+        return True
+    if not all(agrees.get(name, True) for name in who):
+        return False
+    return sum(agrees.values()) * 2 >= len(agrees)
+
+
+def who_fields(obj: ObjectType) -> tuple[str, ...]:
+    """The fields that say which record a body is: the object's name and identity, a
+    person's name and e-mail."""
+    return tuple(dict.fromkeys(f for f in (obj.identity, obj.name_field, *WHO) if f))
+
+
+class Reconciler:
+    """Finds the record a lost create made, for the import and for `insightly-etl reconcile`."""
+
+    def __init__(
+        self, client: InsightlyClient, obj: ObjectType, claimed: Callable[[], set[int]]
+    ) -> None:
+        self.client, self.obj, self.claimed = client, obj, claimed
+        self.who = who_fields(obj)
+
+    async def find_created(
+        self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
+    ) -> Record | None:
+        """The one record made since `sent_at` that resembles `payload` and no other row
+        holds; None when there is none, or more than one (then nothing can be said)."""
+        since = sent_at - SETTLE
+        candidates: dict[int, Record] = {}
+        for record in [*also, *await self.newest(since), *await self.changed_since(since)]:
+            rid = record_id(record, self.obj.id_field or "") if isinstance(record, dict) else None
+            if rid is not None:
+                candidates.setdefault(rid, record)
+        taken = self.claimed()
+        hits = [
+            record
+            for rid, record in candidates.items()
+            if rid not in taken
+            and _made_since(record, since)
+            and resembles(record, payload, self.who)
+        ]
+        return hits[0] if len(hits) == 1 else None
+
+    async def newest(self, since: datetime) -> list[Record]:
+        """The newest records by id, read back from the end of the list a page at a time
+        while they were still made after `since` (records without DATE_CREATED_UTC: one page)."""
+        count = await self.client.get(self.obj.endpoint, {"top": 1, "count_total": "true"})
+        end = count.total
+        if end is None:
+            return []
+        records: list[Record] = []
+        for _ in range(NEWEST_PAGES):
+            skip = max(0, end - NEWEST_PAGE)
+            reply = await self.client.get(self.obj.endpoint, {"skip": skip, "top": end - skip})
+            page = [r for r in reply.data or [] if isinstance(r, dict)]
+            records.extend(page)
+            made = [iso_instant(r.get("DATE_CREATED_UTC")) for r in page]
+            if skip == 0 or not page or any(m is None or _utc(m) < since for m in made):
+                break
+            end = skip
+        return records
+
+    async def changed_since(self, since: datetime) -> list[Record]:
+        if not self.obj.searchable:
+            return []
+        records: list[Record] = []
+        params = {"updated_after_utc": since.astimezone(UTC).strftime(ISO_FORMAT)}
+        async for page in self.client.iter_pages(f"{self.obj.endpoint}/Search", params):
+            records.extend(page.records)
+        return records
+
+    def certainly_not_made(self, sent_at: datetime) -> bool:
+        """Not found RESEND_AFTER after it was sent, by the server's clock: never made."""
+        return self.client.server_now() - sent_at > RESEND_AFTER
+
+
+def sent_moment(sent_at: str | None) -> datetime | None:
+    if not sent_at:
+        return None
+    return datetime.strptime(sent_at, DATETIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _made_since(record: Record, since: datetime) -> bool:
+    made = iso_instant(record.get("DATE_CREATED_UTC"))
+    return made is None or _utc(made) >= since - timedelta(seconds=1)
+
+
+@dataclass
+class ReconcileCounts:
+    found: int = 0  # lost creates found: done, with their records (undo deletes them)
+    not_made: int = 0  # certainly never made: planned again, for the next import run
+    unknown: int = 0  # still not found, sent too recently to say: look again later
+    updates: int = 0  # lost updates: the next import run re-reads their records
+
+    @property
+    def exit_code(self) -> int:
+        return 75 if self.unknown else 0  # EX_TEMPFAIL: run it again later
+
+
+async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> ReconcileCounts:
+    """`insightly-etl reconcile CHECKPOINT`: settle the creates of an import whose answers
+    were lost, from the checkpoint alone (what each sent, and when), in its own account."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    checkpoint = Checkpoint(path)
+    try:
+        try:
+            obj = get_object(checkpoint.meta("object") or "")
+        except InputError:
+            raise CheckpointError(
+                f"{path} is not an import checkpoint (no object recorded)"
+            ) from None
+        checkpoint.bind_account(await client.account(), record=False)
+        reconciler = Reconciler(client, obj, checkpoint.rows.claimed)
+        counts = ReconcileCounts()
+        for entry in checkpoint.rows.states().values():
+            if entry.state not in UNSETTLED:
+                continue
+            if entry.action != Action.CREATE or not entry.payload:
+                counts.updates += 1
+                continue
+            sent = sent_moment(entry.sent_at) or client.server_now()
+            record = await reconciler.find_created(entry.payload, sent)
+            rid = record_id(record, obj.id_field or "") if record is not None else None
+            if record is not None and rid is not None:
+                stamp = record.get("DATE_UPDATED_UTC")
+                checkpoint.rows.done(
+                    entry.row, Action.CREATE, rid, stamp=stamp if isinstance(stamp, str) else None
+                )
+                counts.found += 1
+            elif reconciler.certainly_not_made(sent):
+                checkpoint.rows.mark([entry.row], RowState.PLANNED, message=NOT_MADE)
+                counts.not_made += 1
+            else:
+                counts.unknown += 1
+        return counts
+    finally:
+        checkpoint.close()
+
+
+NOT_MADE = (
+    "its answer was lost and no record it could have made was found "
+    f"{int(RESEND_AFTER.total_seconds() // 60)} minutes on: planned again"
+)
