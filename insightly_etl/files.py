@@ -21,7 +21,7 @@ import os
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -60,6 +60,16 @@ def remove_partials(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def open_partial(path: Path) -> tuple[Path, BinaryIO]:
+    """The partial file a file of ours is written to, made afresh (`O_EXCL`) and never
+    through a link (`O_NOFOLLOW`): whatever is under its name — a leftover, or a symlink
+    someone planted to have customer data written to its target — is removed, not followed."""
+    tmp = partial_path(path)
+    tmp.unlink(missing_ok=True)  # the name only: a link goes, its target is untouched
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return tmp, os.fdopen(os.open(tmp, flags, 0o644), "wb")
+
+
 def publish(tmp: Path, path: Path) -> None:
     """The one way a file of ours appears: complete under its partial name, then renamed into
     place. If the rename fails (a directory in the way, a read-only target), the partial file
@@ -72,9 +82,10 @@ def publish(tmp: Path, path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = partial_path(path)
+    tmp, file = open_partial(path)
     try:
-        tmp.write_bytes(data)
+        with file:
+            file.write(data)
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -87,9 +98,10 @@ def write_json_atomic(path: Path, value: Any) -> None:
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """A results file: formula-escaped, UTF-8 with a BOM (so Excel shows accents right; our
     reader drops it again), complete or absent."""
-    tmp = partial_path(path)
+    tmp, file = open_partial(path)
     try:
-        escape_frame(frame).to_csv(tmp, index=False, encoding="utf-8-sig")
+        with file:
+            escape_frame(frame).to_csv(file, index=False, encoding="utf-8-sig", mode="wb")
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

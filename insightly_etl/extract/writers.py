@@ -22,6 +22,7 @@ from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
     csv_schema,
     escape_column,
+    open_partial,
     partial_path,
     publish,
     remove_partials,
@@ -75,8 +76,8 @@ class ParquetTableWriter:
         self.path = path
         self.schema = schema
         self.rows = 0
-        self._tmp = partial_path(path)
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        self._tmp, self._file = open_partial(path)
+        self._writer = pq.ParquetWriter(self._file, schema, compression="zstd")
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
 
@@ -95,10 +96,12 @@ class ParquetTableWriter:
     def commit(self) -> None:
         self._flush()
         self._writer.close()
+        self._file.close()
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
         self._writer.close()
+        self._file.close()
         self._tmp.unlink(missing_ok=True)
 
 
@@ -147,8 +150,7 @@ class CsvTableWriter:
         self._comma = [pa.types.is_floating(f.type) and dialect.decimal == "," for f in schema]
         self.out_schema = csv_schema(schema, text=self._comma)
         self.rows = 0
-        self._tmp = partial_path(path)
-        self._file: BinaryIO = self._tmp.open("wb")
+        self._tmp, self._file = open_partial(path)
         if dialect.bom:
             self._file.write("\ufeff".encode())
         sink: Any = self._file
@@ -196,7 +198,7 @@ class XlsxTableWriter:
         self.schema = schema
         self.rows = 0
         self.cut: dict[str, int] = {}  # column -> texts cut at EXCEL_CELL characters
-        self._tmp = partial_path(path)
+        self._tmp = partial_path(path)  # opened when saved (open_partial)
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=_sheet_title(path.stem))
         self._sheet.append([self._text(name, name) for name in schema.names])
@@ -244,7 +246,9 @@ class XlsxTableWriter:
         return cell
 
     def commit(self) -> None:
-        self._book.save(self._tmp)
+        self._tmp, file = open_partial(self.path)
+        with file:
+            self._book.save(file)
         publish(self._tmp, self.path)
 
     def abort(self) -> None:

@@ -395,3 +395,56 @@ def test_reconcile_says_not_yet_then_plans_again_what_was_never_made(
     done = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
     assert done.exit_code == 0 and "p.csv -> contacts: 3 created" in done.stdout
     assert len(contact_ids(sb) - before) == 3
+
+
+def test_results_and_lock_files_never_follow_planted_links(make_sandbox, tmp_path: Path) -> None:
+    """Someone who may write to the results folder plants symlinks under the names the tool
+    writes through: customer data must not reach their targets, nor a lock truncate one."""
+    sb = make_sandbox()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@links.example\n=1+1,bad\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    for name in (".p.plan.csv.partial", ".p.errors.csv.partial", ".p.success.csv.partial"):
+        (tmp_path / name).symlink_to(victim)
+    result = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert result.exit_code == 1, result.output  # the bad row
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "p.success.csv").read_text(encoding="utf-8-sig").startswith(
+        "line,action,record_id\n2,created,"
+    )
+    assert not list(tmp_path.glob(".*.partial"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".contacts.parquet.partial").symlink_to(victim)
+    assert run(sb, "export", "contacts", "--out", str(out)).exit_code == 0
+    assert victim.read_text() == "precious\n" and len(read(out, "contacts")) == 221
+    lock = tmp_path / "p.csv.checkpoint.sqlite.lock"
+    lock.unlink()
+    lock.symlink_to(victim)
+    refused = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert refused.exit_code == 2
+    assert f"Error: {lock} is a symbolic link; a run's lock is never written through one" in (
+        refused.stderr
+    )
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_checkpoint_with_another_name_by_hard_link_is_refused(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@hard.example\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    other = tmp_path / "other.sqlite"
+    other.hardlink_to(checkpoint)
+    refused = run(
+        sb, "import", str(file), "--mapping", str(mapping), "--checkpoint", str(other), "--quiet"
+    )
+    assert refused.exit_code == 2
+    assert (
+        f"Error: {other} has 2 names (hard links): a run under one would not see a run under "
+        "another, and both would send every row"
+    ) in refused.stderr

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from insightly_etl.errors import CheckpointInUse
+from insightly_etl.errors import CheckpointError, CheckpointInUse
 from insightly_etl.files import utc_now
 
 
@@ -21,7 +21,24 @@ class RunLock:
 
     def __init__(self, checkpoint: Path) -> None:
         self.path = checkpoint.with_name(checkpoint.name + ".lock")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: a planted symlink would have its target truncated
+            self.fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
+            )
+        except OSError as exc:
+            if self.path.is_symlink():
+                raise CheckpointError(
+                    f"{self.path} is a symbolic link; a run's lock is never written through one",
+                    hint="Remove it (it is only a lock file), then run again.",
+                ) from None
+            raise
+        if os.fstat(self.fd).st_nlink > 1:
+            os.close(self.fd)
+            raise CheckpointError(
+                f"{self.path} has other names (hard links); a run's lock is never written to a "
+                "file that is also something else",
+                hint="Remove it (it is only a lock file), then run again.",
+            )
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

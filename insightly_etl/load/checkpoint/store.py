@@ -220,6 +220,14 @@ class Checkpoint:
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
         _refuse_if_not_ours(path)  # before anything is created beside it
+        if lock and path.is_file() and path.stat().st_nlink > 1:
+            # another name for the same file would meet another lock: two runs at once
+            raise CheckpointError(
+                f"{path} has {path.stat().st_nlink} names (hard links): a run under one would "
+                "not see a run under another, and both would send every row",
+                hint="Keep one name: copy the file (cp) instead of linking it, or remove the "
+                "other names.",
+            )
         # the lock is named after the real file: a symlink or another spelling of the same
         # path must meet the same lock
         self.lock = RunLock(path.resolve()) if lock else None
