@@ -21,7 +21,7 @@ from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, get_object, record_id
-from insightly_etl.api.tasks import gather_all
+from insightly_etl.api.tasks import gather_all, settle
 from insightly_etl.errors import (
     ApiError,
     ConflictError,
@@ -107,17 +107,40 @@ class Executor:
         self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
 
     async def run(self, plan: Plan) -> Outcome:
+        """Writes go out as a pool of up to `batch_size` at a time (the client paces them): a
+        slow request holds its own place only, never a whole batch. Each group with updates
+        is re-read just before its first write starts (send_groups)."""
         writes = plan.writes
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
+        places = asyncio.Semaphore(self.batch_size)
+        running: list[asyncio.Future[None]] = []
+
+        async def send(p: PlannedRow) -> None:
+            try:
+                await self._send(p)
+            finally:
+                places.release()
+
         try:
-            for batch in send_groups(writes, self.batch_size, self.client.rate_ceiling):
+            for group in send_groups(writes, self.batch_size, self.client.rate_ceiling):
                 if self.sender.stopping:
                     break
-                if any(p.action == Action.UPDATE for p in batch):
-                    await self._refresh(batch)
-                await gather_all(*(self._send(p) for p in batch))
+                if any(p.action == Action.UPDATE for p in group):
+                    await self._refresh(group)
+                for p in group:
+                    await places.acquire()
+                    if self.sender.stopping:
+                        places.release()
+                        break
+                    running.append(asyncio.ensure_future(send(p)))
+                running = [t for t in running if not t.done() or t.exception() is not None]
+            await gather_all(*running)
         except RunStopped as exc:  # raised by the refresh
+            await gather_all(*running)
             self.sender.stop_for(exc)
+        except BaseException:
+            await settle(running)
+            raise
         finally:
             self.progress.finish()
         return self.sender.finish()

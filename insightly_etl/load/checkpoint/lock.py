@@ -25,7 +25,7 @@ class RunLock:
             self.fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
             )
-        except OSError as exc:
+        except OSError:
             if self.path.is_symlink():
                 raise CheckpointError(
                     f"{self.path} is a symbolic link; a run's lock is never written through one",
