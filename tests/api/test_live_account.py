@@ -410,8 +410,10 @@ def test_results_and_lock_files_never_follow_planted_links(make_sandbox, tmp_pat
     result = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
     assert result.exit_code == 1, result.output  # the bad row
     assert victim.read_text() == "precious\n"
-    assert (tmp_path / "p.success.csv").read_text(encoding="utf-8-sig").startswith(
-        "line,action,record_id\n2,created,"
+    assert (
+        (tmp_path / "p.success.csv")
+        .read_text(encoding="utf-8-sig")
+        .startswith("line,action,record_id\n2,created,")
     )
     assert not list(tmp_path.glob(".*.partial"))
     out = tmp_path / "out"
