@@ -395,19 +395,25 @@ class InsightlyClient:
                     yield item
                 position = window.next_skip
             while True:
-                top = sizer.size
-                try:
-                    reply = await self.get(path, {**base, "skip": position, "top": top})
-                except AnswerTooLarge:
-                    sizer.too_large()
-                    continue
-                records = _as_page(reply.data, path, top)
-                sizer.measure(reply, len(records))
-                yield _Answer(position, top, records, reply.total)
-                position += seams.stride(top)
+                answer = await self._page_at(path, base, position, sizer)
+                yield answer
+                position += seams.stride(answer.top)
         finally:
             if window is not None:
                 await window.cancel()
+
+    async def _page_at(self, path: str, base: dict[str, Any], skip: int, sizer: _Sizer) -> _Answer:
+        """One page from `skip`, of the sizer's size (smaller again while it is too large)."""
+        while True:
+            top = sizer.size
+            try:
+                reply = await self.get(path, {**base, "skip": skip, "top": top})
+            except AnswerTooLarge:
+                sizer.too_large()
+                continue
+            records = _as_page(reply.data, path, top)
+            sizer.measure(reply, len(records))
+            return _Answer(skip, top, records, reply.total)
 
     async def _reseek(
         self, path: str, base: dict[str, Any], gap: int, sizer: _Sizer, seams: _Seams
@@ -417,13 +423,7 @@ class InsightlyClient:
         back = gap
         while True:
             back = max(0, back - seams.stride(sizer.size))
-            top = sizer.size
-            try:
-                reply = await self.get(path, {**base, "skip": back, "top": top})
-            except AnswerTooLarge:
-                sizer.too_large()
-                continue
-            answer = _Answer(back, top, _as_page(reply.data, path, top), reply.total)
+            answer = await self._page_at(path, base, back, sizer)
             seams.counted(answer.total)
             fresh = seams.join(answer.records, back, reread=True)
             if fresh is not None:
