@@ -26,7 +26,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 Clock = Callable[[], float]
-ACCEPTED_WINDOW = 2.0  # seconds of successes that estimate what the server accepts
+# seconds of successes that estimate what the server accepts: long enough that a server of
+# 2/s shows its rate in it (2 s held too few answers to tell, and nothing was learned)
+ACCEPTED_WINDOW = 5.0
 PROBE_AFTER = 500  # successes at the learned rate before probing 5% higher
 START_IN_FLIGHT = 4  # what the real API was measured to take (reference, tap-insightly)
 Sleep = Callable[[float], Awaitable[None]]
@@ -84,9 +86,9 @@ class RateLimiter:
         """Successes per second over the last ACCEPTED_WINDOW seconds: what the server took."""
         while self._successes and self._successes[0] < now - ACCEPTED_WINDOW:
             self._successes.popleft()
-        if len(self._successes) < 10:  # too few to tell a limit from a passing storm
+        span = now - self._successes[0] if self._successes else 0.0
+        if len(self._successes) < 5 or span < 2.0:  # too few to tell a limit from a storm
             return None
-        span = max(now - self._successes[0], 1.0)
         return len(self._successes) / span
 
     def on_success(self) -> None:

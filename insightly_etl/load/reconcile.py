@@ -159,8 +159,12 @@ class Reconciler:
         """The one record made since `sent_at` that resembles `payload` and no other row
         holds; None when there is none, or more than one (then nothing can be said)."""
         since = sent_at - SETTLE
+        newest, complete = await self.newest(since)
+        # every record made since is among the newest when they reach back past it: a record
+        # changed since but made before (the search's) could not be this create's
+        others = [] if complete else await self.changed_since(since)
         candidates: dict[int, Record] = {}
-        for record in [*also, *await self.newest(since), *await self.changed_since(since)]:
+        for record in [*also, *newest, *others]:
             rid = record_id(record, self.obj.id_field or "") if isinstance(record, dict) else None
             if rid is not None:
                 candidates.setdefault(rid, record)
@@ -174,24 +178,27 @@ class Reconciler:
         ]
         return hits[0] if len(hits) == 1 else None
 
-    async def newest(self, since: datetime) -> list[Record]:
+    async def newest(self, since: datetime) -> tuple[list[Record], bool]:
         """The newest records by id, read back from the end of the list a page at a time
-        while they were still made after `since` (records without DATE_CREATED_UTC: one page)."""
+        while they were still made after `since`; and whether they reach back past it (every
+        record made since is among them), which records without DATE_CREATED_UTC cannot say."""
         count = await self.client.get(self.obj.endpoint, {"top": 1, "count_total": "true"})
         end = count.total
         if end is None:
-            return []
+            return [], False
         records: list[Record] = []
         for _ in range(NEWEST_PAGES):
             skip = max(0, end - NEWEST_PAGE)
             reply = await self.client.get(self.obj.endpoint, {"skip": skip, "top": end - skip})
             page = [r for r in reply.data or [] if isinstance(r, dict)]
             records.extend(page)
-            made = [iso_instant(r.get("DATE_CREATED_UTC")) for r in page]
-            if skip == 0 or not page or any(m is None or _utc(m) < since for m in made):
-                break
+            made = [m for r in page if (m := iso_instant(r.get("DATE_CREATED_UTC"))) is not None]
+            if len(made) < len(page) or not page:
+                return records, False
+            if skip == 0 or any(_utc(m) < since for m in made):
+                return records, True
             end = skip
-        return records
+        return records, False
 
     async def changed_since(self, since: datetime) -> list[Record]:
         if not self.obj.searchable:
