@@ -289,6 +289,12 @@ class InsightlyClient:
         """The requests/second this client never exceeds."""
         return self.limiter.ceiling
 
+    @property
+    def expected_rate(self) -> float:
+        """The requests/second to expect: what this account was learned to take (an earlier
+        run's, `start_from_learned`), else the ceiling. For estimates of how long work takes."""
+        return self.limiter.learned or self.limiter.ceiling
+
     def meter(self) -> RequestMeter:
         """Counts the requests sent from now on: `meter.requests`."""
         return RequestMeter(self.stats, self.stats.sent)

@@ -598,7 +598,7 @@ def _quota_plan(
         remaining=remaining,
         reserve=reserve,
         this_run=this_run,
-        seconds=math.ceil(this_run / client.rate_ceiling) if this_run else 0,
+        seconds=math.ceil(this_run / client.expected_rate) if this_run else 0,
         strategy=plan.strategy,
         planning_requests=plan.requests,
         examples=plan_examples(plan),

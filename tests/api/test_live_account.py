@@ -450,3 +450,19 @@ def test_a_checkpoint_with_another_name_by_hard_link_is_refused(
         f"Error: {other} has 2 names (hard links): a run under one would not see a run under "
         "another, and both would send every row"
     ) in refused.stderr
+
+
+def test_the_time_estimate_follows_the_rate_learned_of_the_account(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@rate.example\n")
+    assert run(sb, "import", str(file), "--mapping", str(mapping), "--quiet").exit_code == 0
+    cp = Checkpoint(tmp_path / "p.csv.checkpoint.sqlite")
+    cp.remember(learned_limits='{"rate": 2.0}')  # what an earlier run met: 2/s
+    cp.close()
+    rows = "".join(f"P{n},p{n}@rate.example\n" for n in range(20))
+    write(tmp_path, "p.csv", "Name,Email\nAda,ada@rate.example\n" + rows)
+    preview = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "this run sends up to 20, about 10s." in preview.stderr, preview.stderr
