@@ -635,3 +635,23 @@ async def test_a_later_page_beyond_the_size_cap_is_read_again_in_smaller_pages()
         "Contacts: a page of 500 records was larger than 0.1 MB; asked again for 125",
         "Contacts: a page of 125 records was larger than 0.1 MB; asked again for 31",
     ]
+
+
+async def test_a_count_above_the_records_read_reads_the_end_again() -> None:
+    """Three records are made while the last page is served (its count has them, its page
+    not): the end is read again, once, and they are listed too."""
+    ids = list(range(1, 1001))
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip, top = int(request.url.params["skip"]), int(request.url.params["top"])
+        seen.append(skip)
+        page = ids[skip : skip + top]
+        if skip == 990 and len(ids) == 1000:
+            ids.extend([1001, 1002, 1003])  # made meanwhile, after the page was cut
+        return ok([{"CONTACT_ID": i} for i in page], **{"X-Total-Count": str(len(ids))})
+
+    async with mock_client(handler, max_in_flight=1) as client:
+        records = [r["CONTACT_ID"] async for p in client.iter_pages("Contacts") for r in p.records]
+    assert records == list(range(1, 1004))
+    assert seen == [0, 495, 990, 508]  # the end again: from the count less a page
