@@ -110,7 +110,9 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     )
     if c.unknown:
         click.echo(
-            "Still unknown: sent too recently to say. Run the same command again later.",
+            "Still unknown: sent less than 15 minutes ago (by the server's clock), too recently "
+            "to say it was never made. Run the same command again later; their lines are in "
+            "NAME.errors.csv (state unknown).",
             err=True,
         )
     sys.exit(c.exit_code)

@@ -244,9 +244,7 @@ class ReconcileCounts:
 async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> ReconcileCounts:
     """`insightly-etl reconcile CHECKPOINT`: settle the creates of an import whose answers
     were lost, from the checkpoint alone (what each sent, and when), in its own account."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    checkpoint = Checkpoint(path)
+    checkpoint = Checkpoint.existing(path)
     try:
         try:
             obj = get_object(checkpoint.meta("object") or "")

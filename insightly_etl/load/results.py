@@ -16,7 +16,14 @@ from insightly_etl.load.report import write_rejects
 from insightly_etl.load.states import LEFT, PAST, RowState, StepState
 from insightly_etl.load.validate import ValidationResult
 
-NOT_WRITTEN = (RowState.FAILED, RowState.REJECTED, RowState.DUPLICATE, RowState.SKIPPED)
+# rows not written, and why; an unknown one may have been: `reconcile` settles it
+NOT_WRITTEN = (
+    RowState.FAILED,
+    RowState.REJECTED,
+    RowState.DUPLICATE,
+    RowState.SKIPPED,
+    RowState.UNKNOWN,
+)
 
 
 def write_results(

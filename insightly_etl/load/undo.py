@@ -54,7 +54,7 @@ from insightly_etl.load.plan import (
     same_value,
     update_payload,
 )
-from insightly_etl.load.reconcile import payload_matches
+from insightly_etl.load.reconcile import agreement
 from insightly_etl.load.sender import Call, Outcome, Sender, Then
 from insightly_etl.load.states import UNDONE, Stop, UndoState
 
@@ -233,9 +233,18 @@ class _UndoWrite:
                 f"changed in Insightly at {now}, after the import; not deleted",
             )
             return None
-        if job.payload and not payload_matches(record, job.payload):
-            undo.note(job, "conflict", "(record)", None, "created by the import", "changed since")
-            undo.finish(job, UndoState.CONFLICT, "changed since the import created it; not deleted")
+        # what the import sent, as the server may keep it (case, spaces: loosely_same), field
+        # by field: a field that holds something else was changed since, by someone
+        changed = sorted(f for f, same in agreement(record, job.payload or {}).items() if not same)
+        if changed:
+            undo.note(
+                job, "conflict", ", ".join(changed), None, "created by the import", "changed since"
+            )
+            undo.finish(
+                job,
+                UndoState.CONFLICT,
+                f"changed since the import created it ({', '.join(changed)}); not deleted",
+            )
             return None
         if undo.dry_run:
             undo.note(job, "delete")
@@ -349,7 +358,9 @@ async def undo_import(
         raise CheckpointError(f"{checkpoint_path}: no such checkpoint file")
     stop = stop or asyncio.Event()
     client.halt_on(stop)
-    checkpoint = Checkpoint.scratch(checkpoint_path) if dry_run else Checkpoint(checkpoint_path)
+    checkpoint = (
+        Checkpoint.scratch(checkpoint_path) if dry_run else Checkpoint.existing(checkpoint_path)
+    )
     try:
         return await _undo(
             client,

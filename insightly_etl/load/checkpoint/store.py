@@ -256,6 +256,21 @@ class Checkpoint:
         self.undo = UndoJournal(self)
 
     @classmethod
+    def existing(cls, path: Path) -> Checkpoint:
+        """An import's checkpoint, for a command that works on one (`reconcile`, `undo`): a
+        missing, empty or foreign file is refused as it is, never made into a new one."""
+        hint = "Give the checkpoint an import wrote: FILE.checkpoint.sqlite beside its file."
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file", hint=hint)
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{path} is empty: not an import checkpoint", hint=hint)
+        try:
+            return cls(path)
+        except CheckpointError as exc:
+            exc.hint = hint if exc.hint == _NOT_OURS else exc.hint
+            raise
+
+    @classmethod
     def read_only(cls, path: Path) -> Checkpoint:
         """For looking only (`status`): no lock, no write, nothing created or converted. A
         file of an earlier version is read through a migrated copy in memory."""
