@@ -22,6 +22,7 @@ import json as json_module
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fi
 PAGE_BYTES = 16 << 20
 PAGE_SECONDS = 30.0  # a quarter of the deadline for a whole answer
 MIN_PAGE = 25
+TAIL_READS = 3  # a listing's end is read again at most this often (iter_pages)
 CLOCK_SKEW = timedelta(minutes=1)  # a difference from the server's clock worth a warning
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
@@ -353,18 +355,20 @@ class InsightlyClient:
         yield Page(seams.start(records), 0, total)
         if last.is_last(0, asked, len(records)):
             return
-        position, tail_read = seams.stride(asked), False
+        position, shrunk, counted = seams.stride(asked), 0, False
         while True:
             source = self._pages(path, base, position, total if concurrent else None, sizer, seams)
             gap: int | None = None
+            empty, empty_at = False, 0
             async with aclosing(source) as pages:
                 previous: list[dict[str, Any]] = []
                 async for answer in pages:
+                    seams.counted(answer.total)
                     if not answer.records:
+                        empty, empty_at = True, answer.skip
                         break
                     _check_progress(previous, answer.records, path)
                     previous = answer.records
-                    seams.counted(answer.total)
                     fresh = seams.join(answer.records, answer.skip)
                     if fresh is None:
                         gap = answer.skip
@@ -378,10 +382,17 @@ class InsightlyClient:
                 position = answer.skip + seams.stride(answer.top)
                 if not last.is_last(answer.skip, answer.top, len(answer.records)):
                     continue
-            if tail_read or not seams.short():
+            # The end. Read the list's end again when an empty page came where the count says
+            # the list now ends before (records deleted below the read position moved unread
+            # ones under it; at most TAIL_READS times), or once when the last count is more
+            # than the records read (made while the list was read).
+            if empty and 0 < seams.latest < empty_at and shrunk < TAIL_READS:
+                shrunk += 1
+            elif seams.short() and not counted:
+                counted = True  # once: a count may lie
+            else:
                 return
-            # the last count is more than the records read: made while the list was read
-            tail_read, position = True, max(0, seams.latest - seams.stride(sizer.size))
+            position = max(0, seams.latest - seams.stride(sizer.size))
 
     async def _pages(
         self,
@@ -431,7 +442,7 @@ class InsightlyClient:
             back = max(0, back - seams.stride(sizer.size))
             answer = await self._page_at(path, base, back, sizer)
             seams.counted(answer.total)
-            fresh = seams.join(answer.records, back, reread=True)
+            fresh = seams.join(answer.records, back, reread=True) if answer.records else None
             if fresh is not None:
                 return answer, fresh
             if back == 0:
@@ -724,13 +735,27 @@ class _Seams:
 
     def start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The records of a page at the start of the list: every one not read is new."""
-        return self._new(records, [self._id(r) for r in records])
+        ids = [self._id(r) for r in records]
+        self._once(ids, 0)
+        return self._new(records, ids)
+
+    def _once(self, ids: list[Any], skip: int) -> None:
+        named = [i for i in ids if i is not None]
+        if len(set(named)) < len(named):
+            twice = next(i for i, n in Counter(named).items() if n > 1)
+            raise UnstableOrder(
+                f"{self.path}: the page at {skip:,} lists record {twice} more than once; a "
+                "server that repeats records cannot be paged by offset with trust, and nothing "
+                "read is used",
+                path=self.path,
+            )
 
     def join(
         self, records: list[dict[str, Any]], skip: int, *, reread: bool = False
     ) -> list[dict[str, Any]] | None:
         """The new records of a page, or None when it joins none of those read before."""
         ids = [self._id(r) for r in records]
+        self._once(ids, skip)
         known = [self.order[i] for i in ids if i is not None and i in self.order]
         if any(b <= a for a, b in itertools.pairwise(known)):
             raise UnstableOrder(

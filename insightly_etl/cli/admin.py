@@ -95,7 +95,8 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     (by the server's clock): never made, planned again for the next import run. Otherwise it
     stays unknown and is not sent: run this again later (a search index may lag).
 
-    Exit 0: nothing left unknown; 75: some still unknown — run it again later.
+    Exit 0: nothing left unknown; 75: some still unknown — run it again later; 1: some match
+    more than one record equally (two rows alike, both lost) — a person must tell.
     """
     from insightly_etl.load.reconcile import reconcile_checkpoint
 
@@ -107,6 +108,12 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
         f"{checkpoint.name}: {c.found:,} found (done, with their records), {c.not_made:,} never "
         f"made (planned again: the next import run sends them), {c.unknown:,} still unknown"
         + (f"; {c.updates:,} updates are re-read by the next import run" if c.updates else "")
+        + (
+            f"; {c.ambiguous:,} match more than one record equally (never sent again: "
+            "check them in Insightly)"
+            if c.ambiguous
+            else ""
+        )
     )
     if c.unknown:
         click.echo(

@@ -414,7 +414,7 @@ class Exporter:
         converter: PageConverter | None = None
         self.progress.start(obj.name)
         try:
-            async for page in self.client.iter_pages(obj.endpoint, params):
+            async for page in self.client.iter_pages(obj.endpoint, params, key=obj.id_field):
                 if writer is None:  # the first page is here, and so are the definitions
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
@@ -484,7 +484,9 @@ class Exporter:
         records: list[dict[str, Any]] = []
         self.progress.start(f"{obj.name} (changes)")
         try:
-            async for page in self.client.iter_pages(f"{obj.endpoint}/Search", params):
+            async for page in self.client.iter_pages(
+                f"{obj.endpoint}/Search", params, key=obj.id_field
+            ):
                 self._on_page(page, marks)
                 records.extend(page.records)  # only the changes: small next to the collection
         finally:
@@ -645,7 +647,7 @@ class Exporter:
         params = {"brief": "true"} if obj.brief else {}
         self.progress.start(f"{obj.name} (ids, for deletions)")
         try:
-            async for page in self.client.iter_pages(obj.endpoint, params):
+            async for page in self.client.iter_pages(obj.endpoint, params, key=obj.id_field):
                 self._on_page(page, _Marks(None))
                 ids.update(i for r in page.records if (i := record_id(r, obj.id_field)) is not None)
         finally:
@@ -668,17 +670,26 @@ class Exporter:
                 return "deleted"
             except ForbiddenError:
                 return "unreadable"
-            return reply.data if isinstance(reply.data, dict) else "unreadable"
+            data = reply.data
+            if not isinstance(data, dict) or record_id(data, obj.id_field or "") != rid:
+                return "other"  # another record, or none: no evidence either way
+            return data
 
         ids = sorted(unlisted)
         answers = dict(zip(ids, await gather_all(*(ask(r) for r in ids)), strict=True))
         live = [a for a in answers.values() if isinstance(a, dict)]
         unreadable = sum(a == "unreadable" for a in answers.values())
+        other = sum(a == "other" for a in answers.values())
         if live or unreadable:
             self.result.warnings.append(
                 f"{obj.name}: {len(live) + unreadable:,} of {len(ids):,} record(s) the listing "
                 f"no longer shows are still in Insightly ({unreadable:,} this user may not read, "
                 f"{len(live):,} the listing missed, now written): not recorded as deleted"
+            )
+        if other:
+            self.result.warnings.append(
+                f"{obj.name}: {other:,} record(s) the listing no longer shows were answered with "
+                "another record than the one asked for: not recorded as deleted, not written"
             )
         return {r for r, a in answers.items() if a == "deleted"}, live
 
@@ -686,8 +697,18 @@ class Exporter:
         """Journal deletions in `_deleted.parquet` (object, id, detected_at), atomically, each
         (object, id) once: a run stopped between this and publishing the object's file finds
         them again, and they are not added twice."""
+        if not ids:
+            return
         path = self.options.out_dir / DELETED
-        old = conform(pq.read_table(path), DELETED_SCHEMA) if path.exists() else None
+        try:
+            old = conform(pq.read_table(path), DELETED_SCHEMA) if path.exists() else None
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(
+                f"{path} cannot be read ({str(exc)[:80]}); the deletions found are not lost "
+                "(the object's file still has them) but cannot be journaled",
+                hint="Move the damaged file away (keep it if it holds deletions you need), "
+                "then run again.",
+            ) from None
         if old is not None:
             mine = old.filter(pc.equal(old["object"], name))["id"].to_pylist()
             ids = ids - set(mine)
@@ -733,6 +754,11 @@ class Exporter:
         """`_base/NAME.parquet`: the records as exported, beside a CSV or XLSX a person may edit;
         importing the edited file compares each cell with it (a three-way merge)."""
         folder = self.options.out_dir / BASE_DIR
+        if folder.is_symlink():  # never written through: a link could lead anywhere
+            raise InputError(
+                f"{folder} is a symbolic link; the export's own folder is never written through one",
+                hint="Remove the link (the export makes the folder), then run again.",
+            )
         folder.mkdir(exist_ok=True)
         return folder / f"{name}.parquet"
 

@@ -75,7 +75,9 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
     references: dict[str, list[dict[str, Any]]] = {}
     for name in references_needed(mapping):
         references[name] = []
-        async for page in client.iter_pages(get_object(name).endpoint):
+        async for page in client.iter_pages(
+            get_object(name).endpoint, key=get_object(name).id_field
+        ):
             references[name].extend(r for r in page.records if isinstance(r, dict))
     lookups: dict[tuple[str, str], LookupIndex] = {}
     for target, by in sorted(lookups_needed(mapping)):
@@ -90,7 +92,7 @@ async def facts_from_api(client: InsightlyClient, mapping: Mapping) -> AccountFa
             ]
         else:
             params = {"brief": "true"} if tobj.brief and not by.endswith("__c") else {}
-            async for page in client.iter_pages(tobj.endpoint, params):
+            async for page in client.iter_pages(tobj.endpoint, params, key=tobj.id_field):
                 rows.extend(
                     {tobj.id_field: r.get(tobj.id_field), by: _field_value(r, by)}
                     for r in page.records

@@ -40,7 +40,7 @@ from insightly_etl.load.plan import (
     current_value,
     same_value,
 )
-from insightly_etl.load.reconcile import Reconciler, resembles, sent_moment
+from insightly_etl.load.reconcile import Ambiguous, Reconciler, resembles, sent_moment
 from insightly_etl.load.sender import (
     SETTLE_SECONDS,
     Call,
@@ -357,8 +357,12 @@ class _RowWrite:
         if self.p.action == Action.UPDATE:  # a PUT of the same values is harmless to repeat
             return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
         await asyncio.sleep(self.ex.settle_seconds)  # a create must not be made twice: let it land
-        if await self.ex.reconcile(self.p):
-            return Then.SETTLED
+        try:
+            if await self.ex.reconcile(self.p):
+                return Then.SETTLED
+        except Ambiguous as exc:  # two alike, both lost: a person must tell which is which
+            self.ex.checkpoint.rows.unknown(self.p.row, exc.message)
+            return Then.LEAVE
         # not found yet (a search index may lag): never sent again by itself
         self.ex.checkpoint.rows.unknown(self.p.row, NOT_FOUND_YET)
         return Then.LEAVE

@@ -34,7 +34,7 @@ from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
-from insightly_etl.load.reconcile import sent_moment
+from insightly_etl.load.reconcile import Ambiguous, sent_moment
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, server_now, stop_of
@@ -423,7 +423,12 @@ class _Run:
             if entry.state not in UNSETTLED or entry.action != Action.CREATE or not entry.payload:
                 continue
             p = PlannedRow(r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at)
-            record = await executor.find_created(p)
+            try:
+                record = await executor.find_created(p)
+            except Ambiguous as exc:  # never "not made": a person must tell which it is
+                self.checkpoint.rows.unknown(r, exc.message)
+                settled.add(r)
+                continue
             if record is not None:
                 executor.finish(p, record)
                 settled.add(r)

@@ -641,7 +641,7 @@ class Planner:
             keep(self._listed)
             return owners
         params = {"brief": "true"} if self.obj.brief else {}
-        pages = self.client.iter_pages(self.obj.endpoint, params)
+        pages = self.client.iter_pages(self.obj.endpoint, params, key=self.obj.id_field)
         first = await anext(pages)
         keep(first.records)
         total = first.total or len(first.records)
@@ -910,7 +910,7 @@ class Planner:
         if single_field and len(wanted) == 1:
             return await self._one_by_one(wanted, keys, fields, plan, by_id)
         # the first listing page says how many records there are
-        pages = self.client.iter_pages(self.obj.endpoint)
+        pages = self.client.iter_pages(self.obj.endpoint, key=self.obj.id_field)
         first = await anext(pages)
         total = first.total or len(first.records)
         listing_cost = max(1, math.ceil(total / PAGE_SIZE))
@@ -1004,7 +1004,7 @@ class Planner:
                 plan.strategy = "search, then listing for the rows it did not find"
                 index: dict[tuple[str, ...], list[Record]] = defaultdict(list)
                 self._listed = []
-                async for page in self.client.iter_pages(self.obj.endpoint):
+                async for page in self.client.iter_pages(self.obj.endpoint, key=self.obj.id_field):
                     self._index_page(page.records, fields, index)
                     self._listed.extend(page.records)
                 for r in unsure:
@@ -1080,7 +1080,7 @@ class Planner:
         existing: dict[tuple[str, ...], list[Record]] = defaultdict(list)
         self._listed = []
         async for page in self.client.iter_pages(
-            self.obj.endpoint, {"brief": "true"} if self.obj.brief else {}
+            self.obj.endpoint, {"brief": "true"} if self.obj.brief else {}, key=self.obj.id_field
         ):
             self._listed.extend(page.records)
             for record in page.records:

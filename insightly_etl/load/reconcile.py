@@ -144,6 +144,23 @@ def who_fields(obj: ObjectType) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for f in (obj.identity, obj.name_field, *WHO) if f))
 
 
+class Ambiguous(Exception):
+    """More than one record resembles what a lost create sent, equally well."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(ids)
+        self.ids = ids
+
+    @property
+    def message(self) -> str:
+        shown = ", ".join(str(i) for i in self.ids[:5])
+        return (
+            f"its answer was lost and {len(self.ids)} records resemble what it sent equally "
+            f"well ({shown}): which one it made cannot be told, so it is not sent again; "
+            "check them in Insightly"
+        )
+
+
 class Reconciler:
     """Finds the record a lost create made, for the import and for `insightly-etl reconcile`."""
 
@@ -152,6 +169,7 @@ class Reconciler:
     ) -> None:
         self.client, self.obj, self.claimed = client, obj, claimed
         self.who = who_fields(obj)
+        self.latest_stamp: datetime | None = None  # the newest DATE_*_UTC the server wrote
 
     async def find_created(
         self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
@@ -169,14 +187,23 @@ class Reconciler:
             if rid is not None:
                 candidates.setdefault(rid, record)
         taken = self.claimed()
-        hits = [
-            record
-            for rid, record in candidates.items()
-            if rid not in taken
-            and _made_since(record, since)
-            and resembles(record, payload, self.who)
-        ]
-        return hits[0] if len(hits) == 1 else None
+        scored = sorted(
+            (
+                (sum(agreement(record, payload).values()), rid)
+                for rid, record in candidates.items()
+                if rid not in taken
+                and _made_since(record, since)
+                and resembles(record, payload, self.who)
+            ),
+            reverse=True,
+        )
+        if not scored:
+            return None
+        if len(scored) > 1 and scored[0][0] == scored[1][0]:
+            # two records fit as well as each other (two rows alike, both lost): which is
+            # this row's cannot be said, and neither may be taken for "never made"
+            raise Ambiguous([rid for score, rid in scored if score == scored[0][0]])
+        return candidates[scored[0][1]]
 
     async def newest(self, since: datetime) -> tuple[list[Record], bool]:
         """The newest records by id, read back from the end of the list a page at a time
@@ -192,6 +219,7 @@ class Reconciler:
             reply = await self.client.get(self.obj.endpoint, {"skip": skip, "top": end - skip})
             page = [r for r in reply.data or [] if isinstance(r, dict)]
             records.extend(page)
+            self._stamps(page)
             made = [m for r in page if (m := iso_instant(r.get("DATE_CREATED_UTC"))) is not None]
             if len(made) < len(page) or not page:
                 return records, False
@@ -200,18 +228,32 @@ class Reconciler:
             end = skip
         return records, False
 
+    def _stamps(self, records: list[Record]) -> None:
+        for record in records:
+            for field in ("DATE_UPDATED_UTC", "DATE_CREATED_UTC"):
+                moment = iso_instant(record.get(field))
+                if moment is not None:
+                    moment = _utc(moment)
+                    if self.latest_stamp is None or moment > self.latest_stamp:
+                        self.latest_stamp = moment
+
     async def changed_since(self, since: datetime) -> list[Record]:
         if not self.obj.searchable:
             return []
         records: list[Record] = []
         params = {"updated_after_utc": since.astimezone(UTC).strftime(ISO_FORMAT)}
-        async for page in self.client.iter_pages(f"{self.obj.endpoint}/Search", params):
+        async for page in self.client.iter_pages(
+            f"{self.obj.endpoint}/Search", params, key=self.obj.id_field
+        ):
             records.extend(page.records)
         return records
 
     def certainly_not_made(self, sent_at: datetime) -> bool:
-        """Not found RESEND_AFTER after it was sent, by the server's clock: never made."""
-        return self.client.server_now() - sent_at > RESEND_AFTER
+        """Not found RESEND_AFTER after it was sent, by the server's clock: never made.
+        Without a Date header from the server, its clock is only known to be past the newest
+        stamp its records carry (never this machine's clock, which may be ahead)."""
+        now = self.client.last_server_time or self.latest_stamp
+        return now is not None and now - sent_at > RESEND_AFTER
 
 
 def sent_moment(sent_at: str | None) -> datetime | None:
@@ -235,9 +277,12 @@ class ReconcileCounts:
     not_made: int = 0  # certainly never made: planned again, for the next import run
     unknown: int = 0  # still not found, sent too recently to say: look again later
     updates: int = 0  # lost updates: the next import run re-reads their records
+    ambiguous: int = 0  # several records fit equally: a person must tell (never re-sent)
 
     @property
     def exit_code(self) -> int:
+        if self.ambiguous:
+            return 1  # a person must look: which record is the row's cannot be told
         return 75 if self.unknown else 0  # EX_TEMPFAIL: run it again later
 
 
@@ -262,7 +307,12 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
                 counts.updates += 1
                 continue
             sent = sent_moment(entry.sent_at) or client.server_now()
-            record = await reconciler.find_created(entry.payload, sent)
+            try:
+                record = await reconciler.find_created(entry.payload, sent)
+            except Ambiguous as exc:
+                checkpoint.rows.unknown(entry.row, exc.message)
+                counts.ambiguous += 1
+                continue
             rid = record_id(record, obj.id_field or "") if record is not None else None
             if record is not None and rid is not None:
                 stamp = record.get("DATE_UPDATED_UTC")

@@ -336,7 +336,7 @@ class StepRunner:
         missing = [rid for rid in ids if rid not in self.records]
         if len(missing) < 2:
             return
-        pages = self.client.iter_pages(self.obj.endpoint)
+        pages = self.client.iter_pages(self.obj.endpoint, key=self.obj.id_field)
         first = await anext(pages)
         total = first.total or len(first.records)
         if math.ceil(total / PAGE_SIZE) >= len(missing):

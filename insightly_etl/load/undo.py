@@ -153,7 +153,7 @@ class _Undo:
             f"request(s) of up to 500, instead of a GET each); no write (dry run)."
         )
         wanted = set(ids)
-        async for page in self.client.iter_pages(self.obj.endpoint):
+        async for page in self.client.iter_pages(self.obj.endpoint, key=self.obj.id_field):
             for record in page.records:
                 rid = record_id(record, self.obj.id_field or "")
                 if rid in wanted:

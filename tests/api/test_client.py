@@ -26,6 +26,7 @@ from insightly_etl.errors import (
     ReserveReached,
     ServerError,
     TransportError,
+    UnstableOrder,
     ValidationError,
 )
 from insightly_etl.sandbox import Sandbox
@@ -655,3 +656,34 @@ async def test_a_count_above_the_records_read_reads_the_end_again() -> None:
         records = [r["CONTACT_ID"] async for p in client.iter_pages("Contacts") for r in p.records]
     assert records == list(range(1, 1004))
     assert seen == [0, 495, 990, 508]  # the end again: from the count less a page
+
+
+async def test_a_mass_deletion_below_the_read_position_loses_no_record_after_it() -> None:
+    """800 records are deleted just as the page at 990 is asked for: the list is now shorter
+    than where it was being read, that page comes back empty, and the count says where the
+    end is now: the end is read again and every record still there is listed."""
+    ids = list(range(1, 3001))
+    deleted = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal deleted
+        skip, top = int(request.url.params["skip"]), int(request.url.params["top"])
+        if skip >= 2970 and not deleted:
+            deleted = True
+            del ids[:800]
+        page = ids[skip : skip + top]
+        return ok([{"CONTACT_ID": i} for i in page], **{"X-Total-Count": str(len(ids))})
+
+    async with mock_client(handler, max_in_flight=1) as client:
+        records = {r["CONTACT_ID"] async for p in client.iter_pages("Contacts") for r in p.records}
+    assert set(range(801, 3001)) <= records
+
+
+async def test_a_record_listed_twice_in_one_page_is_not_trusted() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return ok([{"CONTACT_ID": 1}, {"CONTACT_ID": 2}, {"CONTACT_ID": 1}])
+
+    async with mock_client(handler) as client:
+        with pytest.raises(UnstableOrder, match="lists record 1 more than once"):
+            async for _ in client.iter_pages("Contacts"):
+                pass

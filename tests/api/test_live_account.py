@@ -385,7 +385,9 @@ def test_reconcile_says_not_yet_then_plans_again_what_was_never_made(
         "again: the next import run sends them), 3 still unknown\n"
     )
     assert soon.stderr == (
-        "Still unknown: sent too recently to say. Run the same command again later.\n"
+        "Still unknown: sent less than 15 minutes ago (by the server's clock), too recently to "
+        "say it was never made. Run the same command again later; their lines are in "
+        "NAME.errors.csv (state unknown).\n"
     )
     held = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
     assert ", 3 left;" in held.stdout and contact_ids(sb) == before  # not sent again
@@ -466,3 +468,140 @@ def test_the_time_estimate_follows_the_rate_learned_of_the_account(
     write(tmp_path, "p.csv", "Name,Email\nAda,ada@rate.example\n" + rows)
     preview = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
     assert "this run sends up to 20, about 10s." in preview.stderr, preview.stderr
+
+
+class SortsKeys(httpx.AsyncBaseTransport):
+    """The sandbox behind a proxy that writes every JSON object with its keys sorted: the id
+    is no longer each record's first field."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        headers = {
+            k: v for k, v in response.headers.items() if k.lower() in ("x-total-count", "date")
+        }
+        data = json.loads(body) if body else None
+        return httpx.Response(
+            response.status_code, headers=headers, content=json.dumps(data, sort_keys=True).encode()
+        )
+
+
+async def test_records_are_known_by_their_id_field_whatever_order_their_keys_come_in(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(generate={"Contacts": 1000})
+    async with sandbox_client(sb, transport=SortsKeys(sb)) as client:
+        await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
+    assert len(read(tmp_path, "contacts")) == 1220
+
+
+class OtherRecord(httpx.AsyncBaseTransport):
+    """A listing that leaves one record out, and a GET of it that answers another record."""
+
+    def __init__(self, sb: Sandbox, hidden: int, other: int) -> None:
+        self.inner, self.hidden, self.other = httpx.ASGITransport(app=sb.app), hidden, other
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/v3.1/Contacts/{self.hidden}":
+            request = httpx.Request(
+                "GET",
+                str(request.url).replace(str(self.hidden), str(self.other)),
+                headers=request.headers,
+            )
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/v3.1/Contacts":
+            return response
+        kept = [r for r in json.loads(await response.aread()) if r["CONTACT_ID"] != self.hidden]
+        return httpx.Response(200, headers={"X-Total-Count": str(len(kept))}, json=kept)
+
+
+async def test_a_deletion_check_answered_with_another_record_records_nothing(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    ids = sb.account.collections["Contacts"].ids
+    async with sandbox_client(sb, transport=OtherRecord(sb, ids[5], ids[6])) as client:
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
+        )
+    assert not (tmp_path / DELETED).exists()
+    assert result.warnings == [
+        "contacts: 1 record(s) the listing no longer shows were answered with another record "
+        "than the one asked for: not recorded as deleted, not written"
+    ]
+
+
+def test_a_damaged_deletion_journal_stops_only_a_run_that_must_write_to_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    assert run(sb, "export", "contacts", "--out", str(tmp_path)).exit_code == 0
+    (tmp_path / DELETED).write_text("garbage")
+    # nothing deleted: nothing to journal, the damaged file is not read
+    assert run(sb, "export", "contacts", "--out", str(tmp_path)).exit_code == 0
+    sb.account.delete("Contacts", sb.account.collections["Contacts"].ids[3])
+    result = run(sb, "export", "contacts", "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"Error: {tmp_path / DELETED} cannot be read (" in result.stderr
+    assert "Hint: Move the damaged file away" in result.stderr
+
+
+TWINS = "Name,Surname,Phone\nTwin,Smith,+44 1\nTwin,Smith,+44 2\nAda,Byron,+44 3\n"
+NAMES = "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Surname: LAST_NAME\n  Phone: PHONE\n"
+
+
+@pytest.mark.slow
+async def test_two_rows_alike_whose_answers_were_lost_each_find_their_own_record(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "t.csv", TWINS)
+    mapping = write(tmp_path, "t.yaml", NAMES)
+    result = await run_import(sb, file, mapping, transport=lambda s: LosesCreates(s, applied=True))
+    assert (result.counts.created, result.counts.left) == (3, 0)
+    cp = Checkpoint.read_only(tmp_path / "t.csv.checkpoint.sqlite")
+    phone = {
+        e.line: sb.account.collections["Contacts"].records[e.record_id]["PHONE"]
+        for e in cp.rows.states().values()
+    }
+    cp.close()
+    assert phone == {2: "+44 1", 3: "+44 2", 4: "+44 3"}
+
+
+@pytest.mark.slow
+def test_rows_alike_in_every_field_both_lost_are_never_sent_again(
+    make_sandbox, tmp_path: Path
+) -> None:
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    sb = make_sandbox(now=lambda: clock[0])
+    same = "Name,Surname,Phone\nTwin,Smith,+44 1\nTwin,Smith,+44 1\n"
+    file = write(tmp_path, "t.csv", same)
+    mapping = write(tmp_path, "t.yaml", NAMES)
+    lossy = LosesCreates(sb, applied=True, blind=True)
+    run_through(lossy, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert len(sb.account.collections["Contacts"].ids) == 222
+    clock[0] += timedelta(minutes=16)
+    settled = run(sb, "reconcile", str(tmp_path / "t.csv.checkpoint.sqlite"))
+    assert settled.exit_code == 1
+    assert "2 match more than one record equally (never sent again" in settled.stdout
+    again = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert ", 2 left;" in again.stdout
+    assert len(sb.account.collections["Contacts"].ids) == 222  # not made twice
+
+
+@pytest.mark.slow
+def test_without_a_date_header_reconcile_does_not_take_our_clock_for_the_server_s(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """This machine's clock is 20 minutes ahead and the server sends no Date: by our clock
+    the lost creates are old enough to be "never made"; by the server's they were just sent."""
+    sb = make_sandbox(date_header=False, now=lambda: datetime.now(UTC) - timedelta(minutes=20))
+    file = write(tmp_path, "p.csv", PEOPLE)
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    run_through(LosesCreates(sb, applied=False), "import", str(file), "--mapping", str(mapping))
+    soon = run(sb, "reconcile", str(tmp_path / "p.csv.checkpoint.sqlite"))
+    assert soon.exit_code == 75 and "3 still unknown" in soon.stdout
