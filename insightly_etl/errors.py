@@ -24,6 +24,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
         ├── RateLimited            429 with requests left today (burst): retried by the client
         ├── RecordLimitReached     402     exit 69  the plan's record limit: no more creates
         ├── AnswerTooLarge                 exit 69  an answer beyond the size cap, refused
+        ├── UnstableOrder                  exit 69  a list that cannot be paged consistently
         ├── ServerError            5xx     exit 69
         ├── TransportError                 exit 69  timeout / connection failure
         └── OutcomeUnknown                 exit 69  a write was sent but its result never came back
@@ -202,6 +203,7 @@ class UnstableOrder(ApiError):
     order, or the records changed faster than the pages could be read again."""
 
     exit_code = 69
+    hint = "Run again when the account is quiet; if it happens every time, report it."
 
 
 class ServerError(ApiError):

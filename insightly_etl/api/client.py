@@ -241,9 +241,9 @@ class InsightlyClient:
     def _learn_skew(self, server: datetime) -> None:
         self._skew = server - datetime.now(UTC)
         if abs(self._skew) > CLOCK_SKEW:
-            ahead = "behind" if self._skew > timedelta(0) else "ahead of"
+            relation = "behind" if self._skew > timedelta(0) else "ahead of"
             self.stats.notices.append(
-                f"this machine's clock is {_duration(abs(self._skew))} {ahead} the server's; "
+                f"this machine's clock is {_duration(abs(self._skew))} {relation} the server's; "
                 "the server's time is used for marks and reconciliation"
             )
 
@@ -357,7 +357,9 @@ class InsightlyClient:
             return
         position, shrunk, counted = seams.stride(asked), 0, False
         while True:
-            source = self._pages(path, base, position, total if concurrent else None, sizer, seams)
+            # up to the latest count: a list that shrank is not read ahead past its end
+            bound = (seams.latest or total) if concurrent else None
+            source = self._pages(path, base, position, bound, sizer, seams)
             gap: int | None = None
             empty, empty_at = False, 0
             async with aclosing(source) as pages:
@@ -386,7 +388,7 @@ class InsightlyClient:
             # the list now ends before (records deleted below the read position moved unread
             # ones under it; at most TAIL_READS times), or once when the last count is more
             # than the records read (made while the list was read).
-            if empty and 0 < seams.latest < empty_at and shrunk < TAIL_READS:
+            if empty and 0 < seams.latest <= empty_at and shrunk < TAIL_READS:
                 shrunk += 1
             elif seams.short() and not counted:
                 counted = True  # once: a count may lie

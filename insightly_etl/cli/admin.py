@@ -98,7 +98,7 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     Exit 0: nothing left unknown; 75: some still unknown — run it again later; 1: some match
     more than one record equally (two rows alike, both lost) — a person must tell.
     """
-    from insightly_etl.load.reconcile import reconcile_checkpoint
+    from insightly_etl.load.reconcile import RESEND_MINUTES, reconcile_checkpoint
 
     async def go(client: Any) -> Any:
         return await reconcile_checkpoint(client, checkpoint)
@@ -117,9 +117,9 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     )
     if c.unknown:
         click.echo(
-            "Still unknown: sent less than 15 minutes ago (by the server's clock), too recently "
-            "to say it was never made. Run the same command again later; their lines are in "
-            "NAME.errors.csv (state unknown).",
+            f"Still unknown: sent less than {RESEND_MINUTES} minutes ago (by the server's clock), "
+            "too recently to say it was never made. Run the same command again later (the "
+            "import's NAME.errors.csv lists them, state unknown, as of its last run).",
             err=True,
         )
     sys.exit(c.exit_code)

@@ -16,7 +16,7 @@ PUT with the same values is harmless to repeat).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
@@ -30,7 +30,6 @@ from insightly_etl.errors import (
     OutcomeUnknown,
     RunStopped,
 )
-from insightly_etl.files import ISO_FORMAT
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.plan import (
     Plan,
@@ -58,10 +57,6 @@ NOT_FOUND_YET = (
     "the answer was lost and the record it made, if any, was not found yet; not sent again "
     "(insightly-etl reconcile CHECKPOINT looks for it later)"
 )
-
-
-def iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(ISO_FORMAT)
 
 
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
@@ -134,6 +129,8 @@ class Executor:
                         break
                     running.append(asyncio.ensure_future(send(p)))
                 running = [t for t in running if not t.done() or t.exception() is not None]
+                if any(t.done() for t in running):
+                    break  # a write failed unexpectedly (a bug): raised below, nothing more sent
             await gather_all(*running)
         except RunStopped as exc:  # raised by the refresh
             await gather_all(*running)

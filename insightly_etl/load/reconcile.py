@@ -35,6 +35,11 @@ Record = dict[str, Any]
 
 SETTLE = timedelta(seconds=2)  # before sent_at: strictly-after filters and clocks' granularity
 RESEND_AFTER = timedelta(minutes=15)  # far past any search lag seen; then "not found" is "not made"
+RESEND_MINUTES = int(RESEND_AFTER.total_seconds() // 60)
+NOT_MADE = (
+    "its answer was lost and no record it could have made was found "
+    f"{RESEND_MINUTES} minutes on: planned again"
+)
 NEWEST_PAGE = 100  # records a request, read back from the newest
 NEWEST_PAGES = 5  # at most, while they are still newer than the write
 WHO = ("FIRST_NAME", "LAST_NAME", "EMAIL_ADDRESS", "EMAIL")  # besides the object's own
@@ -328,9 +333,3 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
         return counts
     finally:
         checkpoint.close()
-
-
-NOT_MADE = (
-    "its answer was lost and no record it could have made was found "
-    f"{int(RESEND_AFTER.total_seconds() // 60)} minutes on: planned again"
-)

@@ -73,10 +73,10 @@ class SandboxConfig:
     private: dict[str, frozenset[int]] = field(default_factory=dict)
     private_listed: bool = False
     # A live account while a list is read (issue 22). list_churn: before each page after the
-    # first of a plain list, a colleague deletes that many of the records already served
-    # and creates as many (appended: ids only grow); shuffle_lists: each list request serves
-    # its records in another order (a server whose order is unstable; no evidence the real
-    # one is, docs/api.md §4 says id order).
+    # first of a plain list, a colleague deletes that many records (half among those already
+    # served, half among the rest) and creates as many (appended: ids only grow);
+    # shuffle_lists: each list request serves its records in another order (a server whose
+    # order is unstable; docs/api.md §4 says id order, not documented).
     list_churn: int = 0
     shuffle_lists: bool = False
     # search_lag_s: /Search does not yet find a record written in the last N seconds (an index
@@ -809,8 +809,10 @@ class Sandbox:
         among those already served, which shifts the later pages; half among the rest)
         and as many created."""
         churn = self.config.list_churn
+        if not churn or not skip:
+            return
         ids = [i for i in self.account.collections[name].ids if isinstance(i, int)]
-        if not churn or not skip or not ids:
+        if not ids:
             return
         served, rest = ids[:skip], ids[skip:]
         gone = self.colleague.sample(served, min((churn + 1) // 2, len(served)))

@@ -687,3 +687,23 @@ async def test_a_record_listed_twice_in_one_page_is_not_trusted() -> None:
         with pytest.raises(UnstableOrder, match="lists record 1 more than once"):
             async for _ in client.iter_pages("Contacts"):
                 pass
+
+
+@pytest.mark.parametrize("gone", [14, 15, 16])
+async def test_a_list_that_shrinks_to_exactly_where_it_is_read_loses_nothing(gone: int) -> None:
+    """15 records deleted as the page at 1,485 is asked: the list now ends exactly there."""
+    ids = list(range(1, 1501))
+    deleted = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal deleted
+        skip, top = int(request.url.params["skip"]), int(request.url.params["top"])
+        if skip >= 1485 and not deleted:
+            deleted = True
+            del ids[:gone]
+        page = ids[skip : skip + top]
+        return ok([{"CONTACT_ID": i} for i in page], **{"X-Total-Count": str(len(ids))})
+
+    async with mock_client(handler, max_in_flight=1) as client:
+        records = {r["CONTACT_ID"] async for p in client.iter_pages("Contacts") for r in p.records}
+    assert set(ids) <= records

@@ -155,6 +155,7 @@ def test_an_export_against_a_server_of_unstable_order_stops_with_a_clear_error(
         "Error: Contacts: the page at 495 lists records already read in another order than "
         "before; the server's order changes between requests, so paging by offset cannot be "
         "trusted to see every record, and nothing read is used\n"
+        "Hint: Run again when the account is quiet; if it happens every time, report it.\n"
     )
     assert not (tmp_path / "contacts.parquet").exists()
 
