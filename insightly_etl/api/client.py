@@ -340,22 +340,14 @@ class InsightlyClient:
         base = {**(params or {}), "count_total": "true"}
         sizer = _Sizer(self, path, page_size)
         seams = _Seams(self, path, key)
-        while True:
-            try:
-                first = await self.get(path, {**base, "skip": 0, "top": sizer.size})
-                break
-            except AnswerTooLarge:
-                sizer.too_large()
-        asked = sizer.size
-        records = _as_page(first.data, path, asked)
+        first = await self._page_at(path, base, 0, sizer)
         total = first.total
-        seams.counted(first.total)
-        sizer.measure(first, len(records))
+        seams.counted(total)
         last = _Last(self, path, total)
-        yield Page(seams.start(records), 0, total)
-        if last.is_last(0, asked, len(records)):
+        yield Page(seams.start(first.records), 0, total)
+        if last.is_last(0, first.top, len(first.records)):
             return
-        position, shrunk, counted = seams.stride(asked), 0, False
+        position, shrunk, recounted = seams.stride(first.top), 0, False
         while True:
             # up to the latest count: a list that shrank is not read ahead past its end
             bound = (seams.latest or total) if concurrent else None
@@ -390,8 +382,8 @@ class InsightlyClient:
             # than the records read (made while the list was read).
             if empty and 0 < seams.latest <= empty_at and shrunk < TAIL_READS:
                 shrunk += 1
-            elif seams.short() and not counted:
-                counted = True  # once: a count may lie
+            elif seams.short() and not recounted:
+                recounted = True  # once: a count may lie
             else:
                 return
             position = max(0, seams.latest - seams.stride(sizer.size))

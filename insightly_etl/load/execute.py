@@ -39,7 +39,13 @@ from insightly_etl.load.plan import (
     current_value,
     same_value,
 )
-from insightly_etl.load.reconcile import Ambiguous, Reconciler, resembles, sent_moment
+from insightly_etl.load.reconcile import (
+    NOT_FOUND_YET,
+    Reconciler,
+    Settled,
+    resembles,
+    sent_moment,
+)
 from insightly_etl.load.sender import (
     SETTLE_SECONDS,
     Call,
@@ -49,14 +55,10 @@ from insightly_etl.load.sender import (
     fmt,
     server_now,
 )
-from insightly_etl.load.states import WRITES, Action, RowState
+from insightly_etl.load.states import WRITES, Action, Reconciled, RowState
 from insightly_etl.progress import NullProgress, Progress
 
 NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
-NOT_FOUND_YET = (
-    "the answer was lost and the record it made, if any, was not found yet; not sent again "
-    "(insightly-etl reconcile CHECKPOINT looks for it later)"
-)
 
 
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
@@ -207,15 +209,17 @@ class Executor:
                 return True
             # nothing left to change: the update went through
             return not self.rediff(p, dict(reply.data), reply.etag, settled_as=Action.UPDATE)
-        found = await self.find_created(p)
-        if found is None:
-            return False
-        self.finish(p, found)
-        return True
+        settled = await self.settle(p)
+        if settled.verdict is Reconciled.FOUND and settled.record is not None:
+            self.finish(p, settled.record)
+            return True
+        # not found (a search index may lag), or alike others: never sent again by itself
+        self.checkpoint.rows.unknown(p.row, settled.message or NOT_FOUND_YET)
+        return False
 
-    async def find_created(self, p: PlannedRow) -> Record | None:
-        """The record a create whose answer was lost made (reconcile.py), its match key's
-        search among the places looked in."""
+    async def settle(self, p: PlannedRow) -> Settled:
+        """Look for the record a create whose answer was lost made (reconcile.py), its match
+        key's search among the places looked in."""
         match = self.planner.result.mapping.match
         written = self.planner.written_key(p.row) if p.key is not None else None
         keyed: list[Record] = []
@@ -224,7 +228,7 @@ class Executor:
             params = {"field_name": match.pairs[0][1], "field_value": written[0], "top": PAGE_SIZE}
             keyed = (await self.client.get(f"{self.obj.endpoint}/Search", params)).data or []
         sent = sent_moment(p.sent_at) or self.refreshed_at
-        return await self.reconciler.find_created(p.payload, sent, keyed)
+        return await self.reconciler.settle(p.payload, sent, keyed)
 
     def check_answer(self, p: PlannedRow, answer: Record) -> None:
         """A write's answer must be the record written: another record (a proxy's mix-up, a
@@ -354,15 +358,7 @@ class _RowWrite:
         if self.p.action == Action.UPDATE:  # a PUT of the same values is harmless to repeat
             return Then.SETTLED if await self.ex.reconcile(self.p) else Then.DECIDE
         await asyncio.sleep(self.ex.settle_seconds)  # a create must not be made twice: let it land
-        try:
-            if await self.ex.reconcile(self.p):
-                return Then.SETTLED
-        except Ambiguous as exc:  # two alike, both lost: a person must tell which is which
-            self.ex.checkpoint.rows.unknown(self.p.row, exc.message)
-            return Then.LEAVE
-        # not found yet (a search index may lag): never sent again by itself
-        self.ex.checkpoint.rows.unknown(self.p.row, NOT_FOUND_YET)
-        return Then.LEAVE
+        return Then.SETTLED if await self.ex.reconcile(self.p) else Then.LEAVE
 
     async def conflict(self, call: Call, error: ConflictError) -> Then:
         """The record changed since it was read (stale ETag): re-read, re-diff."""

@@ -29,12 +29,12 @@ from insightly_etl.load.checkpoint import (
     sha256_file,
 )
 from insightly_etl.load.checkpoint.pairing import Identity
-from insightly_etl.load.execute import NOT_FOUND_YET, Executor, send_groups
+from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
-from insightly_etl.load.reconcile import Ambiguous, sent_moment
+from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, server_now, stop_of
@@ -48,6 +48,7 @@ from insightly_etl.load.states import (
     OnDuplicate,
     OnDuplicateEmail,
     OnMatch,
+    Reconciled,
     RowState,
     Stop,
 )
@@ -423,20 +424,14 @@ class _Run:
             if entry.state not in UNSETTLED or entry.action != Action.CREATE or not entry.payload:
                 continue
             p = PlannedRow(r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at)
-            try:
-                record = await executor.find_created(p)
-            except Ambiguous as exc:  # never "not made": a person must tell which it is
-                self.checkpoint.rows.unknown(r, exc.message)
-                settled.add(r)
-                continue
-            if record is not None:
-                executor.finish(p, record)
-                settled.add(r)
-            elif not executor.reconciler.certainly_not_made(
-                sent_moment(entry.sent_at) or executor.refreshed_at
-            ):
-                self.checkpoint.rows.unknown(r, NOT_FOUND_YET)
-                settled.add(r)
+            found = await executor.settle(p)
+            if found.verdict is Reconciled.NOT_MADE:
+                continue  # planned again with the rest
+            if found.verdict is Reconciled.FOUND and found.record is not None:
+                executor.finish(p, found.record)
+            else:  # not found yet, or alike others: left unknown, not sent
+                self.checkpoint.rows.unknown(r, found.message or NOT_FOUND_YET)
+            settled.add(r)
         return [r for r in todo if r not in settled]
 
     async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:

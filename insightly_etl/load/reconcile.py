@@ -29,7 +29,7 @@ from insightly_etl.api.registry import ObjectType, custom_values, get_object, re
 from insightly_etl.errors import CheckpointError, InputError
 from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 from insightly_etl.load.checkpoint import Checkpoint
-from insightly_etl.load.states import UNSETTLED, Action, RowState
+from insightly_etl.load.states import UNSETTLED, Action, Reconciled, RowState
 
 Record = dict[str, Any]
 
@@ -39,6 +39,10 @@ RESEND_MINUTES = int(RESEND_AFTER.total_seconds() // 60)
 NOT_MADE = (
     "its answer was lost and no record it could have made was found "
     f"{RESEND_MINUTES} minutes on: planned again"
+)
+NOT_FOUND_YET = (
+    "the answer was lost and the record it made, if any, was not found yet; not sent again "
+    "(insightly-etl reconcile CHECKPOINT looks for it later)"
 )
 NEWEST_PAGE = 100  # records a request, read back from the newest
 NEWEST_PAGES = 5  # at most, while they are still newer than the write
@@ -149,21 +153,13 @@ def who_fields(obj: ObjectType) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for f in (obj.identity, obj.name_field, *WHO) if f))
 
 
-class Ambiguous(Exception):
-    """More than one record resembles what a lost create sent, equally well."""
+@dataclass(frozen=True)
+class Settled:
+    """A lost create, looked for: the verdict, its record when found, why when not."""
 
-    def __init__(self, ids: list[int]) -> None:
-        super().__init__(ids)
-        self.ids = ids
-
-    @property
-    def message(self) -> str:
-        shown = ", ".join(str(i) for i in self.ids[:5])
-        return (
-            f"its answer was lost and {len(self.ids)} records resemble what it sent equally "
-            f"well ({shown}): which one it made cannot be told, so it is not sent again; "
-            "check them in Insightly"
-        )
+    verdict: Reconciled
+    record: Record | None = None
+    message: str | None = None
 
 
 class Reconciler:
@@ -176,11 +172,30 @@ class Reconciler:
         self.who = who_fields(obj)
         self.latest_stamp: datetime | None = None  # the newest DATE_*_UTC the server wrote
 
+    async def settle(
+        self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
+    ) -> Settled:
+        """Look for the record a create sent at `sent_at` made, and say what is known."""
+        found, alike = await self.find_created(payload, sent_at, also)
+        if found is not None:
+            return Settled(Reconciled.FOUND, found)
+        if alike:
+            shown = ", ".join(str(i) for i in alike[:5])
+            return Settled(
+                Reconciled.AMBIGUOUS,
+                message=f"its answer was lost and {len(alike)} records resemble what it sent "
+                f"equally well ({shown}): which one it made cannot be told, so it is not sent "
+                "again; check them in Insightly",
+            )
+        if self.certainly_not_made(sent_at):
+            return Settled(Reconciled.NOT_MADE, message=NOT_MADE)
+        return Settled(Reconciled.NOT_YET, message=NOT_FOUND_YET)
+
     async def find_created(
         self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
-    ) -> Record | None:
-        """The one record made since `sent_at` that resembles `payload` and no other row
-        holds; None when there is none, or more than one (then nothing can be said)."""
+    ) -> tuple[Record | None, list[int]]:
+        """The record made since `sent_at` that resembles `payload` best and that no other
+        row holds; or, when several fit equally well, their ids."""
         since = sent_at - SETTLE
         newest, complete = await self.newest(since)
         # every record made since is among the newest when they reach back past it: a record
@@ -203,12 +218,12 @@ class Reconciler:
             reverse=True,
         )
         if not scored:
-            return None
+            return None, []
         if len(scored) > 1 and scored[0][0] == scored[1][0]:
             # two records fit as well as each other (two rows alike, both lost): which is
             # this row's cannot be said, and neither may be taken for "never made"
-            raise Ambiguous([rid for score, rid in scored if score == scored[0][0]])
-        return candidates[scored[0][1]]
+            return None, [rid for score, rid in scored if score == scored[0][0]]
+        return candidates[scored[0][1]], []
 
     async def newest(self, since: datetime) -> tuple[list[Record], bool]:
         """The newest records by id, read back from the end of the list a page at a time
@@ -312,24 +327,23 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
                 counts.updates += 1
                 continue
             sent = sent_moment(entry.sent_at) or client.server_now()
-            try:
-                record = await reconciler.find_created(entry.payload, sent)
-            except Ambiguous as exc:
-                checkpoint.rows.unknown(entry.row, exc.message)
-                counts.ambiguous += 1
-                continue
-            rid = record_id(record, obj.id_field or "") if record is not None else None
-            if record is not None and rid is not None:
-                stamp = record.get("DATE_UPDATED_UTC")
+            settled = await reconciler.settle(entry.payload, sent)
+            rid = record_id(settled.record, obj.id_field or "") if settled.record else None
+            if settled.verdict is Reconciled.FOUND and settled.record and rid is not None:
+                stamp = settled.record.get("DATE_UPDATED_UTC")
                 checkpoint.rows.done(
                     entry.row, Action.CREATE, rid, stamp=stamp if isinstance(stamp, str) else None
                 )
                 counts.found += 1
-            elif reconciler.certainly_not_made(sent):
-                checkpoint.rows.mark([entry.row], RowState.PLANNED, message=NOT_MADE)
+            elif settled.verdict is Reconciled.NOT_MADE:
+                checkpoint.rows.mark([entry.row], RowState.PLANNED, message=settled.message)
                 counts.not_made += 1
             else:
-                counts.unknown += 1
+                checkpoint.rows.unknown(entry.row, settled.message or NOT_FOUND_YET)
+                if settled.verdict is Reconciled.AMBIGUOUS:
+                    counts.ambiguous += 1
+                else:
+                    counts.unknown += 1
         return counts
     finally:
         checkpoint.close()

@@ -50,6 +50,15 @@ WRITES = frozenset({Action.CREATE, Action.UPDATE})  # actions that send a reques
 PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged"}
 
 
+class Reconciled(StrEnum):
+    """What looking for a lost create's record found (load/reconcile.py)."""
+
+    FOUND = "found"  # its record: done, with it
+    AMBIGUOUS = "ambiguous"  # records fit equally: unknown, for a person; never sent again
+    NOT_YET = "not_yet"  # not found, sent too recently to say: unknown, looked for later
+    NOT_MADE = "not_made"  # not found RESEND_AFTER on, by the server's clock: planned again
+
+
 class StepState(StrEnum):
     IN_FLIGHT = "in_flight"
     UNKNOWN = "unknown"

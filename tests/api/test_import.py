@@ -21,10 +21,10 @@ from insightly_etl.api import InsightlyClient
 from insightly_etl.config import load_settings
 from insightly_etl.errors import CheckpointError, CheckpointInUse, InputError
 from insightly_etl.load.checkpoint import Checkpoint, FieldChange
-from insightly_etl.load.execute import NOT_FOUND_YET
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.readers import read_table
+from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.sandbox import Sandbox
 from tests.conftest import KEY, sandbox_client
 

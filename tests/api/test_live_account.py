@@ -387,8 +387,8 @@ def test_reconcile_says_not_yet_then_plans_again_what_was_never_made(
     )
     assert soon.stderr == (
         "Still unknown: sent less than 15 minutes ago (by the server's clock), too recently to "
-        "say it was never made. Run the same command again later; their lines are in "
-        "NAME.errors.csv (state unknown).\n"
+        "say it was never made. Run the same command again later (the import's "
+        "NAME.errors.csv lists them, state unknown, as of its last run).\n"
     )
     held = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
     assert ", 3 left;" in held.stdout and contact_ids(sb) == before  # not sent again
