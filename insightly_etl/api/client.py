@@ -700,18 +700,21 @@ class _Seams:
     among known ones (a server ordering by something other than id); they are new."""
 
     MAX_REREADS = 50
+    CALM = 10
 
     def __init__(self, client: InsightlyClient, path: str, key: str | None) -> None:
         self.client, self.path, self.key = client, path, key
         self.order: dict[Any, int] = {}
         self.latest: int = 0  # the last X-Total-Count answered
         self.rereads = 0
-        self.widen = 1  # doubled after each page that did not join
+        self.widen = 1  # doubled after each page that did not join, halved after CALM that did
+        self.calm = 0  # pages that joined since the last that did not
 
     def stride(self, top: int) -> int:
         """How far the next page starts: `top` less the overlap. The overlap is a hundredth
         of the page (5 of 500), doubled each time a page did not join (records deleted
-        faster than it absorbs), up to half the page."""
+        faster than it absorbs), up to half the page, and halved again after CALM pages
+        that did."""
         overlap = min(max(1, top // 100) * self.widen, max(1, top // 2))
         return max(1, top - overlap)
 
@@ -760,7 +763,7 @@ class _Seams:
             )
         if not known and records:
             self.rereads += 1
-            self.widen *= 2
+            self.widen, self.calm = self.widen * 2, 0
             if self.rereads > self.MAX_REREADS:
                 raise UnstableOrder(
                     f"{self.path}: records were deleted faster than the list could be read "
@@ -776,6 +779,10 @@ class _Seams:
             return None
         if reread:
             self.rereads += 1
+        else:
+            self.calm += 1
+            if self.calm >= self.CALM and self.widen > 1:
+                self.widen, self.calm = self.widen // 2, 0
         return self._new(records, ids)
 
     def _new(self, records: list[dict[str, Any]], ids: list[Any]) -> list[dict[str, Any]]:

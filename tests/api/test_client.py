@@ -707,3 +707,17 @@ async def test_a_list_that_shrinks_to_exactly_where_it_is_read_loses_nothing(gon
     async with mock_client(handler, max_in_flight=1) as client:
         records = {r["CONTACT_ID"] async for p in client.iter_pages("Contacts") for r in p.records}
     assert set(ids) <= records
+
+
+def test_the_overlap_widens_after_pages_that_do_not_join_and_narrows_after_calm() -> None:
+    from insightly_etl.api.client import _Seams
+
+    seams = _Seams(InsightlyClient(settings()), "Contacts", "ID")
+    assert seams.stride(500) == 495
+    seams.start([{"ID": i} for i in range(500)])
+    assert seams.join([{"ID": i} for i in range(900, 1000)], 495) is None  # no join
+    assert seams.join([{"ID": i} for i in range(2000, 2100)], 900) is None
+    assert seams.stride(500) == 480  # 5 doubled twice
+    for n in range(10):
+        assert seams.join([{"ID": 499}, {"ID": 3000 + n}], 1000 + n) == [{"ID": 3000 + n}]
+    assert seams.stride(500) == 490  # halved after ten pages that joined
