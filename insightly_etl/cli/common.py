@@ -423,6 +423,15 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
     import signal
 
     received: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous: dict[int, Any] = {}  # the handlers signal.signal replaced (its fallback only)
+
+    def restore() -> None:
+        for signum in wanted:
+            if previous:
+                signal.signal(signum, previous[signum])
+            else:
+                loop.remove_signal_handler(signum)
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -432,13 +441,18 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
             err=True,
         )
         stop.set()
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        restore()
 
-    loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
-    loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
+    try:
+        for signum in wanted:
+            loop.add_signal_handler(signum, on_signal, signum)
+    except NotImplementedError:  # Windows' event loops have no signal handlers of their own
+        for signum in wanted:
+            previous[signum] = signal.signal(
+                signum, lambda s, _: loop.call_soon_threadsafe(on_signal, s)
+            )
     try:
         yield received
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        if not received:
+            restore()

@@ -3,17 +3,43 @@
 A run holds an exclusive lock on `CHECKPOINT.lock` (flock) for as long as it has the checkpoint
 open, so a second run on the same file refuses at once instead of sending every row again. The
 operating system drops the lock when the process ends, however it ends, so a run killed with -9
-never leaves a lock that blocks the next one.
+never leaves a lock that blocks the next one. POSIX systems lock with `flock`, Windows with
+`msvcrt.locking` on the file's first byte (the holder's process id is written after it, where
+another process may read it).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 from pathlib import Path
 
 from insightly_etl.errors import CheckpointError, CheckpointInUse
 from insightly_etl.files import utc_now
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+HOLDER_AT = 1  # the holder's "pid since" starts here: byte 0 is the one Windows locks
 
 
 class RunLock:
@@ -39,9 +65,8 @@ class RunLock:
                 "file that is also something else",
                 hint="Remove it (it is only a lock file), then run again.",
             )
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _try_lock(self.fd):
+            os.lseek(self.fd, HOLDER_AT, os.SEEK_SET)
             holder = os.read(self.fd, 200).decode("utf-8", "replace").split(" ", 1)
             os.close(self.fd)
             pid, since = [*holder, "?", "?"][:2] if holder[0] else ["?", "?"]
@@ -49,9 +74,10 @@ class RunLock:
                 f"{checkpoint} is in use by process {pid} since {since.strip()} UTC",
                 hint="Two runs on one checkpoint would send every row twice: wait for that run "
                 "to finish or stop it (Ctrl-C), then run again.",
-            ) from None
+            )
         os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()} {utc_now()}\n".encode())
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        os.write(self.fd, f"#{os.getpid()} {utc_now()}\n".encode())
 
     def release(self) -> None:
         os.ftruncate(self.fd, 0)

@@ -1,0 +1,77 @@
+"""Issue 23, Windows: no POSIX-only module on any command path, and Ctrl-C caught where the
+event loop has no signal handlers of its own (Windows' loops raise NotImplementedError)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+import insightly_etl
+from insightly_etl.cli.common import stop_on_signals
+
+pytestmark = pytest.mark.anyio
+
+POSIX_ONLY = {"fcntl", "termios", "tty", "pty", "pwd", "grp", "resource", "posix", "syslog"}
+PACKAGE = Path(insightly_etl.__file__).parent
+
+
+def _platform_guarded(node: ast.If) -> bool:
+    return "platform" in ast.unparse(node.test) or "os.name" in ast.unparse(node.test)
+
+
+def unguarded_imports(tree: ast.Module) -> set[str]:
+    """Modules imported anywhere except under an `if sys.platform …` / `if os.name …`."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _platform_guarded(node):
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_no_module_imports_a_posix_only_module_outside_a_platform_check() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            unguarded_imports(ast.parse(path.read_text())) & POSIX_ONLY
+        )
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert {p: m for p, m in offenders.items() if m} == {}
+
+
+def test_the_scan_sees_an_unguarded_import() -> None:
+    assert unguarded_imports(ast.parse("import fcntl\n")) == {"fcntl"}
+    assert unguarded_imports(
+        ast.parse("import sys\nif sys.platform == 'win32':\n import msvcrt\nelse:\n import fcntl\n")
+    ) == {"sys"}
+
+
+async def test_ctrl_c_is_caught_where_the_loop_has_no_signal_handlers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def not_here(*args: object) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(loop, "add_signal_handler", not_here)
+    before = signal.getsignal(signal.SIGTERM)
+    stop = asyncio.Event()
+    with stop_on_signals(loop, stop) as received:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(stop.wait(), timeout=10)
+    assert received == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is before  # given back after the first signal
