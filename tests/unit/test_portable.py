@@ -75,3 +75,42 @@ async def test_ctrl_c_is_caught_where_the_loop_has_no_signal_handlers(
         await asyncio.wait_for(stop.wait(), timeout=10)
     assert received == [signal.SIGTERM]
     assert signal.getsignal(signal.SIGTERM) is before  # given back after the first signal
+
+
+def test_the_lock_works_with_the_posix_module_gone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The lock module as Windows loads it: no fcntl (importing it fails), `msvcrt.locking`
+    instead, here a stand-in that keeps byte locks per file the way Windows does."""
+    import importlib
+    import sys
+    import types
+
+    from insightly_etl.errors import CheckpointInUse
+    from insightly_etl.load.checkpoint import lock
+
+    held: dict[int, int] = {}  # inode -> fd holding byte 0
+
+    def locking(fd: int, mode: int, nbytes: int) -> None:
+        inode = os.fstat(fd).st_ino
+        if mode == fake.LK_NBLCK:
+            if inode in held and held[inode] != fd:
+                raise OSError(36, "Resource deadlock avoided")
+            held[inode] = fd
+
+    fake = types.SimpleNamespace(LK_NBLCK=2, LK_UNLCK=0, locking=locking)
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
+    monkeypatch.setattr(sys, "platform", "win32")
+    windows = importlib.reload(lock)
+    try:
+        checkpoint = tmp_path / "c.sqlite"
+        first = windows.RunLock(checkpoint)
+        with pytest.raises(CheckpointInUse, match=f"in use by process {os.getpid()} since"):
+            windows.RunLock(checkpoint)
+        first.release()
+        held.clear()  # closing the file drops a Windows lock
+        windows.RunLock(checkpoint).release()
+    finally:
+        monkeypatch.undo()
+        importlib.reload(lock)
