@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast test-lowest lint format demo sandbox bench clean
+.PHONY: help install test test-fast test-lowest lint format schema demo sandbox bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -41,11 +41,14 @@ LOWEST_MARK ?=
 $(LOWEST)/.installed-stamp: pyproject.toml tests/floors.py
 	$(PYTHON) -m venv $(LOWEST)
 	$(PYTHON) tests/floors.py > $(LOWEST)/floors.txt
-	$(LOWEST)/bin/pip install --quiet --disable-pip-version-check -c $(LOWEST)/floors.txt -e . pytest
+	$(LOWEST)/bin/pip install --quiet --disable-pip-version-check -c $(LOWEST)/floors.txt -e . pytest jsonschema
 	touch $@
 
 test-lowest: $(LOWEST)/.installed-stamp  ## the unit and api tests on the dependency floors (pip -c, exact)
 	$(LOWEST)/bin/pytest -q -p no:cacheprovider -m "$(LOWEST_MARK)" tests/unit tests/api
+
+schema: install  ## write mappings/mapping.schema.json from the mapping parser's rules (a test checks it is current)
+	$(BIN)/insightly-etl mapping schema > mappings/mapping.schema.json
 
 demo: install  ## export every object of the seeded sandbox to exports/ and show what was written
 	$(BIN)/insightly-etl export --sandbox --out exports/

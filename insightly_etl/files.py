@@ -238,7 +238,7 @@ EXAMPLES = {
     "sample_data": "sample_data",
     "makefiles": "examples",
 }
-_EXAMPLE_FILES = re.compile(r"\.(ya?ml|csv|xlsx|mk)$")
+_EXAMPLE_FILES = re.compile(r"\.(ya?ml|csv|xlsx|mk)$|^mapping\.schema\.json$")
 
 
 def write_examples(directory: Path, *, force: bool = False) -> tuple[list[Path], list[Path]]:

@@ -190,6 +190,18 @@ def mapping() -> None:
     """Mapping files: which spreadsheet column goes to which Insightly field."""
 
 
+@mapping.command("schema")
+def mapping_schema_command() -> None:
+    """Print the JSON Schema of mapping files (editors check a mapping with it as it is
+    typed; mappings/mapping.schema.json is this, and `examples` writes it)."""
+    import json
+
+    from insightly_etl.api.registry import OBJECTS
+    from insightly_etl.load.mapping import mapping_schema
+
+    click.echo(json.dumps(mapping_schema(list(OBJECTS)), indent=2, ensure_ascii=False))
+
+
 @mapping.command("draft")
 @click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
 @click.option("--object", "object_name", required=True, help="The object type the file holds.")

@@ -60,6 +60,9 @@ _TOP_KEYS = (
     "links",
 )
 _LINK_KEYS = ("column", "object", "by", "role", "details")
+_LOOKUP_KEYS = ("object", "by", "missing")
+_MATCH_KEYS = ("column", "field", "compare")
+_PARENT_KEYS = ("column", "object", "by")
 _COLUMN_KEYS = (
     "field",
     "transform",
@@ -237,7 +240,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         lk = spec["lookup"]
         if not isinstance(lk, dict) or "object" not in lk:
             raise _fail(source, f"{where}.lookup", "expected {object: OBJECT, by: FIELD}")
-        _check_keys(source, f"{where}.lookup.", lk, ("object", "by", "missing"))
+        _check_keys(source, f"{where}.lookup.", lk, _LOOKUP_KEYS)
         target_obj = get_object(str(lk["object"]))
         target = target_obj.name
         id_spec = target_obj.field(target_obj.id_field or "")
@@ -321,7 +324,7 @@ def _match(source: str, value: Any) -> MatchKey:
             raise _fail(
                 source, "match", "expected {column: COLUMN, field: FIELD} or a list of them"
             )
-        _check_keys(source, "match.", item, ("column", "field", "compare"))
+        _check_keys(source, "match.", item, _MATCH_KEYS)
         pairs.append((str(item["column"]), str(item["field"])))
         if "compare" in item:
             if item["compare"] not in COMPARE_MODES:
@@ -471,7 +474,7 @@ def parse_mapping(
             raise _fail(
                 source, "parent", "expected {column: COLUMN, object: contacts, by: EMAIL_ADDRESS}"
             )
-        _check_keys(source, "parent.", parent_spec, ("column", "object", "by"))
+        _check_keys(source, "parent.", parent_spec, _PARENT_KEYS)
         parent_obj = get_object(str(parent_spec["object"]))
         by = str(parent_spec.get("by") or parent_obj.name_field or "")
         parent = ColumnRule(
@@ -566,3 +569,107 @@ def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mappin
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     return parse_mapping(data, source=str(path), object_name=object_name)
+
+
+# ---------------------------------------------------------------- the JSON Schema of the file
+
+
+SCHEMA_FILE = "mapping.schema.json"  # in mappings/ (and what `insightly-etl examples` writes)
+
+
+def mapping_schema(objects: list[str]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a mapping file, from the rules `parse_mapping`
+    enforces: its keys are the parser's key lists and its choices the parser's choices, so
+    an editor with a YAML language server checks a mapping as it is typed. What only the
+    account can say (which fields exist) is the parser's, not the schema's."""
+    text = {"type": "string", "minLength": 1}
+    scalar = {"type": ["string", "number", "boolean", "null"]}
+
+    def strict(properties: dict[str, Any], keys: tuple[str, ...], **more: Any) -> dict[str, Any]:
+        assert set(properties) == set(keys), "the schema and the parser name other keys"
+        return {"type": "object", "additionalProperties": False, "properties": properties, **more}
+
+    obj = {  # any spelling get_object takes (any case, a US one, a singular): suggested only
+        "type": "string",
+        "minLength": 1,
+        "description": "The object type (contacts, organisations, …) or a custom object's "
+        "API name (Site__c).",
+        "examples": objects,
+    }
+    choices = {
+        "blank": {"enum": list(BLANK_MODES)},
+        "artefacts": {"enum": list(ARTEFACT_MODES)},
+        "decimal": {"enum": [".", ","]},
+        "timezone": {"type": "string", "description": "An IANA time zone, e.g. Europe/Berlin."},
+    }
+    lookup = strict(
+        {
+            "object": obj,
+            "by": text,
+            "missing": {"anyOf": [{"enum": ["reject", "skip"]}, {"type": "integer", "minimum": 1}]},
+        },
+        _LOOKUP_KEYS,
+        required=["object"],
+    )
+    transforms = {"enum": list(TRANSFORMS)}
+    rule = strict(
+        {
+            "field": text,
+            "transform": {"anyOf": [transforms, {"type": "array", "items": transforms}]},
+            "date_format": {"type": "string", "pattern": "%"},
+            "values": {"type": "object", "additionalProperties": scalar},
+            "split": text,
+            "lookup": lookup,
+            "update": {"enum": list(UPDATE_MODES)},
+            "merge": {"enum": list(MERGE_MODES)},
+            **choices,
+        },
+        _COLUMN_KEYS,
+        required=["field"],
+    )
+    column = {"anyOf": [text, rule]}
+    match = strict(
+        {"column": text, "field": text, "compare": {"enum": list(COMPARE_MODES)}},
+        _MATCH_KEYS,
+        required=["column", "field"],
+    )
+    link = strict(
+        {
+            "column": text,
+            "object": obj,
+            "by": text,
+            "role": {"type": "string", "maxLength": 255},
+            "details": {"type": "string", "maxLength": 255},
+        },
+        _LINK_KEYS,
+        required=["column", "object"],
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:insightly-etl:mapping",
+        "title": "insightly-etl mapping file",
+        "description": "How a file's columns become an Insightly object's fields (README: "
+        "Import, part 1).",
+        **strict(
+            {
+                "object": obj,
+                "match": {"anyOf": [match, {"type": "array", "items": match, "minItems": 1}]},
+                "columns": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [column, {"type": "array", "items": column, "minItems": 1}]
+                    },
+                },
+                "defaults": {"type": "object", "additionalProperties": scalar},
+                "parent": strict(
+                    {"column": text, "object": obj, "by": text},
+                    _PARENT_KEYS,
+                    required=["column", "object"],
+                ),
+                "date_order": {"enum": list(DATE_ORDERS)},
+                "links": {"type": "array", "items": link},
+                **choices,
+            },
+            _TOP_KEYS,
+        ),
+    }
