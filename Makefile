@@ -10,11 +10,12 @@ STAMP  := $(VENV)/.installed-stamp
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
 
-install: $(STAMP)  ## create .venv and install the project with its dev extras
+install: $(STAMP)  ## create .venv and install the project with its dev tools (dependency group)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check 'pip>=25.1'  # dependency groups
+	$(BIN)/pip install --quiet --disable-pip-version-check -e . --group dev
 	touch $(STAMP)
 
 lint: install  ## ruff (lint + format check), the layering contracts, mypy (strict on api and load)

@@ -20,6 +20,12 @@ def test_the_metadata_a_package_index_shows() -> None:
     assert "Typing :: Typed" in classifiers
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert not any("Windows" in c for c in classifiers)  # not yet: the README says why
+    # the repository's test and lint tools are a dependency group (PEP 735), no user extra
+    assert meta.get_all("Provides-Extra") is None
+    assert (
+        "pytest>=8"
+        in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    )
     assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")[:200]
 
 
