@@ -15,7 +15,7 @@ it reads the records by one listing when that costs fewer requests than a GET ea
 is announced before anything is read. Progress is journaled
 in the checkpoint's `undo` table, so a run stopped by the quota (exit 75), Ctrl-C or a crash
 continues where it stopped, and a record is never deleted twice. Rows whose import outcome is
-still unknown must be settled first (by running the import once more): undo cannot know whether
+still unknown must be settled first (`insightly-etl reconcile`): undo cannot know whether
 their record exists. `NAME.undo.csv` lists every action.
 """
 
