@@ -433,6 +433,8 @@ def import_(
         checkpoint=checkpoint
         or (file.with_name(file.name + ".sandbox.checkpoint.sqlite") if api.use_sandbox else None),
         results_dir=results_dir,
+        # and results of its own: NAME.success.csv holds the real account's record ids
+        results_name=f"{file.stem}.sandbox" if api.use_sandbox else None,
         dry_run=dry_run,
         batch_size=batch_size,
         on_match=on_match,

@@ -78,6 +78,12 @@ class ImportOptions:
     # a record changed in Insightly after the file's DATE_UPDATED_UTC: skip | overwrite
     on_conflict: OnConflict = "skip"
     base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
+    results_name: str | None = None  # NAME of the results files (default: the file's stem)
+
+    @property
+    def results_stem(self) -> str:
+        """NAME of NAME.success.csv, NAME.errors.csv, …: the file's, or the one given."""
+        return self.results_name or self.file.stem
 
     @property
     def checkpoint_path(self) -> Path:
@@ -516,7 +522,7 @@ class _Run:
             planned.file,
             *write_results(
                 options.results_path,
-                options.file.stem,
+                options.results_stem,
                 self.table,
                 validation,
                 self.checkpoint,
@@ -544,7 +550,7 @@ class _Run:
         files = (
             write_results(
                 options.results_path,
-                options.file.stem,
+                options.results_stem,
                 self.table,
                 validation,
                 self.checkpoint,
@@ -659,7 +665,7 @@ def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
     frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
     frame["record_id"] = frame["record_id"].astype("Int64")
     options.results_path.mkdir(parents=True, exist_ok=True)
-    return write_csv(frame, options.results_path / f"{options.file.stem}.plan.csv")
+    return write_csv(frame, options.results_path / f"{options.results_stem}.plan.csv")
 
 
 def plan_examples(plan: Plan, limit: int = 5) -> list[str]:

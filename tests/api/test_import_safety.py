@@ -646,3 +646,22 @@ async def test_an_undo_whose_restore_answer_was_lost_counts_it_restored_next_tim
     assert record(sb, ada["CONTACT_ID"])["TITLE"] == "Countess"  # the PUT went through
     second = await run_undo(sb, checkpoint)
     assert (second.counts.restored, second.counts.conflict, second.exit_code) == (1, 0, 0)
+
+
+def test_a_sandbox_rehearsal_leaves_the_real_run_s_results_alone(tmp_path: Path) -> None:
+    """NAME.success.csv holds the real account's record ids: a --sandbox rehearsal of the same
+    file writes NAME.sandbox.*.csv beside it, as it keeps a checkpoint of its own."""
+    from tests.api.test_cli import run
+
+    file = tmp_path / "p.csv"
+    file.write_text("Name,Email\nAda,ada@rehearsal.example\n", encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING_HEAD)
+    real = "line,action,record_id\n2,created,987654\n"
+    (tmp_path / "p.success.csv").write_text(real, encoding="utf-8")
+    result = run(None, "import", str(file), "--mapping", str(mapping), "--sandbox", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.success.csv").read_text(encoding="utf-8") == real
+    rehearsal = (tmp_path / "p.sandbox.success.csv").read_text(encoding="utf-8-sig")
+    assert rehearsal.startswith("line,action,record_id\n2,created,")
+    assert f"Results: {tmp_path / 'p.sandbox.plan.csv'}" in result.stdout
