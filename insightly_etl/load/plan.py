@@ -475,6 +475,7 @@ class Planner:
         known = {r: rid for r, rid in (known_ids or {}).items() if r in todo}
         if mapping.match is not None:
             matches = await self._find(todo, keys, plan)
+            await self._confirm_several(matches)
         else:
             if known:
                 matches = await self._by_ids(known, plan)
@@ -670,6 +671,36 @@ class Planner:
         async for page in pages:
             keep(page.records)
         return owners
+
+    async def _confirm_several(self, matches: dict[int, list[Record]]) -> None:
+        """A key that found several records is asked again, record by record: a listing read
+        while a colleague deleted and re-created a record (a merge, a re-import) holds both,
+        and only the one still there is the match. One GET each, only for such keys."""
+        several = {
+            rid for found in matches.values() if len(found) > 1 for rid in _ids(found, self.obj)
+        }
+        if not several:
+            return
+
+        async def ask(rid: int) -> tuple[int, Record | None]:
+            try:
+                reply = await self.client.get(f"{self.obj.endpoint}/{rid}")
+            except NotFoundError:
+                return rid, None
+            return rid, reply.data if isinstance(reply.data, dict) else None
+
+        now = dict(await gather_all(*(ask(rid) for rid in sorted(several))))
+        for r, found in matches.items():
+            if len(found) < 2:
+                continue
+            kept = []
+            for record in found:
+                rid = record_id(record, self.obj.id_field or "")
+                if rid is None or rid not in now:
+                    kept.append(record)
+                elif (fresh := now[rid]) is not None:  # gone (404): no match any more
+                    kept.append(fresh)
+            matches[r] = kept
 
     def _settle_duplicates(
         self,
@@ -1105,3 +1136,7 @@ class Planner:
                     else:
                         plan.warnings.append(f"line {self.result.table.lines[r]}: {message}")
                     break
+
+
+def _ids(records: list[Record], obj: ObjectType) -> list[int]:
+    return [rid for r in records if (rid := record_id(r, obj.id_field or "")) is not None]
