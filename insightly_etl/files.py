@@ -28,10 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.config import redact
+from insightly_etl.moments import DATETIME_FORMAT
 
 PARTIAL_SUFFIX = ".partial"
-DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
-ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the form query strings take (updated_after_utc)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
 DAY = pa.date32()  # a calendar day (a birthday, a due date): no time, no zone
 # A cell a spreadsheet runs: starts with = + - @ tab CR — or is already one apostrophe-escaped
@@ -203,30 +202,6 @@ def _json_value(value: Any) -> str:
 # beside an export in CSV or XLSX: the records as exported, in Parquet, that an edited copy is
 # merged with on import (extract writes them, load reads them)
 BASE_DIR = "_base"
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d")  # how every date the API writes begins
-
-
-def iso_instant(value: Any) -> datetime | None:
-    """Any ISO 8601 form of a moment (`…T…`, `Z`, `+02:00`, fractions) as naive UTC; a moment
-    without a zone is UTC, as the API's own are. None: not such text (a week date such as
-    `2026-W44-1`, which Python's parser reads, is not one the API writes), or no UTC moment
-    (`0001-01-01T00:00:00+01:00`)."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip()
-        if not _ISO_DAY.match(text):
-            return None
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    try:
-        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-    except OverflowError:
-        return None
 
 
 # ---------------------------------------------------------------- the shipped examples

@@ -57,7 +57,7 @@ from insightly_etl.errors import (
     TransportError,
     UnstableOrder,
 )
-from insightly_etl.files import iso_instant
+from insightly_etl.moments import iso_instant
 
 log = logging.getLogger("insightly_etl.api")
 BeforeSend = Callable[[], None]

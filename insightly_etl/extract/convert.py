@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from insightly_etl.api.registry import custom_values
 from insightly_etl.extract.schema import DAY, META_SOURCE, TIMESTAMP
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, iso_instant
+from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 
 Record = dict[str, Any]
 _TAGS_WIRE = pa.list_(pa.struct([pa.field("TAG_NAME", pa.string())]))

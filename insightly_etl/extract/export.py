@@ -61,7 +61,8 @@ from insightly_etl.extract.writers import (
     remove_partials,
     write_json_atomic,
 )
-from insightly_etl.files import BASE_DIR, DATETIME_FORMAT, ISO_FORMAT, iso_instant, utc_now
+from insightly_etl.files import BASE_DIR, utc_now
+from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"

@@ -43,7 +43,7 @@ from insightly_etl.errors import (
     ReserveReached,
 )
 from insightly_etl.extract.writers import open_writer, write_atomic
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT
+from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.progress import Progress
 
 LINKS_SCHEMA = pa.schema(  # links.parquet: from record bodies, or per record (--with links)

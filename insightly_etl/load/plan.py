@@ -25,7 +25,6 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import ForbiddenError, NotFoundError
-from insightly_etl.files import iso_instant
 from insightly_etl.load.fields import (
     BOOLEAN,
     DATE,
@@ -53,6 +52,7 @@ from insightly_etl.load.states import (
     OnMatch,
 )
 from insightly_etl.load.validate import ABSENT, ValidationResult
+from insightly_etl.moments import iso_instant
 
 Record = dict[str, Any]
 

@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
-from insightly_etl.files import DATETIME_FORMAT, to_csv_column, unescape_frame
+from insightly_etl.files import to_csv_column, unescape_frame
+from insightly_etl.moments import DATETIME_FORMAT
 
 DELIMITERS = (",", ";", "\t", "|")
 # UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes

@@ -27,9 +27,9 @@ from typing import Any
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.errors import CheckpointError, InputError
-from insightly_etl.files import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.states import UNSETTLED, Action, Reconciled, RowState
+from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 
 Record = dict[str, Any]
 

@@ -37,8 +37,8 @@ from insightly_etl.errors import (
     RecordLimitReached,
     RunStopped,
 )
-from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.states import Action, Stop
+from insightly_etl.moments import DATETIME_FORMAT
 
 RECONCILE_ATTEMPTS = 3
 STAYED_UNKNOWN = "the outcome stayed unknown after reconciling; run again to retry"

@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 
 from insightly_etl.api.registry import ObjectType, get_object, record_id
 from insightly_etl.errors import InputError
-from insightly_etl.files import DATETIME_FORMAT
 from insightly_etl.load.account import AccountFacts, LookupIndex
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -47,6 +46,7 @@ from insightly_etl.load.fields import (
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.spreadsheet import ambiguous_slash, day_first_of, parse_locale
+from insightly_etl.moments import DATETIME_FORMAT
 
 # zero-width characters, the soft hyphen, and the marks that only steer the direction of text
 # (a copy from a right-to-left page brings them along): invisible, so never part of a key

@@ -114,3 +114,14 @@ def test_the_lock_works_with_the_posix_module_gone(
     finally:
         monkeypatch.undo()
         importlib.reload(lock)
+
+
+def test_the_api_client_loads_neither_pandas_nor_pyarrow() -> None:
+    """The layering contract allows indirect imports; this is the one it cannot see: a
+    helper reached through another module that drags pandas into the client."""
+    import subprocess
+    import sys
+
+    probe = "import sys, insightly_etl.api.client; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
