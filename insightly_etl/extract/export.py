@@ -434,19 +434,17 @@ class Exporter:
                 # a full export sees deletions for free: the old file's ids no longer listed,
                 # each confirmed by its own GET; one still there joins the file (a listing
                 # that missed it, or a record this user may see again)
-                meter = self.client.meter()
-                gone, live = await self._gone(obj, before - seen.id_set())
-                confirmed = meter.requests
-                if live:
-                    batch = await asyncio.to_thread(converter.to_batch, live)
+                checked = await self._gone(obj, before - seen.id_set())
+                if checked.live:
+                    batch = await asyncio.to_thread(converter.to_batch, checked.live)
                     for table in (writer, base):
                         if table is not None:
                             await asyncio.to_thread(table.write, batch)
                     seen.add(batch)
                 # journaled before the file without them is published: a run stopped in
                 # between finds them again, and the journal takes each id once
-                self._record_deleted(obj.name, gone)
-                deleted = len(gone)
+                self._record_deleted(obj.name, checked.gone)
+                deleted, confirmed = len(checked.gone), checked.requests
         except BaseException:
             for opened in (writer, base):
                 if opened is not None:
@@ -509,9 +507,8 @@ class Exporter:
             new = changed.num_rows
         if self.options.detect_deletes:
             live = await self._live_ids(obj)
-            meter = self.client.meter()
-            gone, _ = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
-            confirmed = meter.requests
+            checked = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
+            gone, confirmed = checked.gone, checked.requests
             if gone:
                 merged = merged.filter(
                     pc.invert(pc.is_in(merged[obj.id_field], value_set=pa.array(sorted(gone))))
@@ -655,14 +652,13 @@ class Exporter:
             self.progress.finish()
         return ids
 
-    async def _gone(
-        self, obj: ObjectType, unlisted: set[int]
-    ) -> tuple[set[int], list[dict[str, Any]]]:
+    async def _gone(self, obj: ObjectType, unlisted: set[int]) -> _Checked:
         """Which records a listing no longer shows Insightly has really deleted, each asked
         by its own GET (one request a record): 404 is deleted; 403 is a record this user
         may no longer see, and 200 one the listing missed (with its record): neither is."""
         if not unlisted:
-            return set(), []
+            return _Checked(set(), [], 0)
+        meter = self.client.meter()
 
         async def ask(rid: int) -> dict[str, Any] | str:
             try:
@@ -692,7 +688,8 @@ class Exporter:
                 f"{obj.name}: {other:,} record(s) the listing no longer shows were answered with "
                 "another record than the one asked for: not recorded as deleted, not written"
             )
-        return {r for r, a in answers.items() if a == "deleted"}, live
+        gone = {r for r, a in answers.items() if a == "deleted"}
+        return _Checked(gone, live, meter.requests)
 
     def _record_deleted(self, name: str, ids: set[int]) -> None:
         """Journal deletions in `_deleted.parquet` (object, id, detected_at), atomically, each
@@ -730,8 +727,7 @@ class Exporter:
     def _on_page(self, page: Page, marks: _Marks) -> None:
         if page.skip == 0 and page.total is not None:
             self.progress.set_total(page.total)
-        marks.scan_started(self.client.last_server_time)
-        marks.add(page.records)
+        marks.add(page.records, self.client.last_server_time)
         self.progress.advance(len(page.records))
 
     def _warn_bad_values(self, name: str, converter: PageConverter) -> None:
@@ -800,6 +796,15 @@ class Exporter:
         write_json_atomic(self.options.out_dir / MANIFEST, self.manifest)
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """Records no longer listed, each asked for: the deleted, the live (written), the cost."""
+
+    gone: set[int]
+    live: list[dict[str, Any]]
+    requests: int
+
+
 class _Marks:
     """The high-water mark: the newest DATE_UPDATED_UTC seen, but never later than the moment
     the scan started (server clock). A record changed while the scan ran may have been read in
@@ -809,19 +814,14 @@ class _Marks:
         self.field = updated_field
         self.newest: str | None = None
         self.started: str | None = None
-        self.first: bool | None = None  # the first page gives the start (no Date header)
+        self.begun = False
 
-    def scan_started(self, server_time: datetime | None) -> None:
-        """When the scan started, by the server's clock. A server that sends no Date header
-        leaves only its records' stamps: the newest of the first page, all written before
-        the scan started (never this machine's clock, which may be ahead)."""
-        if self.started is None and server_time is not None:
-            self.started = server_time.astimezone(UTC).strftime(DATETIME_FORMAT)
-        self.first = self.started is None and self.first is None
-
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: list[dict[str, Any]], server_time: datetime | None) -> None:
         """The newest moment of the page, in one form whatever form the server wrote it in
-        (`…T…Z`, an offset, fractions: docs/api.md §6), so marks compare as moments."""
+        (`…T…Z`, an offset, fractions: docs/api.md §6), so marks compare as moments. The first
+        page also says when the scan started, by the server's clock: its Date header, or
+        without one the newest stamp of that page, written before the scan began (never this
+        machine's clock, which may be ahead)."""
         if self.field is None:
             return
         moments = (iso_instant(r.get(self.field)) for r in records)
@@ -829,8 +829,11 @@ class _Marks:
         newest = latest.strftime(DATETIME_FORMAT) if latest is not None else None
         if newest and (self.newest is None or newest > self.newest):
             self.newest = newest
-        if self.first:
-            self.started, self.first = newest, False
+        if not self.begun:
+            self.begun = True
+            self.started = (
+                server_time.astimezone(UTC).strftime(DATETIME_FORMAT) if server_time else newest
+            )
 
     def mark(self) -> str | None:
         if self.newest is None:

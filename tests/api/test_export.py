@@ -398,10 +398,11 @@ async def test_brief_leaves_out_nested_arrays_and_custom_fields(
 
 def test_the_mark_never_passes_the_start_of_the_scan() -> None:
     marks = _Marks("DATE_UPDATED_UTC")
-    marks.scan_started(datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC))
-    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 11:00:00"}])
+    started = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)  # the first page's Date header
+    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 11:00:00"}], started)
     assert marks.mark() == "2026-11-20 11:00:00"
-    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 12:00:07"}])  # changed while we read
+    later = datetime(2026, 11, 20, 12, 0, 9, tzinfo=UTC)
+    marks.add([{"DATE_UPDATED_UTC": "2026-11-20 12:00:07"}], later)  # changed while we read
     assert marks.mark() == "2026-11-20 12:00:00"
 
 
