@@ -52,23 +52,6 @@ _PHONE = re.compile(r"^[\d\s+().\-/]{6,}$")
 _DATETIME_TEXT = re.compile(r"^\d{4}-\d\d-\d\d([ T]\d\d:\d\d(:\d\d)?)?")
 
 
-def payload_matches(record: Record, payload: dict[str, Any]) -> bool:
-    """Does a record hold exactly everything a write sent? (standard and custom fields, tags)"""
-    custom = custom_values(record)
-    for name, value in payload.items():
-        if name == "CUSTOMFIELDS":
-            if not all(_same(custom.get(c["FIELD_NAME"]), c["FIELD_VALUE"]) for c in value):
-                return False
-        elif name == "TAGS":
-            if {t["TAG_NAME"] for t in value} != {
-                t.get("TAG_NAME") for t in record.get("TAGS") or ()
-            }:
-                return False
-        elif not _same(record.get(name), value):
-            return False
-    return True
-
-
 def _same(stored: Any, sent: Any) -> bool:
     """A value as the server keeps it against the value sent: numbers by value (12400.0 sent,
     12400 stored), booleans as booleans, the rest as text (`_same_text`)."""

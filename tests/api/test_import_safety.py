@@ -514,15 +514,16 @@ async def test_undo_leaves_a_created_record_that_someone_edited_since(
 
 
 def test_reconciliation_never_takes_a_record_that_differs_after_19_characters() -> None:
-    from insightly_etl.load.reconcile import payload_matches
+    from insightly_etl.load.reconcile import WHO, agreement, resembles
 
     sent = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.com"}
     other = {"FIRST_NAME": "AP", "EMAIL_ADDRESS": "accounts.payable.team@acme-holding.co.uk"}
-    assert payload_matches(other, sent) is False
-    assert payload_matches(dict(sent), sent) is True
-    assert payload_matches(
-        {"DATE_OF_BIRTH": "1990-02-03 00:00:00"}, {"DATE_OF_BIRTH": "1990-02-03"}
-    )
+    assert agreement(other, sent) == {"FIRST_NAME": True, "EMAIL_ADDRESS": False}
+    assert resembles(other, sent, WHO) is False
+    assert all(agreement(dict(sent), sent).values()) and resembles(dict(sent), sent, WHO)
+    assert agreement({"DATE_OF_BIRTH": "1990-02-03 00:00:00"}, {"DATE_OF_BIRTH": "1990-02-03"}) == {
+        "DATE_OF_BIRTH": True
+    }
 
 
 async def test_merge_add_keeps_a_tag_whose_name_holds_a_semicolon(
