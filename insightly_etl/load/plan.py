@@ -676,31 +676,29 @@ class Planner:
         """A key that found several records is asked again, record by record: a listing read
         while a colleague deleted and re-created a record (a merge, a re-import) holds both,
         and only the one still there is the match. One GET each, only for such keys."""
+        id_field = self.obj.id_field or ""
         several = {
-            rid for found in matches.values() if len(found) > 1 for rid in _ids(found, self.obj)
+            rid
+            for found in matches.values()
+            if len(found) > 1
+            for record in found
+            if (rid := record_id(record, id_field)) is not None
         }
         if not several:
             return
 
-        async def ask(rid: int) -> tuple[int, Record | None]:
-            try:
-                reply = await self.client.get(f"{self.obj.endpoint}/{rid}")
-            except NotFoundError:
-                return rid, None
-            return rid, reply.data if isinstance(reply.data, dict) else None
+        gone: set[int] = set()  # 404 only: any other answer is no evidence it went
 
-        now = dict(await gather_all(*(ask(rid) for rid in sorted(several))))
+        async def ask(rid: int) -> None:
+            try:
+                await self.client.get(f"{self.obj.endpoint}/{rid}")
+            except NotFoundError:
+                gone.add(rid)
+
+        await gather_all(*(ask(rid) for rid in sorted(several)))
         for r, found in matches.items():
-            if len(found) < 2:
-                continue
-            kept = []
-            for record in found:
-                rid = record_id(record, self.obj.id_field or "")
-                if rid is None or rid not in now:
-                    kept.append(record)
-                elif (fresh := now[rid]) is not None:  # gone (404): no match any more
-                    kept.append(fresh)
-            matches[r] = kept
+            if len(found) > 1:
+                matches[r] = [x for x in found if record_id(x, id_field) not in gone]
 
     def _settle_duplicates(
         self,
@@ -1136,7 +1134,3 @@ class Planner:
                     else:
                         plan.warnings.append(f"line {self.result.table.lines[r]}: {message}")
                     break
-
-
-def _ids(records: list[Record], obj: ObjectType) -> list[int]:
-    return [rid for r in records if (rid := record_id(r, obj.id_field or "")) is not None]
