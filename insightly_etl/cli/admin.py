@@ -130,6 +130,7 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
 def status(checkpoint: Path) -> None:
     """Show an import's progress from its checkpoint file: done, failed and left, by action."""
     from insightly_etl.load.checkpoint import Checkpoint
+    from insightly_etl.load.reconcile import RESEND_MINUTES
 
     cp = Checkpoint.read_only(checkpoint)
     try:
@@ -162,7 +163,8 @@ def status(checkpoint: Path) -> None:
             click.echo(
                 "  in_flight / unknown: writes sent whose answer never came. They are never "
                 f"sent again blindly: `insightly-etl reconcile {checkpoint}` (or the next run) "
-                "looks for each; one still not found 15 minutes after it was sent was never made."
+                f"looks for each; one still not found {RESEND_MINUTES} minutes after it was sent "
+                "was never made."
             )
         undone = cp.undo.summary()
         if undone:
