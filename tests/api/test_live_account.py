@@ -126,16 +126,19 @@ class Hides(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=headers, json=kept)
 
 
+async def export_through(sb: Sandbox, transport: httpx.AsyncBaseTransport, out: Path) -> object:
+    """A contacts export with `transport` (a proxy of the test's) in front of the sandbox."""
+    async with sandbox_client(sb, transport=transport) as client:
+        return await extract_objects(client, ExportOptions(out_dir=out, objects=["contacts"]))
+
+
 async def test_a_record_the_listing_missed_is_asked_for_and_written_not_deleted(
     make_sandbox, tmp_path: Path
 ) -> None:
     sb = make_sandbox()
     await export(sb, tmp_path, "contacts")
     hidden = sb.account.collections["Contacts"].ids[42]
-    async with sandbox_client(sb, transport=Hides(sb, hidden)) as client:
-        result = await extract_objects(
-            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
-        )
+    result = await export_through(sb, Hides(sb, hidden), tmp_path)
     written = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
     assert hidden in written and len(written) == len(set(written)) == 220
     assert not (tmp_path / DELETED).exists()
@@ -241,8 +244,7 @@ async def test_without_a_date_header_the_mark_comes_from_the_server_s_stamps_not
             sb.account.update("Contacts", {"CONTACT_ID": ids[-1], "TITLE": "Edited, last page"})
         await app(scope, receive, send)
 
-    async with sandbox_client(sb, transport=httpx.ASGITransport(app=colleague)) as client:
-        await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
+    await export_through(sb, httpx.ASGITransport(app=colleague), tmp_path)
     rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
     assert rows[ids[-1]]["TITLE"] == "Edited, last page"
     assert rows[ids[2]]["TITLE"] != "Edited, page 1"  # read before the edit
@@ -500,29 +502,22 @@ async def test_records_are_known_by_their_id_field_whatever_order_their_keys_com
     make_sandbox, tmp_path: Path
 ) -> None:
     sb = make_sandbox(generate={"Contacts": 1000})
-    async with sandbox_client(sb, transport=SortsKeys(sb)) as client:
-        await extract_objects(client, ExportOptions(out_dir=tmp_path, objects=["contacts"]))
+    await export_through(sb, SortsKeys(sb), tmp_path)
     assert len(read(tmp_path, "contacts")) == 1220
 
 
-class OtherRecord(httpx.AsyncBaseTransport):
+class OtherRecord(Hides):
     """A listing that leaves one record out, and a GET of it that answers another record."""
 
     def __init__(self, sb: Sandbox, hidden: int, other: int) -> None:
-        self.inner, self.hidden, self.other = httpx.ASGITransport(app=sb.app), hidden, other
+        super().__init__(sb, hidden)
+        self.other = other
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == f"/v3.1/Contacts/{self.hidden}":
-            request = httpx.Request(
-                "GET",
-                str(request.url).replace(str(self.hidden), str(self.other)),
-                headers=request.headers,
-            )
-        response = await self.inner.handle_async_request(request)
-        if request.url.path != "/v3.1/Contacts":
-            return response
-        kept = [r for r in json.loads(await response.aread()) if r["CONTACT_ID"] != self.hidden]
-        return httpx.Response(200, headers={"X-Total-Count": str(len(kept))}, json=kept)
+            url = str(request.url).replace(str(self.hidden), str(self.other))
+            request = httpx.Request("GET", url, headers=request.headers)
+        return await super().handle_async_request(request)
 
 
 async def test_a_deletion_check_answered_with_another_record_records_nothing(
@@ -531,10 +526,7 @@ async def test_a_deletion_check_answered_with_another_record_records_nothing(
     sb = make_sandbox()
     await export(sb, tmp_path, "contacts")
     ids = sb.account.collections["Contacts"].ids
-    async with sandbox_client(sb, transport=OtherRecord(sb, ids[5], ids[6])) as client:
-        result = await extract_objects(
-            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
-        )
+    result = await export_through(sb, OtherRecord(sb, ids[5], ids[6]), tmp_path)
     assert not (tmp_path / DELETED).exists()
     assert result.warnings == [
         "contacts: 1 record(s) the listing no longer shows were answered with another record "
