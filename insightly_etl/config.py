@@ -29,9 +29,15 @@ _KNOWN_SECRETS: set[str] = set()  # every key this process holds, and its encode
 REDACTED = "***"
 
 
+def known_secrets() -> list[str]:
+    """Every key this process holds and its encoded forms, longest first (a padded base64
+    form before its unpadded prefix)."""
+    return sorted(_KNOWN_SECRETS, key=len, reverse=True)
+
+
 def redact(text: str) -> str:
     """The text with every known key (raw, `key:` in base64, URL-safe base64) blanked out."""
-    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+    for secret in known_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
@@ -43,6 +45,7 @@ from insightly_etl.load.states import (
     PAST,
     STEP_REQUESTS,
     UNSETTLED,
+    WRITES,
     Action,
     OnConflict,
     OnDuplicate,
@@ -621,51 +624,80 @@ PLAN_COLUMNS = ("action", "record_id", "field", "current", "new", "note")
 def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
     """NAME.plan.csv: one row per field a write will change, with its value now and after;
     and one per cell left as it is because it differs only as a spreadsheet re-saves values
-    (action `artefact`, the note says how)."""
+    (action `artefact`, the note says how). Written a block of rows at a time: a million rows
+    make fifteen million lines."""
+    options.results_path.mkdir(parents=True, exist_ok=True)
+    return write_csv(
+        _plan_frames(table, plan), options.results_path / f"{options.results_stem}.plan.csv"
+    )
+
+
+_PLAN_BLOCK = 20_000  # rows of the file per block of NAME.plan.csv
+
+
+def _plan_frames(table: SourceTable, plan: Plan) -> Iterator[Any]:
     import pandas as pd
 
-    records = [
-        (p.line, str(p.action), p.record_id, name, display(p.before.get(name)), display(new), "")
-        for p in plan.writes
-        for name, new in p.after.items()
-    ]
-    records += [
-        (p.line, "artefact", p.record_id, name, display(old), display(new), why)
-        for p in plan.rows
-        for name, (old, new, why) in p.artefacts.items()
-    ]
-    records += [
-        (
-            p.line,
-            "conflict",
-            p.record_id,
-            name,
-            display(now),
-            display(new),
-            f"changed in Insightly since the export (it was {display(was)!r}); "
-            + ("overwritten (--on-conflict overwrite)" if name in p.after else "kept"),
-        )
-        for p in plan.rows
-        for name, (was, now, new) in p.conflicts.items()
-    ]
-    ids = {p.row: p.record_id for p in plan.rows}
-    records += [
-        (
-            table.lines[r],
-            duplicate_action(name),
-            ids.get(r),
-            name,
-            holder,
-            value,
-            "another record has this value; sent all the same (--on-duplicate-email warn)",
-        )
-        for r, (name, value, holder) in plan.shared.items()
-    ]
-    records.sort(key=lambda r: r[0])
-    frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
-    frame["record_id"] = frame["record_id"].astype("Int64")
-    options.results_path.mkdir(parents=True, exist_ok=True)
-    return write_csv(frame, options.results_path / f"{options.results_stem}.plan.csv")
+    by_row = sorted(plan.rows, key=lambda p: p.row)
+    shared = sorted(plan.shared.items())
+    rows = sorted({p.row for p in by_row} | {r for r, _ in shared})
+    ids = {p.row: p.record_id for p in by_row}
+    at = [p.row for p in by_row]
+    for begin in range(0, max(len(rows), 1), _PLAN_BLOCK):
+        block = rows[begin : begin + _PLAN_BLOCK]
+        first, last = (block[0], block[-1]) if block else (0, -1)
+        planned = by_row[bisect_left(at, first) : bisect_right(at, last)]
+        records = [
+            (
+                p.line,
+                str(p.action),
+                p.record_id,
+                name,
+                display(p.before.get(name)),
+                display(new),
+                "",
+            )
+            for p in planned
+            if p.action in WRITES
+            for name, new in p.after.items()
+        ]
+        records += [
+            (p.line, "artefact", p.record_id, name, display(old), display(new), why)
+            for p in planned
+            for name, (old, new, why) in p.artefacts.items()
+        ]
+        records += [
+            (
+                p.line,
+                "conflict",
+                p.record_id,
+                name,
+                display(now),
+                display(new),
+                f"changed in Insightly since the export (it was {display(was)!r}); "
+                + ("overwritten (--on-conflict overwrite)" if name in p.after else "kept"),
+            )
+            for p in planned
+            for name, (was, now, new) in p.conflicts.items()
+        ]
+        records += [
+            (
+                table.lines[r],
+                duplicate_action(name),
+                ids.get(r),
+                name,
+                holder,
+                value,
+                "another record has this value; sent all the same (--on-duplicate-email warn)",
+            )
+            for r, (name, value, holder) in shared[
+                bisect_left(shared, (first,)) : bisect_left(shared, (last + 1,))
+            ]
+        ]
+        records.sort(key=lambda r: r[0])
+        frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
+        frame["record_id"] = frame["record_id"].astype("Int64")
+        yield frame
 
 
 def plan_examples(plan: Plan, limit: int = 5) -> list[str]:

@@ -806,3 +806,32 @@ async def test_a_person_replaced_in_a_file_without_a_match_key_is_never_written_
     ]
     assert [(r["FIRST_NAME"], r["LAST_NAME"]) for r in alan] == [("Alan", "Turing")]
     assert writes(sb) == before
+
+
+async def test_the_plan_file_is_the_same_written_a_few_rows_at_a_time(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NAME.plan.csv is written in blocks of rows (a million rows make fifteen million lines):
+    blocks of three rows give the file one block gives, creates and updates in line order."""
+    import insightly_etl.load.importer as importer
+
+    sb = make_sandbox()
+    mapping = ROOT / "mappings/contacts.yaml"
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    first = write(tmp_path / "a", "contacts.csv", (ROOT / "sample_data/contacts.csv").read_text())
+    await run_import(sb, first, mapping)  # 8 records
+    lines = first.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("@", "+new@", 1)  # a new e-mail: a new record
+    lines[4] = lines[4].replace("Fleet Manager", "Fleet Director")  # an update
+    text = "\n".join(lines) + "\n"
+    plans = []
+    for block, folder in ((20_000, "b"), (3, "c")):
+        monkeypatch.setattr(importer, "_PLAN_BLOCK", block)
+        result = await run_import(
+            sb, write(tmp_path / folder, "contacts.csv", text), mapping, dry_run=True
+        )
+        assert result.plan is not None and (result.plan.creates, result.plan.updates) == (1, 1)
+        plans.append((tmp_path / folder / "contacts.plan.csv").read_bytes())
+    assert plans[0] == plans[1]
+    assert plans[0].count(b"line,action") == 1

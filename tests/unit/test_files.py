@@ -70,3 +70,27 @@ def test_rows_end_in_the_dialect_s_eol_on_a_pyarrow_without_the_option() -> None
         for start in range(0, len(data), cut):
             sink.write(data[start : start + cut])
         assert out.getvalue() == expected, cut
+
+
+def test_a_file_written_in_frames_is_one_csv_with_one_header_and_every_cell_escaped(
+    tmp_path: Path,
+) -> None:
+    key = "k3y-for-frames-test-77aa"
+    Secret(key)
+    frames = [
+        pd.DataFrame({"line": [2, 3], "new": ["=1+2", 7]}),  # object: text and a number
+        pd.DataFrame({"line": [4], "new": [f"echo {key}"]}),
+        pd.DataFrame({"line": pd.Series([], dtype="int64"), "new": pd.Series([], dtype=object)}),
+        pd.DataFrame({"line": [5], "new": pd.array(["@x"], dtype="string")}),
+    ]
+    path = write_csv(iter(frames), tmp_path / "plan.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfline,new\r\n") or raw.startswith(b"\xef\xbb\xbfline,new\n")
+    assert raw.count(b"\xef\xbb\xbf") == 1  # one BOM, at the start
+    assert path.read_text(encoding="utf-8-sig").splitlines() == [
+        "line,new",
+        "2,'=1+2",
+        "3,7",
+        "4,echo ***",
+        "5,'@x",
+    ]

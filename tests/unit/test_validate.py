@@ -627,3 +627,36 @@ def test_a_mappings_date_order_settles_slash_dates(tmp_path: Path, order: str, r
     )
     assert values(r, "DATE_OF_BIRTH") == [read]
     assert messages(r) == []
+
+
+def test_cells_read_in_blocks_are_the_same_in_any_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cell() converts a block of rows at a time: blocks of two, read forwards and backwards,
+    give each cell's typed value, None for a cleared one and ABSENT for an empty one."""
+    import insightly_etl.load.validate as validate
+
+    monkeypatch.setattr(validate, "_BLOCK", 2)
+    r = run(
+        tmp_path,
+        "Name,Title,Value,News\nA,,1.5,yes\nB,CEO,,no\nC,,2,\nD,Ops,3.25,yes\nE,,,no\n",
+        contacts(
+            {
+                "Title": {"field": "TITLE", "blank": "clear"},
+                "Value": "Lifetime_Value__c",
+                "News": "Newsletter__c",
+            }
+        ),
+    )
+    expected = {
+        "FIRST_NAME": ["A", "B", "C", "D", "E"],
+        "TITLE": [None, "CEO", None, "Ops", None],
+        "Lifetime_Value__c": [1.5, ABSENT, 2.0, 3.25, ABSENT],
+        "Newsletter__c": [True, False, ABSENT, True, False],
+    }
+    for name, column in expected.items():
+        assert values(r, name) == column
+        assert [r.cell(i, name) for i in reversed(range(5))] == column[::-1]
+    assert (
+        type(r.cell(3, "Lifetime_Value__c")) is float and type(r.cell(0, "Newsletter__c")) is bool
+    )
