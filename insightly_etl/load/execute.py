@@ -149,7 +149,7 @@ class Executor:
             return  # settled: the batch's refresh found it changed (a conflict) or done
         if p.action == Action.CREATE and self.sender.limit_reached is not None:
             return  # the plan holds no more: left planned, sent by a later run
-        await self.sender.send(_RowWrite(self, p))
+        await self.sender.send(_RowWrite(self, self.planner.fill(p)))
 
     def path(self, p: PlannedRow) -> str:
         if p.action == Action.UPDATE:
@@ -175,6 +175,7 @@ class Executor:
         )
         if rid is not None and isinstance(record, dict):
             self.planner.records[rid] = record
+        self.planner.release(p)
         self.progress.advance(1)
 
     def _not_applied(self, p: PlannedRow, record: Record) -> str | None:

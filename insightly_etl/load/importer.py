@@ -463,8 +463,8 @@ class _Run:
             )
             new = [p.row for p in plan.rows if p.action == Action.CREATE]
             estimate = steps.estimate(self.step_rows(validated.valid), new)
-        quota = _quota_plan(self.client, plan, self.options, states, estimate)
-        return Planned(plan, quota, steps, write_plan(self.options, self.table, plan))
+        quota = _quota_plan(self.client, plan, self.options, states, estimate, planner.fill)
+        return Planned(plan, quota, steps, write_plan(self.options, self.table, plan, planner))
 
     def record(self, plan: Plan, states: dict[int, RowEntry]) -> None:
         """The plan's decisions, journaled before anything is sent."""
@@ -577,7 +577,8 @@ def _quota_plan(
     plan: Plan,
     options: ImportOptions,
     states: dict[int, RowEntry],
-    steps: dict[str, int] | None = None,
+    steps: dict[str, int] | None,
+    fill: Callable[[PlannedRow], PlannedRow],
 ) -> QuotaPlan:
     writes = plan.writes
     batches_with_updates = sum(
@@ -610,7 +611,7 @@ def _quota_plan(
         seconds=math.ceil(this_run / client.expected_rate) if this_run else 0,
         strategy=plan.strategy,
         planning_requests=plan.requests,
-        examples=plan_examples(plan),
+        examples=plan_examples(plan, fill),
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
@@ -621,21 +622,22 @@ def _quota_plan(
 PLAN_COLUMNS = ("action", "record_id", "field", "current", "new", "note")
 
 
-def write_plan(options: ImportOptions, table: SourceTable, plan: Plan) -> Path:
+def write_plan(options: ImportOptions, table: SourceTable, plan: Plan, planner: Planner) -> Path:
     """NAME.plan.csv: one row per field a write will change, with its value now and after;
     and one per cell left as it is because it differs only as a spreadsheet re-saves values
     (action `artefact`, the note says how). Written a block of rows at a time: a million rows
     make fifteen million lines."""
     options.results_path.mkdir(parents=True, exist_ok=True)
     return write_csv(
-        _plan_frames(table, plan), options.results_path / f"{options.results_stem}.plan.csv"
+        _plan_frames(table, plan, planner),
+        options.results_path / f"{options.results_stem}.plan.csv",
     )
 
 
-_PLAN_BLOCK = 20_000  # rows of the file per block of NAME.plan.csv
+_PLAN_BLOCK = 5_000  # rows of the file per block of NAME.plan.csv (about 75,000 lines)
 
 
-def _plan_frames(table: SourceTable, plan: Plan) -> Iterator[Any]:
+def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[Any]:
     import pandas as pd
 
     by_row = sorted(plan.rows, key=lambda p: p.row)
@@ -647,6 +649,9 @@ def _plan_frames(table: SourceTable, plan: Plan) -> Iterator[Any]:
         block = rows[begin : begin + _PLAN_BLOCK]
         first, last = (block[0], block[-1]) if block else (0, -1)
         planned = by_row[bisect_left(at, first) : bisect_right(at, last)]
+        unbuilt = [p for p in planned if not p.built]
+        for p in unbuilt:
+            planner.fill(p)
         records = [
             (
                 p.line,
@@ -697,14 +702,18 @@ def _plan_frames(table: SourceTable, plan: Plan) -> Iterator[Any]:
         records.sort(key=lambda r: r[0])
         frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
         frame["record_id"] = frame["record_id"].astype("Int64")
+        for p in unbuilt:  # built again when sent
+            planner.release(p)
         yield frame
 
 
-def plan_examples(plan: Plan, limit: int = 5) -> list[str]:
+def plan_examples(
+    plan: Plan, fill: Callable[[PlannedRow], PlannedRow], limit: int = 5
+) -> list[str]:
     """A few changes, as the plan prints them: `line 3: update 1042 BACKGROUND '' -> 'x'`."""
     out: list[str] = []
     for p in plan.writes:
-        for name, new in p.after.items():
+        for name, new in fill(p).after.items():
             if len(out) == limit:
                 return out
             target = f"update {p.record_id}" if p.action == Action.UPDATE else "create"

@@ -75,6 +75,9 @@ class PlannedRow:
     artefacts: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)
     # fields changed both in the file and in Insightly since the export: (base, current, new)
     conflicts: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
+    # payload and after are here; a planned create has them built only when needed
+    # (Planner.fill), so a million planned rows hold no million request bodies
+    built: bool = True
 
 
 @dataclass
@@ -548,27 +551,30 @@ class Planner:
                         f"no existing {self.obj.singular} matches, and a new one needs "
                         f"{', '.join(missing)}, which this row does not give"
                     )
-                else:
-                    after = {
-                        k: v for k, v in values.items() if v is not None and not self.specs[k].via
-                    }
+                else:  # its body is built again when it is sent (fill): not held for every row
                     plan.rows.append(
                         PlannedRow(
-                            r,
-                            lines[r],
-                            Action.CREATE,
-                            payload,
-                            None,
-                            None,
-                            {},
-                            after,
-                            keys[r],
-                            parent,
+                            r, lines[r], Action.CREATE, key=keys[r], parent_id=parent, built=False
                         )
                     )
         await self._check_identity(plan)
         plan.requests = meter.requests
         return plan
+
+    def fill(self, p: PlannedRow) -> PlannedRow:
+        """A planned create's body and the values it sets, built from the file's row (as
+        planning checked them) when it is sent or written to the plan file."""
+        if not p.built:
+            values = row_values(self.result, p.row)
+            p.payload = create_payload(self.obj, self.specs, values)
+            p.after = {k: v for k, v in values.items() if v is not None and not self.specs[k].via}
+            p.built = True
+        return p
+
+    def release(self, p: PlannedRow) -> None:
+        """A create that is done: its body goes again (fill builds it if ever needed)."""
+        if p.action == Action.CREATE and p.built:
+            p.payload, p.after, p.built = {}, {}, False
 
     async def _check_identity(self, plan: Plan) -> None:
         """Rows that would give a record the e-mail (or organisation name) another record
