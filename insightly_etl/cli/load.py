@@ -112,42 +112,41 @@ def validate(
     Exit 0: every row is valid; 1: some rows were rejected (see the rejects file); 2: the file
     or the mapping cannot be used.
     """
-    from insightly_etl.load.identity import in_file_warnings
+    from insightly_etl.files import write_csv
+    from insightly_etl.load.check import check_file
     from insightly_etl.load.mapping import read_mapping
-    from insightly_etl.load.report import (
-        default_rejects_path,
-        error_groups,
-        rejected_count,
-        write_rejects,
-    )
-    from insightly_etl.load.validate import validate_table
+    from insightly_etl.load.report import default_rejects_path
 
     mapping = read_mapping(mapping_file, object_name=object_name)
     mapping = _as_asked(mapping, date_order, csv_dialect)
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
-    table = _read(file, encoding, delimiter, sheet)
-    facts = _facts(ctx, mapping, fields_from, api)
-    result = validate_table(table, mapping, facts)
-    for note in result.notes:
-        click.echo(f"Note: {note}", err=True)
-    for warning in [*result.update_only_warnings(), *in_file_warnings(result)]:
-        click.echo(f"Warning: {warning}", err=True)
-    rejected = rejected_count(result)
-    total = result.rows + result.bad_rows
-    how = f" ({table.encoding}, {table.delimiter!r} delimited)" if table.encoding else ""
-    click.echo(
-        f"{file.name}: {plural(total, 'row')} read{how}: {total - rejected:,} valid, "
-        f"{rejected:,} rejected"
+    check = check_file(
+        file,
+        mapping,
+        lambda: _facts(ctx, mapping, fields_from, api),  # once the file's start reads
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
     )
-    _echo_groups(error_groups(result), table.unit)
+    for note in check.notes:
+        click.echo(f"Note: {note}", err=True)
+    for warning in check.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    total = check.rows + check.bad_rows
+    how = f" ({check.encoding}, {check.delimiter!r} delimited)" if check.encoding else ""
+    click.echo(
+        f"{file.name}: {plural(total, 'row')} read{how}: {total - check.rejected:,} valid, "
+        f"{check.rejected:,} rejected"
+    )
+    _echo_groups(check.groups, check.unit)
     path = rejects or default_rejects_path(file)
-    stale = not rejected and path.exists()
-    write_rejects(result, path)  # with none rejected, an earlier run's file goes
-    if rejected:
-        click.echo(f"Rejected rows, with their {table.unit} numbers and errors: {path}")
+    if check.rejected:
+        write_csv(check.rejects, path)
+        click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
         sys.exit(1)
-    if stale:
+    if path.exists():  # an earlier run's, fixed since: never taken for fresh results
+        path.unlink()
         click.echo(f"Removed {path}: no row is rejected now.", err=True)
 
 

@@ -18,6 +18,7 @@ import unicodedata
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,6 +78,36 @@ def _compared(values: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
+def _keys(result: ValidationResult, rows: list[int]) -> pd.Series:
+    """Each row's record, as the duplicate check sees it: its match key as compared, or (with
+    no key) the row itself."""
+    match = result.mapping.match
+    if match is None:
+        return pd.Series(rows, dtype="int64").astype("string")  # each row a record of its own
+    parts = [
+        _compared(result.table.frame[c].iloc[rows]).fillna("").to_numpy() for c, _ in match.pairs
+    ]
+    return pd.Series(parts[0]).str.cat([pd.Series(p) for p in parts[1:]], sep="\x1f")
+
+
+def _written(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
+    written = result.values[name].iloc[rows].astype("string")
+    cleared = result.cleared.get(name)
+    if cleared is not None:
+        written = written.mask(pd.Series(cleared[rows], index=written.index))
+    return written
+
+
+def _later_holders(frame: pd.DataFrame) -> pd.DataFrame:
+    """Of rows (row, text, written, key) that share a text, those of another record than the
+    first row with it, with `first_row`."""
+    first = frame.drop_duplicates("text").set_index("text")
+    frame = frame.assign(
+        first_row=frame["text"].map(first["row"]), first_key=frame["text"].map(first["key"])
+    )
+    return frame[(frame["row"] != frame["first_row"]) & (frame["key"] != frame["first_key"])]
+
+
 def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple[str, int]]:
     """row -> (value as written, the first row with it): rows that write a value an earlier
     row of another record writes too (rows with the same match key are one record, and are
@@ -84,10 +115,7 @@ def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple
     name = identity_field(result)
     if name is None or not rows:
         return {}
-    written = result.values[name].iloc[rows].astype("string")
-    cleared = result.cleared.get(name)
-    if cleared is not None:
-        written = written.mask(pd.Series(cleared[rows], index=written.index))
+    written = _written(result, name, rows)
     text = _compared(written)
     shared = (text.duplicated(keep=False) & text.notna()).to_numpy()
     if not shared.any():  # the usual case: nothing more to compute
@@ -96,44 +124,89 @@ def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple
     frame = pd.DataFrame(
         {"row": picked, "text": text[shared].to_numpy(), "written": written[shared].to_numpy()}
     )
-    match = result.mapping.match
-    if match is not None:
-        parts = [
-            _compared(result.table.frame[c].iloc[picked]).fillna("").to_numpy()
-            for c, _ in match.pairs
-        ]
-        frame["key"] = pd.Series(parts[0]).str.cat([pd.Series(p) for p in parts[1:]], sep="\x1f")
-    else:
-        frame["key"] = frame["row"].astype("string")  # each row is a record of its own
-    first = frame.drop_duplicates("text").set_index("text")
-    frame["first_row"] = frame["text"].map(first["row"])
-    frame["first_key"] = frame["text"].map(first["key"])
-    hits = frame[(frame["row"] != frame["first_row"]) & (frame["key"] != frame["first_key"])]
+    frame["key"] = _keys(result, picked).to_numpy()
+    hits = _later_holders(frame)
     return {
         int(r): (str(w), int(f))
         for r, w, f in zip(hits["row"], hits["written"], hits["first_row"], strict=True)
     }
 
 
-def in_file_warnings(result: ValidationResult, examples: int = 3) -> list[str]:
-    """For `validate`: the rows of the file that share an identity value."""
+def identity_rows(result: ValidationResult, offset: int = 0) -> pa.Table | None:
+    """For `validate` of a file in blocks: each valid row that writes the identity field, as
+    (row + offset, line, text, written, key), in Arrow (millions of rows, no Python string
+    each); None when nothing is watched. Every block's go to in_file_warnings together."""
     name = identity_field(result)
+    if name is None:
+        return None
     rejected = set(result.rejected_rows.tolist())
-    shared = shared_in_file(result, [r for r in range(result.rows) if r not in rejected])
-    if name is None or not shared:
+    rows = [r for r in range(result.rows) if r not in rejected]
+    written = _written(result, name, rows).reset_index(drop=True)
+    text = _compared(written)
+    kept = pa.array(text.notna().to_numpy())
+    numbers = np.asarray(rows, dtype=np.int64)
+    key = numbers if result.mapping.match is None else _keys(result, rows).to_numpy(na_value=None)
+    compared = pa.array(text.to_numpy(na_value=None), pa.string())
+    as_written = pa.array(written.to_numpy(na_value=None), pa.string())
+    table = pa.table(
+        {
+            "row": numbers + offset,
+            "line": np.asarray(result.table.lines, dtype=np.int64)[numbers],
+            "text": compared,
+            # as written only where that is not the text compared (most e-mails are)
+            "written": pc.if_else(pc.equal(as_written, compared), None, as_written),
+            "key": pa.array(key),
+        }
+    )
+    return table.filter(kept)
+
+
+def in_file_warnings(
+    result: ValidationResult,
+    examples: int = 3,
+    *,
+    rows: list[pa.Table] | None = None,
+) -> list[str]:
+    """For `validate`: the rows of the file that share an identity value (`rows`: those of
+    every block of the file, from identity_rows; by default, this result's)."""
+    name = identity_field(result)
+    tables = [identity_rows(result)] if rows is None else rows
+    if name is None or not tables or tables[0] is None:
         return []
-    lines = result.table.lines
+    every = pa.concat_tables([t for t in tables if t is not None])
+    if not every.num_rows:
+        return []
+    # sorted, a text equal to its neighbour's is shared: a sort costs a third of the memory
+    # a hash table of millions of texts does; only the rows that share become Python objects
+    order = pc.sort_indices(every.column("text"))
+    text = every.column("text").take(order).combine_chunks()
+    same = pc.equal(text[1:], text[:-1]).to_numpy(zero_copy_only=False)
+    del text
+    shared_sorted = np.zeros(every.num_rows, dtype=bool)
+    shared_sorted[1:] |= same
+    shared_sorted[:-1] |= same
+    shared = np.zeros(every.num_rows, dtype=bool)
+    shared[order.to_numpy()] = shared_sorted
+    if not shared.any():
+        return []
+    frame = every.filter(pa.array(shared)).to_pandas()
+    frame["written"] = frame["written"].fillna(frame["text"])
+    hits = _later_holders(frame)
+    if not len(hits):
+        return []
+    line_of = dict(zip(frame["row"], frame["line"], strict=True))
+    written_of = dict(zip(frame["row"], frame["written"], strict=True))
     by_first: dict[int, list[int]] = defaultdict(list)
-    for r, (_, first) in shared.items():
-        by_first[first].append(r)
+    for r, first in zip(hits["row"], hits["first_row"], strict=True):
+        by_first[int(first)].append(int(r))
     shown = [
-        f"{lines[first]} and {', '.join(str(lines[r]) for r in rows[:examples])}"
-        + (f" and {len(rows) - examples:,} more" if len(rows) > examples else "")
-        + f" ({str(result.cell(first, name))!r})"  # as the first of them writes it
-        for first, rows in list(by_first.items())[:examples]
+        f"{line_of[first]} and {', '.join(str(line_of[r]) for r in later[:examples])}"
+        + (f" and {len(later) - examples:,} more" if len(later) > examples else "")
+        + f" ({str(written_of[first])!r})"  # as the first of them writes it
+        for first, later in list(by_first.items())[:examples]
     ]
     return [
-        f"{len(shared):,} row(s) give {name} a value an earlier row of another record gives: "
+        f"{len(hits):,} row(s) give {name} a value an earlier row of another record gives: "
         f"{result.table.unit}s "
         + "; ".join(shown)
         + (" …" if len(by_first) > examples else "")

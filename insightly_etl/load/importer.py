@@ -475,6 +475,7 @@ class _Run:
             rows.mark([r], RowState.SKIPPED, action=Action.SKIP, message=message)
         for r, message in plan.failed.items():
             rows.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
+        planned: dict[Action, list[int]] = {}
         for p in plan.rows:
             if p.action == Action.UNCHANGED:
                 earlier = states[p.row]
@@ -486,7 +487,9 @@ class _Run:
                 )
                 rows.done(p.row, action, p.record_id)
             else:
-                rows.mark([p.row], RowState.PLANNED, action=p.action)
+                planned.setdefault(p.action, []).append(p.row)
+        for action, numbers in planned.items():  # one transaction each, not one per row
+            rows.mark(numbers, RowState.PLANNED, action=action)
 
     def step_rows(self, valid: list[int]) -> list[RowRecord]:
         """Rows whose record is written (this run or an earlier one): their steps may follow."""

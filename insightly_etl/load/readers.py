@@ -93,6 +93,103 @@ def read_table(
     return table
 
 
+class NotPlain(Exception):
+    """A part of a file read in blocks (iter_table) that only reading it whole reads right."""
+
+
+BLOCK_BYTES = 16 << 20  # iter_table: how much of a CSV is read and parsed at once
+TAIL_BYTES = 64 << 10  # and the end of the file that stays with the block before it
+
+
+def iter_table(
+    path: Path,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+) -> Iterator[SourceTable]:
+    """The file in blocks of rows, for work that need not hold it whole (validate of millions
+    of rows): each block a SourceTable with the file's line numbers. A UTF-8 CSV larger than
+    one block is cut at line ends outside quotes; every other file is one block, as
+    read_table reads it. A block that is not plain (not UTF-8, a ragged row, a line break in a
+    value: anything that needs the exact reader or another encoding) raises NotPlain, and the
+    caller reads the file whole with read_table instead."""
+    plain = (
+        path.is_file()
+        and path.stat().st_size > BLOCK_BYTES
+        and path.suffix.lower() not in (".parquet", ".xlsx", ".xlsm")
+        and (encoding is None or encoding.lower().replace("_", "-") in ("utf-8", "utf8"))
+    )
+    if not plain:
+        yield read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+        return
+    sep = _delimiter(delimiter)
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"PK\x03\x04", b"\xd0\xcf")):
+            raise NotPlain
+        if b"\x00" in head or _utf16_without_bom(head):
+            raise NotPlain
+        bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        text = head[bom:].decode("utf-8", errors="ignore")
+        sep = sep or detect_delimiter(text)
+        record, header_lines = _first_record(text, sep)
+        if record is None:
+            raise NotPlain
+        f.seek(bom)
+        header = b"".join(f.readline() for _ in range(header_lines))
+        size, before, pending = path.stat().st_size, header_lines, b""
+        while True:
+            chunk = f.read(BLOCK_BYTES)
+            if size - f.tell() < TAIL_BYTES:  # a short end (a report's footer?) comes along
+                chunk += f.read()
+            last = not chunk or f.tell() >= size
+            data = pending + chunk
+            cut = len(data) if last else _cut(data)
+            if cut is None:  # no line end outside quotes yet
+                pending = data
+                continue
+            block, pending = data[:cut], data[cut:]
+            if block.strip():
+                fast = _read_csv_arrow(path, text, header + block, sep)
+                if fast is None:
+                    raise NotPlain
+                frame, lines = fast
+                shift = before - header_lines
+                table = SourceTable(
+                    path,
+                    frame,
+                    [line + shift for line in lines],
+                    "line",
+                    "utf-8-sig" if bom else "utf-8",
+                    sep,
+                )
+                if last:
+                    table = _drop_report_footer(table)
+                unescape_frame(table.frame)
+                yield table
+            before += _line_ends(block)
+            if last:
+                return
+
+
+def _line_ends(data: bytes) -> int:
+    """Physical lines `data` ends, as _data_lines counts them (LF, CRLF, a lone CR)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _cut(data: bytes) -> int | None:
+    """Where `data` (starting at a record) may be cut: just after its last line feed outside
+    quotes, counting quotes as RFC 4180 does. None: no such line end."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if not len(ends):
+        return None
+    quotes = np.cumsum(arr == 34)
+    outside = ends[quotes[ends] % 2 == 0]
+    return int(outside[-1]) + 1 if len(outside) else None
+
+
 # ---------------------------------------------------------------- CSV
 
 # the lines a Salesforce report (and others) adds under its rows: not data

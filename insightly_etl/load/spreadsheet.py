@@ -61,6 +61,9 @@ _ALWAYS = [
 ]
 
 
+DAY_FIRST_SAMPLE = 20_000  # the first rows day_first reads: a sample is evidence enough
+
+
 def day_first_of(order: str | None, frame: pd.DataFrame) -> bool | None:
     """The mapping's (or --date-order's) dmy/mdy, else what the file shows."""
     if order is not None:
@@ -74,7 +77,7 @@ def day_first(frame: pd.DataFrame) -> bool | None:
     order for the birthday column beside it."""
     day = month = False
     for column in frame.columns:
-        values = frame[column].iloc[:20_000].dropna().astype(str)  # a sample is evidence enough
+        values = frame[column].iloc[:DAY_FIRST_SAMPLE].dropna().astype(str)
         sample = values[values.str.contains("/", regex=False)]
         for text in sample.head(5000):
             m = _SLASH.match(text)

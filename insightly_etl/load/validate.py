@@ -192,23 +192,33 @@ class ValidationResult:
     def update_only_warnings(self, examples: int = 3) -> list[str]:
         """With a match key, a row may lack a field a new record needs: it can only update.
         Validation cannot know whether it will find its record; the import will."""
-        out = []
-        singular = get_object(self.mapping.object).singular
-        for name, mask in self.update_only.items():
-            rows = np.flatnonzero(mask)
-            if not len(rows):
-                continue
-            lines = [self.table.lines[r] for r in rows[:examples]]
-            out.append(
-                f"{len(rows):,} row(s) have no {name}, so they can only update an existing "
-                f"{singular} (a new one needs it): {self.table.unit} "
-                + ", ".join(map(str, lines))
-                + (" …" if len(rows) > examples else "")
-            )
-        return out
+        return update_only_text(self, self.update_only_rows(examples), examples)
 
     def column(self, name: str) -> list[Any]:
         return [self.cell(i, name) for i in range(self.rows)]
+
+    def update_only_rows(self, examples: int = 3) -> dict[str, tuple[int, list[int]]]:
+        """Required field -> how many rows lack it, and the first lines that do."""
+        out = {}
+        for name, mask in self.update_only.items():
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                out[name] = (len(rows), [self.table.lines[r] for r in rows[:examples]])
+        return out
+
+
+def update_only_text(
+    result: ValidationResult, rows: dict[str, tuple[int, list[int]]], examples: int = 3
+) -> list[str]:
+    """The warnings for update_only_rows (of one result, or summed over a file's blocks)."""
+    singular = get_object(result.mapping.object).singular
+    return [
+        f"{count:,} row(s) have no {name}, so they can only update an existing "
+        f"{singular} (a new one needs it): {result.table.unit} "
+        + ", ".join(map(str, lines[:examples]))
+        + (" …" if count > examples else "")
+        for name, (count, lines) in rows.items()
+    ]
 
 
 # ---------------------------------------------------------------- the mapping level
@@ -875,7 +885,15 @@ class _ColumnValidator:
         return pd.Series(ids, index=v.index, dtype="Int64")
 
 
-def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
+def validate_table(
+    table: SourceTable,
+    mapping: Mapping,
+    facts: AccountFacts,
+    *,
+    first_is_day: bool | _Absent | None = ABSENT,
+) -> ValidationResult:
+    """`first_is_day`: how slash dates read, as decided on the file's first block (ABSENT:
+    from the mapping, else from this table)."""
     obj = get_object(mapping.object)
     if mapping.identity and mapping.match is None and obj.id_field in table.columns:
         # a file with the record ids (an export) updates those records, never duplicates them
@@ -896,7 +914,8 @@ def validate_table(table: SourceTable, mapping: Mapping, facts: AccountFacts) ->
     notes = [*table.notes, *notes]
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
-    first_is_day = day_first_of(mapping.date_order, table.frame)
+    if isinstance(first_is_day, _Absent):
+        first_is_day = day_first_of(mapping.date_order, table.frame)
     validator = _ColumnValidator(errors, facts.lookups, first_is_day)
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}

@@ -1,0 +1,140 @@
+"""`validate` of a file of any size: a block of rows at a time (readers.iter_table), so five
+million rows are checked in the memory of a few hundred thousand. What a report needs of
+each block is kept — its errors, its rejected rows, what its rows write to the field that
+identifies a person — and the rest of the block goes before the next is read.
+
+A file only the exact reader reads right (not UTF-8, a ragged row, a line break in a value) is
+checked whole, as before; either way the report is the same.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from insightly_etl.load.account import AccountFacts
+from insightly_etl.load.identity import identity_rows, in_file_warnings
+from insightly_etl.load.mapping import Mapping
+from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
+from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
+from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
+from insightly_etl.load.validate import (
+    ValidationResult,
+    update_only_text,
+    validate_table,
+)
+
+EXAMPLES = 3
+
+
+@dataclass
+class FileCheck:
+    """What `validate` reports of a whole file."""
+
+    rows: int = 0  # rows read as rows (the rejected among them)
+    bad_rows: int = 0  # lines that are no row (ragged)
+    rejected: int = 0  # rows and lines rejected
+    encoding: str | None = None
+    delimiter: str | None = None
+    unit: str = "line"
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    groups: list[ErrorGroup] = field(default_factory=list)
+    rejects: pd.DataFrame = field(default_factory=pd.DataFrame)  # as NAME.rejects.csv has them
+
+
+def check_file(
+    path: Path,
+    mapping: Mapping,
+    facts: Callable[[], AccountFacts],
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | None = None,
+) -> FileCheck:
+    """`facts` is asked for once the first block is read: a file that cannot be read costs
+    no request, and a file read again whole asks no second time."""
+    facts = functools.cache(facts)
+    try:
+        return _check(
+            iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet), mapping, facts
+        )
+    except NotPlain:  # a block only the exact reader reads right: the file whole
+        whole = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+        return _check([whole], mapping, facts)
+
+
+def _check(
+    tables: Iterable[SourceTable], mapping: Mapping, facts_of: Callable[[], AccountFacts]
+) -> FileCheck:
+    out = FileCheck()
+    facts: AccountFacts | None = None
+    groups: dict[tuple[str, str], ErrorGroup] = {}
+    update_only: dict[str, tuple[int, list[int]]] = {}
+    rejects: list[pd.DataFrame] = []
+    identities: list[pa.Table] = []
+    first: ValidationResult | None = None
+    # slash dates read as the file's first rows show them, as when it is read whole
+    tables = iter(tables)
+    head = list(_until(tables, DAY_FIRST_SAMPLE))
+    sample = pd.concat([t.frame.iloc[:DAY_FIRST_SAMPLE] for t in head], ignore_index=True)
+    first_is_day = day_first_of(mapping.date_order, sample)
+    del sample
+    for table in itertools.chain(_drain(head), tables):
+        facts = facts or facts_of()
+        result = validate_table(table, mapping, facts, first_is_day=first_is_day)
+        first = first or _shape_of(result)
+        out.encoding, out.delimiter, out.unit = table.encoding, table.delimiter, table.unit
+        out.notes += [n for n in result.notes if n not in out.notes]
+        for g in error_groups(result):
+            seen = groups.get((g.column, g.kind))
+            groups[(g.column, g.kind)] = replace(seen, count=seen.count + g.count) if seen else g
+        for name, (count, lines) in result.update_only_rows(EXAMPLES).items():
+            was, shown = update_only.get(name, (0, []))
+            update_only[name] = (was + count, (shown + lines)[:EXAMPLES])
+        rejected = rejects_frame(result)
+        if len(rejected):
+            rejects.append(rejected)
+        if (rows := identity_rows(result, out.rows)) is not None:
+            identities.append(rows)
+        out.rows += result.rows
+        out.bad_rows += result.bad_rows
+        out.rejected += len(result.rejected_rows) + result.bad_rows
+    assert first is not None, "iter_table yields at least one table"
+    out.groups = sorted(groups.values(), key=lambda g: (-g.count, g.column, g.kind))
+    out.rejects = pd.concat(rejects, ignore_index=True) if rejects else rejects_frame(first)
+    out.warnings = [
+        *update_only_text(first, update_only, EXAMPLES),
+        *in_file_warnings(first, EXAMPLES, rows=identities),
+    ]
+    return out
+
+
+def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:
+    """The first tables, up to the one that makes `rows` rows (or the last)."""
+    seen = 0
+    for table in tables:
+        yield table
+        seen += len(table.frame)
+        if seen >= rows:
+            return
+
+
+def _drain(tables: list[SourceTable]) -> Iterator[SourceTable]:
+    """The tables, each let go of once it is taken."""
+    while tables:
+        yield tables.pop(0)
+
+
+def _shape_of(result: ValidationResult) -> ValidationResult:
+    """A block's result with none of its rows: what the report needs of its columns."""
+    table = replace(result.table, frame=result.table.frame.iloc[:0], lines=[], bad_rows=[])
+    return replace(
+        result, table=table, values=result.values.iloc[:0], errors=result.errors.iloc[:0]
+    )
