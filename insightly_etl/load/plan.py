@@ -57,7 +57,7 @@ from insightly_etl.moments import iso_instant
 Record = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class PlannedRow:
     row: int
     line: int

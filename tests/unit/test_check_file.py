@@ -106,3 +106,26 @@ def test_a_line_break_in_a_later_block_reads_the_file_whole_with_the_same_line_n
     assert whole.lines[151] == 154  # the row after the break is a line further on
     assert report(cut) == report(checked(path, monkeypatch, 1 << 30)[0])
     assert cut.rejects["line"].tolist()[-1] == 194  # i = 191 (i % 23 == 7): a line further on
+
+
+@pytest.mark.parametrize("later", ["n300", '"a, b"', '"two\nlines"'])
+def test_a_stray_quote_never_cuts_a_value_in_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, later: str
+) -> None:
+    """`5" disk` is text with a quote in it, which flips the count of quotes the cutting
+    relies on: the blocks after it are either one, or the file is read whole; the rows and
+    their lines are the ones reading it whole gives."""
+    notes = {10: '5" disk', 300: later}
+    lines = ["Id,Name,Note", *(f"{i},N{i},{notes.get(i, f'n{i}')}" for i in range(400))]
+    path = tmp_path / "notes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 10)
+    whole = read_table(path)
+    try:
+        parts = list(iter_table(path))
+    except NotPlain:
+        assert "\n" in later  # only a value with a line break needs the whole file
+        return
+    assert [line for p in parts for line in p.lines] == whole.lines
+    assert [v for p in parts for v in p.frame["Note"]] == whole.frame["Note"].tolist()

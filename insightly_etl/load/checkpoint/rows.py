@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from insightly_etl.load.checkpoint.store import Checkpoint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowEntry:
     row: int
     line: int
