@@ -185,7 +185,7 @@ def _cut(data: bytes) -> int | None:
     ends = np.flatnonzero(arr == 10)
     if not len(ends):
         return None
-    quotes = np.cumsum(arr == 34)
+    quotes = np.cumsum(arr == 34, dtype=np.uint8)  # parity survives the wrap at 256: a byte each
     outside = ends[quotes[ends] % 2 == 0]
     return int(outside[-1]) + 1 if len(outside) else None
 
