@@ -29,6 +29,7 @@ from insightly_etl.api import InsightlyClient  # noqa: E402
 from insightly_etl.config import load_settings  # noqa: E402
 
 KEY = "bench-key"
+ETL = [sys.executable, "-m", "insightly_etl"]  # the CLI, as a user runs it
 ROWS: list[tuple[str, str, str]] = []
 
 
@@ -44,9 +45,7 @@ def sandbox(*args: str) -> Iterator[str]:
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "insightly_etl",
+                *ETL,
                 "sandbox",
                 "--port",
                 "0",
@@ -137,9 +136,7 @@ def bench_export() -> None:
             start = time.monotonic()
             subprocess.run(
                 [
-                    sys.executable,
-                    "-m",
-                    "insightly_etl",
+                    *ETL,
                     "export",
                     "contacts",
                     "--out",
@@ -182,9 +179,7 @@ def bench_adaptive() -> None:
                 start = time.monotonic()
                 subprocess.run(
                     [
-                        sys.executable,
-                        "-m",
-                        "insightly_etl",
+                        *ETL,
                         "export",
                         "contacts",
                         "--out",
@@ -247,7 +242,7 @@ def bench_large() -> None:
         tempfile.TemporaryDirectory() as out,
     ):
         env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
-        cmd = [sys.executable, "-m", "insightly_etl", "export", "contacts", "--out", out]
+        cmd = [*ETL, "export", "contacts", "--out", out]
         errors: list[str] = []
         start = time.monotonic()
         peak = peak_rss_mb(cmd, env, errors)
@@ -281,9 +276,7 @@ def bench_memory() -> None:
         ):
             env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
             cmd = [
-                sys.executable,
-                "-m",
-                "insightly_etl",
+                *ETL,
                 "export",
                 "contacts",
                 "--out",
@@ -363,9 +356,7 @@ def bench_validate() -> None:
         export_dir = work / "export"
         subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "insightly_etl",
+                *ETL,
                 "export",
                 "contacts",
                 "--sandbox",
@@ -377,9 +368,7 @@ def bench_validate() -> None:
             cwd=ROOT,
         )
         cmd = [
-            sys.executable,
-            "-m",
-            "insightly_etl",
+            *ETL,
             "validate",
             str(work / "big.csv"),
             "--mapping",
@@ -406,9 +395,7 @@ def bench_scale() -> None:
         write_big_csv(work / "big.csv", rows)
         (work / "big.yaml").write_text(BIG_MAPPING)
         cmd = [
-            sys.executable,
-            "-m",
-            "insightly_etl",
+            *ETL,
             "import",
             str(work / "big.csv"),
             "--mapping",
@@ -444,9 +431,7 @@ def bench_import() -> None:
         )
         env = {**os.environ, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
         cmd = [
-            sys.executable,
-            "-m",
-            "insightly_etl",
+            *ETL,
             "import",
             str(data),
             "--mapping",
@@ -498,7 +483,7 @@ def bench_reads() -> None:
         def etl(*args: str) -> int:
             """The requests a command spent, from the sandbox's own count."""
             before = requests()
-            cmd = [sys.executable, "-m", "insightly_etl", *args]
+            cmd = [*ETL, *args]
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             return requests() - before
 
@@ -593,9 +578,7 @@ def bench_strict() -> None:
         )
         (work / "m.yaml").write_text(mapping)
         return [
-            sys.executable,
-            "-m",
-            "insightly_etl",
+            *ETL,
             "import",
             str(data),
             "--mapping",
