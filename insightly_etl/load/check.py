@@ -111,7 +111,7 @@ def _check(
     out.rejects = pd.concat(rejects, ignore_index=True) if rejects else rejects_frame(first)
     out.warnings = [
         *update_only_text(first, update_only, EXAMPLES),
-        *in_file_warnings(first, EXAMPLES, rows=identities),
+        *in_file_warnings(first, identities, EXAMPLES),
     ]
     return out
 

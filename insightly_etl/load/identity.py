@@ -162,18 +162,14 @@ def identity_rows(result: ValidationResult, offset: int = 0) -> pa.Table | None:
 
 
 def in_file_warnings(
-    result: ValidationResult,
-    examples: int = 3,
-    *,
-    rows: list[pa.Table] | None = None,
+    result: ValidationResult, rows: list[pa.Table], examples: int = 3
 ) -> list[str]:
-    """For `validate`: the rows of the file that share an identity value (`rows`: those of
-    every block of the file, from identity_rows; by default, this result's)."""
+    """For `validate`: the rows of the file that share an identity value (`rows`: every
+    block's identity_rows; `result`: one block's, for the field's name)."""
     name = identity_field(result)
-    tables = [identity_rows(result)] if rows is None else rows
-    if name is None or not tables or tables[0] is None:
+    if name is None or not rows:
         return []
-    every = pa.concat_tables([t for t in tables if t is not None])
+    every = pa.concat_tables(rows)
     if not every.num_rows:
         return []
     # sorted, a text equal to its neighbour's is shared: a sort costs a third of the memory

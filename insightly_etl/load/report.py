@@ -41,10 +41,6 @@ def error_groups(result: ValidationResult) -> list[ErrorGroup]:
     return sorted(groups, key=lambda g: (-g.count, g.column, g.kind))
 
 
-def rejected_count(result: ValidationResult) -> int:
-    return len(result.rejected_rows) + result.bad_rows
-
-
 def rejects_frame(result: ValidationResult) -> pd.DataFrame:
     """The original rows that were rejected, with their line and every error of the row."""
     table = result.table

@@ -189,16 +189,13 @@ class ValidationResult:
             for name in self.values.columns
         }
 
-    def update_only_warnings(self, examples: int = 3) -> list[str]:
-        """With a match key, a row may lack a field a new record needs: it can only update.
-        Validation cannot know whether it will find its record; the import will."""
-        return update_only_text(self, self.update_only_rows(examples), examples)
-
     def column(self, name: str) -> list[Any]:
         return [self.cell(i, name) for i in range(self.rows)]
 
     def update_only_rows(self, examples: int = 3) -> dict[str, tuple[int, list[int]]]:
-        """Required field -> how many rows lack it, and the first lines that do."""
+        """Required field -> how many rows lack it, and the first lines that do. With a match
+        key, a row may lack a field a new record needs: it can only update. Validation cannot
+        know whether it will find its record; the import will."""
         out = {}
         for name, mask in self.update_only.items():
             rows = np.flatnonzero(mask)

@@ -10,7 +10,12 @@ from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.mapping import parse_mapping
 from insightly_etl.load.readers import read_table
-from insightly_etl.load.validate import ABSENT, ValidationResult, validate_table
+from insightly_etl.load.validate import (
+    ABSENT,
+    ValidationResult,
+    update_only_text,
+    validate_table,
+)
 from insightly_etl.sandbox.synth import custom_field_definitions
 
 DEFS = custom_field_definitions()
@@ -384,11 +389,11 @@ def test_with_a_match_key_rows_lacking_a_create_field_are_warned_not_rejected(
     )
     result = run(tmp_path, text, mapping)
     assert messages(result) == []
-    assert result.update_only_warnings() == [
+    assert update_only_text(result, result.update_only_rows()) == [
         "3 row(s) have no FIRST_NAME, so they can only update an existing contact (a new one "
         "needs it): line 3, 4, 5"
     ]
-    assert result.update_only_warnings(examples=2)[0].endswith("line 3, 4 …")
+    assert update_only_text(result, result.update_only_rows(2), 2)[0].endswith("line 3, 4 …")
 
 
 def test_a_whole_number_too_large_for_64_bits_is_an_error_on_its_row_not_a_crash(
