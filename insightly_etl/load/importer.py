@@ -645,12 +645,11 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
 
     by_row = sorted(plan.rows, key=lambda p: p.row)
     shared = sorted(plan.shared.items())
-    rows = sorted({p.row for p in by_row} | {r for r, _ in shared})
     ids = {p.row: p.record_id for p in by_row}
     at = [p.row for p in by_row]
-    for begin in range(0, max(len(rows), 1), _PLAN_BLOCK):
-        block = rows[begin : begin + _PLAN_BLOCK]
-        first, last = (block[0], block[-1]) if block else (0, -1)
+    end = max(at[-1] if at else -1, shared[-1][0] if shared else -1) + 1
+    for first in range(0, max(end, 1), _PLAN_BLOCK):  # one block at least: the header
+        last = first + _PLAN_BLOCK - 1
         planned = by_row[bisect_left(at, first) : bisect_right(at, last)]
         unbuilt = [p for p in planned if not p.built]
         for p in unbuilt:
