@@ -345,6 +345,21 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             if enc == "utf-8":
                 utf8_error = exc
+            if enc == "utf-8-sig" and not encoding:  # the byte-order mark says UTF-8
+                at = exc.start + len(codecs.BOM_UTF8)  # the codec counts after the mark
+                line = raw[:at].count(b"\n") + 1
+                raise InputError(
+                    f"{path}, line {line}: the file starts with a UTF-8 "
+                    f"byte-order mark, but byte {raw[at : at + 1]!r} there is not UTF-8 (a "
+                    "line added in another encoding?)",
+                    hint="Fix that line, or save the whole file as CSV UTF-8; --encoding forces one reading.",
+                ) from None
+            if enc == "utf-16" and not encoding:
+                raise InputError(
+                    f"{path}: the file starts with a UTF-16 byte-order mark, but is not UTF-16 "
+                    "throughout",
+                    hint="Save it again as CSV UTF-8 (or Unicode Text); --encoding forces one reading.",
+                ) from None
             if encoding:
                 raise InputError(
                     f"{path}: cannot decode as {enc}: {exc}",

@@ -453,3 +453,20 @@ def test_a_few_hungarian_words_that_also_read_as_portuguese_are_refused(tmp_path
     path.write_bytes("Name,City\nÁdám Szőke,Győr\n".encode("cp1250"))
     with pytest.raises(InputError, match="reads as 'Szõke' in Windows-1252"):
         read_table(path)
+
+
+def test_a_file_marked_utf_8_with_a_line_in_another_encoding_names_that_line(
+    tmp_path: Path,
+) -> None:
+    """A CSV UTF-8 file (with its byte-order mark) to which a line was added by a program
+    writing Windows-1250: refused on that line, not a crash."""
+    path = tmp_path / "people.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfFirst,Last\r\nAda,Lovelace\r\n" + "Łukasz,Nowak\r\n".encode("cp1250")
+    )
+    with pytest.raises(InputError) as err:
+        read_table(path)
+    assert err.value.message == (
+        f"{path}, line 3: the file starts with a UTF-8 byte-order mark, but byte b'\\xa3' "
+        "there is not UTF-8 (a line added in another encoding?)"
+    )
