@@ -151,8 +151,10 @@ def iter_table(
                 continue
             block, pending = data[:cut], data[cut:]
             if block.strip():
-                fast = _read_csv_arrow(path, text, header + block, sep)
-                if fast is None:
+                fast = (
+                    None if b"\x00" in block else _read_csv_arrow(path, text, header + block, sep)
+                )
+                if fast is None:  # read whole, a NUL byte is refused as read_csv refuses it
                     raise NotPlain
                 frame, lines = fast
                 shift = before - header_lines

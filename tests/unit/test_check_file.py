@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import insightly_etl.load.readers as readers
+from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.check import FileCheck, check_file
 from insightly_etl.load.mapping import parse_mapping
@@ -129,3 +130,18 @@ def test_a_stray_quote_never_cuts_a_value_in_two(
         return
     assert [line for p in parts for line in p.lines] == whole.lines
     assert [v for p in parts for v in p.frame["Note"]] == whole.frame["Note"].tolist()
+
+
+def test_a_nul_byte_in_a_later_block_is_refused_as_reading_the_file_whole_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = ["Id,Name,Note", *(f"{i},N{i},n{i}" for i in range(400))]
+    lines[350] = "349,N349,n\x00349"
+    path = tmp_path / "notes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 10)
+    with pytest.raises(NotPlain):
+        list(iter_table(path))
+    with pytest.raises(InputError, match=r"line 351: a NUL byte; this is binary data, not a CSV"):
+        check_file(path, MAPPING, lambda: FACTS)
