@@ -309,7 +309,12 @@ class Validated:
     validation: ValidationResult
     valid: list[int]  # every row that passed
     todo: list[int]  # of those, the rows this run plans (not done by an earlier run)
-    states: dict[int, RowEntry]  # every row's entry before planning (after validation)
+    # of the entries before planning (after validation), only what planning reads: a
+    # million rows' entries would be held twice while the plan is journaled
+    record_ids: dict[int, int]  # rows to plan whose record an earlier run wrote or found
+    unsettled: dict[int, RowEntry]  # rows to plan whose last write's answer was lost
+    rejected: int  # rows rejected, by this validation or (rows done since) an earlier one
+    done_before: int  # rows finished by earlier runs
 
 
 @dataclass(frozen=True)
@@ -394,6 +399,7 @@ class _Run:
             rows.mark([r], RowState.REJECTED, message=str(messages[r]))
         rejected_set = set(rejected)
         valid = [r for r in range(validation.rows) if r not in rejected_set]
+        del before
         states = rows.states()
         todo = [
             r
@@ -403,7 +409,15 @@ class _Run:
             if states[r].state in RETRIED
             or (states[r].state == RowState.FAILED and states[r].status in TRANSIENT)
         ]
-        return Validated(validation, valid, todo, states)
+        return Validated(
+            validation,
+            valid,
+            todo,
+            record_ids={r: rid for r in todo if (rid := states[r].record_id) is not None},
+            unsettled={r: states[r] for r in todo if states[r].state in UNSETTLED},
+            rejected=sum(1 for s in states.values() if s.state == RowState.REJECTED),
+            done_before=sum(1 for s in states.values() if s.state == RowState.DONE),
+        )
 
     def planner(self, validation: ValidationResult) -> Planner:
         options = self.options
@@ -426,11 +440,9 @@ class _Run:
         anything is planned. Found: done, with its record. Not found: left `unknown` and not
         sent, unless it was sent long enough ago that it certainly was not made (then it is
         planned again). The rows still to plan."""
-        states, todo = validated.states, validated.todo
         settled = set()
-        for r in todo:
-            entry = states[r]
-            if entry.state not in UNSETTLED or entry.action != Action.CREATE or not entry.payload:
+        for r, entry in validated.unsettled.items():
+            if entry.action != Action.CREATE or not entry.payload:
                 continue
             p = PlannedRow(r, entry.line, Action.CREATE, entry.payload, None, sent_at=entry.sent_at)
             found = await executor.settle(p)
@@ -441,15 +453,14 @@ class _Run:
             else:  # not found yet, or alike others: left unknown, not sent
                 self.checkpoint.rows.unknown(r, found.message or NOT_FOUND_YET)
             settled.add(r)
-        return [r for r in todo if r not in settled]
+        return [r for r in validated.todo if r not in settled]
 
     async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:
-        states = validated.states
-        known_ids = {r: rid for r in todo if (rid := states[r].record_id) is not None}
+        known_ids = {r: validated.record_ids[r] for r in todo if r in validated.record_ids}
         plan = await planner.plan(
             todo, self.table.lines, all_valid_rows=validated.valid, known_ids=known_ids
         )
-        self.record(plan, states)
+        self.record(plan, validated.unsettled)
         steps = None
         estimate = None
         if has_steps(validated.validation):  # their requests count in the plan and this run
@@ -463,10 +474,10 @@ class _Run:
             )
             new = [p.row for p in plan.rows if p.action == Action.CREATE]
             estimate = steps.estimate(self.step_rows(validated.valid), new)
-        quota = _quota_plan(self.client, plan, self.options, states, estimate, planner.fill)
+        quota = _quota_plan(self.client, plan, self.options, validated, estimate, planner.fill)
         return Planned(plan, quota, steps, write_plan(self.options, self.table, plan, planner))
 
-    def record(self, plan: Plan, states: dict[int, RowEntry]) -> None:
+    def record(self, plan: Plan, unsettled: dict[int, RowEntry]) -> None:
         """The plan's decisions, journaled before anything is sent."""
         rows = self.checkpoint.rows
         for r, message in plan.duplicates.items():
@@ -478,11 +489,11 @@ class _Run:
         planned: dict[Action, list[int]] = {}
         for p in plan.rows:
             if p.action == Action.UNCHANGED:
-                earlier = states[p.row]
+                earlier = unsettled.get(p.row)
                 # a create from an earlier run whose answer was lost, found by its key
                 action = (
                     Action.CREATE
-                    if earlier.state in UNSETTLED and earlier.action == Action.CREATE
+                    if earlier is not None and earlier.action == Action.CREATE
                     else Action.UNCHANGED
                 )
                 rows.done(p.row, action, p.record_id)
@@ -579,7 +590,7 @@ def _quota_plan(
     client: InsightlyClient,
     plan: Plan,
     options: ImportOptions,
-    states: dict[int, RowEntry],
+    validated: Validated,
     steps: dict[str, int] | None,
     fill: Callable[[PlannedRow], PlannedRow],
 ) -> QuotaPlan:
@@ -602,11 +613,11 @@ def _quota_plan(
         creates=plan.count(Action.CREATE),
         updates=plan.count(Action.UPDATE),
         unchanged=plan.count(Action.UNCHANGED),
-        rejected=sum(1 for s in states.values() if s.state == RowState.REJECTED),
+        rejected=validated.rejected,
         duplicates=len(plan.duplicates),
         skipped=len(plan.skipped),
         failed=len(plan.failed),
-        done_before=sum(1 for s in states.values() if s.state == RowState.DONE),
+        done_before=validated.done_before,
         requests_needed=needed,
         remaining=remaining,
         reserve=reserve,
