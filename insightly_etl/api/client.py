@@ -575,6 +575,8 @@ class InsightlyClient:
                 path=path,
                 hint="Check --pod / --api-url (the base URL ends in /v3.1/).",
             )
+        if response.status_code != 429:
+            self.limiter.on_served()
         if response.status_code < 400:
             self.limiter.on_success()
             self._slots.on_success()

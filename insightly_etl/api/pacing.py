@@ -10,7 +10,8 @@ halves and then climbs back slowly. Each later 429 for a request sent after the 
 (those sent before it are the same storm) found the server's bucket empty, as the previous one
 did: what the server took between the two is its rate, and just under it is `learned`, where
 the rate stays. Long runs of success probe 5% higher, so a limit that was lifted is found
-again. A Retry-After pauses every request until it has passed.
+again; a probe that draws a 429 goes back to the rate that held. Every answer but a 429
+counts as taken by the server (an error answer used its allowance too). A Retry-After pauses every request until it has passed.
 
 In flight: start at 4 (what the tap found safe), one more per round of successes while
 requests queue for a place (high latency needs more in flight for the same rate), one fewer on a
@@ -58,6 +59,7 @@ class RateLimiter:
         self._last_throttled = float("-inf")
         self._since_throttled = 0  # successes since the last 429
         self.learned: float | None = None  # highest rate known to draw no 429
+        self._held: float | None = None  # while probing above `learned`: the rate that held
         self._climbing = False  # below the rate that drew a 429, on the way back up
         self._streak = 0  # successes since the last 429 or probe
         self._successes: deque[float] = deque(maxlen=1_000)  # when recent answers succeeded
@@ -91,13 +93,18 @@ class RateLimiter:
             return None
         return len(self._successes) / span
 
-    def on_success(self) -> None:
+    def on_served(self) -> None:
+        """An answer other than 429: the server took the request out of its allowance (an
+        error answer too), so it counts in what the server is measured to accept."""
         self._successes.append(self.clock())
         self._since_throttled += 1
+
+    def on_success(self) -> None:
         cap = self.learned or self.ceiling
         self._streak += 1
         if self.learned is not None and self._streak >= PROBE_AFTER and cap < self.ceiling:
             # a long calm: the limit may have been lifted; look 5% higher
+            self._held = self._held or cap
             self.learned = cap = min(self.ceiling, cap * 1.05)
             self._streak = 0
         if self.rate < cap:
@@ -115,6 +122,13 @@ class RateLimiter:
         self.burst = 1  # the server's bucket is smaller than ours: no more bursts
         if (sent_at if sent_at is not None else now - 1.0) < self._last_cut:
             pass  # sent before the last change: the same storm, already answered
+        elif self._held is not None and self.rate > self._held:
+            # a probe above the rate that held went past the limit: back to that rate. Not
+            # measured: the time since the last 429 was spent below the limit, and what the
+            # server took in it understates the limit (each probe would lower it a little)
+            self.learned = self.rate = self._held
+            self._held = None
+            self._last_cut = now
         elif self.learned is None and not self._climbing:
             # the first 429 at a rate not known to be too high: halve, then find the limit on
             # the way back up (a burst at the start makes the accepted rate overstate it)
@@ -133,6 +147,7 @@ class RateLimiter:
             )
             if measured:
                 self.learned = self.rate = max(self.min_rate, 0.98 * min(measured, self.rate))
+                self._held = None
                 self._climbing = False
             else:
                 self.rate = max(self.min_rate, 0.9 * self.rate)

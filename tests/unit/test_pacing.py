@@ -58,11 +58,13 @@ def test_429s_for_requests_sent_before_the_cut_are_the_same_storm() -> None:
 def test_the_next_429_teaches_what_the_server_took_between_the_two() -> None:
     lim, clock = limiter()
     lim.on_throttled(sent_at=clock.t)  # the first: 10/s was too much
-    for _ in range(60):  # climbing back by 1% of the ceiling an answer, 6 answers a second
+    for i in range(60):  # climbing back by 1% of the ceiling an answer, 6 answers a second
         clock.t += 1 / 6
-        lim.on_success()
+        lim.on_served()  # every answer but a 429 was taken, a 500 too (1 in 10 here)
+        if i % 10:
+            lim.on_success()
     assert lim.rate == pytest.approx(10.0)  # no 429 on the way: all the way back
-    lim.on_throttled(sent_at=clock.t)  # 60 accepted in the 10 s since the first
+    lim.on_throttled(sent_at=clock.t)  # 60 taken in the 10 s since the first
     assert lim.learned == pytest.approx(0.98 * 6)
     assert lim.rate == lim.learned
     for _ in range(100):
@@ -86,6 +88,28 @@ def test_a_long_calm_probes_five_percent_higher_never_above_the_ceiling() -> Non
     for _ in range(PROBE_AFTER * 4):
         lim.on_success()
     assert lim.learned == pytest.approx(min(10.0, 8.0 * 1.05**4)) and lim.rate <= 10.0
+
+
+def test_a_probe_that_draws_a_429_goes_back_to_the_rate_that_held() -> None:
+    # at 5/s, a probe to 5.25/s found the limit: what the server took since the last 429
+    # (it was sent at 5/s, below the limit, most of that time) does not lower the rate
+    lim, clock = limiter()
+    lim.start_from(5.0)
+    for _ in range(3):  # probe after probe: never lower than the rate known to hold
+        for _ in range(PROBE_AFTER):
+            clock.t += 1 / 5
+            lim.on_served()
+            lim.on_success()
+        assert lim.learned == pytest.approx(5.25)
+        lim.on_throttled(sent_at=clock.t)
+        assert (lim.learned, lim.rate) == (5.0, 5.0)
+    # a 429 at the rate that held is measured as before: 50 taken in 10 s
+    for _ in range(50):
+        clock.t += 1 / 5
+        lim.on_served()
+        lim.on_success()
+    lim.on_throttled(sent_at=clock.t)
+    assert lim.learned == pytest.approx(0.98 * 5.0)
 
 
 def test_start_from_ignores_nothing_or_more_than_the_ceiling() -> None:
