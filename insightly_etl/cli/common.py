@@ -43,6 +43,26 @@ class LocalPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class Location(LocalPath):
+    """A local folder, or object storage by URI (`s3://bucket/prefix`, `gs://…`, `abfs://…`):
+    a URI is kept as text, a path made a Path; another scheme is refused as LocalPath does."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from insightly_etl.extract.remote import SCHEMES
+
+        found = _URI.match(value) if isinstance(value, str) else None
+        if found and found.group(0)[:-3].lower() in SCHEMES:
+            return value
+        if found:
+            self.fail(
+                f"{value!r}: only local folders and {', '.join(s + '://' for s in SCHEMES)} "
+                "locations are written to",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 @dataclass
 class Context:
     api_key_file: Path | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     LocalPath,
+    Location,
     api_options,
     choice_option,
     echo_accounting,
@@ -27,8 +29,9 @@ from insightly_etl.cli.common import (
     "--out",
     "out_dir",
     required=True,
-    type=LocalPath(file_okay=False, path_type=Path),
-    help="Directory for the files and _manifest.json.",
+    type=Location(file_okay=False, path_type=Path),
+    help="Directory for the files and _manifest.json: a local folder, or s3://bucket/prefix "
+    "(gs://, abfs:// too), with the cloud's usual credentials in the environment.",
 )
 @choice_option(
     "--format",
@@ -86,7 +89,7 @@ from insightly_etl.cli.common import (
 def export(
     ctx: Context,
     objects: tuple[str, ...],
-    out_dir: Path,
+    out_dir: Path | str,
     fmt: str,
     csv_dialect: str | None,
     incremental: bool,
@@ -128,35 +131,45 @@ def export(
     subs = parse_with(with_)
     if files_dir is not None and "files" not in subs:
         raise click.UsageError("--files-dir goes with --with files")
-    options = ExportOptions(
-        out_dir=out_dir,
-        objects=resolve_objects(list(objects)),
-        fmt=fmt,
-        csv_dialect=csv_dialect or "excel",
-        incremental=incremental,
-        since=parse_since(since) if since else None,
-        brief=brief,
-        detect_deletes=detect_deletes,
-        with_=subs,
-        files_dir=files_dir,
-    )
-    if detect_deletes and not quiet:
-        from insightly_etl.extract.export import deletion_cost
+    names = resolve_objects(list(objects))
+    since_at = parse_since(since) if since else None
+    where = str(out_dir)
+    with contextlib.ExitStack() as stack:
+        if isinstance(out_dir, str):  # object storage: the export runs in a staging folder
+            from insightly_etl.extract.remote import staged
 
-        cost = deletion_cost(options)
-        click.echo(
-            f"Detecting deletions costs about {plural(cost, 'request')} (every id of each "
-            "object, 500 a request).",
-            err=True,
+            out_dir = stack.enter_context(staged(where))
+        options = ExportOptions(
+            out_dir=out_dir,
+            objects=names,
+            fmt=fmt,
+            csv_dialect=csv_dialect or "excel",
+            incremental=incremental,
+            since=since_at,
+            brief=brief,
+            detect_deletes=detect_deletes,
+            with_=subs,
+            files_dir=files_dir,
+            location=where if where != str(out_dir) else None,
         )
+        if detect_deletes and not quiet:
+            from insightly_etl.extract.export import deletion_cost
 
-    def announce(plan: Any) -> None:
-        click.echo(f"{plan.describe()}.", err=True)  # even with --quiet: it is the bill
+            cost = deletion_cost(options)
+            click.echo(
+                f"Detecting deletions costs about {plural(cost, 'request')} (every id of each "
+                "object, 500 a request).",
+                err=True,
+            )
 
-    async def go(client: Any) -> Any:
-        return await extract_objects(client, options, progress(quiet), announce)
+        def announce(plan: Any) -> None:
+            click.echo(f"{plan.describe()}.", err=True)  # even with --quiet: it is the bill
 
-    result = run_with_api(ctx, api, go)
+        async def go(client: Any) -> Any:
+            return await extract_objects(client, options, progress(quiet), announce)
+
+        result = run_with_api(ctx, api, go)
+    # published (object storage) before the summary says where it went
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
@@ -169,7 +182,7 @@ def export(
         )
         click.echo(
             f"Exported {plural(len(exported), 'object type')}, {plural(rows, 'row')}, "
-            f"{plural(result.requests, 'request')} in {result.seconds:.1f}s to {out_dir}/ "
+            f"{plural(result.requests, 'request')} in {result.seconds:.1f}s to {where.rstrip('/')}/ "
             f"(quota left today: {quota})",
             err=True,
         )

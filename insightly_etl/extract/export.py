@@ -121,6 +121,11 @@ class ExportOptions:
     detect_deletes: bool = False  # incremental: one id listing per object finds deletions
     with_: list[str] = field(default_factory=list)  # per-record sub-collections (subcollections.py)
     files_dir: Path | None = None  # --with files: the attachments' contents go here
+    location: str | None = None  # what out_dir stages, in messages: an object storage URI
+
+    @property
+    def shown(self) -> str:
+        return self.location or str(self.out_dir)
 
 
 def resolve_objects(names: list[str]) -> list[str]:
@@ -218,7 +223,7 @@ class Exporter:
         known = self.manifest.get("account")
         if known and account and known != account:
             raise InputError(
-                f"{opts.out_dir} holds an export of account {known!r}; this key is for account "
+                f"{opts.shown} holds an export of account {known!r}; this key is for account "
                 f"{account!r}: merging, or detecting deletions, would mix the two",
                 hint="Export into another --out folder (or use the key of the folder's account).",
             )

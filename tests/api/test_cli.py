@@ -211,7 +211,6 @@ def test_an_incremental_run_says_per_object_what_was_new_changed_and_deleted(
 @pytest.mark.parametrize(
     ("args", "name"),
     [
-        (["export", "contacts", "--out", "s3://bucket/exports"], "'--out'"),
         (["import", "s3://bucket/people.csv", "--object", "contacts"], "'FILE'"),
         (["validate", "gs://bucket/people.csv", "--object", "contacts"], "'FILE'"),
         (["import", "people.csv", "--mapping", "https://example.com/m.yaml"], "'--mapping'"),
@@ -229,6 +228,19 @@ def test_object_storage_uris_are_refused_in_one_line(
         "yet: give a local path" in result.stderr
     )
     assert not any(tmp_path.iterdir())  # no folder named 's3:' or 'gs:'
+
+
+def test_export_writes_to_local_folders_and_object_storage_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(None, "export", "contacts", "--out", "ftp://host/exports")
+    assert result.exit_code == 2, result.output
+    assert (
+        "Error: Invalid value for '--out': 'ftp://host/exports': only local folders and s3://, "
+        "gs://, gcs://, abfs://, abfss:// locations are written to" in result.stderr
+    )
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_key_given_twice_in_a_mapping_names_both_lines(tmp_path: Path) -> None:
