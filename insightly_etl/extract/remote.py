@@ -113,9 +113,11 @@ def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
         for info in found:
             name = info.path[len(root) :].lstrip("/")
             if info.type != pafs.FileType.File or any(
-                part.startswith(".") for part in name.split("/")
+                not part or part.startswith(".") or "\\" in part for part in name.split("/")
             ):
-                continue  # a leftover partial upload of another tool: not ours to read
+                # a leftover partial upload, or a key such as `x/../../etc/y` that would be
+                # written outside the staging folder: not an export's file, not read
+                continue
             target = folder / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(info.path) as src, target.open("wb") as dst:

@@ -202,3 +202,26 @@ def test_a_missing_bucket_and_another_scheme_are_one_line_errors(
     for run in (missing, other):
         assert "Traceback" not in run.stderr and SECRET not in run.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_keys_that_climb_out_of_the_prefix_are_never_written_locally(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    # a key such as `x/../../escape.txt`: S3 keys are free text, and a bucket may be shared
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    bucket.put_object(Bucket="crm", Key="x/../../escape.txt", Body=b"planted")
+    bucket.put_object(Bucket="crm", Key="x/.contacts.parquet.partial", Body=b"half")
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url, "TMPDIR": str(staging)}
+        run = cli("export", "contacts", "--out", "s3://crm/x", "--quiet", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["tmp"]  # nothing escaped, none left
+    assert "contacts.parquet" in listing(storage(s3), "crm/x")
