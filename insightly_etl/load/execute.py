@@ -91,6 +91,7 @@ class Executor:
         stop: asyncio.Event,
         planned_at: datetime,
         progress: Progress | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
@@ -102,6 +103,9 @@ class Executor:
         self.progress = progress or NullProgress()
         self.settle_seconds = SETTLE_SECONDS
         self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
+        # each write's answer kept for the steps that follow it (pipeline, stage, links); an
+        # import without steps keeps none: a million created records' answers held ~2 GB
+        self.keep_records = keep_records
 
     async def run(self, plan: Plan) -> Outcome:
         """Writes go out as a pool of up to `batch_size` at a time (the client paces them): a
@@ -173,7 +177,7 @@ class Executor:
             not_applied=self._not_applied(p, record),
             stamp=record.get("DATE_UPDATED_UTC") if isinstance(record, dict) else None,
         )
-        if rid is not None and isinstance(record, dict):
+        if self.keep_records and rid is not None and isinstance(record, dict):
             self.planner.records[rid] = record
         self.planner.release(p)
         self.progress.advance(1)

@@ -365,6 +365,7 @@ class _Run:
             stop=self.stop,
             planned_at=server_now(self.client),
             progress=self.progress,
+            keep_records=has_steps(validated.validation),
         )
         try:
             todo = await self.reconcile(executor, validated)
