@@ -33,6 +33,9 @@ def s3() -> Iterator[dict[str, str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its buckets in the process, not the server: an earlier test's objects would
+    # still be there (a 4,220-contact export made the next test verify 4,000 deletions)
+    httpx.post(f"http://{host}:{port}/moto-api/reset").raise_for_status()
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -196,7 +199,7 @@ def test_a_missing_bucket_and_another_scheme_are_one_line_errors(
     assert lines[1].startswith("Hint: Check the bucket, its credentials")
     assert other.returncode == 2
     assert (
-        "'ftp://host/x': only local folders and s3://, gs://, gcs://, abfs://, abfss:// locations are written to"
+        "'ftp://host/x': only local paths and s3://, gs://, gcs://, abfs://, abfss:// locations are supported"
         in other.stderr
     )
     for run in (missing, other):
@@ -225,3 +228,57 @@ def test_keys_that_climb_out_of_the_prefix_are_never_written_locally(
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["tmp"]  # nothing escaped, none left
     assert "contacts.parquet" in listing(storage(s3), "crm/x")
+
+
+def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_path: Path) -> None:
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    people = "Name,Email\nAda,ada@s3.example\nGrace,not-an-email\nAlan,alan@s3.example\n"
+    bucket.put_object(Bucket="crm", Key="in/people.csv", Body=people.encode("utf-8"))
+    (tmp_path / "m.yaml").write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\n"
+        "columns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+    )
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        check = cli(
+            "validate", "s3://crm/in/people.csv", "--mapping", "m.yaml", env=env, cwd=tmp_path
+        )
+        assert check.returncode == 1, check.stderr
+        assert "people.csv: 3 rows read (utf-8, ',' delimited): 2 valid, 1 rejected" in check.stdout
+        assert (tmp_path / "people.rejects.csv").is_file()  # here: not beside the object
+        run = cli(
+            "import",
+            "s3://crm/in/people.csv",
+            "--mapping",
+            "m.yaml",
+            "--quiet",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert run.returncode == 1, run.stderr  # the rejected row
+        assert "people.csv -> contacts: 2 created, 0 updated, 0 unchanged, 1 rejected" in run.stdout
+        again = cli(
+            "import",
+            "s3://crm/in/people.csv",
+            "--mapping",
+            "m.yaml",
+            "--quiet",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert again.returncode == 1, again.stderr  # resumed: the two rows are done, not sent again
+        made = httpx.get(sb.root + "/_sandbox/records/Contacts").json()
+        missing = cli(
+            "import", "s3://crm/in/nobody.csv", "--mapping", "m.yaml", env=env, cwd=tmp_path
+        )
+    assert sum(str(r.get("EMAIL_ADDRESS")).endswith("@s3.example") for r in made) == 2
+    assert (tmp_path / "people.csv.checkpoint.sqlite").is_file()
+    assert (tmp_path / "people.success.csv").is_file()
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines() == ["Error: s3://crm/in/nobody.csv: no such file"]
