@@ -55,8 +55,8 @@ class Location(LocalPath):
             return value
         if found:
             self.fail(
-                f"{value!r}: only local folders and {', '.join(s + '://' for s in SCHEMES)} "
-                "locations are written to",
+                f"{value!r}: only local paths and {', '.join(s + '://' for s in SCHEMES)} "
+                "locations are supported",
                 param,
                 ctx,
             )

@@ -15,6 +15,7 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     LocalPath,
+    Location,
     api_options,
     choice_option,
     echo_accounting,
@@ -73,6 +74,17 @@ def _echo_groups(groups: list[Any], unit: str, *, err: bool = False) -> None:
         )
 
 
+def _local(file: Path | str) -> tuple[Path, Path | None]:
+    """FILE as a local path, and where its results go when it is in object storage (the
+    current folder; beside FILE otherwise: None). A file in object storage is downloaded
+    for the command's duration (click closes it when the command ends)."""
+    if isinstance(file, Path):
+        return file, None
+    from insightly_etl.extract.remote import downloaded
+
+    return click.get_current_context().with_resource(downloaded(file)), Path.cwd()
+
+
 def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | None) -> Any:
     from insightly_etl.load.readers import read_table
 
@@ -80,7 +92,7 @@ def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | 
 
 
 @main.command()
-@click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
+@click.argument("file", type=Location(dir_okay=False, path_type=Path))
 @mapping_options
 @click.option(
     "--rejects",
@@ -95,7 +107,7 @@ def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | 
 @click.pass_obj
 def validate(
     ctx: Context,
-    file: Path,
+    file: Path | str,
     mapping_file: Path | None,
     object_name: str | None,
     rejects: Path | None,
@@ -121,6 +133,7 @@ def validate(
     mapping = _as_asked(mapping, date_order, csv_dialect)
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
+    file, here = _local(file)
     check = check_file(
         file,
         mapping,
@@ -141,6 +154,8 @@ def validate(
     )
     _echo_groups(check.groups, check.unit)
     path = rejects or default_rejects_path(file)
+    if here is not None and rejects is None:
+        path = here / path.name
     if check.rejected:
         write_csv(check.rejects, path)
         click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
@@ -306,14 +321,18 @@ def _print_quota_plan(plan: Any) -> None:
 
 
 @main.command("import")
-@click.argument("file", type=LocalPath(dir_okay=False, path_type=Path))
+@click.argument("file", type=Location(dir_okay=False, path_type=Path))
 @mapping_options
 @click.option(
     "--checkpoint",
     type=LocalPath(dir_okay=False, path_type=Path),
-    help="The resumable state of this import  [default: FILE.checkpoint.sqlite]",
+    help="The resumable state of this import  [default: FILE.checkpoint.sqlite; for a FILE in "
+    "object storage, NAME.checkpoint.sqlite in the current folder]",
 )
-@results_option("NAME.success.csv, NAME.errors.csv … go  [default: beside FILE]")
+@results_option(
+    "NAME.success.csv, NAME.errors.csv … go  [default: beside FILE; the current folder for a "
+    "FILE in object storage]"
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -383,7 +402,7 @@ def _print_quota_plan(plan: Any) -> None:
 @click.pass_obj
 def import_(
     ctx: Context,
-    file: Path,
+    file: Path | str,
     mapping_file: Path | None,
     object_name: str | None,
     checkpoint: Path | None,
@@ -423,15 +442,18 @@ def import_(
         mapping = replace(mapping, blank=blank_mode, columns=rules)
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
+    file, here = _local(file)
     table = _read(file, encoding, delimiter, sheet)
+    # a rehearsal against the sandbox keeps its own journal: the real account's run must not
+    # take the sandbox's rows for done
+    journal = f"{file.name}{'.sandbox' if api.use_sandbox else ''}.checkpoint.sqlite"
     options = ImportOptions(
         file=file,
         mapping_file=mapping_file,
-        # a rehearsal against the sandbox keeps its own journal: the real account's run
-        # must not take the sandbox's rows for done
         checkpoint=checkpoint
-        or (file.with_name(file.name + ".sandbox.checkpoint.sqlite") if api.use_sandbox else None),
-        results_dir=results_dir,
+        or (here / journal if here else None)
+        or (file.with_name(journal) if api.use_sandbox else None),
+        results_dir=results_dir or here,
         # and results of its own: NAME.success.csv holds the real account's record ids
         results_name=f"{file.stem}.sandbox" if api.use_sandbox else None,
         dry_run=dry_run,

@@ -149,6 +149,27 @@ def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: File
 
 
 @contextmanager
+def downloaded(uri: str) -> Iterator[Path]:
+    """A file in object storage (an import's input) as a local file of the same name, for the
+    duration: read as any local file is (its encoding, its sheets, its line numbers)."""
+    fs, path = open_location(uri)
+    name = path.rsplit("/", 1)[-1]
+    if not name or name.startswith(".") or "\\" in name:
+        raise InputError(f"{uri!r} names no file", hint="s3://bucket/folder/people.csv")
+    with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
+        local = Path(tmp) / name
+        try:
+            with fs.open_input_stream(path) as src, local.open("wb") as dst:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+        except FileNotFoundError:
+            raise InputError(f"{uri}: no such file") from None
+        except OSError as exc:
+            raise _storage_error(uri, exc) from None
+        yield local
+
+
+@contextmanager
 def staged(uri: str) -> Iterator[Path]:
     """A local folder holding the location's export; on leaving (also after an error), what
     changed in it is published to the location."""
