@@ -9,6 +9,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
     ├── InputError                         exit 2   a bad file or mapping given by the user
     │   └── CheckpointError                exit 2   a checkpoint that cannot be used
     │       └── CheckpointInUse            exit 75  another run holds it: try again later
+    ├── StorageError                       exit 74  object storage refused or unreachable
     ├── RunStopped                         the run must stop now; a later run resumes
     │   ├── QuotaError                     exit 75  no more requests may be spent now
     │   │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried
@@ -67,6 +68,14 @@ class InputError(InsightlyEtlError):
     """A file or mapping the user gave cannot be used (names the file, row, column, value)."""
 
     exit_code = 2
+
+
+class StorageError(InsightlyEtlError):
+    """Object storage (`s3://…`, `gs://…`, `abfs://…`) refused or could not be reached: a missing
+    bucket, credentials it does not take, an endpoint that does not answer (EX_IOERR, as a
+    local file that cannot be written)."""
+
+    exit_code = 74
 
 
 class CheckpointError(InputError):

@@ -34,6 +34,8 @@ class LocalPath(click.Path):
     one line, not made into a local folder named `s3:`: object storage is not supported yet."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path (it would mean the current folder): give one", param, ctx)
         if isinstance(value, str) and _URI.match(value):
             self.fail(
                 f"{value!r} is a URI; object storage is not supported yet: give a local path",
@@ -53,6 +55,9 @@ class Location(LocalPath):
         found = _URI.match(value) if isinstance(value, str) else None
         if found and found.group(0)[:-3].lower() in SCHEMES:
             return value
+        scheme = value.split(":", 1)[0].lower() if isinstance(value, str) else ""
+        if not found and scheme in SCHEMES and ":" in value:  # s3:/lake/x, s3:lake/x
+            self.fail(f"{value!r}: a storage URI is written {scheme}://bucket/prefix", param, ctx)
         if found:
             self.fail(
                 f"{value!r}: only local paths and {', '.join(s + '://' for s in SCHEMES)} "

@@ -11,7 +11,6 @@ import click
 from insightly_etl.cli.common import (
     ApiOptions,
     Context,
-    LocalPath,
     Location,
     api_options,
     choice_option,
@@ -79,9 +78,10 @@ from insightly_etl.cli.common import (
 )
 @click.option(
     "--files-dir",
-    type=LocalPath(file_okay=False, path_type=Path),
-    help="With --with files: download each attachment's content here, named by its file id "
-    "(a request per file; files already there are not fetched again).",
+    type=Location(file_okay=False, path_type=Path),
+    help="With --with files: download each attachment's content here (a folder or an "
+    "s3://, gs://, abfs:// location), named by its file id (a request per file; files "
+    "already there are not fetched again).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
@@ -97,7 +97,7 @@ def export(
     detect_deletes: bool,
     brief: bool,
     with_: str | None,
-    files_dir: Path | None,
+    files_dir: Path | str | None,
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -139,6 +139,11 @@ def export(
             from insightly_etl.extract.remote import staged
 
             out_dir = stack.enter_context(staged(where))
+        files_present: dict[str, int] = {}
+        if isinstance(files_dir, str):  # downloads gather here, then are uploaded
+            from insightly_etl.extract.remote import collected
+
+            files_dir, files_present = stack.enter_context(collected(files_dir))
         options = ExportOptions(
             out_dir=out_dir,
             objects=names,
@@ -150,6 +155,7 @@ def export(
             detect_deletes=detect_deletes,
             with_=subs,
             files_dir=files_dir,
+            files_present=files_present,
             location=where if where != str(out_dir) else None,
         )
         if detect_deletes and not quiet:

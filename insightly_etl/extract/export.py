@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -58,6 +59,7 @@ from insightly_etl.extract.subcollections import (
 from insightly_etl.extract.writers import (
     TableWriter,
     open_writer,
+    read_earlier,
     remove_partials,
     write_json_atomic,
 )
@@ -121,6 +123,8 @@ class ExportOptions:
     detect_deletes: bool = False  # incremental: one id listing per object finds deletions
     with_: list[str] = field(default_factory=list)  # per-record sub-collections (subcollections.py)
     files_dir: Path | None = None  # --with files: the attachments' contents go here
+    # files already in a --files-dir in object storage (name -> size): never fetched again
+    files_present: dict[str, int] = field(default_factory=dict)
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
 
     @property
@@ -160,16 +164,51 @@ def parse_since(text: str) -> datetime:
     )
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any]:
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")  # a file name, never a path
+
+
+def _safe_name(name: object) -> bool:
+    return isinstance(name, str) and _SAFE_NAME.match(name) is not None
+
+
+def read_manifest(out_dir: Path, shown: str | None = None) -> dict[str, Any]:
+    """The folder's `_manifest.json` (an empty one when there is none). Entries whose `file` is
+    not a plain file name of the folder (`../x`, `/etc/passwd`: not written by this tool) are
+    dropped: their objects are exported afresh, and nothing outside the folder is ever read.
+    Messages name the folder as `shown` (an object storage URI the folder stages)."""
     path = out_dir / MANIFEST
+    where = f"{shown.rstrip('/')}/{MANIFEST}" if shown else str(path)
     if not path.exists():
         return {"version": 1, "objects": {}}
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-    manifest.setdefault("objects", {})
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"cannot read {where}: {exc}", hint="Move it away, or export into another folder."
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.setdefault("objects", {}), dict):
+        raise InputError(
+            f'{where} is not an export manifest (a JSON object whose "objects" is an object)',
+            hint="Move it away, or export into another folder.",
+        )
+    objects = manifest["objects"]
+    for name, entry in list(objects.items()):
+        if not (_safe_name(name) and isinstance(entry, dict) and _safe_name(entry.get("file"))):
+            del objects[name]
+    for key, entry in list(manifest.items()):
+        if isinstance(entry, dict) and "file" in entry and not _safe_name(entry["file"]):
+            del manifest[key]
     return manifest
+
+
+def export_files(manifest: dict[str, Any]) -> list[str]:
+    """Every file an export folder holds by its manifest (some may not exist): the manifest,
+    each object's file and `_base` copy, links, sub-collections, `_deleted`, `_unreadable`."""
+    names = {MANIFEST, DELETED, LINKS, UNREADABLE}
+    for name, entry in manifest["objects"].items():
+        names |= {entry["file"], f"{BASE_DIR}/{name}.parquet"}
+    names |= {e["file"] for e in manifest.values() if isinstance(e, dict) and "file" in e}
+    return sorted(names)
 
 
 class Exporter:
@@ -185,7 +224,7 @@ class Exporter:
         self.options = options
         self.progress = progress
         self.result = ExportResult()
-        self.manifest = read_manifest(options.out_dir)
+        self.manifest = read_manifest(options.out_dir, options.location)
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         # what an earlier export into this directory learned about the account's real limits
@@ -504,7 +543,7 @@ class Exporter:
         new = modified = deleted = confirmed = 0
         assert obj.id_field is not None
         if path.exists():
-            existing = conform(pq.read_table(path), schema)
+            existing = conform(read_earlier(path), schema)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
             new, modified = _new_and_changed(existing, changed, obj)
@@ -558,9 +597,11 @@ class Exporter:
             if name in self._seen:  # exported by this run: gathered as its pages passed
                 tables.extend(self._seen[name].links)
                 continue
-            if not path.exists() or "LINKS" not in pq.read_schema(path).names:
-                continue  # a --brief export has no nested arrays
-            tables.append(_links_of(name, pq.read_table(path, columns=[obj.id_field, "LINKS"])))
+            if not path.exists():
+                continue
+            earlier = read_earlier(path, [obj.id_field or "", "LINKS"])
+            if "LINKS" in earlier.column_names:  # a --brief export has no nested arrays
+                tables.append(_links_of(name, earlier))
         rows = pa.concat_tables(tables) if tables else LINKS_SCHEMA.empty_table()
         writer = open_writer(self.options.out_dir / LINKS, LINKS_SCHEMA, "parquet")
         for batch in rows.combine_chunks().to_batches():
@@ -595,7 +636,11 @@ class Exporter:
         """`--with`: each asked sub-collection of every record this run's files hold (an
         incremental run: of the records changed since it was last read)."""
         fetcher = SubFetcher(
-            self.client, self.options.out_dir, self.progress, self.options.files_dir
+            self.client,
+            self.options.out_dir,
+            self.progress,
+            self.options.files_dir,
+            self.options.files_present,
         )
         entries = self.manifest["objects"]
         for sub in self.options.with_:
@@ -921,8 +966,7 @@ def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
     if not path.exists():
         return pa.table({obj.id_field or "id": pa.array([], pa.int64())})
-    names = pq.read_schema(path).names
-    return pq.read_table(path, columns=[c for c in (obj.id_field, obj.updated_field) if c in names])
+    return read_earlier(path, [c for c in (obj.id_field, obj.updated_field) if c])
 
 
 def _ids_of(path: Path, id_field: str | None) -> set[int] | None:

@@ -3,9 +3,12 @@ pyarrow's filesystems.
 
 The export runs unchanged in a local staging folder, and its files move whole:
 
-1. **pull**: the location's earlier export (manifest, tables, `_deleted`, links) is copied into
-   the staging folder, so an incremental run merges into it and a full run finds deletions,
-   exactly as in a local folder;
+0. **check** that the location takes writes (a probe object, `_insightly-etl.probe`, written
+   and removed), before any request to Insightly is spent;
+1. **pull**: the location's earlier export (its manifest, and the files that manifest names:
+   tables, `_base`, `_deleted`, links, sub-collections) is copied into the staging folder, so
+   an incremental run merges into it and a full run finds deletions, exactly as in a local
+   folder. Nothing else under the prefix is read: a shared bucket's other objects stay there;
 2. **run** the export there;
 3. **publish**: every file the run wrote or changed is uploaded, the manifest last. An object
    appears whole (S3 and its kin never show part of an upload), and the manifest is the commit
@@ -29,16 +32,22 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from insightly_etl.config import Secret, redact
-from insightly_etl.errors import InputError
+from insightly_etl.errors import InputError, InsightlyEtlError, StorageError
+from insightly_etl.extract.export import MANIFEST, export_files, read_manifest
 
-MANIFEST = "_manifest.json"  # the commit point: uploaded last (export.py writes it)
 SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
+PROBE = "_insightly-etl.probe"  # written and removed before a run: the location takes writes
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+# pyarrow's errors: OSError (IO), ArrowInvalid (a ValueError), and the bare ArrowException
+# that its Azure filesystem raises when no credential is found
+_FAILURES = (OSError, ValueError, TypeError, pa.ArrowException)
 # values that open a cloud account: blanked out of messages, as the API key is
 CLOUD_SECRETS = (
     "AWS_SECRET_ACCESS_KEY",
@@ -56,42 +65,53 @@ def is_uri(text: str) -> bool:
 
 
 def open_location(uri: str) -> tuple[pafs.FileSystem, str]:
-    """The filesystem and the path in it that `uri` names. Refused (exit 2): another scheme, or
-    a location pyarrow cannot open."""
+    """The filesystem and the path in it that `uri` names. Refused (exit 2): another scheme,
+    credentials written into the URI, an empty folder name (`s3://lake//x`), no bucket."""
     found = _URI.match(uri)
     scheme = found.group(1).lower() if found else ""
-    if scheme not in SCHEMES:
+    if not found or scheme not in SCHEMES:
         raise InputError(
-            f"--out {uri!r}: {scheme}:// is not a storage this tool writes to",
-            hint="Give a local folder, or s3://bucket/prefix, gs://bucket/prefix or "
+            f"{uri!r}: {scheme}:// is not a storage this tool reads or writes",
+            hint="Give a local path, or s3://bucket/prefix, gs://bucket/prefix or "
             "abfs://container@account.dfs.core.windows.net/prefix.",
         )
+    rest = uri[found.end() :]
+    if scheme in ("s3", "gs", "gcs") and "@" in rest.split("/", 1)[0]:
+        # never echoed: what stands before the @ would be a secret
+        raise InputError(
+            f"{scheme}://***@{rest.split('@', 1)[1]}: credentials in the URI are not read",
+            hint="Set the cloud's own environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "GOOGLE_APPLICATION_CREDENTIALS) and give the URI without them.",
+        )
+    path = rest.split("?", 1)[0].strip("/")
+    if not path.split("/")[0]:
+        raise InputError(f"{uri!r} names no bucket", hint=f"{scheme}://bucket/prefix")
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise InputError(f"{uri!r}: an empty, . or .. folder name is not a storage path")
     for name in CLOUD_SECRETS:
         if value := os.environ.get(name):
             Secret(value)  # registered: redacted wherever it would be printed
     try:
         if scheme == "s3":
-            rest = uri[len(found.group(0)) :] if found else uri
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-            fs = pafs.S3FileSystem(
+            return pafs.S3FileSystem(
                 endpoint_override=endpoint or None,
                 region=region or None,  # None: the bucket's region is asked for
-            )
-            path = rest.strip("/")
-        else:
-            fs, path = pafs.FileSystem.from_uri(uri)
-            path = path.strip("/")
-    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputError(f"--out {uri!r}: {redact(str(exc))}") from None
-    if not path:
-        raise InputError(f"--out {uri!r} names no bucket", hint=f"{scheme}://bucket/prefix")
-    return fs, path
+                connect_timeout=10,
+            ), path
+        if scheme in ("gs", "gcs"):
+            # without credentials, the GCS client retries its metadata server for 15 minutes
+            return pafs.GcsFileSystem(retry_time_limit=timedelta(seconds=20)), path
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, path.strip("/")
+    except _FAILURES as exc:
+        raise InputError(f"{uri!r}: {redact(str(exc))}") from None
 
 
-def _storage_error(uri: str, exc: Exception) -> InputError:
-    return InputError(
-        f"{uri}: {redact(str(exc))}",
+def _storage_error(uri: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"{uri}: {redact(str(exc)).strip()}",
         hint="Check the bucket, its credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
         "or the cloud's own) and the endpoint (AWS_ENDPOINT_URL).",
     )
@@ -105,25 +125,39 @@ def _local_files(folder: Path) -> Files:
     }
 
 
-def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
-    """The location's files copied into `folder` (nothing when it holds none yet); what was
-    copied, as it lies in `folder`."""
+def _copy_in(fs: pafs.FileSystem, path: str, target: Path) -> bool:
+    """The object at `path` copied to `target`; False when there is none."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        found = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-        for info in found:
-            name = info.path[len(root) :].lstrip("/")
-            if info.type != pafs.FileType.File or any(
-                not part or part.startswith(".") or "\\" in part for part in name.split("/")
-            ):
-                # a leftover partial upload, or a key such as `x/../../etc/y` that would be
-                # written outside the staging folder: not an export's file, not read
-                continue
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with fs.open_input_stream(info.path) as src, target.open("wb") as dst:
-                while chunk := src.read(1 << 24):
-                    dst.write(chunk)
-    except OSError as exc:
+        with fs.open_input_stream(path) as src, target.open("wb") as dst:
+            while chunk := src.read(1 << 24):
+                dst.write(chunk)
+    except FileNotFoundError:
+        target.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def check_writable(fs: pafs.FileSystem, root: str, uri: str) -> None:
+    """A probe object written and removed: a missing bucket, read-only credentials or a wrong
+    endpoint is found before the export spends a request, not at its end."""
+    try:
+        with fs.open_output_stream(f"{root}/{PROBE}") as probe:
+            probe.write(b"")
+        fs.delete_file(f"{root}/{PROBE}")
+    except _FAILURES as exc:
+        raise _storage_error(uri, exc) from None
+
+
+def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
+    """The location's export copied into `folder`: its manifest and the files it names, nothing
+    else (nothing when there is no manifest yet); what was copied, as it lies in `folder`."""
+    try:
+        if _copy_in(fs, f"{root}/{MANIFEST}", folder / MANIFEST):
+            for name in export_files(read_manifest(folder, uri)):
+                if name != MANIFEST:
+                    _copy_in(fs, f"{root}/{name}", folder / name)
+    except _FAILURES as exc:
         raise _storage_error(uri, exc) from None
     return _local_files(folder)
 
@@ -143,7 +177,7 @@ def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: File
                     dst.write(chunk)
         for name in sorted(set(before) - set(now)):
             fs.delete_file(f"{root}/{name}")
-    except OSError as exc:
+    except _FAILURES as exc:
         raise _storage_error(uri, exc) from None
     return len(changed)
 
@@ -154,19 +188,40 @@ def downloaded(uri: str) -> Iterator[Path]:
     duration: read as any local file is (its encoding, its sheets, its line numbers)."""
     fs, path = open_location(uri)
     name = path.rsplit("/", 1)[-1]
-    if not name or name.startswith(".") or "\\" in name:
+    if "/" not in path or name.startswith(".") or "\\" in name:
         raise InputError(f"{uri!r} names no file", hint="s3://bucket/folder/people.csv")
     with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
         local = Path(tmp) / name
         try:
-            with fs.open_input_stream(path) as src, local.open("wb") as dst:
-                while chunk := src.read(1 << 24):
-                    dst.write(chunk)
-        except FileNotFoundError:
-            raise InputError(f"{uri}: no such file") from None
-        except OSError as exc:
+            found = _copy_in(fs, path, local)
+        except _FAILURES as exc:
             raise _storage_error(uri, exc) from None
+        if not found:
+            raise InputError(f"{uri}: no such file")
         yield local
+
+
+@contextmanager
+def collected(uri: str) -> Iterator[tuple[Path, dict[str, int]]]:
+    """`--files-dir` in object storage: a local folder whose files are uploaded to `uri` on
+    leaving (also after an error: what was downloaded is kept), and the files there already
+    (name -> size), which are not fetched again. Nothing there is downloaded or removed."""
+    fs, root = open_location(uri)
+    check_writable(fs, root, uri)
+    try:
+        found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    except _FAILURES as exc:
+        raise _storage_error(uri, exc) from None
+    there = {i.base_name: i.size or 0 for i in found if i.type == pafs.FileType.File}
+    with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
+        folder = Path(tmp)
+        try:
+            yield folder, there
+        except BaseException:
+            with suppress(StorageError):
+                publish(fs, root, uri, folder, {})
+            raise
+        publish(fs, root, uri, folder, {})
 
 
 @contextmanager
@@ -174,15 +229,19 @@ def staged(uri: str) -> Iterator[Path]:
     """A local folder holding the location's export; on leaving (also after an error), what
     changed in it is published to the location."""
     fs, root = open_location(uri)
+    check_writable(fs, root, uri)
     with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
         folder = Path(tmp)
         before = pull(fs, root, uri, folder)
         try:
             yield folder
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, InsightlyEtlError):  # named as the user knows it
+                exc.message = exc.message.replace(str(folder), uri.rstrip("/"))
+                exc.args = (exc.message,)
             # what the run finished before it stopped, as a local folder would keep it; the
             # run's own error is the one reported
-            with suppress(InputError):
+            with suppress(StorageError):
                 publish(fs, root, uri, folder, before)
             raise
         publish(fs, root, uri, folder, before)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import OBJECTS, ObjectType, record_id
@@ -42,7 +42,7 @@ from insightly_etl.errors import (
     NotFoundError,
     ReserveReached,
 )
-from insightly_etl.extract.writers import open_writer, write_atomic
+from insightly_etl.extract.writers import open_writer, read_earlier, write_atomic
 from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.progress import Progress
 
@@ -263,9 +263,11 @@ class SubFetcher:
         out_dir: Path,
         progress: Progress,
         files_dir: Path | None = None,
+        files_present: Mapping[str, int] | None = None,
     ) -> None:
         self.client, self.out_dir, self.progress = client, out_dir, progress
         self.files_dir = files_dir
+        self.files_present = files_present or {}  # in object storage already: name -> size
         self.failed_downloads: list[str] = []  # "file 901 (signed-nda.pdf): why"
         self.unreadable: list[dict[str, Any]] = []  # UNREADABLE_SCHEMA rows
         self.read = 0  # records whose sub-collection this run read
@@ -355,7 +357,10 @@ class SubFetcher:
         suffix = os.path.splitext(row["file_name"] or "")[1]
         local = f"{row['file_id']}{suffix if _SUFFIX.match(suffix) else ''}"
         target = self.files_dir / local
-        if target.is_file() and target.stat().st_size == (row["file_size"] or 0):
+        size = row["file_size"] or 0
+        if (target.is_file() and target.stat().st_size == size) or self.files_present.get(
+            local
+        ) == size:
             row["local_file"] = local  # downloaded by an earlier run
             return
         try:
@@ -388,9 +393,9 @@ class SubFetcher:
         if all(p.only is None for p in parents):
             return [], []
         path = self.out_dir / f"{SUBCOLLECTIONS[sub].stem}.parquet"
-        rows = pq.read_table(path).cast(SCHEMAS[sub]).to_pylist() if path.exists() else []
+        rows = read_earlier(path).cast(SCHEMAS[sub]).to_pylist() if path.exists() else []
         refused = self.out_dir / UNREADABLE
-        unreadable = pq.read_table(refused).to_pylist() if refused.exists() else []
+        unreadable = read_earlier(refused).to_pylist() if refused.exists() else []
         return rows, unreadable
 
     def write_unreadable(self) -> int:
@@ -461,7 +466,7 @@ def _ids(path: Path, obj: ObjectType) -> list[int]:
     assert obj.id_field is not None
     if not path.exists():
         return []
-    column = pq.read_table(path, columns=[obj.id_field])[obj.id_field].to_pylist()
+    column = read_earlier(path, [obj.id_field])[obj.id_field].to_pylist()
     return sorted({i for i in column if i is not None})
 
 

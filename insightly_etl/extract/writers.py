@@ -105,6 +105,23 @@ class ParquetTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def read_earlier(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file an earlier run wrote into the export folder. One that is not Parquet
+    (overwritten, truncated by a full disk, put there by hand) is the user's to move away: a
+    one-line error naming it, never a traceback."""
+    try:
+        if columns is not None:
+            names = pq.read_schema(path).names
+            columns = [c for c in columns if c in names]
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path} cannot be read as Parquet ({str(exc)[:120]})",
+            hint="It is not the file an earlier export wrote: move it away, then run a full "
+            "export (without --incremental).",
+        ) from None
+
+
 def _has_eol_option() -> bool:
     try:
         pacsv.WriteOptions(eol="\r\n")

@@ -241,6 +241,41 @@ def test_export_writes_to_local_folders_and_object_storage_only(
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (
+            "s3:/lake/x",
+            "Invalid value for '--out': 's3:/lake/x': a storage URI is written s3://bucket/prefix",
+        ),
+        (
+            "S3:lake/x",
+            "Invalid value for '--out': 'S3:lake/x': a storage URI is written s3://bucket/prefix",
+        ),
+        (
+            "",
+            "Invalid value for '--out': an empty path (it would mean the current folder): give one",
+        ),
+        ("s3://lake//x", "'s3://lake//x': an empty, . or .. folder name is not a storage path"),
+        (
+            "gs://lake/a/../b",
+            "'gs://lake/a/../b': an empty, . or .. folder name is not a storage path",
+        ),
+        ("s3://", "'s3://' names no bucket"),
+        ("s3://admin:pw-Qx81@lake/x", "s3://***@lake/x: credentials in the URI are not read"),
+    ],
+)
+def test_malformed_storage_uris_are_one_line_errors_before_any_request(
+    out: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(None, "export", "contacts", "--out", out)
+    assert result.exit_code == 2, result.output
+    assert f"Error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr and "pw-Qx81" not in result.stderr
+    assert not any(tmp_path.iterdir())  # no local folder named 's3:' or made by an empty path
+
+
 def test_a_key_given_twice_in_a_mapping_names_both_lines(tmp_path: Path) -> None:
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@x.example\n")
     mapping = write(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -193,10 +194,12 @@ def test_a_missing_bucket_and_another_scheme_are_one_line_errors(
         env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         missing = cli("export", "contacts", "--out", "s3://no-such-bucket/x", env=env, cwd=tmp_path)
         other = cli("export", "contacts", "--out", "ftp://host/x", env=env, cwd=tmp_path)
-    assert missing.returncode == 2, missing.stderr
+        spent = sum(n for (_, path, _), n in sb.sandbox.stats.items() if path != "/v3.1/Instance")
+    assert missing.returncode == 74, missing.stderr  # EX_IOERR, as a folder not writable
     lines = missing.stderr.splitlines()
     assert lines[0].startswith("Error: s3://no-such-bucket/x: ") and len(lines) == 2
     assert lines[1].startswith("Hint: Check the bucket, its credentials")
+    assert spent == 0  # found before the export spent a request, not when it published
     assert other.returncode == 2
     assert (
         "'ftp://host/x': only local paths and s3://, gs://, gcs://, abfs://, abfss:// locations are supported"
@@ -282,3 +285,116 @@ def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_pat
     assert (tmp_path / "people.success.csv").is_file()
     assert missing.returncode == 2
     assert missing.stderr.splitlines() == ["Error: s3://crm/in/nobody.csv: no such file"]
+
+
+def test_only_the_exports_own_files_are_read_from_a_shared_prefix(
+    s3: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        first = cli(
+            "export", "contacts", "--out", "s3://crm/team", "--quiet", env=env, cwd=tmp_path
+        )
+        assert first.returncode == 0, first.stderr
+        # a shared prefix: another team's objects, a key that is both a file and a folder,
+        # a name longer than any local file system takes, and a manifest entry that would
+        # lead outside the export (written by hand or by an attacker)
+        for key in ("team/other/big.bin", "team/sub", "team/sub/inner", f"team/{'n' * 300}"):
+            bucket.put_object(Bucket="crm", Key=key, Body=b"x" * 1000)
+        manifest = json.loads(
+            bucket.get_object(Bucket="crm", Key="team/_manifest.json")["Body"].read()
+        )
+        manifest["objects"]["notes"] = {"file": "../../etc/passwd", "format": "parquet"}
+        manifest["objects"]["../evil"] = {"file": "evil.parquet", "format": "parquet"}
+        bucket.put_object(
+            Bucket="crm", Key="team/_manifest.json", Body=json.dumps(manifest).encode()
+        )
+        caplog.clear()
+        again = cli(
+            "export",
+            "contacts",
+            "--incremental",
+            "--out",
+            "s3://crm/team",
+            "--quiet",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert again.returncode == 0, again.stderr
+    # moto's own request log (werkzeug's, in this process): which objects the export read
+    fetched = {
+        m[1]
+        for r in caplog.records
+        if (m := re.search(r"GET (/crm/team/\S+) HTTP", r.getMessage()))
+    }
+    assert fetched == {
+        "/crm/team/_manifest.json",
+        "/crm/team/contacts.parquet",
+        "/crm/team/links.parquet",
+    }
+    kept = listing(storage(s3), "crm/team")
+    assert {"other/big.bin", "sub/inner", "n" * 300} <= set(kept)  # never removed either
+    manifest = json.loads(bucket.get_object(Bucket="crm", Key="team/_manifest.json")["Body"].read())
+    assert set(manifest["objects"]) == {"contacts"}  # the hostile entries were dropped
+
+
+def test_a_damaged_location_is_a_one_line_error_naming_its_object(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    bucket.put_object(Bucket="crm", Key="a/_manifest.json", Body=b"[1, 2]")
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        foreign = cli("export", "contacts", "--out", "s3://crm/a", env=env, cwd=tmp_path)
+        assert (
+            cli(
+                "export", "contacts", "--out", "s3://crm/b", "--quiet", env=env, cwd=tmp_path
+            ).returncode
+            == 0
+        )
+        bucket.put_object(Bucket="crm", Key="b/contacts.parquet", Body=b"not parquet")
+        damaged = cli(
+            "export", "contacts", "--incremental", "--out", "s3://crm/b", env=env, cwd=tmp_path
+        )
+    assert foreign.returncode == 2, foreign.stderr
+    assert foreign.stderr.splitlines() == [
+        'Error: s3://crm/a/_manifest.json is not an export manifest (a JSON object whose "objects" is an object)',
+        "Hint: Move it away, or export into another folder.",
+    ]
+    assert damaged.returncode == 2, damaged.stderr
+    first = damaged.stderr.splitlines()[0]
+    assert first.startswith("Error: s3://crm/b/contacts.parquet cannot be read as Parquet (")
+    assert "insightly-etl-" not in damaged.stderr and "Traceback" not in damaged.stderr
+
+
+def test_attachments_download_into_object_storage_once(s3: dict[str, str], tmp_path: Path) -> None:
+    def downloads(sb: object) -> int:
+        stats = sb.sandbox.stats.items()  # type: ignore[attr-defined]
+        return sum(n for (m, p, _), n in stats if m == "GET" and p == "/v3.1/FileAttachments/{id}")
+
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        args = ("export", "opportunities", "--with", "files", "--out", "s3://crm/x")
+        first = cli(*args, "--files-dir", "s3://crm/files", "--quiet", env=env, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        fetched = downloads(sb)
+        again = cli(*args, "--files-dir", "s3://crm/files", "--quiet", env=env, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert downloads(sb) == fetched  # the objects there are not fetched again
+    stored = listing(storage(s3), "crm/files")
+    assert sorted(stored) == ["905.docx", "906.png", "907"] and fetched == 3
+    assert stored["906.png"] == 412_002
+    assert not any(tmp_path.iterdir())
