@@ -62,6 +62,21 @@ from insightly_etl.cli.common import (
     "in Insightly out of the files into _deleted.parquet. A full export always does this.",
 )
 @click.option(
+    "--layout",
+    type=click.Choice(["flat", "lake"]),
+    default="flat",
+    show_default=True,
+    help="flat: contacts.parquet … in one folder. lake: a folder per table "
+    "(contacts/part-00000.parquet) and, per incremental run, append-only change files "
+    "contacts/_changes/run=<UTC>/part-00000.parquet with an _op column (upsert, delete).",
+)
+@click.option(
+    "--account-partition",
+    is_flag=True,
+    help="With --layout lake: write under account=<the account's subdomain>/ (a Hive "
+    "partition), so several accounts share one location.",
+)
+@click.option(
     "--brief",
     is_flag=True,
     help="Leave out nested arrays and custom fields (brief=true): smaller, faster.",
@@ -95,6 +110,8 @@ def export(
     incremental: bool,
     since: str | None,
     detect_deletes: bool,
+    layout: str,
+    account_partition: bool,
     brief: bool,
     with_: str | None,
     files_dir: Path | str | None,
@@ -123,6 +140,8 @@ def export(
         raise click.UsageError("--incremental and --since exclude each other")
     if csv_dialect and fmt != "csv":
         raise click.UsageError("--csv-dialect applies to --format csv")
+    if account_partition and layout != "lake":
+        raise click.UsageError("--account-partition goes with --layout lake")
     if detect_deletes and not (incremental or since):
         raise click.UsageError(
             "--detect-deletes goes with --incremental or --since (a full export always "
@@ -152,6 +171,8 @@ def export(
             incremental=incremental,
             since=since_at,
             brief=brief,
+            layout=layout,
+            account_partition=account_partition,
             detect_deletes=detect_deletes,
             with_=subs,
             files_dir=files_dir,
@@ -215,6 +236,8 @@ def export(
                 + (f", {plural(refused, 'record')} not readable (403)" if refused else ""),
                 err=True,
             )
+        for file in result.change_files:
+            click.echo(f"  changes: {file}", err=True)
         echo_accounting(result.stats)
     # an object the account cannot read is skipped in a whole-account export, but one the
     # user named is what the run was for: its refusal is the run's error

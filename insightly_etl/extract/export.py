@@ -61,6 +61,7 @@ from insightly_etl.extract.writers import (
     open_writer,
     read_earlier,
     remove_partials,
+    table_file,
     write_json_atomic,
 )
 from insightly_etl.files import BASE_DIR, utc_now
@@ -70,6 +71,7 @@ from insightly_etl.progress import NullProgress, Progress
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
+CHANGES = "_changes"  # lake layout: TABLE/_changes/run=<UTC>/part-00000.parquet, one per run
 DELETED_SCHEMA = pa.schema(
     [
         pa.field("object", pa.string(), nullable=False),
@@ -109,6 +111,7 @@ class ExportResult:
     seconds: float = 0.0
     stats: dict[str, object] = field(default_factory=dict)  # the client's accounting
     sub_collections: dict[str, dict[str, Any]] = field(default_factory=dict)  # --with: file, rows
+    change_files: list[str] = field(default_factory=list)  # lake layout: this run's _changes
 
 
 @dataclass
@@ -125,6 +128,8 @@ class ExportOptions:
     files_dir: Path | None = None  # --with files: the attachments' contents go here
     # files already in a --files-dir in object storage (name -> size): never fetched again
     files_present: dict[str, int] = field(default_factory=dict)
+    layout: str = "flat"  # flat: contacts.parquet | lake: contacts/part-00000.parquet, _changes
+    account_partition: bool = False  # lake: everything under account=<subdomain>/
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
 
     @property
@@ -164,11 +169,21 @@ def parse_since(text: str) -> datetime:
     )
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")  # a file name, never a path
+# a file of the export folder: names that never start with a dot (so never `..`), one or two
+# deep (`contacts/part-00000.parquet` in the lake layout); never absolute, never climbing out
+_SAFE_NAME = re.compile(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.=\-]{0,199}(/[A-Za-z0-9_][A-Za-z0-9_.=\-]{0,199})?$"
+)
 
 
 def _safe_name(name: object) -> bool:
     return isinstance(name, str) and _SAFE_NAME.match(name) is not None
+
+
+def _partition_value(account: str) -> str:
+    """An account's name as a Hive partition value (`account=northwind`): letters, digits,
+    `-` and `_` kept, anything else (a `/`, a `=`) made `_`."""
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", account)[:100] or "_"
 
 
 def read_manifest(out_dir: Path, shown: str | None = None) -> dict[str, Any]:
@@ -193,7 +208,12 @@ def read_manifest(out_dir: Path, shown: str | None = None) -> dict[str, Any]:
         )
     objects = manifest["objects"]
     for name, entry in list(objects.items()):
-        if not (_safe_name(name) and isinstance(entry, dict) and _safe_name(entry.get("file"))):
+        if not (
+            _safe_name(name)
+            and "/" not in name
+            and isinstance(entry, dict)
+            and _safe_name(entry.get("file"))
+        ):
             del objects[name]
     for key, entry in list(manifest.items()):
         if isinstance(entry, dict) and "file" in entry and not _safe_name(entry["file"]):
@@ -224,7 +244,10 @@ class Exporter:
         self.options = options
         self.progress = progress
         self.result = ExportResult()
+        self.out_dir = options.out_dir  # account=<subdomain>/ in it, once known, if asked
         self.manifest = read_manifest(options.out_dir, options.location)
+        # this run's change files (lake layout): contacts/_changes/run=20261204T021500Z/
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         # what an earlier export into this directory learned about the account's real limits
@@ -253,12 +276,23 @@ class Exporter:
                 "--with writes Parquet (the per-record files join the objects' Parquet files)",
                 hint="Leave out --format, or export the sub-collections in a second run.",
             )
-        if opts.out_dir.exists() and not opts.out_dir.is_dir():
+        if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(
-                f"{opts.out_dir}: not a directory", hint="--out names the directory for the files."
+                f"{self.out_dir}: not a directory", hint="--out names the directory for the files."
             )
         run = self.client.meter()
         account = await self.client.account()  # before any file changes: whose folder is it?
+        if opts.account_partition:
+            if not account:
+                raise InputError(
+                    "--account-partition needs the account's name, and this key's user may "
+                    "not read it (GET /Instance was refused)",
+                    hint="Leave out --account-partition, or use a key whose user may read it.",
+                )
+            self.out_dir = opts.out_dir / f"account={_partition_value(account)}"
+            shown = f"{opts.location.rstrip('/')}/{self.out_dir.name}" if opts.location else None
+            self.manifest = read_manifest(self.out_dir, shown)
+            self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         known = self.manifest.get("account")
         if known and account and known != account:
             raise InputError(
@@ -268,10 +302,10 @@ class Exporter:
             )
         self.manifest["account"] = account or known
         self.result.account = account or known
-        opts.out_dir.mkdir(parents=True, exist_ok=True)
-        remove_partials(opts.out_dir)
-        if (opts.out_dir / BASE_DIR).is_dir():
-            remove_partials(opts.out_dir / BASE_DIR)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.out_dir, *self.out_dir.rglob("*")):
+            if folder.is_dir() and not folder.is_symlink():  # a killed run's leftovers
+                remove_partials(folder)
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
@@ -362,7 +396,7 @@ class Exporter:
         rows = list(self.custom_objects.values())
         self._write_all(CUSTOM_OBJECTS, schema, rows)
         return ObjectResult(
-            CUSTOM_OBJECTS, "full", rows=len(rows), file=self._path(CUSTOM_OBJECTS).name
+            CUSTOM_OBJECTS, "full", rows=len(rows), file=self._file(self._path(CUSTOM_OBJECTS))
         )
 
     def _write_all(self, name: str, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
@@ -409,7 +443,7 @@ class Exporter:
         ]
         self._write_all(CUSTOM_FIELDS, custom_fields_schema(), rows)
         return ObjectResult(
-            CUSTOM_FIELDS, "full", rows=len(rows), file=self._path(CUSTOM_FIELDS).name
+            CUSTOM_FIELDS, "full", rows=len(rows), file=self._file(self._path(CUSTOM_FIELDS))
         )
 
     # ---------------------------------------------------------------- objects
@@ -508,7 +542,7 @@ class Exporter:
                 "(32,767 characters) were cut there; Parquet and CSV keep them whole"
             )
         result = ObjectResult(
-            obj.name, "full", rows=writer.rows, file=path.name, high_water_mark=marks.mark()
+            obj.name, "full", rows=writer.rows, file=self._file(path), high_water_mark=marks.mark()
         )
         if before is not None:
             result.new = len(seen.id_set() - before)
@@ -541,14 +575,15 @@ class Exporter:
         old = iso_instant((self.manifest["objects"].get(obj.name) or {}).get("high_water_mark"))
         old_mark = old.strftime(DATETIME_FORMAT) if old is not None else None
         new = modified = deleted = confirmed = 0
+        gone: set[int] = set()
         assert obj.id_field is not None
         if path.exists():
             existing = conform(read_earlier(path), schema)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
-            new, modified = _new_and_changed(existing, changed, obj)
+            new, modified, fresh = _new_and_changed(existing, changed, obj)
         else:
-            new = changed.num_rows
+            new, fresh = changed.num_rows, changed
         if self.options.detect_deletes:
             live = await self._live_ids(obj)
             checked = await self._gone(obj, set(merged[obj.id_field].to_pylist()) - live)
@@ -559,6 +594,10 @@ class Exporter:
                 )
             self._record_deleted(obj.name, gone)
             deleted = len(gone)
+        if self.options.layout == "lake" and (fresh.num_rows or deleted):
+            # journaled before the snapshot: a run stopped in between leaves a change file
+            # the next run's overlap repeats (an upsert twice is the same upsert)
+            self._write_changes(obj, fresh, gone, marks)
         writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
         try:
             for batch in merged.to_batches(max_chunksize=50_000):
@@ -580,9 +619,36 @@ class Exporter:
             deleted=deleted,
             deletes_checked=self.options.detect_deletes,
             confirm_requests=confirmed,
-            file=path.name,
+            file=self._file(path),
             high_water_mark=mark,
         )
+
+    def _write_changes(
+        self, obj: ObjectType, changed: pa.Table, gone: set[int], marks: _Marks
+    ) -> None:
+        """The lake layout's change file of this run: `contacts/_changes/run=<UTC>/
+        part-00000.parquet`, append-only, each row with `_op` (`upsert`: the record as it is now;
+        `delete`: only its id) and `_high_water_mark` (the newest DATE_UPDATED_UTC the run saw).
+        A reader that takes each file once (Auto Loader) gets every change exactly there."""
+        assert obj.id_field is not None
+        deletes = pa.Table.from_pylist([{obj.id_field: i} for i in sorted(gone)], changed.schema)
+        rows = pa.concat_tables([changed, deletes])
+        ops = ["upsert"] * changed.num_rows + ["delete"] * deletes.num_rows
+        moment = iso_instant(marks.mark())
+        rows = rows.append_column("_op", pa.array(ops, pa.string())).append_column(
+            pa.field("_high_water_mark", pa.timestamp("s", tz="UTC")),
+            pa.array(
+                [moment.replace(tzinfo=UTC) if moment else None] * rows.num_rows,
+                pa.timestamp("s", tz="UTC"),
+            ),
+        )
+        folder = self._table_path(obj.name).parent / CHANGES / f"run={self.run_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        writer = open_writer(folder / "part-00000.parquet", rows.schema, "parquet")
+        for batch in rows.to_batches(max_chunksize=50_000):
+            writer.write(batch)
+        writer.commit()
+        self.result.change_files.append(self._file(folder / "part-00000.parquet"))
 
     def _write_links(self) -> None:
         """`links.parquet`, from the LINKS of every object file in the directory: what the
@@ -591,7 +657,7 @@ class Exporter:
         tables = []
         for name, entry in sorted(self.manifest["objects"].items()):
             obj = OBJECTS.get(name)
-            path = self.options.out_dir / str(entry.get("file"))
+            path = self.out_dir / str(entry.get("file"))
             if obj is None or obj.field("LINKS") is None or entry.get("format") != "parquet":
                 continue
             if name in self._seen:  # exported by this run: gathered as its pages passed
@@ -603,11 +669,12 @@ class Exporter:
             if "LINKS" in earlier.column_names:  # a --brief export has no nested arrays
                 tables.append(_links_of(name, earlier))
         rows = pa.concat_tables(tables) if tables else LINKS_SCHEMA.empty_table()
-        writer = open_writer(self.options.out_dir / LINKS, LINKS_SCHEMA, "parquet")
+        path = self._table_path("links")
+        writer = open_writer(path, LINKS_SCHEMA, "parquet")
         for batch in rows.combine_chunks().to_batches():
             writer.write(batch)
         writer.commit()
-        self.manifest["links"] = {"file": LINKS, "rows": rows.num_rows}
+        self.manifest["links"] = {"file": self._file(path), "rows": rows.num_rows}
 
     def _subs_since(self, names: list[str]) -> dict[tuple[str, str], datetime]:
         """For an incremental run: per sub-collection and parent object, when it was last
@@ -618,10 +685,7 @@ class Exporter:
         since: dict[tuple[str, str], datetime] = {}
         for sub in self.options.with_:
             entry = self.manifest.get(sub) or {}
-            if (
-                not isinstance(entry, dict)
-                or not (self.options.out_dir / str(entry.get("file"))).exists()
-            ):
+            if not isinstance(entry, dict) or not (self.out_dir / str(entry.get("file"))).exists():
                 continue
             marks = entry.get("marks") or {}
             for obj in parents_of(sub, names):
@@ -637,10 +701,11 @@ class Exporter:
         incremental run: of the records changed since it was last read)."""
         fetcher = SubFetcher(
             self.client,
-            self.options.out_dir,
+            self.out_dir,
             self.progress,
             self.options.files_dir,
             self.options.files_present,
+            self.options.layout,
         )
         entries = self.manifest["objects"]
         for sub in self.options.with_:
@@ -649,7 +714,7 @@ class Exporter:
                 entry = entries.get(obj.name) or {}
                 if entry.get("format") != "parquet":
                     continue
-                path = self.options.out_dir / str(entry["file"])
+                path = self.out_dir / str(entry["file"])
                 seen = self._seen.get(obj.name)
                 stamps = seen.table() if seen else _stamps_of(path, obj)
                 mark = self._sub_since.get((sub, obj.name))
@@ -747,7 +812,7 @@ class Exporter:
         them again, and they are not added twice."""
         if not ids:
             return
-        path = self.options.out_dir / DELETED
+        path = self.out_dir / DELETED
         try:
             old = conform(pq.read_table(path), DELETED_SCHEMA) if path.exists() else None
         except (pa.ArrowException, OSError) as exc:
@@ -800,7 +865,7 @@ class Exporter:
     def _base_path(self, name: str) -> Path:
         """`_base/NAME.parquet`: the records as exported, beside a CSV or XLSX a person may edit;
         importing the edited file compares each cell with it (a three-way merge)."""
-        folder = self.options.out_dir / BASE_DIR
+        folder = self.out_dir / BASE_DIR
         if folder.is_symlink():  # never written through: a link could lead anywhere
             raise InputError(
                 f"{folder} is a symbolic link; the export's own folder is never written through one",
@@ -810,7 +875,25 @@ class Exporter:
         return folder / f"{name}.parquet"
 
     def _path(self, name: str) -> Path:
-        return self.options.out_dir / f"{name}.{self.ext}"
+        return self._table_path(name, self.ext)
+
+    def _table_path(self, stem: str, ext: str = "parquet") -> Path:
+        """A table's file: `contacts.parquet`, or in the lake layout `contacts/part-00000.parquet`
+        (its folder made here, never through a symbolic link)."""
+        path = self.out_dir / table_file(stem, ext, self.options.layout)
+        if path.parent != self.out_dir:
+            if path.parent.is_symlink():
+                raise InputError(
+                    f"{path.parent} is a symbolic link; the export's own folders are never "
+                    "written through one",
+                    hint="Remove the link (the export makes the folder), then run again.",
+                )
+            path.parent.mkdir(exist_ok=True)
+        return path
+
+    def _file(self, path: Path) -> str:
+        """A file's name in the manifest: its path under the export folder."""
+        return path.relative_to(self.out_dir).as_posix()
 
     def _record(self, outcome: ObjectResult) -> None:
         if outcome.status == "skipped":
@@ -843,7 +926,7 @@ class Exporter:
             "limit": self.client.quota.limit,
             "remaining": self.client.quota.remaining,
         }
-        write_json_atomic(self.options.out_dir / MANIFEST, self.manifest)
+        write_json_atomic(self.out_dir / MANIFEST, self.manifest)
 
 
 @dataclass(frozen=True)
@@ -983,9 +1066,12 @@ def _ids_of(path: Path, id_field: str | None) -> set[int] | None:
         return None  # not ours to read: nothing to compare
 
 
-def _new_and_changed(existing: pa.Table, fetched: pa.Table, obj: ObjectType) -> tuple[int, int]:
-    """Of the records an incremental run fetched: how many the file did not have, and how many
-    it had in another version (the overlap second re-reads some that did not change)."""
+def _new_and_changed(
+    existing: pa.Table, fetched: pa.Table, obj: ObjectType
+) -> tuple[int, int, pa.Table]:
+    """Of the records an incremental run fetched: how many the file did not have, how many it
+    had in another version, and those records (the overlap second re-reads some that did not
+    change: they are not changes)."""
     assert obj.id_field is not None
     old = dict(
         zip(
@@ -998,9 +1084,10 @@ def _new_and_changed(existing: pa.Table, fetched: pa.Table, obj: ObjectType) -> 
     )
     ids = fetched[obj.id_field].to_pylist()
     stamps = fetched[obj.updated_field].to_pylist() if obj.updated_field else [object()] * len(ids)
-    new = sum(1 for i in ids if i not in old)
-    changed = sum(1 for i, stamp in zip(ids, stamps, strict=True) if i in old and old[i] != stamp)
-    return new, changed
+    is_new = [i not in old for i in ids]
+    is_changed = [i in old and old[i] != s for i, s in zip(ids, stamps, strict=True)]
+    fresh = pa.array([a or b for a, b in zip(is_new, is_changed, strict=True)], pa.bool_())
+    return sum(is_new), sum(is_changed), fetched.filter(fresh)
 
 
 def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
@@ -1014,10 +1101,22 @@ def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
     return table.take(sorted(last.values()))
 
 
+def _rows(entry: dict[str, Any]) -> int:
+    rows = entry.get("rows")
+    return rows if isinstance(rows, int) and rows > 0 else 0  # a hand-edited manifest: none
+
+
 def deletion_cost(options: ExportOptions) -> int:
     """About how many requests `--detect-deletes` adds: one id listing of each object the
     earlier export has rows of, 500 ids a request (an estimate: counts move)."""
-    objects = read_manifest(options.out_dir)["objects"]
+    folders = [options.out_dir]
+    if options.account_partition and options.out_dir.is_dir():  # the account is not known yet
+        folders += sorted(d for d in options.out_dir.glob("account=*") if d.is_dir())
+    objects: dict[str, Any] = {}
+    for folder in folders:
+        for name, entry in read_manifest(folder)["objects"].items():
+            if _rows(entry) >= _rows(objects.get(name) or {}):
+                objects[name] = entry
     asked = {n.lower() for n in resolve_objects(options.objects)}
     total = 0
     for name, entry in objects.items():
@@ -1028,7 +1127,7 @@ def deletion_cost(options: ExportOptions) -> int:
         except InputError:
             continue
         if obj.searchable and obj.updated_field:
-            total += max(1, -(-int(entry.get("rows") or 0) // 500))
+            total += max(1, -(-_rows(entry) // 500))
     return total
 
 

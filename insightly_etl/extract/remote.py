@@ -45,6 +45,7 @@ from insightly_etl.extract.export import MANIFEST, export_files, read_manifest
 SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
 PROBE = "_insightly-etl.probe"  # written and removed before a run: the location takes writes
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_PARTITION = re.compile(r"^account=[A-Za-z0-9_\-]{1,100}$")  # export._partition_value's
 # pyarrow's errors: OSError (IO), ArrowInvalid (a ValueError), and the bare ArrowException
 # that its Azure filesystem raises when no credential is found
 _FAILURES = (OSError, ValueError, TypeError, pa.ArrowException)
@@ -153,13 +154,23 @@ def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
     """The location's export copied into `folder`: its manifest and the files it names, nothing
     else (nothing when there is no manifest yet); what was copied, as it lies in `folder`."""
     try:
-        if _copy_in(fs, f"{root}/{MANIFEST}", folder / MANIFEST):
-            for name in export_files(read_manifest(folder, uri)):
-                if name != MANIFEST:
-                    _copy_in(fs, f"{root}/{name}", folder / name)
+        _pull_export(fs, root, uri, folder)
+        # the lake layout's account partitions (`account=acme/`), each an export of its own
+        found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        for info in found:
+            if info.type == pafs.FileType.Directory and _PARTITION.match(info.base_name):
+                name = info.base_name
+                _pull_export(fs, f"{root}/{name}", f"{uri.rstrip('/')}/{name}", folder / name)
     except _FAILURES as exc:
         raise _storage_error(uri, exc) from None
     return _local_files(folder)
+
+
+def _pull_export(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> None:
+    if _copy_in(fs, f"{root}/{MANIFEST}", folder / MANIFEST):
+        for name in export_files(read_manifest(folder, uri)):
+            if name != MANIFEST:
+                _copy_in(fs, f"{root}/{name}", folder / name)
 
 
 def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: Files) -> int:

@@ -42,7 +42,7 @@ from insightly_etl.errors import (
     NotFoundError,
     ReserveReached,
 )
-from insightly_etl.extract.writers import open_writer, read_earlier, write_atomic
+from insightly_etl.extract.writers import open_writer, read_earlier, table_file, write_atomic
 from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT
 from insightly_etl.progress import Progress
 
@@ -264,7 +264,9 @@ class SubFetcher:
         progress: Progress,
         files_dir: Path | None = None,
         files_present: Mapping[str, int] | None = None,
+        layout: str = "flat",
     ) -> None:
+        self.layout = layout
         self.client, self.out_dir, self.progress = client, out_dir, progress
         self.files_dir = files_dir
         self.files_present = files_present or {}  # in object storage already: name -> size
@@ -325,7 +327,8 @@ class SubFetcher:
         order = {p.obj.name: n for n, p in enumerate(parents)}
         rows.sort(key=lambda r: (order[_parent(r)[0]], _parent(r)[1]))
         schema = SCHEMAS[sub]
-        name = f"{spec.stem}.parquet"
+        name = table_file(spec.stem, "parquet", self.layout)
+        (self.out_dir / name).parent.mkdir(exist_ok=True)
         try:
             if sub == "files" and self.files_dir is not None:
                 await self._download(rows)
@@ -392,7 +395,7 @@ class SubFetcher:
         read incrementally (else nothing is kept: every record is read again)."""
         if all(p.only is None for p in parents):
             return [], []
-        path = self.out_dir / f"{SUBCOLLECTIONS[sub].stem}.parquet"
+        path = self.out_dir / table_file(SUBCOLLECTIONS[sub].stem, "parquet", self.layout)
         rows = read_earlier(path).cast(SCHEMAS[sub]).to_pylist() if path.exists() else []
         refused = self.out_dir / UNREADABLE
         unreadable = read_earlier(refused).to_pylist() if refused.exists() else []

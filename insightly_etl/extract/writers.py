@@ -105,6 +105,16 @@ class ParquetTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+LAYOUTS = ("flat", "lake")
+
+
+def table_file(stem: str, ext: str, layout: str) -> str:
+    """Where a table lies in the export folder: `contacts.parquet` (flat), or
+    `contacts/part-00000.parquet` (lake: one folder per table, as Spark, Trino and DuckDB's
+    `read_parquet('contacts/*.parquet')` read a table)."""
+    return f"{stem}/part-00000.{ext}" if layout == "lake" else f"{stem}.{ext}"
+
+
 def read_earlier(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A Parquet file an earlier run wrote into the export folder. One that is not Parquet
     (overwritten, truncated by a full disk, put there by hand) is the user's to move away: a
