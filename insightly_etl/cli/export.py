@@ -71,6 +71,15 @@ from insightly_etl.cli.common import (
     "contacts/_changes/run=<UTC>/part-00000.parquet with an _op column (upsert, delete).",
 )
 @click.option(
+    "--table-format",
+    type=click.Choice(["parquet", "delta"]),
+    default="parquet",
+    show_default=True,
+    help="delta: each object a Delta Lake table (contacts/ with its _delta_log), in the lake "
+    "layout: a full run writes a version, an incremental run MERGEs on the record id and "
+    "deletes what --detect-deletes found (pip install 'insightly-etl[delta]').",
+)
+@click.option(
     "--account-partition",
     is_flag=True,
     help="With --layout lake: write under account=<the account's subdomain>/ (a Hive "
@@ -111,6 +120,7 @@ def export(
     since: str | None,
     detect_deletes: bool,
     layout: str,
+    table_format: str,
     account_partition: bool,
     brief: bool,
     with_: str | None,
@@ -140,7 +150,9 @@ def export(
         raise click.UsageError("--incremental and --since exclude each other")
     if csv_dialect and fmt != "csv":
         raise click.UsageError("--csv-dialect applies to --format csv")
-    if account_partition and layout != "lake":
+    if table_format == "delta" and fmt != "parquet":
+        raise click.UsageError("--table-format delta writes Parquet: leave out --format")
+    if account_partition and layout != "lake" and table_format != "delta":
         raise click.UsageError("--account-partition goes with --layout lake")
     if detect_deletes and not (incremental or since):
         raise click.UsageError(
@@ -171,7 +183,8 @@ def export(
             incremental=incremental,
             since=since_at,
             brief=brief,
-            layout=layout,
+            layout="lake" if table_format == "delta" else layout,
+            table_format=table_format,
             account_partition=account_partition,
             detect_deletes=detect_deletes,
             with_=subs,

@@ -58,6 +58,8 @@ from insightly_etl.extract.subcollections import (
 )
 from insightly_etl.extract.writers import (
     TableWriter,
+    is_delta_table,
+    merge_delta,
     open_writer,
     read_earlier,
     remove_partials,
@@ -71,6 +73,7 @@ from insightly_etl.progress import NullProgress, Progress
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
+TABLES = ("parquet", "delta")  # the formats an export reads back (merges, links, --with)
 CHANGES = "_changes"  # lake layout: TABLE/_changes/run=<UTC>/part-00000.parquet, one per run
 DELETED_SCHEMA = pa.schema(
     [
@@ -130,6 +133,7 @@ class ExportOptions:
     files_present: dict[str, int] = field(default_factory=dict)
     layout: str = "flat"  # flat: contacts.parquet | lake: contacts/part-00000.parquet, _changes
     account_partition: bool = False  # lake: everything under account=<subdomain>/
+    table_format: str = "parquet"  # parquet | delta: each object a Delta table (lake layout)
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
 
     @property
@@ -226,7 +230,8 @@ def export_files(manifest: dict[str, Any]) -> list[str]:
     each object's file and `_base` copy, links, sub-collections, `_deleted`, `_unreadable`."""
     names = {MANIFEST, DELETED, LINKS, UNREADABLE}
     for name, entry in manifest["objects"].items():
-        names |= {entry["file"], f"{BASE_DIR}/{name}.parquet"}
+        delta = entry.get("format") == "delta"  # a folder: `contacts/`, read whole
+        names |= {entry["file"] + ("/" if delta else ""), f"{BASE_DIR}/{name}.parquet"}
     names |= {e["file"] for e in manifest.values() if isinstance(e, dict) and "file" in e}
     return sorted(names)
 
@@ -257,6 +262,7 @@ class Exporter:
         self._schemas: dict[str, pa.Schema] = {}
         self._defs: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
         self.ext = options.fmt  # parquet | csv | xlsx
+        self.table_fmt = "delta" if options.table_format == "delta" else options.fmt
 
     async def run(self) -> ExportResult:
         try:
@@ -472,7 +478,7 @@ class Exporter:
             return None
         entry = self.manifest["objects"].get(obj.name) or {}
         mark = entry.get("high_water_mark")
-        if not mark or not self._path(obj.name).exists():
+        if not mark or not _exists(self._path(obj.name)):
             return None  # no earlier export of this object: a full one
         moment = iso_instant(mark)
         if moment is None:  # an old or damaged manifest: this run's full export repairs it
@@ -497,7 +503,7 @@ class Exporter:
                 if writer is None:  # the first page is here, and so are the definitions
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
-                    writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
+                    writer = open_writer(path, schema, self.table_fmt, self.options.csv_dialect)
                     if self.options.fmt != "parquet" and obj.id_field:
                         base = open_writer(self._base_path(obj.name), schema, "parquet")
                 self._on_page(page, marks)
@@ -577,8 +583,17 @@ class Exporter:
         new = modified = deleted = confirmed = 0
         gone: set[int] = set()
         assert obj.id_field is not None
-        if path.exists():
-            existing = conform(read_earlier(path), schema)
+        if _exists(path):
+            try:
+                existing = conform(read_earlier(path), schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                # a custom field's type changed (text to number …): the file's older values
+                # cannot be carried over, and the server has them in the new type
+                self.result.warnings.append(
+                    f"{obj.name}: a field's type changed since the last export "
+                    f"({str(exc)[:80]}); exported in full this time"
+                )
+                return await self._full(obj, path, brief)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
             new, modified, fresh = _new_and_changed(existing, changed, obj)
@@ -594,18 +609,26 @@ class Exporter:
                 )
             self._record_deleted(obj.name, gone)
             deleted = len(gone)
-        if self.options.layout == "lake" and (fresh.num_rows or deleted):
+        if (
+            self.options.layout == "lake"
+            and self.table_fmt != "delta"
+            and (fresh.num_rows or deleted)
+        ):
+            # (a Delta table keeps its history itself: each run is a version)
             # journaled before the snapshot: a run stopped in between leaves a change file
             # the next run's overlap repeats (an upsert twice is the same upsert)
             self._write_changes(obj, fresh, gone, marks)
-        writer = open_writer(path, schema, self.options.fmt, self.options.csv_dialect)
-        try:
-            for batch in merged.to_batches(max_chunksize=50_000):
-                writer.write(batch)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
+        if self.table_fmt == "delta" and _exists(path):
+            await asyncio.to_thread(merge_delta, path, fresh, gone, obj.id_field, merged)
+        else:
+            writer = open_writer(path, schema, self.table_fmt, self.options.csv_dialect)
+            try:
+                for batch in merged.to_batches(max_chunksize=50_000):
+                    writer.write(batch)
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit()
         self._seen[obj.name] = seen = _Seen(obj)
         seen.add(merged)
         self._warn_bad_values(obj.name, converter)
@@ -658,12 +681,12 @@ class Exporter:
         for name, entry in sorted(self.manifest["objects"].items()):
             obj = OBJECTS.get(name)
             path = self.out_dir / str(entry.get("file"))
-            if obj is None or obj.field("LINKS") is None or entry.get("format") != "parquet":
+            if obj is None or obj.field("LINKS") is None or entry.get("format") not in TABLES:
                 continue
             if name in self._seen:  # exported by this run: gathered as its pages passed
                 tables.extend(self._seen[name].links)
                 continue
-            if not path.exists():
+            if not _exists(path):
                 continue
             earlier = read_earlier(path, [obj.id_field or "", "LINKS"])
             if "LINKS" in earlier.column_names:  # a --brief export has no nested arrays
@@ -712,7 +735,7 @@ class Exporter:
             parents = []
             for obj in parents_of(sub, names):
                 entry = entries.get(obj.name) or {}
-                if entry.get("format") != "parquet":
+                if entry.get("format") not in TABLES:
                     continue
                 path = self.out_dir / str(entry["file"])
                 seen = self._seen.get(obj.name)
@@ -875,6 +898,8 @@ class Exporter:
         return folder / f"{name}.parquet"
 
     def _path(self, name: str) -> Path:
+        if self.table_fmt == "delta" and name not in (CUSTOM_FIELDS, CUSTOM_OBJECTS):
+            return self._table_path(name, "delta").parent  # the table's folder: contacts/
         return self._table_path(name, self.ext)
 
     def _table_path(self, stem: str, ext: str = "parquet") -> Path:
@@ -901,7 +926,9 @@ class Exporter:
         schema = self._schemas[outcome.name]
         self.manifest["objects"][outcome.name] = {
             "file": outcome.file,
-            "format": self.options.fmt,
+            "format": self.options.fmt
+            if outcome.name in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
+            else self.table_fmt,
             "rows": outcome.rows,
             "mode": outcome.status,
             "changed": outcome.changed if outcome.status == "incremental" else None,
@@ -1047,23 +1074,24 @@ class _Seen:
 
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
-    if not path.exists():
+    if not _exists(path):
         return pa.table({obj.id_field or "id": pa.array([], pa.int64())})
     return read_earlier(path, [c for c in (obj.id_field, obj.updated_field) if c])
 
 
 def _ids_of(path: Path, id_field: str | None) -> set[int] | None:
     """The ids an earlier export's Parquet file holds (None: no such file, or no ids)."""
-    if id_field is None or not path.exists():
+    if id_field is None or not _exists(path):
         return None
     try:
-        return {
-            i
-            for i in pq.read_table(path, columns=[id_field])[id_field].to_pylist()
-            if i is not None
-        }
-    except (pa.ArrowInvalid, KeyError, OSError):
+        return {i for i in read_earlier(path, [id_field])[id_field].to_pylist() if i is not None}
+    except (InputError, KeyError):
         return None  # not ours to read: nothing to compare
+
+
+def _exists(path: Path) -> bool:
+    """An earlier run's table: a file, or a Delta table's folder with its log."""
+    return is_delta_table(path) if path.is_dir() else path.exists()
 
 
 def _new_and_changed(

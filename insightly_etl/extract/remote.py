@@ -169,8 +169,22 @@ def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
 def _pull_export(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> None:
     if _copy_in(fs, f"{root}/{MANIFEST}", folder / MANIFEST):
         for name in export_files(read_manifest(folder, uri)):
-            if name != MANIFEST:
+            if name.endswith("/"):  # a Delta table: its folder, data files and log
+                _copy_folder(fs, f"{root}/{name.rstrip('/')}", folder / name)
+            elif name != MANIFEST:
                 _copy_in(fs, f"{root}/{name}", folder / name)
+
+
+def _copy_folder(fs: pafs.FileSystem, root: str, folder: Path) -> None:
+    found = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    for info in found:
+        name = info.path[len(root) :].lstrip("/")
+        parts = name.split("/")
+        if info.type != pafs.FileType.File or any(
+            not p or p.startswith(".") or "\\" in p or len(p) > 200 for p in parts
+        ):
+            continue  # not a table's file: a key such as `x/../../y` is never written locally
+        _copy_in(fs, info.path, folder / name)
 
 
 def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: Files) -> int:
@@ -178,7 +192,9 @@ def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: File
     location what the run removed. The number of files uploaded."""
     now = _local_files(folder)
     changed = [name for name, stat in now.items() if before.get(name) != stat]
-    changed.sort(key=lambda name: name == MANIFEST)  # the commit point goes last
+    # the commit points go last: a Delta table's log after its data files, in version order,
+    # and the manifest after everything
+    changed.sort(key=lambda name: (name == MANIFEST, "/_delta_log/" in f"/{name}", name))
     try:
         for name in changed:
             parent = f"{root}/{name}".rsplit("/", 1)[0]

@@ -94,10 +94,15 @@ class ParquetTableWriter:
             self._buffer, self._buffered = [], 0
 
     def commit(self) -> None:
+        publish(self.close_partial(), self.path)
+
+    def close_partial(self) -> Path:
+        """Everything written, closed in its partial file, which is not published: the caller
+        takes it from there (a Delta table's next version)."""
         self._flush()
         self._writer.close()
         self._file.close()
-        publish(self._tmp, self.path)
+        return self._tmp
 
     def abort(self) -> None:
         self._writer.close()
@@ -108,6 +113,21 @@ class ParquetTableWriter:
 LAYOUTS = ("flat", "lake")
 
 
+def _read_delta(path: Path, columns: list[str] | None) -> pa.Table:
+    deltalake = _deltalake()
+    try:
+        dataset = deltalake.DeltaTable(str(path)).to_pyarrow_dataset()
+        if columns is not None:
+            columns = [c for c in columns if c in dataset.schema.names]
+        return dataset.to_table(columns=columns)
+    except (deltalake.exceptions.DeltaError, pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path} cannot be read as a Delta table ({str(exc)[:120]})",
+            hint="It is not the table an earlier export wrote: move it away, then run a full "
+            "export (without --incremental).",
+        ) from None
+
+
 def table_file(stem: str, ext: str, layout: str) -> str:
     """Where a table lies in the export folder: `contacts.parquet` (flat), or
     `contacts/part-00000.parquet` (lake: one folder per table, as Spark, Trino and DuckDB's
@@ -115,10 +135,93 @@ def table_file(stem: str, ext: str, layout: str) -> str:
     return f"{stem}/part-00000.{ext}" if layout == "lake" else f"{stem}.{ext}"
 
 
+def _deltalake() -> Any:
+    """The `deltalake` package (delta-rs), an optional extra: imported only for Delta tables."""
+    try:
+        import deltalake
+    except ImportError:
+        raise InputError(
+            "--table-format delta needs the deltalake package",
+            hint="pip install 'insightly-etl[delta]'",
+        ) from None
+    return deltalake
+
+
+def is_delta_table(path: Path) -> bool:
+    return (path / "_delta_log").is_dir()
+
+
+class DeltaTableWriter:
+    """A full export's Delta table: the batches gather in a partial Parquet file beside it,
+    then become one table version that replaces the rows (and the schema: a custom field's
+    type may have changed) with `mode="overwrite"`. Nothing is committed on abort."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema, self.rows = path, schema, 0
+        self._stage = ParquetTableWriter(path.with_name(f"{path.name}.parquet"), schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._stage.write(batch)
+        self.rows += batch.num_rows
+
+    def commit(self) -> None:
+        staged = self._stage.close_partial()
+        try:
+            batches = pq.ParquetFile(staged).iter_batches(batch_size=ROW_GROUP_ROWS)
+            _deltalake().write_deltalake(
+                str(self.path),
+                pa.RecordBatchReader.from_batches(self.schema, batches),
+                mode="overwrite",
+                schema_mode="overwrite",
+            )
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self._stage.abort()
+
+
+def merge_delta(
+    path: Path, changed: pa.Table, gone: set[int], id_field: str, merged: pa.Table
+) -> None:
+    """An incremental run as one Delta table version: a MERGE on the record id that upserts
+    the changed records and deletes the deleted ones; columns added since (new custom fields)
+    join the table's schema. A MERGE cannot change a column's type: when one changed, the
+    version is an overwrite with the merged snapshot instead, as the Parquet path rewrites its
+    file."""
+    deltalake = _deltalake()
+    if not changed.num_rows and not gone:
+        return  # no change: no version
+    deletes = pa.Table.from_pylist([{id_field: i} for i in sorted(gone)], changed.schema)
+    source = pa.concat_tables([changed, deletes]).append_column(
+        "_op", pa.array(["upsert"] * changed.num_rows + ["delete"] * len(gone), pa.string())
+    )
+    columns = {f"`{c}`": f"s.`{c}`" for c in changed.column_names}
+    try:
+        (
+            deltalake.DeltaTable(str(path))
+            .merge(
+                source,
+                predicate=f"t.`{id_field}` = s.`{id_field}`",
+                source_alias="s",
+                target_alias="t",
+                merge_schema=True,
+            )
+            .when_matched_delete(predicate="s._op = 'delete'")
+            .when_matched_update(updates=columns, predicate="s._op = 'upsert'")
+            .when_not_matched_insert(updates=columns, predicate="s._op = 'upsert'")
+            .execute()
+        )
+    except deltalake.exceptions.DeltaError:  # a type changed: the whole snapshot, one version
+        deltalake.write_deltalake(str(path), merged, mode="overwrite", schema_mode="overwrite")
+
+
 def read_earlier(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """A Parquet file an earlier run wrote into the export folder. One that is not Parquet
-    (overwritten, truncated by a full disk, put there by hand) is the user's to move away: a
-    one-line error naming it, never a traceback."""
+    """A Parquet file (or Delta table) an earlier run wrote into the export folder. One that
+    is not (overwritten, truncated by a full disk, put there by hand) is the user's to move
+    away: a one-line error naming it, never a traceback."""
+    if path.is_dir():
+        return _read_delta(path, columns)
     try:
         if columns is not None:
             names = pq.read_schema(path).names
@@ -297,6 +400,8 @@ def _number_format(dtype: pa.DataType) -> str | None:
 
 
 def open_writer(path: Path, schema: pa.Schema, fmt: str, dialect: str = "excel") -> TableWriter:
+    if fmt == "delta":
+        return DeltaTableWriter(path, schema)
     if fmt == "parquet":
         return ParquetTableWriter(path, schema)
     if fmt == "xlsx":

@@ -432,3 +432,45 @@ def test_a_lake_layout_in_s3_reads_in_duckdb_through_pyarrow(
     snapshot = ds.dataset(f"{part}/contacts/part-00000.parquet", filesystem=fs)
     ids = set(snapshot.to_table(columns=["CONTACT_ID"])["CONTACT_ID"].to_pylist())
     assert added in ids and gone not in ids
+
+
+def test_delta_tables_in_s3_read_back_with_their_history(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    delta = ("--table-format", "delta", "--out", "s3://crm/delta", "--quiet")
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        assert cli("export", "contacts", *delta, env=env, cwd=tmp_path).returncode == 0
+        api = httpx.Client(base_url=sb.url, auth=(KEY, ""))
+        total = len(api.get("Contacts", params={"top": 500}).json())
+        gone = api.get("Contacts", params={"top": 1}).json()[0]["CONTACT_ID"]
+        api.delete(f"Contacts/{gone}").raise_for_status()
+        run = cli(
+            "export", "contacts", "--incremental", "--detect-deletes", *delta, env=env, cwd=tmp_path
+        )
+        assert run.returncode == 0, run.stderr
+    # what a reader elsewhere does: deltalake (and Polars through it) straight from the bucket.
+    # In a process of its own: delta-rs holds the GIL while it waits for moto, which answers
+    # from a thread of this one
+    reader = f"""
+import json, polars as pl
+from deltalake import DeltaTable
+options = {{"AWS_ENDPOINT_URL": "{s3["AWS_ENDPOINT_URL"]}", "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "{SECRET}", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}}
+table = DeltaTable("s3://crm/delta/contacts", storage_options=options)
+first = pl.read_delta("s3://crm/delta/contacts", version=0, storage_options=options)
+print(json.dumps({{"version": table.version(),
+    "operations": [h["operation"] for h in table.history()],
+    "rows": table.to_pyarrow_dataset().count_rows(),
+    "first": first.height, "gone_then": {gone} in first["CONTACT_ID"].to_list()}}))
+"""
+    read = subprocess.run(
+        [sys.executable, "-c", reader], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(read.stdout) == {
+        "version": 1,
+        "operations": ["MERGE", "WRITE"],
+        "rows": total - 1,
+        "first": total,
+        "gone_then": True,
+    }

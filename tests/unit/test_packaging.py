@@ -20,8 +20,9 @@ def test_the_metadata_a_package_index_shows() -> None:
     assert "Typing :: Typed" in classifiers
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert not any("Windows" in c for c in classifiers)  # not yet: the README says why
-    # the repository's test and lint tools are a dependency group (PEP 735), no user extra
-    assert meta.get_all("Provides-Extra") is None
+    # the repository's test and lint tools are a dependency group (PEP 735), not a user extra;
+    # the one extra is a feature's: Delta tables
+    assert meta.get_all("Provides-Extra") == ["delta"]
     assert (
         "pytest>=8"
         in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
