@@ -640,6 +640,74 @@ def bench_strict() -> None:
             )
 
 
+def bench_lake() -> None:
+    """Issue 24 item 6: the lake layout with Delta tables beside flat Parquet, side by side
+    against one sandbox; the same into S3 (moto's server on loopback) reported beside them."""
+    print(
+        "lake: 50,000 contacts, --latency-ms 250 --rate-limit 10, through the CLI: flat Parquet,"
+        " --table-format delta, and both into moto's S3"
+    )
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    rows = 50_220
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3.start()
+    host, port = s3.get_host_and_port()
+    cloud = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=cloud["AWS_ENDPOINT_URL"],
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="lake")
+    ratios: dict[str, float] = {}
+    try:
+        with (
+            sandbox(
+                "--generate", "contacts=50000", "--latency-ms", "250", "--rate-limit", "10"
+            ) as url,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            env = {**os.environ, **cloud, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": url}
+            runs = {
+                "flat Parquet, local disk": ["--out", f"{tmp}/flat"],
+                "lake layout, Delta tables, local disk": [
+                    "--table-format",
+                    "delta",
+                    "--out",
+                    f"{tmp}/delta",
+                ],
+                "flat Parquet into S3 (moto, loopback)": ["--out", "s3://lake/flat"],
+                "Delta tables into S3 (moto, loopback)": [
+                    "--table-format",
+                    "delta",
+                    "--out",
+                    "s3://lake/delta",
+                ],
+            }
+            for name, args in runs.items():
+                time.sleep(1.1)  # the per-second bucket full again
+                start = time.monotonic()
+                subprocess.run([*ETL, "export", "contacts", *args, "--quiet"], env=env, check=True)
+                ratios[name] = rows / (time.monotonic() - start) / 5000
+                report(f"{name}: records/s / ceiling", f"{ratios[name]:.3f}")
+    finally:
+        s3.stop()
+    flat = ratios["flat Parquet, local disk"]
+    report(
+        "Delta lake / flat Parquet (local disk)",
+        f"{ratios['lake layout, Delta tables, local disk'] / flat:.3f}",
+        "target ≥ 0.90",
+    )
+
+
 SCENARIOS: dict[str, Callable[[], None]] = {
     "sandbox": bench_sandbox,
     "client": bench_client,
@@ -652,6 +720,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "reads": bench_reads,
     "strict": bench_strict,
     "scale": bench_scale,
+    "lake": bench_lake,
 }
 
 
