@@ -307,6 +307,7 @@ class Exporter:
                 hint="Export into another --out folder (or use the key of the folder's account).",
             )
         self.manifest["account"] = account or known
+        self._check_layout()
         self.result.account = account or known
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for folder in (self.out_dir, *self.out_dir.rglob("*")):
@@ -352,6 +353,25 @@ class Exporter:
         self.result.seconds = time.monotonic() - started
         self.result.stats = self.client.stats.summary()
         return self.result
+
+    def _check_layout(self) -> None:
+        """A folder keeps the layout and table format of its first export: a flat file beside
+        a lake folder, or Parquet files inside a Delta table's folder, would mix two exports
+        that readers take for one (an older manifest without them was flat Parquet)."""
+        layout, table_format = self.options.layout, self.options.table_format
+        if self.manifest["objects"]:
+            was = (
+                self.manifest.get("layout", "flat"),
+                self.manifest.get("table_format", "parquet"),
+            )
+            if was != (layout, table_format):
+                raise InputError(
+                    f"{self.options.shown} holds an export in the {was[0]} layout with "
+                    f"{was[1]} tables; this run asks for the {layout} layout with "
+                    f"{table_format} tables",
+                    hint="Export into another --out (or give the options of the folder's export).",
+                )
+        self.manifest["layout"], self.manifest["table_format"] = layout, table_format
 
     # ---------------------------------------------------------------- custom objects
     async def _names(self, asked: list[str]) -> list[str]:

@@ -67,3 +67,20 @@ def test_an_account_partition_needs_the_lake_layout(make_sandbox, tmp_path: Path
     result = run(make_sandbox(), "export", "--account-partition", "--out", str(tmp_path))
     assert result.exit_code == 2
     assert "Error: --account-partition goes with --layout lake" in result.stderr
+
+
+def test_a_folder_keeps_the_layout_and_table_format_of_its_first_export(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    assert run(sb, "export", "contacts", "--out", str(tmp_path)).exit_code == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["--layout", "lake"], ["--table-format", "delta"]):
+        mixed = run(sb, "export", "contacts", *args, "--out", str(tmp_path))
+        assert mixed.exit_code == 2, mixed.output
+        asked = "lake layout with parquet" if args[0] == "--layout" else "lake layout with delta"
+        assert (
+            f"Error: {tmp_path} holds an export in the flat layout with parquet tables; this run "
+            f"asks for the {asked} tables\nHint: Export into another --out" in mixed.stderr
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written beside it
