@@ -165,11 +165,13 @@ def export(
     names = resolve_objects(list(objects))
     since_at = parse_since(since) if since else None
     where = str(out_dir)
+    pull_partition = None
     with contextlib.ExitStack() as stack:
         if isinstance(out_dir, str):  # object storage: the export runs in a staging folder
             from insightly_etl.extract.remote import staged
 
-            out_dir = stack.enter_context(staged(where))
+            stage = stack.enter_context(staged(where))
+            out_dir, pull_partition = stage.folder, stage.pull_partition
         files_present: dict[str, int] = {}
         if isinstance(files_dir, str):  # downloads gather here, then are uploaded
             from insightly_etl.extract.remote import collected
@@ -190,6 +192,7 @@ def export(
             with_=subs,
             files_dir=files_dir,
             files_present=files_present,
+            pull_partition=pull_partition,
             location=where if where != str(out_dir) else None,
         )
         if detect_deletes and not quiet:

@@ -57,6 +57,7 @@ from insightly_etl.extract.subcollections import (
     plan_subcollections,
 )
 from insightly_etl.extract.writers import (
+    ParquetTableWriter,
     TableWriter,
     is_delta_table,
     merge_delta,
@@ -66,7 +67,7 @@ from insightly_etl.extract.writers import (
     table_file,
     write_json_atomic,
 )
-from insightly_etl.files import BASE_DIR, utc_now
+from insightly_etl.files import BASE_DIR, publish, utc_now
 from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 from insightly_etl.progress import NullProgress, Progress
 
@@ -134,6 +135,8 @@ class ExportOptions:
     layout: str = "flat"  # flat: contacts.parquet | lake: contacts/part-00000.parquet, _changes
     account_partition: bool = False  # lake: everything under account=<subdomain>/
     table_format: str = "parquet"  # parquet | delta: each object a Delta table (lake layout)
+    # object storage: brings the run's own account partition into the staging out_dir
+    pull_partition: Callable[[str], None] | None = None
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
 
     @property
@@ -296,6 +299,8 @@ class Exporter:
                     hint="Leave out --account-partition, or use a key whose user may read it.",
                 )
             self.out_dir = opts.out_dir / f"account={_partition_value(account)}"
+            if opts.pull_partition is not None:
+                await asyncio.to_thread(opts.pull_partition, self.out_dir.name)
             shown = f"{opts.location.rstrip('/')}/{self.out_dir.name}" if opts.location else None
             self.manifest = read_manifest(self.out_dir, shown)
             self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
@@ -310,9 +315,8 @@ class Exporter:
         self._check_layout()
         self.result.account = account or known
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (self.out_dir, *self.out_dir.rglob("*")):
-            if folder.is_dir() and not folder.is_symlink():  # a killed run's leftovers
-                remove_partials(folder)
+        for folder in self._own_folders():  # a killed run's leftovers
+            remove_partials(folder)
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
@@ -353,6 +357,26 @@ class Exporter:
         self.result.seconds = time.monotonic() - started
         self.result.stats = self.client.stats.summary()
         return self.result
+
+    def _lake_changes(self) -> bool:
+        """Change files are written: the lake layout in Parquet (a Delta table keeps its
+        history itself, each run a version)."""
+        return self.options.layout == "lake" and self.table_fmt == "parquet"
+
+    def _own_folders(self) -> list[Path]:
+        """The folders this tool writes in: the export folder, `_base`, and (lake layout) each
+        table's folder and its change runs. Other folders in it (a `.git`, someone's
+        downloads) are never walked, and their files never removed."""
+        root = self.out_dir
+        folders = [root, root / BASE_DIR]
+        if self.options.layout == "lake":
+            for table in root.iterdir():
+                if (
+                    table.is_dir() and not table.is_symlink() and not table.name.startswith(".")
+                ) and (any(table.glob("part-00000.*")) or any(table.glob(".part-00000.*"))):
+                    folders.append(table)
+                    folders += [d for d in (table / CHANGES).glob("run=*") if d.is_dir()]
+        return [f for f in folders if f.is_dir() and not f.is_symlink()]
 
     def _check_layout(self) -> None:
         """A folder keeps the layout and table format of its first export: a flat file beside
@@ -512,6 +536,9 @@ class Exporter:
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
         before = _ids_of(path, obj.id_field) if self.options.fmt == "parquet" else None
+        # the lake layout's change file of a full run over an earlier snapshot: what differs
+        changes_from = self._lake_changes() and before is not None
+        old_stamps = _stamps_of(path, obj) if changes_from else None
         marks = _Marks(obj.updated_field)
         seen = _Seen(obj)
         writer: TableWriter | None = None
@@ -557,7 +584,16 @@ class Exporter:
         finally:
             self.progress.finish()
         assert writer is not None and converter is not None
-        writer.commit()
+        if old_stamps is not None and isinstance(writer, ParquetTableWriter):
+            # journaled before the snapshot is published, as an incremental run's are
+            staged = writer.close_partial()
+            fresh = _fresh(old_stamps, seen.table(), obj)
+            rows = pq.read_table(staged).filter(pc.field(obj.id_field).isin(fresh))
+            if rows.num_rows or deleted:
+                self._write_changes(obj, rows, checked.gone, marks)
+            publish(staged, path)
+        else:
+            writer.commit()
         if base is not None:
             base.commit()
         self._seen[obj.name] = seen
@@ -629,12 +665,7 @@ class Exporter:
                 )
             self._record_deleted(obj.name, gone)
             deleted = len(gone)
-        if (
-            self.options.layout == "lake"
-            and self.table_fmt != "delta"
-            and (fresh.num_rows or deleted)
-        ):
-            # (a Delta table keeps its history itself: each run is a version)
+        if self._lake_changes() and (fresh.num_rows or deleted):
             # journaled before the snapshot: a run stopped in between leaves a change file
             # the next run's overlap repeats (an upsert twice is the same upsert)
             self._write_changes(obj, fresh, gone, marks)
@@ -1090,6 +1121,24 @@ class _Seen:
         if self.obj.id_field is None or not self.parts:
             return set()
         return {i for i in self.table()[self.obj.id_field].to_pylist() if i is not None}
+
+
+def _fresh(old: pa.Table, now: pa.Table, obj: ObjectType) -> list[int]:
+    """The ids of `now` (ids and DATE_UPDATED_UTC) that `old` lacks or has in another version."""
+    assert obj.id_field is not None
+    stamp = obj.updated_field
+    before = dict(
+        zip(
+            old[obj.id_field].to_pylist(),
+            old[stamp].to_pylist() if stamp and stamp in old.column_names else [None] * len(old),
+            strict=True,
+        )
+    )
+    ids = now[obj.id_field].to_pylist()
+    stamps = (
+        now[stamp].to_pylist() if stamp and stamp in now.column_names else [object()] * len(ids)
+    )
+    return [i for i, t in zip(ids, stamps, strict=True) if i not in before or before[i] != t]
 
 
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:

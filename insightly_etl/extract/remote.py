@@ -152,15 +152,11 @@ def check_writable(fs: pafs.FileSystem, root: str, uri: str) -> None:
 
 def pull(fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> Files:
     """The location's export copied into `folder`: its manifest and the files it names, nothing
-    else (nothing when there is no manifest yet); what was copied, as it lies in `folder`."""
+    else (nothing when there is no manifest yet); what was copied, as it lies in `folder`.
+    Account partitions (`account=acme/`) are not: each is pulled when its run knows it is its
+    own (`Staging.pull_partition`), so a run never reads another account's tables."""
     try:
         _pull_export(fs, root, uri, folder)
-        # the lake layout's account partitions (`account=acme/`), each an export of its own
-        found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        for info in found:
-            if info.type == pafs.FileType.Directory and _PARTITION.match(info.base_name):
-                name = info.base_name
-                _pull_export(fs, f"{root}/{name}", f"{uri.rstrip('/')}/{name}", folder / name)
     except _FAILURES as exc:
         raise _storage_error(uri, exc) from None
     return _local_files(folder)
@@ -251,17 +247,37 @@ def collected(uri: str) -> Iterator[tuple[Path, dict[str, int]]]:
         publish(fs, root, uri, folder, {})
 
 
+class Staging:
+    """The local folder an export into object storage runs in."""
+
+    def __init__(self, fs: pafs.FileSystem, root: str, uri: str, folder: Path) -> None:
+        self.fs, self.root, self.uri, self.folder = fs, root, uri, folder
+        self.before: Files = {}
+
+    def pull_partition(self, name: str) -> None:
+        """Bring the run's own account partition (`account=acme`) into the folder."""
+        if not _PARTITION.match(name):
+            raise InputError(f"{name!r} is not an account partition")
+        uri = f"{self.uri.rstrip('/')}/{name}"
+        try:
+            _pull_export(self.fs, f"{self.root}/{name}", uri, self.folder / name)
+        except _FAILURES as exc:
+            raise _storage_error(uri, exc) from None
+        self.before = _local_files(self.folder)
+
+
 @contextmanager
-def staged(uri: str) -> Iterator[Path]:
+def staged(uri: str) -> Iterator[Staging]:
     """A local folder holding the location's export; on leaving (also after an error), what
     changed in it is published to the location."""
     fs, root = open_location(uri)
     check_writable(fs, root, uri)
     with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
         folder = Path(tmp)
-        before = pull(fs, root, uri, folder)
+        stage = Staging(fs, root, uri, folder)
+        stage.before = pull(fs, root, uri, folder)
         try:
-            yield folder
+            yield stage
         except BaseException as exc:
             if isinstance(exc, InsightlyEtlError):  # named as the user knows it
                 exc.message = exc.message.replace(str(folder), uri.rstrip("/"))
@@ -269,6 +285,6 @@ def staged(uri: str) -> Iterator[Path]:
             # what the run finished before it stopped, as a local folder would keep it; the
             # run's own error is the one reported
             with suppress(StorageError):
-                publish(fs, root, uri, folder, before)
+                publish(fs, root, uri, folder, stage.before)
             raise
-        publish(fs, root, uri, folder, before)
+        publish(fs, root, uri, folder, stage.before)

@@ -84,3 +84,38 @@ def test_a_folder_keeps_the_layout_and_table_format_of_its_first_export(
             f"asks for the {asked} tables\nHint: Export into another --out" in mixed.stderr
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written beside it
+
+
+def test_a_full_run_over_a_lake_snapshot_writes_what_changed_as_a_change_file(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    lake = ["--layout", "lake", "--out", str(tmp_path)]
+    assert run(sb, "export", "contacts", *lake).exit_code == 0
+    contacts = sb.account.collections["Contacts"]
+    gone = contacts.ids[0]
+    sb.account.delete("Contacts", gone)
+    new = sb.account.create("Contacts", {"FIRST_NAME": "Fullrun"})
+    again = run(sb, "export", "contacts", *lake)  # full, not --incremental
+    assert again.exit_code == 0, again.output
+    changes = list((tmp_path / "contacts" / "_changes").glob("run=*/part-00000.parquet"))
+    assert len(changes) == 1
+    got = pq.read_table(changes[0], columns=["CONTACT_ID", "_op"]).to_pylist()
+    assert sorted(got, key=lambda r: r["_op"]) == [
+        {"CONTACT_ID": gone, "_op": "delete"},
+        {"CONTACT_ID": new["CONTACT_ID"], "_op": "upsert"},
+    ]
+    assert run(sb, "export", "contacts", *lake).exit_code == 0  # nothing changed: no new file
+    assert len(list((tmp_path / "contacts" / "_changes").iterdir())) == 1
+
+
+def test_an_export_removes_only_its_own_partial_files(make_sandbox, tmp_path: Path) -> None:
+    theirs = [tmp_path / "dl" / ".movie.mkv.partial", tmp_path / ".git" / ".index.partial"]
+    for path in theirs:
+        path.parent.mkdir(parents=True)
+        path.write_text("someone else's")
+    ours = tmp_path / ".contacts.parquet.partial"  # a killed run's
+    ours.write_text("half")
+    result = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert all(p.read_text() == "someone else's" for p in theirs) and not ours.exists()

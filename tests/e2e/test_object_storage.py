@@ -401,10 +401,22 @@ def test_attachments_download_into_object_storage_once(s3: dict[str, str], tmp_p
 
 
 def test_a_lake_layout_in_s3_reads_in_duckdb_through_pyarrow(
-    s3: dict[str, str], tmp_path: Path
+    s3: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import duckdb
 
+    # another account's partition, damaged: not this run's to read
+    other = boto3.client(
+        "s3",
+        endpoint_url=s3["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    other.put_object(Bucket="crm", Key="lake/account=other-co/_manifest.json", Body=b"garbage")
+    other.put_object(
+        Bucket="crm", Key="lake/account=other-co/contacts/part-00000.parquet", Body=b"x"
+    )
     lake = ("--layout", "lake", "--account-partition", "--out", "s3://crm/lake", "--quiet")
     with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
         env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
@@ -417,6 +429,7 @@ def test_a_lake_layout_in_s3_reads_in_duckdb_through_pyarrow(
             "export", "contacts", "--incremental", "--detect-deletes", *lake, env=env, cwd=tmp_path
         )
         assert run.returncode == 0, run.stderr
+    assert not [r for r in caplog.records if "GET /crm/lake/account=other-co" in r.getMessage()]
     fs = storage(s3)
     part = "crm/lake/account=northwind-sandbox"
     assert {"_manifest.json", "contacts/part-00000.parquet", "links/part-00000.parquet"} <= set(
