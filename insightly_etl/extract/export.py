@@ -208,7 +208,7 @@ def read_manifest(out_dir: Path, shown: str | None = None) -> dict[str, Any]:
         raise InputError(
             f"cannot read {where}: {exc}", hint="Move it away, or export into another folder."
         ) from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.setdefault("objects", {}), dict):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("objects"), dict):
         raise InputError(
             f'{where} is not an export manifest (a JSON object whose "objects" is an object)',
             hint="Move it away, or export into another folder.",
@@ -320,6 +320,9 @@ class Exporter:
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
+        if not (self.out_dir / MANIFEST).exists():
+            self._refuse_foreign(names)
+        self._save_manifest()  # the folder is this tool's from now on, before any table
         sub_plan = None
         if opts.with_:  # before anything is exported: refused if it would cross the quota
             self._sub_since = self._subs_since(names)
@@ -357,6 +360,21 @@ class Exporter:
         self.result.seconds = time.monotonic() - started
         self.result.stats = self.client.stats.summary()
         return self.result
+
+    def _refuse_foreign(self, names: list[str]) -> None:
+        """A folder without this tool's manifest that already holds a file this run would
+        write (another program's `contacts.parquet`): refused, never overwritten."""
+        taken = [
+            p
+            for p in (self._path(n) for n in names)
+            if p.is_symlink() or p.is_file() or (p.is_dir() and any(p.iterdir()))
+        ]
+        if taken:
+            raise InputError(
+                f"{taken[0]} is there already, and {self.options.shown} has no "
+                f"{MANIFEST} of this tool's: it is another program's, and is not overwritten",
+                hint="Export into a new or empty folder, or move the file away.",
+            )
 
     def _lake_changes(self) -> bool:
         """Change files are written: the lake layout in Parquet (a Delta table keeps its

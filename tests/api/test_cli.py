@@ -145,12 +145,33 @@ def test_an_export_whose_file_cannot_be_put_in_place_leaves_no_partial(
     make_sandbox, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
+    sb = make_sandbox()
+    assert run(sb, "export", "countries", "--out", str(out), "--quiet").exit_code == 0
     (out / "organisations.parquet").mkdir(parents=True)  # a directory where the file goes
-    result = run(make_sandbox(), "export", "organisations", "--out", str(out), "--quiet")
+    result = run(sb, "export", "organisations", "--out", str(out), "--quiet")
     assert result.exit_code == 74, result.output
     assert result.stderr.splitlines()[-1].startswith("Error: ")
     assert "organisations.parquet" in result.stderr.splitlines()[-1]
-    assert [p.name for p in out.iterdir()] == ["organisations.parquet"]  # no .partial left
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_another_programs_file_in_a_folder_without_a_manifest_is_not_overwritten(
+    make_sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "contacts.parquet").write_text("NOT OURS")
+    result = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: {tmp_path / 'contacts.parquet'} is there already, and {tmp_path} has no "
+        "_manifest.json of this tool's: it is another program's, and is not overwritten",
+        "Hint: Export into a new or empty folder, or move the file away.",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contacts.parquet"]
+    (tmp_path / "_manifest.json").write_text('{"entries": [{"url": "s3://x/y"}]}')  # Redshift's
+    other = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    assert other.exit_code == 2
+    assert "_manifest.json is not an export manifest" in other.stderr
+    assert (tmp_path / "contacts.parquet").read_text() == "NOT OURS"
 
 
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
