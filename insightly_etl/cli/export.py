@@ -64,11 +64,11 @@ from insightly_etl.cli.common import (
 @click.option(
     "--layout",
     type=click.Choice(["flat", "lake"]),
-    default="flat",
-    show_default=True,
+    default=None,
     help="flat: contacts.parquet … in one folder. lake: a folder per table "
-    "(contacts/part-00000.parquet) and, per incremental run, append-only change files "
-    "contacts/_changes/run=<UTC>/part-00000.parquet with an _op column (upsert, delete).",
+    "(contacts/part-00000.parquet) and, per run over an earlier export, append-only change "
+    "files contacts/_changes/run=<UTC>/part-00000.parquet with an _op column (upsert, "
+    "delete).  [default: flat; lake with --table-format delta]",
 )
 @click.option(
     "--table-format",
@@ -119,7 +119,7 @@ def export(
     incremental: bool,
     since: str | None,
     detect_deletes: bool,
-    layout: str,
+    layout: str | None,
     table_format: str,
     account_partition: bool,
     brief: bool,
@@ -150,6 +150,9 @@ def export(
         raise click.UsageError("--incremental and --since exclude each other")
     if csv_dialect and fmt != "csv":
         raise click.UsageError("--csv-dialect applies to --format csv")
+    if table_format == "delta" and layout == "flat":
+        raise click.UsageError("--table-format delta makes a folder per table: --layout lake")
+    layout = layout or ("lake" if table_format == "delta" else "flat")
     if table_format == "delta" and fmt != "parquet":
         raise click.UsageError("--table-format delta writes Parquet: leave out --format")
     if account_partition and layout != "lake" and table_format != "delta":
@@ -185,7 +188,7 @@ def export(
             incremental=incremental,
             since=since_at,
             brief=brief,
-            layout="lake" if table_format == "delta" else layout,
+            layout=layout,
             table_format=table_format,
             account_partition=account_partition,
             detect_deletes=detect_deletes,

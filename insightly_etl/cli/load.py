@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from dataclasses import replace
@@ -74,15 +75,19 @@ def _echo_groups(groups: list[Any], unit: str, *, err: bool = False) -> None:
         )
 
 
-def _local(file: Path | str) -> tuple[Path, Path | None]:
-    """FILE as a local path, and where its results go when it is in object storage (the
-    current folder; beside FILE otherwise: None). A file in object storage is downloaded
-    for the command's duration (click closes it when the command ends)."""
+def _local(file: Path | str) -> tuple[Path, Path | None, str]:
+    """FILE as a local path; where its results go when it is in object storage (the current
+    folder; beside FILE otherwise: None); and the name its results and checkpoint are named
+    by: the file's own, or for an object the whole URI made a file name
+    (`s3://acme/drop/people.csv` -> `acme_drop_people.csv`), so two objects of one name in
+    two places never share a checkpoint. An object is downloaded for the command's duration
+    (click closes it when the command ends)."""
     if isinstance(file, Path):
-        return file, None
+        return file, None, file.name
     from insightly_etl.extract.remote import downloaded
 
-    return click.get_current_context().with_resource(downloaded(file)), Path.cwd()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", file.split("://", 1)[1]).strip("._") or "object"
+    return click.get_current_context().with_resource(downloaded(file)), Path.cwd(), name
 
 
 def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | None) -> Any:
@@ -133,7 +138,7 @@ def validate(
     mapping = _as_asked(mapping, date_order, csv_dialect)
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
-    file, here = _local(file)
+    file, here, name = _local(file)
     check = check_file(
         file,
         mapping,
@@ -155,7 +160,7 @@ def validate(
     _echo_groups(check.groups, check.unit)
     path = rejects or default_rejects_path(file)
     if here is not None and rejects is None:
-        path = here / path.name
+        path = here / f"{Path(name).stem}.rejects.csv"
     if check.rejected:
         write_csv(check.rejects, path)
         click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
@@ -442,11 +447,11 @@ def import_(
         mapping = replace(mapping, blank=blank_mode, columns=rules)
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
-    file, here = _local(file)
+    file, here, name = _local(file)
     table = _read(file, encoding, delimiter, sheet)
     # a rehearsal against the sandbox keeps its own journal: the real account's run must not
     # take the sandbox's rows for done
-    journal = f"{file.name}{'.sandbox' if api.use_sandbox else ''}.checkpoint.sqlite"
+    journal = f"{name}{'.sandbox' if api.use_sandbox else ''}.checkpoint.sqlite"
     options = ImportOptions(
         file=file,
         mapping_file=mapping_file,
@@ -455,7 +460,9 @@ def import_(
         or (file.with_name(journal) if api.use_sandbox else None),
         results_dir=results_dir or here,
         # and results of its own: NAME.success.csv holds the real account's record ids
-        results_name=f"{file.stem}.sandbox" if api.use_sandbox else None,
+        results_name=f"{Path(name).stem}{'.sandbox' if api.use_sandbox else ''}"
+        if api.use_sandbox or here
+        else None,
         dry_run=dry_run,
         batch_size=batch_size,
         on_match=on_match,

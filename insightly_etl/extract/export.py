@@ -549,7 +549,16 @@ class Exporter:
                 "exported in full this time"
             )
             return None
-        return moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=UTC)
+        if moment > self.client.server_now() + timedelta(days=1):
+            # a mark from the future (a hand edit, a server clock gone wrong) would hide every
+            # change until that day comes: a full run repairs it
+            self.result.warnings.append(
+                f"{obj.name}: the manifest's high-water mark {str(mark)[:40]!r} is later than "
+                "the server's clock; exported in full this time"
+            )
+            return None
+        return moment
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}

@@ -84,7 +84,9 @@ def open_location(uri: str) -> tuple[pafs.FileSystem, str]:
             hint="Set the cloud's own environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "GOOGLE_APPLICATION_CREDENTIALS) and give the URI without them.",
         )
-    path = rest.split("?", 1)[0].strip("/")
+    if "?" in rest or "#" in rest:  # never dropped silently: it would name another place
+        raise InputError(f"{uri!r}: a storage path has no ?query or #fragment")
+    path = rest.strip("/")
     if not path.split("/")[0]:
         raise InputError(f"{uri!r} names no bucket", hint=f"{scheme}://bucket/prefix")
     if any(part in ("", ".", "..") for part in path.split("/")):
@@ -220,6 +222,15 @@ def downloaded(uri: str) -> Iterator[Path]:
         except _FAILURES as exc:
             raise _storage_error(uri, exc) from None
         if not found:
+            bucket = path.split("/", 1)[0]
+            try:
+                missing = fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            except _FAILURES:
+                missing = False
+            if missing:
+                raise StorageError(
+                    f"{uri}: no such bucket {bucket!r}", hint="Check the bucket's name."
+                )
             raise InputError(f"{uri}: no such file")
         yield local
 

@@ -121,8 +121,9 @@ def _read_delta(path: Path, columns: list[str] | None) -> pa.Table:
             columns = [c for c in columns if c in dataset.schema.names]
         return dataset.to_table(columns=columns)
     except (deltalake.exceptions.DeltaError, pa.ArrowException, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(
-            f"{path} cannot be read as a Delta table ({str(exc)[:120]})",
+            f"{path} cannot be read as a Delta table ({first[:160]})",
             hint="It is not the table an earlier export wrote: move it away, then run a full "
             "export (without --incremental).",
         ) from None
@@ -166,14 +167,17 @@ class DeltaTableWriter:
 
     def commit(self) -> None:
         staged = self._stage.close_partial()
+        deltalake = _deltalake()
         try:
             batches = pq.ParquetFile(staged).iter_batches(batch_size=ROW_GROUP_ROWS)
-            _deltalake().write_deltalake(
+            deltalake.write_deltalake(
                 str(self.path),
                 pa.RecordBatchReader.from_batches(self.schema, batches),
                 mode="overwrite",
                 schema_mode="overwrite",
             )
+        except deltalake.exceptions.DeltaError as exc:
+            raise _damaged_delta(self.path, exc) from None
         finally:
             staged.unlink(missing_ok=True)
 
@@ -213,7 +217,20 @@ def merge_delta(
             .execute()
         )
     except deltalake.exceptions.DeltaError:  # a type changed: the whole snapshot, one version
-        deltalake.write_deltalake(str(path), merged, mode="overwrite", schema_mode="overwrite")
+        try:
+            deltalake.write_deltalake(str(path), merged, mode="overwrite", schema_mode="overwrite")
+        except deltalake.exceptions.DeltaError as exc:
+            raise _damaged_delta(path, exc) from None
+
+
+def _damaged_delta(path: Path, exc: Exception) -> InputError:
+    """delta-rs's message runs over many lines (a Rust backtrace): its first line is enough."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return InputError(
+        f"{path} is not a Delta table this tool can write ({first[:160]})",
+        hint="Its log (_delta_log) is damaged or another writer's: move the table away (keep "
+        "it if you need its history), then run a full export.",
+    )
 
 
 def read_earlier(path: Path, columns: list[str] | None = None) -> pa.Table:

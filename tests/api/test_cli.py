@@ -284,6 +284,10 @@ def test_export_writes_to_local_folders_and_object_storage_only(
         ),
         ("s3://", "'s3://' names no bucket"),
         ("s3://admin:pw-Qx81@lake/x", "s3://***@lake/x: credentials in the URI are not read"),
+        (
+            "s3://lake/x?versionId=3",
+            "'s3://lake/x?versionId=3': a storage path has no ?query or #fragment",
+        ),
     ],
 )
 def test_malformed_storage_uris_are_one_line_errors_before_any_request(

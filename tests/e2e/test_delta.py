@@ -94,3 +94,24 @@ def test_a_changed_field_type_re_exports_a_parquet_file_in_full(
     file = pl.read_parquet(tmp_path / "contacts.parquet")
     assert file.schema[text["FIELD_NAME"]] == pl.Float64
     assert file.height == len(sb.account.collections["Contacts"].ids)
+
+
+def test_a_damaged_delta_log_is_a_one_line_error(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    delta = ["--table-format", "delta", "--out", str(tmp_path)]
+    assert run(sb, "export", "contacts", *delta).exit_code == 0
+    (tmp_path / "contacts" / "_delta_log" / "00000000000000000000.json").write_text("garbage\n")
+    for extra in ([], ["--incremental"]):
+        result = run(sb, "export", "contacts", *extra, *delta)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2 and lines[1].startswith("Hint: "), result.stderr
+        assert lines[0].startswith(f"Error: {tmp_path / 'contacts'} ")
+        assert "Delta table" in lines[0]
+
+
+def test_delta_tables_need_the_lake_layout(make_sandbox, tmp_path: Path) -> None:
+    args = ["--table-format", "delta", "--layout", "flat", "--out", str(tmp_path)]
+    result = run(make_sandbox(), "export", *args)
+    assert result.exit_code == 2
+    assert "Error: --table-format delta makes a folder per table: --layout lake" in result.stderr

@@ -119,3 +119,24 @@ def test_an_export_removes_only_its_own_partial_files(make_sandbox, tmp_path: Pa
     result = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert all(p.read_text() == "someone else's" for p in theirs) and not ours.exists()
+
+
+def test_a_high_water_mark_from_the_future_is_repaired_by_a_full_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    assert run(sb, "export", "contacts", "--out", str(tmp_path)).exit_code == 0
+    manifest = json.loads((tmp_path / "_manifest.json").read_text())
+    manifest["objects"]["contacts"]["high_water_mark"] = "2099-01-01 00:00:00"
+    (tmp_path / "_manifest.json").write_text(json.dumps(manifest))
+    new = sb.account.create("Contacts", {"FIRST_NAME": "Tomorrow"})
+    result = run(sb, "export", "contacts", "--incremental", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: contacts: the manifest's high-water mark '2099-01-01 00:00:00' is later than "
+        "the server's clock; exported in full this time" in result.stderr
+    )
+    ids = pq.read_table(tmp_path / "contacts.parquet", columns=["CONTACT_ID"])["CONTACT_ID"]
+    assert new["CONTACT_ID"] in ids.to_pylist()
+    mark = json.loads((tmp_path / "_manifest.json").read_text())["objects"]["contacts"]
+    assert not mark["high_water_mark"].startswith("2099")

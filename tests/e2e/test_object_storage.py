@@ -254,7 +254,8 @@ def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_pat
         )
         assert check.returncode == 1, check.stderr
         assert "people.csv: 3 rows read (utf-8, ',' delimited): 2 valid, 1 rejected" in check.stdout
-        assert (tmp_path / "people.rejects.csv").is_file()  # here: not beside the object
+        # here, not beside the object, named by the whole URI: two people.csv never share one
+        assert (tmp_path / "crm_in_people.rejects.csv").is_file()
         run = cli(
             "import",
             "s3://crm/in/people.csv",
@@ -280,11 +281,19 @@ def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_pat
         missing = cli(
             "import", "s3://crm/in/nobody.csv", "--mapping", "m.yaml", env=env, cwd=tmp_path
         )
+        no_bucket = cli(
+            "validate", "s3://nobucket/in/people.csv", "--mapping", "m.yaml", env=env, cwd=tmp_path
+        )
     assert sum(str(r.get("EMAIL_ADDRESS")).endswith("@s3.example") for r in made) == 2
-    assert (tmp_path / "people.csv.checkpoint.sqlite").is_file()
-    assert (tmp_path / "people.success.csv").is_file()
+    assert (tmp_path / "crm_in_people.csv.checkpoint.sqlite").is_file()
+    assert (tmp_path / "crm_in_people.success.csv").is_file()
     assert missing.returncode == 2
     assert missing.stderr.splitlines() == ["Error: s3://crm/in/nobody.csv: no such file"]
+    assert no_bucket.returncode == 74, no_bucket.stderr
+    assert no_bucket.stderr.splitlines() == [
+        "Error: s3://nobucket/in/people.csv: no such bucket 'nobucket'",
+        "Hint: Check the bucket's name.",
+    ]
 
 
 def test_only_the_exports_own_files_are_read_from_a_shared_prefix(
