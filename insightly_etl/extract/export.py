@@ -68,12 +68,18 @@ from insightly_etl.extract.writers import (
     write_json_atomic,
 )
 from insightly_etl.files import BASE_DIR, publish, utc_now
+from insightly_etl.lock import RunLock
 from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
 DELETED = "_deleted.parquet"  # object, id, detected_at: records gone from Insightly
 LINKS = "links.parquet"  # every link found in the records' LINKS, one row each
+LOCK = ".insightly-etl.lock"  # held by the run exporting into the folder
+LOCK_HINT = (
+    "Two exports into one folder would write the same files: wait for that run to finish or "
+    "stop it (Ctrl-C), then run again."
+)
 TABLES = ("parquet", "delta")  # the formats an export reads back (merges, links, --with)
 CHANGES = "_changes"  # lake layout: TABLE/_changes/run=<UTC>/part-00000.parquet, one per run
 DELETED_SCHEMA = pa.schema(
@@ -256,6 +262,7 @@ class Exporter:
         self.manifest = read_manifest(options.out_dir, options.location)
         # this run's change files (lake layout): contacts/_changes/run=20261204T021500Z/
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self._lock: RunLock | None = None  # one export at a time into a folder
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         # what an earlier export into this directory learned about the account's real limits
@@ -272,6 +279,8 @@ class Exporter:
             return await self._run()
         finally:  # definitions fetched ahead of need must not outlive a failed run
             await settle(self._defs.values())
+            if self._lock is not None:
+                self._lock.release()
 
     async def _run(self) -> ExportResult:
         opts = self.options
@@ -314,14 +323,15 @@ class Exporter:
         self.manifest["account"] = account or known
         self._check_layout()
         self.result.account = account or known
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for folder in self._own_folders():  # a killed run's leftovers
-            remove_partials(folder)
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
         names = await self._names(opts.objects)
         if not (self.out_dir / MANIFEST).exists():
             self._refuse_foreign(names)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.out_dir, path=self.out_dir / LOCK, hint=LOCK_HINT)
+        for folder in self._own_folders():  # a killed run's leftovers
+            remove_partials(folder)
         self._save_manifest()  # the folder is this tool's from now on, before any table
         sub_plan = None
         if opts.with_:  # before anything is exported: refused if it would cross the quota
@@ -366,7 +376,7 @@ class Exporter:
         write (another program's `contacts.parquet`): refused, never overwritten."""
         taken = [
             p
-            for p in (self._path(n) for n in names)
+            for p in (self._planned_path(n) for n in names)
             if p.is_symlink() or p.is_file() or (p.is_dir() and any(p.iterdir()))
         ]
         if taken:
@@ -974,6 +984,12 @@ class Exporter:
             )
         folder.mkdir(exist_ok=True)
         return folder / f"{name}.parquet"
+
+    def _planned_path(self, name: str) -> Path:
+        """Where `_path` puts a table, its folder not made."""
+        if self.table_fmt == "delta" and name not in (CUSTOM_FIELDS, CUSTOM_OBJECTS):
+            return self.out_dir / name
+        return self.out_dir / table_file(name, self.ext, self.options.layout)
 
     def _path(self, name: str) -> Path:
         if self.table_fmt == "delta" and name not in (CUSTOM_FIELDS, CUSTOM_OBJECTS):

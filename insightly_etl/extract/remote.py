@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -110,6 +112,37 @@ def open_location(uri: str) -> tuple[pafs.FileSystem, str]:
         return fs, path.strip("/")
     except _FAILURES as exc:
         raise InputError(f"{uri!r}: {redact(str(exc))}") from None
+
+
+_OWNER = ".insightly-etl-owner"  # in a staging folder: the process id that made it
+
+
+@contextmanager
+def _temporary() -> Iterator[str]:
+    """A staging folder in the system's temporary folder, removed on leaving. A run killed
+    with -9 cannot remove its own: the next run removes those whose process is gone."""
+    _remove_orphans()
+    with tempfile.TemporaryDirectory(prefix=_PREFIX) as tmp:
+        (Path(tmp) / _OWNER).write_text(str(os.getpid()))
+        yield tmp
+
+
+_PREFIX = "insightly-etl-"
+
+
+def _remove_orphans() -> None:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        try:
+            pid = int((folder / _OWNER).read_text())
+            if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue  # not ours to remove
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)  # its run is gone: nobody will
+        except (OSError, ValueError):
+            continue  # no owner file (another tool's, or not made by a run): left alone
 
 
 def _storage_error(uri: str, exc: BaseException) -> StorageError:
@@ -215,7 +248,7 @@ def downloaded(uri: str) -> Iterator[Path]:
     name = path.rsplit("/", 1)[-1]
     if "/" not in path or name.startswith(".") or "\\" in name:
         raise InputError(f"{uri!r} names no file", hint="s3://bucket/folder/people.csv")
-    with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
+    with _temporary() as tmp:
         local = Path(tmp) / name
         try:
             found = _copy_in(fs, path, local)
@@ -247,7 +280,7 @@ def collected(uri: str) -> Iterator[tuple[Path, dict[str, int]]]:
     except _FAILURES as exc:
         raise _storage_error(uri, exc) from None
     there = {i.base_name: i.size or 0 for i in found if i.type == pafs.FileType.File}
-    with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
+    with _temporary() as tmp:
         folder = Path(tmp)
         try:
             yield folder, there
@@ -283,7 +316,7 @@ def staged(uri: str) -> Iterator[Staging]:
     changed in it is published to the location."""
     fs, root = open_location(uri)
     check_writable(fs, root, uri)
-    with tempfile.TemporaryDirectory(prefix="insightly-etl-") as tmp:
+    with _temporary() as tmp:
         folder = Path(tmp)
         stage = Staging(fs, root, uri, folder)
         stage.before = pull(fs, root, uri, folder)

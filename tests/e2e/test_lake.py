@@ -20,7 +20,11 @@ def test_a_lake_export_keeps_a_folder_per_table_and_a_change_file_per_run(
     first = run(sb, "export", "contacts", "organisations", *lake)
     assert first.exit_code == 0, first.output
     part = tmp_path / "account=northwind-sandbox"
-    files = sorted(p.relative_to(part).as_posix() for p in part.rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(part).as_posix()
+        for p in part.rglob("*")
+        if p.is_file() and not p.name.startswith(".")  # the run's lock is .insightly-etl.lock
+    )
     assert files == [
         "_manifest.json",
         "contacts/part-00000.parquet",
@@ -140,3 +144,20 @@ def test_a_high_water_mark_from_the_future_is_repaired_by_a_full_run(
     assert new["CONTACT_ID"] in ids.to_pylist()
     mark = json.loads((tmp_path / "_manifest.json").read_text())["objects"]["contacts"]
     assert not mark["high_water_mark"].startswith("2099")
+
+
+def test_two_exports_into_one_folder_do_not_run_at_once(make_sandbox, tmp_path: Path) -> None:
+    import os
+
+    from insightly_etl.lock import RunLock
+
+    held = RunLock(tmp_path, path=tmp_path / ".insightly-etl.lock")  # a run still going
+    try:
+        second = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    finally:
+        held.release()
+    assert second.exit_code == 75, second.output
+    assert f"Error: {tmp_path} is in use by process {os.getpid()} since " in second.stderr
+    assert "Hint: Two exports into one folder would write the same files" in second.stderr
+    assert not (tmp_path / "contacts.parquet").exists()
+    assert run(make_sandbox(), "export", "contacts", "--out", str(tmp_path)).exit_code == 0

@@ -139,8 +139,10 @@ def test_an_export_killed_midway_leaves_the_earlier_snapshot_whole(
     s3: dict[str, str], tmp_path: Path
 ) -> None:
     config = SandboxConfig(api_key=KEY, generate={"Contacts": 4000}, latency_ms=300)
+    staging = tmp_path / "tmp"
+    staging.mkdir()
     with running_sandbox(config) as sb:
-        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url, "TMPDIR": str(staging)}
         first = cli(
             "export", "organisations", "--out", "s3://crm/x", "--quiet", env=env, cwd=tmp_path
         )
@@ -180,9 +182,11 @@ def test_an_export_killed_midway_leaves_the_earlier_snapshot_whole(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert listing(fs, "crm/x") == before  # the earlier snapshot, whole and alone
+        assert len(list(staging.glob("insightly-etl-*"))) == 1  # its staging, left by -9
         assert pq.read_metadata("crm/x/organisations.parquet", filesystem=fs).num_rows > 0
         rerun = cli("export", "contacts", "--out", "s3://crm/x", "--quiet", env=env, cwd=tmp_path)
         assert rerun.returncode == 0, rerun.stderr
+        assert not list(staging.iterdir())  # the orphan removed by the next run, its own too
     assert pq.read_metadata("crm/x/contacts.parquet", filesystem=fs).num_rows == 4220
     assert {"contacts.parquet", "organisations.parquet"} <= set(listing(fs, "crm/x"))
 

@@ -87,7 +87,7 @@ def test_the_lock_works_with_the_posix_module_gone(
     import types
 
     from insightly_etl.errors import CheckpointInUse
-    from insightly_etl.load.checkpoint import lock
+    from insightly_etl import lock
 
     held: dict[int, int] = {}  # inode -> fd holding byte 0
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
-from insightly_etl.load.checkpoint.lock import RunLock
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
 from insightly_etl.load.checkpoint.rows import RowJournal
 from insightly_etl.load.checkpoint.steps import StepJournal
 from insightly_etl.load.checkpoint.undo import UndoJournal
 from insightly_etl.load.states import Action, RowState, StepAction, StepState, Stop, UndoState
+from insightly_etl.lock import RunLock
 
 VERSION = 1
 RUN_OUTCOMES = ("finished", "dry-run", *Stop)

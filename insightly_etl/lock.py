@@ -1,7 +1,9 @@
-"""One run at a time on a checkpoint.
+"""One run at a time on a checkpoint, or on an export's folder.
 
 A run holds an exclusive lock on `CHECKPOINT.lock` (flock) for as long as it has the checkpoint
-open, so a second run on the same file refuses at once instead of sending every row again. The
+open, so a second run on the same file refuses at once instead of sending every row again; an
+export holds `.insightly-etl.lock` in its folder, so a nightly run that overlaps the last one
+refuses instead of writing the same files. The
 operating system drops the lock when the process ends, however it ends, so a run killed with -9
 never leaves a lock that blocks the next one. POSIX systems lock with `flock`, Windows with
 `msvcrt.locking` on the file's first byte (the holder's process id is written after it, where
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from insightly_etl.errors import CheckpointError, CheckpointInUse
-from insightly_etl.files import utc_now
 
 if sys.platform == "win32":
     import msvcrt
@@ -42,11 +44,20 @@ else:
 HOLDER_AT = 1  # the holder's "pid since" starts here: byte 0 is the one Windows locks
 
 
-class RunLock:
-    """An exclusive, non-blocking lock beside the checkpoint, released by the OS at exit."""
+CHECKPOINT_HINT = (
+    "Two runs on one checkpoint would send every row twice: wait for that run to finish or "
+    "stop it (Ctrl-C), then run again."
+)
 
-    def __init__(self, checkpoint: Path) -> None:
-        self.path = checkpoint.with_name(checkpoint.name + ".lock")
+
+class RunLock:
+    """An exclusive, non-blocking lock beside the checkpoint (or at `path`), released by the
+    OS at exit."""
+
+    def __init__(
+        self, checkpoint: Path, *, path: Path | None = None, hint: str = CHECKPOINT_HINT
+    ) -> None:
+        self.path = path or checkpoint.with_name(checkpoint.name + ".lock")
         try:  # never through a link: a planted symlink would have its target truncated
             self.fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
@@ -72,12 +83,12 @@ class RunLock:
             pid, since = [*holder, "?", "?"][:2] if holder[0] else ["?", "?"]
             raise CheckpointInUse(
                 f"{checkpoint} is in use by process {pid} since {since.strip()} UTC",
-                hint="Two runs on one checkpoint would send every row twice: wait for that run "
-                "to finish or stop it (Ctrl-C), then run again.",
+                hint=hint,
             )
         os.ftruncate(self.fd, 0)
         os.lseek(self.fd, 0, os.SEEK_SET)
-        os.write(self.fd, f"#{os.getpid()} {utc_now()}\n".encode())
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        os.write(self.fd, f"#{os.getpid()} {since}\n".encode())
 
     def release(self) -> None:
         os.ftruncate(self.fd, 0)
