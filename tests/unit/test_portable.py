@@ -86,8 +86,8 @@ def test_the_lock_works_with_the_posix_module_gone(
     import sys
     import types
 
-    from insightly_etl.errors import CheckpointInUse
     from insightly_etl import lock
+    from insightly_etl.errors import CheckpointInUse
 
     held: dict[int, int] = {}  # inode -> fd holding byte 0
 
