@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -43,17 +44,22 @@ def s3() -> Iterator[dict[str, str]]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": f"http://{host}:{port}",
     }
-    boto3.client(
+    objects(env).create_bucket(Bucket="crm")
+    try:
+        yield env
+    finally:
+        server.stop()
+
+
+def objects(env: dict[str, str]) -> Any:
+    """A boto3 client of the test's S3 server: what a colleague or an attacker puts there."""
+    return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id="testing",
         aws_secret_access_key=SECRET,
         region_name="us-east-1",
-    ).create_bucket(Bucket="crm")
-    try:
-        yield env
-    finally:
-        server.stop()
+    )
 
 
 def storage(env: dict[str, str]) -> pafs.S3FileSystem:
@@ -218,13 +224,7 @@ def test_keys_that_climb_out_of_the_prefix_are_never_written_locally(
     s3: dict[str, str], tmp_path: Path
 ) -> None:
     # a key such as `x/../../escape.txt`: S3 keys are free text, and a bucket may be shared
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    bucket = objects(s3)
     bucket.put_object(Bucket="crm", Key="x/../../escape.txt", Body=b"planted")
     bucket.put_object(Bucket="crm", Key="x/.contacts.parquet.partial", Body=b"half")
     staging = tmp_path / "tmp"
@@ -238,13 +238,7 @@ def test_keys_that_climb_out_of_the_prefix_are_never_written_locally(
 
 
 def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_path: Path) -> None:
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    bucket = objects(s3)
     people = "Name,Email\nAda,ada@s3.example\nGrace,not-an-email\nAlan,alan@s3.example\n"
     bucket.put_object(Bucket="crm", Key="in/people.csv", Body=people.encode("utf-8"))
     (tmp_path / "m.yaml").write_text(
@@ -303,13 +297,7 @@ def test_validate_and_import_read_their_file_from_s3(s3: dict[str, str], tmp_pat
 def test_only_the_exports_own_files_are_read_from_a_shared_prefix(
     s3: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    bucket = objects(s3)
     with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
         env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         first = cli(
@@ -361,13 +349,7 @@ def test_only_the_exports_own_files_are_read_from_a_shared_prefix(
 def test_a_damaged_location_is_a_one_line_error_naming_its_object(
     s3: dict[str, str], tmp_path: Path
 ) -> None:
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    bucket = objects(s3)
     bucket.put_object(Bucket="crm", Key="a/_manifest.json", Body=b"[1, 2]")
     with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
         env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
@@ -419,13 +401,7 @@ def test_a_lake_layout_in_s3_reads_in_duckdb_through_pyarrow(
     import duckdb
 
     # another account's partition, damaged: not this run's to read
-    other = boto3.client(
-        "s3",
-        endpoint_url=s3["AWS_ENDPOINT_URL"],
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    other = objects(s3)
     other.put_object(Bucket="crm", Key="lake/account=other-co/_manifest.json", Body=b"garbage")
     other.put_object(
         Bucket="crm", Key="lake/account=other-co/contacts/part-00000.parquet", Body=b"x"
