@@ -125,7 +125,9 @@ class RowJournal:
                 Action(r[2]) if r[2] else None,
                 RowState(r[3]),
                 r[4],
-                json.loads(r[5]) if r[5] else None,
+                # a done row's body stays in the file only (undo reads it there): in memory it
+                # would be 2.4 KB a row, 2.4 GB for a million
+                json.loads(r[5]) if r[5] and r[3] != RowState.DONE else None,
                 r[6],
                 r[7],
                 r[8],
@@ -250,6 +252,7 @@ class RowJournal:
                 row,
                 state=RowState.DONE,
                 action=action,
+                payload=None,  # as _read leaves it: the file keeps a done row's body
                 record_id=record_id,
                 status=None,
                 message=not_applied,
