@@ -24,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from insightly_etl.api.client import InsightlyClient, Page
@@ -59,6 +60,7 @@ from insightly_etl.extract.subcollections import (
 from insightly_etl.extract.writers import (
     ParquetTableWriter,
     TableWriter,
+    deltalake_available,
     is_delta_table,
     merge_delta,
     open_writer,
@@ -298,6 +300,8 @@ class Exporter:
             raise InputError(
                 f"{self.out_dir}: not a directory", hint="--out names the directory for the files."
             )
+        if self.table_fmt == "delta":
+            deltalake_available()  # before any request: not after the first object's pages
         run = self.client.meter()
         account = await self.client.account()  # before any file changes: whose folder is it?
         if opts.account_partition:
@@ -625,7 +629,10 @@ class Exporter:
             # journaled before the snapshot is published, as an incremental run's are
             staged = writer.close_partial()
             fresh = _fresh(old_stamps, seen.table(), obj)
-            rows = pq.read_table(staged).filter(pc.field(obj.id_field).isin(fresh))
+            # the changed rows only, scanned batch by batch: the snapshot is not read whole
+            rows = ds.dataset(staged, format="parquet").to_table(
+                filter=pc.field(obj.id_field).isin(fresh)
+            )
             if rows.num_rows or deleted:
                 self._write_changes(obj, rows, checked.gone, marks)
             publish(staged, path)
@@ -756,8 +763,12 @@ class Exporter:
         folder = self._table_path(obj.name).parent / CHANGES / f"run={self.run_id}"
         folder.mkdir(parents=True, exist_ok=True)
         writer = open_writer(folder / "part-00000.parquet", rows.schema, "parquet")
-        for batch in rows.to_batches(max_chunksize=50_000):
-            writer.write(batch)
+        try:
+            for batch in rows.to_batches(max_chunksize=50_000):
+                writer.write(batch)
+        except BaseException:
+            writer.abort()
+            raise
         writer.commit()
         self.result.change_files.append(self._file(folder / "part-00000.parquet"))
 

@@ -43,6 +43,7 @@ import pyarrow.fs as pafs
 from insightly_etl.config import Secret, redact
 from insightly_etl.errors import InputError, InsightlyEtlError, StorageError
 from insightly_etl.extract.export import MANIFEST, export_files, read_manifest
+from insightly_etl.files import BASE_DIR
 
 SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
 PROBE = "_insightly-etl.probe"  # written and removed before a run: the location takes writes
@@ -87,7 +88,8 @@ def open_location(uri: str) -> tuple[pafs.FileSystem, str]:
             "GOOGLE_APPLICATION_CREDENTIALS) and give the URI without them.",
         )
     if "?" in rest or "#" in rest:  # never dropped silently: it would name another place
-        raise InputError(f"{uri!r}: a storage path has no ?query or #fragment")
+        shown = uri.split("?", 1)[0].split("#", 1)[0]  # a SAS token's signature stays unshown
+        raise InputError(f"{shown!r}…: a storage path has no ?query or #fragment")
     path = rest.strip("/")
     if not path.split("/")[0]:
         raise InputError(f"{uri!r} names no bucket", hint=f"{scheme}://bucket/prefix")
@@ -240,6 +242,18 @@ def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: File
     return len(changed)
 
 
+def _copy_base(fs: pafs.FileSystem, folder: str, local: Path) -> None:
+    """`_base/*.parquet` of the object's folder, when there is one (an export's records as they
+    were, which an import of an edited CSV or XLSX compares each cell with)."""
+    with suppress(*_FAILURES):
+        found = fs.get_file_info(pafs.FileSelector(f"{folder}/{BASE_DIR}", allow_not_found=True))
+        for info in found:
+            name = info.base_name
+            ours = name.endswith(".parquet") and not name.startswith(".") and len(name) <= 200
+            if info.type == pafs.FileType.File and ours and "\\" not in name:
+                _copy_in(fs, info.path, local / BASE_DIR / name)
+
+
 @contextmanager
 def downloaded(uri: str) -> Iterator[Path]:
     """A file in object storage (an import's input) as a local file of the same name, for the
@@ -254,6 +268,8 @@ def downloaded(uri: str) -> Iterator[Path]:
             found = _copy_in(fs, path, local)
         except _FAILURES as exc:
             raise _storage_error(uri, exc) from None
+        if found:  # an edited export's base beside it: the three-way merge reads it
+            _copy_base(fs, path.rsplit("/", 1)[0], Path(tmp))
         if not found:
             bucket = path.split("/", 1)[0]
             try:

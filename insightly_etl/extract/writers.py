@@ -148,6 +148,11 @@ def _deltalake() -> Any:
     return deltalake
 
 
+def deltalake_available() -> None:
+    """Refused at once (exit 2, how to install it) when the deltalake package is missing."""
+    _deltalake()
+
+
 def is_delta_table(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 

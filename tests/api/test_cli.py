@@ -285,8 +285,12 @@ def test_export_writes_to_local_folders_and_object_storage_only(
         ("s3://", "'s3://' names no bucket"),
         ("s3://admin:pw-Qx81@lake/x", "s3://***@lake/x: credentials in the URI are not read"),
         (
+            "abfs://c@acct.dfs.core.windows.net/x?sv=1&sig=pw-Qx81",  # a SAS token
+            "'abfs://c@acct.dfs.core.windows.net/x'…: a storage path has no ?query or #fragment",
+        ),
+        (
             "s3://lake/x?versionId=3",
-            "'s3://lake/x?versionId=3': a storage path has no ?query or #fragment",
+            "'s3://lake/x'…: a storage path has no ?query or #fragment",
         ),
     ],
 )

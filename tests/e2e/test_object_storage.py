@@ -476,3 +476,49 @@ print(json.dumps({{"version": table.version(),
         "first": total,
         "gone_then": True,
     }
+
+
+def test_an_edited_export_in_s3_imports_with_its_base_and_keeps_a_colleagues_edit(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    import csv
+    import io
+
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        out = ("--format", "csv", "--out", "s3://crm/ed", "--quiet")
+        assert cli("export", "contacts", *out, env=env, cwd=tmp_path).returncode == 0
+        bucket = objects(s3)
+        text = (
+            bucket.get_object(Bucket="crm", Key="ed/contacts.csv")["Body"]
+            .read()
+            .decode("utf-8-sig")
+        )
+        rows = list(csv.DictReader(io.StringIO(text)))
+        rid = rows[0]["CONTACT_ID"]
+        rows[0]["FIRST_NAME"] = "Edited in the file"  # the person's edit
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        bucket.put_object(
+            Bucket="crm", Key="ed/contacts.csv", Body=buffer.getvalue().encode("utf-8-sig")
+        )
+        api = httpx.Client(base_url=sb.url, auth=(KEY, ""))
+        time.sleep(1.1)  # the colleague's edit is a second after the export
+        api.put(
+            "Contacts", json={"CONTACT_ID": int(rid), "TITLE": "Colleague's title"}
+        ).raise_for_status()
+        run = cli(
+            "import",
+            "s3://crm/ed/contacts.csv",
+            "--object",
+            "contacts",
+            "--quiet",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        record = api.get(f"Contacts/{rid}").json()
+    assert record["FIRST_NAME"] == "Edited in the file"
+    assert record["TITLE"] == "Colleague's title"  # the base came along: untouched cells not sent
