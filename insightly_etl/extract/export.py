@@ -716,14 +716,9 @@ class Exporter:
         if self.table_fmt == "delta" and _exists(path):
             await asyncio.to_thread(merge_delta, path, fresh, gone, obj.id_field, merged)
         else:
-            writer = open_writer(path, schema, self.table_fmt, self.options.csv_dialect)
-            try:
-                for batch in merged.to_batches(max_chunksize=50_000):
-                    writer.write(batch)
-            except BaseException:
-                writer.abort()
-                raise
-            writer.commit()
+            _write_whole(
+                open_writer(path, schema, self.table_fmt, self.options.csv_dialect), merged
+            )
         self._seen[obj.name] = seen = _Seen(obj)
         seen.add(merged)
         self._warn_bad_values(obj.name, converter)
@@ -762,14 +757,7 @@ class Exporter:
         )
         folder = self._table_path(obj.name).parent / CHANGES / f"run={self.run_id}"
         folder.mkdir(parents=True, exist_ok=True)
-        writer = open_writer(folder / "part-00000.parquet", rows.schema, "parquet")
-        try:
-            for batch in rows.to_batches(max_chunksize=50_000):
-                writer.write(batch)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
+        _write_whole(open_writer(folder / "part-00000.parquet", rows.schema, "parquet"), rows)
         self.result.change_files.append(self._file(folder / "part-00000.parquet"))
 
     def _write_links(self) -> None:
@@ -1175,6 +1163,17 @@ class _Seen:
         if self.obj.id_field is None or not self.parts:
             return set()
         return {i for i in self.table()[self.obj.id_field].to_pylist() if i is not None}
+
+
+def _write_whole(writer: TableWriter, table: pa.Table) -> None:
+    """A table through a writer: committed whole, or aborted (nothing half-made is left)."""
+    try:
+        for batch in table.to_batches(max_chunksize=50_000):
+            writer.write(batch)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
 
 
 def _fresh(old: pa.Table, now: pa.Table, obj: ObjectType) -> list[int]:
