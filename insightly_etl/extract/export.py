@@ -1223,21 +1223,12 @@ def _new_and_changed(
     had in another version, and those records (the overlap second re-reads some that did not
     change: they are not changes)."""
     assert obj.id_field is not None
-    old = dict(
-        zip(
-            existing[obj.id_field].to_pylist(),
-            existing[obj.updated_field].to_pylist()
-            if obj.updated_field
-            else [None] * existing.num_rows,
-            strict=True,
-        )
-    )
-    ids = fetched[obj.id_field].to_pylist()
-    stamps = fetched[obj.updated_field].to_pylist() if obj.updated_field else [object()] * len(ids)
-    is_new = [i not in old for i in ids]
-    is_changed = [i in old and old[i] != s for i, s in zip(ids, stamps, strict=True)]
-    fresh = pa.array([a or b for a, b in zip(is_new, is_changed, strict=True)], pa.bool_())
-    return sum(is_new), sum(is_changed), fetched.filter(fresh)
+    fresh = set(_fresh(existing, fetched, obj))
+    known = set(existing[obj.id_field].to_pylist())
+    ids = fetched[obj.id_field].to_pylist()  # one row per id (_dedupe)
+    new = sum(1 for i in ids if i not in known)
+    mask = pa.array([i in fresh for i in ids], pa.bool_())
+    return new, len(fresh) - new, fetched.filter(mask)
 
 
 def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
