@@ -155,7 +155,7 @@ def export(
     layout = layout or ("lake" if table_format == "delta" else "flat")
     if table_format == "delta" and fmt != "parquet":
         raise click.UsageError("--table-format delta writes Parquet: leave out --format")
-    if account_partition and layout != "lake" and table_format != "delta":
+    if account_partition and layout != "lake":
         raise click.UsageError("--account-partition goes with --layout lake")
     if detect_deletes and not (incremental or since):
         raise click.UsageError(

@@ -110,9 +110,6 @@ class ParquetTableWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-LAYOUTS = ("flat", "lake")
-
-
 def _read_delta(path: Path, columns: list[str] | None) -> pa.Table:
     deltalake = _deltalake()
     try:
