@@ -116,6 +116,7 @@ def open_location(uri: str) -> tuple[pafs.FileSystem, str]:
         raise InputError(f"{uri!r}: {redact(str(exc))}") from None
 
 
+_CHUNK = 1 << 24  # 16 MB at a time between the local file and the object
 _OWNER = ".insightly-etl-owner"  # in a staging folder: the process id that made it
 
 
@@ -168,8 +169,7 @@ def _copy_in(fs: pafs.FileSystem, path: str, target: Path) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with fs.open_input_stream(path) as src, target.open("wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
+            shutil.copyfileobj(src, dst, _CHUNK)
     except FileNotFoundError:
         target.unlink(missing_ok=True)
         return False
@@ -233,8 +233,7 @@ def publish(fs: pafs.FileSystem, root: str, uri: str, folder: Path, before: File
             parent = f"{root}/{name}".rsplit("/", 1)[0]
             fs.create_dir(parent, recursive=True)
             with (folder / name).open("rb") as src, fs.open_output_stream(f"{root}/{name}") as dst:
-                while chunk := src.read(1 << 24):
-                    dst.write(chunk)
+                shutil.copyfileobj(src, dst, _CHUNK)
         for name in sorted(set(before) - set(now)):
             fs.delete_file(f"{root}/{name}")
     except _FAILURES as exc:
