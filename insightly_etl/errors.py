@@ -48,6 +48,7 @@ KEY_HINT = (
 
 class InsightlyEtlError(Exception):
     exit_code = 1
+    stop_reason = "error"  # how a run summary names the stop (insightly_etl.summary.STOP_REASONS)
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -84,6 +85,8 @@ class CheckpointError(InputError):
 
 class CheckpointInUse(CheckpointError):
     """Another run has the checkpoint open; running beside it would send rows twice."""
+
+    stop_reason = "locked"
 
     exit_code = 75
 
@@ -173,19 +176,24 @@ class QuotaError(RunStopped):
 
 
 class QuotaExhausted(QuotaError):
+    stop_reason = "quota"
     hint = "The account's daily request quota is spent; it frees up within 24 hours."
 
 
 class BudgetExhausted(QuotaError):
+    stop_reason = "budget"
     hint = "This run's --max-requests budget is spent; run again to continue."
 
 
 class ReserveReached(QuotaError):
+    stop_reason = "reserve"
     hint = "Stopped to leave --reserve requests for the account's other integrations."
 
 
 class Halted(RunStopped):
     """The run is stopping (Ctrl-C, SIGTERM): a request not yet sent is not sent at all."""
+
+    stop_reason = "interrupted"
 
     exit_code = 130
 
@@ -193,6 +201,8 @@ class Halted(RunStopped):
 class RecordLimitReached(ApiError):
     """402: the account's plan allows no more records of this type. No create of that type
     can succeed until the plan changes or records go; updates can."""
+
+    stop_reason = "record_limit"
 
     exit_code = 69
     hint = (

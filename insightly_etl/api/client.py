@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from insightly_etl import __version__
-from insightly_etl.api.accounting import QuotaState, RequestStats
+from insightly_etl.api.accounting import QuotaState, RequestStats, frees_up
 from insightly_etl.api.pacing import Clock, InFlight, RateLimiter, Sleep
 from insightly_etl.api.retry import (
     Decision,
@@ -51,6 +51,7 @@ from insightly_etl.errors import (
     Halted,
     NotFoundError,
     OutcomeUnknown,
+    QuotaError,
     QuotaExhausted,
     RateLimited,
     ReserveReached,
@@ -143,6 +144,7 @@ class InsightlyClient:
         self._slots = InFlight(max_in_flight)
         self._in_flight = 0
         self._quota_spent: QuotaExhausted | None = None  # once the server said so, stop sending
+        self.stopped_by: QuotaError | None = None  # the quota, reserve or budget that stopped it
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._skew: timedelta | None = None  # the server's clock less ours, when known
         self._halt: asyncio.Event | None = None
@@ -261,6 +263,15 @@ class InsightlyClient:
             "PUT", endpoint, json=body, headers=headers, before_send=before_send
         )
         return self._stamped(_record(reply, "PUT", endpoint))
+
+    def retry_not_before(self) -> datetime | None:
+        """After a stop for the daily quota or the reserve: when the first request this run
+        sent leaves Insightly's rolling 24-hour window. Everything spent before this run has
+        left it by then, so it is the earliest moment a retry is sure to find requests free.
+        None: the run was not stopped by the allowance (a --max-requests budget may go on)."""
+        if not isinstance(self.stopped_by, QuotaExhausted | ReserveReached):
+            return None
+        return frees_up(self.stats.sent_minutes.items(), 1) or datetime.now(UTC)
 
     def learned_limits(self) -> dict[str, float]:
         """What 429s showed this account to allow, below the caps: worth remembering for the
@@ -475,7 +486,7 @@ class InsightlyClient:
                 return outcome
             error = outcome.error
             if isinstance(error, QuotaExhausted):
-                self._quota_spent = error
+                self._quota_spent = self.stopped_by = error
             if isinstance(error, TransportError) and error.hint is None:
                 error.hint = (
                     f"Could not reach {self.base_url}: check the network, --pod or --api-url."
@@ -651,19 +662,21 @@ class InsightlyClient:
         if self._quota_spent is not None:
             raise self._quota_spent
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
-            raise BudgetExhausted(
+            self.stopped_by = BudgetExhausted(
                 f"the budget of {self.max_requests} requests for this run is spent"
             )
+            raise self.stopped_by
         remaining = self.quota.remaining
         if (
             self.reserve
             and remaining is not None
             and remaining - self._in_flight - 1 < self.reserve
         ):
-            raise ReserveReached(
+            self.stopped_by = ReserveReached(
                 f"{remaining} requests are left today and {self.reserve} are reserved "
                 "for other integrations"
             )
+            raise self.stopped_by
 
 
 class _Last:

@@ -10,8 +10,9 @@ import sys
 _previous = signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 from insightly_etl.cli import admin, export, load, sandbox  # noqa: E402, F401  (register commands)
-from insightly_etl.cli.common import main  # noqa: E402
+from insightly_etl.cli.common import main, name_envvars  # noqa: E402
 
+ENVIRONMENT = name_envvars(main)  # every option from INSIGHTLY_ETL_…, as the README lists them
 signal.signal(signal.SIGINT, _previous)
 
 __all__ = ["main"]

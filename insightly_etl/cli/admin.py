@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ from insightly_etl.cli.common import (
     LocalPath,
     api_options,
     main,
+    note_outcome,
     results_option,
     run_with_api,
     stop_on_signals,
 )
-from insightly_etl.load.states import UNSETTLED, Stop
+from insightly_etl.load.states import Stop
 
 
 @main.command()
@@ -63,6 +65,9 @@ def undo(
 
     result = run_with_api(ctx, api, go)
     c = result.counts
+    note_outcome(ctx.summary, result.outcome, result.files, None)
+    if ctx.summary is not None:
+        ctx.summary.count(checkpoint.name, **asdict(c))
     done = (
         f"{c.deleted:,} created records deleted, {c.restored:,} records restored"
         if not dry_run
@@ -104,6 +109,8 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
         return await reconcile_checkpoint(client, checkpoint)
 
     c = run_with_api(ctx, api, go)
+    if ctx.summary is not None:
+        ctx.summary.count(checkpoint.name, **asdict(c))
     click.echo(
         f"{checkpoint.name}: {c.found:,} found (done, with their records), {c.not_made:,} never "
         f"made (planned again: the next import run sends them), {c.unknown:,} still unknown"
@@ -127,52 +134,47 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
 
 @main.command()
 @click.argument("checkpoint", type=LocalPath(dir_okay=False, exists=True, path_type=Path))
-def status(checkpoint: Path) -> None:
-    """Show an import's progress from its checkpoint file: done, failed and left, by action."""
-    from insightly_etl.load.checkpoint import Checkpoint
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print it as one JSON object (insightly_etl/schemas/status.schema.json).",
+)
+def status(checkpoint: Path, as_json: bool) -> None:
+    """Show an import's progress from its checkpoint file: done, failed and left, by action.
+    Reads the file only: no request, nothing changed."""
+    from insightly_etl.load.history import dumps, read_history
     from insightly_etl.load.reconcile import RESEND_MINUTES
 
-    cp = Checkpoint.read_only(checkpoint)
-    try:
+    h = read_history(checkpoint)
+    if as_json:
+        click.echo(dumps(h))
+        return
+    click.echo(f"{checkpoint}: {h.source} -> {h.object} (started {h.created_utc} UTC)")
+    if h.account:
+        click.echo(f"  account: {h.account}")
+    click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
+    for r in h.rows:
+        click.echo(f"  {r['action'] or '-':<10} {r['state']:<10} {r['rows']:>8,}")
+    if h.steps:  # pipeline, stage, state, link; "already": none was needed
+        click.echo(f"  {'step':<10} {'state':<10} {'steps':>8}")
+        for r in h.steps:
+            click.echo(f"  {r['step'] or '-':<10} {r['state']:<10} {r['steps']:>8,}")
+    click.echo(f"  {len(h.runs)} run(s), {h.requests:,} requests in all")
+    if h.runs:
+        last = h.runs[-1]
         click.echo(
-            f"{checkpoint}: {cp.meta('source')} -> {cp.meta('object')} (started {cp.meta('created_utc')} UTC)"
+            f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
         )
-        if cp.meta("account"):
-            click.echo(f"  account: {cp.meta('account')}")
-        click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
-        for (action, state), n in sorted(
-            cp.rows.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
-        ):
-            click.echo(f"  {action or '-':<10} {state:<10} {n:>8,}")
-        steps = cp.steps.counts()
-        if steps:  # pipeline, stage, state, link; "already": none was needed
-            click.echo(f"  {'step':<10} {'state':<10} {'steps':>8}")
-            for (request, step_state), n in sorted(
-                steps.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
-            ):
-                click.echo(f"  {request or '-':<10} {step_state:<10} {n:>8,}")
-        runs = cp.runs()
-        total = sum(r["requests"] or 0 for r in runs)
-        click.echo(f"  {len(runs)} run(s), {total:,} requests in all")
-        if runs:
-            last = runs[-1]
-            click.echo(
-                f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
-            )
-        if any(state in UNSETTLED for _, state in cp.rows.counts()):
-            click.echo(
-                "  in_flight / unknown: writes sent whose answer never came. They are never "
-                f"sent again blindly: `insightly-etl reconcile {checkpoint}` (or the next run) "
-                f"looks for each; one still not found {RESEND_MINUTES} minutes after it was sent "
-                "was never made."
-            )
-        undone = cp.undo.summary()
-        if undone:
-            click.echo(
-                "  undo: " + ", ".join(f"{n:,} {state}" for state, n in sorted(undone.items()))
-            )
-    finally:
-        cp.close()
+    if h.unsettled:
+        click.echo(
+            "  in_flight / unknown: writes sent whose answer never came. They are never "
+            f"sent again blindly: `insightly-etl reconcile {checkpoint}` (or the next run) "
+            f"looks for each; one still not found {RESEND_MINUTES} minutes after it was sent "
+            "was never made."
+        )
+    if h.undo:
+        click.echo("  undo: " + ", ".join(f"{n:,} {state}" for state, n in h.undo.items()))
 
 
 @main.command()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
+import json
 import logging
 import re
 import sqlite3
@@ -24,6 +26,7 @@ import click
 
 from insightly_etl.config import Settings, load_settings, redact
 from insightly_etl.errors import InsightlyEtlError
+from insightly_etl.summary import RunSummary, utc_now, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
@@ -75,19 +78,36 @@ class Context:
     api_url: str | None = None
     verbose: int = 0
     transport: Any = None  # tests: an httpx transport to the in-process sandbox (no socket)
+    summary_json: Path | None = None  # --summary-json: where the run summary goes
+    log_format: str = "text"  # --log-format json: stderr is one JSON object per line
+    summary: RunSummary | None = None  # what the command did, filled in as it goes
+    account_entry: Any = None  # --accounts FILE --account NAME: the one entry (AccountEntry)
 
     def settings(self) -> Settings:
+        if self.account_entry is not None:  # an entry of accounts.yaml: its key, pod or URL
+            return self.account_entry.settings()
         return load_settings(api_key_file=self.api_key_file, pod=self.pod, api_url=self.api_url)
 
 
 # ---------------------------------------------------------------- the one error boundary
 
 
-def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    click.echo(f"Error: {redact(message)}", err=True)
-    if hint:
-        click.echo(f"Hint: {redact(hint)}", err=True)
+def _fail(message: str, hint: str | None, code: int, reason: str = "error") -> NoReturn:
+    obj = _context()
+    if obj is not None and obj.summary is not None:
+        obj.summary.error, obj.summary.stop_reason = redact(message), reason
+    if obj is not None and obj.log_format == "json":
+        log_json("error", message, hint=hint, exit_code=code)
+    else:
+        click.echo(f"Error: {redact(message)}", err=True)
+        if hint:
+            click.echo(f"Hint: {redact(hint)}", err=True)
     sys.exit(code)
+
+
+def _context() -> Context | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_object(Context) if ctx else None
 
 
 class ErrorBoundary(click.Group):
@@ -95,14 +115,39 @@ class ErrorBoundary(click.Group):
     reaches the user only with -vv; an unexpected exception is a bug and says so."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        code: int | str | None = 1
+        try:
+            result = self._invoke(ctx)
+            code = 0
+            return result
+        except SystemExit as exc:
+            code = exc.code
+            raise
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+            raise
+        except click.ClickException as exc:
+            code = exc.exit_code
+            obj = ctx.find_object(Context)
+            if obj is not None and obj.summary is not None:
+                obj.summary.error = exc.format_message()
+            raise
+        finally:
+            _write_summary(ctx, code)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except InsightlyEtlError as exc:
-            _fail(str(exc), exc.hint, exc.exit_code)  # API errors: method, path and status too
+            # API errors: method, path and status too
+            _fail(str(exc), exc.hint, exc.exit_code, exc.stop_reason)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
+            obj = ctx.find_object(Context)
+            if obj is not None and obj.summary is not None:
+                obj.summary.stop_reason = "interrupted"
             sys.exit(130)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
@@ -125,6 +170,22 @@ class ErrorBoundary(click.Group):
             )
 
 
+def _write_summary(ctx: click.Context, code: int | str | None) -> None:
+    """--summary-json: the run's summary, however it ended (an error included)."""
+    obj = ctx.find_object(Context)
+    if obj is None or obj.summary is None or obj.summary_json is None:
+        return
+    summary = obj.summary
+    summary.exit_code = code if isinstance(code, int) else (0 if code is None else 1)
+    summary.finished_utc = utc_now()
+    if summary.exit_code == 0:
+        summary.stop_reason = summary.error = None
+    try:
+        summary.write(obj.summary_json)
+    except OSError as exc:
+        click.echo(f"Error: cannot write the summary {obj.summary_json}: {exc.strerror}", err=True)
+
+
 def _verbosity(ctx: click.Context) -> int:
     obj = ctx.find_object(Context)
     return obj.verbose if obj else 0
@@ -142,14 +203,63 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def _configure_logging(verbose: int) -> None:
-    if verbose:
+def json_line(level: str, message: str, **extra: Any) -> str:
+    """One log line of `--log-format json` (insightly_etl/schemas/log-line.schema.json)."""
+    line = {"ts": utc_now(), "level": level, "message": redact(message)}
+    line.update(
+        {k: redact(v) if isinstance(v, str) else v for k, v in extra.items() if v is not None}
+    )
+    return json.dumps(line, ensure_ascii=False)
+
+
+def log_json(level: str, message: str, **extra: Any) -> None:
+    click.echo(json_line(level, message, **extra), err=True)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json_line(record.levelname.lower(), record.getMessage(), logger=record.name)
+
+
+class JsonLines(io.TextIOBase):
+    """stderr under `--log-format json`: each line the commands write (a summary, a warning,
+    a hint) leaves as a JSON object, so a reader parses every line the same way."""
+
+    _LEVELS = (("Error:", "error"), ("Warning:", "warning"), ("Hint:", "info"), ("Note:", "info"))
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self._partial = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            if line.startswith('{"ts": '):  # already one (log_json)
+                self.stream.write(line + "\n")
+            elif line.strip():
+                level = next((lv for p, lv in self._LEVELS if line.startswith(p)), "info")
+                self.stream.write(json_line(level, line.strip()) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
+def _configure_logging(verbose: int, log_format: str = "text") -> None:
+    if verbose or log_format == "json":
         logging.basicConfig(
-            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
             force=True,
         )
     for handler in logging.getLogger().handlers:
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
 
@@ -160,8 +270,10 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         return
     obj = ctx.ensure_object(Context)
     setattr(obj, param.name or "", value)
-    if param.name == "verbose":
-        _configure_logging(value)
+    if param.name == "log_format" and value == "json" and not isinstance(sys.stderr, JsonLines):
+        sys.stderr = JsonLines(sys.stderr)  # restored when the process (or CliRunner) ends
+    if param.name in ("verbose", "log_format"):
+        _configure_logging(obj.verbose, obj.log_format)
 
 
 GLOBAL_OPTIONS = [
@@ -186,6 +298,22 @@ GLOBAL_OPTIONS = [
         expose_value=False,
         callback=_set_global,
         help="Full base URL instead of a pod, e.g. http://127.0.0.1:8765/v3.1/ ($INSIGHTLY_API_URL).",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        expose_value=False,
+        callback=_set_global,
+        help="json: everything written to stderr (logs, warnings, errors, the summary) is "
+        "one JSON object per line, keys blanked out  [default: text]",
+    ),
+    click.option(
+        "--summary-json",
+        type=LocalPath(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_set_global,
+        help="Write the run's summary here as JSON when it ends, however it ends: counts per "
+        "object, requests, 429s, quota left, stop reason, exit code, retry_not_before.",
     ),
     click.option(
         "-v",
@@ -217,9 +345,46 @@ def main(ctx: click.Context) -> None:
     The global options (--api-key-file, --pod, --api-url, -v) may come before or after the
     command."""
     obj = ctx.ensure_object(Context)
+    obj.summary = RunSummary(command=ctx.invoked_subcommand or "")
     if not obj.verbose:  # what the library warns about (a long Retry-After wait) is shown
         logging.basicConfig(level=logging.WARNING, format="Warning: %(message)s")
-        _configure_logging(0)
+        _configure_logging(0, obj.log_format)
+
+
+ENV_PREFIX = "INSIGHTLY_ETL"
+_SHARED = {"--rate-limit", "--max-in-flight", "--max-requests", "--reserve", "--sandbox"}
+
+
+def name_envvars(
+    group: click.Group, prefix: str = ENV_PREFIX, path: str = ""
+) -> list[tuple[str, str]]:
+    """Give every option an environment variable: INSIGHTLY_ETL_<COMMAND>_<OPTION> (e.g.
+    INSIGHTLY_ETL_EXPORT_FORMAT), or INSIGHTLY_ETL_<OPTION> for the global and API options
+    every command shares (INSIGHTLY_ETL_RESERVE, INSIGHTLY_ETL_LOG_FORMAT). An option that
+    already reads one ($INSIGHTLY_POD) keeps it. Returns (variable, command option) pairs."""
+    shared = {opt for o in GLOBAL_OPTIONS for opt in _flags(o)} | _SHARED
+    named: list[tuple[str, str]] = []
+    for name, command in [("", group), *sorted(group.commands.items())]:
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.name in ("help", "version"):
+                continue
+            flag = max(param.opts, key=len)
+            if param.envvar is None:  # the sandbox server's --rate-limit is not the client's
+                mine = name and (flag not in shared or name == "sandbox")
+                where = f"{prefix}_{name.upper()}" if mine else ENV_PREFIX
+                param.envvar = f"{where}_{flag.lstrip('-').upper().replace('-', '_')}"
+            named.append((str(param.envvar), f"{path}{name} {flag}".strip()))
+        if isinstance(command, click.Group) and command is not group:
+            named += name_envvars(command, f"{prefix}_{name.upper()}", f"{path}{name} ")
+    return named
+
+
+def _flags(decorator: Callable[[F], F]) -> list[str]:
+    def probe() -> None:
+        pass
+
+    decorated: Any = decorator(probe)
+    return [opt for p in decorated.__click_params__ for opt in p.opts]
 
 
 # ---------------------------------------------------------------- talking to the API
@@ -328,10 +493,34 @@ def run_with_api(ctx: Context, api: ApiOptions, go: Callable[[Any], Any]) -> Any
 
     async def with_client(settings: Settings) -> Any:
         async with api.client(settings, ctx.transport) as client:
-            return await go(client)
+            try:
+                return await go(client)
+            finally:
+                if ctx.summary is not None:
+                    note_client(ctx.summary, client)
 
     with api_settings(ctx, api.use_sandbox) as settings:
         return asyncio.run(with_client(settings))
+
+
+def note_client(summary: RunSummary, client: Any) -> None:
+    """What the client spent and saw, into the run's summary; when to retry after a stop."""
+    summary.took(client.stats.summary(), client.quota.remaining, client.quota.limit)
+    if client.stopped_by is not None:
+        summary.stop_reason = client.stopped_by.stop_reason
+    at = client.retry_not_before()
+    if at is not None and summary.retry_not_before is None:
+        summary.retry_not_before = utc_text(at)
+
+
+def note_outcome(summary: RunSummary | None, outcome: Any, files: Any, account: str | None) -> None:
+    """An import's or undo's own stop (the run ended cleanly: no exception) and its files."""
+    if summary is None:
+        return
+    if outcome.stopped is not None and summary.stop_reason is None:
+        summary.stop_reason = str(outcome.stopped)
+    summary.files = [str(f) for f in files]
+    summary.account = account or summary.account
 
 
 # ---------------------------------------------------------------- files and output
@@ -433,7 +622,9 @@ def echo_accounting(stats: dict[str, Any]) -> None:
 def progress(quiet: bool) -> Any:
     from insightly_etl.progress import NullProgress, TqdmProgress
 
-    return NullProgress() if quiet or not sys.stderr.isatty() else TqdmProgress()
+    return (
+        NullProgress() if quiet or not sys.stderr.isatty() else TqdmProgress()
+    )  # JsonLines: not a tty
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

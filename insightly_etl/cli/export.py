@@ -216,6 +216,7 @@ def export(
 
         result = run_with_api(ctx, api, go)
     # published (object storage) before the summary says where it went
+    note_export(ctx.summary, result, where)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
@@ -263,3 +264,23 @@ def export(
     for o in result.objects:
         if o.refusal is not None and o.name in options.objects:
             raise o.refusal
+
+
+def note_export(summary: Any, result: Any, where: str) -> None:
+    """An export's counts into the run summary (--summary-json)."""
+    if summary is None:
+        return
+    summary.account = result.account
+    for o in result.objects:
+        if o.status != "skipped":
+            summary.count(
+                o.name,
+                rows=o.rows,
+                new=o.new,
+                changed=o.changed,
+                deleted=o.deleted,
+                requests=o.requests,
+            )
+    base = where.rstrip("/")
+    summary.files = [f"{base}/{o.file}" for o in result.objects if o.file]
+    summary.files += [str(f) for f in result.change_files]

@@ -24,6 +24,7 @@ from insightly_etl.cli.common import (
     file_options,
     main,
     mapping_options,
+    note_outcome,
     plural,
     progress,
     results_option,
@@ -38,6 +39,7 @@ from insightly_etl.load.states import (
     Stop,
     choices,
 )
+from insightly_etl.summary import utc_text
 
 
 def _facts(ctx: Context, mapping: Any, fields_from: Path | None, api: ApiOptions) -> Any:
@@ -493,6 +495,29 @@ def import_(
                 received.extend(signals)
 
     result = run_with_api(ctx, api, go)
+    note_outcome(ctx.summary, result.outcome, result.files, result.account)
+    if ctx.summary is not None:
+        c = result.counts
+        ctx.summary.count(
+            mapping.object,
+            **{
+                k: getattr(c, k)
+                for k in (
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "rejected",
+                    "duplicate",
+                    "skipped",
+                    "failed",
+                    "left",
+                    "unknown",
+                    "not_applied",
+                )
+            },
+        )
+        if result.retry_not_before is not None:  # from every run's requests, not only this one's
+            ctx.summary.retry_not_before = utc_text(result.retry_not_before)
     if result.since_last_run:
         click.echo(f"Since the last run: {result.since_last_run}.", err=True)
     for warning in result.warnings:

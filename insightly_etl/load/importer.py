@@ -13,6 +13,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,7 @@ class ImportResult:
     account: str | None = None  # GET /Instance's subdomain, as the checkpoint keeps it
     rejections: list[ErrorGroup] = field(default_factory=list)  # by column and kind
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
+    retry_not_before: datetime | None = None  # the same moment (None: not known here)
 
     @property
     def exit_code(self) -> int:
@@ -296,7 +298,9 @@ async def load_file(
         if (learned := client.learned_limits()) and not options.dry_run:
             checkpoint.remember(learned_limits=json.dumps(learned))
         if result.outcome.stopped == Stop.QUOTA and client.quota.remaining == 0:
-            result.quota_frees = when_quota_frees(checkpoint, max(1, result.counts.left))
+            needed = max(1, result.counts.left)
+            result.quota_frees = when_quota_frees(checkpoint, needed)
+            result.retry_not_before = frees_up(checkpoint.sent_minutes(), needed)
         return result
     finally:
         checkpoint.close()
@@ -391,9 +395,12 @@ class _Run:
         before = rows.states()
         done = RowState.DONE
         rejected = [int(r) for r in validation.rejected_rows if before[int(r)].state != done]
-        messages = (
-            validation.errors.groupby("row")["message"].agg("; ".join)
-            if len(validation.errors)
+        errors = validation.errors
+        messages = (  # "Email: 'x' is not a plausible email address": the column and why
+            (errors["column"].astype(str) + ": " + errors["message"].astype(str))
+            .groupby(errors["row"])
+            .agg("; ".join)
+            if len(errors)
             else {}
         )
         for r in rejected:

@@ -1,0 +1,126 @@
+"""An import's story, read from its checkpoint alone (no request): what `status` prints,
+`status --json` writes and `report` draws. Read-only: nothing is created or changed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.load.states import UNSETTLED
+from insightly_etl.summary import RunSummary
+
+FIRST_REJECTS = 50  # the report's table of rejects: the first this many, by line
+
+
+@dataclass
+class ImportHistory:
+    checkpoint: str
+    source: str | None
+    object: str | None
+    account: str | None
+    created_utc: str | None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # action, state, rows
+    steps: list[dict[str, Any]] = field(default_factory=list)  # step, state, steps
+    runs: list[dict[str, Any]] = field(default_factory=list)  # started, finished, requests, …
+    undo: dict[str, int] = field(default_factory=dict)
+    unsettled: int = 0  # in_flight + unknown: writes whose answer never came
+    requests_by_minute: dict[str, int] = field(default_factory=dict)  # "yyyy-mm-dd HH:MM" UTC
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # the first: line, state, message
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)  # "column: reason" -> rows
+
+    @property
+    def requests(self) -> int:
+        return sum(int(r["requests"] or 0) for r in self.runs)
+
+    def by_state(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for r in self.rows:
+            counts[r["state"]] += r["rows"]
+        return dict(counts)
+
+    def requests_by_day(self) -> dict[str, int]:
+        days: Counter[str] = Counter()
+        for minute, n in self.requests_by_minute.items():
+            days[minute[:10]] += n
+        return dict(sorted(days.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": 1, **asdict(self), "requests": self.requests}
+
+    def summary(self) -> RunSummary:
+        """The run summary of the import as a whole (every run so far)."""
+        last = self.runs[-1] if self.runs else {}
+        result = RunSummary(
+            command="import",
+            started_utc=self.created_utc or "",
+            finished_utc=last.get("finished_utc"),
+            account=self.account,
+            requests=self.requests,
+        )
+        result.stop_reason = (
+            last.get("outcome") if last.get("outcome") not in (None, "done") else None
+        )
+        if self.object:
+            result.count(self.object, **self.by_state())
+        return result
+
+
+_VALUE = re.compile(r"'(?:[^']|'')*'")  # a quoted value inside a message
+
+
+def _reasons(message: str | None) -> list[str]:
+    """`Email: 'x@' is not a plausible email address; Tier: 'gold' is not an option…` ->
+    `Email: … is not a plausible email address`, `Tier: … is not an option…`: the column and
+    the reason, without the values (the table of rejects shows them)."""
+    parts = [p.strip() for p in (message or "").split("; ") if p.strip()] or ["(no message)"]
+    return [_VALUE.sub("…", p)[:160] for p in parts if not p.startswith("did you mean")]
+
+
+def read_history(path: Path) -> ImportHistory:
+    cp = Checkpoint.read_only(path)
+    try:
+        history = ImportHistory(
+            checkpoint=str(path),
+            source=cp.meta("source"),
+            object=cp.meta("object"),
+            account=cp.meta("account"),
+            created_utc=cp.meta("created_utc"),
+        )
+        for (action, state), n in sorted(
+            cp.rows.counts(created_first=True).items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+        ):
+            history.rows.append({"action": action, "state": str(state), "rows": n})
+            if state in UNSETTLED:
+                history.unsettled += n
+        for (step, state), n in sorted(
+            cp.steps.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+        ):
+            history.steps.append({"step": step, "state": str(state), "steps": n})
+        history.runs = cp.runs()
+        history.undo = {str(state): n for state, n in sorted(cp.undo.summary().items())}
+        minutes: Counter[str] = Counter()
+        for minute, n in cp.sent_minutes():
+            minutes[minute] += int(n)
+        history.requests_by_minute = dict(sorted(minutes.items()))
+        reasons: Counter[str] = Counter()
+        cur = cp.db.execute(
+            "SELECT line, state, message FROM rows WHERE state IN ('rejected', 'failed') "
+            "ORDER BY line"
+        )
+        for line, state, message in cur:
+            reasons.update(_reasons(message))
+            if len(history.rejects) < FIRST_REJECTS:
+                history.rejects.append({"line": line, "state": state, "message": message or ""})
+        history.rejects_by_reason = dict(reasons.most_common())
+        return history
+    finally:
+        cp.close()
+
+
+def dumps(history: ImportHistory) -> str:
+    return json.dumps(history.to_dict(), indent=2, ensure_ascii=False)

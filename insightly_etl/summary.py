@@ -1,0 +1,109 @@
+"""One typed summary of a run, for everything that reports one: `--summary-json`, `status
+--json`, `report` and the Dagster assets' metadata all read this, so they never disagree.
+
+Its JSON shape is `insightly_etl/schemas/summary.schema.json` (shipped; a test holds the two
+together). Pure data: no click, no pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Why a run stopped before its work was done; None: it ran to its end (exit 0 or 1).
+STOP_REASONS = (
+    "quota",  # the account's daily allowance: retry_not_before says when to try again
+    "reserve",  # --reserve reached: the same, the allowance left for other integrations
+    "budget",  # --max-requests spent: run again at any time
+    "interrupted",  # Ctrl-C or SIGTERM
+    "record_limit",  # the plan holds no more records of a type
+    "locked",  # another run holds the checkpoint or the export folder
+    "error",  # anything else: `error` says what
+)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class RunSummary:
+    """What a command did: counts per object, requests, the quota, and how it ended."""
+
+    command: str
+    started_utc: str = field(default_factory=utc_now)
+    finished_utc: str | None = None
+    exit_code: int = 0
+    stop_reason: str | None = None  # one of STOP_REASONS
+    error: str | None = None  # the one-line error (redacted), when the run failed
+    retry_not_before: str | None = None  # UTC; set when the stop was the quota or reserve
+    account: str | None = None  # the account's subdomain (GET /Instance)
+    account_name: str | None = None  # its name in accounts.yaml
+    requests: int = 0
+    throttled_429: int = 0
+    retries: int = 0
+    quota_remaining: int | None = None
+    quota_limit: int | None = None
+    # object -> counts: export (rows, new, changed, deleted, requests), import (created,
+    # updated, unchanged, rejected, …), undo (deleted, restored, conflict, …)
+    objects: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    accounts: list[RunSummary] = field(default_factory=list)  # export --accounts: one each
+
+    def count(self, name: str, **counts: int) -> None:
+        self.objects.setdefault(name, {}).update(counts)
+
+    def took(
+        self, stats: dict[str, Any], quota_remaining: int | None, quota_limit: int | None
+    ) -> None:
+        """The client's accounting (RequestStats.summary()) and the quota it last saw."""
+        self.requests = int(stats.get("requests") or 0)
+        self.throttled_429 = int(stats.get("throttled_429") or 0)
+        self.retries = int(stats.get("retries") or 0)
+        self.quota_remaining, self.quota_limit = quota_remaining, quota_limit
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["accounts"] = [a.to_dict() for a in self.accounts]
+        return {"schema_version": SCHEMA_VERSION, **data}
+
+    def write(self, path: Path) -> None:
+        """Written whole or not at all (a reader never sees half a file)."""
+        write_json(path, self.to_dict())
+
+
+def write_json(path: Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)  # never write through a planted symlink
+    with open(partial, "x", encoding="utf-8") as out:
+        json.dump(data, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    os.replace(partial, path)
+
+
+def worst_exit(codes: Iterable[int]) -> int:
+    """The exit code of several runs (accounts): 0 if all succeeded; the failures' own code
+    when they agree (75 for quota stops: run again later); else 1."""
+    failed = {c for c in codes if c}
+    return failed.pop() if len(failed) == 1 else (1 if failed else 0)
+
+
+def schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in the package: `summary`, `status`, `log-line`."""
+    text = resources.files("insightly_etl.schemas").joinpath(f"{name}.schema.json").read_text()
+    result: dict[str, Any] = json.loads(text)
+    return result

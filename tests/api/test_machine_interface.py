@@ -1,0 +1,169 @@
+"""The machine interface: --summary-json, status --json, --log-format json and the
+INSIGHTLY_ETL_… variables, each checked against the JSON Schema shipped in the package."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from insightly_etl.cli import ENVIRONMENT
+from insightly_etl.summary import schema
+from tests.api.test_cli import ENV, MAPPING, run, write
+from tests.conftest import KEY
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def summary_of(path: Path) -> dict:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.validate(data, schema("summary"))
+    return data
+
+
+def log_lines(stderr: str) -> list[dict]:
+    lines = [json.loads(line) for line in stderr.splitlines()]
+    for line in lines:
+        jsonschema.validate(line, schema("log-line"))
+    return lines
+
+
+def test_an_export_summary_counts_each_object_and_the_requests(make_sandbox, tmp_path):
+    sb = make_sandbox()
+    out = tmp_path / "summary.json"
+    result = run(
+        sb, "export", "contacts", "leads", "--out", str(tmp_path / "x"), "--summary-json", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    s = summary_of(out)
+    assert s["command"] == "export" and s["exit_code"] == 0 and s["stop_reason"] is None
+    assert s["objects"]["contacts"]["rows"] == len(sb.account.collections["Contacts"].ids)
+    assert s["objects"]["leads"]["rows"] == len(sb.account.collections["Leads"].ids)
+    # the terminal and the JSON say the same
+    assert f"{s['requests']} requests in" in result.stderr
+    assert s["requests"] >= 1 + sum(o["requests"] for o in s["objects"].values())
+    assert s["quota_remaining"] == 10**9 - s["requests"]
+    assert s["files"] == [f"{tmp_path / 'x'}/contacts.parquet", f"{tmp_path / 'x'}/leads.parquet"]
+
+
+def test_a_quota_stop_says_when_to_retry(make_sandbox, tmp_path):
+    sb = make_sandbox(daily_quota=2)
+    out = tmp_path / "summary.json"
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
+    result = run(sb, "export", "contacts", "--out", str(tmp_path / "x"), "--summary-json", str(out))
+    assert result.exit_code == 75, result.output
+    s = summary_of(out)
+    assert (s["exit_code"], s["stop_reason"]) == (75, "quota")
+    assert s["error"].startswith("GET ")
+    at = datetime.strptime(s["retry_not_before"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # the first request of the run leaves the rolling 24-hour window a minute after its own
+    assert before + timedelta(hours=24) <= at <= before + timedelta(hours=24, minutes=2)
+
+
+def test_a_budget_stop_may_retry_at_once(make_sandbox, tmp_path):
+    out = tmp_path / "summary.json"
+    result = run(
+        make_sandbox(), "export", "contacts", "--out", str(tmp_path / "x"),
+        "--max-requests", "2", "--summary-json", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 75
+    s = summary_of(out)
+    assert (s["stop_reason"], s["retry_not_before"], s["requests"]) == ("budget", None, 2)
+
+
+def test_a_wrong_key_is_in_the_summary_and_one_json_error_line(make_sandbox, tmp_path):
+    out = tmp_path / "summary.json"
+    env = {**ENV, "INSIGHTLY_API_KEY": "not-the-key"}
+    result = run(
+        make_sandbox(), "--log-format", "json", "export", "contacts", "--out",
+        str(tmp_path / "x"), "--summary-json", str(out), env=env,
+    )  # fmt: skip
+    assert result.exit_code == 77
+    (line,) = log_lines(result.stderr)
+    assert line["level"] == "error" and line["exit_code"] == 77
+    assert line["message"].startswith("GET Instance, HTTP 401: the API key was refused")
+    assert "not-the-key" not in result.stderr + out.read_text()
+    s = summary_of(out)
+    assert (s["exit_code"], s["stop_reason"], s["error"]) == (77, "error", line["message"])
+
+
+def test_an_import_summary_and_status_json(make_sandbox, tmp_path):
+    sb = make_sandbox()
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-address\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    out = tmp_path / "summary.json"
+    result = run(sb, "import", str(data), "--mapping", str(mapping), "--summary-json", str(out))
+    assert result.exit_code == 1, result.output
+    s = summary_of(out)
+    assert s["objects"]["contacts"]["created"] == 1
+    assert s["objects"]["contacts"]["rejected"] == 1
+    assert s["account"] == "northwind-sandbox"
+    assert str(tmp_path / "people.errors.csv") in s["files"]
+
+    status = run(None, "status", "--json", str(tmp_path / "people.csv.checkpoint.sqlite"))
+    assert status.exit_code == 0, status.output
+    st = json.loads(status.stdout)
+    jsonschema.validate(st, schema("status"))
+    assert {(r["action"], r["state"]): r["rows"] for r in st["rows"]} == {
+        ("create", "done"): 1,
+        (None, "rejected"): 1,
+    }
+    assert st["requests"] == sum(st["requests_by_minute"].values()) == s["requests"]
+    assert [r["line"] for r in st["rejects"]] == [3]
+    assert st["rejects"][0]["message"].startswith("Email")
+
+
+def test_json_logs_are_one_object_per_line_for_every_message(make_sandbox, tmp_path):
+    result = run(
+        make_sandbox(), "export", "contacts", "--out", str(tmp_path / "x"), "--log-format", "json"
+    )
+    assert result.exit_code == 0
+    lines = log_lines(result.stderr)
+    assert lines[0]["message"].startswith("Exported 1 object type,")
+    assert {line["level"] for line in lines} == {"info"}
+
+
+def test_every_option_reads_an_environment_variable_the_readme_lists():
+    assert len(ENVIRONMENT) > 100
+    for variable, option in ENVIRONMENT:
+        assert variable.startswith("INSIGHTLY_"), option
+        assert variable in README, f"{variable} ({option}) is not in the README"
+
+
+def test_options_from_the_environment(make_sandbox, tmp_path):
+    env = {
+        **ENV,
+        "INSIGHTLY_ETL_EXPORT_FORMAT": "csv",
+        "INSIGHTLY_ETL_EXPORT_OUT": str(tmp_path / "x"),
+        "INSIGHTLY_ETL_SUMMARY_JSON": str(tmp_path / "s.json"),
+        "INSIGHTLY_ETL_LOG_FORMAT": "json",
+    }
+    result = run(make_sandbox(), "export", "contacts", env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x" / "contacts.csv").is_file()
+    assert summary_of(tmp_path / "s.json")["objects"]["contacts"]["rows"] > 0
+    assert json.loads(result.stderr.splitlines()[0])["level"] == "info"
+
+
+@pytest.mark.parametrize("value", ["yaml", ""])
+def test_a_wrong_log_format_from_the_environment_is_refused(value):
+    result = run(None, "status", "x.sqlite", env={**ENV, "INSIGHTLY_ETL_LOG_FORMAT": value or "x"})
+    assert result.exit_code == 2
+    assert "INSIGHTLY_ETL_LOG_FORMAT" in result.stderr or "--log-format" in result.stderr
+
+
+def test_the_summary_is_written_whole_even_over_a_planted_symlink(make_sandbox, tmp_path):
+    target = tmp_path / "victim.txt"
+    target.write_text("keep me")
+    (tmp_path / ".s.json.partial").symlink_to(target)
+    result = run(
+        make_sandbox(), "export", "contacts", "--out", str(tmp_path / "x"),
+        "--summary-json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert target.read_text() == "keep me"
+    assert summary_of(tmp_path / "s.json")["exit_code"] == 0
+    assert KEY not in (tmp_path / "s.json").read_text()
