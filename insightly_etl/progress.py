@@ -31,15 +31,24 @@ class NullProgress:
 
 
 class TqdmProgress:
-    def __init__(self) -> None:
+    """One bar at a time; `prefix` and `position` keep several accounts' bars apart."""
+
+    def __init__(self, prefix: str = "", position: int | None = None) -> None:
         self._bar: Any = None
+        self.prefix, self.position = prefix, position
 
     def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
         from tqdm import tqdm
 
         self.finish()
         self._bar = tqdm(
-            total=total, desc=label, unit=unit, unit_scale=True, leave=True, dynamic_ncols=True
+            total=total,
+            desc=f"{self.prefix}{label}",
+            unit=unit,
+            unit_scale=True,
+            leave=self.position is None,
+            dynamic_ncols=True,
+            position=self.position,
         )
 
     def set_total(self, total: int) -> None:

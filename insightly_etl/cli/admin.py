@@ -15,9 +15,11 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     LocalPath,
+    account_options,
     api_options,
     main,
     note_outcome,
+    pick_account,
     results_option,
     run_with_api,
     stop_on_signals,
@@ -140,13 +142,33 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     is_flag=True,
     help="Print it as one JSON object (insightly_etl/schemas/status.schema.json).",
 )
-def status(checkpoint: Path, as_json: bool) -> None:
+@account_options
+@click.pass_obj
+def status(
+    ctx: Context,
+    checkpoint: Path,
+    as_json: bool,
+    accounts_file: Path | None,
+    account_name: str | None,
+) -> None:
     """Show an import's progress from its checkpoint file: done, failed and left, by action.
-    Reads the file only: no request, nothing changed."""
+    Reads the file only: no request, nothing changed. With --account: refused unless the
+    import was run for that account."""
     from insightly_etl.load.history import dumps, read_history
     from insightly_etl.load.reconcile import RESEND_MINUTES
 
+    pick_account(ctx, None, accounts_file, account_name)
     h = read_history(checkpoint)
+    if account_name and h.account_name != account_name:
+        raise click.UsageError(
+            f"{checkpoint} is an import for "
+            + (
+                f"account {h.account_name!r}"
+                if h.account_name
+                else "no account of an accounts file"
+            )
+            + f", not {account_name!r}"
+        )
     if as_json:
         click.echo(dumps(h))
         return

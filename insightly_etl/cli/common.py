@@ -379,7 +379,7 @@ def name_envvars(
     return named
 
 
-def _flags(decorator: Callable[[F], F]) -> list[str]:
+def _flags(decorator: Callable[[Any], Any]) -> list[str]:
     def probe() -> None:
         pass
 
@@ -473,6 +473,51 @@ def api_options(func: F) -> F:
     for option in reversed([*API_OPTIONS, *GLOBAL_OPTIONS]):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
+
+
+def account_options(func: F) -> F:
+    """`--accounts FILE --account NAME`: one entry of accounts.yaml gives the key, pod or URL,
+    reserve and rate cap (the command hands them on as `account`)."""
+    func = click.option(
+        "--account",
+        "account_name",
+        metavar="NAME",
+        help="With --accounts: the account to use (its key, pod or URL, reserve and rate).",
+    )(func)
+    return click.option(
+        "--accounts",
+        "accounts_file",
+        type=LocalPath(dir_okay=False, exists=True, path_type=Path),
+        help="An accounts.yaml (see Many accounts); --account picks the entry.",
+    )(func)
+
+
+def pick_account(
+    ctx: Context, api: ApiOptions | None, accounts_file: Path | None, name: str | None
+) -> ApiOptions | None:
+    """The entry --account names, set on the context (its key is used from then on), and the
+    API options with its reserve and rate cap."""
+    if (accounts_file is None) != (name is None):
+        raise click.UsageError("--accounts FILE and --account NAME go together")
+    if accounts_file is None or name is None:
+        return api
+    from dataclasses import replace
+
+    from insightly_etl.accounts import pick, read_accounts
+
+    entry = pick(read_accounts(accounts_file), name, accounts_file)
+    ctx.account_entry = entry
+    if ctx.summary is not None:
+        ctx.summary.account_name = entry.name
+    if api is None:
+        return None
+    if api.use_sandbox:
+        raise click.UsageError("--account uses the account's own key: leave out --sandbox")
+    return replace(
+        api,
+        rate_limit=min(api.rate_limit, entry.rate or api.rate_limit),
+        reserve=entry.reserve or api.reserve,
+    )
 
 
 @contextmanager

@@ -11,11 +11,13 @@ import click
 from insightly_etl.cli.common import (
     ApiOptions,
     Context,
+    LocalPath,
     Location,
     api_options,
     choice_option,
     echo_accounting,
     main,
+    note_client,
     plural,
     progress,
     run_with_api,
@@ -107,6 +109,13 @@ from insightly_etl.cli.common import (
     "s3://, gs://, abfs:// location), named by its file id (a request per file; files "
     "already there are not fetched again).",
 )
+@click.option(
+    "--accounts",
+    "accounts_file",
+    type=LocalPath(dir_okay=False, exists=True, path_type=Path),
+    help="Export every account of this accounts.yaml at once, each into --out/account=<name>/, "
+    "paced on its own limits; one failing does not stop the others (see Many accounts).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
 @click.pass_obj
@@ -125,6 +134,7 @@ def export(
     brief: bool,
     with_: str | None,
     files_dir: Path | str | None,
+    accounts_file: Path | None,
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -167,6 +177,27 @@ def export(
         raise click.UsageError("--files-dir goes with --with files")
     names = resolve_objects(list(objects))
     since_at = parse_since(since) if since else None
+    if accounts_file is not None:
+        if isinstance(out_dir, str) or files_dir is not None or api.use_sandbox:
+            raise click.UsageError(
+                "--accounts writes to a local --out (no object storage, --files-dir or "
+                "--sandbox yet: point each account's url: at `insightly-etl sandbox --account …`)"
+            )
+        options = ExportOptions(
+            out_dir=out_dir,
+            objects=names,
+            fmt=fmt,
+            csv_dialect=csv_dialect or "excel",
+            incremental=incremental,
+            since=since_at,
+            brief=brief,
+            layout=layout,
+            table_format=table_format,
+            detect_deletes=detect_deletes,
+            with_=subs,
+        )
+        export_many(ctx, api, accounts_file, options, quiet)
+        return
     where = str(out_dir)
     pull_partition = None
     with contextlib.ExitStack() as stack:
@@ -284,3 +315,72 @@ def note_export(summary: Any, result: Any, where: str) -> None:
     base = where.rstrip("/")
     summary.files = [f"{base}/{o.file}" for o in result.objects if o.file]
     summary.files += [str(f) for f in result.change_files]
+
+
+def export_many(
+    ctx: Context, api: ApiOptions, accounts_file: Path, options: Any, quiet: bool
+) -> None:
+    """`export --accounts`: every account at once; a line each; exit with the failures' code."""
+    import asyncio
+    import sys
+    from dataclasses import replace
+
+    from insightly_etl.accounts import read_accounts
+    from insightly_etl.extract.accounts import export_accounts
+    from insightly_etl.progress import NullProgress, TqdmProgress
+    from insightly_etl.summary import RunSummary, worst_exit
+
+    entries = read_accounts(accounts_file)
+
+    def open_client(entry: Any) -> Any:
+        mine = replace(
+            api,
+            rate_limit=min(api.rate_limit, entry.rate or api.rate_limit),
+            reserve=entry.reserve or api.reserve,
+        )
+        return mine.client(entry.settings(), ctx.transport)
+
+    def progress_for(entry: Any, i: int) -> Any:
+        bars = not quiet and sys.stderr.isatty()
+        return TqdmProgress(prefix=f"{entry.name}: ", position=i) if bars else NullProgress()
+
+    runs = asyncio.run(export_accounts(entries, options, open_client, progress_for))
+    summary = ctx.summary or RunSummary(command="export")
+    for run in runs:
+        mine = RunSummary(
+            command="export", started_utc=summary.started_utc, account_name=run.entry.name
+        )
+        if run.client is not None:
+            note_client(mine, run.client)
+        if run.result is not None:
+            note_export(mine, run.result, run.out_dir)
+        mine.exit_code, mine.error = run.exit_code, run.error
+        mine.stop_reason = run.stop_reason if run.exit_code else None
+        summary.accounts.append(mine)
+        if run.error is None and run.result is not None:
+            rows = sum(c.get("rows", 0) for c in mine.objects.values())
+            if not quiet:
+                click.echo(
+                    f"{run.entry.name}: exported {plural(len(mine.objects), 'object type')}, "
+                    f"{plural(rows, 'row')}, {plural(mine.requests, 'request')} to "
+                    f"{run.out_dir}/",
+                    err=True,
+                )
+            for warning in run.result.warnings:
+                click.echo(f"Warning: {run.entry.name}: {warning}", err=True)
+        else:
+            click.echo(f"Error: {run.entry.name}: {run.error} (exit {run.exit_code})", err=True)
+    failed = [a for a in summary.accounts if a.exit_code]
+    summary.requests = sum(a.requests for a in summary.accounts)
+    summary.throttled_429 = sum(a.throttled_429 for a in summary.accounts)
+    summary.retries = sum(a.retries for a in summary.accounts)
+    reasons = {a.stop_reason for a in failed}
+    summary.stop_reason = reasons.pop() if len(reasons) == 1 else ("error" if failed else None)
+    later = [a.retry_not_before for a in failed if a.retry_not_before]
+    summary.retry_not_before = max(later) if later else None
+    if failed:
+        summary.error = f"{len(failed)} of {len(runs)} accounts failed: " + ", ".join(
+            a.account_name or "" for a in failed
+        )
+        click.echo(f"{summary.error}.", err=True)
+    sys.exit(worst_exit(a.exit_code for a in summary.accounts))

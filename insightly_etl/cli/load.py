@@ -17,6 +17,7 @@ from insightly_etl.cli.common import (
     Context,
     LocalPath,
     Location,
+    account_options,
     api_options,
     choice_option,
     echo_accounting,
@@ -25,6 +26,7 @@ from insightly_etl.cli.common import (
     main,
     mapping_options,
     note_outcome,
+    pick_account,
     plural,
     progress,
     results_option,
@@ -404,6 +406,7 @@ def _print_quota_plan(plan: Any) -> None:
     "with --format csv|xlsx]",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@account_options
 @file_options
 @api_options
 @click.pass_obj
@@ -425,6 +428,8 @@ def import_(
     blank_mode: str | None,
     base: Path | None,
     quiet: bool,
+    accounts_file: Path | None,
+    account_name: str | None,
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
@@ -441,6 +446,8 @@ def import_(
     """
     from insightly_etl.load.importer import ImportOptions, load_file
     from insightly_etl.load.mapping import read_mapping
+
+    api = pick_account(ctx, api, accounts_file, account_name) or api
 
     mapping = read_mapping(mapping_file, object_name=object_name)
     mapping = _as_asked(mapping, date_order, csv_dialect)
@@ -474,6 +481,7 @@ def import_(
         on_duplicate_email=on_duplicate_email,
         on_conflict=on_conflict,
         base=base,
+        account_name=account_name,
     )
 
     received: list[int] = []  # the signal that stopped the run, for its exit code

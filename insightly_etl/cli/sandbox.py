@@ -4,11 +4,15 @@ imports `insightly_etl.sandbox` outside `--sandbox`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from insightly_etl.cli.common import LocalPath, choice_option, default_seed_dir, main
 from insightly_etl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from insightly_etl.sandbox import SandboxConfig
 
 
 def _parse_generate(value: str | None) -> dict[str, int]:
@@ -56,6 +60,43 @@ def _parse_private(values: tuple[str, ...]) -> dict[str, frozenset[int]]:
     return result
 
 
+def _parse_accounts(values: tuple[str, ...], config: SandboxConfig) -> list[SandboxConfig]:
+    """`--account globex=globex-key,rate=5,quota=2000` -> a config for another account: the
+    same seed and behaviour, its own key, subdomain, rate limit, quota (and state file)."""
+    from dataclasses import replace
+
+    found: list[SandboxConfig] = []
+    keys = {config.api_key}
+    for value in values:
+        head, *extras = value.split(",")
+        subdomain, _, key = head.partition("=")
+        subdomain, key = subdomain.strip(), key.strip()
+        changes: dict[str, object] = {"api_key": key, "subdomain": subdomain}
+        for extra in extras:
+            name, _, number = extra.partition("=")
+            field = {"rate": "rate_limit", "quota": "daily_quota"}.get(name.strip())
+            try:
+                changes[field or "?"] = (float if field == "rate_limit" else int)(number)
+            except ValueError:
+                field = None
+            if field is None:
+                raise click.BadParameter(
+                    f"{value!r}: expected SUBDOMAIN=KEY with optional ,rate=N ,quota=N",
+                    param_hint="--account",
+                )
+        if not subdomain or not key or key in keys:
+            raise click.BadParameter(
+                f"{value!r}: expected SUBDOMAIN=KEY, the key unlike every other account's",
+                param_hint="--account",
+            )
+        keys.add(key)
+        state = config.state
+        if state is not None:
+            changes["state"] = state.with_name(f"{state.stem}.{subdomain}{state.suffix}")
+        found.append(replace(config, **changes))  # type: ignore[arg-type]
+    return found
+
+
 def exposure_warning(host: str) -> str | None:
     """The sandbox's admin routes have no key: say so when it listens beyond loopback."""
     if host in ("127.0.0.1", "localhost", "::1"):
@@ -90,6 +131,14 @@ def _snake(endpoint: str) -> str:
 )
 @click.option(
     "--api-key", default="sandbox", show_default=True, help="The one API key the sandbox accepts."
+)
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="SUBDOMAIN=KEY[,rate=N][,quota=N]",
+    help="Serve another account beside the first (repeatable): its own key, subdomain, records, "
+    "rate limit and daily quota, e.g. globex=globex-key,rate=5,quota=2000.",
 )
 @click.option(
     "--seed",
@@ -278,6 +327,7 @@ def sandbox(
     host: str,
     port: int,
     api_key: str,
+    accounts: tuple[str, ...],
     seed: Path | None,
     generate: str | None,
     record_kb: int,
@@ -355,12 +405,15 @@ def sandbox(
     if private_listed and not private:
         click.echo("Warning: --private-listed lists --private records; none is given.", err=True)
     key = "sandbox" if api_key == "sandbox" else "the one given by --api-key"
+    more = _parse_accounts(accounts, config)
 
     def announce(url: str) -> None:  # the port bound: --port 0 takes a free one
         click.echo(f"Insightly sandbox on {url} (API key: {key})", err=True)
+        for other in more:
+            click.echo(f"  and account {other.subdomain} (its key from --account)", err=True)
 
     try:
-        serve(config, host=host, port=port, announce=announce)
+        serve(config, host=host, port=port, announce=announce, more=more)
     except SeedError as exc:
         raise click.BadParameter(str(exc), param_hint="--seed / --generate") from None
     except OSError as exc:  # the port is taken, or the address is not this machine's

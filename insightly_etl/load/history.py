@@ -23,6 +23,7 @@ class ImportHistory:
     source: str | None
     object: str | None
     account: str | None
+    account_name: str | None  # its name in accounts.yaml, when imported with --account
     created_utc: str | None
     rows: list[dict[str, Any]] = field(default_factory=list)  # action, state, rows
     steps: list[dict[str, Any]] = field(default_factory=list)  # step, state, steps
@@ -60,6 +61,7 @@ class ImportHistory:
             started_utc=self.created_utc or "",
             finished_utc=last.get("finished_utc"),
             account=self.account,
+            account_name=self.account_name,
             requests=self.requests,
         )
         result.stop_reason = (
@@ -89,6 +91,7 @@ def read_history(path: Path) -> ImportHistory:
             source=cp.meta("source"),
             object=cp.meta("object"),
             account=cp.meta("account"),
+            account_name=cp.meta("account_name"),
             created_utc=cp.meta("created_utc"),
         )
         for (action, state), n in sorted(
@@ -97,10 +100,10 @@ def read_history(path: Path) -> ImportHistory:
             history.rows.append({"action": action, "state": str(state), "rows": n})
             if state in UNSETTLED:
                 history.unsettled += n
-        for (step, state), n in sorted(
+        for (step, step_state), n in sorted(
             cp.steps.counts().items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
         ):
-            history.steps.append({"step": step, "state": str(state), "steps": n})
+            history.steps.append({"step": step, "state": str(step_state), "steps": n})
         history.runs = cp.runs()
         history.undo = {str(state): n for state, n in sorted(cp.undo.summary().items())}
         minutes: Counter[str] = Counter()

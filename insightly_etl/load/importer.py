@@ -83,6 +83,7 @@ class ImportOptions:
     on_conflict: OnConflict = "skip"
     base: Path | None = None  # the export an edited copy is merged with (else _base/ beside it)
     results_name: str | None = None  # NAME of the results files (default: the file's stem)
+    account_name: str | None = None  # --account: its name in accounts.yaml (kept for status)
 
     @property
     def results_stem(self) -> str:
@@ -288,6 +289,8 @@ async def load_file(
             identity=identity_columns(table, mapping),
         )
         checkpoint.start_run()
+        if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
+            checkpoint.remember(account_name=options.account_name)
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits
         with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
             client.start_from_learned(json.loads(remembered) if remembered else None)

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from insightly_etl.api.registry import LINKABLE, LINKED_TO, get_object
 from insightly_etl.errors import InputError
+from insightly_etl.yamlfile import read_yaml
 
 TRANSFORMS = ("strip", "lower", "upper", "title", "collapse_spaces", "digits")
 BLANK_MODES = ("skip", "clear")
@@ -496,78 +495,13 @@ def parse_mapping(
     )
 
 
-MAX_MAPPING_BYTES = 1 << 20
-MAX_MAPPING_DEPTH = 20  # a mapping nests three or four levels; deeper is not a mapping
-
-
-def _check_yaml_shape(path: Path, text: str) -> None:
-    """Refuse, before building anything, YAML that could exhaust memory or the stack: aliases
-    (`*name`; nested ones expand exponentially, 'billion laughs') and deep nesting."""
-    depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent):
-            line = event.start_mark.line + 1 if event.start_mark else "?"
-            raise InputError(
-                f"{path}, line {line}: YAML aliases (*{event.anchor}) are not accepted in a mapping",
-                hint="Write the value out where it is used.",
-            )
-        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            depth += 1
-            if depth > MAX_MAPPING_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else "?"
-                raise InputError(
-                    f"{path}, line {line}: nested more than {MAX_MAPPING_DEPTH} levels deep; "
-                    "not a mapping file"
-                )
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            depth -= 1
-    _check_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
-
-
-def _check_duplicate_keys(path: Path, node: yaml.Node | None) -> None:
-    """A key written twice at one level: YAML keeps the last silently; a mapping refuses it,
-    naming both lines (which one was meant is the person's call)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            line = key.start_mark.line + 1
-            name = str(key.value)
-            if isinstance(key, yaml.ScalarNode) and name in seen:
-                raise InputError(
-                    f"{path}, lines {seen[name]} and {line}: the key {name!r} is given twice",
-                    hint="Keep one of them.",
-                )
-            seen[name] = line
-            _check_duplicate_keys(path, value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(path, item)
-
-
 def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:
     """A mapping file, or (with no file) the identity mapping for `object_name`."""
     if path is None:
         if not object_name:
             raise InputError("give --mapping FILE or --object OBJECT")
         return parse_mapping({}, source="(no mapping file)", object_name=object_name)
-    try:
-        raw = path.read_bytes()
-        if len(raw) > MAX_MAPPING_BYTES:
-            raise InputError(f"{path}: {len(raw):,} bytes; a mapping file is at most 1 MB")
-        text = raw.decode("utf-8-sig")
-        _check_yaml_shape(path, text)
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})",
-            hint="Save the mapping as UTF-8.",
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, "a mapping")
     return parse_mapping(data, source=str(path), object_name=object_name)
 
 

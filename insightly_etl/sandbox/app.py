@@ -923,3 +923,46 @@ def _template_of(segments: list[str]) -> list[str]:
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
     return Sandbox(config or SandboxConfig()).app
+
+
+class SandboxAccounts:
+    """Several sandbox accounts behind one address, as a pod serves many instances: the API
+    key picks the account (its own records, subdomain, rate limit and daily quota); a key no
+    account has goes to the first, which answers 401. The admin routes take `?account=
+    SUBDOMAIN` (default: the first)."""
+
+    def __init__(self, sandboxes: list[Sandbox]) -> None:
+        self.sandboxes = sandboxes
+        self._by_key = {s.config.api_key: s for s in sandboxes}
+
+    @property
+    def account(self) -> Account:  # the first: what a single sandbox's callers expect
+        return self.sandboxes[0].account
+
+    def close(self) -> None:
+        for sandbox in self.sandboxes:
+            sandbox.account.close()
+
+    def _pick(self, scope: Scope) -> Sandbox:
+        if scope.get("path", "").startswith("/_sandbox/"):
+            query = dict(
+                part.split("=", 1)
+                for part in scope.get("query_string", b"").decode("latin-1").split("&")
+                if "=" in part
+            )
+            wanted = query.get("account")
+            for sandbox in self.sandboxes:
+                if wanted and sandbox.account.instance.get("INSTANCE_SUBDOMAIN") == wanted:
+                    return sandbox
+            return self.sandboxes[0]
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if header.startswith(b"Basic "):
+            try:
+                key = base64.b64decode(header[6:], validate=True).decode().split(":", 1)[0]
+            except (binascii.Error, UnicodeDecodeError):
+                key = ""
+            return self._by_key.get(key, self.sandboxes[0])
+        return self.sandboxes[0]
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._pick(scope).app(scope, receive, send)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from insightly_etl.sandbox.app import DroppedConnection, Sandbox, SandboxConfig
+from insightly_etl.sandbox.app import DroppedConnection, Sandbox, SandboxAccounts, SandboxConfig
 
 
 class _HideInjectedDrops(logging.Filter):
@@ -24,13 +24,27 @@ class _HideInjectedDrops(logging.Filter):
         return not isinstance(exc, DroppedConnection)
 
 
-def _uvicorn_config(sandbox: Sandbox, *, log_level: str) -> uvicorn.Config:
+def _build(config: SandboxConfig, more: list[SandboxConfig]) -> Sandbox | SandboxAccounts:
+    """One sandbox account, or (with `more`) several behind one address, picked by the key."""
+    first = Sandbox(config)
+    return SandboxAccounts([first, *(Sandbox(c) for c in more)]) if more else first
+
+
+def _close(sandbox: Sandbox | SandboxAccounts) -> None:
+    if isinstance(sandbox, SandboxAccounts):
+        sandbox.close()
+    else:
+        sandbox.account.close()
+
+
+def _uvicorn_config(sandbox: Sandbox | SandboxAccounts, *, log_level: str) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())
     return uvicorn.Config(
         sandbox.app,
         log_level=log_level,
         access_log=False,
         lifespan="off",
+        interface="asgi3",  # SandboxAccounts.app is a bound method: uvicorn cannot tell
         timeout_keep_alive=30,
         date_header=False,  # the app sends its own, from the account's clock
     )
@@ -43,10 +57,12 @@ def serve(
     port: int,
     log_level: str = "info",
     announce: Callable[[str], None] = lambda url: None,
+    more: list[SandboxConfig] | None = None,
 ) -> None:
     """Run until interrupted (Ctrl-C). The socket is bound here, so `port` 0 takes a free
-    port and `announce` is told the real URL before the first request can come."""
-    sandbox = Sandbox(config)
+    port and `announce` is told the real URL before the first request can come. `more`:
+    other accounts served beside the first, each picked by its own key."""
+    sandbox = _build(config, more or [])
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,20 +74,24 @@ def serve(
         uvicorn.Server(_uvicorn_config(sandbox, log_level=log_level)).run(sockets=[sock])
     finally:
         sock.close()
-        sandbox.account.close()
+        _close(sandbox)
 
 
 @dataclass
 class RunningSandbox:
-    sandbox: Sandbox
+    sandbox: Sandbox  # the first account
     url: str  # base URL of the API, ending in /v3.1/
     root: str  # e.g. http://127.0.0.1:43121 (admin routes live under /_sandbox/)
+    sandboxes: list[Sandbox]  # every account served (one unless `more` was given)
 
 
 @contextmanager
-def running_sandbox(config: SandboxConfig, *, host: str = "127.0.0.1") -> Iterator[RunningSandbox]:
-    """A real uvicorn server on a free loopback port, on a daemon thread, for the duration."""
-    sandbox = Sandbox(config)
+def running_sandbox(
+    config: SandboxConfig, *, host: str = "127.0.0.1", more: list[SandboxConfig] | None = None
+) -> Iterator[RunningSandbox]:
+    """A real uvicorn server on a free loopback port, on a daemon thread, for the duration;
+    `more`: other accounts beside the first, each picked by its key."""
+    sandbox = _build(config, more or [])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
@@ -86,9 +106,10 @@ def running_sandbox(config: SandboxConfig, *, host: str = "127.0.0.1") -> Iterat
         time.sleep(0.01)
     root = f"http://{host}:{port}"
     try:
-        yield RunningSandbox(sandbox=sandbox, url=f"{root}/v3.1/", root=root)
+        every = sandbox.sandboxes if isinstance(sandbox, SandboxAccounts) else [sandbox]
+        yield RunningSandbox(sandbox=every[0], url=f"{root}/v3.1/", root=root, sandboxes=every)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        sandbox.account.close()
+        _close(sandbox)

@@ -1,0 +1,71 @@
+"""Several accounts exported at once, in one process (`export --accounts accounts.yaml`):
+each with a client of its own, paced on that account's own limits, into `DIR/account=<name>/`.
+One account failing does not stop the others; each ends with its result or its error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from insightly_etl.accounts import AccountEntry
+from insightly_etl.api import InsightlyClient
+from insightly_etl.config import redact
+from insightly_etl.errors import InsightlyEtlError
+from insightly_etl.extract.export import (
+    ExportOptions,
+    ExportResult,
+    extract_objects,
+    resolve_objects,
+)
+from insightly_etl.progress import Progress
+
+
+@dataclass
+class AccountRun:
+    entry: AccountEntry
+    out_dir: str
+    result: ExportResult | None = None
+    exit_code: int = 0
+    stop_reason: str | None = None
+    error: str | None = None
+    client: InsightlyClient | None = None  # what it spent, and when to retry after a stop
+
+
+async def export_accounts(
+    entries: list[AccountEntry],
+    options: ExportOptions,
+    open_client: Callable[[AccountEntry], InsightlyClient],
+    progress_for: Callable[[AccountEntry, int], Progress],
+) -> list[AccountRun]:
+    """Export every account concurrently; `options.out_dir` is the parent of the accounts'
+    folders, `options.objects` their default object types."""
+
+    async def one(i: int, entry: AccountEntry) -> AccountRun:
+        out = options.out_dir / f"account={entry.name}"
+        run = AccountRun(entry, str(out))
+        mine = replace(
+            options,
+            out_dir=out,
+            objects=resolve_objects(list(entry.objects)) if entry.objects else options.objects,
+        )
+        try:
+            async with open_client(entry) as client:
+                run.client = client
+                run.result = await extract_objects(client, mine, progress_for(entry, i))
+            refused = [
+                o.refusal for o in run.result.objects if o.refusal and o.name in mine.objects
+            ]
+            if refused:  # an object the entry named and the account cannot read
+                raise refused[0]
+        except InsightlyEtlError as exc:
+            run.exit_code, run.stop_reason, run.error = (
+                exc.exit_code,
+                exc.stop_reason,
+                redact(str(exc)),
+            )
+        except (OSError, ValueError) as exc:
+            run.exit_code, run.stop_reason, run.error = 74, "error", redact(str(exc))
+        return run
+
+    return list(await asyncio.gather(*(one(i, e) for i, e in enumerate(entries))))

@@ -1,0 +1,81 @@
+"""Reading the YAML files people write (mappings, accounts.yaml) as hostile input: a size cap,
+no aliases ('billion laughs'), no deep nesting, no key written twice; errors name the file and
+the line. PyYAML is imported here and in nothing else that reads such a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from insightly_etl.errors import InputError
+
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 20  # a mapping nests three or four levels; deeper is not one of our files
+
+
+def read_yaml(path: Path, kind: str) -> Any:
+    """The data of a YAML file that is `kind` ("a mapping", "an accounts file")."""
+    try:
+        raw = path.read_bytes()
+        if len(raw) > MAX_BYTES:
+            raise InputError(f"{path}: {len(raw):,} bytes; {kind} file is at most 1 MB")
+        text = raw.decode("utf-8-sig")
+        _check_shape(path, text, kind)
+        return yaml.safe_load(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})",
+            hint="Save it as UTF-8.",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def _check_shape(path: Path, text: str, kind: str) -> None:
+    """Refuse, before building anything, YAML that could exhaust memory or the stack: aliases
+    (`*name`; nested ones expand exponentially, 'billion laughs') and deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise InputError(
+                f"{path}, line {line}: YAML aliases (*{event.anchor}) are not accepted in {kind}",
+                hint="Write the value out where it is used.",
+            )
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise InputError(
+                    f"{path}, line {line}: nested more than {MAX_DEPTH} levels deep; not {kind} "
+                    "file"
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+    _check_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+def _check_duplicate_keys(path: Path, node: yaml.Node | None) -> None:
+    """A key written twice at one level: YAML keeps the last silently; we refuse it, naming
+    both lines (which one was meant is the person's call)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            name = str(key.value)
+            if isinstance(key, yaml.ScalarNode) and name in seen:
+                raise InputError(
+                    f"{path}, lines {seen[name]} and {line}: the key {name!r} is given twice",
+                    hint="Keep one of them.",
+                )
+            seen[name] = line
+            _check_duplicate_keys(path, value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(path, item)

@@ -1,0 +1,168 @@
+"""Many accounts from one command: accounts.yaml, a multi-account sandbox on loopback (one
+key, subdomain, rate and quota each), `export --accounts`, `import --account`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from insightly_etl.cli import main
+from insightly_etl.sandbox import SandboxConfig, running_sandbox
+from insightly_etl.summary import schema
+from tests.conftest import cli_runner
+
+pytestmark = pytest.mark.slow
+
+BASE = SandboxConfig(api_key="acme-key", subdomain="acme", rate_limit=50, daily_quota=100_000)
+
+
+@pytest.fixture(scope="module")
+def agency():
+    more = [
+        replace(BASE, api_key="globex-key", subdomain="globex", rate_limit=20),
+        replace(BASE, api_key="initech-key", subdomain="initech", daily_quota=4),
+    ]
+    with running_sandbox(BASE, more=more) as running:
+        yield running
+
+
+def accounts_file(tmp_path: Path, url: str, *extra: str) -> Path:
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    (tmp_path / "keys" / "globex.key").write_text("globex-key\n")
+    text = f"""accounts:
+  - name: acme
+    url: {url}
+    key_env: ACME_KEY
+    objects: [contacts, leads]
+  - name: globex
+    url: {url}
+    key_file: keys/globex.key
+    reserve: 10
+    rate: 5
+    objects: contacts
+""" + "".join(extra)
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None):
+    return cli_runner().invoke(main, list(args), env={"ACME_KEY": "acme-key", **(env or {})})
+
+
+def test_two_accounts_export_at_once_each_into_its_own_folder(agency, tmp_path):
+    accounts = accounts_file(tmp_path, agency.url)
+    out = tmp_path / "out"
+    result = cli(
+        "export", "--accounts", str(accounts), "--out", str(out), "--summary-json",
+        str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("acme: exported 2 object types, 300 rows, ")
+    assert lines[1].startswith("globex: exported 1 object type, 220 rows, ")
+    assert sorted(p.name for p in out.iterdir()) == ["account=acme", "account=globex"]
+    acme = json.loads((out / "account=acme" / "_manifest.json").read_text())
+    assert acme["account"] == "acme" and sorted(acme["objects"]) == ["contacts", "leads"]
+    globex = json.loads((out / "account=globex" / "_manifest.json").read_text())
+    assert globex["account"] == "globex" and sorted(globex["objects"]) == ["contacts"]
+    s = json.loads((tmp_path / "s.json").read_text())
+    jsonschema.validate(s, schema("summary"))
+    assert [a["account_name"] for a in s["accounts"]] == ["acme", "globex"]
+    assert [a["account"] for a in s["accounts"]] == ["acme", "globex"]
+    assert s["requests"] == sum(a["requests"] for a in s["accounts"])
+    assert s["exit_code"] == 0 and s["stop_reason"] is None
+    # each account was served by its own sandbox account, paced on its own
+    acme_sb, globex_sb, _ = agency.sandboxes
+    assert acme_sb.quota.used >= s["accounts"][0]["requests"]
+    assert globex_sb.quota.used >= s["accounts"][1]["requests"]
+
+
+def test_one_failing_account_does_not_stop_the_others(agency, tmp_path):
+    accounts = accounts_file(
+        tmp_path,
+        agency.url,
+        f"  - name: initech\n    url: {agency.url}\n    key_env: INITECH_KEY\n",
+        f"  - name: hooli\n    url: {agency.url}\n    key_env: HOOLI_KEY\n",
+    )
+    out = tmp_path / "out"
+    result = cli(
+        "export", "--accounts", str(accounts), "--out", str(out), "--summary-json",
+        str(tmp_path / "s.json"),
+        env={"INITECH_KEY": "initech-key", "HOOLI_KEY": "wrong-key"},
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output  # two failures of different kinds
+    assert "Error: hooli: GET Instance, HTTP 401: the API key was refused" in result.stderr
+    assert "(exit 77)" in result.stderr
+    assert "Error: initech: " in result.stderr and "(exit 75)" in result.stderr
+    assert "2 of 4 accounts failed: initech, hooli." in result.stderr
+    assert "wrong-key" not in result.stderr
+    s = json.loads((tmp_path / "s.json").read_text())
+    jsonschema.validate(s, schema("summary"))
+    by_name = {a["account_name"]: a for a in s["accounts"]}
+    assert by_name["acme"]["exit_code"] == by_name["globex"]["exit_code"] == 0
+    assert (by_name["hooli"]["exit_code"], by_name["hooli"]["stop_reason"]) == (77, "error")
+    assert (by_name["initech"]["exit_code"], by_name["initech"]["stop_reason"]) == (75, "quota")
+    assert by_name["initech"]["retry_not_before"] is not None
+    assert s["retry_not_before"] == by_name["initech"]["retry_not_before"]
+    assert (out / "account=acme" / "_manifest.json").is_file()
+
+
+def test_import_picks_one_account(agency, tmp_path):
+    accounts = accounts_file(tmp_path, agency.url)
+    data = tmp_path / "people.csv"
+    data.write_text("FIRST_NAME,EMAIL_ADDRESS\nZelda,zelda@example.com\n", encoding="utf-8")
+    globex = agency.sandboxes[1].account.collections["Contacts"]
+    before = len(globex.ids)
+    result = cli(
+        "import", str(data), "--object", "contacts", "--accounts", str(accounts), "--account",
+        "globex",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(globex.ids) == before + 1
+    assert "account: globex" in result.stdout
+    missing = cli(
+        "import",
+        str(data),
+        "--object",
+        "contacts",
+        "--accounts",
+        str(accounts),
+        "--account",
+        "umbrella",
+    )
+    assert missing.exit_code == 2
+    assert f"{accounts}: no account named 'umbrella'" in missing.stderr
+    assert "Accounts there: acme, globex" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "  - name: x\n    url: http://127.0.0.1/v3.1/\n    key: abc\n",
+            "a key written in the file (key:) is refused",
+        ),
+        ("  - name: x\n    pod: na1\n", "give one of key_env: (a variable) or key_file: (a file)"),
+        ("  - name: ../up\n    pod: na1\n    key_env: K\n", "name: '../up' must be letters"),
+        ("  - name: x\n    pod: nowhere\n    key_env: K\n", "invalid pod 'nowhere'"),
+        ("  - name: x\n    pod: na1\n    key_env: K\n    rate: 500\n", "rate: 500 must be"),
+        ("  - name: x\n    pod: na1\n    key_env: K\n    color: red\n", "unknown key 'color'"),
+        (
+            "  - name: acme\n    pod: na1\n    key_env: K\n",
+            "the account name 'acme' is given twice",
+        ),
+    ],
+)
+def test_a_wrong_accounts_file_is_refused_before_any_request(agency, tmp_path, entry, message):
+    accounts = accounts_file(tmp_path, agency.url, entry)
+    used = [s.quota.used for s in agency.sandboxes]
+    result = cli("export", "--accounts", str(accounts), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert [s.quota.used for s in agency.sandboxes] == used
+    assert not (tmp_path / "out").exists()
