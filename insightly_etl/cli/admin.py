@@ -15,6 +15,7 @@ from insightly_etl.cli.common import (
     ApiOptions,
     Context,
     LocalPath,
+    Location,
     account_options,
     api_options,
     main,
@@ -217,3 +218,28 @@ def examples(directory: Path, force: bool) -> None:
         + (f", {len(kept)} kept as they were (--force overwrites them)" if kept else ""),
         err=True,
     )
+
+
+@main.command()
+@click.argument("path", type=Location(path_type=Path))
+@click.option(
+    "--html",
+    "html_out",
+    required=True,
+    type=LocalPath(dir_okay=False, path_type=Path),
+    help="Write the page here: one self-contained HTML file that works offline.",
+)
+@click.pass_obj
+def report(ctx: Context, path: Path | str, html_out: Path) -> None:
+    """Draw a run as a page people can look at: PATH is an import's checkpoint (requests over
+    time against the limit, quota per day, rows by outcome, rejects by column and reason, the
+    first rejects) or an export folder, local or s3://… (rows, changes and deletions per
+    object). Every number is on the page as text too. Needs the report extra:
+    pip install 'insightly-etl[report]'."""
+    from insightly_etl.report import build_report
+
+    summary = build_report(path, html_out)
+    if ctx.summary is not None:
+        ctx.summary.objects, ctx.summary.account = summary.objects, summary.account
+        ctx.summary.files = [str(html_out)]
+    click.echo(f"Report: {html_out}", err=True)

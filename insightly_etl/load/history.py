@@ -65,7 +65,9 @@ class ImportHistory:
             requests=self.requests,
         )
         result.stop_reason = (
-            last.get("outcome") if last.get("outcome") not in (None, "done") else None
+            last.get("outcome")
+            if last.get("outcome") not in (None, "finished", "dry-run")
+            else None
         )
         if self.object:
             result.count(self.object, **self.by_state())

@@ -1,0 +1,297 @@
+"""`insightly-etl report`: a run's story as one self-contained HTML page, for people to look at.
+
+For an import's checkpoint: requests against the limit over time, quota used per day, rows by
+outcome, rejects by column and reason, and the first rejects with their lines. For an export
+folder: rows, changes and deletions per object. The numbers come from the same typed summary as
+`--summary-json` and `status --json` (insightly_etl.summary, load.history), and each is also
+on the page as text. Charts are Plotly's, with plotly.js inlined: the page works offline, and
+its Content-Security-Policy lets it load nothing at all. Plotly is imported here only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insightly_etl.errors import ConfigError
+from insightly_etl.extract.export import MANIFEST, read_manifest
+from insightly_etl.load.history import ImportHistory, read_history
+from insightly_etl.summary import RunSummary
+
+PER_SECOND = 10  # Insightly's documented ceiling: 600 requests a minute at most
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+    "font-src data:"
+)
+
+
+@dataclass
+class Section:
+    title: str
+    chart: Any = None  # a plotly Figure
+    table: list[list[Any]] = field(default_factory=list)  # the same numbers, as text
+    header: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def plotly_available() -> bool:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_report(path: Path | str, out: Path) -> RunSummary:
+    """Write the page for a checkpoint file or an export folder; return the summary shown."""
+    if not plotly_available():
+        raise ConfigError(
+            "report draws its charts with Plotly, which is not installed",
+            hint="pip install 'insightly-etl[report]'",
+        )
+    if isinstance(path, Path) and path.is_file():
+        history = read_history(path)
+        summary = history.summary()
+        title = f"Import of {history.source} into {history.object}"
+        sections = _import_sections(history)
+    else:
+        manifest, where = _manifest(path)
+        summary = export_summary(manifest)
+        title = f"Export in {where}"
+        sections = _export_sections(manifest)
+    _write(out, title, summary, sections)
+    return summary
+
+
+def export_summary(manifest: dict[str, Any]) -> RunSummary:
+    """An export folder's summary, from its manifest: what the last run left in it."""
+    summary = RunSummary(command="export", started_utc="", account=manifest.get("account"))
+    stamps = [str(e.get("exported_utc") or "") for e in manifest["objects"].values()]
+    summary.finished_utc = max(stamps) if stamps else None
+    for name, entry in sorted(manifest["objects"].items()):
+        summary.count(
+            name,
+            **{
+                k: int(entry.get(k) or 0) for k in ("rows", "new", "changed", "deleted", "requests")
+            },
+        )
+        summary.files.append(str(entry.get("file")))
+    summary.requests = sum(c["requests"] for c in summary.objects.values())
+    return summary
+
+
+def _manifest(path: Path | str) -> tuple[dict[str, Any], str]:
+    if isinstance(path, str):  # object storage: only the manifest is fetched
+        from insightly_etl.extract.remote import downloaded
+
+        with downloaded(f"{path.rstrip('/')}/{MANIFEST}") as local:
+            return read_manifest(local.parent, path), path
+    if not (path / MANIFEST).is_file():
+        raise ConfigError(
+            f"{path}: neither an import's checkpoint file nor an export folder (no {MANIFEST})"
+        )
+    return read_manifest(path), str(path)
+
+
+def _safe(text: Any) -> str:
+    """Text that goes into a chart's data (a script): no markup can close it."""
+    return str(text).replace("<", "‹").replace(">", "›")
+
+
+def _import_sections(h: ImportHistory) -> list[Section]:
+    import plotly.graph_objects as go
+
+    sections = []
+    minutes = list(h.requests_by_minute.items())
+    fig = go.Figure(go.Bar(x=[m for m, _ in minutes], y=[n for _, n in minutes], name="requests"))
+    if minutes:
+        fig.add_hline(y=PER_SECOND * 60, line_dash="dash", annotation_text="limit: 600 a minute")
+    fig.update_layout(xaxis_title="minute (UTC)", yaxis_title="requests", xaxis_type="category")
+    sections.append(
+        Section(
+            "Requests over time, against the limit",
+            fig,
+            [[m, n] for m, n in minutes[-60:]],
+            ["minute (UTC)", "requests"],
+            f"{h.requests:,} requests in {len(h.runs)} run(s)"
+            + ("; the table shows the last 60 minutes with requests" if len(minutes) > 60 else ""),
+        )
+    )
+    days = h.requests_by_day()
+    sections.append(
+        Section(
+            "Quota used per day",
+            go.Figure(go.Bar(x=list(days), y=list(days.values()))).update_layout(
+                xaxis_title="day (UTC)", yaxis_title="requests", xaxis_type="category"
+            ),
+            [[d, n] for d, n in days.items()],
+            ["day (UTC)", "requests"],
+        )
+    )
+    states = h.by_state()
+    sections.append(
+        Section(
+            "Rows by outcome",
+            go.Figure(go.Bar(x=list(states), y=list(states.values()))),
+            [[r["action"] or "-", r["state"], r["rows"]] for r in h.rows],
+            ["action", "state", "rows"],
+        )
+    )
+    reasons = list(h.rejects_by_reason.items())
+    sections.append(
+        Section(
+            "Rejects by column and reason",
+            go.Figure(
+                go.Bar(y=[_safe(r) for r, _ in reasons], x=[n for _, n in reasons], orientation="h")
+            ).update_layout(yaxis={"autorange": "reversed"}, height=max(300, 40 * len(reasons)))
+            if reasons
+            else None,
+            [[r, n] for r, n in reasons],
+            ["column: reason", "rows"],
+            "" if reasons else "No row was rejected or failed.",
+        )
+    )
+    if h.rejects:
+        sections.append(
+            Section(
+                f"The first {len(h.rejects)} rejected or failed rows",
+                None,
+                [[r["line"], r["state"], r["message"]] for r in h.rejects],
+                ["line", "state", "why"],
+            )
+        )
+    sections.append(
+        Section(
+            "Runs",
+            None,
+            [
+                [
+                    r["run"],
+                    r["started_utc"],
+                    r["finished_utc"] or "(did not finish)",
+                    r["requests"],
+                    r["outcome"] or "killed or running",
+                ]
+                for r in h.runs
+            ],
+            ["run", "started (UTC)", "finished (UTC)", "requests", "outcome"],
+        )
+    )
+    return sections
+
+
+def _export_sections(manifest: dict[str, Any]) -> list[Section]:
+    import plotly.graph_objects as go
+
+    objects = sorted(manifest["objects"].items())
+    names = [_safe(n) for n, _ in objects]
+
+    def column(key: str) -> list[int]:
+        return [int(e.get(key) or 0) for _, e in objects]
+
+    changes = go.Figure(
+        [go.Bar(name=k, x=names, y=column(k)) for k in ("new", "changed", "deleted")]
+    ).update_layout(barmode="group")
+    return [
+        Section(
+            "Rows per object",
+            go.Figure(go.Bar(x=names, y=column("rows"))),
+            [
+                [n, e.get("mode"), int(e.get("rows") or 0), e.get("exported_utc")]
+                for n, e in objects
+            ],
+            ["object", "mode", "rows", "exported (UTC)"],
+        ),
+        Section(
+            "Changes and deletions per object (the last run)",
+            changes,
+            [[n, *(int(e.get(k) or 0) for k in ("new", "changed", "deleted"))] for n, e in objects],
+            ["object", "new", "changed", "deleted"],
+        ),
+        Section(
+            "Requests per object (the last run)",
+            go.Figure(go.Bar(x=names, y=column("requests"))),
+            [[n, int(e.get("requests") or 0)] for n, e in objects],
+            ["object", "requests"],
+        ),
+    ]
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='n'>{v:,}</td>" if isinstance(v, int) else f"<td>{html.escape(str(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _write(out: Path, title: str, summary: RunSummary, sections: list[Section]) -> None:
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    facts = [
+        ("account", summary.account or "unknown"),
+        ("requests", f"{summary.requests:,}"),
+        ("finished (UTC)", summary.finished_utc or "not yet"),
+        ("stopped", summary.stop_reason or "no"),
+    ]
+    parts = []
+    for i, s in enumerate(sections):
+        chart = ""
+        if s.chart is not None:
+            s.chart.update_layout(title=None, margin={"t": 20}, template="plotly_white")
+            chart = pio.to_html(
+                s.chart, full_html=False, include_plotlyjs=False, div_id=f"chart-{i}",
+                config={"displaylogo": False, "responsive": True},
+            )  # fmt: skip
+        note = f"<p>{html.escape(s.note)}</p>" if s.note else ""
+        parts.append(
+            f"<section><h2>{html.escape(s.title)}</h2>{note}{chart}{_table(s.header, s.table)}</section>"
+        )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<script>
+window.reportErrors = [];
+window.addEventListener("error", function (e) {{ window.reportErrors.push(String(e.message)); document.documentElement.dataset.errors = window.reportErrors.length; }});
+</script>
+<script>{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; }}
+td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+dl {{ display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }}
+dt {{ font-weight: 600; }}
+</style></head>
+<body data-charts="{sum(1 for s in sections if s.chart is not None)}">
+<h1>{html.escape(title)}</h1>
+<dl>{"".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)}</dl>
+<script type="application/json" id="summary">{_json_in_html(summary.to_dict())}</script>
+{"".join(parts)}
+</body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.unlink(missing_ok=True)
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(out)
+
+
+def _json_in_html(data: Any) -> str:
+    """JSON inside a <script> element: `<`, `>` and `&` escaped so no text can close it."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
