@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast test-lowest lint format schema demo sandbox bench clean
+.PHONY: help install browser test test-fast test-lowest lint format schema demo sandbox bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -29,9 +29,19 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint  ## lint, every test (unit, api in-process, e2e on real uvicorn), the quick ones on the floors
+test: install lint browser  ## lint, every test (unit, api in-process, e2e on real uvicorn), the quick ones on the floors
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-lowest LOWEST_MARK="not slow"
+
+browser:  ## Chromium for the report's browser test: installed from Debian's packages when run as root
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium (Debian package chromium) for the report's browser test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "make test opens the run report in Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium), then run make test again"; exit 1; \
+	  fi; }
 
 test-fast: install  ## the quick loop while working: every test not marked slow (under a minute), no lint
 	$(BIN)/pytest -q -m "not slow"

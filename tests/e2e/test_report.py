@@ -1,0 +1,104 @@
+"""The run report, opened in a real browser (Debian's headless Chromium): it renders its charts,
+loads nothing from the network, raises no script error, and shows hostile text as text."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_cli import MAPPING, run, write
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def browser(page: Path, tmp_path: Path, *args: str) -> str:
+    assert CHROMIUM, (
+        "these tests need Chromium: `apt-get install chromium` (Debian; `make test` and "
+        ".ci/run install it when run as root)"
+    )
+    result = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400",
+            "--virtual-time-budget=10000", *args, page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def checked(page: Path, tmp_path: Path) -> str:
+    """The page as the browser left it: charts drawn, no error, a real screenshot."""
+    dom = browser(page, tmp_path, "--dump-dom")
+    shot = tmp_path / "shot.png"
+    browser(page, tmp_path, f"--screenshot={shot}")
+    assert shot.stat().st_size > 30_000  # a page of charts, not a blank one
+    charts = int(re.search(r'data-charts="(\d+)"', dom).group(1))
+    assert charts >= 2
+    assert dom.count('class="main-svg"') >= charts  # Plotly drew each into the DOM
+    assert "data-errors" not in dom  # window.onerror saw nothing
+    return dom
+
+
+def test_an_import_report_renders_with_its_rejects(make_sandbox, tmp_path):
+    data = write(
+        tmp_path,
+        "people.csv",
+        "Name,Email\nAda,ada@example.com\nBob,not-an-address\n"
+        f"Eve,{HOSTILE.replace(',', '')}\nZoe,zoe@example.com\n",
+    )
+    result = run(
+        make_sandbox(), "import", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING))
+    )
+    assert result.exit_code == 1, result.output
+    page = tmp_path / "report.html"
+    made = run(None, "report", str(tmp_path / "people.csv.checkpoint.sqlite"), "--html", str(page))
+    assert made.exit_code == 0, made.output
+    text = page.read_text(encoding="utf-8")
+    # nothing fetched: no element loads a thing, and the CSP would refuse it if one tried
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=", text)
+    assert "Content-Security-Policy" in text
+    assert HOSTILE not in text  # escaped wherever it is shown
+    dom = checked(page, tmp_path)
+    assert "Rejects by column and reason" in dom
+    # every number is on the page as text too
+    assert '<td>Email: … is not a plausible email address</td><td class="n">2</td>' in dom
+    assert re.search(r"<td class=\"n\">3</td><td>rejected</td><td>Email: 'not-an-address'", dom)
+    assert "<img src=" not in dom
+    summary = json.loads(
+        re.search(r'<script type="application/json" id="summary">(.*?)</script>', text).group(1)
+    )
+    assert summary["objects"]["contacts"] == {"done": 2, "rejected": 2}
+
+
+def test_an_export_report_renders(make_sandbox, tmp_path):
+    out = tmp_path / "x"
+    assert run(make_sandbox(), "export", "contacts", "leads", "--out", str(out)).exit_code == 0
+    page = tmp_path / "export.html"
+    assert run(None, "report", str(out), "--html", str(page)).exit_code == 0
+    dom = checked(page, tmp_path)
+    assert (
+        "Rows per object" in dom and '<td>contacts</td><td>full</td><td class="n">220</td>' in dom
+    )
+
+
+def test_a_path_that_is_neither_is_refused(tmp_path):
+    result = run(None, "report", str(tmp_path), "--html", str(tmp_path / "r.html"))
+    assert result.exit_code == 2
+    assert (
+        f"Error: {tmp_path}: neither an import's checkpoint file nor an export folder"
+        in result.stderr
+    )
+    assert not (tmp_path / "r.html").exists()
