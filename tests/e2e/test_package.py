@@ -33,6 +33,10 @@ def test_the_wheel_installs_outside_the_repository_and_the_readme_pip_path_works
     assert "insightly_etl/examples/mappings/contacts.yaml" in names
     assert "insightly_etl/examples/makefiles/migration.mk" in names
     assert "insightly_etl/py.typed" in names
+    assert "insightly_etl/examples/makefiles/agency.mk" in names
+    assert "insightly_etl/examples/makefiles/agency.yaml" in names
+    for shape in ("summary", "status", "log-line"):
+        assert f"insightly_etl/schemas/{shape}.schema.json" in names
     assert not any("sample_data/sandbox" in n for n in names)  # the seed is built in
     with tarfile.open(sdist) as tar:
         members = tar.getnames()
