@@ -165,7 +165,13 @@ def validate(
     path = rejects or default_rejects_path(file)
     if here is not None and rejects is None:
         path = here / f"{Path(name).stem}.rejects.csv"
+    if ctx.summary is not None:
+        ctx.summary.count(
+            mapping.object, rows=total, valid=total - check.rejected, rejected=check.rejected
+        )
     if check.rejected:
+        if ctx.summary is not None:
+            ctx.summary.files = [str(path)]
         write_csv(check.rejects, path)
         click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
         sys.exit(1)

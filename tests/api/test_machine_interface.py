@@ -167,3 +167,17 @@ def test_the_summary_is_written_whole_even_over_a_planted_symlink(make_sandbox, 
     assert target.read_text() == "keep me"
     assert summary_of(tmp_path / "s.json")["exit_code"] == 0
     assert KEY not in (tmp_path / "s.json").read_text()
+
+
+def test_a_validate_summary_counts_valid_and_rejected_rows(make_sandbox, tmp_path):
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\nBob,nope\n")
+    out = tmp_path / "s.json"
+    result = run(
+        make_sandbox(), "validate", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)),
+        "--summary-json", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    s = summary_of(out)
+    assert s["objects"] == {"contacts": {"rows": 2, "valid": 1, "rejected": 1}}
+    assert s["files"] == [str(tmp_path / "people.rejects.csv")]
+    assert (s["exit_code"], s["stop_reason"]) == (1, None)
