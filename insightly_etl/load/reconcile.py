@@ -301,32 +301,41 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
                 f"{path} is not an import checkpoint (no object recorded)"
             ) from None
         checkpoint.bind_account(await client.account(), record=False)
-        reconciler = Reconciler(client, obj, checkpoint.rows.claimed)
-        counts = ReconcileCounts()
-        for entry in checkpoint.rows.states().values():
-            if entry.state not in UNSETTLED:
-                continue
-            if entry.action != Action.CREATE or not entry.payload:
-                counts.updates += 1
-                continue
-            sent = sent_moment(entry.sent_at) or client.server_now()
-            settled = await reconciler.settle(entry.payload, sent)
-            rid = record_id(settled.record, obj.id_field or "") if settled.record else None
-            if settled.verdict is Reconciled.FOUND and settled.record and rid is not None:
-                stamp = settled.record.get("DATE_UPDATED_UTC")
-                checkpoint.rows.done(
-                    entry.row, Action.CREATE, rid, stamp=stamp if isinstance(stamp, str) else None
-                )
-                counts.found += 1
-            elif settled.verdict is Reconciled.NOT_MADE:
-                checkpoint.rows.mark([entry.row], RowState.PLANNED, message=settled.message)
-                counts.not_made += 1
-            else:
-                checkpoint.rows.unknown(entry.row, settled.message or NOT_FOUND_YET)
-                if settled.verdict is Reconciled.AMBIGUOUS:
-                    counts.ambiguous += 1
-                else:
-                    counts.unknown += 1
-        return counts
+        spent = lambda: (client.stats.sent, dict(client.stats.sent_minutes))  # noqa: E731
+        with checkpoint.recorded_run(spent):
+            return await _settle(client, checkpoint, obj)
     finally:
         checkpoint.close()
+
+
+async def _settle(
+    client: InsightlyClient, checkpoint: Checkpoint, obj: ObjectType
+) -> ReconcileCounts:
+    """Each unsettled create of the checkpoint looked for again: found, never made, or not yet."""
+    reconciler = Reconciler(client, obj, checkpoint.rows.claimed)
+    counts = ReconcileCounts()
+    for entry in checkpoint.rows.states().values():
+        if entry.state not in UNSETTLED:
+            continue
+        if entry.action != Action.CREATE or not entry.payload:
+            counts.updates += 1
+            continue
+        sent = sent_moment(entry.sent_at) or client.server_now()
+        settled = await reconciler.settle(entry.payload, sent)
+        rid = record_id(settled.record, obj.id_field or "") if settled.record else None
+        if settled.verdict is Reconciled.FOUND and settled.record and rid is not None:
+            stamp = settled.record.get("DATE_UPDATED_UTC")
+            checkpoint.rows.done(
+                entry.row, Action.CREATE, rid, stamp=stamp if isinstance(stamp, str) else None
+            )
+            counts.found += 1
+        elif settled.verdict is Reconciled.NOT_MADE:
+            checkpoint.rows.mark([entry.row], RowState.PLANNED, message=settled.message)
+            counts.not_made += 1
+        else:
+            checkpoint.rows.unknown(entry.row, settled.message or NOT_FOUND_YET)
+            if settled.verdict is Reconciled.AMBIGUOUS:
+                counts.ambiguous += 1
+            else:
+                counts.unknown += 1
+    return counts

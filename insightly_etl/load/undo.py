@@ -362,15 +362,19 @@ async def undo_import(
         Checkpoint.scratch(checkpoint_path) if dry_run else Checkpoint.existing(checkpoint_path)
     )
     try:
-        return await _undo(
-            client,
-            checkpoint,
-            checkpoint_path,
-            dry_run,
-            results_dir,
-            announce or (lambda _: None),
-            stop,
-        )
+        if dry_run:  # a scratch copy: nothing is recorded
+            return await _undo(
+                client, checkpoint, checkpoint_path, dry_run, results_dir,
+                announce or (lambda _: None), stop,
+            )  # fmt: skip
+        spent = lambda: (client.stats.sent, dict(client.stats.sent_minutes))  # noqa: E731
+        with checkpoint.recorded_run(spent) as run:
+            result = await _undo(
+                client, checkpoint, checkpoint_path, dry_run, results_dir,
+                announce or (lambda _: None), stop,
+            )  # fmt: skip
+            run.outcome = str(result.outcome.stopped or "finished")
+            return result
     finally:
         checkpoint.close()
 

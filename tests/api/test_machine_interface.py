@@ -181,3 +181,23 @@ def test_a_validate_summary_counts_valid_and_rejected_rows(make_sandbox, tmp_pat
     assert s["objects"] == {"contacts": {"rows": 2, "valid": 1, "rejected": 1}}
     assert s["files"] == [str(tmp_path / "people.rejects.csv")]
     assert (s["exit_code"], s["stop_reason"]) == (1, None)
+
+
+def test_undo_requests_are_counted_in_the_checkpoint(make_sandbox, tmp_path):
+    sb = make_sandbox()
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\n")
+    assert (
+        run(sb, "import", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING))).exit_code
+        == 0
+    )
+    checkpoint = tmp_path / "people.csv.checkpoint.sqlite"
+    first = json.loads(run(None, "status", "--json", str(checkpoint)).stdout)
+    undone = run(sb, "undo", str(checkpoint), "--summary-json", str(tmp_path / "u.json"))
+    assert undone.exit_code == 0, undone.output
+    spent = summary_of(tmp_path / "u.json")["requests"]
+    assert f"; {spent} requests" in undone.stdout
+    after = json.loads(run(None, "status", "--json", str(checkpoint)).stdout)
+    assert len(after["runs"]) == len(first["runs"]) + 1
+    assert after["runs"][-1]["outcome"] == "finished"
+    assert after["requests"] == first["requests"] + spent
+    assert sum(after["requests_by_minute"].values()) == after["requests"]

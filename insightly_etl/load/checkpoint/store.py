@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ def _one_of(column: str, values: Any, *, null: bool = False) -> str:
         if null
         else (f"CHECK ({column} IN ({allowed}))")
     )
+
+
+@dataclass
+class RunRecord:
+    outcome: str = "finished"  # one of RUN_OUTCOMES
 
 
 TABLES = {
@@ -381,6 +388,18 @@ class Checkpoint:
             "UPDATE runs SET finished_utc=?, requests=?, outcome=?, sent_minutes=? WHERE run=?",
             (utc_now(), requests, outcome, json.dumps(sent_minutes or {}), self.run),
         )
+
+    @contextmanager
+    def recorded_run(self, spent: Callable[[], tuple[int, dict[str, int]]]) -> Iterator[RunRecord]:
+        """A run of reconcile or undo, in `runs` beside the import's, so status, the report and
+        the quota plan count its requests: `spent()` gives them (count, by minute) at the end.
+        The caller may set the record's outcome (a quota stop); an exception leaves the run
+        unfinished, as a killed one is."""
+        record = RunRecord()
+        self.start_run()
+        yield record
+        requests, minutes = spent()
+        self.finish_run(requests, record.outcome, minutes)
 
     def sent_minutes(self) -> list[tuple[str, int]]:
         """Every run's requests by minute: what this tool spent of the rolling window."""
