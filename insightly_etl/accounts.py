@@ -45,8 +45,9 @@ class AccountEntry:
         if self.key_env:
             key = env.get(self.key_env, "").strip()
             if not key:
+                state = "is empty" if self.key_env in env else "is not set"
                 raise ConfigError(
-                    f"account {self.name!r}: the environment variable {self.key_env} is not set",
+                    f"account {self.name!r}: the environment variable {self.key_env} {state}",
                     hint=KEY_HINT,
                 )
         else:
@@ -67,10 +68,23 @@ def read_accounts(path: Path) -> list[AccountEntry]:
     result: list[AccountEntry] = []
     for i, raw in enumerate(entries, 1):
         entry = _entry(path, i, raw)
-        if any(e.name == entry.name for e in result):
+        if any(e.name.lower() == entry.name.lower() for e in result):  # folders on macOS
             raise InputError(f"{path}: the account name {entry.name!r} is given twice")
         result.append(entry)
     return result
+
+
+def _looks_like_key(text: str) -> bool:
+    """A GUID, or a long run of letters and many digits: what an API key looks like, not a
+    variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key)."""
+    text = text.strip()
+    guid = re.fullmatch(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
+    )
+    digits = sum(c.isdigit() for c in text)
+    return bool(guid) or (
+        len(text) >= 20 and digits >= 6 and re.fullmatch(r"[A-Za-z0-9+/=_-]+", text) is not None
+    )
 
 
 def pick(entries: list[AccountEntry], name: str, path: Path) -> AccountEntry:
@@ -88,10 +102,12 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected name:, pod: or url:, key_env: or key_file:")
     name = raw.get("name")
+    if name is None:
+        raise InputError(f"{where}: name: is missing (it names the folder account=<name>/)")
     if not isinstance(name, str) or not NAME.match(name):
         raise InputError(
-            f"{where}: name: {name!r} must be letters, digits, '.', '_' or '-' (it names the "
-            "folder account=<name>/)"
+            f"{where}: name: {str(name)!r} must begin with a letter or digit, then letters, "
+            "digits, '.', '_' or '-' (it names the folder account=<name>/)"
         )
     where = f"{path}, account {name!r}"
     inline = _INLINE & {str(k).lower() for k in raw}
@@ -108,10 +124,21 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
         raise InputError(f"{where}: give one of key_env: (a variable) or key_file: (a file)")
     if "pod" in raw and "url" in raw:
         raise InputError(f"{where}: give pod: or url:, not both")
-    key_env = raw.get("key_env")
-    if key_env is not None and not (isinstance(key_env, str) and re.match(r"^\w+$", key_env)):
-        raise InputError(f"{where}: key_env: {key_env!r} is not an environment variable's name")
-    key_file = raw.get("key_file")
+    key_env, key_file = raw.get("key_env"), raw.get("key_file")
+    for label, value in (("key_env", key_env), ("key_file", key_file)):
+        if isinstance(value, str) and _looks_like_key(value):  # never echoed: it may be one
+            raise InputError(
+                f"{where}: {label}: looks like an API key itself, not "
+                + ("a variable's name" if label == "key_env" else "a file's path"),
+                hint="Put the key in an environment variable (or a file of its own) and give "
+                "its name (or path) here.",
+            )
+    if key_env is not None and not (
+        isinstance(key_env, str) and re.match(r"^[A-Za-z_]\w*$", key_env)
+    ):
+        raise InputError(
+            f"{where}: key_env: expected an environment variable's name (letters, digits, _)"
+        )
     if key_file is not None:
         if not isinstance(key_file, str) or not key_file.strip():
             raise InputError(f"{where}: key_file: expected a path")

@@ -20,12 +20,13 @@ from dagster import AssetExecutionContext  # evaluated (no __future__ annotation
 
 from insightly_etl.accounts import AccountEntry, pick, read_accounts
 from insightly_etl.api import InsightlyClient
-from insightly_etl.errors import QuotaError
+from insightly_etl.errors import CheckpointInUse, QuotaError
 from insightly_etl.extract import ExportOptions, ExportResult, extract_objects
 from insightly_etl.extract.export import resolve_objects
 
 DEFAULT_OBJECTS = ("contacts", "organisations", "leads", "opportunities", "projects", "tasks")
 QUOTA_RETRIES = 3  # a quota stop is retried this often, each after its retry_not_before
+LOCKED_WAIT_S = 60  # another run holds the account's folder: try again after this long
 
 
 def insightly_definitions(
@@ -45,7 +46,9 @@ def insightly_definitions(
         _asset(name, path, Path(out_dir), partitions, incremental, rate_limit)
         for name in resolve_objects(list(objects))
     ]
-    return dg.Definitions(assets=assets)
+    # one account's assets share its folder and its rate limit: one at a time in a run (the
+    # CLI's `dagster asset materialize` would otherwise use the multiprocess executor)
+    return dg.Definitions(assets=assets, executor=dg.in_process_executor)
 
 
 def _asset(
@@ -72,7 +75,13 @@ def _asset(
             objects=[name],
             incremental=incremental and (out_dir / f"account={entry.name}").exists(),
         )
-        result, retry_at = asyncio.run(_export(entry, options, rate_limit))
+        try:
+            result, retry_at = asyncio.run(_export(entry, options, rate_limit))
+        except CheckpointInUse as exc:  # another run exports this account now: wait for it
+            context.log.warning(f"{entry.name}: {exc}; retrying in {LOCKED_WAIT_S} s")
+            raise dg.RetryRequested(
+                max_retries=QUOTA_RETRIES, seconds_to_wait=LOCKED_WAIT_S
+            ) from None
         if retry_at is not None:
             wait = max(0.0, (retry_at - datetime.now(UTC)).total_seconds())
             context.log.warning(f"{entry.name}: quota spent; retrying in {wait:.0f} s")

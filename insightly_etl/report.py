@@ -18,8 +18,8 @@ from typing import Any
 
 from insightly_etl.errors import ConfigError
 from insightly_etl.extract.export import MANIFEST, read_manifest
-from insightly_etl.load.history import ImportHistory, read_history
-from insightly_etl.summary import RunSummary
+from insightly_etl.load.history import ImportHistory, iso_utc, read_history
+from insightly_etl.summary import STOP_REASONS, RunSummary
 
 PER_SECOND = 10  # Insightly's documented ceiling: 600 requests a minute at most
 _CSP = (
@@ -67,20 +67,41 @@ def build_report(path: Path | str, out: Path) -> RunSummary:
 
 
 def export_summary(manifest: dict[str, Any]) -> RunSummary:
-    """An export folder's summary, from its manifest: what the last run left in it."""
-    summary = RunSummary(command="export", started_utc="", account=manifest.get("account"))
-    stamps = [str(e.get("exported_utc") or "") for e in manifest["objects"].values()]
-    summary.finished_utc = max(stamps) if stamps else None
+    """An export folder's summary, from its manifest: what its last run did and left."""
+    summary = RunSummary(
+        command="export",
+        started_utc=iso_utc(manifest.get("started_utc")) or "",
+        finished_utc=iso_utc(manifest.get("finished_utc")),
+        account=_text(manifest.get("account")),
+    )
+    stopped = manifest.get("stopped")
+    if isinstance(stopped, dict):  # the run stopped before its end: why, as it said then
+        reason = stopped.get("reason")
+        summary.stop_reason = reason if reason in STOP_REASONS else "error"
+        summary.exit_code = _count(stopped.get("exit_code")) or 1
+        summary.requests = _count(stopped.get("requests"))
+        summary.finished_utc = None
+    elif summary.finished_utc is None and summary.started_utc:
+        summary.stop_reason, summary.exit_code = "error", 1
+        summary.error = "the last run did not finish: it was killed, or it is still running"
+    else:
+        summary.requests = _count(manifest.get("requests"))
     for name, entry in sorted(manifest["objects"].items()):
-        summary.count(
-            name,
-            **{
-                k: int(entry.get(k) or 0) for k in ("rows", "new", "changed", "deleted", "requests")
-            },
-        )
+        summary.count(name, **{k: _count(entry.get(k)) for k in _EXPORT_COUNTS})
         summary.files.append(str(entry.get("file")))
-    summary.requests = sum(c["requests"] for c in summary.objects.values())
     return summary
+
+
+_EXPORT_COUNTS = ("rows", "new", "changed", "deleted", "requests")
+
+
+def _count(value: Any) -> int:
+    """A count from a file another program may have written: a whole number, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _manifest(path: Path | str) -> tuple[dict[str, Any], str]:
@@ -131,11 +152,11 @@ def _import_sections(h: ImportHistory) -> list[Section]:
             ["day (UTC)", "requests"],
         )
     )
-    states = h.by_state()
+    outcomes = {k: n for k, n in h.outcomes.items() if n}
     sections.append(
         Section(
             "Rows by outcome",
-            go.Figure(go.Bar(x=list(states), y=list(states.values()))),
+            go.Figure(go.Bar(x=list(outcomes), y=list(outcomes.values()))),
             [[r["action"] or "-", r["state"], r["rows"]] for r in h.rows],
             ["action", "state", "rows"],
         )
@@ -190,11 +211,16 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
     names = [_safe(n) for n, _ in objects]
 
     def column(key: str) -> list[int]:
-        return [int(e.get(key) or 0) for _, e in objects]
+        return [_count(e.get(key)) for _, e in objects]
 
-    changes = go.Figure(
-        [go.Bar(name=k, x=names, y=column(k)) for k in ("new", "changed", "deleted")]
-    ).update_layout(barmode="group")
+    changed = any(column(k)[i] for k in ("new", "changed", "deleted") for i in range(len(names)))
+    changes = (
+        go.Figure(
+            [go.Bar(name=k, x=names, y=column(k)) for k in ("new", "changed", "deleted")]
+        ).update_layout(barmode="group")
+        if changed
+        else None
+    )
     return [
         Section(
             "Rows per object",
@@ -208,16 +234,23 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
         Section(
             "Changes and deletions per object (the last run)",
             changes,
-            [[n, *(int(e.get(k) or 0) for k in ("new", "changed", "deleted"))] for n, e in objects],
+            [[n, *(_count(e.get(k)) for k in ("new", "changed", "deleted"))] for n, e in objects],
             ["object", "new", "changed", "deleted"],
         ),
         Section(
             "Requests per object (the last run)",
             go.Figure(go.Bar(x=names, y=column("requests"))),
-            [[n, int(e.get("requests") or 0)] for n, e in objects],
+            [[n, _count(e.get("requests"))] for n, e in objects],
             ["object", "requests"],
         ),
     ]
+
+
+def _largest(chart: Any) -> float:
+    values = [
+        v for trace in chart.data for v in (trace.x if trace.orientation == "h" else trace.y) or ()
+    ]
+    return max(values, default=0)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -243,14 +276,25 @@ def _write(out: Path, title: str, summary: RunSummary, sections: list[Section]) 
     facts = [
         ("account", summary.account or "unknown"),
         ("requests", f"{summary.requests:,}"),
-        ("finished (UTC)", summary.finished_utc or "not yet"),
-        ("stopped", summary.stop_reason or "no"),
+        ("started (UTC)", summary.started_utc or "unknown"),
+        ("finished (UTC)", summary.finished_utc or "did not finish"),
+        (
+            "stopped early",
+            f"{summary.stop_reason} (exit {summary.exit_code})" if summary.stop_reason else "no",
+        ),
     ]
+    if summary.error:
+        facts.append(("note", summary.error))
     parts = []
     for i, s in enumerate(sections):
         chart = ""
         if s.chart is not None:
             s.chart.update_layout(title=None, margin={"t": 20}, template="plotly_white")
+            # counts are whole: no 0.5 ticks on a small chart (horizontal bars count along x)
+            axis = "xaxis" if s.chart.data and s.chart.data[0].orientation == "h" else "yaxis"
+            s.chart.update_layout({axis: {"rangemode": "tozero", "tickformat": ",d"}})
+            if _largest(s.chart) <= 10:
+                s.chart.update_layout({axis: {"dtick": 1}})
             chart = pio.to_html(
                 s.chart, full_html=False, include_plotlyjs=False, div_id=f"chart-{i}",
                 config={"displaylogo": False, "responsive": True},

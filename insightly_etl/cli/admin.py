@@ -18,6 +18,7 @@ from insightly_etl.cli.common import (
     Location,
     account_options,
     api_options,
+    global_options,
     main,
     note_outcome,
     pick_account,
@@ -144,6 +145,7 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
     help="Print it as one JSON object (insightly_etl/schemas/status.schema.json).",
 )
 @account_options
+@global_options
 @click.pass_obj
 def status(
     ctx: Context,
@@ -229,6 +231,7 @@ def examples(directory: Path, force: bool) -> None:
     type=LocalPath(dir_okay=False, path_type=Path),
     help="Write the page here: one self-contained HTML file that works offline.",
 )
+@global_options
 @click.pass_obj
 def report(ctx: Context, path: Path | str, html_out: Path) -> None:
     """Draw a run as a page people can look at: PATH is an import's checkpoint (requests over

@@ -236,8 +236,9 @@ class JsonLines(io.TextIOBase):
             if line.startswith('{"ts": '):  # already one (log_json)
                 self.stream.write(line + "\n")
             elif line.strip():
-                level = next((lv for p, lv in self._LEVELS if line.startswith(p)), "info")
-                self.stream.write(json_line(level, line.strip()) + "\n")
+                found = next(((p, lv) for p, lv in self._LEVELS if line.startswith(p)), None)
+                prefix, level = found or ("", "info")
+                self.stream.write(json_line(level, line[len(prefix) :].strip()) + "\n")
         return len(text)
 
     def flush(self) -> None:

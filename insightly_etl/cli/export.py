@@ -16,6 +16,7 @@ from insightly_etl.cli.common import (
     api_options,
     choice_option,
     echo_accounting,
+    log_json,
     main,
     note_client,
     plural,
@@ -116,6 +117,14 @@ from insightly_etl.cli.common import (
     help="Export every account of this accounts.yaml at once, each into --out/account=<name>/, "
     "paced on its own limits; one failing does not stop the others (see Many accounts).",
 )
+@click.option(
+    "--account",
+    "account_names",
+    multiple=True,
+    metavar="NAME",
+    help="With --accounts: only this entry (repeatable), e.g. one task per account in an "
+    "orchestrator.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
 @click.pass_obj
@@ -135,6 +144,7 @@ def export(
     with_: str | None,
     files_dir: Path | str | None,
     accounts_file: Path | None,
+    account_names: tuple[str, ...],
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -177,6 +187,8 @@ def export(
         raise click.UsageError("--files-dir goes with --with files")
     names = resolve_objects(list(objects))
     since_at = parse_since(since) if since else None
+    if account_names and accounts_file is None:
+        raise click.UsageError("--account NAME picks an entry of --accounts FILE")
     if accounts_file is not None:
         if isinstance(out_dir, str) or files_dir is not None or api.use_sandbox:
             raise click.UsageError(
@@ -196,7 +208,7 @@ def export(
             detect_deletes=detect_deletes,
             with_=subs,
         )
-        export_many(ctx, api, accounts_file, options, quiet)
+        export_many(ctx, api, accounts_file, account_names, options, quiet)
         return
     where = str(out_dir)
     pull_partition = None
@@ -318,19 +330,35 @@ def note_export(summary: Any, result: Any, where: str) -> None:
 
 
 def export_many(
-    ctx: Context, api: ApiOptions, accounts_file: Path, options: Any, quiet: bool
+    ctx: Context,
+    api: ApiOptions,
+    accounts_file: Path,
+    names: tuple[str, ...],
+    options: Any,
+    quiet: bool,
 ) -> None:
     """`export --accounts`: every account at once; a line each; exit with the failures' code."""
     import asyncio
     import sys
     from dataclasses import replace
 
-    from insightly_etl.accounts import read_accounts
+    from insightly_etl.accounts import pick, read_accounts
+    from insightly_etl.errors import InputError
     from insightly_etl.extract.accounts import export_accounts
+    from insightly_etl.extract.export import resolve_objects
     from insightly_etl.progress import NullProgress, TqdmProgress
     from insightly_etl.summary import RunSummary, worst_exit
 
     entries = read_accounts(accounts_file)
+    if names:  # in the order given, each once
+        entries = [pick(entries, name, accounts_file) for name in dict.fromkeys(names)]
+    for entry in entries:  # an unknown object type: refused before any request
+        try:
+            resolve_objects(list(entry.objects))
+        except InputError as exc:
+            raise InputError(
+                f"{accounts_file}, account {entry.name!r}: {exc}", hint=exc.hint
+            ) from None
 
     def open_client(entry: Any) -> Any:
         mine = replace(
@@ -356,7 +384,13 @@ def export_many(
             note_export(mine, run.result, run.out_dir)
         mine.exit_code, mine.error = run.exit_code, run.error
         mine.stop_reason = run.stop_reason if run.exit_code else None
+        mine.finished_utc = run.finished_utc
         summary.accounts.append(mine)
+        for name, counts in mine.objects.items():  # the top level adds the accounts up
+            total = summary.objects.setdefault(name, {})
+            for key, n in counts.items():
+                total[key] = total.get(key, 0) + n
+        summary.files += mine.files
         if run.error is None and run.result is not None:
             rows = sum(c.get("rows", 0) for c in mine.objects.values())
             if not quiet:
@@ -369,12 +403,18 @@ def export_many(
             for warning in run.result.warnings:
                 click.echo(f"Warning: {run.entry.name}: {warning}", err=True)
         else:
-            click.echo(f"Error: {run.entry.name}: {run.error} (exit {run.exit_code})", err=True)
+            error = str(run.error).removeprefix(f"account {run.entry.name!r}: ")
+            if ctx.log_format == "json":  # the code and the account as fields of their own
+                log_json("error", error, exit_code=run.exit_code, account_name=run.entry.name)
+            else:
+                click.echo(f"Error: {run.entry.name}: {error} (exit {run.exit_code})", err=True)
     failed = [a for a in summary.accounts if a.exit_code]
     summary.requests = sum(a.requests for a in summary.accounts)
     summary.throttled_429 = sum(a.throttled_429 for a in summary.accounts)
     summary.retries = sum(a.retries for a in summary.accounts)
     reasons = {a.stop_reason for a in failed}
+    if len(reasons) > 1 and reasons <= {"quota", "reserve"}:
+        reasons = {"quota"}  # either way: the day's allowance, retry_not_before says when
     summary.stop_reason = reasons.pop() if len(reasons) == 1 else ("error" if failed else None)
     later = [a.retry_not_before for a in failed if a.retry_not_before]
     summary.retry_not_before = max(later) if later else None
@@ -382,5 +422,5 @@ def export_many(
         summary.error = f"{len(failed)} of {len(runs)} accounts failed: " + ", ".join(
             a.account_name or "" for a in failed
         )
-        click.echo(f"{summary.error}.", err=True)
+        click.echo(f"Error: {summary.error}.", err=True)
     sys.exit(worst_exit(a.exit_code for a in summary.accounts))

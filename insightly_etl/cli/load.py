@@ -34,6 +34,7 @@ from insightly_etl.cli.common import (
     stop_on_signals,
 )
 from insightly_etl.load.states import (
+    OUTCOMES,
     OnConflict,
     OnDuplicate,
     OnDuplicateEmail,
@@ -466,18 +467,18 @@ def import_(
     table = _read(file, encoding, delimiter, sheet)
     # a rehearsal against the sandbox keeps its own journal: the real account's run must not
     # take the sandbox's rows for done
-    journal = f"{name}{'.sandbox' if api.use_sandbox else ''}.checkpoint.sqlite"
+    # (and one file imported into several accounts of accounts.yaml keeps one per account)
+    tag = ".sandbox" if api.use_sandbox else f".{account_name}" if account_name else ""
+    journal = f"{name}{tag}.checkpoint.sqlite"
     options = ImportOptions(
         file=file,
         mapping_file=mapping_file,
         checkpoint=checkpoint
         or (here / journal if here else None)
-        or (file.with_name(journal) if api.use_sandbox else None),
+        or (file.with_name(journal) if tag else None),
         results_dir=results_dir or here,
         # and results of its own: NAME.success.csv holds the real account's record ids
-        results_name=f"{Path(name).stem}{'.sandbox' if api.use_sandbox else ''}"
-        if api.use_sandbox or here
-        else None,
+        results_name=f"{Path(name).stem}{tag}" if tag or here else None,
         dry_run=dry_run,
         batch_size=batch_size,
         on_match=on_match,
@@ -512,24 +513,7 @@ def import_(
     note_outcome(ctx.summary, result.outcome, result.files, result.account)
     if ctx.summary is not None:
         c = result.counts
-        ctx.summary.count(
-            mapping.object,
-            **{
-                k: getattr(c, k)
-                for k in (
-                    "created",
-                    "updated",
-                    "unchanged",
-                    "rejected",
-                    "duplicate",
-                    "skipped",
-                    "failed",
-                    "left",
-                    "unknown",
-                    "not_applied",
-                )
-            },
-        )
+        ctx.summary.count(mapping.object, **{k: getattr(c, k) for k in OUTCOMES})
         if result.retry_not_before is not None:  # from every run's requests, not only this one's
             ctx.summary.retry_not_before = utc_text(result.retry_not_before)
     if result.since_last_run:

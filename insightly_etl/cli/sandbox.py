@@ -66,7 +66,7 @@ def _parse_accounts(values: tuple[str, ...], config: SandboxConfig) -> list[Sand
     from dataclasses import replace
 
     found: list[SandboxConfig] = []
-    keys = {config.api_key}
+    keys, subdomains = {config.api_key}, {config.subdomain}
     for value in values:
         head, *extras = value.split(",")
         subdomain, _, key = head.partition("=")
@@ -84,12 +84,14 @@ def _parse_accounts(values: tuple[str, ...], config: SandboxConfig) -> list[Sand
                     f"{value!r}: expected SUBDOMAIN=KEY with optional ,rate=N ,quota=N",
                     param_hint="--account",
                 )
-        if not subdomain or not key or key in keys:
+        if not subdomain or not key or key in keys or subdomain in subdomains:
             raise click.BadParameter(
-                f"{value!r}: expected SUBDOMAIN=KEY, the key unlike every other account's",
+                f"{value!r}: expected SUBDOMAIN=KEY, the subdomain and the key unlike every "
+                "other account's",
                 param_hint="--account",
             )
         keys.add(key)
+        subdomains.add(subdomain)
         state = config.state
         if state is not None:
             changes["state"] = state.with_name(f"{state.stem}.{subdomain}{state.suffix}")

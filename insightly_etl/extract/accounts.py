@@ -19,6 +19,7 @@ from insightly_etl.extract.export import (
     resolve_objects,
 )
 from insightly_etl.progress import Progress
+from insightly_etl.summary import utc_now
 
 
 @dataclass
@@ -30,6 +31,7 @@ class AccountRun:
     stop_reason: str | None = None
     error: str | None = None
     client: InsightlyClient | None = None  # what it spent, and when to retry after a stop
+    finished_utc: str | None = None
 
 
 async def export_accounts(
@@ -66,6 +68,7 @@ async def export_accounts(
             )
         except (OSError, ValueError) as exc:
             run.exit_code, run.stop_reason, run.error = 74, "error", redact(str(exc))
+        run.finished_utc = utc_now()
         return run
 
     return list(await asyncio.gather(*(one(i, e) for i, e in enumerate(entries))))

@@ -12,6 +12,7 @@ version wins). Objects without a Search endpoint are small lookup lists: read in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -39,7 +40,13 @@ from insightly_etl.api.registry import (
     record_id,
 )
 from insightly_etl.api.tasks import gather_all, settle
-from insightly_etl.errors import ApiError, ForbiddenError, InputError, NotFoundError
+from insightly_etl.errors import (
+    ApiError,
+    ForbiddenError,
+    InputError,
+    InsightlyEtlError,
+    NotFoundError,
+)
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
     custom_fields_schema,
@@ -279,6 +286,17 @@ class Exporter:
     async def run(self) -> ExportResult:
         try:
             return await self._run()
+        except InsightlyEtlError as exc:  # the folder says the run stopped, and why (report)
+            if self._lock is not None:
+                self.manifest["stopped"] = {
+                    "utc": utc_now(),
+                    "reason": exc.stop_reason,
+                    "exit_code": exc.exit_code,
+                    "requests": self.client.stats.sent,
+                }
+                with contextlib.suppress(OSError):
+                    self._save_manifest()
+            raise
         finally:  # definitions fetched ahead of need must not outlive a failed run
             await settle(self._defs.values())
             if self._lock is not None:
@@ -329,6 +347,8 @@ class Exporter:
         self.result.account = account or known
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
+        for earlier in ("finished_utc", "stopped", "requests"):  # the last run's, not this one's
+            self.manifest.pop(earlier, None)
         names = await self._names(opts.objects)
         if not (self.out_dir / MANIFEST).exists():
             self._refuse_foreign(names)
@@ -367,6 +387,7 @@ class Exporter:
         if sub_plan is not None:
             await self._fetch_subcollections(names)
         self.manifest["finished_utc"] = utc_now()
+        self.manifest["requests"] = run.requests
         self._save_manifest()
         self.result.requests = run.requests
         self.result.quota_remaining = self.client.quota.remaining

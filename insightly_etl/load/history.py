@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from insightly_etl.load.checkpoint import Checkpoint
-from insightly_etl.load.states import UNSETTLED
+from insightly_etl.load.importer import summarise
+from insightly_etl.load.states import OUTCOMES, UNSETTLED, Stop
+from insightly_etl.moments import iso_instant
 from insightly_etl.summary import RunSummary
 
 FIRST_REJECTS = 50  # the report's table of rejects: the first this many, by line
+STOP_EXITS = {str(stop): stop.exit_code for stop in Stop}
+
+
+def iso_utc(text: str | None) -> str | None:
+    """`2026-12-04 07:16:57` (as the checkpoint keeps it) -> `2026-12-04T07:16:57Z`."""
+    moment = iso_instant(text) if text else None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 @dataclass
@@ -33,6 +42,8 @@ class ImportHistory:
     requests_by_minute: dict[str, int] = field(default_factory=dict)  # "yyyy-mm-dd HH:MM" UTC
     rejects: list[dict[str, Any]] = field(default_factory=list)  # the first: line, state, message
     rejects_by_reason: dict[str, int] = field(default_factory=dict)  # "column: reason" -> rows
+    # rows by outcome, in the words of the import's own summary (created, updated, …)
+    outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -54,23 +65,28 @@ class ImportHistory:
         return {"schema_version": 1, **asdict(self), "requests": self.requests}
 
     def summary(self) -> RunSummary:
-        """The run summary of the import as a whole (every run so far)."""
+        """The run summary of the import as a whole (every run so far), in the words and
+        shape of the import's own --summary-json; 429s are not recorded in a checkpoint."""
         last = self.runs[-1] if self.runs else {}
         result = RunSummary(
             command="import",
-            started_utc=self.created_utc or "",
-            finished_utc=last.get("finished_utc"),
+            started_utc=iso_utc(self.created_utc) or "",
+            finished_utc=iso_utc(last.get("finished_utc")),
             account=self.account,
             account_name=self.account_name,
             requests=self.requests,
         )
-        result.stop_reason = (
-            last.get("outcome")
-            if last.get("outcome") not in (None, "finished", "dry-run")
-            else None
-        )
+        outcome = last.get("outcome")
+        if outcome in STOP_EXITS:
+            result.stop_reason, result.exit_code = outcome, STOP_EXITS[outcome]
+        elif last and not outcome:
+            result.stop_reason, result.exit_code = "error", 1
+            result.error = "the last run did not finish: it was killed, or it is still running"
+        else:
+            unfinished = ("rejected", "duplicate", "failed", "left")
+            result.exit_code = 1 if any(self.outcomes.get(k) for k in unfinished) else 0
         if self.object:
-            result.count(self.object, **self.by_state())
+            result.count(self.object, **self.outcomes)
         return result
 
 
@@ -122,6 +138,8 @@ def read_history(path: Path) -> ImportHistory:
             if len(history.rejects) < FIRST_REJECTS:
                 history.rejects.append({"line": line, "state": state, "message": message or ""})
         history.rejects_by_reason = dict(reasons.most_common())
+        counts = asdict(summarise(cp, bad_rows=0))
+        history.outcomes = {k: int(counts[k]) for k in OUTCOMES}
         return history
     finally:
         cp.close()

@@ -20,7 +20,7 @@ from typing import Any
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import RunStopped
+from insightly_etl.errors import CheckpointError, RunStopped
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -289,13 +289,17 @@ async def load_file(
             identity=identity_columns(table, mapping),
         )
         checkpoint.start_run()
-        if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
-            checkpoint.remember(account_name=options.account_name)
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits
         with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
             client.start_from_learned(json.loads(remembered) if remembered else None)
         run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
-        result = await run.go(announce)
+        try:
+            result = await run.go(announce)
+        except CheckpointError:  # refused before it began (another account's): not a run
+            checkpoint.forget_run()
+            raise
+        if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
+            checkpoint.remember(account_name=options.account_name)
         result.since_last_run = changes.describe()
         result.account = checkpoint.meta("account")
         if (learned := client.learned_limits()) and not options.dry_run:

@@ -33,6 +33,9 @@ class RowState(StrEnum):
     SKIPPED = "skipped"  # by an option (--on-match skip, --skip-duplicates, …)
 
 
+# rows by outcome, as an import's summary counts them (--summary-json, report, status)
+OUTCOMES = ("created", "updated", "unchanged", "rejected", "duplicate", "skipped", "failed",
+            "left", "unknown", "not_applied")  # fmt: skip
 UNSETTLED = frozenset({RowState.IN_FLIGHT, RowState.UNKNOWN})  # a write that may have happened
 LEFT = frozenset({RowState.PLANNED, *UNSETTLED})  # still to do
 

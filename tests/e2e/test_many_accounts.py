@@ -125,6 +125,33 @@ def test_import_picks_one_account(agency, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(globex.ids) == before + 1
     assert "account: globex" in result.stdout
+    # a checkpoint and results of its own, per account
+    assert (tmp_path / "people.csv.globex.checkpoint.sqlite").is_file()
+    assert (tmp_path / "people.globex.success.csv").is_file()
+    # the same checkpoint with another account's entry: refused, and no run is left behind
+    runs = len(
+        json.loads(
+            cli("status", "--json", str(tmp_path / "people.csv.globex.checkpoint.sqlite")).stdout
+        )["runs"]
+    )
+    other = cli(
+        "import", str(data), "--object", "contacts", "--accounts", str(accounts), "--account",
+        "acme", "--checkpoint", str(tmp_path / "people.csv.globex.checkpoint.sqlite"),
+    )  # fmt: skip
+    assert other.exit_code == 2
+    assert "belongs to an import into account 'globex'" in other.stderr
+    status = cli(
+        "status", str(tmp_path / "people.csv.globex.checkpoint.sqlite"), "--json",
+        "--accounts", str(accounts), "--account", "globex", "--log-format", "json",
+    )  # fmt: skip
+    assert status.exit_code == 0, status.output
+    assert len(json.loads(status.stdout)["runs"]) == runs
+    wrong = cli(
+        "status", str(tmp_path / "people.csv.globex.checkpoint.sqlite"), "--accounts",
+        str(accounts), "--account", "acme",
+    )  # fmt: skip
+    assert wrong.exit_code == 2
+    assert "is an import for account 'globex', not 'acme'" in wrong.stderr
     missing = cli(
         "import",
         str(data),
@@ -148,7 +175,10 @@ def test_import_picks_one_account(agency, tmp_path):
             "a key written in the file (key:) is refused",
         ),
         ("  - name: x\n    pod: na1\n", "give one of key_env: (a variable) or key_file: (a file)"),
-        ("  - name: ../up\n    pod: na1\n    key_env: K\n", "name: '../up' must be letters"),
+        (
+            "  - name: ../up\n    pod: na1\n    key_env: K\n",
+            "name: '../up' must begin with a letter or digit",
+        ),
         ("  - name: x\n    pod: nowhere\n    key_env: K\n", "invalid pod 'nowhere'"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    rate: 500\n", "rate: 500 must be"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    color: red\n", "unknown key 'color'"),
@@ -166,3 +196,42 @@ def test_a_wrong_accounts_file_is_refused_before_any_request(agency, tmp_path, e
     assert message in result.stderr
     assert [s.quota.used for s in agency.sandboxes] == used
     assert not (tmp_path / "out").exists()
+    assert "3f2a9c1e" not in result.stderr and "ABCDEF0123456789" not in result.stderr
+
+
+def test_one_entry_of_the_file(agency, tmp_path):
+    accounts = accounts_file(tmp_path, agency.url)
+    out = tmp_path / "out"
+    result = cli("export", "--accounts", str(accounts), "--account", "globex", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["account=globex"]
+    assert cli("export", "--account", "globex", "--out", str(out)).exit_code == 2
+
+
+def test_the_sandbox_refuses_two_accounts_alike():
+    from click.testing import CliRunner
+
+    for args in (
+        ["--subdomain", "acme", "--account", "acme=k2"],
+        ["--account", "g=k1", "--account", "h=k1"],
+    ):
+        result = CliRunner().invoke(main, ["sandbox", "--port", "0", *args])
+        assert result.exit_code == 2
+        assert "the subdomain and the key unlike every other account's" in result.output
+
+
+def test_json_logs_name_the_failed_account_and_its_code(agency, tmp_path):
+    accounts = accounts_file(
+        tmp_path, agency.url, f"  - name: hooli\n    url: {agency.url}\n    key_env: HOOLI_KEY\n"
+    )
+    result = cli(
+        "export", "--accounts", str(accounts), "--account", "hooli", "--out", str(tmp_path / "o"),
+        "--log-format", "json", env={"HOOLI_KEY": "wrong-key"},
+    )  # fmt: skip
+    assert result.exit_code == 77
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    for line in lines:
+        jsonschema.validate(line, schema("log-line"))
+    assert lines[0]["account_name"] == "hooli" and lines[0]["exit_code"] == 77
+    assert lines[0]["message"].startswith("GET Instance, HTTP 401")
+    assert lines[-1] == {**lines[-1], "level": "error", "message": "1 of 1 accounts failed: hooli."}

@@ -9,7 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
+
+from insightly_etl.summary import schema
 
 from tests.api.test_cli import MAPPING, run, write
 
@@ -80,7 +83,12 @@ def test_an_import_report_renders_with_its_rejects(make_sandbox, tmp_path):
     summary = json.loads(
         re.search(r'<script type="application/json" id="summary">(.*?)</script>', text).group(1)
     )
-    assert summary["objects"]["contacts"] == {"done": 2, "rejected": 2}
+    jsonschema.validate(summary, schema("summary"))
+    counts = {k: n for k, n in summary["objects"]["contacts"].items() if n}
+    assert counts == {"created": 2, "rejected": 2}  # the words of the import's own summary
+    assert (summary["exit_code"], summary["stop_reason"]) == (1, None)
+    status = run(None, "status", "--json", str(tmp_path / "people.csv.checkpoint.sqlite"))
+    assert summary["requests"] == json.loads(status.stdout)["requests"]
 
 
 def test_an_export_report_renders(make_sandbox, tmp_path):
@@ -91,6 +99,29 @@ def test_an_export_report_renders(make_sandbox, tmp_path):
     dom = checked(page, tmp_path)
     assert (
         "Rows per object" in dom and '<td>contacts</td><td>full</td><td class="n">220</td>' in dom
+    )
+
+
+def test_an_export_stopped_by_the_quota_says_so(make_sandbox, tmp_path):
+    out = tmp_path / "x"
+    sb = make_sandbox(daily_quota=100)
+    assert run(sb, "export", "contacts", "leads", "--out", str(out)).exit_code == 0
+    sb.quota.reset()
+    sb.quota.limit = 2  # the next run: two requests left today
+    assert run(sb, "export", "contacts", "leads", "--out", str(out)).exit_code == 75
+    page = tmp_path / "export.html"
+    assert run(None, "report", str(out), "--html", str(page)).exit_code == 0
+    text = page.read_text(encoding="utf-8")
+    assert "<dt>stopped early</dt><dd>quota (exit 75)</dd>" in text
+    assert "<dt>finished (UTC)</dt><dd>did not finish</dd>" in text
+    summary = json.loads(
+        re.search(r'<script type="application/json" id="summary">(.*?)</script>', text).group(1)
+    )
+    jsonschema.validate(summary, schema("summary"))
+    assert (summary["exit_code"], summary["stop_reason"], summary["finished_utc"]) == (
+        75,
+        "quota",
+        None,
     )
 
 

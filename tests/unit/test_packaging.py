@@ -21,8 +21,8 @@ def test_the_metadata_a_package_index_shows() -> None:
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert not any("Windows" in c for c in classifiers)  # not yet: the README says why
     # the repository's test and lint tools are a dependency group (PEP 735), not a user extra;
-    # the one extra is a feature's: Delta tables
-    assert meta.get_all("Provides-Extra") == ["delta"]
+    # the extras are features': Delta tables, the report's charts, the Dagster assets
+    assert meta.get_all("Provides-Extra") == ["delta", "report", "dagster"]
     assert (
         "pytest>=8"
         in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]

@@ -378,6 +378,10 @@ class Checkpoint:
         self.run = int(cur.lastrowid or 0)
         return self.run
 
+    def forget_run(self) -> None:
+        """The run just started never began its work (refused): leave no trace of it."""
+        self.db.execute("DELETE FROM runs WHERE run=? AND finished_utc IS NULL", (self.run,))
+
     def next_run(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(run), 0) + 1 FROM runs").fetchone()[0])
 
