@@ -13,7 +13,6 @@ import jsonschema
 import pytest
 
 from insightly_etl.summary import schema
-
 from tests.api.test_cli import MAPPING, run, write
 
 pytestmark = pytest.mark.slow
