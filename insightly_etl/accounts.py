@@ -23,7 +23,7 @@ from insightly_etl.config import Settings, check_base_url, load_settings, pod_ur
 from insightly_etl.errors import KEY_HINT, ConfigError, InputError
 from insightly_etl.yamlfile import read_yaml
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # a folder name: account=<name>/
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a folder name: account=<name>/
 _KEYS = {"name", "pod", "url", "key_env", "key_file", "reserve", "objects", "rate"}
 _INLINE = {"key", "api_key", "apikey", "password", "token", "secret"}
 
@@ -66,10 +66,12 @@ def read_accounts(path: Path) -> list[AccountEntry]:
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{path}: accounts: is empty or not a list")
     result: list[AccountEntry] = []
+    seen: set[str] = set()
     for i, raw in enumerate(entries, 1):
         entry = _entry(path, i, raw)
-        if any(e.name.lower() == entry.name.lower() for e in result):  # folders on macOS
+        if entry.name.lower() in seen:  # Acme and acme: one folder on macOS and Windows
             raise InputError(f"{path}: the account name {entry.name!r} is given twice")
+        seen.add(entry.name.lower())
         result.append(entry)
     return result
 
@@ -104,7 +106,7 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
     name = raw.get("name")
     if name is None:
         raise InputError(f"{where}: name: is missing (it names the folder account=<name>/)")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(
             f"{where}: name: {str(name)!r} must begin with a letter or digit, then letters, "
             "digits, '.', '_' or '-' (it names the folder account=<name>/)"
@@ -134,7 +136,7 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
                 "its name (or path) here.",
             )
     if key_env is not None and not (
-        isinstance(key_env, str) and re.match(r"^[A-Za-z_]\w*$", key_env)
+        isinstance(key_env, str) and re.fullmatch(r"[A-Za-z_]\w*", key_env, re.ASCII)
     ):
         raise InputError(
             f"{where}: key_env: expected an environment variable's name (letters, digits, _)"

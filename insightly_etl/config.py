@@ -12,6 +12,7 @@ import base64
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -119,8 +120,20 @@ def check_base_url(url: str) -> str:
     return url
 
 
+MAX_KEY_FILE = 4096  # a key is a few dozen characters: a bigger file is not a key file
+
+
 def read_key_file(path: Path) -> str:
+    """The key in a file of its own: a regular file (not a pipe or a device that would block
+    or never end), of at most 4 KiB."""
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"the API key file {path} is not a regular file", hint=KEY_HINT)
+        if info.st_size > MAX_KEY_FILE:
+            raise ConfigError(
+                f"the API key file {path} holds {info.st_size:,} bytes: not a key", hint=KEY_HINT
+            )
         key = path.read_text("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the API key file {path}: {exc.strerror}") from None

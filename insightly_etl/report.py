@@ -19,7 +19,7 @@ from typing import Any
 from insightly_etl.errors import ConfigError
 from insightly_etl.extract.export import MANIFEST, read_manifest
 from insightly_etl.load.history import ImportHistory, iso_utc, read_history
-from insightly_etl.summary import STOP_REASONS, RunSummary
+from insightly_etl.summary import STOP_REASONS, RunSummary, write_text
 
 PER_SECOND = 10  # Insightly's documented ceiling: 600 requests a minute at most
 _CSP = (
@@ -47,6 +47,11 @@ def plotly_available() -> bool:
 
 def build_report(path: Path | str, out: Path) -> RunSummary:
     """Write the page for a checkpoint file or an export folder; return the summary shown."""
+    if out.is_file() and not _ours(out):
+        raise ConfigError(
+            f"{out} exists and is not an HTML page: the report would replace it",
+            hint="Give --html a new file's name, or one a report wrote before.",
+        )
     if not plotly_available():
         raise ConfigError(
             "report draws its charts with Plotly, which is not installed",
@@ -64,6 +69,13 @@ def build_report(path: Path | str, out: Path) -> RunSummary:
         sections = _export_sections(manifest)
     _write(out, title, summary, sections)
     return summary
+
+
+def _ours(path: Path) -> bool:
+    """An HTML page (a report written before): the only existing file a report replaces —
+    never its own checkpoint, a manifest or a table."""
+    with open(path, "rb") as f:
+        return f.read(15).lstrip().lower().startswith(b"<!doctype html")
 
 
 def export_summary(manifest: dict[str, Any]) -> RunSummary:
@@ -328,11 +340,7 @@ dt {{ font-weight: 600; }}
 {"".join(parts)}
 </body></html>
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.unlink(missing_ok=True)
-    partial.write_text(page, encoding="utf-8")
-    partial.replace(out)
+    write_text(out, page)
 
 
 def _json_in_html(data: Any) -> str:

@@ -85,13 +85,22 @@ class RunSummary:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path = Path(path)
+    write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """A regular file is replaced whole (a reader never sees half of it; a planted symlink at
+    the temporary name is not followed). Anything else that is there already — /dev/stdout, a
+    named pipe, /dev/null — is written to, never replaced by a file."""
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)  # never write through a planted symlink
+    partial.unlink(missing_ok=True)
     with open(partial, "x", encoding="utf-8") as out:
-        json.dump(data, out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        out.write(text)
     os.replace(partial, path)
 
 

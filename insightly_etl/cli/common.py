@@ -180,6 +180,8 @@ def _write_summary(ctx: click.Context, code: int | str | None) -> None:
     summary.finished_utc = utc_now()
     if summary.exit_code == 0:
         summary.stop_reason = summary.error = None
+    elif summary.exit_code in (130, 143) and summary.stop_reason is None:
+        summary.stop_reason = "interrupted"  # Ctrl-C or SIGTERM
     try:
         summary.write(obj.summary_json)
     except OSError as exc:
@@ -213,7 +215,10 @@ def json_line(level: str, message: str, **extra: Any) -> str:
 
 
 def log_json(level: str, message: str, **extra: Any) -> None:
-    click.echo(json_line(level, message, **extra), err=True)
+    """One JSON line on stderr, past JsonLines (which wraps every other line it is given)."""
+    stream = sys.stderr.stream if isinstance(sys.stderr, JsonLines) else sys.stderr
+    stream.write(json_line(level, message, **extra) + "\n")
+    stream.flush()
 
 
 class JsonFormatter(logging.Formatter):
@@ -232,10 +237,8 @@ class JsonLines(io.TextIOBase):
 
     def write(self, text: str) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
-        for line in lines:
-            if line.startswith('{"ts": '):  # already one (log_json)
-                self.stream.write(line + "\n")
-            elif line.strip():
+        for line in lines:  # never passed through as it is: server text could forge a line
+            if line.strip():
                 found = next(((p, lv) for p, lv in self._LEVELS if line.startswith(p)), None)
                 prefix, level = found or ("", "info")
                 self.stream.write(json_line(level, line[len(prefix) :].strip()) + "\n")
@@ -502,7 +505,6 @@ def pick_account(
         raise click.UsageError("--accounts FILE and --account NAME go together")
     if accounts_file is None or name is None:
         return api
-    from dataclasses import replace
 
     from insightly_etl.accounts import pick, read_accounts
 
@@ -510,15 +512,43 @@ def pick_account(
     ctx.account_entry = entry
     if ctx.summary is not None:
         ctx.summary.account_name = entry.name
-    if api is None:
+    if api is None:  # status: reads the checkpoint only
         return None
+    refuse_connection_options(ctx)
     if api.use_sandbox:
         raise click.UsageError("--account uses the account's own key: leave out --sandbox")
+    return for_account(api, entry)
+
+
+def for_account(api: ApiOptions, entry: Any) -> ApiOptions:
+    """The API options for one entry of accounts.yaml: the lower rate cap and the larger
+    reserve of the command line's and the entry's (each only ever makes a run more careful)."""
+    from dataclasses import replace
+
     return replace(
         api,
         rate_limit=min(api.rate_limit, entry.rate or api.rate_limit),
-        reserve=entry.reserve or api.reserve,
+        reserve=max(api.reserve, entry.reserve),
     )
+
+
+def refuse_connection_options(ctx: Context) -> None:
+    """--accounts gives each account its key and URL: one given besides would be ignored, and
+    a run meant for a sandbox would go to the account's real URL."""
+    given = [
+        flag
+        for flag, value in (
+            ("--api-key-file", ctx.api_key_file),
+            ("--pod / $INSIGHTLY_POD", ctx.pod),
+            ("--api-url / $INSIGHTLY_API_URL", ctx.api_url),
+        )
+        if value
+    ]
+    if given:
+        raise click.UsageError(
+            f"--accounts gives each account its key and URL: leave out {', '.join(given)} "
+            "(or change the entry's url:, pod:, key_env: or key_file:)"
+        )
 
 
 @contextmanager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,15 @@ from insightly_etl.cli.common import (
     api_options,
     choice_option,
     echo_accounting,
+    for_account,
     log_json,
     main,
     note_client,
     plural,
     progress,
+    refuse_connection_options,
     run_with_api,
+    stop_on_signals,
 )
 
 
@@ -254,10 +260,19 @@ def export(
         def announce(plan: Any) -> None:
             click.echo(f"{plan.describe()}.", err=True)  # even with --quiet: it is the bill
 
-        async def go(client: Any) -> Any:
-            return await extract_objects(client, options, progress(quiet), announce)
+        received: list[int] = []  # Ctrl-C or SIGTERM: no new request; the summary is written
 
-        result = run_with_api(ctx, api, go)
+        async def go(client: Any) -> Any:
+            stop = asyncio.Event()
+            client.halt_on(stop)
+            with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
+                try:
+                    return await extract_objects(client, options, progress(quiet), announce)
+                finally:
+                    received.extend(signals)
+
+        with stopped_by_signal(received, ctx.summary):
+            result = run_with_api(ctx, api, go)
     # published (object storage) before the summary says where it went
     note_export(ctx.summary, result, where)
     for warning in result.warnings:
@@ -338,9 +353,6 @@ def export_many(
     quiet: bool,
 ) -> None:
     """`export --accounts`: every account at once; a line each; exit with the failures' code."""
-    import asyncio
-    import sys
-    from dataclasses import replace
 
     from insightly_etl.accounts import pick, read_accounts
     from insightly_etl.errors import InputError
@@ -360,19 +372,32 @@ def export_many(
                 f"{accounts_file}, account {entry.name!r}: {exc}", hint=exc.hint
             ) from None
 
+    refuse_connection_options(ctx)
+
     def open_client(entry: Any) -> Any:
-        mine = replace(
-            api,
-            rate_limit=min(api.rate_limit, entry.rate or api.rate_limit),
-            reserve=entry.reserve or api.reserve,
-        )
-        return mine.client(entry.settings(), ctx.transport)
+        return for_account(api, entry).client(entry.settings(), ctx.transport)
 
     def progress_for(entry: Any, i: int) -> Any:
         bars = not quiet and sys.stderr.isatty()
         return TqdmProgress(prefix=f"{entry.name}: ", position=i) if bars else NullProgress()
 
-    runs = asyncio.run(export_accounts(entries, options, open_client, progress_for))
+    received: list[int] = []
+
+    async def every() -> Any:
+        stop = asyncio.Event()
+
+        def halted_client(entry: Any) -> Any:
+            client = open_client(entry)
+            client.halt_on(stop)
+            return client
+
+        with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
+            try:
+                return await export_accounts(entries, options, halted_client, progress_for)
+            finally:
+                received.extend(signals)
+
+    runs = asyncio.run(every())
     summary = ctx.summary or RunSummary(command="export")
     for run in runs:
         mine = RunSummary(
@@ -423,4 +448,28 @@ def export_many(
             a.account_name or "" for a in failed
         )
         click.echo(f"Error: {summary.error}.", err=True)
-    sys.exit(worst_exit(a.exit_code for a in summary.accounts))
+    code = worst_exit(a.exit_code for a in summary.accounts)
+    sys.exit(143 if code == 130 and received and received[0] == signal.SIGTERM else code)
+
+
+@contextlib.contextmanager
+def stopped_by_signal(received: list[int], summary: Any) -> Any:
+    """Ctrl-C or SIGTERM stopped the export (no new request left, those in flight finished):
+    exit 130, or 143 (128 + 15) for SIGTERM as a shell reports a terminated process; the
+    summary says interrupted either way. What was written stays; a rerun goes on."""
+    from insightly_etl.errors import Halted
+
+    try:
+        yield
+    except Halted:
+        if not received:
+            raise
+        if summary is not None:
+            summary.stop_reason = "interrupted"
+        terminated = received[0] == signal.SIGTERM
+        click.echo(
+            f"{'Terminated' if terminated else 'Interrupted'}: the export stopped; run the same "
+            "command again to finish it.",
+            err=True,
+        )
+        sys.exit(143 if terminated else 130)

@@ -76,9 +76,13 @@ def _parse_accounts(values: tuple[str, ...], config: SandboxConfig) -> list[Sand
             name, _, number = extra.partition("=")
             field = {"rate": "rate_limit", "quota": "daily_quota"}.get(name.strip())
             try:
-                changes[field or "?"] = (float if field == "rate_limit" else int)(number)
+                amount = (float if field == "rate_limit" else int)(number)
             except ValueError:
                 field = None
+            else:  # a rate from 0.1 to 1000 a second; a quota of one request or more
+                if not (0.1 <= amount <= 1000 if field == "rate_limit" else amount >= 1):
+                    field = None
+                changes[field or "?"] = amount
             if field is None:
                 raise click.BadParameter(
                     f"{value!r}: expected SUBDOMAIN=KEY with optional ,rate=N ,quota=N",

@@ -66,8 +66,11 @@ async def export_accounts(
                 exc.stop_reason,
                 redact(str(exc)),
             )
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             run.exit_code, run.stop_reason, run.error = 74, "error", redact(str(exc))
+        except Exception as exc:  # a bug, or memory: this account's failure, not the others'
+            run.exit_code, run.stop_reason = 70, "error"
+            run.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         run.finished_utc = utc_now()
         return run
 

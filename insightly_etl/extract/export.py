@@ -354,6 +354,11 @@ class Exporter:
             self._refuse_foreign(names)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.out_dir, path=self.out_dir / LOCK, hint=LOCK_HINT)
+        # what another run finished while this one looked at the folder, before its lock: the
+        # objects as the folder holds them now (else saving would drop that run's entries)
+        where = opts.location and opts.location.rstrip("/")
+        shown = f"{where}/{self.out_dir.name}" if where and opts.account_partition else where
+        self.manifest["objects"] = read_manifest(self.out_dir, shown)["objects"]
         for folder in self._own_folders():  # a killed run's leftovers
             remove_partials(folder)
         self._save_manifest()  # the folder is this tool's from now on, before any table

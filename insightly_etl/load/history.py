@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from insightly_etl.errors import CheckpointError
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.importer import summarise
 from insightly_etl.load.states import OUTCOMES, UNSETTLED, Stop
@@ -90,7 +91,9 @@ class ImportHistory:
         return result
 
 
-_VALUE = re.compile(r"'(?:[^']|'')*'")  # a quoted value inside a message
+# a value inside a message: quoted either way, or a number standing alone
+_VALUE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<![\w.])-?\d[\d.,:-]*(?![\w.])")
+MOST_REASONS = 30  # the commonest reasons by name; the rest are added up as one
 
 
 def _reasons(message: str | None) -> list[str]:
@@ -102,6 +105,17 @@ def _reasons(message: str | None) -> list[str]:
 
 
 def read_history(path: Path) -> ImportHistory:
+    try:
+        return _read(path)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSONDecodeError too
+        raise CheckpointError(
+            f"{path}: a damaged checkpoint ({type(exc).__name__}: {exc})",
+            hint="It was changed by something other than insightly-etl; keep a copy and "
+            "report it if it was not.",
+        ) from None
+
+
+def _read(path: Path) -> ImportHistory:
     cp = Checkpoint.read_only(path)
     try:
         history = ImportHistory(
@@ -137,7 +151,9 @@ def read_history(path: Path) -> ImportHistory:
             reasons.update(_reasons(message))
             if len(history.rejects) < FIRST_REJECTS:
                 history.rejects.append({"line": line, "state": state, "message": message or ""})
-        history.rejects_by_reason = dict(reasons.most_common())
+        common = reasons.most_common(MOST_REASONS)
+        rest = sum(reasons.values()) - sum(n for _, n in common)
+        history.rejects_by_reason = dict(common) | ({"(other reasons)": rest} if rest else {})
         counts = asdict(summarise(cp, bad_rows=0))
         history.outcomes = {k: int(counts[k]) for k in OUTCOMES}
         return history

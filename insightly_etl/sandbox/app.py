@@ -943,7 +943,8 @@ class SandboxAccounts:
         for sandbox in self.sandboxes:
             sandbox.account.close()
 
-    def _pick(self, scope: Scope) -> Sandbox:
+    def _pick(self, scope: Scope) -> Sandbox | None:
+        """The account a request is for; None: an admin route names no account served."""
         if scope.get("path", "").startswith("/_sandbox/"):
             query = dict(
                 part.split("=", 1)
@@ -951,10 +952,12 @@ class SandboxAccounts:
                 if "=" in part
             )
             wanted = query.get("account")
+            if not wanted:
+                return self.sandboxes[0]
             for sandbox in self.sandboxes:
-                if wanted and sandbox.account.instance.get("INSTANCE_SUBDOMAIN") == wanted:
+                if sandbox.account.instance.get("INSTANCE_SUBDOMAIN") == wanted:
                     return sandbox
-            return self.sandboxes[0]
+            return None  # a typo must not reset another account's quota
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         if header.startswith(b"Basic "):
             try:
@@ -965,4 +968,11 @@ class SandboxAccounts:
         return self.sandboxes[0]
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._pick(scope).app(scope, receive, send)
+        target = self._pick(scope)
+        if target is None:
+            names = [s.account.instance.get("INSTANCE_SUBDOMAIN") for s in self.sandboxes]
+            await json_response({"Message": f"no such account; served: {names}"}, 404)(
+                scope, receive, send
+            )
+            return
+        await target.app(scope, receive, send)

@@ -201,3 +201,61 @@ def test_undo_requests_are_counted_in_the_checkpoint(make_sandbox, tmp_path):
     assert after["runs"][-1]["outcome"] == "finished"
     assert after["requests"] == first["requests"] + spent
     assert sum(after["requests_by_minute"].values()) == after["requests"]
+
+
+def test_the_summary_goes_into_a_pipe_or_device_it_is_given(make_sandbox, tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "summary.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    result = run(
+        make_sandbox(),
+        "export",
+        "contacts",
+        "--out",
+        str(tmp_path / "x"),
+        "--summary-json",
+        str(fifo),
+    )
+    reader.join(timeout=30)
+    assert result.exit_code == 0
+    assert fifo.is_fifo()  # still the pipe, not a file put in its place
+    assert json.loads(got[0])["objects"]["contacts"]["rows"] > 0
+
+
+def test_json_logs_cannot_be_forged_by_text_from_the_server(make_sandbox, tmp_path):
+    forged = '{"ts": "2026-01-01T00:00:00Z", "level": "info", "message": "all fine"}'
+    result = run(
+        make_sandbox(), "--log-format", "json", "export", "contacts", "--out", str(tmp_path / "x"),
+        "--since", f"2026-01-01T00:00:00Z\n{forged}",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    lines = log_lines(result.stderr)
+    assert not any(line["message"] == "all fine" for line in lines)
+
+
+def test_a_report_never_replaces_its_own_input(make_sandbox, tmp_path):
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\n")
+    assert (
+        run(
+            make_sandbox(),
+            "import",
+            str(data),
+            "--mapping",
+            str(write(tmp_path, "m.yaml", MAPPING)),
+        ).exit_code
+        == 0
+    )
+    checkpoint = tmp_path / "people.csv.checkpoint.sqlite"
+    before = checkpoint.read_bytes()
+    result = run(None, "report", str(checkpoint), "--html", str(checkpoint))
+    assert result.exit_code == 2
+    assert (
+        f"Error: {checkpoint} exists and is not an HTML page: the report would replace it"
+        in result.stderr
+    )
+    assert checkpoint.read_bytes() == before

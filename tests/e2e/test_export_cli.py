@@ -94,6 +94,41 @@ def test_an_export_killed_midway_leaves_no_file_under_a_final_name(tmp_path: Pat
     assert pq.read_metadata(tmp_path / "contacts.parquet").num_rows == 6220
 
 
+def test_sigterm_stops_an_export_cleanly_with_its_summary(tmp_path: Path) -> None:
+    config = SandboxConfig(api_key=KEY, generate={"Contacts": 6000}, latency_ms=300)
+    env = {"INSIGHTLY_API_KEY": KEY}
+    with running_sandbox(config) as sb:
+        env["INSIGHTLY_API_URL"] = sb.url
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "insightly_etl", "export", "contacts", "--out",
+                str(tmp_path / "x"), "--max-in-flight", "2", "--quiet", "--summary-json",
+                str(tmp_path / "s.json"),
+            ],
+            env={**os.environ, **env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "x" / ".contacts.parquet.partial").exists():  # pages coming in
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 143, stderr
+        assert "Terminated: the export stopped; run the same command again" in stderr
+        assert "Traceback" not in stderr
+        summary = json.loads((tmp_path / "s.json").read_text())
+        assert (summary["exit_code"], summary["stop_reason"]) == (143, "interrupted")
+        assert summary["requests"] >= 2
+        manifest = json.loads((tmp_path / "x" / "_manifest.json").read_text())
+        assert manifest["stopped"]["reason"] == "interrupted" and "finished_utc" not in manifest
+        rerun = cli("export", "contacts", "--out", str(tmp_path / "x"), "--quiet", env=env)
+        assert rerun.returncode == 0, rerun.stderr
+    assert "stopped" not in json.loads((tmp_path / "x" / "_manifest.json").read_text())
+    assert pq.read_metadata(tmp_path / "x" / "contacts.parquet").num_rows == 6220
+
+
 def test_missing_key_is_a_one_line_error_with_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTLY_")}
     run = subprocess.run(

@@ -235,3 +235,49 @@ def test_json_logs_name_the_failed_account_and_its_code(agency, tmp_path):
     assert lines[0]["account_name"] == "hooli" and lines[0]["exit_code"] == 77
     assert lines[0]["message"].startswith("GET Instance, HTTP 401")
     assert lines[-1] == {**lines[-1], "level": "error", "message": "1 of 1 accounts failed: hooli."}
+
+
+def test_an_admin_route_for_no_such_account_is_404(agency):
+    import httpx
+
+    answer = httpx.post(f"{agency.root}/_sandbox/reset-quota?account=initec")
+    assert answer.status_code == 404
+    assert "no such account" in answer.json()["Message"]
+    assert httpx.get(f"{agency.root}/_sandbox/stats?account=globex").status_code == 200
+
+
+def test_connection_options_beside_accounts_are_refused(agency, tmp_path):
+    accounts = accounts_file(tmp_path, agency.url)
+    data = tmp_path / "p.csv"
+    data.write_text("FIRST_NAME\nZed\n", encoding="utf-8")
+    used = [s.quota.used for s in agency.sandboxes]
+    for args in (
+        [
+            "import",
+            str(data),
+            "--object",
+            "contacts",
+            "--accounts",
+            str(accounts),
+            "--account",
+            "acme",
+            "--api-url",
+            "http://127.0.0.1:9/v3.1/",
+        ],
+        ["export", "--accounts", str(accounts), "--out", str(tmp_path / "o"), "--pod", "eu1"],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        assert "--accounts gives each account its key and URL: leave out" in result.stderr
+    assert [s.quota.used for s in agency.sandboxes] == used
+
+
+def test_the_larger_reserve_applies(agency, tmp_path):
+    accounts = accounts_file(tmp_path, agency.url)  # globex: reserve 10
+    result = cli(
+        "export", "--accounts", str(accounts), "--account", "globex", "--out", str(tmp_path / "o"),
+        "--reserve", str(10**6), "--summary-json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.exit_code == 75
+    (globex,) = json.loads((tmp_path / "s.json").read_text())["accounts"]
+    assert globex["stop_reason"] == "reserve"
