@@ -195,26 +195,31 @@ def export(
     since_at = parse_since(since) if since else None
     if account_names and accounts_file is None:
         raise click.UsageError("--account NAME picks an entry of --accounts FILE")
+    asked: dict[str, Any] = {  # what every export of this command asks for, wherever it goes
+        "objects": names,
+        "fmt": fmt,
+        "csv_dialect": csv_dialect or "excel",
+        "incremental": incremental,
+        "since": since_at,
+        "brief": brief,
+        "layout": layout,
+        "table_format": table_format,
+        "detect_deletes": detect_deletes,
+        "with_": subs,
+    }
     if accounts_file is not None:
         if isinstance(out_dir, str) or files_dir is not None or api.use_sandbox:
             raise click.UsageError(
                 "--accounts writes to a local --out (no object storage, --files-dir or "
                 "--sandbox yet: point each account's url: at `insightly-etl sandbox --account …`)"
             )
-        options = ExportOptions(
-            out_dir=out_dir,
-            objects=names,
-            fmt=fmt,
-            csv_dialect=csv_dialect or "excel",
-            incremental=incremental,
-            since=since_at,
-            brief=brief,
-            layout=layout,
-            table_format=table_format,
-            detect_deletes=detect_deletes,
-            with_=subs,
+        if account_partition:
+            raise click.UsageError(
+                "--accounts writes account=<name>/ already: leave out --account-partition"
+            )
+        export_many(
+            ctx, api, accounts_file, account_names, ExportOptions(out_dir=out_dir, **asked), quiet
         )
-        export_many(ctx, api, accounts_file, account_names, options, quiet)
         return
     where = str(out_dir)
     pull_partition = None
@@ -231,17 +236,8 @@ def export(
             files_dir, files_present = stack.enter_context(collected(files_dir))
         options = ExportOptions(
             out_dir=out_dir,
-            objects=names,
-            fmt=fmt,
-            csv_dialect=csv_dialect or "excel",
-            incremental=incremental,
-            since=since_at,
-            brief=brief,
-            layout=layout,
-            table_format=table_format,
+            **asked,
             account_partition=account_partition,
-            detect_deletes=detect_deletes,
-            with_=subs,
             files_dir=files_dir,
             files_present=files_present,
             pull_partition=pull_partition,
