@@ -82,7 +82,16 @@ def publish(tmp: Path, path: Path) -> None:
         raise
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, into_special: bool = False) -> None:
+    """`data` as the whole file, or no file. `into_special`: a path that is already something
+    other than a regular file — /dev/stdout, a named pipe, /dev/null — is written to as it
+    is, never replaced by a file (a report or summary asked to go there)."""
+    if into_special:
+        if path.exists() and not path.is_file():
+            with open(path, "wb") as out:
+                out.write(data)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp, file = open_partial(path)
     try:
         with file:

@@ -18,10 +18,11 @@ from typing import Any
 
 from insightly_etl.errors import ConfigError
 from insightly_etl.extract.export import MANIFEST, read_manifest
+from insightly_etl.files import write_atomic
 from insightly_etl.load.history import ImportHistory, iso_utc, read_history
-from insightly_etl.summary import STOP_REASONS, RunSummary, write_text
+from insightly_etl.summary import STOP_REASONS, RunSummary
 
-PER_SECOND = 10  # Insightly's documented ceiling: 600 requests a minute at most
+PER_SECOND = 10  # Insightly's documented ceiling, 600 a minute (docs/api.md §5)
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "font-src data:"
@@ -340,7 +341,7 @@ dt {{ font-weight: 600; }}
 {"".join(parts)}
 </body></html>
 """
-    write_text(out, page)
+    write_atomic(out, page.encode(), into_special=True)
 
 
 def _json_in_html(data: Any) -> str:

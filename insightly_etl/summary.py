@@ -8,7 +8,6 @@ together). Pure data: no click, no pandas.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -85,23 +84,10 @@ class RunSummary:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    from insightly_etl.files import write_atomic  # pandas: only once a summary is written
 
-
-def write_text(path: Path, text: str) -> None:
-    """A regular file is replaced whole (a reader never sees half of it; a planted symlink at
-    the temporary name is not followed). Anything else that is there already — /dev/stdout, a
-    named pipe, /dev/null — is written to, never replaced by a file."""
-    if path.exists() and not path.is_file():
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(text)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    with open(partial, "x", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(partial, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(Path(path), text.encode(), into_special=True)
 
 
 def worst_exit(codes: Iterable[int]) -> int:

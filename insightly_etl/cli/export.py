@@ -426,9 +426,17 @@ def export_many(
         else:
             error = str(run.error).removeprefix(f"account {run.entry.name!r}: ")
             if ctx.log_format == "json":  # the code and the account as fields of their own
-                log_json("error", error, exit_code=run.exit_code, account_name=run.entry.name)
+                log_json(
+                    "error",
+                    error,
+                    hint=run.hint,
+                    exit_code=run.exit_code,
+                    account_name=run.entry.name,
+                )
             else:
                 click.echo(f"Error: {run.entry.name}: {error} (exit {run.exit_code})", err=True)
+                if run.hint:
+                    click.echo(f"Hint: {run.hint}", err=True)
     failed = [a for a in summary.accounts if a.exit_code]
     summary.requests = sum(a.requests for a in summary.accounts)
     summary.throttled_429 = sum(a.throttled_429 for a in summary.accounts)

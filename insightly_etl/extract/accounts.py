@@ -5,6 +5,7 @@ One account failing does not stop the others; each ends with its result or its e
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,8 @@ from insightly_etl.extract.export import (
 from insightly_etl.progress import Progress
 from insightly_etl.summary import utc_now
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class AccountRun:
@@ -30,6 +33,7 @@ class AccountRun:
     exit_code: int = 0
     stop_reason: str | None = None
     error: str | None = None
+    hint: str | None = None  # what to do about the error, as the error itself says
     client: InsightlyClient | None = None  # what it spent, and when to retry after a stop
     finished_utc: str | None = None
 
@@ -61,15 +65,14 @@ async def export_accounts(
             if refused:  # an object the entry named and the account cannot read
                 raise refused[0]
         except InsightlyEtlError as exc:
-            run.exit_code, run.stop_reason, run.error = (
-                exc.exit_code,
-                exc.stop_reason,
-                redact(str(exc)),
-            )
+            run.exit_code, run.stop_reason = exc.exit_code, exc.stop_reason
+            run.error, run.hint = redact(str(exc)), redact(exc.hint) if exc.hint else None
         except OSError as exc:
             run.exit_code, run.stop_reason, run.error = 74, "error", redact(str(exc))
         except Exception as exc:  # a bug, or memory: this account's failure, not the others'
+            log.debug("%s: internal error", entry.name, exc_info=True)  # -vv shows the traceback
             run.exit_code, run.stop_reason = 70, "error"
+            run.hint = "This is a bug in insightly-etl. Run again with -vv for the traceback and report it."
             run.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         run.finished_utc = utc_now()
         return run

@@ -143,14 +143,10 @@ def _read(path: Path) -> ImportHistory:
             minutes[minute] += int(n)
         history.requests_by_minute = dict(sorted(minutes.items()))
         reasons: Counter[str] = Counter()
-        cur = cp.db.execute(
-            "SELECT line, state, message FROM rows WHERE state IN ('rejected', 'failed') "
-            "ORDER BY line"
-        )
-        for line, state, message in cur:
+        for line, refused, message in cp.rows.refused():
             reasons.update(_reasons(message))
             if len(history.rejects) < FIRST_REJECTS:
-                history.rejects.append({"line": line, "state": state, "message": message or ""})
+                history.rejects.append({"line": line, "state": refused, "message": message or ""})
         common = reasons.most_common(MOST_REASONS)
         rest = sum(reasons.values()) - sum(n for _, n in common)
         history.rejects_by_reason = dict(common) | ({"(other reasons)": rest} if rest else {})

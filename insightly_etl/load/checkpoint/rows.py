@@ -282,6 +282,14 @@ class RowJournal:
         )
         self._set(row, state=RowState.UNKNOWN, message=message)
 
+    def refused(self) -> Iterable[tuple[int, str, str | None]]:
+        """(line, state, message) of every rejected or failed row, by line."""
+        cur = self.db.execute(
+            "SELECT line, state, message FROM rows WHERE state IN (?, ?) ORDER BY line",
+            (RowState.REJECTED, RowState.FAILED),
+        )
+        return ((int(line), str(state), message) for line, state, message in cur)
+
     def not_applied(self) -> int:
         """Done rows whose answer lacked a value they sent (see execute.py)."""
         return int(

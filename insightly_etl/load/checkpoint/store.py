@@ -397,13 +397,33 @@ class Checkpoint:
     def recorded_run(self, spent: Callable[[], tuple[int, dict[str, int]]]) -> Iterator[RunRecord]:
         """A run of reconcile or undo, in `runs` beside the import's, so status, the report and
         the quota plan count its requests: `spent()` gives them (count, by minute) at the end.
-        The caller may set the record's outcome (a quota stop); an exception leaves the run
-        unfinished, as a killed one is."""
+        The caller may set the record's outcome (a quota stop). A quota stop or Ctrl-C raised
+        through it is recorded as such; another exception records the requests and leaves the
+        outcome open, as a killed run's is."""
         record = RunRecord()
         self.start_run()
-        yield record
-        requests, minutes = spent()
-        self.finish_run(requests, record.outcome, minutes)
+        try:
+            yield record
+        except BaseException as exc:  # what it spent counts, however it ended
+            reason = getattr(exc, "stop_reason", None)
+            record.outcome = {
+                "interrupted": "interrupted",
+                "quota": "quota",
+                "reserve": "quota",
+                "budget": "quota",
+            }.get(reason or "", "")
+            if isinstance(exc, KeyboardInterrupt):
+                record.outcome = "interrupted"
+            raise
+        finally:
+            requests, minutes = spent()
+            if record.outcome:
+                self.finish_run(requests, record.outcome, minutes)
+            else:  # an error: the requests and their minutes, the outcome left open
+                self.db.execute(
+                    "UPDATE runs SET requests=?, sent_minutes=? WHERE run=?",
+                    (requests, json.dumps(minutes), self.run),
+                )
 
     def sent_minutes(self) -> list[tuple[str, int]]:
         """Every run's requests by minute: what this tool spent of the rolling window."""
