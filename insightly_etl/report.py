@@ -123,9 +123,16 @@ def _manifest(path: Path | str) -> tuple[dict[str, Any], str]:
 
         with downloaded(f"{path.rstrip('/')}/{MANIFEST}") as local:
             return read_manifest(local.parent, path), path
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or folder")
     if not (path / MANIFEST).is_file():
+        accounts = sorted(p.name for p in path.glob("account=*") if (p / MANIFEST).is_file())
         raise ConfigError(
-            f"{path}: neither an import's checkpoint file nor an export folder (no {MANIFEST})"
+            f"{path}: neither an import's checkpoint file nor an export folder (no {MANIFEST})",
+            hint=f"It holds the exports of several accounts: report one of them, e.g. "
+            f"{path / accounts[0]}"
+            if accounts
+            else None,
         )
     return read_manifest(path), str(path)
 

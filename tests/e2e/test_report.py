@@ -132,3 +132,19 @@ def test_a_path_that_is_neither_is_refused(tmp_path):
         in result.stderr
     )
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_folder_of_several_accounts_says_which_to_report(tmp_path):
+    (tmp_path / "account=acme").mkdir()
+    (tmp_path / "account=acme" / "_manifest.json").write_text('{"version": 1, "objects": {}}')
+    result = run(None, "report", str(tmp_path), "--html", str(tmp_path / "r.html"))
+    assert result.exit_code == 2
+    assert (
+        f"Hint: It holds the exports of several accounts: report one of them, e.g. {tmp_path / 'account=acme'}"
+        in result.stderr
+    )
+    missing = run(None, "report", str(tmp_path / "nowhere"), "--html", str(tmp_path / "r.html"))
+    assert (
+        missing.exit_code == 2
+        and f"Error: {tmp_path / 'nowhere'}: no such file or folder" in missing.stderr
+    )
