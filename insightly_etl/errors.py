@@ -40,15 +40,29 @@ The exit codes follow sysexits.h where one fits: 65 data error, 69 service unava
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 KEY_HINT = (
     "Find your API key in Insightly under User Settings → API; "
     "the pod (e.g. na1, eu1) shown there must match --pod / INSIGHTLY_POD."
 )
 
 
+class StopReason(StrEnum):
+    """Why a run stopped before its work was done, as a run summary names it."""
+
+    QUOTA = "quota"  # the account's daily allowance: retry_not_before says when to try again
+    RESERVE = "reserve"  # --reserve reached: the same, the allowance left for other integrations
+    BUDGET = "budget"  # --max-requests spent: run again at any time
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    RECORD_LIMIT = "record_limit"  # the plan holds no more records of a type
+    LOCKED = "locked"  # another run holds the checkpoint or the export folder
+    ERROR = "error"  # anything else: the summary's error says what
+
+
 class InsightlyEtlError(Exception):
     exit_code = 1
-    stop_reason = "error"  # how a run summary names the stop (insightly_etl.summary.STOP_REASONS)
+    stop_reason = StopReason.ERROR  # how a run summary names the stop
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -86,7 +100,7 @@ class CheckpointError(InputError):
 class CheckpointInUse(CheckpointError):
     """Another run has the checkpoint open; running beside it would send rows twice."""
 
-    stop_reason = "locked"
+    stop_reason = StopReason.LOCKED
 
     exit_code = 75
 
@@ -176,24 +190,24 @@ class QuotaError(RunStopped):
 
 
 class QuotaExhausted(QuotaError):
-    stop_reason = "quota"
+    stop_reason = StopReason.QUOTA
     hint = "The account's daily request quota is spent; it frees up within 24 hours."
 
 
 class BudgetExhausted(QuotaError):
-    stop_reason = "budget"
+    stop_reason = StopReason.BUDGET
     hint = "This run's --max-requests budget is spent; run again to continue."
 
 
 class ReserveReached(QuotaError):
-    stop_reason = "reserve"
+    stop_reason = StopReason.RESERVE
     hint = "Stopped to leave --reserve requests for the account's other integrations."
 
 
 class Halted(RunStopped):
     """The run is stopping (Ctrl-C, SIGTERM): a request not yet sent is not sent at all."""
 
-    stop_reason = "interrupted"
+    stop_reason = StopReason.INTERRUPTED
 
     exit_code = 130
 
@@ -202,7 +216,7 @@ class RecordLimitReached(ApiError):
     """402: the account's plan allows no more records of this type. No create of that type
     can succeed until the plan changes or records go; updates can."""
 
-    stop_reason = "record_limit"
+    stop_reason = StopReason.RECORD_LIMIT
 
     exit_code = 69
     hint = (

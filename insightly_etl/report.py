@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import ConfigError
+from insightly_etl.errors import ConfigError, StopReason
 from insightly_etl.extract.export import MANIFEST, read_manifest
 from insightly_etl.files import write_atomic
 from insightly_etl.load.history import ImportHistory, iso_utc, read_history
@@ -90,12 +90,12 @@ def export_summary(manifest: dict[str, Any]) -> RunSummary:
     stopped = manifest.get("stopped")
     if isinstance(stopped, dict):  # the run stopped before its end: why, as it said then
         reason = stopped.get("reason")
-        summary.stop_reason = reason if reason in STOP_REASONS else "error"
+        summary.stop_reason = StopReason(reason) if reason in STOP_REASONS else StopReason.ERROR
         summary.exit_code = _count(stopped.get("exit_code")) or 1
         summary.requests = _count(stopped.get("requests"))
         summary.finished_utc = None
     elif summary.finished_utc is None and summary.started_utc:
-        summary.stop_reason, summary.exit_code = "error", 1
+        summary.stop_reason, summary.exit_code = StopReason.ERROR, 1
         summary.error = "the last run did not finish: it was killed, or it is still running"
     else:
         summary.requests = _count(manifest.get("requests"))

@@ -15,18 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from insightly_etl.errors import StopReason
+
 SCHEMA_VERSION = 1
 
-# Why a run stopped before its work was done; None: it ran to its end (exit 0 or 1).
-STOP_REASONS = (
-    "quota",  # the account's daily allowance: retry_not_before says when to try again
-    "reserve",  # --reserve reached: the same, the allowance left for other integrations
-    "budget",  # --max-requests spent: run again at any time
-    "interrupted",  # Ctrl-C or SIGTERM
-    "record_limit",  # the plan holds no more records of a type
-    "locked",  # another run holds the checkpoint or the export folder
-    "error",  # anything else: `error` says what
-)
+STOP_REASONS = tuple(StopReason)  # why a run stopped early; None: it ran to its end
 
 
 def utc_now() -> str:
@@ -45,7 +38,7 @@ class RunSummary:
     started_utc: str = field(default_factory=utc_now)
     finished_utc: str | None = None
     exit_code: int = 0
-    stop_reason: str | None = None  # one of STOP_REASONS
+    stop_reason: StopReason | None = None
     error: str | None = None  # the one-line error (redacted), when the run failed
     retry_not_before: str | None = None  # UTC; set when the stop was the quota or reserve
     account: str | None = None  # the account's subdomain (GET /Instance)

@@ -25,7 +25,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from insightly_etl.config import Settings, load_settings, redact
-from insightly_etl.errors import InsightlyEtlError
+from insightly_etl.errors import InsightlyEtlError, StopReason
 from insightly_etl.summary import RunSummary, utc_now, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,7 +92,9 @@ class Context:
 # ---------------------------------------------------------------- the one error boundary
 
 
-def _fail(message: str, hint: str | None, code: int, reason: str = "error") -> NoReturn:
+def _fail(
+    message: str, hint: str | None, code: int, reason: StopReason = StopReason.ERROR
+) -> NoReturn:
     obj = _context()
     if obj is not None and obj.summary is not None:
         obj.summary.error, obj.summary.stop_reason = redact(message), reason
@@ -147,7 +149,7 @@ class ErrorBoundary(click.Group):
             click.echo("Interrupted.", err=True)
             obj = ctx.find_object(Context)
             if obj is not None and obj.summary is not None:
-                obj.summary.stop_reason = "interrupted"
+                obj.summary.stop_reason = StopReason.INTERRUPTED
             sys.exit(130)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
@@ -181,7 +183,7 @@ def _write_summary(ctx: click.Context, code: int | str | None) -> None:
     if summary.exit_code == 0:
         summary.stop_reason = summary.error = None
     elif summary.exit_code in (130, 143) and summary.stop_reason is None:
-        summary.stop_reason = "interrupted"  # Ctrl-C or SIGTERM
+        summary.stop_reason = StopReason.INTERRUPTED  # Ctrl-C or SIGTERM
     try:
         summary.write(obj.summary_json)
     except OSError as exc:
@@ -594,7 +596,7 @@ def note_outcome(summary: RunSummary | None, outcome: Any, files: Any, account: 
     if summary is None:
         return
     if outcome.stopped is not None and summary.stop_reason is None:
-        summary.stop_reason = str(outcome.stopped)
+        summary.stop_reason = StopReason(str(outcome.stopped))
     summary.files = [str(f) for f in files]
     summary.account = account or summary.account
 

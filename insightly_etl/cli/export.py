@@ -29,6 +29,7 @@ from insightly_etl.cli.common import (
     run_with_api,
     stop_on_signals,
 )
+from insightly_etl.errors import StopReason
 
 
 @main.command()
@@ -442,9 +443,11 @@ def export_many(
     summary.throttled_429 = sum(a.throttled_429 for a in summary.accounts)
     summary.retries = sum(a.retries for a in summary.accounts)
     reasons = {a.stop_reason for a in failed}
-    if len(reasons) > 1 and reasons <= {"quota", "reserve"}:
-        reasons = {"quota"}  # either way: the day's allowance, retry_not_before says when
-    summary.stop_reason = reasons.pop() if len(reasons) == 1 else ("error" if failed else None)
+    if len(reasons) > 1 and reasons <= {StopReason.QUOTA, StopReason.RESERVE}:
+        reasons = {StopReason.QUOTA}  # either way: the day's allowance, retry_not_before says when
+    summary.stop_reason = (
+        reasons.pop() if len(reasons) == 1 else (StopReason.ERROR if failed else None)
+    )
     later = [a.retry_not_before for a in failed if a.retry_not_before]
     summary.retry_not_before = max(later) if later else None
     if failed:
@@ -469,7 +472,7 @@ def stopped_by_signal(received: list[int], summary: Any) -> Any:
         if not received:
             raise
         if summary is not None:
-            summary.stop_reason = "interrupted"
+            summary.stop_reason = StopReason.INTERRUPTED
         terminated = received[0] == signal.SIGTERM
         click.echo(
             f"{'Terminated' if terminated else 'Interrupted'}: the export stopped; run the same "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from insightly_etl.accounts import AccountEntry
 from insightly_etl.api import InsightlyClient
 from insightly_etl.config import redact
-from insightly_etl.errors import InsightlyEtlError
+from insightly_etl.errors import InsightlyEtlError, StopReason
 from insightly_etl.extract.export import (
     ExportOptions,
     ExportResult,
@@ -31,7 +31,7 @@ class AccountRun:
     out_dir: str
     result: ExportResult | None = None
     exit_code: int = 0
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     error: str | None = None
     hint: str | None = None  # what to do about the error, as the error itself says
     client: InsightlyClient | None = None  # what it spent, and when to retry after a stop
@@ -68,10 +68,10 @@ async def export_accounts(
             run.exit_code, run.stop_reason = exc.exit_code, exc.stop_reason
             run.error, run.hint = redact(str(exc)), redact(exc.hint) if exc.hint else None
         except OSError as exc:
-            run.exit_code, run.stop_reason, run.error = 74, "error", redact(str(exc))
+            run.exit_code, run.stop_reason, run.error = 74, StopReason.ERROR, redact(str(exc))
         except Exception as exc:  # a bug, or memory: this account's failure, not the others'
             log.debug("%s: internal error", entry.name, exc_info=True)  # -vv shows the traceback
-            run.exit_code, run.stop_reason = 70, "error"
+            run.exit_code, run.stop_reason = 70, StopReason.ERROR
             run.hint = "This is a bug in insightly-etl. Run again with -vv for the traceback and report it."
             run.error = redact(f"internal error: {type(exc).__name__}: {exc}")
         run.finished_utc = utc_now()

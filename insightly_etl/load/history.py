@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import CheckpointError
+from insightly_etl.errors import CheckpointError, StopReason
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.importer import summarise
 from insightly_etl.load.states import OUTCOMES, UNSETTLED, Stop
@@ -79,9 +79,9 @@ class ImportHistory:
         )
         outcome = last.get("outcome")
         if outcome in STOP_EXITS:
-            result.stop_reason, result.exit_code = outcome, STOP_EXITS[outcome]
+            result.stop_reason, result.exit_code = StopReason(outcome), STOP_EXITS[outcome]
         elif last and not outcome:
-            result.stop_reason, result.exit_code = "error", 1
+            result.stop_reason, result.exit_code = StopReason.ERROR, 1
             result.error = "the last run did not finish: it was killed, or it is still running"
         else:
             unfinished = ("rejected", "duplicate", "failed", "left")
