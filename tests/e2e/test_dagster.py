@@ -23,13 +23,18 @@ def accounts(tmp_path: Path, url: str) -> Path:
     path.write_text(
         f"accounts:\n  - name: acme\n    url: {url}\n    key_env: ACME_KEY\n"
         f"  - name: globex\n    url: {url}\n    key_file: globex.key\n"
+        f"  - name: initech\n    url: {url}\n    key_env: INITECH_KEY\n"
     )
     return path
 
 
 def test_assets_per_object_partitioned_by_account(tmp_path, monkeypatch):
     monkeypatch.setenv("ACME_KEY", "acme-key")
-    more = [replace(BASE, api_key="globex-key", subdomain="globex", daily_quota=2)]
+    monkeypatch.setenv("INITECH_KEY", "initech-key")
+    more = [
+        replace(BASE, api_key="globex-key", subdomain="globex"),
+        replace(BASE, api_key="initech-key", subdomain="initech", daily_quota=2),
+    ]
     with running_sandbox(BASE, more=more) as running:
         defs = insightly_definitions(
             accounts(tmp_path, running.url), tmp_path / "out", ["contacts", "leads"]
@@ -39,27 +44,29 @@ def test_assets_per_object_partitioned_by_account(tmp_path, monkeypatch):
             "insightly/contacts",
             "insightly/leads",
         ]
-        assert assets[0].partitions_def.get_partition_keys() == ["acme", "globex"]
+        assert assets[0].partitions_def.get_partition_keys() == ["acme", "globex", "initech"]
 
-        result = dg.materialize(
-            assets, partition_key="acme", instance=dg.DagsterInstance.ephemeral()
-        )
-        assert result.success
-        meta = {
-            e.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()
-        }
-        assert meta["insightly/contacts"]["rows"].value == 220
-        assert meta["insightly/leads"]["rows"].value == 80
-        assert meta["insightly/contacts"]["account"].value == "acme"
-        assert meta["insightly/contacts"]["requests"].value >= 2
-        assert (tmp_path / "out" / "account=acme" / "contacts.parquet").is_file()
+        for account in ("acme", "globex"):  # each partition: its own sandbox account
+            result = dg.materialize(
+                assets, partition_key=account, instance=dg.DagsterInstance.ephemeral()
+            )
+            assert result.success
+            meta = {
+                e.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()
+            }
+            assert meta["insightly/contacts"]["rows"].value == 220
+            assert meta["insightly/leads"]["rows"].value == 80
+            assert meta["insightly/contacts"]["account"].value == account
+            assert meta["insightly/contacts"]["requests"].value >= 2
+            assert (tmp_path / "out" / f"account={account}" / "contacts.parquet").is_file()
+        assert [s.quota.used > 0 for s in running.sandboxes] == [True, True, False]
 
-        # globex's quota is spent after 2 requests: a retry no earlier than retry_not_before
+        # initech's quota is spent after 2 requests: a retry no earlier than retry_not_before
         # (invoked directly: Dagster's own executor would really wait the day out)
         contacts = next(a for a in assets if a.key.path[-1] == "contacts")
         with pytest.raises(dg.RetryRequested) as retry:
-            contacts(dg.build_asset_context(partition_key="globex"))
+            contacts(dg.build_asset_context(partition_key="initech"))
         assert retry.value.max_retries == 3
         assert 23 * 3600 < retry.value.seconds_to_wait <= 24 * 3600 + 120
 

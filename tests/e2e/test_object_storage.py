@@ -522,3 +522,22 @@ def test_an_edited_export_in_s3_imports_with_its_base_and_keeps_a_colleagues_edi
         record = api.get(f"Contacts/{rid}").json()
     assert record["FIRST_NAME"] == "Edited in the file"
     assert record["TITLE"] == "Colleague's title"  # the base came along: untouched cells not sent
+
+
+def test_a_report_of_an_export_in_s3_fetches_only_its_manifest(
+    s3: dict[str, str], tmp_path: Path
+) -> None:
+    with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
+        env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        done = cli("export", "contacts", "leads", "--out", "s3://crm/rep", env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    page = tmp_path / "report.html"
+    made = cli("report", "s3://crm/rep", "--html", str(page), env=s3, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "<h1>Export in s3://crm/rep</h1>" in text
+    assert "<td>contacts</td><td>full</td><td class='n'>220</td>" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # nothing else kept
+    missing = cli("report", "s3://crm/nothing", "--html", str(page), env=s3, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "Error: s3://crm/nothing/_manifest.json: no such file" in missing.stderr
