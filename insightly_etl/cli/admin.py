@@ -50,8 +50,9 @@ def undo(
     the values it overwrote — only where nobody changed them since (those are listed as
     conflicts). Resumable: run it again after a stop.
 
-    Exit 0: undone; 1: some records or fields left alone as conflicts, or refused (see
-    NAME.undo.csv); 75: stopped for quota — run it again later; 130: interrupted.
+    Exit 0: undone; 1: some records or fields left alone as conflicts, refused, or whose
+    answer was lost (see NAME.undo.csv; the next undo reads those records first); 75: stopped
+    for quota — run it again later; 130: interrupted.
     """
     from insightly_etl.load.undo import undo_import
 
