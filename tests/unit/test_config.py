@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from insightly_etl.config import load_settings
+from insightly_etl.config import load_settings, read_key_file
 from insightly_etl.errors import ConfigError
 
 
@@ -139,3 +139,25 @@ def test_sub_collections_come_from_the_object_types() -> None:
     assert [o.name for o in parents_of("state_history", names)] == ["opportunities"]
     assert get_object("tickets").sub_collections == frozenset({"comments"})
     assert get_object("notes").sub_collections == frozenset({"comments", "files", "links"})
+
+
+def test_the_sandbox_s_public_key_is_not_blanked_out_of_words() -> None:
+    from insightly_etl.config import Secret, redact
+
+    Secret("sandbox")  # `insightly-etl sandbox`'s documented key
+    assert redact("account: northwind-sandbox") == "account: northwind-sandbox"
+    Secret("a-real-key-1234")
+    assert redact("key a-real-key-1234 sent") == "key *** sent"
+
+
+def test_a_key_file_must_be_a_small_regular_file(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        read_key_file(fifo)
+    big = tmp_path / "big.key"
+    big.write_text("x" * 5000)
+    with pytest.raises(ConfigError, match="holds 5,000 bytes: not a key"):
+        read_key_file(big)
