@@ -101,8 +101,9 @@ def write_atomic(path: Path, data: bytes, *, into_special: bool = False) -> None
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    write_atomic(path, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode())
+def write_json_atomic(path: Path, value: Any, *, into_special: bool = False) -> None:
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode(), into_special=into_special)
 
 
 def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> Path:

@@ -22,12 +22,12 @@ SCHEMA_VERSION = 1
 STOP_REASONS = tuple(StopReason)  # why a run stopped early; None: it ran to its end
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> str:
+    return utc_text(datetime.now(UTC))
 
 
 @dataclass
@@ -66,21 +66,43 @@ class RunSummary:
         self.retries = int(stats.get("retries") or 0)
         self.quota_remaining, self.quota_limit = quota_remaining, quota_limit
 
+    def add_up(self) -> None:
+        """The top level of `export --accounts`: the accounts' counts, requests and files
+        added up; how they ended, as one stop reason and one error line."""
+        for account in self.accounts:
+            for name, counts in account.objects.items():
+                total = self.objects.setdefault(name, {})
+                for key, n in counts.items():
+                    total[key] = total.get(key, 0) + n
+            self.files += account.files
+        self.requests = sum(a.requests for a in self.accounts)
+        self.throttled_429 = sum(a.throttled_429 for a in self.accounts)
+        self.retries = sum(a.retries for a in self.accounts)
+        failed = [a for a in self.accounts if a.exit_code]
+        reasons = {a.stop_reason for a in failed}
+        if len(reasons) > 1 and reasons <= {StopReason.QUOTA, StopReason.RESERVE}:
+            reasons = {StopReason.QUOTA}  # either way the day's allowance: retry_not_before
+        self.stop_reason = (
+            reasons.pop() if len(reasons) == 1 else (StopReason.ERROR if failed else None)
+        )
+        later = [a.retry_not_before for a in failed if a.retry_not_before]
+        self.retry_not_before = max(later) if later else None
+        if failed:
+            self.error = f"{len(failed)} of {len(self.accounts)} accounts failed: " + ", ".join(
+                a.account_name or "" for a in failed
+            )
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["accounts"] = [a.to_dict() for a in self.accounts]
         return {"schema_version": SCHEMA_VERSION, **data}
 
     def write(self, path: Path) -> None:
-        """Written whole or not at all (a reader never sees half a file)."""
-        write_json(path, self.to_dict())
+        """Written whole or not at all (a reader never sees half a file), or into the pipe or
+        device `path` already is."""
+        from insightly_etl.files import write_json_atomic  # pandas: only once one is written
 
-
-def write_json(path: Path, data: Any) -> None:
-    from insightly_etl.files import write_atomic  # pandas: only once a summary is written
-
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_atomic(Path(path), text.encode(), into_special=True)
+        write_json_atomic(Path(path), self.to_dict(), into_special=True)
 
 
 def worst_exit(codes: Iterable[int]) -> int:

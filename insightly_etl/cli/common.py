@@ -147,10 +147,7 @@ class ErrorBoundary(click.Group):
             _fail(str(exc), exc.hint, exc.exit_code, exc.stop_reason)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            obj = ctx.find_object(Context)
-            if obj is not None and obj.summary is not None:
-                obj.summary.stop_reason = StopReason.INTERRUPTED
-            sys.exit(130)
+            sys.exit(130)  # the summary says interrupted (_write_summary)
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}", None, 74)  # EX_IOERR
@@ -348,8 +345,8 @@ def global_options(func: F) -> F:
 def main(ctx: click.Context) -> None:
     """Move data in and out of Insightly CRM in bulk, within its rate limits.
 
-    The global options (--api-key-file, --pod, --api-url, -v) may come before or after the
-    command."""
+    The global options (--api-key-file, --pod, --api-url, --log-format, --summary-json, -v)
+    may come before or after the command."""
     obj = ctx.ensure_object(Context)
     obj.summary = RunSummary(command=ctx.invoked_subcommand or "")
     if not obj.verbose:  # what the library warns about (a long Retry-After wait) is shown

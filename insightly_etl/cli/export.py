@@ -29,7 +29,6 @@ from insightly_etl.cli.common import (
     run_with_api,
     stop_on_signals,
 )
-from insightly_etl.errors import StopReason
 
 
 @main.command()
@@ -268,7 +267,7 @@ def export(
                 finally:
                     received.extend(signals)
 
-        with stopped_by_signal(received, ctx.summary):
+        with stopped_by_signal(received):
             result = run_with_api(ctx, api, go)
     # published (object storage) before the summary says where it went
     note_export(ctx.summary, result, where)
@@ -371,9 +370,6 @@ def export_many(
 
     refuse_connection_options(ctx)
 
-    def open_client(entry: Any) -> Any:
-        return for_account(api, entry).client(entry.settings(), ctx.transport)
-
     def progress_for(entry: Any, i: int) -> Any:
         bars = not quiet and sys.stderr.isatty()
         return TqdmProgress(prefix=f"{entry.name}: ", position=i) if bars else NullProgress()
@@ -383,14 +379,14 @@ def export_many(
     async def every() -> Any:
         stop = asyncio.Event()
 
-        def halted_client(entry: Any) -> Any:
-            client = open_client(entry)
+        def open_client(entry: Any) -> Any:  # each account's own, stopped by the one signal
+            client = for_account(api, entry).client(entry.settings(), ctx.transport)
             client.halt_on(stop)
             return client
 
         with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
             try:
-                return await export_accounts(entries, options, halted_client, progress_for)
+                return await export_accounts(entries, options, open_client, progress_for)
             finally:
                 received.extend(signals)
 
@@ -408,11 +404,6 @@ def export_many(
         mine.stop_reason = run.stop_reason if run.exit_code else None
         mine.finished_utc = run.finished_utc
         summary.accounts.append(mine)
-        for name, counts in mine.objects.items():  # the top level adds the accounts up
-            total = summary.objects.setdefault(name, {})
-            for key, n in counts.items():
-                total[key] = total.get(key, 0) + n
-        summary.files += mine.files
         if run.error is None and run.result is not None:
             rows = sum(c.get("rows", 0) for c in mine.objects.values())
             if not quiet:
@@ -438,32 +429,18 @@ def export_many(
                 click.echo(f"Error: {run.entry.name}: {error} (exit {run.exit_code})", err=True)
                 if run.hint:
                     click.echo(f"Hint: {run.hint}", err=True)
-    failed = [a for a in summary.accounts if a.exit_code]
-    summary.requests = sum(a.requests for a in summary.accounts)
-    summary.throttled_429 = sum(a.throttled_429 for a in summary.accounts)
-    summary.retries = sum(a.retries for a in summary.accounts)
-    reasons = {a.stop_reason for a in failed}
-    if len(reasons) > 1 and reasons <= {StopReason.QUOTA, StopReason.RESERVE}:
-        reasons = {StopReason.QUOTA}  # either way: the day's allowance, retry_not_before says when
-    summary.stop_reason = (
-        reasons.pop() if len(reasons) == 1 else (StopReason.ERROR if failed else None)
-    )
-    later = [a.retry_not_before for a in failed if a.retry_not_before]
-    summary.retry_not_before = max(later) if later else None
-    if failed:
-        summary.error = f"{len(failed)} of {len(runs)} accounts failed: " + ", ".join(
-            a.account_name or "" for a in failed
-        )
+    summary.add_up()
+    if summary.error:
         click.echo(f"Error: {summary.error}.", err=True)
     code = worst_exit(a.exit_code for a in summary.accounts)
     sys.exit(143 if code == 130 and received and received[0] == signal.SIGTERM else code)
 
 
 @contextlib.contextmanager
-def stopped_by_signal(received: list[int], summary: Any) -> Any:
+def stopped_by_signal(received: list[int]) -> Any:
     """Ctrl-C or SIGTERM stopped the export (no new request left, those in flight finished):
-    exit 130, or 143 (128 + 15) for SIGTERM as a shell reports a terminated process; the
-    summary says interrupted either way. What was written stays; a rerun goes on."""
+    exit 130, or 143 (128 + 15) for SIGTERM as a shell reports a terminated process (the
+    summary says interrupted for either). What was written stays; a rerun goes on."""
     from insightly_etl.errors import Halted
 
     try:
@@ -471,8 +448,6 @@ def stopped_by_signal(received: list[int], summary: Any) -> Any:
     except Halted:
         if not received:
             raise
-        if summary is not None:
-            summary.stop_reason = StopReason.INTERRUPTED
         terminated = received[0] == signal.SIGTERM
         click.echo(
             f"{'Terminated' if terminated else 'Interrupted'}: the export stopped; run the same "
