@@ -50,12 +50,6 @@ class ImportHistory:
     def requests(self) -> int:
         return sum(int(r["requests"] or 0) for r in self.runs)
 
-    def by_state(self) -> dict[str, int]:
-        counts: Counter[str] = Counter()
-        for r in self.rows:
-            counts[r["state"]] += r["rows"]
-        return dict(counts)
-
     def requests_by_day(self) -> dict[str, int]:
         days: Counter[str] = Counter()
         for minute, n in self.requests_by_minute.items():
