@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from insightly_etl.files import write_csv
+from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.validate import ValidationResult
 
 
@@ -44,30 +47,66 @@ def error_groups(result: ValidationResult) -> list[ErrorGroup]:
 def rejects_frame(result: ValidationResult) -> pd.DataFrame:
     """The original rows that were rejected, with their line and every error of the row."""
     table = result.table
-    unit = table.unit
     rows = result.rejected_rows
     messages = (
         result.errors.groupby("row")["message"].agg(lambda m: "; ".join(m))
         if len(result.errors)
         else pd.Series(dtype=object)
     )
-    part = table.frame.iloc[rows].astype(object).copy()
-    part.insert(0, "errors", [messages.get(r, "") for r in rows])
-    part.insert(0, unit, [table.lines[r] for r in rows])
-    frames = [part]
-    if table.bad_rows:
+    index = pd.DataFrame(
+        {
+            table.unit: [table.lines[r] for r in rows],
+            "errors": [messages.get(r, "") for r in rows],
+            ROW: list(rows),
+        }
+    )
+    return pd.concat(list(with_cells(table, index, why="errors")), ignore_index=True)
+
+
+ROW = "\0row"  # an index entry's row of the file's frame; never a column of a results file
+_BLOCK = 20_000  # rows per block: a million rows as Python text would be a gigabyte
+
+
+def with_cells(
+    table: SourceTable, index: pd.DataFrame, *, why: str | None = None, **shape: str
+) -> Iterator[pd.DataFrame]:
+    """A results file a block at a time: `index`'s columns (the line, what happened), then
+    the file's own cells of each entry's `ROW`. With `why`, the rows of the wrong shape too
+    (they have no cells): their message in column `why`, the `shape` values, and their text
+    in a last column `raw`. Sorted by line; one block at least, for the header.
+
+    The file's columns keep their names, so a fixed file imports again with the same
+    mapping; one of ours that a column of the file already has (a `state` of US addresses)
+    takes a leading `_` until it is free."""
+    if why and table.bad_rows:
         sep = table.delimiter or ","
-        bad = pd.DataFrame(
-            {
-                unit: [b.line for b in table.bad_rows],
-                "errors": [b.message for b in table.bad_rows],
-                "raw": [sep.join(b.fields) for b in table.bad_rows],
-            }
-        )
-        frames.append(bad)
-    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else part
-    out[unit] = out[unit].astype("Int64")  # an empty part must not make line numbers 3.0
-    return out.sort_values(unit, kind="stable").reset_index(drop=True)
+        bad = table.bad_rows
+        rows = {table.unit: [b.line for b in bad], why: [b.message for b in bad], **shape}
+        rows |= {"raw": [sep.join(b.fields) for b in bad], ROW: -1}
+        index = pd.concat([index, pd.DataFrame(rows)], ignore_index=True)
+    index = index.sort_values(table.unit, kind="stable", ignore_index=True)
+    index[table.unit] = index[table.unit].astype("Int64")  # not 3.0 beside an empty part
+    taken = set(table.columns)
+    names = {}
+    for name in [c for c in index.columns if c != ROW]:
+        own = name
+        while own in taken:
+            own = "_" + own
+        names[name] = own
+        taken.add(own)
+    ours = [c for c in index.columns if c not in (ROW, "raw")]
+    for first in range(0, max(len(index), 1), _BLOCK):
+        part = index.iloc[first : first + _BLOCK]
+        rows = part[ROW].to_numpy(dtype=np.int64)
+        good = rows >= 0
+        cells = table.frame.iloc[rows[good]].astype(object)
+        cells.index = np.flatnonzero(good)
+        cells = cells.reindex(range(len(rows)))  # empty for a row of the wrong shape
+        own = part[ours].reset_index(drop=True).rename(columns=names)
+        block = pd.concat([own, cells], axis=1)
+        if "raw" in part:
+            block[names["raw"]] = part["raw"].to_numpy()
+        yield block
 
 
 def default_rejects_path(source: Path) -> Path:

@@ -12,7 +12,7 @@ import pandas as pd
 from insightly_etl.files import write_csv
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.readers import SourceTable
-from insightly_etl.load.report import write_rejects
+from insightly_etl.load.report import ROW, with_cells, write_rejects
 from insightly_etl.load.states import LEFT, PAST, RowState, StepState
 from insightly_etl.load.validate import ValidationResult
 
@@ -56,44 +56,26 @@ def write_results(
     # a row whose record is written but a step of it (pipeline, state, link) failed
     steps = [s for s in checkpoint.steps.states().values() if s.state == StepState.FAILED]
     steps = [s for s in steps if s.row in by_row]
-    errors = table.frame.iloc[[s.row for s in bad] + [s.row for s in steps]].astype(object)
-    errors = errors.reset_index(drop=True)
-    errors.insert(
-        0,
-        "message",
-        [s.message or "" for s in bad] + [f"{s.step}: {s.message or ''}" for s in steps],
+    index = pd.DataFrame(
+        {
+            unit: [s.line for s in bad] + [by_row[s.row].line for s in steps],
+            "state": ["not applied" if s.state == RowState.DONE else str(s.state) for s in bad]
+            + ["step failed"] * len(steps),
+            # the HTTP status Insightly answered; empty when the row was decided here (the
+            # message says why)
+            "status": pd.array([s.status for s in bad] + [s.status for s in steps], dtype="Int64"),
+            "message": [s.message or "" for s in bad]
+            + [f"{s.step}: {s.message or ''}" for s in steps],
+            ROW: [s.row for s in bad] + [s.row for s in steps],
+        }
     )
-    # the HTTP status Insightly answered; empty when the row was decided here (the message says why)
-    errors.insert(
-        0, "status", pd.array([s.status for s in bad] + [s.status for s in steps], dtype="Int64")
-    )
-    errors.insert(
-        0,
-        "state",
-        ["not applied" if s.state == RowState.DONE else str(s.state) for s in bad]
-        + ["step failed"] * len(steps),
-    )
-    errors.insert(0, unit, [s.line for s in bad] + [by_row[s.row].line for s in steps])
-    errors = errors.sort_values(unit, kind="stable", ignore_index=True)
-    if table.bad_rows:
-        sep = table.delimiter or ","
-        shape = pd.DataFrame(
-            {
-                unit: [b.line for b in table.bad_rows],
-                "state": str(RowState.REJECTED),
-                "message": [b.message for b in table.bad_rows],
-                "raw": [sep.join(b.fields) for b in table.bad_rows],
-            }
-        )
-        errors = pd.concat([errors, shape], ignore_index=True).sort_values(unit, kind="stable")
-        errors[unit] = errors[unit].astype("Int64")  # an empty part must not make them 3.0
+    errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
     written.append(write_csv(errors, directory / f"{name}.errors.csv"))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
     if stopped and left:
-        frame = table.frame.iloc[[s.row for s in left]].astype(object).reset_index(drop=True)
-        frame.insert(0, unit, [s.line for s in left])
-        written.append(write_csv(frame, unprocessed_path))
+        index = pd.DataFrame({unit: [s.line for s in left], ROW: [s.row for s in left]})
+        written.append(write_csv(with_cells(table, index), unprocessed_path))
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
     rejects_path = directory / f"{name}.rejects.csv"

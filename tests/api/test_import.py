@@ -835,3 +835,52 @@ async def test_the_plan_file_is_the_same_written_a_few_rows_at_a_time(
         plans.append((tmp_path / folder / "contacts.plan.csv").read_bytes())
     assert plans[0] == plans[1]
     assert plans[0].count(b"line,action") == 1
+
+
+async def test_columns_named_like_the_results_own_keep_their_names(
+    make_sandbox, tmp_path: Path, monkeypatch
+) -> None:
+    """A US file's `state` column (or a `line`, `message`, `raw`…) once ended every import in
+    "internal error: cannot insert state". The file's columns keep their names, so a fixed
+    errors file imports again with the same mapping; ours step aside with a leading `_`.
+    Blocks of two rows: the files are written a block at a time, in line order."""
+    monkeypatch.setattr("insightly_etl.load.report._BLOCK", 2)
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "us.csv",
+        "Name,Email,state,line,message,status,raw\n"
+        "Ann,ann@example.com,CA,a,m1,s1,r1\n"
+        "Bob,not-an-email,NY,b,m2,s2,r2\n"
+        "short\n"
+        "Cy,cy@example.com,TX,c,m3,s3,r3\n"
+        "Di,di@example.com,WA,d,m4,s4,r4\n"
+        "Ed,,OR,e,m5,s5,r5\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        MATCH_EMAIL + "  state: ADDRESS_MAIL_STATE\n",
+    )
+    result = await run_import(sb, file, mapping, max_requests=3)
+    assert result.exit_code == 75
+
+    def lines(name: str) -> list[str]:
+        return (tmp_path / name).read_text(encoding="utf-8-sig").splitlines()
+
+    own = "Name,Email,state,line,message,status,raw"
+    errors = lines("us.errors.csv")
+    assert errors[0] == f"_line,_state,_status,_message,{own},_raw"
+    assert errors[1].startswith("3,rejected,,Email: 'not-an-email' is not a plausible email")
+    assert errors[1].endswith(",Bob,not-an-email,NY,b,m2,s2,r2,")
+    assert errors[2] == '4,rejected,,"1 fields, but the header has 7",,,,,,,,short'
+    assert len(errors) == 3
+    unprocessed = lines("us.unprocessed.csv")
+    assert unprocessed == [  # the budget went on reading the account: none was sent
+        f"_line,{own}",
+        "2,Ann,ann@example.com,CA,a,m1,s1,r1",
+        "5,Cy,cy@example.com,TX,c,m3,s3,r3",
+        "6,Di,di@example.com,WA,d,m4,s4,r4",
+        "7,Ed,,OR,e,m5,s5,r5",
+    ]
+    assert result.counts.left == 4 and writes(sb) == 0
