@@ -727,6 +727,11 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
                 bisect_left(shared, (first,)) : bisect_left(shared, (last + 1,))
             ]
         ]
+        records += [
+            (p.line, "like-existing", None, "", "", "", planner.like_existing(like))
+            for p in planned
+            if (like := plan.like_existing.get(p.row)) is not None
+        ]
         records.sort(key=lambda r: r[0])
         frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
         frame["record_id"] = frame["record_id"].astype("Int64")

@@ -108,6 +108,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # row -> (field, value, what already has it): --on-duplicate-email warn (the row is sent)
     shared: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    # row -> the record Insightly's own duplicate rule would take it for (no match key): the
+    # row is created all the same, unless --skip-duplicates
+    like_existing: dict[int, int] = field(default_factory=dict)
     strategy: str = "none"  # listing | search | get | none
     requests: int = 0
     # an edited export's cells a person emptied, or set members taken out, that the mapping
@@ -1125,6 +1128,9 @@ class Planner:
             plan.strategy = "get"
         return {r: found for r, found in pairs if r not in plan.failed}
 
+    def like_existing(self, rid: object) -> str:
+        return f"looks like existing {self.obj.singular} {rid} (Insightly's duplicate rule)"
+
     async def _warn_like_insightly(self, rows: list[int], plan: Plan) -> None:
         """Without a match key: warn about rows Insightly's importer would call duplicates."""
         assert self.obj.duplicate_rule is not None
@@ -1152,10 +1158,19 @@ class Planner:
                     for f in same_one
                 ):
                     rid = record[self.obj.id_field or ""]
-                    message = f"looks like existing {self.obj.singular} {rid} (Insightly's duplicate rule)"
                     self._like_existing.add(r)
                     if self.skip_duplicates:
-                        plan.skipped[r] = message + "; --skip-duplicates"
+                        plan.skipped[r] = f"{self.like_existing(rid)}; --skip-duplicates"
                     else:
-                        plan.warnings.append(f"line {self.result.table.lines[r]}: {message}")
+                        plan.like_existing[r] = rid
                     break
+        if plan.like_existing:  # a line each would be a million lines: a count and examples
+            lines = self.result.table.lines
+            shown = list(plan.like_existing.items())[:3]
+            plan.warnings.append(
+                f"{len(plan.like_existing):,} row(s) look like an existing "
+                f"{self.obj.singular} by Insightly's duplicate rule (action 'like-existing' in "
+                "NAME.plan.csv; created all the same, --skip-duplicates skips them): "
+                + "; ".join(f"line {lines[r]} like {rid}" for r, rid in shown)
+                + (" …" if len(plan.like_existing) > 3 else "")
+            )

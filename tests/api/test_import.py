@@ -282,10 +282,21 @@ async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
     )
     warned = await run_import(sb, write(tmp_path, "a.csv", text), mapping, dry_run=True)
     assert warned.warnings == [
-        "line 2: looks like existing contact 2001 (Insightly's duplicate rule)"
+        "1 row(s) look like an existing contact by Insightly's duplicate rule (action "
+        "'like-existing' in NAME.plan.csv; created all the same, --skip-duplicates skips "
+        "them): line 2 like 2001"
     ]
+    plan = (tmp_path / "a.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert (
+        "2,like-existing,,,,,looks like existing contact 2001 (Insightly's duplicate rule)" in plan
+    )
     skipped = await run_import(sb, write(tmp_path, "b.csv", text), mapping, skip_duplicates=True)
     assert (skipped.counts.skipped, skipped.counts.created) == (1, 1)
+    assert skipped.warnings == []
+    errors = (tmp_path / "b.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert errors[1].startswith(
+        "2,skipped,,looks like existing contact 2001 (Insightly's duplicate rule); --skip-duplicates,"
+    )
 
 
 @pytest.mark.slow
