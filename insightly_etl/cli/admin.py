@@ -189,8 +189,11 @@ def status(
     click.echo(f"  {len(h.runs)} run(s), {h.requests:,} requests in all")
     if h.runs:
         last = h.runs[-1]
+        kind = f" ({last['kind']})" if last.get("kind") else ""  # none before version 2
         click.echo(
-            f"  last run: {last['started_utc']} -> {last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, {last['outcome'] or 'killed or running'}"
+            f"  last run{kind}: {last['started_utc']} -> "
+            f"{last['finished_utc'] or '(did not finish)'}, {last['requests']} requests, "
+            f"{last['outcome'] or 'killed or running'}"
         )
     if h.unsettled:
         click.echo(

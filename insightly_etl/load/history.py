@@ -18,7 +18,11 @@ from insightly_etl.moments import iso_instant
 from insightly_etl.summary import RunSummary
 
 FIRST_REJECTS = 50  # the report's table of rejects: the first this many, by line
-STOP_EXITS = {str(stop): stop.exit_code for stop in Stop}
+STOP_EXITS = {str(stop): stop.exit_code for stop in Stop} | {
+    # a quota stop told apart (checkpoint version 2): --reserve reached, --max-requests spent
+    str(StopReason.RESERVE): Stop.QUOTA.exit_code,
+    str(StopReason.BUDGET): Stop.QUOTA.exit_code,
+}
 
 
 def iso_utc(text: str | None) -> str | None:
@@ -63,6 +67,9 @@ class ImportHistory:
         """The run summary of the import as a whole (every run so far), in the words and
         shape of the import's own --summary-json; 429s are not recorded in a checkpoint."""
         last = self.runs[-1] if self.runs else {}
+        # how the import stands: its own last run's end, not a reconcile's or an undo's since
+        # (runs before checkpoint version 2 have no kind)
+        ended = next((r for r in reversed(self.runs) if r.get("kind") in (None, "import")), {})
         result = RunSummary(
             command="import",
             started_utc=iso_utc(self.created_utc) or "",
@@ -71,10 +78,10 @@ class ImportHistory:
             account_name=self.account_name,
             requests=self.requests,
         )
-        outcome = last.get("outcome")
+        outcome = ended.get("outcome")
         if outcome in STOP_EXITS:
             result.stop_reason, result.exit_code = StopReason(outcome), STOP_EXITS[outcome]
-        elif last and not outcome:
+        elif ended and not outcome:
             result.stop_reason, result.exit_code = StopReason.ERROR, 1
             result.error = "the last run did not finish: it was killed, or it is still running"
         else:

@@ -40,7 +40,7 @@ from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
-from insightly_etl.load.sender import Outcome, server_now, stop_of
+from insightly_etl.load.sender import Outcome, run_outcome, server_now, stop_of
 from insightly_etl.load.states import (
     LEFT,
     PAST,
@@ -546,7 +546,7 @@ class _Run:
         requests = self.meter.requests
         self.checkpoint.finish_run(
             requests,
-            "dry-run" if options.dry_run else outcome.stopped or "finished",
+            "dry-run" if options.dry_run else run_outcome(outcome.stopped, self.client),
             dict(self.client.stats.sent_minutes),
         )
         validation = validated.validation
@@ -577,7 +577,9 @@ class _Run:
     def stopped_early(self, validation: ValidationResult | None, exc: RunStopped) -> ImportResult:
         requests = self.meter.requests
         stopped = stop_of(exc)
-        self.checkpoint.finish_run(requests, stopped, dict(self.client.stats.sent_minutes))
+        self.checkpoint.finish_run(
+            requests, run_outcome(stopped, self.client), dict(self.client.stats.sent_minutes)
+        )
         options = self.options
         files = (
             write_results(

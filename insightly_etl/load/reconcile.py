@@ -302,7 +302,7 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
             ) from None
         checkpoint.bind_account(await client.account(), record=False)
         spent = lambda: (client.stats.sent, dict(client.stats.sent_minutes))  # noqa: E731
-        with checkpoint.recorded_run(spent):
+        with checkpoint.recorded_run("reconcile", spent):
             return await _settle(client, checkpoint, obj)
     finally:
         checkpoint.close()

@@ -130,6 +130,16 @@ def stop_of(exc: RunStopped) -> Stop:
     return Stop.INTERRUPTED if isinstance(exc, Halted) else Stop.QUOTA
 
 
+def run_outcome(stopped: Stop | None, client: InsightlyClient) -> str:
+    """How a run ended, for the checkpoint's `runs`, in a run summary's words: a quota stop
+    says which limit stopped it (the daily quota, --reserve or --max-requests)."""
+    if stopped is None:
+        return "finished"
+    if stopped == Stop.QUOTA and client.stopped_by is not None:
+        return str(client.stopped_by.stop_reason)
+    return str(stopped)
+
+
 class Sender:
     """Sends jobs, many at once (the client paces them), until the run is told to stop."""
 

@@ -55,7 +55,7 @@ from insightly_etl.load.plan import (
     update_payload,
 )
 from insightly_etl.load.reconcile import agreement
-from insightly_etl.load.sender import Call, Outcome, Sender, Then
+from insightly_etl.load.sender import Call, Outcome, Sender, Then, run_outcome
 from insightly_etl.load.states import UNDONE, Stop, UndoState
 
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
@@ -368,12 +368,12 @@ async def undo_import(
                 announce or (lambda _: None), stop,
             )  # fmt: skip
         spent = lambda: (client.stats.sent, dict(client.stats.sent_minutes))  # noqa: E731
-        with checkpoint.recorded_run(spent) as run:
+        with checkpoint.recorded_run("undo", spent) as run:
             result = await _undo(
                 client, checkpoint, checkpoint_path, dry_run, results_dir,
                 announce or (lambda _: None), stop,
             )  # fmt: skip
-            run.outcome = str(result.outcome.stopped or "finished")
+            run.outcome = run_outcome(result.outcome.stopped, client)
             return result
     finally:
         checkpoint.close()

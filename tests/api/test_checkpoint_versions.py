@@ -4,6 +4,7 @@ the schema refuses any state the code does not know."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
 from contextlib import closing
@@ -13,6 +14,7 @@ import pytest
 
 from insightly_etl.errors import CheckpointError
 from insightly_etl.load.checkpoint import VERSION, Checkpoint, FieldChange
+from insightly_etl.load.history import read_history
 from insightly_etl.load.states import Action, RowState, StepAction, StepState, UndoState
 from tests.api.test_cli import run
 from tests.api.test_import import writes
@@ -20,11 +22,11 @@ from tests.api.test_import import writes
 DATA = Path(__file__).parent.parent / "data" / "checkpoints"
 
 
-def legacy(tmp_path: Path, name: str) -> Path:
+def legacy(tmp_path: Path, name: str, version: int = 0) -> Path:
     for suffix in (".sqlite", ".csv", ".yaml"):  # never SQLite's -shm and -wal side files
-        if (part := DATA / f"v0-{name}{suffix}").exists():
+        if (part := DATA / f"v{version}-{name}{suffix}").exists():
             shutil.copy(part, tmp_path / part.name)
-    return tmp_path / f"v0-{name}.sqlite"
+    return tmp_path / f"v{version}-{name}.sqlite"
 
 
 def version(path: Path) -> int:
@@ -160,7 +162,7 @@ def test_a_version_0_file_holding_a_state_no_version_wrote_is_refused_untouched(
 # The schema each version has: a change to SCHEMA (a column, a CHECK list grown by a new state)
 # must come with a new VERSION and its migration, or files written by the old schema would
 # refuse the new values. Record the new digest here when you add one.
-SCHEMA_DIGESTS = {1: "29b978d546244dc8"}
+SCHEMA_DIGESTS = {1: "29b978d546244dc8", 2: "1a3ed7d8e3ac3f28"}
 
 
 def test_the_schema_changes_only_with_its_version() -> None:
@@ -183,3 +185,81 @@ def test_a_checkpoint_from_before_created_was_kept_still_knows_what_it_created(
         assert [c.record_id for c in cp.rows.created()] == [2221]  # row 0: create, done
     finally:
         cp.close()
+
+
+def test_a_version_1_checkpoint_is_read_as_it_was_and_migrated_keeping_its_runs(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Version 1 said "quota" for a --max-requests stop and kept no kind of run: status reads
+    it unchanged, and the next run migrates it, its old runs in their old words."""
+    path = legacy(tmp_path, "contacts", version=1)
+    before = sha(path)
+    status = run(None, "status", str(path))
+    assert status.exit_code == 0, status.output
+    assert status.stdout.splitlines()[6:8] == [
+        "  3 run(s), 12 requests in all",
+        "  last run: 2026-12-04 12:29:09 -> 2026-12-04 12:29:09, 1 requests, finished",
+    ]
+    assert (sha(path), version(path)) == (before, 1)
+    sb = make_sandbox()
+    again = run(
+        sb,
+        "import",
+        str(tmp_path / "v1-contacts.csv"),
+        "--mapping",
+        str(tmp_path / "v1-contacts.yaml"),
+        "--checkpoint",
+        str(path),
+        "--quiet",
+    )
+    assert again.exit_code == 1, again.output  # the rejected row is still rejected
+    assert writes(sb) == 0 and version(path) == VERSION == 2
+    cp = Checkpoint(path)
+    try:
+        assert [(r["outcome"], r["kind"]) for r in cp.runs()] == [
+            ("quota", None),
+            ("finished", None),
+            ("finished", None),
+            ("finished", "import"),
+        ]
+        assert [(s.line, s.state) for s in cp.rows.states().values()] == [
+            (2, RowState.DONE),
+            (3, RowState.DONE),
+            (4, RowState.DONE),
+            (5, RowState.REJECTED),
+        ]
+    finally:
+        cp.close()
+
+
+def test_a_run_records_its_kind_and_which_limit_stopped_it(make_sandbox, tmp_path: Path) -> None:
+    """A --max-requests stop is `budget` in the checkpoint, as in the live --summary-json;
+    reconcile and undo runs say what they were, and status's summary of the import reads the
+    import's own last run, not a reconcile's since."""
+    sb = make_sandbox()
+    path = legacy(tmp_path, "contacts", version=1)
+    path.unlink()
+    csv, mapping = tmp_path / "v1-contacts.csv", tmp_path / "v1-contacts.yaml"
+    args = ("import", str(csv), "--mapping", str(mapping), "--checkpoint", str(path), "--quiet")
+    stopped = run(sb, *args, "--max-requests", "5")
+    assert stopped.exit_code == 75, stopped.output
+    assert run(sb, "reconcile", str(path)).exit_code == 0
+    cp = Checkpoint(path)
+    try:
+        assert [(r["outcome"], r["kind"]) for r in cp.runs()] == [
+            ("budget", "import"),
+            ("finished", "reconcile"),
+        ]
+    finally:
+        cp.close()
+    status = run(None, "status", str(path))
+    assert [line for line in status.stdout.splitlines() if "last run" in line][0].startswith(
+        "  last run (reconcile): "
+    )
+    as_json = json.loads(run(None, "status", str(path), "--json").stdout)
+    assert [(r["outcome"], r["kind"]) for r in as_json["runs"]] == [
+        ("budget", "import"),
+        ("finished", "reconcile"),
+    ]
+    summary = read_history(path).summary()  # the report's
+    assert (summary.stop_reason, summary.exit_code) == ("budget", 75)

@@ -8,6 +8,9 @@ of load/states.py: no other value can be written.
 
     version 0  the schema before versions (columns added one by one as features came)
     version 1  CHECK constraints; `rows.not_applied`; `rows.created` 0/1, never NULL
+    version 2  `runs.kind` (import, reconcile, undo); `runs.outcome` names the stop as a run
+               summary does (quota, reserve or budget, not "quota" for all three). Runs of
+               earlier versions keep their words and have no kind.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import CheckpointError
+from insightly_etl.errors import CheckpointError, StopReason
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
 from insightly_etl.load.checkpoint.rows import RowJournal
@@ -29,8 +32,16 @@ from insightly_etl.load.checkpoint.undo import UndoJournal
 from insightly_etl.load.states import Action, RowState, StepAction, StepState, Stop, UndoState
 from insightly_etl.lock import RunLock
 
-VERSION = 1
-RUN_OUTCOMES = ("finished", "dry-run", *Stop)
+VERSION = 2
+# how a run ended: the words of a run summary's stop_reason (errors.StopReason)
+RUN_OUTCOMES = (
+    "finished",
+    "dry-run",
+    *Stop,
+    StopReason.RESERVE.value,  # Stop.QUOTA, told apart: --reserve reached
+    StopReason.BUDGET.value,  # Stop.QUOTA, told apart: --max-requests spent
+)
+RUN_KINDS = ("import", "reconcile", "undo")
 
 
 def _one_of(column: str, values: Any, *, null: bool = False) -> str:
@@ -98,7 +109,8 @@ TABLES = {
     "runs": f"""
     run INTEGER PRIMARY KEY, started_utc TEXT NOT NULL, finished_utc TEXT,
     requests INTEGER NOT NULL DEFAULT 0, outcome TEXT {_one_of("outcome", RUN_OUTCOMES, null=True)},
-    sent_minutes TEXT  -- JSON {{"yyyy-mm-dd HH:MM": n}}: for the rolling 24-hour quota window
+    sent_minutes TEXT,  -- JSON {{"yyyy-mm-dd HH:MM": n}}: for the rolling 24-hour quota window
+    kind TEXT {_one_of("kind", RUN_KINDS, null=True)}  -- NULL: a run of version 0 or 1
     """,
 }
 INDEXES = "CREATE INDEX IF NOT EXISTS rows_state ON rows(state);"
@@ -122,7 +134,7 @@ _V0_TABLES = {
     "before_images": "row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, "
     "value TEXT, run INTEGER NOT NULL, PRIMARY KEY (row, field, run)",
 }
-_V1_FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied as it is
+_FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied as it is
     "rows": {
         # a release before the column: a done create is a record an import created
         "created": "CASE WHEN created IS NULL AND action='create' AND state='done' THEN 1"
@@ -157,7 +169,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     if not _tables(db):
         db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;")
         return
-    if _version(db, path) == VERSION:
+    if (version := _version(db, path)) == VERSION:
         return
     try:
         db.execute("BEGIN IMMEDIATE")
@@ -171,17 +183,17 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         for table, columns in TABLES.items():
             if table == "meta":
                 continue
-            db.execute(f"CREATE TABLE {table}_v1 ({columns})")
-            target = _columns(db, f"{table}_v1")
+            db.execute(f"CREATE TABLE {table}_new ({columns})")
+            target = _columns(db, f"{table}_new")
             present = set(_columns(db, table))
-            source = _V1_FROM_V0.get(table, {})
+            source = _FROM_V0.get(table, {}) if version == 0 else {}
             values = [source.get(c, c if c in present else "NULL") for c in target]
             db.execute(
-                f"INSERT INTO {table}_v1 ({', '.join(target)}) "
+                f"INSERT INTO {table}_new ({', '.join(target)}) "
                 f"SELECT {', '.join(values)} FROM {table}"
             )
             db.execute(f"DROP TABLE {table}")
-            db.execute(f"ALTER TABLE {table}_v1 RENAME TO {table}")
+            db.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
         db.execute(INDEXES)
         db.execute(f"PRAGMA user_version = {VERSION}")
         db.execute("COMMIT")
@@ -373,8 +385,10 @@ class Checkpoint:
             self.remember(account=account)
 
     # ---------------------------------------------------------------- runs
-    def start_run(self) -> int:
-        cur = self.db.execute("INSERT INTO runs (started_utc) VALUES (?)", (utc_now(),))
+    def start_run(self, kind: str = "import") -> int:
+        cur = self.db.execute(
+            "INSERT INTO runs (started_utc, kind) VALUES (?, ?)", (utc_now(), kind)
+        )
         self.run = int(cur.lastrowid or 0)
         return self.run
 
@@ -394,24 +408,21 @@ class Checkpoint:
         )
 
     @contextmanager
-    def recorded_run(self, spent: Callable[[], tuple[int, dict[str, int]]]) -> Iterator[RunRecord]:
+    def recorded_run(
+        self, kind: str, spent: Callable[[], tuple[int, dict[str, int]]]
+    ) -> Iterator[RunRecord]:
         """A run of reconcile or undo, in `runs` beside the import's, so status, the report and
         the quota plan count its requests: `spent()` gives them (count, by minute) at the end.
         The caller may set the record's outcome (a quota stop). A quota stop or Ctrl-C raised
         through it is recorded as such; another exception records the requests and leaves the
         outcome open, as a killed run's is."""
         record = RunRecord()
-        self.start_run()
+        self.start_run(kind)
         try:
             yield record
         except BaseException as exc:  # what it spent counts, however it ended
-            reason = getattr(exc, "stop_reason", None)
-            record.outcome = {
-                "interrupted": "interrupted",
-                "quota": "quota",
-                "reserve": "quota",
-                "budget": "quota",
-            }.get(reason or "", "")
+            reason = str(getattr(exc, "stop_reason", ""))
+            record.outcome = reason if reason in RUN_OUTCOMES else ""
             if isinstance(exc, KeyboardInterrupt):
                 record.outcome = "interrupted"
             raise
@@ -436,12 +447,10 @@ class Checkpoint:
 
     def runs(self) -> list[dict[str, Any]]:
         cur = self.db.execute(
-            "SELECT run, started_utc, finished_utc, requests, outcome FROM runs ORDER BY run"
+            "SELECT run, started_utc, finished_utc, requests, outcome, kind FROM runs ORDER BY run"
         )
-        return [
-            dict(zip(("run", "started_utc", "finished_utc", "requests", "outcome"), r, strict=True))
-            for r in cur
-        ]
+        names = ("run", "started_utc", "finished_utc", "requests", "outcome", "kind")
+        return [dict(zip(names, r, strict=True)) for r in cur]
 
     # ---------------------------------------------------------------- transactions
     class _Tx:
