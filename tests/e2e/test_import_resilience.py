@@ -261,7 +261,7 @@ def test_a_quota_smaller_than_the_file_exits_75_and_resumes_after_a_new_day(tmp_
 
 def first_run_requests(status: str) -> int:
     total = int(status.split(" run(s), ")[1].split(" requests")[0].replace(",", ""))
-    last = int(status.split("last run: ")[1].split(", ")[1].split(" requests")[0])
+    last = int(status.split("last run (import): ")[1].split(", ")[1].split(" requests")[0])
     return total - last
 
 
