@@ -29,8 +29,8 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install lint browser  ## lint, every test (unit, api in-process, e2e on real uvicorn), the quick ones on the floors
-	$(BIN)/pytest -q
+test: install lint browser  ## lint, every test (unit, api in-process, e2e on real uvicorn; one worker a core), the quick ones on the floors
+	$(BIN)/pytest -q -n auto
 	$(MAKE) --no-print-directory test-lowest LOWEST_MARK="not slow"
 
 browser:  ## Chromium for the report's browser test: installed from Debian's packages when run as root
