@@ -1,9 +1,16 @@
 """Reading the YAML files people write (mappings, accounts.yaml) as hostile input: a size cap,
 no aliases ('billion laughs'), no deep nesting, no key written twice; errors name the file and
-the line. PyYAML is imported here and in nothing else that reads such a file."""
+the line. PyYAML is imported here and in nothing else that reads such a file.
+
+Plain words stay the text they are written as. PyYAML follows YAML 1.1, where `NO` (Norway's
+country code), `yes`, `on` and `off` are booleans, `01067` (a Dresden postcode) is the octal
+number 567, `12:30:00` is 45000 and `2024-01-01` a date: a mapping's `values: {Norge: NO}`
+sent `False`. Here, as in YAML 1.2's core schema, only true/false are booleans, and only
+numbers written as numbers (no leading zero, no `_`, no base-60) are numbers."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +22,29 @@ MAX_BYTES = 1 << 20
 MAX_DEPTH = 20  # a mapping nests three or four levels; deeper is not one of our files
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core's plain scalars (the module's docstring says why)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag == "tag:yaml.org,2002:null"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?(?:0|[1-9][0-9]*)", "-+0123456789"),
+    (
+        "float",
+        r"[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        "-+0123456789.",
+    ),
+):
+    _Loader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), list(_first)
+    )
+
+
 def read_yaml(path: Path, kind: str) -> Any:
     """The data of a YAML file that is `kind` ("a mapping", "an accounts file")."""
     try:
@@ -23,7 +53,7 @@ def read_yaml(path: Path, kind: str) -> Any:
             raise InputError(f"{path}: {len(raw):,} bytes; {kind} file is at most 1 MB")
         text = raw.decode("utf-8-sig")
         _check_shape(path, text, kind)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no object is built
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -895,3 +895,37 @@ async def test_columns_named_like_the_results_own_keep_their_names(
         "7,Ed,,OR,e,m5,s5,r5",
     ]
     assert result.counts.left == 4 and writes(sb) == 0
+
+
+async def test_plain_words_in_a_mapping_stay_the_text_written(make_sandbox, tmp_path: Path) -> None:
+    """YAML 1.1 read Norway's `NO` as false, the postcode `01067` as the octal 567 and the
+    keys `Yes`/`No` as booleans: the import sent 'False' and '567' and exited 0."""
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "no.csv",
+        "First Name,Email,Land,Member\nOla,ola@norway.example,Norge,Yes\n"
+        "Kari,kari@norway.example,Norge,No\n",
+    )
+    mapping = write(
+        tmp_path,
+        "no.yaml",
+        "object: contacts\ncolumns:\n  First Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+        "  Land: {field: ADDRESS_MAIL_COUNTRY, values: {Norge: NO}}\n"
+        "  Member: {field: Customer_Tier__c, values: {Yes: Gold, No: Bronze}}\n"
+        "defaults: {ADDRESS_MAIL_POSTCODE: 01067, ADDRESS_MAIL_CITY: on, TITLE: 12:30:00}\n",
+    )
+    result = await run_import(sb, file, mapping)
+    assert (result.exit_code, result.counts.created) == (0, 2)
+    people = contacts_by_email(sb)
+    made = [people["ola@norway.example"][0], people["kari@norway.example"][0]]
+    assert [
+        (
+            r["ADDRESS_MAIL_COUNTRY"],
+            r["ADDRESS_MAIL_POSTCODE"],
+            r["ADDRESS_MAIL_CITY"],
+            r["TITLE"],
+            custom(r)["Customer_Tier__c"],
+        )
+        for r in made
+    ] == [("NO", "01067", "on", "12:30:00", "Gold"), ("NO", "01067", "on", "12:30:00", "Bronze")]
