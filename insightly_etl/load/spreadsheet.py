@@ -84,6 +84,8 @@ def day_first(frame: pd.DataFrame) -> bool | None:
             if not m or not _WHOLE_DATE.match(text):
                 continue
             first, second = int(m.group(1)), int(m.group(2))
+            if first > 12 and second > 12:
+                continue  # a date in neither order (a typo, 13/31): no evidence of either
             day |= first > 12
             month |= second > 12
             if day and month:

@@ -713,9 +713,10 @@ class _ColumnValidator:
                     return clock
                 if rule.date_format is None and ambiguous_slash(value):
                     return (
-                        f"{value!r} could be day/month or month/day, and no date in the file "
-                        "says which comes first; give --date-order dmy|mdy (or the mapping's "
-                        "date_order:, or the column a date_format)"
+                        f"{value!r} could be day/month or month/day, and the file's dates do "
+                        "not settle which comes first (none shows it, or some show each); give "
+                        "--date-order dmy|mdy (or the mapping's date_order:, or the column a "
+                        "date_format)"
                     )
                 return f"{value!r} is not a {what} {expected}"
 

@@ -253,7 +253,7 @@ def test_a_run_records_its_kind_and_which_limit_stopped_it(make_sandbox, tmp_pat
     finally:
         cp.close()
     status = run(None, "status", str(path))
-    assert [line for line in status.stdout.splitlines() if "last run" in line][0].startswith(
+    assert next(line for line in status.stdout.splitlines() if "last run" in line).startswith(
         "  last run (reconcile): "
     )
     as_json = json.loads(run(None, "status", str(path), "--json").stdout)

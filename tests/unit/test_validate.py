@@ -493,10 +493,12 @@ def test_percent_for_probability_and_percent_fields(tmp_path: Path) -> None:
         (
             ["03/04/1990", "05/06/1991"],
             None,
-            "'03/04/1990' could be day/month or month/day, and no date in the file says which "
-            "comes first; give --date-order dmy|mdy (or the mapping's date_order:, or the column "
-            "a date_format)",
+            "'03/04/1990' could be day/month or month/day, and the file's dates do not settle "
+            "which comes first (none shows it, or some show each); give --date-order dmy|mdy (or "
+            "the mapping's date_order:, or the column a date_format)",
         ),
+        # a typo in neither order is no evidence: the file still shows month first
+        (["12/31/2024", "13/31/2024", "03/04/1990"], "2024-12-31 00:00:00", None),
     ],
 )
 def test_slash_dates_in_the_order_the_file_shows(
@@ -507,6 +509,9 @@ def test_slash_dates_in_the_order_the_file_shows(
     assert values(r, "DATE_OF_BIRTH")[0] == (first if first else ABSENT)
     if message:
         assert messages(r)[0] == (2, message)
+    elif len(cells) == 3:  # only the typo is refused, as not a date
+        assert [line for line, _ in messages(r)] == [3]
+        assert values(r, "DATE_OF_BIRTH")[2] == "1990-03-04 00:00:00"
     else:
         assert messages(r) == []
         second = values(r, "DATE_OF_BIRTH")[1]
