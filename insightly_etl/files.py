@@ -106,10 +106,12 @@ def write_json_atomic(path: Path, value: Any, *, into_special: bool = False) -> 
     write_atomic(path, text.encode(), into_special=into_special)
 
 
-def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> Path:
+def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path, *, sep: str = ",") -> Path:
     """A results file: formula-escaped, UTF-8 with a BOM (so Excel shows accents right; our
     reader drops it again), complete or absent. Several frames (of the same columns) are
-    written one after the other, so a large file never has to be whole in memory."""
+    written one after the other, so a large file never has to be whole in memory. `sep`: the
+    delimiter of the file whose cells it carries, so a fixed copy reads as that file did (a
+    `;` file's `1,234` is one and a quarter, in a `,` file a thousand)."""
     tmp, file = open_partial(path)
     chunks = [frames] if isinstance(frames, pd.DataFrame) else frames
     try:
@@ -117,6 +119,7 @@ def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> Path
             for i, frame in enumerate(chunks):
                 escape_frame(frame).to_csv(
                     file,
+                    sep=sep,
                     index=False,
                     header=i == 0,
                     encoding="utf-8-sig" if i == 0 else "utf-8",

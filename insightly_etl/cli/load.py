@@ -173,7 +173,9 @@ def validate(
     if check.rejected:
         if ctx.summary is not None:
             ctx.summary.files = [str(path)]
-        write_csv(check.rejects, path)
+        write_csv(
+            check.rejects, path, sep=check.delimiter or ","
+        )  # the file's: cells read the same
         click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
         sys.exit(1)
     if path.exists():  # an earlier run's, fixed since: never taken for fresh results

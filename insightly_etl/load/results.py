@@ -70,12 +70,13 @@ def write_results(
         }
     )
     errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
-    written.append(write_csv(errors, directory / f"{name}.errors.csv"))
+    sep = table.delimiter or ","  # the file's: its cells read back as they were
+    written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
     if stopped and left:
         index = pd.DataFrame({unit: [s.line for s in left], ROW: [s.row for s in left]})
-        written.append(write_csv(with_cells(table, index), unprocessed_path))
+        written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
     rejects_path = directory / f"{name}.rejects.csv"

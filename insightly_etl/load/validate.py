@@ -87,8 +87,9 @@ _ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 # and narrow no-break space (with a decimal comma); RE2 wants the characters themselves
 _SPACES = " \u00a0\u202f"
 _NUMBER_RE = {
-    ".": r"[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?|[+-]?\.\d+",
-    ",": r"[+-]?(\d{1,3}([." + _SPACES + r"]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
+    # a group of thousands never starts with 0: `0,125` is no thousand and a quarter
+    ".": r"[+-]?([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?|[+-]?\.\d+",
+    ",": r"[+-]?([1-9]\d{0,2}([." + _SPACES + r"]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
 }
 _GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
 # a currency before or after an amount: `$45,351.80`, `236.888,70 €`, `CHF 99`, `99 EUR`

@@ -929,3 +929,45 @@ async def test_plain_words_in_a_mapping_stay_the_text_written(make_sandbox, tmp_
         )
         for r in made
     ] == [("NO", "01067", "on", "12:30:00", "Gold"), ("NO", "01067", "on", "12:30:00", "Bronze")]
+
+
+async def test_a_fixed_rejects_file_of_a_semicolon_file_reads_its_numbers_as_before(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A `;` file (German Excel) reads `1,234` as one and a quarter. Its rejects file was
+    written with commas, where `1,234` is a thousand and more: fixing the e-mail and importing
+    it sent 1234. The results files that carry the file's cells keep its delimiter."""
+    sb = make_sandbox()
+    file = write(
+        tmp_path,
+        "eu.csv",
+        "FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c\nA;eu1@x.example;1,234\nB;bad;1,234\n",
+    )
+    first = await run_import(sb, file, None, object_name="contacts")
+    assert (first.counts.created, first.counts.rejected) == (1, 1)
+    rejects = tmp_path / "eu.rejects.csv"
+    text = rejects.read_text(encoding="utf-8-sig")
+    assert text.splitlines()[1:] == ["3;'bad' is not a plausible email address;B;bad;1,234"]
+    errors = (tmp_path / "eu.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert errors[0] == "line;state;status;message;FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c"
+    rejects.write_text(text.replace(";bad;", ";eu2@x.example;"), encoding="utf-8-sig")
+    fixed = await run_import(sb, rejects, None, object_name="contacts")
+    assert fixed.counts.created == 1
+    people = contacts_by_email(sb)
+    assert [
+        custom(people[e][0])["Lifetime_Value__c"] for e in ("eu1@x.example", "eu2@x.example")
+    ] == [
+        1.234,
+        1.234,
+    ]
+
+
+async def test_a_leading_zero_is_no_group_of_thousands(make_sandbox, tmp_path: Path) -> None:
+    """`0,125` in a comma file was read as 125."""
+    sb = make_sandbox()
+    file = write(
+        tmp_path, "z.csv", 'FIRST_NAME,EMAIL_ADDRESS,Lifetime_Value__c\nA,z@x.example,"0,125"\n'
+    )
+    result = await run_import(sb, file, None, object_name="contacts")
+    assert result.counts.created == 1
+    assert custom(contacts_by_email(sb)["z@x.example"][0])["Lifetime_Value__c"] == 0.125
