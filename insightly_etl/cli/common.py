@@ -8,10 +8,12 @@ become `Error: …` + hint + exit code in one place, `ErrorBoundary.invoke`; now
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -148,6 +150,10 @@ class ErrorBoundary(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)  # the summary says interrupted (_write_summary)
+        except BrokenPipeError:  # `validate … | head -1`: the reader has all it wanted
+            with contextlib.suppress(OSError, ValueError):  # no second error at the exit flush
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # as a shell reports a command ended by SIGPIPE: 128 + 13
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}", None, 74)  # EX_IOERR

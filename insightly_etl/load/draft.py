@@ -3,6 +3,8 @@ with case, spaces and punctuation ignored. Unmatched columns are listed as comme
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from insightly_etl.api.registry import get_object
@@ -298,9 +300,24 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
         lines += [f"# {note}" for note in table.notes]
     if unmatched:
         lines.append("# Columns not matched to a field (map them, or leave them out):")
-        lines += [f"#   {column}: FIELD_NAME" for column in unmatched]
+        # each as YAML writes the key, so that taking out the `#` gives a valid line: a header
+        # with a line break in it (Alt+Enter in Excel), or `yes`, quoted
+        lines += [f"#   {_key_line(column)}" for column in unmatched]
     if missing:
         lines.append(
             f"# Required and not mapped: {', '.join(missing)} (map a column or add defaults:)"
         )
-    return "\n".join(lines) + "\n"
+    # a comment is one line: a name or a note holding a line break would end it early
+    return "\n".join(_one_line(line) for line in lines) + "\n"
+
+
+def _key_line(column: str) -> str:
+    """`column: FIELD_NAME` as a line of the mapping's `columns:`."""
+    text = yaml.safe_dump({column: "FIELD_NAME"}, allow_unicode=True, width=1000).strip()
+    return text if "\n" not in text else f"{json.dumps(column, ensure_ascii=False)}: FIELD_NAME"
+
+
+def _one_line(line: str) -> str:
+    if not line.startswith("#"):
+        return line  # the YAML body: safe_dump quotes what needs it
+    return line.replace("\r", "\\r").replace("\n", "\\n")

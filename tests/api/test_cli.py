@@ -542,3 +542,33 @@ def test_examples_writes_the_readme_files_and_keeps_a_users_edit(tmp_path: Path)
     forced = run(None, "examples", str(tmp_path / "demo"), "--force")
     assert forced.exit_code == 0 and len(forced.stdout.splitlines()) == written
     assert mapping.read_text(encoding="utf-8") != "object: leads\n"
+
+
+def test_a_drafted_line_holding_a_header_with_a_line_break_is_valid_once_uncommented(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A header typed with Alt+Enter in Excel broke the draft's comment in two: the second
+    half became a key of its own ('Revenue: unknown key')."""
+    file = write(
+        tmp_path,
+        "nl.csv",
+        '"First\nName","Email\nAddress","Annual\nRevenue",yes\nA,nl@x.example,5,1\n',
+    )
+    sb = make_sandbox()
+    result = run(sb, "mapping", "draft", str(file), "--object", "contacts")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        '#   "Annual\\nRevenue": FIELD_NAME',
+        "#   'yes': FIELD_NAME",
+    ]
+    mapping = tmp_path / "nl.yaml"
+    mapping.write_text(
+        result.stdout.replace(
+            '#   "Annual\\nRevenue": FIELD_NAME', '  "Annual\\nRevenue": BACKGROUND'
+        )
+    )
+    checked = run(sb, "validate", str(file), "--mapping", str(mapping))
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.startswith(
+        "nl.csv: 1 row read (utf-8, ',' delimited): 1 valid, 0 rejected"
+    )

@@ -139,3 +139,24 @@ def test_mapping_draft_matches_headers_to_fields(tmp_path: Path) -> None:
         and "  E-mail Address: EMAIL_ADDRESS\n" in run.stdout
     )
     assert "#   Gender: FIELD_NAME\n" in run.stdout
+
+
+def test_a_reader_that_goes_away_ends_it_quietly_with_141(tmp_path: Path) -> None:
+    """`validate … | head -1` printed 'Error: Broken pipe' and exited 74 when the reader had
+    gone before the next line."""
+    data = tmp_path / "many.csv"
+    data.write_text(
+        "FIRST_NAME,EMAIL_ADDRESS\n" + "".join(f"A{n},bad{n}\n" for n in range(3000)),
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "insightly_etl", "validate", str(data), "--object", "contacts"]
+        + ["--sandbox"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before the first line (a second of start-up): as `head -0` does
+    assert proc.wait(timeout=120) == 141
+    assert proc.stderr.read() == b""
