@@ -324,7 +324,7 @@ def _match(source: str, value: Any) -> MatchKey:
                 source, "match", "expected {column: COLUMN, field: FIELD} or a list of them"
             )
         _check_keys(source, "match.", item, _MATCH_KEYS)
-        pairs.append((str(item["column"]), str(item["field"])))
+        pairs.append((str(item["column"]).strip(), str(item["field"])))
         if "compare" in item:
             if item["compare"] not in COMPARE_MODES:
                 raise _fail(
@@ -425,7 +425,8 @@ def parse_mapping(
         # becomes the pipeline stage, the state and the lost reason)
         for one in spec if isinstance(spec, list) and spec else [spec]:
             try:
-                parsed.append(_rule(source, str(col), one, defaults))
+                # headers are read trimmed: a key copied with the header's spaces is the same
+                parsed.append(_rule(source, str(col).strip(), one, defaults))
             except InputError as exc:
                 problems.append(exc)
     rules = tuple(parsed)

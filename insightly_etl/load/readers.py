@@ -126,7 +126,7 @@ def iter_table(
     sep = _delimiter(delimiter)
     with path.open("rb") as f:
         head = f.read(1 << 20)
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"PK\x03\x04", b"\xd0\xcf")):
+        if head.startswith((*_UTF16_BOMS, b"PK\x03\x04", b"\xd0\xcf")) or _SEP_LINE.match(head):
             raise NotPlain
         if b"\x00" in head or _utf16_without_bom(head):
             raise NotPlain
@@ -271,13 +271,30 @@ def detect_delimiter(text: str) -> str:
     return best
 
 
+# Excel's own hint, `sep=;` alone on the first line: the delimiter, and no row of the data
+_SEP_LINE = re.compile(rb"(\xef\xbb\xbf)?sep=([^\r\n])\r?\n")
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def read_csv(
     path: Path, *, encoding: str | None = None, delimiter: str | None = None
 ) -> SourceTable:
     raw = path.read_bytes()
-    if encoding is None and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    hint = _SEP_LINE.match(raw)
+    if hint is None:
+        return _read_csv(path, raw, encoding, delimiter)
+    sep = delimiter or hint.group(2).decode("latin-1")
+    table = _read_csv(path, (hint.group(1) or b"") + raw[hint.end() :], encoding, sep)
+    table.lines = [n + 1 for n in table.lines]  # the file's own numbers: the hint is line 1
+    for bad in table.bad_rows:
+        bad.line += 1
+    return table
+
+
+def _read_csv(path: Path, raw: bytes, encoding: str | None, delimiter: str | None) -> SourceTable:
+    if encoding is None and not raw.startswith(_UTF16_BOMS):
         encoding = _utf16_without_bom(raw)
-    if encoding is None and b"\x00" in raw:
+    if encoding is None and b"\x00" in raw and not raw.startswith(_UTF16_BOMS):
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise InputError(
             f"{path}, line {line}: a NUL byte; this is binary data, not a CSV",
@@ -576,8 +593,9 @@ def _read_csv_arrow(
             keep = np.setdiff1d(np.arange(table.num_rows), blank)
             table = table.take(pa.array(keep))
             lines = lines[keep]
-    tail = _arrow_tail_has_data(table) if header_record and not header_record[-1].strip() else []
-    header_names, kept = _header(path, header_record, header_lines, tail)
+    unnamed = any(not name.strip() for name in header_record)
+    probe = _arrow_column_has_data(table) if unnamed else []
+    header_names, kept = _header(path, header_record, header_lines, probe)
     frame = pd.DataFrame(
         {
             name: pd.array(table.column(i).combine_chunks(), dtype=pd.StringDtype("pyarrow"))
@@ -587,9 +605,9 @@ def _read_csv_arrow(
     return frame, lines.tolist()
 
 
-def _arrow_tail_has_data(table: pa.Table) -> list[list[str]]:
-    """For _header's check of unnamed trailing columns: one stand-in row holding each column's
-    first non-empty value (or "")."""
+def _arrow_column_has_data(table: pa.Table) -> list[list[str]]:
+    """For _header's check of unnamed columns: one stand-in row holding each column's first
+    non-empty value (or "")."""
     probe = []
     for column in table.columns:
         filled = pc.filter(column, pc.not_equal(pc.utf8_trim_whitespace(column), ""))
@@ -692,19 +710,22 @@ def _header(
     path: Path, header: list[str], line: int, rows: list[list[str]]
 ) -> tuple[list[str], list[int]]:
     names = [h.strip() for h in header]
-    keep = list(range(len(names)))
-    # trailing columns with no name and no data (spreadsheets leave them) are dropped
-    while (
-        keep
-        and names[keep[-1]] == ""
-        and all(len(r) <= keep[-1] or not r[keep[-1]].strip() for r in rows)
-    ):
-        keep.pop()
+    # columns with no name and no data are dropped: spreadsheets leave them after the last,
+    # and people leave one between groups of columns as a spacer
+    keep = [
+        i
+        for i, name in enumerate(names)
+        if name != "" or any(len(r) > i and r[i].strip() for r in rows)
+    ]
     seen: dict[str, int] = {}
     for i in keep:
         name = names[i]
         if name == "":
-            raise InputError(f"{path}, line {line}: column {i + 1} has no name in the header row")
+            raise InputError(
+                f"{path}, line {line}: column {i + 1} has no name in the header row, and "
+                "values under it",
+                hint="Give it a name, or delete the column.",
+            )
         if name in seen:
             raise InputError(
                 f"{path}, line {line}: duplicate column name {name!r} at positions {seen[name] + 1} and {i + 1}",

@@ -150,8 +150,12 @@ def test_a_reader_that_goes_away_ends_it_quietly_with_141(tmp_path: Path) -> Non
         encoding="utf-8",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "insightly_etl", "validate", str(data), "--object", "contacts"]
-        + ["--sandbox"],
+        [
+            *(sys.executable, "-m", "insightly_etl", "validate", str(data)),
+            "--object",
+            "contacts",
+            "--sandbox",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,

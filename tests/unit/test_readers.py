@@ -470,3 +470,32 @@ def test_a_file_marked_utf_8_with_a_line_in_another_encoding_names_that_line(
         f"{path}, line 3: the file starts with a UTF-8 byte-order mark, but byte b'\\xa3' "
         "there is not UTF-8 (a line added in another encoding?)"
     )
+
+
+def test_what_excel_writes_around_the_data_is_read_as_excel_means_it(tmp_path: Path) -> None:
+    """Its `sep=;` hint line, a UTF-16 'Unicode Text' save with its byte-order mark (refused
+    as 'a NUL byte'), and a spacer column with no name and no data between two groups."""
+    hinted = tmp_path / "sep.csv"
+    hinted.write_bytes(b"sep=;\r\nFIRST_NAME;EMAIL_ADDRESS\r\nA;a@x.example\r\n")
+    table = read_table(hinted)
+    assert (table.delimiter, table.columns, table.lines) == (
+        ";",
+        ["FIRST_NAME", "EMAIL_ADDRESS"],
+        [3],
+    )
+    unicode_text = tmp_path / "u16.txt.csv"
+    unicode_text.write_bytes("FIRST_NAME\tCITY\r\nŁucja\tŁódź\r\n".encode("utf-16"))
+    table = read_table(unicode_text)
+    assert (table.encoding, table.delimiter) == ("utf-16", "\t")
+    assert table.frame.to_dict("records") == [{"FIRST_NAME": "Łucja", "CITY": "Łódź"}]
+    spacer = tmp_path / "gap.csv"
+    spacer.write_text("FIRST_NAME,EMAIL_ADDRESS,,LAST_NAME\nA,a@x.example,,B\n")
+    assert read_table(spacer).frame.to_dict("records") == [
+        {"FIRST_NAME": "A", "EMAIL_ADDRESS": "a@x.example", "LAST_NAME": "B"}
+    ]
+    spacer.write_text("FIRST_NAME,,LAST_NAME\nA,x,B\n")
+    with pytest.raises(InputError) as refused:
+        read_table(spacer)
+    assert str(refused.value) == (
+        f"{spacer}, line 1: column 2 has no name in the header row, and values under it"
+    )

@@ -68,7 +68,7 @@ def values(result: ValidationResult, field: str) -> list:
         (contacts({"Nope": "LAST_NAME"}), "m.yaml: column 'Nope' is not in in.csv"),
         (
             contacts({"tier ": "Customer_Tier__c"}),
-            "m.yaml: column 'tier ' is not in in.csv; did you mean 'Tier'?",
+            "m.yaml: column 'tier' is not in in.csv; did you mean 'Tier'?",
         ),
         (
             {"object": "contacts", "columns": {"Tier": "LAST_NAME"}},
@@ -670,3 +670,18 @@ def test_cells_read_in_blocks_are_the_same_in_any_order(
     assert (
         type(r.cell(3, "Lifetime_Value__c")) is float and type(r.cell(0, "Newsletter__c")) is bool
     )
+
+
+def test_a_mapping_key_copied_with_the_headers_spaces_is_that_column(tmp_path: Path) -> None:
+    """Headers are read trimmed; a key written ' Email ' was 'not in the file'."""
+    r = run(
+        tmp_path,
+        " Name , Email \nAda,ada@example.com\n",
+        {
+            "object": "contacts",
+            "columns": {" Name ": "FIRST_NAME", " Email ": "EMAIL_ADDRESS"},
+            "match": {"column": " Email ", "field": "EMAIL_ADDRESS"},
+        },
+    )
+    assert messages(r) == []
+    assert values(r, "EMAIL_ADDRESS") == ["ada@example.com"]
