@@ -4,6 +4,7 @@ with case, spaces and punctuation ignored. Unmatched columns are listed as comme
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 
@@ -114,6 +115,7 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
             "businessstate",
             "address1region",
             "county",
+            "stateregion",
         ),
     ),
     (
@@ -130,6 +132,8 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
             "businesspostalcode",
             "address1postalcode",
             "zippostalcode",
+            "mailingzip",
+            "billingzip",
         ),
     ),
     (
@@ -160,6 +164,7 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
             "organisationname",
             "account",
             "organization1name",
+            "associatedcompany",
         ),
     ),
     ([{"field": "OPPORTUNITY_NAME"}], ("opportunityname", "dealname", "deal", "title", "name")),
@@ -189,6 +194,10 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
     ([{"field": "EMPLOYEE_COUNT"}], ("employees", "numberofemployees", "noofemployees")),
     ([{"field": "INDUSTRY"}], ("industry",)),
     (
+        [{"field": "EMAIL_OPTED_OUT"}],
+        ("emailoptout", "hasoptedoutofemail", "emailoptedout", "donotemail", "unsubscribed"),
+    ),
+    (
         [OWNER_LOOKUP],
         (
             "owner",
@@ -216,6 +225,11 @@ SYNONYMS: dict[str, list[dict[str, object]]] = {}
 for _fields, _words in _HEADERS:
     for _word in _words:
         SYNONYMS.setdefault(normalise(_word), []).extend(_fields)
+
+# Pipedrive names each column after its object: `Person - First name`, `Deal - Title`
+_PREFIX = re.compile(
+    r"^\s*(?:person|deal|organi[sz]ation|lead|activity|note|product)\s+-\s+", re.IGNORECASE
+)
 
 # what an export may call a record's key in the system it came from; proposed as a comment
 _SOURCE_IDS = {
@@ -251,8 +265,13 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     columns: dict[str, object] = {}
     unmatched: list[str] = []
     used: set[str] = set()
+    obj = get_object(object_name)
     for column in table.columns:
-        spec: FieldSpec | None = by_key.get(normalise(column))
+        key = normalise(_PREFIX.sub("", column))
+        own = (m := _PREFIX.match(column)) and normalise(m.group(0))[:6] == obj.singular[:6]
+        if own and key == "name" and obj.name_field in specs:  # `Organization - Name`
+            key = normalise(obj.name_field or "")
+        spec: FieldSpec | None = by_key.get(key)
         if spec is not None and spec.name not in used:
             used.add(spec.name)
             if spec.kind in (MULTISELECT, TAGS):
@@ -263,7 +282,7 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
         synonym = next(
             (
                 rule
-                for rule in SYNONYMS.get(normalise(column), [])
+                for rule in SYNONYMS.get(key, [])
                 if str(rule["field"]) in specs and str(rule["field"]) not in used
             ),
             None,

@@ -27,10 +27,10 @@ import pandas as pd
 
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
 
-_SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:\s|$)")
+_SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:[\s,]|$)")
 # a cell that is a date and nothing else (free text that mentions one is no evidence)
 _WHOLE_DATE = re.compile(
-    r"^\s*\d{1,2}/\d{1,2}/(?:\d{2}|\d{4})(?:\s+\d{1,2}:\d\d(?::\d\d)?(?:\s*[AaPp]\.?[Mm]\.?)?)?\s*$"
+    r"^\s*\d{1,2}/\d{1,2}/(?:\d{2}|\d{4})(?:,?\s+\d{1,2}:\d\d(?::\d\d)?(?:\s*[AaPp]\.?[Mm]\.?)?)?\s*$"
 )
 
 # the forms Excel and LibreOffice write in common locales, most specific first
@@ -46,6 +46,8 @@ _MONTH_FIRST = [
     "%m/%d/%y %H:%M",
     "%m/%d/%y",
 ]
+# Salesforce Lightning's reports put a comma before the time: `12/31/2024, 10:00 AM`
+_MONTH_FIRST += [f.replace("%Y ", "%Y, ") for f in _MONTH_FIRST if "%Y " in f]
 _DAY_FIRST = [f.replace("%m/%d", "%d/%m") for f in _MONTH_FIRST]
 _ALWAYS = [
     "%d.%m.%Y %H:%M:%S",
@@ -58,6 +60,13 @@ _ALWAYS = [
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d %H:%M",
     "%Y/%m/%d",
+    # English month names say which part is the month: `Dec 31, 2024 10:00 AM` (Salesforce)
+    "%b %d, %Y %I:%M %p",
+    "%b %d, %Y, %I:%M %p",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d %b %Y",
+    "%d %B %Y",
 ]
 
 

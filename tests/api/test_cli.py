@@ -385,6 +385,28 @@ def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path:
             9,
             "Deal Name",
         ),
+        (  # HubSpot; Zoho's zip and opt-out
+            "contacts",
+            "Record ID,First Name,Last Name,Email,Phone Number,State/Region,Associated Company,"
+            "Mailing Zip,Email Opt Out",
+            8,
+            "Email",
+        ),
+        (  # Pipedrive (sample_data/migration): every column named after its object
+            "contacts",
+            "Person - First name,Person - Last name,Person - Email,Person - Phone,"
+            "Person - Organization,Person - Job title,Person - Labels",
+            7,
+            "Person - Email",
+        ),
+        (
+            "organisations",
+            "Organization - Name,Organization - Address,Organization - City,"
+            "Organization - Country,Organization - Phone,Organization - Website,"
+            "Organization - Labels",
+            7,
+            "Organization - Name",
+        ),
     ],
 )
 @pytest.mark.slow

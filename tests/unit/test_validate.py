@@ -685,3 +685,19 @@ def test_a_mapping_key_copied_with_the_headers_spaces_is_that_column(tmp_path: P
     )
     assert messages(r) == []
     assert values(r, "EMAIL_ADDRESS") == ["ada@example.com"]
+
+
+def test_salesforce_lightning_date_times(tmp_path: Path) -> None:
+    """A comma before the time (`12/31/2024, 10:00 AM`) and English month names (`Dec 31,
+    2024 10:00 AM`) were 'not a date-time'; the comma form is evidence of the order too."""
+    r = run(
+        tmp_path,
+        'Name,Webinar\nA,"12/31/2024, 10:00 AM"\nB,"1/2/2024, 3:04 PM"\nC,"Dec 31, 2024 10:00 AM"\n',
+        contacts({"Webinar": "Last_Webinar__c"}),
+    )
+    assert messages(r) == []
+    assert values(r, "Last_Webinar__c") == [
+        "2024-12-31 10:00:00",
+        "2024-01-02 15:04:00",
+        "2024-12-31 10:00:00",
+    ]
