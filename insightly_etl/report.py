@@ -211,6 +211,7 @@ def _import_sections(h: ImportHistory) -> list[Section]:
             [
                 [
                     r["run"],
+                    r.get("kind") or "",  # none before checkpoint version 2
                     r["started_utc"],
                     r["finished_utc"] or "(did not finish)",
                     r["requests"],
@@ -218,7 +219,7 @@ def _import_sections(h: ImportHistory) -> list[Section]:
                 ]
                 for r in h.runs
             ],
-            ["run", "started (UTC)", "finished (UTC)", "requests", "outcome"],
+            ["run", "kind", "started (UTC)", "finished (UTC)", "requests", "outcome"],
         )
     )
     return sections

@@ -79,6 +79,7 @@ def test_an_import_report_renders_with_its_rejects(make_sandbox, tmp_path):
     assert '<td>Email: … is not a plausible email address</td><td class="n">2</td>' in dom
     assert re.search(r"<td class=\"n\">3</td><td>rejected</td><td>Email: 'not-an-address'", dom)
     assert "<img src=" not in dom
+    assert re.search(r'<td class="n">1</td><td>import</td><td>[0-9-]+ [0-9:]+</td>', dom)
     summary = json.loads(
         re.search(r'<script type="application/json" id="summary">(.*?)</script>', text).group(1)
     )
