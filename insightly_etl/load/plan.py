@@ -215,12 +215,7 @@ def wire_value(spec: FieldSpec, value: Any) -> Any:
 
 def row_values(result: ValidationResult, row: int) -> dict[str, Any]:
     """The fields this row sets (None: clear); fields with no value in the file are left out."""
-    out = {}
-    for name in result.values.columns:
-        value = result.cell(row, name)
-        if value is not ABSENT:
-            out[name] = value
-    return out
+    return result.row(row)
 
 
 def create_payload(

@@ -181,6 +181,21 @@ class ValidationResult:
             self._block = (block, self._plain(block))
         return self._block[1][name][at]
 
+    def row(self, row: int) -> dict[str, Any]:
+        """The fields the row sets (None: clear); fields with no value are left out. One
+        lookup of the row's block, not one per cell: planning reads every row three times."""
+        block, at = divmod(row, _BLOCK)
+        if self._block[0] != block:
+            self._block = (block, self._plain(block))
+        out = {}
+        for name, values in self._block[1].items():
+            mask = self.cleared.get(name)
+            if mask is not None and mask[row]:
+                out[name] = None
+            elif (value := values[at]) is not ABSENT:
+                out[name] = value
+        return out
+
     def _plain(self, block: int) -> dict[str, list[Any]]:
         """One block of rows as Python values, a column at a time: reading cells one by one
         through pandas cost a tenth of a millisecond each, and rows are read mostly in order."""
