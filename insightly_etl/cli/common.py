@@ -152,7 +152,9 @@ class ErrorBoundary(click.Group):
             sys.exit(130)  # the summary says interrupted (_write_summary)
         except BrokenPipeError:  # `validate … | head -1`: the reader has all it wanted
             with contextlib.suppress(OSError, ValueError):  # no second error at the exit flush
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
             sys.exit(141)  # as a shell reports a command ended by SIGPIPE: 128 + 13
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""

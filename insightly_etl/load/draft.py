@@ -226,10 +226,20 @@ for _fields, _words in _HEADERS:
     for _word in _words:
         SYNONYMS.setdefault(normalise(_word), []).extend(_fields)
 
-# Pipedrive names each column after its object: `Person - First name`, `Deal - Title`
-_PREFIX = re.compile(
-    r"^\s*(?:person|deal|organi[sz]ation|lead|activity|note|product)\s+-\s+", re.IGNORECASE
-)
+# Pipedrive names each column after its object: `Person - First name`, `Deal - Title`. Only
+# the prefix of the object imported is dropped: a deal's `Organization - Name` is the deal's
+# organisation (a lookup), not its name
+_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s+-\s+")
+_PIPEDRIVE = {
+    "person": "contacts",
+    "organization": "organisations",
+    "organisation": "organisations",
+    "deal": "opportunities",
+    "lead": "leads",
+    "activity": "tasks",
+    "note": "notes",
+    "product": "products",
+}
 
 # what an export may call a record's key in the system it came from; proposed as a comment
 _SOURCE_IDS = {
@@ -267,10 +277,12 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     used: set[str] = set()
     obj = get_object(object_name)
     for column in table.columns:
-        key = normalise(_PREFIX.sub("", column))
-        own = (m := _PREFIX.match(column)) and normalise(m.group(0))[:6] == obj.singular[:6]
-        if own and key == "name" and obj.name_field in specs:  # `Organization - Name`
-            key = normalise(obj.name_field or "")
+        key = normalise(column)
+        prefix = _PREFIX.match(column)
+        if prefix and _PIPEDRIVE.get(prefix.group(1).lower()) == object_name:
+            key = normalise(column[prefix.end() :])
+            if key == "name" and obj.name_field in specs:  # `Organization - Name`
+                key = normalise(obj.name_field or "")
         spec: FieldSpec | None = by_key.get(key)
         if spec is not None and spec.name not in used:
             used.add(spec.name)
@@ -330,13 +342,23 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     return "\n".join(_one_line(line) for line in lines) + "\n"
 
 
+# what YAML (and str.splitlines) take for a line break: each ends a comment early
+_BREAKS = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _escaped(text: str) -> str:
+    return _BREAKS.sub(lambda m: json.dumps(m.group(0))[1:-1], text)
+
+
 def _key_line(column: str) -> str:
-    """`column: FIELD_NAME` as a line of the mapping's `columns:`."""
-    text = yaml.safe_dump({column: "FIELD_NAME"}, allow_unicode=True, width=1000).strip()
-    return text if "\n" not in text else f"{json.dumps(column, ensure_ascii=False)}: FIELD_NAME"
+    """`column: FIELD_NAME` as a line of the mapping's `columns:`; a name holding a line
+    break as a double-quoted YAML string, its breaks escaped."""
+    if _BREAKS.search(column):
+        return f"{_escaped(json.dumps(column, ensure_ascii=False))}: FIELD_NAME"
+    return yaml.safe_dump({column: "FIELD_NAME"}, allow_unicode=True, width=1000).strip()
 
 
 def _one_line(line: str) -> str:
     if not line.startswith("#"):
         return line  # the YAML body: safe_dump quotes what needs it
-    return line.replace("\r", "\\r").replace("\n", "\\n")
+    return _escaped(line)

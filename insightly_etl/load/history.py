@@ -61,7 +61,8 @@ class ImportHistory:
         return dict(sorted(days.items()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, **asdict(self), "requests": self.requests}
+        # 2: runs carry their kind, and outcomes say reserve or budget (checkpoint version 2)
+        return {"schema_version": 2, **asdict(self), "requests": self.requests}
 
     def summary(self) -> RunSummary:
         """The run summary of the import as a whole (every run so far), in the words and
@@ -69,7 +70,8 @@ class ImportHistory:
         last = self.runs[-1] if self.runs else {}
         # how the import stands: its own last run's end, not a reconcile's or an undo's since
         # (runs before checkpoint version 2 have no kind)
-        ended = next((r for r in reversed(self.runs) if r.get("kind") in (None, "import")), {})
+        imports = [r for r in self.runs if r.get("kind") in (None, "import")]
+        ended: dict[str, Any] = imports[-1] if imports else {}
         result = RunSummary(
             command="import",
             started_utc=iso_utc(self.created_utc) or "",

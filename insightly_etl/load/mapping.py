@@ -378,7 +378,7 @@ def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:
             if text is not None and (not isinstance(text, str) or len(text) > 255):
                 raise _fail(source, f"{where}.{key}", "expected a text of at most 255 characters")
             texts[key] = text
-        rule = LinkRule(str(item["column"]), Lookup(target.name, str(by)), **texts)
+        rule = LinkRule(str(item["column"]).strip(), Lookup(target.name, str(by)), **texts)
         if any(r.column == rule.column for r in rules):
             raise _fail(source, f"{where}.column", f"column {rule.column!r} is linked twice")
         rules.append(rule)
@@ -478,7 +478,9 @@ def parse_mapping(
         parent_obj = get_object(str(parent_spec["object"]))
         by = str(parent_spec.get("by") or parent_obj.name_field or "")
         parent = ColumnRule(
-            column=str(parent_spec["column"]), field="PARENT", lookup=Lookup(parent_obj.name, by)
+            column=str(parent_spec["column"]).strip(),
+            field="PARENT",
+            lookup=Lookup(parent_obj.name, by),
         )
     return Mapping(
         object=obj_name,

@@ -272,23 +272,24 @@ def detect_delimiter(text: str) -> str:
 
 
 # Excel's own hint, `sep=;` alone on the first line: the delimiter, and no row of the data
-_SEP_LINE = re.compile(rb"(\xef\xbb\xbf)?sep=([^\r\n])\r?\n")
+_SEP_LINE = re.compile(rb"(\xef\xbb\xbf)?sep=([^\r\n])(\r?\n)")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)  # UTF-32 LE's starts like UTF-16 LE's
 
 
 def read_csv(
     path: Path, *, encoding: str | None = None, delimiter: str | None = None
 ) -> SourceTable:
     raw = path.read_bytes()
-    hint = _SEP_LINE.match(raw)
-    if hint is None:
+    if encoding is None and raw.startswith(_UTF32_BOMS):
+        encoding = "utf-32"
+    if (hint := _SEP_LINE.match(raw)) is None:
         return _read_csv(path, raw, encoding, delimiter)
+    # the hint line left empty, not taken out: every line keeps its number, in errors too
     sep = delimiter or hint.group(2).decode("latin-1")
-    table = _read_csv(path, (hint.group(1) or b"") + raw[hint.end() :], encoding, sep)
-    table.lines = [n + 1 for n in table.lines]  # the file's own numbers: the hint is line 1
-    for bad in table.bad_rows:
-        bad.line += 1
-    return table
+    return _read_csv(
+        path, (hint.group(1) or b"") + hint.group(3) + raw[hint.end() :], encoding, sep
+    )
 
 
 def _read_csv(path: Path, raw: bytes, encoding: str | None, delimiter: str | None) -> SourceTable:

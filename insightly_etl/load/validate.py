@@ -187,7 +187,7 @@ class ValidationResult:
         block, at = divmod(row, _BLOCK)
         if self._block[0] != block:
             self._block = (block, self._plain(block))
-        out = {}
+        out: dict[str, Any] = {}
         for name, values in self._block[1].items():
             mask = self.cleared.get(name)
             if mask is not None and mask[row]:

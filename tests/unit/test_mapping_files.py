@@ -81,3 +81,20 @@ def test_a_lookup_to_an_object_without_numeric_ids_is_a_mapping_error(tmp_path: 
         f"{tmp_path}/m.yaml: columns.Country.lookup.object: countries have no numeric record ids "
         "to look up; map the value itself instead"
     )
+
+
+def test_a_column_name_written_by_yaml_reads_back_as_that_name(tmp_path: Path) -> None:
+    """What `mapping draft` writes (PyYAML's safe_dump, YAML 1.1 quoting) reads back as the
+    same text: the loader never takes a plain word for a number or a boolean that safe_dump
+    would leave unquoted (a column `1e3` was read as the float 1000.0)."""
+    import yaml
+
+    from insightly_etl.yamlfile import read_yaml
+
+    names = ["1e3", "1.5e3", "NO", "yes", "on", "01067", "12:30:00", "1_000", "2024-01-01"]
+    names += ["~", "null", "true", "0x1F", "+5", "-0", ".inf", "0o17", "1.", "Zoë"]
+    path = tmp_path / "k.yaml"
+    path.write_text(
+        yaml.safe_dump(dict.fromkeys(names, "FIELD"), allow_unicode=True, sort_keys=False)
+    )
+    assert list(read_yaml(path, "a mapping")) == names

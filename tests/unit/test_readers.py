@@ -483,6 +483,13 @@ def test_what_excel_writes_around_the_data_is_read_as_excel_means_it(tmp_path: P
         ["FIRST_NAME", "EMAIL_ADDRESS"],
         [3],
     )
+    hinted.write_bytes(b"sep=;\nFIRST_NAME;FIRST_NAME\nA;b\n")
+    with pytest.raises(InputError) as duplicated:  # the file's own line numbers in errors too
+        read_table(hinted)
+    assert str(duplicated.value).startswith(f"{hinted}, line 2: duplicate column name")
+    wide = tmp_path / "u32.csv"
+    wide.write_bytes("FIRST_NAME,CITY\nŁucja,Łódź\n".encode("utf-32"))
+    assert read_table(wide).frame.to_dict("records") == [{"FIRST_NAME": "Łucja", "CITY": "Łódź"}]
     unicode_text = tmp_path / "u16.txt.csv"
     unicode_text.write_bytes("FIRST_NAME\tCITY\r\nŁucja\tŁódź\r\n".encode("utf-16"))
     table = read_table(unicode_text)

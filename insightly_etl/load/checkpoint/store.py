@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from insightly_etl.errors import CheckpointError, StopReason
 from insightly_etl.files import utc_now
@@ -41,7 +41,8 @@ RUN_OUTCOMES = (
     StopReason.RESERVE.value,  # Stop.QUOTA, told apart: --reserve reached
     StopReason.BUDGET.value,  # Stop.QUOTA, told apart: --max-requests spent
 )
-RUN_KINDS = ("import", "reconcile", "undo")
+RunKind = Literal["import", "reconcile", "undo"]
+RUN_KINDS = get_args(RunKind)
 
 
 def _one_of(column: str, values: Any, *, null: bool = False) -> str:
@@ -385,7 +386,7 @@ class Checkpoint:
             self.remember(account=account)
 
     # ---------------------------------------------------------------- runs
-    def start_run(self, kind: str = "import") -> int:
+    def start_run(self, kind: RunKind = "import") -> int:
         cur = self.db.execute(
             "INSERT INTO runs (started_utc, kind) VALUES (?, ?)", (utc_now(), kind)
         )
@@ -409,7 +410,7 @@ class Checkpoint:
 
     @contextmanager
     def recorded_run(
-        self, kind: str, spent: Callable[[], tuple[int, dict[str, int]]]
+        self, kind: RunKind, spent: Callable[[], tuple[int, dict[str, int]]]
     ) -> Iterator[RunRecord]:
         """A run of reconcile or undo, in `runs` beside the import's, so status, the report and
         the quota plan count its requests: `spent()` gives them (count, by minute) at the end.
