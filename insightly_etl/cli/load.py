@@ -173,9 +173,7 @@ def validate(
     if check.rejected:
         if ctx.summary is not None:
             ctx.summary.files = [str(path)]
-        write_csv(
-            check.rejects, path, sep=check.delimiter or ","
-        )  # the file's: cells read the same
+        write_csv(check.rejects, path, sep=check.results_sep)  # the file's: cells read the same
         click.echo(f"Rejected rows, with their {check.unit} numbers and errors: {path}")
         sys.exit(1)
     if path.exists():  # an earlier run's, fixed since: never taken for fresh results

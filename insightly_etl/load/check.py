@@ -42,6 +42,7 @@ class FileCheck:
     rejected: int = 0  # rows and lines rejected
     encoding: str | None = None
     delimiter: str | None = None
+    results_sep: str = ","  # of its rejects file: the file's own (SourceTable.results_sep)
     unit: str = "line"
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -91,6 +92,7 @@ def _check(
         result = validate_table(table, mapping, facts, first_is_day=first_is_day)
         first = first or _shape_of(result)
         out.encoding, out.delimiter, out.unit = table.encoding, table.delimiter, table.unit
+        out.results_sep = table.results_sep
         out.notes += [n for n in result.notes if n not in out.notes]
         for g in error_groups(result):
             seen = groups.get((g.column, g.kind))

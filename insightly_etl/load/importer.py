@@ -730,7 +730,7 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
             ]
         ]
         records += [
-            (p.line, "like-existing", None, "", "", "", planner.like_existing(like))
+            (p.line, "like-existing", like, "", "", "", planner.like_existing(like))
             for p in planned
             if (like := plan.like_existing.get(p.row)) is not None
         ]

@@ -64,6 +64,12 @@ class SourceTable:
     def columns(self) -> list[str]:
         return [str(c) for c in self.frame.columns]
 
+    @property
+    def results_sep(self) -> str:
+        """The delimiter of results files that carry its cells: its own, so a fixed copy reads
+        as it did (a `;` file's `1,234` is one and a quarter, in a `,` file a thousand)."""
+        return self.delimiter or ","
+
 
 def read_table(
     path: Path,

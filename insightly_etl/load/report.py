@@ -121,5 +121,5 @@ def write_rejects(result: ValidationResult, path: Path) -> int:
     if not len(frame):
         path.unlink(missing_ok=True)
         return 0
-    write_csv(frame, path, sep=result.table.delimiter or ",")  # the file's: cells read the same
+    write_csv(frame, path, sep=result.table.results_sep)
     return len(frame)

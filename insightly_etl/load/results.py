@@ -70,7 +70,7 @@ def write_results(
         }
     )
     errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
-    sep = table.delimiter or ","  # the file's: its cells read back as they were
+    sep = table.results_sep
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"

@@ -609,3 +609,15 @@ def test_a_drafted_line_holding_a_header_with_a_line_break_is_valid_once_uncomme
     assert checked.output.startswith(
         "nl.csv: 1 row read (utf-8, ',' delimited): 1 valid, 0 rejected"
     )
+
+
+def test_validate_writes_the_rejects_of_a_semicolon_file_with_semicolons(
+    make_sandbox, tmp_path: Path
+) -> None:
+    file = write(tmp_path, "eu.csv", "FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c\nB;bad;1,234\n")
+    result = run(make_sandbox(), "validate", str(file), "--object", "contacts")
+    assert result.exit_code == 1, result.output
+    assert (tmp_path / "eu.rejects.csv").read_text(encoding="utf-8-sig").splitlines() == [
+        "line;errors;FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c",
+        "2;'bad' is not a plausible email address;B;bad;1,234",
+    ]

@@ -288,7 +288,8 @@ async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
     ]
     plan = (tmp_path / "a.plan.csv").read_text(encoding="utf-8-sig").splitlines()
     assert (
-        "2,like-existing,,,,,looks like existing contact 2001 (Insightly's duplicate rule)" in plan
+        "2,like-existing,2001,,,,looks like existing contact 2001 (Insightly's duplicate rule)"
+        in plan
     )
     skipped = await run_import(sb, write(tmp_path, "b.csv", text), mapping, skip_duplicates=True)
     assert (skipped.counts.skipped, skipped.counts.created) == (1, 1)
