@@ -13,16 +13,11 @@ from typing import Any
 from insightly_etl.errors import CheckpointError, StopReason
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.importer import summarise
-from insightly_etl.load.states import OUTCOMES, UNSETTLED, Stop
+from insightly_etl.load.states import OUTCOMES, STOP_EXITS, UNSETTLED
 from insightly_etl.moments import iso_instant
 from insightly_etl.summary import RunSummary
 
 FIRST_REJECTS = 50  # the report's table of rejects: the first this many, by line
-STOP_EXITS = {str(stop): stop.exit_code for stop in Stop} | {
-    # a quota stop told apart (checkpoint version 2): --reserve reached, --max-requests spent
-    str(StopReason.RESERVE): Stop.QUOTA.exit_code,
-    str(StopReason.BUDGET): Stop.QUOTA.exit_code,
-}
 
 
 def iso_utc(text: str | None) -> str | None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal, get_args
 
+from insightly_etl.errors import StopReason
+
 
 class RowState(StrEnum):
     PLANNED = "planned"
@@ -104,6 +106,13 @@ class Stop(StrEnum):
     @property
     def exit_code(self) -> int:
         return {Stop.QUOTA: 75, Stop.INTERRUPTED: 130, Stop.RECORD_LIMIT: 69}[self]
+
+
+# how a stopped run is recorded (the checkpoint's runs.outcome) and its exit code: a Stop, or
+# a quota stop told apart in a run summary's words (--reserve reached, --max-requests spent)
+STOP_EXITS: dict[str, int] = {str(stop): stop.exit_code for stop in Stop} | {
+    str(reason): Stop.QUOTA.exit_code for reason in (StopReason.RESERVE, StopReason.BUDGET)
+}
 
 
 # option values, as the command line offers them (the first is the default)

@@ -23,24 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from insightly_etl.errors import CheckpointError, StopReason
+from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
 from insightly_etl.load.checkpoint.rows import RowJournal
 from insightly_etl.load.checkpoint.steps import StepJournal
 from insightly_etl.load.checkpoint.undo import UndoJournal
-from insightly_etl.load.states import Action, RowState, StepAction, StepState, Stop, UndoState
+from insightly_etl.load.states import (
+    STOP_EXITS,
+    Action,
+    RowState,
+    StepAction,
+    StepState,
+    UndoState,
+)
 from insightly_etl.lock import RunLock
 
 VERSION = 2
 # how a run ended: the words of a run summary's stop_reason (errors.StopReason)
-RUN_OUTCOMES = (
-    "finished",
-    "dry-run",
-    *Stop,
-    StopReason.RESERVE.value,  # Stop.QUOTA, told apart: --reserve reached
-    StopReason.BUDGET.value,  # Stop.QUOTA, told apart: --max-requests spent
-)
+RUN_OUTCOMES = ("finished", "dry-run", *STOP_EXITS)
 RunKind = Literal["import", "reconcile", "undo"]
 RUN_KINDS = get_args(RunKind)
 
