@@ -79,7 +79,7 @@ def with_cells(
     mapping; one of ours that a column of the file already has (a `state` of US addresses)
     takes a leading `_` until it is free."""
     if why and table.bad_rows:
-        sep = table.delimiter or ","
+        sep = table.results_sep
         bad = table.bad_rows
         rows = {table.unit: [b.line for b in bad], why: [b.message for b in bad], **shape}
         rows |= {"raw": [sep.join(b.fields) for b in bad], ROW: -1}

@@ -176,25 +176,29 @@ class ValidationResult:
         mask = self.cleared.get(name)
         if mask is not None and mask[row]:
             return None
-        block, at = divmod(row, _BLOCK)
-        if self._block[0] != block:
-            self._block = (block, self._plain(block))
-        return self._block[1][name][at]
+        values, at = self._block_of(row)
+        return values[name][at]
 
     def row(self, row: int) -> dict[str, Any]:
         """The fields the row sets (None: clear); fields with no value are left out. One
         lookup of the row's block, not one per cell: planning reads every row three times."""
-        block, at = divmod(row, _BLOCK)
-        if self._block[0] != block:
-            self._block = (block, self._plain(block))
+        columns, at = self._block_of(row)
         out: dict[str, Any] = {}
-        for name, values in self._block[1].items():
+        for name, values in columns.items():
             mask = self.cleared.get(name)
             if mask is not None and mask[row]:
                 out[name] = None
             elif (value := values[at]) is not ABSENT:
                 out[name] = value
         return out
+
+    def _block_of(self, row: int) -> tuple[dict[str, list[Any]], int]:
+        """The row's block as Python values (converted once, kept until another is read), and
+        where the row is in it."""
+        block, at = divmod(row, _BLOCK)
+        if self._block[0] != block:
+            self._block = (block, self._plain(block))
+        return self._block[1], at
 
     def _plain(self, block: int) -> dict[str, list[Any]]:
         """One block of rows as Python values, a column at a time: reading cells one by one
