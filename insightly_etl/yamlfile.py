@@ -6,7 +6,8 @@ Plain words stay the text they are written as. PyYAML follows YAML 1.1, where `N
 country code), `yes`, `on` and `off` are booleans, `01067` (a Dresden postcode) is the octal
 number 567, `12:30:00` is 45000 and `2024-01-01` a date: a mapping's `values: {Norge: NO}`
 sent `False`. Here, as in YAML 1.2's core schema, only true/false are booleans, and only
-numbers written as numbers (no leading zero, no `_`, no base-60) are numbers."""
+numbers written as numbers (no leading zero, no `_`, no base-60; a float with its point) are
+numbers."""
 
 from __future__ import annotations
 
