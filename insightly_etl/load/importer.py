@@ -559,6 +559,7 @@ class _Run:
                 validation,
                 self.checkpoint,
                 stopped=bool(outcome.stopped),
+                preview=options.dry_run,
             ),
         ]
         return ImportResult(
@@ -589,6 +590,7 @@ class _Run:
                 validation,
                 self.checkpoint,
                 stopped=True,
+                preview=options.dry_run,
             )
             if validation
             else []

@@ -34,8 +34,15 @@ def write_results(
     checkpoint: Checkpoint,
     *,
     stopped: bool,
+    preview: bool = False,
 ) -> list[Path]:
+    """The files of a run. A preview (`--dry-run`) writes only the rejects, which are the
+    file's: the last real run's success, errors and unprocessed lists stay as they were."""
     directory.mkdir(parents=True, exist_ok=True)
+    rejects_path = directory / f"{name}.rejects.csv"
+    rejects = [rejects_path] if write_rejects(validation, rejects_path) else []
+    if preview:
+        return rejects
     by_row = checkpoint.rows.states()
     states = sorted(by_row.values(), key=lambda s: s.row)
     unit = table.unit
@@ -79,7 +86,4 @@ def write_results(
         written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
     elif unprocessed_path.exists():
         unprocessed_path.unlink()  # an earlier run's list, now done
-    rejects_path = directory / f"{name}.rejects.csv"
-    if write_rejects(validation, rejects_path):
-        written.append(rejects_path)
-    return written
+    return written + rejects

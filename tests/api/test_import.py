@@ -334,6 +334,24 @@ async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> 
     assert real.exit_code == 0 and real.counts.created == 2 and writes(sb) == 2
 
 
+@pytest.mark.slow
+async def test_a_dry_run_leaves_the_last_runs_results_as_they_were(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    text = "Name,Email\n" + "".join(f"P{i},p{i}@left.example\n" for i in range(6))
+    file = write(tmp_path, "c.csv", text + "Bad,not-an-email\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    stopped = await run_import(sb, file, mapping, max_requests=4)
+    assert stopped.exit_code == 75
+    names = ("c.success.csv", "c.errors.csv", "c.unprocessed.csv", "c.rejects.csv")
+    before = {n: (tmp_path / n).read_bytes() for n in names}
+    dry = await run_import(sb, file, mapping, dry_run=True)
+    assert dry.plan is not None and dry.plan.creates == 6 - stopped.counts.created
+    assert {n: (tmp_path / n).read_bytes() for n in names} == before
+    assert [p.name for p in dry.files] == ["c.plan.csv", "c.rejects.csv"]
+
+
 async def test_a_checkpoint_of_another_object_is_refused(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "c.csv", "Name,Email\nAda,ada@example.com\n")
