@@ -51,3 +51,21 @@ def test_a_snapshot_does_not_change_after_it_was_taken(tmp_path: Path) -> None:
         assert cp.rows.states()[0].state == RowState.SKIPPED
     finally:
         cp.close()
+
+
+def test_nothing_is_left_beside_a_closed_checkpoint_nor_made_by_looking_at_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.sqlite"
+    cp = Checkpoint(path)
+    cp.rows.register([(0, 2, "a")])
+    cp.rows.mark([0], RowState.SKIPPED, action=Action.SKIP)
+    assert {p.name for p in tmp_path.iterdir()} >= {"c.sqlite-wal", "c.sqlite-shm"}  # running
+    cp.close()
+    look = Checkpoint.read_only(path)  # `status`, `report`
+    assert look.rows.states()[0].state == RowState.SKIPPED
+    look.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.sqlite", "c.sqlite.lock"]
+    again = Checkpoint(path)  # the next run is in WAL mode again
+    assert again.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    again.close()

@@ -15,6 +15,8 @@ of load/states.py: no other value can be written.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -356,6 +358,10 @@ class Checkpoint:
             self.lock = None
 
     def close(self) -> None:
+        if self.lock is not None:  # the run's own file: out of WAL mode again, so that no
+            # -wal and -shm files are left beside it, nor made by `status` and `report` later
+            with contextlib.suppress(sqlite3.OperationalError):  # busy: a reader looks now
+                self.db.execute("PRAGMA journal_mode=DELETE")
         self.db.close()
         self._release()
 
