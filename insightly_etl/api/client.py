@@ -71,6 +71,7 @@ MAX_BODY = 64 << 20  # bytes of one answer; a page of 500 records with custom fi
 PAGE_BYTES = 16 << 20
 PAGE_SECONDS = 30.0  # a quarter of the deadline for a whole answer
 MIN_PAGE = 25
+GROW_AFTER = 3  # pages in a row with room for twice as many before a smaller size grows
 TAIL_READS = 3  # a listing's end is read again at most this often (iter_pages)
 CLOCK_SKEW = timedelta(minutes=1)  # a difference from the server's clock worth a warning
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
@@ -813,11 +814,16 @@ class _Seams:
 
 class _Sizer:
     """The page size of one listing: `top` at first, smaller after a page larger than
-    `page_bytes` or slower than `page_seconds` (in proportion, with a margin), never larger;
-    each change is a notice in the client's statistics."""
+    `page_bytes` or slower than `page_seconds` (in proportion, with a margin); and larger
+    again, doubling up to `top`, after GROW_AFTER pages in a row that had room for twice as
+    many (one slow answer of a busy server would otherwise cost more requests for the rest of
+    the listing). Never above half a size whose answer passed the client's cap: that answer
+    is a request spent for nothing. Each change is a notice in the client's statistics."""
 
     def __init__(self, client: InsightlyClient, path: str, size: int) -> None:
         self.client, self.path, self.size = client, path, size
+        self.top = size
+        self.calm = 0  # pages in a row with room for twice as many
 
     def too_large(self) -> None:
         """The answer passed the client's cap unread: a quarter of the size, again."""
@@ -832,21 +838,37 @@ class _Sizer:
             f"{self.path}: a page of {self.size} records was larger than "
             f"{self.client.max_body / 1e6:,.1f} MB; asked again for {smaller}"
         )
-        self.size = smaller
+        self.top = min(self.top, max(smaller, self.size // 2))
+        self.size, self.calm = smaller, 0
 
     def measure(self, reply: Reply, records: int) -> None:
         client = self.client
-        over = max(reply.size / client.page_bytes, reply.seconds / client.page_seconds)
-        if over <= 1 or not records:
+        if not records:
             return
-        fits = max(MIN_PAGE, int(records / over * 0.8))
-        if fits >= self.size:
+        over = max(reply.size / client.page_bytes, reply.seconds / client.page_seconds)
+        if over > 1:
+            self.calm = 0
+            fits = max(MIN_PAGE, int(records / over * 0.8))
+            if fits >= self.size:
+                return
+            client.stats.notices.append(
+                f"{self.path}: a page of {records} records came to {reply.size / 1e6:,.1f} MB "
+                f"in {reply.seconds:,.1f}s; asking for {fits} at a time"
+            )
+            self.size = fits
+            return
+        grown = min(self.top, self.size * 2)
+        if grown <= self.size or over * grown / records > 0.8:  # no room, with the margin
+            self.calm = 0
+            return
+        self.calm += 1
+        if self.calm < GROW_AFTER:
             return
         client.stats.notices.append(
-            f"{self.path}: a page of {records} records came to {reply.size / 1e6:,.1f} MB in "
-            f"{reply.seconds:,.1f}s; asking for {fits} at a time"
+            f"{self.path}: {GROW_AFTER} pages in a row had room for twice as many records; "
+            f"asking for {grown} at a time again"
         )
-        self.size = fits
+        self.size, self.calm = grown, 0
 
 
 class _Window:

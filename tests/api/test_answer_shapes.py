@@ -174,3 +174,50 @@ async def test_week_dates_and_json_nan_are_no_values(make_sandbox, tmp_path: Pat
         None,
     )
     assert "contacts.Last_Webinar__c: 1 value(s) did not fit" in " ".join(result.warnings)
+
+
+@pytest.mark.anyio
+async def test_pages_grow_back_after_one_large_answer(make_sandbox) -> None:
+    """One page too large (or slow) makes the next pages smaller; pages with room for twice as
+    many make them grow back, so one odd answer does not cost more requests for the rest of
+    the listing."""
+    import httpx
+
+    from tests.conftest import sandbox_client
+
+    sb = make_sandbox(generate={"Contacts": 4000})
+    inner = httpx.ASGITransport(app=sb.app)
+    asked: list[int] = []  # the page size of each listing request, in the order sent
+
+    class PaddedFirstPage(httpx.AsyncBaseTransport):  # 3 MB of spaces after the first page
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            asked.append(int(request.url.params["top"]))
+            answer = await inner.handle_async_request(request)
+            if request.url.params.get("skip") != "0":
+                return answer
+            body = await answer.aread() + b" " * (3 << 20)  # as read: no longer gzip
+            headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-encoding"}
+            headers.pop("content-length", None)
+            return httpx.Response(answer.status_code, headers=headers, content=body)
+
+    async with sandbox_client(sb, transport=PaddedFirstPage(), max_in_flight=4) as client:
+        client.page_bytes = 3 << 20  # the first page, at 3 MB and its records, is over
+        client.page_seconds = float("inf")  # sizes from bytes alone, whatever the machine's pace
+        read = [r async for page in client.iter_pages("Contacts") for r in page.records]
+        notices = client.stats.notices
+    shrunk = re.fullmatch(
+        r"Contacts: a page of 500 records came to [0-9.]+ MB in [0-9.]+s; asking for "
+        r"([0-9]+) at a time",
+        notices[0],
+    )
+    assert shrunk, notices
+    size = int(shrunk[1])
+    assert 200 <= size <= 400
+    assert notices[1:] == [
+        "Contacts: 3 pages in a row had room for twice as many records; "
+        "asking for 500 at a time again"
+    ]
+    assert len(read) == len({r["CONTACT_ID"] for r in read}) == 4220
+    # four asked at once at the smaller size, one more after each of the first two answers;
+    # after the third, the larger size
+    assert asked[:7] == [500] + [size] * 6 and set(asked[7:]) == {500}, asked

@@ -16,7 +16,6 @@ of load/states.py: no other value can be written.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
