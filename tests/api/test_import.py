@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -336,8 +337,11 @@ async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> 
 
 @pytest.mark.slow
 async def test_a_dry_run_leaves_the_last_runs_results_as_they_were(
-    make_sandbox, tmp_path: Path
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    scratch = tmp_path / "tmp"  # where the dry run's copy of the checkpoint goes
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     sb = make_sandbox()
     text = "Name,Email\n" + "".join(f"P{i},p{i}@left.example\n" for i in range(6))
     file = write(tmp_path, "c.csv", text + "Bad,not-an-email\n")
@@ -350,6 +354,7 @@ async def test_a_dry_run_leaves_the_last_runs_results_as_they_were(
     assert dry.plan is not None and dry.plan.creates == 6 - stopped.counts.created
     assert {n: (tmp_path / n).read_bytes() for n in names} == before
     assert [p.name for p in dry.files] == ["c.plan.csv", "c.rejects.csv"]
+    assert list(scratch.iterdir()) == []  # the copy is gone
 
 
 async def test_a_checkpoint_of_another_object_is_refused(make_sandbox, tmp_path: Path) -> None:

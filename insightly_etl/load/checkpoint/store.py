@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -239,6 +241,8 @@ class Checkpoint:
     """The open checkpoint: the database, the run lock, metadata and runs. Its journals (rows,
     steps, undo) are the attributes of the same names."""
 
+    scratch_dir: Path | None = None  # a dry run's copy lives here (`scratch`)
+
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
         _refuse_if_not_ours(path)  # before anything is created beside it
@@ -338,16 +342,27 @@ class Checkpoint:
 
     @classmethod
     def scratch(cls, path: Path) -> Checkpoint:
-        """An in-memory copy of the checkpoint at `path` (or an empty one), for a dry run:
-        it plans from what earlier runs did, and leaves the file exactly as it was."""
+        """A copy of the checkpoint at `path` (or an empty one), for a dry run: it plans from
+        what earlier runs did, and leaves the file exactly as it was. The copy is a file in a
+        private temporary folder, removed on close, not a database in memory: the journal of
+        a million rows would take some 350 MB of it."""
         self = cls.__new__(cls)
         self.path, self.lock = path, None
-        if path.is_file():
-            source = cls.read_only(path)
-            self.db = self._in_memory(source.db)
-        else:
-            self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix="insightly-etl-dry-run-"))  # 0700
+        try:
+            self.db = sqlite3.connect(self.scratch_dir / "checkpoint.sqlite", isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=OFF")  # thrown away after the run
+            self.db.execute("PRAGMA synchronous=OFF")
+            if path.is_file():
+                source = cls.read_only(path)
+                try:
+                    source.db.backup(self.db)
+                finally:
+                    source.db.close()
             _migrate(self.db, path)
+        except BaseException:
+            self.close()
+            raise
         self._journals()
         return self
 
@@ -361,8 +376,12 @@ class Checkpoint:
             # -wal and -shm files are left beside it, nor made by `status` and `report` later
             with contextlib.suppress(sqlite3.OperationalError):  # busy: a reader looks now
                 self.db.execute("PRAGMA journal_mode=DELETE")
-        self.db.close()
+        if hasattr(self, "db"):
+            self.db.close()
         self._release()
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir = None
 
     # ---------------------------------------------------------------- metadata
     def meta(self, key: str) -> str | None:
