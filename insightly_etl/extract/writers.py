@@ -5,6 +5,7 @@ escaped (CSV) or written as text (XLSX)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
+    ESCAPED_FORMULA,
     csv_schema,
     escape_column,
     open_partial,
@@ -390,6 +392,9 @@ class XlsxTableWriter:
         if len(text) > EXCEL_CELL:
             self.cut[column] = self.cut.get(column, 0) + 1
             text = text[:EXCEL_CELL]
+        if _READ_AS_ESCAPED.match(text):  # `'+x` is read back as `+x` (files.unescape_frame,
+            # for a CSV of ours saved as a workbook): one more quote, and it reads as itself
+            text = "'" + text
         cell = WriteOnlyCell(self._sheet, text)
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
         return cell
@@ -403,6 +408,9 @@ class XlsxTableWriter:
     def abort(self) -> None:
         self._sheet.close()  # ends its temporary file; nothing is saved
         self._tmp.unlink(missing_ok=True)
+
+
+_READ_AS_ESCAPED = re.compile(ESCAPED_FORMULA)
 
 
 def _sheet_title(name: str) -> str:

@@ -594,3 +594,28 @@ def test_with_a_base_artefacts_are_kept_and_said(tmp_path: Path) -> None:
     assert artefact_lines(result.stderr) == ["  ADDRESS_MAIL_POSTCODE: 1 (leading zeros dropped)"]
     plan = (file.parent / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
     assert plan[1:] == ["2,artefact,2001,ADDRESS_MAIL_POSTCODE,00501,501,leading zeros dropped"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+def test_our_own_export_imports_back_unchanged_whatever_its_texts_start_with(
+    fmt: str, tmp_path: Path
+) -> None:
+    """A text that starts with a quote before a formula character (`'+Quoted`) is itself in a
+    workbook of ours: the reader takes one quote off such cells (a CSV of ours saved as a
+    workbook has them escaped), so the writer adds one."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    texts = {
+        2001: ("'+Quoted", "''=x"),
+        2002: ("+44 20 7946 0000", '=HYPERLINK("http://evil.example")'),
+        2003: ("'plain", "-"),
+    }
+    for rid, (first, title) in texts.items():
+        contacts.put({**contacts.records[rid], "FIRST_NAME": first, "TITLE": title})
+    out = tmp_path / "export"
+    exported = run(sb, "export", "contacts", "--out", str(out), "--format", fmt)
+    assert exported.exit_code == 0, exported.output
+    result = run(sb, "import", str(out / f"contacts.{fmt}"), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "0 to create, 0 to update" in result.stderr, result.stderr
