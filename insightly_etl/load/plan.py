@@ -860,7 +860,11 @@ class Planner:
                 continue  # the person did not change it: whatever Insightly has now stays
             why = (
                 artefact(spec, new, was, self.encoding)
-                if name not in artefacts.send and isinstance(new, str) and isinstance(was, str)
+                if name not in artefacts.send
+                and (
+                    (isinstance(new, str) and isinstance(was, str))
+                    or (isinstance(new, int | float) and isinstance(was, int | float))
+                )
                 else None
             )
             if why is not None:  # a spreadsheet changed it, not the person: kept, and said

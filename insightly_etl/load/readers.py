@@ -758,8 +758,8 @@ def _cell_type(cell: Any) -> str:
 def _cell_text(value: object) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if isinstance(value, bool):  # as the sheet shows it, and its CSV save writes it
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float) and not value.is_integer() and "e" in repr(value):
         return format(Decimal(repr(value)), "f")  # 1e-05 -> 0.00001: a number, not a formula
     if isinstance(value, datetime):

@@ -36,13 +36,9 @@ def write_results(
     stopped: bool,
     preview: bool = False,
 ) -> list[Path]:
-    """The files of a run. A preview (`--dry-run`) writes only the rejects, which are the
-    file's: the last real run's success, errors and unprocessed lists stay as they were."""
+    """The files of a run. A preview (`--dry-run`) sends nothing, so it leaves the last real
+    run's list of rows not yet attempted (NAME.unprocessed.csv) as it was."""
     directory.mkdir(parents=True, exist_ok=True)
-    rejects_path = directory / f"{name}.rejects.csv"
-    rejects = [rejects_path] if write_rejects(validation, rejects_path) else []
-    if preview:
-        return rejects
     by_row = checkpoint.rows.states()
     states = sorted(by_row.values(), key=lambda s: s.row)
     unit = table.unit
@@ -81,9 +77,12 @@ def write_results(
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
-    if stopped and left:
+    if stopped and left and not preview:
         index = pd.DataFrame({unit: [s.line for s in left], ROW: [s.row for s in left]})
         written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
-    elif unprocessed_path.exists():
+    elif unprocessed_path.exists() and not preview:
         unprocessed_path.unlink()  # an earlier run's list, now done
-    return written + rejects
+    rejects_path = directory / f"{name}.rejects.csv"
+    if write_rejects(validation, rejects_path):
+        written.append(rejects_path)
+    return written

@@ -177,7 +177,10 @@ _GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
 LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
 # Excel's General format shows at most 11 digits: a longer digit string becomes 1.23457E+11
 GENERAL_DIGITS = 11
-_SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+]?\d+$")
+_SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+-]?\d+$")
+# a spreadsheet keeps 15 significant digits of a number: a longer digit string stored as one
+# comes back with zeros after the 15th, or as the binary double's digits
+KEPT_DIGITS = 15
 
 
 def _fold(ch: str) -> str:
@@ -219,13 +222,35 @@ def replaced_by_encoding(new: str, old: str, encoding: str | None) -> bool:
 
 
 def _plain_decimal(text: str) -> Decimal | None:
-    """`1234.50`, or with `,` groups `1,234.50`, as a Decimal; None for anything else (a sign,
-    a decimal comma, spaces: forms a re-save may not have made)."""
+    """`1234.50`, with `,` groups `1,234.50`, or in scientific notation (`1.00E+05`, a decimal
+    comma's `1,23E+11`) as a Decimal; None for anything else (a sign, a decimal comma without
+    an exponent, spaces: forms a re-save may not have made)."""
     if _GROUPED.match(text):
         text = text.replace(",", "")
+    elif _SCIENTIFIC.match(text):
+        return Decimal(text.replace(",", "."))
     if not _PLAIN.match(text):
         return None
     return Decimal(text)
+
+
+def _significant(value: Decimal) -> int:
+    """Digits a number shows, trailing zeros not counted: 3 for 9.01E+15."""
+    return len(value.normalize().as_tuple().digits)
+
+
+def _rounded(value: Decimal, digits: int) -> str:
+    return f"{value:.{digits - 1}E}"
+
+
+def _kept_as_number(old: str) -> set[str]:
+    """The digit strings a spreadsheet gives back for the long digit string `old` it stored
+    as a number: 15 digits and zeros (Excel cuts, as Microsoft documents; Calc rounds), or a
+    double's exact digits (a workbook read back)."""
+    value = Decimal(old.lstrip("0"))
+    cut = Decimal(old.lstrip("0")[:KEPT_DIGITS]).scaleb(len(old.lstrip("0")) - KEPT_DIGITS)
+    fifteen = Decimal(_rounded(value, KEPT_DIGITS))
+    return {f"{v:f}" for v in (cut, fifteen, *(Decimal(float(v)) for v in (fifteen, value)))}
 
 
 def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
@@ -237,23 +262,39 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return "leading zeros dropped"
     if digits and _GROUPED.match(new) and new.replace(",", "") == old.lstrip("0"):
         return "digits grouped as a number"
-    if digits and len(old) > GENERAL_DIGITS and _SCIENTIFIC.match(new):
-        mantissa = re.split("[Ee]", new)[0].replace(",", ".")
-        shown = len(re.sub(r"\D", "", mantissa))  # significant digits the cell shows
+    if digits and len(old.lstrip("0")) > KEPT_DIGITS and new in _kept_as_number(old):
+        return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"
+    if new in ("TRUE", "FALSE") and old.upper() == new:
+        return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
+    a, b = _plain_decimal(new), _plain_decimal(old)
+    if a is not None and b is not None and not (digits and _DIGITS.match(new)):
+        if a == b:
+            return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5, 1E5 -> 1.00E+05
+        shown = _significant(a)  # the digits the cell shows, of a longer number
         if (
-            shown >= 2
-            and f"{Decimal(old):.{shown - 1}E}" == f"{Decimal(new.replace(',', '.')):.{shown - 1}E}"
+            _SCIENTIFIC.match(new)
+            and 2 <= shown < _significant(b)
+            and _rounded(a, shown) == _rounded(b, shown)
         ):
             return "long number shown in scientific notation"
-    a, b = _plain_decimal(new), _plain_decimal(old)
-    if a is not None and b is not None and a == b and "." in old + new:
-        return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5
     if replaced_by_encoding(new, old, encoding):
         if encoding:
             return f"characters {encoding} cannot hold, replaced"
         return "characters replaced by '?' (a save that lost them)"
     if encoding and LOST.search(new) and not LOST.search(old):
         return f"'?' inside a word: a character {encoding} cannot hold, lost"
+    return None
+
+
+def number_artefact(new: float, old: float) -> str | None:
+    """A number of more than GENERAL_DIGITS digits, shown (and saved) in scientific notation
+    with fewer: `9.01E+15` for 9007199254740993. A person types a number, not its rounding."""
+    if abs(old) < 10**GENERAL_DIGITS or new == old:
+        return None
+    a, b = Decimal(repr(float(new))), Decimal(repr(old) if isinstance(old, float) else old)
+    shown = _significant(a)
+    if 2 <= shown <= 6 and shown < _significant(b) and _rounded(a, shown) == _rounded(b, shown):
+        return "long number shown in scientific notation"
     return None
 
 
@@ -267,6 +308,12 @@ def artefact(spec: FieldSpec, new: Any, old: Any, encoding: str | None) -> str |
         if len(n) == len(o) == 19 and n[:16] == o[:16] and n[17:] == "00":
             return "seconds dropped"
         return None
+    if (
+        spec.kind in (NUMBER, INTEGER)
+        and isinstance(old, int | float)
+        and not isinstance(old, bool)
+    ):
+        return number_artefact(float(new), old)  # an equal value is no change at all
     if spec.kind in (NUMBER, INTEGER, BOOLEAN, DATE):
         return None  # compared by value already: an equal value is no change at all
     if isinstance(new, str) and isinstance(old, str):

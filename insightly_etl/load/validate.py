@@ -87,9 +87,10 @@ _ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 # and narrow no-break space (with a decimal comma); RE2 wants the characters themselves
 _SPACES = " \u00a0\u202f"
 _NUMBER_RE = {
-    # a group of thousands never starts with 0: `0,125` is no thousand and a quarter
-    ".": r"[+-]?([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?|[+-]?\.\d+",
-    ",": r"[+-]?([1-9]\d{0,2}([." + _SPACES + r"]\d{3})+|\d+)(,\d+)?|[+-]?,\d+",
+    # a group of thousands never starts with 0: `0,125` is no thousand and a quarter; an
+    # exponent only without groups, as programs write it: `2.5e+10` (our own CSV), `1,23E+11`
+    ".": r"[+-]?([1-9]\d{0,2}(,\d{3})+(\.\d+)?|(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?)",
+    ",": r"[+-]?([1-9]\d{0,2}([." + _SPACES + r"]\d{3})+(,\d+)?|(\d+(,\d+)?|,\d+)([eE][+-]?\d+)?)",
 }
 _GROUP_SEP = {".": ",", ",": "[." + _SPACES + "]"}
 # a currency before or after an amount: `$45,351.80`, `236.888,70 €`, `CHF 99`, `99 EUR`

@@ -336,7 +336,7 @@ async def test_a_dry_run_then_a_real_run_works(make_sandbox, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-async def test_a_dry_run_leaves_the_last_runs_results_as_they_were(
+async def test_a_dry_run_leaves_the_rows_not_yet_attempted_listed(
     make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scratch = tmp_path / "tmp"  # where the dry run's copy of the checkpoint goes
@@ -352,8 +352,14 @@ async def test_a_dry_run_leaves_the_last_runs_results_as_they_were(
     before = {n: (tmp_path / n).read_bytes() for n in names}
     dry = await run_import(sb, file, mapping, dry_run=True)
     assert dry.plan is not None and dry.plan.creates == 6 - stopped.counts.created
+    # nothing was sent: the same files, and the rows not yet attempted still listed
     assert {n: (tmp_path / n).read_bytes() for n in names} == before
-    assert [p.name for p in dry.files] == ["c.plan.csv", "c.rejects.csv"]
+    assert [p.name for p in dry.files] == [
+        "c.plan.csv",
+        "c.success.csv",
+        "c.errors.csv",
+        "c.rejects.csv",
+    ]
     assert list(scratch.iterdir()) == []  # the copy is gone
 
 

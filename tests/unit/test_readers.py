@@ -129,7 +129,7 @@ def test_xlsx_first_sheet_as_text_with_iso_dates() -> None:
             "Last Webinar": "2026-03-04 14:30:00",
             "Zip": "00501",
             "Score": "12",
-            "Active": "true",
+            "Active": "TRUE",
         },
         {
             "First Name": "Alan",
@@ -137,7 +137,7 @@ def test_xlsx_first_sheet_as_text_with_iso_dates() -> None:
             "Last Webinar": "",
             "Zip": "02108",
             "Score": "3.5",
-            "Active": "false",
+            "Active": "FALSE",
         },
     ]
     assert t.lines == [2, 3] and t.unit == "row"

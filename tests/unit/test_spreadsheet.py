@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from insightly_etl.load.spreadsheet import day_first, parse_locale, text_artefact
+from insightly_etl.load.spreadsheet import day_first, number_artefact, parse_locale, text_artefact
+
+LOST15 = "digits after the 15th lost (stored as a number)"
 
 
 @pytest.mark.parametrize(
@@ -17,6 +19,16 @@ from insightly_etl.load.spreadsheet import day_first, parse_locale, text_artefac
         ("123456789012", "1.23457E+11", None, "long number shown in scientific notation"),
         ("12.50", "12.5", None, "number re-formatted"),
         ("1234.5", "1,234.5", None, "number re-formatted"),
+        ("true", "TRUE", None, "yes/no text shown as TRUE/FALSE"),
+        ("1E5", "1.00E+05", None, "number re-formatted"),  # LibreOffice's CSV of a text `1E5`
+        ("1E5", "100000", None, "number re-formatted"),  # the same, saved as a workbook
+        ("2E-7", "2.00E-07", None, "number re-formatted"),
+        ("1,23E+11", "123000000000", None, "number re-formatted"),
+        ("9007199254740993", "9.01E+15", None, "long number shown in scientific notation"),
+        ("12345678901234567890", "12345678901234500000", None, LOST15),  # Excel cuts
+        ("12345678901234567890", "12345678901234600000", None, LOST15),  # Calc rounds
+        ("12345678901234567890", "12345678901234599936", None, LOST15),  # Calc, as a workbook
+        ("1234567890123456789", "1234567890123456768", None, LOST15),  # openpyxl: the double
         ("Łódź", "?ód?", "cp1252", "characters cp1252 cannot hold, replaced"),
         ("Łódź", "?ód?", None, "characters replaced by '?' (a save that lost them)"),
         ("Łódź", "Lódz", "cp1252", "characters cp1252 cannot hold, replaced"),  # best-fit
@@ -45,10 +57,32 @@ def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) ->
         ("Zoë", "Zoe", None),  # a UTF-8 file can hold ë: taking it off is an edit
         ("Łódź", "Lodz", "cp1252"),  # ó fits in cp1252: no program wrote o for it
         ("Toronto", "Why?Not", None),
+        ("123456789012345678", "123456789012345679", None),  # a long id's last digit
+        ("12345678901234567890", "12345678901234567000", None),  # 17 digits kept: typed
+        ("1E5", "1.01E+05", None),
+        ("TRUE", "FALSE", None),
+        ("123456789012", "1.3E+11", None),  # rounded wrong: 1.23… is 1.2
     ],
 )
 def test_what_a_person_does(old: str, new: str, encoding: str | None) -> None:
     assert text_artefact(new, old, encoding) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        (9007199254740993, 9.01e15, "long number shown in scientific notation"),
+        (123456789012.5, 1.23457e11, "long number shown in scientific notation"),
+        (9007199254740993, 9.0e15, None),  # one digit: a number a person may type
+        (9007199254740993, 9.02e15, None),  # rounded wrong
+        (1234567.0, 1.23e6, None),  # short enough to be shown whole: an edit
+        (250.0, 300.0, None),
+    ],
+)
+def test_a_long_number_a_spreadsheet_showed_shorter(
+    old: float, new: float, why: str | None
+) -> None:
+    assert number_artefact(new, old) == why
 
 
 def test_the_date_order_comes_from_cells_that_are_dates() -> None:

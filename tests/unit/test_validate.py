@@ -451,6 +451,13 @@ def test_a_workbooks_typed_cells_are_read_as_what_they_are() -> None:
         ("-$5.25", -5.25),
         ("$-5.25", -5.25),
         ("5 $ 5", None),  # a symbol inside the number is no amount
+        ("2.5e+10", 2.5e10),  # as our own CSV export writes a large number
+        ("1.00E+05", 1e5),  # as a spreadsheet shows one
+        ("-1e-7", -1e-7),
+        ("1,23E+11", 1.23e11),  # a decimal comma's spreadsheet
+        ("1,234e5", 123400.0),  # only a decimal comma reads it: 1.234 × 10⁵
+        ("e5", None),
+        ("1e", None),
     ],
 )
 def test_amounts_as_people_type_them(tmp_path: Path, cell: str, parsed: float | None) -> None:
