@@ -35,8 +35,9 @@ from insightly_etl.files import to_csv_column, unescape_frame
 from insightly_etl.moments import DATETIME_FORMAT
 
 DELIMITERS = (",", ";", "\t", "|")
-# UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes
-_MOJIBAKE = re.compile("Ã[\u0080-\u00bf\u0152\u0160\u0178\u017d\u2013-\u203a]|â€")
+# UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes,
+# "ï»¿" for the byte-order mark
+_MOJIBAKE = re.compile("Ã[\u0080-\u00bf\u0152\u0160\u0178\u017d\u2013-\u203a]|â€|ï»¿")
 
 
 @dataclass
@@ -95,8 +96,49 @@ def read_table(
         table = _drop_report_footer(read_xlsx(path, sheet=sheet))
     else:
         table = _drop_report_footer(read_csv(path, encoding=encoding, delimiter=delimiter))
+    if encoding is None:  # a person who names the encoding says the text is as it reads
+        refuse_garbled(table)
     unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
     return table
+
+
+def _ungarbled(text: str) -> str | None:
+    """`Ñandú` for `Ã‘andÃº`: UTF-8 text that was read as Windows-1252 (or Latin-1) and
+    saved again, as it was before; None when the text is not that."""
+    for single in ("cp1252", "latin-1"):
+        try:
+            fixed = text.encode(single).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        return fixed if fixed != text else None
+    return None
+
+
+def refuse_garbled(table: SourceTable) -> None:
+    """A file whose UTF-8 text was opened as Windows-1252 and saved (a spreadsheet asked for
+    the wrong character set) holds `Ã©` for é in every accented word: sending it would write
+    that into Insightly. Refused, naming the first such cell and what it should read."""
+    columns = table.columns
+    for name in columns:  # the header: its first cell may hold the mark as text (ï»¿)
+        if _MOJIBAKE.search(name) and (fixed := _ungarbled(name)) is not None:
+            _garbled(table, 1, name, name, fixed)
+    for name in columns:
+        column = table.frame[name]
+        hits = column.str.contains(_MOJIBAKE.pattern, regex=True).fillna(False)
+        for at in np.flatnonzero(hits.to_numpy(dtype=bool)):
+            text = str(column.iloc[at])
+            if (fixed := _ungarbled(text)) is not None:
+                _garbled(table, table.lines[at], name, text, fixed)
+
+
+def _garbled(table: SourceTable, line: int, column: str, text: str, fixed: str) -> None:
+    raise InputError(
+        f"{table.path}, {table.unit} {line}, column {column!r}: {text[:60]!r} is UTF-8 text "
+        f"read in another character set ({fixed[:60]!r}): the file was opened with the wrong "
+        "character set and saved",
+        hint="Open the original file again choosing UTF-8 (Unicode) as its character set, and "
+        "save it; --encoding utf-8 takes the text as it reads.",
+    )
 
 
 class NotPlain(Exception):
@@ -174,6 +216,8 @@ def iter_table(
                 )
                 if last:
                     table = _drop_report_footer(table)
+                if encoding is None:
+                    refuse_garbled(table)
                 unescape_frame(table.frame)
                 yield table
             before += _line_ends(block)

@@ -506,3 +506,42 @@ def test_what_excel_writes_around_the_data_is_read_as_excel_means_it(tmp_path: P
     assert str(refused.value) == (
         f"{spacer}, line 1: column 2 has no name in the header row, and values under it"
     )
+
+
+def _garble(text: str) -> bytes:
+    """What a spreadsheet saves after opening UTF-8 text as Windows-1252: UTF-8 again, of the
+    wrong characters (`Ñandú` -> `Ã‘andÃº`)."""
+    return text.encode("utf-8").decode("cp1252").encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "Name,City\nZoë,Paris\nAna,Ñandú\n",
+            "line 2, column 'Name': 'ZoÃ«' is UTF-8 text read in another character set ('Zoë')",
+        ),
+        (
+            "\ufeffCONTACT_ID,Name\n1,Ada\n",  # the byte-order mark, garbled into the header
+            "line 1, column 'ï»¿CONTACT_ID': 'ï»¿CONTACT_ID' is UTF-8 text read in another "
+            "character set ('\\ufeffCONTACT_ID')",
+        ),
+    ],
+)
+def test_utf8_text_a_spreadsheet_opened_as_windows_1252_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes(_garble(text))
+    with pytest.raises(InputError) as info:
+        read_table(path)
+    assert str(info.value) == (
+        f"{path}, {message}: the file was opened with the wrong character set and saved"
+    )
+    assert read_table(path, encoding="utf-8").frame.shape[0] >= 1  # named: taken as it reads
+
+
+def test_text_that_only_looks_garbled_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.csv"  # Portuguese capitals, and signs with no UTF-8 behind them
+    path.write_text("Name,City\nSÃO PAULO,Ãgua\nÂ€,x\n", encoding="utf-8")
+    assert read_table(path).frame["Name"].tolist() == ["SÃO PAULO", "Â€"]
