@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import ObjectType, get_object, record_id
+from insightly_etl.api.registry import OBJECTS, ObjectType, get_object, record_id
 from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts, LookupIndex
 from insightly_etl.load.fields import (
@@ -923,6 +923,13 @@ def validate_table(
         and obj.id_field not in table.columns
         and "DATE_UPDATED_UTC" in table.columns
     ):
+        other = _export_of(table.columns)
+        if other is not None:
+            raise InputError(
+                f"{table.path}: this is an export of {other.name} (its first column is "
+                f"{other.id_field}), not of {obj.name}",
+                hint=f"Import it with --object {other.name}.",
+            )
         raise InputError(
             f"{table.path}: this looks like an export of {obj.name} (it has DATE_UPDATED_UTC) "
             f"but has no {obj.id_field} column, so every row would create a new record",
@@ -1010,6 +1017,12 @@ def validate_table(
 # lookups resolved within the row's pipeline or state: a stage name repeats across pipelines
 # ("Qualified"), a reason across states ("Other")
 _SCOPED = {("STAGE_ID", "STAGE_NAME"), ("STATE_REASON_ID", "STATE_REASON")}
+
+
+def _export_of(columns: list[str]) -> ObjectType | None:
+    """The object whose export a file is, by its first column (an export's record id)."""
+    first = columns[0] if columns else ""
+    return next((o for o in OBJECTS.values() if o.id_field and o.id_field == first), None)
 
 
 class _StepValues:

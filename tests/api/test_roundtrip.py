@@ -698,3 +698,15 @@ def test_numbers_a_spreadsheet_rewrote_are_artefacts_not_edits(
         # number equal to 15 digits is the same number (Insightly keeps a double)
         del expected["Lifetime_Value__c"]
     assert notes == expected
+
+
+def test_an_export_of_another_object_is_named_as_such(tmp_path: Path) -> None:
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {})
+    result = run(sb, "import", str(file), "--object", "leads", "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert (
+        f"Error: {file}: this is an export of contacts (its first column is CONTACT_ID), not of leads"
+        in result.stderr
+    )
+    assert "Hint: Import it with --object contacts." in result.stderr
