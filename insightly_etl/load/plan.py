@@ -433,6 +433,18 @@ def record_key(
 # ---------------------------------------------------------------- planning
 
 
+_NAMES = ("FIRST_NAME", "LAST_NAME")
+
+
+def _renamed(p: PlannedRow) -> str | None:
+    """`'Ada Lovelace' -> 'Alan Turing'`: an update that changes a person's name, else None."""
+    if not any(n in p.after for n in _NAMES):
+        return None
+    was = " ".join(str(p.before.get(n) or "") for n in _NAMES if n in p.after).strip()
+    now = " ".join(str(p.after.get(n) or "") for n in _NAMES if n in p.after).strip()
+    return f"{was!r} -> {now!r}" if was and now and was.casefold() != now.casefold() else None
+
+
 class Planner:
     def __init__(
         self,
@@ -617,12 +629,26 @@ class Planner:
         found: dict[int, tuple[str, str]] = {}
         for r, (value, first) in shared_in_file(self.result, [p.row for p in writers]).items():
             found[r] = (value, f"line {lines[first]} of this file")
+        moved: set[int] = set()
         for p in writers:
             others = [i for i in owners.get(values.get(p.row, ""), []) if i != p.record_id]
             if others:
                 more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
                 value = str(self.result.cell(p.row, name))
                 found[p.row] = (value, f"{self.obj.singular} {others[0]}{more}")
+                if p.action == Action.UPDATE and (renamed := _renamed(p)):
+                    # another record's e-mail and another name: the row is another person's,
+                    # its id moved (one column sorted on its own); never written over
+                    moved.add(p.row)
+                    plan.failed[p.row] = (
+                        f"the row would give {self.obj.singular} {p.record_id} the {name} of "
+                        f"{self.obj.singular} {others[0]} ({value!r}) and another name "
+                        f"({renamed}): its {self.obj.id_field} looks moved from another row "
+                        "(one column sorted on its own?); not written"
+                    )
+        if moved:
+            plan.rows = [p for p in plan.rows if p.row not in moved]
+            found = {r: f for r, f in found.items() if r not in moved}
         if not found:
             return
         for r, (value, holder) in found.items():

@@ -710,3 +710,39 @@ def test_an_export_of_another_object_is_named_as_such(tmp_path: Path) -> None:
         in result.stderr
     )
     assert "Hint: Import it with --object contacts." in result.stderr
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_a_row_whose_id_moved_to_another_person_is_not_written(
+    with_base: bool, tmp_path: Path
+) -> None:
+    """The ids of two rows swapped (one column sorted on its own): each row would overwrite
+    the other person's record with its own name and e-mail. Neither is written."""
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2006: {"CONTACT_ID": "2007"}, 2007: {"CONTACT_ID": "2006"}})
+    if not with_base:
+        shutil.rmtree(file.parent / "_base")
+    contacts = sb.account.collections["Contacts"]
+    people = {
+        i: (contacts.records[i]["FIRST_NAME"], contacts.records[i]["EMAIL_ADDRESS"])
+        for i in (2006, 2007)
+    }
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 1, result.output
+    assert (
+        "0 to update, 221 unchanged (no request), 0 rejected, 0 duplicate, 0 skipped, 2 failed"
+        in result.stderr
+    )
+    assert {
+        i: (contacts.records[i]["FIRST_NAME"], contacts.records[i]["EMAIL_ADDRESS"])
+        for i in (2006, 2007)
+    } == people
+    errors = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        f"the row would give contact 2006 the EMAIL_ADDRESS of contact 2007 ({people[2007][1]!r}) "
+        "and another name" in errors
+    ), errors
+    assert (
+        "its CONTACT_ID looks moved from another row (one column sorted on its own?); not written"
+        in errors
+    )
