@@ -513,7 +513,13 @@ def import_(
     note_outcome(ctx.summary, result.outcome, result.files, result.account)
     if ctx.summary is not None:
         c = result.counts
-        ctx.summary.count(mapping.object, **{k: getattr(c, k) for k in OUTCOMES})
+        created, updated = result.this_run
+        ctx.summary.count(
+            mapping.object,
+            **{k: getattr(c, k) for k in OUTCOMES},
+            created_this_run=created,
+            updated_this_run=updated,
+        )
         if result.retry_not_before is not None:  # from every run's requests, not only this one's
             ctx.summary.retry_not_before = utc_text(result.retry_not_before)
     if result.since_last_run:
@@ -530,6 +536,11 @@ def import_(
         f"{c.skipped:,} skipped, {c.failed:,} failed"
         + (f", {c.not_applied:,} not applied" if c.not_applied else "")
         + (f", {c.left:,} left" if c.left else "")
+        + (  # the counts are the file's: say what this run wrote when earlier runs did too
+            f" (this run: {result.this_run[0]:,} created, {result.this_run[1]:,} updated)"
+            if result.written_before != (0, 0)
+            else ""
+        )
         + f"; {result.requests:,} requests; quota left today {quota}"
     )
     steps = _step_text(c.steps())

@@ -175,8 +175,16 @@ class ImportResult:
     since_last_run: str | None = None  # "3 row(s) edited, 1 new, 0 removed since the last run"
     account: str | None = None  # GET /Instance's subdomain, as the checkpoint keeps it
     rejections: list[ErrorGroup] = field(default_factory=list)  # by column and kind
+    written_before: tuple[int, int] = (0, 0)  # rows created, updated by earlier runs
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
     retry_not_before: datetime | None = None  # the same moment (None: not known here)
+
+    @property
+    def this_run(self) -> tuple[int, int]:
+        """Rows created, updated by this run (the counts are the file's, over every run)."""
+        created, updated = self.written_before  # a row an edit re-planned moves from one to
+        # the other: never less than none
+        return max(0, self.counts.created - created), max(0, self.counts.updated - updated)
 
     @property
     def exit_code(self) -> int:
@@ -301,6 +309,7 @@ async def load_file(
         if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
             checkpoint.remember(account_name=options.account_name)
         result.since_last_run = changes.describe()
+        result.written_before = (run.before.created, run.before.updated)
         result.account = checkpoint.meta("account")
         if (learned := client.learned_limits()) and not options.dry_run:
             checkpoint.remember(learned_limits=json.dumps(learned))
@@ -360,6 +369,8 @@ class _Run:
         self.client, self.options, self.table, self.mapping = client, options, table, mapping
         self.checkpoint, self.stop, self.progress = checkpoint, stop, progress
         self.meter = client.meter()
+        # what earlier runs wrote: this run's own writes are the difference at the end
+        self.before = summarise(checkpoint, 0)
 
     async def go(self, announce: Callable[[QuotaPlan], None] | None) -> ImportResult:
         try:

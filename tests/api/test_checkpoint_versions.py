@@ -111,7 +111,7 @@ def test_a_rerun_on_a_version_0_checkpoint_resumes_and_sends_nothing_again(
     assert result.exit_code == 1, result.output  # the rejected row is still rejected
     assert result.stdout.startswith(
         "v0-contacts.csv -> contacts: 1 created, 2 updated, 0 unchanged, 1 rejected, "
-        "0 duplicate, 0 skipped, 0 failed; "
+        "0 duplicate, 0 skipped, 0 failed (this run: 0 created, 0 updated); "
     )
     assert writes(sb) == 0 and version(path) == VERSION
 

@@ -114,6 +114,17 @@ def test_an_import_summary_and_status_json(make_sandbox, tmp_path):
     assert st["requests"] == sum(st["requests_by_minute"].values()) == s["requests"]
     assert [r["line"] for r in st["rejects"]] == [3]
     assert st["rejects"][0]["message"].startswith("Email")
+    assert (s["objects"]["contacts"]["created_this_run"], result.stdout.count("this run")) == (1, 0)
+
+    data.write_text("Name,Email\nAda,ada@example.com\nBob,bob@example.com\n")  # Bob fixed
+    again = run(sb, "import", str(data), "--mapping", str(mapping), "--summary-json", str(out))
+    assert again.exit_code == 0, again.output
+    counts = summary_of(out)["objects"]["contacts"]
+    assert (counts["created"], counts["created_this_run"], counts["updated_this_run"]) == (2, 1, 0)
+    assert (
+        "people.csv -> contacts: 2 created, 0 updated, 0 unchanged, 0 rejected, 0 duplicate, "
+        "0 skipped, 0 failed (this run: 1 created, 0 updated);" in again.stdout
+    )
 
 
 def test_json_logs_are_one_object_per_line_for_every_message(make_sandbox, tmp_path):
