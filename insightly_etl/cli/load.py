@@ -287,6 +287,8 @@ def _step_text(counts: dict[str, int]) -> str:
 
 
 def _print_quota_plan(plan: Any) -> None:
+    for note in plan.notes:  # as validate says them: a column left out is never a surprise
+        click.echo(f"Note: {note}", err=True)
     left = f"{plan.remaining:,}" if plan.remaining is not None else "unknown"
     click.echo(
         f"Plan: {plan.creates:,} to create, {plan.updates:,} to update, {plan.unchanged:,} unchanged (no request), "

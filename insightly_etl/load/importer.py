@@ -123,6 +123,7 @@ class QuotaPlan:
     not_sent: dict[str, dict[str, int]] = field(default_factory=dict)  # see Plan.not_sent
     conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows (Plan.conflicts)
     base: str | None = None  # the export the file was merged with
+    notes: list[str] = field(default_factory=list)  # reading's and the mapping's (ignored columns)
 
 
 @dataclass
@@ -660,6 +661,7 @@ def _quota_plan(
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
         steps=dict(steps or {}),
+        notes=list(validated.validation.notes),
     )
 
 

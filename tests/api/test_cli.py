@@ -621,3 +621,14 @@ def test_validate_writes_the_rejects_of_a_semicolon_file_with_semicolons(
         "line;errors;FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c",
         "2;'bad' is not a plausible email address;B;bad;1,234",
     ]
+
+
+def test_an_import_says_which_columns_it_leaves_out_before_the_plan(make_sandbox, tmp_path):
+    data = write(tmp_path, "p.csv", "FIRST_NAME,EMAIL_ADDRESS,Shoe size\nAda,ada@x.example,38\n")
+    result = run(make_sandbox(), "import", str(data), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        "Note: column 'Shoe size' is not a field of contacts; ignored",
+        "Plan: 1 to create, 0 to update, 0 unchanged (no request), 0 rejected, 0 duplicate, "
+        "0 skipped, 0 failed",
+    ]
