@@ -117,22 +117,39 @@ def _ungarbled(text: str) -> str | None:
 def refuse_garbled(table: SourceTable) -> None:
     """A file whose UTF-8 text was opened as Windows-1252 and saved (a spreadsheet asked for
     the wrong character set) holds `Ã©` for é in every accented word: sending it would write
-    that into Insightly. Refused, naming the first such cell and what it should read."""
+    that into Insightly. Refused, naming the first such cell and what it should read. Where
+    other accented cells of the file read right, the file was read right and the garbled
+    cells came so from where it was made (an account that already holds them): a note."""
     columns = table.columns
     for name in columns:  # the header: its first cell may hold the mark as text (ï»¿)
         if _MOJIBAKE.search(name) and (fixed := _ungarbled(name)) is not None:
-            _garbled(table, 1, name, name, fixed)
+            raise _garbled(table, 1, name, name, fixed)
+    found: list[tuple[int, str, str, str]] = []  # line, column, text, its true reading
     for name in columns:
         column = table.frame[name]
         hits = column.str.contains(_MOJIBAKE.pattern, regex=True).fillna(False)
         for at in np.flatnonzero(hits.to_numpy(dtype=bool)):
             text = str(column.iloc[at])
             if (fixed := _ungarbled(text)) is not None:
-                _garbled(table, table.lines[at], name, text, fixed)
+                found.append((table.lines[at], name, text, fixed))
+    if not found:
+        return
+    for name in columns:
+        column = table.frame[name]
+        accented = column.str.contains("[^\x00-\x7f]", regex=True).fillna(False)
+        if any(_ungarbled(str(t)) is None for t in column[accented.to_numpy(dtype=bool)]):
+            line, name, text, fixed = min(found)
+            table.notes.append(
+                f"{len(found):,} cell(s) hold UTF-8 text read in another character set, as "
+                f"they came ({table.unit} {line}, column {name!r}: {text[:40]!r} for "
+                f"{fixed[:40]!r}); other accented cells read right, so they are taken as they are"
+            )
+            return
+    raise _garbled(table, *min(found))
 
 
-def _garbled(table: SourceTable, line: int, column: str, text: str, fixed: str) -> None:
-    raise InputError(
+def _garbled(table: SourceTable, line: int, column: str, text: str, fixed: str) -> InputError:
+    return InputError(
         f"{table.path}, {table.unit} {line}, column {column!r}: {text[:60]!r} is UTF-8 text "
         f"read in another character set ({fixed[:60]!r}): the file was opened with the wrong "
         "character set and saved",

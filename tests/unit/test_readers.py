@@ -545,3 +545,17 @@ def test_text_that_only_looks_garbled_is_read(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"  # Portuguese capitals, and signs with no UTF-8 behind them
     path.write_text("Name,City\nSÃO PAULO,Ãgua\nÂ€,x\n", encoding="utf-8")
     assert read_table(path).frame["Name"].tolist() == ["SÃO PAULO", "Â€"]
+
+
+def test_garbled_cells_beside_right_ones_came_so_and_are_read_with_a_note(tmp_path: Path) -> None:
+    """An export of an account that already holds `Ã‘andÃº` (an earlier import's damage): the
+    file itself reads right (`Zoë`), so it is not refused; the note says what it holds."""
+    path = tmp_path / "export.csv"
+    path.write_bytes("Name,City\nZoë,Paris\n".encode() + _garble("Ana,Ñandú\n"))
+    table = read_table(path)
+    assert table.frame["City"].tolist() == ["Paris", "Ã‘andÃº"]
+    assert table.notes == [
+        "1 cell(s) hold UTF-8 text read in another character set, as they came (line 3, column "
+        "'City': 'Ã‘andÃº' for 'Ñandú'); other accented cells read right, so they are taken as "
+        "they are"
+    ]
