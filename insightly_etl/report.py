@@ -253,16 +253,18 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
             ["object", "mode", "rows", "exported (UTC)"],
         ),
         Section(
-            "Changes and deletions per object (the last run)",
+            "Changes and deletions per object (each object's last export)",
             changes,
             [[n, *(_count(e.get(k)) for k in ("new", "changed", "deleted"))] for n, e in objects],
             ["object", "new", "changed", "deleted"],
         ),
         Section(
-            "Requests per object (the last run)",
+            # objects exported by different runs: each its own last export's requests, and
+            # the page's total is the last run's alone
+            "Requests per object (each object's last export)",
             go.Figure(go.Bar(x=names, y=column("requests"))),
-            [[n, _count(e.get("requests"))] for n, e in objects],
-            ["object", "requests"],
+            [[n, _count(e.get("requests")), e.get("exported_utc")] for n, e in objects],
+            ["object", "requests", "exported (UTC)"],
         ),
     ]
 
