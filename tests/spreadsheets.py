@@ -59,6 +59,24 @@ AS_EXPORTED = {
 }
 
 
+# a contact whose text looks like numbers, and a number longer than a cell shows: what a
+# spreadsheet re-save does to them is an artefact (tests/data/spreadsheets/numbers_*)
+NUMBERS = {
+    **_contact(2904, "Numbers", "Person", "Ulm", "12345678901234567890", "1E5"),
+    "CUSTOMFIELDS": [
+        {"FIELD_NAME": "External_Id__c", "FIELD_VALUE": "1234567890123456789"},
+        {"FIELD_NAME": "Nickname__c", "FIELD_VALUE": "TRUE"},
+        {"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": 9007199254740993},
+    ],
+}
+
+
+def numbers_sandbox() -> Sandbox:
+    sandbox = corpus_sandbox()
+    sandbox.account.load("Contacts", [NUMBERS])
+    return sandbox
+
+
 def corpus_sandbox() -> Sandbox:
     # the corpus was exported from this account when the sandbox answered in the complete
     # shape (every field, null when unset): the files say EMAIL_OPTED_OUT is empty, not false

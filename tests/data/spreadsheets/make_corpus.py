@@ -3,11 +3,12 @@ opened and saved by LibreOffice Calc, as people in the US and in Germany do, unc
 a few edits. The files are committed; `make test` never runs this.
 
     apt-get install libreoffice-calc-nogui
-    .venv/bin/python tests/data/spreadsheets/make_corpus.py
+    PYTHONPATH=. .venv/bin/python tests/data/spreadsheets/make_corpus.py [--numbers]
 
 Each file is named LOCALE_ENCODING[_edited].csv or LOCALE[_edited].xlsx. LibreOffice runs
 with LANG set to the locale, as a person's desktop would; it reads the CSV with "detect
-special numbers" on (what Excel does), and saves "as shown".
+special numbers" on (what Excel does), and saves "as shown". numbers_LOCALE.csv and
+numbers_us.xlsx hold one contact whose texts look like numbers (`--numbers` makes only them).
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 from insightly_etl.cli import main  # noqa: E402
 from insightly_etl.cli.common import Context  # noqa: E402
-from tests.spreadsheets import EDITS, EXTRA, KEY, ROWS, corpus_sandbox  # noqa: E402
+from insightly_etl.sandbox import Sandbox  # noqa: E402
+from tests.spreadsheets import (  # noqa: E402
+    EDITS,
+    EXTRA,
+    KEY,
+    NUMBERS,
+    ROWS,
+    corpus_sandbox,
+    numbers_sandbox,
+)
 
 LOCALES = {"us": ("en_US.UTF-8", 1033, 44), "de": ("de_DE.UTF-8", 1031, 59)}
 CHARSETS = {"utf8": 76, "cp1252": 1}  # LibreOffice's numbers for the two encodings
 
 
-def export(out: Path, *args: str) -> None:
-    sandbox = corpus_sandbox()
+def export(out: Path, *args: str, sandbox: Sandbox | None = None) -> None:
+    sandbox = sandbox or corpus_sandbox()
     result = cli_runner().invoke(
         main,
         ["export", "contacts", "--out", str(out), "--quiet", *args],
@@ -110,9 +120,34 @@ TYPED = (
 )
 
 
+def numbers(work: Path) -> None:
+    """numbers_LOCALE.csv and numbers_us.xlsx: the export of the NUMBERS contact alone,
+    opened and saved unchanged (US: also saved as a workbook)."""
+    for locale, (_, language, sep) in LOCALES.items():
+        dialect = ["--csv-dialect", "excel-eu"] if locale == "de" else []
+        out = work / f"numbers-{locale}"
+        export(out, "--format", "csv", *dialect, sandbox=numbers_sandbox())
+        source = out / "contacts.csv"
+        text = source.read_text(encoding="utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=chr(sep)))
+        mine = [rows[0], *(r for r in rows[1:] if int(r[0]) == NUMBERS["CONTACT_ID"])]
+        buffer = io.StringIO(newline="")
+        csv.writer(buffer, delimiter=chr(sep), lineterminator="\r\n").writerows(mine)
+        source.write_text(buffer.getvalue(), encoding="utf-8-sig")
+        infilter = f"CSV:{sep},34,76,1,,{language},false,true"
+        convert = f"csv:Text - txt - csv (StarCalc):{sep},34,76,1,,{language},false,true,true"
+        soffice(source, HERE / f"numbers_{locale}.csv", locale, infilter, convert)
+        if locale == "us":
+            soffice(source, HERE / "numbers_us.xlsx", "us", infilter, "xlsx")
+        print("wrote", f"numbers_{locale}.csv")
+
+
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        numbers(work)
+        if "--numbers" in sys.argv:  # only these: the rest of the corpus stays as it is
+            return
         typed = work / "typed" / "typed.csv"
         typed.parent.mkdir()
         typed.write_text(TYPED, encoding="utf-8")
