@@ -96,10 +96,30 @@ def read_table(
         table = _drop_report_footer(read_xlsx(path, sheet=sheet))
     else:
         table = _drop_report_footer(read_csv(path, encoding=encoding, delimiter=delimiter))
-    if encoding is None:  # a person who names the encoding says the text is as it reads
+    # a person who names the encoding says the text is as it reads
+    if encoding is None and (table.unit != "line" or _may_hold_garbled(path)):
         refuse_garbled(table)
     unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
     return table
+
+
+# _MOJIBAKE's starts as a UTF-8 file holds them: Ã, â€, ï»¿ (a file without any is read
+# without looking at each cell)
+_GARBLED_BYTES = re.compile(rb"\xc3(?:\x83|\xa2\xe2\x82\xac|\xaf\xc2\xbb\xc2\xbf)")
+
+
+def _may_hold_garbled(path: Path) -> bool:
+    """Whether a UTF-8 file holds a byte sequence of UTF-8 text read as Windows-1252: a scan
+    of its bytes, far cheaper than a regex over every cell (other encodings: looked at)."""
+    tail = b""
+    with path.open("rb") as f:
+        while block := f.read(BLOCK_BYTES):
+            if b"\x00" in block[:4096] and not tail:
+                return True  # UTF-16: its bytes are not UTF-8's
+            if _GARBLED_BYTES.search(block) or _GARBLED_BYTES.search(tail + block[:8]):
+                return True
+            tail = block[-8:]
+    return False
 
 
 def _ungarbled(text: str) -> str | None:
@@ -233,7 +253,7 @@ def iter_table(
                 )
                 if last:
                     table = _drop_report_footer(table)
-                if encoding is None:
+                if encoding is None and _GARBLED_BYTES.search(block):
                     refuse_garbled(table)
                 unescape_frame(table.frame)
                 yield table
