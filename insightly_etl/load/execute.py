@@ -43,6 +43,7 @@ from insightly_etl.load.reconcile import (
     NOT_FOUND_YET,
     Reconciler,
     Settled,
+    made_since,
     resembles,
     sent_moment,
 )
@@ -80,6 +81,11 @@ def send_groups(writes: list[PlannedRow], batch_size: int, rate: float) -> list[
     return groups
 
 
+# how much earlier than the send a create's answer may say the record was made: the send's
+# moment is the server's clock as last seen (its Date header), not read at the server itself
+ANSWER_SKEW = timedelta(minutes=10)
+
+
 class Executor:
     def __init__(
         self,
@@ -100,6 +106,7 @@ class Executor:
         self.batch_size = batch_size
         self.sender = Sender(client, stop)
         self.refreshed_at = planned_at
+        self.existing: frozenset[int] = frozenset()  # records planning read: none a create's
         self.progress = progress or NullProgress()
         self.settle_seconds = SETTLE_SECONDS
         self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
@@ -112,6 +119,7 @@ class Executor:
         slow request holds its own place only, never a whole batch. Each group with updates
         is re-read just before its first write starts (send_groups)."""
         writes = plan.writes
+        self.existing = frozenset(self.planner.records)  # before this run made any
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
         places = asyncio.Semaphore(self.batch_size)
         running: list[asyncio.Future[None]] = []
@@ -253,6 +261,17 @@ class Executor:
             raise OutcomeUnknown(
                 f"the answer to the create is record {rid}, which is not the record sent"
                 + (" (another row's)" if rid in self.checkpoint.rows.claimed() else "")
+            )
+        elif rid in self.existing:
+            raise OutcomeUnknown(
+                f"the answer to the create is record {rid}, which existed before this run"
+            )
+        elif (sent := sent_moment(p.sent_at)) is not None and not made_since(
+            answer, sent - ANSWER_SKEW
+        ):
+            raise OutcomeUnknown(
+                f"the answer to the create is record {rid}, made at "
+                f"{answer.get('DATE_CREATED_UTC')}, before the create was sent ({p.sent_at})"
             )
 
     def rediff(

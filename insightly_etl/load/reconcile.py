@@ -195,7 +195,7 @@ class Reconciler:
                 (sum(agreement(record, payload).values()), rid)
                 for rid, record in candidates.items()
                 if rid not in taken
-                and _made_since(record, since)
+                and made_since(record, since)
                 and resembles(record, payload, self.who)
             ),
             reverse=True,
@@ -269,7 +269,8 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _made_since(record: Record, since: datetime) -> bool:
+def made_since(record: Record, since: datetime) -> bool:
+    """Whether the record was made at `since` or after (a record that says nothing: maybe)."""
     made = iso_instant(record.get("DATE_CREATED_UTC"))
     return made is None or _utc(made) >= since - timedelta(seconds=1)
 

@@ -604,3 +604,51 @@ def test_without_a_date_header_reconcile_does_not_take_our_clock_for_the_server_
     run_through(LosesCreates(sb, applied=False), "import", str(file), "--mapping", str(mapping))
     soon = run(sb, "reconcile", str(tmp_path / "p.csv.checkpoint.sqlite"))
     assert soon.exit_code == 75 and "3 still unknown" in soon.stdout
+
+
+class CreatesAnswerAs(httpx.AsyncBaseTransport):
+    """The sandbox behind a proxy that applies every POST but answers it as the record made,
+    under another id (`rid`), or with its creation time set back (`made`)."""
+
+    def __init__(self, sb: Sandbox, *, rid: int | None = None, made: str | None = None) -> None:
+        self.inner, self.rid, self.made = httpx.ASGITransport(app=sb.app), rid, made
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.method != "POST":
+            return answer
+        record = json.loads(await answer.aread())
+        record["CONTACT_ID"] = self.rid or record["CONTACT_ID"]
+        record["DATE_CREATED_UTC"] = self.made or record["DATE_CREATED_UTC"]
+        return httpx.Response(answer.status_code, json=record)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "answer",
+    [{"rid": 2005}, {"rid": 99999, "made": "2020-01-01 00:00:00"}],
+    ids=["existing id", "made long ago"],
+)
+async def test_a_create_answered_with_a_record_older_than_the_run_is_not_booked_against_it(
+    make_sandbox, tmp_path: Path, answer: dict[str, object]
+) -> None:
+    """Booked against 2005 (a person already in the account), the next run would update her
+    with the row's values and undo would delete her; 99999, made years ago, is no record this
+    run made either."""
+    sb = make_sandbox()
+    olga = dict(sb.account.collections["Contacts"].records[2005])
+    file = write(tmp_path, "people.csv", "Name,Email\nQuinn,quinn@new.example\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    result = await run_import(sb, file, mapping, transport=lambda s: CreatesAnswerAs(s, **answer))
+    cp = Checkpoint.read_only(tmp_path / "people.csv.checkpoint.sqlite")
+    (entry,) = cp.rows.states().values()
+    cp.close()
+    made = [
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"] == "quinn@new.example"
+    ]
+    assert len(made) == 1
+    # the answer is doubted; the record is found by its key and booked as what it is
+    assert (entry.record_id, result.counts.created) == (made[0]["CONTACT_ID"], 1)
+    assert sb.account.collections["Contacts"].records[2005] == olga
