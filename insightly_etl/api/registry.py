@@ -388,15 +388,22 @@ def nested_schema(name: str) -> list[dict[str, Any]]:
     return fields
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit integers: beyond, no column or checkpoint holds one
+
+
 def record_id(record: dict[str, Any], id_field: str) -> int | None:
-    """A record's id as an integer, or None when the server gave something else."""
+    """A record's id as a positive 64-bit integer, or None when the server gave something
+    else (a fraction, NaN, a number past 64 bits, a word, true)."""
     value = record.get(id_field)
-    if isinstance(value, bool):
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and not value.is_integer():
         return None
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def custom_values(record: dict[str, Any]) -> dict[str, Any]:

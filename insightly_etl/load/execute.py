@@ -173,8 +173,8 @@ class Executor:
         return self.obj.endpoint
 
     def finish(self, p: PlannedRow, record: Record) -> None:
-        rid = record.get(self.obj.id_field or "") if isinstance(record, dict) else None
-        rid = int(rid) if rid is not None else p.record_id
+        rid = record_id(record, self.obj.id_field or "") if isinstance(record, dict) else None
+        rid = rid if rid is not None else p.record_id
         update = p.action == Action.UPDATE
         self.checkpoint.rows.done(
             p.row,

@@ -652,3 +652,36 @@ async def test_a_create_answered_with_a_record_older_than_the_run_is_not_booked_
     # the answer is doubted; the record is found by its key and booked as what it is
     assert (entry.record_id, result.counts.created) == (made[0]["CONTACT_ID"], 1)
     assert sb.account.collections["Contacts"].records[2005] == olga
+
+
+class HugeIds(httpx.AsyncBaseTransport):
+    """Listings and searches whose records have ids past 64 bits."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.method != "GET" or not request.url.path.startswith("/v3.1/Contacts"):
+            return answer
+        data = json.loads(await answer.aread())
+        for record in data if isinstance(data, list) else [data]:
+            record["CONTACT_ID"] = 10**30
+        return httpx.Response(
+            answer.status_code,
+            headers={"X-Total-Count": answer.headers.get("X-Total-Count", "0")},
+            json=data,
+        )
+
+
+async def test_records_whose_ids_are_past_64_bits_are_not_taken_for_the_rows(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    email = sb.account.collections["Contacts"].records[2001]["EMAIL_ADDRESS"]
+    file = write(tmp_path, "upd.csv", f"Name,Email\nSamir,{email}\n")
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    result = await run_import(sb, file, mapping, dry_run=True, transport=HugeIds)
+    assert result.plan is not None and (result.plan.updates, result.plan.failed) == (0, 1)
+    errors = (tmp_path / "upd.errors.csv").read_text(encoding="utf-8-sig")
+    assert "2,failed,,the matching record has no integer id in Insightly's answer,Samir," in errors
