@@ -14,6 +14,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -968,6 +970,13 @@ def _rows(path: Path, ws: Any) -> Iterator[tuple[Any, ...]]:
         except (ValueError, TypeError, KeyError) as exc:
             raise InputError(
                 f"{path}: a damaged cell after row {number} ({exc})",
+                hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
+            ) from None
+        except (ElementTree.ParseError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            # a cut or damaged sheet, or XML with entities (refused by the parser, unexpanded)
+            raise InputError(
+                f"{path}: not a readable XLSX workbook: its sheet's XML breaks after row "
+                f"{number} ({exc})",
                 hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
             ) from None
         number += 1

@@ -559,3 +559,38 @@ def test_garbled_cells_beside_right_ones_came_so_and_are_read_with_a_note(tmp_pa
         "'City': 'Ã‘andÃº' for 'Ñandú'); other accented cells read right, so they are taken as "
         "they are"
     ]
+
+
+def _workbook_with_sheet(tmp_path: Path, change) -> Path:
+    """A workbook openpyxl wrote, its sheet's XML changed by `change`."""
+    import zipfile
+
+    import openpyxl
+
+    base = tmp_path / "base.xlsx"
+    book = openpyxl.Workbook()
+    book.active.append(["FIRST_NAME", "LAST_NAME"])
+    for n in range(40):
+        book.active.append([f"Ada{n}", "Lovelace"])
+    book.save(base)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(base) as source, zipfile.ZipFile(bad, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, change(data) if name == "xl/worksheets/sheet1.xml" else data)
+    return bad
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda xml: xml[:700],  # cut short
+        lambda xml: xml.replace(b"<t>Ada1<", b"<t>&x;<", 1),  # an entity nothing defines
+    ],
+    ids=["cut", "undefined entity"],
+)
+def test_a_damaged_or_hostile_sheet_is_an_input_error(tmp_path: Path, change) -> None:
+    path = _workbook_with_sheet(tmp_path, change)
+    with pytest.raises(InputError) as info:
+        read_table(path)
+    assert str(info.value).startswith(f"{path}: not a readable XLSX workbook")
