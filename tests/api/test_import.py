@@ -757,6 +757,22 @@ def test_a_symlink_to_a_checkpoint_meets_the_same_lock(tmp_path: Path) -> None:
     held.close()
 
 
+def test_a_link_to_no_checkpoint_is_never_followed_to_make_one(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "w.csv.checkpoint.sqlite"
+    link.symlink_to(elsewhere / "x")
+    with pytest.raises(CheckpointError) as info:
+        Checkpoint(link)
+    assert str(info.value) == (
+        f"{link} is a link to {elsewhere / 'x'}, which does not exist: a checkpoint is never "
+        "created through a link"
+    )
+    assert (
+        list(elsewhere.iterdir()) == [] and not (tmp_path / "w.csv.checkpoint.sqlite.lock").exists()
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ignores_case", [False, True], ids=["exact search", "case-blind search"])
 @pytest.mark.parametrize("rows", [1, 3], ids=["search", "listing"])

@@ -245,6 +245,12 @@ class Checkpoint:
 
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
+        if path.is_symlink() and not path.exists():  # a new checkpoint is never made through one
+            raise CheckpointError(
+                f"{path} is a link to {path.readlink()}, which does not exist: a checkpoint "
+                "is never created through a link",
+                hint="Remove the link, or point it at an existing checkpoint.",
+            )
         _refuse_if_not_ours(path)  # before anything is created beside it
         if lock and path.is_file() and path.stat().st_nlink > 1:
             # another name for the same file would meet another lock: two runs at once
