@@ -98,30 +98,49 @@ def read_table(
         table = _drop_report_footer(read_xlsx(path, sheet=sheet))
     else:
         table = _drop_report_footer(read_csv(path, encoding=encoding, delimiter=delimiter))
-    # a person who names the encoding says the text is as it reads
-    if encoding is None and (table.unit != "line" or _may_hold_garbled(path)):
-        refuse_garbled(table)
+    if table.unit != "line" or _needs_a_look(path):
+        _look_at_cells(table, named=encoding is not None)
     unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
     return table
 
 
-# _MOJIBAKE's starts as a UTF-8 file holds them: Ã, â€, ï»¿ (a file without any is read
-# without looking at each cell)
+# _MOJIBAKE's starts as a UTF-8 file holds them (Ã, â€, ï»¿), and a byte-order mark: a file
+# without any is read without looking at each cell
 _GARBLED_BYTES = re.compile(rb"\xc3(?:\x83|\xa2\xe2\x82\xac|\xaf\xc2\xbb\xc2\xbf)")
 
 
-def _may_hold_garbled(path: Path) -> bool:
-    """Whether a UTF-8 file holds a byte sequence of UTF-8 text read as Windows-1252: a scan
-    of its bytes, far cheaper than a regex over every cell (other encodings: looked at)."""
-    tail = b""
+def _look_again(data: bytes) -> bool:
+    # two scans: one regex with both would have no literal start to search for, 9x slower
+    return codecs.BOM_UTF8 in data or _GARBLED_BYTES.search(data) is not None
+
+
+def _needs_a_look(path: Path) -> bool:
+    """Whether a UTF-8 file holds bytes of UTF-8 text read as Windows-1252, or a byte-order
+    mark after its start: a scan of its bytes, far cheaper than a regex over every cell
+    (other encodings: looked at)."""
     with path.open("rb") as f:
-        while block := f.read(BLOCK_BYTES):
-            if b"\x00" in block[:4096] and not tail:
-                return True  # UTF-16: its bytes are not UTF-8's
-            if _GARBLED_BYTES.search(block) or _GARBLED_BYTES.search(tail + block[:8]):
+        block = f.read(BLOCK_BYTES)
+        if b"\x00" in block[:4096]:
+            return True  # UTF-16: its bytes are not UTF-8's
+        block, tail = block.removeprefix(codecs.BOM_UTF8), b""  # the file's own mark
+        while block:
+            if _look_again(block) or _look_again(tail + block[:8]):
                 return True
-            tail = block[-8:]
+            tail, block = block[-8:], f.read(BLOCK_BYTES)
     return False
+
+
+def _look_at_cells(table: SourceTable, *, named: bool) -> None:
+    """Byte-order marks inside the text (a file pasted together from several saves) are no
+    part of any value: taken out. Text garbled by a wrong reading is refused (refuse_garbled),
+    unless the person named the encoding (then the text is as it reads)."""
+    table.frame.columns = [str(c).replace("\ufeff", "") for c in table.frame.columns]
+    for name in table.columns:
+        column = table.frame[name]
+        if column.str.contains("\ufeff", regex=False).fillna(False).any():
+            table.frame[name] = column.str.replace("\ufeff", "", regex=False)
+    if not named:
+        refuse_garbled(table)
 
 
 def _ungarbled(text: str) -> str | None:
@@ -255,8 +274,8 @@ def iter_table(
                 )
                 if last:
                     table = _drop_report_footer(table)
-                if encoding is None and _GARBLED_BYTES.search(block):
-                    refuse_garbled(table)
+                if _look_again(block.removeprefix(codecs.BOM_UTF8)):
+                    _look_at_cells(table, named=encoding is not None)
                 unescape_frame(table.frame)
                 yield table
             before += _line_ends(block)

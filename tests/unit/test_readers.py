@@ -594,3 +594,16 @@ def test_a_damaged_or_hostile_sheet_is_an_input_error(tmp_path: Path, change) ->
     with pytest.raises(InputError) as info:
         read_table(path)
     assert str(info.value).startswith(f"{path}: not a readable XLSX workbook")
+
+
+def test_byte_order_marks_inside_the_text_are_no_part_of_a_value(tmp_path: Path) -> None:
+    """Two files saved with a mark each and pasted together; a mark alone in a cell."""
+    path = tmp_path / "b.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfFIRST_NAME,LAST_NAME\nAda,Lovelace\n"
+        b"\xef\xbb\xbfBom5,\xef\xbb\xbf\n"
+    )
+    assert read_table(path).frame.to_dict("records") == [
+        {"FIRST_NAME": "Ada", "LAST_NAME": "Lovelace"},
+        {"FIRST_NAME": "Bom5", "LAST_NAME": ""},
+    ]
