@@ -600,8 +600,7 @@ def test_byte_order_marks_inside_the_text_are_no_part_of_a_value(tmp_path: Path)
     """Two files saved with a mark each and pasted together; a mark alone in a cell."""
     path = tmp_path / "b.csv"
     path.write_bytes(
-        b"\xef\xbb\xbfFIRST_NAME,LAST_NAME\nAda,Lovelace\n"
-        b"\xef\xbb\xbfBom5,\xef\xbb\xbf\n"
+        b"\xef\xbb\xbfFIRST_NAME,LAST_NAME\nAda,Lovelace\n\xef\xbb\xbfBom5,\xef\xbb\xbf\n"
     )
     assert read_table(path).frame.to_dict("records") == [
         {"FIRST_NAME": "Ada", "LAST_NAME": "Lovelace"},
