@@ -360,6 +360,7 @@ class InsightlyClient:
         if last.is_last(0, first.top, len(first.records)):
             return
         position, shrunk, recounted = seams.stride(first.top), 0, False
+        hole: int | None = None  # where a page came back empty among the records read
         while True:
             # up to the latest count: a list that shrank is not read ahead past its end
             bound = (seams.latest or total) if concurrent else None
@@ -388,6 +389,8 @@ class InsightlyClient:
                 position = answer.skip + seams.stride(answer.top)
                 if not last.is_last(answer.skip, answer.top, len(answer.records)):
                     continue
+            if empty and not recounted and empty_at <= len(seams.order):
+                hole = empty_at  # reading on, an empty page where the records read go on
             # The end. Read the list's end again when an empty page came where the count says
             # the list now ends before (records deleted below the read position moved unread
             # ones under it; at most TAIL_READS times), or once when the last count is more
@@ -396,6 +399,16 @@ class InsightlyClient:
                 shrunk += 1
             elif seams.short() and not recounted:
                 recounted = True  # once: a count may lie
+            elif hole is not None and recounted and seams.short():
+                # a count may lie past the end, but then the end is a short page: an empty
+                # page where the records read go on, with the count saying more even after
+                # the end was read again, is a server whose paging broke
+                raise UnstableOrder(
+                    f"{path}: {len(seams.order):,} records read, but the count is "
+                    f"{seams.latest:,} and the page at {hole:,} came back empty; the list is "
+                    "not complete, and nothing read is used",
+                    path=path,
+                )
             else:
                 return
             position = max(0, seams.latest - seams.stride(sizer.size))

@@ -685,3 +685,45 @@ async def test_records_whose_ids_are_past_64_bits_are_not_taken_for_the_rows(
     assert result.plan is not None and (result.plan.updates, result.plan.failed) == (0, 1)
     errors = (tmp_path / "upd.errors.csv").read_text(encoding="utf-8-sig")
     assert "2,failed,,the matching record has no integer id in Insightly's answer,Samir," in errors
+
+
+class EmptyAfterTheFirstPage(httpx.AsyncBaseTransport):
+    """Every contacts page after the first comes back empty, with the true count."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.url.path == "/v3.1/Contacts" and request.url.params.get("skip", "0") != "0":
+            await answer.aread()
+            return httpx.Response(
+                200, headers={"X-Total-Count": answer.headers["X-Total-Count"]}, json=[]
+            )
+        return answer
+
+
+async def test_empty_pages_where_the_count_says_more_stop_the_export_and_the_import(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Never a short export, never a duplicate of a record the listing did not show."""
+    sb = make_sandbox(generate={"Contacts": 1300})
+    with pytest.raises(UnstableOrder) as info:
+        await export_through(sb, EmptyAfterTheFirstPage(sb), tmp_path / "out")
+    assert str(info.value) == (
+        "Contacts: 500 records read, but the count is 1,520 and the page at 495 came back "
+        "empty; the list is not complete, and nothing read is used"
+    )
+    assert not (tmp_path / "out" / "contacts.parquet").exists()
+    late = sb.account.collections["Contacts"].records[sb.account.collections["Contacts"].ids[-1]]
+    file = write(
+        tmp_path,
+        "u.csv",
+        f"Name,Email\nUlla,{late['EMAIL_ADDRESS'].upper()}\nA,a@b.example\nB,b@b.example\n",
+    )
+    before = len(sb.account.collections["Contacts"].ids)
+    with pytest.raises(UnstableOrder):
+        await run_import(
+            sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), transport=EmptyAfterTheFirstPage
+        )
+    assert len(sb.account.collections["Contacts"].ids) == before
