@@ -767,6 +767,13 @@ class _Seams:
 
     def _once(self, ids: list[Any], skip: int) -> None:
         named = [i for i in ids if i is not None]
+        if self.key and ids and not named:
+            raise UnstableOrder(
+                f"{self.path}: none of the {len(ids):,} records of the page at {skip:,} has a "
+                f"{self.key}; records without ids cannot be paged, nor written to a file of "
+                "records, and nothing read is used",
+                path=self.path,
+            )
         if len(set(named)) < len(named):
             twice = next(i for i, n in Counter(named).items() if n > 1)
             raise UnstableOrder(

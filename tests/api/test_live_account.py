@@ -727,3 +727,34 @@ async def test_empty_pages_where_the_count_says_more_stop_the_export_and_the_imp
             sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), transport=EmptyAfterTheFirstPage
         )
     assert len(sb.account.collections["Contacts"].ids) == before
+
+
+class NoIds(httpx.AsyncBaseTransport):
+    """Contacts listed with an id that is no id: null, a fraction, true."""
+
+    def __init__(self, sb: Sandbox, value: object) -> None:
+        self.inner, self.value = httpx.ASGITransport(app=sb.app), value
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.url.path != "/v3.1/Contacts":
+            return answer
+        records = json.loads(await answer.aread())
+        for record in records:
+            record["CONTACT_ID"] = self.value
+        headers = {"X-Total-Count": answer.headers["X-Total-Count"]}
+        return httpx.Response(200, headers=headers, json=records)
+
+
+@pytest.mark.parametrize("value", [None, 2001.5, True])
+async def test_records_listed_without_ids_stop_the_export_at_the_first_page(
+    make_sandbox, tmp_path: Path, value: object
+) -> None:
+    sb = make_sandbox()
+    with pytest.raises(UnstableOrder) as info:
+        await export_through(sb, NoIds(sb, value), tmp_path)
+    assert str(info.value) == (
+        "Contacts: none of the 220 records of the page at 0 has a CONTACT_ID; records without "
+        "ids cannot be paged, nor written to a file of records, and nothing read is used"
+    )
+    assert sum(n for (m, p, _), n in sb.stats.items() if p.startswith("/v3.1/Contacts")) == 1
