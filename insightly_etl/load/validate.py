@@ -253,13 +253,15 @@ def effective_rules(
     # `export --csv-dialect excel-eu` writes): its numbers come back with commas
     decimal = mapping.decimal or ("," if table.delimiter == ";" else ".")
     rules = []
+    unknown: list[str] = []
+    read_only: dict[str, list[str]] = {}  # why -> columns
     for column in table.columns:
         spec = specs.get(column)
         if spec is None:
-            notes.append(f"column {column!r} is not a field of {obj.name}; ignored")
+            unknown.append(column)
         elif not spec.writable:
             if column != obj.id_field:
-                notes.append(f"column {column!r} is read-only ({spec.why_not_writable}); ignored")
+                read_only.setdefault(spec.why_not_writable, []).append(column)
         else:
             rules.append(
                 ColumnRule(
@@ -271,7 +273,23 @@ def effective_rules(
                     artefacts=mapping.artefacts,
                 )
             )
+    # one note a kind, however many columns: an export's dozen read-only columns are no news
+    notes += [
+        f"{_columns_text(columns)} read-only ({why}); ignored" for why, columns in read_only.items()
+    ]
+    if unknown:
+        fields = "a field" if len(unknown) == 1 else "fields"
+        notes.append(f"{_columns_text(unknown)} not {fields} of {obj.name}; ignored")
     return rules, notes
+
+
+def _columns_text(columns: list[str], shown: int = 8) -> str:
+    """`column 'A' is`, or `columns 'A', 'B' are`, the first few of many named."""
+    if len(columns) == 1:
+        return f"column {columns[0]!r} is"
+    names = ", ".join(repr(c) for c in columns[:shown])
+    more = f" and {len(columns) - shown:,} more" if len(columns) > shown else ""
+    return f"{len(columns):,} columns ({names}{more}) are"
 
 
 def check_mapping(

@@ -333,7 +333,7 @@ def test_defaults_fill_blank_cells_and_missing_columns(tmp_path: Path) -> None:
 def test_identity_mapping_for_a_file_with_api_field_names(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text(
-        "CONTACT_ID,FIRST_NAME,DATE_CREATED_UTC,Customer_Tier__c,Interests__c,Whatever\n5,Ada,2020-01-01 00:00:00,Gold,Music;Travel,x\n"
+        "CONTACT_ID,FIRST_NAME,DATE_CREATED_UTC,Customer_Tier__c,Interests__c,Whatever,DATE_UPDATED_UTC,Else\n5,Ada,2020-01-01 00:00:00,Gold,Music;Travel,x,,y\n"
     )
     r = validate_table(
         read_table(path),
@@ -342,9 +342,10 @@ def test_identity_mapping_for_a_file_with_api_field_names(tmp_path: Path) -> Non
     )
     assert list(r.values.columns) == ["FIRST_NAME", "Customer_Tier__c", "Interests__c"]
     assert values(r, "Interests__c") == ["Music;Travel"]
-    assert r.notes == [
-        "column 'DATE_CREATED_UTC' is read-only (set by Insightly); ignored",
-        "column 'Whatever' is not a field of contacts; ignored",
+    assert r.notes == [  # a note a kind
+        "2 columns ('DATE_CREATED_UTC', 'DATE_UPDATED_UTC') are read-only (set by Insightly); "
+        "ignored",
+        "2 columns ('Whatever', 'Else') are not fields of contacts; ignored",
     ]
 
 
