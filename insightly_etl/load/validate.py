@@ -261,7 +261,7 @@ def effective_rules(
             unknown.append(column)
         elif not spec.writable:
             if column != obj.id_field:
-                read_only.setdefault(spec.why_not_writable, []).append(column)
+                read_only.setdefault(spec.why_not_writable or "read-only", []).append(column)
         else:
             rules.append(
                 ColumnRule(
