@@ -782,6 +782,13 @@ def _read_csv_exact(path: Path, text: str, enc: str, sep: str) -> SourceTable:
             rows.append(record)
             lines.append(start)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # not the quote's fault, if any
+            raise InputError(
+                f"{path}, line {last_line + 1}: a cell of more than {csv.field_size_limit():,} "
+                f"characters (a spreadsheet cell holds {XLSX_MAX_CELL:,}; Insightly's longest "
+                "fields fewer)",
+                hint="Shorten that cell, or check that its quotes are where they belong.",
+            ) from None
         raise InputError(
             f"{path}, line {last_line + 1}: a row starting here never ends: {exc} (an unterminated quote?)",
             hint="Every quoted field must end with a closing quote.",

@@ -606,3 +606,16 @@ def test_byte_order_marks_inside_the_text_are_no_part_of_a_value(tmp_path: Path)
         {"FIRST_NAME": "Ada", "LAST_NAME": "Lovelace"},
         {"FIRST_NAME": "Bom5", "LAST_NAME": ""},
     ]
+
+
+def test_a_cell_longer_than_the_readers_limit_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    # a line break in a quoted cell: the exact reader (the csv module, with its limit) reads it
+    text = 'Name,Notes\nBob,"two\nlines"\nAda,Zoë ' + "x" * 200_000 + "\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_table(path)
+    assert str(info.value) == (
+        f"{path}, line 4: a cell of more than 131,072 characters (a spreadsheet cell holds "
+        "32,767; Insightly's longest fields fewer)"
+    )
