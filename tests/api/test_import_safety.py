@@ -249,6 +249,13 @@ async def test_without_a_match_key_new_rows_beside_vanished_ones_are_refused_not
         "p.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote"
     )
     assert puts_and_posts(sb) == (0, 2)  # nothing sent
+    other = write(tmp_path, "q.csv", file.read_text())  # another file, the same checkpoint
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    with pytest.raises(CheckpointError) as caught:
+        await run_import(sb, other, mapping, checkpoint=checkpoint)
+    assert str(caught.value).startswith(
+        "q.csv (the checkpoint is of p.csv) has 1 new row(s) and lost 1 row(s)"
+    )
 
 
 async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differences(

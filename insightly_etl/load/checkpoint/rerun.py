@@ -98,7 +98,7 @@ def bind(
     undone = _forget_undo(store)  # before rows are renumbered: its journal is by row
     changes = RerunChanges()
     if known != file_sha:
-        changes = _rekey(store, digests, lines, keyed, identity)
+        changes = _rekey(store, digests, lines, keyed, identity, source)
     else:
         store.rows.register(zip(range(len(lines)), lines, digests, strict=True))
     changes.undone = undone
@@ -141,14 +141,19 @@ def _rekey(
     lines: list[int],
     keyed: bool,
     identity: Identity = (),
+    source: str = "",
 ) -> RerunChanges:
+    """The rows of the file now (`source`), paired with the checkpoint's of its last run."""
+    earlier = store.meta("source")
+    # the file being imported, and which the checkpoint was of when that is another
+    named = source + (f" (the checkpoint is of {earlier})" if earlier and earlier != source else "")
     old = store.db.execute(
         "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
     ).fetchall()
     if old and any(d is None for _, d, _, _, _ in old):
         raise CheckpointError(
             f"{store.path} was written by an older version that kept no row fingerprints, "
-            f"and {store.meta('source')} changed since",
+            f"and {named} changed since",
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
@@ -158,7 +163,7 @@ def _rekey(
     ]
     if not keyed and pairing.new and created_gone:
         raise CheckpointError(
-            f"{store.meta('source')} has {len(pairing.new):,} new row(s) and lost "
+            f"{named} has {len(pairing.new):,} new row(s) and lost "
             f"{len(created_gone):,} row(s) whose records an earlier run wrote; without a "
             "match key an edit cannot be told from a new record, and sending them could "
             "create a second record",
@@ -171,7 +176,7 @@ def _rekey(
     if unsettled:
         raise CheckpointError(
             f"{len(unsettled)} row(s) of the last run have an unknown outcome and changed in "
-            f"{store.meta('source')} since",
+            f"{named} since",
             hint="Run once more with the file as it was (that settles them at no risk of a "
             "second record), then with the edited file.",
         )
