@@ -1026,6 +1026,8 @@ def _check_progress(
     previous: list[dict[str, Any]], current: list[dict[str, Any]], path: str
 ) -> None:
     if current and previous and current[0] == previous[0]:
-        raise ApiError(
-            f"the server returned the same page twice for {path} (skip ignored?)", path=path
+        raise UnstableOrder(  # a server whose paging is broken: exit 69, as the others
+            f"{path}: the server answered the same page for two offsets (skip ignored?); "
+            "paging by offset cannot be trusted, and nothing read is used",
+            path=path,
         )

@@ -708,3 +708,16 @@ def test_the_overlap_widens_after_pages_that_do_not_join_and_narrows_after_calm(
     for n in range(10):
         assert seams.join([{"ID": 499}, {"ID": 3000 + n}], 1000 + n) == [{"ID": 3000 + n}]
     assert seams.stride(500) == 490  # halved after ten pages that joined
+
+
+async def test_a_server_that_ignores_skip_is_refused_as_unpageable() -> None:
+    from insightly_etl.errors import UnstableOrder
+
+    def handler(request: httpx.Request) -> httpx.Response:  # the first page, whatever `skip`
+        return ok([{"CONTACT_ID": i} for i in range(500)], **{"X-Total-Count": "1500"})
+
+    async with mock_client(handler, max_in_flight=1) as client:
+        with pytest.raises(UnstableOrder) as info:
+            [p async for p in client.iter_pages("Contacts")]
+    assert info.value.exit_code == 69
+    assert str(info.value).startswith("Contacts: the server answered the same page for two")
