@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from insightly_etl.errors import KEY_HINT, ConfigError
 
@@ -59,7 +59,17 @@ class Secret:
                 for encoded in (base64.b64encode(form), base64.urlsafe_b64encode(form)):
                     _KNOWN_SECRETS.add(encoded.decode())  # longest first in redact: padded
                     _KNOWN_SECRETS.add(encoded.decode().rstrip("="))
-            _KNOWN_SECRETS.add(value)
+            # `key:password` in base64: the groups of three bytes that are the key's alone
+            whole = len(value) // 3 * 3
+            if whole >= 12:
+                _KNOWN_SECRETS.add(base64.b64encode(value[:whole].encode()).decode())
+            # the key as a server may echo it: other case, URL-encoded, in hex
+            for text in (value, value.lower(), value.upper()):
+                every = "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in text)
+                _KNOWN_SECRETS.update(
+                    (text, quote(text, safe=""), every, every.lower(), text.encode().hex())
+                )
+            _KNOWN_SECRETS.add(value.encode().hex().upper())
 
     def reveal(self) -> str:
         return self._value

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,25 @@ def test_a_key_file_must_be_a_small_regular_file(tmp_path: Path) -> None:
     big.write_text("x" * 5000)
     with pytest.raises(ConfigError, match="holds 5,000 bytes: not a key"):
         read_key_file(big)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda k: k.lower(),
+        lambda k: k.upper(),
+        lambda k: k.replace("-", "%2D"),  # URL-encoded
+        lambda k: k.encode().hex(),
+        lambda k: k.encode().hex().upper(),
+        lambda k: base64.b64encode(f"{k}:a-password".encode()).decode(),  # key:password
+    ],
+    ids=["lower", "upper", "url", "hex", "HEX", "basic with a password"],
+)
+def test_a_key_a_server_echoes_in_another_form_is_blanked_out(form) -> None:
+    from insightly_etl.config import Secret, redact
+
+    key = "5B0F3C2A-91D4-4E7B-A6C8-0D2E4F6A8B1C"
+    Secret(key)
+    echoed = redact(f"Invalid value {form(key)} in the request")
+    assert "5B0F3C2A" not in echoed.upper() and "91D4" not in echoed.upper(), echoed
+    assert b"5B0F3C2A".hex() not in echoed.lower(), echoed
