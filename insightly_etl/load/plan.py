@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
@@ -42,7 +43,13 @@ from insightly_etl.load.identity import (
     match_text,
     shared_in_file,
 )
-from insightly_etl.load.spreadsheet import LOST, artefact, read_instant, single_byte
+from insightly_etl.load.spreadsheet import (
+    LOST,
+    SCIENTIFIC,
+    artefact,
+    read_instant,
+    single_byte,
+)
 from insightly_etl.load.states import (
     WRITES,
     Action,
@@ -294,6 +301,7 @@ class Artefacts:
     encoding: str | None = None  # the file's, when a single-byte code page
     send: frozenset[str] = frozenset()  # fields whose column says `artefacts: send`
     found: dict[str, tuple[Any, Any, str]] = field(default_factory=dict)  # field -> old, new, why
+    scientific: frozenset[str] = frozenset()  # number fields the row's cell wrote as 1.2E+11
 
 
 def update_payload(
@@ -328,7 +336,9 @@ def update_payload(
         if same_value(spec, value, old):
             continue
         if artefacts is not None and name not in artefacts.send:
-            why = artefact(spec, value, old, artefacts.encoding)
+            why = artefact(
+                spec, value, old, artefacts.encoding, scientific=name in artefacts.scientific
+            )
             if why is not None:
                 artefacts.found[name] = (old, value, why)
                 continue
@@ -486,6 +496,22 @@ class Planner:
         self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
         self._written_keys: list[tuple[str, ...] | None] | None = None
         self.etags: dict[int, str] = {}
+        self._scientific_cells: dict[str, np.ndarray] | None = None
+
+    def _scientific(self) -> dict[str, np.ndarray]:
+        """Number fields -> which rows' cells the file wrote in scientific notation (a long
+        number a spreadsheet showed shorter), found once."""
+        if self._scientific_cells is None:
+            frame = self.result.table.frame
+            self._scientific_cells = {}
+            for rule in self.result.rules:
+                spec = self.specs.get(rule.field)
+                if spec is not None and spec.kind in (NUMBER, INTEGER) and rule.column in frame:
+                    cells = frame[rule.column].astype("string").str.strip()
+                    found = cells.str.fullmatch(SCIENTIFIC.pattern).fillna(False)
+                    if found.any():
+                        self._scientific_cells[rule.field] = found.to_numpy(dtype=bool)
+        return self._scientific_cells
 
     async def plan(
         self,
@@ -839,6 +865,7 @@ class Planner:
         rid = record_id(record, self.obj.id_field or "")
         base = self.base_of(row, rid) if rid is not None else None
         kept = artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts)
+        kept.scientific = frozenset(f for f, cells in self._scientific().items() if cells[row])
         if base is not None:
             values = self._merge(row, record, base, values, kept)
         return update_payload(
@@ -885,7 +912,7 @@ class Planner:
             if same_value(spec, new, was):
                 continue  # the person did not change it: whatever Insightly has now stays
             why = (
-                artefact(spec, new, was, self.encoding)
+                artefact(spec, new, was, self.encoding, scientific=name in artefacts.scientific)
                 if name not in artefacts.send
                 and (
                     (isinstance(new, str) and isinstance(was, str))

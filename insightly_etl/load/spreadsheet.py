@@ -20,7 +20,7 @@ import math
 import re
 import unicodedata
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
 import pandas as pd
@@ -177,7 +177,7 @@ _GROUPED = re.compile(r"^[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$")
 LOST = re.compile(r"\w\?|\?\w")  # a `?` touching a letter: `?ukasz`, `Wi?niewski`
 # Excel's General format shows at most 11 digits: a longer digit string becomes 1.23457E+11
 GENERAL_DIGITS = 11
-_SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+-]?\d+$")
+SCIENTIFIC = re.compile(r"^[+-]?\d(?:[.,]\d+)?[Ee][+-]?\d+$")
 # a spreadsheet keeps 15 significant digits of a number: a longer digit string stored as one
 # comes back with zeros after the 15th, or as the binary double's digits
 KEPT_DIGITS = 15
@@ -227,7 +227,7 @@ def _plain_decimal(text: str) -> Decimal | None:
     an exponent, spaces: forms a re-save may not have made)."""
     if _GROUPED.match(text):
         text = text.replace(",", "")
-    elif _SCIENTIFIC.match(text):
+    elif SCIENTIFIC.match(text):
         return Decimal(text.replace(",", "."))
     if not _PLAIN.match(text):
         return None
@@ -236,7 +236,8 @@ def _plain_decimal(text: str) -> Decimal | None:
 
 def _significant(value: Decimal) -> int:
     """Digits a number shows, trailing zeros not counted: 3 for 9.01E+15."""
-    return len(value.normalize().as_tuple().digits)
+    digits = "".join(map(str, value.as_tuple().digits)).rstrip("0")
+    return max(1, len(digits))
 
 
 def _rounded(value: Decimal, digits: int) -> str:
@@ -268,15 +269,21 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
     a, b = _plain_decimal(new), _plain_decimal(old)
     if a is not None and b is not None and not (digits and _DIGITS.match(new)):
-        if a == b:
-            return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5, 1E5 -> 1.00E+05
-        shown = _significant(a)  # the digits the cell shows, of a longer number
-        if (
-            _SCIENTIFIC.match(new)
-            and 2 <= shown < _significant(b)
-            and _rounded(a, shown) == _rounded(b, shown)
-        ):
-            return "long number shown in scientific notation"
+        try:
+            if a == b:
+                return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5, 1E5 -> 1.00E+05
+            shown = _significant(a)  # the digits the cell shows, of a longer number
+            # only what a program shows shorter: a digit string past General's 11 digits, or
+            # a number it already showed in scientific notation
+            if (
+                SCIENTIFIC.match(new)
+                and ((digits and len(old) > GENERAL_DIGITS) or SCIENTIFIC.match(old))
+                and 2 <= shown < _significant(b)
+                and _rounded(a, shown) == _rounded(b, shown)
+            ):
+                return "long number shown in scientific notation"
+        except (DecimalException, ValueError):  # 1E1000000: no number a cell shows
+            return None
     if replaced_by_encoding(new, old, encoding):
         if encoding:
             return f"characters {encoding} cannot hold, replaced"
@@ -298,9 +305,13 @@ def number_artefact(new: float, old: float) -> str | None:
     return None
 
 
-def artefact(spec: FieldSpec, new: Any, old: Any, encoding: str | None) -> str | None:
+def artefact(
+    spec: FieldSpec, new: Any, old: Any, encoding: str | None, *, scientific: bool = False
+) -> str | None:
     """Why `new` (the file's validated value) differs from `old` (the record's) only as a
-    spreadsheet program re-saves values, or None when it is an edit."""
+    spreadsheet program re-saves values, or None when it is an edit. `scientific`: the file
+    wrote the cell in scientific notation (a number field's value is compared as a number,
+    so only then may it be a long number shown shorter)."""
     if new is None or old is None or old == "":
         return None
     if spec.kind == DATETIME:
@@ -310,6 +321,7 @@ def artefact(spec: FieldSpec, new: Any, old: Any, encoding: str | None) -> str |
         return None
     if (
         spec.kind in (NUMBER, INTEGER)
+        and scientific
         and isinstance(old, int | float)
         and not isinstance(old, bool)
     ):

@@ -708,3 +708,20 @@ def test_a_row_whose_id_moved_to_another_person_is_not_written(
         "its CONTACT_ID looks moved from another row (one column sorted on its own?); not written"
         in errors
     )
+
+
+def test_a_long_number_a_person_rounds_is_an_edit_not_an_artefact(tmp_path: Path) -> None:
+    """`123000000000` typed over 123456789012 is sent; only a cell written in scientific
+    notation (`1.23E+11`) may be a spreadsheet's rounding."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    record = contacts.records[2006]
+    custom = [c for c in record["CUSTOMFIELDS"] if c["FIELD_NAME"] != "Lifetime_Value__c"]
+    custom.append({"FIELD_NAME": "Lifetime_Value__c", "FIELD_VALUE": 123456789012})
+    contacts.put({**record, "CUSTOMFIELDS": custom})
+    file = edited_export(sb, tmp_path, {2006: {"Lifetime_Value__c": "123000000000"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 1 to update" in result.stderr, result.stderr
+    file = edited_export(sb, tmp_path, {2006: {"Lifetime_Value__c": "1.23E+11"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 0 to update" in result.stderr, result.stderr

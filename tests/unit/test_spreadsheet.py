@@ -61,6 +61,9 @@ def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) ->
         ("12345678901234567890", "12345678901234567000", None),  # 17 digits kept: typed
         ("1E5", "1.01E+05", None),
         ("TRUE", "FALSE", None),
+        ("1234.5", "1.2E+03", None),  # short enough to be shown whole: typed
+        ("12345", "1.2E+04", None),
+        ("1E1000000", "2E1000000", None),  # no number a cell shows: no crash either
         ("123456789012", "1.3E+11", None),  # rounded wrong: 1.23… is 1.2
     ],
 )

@@ -458,6 +458,8 @@ def test_a_workbooks_typed_cells_are_read_as_what_they_are() -> None:
         ("1,23E+11", 1.23e11),  # a decimal comma's spreadsheet
         ("1,234e5", 123400.0),  # only a decimal comma reads it: 1.234 × 10⁵
         ("e5", None),
+        ("1e400", None),  # no number a field holds (it would be sent as inf)
+        ("-1E999999", None),
         ("1e", None),
     ],
 )
