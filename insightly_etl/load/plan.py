@@ -446,9 +446,17 @@ def record_key(
 _NAMES = ("FIRST_NAME", "LAST_NAME")
 
 
-def _renamed(p: PlannedRow) -> str | None:
-    """`'Ada Lovelace' -> 'Alan Turing'`: an update that changes a person's name, else None."""
-    if not any(n in p.after for n in _NAMES):
+def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
+    """`'Ada Lovelace' -> 'Alan Turing'`: an update that gives a person the name of `owner`
+    (the record whose e-mail it takes too), else None: a person may well marry and take an
+    old address, but not become the very person who holds it."""
+    if owner is None or not any(n in p.after for n in _NAMES):
+        return None
+    if any(
+        str(p.after.get(n) or "").casefold() != str(owner.get(n) or "").casefold()
+        for n in _NAMES
+        if n in p.after
+    ):
         return None
     was = " ".join(str(p.before.get(n) or "") for n in _NAMES if n in p.after).strip()
     now = " ".join(str(p.after.get(n) or "") for n in _NAMES if n in p.after).strip()
@@ -662,7 +670,8 @@ class Planner:
                 more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
                 value = str(self.result.cell(p.row, name))
                 found[p.row] = (value, f"{self.obj.singular} {others[0]}{more}")
-                if p.action == Action.UPDATE and (renamed := _renamed(p)):
+                owner = self.records.get(others[0])
+                if p.action == Action.UPDATE and (renamed := _renamed(p, owner)):
                     # another record's e-mail and another name: the row is another person's,
                     # its id moved (one column sorted on its own); never written over
                     moved.add(p.row)

@@ -725,3 +725,13 @@ def test_a_long_number_a_person_rounds_is_an_edit_not_an_artefact(tmp_path: Path
     file = edited_export(sb, tmp_path, {2006: {"Lifetime_Value__c": "1.23E+11"}})
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert "Plan: 0 to create, 0 to update" in result.stderr, result.stderr
+
+
+def test_a_new_name_and_an_address_another_record_has_is_no_moved_id(tmp_path: Path) -> None:
+    """She married and takes the address of her old duplicate: sent, with the warning."""
+    sb = corpus_sandbox()
+    taken = sb.account.collections["Contacts"].records[2007]["EMAIL_ADDRESS"]
+    file = edited_export(sb, tmp_path, {2006: {"LAST_NAME": "Newname", "EMAIL_ADDRESS": taken}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 1 to update" in result.stderr, result.stderr
+    assert "1 row(s) give EMAIL_ADDRESS a value another record has" in result.stderr
