@@ -445,7 +445,7 @@ class InsightlyClient:
             try:
                 reply = await self.get(path, {**base, "skip": skip, "top": top})
             except AnswerTooLarge:
-                sizer.too_large()
+                sizer.too_large(top)
                 continue
             records = _as_page(reply.data, path, top)
             sizer.measure(reply, len(records))
@@ -845,21 +845,24 @@ class _Sizer:
         self.top = size
         self.calm = 0  # pages in a row with room for twice as many
 
-    def too_large(self) -> None:
-        """The answer passed the client's cap unread: a quarter of the size, again."""
-        if self.size <= MIN_PAGE:
+    def too_large(self, top: int) -> None:
+        """An answer to a page of `top` passed the client's cap unread: a quarter of that
+        size, again (pages asked for at once may each pass it: the size, never the ceiling,
+        follows the smallest)."""
+        if top <= MIN_PAGE:
             raise AnswerTooLarge(
-                f"even a page of {self.size} records is larger than "
+                f"even a page of {top} records is larger than "
                 f"{self.client.max_body:,} bytes; refused",
                 path=self.path,
             )
-        smaller = max(MIN_PAGE, self.size // 4)
-        self.client.stats.notices.append(
-            f"{self.path}: a page of {self.size} records was larger than "
-            f"{self.client.max_body / 1e6:,.1f} MB; asked again for {smaller}"
-        )
-        self.top = min(self.top, max(smaller, self.size // 2))
-        self.size, self.calm = smaller, 0
+        smaller = max(MIN_PAGE, top // 4)
+        if smaller < self.size:
+            self.client.stats.notices.append(
+                f"{self.path}: a page of {top} records was larger than "
+                f"{self.client.max_body / 1e6:,.1f} MB; asked again for {smaller}"
+            )
+        self.top = min(self.top, max(smaller, top // 2))
+        self.size, self.calm = min(self.size, smaller), 0
 
     def measure(self, reply: Reply, records: int) -> None:
         client = self.client
@@ -930,7 +933,7 @@ class _Window:
             try:
                 reply = await task
             except AnswerTooLarge:  # records grew past the cap: this range in smaller pages
-                self.sizer.too_large()
+                self.sizer.too_large(top)
                 records = await self._range(skip, top)
             else:
                 records = _as_page(reply.data, self.path, top)
@@ -948,7 +951,7 @@ class _Window:
             try:
                 reply = await self.client.get(self.path, params)
             except AnswerTooLarge:
-                self.sizer.too_large()
+                self.sizer.too_large(size)
                 continue
             page = _as_page(reply.data, self.path, size)
             records.extend(page)

@@ -709,3 +709,20 @@ def test_the_overlap_widens_after_pages_that_do_not_join_and_narrows_after_calm(
     for n in range(10):
         assert seams.join([{"ID": 499}, {"ID": 3000 + n}], 1000 + n) == [{"ID": 3000 + n}]
     assert seams.stride(500) == 490  # halved after ten pages that joined
+
+
+def test_pages_in_flight_too_large_together_shrink_the_size_once() -> None:
+    from types import SimpleNamespace
+
+    from insightly_etl.api.client import _Sizer
+
+    client = SimpleNamespace(max_body=64 << 20, stats=SimpleNamespace(notices=[]))
+    sizer = _Sizer(client, "Contacts", 500)  # type: ignore[arg-type]
+    sizer.too_large(500)
+    sizer.too_large(500)  # a second page of 500, asked for before the first answered
+    assert (sizer.size, sizer.top) == (125, 250)
+    assert client.stats.notices == [
+        "Contacts: a page of 500 records was larger than 67.1 MB; asked again for 125"
+    ]
+    sizer.too_large(125)
+    assert (sizer.size, sizer.top) == (31, 62)
