@@ -62,6 +62,7 @@ class SourceTable:
     # "" text; validation reads a typed cell as what it is, not by a mapping's text rules
     cells: dict[str, pd.Series] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what reading left out, and why
+    garbled: Garbled | None = None  # cells of UTF-8 text read in another character set
 
     @property
     def columns(self) -> list[str]:
@@ -132,7 +133,7 @@ def _needs_a_look(path: Path) -> bool:
 
 def _look_at_cells(table: SourceTable, *, named: bool) -> None:
     """Byte-order marks inside the text (a file pasted together from several saves) are no
-    part of any value: taken out. Text garbled by a wrong reading is refused (refuse_garbled),
+    part of any value: taken out. Text garbled by a wrong reading is found (find_garbled),
     unless the person named the encoding (then the text is as it reads)."""
     table.frame.columns = [str(c).replace("\ufeff", "") for c in table.frame.columns]
     for name in table.columns:
@@ -140,32 +141,48 @@ def _look_at_cells(table: SourceTable, *, named: bool) -> None:
         if column.str.contains("\ufeff", regex=False).fillna(False).any():
             table.frame[name] = column.str.replace("\ufeff", "", regex=False)
     if not named:
-        refuse_garbled(table)
+        find_garbled(table)
 
 
 def _ungarbled(text: str) -> str | None:
-    """`Ñandú` for `Ã‘andÃº`: UTF-8 text that was read as Windows-1252 (or Latin-1) and
-    saved again, as it was before; None when the text is not that."""
-    for single in ("cp1252", "latin-1"):
+    """`Ñandú` for `Ã‘andÃº`: UTF-8 text that was read as Windows-1252 and saved again, as it
+    was before; None when the text is not that. Character by character: the five bytes
+    Windows-1252 leaves undefined come back as U+0081 … U+009D, their own numbers."""
+    raw = bytearray()
+    for ch in text:
         try:
-            fixed = text.encode(single).decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            continue
-        return fixed if fixed != text else None
-    return None
+            raw += ch.encode("cp1252")
+        except UnicodeEncodeError:
+            if ord(ch) > 0xFF:
+                return None
+            raw.append(ord(ch))
+    try:
+        fixed = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return fixed if fixed != text else None
 
 
-def refuse_garbled(table: SourceTable) -> None:
+@dataclass(frozen=True)
+class Garbled:
+    """Cells of UTF-8 text read in another character set (find_garbled)."""
+
+    cells: list[tuple[int, str, str, str]]  # line, column, text, its true reading
+    file_reads_right: bool  # other accented cells read right: the cells came so
+
+
+def find_garbled(table: SourceTable) -> None:
     """A file whose UTF-8 text was opened as Windows-1252 and saved (a spreadsheet asked for
     the wrong character set) holds `Ã©` for é in every accented word: sending it would write
-    that into Insightly. Refused, naming the first such cell and what it should read. Where
-    other accented cells of the file read right, the file was read right and the garbled
-    cells came so from where it was made (an account that already holds them): a note."""
+    that into Insightly. Such cells are kept on the table (`garbled`) for validation, which
+    refuses them in the columns it sends (garbled_error); where other accented cells of the
+    file read right, the file was read right and they came so from where it was made (an
+    account that already holds them): a note. A garbled header refuses the file at once."""
     columns = table.columns
     for name in columns:  # the header: its first cell may hold the mark as text (ï»¿)
         if _MOJIBAKE.search(name) and (fixed := _ungarbled(name)) is not None:
-            raise _garbled(table, 1, name, name, fixed)
-    found: list[tuple[int, str, str, str]] = []  # line, column, text, its true reading
+            raise garbled_error(table, 1, name, name, fixed)
+    found: list[tuple[int, str, str, str]] = []
     for name in columns:
         column = table.frame[name]
         hits = column.str.contains(_MOJIBAKE.pattern, regex=True).fillna(False)
@@ -175,27 +192,32 @@ def refuse_garbled(table: SourceTable) -> None:
                 found.append((table.lines[at], name, text, fixed))
     if not found:
         return
+    right = False
     for name in columns:
         column = table.frame[name]
         accented = column.str.contains("[^\x00-\x7f]", regex=True).fillna(False)
         if any(_ungarbled(str(t)) is None for t in column[accented.to_numpy(dtype=bool)]):
-            line, name, text, fixed = min(found)
-            table.notes.append(
-                f"{len(found):,} cell(s) hold UTF-8 text read in another character set, as "
-                f"they came ({table.unit} {line}, column {name!r}: {text[:40]!r} for "
-                f"{fixed[:40]!r}); other accented cells read right, so they are taken as they are"
-            )
-            return
-    raise _garbled(table, *min(found))
+            right = True
+            break
+    table.garbled = Garbled(sorted(found), right)
 
 
-def _garbled(table: SourceTable, line: int, column: str, text: str, fixed: str) -> InputError:
+def garbled_note(table: SourceTable, cells: list[tuple[int, str, str, str]]) -> str:
+    line, name, text, fixed = cells[0]
+    return (
+        f"{len(cells):,} cell(s) hold UTF-8 text read in another character set, as they came "
+        f"({table.unit} {line}, column {name!r}: {text[:40]!r} for {fixed[:40]!r}); other "
+        "accented cells read right, so they are taken as they are"
+    )
+
+
+def garbled_error(table: SourceTable, line: int, column: str, text: str, fixed: str) -> InputError:
     return InputError(
         f"{table.path}, {table.unit} {line}, column {column!r}: {text[:60]!r} is UTF-8 text "
         f"read in another character set ({fixed[:60]!r}): the file was opened with the wrong "
         "character set and saved",
         hint="Open the original file again choosing UTF-8 (Unicode) as its character set, and "
-        "save it; --encoding utf-8 takes the text as it reads.",
+        "save it; if Insightly holds the text so already, --encoding utf-8 takes it as it reads.",
     )
 
 
@@ -275,7 +297,7 @@ def iter_table(
                 if last:
                     table = _drop_report_footer(table)
                 if _look_again(block.removeprefix(codecs.BOM_UTF8)):
-                    _look_at_cells(table, named=encoding is not None)
+                    raise NotPlain  # decided on the whole file, as import reads it
                 unescape_frame(table.frame)
                 yield table
             before += _line_ends(block)

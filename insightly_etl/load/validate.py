@@ -44,7 +44,7 @@ from insightly_etl.load.fields import (
     suggest_field,
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
-from insightly_etl.load.readers import SourceTable
+from insightly_etl.load.readers import SourceTable, garbled_error, garbled_note
 from insightly_etl.load.spreadsheet import ambiguous_slash, day_first_of, parse_locale
 from insightly_etl.moments import DATETIME_FORMAT
 
@@ -959,6 +959,13 @@ def validate_table(
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
     notes = [*table.notes, *notes]
+    if table.garbled is not None:  # only the columns sent: another may hold what it likes
+        used = {rule.column for rule in rules}
+        cells = [c for c in table.garbled.cells if c[1] in used]
+        if cells and not table.garbled.file_reads_right:
+            raise garbled_error(table, *cells[0])
+        if cells:
+            notes.append(garbled_note(table, cells))
     check_mapping(table, mapping, specs, rules)
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
     if isinstance(first_is_day, _Absent):

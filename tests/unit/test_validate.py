@@ -711,3 +711,38 @@ def test_salesforce_lightning_date_times(tmp_path: Path) -> None:
         "2024-01-02 15:04:00",
         "2024-12-31 10:00:00",
     ]
+
+
+def _garble(text: str) -> bytes:
+    return text.encode("utf-8").decode("cp1252").encode("utf-8")
+
+
+def test_garbled_text_is_refused_in_a_column_sent_and_left_alone_in_one_not(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(_garble("Name,City,Shoe size\nZoë,Paris,38\nAna,Lyon,café\n"))
+    mapping = parse_mapping(contacts({"City": "ADDRESS_MAIL_CITY"}), source="m.yaml")
+    facts = AccountFacts(DEFS["Contacts"], {})
+    with pytest.raises(InputError) as info:
+        validate_table(read_table(path), mapping, facts)
+    assert str(info.value) == (
+        f"{path}, line 2, column 'Name': 'ZoÃ«' is UTF-8 text read in another character set "
+        "('Zoë'): the file was opened with the wrong character set and saved"
+    )
+    path.write_text("Name,City,Shoe size\nZoe,Paris,38\n", encoding="utf-8")
+    path.write_bytes(path.read_bytes() + _garble("Ana,Lyon,café\n"))  # in a column not sent
+    assert validate_table(read_table(path), mapping, facts).rows == 2
+
+
+def test_garbled_cells_of_a_file_that_reads_right_are_sent_as_they_came(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes("Name,City\nZoë,Paris\n".encode() + _garble("Ana,Ñandú\n"))
+    mapping = parse_mapping(contacts({"City": "ADDRESS_MAIL_CITY"}), source="m.yaml")
+    r = validate_table(read_table(path), mapping, AccountFacts(DEFS["Contacts"], {}))
+    assert values(r, "ADDRESS_MAIL_CITY") == ["Paris", "Ã‘andÃº"]
+    assert r.notes == [
+        "1 cell(s) hold UTF-8 text read in another character set, as they came (line 3, "
+        "column 'City': 'Ã‘andÃº' for 'Ñandú'); other accented cells read right, so they are "
+        "taken as they are"
+    ]
