@@ -389,12 +389,12 @@ class XlsxTableWriter:
 
     def _text(self, column: str, text: str) -> WriteOnlyCell:
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)  # control characters XML cannot hold
-        if len(text) > EXCEL_CELL:
-            self.cut[column] = self.cut.get(column, 0) + 1
-            text = text[:EXCEL_CELL]
         if _READ_AS_ESCAPED.match(text):  # `'+x` is read back as `+x` (files.unescape_frame,
             # for a CSV of ours saved as a workbook): one more quote, and it reads as itself
             text = "'" + text
+        if len(text) > EXCEL_CELL:
+            self.cut[column] = self.cut.get(column, 0) + 1
+            text = text[:EXCEL_CELL]
         cell = WriteOnlyCell(self._sheet, text)
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
         return cell

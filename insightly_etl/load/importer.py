@@ -571,7 +571,7 @@ class _Run:
                 validation,
                 self.checkpoint,
                 stopped=bool(outcome.stopped),
-                preview=options.dry_run,
+                dry_run=options.dry_run,
             ),
         ]
         return ImportResult(
@@ -602,7 +602,7 @@ class _Run:
                 validation,
                 self.checkpoint,
                 stopped=True,
-                preview=options.dry_run,
+                dry_run=options.dry_run,
             )
             if validation
             else []

@@ -34,10 +34,10 @@ def write_results(
     checkpoint: Checkpoint,
     *,
     stopped: bool,
-    preview: bool = False,
+    dry_run: bool = False,
 ) -> list[Path]:
-    """The files of a run. A preview (`--dry-run`) sends nothing, so it leaves the last real
-    run's list of rows not yet attempted (NAME.unprocessed.csv) as it was."""
+    """The files of a run. A dry run sends nothing, so it leaves the last real run's list of
+    rows not yet attempted (NAME.unprocessed.csv) as it was."""
     directory.mkdir(parents=True, exist_ok=True)
     by_row = checkpoint.rows.states()
     states = sorted(by_row.values(), key=lambda s: s.row)
@@ -77,10 +77,10 @@ def write_results(
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
     left = [s for s in states if s.state in LEFT]
     unprocessed_path = directory / f"{name}.unprocessed.csv"
-    if stopped and left and not preview:
+    if stopped and left and not dry_run:
         index = pd.DataFrame({unit: [s.line for s in left], ROW: [s.row for s in left]})
         written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
-    elif unprocessed_path.exists() and not preview:
+    elif unprocessed_path.exists() and not dry_run:
         unprocessed_path.unlink()  # an earlier run's list, now done
     rejects_path = directory / f"{name}.rejects.csv"
     if write_rejects(validation, rejects_path):

@@ -357,7 +357,8 @@ class Checkpoint:
         self.scratch_dir = Path(tempfile.mkdtemp(prefix="insightly-etl-dry-run-"))  # 0700
         try:
             self.db = sqlite3.connect(self.scratch_dir / "checkpoint.sqlite", isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=OFF")  # thrown away after the run
+            self.db.execute("PRAGMA journal_mode=MEMORY")  # thrown away after the run; a
+            # rolled-back transaction must still roll back
             self.db.execute("PRAGMA synchronous=OFF")
             if path.is_file():
                 source = cls.read_only(path)
