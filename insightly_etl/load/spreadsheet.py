@@ -259,9 +259,10 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
     one way, the way a program changes a value: zeros are dropped, never added; digits are
     grouped or shown shorter, never changed."""
     digits = _DIGITS.match(old) is not None
-    if digits and _DIGITS.match(new) and len(new) < len(old) and old.lstrip("0") == new:
+    number = old.lstrip("0") or "0"  # `0000` is the number 0
+    if digits and _DIGITS.match(new) and len(new) < len(old) and number == new:
         return "leading zeros dropped"
-    if digits and _GROUPED.match(new) and new.replace(",", "") == old.lstrip("0"):
+    if digits and _GROUPED.match(new) and new.replace(",", "") == number:
         return "digits grouped as a number"
     if digits and len(old.lstrip("0")) > KEPT_DIGITS and new in _kept_as_number(old):
         return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"

@@ -15,6 +15,7 @@ LOST15 = "digits after the 15th lost (stored as a number)"
     [
         ("02108", "2108", None, "leading zeros dropped"),
         ("00501", "501", "cp1252", "leading zeros dropped"),
+        ("0000", "0", None, "leading zeros dropped"),
         ("1234567", "1,234,567", None, "digits grouped as a number"),
         ("123456789012", "1.23457E+11", None, "long number shown in scientific notation"),
         ("12.50", "12.5", None, "number re-formatted"),
