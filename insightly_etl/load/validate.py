@@ -25,7 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import OBJECTS, ObjectType, get_object, record_id
+from insightly_etl.api.registry import (
+    OBJECTS,
+    ObjectType,
+    custom_object,
+    get_object,
+    record_id,
+)
 from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts, LookupIndex
 from insightly_etl.load.fields import (
@@ -947,9 +953,11 @@ def validate_table(
         other = _export_of(table.columns)
         if other is not None:
             raise InputError(
-                f"{table.path}: this is an export of {other.name} (its first column is "
-                f"{other.id_field}), not of {obj.name}",
-                hint=f"Import it with --object {other.name}.",
+                f"{table.path}: this is an export of {other} (its first column is "
+                f"{table.columns[0]}), not of {obj.name}",
+                hint=f"Import it with --object {other}."
+                if other != _CUSTOM
+                else "Import it with --object and the custom object's API name (Site__c).",
             )
         raise InputError(
             f"{table.path}: this looks like an export of {obj.name} (it has DATE_UPDATED_UTC) "
@@ -1047,10 +1055,15 @@ def validate_table(
 _SCOPED = {("STAGE_ID", "STAGE_NAME"), ("STATE_REASON_ID", "STATE_REASON")}
 
 
-def _export_of(columns: list[str]) -> ObjectType | None:
+_CUSTOM = "a custom object"
+
+
+def _export_of(columns: list[str]) -> str | None:
     """The object whose export a file is, by its first column (an export's record id)."""
     first = columns[0] if columns else ""
-    return next((o for o in OBJECTS.values() if o.id_field and o.id_field == first), None)
+    if first == custom_object("Any__c").id_field:  # RECORD_ID: which one, the file cannot say
+        return _CUSTOM
+    return next((o.name for o in OBJECTS.values() if o.id_field and o.id_field == first), None)
 
 
 class _StepValues:

@@ -735,3 +735,20 @@ def test_a_new_name_and_an_address_another_record_has_is_no_moved_id(tmp_path: P
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert "Plan: 0 to create, 1 to update" in result.stderr, result.stderr
     assert "1 row(s) give EMAIL_ADDRESS a value another record has" in result.stderr
+
+
+def test_an_export_of_a_custom_object_imported_as_contacts_is_named_as_such(
+    tmp_path: Path,
+) -> None:
+    sb = corpus_sandbox()
+    out = tmp_path / "out"
+    assert run(sb, "export", "Site__c", "--out", str(out), "--format", "csv").exit_code == 0
+    result = run(sb, "import", str(out / "Site__c.csv"), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert (
+        "this is an export of a custom object (its first column is RECORD_ID), not of contacts"
+        in result.stderr
+    )
+    assert "Hint: Import it with --object and the custom object's API name (Site__c)." in (
+        result.stderr
+    )
