@@ -149,6 +149,9 @@ class InsightlyClient:
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._skew: timedelta | None = None  # the server's clock less ours, when known
         self._halt: asyncio.Event | None = None
+        self._reading: set[asyncio.Task[Any]] = set()  # tasks with a read in flight
+        self._dropped: set[asyncio.Task[Any]] = set()  # of them, those a stop cancelled
+        self._watch: asyncio.Task[None] | None = None  # drops the reads once told to stop
         self.deadline = deadline or 4 * timeout
         self.max_body = max_body
         self.page_bytes, self.page_seconds = PAGE_BYTES, PAGE_SECONDS
@@ -173,6 +176,8 @@ class InsightlyClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         await self._http.aclose()
 
     # ------------------------------------------------------------------ verbs
@@ -314,9 +319,20 @@ class InsightlyClient:
         return RequestMeter(self.stats, self.stats.sent)
 
     def halt_on(self, event: asyncio.Event) -> None:
-        """Once `event` is set, no further request leaves: each raises `Halted` instead (the
-        ones already sent are awaited by their callers)."""
+        """Once `event` is set, no further request leaves: each raises `Halted` instead. The
+        writes already sent are awaited by their callers (their answers say what they did);
+        reads in flight are dropped, raising `Halted` too (a stalled answer would hold the
+        stop up to its deadline, and a read changes nothing)."""
         self._halt = event
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch = asyncio.get_running_loop().create_task(self._drop_reads_on(event))
+
+    async def _drop_reads_on(self, event: asyncio.Event) -> None:
+        await event.wait()
+        for task in list(self._reading):
+            self._dropped.add(task)
+            task.cancel()
 
     async def delete(self, endpoint: str, record_id: int) -> None:
         await self.request("DELETE", f"{endpoint}/{record_id}")
@@ -640,6 +656,9 @@ class InsightlyClient:
         `max_body` bytes (a page is about 1 MB; a hostile answer must not exhaust memory)."""
         request = self._http.build_request(method, path, params=params, json=json, headers=headers)
         chunks: list[bytes] = []
+        task = asyncio.current_task() if method == "GET" else None
+        if task is not None:
+            self._reading.add(task)
         try:
             async with asyncio.timeout(self.deadline):
                 response = await self._http.send(request, stream=True)
@@ -661,6 +680,15 @@ class InsightlyClient:
             raise httpx.ReadTimeout(
                 f"no complete answer within {self.deadline:g}s", request=request
             ) from None
+        except asyncio.CancelledError:
+            if task is None or task not in self._dropped:
+                raise
+            self._dropped.discard(task)
+            task.uncancel()  # a stop's, not the caller's: the read ends as a halted request
+            raise Halted("stopping: a read in flight was dropped", method=method, path=path)
+        finally:
+            if task is not None:
+                self._reading.discard(task)
         kept = [
             (k, v)
             for k, v in response.headers.multi_items()

@@ -735,8 +735,8 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
     def on_signal(signum: int) -> None:
         received.append(signum)
         click.echo(
-            "\nStopping: no new request is sent; waiting for the ones in flight, a stalled"
-            " one up to its deadline (Ctrl-C again to abort at once)…",
+            "\nStopping: no new request is sent; reads in flight are dropped, writes in flight"
+            " awaited (Ctrl-C again to abort at once)…",
             err=True,
         )
         stop.set()

@@ -726,3 +726,28 @@ def test_pages_in_flight_too_large_together_shrink_the_size_once() -> None:
     ]
     sizer.too_large(125)
     assert (sizer.size, sizer.top) == (31, 62)
+
+
+async def test_a_read_in_flight_is_dropped_when_the_run_is_told_to_stop(make_sandbox) -> None:
+    """A stalled answer held a stop up to its deadline (2 minutes); a read changes nothing."""
+    from insightly_etl.errors import Halted
+    from tests.conftest import sandbox_client
+
+    sb = make_sandbox()
+    arrived = asyncio.Event()
+
+    async def stalls(scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v3.1/Contacts":
+            arrived.set()
+            await asyncio.sleep(600)
+        await sb.app(scope, receive, send)
+
+    stop = asyncio.Event()
+    async with sandbox_client(sb, transport=httpx.ASGITransport(app=stalls)) as client:
+        client.halt_on(stop)
+        assert (await client.get("Instance")).status == 200  # answered reads are as before
+        reading = asyncio.ensure_future(client.get("Contacts"))
+        await arrived.wait()
+        stop.set()
+        with pytest.raises(Halted, match="a read in flight was dropped"):
+            await asyncio.wait_for(reading, timeout=60)  # far below the stall

@@ -294,7 +294,10 @@ def test_a_signal_stops_sending_at_once_and_the_resume_finishes_exactly_once(
     assert proc.returncode == code, text
     # only what was already on its way when the signal came (at most 8 in flight): nothing new
     assert late <= 8, f"{late} writes arrived after the signal"
-    assert "Stopping: no new request is sent; waiting for the ones in flight" in text
+    assert (
+        "Stopping: no new request is sent; reads in flight are dropped, writes in flight awaited"
+        in text
+    )
     assert f"Interrupted: {300 - len(partial)} rows left" in text
     assert 30 <= len(partial) < 300
     assert states["in_flight"] == 0 and states["unknown"] == 0  # in-flight requests were finished
