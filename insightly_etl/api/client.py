@@ -685,7 +685,9 @@ class InsightlyClient:
                 raise
             self._dropped.discard(task)
             task.uncancel()  # a stop's, not the caller's: the read ends as a halted request
-            raise Halted("stopping: a read in flight was dropped", method=method, path=path)
+            raise Halted(
+                "stopping: a read in flight was dropped", method=method, path=path
+            ) from None
         finally:
             if task is not None:
                 self._reading.discard(task)
