@@ -97,10 +97,9 @@ def read_table(
         return read_parquet(path)  # typed: nothing in it was formula-escaped
     if suffix in (".xlsx", ".xlsm") or magic.startswith(b"PK\x03\x04"):
         table = _drop_report_footer(read_xlsx(path, sheet=sheet))
+        _look_at_cells(table, named=encoding is not None)  # no bytes to tell by: each cell
     else:
         table = _drop_report_footer(read_csv(path, encoding=encoding, delimiter=delimiter))
-    if table.unit != "line" or _needs_a_look(path):
-        _look_at_cells(table, named=encoding is not None)
     unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
     return table
 
@@ -115,20 +114,13 @@ def _look_again(data: bytes) -> bool:
     return codecs.BOM_UTF8 in data or _GARBLED_BYTES.search(data) is not None
 
 
-def _needs_a_look(path: Path) -> bool:
+def _needs_a_look(raw: bytes) -> bool:
     """Whether a UTF-8 file holds bytes of UTF-8 text read as Windows-1252, or a byte-order
     mark after its start: a scan of its bytes, far cheaper than a regex over every cell
     (other encodings: looked at)."""
-    with path.open("rb") as f:
-        block = f.read(BLOCK_BYTES)
-        if b"\x00" in block[:4096]:
-            return True  # UTF-16: its bytes are not UTF-8's
-        block, tail = block.removeprefix(codecs.BOM_UTF8), b""  # the file's own mark
-        while block:
-            if _look_again(block) or _look_again(tail + block[:8]):
-                return True
-            tail, block = block[-8:], f.read(BLOCK_BYTES)
-    return False
+    if b"\x00" in raw[:4096]:
+        return True  # UTF-16 or UTF-32: its bytes are not UTF-8's
+    return _look_again(raw.removeprefix(codecs.BOM_UTF8))  # not the file's own mark
 
 
 def _look_at_cells(table: SourceTable, *, named: bool) -> None:
@@ -411,15 +403,18 @@ def read_csv(
     path: Path, *, encoding: str | None = None, delimiter: str | None = None
 ) -> SourceTable:
     raw = path.read_bytes()
+    named = encoding is not None  # a person who names it says the text is as it reads
     if encoding is None and raw.startswith(_UTF32_BOMS):
         encoding = "utf-32"
     if (hint := _SEP_LINE.match(raw)) is None:
-        return _read_csv(path, raw, encoding, delimiter)
-    # the hint line left empty, not taken out: every line keeps its number, in errors too
-    sep = delimiter or hint.group(2).decode("latin-1")
-    return _read_csv(
-        path, (hint.group(1) or b"") + hint.group(3) + raw[hint.end() :], encoding, sep
-    )
+        table = _read_csv(path, raw, encoding, delimiter)
+    else:  # the hint line left empty, not taken out: every line keeps its number, in errors too
+        sep = delimiter or hint.group(2).decode("latin-1")
+        blanked = (hint.group(1) or b"") + hint.group(3) + raw[hint.end() :]
+        table = _read_csv(path, blanked, encoding, sep)
+    if _needs_a_look(raw):
+        _look_at_cells(table, named=named)
+    return table
 
 
 def _read_csv(path: Path, raw: bytes, encoding: str | None, delimiter: str | None) -> SourceTable:
