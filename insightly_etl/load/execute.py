@@ -106,7 +106,6 @@ class Executor:
         self.batch_size = batch_size
         self.sender = Sender(client, stop)
         self.refreshed_at = planned_at
-        self.existing: frozenset[int] = frozenset()  # records planning read: none a create's
         self.progress = progress or NullProgress()
         self.settle_seconds = SETTLE_SECONDS
         self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
@@ -119,7 +118,6 @@ class Executor:
         slow request holds its own place only, never a whole batch. Each group with updates
         is re-read just before its first write starts (send_groups)."""
         writes = plan.writes
-        self.existing = frozenset(self.planner.records)  # before this run made any
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
         places = asyncio.Semaphore(self.batch_size)
         running: list[asyncio.Future[None]] = []
@@ -262,7 +260,7 @@ class Executor:
                 f"the answer to the create is record {rid}, which is not the record sent"
                 + (" (another row's)" if rid in self.checkpoint.rows.claimed() else "")
             )
-        elif rid in self.existing:
+        elif rid in self.planner.records:  # read by planning, and no row's: not made now
             raise OutcomeUnknown(
                 f"the answer to the create is record {rid}, which existed before this run"
             )
