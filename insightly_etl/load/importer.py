@@ -35,7 +35,7 @@ from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import Plan, PlannedRow, Planner, display
+from insightly_etl.load.plan import PERSON_NAME, Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups
@@ -237,7 +237,7 @@ def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> Imp
 # the fields that say who a record is, by group: a row of an edited file is an edit of an
 # earlier row only when one group agrees in full (checkpoint/pairing.py)
 WHO = (
-    ("FIRST_NAME", "LAST_NAME"),
+    PERSON_NAME,
     ("EMAIL_ADDRESS",),
     ("EMAIL",),
     ("PHONE",),

@@ -443,23 +443,23 @@ def record_key(
 # ---------------------------------------------------------------- planning
 
 
-_NAMES = ("FIRST_NAME", "LAST_NAME")
+PERSON_NAME = ("FIRST_NAME", "LAST_NAME")  # the fields of a contact's or lead's name
 
 
 def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
     """`'Ada Lovelace' -> 'Alan Turing'`: an update that gives a person the name of `owner`
     (the record whose e-mail it takes too), else None: a person may well marry and take an
     old address, but not become the very person who holds it."""
-    if owner is None or not any(n in p.after for n in _NAMES):
+    if owner is None or not any(n in p.after for n in PERSON_NAME):
         return None
     if any(
         str(p.after.get(n) or "").casefold() != str(owner.get(n) or "").casefold()
-        for n in _NAMES
+        for n in PERSON_NAME
         if n in p.after
     ):
         return None
-    was = " ".join(str(p.before.get(n) or "") for n in _NAMES if n in p.after).strip()
-    now = " ".join(str(p.after.get(n) or "") for n in _NAMES if n in p.after).strip()
+    was = " ".join(str(p.before.get(n) or "") for n in PERSON_NAME if n in p.after).strip()
+    now = " ".join(str(p.after.get(n) or "") for n in PERSON_NAME if n in p.after).strip()
     return f"{was!r} -> {now!r}" if was and now and was.casefold() != now.casefold() else None
 
 
