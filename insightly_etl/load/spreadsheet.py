@@ -244,12 +244,20 @@ def _rounded(value: Decimal, digits: int) -> str:
     return f"{value:.{digits - 1}E}"
 
 
+def _shown_shorter(shown: Decimal, value: Decimal) -> bool:
+    """Whether `shown` is `value` rounded to the fewer significant digits (two at least) a
+    cell shows of it: 9.01E+15 of 9007199254740993."""
+    digits = _significant(shown)
+    return 2 <= digits < _significant(value) and _rounded(shown, digits) == _rounded(value, digits)
+
+
 def _kept_as_number(old: str) -> set[str]:
     """The digit strings a spreadsheet gives back for the long digit string `old` it stored
     as a number: 15 digits and zeros (Excel cuts, as Microsoft documents; Calc rounds), or a
     double's exact digits (a workbook read back)."""
-    value = Decimal(old.lstrip("0"))
-    cut = Decimal(old.lstrip("0")[:KEPT_DIGITS]).scaleb(len(old.lstrip("0")) - KEPT_DIGITS)
+    number = old.lstrip("0")
+    value = Decimal(number)
+    cut = Decimal(number[:KEPT_DIGITS]).scaleb(len(number) - KEPT_DIGITS)
     fifteen = Decimal(_rounded(value, KEPT_DIGITS))
     return {f"{v:f}" for v in (cut, fifteen, *(Decimal(float(v)) for v in (fifteen, value)))}
 
@@ -273,14 +281,12 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         try:
             if a == b:
                 return "number re-formatted"  # 12.50 -> 12.5, 1234.5 -> 1,234.5, 1E5 -> 1.00E+05
-            shown = _significant(a)  # the digits the cell shows, of a longer number
             # only what a program shows shorter: a digit string past General's 11 digits, or
             # a number it already showed in scientific notation
             if (
                 SCIENTIFIC.match(new)
                 and ((digits and len(old) > GENERAL_DIGITS) or SCIENTIFIC.match(old))
-                and 2 <= shown < _significant(b)
-                and _rounded(a, shown) == _rounded(b, shown)
+                and _shown_shorter(a, b)
             ):
                 return "long number shown in scientific notation"
         except (DecimalException, ValueError):  # 1E1000000: no number a cell shows
@@ -300,8 +306,7 @@ def number_artefact(new: float, old: float) -> str | None:
     if abs(old) < 10**GENERAL_DIGITS or new == old:
         return None
     a, b = Decimal(repr(float(new))), Decimal(repr(old) if isinstance(old, float) else old)
-    shown = _significant(a)
-    if 2 <= shown <= 6 and shown < _significant(b) and _rounded(a, shown) == _rounded(b, shown):
+    if _significant(a) <= 6 and _shown_shorter(a, b):  # General shows six at most: 1.23457E+12
         return "long number shown in scientific notation"
     return None
 
