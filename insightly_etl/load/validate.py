@@ -810,9 +810,9 @@ class _ColumnValidator:
             if mark == ",":
                 normal = regex_replace(normal, ",", ".")
             floats = pc.cast(_arrow(normal), pa.float64())
-            finite = pc.fill_null(pc.is_finite(floats), True).to_numpy(zero_copy_only=False)
-            good[np.flatnonzero(part)[~finite]] = False  # 1e400: beyond any number sent
-            floats = pc.if_else(pc.is_finite(floats), floats, pa.scalar(None, pa.float64()))
+            finite = pc.fill_null(pc.is_finite(floats), True)
+            good[np.flatnonzero(part)[~finite.to_numpy(zero_copy_only=False)]] = False  # 1e400
+            floats = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
             out[part] = pd.array(floats, dtype="Float64")
         tried = str(marks.iloc[0]) if len(marks) else rule.decimal  # one mark a column
         self._bad(
