@@ -508,7 +508,7 @@ def test_what_excel_writes_around_the_data_is_read_as_excel_means_it(tmp_path: P
     )
 
 
-def _garble(text: str) -> bytes:
+def garble(text: str) -> bytes:
     """What a spreadsheet saves after opening UTF-8 text as Windows-1252: UTF-8 again, of the
     wrong characters (`Ñandú` -> `Ã‘andÃº`)."""
     return "".join(_cp1252(b) for b in text.encode("utf-8")).encode("utf-8")
@@ -527,7 +527,7 @@ def test_utf8_text_a_spreadsheet_opened_as_windows_1252_is_found(tmp_path: Path)
     """Kept on the table for validation to refuse in the columns it sends; a name with a
     byte Windows-1252 leaves undefined (Á) and a typographic quote is found too."""
     path = tmp_path / "saved.csv"
-    path.write_bytes(_garble("Name,City\nZoë,Paris\nÁlvaro “Al”,Ñandú\n"))
+    path.write_bytes(garble("Name,City\nZoë,Paris\nÁlvaro “Al”,Ñandú\n"))
     assert read_table(path).garbled == Garbled(
         [
             (2, "Name", "ZoÃ«", "Zoë"),
@@ -541,7 +541,7 @@ def test_utf8_text_a_spreadsheet_opened_as_windows_1252_is_found(tmp_path: Path)
 
 def test_a_header_a_spreadsheet_opened_as_windows_1252_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "saved.csv"
-    path.write_bytes(_garble("\ufeffCONTACT_ID,Name\n1,Ada\n"))  # the mark, as header text
+    path.write_bytes(garble("\ufeffCONTACT_ID,Name\n1,Ada\n"))  # the mark, as header text
     with pytest.raises(InputError) as info:
         read_table(path)
     assert str(info.value) == (
@@ -561,7 +561,7 @@ def test_garbled_cells_beside_right_ones_came_so(tmp_path: Path) -> None:
     """An export of an account that already holds `Ã‘andÃº` (an earlier import's damage): the
     file itself reads right (`Zoë`)."""
     path = tmp_path / "export.csv"
-    path.write_bytes("Name,City\nZoë,Paris\n".encode() + _garble("Ana,Ñandú\n"))
+    path.write_bytes("Name,City\nZoë,Paris\n".encode() + garble("Ana,Ñandú\n"))
     table = read_table(path)
     assert table.frame["City"].tolist() == ["Paris", "Ã‘andÃº"]
     assert table.garbled == Garbled([(3, "City", "Ã‘andÃº", "Ñandú")], file_reads_right=True)

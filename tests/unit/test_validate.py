@@ -17,6 +17,7 @@ from insightly_etl.load.validate import (
     validate_table,
 )
 from insightly_etl.sandbox.synth import custom_field_definitions
+from tests.unit.test_readers import garble
 
 DEFS = custom_field_definitions()
 ORGS = {("organisations", "ORGANISATION_NAME"): {"Acme Ltd": [7], "Twin Co": [8, 9]}}
@@ -713,15 +714,11 @@ def test_salesforce_lightning_date_times(tmp_path: Path) -> None:
     ]
 
 
-def _garble(text: str) -> bytes:
-    return text.encode("utf-8").decode("cp1252").encode("utf-8")
-
-
 def test_garbled_text_is_refused_in_a_column_sent_and_left_alone_in_one_not(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "in.csv"
-    path.write_bytes(_garble("Name,City,Shoe size\nZoë,Paris,38\nAna,Lyon,café\n"))
+    path.write_bytes(garble("Name,City,Shoe size\nZoë,Paris,38\nAna,Lyon,café\n"))
     mapping = parse_mapping(contacts({"City": "ADDRESS_MAIL_CITY"}), source="m.yaml")
     facts = AccountFacts(DEFS["Contacts"], {})
     with pytest.raises(InputError) as info:
@@ -731,13 +728,13 @@ def test_garbled_text_is_refused_in_a_column_sent_and_left_alone_in_one_not(
         "('Zoë'): the file was opened with the wrong character set and saved"
     )
     path.write_text("Name,City,Shoe size\nZoe,Paris,38\n", encoding="utf-8")
-    path.write_bytes(path.read_bytes() + _garble("Ana,Lyon,café\n"))  # in a column not sent
+    path.write_bytes(path.read_bytes() + garble("Ana,Lyon,café\n"))  # in a column not sent
     assert validate_table(read_table(path), mapping, facts).rows == 2
 
 
 def test_garbled_cells_of_a_file_that_reads_right_are_sent_as_they_came(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
-    path.write_bytes("Name,City\nZoë,Paris\n".encode() + _garble("Ana,Ñandú\n"))
+    path.write_bytes("Name,City\nZoë,Paris\n".encode() + garble("Ana,Ñandú\n"))
     mapping = parse_mapping(contacts({"City": "ADDRESS_MAIL_CITY"}), source="m.yaml")
     r = validate_table(read_table(path), mapping, AccountFacts(DEFS["Contacts"], {}))
     assert values(r, "ADDRESS_MAIL_CITY") == ["Paris", "Ã‘andÃº"]
