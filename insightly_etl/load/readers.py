@@ -188,7 +188,9 @@ def find_garbled(table: SourceTable) -> None:
     for name in columns:
         column = table.frame[name]
         accented = column.str.contains("[^\x00-\x7f]", regex=True).fillna(False)
-        if any(_ungarbled(str(t)) is None for t in column[accented.to_numpy(dtype=bool)]):
+        texts = (str(t) for t in column[accented.to_numpy(dtype=bool)])
+        # a replacement character is damage of its own, no sign of a right reading
+        if any(_ungarbled(t) is None and "\ufffd" not in t for t in texts):
             right = True
             break
     table.garbled = Garbled(sorted(found), right)

@@ -539,6 +539,17 @@ def test_utf8_text_a_spreadsheet_opened_as_windows_1252_is_found(tmp_path: Path)
     assert read_table(path, encoding="utf-8").garbled is None  # named: taken as it reads
 
 
+def test_replacement_characters_are_no_sign_that_a_file_reads_right(tmp_path: Path) -> None:
+    """A program that put U+FFFD for the bytes Windows-1252 leaves undefined: that cell is
+    damaged too, not evidence that the rest of the file was read right."""
+    path = tmp_path / "saved.csv"
+    broken = "Name,City\nZoë,Á\n".encode().decode("cp1252", errors="replace").encode()
+    path.write_bytes(broken)
+    garbled = read_table(path).garbled
+    assert garbled is not None and not garbled.file_reads_right
+    assert garbled.cells == [(2, "Name", "ZoÃ«", "Zoë")]
+
+
 def test_a_header_a_spreadsheet_opened_as_windows_1252_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "saved.csv"
     path.write_bytes(garble("\ufeffCONTACT_ID,Name\n1,Ada\n"))  # the mark, as header text
