@@ -40,7 +40,7 @@ from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups
 from insightly_etl.load.results import write_results
-from insightly_etl.load.sender import Outcome, run_outcome, server_now, stop_of
+from insightly_etl.load.sender import Outcome, fmt, run_outcome, server_now, stop_of
 from insightly_etl.load.states import (
     LEFT,
     PAST,
@@ -406,6 +406,9 @@ class _Run:
         """The account the key opens (refused if the checkpoint is another's) and its field
         definitions and lookups."""
         self.checkpoint.bind_account(await self.client.account())
+        # before its first write, by Insightly's clock: nothing it creates is older (undo.py)
+        if self.checkpoint.meta("first_planned") is None and not self.checkpoint.rows.sent():
+            self.checkpoint.remember(first_planned=fmt(server_now(self.client)))
         return await facts_from_api(self.client, self.mapping)
 
     def validate(self, facts: AccountFacts) -> Validated:

@@ -6,6 +6,10 @@
   value the import wrote. A field changed by hand since is left alone and listed as a conflict
   (line, record, field, before, written, now).
 - A record deleted since is listed as gone.
+- A record the import created for a row whose match key was edited since (the row writes
+  another record now) is still deleted, as itself (rows.moved); the record the row went on to
+  write is restored, never deleted. No record older than the import's first planning (by
+  Insightly's clock) is ever deleted, whatever the checkpoint says.
 
 Rows removed from the file since (fix-and-rerun sets them aside) are not undone: undo reverses
 what the rows of the file as it is now did. Each record costs a GET, just before it is
@@ -25,6 +29,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ from insightly_etl.load.plan import (
 from insightly_etl.load.reconcile import agreement
 from insightly_etl.load.sender import Call, Outcome, Sender, Then, run_outcome
 from insightly_etl.load.states import UNDONE, Stop, UndoState
+from insightly_etl.moments import iso_instant
 
 UNDO_COLUMNS = ("line", "action", "record_id", "field", "before", "written", "now")
 WORKERS = 4  # records undone at once (each a read then a write; the client paces them)
@@ -128,6 +134,9 @@ class _Undo:
         self.counts = UndoCounts()
         self.settled: set[int] = set()  # rows finished in this run
         self.known: dict[int, Record] = {}  # a dry run's records, read by one listing
+        # by Insightly's clock, when the import's first run planned: nothing it created can
+        # be older (a checkpoint of an earlier release lacks it: no such check)
+        self.began = iso_instant(checkpoint.meta("first_planned"))
 
     async def read(self, ids: list[int], announce: Callable[[str], None]) -> None:
         """Say what reading costs before reading. Undo reads each record just before it
@@ -209,6 +218,19 @@ class _Undo:
         await self.sender.send(_UndoWrite(self, job, record, etag))
 
 
+# how much earlier than the import's first planning a record undo deletes may say it was made
+# (both by Insightly's clock; its Date header has whole seconds, a listing may be cached)
+CREATED_SLACK = timedelta(minutes=10)
+
+
+def _later(now: Any, stamp: str) -> bool:
+    """The record's DATE_UPDATED_UTC is later than the one our last write left: as instants
+    (the server's form may differ between the import and the undo); text that is no
+    instant counts as later, so the record is left alone."""
+    a, b = iso_instant(now), iso_instant(stamp)
+    return a is None or b is None or a > b
+
+
 class _UndoWrite:
     """Undoing one row, as the sender's job: a created record deleted, or changed fields
     given their values before back. Decided once, on the record as just read: a lost answer
@@ -224,8 +246,19 @@ class _UndoWrite:
 
     def _delete(self) -> Call | None:
         undo, job, record = self.undo, self.job, self.record
+        made = iso_instant(record.get("DATE_CREATED_UTC"))
+        if made is not None and undo.began is not None and made < undo.began - CREATED_SLACK:
+            # not a record this import made, whatever the checkpoint says (edited by hand?)
+            undo.note(job, "conflict", "(record)", None, "created by the import", f"created {made}")
+            undo.finish(
+                job,
+                UndoState.CONFLICT,
+                f"created in Insightly at {made:%Y-%m-%d %H:%M:%S}, before this import began; "
+                "not deleted",
+            )
+            return None
         now = record.get("DATE_UPDATED_UTC")
-        if job.stamp and now and str(now) > job.stamp:
+        if job.stamp and now and _later(now, job.stamp):
             undo.note(job, "conflict", "(record)", None, f"updated {job.stamp}", f"updated {now}")
             undo.finish(
                 job,
@@ -412,6 +445,9 @@ async def _undo(
         for c in checkpoint.rows.created()
         if journal.get(c.row) not in UNDONE
     }
+    for key, line, rid, payload, stamp in checkpoint.rows.moved():
+        if journal.get(key) not in UNDONE:  # made for a row that took another record since
+            jobs[key] = _Job(key, line, rid, True, payload, stamp)
     for row, changes in checkpoint.rows.changes().items():
         if journal.get(row) not in UNDONE and row not in jobs:  # created: deleted, not restored
             jobs[row] = _Job(

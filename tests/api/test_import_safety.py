@@ -673,3 +673,86 @@ def test_a_sandbox_rehearsal_leaves_the_real_run_s_results_alone(tmp_path: Path)
     rehearsal = (tmp_path / "p.sandbox.success.csv").read_text(encoding="utf-8-sig")
     assert rehearsal.startswith("line,action,record_id\n2,created,")
     assert f"Results: {tmp_path / 'p.sandbox.plan.csv'}" in result.stdout
+
+
+@pytest.mark.parametrize("title", ["Head of Sales", "Head of Buying"])
+async def test_a_row_whose_edited_key_finds_another_record_is_undone_as_what_it_did(
+    make_sandbox, tmp_path: Path, title: str
+) -> None:
+    """A typo in the key made a new record; the fixed row matches the person already there
+    (and, with another title, updates her). Undo deletes the record the import made, and only
+    that: it deleted the person it had matched, keeping its own duplicate."""
+    sb = make_sandbox()
+    head = "First,Last,Email,Title\n"
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
+    )
+    samir = record(sb, 2001)
+    file = write(tmp_path, "p.csv", f"{head}Samir,Ivanova,samir.ivanova@typo.example,{title}\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    write(tmp_path, "p.csv", f"{head}Samir,Ivanova,{samir['EMAIL_ADDRESS']},{title}\n")
+    again = await run_import(sb, file, mapping)
+    changed = title != samir["TITLE"]
+    assert (again.counts.updated, again.counts.unchanged) == (int(changed), int(not changed))
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    undone = await run_undo(sb, checkpoint)
+    assert (undone.counts.deleted, undone.counts.restored, undone.counts.conflict) == (
+        1,
+        int(changed),
+        0,
+    )
+    assert made not in sb.account.collections["Contacts"].records
+    assert record(sb, 2001)["TITLE"] == samir["TITLE"]
+    report = list(csv.DictReader((tmp_path / "p.undo.csv").open(encoding="utf-8-sig")))
+    assert [(r["action"], r["record_id"]) for r in report] == [("delete", str(made))] + (
+        [("restore", "2001")] if changed else []
+    )
+    assert (await run_undo(sb, checkpoint)).counts.deleted == 0  # never twice
+
+
+async def test_undo_compares_update_moments_as_instants_not_as_text(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The import heard `2026-11-23 09:00:00`, the undo reads `…T…Z` forms: a colleague's edit
+    the same day is still an edit ('T' sorts after ' ', so the text said it was not)."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = {"now": datetime(2026, 11, 23, 9, 0, tzinfo=UTC)}
+    sb = make_sandbox(now=lambda: clock["now"])
+    file = write(tmp_path, "z.csv", "Name,Email\nAda,ada@forms.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    ada = max(sb.account.collections["Contacts"].records)
+    clock["now"] += timedelta(minutes=5)
+    async with asgi_client(sb) as http:
+        await http.put("Contacts", json={"CONTACT_ID": ada, "BACKGROUND": "colleague: met at fair"})
+    sb.config.date_form = "iso-z"
+    undone = await run_undo(sb, tmp_path / "z.csv.checkpoint.sqlite")
+    assert (undone.counts.deleted, undone.counts.conflict) == (0, 1)
+    assert record(sb, ada)["BACKGROUND"] == "colleague: met at fair"
+
+
+async def test_undo_never_deletes_a_record_older_than_the_import_whatever_the_checkpoint_says(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A checkpoint edited by hand (or damaged) names a record Insightly made months before
+    the import began: undo leaves it, as a conflict."""
+    import sqlite3
+    from contextlib import closing
+
+    sb = make_sandbox()
+    file = write(tmp_path, "g.csv", "Name,Email\nAda,ada@guard.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    checkpoint = tmp_path / "g.csv.checkpoint.sqlite"
+    with closing(sqlite3.connect(checkpoint)) as db, db:
+        db.execute("UPDATE rows SET record_id=2001, payload=NULL, stamp=NULL")
+    undone = await run_undo(sb, checkpoint)
+    assert (undone.counts.deleted, undone.counts.conflict) == (0, 1)
+    assert 2001 in sb.account.collections["Contacts"].records
+    report = (tmp_path / "g.undo.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert (
+        report[1] == "2,conflict,2001,(record),,created by the import,created 2026-09-17 15:53:55"
+    )

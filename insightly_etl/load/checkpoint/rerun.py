@@ -131,6 +131,11 @@ def _forget_undo(store: Checkpoint) -> int:
             "UPDATE rows SET state=? WHERE row=? AND state=?",
             ((RowState.PLANNED, r, RowState.DONE) for r, s in undone.items() if s not in gone),
         )
+        # a record set aside by its row (rows.moved: negative keys) that undo deleted is done
+        db.executemany(
+            "DELETE FROM moved_records WHERE rowid=?",
+            ((-r,) for r, s in undone.items() if r < 0 and s in gone),
+        )
         db.execute("DELETE FROM undo")
     return len(undone)
 

@@ -164,35 +164,54 @@ class RowJournal:
     ) -> None:
         """Committed before the request leaves: from now on the outcome may be unknown."""
         body = _json(payload)
-        self.db.execute(
-            "UPDATE rows SET state=?, action=?, payload=?, sent_at=?,"
-            " record_id=COALESCE(?, record_id), attempts=attempts+1, updated_utc=?, run=?,"
-            " status=NULL, message=NULL, not_applied=0 WHERE row=?",
-            (
-                RowState.IN_FLIGHT,
-                action,
-                body,
-                sent_at,
-                record_id,
-                utc_now(),
-                self.store.run,
-                row,
-            ),
-        )
+        with self.store.transaction() as db:
+            # a create makes another record; an update may be of another (an edited key)
+            moved = self._move_on(db, row, None if action == Action.CREATE else record_id)
+            db.execute(
+                "UPDATE rows SET state=?, action=?, payload=?, sent_at=?,"
+                " record_id=COALESCE(?, record_id), attempts=attempts+1, updated_utc=?, run=?,"
+                " status=NULL, message=NULL, not_applied=0 WHERE row=?",
+                (
+                    RowState.IN_FLIGHT,
+                    action,
+                    body,
+                    sent_at,
+                    record_id,
+                    utc_now(),
+                    self.store.run,
+                    row,
+                ),
+            )
         entry = self._entries.get(row) if self._entries is not None else None
         if entry is not None:
+            kept = None if moved else entry.record_id
             self._set(
                 row,
                 state=RowState.IN_FLIGHT,
                 action=action,
                 payload=json.loads(body),
                 sent_at=sent_at,
-                record_id=entry.record_id if record_id is None else record_id,
+                record_id=kept if record_id is None else record_id,
                 attempts=entry.attempts + 1,
                 status=None,
                 message=None,
                 not_applied=False,
+                created=entry.created and not moved,
             )
+
+    def _move_on(self, db: Any, row: int, record_id: int | None) -> bool:
+        """The row takes another record than the one an import created for it (a create, or
+        `record_id`): that one is set aside in `moved_records`, so undo deletes it and only
+        it, never the record the row took instead. Whether it was."""
+        mine = "row=? AND created=1 AND record_id IS NOT NULL AND record_id IS NOT ?"
+        moved = db.execute(
+            "INSERT INTO moved_records (line, record_id, payload, stamp, run)"
+            f" SELECT line, record_id, payload, stamp, ? FROM rows WHERE {mine}",
+            (self.store.run or 0, row, record_id),
+        ).rowcount
+        if moved:
+            db.execute(f"UPDATE rows SET created=0, record_id=NULL WHERE {mine}", (row, record_id))
+        return bool(moved)
 
     def done(
         self,
@@ -209,6 +228,7 @@ class RowJournal:
         `not_applied`: what of the write Insightly did not apply, if anything. `stamp`: the
         record's DATE_UPDATED_UTC as our write left it (undo: was it changed since?)."""
         with self.store.transaction() as db:
+            moved = record_id is not None and self._move_on(db, row, record_id)
             db.execute(
                 "UPDATE rows SET state=?, action=?, record_id=?, status=NULL, message=?,"
                 " not_applied=?, updated_utc=?, run=?,"
@@ -257,7 +277,7 @@ class RowJournal:
                 status=None,
                 message=not_applied,
                 not_applied=not_applied is not None,
-                created=entry.created or action == Action.CREATE,
+                created=(entry.created and not moved) or action == Action.CREATE,
             )
 
     def touched(self, row: int, stamp: str) -> None:
@@ -307,11 +327,13 @@ class RowJournal:
 
     def changes(self) -> dict[int, list[FieldChange]]:
         """Per row, each field an update changed: the value before the first run that changed
-        it, and the value the last such run wrote (for undo)."""
+        it, and the value the last such run wrote (for undo). Only of the record the row has
+        now: what it wrote to another before its key was edited is not put onto this one."""
         out: dict[int, list[FieldChange]] = {}
         cur = self.db.execute(
-            "SELECT row, record_id, field, value, written FROM before_images WHERE row >= 0"
-            " ORDER BY row, field, run"
+            "SELECT b.row, b.record_id, b.field, b.value, b.written FROM before_images b"
+            " JOIN rows r ON r.row = b.row AND r.record_id = b.record_id WHERE b.row >= 0"
+            " ORDER BY b.row, b.field, b.run"
         )
         seen: dict[tuple[int, str], FieldChange] = {}
         for row, rid, name, value, written in cur:
@@ -334,6 +356,21 @@ class RowJournal:
             CreatedRow(r, line, rid, json.loads(p) if p else None, st)
             for r, line, rid, p, st in cur
         ]
+
+    def moved(self) -> list[tuple[int, int, int, dict[str, Any] | None, str | None]]:
+        """(key, line, record id, last body sent, stamp) of every record an import created for
+        a row that took another since; the key, negative, is its entry in undo's journal."""
+        cur = self.db.execute(
+            "SELECT rowid, line, record_id, payload, stamp FROM moved_records ORDER BY rowid"
+        )
+        return [(-k, line, rid, json.loads(p) if p else None, st) for k, line, rid, p, st in cur]
+
+    def sent(self) -> bool:
+        """Whether any run sent a write for any row."""
+        return (
+            self.db.execute("SELECT 1 FROM rows WHERE sent_at IS NOT NULL LIMIT 1").fetchone()
+            is not None
+        )
 
     def unsettled(self) -> int:
         """Rows whose write may or may not have happened."""

@@ -11,6 +11,8 @@ of load/states.py: no other value can be written.
     version 2  `runs.kind` (import, reconcile, undo); `runs.outcome` names the stop as a run
                summary does (quota, reserve or budget, not "quota" for all three). Runs of
                earlier versions keep their words and have no kind.
+    version 3  `moved_records`: a record an import created for a row that since took another
+               record (its match key was edited): undo still deletes it, and only it
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from insightly_etl.load.states import (
 )
 from insightly_etl.lock import RunLock
 
-VERSION = 2
+VERSION = 3
 # how a run ended: the words of a run summary's stop_reason (errors.StopReason)
 RUN_OUTCOMES = ("finished", "dry-run", *STOP_EXITS)
 RunKind = Literal["import", "reconcile", "undo"]
@@ -87,6 +89,10 @@ TABLES = {
     line INTEGER NOT NULL, action TEXT {_one_of("action", Action, null=True)},
     state TEXT NOT NULL {_one_of("state", RowState)}, record_id INTEGER, digest TEXT,
     removed_run INTEGER NOT NULL
+    """,
+    "moved_records": """   -- created by an import for a row that since took another record
+    line INTEGER NOT NULL, record_id INTEGER NOT NULL, payload TEXT, stamp TEXT,
+    run INTEGER NOT NULL              -- the run in which the row moved on
     """,
     "before_images": """
     row INTEGER NOT NULL, record_id INTEGER NOT NULL, field TEXT NOT NULL, value TEXT,
@@ -187,6 +193,9 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         for table, columns in TABLES.items():
             if table == "meta":
+                continue
+            if table not in _tables(db):  # a table of a later version
+                db.execute(f"CREATE TABLE {table} ({columns})")
                 continue
             db.execute(f"CREATE TABLE {table}_new ({columns})")
             target = _columns(db, f"{table}_new")
