@@ -406,6 +406,30 @@ def record_id(record: dict[str, Any], id_field: str) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
+def usable_definitions(
+    obj: ObjectType, definitions: list[Any]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The custom field definitions that can be columns beside the standard fields, and why
+    each other one cannot: a definition without a FIELD_NAME, one named like a standard field
+    (Insightly names custom fields `…__c`; a column of that name would be two), or one listed
+    again (case aside: Delta tables and spreadsheets do not tell EMAIL from email)."""
+    taken = {f.name.casefold() for f in obj.fields}
+    kept: list[dict[str, Any]] = []
+    left: list[str] = []
+    for d in definitions:
+        name = d.get("FIELD_NAME") if isinstance(d, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            left.append(f"CustomFields/{obj.endpoint}: a definition without a FIELD_NAME")
+        elif name.casefold() in taken:
+            standard = any(f.name.casefold() == name.casefold() for f in obj.fields)
+            why = "the name of a standard field" if standard else "the name of an earlier one"
+            left.append(f"CustomFields/{obj.endpoint}: the custom field {name!r} has {why}")
+        else:
+            taken.add(name.casefold())
+            kept.append(d)
+    return kept, left
+
+
 def custom_values(record: dict[str, Any]) -> dict[str, Any]:
     """A record's custom fields as {FIELD_NAME: FIELD_VALUE} (they travel as a list of pairs)."""
     return {

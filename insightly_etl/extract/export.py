@@ -38,6 +38,7 @@ from insightly_etl.api.registry import (
     get_object,
     is_custom_object_name,
     record_id,
+    usable_definitions,
 )
 from insightly_etl.api.tasks import gather_all, settle
 from insightly_etl.errors import (
@@ -530,7 +531,8 @@ class Exporter:
             reply = await self.client.get(f"CustomFields/{obj.endpoint}")
         except (ForbiddenError, NotFoundError):
             return []
-        definitions = list(reply.data or [])
+        definitions, left = usable_definitions(obj, list(reply.data or []))
+        self.result.warnings.extend(f"{why}; left out" for why in left)
         self.definitions[obj.name] = definitions
         return definitions
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from insightly_etl.api.registry import ObjectType
+from insightly_etl.api.registry import ObjectType, usable_definitions
 
 # Value kinds the validator knows. Standard types map onto them; custom FIELD_TYPEs too.
 TEXT, INTEGER, NUMBER, BOOLEAN, DATE, DATETIME, DROPDOWN, MULTISELECT, TAGS = (
@@ -116,7 +116,8 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             api_type="integer",
             via="state",
         )
-    for d in sorted(definitions, key=lambda d: (d.get("FIELD_ORDER") or 0, d["FIELD_NAME"])):
+    usable, _ = usable_definitions(obj, definitions)  # Insightly's own never clash
+    for d in sorted(usable, key=lambda d: (d.get("FIELD_ORDER") or 0, d["FIELD_NAME"])):
         ftype = str(d.get("FIELD_TYPE") or "TEXT")
         editable = ftype != "AUTONUMBER" and d.get("EDITABLE") is not False
         specs[d["FIELD_NAME"]] = FieldSpec(

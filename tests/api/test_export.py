@@ -765,3 +765,32 @@ async def test_a_mark_that_is_no_moment_means_a_full_export_with_a_warning(
         "contacts: the manifest's high-water mark 'yesterday-ish' is no moment; exported in "
         "full this time"
     ) in result.warnings
+
+
+async def test_custom_field_definitions_that_would_be_a_second_column_are_left_out_with_a_warning(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A definition named like a standard field, listed twice (case aside) or nameless made the
+    export end in "internal error"; it is left out, said once, and the rest exported."""
+    sb = make_sandbox()
+    defs = sb.account.custom_fields["Contacts"]
+    tier = next(d for d in defs if d["FIELD_NAME"] == "Customer_Tier__c")
+    sb.account.custom_fields["Contacts"] = [
+        *defs,
+        {**tier, "FIELD_NAME": "EMAIL_ADDRESS"},
+        {**tier, "FIELD_NAME": "customer_tier__C", "FIELD_TYPE": "NUMERIC"},
+        {**tier, "FIELD_NAME": None},
+    ]
+    result = await export(sb, tmp_path, "contacts")
+    table = read(tmp_path, "contacts")
+    assert table.schema.names.count("EMAIL_ADDRESS") == 1
+    assert table.schema.field("Customer_Tier__c").type == pa.string()
+    assert "customer_tier__C" not in table.schema.names
+    assert table.num_rows == len(sb.account.collections["Contacts"].records)
+    assert [w for w in result.warnings if w.startswith("CustomFields/")] == [
+        "CustomFields/Contacts: the custom field 'EMAIL_ADDRESS' has the name of a standard "
+        "field; left out",
+        "CustomFields/Contacts: the custom field 'customer_tier__C' has the name of an earlier "
+        "one; left out",
+        "CustomFields/Contacts: a definition without a FIELD_NAME; left out",
+    ]
