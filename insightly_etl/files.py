@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.config import REDACTED, known_secrets, redact
-from insightly_etl.moments import DATETIME_FORMAT
+from insightly_etl.moments import DATETIME_FORMAT, as_text
 
 PARTIAL_SUFFIX = ".partial"
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
@@ -232,7 +232,7 @@ def to_csv_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
 
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime(DATETIME_FORMAT)
+        return as_text(value.astimezone(UTC))
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -6,7 +6,7 @@ without loading pandas or pyarrow (the files module's)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Insightly's date-time text, always UTC
@@ -34,3 +34,23 @@ def iso_instant(value: Any) -> datetime | None:
         return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
     except OverflowError:
         return None
+
+
+def as_text(moment: datetime, form: str = DATETIME_FORMAT) -> str:
+    """A moment in one of the API's forms, its year always in four digits (glibc writes
+    year 1, .NET's DateTime.MinValue, as `1-01-01`, which no reader takes back)."""
+    return moment.strftime(form.replace("%Y", f"{moment.year:04d}"))
+
+
+def second_before(mark: datetime) -> datetime:
+    """What records changed since `mark` are strictly after: the API's times are whole
+    seconds, so a second earlier, and none is missed (year 1's first second: itself)."""
+    try:
+        return mark - timedelta(seconds=1)
+    except OverflowError:
+        return mark
+
+
+def changed_after(mark: datetime) -> str:
+    """`updated_after_utc` for the records changed since `mark`."""
+    return as_text(second_before(mark), ISO_FORMAT)

@@ -79,7 +79,13 @@ from insightly_etl.extract.writers import (
 )
 from insightly_etl.files import BASE_DIR, publish, utc_now
 from insightly_etl.lock import RunLock
-from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
+from insightly_etl.moments import (
+    DATETIME_FORMAT,
+    ISO_FORMAT,
+    as_text,
+    changed_after,
+    iso_instant,
+)
 from insightly_etl.progress import NullProgress, Progress
 
 MANIFEST = "_manifest.json"
@@ -687,7 +693,7 @@ class Exporter:
     async def _incremental(
         self, obj: ObjectType, path: Path, since: datetime, brief: bool
     ) -> ObjectResult:
-        after = (since - timedelta(seconds=1)).strftime(ISO_FORMAT)
+        after = changed_after(since)
         params: dict[str, Any] = {"updated_after_utc": after}
         if brief:
             params["brief"] = "true"
@@ -707,7 +713,7 @@ class Exporter:
         changed = _dedupe(await asyncio.to_thread(converter.to_table, records), obj.id_field)
         merged = changed
         old = iso_instant((self.manifest["objects"].get(obj.name) or {}).get("high_water_mark"))
-        old_mark = old.strftime(DATETIME_FORMAT) if old is not None else None
+        old_mark = as_text(old) if old is not None else None
         new = modified = deleted = confirmed = 0
         gone: set[int] = set()
         assert obj.id_field is not None
@@ -1107,14 +1113,12 @@ class _Marks:
             return
         moments = (iso_instant(r.get(self.field)) for r in records)
         latest = max((m for m in moments if m is not None), default=None)
-        newest = latest.strftime(DATETIME_FORMAT) if latest is not None else None
+        newest = as_text(latest) if latest is not None else None
         if newest and (self.newest is None or newest > self.newest):
             self.newest = newest
         if not self.begun:
             self.begun = True
-            self.started = (
-                server_time.astimezone(UTC).strftime(DATETIME_FORMAT) if server_time else newest
-            )
+            self.started = as_text(server_time.astimezone(UTC)) if server_time else newest
 
     def mark(self) -> str | None:
         if self.newest is None:

@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from insightly_etl.errors import (
     ReserveReached,
 )
 from insightly_etl.extract.writers import open_writer, read_earlier, table_file, write_atomic
-from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT
+from insightly_etl.moments import DATETIME_FORMAT, changed_after, second_before
 from insightly_etl.progress import Progress
 
 LINKS_SCHEMA = pa.schema(  # links.parquet: from record bodies, or per record (--with links)
@@ -438,12 +438,6 @@ def _unreadable(obj: ObjectType, rid: int, sub: str, exc: ForbiddenError) -> dic
     }
 
 
-def changed_after(mark: datetime) -> str:
-    """`updated_after_utc` for the records changed since `mark` (strictly after, and the API's
-    times are whole seconds: a second earlier, so none is missed)."""
-    return (mark - timedelta(seconds=1)).strftime(ISO_FORMAT)
-
-
 def changed_ids(table: pa.Table, obj: ObjectType, mark: datetime) -> frozenset[int]:
     """Of the records this run exported (`table`: their ids and DATE_UPDATED_UTC), those changed
     since `mark`: new ones too. No request."""
@@ -451,7 +445,7 @@ def changed_ids(table: pa.Table, obj: ObjectType, mark: datetime) -> frozenset[i
     if obj.updated_field not in table.column_names:
         return frozenset(i for i in table[obj.id_field].to_pylist() if i is not None)
     stamps = table[obj.updated_field]
-    after = pa.scalar(mark - timedelta(seconds=1), type=pa.timestamp("ms", tz="UTC"))
+    after = pa.scalar(second_before(mark), type=pa.timestamp("ms", tz="UTC"))
     if not pa.types.is_timestamp(stamps.type):
         return frozenset(i for i in table[obj.id_field].to_pylist() if i is not None)
     hit = pc.or_kleene(pc.greater(stamps.cast(after.type), after), pc.is_null(stamps))

@@ -34,7 +34,7 @@ from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
 from insightly_etl.files import to_csv_column, unescape_frame
-from insightly_etl.moments import DATETIME_FORMAT
+from insightly_etl.moments import as_text
 
 DELIMITERS = (",", ";", "\t", "|")
 # UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes,
@@ -891,11 +891,7 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float) and not value.is_integer() and "e" in repr(value):
         return format(Decimal(repr(value)), "f")  # 1e-05 -> 0.00001: a number, not a formula
     if isinstance(value, datetime):
-        return (
-            value.strftime("%Y-%m-%d")
-            if value.time() == time(0)
-            else value.strftime(DATETIME_FORMAT)
-        )
+        return as_text(value, "%Y-%m-%d") if value.time() == time(0) else as_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():

@@ -794,3 +794,23 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
         "one; left out",
         "CustomFields/Contacts: a definition without a FIELD_NAME; left out",
     ]
+
+
+async def test_year_one_moments_are_marks_like_any_other(make_sandbox, tmp_path: Path) -> None:
+    """.NET's DateTime.MinValue (`0001-01-01 00:00:00`) as --since, or as every record's
+    DATE_UPDATED_UTC: a second before year 1 ended the export in an internal error, and the
+    mark was written `1-01-01 00:00:00` (every later run a full one, with a warning)."""
+    from insightly_etl.extract.export import parse_since
+
+    sb = make_sandbox()
+    everyone = len(sb.account.collections["Contacts"].records)
+    since = await export(sb, tmp_path / "s", "contacts", since=parse_since("0001-01-01T00:00:00Z"))
+    assert [(o.status, o.rows) for o in since.objects] == [("incremental", everyone)]
+    sb = make_sandbox()  # one that has served no page yet
+    for r in sb.account.collections["Contacts"].records.values():
+        r["DATE_UPDATED_UTC"] = "0001-01-01 00:00:00"
+    await export(sb, tmp_path, "contacts")
+    assert manifest(tmp_path)["objects"]["contacts"]["high_water_mark"] == "0001-01-01 00:00:00"
+    again = await export(sb, tmp_path, "contacts", incremental=True)
+    assert [o.status for o in again.objects] == ["incremental"]
+    assert not [w for w in again.warnings if "no moment" in w]
