@@ -719,7 +719,7 @@ class Exporter:
         assert obj.id_field is not None
         if _exists(path):
             try:
-                existing = conform(read_earlier(path), schema)
+                existing = conform(read_earlier(path, key=obj.id_field), schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 # a custom field's type changed (text to number …): the file's older values
                 # cannot be carried over, and the server has them in the new type
@@ -809,7 +809,7 @@ class Exporter:
                 continue
             if not _exists(path):
                 continue
-            earlier = read_earlier(path, [obj.id_field or "", "LINKS"])
+            earlier = read_earlier(path, [obj.id_field or "", "LINKS"], key=obj.id_field)
             if "LINKS" in earlier.column_names:  # a --brief export has no nested arrays
                 tables.append(_links_of(name, earlier))
         rows = pa.concat_tables(tables) if tables else LINKS_SCHEMA.empty_table()
@@ -1230,7 +1230,7 @@ def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
     if not _exists(path):
         return pa.table({obj.id_field or "id": pa.array([], pa.int64())})
-    return read_earlier(path, [c for c in (obj.id_field, obj.updated_field) if c])
+    return read_earlier(path, [c for c in (obj.id_field, obj.updated_field) if c], key=obj.id_field)
 
 
 def _ids_of(path: Path, id_field: str | None) -> set[int] | None:

@@ -237,23 +237,39 @@ def _damaged_delta(path: Path, exc: Exception) -> InputError:
     )
 
 
-def read_earlier(path: Path, columns: list[str] | None = None) -> pa.Table:
+_NOT_EARLIER = (
+    "It is not the file an earlier export wrote: move it away, then run a full export "
+    "(without --incremental)."
+)
+
+
+def read_earlier(
+    path: Path, columns: list[str] | None = None, *, key: str | None = None
+) -> pa.Table:
     """A Parquet file (or Delta table) an earlier run wrote into the export folder. One that
-    is not (overwritten, truncated by a full disk, put there by hand) is the user's to move
-    away: a one-line error naming it, never a traceback."""
+    is not (overwritten, truncated by a full disk, put there by hand, another object's file
+    under this one's name: no `key` column, or rows without one) is the user's to move
+    away: a one-line error naming it, never a traceback or a request for record `None`."""
     if path.is_dir():
-        return _read_delta(path, columns)
-    try:
-        if columns is not None:
-            names = pq.read_schema(path).names
-            columns = [c for c in columns if c in names]
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(
-            f"{path} cannot be read as Parquet ({str(exc)[:120]})",
-            hint="It is not the file an earlier export wrote: move it away, then run a full "
-            "export (without --incremental).",
-        ) from None
+        table = _read_delta(path, columns)
+    else:
+        try:
+            if columns is not None:
+                names = pq.read_schema(path).names
+                columns = [c for c in columns if c in names]
+            table = pq.read_table(path, columns=columns)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(
+                f"{path} cannot be read as Parquet ({str(exc)[:120]})", hint=_NOT_EARLIER
+            ) from None
+    if key is not None and (key not in table.column_names or table[key].null_count):
+        why = (
+            f"it has no {key} column"
+            if key not in table.column_names
+            else f"{table[key].null_count:,} of its rows have no {key}"
+        )
+        raise InputError(f"{path} is not an export of this object: {why}", hint=_NOT_EARLIER)
+    return table
 
 
 def _has_eol_option() -> bool:

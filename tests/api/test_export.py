@@ -814,3 +814,23 @@ async def test_year_one_moments_are_marks_like_any_other(make_sandbox, tmp_path:
     again = await export(sb, tmp_path, "contacts", incremental=True)
     assert [o.status for o in again.objects] == ["incremental"]
     assert not [w for w in again.warnings if "no moment" in w]
+
+
+@pytest.mark.parametrize("detect_deletes", [False, True])
+async def test_another_object_s_file_under_this_one_s_name_is_refused_naming_it(
+    make_sandbox, tmp_path: Path, detect_deletes: bool
+) -> None:
+    """organisations.parquet copied over contacts.parquet: an internal error, or (looking
+    for deletions) a request for `Contacts/None`."""
+    import shutil
+
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts", "organisations")
+    shutil.copy(tmp_path / "organisations.parquet", tmp_path / "contacts.parquet")
+    with pytest.raises(InputError) as refused:
+        await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=detect_deletes)
+    assert str(refused.value) == (
+        f"{tmp_path / 'contacts.parquet'} is not an export of this object: it has no "
+        "CONTACT_ID column"
+    )
+    assert not [k for k in sb.stats if "None" in k[1]]
