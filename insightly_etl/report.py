@@ -228,7 +228,7 @@ def _import_sections(h: ImportHistory) -> list[Section]:
 def _export_sections(manifest: dict[str, Any]) -> list[Section]:
     import plotly.graph_objects as go
 
-    objects = sorted(manifest["objects"].items())
+    objects = sorted((n, e) for n, e in manifest["objects"].items() if isinstance(e, dict))
     names = [_safe(n) for n, _ in objects]
 
     def column(key: str) -> list[int]:
@@ -246,10 +246,7 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
         Section(
             "Rows per object",
             go.Figure(go.Bar(x=names, y=column("rows"))),
-            [
-                [n, e.get("mode"), int(e.get("rows") or 0), e.get("exported_utc")]
-                for n, e in objects
-            ],
+            [[n, e.get("mode"), _count(e.get("rows")), e.get("exported_utc")] for n, e in objects],
             ["object", "mode", "rows", "exported (UTC)"],
         ),
         Section(

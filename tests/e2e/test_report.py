@@ -149,3 +149,42 @@ def test_a_folder_of_several_accounts_says_which_to_report(tmp_path):
         missing.exit_code == 2
         and f"Error: {tmp_path / 'nowhere'}: no such file or folder" in missing.stderr
     )
+
+
+def test_counts_and_minutes_a_hand_put_in_the_files_are_passed_over(make_sandbox, tmp_path):
+    """A manifest's `rows: "abc"` ended the report in an internal error; a checkpoint's minute
+    key holding a link put it live into the chart's axis."""
+    import sqlite3
+    from contextlib import closing
+
+    sb = make_sandbox()
+    out = tmp_path / "x"
+    assert run(sb, "export", "contacts", "leads", "--out", str(out)).exit_code == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    manifest["objects"]["contacts"]["rows"] = "abc"
+    manifest["objects"]["leads"]["rows"] = -5
+    manifest["objects"]["tasks"] = [1]
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    made = run(None, "report", str(out), "--html", str(tmp_path / "e.html"))
+    assert made.exit_code == 0, made.output
+    text = (tmp_path / "e.html").read_text(encoding="utf-8")
+    assert "<td>contacts</td><td>full</td><td class='n'>0</td>" in text
+    assert "<td>leads</td><td>full</td><td class='n'>0</td>" in text
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\n")
+    assert (
+        run(sb, "import", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING))).exit_code
+        == 0
+    )
+    checkpoint = tmp_path / "people.csv.checkpoint.sqlite"
+    link = '<a href="https://evil.example/x">click</a>'
+    with closing(sqlite3.connect(checkpoint)) as db, db:
+        db.execute(
+            "UPDATE runs SET sent_minutes=?", (json.dumps({link: 5, "2026-12-04 10:00": 3}),)
+        )
+    made = run(None, "report", str(checkpoint), "--html", str(tmp_path / "i.html"))
+    assert made.exit_code == 0, made.output
+    text = (tmp_path / "i.html").read_text(encoding="utf-8")
+    assert "evil.example" not in text
+    assert "<td>2026-12-04 10:00</td><td class='n'>3</td>" in text
+    status = run(None, "status", "--json", str(checkpoint))
+    assert json.loads(status.stdout)["requests_by_minute"] == {"2026-12-04 10:00": 3}

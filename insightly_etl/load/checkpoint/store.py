@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -153,6 +154,7 @@ _FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied
         "not_applied": "CASE WHEN state='done' AND message LIKE 'not applied:%' THEN 1 ELSE 0 END",
     },
 }
+_MINUTE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")  # runs.sent_minutes' keys
 _NOT_OURS = "Name a new file with --checkpoint, or move that one away."
 
 
@@ -479,12 +481,23 @@ class Checkpoint:
                 )
 
     def sent_minutes(self) -> list[tuple[str, int]]:
-        """Every run's requests by minute: what this tool spent of the rolling window."""
+        """Every run's requests by minute: what this tool spent of the rolling window. Only
+        what this tool writes, `{"yyyy-mm-dd HH:MM": n}`: anything else a hand put there is
+        passed over (it went into the report's chart as markup, or ended status in a crash)."""
         out: list[tuple[str, int]] = []
         for (text,) in self.db.execute(
             "SELECT sent_minutes FROM runs WHERE sent_minutes IS NOT NULL"
         ):
-            out.extend(json.loads(text).items())
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                minutes = json.loads(text)
+                out.extend(
+                    (minute, n)
+                    for minute, n in minutes.items()
+                    if _MINUTE.fullmatch(minute)
+                    and isinstance(n, int)
+                    and not isinstance(n, bool)
+                    and n >= 0
+                )
         return out
 
     def runs(self) -> list[dict[str, Any]]:
