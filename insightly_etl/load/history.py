@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.errors import CheckpointError, StopReason
-from insightly_etl.load.checkpoint import Checkpoint
+from insightly_etl.errors import StopReason
+from insightly_etl.load.checkpoint import DAMAGE, Checkpoint, damaged
 from insightly_etl.load.importer import summarise
 from insightly_etl.load.states import OUTCOMES, STOP_EXITS, UNSETTLED
 from insightly_etl.moments import iso_instant
@@ -105,12 +105,8 @@ def _reasons(message: str | None) -> list[str]:
 def read_history(path: Path) -> ImportHistory:
     try:
         return _read(path)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSONDecodeError too
-        raise CheckpointError(
-            f"{path}: a damaged checkpoint ({type(exc).__name__}: {exc})",
-            hint="It was changed by something other than insightly-etl; keep a copy and "
-            "report it if it was not.",
-        ) from None
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
 
 
 def _read(path: Path) -> ImportHistory:

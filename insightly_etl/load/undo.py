@@ -48,7 +48,7 @@ from insightly_etl.errors import (
 )
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import facts_from_api
-from insightly_etl.load.checkpoint import Checkpoint, FieldChange
+from insightly_etl.load.checkpoint import DAMAGE, Checkpoint, FieldChange, damaged
 from insightly_etl.load.fields import FieldSpec, field_specs
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.plan import (
@@ -412,6 +412,28 @@ async def undo_import(
         checkpoint.close()
 
 
+def _jobs(checkpoint: Checkpoint) -> dict[int, _Job]:
+    """What is left to undo, by row: records to delete, fields to restore."""
+    journal = checkpoint.undo.states()
+    lines = {r: s.line for r, s in checkpoint.rows.states().items()}
+    jobs: dict[int, _Job] = {
+        c.row: _Job(c.row, c.line, c.record_id, True, c.payload, c.stamp)
+        for c in checkpoint.rows.created()
+        if journal.get(c.row) not in UNDONE
+    }
+    for key, line, rid, payload, stamp in checkpoint.rows.moved():
+        if journal.get(key) not in UNDONE:  # made for a row that took another record since
+            jobs[key] = _Job(key, line, rid, True, payload, stamp)
+    for row, changes in checkpoint.rows.changes().items():
+        if journal.get(row) not in UNDONE and row not in jobs:  # created: deleted, not restored
+            jobs[row] = _Job(
+                row, lines.get(row, 0), changes[0].record_id, False, None, None, changes
+            )
+    for job in jobs.values():
+        job.earlier = journal.get(job.row)
+    return jobs
+
+
 async def _undo(
     client: InsightlyClient,
     checkpoint: Checkpoint,
@@ -438,23 +460,10 @@ async def _undo(
     checkpoint.bind_account(await client.account(), record=False)  # never undo in another account
     facts = await facts_from_api(client, read_mapping(None, object_name=obj.name))
     specs = field_specs(obj, facts.definitions)
-    journal = checkpoint.undo.states()
-    lines = {r: s.line for r, s in checkpoint.rows.states().items()}
-    jobs: dict[int, _Job] = {
-        c.row: _Job(c.row, c.line, c.record_id, True, c.payload, c.stamp)
-        for c in checkpoint.rows.created()
-        if journal.get(c.row) not in UNDONE
-    }
-    for key, line, rid, payload, stamp in checkpoint.rows.moved():
-        if journal.get(key) not in UNDONE:  # made for a row that took another record since
-            jobs[key] = _Job(key, line, rid, True, payload, stamp)
-    for row, changes in checkpoint.rows.changes().items():
-        if journal.get(row) not in UNDONE and row not in jobs:  # created: deleted, not restored
-            jobs[row] = _Job(
-                row, lines.get(row, 0), changes[0].record_id, False, None, None, changes
-            )
-    for job in jobs.values():
-        job.earlier = journal.get(job.row)
+    try:
+        jobs = _jobs(checkpoint)
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
     sender = Sender(client, stop)
     undo = _Undo(client, checkpoint, obj, specs, dry_run, sender)
     ordered = sorted(jobs.values(), key=lambda j: j.row)

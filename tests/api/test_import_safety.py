@@ -14,7 +14,7 @@ import pytest
 from insightly_etl.errors import CheckpointError
 from insightly_etl.load.undo import UndoCounts
 from insightly_etl.sandbox import Sandbox
-from tests.api.test_import import custom, run_import, write
+from tests.api.test_import import custom, run_import, write, writes
 from tests.conftest import asgi_client, sandbox_client
 
 pytestmark = pytest.mark.anyio
@@ -756,3 +756,33 @@ async def test_undo_never_deletes_a_record_older_than_the_import_whatever_the_ch
     assert (
         report[1] == "2,conflict,2001,(record),,created by the import,created 2026-09-17 15:53:55"
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "why"),
+    [
+        ("record_id", "abc", "ValueError: record id 'abc'"),
+        ("record_id", 2228.5, "ValueError: record id 2228.5"),
+        ("payload", "not json", "JSONDecodeError: Expecting value: line 1 column 1 (char 0)"),
+        ("payload", "[1, 2]", "TypeError: a body that is a list, not an object"),
+    ],
+)
+async def test_undo_of_a_damaged_checkpoint_row_is_refused_naming_the_damage(
+    make_sandbox, tmp_path: Path, column: str, value: Any, why: str
+) -> None:
+    """Each ended undo in an internal error (2228.5 would have been read as record 2228)."""
+    import sqlite3
+    from contextlib import closing
+
+    sb = make_sandbox()
+    file = write(tmp_path, "d.csv", "Name,Email\nAda,ada@damaged.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    checkpoint = tmp_path / "d.csv.checkpoint.sqlite"
+    with closing(sqlite3.connect(checkpoint)) as db, db:
+        db.execute(f"UPDATE rows SET {column}=?", (value,))
+    before = writes(sb)
+    for dry_run in (True, False):
+        with pytest.raises(CheckpointError) as refused:
+            await run_undo(sb, checkpoint, dry_run=dry_run)
+        assert str(refused.value) == f"{checkpoint}: a damaged checkpoint ({why})"
+    assert writes(sb) == before

@@ -15,9 +15,10 @@ from insightly_etl.load.checkpoint.pairing import row_digests
 from insightly_etl.load.checkpoint.rerun import RerunChanges, mapping_fingerprint, sha256_file
 from insightly_etl.load.checkpoint.rows import CreatedRow, FieldChange, RowEntry
 from insightly_etl.load.checkpoint.steps import StepEntry
-from insightly_etl.load.checkpoint.store import VERSION, Checkpoint
+from insightly_etl.load.checkpoint.store import DAMAGE, VERSION, Checkpoint, damaged
 
 __all__ = [
+    "DAMAGE",
     "VERSION",
     "Checkpoint",
     "CreatedRow",
@@ -25,6 +26,7 @@ __all__ = [
     "RerunChanges",
     "RowEntry",
     "StepEntry",
+    "damaged",
     "mapping_fingerprint",
     "row_digests",
     "sha256_file",

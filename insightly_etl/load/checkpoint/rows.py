@@ -55,6 +55,23 @@ def _json(value: Any) -> str:
     return redact(json.dumps(value, ensure_ascii=False))
 
 
+def _record(value: Any) -> int:
+    """A record id as this journal writes them; anything else is a damaged checkpoint."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ValueError(f"record id {value!r}")
+
+
+def _body(text: Any) -> dict[str, Any] | None:
+    """A body sent, as this journal writes them (a JSON object), or none."""
+    if text is None:
+        return None
+    body = json.loads(text)
+    if not isinstance(body, dict):
+        raise TypeError(f"a body that is a {type(body).__name__}, not an object")
+    return body
+
+
 _UNSETTLED = ", ".join(f"'{s}'" for s in UNSETTLED)
 
 
@@ -340,7 +357,7 @@ class RowJournal:
             before = json.loads(value) if value is not None else None
             after = json.loads(written) if written is not None else None
             earlier = seen.get((row, name))
-            change = FieldChange(rid, name, earlier.before if earlier else before, after)
+            change = FieldChange(_record(rid), name, earlier.before if earlier else before, after)
             seen[(row, name)] = change
         for (row, _), change in seen.items():
             out.setdefault(row, []).append(change)
@@ -352,10 +369,7 @@ class RowJournal:
             "SELECT row, line, record_id, payload, stamp FROM rows"
             " WHERE created=1 AND record_id IS NOT NULL ORDER BY row"
         )
-        return [
-            CreatedRow(r, line, rid, json.loads(p) if p else None, st)
-            for r, line, rid, p, st in cur
-        ]
+        return [CreatedRow(r, line, _record(rid), _body(p), st) for r, line, rid, p, st in cur]
 
     def moved(self) -> list[tuple[int, int, int, dict[str, Any] | None, str | None]]:
         """(key, line, record id, last body sent, stamp) of every record an import created for
@@ -363,7 +377,7 @@ class RowJournal:
         cur = self.db.execute(
             "SELECT rowid, line, record_id, payload, stamp FROM moved_records ORDER BY rowid"
         )
-        return [(-k, line, rid, json.loads(p) if p else None, st) for k, line, rid, p, st in cur]
+        return [(-k, line, _record(rid), _body(p), st) for k, line, rid, p, st in cur]
 
     def sent(self) -> bool:
         """Whether any run sent a write for any row."""

@@ -225,6 +225,19 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         ) from None
 
 
+# what reading a checkpoint something else changed may raise (json's JSONDecodeError too)
+DAMAGE = (ValueError, TypeError, KeyError, AttributeError)
+
+
+def damaged(path: Path, exc: Exception) -> CheckpointError:
+    """The error for a checkpoint holding what this tool never writes."""
+    return CheckpointError(
+        f"{path}: a damaged checkpoint ({type(exc).__name__}: {exc})",
+        hint="It was changed by something other than insightly-etl; keep a copy and "
+        "report it if it was not.",
+    )
+
+
 def _refuse_if_not_ours(path: Path) -> None:
     """Look, read-only, before writing anything: someone else's SQLite file (or any other
     file) must not be converted to WAL or given our tables."""
