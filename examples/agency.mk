@@ -49,7 +49,7 @@ demo:
 	  [ -n "$$url" ] && break; sleep 0.25; \
 	done; \
 	if [ -z "$$url" ]; then echo "the sandbox did not start:"; cat $(RESULTS)/sandbox.log; kill `cat $(RESULTS)/sandbox.pid`; exit 1; fi; \
-	printf 'globex-key\n' > $(RESULTS)/keys/globex.key; \
+	(umask 077; printf 'globex-key\n' > $(RESULTS)/keys/globex.key); \
 	printf 'accounts:\n  - {name: acme, url: "%s", key_env: ACME_KEY, reserve: 100}\n  - {name: globex, url: "%s", key_file: keys/globex.key, rate: 5, objects: [contacts, organisations]}\n  - {name: initech, url: "%s", key_env: INITECH_KEY}\n' \
 	  $$url $$url $$url > $(RESULTS)/accounts.yaml; \
 	export ACME_KEY=acme-key INITECH_KEY=initech-key; \

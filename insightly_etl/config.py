@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
 import os
 import re
 import stat
@@ -18,6 +19,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from insightly_etl.errors import KEY_HINT, ConfigError
+
+log = logging.getLogger("insightly_etl.config")
 
 ENV_KEY = "INSIGHTLY_API_KEY"
 ENV_POD = "INSIGHTLY_POD"
@@ -150,6 +153,14 @@ def read_key_file(path: Path) -> str:
         key = path.read_text("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the API key file {path}: {exc.strerror}") from None
+    if os.name == "posix" and info.st_mode & 0o077:  # as ssh says of a private key
+        log.warning(
+            "the API key file %s can be read or changed by other users of this machine "
+            "(mode %03o); `chmod 600 %s` keeps it yours",
+            path,
+            stat.S_IMODE(info.st_mode),
+            path,
+        )
     if not key:
         raise ConfigError(f"the API key file {path} is empty", hint=KEY_HINT)
     return key

@@ -12,6 +12,7 @@ numbers."""
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,12 @@ for _tag, _pattern, _first in (
 def read_yaml(path: Path, kind: str) -> Any:
     """The data of a YAML file that is `kind` ("a mapping", "an accounts file")."""
     try:
-        raw = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):  # a pipe would block, /dev/zero never end
+            raise InputError(f"{path}: not a regular file, so not {kind} file")
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
-            raise InputError(f"{path}: {len(raw):,} bytes; {kind} file is at most 1 MB")
+            raise InputError(f"{path}: over {MAX_BYTES:,} bytes; {kind} file is at most 1 MB")
         text = raw.decode("utf-8-sig")
         _check_shape(path, text, kind)
         return yaml.load(text, Loader=_Loader)  # a SafeLoader: no object is built
@@ -78,8 +82,17 @@ def _check_shape(path: Path, text: str, kind: str) -> None:
         if isinstance(event, yaml.AliasEvent):
             line = event.start_mark.line + 1 if event.start_mark else "?"
             raise InputError(
-                f"{path}, line {line}: YAML aliases (*{event.anchor}) are not accepted in {kind}",
+                f"{path}, line {line}: YAML aliases (*{event.anchor}) are not accepted in "
+                f"{kind} file",
                 hint="Write the value out where it is used.",
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None and isinstance(event, yaml.NodeEvent):
+            # `!!timestamp 2024-01-01`, `!!binary …`: a value built by a tag is no plain word
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise InputError(
+                f"{path}, line {line}: YAML tags ({tag}) are not accepted in {kind} file",
+                hint="Write the value as plain text, in quotes if need be.",
             )
         if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             depth += 1
@@ -91,23 +104,31 @@ def _check_shape(path: Path, text: str, kind: str) -> None:
                 )
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             depth -= 1
-    _check_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
+    _check_duplicate_keys(path, yaml.compose(text, Loader=_Loader))
+
+
+def _key(node: yaml.ScalarNode) -> Any:
+    """A key as the loader builds it: `~` and `null`, `1` and `+1`, `true` and `True` are
+    one key each, and the last would win silently."""
+    return yaml.load(yaml.serialize(node), Loader=_Loader)
 
 
 def _check_duplicate_keys(path: Path, node: yaml.Node | None) -> None:
     """A key written twice at one level: YAML keeps the last silently; we refuse it, naming
     both lines (which one was meant is the person's call)."""
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
+        seen: dict[Any, int] = {}
         for key, value in node.value:
             line = key.start_mark.line + 1
-            name = str(key.value)
-            if isinstance(key, yaml.ScalarNode) and name in seen:
-                raise InputError(
-                    f"{path}, lines {seen[name]} and {line}: the key {name!r} is given twice",
-                    hint="Keep one of them.",
-                )
-            seen[name] = line
+            if isinstance(key, yaml.ScalarNode):
+                name = _key(key)
+                if name in seen:
+                    raise InputError(
+                        f"{path}, lines {seen[name]} and {line}: the key {key.value!r} is given "
+                        "twice",
+                        hint="Keep one of them.",
+                    )
+                seen[name] = line
             _check_duplicate_keys(path, value)
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:

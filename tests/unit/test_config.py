@@ -164,6 +164,21 @@ def test_a_key_file_must_be_a_small_regular_file(tmp_path: Path) -> None:
         read_key_file(big)
 
 
+def test_a_key_file_others_may_read_or_change_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = tmp_path / "acme.key"
+    key.write_text("a-real-key-1234\n")
+    key.chmod(0o600)
+    assert read_key_file(key) == "a-real-key-1234" and not caplog.records
+    key.chmod(0o644)
+    assert read_key_file(key) == "a-real-key-1234"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the API key file {key} can be read or changed by other users of this machine "
+        f"(mode 644); `chmod 600 {key}` keeps it yours"
+    ]
+
+
 @pytest.mark.parametrize(
     "form",
     [

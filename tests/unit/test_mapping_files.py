@@ -37,7 +37,8 @@ def test_yaml_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert (
-        str(error) == f"{tmp_path}/m.yaml, line 3: YAML aliases (*a) are not accepted in a mapping"
+        str(error)
+        == f"{tmp_path}/m.yaml, line 3: YAML aliases (*a) are not accepted in a mapping file"
     )
     assert peak < 5 << 20
 
@@ -98,3 +99,47 @@ def test_a_column_name_written_by_yaml_reads_back_as_that_name(tmp_path: Path) -
         yaml.safe_dump(dict.fromkeys(names, "FIELD"), allow_unicode=True, sort_keys=False)
     )
     assert list(read_yaml(path, "a mapping")) == names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "object: contacts\ncolumns:\n  A: FIRST_NAME\nvalues:\n  null: a\n  ~: b\n",
+            "lines 5 and 6: the key '~' is given twice",
+        ),
+        (
+            "object: contacts\ncolumns:\n  1: FIRST_NAME\n  +1: LAST_NAME\n",
+            "lines 3 and 4: the key '+1' is given twice",
+        ),
+        (
+            "object: contacts\ncolumns:\n  true: FIRST_NAME\n  True: LAST_NAME\n",
+            "lines 3 and 4: the key 'True' is given twice",
+        ),
+        (
+            "object: contacts\ncolumns:\n  A: {field: FIRST_NAME, values: {Ada: !!timestamp 2024-01-01}}\n",
+            "line 3: YAML tags (tag:yaml.org,2002:timestamp) are not accepted in a mapping file",
+        ),
+    ],
+)
+def test_keys_that_load_alike_and_tagged_values_are_refused_naming_the_lines(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """The last of two keys that load as one won silently; `!!timestamp` sent 2024-01-01."""
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as refused:
+        read_mapping(path)
+    assert str(refused.value) == f"{path}, {message}"
+
+
+def test_a_mapping_that_is_a_device_or_a_pipe_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """--mapping /dev/zero read until memory ran out; a pipe blocked for ever."""
+    import os
+
+    fifo = tmp_path / "m.fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        with pytest.raises(InputError) as refused:
+            read_mapping(path)
+        assert str(refused.value) == f"{path}: not a regular file, so not a mapping file"
