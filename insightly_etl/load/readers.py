@@ -58,7 +58,8 @@ class SourceTable:
     encoding: str | None = None
     delimiter: str | None = None
     bad_rows: list[BadRow] = field(default_factory=list)
-    # a workbook's cell types, by column, beside the text: "n" number, "%" percent, "d" date,
+    # a workbook's cell types, by column, beside the text: "n" number, "%" percent, "d" date
+    # ("D": shown day and month in figures),
     # "" text; validation reads a typed cell as what it is, not by a mapping's text rules
     cells: dict[str, pd.Series] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what reading left out, and why
@@ -874,10 +875,15 @@ def _header(
 
 
 def _cell_type(cell: Any) -> str:
-    """n: a number, %: a number shown as a percent, d: a date or time, "": anything else."""
+    """n: a number, %: a number shown as a percent, d: a date or time, D: a date shown with
+    its day and month in figures (`mm/dd/yy`, `dd.mm.yyyy`: a program may have read it the
+    other way round), "": anything else."""
     value = getattr(cell, "value", None)
     if isinstance(value, date | time):
-        return "d"
+        shown = re.sub(r'\\.|"[^"]*"|\[[^]]*\]', "", str(getattr(cell, "number_format", "") or ""))
+        shown = shown.lower()
+        figures = "d" in shown and "m" in shown and "mmm" not in shown
+        return "D" if figures and not shown.lstrip().startswith("y") else "d"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "%" if "%" in str(getattr(cell, "number_format", "") or "") else "n"
     return ""

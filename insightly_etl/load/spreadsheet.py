@@ -130,6 +130,11 @@ def parse_locale(texts: pd.Series, first_is_day: bool | None) -> pd.Series:
     return out
 
 
+def is_slash_date(text: str) -> bool:
+    """A cell that is a slash date (and a time) and nothing else."""
+    return _WHOLE_DATE.match(text) is not None
+
+
 def ambiguous_slash(text: str) -> bool:
     """`03/04/2026`: a day and a month that could be either."""
     m = _SLASH.match(text)

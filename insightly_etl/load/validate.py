@@ -17,6 +17,7 @@ update. A column with `blank: clear` records its empty cells in `cleared`: those
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +52,12 @@ from insightly_etl.load.fields import (
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
 from insightly_etl.load.readers import SourceTable, garbled_error, garbled_note
-from insightly_etl.load.spreadsheet import ambiguous_slash, day_first_of, parse_locale
+from insightly_etl.load.spreadsheet import (
+    ambiguous_slash,
+    day_first_of,
+    is_slash_date,
+    parse_locale,
+)
 from insightly_etl.moments import DATETIME_FORMAT
 
 # zero-width characters, the soft hyphen, and the marks that only steer the direction of text
@@ -667,7 +673,7 @@ class _ColumnValidator:
         require: bool,
         cells: pd.Series | None = None,
     ) -> tuple[pd.Series, np.ndarray | None]:
-        """`cells`: a workbook's cell types beside the text ("n" number, "%" percent, "d" date;
+        """`cells`: a workbook's cell types beside the text ("n" number, "%" percent, "d"/"D" date;
         "" text), so a typed cell is read as what it is."""
         s = _transform(raw.reset_index(drop=True), rule, spec)
         blank = (s == "").to_numpy(dtype=bool, na_value=True)
@@ -766,6 +772,10 @@ class _ColumnValidator:
                 return f"{value!r} is not a {what} {expected}"
 
             self._bad(v, parsed.isna(), "date", date_message)
+            swapped = self._swappable(v)
+            if swapped is not None:
+                self._bad(v, swapped[0], "date", swapped[1])
+                parsed = parsed.where(~swapped[0])
             return parsed
         if kind == DROPDOWN:
             bad = ~v.isin(spec.options)
@@ -776,6 +786,37 @@ class _ColumnValidator:
         if kind in (MULTISELECT, TAGS):
             return self._multi(v, rule, spec)
         return self._text(v, spec)
+
+    def _swappable(self, v: pd.Series) -> tuple[np.ndarray, Callable[[str], str]] | None:
+        """A workbook's date cells whose day and month could be either (`1979-02-03`), in a
+        column whose other dates are text slash dates (`14/07/1985`). The program that saved
+        it turned into dates only the cells it could read in its own order, and read those in
+        it, not in the file's: LibreOffice in a US locale made `02/03/1979`, the second of
+        March, the third of February. Each such cell is refused, never sent."""
+        if self._cells is None:
+            return None
+        typed = self._cells.isin(["d", "D"]).to_numpy()
+        if not typed.any() or typed.all():
+            return None
+        example = next((t for t in v[~typed].astype(str) if is_slash_date(t)), None)
+        if example is None:
+            return None
+        text = v.astype(str)
+        month = pd.to_numeric(text.str.slice(5, 7), errors="coerce").to_numpy()
+        day = pd.to_numeric(text.str.slice(8, 10), errors="coerce").to_numpy()
+        with np.errstate(invalid="ignore"):
+            # shown `yyyy-mm-dd` (our own export's cells) it was never read as day/month text
+            either = (self._cells == "D").to_numpy() & (month <= 12) & (day <= 12) & (day != month)
+
+        def message(value: str) -> str:
+            return (
+                f"{value!r} is a date cell whose day and month could be either way round, "
+                f"and the program that saved the workbook left this column's other dates as "
+                f"text ({example!r}): it read the column in another order than it was "
+                "written, so this date may be swapped; type it in as text, as the file had it"
+            )
+
+        return either, message
 
     def _number(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         """Numbers as people type them: a currency symbol or code around them, group

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,66 @@ def test_a_workbooks_typed_cells_are_read_as_what_they_are() -> None:
     assert values(r, "Discount__c") == [40.0, 7.5]
     assert values(r, "DATE_OF_BIRTH") == ["1980-09-19 00:00:00", "1975-12-31 00:00:00"]
     assert values(r, "First_Purchase__c") == ["1980-09-19 00:00:00", "1975-12-31 00:00:00"]
+
+
+def test_date_cells_a_program_may_have_swapped_are_refused() -> None:
+    """dayfirst_us.xlsx: day-first birthdays opened by LibreOffice in en-US. It made date
+    cells of those it could read month first (`02/03/1979` became the third of February) and
+    left the rest as text (`14/07/1985`). Bruno's birthday was sent swapped; `05/05` reads
+    the same both ways."""
+    mapping = {
+        "object": "contacts",
+        "columns": {
+            "First": "FIRST_NAME",
+            "Last": "LAST_NAME",
+            "Email": "EMAIL_ADDRESS",
+            "Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"},
+        },
+    }
+    r = validate_table(
+        read_table(CORPUS / "dayfirst_us.xlsx"),
+        parse_mapping(mapping, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == [
+        (
+            3,
+            "'1979-02-03' is a date cell whose day and month could be either way round, and "
+            "the program that saved the workbook left this column's other dates as text "
+            "('14/07/1985'): it read the column in another order than it was written, so this "
+            "date may be swapped; type it in as text, as the file had it",
+        )
+    ]
+    assert values(r, "DATE_OF_BIRTH") == [
+        "1985-07-14 00:00:00",
+        ABSENT,
+        "1990-11-30 00:00:00",
+        "1980-05-05 00:00:00",
+    ]
+
+
+def test_date_cells_shown_year_first_are_no_doubt_beside_a_typed_day_first_text(
+    tmp_path: Path,
+) -> None:
+    """Our own XLSX export writes `yyyy-mm-dd` date cells: a day-first date a person types
+    into one cell (left as text by an en-US program) casts no doubt on them."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Born"])
+    for name, born in (("Ada", datetime(1980, 2, 3)), ("Bob", "25/12/1990")):
+        sheet.append([name, born])
+    sheet["B2"].number_format = "yyyy-mm-dd"
+    book.save(tmp_path / "export.xlsx")
+    mapping = contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"}})
+    r = validate_table(
+        read_table(tmp_path / "export.xlsx"),
+        parse_mapping(mapping, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == []
+    assert values(r, "DATE_OF_BIRTH") == ["1980-02-03 00:00:00", "1990-12-25 00:00:00"]
 
 
 @pytest.mark.parametrize(

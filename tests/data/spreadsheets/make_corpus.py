@@ -3,12 +3,13 @@ opened and saved by LibreOffice Calc, as people in the US and in Germany do, unc
 a few edits. The files are committed; `make test` never runs this.
 
     apt-get install libreoffice-calc-nogui
-    PYTHONPATH=. .venv/bin/python tests/data/spreadsheets/make_corpus.py [--numbers]
+    PYTHONPATH=. .venv/bin/python tests/data/spreadsheets/make_corpus.py [--numbers | --dates]
 
 Each file is named LOCALE_ENCODING[_edited].csv or LOCALE[_edited].xlsx. LibreOffice runs
 with LANG set to the locale, as a person's desktop would; it reads the CSV with "detect
 special numbers" on (what Excel does), and saves "as shown". numbers_LOCALE.csv and
-numbers_us.xlsx hold one contact whose texts look like numbers (`--numbers` makes only them).
+numbers_us.xlsx hold one contact whose texts look like numbers (`--numbers` makes only them);
+dayfirst_us.xlsx day-first birthdays LibreOffice read month first (`--dates`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,25 @@ TYPED = (
 )
 
 
+# dayfirst_us.xlsx: a CSV of day-first birthdays opened by LibreOffice in en-US and saved as a
+# workbook: the cells it could read month first became (swapped) date cells, the rest text
+DAY_FIRST = (
+    "First,Last,Email,Born\r\n"
+    "Ada,Lovelace,ada@dates.example,14/07/1985\r\n"
+    "Bruno,Diaz,bruno@dates.example,02/03/1979\r\n"
+    "Cleo,Ng,cleo@dates.example,30/11/1990\r\n"
+    "Dan,Ito,dan@dates.example,05/05/1980\r\n"
+)
+
+
+def day_first(work: Path) -> None:
+    source = work / "dayfirst" / "dayfirst.csv"
+    source.parent.mkdir()
+    source.write_text(DAY_FIRST, encoding="utf-8")
+    soffice(source, HERE / "dayfirst_us.xlsx", "us", "CSV:44,34,76,1,,1033,false,true", "xlsx")
+    print("wrote dayfirst_us.xlsx")
+
+
 def numbers(work: Path) -> None:
     """numbers_LOCALE.csv and numbers_us.xlsx: the export of the NUMBERS contact alone,
     opened and saved unchanged (US: also saved as a workbook)."""
@@ -145,9 +165,13 @@ def numbers(work: Path) -> None:
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if "--dates" in sys.argv:  # only this one: the rest of the corpus stays as it is
+            day_first(work)
+            return
         numbers(work)
         if "--numbers" in sys.argv:  # only these: the rest of the corpus stays as it is
             return
+        day_first(work)
         typed = work / "typed" / "typed.csv"
         typed.parent.mkdir()
         typed.write_text(TYPED, encoding="utf-8")
