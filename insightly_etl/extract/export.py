@@ -124,6 +124,8 @@ class ObjectResult:
     file: str | None = None
     high_water_mark: str | None = None
     refusal: ApiError | None = None  # why it was skipped
+    # the file holds only the records changed since then: --since into a folder without it
+    partial_since: str | None = None
 
 
 @dataclass
@@ -590,6 +592,13 @@ class Exporter:
         mark = entry.get("high_water_mark")
         if not mark or not _exists(self._path(obj.name)):
             return None  # no earlier export of this object: a full one
+        if partial := entry.get("partial_since"):
+            self.result.warnings.append(
+                f"{obj.name}: the file holds only the records changed since "
+                f"{str(partial)[:40]} (--since into a folder without it); exported in full "
+                "this time"
+            )
+            return None
         moment = iso_instant(mark)
         if moment is None:  # an old or damaged manifest: this run's full export repairs it
             self.result.warnings.append(
@@ -712,8 +721,16 @@ class Exporter:
         converter = PageConverter(schema)
         changed = _dedupe(await asyncio.to_thread(converter.to_table, records), obj.id_field)
         merged = changed
-        old = iso_instant((self.manifest["objects"].get(obj.name) or {}).get("high_water_mark"))
+        entry = self.manifest["objects"].get(obj.name) or {}
+        old = iso_instant(entry.get("high_water_mark"))
         old_mark = as_text(old) if old is not None else None
+        # without the file (or onto one that is itself partial) the result holds only the
+        # records changed since then: said in the manifest, so --incremental does not build
+        # on it (it lost every record not changed since)
+        starts = [as_text(since)] + (
+            [str(entry["partial_since"])] if entry.get("partial_since") else []
+        )
+        partial = min(starts) if not _exists(path) or len(starts) > 1 else None
         new = modified = deleted = confirmed = 0
         gone: set[int] = set()
         assert obj.id_field is not None
@@ -768,6 +785,7 @@ class Exporter:
             confirm_requests=confirmed,
             file=self._file(path),
             high_water_mark=mark,
+            partial_since=partial,
         )
 
     def _write_changes(
@@ -1064,6 +1082,7 @@ class Exporter:
             else None,
             "deleted": outcome.deleted if outcome.deletes_checked else None,
             "high_water_mark": outcome.high_water_mark,
+            **({"partial_since": outcome.partial_since} if outcome.partial_since else {}),
             "requests": outcome.requests,
             "exported_utc": utc_now(),
             "schema": describe(schema),

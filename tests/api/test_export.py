@@ -834,3 +834,30 @@ async def test_another_object_s_file_under_this_one_s_name_is_refused_naming_it(
         "CONTACT_ID column"
     )
     assert not [k for k in sb.stats if "None" in k[1]]
+
+
+async def test_since_into_an_empty_folder_is_partial_and_the_next_incremental_run_is_full(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The --since file held 17 of 229 contacts, and --incremental built on it for ever."""
+    from insightly_etl.extract.export import parse_since
+
+    sb = make_sandbox()
+    everyone = len(sb.account.collections["Contacts"].records)
+    stamps = sorted(
+        r["DATE_UPDATED_UTC"] for r in sb.account.collections["Contacts"].records.values()
+    )
+    since = stamps[len(stamps) // 2].replace(" ", "T") + "Z"
+    first = await export(sb, tmp_path, "contacts", since=parse_since(since))
+    assert 0 < first.objects[0].rows < everyone
+    entry = manifest(tmp_path)["objects"]["contacts"]
+    assert entry["partial_since"] == since.replace("T", " ").removesuffix("Z")
+    again = await export(sb, tmp_path, "contacts", incremental=True)
+    assert [(o.status, o.rows) for o in again.objects] == [("full", everyone)]
+    assert [w for w in again.warnings if "only the records" in w] == [
+        f"contacts: the file holds only the records changed since {entry['partial_since']} "
+        "(--since into a folder without it); exported in full this time"
+    ]
+    assert "partial_since" not in manifest(tmp_path)["objects"]["contacts"]
+    third = await export(sb, tmp_path, "contacts", incremental=True)
+    assert [o.status for o in third.objects] == ["incremental"]
