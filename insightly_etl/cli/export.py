@@ -292,7 +292,7 @@ def export(
         for o in exported:
             if o.status == "incremental" or o.deletes_checked:
                 parts = [f"{o.new:,} new"]
-                if o.status == "incremental":
+                if o.status == "incremental" or o.changes_checked:
                     parts.append(f"{o.changed:,} changed")
                 if o.deletes_checked:
                     confirm = (

@@ -119,6 +119,7 @@ class ObjectResult:
     new: int = 0  # records not in the file before
     deleted: int = 0  # records the file had that Insightly no longer has (moved to _deleted)
     deletes_checked: bool = False  # whether this run looked for deletions
+    changes_checked: bool = False  # a full run that counted `changed` (the lake's change file)
     confirm_requests: int = 0  # the GETs that confirmed them, one per record no longer listed
     requests: int = 0
     file: str | None = None
@@ -668,13 +669,22 @@ class Exporter:
         finally:
             self.progress.finish()
         assert writer is not None and converter is not None
+        fresh: list[int] | None = None
         if old_stamps is not None and isinstance(writer, ParquetTableWriter):
             # journaled before the snapshot is published, as an incremental run's are
             staged = writer.close_partial()
-            fresh = _fresh(old_stamps, seen.table(), obj)
+            stamp = obj.updated_field
+            if stamp and stamp in old_stamps.column_names:
+                fresh = _fresh(old_stamps, seen.table(), obj)
+            else:  # no DATE_UPDATED_UTC to tell a change by (pipelines, countries): the rows
+                fresh = _fresh_rows(read_earlier(path), pq.read_table(staged), obj.id_field)
             # the changed rows only, scanned batch by batch: the snapshot is not read whole
-            rows = ds.dataset(staged, format="parquet").to_table(
-                filter=pc.field(obj.id_field).isin(fresh)
+            rows = (
+                ds.dataset(staged, format="parquet").to_table(
+                    filter=pc.field(obj.id_field).isin(fresh)
+                )
+                if fresh
+                else writer.schema.empty_table()
             )
             if rows.num_rows or deleted:
                 self._write_changes(obj, rows, checked.gone, marks)
@@ -697,6 +707,8 @@ class Exporter:
             result.new = len(seen.id_set() - before)
             result.deleted, result.confirm_requests = deleted, confirmed
             result.deletes_checked = True
+        if fresh is not None:  # the lake's change file counted them
+            result.changed, result.changes_checked = len(fresh) - result.new, True
         return result
 
     async def _incremental(
@@ -1243,6 +1255,15 @@ def _fresh(old: pa.Table, now: pa.Table, obj: ObjectType) -> list[int]:
         now[stamp].to_pylist() if stamp and stamp in now.column_names else [object()] * len(ids)
     )
     return [i for i, t in zip(ids, stamps, strict=True) if i not in before or before[i] != t]
+
+
+def _fresh_rows(old: pa.Table, now: pa.Table, id_field: str | None) -> list[int]:
+    """For an object without DATE_UPDATED_UTC: the ids of `now` whose row `old` lacks or holds
+    otherwise, value by value (a run with no change writes no change)."""
+    assert id_field is not None
+    common = [c for c in now.column_names if c in old.column_names]
+    before = {r[id_field]: r for r in old.select(common).to_pylist()}
+    return [r[id_field] for r in now.select(common).to_pylist() if before.get(r[id_field]) != r]
 
 
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:

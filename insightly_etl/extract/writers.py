@@ -173,6 +173,8 @@ class DeltaTableWriter:
         staged = self._stage.close_partial()
         deltalake = _deltalake()
         try:
+            if self._unchanged(staged):
+                return  # a run with no change adds no version
             batches = pq.ParquetFile(staged).iter_batches(batch_size=ROW_GROUP_ROWS)
             deltalake.write_deltalake(
                 str(self.path),
@@ -185,8 +187,28 @@ class DeltaTableWriter:
         finally:
             staged.unlink(missing_ok=True)
 
+    def _unchanged(self, staged: Path) -> bool:
+        """Whether the table holds these very rows already: the lookup lists an incremental
+        run reads in full (pipelines, countries) mostly do. Compared only for tables of up to
+        UNCHANGED_UP_TO rows, which fit in memory twice; a larger one is written."""
+        if self.rows > UNCHANGED_UP_TO or not is_delta_table(self.path):
+            return False
+        now = pq.read_table(staged)
+        before = _deltalake().DeltaTable(str(self.path)).to_pyarrow_table()
+        if before.column_names != now.column_names or before.num_rows != now.num_rows:
+            return False
+        try:  # Delta keeps microseconds and no field metadata: compared in this schema
+            before = before.cast(self.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return False  # a column's type changed
+        key = self.schema.names[0]  # the record id
+        return bool(now.sort_by(key).equals(before.sort_by(key)))
+
     def abort(self) -> None:
         self._stage.abort()
+
+
+UNCHANGED_UP_TO = 200_000
 
 
 def merge_delta(

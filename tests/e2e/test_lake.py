@@ -161,3 +161,36 @@ def test_two_exports_into_one_folder_do_not_run_at_once(make_sandbox, tmp_path: 
     assert "Hint: Two exports into one folder would write the same files" in second.stderr
     assert not (tmp_path / "contacts.parquet").exists()
     assert run(make_sandbox(), "export", "contacts", "--out", str(tmp_path)).exit_code == 0
+
+
+def test_lists_read_in_full_write_a_change_only_when_a_row_changed(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Pipelines and countries have no DATE_UPDATED_UTC: every incremental run read them in
+    full and wrote all their rows as a change file ('a run with no change writes none'), and a
+    Delta table a new version each time."""
+    from deltalake import DeltaTable
+
+    sb = make_sandbox()
+    lake = ["pipelines", "countries", "--layout", "lake", "--out", str(tmp_path / "p")]
+    delta = [*lake[:-1], str(tmp_path / "d"), "--table-format", "delta"]
+    for args in (lake, delta):
+        assert run(sb, "export", *args).exit_code == 0
+        again = run(sb, "export", *args, "--incremental")
+        assert again.exit_code == 0, again.output
+    for name in ("pipelines", "countries"):
+        assert not (tmp_path / "p" / name / "_changes").exists()
+        assert DeltaTable(str(tmp_path / "d" / name)).version() == 0
+    pipelines = sb.account.collections["Pipelines"]
+    pipelines.put({**pipelines.records[pipelines.ids[0]], "PIPELINE_NAME": "Renamed"})
+    again = run(sb, "export", *lake, "--incremental")
+    assert again.exit_code == 0, again.output
+    assert "pipelines: 0 new, 1 changed, 0 deleted" in again.stderr
+    assert run(sb, "export", *delta, "--incremental").exit_code == 0
+    changes = list((tmp_path / "p" / "pipelines" / "_changes").glob("run=*/part-00000.parquet"))
+    assert len(changes) == 1
+    assert pq.read_table(changes[0], columns=["PIPELINE_NAME", "_op"]).to_pylist() == [
+        {"PIPELINE_NAME": "Renamed", "_op": "upsert"}
+    ]
+    assert DeltaTable(str(tmp_path / "d" / "pipelines")).version() == 1
+    assert not (tmp_path / "p" / "countries" / "_changes").exists()
