@@ -53,6 +53,7 @@ class RunSummary:
     objects: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     accounts: list[RunSummary] = field(default_factory=list)  # export --accounts: one each
+    dry_run: bool = False  # import/undo --dry-run: the counts are what it would do
 
     def count(self, name: str, **counts: int) -> None:
         self.objects.setdefault(name, {}).update(counts)

@@ -70,9 +70,10 @@ def undo(
 
     result = run_with_api(ctx, api, go)
     c = result.counts
-    note_outcome(ctx.summary, result.outcome, result.files, None)
+    note_outcome(ctx.summary, result.outcome, result.files, result.account)
     if ctx.summary is not None:
-        ctx.summary.count(checkpoint.name, **asdict(c))
+        ctx.summary.dry_run = dry_run
+        ctx.summary.count(result.object_name, **asdict(c))
     done = (
         f"{c.deleted:,} created records deleted, {c.restored:,} records restored"
         if not dry_run

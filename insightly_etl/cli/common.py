@@ -193,6 +193,8 @@ def _write_summary(ctx: click.Context, code: int | str | None) -> None:
         summary.write(obj.summary_json)
     except OSError as exc:
         click.echo(f"Error: cannot write the summary {obj.summary_json}: {exc.strerror}", err=True)
+        if not code:  # the run's own outcome wins; a run that did its work still failed this
+            sys.exit(74)
 
 
 def _verbosity(ctx: click.Context) -> int:
@@ -275,11 +277,33 @@ def _configure_logging(verbose: int, log_format: str = "text") -> None:
             handler.addFilter(RedactingFilter())
 
 
+def _refuse_if_not_a_summary(path: Path) -> None:
+    """--summary-json replaces its file: only an earlier summary (or a pipe, a device), never
+    another file given there by mistake, such as the export's `_manifest.json`."""
+    import json
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with path.open("rb") as file:
+            data = json.loads(file.read(1 << 20))
+    except (OSError, ValueError):
+        data = None
+    if not (isinstance(data, dict) and "command" in data and "exit_code" in data):
+        raise click.BadParameter(
+            f"{path} is a file, but not a run summary: it would be replaced; name another "
+            "(a summary's own file is replaced each run)",
+            param_hint="'--summary-json'",
+        )
+
+
 def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """Store a global option wherever it was given: before the command or after it."""
     if value is None or (param.name == "verbose" and not value):
         return
     obj = ctx.ensure_object(Context)
+    if param.name == "summary_json":
+        _refuse_if_not_a_summary(Path(value))
     setattr(obj, param.name or "", value)
     if param.name == "log_format" and value == "json" and not isinstance(sys.stderr, JsonLines):
         sys.stderr = JsonLines(sys.stderr)  # restored when the process (or CliRunner) ends

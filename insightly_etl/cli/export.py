@@ -169,7 +169,8 @@ def export(
     warning.
     """
     from insightly_etl.extract import ExportOptions, extract_objects
-    from insightly_etl.extract.export import parse_since, resolve_objects
+    from insightly_etl.errors import InsightlyEtlError
+    from insightly_etl.extract.export import ExportResult, parse_since, resolve_objects
     from insightly_etl.extract.subcollections import parse_with
 
     if incremental and since:
@@ -257,13 +258,19 @@ def export(
             click.echo(f"{plan.describe()}.", err=True)  # even with --quiet: it is the bill
 
         received: list[int] = []  # Ctrl-C or SIGTERM: no new request; the summary is written
+        so_far = ExportResult()  # what a run that stops wrote, for its summary
 
         async def go(client: Any) -> Any:
             stop = asyncio.Event()
             client.halt_on(stop)
             with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
                 try:
-                    return await extract_objects(client, options, progress(quiet), announce)
+                    return await extract_objects(
+                        client, options, progress(quiet), announce, so_far
+                    )
+                except InsightlyEtlError:
+                    note_export(ctx.summary, so_far, where)
+                    raise
                 finally:
                     received.extend(signals)
 

@@ -516,6 +516,7 @@ def import_(
     if ctx.summary is not None:
         c = result.counts
         created, updated = result.this_run
+        ctx.summary.dry_run = result.dry_run
         ctx.summary.count(
             mapping.object,
             **{k: getattr(c, k) for k in OUTCOMES},

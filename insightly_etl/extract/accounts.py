@@ -55,10 +55,11 @@ async def export_accounts(
             out_dir=out,
             objects=resolve_objects(list(entry.objects)) if entry.objects else options.objects,
         )
+        run.result = ExportResult()  # as far as it got, when it stops
         try:
             async with open_client(entry) as client:
                 run.client = client
-                run.result = await extract_objects(client, mine, progress_for(entry, i))
+                await extract_objects(client, mine, progress_for(entry, i), result=run.result)
             refused = [
                 o.refusal for o in run.result.objects if o.refusal and o.name in mine.objects
             ]

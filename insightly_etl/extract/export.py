@@ -271,12 +271,13 @@ class Exporter:
         options: ExportOptions,
         progress: Progress,
         announce: Callable[[SubPlan], None] | None = None,
+        result: ExportResult | None = None,
     ) -> None:
         self.announce = announce
         self.client = client
         self.options = options
         self.progress = progress
-        self.result = ExportResult()
+        self.result = result if result is not None else ExportResult()
         self.out_dir = options.out_dir  # account=<subdomain>/ in it, once known, if asked
         self.manifest = read_manifest(options.out_dir, options.location)
         # this run's change files (lake layout): contacts/_changes/run=20261204T021500Z/
@@ -1349,5 +1350,8 @@ async def extract_objects(
     options: ExportOptions,
     progress: Progress | None = None,
     announce: Callable[[SubPlan], None] | None = None,
+    result: ExportResult | None = None,
 ) -> ExportResult:
-    return await Exporter(client, options, progress or NullProgress(), announce).run()
+    """`result`: filled as the export goes, so a run that stops (quota, Ctrl-C) still says
+    which account and which objects and files it wrote."""
+    return await Exporter(client, options, progress or NullProgress(), announce, result).run()

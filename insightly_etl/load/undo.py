@@ -89,6 +89,8 @@ class UndoResult:
     dry_run: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     files: list[Path] = field(default_factory=list)
+    object_name: str = ""  # the object the import wrote (contacts)
+    account: str | None = None  # the account it wrote to (GET /Instance's subdomain)
 
     @property
     def exit_code(self) -> int:
@@ -496,5 +498,11 @@ async def _undo(
     else:
         written = write_csv(report.sort_values(["line", "field"]), target)
     return UndoResult(
-        undo.counts, meter.requests, dry_run=dry_run, outcome=outcome, files=[written]
+        undo.counts,
+        meter.requests,
+        dry_run=dry_run,
+        outcome=outcome,
+        files=[written],
+        object_name=obj.name,
+        account=checkpoint.meta("account"),
     )

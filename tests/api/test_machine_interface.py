@@ -270,3 +270,71 @@ def test_a_report_never_replaces_its_own_input(make_sandbox, tmp_path):
         in result.stderr
     )
     assert checkpoint.read_bytes() == before
+
+
+def test_a_stopped_export_s_summary_names_what_it_wrote(make_sandbox, tmp_path):
+    """The summary of an export stopped by its budget said account null, no objects and no
+    files, while the folder held the objects it finished and the report named them."""
+    out = tmp_path / "summary.json"
+    result = run(
+        make_sandbox(), "export", "contacts", "leads", "tasks", "--out", str(tmp_path / "x"),
+        "--max-requests", "4", "--summary-json", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 75, result.output
+    s = summary_of(out)
+    assert s["account"] == "northwind-sandbox"
+    assert s["objects"] and all(c["rows"] > 0 for c in s["objects"].values())
+    assert s["files"] == [f"{tmp_path / 'x'}/{name}.parquet" for name in s["objects"]]
+    assert all(Path(f).exists() for f in s["files"])
+
+
+def test_an_undo_dry_run_s_summary_says_it_is_one(make_sandbox, tmp_path):
+    sb = make_sandbox()
+    data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\n")
+    run(sb, "import", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)))
+    checkpoint = tmp_path / "people.csv.checkpoint.sqlite"
+    undone = run(
+        sb, "undo", str(checkpoint), "--dry-run", "--summary-json", str(tmp_path / "u.json")
+    )
+    assert undone.exit_code == 0, undone.output
+    s = summary_of(tmp_path / "u.json")
+    assert (s["dry_run"], s["account"], s["objects"]["contacts"]["deleted"]) == (
+        True,
+        "northwind-sandbox",
+        1,
+    )
+    preview = run(
+        sb, "import", str(data), "--mapping", str(tmp_path / "m.yaml"), "--dry-run",
+        "--summary-json", str(tmp_path / "i.json"),
+    )  # fmt: skip
+    assert summary_of(tmp_path / "i.json")["dry_run"] is True, preview.output
+
+
+def test_a_summary_that_cannot_be_written_fails_the_run_and_never_replaces_another_file(
+    make_sandbox, tmp_path
+):
+    """Exit 0 with 'Error: cannot write the summary'; and --summary-json pointed at the
+    export's manifest replaced it (the next --incremental run was quietly a full one)."""
+    sb = make_sandbox()
+    x = tmp_path / "x"
+    lost = run(sb, "export", "contacts", "--out", str(x), "--summary-json", "/proc/nope/s.json")
+    assert lost.exit_code == 74
+    assert (
+        "Error: cannot write the summary /proc/nope/s.json: No such file or directory"
+        in lost.stderr
+    )
+    manifest = (x / "_manifest.json").read_bytes()
+    wrong = run(
+        sb, "export", "contacts", "--out", str(x), "--summary-json", str(x / "_manifest.json")
+    )
+    assert wrong.exit_code == 2
+    assert f"{x / '_manifest.json'} is a file, but not a run summary" in wrong.stderr
+    assert (x / "_manifest.json").read_bytes() == manifest
+    again = run(
+        sb, "export", "contacts", "--out", str(x), "--summary-json", str(tmp_path / "s.json")
+    )
+    assert again.exit_code == 0
+    twice = run(
+        sb, "export", "contacts", "--out", str(x), "--summary-json", str(tmp_path / "s.json")
+    )
+    assert twice.exit_code == 0  # a summary's own file is replaced
