@@ -273,6 +273,9 @@ def _configure_logging(verbose: int, log_format: str = "text") -> None:
     for handler in logging.getLogger().handlers:
         if log_format == "json":
             handler.setFormatter(JsonFormatter())
+            stream = getattr(handler, "stream", None)
+            if isinstance(stream, JsonLines) and isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream.stream)  # a JSON line already: not wrapped again
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
 

@@ -137,6 +137,22 @@ def test_json_logs_are_one_object_per_line_for_every_message(make_sandbox, tmp_p
     assert {line["level"] for line in lines} == {"info"}
 
 
+@pytest.mark.parametrize("verbose", ["-v", "-vv"])
+def test_json_logs_with_verbose_are_not_wrapped_twice(make_sandbox, tmp_path, verbose):
+    """-v's log records were JSON inside the message of another JSON line, all "info"."""
+    result = run(
+        make_sandbox(), verbose, "--log-format", "json", "export", "contacts",
+        "--out", str(tmp_path / "x"),
+    )  # fmt: skip
+    assert result.exit_code == 0
+    lines = log_lines(result.stderr)
+    assert not [line for line in lines if line["message"].startswith("{")]
+    requests = [line for line in lines if line.get("logger") == "httpx"]
+    assert requests and requests[0]["message"].startswith("HTTP Request: GET ")
+    if verbose == "-vv":
+        assert "debug" in {line["level"] for line in lines}
+
+
 def test_every_option_reads_an_environment_variable_the_readme_lists():
     assert len(ENVIRONMENT) > 100
     for variable, option in ENVIRONMENT:
