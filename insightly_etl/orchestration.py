@@ -20,7 +20,7 @@ from dagster import AssetExecutionContext  # evaluated (no __future__ annotation
 
 from insightly_etl.accounts import AccountEntry, pick, read_accounts
 from insightly_etl.api import InsightlyClient
-from insightly_etl.errors import CheckpointInUse, QuotaError
+from insightly_etl.errors import CheckpointInUse, QuotaError, StopReason
 from insightly_etl.extract import ExportOptions, ExportResult, extract_objects
 from insightly_etl.extract.export import resolve_objects
 
@@ -35,15 +35,18 @@ def insightly_definitions(
     objects: list[str] | tuple[str, ...] = DEFAULT_OBJECTS,
     *,
     incremental: bool = False,
+    detect_deletes: bool = False,
     rate_limit: float = 10.0,
 ) -> dg.Definitions:
     """Definitions with an asset per object type, each partitioned by the accounts of
-    `accounts_file` (read now: a mistake in it fails at load time, naming the entry)."""
+    `accounts_file` (read now: a mistake in it fails at load time, naming the entry).
+    `detect_deletes`: incremental runs also find the records deleted in Insightly (one id
+    listing per object), as `export --detect-deletes` does."""
     path = Path(accounts_file)
     entries = read_accounts(path)
     partitions = dg.StaticPartitionsDefinition([e.name for e in entries])
     assets = [
-        _asset(name, path, Path(out_dir), partitions, incremental, rate_limit)
+        _asset(name, path, Path(out_dir), partitions, incremental, detect_deletes, rate_limit)
         for name in resolve_objects(list(objects))
     ]
     # one account's assets share its folder and its rate limit: one at a time in a run (the
@@ -57,6 +60,7 @@ def _asset(
     out_dir: Path,
     partitions: dg.PartitionsDefinition,
     incremental: bool,
+    detect_deletes: bool,
     rate_limit: float,
 ) -> dg.AssetsDefinition:
     @dg.asset(
@@ -70,10 +74,19 @@ def _asset(
     )
     def export_object(context: AssetExecutionContext) -> dg.MaterializeResult:
         entry = pick(read_accounts(accounts_file), context.partition_key, accounts_file)
+        if entry.objects and name not in resolve_objects(list(entry.objects)):
+            # as `export --accounts` does: an entry's objects: is what it exports
+            raise dg.Failure(
+                description=f"{entry.name}'s entry in {accounts_file} lists objects: "
+                f"{', '.join(entry.objects)}; {name} is not exported for it",
+                allow_retries=False,
+            )
+        later = incremental and (out_dir / f"account={entry.name}").exists()
         options = ExportOptions(
             out_dir=out_dir / f"account={entry.name}",
             objects=[name],
-            incremental=incremental and (out_dir / f"account={entry.name}").exists(),
+            incremental=later,
+            detect_deletes=later and detect_deletes,
         )
         try:
             result, retry_at = asyncio.run(_export(entry, options, rate_limit))
@@ -83,8 +96,9 @@ def _asset(
                 max_retries=QUOTA_RETRIES, seconds_to_wait=LOCKED_WAIT_S
             ) from None
         if retry_at is not None:
-            wait = max(0.0, (retry_at - datetime.now(UTC)).total_seconds())
-            context.log.warning(f"{entry.name}: quota spent; retrying in {wait:.0f} s")
+            at, why = retry_at
+            wait = max(0.0, (at - datetime.now(UTC)).total_seconds())
+            context.log.warning(f"{entry.name}: stopped by the {why}; retrying in {wait:.0f} s")
             raise dg.RetryRequested(max_retries=QUOTA_RETRIES, seconds_to_wait=wait)
         assert result is not None
         (done,) = [o for o in result.objects if o.name == name]
@@ -107,8 +121,9 @@ def _asset(
 
 async def _export(
     entry: AccountEntry, options: ExportOptions, rate_limit: float
-) -> tuple[ExportResult | None, datetime | None]:
-    """The export, or (after a quota or reserve stop) when to try again."""
+) -> tuple[ExportResult | None, tuple[datetime, str] | None]:
+    """The export, or (after a quota or reserve stop) when to try again, and which stopped
+    it: the daily quota, or the reserve the entry keeps."""
     client = InsightlyClient(
         entry.settings(),
         rate=min(rate_limit, entry.rate or rate_limit),
@@ -117,8 +132,9 @@ async def _export(
     async with client:
         try:
             return await extract_objects(client, options), None
-        except QuotaError:
+        except QuotaError as exc:
             at = client.retry_not_before()
             if at is None:  # a budget: nothing to wait for, so it is an error
                 raise
-            return None, at
+            why = "reserve" if exc.stop_reason == StopReason.RESERVE else "daily quota"
+            return None, (at, why)

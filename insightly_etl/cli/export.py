@@ -265,9 +265,7 @@ def export(
             client.halt_on(stop)
             with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
                 try:
-                    return await extract_objects(
-                        client, options, progress(quiet), announce, so_far
-                    )
+                    return await extract_objects(client, options, progress(quiet), announce, so_far)
                 except InsightlyEtlError:
                     note_export(ctx.summary, so_far, where)
                     raise

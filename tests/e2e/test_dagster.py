@@ -76,3 +76,35 @@ def test_a_wrong_accounts_file_fails_at_load_time(tmp_path):
     bad.write_text("accounts:\n  - name: acme\n    pod: na1\n    key: inline-secret\n")
     with pytest.raises(Exception, match="a key written in the file"):
         insightly_definitions(bad, tmp_path / "out")
+
+
+def test_an_entry_s_objects_and_deletions_are_kept(tmp_path, monkeypatch):
+    """An asset of an object the entry does not list wrote it all the same, and incremental
+    runs kept records deleted in Insightly for ever."""
+    monkeypatch.setenv("ACME_KEY", "acme-key")
+    with running_sandbox(BASE) as running:
+        path = tmp_path / "accounts.yaml"
+        path.write_text(
+            f"accounts:\n  - name: acme\n    url: {running.url}\n    key_env: ACME_KEY\n"
+            "    objects: [contacts]\n"
+        )
+        defs = insightly_definitions(
+            path, tmp_path / "out", ["contacts", "leads"], incremental=True, detect_deletes=True
+        )
+        contacts, leads = sorted(defs.assets, key=lambda a: a.key.path[-1])
+        with pytest.raises(dg.Failure) as refused:
+            leads(dg.build_asset_context(partition_key="acme"))
+        assert refused.value.description == (
+            f"acme's entry in {path} lists objects: contacts; leads is not exported for it"
+        )
+        assert not (tmp_path / "out" / "account=acme" / "leads.parquet").exists()
+        contacts(dg.build_asset_context(partition_key="acme"))
+        sandbox = running.sandboxes[0]
+        gone = sandbox.account.collections["Contacts"].ids[0]
+        sandbox.account.delete("Contacts", gone)
+        done = contacts(dg.build_asset_context(partition_key="acme"))
+        assert done.metadata["deleted"] == 1
+        import pyarrow.parquet as pq
+
+        ids = pq.read_table(tmp_path / "out" / "account=acme" / "contacts.parquet")["CONTACT_ID"]
+        assert gone not in ids.to_pylist()
