@@ -168,8 +168,8 @@ def export(
     `GET /CustomObjects` lists. One the account cannot read (HTTP 403/404) is skipped with a
     warning.
     """
-    from insightly_etl.extract import ExportOptions, extract_objects
     from insightly_etl.errors import InsightlyEtlError
+    from insightly_etl.extract import ExportOptions, extract_objects
     from insightly_etl.extract.export import ExportResult, parse_since, resolve_objects
     from insightly_etl.extract.subcollections import parse_with
 
