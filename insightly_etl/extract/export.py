@@ -452,6 +452,15 @@ class Exporter:
         a lake folder, or Parquet files inside a Delta table's folder, would mix two exports
         that readers take for one (an older manifest without them was flat Parquet)."""
         layout, table_format = self.options.layout, self.options.table_format
+        if layout == "lake":  # a table's folder holds files of one format, for its readers
+            table_format = self.table_fmt
+        partitions = [p for p in self.out_dir.glob("account=*") if (p / MANIFEST).is_file()]
+        if partitions and not self.manifest["objects"] and not self.options.account_partition:
+            raise InputError(
+                f"{self.options.shown} holds a lake export's account partitions "
+                f"({partitions[0].name}/ …); this run would write beside them",
+                hint="Give --layout lake --account-partition as that export did, or another --out.",
+            )
         if self.manifest["objects"]:
             was = (
                 self.manifest.get("layout", "flat"),

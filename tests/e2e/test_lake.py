@@ -90,6 +90,32 @@ def test_a_folder_keeps_the_layout_and_table_format_of_its_first_export(
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written beside it
 
 
+def test_a_lake_folder_keeps_its_file_format_and_its_account_partitions(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """CSV files were written beside a lake table's Parquet (a reader takes the folder for
+    one table), and a flat export beside its account=… partitions."""
+    sb = make_sandbox()
+    lake = ["contacts", "--layout", "lake", "--out", str(tmp_path / "l")]
+    assert run(sb, "export", *lake).exit_code == 0
+    csv = run(sb, "export", *lake, "--format", "csv")
+    assert csv.exit_code == 2
+    assert (
+        "holds an export in the lake layout with parquet tables; this run asks for the "
+        "lake layout with csv tables" in csv.stderr
+    )
+    assert sorted(p.name for p in (tmp_path / "l" / "contacts").iterdir()) == ["part-00000.parquet"]
+    parted = ["contacts", "--layout", "lake", "--account-partition", "--out", str(tmp_path / "p")]
+    assert run(sb, "export", *parted).exit_code == 0
+    flat = run(sb, "export", "contacts", "--out", str(tmp_path / "p"))
+    assert flat.exit_code == 2
+    assert (
+        f"Error: {tmp_path / 'p'} holds a lake export's account partitions "
+        "(account=northwind-sandbox/ …); this run would write beside them" in flat.stderr
+    )
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["account=northwind-sandbox"]
+
+
 def test_a_full_run_over_a_lake_snapshot_writes_what_changed_as_a_change_file(
     make_sandbox, tmp_path: Path
 ) -> None:
