@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from insightly_etl.config import Settings, check_base_url, load_settings, pod_url, read_key_file
-from insightly_etl.errors import KEY_HINT, ConfigError, InputError
+from insightly_etl.errors import ConfigError, InputError
 from insightly_etl.yamlfile import read_yaml
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # a folder name: account=<name>/
@@ -39,6 +39,15 @@ class AccountEntry:
     objects: tuple[str, ...] = ()  # empty: every object type
     rate: float | None = None  # requests/second cap; None: the command's --rate-limit
 
+    @property
+    def key_hint(self) -> str:
+        """KEY_HINT in this file's words: its key and pod come from the entry, not --pod."""
+        where = f"${self.key_env}" if self.key_env else str(self.key_file)
+        return (
+            f"Find the account's API key in Insightly under User Settings → API and put it in "
+            f"{where}; the pod shown there must match the entry's pod: or url:."
+        )
+
     def settings(self, environ: dict[str, str] | None = None) -> Settings:
         """Its key (read now, from the variable or the file) and base URL."""
         env = os.environ if environ is None else environ
@@ -48,7 +57,7 @@ class AccountEntry:
                 state = "is empty" if self.key_env in env else "is not set"
                 raise ConfigError(
                     f"account {self.name!r}: the environment variable {self.key_env} {state}",
-                    hint=KEY_HINT,
+                    hint=self.key_hint,
                 )
         else:
             assert self.key_file is not None
@@ -106,7 +115,11 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
     name = raw.get("name")
     if name is None:
         raise InputError(f"{where}: name: is missing (it names the folder account=<name>/)")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str):  # `name: 123` is a number in YAML
+        raise InputError(
+            f'{where}: name: {name!r} is not text; quote it (name: "{name}")',
+        )
+    if not NAME.fullmatch(name):
         raise InputError(
             f"{where}: name: {str(name)!r} must begin with a letter or digit, then letters, "
             "digits, '.', '_' or '-' (it names the folder account=<name>/)"

@@ -66,9 +66,12 @@ def open_partial(path: Path) -> tuple[Path, BinaryIO]:
     through a link (`O_NOFOLLOW`): whatever is under its name — a leftover, or a symlink
     someone planted to have customer data written to its target — is removed, not followed."""
     tmp = partial_path(path)
-    tmp.unlink(missing_ok=True)  # the name only: a link goes, its target is untouched
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    return tmp, os.fdopen(os.open(tmp, flags, 0o644), "wb")
+    try:
+        tmp.unlink(missing_ok=True)  # the name only: a link goes, its target is untouched
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        return tmp, os.fdopen(os.open(tmp, flags, 0o644), "wb")
+    except OSError as exc:  # said of the file asked for, not of our partial name for it
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def publish(tmp: Path, path: Path) -> None:

@@ -297,7 +297,13 @@ def _print_quota_plan(plan: Any) -> None:
         err=True,
     )
     click.echo(
-        f"Requests: {plan.requests_needed:,} needed ({plan.planning_requests:,} spent on planning, by {plan.strategy}); "
+        f"Requests: {plan.requests_needed:,} needed ("
+        + (
+            f"{plan.planning_requests:,} spent on planning, by {plan.strategy}"
+            if plan.planning_requests
+            else "none spent on planning"
+        )
+        + "); "
         f"{left} left today, reserve {plan.reserve:,}; this run sends up to {plan.this_run:,}, about {plan.seconds:,.0f}s.",
         err=True,
     )

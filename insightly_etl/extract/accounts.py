@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from insightly_etl.accounts import AccountEntry
 from insightly_etl.api import InsightlyClient
 from insightly_etl.config import redact
-from insightly_etl.errors import InsightlyEtlError, StopReason
+from insightly_etl.errors import KEY_HINT, InsightlyEtlError, StopReason
 from insightly_etl.extract.export import (
     ExportOptions,
     ExportResult,
@@ -67,7 +67,8 @@ async def export_accounts(
                 raise refused[0]
         except InsightlyEtlError as exc:
             run.exit_code, run.stop_reason = exc.exit_code, exc.stop_reason
-            run.error, run.hint = redact(str(exc)), redact(exc.hint) if exc.hint else None
+            hint = entry.key_hint if exc.hint == KEY_HINT else exc.hint
+            run.error, run.hint = redact(str(exc)), redact(hint) if hint else None
         except OSError as exc:
             run.exit_code, run.stop_reason, run.error = 74, StopReason.ERROR, redact(str(exc))
         except Exception as exc:  # a bug, or memory: this account's failure, not the others'

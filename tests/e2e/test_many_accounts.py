@@ -98,6 +98,10 @@ def test_one_failing_account_does_not_stop_the_others(agency, tmp_path):
     assert result.exit_code == 1, result.output  # two failures of different kinds
     assert "Error: hooli: GET Instance, HTTP 401: the API key was refused" in result.stderr
     assert "(exit 77)" in result.stderr
+    assert (  # the entry's key and pod, not --pod, which --accounts refuses
+        "Hint: Find the account's API key in Insightly under User Settings → API and put it in "
+        "$HOOLI_KEY; the pod shown there must match the entry's pod: or url:." in result.stderr
+    )
     assert "Error: initech: " in result.stderr and "(exit 75)" in result.stderr
     assert "2 of 4 accounts failed: initech, hooli." in result.stderr
     assert "wrong-key" not in result.stderr
@@ -179,6 +183,7 @@ def test_import_picks_one_account(agency, tmp_path):
             "  - name: ../up\n    pod: na1\n    key_env: K\n",
             "name: '../up' must begin with a letter or digit",
         ),
+        ("  - name: 123\n    pod: na1\n    key_env: K\n", "name: 123 is not text; quote it"),
         ("  - name: x\n    pod: nowhere\n    key_env: K\n", "invalid pod 'nowhere'"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    rate: 500\n", "rate: 500 must be"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    color: red\n", "unknown key 'color'"),
