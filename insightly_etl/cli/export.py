@@ -250,7 +250,10 @@ def export(
             cost = deletion_cost(options)
             click.echo(
                 f"Detecting deletions costs about {plural(cost, 'request')} (every id of each "
-                "object, 500 a request).",
+                "object, 500 a request)."
+                if cost or not (account_partition and where != str(out_dir))
+                else "Detecting deletions costs one request per 500 ids of each object the "
+                "account's partition holds (its size is read once the account is known).",
                 err=True,
             )
 

@@ -6,10 +6,11 @@
   value the import wrote. A field changed by hand since is left alone and listed as a conflict
   (line, record, field, before, written, now).
 - A record deleted since is listed as gone.
-- A record the import created for a row whose match key was edited since (the row writes
-  another record now) is still deleted, as itself (rows.moved); the record the row went on to
-  write is restored, never deleted. No record older than the import's first planning (by
-  Insightly's clock) is ever deleted, whatever the checkpoint says.
+- A record a row created or updated before its match key was edited (so that it writes
+  another record now) is still deleted or restored, as itself (rows.moved); never is one
+  record's undo put onto another. No record older than the import's first planning (by
+  Insightly's clock) is ever deleted, whatever the checkpoint says (a checkpoint of an earlier
+  release does not know that moment: there is no such check for it).
 
 Rows removed from the file since (fix-and-rerun sets them aside) are not undone: undo reverses
 what the rows of the file as it is now did. Each record costs a GET, just before it is
@@ -423,9 +424,11 @@ def _jobs(checkpoint: Checkpoint) -> dict[int, _Job]:
         for c in checkpoint.rows.created()
         if journal.get(c.row) not in UNDONE
     }
-    for key, line, rid, payload, stamp in checkpoint.rows.moved():
-        if journal.get(key) not in UNDONE:  # made for a row that took another record since
-            jobs[key] = _Job(key, line, rid, True, payload, stamp)
+    for m in checkpoint.rows.moved():  # written by a row that took another record since
+        if journal.get(m.row) not in UNDONE:
+            jobs[m.row] = _Job(
+                m.row, m.line, m.record_id, m.created, m.payload, m.stamp, list(m.changes)
+            )
     for row, changes in checkpoint.rows.changes().items():
         if journal.get(row) not in UNDONE and row not in jobs:  # created: deleted, not restored
             jobs[row] = _Job(

@@ -714,6 +714,37 @@ async def test_a_row_whose_edited_key_finds_another_record_is_undone_as_what_it_
     assert (await run_undo(sb, checkpoint)).counts.deleted == 0  # never twice
 
 
+async def test_a_row_that_updated_one_record_then_another_is_undone_on_each(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Run 1 updates Samir (2001), the key is edited, run 2 updates 2002: undo restored only
+    2002 and left Samir with the import's values (before, it put Samir's old values on 2002)."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
+    )
+    first, second = record(sb, 2001), record(sb, 2002)
+    head = "First,Last,Email,Title\n"  # the same person by name: an edited row, not a new one
+    file = write(tmp_path, "u.csv", f"{head}Pat,Doe,{first['EMAIL_ADDRESS']},Imported\n")
+    assert (await run_import(sb, file, mapping)).counts.updated == 1
+    write(tmp_path, "u.csv", f"{head}Pat,Doe,{second['EMAIL_ADDRESS']},Imported\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.updated, again.since_last_run) == (
+        1,
+        "1 row(s) edited, 0 new, 0 removed (removed rows are left alone in Insightly)",
+    )
+    undone = await run_undo(sb, tmp_path / "u.csv.checkpoint.sqlite")
+    assert (undone.counts.restored, undone.counts.deleted, undone.counts.conflict) == (2, 0, 0)
+    for before in (first, second):
+        now = record(sb, before["CONTACT_ID"])
+        assert [now[f] for f in ("FIRST_NAME", "LAST_NAME", "TITLE")] == [
+            before[f] for f in ("FIRST_NAME", "LAST_NAME", "TITLE")
+        ]
+
+
 async def test_undo_compares_update_moments_as_instants_not_as_text(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.pairing import Identity, pair_rows
-from insightly_etl.load.states import UNSETTLED, Action, RowState, UndoState
+from insightly_etl.load.states import UNDONE, UNSETTLED, Action, RowState, UndoState
 
 if TYPE_CHECKING:
     from insightly_etl.load.checkpoint.store import Checkpoint
@@ -131,10 +131,10 @@ def _forget_undo(store: Checkpoint) -> int:
             "UPDATE rows SET state=? WHERE row=? AND state=?",
             ((RowState.PLANNED, r, RowState.DONE) for r, s in undone.items() if s not in gone),
         )
-        # a record set aside by its row (rows.moved: negative keys) that undo deleted is done
+        # a record set aside by its row (rows.moved: negative keys) that undo went through
         db.executemany(
-            "DELETE FROM moved_records WHERE rowid=?",
-            ((-r,) for r, s in undone.items() if r < 0 and s in gone),
+            "DELETE FROM moved_records WHERE id=?",
+            ((-r,) for r, s in undone.items() if r < 0 and s in UNDONE),
         )
         db.execute("DELETE FROM undo")
     return len(undone)

@@ -51,6 +51,32 @@ class CreatedRow:
     stamp: str | None  # DATE_UPDATED_UTC as our last write left the record
 
 
+@dataclass(frozen=True)
+class MovedRecord(CreatedRow):
+    """A record a row wrote before it took another (an edited match key): its undo journal
+    key is `row` (negative); created ones are deleted, updated ones get `changes` back."""
+
+    created: bool
+    changes: tuple[FieldChange, ...]
+
+
+def _folded(cur: Iterable[tuple[int, Any, str, Any, Any]]) -> dict[int, list[FieldChange]]:
+    """Before-images by row, in field and run order, as one change per field: the value
+    before the first run that changed it, and the value the last one wrote."""
+    seen: dict[tuple[int, str], FieldChange] = {}
+    for row, rid, name, value, written in cur:
+        before = json.loads(value) if value is not None else None
+        after = json.loads(written) if written is not None else None
+        earlier = seen.get((row, name))
+        seen[(row, name)] = FieldChange(
+            _record(rid), name, earlier.before if earlier else before, after
+        )
+    out: dict[int, list[FieldChange]] = {}
+    for (row, _), change in seen.items():
+        out.setdefault(row, []).append(change)
+    return out
+
+
 def _json(value: Any) -> str:
     return redact(json.dumps(value, ensure_ascii=False))
 
@@ -217,18 +243,29 @@ class RowJournal:
             )
 
     def _move_on(self, db: Any, row: int, record_id: int | None) -> bool:
-        """The row takes another record than the one an import created for it (a create, or
-        `record_id`): that one is set aside in `moved_records`, so undo deletes it and only
-        it, never the record the row took instead. Whether it was."""
-        mine = "row=? AND created=1 AND record_id IS NOT NULL AND record_id IS NOT ?"
-        moved = db.execute(
-            "INSERT INTO moved_records (line, record_id, payload, stamp, run)"
-            f" SELECT line, record_id, payload, stamp, ? FROM rows WHERE {mine}",
-            (self.store.run or 0, row, record_id),
-        ).rowcount
-        if moved:
-            db.execute(f"UPDATE rows SET created=0, record_id=NULL WHERE {mine}", (row, record_id))
-        return bool(moved)
+        """The row takes another record than the one it wrote before (a create makes a new
+        one; an update names `record_id`): that one is set aside in `moved_records` with
+        what undo needs of it (created: to delete it; updated: its fields' values before), so
+        undo reverses it as itself and never puts it onto the record the row took instead.
+        Whether the row had another record."""
+        old = db.execute(
+            "SELECT line, record_id, created, payload, stamp FROM rows"
+            " WHERE row=? AND record_id IS NOT NULL AND record_id IS NOT ?",
+            (row, record_id),
+        ).fetchone()
+        if old is None:
+            return False
+        line, rid, created, payload, stamp = old
+        changes = [[c.field, c.before, c.written] for c in self._changes(row, rid) if not created]
+        if created or changes:
+            db.execute(
+                "INSERT INTO moved_records (line, record_id, created, payload, stamp, changes,"
+                " run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (line, rid, created, payload, stamp, _json(changes), self.store.run or 0),
+            )
+        db.execute("DELETE FROM before_images WHERE row=? AND record_id=?", (row, rid))
+        db.execute("UPDATE rows SET created=0, record_id=NULL WHERE row=?", (row,))
+        return True
 
     def done(
         self,
@@ -344,24 +381,24 @@ class RowJournal:
 
     def changes(self) -> dict[int, list[FieldChange]]:
         """Per row, each field an update changed: the value before the first run that changed
-        it, and the value the last such run wrote (for undo). Only of the record the row has
-        now: what it wrote to another before its key was edited is not put onto this one."""
-        out: dict[int, list[FieldChange]] = {}
-        cur = self.db.execute(
-            "SELECT b.row, b.record_id, b.field, b.value, b.written FROM before_images b"
-            " JOIN rows r ON r.row = b.row AND r.record_id = b.record_id WHERE b.row >= 0"
-            " ORDER BY b.row, b.field, b.run"
+        it, and the value the last such run wrote (for undo). Of the record the row has now
+        (the ones it left are in `moved_records`)."""
+        return _folded(
+            self.db.execute(
+                "SELECT b.row, b.record_id, b.field, b.value, b.written FROM before_images b"
+                " JOIN rows r ON r.row = b.row AND r.record_id = b.record_id WHERE b.row >= 0"
+                " ORDER BY b.row, b.field, b.run"
+            )
         )
-        seen: dict[tuple[int, str], FieldChange] = {}
-        for row, rid, name, value, written in cur:
-            before = json.loads(value) if value is not None else None
-            after = json.loads(written) if written is not None else None
-            earlier = seen.get((row, name))
-            change = FieldChange(_record(rid), name, earlier.before if earlier else before, after)
-            seen[(row, name)] = change
-        for (row, _), change in seen.items():
-            out.setdefault(row, []).append(change)
-        return out
+
+    def _changes(self, row: int, record_id: int) -> list[FieldChange]:
+        """changes() of one row and one record."""
+        cur = self.db.execute(
+            "SELECT row, record_id, field, value, written FROM before_images"
+            " WHERE row=? AND record_id=? ORDER BY field, run",
+            (row, record_id),
+        )
+        return _folded(cur).get(row, [])
 
     def created(self) -> list[CreatedRow]:
         """Every record the import created, by row."""
@@ -371,13 +408,27 @@ class RowJournal:
         )
         return [CreatedRow(r, line, _record(rid), _body(p), st) for r, line, rid, p, st in cur]
 
-    def moved(self) -> list[tuple[int, int, int, dict[str, Any] | None, str | None]]:
-        """(key, line, record id, last body sent, stamp) of every record an import created for
-        a row that took another since; the key, negative, is its entry in undo's journal."""
+    def moved(self) -> list[MovedRecord]:
+        """Every record a row wrote before it took another (see _move_on)."""
         cur = self.db.execute(
-            "SELECT rowid, line, record_id, payload, stamp FROM moved_records ORDER BY rowid"
+            "SELECT id, line, record_id, created, payload, stamp, changes FROM moved_records"
+            " ORDER BY id"
         )
-        return [(-k, line, _record(rid), _body(p), st) for k, line, rid, p, st in cur]
+        return [
+            MovedRecord(
+                -key,
+                line,
+                _record(rid),
+                _body(payload),
+                stamp,
+                bool(created),
+                tuple(
+                    FieldChange(_record(rid), str(f), before, written)
+                    for f, before, written in json.loads(changes or "[]")
+                ),
+            )
+            for key, line, rid, created, payload, stamp, changes in cur
+        ]
 
     def sent(self) -> bool:
         """Whether any run sent a write for any row."""

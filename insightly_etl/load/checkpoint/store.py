@@ -11,8 +11,8 @@ of load/states.py: no other value can be written.
     version 2  `runs.kind` (import, reconcile, undo); `runs.outcome` names the stop as a run
                summary does (quota, reserve or budget, not "quota" for all three). Runs of
                earlier versions keep their words and have no kind.
-    version 3  `moved_records`: a record an import created for a row that since took another
-               record (its match key was edited): undo still deletes it, and only it
+    version 3  `moved_records`: a record a row created or updated before it took another record
+               (its match key was edited): undo still deletes or restores it, as itself
 """
 
 from __future__ import annotations
@@ -91,8 +91,12 @@ TABLES = {
     state TEXT NOT NULL {_one_of("state", RowState)}, record_id INTEGER, digest TEXT,
     removed_run INTEGER NOT NULL
     """,
-    "moved_records": """   -- created by an import for a row that since took another record
-    line INTEGER NOT NULL, record_id INTEGER NOT NULL, payload TEXT, stamp TEXT,
+    "moved_records": """   -- written by a row that since took another record (rows.py)
+    id INTEGER PRIMARY KEY,           -- undo's journal keeps it as row -id
+    line INTEGER NOT NULL, record_id INTEGER NOT NULL,
+    created INTEGER NOT NULL CHECK (created IN (0, 1)),  -- the import created it: undo deletes
+    payload TEXT, stamp TEXT,         -- as in rows, for a created one
+    changes TEXT,                     -- JSON [[field, before, written], …]: undo restores these
     run INTEGER NOT NULL              -- the run in which the row moved on
     """,
     "before_images": """
