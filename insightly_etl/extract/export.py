@@ -452,8 +452,6 @@ class Exporter:
         a lake folder, or Parquet files inside a Delta table's folder, would mix two exports
         that readers take for one (an older manifest without them was flat Parquet)."""
         layout, table_format = self.options.layout, self.options.table_format
-        if layout == "lake":  # a table's folder holds files of one format, for its readers
-            table_format = self.table_fmt
         partitions = [p for p in self.out_dir.glob("account=*") if (p / MANIFEST).is_file()]
         if partitions and not self.manifest["objects"] and not self.options.account_partition:
             raise InputError(
@@ -472,6 +470,19 @@ class Exporter:
                     f"{was[1]} tables; this run asks for the {layout} layout with "
                     f"{table_format} tables",
                     hint="Export into another --out (or give the options of the folder's export).",
+                )
+            # a lake table's folder holds files of one format for its readers: the objects'
+            # own `format` says which (a manifest of any release has it)
+            files = {
+                e.get("format")
+                for n, e in self.manifest["objects"].items()
+                if isinstance(e, dict) and n not in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
+            } - {"delta", None}
+            if layout == "lake" and table_format == "parquet" and files - {self.options.fmt}:
+                raise InputError(
+                    f"{self.options.shown} holds a lake export of {', '.join(sorted(files))} "
+                    f"files; this run would put {self.options.fmt} files beside them",
+                    hint="Give the folder's --format, or export into another --out.",
                 )
         self.manifest["layout"], self.manifest["table_format"] = layout, table_format
 

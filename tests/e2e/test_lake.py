@@ -101,9 +101,13 @@ def test_a_lake_folder_keeps_its_file_format_and_its_account_partitions(
     csv = run(sb, "export", *lake, "--format", "csv")
     assert csv.exit_code == 2
     assert (
-        "holds an export in the lake layout with parquet tables; this run asks for the "
-        "lake layout with csv tables" in csv.stderr
+        "holds a lake export of parquet files; this run would put csv files beside them"
+        in csv.stderr
     )
+    # a lake of CSV files (its manifest from any release says so by its objects' format)
+    csv_lake = ["contacts", "--layout", "lake", "--format", "csv", "--out", str(tmp_path / "c")]
+    assert run(sb, "export", *csv_lake).exit_code == 0
+    assert run(sb, "export", *csv_lake).exit_code == 0
     assert sorted(p.name for p in (tmp_path / "l" / "contacts").iterdir()) == ["part-00000.parquet"]
     parted = ["contacts", "--layout", "lake", "--account-partition", "--out", str(tmp_path / "p")]
     assert run(sb, "export", *parted).exit_code == 0
