@@ -474,10 +474,12 @@ class Exporter:
             # a lake table's folder holds files of one format for its readers: the objects'
             # own `format` says which (a manifest of any release has it)
             files = {
-                e.get("format")
+                str(e["format"])
                 for n, e in self.manifest["objects"].items()
-                if isinstance(e, dict) and n not in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
-            } - {"delta", None}
+                if isinstance(e, dict)
+                and e.get("format")
+                and n not in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
+            } - {"delta"}
             if layout == "lake" and table_format == "parquet" and files - {self.options.fmt}:
                 raise InputError(
                     f"{self.options.shown} holds a lake export of {', '.join(sorted(files))} "

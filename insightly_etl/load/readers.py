@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -58,9 +59,8 @@ class SourceTable:
     encoding: str | None = None
     delimiter: str | None = None
     bad_rows: list[BadRow] = field(default_factory=list)
-    # a workbook's cell types, by column, beside the text: "n" number, "%" percent, "d" date
-    # ("D": shown day and month in figures),
-    # "" text; validation reads a typed cell as what it is, not by a mapping's text rules
+    # a workbook's cell types (Cell), by column, beside the text: validation reads a typed
+    # cell as what it is, not by a mapping's text rules
     cells: dict[str, pd.Series] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what reading left out, and why
     garbled: Garbled | None = None  # cells of UTF-8 text read in another character set
@@ -874,19 +874,29 @@ def _header(
 # ---------------------------------------------------------------- XLSX
 
 
-def _cell_type(cell: Any) -> str:
-    """n: a number, %: a number shown as a percent, d: a date or time, D: a date shown with
-    its day and month in figures (`mm/dd/yy`, `dd.mm.yyyy`: a program may have read it the
-    other way round), "": anything else."""
+class Cell(StrEnum):
+    """A workbook cell's type, kept beside its text (SourceTable.cells)."""
+
+    TEXT = ""
+    NUMBER = "n"
+    PERCENT = "%"  # a number shown as a percent
+    DATE = "d"  # a date or time shown so that it cannot be misread (yyyy-mm-dd, a month's name)
+    MONTH_FIRST = "md"  # a date shown month first in figures (mm/dd/yy)
+    DAY_FIRST = "dm"  # a date shown day first in figures (dd.mm.yyyy, dd/mm/yy)
+
+
+def _cell_type(cell: Any) -> Cell:
     value = getattr(cell, "value", None)
     if isinstance(value, date | time):
         shown = re.sub(r'\\.|"[^"]*"|\[[^]]*\]', "", str(getattr(cell, "number_format", "") or ""))
         shown = shown.lower()
-        figures = "d" in shown and "m" in shown and "mmm" not in shown
-        return "D" if figures and not shown.lstrip().startswith("y") else "d"
+        day, month = shown.find("d"), shown.find("m")
+        if day < 0 or month < 0 or "mmm" in shown or shown.lstrip().startswith("y"):
+            return Cell.DATE
+        return Cell.DAY_FIRST if day < month else Cell.MONTH_FIRST
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return "%" if "%" in str(getattr(cell, "number_format", "") or "") else "n"
-    return ""
+        return Cell.PERCENT if "%" in str(getattr(cell, "number_format", "") or "") else Cell.NUMBER
+    return Cell.TEXT
 
 
 def _cell_text(value: object) -> str:

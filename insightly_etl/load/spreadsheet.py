@@ -130,9 +130,12 @@ def parse_locale(texts: pd.Series, first_is_day: bool | None) -> pd.Series:
     return out
 
 
-def is_slash_date(text: str) -> bool:
-    """A cell that is a slash date (and a time) and nothing else."""
-    return _WHOLE_DATE.match(text) is not None
+def slash_parts(text: str) -> tuple[int, int] | None:
+    """The first two numbers of a cell that is a slash date (and a time) and nothing else."""
+    if _WHOLE_DATE.match(text) is None:
+        return None
+    m = _SLASH.match(text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def ambiguous_slash(text: str) -> bool:

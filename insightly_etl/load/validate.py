@@ -51,12 +51,12 @@ from insightly_etl.load.fields import (
     suggest_field,
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
-from insightly_etl.load.readers import SourceTable, garbled_error, garbled_note
+from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
 from insightly_etl.load.spreadsheet import (
     ambiguous_slash,
     day_first_of,
-    is_slash_date,
     parse_locale,
+    slash_parts,
 )
 from insightly_etl.moments import DATETIME_FORMAT
 
@@ -118,9 +118,9 @@ _PERCENT_SIGN = "[\\s" + _SPACES + "]*%$"
 def _percent_cells(values: pd.Series, cells: pd.Series | None) -> pd.Series:
     """A workbook's percent cell holds the fraction (0.4 shows as 40%): a PERCENT field and
     PROBABILITY hold the number of percent."""
-    if cells is None or not (cells == "%").any():
+    if cells is None or not (cells == Cell.PERCENT).any():
         return values
-    pct = (cells == "%").to_numpy()
+    pct = (cells == Cell.PERCENT).to_numpy()
     out = values.copy()
     if out.dtype == "Float64":
         out[pct] = (out[pct] * 100).round(10)
@@ -673,8 +673,8 @@ class _ColumnValidator:
         require: bool,
         cells: pd.Series | None = None,
     ) -> tuple[pd.Series, np.ndarray | None]:
-        """`cells`: a workbook's cell types beside the text ("n" number, "%" percent, "d"/"D" date;
-        "" text), so a typed cell is read as what it is."""
+        """`cells`: a workbook's cell types beside the text (readers.Cell), so a typed cell
+        is read as what it is."""
         s = _transform(raw.reset_index(drop=True), rule, spec)
         blank = (s == "").to_numpy(dtype=bool, na_value=True)
         cleared = blank if rule.blank == "clear" else None
@@ -788,25 +788,34 @@ class _ColumnValidator:
         return self._text(v, spec)
 
     def _swappable(self, v: pd.Series) -> tuple[np.ndarray, Callable[[str], str]] | None:
-        """A workbook's date cells whose day and month could be either (`1979-02-03`), in a
-        column whose other dates are text slash dates (`14/07/1985`). The program that saved
-        it turned into dates only the cells it could read in its own order, and read those in
-        it, not in the file's: LibreOffice in a US locale made `02/03/1979`, the second of
-        March, the third of February. Each such cell is refused, never sent."""
+        """A workbook's date cells shown in figures whose day and month could be either way
+        round (`1979-02-03`), in a column whose text dates cannot be read in the cells' order
+        (`14/07/1985` beside `mm/dd/yy` cells). The program that saved it turned into dates
+        only what it could read in its own order, and read those in it, not in the file's:
+        LibreOffice in a US locale made `02/03/1979`, the second of March, the third of
+        February. Each such cell is refused, never sent; a text date that fits the cells'
+        order (a person typed `7/14/1990` beside them) casts no doubt."""
         if self._cells is None:
             return None
-        typed = self._cells.isin(["d", "D"]).to_numpy()
-        if not typed.any() or typed.all():
-            return None
-        example = next((t for t in v[~typed].astype(str) if is_slash_date(t)), None)
+        cells = self._cells.to_numpy()
+        texts = v.astype(str).to_numpy()
+        suspect = np.zeros(len(v), dtype=bool)
+        example = None
+        for shown, impossible in ((Cell.MONTH_FIRST, 0), (Cell.DAY_FIRST, 1)):
+            if not (cells == shown).any():
+                continue
+            for text in texts[cells == Cell.TEXT]:
+                parts = slash_parts(text)
+                if parts is not None and parts[impossible] > 12:  # a day where the month is
+                    example = example or text
+                    suspect |= cells == shown
+                    break
         if example is None:
             return None
-        text = v.astype(str)
-        month = pd.to_numeric(text.str.slice(5, 7), errors="coerce").to_numpy()
-        day = pd.to_numeric(text.str.slice(8, 10), errors="coerce").to_numpy()
+        month = pd.to_numeric(pd.Series(texts).str.slice(5, 7), errors="coerce").to_numpy()
+        day = pd.to_numeric(pd.Series(texts).str.slice(8, 10), errors="coerce").to_numpy()
         with np.errstate(invalid="ignore"):
-            # shown `yyyy-mm-dd` (our own export's cells) it was never read as day/month text
-            either = (self._cells == "D").to_numpy() & (month <= 12) & (day <= 12) & (day != month)
+            either = suspect & (month <= 12) & (day <= 12) & (day != month)
 
         def message(value: str) -> str:
             return (
@@ -824,7 +833,7 @@ class _ColumnValidator:
         reading; without one, a value that reads only with the other mark (`236.888,70`,
         `18466,7`) is read with it, and one that reads both ways (`1,234`) by the default '.'.
         A workbook's number cells are numbers already: never re-read by a text rule."""
-        typed = self._cells.isin(["n", "%"]) if self._cells is not None else None
+        typed = self._cells.isin([Cell.NUMBER, Cell.PERCENT]) if self._cells is not None else None
         v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
         if spec.api_type == "PERCENT":
             # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)

@@ -477,6 +477,34 @@ def test_date_cells_a_program_may_have_swapped_are_refused() -> None:
     ]
 
 
+def test_a_text_date_that_fits_the_cells_order_casts_no_doubt_on_them(tmp_path: Path) -> None:
+    """m/d/yyyy date cells and a person's `7/14/1990` typed as text beside them (review: both
+    correct dates were refused as possibly swapped)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Born"])
+    for name, born in (("Ada", datetime(1980, 2, 3)), ("Bob", datetime(1981, 4, 5))):
+        sheet.append([name, born])
+    sheet.append(["Cy", "7/14/1990"])
+    for cell in ("B2", "B3"):
+        sheet[cell].number_format = "m/d/yyyy"
+    book.save(tmp_path / "us.xlsx")
+    mapping = contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%m/%d/%Y"}})
+    r = validate_table(
+        read_table(tmp_path / "us.xlsx"),
+        parse_mapping(mapping, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == []
+    assert values(r, "DATE_OF_BIRTH") == [
+        "1980-02-03 00:00:00",
+        "1981-04-05 00:00:00",
+        "1990-07-14 00:00:00",
+    ]
+
+
 def test_date_cells_shown_year_first_are_no_doubt_beside_a_typed_day_first_text(
     tmp_path: Path,
 ) -> None:
