@@ -6,8 +6,8 @@ Plain words stay the text they are written as. PyYAML follows YAML 1.1, where `N
 country code), `yes`, `on` and `off` are booleans, `01067` (a Dresden postcode) is the octal
 number 567, `12:30:00` is 45000 and `2024-01-01` a date: a mapping's `values: {Norge: NO}`
 sent `False`. Here, as in YAML 1.2's core schema, only true/false are booleans, and only
-numbers written as numbers (no leading zero, no `_`, no base-60; a float with its point) are
-numbers."""
+numbers written as numbers (no leading zero, no `_`, no base-60, no `+`: `+44…` is a phone
+number; a float with its point) are numbers."""
 
 from __future__ import annotations
 
@@ -34,14 +34,15 @@ _Loader.yaml_implicit_resolvers = {
 }
 for _tag, _pattern, _first in (
     ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
-    ("int", r"[-+]?(?:0|[1-9][0-9]*)", "-+0123456789"),
+    # no leading `+`: `+4930123456` is a phone number, and a number would lose its `+`
+    ("int", r"-?(?:0|[1-9][0-9]*)", "-0123456789"),
     # a point always, an exponent only with its sign: every float here is one under YAML 1.1
     # too, so what safe_dump (1.1) writes unquoted, such as a key `1e3`, reads back as text
     (
         "float",
-        r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]*(?:[eE][-+][0-9]+)?|[-+]?\.[0-9]+"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
-        "-+0123456789.",
+        r"-?(?:0|[1-9][0-9]*)\.[0-9]*(?:[eE][-+][0-9]+)?|-?\.[0-9]+"
+        r"|-?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        "-0123456789.",
     ),
 ):
     _Loader.add_implicit_resolver(

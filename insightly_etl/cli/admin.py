@@ -56,6 +56,9 @@ def undo(
     """
     from insightly_etl.load.undo import undo_import
 
+    if ctx.summary is not None:
+        ctx.summary.dry_run = dry_run  # however it ends
+
     async def go(client: Any) -> Any:
         stop = asyncio.Event()
         with stop_on_signals(asyncio.get_running_loop(), stop):
@@ -72,7 +75,6 @@ def undo(
     c = result.counts
     note_outcome(ctx.summary, result.outcome, result.files, result.account)
     if ctx.summary is not None:
-        ctx.summary.dry_run = dry_run
         ctx.summary.count(result.object_name, **asdict(c))
     done = (
         f"{c.deleted:,} created records deleted, {c.restored:,} records restored"

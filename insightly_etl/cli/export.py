@@ -269,7 +269,7 @@ def export(
             with stop_on_signals(asyncio.get_running_loop(), stop) as signals:
                 try:
                     return await extract_objects(client, options, progress(quiet), announce, so_far)
-                except InsightlyEtlError:
+                except (InsightlyEtlError, OSError):  # a stop, or a full disk: what it did
                     note_export(ctx.summary, so_far, where)
                     raise
                 finally:

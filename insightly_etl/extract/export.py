@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -658,7 +659,13 @@ class Exporter:
                 if writer is None:  # the first page is here, and so are the definitions
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
-                    writer = open_writer(path, schema, self.table_fmt, self.options.csv_dialect)
+                    writer = open_writer(
+                        path,
+                        schema,
+                        self.table_fmt,
+                        self.options.csv_dialect,
+                        stamped=obj.updated_field is not None,
+                    )
                     if self.options.fmt != "parquet" and obj.id_field:
                         base = open_writer(self._base_path(obj.name), schema, "parquet")
                 self._on_page(page, marks)
@@ -701,7 +708,7 @@ class Exporter:
                 fresh = _fresh(old_stamps, seen.table(), obj)
             else:  # no DATE_UPDATED_UTC to tell a change by (pipelines, countries): the rows
                 fresh = _fresh_rows(read_earlier(path), pq.read_table(staged), obj.id_field)
-            # the changed rows only, scanned batch by batch: the snapshot is not read whole
+            # the changed rows only, scanned batch by batch (a stamped snapshot is not read whole)
             rows = (
                 ds.dataset(staged, format="parquet").to_table(
                     filter=pc.field(obj.id_field).isin(fresh)
@@ -1282,11 +1289,18 @@ def _fresh(old: pa.Table, now: pa.Table, obj: ObjectType) -> list[int]:
 
 def _fresh_rows(old: pa.Table, now: pa.Table, id_field: str | None) -> list[int]:
     """For an object without DATE_UPDATED_UTC: the ids of `now` whose row `old` lacks or holds
-    otherwise, value by value (a run with no change writes no change)."""
+    otherwise, value by value (a run with no change writes no change). A digest of each old
+    row is kept, not the row: a block of rows at a time is made Python values."""
     assert id_field is not None
     common = [c for c in now.column_names if c in old.column_names]
-    before = {r[id_field]: r for r in old.select(common).to_pylist()}
-    return [r[id_field] for r in now.select(common).to_pylist() if before.get(r[id_field]) != r]
+
+    def digests(table: pa.Table) -> Iterator[tuple[Any, bytes]]:
+        for batch in table.select(common).to_batches(max_chunksize=10_000):
+            for row in batch.to_pylist():
+                yield row[id_field], hashlib.blake2b(repr(row).encode(), digest_size=16).digest()
+
+    before = dict(digests(old))
+    return [rid for rid, digest in digests(now) if before.get(rid) != digest]
 
 
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:

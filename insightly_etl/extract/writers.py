@@ -156,13 +156,17 @@ def is_delta_table(path: Path) -> bool:
     return (path / "_delta_log").is_dir()
 
 
+UNCHANGED_UP_TO = 200_000  # DeltaTableWriter compares tables of up to this many rows
+
+
 class DeltaTableWriter:
     """A full export's Delta table: the batches gather in a partial Parquet file beside it,
     then become one table version that replaces the rows (and the schema: a custom field's
     type may have changed) with `mode="overwrite"`. Nothing is committed on abort."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, *, compare: bool = False) -> None:
         self.path, self.schema, self.rows = path, schema, 0
+        self.compare = compare  # a list every run reads in full: no version when unchanged
         self._stage = ParquetTableWriter(path.with_name(f"{path.name}.parquet"), schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -188,10 +192,10 @@ class DeltaTableWriter:
             staged.unlink(missing_ok=True)
 
     def _unchanged(self, staged: Path) -> bool:
-        """Whether the table holds these very rows already: the lookup lists an incremental
-        run reads in full (pipelines, countries) mostly do. Compared only for tables of up to
-        UNCHANGED_UP_TO rows, which fit in memory twice; a larger one is written."""
-        if self.rows > UNCHANGED_UP_TO or not is_delta_table(self.path):
+        """Whether the table holds these very rows already: the lists an incremental run
+        reads in full (pipelines, countries) mostly do. Compared only for those, and only up
+        to UNCHANGED_UP_TO rows, which fit in memory twice; a larger one is written."""
+        if not self.compare or self.rows > UNCHANGED_UP_TO or not is_delta_table(self.path):
             return False
         now = pq.read_table(staged)
         before = _deltalake().DeltaTable(str(self.path)).to_pyarrow_table()
@@ -206,9 +210,6 @@ class DeltaTableWriter:
 
     def abort(self) -> None:
         self._stage.abort()
-
-
-UNCHANGED_UP_TO = 200_000
 
 
 def merge_delta(
@@ -464,9 +465,13 @@ def _number_format(dtype: pa.DataType) -> str | None:
     return None
 
 
-def open_writer(path: Path, schema: pa.Schema, fmt: str, dialect: str = "excel") -> TableWriter:
+def open_writer(
+    path: Path, schema: pa.Schema, fmt: str, dialect: str = "excel", *, stamped: bool = True
+) -> TableWriter:
+    """`stamped`: the object has DATE_UPDATED_UTC (an incremental run reads its changes);
+    a Delta table of one without it is compared with the rows it holds before a version."""
     if fmt == "delta":
-        return DeltaTableWriter(path, schema)
+        return DeltaTableWriter(path, schema, compare=not stamped)
     if fmt == "parquet":
         return ParquetTableWriter(path, schema)
     if fmt == "xlsx":

@@ -234,6 +234,17 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         isinstance(v, dict | list) or isinstance(k, dict | list) for k, v in values.items()
     ):
         raise _fail(source, f"{where}.values", "expected a map of file value -> Insightly value")
+    texts: dict[str, str] = {}
+    for k, v in values.items():
+        if k is None or v is None:  # `n/a: null` sent the text "None"
+            raise _fail(
+                source,
+                f"{where}.values",
+                f"{k!r}: {v!r} has no text on one side; write it out (\"\" for an empty value)",
+            )
+        if str(k) in texts:  # `1:` and `"1":` are one file value
+            raise _fail(source, f"{where}.values", f"the file value {str(k)!r} is given twice")
+        texts[str(k)] = str(v)
     lookup = None
     if "lookup" in spec:
         lk = spec["lookup"]
@@ -294,7 +305,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
         field=str(spec["field"]),
         transform=tuple(transform),
         date_format=date_format,
-        values={str(k): str(v) for k, v in values.items()},
+        values=texts,
         split=split,
         lookup=lookup,
         blank=str(blank),

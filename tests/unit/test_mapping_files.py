@@ -109,8 +109,8 @@ def test_a_column_name_written_by_yaml_reads_back_as_that_name(tmp_path: Path) -
             "lines 5 and 6: the key '~' is given twice",
         ),
         (
-            "object: contacts\ncolumns:\n  1: FIRST_NAME\n  +1: LAST_NAME\n",
-            "lines 3 and 4: the key '+1' is given twice",
+            "object: contacts\ncolumns:\n  1: FIRST_NAME\n  1.0: LAST_NAME\n",
+            "lines 3 and 4: the key '1.0' is given twice",
         ),
         (
             "object: contacts\ncolumns:\n  true: FIRST_NAME\n  True: LAST_NAME\n",
@@ -143,3 +143,32 @@ def test_a_mapping_that_is_a_device_or_a_pipe_is_refused_without_reading_it(tmp_
         with pytest.raises(InputError) as refused:
             read_mapping(path)
         assert str(refused.value) == f"{path}: not a regular file, so not a mapping file"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("{n/a: null}", "columns.T.values: 'n/a': None has no text on one side"),
+        ('{"1": One, 1: Uno}', "columns.T.values: the file value '1' is given twice"),
+    ],
+)
+def test_values_that_would_be_read_wrong_are_refused(
+    tmp_path: Path, values: str, message: str
+) -> None:
+    """`n/a: null` sent the text "None"; `"1"` and `1` kept the last silently."""
+    path = tmp_path / "m.yaml"
+    path.write_text(f"object: contacts\ncolumns:\n  T: {{field: TITLE, values: {values}}}\n")
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        read_mapping(path)
+
+
+def test_a_plus_sign_keeps_a_value_text(tmp_path: Path) -> None:
+    """`+4930123456` as a default was the number 4930123456: the phone lost its `+`."""
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "object: contacts\ncolumns:\n  T: {field: TITLE, values: {x: +44}}\n"
+        "defaults: {PHONE: +4930123456}\n"
+    )
+    mapping = read_mapping(path)
+    assert mapping.columns[0].values == {"x": "+44"}
+    assert mapping.defaults == {"PHONE": "+4930123456"}

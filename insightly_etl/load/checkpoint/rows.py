@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from insightly_etl.config import redact
 from insightly_etl.files import utc_now
 from insightly_etl.load.states import UNSETTLED, Action, RowState
+from insightly_etl.moments import iso_instant
 
 if TYPE_CHECKING:
     from insightly_etl.load.checkpoint.store import Checkpoint
@@ -337,10 +338,11 @@ class RowJournal:
     def touched(self, row: int, stamp: str) -> None:
         """A step of ours changed the record after its write: its stamp moves on with it, so
         undo does not take our own step for a colleague's edit."""
-        self.db.execute(
-            "UPDATE rows SET stamp=? WHERE row=? AND (stamp IS NULL OR stamp < ?)",
-            (stamp, row, stamp),
-        )
+        now = iso_instant(stamp)
+        was = self.db.execute("SELECT stamp FROM rows WHERE row=?", (row,)).fetchone()
+        earlier = iso_instant(was[0]) if was and was[0] else None
+        if now is not None and (earlier is None or earlier < now):  # as instants (undo.py)
+            self.db.execute("UPDATE rows SET stamp=? WHERE row=?", (stamp, row))
 
     def failed(self, row: int, status: int | None, message: str) -> None:
         self.db.execute(
