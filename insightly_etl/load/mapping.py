@@ -240,7 +240,7 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
             raise _fail(
                 source,
                 f"{where}.values",
-                f"{k!r}: {v!r} has no text on one side; write it out (\"\" for an empty value)",
+                f'{k!r}: {v!r} has no text on one side; write it out ("" for an empty value)',
             )
         if str(k) in texts:  # `1:` and `"1":` are one file value
             raise _fail(source, f"{where}.values", f"the file value {str(k)!r} is given twice")
