@@ -817,3 +817,41 @@ async def test_undo_of_a_damaged_checkpoint_row_is_refused_naming_the_damage(
             await run_undo(sb, checkpoint, dry_run=dry_run)
         assert str(refused.value) == f"{checkpoint}: a damaged checkpoint ({why})"
     assert writes(sb) == before
+
+
+async def test_a_key_edited_away_and_back_is_undone_and_imported_again_exactly(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Create Gus (a typo'd key), the key is fixed to Quinn's (2006 updated), then set back:
+    undo kept the record it made as a 'conflict' (and left 2006 changed), and a re-import
+    after undo created nothing, reporting 'unchanged' on the deleted record."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
+    )
+    quinn = record(sb, 2006)
+    head = "First,Last,Email,Title\n"
+    file = write(tmp_path, "g.csv", f"{head}Gus,Grey,gus.grey@x.example,Buyer\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    gus = max(sb.account.collections["Contacts"].records)
+    write(tmp_path, "g.csv", f"{head}Gus,Grey,{quinn['EMAIL_ADDRESS']},Buyer\n")
+    assert (await run_import(sb, file, mapping)).counts.updated == 1
+    write(tmp_path, "g.csv", f"{head}Gus,Grey,gus.grey@x.example,Buyer\n")
+    back = await run_import(sb, file, mapping)
+    assert (back.counts.unchanged, back.counts.created) == (1, 0)
+    checkpoint = tmp_path / "g.csv.checkpoint.sqlite"
+    undone = await run_undo(sb, checkpoint)
+    assert (undone.counts.deleted, undone.counts.restored, undone.counts.conflict) == (1, 1, 0)
+    assert gus not in sb.account.collections["Contacts"].records
+    now = record(sb, 2006)
+    assert [now[f] for f in ("FIRST_NAME", "LAST_NAME", "TITLE")] == [
+        quinn[f] for f in ("FIRST_NAME", "LAST_NAME", "TITLE")
+    ]
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.created, again.since_last_run) == (
+        1,
+        "the import was undone: its 1 row(s) are imported again",
+    )

@@ -131,13 +131,32 @@ def _forget_undo(store: Checkpoint) -> int:
             "UPDATE rows SET state=? WHERE row=? AND state=?",
             ((RowState.PLANNED, r, RowState.DONE) for r, s in undone.items() if s not in gone),
         )
-        # a record set aside by its row (rows.moved: negative keys) that undo went through
-        db.executemany(
-            "DELETE FROM moved_records WHERE id=?",
-            ((-r,) for r, s in undone.items() if r < 0 and s in UNDONE),
-        )
+        # a record set aside by its row (rows.moved: negative keys) that undo went through;
+        # a row that took it since holds a record undo deleted (planned anew) or restored
+        # (compared again)
+        replanned = {r for r in undone if r >= 0}
+        for key, state in undone.items():
+            if key >= 0 or state not in UNDONE:
+                continue
+            found = db.execute("SELECT record_id FROM moved_records WHERE id=?", (-key,)).fetchone()
+            if found is not None:
+                replanned |= {
+                    r for (r,) in db.execute("SELECT row FROM rows WHERE record_id=?", found)
+                }
+            if found is not None and state in gone:
+                db.execute(
+                    "UPDATE rows SET state=?, action=NULL, record_id=NULL, created=0,"
+                    " payload=NULL WHERE record_id=?",
+                    (RowState.PLANNED, found[0]),
+                )
+            elif found is not None:
+                db.execute(
+                    "UPDATE rows SET state=? WHERE record_id=? AND state=?",
+                    (RowState.PLANNED, found[0], RowState.DONE),
+                )
+            db.execute("DELETE FROM moved_records WHERE id=?", (-key,))
         db.execute("DELETE FROM undo")
-    return len(undone)
+    return len(replanned)
 
 
 def _rekey(

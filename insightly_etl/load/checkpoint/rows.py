@@ -211,6 +211,11 @@ class RowJournal:
         with self.store.transaction() as db:
             # a create makes another record; an update may be of another (an edited key)
             moved = self._move_on(db, row, None if action == Action.CREATE else record_id)
+            reclaimed = (
+                action != Action.CREATE
+                and record_id is not None
+                and self._take_back(db, row, record_id)
+            )
             db.execute(
                 "UPDATE rows SET state=?, action=?, payload=?, sent_at=?,"
                 " record_id=COALESCE(?, record_id), attempts=attempts+1, updated_utc=?, run=?,"
@@ -240,7 +245,7 @@ class RowJournal:
                 status=None,
                 message=None,
                 not_applied=False,
-                created=entry.created and not moved,
+                created=(entry.created and not moved) or reclaimed,
             )
 
     def _move_on(self, db: Any, row: int, record_id: int | None) -> bool:
@@ -265,8 +270,39 @@ class RowJournal:
                 (line, rid, created, payload, stamp, _json(changes), self.store.run or 0),
             )
         db.execute("DELETE FROM before_images WHERE row=? AND record_id=?", (row, rid))
-        db.execute("UPDATE rows SET created=0, record_id=NULL WHERE row=?", (row,))
+        db.execute(
+            "UPDATE rows SET created=0, record_id=NULL, payload=NULL, stamp=NULL WHERE row=?",
+            (row,),
+        )
         return True
+
+    def _take_back(self, db: Any, row: int, record_id: int) -> bool:
+        """The row takes a record a row set aside before (its key edited back): it is the
+        row's again, as it was — created (undo deletes it, with the body and stamp it had) or
+        updated (its fields' values before come back as the first before-images). Whether it
+        was created."""
+        created = False
+        for key, was_created, payload, stamp, changes in db.execute(
+            "SELECT id, created, payload, stamp, changes FROM moved_records WHERE record_id=?",
+            (record_id,),
+        ).fetchall():
+            if was_created:
+                created = True
+                db.execute(
+                    "UPDATE rows SET created=1, payload=COALESCE(payload, ?),"
+                    " stamp=COALESCE(stamp, ?) WHERE row=?",
+                    (payload, stamp, row),
+                )
+            db.executemany(  # run 0: before every run's own images of it
+                "INSERT OR IGNORE INTO before_images (row, record_id, field, value, run, written)"
+                " VALUES (?, ?, ?, ?, 0, ?)",
+                (
+                    (row, record_id, f, _json(before), _json(written))
+                    for f, before, written in json.loads(changes or "[]")
+                ),
+            )
+            db.execute("DELETE FROM moved_records WHERE id=?", (key,))
+        return created
 
     def done(
         self,
@@ -284,6 +320,7 @@ class RowJournal:
         record's DATE_UPDATED_UTC as our write left it (undo: was it changed since?)."""
         with self.store.transaction() as db:
             moved = record_id is not None and self._move_on(db, row, record_id)
+            reclaimed = record_id is not None and self._take_back(db, row, record_id)
             db.execute(
                 "UPDATE rows SET state=?, action=?, record_id=?, status=NULL, message=?,"
                 " not_applied=?, updated_utc=?, run=?,"
@@ -332,7 +369,7 @@ class RowJournal:
                 status=None,
                 message=not_applied,
                 not_applied=not_applied is not None,
-                created=(entry.created and not moved) or action == Action.CREATE,
+                created=(entry.created and not moved) or reclaimed or action == Action.CREATE,
             )
 
     def touched(self, row: int, stamp: str) -> None:
