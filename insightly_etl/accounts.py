@@ -135,7 +135,8 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
     unknown = sorted(str(k) for k in raw if k not in _KEYS)
     if unknown:
         raise InputError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_KEYS))}")
-    if ("key_env" in raw) == ("key_file" in raw):
+    given = [k for k in ("key_env", "key_file") if raw.get(k) is not None]  # `key_env: ~`
+    if len(given) != 1:
         raise InputError(f"{where}: give one of key_env: (a variable) or key_file: (a file)")
     if "pod" in raw and "url" in raw:
         raise InputError(f"{where}: give pod: or url:, not both")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -190,6 +191,8 @@ def _write_summary(ctx: click.Context, code: int | str | None) -> None:
     elif summary.exit_code in (130, 143) and summary.stop_reason is None:
         summary.stop_reason = StopReason.INTERRUPTED  # Ctrl-C or SIGTERM
     try:
+        if not _is_summary_or_free(Path(obj.summary_json)):  # the run made a file there
+            raise OSError(errno.EEXIST, "the run wrote another file there; left as it is")
         summary.write(obj.summary_json)
     except OSError as exc:
         click.echo(f"Error: cannot write the summary {obj.summary_json}: {exc.strerror}", err=True)
@@ -280,18 +283,21 @@ def _configure_logging(verbose: int, log_format: str = "text") -> None:
             handler.addFilter(RedactingFilter())
 
 
-def _refuse_if_not_a_summary(path: Path) -> None:
-    """--summary-json replaces its file: only an earlier summary (or a pipe, a device), never
-    another file given there by mistake, such as the export's `_manifest.json`."""
-    import json
-
+def _is_summary_or_free(path: Path) -> bool:
+    """--summary-json replaces its file: only an earlier summary (or nothing, a pipe, a
+    device), never another file given there by mistake, such as the export's
+    `_manifest.json` or the checkpoint the run itself makes there."""
     if not path.is_file() or path.stat().st_size == 0:
-        return
+        return True
     try:
         data = json.loads(path.read_bytes())  # a regular file: a summary, or what it replaces
     except (OSError, ValueError):
-        data = None
-    if not (isinstance(data, dict) and "command" in data and "exit_code" in data):
+        return False
+    return isinstance(data, dict) and "command" in data and "exit_code" in data
+
+
+def _refuse_if_not_a_summary(path: Path) -> None:
+    if not _is_summary_or_free(path):
         raise click.BadParameter(
             f"{path} is a file, but not a run summary: it would be replaced; name another "
             "(a summary's own file is replaced each run)",

@@ -341,6 +341,12 @@ class Exporter:
                     "not read it (GET /Instance was refused)",
                     hint="Leave out --account-partition, or use a key whose user may read it.",
                 )
+            if (opts.out_dir / MANIFEST).is_file() and read_manifest(opts.out_dir)["objects"]:
+                raise InputError(  # its partitions would sit beside a flat export's files
+                    f"{opts.location or opts.out_dir} holds an export of its own; account "
+                    "partitions would be written beside it",
+                    hint="Export the partitions into another --out.",
+                )
             self.out_dir = opts.out_dir / f"account={_partition_value(account)}"
             if opts.pull_partition is not None:
                 await asyncio.to_thread(opts.pull_partition, self.out_dir.name)

@@ -231,7 +231,11 @@ def _later(now: Any, stamp: str) -> bool:
     (the server's form may differ between the import and the undo); text that is no
     instant counts as later, so the record is left alone."""
     a, b = iso_instant(now), iso_instant(stamp)
-    return a is None or b is None or a > b
+    if a is None or b is None:
+        return True
+    if not a.microsecond or not b.microsecond:  # one form has no fractions: to the second
+        a, b = a.replace(microsecond=0), b.replace(microsecond=0)
+    return a > b
 
 
 class _UndoWrite:

@@ -855,3 +855,14 @@ async def test_a_key_edited_away_and_back_is_undone_and_imported_again_exactly(
         1,
         "the import was undone: its 1 row(s) are imported again",
     )
+
+
+async def test_a_stamp_in_whole_seconds_is_not_earlier_than_the_same_second_with_a_fraction(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    file = write(tmp_path, "f.csv", "Name,Email\nAda,ada@fraction.example\n")
+    await run_import(sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD))
+    sb.config.date_form = "fraction"  # `…T…:52.250Z`: a second the import heard as `…:52`
+    undone = await run_undo(sb, tmp_path / "f.csv.checkpoint.sqlite", dry_run=True)
+    assert (undone.counts.deleted, undone.counts.conflict) == (1, 0)

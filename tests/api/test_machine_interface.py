@@ -357,3 +357,13 @@ def test_a_summary_that_cannot_be_written_fails_the_run_and_never_replaces_anoth
         sb, "export", "contacts", "--out", str(x), "--summary-json", str(tmp_path / "s.json")
     )
     assert twice.exit_code == 0  # a summary's own file is replaced
+    # the file the run itself makes there (a first import's checkpoint) is left as it is
+    data = write(tmp_path, "s.csv", "Name,Email\nSum,sum@example.com\n")
+    own = tmp_path / "s.csv.checkpoint.sqlite"
+    made = run(
+        sb, "import", str(data), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)),
+        "--summary-json", str(own),
+    )  # fmt: skip
+    assert made.exit_code == 74
+    assert f"Error: cannot write the summary {own}: the run wrote another file there" in made.stderr
+    assert run(None, "status", str(own)).exit_code == 0  # still a checkpoint

@@ -118,6 +118,15 @@ def test_a_lake_folder_keeps_its_file_format_and_its_account_partitions(
         "(account=northwind-sandbox/ …); this run would write beside them" in flat.stderr
     )
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["account=northwind-sandbox"]
+    # and the other way round: partitions beside a flat export
+    assert run(sb, "export", "contacts", "--out", str(tmp_path / "f")).exit_code == 0
+    beside = run(sb, "export", *parted[:-1], str(tmp_path / "f"))
+    assert beside.exit_code == 2
+    assert (
+        f"Error: {tmp_path / 'f'} holds an export of its own; account partitions would be "
+        "written beside it" in beside.stderr
+    )
+    assert not list((tmp_path / "f").glob("account=*"))
 
 
 def test_a_full_run_over_a_lake_snapshot_writes_what_changed_as_a_change_file(

@@ -180,6 +180,10 @@ def test_import_picks_one_account(agency, tmp_path):
         ),
         ("  - name: x\n    pod: na1\n", "give one of key_env: (a variable) or key_file: (a file)"),
         (
+            "  - name: x\n    pod: na1\n    key_env: ~\n",
+            "give one of key_env: (a variable) or key_file: (a file)",
+        ),
+        (
             "  - name: ../up\n    pod: na1\n    key_env: K\n",
             "name: '../up' must begin with a letter or digit",
         ),
