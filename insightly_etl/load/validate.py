@@ -772,7 +772,7 @@ class _ColumnValidator:
                 return f"{value!r} is not a {what} {expected}"
 
             self._bad(v, parsed.isna(), "date", date_message)
-            swapped = self._swappable(v)
+            swapped = self._swappable(v, rule)
             if swapped is not None:
                 self._bad(v, swapped[0], "date", swapped[1])
                 parsed = parsed.where(~swapped[0])
@@ -787,30 +787,42 @@ class _ColumnValidator:
             return self._multi(v, rule, spec)
         return self._text(v, spec)
 
-    def _swappable(self, v: pd.Series) -> tuple[np.ndarray, Callable[[str], str]] | None:
+    def _swappable(
+        self, v: pd.Series, rule: ColumnRule
+    ) -> tuple[np.ndarray, Callable[[str], str]] | None:
         """A workbook's date cells shown in figures whose day and month could be either way
-        round (`1979-02-03`), in a column whose text dates cannot be read in the cells' order
-        (`14/07/1985` beside `mm/dd/yy` cells). The program that saved it turned into dates
-        only what it could read in its own order, and read those in it, not in the file's:
-        LibreOffice in a US locale made `02/03/1979`, the second of March, the third of
-        February. Each such cell is refused, never sent; a text date that fits the cells'
-        order (a person typed `7/14/1990` beside them) casts no doubt."""
+        round (`1979-02-03`), where the column says its dates are written the other way: by
+        text dates that cannot be read in the cells' order (`14/07/1985` beside `mm/dd/yy`
+        cells), or by the mapping's date_format or date_order. The program that saved it
+        turned into dates only what it could read in its own order, and read those in it,
+        not in the file's: LibreOffice in a US locale made `02/03/1979`, the second of March,
+        the third of February. Each such cell is refused, never sent; a text date that fits
+        the cells' order (a person typed `7/14/1990` beside them) casts no doubt."""
         if self._cells is None:
             return None
         cells = self._cells.to_numpy()
         texts = v.astype(str).to_numpy()
+        declared = self.first_is_day
+        if rule.date_format and "%d" in rule.date_format and "%m" in rule.date_format:
+            declared = rule.date_format.index("%d") < rule.date_format.index("%m")
         suspect = np.zeros(len(v), dtype=bool)
-        example = None
-        for shown, impossible in ((Cell.MONTH_FIRST, 0), (Cell.DAY_FIRST, 1)):
+        why = None
+        for shown, day_first in ((Cell.MONTH_FIRST, True), (Cell.DAY_FIRST, False)):
             if not (cells == shown).any():
                 continue
+            order = "day" if day_first else "month"
             for text in texts[cells == Cell.TEXT]:
                 parts = slash_parts(text)
-                if parts is not None and parts[impossible] > 12:  # a day where the month is
-                    example = example or text
+                if parts is not None and parts[0 if day_first else 1] > 12:
+                    why = why or f"this column's text dates are written {order} first ({text!r})"
                     suspect |= cells == shown
                     break
-        if example is None:
+            else:
+                if declared is day_first:
+                    said = f"date_format {rule.date_format}" if rule.date_format else "date_order"
+                    why = why or f"the mapping reads this column {order} first ({said})"
+                    suspect |= cells == shown
+        if why is None:
             return None
         month = pd.to_numeric(pd.Series(texts).str.slice(5, 7), errors="coerce").to_numpy()
         day = pd.to_numeric(pd.Series(texts).str.slice(8, 10), errors="coerce").to_numpy()
@@ -820,9 +832,8 @@ class _ColumnValidator:
         def message(value: str) -> str:
             return (
                 f"{value!r} is a date cell whose day and month could be either way round, "
-                f"and the program that saved the workbook left this column's other dates as "
-                f"text ({example!r}): it read the column in another order than it was "
-                "written, so this date may be swapped; type it in as text, as the file had it"
+                f"and {why}: the program that saved the workbook may have read it the other "
+                "way round; type it in as text, as the file had it"
             )
 
         return either, message

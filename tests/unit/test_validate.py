@@ -464,9 +464,9 @@ def test_date_cells_a_program_may_have_swapped_are_refused() -> None:
         (
             3,
             "'1979-02-03' is a date cell whose day and month could be either way round, and "
-            "the program that saved the workbook left this column's other dates as text "
-            "('14/07/1985'): it read the column in another order than it was written, so this "
-            "date may be swapped; type it in as text, as the file had it",
+            "this column's text dates are written day first ('14/07/1985'): the program that "
+            "saved the workbook may have read it the other way round; type it in as text, as "
+            "the file had it",
         )
     ]
     assert values(r, "DATE_OF_BIRTH") == [
@@ -475,6 +475,37 @@ def test_date_cells_a_program_may_have_swapped_are_refused() -> None:
         "1990-11-30 00:00:00",
         "1980-05-05 00:00:00",
     ]
+
+
+def test_ambiguous_date_cells_against_the_mapping_s_order_are_refused(tmp_path: Path) -> None:
+    """Every birthday ambiguous (no day above 12 to tell by), saved by an en-US program as
+    mm/dd/yy cells, under a mapping that reads the column day first: all four were sent
+    swapped."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Name", "Born"])
+    for name, born in (("Ada", datetime(1979, 2, 3)), ("Bob", datetime(1980, 5, 5))):
+        sheet.append([name, born])
+        sheet.cell(sheet.max_row, 2).number_format = "mm/dd/yy"
+    book.save(tmp_path / "all.xlsx")
+    mapping = contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%d/%m/%Y"}})
+    r = validate_table(
+        read_table(tmp_path / "all.xlsx"),
+        parse_mapping(mapping, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == [
+        (
+            2,
+            "'1979-02-03' is a date cell whose day and month could be either way round, and "
+            "the mapping reads this column day first (date_format %d/%m/%Y): the program that "
+            "saved the workbook may have read it the other way round; type it in as text, as "
+            "the file had it",
+        )
+    ]
+    assert values(r, "DATE_OF_BIRTH")[1] == "1980-05-05 00:00:00"
 
 
 def test_a_text_date_that_fits_the_cells_order_casts_no_doubt_on_them(tmp_path: Path) -> None:
