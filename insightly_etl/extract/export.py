@@ -650,7 +650,7 @@ class Exporter:
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        before = _ids_of(path, obj.id_field) if self.options.fmt == "parquet" else None
+        before = _ids_of(path, obj) if self.options.fmt == "parquet" else None
         # the lake layout's change file of a full run over an earlier snapshot: what differs
         changes_from = self._lake_changes() and before is not None
         old_stamps = _stamps_of(path, obj) if changes_from else None
@@ -784,7 +784,7 @@ class Exporter:
         assert obj.id_field is not None
         if _exists(path):
             try:
-                existing = conform(read_earlier(path, key=obj.id_field), schema)
+                existing = conform(read_earlier(path, key=obj.id_field, of=obj.name), schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 # a custom field's type changed (text to number …): the file's older values
                 # cannot be carried over, and the server has them in the new type
@@ -875,7 +875,9 @@ class Exporter:
                 continue
             if not _exists(path):
                 continue
-            earlier = read_earlier(path, [obj.id_field or "", "LINKS"], key=obj.id_field)
+            earlier = read_earlier(
+                path, [obj.id_field or "", "LINKS"], key=obj.id_field, of=obj.name
+            )
             if "LINKS" in earlier.column_names:  # a --brief export has no nested arrays
                 tables.append(_links_of(name, earlier))
         rows = pa.concat_tables(tables) if tables else LINKS_SCHEMA.empty_table()
@@ -1313,17 +1315,22 @@ def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
     if not _exists(path):
         return pa.table({obj.id_field or "id": pa.array([], pa.int64())})
-    return read_earlier(path, [c for c in (obj.id_field, obj.updated_field) if c], key=obj.id_field)
+    return read_earlier(
+        path, [c for c in (obj.id_field, obj.updated_field) if c], key=obj.id_field, of=obj.name
+    )
 
 
-def _ids_of(path: Path, id_field: str | None) -> set[int] | None:
-    """The ids an earlier export's Parquet file holds (None: no such file, or no ids)."""
+def _ids_of(path: Path, obj: ObjectType) -> set[int] | None:
+    """The ids an earlier export's Parquet file holds (None: no such file, or not this
+    object's: a full run then finds no deletions by it)."""
+    id_field = obj.id_field
     if id_field is None or not _exists(path):
         return None
     try:
-        return {i for i in read_earlier(path, [id_field])[id_field].to_pylist() if i is not None}
-    except (InputError, KeyError):
+        table = read_earlier(path, [id_field], key=id_field, of=obj.name)
+    except InputError:
         return None  # not ours to read: nothing to compare
+    return {i for i in table[id_field].to_pylist() if i is not None}
 
 
 def _exists(path: Path) -> bool:

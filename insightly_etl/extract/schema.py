@@ -60,6 +60,7 @@ CUSTOM_TYPES: dict[str, pa.DataType] = {
 # field metadata keys, so a reader of the file knows where a column came from
 META_SOURCE = b"insightly_source"  # "standard" | "custom"
 META_TYPE = b"insightly_type"  # the reference type or the custom FIELD_TYPE
+META_OBJECT = b"insightly_object"  # a schema's: the object type its rows are records of
 
 
 def scalar_type(type_name: str, name: str = "") -> pa.DataType:
@@ -114,7 +115,9 @@ def object_schema(
                     metadata={META_SOURCE: b"custom", META_TYPE: str(d.get("FIELD_TYPE")).encode()},
                 )
             )
-    return pa.schema(fields)
+    # the object the file is of, kept in the Parquet file: another object's file under this
+    # one's name is told apart by it (custom objects all have RECORD_ID)
+    return pa.schema(fields, metadata={META_OBJECT: obj.name.encode()})
 
 
 def custom_fields_schema() -> pa.Schema:

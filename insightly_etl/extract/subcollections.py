@@ -463,7 +463,9 @@ def _ids(path: Path, obj: ObjectType) -> list[int]:
     assert obj.id_field is not None
     if not path.exists():
         return []
-    column = read_earlier(path, [obj.id_field], key=obj.id_field)[obj.id_field].to_pylist()
+    column = read_earlier(path, [obj.id_field], key=obj.id_field, of=obj.name)[
+        obj.id_field
+    ].to_pylist()
     return sorted({i for i in column if i is not None})
 
 

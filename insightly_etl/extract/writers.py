@@ -267,7 +267,11 @@ _NOT_EARLIER = (
 
 
 def read_earlier(
-    path: Path, columns: list[str] | None = None, *, key: str | None = None
+    path: Path,
+    columns: list[str] | None = None,
+    *,
+    key: str | None = None,
+    of: str | None = None,
 ) -> pa.Table:
     """A Parquet file (or Delta table) an earlier run wrote into the export folder. One that
     is not (overwritten, truncated by a full disk, put there by hand, another object's file
@@ -277,14 +281,21 @@ def read_earlier(
         table = _read_delta(path, columns)
     else:
         try:
+            schema = pq.read_schema(path)
             if columns is not None:
-                names = pq.read_schema(path).names
-                columns = [c for c in columns if c in names]
+                columns = [c for c in columns if c in schema.names]
             table = pq.read_table(path, columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(
                 f"{path} cannot be read as Parquet ({str(exc)[:120]})", hint=_NOT_EARLIER
             ) from None
+        written = (schema.metadata or {}).get(b"insightly_object")
+        if of is not None and written is not None and written.decode(errors="replace") != of:
+            raise InputError(  # a custom object's file under another's name: both RECORD_ID
+                f"{path} is not an export of this object: it holds "
+                f"{written.decode(errors='replace')[:60]} records",
+                hint=_NOT_EARLIER,
+            )
     if key is not None and (key not in table.column_names or table[key].null_count):
         why = (
             f"it has no {key} column"

@@ -830,8 +830,8 @@ async def test_another_object_s_file_under_this_one_s_name_is_refused_naming_it(
     with pytest.raises(InputError) as refused:
         await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=detect_deletes)
     assert str(refused.value) == (
-        f"{tmp_path / 'contacts.parquet'} is not an export of this object: it has no "
-        "CONTACT_ID column"
+        f"{tmp_path / 'contacts.parquet'} is not an export of this object: it holds "
+        "organisations records"
     )
     assert not [k for k in sb.stats if "None" in k[1]]
 
@@ -861,3 +861,27 @@ async def test_since_into_an_empty_folder_is_partial_and_the_next_incremental_ru
     assert "partial_since" not in manifest(tmp_path)["objects"]["contacts"]
     third = await export(sb, tmp_path, "contacts", incremental=True)
     assert [o.status for o in third.objects] == ["incremental"]
+
+
+async def test_another_custom_object_s_file_is_told_apart_by_the_object_it_holds(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Asset__c.parquet copied over Site__c.parquet (both keyed RECORD_ID): an incremental
+    run merged 80 assets into the sites, and --detect-deletes wrote asset ids as deleted
+    sites; a full run took the assets' ids for deletions to confirm."""
+    import shutil
+
+    sb = make_sandbox()
+    await export(sb, tmp_path, "Site__c", "Asset__c")
+    sites = read(tmp_path, "Site__c").num_rows
+    shutil.copy(tmp_path / "Asset__c.parquet", tmp_path / "Site__c.parquet")
+    with pytest.raises(InputError) as refused:
+        await export(sb, tmp_path, "Site__c", incremental=True, detect_deletes=True)
+    assert str(refused.value) == (
+        f"{tmp_path / 'Site__c.parquet'} is not an export of this object: it holds Asset__c records"
+    )
+    before = dict(sb.stats)
+    full = await export(sb, tmp_path, "Site__c")
+    assert [(o.rows, o.deleted) for o in full.objects] == [(sites, 0)]
+    assert not [k for k, n in sb.stats.items() if n != before.get(k, 0) and "/Site__c/" in k[1]]
+    assert not (tmp_path / "_deleted.parquet").exists()
