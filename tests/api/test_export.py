@@ -885,3 +885,19 @@ async def test_another_custom_object_s_file_is_told_apart_by_the_object_it_holds
     assert [(o.rows, o.deleted) for o in full.objects] == [(sites, 0)]
     assert not [k for k, n in sb.stats.items() if n != before.get(k, 0) and "/Site__c/" in k[1]]
     assert not (tmp_path / "_deleted.parquet").exists()
+
+
+async def test_a_country_no_longer_listed_is_no_request_for_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Countries are keyed by name, and there is no GET of one: a country gone from the list
+    ended every export of them in `GET Countries/Japan, HTTP 400`."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "countries")
+    countries = sb.account.collections["Countries"]
+    gone = countries.ids[0]
+    countries.records.pop(gone)
+    countries.ids.remove(gone)
+    again = await export(sb, tmp_path, "countries")
+    assert [(o.rows, o.deleted) for o in again.objects] == [(len(countries.ids), 0)]
+    assert gone not in read(tmp_path, "countries")["COUNTRY_NAME"].to_pylist()
