@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from insightly_etl.config import Settings, load_settings, redact
-from insightly_etl.errors import InsightlyEtlError, StopReason
+from insightly_etl.errors import KEY_HINT, InsightlyEtlError, StopReason
 from insightly_etl.summary import RunSummary, utc_now, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,7 +147,10 @@ class ErrorBoundary(click.Group):
             raise
         except InsightlyEtlError as exc:
             # API errors: method, path and status too
-            _fail(str(exc), exc.hint, exc.exit_code, exc.stop_reason)
+            hint, obj = exc.hint, _context()
+            if hint == KEY_HINT and obj is not None and obj.account_entry is not None:
+                hint = obj.account_entry.key_hint  # its key and pod come from accounts.yaml
+            _fail(str(exc), hint, exc.exit_code, exc.stop_reason)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)  # the summary says interrupted (_write_summary)

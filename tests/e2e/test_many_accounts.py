@@ -290,3 +290,23 @@ def test_the_larger_reserve_applies(agency, tmp_path):
     assert result.exit_code == 75
     (globex,) = json.loads((tmp_path / "s.json").read_text())["accounts"]
     assert globex["stop_reason"] == "reserve"
+
+
+def test_a_refused_key_under_accounts_points_at_the_entry_for_every_command(agency, tmp_path):
+    """import, undo and reconcile --accounts said "must match --pod / INSIGHTLY_POD", options
+    --accounts itself refuses."""
+    accounts = accounts_file(
+        tmp_path, agency.url, f"  - name: hooli\n    url: {agency.url}\n    key_env: HOOLI_KEY\n"
+    )
+    data = tmp_path / "people.csv"
+    data.write_text("FIRST_NAME,EMAIL_ADDRESS\nZelda,zelda@example.com\n", encoding="utf-8")
+    result = cli(
+        "import", str(data), "--object", "contacts", "--accounts", str(accounts), "--account",
+        "hooli", env={"HOOLI_KEY": "wrong-key"},
+    )  # fmt: skip
+    assert result.exit_code == 77, result.output
+    assert (
+        "Hint: Find the account's API key in Insightly under User Settings → API and put it in "
+        "$HOOLI_KEY; the pod shown there must match the entry's pod: or url:." in result.stderr
+    )
+    assert "--pod" not in result.stderr
