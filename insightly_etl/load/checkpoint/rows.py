@@ -413,7 +413,8 @@ class RowJournal:
 
     def counts(self, *, created_first: bool = False) -> dict[tuple[Action | None, RowState], int]:
         """Rows by (action, state): the last run's action, or with `created_first` "create"
-        for every record an import created, whatever later runs did to it (status, undo)."""
+        for every row whose record an import created, whatever later runs did to it (status,
+        undo). A record a row created before it took another is in `moved_records`, not here."""
         action = "CASE WHEN created=1 THEN 'create' ELSE action END" if created_first else "action"
         cur = self.db.execute(f"SELECT {action} AS a, state, COUNT(*) FROM rows GROUP BY a, state")
         return {(Action(a) if a else None, RowState(s)): n for a, s, n in cur}
