@@ -12,6 +12,7 @@ and requests as metadata. A stop for the account's daily quota becomes a retry n
 """
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,16 +72,17 @@ def _asset(
         description=f"Insightly {name}, one account per partition, as Parquet in "
         f"{out_dir}/account=<name>/",
         kinds={"parquet"},
+        output_required=False,  # a partition whose entry leaves the object out: nothing
     )
-    def export_object(context: AssetExecutionContext) -> dg.MaterializeResult:
+    def export_object(context: AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
         entry = pick(read_accounts(accounts_file), context.partition_key, accounts_file)
         if entry.objects and name not in resolve_objects(list(entry.objects)):
             # as `export --accounts` does: an entry's objects: is what it exports
-            raise dg.Failure(
-                description=f"{entry.name}'s entry in {accounts_file} lists objects: "
-                f"{', '.join(entry.objects)}; {name} is not exported for it",
-                allow_retries=False,
+            context.log.info(
+                f"{entry.name}'s entry in {accounts_file} lists objects: "
+                f"{', '.join(entry.objects)}; {name} is not exported for it"
             )
+            return
         later = incremental and (out_dir / f"account={entry.name}").exists()
         options = ExportOptions(
             out_dir=out_dir / f"account={entry.name}",
@@ -104,7 +106,7 @@ def _asset(
         (done,) = [o for o in result.objects if o.name == name]
         if done.refusal is not None:
             raise done.refusal
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "account": result.account or entry.name,
                 "rows": done.rows,
