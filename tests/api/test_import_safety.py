@@ -36,6 +36,11 @@ def tags(r: dict[str, Any]) -> list[str]:
     return [t["TAG_NAME"] for t in r.get("TAGS") or ()]
 
 
+# a person by e-mail, with name and title: an edited e-mail keeps the row (its name) the same
+PERSON_BY_EMAIL = (
+    "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+    "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n"
+)
 MAPPING_HEAD = "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
 
 
@@ -684,12 +689,7 @@ async def test_a_row_whose_edited_key_finds_another_record_is_undone_as_what_it_
     that: it deleted the person it had matched, keeping its own duplicate."""
     sb = make_sandbox()
     head = "First,Last,Email,Title\n"
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
-        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
-    )
+    mapping = write(tmp_path, "m.yaml", PERSON_BY_EMAIL)
     samir = record(sb, 2001)
     file = write(tmp_path, "p.csv", f"{head}Samir,Ivanova,samir.ivanova@typo.example,{title}\n")
     assert (await run_import(sb, file, mapping)).counts.created == 1
@@ -720,12 +720,7 @@ async def test_a_row_that_updated_one_record_then_another_is_undone_on_each(
     """Run 1 updates Samir (2001), the key is edited, run 2 updates 2002: undo restored only
     2002 and left Samir with the import's values (before, it put Samir's old values on 2002)."""
     sb = make_sandbox()
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
-        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
-    )
+    mapping = write(tmp_path, "m.yaml", PERSON_BY_EMAIL)
     first, second = record(sb, 2001), record(sb, 2002)
     head = "First,Last,Email,Title\n"  # the same person by name: an edited row, not a new one
     file = write(tmp_path, "u.csv", f"{head}Pat,Doe,{first['EMAIL_ADDRESS']},Imported\n")
@@ -826,12 +821,7 @@ async def test_a_key_edited_away_and_back_is_undone_and_imported_again_exactly(
     undo kept the record it made as a 'conflict' (and left 2006 changed), and a re-import
     after undo created nothing, reporting 'unchanged' on the deleted record."""
     sb = make_sandbox()
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
-        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Title: TITLE\n",
-    )
+    mapping = write(tmp_path, "m.yaml", PERSON_BY_EMAIL)
     quinn = record(sb, 2006)
     head = "First,Last,Email,Title\n"
     file = write(tmp_path, "g.csv", f"{head}Gus,Grey,gus.grey@x.example,Buyer\n")
