@@ -318,6 +318,15 @@ class InsightlyClient:
         """Counts the requests sent from now on: `meter.requests`."""
         return RequestMeter(self.stats, self.stats.sent)
 
+    def _halted(self, message: str, method: str, path: str) -> Halted:
+        """The stop, with the exit code of the signal that set it (128 + its number, as a
+        shell reports it: 130 Ctrl-C, 143 SIGTERM), for the files that record the stop."""
+        exc = Halted(message, method=method, path=path)
+        signum = getattr(self._halt, "signum", None)
+        if isinstance(signum, int):
+            exc.exit_code = 128 + signum
+        return exc
+
     def halt_on(self, event: asyncio.Event) -> None:
         """Once `event` is set, no further request leaves: each raises `Halted` instead. The
         writes already sent are awaited by their callers (their answers say what they did);
@@ -685,9 +694,7 @@ class InsightlyClient:
                 raise
             self._dropped.discard(task)
             task.uncancel()  # a stop's, not the caller's: the read ends as a halted request
-            raise Halted(
-                "stopping: a read in flight was dropped", method=method, path=path
-            ) from None
+            raise self._halted("stopping: a read in flight was dropped", method, path) from None
         finally:
             if task is not None:
                 self._reading.discard(task)
@@ -702,7 +709,7 @@ class InsightlyClient:
 
     def _check_budget(self, method: str, path: str) -> None:
         if self._halt is not None and self._halt.is_set():
-            raise Halted("stopping: not sent", method=method, path=path)
+            raise self._halted("stopping: not sent", method, path)
         if self._quota_spent is not None:
             raise self._quota_spent
         if self.max_requests is not None and self.stats.sent >= self.max_requests:

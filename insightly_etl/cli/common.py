@@ -769,6 +769,7 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
 
     def on_signal(signum: int) -> None:
         received.append(signum)
+        stop.signum = signum  # type: ignore[attr-defined]  # the client's Halted says which
         click.echo(
             "\nStopping: no new request is sent; reads in flight are dropped, writes in flight"
             " awaited (Ctrl-C again to abort at once)…",

@@ -123,6 +123,7 @@ def test_sigterm_stops_an_export_cleanly_with_its_summary(tmp_path: Path) -> Non
         assert summary["requests"] >= 2
         manifest = json.loads((tmp_path / "x" / "_manifest.json").read_text())
         assert manifest["stopped"]["reason"] == "interrupted" and "finished_utc" not in manifest
+        assert manifest["stopped"]["exit_code"] == 143  # as the process ended (it said 130)
         rerun = cli("export", "contacts", "--out", str(tmp_path / "x"), "--quiet", env=env)
         assert rerun.returncode == 0, rerun.stderr
     assert "stopped" not in json.loads((tmp_path / "x" / "_manifest.json").read_text())

@@ -94,3 +94,15 @@ def test_a_file_written_in_frames_is_one_csv_with_one_header_and_every_cell_esca
         "4,echo ***",
         "5,'@x",
     ]
+
+
+def test_a_file_that_cannot_be_made_is_named_as_asked_not_by_its_partial_name(
+    tmp_path: Path,
+) -> None:
+    """`report --html /proc/x.html` said `/proc/.x.html.partial: No such file or directory`."""
+    import pytest
+
+    for target in (tmp_path / "no" / "r.html", Path("/proc/r.html")):
+        with pytest.raises(OSError) as failed:
+            write_csv(pd.DataFrame({"a": [1]}), target)
+        assert failed.value.filename == str(target)
