@@ -224,12 +224,15 @@ def export(
         return
     where = str(out_dir)
     pull_partition = None
+    partitions_beside: tuple[str, ...] = ()
     with contextlib.ExitStack() as stack:
         if isinstance(out_dir, str):  # object storage: the export runs in a staging folder
             from insightly_etl.extract.remote import staged
 
             stage = stack.enter_context(staged(where))
             out_dir, pull_partition = stage.folder, stage.pull_partition
+            if not account_partition:
+                partitions_beside = tuple(stage.partitions())
         files_present: dict[str, int] = {}
         if isinstance(files_dir, str):  # downloads gather here, then are uploaded
             from insightly_etl.extract.remote import collected
@@ -243,6 +246,7 @@ def export(
             files_present=files_present,
             pull_partition=pull_partition,
             location=where if where != str(out_dir) else None,
+            partitions_beside=partitions_beside,
         )
         if detect_deletes and not quiet:
             from insightly_etl.extract.export import deletion_cost

@@ -164,6 +164,8 @@ class ExportOptions:
     # object storage: brings the run's own account partition into the staging out_dir
     pull_partition: Callable[[str], None] | None = None
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
+    # object storage: the account partitions at the location (not staged: not seen locally)
+    partitions_beside: tuple[str, ...] = ()
 
     @property
     def shown(self) -> str:
@@ -460,6 +462,7 @@ class Exporter:
         that readers take for one (an older manifest without them was flat Parquet)."""
         layout, table_format = self.options.layout, self.options.table_format
         partitions = [p for p in self.out_dir.glob("account=*") if (p / MANIFEST).is_file()]
+        partitions += [self.out_dir / name for name in self.options.partitions_beside]
         if partitions and not self.manifest["objects"] and not self.options.account_partition:
             raise InputError(
                 f"{self.options.shown} holds a lake export's account partitions "

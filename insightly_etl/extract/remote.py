@@ -324,6 +324,21 @@ class Staging:
             raise _storage_error(uri, exc) from None
         self.before = _local_files(self.folder)
 
+    def partitions(self) -> list[str]:
+        """The account partitions at the location that hold an export (`account=acme`), by
+        their names alone: none of them is read (a flat export must not land beside them)."""
+        try:
+            found = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+            names = [
+                i.base_name
+                for i in found
+                if i.type == pafs.FileType.Directory and _PARTITION.match(i.base_name)
+            ]
+            manifests = self.fs.get_file_info([f"{self.root}/{n}/{MANIFEST}" for n in names])
+        except _FAILURES as exc:
+            raise _storage_error(self.uri, exc) from None
+        return [n for n, m in zip(names, manifests, strict=True) if m.type == pafs.FileType.File]
+
 
 @contextmanager
 def staged(uri: str) -> Iterator[Staging]:

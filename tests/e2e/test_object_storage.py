@@ -410,6 +410,11 @@ def test_a_lake_layout_in_s3_reads_in_duckdb_through_pyarrow(
     with running_sandbox(SandboxConfig(api_key=KEY)) as sb:
         env = {**s3, "INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
         assert cli("export", "contacts", *lake, env=env, cwd=tmp_path).returncode == 0
+        # a flat export beside the partitions: refused, though the staging folder never
+        # holds them (and no partition's manifest is read to tell)
+        flat = cli("export", "contacts", "--out", "s3://crm/lake", env=env, cwd=tmp_path)
+        assert flat.returncode == 2, flat.stderr
+        assert "s3://crm/lake holds a lake export's account partitions" in flat.stderr
         api = httpx.Client(base_url=sb.url, auth=(KEY, ""))
         gone = api.get("Contacts", params={"top": 1}).json()[0]["CONTACT_ID"]
         api.delete(f"Contacts/{gone}").raise_for_status()
