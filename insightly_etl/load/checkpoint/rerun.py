@@ -139,22 +139,21 @@ def _forget_undo(store: Checkpoint) -> int:
             if key >= 0 or state not in UNDONE:
                 continue
             found = db.execute("SELECT record_id FROM moved_records WHERE id=?", (-key,)).fetchone()
-            if found is not None:
-                replanned |= {
-                    r for (r,) in db.execute("SELECT row FROM rows WHERE record_id=?", found)
-                }
-            if found is not None and state in gone:
+            db.execute("DELETE FROM moved_records WHERE id=?", (-key,))
+            if found is None:
+                continue
+            replanned |= {r for (r,) in db.execute("SELECT row FROM rows WHERE record_id=?", found)}
+            if state in gone:
                 db.execute(
                     "UPDATE rows SET state=?, action=NULL, record_id=NULL, created=0,"
                     " payload=NULL WHERE record_id=?",
                     (RowState.PLANNED, found[0]),
                 )
-            elif found is not None:
+            else:
                 db.execute(
                     "UPDATE rows SET state=? WHERE record_id=? AND state=?",
                     (RowState.PLANNED, found[0], RowState.DONE),
                 )
-            db.execute("DELETE FROM moved_records WHERE id=?", (-key,))
         db.execute("DELETE FROM undo")
     return len(replanned)
 

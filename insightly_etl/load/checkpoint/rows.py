@@ -262,7 +262,9 @@ class RowJournal:
         if old is None:
             return False
         line, rid, created, payload, stamp = old
-        changes = [[c.field, c.before, c.written] for c in self._changes(row, rid) if not created]
+        changes = (
+            [] if created else [[c.field, c.before, c.written] for c in self._changes(row, rid)]
+        )
         if created or changes:
             db.execute(
                 "INSERT INTO moved_records (line, record_id, created, payload, stamp, changes,"
