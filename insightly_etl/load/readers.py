@@ -13,6 +13,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 import zipfile
 import zlib
 from collections import Counter
@@ -512,8 +513,8 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
                 raise InputError(
                     f"{path}: cannot decode as {enc}: {exc}",
                     hint="Leave out --encoding to have it detected, or name the one the file "
-                    "was saved in (cp1252 Western, cp1250 Central European, cp1254 Turkish, "
-                    "cp932 Japanese).",
+                    "was saved in (cp1252 Western, cp1250 Central European, cp1251 Cyrillic, "
+                    "cp1254 Turkish, cp932 Japanese).",
                 ) from None
         except LookupError:
             raise InputError(
@@ -523,13 +524,30 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes any bytes")
 
 
-# code pages a file that is not UTF-8 may be in, besides Windows-1252: Central European
-# (Polish, Czech, Hungarian …), Turkish and Japanese; each decodes most bytes, so the text
-# itself must say which
+# code pages a file that is not UTF-8 may be in, besides Windows-1252: those Excel and
+# LibreOffice save "CSV" in where Windows speaks the language (Central European, Baltic,
+# Turkish, Cyrillic, Greek, Hebrew, Arabic, Thai, Japanese); each decodes most bytes, so the
+# text itself must say which
 _OTHER_PAGES = {
     "cp1250": "Windows-1250 (Central European)",
+    "cp1257": "Windows-1257 (Baltic)",
     "cp1254": "Windows-1254 (Turkish)",
+    "cp1251": "Windows-1251 (Cyrillic)",
+    "cp1253": "Windows-1253 (Greek)",
+    "cp1255": "Windows-1255 (Hebrew)",
+    "cp1256": "Windows-1256 (Arabic)",
+    "cp874": "Windows-874 (Thai)",
     "cp932": "Shift-JIS (Japanese)",
+}
+# the scripts of those pages that are not Latin, by their Unicode blocks: a word of such a
+# page is written in one script alone (a Latin word with a Cyrillic letter in it, `Mьller`,
+# is a German `Müller` read as Windows-1251)
+_SCRIPTS = {
+    "Cyrillic": (0x0400, 0x052F),
+    "Greek": (0x0370, 0x03FF),
+    "Hebrew": (0x0590, 0x05FF),
+    "Arabic": (0x0600, 0x06FF),
+    "Thai": (0x0E00, 0x0E7F),
 }
 _PAGE_NAMES = {"cp1252": "Windows-1252 (Western European)", "latin-1": "Latin-1", **_OTHER_PAGES}
 
@@ -554,6 +572,9 @@ _ALPHABETS = [
         "čćđšž",  # Croatian, Slovenian, Bosnian
         "ăâîșțşţ",  # Romanian
         "çğıöşüâîûi̇",  # Turkish
+        "ąčęėįšųūž",  # Lithuanian
+        "āčēģīķļņšūž",  # Latvian
+        "äöõüšž",  # Estonian
     )
 ]
 # letters a code page has that are rare even in the languages that use them: a reading that
@@ -576,25 +597,105 @@ def _reads_as_japanese(text: str) -> bool:
 
 
 def _in_word(text: str, i: int) -> bool:
-    return any(c.isalpha() for c in text[i - 1 : i] + text[i + 1 : i + 2])
+    return any(_letter(c) for c in text[i - 1 : i] + text[i + 1 : i + 2])
 
 
 def _weight(text: str, i: int) -> float:
     """How much a character at a position where two readings differ speaks for its reading:
-    a letter inside a word (less if rare), a currency sign before a number."""
+    a letter inside a word (less if rare, or if a Latin letter in a word of three or more
+    with no ASCII letter: `Àííà` is a Russian `Анна` read as Windows-1252), a currency sign
+    before a number."""
     ch = text[i]
-    if ch.isalpha():
+    if _letter(ch):
         if not _in_word(text, i):
             return 0.3
-        return 0.2 if ch.lower() in _RARE else 1.0
+        if ch.lower() in _RARE:
+            return 0.2
+        if _script(ch) is None and _unlatin_word(text, i):
+            return 0.3
+        return 1.0
     if ch in "£€¥$" and text[i + 1 : i + 2].isdigit():
         return 1.0
     return 0.0
 
 
+def _script(ch: str) -> str | None:
+    """The non-Latin script (of _SCRIPTS) a character is written in, if any."""
+    return next((name for name, (lo, hi) in _SCRIPTS.items() if lo <= ord(ch) <= hi), None)
+
+
 def _fits_a_language(text: str) -> bool:
-    letters = {c for c in text.lower() if ord(c) > 127 and c.isalpha()}
-    return any(letters <= alphabet for alphabet in _ALPHABETS) if letters else True
+    """Its accented letters all belong to one Latin-script language; or its non-ASCII
+    letters are all of one other script, in words of that script alone."""
+    letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
+    if not letters:
+        return True
+    if any(letters <= alphabet for alphabet in _ALPHABETS):
+        return True
+    scripts = {_script(c) for c in letters}
+    if len(scripts) != 1 or None in scripts:
+        return False
+    words = "".join(c if _letter(c) else " " for c in text).split()
+    return not any(_mixed(word) for word in words)
+
+
+def _mixed(word: str) -> bool:
+    """A word with ASCII letters and letters of another script in it."""
+    return any(c.isascii() for c in word) and any(_script(c) for c in word)
+
+
+def _letter(ch: str) -> bool:
+    """A letter, or a mark written on one (Thai and Hebrew vowels, Arabic harakat)."""
+    return ch.isalpha() or unicodedata.category(ch).startswith("M")
+
+
+# each script's letters from the most to the least frequent in its main languages (Russian
+# and Ukrainian; Greek; Hebrew; Arabic; Thai), accents taken off: the bytes of a Cyrillic
+# file read as Greek are Greek letters too, but rarer ones (`Иван` -> `Θβΰν`)
+_BY_FREQUENCY = {
+    "Cyrillic": "оеаинтсрвлкмдпуяіыьгзбчйхжшюцщєїэфґъё",
+    "Greek": "αοιετσνηυρπκμλςωδγχθφβξζψ",
+    "Hebrew": "יוהלארמתבנשעםדכקחפסןגזצטךףץ",
+    "Arabic": "اليمونرتبةعهدفكسقحجشطصزخضثذغظىءئؤأإآ",
+    "Thai": "านรกอเงมยลวดทสตคปบหแไจพขใชโศถผซฝฉญฐธภษฮ",
+}
+
+
+def _common_share(text: str) -> float:
+    """How common a text's non-Latin letters are in their script, from 1 (all the most
+    common letter) down (rare ones, or none of the script)."""
+    scores = []
+    for c in unicodedata.normalize("NFD", text.lower()):
+        if c.isalpha() and (script := _script(c)):
+            order = _BY_FREQUENCY[script]
+            rank = order.find(c)
+            scores.append(1 - rank / len(order) if rank >= 0 else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def _one_script(pages: list[str], readings: dict[str, str]) -> list[str]:
+    """Of readings in non-Latin scripts, which all read bytes as words of their own script,
+    the one whose letters are the script's common ones, when it clearly is: the others
+    are dropped (the Latin readings stay, for _single_byte's weighing)."""
+    scripted = [e for e in pages if any(_script(c) for c in readings[e])]
+    if len(scripted) < 2:
+        return pages
+    shares = {e: _common_share(readings[e]) for e in scripted}
+    best, second = sorted(shares.values(), reverse=True)[:2]
+    if best - second < 0.08:
+        return pages  # too close to call: refused, naming both
+    return [e for e in pages if e not in scripted or shares[e] == best]
+
+
+def _unlatin_word(text: str, i: int) -> bool:
+    """The word around position `i` has three letters or more, none of them ASCII."""
+    start = end = i
+    while start > 0 and _letter(text[start - 1]):
+        start -= 1
+    while end < len(text) and _letter(text[end]):
+        end += 1
+    word = text[start:end]
+    return len(word) >= 3 and not any(c.isascii() for c in word)
 
 
 def _plausible(text: str) -> float:
@@ -605,7 +706,7 @@ def _plausible(text: str) -> float:
         if ord(ch) < 128:
             continue
         total += 1
-        hits += ch.isalpha() and _in_word(text, i)
+        hits += _letter(ch) and _in_word(text, i)
     return hits / total if total else 1.0
 
 
@@ -635,41 +736,46 @@ def _single_byte(path: Path, raw: bytes, fallback: str, text: str) -> tuple[str,
     likely = [e for e, score in scores.items() if score >= best - 0.05]
     # Japanese has no accented letters to check; the European pages must spell one language
     fitting = [e for e in likely if e == "cp932" or _fits_a_language(readings[e])]
-    likely = fitting or likely[:1]
+    likely = _one_script(fitting, readings) if fitting else likely[:1]
     distinct = {readings[e]: e for e in reversed(likely)}  # one page per reading, first wins
     likely = [e for e in likely if distinct.get(readings[e]) == e]
-    if len(likely) > 1:
+    if len(likely) > 1:  # where the readings (of one length) differ, whose letters fit best
+        alike = [e for e in likely if len(readings[e]) == len(readings[likely[0]])]
+        differ = [
+            i
+            for i, chars in enumerate(zip(*(readings[e] for e in alike), strict=True))
+            if len(set(chars)) > 1
+        ]
         weights = {e: 0.0 for e in likely}
-        others = likely[1:]
-        a = likely[0]
-        for b in others:
-            if len(readings[a]) != len(readings[b]):
-                continue
-            for i, (x, y) in enumerate(zip(readings[a], readings[b], strict=True)):
-                if x != y:
-                    weights[a] += _weight(readings[a], i)
-                    weights[b] += _weight(readings[b], i)
+        for e in alike:
+            weights[e] = sum(_weight(readings[e], i) for i in differ)
         ranked = sorted(likely, key=lambda e: -weights[e])
         if weights[ranked[0]] >= 2 * weights[ranked[1]] and weights[ranked[0]] > 0:
             likely = ranked[:1]
     if len(likely) > 1:
-        a, b = likely[0], likely[1]
-        pairs = zip(readings[a], readings[b], strict=False)
-        shortest = min(len(readings[a]), len(readings[b]))
-        at = next((i for i, (x, y) in enumerate(pairs) if x != y), shortest)
-        left = re.search(r"[^\s,;|\t\"]*$", readings[a][:at])
-        begin = left.start() if left else at
-        shown = [re.match(r"[^\s,;|\t\"]*", readings[e][begin:]) for e in (a, b)]
-        words = [m.group(0) if m else "" for m in shown]
-        raise InputError(
-            f"{path}: not UTF-8, and it reads as {words[0]!r} in {_PAGE_NAMES[a]} or "
-            f"{words[1]!r} in {_PAGE_NAMES[b]}",
-            hint=f"Name its encoding: --encoding {a} reads {words[0]!r}, --encoding {b} "
-            f"reads {words[1]!r}; or save the file as CSV UTF-8.",
-        )
+        raise _undecided(path, likely[:4], readings)
     enc = likely[0]
     whole = text if enc == fallback else raw.decode(enc)
     return whole.removeprefix("\ufeff"), enc
+
+
+def _undecided(path: Path, pages: list[str], readings: dict[str, str]) -> InputError:
+    """Refusal of a file that reads as words in each of `pages`, naming the first word
+    they read differently, as each reads it."""
+    a = pages[0]
+    shortest = min(len(readings[e]) for e in pages)
+    at = next((i for i in range(shortest) if len({readings[e][i] for e in pages}) > 1), shortest)
+    left = re.search(r"[^\s,;|\t\"]*$", readings[a][:at])
+    begin = left.start() if left else at
+    shown = {e: re.match(r"[^\s,;|\t\"]*", readings[e][begin:]) for e in pages}
+    words = {e: m.group(0) if m else "" for e, m in shown.items()}
+    said = [f"{words[e]!r} in {_PAGE_NAMES[e]}" for e in pages]
+    return InputError(
+        f"{path}: not UTF-8, and it reads as {', '.join(said[:-1])} or {said[-1]}",
+        hint="Name its encoding: "
+        + ", ".join(f"--encoding {e} reads {words[e]!r}" for e in pages)
+        + "; or save the file as CSV UTF-8.",
+    )
 
 
 def _read_csv_arrow(

@@ -263,6 +263,36 @@ def test_a_row_whose_letters_the_code_page_lost_is_not_created(tmp_path: Path) -
     ) in errors
 
 
+def test_a_csv_saved_in_a_cyrillic_code_page_arrives_in_cyrillic(tmp_path: Path) -> None:
+    """Excel on a Russian Windows saves "CSV (Comma delimited)" in Windows-1251: read as
+    Windows-1252, `Иван` would have been created as `Èâàí`."""
+    file = tmp_path / "people.csv"
+    file.write_bytes(
+        "Имя;Фамилия;Email\nИван;Петров;ivan@example.ru\nМария;Иванова;maria@example.ru\n"
+        "Олег;Сидоренко;oleg@example.ua\n".encode("cp1251")
+    )
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\n"
+        "columns: {Имя: FIRST_NAME, Фамилия: LAST_NAME, Email: EMAIL_ADDRESS}\n",
+        encoding="utf-8",
+    )
+    sb = corpus_sandbox()
+    result = run(sb, "import", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 0, result.output
+    assert "Plan: 3 to create, 0 to update" in result.stderr
+    names = {
+        r["EMAIL_ADDRESS"]: (r["FIRST_NAME"], r["LAST_NAME"])
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"].endswith((".ru", ".ua"))
+    }
+    assert names == {
+        "ivan@example.ru": ("Иван", "Петров"),
+        "maria@example.ru": ("Мария", "Иванова"),
+        "oleg@example.ua": ("Олег", "Сидоренко"),
+    }
+
+
 def test_an_ascii_file_with_lost_letters_is_not_created_either(tmp_path: Path) -> None:
     file = tmp_path / "people.csv"
     file.write_text("FIRST_NAME,EMAIL_ADDRESS\nAnna,?ukasz.2901@example.pl\n", encoding="ascii")

@@ -448,6 +448,53 @@ def test_more_code_pages_people_save_in(tmp_path: Path, text: str, page: str) ->
     assert table.frame.iloc[0].tolist() == text.splitlines()[1].split(",")
 
 
+@pytest.mark.parametrize(
+    ("text", "page"),
+    [
+        ("Name,City\nИван Петров,Москва\nАнна Смирнова,Санкт-Петербург\n", "cp1251"),
+        ("Name\nАнна\n", "cp1251"),  # Àííà in Windows-1252: no Latin word is all accents
+        ("Name,City\nОлег Сидоренко,Київ\n", "cp1251"),
+        ("Name,City\nΓιώργος Παπαδόπουλος,Αθήνα\nΜαρία Κωνσταντίνου,Θεσσαλονίκη\n", "cp1253"),
+        (
+            "Name,City\nאבי כהן,תל אביב\nשרה לוי,ירושלים\nדוד מזרחי,חיפה\nרחל פרץ,באר שבע\n",
+            "cp1255",
+        ),
+        ("Name,City\nمحمد علي,القاهرة\nفاطمة حسن,الرياض\n", "cp1256"),
+        ("Name,City\nสมชาย ใจดี,กรุงเทพมหานคร\n", "cp874"),
+        ("Name,City\nJonas Petraitis,Šiauliai\nRūta Žukauskienė,Kaunas\n", "cp1257"),
+        ("Name,City\nJānis Bērziņš,Rīga\n", "cp1257"),
+        ("Name,City\nSøren Kierkegaard,København\nÅse,Tromsø\n", "cp1252"),
+        ("Name,Note\nBjörk,Reykjavík\nÞór,Ísafjörður\n", "cp1252"),
+    ],
+)
+def test_code_pages_of_other_scripts_read_as_their_script(
+    tmp_path: Path, text: str, page: str
+) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes(text.encode(page))
+    table = read_table(path)
+    assert table.encoding == page
+    assert table.frame.iloc[0].tolist() == text.splitlines()[1].split(",")
+
+
+def test_a_few_words_that_read_in_three_scripts_are_refused_naming_each_reading(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "saved.csv"
+    path.write_bytes("Name,City\nאבי כהן,תל אביב\n".encode("cp1255"))
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert caught.value.message == (
+        f"{path}: not UTF-8, and it reads as 'абй' in Windows-1251 (Cyrillic), 'ΰαι' in "
+        "Windows-1253 (Greek) or 'אבי' in Windows-1255 (Hebrew)"
+    )
+    assert caught.value.hint == (
+        "Name its encoding: --encoding cp1251 reads 'абй', --encoding cp1253 reads 'ΰαι', "
+        "--encoding cp1255 reads 'אבי'; or save the file as CSV UTF-8."
+    )
+    assert read_table(path, encoding="cp1255").frame.iloc[0].tolist() == ["אבי כהן", "תל אביב"]
+
+
 def test_a_few_hungarian_words_that_also_read_as_portuguese_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "saved.csv"
     path.write_bytes("Name,City\nÁdám Szőke,Győr\n".encode("cp1250"))
