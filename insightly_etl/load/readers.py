@@ -418,6 +418,11 @@ def read_csv(
         table = _read_csv(path, blanked, encoding, sep)
     if _needs_a_look(raw):
         _look_at_cells(table, named=named)
+    if not named and table.encoding in _PAGE_NAMES:  # a guess, from the letters: said
+        table.notes.append(
+            f"{path.name} is not UTF-8: read as {_PAGE_NAMES[table.encoding]}; if its "
+            "letters read wrong, name the encoding with --encoding"
+        )
     return table
 
 

@@ -281,6 +281,10 @@ def test_a_csv_saved_in_a_cyrillic_code_page_arrives_in_cyrillic(tmp_path: Path)
     result = run(sb, "import", str(file), "--mapping", str(mapping))
     assert result.exit_code == 0, result.output
     assert "Plan: 3 to create, 0 to update" in result.stderr
+    assert (
+        "Note: people.csv is not UTF-8: read as Windows-1251 (Cyrillic); if its letters read "
+        "wrong, name the encoding with --encoding\n"
+    ) in result.stderr
     names = {
         r["EMAIL_ADDRESS"]: (r["FIRST_NAME"], r["LAST_NAME"])
         for r in sb.account.collections["Contacts"].records.values()
