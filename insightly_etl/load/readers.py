@@ -530,12 +530,11 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
 
 
 # code pages a file that is not UTF-8 may be in, besides Windows-1252: those Excel and
-# LibreOffice save "CSV" in where Windows speaks the language (Central European, Baltic,
+# LibreOffice save "CSV" in where Windows speaks the language (Central European,
 # Turkish, Cyrillic, Greek, Hebrew, Arabic, Thai, Japanese); each decodes most bytes, so the
 # text itself must say which
 _OTHER_PAGES = {
     "cp1250": "Windows-1250 (Central European)",
-    "cp1257": "Windows-1257 (Baltic)",
     "cp1254": "Windows-1254 (Turkish)",
     "cp1251": "Windows-1251 (Cyrillic)",
     "cp1253": "Windows-1253 (Greek)",
@@ -568,7 +567,9 @@ _ALPHABETS = [
         "áâãàçéêíóôõú",  # Portuguese
         "àèéìíîòóùú",  # Italian
         "àçèéíïòóúü·",  # Catalan
-        "åæøäöéáðþýíóú",  # Nordic, Icelandic
+        "åæøé",  # Danish, Norwegian
+        "åäöé",  # Swedish, Finnish
+        "áðéíóúýþæö",  # Icelandic
         "ëéèïöü",  # Dutch
         "ąćęłńóśźż",  # Polish
         "áčďéěíňóřšťúůýž",  # Czech
@@ -577,9 +578,6 @@ _ALPHABETS = [
         "čćđšž",  # Croatian, Slovenian, Bosnian
         "ăâîșțşţ",  # Romanian
         "çğıöşüâîûi̇",  # Turkish
-        "ąčęėįšųūž",  # Lithuanian
-        "āčēģīķļņšūž",  # Latvian
-        "äöõüšž",  # Estonian
     )
 ]
 # letters a code page has that are rare even in the languages that use them: a reading that
@@ -640,8 +638,29 @@ def _fits_a_language(text: str) -> bool:
     scripts = {_script(c) for c in letters}
     if len(scripts) != 1 or None in scripts:
         return False
-    words = "".join(c if _letter(c) else " " for c in text).split()
-    return not any(_mixed(word) for word in words)
+    return not any(_mixed(word) for word in _words(text))
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c if _letter(c) else " " for c in text).split()
+
+
+# the languages of _ALPHABETS by the code page their countries' Windows saves in: a list of
+# people from several countries of one region (`Győr`, `Růžena`) spells no one language
+_REGIONS = [set().union(*_ALPHABETS[:10]), set().union(*_ALPHABETS[10:16]), _ALPHABETS[16]]
+
+
+def _fits_a_region(text: str) -> bool:
+    letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
+    return any(letters <= region for region in _REGIONS)
+
+
+def _by_region(pages: list[str], readings: dict[str, str], fallback: str) -> list[str]:
+    """When no reading spells one language: the pages whose letters are of one region's
+    languages, if the fallback (Windows-1252) is not one of them; else none (the fallback
+    stays the choice, as it always was)."""
+    fit = [e for e in pages if e != "cp932" and _fits_a_region(readings[e])]
+    return [] if fallback in fit else fit
 
 
 def _mixed(word: str) -> bool:
@@ -741,6 +760,7 @@ def _single_byte(path: Path, raw: bytes, fallback: str, text: str) -> tuple[str,
     likely = [e for e, score in scores.items() if score >= best - 0.05]
     # Japanese has no accented letters to check; the European pages must spell one language
     fitting = [e for e in likely if e == "cp932" or _fits_a_language(readings[e])]
+    fitting = fitting or _by_region(likely, readings, fallback)
     likely = _one_script(fitting, readings) if fitting else likely[:1]
     distinct = {readings[e]: e for e in reversed(likely)}  # one page per reading, first wins
     likely = [e for e in likely if distinct.get(readings[e]) == e]

@@ -422,6 +422,9 @@ def test_a_file_that_is_not_utf8_is_read_in_the_code_page_that_spells_one_langua
         ("Item,Note\nBudget,£5000\n", "cp1252"),
         ("Name\nWeiß\n", "cp1252"),
         ("Name\nJoão Gonçalves\n", "cp1252"),
+        # people of several countries of one region: no one language spells them all
+        ("Name,City\nGyőző Kovács,Košice\nĐuro Horvat,Győr\n", "cp1250"),  # was Gyõzõ
+        ("Name,City\nJoão Müller,Cañón\nSøren Ørsted,Zürich\n", "cp1252"),
         # code pages of other scripts: their words are of that script alone
         ("Name,City\nИван Петров,Москва\nАнна Смирнова,Санкт-Петербург\n", "cp1251"),
         ("Name\nАнна\n", "cp1251"),  # Àííà in Windows-1252: no Latin word is all accents
@@ -433,8 +436,6 @@ def test_a_file_that_is_not_utf8_is_read_in_the_code_page_that_spells_one_langua
         ),
         ("Name,City\nمحمد علي,القاهرة\nفاطمة حسن,الرياض\n", "cp1256"),
         ("Name,City\nสมชาย ใจดี,กรุงเทพมหานคร\n", "cp874"),
-        ("Name,City\nJonas Petraitis,Šiauliai\nRūta Žukauskienė,Kaunas\n", "cp1257"),
-        ("Name,City\nJānis Bērziņš,Rīga\n", "cp1257"),
         ("Name,City\nSøren Kierkegaard,København\nÅse,Tromsø\n", "cp1252"),
         ("Name,Note\nBjörk,Reykjavík\nÞór,Ísafjörður\n", "cp1252"),
     ],
