@@ -531,8 +531,8 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
 
 # code pages a file that is not UTF-8 may be in, besides Windows-1252: those Excel and
 # LibreOffice save "CSV" in where Windows speaks the language (Central European,
-# Turkish, Cyrillic, Greek, Hebrew, Arabic, Thai, Japanese); each decodes most bytes, so the
-# text itself must say which
+# Turkish, Cyrillic, Greek, Hebrew, Arabic, Thai, Japanese), and Excel for Mac's; each
+# decodes most bytes, so the text itself must say which
 _OTHER_PAGES = {
     "cp1250": "Windows-1250 (Central European)",
     "cp1254": "Windows-1254 (Turkish)",
@@ -542,6 +542,7 @@ _OTHER_PAGES = {
     "cp1256": "Windows-1256 (Arabic)",
     "cp874": "Windows-874 (Thai)",
     "cp932": "Shift-JIS (Japanese)",
+    "mac_roman": "Mac Roman (Excel for Mac's CSV)",
 }
 # the scripts of those pages that are not Latin, by their Unicode blocks: a word of such a
 # page is written in one script alone (a Latin word with a Cyrillic letter in it, `Mьller`,
@@ -614,6 +615,8 @@ def _weight(text: str, i: int) -> float:
             return 0.3
         if ch.lower() in _RARE:
             return 0.2
+        if ch.isupper() and text[i - 1 : i].islower():  # `AmÈlie`: a French é in Mac Roman
+            return 0.1
         if _script(ch) is None and _unlatin_word(text, i):
             return 0.3
         return 1.0
@@ -627,12 +630,25 @@ def _script(ch: str) -> str | None:
     return next((name for name, (lo, hi) in _SCRIPTS.items() if lo <= ord(ch) <= hi), None)
 
 
+def _camel(text: str) -> bool:
+    """Many of its non-ASCII capitals stand after a small letter, inside a word: `AmÈlie` is
+    a French `Amélie` of Windows-1252 read as Mac Roman, not a name."""
+    capitals = inside = 0
+    for i, ch in enumerate(text):
+        if ord(ch) > 127 and ch.isupper():
+            capitals += 1
+            inside += text[i - 1 : i].islower()
+    return inside > 0.2 * capitals if capitals else False
+
+
 def _fits_a_language(text: str) -> bool:
     """Its accented letters all belong to one Latin-script language; or its non-ASCII
     letters are all of one other script, in words of that script alone."""
     letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
     if not letters:
         return True
+    if _camel(text):
+        return False
     if any(letters <= alphabet for alphabet in _ALPHABETS):
         return True
     scripts = {_script(c) for c in letters}
@@ -652,7 +668,7 @@ _REGIONS = [set().union(*_ALPHABETS[:10]), set().union(*_ALPHABETS[10:16]), _ALP
 
 def _fits_a_region(text: str) -> bool:
     letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
-    return any(letters <= region for region in _REGIONS)
+    return not _camel(text) and any(letters <= region for region in _REGIONS)
 
 
 def _by_region(pages: list[str], readings: dict[str, str], fallback: str) -> list[str]:

@@ -425,6 +425,9 @@ def test_a_file_that_is_not_utf8_is_read_in_the_code_page_that_spells_one_langua
         # people of several countries of one region: no one language spells them all
         ("Name,City\nGyőző Kovács,Košice\nĐuro Horvat,Győr\n", "cp1250"),  # was Gyõzõ
         ("Name,City\nJoão Müller,Cañón\nSøren Ørsted,Zürich\n", "cp1252"),
+        # Excel for Mac's "Comma Separated Values": Mac Roman, lines ended by CR
+        ("Name,City\rAmélie Dupré,Curaçao\rFrançois Müller,Köln\rJosé Peña,Málaga\r", "mac_roman"),
+        ("Name,City\nNiccolò Rossi,Señor\n", "cp1252"),  # not NiccolÚ, SeÒor in Mac Roman
         # code pages of other scripts: their words are of that script alone
         ("Name,City\nИван Петров,Москва\nАнна Смирнова,Санкт-Петербург\n", "cp1251"),
         ("Name\nАнна\n", "cp1251"),  # Àííà in Windows-1252: no Latin word is all accents
