@@ -325,7 +325,8 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     if source_ids:
         lines.append(
             f"# {source_ids[0]!r} looks like the other system's record id: keep it in a custom "
-            "field (e.g. External_Id__c) and match by it to make re-runs update, not duplicate."
+            "field (e.g. External_Id__c) and match by it to make re-runs update, not duplicate "
+            "(with compare: exact where ids differ by case alone, as Salesforce's do)."
         )
     if table.notes:
         lines += [f"# {note}" for note in table.notes]

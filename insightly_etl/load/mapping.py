@@ -125,6 +125,7 @@ class MatchKey:
     # how text keys compare (after Unicode NFC, trimming, collapsing inner spaces and removing
     # zero-width characters): casefold (the default) or exact; e-mail addresses always casefold
     compare: str = "casefold"
+    compare_given: bool = False  # the mapping says how: casefold then matches ids too (plan.py)
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ COMPARE_MODES = ("casefold", "exact")
 def _match(source: str, value: Any) -> MatchKey:
     items = value if isinstance(value, list) else [value]
     pairs = []
-    compare = "casefold"
+    compare, given = "casefold", False
     for item in items:
         if not isinstance(item, dict) or not item.get("column") or not item.get("field"):
             raise _fail(
@@ -343,8 +344,8 @@ def _match(source: str, value: Any) -> MatchKey:
                     "match.compare",
                     f"must be casefold or exact, not {item['compare']!r}",
                 )
-            compare = str(item["compare"])
-    return MatchKey(tuple(pairs), compare)
+            compare, given = str(item["compare"]), True
+    return MatchKey(tuple(pairs), compare, given)
 
 
 def _links(source: str, obj: str, value: Any) -> tuple[LinkRule, ...]:

@@ -14,6 +14,7 @@ every sub-element a PUT left out (docs/api.md §3, §5).
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -444,6 +445,12 @@ def record_key(
 
 
 PERSON_NAME = ("FIRST_NAME", "LAST_NAME")  # the fields of a contact's or lead's name
+# a key that reads as another system's record id: letters and digits, mixed case, no spaces
+_CASED_ID = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[a-z])(?=[^ ]*[A-Z])[A-Za-z0-9_-]{6,}")
+
+
+def _is_email(spec: FieldSpec | None) -> bool:
+    return spec is not None and spec.is_email
 
 
 def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
@@ -564,6 +571,9 @@ class Planner:
                 rid = record_id(record, self.obj.id_field or "")
                 if rid is None:
                     plan.failed[r] = "the matching record has no integer id in Insightly's answer"
+                    continue
+                if other := self._other_id(r, record):
+                    plan.failed[r] = other
                     continue
                 if self.on_match == "skip":
                     plan.skipped[r] = f"an existing record matches (id {rid}) and --on-match skip"
@@ -1128,6 +1138,27 @@ class Planner:
                 for r in unsure:
                     pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
         return pairs
+
+    def _other_id(self, row: int, record: Record) -> str | None:
+        """Why a record matched ignoring case is not the row's: its key is an id written in
+        other letters (Salesforce's `0035g00000Qa1Bc` and `0035g00000QA1bC` are two records).
+        None when the keys are alike, are not ids, or the mapping says `compare: casefold`."""
+        match = self.result.mapping.match
+        written = self.written_key(row)
+        if match is None or match.compare_given or written is None:
+            return None
+        fields = [f for _, f in match.pairs]
+        held = record_key(record, fields)
+        for here, there, name in zip(written, held or (), fields, strict=False):
+            if here != there and _CASED_ID.fullmatch(here) and not _is_email(self.specs.get(name)):
+                rid = record_id(record, self.obj.id_field or "")
+                return (
+                    f"{name} {here!r} matches record {rid} only ignoring case (it holds "
+                    f"{there!r}): ids written in other letters are other records in many "
+                    "systems (Salesforce); not written. Add compare: exact to the match key, or "
+                    "compare: casefold if they are the same"
+                )
+        return None
 
     def written_key(self, row: int) -> tuple[str, ...] | None:
         """The row's key as the file writes it (tidied, not case-folded): what a search sends,

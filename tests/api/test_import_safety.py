@@ -205,6 +205,56 @@ async def test_edit_one_cell_and_rerun_the_same_command_sends_exactly_one_put(
     assert plan[1:] == [f"3,update,{bob[0]['CONTACT_ID']},FIRST_NAME,Bob,Robert,"]
 
 
+async def test_an_id_of_another_system_in_other_letters_is_never_taken_for_the_same_record(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Salesforce's 15-character ids differ by case alone: `0035g00000QA1bC` matched
+    case-blind to Anna's `0035g00000Qa1Bc` made Anna into Bernd."""
+    sb = make_sandbox()
+    head = "Contact ID,First,Last\n"
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Contact ID, field: External_Id__c}\ncolumns:\n"
+        "  Contact ID: External_Id__c\n  First: FIRST_NAME\n  Last: LAST_NAME\n",
+    )
+    january = write(tmp_path, "january.csv", head + "0035g00000Qa1Bc,Anna,Alpha\n")
+    assert (await run_import(sb, january, mapping)).counts.created == 1
+    (anna,) = [
+        r for r in sb.account.collections["Contacts"].records.values() if r["FIRST_NAME"] == "Anna"
+    ]
+    february = write(tmp_path, "february.csv", head + "0035g00000QA1bC,Bernd,Beta\n")
+    refused = await run_import(sb, february, mapping)
+    assert (refused.exit_code, refused.counts.failed, refused.counts.updated) == (1, 1, 0)
+    assert record(sb, anna["CONTACT_ID"]) == anna
+    errors = (tmp_path / "february.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        f"External_Id__c '0035g00000QA1bC' matches record {anna['CONTACT_ID']} only ignoring case "
+        "(it holds '0035g00000Qa1Bc'): ids written in other letters are other records in many "
+        "systems (Salesforce); not written. Add compare: exact to the match key, or compare: "
+        "casefold if they are the same"
+    ) in errors
+    exact = write(
+        tmp_path,
+        "exact.yaml",
+        mapping.read_text().replace("External_Id__c}", "External_Id__c, compare: exact}"),
+    )
+    made = await run_import(sb, february, exact, checkpoint=tmp_path / "exact.sqlite")
+    assert (made.exit_code, made.counts.created) == (0, 1)
+    assert record(sb, anna["CONTACT_ID"]) == anna
+    # a key in other letters that is no id (a name) still matches, as a person would
+    by_name = write(
+        tmp_path,
+        "name.yaml",
+        "object: contacts\nmatch: {column: Last, field: LAST_NAME}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n",
+    )
+    renamed = write(tmp_path, "renamed.csv", "First,Last\nAnnie,ALPHA\n")
+    updated = await run_import(sb, renamed, by_name)
+    assert (updated.exit_code, updated.counts.updated) == (0, 1)
+    assert record(sb, anna["CONTACT_ID"])["FIRST_NAME"] == "Annie"
+
+
 async def test_without_a_match_key_an_edited_row_updates_its_record_even_after_an_insertion(
     make_sandbox, tmp_path: Path
 ) -> None:
