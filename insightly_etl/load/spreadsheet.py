@@ -284,6 +284,9 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"
     if new in ("TRUE", "FALSE") and old.upper() == new:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
+    if "\r" in old and new == old.replace("\r\n", "\n").replace("\r", "\n"):
+        # a cell keeps a line break as LF (Alt+Enter); XML, so every workbook, reads CR LF so
+        return "line breaks written as LF (the record has CR LF)"
     a, b = _plain_decimal(new), _plain_decimal(old)
     if a is not None and b is not None and not (digits and _DIGITS.match(new)):
         try:

@@ -21,6 +21,13 @@ LOST15 = "digits after the 15th lost (stored as a number)"
         ("12.50", "12.5", None, "number re-formatted"),
         ("1234.5", "1,234.5", None, "number re-formatted"),
         ("true", "TRUE", None, "yes/no text shown as TRUE/FALSE"),
+        (
+            "Line one\r\nLine two",
+            "Line one\nLine two",
+            None,
+            "line breaks written as LF (the record has CR LF)",
+        ),
+        ("a\rb\r\nc", "a\nb\nc", "cp1252", "line breaks written as LF (the record has CR LF)"),
         ("1E5", "1.00E+05", None, "number re-formatted"),  # LibreOffice's CSV of a text `1E5`
         ("1E5", "100000", None, "number re-formatted"),  # the same, saved as a workbook
         ("2E-7", "2.00E-07", None, "number re-formatted"),
@@ -62,6 +69,8 @@ def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) ->
         ("12345678901234567890", "12345678901234567000", None),  # 17 digits kept: typed
         ("1E5", "1.01E+05", None),
         ("TRUE", "FALSE", None),
+        ("Line one\r\nLine two", "Line one\nLine 2", None),  # edited as well
+        ("Line one\nLine two", "Line one\r\nLine two", None),  # no program adds a CR
         ("1234.5", "1.2E+03", None),  # short enough to be shown whole: typed
         ("12345", "1.2E+04", None),
         ("1E1000000", "2E1000000", None),  # no number a cell shows: no crash either
