@@ -286,7 +286,7 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
     if "\r" in old and new == old.replace("\r\n", "\n").replace("\r", "\n"):
         # a cell keeps a line break as LF (Alt+Enter); XML, so every workbook, reads CR LF so
-        return "line breaks written as LF (the record has CR LF)"
+        return "line breaks written as LF, not CR LF"
     a, b = _plain_decimal(new), _plain_decimal(old)
     if a is not None and b is not None and not (digits and _DIGITS.match(new)):
         try:

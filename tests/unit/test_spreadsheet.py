@@ -25,9 +25,9 @@ LOST15 = "digits after the 15th lost (stored as a number)"
             "Line one\r\nLine two",
             "Line one\nLine two",
             None,
-            "line breaks written as LF (the record has CR LF)",
+            "line breaks written as LF, not CR LF",
         ),
-        ("a\rb\r\nc", "a\nb\nc", "cp1252", "line breaks written as LF (the record has CR LF)"),
+        ("a\rb\r\nc", "a\nb\nc", "cp1252", "line breaks written as LF, not CR LF"),
         ("1E5", "1.00E+05", None, "number re-formatted"),  # LibreOffice's CSV of a text `1E5`
         ("1E5", "100000", None, "number re-formatted"),  # the same, saved as a workbook
         ("2E-7", "2.00E-07", None, "number re-formatted"),
