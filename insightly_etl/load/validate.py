@@ -595,9 +595,13 @@ def _clock_change(value: str, rule: ColumnRule, first_is_day: bool | None) -> st
             return f"{value!r} does not exist in {rule.timezone}: the clocks go forward over it"
         if "ambiguous" not in kind:
             raise
+        first, second = (
+            stamp.tz_localize(rule.timezone, ambiguous=summer).isoformat(sep=" ")
+            for summer in (True, False)
+        )
         return (
             f"{value!r} happens twice in {rule.timezone} (the clocks go back over it); write "
-            "it with its offset, e.g. +01:00 or +02:00"
+            f"it with its offset: {first} the first time, {second} the second"
         )
     return None
 

@@ -753,10 +753,28 @@ def test_local_times_a_clock_change_skips_or_doubles_are_named(tmp_path: Path) -
         (
             3,
             "'2026-10-25 02:30:00' happens twice in Europe/Berlin (the clocks go back over it); "
-            "write it with its offset, e.g. +01:00 or +02:00",
+            "write it with its offset: 2026-10-25 02:30:00+02:00 the first time, "
+            "2026-10-25 02:30:00+01:00 the second",
         ),
     ]
     assert values(r, "Last_Webinar__c")[2] == "2026-10-25 11:00:00"
+
+
+def test_the_offsets_a_doubled_local_time_is_told_to_take_are_its_zones(tmp_path: Path) -> None:
+    """New York's were said to be +01:00 or +02:00 (Berlin's): five hours off, if followed."""
+    mapping = contacts({"At": "Last_Webinar__c"}, timezone="America/New_York")
+    r = run(tmp_path, "Name,At\nA,2024-11-03 01:30\n", mapping)
+    assert messages(r) == [
+        (
+            2,
+            "'2024-11-03 01:30' happens twice in America/New_York (the clocks go back over it); "
+            "write it with its offset: 2024-11-03 01:30:00-04:00 the first time, "
+            "2024-11-03 01:30:00-05:00 the second",
+        )
+    ]
+    fixed = run(tmp_path, "Name,At\nA,2024-11-03 01:30:00-05:00\n", mapping)
+    assert messages(fixed) == []
+    assert values(fixed, "Last_Webinar__c")[0] == "2024-11-03 06:30:00"
 
 
 @pytest.mark.parametrize(
