@@ -849,19 +849,27 @@ class _ColumnValidator:
         `18466,7`) is read with it, and one that reads both ways (`1,234`) by the default '.'.
         A workbook's number cells are numbers already: never re-read by a text rule."""
         typed = self._cells.isin([Cell.NUMBER, Cell.PERCENT]) if self._cells is not None else None
+        written = v
         v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
         if spec.api_type == "PERCENT":
             # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
             v = regex_replace(v, _PERCENT_SIGN, "")
         marks = pd.Series(rule.decimal, index=v.index)
+        either = np.zeros(len(v), dtype=bool)  # reads both ways, in a column of both marks
         if not rule.decimal_given:
             # one mark for the whole column: the other one only when some values read only
             # with it and none only with the default (`2.500 €` beside `1.234,50 €` is 2500)
             other = "," if rule.decimal == "." else "."
             reads_other = fullmatch(v, _NUMBER_RE[other])
             reads_default = fullmatch(v, _NUMBER_RE[rule.decimal])
-            if (reads_other & ~reads_default).any() and not (reads_default & ~reads_other).any():
+            only_other, only_default = reads_other & ~reads_default, reads_default & ~reads_other
+            if only_other.any() and not only_default.any():
                 marks[:] = other
+            elif only_other.any():
+                # both: a file's own `17182.44` beside `18000,5` a person typed in another
+                # locale; each read the only way it reads, and `2.500` (2.5 or 2500) refused
+                marks[only_other] = other
+                either = reads_other & reads_default & fullmatch(v, r".*[.,].*")
         if typed is not None:
             marks[typed.to_numpy()] = "."
         good = np.zeros(len(v), dtype=bool)
@@ -880,9 +888,19 @@ class _ColumnValidator:
             floats = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
             out[part] = pd.array(floats, dtype="Float64")
         tried = str(marks.iloc[0]) if len(marks) else rule.decimal  # one mark a column
+        if either.any():
+            out[either] = pd.NA
+            self._bad(
+                written,
+                either,
+                "number",
+                "{v} reads with either decimal mark, and this column has numbers written with "
+                "each: write it without a thousands separator, or give the column decimal: "
+                "'.' or ','",
+            )
         self._bad(
             v,
-            ~good,
+            ~good & ~either,
             "number",
             "{v} is not a number with " + repr(tried) + " as the decimal mark",
         )

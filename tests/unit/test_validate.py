@@ -591,6 +591,26 @@ def test_amounts_as_people_type_them(tmp_path: Path, cell: str, parsed: float | 
         assert messages(r) == [(2, f"{cell!r} is not a number with '.' as the decimal mark")]
 
 
+def test_a_column_of_both_decimal_marks_reads_each_value_the_only_way_it_reads(
+    tmp_path: Path,
+) -> None:
+    """An export re-saved by a German spreadsheet keeps `17182.44` (text to it) beside the
+    `18000,5` a person typed: one typed value rejected every untouched one."""
+    r = run(
+        tmp_path,
+        'Name,Value\nA,17182.44\nB,"18000,5"\nC,2.500\nD,2500\nE,"1.234,5"\n',
+        contacts({"Value": "Lifetime_Value__c"}),
+    )
+    assert values(r, "Lifetime_Value__c") == [17182.44, 18000.5, ABSENT, 2500.0, 1234.5]
+    assert messages(r) == [
+        (
+            4,
+            "'2.500' reads with either decimal mark, and this column has numbers written with "
+            "each: write it without a thousands separator, or give the column decimal: '.' or ','",
+        )
+    ]
+
+
 def test_a_declared_decimal_mark_is_the_only_reading(tmp_path: Path) -> None:
     r = run(
         tmp_path,
@@ -667,8 +687,13 @@ def test_one_decimal_mark_for_a_whole_column(tmp_path: Path) -> None:
         'Name,Value\nA,"1.234,50 €"\nB,2.500 €\nC,"$1,234.50"\n',
         contacts({"Value": "Lifetime_Value__c"}),
     )
-    # A reads only with a comma, C only with a point: the default '.' holds, A is refused
-    assert values(r, "Lifetime_Value__c") == [ABSENT, 2.5, 1234.5]
+    # A reads only with a comma, C only with a point: each so; B reads either way (2.5 or
+    # 2500), which such a column cannot tell: refused, not guessed
+    assert values(r, "Lifetime_Value__c") == [1234.5, ABSENT, 1234.5]
+    assert [m for _, m in messages(r)] == [
+        "'2.500 €' reads with either decimal mark, and this column has numbers written with "
+        "each: write it without a thousands separator, or give the column decimal: '.' or ','"
+    ]
     r = run(
         tmp_path,
         'Name,Value\nA,"1.234,50 €"\nB,2.500 €\n',
