@@ -86,11 +86,18 @@ BOOL_WORDS = {
     "checked": True,
     "unchecked": False,
     "x": True,
-    # what German and French spreadsheets write for TRUE and FALSE
-    "wahr": True,
-    "falsch": False,
-    "vrai": True,
-    "faux": False,
+    # what spreadsheets write for TRUE and FALSE in other languages (LibreOffice's and
+    # Excel's words, lower-cased as Arrow does: no final ς), in a CSV they save
+    **dict.fromkeys(
+        ("wahr", "vrai", "verdadero", "verdadeiro", "vero", "waar", "prawda", "истина")
+        + ("sant", "sand", "sann", "tosi", "pravda", "igaz", "doğru", "αληθεσ"),
+        True,
+    ),
+    **dict.fromkeys(
+        ("falsch", "faux", "falso", "onwaar", "fałsz", "ложь", "falskt", "falsk", "usann")
+        + ("epätosi", "nepravda", "hamis", "yanliş", "ψευδεσ"),
+        False,
+    ),
 }
 _EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
 _URL_RE = r"(https?://)?[^\s/@]+\.[^\s/@]{2,}(/\S*)?"

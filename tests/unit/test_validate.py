@@ -680,6 +680,33 @@ def test_spreadsheet_yes_and_no_words(tmp_path: Path) -> None:
     assert values(r, "Newsletter__c") == [True, False, True, False, True]
 
 
+@pytest.mark.parametrize(
+    ("yes", "no"),
+    [
+        ("VERDADERO", "FALSO"),  # Spanish
+        ("VERDADEIRO", "FALSO"),  # Portuguese
+        ("VERO", "FALSO"),  # Italian
+        ("WAAR", "ONWAAR"),  # Dutch
+        ("PRAWDA", "FAŁSZ"),  # Polish
+        ("ИСТИНА", "ЛОЖЬ"),  # Russian
+        ("SANT", "FALSKT"),  # Swedish
+        ("SAND", "FALSK"),  # Danish
+        ("SANN", "USANN"),  # Norwegian
+        ("TOSI", "EPÄTOSI"),  # Finnish
+        ("PRAVDA", "NEPRAVDA"),  # Czech
+        ("IGAZ", "HAMIS"),  # Hungarian
+        ("DOĞRU", "YANLIŞ"),  # Turkish
+        ("ΑΛΗΘΕΣ", "ΨΕΥΔΕΣ"),  # Greek
+    ],
+)
+def test_yes_and_no_as_spreadsheets_in_other_languages_write_them(
+    tmp_path: Path, yes: str, no: str
+) -> None:
+    r = run(tmp_path, f"Name,News\nA,{yes}\nB,{no}\n", contacts({"News": "Newsletter__c"}))
+    assert messages(r) == []
+    assert values(r, "Newsletter__c") == [True, False]
+
+
 def test_one_decimal_mark_for_a_whole_column(tmp_path: Path) -> None:
     """`2.500 €` beside `1.234,50 €` is 2500: the column reads with commas."""
     r = run(
