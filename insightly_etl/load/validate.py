@@ -89,13 +89,43 @@ BOOL_WORDS = {
     # what spreadsheets write for TRUE and FALSE in other languages (LibreOffice's and
     # Excel's words, lower-cased as Arrow does: no final ς), in a CSV they save
     **dict.fromkeys(
-        ("wahr", "vrai", "verdadero", "verdadeiro", "vero", "waar", "prawda", "истина")
-        + ("sant", "sand", "sann", "tosi", "pravda", "igaz", "doğru", "αληθεσ"),
+        [
+            "wahr",
+            "vrai",
+            "verdadero",
+            "verdadeiro",
+            "vero",
+            "waar",
+            "prawda",
+            "истина",
+            "sant",
+            "sand",
+            "sann",
+            "tosi",
+            "pravda",
+            "igaz",
+            "doğru",
+            "αληθεσ",
+        ],
         True,
     ),
     **dict.fromkeys(
-        ("falsch", "faux", "falso", "onwaar", "fałsz", "ложь", "falskt", "falsk", "usann")
-        + ("epätosi", "nepravda", "hamis", "yanliş", "ψευδεσ"),
+        [
+            "falsch",
+            "faux",
+            "falso",
+            "onwaar",
+            "fałsz",
+            "ложь",
+            "falskt",
+            "falsk",
+            "usann",
+            "epätosi",
+            "nepravda",
+            "hamis",
+            "yanliş",
+            "ψευδεσ",
+        ],
         False,
     ),
 }
