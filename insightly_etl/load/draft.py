@@ -51,7 +51,10 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
     ([{"field": "FIRST_NAME"}], ("firstname", "givenname", "forename", "first")),
     ([{"field": "LAST_NAME"}], ("lastname", "surname", "familyname", "last")),
     ([{"field": "SALUTATION"}], ("salutation", "prefix", "nameprefix")),
-    ([{"field": "TITLE"}], ("jobtitle", "title", "position", "designation")),
+    (
+        [{"field": "TITLE"}],
+        ("jobtitle", "title", "position", "designation", "organizationtitle", "organization1title"),
+    ),
     ([{"field": "DATE_OF_BIRTH"}], ("birthday", "birthdate", "dateofbirth", "dob")),
     (
         [{"field": "PHONE_MOBILE"}, {"field": "MOBILE"}],
@@ -248,6 +251,15 @@ _SOURCE_IDS = {
 }
 
 
+_JOB_TITLES = {normalise(w) for w in ("jobtitle", "organizationtitle", "organization1title")}
+
+
+def _separator(table: SourceTable, column: str) -> str:
+    """How a column separates the values of a multi-value field: Google's ` ::: `, else `;`."""
+    cells = table.frame[column].iloc[:1000].astype(str)
+    return " ::: " if cells.str.contains(" ::: ", regex=False).any() else ";"
+
+
 def _propose_match(
     table: SourceTable, object_name: str, columns: dict[str, object]
 ) -> tuple[str, str] | None:
@@ -276,8 +288,12 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     unmatched: list[str] = []
     used: set[str] = set()
     obj = get_object(object_name)
+    # a file with a job title beside a plain `Title` (Outlook's) has Mr./Ms. in the latter
+    job_title = any(normalise(c) in _JOB_TITLES for c in table.columns)
     for column in table.columns:
         key = normalise(column)
+        if key == "title" and job_title and "SALUTATION" in specs:
+            key = "salutation"
         prefix = _PREFIX.match(column)
         if prefix and _PIPEDRIVE.get(prefix.group(1).lower()) == object_name:
             key = normalise(column[prefix.end() :])
@@ -287,7 +303,7 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
         if spec is not None and spec.name not in used:
             used.add(spec.name)
             if spec.kind in (MULTISELECT, TAGS):
-                columns[column] = {"field": spec.name, "split": ";"}
+                columns[column] = {"field": spec.name, "split": _separator(table, column)}
             else:
                 columns[column] = spec.name
             continue
@@ -303,6 +319,8 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
             unmatched.append(column)
             continue
         used.add(str(synonym["field"]))
+        if "split" in synonym:
+            synonym = {**synonym, "split": _separator(table, column)}
         columns[column] = synonym if len(synonym) > 1 else synonym["field"]
     match = _propose_match(table, object_name, columns)
     document: dict[str, object] = {"object": object_name}

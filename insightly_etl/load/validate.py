@@ -132,6 +132,8 @@ BOOL_WORDS = {
 _EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s.]+"
 _URL_RE = r"(https?://)?[^\s/@]+\.[^\s/@]{2,}(/\S*)?"
 _ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+# a date of zeros (and a midnight): what Outlook (`0/0/00`) and databases write for none
+_ZERO_DATE = r"\s*0{1,4}[/.-]0{1,2}[/.-]0{2,4}(?:[ T]0{1,2}:00(?::00)?)?\s*"
 # group separators people type: comma (with a decimal point), or dot, space, no-break space
 # and narrow no-break space (with a decimal comma); RE2 wants the characters themselves
 _SPACES = " \u00a0\u202f"
@@ -704,6 +706,7 @@ class _ColumnValidator:
         self.lookups = lookups
         self.first_is_day = first_is_day  # the file's slash-date order (spreadsheet.py)
         self._cells: pd.Series | None = None  # the column's workbook cell types, if any
+        self.notes: list[str] = []  # what was read otherwise than it is written, and why
 
     def run(
         self,
@@ -717,6 +720,8 @@ class _ColumnValidator:
         """`cells`: a workbook's cell types beside the text (readers.Cell), so a typed cell
         is read as what it is."""
         s = _transform(raw.reset_index(drop=True), rule, spec)
+        if spec.kind in (DATE, DATETIME):
+            s = self._no_date(s, rule)
         blank = (s == "").to_numpy(dtype=bool, na_value=True)
         cleared = blank if rule.blank == "clear" else None
         if require and blank.any():
@@ -740,6 +745,20 @@ class _ColumnValidator:
         )
         parsed = self._lookup(v, rule) if rule.lookup is not None else self._by_kind(v, rule, spec)
         return parsed.reindex(s.index).astype(dtype), cleared
+
+    def _no_date(self, s: pd.Series, rule: ColumnRule) -> pd.Series:
+        """`0/0/00`, `00.00.0000`, `0000-00-00`: no date at all, as Outlook and databases
+        write it for none. Read as an empty cell, with a note."""
+        zero = fullmatch(s, _ZERO_DATE)
+        if not zero.any():
+            return s
+        note = (  # no count: a file validated a block at a time says it once
+            f"column {rule.column!r}: cells like {s[zero].iloc[0]!r}, a program's way of "
+            "writing no date (Outlook's), are read as empty"
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+        return s.mask(zero, "")
 
     def _bad(self, v: pd.Series, mask: pd.Series | np.ndarray, kind: str, message: Any) -> None:
         """Record failed cells; `message` is a format string with {v}, or a function of the value."""
@@ -803,7 +822,11 @@ class _ColumnValidator:
                 clock = None if kind == DATE else _clock_change(value, rule, self.first_is_day)
                 if clock:
                     return clock
-                if rule.date_format is None and ambiguous_slash(value):
+                if (
+                    rule.date_format is None
+                    and self.first_is_day is None
+                    and ambiguous_slash(value)
+                ):
                     return (
                         f"{value!r} could be day/month or month/day, and the file's dates do "
                         "not settle which comes first (none shows it, or some show each); give "
@@ -1150,6 +1173,7 @@ def validate_table(
         parent_ids, _ = validator.run(
             frame[mapping.parent.column], mapping.parent, parent_spec, require=not mapping.match
         )
+    notes += validator.notes
     result_values = (
         pd.DataFrame(values, index=frame.index) if values else pd.DataFrame(index=frame.index)
     )

@@ -440,6 +440,38 @@ def test_mapping_draft_knows_other_crms_headers(
     assert draft["match"]["column"] == match
 
 
+def test_mapping_draft_reads_outlook_and_google_layouts(make_sandbox, tmp_path: Path) -> None:
+    """Outlook's `Title` beside `Job Title` is Mr./Mme (was drafted as the job title, which
+    then went unmapped); Google separates labels with ` ::: ` and has `Organization Title`."""
+    import yaml
+
+    sb = make_sandbox()
+    outlook = write(
+        tmp_path,
+        "outlook.csv",
+        '"Title","First Name","Last Name","Job Title","E-mail Address","Business Phone"\n'
+        '"Mme","Céline","Roux","Einkäuferin","celine@example.fr","+33 1 23 45 67 89"\n',
+    )
+    draft = yaml.safe_load(run(sb, "mapping", "draft", str(outlook), "--object", "contacts").stdout)
+    assert draft["columns"] == {
+        "Title": "SALUTATION",
+        "First Name": "FIRST_NAME",
+        "Last Name": "LAST_NAME",
+        "Job Title": "TITLE",
+        "E-mail Address": "EMAIL_ADDRESS",
+        "Business Phone": "PHONE",
+    }
+    google = write(
+        tmp_path,
+        "google.csv",
+        "First Name,Last Name,Organization Title,E-mail 1 - Value,Labels\n"
+        "Ada,Lovelace,Analyst,ada@example.org,* myContacts ::: Customers\n",
+    )
+    draft = yaml.safe_load(run(sb, "mapping", "draft", str(google), "--object", "contacts").stdout)
+    assert draft["columns"]["Organization Title"] == "TITLE"
+    assert draft["columns"]["Labels"] == {"field": "TAGS", "split": " ::: "}
+
+
 def test_a_report_footer_is_left_out_with_a_note(make_sandbox, tmp_path: Path) -> None:
     file = write(
         tmp_path,

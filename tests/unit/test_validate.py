@@ -794,6 +794,30 @@ def test_a_lookups_missing_must_be_reject_skip_or_an_id(tmp_path: Path, missing:
     )
 
 
+def test_a_date_of_zeros_is_no_date_and_a_given_order_is_never_asked_for_again(
+    tmp_path: Path,
+) -> None:
+    """Outlook writes `0/0/00` for no birthday: it was refused as "day/month or month/day,
+    give --date-order", also once the order was given."""
+    r = run(
+        tmp_path,
+        "Name,Born\nA,0/0/00\nB,12/28/1969\nC,0000-00-00\nD,13/13/1970\n",
+        contacts({"Born": "DATE_OF_BIRTH"}, date_order="mdy"),
+    )
+    assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1969-12-28 00:00:00", ABSENT, ABSENT]
+    assert messages(r) == [
+        (
+            5,
+            "'13/13/1970' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00) or a "
+            "spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)",
+        )
+    ]
+    assert r.notes[-1] == (
+        "column 'Born': cells like '0/0/00', a program's way of writing no date (Outlook's), "
+        "are read as empty"
+    )
+
+
 def test_local_times_a_clock_change_skips_or_doubles_are_named(tmp_path: Path) -> None:
     r = run(
         tmp_path,
