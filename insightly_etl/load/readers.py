@@ -339,7 +339,7 @@ def _drop_report_footer(table: SourceTable) -> SourceTable:
     if not in_frame and not in_bad:
         return table
     starts = [table.lines[tail + in_frame[0]]] if in_frame else []
-    start = min(starts + in_bad)
+    start = _with_its_title(table, tail, min(starts + in_bad))
     rest = [b for b in table.bad_rows if b.line >= start]
     if any(sum(1 for f in b.fields if f.strip()) > 1 for b in rest):
         return table  # data after the footer: not a footer after all
@@ -356,6 +356,22 @@ def _drop_report_footer(table: SourceTable) -> SourceTable:
         "left out"
     )
     return table
+
+
+def _with_its_title(table: SourceTable, tail: int, start: int) -> int:
+    """Where a footer starting at line `start` begins with the report's name above it
+    (Salesforce: two empty lines, `"Contacts & Accounts"`, then `Copyright …`): a line of one
+    cell right above it, after an empty line, with nothing else between."""
+    one_cell = {b.line for b in table.bad_rows if sum(1 for f in b.fields if f.strip()) <= 1}
+    one_cell |= {line for line in table.lines[tail:] if line < start}
+    above = [line for line in one_cell if line < start]
+    if not above:
+        return start
+    title = max(above)
+    data = set(table.lines) | {b.line for b in table.bad_rows}
+    if any(title < line < start for line in data) or title - 1 in data:
+        return start  # a row between, or no empty line before it: data, not a title
+    return title
 
 
 _DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
