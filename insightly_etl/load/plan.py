@@ -171,7 +171,10 @@ def set_parts(value: Any) -> list[str]:
 
 
 def display(value: Any) -> Any:
-    """A value as a results file shows it (a set as `a;b`)."""
+    """A value as a results file shows it (a set as `a;b`, a whole amount as `1054`, not
+    `1054.0`)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
     return ";".join(map(str, value)) if isinstance(value, list | tuple) else value
 
 

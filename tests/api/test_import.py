@@ -301,6 +301,24 @@ async def test_without_a_match_key_insightly_duplicates_are_warned_or_skipped(
     )
 
 
+async def test_the_plan_shows_a_whole_amount_as_it_is_written(make_sandbox, tmp_path: Path) -> None:
+    """Insightly answers amounts as JSON numbers: the plan showed `1054.0`."""
+    sb = make_sandbox()
+    deals = sb.account.collections["Opportunities"]
+    deal = next(iter(deals.records.values()))
+    deals.put({**deal, "BID_AMOUNT": 1054.0})
+    file = write(tmp_path, "d.csv", f"Name,Amount\n{deal['OPPORTUNITY_NAME']},2000\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: opportunities\nmatch: {column: Name, field: OPPORTUNITY_NAME}\n"
+        "columns: {Name: OPPORTUNITY_NAME, Amount: BID_AMOUNT}\n",
+    )
+    await run_import(sb, file, mapping, dry_run=True)
+    plan = (tmp_path / "d.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan[1:] == [f"2,update,{deal['OPPORTUNITY_ID']},BID_AMOUNT,1054,2000,"]
+
+
 @pytest.mark.slow
 async def test_dry_run_plans_and_writes_nothing(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
