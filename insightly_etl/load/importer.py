@@ -659,7 +659,7 @@ def _quota_plan(
         seconds=math.ceil(this_run / client.expected_rate) if this_run else 0,
         strategy=plan.strategy,
         planning_requests=plan.requests,
-        examples=plan_examples(plan, fill),
+        examples=plan_examples(plan, fill, unit=validated.validation.table.unit),
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
@@ -761,9 +761,10 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
 
 
 def plan_examples(
-    plan: Plan, fill: Callable[[PlannedRow], PlannedRow], limit: int = 5
+    plan: Plan, fill: Callable[[PlannedRow], PlannedRow], limit: int = 5, *, unit: str = "line"
 ) -> list[str]:
-    """A few changes, as the plan prints them: `line 3: update 1042 BACKGROUND '' -> 'x'`."""
+    """A few changes, as the plan prints them: `line 3: update 1042 BACKGROUND '' -> 'x'` (a
+    workbook's: `row 3`, as its results files say)."""
     out: list[str] = []
     for p in plan.writes:
         for name, new in fill(p).after.items():
@@ -776,7 +777,7 @@ def plan_examples(
                 if p.action == Action.UPDATE
                 else _short(display(new))
             )
-            out.append(f"line {p.line}: {target} {name} {change}")
+            out.append(f"{unit} {p.line}: {target} {name} {change}")
     return out
 
 

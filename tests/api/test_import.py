@@ -314,9 +314,22 @@ async def test_the_plan_shows_a_whole_amount_as_it_is_written(make_sandbox, tmp_
         "object: opportunities\nmatch: {column: Name, field: OPPORTUNITY_NAME}\n"
         "columns: {Name: OPPORTUNITY_NAME, Amount: BID_AMOUNT}\n",
     )
-    await run_import(sb, file, mapping, dry_run=True)
+    result = await run_import(sb, file, mapping, dry_run=True)
     plan = (tmp_path / "d.plan.csv").read_text(encoding="utf-8-sig").splitlines()
     assert plan[1:] == [f"2,update,{deal['OPPORTUNITY_ID']},BID_AMOUNT,1054,2000,"]
+    assert result.plan is not None
+    assert result.plan.examples == [
+        f"line 2: update {deal['OPPORTUNITY_ID']} BID_AMOUNT '1054' -> '2000'"
+    ]
+    # a workbook's rows are rows, in the plan file and in what the command prints
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Name", "Amount"])
+    book.active.append([deal["OPPORTUNITY_NAME"], 2000])
+    book.save(tmp_path / "d.xlsx")
+    result = await run_import(sb, tmp_path / "d.xlsx", mapping, dry_run=True)
+    assert result.plan is not None and result.plan.examples[0].startswith("row 2: update")
 
 
 @pytest.mark.slow
