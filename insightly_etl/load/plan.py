@@ -828,6 +828,16 @@ class Planner:
             if len(distinct) == 1:
                 continue
             where = ", ".join(str(lines[r]) for r in distinct)
+            if ids := self._ids_in_other_letters(distinct):
+                for r in distinct:  # never one of them by --on-duplicate: they are others
+                    if r in todo:
+                        plan.duplicates[r] = (
+                            f"lines {where} have {ids}, alike only ignoring case: ids written "
+                            "in other letters are other records in many systems (Salesforce); "
+                            "none is sent. Add compare: exact to the match key, or compare: "
+                            "casefold if they are the same"
+                        )
+                continue
             if self.on_duplicate in ("first", "last"):
                 winner = distinct[0] if self.on_duplicate == "first" else distinct[-1]
                 for r in distinct:
@@ -1141,6 +1151,20 @@ class Planner:
                 for r in unsure:
                     pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
         return pairs
+
+    def _ids_in_other_letters(self, rows: list[int]) -> str | None:
+        """`External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'`: rows whose keys are ids
+        that differ in case alone (None: alike as written, no ids, or `compare:` given)."""
+        match = self.result.mapping.match
+        if match is None or match.compare_given:
+            return None
+        written = [self.written_key(r) for r in rows]
+        for i, name in enumerate(f for _, f in match.pairs):
+            parts = list(dict.fromkeys(k[i] for k in written if k is not None))
+            ids = len(parts) > 1 and any(_CASED_ID.fullmatch(v) for v in parts)
+            if ids and not _is_email(self.specs.get(name)):
+                return f"{name} " + " and ".join(repr(v) for v in parts[:3])
+        return None
 
     def _other_id(self, row: int, record: Record) -> str | None:
         """Why a record matched ignoring case is not the row's: its key is an id written in

@@ -242,6 +242,17 @@ async def test_an_id_of_another_system_in_other_letters_is_never_taken_for_the_s
     made = await run_import(sb, february, exact, checkpoint=tmp_path / "exact.sqlite")
     assert (made.exit_code, made.counts.created) == (0, 1)
     assert record(sb, anna["CONTACT_ID"]) == anna
+    # both in one file: neither is sent, and --on-duplicate never makes one of them
+    both = write(tmp_path, "both.csv", head + "0035g00000Qa2Bc,Cleo,C\n0035g00000QA2bC,Dan,D\n")
+    held = await run_import(sb, both, mapping, on_duplicate="last", dry_run=True)
+    assert (held.counts.duplicate, held.plan and held.plan.creates) == (2, 0)
+    errors = (tmp_path / "both.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "lines 2, 3 have External_Id__c '0035g00000Qa2Bc' and '0035g00000QA2bC', alike only "
+        "ignoring case: ids written in other letters are other records in many systems "
+        "(Salesforce); none is sent. Add compare: exact to the match key, or compare: "
+        "casefold if they are the same"
+    ) in errors
     # a key in other letters that is no id (a name) still matches, as a person would
     by_name = write(
         tmp_path,
