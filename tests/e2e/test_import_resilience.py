@@ -266,10 +266,12 @@ def first_run_requests(status: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+    ("signum", "code", "times"),
+    [(signal.SIGINT, 130, 1), (signal.SIGTERM, 143, 1), (signal.SIGTERM, 143, 2)],
+    ids=["ctrl-c", "sigterm", "sigterm-twice"],  # GNU timeout sends it twice
 )
 def test_a_signal_stops_sending_at_once_and_the_resume_finishes_exactly_once(
-    tmp_path: Path, signum: int, code: int
+    tmp_path: Path, signum: int, code: int, times: int
 ) -> None:
     file = people(tmp_path / "i.csv", 300, "i")
     mapping = tmp_path / "m.yaml"
@@ -280,7 +282,9 @@ def test_a_signal_stops_sending_at_once_and_the_resume_finishes_exactly_once(
         proc = cli(*args, env=env)
         wait_for_done_rows(tmp_path / "i.csv.checkpoint.sqlite", 30, proc)
         arrived = len(sb.sandbox.write_arrivals)
-        proc.send_signal(signum)
+        for _ in range(times):
+            proc.send_signal(signum)
+            time.sleep(0.1)  # GNU timeout's second one comes once the first was handled
         _, err = proc.communicate(timeout=60)  # a hang guard, not a measure
         late = len(sb.sandbox.write_arrivals) - arrived
         partial = imported(sb.root, "i")
@@ -304,6 +308,33 @@ def test_a_signal_stops_sending_at_once_and_the_resume_finishes_exactly_once(
     assert states["done"] == len(partial) and states["planned"] == 300 - len(partial)
     assert resumed.returncode == 0, err2.decode()
     assert len(counts) == 300 and set(counts.values()) == {1}
+
+
+def test_a_persons_second_ctrl_c_aborts_a_stop_that_waits_for_a_stalled_write(
+    tmp_path: Path,
+) -> None:
+    file = people(tmp_path / "held.csv", 20, "h")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(WITH_KEY)
+    args = ["import", str(file), "--mapping", str(mapping), "--rate-limit", "40", "--quiet"]
+    with running_sandbox(SandboxConfig(api_key=KEY, rate_limit=400)) as sb:
+        env = {"INSIGHTLY_API_KEY": KEY, "INSIGHTLY_API_URL": sb.url}
+        sb.sandbox.hold_writes.set()  # every write stalls: the first stop waits on them
+        proc = cli(*args, env=env)
+        deadline = time.monotonic() + 60
+        while not sb.sandbox.write_arrivals:
+            assert proc.poll() is None and time.monotonic() < deadline, "no write arrived"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)  # soon after: the same Ctrl-C, delivered twice
+        time.sleep(1.5)
+        assert proc.poll() is None  # still waiting for the writes in flight
+        proc.send_signal(signal.SIGINT)  # a person's second Ctrl-C
+        _, err = proc.communicate(timeout=30)
+        sb.sandbox.hold_writes.clear()
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().rstrip().endswith("Interrupted.")
 
 
 def test_two_imports_of_one_file_at_once_send_each_row_once(tmp_path: Path) -> None:

@@ -77,6 +77,22 @@ async def test_ctrl_c_is_caught_where_the_loop_has_no_signal_handlers(
     assert signal.getsignal(signal.SIGTERM) is before  # given back after the first signal
 
 
+async def test_a_repeated_sigterm_is_the_same_stop_and_only_a_later_ctrl_c_aborts() -> None:
+    """GNU timeout sends SIGTERM to the process and to its group: the second one killed the
+    run before its writes in flight were heard, leaving rows in flight and no summary. (A
+    person's later Ctrl-C aborts: KeyboardInterrupt out of the loop, tested end to end.)"""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    with stop_on_signals(loop, stop) as received:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)  # at once: the same stop, delivered twice
+        await asyncio.wait_for(stop.wait(), timeout=10)
+        await asyncio.sleep(0.05)  # the later signals' handlers have run
+        assert received == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_the_lock_works_with_the_posix_module_gone(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
