@@ -37,9 +37,11 @@ from insightly_etl.api.registry import OBJECTS, ObjectType, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
+    BudgetExhausted,
     ForbiddenError,
     InputError,
     NotFoundError,
+    QuotaExhausted,
     ReserveReached,
 )
 from insightly_etl.extract.writers import open_writer, read_earlier, table_file, write_atomic
@@ -229,15 +231,27 @@ async def plan_subcollections(
             total = reply.total if reply.total is not None else len(reply.data or [])
             plan.parts[(sub, obj.name)] = total
     plan.remaining = client.quota.remaining
-    budget = [plan.remaining - plan.reserve] if plan.remaining is not None else []
+    limits: dict[str, int] = {}  # what this run may spend, by what limits it
+    if plan.remaining is not None:
+        limits["quota"] = plan.remaining - plan.reserve
     if client.max_requests is not None:
-        budget.append(client.max_requests - client.stats.sent)
-    if budget and plan.cost > min(budget):
-        raise ReserveReached(
-            f"{plan.describe()}: more than this run may spend ({max(0, min(budget)):,}); "
-            "nothing was exported",
-            hint="Name fewer object types, or run when the rolling 24-hour window has freed "
-            "enough (insightly-etl export without --with costs a request per 500 records).",
+        limits["budget"] = client.max_requests - client.stats.sent
+    if limits and plan.cost > min(limits.values()):
+        which = min(limits, key=lambda k: limits[k])
+        message = (
+            f"{plan.describe()}: more than this run may spend ({max(0, limits[which]):,}); "
+            "nothing was exported"
+        )
+        fewer = "Name fewer object types"
+        if which == "budget":  # the run's own --max-requests: not a wait for the quota
+            raise BudgetExhausted(
+                message, hint=f"{fewer}, or give --max-requests {client.stats.sent + plan.cost:,}."
+            )
+        stop = ReserveReached if plan.reserve else QuotaExhausted
+        raise stop(
+            message,
+            hint=f"{fewer}, or run when the rolling 24-hour window has freed enough "
+            "(insightly-etl export without --with costs a request per 500 records).",
         )
     return plan
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from insightly_etl.cli import main
-from insightly_etl.errors import InputError, ReserveReached
+from insightly_etl.errors import BudgetExhausted, InputError, ReserveReached, StopReason
 from insightly_etl.extract import ExportOptions, extract_objects
 from tests.conftest import asgi_client, cli_runner, sandbox_client
 
@@ -82,6 +82,23 @@ async def test_a_with_that_would_cross_the_quota_minus_the_reserve_is_refused_be
     assert "more than this run may spend (188); nothing was exported" in refused.value.message
     assert not (tmp_path / "contacts.parquet").exists()
     assert sum(sb.stats.values()) == 2  # the account (GET /Instance) and the one count probe
+
+
+async def test_a_with_beyond_the_runs_own_budget_is_a_budget_stop_not_a_reserve_one(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """An orchestrator reads `reserve` as "wait for the quota window": a --max-requests
+    refusal said so, where raising the budget is what helps."""
+    sb = make_sandbox()
+    async with sandbox_client(sb, max_requests=10) as client:
+        with pytest.raises(BudgetExhausted) as refused:
+            await extract_objects(
+                client, ExportOptions(out_dir=tmp_path, objects=["contacts"], with_=["links"])
+            )
+    n = len(sb.account.collections["Contacts"].ids)
+    assert refused.value.stop_reason == StopReason.BUDGET
+    assert "more than this run may spend (8); nothing was exported" in refused.value.message
+    assert refused.value.hint == f"Name fewer object types, or give --max-requests {n + 2}."
 
 
 async def test_with_state_history_needs_opportunities_in_the_export(
