@@ -194,6 +194,10 @@ def _write_summary(ctx: click.Context, code: int | str | None) -> None:
         summary.stop_reason = summary.error = None
     elif summary.exit_code in (130, 143) and summary.stop_reason is None:
         summary.stop_reason = StopReason.INTERRUPTED  # Ctrl-C or SIGTERM
+    elif summary.exit_code != 1 and summary.stop_reason is None:
+        # a usage error click raised (2) or any other end before the work was done; exit 1
+        # alone is a run that went to its end with rows a person must look at
+        summary.stop_reason = StopReason.ERROR
     try:
         if not _is_summary_or_free(Path(obj.summary_json)):  # the run made a file there
             raise OSError(errno.EEXIST, "the run wrote another file there; left as it is")

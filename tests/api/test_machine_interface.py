@@ -74,6 +74,21 @@ def test_a_budget_stop_may_retry_at_once(make_sandbox, tmp_path):
     assert (s["stop_reason"], s["retry_not_before"], s["requests"]) == ("budget", None, 2)
 
 
+def test_a_usage_error_found_as_the_run_goes_is_an_error_stop(make_sandbox, tmp_path):
+    """`--out` a file: click's usage error (exit 2) left stop_reason null, which the README
+    keeps for a run that went to its end."""
+    out = tmp_path / "summary.json"
+    (tmp_path / "afile").write_text("x")
+    result = run(
+        make_sandbox(), "--summary-json", str(out), "export", "contacts",
+        "--out", str(tmp_path / "afile"),
+    )  # fmt: skip
+    assert result.exit_code == 2
+    s = summary_of(out)
+    assert (s["exit_code"], s["stop_reason"]) == (2, "error")
+    assert "afile" in s["error"]
+
+
 def test_a_wrong_key_is_in_the_summary_and_one_json_error_line(make_sandbox, tmp_path):
     out = tmp_path / "summary.json"
     env = {**ENV, "INSIGHTLY_API_KEY": "not-the-key"}
