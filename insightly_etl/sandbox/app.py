@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import difflib
 import hashlib
 import json
 import random
@@ -277,6 +278,12 @@ def load_account(config: SandboxConfig) -> Account:
         account.save_all()
         account.set_meta("attachments", json.dumps(account.attachments))
         account.set_meta("comments", json.dumps(account.comments))
+    if unknown := sorted(config.deny - set(account.specs)):
+        close = difflib.get_close_matches(unknown[0], list(account.specs), n=1)
+        raise SeedError(
+            f"--deny {unknown[0]}: no such collection"
+            + (f"; did you mean {close[0]}?" if close else " (names as in the API's paths: Leads)")
+        )
     return account
 
 
@@ -294,10 +301,27 @@ def _custom_named(account: Account, name: str) -> Collection:
     raise SeedError(f"--generate {name}: the seed has no such custom object (it has: {known})")
 
 
+SEED_NEEDS = ("instance", "custom_fields")  # the files a seed folder cannot do without
+
+
 def _read_seed(directory: Path) -> dict[str, Any]:
+    """A seed folder: one JSON file per collection, the account's instance.json and
+    custom_fields.json (the others may be left out: empty)."""
     if not directory.is_dir():
-        raise FileNotFoundError(f"sandbox seed directory not found: {directory}")
-    return {p.stem: json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))}
+        raise SeedError(f"--seed {directory}: no such folder")
+    seed = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            seed[path.stem] = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SeedError(f"{path}: not a JSON file the sandbox can read ({exc})") from None
+    missing = [f"{name}.json" for name in SEED_NEEDS if name not in seed]
+    if missing:
+        raise SeedError(
+            f"--seed {directory}: a seed folder needs {' and '.join(missing)} "
+            "(sample_data/sandbox has the form)"
+        )
+    return seed
 
 
 def _query(request: Request) -> dict[str, str]:

@@ -664,3 +664,31 @@ def test_an_import_says_which_columns_it_leaves_out_before_the_plan(make_sandbox
         "Plan: 1 to create, 0 to update, 0 unchanged (no request), 0 rejected, 0 duplicate, "
         "0 skipped, 0 failed",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "{tmp}/nodir"], "Error: --seed {tmp}/nodir: no such folder"),
+        (
+            ["--seed", "{tmp}"],  # an empty folder: a KeyError, exit 70, before
+            "Error: --seed {tmp}: a seed folder needs instance.json and custom_fields.json "
+            "(sample_data/sandbox has the form)",
+        ),
+        (["--deny", "Leadz"], "Error: --deny Leadz: no such collection; did you mean Leads?"),
+        (  # was `checkpoint database: unable to open database file`
+            ["--state", "{tmp}/no/such/folder/state.sqlite"],
+            "Error: --state {tmp}/no/such/folder/state.sqlite: cannot keep the sandbox's state "
+            "there (unable to open database file)",
+        ),
+    ],
+)
+def test_the_sandbox_names_what_is_wrong_with_its_options(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Each refused before it serves, naming the option: a missing --seed folder said
+    `cannot listen on 127.0.0.1:…: None`, pick another --port."""
+    given = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = cli_runner().invoke(main, ["sandbox", "--port", "0", *given])
+    assert result.exit_code == 2, result.output
+    assert message.replace("{tmp}", str(tmp_path)) in result.stderr.splitlines()
