@@ -134,6 +134,7 @@ class ErrorBoundary(click.Group):
             raise
         except click.ClickException as exc:
             code = exc.exit_code
+            _name_the_envvar(exc)
             obj = ctx.find_object(Context)
             if obj is not None and obj.summary is not None:
                 obj.summary.error = exc.format_message()
@@ -180,6 +181,18 @@ class ErrorBoundary(click.Group):
                 "This is a bug in insightly-etl. Run again with -vv for the traceback and report it.",
                 70,  # EX_SOFTWARE
             )
+
+
+def _name_the_envvar(exc: click.ClickException) -> None:
+    """`Invalid value for '--format' (from INSIGHTLY_ETL_EXPORT_FORMAT)`: a value nobody typed
+    on the command line says where it came from."""
+    if not isinstance(exc, click.BadParameter) or exc.param is None or exc.ctx is None:
+        return
+    param, name = exc.param, exc.param.name or ""
+    source = exc.ctx.get_parameter_source(name)
+    if source is click.core.ParameterSource.ENVIRONMENT and isinstance(param.envvar, str):
+        flag = param.opts[0] if param.opts else name
+        exc.param_hint = f"'{flag}' (from {param.envvar})"
 
 
 def _write_summary(ctx: click.Context, code: int | str | None) -> None:

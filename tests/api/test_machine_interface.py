@@ -190,6 +190,23 @@ def test_options_from_the_environment(make_sandbox, tmp_path):
     assert json.loads(result.stderr.splitlines()[0])["level"] == "info"
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("INSIGHTLY_ETL_EXPORT_FORMAT", "cvs", "'--format' (from INSIGHTLY_ETL_EXPORT_FORMAT)"),
+        ("INSIGHTLY_ETL_MAX_REQUESTS", "abc", "'--max-requests' (from INSIGHTLY_ETL_MAX_REQUESTS)"),
+    ],
+)
+def test_a_wrong_value_from_the_environment_names_the_variable(
+    make_sandbox, tmp_path, variable, value, said
+):
+    """The user never typed --format: the message named only the option."""
+    env = {**ENV, variable: value}
+    result = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path / "x"), env=env)
+    assert result.exit_code == 2
+    assert f"Error: Invalid value for {said}: " in result.stderr
+
+
 @pytest.mark.parametrize("value", ["yaml", ""])
 def test_a_wrong_log_format_from_the_environment_is_refused(value):
     result = run(None, "status", "x.sqlite", env={**ENV, "INSIGHTLY_ETL_LOG_FORMAT": value or "x"})
