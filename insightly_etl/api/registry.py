@@ -363,7 +363,8 @@ def get_object(name: str) -> ObjectType:
         f"unknown object type {name!r}" + (f"; did you mean {meant!r}?" if meant else ""),
         hint="Known object types: "
         + ", ".join(OBJECTS)
-        + f", {CUSTOM_FIELDS}, and the account's custom objects by their API name (Site__c).",
+        + f", {CUSTOM_FIELDS}, {CUSTOM_OBJECTS}, and the account's custom objects by their "
+        "API name (Site__c).",
     )
 
 

@@ -99,6 +99,10 @@ def test_errors_are_one_line_with_their_exit_code_never_a_traceback(
     result = run(make_sandbox(), *[a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == code, result.output
     assert result.stderr.splitlines()[0] == message.format(tmp=tmp_path)
+    if "not an import checkpoint" in message:  # status said no more than that
+        assert result.stderr.splitlines()[1] == (
+            "Hint: Give the checkpoint an import wrote: FILE.checkpoint.sqlite beside its file."
+        )
     assert "Traceback" not in result.output
 
 

@@ -160,6 +160,7 @@ _FROM_V0 = {  # column -> its value from a version-0 row, where it is not copied
 }
 _MINUTE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")  # runs.sent_minutes' keys
 _NOT_OURS = "Name a new file with --checkpoint, or move that one away."
+_WHICH = "Give the checkpoint an import wrote: FILE.checkpoint.sqlite beside its file."
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:
@@ -319,7 +320,7 @@ class Checkpoint:
     def existing(cls, path: Path) -> Checkpoint:
         """An import's checkpoint, for a command that works on one (`reconcile`, `undo`): a
         missing, empty or foreign file is refused as it is, never made into a new one."""
-        hint = "Give the checkpoint an import wrote: FILE.checkpoint.sqlite beside its file."
+        hint = _WHICH
         if not path.is_file():
             raise CheckpointError(f"{path}: no such checkpoint file", hint=hint)
         if path.stat().st_size == 0:
@@ -351,7 +352,9 @@ class Checkpoint:
             version = _version(self.db, path)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise CheckpointError(f"{path} is not an import checkpoint ({exc})") from None
+            raise CheckpointError(
+                f"{path} is not an import checkpoint ({exc})", hint=_WHICH
+            ) from None
         except CheckpointError:
             self.db.close()
             raise
