@@ -245,10 +245,15 @@ WHO = (
 )
 
 
-def identity_columns(table: SourceTable, mapping: Mapping) -> Identity:
-    """The groups of the file's columns that say who each row's record is: a person's name,
-    e-mail, phone, the object's name field, the match key, the record id."""
+def identity_columns(table: SourceTable, mapping: Mapping) -> tuple[Identity, Identity]:
+    """The groups of the file's columns that say who each row's record is — a person's name,
+    e-mail, phone, the object's name field, the match key, the record id — and, for a file
+    without a match key, those that name it (not an e-mail or a phone, which two people may
+    share)."""
     obj = get_object(mapping.object)
+    # a contact's or lead's lookup name is its e-mail: contact details, not a name
+    named_by = obj.name_field if obj.name_field not in ("EMAIL_ADDRESS", "EMAIL") else None
+    naming = [PERSON_NAME, *((f,) for f in (named_by, obj.id_field) if f)]
     groups = [*WHO, *((f,) for f in (obj.name_field, obj.identity, obj.id_field) if f)]
     columns = [str(c) for c in table.frame.columns]
     by_field: dict[str, set[str]] = {}
@@ -257,15 +262,20 @@ def identity_columns(table: SourceTable, mapping: Mapping) -> Identity:
     if mapping.identity:  # no mapping file: the columns are named like the fields
         for c in columns:
             by_field.setdefault(c, set()).add(c)
-    out = []
-    for group in groups:
-        names = set().union(*(by_field.get(f, set()) for f in group))
-        if names:
-            out.append(tuple(i for i, c in enumerate(columns) if c in names))
+
+    def positions(fields: tuple[str, ...]) -> tuple[int, ...]:
+        names = set().union(*(by_field.get(f, set()) for f in fields))
+        return tuple(i for i, c in enumerate(columns) if c in names)
+
+    key: tuple[int, ...] = ()
     if mapping.match:
-        key = {column for column, _ in mapping.match.pairs}
-        out.append(tuple(i for i, c in enumerate(columns) if c in key))
-    return tuple(dict.fromkeys(g for g in out if g))
+        wanted = {column for column, _ in mapping.match.pairs}
+        key = tuple(i for i, c in enumerate(columns) if c in wanted)
+    out = [*(positions(g) for g in groups), key]
+    # keyed rows are who their key says (an edited key moves a row on, checkpoint/rows.py);
+    # without a key, a name or the record id that differs is another record
+    names = [] if key else [positions(g) for g in naming]
+    return tuple(dict.fromkeys(g for g in out if g)), tuple(dict.fromkeys(g for g in names if g))
 
 
 async def load_file(
@@ -285,6 +295,7 @@ async def load_file(
         if options.dry_run
         else Checkpoint(options.checkpoint_path)
     )
+    identity, naming = identity_columns(table, mapping)
     try:
         changes = checkpoint.bind(
             file_sha=sha256_file(options.file),
@@ -295,7 +306,8 @@ async def load_file(
             lines=table.lines,
             keyed=mapping.match is not None
             or (mapping.identity and get_object(mapping.object).id_field in table.columns),
-            identity=identity_columns(table, mapping),
+            identity=identity,
+            naming=naming,
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

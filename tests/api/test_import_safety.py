@@ -324,6 +324,39 @@ async def test_without_a_match_key_new_rows_beside_vanished_ones_are_refused_not
     )
 
 
+async def test_without_a_match_key_a_person_replaced_by_another_sharing_a_phone_is_no_edit(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Zoe Quinn in Alan Turing's place, with the same switchboard phone: the phone agreed in
+    full, so the rerun updated Alan's record into Zoe's."""
+    sb = make_sandbox()
+    head = "First,Last,Email,Phone,Title\n"
+    file = write(
+        tmp_path,
+        "people.csv",
+        head + "Alan,Turing,,+44 20 7946 0000,Engineer\nGrace,Hopper,grace@navy.example,,Admiral\n",
+    )
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n"
+        "  Email: EMAIL_ADDRESS\n  Phone: PHONE\n  Title: TITLE\n",
+    )
+    await run_import(sb, file, mapping)
+    (alan,) = [
+        r for r in sb.account.collections["Contacts"].records.values() if r["LAST_NAME"] == "Turing"
+    ]
+    file.write_text(
+        head + "Zoe,Quinn,,+44 20 7946 0000,Engineer\nGrace,Hopper,grace@navy.example,,Admiral\n"
+    )
+    with pytest.raises(CheckpointError) as caught:
+        await run_import(sb, file, mapping)
+    assert str(caught.value).startswith(
+        "people.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote"
+    )
+    assert record(sb, alan["CONTACT_ID"]) == alan
+
+
 async def test_a_changed_mapping_diffs_every_row_again_and_sends_only_the_differences(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -88,3 +88,24 @@ def test_with_identifying_columns_a_different_person_is_never_an_edit() -> None:
     assert pair_rows(old, unnamed, identity=((0, 1),)) == Pairing(removed=[0], new=[0])
     namesake = digests([["Zoe", "Turing", "Wilmslow", "Gold", "Ann"]], header)  # same surname
     assert pair_rows(old, namesake, identity=((0, 1),)) == Pairing(removed=[0], new=[0])
+
+
+def test_a_shared_phone_or_mailbox_never_makes_another_person_an_edit() -> None:
+    """Alan Turing replaced by Zoe Quinn, who has the same switchboard phone: the phone's group
+    agreed in full, so Alan's record was overwritten with Zoe."""
+    header = ("First", "Last", "Email", "Phone", "Title")
+    groups = ((0, 1), (2,), (3,))
+    names = ((0, 1),)
+    old = dict(enumerate(digests([["Alan", "Turing", "", "+44 20 7946 0000", "Eng"]], header)))
+    zoe = digests([["Zoe", "Quinn", "", "+44 20 7946 0000", "Eng"]], header)
+    assert pair_rows(old, zoe, groups, names) == Pairing(removed=[0], new=[0])
+    shared = dict(enumerate(digests([["Bob", "Smith", "info@acme.example", "", "Sales"]], header)))
+    carol = digests([["Carol", "Jones", "info@acme.example", "", "Sales"]], header)
+    assert pair_rows(shared, carol, groups, names) == Pairing(removed=[0], new=[0])
+    # his own e-mail fixed, or a phone added: his name agrees, an edit
+    fixed = digests([["Bob", "Smith", "bob@acme.example", "+1 202 555 0199", "Sales"]], header)
+    assert pair_rows(shared, fixed, groups, names) == Pairing(edited={0: 0})
+    # no name on either side: the phone still says who
+    unnamed = dict(enumerate(digests([["", "", "", "+44 20 7946 0000", "Eng"]], header)))
+    moved = digests([["", "", "", "+44 20 7946 0000", "Lead"]], header)
+    assert pair_rows(unnamed, moved, groups, names) == Pairing(edited={0: 0})

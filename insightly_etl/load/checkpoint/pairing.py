@@ -5,9 +5,10 @@ after editing its file and each row finds its earlier self by content — an unc
 same digest; an edited row keeps the same header and at least half of its cells; anything else
 is new. Rows of the old file that nothing claims were removed. Two empty cells are no evidence
 that two rows are one, and where the mapping names the cells that say who a record is (the
-name, the e-mail, the phone, the match key), one of those must agree in full: replacing Alan
-Turing by Zoe Quinn in a file is a new row, never an edit of Alan's; fixing Bob's e-mail is an
-edit (his name agrees).
+name, the e-mail, the phone, the match key), one of those must agree in full and no name or
+key may differ: replacing Alan Turing by Zoe Quinn in a file is a new row, never an edit of
+Alan's, even where they share a switchboard phone; fixing Bob's e-mail is an edit (his name
+agrees).
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ EMPTY = frozenset(_cell_hex(t) for t in ("", "nan", "None", "<NA>", "NaT"))
 Identity = tuple[tuple[int, ...], ...]  # groups of column positions: a name, an e-mail, a key
 
 
-def mostly_same(a: str, b: str, identity: Identity = ()) -> bool:
+def mostly_same(a: str, b: str, identity: Identity = (), naming: Identity = ()) -> bool:
     """Is row digest `b` an edit of `a`: same header; of the cells filled on either side, at
-    least half unchanged; and, when identifying groups of columns are named, one group equal
-    in every cell and not empty?"""
+    least half unchanged; when identifying groups of columns are named, one group equal in
+    every cell and not empty; and no `naming` group (a person's name, the record's name, its
+    key) filled on both sides and different — a switchboard phone or a shared mailbox that
+    Alan Turing and Zoe Quinn both have does not make Zoe an edit of Alan."""
     if a[:CELL_HEX] != b[:CELL_HEX] or len(a) != len(b):
         return False
 
@@ -75,6 +78,11 @@ def mostly_same(a: str, b: str, identity: Identity = ()) -> bool:
 
     if identity and not any(agrees(group) for group in identity):
         return False
+    for group in naming:
+        cells = [c for c in group if c in columns]
+        filled = all(any(cell(d, c) not in EMPTY for c in cells) for d in (a, b))
+        if filled and any(cell(a, c) != cell(b, c) for c in cells):
+            return False
     compared = [c for c in columns if cell(a, c) not in EMPTY or cell(b, c) not in EMPTY]
     same = sum(cell(a, c) == cell(b, c) for c in compared)
     return same > 0 and 2 * same >= len(compared)
@@ -88,14 +96,17 @@ class Pairing:
     new: list[int] = field(default_factory=list)  # new rows that are no old row
 
 
-def pair_rows(old: dict[int, str], digests: list[str], identity: Identity = ()) -> Pairing:
+def pair_rows(
+    old: dict[int, str], digests: list[str], identity: Identity = (), naming: Identity = ()
+) -> Pairing:
     """Pair the old file's rows (`old`: row -> digest, in row order) with the new file's.
 
     Equal digests pair first, in order (of several equal rows, the first with the first). Then
     each unpaired new row looks for an edit of itself: at its own place first, then — unless
     more than MAX_PAIRING_SCAN old rows are unpaired, when only its place is looked at — among
     every unpaired old row. A changed header pairs no edits: every changed row is new.
-    `identity`: the groups of columns that say who a record is (mostly_same)."""
+    `identity`: the groups of columns that say who a record is, `naming` those of them that
+    name it (mostly_same)."""
     unclaimed: dict[str, list[int]] = {}
     for row in reversed(old):
         unclaimed.setdefault(old[row], []).append(row)
@@ -114,7 +125,9 @@ def pair_rows(old: dict[int, str], digests: list[str], identity: Identity = ()) 
         candidates = [i] if i in old and i not in claimed else []
         if scan:
             candidates += [r for r in pool if r not in claimed and r != i]
-        match = next((r for r in candidates if mostly_same(old[r], digests[i], identity)), None)
+        match = next(
+            (r for r in candidates if mostly_same(old[r], digests[i], identity, naming)), None
+        )
         if match is not None:
             edited[i] = match
             claimed.add(match)

@@ -75,6 +75,7 @@ def bind(
     lines: list[int],
     keyed: bool = True,
     identity: Identity = (),
+    naming: Identity = (),
 ) -> RerunChanges:
     """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
     file and mapping as they are now."""
@@ -98,7 +99,7 @@ def bind(
     undone = _forget_undo(store)  # before rows are renumbered: its journal is by row
     changes = RerunChanges()
     if known != file_sha:
-        changes = _rekey(store, digests, lines, keyed, identity, source)
+        changes = _rekey(store, digests, lines, keyed, identity, source, naming)
     else:
         store.rows.register(zip(range(len(lines)), lines, digests, strict=True))
     changes.undone = undone
@@ -165,6 +166,7 @@ def _rekey(
     keyed: bool,
     identity: Identity = (),
     source: str = "",
+    naming: Identity = (),
 ) -> RerunChanges:
     """The rows of the file now (`source`), paired with the checkpoint's of its last run."""
     earlier = store.meta("source")
@@ -180,7 +182,7 @@ def _rekey(
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
-    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity)
+    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity, naming)
     created_gone = [
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
