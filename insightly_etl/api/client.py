@@ -148,6 +148,8 @@ class InsightlyClient:
         self.stopped_by: QuotaError | None = None  # the quota, reserve or budget that stopped it
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._skew: timedelta | None = None  # the server's clock less ours, when known
+        # without a Date header: the newest DATE_*_UTC read, a time the server's clock is past
+        self.stamp_floor: datetime | None = None
         self._halt: asyncio.Event | None = None
         self._reading: set[asyncio.Task[Any]] = set()  # tasks with a read in flight
         self._dropped: set[asyncio.Task[Any]] = set()  # of them, those a stop cancelled
@@ -245,6 +247,26 @@ class InsightlyClient:
             if stamp is not None:
                 self._learn_skew(stamp.replace(tzinfo=UTC))
         return record
+
+    def _floor_from(self, data: Any) -> None:
+        """The newest stamp an answer's records carry (any stamp the server wrote is a time
+        its clock is past), up to a day ahead of ours: a record dated 9999 says nothing."""
+        records = data if isinstance(data, list) else [data]
+        stamps = [
+            value
+            for r in records
+            if isinstance(r, dict)
+            for field in ("DATE_UPDATED_UTC", "DATE_CREATED_UTC")
+            if isinstance(value := r.get(field), str)
+        ]
+        moment = iso_instant(max(stamps)) if stamps else None  # as text: a lower bound still
+        if moment is None:
+            return
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        if moment <= datetime.now(UTC) + timedelta(days=1) and (
+            self.stamp_floor is None or moment > self.stamp_floor
+        ):
+            self.stamp_floor = moment
 
     def _learn_skew(self, server: datetime) -> None:
         self._skew = server - datetime.now(UTC)
@@ -643,6 +665,8 @@ class InsightlyClient:
                     method=method,
                     path=path,
                 ) from None
+            if self.last_server_time is None:  # no Date header: the records say a time
+                self._floor_from(data)
             return Reply(
                 response.status_code, data, response.headers, len(response.content), elapsed
             )

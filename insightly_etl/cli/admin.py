@@ -124,8 +124,9 @@ def reconcile(ctx: Context, checkpoint: Path, api: ApiOptions) -> None:
         f"made (planned again: the next import run sends them), {c.unknown:,} still unknown"
         + (f"; {c.updates:,} updates are re-read by the next import run" if c.updates else "")
         + (
-            f"; {c.ambiguous:,} match more than one record equally (never sent again: "
-            "check them in Insightly)"
+            f"; {c.ambiguous:,} cannot be told: records resemble them equally, or in part "
+            "(never sent again; the import's NAME.errors.csv names the records: check them in "
+            "Insightly)"
             if c.ambiguous
             else ""
         )

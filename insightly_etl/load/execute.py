@@ -108,7 +108,11 @@ class Executor:
         self.refreshed_at = planned_at
         self.progress = progress or NullProgress()
         self.settle_seconds = SETTLE_SECONDS
-        self.reconciler = Reconciler(client, self.obj, checkpoint.rows.claimed)
+        # records that existed before the first write (planning's): never a lost create's
+        self.existed: set[int] = set()
+        self.reconciler = Reconciler(
+            client, self.obj, lambda: checkpoint.rows.claimed() | self.existed
+        )
         # each write's answer kept for the steps that follow it (pipeline, stage, links); an
         # import without steps keeps none: a million created records' answers held ~2 GB
         self.keep_records = keep_records
@@ -118,6 +122,7 @@ class Executor:
         slow request holds its own place only, never a whole batch. Each group with updates
         is re-read just before its first write starts (send_groups)."""
         writes = plan.writes
+        self.existed = self.planner.seen_ids(plan)
         self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
         places = asyncio.Semaphore(self.batch_size)
         running: list[asyncio.Future[None]] = []

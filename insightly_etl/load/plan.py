@@ -1187,6 +1187,15 @@ class Planner:
                 )
         return None
 
+    def seen_ids(self, plan: Plan) -> set[int]:
+        """The records planning read or was told of (Insightly's duplicate rule): they existed
+        before anything was sent, so no create of this run made them."""
+        id_field = self.obj.id_field or ""
+        listed = (record_id(r, id_field) for r in self._listed or ())
+        return {*self.records, *(rid for rid in listed if rid is not None)} | set(
+            plan.like_existing.values()
+        )
+
     def written_key(self, row: int) -> tuple[str, ...] | None:
         """The row's key as the file writes it (tidied, not case-folded): what a search sends,
         and what a created record holds."""

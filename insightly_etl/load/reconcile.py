@@ -35,6 +35,7 @@ Record = dict[str, Any]
 
 SETTLE = timedelta(seconds=2)  # before sent_at: strictly-after filters and clocks' granularity
 RESEND_AFTER = timedelta(minutes=15)  # far past any search lag seen; then "not found" is "not made"
+PARTLY_WITHIN = timedelta(minutes=2)  # a write's deadline: a record made then may be its
 RESEND_MINUTES = int(RESEND_AFTER.total_seconds() // 60)
 NOT_MADE = (
     "its answer was lost and no record it could have made was found "
@@ -154,6 +155,7 @@ class Reconciler:
         self.client, self.obj, self.claimed = client, obj, claimed
         self.who = who_fields(obj)
         self.latest_stamp: datetime | None = None  # the newest DATE_*_UTC the server wrote
+        self._candidates: dict[int, Record] = {}  # the records find_created last looked at
 
     async def settle(
         self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
@@ -169,6 +171,16 @@ class Reconciler:
                 message=f"its answer was lost and {len(alike)} records resemble what it sent "
                 f"equally well ({shown}): which one it made cannot be told, so it is not sent "
                 "again; check them in Insightly",
+            )
+        if partly := self.partly_alike(payload, sent_at):
+            # made as it was sent, and holding some of who it is: edited since, by a colleague
+            # or a workflow? Not "never made": sent again, it would be a second record
+            shown = ", ".join(str(i) for i in partly[:5])
+            return Settled(
+                Reconciled.AMBIGUOUS,
+                message=f"its answer was lost; no record holds all it sent, but {shown} "
+                "(made as it was sent) holds part of who it is, as if edited since: it is not "
+                "sent again; check in Insightly",
             )
         if self.certainly_not_made(sent_at):
             return Settled(Reconciled.NOT_MADE, message=NOT_MADE)
@@ -189,6 +201,7 @@ class Reconciler:
             rid = record_id(record, self.obj.id_field or "") if isinstance(record, dict) else None
             if rid is not None:
                 candidates.setdefault(rid, record)
+        self._candidates = candidates  # for partly_alike, when none resembles in full
         taken = self.claimed()
         scored = sorted(
             (
@@ -207,6 +220,25 @@ class Reconciler:
             # this row's cannot be said, and neither may be taken for "never made"
             return None, [rid for score, rid in scored if score == scored[0][0]]
         return candidates[scored[0][1]], []
+
+    def partly_alike(self, payload: dict[str, Any], sent_at: datetime) -> list[int]:
+        """Records no row holds, made within PARTLY_WITHIN of `sent_at`, holding the e-mail
+        sent or the whole name sent, though not all that was sent: what find_created last
+        read. (A surname alone is no evidence: rows of one family, or lost together.)"""
+        taken = self.claimed()
+        since, until = sent_at - SETTLE, sent_at + PARTLY_WITHIN
+        sent = {k: v for k, v in payload.items() if k in self.who and v}
+        emails = [k for k in sent if k in ("EMAIL_ADDRESS", "EMAIL")]
+        names = [k for k in sent if k not in emails]
+        out = []
+        for rid, record in self._candidates.items():
+            made = iso_instant(record.get("DATE_CREATED_UTC"))
+            if rid in taken or made is None or not since <= _utc(made) <= until:
+                continue
+            agrees = agreement(record, sent)
+            if any(agrees[k] for k in emails) or (names and all(agrees[k] for k in names)):
+                out.append(rid)
+        return out
 
     async def newest(self, since: datetime) -> tuple[list[Record], bool]:
         """The newest records by id, read back from the end of the list a page at a time

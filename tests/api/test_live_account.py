@@ -14,13 +14,14 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from insightly_etl.errors import UnstableOrder
+from insightly_etl.errors import CheckpointError, UnstableOrder
 from insightly_etl.extract.export import DELETED, ExportOptions, extract_objects
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.sandbox import Sandbox
 from tests.api.test_cli import run
 from tests.api.test_export import export, manifest, read
 from tests.api.test_import import MATCH_EMAIL, run_import, write
+from tests.api.test_import_safety import run_undo
 from tests.conftest import asgi_client, sandbox_client
 
 pytestmark = pytest.mark.anyio
@@ -586,13 +587,51 @@ def test_rows_alike_in_every_field_both_lost_are_never_sent_again(
     clock[0] += timedelta(minutes=16)
     settled = run(sb, "reconcile", str(tmp_path / "t.csv.checkpoint.sqlite"))
     assert settled.exit_code == 1
-    assert "2 match more than one record equally (never sent again" in settled.stdout
+    assert "2 cannot be told: records resemble them equally, or in part" in settled.stdout
     again = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
     assert ", 2 left;" in again.stdout
     assert len(sb.account.collections["Contacts"].ids) == 222  # not made twice
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_lost_create_a_colleague_edited_since_is_never_called_never_made(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The creates were made, their answers lost; a colleague then renamed Jon to Jonathan and
+    gave Aria a new e-mail. Fifteen minutes on, neither resembled what was sent in full, so
+    both were "never made" and the next run made Jon and Aria again. (A surname alone is no
+    evidence: an Aria renamed Arya with a new e-mail is not told from another Stark.)"""
+    clock = [datetime.now(UTC).replace(microsecond=0)]
+    sb = make_sandbox(now=lambda: clock[0])
+    file = write(
+        tmp_path,
+        "p.csv",
+        "Name,Surname,Email\nJon,Snow,jon@lost.example\nAria,Stark,aria@lost.example\n",
+    )
+    mapping = write(tmp_path, "m.yaml", UNKEYED)
+    before = contact_ids(sb)
+    lossy = LosesCreates(sb, applied=True, blind=True)
+    first = run_through(lossy, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert first.exit_code == 1 and ", 2 left;" in first.stdout
+    jon, aria = sorted(contact_ids(sb) - before)
+    clock[0] += timedelta(seconds=30)
+    sb.account.update("Contacts", {"CONTACT_ID": jon, "FIRST_NAME": "Jonathan"})  # his e-mail kept
+    edit = {"CONTACT_ID": aria, "EMAIL_ADDRESS": "arya@lost.example"}  # her whole name kept
+    sb.account.update("Contacts", edit)
+    clock[0] += timedelta(minutes=16)
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    later = run(sb, "reconcile", str(checkpoint))
+    assert later.exit_code == 1, later.output  # a person must look
+    assert "0 never made" in later.stdout
+    again = run(sb, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert again.exit_code == 1 and ", 2 left;" in again.stdout
+    assert contact_ids(sb) - before == {jon, aria}  # no second Jon, no second Aria
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
+    assert f"no record holds all it sent, but {jon} (made as it was sent)" in errors
+    assert f"no record holds all it sent, but {aria} (made as it was sent)" in errors
+
+
 def test_without_a_date_header_reconcile_does_not_take_our_clock_for_the_server_s(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -604,6 +643,32 @@ def test_without_a_date_header_reconcile_does_not_take_our_clock_for_the_server_
     run_through(LosesCreates(sb, applied=False), "import", str(file), "--mapping", str(mapping))
     soon = run(sb, "reconcile", str(tmp_path / "p.csv.checkpoint.sqlite"))
     assert soon.exit_code == 75 and "3 still unknown" in soon.stdout
+
+
+@pytest.mark.parametrize("clock", ["ours", "20 min behind"])
+async def test_a_colleagues_record_made_before_the_run_is_never_taken_for_a_lost_create(
+    make_sandbox, tmp_path: Path, clock: str
+) -> None:
+    """A colleague makes Jaime just before the import; the import's own create of Jaime never
+    arrives. With no Date header and this machine's clock 20 minutes behind, the colleague's
+    record looked made after the create was sent: booked as the row's, and undo deleted it."""
+    behind = timedelta(minutes=20 if clock != "ours" else 0)
+    sb = make_sandbox(date_header=False, now=lambda: datetime.now(UTC) + behind)
+    colleague = sb.account.create(
+        "Contacts",
+        {"FIRST_NAME": "Jaime", "LAST_NAME": "Baratheon", "EMAIL_ADDRESS": "jaime@lost.example"},
+    )
+    file = write(tmp_path, "p.csv", "Name,Surname,Email\nJaime,Baratheon,jaime@lost.example\n")
+    mapping = write(tmp_path, "m.yaml", UNKEYED)
+    result = await run_import(sb, file, mapping, transport=lambda s: LosesCreates(s, applied=False))
+    assert (result.counts.created, result.counts.unknown) == (0, 1)
+    cp = Checkpoint.read_only(tmp_path / "p.csv.checkpoint.sqlite")
+    (entry,) = cp.rows.states().values()
+    cp.close()
+    assert entry.record_id is None
+    with pytest.raises(CheckpointError, match=r"1 row\(s\) of this import have an unknown outcome"):
+        await run_undo(sb, tmp_path / "p.csv.checkpoint.sqlite")  # the colleague's kept
+    assert colleague["CONTACT_ID"] in contact_ids(sb)
 
 
 class CreatesAnswerAs(httpx.AsyncBaseTransport):
