@@ -321,6 +321,7 @@ async def load_file(
             raise
         if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
             checkpoint.remember(account_name=options.account_name)
+        result.stats = client.stats.summary()  # retries, 429s, a clock far from the server's
         result.since_last_run = changes.describe()
         result.written_before = (run.before.created, run.before.updated)
         result.account = checkpoint.meta("account")

@@ -257,10 +257,15 @@ async def test_without_a_date_header_the_mark_comes_from_the_server_s_stamps_not
 async def test_a_clock_far_from_the_server_s_is_warned_about_once(make_sandbox, tmp_path) -> None:
     sb = make_sandbox(now=lambda: datetime.now(UTC) - timedelta(minutes=10))
     result = await export(sb, tmp_path, "contacts", "organisations")
-    assert [n for n in result.stats["notices"] if "clock" in n] == [
+    warned = [
         "this machine's clock is 10 min ahead of the server's; the server's time is used for "
         "marks and reconciliation"
     ]
+    assert [n for n in result.stats["notices"] if "clock" in n] == warned
+    # the import says so too (its accounting was never filled, so it said nothing)
+    file = write(tmp_path, "p.csv", "Name,Surname,Email\nAda,L,ada@clock.example\n")
+    imported = await run_import(sb, file, write(tmp_path, "m.yaml", KEYED))
+    assert [n for n in imported.stats["notices"] if "clock" in n] == warned
 
 
 UNKEYED = (
