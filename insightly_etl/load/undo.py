@@ -265,17 +265,18 @@ class _UndoWrite:
             )
             return None
         now = record.get("DATE_UPDATED_UTC")
+        # what the import sent, as the server may keep it (case, spaces: loosely_same), field
+        # by field: a field that holds something else was changed since, by someone
+        changed = sorted(f for f, same in agreement(record, job.payload or {}).items() if not same)
         if job.stamp and now and _later(now, job.stamp):
-            undo.note(job, "conflict", "(record)", None, f"updated {job.stamp}", f"updated {now}")
+            fields = ", ".join(changed) or "(a field the import did not send)"
+            undo.note(job, "conflict", fields, None, f"updated {job.stamp}", f"updated {now}")
             undo.finish(
                 job,
                 UndoState.CONFLICT,
                 f"changed in Insightly at {now}, after the import; not deleted",
             )
             return None
-        # what the import sent, as the server may keep it (case, spaces: loosely_same), field
-        # by field: a field that holds something else was changed since, by someone
-        changed = sorted(f for f, same in agreement(record, job.payload or {}).items() if not same)
         if changed:
             undo.note(
                 job, "conflict", ", ".join(changed), None, "created by the import", "changed since"

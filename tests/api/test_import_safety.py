@@ -614,9 +614,36 @@ async def test_undo_leaves_a_created_record_that_someone_edited_since(
         await http.put(
             "Contacts", json={"CONTACT_ID": ada["CONTACT_ID"], "BACKGROUND": "Met in Berlin"}
         )
+    (bob,) = [
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["FIRST_NAME"] == "Bob" and r["EMAIL_ADDRESS"] == "bob@edit.example"
+    ]
     undone = await run_undo(sb, tmp_path / "e.csv.checkpoint.sqlite")
     assert (undone.counts.deleted, undone.counts.conflict) == (1, 1)
     assert record(sb, ada["CONTACT_ID"])["BACKGROUND"] == "Met in Berlin"  # still there
+    report = (tmp_path / "e.undo.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert report[1:] == [  # the conflict names the fields it can (it said `(record)`)
+        f"2,conflict,{ada['CONTACT_ID']},(a field the import did not send),,updated "
+        "2026-11-23 09:00:00,updated 2026-11-23 09:05:00",
+        f"3,delete,{bob['CONTACT_ID']},,,,",
+    ]
+    # a field the import sent, changed since: named
+    file.write_text("Name,Email\nCy,cy@edit.example\n")
+    await run_import(
+        sb, file, write(tmp_path, "m.yaml", MAPPING_HEAD), checkpoint=tmp_path / "c.sqlite"
+    )
+    cy = next(
+        r
+        for r in sb.account.collections["Contacts"].records.values()
+        if r["EMAIL_ADDRESS"] == "cy@edit.example"
+    )
+    clock["now"] += timedelta(minutes=5)
+    async with asgi_client(sb) as http:
+        await http.put("Contacts", json={"CONTACT_ID": cy["CONTACT_ID"], "FIRST_NAME": "Cyril"})
+    await run_undo(sb, tmp_path / "c.sqlite")
+    report = (tmp_path / "e.undo.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert report[1].startswith(f"2,conflict,{cy['CONTACT_ID']},FIRST_NAME,,updated ")
 
 
 def test_reconciliation_never_takes_a_record_that_differs_after_19_characters() -> None:
