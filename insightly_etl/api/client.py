@@ -228,10 +228,13 @@ class InsightlyClient:
 
     def server_now(self) -> datetime:
         """The server's clock: as its last Date header said; without one, ours corrected by
-        what a write's answer showed (the DATE_UPDATED_UTC it stamped), else ours."""
+        what a write's answer showed (the DATE_UPDATED_UTC it stamped), else ours — and never
+        before the newest stamp its records carried (stamp_floor)."""
         if self.last_server_time is not None:
             return self.last_server_time
-        return datetime.now(UTC) + (self._skew or timedelta(0))
+        ours = datetime.now(UTC) + (self._skew or timedelta(0))
+        # never before the newest stamp read: this machine's clock may be behind
+        return max(ours, self.stamp_floor) if self.stamp_floor is not None else ours
 
     def _server_clock(self, said: datetime | None) -> None:
         if said is None:
@@ -252,21 +255,17 @@ class InsightlyClient:
         """The newest stamp an answer's records carry (any stamp the server wrote is a time
         its clock is past), up to a day ahead of ours: a record dated 9999 says nothing."""
         records = data if isinstance(data, list) else [data]
-        stamps = [
-            value
+        latest = datetime.now(UTC) + timedelta(days=1)
+        moments = [
+            m if m.tzinfo else m.replace(tzinfo=UTC)
             for r in records
             if isinstance(r, dict)
             for field in ("DATE_UPDATED_UTC", "DATE_CREATED_UTC")
-            if isinstance(value := r.get(field), str)
+            if (m := iso_instant(r.get(field))) is not None
         ]
-        moment = iso_instant(max(stamps)) if stamps else None  # as text: a lower bound still
-        if moment is None:
-            return
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        if moment <= datetime.now(UTC) + timedelta(days=1) and (
-            self.stamp_floor is None or moment > self.stamp_floor
-        ):
-            self.stamp_floor = moment
+        plausible = [m for m in moments if m <= latest]
+        if plausible and (self.stamp_floor is None or max(plausible) > self.stamp_floor):
+            self.stamp_floor = max(plausible)
 
     def _learn_skew(self, server: datetime) -> None:
         self._skew = server - datetime.now(UTC)

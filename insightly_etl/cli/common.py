@@ -18,7 +18,6 @@ import os
 import re
 import sqlite3
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -763,42 +762,40 @@ def progress(quiet: bool) -> Any:
     )  # JsonLines: not a tty
 
 
-REPEAT_S = 0.5  # a second Ctrl-C sooner than this is the first one delivered twice
-
-
 def plural(n: int, word: str, many: str | None = None) -> str:
     """`1 request`, `2 requests`, `1 object type`."""
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
+REPEAT_S = 0.5  # a second Ctrl-C sooner than this is the first one delivered twice
+
+
 @contextmanager
-def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[list[int]]:
+def stop_on_signals(
+    loop: asyncio.AbstractEventLoop, stop: asyncio.Event, *, repeat_s: float = REPEAT_S
+) -> Iterator[list[int]]:
     """Ctrl-C and SIGTERM set `stop` (no new request leaves); a second Ctrl-C aborts at once.
     SIGTERM again is the same stop (GNU timeout sends it to the process and to its group:
-    twice), and so is a Ctrl-C delivered twice at once. Yields the signals received, for the
-    exit code."""
+    twice), and so is a Ctrl-C delivered twice within `repeat_s`: only then is Ctrl-C given
+    back to Python, whose KeyboardInterrupt comes even while the loop is busy. Yields the
+    signals received, for the exit code."""
     import signal
 
     received: list[int] = []
     wanted = (signal.SIGINT, signal.SIGTERM)
     previous: dict[int, Any] = {}  # the handlers signal.signal replaced (its fallback only)
-    first_at: list[float] = []
 
-    def restore() -> None:
-        for signum in wanted:
+    def restore(signums: tuple[int, ...] = wanted) -> None:
+        for signum in signums:
             if previous:
                 signal.signal(signum, previous[signum])
             else:
                 loop.remove_signal_handler(signum)
 
     def on_signal(signum: int) -> None:
-        if received:  # a stop is under way
-            if signum == signal.SIGINT and time.monotonic() - first_at[0] > REPEAT_S:
-                restore()
-                raise KeyboardInterrupt  # a person's second Ctrl-C: abort at once
+        if received:  # a stop is under way: the same one, sent again
             return
         received.append(signum)
-        first_at.append(time.monotonic())
         stop.signum = signum  # type: ignore[attr-defined]  # the client's Halted says which
         click.echo(
             "\nStopping: no new request is sent; reads in flight are dropped, writes in flight"
@@ -806,6 +803,7 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Ite
             err=True,
         )
         stop.set()
+        loop.call_later(repeat_s, restore, (signal.SIGINT,))  # a person's second Ctrl-C
 
     try:
         for signum in wanted:

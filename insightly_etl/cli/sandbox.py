@@ -3,7 +3,6 @@ imports `insightly_etl.sandbox` outside `--sandbox`."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -421,13 +420,8 @@ def sandbox(
 
     try:
         serve(config, host=host, port=port, announce=announce, more=more)
-    except SeedError as exc:  # its message names the option, or the seed's file
+    except SeedError as exc:  # its message names the option (--seed, --state, --deny …)
         raise click.UsageError(str(exc)) from None
-    except sqlite3.Error as exc:  # --state: a file it cannot open or that is not its own
-        raise ConfigError(
-            f"--state {state}: cannot keep the sandbox's state there ({exc})",
-            hint="Name a file in a folder you may write, or leave --state out.",
-        ) from None
     except OSError as exc:  # the port is taken, or the address is not this machine's
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror}",

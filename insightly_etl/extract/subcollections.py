@@ -245,7 +245,9 @@ async def plan_subcollections(
         fewer = "Name fewer object types"
         if which == "budget":  # the run's own --max-requests: not a wait for the quota
             raise BudgetExhausted(
-                message, hint=f"{fewer}, or give --max-requests {client.stats.sent + plan.cost:,}."
+                message,
+                hint=f"{fewer}, or give --max-requests of at least "
+                f"{client.stats.sent + plan.cost:,} (the objects' own pages come on top).",
             )
         stop = ReserveReached if plan.reserve else QuotaExhausted
         raise stop(

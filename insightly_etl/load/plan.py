@@ -1177,7 +1177,8 @@ class Planner:
         fields = [f for _, f in match.pairs]
         held = record_key(record, fields)
         for here, there, name in zip(written, held or (), fields, strict=False):
-            if here != there and _CASED_ID.fullmatch(here) and not _is_email(self.specs.get(name)):
+            looks_like_ids = _CASED_ID.fullmatch(here) or _CASED_ID.fullmatch(there)
+            if here != there and looks_like_ids and not _is_email(self.specs.get(name)):
                 rid = record_id(record, self.obj.id_field or "")
                 return (
                     f"{name} {here!r} matches record {rid} only ignoring case (it holds "

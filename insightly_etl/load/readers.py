@@ -575,28 +575,29 @@ _PAGE_NAMES = {"cp1252": "Windows-1252 (Western European)", "latin-1": "Latin-1"
 # the accented letters of the languages written in these code pages: a reading whose letters
 # do not all belong to one of them is not the file's (a French file read as Windows-1250 mixes
 # French ç and ô with Czech č: no language has all three)
-_ALPHABETS = [
-    set(letters)
-    for letters in (
-        "àâæçéèêëîïôœùûüÿ",  # French
-        "äöüß",  # German
-        "áéíñóúü",  # Spanish
-        "áâãàçéêíóôõú",  # Portuguese
-        "àèéìíîòóùú",  # Italian
-        "àçèéíïòóúü·",  # Catalan
-        "åæøé",  # Danish, Norwegian
-        "åäöé",  # Swedish, Finnish
-        "áðéíóúýþæö",  # Icelandic
-        "ëéèïöü",  # Dutch
-        "ąćęłńóśźż",  # Polish
-        "áčďéěíňóřšťúůýž",  # Czech
-        "äáčďéíĺľňóôŕšťúýž",  # Slovak
-        "áéíóöőúüű",  # Hungarian
-        "čćđšž",  # Croatian, Slovenian, Bosnian
-        "ăâîșțşţ",  # Romanian
-        "çğıöşüâîûi̇",  # Turkish
-    )
+# by the code page their countries' Windows saves in
+_WESTERN = [
+    set("àâæçéèêëîïôœùûüÿ"),  # French
+    set("äöüß"),  # German
+    set("áéíñóúü"),  # Spanish
+    set("áâãàçéêíóôõú"),  # Portuguese
+    set("àèéìíîòóùú"),  # Italian
+    set("àçèéíïòóúü·"),  # Catalan
+    set("åæøé"),  # Danish, Norwegian
+    set("åäöé"),  # Swedish, Finnish
+    set("áðéíóúýþæö"),  # Icelandic
+    set("ëéèïöü"),  # Dutch
 ]
+_CENTRAL = [
+    set("ąćęłńóśźż"),  # Polish
+    set("áčďéěíňóřšťúůýž"),  # Czech
+    set("äáčďéíĺľňóôŕšťúýž"),  # Slovak
+    set("áéíóöőúüű"),  # Hungarian
+    set("čćđšž"),  # Croatian, Slovenian, Bosnian
+    set("ăâîșțşţ"),  # Romanian
+]
+_TURKISH = [set("çğıöşüâîûi̇")]
+_ALPHABETS = [*_WESTERN, *_CENTRAL, *_TURKISH]
 # letters a code page has that are rare even in the languages that use them: a reading that
 # needs them (Slovak ŕ for Italian à, Icelandic þ for Turkish ş) is the less likely one
 _RARE = set("ŕĺľďťňţđÿœþð")
@@ -677,9 +678,9 @@ def _words(text: str) -> list[str]:
     return "".join(c if _letter(c) else " " for c in text).split()
 
 
-# the languages of _ALPHABETS by the code page their countries' Windows saves in: a list of
-# people from several countries of one region (`Győr`, `Růžena`) spells no one language
-_REGIONS = [set().union(*_ALPHABETS[:10]), set().union(*_ALPHABETS[10:16]), _ALPHABETS[16]]
+# a list of people from several countries of one region (`Győr`, `Růžena`) spells no one
+# language, but its letters are all the region's
+_REGIONS = [set().union(*region) for region in (_WESTERN, _CENTRAL, _TURKISH)]
 
 
 def _fits_a_region(text: str) -> bool:

@@ -230,6 +230,8 @@ class Reconciler:
         sent = {k: v for k, v in payload.items() if k in self.who and v}
         emails = [k for k in sent if k in ("EMAIL_ADDRESS", "EMAIL")]
         names = [k for k in sent if k not in emails]
+        if names and set(names) <= {"FIRST_NAME", "LAST_NAME"} and len(names) < 2:
+            names = []  # a surname alone (or a first name) is no whole name
         out = []
         for rid, record in self._candidates.items():
             made = iso_instant(record.get("DATE_CREATED_UTC"))

@@ -117,12 +117,8 @@ class Outcome:
 
 
 def server_now(client: InsightlyClient) -> datetime:
-    """The server's clock (InsightlyClient.server_now); without a Date header, never before
-    the newest stamp its records carried (this machine's clock may be behind: a colleague's
-    record made just before the run would seem made after a create sent "now")."""
-    now = client.server_now()
-    floor = client.stamp_floor if client.last_server_time is None else None
-    return max(now, floor) if floor is not None else now
+    """The server's clock (InsightlyClient.server_now)."""
+    return client.server_now()
 
 
 def fmt(when: datetime) -> str:

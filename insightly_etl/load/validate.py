@@ -915,6 +915,7 @@ class _ColumnValidator:
             # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
             v = regex_replace(v, _PERCENT_SIGN, "")
         marks = pd.Series(rule.decimal, index=v.index)
+        tried = rule.decimal  # the column's mark: what a value that reads no way was tried with
         either = np.zeros(len(v), dtype=bool)  # reads both ways, in a column of both marks
         if not rule.decimal_given:
             # one mark for the whole column: the other one only when some values read only
@@ -925,6 +926,7 @@ class _ColumnValidator:
             only_other, only_default = reads_other & ~reads_default, reads_default & ~reads_other
             if only_other.any() and not only_default.any():
                 marks[:] = other
+                tried = other
             elif only_other.any():
                 # both: a file's own `17182.44` beside `18000,5` a person typed in another
                 # locale; each read the only way it reads, and `2.500` (2.5 or 2500) refused
@@ -932,6 +934,7 @@ class _ColumnValidator:
                 either = reads_other & reads_default & fullmatch(v, r".*[.,].*")
         if typed is not None:
             marks[typed.to_numpy()] = "."
+            either &= ~typed.to_numpy()  # a number cell is a number: no text rule re-reads it
         good = np.zeros(len(v), dtype=bool)
         out = pd.Series(pd.NA, index=v.index, dtype="Float64")
         for mark in marks.unique():
@@ -947,7 +950,6 @@ class _ColumnValidator:
             good[np.flatnonzero(part)[~finite.to_numpy(zero_copy_only=False)]] = False  # 1e400
             floats = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
             out[part] = pd.array(floats, dtype="Float64")
-        tried = str(marks.iloc[0]) if len(marks) else rule.decimal  # one mark a column
         if either.any():
             out[either] = pd.NA
             self._bad(

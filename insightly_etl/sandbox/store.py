@@ -687,17 +687,24 @@ class Account:
     # ------------------------------------------------------------------ persistence
     def attach_state(self, path: Path) -> bool:
         """Use `path` as the account's SQLite state. True if it already held an account."""
-        db = sqlite3.connect(path, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS records ("
-            " collection TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,"
-            " PRIMARY KEY (collection, id))"
-        )
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try:
+            db = sqlite3.connect(path, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS records ("
+                " collection TEXT NOT NULL, id INTEGER NOT NULL, body TEXT NOT NULL,"
+                " PRIMARY KEY (collection, id))"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:  # no such folder, not writable, not a database
+            raise SeedError(
+                f"--state {path}: cannot keep the sandbox's state there ({exc})"
+            ) from None
         self._db = db
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if "custom_fields" not in meta:
             return False
         self.define_custom_objects(json.loads(meta.get("custom_objects", "[]")))

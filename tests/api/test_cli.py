@@ -685,6 +685,11 @@ def test_an_import_says_which_columns_it_leaves_out_before_the_plan(make_sandbox
             "Error: --state {tmp}/no/such/folder/state.sqlite: cannot keep the sandbox's state "
             "there (unable to open database file)",
         ),
+        (
+            ["--state", "{tmp}/notes.txt"],
+            "Error: --state {tmp}/notes.txt: cannot keep the sandbox's state there (file is "
+            "not a database)",
+        ),
     ],
 )
 def test_the_sandbox_names_what_is_wrong_with_its_options(
@@ -692,6 +697,7 @@ def test_the_sandbox_names_what_is_wrong_with_its_options(
 ) -> None:
     """Each refused before it serves, naming the option: a missing --seed folder said
     `cannot listen on 127.0.0.1:…: None`, pick another --port."""
+    (tmp_path / "notes.txt").write_text("not a database " * 100)
     given = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = cli_runner().invoke(main, ["sandbox", "--port", "0", *given])
     assert result.exit_code == 2, result.output

@@ -98,7 +98,10 @@ async def test_a_with_beyond_the_runs_own_budget_is_a_budget_stop_not_a_reserve_
     n = len(sb.account.collections["Contacts"].ids)
     assert refused.value.stop_reason == StopReason.BUDGET
     assert "more than this run may spend (8); nothing was exported" in refused.value.message
-    assert refused.value.hint == f"Name fewer object types, or give --max-requests {n + 2}."
+    assert refused.value.hint == (
+        f"Name fewer object types, or give --max-requests of at least {n + 2} (the objects' own "
+        "pages come on top)."
+    )
 
 
 async def test_with_state_history_needs_opportunities_in_the_export(

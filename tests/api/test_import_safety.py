@@ -234,6 +234,11 @@ async def test_an_id_of_another_system_in_other_letters_is_never_taken_for_the_s
         "systems (Salesforce); not written. Add compare: exact to the match key, or compare: "
         "casefold if they are the same"
     ) in errors
+    # the file's id in capitals alone reads as no id: the record's does, and is another's
+    capitals = write(tmp_path, "capitals.csv", head + "0035G00000QA1BC,Erin,E\n")
+    held = await run_import(sb, capitals, mapping)
+    assert (held.counts.failed, held.counts.updated) == (1, 0)
+    assert record(sb, anna["CONTACT_ID"]) == anna
     exact = write(
         tmp_path,
         "exact.yaml",

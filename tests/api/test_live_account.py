@@ -599,7 +599,6 @@ def test_rows_alike_in_every_field_both_lost_are_never_sent_again(
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_a_lost_create_a_colleague_edited_since_is_never_called_never_made(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -637,6 +636,7 @@ def test_a_lost_create_a_colleague_edited_since_is_never_called_never_made(
     assert f"no record holds all it sent, but {aria} (made as it was sent)" in errors
 
 
+@pytest.mark.slow
 def test_without_a_date_header_reconcile_does_not_take_our_clock_for_the_server_s(
     make_sandbox, tmp_path: Path
 ) -> None:

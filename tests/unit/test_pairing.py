@@ -105,6 +105,14 @@ def test_a_shared_phone_or_mailbox_never_makes_another_person_an_edit() -> None:
     # his own e-mail fixed, or a phone added: his name agrees, an edit
     fixed = digests([["Bob", "Smith", "bob@acme.example", "+1 202 555 0199", "Sales"]], header)
     assert pair_rows(shared, fixed, groups, names) == Pairing(edited={0: 0})
+    # a name's typo fixed is another name: refused by the import, never guessed (a key says)
+    typo = digests([["Bob", "Smtih", "info@acme.example", "", "Sales"]], header)
+    assert pair_rows(
+        dict(enumerate(typo)),
+        digests([["Bob", "Smith", "info@acme.example", "", "Sales"]], header),
+        groups,
+        names,
+    ) == Pairing(removed=[0], new=[0])
     # no name on either side: the phone still says who
     unnamed = dict(enumerate(digests([["", "", "", "+44 20 7946 0000", "Eng"]], header)))
     moved = digests([["", "", "", "+44 20 7946 0000", "Lead"]], header)

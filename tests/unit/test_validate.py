@@ -611,6 +611,36 @@ def test_a_column_of_both_decimal_marks_reads_each_value_the_only_way_it_reads(
     ]
 
 
+def test_a_number_cell_in_a_column_of_both_marks_is_the_number_it_is(tmp_path: Path) -> None:
+    """A workbook's number cell is never re-read by a text rule: 2.125, a number cell beside
+    a typed `18000,5`, was refused as reading with either mark."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["Name", "Value"], ["A", 17182.44], ["B", "18000,5"], ["C", 2.125]):
+        sheet.append(row)
+    book.save(tmp_path / "mixed.xlsx")
+    r = validate_table(
+        read_table(tmp_path / "mixed.xlsx"),
+        parse_mapping(contacts({"Value": "Lifetime_Value__c"}), source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert messages(r) == []
+    assert values(r, "Lifetime_Value__c") == [17182.44, 18000.5, 2.125]
+
+
+def test_a_column_of_both_marks_says_its_own_mark_of_a_value_no_mark_reads(
+    tmp_path: Path,
+) -> None:
+    r = run(
+        tmp_path,
+        'Name,Value\nA,"18000,5"\nB,17182.44\nC,abc\n',
+        contacts({"Value": "Lifetime_Value__c"}),
+    )
+    assert messages(r) == [(4, "'abc' is not a number with '.' as the decimal mark")]
+
+
 def test_a_declared_decimal_mark_is_the_only_reading(tmp_path: Path) -> None:
     r = run(
         tmp_path,
@@ -801,14 +831,14 @@ def test_a_date_of_zeros_is_no_date_and_a_given_order_is_never_asked_for_again(
     give --date-order", also once the order was given."""
     r = run(
         tmp_path,
-        "Name,Born\nA,0/0/00\nB,12/28/1969\nC,0000-00-00\nD,13/13/1970\n",
+        "Name,Born\nA,0/0/00\nB,12/28/1969\nC,0000-00-00\nD,00/05/1970\n",
         contacts({"Born": "DATE_OF_BIRTH"}, date_order="mdy"),
     )
     assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1969-12-28 00:00:00", ABSENT, ABSENT]
-    assert messages(r) == [
+    assert messages(r) == [  # not "could be day/month or month/day: give --date-order"
         (
             5,
-            "'13/13/1970' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00) or a "
+            "'00/05/1970' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00) or a "
             "spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)",
         )
     ]
