@@ -155,13 +155,12 @@ class Reconciler:
         self.client, self.obj, self.claimed = client, obj, claimed
         self.who = who_fields(obj)
         self.latest_stamp: datetime | None = None  # the newest DATE_*_UTC the server wrote
-        self._candidates: dict[int, Record] = {}  # the records find_created last looked at
 
     async def settle(
         self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
     ) -> Settled:
         """Look for the record a create sent at `sent_at` made, and say what is known."""
-        found, alike = await self.find_created(payload, sent_at, also)
+        found, alike, looked_at = await self.find_created(payload, sent_at, also)
         if found is not None:
             return Settled(Reconciled.FOUND, found)
         if alike:
@@ -172,7 +171,7 @@ class Reconciler:
                 f"equally well ({shown}): which one it made cannot be told, so it is not sent "
                 "again; check them in Insightly",
             )
-        if partly := self.partly_alike(payload, sent_at):
+        if partly := self.partly_alike(payload, sent_at, looked_at):
             # made as it was sent, and holding some of who it is: edited since, by a colleague
             # or a workflow? Not "never made": sent again, it would be a second record
             shown = ", ".join(str(i) for i in partly[:5])
@@ -188,9 +187,9 @@ class Reconciler:
 
     async def find_created(
         self, payload: dict[str, Any], sent_at: datetime, also: Iterable[Record] = ()
-    ) -> tuple[Record | None, list[int]]:
+    ) -> tuple[Record | None, list[int], dict[int, Record]]:
         """The record made since `sent_at` that resembles `payload` best and that no other
-        row holds; or, when several fit equally well, their ids."""
+        row holds; or, when several fit equally well, their ids; and the records looked at."""
         since = sent_at - SETTLE
         newest, complete = await self.newest(since)
         # every record made since is among the newest when they reach back past it: a record
@@ -201,7 +200,6 @@ class Reconciler:
             rid = record_id(record, self.obj.id_field or "") if isinstance(record, dict) else None
             if rid is not None:
                 candidates.setdefault(rid, record)
-        self._candidates = candidates  # for partly_alike, when none resembles in full
         taken = self.claimed()
         scored = sorted(
             (
@@ -214,17 +212,20 @@ class Reconciler:
             reverse=True,
         )
         if not scored:
-            return None, []
+            return None, [], candidates
         if len(scored) > 1 and scored[0][0] == scored[1][0]:
             # two records fit as well as each other (two rows alike, both lost): which is
             # this row's cannot be said, and neither may be taken for "never made"
-            return None, [rid for score, rid in scored if score == scored[0][0]]
-        return candidates[scored[0][1]], []
+            return None, [rid for score, rid in scored if score == scored[0][0]], candidates
+        return candidates[scored[0][1]], [], candidates
 
-    def partly_alike(self, payload: dict[str, Any], sent_at: datetime) -> list[int]:
-        """Records no row holds, made within PARTLY_WITHIN of `sent_at`, holding the e-mail
-        sent or the whole name sent, though not all that was sent: what find_created last
-        read. (A surname alone is no evidence: rows of one family, or lost together.)"""
+    def partly_alike(
+        self, payload: dict[str, Any], sent_at: datetime, looked_at: dict[int, Record]
+    ) -> list[int]:
+        """Of the records find_created looked at, those no row holds, made within
+        PARTLY_WITHIN of `sent_at`, holding the e-mail sent or the whole name sent, though not
+        all that was sent. (A surname alone is no evidence: rows of one family, or lost
+        together.)"""
         taken = self.claimed()
         since, until = sent_at - SETTLE, sent_at + PARTLY_WITHIN
         sent = {k: v for k, v in payload.items() if k in self.who and v}
@@ -233,7 +234,7 @@ class Reconciler:
         if names and set(names) <= {"FIRST_NAME", "LAST_NAME"} and len(names) < 2:
             names = []  # a surname alone (or a first name) is no whole name
         out = []
-        for rid, record in self._candidates.items():
+        for rid, record in looked_at.items():
             made = iso_instant(record.get("DATE_CREATED_UTC"))
             if rid in taken or made is None or not since <= _utc(made) <= until:
                 continue
