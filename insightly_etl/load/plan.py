@@ -1161,10 +1161,18 @@ class Planner:
         written = [self.written_key(r) for r in rows]
         for i, name in enumerate(f for _, f in match.pairs):
             parts = list(dict.fromkeys(k[i] for k in written if k is not None))
-            ids = len(parts) > 1 and any(_CASED_ID.fullmatch(v) for v in parts)
-            if ids and not _is_email(self.specs.get(name)):
+            if self._ids_apart(name, parts):
                 return f"{name} " + " and ".join(repr(v) for v in parts[:3])
         return None
+
+    def _ids_apart(self, name: str, values: list[str]) -> bool:
+        """Key values of field `name` that differ (in case alone, where they matched) and
+        read as another system's ids: other records, not one."""
+        return (
+            len(set(values)) > 1
+            and any(_CASED_ID.fullmatch(v) for v in values)
+            and not _is_email(self.specs.get(name))
+        )
 
     def _other_id(self, row: int, record: Record) -> str | None:
         """Why a record matched ignoring case is not the row's: its key is an id written in
@@ -1177,8 +1185,7 @@ class Planner:
         fields = [f for _, f in match.pairs]
         held = record_key(record, fields)
         for here, there, name in zip(written, held or (), fields, strict=False):
-            looks_like_ids = _CASED_ID.fullmatch(here) or _CASED_ID.fullmatch(there)
-            if here != there and looks_like_ids and not _is_email(self.specs.get(name)):
+            if self._ids_apart(name, [here, there]):
                 rid = record_id(record, self.obj.id_field or "")
                 return (
                     f"{name} {here!r} matches record {rid} only ignoring case (it holds "
