@@ -250,9 +250,11 @@ def load_account(config: SandboxConfig) -> Account:
         shape=config.shape,
     )
     if config.state is not None and account.attach_state(config.state):
+        _check_deny(account, config.deny)
         return account  # a persisted account is reopened as it was; --seed/--generate ignored
     seed = _read_seed(config.seed) if config.seed else synth.seed_account()
     account.define_custom_objects(seed.pop("custom_objects", []))
+    _check_deny(account, config.deny)  # before any record is loaded, made or saved
     account.custom_fields = seed.pop("custom_fields")
     account.instance = seed.pop("instance")
     account.attachments = {int(a["FILE_ID"]): a for a in seed.pop("file_attachments", [])}
@@ -278,13 +280,17 @@ def load_account(config: SandboxConfig) -> Account:
         account.save_all()
         account.set_meta("attachments", json.dumps(account.attachments))
         account.set_meta("comments", json.dumps(account.comments))
-    if unknown := sorted(config.deny - set(account.specs)):
+    return account
+
+
+def _check_deny(account: Account, deny: frozenset[str]) -> None:
+    """--deny names collections as the API's paths do (the account's custom objects too)."""
+    if unknown := sorted(deny - set(account.specs)):
         close = difflib.get_close_matches(unknown[0], list(account.specs), n=1)
         raise SeedError(
             f"--deny {unknown[0]}: no such collection"
             + (f"; did you mean {close[0]}?" if close else " (names as in the API's paths: Leads)")
         )
-    return account
 
 
 def _padded(record: dict[str, Any], kb: int, definitions: list[dict[str, Any]]) -> dict[str, Any]:

@@ -680,6 +680,10 @@ def test_an_import_says_which_columns_it_leaves_out_before_the_plan(make_sandbox
             "(sample_data/sandbox has the form)",
         ),
         (["--deny", "Leadz"], "Error: --deny Leadz: no such collection; did you mean Leads?"),
+        (  # an account reopened from its state file is checked too
+            ["--state", "{tmp}/kept.sqlite", "--deny", "Leadz"],
+            "Error: --deny Leadz: no such collection; did you mean Leads?",
+        ),
         (  # was `checkpoint database: unable to open database file`
             ["--state", "{tmp}/no/such/folder/state.sqlite"],
             "Error: --state {tmp}/no/such/folder/state.sqlite: cannot keep the sandbox's state "
@@ -698,6 +702,11 @@ def test_the_sandbox_names_what_is_wrong_with_its_options(
     """Each refused before it serves, naming the option: a missing --seed folder said
     `cannot listen on 127.0.0.1:…: None`, pick another --port."""
     (tmp_path / "notes.txt").write_text("not a database " * 100)
+    if "{tmp}/kept.sqlite" in args:  # a state file an earlier sandbox left
+        from insightly_etl.sandbox import SandboxConfig
+        from insightly_etl.sandbox.app import load_account
+
+        load_account(SandboxConfig(state=tmp_path / "kept.sqlite"))
     given = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = cli_runner().invoke(main, ["sandbox", "--port", "0", *given])
     assert result.exit_code == 2, result.output
