@@ -658,10 +658,15 @@ def _camel(text: str) -> bool:
     return inside > 0.2 * capitals if capitals else False
 
 
+def _accented(text: str) -> set[str]:
+    """Its letters beyond ASCII, in small letters."""
+    return {c for c in text.lower() if ord(c) > 127 and _letter(c)}
+
+
 def _fits_a_language(text: str) -> bool:
     """Its accented letters all belong to one Latin-script language; or its non-ASCII
     letters are all of one other script, in words of that script alone."""
-    letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
+    letters = _accented(text)
     if not letters:
         return True
     if _camel(text):
@@ -684,7 +689,7 @@ _REGIONS = [set().union(*region) for region in (_WESTERN, _CENTRAL, _TURKISH)]
 
 
 def _fits_a_region(text: str) -> bool:
-    letters = {c for c in text.lower() if ord(c) > 127 and _letter(c)}
+    letters = _accented(text)
     return not _camel(text) and any(letters <= region for region in _REGIONS)
 
 
