@@ -28,6 +28,15 @@ def _address(part: str) -> list[dict[str, object]]:
     return [{"field": name} for name in names]
 
 
+# a job title's headers; beside one of them, a plain `Title` is Mr./Ms. (Outlook's)
+_JOB_TITLE_WORDS = (
+    "jobtitle",
+    "position",
+    "designation",
+    "organizationtitle",
+    "organization1title",
+)
+
 # Header words of other CRMs' and address books' exports (Salesforce reports and Data Export,
 # HubSpot, Zoho, Pipedrive, Outlook, Google), normalised (lower case, letters and digits
 # only), each with the fields it may mean, in order: the first the object has is proposed.
@@ -51,10 +60,7 @@ _HEADERS: list[tuple[list[dict[str, object]], tuple[str, ...]]] = [
     ([{"field": "FIRST_NAME"}], ("firstname", "givenname", "forename", "first")),
     ([{"field": "LAST_NAME"}], ("lastname", "surname", "familyname", "last")),
     ([{"field": "SALUTATION"}], ("salutation", "prefix", "nameprefix")),
-    (
-        [{"field": "TITLE"}],
-        ("jobtitle", "title", "position", "designation", "organizationtitle", "organization1title"),
-    ),
+    ([{"field": "TITLE"}], ("title", *_JOB_TITLE_WORDS)),
     ([{"field": "DATE_OF_BIRTH"}], ("birthday", "birthdate", "dateofbirth", "dob")),
     (
         [{"field": "PHONE_MOBILE"}, {"field": "MOBILE"}],
@@ -251,9 +257,6 @@ _SOURCE_IDS = {
 }
 
 
-_JOB_TITLES = {normalise(w) for w in ("jobtitle", "organizationtitle", "organization1title")}
-
-
 def _separator(table: SourceTable, column: str) -> str:
     """How a column separates the values of a multi-value field: Google's ` ::: `, else `;`."""
     cells = table.frame[column].iloc[:1000].astype(str)
@@ -289,7 +292,7 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
     used: set[str] = set()
     obj = get_object(object_name)
     # a file with a job title beside a plain `Title` (Outlook's) has Mr./Ms. in the latter
-    job_title = any(normalise(c) in _JOB_TITLES for c in table.columns)
+    job_title = any(normalise(c) in _JOB_TITLE_WORDS for c in table.columns)
     for column in table.columns:
         key = normalise(column)
         if key == "title" and job_title and "SALUTATION" in specs:
