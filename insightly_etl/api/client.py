@@ -112,6 +112,14 @@ class Page:
     total: int | None  # X-Total-Count of the first page, when asked for
 
 
+@dataclass
+class Listed:
+    """What a listing ended with, filled as it is read: the last X-Total-Count answered. A
+    count below the records read says some were deleted after their page was read."""
+
+    count: int | None = None
+
+
 class InsightlyClient:
     def __init__(
         self,
@@ -376,6 +384,7 @@ class InsightlyClient:
         page_size: int = PAGE_SIZE,
         concurrent: bool = True,
         key: str | None = None,
+        listed: Listed | None = None,
     ) -> AsyncGenerator[Page, None]:
         """Every record of a list or search once, page by page, in the server's order.
 
@@ -390,14 +399,15 @@ class InsightlyClient:
         - records already read that come back in another order raise `UnstableOrder`: a
           server whose order changes between pages cannot be paged by offset at all;
         - every page asks for the count (it costs nothing); when the last count is more
-          than the records read, the end is read again, for records made meanwhile.
+          than the records read, the end is read again, for records made meanwhile; the
+          last count is left in `listed`.
         The first page's total starts `max_in_flight` page requests at once (`_Window`). A
         page larger than `page_bytes` or slower than `page_seconds` makes the pages asked
         for after it smaller (`_Sizer`). Ends on an empty page, or a short one at the count
         (`_Last`)."""
         base = {**(params or {}), "count_total": "true"}
         sizer = _Sizer(self, path, page_size)
-        seams = _Seams(self, path, key)
+        seams = _Seams(self, path, key, listed)
         first = await self._page_at(path, base, 0, sizer)
         total = first.total
         seams.counted(total)
@@ -791,8 +801,11 @@ class _Seams:
     MAX_REREADS = 50
     CALM = 10
 
-    def __init__(self, client: InsightlyClient, path: str, key: str | None) -> None:
+    def __init__(
+        self, client: InsightlyClient, path: str, key: str | None, listed: Listed | None = None
+    ) -> None:
         self.client, self.path, self.key = client, path, key
+        self.listed = listed
         self.order: dict[Any, int] = {}
         self.latest: int = 0  # the last X-Total-Count answered
         self.rereads = 0
@@ -814,6 +827,8 @@ class _Seams:
     def counted(self, total: int | None) -> None:
         if total is not None:
             self.latest = total
+            if self.listed is not None:
+                self.listed.count = total
 
     def short(self) -> bool:
         """Fewer records read than the last count: some may lie past the end read."""

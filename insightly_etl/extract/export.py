@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from insightly_etl.api.client import InsightlyClient, Page
+from insightly_etl.api.client import InsightlyClient, Listed, Page
 from insightly_etl.api.registry import (
     CUSTOM_FIELDS,
     CUSTOM_OBJECTS,
@@ -67,6 +67,7 @@ from insightly_etl.extract.subcollections import (
     plan_subcollections,
 )
 from insightly_etl.extract.writers import (
+    DeltaTableWriter,
     ParquetTableWriter,
     TableWriter,
     deltalake_available,
@@ -662,9 +663,11 @@ class Exporter:
         writer: TableWriter | None = None
         base: TableWriter | None = None  # CSV and XLSX: the snapshot an edited copy is read against
         converter: PageConverter | None = None
+        listed = Listed()
         self.progress.start(obj.name)
         try:
-            async for page in self.client.iter_pages(obj.endpoint, params, key=obj.id_field):
+            pages = self.client.iter_pages(obj.endpoint, params, key=obj.id_field, listed=listed)
+            async for page in pages:
                 if writer is None:  # the first page is here, and so are the definitions
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
@@ -685,21 +688,34 @@ class Exporter:
                 if base is not None:
                     await asyncio.to_thread(base.write, batch)
             deleted = confirmed = 0
-            if before is not None and converter is not None:
+            if converter is not None and writer is not None:
                 # a full export sees deletions for free: the old file's ids no longer listed,
-                # each confirmed by its own GET; one still there joins the file (a listing
-                # that missed it, or a record this user may see again)
-                checked = await self._gone(obj, before - seen.id_set())
-                if checked.live:
-                    batch = await asyncio.to_thread(converter.to_batch, checked.live)
+                # and records read, then deleted before the list was read to its end; each
+                # confirmed by its own GET
+                unlisted = before - seen.id_set() if before is not None else set()
+                since_read, relisting = await self._deleted_since_read(obj, seen, listed.count)
+                checked = await self._gone(obj, unlisted | since_read)
+                # one of the old file's still there joins the file (a listing that missed
+                # it, or a record this user may see again)
+                missed = [r for r in checked.live if record_id(r, obj.id_field or "") in unlisted]
+                if missed:
+                    batch = await asyncio.to_thread(converter.to_batch, missed)
                     for table in (writer, base):
                         if table is not None:
                             await asyncio.to_thread(table.write, batch)
                     seen.add(batch)
-                # journaled before the file without them is published: a run stopped in
-                # between finds them again, and the journal takes each id once
-                self._record_deleted(obj.name, checked.gone)
-                deleted, confirmed = len(checked.gone), checked.requests
+                left_out = checked.gone & since_read
+                if left_out:
+                    writer = await asyncio.to_thread(
+                        self._leave_out, obj, writer, base, left_out, relisting
+                    )
+                    seen.leave_out(left_out)
+                if before is not None:
+                    # journaled before the file without them is published: a run stopped in
+                    # between finds them again, and the journal takes each id once
+                    self._record_deleted(obj.name, checked.gone & before)
+                    deleted = len(checked.gone & before)
+                    confirmed = checked.requests + relisting
         except BaseException:
             for opened in (writer, base):
                 if opened is not None:
@@ -981,6 +997,52 @@ class Exporter:
         finally:
             self.progress.finish()
         return ids
+
+    async def _deleted_since_read(
+        self, obj: ObjectType, seen: _Seen, count: int | None
+    ) -> tuple[set[int], int]:
+        """Records read, then deleted by someone else before the list was read to its end:
+        a last count below the records read says there are some, and one more listing of
+        the ids (`brief=true`, 500 a request) says which, to be confirmed by GET. With the
+        requests that listing took."""
+        if obj.id_field is None or count is None:
+            return set(), 0
+        held = seen.id_set()
+        if len(held) <= count:
+            return set(), 0
+        meter = self.client.meter()
+        return held - await self._live_ids(obj), meter.requests
+
+    def _leave_out(
+        self,
+        obj: ObjectType,
+        writer: TableWriter,
+        base: TableWriter | None,
+        ids: set[int],
+        relisting: int,
+    ) -> TableWriter:
+        """The writer of `obj`'s file without the records read, then deleted before the
+        export ended. Parquet and Delta take them out of what they staged; a CSV or XLSX
+        file is written again from its Parquet copy (`base`), without them."""
+        assert obj.id_field is not None
+        if isinstance(writer, ParquetTableWriter | DeltaTableWriter):
+            writer.leave_out(obj.id_field, ids)
+        else:
+            assert isinstance(base, ParquetTableWriter)
+            writer.abort()  # the partial file goes, and a new one under its name is written
+            writer = open_writer(writer.path, base.schema, self.table_fmt, self.options.csv_dialect)
+            try:
+                base.leave_out(obj.id_field, ids, copy_to=writer)
+            except BaseException:
+                writer.abort()
+                raise
+        self.client.stats.notices.append(
+            f"{obj.name}: {len(ids):,} record(s) read were deleted in Insightly before the "
+            f"export ended (the last count was below the records read); left out of the file, "
+            f"found by listing the ids again and asking for each ({relisting:,} + {len(ids):,} "
+            "requests)"
+        )
+        return writer
 
     async def _gone(self, obj: ObjectType, unlisted: set[int]) -> _Checked:
         """Which records a listing no longer shows Insightly has really deleted, each asked
@@ -1266,6 +1328,18 @@ class _Seen:
         if not self.parts:
             return pa.table({c: pa.array([], pa.int64()) for c in self.columns[:1]})
         return pa.concat_tables(self.parts, promote_options="permissive")
+
+    def leave_out(self, ids: set[int]) -> None:
+        """Forget the records taken out of the file (read, then deleted)."""
+        key = self.obj.id_field
+        assert key is not None
+        gone = pa.array(sorted(ids), pa.int64())
+
+        def without(table: pa.Table, column: str) -> pa.Table:
+            return table.filter(pc.invert(pc.is_in(table[column], value_set=gone)))
+
+        self.parts = [without(t, key) for t in self.parts]
+        self.links = [without(t, "id") for t in self.links]
 
     def id_set(self) -> set[int]:
         if self.obj.id_field is None or not self.parts:

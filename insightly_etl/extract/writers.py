@@ -4,7 +4,9 @@ escaped (CSV) or written as text (XLSX)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -14,10 +16,12 @@ from typing import Any, BinaryIO, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils.exceptions import WorkbookAlreadySaved
 
 from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
@@ -110,6 +114,32 @@ class ParquetTableWriter:
         self._writer.close()
         self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+    def leave_out(self, key: str, ids: set[int], copy_to: TableWriter | None = None) -> int:
+        """Take the rows whose `key` is one of `ids` out of what was written, and go on
+        writing after them: records read, then deleted before the export ended. The rows
+        kept are copied through a new partial file, a row group at a time; `copy_to` gets
+        them too (a CSV or XLSX file, which cannot be taken rows out of, written again from
+        this one). How many rows went."""
+        self._flush()
+        self._writer.close()
+        self._file.close()
+        aside = self._tmp.with_name(f"{self._tmp.name}.was")
+        os.replace(self._tmp, aside)  # the name only: nothing under it is followed
+        try:
+            self._tmp, self._file = open_partial(self.path)
+            self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
+            had, self.rows = self.rows, 0
+            gone = pc.field(key).isin(pa.array(sorted(ids), self.schema.field(key).type))
+            kept = ds.dataset(aside, schema=self.schema, format="parquet").to_batches(filter=~gone)
+            for batch in kept:
+                if batch.num_rows:
+                    self.write(batch)
+                    if copy_to is not None:
+                        copy_to.write(batch)
+        finally:
+            aside.unlink(missing_ok=True)
+        return had - self.rows
 
 
 def _read_delta(path: Path, columns: list[str] | None) -> pa.Table:
@@ -210,6 +240,11 @@ class DeltaTableWriter:
 
     def abort(self) -> None:
         self._stage.abort()
+
+    def leave_out(self, key: str, ids: set[int], copy_to: TableWriter | None = None) -> int:
+        gone = self._stage.leave_out(key, ids, copy_to)
+        self.rows -= gone
+        return gone
 
 
 def merge_delta(
@@ -456,7 +491,8 @@ class XlsxTableWriter:
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._sheet.close()  # ends its temporary file; nothing is saved
+        with contextlib.suppress(WorkbookAlreadySaved):  # aborted before: once is enough
+            self._sheet.close()  # ends its temporary file; nothing is saved
         self._tmp.unlink(missing_ok=True)
 
 

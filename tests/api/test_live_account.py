@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from openpyxl import load_workbook
 
 from insightly_etl.errors import CheckpointError, UnstableOrder
 from insightly_etl.extract.export import DELETED, ExportOptions, extract_objects
@@ -31,27 +33,76 @@ def contact_ids(sb: Sandbox) -> set[int]:
     return set(sb.account.collections["Contacts"].ids)
 
 
+class ColleagueStops(httpx.AsyncBaseTransport):
+    """The sandbox, whose colleague stops working when the export lists the ids again
+    (`brief=true`) to see which records read were deleted since: the records live then
+    (`end`) are the ones the file must hold, each once."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb, self.inner = sb, httpx.ASGITransport(app=sb.app)
+        self.end: set[int] | None = None
+        self.brief = 0  # the pages of the listing of ids
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("brief") == "true":
+            self.brief += 1
+            if self.end is None:
+                self.sb.config.list_churn = 0
+                self.end = contact_ids(self.sb)
+        return await self.inner.handle_async_request(request)
+
+
+async def export_while_a_colleague_works(
+    sb: Sandbox, out: Path, churn: int, fmt: str = "parquet"
+) -> tuple[object, ColleagueStops]:
+    sb.config.list_churn = churn
+    colleague = ColleagueStops(sb)
+    async with sandbox_client(sb, transport=colleague) as client:
+        options = ExportOptions(out_dir=out, objects=["contacts"], fmt=fmt)
+        return await extract_objects(client, options), colleague
+
+
 @pytest.mark.parametrize("churn", [3, 40])
-async def test_an_export_while_a_colleague_deletes_and_creates_keeps_every_live_record(
+async def test_an_export_while_a_colleague_deletes_and_creates_holds_every_live_record_once(
     make_sandbox, tmp_path: Path, churn: int
 ) -> None:
     """3 a page: the pages' overlap (5 of 500) absorbs the shift. 40 a page: pages no longer
-    join and are read again further back. Either way every record alive from start to end
-    is written once, and `_deleted` holds exactly the records deleted before they were read."""
+    join and are read again further back. Either way the file holds every record alive at
+    the end once and no other: the records read, then deleted before the export ended (the
+    last count is below the records read) are found by listing the ids again, confirmed by
+    GET and left out; `_deleted` holds every record of the earlier file deleted since."""
     sb = make_sandbox(generate={"Contacts": 3000})
     await export(sb, tmp_path, "contacts")
     start = contact_ids(sb)
-    sb.config.list_churn = churn
-    result = await export(sb, tmp_path, "contacts")
-    end = contact_ids(sb)
+    result, colleague = await export_while_a_colleague_works(sb, tmp_path, churn)
+    end = colleague.end
+    assert end is not None and end == contact_ids(sb)
     written = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
     assert len(written) == len(set(written))
-    assert start & end <= set(written)  # no live record hidden by a shifted page
+    assert set(written) == end
     deleted = set(pq.read_table(tmp_path / DELETED)["id"].to_pylist())
-    assert deleted == (start - end) - set(written)  # and only truly deleted ones
+    assert deleted == start - end
     assert len(start - end) >= churn * 6  # a colleague at work before every page
-    assert deleted and len(deleted) < len(start - end)  # some were read before they went
-    shifted = [n for n in result.stats["notices"] if "were deleted while" in n]
+    [contacts] = result.objects
+    assert (contacts.rows, contacts.deleted) == (len(end), len(start - end))
+    assert colleague.brief == 7  # 3,000 ids and more, 500 a page (less the overlap)
+    assert manifest(tmp_path)["objects"]["contacts"]["rows"] == len(end)
+    notices = result.stats["notices"]
+    [left_out] = [n for n in notices if "before the export ended" in n]
+    read_then_deleted = int(left_out.split()[1].replace(",", ""))
+    assert left_out == (
+        f"contacts: {read_then_deleted:,} record(s) read were deleted in Insightly before the "
+        "export ended (the last count was below the records read); left out of the file, "
+        "found by listing the ids again and asking for each "
+        f"({colleague.brief} + {read_then_deleted:,} requests)"
+    )
+    assert read_then_deleted >= churn * 3  # half the colleague's deletions, among those read
+    # a GET for each record of the earlier file no longer listed or read then deleted (the
+    # colleague's own records too, made and deleted while the list was read), and the
+    # pages of the listing of ids
+    least = len(start - end) + colleague.brief
+    assert least <= contacts.confirm_requests <= least + read_then_deleted
+    shifted = [n for n in notices if "were deleted while" in n]
     assert shifted == (
         [
             "Contacts: records were deleted while the list was read (the page at 495 no longer "
@@ -60,6 +111,26 @@ async def test_an_export_while_a_colleague_deletes_and_creates_keeps_every_live_
         if churn > 5
         else []
     )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_a_spreadsheet_export_while_a_colleague_deletes_holds_only_live_records(
+    make_sandbox, tmp_path: Path, fmt: str
+) -> None:
+    """CSV and XLSX files cannot have rows taken out: the file is written again from the
+    Parquet copy beside it, without the records deleted after they were read."""
+    sb = make_sandbox(generate={"Contacts": 2000})
+    _, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, fmt)
+    if fmt == "csv":
+        written = pacsv.read_csv(tmp_path / "contacts.csv")["CONTACT_ID"].to_pylist()
+    else:
+        sheet = load_workbook(tmp_path / "contacts.xlsx", read_only=True).active
+        column = [row[0] for row in sheet.iter_rows(values_only=True)]
+        assert column[0] == "CONTACT_ID"
+        written = column[1:]
+    assert len(written) == len(set(written))
+    assert set(written) == colleague.end
+    assert not list(tmp_path.glob(".*partial*"))
 
 
 async def test_a_server_whose_order_changes_between_pages_is_not_trusted(
