@@ -49,7 +49,7 @@ class RequestStats:
             "throttled_429": self.throttled,
             "waited_pacing_s": round(self.waited_pacing, 2),
             "waited_backoff_s": round(self.waited_backoff, 2),
-            "notices": list(self.notices),
+            "notices": list(dict.fromkeys(self.notices)),  # a listing read twice says it once
         }
 
 

@@ -133,6 +133,39 @@ async def test_a_spreadsheet_export_while_a_colleague_deletes_holds_only_live_re
     assert not list(tmp_path.glob(".*partial*"))
 
 
+class CountsLow(httpx.AsyncBaseTransport):
+    """The sandbox behind a server whose X-Total-Count is always 5 below what it lists."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner, self.brief = httpx.ASGITransport(app=sb.app), 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.brief += request.url.params.get("brief") == "true"
+        response = await self.inner.handle_async_request(request)
+        if "X-Total-Count" not in response.headers:
+            return response
+        headers = {"X-Total-Count": str(int(response.headers["X-Total-Count"]) - 5)}
+        return httpx.Response(response.status_code, headers=headers, content=await response.aread())
+
+
+async def test_a_count_below_the_records_listed_costs_one_listing_of_ids_and_says_so(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Nothing was deleted: every record stays, and the requests the check took are said
+    (a count that always lies would otherwise double every export's bill unseen)."""
+    sb = make_sandbox(generate={"Contacts": 1200})
+    server = CountsLow(sb)
+    result = await export_through(sb, server, tmp_path)
+    assert set(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()) == contact_ids(sb)
+    assert server.brief == 3  # the ids, 500 a request
+    held = len(contact_ids(sb))
+    assert held == 1420  # the sandbox's own 220 and 1,200 more
+    assert [n for n in result.stats["notices"] if "count" in n] == [
+        "contacts: the last count (1,415) was below the 1,420 records read, but listing the "
+        "ids again (3 requests) found every one of them: none was left out"
+    ]
+
+
 async def test_a_server_whose_order_changes_between_pages_is_not_trusted(
     make_sandbox,
 ) -> None:
