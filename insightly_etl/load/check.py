@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from insightly_etl.load.account import AccountFacts
-from insightly_etl.load.identity import identity_rows, in_file_warnings
+from insightly_etl.load.identity import identity_rows, in_file_warnings, shared_rows
 from insightly_etl.load.mapping import Mapping
+from insightly_etl.load.plan import key_column
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
@@ -80,6 +82,7 @@ def _check(
     update_only: dict[str, tuple[int, list[int]]] = {}
     rejects: list[pd.DataFrame] = []
     identities: list[pa.Table] = []
+    keyed: list[pa.Table] = []
     first: ValidationResult | None = None
     # slash dates read as the file's first rows show them, as when it is read whole
     tables = iter(tables)
@@ -105,6 +108,8 @@ def _check(
             rejects.append(rejected)
         if (rows := identity_rows(result, out.rows)) is not None:
             identities.append(rows)
+        if (rows := _key_rows(result)) is not None:
+            keyed.append(rows)
         out.rows += result.rows
         out.bad_rows += result.bad_rows
         out.rejected += len(result.rejected_rows) + result.bad_rows
@@ -114,8 +119,70 @@ def _check(
     out.warnings = [
         *update_only_text(first, update_only, EXAMPLES),
         *in_file_warnings(first, identities, EXAMPLES),
+        *_key_warnings(first, keyed, EXAMPLES),
     ]
     return out
+
+
+def _key_rows(result: ValidationResult) -> pa.Table | None:
+    """Each valid row with a whole match key, as (key, values, line): `values` a hash of
+    what the row writes, to tell rows that share a key and write alike (import sends them
+    once) from rows that differ (import sends none). None without a match key."""
+    if result.mapping.match is None:
+        return None
+    keys = key_column(result).reset_index(drop=True)
+    kept = keys.notna().to_numpy().copy()
+    kept[result.rejected_rows] = False
+    rows = kept.nonzero()[0]
+    return pa.table(
+        {
+            "key": pa.array(keys[kept].to_numpy(dtype=object), pa.string()),
+            "values": pa.array(_digests(result, rows), pa.uint64()),
+            "line": pa.array(np.asarray(result.table.lines, dtype=np.int64)[rows]),
+        }
+    )
+
+
+def _digests(result: ValidationResult, rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of what each row writes (its values, and the fields it clears), a
+    column at a time: the frame hashed whole held every text of a block as a Python object."""
+    digest = np.zeros(len(rows), dtype=np.uint64)
+    columns = itertools.chain(
+        (result.values[name].iloc[rows] for name in result.values.columns),
+        (pd.Series(mask[rows]) for mask in result.cleared.values()),
+    )
+    for column in columns:
+        hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
+        digest = (digest * np.uint64(0x100000001B3)) ^ hashed  # FNV's prime; wraps at 2**64
+    return digest
+
+
+def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: int) -> list[str]:
+    """The rows that share a match key with different values, which import refuses (exit 1)
+    unless --on-duplicate names the one that wins: said by `validate` too, as import says
+    them (`result`: one block's, for the key's fields)."""
+    if not tables or result.mapping.match is None:
+        return []
+    every = pa.concat_tables(tables)
+    rows = every.filter(pa.array(shared_rows(every.column("key")))).to_pandas()
+    rows = rows[rows.groupby("key")["values"].transform("nunique") > 1]
+    if not len(rows):
+        return []
+    rows = rows.sort_values("line", kind="stable")
+    # as import names them: the first line of each different set of values
+    firsts = rows.drop_duplicates(["key", "values"]).groupby("key", sort=False)["line"]
+    label = " + ".join(f for _, f in result.mapping.match.pairs)
+    shown = [
+        f"{result.table.unit}s {', '.join(str(n) for n in lines)} share {label} "
+        f"{key.replace(chr(31), ', ')}"
+        for key, lines in itertools.islice(firsts.apply(list).items(), examples)
+    ]
+    return [
+        f"{len(rows):,} row(s) share a match key with different values, and import sends none "
+        "of them (fix the file, or choose with --on-duplicate first|last): "
+        + "; ".join(shown)
+        + (" …" if firsts.ngroups > examples else "")
+    ]
 
 
 def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:

@@ -60,20 +60,21 @@ def identity_text(value: Any) -> str | None:
     return match_text(str(value), True) or None
 
 
-def _compared(values: pd.Series) -> pd.Series:
-    """`match_text(…, casefold=True)` for a whole column at once (NA stays NA): in Arrow for
-    ASCII text (its lower case is its case fold; it has no zero-width characters and nothing
-    to normalise), in Python for the rest."""
+def compared(values: pd.Series, casefold: bool = True) -> pd.Series:
+    """`match_text` for a whole column at once (NA stays NA, and so does a text that is
+    nothing once tidied): in Arrow for ASCII text (its lower case is its case fold; it has no
+    zero-width characters and nothing to normalise), in Python for the rest."""
     array = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), pa.string())
     ascii_ = pc.fill_null(pc.string_is_ascii(array), True)
     # Python's \s on ASCII is [\t-\r\x1c-\x20]; RE2's \s leaves out \v and \x1c-\x1f
-    spaced = pc.replace_substring_regex(array, "[\t-\r\x1c-\x20]+", " ")
-    simple = pc.utf8_lower(pc.utf8_trim(spaced, " "))
+    simple = pc.utf8_trim(pc.replace_substring_regex(array, "[\t-\r\x1c-\x20]+", " "), " ")
+    if casefold:
+        simple = pc.utf8_lower(simple)
     out = simple.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
     others = ~ascii_.to_numpy(zero_copy_only=False)
     if others.any():
         texts = array.to_pylist()
-        out[others] = [match_text(texts[i], True) for i in others.nonzero()[0]]
+        out[others] = [match_text(texts[i], casefold) for i in others.nonzero()[0]]
     out.index = values.index
     return out.mask(out == "")
 
@@ -85,7 +86,7 @@ def _keys(result: ValidationResult, rows: list[int]) -> pd.Series:
     if match is None:
         return pd.Series(rows, dtype="int64").astype("string")  # each row a record of its own
     parts = [
-        _compared(result.table.frame[c].iloc[rows]).fillna("").to_numpy() for c, _ in match.pairs
+        compared(result.table.frame[c].iloc[rows]).fillna("").to_numpy() for c, _ in match.pairs
     ]
     return pd.Series(parts[0]).str.cat([pd.Series(p) for p in parts[1:]], sep="\x1f")
 
@@ -116,7 +117,7 @@ def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple
     if name is None or not rows:
         return {}
     written = _written(result, name, rows)
-    text = _compared(written)
+    text = compared(written)
     shared = (text.duplicated(keep=False) & text.notna()).to_numpy()
     if not shared.any():  # the usual case: nothing more to compute
         return {}
@@ -142,23 +143,39 @@ def identity_rows(result: ValidationResult, offset: int = 0) -> pa.Table | None:
     rejected = set(result.rejected_rows.tolist())
     rows = [r for r in range(result.rows) if r not in rejected]
     written = _written(result, name, rows).reset_index(drop=True)
-    text = _compared(written)
+    text = compared(written)
     kept = pa.array(text.notna().to_numpy())
     numbers = np.asarray(rows, dtype=np.int64)
     key = numbers if result.mapping.match is None else _keys(result, rows).to_numpy(na_value=None)
-    compared = pa.array(text.to_numpy(na_value=None), pa.string())
+    as_compared = pa.array(text.to_numpy(na_value=None), pa.string())
     as_written = pa.array(written.to_numpy(na_value=None), pa.string())
     table = pa.table(
         {
             "row": numbers + offset,
             "line": np.asarray(result.table.lines, dtype=np.int64)[numbers],
-            "text": compared,
+            "text": as_compared,
             # as written only where that is not the text compared (most e-mails are)
-            "written": pc.if_else(pc.equal(as_written, compared), None, as_written),
+            "written": pc.if_else(pc.equal(as_written, as_compared), None, as_written),
             "key": pa.array(key),
         }
     )
     return table.filter(kept)
+
+
+def shared_rows(texts: pa.ChunkedArray) -> np.ndarray:
+    """Which of millions of texts another row has too (nulls never share). Sorted, a text
+    equal to its neighbour's is shared: a sort costs a third of the memory a hash table of
+    millions of texts does, and only the rows that share become Python objects after."""
+    order = pc.sort_indices(texts)
+    text = texts.take(order).combine_chunks()
+    same = pc.fill_null(pc.equal(text[1:], text[:-1]), False).to_numpy(zero_copy_only=False)
+    del text
+    shared_sorted = np.zeros(len(texts), dtype=bool)
+    shared_sorted[1:] |= same
+    shared_sorted[:-1] |= same
+    shared = np.zeros(len(texts), dtype=bool)
+    shared[order.to_numpy()] = shared_sorted
+    return shared
 
 
 def in_file_warnings(
@@ -172,17 +189,7 @@ def in_file_warnings(
     every = pa.concat_tables(rows)
     if not every.num_rows:
         return []
-    # sorted, a text equal to its neighbour's is shared: a sort costs a third of the memory
-    # a hash table of millions of texts does; only the rows that share become Python objects
-    order = pc.sort_indices(every.column("text"))
-    text = every.column("text").take(order).combine_chunks()
-    same = pc.equal(text[1:], text[:-1]).to_numpy(zero_copy_only=False)
-    del text
-    shared_sorted = np.zeros(every.num_rows, dtype=bool)
-    shared_sorted[1:] |= same
-    shared_sorted[:-1] |= same
-    shared = np.zeros(every.num_rows, dtype=bool)
-    shared[order.to_numpy()] = shared_sorted
+    shared = shared_rows(every.column("text"))
     if not shared.any():
         return []
     frame = every.filter(pa.array(shared)).to_pandas()

@@ -66,6 +66,26 @@ def test_validate_warns_about_rows_that_can_only_update(make_sandbox, tmp_path: 
     assert "p.csv: 2 rows read (utf-8, ',' delimited): 2 valid, 0 rejected" in result.stdout
 
 
+def test_validate_says_which_rows_import_refuses_for_sharing_a_match_key(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The rows import sends none of (exit 1) are said before any is sent: a pipeline's
+    `validate` step warns (exit 0: each row is valid by itself; --on-duplicate may choose)."""
+    from tests.api.test_import import DUPLICATES, MATCH_EMAIL
+
+    sb = make_sandbox()
+    file = write(tmp_path, "d.csv", DUPLICATES)
+    result = run(
+        sb, "validate", str(file), "--mapping", str(write(tmp_path, "m.yaml", MATCH_EMAIL))
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Warning: 3 row(s) share a match key with different values, and import sends none of "
+        "them (fix the file, or choose with --on-duplicate first|last): lines 2, 3, 6 share "
+        "EMAIL_ADDRESS ada@example.com"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

@@ -145,3 +145,27 @@ def test_a_nul_byte_in_a_later_block_is_refused_as_reading_the_file_whole_refuse
         list(iter_table(path))
     with pytest.raises(InputError, match=r"line 351: a NUL byte; this is binary data, not a CSV"):
         check_file(path, MAPPING, lambda: FACTS)
+
+
+def test_rows_that_share_a_match_key_with_different_values_are_said_as_import_says_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Import refuses them (exit 1, none sent) unless --on-duplicate chooses: `validate`, run
+    first in a pipeline, says so, across blocks, naming the first line of each different set
+    of values; rows that write alike (sent once) and rejected rows are not among them."""
+    lines = rows(300)
+    lines[140] = lines[3].replace("Last3", "Last-Smith")  # key L3 again, another last name
+    lines[200] = lines[3]  # L3 a third time, as line 5 writes it: not another set of values
+    lines[250] = lines[10]  # L10 twice, alike: sent once
+    lines[260] = lines[7].replace("Gold", "Silver")  # L7 is rejected (Tin): not counted
+    text = "\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n"
+    path = tmp_path / "people.csv"
+    path.write_text(text, encoding="utf-8")
+    whole, _ = checked(path, monkeypatch, 1 << 30)
+    cut, blocks = checked(path, monkeypatch, 500)
+    assert blocks > 20 and report(cut) == report(whole)
+    assert cut.warnings[-1] == (
+        "3 row(s) share a match key with different values, and import sends none of them "
+        "(fix the file, or choose with --on-duplicate first|last): lines 5, 142 share "
+        "External_Id__c l3"
+    )

@@ -116,12 +116,14 @@ def test_two_digit_years_as_excel_reads_them() -> None:
     assert [d.year for d in parsed] == [1965, 2029, 1930]
 
 
-def test_the_column_comparison_is_match_text_for_every_value() -> None:
-    """The in-file e-mail check compares a column in Arrow, the account check value by value
-    in Python: both must say the same of every value (RE2's \\s is not Python's)."""
+@pytest.mark.parametrize("casefold", [True, False])
+def test_the_column_comparison_is_match_text_for_every_value(casefold: bool) -> None:
+    """The in-file e-mail check and the match keys compare a column in Arrow, the account
+    check value by value in Python: both must say the same of every value (RE2's \\s is
+    not Python's), case-folded or (`compare: exact`) not."""
     import pandas as pd
 
-    from insightly_etl.load.identity import _compared, match_text
+    from insightly_etl.load.identity import compared, match_text
 
     values = [
         " Ada@Example.COM ",
@@ -138,7 +140,8 @@ def test_the_column_comparison_is_match_text_for_every_value() -> None:
     ]
     series = pd.Series(values, dtype="string")
     expected = [
-        None if v is None or not match_text(v, True) else match_text(v, True) for v in values
+        None if v is None or not match_text(v, casefold) else match_text(v, casefold)
+        for v in values
     ]
-    got = [None if pd.isna(v) else v for v in _compared(series).tolist()]
+    got = [None if pd.isna(v) else v for v in compared(series, casefold).tolist()]
     assert got == expected
