@@ -334,6 +334,8 @@ class Exporter:
                 f"{self.out_dir}: not a directory", hint="--out names the directory for the files."
             )
         if self.table_fmt == "delta":
+            if opts.layout != "lake":  # the CLI says so too; a flat Delta table is the folder
+                raise InputError("--table-format delta makes a folder per table: --layout lake")
             deltalake_available()  # before any request: not after the first object's pages
         run = self.client.meter()
         account = await self.client.account()  # before any file changes: whose folder is it?

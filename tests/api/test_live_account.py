@@ -53,13 +53,13 @@ class ColleagueStops(httpx.AsyncBaseTransport):
 
 
 async def export_while_a_colleague_works(
-    sb: Sandbox, out: Path, churn: int, fmt: str = "parquet"
+    sb: Sandbox, out: Path, churn: int, **options: str
 ) -> tuple[object, ColleagueStops]:
     sb.config.list_churn = churn
     colleague = ColleagueStops(sb)
     async with sandbox_client(sb, transport=colleague) as client:
-        options = ExportOptions(out_dir=out, objects=["contacts"], fmt=fmt)
-        return await extract_objects(client, options), colleague
+        asked = ExportOptions(out_dir=out, objects=["contacts"], **options)  # type: ignore[arg-type]
+        return await extract_objects(client, asked), colleague
 
 
 @pytest.mark.parametrize("churn", [3, 40])
@@ -120,7 +120,7 @@ async def test_a_spreadsheet_export_while_a_colleague_deletes_holds_only_live_re
     """CSV and XLSX files cannot have rows taken out: the file is written again from the
     Parquet copy beside it, without the records deleted after they were read."""
     sb = make_sandbox(generate={"Contacts": 2000})
-    _, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, fmt)
+    _, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, fmt=fmt)
     if fmt == "csv":
         written = pacsv.read_csv(tmp_path / "contacts.csv")["CONTACT_ID"].to_pylist()
     else:
@@ -131,6 +131,34 @@ async def test_a_spreadsheet_export_while_a_colleague_deletes_holds_only_live_re
     assert len(written) == len(set(written))
     assert set(written) == colleague.end
     assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("layout", ["delta", "lake"])
+async def test_a_lake_export_while_a_colleague_deletes_holds_only_live_records(
+    make_sandbox, tmp_path: Path, layout: str
+) -> None:
+    """A Delta table's version and the lake layout's snapshot and change file are made
+    without the records deleted after they were read: none of them is a change either."""
+    from deltalake import DeltaTable
+
+    sb = make_sandbox(generate={"Contacts": 2000})
+    options = {"layout": "lake", **({"table_format": "delta"} if layout == "delta" else {})}
+    await export(sb, tmp_path, "contacts", **options)
+    result, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, **options)
+    assert colleague.end is not None
+    if layout == "delta":
+        table = DeltaTable(str(tmp_path / "contacts")).to_pyarrow_table()
+        assert table.num_rows == len(colleague.end)
+        assert set(table["CONTACT_ID"].to_pylist()) == colleague.end
+        return
+    written = pq.read_table(tmp_path / "contacts" / "part-00000.parquet")["CONTACT_ID"]
+    assert sorted(written.to_pylist()) == sorted(colleague.end)
+    [contacts] = result.objects
+    assert contacts.changed == 0  # the colleague edited nothing; what they made is new
+    [changes] = (tmp_path / "contacts" / "_changes").glob("run=*/part-00000.parquet")
+    changed = pq.read_table(changes).to_pylist()
+    upserts = {c["CONTACT_ID"] for c in changed if c["_op"] == "upsert"}
+    assert upserts <= colleague.end and len(upserts) == contacts.new > 0
 
 
 class CountsLow(httpx.AsyncBaseTransport):
