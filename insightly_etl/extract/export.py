@@ -48,6 +48,7 @@ from insightly_etl.errors import (
     InputError,
     InsightlyEtlError,
     NotFoundError,
+    QuotaError,
 )
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
@@ -690,34 +691,30 @@ class Exporter:
                 if base is not None:
                     await asyncio.to_thread(base.write, batch)
             deleted = confirmed = 0
+            journaled: set[int] = set()
             if converter is not None and writer is not None:
                 # a full export sees deletions for free: the old file's ids no longer listed,
-                # and records read, then deleted before the list was read to its end; each
-                # confirmed by its own GET
+                # each confirmed by its own GET; one still there joins the file (a listing
+                # that missed it, or a record this user may see again)
                 unlisted = before - seen.id_set() if before is not None else set()
-                since_read, relisting = await self._deleted_since_read(obj, seen, listed.count)
-                checked = await self._gone(obj, unlisted | since_read)
-                # one of the old file's still there joins the file (a listing that missed
-                # it, or a record this user may see again)
-                missed = [r for r in checked.live if record_id(r, obj.id_field or "") in unlisted]
-                if missed:
-                    batch = await asyncio.to_thread(converter.to_batch, missed)
+                checked = await self._gone(obj, unlisted)
+                if checked.live:
+                    batch = await asyncio.to_thread(converter.to_batch, checked.live)
                     for table in (writer, base):
                         if table is not None:
                             await asyncio.to_thread(table.write, batch)
                     seen.add(batch)
-                left_out = checked.gone & since_read
+                # and records read, then deleted before the list was read to its end
+                left_out, asked = await self._deleted_since_read(obj, seen, listed.count)
                 if left_out:
-                    writer = await asyncio.to_thread(
-                        self._leave_out, obj, writer, base, left_out, relisting
-                    )
+                    writer = await asyncio.to_thread(self._leave_out, obj, writer, base, left_out)
                     seen.leave_out(left_out)
                 if before is not None:
                     # journaled before the file without them is published: a run stopped in
                     # between finds them again, and the journal takes each id once
-                    self._record_deleted(obj.name, checked.gone & before)
-                    deleted = len(checked.gone & before)
-                    confirmed = checked.requests + relisting
+                    journaled = checked.gone | (left_out & before)
+                    self._record_deleted(obj.name, journaled)
+                    deleted, confirmed = len(journaled), checked.requests + asked
         except BaseException:
             for opened in (writer, base):
                 if opened is not None:
@@ -744,7 +741,7 @@ class Exporter:
                 else writer.schema.empty_table()
             )
             if rows.num_rows or deleted:
-                self._write_changes(obj, rows, checked.gone, marks)
+                self._write_changes(obj, rows, journaled, marks)
             publish(staged, path)
         else:
             writer.commit()
@@ -1004,31 +1001,51 @@ class Exporter:
         self, obj: ObjectType, seen: _Seen, count: int | None
     ) -> tuple[set[int], int]:
         """Records read, then deleted by someone else before the list was read to its end:
-        a last count below the records read says there are some, and one more listing of
-        the ids (`brief=true`, 500 a request) says which, to be confirmed by GET. With the
-        requests that listing took."""
-        if obj.id_field is None or count is None:
+        a last count below the records read says there are some, one more listing of the
+        ids (`brief=true`, 500 a request) says which, and each one's GET confirms it (404).
+        With the GETs asked. A check that fails, or a second listing that disagrees with the
+        count, leaves the file as read, with a warning: it never costs the export."""
+        if obj.id_field is None or count is None or not _one_by_one(obj):
             return set(), 0
         held = seen.id_set()
         if len(held) <= count:
             return set(), 0
         meter = self.client.meter()
-        since_read = held - await self._live_ids(obj)
-        if not since_read:  # a count that lies low would double every export's bill unseen
-            self.client.stats.notices.append(
-                f"{obj.name}: the last count ({count:,}) was below the {len(held):,} records "
-                f"read, but listing the ids again ({meter.requests:,} requests) found every one "
-                "of them: none was left out"
+        why = f"the last count ({count:,}) was below the {len(held):,} records read"
+        try:
+            since_read = held - await self._live_ids(obj)
+            listing = meter.requests
+            if not since_read:  # a count that lies low would double every export's bill unseen
+                self.client.stats.notices.append(
+                    f"{obj.name}: {why}, but listing the ids again ({listing:,} requests) "
+                    "found every one of them: none was left out"
+                )
+                return set(), 0
+            if len(since_read) > 2 * (len(held) - count) + 50:
+                # not a GET for every record on the word of a listing the count belies
+                self.result.warnings.append(
+                    f"{obj.name}: {why}, but listing the ids again left out {len(since_read):,} "
+                    "of them: not trusted, and none was left out of the file (the next export "
+                    "checks again)"
+                )
+                return set(), 0
+            checked = await self._gone(obj, since_read, read=True)
+        except (ApiError, QuotaError) as exc:
+            self.result.warnings.append(
+                f"{obj.name}: {why}; which were deleted since could not be checked ({exc}), so "
+                "the file holds every record read (the next export checks again)"
             )
-        return since_read, meter.requests
+            return set(), 0
+        if checked.gone:
+            self.client.stats.notices.append(
+                f"{obj.name}: {len(checked.gone):,} record(s) read were deleted in Insightly "
+                f"before the export ended ({why}); left out of the file, found by listing the "
+                f"ids again and asking for each ({listing:,} + {checked.requests:,} requests)"
+            )
+        return checked.gone, checked.requests
 
     def _leave_out(
-        self,
-        obj: ObjectType,
-        writer: TableWriter,
-        base: TableWriter | None,
-        ids: set[int],
-        relisting: int,
+        self, obj: ObjectType, writer: TableWriter, base: TableWriter | None, ids: set[int]
     ) -> TableWriter:
         """The writer of `obj`'s file without the records read, then deleted before the
         export ended. Parquet and Delta take them out of what they staged; a CSV or XLSX
@@ -1036,30 +1053,23 @@ class Exporter:
         assert obj.id_field is not None
         if isinstance(writer, ParquetTableWriter | DeltaTableWriter):
             writer.leave_out(obj.id_field, ids)
-        else:
-            assert isinstance(base, ParquetTableWriter)
-            writer.abort()  # the partial file goes, and a new one under its name is written
-            writer = open_writer(writer.path, base.schema, self.table_fmt, self.options.csv_dialect)
-            try:
-                base.leave_out(obj.id_field, ids, copy_to=writer)
-            except BaseException:
-                writer.abort()
-                raise
-        self.client.stats.notices.append(
-            f"{obj.name}: {len(ids):,} record(s) read were deleted in Insightly before the "
-            f"export ended (the last count was below the records read); left out of the file, "
-            f"found by listing the ids again and asking for each ({relisting:,} + {len(ids):,} "
-            "requests)"
-        )
+            return writer
+        assert isinstance(base, ParquetTableWriter)
+        writer.abort()  # the partial file goes, and a new one under its name is written
+        writer = open_writer(writer.path, base.schema, self.table_fmt, self.options.csv_dialect)
+        try:
+            base.leave_out(obj.id_field, ids, copy_to=writer)
+        except BaseException:
+            writer.abort()
+            raise
         return writer
 
-    async def _gone(self, obj: ObjectType, unlisted: set[int]) -> _Checked:
+    async def _gone(self, obj: ObjectType, unlisted: set[int], *, read: bool = False) -> _Checked:
         """Which records a listing no longer shows Insightly has really deleted, each asked
         by its own GET (one request a record): 404 is deleted; 403 is a record this user
-        may no longer see, and 200 one the listing missed (with its record): neither is."""
-        if not unlisted:
-            return _Checked(set(), [], 0)
-        if any(f.name == obj.id_field and f.type != "integer" for f in obj.fields):
+        may no longer see, and 200 one the listing missed (with its record): neither is.
+        `read`: records this run read (in the file already), which a second listing left out."""
+        if not unlisted or not _one_by_one(obj):
             # a list keyed by a name (countries, currencies) has no GET of one: what it no
             # longer lists is gone from the file, not recorded as deleted (the request was 400)
             return _Checked(set(), [], 0)
@@ -1082,16 +1092,21 @@ class Exporter:
         live = [a for a in answers.values() if isinstance(a, dict)]
         unreadable = sum(a == "unreadable" for a in answers.values())
         other = sum(a == "other" for a in answers.values())
+        which = (
+            "read that a second listing no longer shows" if read else "the listing no longer shows"
+        )
         if live or unreadable:
             self.result.warnings.append(
-                f"{obj.name}: {len(live) + unreadable:,} of {len(ids):,} record(s) the listing "
-                f"no longer shows are still in Insightly ({unreadable:,} this user may not read, "
-                f"{len(live):,} the listing missed, now written): not recorded as deleted"
+                f"{obj.name}: {len(live) + unreadable:,} of {len(ids):,} record(s) {which} are "
+                f"still in Insightly ({unreadable:,} this user may not read, {len(live):,} the "
+                "listing missed"
+                + ("): kept in the file" if read else ", now written): not recorded as deleted")
             )
         if other:
             self.result.warnings.append(
-                f"{obj.name}: {other:,} record(s) the listing no longer shows were answered with "
-                "another record than the one asked for: not recorded as deleted, not written"
+                f"{obj.name}: {other:,} record(s) {which} were answered with another record than "
+                "the one asked for: "
+                + ("kept in the file" if read else "not recorded as deleted, not written")
             )
         gone = {r for r, a in answers.items() if a == "deleted"}
         return _Checked(gone, live, meter.requests)
@@ -1228,6 +1243,11 @@ class Exporter:
             "remaining": self.client.quota.remaining,
         }
         write_json_atomic(self.out_dir / MANIFEST, self.manifest)
+
+
+def _one_by_one(obj: ObjectType) -> bool:
+    """Whether a record of `obj` can be asked for by its id: not a list keyed by a name."""
+    return not any(f.name == obj.id_field and f.type != "integer" for f in obj.fields)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any, BinaryIO, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -118,25 +117,27 @@ class ParquetTableWriter:
     def leave_out(self, key: str, ids: set[int], copy_to: TableWriter | None = None) -> int:
         """Take the rows whose `key` is one of `ids` out of what was written, and go on
         writing after them: records read, then deleted before the export ended. The rows
-        kept are copied through a new partial file, a row group at a time; `copy_to` gets
-        them too (a CSV or XLSX file, which cannot be taken rows out of, written again from
-        this one). How many rows went."""
+        kept are copied through a new partial file a row group at a time (memory stays
+        flat); `copy_to` gets them too (a CSV or XLSX file, which cannot be taken rows out
+        of, written again from this one). How many rows went."""
         self._flush()
         self._writer.close()
         self._file.close()
-        aside = self._tmp.with_name(f"{self._tmp.name}.was")
+        # a partial name too: a run killed while it copies leaves nothing the next one keeps
+        aside = partial_path(self.path.with_name(f"{self.path.name}.was"))
         os.replace(self._tmp, aside)  # the name only: nothing under it is followed
+        gone = pa.array(sorted(ids), self.schema.field(key).type)
         try:
             self._tmp, self._file = open_partial(self.path)
             self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
             had, self.rows = self.rows, 0
-            gone = pc.field(key).isin(pa.array(sorted(ids), self.schema.field(key).type))
-            kept = ds.dataset(aside, schema=self.schema, format="parquet").to_batches(filter=~gone)
-            for batch in kept:
-                if batch.num_rows:
-                    self.write(batch)
+            for batch in pq.ParquetFile(aside).iter_batches(batch_size=ROW_GROUP_ROWS):
+                kept = batch.filter(pc.invert(pc.is_in(batch.column(key), value_set=gone)))
+                if kept.num_rows:
+                    kept = pa.RecordBatch.from_arrays(kept.columns, schema=self.schema)
+                    self.write(kept)
                     if copy_to is not None:
-                        copy_to.write(batch)
+                        copy_to.write(kept)
         finally:
             aside.unlink(missing_ok=True)
         return had - self.rows

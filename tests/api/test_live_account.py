@@ -7,6 +7,7 @@ between requests)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,19 +90,20 @@ async def test_an_export_while_a_colleague_deletes_and_creates_holds_every_live_
     assert manifest(tmp_path)["objects"]["contacts"]["rows"] == len(end)
     notices = result.stats["notices"]
     [left_out] = [n for n in notices if "before the export ended" in n]
-    read_then_deleted = int(left_out.split()[1].replace(",", ""))
-    assert left_out == (
-        f"contacts: {read_then_deleted:,} record(s) read were deleted in Insightly before the "
-        "export ended (the last count was below the records read); left out of the file, "
-        "found by listing the ids again and asking for each "
-        f"({colleague.brief} + {read_then_deleted:,} requests)"
+    said = re.fullmatch(
+        r"contacts: (\d+) record\(s\) read were deleted in Insightly before the export ended "
+        r"\(the last count \(([\d,]+)\) was below the ([\d,]+) records read\); left out of the "
+        r"file, found by listing the ids again and asking for each \((\d+) \+ (\d+) requests\)",
+        left_out,
     )
-    assert read_then_deleted >= churn * 3  # half the colleague's deletions, among those read
+    assert said is not None, left_out
+    gone, count, held, listing, asked = (int(g.replace(",", "")) for g in said.groups())
+    assert held == len(end) + gone and count < held
+    assert listing == colleague.brief and asked == gone  # none was still there
+    assert gone >= churn * 3  # half the colleague's deletions, among those read
     # a GET for each record of the earlier file no longer listed or read then deleted (the
-    # colleague's own records too, made and deleted while the list was read), and the
-    # pages of the listing of ids
-    least = len(start - end) + colleague.brief
-    assert least <= contacts.confirm_requests <= least + read_then_deleted
+    # colleague's own records too, made and deleted while the list was read)
+    assert len(start - end) <= contacts.confirm_requests <= len(start - end) + gone
     shifted = [n for n in notices if "were deleted while" in n]
     assert shifted == (
         [
@@ -144,6 +146,7 @@ async def test_a_lake_export_while_a_colleague_deletes_holds_only_live_records(
     sb = make_sandbox(generate={"Contacts": 2000})
     options = {"layout": "lake", **({"table_format": "delta"} if layout == "delta" else {})}
     await export(sb, tmp_path, "contacts", **options)
+    start = contact_ids(sb)
     result, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, **options)
     assert colleague.end is not None
     if layout == "delta":
@@ -159,6 +162,10 @@ async def test_a_lake_export_while_a_colleague_deletes_holds_only_live_records(
     changed = pq.read_table(changes).to_pylist()
     upserts = {c["CONTACT_ID"] for c in changed if c["_op"] == "upsert"}
     assert upserts <= colleague.end and len(upserts) == contacts.new > 0
+    # a delete for each record of the earlier snapshot, none for the colleague's own records
+    # made and deleted while the list was read, which no snapshot held
+    deletes = {c["CONTACT_ID"] for c in changed if c["_op"] == "delete"}
+    assert deletes == start - colleague.end
 
 
 class CountsLow(httpx.AsyncBaseTransport):
@@ -192,6 +199,52 @@ async def test_a_count_below_the_records_listed_costs_one_listing_of_ids_and_say
         "contacts: the last count (1,415) was below the 1,420 records read, but listing the "
         "ids again (3 requests) found every one of them: none was left out"
     ]
+
+
+class IdsRefused(CountsLow):
+    """A count 5 low, and the listing of ids (`brief=true`) answered `answer`."""
+
+    def __init__(self, sb: Sandbox, answer: httpx.Response) -> None:
+        super().__init__(sb)
+        self.answer = answer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("brief") == "true":
+            self.brief += 1
+            return self.answer
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.parametrize(
+    ("answer", "warning"),
+    [
+        (
+            httpx.Response(200, headers={"X-Total-Count": "0"}, json=[]),
+            "contacts: the last count (1,415) was below the 1,420 records read, but listing "
+            "the ids again left out 1,420 of them: not trusted, and none was left out of the "
+            "file (the next export checks again)",
+        ),
+        (
+            httpx.Response(403, json={"Message": "brief listings are not allowed"}),
+            "contacts: the last count (1,415) was below the 1,420 records read; which were "
+            "deleted since could not be checked (GET Contacts, HTTP 403: brief listings are not "
+            "allowed), so the file holds every record read (the next export checks again)",
+        ),
+    ],
+)
+async def test_a_check_of_deletions_since_read_that_fails_never_costs_the_export(
+    make_sandbox, tmp_path: Path, answer: httpx.Response, warning: str
+) -> None:
+    """A listing of ids that shows none of the records read is not worth a GET for each
+    (1,420 requests on the word of a listing the count belies); one that is refused is not
+    worth the export: either way the file is written as read, and the run says why."""
+    sb = make_sandbox(generate={"Contacts": 1200})
+    server = IdsRefused(sb, answer)
+    result = await export_through(sb, server, tmp_path)
+    assert set(read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()) == contact_ids(sb)
+    assert result.warnings == [warning]
+    # the account, its field definitions, the pages, and the refused or empty listing of ids
+    assert (result.requests, server.brief) == (2 + 3 + 1, 1)
 
 
 async def test_a_server_whose_order_changes_between_pages_is_not_trusted(
