@@ -578,6 +578,13 @@ class Planner:
         if mapping.match is not None:
             matches = await self._find(todo, keys, plan)
             await self._confirm_several(matches)
+            # a row whose key finds nothing, though an earlier run wrote its record (a key
+            # filled in since, the mapping's key changed, a spreadsheet dropped its zeros)
+            earlier = {r: rid for r, rid in known.items() if not matches.get(r)}
+            if earlier:
+                for r, found in (await self._by_ids(earlier, Plan(rows=[]))).items():
+                    if found and self._still_its_record(r, found[0]):
+                        matches[r] = found
         else:
             if known:
                 matches = await self._by_ids(known, plan)
@@ -1177,6 +1184,33 @@ class Planner:
                 for r in unsure:
                     pairs[r] = index.get(keys[r], [])  # type: ignore[arg-type]
         return pairs
+
+    def _still_its_record(self, row: int, record: Record) -> bool:
+        """Whether the record an earlier run wrote for `row`, which the row's key does not
+        find, is still the row's: every part of the key it holds is empty, or the row's as
+        compared or as a spreadsheet re-saved it. Else the row names another record by its
+        key (an edited key moves a row on): it is created, the earlier record left be."""
+        match = self.result.mapping.match
+        assert match is not None
+        rules = {(r.column, r.field) for r in self.result.rules}
+        folds = key_folds(self.result)
+        for (column, name), fold in zip(match.pairs, folds, strict=True):
+            spec = self.specs.get(name)
+            held = _key_text(current_value(record, spec)) if spec else None
+            if held is None or not match_text(held, fold):
+                continue  # the record has no key yet: the row fills it in
+            if (column, name) in rules:
+                value = self.result.cell(row, name)
+            else:
+                value = str(self.result.table.frame[column].iat[row])
+            text = _key_text(value)
+            if text is None or not match_text(text, fold):
+                continue  # the row's key cell is empty: it names no other record
+            if match_text(text, fold) == match_text(held, fold):
+                continue
+            if spec is None or artefact(spec, value, held, self.encoding) is None:
+                return False
+        return True
 
     def _ids_in_other_letters(self, rows: list[int]) -> str | None:
         """`External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'`: rows whose keys are ids

@@ -840,6 +840,62 @@ async def test_a_row_whose_edited_key_finds_another_record_is_undone_as_what_it_
     assert (await run_undo(sb, checkpoint)).counts.deleted == 0  # never twice
 
 
+BY_EXTERNAL_ID = (
+    "object: contacts\nmatch: {column: Id, field: External_Id__c}\ncolumns:\n"
+    "  Id: External_Id__c\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("was", "now", "held"),
+    [
+        ("", "K-2", "K-2"),  # the key filled in: written into the record the row made
+        ("000501", "501", "000501"),  # a spreadsheet dropped the zeros: the record keeps them
+        ("1234567890123456", "1.23457E+15", "1234567890123456"),  # shown in scientific form
+    ],
+)
+async def test_a_row_whose_key_finds_nothing_keeps_the_record_an_earlier_run_made(
+    make_sandbox, tmp_path: Path, was: str, now: str, held: str
+) -> None:
+    """The record the row made holds no key, or the row's as a spreadsheet re-saved it: the
+    row's key finds nothing, yet it is that row's record, updated, never made a second time
+    (the key filled in, or saved by Calc, made a second Emma)."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
+    head = "Id,First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}{was},Emma,Empty,emma@x.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    count = len(sb.account.collections["Contacts"].records)
+    write(tmp_path, "p.csv", f"{head}{now},Emma,Empty-Smith,emma@x.example\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.created, again.counts.updated, again.this_run) == (0, 1, (0, 1))
+    assert len(sb.account.collections["Contacts"].records) == count
+    emma = record(sb, made)
+    assert emma["LAST_NAME"] == "Empty-Smith"
+    key = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in emma["CUSTOMFIELDS"]}["External_Id__c"]
+    assert key == held
+
+
+async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_made(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """K-1 made Emma; the row now says K-9, a key of its own that finds nothing: the row is
+    another record by its key, created, and Emma's record is left as it is."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
+    head = "Id,First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,emma@x.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    write(tmp_path, "p.csv", f"{head}K-9,Emma,Empty,emma@x.example\n")
+    again = await run_import(sb, file, mapping)
+    assert again.this_run == (1, 0)
+    assert max(sb.account.collections["Contacts"].records) > made
+    key = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in record(sb, made)["CUSTOMFIELDS"]}
+    assert key["External_Id__c"] == "K-1"
+
+
 async def test_a_row_that_updated_one_record_then_another_is_undone_on_each(
     make_sandbox, tmp_path: Path
 ) -> None:
