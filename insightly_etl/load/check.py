@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.identity import identity_rows, in_file_warnings, shared_rows
@@ -28,6 +29,7 @@ from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
 from insightly_etl.load.validate import (
     ValidationResult,
+    keyless_text,
     update_only_text,
     validate_table,
 )
@@ -83,6 +85,7 @@ def _check(
     rejects: list[pd.DataFrame] = []
     identities: list[pa.Table] = []
     keyed: list[pa.Table] = []
+    keyless: tuple[int, list[int]] = (0, [])  # rows with an empty key part, a few lines
     first: ValidationResult | None = None
     # slash dates read as the file's first rows show them, as when it is read whole
     tables = iter(tables)
@@ -109,7 +112,9 @@ def _check(
         if (rows := identity_rows(result, out.rows)) is not None:
             identities.append(rows)
         if (rows := _key_rows(result)) is not None:
-            keyed.append(rows)
+            keyed.append(rows.filter(pc.is_valid(rows["key"])))
+            empty = rows.filter(pc.is_null(rows["key"]))["line"]
+            keyless = (keyless[0] + len(empty), (keyless[1] + empty[:EXAMPLES].to_pylist()))
         out.rows += result.rows
         out.bad_rows += result.bad_rows
         out.rejected += len(result.rejected_rows) + result.bad_rows
@@ -120,23 +125,25 @@ def _check(
         *update_only_text(first, update_only, EXAMPLES),
         *in_file_warnings(first, identities, EXAMPLES),
         *_key_warnings(first, keyed, EXAMPLES),
+        *keyless_text(first, keyless[0], keyless[1][:EXAMPLES], EXAMPLES),
     ]
     return out
 
 
 def _key_rows(result: ValidationResult) -> pa.Table | None:
-    """Each valid row with a whole match key, as (key, values, line): `values` a hash of
-    what the row writes, to tell rows that share a key and write alike (import sends them
-    once) from rows that differ (import sends none). None without a match key."""
+    """Each valid row, as (key, values, line): `key` null where a part of it is empty,
+    `values` a hash of what the row writes, to tell rows that share a key and write alike
+    (import sends them once) from rows that differ (import sends none). None without a
+    match key."""
     if result.mapping.match is None:
         return None
     keys = key_column(result).reset_index(drop=True)
-    kept = keys.notna().to_numpy().copy()
+    kept = np.ones(len(keys), dtype=bool)
     kept[result.rejected_rows] = False
     rows = kept.nonzero()[0]
     return pa.table(
         {
-            "key": pa.array(keys[kept].to_numpy(dtype=object), pa.string()),
+            "key": pa.array(keys[kept].to_numpy(dtype=object, na_value=None), pa.string()),
             "values": pa.array(_digests(result, rows), pa.uint64()),
             "line": pa.array(np.asarray(result.table.lines, dtype=np.int64)[rows]),
         }

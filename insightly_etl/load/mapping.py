@@ -344,6 +344,15 @@ def _match(source: str, value: Any) -> MatchKey:
                     "match.compare",
                     f"must be casefold or exact, not {item['compare']!r}",
                 )
+            if given and item["compare"] != compare:
+                # one way of comparing for the whole key: the last part's won, unseen
+                raise _fail(
+                    source,
+                    "match.compare",
+                    f"{item['compare']!r} for {pairs[-1][0]!r}, but {compare!r} for another "
+                    "part of the key; compare applies to the whole key",
+                    "Give compare: once, or the same on every part.",
+                )
             compare, given = str(item["compare"]), True
     return MatchKey(tuple(pairs), compare, given)
 

@@ -60,7 +60,7 @@ from insightly_etl.load.states import (
     OnDuplicateEmail,
     OnMatch,
 )
-from insightly_etl.load.validate import ABSENT, ValidationResult
+from insightly_etl.load.validate import ABSENT, ValidationResult, keyless_text
 from insightly_etl.moments import iso_instant
 
 Record = dict[str, Any]
@@ -576,6 +576,8 @@ class Planner:
         matches: dict[int, list[Record]] = {}
         known = {r: rid for r, rid in (known_ids or {}).items() if r in todo}
         if mapping.match is not None:
+            keyless = [lines[r] for r in todo if keys[r] is None]
+            plan.warnings += keyless_text(self.result, len(keyless), keyless)
             matches = await self._find(todo, keys, plan)
             await self._confirm_several(matches)
             # a row whose key finds nothing, though an earlier run wrote its record (a key

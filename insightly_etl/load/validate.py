@@ -290,6 +290,25 @@ def update_only_text(
     ]
 
 
+def keyless_text(
+    result: ValidationResult, count: int, lines: list[int], examples: int = 3
+) -> list[str]:
+    """The warning for valid rows with an empty part of the match key (of one result, or
+    summed over a file's blocks): no record is found by them."""
+    match = result.mapping.match
+    if match is None or not count:
+        return []
+    columns = ", ".join(dict.fromkeys(c for c, _ in match.pairs))
+    singular = get_object(result.mapping.object).singular
+    return [
+        f"{count:,} row(s) have an empty match key ({columns}), so no existing {singular} is "
+        "found by it: each is created, or updates the record an earlier run made for it: "
+        f"{result.table.unit} "
+        + ", ".join(map(str, lines[:examples]))
+        + (" …" if count > examples else "")
+    ]
+
+
 # ---------------------------------------------------------------- the mapping level
 
 

@@ -86,6 +86,29 @@ def test_validate_says_which_rows_import_refuses_for_sharing_a_match_key(
     )
 
 
+def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A key column left empty (all of it, or some cells) matches no record: said before a
+    request is spent, by `validate` and by the import's plan alike."""
+    from tests.api.test_import_safety import BY_EXTERNAL_ID
+
+    sb = make_sandbox()
+    rows = "".join(f"{'' if i % 2 else f'K-{i}'},P{i},Q{i},p{i}@k.example\n" for i in range(6))
+    file = write(tmp_path, "k.csv", "Id,First,Last,Email\n" + rows)
+    mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
+    said = (
+        "Warning: 3 row(s) have an empty match key (Id), so no existing contact is found by "
+        "it: each is created, or updates the record an earlier run made for it: line 3, 5, 7"
+    )
+    checked = run(sb, "validate", str(file), "--mapping", mapping)
+    assert checked.exit_code == 0, checked.output
+    assert said in checked.stderr.splitlines()
+    planned = run(sb, "import", str(file), "--mapping", mapping, "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert said in planned.stderr.splitlines()
+
+
 @pytest.mark.parametrize(
     ("args", "message", "code"),
     [

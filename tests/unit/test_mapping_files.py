@@ -172,3 +172,26 @@ def test_a_plus_sign_keeps_a_value_text(tmp_path: Path) -> None:
     mapping = read_mapping(path)
     assert mapping.columns[0].values == {"x": "+44"}
     assert mapping.defaults == {"PHONE": "+4930123456"}
+
+
+def test_a_key_whose_parts_ask_for_different_comparisons_is_refused(tmp_path: Path) -> None:
+    """`compare:` applies to the whole key: given differently on two parts, the last one
+    silently won (BJÖRN and Björn one key or two, by the order of the parts)."""
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "object: contacts\n"
+        "match:\n"
+        "  - {column: First Name, field: FIRST_NAME, compare: casefold}\n"
+        "  - {column: Last Name, field: LAST_NAME, compare: exact}\n"
+        "columns: {First Name: FIRST_NAME, Last Name: LAST_NAME}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as refused:
+        read_mapping(path)
+    assert str(refused.value) == (
+        f"{path}: match.compare: 'exact' for 'Last Name', but 'casefold' for another part of "
+        "the key; compare applies to the whole key"
+    )
+    assert refused.value.hint == "Give compare: once, or the same on every part."
+    path.write_text(path.read_text().replace("compare: exact", "compare: casefold"))
+    assert read_mapping(path).match.compare == "casefold"  # the same on each: as once
