@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.load.account import AccountFacts
-from insightly_etl.load.identity import identity_rows, in_file_warnings, shared_rows
+from insightly_etl.load.identity import compared, identity_rows, in_file_warnings, shared_rows
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import key_column
+from insightly_etl.load.plan import ids_apart, key_column
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
@@ -141,9 +141,14 @@ def _key_rows(result: ValidationResult) -> pa.Table | None:
     kept = np.ones(len(keys), dtype=bool)
     kept[result.rejected_rows] = False
     rows = kept.nonzero()[0]
+    key = pa.array(keys[kept].to_numpy(dtype=object, na_value=None), pa.string())
+    written = key_column(result, fold=False).reset_index(drop=True)[kept]
+    as_written = pa.array(written.to_numpy(dtype=object, na_value=None), pa.string())
     return pa.table(
         {
-            "key": pa.array(keys[kept].to_numpy(dtype=object, na_value=None), pa.string()),
+            "key": key,
+            # as the file writes it, only where that is not the key compared (most are)
+            "written": pc.if_else(pc.equal(as_written, key), None, as_written),
             "values": pa.array(_digests(result, rows), pa.uint64()),
             "line": pa.array(np.asarray(result.table.lines, dtype=np.int64)[rows]),
         }
@@ -155,13 +160,22 @@ def _digests(result: ValidationResult, rows: np.ndarray) -> np.ndarray:
     column at a time: the frame hashed whole held every text of a block as a Python object."""
     digest = np.zeros(len(rows), dtype=np.uint64)
     columns = itertools.chain(
-        (result.values[name].iloc[rows] for name in result.values.columns),
+        (_as_compared(result, name, result.values[name].iloc[rows]) for name in result.values),
         (pd.Series(mask[rows]) for mask in result.cleared.values()),
     )
     for column in columns:
         hashed = pd.util.hash_pandas_object(column, index=False).to_numpy()
         digest = (digest * np.uint64(0x100000001B3)) ^ hashed  # FNV's prime; wraps at 2**64
     return digest
+
+
+def _as_compared(result: ValidationResult, name: str, values: pd.Series) -> pd.Series:
+    """Text as import compares two rows of one key (Planner._as_compared): NFC, spaces
+    tidied, an e-mail in any case."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return values
+    spec = result.specs.get(name)
+    return compared(values, casefold=spec is not None and spec.is_email)
 
 
 def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: int) -> list[str]:
@@ -176,20 +190,53 @@ def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: in
     if not len(rows):
         return []
     rows = rows.sort_values("line", kind="stable")
-    # as import names them: the first line of each different set of values
-    firsts = rows.drop_duplicates(["key", "values"]).groupby("key", sort=False)["line"]
-    label = " + ".join(f for _, f in result.mapping.match.pairs)
-    shown = [
-        f"{result.table.unit}s {', '.join(str(n) for n in lines)} share {label} "
-        f"{key.replace(chr(31), ', ')}"
-        for key, lines in itertools.islice(firsts.apply(list).items(), examples)
-    ]
-    return [
-        f"{len(rows):,} row(s) share a match key with different values, and import sends none "
-        "of them (fix the file, or choose with --on-duplicate first|last): "
-        + "; ".join(shown)
-        + (" …" if firsts.ngroups > examples else "")
-    ]
+    rows["written"] = rows["written"].fillna(rows["key"])
+    match = result.mapping.match
+    fields = [f for _, f in match.pairs]
+    label = " + ".join(fields)
+    differ: list[str] = []  # per key, as import says it
+    cased: list[str] = []
+    counts = [0, 0]
+    for _, group in rows.groupby("key", sort=False):
+        # as import names them: the first line of each different set of values
+        firsts = group.drop_duplicates("values")
+        where = f"{result.table.unit}s {', '.join(str(n) for n in firsts['line'])}"
+        written = [w.split("\x1f") for w in dict.fromkeys(firsts["written"])]
+        apart = next(
+            (
+                (name, [w[i] for w in written])
+                for i, name in enumerate(fields)
+                if not match.compare_given
+                and ids_apart(result.specs.get(name), list(dict.fromkeys(w[i] for w in written)))
+            ),
+            None,
+        )
+        if apart is not None:
+            name, ids = apart
+            counts[1] += len(group)
+            shown = " and ".join(repr(i) for i in dict.fromkeys(ids))
+            cased.append(f"{where} have {name} {shown}")
+        else:
+            counts[0] += len(group)
+            differ.append(f"{where} share {label} {', '.join(written[0])}")
+    out = []
+    if differ:
+        out.append(
+            f"{counts[0]:,} row(s) share a match key with different values, and import sends "
+            "none of them (fix the file, or choose with --on-duplicate first|last): "
+            + "; ".join(differ[:examples])
+            + (" …" if len(differ) > examples else "")
+        )
+    if cased:
+        out.append(
+            f"{counts[1]:,} row(s) have keys alike only ignoring case that read as ids, and "
+            "import sends none of them (ids written in other letters are other records in many "
+            "systems, Salesforce's; add compare: exact to the match key, or compare: casefold "
+            "if they are the same): "
+            + "; ".join(cased[:examples])
+            + (" …" if len(cased) > examples else "")
+        )
+    return out
 
 
 def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:

@@ -397,10 +397,10 @@ def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, 
     ]
 
 
-def key_column(result: ValidationResult) -> pd.Series:
+def key_column(result: ValidationResult, *, fold: bool = True) -> pd.Series:
     """`row_keys` as one text a row, its parts joined by U+001F (NA: no whole key), for
     the files of millions of rows `validate` reads."""
-    first, *others = _key_parts(result, True)
+    first, *others = _key_parts(result, fold)
     return first.str.cat(others, sep="\x1f") if others else first
 
 
@@ -476,6 +476,14 @@ def record_key(
 PERSON_NAME = ("FIRST_NAME", "LAST_NAME")  # the fields of a contact's or lead's name
 # a key that reads as another system's record id: letters and digits, mixed case, no spaces
 _CASED_ID = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[a-z])(?=[^ ]*[A-Z])[A-Za-z0-9_-]{6,}")
+
+
+def ids_apart(spec: FieldSpec | None, values: list[str]) -> bool:
+    """Key values of a field that differ (in case alone, where they matched) and read as
+    another system's ids: other records, not one."""
+    return (
+        len(set(values)) > 1 and any(_CASED_ID.fullmatch(v) for v in values) and not _is_email(spec)
+    )
 
 
 def _is_email(spec: FieldSpec | None) -> bool:
@@ -851,20 +859,23 @@ class Planner:
         for key, group in groups.items():
             if len(group) < 2:
                 continue
-            label = f"{self._key_label()} {', '.join(key)}"
+            # as the file writes it (the first row's), not as compared
+            label = f"{self._key_label()} {', '.join(self.written_key(group[0]) or key)}"
+            values = {r: self._as_compared(row_values(self.result, r)) for r in group}
             distinct: list[int] = []  # the first row of each distinct set of values
             for r in group:
-                values = row_values(self.result, r)
-                same = next((d for d in distinct if row_values(self.result, d) == values), None)
-                if same is None:
+                if not any(values[d] == values[r] for d in distinct):
                     distinct.append(r)
-                elif r in todo:
-                    plan.skipped[r] = f"identical to line {lines[same]} ({label}): sent once"
             if len(distinct) == 1:
+                for r in group[1:]:
+                    if r in todo:
+                        plan.skipped[r] = (
+                            f"identical to line {lines[group[0]]} ({label}): sent once"
+                        )
                 continue
             where = ", ".join(str(lines[r]) for r in distinct)
             if ids := self._ids_in_other_letters(distinct):
-                for r in distinct:  # never one of them by --on-duplicate: they are others
+                for r in group:  # never one of them by --on-duplicate: they are others
                     if r in todo:
                         plan.duplicates[r] = (
                             f"lines {where} have {ids}, alike only ignoring case: ids written "
@@ -874,20 +885,33 @@ class Planner:
                         )
                 continue
             if self.on_duplicate in ("first", "last"):
-                winner = distinct[0] if self.on_duplicate == "first" else distinct[-1]
-                for r in distinct:
-                    if r != winner and r in todo:
-                        plan.skipped[r] = (
-                            f"lines {where} share {label} with different values; line "
-                            f"{lines[winner]} wins (--on-duplicate {self.on_duplicate})"
-                        )
-            else:
-                for r in distinct:
+                # the file's first or last row, whichever set of values it has
+                winner = group[0] if self.on_duplicate == "first" else group[-1]
+                for r in group:
+                    if r == winner or r not in todo:
+                        continue
+                    plan.skipped[r] = (
+                        f"identical to line {lines[winner]} ({label}): sent once"
+                        if values[r] == values[winner]
+                        else f"lines {where} share {label} with different values; line "
+                        f"{lines[winner]} wins (--on-duplicate {self.on_duplicate})"
+                    )
+            else:  # every row of the group, those alike an earlier one too: none is sent
+                for r in group:
                     if r in todo:
                         plan.duplicates[r] = (
                             f"lines {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
+
+    def _as_compared(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A row's values as a person compares two rows: text in NFC, spaces tidied, an
+        e-mail in any case (`Vic@` and `vic@` is one address; `Björn` in two Unicode forms
+        is one name)."""
+        return {
+            name: match_text(v, _is_email(self.specs.get(name))) if isinstance(v, str) else v
+            for name, v in values.items()
+        }
 
     def conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
         """A file that carries DATE_UPDATED_UTC (an export edited and imported back) is a copy
@@ -1223,18 +1247,9 @@ class Planner:
         written = [self.written_key(r) for r in rows]
         for i, name in enumerate(f for _, f in match.pairs):
             parts = list(dict.fromkeys(k[i] for k in written if k is not None))
-            if self._ids_apart(name, parts):
+            if ids_apart(self.specs.get(name), parts):
                 return f"{name} " + " and ".join(repr(v) for v in parts[:3])
         return None
-
-    def _ids_apart(self, name: str, values: list[str]) -> bool:
-        """Key values of field `name` that differ (in case alone, where they matched) and
-        read as another system's ids: other records, not one."""
-        return (
-            len(set(values)) > 1
-            and any(_CASED_ID.fullmatch(v) for v in values)
-            and not _is_email(self.specs.get(name))
-        )
 
     def _other_id(self, row: int, record: Record) -> str | None:
         """Why a record matched ignoring case is not the row's: its key is an id written in
@@ -1247,7 +1262,7 @@ class Planner:
         fields = [f for _, f in match.pairs]
         held = record_key(record, fields)
         for here, there, name in zip(written, held or (), fields, strict=False):
-            if self._ids_apart(name, [here, there]):
+            if ids_apart(self.specs.get(name), [here, there]):
                 rid = record_id(record, self.obj.id_field or "")
                 return (
                     f"{name} {here!r} matches record {rid} only ignoring case (it holds "

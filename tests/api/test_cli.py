@@ -86,6 +86,31 @@ def test_validate_says_which_rows_import_refuses_for_sharing_a_match_key(
     )
 
 
+def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuses_them(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Two Salesforce ids in other letters: validate showed a key in no row (folded) and
+    advised --on-duplicate, which import then ignored (exit 1 all the same)."""
+    from tests.api.test_import_safety import BY_EXTERNAL_ID
+
+    sb = make_sandbox()
+    rows = "0035g00000Qa1Bc,Ann,Lee,ann@c.example\n0035g00000QA1bC,Bob,Ray,bob@c.example\n"
+    file = write(tmp_path, "c.csv", "Id,First,Last,Email\n" + rows)
+    mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
+    checked = run(sb, "validate", str(file), "--mapping", mapping)
+    assert checked.exit_code == 0, checked.output
+    assert checked.stderr.splitlines()[-1] == (
+        "Warning: 2 row(s) have keys alike only ignoring case that read as ids, and import "
+        "sends none of them (ids written in other letters are other records in many systems, "
+        "Salesforce's; add compare: exact to the match key, or compare: casefold if they are "
+        "the same): lines 2, 3 have External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'"
+    )
+    imported = run(sb, "import", str(file), "--mapping", mapping, "--on-duplicate", "first")
+    assert imported.exit_code == 1, imported.output
+    errors = (tmp_path / "c.errors.csv").read_text(encoding="utf-8-sig")
+    assert errors.count("alike only ignoring case") == 2
+
+
 def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import os
 import re
 import shutil
@@ -232,6 +233,73 @@ async def test_on_duplicate_names_the_row_that_wins(
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), on_duplicate=choice)
     assert (result.counts.created, result.counts.skipped, result.exit_code) == (2, 3, 0)
     assert [r["FIRST_NAME"] for r in contacts_by_email(sb)["ada@example.com"]] == [winner]
+
+
+async def test_rows_of_one_key_that_differ_only_as_a_person_reads_alike_are_sent_once(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """`Björn` in two Unicode forms, an e-mail in other capitals, a doubled space: one
+    person written twice, not two sets of values that refuse both rows. `validate` agrees."""
+    from insightly_etl.load.account import AccountFacts
+    from insightly_etl.load.check import check_file
+    from insightly_etl.load.mapping import read_mapping
+
+    sb = make_sandbox()
+    text = "Name,Email\nBjo\u0308rn  Borg,Bjorn@example.com\nBj\u00f6rn Borg,bjorn@example.com\n"
+    file = write(tmp_path, "b.csv", text)
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    check = check_file(file, read_mapping(mapping), lambda: AccountFacts([], {}))
+    assert [w for w in check.warnings if "match key" in w] == []
+    result = await run_import(sb, file, mapping)
+    assert (result.counts.created, result.counts.skipped, result.counts.duplicate) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent", "said"),
+    [
+        (
+            "error",
+            None,
+            {
+                n: "duplicate: lines 2, 3 share EMAIL_ADDRESS vic@example.com with different "
+                "values; none is sent (fix the file, or choose with --on-duplicate first|last)"
+                for n in (2, 3, 4)
+            },
+        ),
+        (
+            "last",  # the file's last row, line 4, though its values are line 2's
+            "Vic",
+            {
+                2: "skipped: identical to line 4 (EMAIL_ADDRESS vic@example.com): sent once",
+                3: "skipped: lines 2, 3 share EMAIL_ADDRESS vic@example.com with different "
+                "values; line 4 wins (--on-duplicate last)",
+            },
+        ),
+        (
+            "first",
+            "Vic",
+            {
+                3: "skipped: lines 2, 3 share EMAIL_ADDRESS vic@example.com with different "
+                "values; line 2 wins (--on-duplicate first)",
+                4: "skipped: identical to line 2 (EMAIL_ADDRESS vic@example.com): sent once",
+            },
+        ),
+    ],
+)
+async def test_a_row_alike_another_in_a_group_that_differs_shares_the_group_s_fate(
+    make_sandbox, tmp_path: Path, choice: str, sent: str | None, said: dict[int, str]
+) -> None:
+    """Vic, Victor, Vic: none was sent, yet line 4 said `identical to line 2: sent once`;
+    and --on-duplicate last sent Victor (the last *different* row), not the file's last."""
+    sb = make_sandbox()
+    text = "Name,Email\nVic,vic@example.com\nVictor,vic@example.com\nVic,vic@example.com\n"
+    file = write(tmp_path, "v.csv", text)
+    result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL), on_duplicate=choice)
+    made = [r["FIRST_NAME"] for r in contacts_by_email(sb).get("vic@example.com", [])]
+    assert made == ([sent] if sent else [])
+    assert result.exit_code == (1 if choice == "error" else 0)
+    errors = list(csv.DictReader((tmp_path / "v.errors.csv").open(encoding="utf-8-sig")))
+    assert {int(e["line"]): f"{e['state']}: {e['message']}" for e in errors} == said
 
 
 @pytest.mark.slow

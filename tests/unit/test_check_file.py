@@ -167,5 +167,5 @@ def test_rows_that_share_a_match_key_with_different_values_are_said_as_import_sa
     assert cut.warnings[-1] == (
         "3 row(s) share a match key with different values, and import sends none of them "
         "(fix the file, or choose with --on-duplicate first|last): lines 5, 142 share "
-        "External_Id__c l3"
+        "External_Id__c L3"
     )
