@@ -20,7 +20,7 @@ from typing import Any
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import CheckpointError, RunStopped
+from insightly_etl.errors import InputError, RunStopped
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -290,6 +290,8 @@ async def load_file(
 ) -> ImportResult:
     stop = stop or asyncio.Event()
     client.halt_on(stop)  # after a stop, not one more request leaves
+    fresh = not options.dry_run and not options.checkpoint_path.exists()
+    discard = False  # a new checkpoint of a run refused before any write: not left behind
     checkpoint = (
         Checkpoint.scratch(options.checkpoint_path)
         if options.dry_run
@@ -316,8 +318,12 @@ async def load_file(
         run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
         try:
             result = await run.go(announce)
-        except CheckpointError:  # refused before it began (another account's): not a run
-            checkpoint.forget_run()
+        except InputError:  # refused (another account's, a mapping's missing column)
+            if not checkpoint.rows.sent(this_run=True):  # before any write: not a run
+                checkpoint.forget_run()
+            # a checkpoint this run made and wrote nothing with would greet the next run
+            # with a run that never finished and rows "removed" from a file never imported
+            discard = fresh and not checkpoint.rows.sent()
             raise
         if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
             checkpoint.remember(account_name=options.account_name)
@@ -334,6 +340,8 @@ async def load_file(
         return result
     finally:
         checkpoint.close()
+        if discard:
+            options.checkpoint_path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,24 @@ def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuse
     assert errors.count("alike only ignoring case") == 2
 
 
+def test_an_import_refused_before_any_write_leaves_no_checkpoint_behind(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A mapping naming a column the file lacks: exit 2, and no checkpoint whose unfinished
+    run and planned rows greet the fixed run with rows 'removed' and a mapping 'changed'."""
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@r.example\n")
+    wrong = write(tmp_path, "m.yaml", MAPPING + "  Phone: PHONE\n")
+    refused = run(sb, "import", str(file), "--mapping", str(wrong))
+    assert refused.exit_code == 2, refused.output
+    assert "column 'Phone' is not in p.csv" in refused.stderr
+    assert not (tmp_path / "p.csv.checkpoint.sqlite").exists()
+    fixed = run(sb, "import", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING)))
+    assert fixed.exit_code == 0, fixed.output
+    assert "Since the last run" not in fixed.output + fixed.stderr
+    assert "1 created" in fixed.stdout + fixed.stderr
+
+
 def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     make_sandbox, tmp_path: Path
 ) -> None:

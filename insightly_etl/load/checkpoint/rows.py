@@ -472,10 +472,12 @@ class RowJournal:
             for key, line, rid, created, payload, stamp, changes in cur
         ]
 
-    def sent(self) -> bool:
-        """Whether any run sent a write for any row."""
+    def sent(self, *, this_run: bool = False) -> bool:
+        """Whether any run (or this one) sent a write for any row."""
+        where = "sent_at IS NOT NULL" + (" AND run=?" if this_run else "")
+        args = (self.store.run,) if this_run else ()
         return (
-            self.db.execute("SELECT 1 FROM rows WHERE sent_at IS NOT NULL LIMIT 1").fetchone()
+            self.db.execute(f"SELECT 1 FROM rows WHERE {where} LIMIT 1", args).fetchone()
             is not None
         )
 
