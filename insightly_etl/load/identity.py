@@ -86,9 +86,12 @@ def _keys(result: ValidationResult, rows: list[int]) -> pd.Series:
     if match is None:
         return pd.Series(rows, dtype="int64").astype("string")  # each row a record of its own
     parts = [
-        compared(result.table.frame[c].iloc[rows]).fillna("").to_numpy() for c, _ in match.pairs
+        compared(result.table.frame[c].iloc[rows]).reset_index(drop=True) for c, _ in match.pairs
     ]
-    return pd.Series(parts[0]).str.cat([pd.Series(p) for p in parts[1:]], sep="\x1f")
+    keys = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    # a key with an empty part finds no record: each such row makes one of its own
+    own = pd.Series(rows, dtype="int64").astype("string").radd("\x00row ")
+    return keys.fillna(own)
 
 
 def _written(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:

@@ -169,3 +169,28 @@ def test_rows_that_share_a_match_key_with_different_values_are_said_as_import_sa
         "(fix the file, or choose with --on-duplicate first|last): lines 5, 142 share "
         "External_Id__c L3"
     )
+
+
+def test_rows_with_an_empty_key_part_that_share_an_e_mail_are_two_records(tmp_path: Path) -> None:
+    """Liv with no last name, twice, under a first + last name key: each row makes a record
+    of its own (no key finds one), so the second gives the first's e-mail to another record."""
+    mapping = parse_mapping(
+        {
+            "object": "contacts",
+            "match": [
+                {"column": "First", "field": "FIRST_NAME"},
+                {"column": "Last", "field": "LAST_NAME"},
+            ],
+            "columns": {"First": "FIRST_NAME", "Last": "LAST_NAME", "Email": "EMAIL_ADDRESS"},
+        },
+        source="m.yaml",
+    )
+    path = tmp_path / "liv.csv"
+    path.write_text("First,Last,Email\nLiv,,liv@example.com\nLiv,,liv@example.com\n")
+    check = check_file(path, mapping, lambda: FACTS)
+    assert check.warnings == [
+        "1 row(s) give EMAIL_ADDRESS a value an earlier row of another record gives: lines 2 "
+        "and 3 ('liv@example.com') (--on-duplicate-email warn|skip|error says what import does)",
+        "2 row(s) have an empty match key (First, Last), so no existing contact is found by it: "
+        "each is created, or updates the record an earlier run made for it: line 2, 3",
+    ]
