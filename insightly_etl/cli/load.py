@@ -299,7 +299,8 @@ def _print_quota_plan(plan: Any) -> None:
     click.echo(
         f"Requests: {plan.requests_needed:,} needed ("
         + (
-            f"{plan.planning_requests:,} spent on planning, by {plan.strategy}"
+            f"{plan.planning_requests:,} spent on planning"
+            + (f", by {plan.strategy}" if plan.strategy != "none" else "")
             if plan.planning_requests
             else "none spent on planning"
         )

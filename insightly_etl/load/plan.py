@@ -595,6 +595,11 @@ class Planner:
                 for r, found in (await self._by_ids(earlier, Plan(rows=[]))).items():
                     if found and self._still_its_record(r, found[0]):
                         matches[r] = found
+                plan.strategy = (
+                    "get"
+                    if plan.strategy == "none"
+                    else f"{plan.strategy}, then a read of each record an earlier run wrote"
+                )
         else:
             if known:
                 matches = await self._by_ids(known, plan)
@@ -952,7 +957,7 @@ class Planner:
         """What this row changes in this record: (body, before-image, after-image); what a
         spreadsheet changed without a person goes into `artefacts`, not the body. With a base
         (an edited export), only the cells the person changed are candidates."""
-        values = row_values(self.result, row)
+        values = self._key_as_held(row_values(self.result, row), record)
         rid = record_id(record, self.obj.id_field or "")
         base = self.base_of(row, rid) if rid is not None else None
         kept = artefacts if artefacts is not None else Artefacts(self.encoding, self.send_artefacts)
@@ -962,6 +967,22 @@ class Planner:
         return update_payload(
             self.obj, self.specs, values, record, row_policies(self.result, row), kept
         )
+
+    def _key_as_held(self, values: dict[str, Any], record: Record) -> dict[str, Any]:
+        """The row's values without the key parts the record holds as the key compares them:
+        ` björn-1 ` found `BJÖRN-1` case-blind, so it is that key, not an edit of it (it was
+        written back with its spaces and capitals lost)."""
+        match = self.result.mapping.match
+        if match is None:
+            return values
+        out = dict(values)
+        for (_, name), fold in zip(match.pairs, key_folds(self.result), strict=True):
+            spec = self.specs.get(name)
+            new = out.get(name)
+            held = _key_text(current_value(record, spec)) if spec else None
+            if isinstance(new, str) and held and match_text(new, fold) == match_text(held, fold):
+                del out[name]
+        return out
 
     def base_of(self, row: int, rid: int) -> dict[str, Any] | None:
         """The exported record this row is an edited copy of: only when the copy's

@@ -877,6 +877,25 @@ async def test_a_row_whose_key_finds_nothing_keeps_the_record_an_earlier_run_mad
     assert key == held
 
 
+async def test_a_key_found_as_the_key_compares_is_not_written_back_as_the_file_has_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """` björn-1 ` finds `BJÖRN-1` case-blind: the same key, so the update leaves it as the
+    record holds it (it wrote ' björn-1 ' over it, spaces and all)."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
+    head = "Id,First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}BJÖRN-1,Björn,Borg,bjorn@x.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    other = write(tmp_path, "q.csv", f'{head}" björn-1 ",Björn,Borg-Ek,bjorn@x.example\n')
+    again = await run_import(sb, other, mapping)
+    assert (again.counts.created, again.counts.updated) == (0, 1)
+    bjorn = record(sb, made)
+    key = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in bjorn["CUSTOMFIELDS"]}["External_Id__c"]
+    assert (key, bjorn["LAST_NAME"]) == ("BJÖRN-1", "Borg-Ek")
+
+
 async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_made(
     make_sandbox, tmp_path: Path
 ) -> None:
