@@ -723,7 +723,7 @@ class Planner:
         owners = await self._owners(name, set(values.values()))
         found: dict[int, tuple[str, str]] = {}
         for r, (value, first) in shared_in_file(self.result, [p.row for p in writers]).items():
-            found[r] = (value, f"line {lines[first]} of this file")
+            found[r] = (value, f"{self.result.table.unit} {lines[first]} of this file")
         moved: set[int] = set()
         for p in writers:
             others = [i for i in owners.get(values.get(p.row, ""), []) if i != p.record_id]
@@ -763,7 +763,10 @@ class Planner:
             f"{len(found):,} row(s) give {name} a value another record has "
             f"(action '{duplicate_action(name)}' in NAME.plan.csv; sent all the same, as "
             "--on-duplicate-email warn): "
-            + "; ".join(f"line {lines[r]} {found[r][0]!r} like {found[r][1]}" for r in shown)
+            + "; ".join(
+                f"{self.result.table.unit} {lines[r]} {found[r][0]!r} like {found[r][1]}"
+                for r in shown
+            )
             + (" …" if len(found) > 3 else "")
         )
 
@@ -861,6 +864,7 @@ class Planner:
             if keys[r] is not None:
                 groups[keys[r]].append(r)  # type: ignore[index]
         todo = set(rows)
+        unit = self.result.table.unit  # line, or a workbook's row
         for key, group in groups.items():
             if len(group) < 2:
                 continue
@@ -875,7 +879,7 @@ class Planner:
                 for r in group[1:]:
                     if r in todo:
                         plan.skipped[r] = (
-                            f"identical to line {lines[group[0]]} ({label}): sent once"
+                            f"identical to {unit} {lines[group[0]]} ({label}): sent once"
                         )
                 continue
             where = ", ".join(str(lines[r]) for r in distinct)
@@ -883,7 +887,7 @@ class Planner:
                 for r in group:  # never one of them by --on-duplicate: they are others
                     if r in todo:
                         plan.duplicates[r] = (
-                            f"lines {where} have {ids}, alike only ignoring case: ids written "
+                            f"{unit}s {where} have {ids}, alike only ignoring case: ids written "
                             "in other letters are other records in many systems (Salesforce); "
                             "none is sent. Add compare: exact to the match key, or compare: "
                             "casefold if they are the same"
@@ -896,16 +900,16 @@ class Planner:
                     if r == winner or r not in todo:
                         continue
                     plan.skipped[r] = (
-                        f"identical to line {lines[winner]} ({label}): sent once"
+                        f"identical to {unit} {lines[winner]} ({label}): sent once"
                         if values[r] == values[winner]
-                        else f"lines {where} share {label} with different values; line "
+                        else f"{unit}s {where} share {label} with different values; {unit} "
                         f"{lines[winner]} wins (--on-duplicate {self.on_duplicate})"
                     )
             else:  # every row of the group, those alike an earlier one too: none is sent
                 for r in group:
                     if r in todo:
                         plan.duplicates[r] = (
-                            f"lines {where} share {label} with different values; none is sent "
+                            f"{unit}s {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
 
@@ -1405,6 +1409,6 @@ class Planner:
                 f"{len(plan.like_existing):,} row(s) look like an existing "
                 f"{self.obj.singular} by Insightly's duplicate rule (action 'like-existing' in "
                 "NAME.plan.csv; created all the same, --skip-duplicates skips them): "
-                + "; ".join(f"line {lines[r]} like {rid}" for r, rid in shown)
+                + "; ".join(f"{self.result.table.unit} {lines[r]} like {rid}" for r, rid in shown)
                 + (" …" if len(plan.like_existing) > 3 else "")
             )
