@@ -877,6 +877,26 @@ async def test_a_row_whose_key_finds_nothing_keeps_the_record_an_earlier_run_mad
     assert key == held
 
 
+async def test_switching_the_mapping_to_another_key_keeps_the_records_the_import_made(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Imported matched by e-mail, then (as `mapping draft` advises for another system's
+    ids) by an external id no record holds yet: the records the checkpoint made are the
+    rows', given the id, not made a second time."""
+    sb = make_sandbox()
+    head = "Id,First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}X-1,Ann,Lee,ann@s.example\nX-2,Bob,Ray,bob@s.example\n")
+    by_email = BY_EXTERNAL_ID.replace(
+        "{column: Id, field: External_Id__c}", "{column: Email, field: EMAIL_ADDRESS}"
+    )
+    by_email = by_email.replace("  Id: External_Id__c\n", "")
+    assert (await run_import(sb, file, write(tmp_path, "m.yaml", by_email))).counts.created == 2
+    count = len(sb.account.collections["Contacts"].records)
+    again = await run_import(sb, file, write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
+    assert again.this_run == (0, 2)
+    assert len(sb.account.collections["Contacts"].records) == count
+
+
 async def test_a_key_found_as_the_key_compares_is_not_written_back_as_the_file_has_it(
     make_sandbox, tmp_path: Path
 ) -> None:
