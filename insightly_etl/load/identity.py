@@ -72,9 +72,12 @@ def compared(values: pd.Series, casefold: bool = True) -> pd.Series:
         simple = pc.utf8_lower(simple)
     out = simple.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
     others = ~ascii_.to_numpy(zero_copy_only=False)
-    if others.any():
+    if others.any():  # as an array of objects: pandas 2.2 cannot mask-assign into it
         texts = array.to_pylist()
-        out[others] = [match_text(texts[i], casefold) for i in others.nonzero()[0]]
+        tidied = out.to_numpy(dtype=object, na_value=None)
+        for i in others.nonzero()[0]:
+            tidied[i] = match_text(texts[i], casefold)
+        out = pd.Series(tidied, dtype="string")
     out.index = values.index
     return out.mask(out == "")
 

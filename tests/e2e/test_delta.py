@@ -7,9 +7,12 @@ import copy
 from pathlib import Path
 
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
 from tests.api.test_cli import run
+from tests.api.test_export import export
+from tests.api.test_live_account import export_while_a_colleague_works
 
 
 def test_delta_tables_take_a_version_per_run_and_follow_the_custom_fields(
@@ -115,3 +118,18 @@ def test_delta_tables_need_the_lake_layout(make_sandbox, tmp_path: Path) -> None
     result = run(make_sandbox(), "export", *args)
     assert result.exit_code == 2
     assert "Error: --table-format delta makes a folder per table: --layout lake" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_a_delta_version_made_while_a_colleague_deletes_holds_only_live_records(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The table's new version is made without the records deleted after they were read."""
+    sb = make_sandbox(generate={"Contacts": 2000})
+    options = {"layout": "lake", "table_format": "delta"}
+    await export(sb, tmp_path, "contacts", **options)
+    _, colleague = await export_while_a_colleague_works(sb, tmp_path, 40, **options)
+    assert colleague.end is not None
+    table = DeltaTable(str(tmp_path / "contacts")).to_pyarrow_table()
+    assert table.num_rows == len(colleague.end)
+    assert set(table["CONTACT_ID"].to_pylist()) == colleague.end
