@@ -23,6 +23,7 @@ from insightly_etl.cli.common import (
     note_outcome,
     pick_account,
     results_option,
+    rows_text,
     run_with_api,
     stop_on_signals,
 )
@@ -183,6 +184,10 @@ def status(
     click.echo(f"{checkpoint}: {h.source} -> {h.object} (started {h.created_utc} UTC)")
     if h.account:
         click.echo(f"  account: {h.account}")
+    # the import's own words (each row by its last write), then by the write that made each
+    # row's record: a record created and since updated is a create there, as undo reads it
+    click.echo(f"  rows, by their last write: {rows_text(h.outcomes)}")
+    click.echo("  rows, by the write that made or first changed their record (what undo reverses):")
     click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
     for r in h.rows:
         click.echo(f"  {r['action'] or '-':<10} {r['state']:<10} {r['rows']:>8,}")

@@ -237,6 +237,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def rows_text(counts: dict[str, int]) -> str:
+    """An import's rows by outcome, in the words of its summary line and of `status`: each
+    row counted once, by its last write."""
+    text = ", ".join(
+        f"{counts.get(k, 0):,} {k}"
+        for k in ("created", "updated", "unchanged", "rejected", "duplicate", "skipped", "failed")
+    )
+    if counts.get("not_applied"):
+        text += f", {counts['not_applied']:,} not applied"
+    return text + (f", {counts['left']:,} left" if counts.get("left") else "")
+
+
 def json_line(level: str, message: str, **extra: Any) -> str:
     """One log line of `--log-format json` (insightly_etl/schemas/log-line.schema.json)."""
     line = {"ts": utc_now(), "level": level, "message": redact(message)}

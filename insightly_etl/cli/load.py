@@ -6,7 +6,7 @@ import asyncio
 import re
 import signal
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from insightly_etl.cli.common import (
     plural,
     progress,
     results_option,
+    rows_text,
     run_with_api,
     stop_on_signals,
 )
@@ -541,11 +542,7 @@ def import_(
         f"{result.quota_remaining:,} of {result.quota_limit:,}" if result.quota_limit else "unknown"
     )
     click.echo(
-        f"{file.name} -> {mapping.object}: {c.created:,} created, {c.updated:,} updated, "
-        f"{c.unchanged:,} unchanged, {c.rejected:,} rejected, {c.duplicate:,} duplicate, "
-        f"{c.skipped:,} skipped, {c.failed:,} failed"
-        + (f", {c.not_applied:,} not applied" if c.not_applied else "")
-        + (f", {c.left:,} left" if c.left else "")
+        f"{file.name} -> {mapping.object}: {rows_text(asdict(c))}"
         + (  # the counts are the file's: say what this run wrote when earlier runs did too
             f" (this run: {result.this_run[0]:,} created, {result.this_run[1]:,} updated)"
             if result.written_before != (0, 0)

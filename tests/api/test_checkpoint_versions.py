@@ -43,8 +43,11 @@ def test_status_reads_a_version_0_checkpoint_without_changing_it(tmp_path: Path)
     before = sha(path)
     result = run(None, "status", str(path))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1:8] == [
+    assert result.stdout.splitlines()[1:10] == [
         "  account: northwind-sandbox",
+        "  rows, by their last write: 1 created, 2 updated, 0 unchanged, 1 rejected, "
+        "0 duplicate, 0 skipped, 0 failed",
+        "  rows, by the write that made or first changed their record (what undo reverses):",
         "  action     state          rows",
         "  create     done              2",
         "  update     done              1",
@@ -196,7 +199,7 @@ def test_a_version_1_checkpoint_is_read_as_it_was_and_migrated_keeping_its_runs(
     before = sha(path)
     status = run(None, "status", str(path))
     assert status.exit_code == 0, status.output
-    assert status.stdout.splitlines()[6:8] == [
+    assert status.stdout.splitlines()[8:10] == [
         "  3 run(s), 12 requests in all",
         "  last run: 2026-12-04 12:29:09 -> 2026-12-04 12:29:09, 1 requests, finished",
     ]
