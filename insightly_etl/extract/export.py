@@ -48,7 +48,6 @@ from insightly_etl.errors import (
     InputError,
     InsightlyEtlError,
     NotFoundError,
-    QuotaError,
 )
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
@@ -1004,7 +1003,8 @@ class Exporter:
         a last count below the records read says there are some, one more listing of the
         ids (`brief=true`, 500 a request) says which, and each one's GET confirms it (404).
         With the GETs asked. A check that fails, or a second listing that disagrees with the
-        count, leaves the file as read, with a warning: it never costs the export."""
+        count, leaves the file as read, with a warning: it never costs the export. A stop
+        (the quota or the run's budget spent) stops the run before the object is published."""
         if obj.id_field is None or count is None or not _one_by_one(obj):
             return set(), 0
         held = seen.id_set()
@@ -1030,7 +1030,7 @@ class Exporter:
                 )
                 return set(), 0
             checked = await self._gone(obj, since_read, read=True)
-        except (ApiError, QuotaError) as exc:
+        except ApiError as exc:  # a stop (quota, budget, Ctrl-C) stops the run, as anywhere
             self.result.warnings.append(
                 f"{obj.name}: {why}; which were deleted since could not be checked ({exc}), so "
                 "the file holds every record read (the next export checks again)"

@@ -981,12 +981,16 @@ class Planner:
             return values
         out = dict(values)
         for (_, name), fold in zip(match.pairs, key_folds(self.result), strict=True):
-            spec = self.specs.get(name)
             new = out.get(name)
-            held = _key_text(current_value(record, spec)) if spec else None
+            held = self._held_key(record, name)
             if isinstance(new, str) and held and match_text(new, fold) == match_text(held, fold):
                 del out[name]
         return out
+
+    def _held_key(self, record: Record, name: str) -> str | None:
+        """The part `name` of the match key as the record holds it (None: it holds none)."""
+        spec = self.specs.get(name)
+        return _key_text(current_value(record, spec)) if spec else None
 
     def base_of(self, row: int, rid: int) -> dict[str, Any] | None:
         """The exported record this row is an edited copy of: only when the copy's
@@ -1247,13 +1251,14 @@ class Planner:
         folds = key_folds(self.result)
         for (column, name), fold in zip(match.pairs, folds, strict=True):
             spec = self.specs.get(name)
-            held = _key_text(current_value(record, spec)) if spec else None
+            held = self._held_key(record, name)
             if held is None or not match_text(held, fold):
                 continue  # the record has no key yet: the row fills it in
             if (column, name) in rules:
                 value = self.result.cell(row, name)
-            else:
-                value = str(self.result.table.frame[column].iat[row])
+            else:  # a column only matched by: as the file has it (a workbook's empty is NA)
+                raw = self.result.table.frame[column].iat[row]
+                value = None if pd.isna(raw) else str(raw)
             text = _key_text(value)
             if text is None or not match_text(text, fold):
                 continue  # the row's key cell is empty: it names no other record

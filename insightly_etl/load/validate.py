@@ -315,7 +315,41 @@ def keyless_text(
 def effective_rules(
     table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], obj: ObjectType
 ) -> tuple[list[ColumnRule], list[str]]:
-    """The mapping's rules, or for a mapping without `columns`, the headers that are fields."""
+    """The mapping's rules, or for a mapping without `columns`, the headers that are fields;
+    and the match key's columns no rule writes (match_rules)."""
+    rules, notes = _mapped_rules(table, mapping, specs, obj)
+    keys = [r for r in _match_rules(mapping, rules, specs, obj) if r.column in table.columns]
+    if keys:
+        notes.append(
+            ", ".join(f"{r.column} -> {r.field}" for r in keys)
+            + " (the match key) is written into each record created, and into one found that "
+            "holds none, as an upsert does: the next file finds them by it"
+        )
+    return rules + keys, notes
+
+
+def _match_rules(
+    mapping: Mapping, rules: list[ColumnRule], specs: dict[str, FieldSpec], obj: ObjectType
+) -> list[ColumnRule]:
+    """The match key's parts no rule writes, as rules that write them on create and fill
+    them in where a record has none (never over another key): a record made without its
+    external id is never found by the next file, which makes it again."""
+    if mapping.match is None:
+        return []
+    written = {r.field for r in rules}
+    return [
+        ColumnRule(column=column, field=name, update="fill", blank="skip")
+        for column, name in dict.fromkeys(mapping.match.pairs)
+        if name not in written
+        and name != obj.id_field
+        and (spec := specs.get(name)) is not None
+        and spec.writable
+    ]
+
+
+def _mapped_rules(
+    table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], obj: ObjectType
+) -> tuple[list[ColumnRule], list[str]]:
     notes: list[str] = []
     if not mapping.identity:
         return list(mapping.columns), notes

@@ -14,6 +14,7 @@ import pytest
 from insightly_etl.errors import CheckpointError
 from insightly_etl.load.undo import UndoCounts
 from insightly_etl.sandbox import Sandbox
+from tests.api.test_cli import run
 from tests.api.test_import import custom, run_import, write, writes
 from tests.conftest import asgi_client, sandbox_client
 
@@ -898,6 +899,40 @@ async def test_switching_the_mapping_to_another_key_keeps_the_records_the_import
     again = await run_import(sb, file, write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
     assert again.this_run == (0, 2)
     assert len(sb.account.collections["Contacts"].records) == count
+
+
+async def test_a_match_key_no_column_maps_is_written_into_the_records_created(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """`match:` names Id, `columns:` does not: each record created carries its key, as an
+    upsert writes it, so next month's file finds it (it made a second Emma); a record that
+    holds another key is never overwritten with this one."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID.replace("  Id: External_Id__c\n", ""))
+    head = "Id,First,Last,Email\n"
+    first = await run_import(
+        sb, write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,e@k.example\n"), mapping
+    )
+    assert first.counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    assert external_id(sb, made) == "K-1"
+    later = write(tmp_path, "q.csv", f"{head}K-1,Emma,Empty-Smith,e@k.example\nK-2,Zed,New,\n")
+    again = await run_import(sb, later, mapping)
+    assert (again.counts.created, again.counts.updated) == (1, 1)
+    assert again.warnings == []
+    assert record(sb, made)["LAST_NAME"] == "Empty-Smith"
+    assert external_id(sb, max(sb.account.collections["Contacts"].records)) == "K-2"
+
+
+def test_validate_says_the_match_key_is_written(make_sandbox, tmp_path: Path) -> None:
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID.replace("  Id: External_Id__c\n", ""))
+    file = write(tmp_path, "p.csv", "Id,First,Last,Email\nK-1,Emma,Empty,e@k.example\n")
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "Note: Id -> External_Id__c (the match key) is written into each record created, and "
+        "into one found that holds none, as an upsert does: the next file finds them by it"
+    ]
 
 
 async def test_a_key_found_as_the_key_compares_is_not_written_back_as_the_file_has_it(

@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow.csv as pacsv
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 
-from insightly_etl.errors import CheckpointError, UnstableOrder
+from insightly_etl.errors import CheckpointError, QuotaError, UnstableOrder
 from insightly_etl.extract.export import DELETED, ExportOptions, extract_objects
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.sandbox import Sandbox
@@ -192,6 +193,20 @@ async def test_a_count_below_the_records_listed_costs_one_listing_of_ids_and_say
     ]
 
 
+async def test_a_budget_spent_by_the_check_of_deletions_stops_the_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The run's last request allowed goes to the pages: the listing of ids the check needs
+    stops the run (exit 75, resumed by the next), never a file published unchecked."""
+    sb = make_sandbox(generate={"Contacts": 1200})
+    with pytest.raises(QuotaError) as stopped:
+        await export_through(sb, CountsLow(sb), tmp_path, max_requests=2 + 3)
+    assert stopped.value.exit_code == 75
+    assert "the budget of 5 requests for this run is spent" in str(stopped.value)
+    assert not (tmp_path / "contacts.parquet").exists()
+    assert json.loads((tmp_path / "_manifest.json").read_text())["stopped"]["exit_code"] == 75
+
+
 class IdsRefused(CountsLow):
     """A count 5 low, and the listing of ids (`brief=true`) answered `answer`."""
 
@@ -303,9 +318,11 @@ class Hides(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=headers, json=kept)
 
 
-async def export_through(sb: Sandbox, transport: httpx.AsyncBaseTransport, out: Path) -> object:
+async def export_through(
+    sb: Sandbox, transport: httpx.AsyncBaseTransport, out: Path, **client_options: Any
+) -> object:
     """A contacts export with `transport` (a proxy of the test's) in front of the sandbox."""
-    async with sandbox_client(sb, transport=transport) as client:
+    async with sandbox_client(sb, transport=transport, **client_options) as client:
         return await extract_objects(client, ExportOptions(out_dir=out, objects=["contacts"]))
 
 
