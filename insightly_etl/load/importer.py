@@ -35,7 +35,7 @@ from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import PERSON_NAME, Plan, PlannedRow, Planner, display
+from insightly_etl.load.plan import PERSON_NAME, WHO, Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups
@@ -232,17 +232,6 @@ def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> Imp
     counts.steps_failed = steps.failed
     counts.steps_left = max(steps_left, steps.unsettled)
     return counts
-
-
-# the fields that say who a record is, by group: a row of an edited file is an edit of an
-# earlier row only when one group agrees in full (checkpoint/pairing.py)
-WHO = (
-    PERSON_NAME,
-    ("EMAIL_ADDRESS",),
-    ("EMAIL",),
-    ("PHONE",),
-    ("PHONE_MOBILE",),
-)
 
 
 def identity_columns(table: SourceTable, mapping: Mapping) -> tuple[Identity, Identity]:

@@ -474,6 +474,11 @@ def record_key(
 
 
 PERSON_NAME = ("FIRST_NAME", "LAST_NAME")  # the fields of a contact's or lead's name
+# the fields that say who a record is, by group: a row of an edited file is an edit of an
+# earlier row only when one group agrees in full (checkpoint/pairing.py); a person's own, so
+# one edited in a row that stays the same person is corrected, not another person's
+WHO = (PERSON_NAME, ("EMAIL_ADDRESS",), ("EMAIL",), ("PHONE",), ("PHONE_MOBILE",))
+_PERSONS = frozenset(f for group in WHO for f in group)
 # a key that reads as another system's record id: letters and digits, mixed case, no spaces
 _CASED_ID = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[a-z])(?=[^ ]*[A-Z])[A-Za-z0-9_-]{6,}")
 
@@ -1242,9 +1247,11 @@ class Planner:
 
     def _still_its_record(self, row: int, record: Record) -> bool:
         """Whether the record an earlier run wrote for `row`, which the row's key does not
-        find, is still the row's: every part of the key it holds is empty, or the row's as
-        compared or as a spreadsheet re-saved it. Else the row names another record by its
-        key (an edited key moves a row on): it is created, the earlier record left be."""
+        find, is still the row's: every part of the key it holds is empty, the row's as
+        compared or as a spreadsheet re-saved it, or a person's e-mail, name or phone the
+        row corrects (the row is the same person by another of them: checkpoint/pairing.py;
+        a fixed e-mail made a second contact). Else the row names another record by its key
+        (an edited external id moves a row on): it is created, the earlier record left be."""
         match = self.result.mapping.match
         assert match is not None
         rules = {(r.column, r.field) for r in self.result.rules}
@@ -1262,7 +1269,7 @@ class Planner:
             text = _key_text(value)
             if text is None or not match_text(text, fold):
                 continue  # the row's key cell is empty: it names no other record
-            if match_text(text, fold) == match_text(held, fold):
+            if match_text(text, fold) == match_text(held, fold) or name in _PERSONS:
                 continue
             if spec is None or artefact(spec, value, held, self.encoding) is None:
                 return False

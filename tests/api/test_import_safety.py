@@ -952,6 +952,41 @@ async def test_a_key_found_as_the_key_compares_is_not_written_back_as_the_file_h
     assert (external_id(sb, made), record(sb, made)["LAST_NAME"]) == ("BJÖRN-1", "Borg-Ek")
 
 
+@pytest.mark.parametrize(
+    ("was", "now"),
+    [
+        ("Bruno,Costa,bruno@old.example", "Bruno,Costa,bruno.costa@new.example"),  # a fixed e-mail
+        ("Ann,Lee,ann@k.example", "Ann,Lee-Ray,ann@k.example"),  # a new name, the same e-mail
+    ],
+)
+async def test_a_person_corrected_in_a_key_stays_the_record_an_earlier_run_made(
+    make_sandbox, tmp_path: Path, was: str, now: str
+) -> None:
+    """A key of a person's own (e-mail, name) edited in a row that is still the same person
+    by another of them: that person's record is corrected, not made a second time (fixing an
+    e-mail made a second Bruno)."""
+    sb = make_sandbox()
+    keys = "[{column: First, field: FIRST_NAME}, {column: Last, field: LAST_NAME}]"
+    match = "{column: Email, field: EMAIL_ADDRESS}" if "Bruno" in was else keys
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        f"object: contacts\nmatch: {match}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n",
+    )
+    head = "First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}{was}\nZed,Ray,zed@k.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 2
+    made = max(sb.account.collections["Contacts"].records) - 1
+    count = len(sb.account.collections["Contacts"].records)
+    write(tmp_path, "p.csv", f"{head}{now}\nZed,Ray,zed@k.example\n")
+    again = await run_import(sb, file, mapping)
+    assert again.this_run == (0, 1)
+    assert len(sb.account.collections["Contacts"].records) == count
+    held = record(sb, made)
+    assert ",".join((held["FIRST_NAME"], held["LAST_NAME"], held["EMAIL_ADDRESS"])) == now
+
+
 async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_made(
     make_sandbox, tmp_path: Path
 ) -> None:
