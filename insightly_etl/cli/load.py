@@ -113,6 +113,12 @@ def _read(file: Path, encoding: str | None, delimiter: str | None, sheet: str | 
 @fields_from_option(
     "Take field definitions and lookups from this export directory: no API request."
 )
+@choice_option(
+    "--on-duplicate",
+    choices(OnDuplicate),
+    "As import's: rows sharing a match key with different values are refused (error: exit 1, "
+    "import sends none of them), or import sends the first or the last of them.",
+)
 @file_options
 @api_options
 @click.pass_obj
@@ -123,6 +129,7 @@ def validate(
     object_name: str | None,
     rejects: Path | None,
     fields_from: Path | None,
+    on_duplicate: OnDuplicate,
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
@@ -132,8 +139,9 @@ def validate(
 ) -> None:
     """Check every row of FILE against the account's fields, without writing anything.
 
-    Exit 0: every row is valid; 1: some rows were rejected (see the rejects file); 2: the file
-    or the mapping cannot be used.
+    Exit 0: every row is valid; 1: some rows were rejected (see the rejects file), or share a
+    match key with different values, which import sends none of; 2: the file or the mapping
+    cannot be used.
     """
     from insightly_etl.files import write_csv
     from insightly_etl.load.check import check_file
@@ -152,6 +160,7 @@ def validate(
         encoding=encoding,
         delimiter=delimiter,
         sheet=sheet,
+        on_duplicate=on_duplicate,
     )
     for note in check.notes:
         click.echo(f"Note: {note}", err=True)
@@ -162,6 +171,11 @@ def validate(
     click.echo(
         f"{file.name}: {plural(total, 'row')} read{how}: {total - check.rejected:,} valid, "
         f"{check.rejected:,} rejected"
+        + (
+            f"; {check.refused:,} of them share a match key (import sends none of them)"
+            if check.refused
+            else ""
+        )
     )
     _echo_groups(check.groups, check.unit)
     path = rejects or default_rejects_path(file)
@@ -180,6 +194,8 @@ def validate(
     if path.exists():  # an earlier run's, fixed since: never taken for fresh results
         path.unlink()
         click.echo(f"Removed {path}: no row is rejected now.", err=True)
+    if check.refused:  # each valid, but a pipeline's import would stop at them (exit 1)
+        sys.exit(1)
 
 
 @main.command()

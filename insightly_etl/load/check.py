@@ -44,6 +44,7 @@ class FileCheck:
     rows: int = 0  # rows read as rows (the rejected among them)
     bad_rows: int = 0  # lines that are no row (ragged)
     rejected: int = 0  # rows and lines rejected
+    refused: int = 0  # valid rows import sends none of: they share a match key (_key_warnings)
     encoding: str | None = None
     delimiter: str | None = None
     results_sep: str = ","  # of its rejects file: the file's own (SourceTable.results_sep)
@@ -62,21 +63,25 @@ def check_file(
     encoding: str | None = None,
     delimiter: str | None = None,
     sheet: str | None = None,
+    on_duplicate: str = "error",
 ) -> FileCheck:
     """`facts` is asked for once the first block is read: a file that cannot be read costs
-    no request, and a file read again whole asks no second time."""
+    no request, and a file read again whole asks no second time. `on_duplicate`: import's
+    option (first|last send one of the rows sharing a key, so none is refused)."""
     facts = functools.cache(facts)
     try:
-        return _check(
-            iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet), mapping, facts
-        )
+        tables = iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+        return _check(tables, mapping, facts, on_duplicate)
     except NotPlain:  # a block only the exact reader reads right: the file whole
         whole = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
-        return _check([whole], mapping, facts)
+        return _check([whole], mapping, facts, on_duplicate)
 
 
 def _check(
-    tables: Iterable[SourceTable], mapping: Mapping, facts_of: Callable[[], AccountFacts]
+    tables: Iterable[SourceTable],
+    mapping: Mapping,
+    facts_of: Callable[[], AccountFacts],
+    on_duplicate: str,
 ) -> FileCheck:
     out = FileCheck()
     facts: AccountFacts | None = None
@@ -121,10 +126,11 @@ def _check(
     assert first is not None, "iter_table yields at least one table"
     out.groups = sorted(groups.values(), key=lambda g: (-g.count, g.column, g.kind))
     out.rejects = pd.concat(rejects, ignore_index=True) if rejects else rejects_frame(first)
+    shared, out.refused = _key_warnings(first, keyed, EXAMPLES, chosen=on_duplicate != "error")
     out.warnings = [
         *update_only_text(first, update_only, EXAMPLES),
         *in_file_warnings(first, identities, EXAMPLES),
-        *_key_warnings(first, keyed, EXAMPLES),
+        *shared,
         *keyless_text(first, keyless[0], keyless[1][:EXAMPLES], EXAMPLES),
     ]
     return out
@@ -178,17 +184,20 @@ def _as_compared(result: ValidationResult, name: str, values: pd.Series) -> pd.S
     return compared(values, casefold=spec is not None and spec.is_email)
 
 
-def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: int) -> list[str]:
+def _key_warnings(
+    result: ValidationResult, tables: list[pa.Table], examples: int, *, chosen: bool
+) -> tuple[list[str], int]:
     """The rows that share a match key with different values, which import refuses (exit 1)
-    unless --on-duplicate names the one that wins: said by `validate` too, as import says
-    them (`result`: one block's, for the key's fields)."""
+    unless --on-duplicate names the one that wins (`chosen`): said by `validate` too, as
+    import says them (`result`: one block's, for the key's fields); and how many rows import
+    sends none of."""
     if not tables or result.mapping.match is None:
-        return []
+        return [], 0
     every = pa.concat_tables(tables)
     rows = every.filter(pa.array(shared_rows(every.column("key")))).to_pandas()
     rows = rows[rows.groupby("key")["values"].transform("nunique") > 1]
     if not len(rows):
-        return []
+        return [], 0
     rows = rows.sort_values("line", kind="stable")
     rows["written"] = rows["written"].fillna(rows["key"])
     match = result.mapping.match
@@ -216,7 +225,7 @@ def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: in
             counts[1] += len(group)
             shown = " and ".join(repr(i) for i in dict.fromkeys(ids))
             cased.append(f"{where} have {name} {shown}")
-        else:
+        elif not chosen:
             counts[0] += len(group)
             differ.append(f"{where} share {label} {', '.join(written[0])}")
     out = []
@@ -236,7 +245,7 @@ def _key_warnings(result: ValidationResult, tables: list[pa.Table], examples: in
             + "; ".join(cased[:examples])
             + (" …" if len(cased) > examples else "")
         )
-    return out
+    return out, sum(counts)
 
 
 def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:

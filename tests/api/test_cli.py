@@ -69,21 +69,29 @@ def test_validate_warns_about_rows_that_can_only_update(make_sandbox, tmp_path: 
 def test_validate_says_which_rows_import_refuses_for_sharing_a_match_key(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """The rows import sends none of (exit 1) are said before any is sent: a pipeline's
-    `validate` step warns (exit 0: each row is valid by itself; --on-duplicate may choose)."""
+    """The rows import sends none of (exit 1) are said before any is sent, and fail a
+    pipeline's `validate` step as they would fail its import (exit 1: `validate && import`
+    passed, then the import refused them); --on-duplicate chooses, as import's does."""
     from tests.api.test_import import DUPLICATES, MATCH_EMAIL
 
     sb = make_sandbox()
     file = write(tmp_path, "d.csv", DUPLICATES)
-    result = run(
-        sb, "validate", str(file), "--mapping", str(write(tmp_path, "m.yaml", MATCH_EMAIL))
-    )
-    assert result.exit_code == 0, result.output
+    mapping = str(write(tmp_path, "m.yaml", MATCH_EMAIL))
+    result = run(sb, "validate", str(file), "--mapping", mapping)
+    assert result.exit_code == 1, result.output
     assert result.stderr.splitlines()[-1] == (
         "Warning: 3 row(s) share a match key with different values, and import sends none of "
         "them (fix the file, or choose with --on-duplicate first|last): lines 2, 3, 6 share "
         "EMAIL_ADDRESS ada@example.com"
     )
+    assert result.stdout.splitlines() == [
+        "d.csv: 5 rows read (utf-8, ',' delimited): 5 valid, 0 rejected; 3 of them share a "
+        "match key (import sends none of them)"
+    ]
+    assert not (tmp_path / "d.rejects.csv").exists()  # each row is valid by itself
+    chosen = run(sb, "validate", str(file), "--mapping", mapping, "--on-duplicate", "last")
+    assert (chosen.exit_code, chosen.stderr) == (0, "")
+    assert chosen.stdout == "d.csv: 5 rows read (utf-8, ',' delimited): 5 valid, 0 rejected\n"
 
 
 def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuses_them(
@@ -97,8 +105,8 @@ def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuse
     rows = "0035g00000Qa1Bc,Ann,Lee,ann@c.example\n0035g00000QA1bC,Bob,Ray,bob@c.example\n"
     file = write(tmp_path, "c.csv", "Id,First,Last,Email\n" + rows)
     mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
-    checked = run(sb, "validate", str(file), "--mapping", mapping)
-    assert checked.exit_code == 0, checked.output
+    checked = run(sb, "validate", str(file), "--mapping", mapping, "--on-duplicate", "first")
+    assert checked.exit_code == 1, checked.output  # no choice sends one of them
     assert checked.stderr.splitlines()[-1] == (
         "Warning: 2 row(s) have keys alike only ignoring case that read as ids, and import "
         "sends none of them (ids written in other letters are other records in many systems, "
