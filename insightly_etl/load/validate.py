@@ -775,7 +775,9 @@ class _ColumnValidator:
         s = _transform(raw.reset_index(drop=True), rule, spec)
         if spec.kind in (DATE, DATETIME):
             s = self._no_date(s, rule)
-        blank = (s == "").to_numpy(dtype=bool, na_value=True)
+        # a cell of spaces alone is empty, as the match key reads it (a stray space typed
+        # in a spreadsheet named a contact '   ')
+        blank = (s.str.strip() == "").to_numpy(dtype=bool, na_value=True)
         cleared = blank if rule.blank == "clear" else None
         if require and blank.any():
             where = np.flatnonzero(blank)

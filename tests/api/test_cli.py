@@ -119,6 +119,23 @@ def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuse
     assert errors.count("alike only ignoring case") == 2
 
 
+def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
+    """As the match key reads it: an empty key, and nothing written (it named Ann's last
+    name and external id '   ')."""
+    from tests.api.test_import_safety import BY_EXTERNAL_ID
+
+    file = write(tmp_path, "w.csv", 'Id,First,Last,Email\n"   ",Ann," \t\u00a0",ann@w.example\n')
+    mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
+    planned = run(make_sandbox(), "import", str(file), "--mapping", mapping, "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    plan = (tmp_path / "w.plan.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert plan == [
+        "line,action,record_id,field,current,new,note",
+        "2,create,,FIRST_NAME,,Ann,",
+        "2,create,,EMAIL_ADDRESS,,ann@w.example,",
+    ]
+
+
 def test_an_import_refused_before_any_write_leaves_no_checkpoint_behind(
     make_sandbox, tmp_path: Path
 ) -> None:
