@@ -953,6 +953,17 @@ def _read_csv_exact(path: Path, text: str, enc: str, sep: str) -> SourceTable:
     """The csv module, row by row: exact line numbers for quoted line breaks and ragged rows."""
     # strict: an unterminated quote is an error, not a field that swallows the rest of the file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    # no limit of the csv module's own (131,072 characters): a long cell is the row's to be
+    # rejected by the field's length, as the block reader reads it, not the file's (a quote
+    # never closed is an error at the end of the text, strict)
+    limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
+    try:
+        return _exact_rows(path, reader, enc, sep)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _exact_rows(path: Path, reader: Any, enc: str, sep: str) -> SourceTable:
     rows: list[list[str]] = []
     lines: list[int] = []
     header: list[str] | None = None
@@ -971,13 +982,6 @@ def _read_csv_exact(path: Path, text: str, enc: str, sep: str) -> SourceTable:
             rows.append(record)
             lines.append(start)
     except csv.Error as exc:
-        if "field larger than field limit" in str(exc):  # not the quote's fault, if any
-            raise InputError(
-                f"{path}, line {last_line + 1}: a cell of more than {csv.field_size_limit():,} "
-                f"characters (a spreadsheet cell holds {XLSX_MAX_CELL:,}; Insightly's longest "
-                "fields fewer)",
-                hint="Shorten that cell, or check that its quotes are where they belong.",
-            ) from None
         raise InputError(
             f"{path}, line {last_line + 1}: a row starting here never ends: {exc} (an unterminated quote?)",
             hint="Every quoted field must end with a closing quote.",

@@ -119,6 +119,24 @@ def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuse
     assert errors.count("alike only ignoring case") == 2
 
 
+def test_a_long_pasted_note_rejects_its_row_not_the_file(make_sandbox, tmp_path: Path) -> None:
+    """200,000 characters over many lines (an e-mail body): the row is rejected by the
+    field's length, as a note without line breaks is; the file was refused whole (exit 2)."""
+    note = "Dear " + "x\n" * 100_000
+    file = write(tmp_path, "n.csv", f'First,Last,Notes\nBob,Ray,"two\nlines"\nAda,King,"{note}"\n')
+    mapping = (
+        "object: contacts\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Notes: BACKGROUND\n"
+    )
+    result = run(
+        make_sandbox(), "validate", str(file), "--mapping", str(write(tmp_path, "m.yaml", mapping))
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[0] == (
+        "n.csv: 2 rows read (utf-8, ',' delimited): 1 valid, 1 rejected"
+    )
+    assert "is 200005 characters long; BACKGROUND allows 4000" in result.stdout
+
+
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
