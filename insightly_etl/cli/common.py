@@ -240,10 +240,10 @@ class RedactingFilter(logging.Filter):
 def rows_text(counts: dict[str, int]) -> str:
     """An import's rows by outcome, in the words of its summary line and of `status`: each
     row counted once, by its last write."""
-    text = ", ".join(
-        f"{counts.get(k, 0):,} {k}"
-        for k in ("created", "updated", "unchanged", "rejected", "duplicate", "skipped", "failed")
-    )
+    from insightly_etl.load.states import OUTCOMES  # the rows' outcomes, in their order
+
+    always = OUTCOMES[: OUTCOMES.index("failed") + 1]  # then those said only when there are
+    text = ", ".join(f"{counts.get(k, 0):,} {k}" for k in always)
     if counts.get("not_applied"):
         text += f", {counts['not_applied']:,} not applied"
     return text + (f", {counts['left']:,} left" if counts.get("left") else "")

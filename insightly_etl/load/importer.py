@@ -328,9 +328,10 @@ async def load_file(
             result.retry_not_before = frees_up(checkpoint.sent_minutes(), needed)
         return result
     finally:
-        checkpoint.close()
-        if discard:
-            options.checkpoint_path.unlink(missing_ok=True)
+        if discard:  # deleted before its lock is let go: no other run opens it in between
+            checkpoint.discard()
+        else:
+            checkpoint.close()
 
 
 @dataclass(frozen=True)

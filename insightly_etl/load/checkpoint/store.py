@@ -421,6 +421,15 @@ class Checkpoint:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
             self.scratch_dir = None
 
+    def discard(self) -> None:
+        """Close and delete the file while the lock is still held, so that no other run opens
+        it in between (a checkpoint a run made and wrote nothing with)."""
+        if hasattr(self, "db"):
+            self.db.close()
+        for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite's files beside it
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        self._release()
+
     # ---------------------------------------------------------------- metadata
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
