@@ -595,15 +595,17 @@ class Planner:
             await self._confirm_several(matches)
             # a row whose key finds nothing, though an earlier run wrote its record (a key
             # filled in since, the mapping's key changed, a spreadsheet dropped its zeros)
+            # (deleted in Insightly since, or unreadable: the row fails, as without a key)
             earlier = {r: rid for r, rid in known.items() if not matches.get(r)}
             if earlier:
-                for r, found in (await self._by_ids(earlier, Plan(rows=[]))).items():
+                before = plan.strategy
+                for r, found in (await self._by_ids(earlier, plan)).items():
                     if found and self._still_its_record(r, found[0]):
                         matches[r] = found
                 plan.strategy = (
                     "get"
-                    if plan.strategy == "none"
-                    else f"{plan.strategy}, then a read of each record an earlier run wrote"
+                    if before == "none"
+                    else f"{before}, then a read of each record an earlier run wrote"
                 )
         else:
             if known:

@@ -987,6 +987,29 @@ async def test_a_person_corrected_in_a_key_stays_the_record_an_earlier_run_made(
     assert ",".join((held["FIRST_NAME"], held["LAST_NAME"], held["EMAIL_ADDRESS"])) == now
 
 
+async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The key finds nothing because the record the row made was deleted in Insightly: the
+    row fails, as it does without a key (a deletion, an erasure perhaps, is not undone)."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
+    head = "Id,First,Last,Email\n"
+    file = write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,emma@x.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    sb.account.delete("Contacts", made)  # a colleague, in Insightly
+    write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty-Smith,emma@x.example\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.failed, again.this_run) == (1, (0, 0))
+    assert max(sb.account.collections["Contacts"].records) < made
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        f"record {made}, written by an earlier run, was deleted in Insightly since; not created again"
+        in errors
+    )
+
+
 async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_made(
     make_sandbox, tmp_path: Path
 ) -> None:
