@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.identity import compared, identity_rows, in_file_warnings, shared_rows
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import ids_apart, key_column
+from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, ids_apart, key_column
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
@@ -239,9 +239,7 @@ def _key_warnings(
     if cased:
         out.append(
             f"{counts[1]:,} row(s) have keys alike only ignoring case that read as ids, and "
-            "import sends none of them (ids written in other letters are other records in many "
-            "systems, Salesforce's; add compare: exact to the match key, or compare: casefold "
-            "if they are the same): "
+            f"import sends none of them ({OTHER_LETTERS}; {CASE_WAY_OUT}): "
             + "; ".join(cased[:examples])
             + (" …" if len(cased) > examples else "")
         )

@@ -483,6 +483,12 @@ _PERSONS = frozenset(f for group in WHO for f in group)
 _CASED_ID = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[a-z])(?=[^ ]*[A-Z])[A-Za-z0-9_-]{6,}")
 
 
+# why ids alike only ignoring case are never one record, and the way out: said alike by the
+# plan, each row's failure, and validate
+OTHER_LETTERS = "ids written in other letters are other records in many systems (Salesforce)"
+CASE_WAY_OUT = "add compare: exact to the match key, or compare: casefold if they are the same"
+
+
 def ids_apart(spec: FieldSpec | None, values: list[str]) -> bool:
     """Key values of a field that differ (in case alone, where they matched) and read as
     another system's ids: other records, not one."""
@@ -894,10 +900,8 @@ class Planner:
                 for r in group:  # never one of them by --on-duplicate: they are others
                     if r in todo:
                         plan.duplicates[r] = (
-                            f"{unit}s {where} have {ids}, alike only ignoring case: ids written "
-                            "in other letters are other records in many systems (Salesforce); "
-                            "none is sent. Add compare: exact to the match key, or compare: "
-                            "casefold if they are the same"
+                            f"{unit}s {where} have {ids}, alike only ignoring case: "
+                            f"{OTHER_LETTERS}; none is sent: {CASE_WAY_OUT}"
                         )
                 continue
             if self.on_duplicate in ("first", "last"):
@@ -1305,9 +1309,7 @@ class Planner:
                 rid = record_id(record, self.obj.id_field or "")
                 return (
                     f"{name} {here!r} matches record {rid} only ignoring case (it holds "
-                    f"{there!r}): ids written in other letters are other records in many "
-                    "systems (Salesforce); not written. Add compare: exact to the match key, or "
-                    "compare: casefold if they are the same"
+                    f"{there!r}): {OTHER_LETTERS}; not written: {CASE_WAY_OUT}"
                 )
         return None
 

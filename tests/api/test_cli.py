@@ -109,8 +109,8 @@ def test_validate_says_ids_alike_only_ignoring_case_are_refused_as_import_refuse
     assert checked.exit_code == 1, checked.output  # no choice sends one of them
     assert checked.stderr.splitlines()[-1] == (
         "Warning: 2 row(s) have keys alike only ignoring case that read as ids, and import "
-        "sends none of them (ids written in other letters are other records in many systems, "
-        "Salesforce's; add compare: exact to the match key, or compare: casefold if they are "
+        "sends none of them (ids written in other letters are other records in many systems "
+        "(Salesforce); add compare: exact to the match key, or compare: casefold if they are "
         "the same): lines 2, 3 have External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'"
     )
     imported = run(sb, "import", str(file), "--mapping", mapping, "--on-duplicate", "first")

@@ -238,7 +238,7 @@ async def test_an_id_of_another_system_in_other_letters_is_never_taken_for_the_s
     assert (
         f"External_Id__c '0035g00000QA1bC' matches record {anna['CONTACT_ID']} only ignoring case "
         "(it holds '0035g00000Qa1Bc'): ids written in other letters are other records in many "
-        "systems (Salesforce); not written. Add compare: exact to the match key, or compare: "
+        "systems (Salesforce); not written: add compare: exact to the match key, or compare: "
         "casefold if they are the same"
     ) in errors
     # the file's id in capitals alone reads as no id: the record's does, and is another's
@@ -262,7 +262,7 @@ async def test_an_id_of_another_system_in_other_letters_is_never_taken_for_the_s
     assert (
         "lines 2, 3 have External_Id__c '0035g00000Qa2Bc' and '0035g00000QA2bC', alike only "
         "ignoring case: ids written in other letters are other records in many systems "
-        "(Salesforce); none is sent. Add compare: exact to the match key, or compare: "
+        "(Salesforce); none is sent: add compare: exact to the match key, or compare: "
         "casefold if they are the same"
     ) in errors
     # a key in other letters that is no id (a name) still matches, as a person would
