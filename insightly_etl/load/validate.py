@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -738,6 +739,18 @@ def _parse_dates(
     return out
 
 
+def _short_year(value: str, date_format: str | None) -> bool:
+    """Whether `value` is a date of `date_format` but for a two-digit year (`02/03/79` for
+    %d/%m/%Y): what LibreOffice or Excel writes when it saves a CSV it read dates from."""
+    if not date_format or "%Y" not in date_format:
+        return False
+    try:
+        datetime.strptime(value.strip(), date_format.replace("%Y", "%y"))
+    except ValueError:
+        return False
+    return True
+
+
 def _option_message(value: str, options: tuple[str, ...], fname: str) -> str:
     """'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"""
     close = suggest(value, list(options))
@@ -887,6 +900,13 @@ class _ColumnValidator:
                         "not settle which comes first (none shows it, or some show each); give "
                         "--date-order dmy|mdy (or the mapping's date_order:, or the column a "
                         "date_format)"
+                    )
+                if _short_year(value, rule.date_format):
+                    return (
+                        f"{value!r} is not a {what} {expected}: its year has two digits, as a "
+                        "spreadsheet program writes the dates of a file it opened and saved "
+                        "(which century is not known); give the column four-digit years there "
+                        "(a date format with YYYY) and save again, or take the original file"
                     )
                 return f"{value!r} is not a {what} {expected}"
 

@@ -137,6 +137,28 @@ def test_a_long_pasted_note_rejects_its_row_not_the_file(make_sandbox, tmp_path:
     assert "is 200005 characters long; BACKGROUND allows 4000" in result.stdout
 
 
+def test_a_two_digit_year_a_spreadsheet_wrote_is_named_as_such(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """LibreOffice (US) opens a CSV of 02/03/1979 and saves 02/03/79: refused, with why and
+    the way out (which century is not known), not as any date that is not in the format."""
+    rows = "Ada,a@y.example,02/03/79\nBob,b@y.example,13/03/1979\nCy,c@y.example,1979-03-02\n"
+    file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
+    mapping = MAPPING + '  Born: {field: DATE_OF_BIRTH, date_format: "%d/%m/%Y"}\n'
+    result = run(
+        make_sandbox(), "validate", str(file), "--mapping", str(write(tmp_path, "m.yaml", mapping))
+    )
+    assert result.exit_code == 1, result.output
+    rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "'02/03/79' is not a date in the format %d/%m/%Y: its year has two digits, as a "
+        "spreadsheet program writes the dates of a file it opened and saved (which century is "
+        "not known); give the column four-digit years there (a date format with YYYY) and save "
+        "again, or take the original file"
+    ) in rejects
+    assert len(rejects.splitlines()) == 1 + 1  # 13/03/1979 and ISO's 1979-03-02 are dates
+
+
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
