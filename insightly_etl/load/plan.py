@@ -1262,6 +1262,7 @@ class Planner:
         assert match is not None
         rules = {(r.column, r.field) for r in self.result.rules}
         folds = key_folds(self.result)
+        corrected: set[str] = set()  # a person's own fields the row's key changes
         for (column, name), fold in zip(match.pairs, folds, strict=True):
             spec = self.specs.get(name)
             held = self._held_key(record, name)
@@ -1275,11 +1276,33 @@ class Planner:
             text = _key_text(value)
             if text is None or not match_text(text, fold):
                 continue  # the row's key cell is empty: it names no other record
-            if match_text(text, fold) == match_text(held, fold) or name in _PERSONS:
+            if match_text(text, fold) == match_text(held, fold):
                 continue
-            if spec is None or artefact(spec, value, held, self.encoding) is None:
+            if spec is not None and artefact(spec, value, held, self.encoding) is not None:
+                continue
+            if name not in _PERSONS:
                 return False
-        return True
+            corrected.add(name)
+        return not corrected or self._same_person(row, record, corrected)
+
+    def _same_person(self, row: int, record: Record, corrected: set[str]) -> bool:
+        """Whether the row is still the person the record is, its key's `corrected` fields
+        aside: their whole name was not changed, and the name or the e-mail the key leaves
+        alone agrees with the record's, filled in on both (a switchboard phone, or nothing,
+        is no evidence: Zoe Quinn at Alan Turing's phone is another person, not Alan)."""
+        if set(PERSON_NAME) <= corrected:
+            return False  # Bob Eighteen is not Carol Jones, whatever mailbox they share
+        values = row_values(self.result, row)
+
+        def agrees(group: tuple[str, ...]) -> bool:
+            for name in group:
+                mine, held = _key_text(values.get(name)), self._held_key(record, name)
+                if not mine or not held or match_text(mine, True) != match_text(held, True):
+                    return False
+            return True
+
+        others = (PERSON_NAME, ("EMAIL_ADDRESS",), ("EMAIL",))
+        return any(agrees(g) for g in others if not corrected & set(g))
 
     def _ids_in_other_letters(self, rows: list[int]) -> str | None:
         """`External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'`: rows whose keys are ids

@@ -987,6 +987,54 @@ async def test_a_person_corrected_in_a_key_stays_the_record_an_earlier_run_made(
     assert ",".join((held["FIRST_NAME"], held["LAST_NAME"], held["EMAIL_ADDRESS"])) == now
 
 
+@pytest.mark.parametrize(
+    ("match", "was", "now"),
+    [  # another person at the same switchboard phone / the same shared mailbox
+        (
+            "email",
+            "Alan,Turing,alan@s.example,+44 20 7000,CTO,Leeds",
+            "Zoe,Quinn,zoe@s.example,+44 20 7000,CTO,Leeds",
+        ),
+        (
+            "name",
+            "Bob,Eighteen,info@s.example,+1 555 0100,CTO,Leeds",
+            "Carol,Jones,info@s.example,+1 555 0100,CTO,Leeds",
+        ),
+    ],
+)
+async def test_another_person_in_a_row_never_takes_over_the_record_it_made(
+    make_sandbox, tmp_path: Path, match: str, was: str, now: str
+) -> None:
+    """The row's key changes, and nothing else of the record's person stays (a phone two
+    people share is no evidence; a whole new name is a new person): created, the earlier
+    record left as it was (Alan's record became Zoe's)."""
+    sb = make_sandbox()
+    keys = {
+        "email": "{column: Email, field: EMAIL_ADDRESS}",
+        "name": "[{column: First, field: FIRST_NAME}, {column: Last, field: LAST_NAME}]",
+    }[match]
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        f"object: contacts\nmatch: {keys}\ncolumns:\n  First: FIRST_NAME\n"
+        "  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n  Phone: PHONE\n  Title: TITLE\n"
+        "  City: ADDRESS_MAIL_CITY\n",
+    )
+    head = "First,Last,Email,Phone,Title,City\n"  # half the cells alike: an edit of the row
+    file = write(tmp_path, "p.csv", f"{head}{was}\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    before = record(sb, made)
+    write(tmp_path, "p.csv", f"{head}{now}\n")
+    again = await run_import(sb, file, mapping)
+    assert again.this_run == (1, 0)
+    assert record(sb, made) == before
+    assert (
+        record(sb, max(sb.account.collections["Contacts"].records))["FIRST_NAME"]
+        == now.split(",")[0]
+    )
+
+
 async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     make_sandbox, tmp_path: Path
 ) -> None:
