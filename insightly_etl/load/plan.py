@@ -619,6 +619,7 @@ class Planner:
             fresh = [r for r in todo if r not in known]
             if fresh and self.obj.duplicate_rule and self.obj.id_field:
                 await self._warn_like_insightly(fresh, plan)
+        self._one_row_a_record(todo, lines, matches, plan)
         for r in todo:
             if r in plan.skipped or r in plan.failed:
                 continue
@@ -923,6 +924,28 @@ class Planner:
                             f"{unit}s {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
+
+    def _one_row_a_record(
+        self, rows: list[int], lines: list[int], matches: dict[int, list[Record]], plan: Plan
+    ) -> None:
+        """Rows of this run that would write one record (one row's key finds the record
+        another row made, whose e-mail it corrects): none is sent, since one would undo the
+        other's write, both reported done."""
+        by_record: dict[int, list[int]] = defaultdict(list)
+        for r in rows:
+            found = matches.get(r) or []
+            if len(found) == 1 and (rid := record_id(found[0], self.obj.id_field or "")):
+                by_record[rid].append(r)
+        unit = self.result.table.unit
+        for rid, group in by_record.items():
+            if len(group) < 2:
+                continue
+            where = ", ".join(str(lines[r]) for r in group)
+            for r in group:
+                plan.failed[r] = (
+                    f"{unit}s {where} would each write record {rid}: none is sent (a record is "
+                    "one row of the file; fix the file)"
+                )
 
     def _as_compared(self, values: dict[str, Any]) -> dict[str, Any]:
         """A row's values as a person compares two rows: text in NFC, spaces tidied, an

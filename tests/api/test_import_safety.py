@@ -33,6 +33,13 @@ def record(sb: Sandbox, rid: int) -> dict[str, Any]:
     return dict(sb.account.collections["Contacts"].records[rid])
 
 
+# contacts by e-mail, with their names
+MATCH_PERSON = (
+    "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+    "  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n"
+)
+
+
 def external_id(sb: Sandbox, rid: int) -> str | None:
     """The contact's External_Id__c, as the sandbox holds it."""
     fields = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in record(sb, rid)["CUSTOMFIELDS"]}
@@ -1033,6 +1040,30 @@ async def test_another_person_in_a_row_never_takes_over_the_record_it_made(
         record(sb, max(sb.account.collections["Contacts"].records))["FIRST_NAME"]
         == now.split(",")[0]
     )
+
+
+async def test_two_rows_that_would_write_one_record_send_neither(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Alan given Grace's e-mail, Grace a new one: Alan's key finds Grace's record, and
+    Grace's row corrects her e-mail in it; both wrote it, both were reported updated, and
+    Alan's write was lost. Neither is sent, and each says why."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MATCH_PERSON)
+    head = "First,Last,Email\n"
+    file = write(
+        tmp_path, "p.csv", f"{head}Alan,Turing,alan@t.example\nGrace,Hopper,grace@t.example\n"
+    )
+    assert (await run_import(sb, file, mapping)).counts.created == 2
+    grace = max(sb.account.collections["Contacts"].records)
+    before = record(sb, grace)
+    write(tmp_path, "p.csv", f"{head}Alan,Turing,grace@t.example\nGrace,Hopper,gh@t.example\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.failed, again.this_run, again.exit_code) == (2, (0, 0), 1)
+    assert record(sb, grace) == before
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
+    said = f"lines 2, 3 would each write record {grace}: none is sent (a record is one row of the file; fix the file)"
+    assert errors.count(said) == 2
 
 
 async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
