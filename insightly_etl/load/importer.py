@@ -234,11 +234,13 @@ def summarise(checkpoint: Checkpoint, bad_rows: int, steps_left: int = 0) -> Imp
     return counts
 
 
-def identity_columns(table: SourceTable, mapping: Mapping) -> tuple[Identity, Identity]:
+def identity_columns(
+    table: SourceTable, mapping: Mapping
+) -> tuple[Identity, Identity, tuple[int, ...]]:
     """The groups of the file's columns that say who each row's record is — a person's name,
     e-mail, phone, the object's name field, the match key, the record id — and, for a file
     without a match key, those that name it (not an e-mail or a phone, which two people may
-    share)."""
+    share); and the match key's columns (checkpoint/pairing.py)."""
     obj = get_object(mapping.object)
     # a contact's or lead's lookup name is its e-mail: contact details, not a name
     named_by = obj.name_field if obj.name_field not in ("EMAIL_ADDRESS", "EMAIL") else None
@@ -264,7 +266,11 @@ def identity_columns(table: SourceTable, mapping: Mapping) -> tuple[Identity, Id
     # keyed rows are who their key says (an edited key moves a row on, checkpoint/rows.py);
     # without a key, a name or the record id that differs is another record
     names = [] if key else [positions(g) for g in naming]
-    return tuple(dict.fromkeys(g for g in out if g)), tuple(dict.fromkeys(g for g in names if g))
+    return (
+        tuple(dict.fromkeys(g for g in out if g)),
+        tuple(dict.fromkeys(g for g in names if g)),
+        key,
+    )
 
 
 async def load_file(
@@ -286,7 +292,7 @@ async def load_file(
         if options.dry_run
         else Checkpoint(options.checkpoint_path)
     )
-    identity, naming = identity_columns(table, mapping)
+    identity, naming, key = identity_columns(table, mapping)
     try:
         changes = checkpoint.bind(
             file_sha=sha256_file(options.file),
@@ -299,6 +305,7 @@ async def load_file(
             or (mapping.identity and get_object(mapping.object).id_field in table.columns),
             identity=identity,
             naming=naming,
+            key=key,
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

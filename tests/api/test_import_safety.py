@@ -1045,24 +1045,27 @@ async def test_another_person_in_a_row_never_takes_over_the_record_it_made(
 async def test_two_rows_that_would_write_one_record_send_neither(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """Alan given Grace's e-mail, Grace a new one: Alan's key finds Grace's record, and
-    Grace's row corrects her e-mail in it; both wrote it, both were reported updated, and
-    Alan's write was lost. Neither is sent, and each says why."""
+    """A colleague gave Grace's record a new e-mail; the file gives it to Alan, and corrects
+    Grace's own: Alan's key finds Grace's record, and Grace's row (her name agrees) corrects
+    the e-mail in it. Both wrote it, both were reported updated, and Alan's write was lost:
+    neither is sent, and each says why."""
     sb = make_sandbox()
     mapping = write(tmp_path, "m.yaml", MATCH_PERSON)
     head = "First,Last,Email\n"
-    file = write(
-        tmp_path, "p.csv", f"{head}Alan,Turing,alan@t.example\nGrace,Hopper,grace@t.example\n"
-    )
-    assert (await run_import(sb, file, mapping)).counts.created == 2
+    file = write(tmp_path, "p.csv", f"{head}Grace,Hopper,grace@t.example\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
     grace = max(sb.account.collections["Contacts"].records)
+    sb.account.update("Contacts", {"CONTACT_ID": grace, "EMAIL_ADDRESS": "g@t.example"})
     before = record(sb, grace)
-    write(tmp_path, "p.csv", f"{head}Alan,Turing,grace@t.example\nGrace,Hopper,gh@t.example\n")
+    write(tmp_path, "p.csv", f"{head}Grace,Hopper,gh@t.example\nAlan,Turing,g@t.example\n")
     again = await run_import(sb, file, mapping)
     assert (again.counts.failed, again.this_run, again.exit_code) == (2, (0, 0), 1)
     assert record(sb, grace) == before
     errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
-    said = f"lines 2, 3 would each write record {grace}: none is sent (a record is one row of the file; fix the file)"
+    said = (
+        f"lines 2, 3 would each write record {grace}: none is sent (a record is one row of the "
+        "file; fix the file)"
+    )
     assert errors.count(said) == 2
 
 
@@ -1078,7 +1081,8 @@ async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     assert (await run_import(sb, file, mapping)).counts.created == 1
     made = max(sb.account.collections["Contacts"].records)
     sb.account.delete("Contacts", made)  # a colleague, in Insightly
-    write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty-Smith,emma@x.example\n")
+    # edited enough that only the key says it is that row (less than half its cells alike)
+    write(tmp_path, "p.csv", f"{head}K-1,Emmy,Empty-Smith,emmy@x.example\n")
     again = await run_import(sb, file, mapping)
     assert (again.counts.failed, again.this_run) == (1, (0, 0))
     assert max(sb.account.collections["Contacts"].records) < made

@@ -49,6 +49,18 @@ def test_an_edit_is_found_wherever_it_moved() -> None:
     assert pair_rows(old_rows(), digests(new)) == Pairing(carried={0: 1, 1: 2}, edited={2: 0})
 
 
+def test_a_row_whose_match_key_is_an_earlier_rows_is_that_row_however_edited() -> None:
+    """Keyed by e-mail (column 1): Bob's row, moved and with every other cell changed, is
+    Bob's row edited; a row with an empty key is paired by its cells alone."""
+    new = [["Robert", "bob@x.example", "Paris"], ["Ada", "", "London"], OLD[2]]
+    assert pair_rows(old_rows(), digests(new), key=(1,)) == Pairing(
+        carried={2: 2}, edited={0: 1, 1: 0}
+    )
+    assert pair_rows(old_rows(), digests(new)) == Pairing(
+        carried={2: 2}, edited={1: 0}, removed=[1], new=[0]
+    )
+
+
 def test_a_changed_header_pairs_no_edits() -> None:
     renamed = digests([["Ada", "ada@x.example", "Paris"]], ("Name", "E-mail", "City"))
     assert pair_rows(old_rows(), renamed) == Pairing(removed=[0, 1, 2], new=[0])

@@ -96,8 +96,18 @@ class Pairing:
     new: list[int] = field(default_factory=list)  # new rows that are no old row
 
 
+def _key_cells(digest: str, key: tuple[int, ...]) -> tuple[str, ...] | None:
+    """The fingerprints of a row's match key cells (None: a part of it is empty)."""
+    cells = tuple(digest[CELL_HEX * (c + 1) : CELL_HEX * (c + 2)] for c in key)
+    return None if any(c in EMPTY or not c for c in cells) else cells
+
+
 def pair_rows(
-    old: dict[int, str], digests: list[str], identity: Identity = (), naming: Identity = ()
+    old: dict[int, str],
+    digests: list[str],
+    identity: Identity = (),
+    naming: Identity = (),
+    key: tuple[int, ...] = (),
 ) -> Pairing:
     """Pair the old file's rows (`old`: row -> digest, in row order) with the new file's.
 
@@ -106,7 +116,10 @@ def pair_rows(
     more than MAX_PAIRING_SCAN old rows are unpaired, when only its place is looked at — among
     every unpaired old row. A changed header pairs no edits: every changed row is new.
     `identity`: the groups of columns that say who a record is, `naming` those of them that
-    name it (mostly_same)."""
+    name it (mostly_same). `key`: the match key's columns: a row whose key is an earlier
+    row's, in full, is that row edited, however many other cells changed (keyed rows are
+    who their key says: edited enough, the row was new, and a record a colleague deleted was
+    made again)."""
     unclaimed: dict[str, list[int]] = {}
     for row in reversed(old):
         unclaimed.setdefault(old[row], []).append(row)
@@ -121,7 +134,19 @@ def pair_rows(
     pool = [r for r in old if r not in claimed] if header_kept else []
     scan = len(pool) <= MAX_PAIRING_SCAN  # a few edits: look everywhere; many: in place
     edited: dict[int, int] = {}
+    by_key: dict[tuple[str, ...], list[int]] = {}
+    for r in reversed(pool) if key else []:
+        if (cells := _key_cells(old[r], key)) is not None:
+            by_key.setdefault(cells, []).append(r)
     for i in fresh if header_kept else []:
+        cells = _key_cells(digests[i], key) if key else None
+        same_key = by_key.get(cells, []) if cells is not None else []
+        while same_key and same_key[-1] in claimed:
+            same_key.pop()
+        if same_key:
+            edited[i] = same_key.pop()
+            claimed.add(edited[i])
+            continue
         candidates = [i] if i in old and i not in claimed else []
         if scan:
             candidates += [r for r in pool if r not in claimed and r != i]

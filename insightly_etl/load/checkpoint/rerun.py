@@ -76,6 +76,7 @@ def bind(
     keyed: bool = True,
     identity: Identity = (),
     naming: Identity = (),
+    key: tuple[int, ...] = (),
 ) -> RerunChanges:
     """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
     file and mapping as they are now."""
@@ -99,7 +100,7 @@ def bind(
     undone = _forget_undo(store)  # before rows are renumbered: its journal is by row
     changes = RerunChanges()
     if known != file_sha:
-        changes = _rekey(store, digests, lines, keyed, identity, source, naming)
+        changes = _rekey(store, digests, lines, keyed, identity, source, naming, key)
     else:
         store.rows.register(zip(range(len(lines)), lines, digests, strict=True))
     changes.undone = undone
@@ -167,6 +168,7 @@ def _rekey(
     identity: Identity = (),
     source: str = "",
     naming: Identity = (),
+    key: tuple[int, ...] = (),
 ) -> RerunChanges:
     """The rows of the file now (`source`), paired with the checkpoint's of its last run."""
     earlier = store.meta("source")
@@ -182,7 +184,7 @@ def _rekey(
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
-    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity, naming)
+    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity, naming, key)
     created_gone = [
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
