@@ -673,6 +673,14 @@ class Planner:
                             conflicts=self.field_conflicts.get(r, _EMPTY),
                         )
                     )
+            elif (given_id := self.written_key(r)) is not None and self._by_record_id():
+                # a record id names one record: none is made in its place (an export's row of
+                # a record deleted since, or an id of another account, made one each run)
+                plan.failed[r] = (
+                    f"no {self.obj.singular} has {self.obj.id_field} {', '.join(given_id)} (deleted "
+                    "in Insightly, or another account's): not created; empty the cell to "
+                    "create a new one"
+                )
             elif mapping.match is not None and not self.create_missing:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
             elif not self.obj.creatable and not self.obj.under_parent:
@@ -924,6 +932,11 @@ class Planner:
                             f"{unit}s {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
+
+    def _by_record_id(self) -> bool:
+        """Whether the match key is the record's own id (CONTACT_ID)."""
+        match = self.result.mapping.match
+        return match is not None and all(f == self.obj.id_field for _, f in match.pairs)
 
     def _one_row_a_record(
         self, rows: list[int], lines: list[int], matches: dict[int, list[Record]], plan: Plan

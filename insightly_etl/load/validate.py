@@ -438,6 +438,15 @@ def check_mapping(
                     f"{src}: match: {fname} is not a field of {obj.name}"
                     + (f"; did you mean {hint}?" if hint else "")
                 )
+            others = [r.column for r in rules if r.field == fname and r.column != column]
+            if others:  # records made would hold another key than the one they are found by
+                raise InputError(
+                    f"{src}: match: {fname} is found by column {column!r}, but columns write "
+                    f"it from {others[0]!r}: each record created would hold another key than "
+                    "the one the next file finds it by",
+                    hint=f"Map {column!r} to {fname} (or nothing to it), or match by "
+                    f"{others[0]!r}.",
+                )
     mapped = {r.field for r in rules} | set(mapping.defaults)
     if obj.under_parent and mapping.parent is None and not mapping.match:
         raise InputError(

@@ -159,6 +159,54 @@ def test_a_two_digit_year_a_spreadsheet_wrote_is_named_as_such(
     assert len(rejects.splitlines()) == 1 + 1  # 13/03/1979 and ISO's 1979-03-02 are dates
 
 
+def test_a_record_id_that_finds_nothing_makes_no_record(make_sandbox, tmp_path: Path) -> None:
+    """Matched by CONTACT_ID, an id no contact has (deleted, another account's): the row
+    fails; each new file made one more Cara. An empty id creates."""
+    sb = make_sandbox()
+    mapping = str(
+        write(
+            tmp_path,
+            "m.yaml",
+            "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n"
+            "  First: FIRST_NAME\n  Last: LAST_NAME\n",
+        )
+    )
+    file = write(tmp_path, "b.csv", "Id,First,Last\n999999,Cara,Cole\n,Dan,Dale\n")
+    count = len(sb.account.collections["Contacts"].records)
+    result = run(sb, "import", str(file), "--mapping", mapping)
+    assert result.exit_code == 1, result.output
+    assert (
+        "b.csv -> contacts: 1 created, 0 updated, 0 unchanged, 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in result.stdout
+    )
+    assert len(sb.account.collections["Contacts"].records) == count + 1
+    errors = (tmp_path / "b.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "no contact has CONTACT_ID 999999 (deleted in Insightly, or another account's): not "
+        "created; empty the cell to create a new one"
+    ) in errors
+
+
+def test_a_match_key_written_from_another_column_is_refused(make_sandbox, tmp_path: Path) -> None:
+    """Found by Legacy ID, written from Other ID: the records made hold another key than
+    the next file finds them by (each file made them again)."""
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Legacy ID, field: External_Id__c}\ncolumns:\n"
+        "  Other ID: External_Id__c\n  First: FIRST_NAME\n  Last: LAST_NAME\n",
+    )
+    file = write(tmp_path, "a.csv", "Legacy ID,Other ID,First,Last\nL-500,O-500,Otto,One\n")
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"Error: {mapping}: match: External_Id__c is found by column 'Legacy ID', but columns "
+        "write it from 'Other ID': each record created would hold another key than the one the "
+        "next file finds it by",
+        "Hint: Map 'Legacy ID' to External_Id__c (or nothing to it), or match by 'Other ID'.",
+    ]
+
+
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
