@@ -678,8 +678,8 @@ class Planner:
                 # a record deleted since, or an id of another account, made one each run)
                 plan.failed[r] = (
                     f"no {self.obj.singular} has {self.obj.id_field} {', '.join(given_id)} (deleted "
-                    "in Insightly, or another account's): not created; empty the cell to "
-                    "create a new one"
+                    "in Insightly, or another account's): not created; to create, empty the "
+                    "cell, or leave the column out of the mapping (a copy into another account)"
                 )
             elif mapping.match is not None and not self.create_missing:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"

@@ -183,7 +183,8 @@ def test_a_record_id_that_finds_nothing_makes_no_record(make_sandbox, tmp_path: 
     errors = (tmp_path / "b.errors.csv").read_text(encoding="utf-8-sig")
     assert (
         "no contact has CONTACT_ID 999999 (deleted in Insightly, or another account's): not "
-        "created; empty the cell to create a new one"
+        "created; to create, empty the cell, or leave the column out of the mapping (a copy "
+        "into another account)"
     ) in errors
 
 
