@@ -558,6 +558,21 @@ def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
     return s
 
 
+def _blank(s: pd.Series) -> np.ndarray:
+    """The cells with nothing in them: empty, or of spaces and zero-width characters alone,
+    as the match key reads them (a stray space typed in a spreadsheet named a contact '   ',
+    a pasted U+200B an external id)."""
+    text = s.str.strip()
+    blank = (text == "").to_numpy(dtype=bool, na_value=True)
+    others = ~blank & ~pc.fill_null(pc.string_is_ascii(_arrow(text)), True).to_numpy(
+        zero_copy_only=False
+    )
+    if others.any():  # only text beyond ASCII may hold an invisible character
+        unseen = text[others].str.replace(INVISIBLE, "", regex=True).str.strip() == ""
+        blank[np.flatnonzero(others)[unseen.to_numpy(dtype=bool, na_value=False)]] = True
+    return blank
+
+
 def _arrow(s: pd.Series) -> pa.Array:
     arr = pa.Array.from_pandas(s)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -797,9 +812,7 @@ class _ColumnValidator:
         s = _transform(raw.reset_index(drop=True), rule, spec)
         if spec.kind in (DATE, DATETIME):
             s = self._no_date(s, rule)
-        # a cell of spaces alone is empty, as the match key reads it (a stray space typed
-        # in a spreadsheet named a contact '   ')
-        blank = (s.str.strip() == "").to_numpy(dtype=bool, na_value=True)
+        blank = _blank(s)
         cleared = blank if rule.blank == "clear" else None
         if require and blank.any():
             where = np.flatnonzero(blank)

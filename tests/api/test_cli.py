@@ -213,7 +213,7 @@ def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     name and external id '   ')."""
     from tests.api.test_import_safety import BY_EXTERNAL_ID
 
-    file = write(tmp_path, "w.csv", 'Id,First,Last,Email\n"   ",Ann," \t\u00a0",ann@w.example\n')
+    file = write(tmp_path, "w.csv", 'Id,First,Last,Email\n"\u200b ",Ann," \t\u00a0\u2060",ann@w.example\n')
     mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
     planned = run(make_sandbox(), "import", str(file), "--mapping", mapping, "--dry-run")
     assert planned.exit_code == 0, planned.output
