@@ -1258,13 +1258,6 @@ def validate_table(
         bad = errors.frame()
         if len(bad):
             rejected[bad["row"].to_numpy()] = True
-        # a row whose key has an empty part finds no record by it: it can only be created,
-        # so what a new record needs is required of it (it was "update only" and "created")
-        keyless = np.zeros(len(frame), dtype=bool)
-        for column, _ in mapping.match.pairs:
-            if column in frame.columns:
-                keyless |= _blank(frame[column].astype(TEXT_DTYPE))
-        key_columns = ", ".join(dict.fromkeys(c for c, _ in mapping.match.pairs))
         for spec in specs.values():
             if spec.required and spec.writable:
                 lacking = (
@@ -1272,20 +1265,7 @@ def validate_table(
                     if spec.name in values
                     else np.ones(len(frame), dtype=bool)
                 )
-                update_only[spec.name] = lacking & ~rejected & ~keyless
-                if (new := np.flatnonzero(lacking & ~rejected & keyless)).size:
-                    errors.add(
-                        new,
-                        columns.get(spec.name, spec.name),
-                        spec.name,
-                        "required",
-                        [""] * len(new),
-                        [
-                            f"{spec.name} is required: the match key ({key_columns}) is empty, "
-                            f"so the row can only make a new {obj.singular}"
-                        ]
-                        * len(new),
-                    )
+                update_only[spec.name] = lacking & ~rejected
     parent_ids = None
     if mapping.parent is not None:
         parent_spec = FieldSpec(name="PARENT", label="Parent", kind=INTEGER, api_type="integer")

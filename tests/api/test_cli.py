@@ -208,37 +208,12 @@ def test_a_match_key_written_from_another_column_is_refused(make_sandbox, tmp_pa
     ]
 
 
-def test_a_row_with_an_empty_key_needs_what_a_new_record_needs(
-    make_sandbox, tmp_path: Path
-) -> None:
-    """Keyed by first and last name, a row with no first name finds no record and cannot be
-    created: rejected, not warned of as "can only update" and "created" at once."""
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\nmatch: [{column: First, field: FIRST_NAME}, {column: Last, field: "
-        "LAST_NAME}]\ncolumns:\n  First: FIRST_NAME\n  Last: LAST_NAME\n  Email: EMAIL_ADDRESS\n",
-    )
-    file = write(tmp_path, "c.csv", "First,Last,Email\nAnn,Lee,ann@k.example\n,Ray,ray@k.example\n")
-    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
-    assert result.exit_code == 1, result.output
-    assert result.stderr == ""
-    assert result.stdout.splitlines()[:3] == [
-        "c.csv: 2 rows read (utf-8, ',' delimited): 1 valid, 1 rejected",
-        "  column                   kind        count  example",
-        "  First                    required        1  line 3: FIRST_NAME is required: the match "
-        "key (First, Last) is empty, so the row can only make a new contact",
-    ]
-
-
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
     from tests.api.test_import_safety import BY_EXTERNAL_ID
 
-    file = write(
-        tmp_path, "w.csv", 'Id,First,Last,Email\n"\u200b ",Ann," \t\u00a0\u2060",ann@w.example\n'
-    )
+    file = write(tmp_path, "w.csv", 'Id,First,Last,Email\n"\u200b ",Ann," \t\u00a0\u2060",ann@w.example\n')
     mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
     planned = run(make_sandbox(), "import", str(file), "--mapping", mapping, "--dry-run")
     assert planned.exit_code == 0, planned.output
