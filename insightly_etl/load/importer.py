@@ -57,7 +57,7 @@ from insightly_etl.load.states import (
     Stop,
 )
 from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
-from insightly_etl.load.validate import ValidationResult, validate_table
+from insightly_etl.load.validate import ValidationResult, blank_cells, validate_table
 from insightly_etl.progress import NullProgress, Progress
 
 TRANSIENT = (None, 429, 500, 502, 503, 504)
@@ -258,14 +258,15 @@ def identity_columns(
         names = set().union(*(by_field.get(f, set()) for f in fields))
         return tuple(i for i, c in enumerate(columns) if c in names)
 
-    key: tuple[int, ...] = ()
-    if mapping.match:
-        wanted = {column for column, _ in mapping.match.pairs}
-        key = tuple(i for i, c in enumerate(columns) if c in wanted)
+    pairs = mapping.match.pairs if mapping.match else ()
+    if not pairs and mapping.identity and obj.id_field in columns:
+        pairs = ((obj.id_field, obj.id_field),)  # an export's ids: its key (validate.py)
+    wanted = {column for column, _ in pairs}
+    key = tuple(i for i, c in enumerate(columns) if c in wanted)
     out = [*(positions(g) for g in groups), key]
-    # keyed rows are who their key says (an edited key moves a row on, checkpoint/rows.py);
-    # without a key, a name or the record id that differs is another record
-    names = [] if key else [positions(g) for g in naming]
+    # a name or the record id that differs is another record, where a row has no key to say
+    # who it is (checkpoint/pairing.py; an edited key is judged by planning: plan.py)
+    names = [positions(g) for g in naming]
     return (
         tuple(dict.fromkeys(g for g in out if g)),
         tuple(dict.fromkeys(g for g in names if g)),
@@ -299,7 +300,7 @@ async def load_file(
             mapping_sha=mapping_fingerprint(options.mapping_file, mapping.object),
             object_name=mapping.object,
             source=options.file.name,
-            digests=row_digests(table.frame),
+            digests=row_digests(table.frame, blank=blank_cells),
             lines=table.lines,
             keyed=mapping.match is not None
             or (mapping.identity and get_object(mapping.object).id_field in table.columns),

@@ -1319,7 +1319,20 @@ class Planner:
             if name not in _PERSONS:
                 return False
             corrected.add(name)
-        return not corrected or self._same_person(row, record, corrected)
+        if corrected:
+            return self._same_person(row, record, corrected)
+        return not self._wholly_renamed(row, record)
+
+    def _wholly_renamed(self, row: int, record: Record) -> bool:
+        """Whether the row names another person than the record: first and last name both
+        written on both sides, and both different (Zoe Quinn, given a key, at Alan Turing's
+        switchboard phone, is not Alan's record filled in)."""
+        values = row_values(self.result, row)
+        parts = [(_key_text(values.get(n)), self._held_key(record, n)) for n in PERSON_NAME]
+        return all(
+            mine and held and match_text(mine, True) != match_text(held, True)
+            for mine, held in parts
+        )
 
     def _same_person(self, row: int, record: Record, corrected: set[str]) -> bool:
         """Whether the row is still the person the record is, its key's `corrected` fields

@@ -558,12 +558,12 @@ def _transform(s: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
     return s
 
 
-def _blank(s: pd.Series) -> np.ndarray:
+def blank_cells(s: pd.Series) -> np.ndarray:
     """The cells with nothing in them: empty, or of spaces and zero-width characters alone,
     as the match key reads them (a stray space typed in a spreadsheet named a contact '   ',
     a pasted U+200B an external id)."""
     text = s.str.strip()
-    blank = (text == "").to_numpy(dtype=bool, na_value=True)
+    blank: np.ndarray = (text == "").to_numpy(dtype=bool, na_value=True)
     others = ~blank & ~pc.fill_null(pc.string_is_ascii(_arrow(text)), True).to_numpy(
         zero_copy_only=False
     )
@@ -812,7 +812,7 @@ class _ColumnValidator:
         s = _transform(raw.reset_index(drop=True), rule, spec)
         if spec.kind in (DATE, DATETIME):
             s = self._no_date(s, rule)
-        blank = _blank(s)
+        blank = blank_cells(s)
         cleared = blank if rule.blank == "clear" else None
         if require and blank.any():
             where = np.flatnonzero(blank)

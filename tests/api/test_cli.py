@@ -208,12 +208,42 @@ def test_a_match_key_written_from_another_column_is_refused(make_sandbox, tmp_pa
     ]
 
 
+def test_a_row_added_to_an_export_and_corrected_is_never_made_twice(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A row added by hand (no CONTACT_ID) to an export imported back, then its typo fixed:
+    it has no id to say it is that row, so the run is refused as a file without a key is
+    (it made a second Lena)."""
+    sb = make_sandbox()
+    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(tmp_path)).exit_code == 0
+    file = tmp_path / "contacts.csv"
+    text = file.read_text(encoding="utf-8-sig")
+    header = [h.strip('"') for h in text.splitlines()[0].split(",")]
+    added = {"FIRST_NAME": "Lena", "LAST_NAME": "Smiht", "EMAIL_ADDRESS": "lena@r.example"}
+    line = ",".join(added.get(h, "") for h in header)
+    file.write_text(text + line + "\n", encoding="utf-8")
+    first = run(sb, "import", str(file), "--object", "contacts")
+    assert first.exit_code == 0, first.output
+    assert "contacts.csv -> contacts: 1 created, 0 updated, 220 unchanged" in first.stdout
+    count = len(sb.account.collections["Contacts"].records)
+    file.write_text(text + line.replace("Smiht", "Smith") + "\n", encoding="utf-8")
+    again = run(sb, "import", str(file), "--object", "contacts")
+    assert again.exit_code == 2, again.output
+    assert (
+        "contacts.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote; "
+        "with an empty match key an edit cannot be told from a new record" in again.stderr
+    )
+    assert len(sb.account.collections["Contacts"].records) == count
+
+
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
     from tests.api.test_import_safety import BY_EXTERNAL_ID
 
-    file = write(tmp_path, "w.csv", 'Id,First,Last,Email\n"\u200b ",Ann," \t\u00a0\u2060",ann@w.example\n')
+    file = write(
+        tmp_path, "w.csv", 'Id,First,Last,Email\n"\u200b ",Ann," \t\u00a0\u2060",ann@w.example\n'
+    )
     mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
     planned = run(make_sandbox(), "import", str(file), "--mapping", mapping, "--dry-run")
     assert planned.exit_code == 0, planned.output

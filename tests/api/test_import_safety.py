@@ -1069,6 +1069,47 @@ async def test_two_rows_that_would_write_one_record_send_neither(
     assert errors.count(said) == 2
 
 
+@pytest.mark.parametrize("blank", [" ", "\u200b"])
+async def test_a_key_of_spaces_is_no_key_two_rows_share(
+    make_sandbox, tmp_path: Path, blank: str
+) -> None:
+    """Alan, with an e-mail of spaces, replaced by Grace with one too: the two blank keys
+    are no key they share (Alan's record was made Grace's). Refused as a row without a key
+    is: nothing written."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path, "m.yaml", MATCH_PERSON.replace("\n  Email:", "\n  Title: TITLE\n  Email:")
+    )
+    head = "First,Last,Email,Title\n"
+    ada = "Ada,Lovelace,ada.l@x.example,Countess\n"
+    file = write(tmp_path, "p.csv", f"{head}{ada}Alan,Turing,{blank},Mathematician\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 2
+    before = writes(sb)
+    write(tmp_path, "p.csv", f"{head}{ada}Grace,Hopper,{blank},Mathematician\n")
+    with pytest.raises(CheckpointError) as info:
+        await run_import(sb, file, mapping)
+    assert "with an empty match key an edit cannot be told from a new record" in str(info.value)
+    assert writes(sb) == before
+
+
+async def test_a_key_filled_in_beside_another_persons_name_is_a_new_record(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Alan made with no key; the row now says Zoe Quinn, K-7, at his phone and title: the
+    key filled in does not make Alan's record Zoe's."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID + "  Phone: PHONE\n  Title: TITLE\n")
+    head = "Id,First,Last,Email,Phone,Title\n"
+    file = write(tmp_path, "p.csv", f"{head},Alan,Turing,,+44 20 7000,CTO\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    made = max(sb.account.collections["Contacts"].records)
+    before = record(sb, made)
+    write(tmp_path, "p.csv", f"{head}K-7,Zoe,Quinn,,+44 20 7000,CTO\n")
+    again = await run_import(sb, file, mapping)
+    assert again.this_run == (1, 0)
+    assert record(sb, made) == before
+
+
 async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     make_sandbox, tmp_path: Path
 ) -> None:

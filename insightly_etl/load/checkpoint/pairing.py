@@ -14,6 +14,7 @@ agrees).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,17 +22,21 @@ CELL_HEX = 8  # characters of each cell's fingerprint in a row digest
 MAX_PAIRING_SCAN = 2_000  # unpaired earlier rows searched for each edited row, at most
 
 
-def row_digests(frame: Any) -> list[str]:
+def row_digests(frame: Any, blank: Callable[[Any], Any] | None = None) -> list[str]:
     """A fingerprint of each row: the header's, then 8 hex characters per cell, so a row is
     known again after edits (all equal) and an edit can be told from a different row (most
-    cells still equal)."""
+    cells still equal). `blank`: a column's cells that hold nothing (spaces, invisible
+    characters), fingerprinted as empty: a key of spaces is no key two rows share."""
     import pandas as pd
 
+    def cells(column: Any) -> Any:
+        text = column.astype(str).to_numpy(dtype=object)
+        if blank is not None:
+            text[blank(column.astype("string"))] = ""
+        return pd.util.hash_array(text) & 0xFFFFFFFF
+
     header = hashlib.sha256("\0".join(map(str, frame.columns)).encode()).hexdigest()[:CELL_HEX]
-    columns = [
-        pd.util.hash_array(frame[name].astype(str).to_numpy(dtype=object)) & 0xFFFFFFFF
-        for name in frame.columns
-    ]
+    columns = [cells(frame[name]) for name in frame.columns]
     return (
         [header + "".join(f"{c:08x}" for c in cells) for cells in zip(*columns, strict=True)]
         if columns
@@ -53,14 +58,21 @@ EMPTY = frozenset(_cell_hex(t) for t in ("", "nan", "None", "<NA>", "NaT"))
 Identity = tuple[tuple[int, ...], ...]  # groups of column positions: a name, an e-mail, a key
 
 
-def mostly_same(a: str, b: str, identity: Identity = (), naming: Identity = ()) -> bool:
+def mostly_same(
+    a: str, b: str, identity: Identity = (), naming: Identity = (), key: tuple[int, ...] = ()
+) -> bool:
     """Is row digest `b` an edit of `a`: same header; of the cells filled on either side, at
     least half unchanged; when identifying groups of columns are named, one group equal in
     every cell and not empty; and no `naming` group (a person's name, the record's name, its
     key) filled on both sides and different — a switchboard phone or a shared mailbox that
-    Alan Turing and Zoe Quinn both have does not make Zoe an edit of Alan."""
+    Alan Turing and Zoe Quinn both have does not make Zoe an edit of Alan. A row with a
+    match `key` is who its key says, and planning judges an edited or filled-in one (plan.py
+    _still_its_record), so names do not part it here (a key a spreadsheet re-saved, or one
+    filled in, beside an edited name)."""
     if a[:CELL_HEX] != b[:CELL_HEX] or len(a) != len(b):
         return False
+    if key and (key_cells(a, key) is not None or key_cells(b, key) is not None):
+        naming = ()
 
     def cell(digest: str, column: int) -> str:
         at = CELL_HEX * (column + 1)
@@ -96,7 +108,7 @@ class Pairing:
     new: list[int] = field(default_factory=list)  # new rows that are no old row
 
 
-def _key_cells(digest: str, key: tuple[int, ...]) -> tuple[str, ...] | None:
+def key_cells(digest: str, key: tuple[int, ...]) -> tuple[str, ...] | None:
     """The fingerprints of a row's match key cells (None: a part of it is empty)."""
     cells = tuple(digest[CELL_HEX * (c + 1) : CELL_HEX * (c + 2)] for c in key)
     return None if any(c in EMPTY or not c for c in cells) else cells
@@ -136,10 +148,10 @@ def pair_rows(
     edited: dict[int, int] = {}
     by_key: dict[tuple[str, ...], list[int]] = {}
     for r in reversed(pool) if key else []:
-        if (cells := _key_cells(old[r], key)) is not None:
+        if (cells := key_cells(old[r], key)) is not None:
             by_key.setdefault(cells, []).append(r)
     for i in fresh if header_kept else []:
-        cells = _key_cells(digests[i], key) if key else None
+        cells = key_cells(digests[i], key) if key else None
         same_key = by_key.get(cells, []) if cells is not None else []
         while same_key and same_key[-1] in claimed:
             same_key.pop()
@@ -151,7 +163,8 @@ def pair_rows(
         if scan:
             candidates += [r for r in pool if r not in claimed and r != i]
         match = next(
-            (r for r in candidates if mostly_same(old[r], digests[i], identity, naming)), None
+            (r for r in candidates if mostly_same(old[r], digests[i], identity, naming, key)),
+            None,
         )
         if match is not None:
             edited[i] = match

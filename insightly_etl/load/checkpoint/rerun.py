@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
-from insightly_etl.load.checkpoint.pairing import Identity, pair_rows
+from insightly_etl.load.checkpoint.pairing import Identity, key_cells, pair_rows
 from insightly_etl.load.states import UNDONE, UNSETTLED, Action, RowState, UndoState
 
 if TYPE_CHECKING:
@@ -184,16 +184,25 @@ def _rekey(
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
-    pairing = pair_rows({row: digest for row, digest, *_ in old}, digests, identity, naming, key)
+    digest_of = {row: digest for row, digest, *_ in old}
+    pairing = pair_rows(digest_of, digests, identity, naming, key)
     created_gone = [
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
-    if not keyed and pairing.new and created_gone:
+    # rows with no key to say who they are: all of them without a match key, those whose
+    # key is empty with one (an export's rows added by hand, with no id)
+    new_keyless = [
+        i for i in pairing.new if not keyed or (key and key_cells(digests[i], key) is None)
+    ]
+    gone_keyless = [
+        r for r in created_gone if not keyed or (key and key_cells(digest_of[r], key) is None)
+    ]
+    if new_keyless and gone_keyless:
+        without = "without a match key" if not keyed else "with an empty match key"
         raise CheckpointError(
-            f"{named} has {len(pairing.new):,} new row(s) and lost "
-            f"{len(created_gone):,} row(s) whose records an earlier run wrote; without a "
-            "match key an edit cannot be told from a new record, and sending them could "
-            "create a second record",
+            f"{named} has {len(new_keyless):,} new row(s) and lost {len(gone_keyless):,} "
+            f"row(s) whose records an earlier run wrote; {without} an edit cannot be told "
+            "from a new record, and sending them could create a second record",
             hint="Add a match key (match: {column: …, field: …}) to the mapping, or put "
             "the lost rows back, or start a separate import with a new --checkpoint.",
         )
