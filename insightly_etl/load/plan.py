@@ -418,8 +418,26 @@ def _key_parts(result: ValidationResult, fold: bool) -> list[pd.Series]:
             cells = _key_texts(result, fname)
         else:
             cells = result.table.frame[column].astype(str).astype("string")
+            if fname == get_object(result.mapping.object).id_field:
+                cells = _as_record_ids(cells)
         parts.append(compared(cells, casefold))
     return parts
+
+
+# a record id as programs write a whole number: 2001.0 (pandas, a float column), 2,006 or
+# 2.006 (a spreadsheet's thousands), each the id 2001 or 2006
+_FLOAT_ID = r"^\s*(\d+)\.0+\s*$"
+_GROUPED_ID = r"^\s*\d{1,3}(?:([,.' \u00a0])\d{3})(?:\1\d{3})*\s*$"
+
+
+def _as_record_ids(cells: pd.Series) -> pd.Series:
+    """Ids written as a program writes whole numbers, read as the ids they are; anything
+    else stays as written (planning fails a row whose id is no whole number)."""
+    cells = cells.str.replace(_FLOAT_ID, r"\1", regex=True)
+    grouped = cells.str.match(_GROUPED_ID).fillna(False).astype(bool)
+    if grouped.any():
+        cells = cells.mask(grouped, cells.str.replace(r"\D", "", regex=True))
+    return cells
 
 
 def _key_texts(result: ValidationResult, name: str) -> pd.Series:
@@ -1243,6 +1261,9 @@ class Planner:
         async def one(r: int) -> tuple[int, list[Record]]:
             key = keys[r]
             assert key is not None
+            if by_id and not (key[0].isascii() and key[0].isdigit()):
+                plan.failed[r] = f"{self.obj.id_field} {key[0]!r} is not a record id"
+                return r, []
             if by_id:
                 try:
                     reply = await self.client.get(f"{self.obj.endpoint}/{key[0]}")

@@ -236,6 +236,29 @@ def test_a_row_added_to_an_export_and_corrected_is_never_made_twice(
     assert len(sb.account.collections["Contacts"].records) == count
 
 
+def test_record_ids_written_as_numbers_are_the_ids_they_are(make_sandbox, tmp_path: Path) -> None:
+    """2001.0 (pandas saved the column as floats) and 2,006 (a spreadsheet's thousands) are
+    the ids 2001 and 2006; an id that is no whole number fails its row. The first was
+    GET Contacts/2001.0, HTTP 400, and the whole import stopped (exit 65)."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n  Title: TITLE\n",
+    )
+    file = write(tmp_path, "i.csv", 'Id,Title\n2001.0,Boss\n"2,006",Chief\nabc,Nobody\n')
+    result = run(sb, "import", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1, result.output
+    assert (
+        "i.csv -> contacts: 0 created, 2 updated, 0 unchanged, 0 rejected, 0 duplicate, 0 skipped, 1 failed"
+        in result.stdout
+    )
+    contacts = sb.account.collections["Contacts"].records
+    assert (contacts[2001]["TITLE"], contacts[2006]["TITLE"]) == ("Boss", "Chief")
+    errors = (tmp_path / "i.errors.csv").read_text(encoding="utf-8-sig")
+    assert "CONTACT_ID 'abc' is not a record id" in errors
+
+
 def test_a_cell_of_spaces_alone_is_empty(make_sandbox, tmp_path: Path) -> None:
     """As the match key reads it: an empty key, and nothing written (it named Ann's last
     name and external id '   ')."""
