@@ -339,7 +339,8 @@ def _match_rules(
         return []
     written = {r.field for r in rules}
     return [
-        ColumnRule(column=column, field=name, update="fill", blank="skip")
+        # as a key compares: no surrounding spaces (a record made with ' LEG-1 ' held them)
+        ColumnRule(column=column, field=name, transform=("strip",), update="fill", blank="skip")
         for column, name in dict.fromkeys(mapping.match.pairs)
         if name not in written
         and name != obj.id_field

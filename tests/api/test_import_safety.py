@@ -918,7 +918,7 @@ async def test_a_match_key_no_column_maps_is_written_into_the_records_created(
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID.replace("  Id: External_Id__c\n", ""))
     head = "Id,First,Last,Email\n"
     first = await run_import(
-        sb, write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,e@k.example\n"), mapping
+        sb, write(tmp_path, "p.csv", f"{head} K-1 ,Emma,Empty,e@k.example\n"), mapping
     )
     assert first.counts.created == 1
     made = max(sb.account.collections["Contacts"].records)
