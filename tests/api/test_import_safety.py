@@ -46,6 +46,12 @@ def external_id(sb: Sandbox, rid: int) -> str | None:
     return fields.get("External_Id__c")
 
 
+async def made_by(sb: Sandbox, file: Path, mapping: Path) -> int:
+    """Import `file` (one new row) and the id of the contact it made."""
+    assert (await run_import(sb, file, mapping)).counts.created == 1
+    return max(sb.account.collections["Contacts"].records)
+
+
 def tags(r: dict[str, Any]) -> list[str]:
     return [t["TAG_NAME"] for t in r.get("TAGS") or ()]
 
@@ -832,8 +838,7 @@ async def test_a_row_whose_edited_key_finds_another_record_is_undone_as_what_it_
     mapping = write(tmp_path, "m.yaml", PERSON_BY_EMAIL)
     samir = record(sb, 2001)
     file = write(tmp_path, "p.csv", f"{head}Samir,Ivanova,samir.ivanova@typo.example,{title}\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     write(tmp_path, "p.csv", f"{head}Samir,Ivanova,{samir['EMAIL_ADDRESS']},{title}\n")
     again = await run_import(sb, file, mapping)
     changed = title != samir["TITLE"]
@@ -878,8 +883,7 @@ async def test_a_row_whose_key_finds_nothing_keeps_the_record_an_earlier_run_mad
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
     head = "Id,First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}{was},Emma,Empty,emma@x.example\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     count = len(sb.account.collections["Contacts"].records)
     write(tmp_path, "p.csv", f"{head}{now},Emma,Empty-Smith,emma@x.example\n")
     again = await run_import(sb, file, mapping)
@@ -951,8 +955,7 @@ async def test_a_key_found_as_the_key_compares_is_not_written_back_as_the_file_h
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
     head = "Id,First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}BJÖRN-1,Björn,Borg,bjorn@x.example\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     other = write(tmp_path, "q.csv", f'{head}" björn-1 ",Björn,Borg-Ek,bjorn@x.example\n')
     again = await run_import(sb, other, mapping)
     assert (again.counts.created, again.counts.updated) == (0, 1)
@@ -1032,8 +1035,7 @@ async def test_another_person_in_a_row_never_takes_over_the_record_it_made(
     )
     head = "Id,First,Last,Email,Phone,Title,City\n"  # half the cells alike: an edit of the row
     file = write(tmp_path, "p.csv", f"{head}{was}\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     before = record(sb, made)
     write(tmp_path, "p.csv", f"{head}{now}\n")
     again = await run_import(sb, file, mapping)
@@ -1056,8 +1058,7 @@ async def test_two_rows_that_would_write_one_record_send_neither(
     mapping = write(tmp_path, "m.yaml", MATCH_PERSON)
     head = "First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}Grace,Hopper,grace@t.example\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    grace = max(sb.account.collections["Contacts"].records)
+    grace = await made_by(sb, file, mapping)
     sb.account.update("Contacts", {"CONTACT_ID": grace, "EMAIL_ADDRESS": "g@t.example"})
     before = record(sb, grace)
     write(tmp_path, "p.csv", f"{head}Grace,Hopper,gh@t.example\nAlan,Turing,g@t.example\n")
@@ -1104,8 +1105,7 @@ async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
     head = "Id,First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,emma@x.example\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     sb.account.delete("Contacts", made)  # a colleague, in Insightly
     # edited enough that only the key says it is that row (less than half its cells alike)
     write(tmp_path, "p.csv", f"{head}K-1,Emmy,Empty-Smith,emmy@x.example\n")
@@ -1128,8 +1128,7 @@ async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_mad
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
     head = "Id,First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,emma@x.example\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    made = max(sb.account.collections["Contacts"].records)
+    made = await made_by(sb, file, mapping)
     write(tmp_path, "p.csv", f"{head}K-9,Emma,Empty,emma@x.example\n")
     again = await run_import(sb, file, mapping)
     assert again.this_run == (1, 0)
@@ -1248,8 +1247,7 @@ async def test_a_key_edited_away_and_back_is_undone_and_imported_again_exactly(
     quinn = record(sb, 2006)
     head = "First,Last,Email,Title\n"
     file = write(tmp_path, "g.csv", f"{head}Gus,Grey,gus.grey@x.example,Buyer\n")
-    assert (await run_import(sb, file, mapping)).counts.created == 1
-    gus = max(sb.account.collections["Contacts"].records)
+    gus = await made_by(sb, file, mapping)
     write(tmp_path, "g.csv", f"{head}Gus,Grey,{quinn['EMAIL_ADDRESS']},Buyer\n")
     assert (await run_import(sb, file, mapping)).counts.updated == 1
     write(tmp_path, "g.csv", f"{head}Gus,Grey,gus.grey@x.example,Buyer\n")
