@@ -303,7 +303,8 @@ def keyless_text(
     singular = get_object(result.mapping.object).singular
     return [
         f"{count:,} row(s) have an empty match key ({columns}), so no existing {singular} is "
-        "found by it: each is created, or updates the record an earlier run made for it: "
+        "found by it: each updates the record an earlier run made for it, else is created "
+        "(where it gives what a new one needs): "
         f"{result.table.unit} "
         + ", ".join(map(str, lines[:examples]))
         + (" …" if count > examples else "")

@@ -311,7 +311,8 @@ def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     mapping = str(write(tmp_path, "m.yaml", BY_EXTERNAL_ID))
     said = (
         "Warning: 3 row(s) have an empty match key (Id), so no existing contact is found by "
-        "it: each is created, or updates the record an earlier run made for it: line 3, 5, 7"
+        "it: each updates the record an earlier run made for it, else is created (where it "
+        "gives what a new one needs): line 3, 5, 7"
     )
     checked = run(sb, "validate", str(file), "--mapping", mapping)
     assert checked.exit_code == 0, checked.output

@@ -192,5 +192,6 @@ def test_rows_with_an_empty_key_part_that_share_an_e_mail_are_two_records(tmp_pa
         "1 row(s) give EMAIL_ADDRESS a value an earlier row of another record gives: lines 2 "
         "and 3 ('liv@example.com') (--on-duplicate-email warn|skip|error says what import does)",
         "2 row(s) have an empty match key (First, Last), so no existing contact is found by it: "
-        "each is created, or updates the record an earlier run made for it: line 2, 3",
+        "each updates the record an earlier run made for it, else is created (where it gives "
+        "what a new one needs): line 2, 3",
     ]
