@@ -631,6 +631,7 @@ class Planner:
                     if before == "none"
                     else f"{before}, then a read of each record an earlier run wrote"
                 )
+            self._not_another_person(known, matches, plan)
         else:
             if known:
                 matches = await self._by_ids(known, plan)
@@ -1343,6 +1344,28 @@ class Planner:
         if corrected:
             return self._same_person(row, record, corrected)
         return not self._wholly_renamed(row, record)
+
+    def _not_another_person(
+        self, known: dict[int, int], matches: dict[int, list[Record]], plan: Plan
+    ) -> None:
+        """Rows matched by record id whose id finds another record than the one they wrote
+        in an earlier run, a record of another person by name: failed, never written over (a
+        CONTACT_ID mistyped in an export made Eve Evans Sophia Sorel). An e-mail or external
+        id moved to another record is that record's, as an upsert has it."""
+        if not self._by_record_id():
+            return
+        for r, rid in known.items():
+            found = matches.get(r) or []
+            other = record_id(found[0], self.obj.id_field or "") if len(found) == 1 else None
+            if other is None or other == rid or not self._wholly_renamed(r, found[0]):
+                continue
+            names = " ".join(str(found[0].get(n) or "") for n in PERSON_NAME)
+            plan.failed[r] = (
+                f"its {self._key_label()} finds record {other} ({names}), another person than "
+                f"the record {rid} this row wrote in an earlier run: not written (a mistyped "
+                "key?); fix the key, or start a new import for that row"
+            )
+            del matches[r]
 
     def _wholly_renamed(self, row: int, record: Record) -> bool:
         """Whether the row names another person than the record: first and last name both

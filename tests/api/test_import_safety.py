@@ -1096,6 +1096,86 @@ async def test_a_key_of_spaces_is_no_key_two_rows_share(
     assert writes(sb) == before
 
 
+async def test_of_two_namesakes_the_corrected_row_is_its_own_not_the_others(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Two John Smiths; the IT one's row deleted, the Sales one's e-mail corrected: that row
+    is the Sales John's (three cells of four alike), not the IT John's (two), whose record
+    was given the Sales John's e-mail and title."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MATCH_PERSON + "  Title: TITLE\n")
+    head = "First,Last,Email,Title\n"
+    it, carol = "John,Smith,js.it@t.example,IT\n", "Carol,Chen,carol@t.example,CFO\n"
+    file = write(tmp_path, "p.csv", f"{head}{it}{carol}John,Smith,js.sales@t.example,Sales\n")
+    assert (await run_import(sb, file, mapping)).counts.created == 3
+    john_it, _, john_sales = sorted(sb.account.collections["Contacts"].records)[-3:]
+    before = record(sb, john_it)
+    write(tmp_path, "p.csv", f"{head}{carol}John,Smith,john.smith.sales@t.example,Sales\n")
+    again = await run_import(sb, file, mapping)
+    assert again.this_run == (0, 1)
+    assert record(sb, john_it) == before
+    assert record(sb, john_sales)["EMAIL_ADDRESS"] == "john.smith.sales@t.example"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "was", "now"),
+    [  # a key emptied beside other edits; a key filled in beside other edits
+        (MATCH_PERSON + "  Title: TITLE\n", "Bob,Brown,bob@t.example,CTO", "Robert,Brown,,Chief"),
+        (
+            MATCH_PERSON.replace(
+                "{column: Email, field: EMAIL_ADDRESS}", "{column: Title, field: External_Id__c}"
+            ),
+            "Carol,Chen,carol@t.example,",
+            "Caroline,Chen,caroline@t.example,X-3",
+        ),
+    ],
+)
+async def test_a_row_without_a_key_on_one_side_that_cannot_be_paired_is_refused(
+    make_sandbox, tmp_path: Path, mapping: str, was: str, now: str
+) -> None:
+    """The row's key emptied (or filled in) and more of it edited: an edit of the vanished
+    row cannot be told from a new record, so the run is refused, as without a key (a second
+    Bob was made)."""
+    sb = make_sandbox()
+    file_mapping = write(tmp_path, "m.yaml", mapping)
+    head = "First,Last,Email,Title\n"
+    ada = "Ada,Lovelace,ada@t.example,CEO\n"
+    file = write(tmp_path, "p.csv", f"{head}{ada}{was}\n")
+    assert (await run_import(sb, file, file_mapping)).counts.created == 2
+    before = writes(sb)
+    write(tmp_path, "p.csv", f"{head}{ada}{now}\n")
+    with pytest.raises(CheckpointError) as info:
+        await run_import(sb, file, file_mapping)
+    assert "p.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote" in str(
+        info.value
+    )
+    assert writes(sb) == before
+
+
+async def test_a_mistyped_id_never_writes_over_another_person(make_sandbox, tmp_path: Path) -> None:
+    """Sophia's row wrote her record; her CONTACT_ID is then mistyped as Eve's: the key finds
+    Eve, another person by name than the record the row wrote, so the row fails (Eve's
+    record became Sophia's)."""
+    sb = make_sandbox()
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\nmatch: {column: Id, field: CONTACT_ID}\ncolumns:\n"
+        "  First: FIRST_NAME\n  Last: LAST_NAME\n  Title: TITLE\n",
+    )
+    eve = sb.account.collections["Contacts"].records[2010]
+    file = write(tmp_path, "p.csv", "Id,First,Last,Title\n2011,Sophia,Sorel,Director\n")
+    assert (await run_import(sb, file, mapping)).this_run == (0, 1)
+    before = dict(eve)
+    write(tmp_path, "p.csv", "Id,First,Last,Title\n2010,Sophia,Sorel,Finance Director\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.counts.failed, again.this_run) == (1, (0, 0))
+    assert sb.account.collections["Contacts"].records[2010] == before
+    errors = (tmp_path / "p.errors.csv").read_text(encoding="utf-8-sig")
+    assert "its CONTACT_ID finds record 2010 (" in errors
+    assert "another person than the record 2011 this row wrote in an earlier run" in errors
+
+
 async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -58,9 +58,9 @@ EMPTY = frozenset(_cell_hex(t) for t in ("", "nan", "None", "<NA>", "NaT"))
 Identity = tuple[tuple[int, ...], ...]  # groups of column positions: a name, an e-mail, a key
 
 
-def mostly_same(
+def likeness(
     a: str, b: str, identity: Identity = (), naming: Identity = (), key: tuple[int, ...] = ()
-) -> bool:
+) -> int:
     """Is row digest `b` an edit of `a`: same header; of the cells filled on either side, at
     least half unchanged; when identifying groups of columns are named, one group equal in
     every cell and not empty; and no `naming` group (a person's name, the record's name, its
@@ -68,9 +68,9 @@ def mostly_same(
     Alan Turing and Zoe Quinn both have does not make Zoe an edit of Alan. A row with a
     match `key` is who its key says, and planning judges an edited or filled-in one (plan.py
     _still_its_record), so names do not part it here (a key a spreadsheet re-saved, or one
-    filled in, beside an edited name)."""
+    filled in, beside an edited name). How many cells are unchanged, or 0: not an edit."""
     if a[:CELL_HEX] != b[:CELL_HEX] or len(a) != len(b):
-        return False
+        return 0
     if key and (key_cells(a, key) is not None or key_cells(b, key) is not None):
         naming = ()
 
@@ -89,15 +89,15 @@ def mostly_same(
         )
 
     if identity and not any(agrees(group) for group in identity):
-        return False
+        return 0
     for group in naming:
         cells = [c for c in group if c in columns]
         filled = all(any(cell(d, c) not in EMPTY for c in cells) for d in (a, b))
         if filled and any(cell(a, c) != cell(b, c) for c in cells):
-            return False
+            return 0
     compared = [c for c in columns if cell(a, c) not in EMPTY or cell(b, c) not in EMPTY]
     same = sum(cell(a, c) == cell(b, c) for c in compared)
-    return same > 0 and 2 * same >= len(compared)
+    return same if same > 0 and 2 * same >= len(compared) else 0
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def pair_rows(
     more than MAX_PAIRING_SCAN old rows are unpaired, when only its place is looked at — among
     every unpaired old row. A changed header pairs no edits: every changed row is new.
     `identity`: the groups of columns that say who a record is, `naming` those of them that
-    name it (mostly_same). `key`: the match key's columns: a row whose key is an earlier
+    name it (likeness). `key`: the match key's columns: a row whose key is an earlier
     row's, in full, is that row edited, however many other cells changed (keyed rows are
     who their key says: edited enough, the row was new, and a record a colleague deleted was
     made again)."""
@@ -162,13 +162,13 @@ def pair_rows(
         candidates = [i] if i in old and i not in claimed else []
         if scan:
             candidates += [r for r in pool if r not in claimed and r != i]
-        match = next(
-            (r for r in candidates if mostly_same(old[r], digests[i], identity, naming, key)),
-            None,
-        )
-        if match is not None:
-            edited[i] = match
-            claimed.add(match)
+        # the likest (its own place first among equals): of two namesakes, the row whose
+        # e-mail was corrected is its own earlier row, not the other John Smith's
+        scores = [(likeness(old[r], digests[i], identity, naming, key), r) for r in candidates]
+        best = max(scores, key=lambda s: s[0], default=(0, -1))
+        if best[0]:
+            edited[i] = best[1]
+            claimed.add(best[1])
     return Pairing(
         carried=carried,
         edited=edited,

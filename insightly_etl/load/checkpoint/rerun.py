@@ -190,17 +190,19 @@ def _rekey(
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
     # rows with no key to say who they are: all of them without a match key, those whose
-    # key is empty with one (an export's rows added by hand, with no id)
+    # key is empty with one (an export's rows added by hand, with no id). New rows beside
+    # vanished ones an earlier run wrote, either side without a key: an edit of one of them
+    # (a key emptied or filled in, beside more edits) cannot be told from a new record
     new_keyless = [
         i for i in pairing.new if not keyed or (key and key_cells(digests[i], key) is None)
     ]
     gone_keyless = [
         r for r in created_gone if not keyed or (key and key_cells(digest_of[r], key) is None)
     ]
-    if new_keyless and gone_keyless:
+    if pairing.new and created_gone and (new_keyless or gone_keyless):
         without = "without a match key" if not keyed else "with an empty match key"
         raise CheckpointError(
-            f"{named} has {len(new_keyless):,} new row(s) and lost {len(gone_keyless):,} "
+            f"{named} has {len(pairing.new):,} new row(s) and lost {len(created_gone):,} "
             f"row(s) whose records an earlier run wrote; {without} an edit cannot be told "
             "from a new record, and sending them could create a second record",
             hint="Add a match key (match: {column: …, field: …}) to the mapping, or put "
