@@ -274,6 +274,14 @@ def identity_columns(
     )
 
 
+def _matched_by_id(table: SourceTable, mapping: Mapping) -> bool:
+    """Whether rows are matched by the record id: the mapping's key, or an export's ids."""
+    obj = get_object(mapping.object)
+    if mapping.match is not None:
+        return all(f == obj.id_field for _, f in mapping.match.pairs)
+    return mapping.identity and obj.id_field in table.columns
+
+
 async def load_file(
     client: InsightlyClient,
     options: ImportOptions,
@@ -307,6 +315,7 @@ async def load_file(
             identity=identity,
             naming=naming,
             key=key,
+            id_key=bool(key) and _matched_by_id(table, mapping),
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

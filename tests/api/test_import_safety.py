@@ -321,9 +321,11 @@ async def test_without_a_match_key_an_edited_row_updates_its_record_even_after_a
     assert third.since_last_run is None and puts_and_posts(sb) == (1, 3)  # nothing more to do
 
 
-async def test_without_a_match_key_new_rows_beside_vanished_ones_are_refused_not_guessed(
+async def test_without_a_match_key_a_new_row_like_a_vanished_one_is_refused_not_guessed(
     make_sandbox, tmp_path: Path
 ) -> None:
+    """Bob's row now says Robert, at Bob's e-mail: an edit of Bob's row (his name fixed), or
+    Bob gone and Robert new? Refused, naming both lines, and nothing is sent."""
     sb = make_sandbox()
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
     mapping = write(
@@ -332,21 +334,46 @@ async def test_without_a_match_key_new_rows_beside_vanished_ones_are_refused_not
         "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
     await run_import(sb, file, mapping)
-    # Bob's row rewritten in every cell: an edit of Bob, or Bob gone and Dee new?
-    file.write_text("Name,Email\nAda,ada@guess.example\nDee,dee@guess.example\n")
+    file.write_text("Name,Email\nAda,ada@guess.example\nRobert,bob@guess.example\n")
     with pytest.raises(CheckpointError) as caught:
         await run_import(sb, file, mapping)
-    assert str(caught.value).startswith(
-        "p.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote"
+    assert str(caught.value) == (
+        "p.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 3 and "
+        "the earlier line 3); without a match key an edit cannot be told from a new record, "
+        "and sending them could create a second record"
+    )
+    assert caught.value.hint == (
+        "Add a match key (match: {column: Email, field: EMAIL_ADDRESS}) to the mapping, or put "
+        "the earlier rows back as they were and make the edit in Insightly."
     )
     assert puts_and_posts(sb) == (0, 2)  # nothing sent
     other = write(tmp_path, "q.csv", file.read_text())  # another file, the same checkpoint
     checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
     with pytest.raises(CheckpointError) as caught:
         await run_import(sb, other, mapping, checkpoint=checkpoint)
-    assert str(caught.value).startswith(
-        "q.csv (the checkpoint is of p.csv) has 1 new row(s) and lost 1 row(s)"
+    assert str(caught.value).startswith("q.csv (the checkpoint is of p.csv): 1 new row(s)")
+
+
+async def test_without_a_match_key_a_new_person_beside_a_vanished_one_is_created(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Bob's row deleted and Dee's added in one edit, sharing no name, e-mail or phone: two
+    people, so Dee is created and Bob's record left alone (the run was refused)."""
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
+    await run_import(sb, file, mapping)
+    file.write_text("Name,Email\nAda,ada@guess.example\nDee,dee@guess.example\n")
+    again = await run_import(sb, file, mapping)
+    assert (again.this_run, again.since_last_run) == (
+        (1, 0),
+        "0 row(s) edited, 1 new, 1 removed (removed rows are left alone in Insightly)",
+    )
+    assert puts_and_posts(sb) == (0, 3)
 
 
 async def test_without_a_match_key_a_person_replaced_by_another_sharing_a_phone_is_no_edit(
@@ -376,8 +403,9 @@ async def test_without_a_match_key_a_person_replaced_by_another_sharing_a_phone_
     )
     with pytest.raises(CheckpointError) as caught:
         await run_import(sb, file, mapping)
-    assert str(caught.value).startswith(
-        "people.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote"
+    assert str(caught.value).startswith(  # they share a phone: maybe Alan's row edited
+        "people.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 2 "
+        "and the earlier line 2)"
     )
     assert record(sb, alan["CONTACT_ID"]) == alan
 
@@ -1078,8 +1106,8 @@ async def test_a_key_of_spaces_is_no_key_two_rows_share(
     make_sandbox, tmp_path: Path, blank: str
 ) -> None:
     """Alan, with an e-mail of spaces, replaced by Grace with one too: the two blank keys
-    are no key they share (Alan's record was made Grace's). Refused as a row without a key
-    is: nothing written."""
+    are no key they share (Alan's record was made Grace's), and nothing else says Grace is
+    Alan: she is created, his record left as it was."""
     sb = make_sandbox()
     mapping = write(
         tmp_path, "m.yaml", MATCH_PERSON.replace("\n  Email:", "\n  Title: TITLE\n  Email:")
@@ -1088,12 +1116,10 @@ async def test_a_key_of_spaces_is_no_key_two_rows_share(
     ada = "Ada,Lovelace,ada.l@x.example,Countess\n"
     file = write(tmp_path, "p.csv", f"{head}{ada}Alan,Turing,{blank},Mathematician\n")
     assert (await run_import(sb, file, mapping)).counts.created == 2
-    before = writes(sb)
+    alan = record(sb, max(sb.account.collections["Contacts"].records))
     write(tmp_path, "p.csv", f"{head}{ada}Grace,Hopper,{blank},Mathematician\n")
-    with pytest.raises(CheckpointError) as info:
-        await run_import(sb, file, mapping)
-    assert "with an empty match key an edit cannot be told from a new record" in str(info.value)
-    assert writes(sb) == before
+    assert (await run_import(sb, file, mapping)).this_run == (1, 0)
+    assert record(sb, alan["CONTACT_ID"]) == alan
 
 
 async def test_of_two_namesakes_the_corrected_row_is_its_own_not_the_others(
@@ -1146,8 +1172,9 @@ async def test_a_row_without_a_key_on_one_side_that_cannot_be_paired_is_refused(
     write(tmp_path, "p.csv", f"{head}{ada}{now}\n")
     with pytest.raises(CheckpointError) as info:
         await run_import(sb, file, file_mapping)
-    assert "p.csv has 1 new row(s) and lost 1 row(s) whose records an earlier run wrote" in str(
-        info.value
+    assert str(info.value).startswith(  # they share a last name: maybe Bob's row edited
+        "p.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 3 and "
+        "the earlier line 3); with an empty match key an edit cannot be told from a new record"
     )
     assert writes(sb) == before
 

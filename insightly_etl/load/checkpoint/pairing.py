@@ -100,6 +100,33 @@ def likeness(
     return same if same > 0 and 2 * same >= len(compared) else 0
 
 
+def alike_somewhere(
+    new: dict[int, str], gone: dict[int, str], identity: Identity
+) -> list[tuple[int, int]]:
+    """Pairs of a new row and a vanished one that share a cell saying who a record is (a
+    name, an e-mail, a phone, a key), filled in on both: one may be an edit of the other
+    that pairing could not tell (a name's typo fixed). Rows that share none are two people.
+    Without identifying columns every pair may be one."""
+    columns = sorted({c for group in identity for c in group})
+    if not columns:
+        return [(i, r) for i in new for r in gone]
+
+    def cell(digest: str, c: int) -> str:
+        return digest[CELL_HEX * (c + 1) : CELL_HEX * (c + 2)]
+
+    index: dict[tuple[int, str], list[int]] = {}
+    for r, digest in gone.items():
+        for c in columns:
+            if (hexed := cell(digest, c)) and hexed not in EMPTY:
+                index.setdefault((c, hexed), []).append(r)
+    pairs: dict[tuple[int, int], None] = {}
+    for i, digest in new.items():
+        for c in columns:
+            if (hexed := cell(digest, c)) and hexed not in EMPTY:
+                pairs.update(((i, r), None) for r in index.get((c, hexed), ()))
+    return list(pairs)
+
+
 @dataclass(frozen=True)
 class Pairing:
     carried: dict[int, int] = field(default_factory=dict)  # new row -> old row, same content
@@ -174,4 +201,26 @@ def pair_rows(
         edited=edited,
         removed=[row for row in old if row not in claimed],
         new=[i for i in fresh if i not in edited],
+    )
+
+
+def by_record_ids(
+    pairing: Pairing, digests: list[str], column: int, record_ids: dict[int, int]
+) -> Pairing:
+    """New rows whose record id (`column`, the file's key) is the record a vanished row
+    wrote: that row, edited (an export made again after rows were added by hand without an
+    id carries their ids, and new dates and owners beside them)."""
+    wanted = {_cell_hex(str(rid)): row for row, rid in record_ids.items()}
+    at = CELL_HEX * (column + 1)
+    found = {
+        i: wanted[cell] for i in pairing.new if (cell := digests[i][at : at + CELL_HEX]) in wanted
+    }
+    if not found:
+        return pairing
+    taken = set(found.values())
+    return Pairing(
+        carried=pairing.carried,
+        edited={**pairing.edited, **found},
+        removed=[r for r in pairing.removed if r not in taken],
+        new=[i for i in pairing.new if i not in found],
     )

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
-from insightly_etl.load.checkpoint.pairing import Identity, key_cells, pair_rows
+from insightly_etl.load.checkpoint.pairing import (
+    Identity,
+    alike_somewhere,
+    by_record_ids,
+    key_cells,
+    pair_rows,
+)
 from insightly_etl.load.states import UNDONE, UNSETTLED, Action, RowState, UndoState
 
 if TYPE_CHECKING:
@@ -77,6 +83,7 @@ def bind(
     identity: Identity = (),
     naming: Identity = (),
     key: tuple[int, ...] = (),
+    id_key: bool = False,
 ) -> RerunChanges:
     """Tie a new checkpoint to its file and mapping, or carry an existing one over to the
     file and mapping as they are now."""
@@ -100,7 +107,7 @@ def bind(
     undone = _forget_undo(store)  # before rows are renumbered: its journal is by row
     changes = RerunChanges()
     if known != file_sha:
-        changes = _rekey(store, digests, lines, keyed, identity, source, naming, key)
+        changes = _rekey(store, digests, lines, keyed, identity, source, naming, key, id_key)
     else:
         store.rows.register(zip(range(len(lines)), lines, digests, strict=True))
     changes.undone = undone
@@ -169,14 +176,17 @@ def _rekey(
     source: str = "",
     naming: Identity = (),
     key: tuple[int, ...] = (),
+    id_key: bool = False,
 ) -> RerunChanges:
-    """The rows of the file now (`source`), paired with the checkpoint's of its last run."""
+    """The rows of the file now (`source`), paired with the checkpoint's of its last run.
+    `id_key`: the key is the record id."""
     earlier = store.meta("source")
     # the file being imported, and which the checkpoint was of when that is another
     named = source + (f" (the checkpoint is of {earlier})" if earlier and earlier != source else "")
     old = store.db.execute(
         "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
     ).fetchall()
+    line_of = dict(store.db.execute("SELECT row, line FROM rows").fetchall())
     if old and any(d is None for _, d, _, _, _ in old):
         raise CheckpointError(
             f"{store.path} was written by an older version that kept no row fingerprints, "
@@ -186,27 +196,47 @@ def _rekey(
     by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
     digest_of = {row: digest for row, digest, *_ in old}
     pairing = pair_rows(digest_of, digests, identity, naming, key)
+    if id_key and len(key) == 1:
+        written = {r: by_row[r][1] for r in pairing.removed if by_row[r][1] is not None}
+        pairing = by_record_ids(pairing, digests, key[0], written)
     created_gone = [
         r for r in pairing.removed if by_row[r][0] == RowState.DONE and by_row[r][1] is not None
     ]
     # rows with no key to say who they are: all of them without a match key, those whose
-    # key is empty with one (an export's rows added by hand, with no id). New rows beside
-    # vanished ones an earlier run wrote, either side without a key: an edit of one of them
-    # (a key emptied or filled in, beside more edits) cannot be told from a new record
-    new_keyless = [
+    # key is empty with one (an export's rows added by hand, with no id). A new row beside a
+    # vanished one an earlier run wrote or found, either without a key, that shares a name,
+    # an e-mail or a phone with it may be an edit pairing could not tell (a typo fixed): it
+    # would be a second record. One that shares nothing is another person.
+    new_keyless = {
         i for i in pairing.new if not keyed or (key and key_cells(digests[i], key) is None)
-    ]
-    gone_keyless = [
+    }
+    gone_keyless = {
         r for r in created_gone if not keyed or (key and key_cells(digest_of[r], key) is None)
+    }
+    doubtful = [
+        (i, r)
+        for i, r in alike_somewhere(
+            {i: digests[i] for i in pairing.new}, {r: digest_of[r] for r in created_gone}, identity
+        )
+        if i in new_keyless or r in gone_keyless
     ]
-    if pairing.new and created_gone and (new_keyless or gone_keyless):
+    if doubtful:
         without = "without a match key" if not keyed else "with an empty match key"
+        shown = "; ".join(
+            f"line {lines[i]} and the earlier line {line_of[r]}" for i, r in doubtful[:3]
+        )
         raise CheckpointError(
-            f"{named} has {len(pairing.new):,} new row(s) and lost {len(created_gone):,} "
-            f"row(s) whose records an earlier run wrote; {without} an edit cannot be told "
-            "from a new record, and sending them could create a second record",
-            hint="Add a match key (match: {column: …, field: …}) to the mapping, or put "
-            "the lost rows back, or start a separate import with a new --checkpoint.",
+            f"{named}: {len(doubtful):,} new row(s) may be edits of rows of the last run that "
+            f"are gone ({shown}{' …' if len(doubtful) > 3 else ''}); {without} an edit cannot "
+            "be told from a new record, and sending them could create a second record",
+            hint=(
+                "Give those rows their key (the match column, or the record id), or put the "
+                "earlier rows back as they were and make the edit in Insightly."
+                if keyed
+                else "Add a match key (match: {column: Email, field: EMAIL_ADDRESS}) to the "
+                "mapping, or put the earlier rows back as they were and make the edit in "
+                "Insightly."
+            ),
         )
     unsettled = [
         row for row in (*pairing.edited.values(), *pairing.removed) if by_row[row][0] in UNSETTLED
