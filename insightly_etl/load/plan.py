@@ -1314,8 +1314,10 @@ class Planner:
         find, is still the row's: every part of the key it holds is empty, the row's as
         compared or as a spreadsheet re-saved it, or a person's e-mail, name or phone the
         row corrects (the row is the same person by another of them: checkpoint/pairing.py;
-        a fixed e-mail made a second contact). Else the row names another record by its key
-        (an edited external id moves a row on): it is created, the earlier record left be."""
+        a fixed e-mail made a second contact), or another system's id the row corrects while
+        it is the record's person by name and e-mail. Else the row names another record by
+        its key (an edited external id moves a row on): it is created, the earlier record
+        left be."""
         match = self.result.mapping.match
         assert match is not None
         rules = {(r.column, r.field) for r in self.result.rules}
@@ -1339,11 +1341,30 @@ class Planner:
             if spec is not None and artefact(spec, value, held, self.encoding) is not None:
                 continue
             if name not in _PERSONS:
-                return False
+                # another system's id: another record, unless the row is the record's person
+                # by name and e-mail both (a typo in the id fixed made Lea Lutz twice)
+                if not self._one_person(row, record):
+                    return False
+                continue
             corrected.add(name)
         if corrected:
             return self._same_person(row, record, corrected)
         return not self._wholly_renamed(row, record)
+
+    def _agrees(self, values: dict[str, Any], record: Record, group: tuple[str, ...]) -> bool:
+        """Whether every field of `group` is filled in on the row and the record, alike."""
+        for name in group:
+            mine, held = _key_text(values.get(name)), self._held_key(record, name)
+            if not mine or not held or match_text(mine, True) != match_text(held, True):
+                return False
+        return True
+
+    def _one_person(self, row: int, record: Record) -> bool:
+        """Whether the row is the record's person by its whole name and its e-mail."""
+        values = row_values(self.result, row)
+        return self._agrees(values, record, PERSON_NAME) and any(
+            self._agrees(values, record, (e,)) for e in ("EMAIL_ADDRESS", "EMAIL")
+        )
 
     def _not_another_person(
         self, known: dict[int, int], matches: dict[int, list[Record]], plan: Plan
@@ -1386,16 +1407,8 @@ class Planner:
         if set(PERSON_NAME) <= corrected:
             return False  # Bob Eighteen is not Carol Jones, whatever mailbox they share
         values = row_values(self.result, row)
-
-        def agrees(group: tuple[str, ...]) -> bool:
-            for name in group:
-                mine, held = _key_text(values.get(name)), self._held_key(record, name)
-                if not mine or not held or match_text(mine, True) != match_text(held, True):
-                    return False
-            return True
-
         others = (PERSON_NAME, ("EMAIL_ADDRESS",), ("EMAIL",))
-        return any(agrees(g) for g in others if not corrected & set(g))
+        return any(self._agrees(values, record, g) for g in others if not corrected & set(g))
 
     def _ids_in_other_letters(self, rows: list[int]) -> str | None:
         """`External_Id__c '0035g00000Qa1Bc' and '0035g00000QA1bC'`: rows whose keys are ids

@@ -226,14 +226,15 @@ def test_a_row_added_to_an_export_and_corrected_is_never_made_twice(
     assert first.exit_code == 0, first.output
     assert "contacts.csv -> contacts: 1 created, 0 updated, 220 unchanged" in first.stdout
     count = len(sb.account.collections["Contacts"].records)
+    lena = max(sb.account.collections["Contacts"].records)
     file.write_text(text + line.replace("Smiht", "Smith") + "\n", encoding="utf-8")
     again = run(sb, "import", str(file), "--object", "contacts")
     assert again.exit_code == 2, again.output
     last = len(file.read_text(encoding="utf-8").splitlines())  # the added row: the last line
     assert (
         f"contacts.csv: 1 new row(s) may be edits of rows of the last run that are gone (line "
-        f"{last} and the earlier line {last}); with an empty match key an edit cannot be told "
-        "from a new record" in again.stderr
+        f"{last} and the earlier line {last}, record {lena}); with an empty match key an edit "
+        "cannot be told from a new record" in again.stderr
     )
     assert len(sb.account.collections["Contacts"].records) == count
 

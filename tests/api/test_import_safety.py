@@ -334,17 +334,19 @@ async def test_without_a_match_key_a_new_row_like_a_vanished_one_is_refused_not_
         "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
     )
     await run_import(sb, file, mapping)
+    bob = max(sb.account.collections["Contacts"].records)
     file.write_text("Name,Email\nAda,ada@guess.example\nRobert,bob@guess.example\n")
     with pytest.raises(CheckpointError) as caught:
         await run_import(sb, file, mapping)
     assert str(caught.value) == (
         "p.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 3 and "
-        "the earlier line 3); without a match key an edit cannot be told from a new record, "
-        "and sending them could create a second record"
+        f"the earlier line 3, record {bob}); without a match key an edit cannot be told from "
+        "a new record, and sending them could create a second record"
     )
     assert caught.value.hint == (
-        "Add a match key (match: {column: Email, field: EMAIL_ADDRESS}) to the mapping, or put "
-        "the earlier rows back as they were and make the edit in Insightly."
+        "Put the earlier rows back as they were and make the edit in Insightly, or add a "
+        "match key those rows kept unchanged (match: {column: Email, field: EMAIL_ADDRESS}, "
+        "where the e-mail is as it was): a key they changed makes them new records."
     )
     assert puts_and_posts(sb) == (0, 2)  # nothing sent
     other = write(tmp_path, "q.csv", file.read_text())  # another file, the same checkpoint
@@ -405,7 +407,7 @@ async def test_without_a_match_key_a_person_replaced_by_another_sharing_a_phone_
         await run_import(sb, file, mapping)
     assert str(caught.value).startswith(  # they share a phone: maybe Alan's row edited
         "people.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 2 "
-        "and the earlier line 2)"
+        f"and the earlier line 2, record {alan['CONTACT_ID']})"
     )
     assert record(sb, alan["CONTACT_ID"]) == alan
 
@@ -1174,8 +1176,9 @@ async def test_a_row_without_a_key_on_one_side_that_cannot_be_paired_is_refused(
         await run_import(sb, file, file_mapping)
     assert str(info.value).startswith(  # they share a last name: maybe Bob's row edited
         "p.csv: 1 new row(s) may be edits of rows of the last run that are gone (line 3 and "
-        "the earlier line 3); with an empty match key an edit cannot be told from a new record"
+        "the earlier line 3, record "
     )
+    assert "); with an empty match key an edit cannot be told from a new record" in str(info.value)
     assert writes(sb) == before
 
 
@@ -1226,21 +1229,29 @@ async def test_a_keyed_row_whose_record_a_colleague_deleted_is_not_made_again(
     )
 
 
+@pytest.mark.parametrize(
+    ("now", "this_run", "held"),
+    [  # another Emma (her own e-mail) by a key of her own; Emma's id with a typo fixed
+        ("K-9,Emma,Empty,emma.two@x.example", (1, 0), "K-1"),
+        ("K-9,Emma,Empty,emma@x.example", (0, 1), "K-9"),
+    ],
+)
 async def test_a_row_whose_key_names_another_record_moves_on_from_the_one_it_made(
-    make_sandbox, tmp_path: Path
+    make_sandbox, tmp_path: Path, now: str, this_run: tuple[int, int], held: str
 ) -> None:
-    """K-1 made Emma; the row now says K-9, a key of its own that finds nothing: the row is
-    another record by its key, created, and Emma's record is left as it is."""
+    """K-1 made Emma; the row now says K-9, a key that finds nothing: another record by its
+    key, created, Emma's left as it is — unless the row is still Emma by name and e-mail
+    both: then K-1 was a typo, corrected in her record (it made Emma twice)."""
     sb = make_sandbox()
     mapping = write(tmp_path, "m.yaml", BY_EXTERNAL_ID)
     head = "Id,First,Last,Email\n"
     file = write(tmp_path, "p.csv", f"{head}K-1,Emma,Empty,emma@x.example\n")
     made = await made_by(sb, file, mapping)
-    write(tmp_path, "p.csv", f"{head}K-9,Emma,Empty,emma@x.example\n")
+    write(tmp_path, "p.csv", f"{head}{now}\n")
     again = await run_import(sb, file, mapping)
-    assert again.this_run == (1, 0)
-    assert max(sb.account.collections["Contacts"].records) > made
-    assert external_id(sb, made) == "K-1"
+    assert again.this_run == this_run
+    assert (max(sb.account.collections["Contacts"].records) > made) == (this_run == (1, 0))
+    assert external_id(sb, made) == held
 
 
 async def test_a_row_that_updated_one_record_then_another_is_undone_on_each(

@@ -223,19 +223,21 @@ def _rekey(
     if doubtful:
         without = "without a match key" if not keyed else "with an empty match key"
         shown = "; ".join(
-            f"line {lines[i]} and the earlier line {line_of[r]}" for i, r in doubtful[:3]
+            f"line {lines[i]} and the earlier line {line_of[r]}, record {by_row[r][1]}"
+            for i, r in doubtful[:3]
         )
         raise CheckpointError(
             f"{named}: {len(doubtful):,} new row(s) may be edits of rows of the last run that "
             f"are gone ({shown}{' …' if len(doubtful) > 3 else ''}); {without} an edit cannot "
             "be told from a new record, and sending them could create a second record",
             hint=(
-                "Give those rows their key (the match column, or the record id), or put the "
-                "earlier rows back as they were and make the edit in Insightly."
+                "Give those rows their key (the match column, or the record id named), or put "
+                "the earlier rows back as they were and make the edit in Insightly."
                 if keyed
-                else "Add a match key (match: {column: Email, field: EMAIL_ADDRESS}) to the "
-                "mapping, or put the earlier rows back as they were and make the edit in "
-                "Insightly."
+                else "Put the earlier rows back as they were and make the edit in Insightly, "
+                "or add a match key those rows kept unchanged (match: {column: Email, field: "
+                "EMAIL_ADDRESS}, where the e-mail is as it was): a key they changed makes them "
+                "new records."
             ),
         )
     unsettled = [
