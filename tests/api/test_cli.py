@@ -208,6 +208,14 @@ def test_a_match_key_written_from_another_column_is_refused(make_sandbox, tmp_pa
     ]
 
 
+def exported_contacts(sb: Sandbox, folder: Path) -> tuple[Path, str, list[str]]:
+    """An export of the contacts as CSV: the file, its text and its column names."""
+    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(folder)).exit_code == 0
+    file = folder / "contacts.csv"
+    text = file.read_text(encoding="utf-8-sig")
+    return file, text, [h.strip('"') for h in text.splitlines()[0].split(",")]
+
+
 def test_a_row_added_to_an_export_and_corrected_is_never_made_twice(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -215,10 +223,7 @@ def test_a_row_added_to_an_export_and_corrected_is_never_made_twice(
     it has no id to say it is that row, so the run is refused as a file without a key is
     (it made a second Lena)."""
     sb = make_sandbox()
-    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(tmp_path)).exit_code == 0
-    file = tmp_path / "contacts.csv"
-    text = file.read_text(encoding="utf-8-sig")
-    header = [h.strip('"') for h in text.splitlines()[0].split(",")]
+    file, text, header = exported_contacts(sb, tmp_path)
     added = {"FIRST_NAME": "Lena", "LAST_NAME": "Smiht", "EMAIL_ADDRESS": "lena@r.example"}
     line = ",".join(added.get(h, "") for h in header)
     file.write_text(text + line + "\n", encoding="utf-8")
@@ -269,10 +274,7 @@ def test_an_export_made_again_gives_added_rows_their_ids_and_they_stay_theirs(
     carries the id its record was given, and dates and an owner beside it. It is that row
     (it was refused as '1 new row(s) may be edits'), and nothing is sent twice."""
     sb = make_sandbox()
-    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(tmp_path)).exit_code == 0
-    file = tmp_path / "contacts.csv"
-    text = file.read_text(encoding="utf-8-sig")
-    header = [h.strip('"') for h in text.splitlines()[0].split(",")]
+    file, text, header = exported_contacts(sb, tmp_path)
     added = {"FIRST_NAME": "Lena", "LAST_NAME": "Smith", "EMAIL_ADDRESS": "lena@r.example"}
     file.write_text(text + ",".join(added.get(h, "") for h in header) + "\n", encoding="utf-8")
     assert run(sb, "import", str(file), "--object", "contacts").exit_code == 0

@@ -321,19 +321,23 @@ async def test_without_a_match_key_an_edited_row_updates_its_record_even_after_a
     assert third.since_last_run is None and puts_and_posts(sb) == (1, 3)  # nothing more to do
 
 
+async def ada_and_bob_without_a_key(sb: Sandbox, folder: Path) -> tuple[Path, Path]:
+    """Ada and Bob imported by a mapping without a match key: the file and the mapping."""
+    file = write(folder, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
+    mapping = write(
+        folder, "m.yaml", "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
+    )
+    assert (await run_import(sb, file, mapping)).counts.created == 2
+    return file, mapping
+
+
 async def test_without_a_match_key_a_new_row_like_a_vanished_one_is_refused_not_guessed(
     make_sandbox, tmp_path: Path
 ) -> None:
     """Bob's row now says Robert, at Bob's e-mail: an edit of Bob's row (his name fixed), or
     Bob gone and Robert new? Refused, naming both lines, and nothing is sent."""
     sb = make_sandbox()
-    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
-    )
-    await run_import(sb, file, mapping)
+    file, mapping = await ada_and_bob_without_a_key(sb, tmp_path)
     bob = max(sb.account.collections["Contacts"].records)
     file.write_text("Name,Email\nAda,ada@guess.example\nRobert,bob@guess.example\n")
     with pytest.raises(CheckpointError) as caught:
@@ -362,13 +366,7 @@ async def test_without_a_match_key_a_new_person_beside_a_vanished_one_is_created
     """Bob's row deleted and Dee's added in one edit, sharing no name, e-mail or phone: two
     people, so Dee is created and Bob's record left alone (the run was refused)."""
     sb = make_sandbox()
-    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@guess.example\nBob,bob@guess.example\n")
-    mapping = write(
-        tmp_path,
-        "m.yaml",
-        "object: contacts\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n",
-    )
-    await run_import(sb, file, mapping)
+    file, mapping = await ada_and_bob_without_a_key(sb, tmp_path)
     file.write_text("Name,Email\nAda,ada@guess.example\nDee,dee@guess.example\n")
     again = await run_import(sb, file, mapping)
     assert (again.this_run, again.since_last_run) == (
