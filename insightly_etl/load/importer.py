@@ -34,7 +34,7 @@ from insightly_etl.load.checkpoint import (
 from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
-from insightly_etl.load.mapping import Mapping
+from insightly_etl.load.mapping import Mapping, export_key, matched_by_id
 from insightly_etl.load.plan import PERSON_NAME, WHO, Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
@@ -258,10 +258,8 @@ def identity_columns(
         names = set().union(*(by_field.get(f, set()) for f in fields))
         return tuple(i for i, c in enumerate(columns) if c in names)
 
-    pairs = mapping.match.pairs if mapping.match else ()
-    if not pairs and mapping.identity and obj.id_field in columns:
-        pairs = ((obj.id_field, obj.id_field),)  # an export's ids: its key (validate.py)
-    wanted = {column for column, _ in pairs}
+    match = export_key(mapping, columns).match  # an export's ids are its key
+    wanted = {column for column, _ in match.pairs} if match else set()
     key = tuple(i for i, c in enumerate(columns) if c in wanted)
     out = [*(positions(g) for g in groups), key]
     # a name or the record id that differs is another record, where a row has no key to say
@@ -272,14 +270,6 @@ def identity_columns(
         tuple(dict.fromkeys(g for g in names if g)),
         key,
     )
-
-
-def _matched_by_id(table: SourceTable, mapping: Mapping) -> bool:
-    """Whether rows are matched by the record id: the mapping's key, or an export's ids."""
-    obj = get_object(mapping.object)
-    if mapping.match is not None:
-        return all(f == obj.id_field for _, f in mapping.match.pairs)
-    return mapping.identity and obj.id_field in table.columns
 
 
 async def load_file(
@@ -302,6 +292,7 @@ async def load_file(
         else Checkpoint(options.checkpoint_path)
     )
     identity, naming, key = identity_columns(table, mapping)
+    keyed_by = export_key(mapping, table.columns)
     try:
         changes = checkpoint.bind(
             file_sha=sha256_file(options.file),
@@ -310,12 +301,11 @@ async def load_file(
             source=options.file.name,
             digests=row_digests(table.frame, blank=blank_cells),
             lines=table.lines,
-            keyed=mapping.match is not None
-            or (mapping.identity and get_object(mapping.object).id_field in table.columns),
+            keyed=keyed_by.match is not None,
             identity=identity,
             naming=naming,
             key=key,
-            id_key=bool(key) and _matched_by_id(table, mapping),
+            id_key=bool(key) and matched_by_id(keyed_by),
         )
         checkpoint.start_run()
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits

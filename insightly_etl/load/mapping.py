@@ -23,7 +23,8 @@ the fields exist and are writable is checked against the account by `validate.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
@@ -517,6 +518,21 @@ def parse_mapping(
         blank=defaults["blank"],
         artefacts=defaults["artefacts"],
     )
+
+
+def export_key(mapping: Mapping, columns: Iterable[str]) -> Mapping:
+    """The mapping, matched by the record id where it names no key of its own and the file
+    is an export with its ids: such a file updates those records, never duplicates them."""
+    id_field = get_object(mapping.object).id_field
+    if mapping.identity and mapping.match is None and id_field and id_field in columns:
+        return replace(mapping, match=MatchKey(((id_field, id_field),)))
+    return mapping
+
+
+def matched_by_id(mapping: Mapping) -> bool:
+    """Whether the mapping's key is the record's own id (CONTACT_ID)."""
+    obj = get_object(mapping.object)
+    return mapping.match is not None and all(f == obj.id_field for _, f in mapping.match.pairs)
 
 
 def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:

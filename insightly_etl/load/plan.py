@@ -45,6 +45,7 @@ from insightly_etl.load.identity import (
     match_text,
     shared_in_file,
 )
+from insightly_etl.load.mapping import matched_by_id
 from insightly_etl.load.spreadsheet import (
     LOST,
     SCIENTIFIC,
@@ -692,7 +693,9 @@ class Planner:
                             conflicts=self.field_conflicts.get(r, _EMPTY),
                         )
                     )
-            elif (given_id := self.written_key(r)) is not None and self._by_record_id():
+            elif (given_id := self.written_key(r)) is not None and matched_by_id(
+                self.result.mapping
+            ):
                 # a record id names one record: none is made in its place (an export's row of
                 # a record deleted since, or an id of another account, made one each run)
                 plan.failed[r] = (
@@ -951,11 +954,6 @@ class Planner:
                             f"{unit}s {where} share {label} with different values; none is sent "
                             "(fix the file, or choose with --on-duplicate first|last)"
                         )
-
-    def _by_record_id(self) -> bool:
-        """Whether the match key is the record's own id (CONTACT_ID)."""
-        match = self.result.mapping.match
-        return match is not None and all(f == self.obj.id_field for _, f in match.pairs)
 
     def _one_row_a_record(
         self, rows: list[int], lines: list[int], matches: dict[int, list[Record]], plan: Plan
@@ -1373,7 +1371,7 @@ class Planner:
         in an earlier run, a record of another person by name: failed, never written over (a
         CONTACT_ID mistyped in an export made Eve Evans Sophia Sorel). An e-mail or external
         id moved to another record is that record's, as an upsert has it."""
-        if not self._by_record_id():
+        if not matched_by_id(self.result.mapping):
             return
         for r, rid in known.items():
             found = matches.get(r) or []

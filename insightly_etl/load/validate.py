@@ -51,7 +51,7 @@ from insightly_etl.load.fields import (
     suggest,
     suggest_field,
 )
-from insightly_etl.load.mapping import ColumnRule, Mapping, MatchKey
+from insightly_etl.load.mapping import ColumnRule, Mapping, export_key
 from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
 from insightly_etl.load.spreadsheet import (
     ambiguous_slash,
@@ -1185,9 +1185,7 @@ def validate_table(
     """`first_is_day`: how slash dates read, as decided on the file's first block (ABSENT:
     from the mapping, else from this table)."""
     obj = get_object(mapping.object)
-    if mapping.identity and mapping.match is None and obj.id_field in table.columns:
-        # a file with the record ids (an export) updates those records, never duplicates them
-        mapping = replace(mapping, match=MatchKey(((obj.id_field, obj.id_field),)))
+    mapping = export_key(mapping, table.columns)
     if (
         mapping.identity
         and obj.id_field
