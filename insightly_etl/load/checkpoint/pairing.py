@@ -44,6 +44,12 @@ def row_digests(frame: Any, blank: Callable[[Any], Any] | None = None) -> list[s
     )
 
 
+def _cell(digest: str, column: int) -> str:
+    """The fingerprint of cell `column` in a row digest."""
+    at = CELL_HEX * (column + 1)
+    return digest[at : at + CELL_HEX]
+
+
 def _cell_hex(text: str) -> str:
     import numpy as np
     import pandas as pd
@@ -74,29 +80,25 @@ def likeness(
     if key and (key_cells(a, key) is not None or key_cells(b, key) is not None):
         naming = ()
 
-    def cell(digest: str, column: int) -> str:
-        at = CELL_HEX * (column + 1)
-        return digest[at : at + CELL_HEX]
-
     columns = range(len(a) // CELL_HEX - 1)
 
     def agrees(group: tuple[int, ...]) -> bool:
         cells = [c for c in group if c in columns]
         return (
             bool(cells)
-            and all(cell(a, c) == cell(b, c) for c in cells)
-            and any(cell(a, c) not in EMPTY for c in cells)
+            and all(_cell(a, c) == _cell(b, c) for c in cells)
+            and any(_cell(a, c) not in EMPTY for c in cells)
         )
 
     if identity and not any(agrees(group) for group in identity):
         return 0
     for group in naming:
         cells = [c for c in group if c in columns]
-        filled = all(any(cell(d, c) not in EMPTY for c in cells) for d in (a, b))
-        if filled and any(cell(a, c) != cell(b, c) for c in cells):
+        filled = all(any(_cell(d, c) not in EMPTY for c in cells) for d in (a, b))
+        if filled and any(_cell(a, c) != _cell(b, c) for c in cells):
             return 0
-    compared = [c for c in columns if cell(a, c) not in EMPTY or cell(b, c) not in EMPTY]
-    same = sum(cell(a, c) == cell(b, c) for c in compared)
+    compared = [c for c in columns if _cell(a, c) not in EMPTY or _cell(b, c) not in EMPTY]
+    same = sum(_cell(a, c) == _cell(b, c) for c in compared)
     return same if same > 0 and 2 * same >= len(compared) else 0
 
 
@@ -111,18 +113,15 @@ def alike_somewhere(
     if not columns:
         return [(i, r) for i in new for r in gone]
 
-    def cell(digest: str, c: int) -> str:
-        return digest[CELL_HEX * (c + 1) : CELL_HEX * (c + 2)]
-
     index: dict[tuple[int, str], list[int]] = {}
     for r, digest in gone.items():
         for c in columns:
-            if (hexed := cell(digest, c)) and hexed not in EMPTY:
+            if (hexed := _cell(digest, c)) and hexed not in EMPTY:
                 index.setdefault((c, hexed), []).append(r)
     pairs: dict[tuple[int, int], None] = {}
     for i, digest in new.items():
         for c in columns:
-            if (hexed := cell(digest, c)) and hexed not in EMPTY:
+            if (hexed := _cell(digest, c)) and hexed not in EMPTY:
                 pairs.update(((i, r), None) for r in index.get((c, hexed), ()))
     return list(pairs)
 
@@ -137,7 +136,7 @@ class Pairing:
 
 def key_cells(digest: str, key: tuple[int, ...]) -> tuple[str, ...] | None:
     """The fingerprints of a row's match key cells (None: a part of it is empty)."""
-    cells = tuple(digest[CELL_HEX * (c + 1) : CELL_HEX * (c + 2)] for c in key)
+    cells = tuple(_cell(digest, c) for c in key)
     return None if any(c in EMPTY or not c for c in cells) else cells
 
 
@@ -211,10 +210,7 @@ def by_record_ids(
     wrote: that row, edited (an export made again after rows were added by hand without an
     id carries their ids, and new dates and owners beside them)."""
     wanted = {_cell_hex(str(rid)): row for row, rid in record_ids.items()}
-    at = CELL_HEX * (column + 1)
-    found = {
-        i: wanted[cell] for i in pairing.new if (cell := digests[i][at : at + CELL_HEX]) in wanted
-    }
+    found = {i: wanted[cell] for i in pairing.new if (cell := _cell(digests[i], column)) in wanted}
     if not found:
         return pairing
     taken = set(found.values())

@@ -184,17 +184,17 @@ def _rekey(
     # the file being imported, and which the checkpoint was of when that is another
     named = source + (f" (the checkpoint is of {earlier})" if earlier and earlier != source else "")
     old = store.db.execute(
-        "SELECT row, digest, state, record_id, action FROM rows ORDER BY row"
+        "SELECT row, digest, state, record_id, action, line FROM rows ORDER BY row"
     ).fetchall()
-    line_of = dict(store.db.execute("SELECT row, line FROM rows").fetchall())
-    if old and any(d is None for _, d, _, _, _ in old):
+    if old and any(d is None for _, d, *_ in old):
         raise CheckpointError(
             f"{store.path} was written by an older version that kept no row fingerprints, "
             f"and {named} changed since",
             hint="Resume with the file as it was, or start afresh with a new --checkpoint.",
         )
-    by_row = {row: (state, rid, action) for row, _, state, rid, action in old}
+    by_row = {row: (state, rid, action) for row, _, state, rid, action, _ in old}
     digest_of = {row: digest for row, digest, *_ in old}
+    line_of = {row: line for row, *_, line in old}
     pairing = pair_rows(digest_of, digests, identity, naming, key)
     if id_key and len(key) == 1:
         written = {r: by_row[r][1] for r in pairing.removed if by_row[r][1] is not None}
