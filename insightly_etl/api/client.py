@@ -805,9 +805,8 @@ class _Seams:
         self, client: InsightlyClient, path: str, key: str | None, listed: Listed | None = None
     ) -> None:
         self.client, self.path, self.key = client, path, key
-        self.listed = listed
+        self.listed = listed if listed is not None else Listed()  # the last count answered
         self.order: dict[Any, int] = {}
-        self.latest: int = 0  # the last X-Total-Count answered
         self.rereads = 0
         self.widen = 1  # doubled after each page that did not join, halved after CALM that did
         self.calm = 0  # pages that joined since the last that did not
@@ -826,9 +825,12 @@ class _Seams:
 
     def counted(self, total: int | None) -> None:
         if total is not None:
-            self.latest = total
-            if self.listed is not None:
-                self.listed.count = total
+            self.listed.count = total
+
+    @property
+    def latest(self) -> int:
+        """The last X-Total-Count answered (0: none yet)."""
+        return self.listed.count or 0
 
     def short(self) -> bool:
         """Fewer records read than the last count: some may lie past the end read."""
