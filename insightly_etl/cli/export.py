@@ -131,6 +131,12 @@ from insightly_etl.cli.common import (
     help="With --accounts: only this entry (repeatable), e.g. one task per account in an "
     "orchestrator.",
 )
+@click.option(
+    "--overwrite-edited",
+    is_flag=True,
+    help="Write over a CSV or XLSX in --out that was changed since the export wrote it (by "
+    "default such a run is refused, so edits not yet imported are not lost).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, no summary.")
 @api_options
 @click.pass_obj
@@ -151,6 +157,7 @@ def export(
     files_dir: Path | str | None,
     accounts_file: Path | None,
     account_names: tuple[str, ...],
+    overwrite_edited: bool,
     quiet: bool,
     api: ApiOptions,
 ) -> None:
@@ -207,6 +214,7 @@ def export(
         "table_format": table_format,
         "detect_deletes": detect_deletes,
         "with_": subs,
+        "overwrite_edited": overwrite_edited,
     }
     if accounts_file is not None:
         if isinstance(out_dir, str) or files_dir is not None or api.use_sandbox:

@@ -167,6 +167,9 @@ class ExportOptions:
     location: str | None = None  # what out_dir stages, in messages: an object storage URI
     # object storage: the account partitions at the location (not staged: not seen locally)
     partitions_beside: tuple[str, ...] = ()
+    # a CSV or XLSX changed since this tool wrote it (edited in a spreadsheet): written over
+    # only when asked; otherwise the run is refused before it writes anything
+    overwrite_edited: bool = False
 
     @property
     def shown(self) -> str:
@@ -382,6 +385,7 @@ class Exporter:
         where = opts.location and opts.location.rstrip("/")
         shown = f"{where}/{self.out_dir.name}" if where and opts.account_partition else where
         self.manifest["objects"] = read_manifest(self.out_dir, shown)["objects"]
+        self._refuse_edited(names)
         for folder in self._own_folders():  # a killed run's leftovers
             remove_partials(folder)
         self._save_manifest()  # the folder is this tool's from now on, before any table
@@ -437,6 +441,32 @@ class Exporter:
                 f"{taken[0]} is there already, and {self.options.shown} has no "
                 f"{MANIFEST} of this tool's: it is another program's, and is not overwritten",
                 hint="Export into a new or empty folder, or move the file away.",
+            )
+
+    def _refuse_edited(self, names: list[str]) -> None:
+        """A CSV or XLSX this run would write that was changed since this tool wrote it: a
+        person's edits (the round trip through a spreadsheet), which an export would replace
+        with Insightly's values, and its `_base` with them. Refused before anything is
+        written, unless --overwrite-edited. Files written before the manifest recorded their
+        fingerprint are not checked (nothing to compare with)."""
+        if self.options.overwrite_edited:
+            return
+        for name in names:
+            entry = self.manifest["objects"].get(name) or {}
+            written, file = entry.get("written"), entry.get("file")
+            if not isinstance(written, dict) or not isinstance(file, str):
+                continue
+            path = self.out_dir / file
+            if not path.is_file() or path.is_symlink() or not _edited(path, written):
+                continue
+            when = str(entry.get("exported_utc") or "")[:16].replace("T", " ")
+            shown = f"{self.options.shown.rstrip('/')}/{file}"
+            raise InputError(
+                f"{shown} was changed since the export of {when} UTC wrote it (edited and "
+                "saved in a spreadsheet?): this export would write Insightly's values over "
+                "the edits",
+                hint=f"Import the edited file first (insightly-etl import {shown} --object "
+                f"{name}), or move it out of the folder; --overwrite-edited writes over it.",
             )
 
     def _lake_changes(self) -> bool:
@@ -1233,6 +1263,9 @@ class Exporter:
         }
         if outcome.name in self.custom_objects:
             self.manifest["objects"][outcome.name]["definition"] = self.custom_objects[outcome.name]
+        path = self.out_dir / outcome.file
+        if self.table_fmt in ("csv", "xlsx") and path.is_file():  # a person may edit it
+            self.manifest["objects"][outcome.name]["written"] = _fingerprint(path)
         self._save_manifest()
 
     def _save_manifest(self) -> None:
@@ -1243,6 +1276,24 @@ class Exporter:
             "remaining": self.client.quota.remaining,
         }
         write_json_atomic(self.out_dir / MANIFEST, self.manifest)
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """What a file was when this tool wrote it: its size and time (the quick check) and a
+    digest of its bytes (a copied folder has new times and the same bytes)."""
+    stat = path.stat()
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "blake2b").hexdigest()
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest}
+
+
+def _edited(path: Path, written: dict[str, Any]) -> bool:
+    """Whether the file is no longer the one this tool wrote (`_fingerprint`)."""
+    stat = path.stat()
+    if stat.st_size == written.get("bytes") and stat.st_mtime_ns == written.get("mtime_ns"):
+        return False
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest() != written.get("blake2b")
 
 
 def _one_by_one(obj: ObjectType) -> bool:

@@ -4,6 +4,8 @@ transport (no socket, no subprocess). Exact messages and exit codes."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -462,6 +464,45 @@ def test_another_programs_file_in_a_folder_without_a_manifest_is_not_overwritten
     assert other.exit_code == 2
     assert "_manifest.json is not an export manifest" in other.stderr
     assert (tmp_path / "contacts.parquet").read_text() == "NOT OURS"
+
+
+def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The round trip's file edited in place, then the folder exported again (a refresh, a
+    pipeline's next run): the edits not yet imported would be replaced by Insightly's values,
+    and `_base` with them. Refused before anything is written; a copy of the folder (new
+    times, same bytes) and an untouched file are exported over as before."""
+    sb = make_sandbox()
+    folder = tmp_path / "out"
+    file, text, _ = exported_contacts(sb, folder)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)  # new times, the same bytes: no edit
+    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(copy)).exit_code == 0
+    assert run(sb, "export", "contacts", "--format", "csv", "--out", str(folder)).exit_code == 0
+    first, rest = text.split("\n", 1)
+    edited = first + "\n" + rest.replace(",", ",X", 1)  # a cell of the first record
+    file.write_text(edited, encoding="utf-8-sig")
+    base = (folder / "_base" / "contacts.parquet").read_bytes()
+    when = json.loads((folder / "_manifest.json").read_text())["objects"]["contacts"]
+    shown = when["exported_utc"][:16].replace("T", " ")
+    result = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: {file} was changed since the export of {shown} UTC wrote it (edited and saved "
+        "in a spreadsheet?): this export would write Insightly's values over the edits",
+        f"Hint: Import the edited file first (insightly-etl import {file} --object contacts), "
+        "or move it out of the folder; --overwrite-edited writes over it.",
+    ]
+    assert file.read_text(encoding="utf-8-sig") == edited
+    assert (folder / "_base" / "contacts.parquet").read_bytes() == base
+    # another object's export into the folder leaves the edited file alone, and is not refused
+    assert run(sb, "export", "countries", "--format", "csv", "--out", str(folder)).exit_code == 0
+    told = run(
+        sb, "export", "contacts", "--format", "csv", "--out", str(folder), "--overwrite-edited"
+    )
+    assert told.exit_code == 0, told.output
+    assert file.read_text(encoding="utf-8-sig") == text
 
 
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
