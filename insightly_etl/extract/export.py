@@ -1263,8 +1263,8 @@ class Exporter:
         }
         if outcome.name in self.custom_objects:
             self.manifest["objects"][outcome.name]["definition"] = self.custom_objects[outcome.name]
-        path = self.out_dir / outcome.file
-        if self.table_fmt in ("csv", "xlsx") and path.is_file():  # a person may edit it
+        path = self.out_dir / outcome.file if outcome.file else None
+        if self.table_fmt in ("csv", "xlsx") and path and path.is_file():  # a person may edit it
             self.manifest["objects"][outcome.name]["written"] = _fingerprint(path)
         self._save_manifest()
 
