@@ -46,10 +46,12 @@ from insightly_etl.load.identity import (
     shared_in_file,
 )
 from insightly_etl.load.mapping import matched_by_id
+from insightly_etl.load.readers import XLSX_MAX_CELL
 from insightly_etl.load.spreadsheet import (
     LOST,
     SCIENTIFIC,
     artefact,
+    cut_to_a_cell,
     read_instant,
     single_byte,
 )
@@ -667,6 +669,9 @@ class Planner:
                 else:
                     kept = Artefacts(self.encoding, self.send_artefacts)
                     body, before_image, after_image = self.diff(r, record, kept)
+                    if cut := self._cut_text(record, after_image):
+                        plan.failed[r] = cut
+                        continue
                     if self.file_updated is not None:
                         self._count_not_sent(r, record, plan)
                     merged = self.base_of(r, rid) is not None  # field by field, not the row
@@ -1155,6 +1160,23 @@ class Planner:
                 continue
             counts = plan.not_sent.setdefault(rule.field, {})
             counts[what] = counts.get(what, 0) + 1
+
+    def _cut_text(self, record: Record, changes: dict[str, Any]) -> str | None:
+        """A long text (a note's body) that went through a spreadsheet, which keeps only the
+        first XLSX_MAX_CELL characters of a cell, and was edited there: sent, it would cut
+        off the rest in Insightly. The row fails, naming the field; the cut alone is an
+        artefact (kept)."""
+        for name, new in changes.items():
+            spec = self.specs.get(name)
+            old = current_value(record, spec) if spec is not None else None
+            if isinstance(new, str) and isinstance(old, str) and cut_to_a_cell(new, old):
+                return (
+                    f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell "
+                    f"only the first {XLSX_MAX_CELL:,}: the edit of that cut would lose the "
+                    "rest. Make it in Insightly, or in the CSV or Parquet export without "
+                    "opening it in a spreadsheet"
+                )
+        return None
 
     def _lost_characters(self, values: dict[str, Any]) -> str | None:
         """A new record whose name, e-mail or match key has a `?` inside a word may be an

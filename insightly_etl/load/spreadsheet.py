@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
+from insightly_etl.load.readers import XLSX_MAX_CELL
 
 _SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:[\s,]|$)")
 # a cell that is a date and nothing else (free text that mentions one is no evidence)
@@ -270,6 +271,27 @@ def _kept_as_number(old: str) -> set[str]:
     return {f"{v:f}" for v in (cut, fifteen, *(Decimal(float(v)) for v in (fifteen, value)))}
 
 
+def _as_cell(text: str) -> str:
+    """A text as a cell holds it: line breaks as LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def cut_to_a_cell(new: str, old: str) -> str | None:
+    """A text longer than a cell holds, in a file that went through a spreadsheet (our XLSX
+    export cuts it there, and so do Excel and Calc opening a CSV): `cut` when the file has
+    just its first XLSX_MAX_CELL characters; `edited` when it has them with an edit before
+    the end (the cell full, or ending as the cut does), which sent would lose the rest; None
+    when the text is no cut of `old`."""
+    if len(old) <= XLSX_MAX_CELL or len(new) > XLSX_MAX_CELL:
+        return None
+    cuts = {old[:XLSX_MAX_CELL], _as_cell(old[:XLSX_MAX_CELL]), _as_cell(old)[:XLSX_MAX_CELL]}
+    if new in cuts:
+        return "cut"
+    if len(new) == XLSX_MAX_CELL or any(new.endswith(cut[-100:]) for cut in cuts):
+        return "edited"
+    return None
+
+
 def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
     """Why a text value differs only as a spreadsheet re-saves it, or None. Each rule goes
     one way, the way a program changes a value: zeros are dropped, never added; digits are
@@ -284,7 +306,9 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"
     if new in ("TRUE", "FALSE") and old.upper() == new:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
-    if "\r" in old and new == old.replace("\r\n", "\n").replace("\r", "\n"):
+    if cut_to_a_cell(new, old) == "cut":
+        return f"cut at the {XLSX_MAX_CELL:,} characters a cell holds"
+    if "\r" in old and new == _as_cell(old):
         # a cell keeps a line break as LF (Alt+Enter); XML, so every workbook, reads CR LF so
         return "line breaks written as LF, not CR LF"
     a, b = _plain_decimal(new), _plain_decimal(old)

@@ -794,3 +794,44 @@ def test_an_export_of_a_custom_object_imported_as_contacts_is_named_as_such(
     assert "Hint: Import it with --object and the custom object's API name (Site__c)." in (
         result.stderr
     )
+
+
+def test_a_text_longer_than_a_cell_is_never_cut_in_insightly(tmp_path: Path) -> None:
+    """A note of 44,010 characters through a workbook, which keeps 32,767 of them: the cut
+    alone is an artefact (it was sent, and cut the note in Insightly); an edit of the cut fails
+    its row, naming the field, while another row's edit goes through."""
+    import openpyxl
+
+    sb = corpus_sandbox()
+    notes = sb.account.collections["Notes"]
+    first, second = sorted(notes.records)[:2]
+    count = len(notes.records)
+    body = "<p>Meeting\r\n" + "x" * 43_991 + "END</p>"  # 44,010
+    notes.put({**notes.records[first], "BODY": body})
+    out = tmp_path / "out"
+    assert run(sb, "export", "notes", "--format", "xlsx", "--out", str(out)).exit_code == 0
+    file = out / "notes.xlsx"
+    result = run(sb, "import", str(file), "--object", "notes", "--dry-run")
+    assert f"Plan: 0 to create, 0 to update, {count} unchanged" in result.stderr, result.output
+    assert artefact_lines(result.stderr) == ["  BODY: 1 (cut at the 32,767 characters a cell holds)"]
+    book = openpyxl.load_workbook(file)
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        cell = row[header.index("BODY")]
+        if row[0].value == first:
+            cell.value = "<p>Meeting moved" + cell.value[10:]  # the cut, edited at its start
+        elif row[0].value == second:
+            cell.value = "Agenda agreed"
+    book.save(file)
+    result = run(sb, "import", str(file), "--object", "notes")
+    assert result.exit_code == 1, result.output
+    assert f"notes.xlsx -> notes: 0 created, 1 updated, {count - 2} unchanged" in result.stdout
+    assert notes.records[first]["BODY"] == body
+    assert notes.records[second]["BODY"] == "Agenda agreed"
+    errors = (out / "notes.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "BODY: Insightly holds 44,010 characters, and a spreadsheet cell only the first 32,767: "
+        "the edit of that cut would lose the rest. Make it in Insightly, or in the CSV or "
+        "Parquet export without opening it in a spreadsheet" in errors
+    )
