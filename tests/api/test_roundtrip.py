@@ -813,7 +813,9 @@ def test_a_text_longer_than_a_cell_is_never_cut_in_insightly(tmp_path: Path) -> 
     file = out / "notes.xlsx"
     result = run(sb, "import", str(file), "--object", "notes", "--dry-run")
     assert f"Plan: 0 to create, 0 to update, {count} unchanged" in result.stderr, result.output
-    assert artefact_lines(result.stderr) == ["  BODY: 1 (cut at the 32,767 characters a cell holds)"]
+    assert artefact_lines(result.stderr) == [
+        "  BODY: 1 (cut at the 32,767 characters a cell holds)"
+    ]
     book = openpyxl.load_workbook(file)
     sheet = book.active
     header = [c.value for c in sheet[1]]
