@@ -386,6 +386,7 @@ class Exporter:
         shown = f"{where}/{self.out_dir.name}" if where and opts.account_partition else where
         self.manifest["objects"] = read_manifest(self.out_dir, shown)["objects"]
         self._refuse_edited(names)
+        self._refuse_brief_over_full(names)
         for folder in self._own_folders():  # a killed run's leftovers
             remove_partials(folder)
         self._save_manifest()  # the folder is this tool's from now on, before any table
@@ -407,10 +408,8 @@ class Exporter:
                 outcome = await self._export_definitions()
             elif name == CUSTOM_OBJECTS:
                 outcome = self._export_custom_objects()
-            elif name in self.custom_objects:
-                outcome = await self._export_object(custom_object(name))
             else:
-                outcome = await self._export_object(OBJECTS[name])
+                outcome = await self._export_object(self._type_of(name))
             outcome.requests = meter.requests
             self.result.objects.append(outcome)
             self._record(outcome)
@@ -468,6 +467,33 @@ class Exporter:
                 hint=f"Import the edited file first (insightly-etl import {shown} --object "
                 f"{name}), or move it out of the folder; --overwrite-edited writes over it.",
             )
+
+    def _type_of(self, name: str) -> ObjectType:
+        return custom_object(name) if name in self.custom_objects else OBJECTS[name]
+
+    def _brief(self, obj: ObjectType) -> bool:
+        """Whether this run reads `obj` without nested arrays and custom fields."""
+        return self.options.brief and obj.brief
+
+    def _refuse_brief_over_full(self, names: list[str]) -> None:
+        """--brief changes merged into a file exported without it would drop the custom
+        fields and nested lists (tags, links, dates) of every record, changed or not: refused
+        before anything is written."""
+        if not (self.options.incremental or self.options.since):
+            return
+        for name in names:
+            if name in (CUSTOM_FIELDS, CUSTOM_OBJECTS):
+                continue
+            entry = self.manifest["objects"].get(name) or {}
+            obj = self._type_of(name)
+            if self._brief(obj) and entry and not entry.get("brief") and _exists(self._path(name)):
+                raise InputError(
+                    f"{self.options.shown.rstrip('/')}/{entry.get('file') or name} was exported "
+                    "with custom fields and nested lists: merging --brief changes into it would "
+                    "drop them from every record",
+                    hint="Leave out --brief, or export with --brief in full (without "
+                    "--incremental) or into another folder.",
+                )
 
     def _lake_changes(self) -> bool:
         """Change files are written: the lake layout in Parquet (a Delta table keeps its
@@ -633,7 +659,7 @@ class Exporter:
 
     # ---------------------------------------------------------------- objects
     async def _export_object(self, obj: ObjectType) -> ObjectResult:
-        brief = self.options.brief and obj.brief
+        brief = self._brief(obj)
         if obj.has_custom_fields and not brief:
             self._definitions(obj)  # on its way beside the first page
         path = self._path(obj.name)
@@ -659,6 +685,12 @@ class Exporter:
         mark = entry.get("high_water_mark")
         if not mark or not _exists(self._path(obj.name)):
             return None  # no earlier export of this object: a full one
+        if entry.get("brief") and not self._brief(obj):
+            self.result.warnings.append(
+                f"{obj.name}: the file was exported with --brief (no custom fields or nested "
+                "lists); exported in full this time"
+            )
+            return None
         if partial := entry.get("partial_since"):
             self.result.warnings.append(
                 f"{obj.name}: the file holds only the records changed since "
@@ -1257,6 +1289,8 @@ class Exporter:
             "high_water_mark": outcome.high_water_mark,
             **({"partial_since": outcome.partial_since} if outcome.partial_since else {}),
             "requests": outcome.requests,
+            "brief": outcome.name not in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
+            and self._brief(self._type_of(outcome.name)),
             "exported_utc": utc_now(),
             "schema": describe(schema),
             "custom_field_definitions": self.definitions.get(outcome.name, []),

@@ -505,6 +505,39 @@ def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
     assert file.read_text(encoding="utf-8-sig") == text
 
 
+def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_path: Path) -> None:
+    """`--incremental --brief` over a file exported without --brief dropped the custom fields,
+    tags and links of every record (39 of 53 columns left, links.parquet emptied): refused.
+    The other way, a brief file is exported in full once, with a warning."""
+    import pyarrow.parquet as pq
+
+    sb = make_sandbox()
+    full, brief = tmp_path / "full", tmp_path / "brief"
+    assert run(sb, "export", "contacts", "--out", str(full), "-q").exit_code == 0
+    columns = pq.read_schema(full / "contacts.parquet").names
+    assert "TAGS" in columns
+    result = run(sb, "export", "contacts", "--out", str(full), "--incremental", "--brief")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: {full}/contacts.parquet was exported with custom fields and nested lists: "
+        "merging --brief changes into it would drop them from every record",
+        "Hint: Leave out --brief, or export with --brief in full (without --incremental) or "
+        "into another folder.",
+    ]
+    assert pq.read_schema(full / "contacts.parquet").names == columns
+    assert run(sb, "export", "contacts", "--out", str(brief), "--brief", "-q").exit_code == 0
+    assert "TAGS" not in pq.read_schema(brief / "contacts.parquet").names
+    again = run(sb, "export", "contacts", "--out", str(brief), "--incremental", "--brief")
+    assert again.exit_code == 0, again.output  # brief over brief: merged as before
+    result = run(sb, "export", "contacts", "--out", str(brief), "--incremental")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: contacts: the file was exported with --brief (no custom fields or nested "
+        "lists); exported in full this time" in result.stderr
+    )
+    assert pq.read_schema(brief / "contacts.parquet").names == columns
+
+
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
     make_sandbox, tmp_path: Path
 ) -> None:
