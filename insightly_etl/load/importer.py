@@ -481,6 +481,7 @@ class _Run:
             on_duplicate=options.on_duplicate,
             on_conflict=options.on_conflict,
             base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
+            last_write=self.checkpoint.rows.last_write,
         )
 
     async def reconcile(self, executor: Executor, validated: Validated) -> list[int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -539,6 +540,11 @@ def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
     return f"{was!r} -> {now!r}" if was and now and was.casefold() != now.casefold() else None
 
 
+# (row, record id) -> the record's DATE_UPDATED_UTC as this import's last write to it left it,
+# and each field it changed with the value written (checkpoint/rows.py RowJournal.last_write)
+LastWrite = Callable[[int, int], tuple[str | None, dict[str, Any]]]
+
+
 class Planner:
     def __init__(
         self,
@@ -552,9 +558,12 @@ class Planner:
         on_conflict: OnConflict = "skip",
         on_duplicate_email: OnDuplicateEmail = "warn",
         base: dict[int, dict[str, Any]] | None = None,
+        last_write: LastWrite | None = None,
     ) -> None:
         self.client = client
         self.base = base  # record id -> its fields as exported (load/base.py)
+        # (row, record id) -> what this import's earlier runs wrote to it (the checkpoint)
+        self.last_write = last_write
         self._bases: dict[tuple[int, int], dict[str, Any] | None] = {}  # (row, id) -> its base
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
@@ -1015,13 +1024,34 @@ class Planner:
         if now is None:
             return None
         later = now.replace(second=0) > copied if not seconds else now > copied
-        if not later:
+        if not later or self._ours_last(row, record):
             return None
         shown = copied.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
         return (
             f"conflict: record {rid} changed in Insightly at {now:%Y-%m-%d %H:%M:%S} UTC, after "
             f"this file's copy ({shown} UTC); not overwritten ({', '.join(sorted(changes))}). "
             "Re-export it, or use --on-conflict overwrite"
+        )
+
+    def _ours_last(self, row: int, record: Record) -> bool:
+        """Whether the record's last change is this import's own write for this row (its
+        DATE_UPDATED_UTC is the one that write left, its fields what it wrote): a typo fixed
+        in the file and run again is no conflict with the run that sent the typo."""
+        rid = record_id(record, self.obj.id_field or "")
+        if self.last_write is None or rid is None:
+            return False
+        stamp, ours = self.last_write(row, rid)
+        left, now = iso_instant(stamp), iso_instant(record.get("DATE_UPDATED_UTC"))
+        # and the fields it wrote hold what it wrote: the time has whole seconds, and an edit
+        # in the second of ours would share it
+        return (
+            left is not None
+            and left == now
+            and all(
+                same_value(spec, current_value(record, spec), value)
+                for name, value in ours.items()
+                if (spec := self.specs.get(name)) is not None
+            )
         )
 
     def diff(
@@ -1095,9 +1125,13 @@ class Planner:
         overwrite (then the person's value wins, for that field only)."""
         out: dict[str, Any] = {}
         conflicts: dict[str, tuple[Any, Any, Any]] = {}
+        rid = record_id(record, self.obj.id_field or "")
+        _, ours = self.last_write(row, rid) if self.last_write and rid is not None else (None, {})
         for name, new in values.items():
             spec = self.specs[name]
             was = self._base_value(base, spec)
+            if name in ours and same_value(spec, current_value(record, spec), ours[name]):
+                was = ours[name]  # Insightly has what this import wrote: the person's value
             if same_value(spec, new, was):
                 continue  # the person did not change it: whatever Insightly has now stays
             why = (

@@ -837,3 +837,43 @@ def test_a_text_longer_than_a_cell_is_never_cut_in_insightly(tmp_path: Path) -> 
         "the edit of that cut would lose the rest. Make it in Insightly, or in the CSV or "
         "Parquet export without opening it in a spreadsheet" in errors
     )
+
+
+def retyped(file: Path, rid: int, name: str, value: str) -> None:
+    """The file edited again, as a program saves it."""
+    import csv
+
+    with file.open(encoding="utf-8-sig", newline="") as source:
+        rows = list(csv.reader(source))
+    for row in rows[1:]:
+        if row[0] == str(rid):
+            row[rows[0].index(name)] = value
+    with file.open("w", encoding="utf-8-sig", newline="") as target:
+        csv.writer(target, lineterminator="\r\n").writerows(rows)
+
+
+@pytest.mark.parametrize("beside_its_export", [True, False])
+def test_a_typo_fixed_and_run_again_is_no_conflict_with_the_run_that_sent_it(
+    beside_its_export: bool, tmp_path: Path
+) -> None:
+    """`Hed of Sales` sent, then corrected in the file and run again: Insightly's value is
+    this import's own write, so the fix is sent (it was refused as a conflict: 'changed in
+    Insightly since the export'). A colleague's edit after that write still is one."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"].records
+    file = edited_export(sb, tmp_path, {2003: {"TITLE": "Hed of Sales"}})
+    if not beside_its_export:  # no _base: the row's DATE_UPDATED_UTC is the copy's time
+        file = Path(shutil.copy(file, tmp_path / "contacts.csv"))
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 0, result.output
+    assert contacts[2003]["TITLE"] == "Hed of Sales"
+    retyped(file, 2003, "TITLE", "Head of Sales")
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 0, result.output
+    assert "contacts: 0 created, 1 updated" in result.stdout, result.output
+    assert contacts[2003]["TITLE"] == "Head of Sales"
+    sb.account.collections["Contacts"].put({**contacts[2003], "TITLE": "Chief of Sales"})
+    retyped(file, 2003, "TITLE", "Head of Sales EMEA")
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 1, result.output
+    assert contacts[2003]["TITLE"] == "Chief of Sales"

@@ -442,6 +442,17 @@ class RowJournal:
         )
         return _folded(cur).get(row, [])
 
+    def last_write(self, row: int, record_id: int) -> tuple[str | None, dict[str, Any]]:
+        """What earlier runs wrote to the row's record: its DATE_UPDATED_UTC as the last write
+        left it, and each field an update changed, with the value written (planning tells
+        this import's own writes from a colleague's edits by them)."""
+        got = self.db.execute(
+            "SELECT stamp FROM rows WHERE row=? AND record_id=?", (row, record_id)
+        ).fetchone()
+        if got is None:
+            return None, {}
+        return got[0], {c.field: c.written for c in self._changes(row, record_id)}
+
     def created(self) -> list[CreatedRow]:
         """Every record the import created, by row."""
         cur = self.db.execute(
