@@ -189,3 +189,47 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
         objects=tuple(objects),
         rate=float(rate) if rate is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class AccountId:
+    """Which account a key is for, as a folder or a checkpoint remembers it: `GET /Instance`'s
+    subdomain, and (asked only when that is refused, or to compare with a folder that has
+    only it) the number `GET /Users/Me` gives, which every user may read."""
+
+    name: str | None = None
+    number: int | None = None
+
+    @classmethod
+    def of(cls, name: object, number: object) -> AccountId:
+        """As remembered (a hand-edited manifest may hold anything)."""
+        return cls(
+            str(name)[:200] if name else None,
+            int(number) if isinstance(number, int | str) and str(number).isdigit() else None,
+        )
+
+    @property
+    def shown(self) -> str:
+        return f"account {self.name!r}" if self.name else f"account number {self.number}"
+
+    def other_than(self, known: AccountId) -> str | None:
+        """Why this key is not for `known`'s account, or None. A key whose user may not read
+        `GET /Instance` is for an account known by name only when the numbers say so: it
+        cannot be told from another's (its files replaced a folder's, its ids taken for
+        deletions)."""
+        if known.name and self.name and known.name != self.name:
+            return f"this key is for account {self.name!r}"
+        if known.number is not None and self.number is not None and known.number != self.number:
+            return f"this key is for account number {self.number}"
+        if known.name and not self.name and (known.number is None or self.number is None):
+            return (
+                "this key's user may not read which account it is for (GET /Instance was "
+                "refused), so it cannot be told from another"
+            )
+        return None
+
+    def over(self, known: AccountId) -> AccountId:
+        """What to remember from now on: what this run learned, else what was known."""
+        return AccountId(
+            self.name or known.name, self.number if self.number is not None else known.number
+        )

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from insightly_etl import __version__
+from insightly_etl.accounts import AccountId
 from insightly_etl.api.accounting import QuotaState, RequestStats, frees_up
 from insightly_etl.api.pacing import Clock, InFlight, RateLimiter, Sleep
 from insightly_etl.api.retry import (
@@ -205,6 +206,24 @@ class InsightlyClient:
             return None
         name = data.get("INSTANCE_SUBDOMAIN") or data.get("INSTANCE_NAME")
         return str(name)[:200] if name else None
+
+    async def account_for(self, known: AccountId) -> AccountId:
+        """account() and identify(): this key's account, to compare with `known`'s."""
+        return await self.identify(await self.account(), known)
+
+    async def identify(self, name: str | None, known: AccountId) -> AccountId:
+        """This key's account, to compare with `known` (AccountId.other_than): `name` from
+        account(), and the account's number when the name is missing (one more request,
+        `GET /Users/Me`) or `known` has only a number."""
+        number = None
+        if name is None or (known.name is None and known.number is not None):
+            try:
+                me = (await self.get("Users/Me")).data
+            except (ForbiddenError, NotFoundError):
+                me = None
+            value = me.get("INSTANCE_ID") if isinstance(me, dict) else None
+            number = value if isinstance(value, int) and not isinstance(value, bool) else None
+        return AccountId(name, number)
 
     async def get_all(self, path: str) -> list[dict[str, Any]]:
         """Every item of a small list (a record's Links, Comments, FileAttachments …), 500 a

@@ -254,7 +254,8 @@ def _snake(endpoint: str) -> str:
 @click.option(
     "--deny",
     default="",
-    help="Comma-separated objects answering 403, e.g. Leads,Product (a plan or permission gap).",
+    help="Comma-separated objects answering 403, e.g. Leads,Product (a plan or permission gap); "
+    "Instance: a user who may not read which account it is.",
 )
 @click.option(
     "--subdomain",

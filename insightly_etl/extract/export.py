@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from insightly_etl.accounts import AccountId
 from insightly_etl.api.client import InsightlyClient, Listed, Page
 from insightly_etl.api.registry import (
     CUSTOM_FIELDS,
@@ -361,16 +362,20 @@ class Exporter:
             shown = f"{opts.location.rstrip('/')}/{self.out_dir.name}" if opts.location else None
             self.manifest = read_manifest(self.out_dir, shown)
             self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
-        known = self.manifest.get("account")
-        if known and account and known != account:
+        known = AccountId.of(self.manifest.get("account"), self.manifest.get("account_number"))
+        this = await self.client.identify(account, known)
+        if why := this.other_than(known):
             raise InputError(
-                f"{opts.shown} holds an export of account {known!r}; this key is for account "
-                f"{account!r}: merging, or detecting deletions, would mix the two",
+                f"{opts.shown} holds an export of {known.shown}; {why}: merging, or detecting "
+                "deletions, would mix the two",
                 hint="Export into another --out folder (or use the key of the folder's account).",
             )
-        self.manifest["account"] = account or known
+        remembered = this.over(known)
+        self.manifest["account"] = remembered.name
+        if remembered.number is not None:
+            self.manifest["account_number"] = remembered.number
         self._check_layout()
-        self.result.account = account or known
+        self.result.account = remembered.name
         started = time.monotonic()
         self.manifest["started_utc"] = utc_now()
         for earlier in ("finished_utc", "stopped", "requests"):  # the last run's, not this one's

@@ -423,7 +423,7 @@ class _Run:
     async def account(self) -> AccountFacts:
         """The account the key opens (refused if the checkpoint is another's) and its field
         definitions and lookups."""
-        self.checkpoint.bind_account(await self.client.account())
+        self.checkpoint.bind_account(await self.client.account_for(self.checkpoint.account()))
         # before its first write, by Insightly's clock: nothing it creates is older (undo.py)
         if self.checkpoint.meta("first_planned") is None and not self.checkpoint.rows.sent():
             self.checkpoint.remember(first_planned=fmt(server_now(self.client)))

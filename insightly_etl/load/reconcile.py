@@ -336,7 +336,7 @@ async def reconcile_checkpoint(client: InsightlyClient, path: Path) -> Reconcile
             raise CheckpointError(
                 f"{path} is not an import checkpoint (no object recorded)"
             ) from None
-        checkpoint.bind_account(await client.account(), record=False)
+        checkpoint.bind_account(await client.account_for(checkpoint.account()), record=False)
         spent = lambda: (client.stats.sent, dict(client.stats.sent_minutes))  # noqa: E731
         with checkpoint.recorded_run("reconcile", spent):
             return await _settle(client, checkpoint, obj)

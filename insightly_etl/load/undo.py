@@ -467,7 +467,9 @@ async def _undo(
             "unknown), then undo.",
         )
     meter = client.meter()
-    checkpoint.bind_account(await client.account(), record=False)  # never undo in another account
+    checkpoint.bind_account(
+        await client.account_for(checkpoint.account()), record=False
+    )  # never undo in another account
     facts = await facts_from_api(client, read_mapping(None, object_name=obj.name))
     specs = field_specs(obj, facts.definitions)
     try:

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import json
 import random
+import zlib
 import re
 import threading
 import time
@@ -285,7 +286,7 @@ def load_account(config: SandboxConfig) -> Account:
 
 def _check_deny(account: Account, deny: frozenset[str]) -> None:
     """--deny names collections as the API's paths do (the account's custom objects too)."""
-    if unknown := sorted(deny - set(account.specs)):
+    if unknown := sorted(deny - set(account.specs) - {"Instance"}):
         close = difflib.get_close_matches(unknown[0], list(account.specs), n=1)
         raise SeedError(
             f"--deny {unknown[0]}: no such collection"
@@ -368,6 +369,11 @@ class Sandbox:
                 **self.account.instance,
                 "INSTANCE_SUBDOMAIN": config.subdomain,
             }
+            # another account: another INSTANCE_ID in its users (GET /Users/Me) too
+            number = 100_000 + zlib.crc32(config.subdomain.encode()) % 900_000
+            users = self.account.collections["Users"]
+            for uid in users.ids:
+                users.records[uid]["INSTANCE_ID"] = number
         self.bucket = TokenBucket(config.rate_limit, burst=config.burst)
         self.quota = DailyQuota(config.daily_quota, self.account, config.quota_window)
         self.in_flight = 0
@@ -565,6 +571,8 @@ class Sandbox:
             return error(404, "No HTTP resource was found that matches the request URI.")
         name = seg[0]
         if name == "Instance" and len(seg) == 1 and method == "GET":
+            if name in self.config.deny:  # a user who may not read the account's settings
+                return error(403, "User doesn't have access to this resource.")
             return json_response(account.instance)
         if name == "CustomObjects" and method == "GET" and len(seg) <= 2:
             if len(seg) == 1:

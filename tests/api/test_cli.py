@@ -538,6 +538,79 @@ def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_pat
     assert pq.read_schema(brief / "contacts.parquet").names == columns
 
 
+def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_folder(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A key whose user may not read GET /Instance skipped the check of whose folder it is:
+    another account's contacts replaced the file and its ids were journaled as deletions.
+    Such a key's account is told by GET /Users/Me's INSTANCE_ID; a folder known by name only
+    cannot be matched with it, and is refused."""
+    out, restricted = tmp_path / "northwind", tmp_path / "globex"
+    assert run(make_sandbox(), "export", "contacts", "--out", str(out), "-q").exit_code == 0
+    before = (out / "contacts.parquet").read_bytes()
+    globex = make_sandbox(subdomain="globex", deny=frozenset({"Instance"}))
+    result = run(globex, "export", "contacts", "--out", str(out), "--incremental")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: {out} holds an export of account 'northwind-sandbox'; this key's user may not "
+        "read which account it is for (GET /Instance was refused), so it cannot be told from "
+        "another: merging, or detecting deletions, would mix the two",
+        "Hint: Export into another --out folder (or use the key of the folder's account).",
+    ]
+    assert (out / "contacts.parquet").read_bytes() == before
+    assert not (out / "_deleted.parquet").exists()
+    # a folder such a key made: known by the account's number
+    assert run(globex, "export", "contacts", "--out", str(restricted), "-q").exit_code == 0
+    number = json.loads((restricted / "_manifest.json").read_text())["account_number"]
+    initech = make_sandbox(subdomain="initech", deny=frozenset({"Instance"}))
+    result = run(initech, "export", "contacts", "--out", str(restricted), "--incremental")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2].startswith(
+        f"Error: {restricted} holds an export of account number {number}; this key is for "
+        "account number "
+    )
+    again = run(globex, "export", "contacts", "--out", str(restricted), "--incremental", "-q")
+    assert again.exit_code == 0, again.output
+    admin = run(make_sandbox(subdomain="globex"), "export", "contacts", "--out", str(restricted))
+    assert admin.exit_code == 0, admin.output  # the same number: the same account, now named
+    manifest = json.loads((restricted / "_manifest.json").read_text())
+    assert (manifest["account"], manifest["account_number"]) == ("globex", number)
+
+
+def test_a_checkpoint_is_never_used_by_a_key_that_cannot_say_its_account(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The import's and undo's side of it: a checkpoint of one account is refused to a key
+    whose user may not read GET /Instance, unless the account's number says it is that one."""
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@cli.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    checkpoint = tmp_path / "p.csv.checkpoint.sqlite"
+    globex = make_sandbox(subdomain="globex", deny=frozenset({"Instance"}))
+    made = run(globex, "import", str(file), "--mapping", str(mapping), "--quiet")
+    assert made.exit_code == 0, made.output
+    initech = make_sandbox(subdomain="initech", deny=frozenset({"Instance"}))
+    for args in (["import", str(file), "--mapping", str(mapping)], ["undo", str(checkpoint)]):
+        refused = run(initech, *args)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.splitlines()[-2].startswith(
+            f"Error: {checkpoint} belongs to an import into account number "
+        )
+        assert "; this key is for account number " in refused.stderr
+    assert not [n for (method, _, _), n in initech.stats.items() if method != "GET"]
+    assert run(globex, "undo", str(checkpoint)).exit_code == 0
+    # a checkpoint known by name only: such a key cannot be matched with it
+    named = make_sandbox(subdomain="acme")
+    checkpoint.unlink()
+    assert run(named, "import", str(file), "--mapping", str(mapping), "-q").exit_code == 0
+    refused = run(initech, "import", str(file), "--mapping", str(mapping))
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.splitlines()[-2] == (
+        f"Error: {checkpoint} belongs to an import into account 'acme'; this key's user may not "
+        "read which account it is for (GET /Instance was refused), so it cannot be told from "
+        "another"
+    )
+
+
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
     make_sandbox, tmp_path: Path
 ) -> None:

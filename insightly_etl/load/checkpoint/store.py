@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from insightly_etl.accounts import AccountId
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
@@ -444,18 +445,30 @@ class Checkpoint:
         """Tie the checkpoint to its file and mapping, or carry it over to them (rerun.py)."""
         return bind(self, **facts)
 
-    def bind_account(self, account: str | None, *, record: bool = True) -> None:
+    def account(self) -> AccountId:
+        """The account the checkpoint's first run wrote to, as far as it could tell."""
+        return AccountId.of(self.meta("account"), self.meta("account_number"))
+
+    def bind_account(self, this: AccountId, *, record: bool = True) -> None:
         """The checkpoint belongs to the account its first run wrote to: a run against another
-        would take that account's rows for done (or its records for this one's)."""
-        known = self.meta("account")
-        if known and account and known != account:
+        would take that account's rows for done (or its records for this one's). `this`:
+        the key's account (InsightlyClient.identify)."""
+        known = self.account()
+        if why := this.other_than(known):
             raise CheckpointError(
-                f"{self.path} belongs to an import into account {known!r}; this key is for "
-                f"account {account!r}",
+                f"{self.path} belongs to an import into {known.shown}; {why}",
                 hint="Use another --checkpoint for this account (or the key of the checkpoint's).",
             )
-        if account and not known and record:
-            self.remember(account=account)
+        remembered = this.over(known)
+        if record and remembered != known:
+            self.remember(
+                **({"account": remembered.name} if remembered.name else {}),
+                **(
+                    {"account_number": str(remembered.number)}
+                    if remembered.number is not None
+                    else {}
+                ),
+            )
 
     # ---------------------------------------------------------------- runs
     def start_run(self, kind: RunKind = "import") -> int:
