@@ -14,10 +14,10 @@ import difflib
 import hashlib
 import json
 import random
-import zlib
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
