@@ -455,10 +455,12 @@ class Exporter:
         fingerprint are not checked (nothing to compare with)."""
         if self.options.overwrite_edited:
             return
+        fingerprints = self.manifest.get("written")
         for name in names:
             entry = self.manifest["objects"].get(name) or {}
-            written, file = entry.get("written"), entry.get("file")
-            if not isinstance(written, dict) or not isinstance(file, str):
+            file = entry.get("file")
+            written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
+            if not isinstance(written, dict) or not _safe_name(file):
                 continue
             path = self.out_dir / file
             if not path.is_file() or path.is_symlink() or not _edited(path, written):
@@ -472,6 +474,13 @@ class Exporter:
                 hint=f"Import the edited file first (insightly-etl import {shown} --object "
                 f"{name}), or move it out of the folder; --overwrite-edited writes over it.",
             )
+
+    def _published(self, path: Path) -> None:
+        """A CSV or XLSX just put in place: its fingerprint kept at once (`_refuse_edited`),
+        so a run that stops before the object's manifest entry does not take it for edited."""
+        if self.options.fmt in ("csv", "xlsx") and path.is_file():
+            self.manifest.setdefault("written", {})[self._file(path)] = _fingerprint(path)
+            self._save_manifest()
 
     def _type_of(self, name: str) -> ObjectType:
         return custom_object(name) if name in self.custom_objects else OBJECTS[name]
@@ -810,9 +819,10 @@ class Exporter:
                 self._write_changes(obj, rows, journaled, marks)
             publish(staged, path)
         else:
+            if base is not None:  # first: a CSV in place is the one its base was written with
+                base.commit()
             writer.commit()
-        if base is not None:
-            base.commit()
+            self._published(path)
         self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
         for column, count in sorted(getattr(writer, "cut", {}).items()):
@@ -902,6 +912,7 @@ class Exporter:
             _write_whole(
                 open_writer(path, schema, self.table_fmt, self.options.csv_dialect), merged
             )
+            self._published(path)
         self._seen[obj.name] = seen = _Seen(obj)
         seen.add(merged)
         self._warn_bad_values(obj.name, converter)
@@ -1302,9 +1313,6 @@ class Exporter:
         }
         if outcome.name in self.custom_objects:
             self.manifest["objects"][outcome.name]["definition"] = self.custom_objects[outcome.name]
-        path = self.out_dir / outcome.file if outcome.file else None
-        if self.table_fmt in ("csv", "xlsx") and path and path.is_file():  # a person may edit it
-            self.manifest["objects"][outcome.name]["written"] = _fingerprint(path)
         self._save_manifest()
 
     def _save_manifest(self) -> None:

@@ -505,6 +505,28 @@ def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
     assert file.read_text(encoding="utf-8-sig") == text
 
 
+def test_an_export_stopped_before_its_base_is_written_leaves_no_false_edit(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The CSV was put in place before its `_base`: a base that could not be written left a
+    new CSV beside the old fingerprint, and every later run was refused as 'edited'. The base
+    goes first now, and the fingerprint is kept as soon as the CSV is in place."""
+    sb = make_sandbox()
+    file, text, _ = exported_contacts(sb, tmp_path)
+    base = tmp_path / "_base" / "contacts.parquet"
+    base.unlink()
+    (base / "x").mkdir(parents=True)  # a directory where the base goes: it cannot be written
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "TITLE": "Changed in Insightly"})
+    failed = run(sb, "export", "contacts", "--format", "csv", "--out", str(tmp_path))
+    assert failed.exit_code == 74, failed.output
+    assert file.read_text(encoding="utf-8-sig") == text  # not put in place without its base
+    shutil.rmtree(base)
+    again = run(sb, "export", "contacts", "--format", "csv", "--out", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert "Changed in Insightly" in file.read_text(encoding="utf-8-sig")
+
+
 def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_path: Path) -> None:
     """`--incremental --brief` over a file exported without --brief dropped the custom fields,
     tags and links of every record (39 of 53 columns left, links.parquet emptied): refused.
