@@ -460,7 +460,7 @@ class Exporter:
             entry = self.manifest["objects"].get(name) or {}
             file = entry.get("file")
             written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
-            if not isinstance(written, dict) or not _safe_name(file):
+            if not isinstance(written, dict) or not isinstance(file, str) or not _safe_name(file):
                 continue
             path = self.out_dir / file
             if not path.is_file() or path.is_symlink() or not _edited(path, written):

@@ -188,8 +188,10 @@ def test_a_key_file_others_may_read_or_change_is_warned_about(
         lambda k: k.encode().hex(),
         lambda k: k.encode().hex().upper(),
         lambda k: base64.b64encode(f"{k}:a-password".encode()).decode(),  # key:password
+        lambda k: k.replace("-", "").lower(),  # .NET's Guid.ToString("N")
+        lambda k: k.replace("-", ""),
     ],
-    ids=["lower", "upper", "url", "hex", "HEX", "basic with a password"],
+    ids=["lower", "upper", "url", "hex", "HEX", "basic with a password", "N", "N upper"],
 )
 def test_a_key_a_server_echoes_in_another_form_is_blanked_out(form) -> None:
     from insightly_etl.config import Secret, redact
