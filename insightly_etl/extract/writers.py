@@ -402,9 +402,10 @@ class CsvTableWriter:
         columns = []
         for i in range(batch.num_columns):
             column = to_csv_column(batch.column(i))
-            if self._comma[i]:
-                column = pc.replace_substring(pc.cast(column, pa.string()), ".", ",")
-            columns.append(escape_column(column))
+            if self._comma[i]:  # a number, never escaped: `'-1234,5` would be a text
+                columns.append(pc.replace_substring(pc.cast(column, pa.string()), ".", ","))
+            else:
+                columns.append(escape_column(column))
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self.out_schema))
         self.rows += batch.num_rows
 

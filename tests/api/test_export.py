@@ -523,9 +523,9 @@ async def test_remembered_limits_are_a_hint_a_damaged_one_is_ignored(
 @pytest.mark.parametrize(
     ("dialect", "delimiter", "eol", "bom", "area"),
     [
-        ("excel", ",", b"\r\n", True, "12400.5"),
-        ("excel-eu", ";", b"\r\n", True, "12400,5"),
-        ("plain", ",", b"\n", False, "12400.5"),
+        ("excel", ",", b"\r\n", True, "-12400.5"),
+        ("excel-eu", ";", b"\r\n", True, "-12400,5"),  # a number: not escaped as `'-12400,5`
+        ("plain", ",", b"\n", False, "-12400.5"),
     ],
 )
 async def test_each_csv_dialect_reads_back_with_its_delimiter_bom_and_decimal_mark(
@@ -536,7 +536,7 @@ async def test_each_csv_dialect_reads_back_with_its_delimiter_bom_and_decimal_ma
         "Site__c",
         {
             "RECORD_NAME": "Zoë's depot; north",
-            "CUSTOMFIELDS": [{"FIELD_NAME": "Floor_Area__c", "FIELD_VALUE": 12400.5}],
+            "CUSTOMFIELDS": [{"FIELD_NAME": "Floor_Area__c", "FIELD_VALUE": -12400.5}],
         },
     )
     await export(sb, tmp_path, "Site__c", fmt="csv", csv_dialect=dialect)
