@@ -164,6 +164,7 @@ def _safe_texts(column: pd.Series) -> pd.Series:
 
 
 def escape_text(value: str) -> str:
+    value = value.replace("\x00", "\ufffd")  # a NUL makes a CSV binary data to its readers
     return f"'{value}" if _RISKY.match(value) else value
 
 
@@ -171,6 +172,8 @@ def escape_column(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
     """The Arrow form, for exports: only string columns change."""
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
         return column
+    if pc.any(pc.match_substring(column, "\x00")).as_py():  # binary data to a CSV's readers
+        column = pc.replace_substring(column, "\x00", "\ufffd")
     risky = pc.match_substring_regex(column, FORMULA_START)
     if not pc.any(risky).as_py():
         return column

@@ -527,6 +527,19 @@ def test_an_export_stopped_before_its_base_is_written_leaves_no_false_edit(
     assert "Changed in Insightly" in file.read_text(encoding="utf-8-sig")
 
 
+def test_a_nul_in_a_record_does_not_make_its_csv_unreadable(make_sandbox, tmp_path: Path) -> None:
+    """A NUL the server sent was written as it is: the export's own validate (and every CSV
+    reader) then took the whole file for binary data. It is written as U+FFFD, as the XLSX
+    export writes characters XML cannot hold."""
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "FIRST_NAME": "a\x00b"})
+    file, text, _ = exported_contacts(sb, tmp_path)
+    assert "\x00" not in text and "a\ufffdb" in text
+    checked = run(sb, "validate", str(file), "--object", "contacts")
+    assert checked.exit_code == 0, checked.output
+
+
 def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_path: Path) -> None:
     """`--incremental --brief` over a file exported without --brief dropped the custom fields,
     tags and links of every record (39 of 53 columns left, links.parquet emptied): refused.
