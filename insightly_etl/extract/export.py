@@ -357,6 +357,8 @@ class Exporter:
                     hint="Export the partitions into another --out.",
                 )
             self.out_dir = opts.out_dir / f"account={_partition_value(account)}"
+            if self.out_dir.is_symlink():
+                _own_folder(self.out_dir)  # refused: nothing is written through a link
             if opts.pull_partition is not None:
                 await asyncio.to_thread(opts.pull_partition, self.out_dir.name)
             shown = f"{opts.location.rstrip('/')}/{self.out_dir.name}" if opts.location else None
@@ -950,8 +952,8 @@ class Exporter:
                 pa.timestamp("s", tz="UTC"),
             ),
         )
-        folder = self._table_path(obj.name).parent / CHANGES / f"run={self.run_id}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._table_path(obj.name).parent / CHANGES
+        folder = _own_folder(_own_folder(folder) / f"run={self.run_id}")
         _write_whole(open_writer(folder / "part-00000.parquet", rows.schema, "parquet"), rows)
         self.result.change_files.append(self._file(folder / "part-00000.parquet"))
 
@@ -1248,14 +1250,7 @@ class Exporter:
     def _base_path(self, name: str) -> Path:
         """`_base/NAME.parquet`: the records as exported, beside a CSV or XLSX a person may edit;
         importing the edited file compares each cell with it (a three-way merge)."""
-        folder = self.out_dir / BASE_DIR
-        if folder.is_symlink():  # never written through: a link could lead anywhere
-            raise InputError(
-                f"{folder} is a symbolic link; the export's own folder is never written through one",
-                hint="Remove the link (the export makes the folder), then run again.",
-            )
-        folder.mkdir(exist_ok=True)
-        return folder / f"{name}.parquet"
+        return _own_folder(self.out_dir / BASE_DIR) / f"{name}.parquet"
 
     def _planned_path(self, name: str) -> Path:
         """Where `_path` puts a table, its folder not made."""
@@ -1273,13 +1268,7 @@ class Exporter:
         (its folder made here, never through a symbolic link)."""
         path = self.out_dir / table_file(stem, ext, self.options.layout)
         if path.parent != self.out_dir:
-            if path.parent.is_symlink():
-                raise InputError(
-                    f"{path.parent} is a symbolic link; the export's own folders are never "
-                    "written through one",
-                    hint="Remove the link (the export makes the folder), then run again.",
-                )
-            path.parent.mkdir(exist_ok=True)
+            _own_folder(path.parent)
         return path
 
     def _file(self, path: Path) -> str:
@@ -1323,6 +1312,18 @@ class Exporter:
             "remaining": self.client.quota.remaining,
         }
         write_json_atomic(self.out_dir / MANIFEST, self.manifest)
+
+
+def _own_folder(folder: Path) -> Path:
+    """A folder of the export's own, made if missing; never one that is a symbolic link (it
+    could lead anywhere: the files would be written there)."""
+    if folder.is_symlink():
+        raise InputError(
+            f"{folder} is a symbolic link; the export's own folders are never written through one",
+            hint="Remove the link (the export makes the folder), then run again.",
+        )
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:

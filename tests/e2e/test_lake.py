@@ -233,3 +233,33 @@ def test_lists_read_in_full_write_a_change_only_when_a_row_changed(
     ]
     assert DeltaTable(str(tmp_path / "d" / "pipelines")).version() == 1
     assert not (tmp_path / "p" / "countries" / "_changes").exists()
+
+
+def test_change_files_and_partitions_are_never_written_through_a_link(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A `_changes` folder, or an account partition, replaced by a symbolic link: the change
+    files (or the whole partition: manifest, lock, tables) were written where it led."""
+    sb = make_sandbox()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "lake"
+    lake = ["contacts", "--layout", "lake", "--out", str(out)]
+    assert run(sb, "export", *lake).exit_code == 0
+    (out / "contacts" / "_changes").symlink_to(elsewhere)
+    sb.account.create("Contacts", {"FIRST_NAME": "Linked"})
+    result = run(sb, "export", *lake, "--incremental")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2] == (
+        f"Error: {out / 'contacts' / '_changes'} is a symbolic link; the export's own folders "
+        "are never written through one"
+    )
+    parted = tmp_path / "parted"
+    parted.mkdir()
+    (parted / "account=northwind-sandbox").symlink_to(elsewhere)
+    result = run(
+        sb, "export", "contacts", "--layout", "lake", "--account-partition", "--out", str(parted)
+    )
+    assert result.exit_code == 2, result.output
+    assert "account=northwind-sandbox is a symbolic link" in result.stderr
+    assert list(elsewhere.iterdir()) == []
