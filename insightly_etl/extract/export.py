@@ -781,6 +781,14 @@ class Exporter:
                         if table is not None:
                             await asyncio.to_thread(table.write, batch)
                     seen.add(batch)
+                # records the pages left out, that a count above the records read says exist
+                unkeyed = converter.bad_ids + converter.duplicate_ids
+                if missed := await self._missed(obj, seen, listed.count, unkeyed):
+                    batch = await asyncio.to_thread(converter.to_batch, missed)
+                    for table in (writer, base):
+                        if table is not None:
+                            await asyncio.to_thread(table.write, batch)
+                    seen.add(batch)
                 # and records read, then deleted before the list was read to its end
                 left_out, asked = await self._deleted_since_read(obj, seen, listed.count)
                 if left_out:
@@ -1144,16 +1152,9 @@ class Exporter:
             raise
         return writer
 
-    async def _gone(self, obj: ObjectType, unlisted: set[int], *, read: bool = False) -> _Checked:
-        """Which records a listing no longer shows Insightly has really deleted, each asked
-        by its own GET (one request a record): 404 is deleted; 403 is a record this user
-        may no longer see, and 200 one the listing missed (with its record): neither is.
-        `read`: records this run read (in the file already), which a second listing left out."""
-        if not unlisted or not _one_by_one(obj):
-            # a list keyed by a name (countries, currencies) has no GET of one: what it no
-            # longer lists is gone from the file, not recorded as deleted (the request was 400)
-            return _Checked(set(), [], 0)
-        meter = self.client.meter()
+    async def _ask_each(self, obj: ObjectType, ids: list[int]) -> dict[int, dict[str, Any] | str]:
+        """Each record by its own GET (one request a record): the record, or `deleted`
+        (404), `unreadable` (403), `other` (an answer that is not the record asked for)."""
 
         async def ask(rid: int) -> dict[str, Any] | str:
             try:
@@ -1167,8 +1168,65 @@ class Exporter:
                 return "other"  # another record, or none: no evidence either way
             return data
 
+        return dict(zip(ids, await gather_all(*(ask(r) for r in ids)), strict=True))
+
+    async def _missed(
+        self, obj: ObjectType, seen: _Seen, count: int | None, unkeyed: int = 0
+    ) -> list[dict[str, Any]]:
+        """Records the pages left out: a last count above the records read says there may
+        be some (a server whose pages come short, records made while the list was read), one
+        more listing of the ids (`brief=true`, 500 a request) says which, and each one's GET
+        brings it. What the listing cannot find is warned of: the file may lack records (ones
+        this user may not read, if Insightly counts them). A check that fails leaves the file
+        as read, with a warning; a stop stops the run. `unkeyed`: records read but left out
+        (no integer id, or an id read before), which the count counts too."""
+        if obj.id_field is None or count is None or not _one_by_one(obj):
+            return []
+        held = seen.id_set()
+        if len(held) + unkeyed >= count:
+            return []
+        meter = self.client.meter()
+        why = f"the last count ({count:,}) was above the {len(held):,} records read"
+        try:
+            missing = sorted(await self._live_ids(obj) - held)
+            listing = meter.requests
+            answers = await self._ask_each(
+                obj, missing[: _TRUSTED_SLACK * (count - len(held)) + _TRUSTED_EXTRA]
+            )
+        except ApiError as exc:
+            self.result.warnings.append(
+                f"{obj.name}: {why}; which were left out could not be checked ({exc}): the "
+                "file may lack records (the next export checks again)"
+            )
+            return []
+        found = [a for a in answers.values() if isinstance(a, dict)]
+        if found:
+            self.client.stats.notices.append(
+                f"{obj.name}: {len(found):,} record(s) the pages left out were found ({why}) by "
+                f"listing the ids again and asking for each ({listing:,} + "
+                f"{meter.requests - listing:,} requests); written"
+            )
+        if short := count - len(held) - unkeyed - len(found):
+            self.result.warnings.append(
+                f"{obj.name}: {why}, and listing the ids again found "
+                + (f"{len(found):,} more" if found else "no more")
+                + f": {short:,} record(s) may be missing from the file (ones this user may not "
+                "read, or a server whose pages come short)"
+            )
+        return found
+
+    async def _gone(self, obj: ObjectType, unlisted: set[int], *, read: bool = False) -> _Checked:
+        """Which records a listing no longer shows Insightly has really deleted, each asked
+        by its own GET (one request a record): 404 is deleted; 403 is a record this user
+        may no longer see, and 200 one the listing missed (with its record): neither is.
+        `read`: records this run read (in the file already), which a second listing left out."""
+        if not unlisted or not _one_by_one(obj):
+            # a list keyed by a name (countries, currencies) has no GET of one: what it no
+            # longer lists is gone from the file, not recorded as deleted (the request was 400)
+            return _Checked(set(), [], 0)
+        meter = self.client.meter()
         ids = sorted(unlisted)
-        answers = dict(zip(ids, await gather_all(*(ask(r) for r in ids)), strict=True))
+        answers = await self._ask_each(obj, ids)
         live = [a for a in answers.values() if isinstance(a, dict)]
         unreadable = sum(a == "unreadable" for a in answers.values())
         other = sum(a == "other" for a in answers.values())
