@@ -21,6 +21,7 @@ import itertools
 import json as json_module
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -76,6 +77,24 @@ GROW_AFTER = 3  # pages in a row with room for twice as many before a smaller si
 TAIL_READS = 3  # a listing's end is read again at most this often (iter_pages)
 CLOCK_SKEW = timedelta(minutes=1)  # a difference from the server's clock worth a warning
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+
+
+# `\ud800` … `\udfff` in a JSON text: a half of a UTF-16 pair, alone when a server cut an
+# emoji in two (.NET writes it so); no file or Arrow string may hold one
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """The answer with each lone surrogate written as U+FFFD (a pair was joined by the JSON
+    parser already)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -693,6 +712,8 @@ class InsightlyClient:
                     method=method,
                     path=path,
                 ) from None
+            if _ESCAPED_SURROGATE.search(response.content):
+                data = _without_lone_surrogates(data)
             if self.last_server_time is None:  # no Date header: the records say a time
                 self._floor_from(data)
             return Reply(

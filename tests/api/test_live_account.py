@@ -1071,3 +1071,38 @@ async def test_records_a_short_page_left_out_are_found_or_warned_of(
         "again found no more: 7 record(s) may be missing from the file (ones this user may not "
         "read, or a server whose pages come short)"
     ]
+
+
+class CutEmoji(httpx.AsyncBaseTransport):
+    """The sandbox behind a server that cut an emoji in a name in two: `\\ud83d` alone in the
+    JSON (valid JSON, which .NET writes), and a whole pair beside it."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        if request.url.path.endswith("/Contacts"):
+            body = body.replace(b'"Ada"', b'"Ada \\ud83d"').replace(
+                b'"Lovelace"', b'"\\ud83d\\ude00"'
+            )
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "content-encoding")
+        }
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+
+async def test_half_an_emoji_from_the_server_is_written_as_a_replacement_character(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """One lone UTF-16 surrogate in one name stopped the whole object with 'cannot decode the
+    input … --encoding', an option export does not have."""
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "FIRST_NAME": "Ada", "LAST_NAME": "Lovelace"})
+    await export_through(sb, CutEmoji(sb), tmp_path)
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert (rows[2001]["FIRST_NAME"], rows[2001]["LAST_NAME"]) == ("Ada \ufffd", "\U0001f600")
