@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -777,6 +777,25 @@ def _short_year(value: str, date_format: str | None) -> bool:
     return True
 
 
+def _number_not_date(value: str, what: str, expected: str) -> str:
+    """A cell of digits alone where a date goes: a year (`1990`), or the day number a
+    spreadsheet keeps a date as (`9277`, days since 1899-12-30: 1925-05-25), which a cell
+    formatted as a number shows. Neither is a day."""
+    days = int(value)
+    serial = (
+        f", or the day number a spreadsheet keeps {date(1899, 12, 30) + timedelta(days):%Y-%m-%d} as"
+        if 0 < days <= _LAST_SERIAL
+        else ""
+    )
+    return (
+        f"{value!r} is a number, not a {what}: a year alone{serial}; write the whole {what} "
+        f"{expected}"
+    )
+
+
+_LAST_SERIAL = 2_958_465  # 9999-12-31 as a spreadsheet's day number
+
+
 def _option_message(value: str, options: tuple[str, ...], fname: str) -> str:
     """'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"""
     close = suggest(value, list(options))
@@ -935,6 +954,10 @@ class _ColumnValidator:
                 return f"{value!r} is not a {what} {expected}"
 
             self._bad(v, parsed.isna(), "date", date_message)
+            if rule.date_format is None:  # `9277` read as the year 9277
+                bare = pd.Series(fullmatch(v, r"\s*\d{1,5}\s*"), index=v.index) & parsed.notna()
+                self._bad(v, bare, "date", lambda value: _number_not_date(value, what, expected))
+                parsed = parsed.where(~bare)
             swapped = self._swappable(v, rule)
             if swapped is not None:
                 self._bad(v, swapped[0], "date", swapped[1])

@@ -211,6 +211,38 @@ def test_dates_by_format_or_iso_to_insightly_form(tmp_path: Path) -> None:
     ]
 
 
+def test_digits_alone_are_no_date(tmp_path: Path) -> None:
+    """`9277` was read as the year 9277 (it is a spreadsheet's day number for 1925-05-25, a
+    date cell formatted as a number), `1990` as the 1st of January."""
+    r = run(
+        tmp_path,
+        "Name,Born\nA,9277\nB,1990\nC,0200\nD,1990-05-01\n",
+        contacts({"Born": "DATE_OF_BIRTH"}),
+    )
+    assert values(r, "DATE_OF_BIRTH") == [ABSENT, ABSENT, ABSENT, "1990-05-01 00:00:00"]
+    tail = (
+        "; write the whole date in ISO form (2026-12-31 or 2026-12-31 14:30:00) or a "
+        "spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)"
+    )
+    assert messages(r) == [
+        (
+            2,
+            "'9277' is a number, not a date: a year alone, or the day number a spreadsheet "
+            "keeps 1925-05-25 as" + tail,
+        ),
+        (
+            3,
+            "'1990' is a number, not a date: a year alone, or the day number a spreadsheet "
+            "keeps 1905-06-12 as" + tail,
+        ),
+        (
+            4,
+            "'0200' is a number, not a date: a year alone, or the day number a spreadsheet "
+            "keeps 1900-07-18 as" + tail,
+        ),
+    ]
+
+
 def test_calendar_days_are_never_shifted_by_time_zones(tmp_path: Path) -> None:
     r = run(
         tmp_path,
