@@ -777,6 +777,22 @@ def _short_year(value: str, date_format: str | None) -> bool:
     return True
 
 
+# a day, month and two-digit year, in the forms spreadsheet programs write (`01/15/31`,
+# `01.03.26`), with a time or not
+_SHORT_YEAR = (
+    r"\s*\d{1,2}[/.]\d{1,2}[/.]\d{2}(?:,?\s+\d{1,2}:\d\d(?::\d\d)?(?:\s*[AaPp]\.?[Mm]\.?)?)?\s*"
+)
+
+
+def _two_digit_year(value: str, what: str) -> str:
+    return (
+        f"{value!r} has a two-digit year, in an export whose {what}s have four: a spreadsheet "
+        "program wrote it so when the file was saved (a date typed as 1/15/2031 is saved as "
+        "01/15/31), and which century it means is not known; type it again in a cell "
+        "formatted with a four-digit year (or as 2031-01-15) and save again"
+    )
+
+
 def _number_not_date(value: str, what: str, expected: str) -> str:
     """A cell of digits alone where a date goes: a year (`1990`), or the day number a
     spreadsheet keeps a date as (`9277`, days since 1899-12-30: 1925-05-25), which a cell
@@ -812,10 +828,15 @@ class _ColumnValidator:
         errors: _Errors,
         lookups: dict[tuple[str, str], LookupIndex],
         first_is_day: bool | None = None,
+        *,
+        exported: bool = False,
     ) -> None:
         self.errors = errors
         self.lookups = lookups
         self.first_is_day = first_is_day  # the file's slash-date order (spreadsheet.py)
+        # an export of ours: its dates have four-digit years, so a two-digit one was typed
+        # or re-saved in a spreadsheet, and which century it means is not known
+        self.exported = exported
         self._cells: pd.Series | None = None  # the column's workbook cell types, if any
         self.notes: list[str] = []  # what was read otherwise than it is written, and why
 
@@ -954,6 +975,10 @@ class _ColumnValidator:
                 return f"{value!r} is not a {what} {expected}"
 
             self._bad(v, parsed.isna(), "date", date_message)
+            if self.exported and rule.date_format is None:
+                short = pd.Series(fullmatch(v, _SHORT_YEAR), index=v.index) & parsed.notna()
+                self._bad(v, short, "date", lambda value: _two_digit_year(value, what))
+                parsed = parsed.where(~short)
             if rule.date_format is None:  # `9277` read as the year 9277
                 bare = pd.Series(fullmatch(v, r"\s*\d{1,5}\s*"), index=v.index) & parsed.notna()
                 self._bad(v, bare, "date", lambda value: _number_not_date(value, what, expected))
@@ -1243,7 +1268,8 @@ def validate_table(
     errors = _Errors(np.asarray(table.lines, dtype=np.int64))
     if isinstance(first_is_day, _Absent):
         first_is_day = day_first_of(mapping.date_order, table.frame)
-    validator = _ColumnValidator(errors, facts.lookups, first_is_day)
+    exported = bool(mapping.identity) and "DATE_UPDATED_UTC" in table.columns
+    validator = _ColumnValidator(errors, facts.lookups, first_is_day, exported=exported)
     frame = table.frame.reset_index(drop=True)
     values: dict[str, pd.Series] = {}
     cleared: dict[str, np.ndarray] = {}

@@ -877,3 +877,23 @@ def test_a_typo_fixed_and_run_again_is_no_conflict_with_the_run_that_sent_it(
     result = run(sb, "import", str(file), "--object", "contacts")
     assert result.exit_code == 1, result.output
     assert contacts[2003]["TITLE"] == "Chief of Sales"
+
+
+def test_a_two_digit_year_in_an_export_is_refused_not_given_a_century(tmp_path: Path) -> None:
+    """LibreOffice saves a date typed into an empty cell as `05/25/25` (its en-US form): 1925
+    typed was planned as 2025, 2031 as 1931. An export's dates have four-digit years, so such a
+    cell was typed or re-saved: refused, saying why; a four-digit one is read as before."""
+    sb = corpus_sandbox()
+    file = edited_export(
+        sb, tmp_path, {2003: {"DATE_OF_BIRTH": "05/25/25"}, 2004: {"DATE_OF_BIRTH": "5/25/1925"}}
+    )
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "Plan: 0 to create, 1 to update" in result.stderr, result.output
+    assert "1 rejected" in result.stderr
+    rejects = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "DATE_OF_BIRTH: '05/25/25' has a two-digit year, in an export whose dates have four: a "
+        "spreadsheet program wrote it so when the file was saved (a date typed as 1/15/2031 is "
+        "saved as 01/15/31), and which century it means is not known; type it again in a cell "
+        "formatted with a four-digit year (or as 2031-01-15) and save again" in rejects
+    )
