@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import WorkbookAlreadySaved
 
 from insightly_etl.errors import InputError
@@ -439,6 +440,11 @@ class XlsxTableWriter:
         self._tmp = partial_path(path)  # opened when saved (open_partial)
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=_sheet_title(path.stem))
+        for i, f in enumerate(schema, start=1):  # before the first row: the sheet's <cols>
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or _is_list(f):
+                # Text, as the column's cells are: `01234` typed into one, empty or not, stays
+                # `01234` (General made it the number 1234, and the postcode lost its zero)
+                self._sheet.column_dimensions[get_column_letter(i)].number_format = TEXT_FORMAT
         self._sheet.append([self._text(name, name) for name in schema.names])
         self._formats = [_number_format(f.type) for f in schema]
 
@@ -484,6 +490,7 @@ class XlsxTableWriter:
             text = text[:EXCEL_CELL]
         cell = WriteOnlyCell(self._sheet, text)
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
+        cell.number_format = TEXT_FORMAT
         return cell
 
     def commit(self) -> None:
@@ -504,6 +511,13 @@ _READ_AS_ESCAPED = re.compile(ESCAPED_FORMULA)
 def _sheet_title(name: str) -> str:
     """Excel's rules: at most 31 characters, none of [ ] : * ? / or a backslash."""
     return "".join("_" if c in "[]:*?/\\" else c for c in name)[:31] or "export"
+
+
+TEXT_FORMAT = "@"  # a cell's Text format: what is typed into it is kept as typed
+
+
+def _is_list(f: pa.Field) -> bool:
+    return pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
 
 
 def _number_format(dtype: pa.DataType) -> str | None:

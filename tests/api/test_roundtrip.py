@@ -897,3 +897,31 @@ def test_a_two_digit_year_in_an_export_is_refused_not_given_a_century(tmp_path: 
         "saved as 01/15/31), and which century it means is not known; type it again in a cell "
         "formatted with a four-digit year (or as 2031-01-15) and save again" in rejects
     )
+
+
+def test_an_xlsx_export_formats_its_text_columns_as_text(tmp_path: Path) -> None:
+    """A postcode typed as `01234` into a General cell is saved as the number 1234 (and sent,
+    its zero lost). Text columns, and each text cell, are formatted Text (`@`), so what is
+    typed stays as typed, in an empty cell too; numbers and dates keep their formats."""
+    import openpyxl
+
+    sb = corpus_sandbox()
+    assert run(sb, "export", "contacts", "--format", "xlsx", "--out", str(tmp_path)).exit_code == 0
+    sheet = openpyxl.load_workbook(tmp_path / "contacts.xlsx").active
+    header = [c.value for c in sheet[1]]
+
+    def column(name: str) -> str:
+        return openpyxl.utils.get_column_letter(header.index(name) + 1)
+
+    postcode, born, rid = (
+        column("ADDRESS_MAIL_POSTCODE"),
+        column("DATE_OF_BIRTH"),
+        column("CONTACT_ID"),
+    )
+    assert sheet.column_dimensions[postcode].number_format == "@"
+    assert {c.number_format for c in sheet[postcode][1:] if c.value is not None} == {"@"}
+    assert sheet.column_dimensions[born].number_format == "General"
+    assert {c.number_format for c in sheet[rid][1:]} == {"General"}
+    # and the file imports back unchanged
+    result = run(sb, "import", str(tmp_path / "contacts.xlsx"), "--object", "contacts", "--dry-run")
+    assert "0 to create, 0 to update" in result.stderr, result.output
