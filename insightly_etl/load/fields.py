@@ -167,4 +167,9 @@ def suggest_field(word: str, specs: dict[str, FieldSpec]) -> str | None:
             return spec.name
     by_label = {spec.label: spec.name for spec in specs.values()}
     hit = suggest(word, list(specs) + list(by_label))
-    return by_label.get(hit, hit) if hit else None
+    if hit:
+        return by_label.get(hit, hit)
+    # a name cut short (EMAIL for EMAIL_ADDRESS): the shortest field it begins
+    key = normalise(word)
+    started = sorted((n for n in specs if len(key) >= 3 and normalise(n).startswith(key)), key=len)
+    return started[0] if started else None

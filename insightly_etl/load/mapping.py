@@ -424,6 +424,13 @@ def parse_mapping(
         if object_name:  # from --object / the command line: no file to name
             raise
         raise InputError(f"{source}: object: {exc.message}", hint=exc.hint) from None
+    written = data.get("object")
+    if object_name and written and _object_of(written) not in (None, obj_name):
+        raise InputError(  # else each column is refused as "not a field of" the other object
+            f"--object {object_name} and {source}'s object: {str(written)[:60]} disagree",
+            hint="Leave out --object (the mapping says which object), or give the mapping of "
+            f"{object_name}.",
+        )
     defaults = {
         "decimal": _decimal(source, "decimal", data["decimal"]) if "decimal" in data else ".",
         "decimal_given": "yes" if "decimal" in data else "no",
@@ -533,6 +540,14 @@ def matched_by_id(mapping: Mapping) -> bool:
     """Whether the mapping's key is the record's own id (CONTACT_ID)."""
     obj = get_object(mapping.object)
     return mapping.match is not None and all(f == obj.id_field for _, f in mapping.match.pairs)
+
+
+def _object_of(name: object) -> str | None:
+    """The object type a name means, None when it names none."""
+    try:
+        return get_object(str(name)).name
+    except InputError:
+        return None
 
 
 def read_mapping(path: Path | None, *, object_name: str | None = None) -> Mapping:

@@ -438,7 +438,8 @@ def check_mapping(
                 hint = suggest_field(fname, specs)
                 raise InputError(
                     f"{src}: match: {fname} is not a field of {obj.name}"
-                    + (f"; did you mean {hint}?" if hint else "")
+                    + (f"; did you mean {hint}?" if hint else ""),
+                    hint=f"List them with: insightly-etl fields {obj.name}",
                 )
             others = [r.column for r in rules if r.field == fname and r.column != column]
             if others:  # records made would hold another key than the one they are found by

@@ -646,6 +646,34 @@ def test_a_checkpoint_is_never_used_by_a_key_that_cannot_say_its_account(
     )
 
 
+def test_an_object_the_mapping_contradicts_and_a_key_field_cut_short_are_named(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """`--object organisations` with a mapping of contacts was refused column by column
+    ('EMAIL_ADDRESS is not a field of organisations'); `field: EMAIL` had no suggestion."""
+    sb = make_sandbox()
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@cli.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    result = run(sb, "import", str(file), "--mapping", str(mapping), "--object", "organisations")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: --object organisations and {mapping}'s object: contacts disagree",
+        "Hint: Leave out --object (the mapping says which object), or give the mapping of "
+        "organisations.",
+    ]
+    same = run(
+        sb, "import", str(file), "--mapping", str(mapping), "--object", "contact", "--dry-run"
+    )
+    assert same.exit_code == 0, same.output  # the same object, however spelt
+    cut = write(tmp_path, "cut.yaml", MAPPING.replace("field: EMAIL_ADDRESS", "field: EMAIL"))
+    result = run(sb, "import", str(file), "--mapping", str(cut), "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: {cut}: match: EMAIL is not a field of contacts; did you mean EMAIL_ADDRESS?",
+        "Hint: List them with: insightly-etl fields contacts",
+    ]
+
+
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
     make_sandbox, tmp_path: Path
 ) -> None:
