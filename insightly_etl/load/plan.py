@@ -740,8 +740,30 @@ class Planner:
                         )
                     )
         await self._check_identity(plan)
+        self._warn_no_copy_time(plan)
         plan.requests = meter.requests
         return plan
+
+    def _warn_no_copy_time(self, plan: Plan) -> None:
+        """An export's file (its ids the key) without DATE_UPDATED_UTC and without the
+        export's `_base` (moved, its columns trimmed): nothing says which cells the person
+        edited, nor that Insightly changed since, so every cell that differs is sent, a
+        colleague's later edit overwritten. Said before anything is sent."""
+        mapping = self.result.mapping
+        if (
+            self.base is not None
+            or self.file_updated is not None
+            or not mapping.identity
+            or not matched_by_id(mapping)
+            or not plan.count(Action.UPDATE)
+        ):
+            return
+        plan.warnings.append(
+            f"{self.result.table.path.name} has {self.obj.id_field} but no DATE_UPDATED_UTC "
+            "column and no export's _base beside it: every cell that differs from Insightly "
+            "now is sent as an edit, a colleague's change since the export too. Keep the "
+            "column, or import from the export's folder (or give --base FILE)"
+        )
 
     def fill(self, p: PlannedRow) -> PlannedRow:
         """A planned create's body and the values it sets, built from the file's row (as

@@ -925,3 +925,32 @@ def test_an_xlsx_export_formats_its_text_columns_as_text(tmp_path: Path) -> None
     # and the file imports back unchanged
     result = run(sb, "import", str(tmp_path / "contacts.xlsx"), "--object", "contacts", "--dry-run")
     assert "0 to create, 0 to update" in result.stderr, result.output
+
+
+def test_an_export_moved_without_its_copy_time_warns_that_every_difference_is_sent(
+    tmp_path: Path,
+) -> None:
+    """Moved away from its `_base`, its DATE_* columns deleted: a colleague's edit made since
+    the export was reverted without a word. Nothing can tell it from the person's: said."""
+    import csv
+
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2003: {"TITLE": "Head of Sales"}})
+    with file.open(encoding="utf-8-sig", newline="") as source:
+        rows = [dict(r) for r in csv.DictReader(source)]
+    moved = tmp_path / "contacts.csv"
+    columns = [c for c in rows[0] if not c.startswith("DATE_")]
+    with moved.open("w", encoding="utf-8", newline="") as target:
+        writer = csv.DictWriter(target, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run(sb, "import", str(moved), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Warning: contacts.csv has CONTACT_ID but no DATE_UPDATED_UTC column and no export's "
+        "_base beside it: every cell that differs from Insightly now is sent as an edit, a "
+        "colleague's change since the export too. Keep the column, or import from the export's "
+        "folder (or give --base FILE)" in result.stderr
+    ), result.stderr
+    beside = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "no DATE_UPDATED_UTC" not in beside.stderr
