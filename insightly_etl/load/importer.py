@@ -20,7 +20,7 @@ from typing import Any
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import InputError, RunStopped
+from insightly_etl.errors import ApiError, InputError, RunStopped
 from insightly_etl.files import write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -314,9 +314,14 @@ async def load_file(
         run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
         try:
             result = await run.go(announce)
-        except InputError:  # refused (another account's, a mapping's missing column)
+        except (InputError, ApiError):  # refused (another account's, a mapping's missing
+            # column, a key Insightly refuses), or failed (a server's error past its retries)
             if not checkpoint.rows.sent(this_run=True):  # before any write: not a run
                 checkpoint.forget_run()
+            else:
+                checkpoint.finish_run(
+                    run.meter.requests, "failed", dict(client.stats.sent_minutes)
+                )
             # a checkpoint this run made and wrote nothing with would greet the next run
             # with a run that never finished and rows "removed" from a file never imported
             discard = fresh and not checkpoint.rows.sent()

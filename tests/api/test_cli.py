@@ -674,6 +674,18 @@ def test_an_object_the_mapping_contradicts_and_a_key_field_cut_short_are_named(
     ]
 
 
+def test_an_import_with_a_wrong_key_leaves_no_checkpoint(make_sandbox, tmp_path: Path) -> None:
+    """Refused at its first request, it left a checkpoint of two rows 'planned' and a run
+    'did not finish, killed or running', which status showed and undo spent requests on."""
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@cli.example\nBob,bob@cli.example\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    env = {**ENV, "INSIGHTLY_API_KEY": "not-the-key"}
+    result = run(make_sandbox(), "import", str(file), "--mapping", str(mapping), env=env)
+    assert result.exit_code == 77, result.output
+    assert "the API key was refused" in result.stderr
+    assert not (tmp_path / "p.csv.checkpoint.sqlite").exists()  # its lock file stays, empty
+
+
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(
     make_sandbox, tmp_path: Path
 ) -> None:
