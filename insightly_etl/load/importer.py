@@ -319,9 +319,7 @@ async def load_file(
             if not checkpoint.rows.sent(this_run=True):  # before any write: not a run
                 checkpoint.forget_run()
             else:
-                checkpoint.finish_run(
-                    run.meter.requests, "failed", dict(client.stats.sent_minutes)
-                )
+                checkpoint.finish_run(run.meter.requests, "failed", dict(client.stats.sent_minutes))
             # a checkpoint this run made and wrote nothing with would greet the next run
             # with a run that never finished and rows "removed" from a file never imported
             discard = fresh and not checkpoint.rows.sent()
