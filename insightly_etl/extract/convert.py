@@ -95,7 +95,13 @@ class PageConverter:
                 out.append(self._timestamps(f.name, column, target=target))
             elif f.type == _TAGS_WIRE:  # [{TAG_NAME}] -> [TAG_NAME]
                 names = pc.struct_field(column.flatten(), "TAG_NAME")
-                out.append(pa.ListArray.from_arrays(column.offsets, names, mask=column.is_null()))
+                if names.null_count:  # a tag without a name is none: left out, row by row
+                    values = [r.get(f.name) for r in records]
+                    out.append(self._column(self.schema.field(f.name), values))
+                else:
+                    out.append(
+                        pa.ListArray.from_arrays(column.offsets, names, mask=column.is_null())
+                    )
             elif f.type != target:  # nested structs holding date-times
                 try:
                     out.append(column.cast(_as_naive(target)).cast(target))
@@ -223,7 +229,7 @@ def _string_list(value: Any) -> Any:
         return [
             str(v.get("TAG_NAME")) if isinstance(v, dict) else str(v)
             for v in value
-            if v is not None
+            if v is not None and (not isinstance(v, dict) or v.get("TAG_NAME") is not None)
         ]
     return [str(value)]
 

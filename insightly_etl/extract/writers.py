@@ -423,6 +423,7 @@ class CsvTableWriter:
 
 EXCEL_ROWS = 1_048_576  # a sheet's rows, the header included
 EXCEL_CELL = 32_767  # characters a cell holds
+EXCEL_FIRST_YEAR = 1900  # a date before it is no date to Excel (shown as #####)
 
 
 class XlsxTableWriter:
@@ -469,6 +470,10 @@ class XlsxTableWriter:
             return value
         if isinstance(value, datetime):
             value = value.astimezone(UTC).replace(tzinfo=None)
+        if isinstance(value, date) and value.year < EXCEL_FIRST_YEAR:
+            # no date a workbook can show (.NET's 0001-01-01 for none): its text, not #####
+            shown = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+            return self._text(column, shown if number_format != "yyyy-mm-dd" else shown[:10])
         if isinstance(value, date):
             cell = WriteOnlyCell(self._sheet, value)
             cell.number_format = number_format or "yyyy-mm-dd"

@@ -701,6 +701,27 @@ async def test_numbers_too_big_for_int64_from_a_server_are_null_and_counted_not_
     ]
 
 
+async def test_a_tag_without_a_name_is_no_tag_and_an_old_date_stays_readable_in_a_workbook(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """`{"TAG_NAME": null}` was written as the tag "None"; a date before 1900 (.NET's
+    0001-01-01) as a date cell Excel shows as #####: it is written as its text instead."""
+    import openpyxl
+
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    contacts.records[2001]["TAGS"] = [{"TAG_NAME": None}, {"TAG_NAME": "vip"}]
+    contacts.records[2002]["DATE_OF_BIRTH"] = "0001-01-01 00:00:00"
+    await export(sb, tmp_path, "contacts")
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[2001]["TAGS"] == ["vip"]
+    await export(sb, tmp_path / "x", "contacts", fmt="xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "x" / "contacts.xlsx").active
+    header = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(min_row=2, values_only=True) if r[0] == 2002)
+    assert row[header.index("DATE_OF_BIRTH")] == "0001-01-01"
+
+
 class IsoDates(httpx.AsyncBaseTransport):
     """The sandbox behind a server that writes DATE_UPDATED_UTC as ISO with a T, fractions and
     an offset (`2026-11-20T13:00:00.250+00:00`) instead of `2026-11-20 13:00:00`."""
