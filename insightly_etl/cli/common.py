@@ -29,6 +29,7 @@ import click
 
 from insightly_etl.config import Settings, load_settings, redact
 from insightly_etl.errors import KEY_HINT, InsightlyEtlError, StopReason
+from insightly_etl.files import PARTIAL_SUFFIX
 from insightly_etl.summary import RunSummary, utc_now, utc_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +94,15 @@ class Context:
 
 
 # ---------------------------------------------------------------- the one error boundary
+
+
+def _published_name(name: str) -> str:
+    """A file as the user knows it: `contacts.parquet`, not the `.contacts.parquet.partial`
+    it is written as until it is whole."""
+    path = Path(name)
+    if path.name.startswith(".") and path.name.endswith(PARTIAL_SUFFIX):
+        return str(path.with_name(path.name[1 : -len(PARTIAL_SUFFIX)]))
+    return name
 
 
 def _fail(
@@ -162,8 +172,14 @@ class ErrorBoundary(click.Group):
                 os.close(devnull)
             sys.exit(141)  # as a shell reports a command ended by SIGPIPE: 128 + 13
         except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            _fail(f"{where}{exc.strerror or exc}", None, 74)  # EX_IOERR
+            where = f"{_published_name(str(exc.filename))}: " if exc.filename else ""
+            hint = (
+                "Free some space (or write elsewhere), then run again: nothing half-written is "
+                "kept."
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else None
+            )
+            _fail(f"{where}{exc.strerror or exc}", hint, 74)  # EX_IOERR
         except sqlite3.Error as exc:
             _fail(f"checkpoint database: {exc}", None, 74)
         except UnicodeError as exc:
