@@ -975,15 +975,19 @@ class _ColumnValidator:
                     )
                 return f"{value!r} is not a {what} {expected}"
 
-            self._bad(v, parsed.isna(), "date", date_message)
-            if self.exported and rule.date_format is None:
-                short = pd.Series(fullmatch(v, _SHORT_YEAR), index=v.index) & parsed.notna()
-                self._bad(v, short, "date", lambda value: _two_digit_year(value, what))
-                parsed = parsed.where(~short)
-            if rule.date_format is None:  # `9277` read as the year 9277
-                bare = pd.Series(fullmatch(v, r"\s*\d{1,5}\s*"), index=v.index) & parsed.notna()
-                self._bad(v, bare, "date", lambda value: _number_not_date(value, what, expected))
-                parsed = parsed.where(~bare)
+            # said for what they are, however (or whether) pandas reads them: `9277` (read
+            # as the year 9277), and in an export of ours a two-digit year (whose century?)
+            none = np.zeros(len(v), dtype=bool)
+            bare = fullmatch(v, r"\s*\d{1,5}\s*") if rule.date_format is None else none
+            short = (
+                fullmatch(v, _SHORT_YEAR) & ~bare
+                if self.exported and rule.date_format is None
+                else none
+            )
+            self._bad(v, bare, "date", lambda value: _number_not_date(value, what, expected))
+            self._bad(v, short, "date", lambda value: _two_digit_year(value, what))
+            parsed = parsed.where(~(bare | short))
+            self._bad(v, parsed.isna().to_numpy() & ~(bare | short), "date", date_message)
             swapped = self._swappable(v, rule)
             if swapped is not None:
                 self._bad(v, swapped[0], "date", swapped[1])
