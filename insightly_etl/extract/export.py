@@ -775,20 +775,11 @@ class Exporter:
                 # that missed it, or a record this user may see again)
                 unlisted = before - seen.id_set() if before is not None else set()
                 checked = await self._gone(obj, unlisted)
-                if checked.live:
-                    batch = await asyncio.to_thread(converter.to_batch, checked.live)
-                    for table in (writer, base):
-                        if table is not None:
-                            await asyncio.to_thread(table.write, batch)
-                    seen.add(batch)
+                await _write_late(checked.live, converter, (writer, base), seen)
                 # records the pages left out, that a count above the records read says exist
                 unkeyed = converter.bad_ids + converter.duplicate_ids
-                if missed := await self._missed(obj, seen, listed.count, unkeyed):
-                    batch = await asyncio.to_thread(converter.to_batch, missed)
-                    for table in (writer, base):
-                        if table is not None:
-                            await asyncio.to_thread(table.write, batch)
-                    seen.add(batch)
+                missed = await self._missed(obj, seen, listed.count, unkeyed)
+                await _write_late(missed, converter, (writer, base), seen)
                 # and records read, then deleted before the list was read to its end
                 left_out, asked = await self._deleted_since_read(obj, seen, listed.count)
                 if left_out:
@@ -1070,12 +1061,13 @@ class Exporter:
                 f"{fetcher.unreadable[0]['message']!r}); listed in {UNREADABLE}"
             )
 
-    async def _live_ids(self, obj: ObjectType) -> set[int]:
-        """Every id Insightly has for this object: one listing, `brief=true`, 500 a request."""
+    async def _live_ids(self, obj: ObjectType, why: str = "ids, for deletions") -> set[int]:
+        """Every id Insightly has for this object: one listing, `brief=true`, 500 a request.
+        `why`: its progress bar's label."""
         assert obj.id_field is not None
         ids: set[int] = set()
         params = {"brief": "true"} if obj.brief else {}
-        self.progress.start(f"{obj.name} (ids, for deletions)")
+        self.progress.start(f"{obj.name} ({why})")
         try:
             async for page in self.client.iter_pages(obj.endpoint, params, key=obj.id_field):
                 self._on_page(page, _Marks(None))
@@ -1101,7 +1093,7 @@ class Exporter:
         meter = self.client.meter()
         why = f"the last count ({count:,}) was below the {len(held):,} records read"
         try:
-            since_read = held - await self._live_ids(obj)
+            since_read = held - await self._live_ids(obj, "ids, for records deleted since read")
             listing = meter.requests
             if not since_read:  # a count that lies low would double every export's bill unseen
                 self.client.stats.notices.append(
@@ -1109,7 +1101,7 @@ class Exporter:
                     "found every one of them: none was left out"
                 )
                 return set(), 0
-            if len(since_read) > _TRUSTED_SLACK * (len(held) - count) + _TRUSTED_EXTRA:
+            if not _plausible(len(since_read), len(held) - count):
                 # not a GET for every record on the word of a listing the count belies
                 self.result.warnings.append(
                     f"{obj.name}: {why}, but listing the ids again left out {len(since_read):,} "
@@ -1188,12 +1180,9 @@ class Exporter:
         meter = self.client.meter()
         why = f"the last count ({count:,}) was above the {len(held):,} records read"
         try:
-            missing = sorted(await self._live_ids(obj) - held)
+            missing = sorted(await self._live_ids(obj, "ids, for records left out") - held)
             listing = meter.requests
-            # a GET each, but not a storm on the word of a count or a listing that lies: at
-            # most about what the count says is missing, and at most 1% of the records read
-            most = _TRUSTED_EXTRA + min(_TRUSTED_SLACK * (count - len(held)), len(held) // 100)
-            if len(missing) > most:
+            if not _plausible(len(missing), count - len(held), never_read_of=len(held)):
                 self.result.warnings.append(
                     f"{obj.name}: {why}, but listing the ids again gave {len(missing):,} not "
                     "read: not trusted, none asked for, and the file may lack records (the "
@@ -1378,6 +1367,33 @@ class Exporter:
             "remaining": self.client.quota.remaining,
         }
         write_json_atomic(self.out_dir / MANIFEST, self.manifest)
+
+
+async def _write_late(
+    records: list[dict[str, Any]],
+    converter: PageConverter,
+    tables: tuple[TableWriter | None, ...],
+    seen: _Seen,
+) -> None:
+    """Records found after the pages (by their own GET) into the file, and its base."""
+    if not records:
+        return
+    batch = await asyncio.to_thread(converter.to_batch, records)
+    for table in tables:
+        if table is not None:
+            await asyncio.to_thread(table.write, batch)
+    seen.add(batch)
+
+
+def _plausible(unexpected: int, gap: int, *, never_read_of: int | None = None) -> bool:
+    """Whether a second listing's `unexpected` ids (deleted since read, or never read) are few
+    enough to ask for one by one: about what the count's `gap` says and, for ids never read
+    (which a lying listing could invent by the million), at most 1% of the `never_read_of`
+    records read. Not a GET storm on the word of a count or a listing that lies."""
+    most = _TRUSTED_SLACK * gap
+    if never_read_of is not None:
+        most = min(most, never_read_of // 100)
+    return unexpected <= _TRUSTED_EXTRA + most
 
 
 def _own_folder(folder: Path) -> Path:
