@@ -51,6 +51,7 @@ from insightly_etl.load.readers import XLSX_MAX_CELL
 from insightly_etl.load.spreadsheet import (
     LOST,
     SCIENTIFIC,
+    Cut,
     artefact,
     cut_to_a_cell,
     read_instant,
@@ -1225,13 +1226,20 @@ class Planner:
         for name, new in changes.items():
             spec = self.specs.get(name)
             old = current_value(record, spec) if spec is not None else None
-            if isinstance(new, str) and isinstance(old, str) and cut_to_a_cell(new, old):
+            if not (isinstance(new, str) and isinstance(old, str)):
+                continue
+            held = (
+                f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell only "
+                f"the first {XLSX_MAX_CELL:,}"
+            )
+            cut = cut_to_a_cell(new, old)
+            if cut is Cut.EDITED:
                 return (
-                    f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell "
-                    f"only the first {XLSX_MAX_CELL:,}: the edit of that cut would lose the "
-                    "rest. Make it in Insightly, or in the CSV or Parquet export without "
-                    "opening it in a spreadsheet"
+                    f"{held}: the edit of that cut would lose the rest. Make it in Insightly, "
+                    "or in the CSV or Parquet export without opening it in a spreadsheet"
                 )
+            if cut is Cut.CUT:  # an artefact, sent only as `artefacts: send` says: not so
+                return f"{held}: sent, even as `artefacts: send` says, it would lose the rest"
         return None
 
     def _lost_characters(self, values: dict[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal, DecimalException
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -276,19 +277,23 @@ def _as_cell(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def cut_to_a_cell(new: str, old: str) -> str | None:
-    """A text longer than a cell holds, in a file that went through a spreadsheet (our XLSX
-    export cuts it there, and so do Excel and Calc opening a CSV): `cut` when the file has
-    just its first XLSX_MAX_CELL characters; `edited` when it has them with an edit before
-    the end (the cell full, or ending as the cut does), which sent would lose the rest; None
-    when the text is no cut of `old`."""
+class Cut(StrEnum):
+    """A text longer than a cell holds, as a file that went through a spreadsheet has it (our
+    XLSX export cuts it there, and so do Excel and Calc opening a CSV)."""
+
+    CUT = "cut"  # just its first XLSX_MAX_CELL characters
+    EDITED = "edited"  # those, with an edit before the end (the cell full, or ending as cut)
+
+
+def cut_to_a_cell(new: str, old: str) -> Cut | None:
+    """How `new` is `old` cut where a cell ends (sent, it would lose the rest), or None."""
     if len(old) <= XLSX_MAX_CELL or len(new) > XLSX_MAX_CELL:
         return None
     cuts = {old[:XLSX_MAX_CELL], _as_cell(old[:XLSX_MAX_CELL]), _as_cell(old)[:XLSX_MAX_CELL]}
     if new in cuts:
-        return "cut"
+        return Cut.CUT
     if len(new) == XLSX_MAX_CELL or any(new.endswith(cut[-100:]) for cut in cuts):
-        return "edited"
+        return Cut.EDITED
     return None
 
 
@@ -306,7 +311,7 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"
     if new in ("TRUE", "FALSE") and old.upper() == new:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
-    if cut_to_a_cell(new, old) == "cut":
+    if cut_to_a_cell(new, old) is Cut.CUT:
         return f"cut at the {XLSX_MAX_CELL:,} characters a cell holds"
     if "\r" in old and new == _as_cell(old):
         # a cell keeps a line break as LF (Alt+Enter); XML, so every workbook, reads CR LF so

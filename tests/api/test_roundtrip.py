@@ -816,6 +816,14 @@ def test_a_text_longer_than_a_cell_is_never_cut_in_insightly(tmp_path: Path) -> 
     assert artefact_lines(result.stderr) == [
         "  BODY: 1 (cut at the 32,767 characters a cell holds)"
     ]
+    sending = tmp_path / "send.yaml"  # artefacts sent as they are: not a cut one
+    sending.write_text("object: notes\nartefacts: send\n", encoding="utf-8")
+    result = run(sb, "import", str(file), "--mapping", str(sending), "--dry-run")
+    assert f"0 to update, {count - 1} unchanged" in result.stderr and "1 failed" in result.stderr
+    assert (
+        "BODY: Insightly holds 44,010 characters, and a spreadsheet cell only the first 32,767: "
+        "sent, even as `artefacts: send` says, it would lose the rest"
+    ) in (out / "notes.errors.csv").read_text(encoding="utf-8-sig")
     book = openpyxl.load_workbook(file)
     sheet = book.active
     header = [c.value for c in sheet[1]]
