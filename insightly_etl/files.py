@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -50,6 +51,12 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------- whole or not at all
+
+
+def sha256_file(path: Path) -> str:
+    """A file's bytes as a SHA-256 digest (hex): whether it is the one seen before."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def partial_path(path: Path) -> Path:

@@ -80,7 +80,7 @@ from insightly_etl.extract.writers import (
     table_file,
     write_json_atomic,
 )
-from insightly_etl.files import BASE_DIR, publish, utc_now
+from insightly_etl.files import BASE_DIR, publish, sha256_file, utc_now
 from insightly_etl.lock import RunLock
 from insightly_etl.moments import (
     DATETIME_FORMAT,
@@ -457,7 +457,7 @@ class Exporter:
         fingerprint are not checked (nothing to compare with)."""
         if self.options.overwrite_edited:
             return
-        fingerprints = self.manifest.get("written")
+        fingerprints = self.manifest.get("fingerprints")
         for name in names:
             entry = self.manifest["objects"].get(name) or {}
             file = entry.get("file")
@@ -468,20 +468,20 @@ class Exporter:
             if not path.is_file() or path.is_symlink() or not _edited(path, written):
                 continue
             when = str(entry.get("exported_utc") or "")[:16].replace("T", " ")
+            of = f" of {when} UTC" if when else ""
             shown = f"{self.options.shown.rstrip('/')}/{file}"
             raise InputError(
-                f"{shown} was changed since the export of {when} UTC wrote it (edited and "
-                "saved in a spreadsheet?): this export would write Insightly's values over "
-                "the edits",
+                f"{shown} was changed since the export{of} wrote it (edited and saved in a "
+                "spreadsheet?): this export would write Insightly's values over the edits",
                 hint=f"Import the edited file first (insightly-etl import {shown} --object "
                 f"{name}), or move it out of the folder; --overwrite-edited writes over it.",
             )
 
-    def _published(self, path: Path) -> None:
+    def _remember_fingerprint(self, path: Path) -> None:
         """A CSV or XLSX just put in place: its fingerprint kept at once (`_refuse_edited`),
         so a run that stops before the object's manifest entry does not take it for edited."""
         if self.options.fmt in ("csv", "xlsx") and path.is_file():
-            self.manifest.setdefault("written", {})[self._file(path)] = _fingerprint(path)
+            self.manifest.setdefault("fingerprints", {})[self._file(path)] = _fingerprint(path)
             self._save_manifest()
 
     def _type_of(self, name: str) -> ObjectType:
@@ -823,7 +823,7 @@ class Exporter:
             if base is not None:  # first: a CSV in place is the one its base was written with
                 base.commit()
             writer.commit()
-            self._published(path)
+            self._remember_fingerprint(path)
         self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
         for column, count in sorted(getattr(writer, "cut", {}).items()):
@@ -913,7 +913,7 @@ class Exporter:
             _write_whole(
                 open_writer(path, schema, self.table_fmt, self.options.csv_dialect), merged
             )
-            self._published(path)
+            self._remember_fingerprint(path)
         self._seen[obj.name] = seen = _Seen(obj)
         seen.add(merged)
         self._warn_bad_values(obj.name, converter)
@@ -1412,9 +1412,7 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     """What a file was when this tool wrote it: its size and time (the quick check) and a
     digest of its bytes (a copied folder has new times and the same bytes)."""
     stat = path.stat()
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "blake2b").hexdigest()
-    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blake2b": digest}
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
 
 
 def _edited(path: Path, written: dict[str, Any]) -> bool:
@@ -1422,8 +1420,7 @@ def _edited(path: Path, written: dict[str, Any]) -> bool:
     stat = path.stat()
     if stat.st_size == written.get("bytes") and stat.st_mtime_ns == written.get("mtime_ns"):
         return False
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "blake2b").hexdigest() != written.get("blake2b")
+    return sha256_file(path) != written.get("sha256")
 
 
 def _one_by_one(obj: ObjectType) -> bool:

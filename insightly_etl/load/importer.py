@@ -21,7 +21,7 @@ from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
 from insightly_etl.errors import ApiError, InputError, RunStopped
-from insightly_etl.files import write_csv
+from insightly_etl.files import sha256_file, write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
 from insightly_etl.load.checkpoint import (
@@ -29,7 +29,6 @@ from insightly_etl.load.checkpoint import (
     RowEntry,
     mapping_fingerprint,
     row_digests,
-    sha256_file,
 )
 from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups

@@ -32,14 +32,6 @@ if TYPE_CHECKING:
     from insightly_etl.load.checkpoint.store import Checkpoint
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def mapping_fingerprint(mapping_file: Path | None, object_name: str) -> str:
     text = mapping_file.read_bytes() if mapping_file else b"(no mapping)"
     return hashlib.sha256(text + b"\0" + object_name.encode()).hexdigest()
