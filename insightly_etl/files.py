@@ -53,6 +53,9 @@ def utc_now() -> str:
 # ---------------------------------------------------------------- whole or not at all
 
 
+CELL_CHARACTERS = 32_767  # the most a spreadsheet cell holds (Excel, Calc; our XLSX export)
+
+
 def sha256_file(path: Path) -> str:
     """A file's bytes as a SHA-256 digest (hex): whether it is the one seen before."""
     with path.open("rb") as f:

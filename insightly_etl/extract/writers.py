@@ -25,6 +25,7 @@ from openpyxl.utils.exceptions import WorkbookAlreadySaved
 
 from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
+    CELL_CHARACTERS,
     ESCAPED_FORMULA,
     csv_schema,
     escape_column,
@@ -422,7 +423,6 @@ class CsvTableWriter:
 
 
 EXCEL_ROWS = 1_048_576  # a sheet's rows, the header included
-EXCEL_CELL = 32_767  # characters a cell holds
 EXCEL_FIRST_YEAR = 1900  # a date before it is no date to Excel (shown as #####)
 
 
@@ -437,7 +437,7 @@ class XlsxTableWriter:
         self.path = path
         self.schema = schema
         self.rows = 0
-        self.cut: dict[str, int] = {}  # column -> texts cut at EXCEL_CELL characters
+        self.cut: dict[str, int] = {}  # column -> texts cut at CELL_CHARACTERS characters
         self._tmp = partial_path(path)  # opened when saved (open_partial)
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=_sheet_title(path.stem))
@@ -490,9 +490,9 @@ class XlsxTableWriter:
         if _READ_AS_ESCAPED.match(text):  # `'+x` is read back as `+x` (files.unescape_frame,
             # for a CSV of ours saved as a workbook): one more quote, and it reads as itself
             text = "'" + text
-        if len(text) > EXCEL_CELL:
+        if len(text) > CELL_CHARACTERS:
             self.cut[column] = self.cut.get(column, 0) + 1
-            text = text[:EXCEL_CELL]
+            text = text[:CELL_CHARACTERS]
         cell = WriteOnlyCell(self._sheet, text)
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
         cell.number_format = TEXT_FORMAT

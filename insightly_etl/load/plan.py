@@ -28,6 +28,7 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import ForbiddenError, NotFoundError
+from insightly_etl.files import CELL_CHARACTERS
 from insightly_etl.load.fields import (
     BOOLEAN,
     DATE,
@@ -47,7 +48,6 @@ from insightly_etl.load.identity import (
     shared_in_file,
 )
 from insightly_etl.load.mapping import matched_by_id
-from insightly_etl.load.readers import XLSX_MAX_CELL
 from insightly_etl.load.spreadsheet import (
     LOST,
     SCIENTIFIC,
@@ -1220,7 +1220,7 @@ class Planner:
 
     def _cut_text(self, record: Record, changes: dict[str, Any]) -> str | None:
         """A long text (a note's body) that went through a spreadsheet, which keeps only the
-        first XLSX_MAX_CELL characters of a cell, and was edited there: sent, it would cut
+        first CELL_CHARACTERS characters of a cell, and was edited there: sent, it would cut
         off the rest in Insightly. The row fails, naming the field; the cut alone is an
         artefact (kept)."""
         for name, new in changes.items():
@@ -1230,7 +1230,7 @@ class Planner:
                 continue
             held = (
                 f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell only "
-                f"the first {XLSX_MAX_CELL:,}"
+                f"the first {CELL_CHARACTERS:,}"
             )
             cut = cut_to_a_cell(new, old)
             if cut is Cut.EDITED:

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
 from insightly_etl.errors import InputError
-from insightly_etl.files import to_csv_column, unescape_frame
+from insightly_etl.files import CELL_CHARACTERS, to_csv_column, unescape_frame
 from insightly_etl.moments import as_text
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -1092,13 +1092,12 @@ def _cell_text(value: object) -> str:
 # sheets compress 5-30x); and Excel itself stores at most 32,767 characters in a cell.
 XLSX_MAX_RATIO = 200
 XLSX_RATIO_FLOOR = 50 << 20  # parts smaller than this may compress as they like
-XLSX_MAX_CELL = 32_767
 _FORMULA_TAG = re.compile(rb"<(?:[^\s<>:/]+:)?f[\s>/]")
 
 
 # A cell holds at most 32,767 characters (up to 4 bytes each in UTF-8): XML text longer than
 # this between two tags is no spreadsheet cell, and parsing it would hold it all in memory.
-XLSX_MAX_TEXT_RUN = 4 * XLSX_MAX_CELL + 1024
+XLSX_MAX_TEXT_RUN = 4 * CELL_CHARACTERS + 1024
 
 
 def _longest_text_run(stream: Any) -> int:
@@ -1137,7 +1136,7 @@ def _check_xlsx_parts(path: Path) -> None:
                         raise InputError(
                             f"{path}: part {info.filename} holds a text of more than "
                             f"{XLSX_MAX_TEXT_RUN:,} bytes, more than a spreadsheet cell can "
-                            f"hold ({XLSX_MAX_CELL:,} characters); refused before reading it",
+                            f"hold ({CELL_CHARACTERS:,} characters); refused before reading it",
                             hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
                         )
     except zipfile.BadZipFile as exc:
@@ -1243,10 +1242,10 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             if not any(c.strip() for c in cells):
                 continue
             for column, text in enumerate(cells, start=1):
-                if len(text) > XLSX_MAX_CELL:
+                if len(text) > CELL_CHARACTERS:
                     raise InputError(
                         f"{path}, sheet {sheet_name!r}, cell {get_column_letter(column)}{number}: "
-                        f"{len(text):,} characters, more than a spreadsheet cell can hold ({XLSX_MAX_CELL:,})"
+                        f"{len(text):,} characters, more than a spreadsheet cell can hold ({CELL_CHARACTERS:,})"
                     )
             if header is None:
                 header, header_line = cells, number

@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from insightly_etl.files import CELL_CHARACTERS
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
-from insightly_etl.load.readers import XLSX_MAX_CELL
 
 _SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:[\s,]|$)")
 # a cell that is a date and nothing else (free text that mentions one is no evidence)
@@ -281,18 +281,18 @@ class Cut(StrEnum):
     """A text longer than a cell holds, as a file that went through a spreadsheet has it (our
     XLSX export cuts it there, and so do Excel and Calc opening a CSV)."""
 
-    CUT = "cut"  # just its first XLSX_MAX_CELL characters
+    CUT = "cut"  # just its first CELL_CHARACTERS characters
     EDITED = "edited"  # those, with an edit before the end (the cell full, or ending as cut)
 
 
 def cut_to_a_cell(new: str, old: str) -> Cut | None:
     """How `new` is `old` cut where a cell ends (sent, it would lose the rest), or None."""
-    if len(old) <= XLSX_MAX_CELL or len(new) > XLSX_MAX_CELL:
+    if len(old) <= CELL_CHARACTERS or len(new) > CELL_CHARACTERS:
         return None
-    cuts = {old[:XLSX_MAX_CELL], _as_cell(old[:XLSX_MAX_CELL]), _as_cell(old)[:XLSX_MAX_CELL]}
+    cuts = {old[:CELL_CHARACTERS], _as_cell(old[:CELL_CHARACTERS]), _as_cell(old)[:CELL_CHARACTERS]}
     if new in cuts:
         return Cut.CUT
-    if len(new) == XLSX_MAX_CELL or any(new.endswith(cut[-100:]) for cut in cuts):
+    if len(new) == CELL_CHARACTERS or any(new.endswith(cut[-100:]) for cut in cuts):
         return Cut.EDITED
     return None
 
@@ -312,7 +312,7 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
     if new in ("TRUE", "FALSE") and old.upper() == new:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
     if cut_to_a_cell(new, old) is Cut.CUT:
-        return f"cut at the {XLSX_MAX_CELL:,} characters a cell holds"
+        return f"cut at the {CELL_CHARACTERS:,} characters a cell holds"
     if "\r" in old and new == _as_cell(old):
         # a cell keeps a line break as LF (Alt+Enter); XML, so every workbook, reads CR LF so
         return "line breaks written as LF, not CR LF"
