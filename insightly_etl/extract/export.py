@@ -450,38 +450,44 @@ class Exporter:
             )
 
     def _refuse_edited(self, names: list[str]) -> None:
-        """A CSV or XLSX this run would write that was changed since this tool wrote it: a
-        person's edits (the round trip through a spreadsheet), which an export would replace
-        with Insightly's values, and its `_base` with them. Refused before anything is
-        written, unless --overwrite-edited. Files written before the manifest recorded their
-        fingerprint are not checked (nothing to compare with)."""
-        if self.options.overwrite_edited:
-            return
-        fingerprints = self.manifest.get("fingerprints")
+        """Each CSV or XLSX this run would write, checked before anything is written (and
+        again just before it is put in place: `_refuse_if_edited`)."""
         for name in names:
-            entry = self.manifest["objects"].get(name) or {}
-            file = entry.get("file")
-            written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
-            if not isinstance(written, dict) or not isinstance(file, str) or not _safe_name(file):
-                continue
-            path = self.out_dir / file
-            if not path.is_file() or path.is_symlink() or not _edited(path, written):
-                continue
-            when = str(entry.get("exported_utc") or "")[:16].replace("T", " ")
-            of = f" of {when} UTC" if when else ""
-            shown = f"{self.options.shown.rstrip('/')}/{file}"
-            raise InputError(
-                f"{shown} was changed since the export{of} wrote it (edited and saved in a "
-                "spreadsheet?): this export would write Insightly's values over the edits",
-                hint=f"Import the edited file first (insightly-etl import {shown} --object "
-                f"{name}), or move it out of the folder; --overwrite-edited writes over it.",
-            )
+            self._refuse_if_edited(name, self._planned_path(name))
+
+    def _refuse_if_edited(self, name: str, path: Path) -> None:
+        """A CSV or XLSX changed since this tool wrote it: a person's edits (the round trip
+        through a spreadsheet), which an export would replace with Insightly's values, and
+        its `_base` with them. Refused unless --overwrite-edited. A file written before the
+        manifest kept fingerprints is not checked (nothing to compare with)."""
+        fingerprints = self.manifest.get("fingerprints")
+        file = self._file(path)
+        written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
+        if (
+            self.options.overwrite_edited
+            or not isinstance(written, dict)
+            or not path.is_file()
+            or path.is_symlink()
+            or not _edited(path, written)
+        ):
+            return
+        when = str(written.get("utc") or "")[:16].replace("T", " ")
+        of = f" of {when} UTC" if when else ""
+        shown = f"{self.options.shown.rstrip('/')}/{file}"
+        raise InputError(
+            f"{shown} was changed since the export{of} wrote it (edited and saved in a "
+            "spreadsheet?): this export would write Insightly's values over the edits",
+            hint=f"Import it first (insightly-etl import {shown} --object {name}), then "
+            "export again with --overwrite-edited; or move it out of the folder.",
+        )
 
     def _remember_fingerprint(self, path: Path) -> None:
         """A CSV or XLSX just put in place: its fingerprint kept at once (`_refuse_edited`),
         so a run that stops before the object's manifest entry does not take it for edited."""
         if self.options.fmt in ("csv", "xlsx") and path.is_file():
-            self.manifest.setdefault("fingerprints", {})[self._file(path)] = _fingerprint(path)
+            if not isinstance(self.manifest.get("fingerprints"), dict):  # a hand-edited one
+                self.manifest["fingerprints"] = {}
+            self.manifest["fingerprints"][self._file(path)] = _fingerprint(path)
             self._save_manifest()
 
     def _type_of(self, name: str) -> ObjectType:
@@ -820,6 +826,13 @@ class Exporter:
                 self._write_changes(obj, rows, journaled, marks)
             publish(staged, path)
         else:
+            try:  # a person may have saved it while the other objects were exported
+                self._refuse_if_edited(obj.name, path)
+            except InputError:
+                for opened in (writer, base):
+                    if opened is not None:
+                        opened.abort()
+                raise
             if base is not None:  # first: a CSV in place is the one its base was written with
                 base.commit()
             writer.commit()
@@ -910,6 +923,7 @@ class Exporter:
         if self.table_fmt == "delta" and _exists(path):
             await asyncio.to_thread(merge_delta, path, fresh, gone, obj.id_field, merged)
         else:
+            self._refuse_if_edited(obj.name, path)  # saved while other objects were exported?
             _write_whole(
                 open_writer(path, schema, self.table_fmt, self.options.csv_dialect), merged
             )
@@ -1412,7 +1426,12 @@ def _fingerprint(path: Path) -> dict[str, Any]:
     """What a file was when this tool wrote it: its size and time (the quick check) and a
     digest of its bytes (a copied folder has new times and the same bytes)."""
     stat = path.stat()
-    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
+    return {
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": sha256_file(path),
+        "utc": utc_now(),
+    }
 
 
 def _edited(path: Path, written: dict[str, Any]) -> bool:

@@ -484,25 +484,63 @@ def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
     edited = first + "\n" + rest.replace(",", ",X", 1)  # a cell of the first record
     file.write_text(edited, encoding="utf-8-sig")
     base = (folder / "_base" / "contacts.parquet").read_bytes()
-    when = json.loads((folder / "_manifest.json").read_text())["objects"]["contacts"]
-    shown = when["exported_utc"][:16].replace("T", " ")
-    result = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-2:] == [
+    fingerprint = json.loads((folder / "_manifest.json").read_text())["fingerprints"]
+    shown = fingerprint["contacts.csv"]["utc"][:16].replace("T", " ")
+    refusal = [
         f"Error: {file} was changed since the export of {shown} UTC wrote it (edited and saved "
         "in a spreadsheet?): this export would write Insightly's values over the edits",
-        f"Hint: Import the edited file first (insightly-etl import {file} --object contacts), "
-        "or move it out of the folder; --overwrite-edited writes over it.",
+        f"Hint: Import it first (insightly-etl import {file} --object contacts), then export "
+        "again with --overwrite-edited; or move it out of the folder.",
     ]
+    result = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == refusal
     assert file.read_text(encoding="utf-8-sig") == edited
     assert (folder / "_base" / "contacts.parquet").read_bytes() == base
-    # another object's export into the folder leaves the edited file alone, and is not refused
+    # another object's export into the folder leaves the edited file alone, and is not refused;
+    # nor does exporting it as a workbook in between forget the CSV's fingerprint
     assert run(sb, "export", "countries", "--format", "csv", "--out", str(folder)).exit_code == 0
+    assert run(sb, "export", "contacts", "--format", "xlsx", "--out", str(folder)).exit_code == 0
+    result = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
+    assert result.exit_code == 2 and result.stderr.splitlines()[-2:] == refusal, result.output
     told = run(
         sb, "export", "contacts", "--format", "csv", "--out", str(folder), "--overwrite-edited"
     )
     assert told.exit_code == 0, told.output
     assert file.read_text(encoding="utf-8-sig") == text
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest["fingerprints"] = None  # a hand edit: no fingerprints, not a crash (exit 70)
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    again = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
+    assert again.exit_code == 0, again.output
+    assert "contacts.csv" in json.loads((folder / "_manifest.json").read_text())["fingerprints"]
+
+
+def test_a_file_saved_while_another_object_is_exported_is_not_written_over(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Checked once at the start, a many-object run wrote over leads.csv a person saved
+    while contacts were read. It is checked again just before it is put in place."""
+    sb = make_sandbox()
+    out = tmp_path / "out"
+    asked = ["export", "contacts", "leads", "--format", "csv", "--out", str(out), "-q"]
+    assert run(sb, *asked).exit_code == 0
+    leads = out / "leads.csv"
+    saved = leads.read_text(encoding="utf-8-sig").replace("\n", "\nSAVED,", 1)
+
+    class SavesLeads(httpx.ASGITransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/Contacts"):  # the person saves, meanwhile
+                leads.write_text(saved, encoding="utf-8-sig")
+            return await super().handle_async_request(request)
+
+    result = cli_runner().invoke(
+        main, asked, obj=Context(transport=SavesLeads(app=sb.app)), env=ENV
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2].startswith(f"Error: {leads} was changed since the export")
+    assert leads.read_text(encoding="utf-8-sig") == saved
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".partial")]
 
 
 def test_an_export_stopped_before_its_base_is_written_leaves_no_false_edit(
