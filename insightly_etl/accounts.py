@@ -203,9 +203,11 @@ class AccountId:
     @classmethod
     def of(cls, name: object, number: object) -> AccountId:
         """As remembered (a hand-edited manifest may hold anything)."""
+        if isinstance(number, str) and re.fullmatch(r"-?\d{1,30}", number.strip()):
+            number = int(number)
         return cls(
             str(name)[:200] if name else None,
-            int(number) if isinstance(number, int | str) and str(number).isdigit() else None,
+            number if isinstance(number, int) and not isinstance(number, bool) else None,
         )
 
     @property
@@ -213,18 +215,20 @@ class AccountId:
         return f"account {self.name!r}" if self.name else f"account number {self.number}"
 
     def other_than(self, known: AccountId) -> str | None:
-        """Why this key is not for `known`'s account, or None. A key whose user may not read
-        `GET /Instance` is for an account known by name only when the numbers say so: it
-        cannot be told from another's (its files replaced a folder's, its ids taken for
-        deletions)."""
-        if known.name and self.name and known.name != self.name:
-            return f"this key is for account {self.name!r}"
-        if known.number is not None and self.number is not None and known.number != self.number:
+        """Why this key is not for `known`'s account, or None. By name where both have one,
+        else by number; a key that gives neither that `known` has cannot be told from another
+        account's (its files replaced a folder's, its ids were taken for deletions)."""
+        if known.name and self.name:
+            return None if known.name == self.name else f"this key is for account {self.name!r}"
+        if known.number is not None and self.number is not None:
+            if known.number == self.number:
+                return None
             return f"this key is for account number {self.number}"
-        if known.name and not self.name and (known.number is None or self.number is None):
+        if known.name or known.number is not None:
             return (
-                "this key's user may not read which account it is for (GET /Instance was "
-                "refused), so it cannot be told from another"
+                "this key's user may not read which account it is for (GET /Instance, or "
+                "GET /Users/Me, was refused or said no number), so it cannot be told from "
+                "another"
             )
         return None
 

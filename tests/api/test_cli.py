@@ -626,8 +626,9 @@ def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_fo
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-2:] == [
         f"Error: {out} holds an export of account 'northwind-sandbox'; this key's user may not "
-        "read which account it is for (GET /Instance was refused), so it cannot be told from "
-        "another: merging, or detecting deletions, would mix the two",
+        "read which account it is for (GET /Instance, or GET /Users/Me, was refused or said no "
+        "number), so it cannot be told from another: merging, or detecting deletions, would mix "
+        "the two",
         "Hint: Export into another --out folder (or use the key of the folder's account).",
     ]
     assert (out / "contacts.parquet").read_bytes() == before
@@ -641,6 +642,14 @@ def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_fo
     assert result.stderr.splitlines()[-2].startswith(
         f"Error: {restricted} holds an export of account number {number}; this key is for "
         "account number "
+    )
+    # a key whose user may read neither (GET /Users/Me refused too): not told apart either
+    blind = make_sandbox(subdomain="initech", deny=frozenset({"Instance", "Users"}))
+    result = run(blind, "export", "contacts", "--out", str(restricted), "--incremental")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2].startswith(
+        f"Error: {restricted} holds an export of account number {number}; this key's user may "
+        "not read which account it is for"
     )
     again = run(globex, "export", "contacts", "--out", str(restricted), "--incremental", "-q")
     assert again.exit_code == 0, again.output
@@ -679,8 +688,8 @@ def test_a_checkpoint_is_never_used_by_a_key_that_cannot_say_its_account(
     assert refused.exit_code == 2, refused.output
     assert refused.stderr.splitlines()[-2] == (
         f"Error: {checkpoint} belongs to an import into account 'acme'; this key's user may not "
-        "read which account it is for (GET /Instance was refused), so it cannot be told from "
-        "another"
+        "read which account it is for (GET /Instance, or GET /Users/Me, was refused or said no "
+        "number), so it cannot be told from another"
     )
 
 

@@ -201,3 +201,34 @@ def test_a_key_a_server_echoes_in_another_form_is_blanked_out(form) -> None:
     echoed = redact(f"Invalid value {form(key)} in the request")
     assert "5B0F3C2A" not in echoed.upper() and "91D4" not in echoed.upper(), echoed
     assert b"5B0F3C2A".hex() not in echoed.lower(), echoed
+
+
+@pytest.mark.parametrize(
+    ("known", "this", "refused"),
+    [
+        (("acme", None), ("acme", None), False),
+        (("acme", None), ("globex", None), True),
+        (("acme", None), (None, 7), True),  # a name known, only a number now: cannot tell
+        (("acme", 7), (None, 7), False),
+        ((None, 7), (None, 8), True),
+        ((None, 7), (None, None), True),  # GET /Users/Me refused too
+        ((None, -7), (None, -7), False),
+        ((None, None), (None, None), False),  # a new folder: nothing to compare
+    ],
+)
+def test_a_key_is_told_from_another_accounts_by_name_else_by_number(known, this, refused) -> None:
+    from insightly_etl.accounts import AccountId
+
+    assert (AccountId(*this).other_than(AccountId(*known)) is not None) == refused
+
+
+def test_an_account_number_remembered_in_any_form_is_that_number() -> None:
+    from insightly_etl.accounts import AccountId
+
+    assert [AccountId.of(None, n).number for n in (424242, "424242", "-424242", " 7 ")] == [
+        424242,
+        424242,
+        -424242,
+        7,
+    ]
+    assert [AccountId.of(None, n).number for n in (True, "x", 4.2, None, "1" * 40)] == [None] * 5
