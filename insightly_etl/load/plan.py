@@ -1047,7 +1047,7 @@ class Planner:
         if now is None:
             return None
         later = now.replace(second=0) > copied if not seconds else now > copied
-        if not later or self._ours_last(row, record):
+        if not later or self._ours_last(row, record, changes):
             return None
         shown = copied.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
         return (
@@ -1056,20 +1056,22 @@ class Planner:
             "Re-export it, or use --on-conflict overwrite"
         )
 
-    def _ours_last(self, row: int, record: Record) -> bool:
+    def _ours_last(self, row: int, record: Record, changes: dict[str, Any]) -> bool:
         """Whether the record's last change is this import's own write for this row (its
-        DATE_UPDATED_UTC is the one that write left, its fields what it wrote): a typo fixed
-        in the file and run again is no conflict with the run that sent the typo."""
+        DATE_UPDATED_UTC is the one that write left, its fields what it wrote), and `changes`
+        only fields that write wrote: a typo fixed in the file and run again is no conflict
+        with the run that sent the typo. The time has whole seconds, so a colleague's edit
+        in the second of ours would share it: a field of ours that no longer holds what we
+        wrote, or any other field the row would change, may be theirs."""
         rid = record_id(record, self.obj.id_field or "")
         if self.last_write is None or rid is None:
             return False
         stamp, ours = self.last_write(row, rid)
         left, now = iso_instant(stamp), iso_instant(record.get("DATE_UPDATED_UTC"))
-        # and the fields it wrote hold what it wrote: the time has whole seconds, and an edit
-        # in the second of ours would share it
         return (
             left is not None
             and left == now
+            and set(changes) <= set(ours)
             and all(
                 same_value(spec, current_value(record, spec), value)
                 for name, value in ours.items()

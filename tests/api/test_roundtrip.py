@@ -962,3 +962,22 @@ def test_an_export_moved_without_its_copy_time_warns_that_every_difference_is_se
     ), result.stderr
     beside = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert "no DATE_UPDATED_UTC" not in beside.stderr
+
+
+def test_a_colleagues_edit_in_the_second_of_our_write_is_no_write_of_ours(tmp_path: Path) -> None:
+    """DATE_UPDATED_UTC has whole seconds: a colleague's edit in the second of the import's
+    write left the stamp it wrote, and the typo fix's run sent the file's old value over it.
+    A change to a field the import did not write is a conflict, as before."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"].records
+    file = edited_export(sb, tmp_path, {2003: {"TITLE": "Hed of Sales"}})
+    file = Path(shutil.copy(file, tmp_path / "contacts.csv"))  # no _base beside it
+    assert run(sb, "import", str(file), "--object", "contacts").exit_code == 0
+    colleague = {**contacts[2003], "FIRST_NAME": "Colleague"}  # DATE_UPDATED_UTC as it was:
+    sb.account.collections["Contacts"].put(colleague)  # an edit in the second of our write
+    retyped(file, 2003, "TITLE", "Head of Sales")
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 1, result.output
+    assert (contacts[2003]["FIRST_NAME"], contacts[2003]["TITLE"]) == ("Colleague", "Hed of Sales")
+    errors = (tmp_path / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert "conflict: record 2003 changed in Insightly at" in errors
