@@ -95,7 +95,8 @@ class PageConverter:
                 out.append(self._timestamps(f.name, column, target=target))
             elif f.type == _TAGS_WIRE:  # [{TAG_NAME}] -> [TAG_NAME]
                 names = pc.struct_field(column.flatten(), "TAG_NAME")
-                if names.null_count:  # a tag without a name is none: left out, row by row
+                if names.null_count or pc.any(pc.equal(names, "")).as_py():
+                    # a tag without a name is no tag: the rows read one by one, which drop it
                     values = [r.get(f.name) for r in records]
                     out.append(self._column(self.schema.field(f.name), values))
                 else:
@@ -229,7 +230,7 @@ def _string_list(value: Any) -> Any:
         return [
             str(v.get("TAG_NAME")) if isinstance(v, dict) else str(v)
             for v in value
-            if v is not None and (not isinstance(v, dict) or v.get("TAG_NAME") is not None)
+            if v is not None and (not isinstance(v, dict) or v.get("TAG_NAME") not in (None, ""))
         ]
     return [str(value)]
 

@@ -297,6 +297,19 @@ def cut_to_a_cell(new: str, old: str) -> Cut | None:
     return None
 
 
+# what our exports write as U+FFFD: a NUL (a CSV with one is binary data to its readers) and
+# the other control characters XML, so a workbook, cannot hold
+_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _controls_replaced(new: str, old: str) -> bool:
+    return (
+        len(new) == len(old)
+        and new != old
+        and all(n == o or (n == "\ufffd" and _UNWRITABLE.match(o)) for n, o in zip(new, old))
+    )
+
+
 def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
     """Why a text value differs only as a spreadsheet re-saves it, or None. Each rule goes
     one way, the way a program changes a value: zeros are dropped, never added; digits are
@@ -311,6 +324,8 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         return f"digits after the {KEPT_DIGITS}th lost (stored as a number)"
     if new in ("TRUE", "FALSE") and old.upper() == new:
         return "yes/no text shown as TRUE/FALSE"  # Calc reads `true` in a CSV as a yes/no
+    if _controls_replaced(new, old):
+        return "control characters a file cannot hold, written as U+FFFD"
     if cut_to_a_cell(new, old) is Cut.CUT:
         return f"cut at the {CELL_CHARACTERS:,} characters a cell holds"
     if "\r" in old and new == _as_cell(old):

@@ -576,6 +576,12 @@ def test_a_nul_in_a_record_does_not_make_its_csv_unreadable(make_sandbox, tmp_pa
     assert "\x00" not in text and "a\ufffdb" in text
     checked = run(sb, "validate", str(file), "--object", "contacts")
     assert checked.exit_code == 0, checked.output
+    # imported back unedited, it is no edit: U+FFFD is not sent over the NUL
+    back = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "0 to create, 0 to update" in back.stderr, back.output
+    assert "  FIRST_NAME: 1 (control characters a file cannot hold, written as U+FFFD)" in (
+        back.stderr
+    )
 
 
 def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_path: Path) -> None:

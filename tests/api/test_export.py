@@ -704,13 +704,14 @@ async def test_numbers_too_big_for_int64_from_a_server_are_null_and_counted_not_
 async def test_a_tag_without_a_name_is_no_tag_and_an_old_date_stays_readable_in_a_workbook(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """`{"TAG_NAME": null}` was written as the tag "None"; a date before 1900 (.NET's
-    0001-01-01) as a date cell Excel shows as #####: it is written as its text instead."""
+    """`{"TAG_NAME": null}` was written as the tag "None" (and "" as an empty tag); a date
+    before 1900 (.NET's 0001-01-01) as a date cell Excel shows as #####: it is written as
+    its text instead."""
     import openpyxl
 
     sb = make_sandbox()
     contacts = sb.account.collections["Contacts"]
-    contacts.records[2001]["TAGS"] = [{"TAG_NAME": None}, {"TAG_NAME": "vip"}]
+    contacts.records[2001]["TAGS"] = [{"TAG_NAME": None}, {"TAG_NAME": "vip"}, {"TAG_NAME": ""}]
     contacts.records[2002]["DATE_OF_BIRTH"] = "0001-01-01 00:00:00"
     await export(sb, tmp_path, "contacts")
     rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
