@@ -306,7 +306,10 @@ def _controls_replaced(new: str, old: str) -> bool:
     return (
         len(new) == len(old)
         and new != old
-        and all(n == o or (n == "\ufffd" and _UNWRITABLE.match(o)) for n, o in zip(new, old))
+        and all(
+            n == o or (n == "\ufffd" and _UNWRITABLE.match(o))
+            for n, o in zip(new, old, strict=True)
+        )
     )
 
 
