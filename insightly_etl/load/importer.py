@@ -20,7 +20,7 @@ from typing import Any
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import ApiError, InputError, RunStopped
+from insightly_etl.errors import ApiError, InputError, RunStopped, StopReason
 from insightly_etl.files import sha256_file, write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -313,12 +313,15 @@ async def load_file(
         run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
         try:
             result = await run.go(announce)
-        except (InputError, ApiError):  # refused (another account's, a mapping's missing
-            # column, a key Insightly refuses), or failed (a server's error past its retries)
+        # refused (another account's, a mapping's missing column, a key Insightly refuses),
+        # or failed (a server's error past its retries)
+        except (InputError, ApiError):
             if not checkpoint.rows.sent(this_run=True):  # before any write: not a run
                 checkpoint.forget_run()
-            else:
-                checkpoint.finish_run(run.meter.requests, "failed", dict(client.stats.sent_minutes))
+            else:  # its requests count in the quota's window; status says how it ended
+                checkpoint.finish_run(
+                    run.meter.requests, str(StopReason.ERROR), dict(client.stats.sent_minutes)
+                )
             # a checkpoint this run made and wrote nothing with would greet the next run
             # with a run that never finished and rows "removed" from a file never imported
             discard = fresh and not checkpoint.rows.sent()

@@ -49,6 +49,7 @@ _ETAG = re.compile(r'(W/)?"[^"]*"')  # an entity tag as RFC 9110 writes it
 DENIED_MESSAGE = "Authorization has been denied for this request."  # verified live, §5
 # the swagger's 403 on every per-record route (325 of its 403s say exactly this)
 NO_ACCESS_MESSAGE = "API User does not have access to Record."
+FORBIDDEN_MESSAGE = "User doesn't have access to this resource."  # what --deny names
 
 
 @dataclass
@@ -572,7 +573,7 @@ class Sandbox:
         name = seg[0]
         if name == "Instance" and len(seg) == 1 and method == "GET":
             if name in self.config.deny:  # a user who may not read the account's settings
-                return error(403, "User doesn't have access to this resource.")
+                return error(403, FORBIDDEN_MESSAGE)
             return json_response(account.instance)
         if name == "CustomObjects" and method == "GET" and len(seg) <= 2:
             if len(seg) == 1:
@@ -603,7 +604,7 @@ class Sandbox:
                 return error(405, "The requested resource does not support this HTTP method.")
             return error(404, "No HTTP resource was found that matches the request URI.")
         if name in self.config.deny:
-            return error(403, "User doesn't have access to this resource.")
+            return error(403, FORBIDDEN_MESSAGE)
         spec = account.specs[name]
         if len(seg) == 1:
             if method == "GET":

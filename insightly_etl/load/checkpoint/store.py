@@ -460,15 +460,14 @@ class Checkpoint:
                 hint="Use another --checkpoint for this account (or the key of the checkpoint's).",
             )
         remembered = this.over(known)
-        if record and remembered != known:
-            self.remember(
-                **({"account": remembered.name} if remembered.name else {}),
-                **(
-                    {"account_number": str(remembered.number)}
-                    if remembered.number is not None
-                    else {}
-                ),
-            )
+        if not record or remembered == known:
+            return
+        facts = {}  # the meta table holds text: the number as its digits
+        if remembered.name:
+            facts["account"] = remembered.name
+        if remembered.number is not None:
+            facts["account_number"] = str(remembered.number)
+        self.remember(**facts)
 
     # ---------------------------------------------------------------- runs
     def start_run(self, kind: RunKind = "import") -> int:
