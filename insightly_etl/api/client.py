@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from insightly_etl import __version__
-from insightly_etl.accounts import AccountId
+from insightly_etl.account_id import AccountId
 from insightly_etl.api.accounting import QuotaState, RequestStats, frees_up
 from insightly_etl.api.pacing import Clock, InFlight, RateLimiter, Sleep
 from insightly_etl.api.retry import (
@@ -227,11 +227,12 @@ class InsightlyClient:
         return str(name)[:200] if name else None
 
     async def account_for(self, known: AccountId) -> AccountId:
-        """account() and identify(): this key's account, to compare with `known`'s."""
+        """This key's account, to compare with `known`'s (a checkpoint's): for a run that has
+        not asked for the account's name yet (an export asks first, for its partition)."""
         return await self.identify(await self.account(), known)
 
     async def identify(self, name: str | None, known: AccountId) -> AccountId:
-        """This key's account, to compare with `known` (AccountId.other_than): `name` from
+        """This key's account, to compare with `known` (AccountId.mismatch_with): `name` from
         account(), and the account's number when the name is missing (one more request,
         `GET /Users/Me`) or `known` has only a number."""
         number = None

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from insightly_etl.accounts import AccountId
+from insightly_etl.account_id import AccountId
 from insightly_etl.api.client import InsightlyClient, Listed, Page
 from insightly_etl.api.registry import (
     CUSTOM_FIELDS,
@@ -366,13 +366,13 @@ class Exporter:
             self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         known = AccountId.of(self.manifest.get("account"), self.manifest.get("account_number"))
         this = await self.client.identify(account, known)
-        if why := this.other_than(known):
+        if why := this.mismatch_with(known):
             raise InputError(
                 f"{opts.shown} holds an export of {known.shown}; {why}: merging, or detecting "
                 "deletions, would mix the two",
                 hint="Export into another --out folder (or use the key of the folder's account).",
             )
-        remembered = this.over(known)
+        remembered = this.merged_with(known)
         self.manifest["account"] = remembered.name
         if remembered.number is not None:
             self.manifest["account_number"] = remembered.number

@@ -370,7 +370,9 @@ class Sandbox:
                 **self.account.instance,
                 "INSTANCE_SUBDOMAIN": config.subdomain,
             }
-            # another account: another INSTANCE_ID in its users (GET /Users/Me) too
+            # another account: another INSTANCE_ID in its users (GET /Users/Me) too; any
+            # number does, made from the subdomain so that it is the same on every start
+            # (ASSUMPTION, account_id.py: the real API's numbers are not recorded)
             number = 100_000 + zlib.crc32(config.subdomain.encode()) % 900_000
             users = self.account.collections["Users"]
             for uid in users.ids:

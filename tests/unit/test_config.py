@@ -217,13 +217,13 @@ def test_a_key_a_server_echoes_in_another_form_is_blanked_out(form) -> None:
     ],
 )
 def test_a_key_is_told_from_another_accounts_by_name_else_by_number(known, this, refused) -> None:
-    from insightly_etl.accounts import AccountId
+    from insightly_etl.account_id import AccountId
 
-    assert (AccountId(*this).other_than(AccountId(*known)) is not None) == refused
+    assert (AccountId(*this).mismatch_with(AccountId(*known)) is not None) == refused
 
 
 def test_an_account_number_remembered_in_any_form_is_that_number() -> None:
-    from insightly_etl.accounts import AccountId
+    from insightly_etl.account_id import AccountId
 
     assert [AccountId.of(None, n).number for n in (424242, "424242", "-424242", " 7 ")] == [
         424242,

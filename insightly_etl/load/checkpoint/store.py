@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from insightly_etl.accounts import AccountId
+from insightly_etl.account_id import AccountId
 from insightly_etl.errors import CheckpointError
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
@@ -454,12 +454,12 @@ class Checkpoint:
         would take that account's rows for done (or its records for this one's). `this`:
         the key's account (InsightlyClient.identify)."""
         known = self.account()
-        if why := this.other_than(known):
+        if why := this.mismatch_with(known):
             raise CheckpointError(
                 f"{self.path} belongs to an import into {known.shown}; {why}",
                 hint="Use another --checkpoint for this account (or the key of the checkpoint's).",
             )
-        remembered = this.over(known)
+        remembered = this.merged_with(known)
         if not record or remembered == known:
             return
         facts = {}  # the meta table holds text: the number as its digits
