@@ -1,9 +1,9 @@
 """Which Insightly account a key is for, as an export folder's manifest and an import's
 checkpoint remember it, and how a run's key is told apart from another account's.
 
-ASSUMPTION (docs/api.md has no evidence either way): `GET /Instance` may be refused to a
-user without the right to read the account's settings, while `GET /Users/Me` answers every
-user, with the account's number as its `INSTANCE_ID` (the swagger's User shape).
+ASSUMPTION (docs/api.md §11): `GET /Instance` may be refused to a user without the right to
+read the account's settings, while `GET /Users/Me` answers every user, with the account's
+number as its `INSTANCE_ID` (the swagger's User shape).
 """
 
 from __future__ import annotations

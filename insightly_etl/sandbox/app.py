@@ -372,7 +372,7 @@ class Sandbox:
             }
             # another account: another INSTANCE_ID in its users (GET /Users/Me) too; any
             # number does, made from the subdomain so that it is the same on every start
-            # (ASSUMPTION, account_id.py: the real API's numbers are not recorded)
+            # (ASSUMPTION, docs/api.md §11: the real API's numbers are not recorded)
             number = 100_000 + zlib.crc32(config.subdomain.encode()) % 900_000
             users = self.account.collections["Users"]
             for uid in users.ids:
