@@ -344,8 +344,13 @@ def _print_quota_plan(plan: Any) -> None:
         rows = sum(plan.conflicts.values())
         click.echo(
             f"Conflicts: {rows:,} field(s) changed both in the file and in Insightly since the "
-            "export; Insightly's value is kept (action 'conflict' in NAME.plan.csv; "
-            "--on-conflict overwrite sends the file's):",
+            + (
+                "export; the file's value is sent, as --on-conflict overwrite says (action "
+                "'conflict' in NAME.plan.csv):"
+                if plan.overwritten
+                else "export; Insightly's value is kept (action 'conflict' in NAME.plan.csv; "
+                "--on-conflict overwrite sends the file's):"
+            ),
             err=True,
         )
         click.echo(

@@ -120,7 +120,10 @@ class QuotaPlan:
     # field -> why -> cells left as they are: a spreadsheet's re-save, not an edit
     artefacts: dict[str, dict[str, int]] = field(default_factory=dict)
     not_sent: dict[str, dict[str, int]] = field(default_factory=dict)  # see Plan.not_sent
-    conflicts: dict[str, int] = field(default_factory=dict)  # field -> rows (Plan.conflicts)
+    # field -> rows changed both in the file and in Insightly since the export (Plan.conflicts):
+    # kept as Insightly has it, or (--on-conflict overwrite) sent
+    conflicts: dict[str, int] = field(default_factory=dict)
+    overwritten: bool = False
     base: str | None = None  # the export the file was merged with
     notes: list[str] = field(default_factory=list)  # reading's and the mapping's (ignored columns)
 
@@ -190,7 +193,7 @@ class ImportResult:
     def exit_code(self) -> int:
         if self.outcome.stopped is not None:
             return self.outcome.stopped.exit_code
-        if self.plan is not None and self.plan.conflicts:
+        if self.plan is not None and self.plan.conflicts and not self.plan.overwritten:
             return 1  # an edit of the person's was not applied: the plan says which
         if self.dry_run:  # nothing was sent: only what a person must fix fails a preview
             return 1 if self.counts.refused else 0
@@ -542,7 +545,9 @@ class _Run:
             rows.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
         planned: dict[Action, list[int]] = {}
         for p in plan.rows:
-            if p.action == Action.UNCHANGED:
+            if p.action == Action.UNCHANGED and self._kept_conflicts(p):
+                rows.failed(p.row, None, _conflict_text(p))  # not done: retried when run again
+            elif p.action == Action.UNCHANGED:
                 earlier = unsettled.get(p.row)
                 # a create from an earlier run whose answer was lost, found by its key
                 action = (
@@ -556,6 +561,10 @@ class _Run:
         for action, numbers in planned.items():  # one transaction each, not one per row
             rows.mark(numbers, RowState.PLANNED, action=action)
 
+    def _kept_conflicts(self, p: PlannedRow) -> bool:
+        """Whether the row has fields Insightly changed too, kept as Insightly has them."""
+        return bool(p.conflicts) and self.options.on_conflict != "overwrite"
+
     def step_rows(self, valid: list[int]) -> list[RowRecord]:
         """Rows whose record is written (this run or an earlier one): their steps may follow."""
         states = self.checkpoint.rows.states()
@@ -568,6 +577,13 @@ class _Run:
     async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
         """The records' writes, then their steps (not after a quota stop or Ctrl-C)."""
         outcome = await executor.run(planned.plan)
+        if kept := [p for p in planned.plan.rows if self._kept_conflicts(p)]:
+            # the rest of the row was sent; the fields kept make it not done, so that a run
+            # again (--on-conflict overwrite, or after the conflict is settled) takes it up
+            states = self.checkpoint.rows.states()
+            for p in kept:
+                if states[p.row].state == RowState.DONE:
+                    self.checkpoint.rows.failed(p.row, None, _conflict_text(p))
         steps = planned.steps
         if steps is None or outcome.stopped not in (None, Stop.RECORD_LIMIT):
             return Sent(outcome)
@@ -644,6 +660,15 @@ class _Run:
         )
 
 
+def _conflict_text(p: PlannedRow) -> str:
+    fields = ", ".join(sorted(p.conflicts))
+    return (
+        f"conflict: {fields} changed in Insightly since the export, and in the file: kept as "
+        "Insightly has it (NAME.plan.csv says both); run again with --on-conflict overwrite to "
+        "send the file's"
+    )
+
+
 def _quota_plan(
     client: InsightlyClient,
     plan: Plan,
@@ -687,6 +712,7 @@ def _quota_plan(
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
+        overwritten=options.on_conflict == "overwrite",
         steps=dict(steps or {}),
         notes=list(validated.validation.notes),
     )

@@ -384,15 +384,33 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
         "changed in Insightly since the export (it was 'Boston'); kept",
         "4,update,2003,TITLE,,Head of Procurement,",
     ]
-    overwrite = run(
-        sb, "import", str(file), "--object", "contacts", "--on-conflict", "overwrite", "--quiet"
+    result = run(sb, "import", str(file), "--object", "contacts")
+    assert result.exit_code == 1, result.output
+    assert (
+        "contacts: 0 created, 2 updated, 220 unchanged, 0 rejected, 0 duplicate, 0 skipped, "
+        "1 failed" in result.stdout
     )
-    assert overwrite.exit_code == 1, overwrite.output
     contacts = sb.account.collections["Contacts"].records
     assert contacts[2001]["TITLE"] == "VP Sales"  # the person never touched it: the colleague's
     assert contacts[2001]["ADDRESS_MAIL_CITY"] == "Springfield"
-    assert contacts[2002]["ADDRESS_MAIL_CITY"] == "Salem"  # both changed it: overwrite says so
+    assert contacts[2002]["ADDRESS_MAIL_CITY"] == "Cambridge"  # the conflict: kept
     assert contacts[2003]["TITLE"] == "Head of Procurement"
+    errors = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "conflict: ADDRESS_MAIL_CITY changed in Insightly since the export, and in the file: "
+        "kept as Insightly has it (NAME.plan.csv says both); run again with --on-conflict "
+        "overwrite to send the file's"
+    ) in errors
+    # the conflict's row is not done: run again as the message says, and the file's is sent
+    # (it was 'done', and the run again sent nothing, forgot the conflict and exited 0)
+    overwrite = run(sb, "import", str(file), "--object", "contacts", "--on-conflict", "overwrite")
+    assert overwrite.exit_code == 0, overwrite.output
+    assert "export; the file's value is sent, as --on-conflict overwrite says" in overwrite.stderr
+    assert (
+        "contacts: 0 created, 3 updated, 220 unchanged, 0 rejected, 0 duplicate, "
+        "0 skipped, 0 failed (this run" in overwrite.stdout
+    )
+    assert contacts[2002]["ADDRESS_MAIL_CITY"] == "Salem"  # both changed it: overwrite says so
 
 
 @pytest.mark.slow
