@@ -56,6 +56,7 @@ from insightly_etl.load.spreadsheet import (
     cut_to_a_cell,
     read_instant,
     single_byte,
+    year_as_day,
 )
 from insightly_etl.load.states import (
     WRITES,
@@ -679,8 +680,8 @@ class Planner:
                 else:
                     kept = Artefacts(self.encoding, self.send_artefacts)
                     body, before_image, after_image = self.diff(r, record, kept)
-                    if cut := self._cut_text(record, after_image):
-                        plan.failed[r] = cut
+                    if refused := self._lossy_change(record, after_image):
+                        plan.failed[r] = refused
                         continue
                     if self.file_updated is not None:
                         self._count_not_sent(r, record, plan)
@@ -1220,14 +1221,25 @@ class Planner:
             counts = plan.not_sent.setdefault(rule.field, {})
             counts[what] = counts.get(what, 0) + 1
 
-    def _cut_text(self, record: Record, changes: dict[str, Any]) -> str | None:
-        """A long text (a note's body) that went through a spreadsheet, which keeps only the
-        first CELL_CHARACTERS characters of a cell, and was edited there: sent, it would cut
-        off the rest in Insightly. The row fails, naming the field; the cut alone is an
-        artefact (kept)."""
+    def _lossy_change(self, record: Record, changes: dict[str, Any]) -> str | None:
+        """A change a spreadsheet made of a person's edit, which sent would lose what the
+        person meant. The row fails, naming the field:
+        - a long text (a note's body) the spreadsheet cut at CELL_CHARACTERS, then edited
+          there: sent, it would cut off the rest in Insightly (the cut alone is an artefact,
+          kept; with `artefacts: send` it fails too);
+        - a year typed into a cell formatted as a date, which the spreadsheet keeps as that
+          day number: `1990` sent as 1905-06-12."""
         for name, new in changes.items():
             spec = self.specs.get(name)
             old = current_value(record, spec) if spec is not None else None
+            if spec is not None and spec.kind in (DATE, DATETIME) and new is not None:
+                year = year_as_day(new)
+                if year is not None and not same_value(spec, new, old):
+                    return (
+                        f"{name}: {str(new)[:10]} is the day a spreadsheet makes of the number "
+                        f"{year} typed into a cell formatted as a date; type the whole date "
+                        "(or fix the cell's format)"
+                    )
             if not (isinstance(new, str) and isinstance(old, str)):
                 continue
             held = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any
@@ -275,6 +275,21 @@ def _kept_as_number(old: str) -> set[str]:
 def _as_cell(text: str) -> str:
     """A text as a cell holds it: line breaks as LF."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+SERIAL_EPOCH = date(1899, 12, 30)  # day 0 of a spreadsheet's day numbers (1900 date system)
+
+
+def year_as_day(value: object) -> int | None:
+    """The year a person typed into a cell formatted as a date, which the spreadsheet kept as
+    that day number and shows as a day of 1905 (`1990` becomes 1905-06-12); None for a date
+    no year 1900-2100 turns into."""
+    try:
+        day = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+    number = (day - SERIAL_EPOCH).days
+    return number if 1900 <= number <= 2100 else None
 
 
 class Cut(StrEnum):

@@ -999,3 +999,16 @@ def test_a_colleagues_edit_in_the_second_of_our_write_is_no_write_of_ours(tmp_pa
     assert (contacts[2003]["FIRST_NAME"], contacts[2003]["TITLE"]) == ("Colleague", "Hed of Sales")
     errors = (tmp_path / "contacts.errors.csv").read_text(encoding="utf-8-sig")
     assert "conflict: record 2003 changed in Insightly at" in errors
+
+
+def test_a_year_typed_into_a_date_cell_is_not_sent_as_a_day_of_1905(tmp_path: Path) -> None:
+    """`1990` typed over a birthday in LibreOffice: the cell keeps its date format, so the
+    file says 1905-06-12 (day number 1990), which was planned and sent without a word."""
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2005: {"DATE_OF_BIRTH": "1905-06-12"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "0 to update" in result.stderr and "1 failed" in result.stderr, result.output
+    assert (
+        "DATE_OF_BIRTH: 1905-06-12 is the day a spreadsheet makes of the number 1990 typed into a "
+        "cell formatted as a date; type the whole date (or fix the cell's format)"
+    ) in (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
