@@ -45,13 +45,23 @@ class AccountId:
             if known.number == self.number:
                 return None
             return f"this key is for account number {self.number}"
-        if known.name or known.number is not None:
+        if known.name is None and known.number is None:
+            return None  # nothing known yet: a new folder or checkpoint
+        if self.name is None and self.number is None:
             return (
-                "this key's user may not read which account it is for (GET /Instance, or "
-                "GET /Users/Me, was refused or said no number), so it cannot be told from "
-                "another"
+                "this key's user may read neither the account's name (GET /Instance) nor its "
+                "number (GET /Users/Me), so the key cannot be told from another account's"
             )
-        return None
+        if self.name is None:
+            return (
+                "this key's user may not read the account's name (GET /Instance was refused), "
+                "which is all that is known of it here, so the key cannot be told from another "
+                "account's"
+            )
+        return (
+            "GET /Users/Me gave this key no account number, which is all that is known of it "
+            "here, so the key cannot be told from another account's"
+        )
 
     def merged_with(self, known: AccountId) -> AccountId:
         """What to remember from now on: what this run learned, else what was known."""

@@ -425,7 +425,7 @@ def parse_mapping(
             raise
         raise InputError(f"{source}: object: {exc.message}", hint=exc.hint) from None
     written = data.get("object")
-    if object_name and written and _object_of(written) not in (None, obj_name):
+    if object_name and written and (_object_of(written) or obj_name).lower() != obj_name.lower():
         raise InputError(  # else each column is refused as "not a field of" the other object
             f"--object {object_name} and {source}'s object: {str(written)[:60]} disagree",
             hint="Leave out --object (the mapping says which object), or give the mapping of "

@@ -632,9 +632,9 @@ def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_fo
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-2:] == [
         f"Error: {out} holds an export of account 'northwind-sandbox'; this key's user may not "
-        "read which account it is for (GET /Instance, or GET /Users/Me, was refused or said no "
-        "number), so it cannot be told from another: merging, or detecting deletions, would mix "
-        "the two",
+        "read the account's name (GET /Instance was refused), which is all that is known of it "
+        "here, so the key cannot be told from another account's: merging, or detecting "
+        "deletions, would mix the two",
         "Hint: Export into another --out folder (or use the key of the folder's account).",
     ]
     assert (out / "contacts.parquet").read_bytes() == before
@@ -653,9 +653,11 @@ def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_fo
     blind = make_sandbox(subdomain="initech", deny=frozenset({"Instance", "Users"}))
     result = run(blind, "export", "contacts", "--out", str(restricted), "--incremental")
     assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-2].startswith(
+    assert result.stderr.splitlines()[-2] == (
         f"Error: {restricted} holds an export of account number {number}; this key's user may "
-        "not read which account it is for"
+        "read neither the account's name (GET /Instance) nor its number (GET /Users/Me), so the "
+        "key cannot be told from another account's: merging, or detecting deletions, would mix "
+        "the two"
     )
     again = run(globex, "export", "contacts", "--out", str(restricted), "--incremental", "-q")
     assert again.exit_code == 0, again.output
@@ -694,8 +696,8 @@ def test_a_checkpoint_is_never_used_by_a_key_that_cannot_say_its_account(
     assert refused.exit_code == 2, refused.output
     assert refused.stderr.splitlines()[-2] == (
         f"Error: {checkpoint} belongs to an import into account 'acme'; this key's user may not "
-        "read which account it is for (GET /Instance, or GET /Users/Me, was refused or said no "
-        "number), so it cannot be told from another"
+        "read the account's name (GET /Instance was refused), which is all that is known of it "
+        "here, so the key cannot be told from another account's"
     )
 
 
@@ -718,6 +720,10 @@ def test_an_object_the_mapping_contradicts_and_a_key_field_cut_short_are_named(
         sb, "import", str(file), "--mapping", str(mapping), "--object", "contact", "--dry-run"
     )
     assert same.exit_code == 0, same.output  # the same object, however spelt
+    sites = write(tmp_path, "s.csv", "RECORD_NAME\nDepot\n")
+    site = write(tmp_path, "site.yaml", "object: site__c\n")  # a custom object's, in lower case
+    same = run(sb, "validate", str(sites), "--mapping", str(site), "--object", "Site__c")
+    assert same.exit_code == 0, same.output
     cut = write(tmp_path, "cut.yaml", MAPPING.replace("field: EMAIL_ADDRESS", "field: EMAIL"))
     result = run(sb, "import", str(file), "--mapping", str(cut), "--dry-run")
     assert result.exit_code == 2, result.output
