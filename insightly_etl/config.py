@@ -73,7 +73,8 @@ class Secret:
                     (text, quote(text, safe=""), every, every.lower(), text.encode().hex())
                 )
             _KNOWN_SECRETS.add(value.encode().hex().upper())
-            # a GUID key as .NET may write it back: without its dashes (Guid.ToString("N"))
+            # the key without its punctuation: a GUID as .NET may write it back
+            # (Guid.ToString("N")), or any key a server echoes normalised
             bare = "".join(c for c in value if c.isalnum())
             if bare != value and len(bare) >= 16:
                 _KNOWN_SECRETS.update((bare, bare.lower(), bare.upper()))

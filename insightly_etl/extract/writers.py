@@ -424,6 +424,7 @@ class CsvTableWriter:
 
 EXCEL_ROWS = 1_048_576  # a sheet's rows, the header included
 EXCEL_FIRST_YEAR = 1900  # a date before it is no date to Excel (shown as #####)
+TEXT_FORMAT = "@"  # a cell's Text format: what is typed into it is kept as typed
 
 
 class XlsxTableWriter:
@@ -471,9 +472,12 @@ class XlsxTableWriter:
         if isinstance(value, datetime):
             value = value.astimezone(UTC).replace(tzinfo=None)
         if isinstance(value, date) and value.year < EXCEL_FIRST_YEAR:
-            # no date a workbook can show (.NET's 0001-01-01 for none): its text, not #####
-            shown = value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-            return self._text(column, shown if number_format != "yyyy-mm-dd" else shown[:10])
+            # no date a workbook can show (.NET's 0001-01-01 for none): its text, not #####;
+            # a day column's as a day
+            if isinstance(value, datetime) and number_format != "yyyy-mm-dd":
+                return self._text(column, value.isoformat(sep=" ", timespec="seconds"))
+            day = value.date() if isinstance(value, datetime) else value
+            return self._text(column, day.isoformat())
         if isinstance(value, date):
             cell = WriteOnlyCell(self._sheet, value)
             cell.number_format = number_format or "yyyy-mm-dd"
@@ -516,9 +520,6 @@ _READ_AS_ESCAPED = re.compile(ESCAPED_FORMULA)
 def _sheet_title(name: str) -> str:
     """Excel's rules: at most 31 characters, none of [ ] : * ? / or a backslash."""
     return "".join("_" if c in "[]:*?/\\" else c for c in name)[:31] or "export"
-
-
-TEXT_FORMAT = "@"  # a cell's Text format: what is typed into it is kept as typed
 
 
 def _is_list(f: pa.Field) -> bool:

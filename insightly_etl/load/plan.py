@@ -61,6 +61,7 @@ from insightly_etl.load.spreadsheet import (
 from insightly_etl.load.states import (
     WRITES,
     Action,
+    LastWrite,
     OnConflict,
     OnDuplicate,
     OnDuplicateEmail,
@@ -542,9 +543,8 @@ def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
     return f"{was!r} -> {now!r}" if was and now and was.casefold() != now.casefold() else None
 
 
-# (row, record id) -> the record's DATE_UPDATED_UTC as this import's last write to it left it,
-# and each field it changed with the value written (checkpoint/rows.py RowJournal.last_write)
-LastWrite = Callable[[int, int], tuple[str | None, dict[str, Any]]]
+# (row, record id) -> what this import's earlier runs last wrote to it (the checkpoint's)
+LastWrites = Callable[[int, int], LastWrite]
 
 
 class Planner:
@@ -560,12 +560,13 @@ class Planner:
         on_conflict: OnConflict = "skip",
         on_duplicate_email: OnDuplicateEmail = "warn",
         base: dict[int, dict[str, Any]] | None = None,
-        last_write: LastWrite | None = None,
+        last_write: LastWrites | None = None,
     ) -> None:
         self.client = client
         self.base = base  # record id -> its fields as exported (load/base.py)
         # (row, record id) -> what this import's earlier runs wrote to it (the checkpoint)
-        self.last_write = last_write
+        self.last_writes = last_write
+        self._last_write: dict[tuple[int, int], LastWrite] = {}  # asked by the check and merge
         self._bases: dict[tuple[int, int], dict[str, Any] | None] = {}  # (row, id) -> its base
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
@@ -1057,6 +1058,15 @@ class Planner:
             "Re-export it, or use --on-conflict overwrite"
         )
 
+    def _ours(self, row: int, record: Record) -> LastWrite:
+        """What this import last wrote to the row's record (none without a checkpoint)."""
+        rid = record_id(record, self.obj.id_field or "")
+        if self.last_writes is None or rid is None:
+            return LastWrite()
+        if (row, rid) not in self._last_write:
+            self._last_write[row, rid] = self.last_writes(row, rid)
+        return self._last_write[row, rid]
+
     def _ours_last(self, row: int, record: Record, changes: dict[str, Any]) -> bool:
         """Whether the record's last change is this import's own write for this row (its
         DATE_UPDATED_UTC is the one that write left, its fields what it wrote), and `changes`
@@ -1064,11 +1074,9 @@ class Planner:
         with the run that sent the typo. The time has whole seconds, so a colleague's edit
         in the second of ours would share it: a field of ours that no longer holds what we
         wrote, or any other field the row would change, may be theirs."""
-        rid = record_id(record, self.obj.id_field or "")
-        if self.last_write is None or rid is None:
-            return False
-        stamp, ours = self.last_write(row, rid)
-        left, now = iso_instant(stamp), iso_instant(record.get("DATE_UPDATED_UTC"))
+        mine = self._ours(row, record)
+        ours = mine.fields
+        left, now = iso_instant(mine.stamp), iso_instant(record.get("DATE_UPDATED_UTC"))
         return (
             left is not None
             and left == now
@@ -1151,8 +1159,7 @@ class Planner:
         overwrite (then the person's value wins, for that field only)."""
         out: dict[str, Any] = {}
         conflicts: dict[str, tuple[Any, Any, Any]] = {}
-        rid = record_id(record, self.obj.id_field or "")
-        _, ours = self.last_write(row, rid) if self.last_write and rid is not None else (None, {})
+        ours = self._ours(row, record).fields
         for name, new in values.items():
             spec = self.specs[name]
             was = self._base_value(base, spec)

@@ -18,8 +18,9 @@ ever be written. Option values are `Literal`s; the command line offers exactly t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from insightly_etl.errors import StopReason
 
@@ -125,3 +126,14 @@ OnConflict = Literal["skip", "overwrite"]
 def choices(option: object) -> list[str]:
     """The values of a `Literal` option type, in order."""
     return [str(v) for v in get_args(option)]
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """What this import's earlier runs last wrote to a row's record (the checkpoint's
+    RowJournal.last_write): the record's DATE_UPDATED_UTC as that write left it, and each
+    field an update changed, with the value written. Planning tells the import's own writes
+    from a colleague's edits by them."""
+
+    stamp: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from insightly_etl.config import redact
 from insightly_etl.files import utc_now
-from insightly_etl.load.states import UNSETTLED, Action, RowState
+from insightly_etl.load.states import UNSETTLED, Action, LastWrite, RowState
 from insightly_etl.moments import iso_instant
 
 if TYPE_CHECKING:
@@ -442,16 +442,14 @@ class RowJournal:
         )
         return _folded(cur).get(row, [])
 
-    def last_write(self, row: int, record_id: int) -> tuple[str | None, dict[str, Any]]:
-        """What earlier runs wrote to the row's record: its DATE_UPDATED_UTC as the last write
-        left it, and each field an update changed, with the value written (planning tells
-        this import's own writes from a colleague's edits by them)."""
+    def last_write(self, row: int, record_id: int) -> LastWrite:
+        """What earlier runs wrote to the row's record (LastWrite)."""
         got = self.db.execute(
             "SELECT stamp FROM rows WHERE row=? AND record_id=?", (row, record_id)
         ).fetchone()
         if got is None:
-            return None, {}
-        return got[0], {c.field: c.written for c in self._changes(row, record_id)}
+            return LastWrite()
+        return LastWrite(got[0], {c.field: c.written for c in self._changes(row, record_id)})
 
     def created(self) -> list[CreatedRow]:
         """Every record the import created, by row."""
