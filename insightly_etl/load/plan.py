@@ -178,6 +178,11 @@ def set_parts(value: Any) -> list[str]:
     return [p for p in str(value).split(";") if p]
 
 
+def _members(value: Any) -> set[str]:
+    """A set value's members as a file's text gives them: split at ";" and trimmed."""
+    return {p.strip() for p in set_parts(value)} - {""}
+
+
 def display(value: Any) -> Any:
     """A value as a results file shows it (a set as `a;b`, a whole amount as `1054`, not
     `1054.0`)."""
@@ -1220,7 +1225,8 @@ class Planner:
                 spec.kind in (MULTISELECT, TAGS)
                 and rule.merge == "add"
                 and new is not ABSENT
-                and set(set_parts(old)) - set(set_parts(new))
+                # a tag that holds ";" itself ("R&D; EMEA") is split as the file's text is
+                and _members(";".join(set_parts(old))) - _members(new)
             ):
                 what = "set members taken out, not sent (merge: replace sends them)"
             else:

@@ -1012,3 +1012,15 @@ def test_a_year_typed_into_a_date_cell_is_not_sent_as_a_day_of_1905(tmp_path: Pa
         "DATE_OF_BIRTH: 1905-06-12 is the day a spreadsheet makes of the number 1990 typed into a "
         "cell formatted as a date; type the whole date (or fix the cell's format)"
     ) in (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+
+
+def test_a_tag_holding_a_semicolon_is_not_reported_taken_out(tmp_path: Path) -> None:
+    """`R&D; EMEA` is one tag in Insightly and two parts of the file's `a;b` text: adding
+    `vip` beside it was reported as 'TAGS: 1 set members taken out, not sent'."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2003], "TAGS": [{"TAG_NAME": "R&D; EMEA"}]})
+    file = edited_export(sb, tmp_path, {2003: {"TAGS": "R&D; EMEA;vip"}})
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "0 to create, 1 to update" in result.stderr, result.output
+    assert "Not sent:" not in result.stderr, result.stderr
