@@ -187,6 +187,9 @@ def status(
     # the import's own words (each row by its last write), then by the write that made each
     # row's record: a record created and since updated is a create there, as undo reads it
     click.echo(f"  rows, by their last write: {rows_text(h.outcomes)}")
+    if h.undo:  # said beside the writes it reversed, not only after the runs
+        undone = ", ".join(f"{n:,} {state}" for state, n in h.undo.items())
+        click.echo(f"  undo: {undone} (of the writes above, by `insightly-etl undo`)")
     click.echo("  rows, by the write that made or first changed their record (what undo reverses):")
     click.echo(f"  {'action':<10} {'state':<10} {'rows':>8}")
     for r in h.rows:
@@ -211,8 +214,6 @@ def status(
             f"looks for each; one still not found {RESEND_MINUTES} minutes after it was sent "
             "was never made."
         )
-    if h.undo:
-        click.echo("  undo: " + ", ".join(f"{n:,} {state}" for state, n in h.undo.items()))
 
 
 @main.command()

@@ -51,7 +51,12 @@ def test_import_status_and_undo_from_the_command_line(make_sandbox, tmp_path: Pa
         "p.csv.checkpoint.sqlite: 2 created records deleted, 0 records restored, 0 left alone as "
         "conflicts, 0 already gone, 0 failed; 6 requests"  # account, definitions, GET + DELETE each
     )
-    assert "  undo: 2 deleted" in run(None, "status", str(checkpoint)).stdout
+    status = run(None, "status", str(checkpoint)).stdout.splitlines()
+    at = status.index(
+        "  rows, by their last write: 2 created, 0 updated, 0 unchanged, 0 rejected, "
+        "0 duplicate, 0 skipped, 0 failed"
+    )
+    assert status[at + 1] == "  undo: 2 deleted (of the writes above, by `insightly-etl undo`)"
     emails = {r["EMAIL_ADDRESS"] for r in sb.account.collections["Contacts"].records.values()}
     assert not emails & {"ada@cli.example", "bob@cli.example"}
 
