@@ -660,12 +660,19 @@ class _Run:
         )
 
 
+def _shown(value: object) -> str:
+    """A value in a note: quoted, or `empty`."""
+    return "empty" if value is None or value == "" else repr(display(value))
+
+
 def _conflict_text(p: PlannedRow) -> str:
     fields = ", ".join(sorted(p.conflicts))
+    sent = sorted(set(p.after) - set(p.conflicts))  # the row's other changes: sent
     return (
         f"conflict: {fields} changed in Insightly since the export, and in the file: kept as "
-        "Insightly has it (NAME.plan.csv says both); run again with --on-conflict overwrite to "
-        "send the file's"
+        "Insightly has it (NAME.plan.csv says both)"
+        + (f"; the row's other changes were sent ({', '.join(sent)})" if sent else "")
+        + "; run again with --on-conflict overwrite to send the file's"
     )
 
 
@@ -777,7 +784,7 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
                 name,
                 display(now),
                 display(new),
-                f"changed in Insightly since the export (it was {display(was)!r}); "
+                f"changed in Insightly since the export (it was {_shown(was)}); "
                 + ("overwritten (--on-conflict overwrite)" if name in p.after else "kept"),
             )
             for p in planned

@@ -362,7 +362,7 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
         tmp_path,
         {
             2001: {"ADDRESS_MAIL_CITY": "Springfield"},  # the colleague changed TITLE
-            2002: {"ADDRESS_MAIL_CITY": "Salem"},  # the colleague changed the city too
+            2002: {"ADDRESS_MAIL_CITY": "Salem", "TITLE": "Chief Buyer"},  # colleague: the city
             2003: {"TITLE": "Head of Procurement"},
         },
     )
@@ -371,7 +371,7 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
     assert (file.parent / "_base" / "contacts.parquet").is_file()
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert result.exit_code == 1, result.output  # an edit of the person's was not applied
-    assert "Plan: 0 to create, 2 to update, 221 unchanged (no request), 0 rejected" in result.stderr
+    assert "Plan: 0 to create, 3 to update, 220 unchanged (no request), 0 rejected" in result.stderr
     assert (
         "Conflicts: 1 field(s) changed both in the file and in Insightly since the export; "
         "Insightly's value is kept" in result.stderr
@@ -380,6 +380,7 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
     plan = (file.parent / "contacts.plan.csv").read_text(encoding="utf-8-sig").splitlines()
     assert plan[1:] == [
         "2,update,2001,ADDRESS_MAIL_CITY,Holtsville,Springfield,",
+        "3,update,2002,TITLE,Buyer,Chief Buyer,",
         "3,conflict,2002,ADDRESS_MAIL_CITY,Cambridge,Salem,"
         "changed in Insightly since the export (it was 'Boston'); kept",
         "4,update,2003,TITLE,,Head of Procurement,",
@@ -398,9 +399,10 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
     errors = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
     assert (
         "conflict: ADDRESS_MAIL_CITY changed in Insightly since the export, and in the file: "
-        "kept as Insightly has it (NAME.plan.csv says both); run again with --on-conflict "
-        "overwrite to send the file's"
+        "kept as Insightly has it (NAME.plan.csv says both); the row's other changes were sent "
+        "(TITLE); run again with --on-conflict overwrite to send the file's"
     ) in errors
+    assert contacts[2002]["TITLE"] == "Chief Buyer"
     # the conflict's row is not done: run again as the message says, and the file's is sent
     # (it was 'done', and the run again sent nothing, forgot the conflict and exited 0)
     overwrite = run(sb, "import", str(file), "--object", "contacts", "--on-conflict", "overwrite")
