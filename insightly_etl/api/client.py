@@ -237,10 +237,9 @@ class InsightlyClient:
         `GET /Users/Me`) or `known` has only a number."""
         number = None
         if name is None or (known.name is None and known.number is not None):
-            try:
-                me = (await self.get("Users/Me")).data
-            except (ForbiddenError, NotFoundError):
-                me = None
+            # every user may read their own user: a key refused that is refused everything,
+            # and the run stops there as it would at its next request (exit 77, or 1)
+            me = (await self.get("Users/Me")).data
             value = me.get("INSTANCE_ID") if isinstance(me, dict) else None
             number = value if isinstance(value, int) and not isinstance(value, bool) else None
         return AccountId(name, number)

@@ -654,16 +654,12 @@ def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_fo
         f"Error: {restricted} holds an export of account number {number}; this key is for "
         "account number "
     )
-    # a key whose user may read neither (GET /Users/Me refused too): not told apart either
+    # a key refused even its own user (GET /Users/Me): refused everything, it stops there
     blind = make_sandbox(subdomain="initech", deny=frozenset({"Instance", "Users"}))
     result = run(blind, "export", "contacts", "--out", str(restricted), "--incremental")
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-2] == (
-        f"Error: {restricted} holds an export of account number {number}; this key's user may "
-        "read neither the account's name (GET /Instance) nor its number (GET /Users/Me), so the "
-        "key cannot be told from another account's: merging, or detecting deletions, would mix "
-        "the two"
-    )
+    assert result.exit_code == 77, result.output
+    assert result.stderr.splitlines()[-2].startswith("Error: GET Users/Me, HTTP 403: ")
+    assert json.loads((restricted / "_manifest.json").read_text())["account_number"] == number
     again = run(globex, "export", "contacts", "--out", str(restricted), "--incremental", "-q")
     assert again.exit_code == 0, again.output
     admin = run(make_sandbox(subdomain="globex"), "export", "contacts", "--out", str(restricted))
