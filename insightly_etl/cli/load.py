@@ -310,7 +310,13 @@ def _print_quota_plan(plan: Any) -> None:
     click.echo(
         f"Plan: {plan.creates:,} to create, {plan.updates:,} to update, {plan.unchanged:,} unchanged (no request), "
         f"{plan.rejected:,} rejected, {plan.duplicates:,} duplicate, {plan.skipped:,} skipped, {plan.failed:,} failed"
-        + (f"; {plan.done_before:,} done by earlier runs" if plan.done_before else ""),
+        + (f"; {plan.done_before:,} done by earlier runs" if plan.done_before else "")
+        + (
+            f"; {plan.conflict_rows:,} of them with a conflict kept, which end failed (see "
+            "Conflicts)"
+            if plan.conflict_rows and not plan.overwritten
+            else ""
+        ),
         err=True,
     )
     click.echo(

@@ -123,6 +123,7 @@ class QuotaPlan:
     # field -> rows changed both in the file and in Insightly since the export (Plan.conflicts):
     # kept as Insightly has it, or (--on-conflict overwrite) sent
     conflicts: dict[str, int] = field(default_factory=dict)
+    conflict_rows: int = 0  # rows with such a field, counted above as updates or unchanged
     overwritten: bool = False
     base: str | None = None  # the export the file was merged with
     notes: list[str] = field(default_factory=list)  # reading's and the mapping's (ignored columns)
@@ -719,6 +720,7 @@ def _quota_plan(
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
+        conflict_rows=sum(1 for p in plan.rows if p.conflicts),
         overwritten=options.on_conflict == "overwrite",
         steps=dict(steps or {}),
         notes=list(validated.validation.notes),

@@ -371,7 +371,10 @@ def test_only_the_persons_edits_are_sent_and_a_colleagues_stay(tmp_path: Path) -
     assert (file.parent / "_base" / "contacts.parquet").is_file()
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert result.exit_code == 1, result.output  # an edit of the person's was not applied
-    assert "Plan: 0 to create, 3 to update, 220 unchanged (no request), 0 rejected" in result.stderr
+    assert (
+        "Plan: 0 to create, 3 to update, 220 unchanged (no request), 0 rejected, 0 duplicate, "
+        "0 skipped, 0 failed; 1 of them with a conflict kept, which end failed (see Conflicts)"
+    ) in result.stderr.splitlines()
     assert (
         "Conflicts: 1 field(s) changed both in the file and in Insightly since the export; "
         "Insightly's value is kept" in result.stderr
