@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ from insightly_etl.load.fields import (
 from insightly_etl.load.mapping import ColumnRule, Mapping, export_key
 from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
 from insightly_etl.load.spreadsheet import (
+    SERIAL_EPOCH,
     ambiguous_slash,
     day_first_of,
     parse_locale,
@@ -794,13 +795,16 @@ def _two_digit_year(value: str, what: str) -> str:
     )
 
 
+_LAST_SERIAL = 2_958_465  # 9999-12-31 as a spreadsheet's day number
+
+
 def _number_not_date(value: str, what: str, expected: str) -> str:
     """A cell of digits alone where a date goes: a year (`1990`), or the day number a
     spreadsheet keeps a date as (`9277`, days since 1899-12-30: 1925-05-25), which a cell
     formatted as a number shows. Neither is a day."""
     days = int(value)
     serial = (
-        f", or the day number a spreadsheet keeps {date(1899, 12, 30) + timedelta(days):%Y-%m-%d} as"
+        f", or the day number a spreadsheet keeps {SERIAL_EPOCH + timedelta(days):%Y-%m-%d} as"
         if 0 < days <= _LAST_SERIAL
         else ""
     )
@@ -808,9 +812,6 @@ def _number_not_date(value: str, what: str, expected: str) -> str:
         f"{value!r} is a number, not a {what}: a year alone{serial}; write the whole {what} "
         f"{expected}"
     )
-
-
-_LAST_SERIAL = 2_958_465  # 9999-12-31 as a spreadsheet's day number
 
 
 def _option_message(value: str, options: tuple[str, ...], fname: str) -> str:
