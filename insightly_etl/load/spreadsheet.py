@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from insightly_etl.files import CELL_CHARACTERS
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
@@ -312,9 +313,10 @@ def cut_to_a_cell(new: str, old: str) -> Cut | None:
     return None
 
 
-# what our exports write as U+FFFD: a NUL (a CSV with one is binary data to its readers) and
-# the other control characters XML, so a workbook, cannot hold
-_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# what our exports write as U+FFFD: the control characters XML, so a workbook, cannot hold
+# (openpyxl's own list, which the XLSX writer replaces); a NUL among them (a CSV with one is
+# binary data to its readers)
+_UNWRITABLE = ILLEGAL_CHARACTERS_RE
 
 
 def _controls_replaced(new: str, old: str) -> bool:
