@@ -357,8 +357,7 @@ class Exporter:
                     hint="Export the partitions into another --out.",
                 )
             self.out_dir = opts.out_dir / f"account={_partition_value(account)}"
-            if self.out_dir.is_symlink():
-                _own_folder(self.out_dir)  # refused: nothing is written through a link
+            _no_link(self.out_dir)  # made later, with its parents
             if opts.pull_partition is not None:
                 await asyncio.to_thread(opts.pull_partition, self.out_dir.name)
             shown = f"{opts.location.rstrip('/')}/{self.out_dir.name}" if opts.location else None
@@ -1410,14 +1409,19 @@ def _plausible(unexpected: int, gap: int, *, never_read_of: int | None = None) -
     return unexpected <= _TRUSTED_EXTRA + most
 
 
-def _own_folder(folder: Path) -> Path:
-    """A folder of the export's own, made if missing; never one that is a symbolic link (it
-    could lead anywhere: the files would be written there)."""
+def _no_link(folder: Path) -> None:
+    """Refused if the export's own folder is a symbolic link: it could lead anywhere, and
+    the files would be written there."""
     if folder.is_symlink():
         raise InputError(
             f"{folder} is a symbolic link; the export's own folders are never written through one",
             hint="Remove the link (the export makes the folder), then run again.",
         )
+
+
+def _own_folder(folder: Path) -> Path:
+    """A folder of the export's own, made if missing; never one that is a symbolic link."""
+    _no_link(folder)
     folder.mkdir(exist_ok=True)
     return folder
 
