@@ -1195,7 +1195,8 @@ class Exporter:
         try:
             missing = sorted(await self._live_ids(obj, "ids, for records left out") - held)
             listing = meter.requests
-            if not _plausible(len(missing), count - len(held), never_read_of=len(held)):
+            gap = count - len(held) - unkeyed  # what the count says the pages left out
+            if not _plausible(len(missing), gap, never_read_of=len(held)):
                 self.result.warnings.append(
                     f"{obj.name}: {why}, but listing the ids again gave {len(missing):,} not "
                     "read: not trusted, none asked for, and the file may lack records (the "
@@ -1216,7 +1217,7 @@ class Exporter:
                 f"listing the ids again and asking for each ({listing:,} + "
                 f"{meter.requests - listing:,} requests); written"
             )
-        if short := count - len(held) - unkeyed - len(found):
+        if short := gap - len(found):
             self.result.warnings.append(
                 f"{obj.name}: {why}, and listing the ids again found "
                 + (f"{len(found):,} more" if found else "no more")
