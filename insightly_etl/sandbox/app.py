@@ -375,8 +375,8 @@ class Sandbox:
             # (ASSUMPTION, docs/api.md §11: the real API's numbers are not recorded)
             number = 100_000 + zlib.crc32(config.subdomain.encode()) % 900_000
             users = self.account.collections["Users"]
-            for uid in users.ids:
-                users.records[uid]["INSTANCE_ID"] = number
+            for uid in list(users.ids):  # put: a cached answer of the record goes with it
+                users.put({**users.records[uid], "INSTANCE_ID": number})
         self.bucket = TokenBucket(config.rate_limit, burst=config.burst)
         self.quota = DailyQuota(config.daily_quota, self.account, config.quota_window)
         self.in_flight = 0
