@@ -274,7 +274,7 @@ def iter_table(
                 pending = data
                 continue
             block, pending = data[:cut], data[cut:]
-            if block.strip():
+            if block and not block.isspace():  # not a copy of the block, as strip() is
                 fast = (
                     None if b"\x00" in block else _read_csv_arrow(path, text, header + block, sep)
                 )
@@ -308,14 +308,18 @@ def _line_ends(data: bytes) -> int:
 
 def _cut(data: bytes) -> int | None:
     """Where `data` (starting at a record) may be cut: just after its last line feed outside
-    quotes, counting quotes as RFC 4180 does. None: no such line end."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    if not len(ends):
-        return None
-    quotes = np.cumsum(arr == 34, dtype=np.uint8)  # parity survives the wrap at 256: a byte each
-    outside = ends[quotes[ends] % 2 == 0]
-    return int(outside[-1]) + 1 if len(outside) else None
+    quotes, counting quotes as RFC 4180 does. None: no such line end. From the end back, a
+    line feed at a time: the quotes before one are the quotes before the next less those
+    between (the first tried is nearly always outside)."""
+    end = data.rfind(b"\n")
+    odd = end >= 0 and data.count(b'"', 0, end) % 2 == 1
+    while odd:
+        before = data.rfind(b"\n", 0, end)
+        if before < 0:
+            return None
+        odd ^= data.count(b'"', before, end) % 2 == 1
+        end = before
+    return end + 1 if end >= 0 else None
 
 
 # ---------------------------------------------------------------- CSV

@@ -195,3 +195,19 @@ def test_rows_with_an_empty_key_part_that_share_an_e_mail_are_two_records(tmp_pa
         "each updates the record an earlier run made for it, else is created (where it gives "
         "what a new one needs): line 2, 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("data", "cut"),
+    [
+        (b"a,b\nc,d\n", 8),  # after the last line feed
+        (b'a,b\nc,"d\ne', 4),  # the last one is inside quotes: the one before
+        (b'a,"b\nc\nd', None),  # every one is inside quotes
+        (b'a,"b""\n"\nc', 9),  # a doubled quote is two: still inside, then outside
+        (b"a,b", None),  # none at all
+    ],
+)
+def test_a_block_is_cut_after_its_last_line_feed_outside_quotes(
+    data: bytes, cut: int | None
+) -> None:
+    assert readers._cut(data) == cut
