@@ -83,8 +83,14 @@ def undo(
         else f"would delete {c.deleted:,} created records and restore {c.restored:,}"
     )
     click.echo(
-        f"{checkpoint.name}: {done}, {c.conflict:,} left alone as conflicts, {c.gone:,} "
-        f"already gone, {c.failed:,} failed"
+        f"{checkpoint.name}: {done}, {c.conflict:,} left alone as conflicts"
+        + (
+            f" ({c.fields_restored:,} field(s) of them {'would be ' if dry_run else ''}"
+            "restored, changed by nobody since)"
+            if c.fields_restored
+            else ""
+        )
+        + f", {c.gone:,} already gone, {c.failed:,} failed"
         + (f", {c.left:,} left" if c.left else "")
         + f"; {result.requests:,} requests"
         + (" (dry run: nothing changed)" if dry_run else "")

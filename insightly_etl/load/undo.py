@@ -78,6 +78,8 @@ class UndoCounts:
     nothing: int = 0
     failed: int = 0
     left: int = 0  # not reached: the run stopped first
+    # fields given back in records counted as conflicts (their other fields changed since)
+    fields_restored: int = 0
 
     def add(self, state: UndoState) -> None:
         setattr(self, state.value, getattr(self, state.value) + 1)
@@ -246,6 +248,7 @@ class _UndoWrite:
     def __init__(self, undo: _Undo, job: _Job, record: Record, etag: str | None) -> None:
         self.undo, self.job, self.record, self.etag = undo, job, record, etag
         self.conflicts = 0
+        self.restored = 0  # fields given back (or found given back by an earlier undo)
         self.restored_before = False
 
     def decide(self) -> Call | None:
@@ -303,9 +306,11 @@ class _UndoWrite:
             now = current_value(record, spec)
             if same_value(spec, change.written, now):
                 restore[change.field] = change.before
+                self.restored += 1
                 undo.note(job, "restore", change.field, change.before, change.written, now)
             elif job.sent_before and same_value(spec, change.before, now):
                 self.restored_before = True  # an earlier undo's PUT, whose answer was lost
+                self.restored += 1
                 undo.note(job, "restore", change.field, change.before, change.written, now)
             else:
                 self.conflicts += 1
@@ -327,6 +332,9 @@ class _UndoWrite:
     def _restored(self, restored: bool) -> None:
         if self.conflicts:
             message = f"{self.conflicts} field(s) changed since the import"
+            if restored and self.restored:  # the rest given back: counted, not hidden
+                self.undo.counts.fields_restored += self.restored
+                message += f"; {self.restored} field(s) restored"
             self.undo.finish(self.job, UndoState.CONFLICT, message)
         else:
             self.undo.finish(self.job, UndoState.RESTORED if restored else UndoState.NOTHING)

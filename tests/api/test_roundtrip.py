@@ -1029,3 +1029,38 @@ def test_a_tag_holding_a_semicolon_is_not_reported_taken_out(tmp_path: Path) -> 
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert "0 to create, 1 to update" in result.stderr, result.output
     assert "Not sent:" not in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_undo_of_a_record_a_colleague_changed_since_says_the_fields_it_gave_back(
+    tmp_path: Path,
+) -> None:
+    """A record whose one field a colleague changed after the import is a conflict, and its
+    other field is given back: the summary counts that field (it said "0 records restored",
+    as if nothing of it was undone)."""
+    sb = corpus_sandbox()
+    file = edited_export(sb, tmp_path, {2002: {"ADDRESS_MAIL_CITY": "Salem", "TITLE": "Chief"}})
+    assert run(sb, "import", str(file), "--object", "contacts").exit_code == 0
+    colleague(sb, 2002, "2026-12-09 10:00:00", ADDRESS_MAIL_CITY="Cambridge")
+    checkpoint = str(file.parent / "contacts.csv.checkpoint.sqlite")
+    dry = run(sb, "undo", checkpoint, "--dry-run")
+    assert (
+        "0 left alone as conflicts" not in dry.stdout
+        and "restore 0, 1 left alone as conflicts (1 field(s) of them would be restored, "
+        "changed by nobody since), 0 already gone"
+        in dry.stdout
+    ), dry.output
+    undone = run(sb, "undo", checkpoint)
+    assert undone.exit_code == 1, undone.output
+    assert (
+        "contacts.csv.checkpoint.sqlite: 0 created records deleted, 0 records restored, 1 left "
+        "alone as conflicts (1 field(s) of them restored, changed by nobody since), 0 already "
+        "gone, 0 failed; " in undone.stdout
+    )
+    contacts = sb.account.collections["Contacts"].records
+    assert (contacts[2002]["TITLE"], contacts[2002]["ADDRESS_MAIL_CITY"]) == ("Buyer", "Cambridge")
+    report = (file.parent / "contacts.undo.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert report[1:] == [
+        "3,conflict,2002,ADDRESS_MAIL_CITY,Boston,Salem,Cambridge",
+        "3,restore,2002,TITLE,Buyer,Chief,Chief",
+    ]
