@@ -23,15 +23,16 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.config import REDACTED, known_secrets, redact
 from insightly_etl.moments import DATETIME_FORMAT, as_text
+
+if TYPE_CHECKING:  # pandas is imported where a frame is written or read (a third of a second
+    import pandas as pd  # of every start, and an export writes none)
 
 PARTIAL_SUFFIX = ".partial"
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # whole seconds; Parquet has no seconds unit
@@ -125,6 +126,8 @@ def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path, *, sep:
     written one after the other, so a large file never has to be whole in memory. `sep`: the
     delimiter of the file whose cells it carries, so a fixed copy reads as that file did (a
     `;` file's `1,234` is one and a quarter, in a `,` file a thousand)."""
+    import pandas as pd
+
     tmp, file = open_partial(path)
     chunks = [frames] if isinstance(frames, pd.DataFrame) else frames
     try:
@@ -150,6 +153,8 @@ def write_csv(frames: pd.DataFrame | Iterable[pd.DataFrame], path: Path, *, sep:
 def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy whose text cells and headers cannot run as formulas, and that holds no known
     API key; numbers and other types unchanged."""
+    import pandas as pd
+
     out = frame.copy()
     for name in out.columns:
         column = out[name]
@@ -162,6 +167,9 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def _safe_texts(column: pd.Series) -> pd.Series:
     """The column's text cells redacted and escaped in Arrow, a column at a time (a Python
     call per cell took seconds on a plan of a million lines); other cells as they are."""
+    import numpy as np
+    import pandas as pd
+
     values = column.to_numpy(dtype=object, na_value=None, copy=True)
     texts = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
     if not texts.any():

@@ -26,7 +26,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from insightly_etl.account_id import AccountId
@@ -813,7 +812,10 @@ class Exporter:
                 fresh = _fresh(old_stamps, seen.table(), obj)
             else:  # no DATE_UPDATED_UTC to tell a change by (pipelines, countries): the rows
                 fresh = _fresh_rows(read_earlier(path), pq.read_table(staged), obj.id_field)
-            # the changed rows only, scanned batch by batch (a stamped snapshot is not read whole)
+            # the changed rows only, scanned batch by batch (a stamped snapshot is not read whole);
+            # pyarrow.dataset imports pandas, a third of a second a run that needs neither
+            import pyarrow.dataset as ds
+
             rows = (
                 ds.dataset(staged, format="parquet").to_table(
                     filter=pc.field(obj.id_field).isin(fresh)

@@ -148,3 +148,17 @@ def test_the_api_client_loads_neither_pandas_nor_pyarrow() -> None:
     probe = "import sys, insightly_etl.api.client; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_command_line_starts_without_pandas() -> None:
+    """pandas is a third of a second of every start: imported where a frame is read or
+    written (an export's first page needs it only in a worker thread, while pages load)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, insightly_etl.cli, insightly_etl.extract.remote, "
+        "insightly_etl.extract.export; print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
