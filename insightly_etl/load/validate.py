@@ -1240,14 +1240,11 @@ def validate_table(
     from the mapping, else from this table)."""
     obj = get_object(mapping.object)
     mapping = export_key(mapping, table.columns)
-    if (
-        mapping.identity
-        and obj.id_field
-        and obj.id_field not in table.columns
-        and "DATE_UPDATED_UTC" in table.columns
-    ):
+    if mapping.identity and obj.id_field and "DATE_UPDATED_UTC" in table.columns:
         other = _export_of(table.columns)
-        if other is not None:
+        # a contacts export holds ORGANISATION_ID too: imported as organisations, each row
+        # would match the organisation it names and write the contact's fields over it
+        if other is not None and other != _export_name(obj):
             raise InputError(
                 f"{table.path}: this is an export of {other} (its first column is "
                 f"{table.columns[0]}), not of {obj.name}",
@@ -1255,11 +1252,14 @@ def validate_table(
                 if other != _CUSTOM
                 else "Import it with --object and the custom object's API name (Site__c).",
             )
-        raise InputError(
-            f"{table.path}: this looks like an export of {obj.name} (it has DATE_UPDATED_UTC) "
-            f"but has no {obj.id_field} column, so every row would create a new record",
-            hint=f"Restore the {obj.id_field} column as exported, or give a mapping with a match: key.",
-        )
+        if obj.id_field not in table.columns:
+            raise InputError(
+                f"{table.path}: this looks like an export of {obj.name} (it has "
+                f"DATE_UPDATED_UTC) but has no {obj.id_field} column, so every row would "
+                "create a new record",
+                hint=f"Restore the {obj.id_field} column as exported, or give a mapping with a "
+                "match: key.",
+            )
     specs = field_specs(obj, facts.definitions)
     rules, notes = effective_rules(table, mapping, specs, obj)
     notes = [*table.notes, *notes]
@@ -1354,6 +1354,11 @@ _SCOPED = {("STAGE_ID", "STAGE_NAME"), ("STATE_REASON_ID", "STATE_REASON")}
 
 
 _CUSTOM = "a custom object"
+
+
+def _export_name(obj: ObjectType) -> str:
+    """What _export_of says of an export of `obj`."""
+    return _CUSTOM if obj.id_field == custom_object("Any__c").id_field else obj.name
 
 
 def _export_of(columns: list[str]) -> str | None:

@@ -726,16 +726,23 @@ def test_numbers_a_spreadsheet_rewrote_are_artefacts_not_edits(name: str, tmp_pa
     assert set(plan["action"]) == {"artefact"}
 
 
-def test_an_export_of_another_object_is_named_as_such(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wrong", ["leads", "organisations"])
+def test_an_export_of_another_object_is_named_as_such(wrong: str, tmp_path: Path) -> None:
+    """organisations: a contacts export holds ORGANISATION_ID too, and each row matched the
+    organisation it names; the contact's phone, owner and tags were written over it."""
     sb = corpus_sandbox()
     file = edited_export(sb, tmp_path, {})
-    result = run(sb, "import", str(file), "--object", "leads", "--dry-run")
-    assert result.exit_code == 2, result.output
-    assert (
-        f"Error: {file}: this is an export of contacts (its first column is CONTACT_ID), not of leads"
-        in result.stderr
-    )
-    assert "Hint: Import it with --object contacts." in result.stderr
+    organisations = sb.account.collections["Organisations"].records
+    before = {rid: dict(record) for rid, record in organisations.items()}
+    for command in ("validate", "import"):
+        result = run(sb, command, str(file), "--object", wrong)
+        assert result.exit_code == 2, result.output
+        assert (
+            f"Error: {file}: this is an export of contacts (its first column is CONTACT_ID), "
+            f"not of {wrong}" in result.stderr
+        )
+        assert "Hint: Import it with --object contacts." in result.stderr
+    assert organisations == before
 
 
 @pytest.mark.parametrize("with_base", [True, False])
