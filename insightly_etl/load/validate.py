@@ -786,12 +786,20 @@ _SHORT_YEAR = (
 )
 
 
-def _two_digit_year(value: str, what: str) -> str:
+def _two_digit_year(value: str, what: str, exported: bool) -> str:
+    if exported:
+        return (
+            f"{value!r} has a two-digit year, in an export whose {what}s have four: a "
+            "spreadsheet program wrote it so when the file was saved (a date typed as "
+            "1/15/2031 is saved as 01/15/31), and which century it means is not known; type it "
+            "again in a cell formatted with a four-digit year (or as 2031-01-15) and save again"
+        )
     return (
-        f"{value!r} has a two-digit year, in an export whose {what}s have four: a spreadsheet "
-        "program wrote it so when the file was saved (a date typed as 1/15/2031 is saved as "
-        "01/15/31), and which century it means is not known; type it again in a cell "
-        "formatted with a four-digit year (or as 2031-01-15) and save again"
+        f"{value!r} has a two-digit year, and which century it means is not known (a "
+        "spreadsheet program that opened and saved the file writes 12/25/1925 so, as "
+        "12/25/25); take the original file or write four-digit years, or, if the file means "
+        "them as written, give the column a date_format with %y (e.g. '%m/%d/%y': 00-68 are "
+        "2000-2068, 69-99 1969-1999)"
     )
 
 
@@ -980,13 +988,13 @@ class _ColumnValidator:
             # as the year 9277), and in an export of ours a two-digit year (whose century?)
             none = np.zeros(len(v), dtype=bool)
             bare = fullmatch(v, r"\s*\d{1,5}\s*") if rule.date_format is None else none
-            short = (
-                fullmatch(v, _SHORT_YEAR) & ~bare
-                if self.exported and rule.date_format is None
-                else none
-            )
+            # a two-digit year: which century is not known, as which of day and month comes
+            # first may not be; a spreadsheet program that opened and saved the file writes
+            # them so (LibreOffice saves a typed 12/25/1925 as 12/25/25, which Excel's window
+            # read as 2025): refused unless the column's date_format says %y
+            short = fullmatch(v, _SHORT_YEAR) & ~bare if rule.date_format is None else none
             self._bad(v, bare, "date", lambda value: _number_not_date(value, what, expected))
-            self._bad(v, short, "date", lambda value: _two_digit_year(value, what))
+            self._bad(v, short, "date", lambda value: _two_digit_year(value, what, self.exported))
             parsed = parsed.where(~(bare | short))
             self._bad(v, parsed.isna().to_numpy() & ~(bare | short), "date", date_message)
             swapped = self._swappable(v, rule)

@@ -166,6 +166,35 @@ def test_a_two_digit_year_a_spreadsheet_wrote_is_named_as_such(
     assert len(rejects.splitlines()) == 1 + 1  # 13/03/1979 and ISO's 1979-03-02 are dates
 
 
+def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Another CRM's CSV of birthdays 12/25/1925 and 07/04/1929, opened in LibreOffice and
+    saved: 12/25/25 and 07/04/29, which Excel's window read as 2025 and 2029 (a birthday to
+    come). Which century is not known: refused, as a day/month order nobody gave is; a
+    column whose date_format says %y reads them as written."""
+    rows = "Ada,a@y.example,12/25/25\nBob,b@y.example,07/04/29\nCy,c@y.example,07/04/1929\n"
+    file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
+    mapping = write(tmp_path, "m.yaml", MAPPING + "  Born: DATE_OF_BIRTH\n")
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1, result.output
+    assert "3 rows read (utf-8, ',' delimited): 1 valid, 2 rejected" in result.stdout
+    rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "'12/25/25' has a two-digit year, and which century it means is not known (a "
+        "spreadsheet program that opened and saved the file writes 12/25/1925 so, as "
+        "12/25/25); take the original file or write four-digit years, or, if the file means "
+        "them as written, give the column a date_format with %y (e.g. '%m/%d/%y': 00-68 are "
+        "2000-2068, 69-99 1969-1999)"
+    ) in rejects
+    declared = write(
+        tmp_path, "d.yaml", MAPPING + '  Born: {field: DATE_OF_BIRTH, date_format: "%m/%d/%y"}\n'
+    )
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(declared))
+    assert "3 rows read (utf-8, ',' delimited): 2 valid, 1 rejected" in result.stdout, result.output
+    # 07/04/1929 is not %m/%d/%y: the column's format is the file's, every cell of it
+
+
 def test_a_record_id_that_finds_nothing_makes_no_record(make_sandbox, tmp_path: Path) -> None:
     """Matched by CONTACT_ID, an id no contact has (deleted, another account's): the row
     fails; each new file made one more Cara. An empty id creates."""
