@@ -164,9 +164,37 @@ def current_value(record: Record, spec: FieldSpec) -> Any:
     if spec.custom:
         return custom_values(record).get(spec.name)
     if spec.kind == TAGS:
-        # a tuple of names, never joined: a tag name may itself hold ";" ("Partner; EMEA")
-        return tuple(str(t.get("TAG_NAME", "")) for t in record.get("TAGS") or () if t)
+        # a tuple of names, never joined: a tag name may itself hold ";" ("Partner; EMEA");
+        # what is no tag is left out here, and an update refused (tags_unknown)
+        tags = record.get("TAGS") or ()
+        return tuple(str(t["TAG_NAME"]) for t in tags if isinstance(t, dict) and t.get("TAG_NAME"))
     return record.get(spec.name)
+
+
+def tags_unknown(
+    record: Record, changes: dict[str, Any], specs: dict[str, FieldSpec]
+) -> str | None:
+    """Why the record's tags, which the row changes, are not known from Insightly's answer:
+    an answer without TAGS (as a brief listing's) or with something that is no tag. A PUT
+    with TAGS replaces the set, so the row's would remove the tags the answer left out."""
+    if not any((spec := specs.get(name)) and spec.kind == TAGS for name in changes):
+        return None
+    if "TAGS" not in record:
+        why = "holds no TAGS for the record"
+    else:
+        tags = record["TAGS"]
+        if tags is None or (
+            isinstance(tags, list)
+            and all(
+                isinstance(t, dict) and isinstance(t.get("TAG_NAME", 0), str | None) for t in tags
+            )
+        ):
+            return None  # a tag without a name is no tag (the export leaves it out too)
+        why = f"holds TAGS that are no list of tags ({str(tags)[:80]})"
+    return (
+        f"TAGS: Insightly's answer {why}: not sent, as a PUT with TAGS replaces the record's "
+        "tags and would remove the ones not known; run again later, or add them in Insightly"
+    )
 
 
 def set_parts(value: Any) -> list[str]:
@@ -686,7 +714,9 @@ class Planner:
                 else:
                     kept = Artefacts(self.encoding, self.send_artefacts)
                     body, before_image, after_image = self.diff(r, record, kept)
-                    if refused := self._lossy_change(record, after_image):
+                    if refused := self._lossy_change(record, after_image) or tags_unknown(
+                        record, after_image, self.specs
+                    ):
                         plan.failed[r] = refused
                         continue
                     if self.file_updated is not None:

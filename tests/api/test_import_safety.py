@@ -136,6 +136,60 @@ async def test_tags_and_multiselect_keep_their_values_on_update_unless_merge_rep
     assert custom(record(sb, rid))["Interests__c"] == "Sports"
 
 
+class OddTags(httpx.AsyncBaseTransport):
+    """The sandbox behind a server whose answers for one contact say its tags oddly: not at
+    all (as a brief listing), or as bare names."""
+
+    def __init__(self, sb: Sandbox, rid: int, tags: Any) -> None:
+        self.inner, self.rid, self.tags = httpx.ASGITransport(app=sb.app), rid, tags
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method != "GET" or "/Contacts" not in request.url.path:
+            return response
+        data = json.loads(await response.aread())
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict) and item.get("CONTACT_ID") == self.rid:
+                if self.tags is None:
+                    item.pop("TAGS", None)
+                else:
+                    item["TAGS"] = self.tags
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        headers.pop("content-encoding", None)
+        return httpx.Response(response.status_code, headers=headers, json=data)
+
+
+@pytest.mark.parametrize("answered", [None, ["vip", "newsletter"], [{"TAG_ID": 7}]])
+async def test_tags_an_answer_does_not_say_are_never_replaced(
+    answered: Any, make_sandbox, tmp_path: Path
+) -> None:
+    """merge: add sends the record's tags and the row's; an answer without TAGS made the
+    record's tags look empty, and the PUT replaced vip and newsletter by the row's one (bare
+    names stopped the run with an internal error)."""
+    sb = make_sandbox()
+    rid = (
+        await existing(
+            sb,
+            FIRST_NAME="Ada",
+            EMAIL_ADDRESS="ada@tags.example",
+            TAGS=[{"TAG_NAME": "vip"}, {"TAG_NAME": "newsletter"}],
+        )
+    )["CONTACT_ID"]
+    file = write(tmp_path, "p.csv", "Name,Email,Tags\nAda,ada@tags.example,customer\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING_HEAD + "  Tags: {field: TAGS, split: ','}\n")
+    transport = lambda sb: OddTags(sb, rid, answered)  # noqa: E731
+    result = await run_import(sb, file, mapping, transport=transport)
+    assert (result.counts.updated, result.counts.failed, result.exit_code) == (0, 1, 1)
+    assert tags(record(sb, rid)) == ["vip", "newsletter"]
+    errors = list(csv.DictReader((tmp_path / "p.errors.csv").open(encoding="utf-8-sig")))
+    why = "holds no TAGS for the record" if answered is None else "holds TAGS that are no list"
+    assert errors[0]["message"].startswith(f"TAGS: Insightly's answer {why}"), errors
+    assert errors[0]["message"].endswith(
+        ": not sent, as a PUT with TAGS replaces the record's tags and would remove the ones "
+        "not known; run again later, or add them in Insightly"
+    )
+
+
 async def test_update_fill_and_never_leave_what_people_typed(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     typed = await existing(
