@@ -54,6 +54,7 @@ from insightly_etl.load.spreadsheet import (
     Cut,
     artefact,
     cut_to_a_cell,
+    lost_and_edited,
     read_instant,
     single_byte,
     year_as_day,
@@ -1285,6 +1286,13 @@ class Planner:
                     )
             if not (isinstance(new, str) and isinstance(old, str)):
                 continue
+            if self.encoding and lost_and_edited(new, old):
+                return (
+                    f"{name}: {new[:60]!r} was edited in a file saved as {self.encoding}, "
+                    f"which lost characters of {old[:60]!r} (a '?' for each): sent, it would "
+                    "write the '?'. Make the edit in Insightly, or in a file saved as CSV UTF-8 "
+                    "or XLSX"
+                )
             held = (
                 f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell only "
                 f"the first {CELL_CHARACTERS:,}"

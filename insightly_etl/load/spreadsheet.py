@@ -370,9 +370,25 @@ def text_artefact(new: str, old: str, encoding: str | None) -> str | None:
         if encoding:
             return f"characters {encoding} cannot hold, replaced"
         return "characters replaced by '?' (a save that lost them)"
-    if encoding and LOST.search(new) and not LOST.search(old):
+    if encoding and _lost_only(new, old):
         return f"'?' inside a word: a character {encoding} cannot hold, lost"
     return None
+
+
+def _lost_only(new: str, old: str) -> bool:
+    """`Jo?? Kim` for `Jo😀 Kim` (a `?` for each half of the emoji): the text as it was, but
+    each run of `?` standing for characters a code page cannot hold."""
+    if not LOST.search(new) or LOST.search(old):
+        return False
+    lost = r"[^\x00-\x7f]+"
+    pattern = lost.join(re.escape(part) for part in re.split(r"\?+", new))
+    return re.fullmatch(pattern, old) is not None
+
+
+def lost_and_edited(new: str, old: str) -> bool:
+    """A cell whose characters a code page lost (a `?` inside a word, where Insightly has
+    none), that a person edited as well: an edit, but one that sent would write the `?`."""
+    return bool(LOST.search(new)) and not LOST.search(old) and not _lost_only(new, old)
 
 
 def number_artefact(new: float, old: float) -> str | None:

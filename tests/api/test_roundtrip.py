@@ -1071,3 +1071,26 @@ def test_undo_of_a_record_a_colleague_changed_since_says_the_fields_it_gave_back
         "3,conflict,2002,ADDRESS_MAIL_CITY,Boston,Salem,Cambridge",
         "3,restore,2002,TITLE,Buyer,Chief,Chief",
     ]
+
+
+@pytest.mark.slow
+def test_an_edit_of_a_cell_whose_letters_a_code_page_lost_fails_its_row(tmp_path: Path) -> None:
+    """LibreOffice saved the export as Windows-1252 (`?ukasz` for Łukasz), and the person
+    typed ` Jan` after the name: it was kept as an artefact (`'?' inside a word`), the edit
+    never sent, exit 0. Sent, it would write the `?`: the row fails, saying so."""
+    file = tmp_path / "us_cp1252.csv"
+    data = (CORPUS / "us_cp1252.csv").read_bytes()
+    assert data.count(b",?ukasz,") == 1
+    file.write_bytes(data.replace(b",?ukasz,", b",?ukasz Jan,"))
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert (
+        "Plan: 0 to create, 0 to update, 42 unchanged (no request), 0 rejected, 0 duplicate, "
+        "0 skipped, 1 failed" in result.stderr
+    )
+    errors = (tmp_path / "us_cp1252.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "FIRST_NAME: '?ukasz Jan' was edited in a file saved as cp1252, which lost characters "
+        "of 'Łukasz' (a '?' for each): sent, it would write the '?'. Make the edit in "
+        "Insightly, or in a file saved as CSV UTF-8 or XLSX"
+    ) in errors

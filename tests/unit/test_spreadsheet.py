@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from insightly_etl.load.spreadsheet import day_first, number_artefact, parse_locale, text_artefact
+from insightly_etl.load.spreadsheet import (
+    day_first,
+    lost_and_edited,
+    number_artefact,
+    parse_locale,
+    text_artefact,
+)
 
 LOST15 = "digits after the 15th lost (stored as a number)"
 
@@ -40,7 +46,13 @@ LOST15 = "digits after the 15th lost (stored as a number)"
         ("Łódź", "?ód?", "cp1252", "characters cp1252 cannot hold, replaced"),
         ("Łódź", "?ód?", None, "characters replaced by '?' (a save that lost them)"),
         ("Łódź", "Lódz", "cp1252", "characters cp1252 cannot hold, replaced"),  # best-fit
-        ("Toronto", "?ód?", "cp1252", "'?' inside a word: a character cp1252 cannot hold, lost"),
+        (
+            "Jo😀 Kim",
+            "Jo?? Kim",
+            "cp1252",
+            "'?' inside a word: a character cp1252 cannot hold, lost",
+        ),
+        ("Zoë👍x", "Zoë??x", "cp1252", "'?' inside a word: a character cp1252 cannot hold, lost"),
     ],
 )
 def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) -> None:
@@ -68,6 +80,8 @@ def test_what_a_save_does(old: str, new: str, encoding: str | None, why: str) ->
         ("123456789012345678", "123456789012345679", None),  # a long id's last digit
         ("12345678901234567890", "12345678901234567000", None),  # 17 digits kept: typed
         ("1E5", "1.01E+05", None),
+        ("Toronto", "?ód?", "cp1252"),  # Łódź typed, and lost: lost_and_edited fails the row
+        ("Łukasz", "?ukasz Jan", "cp1252"),  # an edit of a cell that lost a letter: likewise
         ("TRUE", "FALSE", None),
         ("Line one\r\nLine two", "Line one\nLine 2", None),  # edited as well
         ("Line one\nLine two", "Line one\r\nLine two", None),  # no program adds a CR
@@ -145,3 +159,18 @@ def test_the_column_comparison_is_match_text_for_every_value(casefold: bool) -> 
     ]
     got = [None if pd.isna(v) else v for v in compared(series, casefold).tolist()]
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "edited"),
+    [
+        ("Łukasz", "?ukasz Jan", True),
+        ("Toronto", "?ód?", True),
+        ("Łukasz", "?ukasz", False),  # the loss alone: an artefact
+        ("Jo😀 Kim", "Jo?? Kim", False),
+        ("Łukasz", "Lukasz Jan", False),  # no '?': an edit like any other
+        ("Why?Not", "Why?Not now", False),  # Insightly holds the '?' itself
+    ],
+)
+def test_an_edit_of_a_cell_a_code_page_lost_letters_of(old: str, new: str, edited: bool) -> None:
+    assert lost_and_edited(new, old) is edited
