@@ -37,6 +37,7 @@ from insightly_etl.load.fields import (
     MULTISELECT,
     NUMBER,
     TAGS,
+    TEXT,
     FieldSpec,
 )
 from insightly_etl.load.identity import (
@@ -54,10 +55,12 @@ from insightly_etl.load.spreadsheet import (
     Cut,
     artefact,
     cut_to_a_cell,
+    long_number_shown,
     lost_and_edited,
     read_instant,
     single_byte,
     year_as_day,
+    zeros_lost_in_typing,
 )
 from insightly_etl.load.states import (
     WRITES,
@@ -760,7 +763,16 @@ class Planner:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
             elif not self.obj.creatable and not self.obj.under_parent:
                 plan.failed[r] = f"{self.obj.name} cannot be created through the API"
-            elif lost := self._lost_characters(values):
+            elif lost := self._lost_characters(values) or next(
+                (
+                    typed
+                    for name, value in values.items()
+                    if isinstance(value, str)
+                    and name not in self.send_artefacts
+                    and (typed := self._typed_as_number(name, self.specs[name], value, None))
+                ),
+                None,
+            ):
                 plan.failed[r] = lost
             else:
                 payload = create_payload(self.obj, self.specs, values)
@@ -1284,6 +1296,13 @@ class Planner:
                         f"{year} typed into a cell formatted as a date; type the whole date "
                         "(or fix the cell's format)"
                     )
+            typed = (
+                self._typed_as_number(name, spec, new, old)
+                if isinstance(new, str) and name not in self.send_artefacts
+                else None
+            )
+            if typed:
+                return typed
             if not (isinstance(new, str) and isinstance(old, str)):
                 continue
             if self.encoding and lost_and_edited(new, old):
@@ -1305,6 +1324,28 @@ class Planner:
                 )
             if cut is Cut.CUT:  # an artefact, sent only as `artefacts: send` says: not so
                 return f"{held}: sent, even as `artefacts: send` says, it would lose the rest"
+        return None
+
+    @staticmethod
+    def _typed_as_number(name: str, spec: FieldSpec | None, new: str, old: Any) -> str | None:
+        """A text a spreadsheet read as a number when it was typed (or opened): sent, the
+        record gets what the spreadsheet made of it. `artefacts: send` sends it."""
+        if spec is None or spec.kind != TEXT:
+            return None
+        if long_number_shown(new):
+            return (
+                f"{name}: {new!r} is a long number as a spreadsheet shows it in scientific "
+                "notation, the digits after the first few lost: type it into a cell formatted "
+                "as Text (or take the original file); the column's `artefacts: send` sends it "
+                "as it is"
+            )
+        if isinstance(old, str) and zeros_lost_in_typing(new, old):
+            return (
+                f"{name}: {new!r} where Insightly has {old!r}: a spreadsheet drops the leading "
+                "zeros of digits typed into a cell it reads as a number; type it into a cell "
+                "formatted as Text (or as '0…), or give the column `artefacts: send` to send "
+                "it as it is"
+            )
         return None
 
     def _lost_characters(self, values: dict[str, Any]) -> str | None:

@@ -385,6 +385,29 @@ def _lost_only(new: str, old: str) -> bool:
     return re.fullmatch(pattern, old) is not None
 
 
+def long_number_shown(text: str) -> bool:
+    """`4.91511E+12`, `1.23456789012346E+019`: a digit string of more than GENERAL_DIGITS
+    digits typed into a cell a spreadsheet read as a number, and saved as it shows it (the
+    digits after the shown ones lost): no text a person writes."""
+    if not SCIENTIFIC.match(text):
+        return False
+    exponent = int(re.split("[Ee]", text)[1])
+    return exponent >= GENERAL_DIGITS
+
+
+def zeros_lost_in_typing(new: str, old: str) -> bool:
+    """`1003` where Insightly has `01002`: digits typed into a cell a spreadsheet reads as a
+    number lose their leading zeros as the cells it opened do (`01002` -> `1002`, an
+    artefact): the person meant `01003`."""
+    return (
+        _DIGITS.match(old) is not None
+        and old.startswith("0")
+        and _DIGITS.match(new) is not None
+        and not new.startswith("0")
+        and len(new) < len(old)
+    )
+
+
 def lost_and_edited(new: str, old: str) -> bool:
     """A cell whose characters a code page lost (a `?` inside a word, where Insightly has
     none), that a person edited as well: an edit, but one that sent would write the `?`."""

@@ -1094,3 +1094,62 @@ def test_an_edit_of_a_cell_whose_letters_a_code_page_lost_fails_its_row(tmp_path
         "of 'Łukasz' (a '?' for each): sent, it would write the '?'. Make the edit in "
         "Insightly, or in a file saved as CSV UTF-8 or XLSX"
     ) in errors
+
+
+@pytest.mark.slow
+def test_digits_a_spreadsheet_read_as_a_number_when_typed_are_not_sent(tmp_path: Path) -> None:
+    """In a CSV export opened in a spreadsheet, cells are General: a postcode typed as 02109
+    over 02108 is saved 2109 and was sent so (the cells it only opened lost their zeros too,
+    and were kept, as artefacts); a long number typed into a text field is saved as the
+    spreadsheet shows it, 1.23456789012346E+019, and was sent so. Each fails its row, saying
+    why; the column's `artefacts: send` sends them as they are."""
+    sb = corpus_sandbox()
+    file = edited_export(
+        sb,
+        tmp_path,
+        {
+            2002: {"ADDRESS_MAIL_POSTCODE": "2109"},
+            2001: {"BACKGROUND": "1.23456789012346E+019"},
+        },
+    )
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "0 to update" in result.stderr and "2 failed" in result.stderr, result.stderr
+    errors = (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "ADDRESS_MAIL_POSTCODE: '2109' where Insightly has '02108': a spreadsheet drops the "
+        "leading zeros of digits typed into a cell it reads as a number; type it into a cell "
+        "formatted as Text (or as '0…), or give the column `artefacts: send` to send it as it is"
+    ) in errors
+    assert (
+        "BACKGROUND: '1.23456789012346E+019' is a long number as a spreadsheet shows it in "
+        "scientific notation, the digits after the first few lost: type it into a cell "
+        "formatted as Text (or take the original file); the column's `artefacts: send` sends "
+        "it as it is"
+    ) in errors
+    mapping = file.parent / "send.yaml"
+    mapping.write_text(
+        "object: contacts\nartefacts: send\nmatch: {column: CONTACT_ID, field: CONTACT_ID}\n"
+        "columns:\n  ADDRESS_MAIL_POSTCODE: ADDRESS_MAIL_POSTCODE\n  BACKGROUND: BACKGROUND\n"
+    )
+    sent = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert sent.exit_code == 0, sent.output
+    plan = (file.parent / "contacts.plan.csv").read_text(encoding="utf-8-sig")
+    assert "3,update,2002,ADDRESS_MAIL_POSTCODE,02108,2109," in plan
+    assert "2,update,2001,BACKGROUND,,1.23456789012346E+019," in plan
+
+
+@pytest.mark.slow
+def test_a_new_record_is_not_made_with_a_long_number_a_spreadsheet_cut_short(
+    tmp_path: Path,
+) -> None:
+    """Another CRM's CSV opened in a spreadsheet: the phone 4915112345678 saved as
+    4.91511E+12 made a contact with that phone."""
+    sb = corpus_sandbox()
+    file = tmp_path / "new.csv"
+    file.write_text("FIRST_NAME,LAST_NAME,PHONE\nNew,Person,4.91511E+12\n", encoding="utf-8")
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.stderr
+    errors = (tmp_path / "new.errors.csv").read_text(encoding="utf-8-sig")
+    assert "PHONE: '4.91511E+12' is a long number as a spreadsheet shows it" in errors
