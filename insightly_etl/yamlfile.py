@@ -73,6 +73,8 @@ def read_yaml(path: Path, kind: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except ValueError as exc:  # a value YAML cannot build: an integer of 5,000 digits
+        raise InputError(f"{path}: a value that is too large to read ({str(exc)[:80]})") from None
 
 
 def _check_shape(path: Path, text: str, kind: str) -> None:

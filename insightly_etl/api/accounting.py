@@ -19,9 +19,15 @@ class QuotaState:
 
     def update(self, headers: Mapping[str, str]) -> None:
         for name, attr in (("X-RateLimit-Limit", "limit"), ("X-RateLimit-Remaining", "remaining")):
-            value = headers.get(name)
-            if value is not None and value.strip().isdigit():
-                setattr(self, attr, int(value))
+            if (count := header_count(headers.get(name))) is not None:
+                setattr(self, attr, count)
+
+
+def header_count(value: str | None) -> int | None:
+    """A count a header gives (X-Total-Count, X-RateLimit-Remaining): digits, at most 18 of
+    them (a hostile 5,000 made int() raise); anything else is no count."""
+    text = value.strip() if value else ""
+    return int(text) if text.isdigit() and text.isascii() and len(text) <= 18 else None
 
 
 @dataclass

@@ -35,7 +35,7 @@ import httpx
 
 from insightly_etl import __version__
 from insightly_etl.account_id import AccountId
-from insightly_etl.api.accounting import QuotaState, RequestStats, frees_up
+from insightly_etl.api.accounting import QuotaState, RequestStats, frees_up, header_count
 from insightly_etl.api.pacing import Clock, InFlight, RateLimiter, Sleep
 from insightly_etl.api.retry import (
     Decision,
@@ -111,8 +111,7 @@ class Reply:
 
     @property
     def total(self) -> int | None:
-        value = self.headers.get("X-Total-Count")
-        return int(value) if value and value.isdigit() else None
+        return header_count(self.headers.get("X-Total-Count"))
 
 
 @dataclass(frozen=True)
@@ -703,7 +702,7 @@ class InsightlyClient:
                 return Reply(response.status_code, response.content, response.headers)
             try:
                 data = response.json() if response.content else None
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
                 # an HTML gateway page with a 2xx is an error, not data (docs/api.md §7, [PH]);
                 # to a write, whose 2xx says it was applied, an unknown outcome: reconciled
                 raise (OutcomeUnknown if write else ApiError)(
@@ -771,10 +770,12 @@ class InsightlyClient:
         finally:
             if task is not None:
                 self._reading.discard(task)
+        # as the bytes came: a header's value may be Latin-1 (`Content-Disposition` of a
+        # `Zoë.pdf`), which re-encoding text as ASCII refused, failing every request
         kept = [
             (k, v)
-            for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+            for k, v in response.headers.raw
+            if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")
         ]
         return httpx.Response(
             response.status_code, headers=kept, content=b"".join(chunks), request=request
@@ -1123,7 +1124,7 @@ def _http_date(value: str | None) -> datetime | None:
         return None
     try:
         return parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):  # 31 Dec 9999 -0100: no instant
         return None
 
 

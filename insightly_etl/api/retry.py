@@ -73,11 +73,13 @@ def server_message(response: httpx.Response) -> str:
     proxy that echoes the request headers must not put the key into an error line or file."""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("Message"), str):
         return redact(str(body["Message"]))[:500]
-    text = redact(response.text.strip())
+    # JSON as decoded: a key written `\u004b\u0033…` is the key, and redacted as such
+    text = json.dumps(body, ensure_ascii=False) if body is not None else response.text
+    text = redact(text.strip())
     return text[:200] if text else response.reason_phrase or "no message"
 
 

@@ -237,13 +237,17 @@ def iter_table(
     one block is cut at line ends outside quotes; every other file is one block, as
     read_table reads it. A block that is not plain (not UTF-8, a ragged row, a line break in a
     value: anything that needs the exact reader or another encoding) raises NotPlain, and the
-    caller reads the file whole with read_table instead."""
+    caller reads the file whole with read_table instead. A Parquet file comes a batch of rows
+    at a time."""
     plain = (
         path.is_file()
         and path.stat().st_size > BLOCK_BYTES
         and path.suffix.lower() not in (".parquet", ".xlsx", ".xlsm")
         and (encoding is None or encoding.lower().replace("_", "-") in ("utf-8", "utf8"))
     )
+    if path.is_file() and path.suffix.lower() == ".parquet":
+        yield from iter_parquet(path)
+        return
     if not plain:
         yield read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
         return
@@ -1323,6 +1327,30 @@ def read_parquet(path: Path) -> SourceTable:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    return _parquet_rows(path, table, 0)
+
+
+PARQUET_ROWS = 100_000  # iter_parquet: the rows of a batch
+
+
+def iter_parquet(path: Path) -> Iterator[SourceTable]:
+    """read_parquet a batch of rows at a time (validate of a file of millions of rows: a few
+    kilobytes of Parquet may hold gigabytes of text)."""
+    try:
+        file = pq.ParquetFile(path)
+        done = 0
+        for batch in file.iter_batches(batch_size=PARQUET_ROWS):
+            yield _parquet_rows(path, pa.Table.from_batches([batch]), done)
+            done += batch.num_rows
+        if not done:
+            yield _parquet_rows(path, file.schema_arrow.empty_table(), 0)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _parquet_rows(path: Path, table: pa.Table, before: int) -> SourceTable:
+    """Rows of a Parquet file as text, in Arrow (no Python string a cell); `before`: the
+    rows of the file before them."""
     data = {}
     for name in table.column_names:
         dtype = table.schema.field(name).type
@@ -1337,8 +1365,18 @@ def read_parquet(path: Path) -> SourceTable:
                 f"{path}: column {name!r} holds {dtype}, which no Insightly field takes",
                 hint="Drop or convert that column (to text or numbers) before importing.",
             )
-        column = to_csv_column(table[name])
-        text = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
-        data[name] = pd.array(text.to_pylist(), dtype="string").fillna("")
+        try:
+            column = to_csv_column(table[name])
+            text = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+            text = pc.fill_null(text.combine_chunks(), "")
+            text.validate(full=True)  # text that is no UTF-8 (Parquet does not check it)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            # a list of large strings, a list view, bytes that are no UTF-8 text …
+            raise InputError(
+                f"{path}: column {name!r} holds {dtype}, which is not read as text ({exc})",
+                hint="Drop or convert that column (to text or numbers) before importing.",
+            ) from None
+        data[name] = pd.array(text, dtype=pd.StringDtype("pyarrow"))
     frame = pd.DataFrame(data)
-    return SourceTable(path, frame, list(range(1, table.num_rows + 1)), "row")
+    lines = list(range(before + 1, before + table.num_rows + 1))
+    return SourceTable(path, frame, lines, "row")

@@ -483,6 +483,21 @@ async def test_a_server_echoing_the_authorization_header_never_puts_the_key_in_a
     )
 
 
+async def test_a_key_echoed_in_json_escapes_is_redacted_too() -> None:
+    """A body without `Message` was shown as its raw text, where `\\u004b…` (as .NET's JSON
+    writes `+`) hid the key from the redaction."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        escaped = "".join(f"\\u{ord(c):04x}" for c in SECRET)
+        return httpx.Response(400, content=f'["{escaped}"]'.encode(), headers={"X-A": "1"})
+
+    async with mock_client(handler) as client:
+        with pytest.raises(ValidationError) as info:
+            await client.create("Contacts", {"FIRST_NAME": "a"})
+    assert SECRET not in str(info.value)
+    assert str(info.value) == 'POST Contacts, HTTP 400: ["***"]'
+
+
 # ---------------------------------------------------------------- hostile answers
 
 
@@ -751,3 +766,38 @@ async def test_a_read_in_flight_is_dropped_when_the_run_is_told_to_stop(make_san
         stop.set()
         with pytest.raises(Halted, match="a read in flight was dropped"):
             await asyncio.wait_for(reading, timeout=60)  # far below the stall
+
+
+async def test_hostile_headers_are_no_values_not_internal_errors() -> None:
+    """A Date of year 9999 west of UTC, counts of 5,000 digits and a Latin-1 header value
+    each ended a run with "internal error" (exit 70); the last one failed every request."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        digits = "9" * 5000
+        return httpx.Response(
+            200,
+            json=[{"CONTACT_ID": 1}],
+            headers=[
+                (b"Date", b"Fri, 31 Dec 9999 23:59:59 -0100"),
+                (b"X-Total-Count", digits.encode()),
+                (b"X-RateLimit-Limit", digits.encode()),
+                (b"X-RateLimit-Remaining", digits.encode()),
+                (b"X-Server-Note", "café".encode("latin-1")),
+            ],
+        )
+
+    async with mock_client(handler) as client:
+        reply = await client.get("Contacts", {"top": 500})
+        assert reply.data == [{"CONTACT_ID": 1}]
+        assert reply.total is None
+        assert reply.headers["X-Server-Note"] == "café"
+        assert (client.quota.limit, client.quota.remaining) == (None, None)
+
+
+async def test_json_nested_past_the_stack_is_an_answer_that_is_not_json() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000)
+
+    async with mock_client(handler) as client:
+        with pytest.raises(ApiError, match=r"the answer is not JSON: '\[\[\[\["):
+            await client.get("Contacts")

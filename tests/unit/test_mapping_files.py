@@ -195,3 +195,11 @@ def test_a_key_whose_parts_ask_for_different_comparisons_is_refused(tmp_path: Pa
     assert refused.value.hint == "Give compare: once, or the same on every part."
     path.write_text(path.read_text().replace("compare: exact", "compare: casefold"))
     assert read_mapping(path).match.compare == "casefold"  # the same on each: as once
+
+
+def test_an_integer_of_thousands_of_digits_is_an_input_error(tmp_path: Path) -> None:
+    """`defaults: {OWNER_USER_ID: 999…9}` (5,000 digits) stopped with an internal error."""
+    path = tmp_path / "m.yaml"
+    path.write_text(f"object: contacts\ndefaults:\n  OWNER_USER_ID: {'9' * 5000}\n")
+    with pytest.raises(InputError, match=rf"^{path}: a value that is too large to read \("):
+        read_mapping(path)
