@@ -17,7 +17,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -1195,10 +1195,27 @@ def _uncached_formulas(path: Path, sheet: str) -> list[str]:
     return found
 
 
-def _rows(path: Path, ws: Any) -> Iterator[tuple[Any, ...]]:
-    """The sheet's rows; a cell openpyxl cannot make sense of is the file's fault, not ours."""
-    rows = ws.iter_rows()
-    number = 0
+_PAST_THE_HEADER = 64  # read_xlsx: columns read past the header's last name
+
+
+def _cells_of(path: Path, sheet: str, number: int, row_cells: tuple[Any, ...]) -> list[str]:
+    """A row's cells as text; one longer than a cell holds is refused, naming it."""
+    cells = [_cell_text(getattr(c, "value", None)) for c in row_cells]
+    for column, text in enumerate(cells, start=1):
+        if len(text) > CELL_CHARACTERS:
+            raise InputError(
+                f"{path}, sheet {sheet!r}, cell {get_column_letter(column)}{number}: "
+                f"{len(text):,} characters, more than a spreadsheet cell can hold "
+                f"({CELL_CHARACTERS:,})"
+            )
+    return cells
+
+
+def _rows(path: Path, ws: Any, **window: int) -> Generator[tuple[Any, ...], None, None]:
+    """The sheet's rows (within `window`: iter_rows's min_row, max_col); a cell openpyxl
+    cannot make sense of is the file's fault, not ours."""
+    rows = ws.iter_rows(**window)
+    number = window.get("min_row", 1) - 1
     while True:
         try:
             values = next(rows)
@@ -1245,22 +1262,32 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         lines: list[int] = []
         header: list[str] | None = None
         header_line = 0
-        for number, row_cells in enumerate(_rows(path, ws), start=1):
-            cells = [_cell_text(getattr(c, "value", None)) for c in row_cells]
-            if not any(c.strip() for c in cells):
-                continue
-            for column, text in enumerate(cells, start=1):
-                if len(text) > CELL_CHARACTERS:
-                    raise InputError(
-                        f"{path}, sheet {sheet_name!r}, cell {get_column_letter(column)}{number}: "
-                        f"{len(text):,} characters, more than a spreadsheet cell can hold ({CELL_CHARACTERS:,})"
-                    )
-            if header is None:
+        # openpyxl pads each row to its last cell: an empty styled cell in column XFD makes
+        # 16,384 of every row (a 69 KB workbook took 1.8 GB). The rows under the header are
+        # read only as far as a few columns past its last name (data further right is in no
+        # column, and no misplaced value lies that far), and without their trailing empties.
+        reading = _rows(path, ws)
+        number = 0
+        for number, row_cells in enumerate(reading, start=1):
+            cells = _cells_of(path, sheet_name, number, row_cells)
+            if any(c.strip() for c in cells):
                 header, header_line = cells, number
-                continue
-            rows.append(cells)
-            kinds.append([_cell_type(c) for c in row_cells])
-            lines.append(number)
+                break
+        reading.close()
+        if header is not None:
+            named = max(i for i, h in enumerate(header) if h.strip()) + 1
+            header = header[: named + _PAST_THE_HEADER]
+            below = _rows(path, ws, min_row=header_line + 1, max_col=len(header))
+            for number, row_cells in enumerate(below, start=header_line + 1):
+                cells = _cells_of(path, sheet_name, number, row_cells)
+                if not any(c.strip() for c in cells):
+                    continue
+                used = len(cells)
+                while used and not cells[used - 1]:
+                    used -= 1
+                rows.append(cells[:used])
+                kinds.append([_cell_type(c) for c in row_cells[:used]])
+                lines.append(number)
     finally:
         book.close()
         source.close()
