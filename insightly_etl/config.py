@@ -48,6 +48,18 @@ def redact(text: str) -> str:
     return text
 
 
+# control characters (C0, DEL, C1) and the bidirectional overrides: in a server's text they
+# would clear a terminal, write to its clipboard (OSC 52), or print a line of their own
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_BREAKS = re.compile("[\t\n\r]+")
+
+
+def printable(text: str) -> str:
+    """A server's text fit to print on one line of a terminal or a file people read: tabs and
+    line breaks as a space (no line of its own), each other control character as U+FFFD."""
+    return _UNPRINTABLE.sub("\ufffd", _BREAKS.sub(" ", text))
+
+
 class Secret:
     """A string that prints as `***`, and is blanked out of any text passed to `redact`."""
 

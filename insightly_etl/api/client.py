@@ -44,7 +44,7 @@ from insightly_etl.api.retry import (
     decide_exception,
     decide_response,
 )
-from insightly_etl.config import Settings, redact
+from insightly_etl.config import Settings, printable, redact
 from insightly_etl.errors import (
     AnswerTooLarge,
     ApiError,
@@ -223,7 +223,7 @@ class InsightlyClient:
         if not isinstance(data, dict):
             return None
         name = data.get("INSTANCE_SUBDOMAIN") or data.get("INSTANCE_NAME")
-        return str(name)[:200] if name else None
+        return printable(str(name)[:200]) if name else None  # printed, and in the manifest
 
     async def account_for(self, known: AccountId) -> AccountId:
         """This key's account, to compare with `known`'s (a checkpoint's): for a run that has

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from insightly_etl.config import redact
+from insightly_etl.config import printable, redact
 from insightly_etl.errors import (
     KEY_HINT,
     ApiError,
@@ -76,10 +76,10 @@ def server_message(response: httpx.Response) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("Message"), str):
-        return redact(str(body["Message"]))[:500]
+        return printable(redact(str(body["Message"])))[:500]
     # JSON as decoded: a key written `\u004b\u0033…` is the key, and redacted as such
     text = json.dumps(body, ensure_ascii=False) if body is not None else response.text
-    text = redact(text.strip())
+    text = printable(redact(text.strip()))
     return text[:200] if text else response.reason_phrase or "no message"
 
 

@@ -1277,7 +1277,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         if header is not None:
             named = max(i for i, h in enumerate(header) if h.strip()) + 1
             header = header[: named + _PAST_THE_HEADER]
-            below = _rows(path, ws, min_row=header_line + 1, max_col=len(header))
+            below = _rows(path, ws, min_row=header_line + 1, max_col=named + _PAST_THE_HEADER)
             for number, row_cells in enumerate(below, start=header_line + 1):
                 cells = _cells_of(path, sheet_name, number, row_cells)
                 if not any(c.strip() for c in cells):
