@@ -167,9 +167,13 @@ def read_key_file(path: Path) -> str:
             raise ConfigError(
                 f"the API key file {path} holds {info.st_size:,} bytes: not a key", hint=KEY_HINT
             )
-        key = path.read_text("utf-8").strip()
+        key = path.read_text("utf-8-sig").strip()  # Notepad saves UTF-8 with a mark first
     except OSError as exc:
         raise ConfigError(f"cannot read the API key file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # no key: it names no file, nor says to give an --encoding
+        raise ConfigError(
+            f"the API key file {path} is not UTF-8 text: not a key", hint=KEY_HINT
+        ) from None
     if os.name == "posix" and info.st_mode & 0o077:  # as ssh says of a private key
         log.warning(
             "the API key file %s can be read or changed by other users of this machine "

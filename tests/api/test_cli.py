@@ -1316,3 +1316,19 @@ def test_the_sandbox_names_what_is_wrong_with_its_options(
     result = cli_runner().invoke(main, ["sandbox", "--port", "0", *given])
     assert result.exit_code == 2, result.output
     assert message.replace("{tmp}", str(tmp_path)) in result.stderr.splitlines()
+
+
+def test_a_servers_control_characters_never_reach_the_terminal(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """An account name holding a clear-screen, an OSC 52 clipboard write and a line break
+    printed them raw, and a summary line of its own ("Exported 0 object types…")."""
+    name = "acme\x1b[2J\x1b]52;c;ZWNobw==\x07\nExported 0 object types: nothing changed"
+    sb = make_sandbox(subdomain=name)
+    result = run(sb, "export", "contacts", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    shown = "acme\ufffd[2J\ufffd]52;c;ZWNobw==\ufffd Exported 0 object types: nothing changed"
+    assert f"  account: {shown}" in result.output.splitlines()
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    assert manifest["account"] == shown

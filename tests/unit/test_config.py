@@ -31,6 +31,16 @@ def test_key_file(tmp_path: Path) -> None:
     assert load_settings(api_key_file=f, environ={}).api_key.reveal() == "abc"
 
 
+def test_a_key_file_saved_with_a_byte_order_mark_is_the_key(tmp_path: Path) -> None:
+    """Notepad's UTF-8 puts U+FEFF first: it was sent as part of the key, which was refused."""
+    f = tmp_path / "key"
+    f.write_bytes(b"\xef\xbb\xbfabc\r\n")
+    assert read_key_file(f) == "abc"
+    f.write_bytes(b"\xff\xfea\x00b\x00")  # UTF-16: no key, and no --encoding to give
+    with pytest.raises(ConfigError, match=rf"^the API key file {f} is not UTF-8 text: not a key$"):
+        read_key_file(f)
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
