@@ -83,6 +83,15 @@ def day_first_of(order: str | None, frame: pd.DataFrame) -> bool | None:
     return day_first(frame)
 
 
+def _a_day(year: int, month: int, day: int) -> bool:
+    """Whether the day exists (a two-digit year as any year: 29/02/00 may be 2000)."""
+    try:
+        date(year if year >= 100 else 2000, month, day)
+    except ValueError:
+        return False
+    return True
+
+
 def day_first(frame: pd.DataFrame) -> bool | None:
     """Whether the file's slash dates put the day first (True), the month (False), or the file
     does not say (None). Every column is evidence: an export's DATE_CREATED_UTC settles the
@@ -95,11 +104,11 @@ def day_first(frame: pd.DataFrame) -> bool | None:
             m = _SLASH.match(text)
             if not m or not _WHOLE_DATE.match(text):
                 continue
-            first, second = int(m.group(1)), int(m.group(2))
-            if first > 12 and second > 12:
-                continue  # a date in neither order (a typo, 13/31): no evidence of either
-            day |= first > 12
-            month |= second > 12
+            first, second, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            # evidence only from a day that exists read that way: 31/02/1980 is a date in
+            # neither order (a typo), as 13/31 is
+            day |= first > 12 and _a_day(year, second, first)
+            month |= second > 12 and _a_day(year, first, second)
             if day and month:
                 return None  # the file mixes both orders: no column can be trusted
     if day != month:

@@ -975,6 +975,25 @@ class _ColumnValidator:
                         "--date-order dmy|mdy (or the mapping's date_order:, or the column a "
                         "date_format)"
                     )
+                parts = slash_parts(value) if rule.date_format is None else None
+                if parts is not None and self.first_is_day is None and max(parts) > 12:
+                    return (
+                        f"{value!r} is a date, but the file's dates put the day first in some "
+                        "rows and the month first in others, so which comes first in any of "
+                        "them is not known; give --date-order dmy|mdy (or the mapping's "
+                        "date_order:) and fix the dates written the other way"
+                    )
+                if parts is not None and self.first_is_day is not None:
+                    first, second = parts
+                    day, month = (first, second) if self.first_is_day else (second, first)
+                    if month > 12 and day <= 12:  # it reads only the other way round
+                        this, other = ("day", "month") if self.first_is_day else ("month", "day")
+                        return (
+                            f"{value!r} reads only {other} first, and the file's dates put the "
+                            f"{this} first (a day after the 12th shows it): fix the date, or give "
+                            "--date-order dmy|mdy (or the mapping's date_order:) if the file's "
+                            "other dates are the wrong ones"
+                        )
                 if _short_year(value, rule.date_format):
                     return (
                         f"{value!r} is not a {what} {expected}: its year has two digits, as a "

@@ -1332,3 +1332,31 @@ def test_a_servers_control_characters_never_reach_the_terminal(
     assert f"  account: {shown}" in result.output.splitlines()
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["account"] == shown
+
+
+def test_a_date_in_the_other_order_than_the_files_is_said_as_such(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """12/25/1970 in a day-first file was "not a date in ISO form … or a spreadsheet's
+    (12/31/2026 2:30 PM, …)", the very form it has."""
+    rows = "Ada,a@y.example,25/12/1970\nBob,b@y.example,12/25/1970\n"
+    file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
+    mapping = write(tmp_path, "m.yaml", MAPPING + "  Born: DATE_OF_BIRTH\n")
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1, result.output
+    rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "'25/12/1970' is a date, but the file's dates put the day first in some rows and the "
+        "month first in others, so which comes first in any of them is not known; give "
+        "--date-order dmy|mdy (or the mapping's date_order:) and fix the dates written the "
+        "other way"
+    ) in rejects
+    args = ("validate", str(file), "--mapping", str(mapping), "--date-order", "dmy")
+    result = run(make_sandbox(), *args)
+    assert result.exit_code == 1, result.output
+    rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "'12/25/1970' reads only month first, and the file's dates put the day first (a day "
+        "after the 12th shows it): fix the date, or give --date-order dmy|mdy (or the "
+        "mapping's date_order:) if the file's other dates are the wrong ones"
+    ) in rejects

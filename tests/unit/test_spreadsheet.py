@@ -125,6 +125,14 @@ def test_the_date_order_comes_from_cells_that_are_dates() -> None:
     assert day_first(pd.DataFrame({"At": ["5/03/2026 10:00 AM"]})) is None  # AM/PM is no order
 
 
+def test_an_impossible_date_is_no_evidence_of_the_order() -> None:
+    """31/02/1980 (a typo) was taken for day-first: every month-first date of the file was
+    then refused, 12/25/1970 as "not a spreadsheet's (12/31/2026 …)" form."""
+    born = ["31/02/1980", "12/25/1970", "03/05/1979"]
+    assert day_first(pd.DataFrame({"Born": born})) is False
+    assert day_first(pd.DataFrame({"Born": ["31/02/1980", "29/02/00", "03/05/1979"]})) is True
+
+
 def test_two_digit_years_as_excel_reads_them() -> None:
     parsed = parse_locale(pd.Series(["01/06/65", "01/06/29", "01/06/30"], dtype="string"), False)
     assert [d.year for d in parsed] == [1965, 2029, 1930]
