@@ -68,6 +68,7 @@ _ALWAYS = [
     "%b %d, %Y, %I:%M %p",
     "%b %d, %Y",
     "%B %d, %Y",
+    "%d-%b-%Y",  # Excel's d-mmm-yyyy, as reports write it: `5-Mar-1990`
     "%d %b %Y",
     "%d %B %Y",
 ]

@@ -133,6 +133,15 @@ def test_an_impossible_date_is_no_evidence_of_the_order() -> None:
     assert day_first(pd.DataFrame({"Born": ["31/02/1980", "29/02/00", "03/05/1979"]})) is True
 
 
+def test_a_reports_day_month_name_and_year_is_a_date() -> None:
+    """`5-Mar-1990`, Excel's d-mmm-yyyy, as report exports write it, was no date."""
+    texts = pd.Series(["5-Mar-1990", "15-Dec-2024"], dtype="string")
+    assert parse_locale(texts, None).tolist() == [
+        pd.Timestamp(1990, 3, 5),
+        pd.Timestamp(2024, 12, 15),
+    ]
+
+
 def test_two_digit_years_as_excel_reads_them() -> None:
     parsed = parse_locale(pd.Series(["01/06/65", "01/06/29", "01/06/30"], dtype="string"), False)
     assert [d.year for d in parsed] == [1965, 2029, 1930]
