@@ -1128,6 +1128,14 @@ def _check_xlsx_parts(path: Path) -> None:
     any of it is parsed (bounded memory: the parts are streamed)."""
     try:
         with zipfile.ZipFile(path) as z:
+            if "mimetype" in z.namelist() and z.getinfo("mimetype").file_size < 200:
+                kind = z.read("mimetype").decode("ascii", "replace")
+                if "opendocument" in kind:  # LibreOffice's own format (.ods)
+                    raise InputError(
+                        f"{path}: an OpenDocument spreadsheet (.ods), which is not read",
+                        hint="In LibreOffice: File > Save As, type Excel 2007-365 (.xlsx) or "
+                        "Text CSV (UTF-8), and use that file.",
+                    )
             for info in z.infolist():
                 if info.file_size > XLSX_RATIO_FLOOR and info.file_size > XLSX_MAX_RATIO * max(
                     info.compress_size, 1

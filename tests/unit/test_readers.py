@@ -713,3 +713,17 @@ def test_a_styled_empty_cell_in_the_last_column_does_not_widen_every_row(tmp_pat
     assert len(table.frame) == 2000 and table.lines[:2] == [2, 3]
     assert table.frame["FIRST_NAME"].iloc[-1] == "x2001" and not table.bad_rows
     assert peak < 60 << 20, f"{peak / 2**20:.0f} MB"  # it was 700 MB
+
+
+def test_an_opendocument_spreadsheet_says_how_to_save_it_readably(tmp_path: Path) -> None:
+    """LibreOffice Calc's own format (made by it: `soffice --convert-to ods`) was "not a
+    readable XLSX workbook (There is no item named '[Content_Types].xml' …)", with no hint."""
+    path = tmp_path / "people.ods"
+    path.write_bytes((Path(__file__).parents[1] / "data/spreadsheets/calc_saved.ods").read_bytes())
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert str(caught.value) == f"{path}: an OpenDocument spreadsheet (.ods), which is not read"
+    assert caught.value.hint == (
+        "In LibreOffice: File > Save As, type Excel 2007-365 (.xlsx) or Text CSV (UTF-8), and "
+        "use that file."
+    )
