@@ -151,12 +151,19 @@ def normalise(text: str) -> str:
 
 
 def suggest(word: str, candidates: list[str]) -> str | None:
-    """A close candidate, compared case- and punctuation-insensitively."""
+    """A close candidate, compared case- and punctuation-insensitively: the same, else the
+    shortest one it begins (`Mailing Zip` for `Mailing Zip/Postal Code`), else a near one; a
+    US zip is a postcode (`ADDRESS_MAIL_ZIP`: ADDRESS_MAIL_POSTCODE)."""
     by_norm = {normalise(c): c for c in candidates}
-    key = normalise(word)
-    if key in by_norm:
-        return by_norm[key]
-    close = difflib.get_close_matches(key, list(by_norm), n=1, cutoff=0.75)
+    typed = normalise(word)
+    postcode = typed.replace("zipcode", "postcode").replace("zip", "postcode")
+    for key in dict.fromkeys((typed, postcode)):
+        if key in by_norm:
+            return by_norm[key]
+        begun = sorted((n for n in by_norm if len(key) >= 4 and n.startswith(key)), key=len)
+        if begun:
+            return by_norm[begun[0]]
+    close = difflib.get_close_matches(typed, list(by_norm), n=1, cutoff=0.75)
     return by_norm[close[0]] if close else None
 
 

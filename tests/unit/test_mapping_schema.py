@@ -74,3 +74,23 @@ def test_examples_write_the_schema_beside_the_mappings(tmp_path: Path) -> None:
     written, _ = write_examples(tmp_path)
     assert tmp_path / "mappings" / SCHEMA_FILE in written
     assert json.loads((tmp_path / "mappings" / SCHEMA_FILE).read_text()) == SCHEMA
+
+
+@pytest.mark.parametrize(
+    ("word", "candidates", "meant"),
+    [
+        # a name cut short: the column it begins, not a near one (it said 'Mailing City')
+        ("Mailing Zip", ["Mailing City", "Mailing Zip/Postal Code"], "Mailing Zip/Postal Code"),
+        (
+            "ADDRESS_MAIL_ZIP",
+            ["ADDRESS_MAIL_CITY", "ADDRESS_MAIL_POSTCODE"],
+            "ADDRESS_MAIL_POSTCODE",
+        ),
+        ("Emial", ["Email", "Name"], "Email"),
+        ("Xyz", ["Email", "Name"], None),
+    ],
+)
+def test_did_you_mean(word: str, candidates: list[str], meant: str | None) -> None:
+    from insightly_etl.load.fields import suggest
+
+    assert suggest(word, candidates) == meant
