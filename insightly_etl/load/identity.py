@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.api.registry import get_object
-from insightly_etl.load.validate import ABSENT, INVISIBLE, ValidationResult
+from insightly_etl.load.validate import ABSENT, INVISIBLE, ValidationResult, arrow_text
 
 _INVISIBLE = re.compile(INVISIBLE)
 _SPACES = re.compile(r"\s+")
@@ -153,8 +153,9 @@ def identity_rows(result: ValidationResult, offset: int = 0) -> pa.Table | None:
     kept = pa.array(text.notna().to_numpy())
     numbers = np.asarray(rows, dtype=np.int64)
     key = numbers if result.mapping.match is None else _keys(result, rows).to_numpy(na_value=None)
-    as_compared = pa.array(text.to_numpy(na_value=None), pa.string())
-    as_written = pa.array(written.to_numpy(na_value=None), pa.string())
+    # as Arrow holds them (no Python string a row)
+    as_compared = arrow_text(text).cast(pa.string())
+    as_written = arrow_text(written).cast(pa.string())
     table = pa.table(
         {
             "row": numbers + offset,

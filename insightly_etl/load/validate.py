@@ -568,7 +568,7 @@ def blank_cells(s: pd.Series) -> np.ndarray:
     a pasted U+200B an external id)."""
     text = s.str.strip()
     blank: np.ndarray = (text == "").to_numpy(dtype=bool, na_value=True)
-    others = ~blank & ~pc.fill_null(pc.string_is_ascii(_arrow(text)), True).to_numpy(
+    others = ~blank & ~pc.fill_null(pc.string_is_ascii(arrow_text(text)), True).to_numpy(
         zero_copy_only=False
     )
     if others.any():  # only text beyond ASCII may hold an invisible character
@@ -577,7 +577,8 @@ def blank_cells(s: pd.Series) -> np.ndarray:
     return blank
 
 
-def _arrow(s: pd.Series) -> pa.Array:
+def arrow_text(s: pd.Series) -> pa.Array:
+    """A column of text as one Arrow array (no copy for Arrow-backed text)."""
     arr = pa.Array.from_pandas(s)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
@@ -588,18 +589,18 @@ def _text_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
 
 def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
     """Whole-value regex match in Arrow (RE2); False for missing values."""
-    hit = pc.match_substring_regex(_arrow(s), f"^(?:{pattern})$")
+    hit = pc.match_substring_regex(arrow_text(s), f"^(?:{pattern})$")
     matched: np.ndarray = pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
     return matched
 
 
 def regex_replace(s: pd.Series, pattern: str, replacement: str) -> pd.Series:
-    return _text_series(pc.replace_substring_regex(_arrow(s), pattern, replacement), s.index)
+    return _text_series(pc.replace_substring_regex(arrow_text(s), pattern, replacement), s.index)
 
 
 def map_values(s: pd.Series, values: dict[str, str]) -> pd.Series:
     """A mapping's `values:` map, whole values only, the rest unchanged."""
-    arr = _arrow(s)
+    arr = arrow_text(s)
     where = pc.index_in(arr, value_set=pa.array(list(values), pa.string()))
     mapped = pc.take(pa.array(list(values.values()), pa.string()), where)
     return _text_series(pc.if_else(pc.is_valid(where), mapped, arr), s.index)
@@ -648,7 +649,7 @@ def _parse_naive(
     pandas, which is strict and slower. What is left is tried in ISO (a workbook's date cells,
     whatever `date_format` says) and, without a `date_format`, in the forms spreadsheet
     programs write (spreadsheet.py), slash dates in the order the file shows."""
-    arr = _arrow(s)
+    arr = arrow_text(s)
     parsed: pa.Array | None = None
     if date_format is None:
         try:
@@ -735,7 +736,7 @@ def _parse_dates(
         # a calendar day is sent as that day, whatever zone was written beside it
         day = _parse_naive(regex_replace(s, _ZONE_RE, ""), rule.date_format, first_is_day)
         return _as_text(day, s.index, date_only=True)
-    aware = pc.fill_null(pc.match_substring_regex(_arrow(s), _ZONE_RE), False).to_numpy(
+    aware = pc.fill_null(pc.match_substring_regex(arrow_text(s), _ZONE_RE), False).to_numpy(
         zero_copy_only=False
     )
     out = pd.Series(pd.NA, index=s.index, dtype=TEXT_DTYPE)
@@ -933,12 +934,12 @@ class _ColumnValidator:
             huge = good & pd.Series(fullmatch(v, r"[+-]?0*\d{19,}"), index=v.index)
             self._bad(v, huge, "integer", "{v} is too large a whole number")
             good = good & ~huge
-            ints = pc.cast(_arrow(v.where(good)), pa.int64())
+            ints = pc.cast(arrow_text(v.where(good)), pa.int64())
             return pd.Series(pd.array(ints, dtype="Int64"), index=v.index)
         if kind == NUMBER:
             return self._number(v, rule, spec)
         if kind == BOOLEAN:
-            words = pc.index_in(pc.utf8_lower(_arrow(v)), value_set=pa.array(list(BOOL_WORDS)))
+            words = pc.index_in(pc.utf8_lower(arrow_text(v)), value_set=pa.array(list(BOOL_WORDS)))
             truth = pc.take(pa.array(list(BOOL_WORDS.values())), words)
             parsed = pd.Series(
                 pd.array(truth.to_numpy(zero_copy_only=False), dtype="boolean"), index=v.index
@@ -1090,19 +1091,24 @@ class _ColumnValidator:
         A workbook's number cells are numbers already: never re-read by a text rule."""
         typed = self._cells.isin([Cell.NUMBER, Cell.PERCENT]) if self._cells is not None else None
         written = v
-        v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
-        if spec.api_type == "PERCENT":
-            # "85%" in a spreadsheet is 85 in a PERCENT field (it holds the number of percent)
-            v = regex_replace(v, _PERCENT_SIGN, "")
+        # a currency or percent sign needs one of these, or a space beside a code: a column
+        # without any (most) is not scanned three more times for them
+        if fullmatch(v, r".*[$€£¥₹%\s].*").any():
+            v = regex_replace(regex_replace(v, _CURRENCY_BEFORE, r"\1"), _CURRENCY_AFTER, "")
+            if spec.api_type == "PERCENT":
+                # "85%" in a spreadsheet is 85 in a PERCENT field (the number of percent)
+                v = regex_replace(v, _PERCENT_SIGN, "")
         marks = pd.Series(rule.decimal, index=v.index)
         tried = rule.decimal  # the column's mark: what a value that reads no way was tried with
         either = np.zeros(len(v), dtype=bool)  # reads both ways, in a column of both marks
+        reads: dict[str, np.ndarray] = {}  # mark -> which values read with it, once known
         if not rule.decimal_given:
             # one mark for the whole column: the other one only when some values read only
             # with it and none only with the default (`2.500 €` beside `1.234,50 €` is 2500)
             other = "," if rule.decimal == "." else "."
             reads_other = fullmatch(v, _NUMBER_RE[other])
             reads_default = fullmatch(v, _NUMBER_RE[rule.decimal])
+            reads = {other: reads_other, rule.decimal: reads_default}
             only_other, only_default = reads_other & ~reads_default, reads_default & ~reads_other
             if only_other.any() and not only_default.any():
                 marks[:] = other
@@ -1120,12 +1126,12 @@ class _ColumnValidator:
         for mark in marks.unique():
             part = (marks == mark).to_numpy()
             text = v[part]
-            ok = fullmatch(text, _NUMBER_RE[mark])
+            ok = reads[mark] if part.all() and mark in reads else fullmatch(text, _NUMBER_RE[mark])
             good[part] = ok
             normal = regex_replace(text.where(ok), _GROUP_SEP[mark], "")
             if mark == ",":
                 normal = regex_replace(normal, ",", ".")
-            floats = pc.cast(_arrow(normal), pa.float64())
+            floats = pc.cast(arrow_text(normal), pa.float64())
             finite = pc.fill_null(pc.is_finite(floats), True)
             good[np.flatnonzero(part)[~finite.to_numpy(zero_copy_only=False)]] = False  # 1e400
             floats = pc.if_else(finite, floats, pa.scalar(None, pa.float64()))
@@ -1153,7 +1159,7 @@ class _ColumnValidator:
     def _multi(self, v: pd.Series, rule: ColumnRule, spec: FieldSpec) -> pd.Series:
         """Split on the mapping's separator, trim, drop empty parts, check each option, join
         with ";" (the API's form) — in Arrow list kernels, no loop per cell."""
-        lists = pc.split_pattern(_arrow(v), rule.split or ";")
+        lists = pc.split_pattern(arrow_text(v), rule.split or ";")
         flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
         parents = pc.list_parent_indices(lists).to_numpy()
         keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
