@@ -577,6 +577,12 @@ def blank_cells(s: pd.Series) -> np.ndarray:
     return blank
 
 
+def _shown_value(value: Any) -> str:
+    """A cell in a message: quoted, and cut short (a 5,000-digit cell filled the summary)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(str(value)):,} characters)"
+
+
 def arrow_text(s: pd.Series) -> pa.Array:
     """A column of text as one Arrow array (no copy for Arrow-backed text)."""
     arr = pa.Array.from_pandas(s)
@@ -912,7 +918,9 @@ class _ColumnValidator:
         texts = failed.astype(object).tolist()
         cache: dict[str, str] = {}
         for value in set(texts):
-            cache[value] = message(value) if callable(message) else message.format(v=repr(value))
+            cache[value] = (
+                message(value) if callable(message) else message.format(v=_shown_value(value))
+            )
         self.errors.add(
             failed.index.to_numpy(),
             self._column,

@@ -1360,3 +1360,13 @@ def test_a_date_in_the_other_order_than_the_files_is_said_as_such(
         "after the 12th shows it): fix the date, or give --date-order dmy|mdy (or the "
         "mapping's date_order:) if the file's other dates are the wrong ones"
     ) in rejects
+
+
+def test_a_huge_cell_is_cut_short_in_its_message(make_sandbox, tmp_path: Path) -> None:
+    """A 5,001-character number was printed whole in validate's summary."""
+    file = write(tmp_path, "h.csv", f"Name,Email,Value\nAda,a@y.example,{'9' * 5000}x\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING + "  Value: Lifetime_Value__c\n")
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1, result.output
+    assert f"line 2: '{'9' * 59}… (5,001 characters) is not a number with" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) < 200
