@@ -563,6 +563,20 @@ def _is_email(spec: FieldSpec | None) -> bool:
     return spec is not None and spec.is_email
 
 
+def _year_as_day(name: str, spec: FieldSpec | None, value: Any) -> str | None:
+    """A year typed into a cell formatted as a date, which the spreadsheet kept as that day
+    number: `1990` as 1905-06-12."""
+    if spec is None or spec.kind not in (DATE, DATETIME) or value is None:
+        return None
+    year = year_as_day(value)
+    if year is None:
+        return None
+    return (
+        f"{name}: {str(value)[:10]} is the day a spreadsheet makes of the number {year} typed "
+        "into a cell formatted as a date; type the whole date (or fix the cell's format)"
+    )
+
+
 def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
     """`'Ada Lovelace' -> 'Alan Turing'`: an update that gives a person the name of `owner`
     (the record whose e-mail it takes too), else None: a person may well marry and take an
@@ -763,16 +777,7 @@ class Planner:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
             elif not self.obj.creatable and not self.obj.under_parent:
                 plan.failed[r] = f"{self.obj.name} cannot be created through the API"
-            elif lost := self._lost_characters(values) or next(
-                (
-                    typed
-                    for name, value in values.items()
-                    if isinstance(value, str)
-                    and name not in self.send_artefacts
-                    and (typed := self._typed_as_number(name, self.specs[name], value, None))
-                ),
-                None,
-            ):
+            elif lost := self._lost_characters(values) or self._typed_for_a_new_record(values):
                 plan.failed[r] = lost
             else:
                 payload = create_payload(self.obj, self.specs, values)
@@ -1288,14 +1293,9 @@ class Planner:
         for name, new in changes.items():
             spec = self.specs.get(name)
             old = current_value(record, spec) if spec is not None else None
-            if spec is not None and spec.kind in (DATE, DATETIME) and new is not None:
-                year = year_as_day(new)
-                if year is not None and not same_value(spec, new, old):
-                    return (
-                        f"{name}: {str(new)[:10]} is the day a spreadsheet makes of the number "
-                        f"{year} typed into a cell formatted as a date; type the whole date "
-                        "(or fix the cell's format)"
-                    )
+            year = _year_as_day(name, spec, new)
+            if year and spec is not None and not same_value(spec, new, old):
+                return year
             typed = (
                 self._typed_as_number(name, spec, new, old)
                 if isinstance(new, str) and name not in self.send_artefacts
@@ -1324,6 +1324,20 @@ class Planner:
                 )
             if cut is Cut.CUT:  # an artefact, sent only as `artefacts: send` says: not so
                 return f"{held}: sent, even as `artefacts: send` says, it would lose the rest"
+        return None
+
+    def _typed_for_a_new_record(self, values: dict[str, Any]) -> str | None:
+        """What a spreadsheet made of a value as it was typed, in a new record's values (the
+        column's `artefacts: send` sends it): a year in a date cell, digits as a number."""
+        for name, value in values.items():
+            if name in self.send_artefacts:
+                continue
+            spec = self.specs[name]
+            why = _year_as_day(name, spec, value)
+            if why is None and isinstance(value, str):
+                why = self._typed_as_number(name, spec, value, None)
+            if why:
+                return why
         return None
 
     @staticmethod

@@ -1026,6 +1026,27 @@ def test_a_year_typed_into_a_date_cell_is_not_sent_as_a_day_of_1905(tmp_path: Pa
     ) in (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
 
 
+def test_a_year_typed_into_a_date_cell_makes_no_new_record_born_in_1905(tmp_path: Path) -> None:
+    """The same in a new person's row: created with a birthday of 1905-06-12; the column's
+    `artefacts: send` sends a date of 1905 that is one."""
+    sb = corpus_sandbox()
+    file = tmp_path / "new.csv"
+    file.write_text("FIRST_NAME,LAST_NAME,DATE_OF_BIRTH\nNew,Person,1905-06-12\n")
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.output
+    assert (
+        "DATE_OF_BIRTH: 1905-06-12 is the day a spreadsheet makes of the number 1990 typed into a "
+        "cell formatted as a date; type the whole date (or fix the cell's format)"
+    ) in (tmp_path / "new.errors.csv").read_text(encoding="utf-8-sig")
+    mapping = tmp_path / "send.yaml"
+    mapping.write_text(
+        "object: contacts\ncolumns:\n  FIRST_NAME: FIRST_NAME\n  LAST_NAME: LAST_NAME\n"
+        "  DATE_OF_BIRTH: {field: DATE_OF_BIRTH, artefacts: send}\n"
+    )
+    sent = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "1 to create" in sent.stderr and "0 failed" in sent.stderr, sent.output
+
+
 def test_a_tag_holding_a_semicolon_is_not_reported_taken_out(tmp_path: Path) -> None:
     """`R&D; EMEA` is one tag in Insightly and two parts of the file's `a;b` text: adding
     `vip` beside it was reported as 'TAGS: 1 set members taken out, not sent'."""
