@@ -16,8 +16,9 @@ update. A column with `blank: clear` records its empty cells in `cleared`: those
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -403,38 +404,58 @@ def _columns_text(columns: list[str], shown: int = 8) -> str:
 def check_mapping(
     table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], rules: list[ColumnRule]
 ) -> None:
+    """Every problem of the mapping with the file and the account, at once (one run each
+    made fixing three take three runs): the first, with the others after it."""
+    problems: list[InputError] = []
+    for check in _mapping_checks(table, mapping, specs, rules):
+        try:
+            check()
+        except InputError as exc:
+            problems.append(exc)
+    if len(problems) > 1:
+        others = "".join(f"\n  and: {p}" for p in problems[1:])
+        raise InputError(f"{problems[0]}{others}", hint=problems[0].hint)
+    if problems:
+        raise problems[0]
+
+
+def _mapping_checks(
+    table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], rules: list[ColumnRule]
+) -> Iterator[Callable[[], None]]:
+    """check_mapping's checks, each on its own (a field that is none is not checked further)."""
     src = mapping.source
     columns = table.columns
     obj = get_object(mapping.object)
     link_columns = [ColumnRule(column=r.column, field=r.step) for r in mapping.links]
-    for rule in [*rules, *([mapping.parent] if mapping.parent else []), *link_columns]:
-        if rule.column not in columns:
-            close = suggest(rule.column, columns)
-            raise InputError(
-                f"{src}: column {rule.column!r} is not in {table.path.name}"
-                + (f"; did you mean {close!r}?" if close else ""),
-                hint=f"The file's columns: {', '.join(columns)}.",
-            )
-    for rule in rules:
-        _check_field(src, f"columns.{rule.column}", rule.field, specs, obj)
-        spec = specs[rule.field]
-        if rule.lookup is not None and spec.kind != INTEGER:
-            raise InputError(
-                f"{src}: columns.{rule.column}: a lookup gives a record id, but {rule.field} is {spec.api_type}"
-            )
-        if rule.lookup is not None and spec.join_object:
-            _check_join(src, rule, spec.join_object)
-    for name in mapping.defaults:
-        _check_field(src, f"defaults.{name}", name, specs, obj)
-    if mapping.match:
-        for column, fname in mapping.match.pairs:
+
+    def in_file(column: str, where: str) -> Callable[[], None]:
+        def check() -> None:
             if column not in columns:
                 close = suggest(column, columns)
                 raise InputError(
-                    f"{src}: match: column {column!r} is not in {table.path.name}"
+                    f"{src}: {where}column {column!r} is not in {table.path.name}"
                     + (f"; did you mean {close!r}?" if close else ""),
                     hint=f"The file's columns: {', '.join(columns)}.",
                 )
+
+        return check
+
+    def column_field(rule: ColumnRule) -> Callable[[], None]:
+        def check() -> None:
+            _check_field(src, f"columns.{rule.column}", rule.field, specs, obj)
+            spec = specs[rule.field]
+            if rule.lookup is not None and spec.kind != INTEGER:
+                raise InputError(
+                    f"{src}: columns.{rule.column}: a lookup gives a record id, but "
+                    f"{rule.field} is {spec.api_type}"
+                )
+            if rule.lookup is not None and spec.join_object:
+                _check_join(src, rule, spec.join_object)
+
+        return check
+
+    def match_field(column: str, fname: str) -> Callable[[], None]:
+        def check() -> None:
             if fname not in specs and fname != obj.id_field:
                 hint = suggest_field(fname, specs)
                 raise InputError(
@@ -451,20 +472,38 @@ def check_mapping(
                     hint=f"Map {column!r} to {fname} (or nothing to it), or match by "
                     f"{others[0]!r}.",
                 )
-    mapped = {r.field for r in rules} | set(mapping.defaults)
-    if obj.under_parent and mapping.parent is None and not mapping.match:
-        raise InputError(
-            f"{src}: notes are created under a record: add parent: {{column: …, object: contacts, by: EMAIL_ADDRESS}}"
-        )
-    if not mapping.match:
-        missing = [s.name for s in specs.values() if s.required and s.name not in mapped]
-        if missing:
+
+        return check
+
+    def required() -> None:
+        mapped = {r.field for r in rules} | set(mapping.defaults)
+        if obj.under_parent and mapping.parent is None and not mapping.match:
             raise InputError(
-                f"{src}: {obj.name} need {', '.join(missing)}, which the mapping neither maps nor defaults",
-                hint="Map a column to it, or give it under defaults:."
-                if mapping.source != "(no mapping file)"
-                else "Name the file's column for it with a mapping file (insightly-etl mapping draft FILE --object OBJECT writes one).",
+                f"{src}: notes are created under a record: add parent: {{column: …, object: "
+                "contacts, by: EMAIL_ADDRESS}"
             )
+        if not mapping.match:
+            missing = [s.name for s in specs.values() if s.required and s.name not in mapped]
+            if missing:
+                raise InputError(
+                    f"{src}: {obj.name} need {', '.join(missing)}, which the mapping neither "
+                    "maps nor defaults",
+                    hint="Map a column to it, or give it under defaults:."
+                    if mapping.source != "(no mapping file)"
+                    else "Name the file's column for it with a mapping file (insightly-etl "
+                    "mapping draft FILE --object OBJECT writes one).",
+                )
+
+    for rule in [*rules, *([mapping.parent] if mapping.parent else []), *link_columns]:
+        yield in_file(rule.column, "")
+    for rule in rules:
+        yield column_field(rule)
+    for name in mapping.defaults:
+        yield functools.partial(_check_field, src, f"defaults.{name}", name, specs, obj)
+    for column, fname in mapping.match.pairs if mapping.match else ():
+        yield in_file(column, "match: ")
+        yield match_field(column, fname)
+    yield required
 
 
 def _check_join(src: str, rule: ColumnRule, join_object: str) -> None:

@@ -1370,3 +1370,22 @@ def test_a_huge_cell_is_cut_short_in_its_message(make_sandbox, tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert f"line 2: '{'9' * 59}… (5,001 characters) is not a number with" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) < 200
+
+
+def test_every_problem_of_a_mapping_is_said_in_one_run(make_sandbox, tmp_path: Path) -> None:
+    """A read-only field, then on the next run an unknown one, then a column not in the file:
+    three runs to learn three things."""
+    file = write(tmp_path, "p.csv", "Name,Email,Created,Source\nAda,a@y.example,2026-01-01,Web\n")
+    mapping = write(
+        tmp_path,
+        "m.yaml",
+        MAPPING
+        + "  Created: DATE_CREATED_UTC\n  Source: Lead_Source\n  Zip: ADDRESS_MAIL_POSTCODE\n",
+    )
+    result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"Error: {mapping}: column 'Zip' is not in p.csv"
+    assert lines[1].startswith(f"  and: {mapping}: columns.Created: DATE_CREATED_UTC is read-only")
+    assert lines[2].startswith(f"  and: {mapping}: columns.Source: Lead_Source is not a field")
+    assert lines[3] == "Hint: The file's columns: Name, Email, Created, Source."
