@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.api.registry import custom_values
+from insightly_etl.api.registry import custom_values, record_id
 from insightly_etl.extract.schema import DAY, META_SOURCE, TIMESTAMP
 from insightly_etl.moments import DATETIME_FORMAT, ISO_FORMAT, iso_instant
 
@@ -53,7 +53,7 @@ class PageConverter:
         name = self._ids[0]
         kept = []
         for record in records:
-            rid = _to_int(record.get(name)) if isinstance(record, dict) else None
+            rid = record_id(record, name) if isinstance(record, dict) else None
             if rid is None:
                 self.bad_ids += 1
             elif rid in self._seen:
