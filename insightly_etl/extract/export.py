@@ -290,6 +290,7 @@ class Exporter:
         # this run's change files (lake layout): contacts/_changes/run=20261204T021500Z/
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._lock: RunLock | None = None  # one export at a time into a folder
+        self._begun = False  # the manifest says this run started (after every refusal)
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         # what an earlier export into this directory learned about the account's real limits
@@ -305,7 +306,7 @@ class Exporter:
         try:
             return await self._run()
         except InsightlyEtlError as exc:  # the folder says the run stopped, and why (report)
-            if self._lock is not None:
+            if self._lock is not None and self._begun:  # a run refused first changes nothing
                 self.manifest["stopped"] = {
                     "utc": utc_now(),
                     "reason": exc.stop_reason,
@@ -395,6 +396,7 @@ class Exporter:
         for folder in self._own_folders():  # a killed run's leftovers
             remove_partials(folder)
         self._save_manifest()  # the folder is this tool's from now on, before any table
+        self._begun = True
         sub_plan = None
         if opts.with_:  # before anything is exported: refused if it would cross the quota
             self._sub_since = self._subs_since(names)

@@ -526,11 +526,14 @@ def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
         f"Hint: Import it first (insightly-etl import {file} --object contacts), then export "
         "again with --overwrite-edited; or move it out of the folder.",
     ]
+    manifest = (folder / "_manifest.json").read_bytes()
     result = run(sb, "export", "contacts", "--format", "csv", "--out", str(folder))
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-2:] == refusal
     assert file.read_text(encoding="utf-8-sig") == edited
     assert (folder / "_base" / "contacts.parquet").read_bytes() == base
+    # nor is the manifest: it said the last run "stopped", and forgot when it had finished
+    assert (folder / "_manifest.json").read_bytes() == manifest
     # another object's export into the folder leaves the edited file alone, and is not refused;
     # nor does exporting it as a workbook in between forget the CSV's fingerprint
     assert run(sb, "export", "countries", "--format", "csv", "--out", str(folder)).exit_code == 0
