@@ -49,7 +49,9 @@ from insightly_etl.load.identity import (
     shared_in_file,
 )
 from insightly_etl.load.mapping import matched_by_id
+from insightly_etl.load.readers import Cell
 from insightly_etl.load.spreadsheet import (
+    KEPT_DIGITS,
     LOST,
     SCIENTIFIC,
     Cut,
@@ -732,7 +734,7 @@ class Planner:
                 else:
                     kept = Artefacts(self.encoding, self.send_artefacts)
                     body, before_image, after_image = self.diff(r, record, kept)
-                    if refused := self._lossy_change(record, after_image) or tags_unknown(
+                    if refused := self._lossy_change(r, record, after_image) or tags_unknown(
                         record, after_image, self.specs
                     ):
                         plan.failed[r] = refused
@@ -777,7 +779,7 @@ class Planner:
                 plan.skipped[r] = "no existing record matches and --no-create-missing"
             elif not self.obj.creatable and not self.obj.under_parent:
                 plan.failed[r] = f"{self.obj.name} cannot be created through the API"
-            elif lost := self._lost_characters(values) or self._typed_for_a_new_record(values):
+            elif lost := self._lost_characters(values) or self._typed_for_a_new_record(r, values):
                 plan.failed[r] = lost
             else:
                 payload = create_payload(self.obj, self.specs, values)
@@ -1282,7 +1284,7 @@ class Planner:
             counts = plan.not_sent.setdefault(rule.field, {})
             counts[what] = counts.get(what, 0) + 1
 
-    def _lossy_change(self, record: Record, changes: dict[str, Any]) -> str | None:
+    def _lossy_change(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
         """A change a spreadsheet made of a person's edit, which sent would lose what the
         person meant. The row fails, naming the field:
         - a long text (a note's body) the spreadsheet cut at CELL_CHARACTERS, then edited
@@ -1297,7 +1299,7 @@ class Planner:
             if year and spec is not None and not same_value(spec, new, old):
                 return year
             typed = (
-                self._typed_as_number(name, spec, new, old)
+                self._typed_as_number(row, name, spec, new, old)
                 if isinstance(new, str) and name not in self.send_artefacts
                 else None
             )
@@ -1326,7 +1328,7 @@ class Planner:
                 return f"{held}: sent, even as `artefacts: send` says, it would lose the rest"
         return None
 
-    def _typed_for_a_new_record(self, values: dict[str, Any]) -> str | None:
+    def _typed_for_a_new_record(self, row: int, values: dict[str, Any]) -> str | None:
         """What a spreadsheet made of a value as it was typed, in a new record's values (the
         column's `artefacts: send` sends it): a year in a date cell, digits as a number."""
         for name, value in values.items():
@@ -1335,17 +1337,39 @@ class Planner:
             spec = self.specs[name]
             why = _year_as_day(name, spec, value)
             if why is None and isinstance(value, str):
-                why = self._typed_as_number(name, spec, value, None)
+                why = self._typed_as_number(row, name, spec, value, None)
             if why:
                 return why
         return None
 
-    @staticmethod
-    def _typed_as_number(name: str, spec: FieldSpec | None, new: str, old: Any) -> str | None:
+    def _cell(self, row: int, name: str) -> str | None:
+        """The workbook cell type (Cell) of the row's cell for field `name`; None in a CSV."""
+        cells = self.result.table.cells
+        if not cells:
+            return None
+        column = next((r.column for r in self.result.rules if r.field == name), None)
+        kinds = cells.get(column) if column is not None else None
+        return str(kinds.iloc[row]) if kinds is not None else str(Cell.TEXT)
+
+    def _typed_as_number(
+        self, row: int, name: str, spec: FieldSpec | None, new: str, old: Any
+    ) -> str | None:
         """A text a spreadsheet read as a number when it was typed (or opened): sent, the
-        record gets what the spreadsheet made of it. `artefacts: send` sends it."""
+        record gets what the spreadsheet made of it. `artefacts: send` sends it. In a workbook
+        the cell says whether it is a number; a CSV cannot say."""
         if spec is None or spec.kind != TEXT:
             return None
+        cell = self._cell(row, name)
+        digits = new.lstrip("+-")
+        if cell == Cell.NUMBER and digits.isdigit() and len(digits) > KEPT_DIGITS:
+            return (
+                f"{name}: {new!r} is a number cell of {len(digits)} digits, and a spreadsheet "
+                f"keeps {KEPT_DIGITS}: the digits after them may be lost; format the column as "
+                "Text and type them again, or take the original file; the column's "
+                "`artefacts: send` sends it as it is"
+            )
+        if cell not in (None, Cell.NUMBER):
+            return None  # typed as text: what it shows is what the person wrote
         if long_number_shown(new):
             return (
                 f"{name}: {new!r} is a long number as a spreadsheet shows it in scientific "

@@ -20,7 +20,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -842,10 +842,9 @@ def _two_digit_year(value: str, what: str, exported: bool) -> str:
         )
     return (
         f"{value!r} has a two-digit year, and which century it means is not known (a "
-        "spreadsheet program that opened and saved the file writes 12/25/1925 so, as "
-        "12/25/25); take the original file or write four-digit years, or, if the file means "
-        "them as written, give the column a date_format with %y (e.g. '%m/%d/%y': 00-68 are "
-        "2000-2068, 69-99 1969-1999)"
+        "spreadsheet program that opened and saved the file writes a date of 1925 so, and "
+        "one of 2025 alike); take the original file, or give the column four-digit years in "
+        "the spreadsheet (a date format with YYYY) and save again"
     )
 
 
@@ -1068,6 +1067,12 @@ class _ColumnValidator:
             if swapped is not None:
                 self._bad(v, swapped[0], "date", swapped[1])
                 parsed = parsed.where(~swapped[0])
+            if spec.name == "DATE_OF_BIRTH":  # a century lost and guessed (`12/25/25`: 2025?)
+                today = pd.Timestamp(date.today())
+                days = pd.to_datetime(parsed, errors="coerce", utc=True).dt.tz_localize(None)
+                future = (days > today).fillna(False).to_numpy(dtype=bool)
+                self._bad(v, future, "date", "{v} is a birthday still to come")
+                parsed = parsed.where(~future)
             return parsed
         if kind == DROPDOWN:
             bad = ~v.isin(spec.options)

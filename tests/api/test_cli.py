@@ -171,8 +171,9 @@ def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
 ) -> None:
     """Another CRM's CSV of birthdays 12/25/1925 and 07/04/1929, opened in LibreOffice and
     saved: 12/25/25 and 07/04/29, which Excel's window read as 2025 and 2029 (a birthday to
-    come). Which century is not known: refused, as a day/month order nobody gave is; a
-    column whose date_format says %y reads them as written."""
+    come). Which century is not known: refused, as a day/month order nobody gave is. A
+    column whose date_format says %y reads them as written, and a birthday still to come is
+    refused whatever the form."""
     rows = "Ada,a@y.example,12/25/25\nBob,b@y.example,07/04/29\nCy,c@y.example,07/04/1929\n"
     file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
     mapping = write(tmp_path, "m.yaml", MAPPING + "  Born: DATE_OF_BIRTH\n")
@@ -182,17 +183,18 @@ def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
     rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
     assert (
         "'12/25/25' has a two-digit year, and which century it means is not known (a "
-        "spreadsheet program that opened and saved the file writes 12/25/1925 so, as "
-        "12/25/25); take the original file or write four-digit years, or, if the file means "
-        "them as written, give the column a date_format with %y (e.g. '%m/%d/%y': 00-68 are "
-        "2000-2068, 69-99 1969-1999)"
+        "spreadsheet program that opened and saved the file writes a date of 1925 so, and one "
+        "of 2025 alike); take the original file, or give the column four-digit years in the "
+        "spreadsheet (a date format with YYYY) and save again"
     ) in rejects
     declared = write(
         tmp_path, "d.yaml", MAPPING + '  Born: {field: DATE_OF_BIRTH, date_format: "%m/%d/%y"}\n'
     )
     result = run(make_sandbox(), "validate", str(file), "--mapping", str(declared))
-    assert "3 rows read (utf-8, ',' delimited): 2 valid, 1 rejected" in result.stdout, result.output
-    # 07/04/1929 is not %m/%d/%y: the column's format is the file's, every cell of it
+    # 12/25/25 is 2025-12-25; 07/04/29 a birthday to come; 07/04/1929 is not %m/%d/%y
+    assert "3 rows read (utf-8, ',' delimited): 1 valid, 2 rejected" in result.stdout, result.output
+    rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
+    assert "'07/04/29' is a birthday still to come" in rejects
 
 
 def test_a_record_id_that_finds_nothing_makes_no_record(make_sandbox, tmp_path: Path) -> None:

@@ -1174,3 +1174,53 @@ def test_a_new_record_is_not_made_with_a_long_number_a_spreadsheet_cut_short(
     assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.stderr
     errors = (tmp_path / "new.errors.csv").read_text(encoding="utf-8-sig")
     assert "PHONE: '4.91511E+12' is a long number as a spreadsheet shows it" in errors
+
+
+@pytest.mark.slow
+def test_a_new_records_long_id_a_workbook_kept_15_digits_of_is_not_sent(tmp_path: Path) -> None:
+    """Another CRM's CSV opened in LibreOffice Calc and saved as XLSX (made by it:
+    `soffice --convert-to xlsx crm.csv`): ids 4915112345678901 and …902 are number cells of
+    4915112345678900, and two contacts were made with one id. Each row fails, saying so."""
+    file = tmp_path / "crm.xlsx"
+    shutil.copy(CORPUS / "crm_opened_in_calc.xlsx", file)
+    result = run(corpus_sandbox(), "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "0 to create" in result.stderr and "2 failed" in result.stderr, result.stderr
+    errors = (tmp_path / "crm.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        errors.count(
+            "External_Id__c: '4915112345678900' is a number cell of 16 digits, and a spreadsheet "
+            "keeps 15: the digits after them may be lost; format the column as Text and type them "
+            "again, or take the original file; the column's `artefacts: send` sends it as it is"
+        )
+        == 2
+    )
+
+
+@pytest.mark.slow
+def test_a_short_code_typed_into_a_text_cell_is_sent(tmp_path: Path) -> None:
+    """`5` typed into the Text-formatted cell of a code Insightly holds as `007`: the cell
+    says it is text, so no spreadsheet dropped zeros from it (it was refused as `1003` over
+    `01002` typed into a General cell is)."""
+    import openpyxl
+
+    sb = corpus_sandbox()
+    out = tmp_path / "exports"
+    assert run(sb, "export", "contacts", "--format", "xlsx", "--out", str(out)).exit_code == 0
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2002], "ADDRESS_MAIL_POSTCODE": "007"})
+    assert run(sb, "export", "contacts", "--format", "xlsx", "--out", str(out)).exit_code == 0
+    file = out / "contacts.xlsx"
+    book = openpyxl.load_workbook(file)
+    sheet = book.active
+    header = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value in (2002, "2002"))
+    cell = row[header.index("ADDRESS_MAIL_POSTCODE")]
+    assert cell.value == "007"
+    cell.value = "5"  # a string, in the Text cell
+    book.save(file)
+    result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "0 to create, 1 to update" in result.stderr and "0 failed" in result.stderr
+    plan = (out / "contacts.plan.csv").read_text(encoding="utf-8-sig")
+    assert ",update,2002,ADDRESS_MAIL_POSTCODE,007,5," in plan
