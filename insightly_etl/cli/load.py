@@ -367,6 +367,10 @@ def _print_quota_plan(plan: Any) -> None:
         for name, by_what in plan.not_sent.items():
             whats = "; ".join(f"{n:,} {what}" for what, n in by_what.items())
             click.echo(f"  {name}: {whats}", err=True)
+    if plan.failures:
+        click.echo("Failed (every one is in NAME.errors.csv):", err=True)
+        for failure in plan.failures:
+            click.echo(f"  {failure}", err=True)
     if plan.examples:
         click.echo("Changes (every one is in NAME.plan.csv):", err=True)
         for example in plan.examples:

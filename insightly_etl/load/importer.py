@@ -116,6 +116,7 @@ class QuotaPlan:
     strategy: str
     planning_requests: int
     examples: list[str] = field(default_factory=list)  # a few changes, before -> after
+    failures: list[str] = field(default_factory=list)  # the first rows planning fails, and why
     steps: dict[str, int] = field(default_factory=dict)  # pipeline/stage/state/link requests
     # field -> why -> cells left as they are: a spreadsheet's re-save, not an edit
     artefacts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -717,6 +718,7 @@ def _quota_plan(
         strategy=plan.strategy,
         planning_requests=plan.requests,
         examples=plan_examples(plan, fill, unit=validated.validation.table.unit),
+        failures=_failures(plan, validated.validation.table),
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
@@ -725,6 +727,24 @@ def _quota_plan(
         steps=dict(steps or {}),
         notes=list(validated.validation.notes),
     )
+
+
+FAILURES_SHOWN = 5
+
+
+def _failures(plan: Plan, table: SourceTable) -> list[str]:
+    """`line 3: <why>` for the first rows planning fails (NAME.errors.csv has every one)."""
+    rows = sorted(plan.failed)
+    shown = [
+        f"{table.unit} {table.lines[r]}: {_cut(plan.failed[r], 200)}" for r in rows[:FAILURES_SHOWN]
+    ]
+    if len(rows) > FAILURES_SHOWN:
+        shown.append(f"… and {len(rows) - FAILURES_SHOWN:,} more")
+    return shown
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 PLAN_COLUMNS = ("action", "record_id", "field", "current", "new", "note")

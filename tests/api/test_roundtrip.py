@@ -1034,10 +1034,15 @@ def test_a_year_typed_into_a_date_cell_makes_no_new_record_born_in_1905(tmp_path
     file.write_text("FIRST_NAME,LAST_NAME,DATE_OF_BIRTH\nNew,Person,1905-06-12\n")
     result = run(sb, "import", str(file), "--object", "contacts", "--dry-run")
     assert "0 to create" in result.stderr and "1 failed" in result.stderr, result.output
-    assert (
+    why = (
         "DATE_OF_BIRTH: 1905-06-12 is the day a spreadsheet makes of the number 1990 typed into a "
         "cell formatted as a date; type the whole date (or fix the cell's format)"
-    ) in (tmp_path / "new.errors.csv").read_text(encoding="utf-8-sig")
+    )
+    assert why in (tmp_path / "new.errors.csv").read_text(encoding="utf-8-sig")
+    # said where the plan is read, not only in the file (it was a count, "1 failed")
+    lines = result.stderr.splitlines()
+    at = lines.index("Failed (every one is in NAME.errors.csv):")
+    assert lines[at + 1] == f"  line 2: {why}"
     mapping = tmp_path / "send.yaml"
     mapping.write_text(
         "object: contacts\ncolumns:\n  FIRST_NAME: FIRST_NAME\n  LAST_NAME: LAST_NAME\n"
