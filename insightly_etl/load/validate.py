@@ -813,6 +813,18 @@ def _parse_dates(
     return out
 
 
+def _long_year(value: str, date_format: str | None) -> bool:
+    """Whether `value` is a date of `date_format` but for a four-digit year (`24.12.1961` for
+    %d.%m.%y)."""
+    if not date_format or "%y" not in date_format:
+        return False
+    try:
+        datetime.strptime(value.strip(), date_format.replace("%y", "%Y"))
+    except ValueError:
+        return False
+    return True
+
+
 def _short_year(value: str, date_format: str | None) -> bool:
     """Whether `value` is a date of `date_format` but for a two-digit year (`02/03/79` for
     %d/%m/%Y): what LibreOffice or Excel writes when it saves a CSV it read dates from."""
@@ -1047,6 +1059,11 @@ class _ColumnValidator:
                         "spreadsheet program writes the dates of a file it opened and saved "
                         "(which century is not known); give the column four-digit years there "
                         "(a date format with YYYY) and save again, or take the original file"
+                    )
+                if _long_year(value, rule.date_format):
+                    return (
+                        f"{value!r} is not a {what} {expected}: its year has four digits, "
+                        "which the format's %y (two) does not read; write the format with %Y"
                     )
                 return f"{value!r} is not a {what} {expected}"
 

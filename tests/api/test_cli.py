@@ -195,6 +195,10 @@ def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
     assert "3 rows read (utf-8, ',' delimited): 1 valid, 2 rejected" in result.stdout, result.output
     rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
     assert "'07/04/29' is a birthday still to come" in rejects
+    assert (
+        "'07/04/1929' is not a date in the format %m/%d/%y: its year has four digits, which the "
+        "format's %y (two) does not read; write the format with %Y"
+    ) in rejects
 
 
 def test_a_record_id_that_finds_nothing_makes_no_record(make_sandbox, tmp_path: Path) -> None:
