@@ -84,7 +84,7 @@ def day_first_of(order: str | None, frame: pd.DataFrame) -> bool | None:
     return day_first(frame)
 
 
-def _a_day(year: int, month: int, day: int) -> bool:
+def a_day(year: int, month: int, day: int) -> bool:
     """Whether the day exists (a two-digit year as any year: 29/02/00 may be 2000)."""
     try:
         date(year if year >= 100 else 2000, month, day)
@@ -108,8 +108,8 @@ def day_first(frame: pd.DataFrame) -> bool | None:
             first, second, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
             # evidence only from a day that exists read that way: 31/02/1980 is a date in
             # neither order (a typo), as 13/31 is
-            day |= first > 12 and _a_day(year, second, first)
-            month |= second > 12 and _a_day(year, first, second)
+            day |= first > 12 and a_day(year, second, first)
+            month |= second > 12 and a_day(year, first, second)
             if day and month:
                 return None  # the file mixes both orders: no column can be trusted
     if day != month:
@@ -149,6 +149,15 @@ def slash_parts(text: str) -> tuple[int, int] | None:
         return None
     m = _SLASH.match(text)
     return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def slash_readings(text: str) -> tuple[bool, bool] | None:
+    """Of a cell that is a slash date: whether it is a day read day first, and read month
+    first (`31/02/1980`: neither); None for any other cell."""
+    if _WHOLE_DATE.match(text) is None or (m := _SLASH.match(text)) is None:
+        return None
+    first, second, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    return a_day(year, second, first), a_day(year, first, second)
 
 
 def ambiguous_slash(text: str) -> bool:

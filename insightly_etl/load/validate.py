@@ -60,6 +60,7 @@ from insightly_etl.load.spreadsheet import (
     day_first_of,
     parse_locale,
     slash_parts,
+    slash_readings,
 )
 from insightly_etl.moments import DATETIME_FORMAT
 
@@ -968,9 +969,10 @@ class _ColumnValidator:
         texts = failed.astype(object).tolist()
         cache: dict[str, str] = {}
         for value in set(texts):
-            cache[value] = (
-                message(value) if callable(message) else message.format(v=_shown_value(value))
-            )
+            if callable(message):  # it reads the value whole; the text quotes it cut short
+                cache[value] = message(value).replace(repr(value), _shown_value(value))
+            else:
+                cache[value] = message.format(v=_shown_value(value))
         self.errors.add(
             failed.index.to_numpy(),
             self._column,
@@ -1034,25 +1036,26 @@ class _ColumnValidator:
                         "--date-order dmy|mdy (or the mapping's date_order:, or the column a "
                         "date_format)"
                     )
-                parts = slash_parts(value) if rule.date_format is None else None
-                if parts is not None and self.first_is_day is None and max(parts) > 12:
+                readings = slash_readings(value) if rule.date_format is None else None
+                if readings == (False, False):
+                    return f"{value!r} is no day, read either way round (a typo?)"
+                if readings is not None and self.first_is_day is None:
+                    order = "day" if readings[0] else "month"
                     return (
-                        f"{value!r} is a date, but the file's dates put the day first in some "
-                        "rows and the month first in others, so which comes first in any of "
-                        "them is not known; give --date-order dmy|mdy (or the mapping's "
-                        "date_order:) and fix the dates written the other way"
+                        f"{value!r} is a date only with the {order} first, and the file's dates "
+                        "do not settle one order for all of them (some show each); give "
+                        "--date-order dmy|mdy (or the mapping's date_order:) and fix the dates "
+                        "written the other way"
                     )
-                if parts is not None and self.first_is_day is not None:
-                    first, second = parts
-                    day, month = (first, second) if self.first_is_day else (second, first)
-                    if month > 12 and day <= 12:  # it reads only the other way round
-                        this, other = ("day", "month") if self.first_is_day else ("month", "day")
-                        return (
-                            f"{value!r} reads only {other} first, and the file's dates put the "
-                            f"{this} first (a day after the 12th shows it): fix the date, or give "
-                            "--date-order dmy|mdy (or the mapping's date_order:) if the file's "
-                            "other dates are the wrong ones"
-                        )
+                declared = readings and (readings[0] if self.first_is_day else readings[1])
+                if readings is not None and not declared:  # the other reading is a day
+                    this, other = ("day", "month") if self.first_is_day else ("month", "day")
+                    return (
+                        f"{value!r} reads only {other} first, and the file's dates put the "
+                        f"{this} first (a day after the 12th shows it): fix the date, or give "
+                        "--date-order dmy|mdy (or the mapping's date_order:) if the file's "
+                        "other dates are the wrong ones"
+                    )
                 if _short_year(value, rule.date_format):
                     return (
                         f"{value!r} is not a {what} {expected}: its year has two digits, as a "

@@ -1348,17 +1348,16 @@ def test_a_date_in_the_other_order_than_the_files_is_said_as_such(
 ) -> None:
     """12/25/1970 in a day-first file was "not a date in ISO form … or a spreadsheet's
     (12/31/2026 2:30 PM, …)", the very form it has."""
-    rows = "Ada,a@y.example,25/12/1970\nBob,b@y.example,12/25/1970\n"
+    rows = "Ada,a@y.example,25/12/1970\nBob,b@y.example,12/25/1970\nCy,c@y.example,31/02/1980\n"
     file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
     mapping = write(tmp_path, "m.yaml", MAPPING + "  Born: DATE_OF_BIRTH\n")
     result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
     assert result.exit_code == 1, result.output
     rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
     assert (
-        "'25/12/1970' is a date, but the file's dates put the day first in some rows and the "
-        "month first in others, so which comes first in any of them is not known; give "
-        "--date-order dmy|mdy (or the mapping's date_order:) and fix the dates written the "
-        "other way"
+        "'25/12/1970' is a date only with the day first, and the file's dates do not settle one "
+        "order for all of them (some show each); give --date-order dmy|mdy (or the mapping's "
+        "date_order:) and fix the dates written the other way"
     ) in rejects
     args = ("validate", str(file), "--mapping", str(mapping), "--date-order", "dmy")
     result = run(make_sandbox(), *args)
@@ -1369,16 +1368,23 @@ def test_a_date_in_the_other_order_than_the_files_is_said_as_such(
         "after the 12th shows it): fix the date, or give --date-order dmy|mdy (or the "
         "mapping's date_order:) if the file's other dates are the wrong ones"
     ) in rejects
+    assert "'31/02/1980' is no day, read either way round (a typo?)" in rejects
+    assert "'25/12/1970'" not in rejects  # a day, read day first
 
 
 def test_a_huge_cell_is_cut_short_in_its_message(make_sandbox, tmp_path: Path) -> None:
     """A 5,001-character number was printed whole in validate's summary."""
-    file = write(tmp_path, "h.csv", f"Name,Email,Value\nAda,a@y.example,{'9' * 5000}x\n")
-    mapping = write(tmp_path, "m.yaml", MAPPING + "  Value: Lifetime_Value__c\n")
+    huge = "9" * 5000 + "x"
+    file = write(tmp_path, "h.csv", f"Name,Email,Value,Born\nAda,a@y.example,{huge},{huge}\n")
+    mapping = write(
+        tmp_path, "m.yaml", MAPPING + "  Value: Lifetime_Value__c\n  Born: DATE_OF_BIRTH\n"
+    )
     result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
     assert result.exit_code == 1, result.output
     assert f"line 2: '{'9' * 59}… (5,001 characters) is not a number with" in result.stdout
-    assert max(len(line) for line in result.stdout.splitlines()) < 200
+    assert f"line 2: '{'9' * 59}… (5,001 characters) is not a date" in result.stdout
+    assert huge not in (tmp_path / "h.rejects.csv").read_text().split(",", 4)[1]  # its message
+    assert max(len(line) for line in result.stdout.splitlines()) < 400
 
 
 def test_every_problem_of_a_mapping_is_said_in_one_run(make_sandbox, tmp_path: Path) -> None:
