@@ -1206,6 +1206,16 @@ def _uncached_formulas(path: Path, sheet: str) -> list[str]:
 _PAST_THE_HEADER = 64  # read_xlsx: columns read past the header's last name
 
 
+def _far_right(tail: tuple[Any, ...]) -> bool:
+    """Whether cells far right of the header hold anything. openpyxl fills a row's gaps with
+    one shared empty cell: only the others are looked at (a styled empty cell at the row's
+    end, column XFD, is one, and holds nothing)."""
+    from openpyxl.cell.read_only import EMPTY_CELL
+
+    present = [c for c in tail if c is not EMPTY_CELL]  # `is`: a cell's == reads its parent
+    return any(_cell_text(getattr(c, "value", None)).strip() for c in present)
+
+
 def _cells_of(path: Path, sheet: str, number: int, row_cells: tuple[Any, ...]) -> list[str]:
     """A row's cells as text; one longer than a cell holds is refused, naming it."""
     cells = [_cell_text(getattr(c, "value", None)) for c in row_cells]
@@ -1285,9 +1295,13 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         if header is not None:
             named = max(i for i, h in enumerate(header) if h.strip()) + 1
             header = header[: named + _PAST_THE_HEADER]
-            below = _rows(path, ws, min_row=header_line + 1, max_col=named + _PAST_THE_HEADER)
+            cap = named + _PAST_THE_HEADER
+            below = _rows(path, ws, min_row=header_line + 1)
             for number, row_cells in enumerate(below, start=header_line + 1):
-                cells = _cells_of(path, sheet_name, number, row_cells)
+                head = row_cells[:cap]
+                if len(row_cells) > cap and _far_right(row_cells[cap:]):
+                    head = row_cells  # refused below, naming its cells: read it all
+                cells = _cells_of(path, sheet_name, number, head)
                 if not any(c.strip() for c in cells):
                     continue
                 used = len(cells)

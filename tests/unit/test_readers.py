@@ -233,14 +233,16 @@ def test_a_stale_dimension_tag_loses_no_row_or_column_and_pads_nothing(
 
 
 def test_data_beyond_the_header_is_a_bad_row_naming_its_cells(tmp_path: Path) -> None:
+    far = ["c", "c@x.example", *[""] * 98, "far"]  # column CW, past what is read of a row
     path = workbook(
         tmp_path / "wide.xlsx",
-        [["Name", "Email"], ["a", "a@x.example"], ["b", "b@x.example", "", "stray"]],
+        [["Name", "Email"], ["a", "a@x.example"], ["b", "b@x.example", "", "stray"], far],
     )
     t = read_table(path)
     assert t.frame.to_dict("records") == [{"Name": "a", "Email": "a@x.example"}]
     assert [(b.line, b.message) for b in t.bad_rows] == [
-        (3, "row 3 has data in D3, beyond the header's 2 column(s)")
+        (3, "row 3 has data in D3, beyond the header's 2 column(s)"),
+        (4, "row 4 has data in CW4, beyond the header's 2 column(s)"),
     ]
 
 
