@@ -55,6 +55,7 @@ class FieldSpec:
     # written by a step of its own after the record's write, never in its body: "pipeline"
     # (PIPELINE_ID, STAGE_ID) or "state" (OPPORTUNITY_STATE, STATE_REASON_ID); see steps.py
     via: str | None = None
+    past_only: bool = False  # a day that has been (a birthday): one still to come is refused
 
     @property
     def is_email(self) -> bool:
@@ -63,6 +64,10 @@ class FieldSpec:
     @property
     def is_url(self) -> bool:
         return self.kind == TEXT and not self.custom and bool(_URL.search(self.name))
+
+
+# standard fields holding a day that has been: a birthday to come is a century lost (12/25/25)
+_PAST_DAYS = frozenset({"DATE_OF_BIRTH"})
 
 
 def label_of(name: str) -> str:
@@ -107,6 +112,7 @@ def field_specs(obj: ObjectType, definitions: list[dict[str, Any]]) -> dict[str,
             max_length=f.max_length,
             options=obj.states if via == "state" else (),
             via=via,
+            past_only=f.name in _PAST_DAYS,
         )
     if obj.states:  # not a field of the record: the reason of its state change
         specs["STATE_REASON_ID"] = FieldSpec(

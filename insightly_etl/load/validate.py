@@ -898,8 +898,10 @@ class _ColumnValidator:
         first_is_day: bool | None = None,
         *,
         exported: bool = False,
+        today: date | None = None,
     ) -> None:
         self.errors = errors
+        self.today = today or date.today()  # a birthday after it is refused (past_only)
         self.lookups = lookups
         self.first_is_day = first_is_day  # the file's slash-date order (spreadsheet.py)
         # an export of ours: its dates have four-digit years, so a two-digit one was typed
@@ -1087,8 +1089,8 @@ class _ColumnValidator:
             if swapped is not None:
                 self._bad(v, swapped[0], "date", swapped[1])
                 parsed = parsed.where(~swapped[0])
-            if spec.name == "DATE_OF_BIRTH":  # a century lost and guessed (`12/25/25`: 2025?)
-                today = pd.Timestamp(date.today())
+            if spec.past_only:  # a century lost and guessed (`12/25/25`: 2025?)
+                today = pd.Timestamp(self.today)
                 days = pd.to_datetime(parsed, errors="coerce", utc=True).dt.tz_localize(None)
                 future = (days > today).fillna(False).to_numpy(dtype=bool)
                 self._bad(v, future, "date", "{v} is a birthday still to come")

@@ -174,7 +174,7 @@ def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
     come). Which century is not known: refused, as a day/month order nobody gave is. A
     column whose date_format says %y reads them as written, and a birthday still to come is
     refused whatever the form."""
-    rows = "Ada,a@y.example,12/25/25\nBob,b@y.example,07/04/29\nCy,c@y.example,07/04/1929\n"
+    rows = "Ada,a@y.example,12/25/25\nBob,b@y.example,07/04/68\nCy,c@y.example,07/04/1929\n"
     file = write(tmp_path, "b.csv", "Name,Email,Born\n" + rows)
     mapping = write(tmp_path, "m.yaml", MAPPING + "  Born: DATE_OF_BIRTH\n")
     result = run(make_sandbox(), "validate", str(file), "--mapping", str(mapping))
@@ -191,10 +191,10 @@ def test_a_two_digit_year_without_a_date_format_is_refused_not_given_a_century(
         tmp_path, "d.yaml", MAPPING + '  Born: {field: DATE_OF_BIRTH, date_format: "%m/%d/%y"}\n'
     )
     result = run(make_sandbox(), "validate", str(file), "--mapping", str(declared))
-    # 12/25/25 is 2025-12-25; 07/04/29 a birthday to come; 07/04/1929 is not %m/%d/%y
+    # 12/25/25 is 2025-12-25; 07/04/68 (2068) a birthday to come; 07/04/1929 is not %m/%d/%y
     assert "3 rows read (utf-8, ',' delimited): 1 valid, 2 rejected" in result.stdout, result.output
     rejects = (tmp_path / "b.rejects.csv").read_text(encoding="utf-8-sig")
-    assert "'07/04/29' is a birthday still to come" in rejects
+    assert "'07/04/68' is a birthday still to come" in rejects
     assert (
         "'07/04/1929' is not a date in the format %m/%d/%y: its year has four digits, which the "
         "format's %y (two) does not read; write the format with %Y"
