@@ -61,7 +61,12 @@ def read_yaml(path: Path, kind: str) -> Any:
             raise InputError(f"{path}: over {MAX_BYTES:,} bytes; {kind} file is at most 1 MB")
         text = raw.decode("utf-8-sig")
         _check_shape(path, text, kind)
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no object is built
+        try:
+            return yaml.load(text, Loader=_Loader)  # a SafeLoader: no object is built
+        except ValueError as exc:  # a value YAML cannot build: an integer of 5,000 digits
+            raise InputError(
+                f"{path}: a value that is too large to read ({str(exc)[:80]})"
+            ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -73,8 +78,6 @@ def read_yaml(path: Path, kind: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    except ValueError as exc:  # a value YAML cannot build: an integer of 5,000 digits
-        raise InputError(f"{path}: a value that is too large to read ({str(exc)[:80]})") from None
 
 
 def _check_shape(path: Path, text: str, kind: str) -> None:

@@ -192,7 +192,8 @@ def tags_unknown(
         if tags is None or (
             isinstance(tags, list)
             and all(
-                isinstance(t, dict) and isinstance(t.get("TAG_NAME", 0), str | None) for t in tags
+                isinstance(t, dict) and "TAG_NAME" in t and isinstance(t["TAG_NAME"], str | None)
+                for t in tags
             )
         ):
             return None  # a tag without a name is no tag (the export leaves it out too)
@@ -565,6 +566,9 @@ def _is_email(spec: FieldSpec | None) -> bool:
     return spec is not None and spec.is_email
 
 
+_CELL_KINDS = frozenset(c.value for c in Cell)
+
+
 def _year_as_day(name: str, spec: FieldSpec | None, value: Any) -> str | None:
     """A year typed into a cell formatted as a date, which the spreadsheet kept as that day
     number: `1990` as 1905-06-12."""
@@ -641,6 +645,7 @@ class Planner:
         encoding = (result.table.encoding or "").lower().replace("-", "").replace("_", "")
         self.encoding = encoding if single_byte(encoding) else None
         self.send_artefacts = frozenset(r.field for r in result.rules if r.artefacts == "send")
+        self._column_of = {r.field: r.column for r in result.rules}  # the file's, by field
         self.records: dict[int, Record] = {}  # what planning read, by id
         self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
         self._written_keys: list[tuple[str, ...] | None] | None = None
@@ -1342,14 +1347,16 @@ class Planner:
                 return why
         return None
 
-    def _cell(self, row: int, name: str) -> str | None:
-        """The workbook cell type (Cell) of the row's cell for field `name`; None in a CSV."""
+    def _cell(self, row: int, name: str) -> Cell | None:
+        """The workbook cell type of the row's cell for field `name`; None in a CSV, or for a
+        field no column gives (a default)."""
         cells = self.result.table.cells
-        if not cells:
+        column = self._column_of.get(name)
+        if not cells or column is None:
             return None
-        column = next((r.column for r in self.result.rules if r.field == name), None)
-        kinds = cells.get(column) if column is not None else None
-        return str(kinds.iloc[row]) if kinds is not None else str(Cell.TEXT)
+        kinds = cells.get(column)
+        kind = kinds.iloc[row] if kinds is not None else Cell.TEXT  # no typed cell in it
+        return Cell(kind) if kind in _CELL_KINDS else Cell.TEXT
 
     def _typed_as_number(
         self, row: int, name: str, spec: FieldSpec | None, new: str, old: Any

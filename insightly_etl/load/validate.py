@@ -1348,10 +1348,11 @@ def validate_table(
     obj = get_object(mapping.object)
     mapping = export_key(mapping, table.columns)
     if mapping.identity and obj.id_field and "DATE_UPDATED_UTC" in table.columns:
-        other = _export_of(table.columns)
+        candidates = _exports_of(table.columns)
+        other = candidates[0] if candidates else None
         # a contacts export holds ORGANISATION_ID too: imported as organisations, each row
         # would match the organisation it names and write the contact's fields over it
-        if other is not None and other != _export_name(obj):
+        if other is not None and _export_name(obj) not in candidates:
             raise InputError(
                 f"{table.path}: this is an export of {other} (its first column is "
                 f"{table.columns[0]}), not of {obj.name}",
@@ -1464,16 +1465,17 @@ _CUSTOM = "a custom object"
 
 
 def _export_name(obj: ObjectType) -> str:
-    """What _export_of says of an export of `obj`."""
-    return _CUSTOM if obj.id_field == custom_object("Any__c").id_field else obj.name
+    """What _exports_of says of an export of `obj`."""
+    return _CUSTOM if obj.custom else obj.name
 
 
-def _export_of(columns: list[str]) -> str | None:
-    """The object whose export a file is, by its first column (an export's record id)."""
+def _exports_of(columns: list[str]) -> list[str]:
+    """The objects whose export a file may be, by its first column (an export's record id;
+    CATEGORY_ID is each kind of category's)."""
     first = columns[0] if columns else ""
     if first == custom_object("Any__c").id_field:  # RECORD_ID: which one, the file cannot say
-        return _CUSTOM
-    return next((o.name for o in OBJECTS.values() if o.id_field and o.id_field == first), None)
+        return [_CUSTOM]
+    return [o.name for o in OBJECTS.values() if o.id_field and o.id_field == first]
 
 
 class _StepValues:
