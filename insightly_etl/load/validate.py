@@ -814,28 +814,27 @@ def _parse_dates(
     return out
 
 
-def _long_year(value: str, date_format: str | None) -> bool:
-    """Whether `value` is a date of `date_format` but for a four-digit year (`24.12.1961` for
-    %d.%m.%y)."""
-    if not date_format or "%y" not in date_format:
+def _other_year(value: str, date_format: str | None, year: str, other: str) -> bool:
+    """Whether `value` is a date of `date_format` but for its year's digits: `other` (%y or
+    %Y) where the format says `year`."""
+    if not date_format or year not in date_format:
         return False
     try:
-        datetime.strptime(value.strip(), date_format.replace("%y", "%Y"))
+        datetime.strptime(value.strip(), date_format.replace(year, other))
     except ValueError:
         return False
     return True
+
+
+def _long_year(value: str, date_format: str | None) -> bool:
+    """`24.12.1961` for %d.%m.%y: a four-digit year where the format has two."""
+    return _other_year(value, date_format, "%y", "%Y")
 
 
 def _short_year(value: str, date_format: str | None) -> bool:
-    """Whether `value` is a date of `date_format` but for a two-digit year (`02/03/79` for
-    %d/%m/%Y): what LibreOffice or Excel writes when it saves a CSV it read dates from."""
-    if not date_format or "%Y" not in date_format:
-        return False
-    try:
-        datetime.strptime(value.strip(), date_format.replace("%Y", "%y"))
-    except ValueError:
-        return False
-    return True
+    """`02/03/79` for %d/%m/%Y: what LibreOffice or Excel writes when it saves a CSV it read
+    dates from."""
+    return _other_year(value, date_format, "%Y", "%y")
 
 
 # a day, month and two-digit year, in the forms spreadsheet programs write (`01/15/31`,
