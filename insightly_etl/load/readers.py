@@ -1203,7 +1203,7 @@ def _uncached_formulas(path: Path, sheet: str) -> list[str]:
     return found
 
 
-_PAST_THE_HEADER = 64  # read_xlsx: columns read past the header's last name
+_PAST_THE_HEADER = 64  # read_xlsx: columns kept past the header's last name
 
 
 def _far_right(tail: tuple[Any, ...]) -> bool:
@@ -1229,11 +1229,11 @@ def _cells_of(path: Path, sheet: str, number: int, row_cells: tuple[Any, ...]) -
     return cells
 
 
-def _rows(path: Path, ws: Any, **window: int) -> Generator[tuple[Any, ...], None, None]:
-    """The sheet's rows (within `window`: iter_rows's min_row, max_col); a cell openpyxl
-    cannot make sense of is the file's fault, not ours."""
-    rows = ws.iter_rows(**window)
-    number = window.get("min_row", 1) - 1
+def _rows(path: Path, ws: Any, min_row: int = 1) -> Generator[tuple[Any, ...], None, None]:
+    """The sheet's rows from `min_row`; a cell openpyxl cannot make sense of is the file's
+    fault, not ours."""
+    rows = ws.iter_rows(min_row=min_row)
+    number = min_row - 1
     while True:
         try:
             values = next(rows)
@@ -1282,10 +1282,9 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         header_line = 0
         # openpyxl pads each row to its last cell: an empty styled cell in column XFD makes
         # 16,384 of every row (a 69 KB workbook took 1.8 GB). The rows under the header are
-        # read only as far as a few columns past its last name (data further right is in no
-        # column, and no misplaced value lies that far), and without their trailing empties.
+        # read as far as a few columns past its last name, and kept without their trailing
+        # empties; cells further right are only looked at for data (_far_right).
         reading = _rows(path, ws)
-        number = 0
         for number, row_cells in enumerate(reading, start=1):
             cells = _cells_of(path, sheet_name, number, row_cells)
             if any(c.strip() for c in cells):
