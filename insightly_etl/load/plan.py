@@ -1300,7 +1300,7 @@ class Planner:
         for name, new in changes.items():
             spec = self.specs.get(name)
             old = current_value(record, spec) if spec is not None else None
-            year = _year_as_day(name, spec, new)
+            year = _year_as_day(name, spec, new) if name not in self.send_artefacts else None
             if year and spec is not None and not same_value(spec, new, old):
                 return year
             typed = (

@@ -1024,6 +1024,14 @@ def test_a_year_typed_into_a_date_cell_is_not_sent_as_a_day_of_1905(tmp_path: Pa
         "DATE_OF_BIRTH: 1905-06-12 is the day a spreadsheet makes of the number 1990 typed into a "
         "cell formatted as a date; type the whole date (or fix the cell's format)"
     ) in (file.parent / "contacts.errors.csv").read_text(encoding="utf-8-sig")
+    # a date of 1905 that is one: the column's `artefacts: send` sends it, as for a new record
+    mapping = file.parent / "send.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: CONTACT_ID, field: CONTACT_ID}\ncolumns:\n"
+        "  DATE_OF_BIRTH: {field: DATE_OF_BIRTH, artefacts: send}\n"
+    )
+    sent = run(sb, "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert "1 to update" in sent.stderr and "0 failed" in sent.stderr, sent.output
 
 
 def test_a_year_typed_into_a_date_cell_makes_no_new_record_born_in_1905(tmp_path: Path) -> None:
