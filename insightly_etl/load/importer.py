@@ -60,6 +60,8 @@ from insightly_etl.load.validate import ValidationResult, blank_cells, validate_
 from insightly_etl.progress import NullProgress, Progress
 
 TRANSIENT = (None, 429, 500, 502, 503, 504)
+# what files to import are usually called: a.csv and a.xlsx would share results files
+SOURCE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".parquet")
 # rows planned again by a run: still to do, or set aside by the last plan (the file or the
 # mapping may have been fixed since); a failure only when it may pass (TRANSIENT)
 RETRIED = frozenset({*LEFT, RowState.SKIPPED, RowState.REJECTED, RowState.DUPLICATE})
@@ -96,6 +98,26 @@ class ImportOptions:
     @property
     def results_path(self) -> Path:
         return self.results_dir or self.file.parent
+
+    def results_of_another(self) -> Path | None:
+        """The checkpoint of another file imported here whose results files are this one's:
+        a.csv's beside a.xlsx (both write a.success.csv, a.errors.csv, …). None if no other
+        such file was imported, or this run's results go to a folder of their own."""
+        journal = self.checkpoint_path
+        if self.results_dir not in (None, self.file.parent) or not journal.name.startswith(
+            self.file.name
+        ):
+            return None  # results elsewhere, or a checkpoint named by hand: no rule to follow
+        rest = journal.name[len(self.file.name) :]  # ".checkpoint.sqlite", ".sandbox.…"
+        return next(
+            (
+                other
+                for suffix in SOURCE_SUFFIXES
+                if suffix != self.file.suffix.lower()
+                and (other := journal.with_name(f"{self.file.stem}{suffix}{rest}")).is_file()
+            ),
+            None,
+        )
 
 
 @dataclass(frozen=True)
@@ -286,6 +308,13 @@ async def load_file(
     progress: Progress | None = None,
     announce: Callable[[QuotaPlan], None] | None = None,
 ) -> ImportResult:
+    if (other := options.results_of_another()) is not None:
+        name = options.results_stem
+        raise InputError(
+            f"{options.file}: its results files ({name}.success.csv, {name}.errors.csv, …) "
+            f"would be written over those of the file {other.name} is the checkpoint of, "
+            "imported from the same folder; put them in a folder of their own with --results"
+        )
     stop = stop or asyncio.Event()
     client.halt_on(stop)  # after a stop, not one more request leaves
     fresh = not options.dry_run and not options.checkpoint_path.exists()

@@ -956,6 +956,37 @@ def test_results_of_an_earlier_run_do_not_stay_beside_fresh_ones(
     assert not rejects.exists()
 
 
+def test_a_file_of_the_same_name_imported_from_one_folder_keeps_the_first_ones_results(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """p.csv imported, then p.txt beside it: both would write p.success.csv, p.errors.csv, …;
+    the second is refused before any request, until its results go to a folder of their own."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    first = write(tmp_path, "p.csv", "Name,Email\nAda,ada@s.example\n")
+    assert run(sb, "import", str(first), "--mapping", str(mapping), "--quiet").exit_code == 0
+    success = (tmp_path / "p.success.csv").read_bytes()
+    second = write(tmp_path, "p.txt", "Name,Email\nBob,bob@s.example\nCy,cy@s.example\n")
+    requests = sum(sb.stats.values())
+    refused = run(sb, "import", str(second), "--mapping", str(mapping), "--quiet")
+    assert refused.exit_code == 2, refused.output
+    assert (
+        f"Error: {second}: its results files (p.success.csv, p.errors.csv, …) would be written "
+        "over those of the file p.csv.checkpoint.sqlite is the checkpoint of, imported from the "
+        "same folder; put them in a folder of their own with --results\n"
+    ) in refused.stderr
+    assert sum(sb.stats.values()) == requests  # refused before the account is asked
+    assert (tmp_path / "p.success.csv").read_bytes() == success
+    assert not (tmp_path / "p.txt.checkpoint.sqlite").exists()
+    own = tmp_path / "txt"
+    done = run(
+        sb, "import", str(second), "--mapping", str(mapping), "--quiet", "--results", str(own)
+    )
+    assert done.exit_code == 0, done.output
+    assert len((own / "p.success.csv").read_text(encoding="utf-8-sig").splitlines()) == 3
+    assert (tmp_path / "p.success.csv").read_bytes() == success
+
+
 def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@k.example\nBob,bob@k.example\n")
