@@ -21,9 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from insightly_etl.load.account import AccountFacts
-from insightly_etl.load.identity import compared, identity_rows, in_file_warnings, shared_rows
+from insightly_etl.load.identity import (
+    compared,
+    identity_rows,
+    in_file_warnings,
+    key_column,
+    shared_rows,
+)
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, ids_apart, key_column
+from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, ids_apart
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of

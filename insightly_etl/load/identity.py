@@ -9,6 +9,10 @@ every later import matched by e-mail then finds two records and fails on them.
 Values are compared as a person would (`match_text`: NFC, trimmed, zero-width characters
 removed, case-folded). Validation sees the rows that share a value among themselves; the plan
 also sees the records the account already has.
+
+Rows are one record when their match keys are (key_column: each part as the key compares,
+case-blind for e-mails and `compare: casefold`, a record id however a program wrote it): the
+planner, `validate` and this check read keys through the same functions here.
 """
 
 from __future__ import annotations
@@ -83,18 +87,14 @@ def compared(values: pd.Series, casefold: bool = True) -> pd.Series:
 
 
 def _keys(result: ValidationResult, rows: list[int]) -> pd.Series:
-    """Each row's record, as the duplicate check sees it: its match key as compared, or (with
-    no key) the row itself."""
-    match = result.mapping.match
-    if match is None:
-        return pd.Series(rows, dtype="int64").astype("string")  # each row a record of its own
-    parts = [
-        compared(result.table.frame[c].iloc[rows]).reset_index(drop=True) for c, _ in match.pairs
-    ]
-    keys = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    """Each row's record, as the duplicate check and the plan see it: its match key as
+    compared (key_column), or (with no key) the row itself."""
+    own = pd.Series(rows, dtype="int64").astype("string")  # each row a record of its own
+    if result.mapping.match is None:
+        return own
+    keys = key_column(result).iloc[rows].reset_index(drop=True)
     # a key with an empty part finds no record: each such row makes one of its own
-    own = pd.Series(rows, dtype="int64").astype("string").radd("\x00row ")
-    return keys.fillna(own)
+    return keys.fillna(own.radd("\x00row "))
 
 
 def _written(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
@@ -222,3 +222,91 @@ def in_file_warnings(
         + (" …" if len(by_first) > examples else "")
         + " (--on-duplicate-email warn|skip|error says what import does)"
     ]
+
+
+# ---------------------------------------------------------------- keys: which rows are one record
+
+
+def key_folds(result: ValidationResult) -> list[bool]:
+    """Per match field: whether its text compares case-blind."""
+    match = result.mapping.match
+    if match is None:
+        return []
+    specs = result.specs
+    return [
+        match.compare == "casefold" or (f in specs and specs[f].is_email) for _, f in match.pairs
+    ]
+
+
+def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, ...] | None]:
+    """The match key of every row as compared (None: the row has an empty key part);
+    `fold=False`: as written, only tidied (what a search sends)."""
+    if result.mapping.match is None:
+        return [None] * result.rows
+    columns = [part.to_numpy(dtype=object, na_value=None) for part in _key_parts(result, fold)]
+    return [
+        None if any(p is None for p in parts) else parts for parts in zip(*columns, strict=True)
+    ]
+
+
+def key_column(result: ValidationResult, *, fold: bool = True) -> pd.Series:
+    """`row_keys` as one text a row, its parts joined by U+001F (NA: no whole key), for
+    the files of millions of rows `validate` reads."""
+    first, *others = _key_parts(result, fold)
+    return first.str.cat(others, sep="\x1f") if others else first
+
+
+def _key_parts(result: ValidationResult, fold: bool) -> list[pd.Series]:
+    """Each part of every row's match key as compared, a column at a time (a million
+    rows' keys took 10 s one cell at a time)."""
+    match = result.mapping.match
+    assert match is not None
+    # a column may feed several fields: the key is the value of the match field's own rule
+    rules = {(r.column, r.field): r for r in result.rules}
+    folds = key_folds(result) if fold else [False] * len(match.pairs)
+    parts = []
+    for (column, fname), casefold in zip(match.pairs, folds, strict=True):
+        if (column, fname) in rules:
+            cells = key_texts(result, fname)
+        else:
+            cells = result.table.frame[column].astype(str).astype("string")
+            if fname == get_object(result.mapping.object).id_field:
+                cells = _as_record_ids(cells)
+        parts.append(compared(cells, casefold))
+    return parts
+
+
+# a record id as programs write a whole number: 2001.0 (pandas, a float column), 2,006 or
+# 2.006 (a spreadsheet's thousands), each the id 2001 or 2006
+_FLOAT_ID = r"^\s*(\d+)\.0+\s*$"
+_GROUPED_ID = r"^\s*\d{1,3}(?:([,.' \u00a0])\d{3})(?:\1\d{3})*\s*$"
+
+
+def _as_record_ids(cells: pd.Series) -> pd.Series:
+    """Ids written as a program writes whole numbers, read as the ids they are; anything
+    else stays as written (planning fails a row whose id is no whole number)."""
+    cells = cells.str.replace(_FLOAT_ID, r"\1", regex=True)
+    grouped = cells.str.match(_GROUPED_ID).fillna(False).astype(bool)
+    if grouped.any():
+        cells = cells.mask(grouped, cells.str.replace(r"\D", "", regex=True))
+    return cells
+
+
+def key_texts(result: ValidationResult, name: str) -> pd.Series:
+    """`key_text` of every row's value of field `name` (NA: none, or cleared)."""
+    values = result.values[name]
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == "Int64":
+        text = values.astype("string")
+    else:  # a number, a yes/no, a date: as one cell at a time gives it
+        plain = (None if v is pd.NA else v for v in values.tolist())
+        text = pd.Series([key_text(v) for v in plain], index=values.index, dtype="string")
+    cleared = result.cleared.get(name)
+    return text if cleared is None else text.mask(pd.Series(cleared, index=text.index))
+
+
+def key_text(value: Any) -> str | None:
+    if value is ABSENT or value is None or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

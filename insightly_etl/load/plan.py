@@ -41,11 +41,13 @@ from insightly_etl.load.fields import (
     FieldSpec,
 )
 from insightly_etl.load.identity import (
-    compared,
     duplicate_action,
     identity_field,
     identity_text,
+    key_folds,
+    key_text,
     match_text,
+    row_keys,
     shared_in_file,
 )
 from insightly_etl.load.mapping import matched_by_id
@@ -419,86 +421,6 @@ def _utc_text(value: Any) -> str:
     return str(value).strip().replace("T", " ").removesuffix("Z")[:19]
 
 
-# ---------------------------------------------------------------- keys
-
-
-def key_folds(result: ValidationResult) -> list[bool]:
-    """Per match field: whether its text compares case-blind."""
-    match = result.mapping.match
-    if match is None:
-        return []
-    specs = result.specs
-    return [
-        match.compare == "casefold" or (f in specs and specs[f].is_email) for _, f in match.pairs
-    ]
-
-
-def row_keys(result: ValidationResult, *, fold: bool = True) -> list[tuple[str, ...] | None]:
-    """The match key of every row as compared (None: the row has an empty key part);
-    `fold=False`: as written, only tidied (what a search sends)."""
-    if result.mapping.match is None:
-        return [None] * result.rows
-    columns = [part.to_numpy(dtype=object, na_value=None) for part in _key_parts(result, fold)]
-    return [
-        None if any(p is None for p in parts) else parts for parts in zip(*columns, strict=True)
-    ]
-
-
-def key_column(result: ValidationResult, *, fold: bool = True) -> pd.Series:
-    """`row_keys` as one text a row, its parts joined by U+001F (NA: no whole key), for
-    the files of millions of rows `validate` reads."""
-    first, *others = _key_parts(result, fold)
-    return first.str.cat(others, sep="\x1f") if others else first
-
-
-def _key_parts(result: ValidationResult, fold: bool) -> list[pd.Series]:
-    """Each part of every row's match key as compared, a column at a time (a million
-    rows' keys took 10 s one cell at a time)."""
-    match = result.mapping.match
-    assert match is not None
-    # a column may feed several fields: the key is the value of the match field's own rule
-    rules = {(r.column, r.field): r for r in result.rules}
-    folds = key_folds(result) if fold else [False] * len(match.pairs)
-    parts = []
-    for (column, fname), casefold in zip(match.pairs, folds, strict=True):
-        if (column, fname) in rules:
-            cells = _key_texts(result, fname)
-        else:
-            cells = result.table.frame[column].astype(str).astype("string")
-            if fname == get_object(result.mapping.object).id_field:
-                cells = _as_record_ids(cells)
-        parts.append(compared(cells, casefold))
-    return parts
-
-
-# a record id as programs write a whole number: 2001.0 (pandas, a float column), 2,006 or
-# 2.006 (a spreadsheet's thousands), each the id 2001 or 2006
-_FLOAT_ID = r"^\s*(\d+)\.0+\s*$"
-_GROUPED_ID = r"^\s*\d{1,3}(?:([,.' \u00a0])\d{3})(?:\1\d{3})*\s*$"
-
-
-def _as_record_ids(cells: pd.Series) -> pd.Series:
-    """Ids written as a program writes whole numbers, read as the ids they are; anything
-    else stays as written (planning fails a row whose id is no whole number)."""
-    cells = cells.str.replace(_FLOAT_ID, r"\1", regex=True)
-    grouped = cells.str.match(_GROUPED_ID).fillna(False).astype(bool)
-    if grouped.any():
-        cells = cells.mask(grouped, cells.str.replace(r"\D", "", regex=True))
-    return cells
-
-
-def _key_texts(result: ValidationResult, name: str) -> pd.Series:
-    """`_key_text` of every row's value of field `name` (NA: none, or cleared)."""
-    values = result.values[name]
-    if isinstance(values.dtype, pd.StringDtype) or values.dtype == "Int64":
-        text = values.astype("string")
-    else:  # a number, a yes/no, a date: as one cell at a time gives it
-        plain = (None if v is pd.NA else v for v in values.tolist())
-        text = pd.Series([_key_text(v) for v in plain], index=values.index, dtype="string")
-    cleared = result.cleared.get(name)
-    return text if cleared is None else text.mask(pd.Series(cleared, index=text.index))
-
-
 def _unreadable(rid: object, exc: ForbiddenError) -> str:
     return (
         f"record {rid} cannot be read by the API user (HTTP 403: {exc.message}); "
@@ -511,21 +433,13 @@ def _has_case(key: tuple[str, ...] | None) -> bool:
     return key is not None and any(part != part.upper() or part != part.lower() for part in key)
 
 
-def _key_text(value: Any) -> str | None:
-    if value is ABSENT or value is None or value == "":
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def record_key(
     record: Record, fields: list[str], folds: list[bool] | None = None
 ) -> tuple[str, ...] | None:
     parts = []
     for i, name in enumerate(fields):
         value = custom_values(record).get(name) if name.endswith("__c") else record.get(name)
-        text = _key_text(value)
+        text = key_text(value)
         if text is None:
             return None
         text = match_text(text, bool(folds and folds[i]))
@@ -1183,7 +1097,7 @@ class Planner:
     def _held_key(self, record: Record, name: str) -> str | None:
         """The part `name` of the match key as the record holds it (None: it holds none)."""
         spec = self.specs.get(name)
-        return _key_text(current_value(record, spec)) if spec else None
+        return key_text(current_value(record, spec)) if spec else None
 
     def base_of(self, row: int, rid: int) -> dict[str, Any] | None:
         """The exported record this row is an edited copy of: only when the copy's
@@ -1568,7 +1482,7 @@ class Planner:
             else:  # a column only matched by: as the file has it (a workbook's empty is NA)
                 raw = self.result.table.frame[column].iat[row]
                 value = None if pd.isna(raw) else str(raw)
-            text = _key_text(value)
+            text = key_text(value)
             if text is None or not match_text(text, fold):
                 continue  # the row's key cell is empty: it names no other record
             if match_text(text, fold) == match_text(held, fold):
@@ -1589,7 +1503,7 @@ class Planner:
     def _agrees(self, values: dict[str, Any], record: Record, group: tuple[str, ...]) -> bool:
         """Whether every field of `group` is filled in on the row and the record, alike."""
         for name in group:
-            mine, held = _key_text(values.get(name)), self._held_key(record, name)
+            mine, held = key_text(values.get(name)), self._held_key(record, name)
             if not mine or not held or match_text(mine, True) != match_text(held, True):
                 return False
         return True
@@ -1628,7 +1542,7 @@ class Planner:
         written on both sides, and both different (Zoe Quinn, given a key, at Alan Turing's
         switchboard phone, is not Alan's record filled in)."""
         values = row_values(self.result, row)
-        parts = [(_key_text(values.get(n)), self._held_key(record, n)) for n in PERSON_NAME]
+        parts = [(key_text(values.get(n)), self._held_key(record, n)) for n in PERSON_NAME]
         return all(
             mine and held and match_text(mine, True) != match_text(held, True)
             for mine, held in parts
@@ -1704,7 +1618,7 @@ class Planner:
             self._ignores_case = False
             for record in known[:50]:
                 value = (
-                    _key_text(current_value(record, self.specs[name]))
+                    key_text(current_value(record, self.specs[name]))
                     if name in self.specs
                     else None
                 )

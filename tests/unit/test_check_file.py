@@ -197,6 +197,38 @@ def test_rows_with_an_empty_key_part_that_share_an_e_mail_are_two_records(tmp_pa
     ]
 
 
+def test_rows_are_one_record_for_the_e_mail_check_when_the_plan_takes_them_for_one(
+    tmp_path: Path,
+) -> None:
+    """Under `compare: exact` the external ids L3 and l3 are two records to import, so the
+    second gives the first's e-mail to another record (it was taken for the same one); 2001.0
+    and 2,001 are the record id 2001 twice, one record, no warning."""
+    exact = parse_mapping(
+        {
+            "object": "contacts",
+            "match": {"column": "Id", "field": "External_Id__c", "compare": "exact"},
+            "columns": {"Id": "External_Id__c", "First": "FIRST_NAME", "Email": "EMAIL_ADDRESS"},
+        },
+        source="m.yaml",
+    )
+    path = tmp_path / "ids.csv"
+    path.write_text("Id,First,Email\nL3,Ann,ann@example.com\nl3,Ann,ann@example.com\n")
+    assert check_file(path, exact, lambda: FACTS).warnings == [
+        "1 row(s) give EMAIL_ADDRESS a value an earlier row of another record gives: lines 2 "
+        "and 3 ('ann@example.com') (--on-duplicate-email warn|skip|error says what import does)"
+    ]
+    by_id = parse_mapping(
+        {
+            "object": "contacts",
+            "match": {"column": "Record", "field": "CONTACT_ID"},
+            "columns": {"First": "FIRST_NAME", "Email": "EMAIL_ADDRESS"},
+        },
+        source="m.yaml",
+    )
+    path.write_text('Record,First,Email\n2001.0,Ann,ann@example.com\n"2,001",Ann,ann@example.com\n')
+    assert not [w for w in check_file(path, by_id, lambda: FACTS).warnings if "e-mail" in w]
+
+
 @pytest.mark.parametrize(
     ("data", "cut"),
     [
