@@ -346,14 +346,37 @@ def _int_or(text: str | None, default: int) -> int:
         return default
 
 
+# the invariant culture's own forms, which ASP.NET reads a DateTime query value in
+_CULTURE_FORMS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y")
+
+
 def _parse_after(text: str) -> str | None:
-    """`updated_after_utc` accepts ISO `…T…Z` and `yyyy-MM-dd HH:mm:ss` (§4)."""
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", DATE_FMT, "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt).strftime(DATE_FMT)
-        except ValueError:
-            continue
-    return None
+    """`updated_after_utc` as the real API reads it (§4): ISO `…T…Z` and `yyyy-MM-dd
+    HH:mm:ss` are recorded working; ASP.NET binds the value with DateTime.Parse under the
+    invariant culture, so fractional seconds, offsets (turned into UTC), no seconds, `/` for
+    `-` and `10/1/2026 12:00:00 AM` filter too (ASSUMPTION: from the framework, docs/api.md
+    §4; no answer to these forms is recorded). A value that reads as none is ignored, as
+    model binding ignores it. Stored times are whole seconds, so cutting a fraction off keeps
+    "strictly after" exact."""
+    text = text.strip()
+    if slashed := re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})([ T].*)?", text):
+        year, month, day, rest = slashed.groups()
+        text = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+        for form in _CULTURE_FORMS:
+            try:
+                when = datetime.strptime(text.upper(), form)
+                break
+            except ValueError:
+                continue
+    if when is None:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.strftime(DATE_FMT)
 
 
 class Sandbox:

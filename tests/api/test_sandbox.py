@@ -229,14 +229,29 @@ async def test_search_exact_match_standard_and_custom(seeded: Sandbox) -> None:
     assert half.status_code == 400 and unknown.status_code == 400
 
 
-@pytest.mark.parametrize("fmt", ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"])
-async def test_updated_after_utc_is_strictly_after(make_sandbox, fmt: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "shift"),
+    [
+        ("%Y-%m-%dT%H:%M:%SZ", 0),  # recorded working, as documented
+        ("%Y-%m-%d %H:%M:%S", 0),  # recorded working (Airbyte, the taps)
+        # as ASP.NET's DateTime.Parse reads them (JavaScript's toISOString, .NET's "o" and
+        # culture forms): each filters, none is taken for no filter at all
+        ("%Y-%m-%dT%H:%M:%S.000Z", 0),
+        ("%Y-%m-%dT%H:%M:%S.1234567Z", 0),
+        ("%Y-%m-%dT%H:%M:%S+02:00", 2),
+        ("%Y-%m-%dT%H:%M:%S-05:30", -5.5),
+        ("%m/%d/%Y %I:%M:%S %p", 0),
+        ("%Y/%m/%d %H:%M:%S", 0),
+    ],
+)
+async def test_updated_after_utc_is_strictly_after(make_sandbox, fmt: str, shift: float) -> None:
     sb = make_sandbox()
     async with asgi_client(sb) as c:
         rows = (await c.get("Contacts", params={"top": 500})).json()
         stamps = sorted({r["DATE_UPDATED_UTC"] for r in rows})
         pivot = stamps[len(stamps) // 2]
-        text = datetime.strptime(pivot, "%Y-%m-%d %H:%M:%S").strftime(fmt)
+        local = datetime.strptime(pivot, "%Y-%m-%d %H:%M:%S") + timedelta(hours=shift)
+        text = local.strftime(fmt)
         found = (
             await c.get("Contacts/Search", params={"updated_after_utc": text, "top": 500})
         ).json()
