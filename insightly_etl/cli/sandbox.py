@@ -215,8 +215,8 @@ def _snake(endpoint: str) -> str:
 )
 @choice_option(
     "--if-match-status",
-    ["412", "400"],
-    "Status for a stale If-Match ETag.",
+    ["400", "412"],
+    "Status for a stale If-Match ETag: 400, as live probes saw, or 412, as documented.",
 )
 @click.option(
     "--retry-after",

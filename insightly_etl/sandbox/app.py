@@ -96,7 +96,7 @@ class SandboxConfig:
     fault_seed: int = 0
     fault_slow_s: float = 40.0  # a "slow" fault answers after this long (past typical timeouts)
     state: Path | None = None
-    if_match_status: int = 412  # 412 (documented) or 400 (seen live), §5
+    if_match_status: int = 400  # 400 (seen live, docs/api.md §5) or 412 (documented)
     retry_after: int | None = None  # send Retry-After on burst 429s (the real API: unknown, §5)
     put_customfields: str = "merge"  # or "replace": imitate erase-on-PUT of older versions
     deny: frozenset[str] = frozenset()  # collections answering 403 (a plan/permission gap)
