@@ -417,6 +417,9 @@ def usable_definitions(
     taken = {f.name.casefold() for f in obj.fields}
     kept: list[dict[str, Any]] = []
     left: list[str] = []
+    definitions, others = _own_definitions(obj, definitions)
+    if others:
+        left.append(f"CustomFields/{obj.endpoint}: {others} definitions of other objects")
     for d in definitions:
         name = d.get("FIELD_NAME") if isinstance(d, dict) else None
         if not isinstance(name, str) or not name.strip():
@@ -429,6 +432,23 @@ def usable_definitions(
             taken.add(name.casefold())
             kept.append(d)
     return kept, left
+
+
+def _own_definitions(obj: ObjectType, definitions: list[Any]) -> tuple[list[Any], int]:
+    """The definitions of `obj` alone, and how many others there were. The real API answers
+    an object name it does not know (or one without custom fields) with every object's
+    definitions (amp-labs' notes, docs/api.md §6): when the answer names several objects in
+    FIELD_FOR (upper-case singular: CONTACT, SITE__C), only this one's are its columns."""
+
+    def named(d: Any) -> str | None:
+        for_ = d.get("FIELD_FOR") if isinstance(d, dict) else None
+        return for_.casefold() if isinstance(for_, str) else None
+
+    if len({named(d) for d in definitions} - {None}) < 2:
+        return definitions, 0  # one object's answer, whatever it calls the object
+    own = (obj.link_name or obj.endpoint).casefold()
+    mine = [d for d in definitions if named(d) in (own, None)]
+    return mine, len(definitions) - len(mine)
 
 
 def custom_values(record: dict[str, Any]) -> dict[str, Any]:

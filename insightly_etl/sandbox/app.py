@@ -608,9 +608,7 @@ class Sandbox:
                 return error(404, f"Custom object {seg[1]} not found.")
             return json_response(found[0])
         if name == "CustomFields" and len(seg) == 2 and method == "GET":
-            if seg[1] not in account.specs:
-                return error(404, f"Object {seg[1]} not found.")
-            return json_response(account.definitions(seg[1]))
+            return json_response(self._custom_fields(seg[1]))
         if name == "Tags" and len(seg) == 1 and method == "GET":
             return self._all_tags(request)
         if name == "FileAttachments" and len(seg) == 2 and method == "GET":
@@ -767,6 +765,18 @@ class Sandbox:
         if method == "DELETE":
             return Response(status_code=202)
         return json_response(record.get("TAGS") or [], 201)
+
+    def _custom_fields(self, asked: str) -> list[Record]:
+        """An object's definitions, named by its plural or its singular in any case; an
+        object unknown (or without custom fields) gets every object's, as amp-labs recorded
+        of the real API (providers/insightly/custom.go: "If objectName doesn't support
+        custom fields or is unknown, API returns all system-wide custom fields")."""
+        account = self.account
+        wanted = asked.casefold()
+        for name, spec in account.specs.items():
+            if wanted in (name.casefold(), spec.singular.casefold()) and spec.has_custom_fields:
+                return account.definitions(name)  # [] when it has none
+        return [d for name in account.custom_fields for d in account.definitions(name)]
 
     def _all_tags(self, request: Request) -> Response:
         """`GET /Tags?record_type=contacts`: the tags in use on that object type (§4)."""

@@ -823,6 +823,23 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
     ]
 
 
+async def test_an_answer_of_every_object_s_definitions_gives_an_object_only_its_own(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The real API answers an object name it does not know with every object's custom
+    fields (FIELD_FOR tells them apart): the leads' fields are no columns of contacts."""
+    sb = make_sandbox()
+    every = [d for defs in sb.account.custom_fields.values() for d in defs]
+    own = sorted(d["FIELD_NAME"] for d in sb.account.custom_fields["Contacts"])
+    sb.account.custom_fields["Contacts"] = every
+    result = await export(sb, tmp_path, "contacts")
+    table = read(tmp_path, "contacts")
+    assert sorted(n for n in table.schema.names if n.endswith("__c")) == own
+    assert [w for w in result.warnings if w.startswith("CustomFields/")] == [
+        f"CustomFields/Contacts: {len(every) - len(own)} definitions of other objects; left out"
+    ]
+
+
 async def test_year_one_moments_are_marks_like_any_other(make_sandbox, tmp_path: Path) -> None:
     """.NET's DateTime.MinValue (`0001-01-01 00:00:00`) as --since, or as every record's
     DATE_UPDATED_UTC: a second before year 1 ended the export in an internal error, and the

@@ -120,6 +120,31 @@ async def test_custom_field_definitions_cover_every_field_type(seeded: Sandbox) 
     }
 
 
+async def test_custom_field_definitions_are_named_as_the_real_api_takes_names(
+    seeded: Sandbox,
+) -> None:
+    """Singular or plural, any case: the object's; an object with none: []; one unknown, or
+    without custom fields: every object's (amp-labs' notes of the real API)."""
+    async with asgi_client(seeded) as c:
+        contacts = (await c.get("CustomFields/Contacts")).json()
+        forms = [(await c.get(f"CustomFields/{n}")).json() for n in ("Contact", "contacts")]
+        unknown = await c.get("CustomFields/Bogus")
+        pipelines = (await c.get("CustomFields/Pipelines")).json()
+        projects = (await c.get("CustomFields/Projects")).json()
+    assert contacts and forms == [contacts, contacts]
+    assert unknown.status_code == 200
+    assert {d["FIELD_FOR"] for d in unknown.json()} == {
+        "CONTACT",
+        "ORGANISATION",
+        "LEAD",
+        "OPPORTUNITY",
+        "SITE__C",  # custom objects' too
+        "ASSET__C",
+    }
+    assert pipelines == unknown.json()
+    assert projects == []  # has custom fields, none defined
+
+
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
         row = (await c.get("Organisations", params={"top": 1, "brief": "true"})).json()[0]
