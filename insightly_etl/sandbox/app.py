@@ -766,7 +766,7 @@ class Sandbox:
             return Response(status_code=202)
         return json_response(record.get("TAGS") or [], 201)
 
-    def _custom_fields(self, asked: str) -> list[Record]:
+    def _custom_fields(self, asked: str) -> list[dict[str, Any]]:
         """An object's definitions, named by its plural or its singular in any case; an
         object unknown (or without custom fields) gets every object's, as amp-labs recorded
         of the real API (providers/insightly/custom.go: "If objectName doesn't support
