@@ -214,6 +214,39 @@ class DailyQuota:
         self.account.set_meta("quota", json.dumps(state))
 
 
+# header names as ASP.NET on IIS writes them (Insightly's help spells X-RateLimit-Limit):
+# Starlette lower-cases every name, and a .NET client that looks for "X-Total-Count" with ==
+# among the answer's headers found nothing (HTTP/1.1 keeps a name's case as sent; h11 does)
+_HEADER_CASE = {
+    name.lower().encode(): name.encode()
+    for name in ("ETag", "WWW-Authenticate", "X-RateLimit-Limit", "X-RateLimit-Remaining")
+}
+
+
+def _header_name(name: bytes) -> bytes:
+    return _HEADER_CASE.get(name.lower()) or b"-".join(
+        part[:1].upper() + part[1:] for part in name.split(b"-")
+    )
+
+
+class HeaderCase:
+    """ASGI middleware: every answer's header names in the case the real API sends them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def cased(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [(_header_name(k), v) for k, v in message.get("headers", [])],
+                }
+            await send(message)
+
+        await self.app(scope, receive, cased)
+
+
 class DroppedConnection(ConnectionResetError):
     """Raised after a partial response: uvicorn closes the socket, the client sees the
     connection drop with the write already applied."""
@@ -447,7 +480,7 @@ class Sandbox:
                 ),
             ],
             # gzip when asked, as live answers come (docs/api.md §5); Starlette's own middleware
-            middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+            middleware=[Middleware(HeaderCase), Middleware(GZipMiddleware, minimum_size=1024)],
         )
 
     # ------------------------------------------------------------------ admin

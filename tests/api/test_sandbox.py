@@ -145,6 +145,23 @@ async def test_custom_field_definitions_are_named_as_the_real_api_takes_names(
     assert projects == []  # has custom fields, none defined
 
 
+async def test_header_names_come_in_the_case_the_real_api_sends(seeded: Sandbox) -> None:
+    """A .NET client finds X-Total-Count among the answer's headers by ==: HTTP/1.1 keeps
+    a name's case, and the sandbox's server (h11) writes them as the app gives them."""
+    async with asgi_client(seeded) as c:
+        answer = await c.get("Contacts", params={"top": 1, "count_total": "true"})
+    names = [name for name, _ in answer.headers.raw]
+    assert {
+        b"X-Total-Count",
+        b"ETag",
+        b"Content-Type",
+        b"X-RateLimit-Limit",
+        b"X-RateLimit-Remaining",
+        b"Date",
+    } <= set(names)
+    assert not [n for n in names if n == n.lower()]
+
+
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
         row = (await c.get("Organisations", params={"top": 1, "brief": "true"})).json()[0]
