@@ -33,6 +33,22 @@ from insightly_etl.sandbox.model import (
 Record = dict[str, Any]
 
 
+# a date's or an e-mail domain's id field, and what an item the body leaves out of it holds
+# (the swagger's APIDate and APIEmailDomain)
+_NESTED: dict[str, tuple[str, dict[str, Any]]] = {
+    "DATES": (
+        "DATE_ID",
+        {
+            "OCCASION_NAME": None,
+            "OCCASION_DATE": None,
+            "REPEAT_YEARLY": False,
+            "CREATE_TASK_YEARLY": False,
+        },
+    ),
+    "EMAILDOMAINS": ("EMAIL_DOMAIN_ID", {"EMAIL_DOMAIN": None}),
+}
+
+
 class SeedError(ValueError):
     """The seed (or --generate) asks for something the account cannot hold."""
 
@@ -139,6 +155,7 @@ class Account:
         # COMMENT_ID -> comment + PARENT_OBJECT / PARENT_ID (Emails, Notes, Tasks, Ticket)
         self.comments: dict[int, dict[str, Any]] = {}
         self._link_ids = 0  # the last LINK_ID given (found from the records when first needed)
+        self._nested_ids: dict[str, int] = {}  # DATE_ID, EMAIL_DOMAIN_ID: the last given
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
@@ -270,7 +287,7 @@ class Account:
             raise WriteRejected("The request body must be a JSON object.")
         record = self.blank(spec)
         now = self.timestamp()
-        self._apply(spec, record, body, creating=True)
+        links = self._apply(spec, record, body, creating=True)
         for name in spec.required:
             if record.get(name) is None or record.get(name) == "":
                 raise WriteRejected(f"The {name} field is required.")
@@ -294,9 +311,12 @@ class Account:
         if spec.has_custom_fields:
             self._assign_autonumbers(collection, record)
         if parent is not None:
-            record["LINKS"] = [self._link(spec, record[spec.id_field], *parent, link_id=1)]
+            link_id = self._next_link_id()
+            record["LINKS"] = [self._link(spec, record[spec.id_field], *parent, link_id=link_id)]
         coll.put(record)
         self._persist(collection, record)
+        if links is not None:
+            return self._replace_links(collection, record[spec.id_field], links)
         return record
 
     def update(self, collection: str, body: Any) -> Record:
@@ -311,7 +331,7 @@ class Account:
         if rid not in coll.records:
             raise KeyError(rid)
         record = json.loads(coll.json_of(rid))  # a copy: a refused write changes nothing
-        self._apply(spec, record, body, creating=False)
+        links = self._apply(spec, record, body, creating=False)
         for name in spec.required:
             if name in body and record.get(name) in (None, ""):
                 raise WriteRejected(f"The {name} field is required.")
@@ -319,6 +339,8 @@ class Account:
             record["DATE_UPDATED_UTC"] = self.timestamp()
         coll.put(record)
         self._persist(collection, record)
+        if links is not None:
+            return self._replace_links(collection, rid, links)
         return record
 
     def copy_of(self, collection: str, rid: int) -> Record:
@@ -342,7 +364,12 @@ class Account:
             self._db.execute("DELETE FROM records WHERE collection=? AND id=?", (collection, rid))
             self._db.commit()
 
-    def _apply(self, spec: Spec, record: Record, body: dict[str, Any], *, creating: bool) -> None:
+    def _apply(
+        self, spec: Spec, record: Record, body: dict[str, Any], *, creating: bool
+    ) -> list[dict[str, Any]] | None:
+        """The body's fields onto `record`; the links it gives (None: it gives none), made
+        once the record is stored (they are mirrored on the records they name)."""
+        links = None
         for name, value in body.items():
             if name == "CUSTOMFIELDS" and spec.has_custom_fields:
                 self._apply_custom(spec, record, value)
@@ -359,14 +386,18 @@ class Account:
                 if value is None or self.writes == "lenient":
                     continue
                 raise WriteRejected(f"The field {name} is read-only and cannot be set.")
+            if name == "LINKS" and info.type == "array":
+                links = self._body_links(value)
+                continue
             if info.type == "array":
-                record[name] = self._nested(spec, name, value)
+                record[name] = self._nested(name, value, record.get(name) or [])
                 continue
             coerced = coerce_standard(info, value, iso=self.writes == "lenient")
             target = spec.references.get(name)
             if coerced is not None and target and coerced not in self.collections[target].records:
                 raise WriteRejected(f"{name} {coerced} does not refer to an existing record.")
             record[name] = coerced
+        return links
 
     def _apply_custom(self, spec: Spec, record: Record, value: Any) -> None:
         if not isinstance(value, list):
@@ -398,8 +429,8 @@ class Account:
         current.update(given)
         record["CUSTOMFIELDS"] = self._render_custom(spec.name, current)
 
-    def _nested(self, spec: Spec, name: str, value: Any) -> list[dict[str, Any]]:
-        # Tags, dates, links and email domains in a POST/PUT body replace the set ([DOC], §2.2).
+    def _nested(self, name: str, value: Any, current: list[Any]) -> list[dict[str, Any]]:
+        # Tags, dates and email domains in a POST/PUT body replace the set ([DOC], §2.2)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise WriteRejected(f"{name} must be an array of objects.")
         if name == "TAGS":
@@ -409,16 +440,61 @@ class Account:
                         "The field TAG_NAME must be a string with a maximum length of 255."
                     )
             return [{"TAG_NAME": t.get("TAG_NAME")} for t in value]
-        id_key = {"DATES": "DATE_ID", "EMAILDOMAINS": "EMAIL_DOMAIN_ID", "LINKS": "LINK_ID"}.get(
-            name
-        )
+        id_key, shape = _NESTED.get(name, (None, {}))
+        mine = {c.get(id_key) for c in current if isinstance(c, dict)} if id_key else set()
         items = []
-        for n, item in enumerate(value, start=1):
-            copy = dict(item)
-            if id_key and copy.get(id_key) is None:
-                copy[id_key] = n
+        for item in value:
+            copy = {**shape, **item}
+            # an item of this record keeps its id; another is a new one, numbered across the
+            # account (ASSUMPTION, docs/api.md §11: as LINK_IDs are; no date is recorded)
+            if id_key and copy.get(id_key) not in mine:
+                copy[id_key] = self._next_nested_id(id_key)
             items.append(copy)
         return items
+
+    def _next_nested_id(self, id_key: str) -> int:
+        if id_key not in self._nested_ids:
+            self._nested_ids[id_key] = max(
+                (
+                    item[id_key]
+                    for coll in self.collections.values()
+                    for r in coll.records.values()
+                    for items in r.values()
+                    if isinstance(items, list)
+                    for item in items
+                    if isinstance(item, dict) and isinstance(item.get(id_key), int)
+                ),
+                default=0,
+            )
+        self._nested_ids[id_key] += 1
+        return self._nested_ids[id_key]
+
+    def _body_links(self, value: Any) -> list[dict[str, Any]]:
+        """The links a POST/PUT body gives, each checked as `POST …/Links` checks one (a
+        refused write changes nothing): made, kept (an item with one of the record's
+        LINK_IDs) or removed (the record's links not among them) once the record is stored."""
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise WriteRejected("LINKS must be an array of objects.")
+        for item in value:
+            self._link_target(item)
+        return value
+
+    def _replace_links(self, collection: str, rid: int, wanted: list[dict[str, Any]]) -> Record:
+        record = self.collections[collection].records[rid]
+        current = {
+            lk["LINK_ID"]
+            for lk in record.get("LINKS") or []
+            if isinstance(lk, dict) and isinstance(lk.get("LINK_ID"), int)
+        }
+        kept = {item.get("LINK_ID") for item in wanted} & current
+        for link_id in current - kept:
+            self.remove_link(collection, rid, link_id)
+        for item in wanted:
+            if item.get("LINK_ID") in kept:
+                self.update_link(collection, rid, item)
+            else:
+                self.add_link(collection, rid, {k: v for k, v in item.items() if k != "LINK_ID"})
+        return self.collections[collection].records[rid]
 
     def _link(
         self, spec: Spec, rid: int, parent: str, parent_id: int, *, link_id: int
@@ -542,29 +618,10 @@ class Account:
     def add_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
         spec = self.specs[collection]
         record = self._pipelined(collection, rid)
-        if not isinstance(body, dict):
-            raise WriteRejected("The request body must be a JSON object.")
-        target_name = str(body.get("LINK_OBJECT_NAME") or "")
-        target = next((n for n, s in self.specs.items() if s.singular == target_name), None)
-        if target is None:
-            plural = target_name in self.specs
-            raise WriteRejected(
-                f"LINK_OBJECT_NAME '{target_name}' is not an object"
-                + (" (link object names are singular, e.g. Contact)" if plural else "")
-                + "."
-            )
-        target_id = coerce_integer(body.get("LINK_OBJECT_ID"), "LINK_OBJECT_ID")
-        if target_id not in self.collections[target].records:
-            raise WriteRejected(f"LINK_OBJECT_ID {target_id} does not refer to an existing record.")
-        for field in ("ROLE", "DETAILS"):
-            if len(str(body.get(field) or "")) > 255:
-                raise WriteRejected(
-                    f"The field {field} must be a string with a maximum length of 255."
-                )
-        self._link_ids = self._link_ids or self._max_link_id()
-        self._link_ids += 1
+        target, target_id = self._link_target(body)
+        target_name = self.specs[target].singular
         link = {
-            "LINK_ID": self._link_ids,
+            "LINK_ID": self._next_link_id(),
             "OBJECT_NAME": spec.singular,
             "OBJECT_ID": rid,
             "LINK_OBJECT_NAME": target_name,
@@ -587,6 +644,34 @@ class Account:
             }
             self._set_fields(target, other, {"LINKS": [*other.get("LINKS", []), mirror]})
         return link
+
+    def _link_target(self, body: Any) -> tuple[str, int]:
+        """The collection and id of the record a link's body names (refused if none)."""
+        if not isinstance(body, dict):
+            raise WriteRejected("The request body must be a JSON object.")
+        target_name = str(body.get("LINK_OBJECT_NAME") or "")
+        target = next((n for n, s in self.specs.items() if s.singular == target_name), None)
+        if target is None:
+            plural = target_name in self.specs
+            raise WriteRejected(
+                f"LINK_OBJECT_NAME '{target_name}' is not an object"
+                + (" (link object names are singular, e.g. Contact)" if plural else "")
+                + "."
+            )
+        target_id = coerce_integer(body.get("LINK_OBJECT_ID"), "LINK_OBJECT_ID")
+        if target_id not in self.collections[target].records:
+            raise WriteRejected(f"LINK_OBJECT_ID {target_id} does not refer to an existing record.")
+        for field in ("ROLE", "DETAILS"):
+            if len(str(body.get(field) or "")) > 255:
+                raise WriteRejected(
+                    f"The field {field} must be a string with a maximum length of 255."
+                )
+        return target, target_id
+
+    def _next_link_id(self) -> int:
+        self._link_ids = self._link_ids or self._max_link_id()
+        self._link_ids += 1
+        return self._link_ids
 
     def update_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
         """`PUT /{obj}/{id}/Links`: a link's ROLE, DETAILS and RELATIONSHIP_ID, by LINK_ID."""

@@ -162,6 +162,63 @@ async def test_header_names_come_in_the_case_the_real_api_sends(seeded: Sandbox)
     assert not [n for n in names if n == n.lower()]
 
 
+async def test_links_and_dates_in_a_body_are_made_as_their_own_endpoints_make_them(
+    seeded: Sandbox,
+) -> None:
+    """v3.1 takes sub-collections in a POST/PUT body: a link given so is a whole link with an
+    id of its own, mirrored on the record it names, as POST …/Links makes one; a record PUT
+    back as it was read keeps its links and dates; LINKS [] removes them, mirrors too."""
+    body = {
+        "FIRST_NAME": "Body",
+        "LINKS": [{"LINK_OBJECT_NAME": "Organisation", "LINK_OBJECT_ID": 1042, "ROLE": "Buyer"}],
+        "DATES": [{"OCCASION_NAME": "Anniversary", "OCCASION_DATE": "2020-05-01 00:00:00"}],
+    }
+    async with asgi_client(seeded) as c:
+        first = (await c.post("Contacts", json=body)).json()
+        second = (await c.post("Contacts", json=body)).json()
+        mirrors = (await c.get("Organisations/1042/Links", params={"top": 500})).json()
+        read = {k: v for k, v in first.items() if k != "CUSTOMFIELDS"}  # its autonumber
+        same = await c.put("Contacts", json=read)
+        bad = await c.put(
+            "Contacts",
+            json={
+                "CONTACT_ID": first["CONTACT_ID"],
+                "TITLE": "x",
+                "LINKS": [{"LINK_OBJECT_NAME": "Organisation", "LINK_OBJECT_ID": 999999}],
+            },
+        )
+        cleared = (
+            await c.put("Contacts", json={"CONTACT_ID": first["CONTACT_ID"], "LINKS": []})
+        ).json()
+        after = (await c.get("Organisations/1042/Links", params={"top": 500})).json()
+    link = first["LINKS"][0]
+    assert link == {
+        "LINK_ID": link["LINK_ID"],
+        "OBJECT_NAME": "Contact",
+        "OBJECT_ID": first["CONTACT_ID"],
+        "LINK_OBJECT_NAME": "Organisation",
+        "LINK_OBJECT_ID": 1042,
+        "ROLE": "Buyer",
+        "DETAILS": None,
+        "RELATIONSHIP_ID": None,
+        "IS_FORWARD": True,
+    }
+    assert link["LINK_ID"] != second["LINKS"][0]["LINK_ID"]
+    assert first["DATES"][0]["CREATE_TASK_YEARLY"] is False
+    assert first["DATES"][0]["DATE_ID"] != second["DATES"][0]["DATE_ID"]
+    mirror = next(m for m in mirrors if m["LINK_ID"] == link["LINK_ID"])
+    assert (mirror["OBJECT_ID"], mirror["LINK_OBJECT_ID"], mirror["IS_FORWARD"]) == (
+        1042,
+        first["CONTACT_ID"],
+        False,
+    )
+    assert same.status_code == 200
+    assert same.json()["LINKS"] == first["LINKS"] and same.json()["DATES"] == first["DATES"]
+    assert bad.status_code == 400 and "999999" in bad.json()["Message"]
+    assert cleared["LINKS"] == [] and cleared["TITLE"] is None  # the refused PUT changed nothing
+    assert link["LINK_ID"] not in {m["LINK_ID"] for m in after}
+
+
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
         row = (await c.get("Organisations", params={"top": 1, "brief": "true"})).json()[0]
