@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -97,6 +98,12 @@ async def test_a_new_lead_answers_as_a_live_one_did(make_sandbox) -> None:
     }
     assert lead["EMAIL_OPTED_OUT"] is False and lead["TITLE"] is None
     assert lead["CUSTOMFIELDS"] == []
+    # the API user is responsible for it, and it has a mailbox of its own
+    assert lead["RESPONSIBLE_USER_ID"] == sb.account.me()["USER_ID"]
+    assert re.fullmatch(
+        rf"[a-z0-9-]+-L{lead['LEAD_ID']}-[0-9A-F]{{7}}@mailbox\.insight\.ly",
+        lead["LINKED_EMAIL_ADDRESS"],
+    )
 
 
 async def test_custom_field_definitions_cover_every_field_type(seeded: Sandbox) -> None:
