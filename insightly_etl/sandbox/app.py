@@ -229,13 +229,19 @@ def _header_name(name: bytes) -> bytes:
     )
 
 
-class HeaderCase:
-    """ASGI middleware: every answer's header names in the case the real API sends them."""
+class AsAspNet:
+    """ASGI middleware: what ASP.NET on IIS does around the API. Its routes are case-blind
+    (`/V3.1/contacts` is `/v3.1/Contacts`; the app already takes any case after the
+    version); every answer's header names come in the case the real API sends them."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path[:6].lower() == "/v3.1/" and path[:6] != "/v3.1/":
+            scope = {**scope, "path": "/v3.1/" + path[6:]}
+
         async def cased(message: Any) -> None:
             if message["type"] == "http.response.start":
                 message = {
@@ -480,7 +486,7 @@ class Sandbox:
                 ),
             ],
             # gzip when asked, as live answers come (docs/api.md §5); Starlette's own middleware
-            middleware=[Middleware(HeaderCase), Middleware(GZipMiddleware, minimum_size=1024)],
+            middleware=[Middleware(AsAspNet), Middleware(GZipMiddleware, minimum_size=1024)],
         )
 
     # ------------------------------------------------------------------ admin
@@ -516,12 +522,13 @@ class Sandbox:
 
     # ------------------------------------------------------------------ API
     def _authorised(self, request: Request) -> bool:
-        header = request.headers.get("authorization", "")
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":  # a scheme's name is case-blind (RFC 7235, .NET)
+            return False
+        header = f"Basic {credentials.strip()}"
         if header in self._valid_auth:
             return True
         # base64(key:anything): the password is ignored (§1)
-        if not header.startswith("Basic "):
-            return False
         try:
             decoded = base64.b64decode(header[6:], validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):

@@ -405,7 +405,13 @@ class Account:
         definitions = {d["FIELD_NAME"]: d for d in self.definitions(spec.name)}
         given: dict[str, Any] = {}
         for item in value:
-            name = str(item.get("FIELD_NAME")) if isinstance(item, dict) else ""
+            # answers carry the name twice (CUSTOM_FIELD_ID is FIELD_NAME, docs/api.md §2);
+            # a client may send either
+            name = (
+                str(item.get("FIELD_NAME") or item.get("CUSTOM_FIELD_ID") or "")
+                if isinstance(item, dict)
+                else ""
+            )
             if name not in definitions:
                 raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
             given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))

@@ -286,12 +286,18 @@ async def test_instance_is_an_object_and_plural_of_singular_path_is_405(seeded: 
 
 
 @pytest.mark.parametrize(
-    "credential",
-    [KEY, f"{KEY}:", f"{KEY}:anything"],
-    ids=["no-colon", "blank-password", "any-password"],
+    ("scheme", "credential"),
+    [
+        ("Basic", KEY),
+        ("Basic", f"{KEY}:"),
+        ("Basic", f"{KEY}:anything"),
+        ("basic", f"{KEY}:"),  # a scheme's name is case-blind (RFC 7235; .NET takes it)
+        ("BASIC", KEY),
+    ],
+    ids=["no-colon", "blank-password", "any-password", "lower-case", "upper-case"],
 )
-async def test_basic_auth_forms_accepted(seeded: Sandbox, credential: str) -> None:
-    header = "Basic " + base64.b64encode(credential.encode()).decode()
+async def test_basic_auth_forms_accepted(seeded: Sandbox, scheme: str, credential: str) -> None:
+    header = f"{scheme} " + base64.b64encode(credential.encode()).decode()
     async with asgi_client(seeded, auth=False) as c:
         r = await c.get("Users/Me", headers={"Authorization": header})
     assert r.status_code == 200
@@ -305,6 +311,33 @@ async def test_bad_auth_is_401_with_the_real_body(seeded: Sandbox, header: str |
         r = await c.get("Contacts", headers={"Authorization": header} if header else {})
     assert r.status_code == 401
     assert r.json() == {"Message": "Authorization has been denied for this request."}
+
+
+async def test_the_version_in_the_path_is_case_blind_as_asp_net_routes_are(
+    seeded: Sandbox,
+) -> None:
+    async with asgi_client(seeded) as c:
+        upper = await c.get("http://sandbox.test/V3.1/contacts/2001")
+    assert upper.status_code == 200 and upper.json()["CONTACT_ID"] == 2001
+
+
+async def test_a_custom_field_may_be_named_by_its_custom_field_id(seeded: Sandbox) -> None:
+    """Answers carry the name twice; an item sent with CUSTOM_FIELD_ID alone was refused
+    as "Custom field 'None' does not exist"."""
+    async with asgi_client(seeded) as c:
+        answer = await c.put(
+            "Contacts",
+            json={
+                "CONTACT_ID": 2002,
+                "CUSTOMFIELDS": [{"CUSTOM_FIELD_ID": "Nickname__c", "FIELD_VALUE": "Bo"}],
+            },
+        )
+        unknown = await c.put(
+            "Contacts", json={"CONTACT_ID": 2002, "CUSTOMFIELDS": [{"FIELD_VALUE": "Bo"}]}
+        )
+    values = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in answer.json()["CUSTOMFIELDS"]}
+    assert answer.status_code == 200 and values["Nickname__c"] == "Bo"
+    assert unknown.json() == {"Message": "Custom field '' does not exist for Contact."}
 
 
 # ---------------------------------------------------------------- search
