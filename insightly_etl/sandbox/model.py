@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from insightly_etl.reference import load_reference
@@ -272,14 +272,22 @@ def coerce_boolean(value: Any, path: str) -> bool:
 def coerce_datetime(value: Any, path: str, *, date_only: bool = False, iso: bool = False) -> str:
     """Bodies take `yyyy-MM-dd HH:mm:ss` (UTC); a bare `yyyy-MM-dd` is that day at midnight.
 
-    With `iso` (lenient writes) ISO `…T…Z` / `…T…` is accepted too: JSON.NET parses ISO 8601
-    and public clients send it. Strict writes refuse it — ASSUMPTION (docs/api.md §6, §9.7),
-    like the query string/body mix-ups that a live probe saw answered with 400.
+    With `iso` (lenient writes) ISO 8601 is accepted too (`…T…Z`, fractions, an offset, which
+    is turned into UTC): JSON.NET parses ISO 8601 and public clients send it. Strict writes
+    refuse it — ASSUMPTION (docs/api.md §6, §9.7), like the query string/body mix-ups that a
+    live probe saw answered with 400.
     """
     if isinstance(value, str):
         text = value.strip()
-        if iso:
-            text = text.removesuffix("Z").replace("T", " ")[:19]
+        if iso and "T" in text:
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                if when.tzinfo is not None:
+                    when = when.astimezone(UTC).replace(tzinfo=None)
+                text = when.strftime(DATE_FMT)
         if _DAY_RE.match(text):
             text += " 00:00:00"
         if _DATE_RE.match(text):
@@ -319,8 +327,9 @@ def coerce_standard(info: FieldInfo, value: Any, *, iso: bool = False) -> Any:
     raise _convert_error(value, info.type, info.name)
 
 
-def coerce_custom(definition: dict[str, Any], value: Any) -> Any:
-    """Validate a custom field value against its definition (exact, case-sensitive options)."""
+def coerce_custom(definition: dict[str, Any], value: Any, *, iso: bool = False) -> Any:
+    """Validate a custom field value against its definition (exact, case-sensitive options);
+    `iso`: dates as standard fields take them (coerce_datetime)."""
     name = definition["FIELD_NAME"]
     ftype = definition["FIELD_TYPE"]
     if ftype == "AUTONUMBER" or definition.get("EDITABLE") is False:
@@ -346,9 +355,9 @@ def coerce_custom(definition: dict[str, Any], value: Any) -> Any:
         return coerce_boolean(value, name)
     if ftype == "DATE":
         # ASSUMPTION (docs/api.md §3: DATE value format unknown): stored as midnight of that day.
-        return coerce_datetime(value, name, date_only=True)
+        return coerce_datetime(value, name, date_only=True, iso=iso)
     if ftype == "DATETIME":
-        return coerce_datetime(value, name)
+        return coerce_datetime(value, name, iso=iso)
     if ftype in ("NUMERIC", "PERCENT"):
         return coerce_number(value, name)
     if ftype == "LOOKUP":

@@ -414,7 +414,9 @@ class Account:
             )
             if name not in definitions:
                 raise WriteRejected(f"Custom field '{name}' does not exist for {spec.singular}.")
-            given[name] = coerce_custom(definitions[name], item.get("FIELD_VALUE"))
+            given[name] = coerce_custom(
+                definitions[name], item.get("FIELD_VALUE"), iso=self.writes == "lenient"
+            )
             if definitions[name].get("FIELD_TYPE") == "LOOKUP" and given[name] is not None:
                 # a lookup names an existing record of its JOIN_OBJECT, like any id
                 # (ASSUMPTION, §11)

@@ -931,14 +931,22 @@ async def test_lenient_writes_ignore_read_only_fields_and_take_iso_dates_as_live
                 "FIRST_NAME": "Lenient",
                 "DATE_CREATED_UTC": "2001-01-01 00:00:00",
                 "IMAGE_URL": "http://x.example/a.png",
-                "DATE_OF_BIRTH": "1990-02-03T00:00:00Z",
+                "DATE_OF_BIRTH": "1990-02-03T00:00:00.000Z",
+                # custom dates as standard ones: they were refused ("Could not convert")
+                "CUSTOMFIELDS": [
+                    {"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2024-01-02T00:00:00Z"},
+                    {"FIELD_NAME": "Last_Webinar__c", "FIELD_VALUE": "2024-01-02T10:30:00+02:00"},
+                ],
             },
         )
     record = r.json()
-    assert r.status_code == 201
+    assert r.status_code == 201, r.text
     assert record["DATE_CREATED_UTC"] != "2001-01-01 00:00:00"  # silently not applied
     assert record["IMAGE_URL"] != "http://x.example/a.png"
     assert record["DATE_OF_BIRTH"] == "1990-02-03 00:00:00"
+    values = {c["FIELD_NAME"]: c["FIELD_VALUE"] for c in record["CUSTOMFIELDS"]}
+    assert values["First_Purchase__c"] == "2024-01-02 00:00:00"
+    assert values["Last_Webinar__c"] == "2024-01-02 08:30:00"  # the instant, in UTC
 
 
 async def test_the_quota_window_is_rolling_a_request_frees_up_24_hours_after_it_was_made(
