@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import json as json_module
 import logging
+import math
 import random
 import re
 import time
@@ -781,6 +782,29 @@ class InsightlyClient:
             response.status_code, headers=kept, content=b"".join(chunks), request=request
         )
 
+    def requests_left(self) -> tuple[int, int] | None:
+        """(how many more requests this run may send, how many a run could send at most)
+        before --max-requests, the daily quota or --reserve stops it; None: no bound known.
+        A run's most is --max-requests, or the day's allowance less the reserve."""
+        bounds: list[tuple[int, int]] = []
+        if self.max_requests is not None:
+            bounds.append((self.max_requests - self.stats.sent, self.max_requests))
+        if self.quota.remaining is not None:
+            day = self.quota.limit if self.quota.limit is not None else self.quota.remaining
+            left = self.quota.remaining - self._in_flight - self.reserve
+            bounds.append((left, day - self.reserve))
+        if not bounds:
+            return None
+        return max(0, min(b[0] for b in bounds)), max(0, min(b[1] for b in bounds))
+
+    @staticmethod
+    def pages_after(total: int | None, first: int, top: int) -> int:
+        """How many more page requests a list of `total` records takes after a first page of
+        `first` records (at least: more if records are deleted or made while it is read)."""
+        if total is None or first >= total or first < top:
+            return 0
+        return math.ceil((total - first) / _Seams.stride_of(top))
+
     def _check_budget(self, method: str, path: str) -> None:
         if self._halt is not None and self._halt.is_set():
             raise self._halted("stopping: not sent", method, path)
@@ -857,7 +881,11 @@ class _Seams:
         of the page (5 of 500), doubled each time a page did not join (records deleted
         faster than it absorbs), up to half the page, and halved again after CALM pages
         that did."""
-        overlap = min(max(1, top // 100) * self.widen, max(1, top // 2))
+        return self.stride_of(top, self.widen)
+
+    @staticmethod
+    def stride_of(top: int, widen: int = 1) -> int:
+        overlap = min(max(1, top // 100) * widen, max(1, top // 2))
         return max(1, top - overlap)
 
     def _id(self, record: dict[str, Any]) -> Any:

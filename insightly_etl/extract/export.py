@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from insightly_etl.account_id import AccountId
-from insightly_etl.api.client import InsightlyClient, Listed, Page
+from insightly_etl.api.client import PAGE_SIZE, InsightlyClient, Listed, Page
 from insightly_etl.api.registry import (
     CUSTOM_FIELDS,
     CUSTOM_OBJECTS,
@@ -44,10 +44,13 @@ from insightly_etl.api.registry import (
 from insightly_etl.api.tasks import gather_all, settle
 from insightly_etl.errors import (
     ApiError,
+    BudgetExhausted,
     ForbiddenError,
     InputError,
     InsightlyEtlError,
     NotFoundError,
+    QuotaExhausted,
+    ReserveReached,
 )
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
@@ -293,6 +296,7 @@ class Exporter:
         self._begun = False  # the manifest says this run started (after every refusal)
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
+        self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -424,6 +428,8 @@ class Exporter:
             self._write_links()
         if sub_plan is not None:
             await self._fetch_subcollections(names)
+        if self._too_big:
+            raise self._budget_stop()
         self.manifest["finished_utc"] = utc_now()
         self.manifest["requests"] = run.requests
         self._save_manifest()
@@ -695,6 +701,56 @@ class Exporter:
                 f"skipped {obj.name}: the account cannot read it (HTTP {exc.status}: {exc.message})"
             )
             return ObjectResult(obj.name, "skipped", refusal=exc)
+        except _TooBig as too_big:  # the budget is left to the objects after it
+            self._too_big.append(too_big)
+            self.result.warnings.append(f"skipped {too_big}")
+            return ObjectResult(obj.name, "skipped")
+
+    def _check_fits(self, obj: ObjectType, page: Page) -> None:
+        """After an object's first page: stop it there when the rest of its pages cannot be
+        read within what this run may still send. An export is read whole or not at all, so
+        such a run spent its budget, kept nothing, and the next one did the same."""
+        more = self.client.pages_after(page.total, len(page.records), PAGE_SIZE)
+        left = self.client.requests_left()
+        if left is not None and more > left[0]:
+            raise _TooBig(obj.name, page.total or 0, more, left[0], left[1])
+
+    def _budget_stop(self) -> InsightlyEtlError:
+        """The run's end when objects were too big for it: exit 75 when a run with a fresh
+        budget reads them (the next day's quota, another run), exit 2 when no run can at
+        these settings (--max-requests, or a day's allowance, smaller than one object)."""
+        listed = "; ".join(str(t) for t in self._too_big)
+        never = [t for t in self._too_big if t.requests + 1 > t.most]
+        if never:
+            bound = (
+                f"--max-requests {self.client.max_requests}"
+                if self.client.max_requests is not None
+                and self.client.max_requests - self.client.reserve <= never[0].most
+                else "the account's daily allowance"
+            )
+            return InputError(
+                f"not exported: {listed}; no run can read "
+                + ("them" if len(never) > 1 else "it")
+                + f" within {bound}",
+                hint="Give one run more requests (--max-requests, --reserve), or export a "
+                "smaller part with --since, into a folder of its own.",
+            )
+        client = self.client
+        by_budget = client.max_requests is not None and (
+            client.quota.remaining is None
+            or client.max_requests - client.stats.sent <= client.quota.remaining - client.reserve
+        )
+        stop = (
+            BudgetExhausted if by_budget else ReserveReached if client.reserve else QuotaExhausted
+        )
+        return stop(
+            f"not exported: {listed}",
+            hint="Run again: a run with its whole --max-requests free reads it"
+            if by_budget
+            else "Run again once the day's requests free up (within 24 hours)"
+            + ("; --reserve keeps some for other integrations" if client.reserve else "")
+            + ": the objects exported are kept.",
+        )
 
     def _since(self, obj: ObjectType) -> datetime | None:
         if not obj.searchable or obj.updated_field is None:
@@ -755,6 +811,7 @@ class Exporter:
             pages = self.client.iter_pages(obj.endpoint, params, key=obj.id_field, listed=listed)
             async for page in pages:
                 if writer is None:  # the first page is here, and so are the definitions
+                    self._check_fits(obj, page)
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
                     writer = open_writer(
@@ -872,6 +929,8 @@ class Exporter:
             async for page in self.client.iter_pages(
                 f"{obj.endpoint}/Search", params, key=obj.id_field
             ):
+                if not records and page.skip == 0:
+                    self._check_fits(obj, page)
                 self._on_page(page, marks)
                 records.extend(page.records)  # only the changes: small next to the collection
         finally:
@@ -1461,6 +1520,21 @@ def _one_by_one(obj: ObjectType) -> bool:
 # beyond that the listing is not trusted with a GET for each (a server answering an empty
 # listing would cost a request a record)
 _TRUSTED_SLACK, _TRUSTED_EXTRA = 2, 50
+
+
+class _TooBig(Exception):
+    """An object whose pages this run's budget cannot read whole (see _check_fits)."""
+
+    def __init__(self, name: str, records: int, requests: int, left: int, most: int) -> None:
+        super().__init__(name)
+        self.name, self.records, self.requests = name, records, requests
+        self.left, self.most = left, most
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name}: its {self.records:,} records need at least {self.requests:,} more "
+            f"page requests after the first, and this run had {self.left:,} left"
+        )
 
 
 @dataclass(frozen=True)

@@ -987,6 +987,45 @@ def test_a_file_of_the_same_name_imported_from_one_folder_keeps_the_first_ones_r
     assert (tmp_path / "p.success.csv").read_bytes() == success
 
 
+def test_an_object_too_big_for_the_run_s_budget_leaves_it_to_the_objects_after_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """5,220 contacts take 11 page requests. A run with 6 left used to spend them all on
+    contacts, keep nothing, and say "run again" each time, organisations never exported."""
+    sb = make_sandbox(generate={"Contacts": 5000}, daily_quota=14)
+    out = tmp_path / "out"
+    for _ in range(5):  # the day's quota is partly spent by others
+        assert sb.quota.spend()
+    first = run(sb, "export", "contacts", "organisations", "--out", str(out), "--quiet")
+    assert first.exit_code == 75, first.output
+    assert (
+        "Error: not exported: contacts: its 5,220 records need at least 10 more page requests "
+        "after the first, and this run had 7 left\nHint: Run again once the day's requests "
+        "free up (within 24 hours): the objects exported are kept.\n"
+    ) in first.stderr
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert sorted(manifest["objects"]) == ["organisations"]
+    sb.quota.reset()  # the next day
+    second = run(sb, "export", "contacts", "--out", str(out), "--quiet")
+    assert second.exit_code == 0, second.output
+    assert json.loads((out / "_manifest.json").read_text())["objects"]["contacts"]["rows"] == 5220
+
+
+def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(generate={"Contacts": 5000})
+    out = tmp_path / "out"
+    args = ("export", "contacts", "organisations", "--out", str(out), "--quiet")
+    refused = run(sb, *args, "--max-requests", "8")
+    assert refused.exit_code == 2, refused.output
+    assert (
+        "Error: not exported: contacts: its 5,220 records need at least 10 more page requests "
+        "after the first, and this run had 5 left; no run can read it within --max-requests 8\n"
+    ) in refused.stderr
+    assert sorted(json.loads((out / "_manifest.json").read_text())["objects"]) == ["organisations"]
+
+
 def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@k.example\nBob,bob@k.example\n")
