@@ -100,12 +100,17 @@ def export_summary(manifest: dict[str, Any]) -> RunSummary:
     else:
         summary.requests = _count(manifest.get("requests"))
     for name, entry in sorted(manifest["objects"].items()):
-        summary.count(name, **{k: _count(entry.get(k)) for k in _EXPORT_COUNTS})
+        # a count the run did not make (null in the manifest) is left out, as the run's own
+        # --summary-json leaves it out: never a 0 that reads as "nothing changed"
+        summary.count(
+            name, **{k: _count(entry.get(k)) for k in _EXPORT_COUNTS if entry.get(k) is not None}
+        )
         summary.files.append(str(entry.get("file")))
     return summary
 
 
 _EXPORT_COUNTS = ("rows", "new", "changed", "deleted", "requests")
+_CHANGES = ("new", "changed", "deleted")  # each left empty where the run did not count it
 
 
 def _count(value: Any) -> int:
@@ -252,7 +257,10 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
         Section(
             "Changes and deletions per object (each object's last export)",
             changes,
-            [[n, *(_count(e.get(k)) for k in ("new", "changed", "deleted"))] for n, e in objects],
+            [
+                [n, *("" if e.get(k) is None else _count(e.get(k)) for k in _CHANGES)]
+                for n, e in objects
+            ],
             ["object", "new", "changed", "deleted"],
         ),
         Section(

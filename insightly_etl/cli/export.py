@@ -310,11 +310,12 @@ def export(
         if result.account:
             click.echo(f"  account: {result.account}", err=True)
         for o in exported:
-            if o.status == "incremental" or o.deletes_checked:
+            counted = o.counts()
+            if "new" in counted:
                 parts = [f"{o.new:,} new"]
-                if o.status == "incremental" or o.changes_checked:
+                if "changed" in counted:
                     parts.append(f"{o.changed:,} changed")
-                if o.deletes_checked:
+                if "deleted" in counted:
                     confirm = (
                         f"; confirmed by GET: {plural(o.confirm_requests, 'request')}"
                         if o.confirm_requests
@@ -347,14 +348,7 @@ def note_export(summary: Any, result: Any, where: str) -> None:
     summary.account = result.account
     for o in result.objects:
         if o.status != "skipped":
-            summary.count(
-                o.name,
-                rows=o.rows,
-                new=o.new,
-                changed=o.changed,
-                deleted=o.deleted,
-                requests=o.requests,
-            )
+            summary.count(o.name, **o.counts())
     base = where.rstrip("/")
     summary.files = [f"{base}/{o.file}" for o in result.objects if o.file]
     summary.files += [str(f) for f in result.change_files]

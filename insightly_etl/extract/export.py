@@ -133,6 +133,20 @@ class ObjectResult:
     # the file holds only the records changed since then: --since into a folder without it
     partial_since: str | None = None
 
+    def counts(self) -> dict[str, int]:
+        """What this run counted, for the summary line, --summary-json and the manifest
+        alike: new records only where the old ids were compared (an incremental run, or a
+        full one over an earlier Parquet file), changed ones where rows were compared (an
+        incremental run, the lake's change file), deletions where they were looked for."""
+        counted = {"rows": self.rows, "requests": self.requests}
+        if self.status == "incremental" or self.deletes_checked:
+            counted["new"] = self.new
+        if self.status == "incremental" or self.changes_checked:
+            counted["changed"] = self.changed
+        if self.deletes_checked:
+            counted["deleted"] = self.deleted
+        return counted
+
 
 @dataclass
 class ExportResult:
@@ -1411,6 +1425,7 @@ class Exporter:
         if outcome.status == "skipped":
             return
         schema = self._schemas[outcome.name]
+        counted = outcome.counts()
         self.manifest["objects"][outcome.name] = {
             "file": outcome.file,
             "format": self.options.fmt
@@ -1418,11 +1433,7 @@ class Exporter:
             else self.table_fmt,
             "rows": outcome.rows,
             "mode": outcome.status,
-            "changed": outcome.changed if outcome.status == "incremental" else None,
-            "new": outcome.new
-            if outcome.deletes_checked or outcome.status == "incremental"
-            else None,
-            "deleted": outcome.deleted if outcome.deletes_checked else None,
+            **{k: counted.get(k) for k in ("changed", "new", "deleted")},  # None: not counted
             "high_water_mark": outcome.high_water_mark,
             **({"partial_since": outcome.partial_since} if outcome.partial_since else {}),
             "requests": outcome.requests,

@@ -49,6 +49,38 @@ def test_an_export_summary_counts_each_object_and_the_requests(make_sandbox, tmp
     assert s["files"] == [f"{tmp_path / 'x'}/contacts.parquet", f"{tmp_path / 'x'}/leads.parquet"]
 
 
+def test_export_counts_say_the_same_everywhere_and_leave_out_what_was_not_counted(
+    make_sandbox, tmp_path
+):
+    """A flat full export over an earlier one compares ids (new, deleted) but not rows: its
+    --summary-json said "changed": 0 for an edited record. The lake's full run counts changed
+    rows: its manifest said null, and `report` 0."""
+    from insightly_etl.extract.export import read_manifest
+    from insightly_etl.report import export_summary
+
+    sb = make_sandbox()
+    flat, lake = tmp_path / "flat", tmp_path / "lake"
+    for folder, layout in ((flat, "flat"), (lake, "lake")):
+        assert (
+            run(sb, "export", "contacts", "--out", str(folder), "--layout", layout).exit_code == 0
+        )
+    sb.account.update("Contacts", {"CONTACT_ID": 2016, "BACKGROUND": "edited"})
+    sb.account.delete("Contacts", 2017)
+    out = tmp_path / "summary.json"
+    again = run(sb, "export", "contacts", "--out", str(flat), "--summary-json", str(out))
+    assert "  contacts: 0 new, 1 deleted (in _deleted.parquet" in again.stderr
+    counts = summary_of(out)["objects"]["contacts"]
+    assert "changed" not in counts and (counts["new"], counts["deleted"]) == (0, 1)
+    assert "changed" not in export_summary(read_manifest(flat)).objects["contacts"]
+    lake_run = run(
+        sb, "export", "contacts", "--out", str(lake), "--layout", "lake", "--summary-json", str(out)
+    )
+    assert "  contacts: 0 new, 1 changed, 1 deleted" in lake_run.stderr
+    assert summary_of(out)["objects"]["contacts"]["changed"] == 1
+    assert read_manifest(lake)["objects"]["contacts"]["changed"] == 1
+    assert export_summary(read_manifest(lake)).objects["contacts"]["changed"] == 1
+
+
 def test_a_quota_stop_says_when_to_retry(make_sandbox, tmp_path):
     sb = make_sandbox(daily_quota=2)
     out = tmp_path / "summary.json"
