@@ -182,7 +182,12 @@ class PageConverter:
                 break
             other = pc.strptime(strings, format=fmt, unit="ms", error_is_null=True)
             result = pc.if_else(missing, other, result)
-        missing = pc.and_(pc.is_null(result), pc.is_valid(strings))
+        # Arrow's strptime rolls an impossible day over (2020-02-31 is read as 2 March): a day
+        # the text does not name is no day, kept as null and counted like any bad value
+        named = pc.utf8_slice_codeunits(strings, 0, 10)
+        rolled = pc.fill_null(pc.not_equal(pc.strftime(result, format="%Y-%m-%d"), named), False)
+        result = pc.if_else(rolled, pa.scalar(None, result.type), result)
+        missing = pc.and_(pc.and_(pc.is_null(result), pc.is_valid(strings)), pc.invert(rolled))
         if pc.any(missing).as_py():  # other ISO forms, one by one: a `T` without `Z`, an
             # offset, fractions of a second (seen from other servers and proxies)
             others = [

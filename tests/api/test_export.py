@@ -292,6 +292,28 @@ async def test_a_value_that_does_not_fit_is_null_and_counted(make_sandbox, tmp_p
     assert any(w.startswith("contacts.DATE_OF_BIRTH: 1 value(s)") for w in result.warnings)
 
 
+async def test_an_impossible_day_is_no_day_not_the_next_month_s(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """2020-02-31 was exported as 2 March (Arrow's strptime rolls the day over), silently."""
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    rec = contacts.records[2003]
+    rec["CUSTOMFIELDS"] = [
+        c for c in rec["CUSTOMFIELDS"] if c["FIELD_NAME"] != "First_Purchase__c"
+    ] + [{"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2020-02-31 00:00:00"}]
+    rec["DATE_UPDATED_UTC"] = "2021-02-29 10:00:00"
+    contacts.put(rec)
+    result = await export(sb, tmp_path, "contacts")
+    row = next(r for r in read(tmp_path, "contacts").to_pylist() if r["CONTACT_ID"] == 2003)
+    assert row["First_Purchase__c"] is None and row["DATE_UPDATED_UTC"] is None
+    assert [w for w in result.warnings if "First_Purchase__c" in w or "DATE_UPDATED" in w] == [
+        "contacts.DATE_UPDATED_UTC: 1 value(s) did not fit timestamp[ms, tz=UTC] and were kept "
+        "as null",
+        "contacts.First_Purchase__c: 1 value(s) did not fit date32[day] and were kept as null",
+    ]
+
+
 async def test_csv_has_the_same_columns_and_spreadsheet_friendly_values(
     seeded: Sandbox, tmp_path: Path
 ) -> None:
