@@ -51,6 +51,7 @@ from insightly_etl.errors import (
     NotFoundError,
     QuotaExhausted,
     ReserveReached,
+    StopReason,
 )
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
@@ -324,15 +325,10 @@ class Exporter:
         try:
             return await self._run()
         except InsightlyEtlError as exc:  # the folder says the run stopped, and why (report)
-            if self._lock is not None and self._begun:  # a run refused first changes nothing
-                self.manifest["stopped"] = {
-                    "utc": utc_now(),
-                    "reason": exc.stop_reason,
-                    "exit_code": exc.exit_code,
-                    "requests": self.client.stats.sent,
-                }
-                with contextlib.suppress(OSError):
-                    self._save_manifest()
+            self._stopped(exc.stop_reason, exc.exit_code)
+            raise
+        except OSError:  # a full disk, a folder made read-only: what the CLI exits 74 for
+            self._stopped(StopReason.ERROR, 74)
             raise
         finally:  # definitions fetched ahead of need must not outlive a failed run
             await settle(self._defs.values())
@@ -556,6 +552,17 @@ class Exporter:
                     folders.append(table)
                     folders += [d for d in (table / CHANGES).glob("run=*") if d.is_dir()]
         return [f for f in folders if f.is_dir() and not f.is_symlink()]
+
+    def _stopped(self, reason: StopReason | None, exit_code: int) -> None:
+        if self._lock is not None and self._begun:  # a run refused first changes nothing
+            self.manifest["stopped"] = {
+                "utc": utc_now(),
+                "reason": reason,
+                "exit_code": exit_code,
+                "requests": self.client.stats.sent,
+            }
+            with contextlib.suppress(OSError):
+                self._save_manifest()
 
     def _check_layout(self) -> None:
         """A folder keeps the layout and table format of its first export: a flat file beside
@@ -868,10 +875,12 @@ class Exporter:
                     journaled = checked.gone | (left_out & before)
                     self._record_deleted(obj.name, journaled)
                     deleted, confirmed = len(journaled), checked.requests + asked
-        except BaseException:
+        except BaseException as exc:
             for opened in (writer, base):
                 if opened is not None:
                     opened.abort()
+            if isinstance(exc, OSError) and exc.filename is None:  # a full disk: which file
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
         finally:
             self.progress.finish()

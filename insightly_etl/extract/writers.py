@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -78,6 +79,31 @@ class TableWriter(Protocol):
     def abort(self) -> None: ...
 
 
+@contextlib.contextmanager
+def _or_discarded(tmp: Path, path: Path, *closers: Any) -> Iterator[None]:
+    """Closing a partial file: on failure it is discarded (_discard), and an error of the
+    disk's that names no file (a full one, as pyarrow reports it) names the file written."""
+    try:
+        yield
+    except BaseException as exc:
+        _discard(tmp, *closers)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+def _discard(tmp: Path, *closers: Any) -> None:
+    """A writer's partial file, gone whatever closing it does: on a full disk closing
+    flushes, fails again, and the file was left behind, holding the space the folder's
+    manifest then had no room for (the stop went unrecorded)."""
+    try:
+        for close in closers:
+            with contextlib.suppress(OSError):
+                close()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class ParquetTableWriter:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
@@ -106,15 +132,14 @@ class ParquetTableWriter:
     def close_partial(self) -> Path:
         """Everything written, closed in its partial file, which is not published: the caller
         takes it from there (a Delta table's next version)."""
-        self._flush()
-        self._writer.close()
-        self._file.close()
+        with _or_discarded(self._tmp, self.path, self._writer.close, self._file.close):
+            self._flush()
+            self._writer.close()
+            self._file.close()
         return self._tmp
 
     def abort(self) -> None:
-        self._writer.close()
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        _discard(self._tmp, self._writer.close, self._file.close)
 
     def leave_out(self, key: str, ids: set[int], copy_to: TableWriter | None = None) -> int:
         """Take the rows whose `key` is one of `ids` out of what was written, and go on
@@ -412,14 +437,13 @@ class CsvTableWriter:
         self.rows += batch.num_rows
 
     def commit(self) -> None:
-        self._writer.close()
-        self._file.close()
+        with _or_discarded(self._tmp, self.path, self._writer.close, self._file.close):
+            self._writer.close()
+            self._file.close()
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
-        self._writer.close()
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        _discard(self._tmp, self._writer.close, self._file.close)
 
 
 EXCEL_ROWS = 1_048_576  # a sheet's rows, the header included
@@ -504,14 +528,16 @@ class XlsxTableWriter:
 
     def commit(self) -> None:
         self._tmp, file = open_partial(self.path)
-        with file:
+        with _or_discarded(self._tmp, self.path, file.close), file:
             self._book.save(file)
         publish(self._tmp, self.path)
 
     def abort(self) -> None:
+        _discard(self._tmp, self._end_sheet)
+
+    def _end_sheet(self) -> None:
         with contextlib.suppress(WorkbookAlreadySaved):  # aborted before: once is enough
             self._sheet.close()  # ends its temporary file; nothing is saved
-        self._tmp.unlink(missing_ok=True)
 
 
 _READ_AS_ESCAPED = re.compile(ESCAPED_FORMULA)

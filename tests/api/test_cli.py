@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -1024,6 +1025,41 @@ def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(
         "after the first, and this run had 5 left; no run can read it within --max-requests 8\n"
     ) in refused.stderr
     assert sorted(json.loads((out / "_manifest.json").read_text())["objects"]) == ["organisations"]
+
+
+def test_a_full_disk_leaves_no_partial_file_and_the_folder_says_how_the_run_ended(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a Parquet writer on a full disk flushes and fails again: the partial file
+    stayed, holding the space the manifest's stop record then had no room for, and `report`
+    said the run was killed. (The disk is outside the process: its answer is faked.)"""
+    import errno
+
+    import insightly_etl.extract.writers as writers
+
+    class Full:
+        def __init__(self, file: Any) -> None:
+            self.file, self.room = file, 64_000
+
+        def write(self, data: bytes) -> int:
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(data)
+            return self.file.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.file, name)
+
+    real = writers.open_partial
+    monkeypatch.setattr(writers, "open_partial", lambda p: (lambda t, f: (t, Full(f)))(*real(p)))
+    sb = make_sandbox(generate={"Contacts": 3000})
+    out = tmp_path / "out"
+    result = run(sb, "export", "contacts", "--out", str(out), "--quiet")
+    assert result.exit_code == 74, result.output
+    assert f"Error: {out / 'contacts.parquet'}: No space left on device\n" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".insightly-etl.lock", "_manifest.json"]
+    stopped = json.loads((out / "_manifest.json").read_text())["stopped"]
+    assert (stopped["reason"], stopped["exit_code"]) == ("error", 74)
 
 
 def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path: Path) -> None:
