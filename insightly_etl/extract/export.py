@@ -688,9 +688,44 @@ class Exporter:
 
     async def _schema(self, obj: ObjectType, brief: bool) -> pa.Schema:
         definitions = [] if brief or not obj.has_custom_fields else await self._definitions(obj)
+        if definitions and obj.name not in self._schemas:  # once an object, not each call
+            self._say_field_changes(obj.name, definitions)
         schema = object_schema(obj, definitions, brief=brief)
         self._schemas[obj.name] = schema
         return schema
+
+    def _say_field_changes(self, name: str, definitions: list[dict[str, Any]]) -> None:
+        """Custom fields defined, deleted or retyped in Insightly since the folder's last
+        export of `name`: the file's columns follow the account, said in a warning (a
+        column, with every value the earlier files kept, went without a word)."""
+        entry = self.manifest["objects"].get(name)
+        earlier = entry.get("custom_field_definitions") if isinstance(entry, dict) else None
+        if not isinstance(earlier, list):
+            return
+
+        def types(defs: list[Any]) -> dict[str, str]:
+            return {
+                str(d.get("FIELD_NAME")): str(d.get("FIELD_TYPE"))
+                for d in defs
+                if isinstance(d, dict) and d.get("FIELD_NAME")
+            }
+
+        was, now = types(earlier), types(definitions)
+        if gone := [f for f in was if f not in now]:
+            self.result.warnings.append(
+                f"{name}: custom field(s) no longer defined in Insightly: {', '.join(gone)}; "
+                "their columns, with the values earlier exports kept, are left out"
+            )
+        if new := [f"{f} ({now[f]})" for f in now if f not in was]:
+            self.result.warnings.append(
+                f"{name}: custom field(s) new in Insightly, a column each: {', '.join(new)}"
+            )
+        retyped = [f"{f} ({was[f]} → {now[f]})" for f in now if f in was and was[f] != now[f]]
+        if retyped:
+            self.result.warnings.append(
+                f"{name}: custom field(s) of another type now, their columns too: "
+                + ", ".join(retyped)
+            )
 
     async def _export_definitions(self) -> ObjectResult:
         with_custom = [obj for obj in OBJECTS.values() if obj.has_custom_fields]
@@ -982,8 +1017,8 @@ class Exporter:
                 # a custom field's type changed (text to number …): the file's older values
                 # cannot be carried over, and the server has them in the new type
                 self.result.warnings.append(
-                    f"{obj.name}: a field's type changed since the last export "
-                    f"({str(exc)[:80]}); exported in full this time"
+                    f"{obj.name}: the earlier file's values of a field whose type changed do "
+                    f"not read as the new type ({str(exc)[:80]}); exported in full this time"
                 )
                 return await self._full(obj, path, brief)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))

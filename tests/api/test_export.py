@@ -845,6 +845,24 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
     ]
 
 
+async def test_a_custom_field_deleted_in_insightly_is_said_when_its_column_goes(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Its column, with every value the earlier files kept, went without a word."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    defs = sb.account.custom_fields["Contacts"]
+    sb.account.custom_fields["Contacts"] = [d for d in defs if d["FIELD_NAME"] != "Nickname__c"]
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert "Nickname__c" not in read(tmp_path, "contacts").schema.names
+    assert [w for w in result.warnings if "Nickname__c" in w] == [
+        "contacts: custom field(s) no longer defined in Insightly: Nickname__c; their columns, "
+        "with the values earlier exports kept, are left out"
+    ]
+    again = await export(sb, tmp_path, "contacts", incremental=True)
+    assert not [w for w in again.warnings if "custom field" in w]  # said once
+
+
 async def test_an_answer_of_every_object_s_definitions_gives_an_object_only_its_own(
     make_sandbox, tmp_path: Path
 ) -> None:

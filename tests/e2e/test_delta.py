@@ -44,6 +44,10 @@ def test_delta_tables_take_a_version_per_run_and_follow_the_custom_fields(
     sb.account.delete("Contacts", gone)
     second = run(sb, "export", "contacts", "--incremental", "--detect-deletes", *delta)
     assert second.exit_code == 0, second.output
+    assert (
+        "Warning: contacts: custom field(s) new in Insightly, a column each: "
+        "Lake_Score__c (NUMERIC)\n"
+    ) in second.stderr
     dt = DeltaTable(str(table))
     assert dt.version() == 1 and dt.history()[0]["operation"] == "MERGE"
     now = pl.read_delta(str(table))
@@ -62,7 +66,14 @@ def test_delta_tables_take_a_version_per_run_and_follow_the_custom_fields(
     sb.account.create("Contacts", {"FIRST_NAME": "Typed"})
     third = run(sb, "export", "contacts", "--incremental", *delta)
     assert third.exit_code == 0, third.output
-    assert "Warning: contacts: a field's type changed since the last export (" in third.stderr
+    assert (
+        f"Warning: contacts: custom field(s) of another type now, their columns too: "
+        f"{text['FIELD_NAME']} (TEXT → NUMERIC)\n"
+    ) in third.stderr
+    assert (
+        "Warning: contacts: the earlier file's values of a field whose type changed do not "
+        "read as the new type ("
+    ) in third.stderr
     dt = DeltaTable(str(table))
     assert dt.version() == 2
     assert pl.read_delta(str(table)).schema[text["FIELD_NAME"]] == pl.Float64
