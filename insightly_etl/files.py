@@ -57,6 +57,23 @@ def utc_now() -> str:
 CELL_CHARACTERS = 32_767  # the most a spreadsheet cell holds (Excel, Calc; our XLSX export)
 
 
+def cell_length(text: str) -> int:
+    """A text's length as a spreadsheet counts it: in UTF-16 units, an emoji two (Excel's
+    LEN; what its 32,767-character cell limit counts)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def in_a_cell(text: str) -> str:
+    """`text` as a spreadsheet cell holds it: the first CELL_CHARACTERS units (cell_length),
+    never half an emoji."""
+    if len(text) <= CELL_CHARACTERS // 2 or cell_length(text) <= CELL_CHARACTERS:
+        return text
+    units = text.encode("utf-16-le")[: 2 * CELL_CHARACTERS]
+    if 0xD8 <= units[-1] <= 0xDB:  # the last unit is the first half of a pair: not kept
+        units = units[:-2]
+    return units.decode("utf-16-le")
+
+
 def sha256_file(path: Path) -> str:
     """A file's bytes as a SHA-256 digest (hex): whether it is the one seen before."""
     with path.open("rb") as f:

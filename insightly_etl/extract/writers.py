@@ -26,10 +26,10 @@ from openpyxl.utils.exceptions import WorkbookAlreadySaved
 
 from insightly_etl.errors import InputError
 from insightly_etl.files import (  # re-exported: the extract side's one import for files
-    CELL_CHARACTERS,
     ESCAPED_FORMULA,
     csv_schema,
     escape_column,
+    in_a_cell,
     open_partial,
     partial_path,
     publish,
@@ -518,9 +518,9 @@ class XlsxTableWriter:
         if _READ_AS_ESCAPED.match(text):  # `'+x` is read back as `+x` (files.unescape_frame,
             # for a CSV of ours saved as a workbook): one more quote, and it reads as itself
             text = "'" + text
-        if len(text) > CELL_CHARACTERS:
+        if (kept := in_a_cell(text)) != text:
             self.cut[column] = self.cut.get(column, 0) + 1
-            text = text[:CELL_CHARACTERS]
+            text = kept
         cell = WriteOnlyCell(self._sheet, text)
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
         cell.number_format = TEXT_FORMAT

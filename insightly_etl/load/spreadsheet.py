@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from insightly_etl.files import CELL_CHARACTERS
+from insightly_etl.files import CELL_CHARACTERS, cell_length, in_a_cell
 from insightly_etl.load.fields import BOOLEAN, DATE, DATETIME, INTEGER, NUMBER, FieldSpec
 
 _SLASH = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?:[\s,]|$)")
@@ -322,12 +322,13 @@ class Cut(StrEnum):
 
 def cut_to_a_cell(new: str, old: str) -> Cut | None:
     """How `new` is `old` cut where a cell ends (sent, it would lose the rest), or None."""
-    if len(old) <= CELL_CHARACTERS or len(new) > CELL_CHARACTERS:
+    if cell_length(old) <= CELL_CHARACTERS or cell_length(new) > CELL_CHARACTERS:
         return None
-    cuts = {old[:CELL_CHARACTERS], _as_cell(old[:CELL_CHARACTERS]), _as_cell(old)[:CELL_CHARACTERS]}
+    cuts = {in_a_cell(old), _as_cell(in_a_cell(old)), in_a_cell(_as_cell(old))}
     if new in cuts:
         return Cut.CUT
-    if len(new) == CELL_CHARACTERS or any(new.endswith(cut[-100:]) for cut in cuts):
+    full = cell_length(new) >= CELL_CHARACTERS - 1  # the last unit may be half an emoji
+    if full or any(new.endswith(cut[-100:]) for cut in cuts):
         return Cut.EDITED
     return None
 

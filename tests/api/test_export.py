@@ -618,6 +618,30 @@ async def test_deleted_records_leave_the_file_for_deleted_parquet_at_the_printed
 
 
 @pytest.mark.slow
+async def test_xlsx_cuts_a_text_where_a_cell_ends_as_excel_counts_it(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Excel's 32,767 characters are UTF-16 units: 20,000 emoji are 40,000 of them and were
+    written whole, past what Excel holds; they are cut at 16,383 emoji, never half of one."""
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    for rid, text in ((2001, "\U0001f600" * 20_000 + "END"), (2002, "x" * 40_000)):
+        contacts.put({**contacts.records[rid], "BACKGROUND": text})
+    result = await export(sb, tmp_path, "contacts", fmt="xlsx")
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(tmp_path / "contacts.xlsx")["contacts"]
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    background = header.index("BACKGROUND")
+    assert rows[2001][background] == "\U0001f600" * 16_383
+    assert rows[2002][background] == "x" * 32_767
+    assert (
+        "contacts.BACKGROUND: 2 text(s) longer than a spreadsheet cell holds (32,767 characters) "
+        "were cut there; Parquet and CSV keep them whole"
+    ) in result.warnings
+
+
 async def test_xlsx_has_one_sheet_per_object_with_real_types_and_no_formulas(
     make_sandbox, tmp_path: Path
 ) -> None:

@@ -191,3 +191,15 @@ def test_the_column_comparison_is_match_text_for_every_value(casefold: bool) -> 
 )
 def test_an_edit_of_a_cell_a_code_page_lost_letters_of(old: str, new: str, edited: bool) -> None:
     assert lost_and_edited(new, old) is edited
+
+
+def test_a_text_cut_where_a_cell_ends_is_told_as_excel_counts_a_cell() -> None:
+    """An emoji is two of a cell's 32,767 units: 20,000 of them come back as 16,383."""
+    from insightly_etl.load.spreadsheet import Cut, cut_to_a_cell
+
+    old = "\U0001f600" * 20_000 + "END"
+    kept = "\U0001f600" * 16_383
+    assert cut_to_a_cell(kept, old) is Cut.CUT
+    assert cut_to_a_cell(kept[:-1] + "\U0001f601", old) is Cut.EDITED  # full, its end edited
+    assert cut_to_a_cell("\U0001f600" * 10, old) is None  # a new text, not a cut one
+    assert cut_to_a_cell(old, old) is None
