@@ -257,8 +257,9 @@ def export(
             partitions_beside=partitions_beside,
         )
         if detect_deletes and not quiet:
-            from insightly_etl.extract.export import deletion_cost
+            from insightly_etl.extract.export import check_options, deletion_cost
 
+            check_options(options)  # a run refused says no cost first
             cost = deletion_cost(options)
             click.echo(
                 f"Detecting deletions costs about {plural(cost, 'request')} (every id of each "

@@ -337,16 +337,7 @@ class Exporter:
 
     async def _run(self) -> ExportResult:
         opts = self.options
-        if (opts.incremental or opts.since) and opts.fmt != "parquet":
-            raise InputError(
-                "--incremental and --since merge into Parquet files",
-                hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
-            )
-        if opts.with_ and opts.fmt != "parquet":
-            raise InputError(
-                "--with writes Parquet (the per-record files join the objects' Parquet files)",
-                hint="Leave out --format, or export the sub-collections in a second run.",
-            )
+        check_options(opts)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(
                 f"{self.out_dir}: not a directory", hint="--out names the directory for the files."
@@ -1819,6 +1810,20 @@ def _dedupe(table: pa.Table, id_field: str | None) -> pa.Table:
 def _rows(entry: dict[str, Any]) -> int:
     rows = entry.get("rows")
     return rows if isinstance(rows, int) and rows > 0 else 0  # a hand-edited manifest: none
+
+
+def check_options(opts: ExportOptions) -> None:
+    """Options that cannot go together, refused before anything is said or asked."""
+    if (opts.incremental or opts.since) and opts.fmt != "parquet":
+        raise InputError(
+            "--incremental and --since merge into Parquet files",
+            hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
+        )
+    if opts.with_ and opts.fmt != "parquet":
+        raise InputError(
+            "--with writes Parquet (the per-record files join the objects' Parquet files)",
+            hint="Leave out --format, or export the sub-collections in a second run.",
+        )
 
 
 def deletion_cost(options: ExportOptions) -> int:

@@ -1062,6 +1062,21 @@ def test_a_full_disk_leaves_no_partial_file_and_the_folder_says_how_the_run_ende
     assert (stopped["reason"], stopped["exit_code"]) == ("error", 74)
 
 
+def test_options_that_cannot_go_together_are_refused_before_any_cost_is_said(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox()
+    out = tmp_path / "out"
+    args = ("export", "contacts", "--out", str(out), "--format", "csv", "--incremental")
+    refused = run(sb, *args, "--detect-deletes")
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        "Error: --incremental and --since merge into Parquet files\n"
+        "Hint: Export Parquet for incremental runs; convert to CSV afterwards if needed.\n"
+    )
+    assert sum(sb.stats.values()) == 0 and not out.exists()
+
+
 def test_status_keeps_created_rows_created_after_an_edit(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@k.example\nBob,bob@k.example\n")
