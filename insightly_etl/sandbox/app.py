@@ -36,11 +36,13 @@ from starlette.types import Receive, Scope, Send
 
 from insightly_etl.sandbox import synth
 from insightly_etl.sandbox.model import (
+    ACTIVITY_PARENTS,
     ATTACHMENT_PARENTS,
     COMMENT_PARENTS,
     DATE_FMT,
     EMAIL_PARENTS,
     NOTE_PARENTS,
+    OWN_ARRAYS,
     WriteRejected,
 )
 from insightly_etl.sandbox.store import Account, Collection, SeedError, dumps
@@ -719,36 +721,30 @@ class Sandbox:
                 note = account.create("Notes", body, parent=(name, rid))
                 return json_response(note, 201)
             if method == "GET":
-                notes = account.collections["Notes"]
-                after = _parse_after(_query(request).get("updated_after_utc") or "")
-                candidates = account.search("Notes", updated_after=after) if after else notes.ids
-                ids = [
-                    i
-                    for i in candidates
-                    if any(
-                        lk.get("LINK_OBJECT_NAME") == spec.singular
-                        and lk.get("LINK_OBJECT_ID") == rid
-                        for lk in notes.records[i]["LINKS"]
-                    )
-                ]
-                return self._page(request, "Notes", ids)
-        if seg[2:] == ["FileAttachments"] and method == "GET" and name in ATTACHMENT_PARENTS:
+                return self._linked(request, "Notes", name, rid)
+        child = seg[2] if len(seg) == 3 and method == "GET" else None
+        parents = {
+            "FileAttachments": ATTACHMENT_PARENTS,
+            "Comments": COMMENT_PARENTS,
+            "Emails": EMAIL_PARENTS,
+            "Tasks": ACTIVITY_PARENTS,
+            "Events": ACTIVITY_PARENTS,
+            **OWN_ARRAYS,
+        }
+        if child in parents and name in parents[child]:
             if rid not in account.collections[name].records:
                 return error(404, f"{spec.singular} {rid} not found.")
-            files = account.attachments_of(name, rid)
-            params = _query(request)
-            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
-            return json_response(files[skip : skip + top])
-        if seg[2:] == ["Comments"] and method == "GET" and name in COMMENT_PARENTS:
-            if rid not in account.collections[name].records:
-                return error(404, f"{spec.singular} {rid} not found.")
-            params = _query(request)
-            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
-            return json_response(account.comments_of(name, rid)[skip : skip + top])
-        if seg[2:] == ["Emails"] and method == "GET" and name in EMAIL_PARENTS:
-            if rid not in account.collections[name].records:
-                return error(404, f"{spec.singular} {rid} not found.")
-            return self._page(request, "Emails", account.emails_of(name, rid))
+            if child in ("Emails", "Tasks", "Events"):
+                return self._linked(request, child, name, rid)
+            record = account.collections[name].records[rid]
+            items = (
+                account.attachments_of(name, rid)
+                if child == "FileAttachments"
+                else account.comments_of(name, rid)
+                if child == "Comments"
+                else record.get(child.upper()) or []
+            )
+            return self._items_page(request, items)
         if seg[2:3] == ["Links"] and "LINKS" in spec.fields:
             return await self._links(request, name, rid, seg[3:])
         if seg[2:] == ["Tags"] and "TAGS" in spec.fields:
@@ -765,9 +761,7 @@ class Sandbox:
         if rid not in coll.records:
             return error(404, f"{coll.spec.singular} {rid} not found.")
         if not rest and method == "GET":  # paged like every list (swagger: skip, top)
-            params = _query(request)
-            skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
-            return json_response((coll.records[rid].get("LINKS") or [])[skip : skip + top])
+            return self._items_page(request, coll.records[rid].get("LINKS") or [])
         if not rest and method == "POST":
             return json_response(account.add_link(name, rid, await _body(request)), 201)
         if not rest and method == "PUT":
@@ -954,6 +948,27 @@ class Sandbox:
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return raw_json(body, 200, headers)
+
+    def _linked(self, request: Request, child: str, name: str, rid: int) -> Response:
+        """`GET /{Object}/{id}/Notes|Emails|Tasks|Events`: the `child` records linked to
+        the record, filtered by `updated_after_utc` as searches are (swagger), paged."""
+        after = _parse_after(_query(request).get("updated_after_utc") or "")
+        account = self.account
+        candidates = account.search(child, updated_after=after) if after else None
+        return self._page(request, child, account.linked_to(child, name, rid, candidates))
+
+    def _items_page(self, request: Request, items: list[Any]) -> Response:
+        """A record's own list (links, files, comments, dates), paged like every list:
+        `skip`, `top` (at most 500), `count_total`."""
+        params = _query(request)
+        skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
+        if skip < 0 or top < 0:
+            return error(400, "The request is invalid.")
+        counted = (params.get("count_total") or "false").lower() == "true"
+        return json_response(
+            items[skip : skip + top],
+            headers={"X-Total-Count": str(len(items))} if counted else None,
+        )
 
     def _one(self, request: Request, name: str, rid: int) -> Response:
         coll = self.account.collections[name]

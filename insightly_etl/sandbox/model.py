@@ -103,6 +103,10 @@ ATTACHMENT_PARENTS = (
 # Objects with `GET /{Object}/{id}/Comments`, and with `GET /{Object}/{id}/Emails` (swagger).
 COMMENT_PARENTS = ("Emails", "Notes", "Tasks", "Ticket")
 EMAIL_PARENTS = ("Contacts", "Leads", "Opportunities", "Organisations", "Projects")
+# `GET /{Object}/{id}/Tasks` and `/Events` (the swagger): the ones linked to the record
+ACTIVITY_PARENTS = EMAIL_PARENTS
+# `GET /{Object}/{id}/Dates`, `/EmailDomains` (the swagger): the record's own array
+OWN_ARRAYS = {"Dates": ("Contacts", "Organisations"), "EmailDomains": ("Organisations",)}
 
 # id fields that must name an existing record (ASSUMPTION (§11): the real API refuses dangling ids).
 _REFERENCES = {

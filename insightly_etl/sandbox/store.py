@@ -870,16 +870,20 @@ class Account:
             if c.get("PARENT_OBJECT") == collection and c.get("PARENT_ID") == rid
         ]
 
-    def emails_of(self, collection: str, rid: int) -> list[int]:
-        """`GET /{Object}/{id}/Emails`: the emails linked to the record."""
+    def linked_to(
+        self, child: str, collection: str, rid: int, ids: Iterable[int] | None = None
+    ) -> list[int]:
+        """`GET /{Object}/{id}/Notes|Emails|Tasks|Events`: the `child` records (of `ids`,
+        else all) linked to the record."""
         singular = self.specs[collection].singular
-        emails = self.collections["Emails"]
+        records = self.collections[child].records
         return [
             i
-            for i in emails.ids
+            for i in (self.collections[child].ids if ids is None else ids)
             if any(
                 lk.get("LINK_OBJECT_NAME") == singular and lk.get("LINK_OBJECT_ID") == rid
-                for lk in emails.records[i].get("LINKS") or []
+                for lk in records[i].get("LINKS") or []
+                if isinstance(lk, dict)
             )
         ]
 

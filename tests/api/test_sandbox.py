@@ -226,6 +226,44 @@ async def test_links_and_dates_in_a_body_are_made_as_their_own_endpoints_make_th
     assert link["LINK_ID"] not in {m["LINK_ID"] for m in after}
 
 
+async def test_a_record_s_tasks_events_dates_and_domains_are_listed_as_the_swagger_lists(
+    seeded: Sandbox,
+) -> None:
+    """`GET /{Object}/{id}/Tasks|Events|Dates|EmailDomains` answered 404; each list is paged
+    and counted like every list (FileAttachments gave no X-Total-Count)."""
+    tasks = seeded.account.collections["Tasks"].ids[:2]
+    event = seeded.account.collections["Events"].ids[0]
+    async with asgi_client(seeded) as c:
+        for tid in tasks:
+            linked = await c.post(
+                f"Tasks/{tid}/Links", json={"LINK_OBJECT_NAME": "Contact", "LINK_OBJECT_ID": 2001}
+            )
+            assert linked.status_code == 201, linked.text
+        await c.post(
+            f"Events/{event}/Links", json={"LINK_OBJECT_NAME": "Contact", "LINK_OBJECT_ID": 2001}
+        )
+        await c.put(
+            "Contacts",
+            json={
+                "CONTACT_ID": 2001,
+                "DATES": [{"OCCASION_NAME": "Joined", "OCCASION_DATE": "2020-01-02 00:00:00"}],
+            },
+        )
+        listed = await c.get("Contacts/2001/Tasks", params={"count_total": "true", "top": 1})
+        events = (await c.get("contacts/2001/events")).json()
+        dates = (await c.get("Contacts/2001/Dates")).json()
+        domains = (await c.get("Organisations/1001/EmailDomains")).json()
+        files = await c.get("Contacts/2008/FileAttachments", params={"count_total": "true"})
+        none = await c.get("Contacts/999999/Tasks")
+    assert [t["TASK_ID"] for t in listed.json()] == tasks[:1]
+    assert listed.headers["X-Total-Count"] == "2"
+    assert [e["EVENT_ID"] for e in events] == [event]
+    assert [d["OCCASION_NAME"] for d in dates] == ["Joined"]
+    assert domains == [{"EMAIL_DOMAIN_ID": 1001, "EMAIL_DOMAIN": "brightpartners1001.example"}]
+    assert files.headers["X-Total-Count"] == str(len(files.json())) != "0"
+    assert none.status_code == 404
+
+
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
         row = (await c.get("Organisations", params={"top": 1, "brief": "true"})).json()[0]
