@@ -17,10 +17,18 @@ class QuotaState:
     limit: int | None = None
     remaining: int | None = None
 
-    def update(self, headers: Mapping[str, str]) -> None:
-        for name, attr in (("X-RateLimit-Limit", "limit"), ("X-RateLimit-Remaining", "remaining")):
-            if (count := header_count(headers.get(name))) is not None:
-                setattr(self, attr, count)
+    def update(self, headers: Mapping[str, str], overtaken: int = 0) -> None:
+        """The counts an answer gives. Answers overtake one another (a page arrives after
+        the small request sent beside it, which the server counted later), so a count of
+        what is left that is higher than the last by no more than the `overtaken` requests
+        in flight at once is an older count, not requests freed up: the lower one stays."""
+        if (limit := header_count(headers.get("X-RateLimit-Limit"))) is not None:
+            self.limit = limit
+        left = header_count(headers.get("X-RateLimit-Remaining"))
+        if left is not None and (
+            self.remaining is None or left < self.remaining or left > self.remaining + overtaken
+        ):
+            self.remaining = left
 
 
 def header_count(value: str | None) -> int | None:

@@ -674,7 +674,7 @@ class InsightlyClient:
             finally:
                 self._in_flight -= 1
         elapsed = self._clock() - started
-        self.quota.update(response.headers)
+        self.quota.update(response.headers, overtaken=self.max_in_flight)
         self._server_clock(_http_date(response.headers.get("Date")))
         self.stats.by_status[("write" if write else "read", response.status_code)] += 1
         log.debug(

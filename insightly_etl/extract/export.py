@@ -49,6 +49,7 @@ from insightly_etl.errors import (
     InputError,
     InsightlyEtlError,
     NotFoundError,
+    QuotaError,
     QuotaExhausted,
     ReserveReached,
     StopReason,
@@ -312,6 +313,7 @@ class Exporter:
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
+        self._began_at = 0  # requests sent (stats.sent) when this run began
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -414,17 +416,23 @@ class Exporter:
             )
             if self.announce:
                 self.announce(sub_plan)
-        for name in names:
-            meter = self.client.meter()
-            if name == CUSTOM_FIELDS:
-                outcome = await self._export_definitions()
-            elif name == CUSTOM_OBJECTS:
-                outcome = self._export_custom_objects()
-            else:
-                outcome = await self._export_object(self._type_of(name))
-            outcome.requests = meter.requests
-            self.result.objects.append(outcome)
-            self._record(outcome)
+        self._began_at = self.client.stats.sent - run.requests  # when this run began
+        try:
+            for name in names:
+                meter = self.client.meter()
+                if name == CUSTOM_FIELDS:
+                    outcome = await self._export_definitions()
+                elif name == CUSTOM_OBJECTS:
+                    outcome = self._export_custom_objects()
+                else:
+                    outcome = await self._export_object(self._type_of(name))
+                outcome.requests = meter.requests
+                self.result.objects.append(outcome)
+                self._record(outcome)
+        except QuotaError as exc:  # the objects after one too big spent the rest
+            if self._too_big:
+                raise self._budget_stop(exc) from exc
+            raise
         if opts.fmt == "parquet" and "links" not in opts.with_:
             self._write_links()
         if sub_plan is not None:
@@ -760,20 +768,29 @@ class Exporter:
         more = self.client.pages_after(page.total, len(page.records), PAGE_SIZE)
         left = self.client.requests_left()
         if left is not None and more > left[0]:
-            raise _TooBig(obj.name, page.total or 0, more, left[0], left[1])
+            # every run spends as much before this object's first page (the account, the
+            # objects before it) and on it so far (that page, its field definitions)
+            spent = self.client.stats.sent - self._began_at
+            raise _TooBig(obj.name, page.total or 0, more, left[0], left[1] - spent)
 
-    def _budget_stop(self) -> InsightlyEtlError:
-        """The run's end when objects were too big for it: exit 75 when a run with a fresh
-        budget reads them (the next day's quota, another run), exit 2 when no run can at
-        these settings (--max-requests, or a day's allowance, smaller than one object)."""
-        listed = "; ".join(str(t) for t in self._too_big)
-        never = [t for t in self._too_big if t.requests + 1 > t.most]
+    def _budget_stop(self, then: QuotaError | None = None) -> InsightlyEtlError:
+        """The run's end when objects were too big for it (and, `then`, the stop that came
+        after, the objects after them having spent the rest): exit 75 when a run with a
+        fresh budget reads them (the next day's quota, another run), exit 2 when no run can
+        at these settings (what every run spends before an object, and the object itself,
+        more than --max-requests or a day's allowance)."""
+        listed = "; ".join(str(t) for t in self._too_big) + (
+            f"; then {then.message}" if then is not None else ""
+        )
+        never = [t for t in self._too_big if t.requests > t.most]
         if never:
+            client, day = self.client, self.client.quota.limit
             bound = (
-                f"--max-requests {self.client.max_requests}"
-                if self.client.max_requests is not None
-                and self.client.max_requests - self.client.reserve <= never[0].most
+                f"--max-requests {client.max_requests}"
+                if client.max_requests is not None
+                and (day is None or client.max_requests <= day - client.reserve)
                 else "the account's daily allowance"
+                + (f" less --reserve {client.reserve:,}" if client.reserve else "")
             )
             return InputError(
                 f"not exported: {listed}; no run can read "
@@ -787,9 +804,11 @@ class Exporter:
             client.quota.remaining is None
             or client.max_requests - client.stats.sent <= client.quota.remaining - client.reserve
         )
-        stop = (
+        stop: type[QuotaError] = (
             BudgetExhausted if by_budget else ReserveReached if client.reserve else QuotaExhausted
         )
+        if then is not None:
+            stop = type(then)
         return stop(
             f"not exported: {listed}",
             hint="Run again: a run with its whole --max-requests free reads it"
@@ -1572,6 +1591,8 @@ class _TooBig(Exception):
     """An object whose pages this run's budget cannot read whole (see _check_fits)."""
 
     def __init__(self, name: str, records: int, requests: int, left: int, most: int) -> None:
+        """`requests`: its pages after the first; `left`: what the run had left for them;
+        `most`: what a run with its whole budget has left for them."""
         super().__init__(name)
         self.name, self.records, self.requests = name, records, requests
         self.left, self.most = left, most

@@ -1001,7 +1001,7 @@ def test_an_object_too_big_for_the_run_s_budget_leaves_it_to_the_objects_after_i
     assert first.exit_code == 75, first.output
     assert (
         "Error: not exported: contacts: its 5,220 records need at least 10 more page requests "
-        "after the first, and this run had 7 left\nHint: Run again once the day's requests "
+        "after the first, and this run had 6 left\nHint: Run again once the day's requests "
         "free up (within 24 hours): the objects exported are kept.\n"
     ) in first.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
@@ -1010,6 +1010,24 @@ def test_an_object_too_big_for_the_run_s_budget_leaves_it_to_the_objects_after_i
     second = run(sb, "export", "contacts", "--out", str(out), "--quiet")
     assert second.exit_code == 0, second.output
     assert json.loads((out / "_manifest.json").read_text())["objects"]["contacts"]["rows"] == 5220
+
+
+def test_an_object_too_big_is_named_when_the_objects_after_it_then_spend_the_rest(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A whole-account export: contacts left out, the objects after it spent the budget, and
+    the run's one line was the budget's, contacts named nowhere."""
+    sb = make_sandbox(generate={"Contacts": 5000})
+    out = tmp_path / "out"
+    result = run(sb, "export", "--out", str(out), "--quiet", "--max-requests", "9")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "Error: not exported: contacts: its 5,220 records need at least 10 more page requests "
+        "after the first, and this run had 5 left; then the budget of 9 requests for this run "
+        "is spent; no run can read it within --max-requests 9\n"
+    )
+    stopped = json.loads((out / "_manifest.json").read_text())["stopped"]
+    assert stopped["exit_code"] == 2
 
 
 def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(

@@ -801,3 +801,18 @@ async def test_json_nested_past_the_stack_is_an_answer_that_is_not_json() -> Non
     async with mock_client(handler) as client:
         with pytest.raises(ApiError, match=r"the answer is not JSON: '\[\[\[\["):
             await client.get("Contacts")
+
+
+async def test_a_count_of_requests_left_overtaken_by_a_later_one_is_not_taken_for_more() -> None:
+    """Answers overtake one another: a page answered after the small request sent beside it
+    said 40 left where the small one, counted later, said 39; taking the last to arrive let
+    an export start an object the day could not finish. A count higher by more than the
+    requests in flight at once is requests freed up (a new day), and is taken."""
+    said = iter([39, 40, 45, 60])
+    client = mock_client(lambda request: ok(remaining=next(said)), max_in_flight=8)
+    async with client:
+        seen = []
+        for _ in range(4):
+            await client.get("Users/Me")
+            seen.append(client.quota.remaining)
+    assert seen == [39, 39, 39, 60]
