@@ -889,7 +889,7 @@ class Exporter:
                     )
                     if self.options.fmt != "parquet" and obj.id_field:
                         base = open_writer(self._base_path(obj.name), schema, "parquet")
-                self._on_page(page, marks)
+                self._on_page(page, marks, obj.name)
                 # off the event loop, so the next requests leave on time while we convert
                 batch = await asyncio.to_thread(converter.to_batch, page.records)  # type: ignore[union-attr]
                 await asyncio.to_thread(writer.write, batch)
@@ -999,7 +999,7 @@ class Exporter:
             ):
                 if not records and page.skip == 0:
                     self._check_fits(obj, page)
-                self._on_page(page, marks)
+                self._on_page(page, marks, obj.name)
                 records.extend(page.records)  # only the changes: small next to the collection
         finally:
             self.progress.finish()
@@ -1214,7 +1214,7 @@ class Exporter:
         self.progress.start(f"{obj.name} ({why})")
         try:
             async for page in self.client.iter_pages(obj.endpoint, params, key=obj.id_field):
-                self._on_page(page, _Marks(None))
+                self._on_page(page, _Marks(None), obj.name)
                 ids.update(i for r in page.records if (i := record_id(r, obj.id_field)) is not None)
         finally:
             self.progress.finish()
@@ -1424,10 +1424,18 @@ class Exporter:
         writer.write(rows.combine_chunks().to_batches()[0])
         writer.commit()
 
-    def _on_page(self, page: Page, marks: _Marks) -> None:
+    def _on_page(self, page: Page, marks: _Marks, name: str) -> None:
         if page.skip == 0 and page.total is not None:
             self.progress.set_total(page.total)
         marks.add(page.records, self.client.last_server_time)
+        if page.skip == 0 and marks.future is not None:
+            self.result.warnings.append(
+                f"{name}: a record's {marks.field} ({marks.future}) is later than this machine's "
+                "clock "
+                f"by more than {UNSURE.seconds // 60} minutes, and the server sends no Date "
+                f"header: the mark is held at {marks.started}, so the next incremental run "
+                "reads what changed since then again"
+            )
         self.progress.advance(len(page.records))
 
     def _warn_bad_values(self, name: str, converter: PageConverter) -> None:
@@ -1613,6 +1621,10 @@ class _Checked:
     requests: int
 
 
+# how far this machine's clock may be from the server's when no Date header says
+UNSURE = timedelta(minutes=10)
+
+
 class _Marks:
     """The high-water mark: the newest DATE_UPDATED_UTC seen, but never later than the moment
     the scan started (server clock). A record changed while the scan ran may have been read in
@@ -1623,6 +1635,7 @@ class _Marks:
         self.newest: str | None = None
         self.started: str | None = None
         self.begun = False
+        self.future: str | None = None  # a stamp later than this machine's clock allows
 
     def add(self, records: list[dict[str, Any]], server_time: datetime | None) -> None:
         """The newest moment of the page, in one form whatever form the server wrote it in
@@ -1639,7 +1652,16 @@ class _Marks:
             self.newest = newest
         if not self.begun:
             self.begun = True
-            self.started = as_text(server_time.astimezone(UTC)) if server_time else newest
+            if server_time is not None:
+                self.started = as_text(server_time.astimezone(UTC))
+            elif newest is not None:
+                # no Date header: the first page's newest stamp, though never later than
+                # this machine's clock allows (it may be off by as much as UNSURE): one
+                # record stamped in the future (a server's bug, an import's bad clock)
+                # made it the mark, and every edit before that stamp was missed for good
+                believable = as_text(datetime.now(UTC) - UNSURE)
+                self.started = min(newest, believable)
+                self.future = newest if newest > as_text(datetime.now(UTC) + UNSURE) else None
 
     def mark(self) -> str | None:
         if self.newest is None:

@@ -447,6 +447,29 @@ async def test_without_a_date_header_the_mark_comes_from_the_server_s_stamps_not
     assert rows[ids[2]]["TITLE"] == "Edited, page 1"
 
 
+async def test_one_record_stamped_in_the_future_never_holds_the_mark_past_later_edits(
+    make_sandbox, tmp_path
+) -> None:
+    """No Date header, and one record stamped 20 hours ahead: the first page's newest stamp
+    became the mark, and the next incremental run asked for changes after it, missing every
+    edit made before (exit 0, "0 changed")."""
+    sb = make_sandbox(date_header=False)
+    contacts = sb.account.collections["Contacts"]
+    future = (datetime.now(UTC) + timedelta(hours=20)).strftime("%Y-%m-%d %H:%M:%S")
+    contacts.put({**contacts.records[2001], "DATE_UPDATED_UTC": future})
+    first = await export(sb, tmp_path, "contacts")
+    assert [w for w in first.warnings if "later than this machine's clock" in w] == [
+        f"contacts: a record's DATE_UPDATED_UTC ({future}) is later than this machine's clock "
+        "by more than 10 minutes, and the server sends no Date header: the mark is held at "
+        f"{json.loads((tmp_path / '_manifest.json').read_text())['objects']['contacts']['high_water_mark']}"
+        ", so the next incremental run reads what changed since then again"
+    ]
+    sb.account.update("Contacts", {"CONTACT_ID": 2005, "FIRST_NAME": "Edited"})
+    await export(sb, tmp_path, "contacts", incremental=True)
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert rows[2005]["FIRST_NAME"] == "Edited"
+
+
 async def test_a_clock_far_from_the_server_s_is_warned_about_once(make_sandbox, tmp_path) -> None:
     sb = make_sandbox(now=lambda: datetime.now(UTC) - timedelta(minutes=10))
     result = await export(sb, tmp_path, "contacts", "organisations")
