@@ -761,10 +761,14 @@ class Exporter:
             self.result.warnings.append(f"skipped {too_big}")
             return ObjectResult(obj.name, "skipped")
 
-    def _check_fits(self, obj: ObjectType, page: Page) -> None:
+    async def _check_fits(self, obj: ObjectType, page: Page, brief: bool) -> None:
         """After an object's first page: stop it there when the rest of its pages cannot be
         read within what this run may still send. An export is read whole or not at all, so
-        such a run spent its budget, kept nothing, and the next one did the same."""
+        such a run spent its budget, kept nothing, and the next one did the same. Its field
+        definitions, asked for beside the first page, are answered first: what is left is
+        then a count, not a race."""
+        if obj.has_custom_fields and not brief:
+            await self._definitions(obj)
         more = self.client.pages_after(page.total, len(page.records), PAGE_SIZE)
         left = self.client.requests_left()
         if left is not None and more > left[0]:
@@ -877,7 +881,7 @@ class Exporter:
             pages = self.client.iter_pages(obj.endpoint, params, key=obj.id_field, listed=listed)
             async for page in pages:
                 if writer is None:  # the first page is here, and so are the definitions
-                    self._check_fits(obj, page)
+                    await self._check_fits(obj, page, brief)
                     schema = await self._schema(obj, brief)
                     converter = PageConverter(schema)
                     writer = open_writer(
@@ -998,7 +1002,7 @@ class Exporter:
                 f"{obj.endpoint}/Search", params, key=obj.id_field
             ):
                 if not records and page.skip == 0:
-                    self._check_fits(obj, page)
+                    await self._check_fits(obj, page, brief)
                 self._on_page(page, marks, obj.name)
                 records.extend(page.records)  # only the changes: small next to the collection
         finally:
