@@ -76,6 +76,7 @@ PAGE_SECONDS = 30.0  # a quarter of the deadline for a whole answer
 MIN_PAGE = 25
 GROW_AFTER = 3  # pages in a row with room for twice as many before a smaller size grows
 TAIL_READS = 3  # a listing's end is read again at most this often (iter_pages)
+_NO_BOUND = 1 << 62  # requests_left's "as many as asked" for an allowance not known
 CLOCK_SKEW = timedelta(minutes=1)  # a difference from the server's clock worth a warning
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 
@@ -130,6 +131,7 @@ class Page:
     records: list[dict[str, Any]]
     skip: int
     total: int | None  # X-Total-Count of the first page, when asked for
+    top: int = PAGE_SIZE  # the records asked for (fewer when the pages were made smaller)
 
 
 @dataclass
@@ -450,7 +452,7 @@ class InsightlyClient:
         total = first.total
         seams.counted(total)
         last = _Last(self, path, total)
-        yield Page(seams.start(first.records), 0, total)
+        yield Page(seams.start(first.records), 0, total, first.top)
         if last.is_last(0, first.top, len(first.records)):
             return
         position, shrunk, recounted = seams.stride(first.top), 0, False
@@ -790,7 +792,9 @@ class InsightlyClient:
         if self.max_requests is not None:
             bounds.append((self.max_requests - self.stats.sent, self.max_requests))
         if self.quota.remaining is not None:
-            day = self.quota.limit if self.quota.limit is not None else self.quota.remaining
+            # a day's allowance no answer gave (a gateway that drops X-RateLimit-Limit) is
+            # no bound: what is left now says nothing of what a later run has
+            day = self.quota.limit if self.quota.limit is not None else _NO_BOUND
             left = self.quota.remaining - self._in_flight - self.reserve
             bounds.append((left, day - self.reserve))
         if not bounds:
@@ -798,12 +802,14 @@ class InsightlyClient:
         return max(0, min(b[0] for b in bounds)), max(0, min(b[1] for b in bounds))
 
     @staticmethod
-    def pages_after(total: int | None, first: int, top: int) -> int:
-        """How many more page requests a list of `total` records takes after a first page of
-        `first` records (at least: more if records are deleted or made while it is read)."""
-        if total is None or first >= total or first < top:
+    def pages_after(page: Page) -> int:
+        """How many more page requests a list takes after its first `page`, the next pages
+        as large as it was asked (at least: more if records are deleted or made while it is
+        read); a page made smaller for its size counts as the size it was made."""
+        first = len(page.records)
+        if page.total is None or first <= 0 or first >= page.total:
             return 0
-        return math.ceil((total - first) / _Seams.stride_of(top))
+        return math.ceil((page.total - first) / _Seams.stride_of(page.top))
 
     def _check_budget(self, method: str, path: str) -> None:
         if self._halt is not None and self._halt.is_set():

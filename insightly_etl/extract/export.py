@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from insightly_etl.account_id import AccountId
-from insightly_etl.api.client import PAGE_SIZE, InsightlyClient, Listed, Page
+from insightly_etl.api.client import InsightlyClient, Listed, Page
 from insightly_etl.api.registry import (
     CUSTOM_FIELDS,
     CUSTOM_OBJECTS,
@@ -769,7 +769,7 @@ class Exporter:
         then a count, not a race."""
         if obj.has_custom_fields and not brief:
             await self._definitions(obj)
-        more = self.client.pages_after(page.total, len(page.records), PAGE_SIZE)
+        more = self.client.pages_after(page)
         left = self.client.requests_left()
         if left is not None and more > left[0]:
             # every run spends as much before this object's first page (the account, the

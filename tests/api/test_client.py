@@ -816,3 +816,30 @@ async def test_a_count_of_requests_left_overtaken_by_a_later_one_is_not_taken_fo
             await client.get("Users/Me")
             seen.append(client.quota.remaining)
     assert seen == [39, 39, 39, 60]
+
+
+def test_the_pages_left_count_by_the_size_the_first_page_was_asked_at() -> None:
+    """A first page made smaller for its size (125 of a 64 MB answer's 500) counted as 0 more
+    pages: an object a run could not finish was started all the same."""
+    from insightly_etl.api.client import Page
+
+    def page(served: int, total: int | None, top: int = 500) -> Page:
+        return Page([{}] * served, 0, total, top)
+
+    assert InsightlyClient.pages_after(page(500, 5220)) == 10  # 4,720 more, 495 a page
+    assert InsightlyClient.pages_after(page(125, 5220, top=125)) == 42  # 124 a page
+    assert InsightlyClient.pages_after(page(220, 220)) == 0
+    assert InsightlyClient.pages_after(page(500, None)) == 0  # no count: nothing to judge by
+
+
+async def test_a_day_no_answer_gave_is_no_bound_on_what_a_later_run_has() -> None:
+    """A gateway that drops X-RateLimit-Limit: the 3 left now were taken for the day's whole
+    allowance, and an export said no run could ever read an object (exit 2, not 75)."""
+    client = mock_client(
+        lambda request: httpx.Response(200, json=[], headers={"X-RateLimit-Remaining": "3"}),
+        max_requests=None,
+    )
+    async with client:
+        await client.get("Users/Me")
+        left, most = client.requests_left() or (None, None)
+    assert left == 3 and most is not None and most > 10**12
