@@ -259,6 +259,11 @@ def read_manifest(out_dir: Path, shown: str | None = None) -> dict[str, Any]:
         raise InputError(
             f"cannot read {where}: {exc}", hint="Move it away, or export into another folder."
         ) from None
+    except RecursionError:  # arrays nested 200,000 deep: no manifest of ours
+        raise InputError(
+            f"cannot read {where}: nested too deeply to be an export manifest",
+            hint="Move it away, or export into another folder.",
+        ) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("objects"), dict):
         raise InputError(
             f'{where} is not an export manifest (a JSON object whose "objects" is an object)',

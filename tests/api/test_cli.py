@@ -505,6 +505,12 @@ def test_another_programs_file_in_a_folder_without_a_manifest_is_not_overwritten
     assert other.exit_code == 2
     assert "_manifest.json is not an export manifest" in other.stderr
     assert (tmp_path / "contacts.parquet").read_text() == "NOT OURS"
+    (tmp_path / "_manifest.json").write_text(
+        '{"objects": {}, "x": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    )
+    deep = run(make_sandbox(), "export", "contacts", "--out", str(tmp_path))
+    assert deep.exit_code == 2, deep.output  # was 70, an internal error
+    assert "_manifest.json: nested too deeply to be an export manifest\n" in deep.stderr
 
 
 def test_an_export_refuses_to_write_over_an_edited_csv_until_told(
