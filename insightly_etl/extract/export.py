@@ -643,16 +643,26 @@ class Exporter:
                 f"skipped custom objects: the account cannot list them (HTTP {exc.status})"
             )
             return
+        seen: dict[str, str] = {}  # a name as the API compares it (any case) -> as listed
         for definition in reply.data if isinstance(reply.data, list) else []:
             name = definition.get("OBJECT_NAME") if isinstance(definition, dict) else None
             try:
-                custom_object(str(name))
+                obj = custom_object(str(name))
             except InputError:
                 self.result.warnings.append(
                     f"left out custom object {str(name)[:80]!r}: not a Name__c API name"
                 )
                 continue
-            self.custom_objects.setdefault(str(name), definition)
+            if (first := seen.setdefault(obj.name.casefold(), obj.name)) != obj.name or (
+                obj.name in self.custom_objects
+            ):
+                # `site__c` or ` Site__c` beside `Site__c`: one object to a server whose
+                # paths ignore case (read again, and written over on a case-blind disk)
+                self.result.warnings.append(
+                    f"left out custom object {str(name)[:80]!r}: listed already as {first!r}"
+                )
+                continue
+            self.custom_objects[obj.name] = {**definition, "OBJECT_NAME": obj.name}
 
     def _export_custom_objects(self) -> ObjectResult:
         schema = custom_objects_schema()

@@ -887,6 +887,27 @@ async def test_a_custom_field_deleted_in_insightly_is_said_when_its_column_goes(
     assert not [w for w in again.warnings if "custom field" in w]  # said once
 
 
+async def test_a_custom_object_listed_again_in_another_case_or_with_spaces_is_one_object(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """`site__c`, ` Site__c` and `Site__C` beside `Site__c`: the API's paths ignore case, so
+    each was the same object read again, `site__c.parquet` a second file (the first one's,
+    on a case-blind disk), the raw names kept in custom_objects.parquet."""
+    sb = make_sandbox()
+    site = sb.account.custom_objects[0]
+    sb.account.custom_objects += [
+        {**site, "OBJECT_NAME": name} for name in ("site__c", " Site__c", "Site__C\n")
+    ]
+    result = await export(sb, tmp_path, "custom_objects")
+    names = read(tmp_path, "custom_objects")["OBJECT_NAME"].to_pylist()
+    assert names == ["Site__c", "Asset__c"]
+    assert [w for w in result.warnings if w.startswith("left out custom object")] == [
+        "left out custom object 'site__c': listed already as 'Site__c'",
+        "left out custom object ' Site__c': listed already as 'Site__c'",
+        "left out custom object 'Site__C\\n': listed already as 'Site__c'",
+    ]
+
+
 async def test_an_answer_of_every_object_s_definitions_gives_an_object_only_its_own(
     make_sandbox, tmp_path: Path
 ) -> None:
