@@ -319,6 +319,7 @@ class Exporter:
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
         self._began_at = 0  # requests sent (stats.sent) when this run began
+        self._fields_changed: set[str] = set()  # objects whose custom fields changed
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -725,6 +726,8 @@ class Exporter:
             }
 
         was, now = types(earlier), types(definitions)
+        if was != now:  # every row's columns changed: the lake's change file says so
+            self._fields_changed.add(name)
         if gone := [f for f in was if f not in now]:
             self.result.warnings.append(
                 f"{name}: custom field(s) no longer defined in Insightly: {', '.join(gone)}; "
@@ -954,7 +957,9 @@ class Exporter:
             # journaled before the snapshot is published, as an incremental run's are
             staged = writer.close_partial()
             stamp = obj.updated_field
-            if stamp and stamp in old_stamps.column_names:
+            if obj.name in self._fields_changed:  # a column came, went or changed type
+                fresh = [i for i in seen.table()[obj.id_field or ""].to_pylist() if i is not None]
+            elif stamp and stamp in old_stamps.column_names:
                 fresh = _fresh(old_stamps, seen.table(), obj)
             else:  # no DATE_UPDATED_UTC to tell a change by (pipelines, countries): the rows
                 fresh = _fresh_rows(read_earlier(path), pq.read_table(staged), obj.id_field)

@@ -81,6 +81,26 @@ def test_export_counts_say_the_same_everywhere_and_leave_out_what_was_not_counte
     assert export_summary(read_manifest(lake)).objects["contacts"]["changed"] == 1
 
 
+def test_a_lake_full_run_after_a_custom_field_changed_sends_every_row_as_changed(
+    make_sandbox, tmp_path
+):
+    """A field deleted in Insightly changes every row's columns, no DATE_UPDATED_UTC: the
+    run said 0 changed and wrote no change file, so the feed never saw the column go."""
+    from insightly_etl.extract.export import read_manifest
+
+    sb = make_sandbox()
+    lake = tmp_path / "lake"
+    assert run(sb, "export", "contacts", "--out", str(lake), "--layout", "lake").exit_code == 0
+    defs = sb.account.custom_fields["Contacts"]
+    sb.account.custom_fields["Contacts"] = [d for d in defs if d["FIELD_NAME"] != "Nickname__c"]
+    again = run(sb, "export", "contacts", "--out", str(lake), "--layout", "lake")
+    total = len(sb.account.collections["Contacts"].ids)
+    assert f"  contacts: 0 new, {total:,} changed, 0 deleted" in again.stderr
+    assert read_manifest(lake)["objects"]["contacts"]["changed"] == total
+    changes = sorted((lake / "contacts" / "_changes").glob("run=*"))
+    assert len(changes) == 1
+
+
 def test_a_quota_stop_says_when_to_retry(make_sandbox, tmp_path):
     sb = make_sandbox(daily_quota=2)
     out = tmp_path / "summary.json"
