@@ -50,6 +50,7 @@ from insightly_etl.errors import (
     AnswerTooLarge,
     ApiError,
     BudgetExhausted,
+    ConfigError,
     ForbiddenError,
     Halted,
     NotFoundError,
@@ -827,8 +828,14 @@ class InsightlyClient:
             and remaining is not None
             and remaining - self._in_flight - 1 < self.reserve
         ):
+            if self.quota.limit is not None and self.reserve >= self.quota.limit:
+                raise ConfigError(  # no day frees enough: not a stop to wait out (75)
+                    f"--reserve {self.reserve:,} keeps back the whole day's allowance "
+                    f"({self.quota.limit:,} requests): no run can send a request",
+                    hint="Reserve less than the account's daily allowance.",
+                )
             self.stopped_by = ReserveReached(
-                f"{remaining} requests are left today and {self.reserve} are reserved "
+                f"{remaining:,} requests are left today and {self.reserve:,} are reserved "
                 "for other integrations"
             )
             raise self.stopped_by

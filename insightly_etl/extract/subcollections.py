@@ -37,7 +37,6 @@ from insightly_etl.api.registry import OBJECTS, ObjectType, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import (
     ApiError,
-    BudgetExhausted,
     ForbiddenError,
     InputError,
     NotFoundError,
@@ -243,11 +242,19 @@ async def plan_subcollections(
             "nothing was exported"
         )
         fewer = "Name fewer object types"
-        if which == "budget":  # the run's own --max-requests: not a wait for the quota
-            raise BudgetExhausted(
+        if which == "budget":
+            # the run's own --max-requests, which every run spends as much of before: no
+            # later run can (exit 2), not a wait for the quota (75, forever)
+            raise InputError(
                 message,
                 hint=f"{fewer}, or give --max-requests of at least "
                 f"{client.stats.sent + plan.cost:,} (the objects' own pages come on top).",
+            )
+        day = client.quota.limit
+        if day is not None and client.stats.sent + plan.cost > day - plan.reserve:
+            raise InputError(  # not in a whole day's allowance either
+                message + f", nor in a whole day's ({day:,} less --reserve {plan.reserve:,})",
+                hint=f"{fewer}, or export them with --with in separate runs.",
             )
         stop = ReserveReached if plan.reserve else QuotaExhausted
         raise stop(

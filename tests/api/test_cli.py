@@ -1036,6 +1036,16 @@ def test_an_object_too_big_is_named_when_the_objects_after_it_then_spend_the_res
     assert stopped["exit_code"] == 2
 
 
+def test_a_reserve_of_the_whole_day_is_an_error_not_a_wait(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(daily_quota=40_000)
+    result = run(sb, "export", "organisations", "--out", str(tmp_path), "--reserve", "50000")
+    assert result.exit_code == 2, result.output  # 75 told a nightly job to wait, forever
+    assert result.stderr == (
+        "Error: --reserve 50,000 keeps back the whole day's allowance (40,000 requests): no "
+        "run can send a request\nHint: Reserve less than the account's daily allowance.\n"
+    )
+
+
 def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(
     make_sandbox, tmp_path: Path
 ) -> None:

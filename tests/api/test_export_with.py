@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from insightly_etl.cli import main
-from insightly_etl.errors import BudgetExhausted, InputError, ReserveReached, StopReason
+from insightly_etl.errors import InputError, ReserveReached
 from insightly_etl.extract import ExportOptions, extract_objects
 from tests.conftest import asgi_client, cli_runner, sandbox_client
 
@@ -69,7 +69,9 @@ async def test_links_and_state_history_come_a_request_per_record_at_the_announce
 async def test_a_with_that_would_cross_the_quota_minus_the_reserve_is_refused_before_exporting(
     make_sandbox, tmp_path: Path
 ) -> None:
-    sb = make_sandbox(daily_quota=200)
+    sb = make_sandbox(daily_quota=300)
+    for _ in range(100):  # spent today by others: tomorrow the run fits
+        sb.quota.spend()
     async with sandbox_client(sb, reserve=10) as client:
         with pytest.raises(ReserveReached) as refused:
             await extract_objects(
@@ -84,23 +86,39 @@ async def test_a_with_that_would_cross_the_quota_minus_the_reserve_is_refused_be
     assert sum(sb.stats.values()) == 2  # the account (GET /Instance) and the one count probe
 
 
-async def test_a_with_beyond_the_runs_own_budget_is_a_budget_stop_not_a_reserve_one(
+async def test_a_with_beyond_the_runs_own_budget_is_an_error_not_a_wait(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """An orchestrator reads `reserve` as "wait for the quota window": a --max-requests
-    refusal said so, where raising the budget is what helps."""
+    """An orchestrator reads `reserve` (and any exit 75) as "wait for the quota window": a
+    --max-requests refusal said so, where raising the budget is what helps, and every run
+    with the same budget is refused the same."""
     sb = make_sandbox()
     async with sandbox_client(sb, max_requests=10) as client:
-        with pytest.raises(BudgetExhausted) as refused:
+        with pytest.raises(InputError) as refused:
             await extract_objects(
                 client, ExportOptions(out_dir=tmp_path, objects=["contacts"], with_=["links"])
             )
     n = len(sb.account.collections["Contacts"].ids)
-    assert refused.value.stop_reason == StopReason.BUDGET
+    assert refused.value.exit_code == 2
     assert "more than this run may spend (8); nothing was exported" in refused.value.message
     assert refused.value.hint == (
         f"Name fewer object types, or give --max-requests of at least {n + 2} (the objects' own "
         "pages come on top)."
+    )
+
+
+async def test_a_with_beyond_a_whole_day_s_allowance_is_an_error_not_a_wait(
+    make_sandbox, tmp_path: Path
+) -> None:
+    sb = make_sandbox(daily_quota=200)
+    async with sandbox_client(sb, reserve=10) as client:
+        with pytest.raises(InputError) as refused:
+            await extract_objects(
+                client, ExportOptions(out_dir=tmp_path, objects=["contacts"], with_=["links"])
+            )
+    assert refused.value.message.endswith(
+        "more than this run may spend (188); nothing was exported, nor in a whole day's "
+        "(200 less --reserve 10)"
     )
 
 
