@@ -986,7 +986,11 @@ class Exporter:
                         opened.abort()
                 raise
             if base is not None:  # first: a CSV in place is the one its base was written with
-                base.commit()
+                try:
+                    base.commit()
+                except BaseException:  # a full disk: the file itself is not written either
+                    writer.abort()
+                    raise
             writer.commit()
             self._remember_fingerprint(path)
         self._seen[obj.name] = seen
