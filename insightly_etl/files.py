@@ -128,6 +128,10 @@ def write_atomic(path: Path, data: bytes, *, into_special: bool = False) -> None
         with file:
             file.write(data)
         publish(tmp, path)
+    except OSError as exc:  # a full disk names no file: this one was being written
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

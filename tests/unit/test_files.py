@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from insightly_etl.cli.common import RedactingFilter
 from insightly_etl.config import Secret
@@ -106,3 +107,32 @@ def test_a_file_that_cannot_be_made_is_named_as_asked_not_by_its_partial_name(
         with pytest.raises(OSError) as failed:
             write_csv(pd.DataFrame({"a": [1]}), target)
         assert failed.value.filename == str(target)
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch) -> None:
+    """`Error: No space left on device` named no file: the manifest it was writing."""
+    import errno
+
+    import insightly_etl.files as files
+
+    real = files.open_partial
+
+    class Full:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(files, "open_partial", lambda p: (lambda t, f: (t, Full(f)))(*real(p)))
+    target = tmp_path / "_manifest.json"
+    with pytest.raises(OSError) as full:
+        files.write_json_atomic(target, {"objects": {}})
+    assert (full.value.errno, full.value.filename) == (errno.ENOSPC, str(target))
+    assert list(tmp_path.iterdir()) == []
