@@ -998,7 +998,8 @@ class Exporter:
         for column, count in sorted(getattr(writer, "cut", {}).items()):
             self.result.warnings.append(
                 f"{obj.name}.{column}: {count} text(s) longer than a spreadsheet cell holds "
-                "(32,767 characters) were cut there; Parquet and CSV keep them whole"
+                "(32,767 characters as Excel counts them, an emoji two) were cut there; "
+                "Parquet and CSV keep them whole"
             )
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=self._file(path), high_water_mark=marks.mark()

@@ -28,7 +28,7 @@ from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
 from insightly_etl.api.registry import ObjectType, custom_values, get_object, record_id
 from insightly_etl.api.tasks import gather_all
 from insightly_etl.errors import ForbiddenError, NotFoundError
-from insightly_etl.files import CELL_CHARACTERS
+from insightly_etl.files import CELL_CHARACTERS, cell_length
 from insightly_etl.load.fields import (
     BOOLEAN,
     DATE,
@@ -1233,9 +1233,9 @@ class Planner:
                     "write the '?'. Make the edit in Insightly, or in a file saved as CSV UTF-8 "
                     "or XLSX"
                 )
-            held = (
-                f"{name}: Insightly holds {len(old):,} characters, and a spreadsheet cell only "
-                f"the first {CELL_CHARACTERS:,}"
+            held = (  # counted as a spreadsheet counts (an emoji two), so the two compare
+                f"{name}: Insightly holds {cell_length(old):,} characters, and a spreadsheet "
+                f"cell only the first {CELL_CHARACTERS:,}"
             )
             cut = cut_to_a_cell(new, old)
             if cut is Cut.EDITED:

@@ -637,8 +637,8 @@ async def test_xlsx_cuts_a_text_where_a_cell_ends_as_excel_counts_it(
     assert rows[2001][background] == "\U0001f600" * 16_383
     assert rows[2002][background] == "x" * 32_767
     assert (
-        "contacts.BACKGROUND: 2 text(s) longer than a spreadsheet cell holds (32,767 characters) "
-        "were cut there; Parquet and CSV keep them whole"
+        "contacts.BACKGROUND: 2 text(s) longer than a spreadsheet cell holds (32,767 characters "
+        "as Excel counts them, an emoji two) were cut there; Parquet and CSV keep them whole"
     ) in result.warnings
 
 
