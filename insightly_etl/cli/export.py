@@ -322,7 +322,13 @@ def export(
                         if o.confirm_requests
                         else ""
                     )
-                    parts.append(f"{o.deleted:,} deleted (in _deleted.parquet{confirm})")
+                    parts.append(  # the file named only when something went into it
+                        f"{o.deleted:,} deleted (in _deleted.parquet{confirm})"
+                        if o.deleted
+                        else f"0 deleted ({confirm[2:]})"
+                        if confirm
+                        else "0 deleted"
+                    )
                 click.echo(f"  {o.name}: {', '.join(parts)}", err=True)
         for name, entry in result.sub_collections.items():
             refused = entry.get("unreadable")
