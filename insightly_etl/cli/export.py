@@ -284,6 +284,8 @@ def export(
                     return await extract_objects(client, options, progress(quiet), announce, so_far)
                 except (InsightlyEtlError, OSError):  # a stop, or a full disk: what it did
                     note_export(ctx.summary, so_far, where)
+                    for warning in so_far.warnings:  # said before the error that ends it
+                        click.echo(f"Warning: {warning}", err=True)
                     raise
                 finally:
                     received.extend(signals)

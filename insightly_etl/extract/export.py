@@ -319,6 +319,7 @@ class Exporter:
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
         self._began_at = 0  # requests sent (stats.sent) when this run began
+        self._objects_at = self._object_at = 0  # … when its first object, and this one, began
         self._fields_changed: set[str] = set()  # objects whose custom fields changed
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
@@ -391,6 +392,7 @@ class Exporter:
         self._check_layout()
         self.result.account = remembered.name
         started = time.monotonic()
+        begun = self._round_begun()  # before the last run's stop is forgotten
         self.manifest["started_utc"] = utc_now()
         for earlier in ("finished_utc", "stopped", "requests"):  # the last run's, not this one's
             self.manifest.pop(earlier, None)
@@ -408,6 +410,7 @@ class Exporter:
         self._refuse_brief_over_full(names)
         for folder in self._own_folders():  # a killed run's leftovers
             remove_partials(folder)
+        kept = self._kept_from(begun, names)
         self._save_manifest()  # the folder is this tool's from now on, before any table
         self._begun = True
         sub_plan = None
@@ -423,8 +426,13 @@ class Exporter:
             if self.announce:
                 self.announce(sub_plan)
         self._began_at = self.client.stats.sent - run.requests  # when this run began
+        self._objects_at = self.client.stats.sent  # when its first object began
         try:
             for name in names:
+                if name in kept:  # exported by the run that stopped, this round
+                    self.result.objects.append(ObjectResult(name, "skipped"))
+                    continue
+                self._object_at = self.client.stats.sent
                 meter = self.client.meter()
                 if name == CUSTOM_FIELDS:
                     outcome = await self._export_definitions()
@@ -446,6 +454,7 @@ class Exporter:
         if self._too_big:
             raise self._budget_stop()
         self.manifest["finished_utc"] = utc_now()
+        self.manifest.pop("round_started_utc", None)  # every object read: the round is whole
         self.manifest["requests"] = run.requests
         self._save_manifest()
         self.result.requests = run.requests
@@ -557,6 +566,42 @@ class Exporter:
                     folders.append(table)
                     folders += [d for d in (table / CHANGES).glob("run=*") if d.is_dir()]
         return [f for f in folders if f.is_dir() and not f.is_symlink()]
+
+    def _round_begun(self) -> str | None:
+        """When the export the last run went on with began, if that run stopped to wait for
+        requests (the quota, --reserve, --max-requests): a run after it goes on with it."""
+        stopped = self.manifest.get("stopped")
+        if not isinstance(stopped, dict) or stopped.get("reason") not in _WAITS:
+            return None
+        begun = self.manifest.get("round_started_utc") or self.manifest.get("started_utc")
+        return begun if isinstance(begun, str) and iso_instant(begun) is not None else None
+
+    def _kept_from(self, begun: str | None, names: list[str]) -> set[str]:
+        """The objects of `names` the stopped round exported, kept and not read again: a
+        whole-account export, or an object too big for what a run has left, made no progress
+        from run to run (each read the same first objects, then stopped). With --with the
+        per-record lists are planned for every object at once, so a round starts afresh."""
+        self.manifest.pop("round_started_utc", None)
+        if begun is None or self.options.with_:
+            return set()
+        since = iso_instant(begun)
+        kept = {
+            name
+            for name in names
+            if isinstance(entry := self.manifest["objects"].get(name), dict)
+            and (when := iso_instant(entry.get("exported_utc"))) is not None
+            and since is not None
+            and when >= since
+        }
+        self.manifest["round_started_utc"] = begun
+        if kept:
+            self.result.warnings.append(
+                f"went on with the export begun {begun} UTC, which stopped to wait for "
+                f"requests: {len(kept)} object type(s) it exported "
+                f"({', '.join(sorted(kept)[:5])}{', …' if len(kept) > 5 else ''}) kept, not "
+                "read again"
+            )
+        return kept
 
     def _stopped(self, reason: StopReason | None, exit_code: int) -> None:
         if self._lock is not None and self._begun:  # a run refused first changes nothing
@@ -774,9 +819,8 @@ class Exporter:
                 f"skipped {obj.name}: the account cannot read it (HTTP {exc.status}: {exc.message})"
             )
             return ObjectResult(obj.name, "skipped", refusal=exc)
-        except _TooBig as too_big:  # the budget is left to the objects after it
-            self._too_big.append(too_big)
-            self.result.warnings.append(f"skipped {too_big}")
+        except _TooBig as too_big:  # the budget is left to the objects after it; the run's
+            self._too_big.append(too_big)  # end names it (_budget_stop)
             return ObjectResult(obj.name, "skipped")
 
     async def _check_fits(self, obj: ObjectType, page: Page, brief: bool) -> None:
@@ -790,9 +834,11 @@ class Exporter:
         more = self.client.pages_after(page)
         left = self.client.requests_left()
         if left is not None and more > left[0]:
-            # every run spends as much before this object's first page (the account, the
-            # objects before it) and on it so far (that page, its field definitions)
-            spent = self.client.stats.sent - self._began_at
+            # every run spends as much before its first object (the account) and on this one
+            # so far (its first page, its field definitions); the objects before it are kept
+            # by the run after this one (_kept_from), which goes on from here
+            sent = self.client.stats.sent
+            spent = (self._objects_at - self._began_at) + (sent - self._object_at)
             raise _TooBig(obj.name, page.total or 0, more, left[0], left[1] - spent)
 
     def _budget_stop(self, then: QuotaError | None = None) -> InsightlyEtlError:
@@ -1649,6 +1695,9 @@ class _Checked:
     live: list[dict[str, Any]]
     requests: int
 
+
+# the stops a later run waits out: it goes on with the export (Exporter._round_begun)
+_WAITS = frozenset({StopReason.QUOTA, StopReason.RESERVE, StopReason.BUDGET})
 
 # how far this machine's clock may be from the server's when no Date header says
 UNSURE = timedelta(minutes=10)

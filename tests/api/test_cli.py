@@ -1046,6 +1046,35 @@ def test_a_reserve_of_the_whole_day_is_an_error_not_a_wait(make_sandbox, tmp_pat
     )
 
 
+@pytest.mark.slow
+def test_an_export_stopped_for_its_budget_goes_on_where_it_stopped(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A whole-account export in runs of 40 requests: each run read the same first objects,
+    then stopped (exit 75), and the objects after them were never exported. A run after a
+    stop to wait for requests keeps what the stopped one exported, and goes on."""
+    sb = make_sandbox(generate={"Contacts": 5000})
+    out = tmp_path / "out"
+    codes, warned = [], []
+    for _ in range(6):
+        result = run(sb, "export", "--out", str(out), "--quiet", "--max-requests", "40")
+        codes.append(result.exit_code)
+        warned += [w for w in result.stderr.splitlines() if "went on with the export" in w]
+        if result.exit_code != 75:
+            break
+    assert codes[-1] == 0 and set(codes[:-1]) == {75} and len(codes) >= 3, codes
+    assert len(warned) == len(codes) - 1
+    manifest = json.loads((out / "_manifest.json").read_text())
+    whole = tmp_path / "whole"
+    assert run(make_sandbox(), "export", "--out", str(whole), "--quiet").exit_code == 0
+    assert set(manifest["objects"]) == set(
+        json.loads((whole / "_manifest.json").read_text())["objects"]
+    )
+    assert "round_started_utc" not in manifest and "stopped" not in manifest
+    pages = sum(n for (method, path, status), n in sb.stats.items() if path == "/v3.1/Contacts")
+    assert pages == 11  # contacts read once: 5,220 records, 10 more pages after the first
+
+
 def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(
     make_sandbox, tmp_path: Path
 ) -> None:
