@@ -677,7 +677,7 @@ class InsightlyClient:
             finally:
                 self._in_flight -= 1
         elapsed = self._clock() - started
-        self.quota.update(response.headers, overtaken=self.max_in_flight)
+        self.quota.update(response.headers, overtaken=busy)
         self._server_clock(_http_date(response.headers.get("Date")))
         self.stats.by_status[("write" if write else "read", response.status_code)] += 1
         log.debug(
@@ -808,9 +808,11 @@ class InsightlyClient:
         as large as it was asked (at least: more if records are deleted or made while it is
         read); a page made smaller for its size counts as the size it was made."""
         first = len(page.records)
-        if page.total is None or first <= 0 or first >= page.total:
-            return 0
-        return math.ceil((page.total - first) / _Seams.stride_of(page.top))
+        if page.total is None or first <= 0 or (first < page.top and page.total <= first):
+            return 0  # no count, or a short first page that is the whole list
+        # the pager asks at every stride below the count: a full first page of exactly the
+        # count is followed by one more (it cannot know it was the last)
+        return max(0, math.ceil(page.total / _Seams.stride_of(page.top)) - 1)
 
     def _check_budget(self, method: str, path: str) -> None:
         if self._halt is not None and self._halt.is_set():

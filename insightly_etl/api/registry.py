@@ -444,10 +444,16 @@ def _own_definitions(obj: ObjectType, definitions: list[Any]) -> tuple[list[Any]
         for_ = d.get("FIELD_FOR") if isinstance(d, dict) else None
         return for_.casefold() if isinstance(for_, str) else None
 
-    if len({named(d) for d in definitions} - {None}) < 2:
-        return definitions, 0  # one object's answer, whatever it calls the object
     own = (obj.link_name or obj.endpoint).casefold()
-    mine = [d for d in definitions if named(d) in (own, None)]
+    # the names other objects go by in FIELD_FOR; one not among them (a form not recorded)
+    # is kept: this object's answer, whatever it calls the object
+    others = {
+        (o.link_name or o.endpoint).casefold() for o in OBJECTS.values() if o.name != obj.name
+    } - {own}
+    fors = {f for d in definitions if (f := named(d)) is not None}
+    if len(fors) > 1:  # several objects': only ours, however they are named
+        others |= fors - {own}
+    mine = [d for d in definitions if named(d) not in others]
     return mine, len(definitions) - len(mine)
 
 

@@ -321,6 +321,7 @@ class Exporter:
         self._began_at = 0  # requests sent (stats.sent) when this run began
         self._objects_at = self._object_at = 0  # … when its first object, and this one, began
         self._fields_changed: set[str] = set()  # objects whose custom fields changed
+        self._defs_refused: set[str] = set()  # objects whose definitions the key may not read
         # what an earlier export into this directory learned about the account's real limits
         self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         self.definitions: dict[str, list[dict[str, Any]]] = {}
@@ -443,14 +444,14 @@ class Exporter:
                 outcome.requests = meter.requests
                 self.result.objects.append(outcome)
                 self._record(outcome)
+            if opts.fmt == "parquet" and "links" not in opts.with_:
+                self._write_links()
+            if sub_plan is not None:
+                await self._fetch_subcollections(names)
         except QuotaError as exc:  # the objects after one too big spent the rest
             if self._too_big:
                 raise self._budget_stop(exc) from exc
             raise
-        if opts.fmt == "parquet" and "links" not in opts.with_:
-            self._write_links()
-        if sub_plan is not None:
-            await self._fetch_subcollections(names)
         if self._too_big:
             raise self._budget_stop()
         self.manifest["finished_utc"] = utc_now()
@@ -740,6 +741,7 @@ class Exporter:
         try:
             reply = await self.client.get(f"CustomFields/{obj.endpoint}")
         except (ForbiddenError, NotFoundError):
+            self._defs_refused.add(obj.name)  # not "every field deleted"
             return []
         definitions, left = usable_definitions(obj, list(reply.data or []))
         self.result.warnings.extend(f"{why}; left out" for why in left)
@@ -748,7 +750,8 @@ class Exporter:
 
     async def _schema(self, obj: ObjectType, brief: bool) -> pa.Schema:
         definitions = [] if brief or not obj.has_custom_fields else await self._definitions(obj)
-        if definitions and obj.name not in self._schemas:  # once an object, not each call
+        asked = obj.has_custom_fields and not brief and obj.name not in self._defs_refused
+        if asked and obj.name not in self._schemas:  # once an object, not each call
             self._say_field_changes(obj.name, definitions)
         schema = object_schema(obj, definitions, brief=brief)
         self._schemas[obj.name] = schema
@@ -760,8 +763,8 @@ class Exporter:
         column, with every value the earlier files kept, went without a word)."""
         entry = self.manifest["objects"].get(name)
         earlier = entry.get("custom_field_definitions") if isinstance(entry, dict) else None
-        if not isinstance(earlier, list):
-            return
+        if not isinstance(earlier, list) or (isinstance(entry, dict) and entry.get("brief")):
+            return  # no earlier export, or a brief one, which kept no custom fields
 
         def types(defs: list[Any]) -> dict[str, str]:
             return {
@@ -875,8 +878,11 @@ class Exporter:
         stop: type[QuotaError] = (
             BudgetExhausted if by_budget else ReserveReached if client.reserve else QuotaExhausted
         )
-        if then is not None:
-            stop = type(then)
+        if then is not None:  # that stop as it was, the objects left out named first
+            return type(then)(
+                f"not exported: {listed}", status=then.status, method=then.method,
+                path=then.path, hint=then.hint,
+            )  # fmt: skip
         return stop(
             f"not exported: {listed}",
             hint="Run again: a run with its whole --max-requests free reads it"
@@ -1004,7 +1010,8 @@ class Exporter:
             staged = writer.close_partial()
             stamp = obj.updated_field
             if obj.name in self._fields_changed:  # a column came, went or changed type
-                fresh = [i for i in seen.table()[obj.id_field or ""].to_pylist() if i is not None]
+                assert obj.id_field is not None  # a lake snapshot is kept by id
+                fresh = [i for i in seen.table()[obj.id_field].to_pylist() if i is not None]
             elif stamp and stamp in old_stamps.column_names:
                 fresh = _fresh(old_stamps, seen.table(), obj)
             else:  # no DATE_UPDATED_UTC to tell a change by (pipelines, countries): the rows
@@ -1507,7 +1514,7 @@ class Exporter:
             self.result.warnings.append(
                 f"{name}: a record's {marks.field} ({marks.future}) is later than this machine's "
                 "clock "
-                f"by more than {UNSURE.seconds // 60} minutes, and the server sends no Date "
+                f"by more than {UNSURE.total_seconds() / 60:.0f} minutes, and the server sends no Date "
                 f"header: the mark is held at {marks.started}, so the next incremental run "
                 "reads what changed since then again"
             )
@@ -1719,8 +1726,8 @@ class _Marks:
         """The newest moment of the page, in one form whatever form the server wrote it in
         (`…T…Z`, an offset, fractions: docs/api.md §6), so marks compare as moments. The first
         page also says when the scan started, by the server's clock: its Date header, or
-        without one the newest stamp of that page, written before the scan began (never this
-        machine's clock, which may be ahead)."""
+        without one the newest stamp of that page, written before the scan began, though
+        never later than this machine's clock less UNSURE (which alone may be ahead)."""
         if self.field is None:
             return
         moments = (iso_instant(r.get(self.field)) for r in records)

@@ -801,10 +801,9 @@ class Sandbox:
         return json_response(record.get("TAGS") or [], 201)
 
     def _custom_fields(self, asked: str) -> list[dict[str, Any]]:
-        """An object's definitions, named by its plural or its singular in any case; an
-        object unknown (or without custom fields) gets every object's, as amp-labs recorded
-        of the real API (providers/insightly/custom.go: "If objectName doesn't support
-        custom fields or is unknown, API returns all system-wide custom fields")."""
+        """An object's definitions, named by its plural or its singular in any case (`[]`
+        when it has none); an object unknown, or of a type that cannot have custom fields,
+        gets every object's, as the real API answers (docs/api.md §3)."""
         account = self.account
         wanted = asked.casefold()
         for name, spec in account.specs.items():

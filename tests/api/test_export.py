@@ -887,6 +887,32 @@ async def test_a_custom_field_deleted_in_insightly_is_said_when_its_column_goes(
     assert not [w for w in again.warnings if "custom field" in w]  # said once
 
 
+def test_definitions_of_one_other_object_are_no_columns_of_this_one() -> None:
+    """Every object's fields answer a name the API takes for none: on an account with custom
+    fields on contacts alone they are all CONTACT's, and leads took them as columns."""
+    from insightly_etl.api.registry import OBJECTS, usable_definitions
+
+    tier = {"FIELD_NAME": "Tier__c", "FIELD_TYPE": "TEXT", "FIELD_FOR": "CONTACT"}
+    odd = {"FIELD_NAME": "Odd__c", "FIELD_TYPE": "TEXT", "FIELD_FOR": "LEAD_RECORD"}
+    kept, left = usable_definitions(OBJECTS["leads"], [tier])
+    assert kept == [] and left == ["CustomFields/Leads: 1 definitions of other objects"]
+    assert usable_definitions(OBJECTS["contacts"], [tier])[0] == [tier]
+    # a FIELD_FOR no object goes by: this object's own answer, whatever it calls itself
+    assert usable_definitions(OBJECTS["leads"], [odd]) == ([odd], [])
+
+
+async def test_every_custom_field_deleted_is_said_too(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    await export(sb, tmp_path, "leads")
+    names = [d["FIELD_NAME"] for d in sb.account.custom_fields["Leads"]]
+    sb.account.custom_fields["Leads"] = []
+    result = await export(sb, tmp_path, "leads", incremental=True)
+    assert [w for w in result.warnings if "no longer defined" in w] == [
+        f"leads: custom field(s) no longer defined in Insightly: {', '.join(names)}; their "
+        "columns, with the values earlier exports kept, are left out"
+    ]
+
+
 async def test_a_custom_object_listed_again_in_another_case_or_with_spaces_is_one_object(
     make_sandbox, tmp_path: Path
 ) -> None:
