@@ -89,6 +89,14 @@ def remove_partials(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def naming(exc: OSError, path: Path) -> OSError:
+    """`exc`, naming `path` when it names no file (a full disk, as a write or pyarrow reports
+    it): the error a person reads says which file could not be written."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
 def open_partial(path: Path) -> tuple[Path, BinaryIO]:
     """The partial file a file of ours is written to, made afresh (`O_EXCL`) and never
     through a link (`O_NOFOLLOW`): whatever is under its name — a leftover, or a symlink
@@ -129,9 +137,7 @@ def write_atomic(path: Path, data: bytes, *, into_special: bool = False) -> None
             file.write(data)
         publish(tmp, path)
     except OSError as exc:  # a full disk names no file: this one was being written
-        if exc.filename is not None:
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise naming(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -184,8 +184,11 @@ class PageConverter:
             result = pc.if_else(missing, other, result)
         # Arrow's strptime rolls an impossible day over (2020-02-31 is read as 2 March): a day
         # the text does not name is no day, kept as null and counted like any bad value
-        named = pc.utf8_slice_codeunits(strings, 0, 10)
-        rolled = pc.fill_null(pc.not_equal(pc.strftime(result, format="%Y-%m-%d"), named), False)
+        named = pc.extract_regex(strings, r"^\s*(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})")
+        rolled = pa.array([False] * len(strings))
+        for part, of in (("y", pc.year), ("m", pc.month), ("d", pc.day)):
+            said = pc.cast(pc.struct_field(named, part), pa.int64())  # 2020-2-3 too
+            rolled = pc.or_(rolled, pc.fill_null(pc.not_equal(said, of(result)), False))
         result = pc.if_else(rolled, pa.scalar(None, result.type), result)
         missing = pc.and_(pc.and_(pc.is_null(result), pc.is_valid(strings)), pc.invert(rolled))
         if pc.any(missing).as_py():  # other ISO forms, one by one: a `T` without `Z`, an

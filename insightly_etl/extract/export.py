@@ -84,7 +84,7 @@ from insightly_etl.extract.writers import (
     table_file,
     write_json_atomic,
 )
-from insightly_etl.files import BASE_DIR, publish, sha256_file, utc_now
+from insightly_etl.files import BASE_DIR, naming, publish, sha256_file, utc_now
 from insightly_etl.lock import RunLock
 from insightly_etl.moments import (
     DATETIME_FORMAT,
@@ -998,8 +998,8 @@ class Exporter:
             for opened in (writer, base):
                 if opened is not None:
                     opened.abort()
-            if isinstance(exc, OSError) and exc.filename is None:  # a full disk: which file
-                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            if isinstance(exc, OSError):  # a full disk: which file
+                raise naming(exc, path) from exc
             raise
         finally:
             self.progress.finish()

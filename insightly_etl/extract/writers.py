@@ -30,6 +30,7 @@ from insightly_etl.files import (  # re-exported: the extract side's one import 
     csv_schema,
     escape_column,
     in_a_cell,
+    naming,
     open_partial,
     partial_path,
     publish,
@@ -87,8 +88,8 @@ def _or_discarded(tmp: Path, path: Path, *closers: Any) -> Iterator[None]:
         yield
     except BaseException as exc:
         _discard(tmp, *closers)
-        if isinstance(exc, OSError) and exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if isinstance(exc, OSError):
+            raise naming(exc, path) from exc
         raise
 
 

@@ -304,9 +304,13 @@ async def test_an_impossible_day_is_no_day_not_the_next_month_s(
     ] + [{"FIELD_NAME": "First_Purchase__c", "FIELD_VALUE": "2020-02-31 00:00:00"}]
     rec["DATE_UPDATED_UTC"] = "2021-02-29 10:00:00"
     contacts.put(rec)
+    # a possible day, written without leading zeros: kept (not taken for a rolled-over one)
+    contacts.put({**contacts.records[2004], "DATE_OF_BIRTH": "1990-2-3 00:00:00"})
     result = await export(sb, tmp_path, "contacts")
-    row = next(r for r in read(tmp_path, "contacts").to_pylist() if r["CONTACT_ID"] == 2003)
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    row = rows[2003]
     assert row["First_Purchase__c"] is None and row["DATE_UPDATED_UTC"] is None
+    assert rows[2004]["DATE_OF_BIRTH"] == date(1990, 2, 3)
     assert [w for w in result.warnings if "First_Purchase__c" in w or "DATE_UPDATED" in w] == [
         "contacts.DATE_UPDATED_UTC: 1 value(s) did not fit timestamp[ms, tz=UTC] and were kept "
         "as null",
