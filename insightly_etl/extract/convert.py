@@ -185,7 +185,7 @@ class PageConverter:
         # Arrow's strptime rolls an impossible day over (2020-02-31 is read as 2 March): a day
         # the text does not name is no day, kept as null and counted like any bad value
         named = pc.extract_regex(strings, r"^\s*(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})")
-        rolled = pa.array([False] * len(strings))
+        rolled = pa.array([False] * len(strings), pa.bool_())
         for part, of in (("y", pc.year), ("m", pc.month), ("d", pc.day)):
             said = pc.cast(pc.struct_field(named, part), pa.int64())  # 2020-2-3 too
             rolled = pc.or_(rolled, pc.fill_null(pc.not_equal(said, of(result)), False))
