@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import json
 import math
 from bisect import bisect_left, bisect_right
@@ -99,25 +100,24 @@ class ImportOptions:
     def results_path(self) -> Path:
         return self.results_dir or self.file.parent
 
-    def results_of_another(self) -> Path | None:
-        """The checkpoint of another file imported here whose results files are this one's:
-        a.csv's beside a.xlsx (both write a.success.csv, a.errors.csv, …). None if no other
-        such file was imported, or this run's results go to a folder of their own."""
+    def results_of_another(self) -> str | None:
+        """The name of another file imported from here whose results files are this one's:
+        a.csv beside a.xlsx (both write a.success.csv, a.errors.csv, …), found by its
+        checkpoint. None if there is none, or this run's results go to a folder of their own.
+        (A checkpoint does not say where its own run's results went: one sent elsewhere with
+        --results still counts, and this run is asked for a folder of its own too.)"""
         journal = self.checkpoint_path
         if self.results_dir not in (None, self.file.parent) or not journal.name.startswith(
             self.file.name
         ):
             return None  # results elsewhere, or a checkpoint named by hand: no rule to follow
         rest = journal.name[len(self.file.name) :]  # ".checkpoint.sqlite", ".sandbox.…"
-        return next(
-            (
-                other
-                for suffix in SOURCE_SUFFIXES
-                if suffix != self.file.suffix.lower()
-                and (other := journal.with_name(f"{self.file.stem}{suffix}{rest}")).is_file()
-            ),
-            None,
-        )
+        for other in journal.parent.glob(f"{glob.escape(self.file.stem)}.*{glob.escape(rest)}"):
+            source = other.name[: -len(rest)]
+            suffix = source[len(self.file.stem) :]
+            if source != self.file.name and suffix.lower() in SOURCE_SUFFIXES:
+                return source
+        return None
 
 
 @dataclass(frozen=True)
@@ -312,8 +312,8 @@ async def load_file(
         name = options.results_stem
         raise InputError(
             f"{options.file}: its results files ({name}.success.csv, {name}.errors.csv, …) "
-            f"would be written over those of the file {other.name} is the checkpoint of, "
-            "imported from the same folder; put them in a folder of their own with --results"
+            f"would be written over those of {other}, imported from the same folder",
+            hint="Give this import's results a folder of their own with --results DIR.",
         )
     stop = stop or asyncio.Event()
     client.halt_on(stop)  # after a stop, not one more request leaves

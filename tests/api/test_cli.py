@@ -977,11 +977,11 @@ def test_a_file_of_the_same_name_imported_from_one_folder_keeps_the_first_ones_r
     requests = sum(sb.stats.values())
     refused = run(sb, "import", str(second), "--mapping", str(mapping), "--quiet")
     assert refused.exit_code == 2, refused.output
-    assert (
+    assert refused.stderr == (
         f"Error: {second}: its results files (p.success.csv, p.errors.csv, …) would be written "
-        "over those of the file p.csv.checkpoint.sqlite is the checkpoint of, imported from the "
-        "same folder; put them in a folder of their own with --results\n"
-    ) in refused.stderr
+        "over those of p.csv, imported from the same folder\n"
+        "Hint: Give this import's results a folder of their own with --results DIR.\n"
+    )
     assert sum(sb.stats.values()) == requests  # refused before the account is asked
     assert (tmp_path / "p.success.csv").read_bytes() == success
     assert not (tmp_path / "p.txt.checkpoint.sqlite").exists()
