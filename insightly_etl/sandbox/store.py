@@ -315,8 +315,9 @@ class Account:
             record["LINKS"] = [self._link(spec, record[spec.id_field], *parent, link_id=link_id)]
         coll.put(record)
         self._persist(collection, record)
-        if links is not None:
-            return self._replace_links(collection, record[spec.id_field], links)
+        if links is not None:  # beside the parent's link, which the body does not name
+            kept = [{"LINK_ID": lk["LINK_ID"]} for lk in record.get("LINKS") or []]
+            return self._replace_links(collection, record[spec.id_field], [*kept, *links])
         return record
 
     def update(self, collection: str, body: Any) -> Record:

@@ -264,6 +264,25 @@ async def test_a_record_s_tasks_events_dates_and_domains_are_listed_as_the_swagg
     assert none.status_code == 404
 
 
+async def test_a_note_made_under_a_record_with_links_in_its_body_keeps_its_parent_link(
+    seeded: Sandbox,
+) -> None:
+    async with asgi_client(seeded) as c:
+        note = (
+            await c.post(
+                "Contacts/2001/Notes",
+                json={
+                    "TITLE": "Call",
+                    "LINKS": [{"LINK_OBJECT_NAME": "Organisation", "LINK_OBJECT_ID": 1042}],
+                },
+            )
+        ).json()
+    assert [(lk["LINK_OBJECT_NAME"], lk["LINK_OBJECT_ID"]) for lk in note["LINKS"]] == [
+        ("Contact", 2001),
+        ("Organisation", 1042),
+    ]
+
+
 async def test_brief_drops_nested_arrays(seeded: Sandbox) -> None:
     async with asgi_client(seeded) as c:
         row = (await c.get("Organisations", params={"top": 1, "brief": "true"})).json()[0]
