@@ -253,7 +253,9 @@ async def plan_subcollections(
         day = client.quota.limit
         if day is not None and client.stats.sent + plan.cost > day - plan.reserve:
             raise InputError(  # not in a whole day's allowance either
-                message + f", nor in a whole day's ({day:,} less --reserve {plan.reserve:,})",
+                f"{plan.describe()}: more than this run may spend "
+                f"({max(0, limits[which]):,}), or a whole day's ({day:,} less --reserve "
+                f"{plan.reserve:,}); nothing was exported",
                 hint=f"{fewer}, or export them with --with in separate runs.",
             )
         stop = ReserveReached if plan.reserve else QuotaExhausted

@@ -117,8 +117,8 @@ async def test_a_with_beyond_a_whole_day_s_allowance_is_an_error_not_a_wait(
                 client, ExportOptions(out_dir=tmp_path, objects=["contacts"], with_=["links"])
             )
     assert refused.value.message.endswith(
-        "more than this run may spend (188); nothing was exported, nor in a whole day's "
-        "(200 less --reserve 10)"
+        "more than this run may spend (188), or a whole day's (200 less --reserve 10); nothing "
+        "was exported"
     )
 
 
