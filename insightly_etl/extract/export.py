@@ -850,12 +850,12 @@ class Exporter:
         fresh budget reads them (the next day's quota, another run), exit 2 when no run can
         at these settings (what every run spends before an object, and the object itself,
         more than --max-requests or a day's allowance)."""
+        client = self.client
         listed = "; ".join(str(t) for t in self._too_big) + (
             f"; then {then.message}" if then is not None else ""
         )
-        never = [t for t in self._too_big if t.requests > t.most]
-        if never:
-            client, day = self.client, self.client.quota.limit
+        if never := [t for t in self._too_big if t.requests > t.most]:
+            day = client.quota.limit
             bound = (
                 f"--max-requests {client.max_requests}"
                 if client.max_requests is not None
@@ -870,24 +870,23 @@ class Exporter:
                 hint="Give one run more requests (--max-requests, --reserve), or export a "
                 "smaller part with --since, into a folder of its own.",
             )
-        client = self.client
-        by_budget = client.max_requests is not None and (
-            client.quota.remaining is None
-            or client.max_requests - client.stats.sent <= client.quota.remaining - client.reserve
-        )
-        stop: type[QuotaError] = (
-            BudgetExhausted if by_budget else ReserveReached if client.reserve else QuotaExhausted
-        )
         if then is not None:  # that stop as it was, the objects left out named first
             return type(then)(
                 f"not exported: {listed}", status=then.status, method=then.method,
                 path=then.path, hint=then.hint,
             )  # fmt: skip
-        return stop(
+        by_budget = client.max_requests is not None and (
+            client.quota.remaining is None
+            or client.max_requests - client.stats.sent <= client.quota.remaining - client.reserve
+        )
+        if by_budget:
+            return BudgetExhausted(
+                f"not exported: {listed}",
+                hint="Run again: a run with its whole --max-requests free reads it.",
+            )
+        return (ReserveReached if client.reserve else QuotaExhausted)(
             f"not exported: {listed}",
-            hint="Run again: a run with its whole --max-requests free reads it"
-            if by_budget
-            else "Run again once the day's requests free up (within 24 hours)"
+            hint="Run again once the day's requests free up (within 24 hours)"
             + ("; --reserve keeps some for other integrations" if client.reserve else "")
             + ": the objects exported are kept.",
         )
@@ -1512,11 +1511,10 @@ class Exporter:
         marks.add(page.records, self.client.last_server_time)
         if page.skip == 0 and marks.future is not None:
             self.result.warnings.append(
-                f"{name}: a record's {marks.field} ({marks.future}) is later than this machine's "
-                "clock "
-                f"by more than {UNSURE.total_seconds() / 60:.0f} minutes, and the server sends no Date "
-                f"header: the mark is held at {marks.started}, so the next incremental run "
-                "reads what changed since then again"
+                f"{name}: a record's {marks.field} ({marks.future}) is later than this "
+                f"machine's clock by more than {UNSURE.total_seconds() / 60:.0f} minutes, and "
+                f"the server sends no Date header: the mark is held at {marks.started}, so the "
+                "next incremental run reads what changed since then again"
             )
         self.progress.advance(len(page.records))
 
