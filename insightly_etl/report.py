@@ -239,11 +239,11 @@ def _export_sections(manifest: dict[str, Any]) -> list[Section]:
     def column(key: str) -> list[int]:
         return [_count(e.get(key)) for _, e in objects]
 
-    changed = any(column(k)[i] for k in ("new", "changed", "deleted") for i in range(len(names)))
+    changed = any(column(k)[i] for k in _CHANGES for i in range(len(names)))
     changes = (
-        go.Figure(
-            [go.Bar(name=k, x=names, y=column(k)) for k in ("new", "changed", "deleted")]
-        ).update_layout(barmode="group")
+        go.Figure([go.Bar(name=k, x=names, y=column(k)) for k in _CHANGES]).update_layout(
+            barmode="group"
+        )
         if changed
         else None
     )

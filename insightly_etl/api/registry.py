@@ -436,9 +436,10 @@ def usable_definitions(
 
 def _own_definitions(obj: ObjectType, definitions: list[Any]) -> tuple[list[Any], int]:
     """The definitions of `obj` alone, and how many others there were. The real API answers
-    an object name it does not know (or one without custom fields) with every object's
-    definitions (amp-labs' notes, docs/api.md §6): when the answer names several objects in
-    FIELD_FOR (upper-case singular: CONTACT, SITE__C), only this one's are its columns."""
+    an object name it does not know (or of a type that cannot have custom fields) with every
+    object's definitions (docs/api.md §3): a definition whose FIELD_FOR (upper-case singular:
+    CONTACT, SITE__C) names another object, or another than this one's when the answer
+    names several, is no column of this one."""
 
     def named(d: Any) -> str | None:
         for_ = d.get("FIELD_FOR") if isinstance(d, dict) else None
