@@ -154,8 +154,8 @@ class Account:
         self.attachments: dict[int, dict[str, Any]] = {}
         # COMMENT_ID -> comment + PARENT_OBJECT / PARENT_ID (Emails, Notes, Tasks, Ticket)
         self.comments: dict[int, dict[str, Any]] = {}
-        self._link_ids = 0  # the last LINK_ID given (found from the records when first needed)
-        self._nested_ids: dict[str, int] = {}  # DATE_ID, EMAIL_DOMAIN_ID: the last given
+        # LINK_ID, DATE_ID, EMAIL_DOMAIN_ID: the last given (from the records when first needed)
+        self._nested_ids: dict[str, int] = {}
         self.custom_fields = custom_fields
         self.instance = instance
         self.now = now or (lambda: datetime.now(UTC))
@@ -462,6 +462,8 @@ class Account:
         return items
 
     def _next_nested_id(self, id_key: str) -> int:
+        """The next id of a record's nested items (links, dates, e-mail domains), counted
+        across the account."""
         if id_key not in self._nested_ids:
             self._nested_ids[id_key] = max(
                 (
@@ -688,9 +690,7 @@ class Account:
         return target, target_id
 
     def _next_link_id(self) -> int:
-        self._link_ids = self._link_ids or self._max_link_id()
-        self._link_ids += 1
-        return self._link_ids
+        return self._next_nested_id("LINK_ID")
 
     def update_link(self, collection: str, rid: int, body: Any) -> dict[str, Any]:
         """`PUT /{obj}/{id}/Links`: a link's ROLE, DETAILS and RELATIONSHIP_ID, by LINK_ID."""
@@ -725,18 +725,6 @@ class Account:
             other = self._pipelined(target, found["LINK_OBJECT_ID"])
             kept = [lk for lk in other.get("LINKS") or [] if lk.get("LINK_ID") != link_id]
             self._set_fields(target, other, {"LINKS": kept})
-
-    def _max_link_id(self) -> int:
-        return max(
-            (
-                lk.get("LINK_ID") or 0
-                for coll in self.collections.values()
-                for r in coll.records.values()
-                for lk in (r.get("LINKS") or [])
-                if isinstance(lk, dict) and isinstance(lk.get("LINK_ID"), int)
-            ),
-            default=0,
-        )
 
     def set_tags(self, collection: str, rid: int, names: list[str], *, mode: str) -> Record:
         """`add` (POST), `remove` (DELETE) or `replace` (PUT) this record's tags."""
