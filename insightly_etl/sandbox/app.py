@@ -378,6 +378,13 @@ def _query(request: Request) -> dict[str, str]:
     return {k.lower(): v for k, v in request.query_params.multi_items()}
 
 
+def _window(params: dict[str, str]) -> tuple[int, int] | None:
+    """A list's `skip` and `top` (default 100, silently capped at 500: §4, v3.1 behaviour
+    assumed from v2.2); None when either is negative (400)."""
+    skip, top = _int_or(params.get("skip"), 0), _int_or(params.get("top"), 100)
+    return None if skip < 0 or top < 0 else (skip, min(top, 500))
+
+
 def _int_or(text: str | None, default: int) -> int:
     """ASSUMPTION (§11; ASP.NET model binding): an optional value that does not parse is treated as
     absent, not refused — `skip=abc` is `skip=0`, `updated_after_utc=None` no filter."""
@@ -826,10 +833,7 @@ class Sandbox:
             return error(400, "record_type must be one of " + ", ".join(kinds) + ".")
         coll = self.account.collections[kinds[record_type]]
         names = sorted({t["TAG_NAME"] for r in coll.records.values() for t in r.get("TAGS") or []})
-        params = _query(request)
-        skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
-        headers = {"X-Total-Count": str(len(names))} if params.get("count_total") == "true" else {}
-        return json_response([{"TAG_NAME": n} for n in names[skip : skip + top]], 200, headers)
+        return self._items_page(request, [{"TAG_NAME": n} for n in names])
 
     async def _pipeline_route(
         self, request: Request, name: str, rid: int, what: str
@@ -930,10 +934,9 @@ class Sandbox:
 
     def _page(self, request: Request, name: str, ids: list[int]) -> Response:
         params = _query(request)
-        skip, top = _int_or(params.get("skip"), 0), _int_or(params.get("top"), 100)
-        if skip < 0 or top < 0:
+        if (window := _window(params)) is None:
             return error(400, "The request is invalid.")
-        top = min(top, 500)  # silently capped (§4; v3.1 behaviour assumed from v2.2)
+        skip, top = window
         coll = self.account.collections[name]
         hidden = self.config.private.get(name)
         if hidden and not self.config.private_listed:
@@ -960,9 +963,9 @@ class Sandbox:
         """A record's own list (links, files, comments, dates), paged like every list:
         `skip`, `top` (at most 500), `count_total`."""
         params = _query(request)
-        skip, top = _int_or(params.get("skip"), 0), min(_int_or(params.get("top"), 100), 500)
-        if skip < 0 or top < 0:
+        if (window := _window(params)) is None:
             return error(400, "The request is invalid.")
+        skip, top = window
         counted = (params.get("count_total") or "false").lower() == "true"
         return json_response(
             items[skip : skip + top],
