@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from insightly_etl.moments import iso_instant
 from insightly_etl.sandbox import synth
 from insightly_etl.sandbox.model import (
     ACTIVITY_PARENTS,
@@ -410,21 +411,14 @@ def _parse_after(text: str) -> str | None:
     if slashed := re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})([ T].*)?", text):
         year, month, day, rest = slashed.groups()
         text = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        when = None
-        for form in _CULTURE_FORMS:
-            try:
-                when = datetime.strptime(text.upper(), form)
-                break
-            except ValueError:
-                continue
-    if when is None:
-        return None
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC).replace(tzinfo=None)
-    return when.strftime(DATE_FMT)
+    when = iso_instant(text)  # as naive UTC, an offset turned into it
+    for form in _CULTURE_FORMS if when is None else ():
+        try:
+            when = datetime.strptime(text.upper(), form)
+            break
+        except ValueError:
+            continue
+    return when.strftime(DATE_FMT) if when is not None else None
 
 
 class Sandbox:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from insightly_etl.moments import iso_instant
 from insightly_etl.reference import load_reference
 
 DATE_FMT = "%Y-%m-%d %H:%M:%S"
@@ -283,15 +284,8 @@ def coerce_datetime(value: Any, path: str, *, date_only: bool = False, iso: bool
     """
     if isinstance(value, str):
         text = value.strip()
-        if iso and "T" in text:
-            try:
-                when = datetime.fromisoformat(text)
-            except ValueError:
-                pass
-            else:
-                if when.tzinfo is not None:
-                    when = when.astimezone(UTC).replace(tzinfo=None)
-                text = when.strftime(DATE_FMT)
+        if iso and "T" in text and (when := iso_instant(text)) is not None:
+            text = when.strftime(DATE_FMT)  # an offset turned into UTC
         if _DAY_RE.match(text):
             text += " 00:00:00"
         if _DATE_RE.match(text):
