@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,46 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class _FullDisk:
+    """A file on a disk with `room` bytes left: a write past them fails as a full disk does
+    (ENOSPC, naming no file). The disk is outside the process: its answer is faked."""
+
+    def __init__(self, file: Any, room: int) -> None:
+        self.file, self.room = file, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return int(self.file.write(data))
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, int], None]:
+    """`full_disk(module, room)`: every partial file `module` opens (its `open_partial`) has
+    `room` bytes left."""
+
+    def fill(module: Any, room: int) -> None:
+        real = module.open_partial
+
+        def opened(path: Any) -> tuple[Any, _FullDisk]:
+            tmp, file = real(path)
+            return tmp, _FullDisk(file, room)
+
+        monkeypatch.setattr(module, "open_partial", opened)
+
+    return fill
 
 
 @pytest.fixture(scope="session")

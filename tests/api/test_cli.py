@@ -7,7 +7,6 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -1093,37 +1092,16 @@ def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "xlsx"])
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 def test_a_full_disk_leaves_no_partial_file_and_the_folder_says_how_the_run_ended(
-    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+    make_sandbox, tmp_path: Path, full_disk, fmt: str
 ) -> None:
     """Closing a Parquet writer on a full disk flushes and fails again: the partial file
     stayed, holding the space the manifest's stop record then had no room for, and `report`
     said the run was killed. (The disk is outside the process: its answer is faked.)"""
-    import errno
     import gc
 
     import insightly_etl.extract.writers as writers
 
-    class Full:
-        def __init__(self, file: Any) -> None:
-            self.file, self.room = file, 64_000
-
-        def write(self, data: bytes) -> int:
-            if len(data) > self.room:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            self.room -= len(data)
-            return self.file.write(data)
-
-        def __enter__(self) -> Any:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.file.close()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.file, name)
-
-    real = writers.open_partial
-    monkeypatch.setattr(writers, "open_partial", lambda p: (lambda t, f: (t, Full(f)))(*real(p)))
+    full_disk(writers, 64_000)
     sb = make_sandbox(generate={"Contacts": 3000})
     out = tmp_path / "out"
     result = run(sb, "export", "contacts", "--out", str(out), "--quiet", "--format", fmt)

@@ -109,28 +109,13 @@ def test_a_file_that_cannot_be_made_is_named_as_asked_not_by_its_partial_name(
         assert failed.value.filename == str(target)
 
 
-def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch) -> None:
+def test_a_full_disk_names_the_file_being_written(tmp_path, full_disk) -> None:
     """`Error: No space left on device` named no file: the manifest it was writing."""
     import errno
 
     import insightly_etl.files as files
 
-    real = files.open_partial
-
-    class Full:
-        def __init__(self, file):
-            self.file = file
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-    monkeypatch.setattr(files, "open_partial", lambda p: (lambda t, f: (t, Full(f)))(*real(p)))
+    full_disk(files, 0)
     target = tmp_path / "_manifest.json"
     with pytest.raises(OSError) as full:
         files.write_json_atomic(target, {"objects": {}})
