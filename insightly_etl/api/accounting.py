@@ -33,8 +33,11 @@ class QuotaState:
 
 def header_count(value: str | None) -> int | None:
     """A count a header gives (X-Total-Count, X-RateLimit-Remaining): digits, at most 18 of
-    them (a hostile 5,000 made int() raise); anything else is no count."""
-    text = value.strip() if value else ""
+    them (a hostile 5,000 made int() raise); anything else is no count. A header a proxy
+    sent twice comes joined ("503, 503"): one count when every copy gives the same, else none
+    (two counts that differ say neither is to be trusted)."""
+    copies = {part.strip() for part in value.split(",")} if value else set()
+    text = copies.pop() if len(copies) == 1 else ""
     return int(text) if text.isdigit() and text.isascii() and len(text) <= 18 else None
 
 

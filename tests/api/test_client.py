@@ -511,6 +511,32 @@ async def test_a_page_larger_than_asked_for_is_a_protocol_error() -> None:
     assert str(info.value) == "Contacts answered 501 records to top=500: not the API's paging"
 
 
+async def test_a_count_header_sent_twice_counts_once_when_the_copies_agree() -> None:
+    """A proxy that repeats a header makes httpx join the copies ("503, 503")."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        total = "503, 503" if request.url.params.get("count_total") else "503, 7"
+        records = [{"CONTACT_ID": i} for i in range(skip, min(skip + 500, 503))]
+        return httpx.Response(
+            200,
+            json=records,
+            headers=[
+                ("X-RateLimit-Limit", "1000"),
+                ("X-RateLimit-Remaining", "990"),
+                ("X-RateLimit-Remaining", "990"),
+                *(("X-Total-Count", t.strip()) for t in total.split(",")),
+            ],
+        )
+
+    async with mock_client(handler) as client:
+        pages = [p async for p in client.iter_pages("Contacts")]
+        assert pages[0].total == 503
+        assert client.quota.remaining == 990
+        disagreeing = await client.get("Contacts", params={"skip": 0, "top": 1})
+    assert disagreeing.total is None  # 503 and 7: neither is believed
+
+
 async def test_a_huge_total_count_is_only_a_hint() -> None:
     seen: list[int] = []
 
