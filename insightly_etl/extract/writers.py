@@ -360,14 +360,29 @@ def read_earlier(
                 f"{written.decode(errors='replace')[:60]} records",
                 hint=_NOT_EARLIER,
             )
-    if key is not None and (key not in table.column_names or table[key].null_count):
-        why = (
-            f"it has no {key} column"
-            if key not in table.column_names
-            else f"{table[key].null_count:,} of its rows have no {key}"
-        )
+    if key is not None and (why := _not_ids(table, key)):
         raise InputError(f"{path} is not an export of this object: {why}", hint=_NOT_EARLIER)
     return table
+
+
+def _not_ids(table: pa.Table, key: str) -> str | None:
+    """Why `key` is not a column of record ids as an export writes them (each row a record
+    once, by a positive whole number), or None. A file with every row twice, or ids negated,
+    was merged as it was: its copies kept, and records looked for by ids no record has."""
+    if key not in table.column_names:
+        return f"it has no {key} column"
+    ids = table[key]
+    if ids.null_count:
+        return f"{ids.null_count:,} of its rows have no {key}"
+    if not len(ids):
+        return None
+    if not pa.types.is_integer(ids.type):
+        return f"its {key} column holds {ids.type}, not record ids"
+    if (smallest := pc.min(ids).as_py()) < 1:
+        return f"it has {key} {smallest}, and records' ids are positive"
+    if (twice := len(ids) - pc.count_distinct(ids).as_py()) > 0:
+        return f"{twice:,} of its rows repeat another row's {key}"
+    return None
 
 
 def _has_eol_option() -> bool:

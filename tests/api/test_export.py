@@ -995,6 +995,39 @@ async def test_another_object_s_file_under_this_one_s_name_is_refused_naming_it(
     assert not [k for k in sb.stats if "None" in k[1]]
 
 
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        ("twice", "2 of its rows repeat another row's CONTACT_ID"),
+        ("negated", "it has CONTACT_ID -{last}, and records' ids are positive"),
+    ],
+)
+async def test_an_earlier_file_with_rows_twice_or_ids_negated_is_refused_not_merged(
+    make_sandbox, tmp_path: Path, tamper: str, why: str
+) -> None:
+    """Merged as they were, the copies stayed in the export (exit 0) and negated ids were
+    records no one has."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    path = tmp_path / "contacts.parquet"
+    table = pq.read_table(path)
+    if tamper == "twice":
+        table = pa.concat_tables([table, table.slice(0, 2)])
+    else:
+        table = table.set_column(0, "CONTACT_ID", pc.negate(table["CONTACT_ID"]))
+    pq.write_table(table, path)
+    last = max(sb.account.collections["Contacts"].records)
+    with pytest.raises(InputError) as refused:
+        await export(sb, tmp_path, "contacts", incremental=True)
+    assert str(refused.value) == (
+        f"{path} is not an export of this object: {why.format(last=last)}"
+    )
+    assert refused.value.hint == (
+        "It is not the file an earlier export wrote: move it away, then run a full export "
+        "(without --incremental)."
+    )
+
+
 async def test_since_into_an_empty_folder_is_partial_and_the_next_incremental_run_is_full(
     make_sandbox, tmp_path: Path
 ) -> None:
