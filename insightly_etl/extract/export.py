@@ -75,6 +75,7 @@ from insightly_etl.extract.writers import (
     DeltaTableWriter,
     ParquetTableWriter,
     TableWriter,
+    XlsxTableWriter,
     deltalake_available,
     is_delta_table,
     merge_delta,
@@ -1047,12 +1048,8 @@ class Exporter:
             self._remember_fingerprint(path)
         self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
-        for column, count in sorted(getattr(writer, "cut", {}).items()):
-            self.result.warnings.append(
-                f"{obj.name}.{column}: {count} text(s) longer than a spreadsheet cell holds "
-                "(32,767 characters as Excel counts them, an emoji two) were cut there; "
-                "Parquet and CSV keep them whole"
-            )
+        if isinstance(writer, XlsxTableWriter):
+            self.result.warnings += writer.said(obj.name)
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=self._file(path), high_water_mark=marks.mark()
         )

@@ -471,14 +471,16 @@ class XlsxTableWriter:
     """One sheet named after the object, streamed (openpyxl's write-only mode: rows go to disk,
     memory stays flat). Days are dates and instants date-times (UTC: Excel has no zones), ids
     and numbers numbers, lists `;`-joined, nested items JSON, every text a text — never a
-    formula. Text longer than a cell holds is cut there and counted (`cut`); a table longer
-    than a sheet is refused before it is written."""
+    formula. Text longer than a cell holds is cut there, and control characters XML cannot
+    hold become U+FFFD, each counted and said (`said`); a table longer than a sheet is refused
+    before it is written."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.schema = schema
         self.rows = 0
         self.cut: dict[str, int] = {}  # column -> texts cut at CELL_CHARACTERS characters
+        self.replaced: dict[str, int] = {}  # column -> texts whose control characters went
         self._tmp = partial_path(path)  # opened when saved (open_partial)
         self._book = Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=_sheet_title(path.stem))
@@ -530,7 +532,9 @@ class XlsxTableWriter:
         return self._text(column, str(value))
 
     def _text(self, column: str, text: str) -> WriteOnlyCell:
-        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)  # control characters XML cannot hold
+        text, replaced = ILLEGAL_CHARACTERS_RE.subn("\ufffd", text)  # ones XML cannot hold
+        if replaced:
+            self.replaced[column] = self.replaced.get(column, 0) + 1
         if _READ_AS_ESCAPED.match(text):  # `'+x` is read back as `+x` (files.unescape_frame,
             # for a CSV of ours saved as a workbook): one more quote, and it reads as itself
             text = "'" + text
@@ -541,6 +545,22 @@ class XlsxTableWriter:
         cell.data_type = "s"  # "=1+1" stays text: openpyxl would otherwise write a formula
         cell.number_format = TEXT_FORMAT
         return cell
+
+    def said(self, name: str) -> list[str]:
+        """What the sheet of object `name` does not hold as the record has it, by column."""
+        cut = (
+            f"{name}.{column}: {count} text(s) longer than a spreadsheet cell holds (32,767 "
+            "characters as Excel counts them, an emoji two) were cut there; Parquet and CSV "
+            "keep them whole"
+            for column, count in sorted(self.cut.items())
+        )
+        replaced = (
+            f"{name}.{column}: {count} text(s) held control characters a spreadsheet cannot "
+            "hold (below U+0020, other than tab and line breaks), each written as U+FFFD (�); "
+            "Parquet and CSV keep them"
+            for column, count in sorted(self.replaced.items())
+        )
+        return [*cut, *replaced]
 
     def commit(self) -> None:
         self._tmp, file = open_partial(self.path)

@@ -646,6 +646,31 @@ async def test_xlsx_cuts_a_text_where_a_cell_ends_as_excel_counts_it(
     ) in result.warnings
 
 
+async def test_xlsx_says_which_texts_held_control_characters_it_replaced(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A workbook cannot hold U+0000–U+001F but tab and line breaks: each became U+FFFD
+    without a word, and the user took the sheet for the record."""
+    import openpyxl
+
+    sb = make_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    contacts.put({**contacts.records[2001], "BACKGROUND": "bell\x07 and\tform\x0cfeed"})
+    contacts.put({**contacts.records[2002], "BACKGROUND": "two\nlines\tkept"})
+    result = await export(sb, tmp_path, "contacts", fmt="xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "contacts.xlsx")["contacts"]
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    rows = {r[0]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    background = header.index("BACKGROUND")
+    assert rows[2001][background] == "bell\ufffd and\tform\ufffdfeed"
+    assert rows[2002][background] == "two\nlines\tkept"
+    assert [w for w in result.warnings if "control characters" in w] == [
+        "contacts.BACKGROUND: 1 text(s) held control characters a spreadsheet cannot hold "
+        "(below U+0020, other than tab and line breaks), each written as U+FFFD (\ufffd); "
+        "Parquet and CSV keep them"
+    ]
+
+
 async def test_xlsx_has_one_sheet_per_object_with_real_types_and_no_formulas(
     make_sandbox, tmp_path: Path
 ) -> None:
