@@ -357,11 +357,15 @@ def _mapped_rules(
     table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], obj: ObjectType
 ) -> tuple[list[ColumnRule], list[str]]:
     notes: list[str] = []
-    if not mapping.identity:
-        return list(mapping.columns), notes
     # a semicolon file is what Excel writes where the decimal mark is a comma (and what
-    # `export --csv-dialect excel-eu` writes): its numbers come back with commas
+    # `export --csv-dialect excel-eu` writes): its numbers come back with commas, mapped or
+    # not (a mapping's column read `1.500` as 1.5 where --object read 1500)
     decimal = mapping.decimal or ("," if table.delimiter == ";" else ".")
+    if not mapping.identity:
+        return [
+            rule if rule.decimal_given else replace(rule, decimal=decimal)
+            for rule in mapping.columns
+        ], notes
     rules = []
     unknown: list[str] = []
     read_only: dict[str, list[str]] = {}  # why -> columns

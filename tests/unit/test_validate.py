@@ -1015,3 +1015,24 @@ def test_garbled_cells_of_a_file_that_reads_right_are_sent_as_they_came(tmp_path
         "column 'City': 'Ã‘andÃº' for 'Ñandú'); other accented cells read right, so they are "
         "taken as they are"
     ]
+
+
+@pytest.mark.parametrize("declared", [None, "."])
+def test_a_semicolon_file_reads_a_decimal_comma_mapped_or_not(
+    tmp_path: Path, declared: str | None
+) -> None:
+    """German Excel's `1.500` is 1500. Read through a mapping it was 1.5 (exit 0, no word),
+    where --object read 1500; a mark the mapping declares is still the only reading."""
+    given = {"decimal": declared} if declared else {}
+    by_mapping = run(
+        tmp_path,
+        "Name;Value\nKlaus;1.500\nPetra;2.750\n",
+        contacts({"Value": "Lifetime_Value__c"}, **given),
+    )
+    by_name = run(
+        tmp_path,
+        "FIRST_NAME;Lifetime_Value__c\nKlaus;1.500\nPetra;2.750\n",
+        {"object": "contacts", **given},
+    )
+    wanted = [1.5, 2.75] if declared == "." else [1500.0, 2750.0]
+    assert values(by_mapping, "Lifetime_Value__c") == values(by_name, "Lifetime_Value__c") == wanted
