@@ -73,10 +73,12 @@ def _echo_groups(groups: list[Any], unit: str, *, err: bool = False) -> None:
     """Validation errors grouped by column and kind, with an example each."""
     if not groups:
         return
-    click.echo(f"  {'column':<24} {'kind':<9} {'count':>7}  example", err=err)
+    wide = max(9, *(len(g.kind) for g in groups))  # "spreadsheet error" is 17
+    click.echo(f"  {'column':<24} {'kind':<{wide}} {'count':>7}  example", err=err)
     for g in groups:
         click.echo(
-            f"  {g.column:<24} {g.kind:<9} {g.count:>7,}  {unit} {g.example_line}: {g.example}",
+            f"  {g.column:<24} {g.kind:<{wide}} {g.count:>7,}  {unit} {g.example_line}: "
+            f"{g.example}",
             err=err,
         )
 

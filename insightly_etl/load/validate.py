@@ -138,6 +138,13 @@ _URL_RE = r"(https?://)?[^\s/@]+\.[^\s/@]{2,}(/\S*)?"
 _ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 # a date of zeros (and a midnight): what Outlook (`0/0/00`) and databases write for none
 _ZERO_DATE = r"\s*0{1,4}[/.-]0{1,2}[/.-]0{2,4}(?:[ T]0{1,2}:00(?::00)?)?\s*"
+# what a spreadsheet shows where a formula failed (Excel's, Google Sheets' #ERROR!,
+# LibreOffice's Err:502): a workbook's error cell, or its CSV save, holds the text. Sent, one
+# failed VLOOKUP column wrote `#N/A` over a field of every record it matched.
+_SPREADSHEET_ERROR = (
+    r"(?i)\s*(?:#(?:N/A|REF!|VALUE!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|"
+    r"CONNECT!|BUSY!|UNKNOWN!|EXTERNAL!|PYTHON!|GETTING_DATA|ERROR!)|Err:\d{3})\s*"
+)
 # group separators people type: comma (with a decimal point), or dot, space, no-break space
 # and narrow no-break space (with a decimal comma); RE2 wants the characters themselves
 _SPACES = " \u00a0\u202f"
@@ -945,6 +952,15 @@ class _ColumnValidator:
         present = np.flatnonzero(~blank)
         v = s.iloc[present]
         self._column, self._spec = rule.column, spec.name
+        if (failed := fullmatch(v, _SPREADSHEET_ERROR)).any():
+            self._bad(
+                v,
+                failed,
+                "spreadsheet error",
+                "{v} is a spreadsheet's error value (a formula failed there), not data: fix "
+                "the formula or empty the cell",
+            )
+            present, v = present[~failed], v[~failed]
         self._cells = (
             None if cells is None else cells.reset_index(drop=True).iloc[present].astype(str)
         )

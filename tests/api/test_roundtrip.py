@@ -1237,3 +1237,36 @@ def test_a_short_code_typed_into_a_text_cell_is_sent(tmp_path: Path) -> None:
     assert "0 to create, 1 to update" in result.stderr and "0 failed" in result.stderr
     plan = (out / "contacts.plan.csv").read_text(encoding="utf-8-sig")
     assert ",update,2002,ADDRESS_MAIL_POSTCODE,007,5," in plan
+
+
+@pytest.mark.parametrize("name", ["errors_us.xlsx", "errors_us.csv"])
+def test_a_formula_s_error_value_is_refused_never_written_over_a_field(
+    name: str, tmp_path: Path
+) -> None:
+    """A VLOOKUP that found nothing shows #N/A, a division by zero #DIV/0! (LibreOffice computed
+    and saved them: error cells in the workbook, their texts in its CSV). Both were sent as
+    the contact's phone and title, over what Insightly had (exit 0)."""
+    sb = corpus_sandbox()
+    contacts = sb.account.collections["Contacts"]
+    before = {cid: dict(contacts.records[cid]) for cid in (2901, 2902)}
+    file = tmp_path / name
+    shutil.copy(CORPUS / name, file)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\n"
+        "columns:\n  Email: EMAIL_ADDRESS\n  Phone: PHONE\n  Title: TITLE\n",
+        encoding="utf-8",
+    )
+    result = run(sb, "import", str(file), "--mapping", str(mapping))
+    assert result.exit_code == 1, result.output
+    assert "0 created, 1 updated, 0 unchanged, 1 rejected" in result.stdout
+    assert contacts.records[2901] == before[2901]
+    assert contacts.records[2902]["PHONE"] == "+420 377 000 000"
+    unit = "row" if name.endswith("xlsx") else "line"
+    rejects = (tmp_path / "errors_us.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rejects[0] == f"{unit},errors,Email,Phone,Title"
+    assert rejects[1].startswith(
+        "2,\"'#N/A' is a spreadsheet's error value (a formula failed there), not data: fix the "
+        "formula or empty the cell; '#DIV/0!' is a spreadsheet's error value (a formula failed "
+        'there), not data: fix the formula or empty the cell",'
+    )

@@ -3,13 +3,15 @@ opened and saved by LibreOffice Calc, as people in the US and in Germany do, unc
 a few edits. The files are committed; `make test` never runs this.
 
     apt-get install libreoffice-calc-nogui
-    PYTHONPATH=. .venv/bin/python tests/data/spreadsheets/make_corpus.py [--numbers | --dates]
+    PYTHONPATH=. .venv/bin/python tests/data/spreadsheets/make_corpus.py [--numbers | --dates |
+        --errors]
 
 Each file is named LOCALE_ENCODING[_edited].csv or LOCALE[_edited].xlsx. LibreOffice runs
 with LANG set to the locale, as a person's desktop would; it reads the CSV with "detect
 special numbers" on (what Excel does), and saves "as shown". numbers_LOCALE.csv and
 numbers_us.xlsx hold one contact whose texts look like numbers (`--numbers` makes only them);
-dayfirst_us.xlsx day-first birthdays LibreOffice read month first (`--dates`).
+dayfirst_us.xlsx day-first birthdays LibreOffice read month first (`--dates`); errors_us.*
+formulas that failed (`--errors`).
 """
 
 from __future__ import annotations
@@ -162,11 +164,33 @@ def numbers(work: Path) -> None:
         print("wrote", f"numbers_{locale}.csv")
 
 
+def formula_errors(work: Path) -> None:
+    """errors_us.xlsx and errors_us.csv: a workbook whose formulas fail for one contact (a
+    VLOOKUP that finds nothing, a division by zero), computed and saved by LibreOffice: error
+    cells in the workbook, their texts (`#N/A`) in its CSV save."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Contacts"
+    sheet.append(["Email", "Phone", "Title"])
+    sheet.append(["łukasz.2901@example.pl", "=VLOOKUP(A2,Phones!A:B,2,0)", "=1/0"])
+    sheet.append(["jiří.2902@example.pl", "=VLOOKUP(A3,Phones!A:B,2,0)", "Ředitel"])
+    book.create_sheet("Phones").append(["jiří.2902@example.pl", "+420 377 000 000"])
+    source = work / "errors" / "errors.xlsx"
+    source.parent.mkdir()
+    book.save(source)
+    soffice(source, HERE / "errors_us.xlsx", "us", None, "xlsx")
+    soffice(source, HERE / "errors_us.csv", "us", None, "csv:Text - txt - csv (StarCalc):44,34,76")
+    print("wrote errors_us.xlsx, errors_us.csv")
+
+
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "--dates" in sys.argv:  # only this one: the rest of the corpus stays as it is
             day_first(work)
+            return
+        if "--errors" in sys.argv:
+            formula_errors(work)
             return
         numbers(work)
         if "--numbers" in sys.argv:  # only these: the rest of the corpus stays as it is
