@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -189,6 +190,16 @@ def _date_order(source: str, value: Any) -> str | None:
     raise _fail(source, "date_order", f"must be dmy or mdy, not {value!r}")
 
 
+def _bad_directive(date_format: str) -> str | None:
+    """Why a date format is no strptime pattern (`%Q`, a stray `%`), or None; found when the
+    mapping is read, not as an internal error when the first date is."""
+    try:
+        datetime.strptime("", date_format)
+    except ValueError as exc:
+        return None if str(exc).startswith("time data") else str(exc)
+    return None
+
+
 def _decimal(source: str, where: str, value: Any) -> str:
     if value not in (".", ","):
         raise _fail(source, where, f"must be '.' or ',', not {value!r}")
@@ -301,6 +312,13 @@ def _rule(source: str, column: str, spec: Any, defaults: dict[str, str]) -> Colu
             source,
             f"{where}.date_format",
             f"expected a strftime pattern like '%d/%m/%Y', not {date_format!r}",
+        )
+    if date_format is not None and (wrong := _bad_directive(date_format)):
+        raise _fail(
+            source,
+            f"{where}.date_format",
+            f"{wrong}; expected a strftime pattern like '%d/%m/%Y' (%d day, %m month, %Y year, "
+            "%H:%M:%S time)",
         )
     return ColumnRule(
         column=column,

@@ -1252,7 +1252,8 @@ def _rows(path: Path, ws: Any, min_row: int = 1) -> Generator[tuple[Any, ...], N
             values = next(rows)
         except StopIteration:
             return
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # IndexError: a cell
+            # naming a shared string the workbook does not have
             raise InputError(
                 f"{path}: a damaged cell after row {number} ({exc})",
                 hint="Open it in a spreadsheet program and save it again, or export it as CSV.",

@@ -653,6 +653,19 @@ def test_a_damaged_or_hostile_sheet_is_an_input_error(tmp_path: Path, change) ->
     assert str(info.value).startswith(f"{path}: not a readable XLSX workbook")
 
 
+def test_a_cell_naming_a_shared_string_the_workbook_lacks_is_an_input_error(
+    tmp_path: Path,
+) -> None:
+    """It ended in "internal error: IndexError" (exit 70)."""
+    cell = b'<c r="A3" t="inlineStr"><is><t>Ada1</t></is></c>'
+    path = _workbook_with_sheet(
+        tmp_path, lambda xml: xml.replace(cell, b'<c r="A3" t="s"><v>999</v></c>')
+    )
+    with pytest.raises(InputError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: a damaged cell after row 2 (list index out of range)"
+
+
 def test_byte_order_marks_inside_the_text_are_no_part_of_a_value(tmp_path: Path) -> None:
     """Two files saved with a mark each and pasted together; a mark alone in a cell."""
     path = tmp_path / "b.csv"

@@ -114,6 +114,17 @@ def test_mapping_errors_name_file_key_and_fix(tmp_path: Path, mapping: dict, mes
             contacts({"Tier": {"field": "X", "date_format": "dd/mm/yyyy"}}),
             "m.yaml: columns.Tier.date_format: expected a strftime pattern like '%d/%m/%Y', not 'dd/mm/yyyy'",
         ),
+        (  # an internal error (exit 70) when the first date was read
+            contacts({"Tier": {"field": "X", "date_format": "%Q%%"}}),
+            "m.yaml: columns.Tier.date_format: 'Q' is a bad directive in format '%Q%%'; "
+            "expected a strftime pattern like '%d/%m/%Y' (%d day, %m month, %Y year, %H:%M:%S "
+            "time)",
+        ),
+        (
+            contacts({"Tier": {"field": "X", "date_format": "%d.%m.%Y %"}}),
+            "m.yaml: columns.Tier.date_format: stray % in format '%d.%m.%Y %'; expected a "
+            "strftime pattern like '%d/%m/%Y' (%d day, %m month, %Y year, %H:%M:%S time)",
+        ),
         (
             {"columns": {}},
             "m.yaml: object: missing: name the object type to import (or pass --object)",
