@@ -1284,8 +1284,9 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             raise InputError(
                 f"{path}: no sheet named {sheet!r}", hint=f"Sheets: {', '.join(book.sheetnames)}."
             )
-        ws = book[sheet] if sheet else book.worksheets[0]
+        ws = book[sheet] if sheet else _first_shown(book.worksheets)
         sheet_name = ws.title
+        hidden = {w.title for w in book.worksheets if _hidden(w)}
         # The <dimension> tag is written by whatever made the file and may be stale: trusting
         # it loses rows and columns silently, or (A1:XFD1048576) pads millions of empty cells.
         ws.reset_dimensions()
@@ -1377,7 +1378,27 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         for j, n in enumerate(names)
         if any(k[j] for k in typed)
     }
-    return SourceTable(path, frame, good_lines, "row", bad_rows=bad, cells=types)
+    table = SourceTable(path, frame, good_lines, "row", bad_rows=bad, cells=types)
+    if sheet is None and len(book.sheetnames) > 1:
+        others = [n for n in book.sheetnames if n != sheet_name]
+        shown = ", ".join(
+            repr(n[:40]) + (" (hidden)" if n in hidden else "") for n in others[:5]
+        ) + (" …" if len(others) > 5 else "")
+        table.notes.append(
+            f"sheet {sheet_name!r} read, the first one shown; the workbook has {len(others)} "
+            f"other(s) ({shown}): choose one with --sheet NAME"
+        )
+    return table
+
+
+def _hidden(sheet: Any) -> bool:
+    return getattr(sheet, "sheet_state", "visible") != "visible"  # hidden, veryHidden
+
+
+def _first_shown(sheets: list[Any]) -> Any:
+    """The first sheet a person sees: one hidden before it (an old copy, a lookup table) is
+    not the data they mean, and was read without a word."""
+    return next((ws for ws in sheets if not _hidden(ws)), sheets[0])  # Excel shows one
 
 
 # ---------------------------------------------------------------- Parquet

@@ -762,3 +762,30 @@ def test_a_row_that_starts_like_a_report_footer_line_is_a_row(tmp_path: Path, te
     names = [line.split(",")[0] for line in text.splitlines()[1:] if line]
     assert table.frame.iloc[:, 0].tolist() == names
     assert not [n for n in table.notes if "footer" in n]
+
+
+def test_a_workbook_s_hidden_first_sheet_is_not_the_one_read(tmp_path: Path) -> None:
+    """An old copy hidden before the sheet a person sees was read, and its rows created,
+    without a word; now the first sheet shown is read, and a note names the others."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "old"
+    old.append(["FIRST_NAME"])
+    old.append(["Hidden"])
+    old.sheet_state = "hidden"
+    shown = book.create_sheet("Contacts")
+    shown.append(["FIRST_NAME"])
+    shown.append(["Visible"])
+    book.create_sheet("Lookup").append(["x"])
+    path = tmp_path / "people.xlsx"
+    book.save(path)
+    table = read_table(path)
+    assert table.frame["FIRST_NAME"].tolist() == ["Visible"]
+    assert table.notes == [
+        "sheet 'Contacts' read, the first one shown; the workbook has 2 other(s) ('old' "
+        "(hidden), 'Lookup'): choose one with --sheet NAME"
+    ]
+    assert read_table(path, sheet="old").frame["FIRST_NAME"].tolist() == ["Hidden"]
+    assert read_table(path, sheet="old").notes == []
