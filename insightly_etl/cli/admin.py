@@ -92,6 +92,12 @@ def undo(
         )
         + f", {c.gone:,} already gone, {c.failed:,} failed"
         + (f", {c.left:,} left" if c.left else "")
+        + (
+            f" (earlier runs: {e.deleted:,} deleted, {e.restored:,} restored, {e.conflict:,} "
+            f"conflicts, {e.gone:,} gone)"
+            if (e := result.earlier) is not None
+            else ""
+        )
         + f"; {result.requests:,} requests"
         + (" (dry run: nothing changed)" if dry_run else "")
     )

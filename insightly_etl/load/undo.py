@@ -47,7 +47,7 @@ from insightly_etl.errors import (
     NotFoundError,
     RunStopped,
 )
-from insightly_etl.files import write_csv
+from insightly_etl.files import unescape_frame, write_csv
 from insightly_etl.load.account import facts_from_api
 from insightly_etl.load.checkpoint import DAMAGE, Checkpoint, FieldChange, damaged
 from insightly_etl.load.fields import FieldSpec, field_specs
@@ -94,6 +94,7 @@ class UndoResult:
     files: list[Path] = field(default_factory=list)
     object_name: str = ""  # the object the import wrote (contacts)
     account: str | None = None  # the account it wrote to (GET /Instance's subdomain)
+    earlier: UndoCounts | None = None  # what earlier runs of undo settled (None: none did)
 
     @property
     def exit_code(self) -> int:
@@ -482,6 +483,7 @@ async def _undo(
     specs = field_specs(obj, facts.definitions)
     try:
         jobs = _jobs(checkpoint)
+        earlier = _settled(checkpoint)
     except DAMAGE as exc:
         raise damaged(path, exc) from None
     sender = Sender(client, stop)
@@ -514,7 +516,9 @@ async def _undo(
     if report.empty and target.exists():
         written = target  # nothing done this time: the earlier run's report stays
     else:
-        written = write_csv(report.sort_values(["line", "field"]), target)
+        if earlier is not None:  # a run that goes on: the records earlier runs undid stay
+            report = _with_earlier(report, target, {j.line for j in ordered})
+        written = write_csv(report.sort_values(["line", "field"], kind="stable"), target)
     return UndoResult(
         undo.counts,
         meter.requests,
@@ -523,4 +527,38 @@ async def _undo(
         files=[written],
         object_name=obj.name,
         account=checkpoint.meta("account"),
+        earlier=earlier,
     )
+
+
+def _settled(checkpoint: Checkpoint) -> UndoCounts | None:
+    """What earlier runs of undo settled, by how (None: nothing yet)."""
+    counts = UndoCounts()
+    for state, n in checkpoint.undo.summary().items():
+        if state in UNDONE:
+            setattr(counts, state.value, n)
+    return counts if counts != UndoCounts() else None
+
+
+def _with_earlier(report: pd.DataFrame, target: Path, redone: set[int]) -> pd.DataFrame:
+    """This run's lines, and those of the earlier NAME.undo.csv for lines this run did not
+    take up (undone before): a run that went on after Ctrl-C or the quota wrote only its own,
+    and the records the first run deleted were in no file. An earlier file that is not one
+    undo wrote (edited, another release's columns) is left out, not read as one."""
+    if not target.is_file():
+        return report
+    try:
+        before = pd.read_csv(target, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return report
+    if tuple(before.columns) != UNDO_COLUMNS:
+        return report
+    before = unescape_frame(before)
+    lines = pd.to_numeric(before["line"], errors="coerce")
+    kept = before[lines.notna() & ~lines.isin(redone)].copy()
+    if kept.empty:
+        return report
+    kept["line"] = lines[kept.index].astype(int)
+    kept["record_id"] = pd.to_numeric(kept["record_id"], errors="coerce").astype("Int64")
+    kept = kept.replace({"": None})
+    return pd.concat([kept, report], ignore_index=True)

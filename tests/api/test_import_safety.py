@@ -600,15 +600,26 @@ async def test_undo_stopped_by_the_quota_exits_75_and_the_next_run_finishes_it(
     first = await run_undo(sb, checkpoint, max_requests=6)  # the definitions, then GET + DELETE
     assert first.outcome.stopped == "quota" and first.exit_code == 75
     assert 0 < first.counts.deleted < 6 and first.counts.left == 6 - first.counts.deleted
+    ids = {r: d for r, d in _undo_lines(tmp_path / "q.undo.csv")}
+    assert len(ids) == first.counts.deleted and set(ids.values()) == {"delete"}
     second = await run_undo(sb, checkpoint)
     assert second.exit_code == 0 and first.counts.deleted + second.counts.deleted == 6
     assert second.counts.gone == 0  # nothing deleted twice or looked for again
+    assert second.earlier is not None and second.earlier.deleted == first.counts.deleted
+    # every record either run deleted, once: the second run's file had only its own
+    assert _undo_lines(tmp_path / "q.undo.csv") == [(line, "delete") for line in range(2, 8)]
     left = [
         r
         for r in sb.account.collections["Contacts"].records.values()
         if r["EMAIL_ADDRESS"].endswith("@undoq.example")
     ]
     assert left == []
+
+
+def _undo_lines(path: Path) -> list[tuple[int, str]]:
+    """NAME.undo.csv's (line, action)s."""
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    return [(int(r["line"]), r["action"]) for r in rows]
 
 
 async def test_running_the_import_after_undo_imports_again(make_sandbox, tmp_path: Path) -> None:
