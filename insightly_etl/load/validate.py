@@ -1295,6 +1295,7 @@ class _ColumnValidator:
         return normal.where(~bad)
 
     def _text(self, v: pd.Series, spec: FieldSpec) -> pd.Series:
+        self._zeros_dropped(v, spec)
         if spec.max_length:
             length = v.str.len()
             bad = (length > spec.max_length).fillna(False).astype(bool)
@@ -1317,6 +1318,25 @@ class _ColumnValidator:
             self._bad(v, bad, "url", "{v} is not a plausible web address")
             v = v.where(~bad)
         return v
+
+    def _zeros_dropped(self, v: pd.Series, spec: FieldSpec) -> None:
+        """A workbook's number cells going to a text field, said as a note: a spreadsheet
+        that took `01067` for a number kept 1067. A record the import finds keeps Insightly's
+        value where only the zeros differ (an artefact), but a new one is made with the
+        digits as they are. (A text file's digits cannot be told apart so: 2000 is Sydney's
+        postcode, and 1067 may be Dresden's 01067.)"""
+        if self._cells is None:
+            return
+        numbers = fullmatch(v, r"\d+") & (self._cells == Cell.NUMBER).to_numpy()
+        if numbers.any():
+            first = int(np.flatnonzero(numbers)[0])
+            row = int(self.errors.lines[v.index[first]])
+            self.notes.append(
+                f"column {self._column!r} ({spec.name}): {int(numbers.sum()):,} cell(s) are "
+                f"numbers in the workbook ({v.iloc[first]!r}, row {row}), sent as their digits: "
+                "a leading zero the spreadsheet dropped is not among them (format the column "
+                "as Text and type them again)"
+            )
 
     def _lookup(self, v: pd.Series, rule: ColumnRule) -> pd.Series:
         assert rule.lookup is not None

@@ -1047,3 +1047,19 @@ def test_a_semicolon_file_reads_a_decimal_comma_mapped_or_not(
     )
     wanted = [1.5, 2.75] if declared == "." else [1500.0, 2750.0]
     assert values(by_mapping, "Lifetime_Value__c") == values(by_name, "Lifetime_Value__c") == wanted
+
+
+def test_a_workbook_s_number_cells_in_a_text_field_are_said() -> None:
+    """us.xlsx: our CSV opened by LibreOffice in en-US and saved as a workbook made number
+    cells of the postcodes, `00501` now 501. A record found keeps Insightly's (an artefact);
+    a new one was made with 501 without a word."""
+    r = validate_table(
+        read_table(CORPUS / "us.xlsx"),
+        parse_mapping({"object": "contacts"}, source="m.yaml"),
+        AccountFacts(DEFS["Contacts"], {}),
+    )
+    assert [n for n in r.notes if "numbers in the workbook" in n] == [
+        "column 'ADDRESS_MAIL_POSTCODE' (ADDRESS_MAIL_POSTCODE): 28 cell(s) are numbers in the "
+        "workbook ('501', row 2), sent as their digits: a leading zero the spreadsheet dropped is "
+        "not among them (format the column as Text and type them again)"
+    ]
