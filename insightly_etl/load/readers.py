@@ -129,7 +129,15 @@ def _look_at_cells(table: SourceTable, *, named: bool) -> None:
     """Byte-order marks inside the text (a file pasted together from several saves) are no
     part of any value: taken out. Text garbled by a wrong reading is found (find_garbled),
     unless the person named the encoding (then the text is as it reads)."""
-    table.frame.columns = [str(c).replace("\ufeff", "") for c in table.frame.columns]
+    names = [_unmarked(str(c)) for c in table.frame.columns]
+    first = str(table.frame.columns[0]) if names else ""
+    if _QUOTED_MARK.match(first):
+        table.notes.append(
+            f"the first column's name held a byte-order mark and quotes as text ({first!r}: "
+            "the file was opened without choosing UTF-8, and saved again); read as "
+            f"{names[0]!r}"
+        )
+    table.frame.columns = names
     for name in table.columns:
         column = table.frame[name]
         if column.str.contains("\ufeff", regex=False).fillna(False).any():
@@ -437,6 +445,19 @@ def detect_delimiter(text: str) -> str:
 # Excel's own hint, `sep=;` alone on the first line: the delimiter, and no row of the data
 _SEP_LINE = re.compile(rb"(\xef\xbb\xbf)?sep=([^\r\n])(\r?\n)")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# a UTF-8 file's mark read as text by a program that was not told it is UTF-8, the quotes
+# around the first name with it, and the file saved again: `"\ufeff""CONTACT_ID"""`
+_QUOTED_MARK = re.compile(r'\ufeff"(.*)"\Z', re.S)
+
+
+def _unmarked(name: str) -> str:
+    """A column's name without the byte-order marks in it (and the quotes a mark read as
+    text kept)."""
+    if quoted := _QUOTED_MARK.match(name):
+        return quoted.group(1).replace('""', '"')
+    return name.replace("\ufeff", "")
+
+
 _UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)  # UTF-32 LE's starts like UTF-16 LE's
 
 

@@ -789,3 +789,20 @@ def test_a_workbook_s_hidden_first_sheet_is_not_the_one_read(tmp_path: Path) -> 
     ]
     assert read_table(path, sheet="old").frame["FIRST_NAME"].tolist() == ["Hidden"]
     assert read_table(path, sheet="old").notes == []
+
+
+def test_a_mark_and_quotes_a_program_kept_as_text_in_the_first_name_are_no_part_of_it(
+    tmp_path: Path,
+) -> None:
+    """Our export (UTF-8 with a mark, names quoted) opened by LibreOffice without choosing
+    UTF-8 and saved again: the first name became `\\ufeff"CONTACT_ID"`, and the import said
+    the file had no CONTACT_ID column (exit 2) while the person saw one."""
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(b'"\xef\xbb\xbf""CONTACT_ID""",FIRST_NAME\n2001,Ada\n')
+    table = read_table(path)
+    assert table.columns == ["CONTACT_ID", "FIRST_NAME"]
+    assert table.frame["CONTACT_ID"].tolist() == ["2001"]
+    assert table.notes == [
+        "the first column's name held a byte-order mark and quotes as text ('\\ufeff\"CONTACT_ID\"': "
+        "the file was opened without choosing UTF-8, and saved again); read as 'CONTACT_ID'"
+    ]
