@@ -541,6 +541,9 @@ class Planner:
         self._bases: dict[tuple[int, int], dict[str, Any] | None] = {}  # (row, id) -> its base
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
+        # rows a conflict (no base: the whole row) --on-conflict overwrite sends anyway:
+        # (row, record id, the fields sent)
+        self.overwritten_whole: list[tuple[int, int | None, dict[str, Any]]] = []
         self.result = result
         self.obj = get_object(result.mapping.object)
         self.specs = result.specs
@@ -718,8 +721,27 @@ class Planner:
                     )
         await self._check_identity(plan)
         self._warn_no_copy_time(plan)
+        self._warn_overwritten_whole(plan)
         plan.requests = meter.requests
         return plan
+
+    def _warn_overwritten_whole(self, plan: Plan) -> None:
+        """Rows --on-conflict overwrite sends though Insightly changed their record after the
+        file's copy, with no export's `_base` to tell the person's edits from the rest: every
+        cell that differs is sent, a colleague's later edit reverted. Said before anything is
+        sent (it was without a word)."""
+        if not self.overwritten_whole:
+            return
+        row, rid, fields = self.overwritten_whole[0]
+        line = self.result.table.lines[row]
+        plan.warnings.append(
+            f"{len(self.overwritten_whole):,} row(s) whose record changed in Insightly after the "
+            "file's copy are overwritten whole (--on-conflict overwrite, and no export's _base "
+            "to tell the cells edited in the file from the rest): every cell that differs from "
+            f"Insightly is sent, a colleague's later edit reverted too ({self.result.table.unit} "
+            f"{line}: record {rid}, {', '.join(sorted(fields))}). To send only what the file "
+            "changed, import from the export's folder or give --base FILE"
+        )
 
     def _warn_no_copy_time(self, plan: Plan) -> None:
         """An export's file (its ids the key) without DATE_UPDATED_UTC and without the
@@ -1005,8 +1027,18 @@ class Planner:
         --on-conflict overwrite. The copy's time is read in any form a spreadsheet writes and
         compared as an instant, at the copy's precision (to the minute when a spreadsheet
         dropped the seconds); one that cannot be read is a conflict. Returns why, or None."""
-        if self.on_conflict == "overwrite" or self.file_updated is None:
+        if self.file_updated is None:
             return None
+        why = self._conflict(row, record, changes)
+        if why is not None and self.on_conflict == "overwrite":
+            self.overwritten_whole.append(
+                (row, record_id(record, self.obj.id_field or ""), changes)
+            )
+            return None
+        return why
+
+    def _conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
+        assert self.file_updated is not None
         written = self.file_updated.iat[row]
         if written is None or written is pd.NA or str(written).strip() == "":
             return None  # a row added to the export: no copy to be older than

@@ -512,6 +512,14 @@ async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_s
     ]
     again = await run_import(sb, file, None, object_name="contacts", on_conflict="overwrite")
     assert again.counts.updated == 2 and record(sb, moved["CONTACT_ID"])["FIRST_NAME"] == "Robert"
+    # without the export's _base, the whole row went, said before it was sent
+    assert again.warnings == [
+        "1 row(s) whose record changed in Insightly after the file's copy are overwritten whole "
+        "(--on-conflict overwrite, and no export's _base to tell the cells edited in the file "
+        "from the rest): every cell that differs from Insightly is sent, a colleague's later "
+        f"edit reverted too (line 3: record {moved['CONTACT_ID']}, FIRST_NAME). To send only what "
+        "the file changed, import from the export's folder or give --base FILE"
+    ]
 
 
 async def run_undo(sb: Sandbox, checkpoint: Path, **options: Any):  # -> UndoResult
