@@ -869,23 +869,31 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
 
 
 def plan_examples(
-    plan: Plan, fill: Callable[[PlannedRow], PlannedRow], limit: int = 5, *, unit: str = "line"
+    plan: Plan,
+    fill: Callable[[PlannedRow], PlannedRow],
+    rows: int = 5,
+    fields: int = 3,
+    *,
+    unit: str = "line",
 ) -> list[str]:
-    """A few changes, as the plan prints them: `line 3: update 1042 BACKGROUND '' -> 'x'` (a
-    workbook's: `row 3`, as its results files say)."""
+    """The first rows' changes, a row a line, as the plan prints them: `line 3: update 1042
+    BACKGROUND '' -> 'x', TITLE 'a' -> 'b'` (a workbook's: `row 3`, as its results files
+    say), and how many more rows write (five fields of the first row said nothing of the
+    rest)."""
     out: list[str] = []
-    for p in plan.writes:
-        for name, new in fill(p).after.items():
-            if len(out) == limit:
-                return out
-            target = f"update {p.record_id}" if p.action == Action.UPDATE else "create"
-            old = p.before.get(name) if p.action == Action.UPDATE else None
-            change = (
-                f"{_short(display(old))} -> {_short(display(new))}"
-                if p.action == Action.UPDATE
-                else _short(display(new))
-            )
-            out.append(f"{unit} {p.line}: {target} {name} {change}")
+    writes = plan.writes
+    for p in writes[:rows]:
+        target = f"update {p.record_id}" if p.action == Action.UPDATE else "create"
+        changes = [
+            f"{name} {_short(display(p.before.get(name)))} -> {_short(display(new))}"
+            if p.action == Action.UPDATE
+            else f"{name} {_short(display(new))}"
+            for name, new in fill(p).after.items()
+        ]
+        more = f" (and {len(changes) - fields} more field(s))" if len(changes) > fields else ""
+        out.append(f"{unit} {p.line}: {target} {', '.join(changes[:fields])}{more}")
+    if len(writes) > rows:
+        out.append(f"… and {len(writes) - rows:,} more row(s)")
     return out
 
 

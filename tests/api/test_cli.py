@@ -34,6 +34,27 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 MAPPING = "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n"
 
 
+def test_the_plan_shows_the_first_rows_a_line_each_and_how_many_more(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Five fields of the first row were shown, and nothing said of the other rows."""
+    rows = "".join(f"P{i},p{i}@more.example,Title {i},Town {i}\n" for i in range(8))
+    file = write(tmp_path, "p.csv", "Name,Email,Title,City\n" + rows)
+    mapping = write(tmp_path, "m.yaml", MAPPING + "  Title: TITLE\n  City: ADDRESS_MAIL_CITY\n")
+    result = run(make_sandbox(), "import", str(file), "--mapping", str(mapping), "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    start = lines.index("Changes (every one is in NAME.plan.csv):")
+    assert lines[start + 1 : start + 7] == [
+        *(
+            f"  line {i + 2}: create FIRST_NAME 'P{i}', EMAIL_ADDRESS 'p{i}@more.example', "
+            f"TITLE 'Title {i}' (and 1 more field(s))"
+            for i in range(5)
+        ),
+        "  … and 3 more row(s)",
+    ]
+
+
 def test_import_status_and_undo_from_the_command_line(make_sandbox, tmp_path: Path) -> None:
     sb = make_sandbox()
     file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@cli.example\nBob,bob@cli.example\n")
@@ -392,6 +413,8 @@ def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     planned = run(sb, "import", str(file), "--mapping", mapping, "--dry-run")
     assert planned.exit_code == 0, planned.output
     assert said in planned.stderr.splitlines()
+    # the summary says nothing was written, as undo's does
+    assert planned.stdout.splitlines()[0].endswith("(dry run: nothing written)")
 
 
 @pytest.mark.parametrize(
