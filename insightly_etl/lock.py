@@ -58,6 +58,22 @@ class RunLock:
         self, checkpoint: Path, *, path: Path | None = None, hint: str = CHECKPOINT_HINT
     ) -> None:
         self.path = path or checkpoint.with_name(checkpoint.name + ".lock")
+        for _ in range(3):  # a lock file removed by its holder after it was opened: again
+            if self._take(checkpoint, hint):
+                break
+        else:
+            raise CheckpointInUse(
+                f"{checkpoint} is in use (its lock file keeps changing)", hint=hint
+            )
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        os.write(self.fd, f"#{os.getpid()} {since}\n".encode())
+
+    def _take(self, checkpoint: Path, hint: str) -> bool:
+        """Lock the file at `path`: True, or False when it was removed (a discarded
+        checkpoint's, by its holder) between opening and locking it, so that the lock held is
+        on a file no other run opens."""
         try:  # never through a link: a planted symlink would have its target truncated
             self.fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
@@ -85,11 +101,19 @@ class RunLock:
                 f"{checkpoint} is in use by process {pid} since {since.strip()} UTC",
                 hint=hint,
             )
-        os.ftruncate(self.fd, 0)
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        os.write(self.fd, f"#{os.getpid()} {since}\n".encode())
+        try:
+            same = os.path.samestat(os.fstat(self.fd), os.lstat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(self.fd)
+        return same
 
-    def release(self) -> None:
+    def release(self, *, remove: bool = False) -> None:
+        """Closing drops the lock. The empty file stays, unless `remove` (the checkpoint it
+        guards is gone too): removed while still held, so a run that opened it meanwhile
+        finds it gone once it holds it, and takes the new one (_take)."""
         os.ftruncate(self.fd, 0)
-        os.close(self.fd)  # closing drops the lock; the empty file stays (deleting it would race)
+        if remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)

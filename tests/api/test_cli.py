@@ -810,7 +810,8 @@ def test_an_import_with_a_wrong_key_leaves_no_checkpoint(make_sandbox, tmp_path:
     result = run(make_sandbox(), "import", str(file), "--mapping", str(mapping), env=env)
     assert result.exit_code == 77, result.output
     assert "the API key was refused" in result.stderr
-    assert not (tmp_path / "p.csv.checkpoint.sqlite").exists()  # its lock file stays, empty
+    assert not (tmp_path / "p.csv.checkpoint.sqlite").exists()
+    assert not (tmp_path / "p.csv.checkpoint.sqlite.lock").exists()  # nothing beside nothing
 
 
 def test_export_to_a_path_that_is_not_a_directory_is_one_error_line(

@@ -162,3 +162,34 @@ def test_the_command_line_starts_without_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_lock_file_removed_by_its_holder_is_never_held_by_two_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose checkpoint is discarded removes its lock file while it holds it. A run
+    that opened the file just before, and locks it once it is free, would hold a lock on a
+    file no other run opens (a third run makes a new one): it takes the new file instead."""
+    from insightly_etl import lock
+    from insightly_etl.errors import CheckpointInUse
+
+    checkpoint = tmp_path / "c.sqlite"
+    path = tmp_path / "c.sqlite.lock"
+    holder = lock.RunLock(checkpoint)
+    holder.release(remove=True)
+    assert not path.exists()  # nothing left beside a discarded checkpoint
+    real = lock._try_lock
+    removed: list[int] = []
+
+    def removed_meanwhile(fd: int) -> bool:  # the holder removes it between open and lock
+        if not removed:
+            removed.append(os.fstat(fd).st_ino)
+            path.unlink()
+        return real(fd)
+
+    monkeypatch.setattr(lock, "_try_lock", removed_meanwhile)
+    late = lock.RunLock(checkpoint)
+    assert removed and os.path.samestat(os.fstat(late.fd), os.stat(path))  # the new file's
+    with pytest.raises(CheckpointInUse, match=f"in use by process {os.getpid()} since"):
+        lock.RunLock(checkpoint)  # a third run finds it held
+    late.release()

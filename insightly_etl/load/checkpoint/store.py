@@ -405,9 +405,9 @@ class Checkpoint:
         self._journals()
         return self
 
-    def _release(self) -> None:
+    def _release(self, *, remove: bool = False) -> None:
         if self.lock is not None:
-            self.lock.release()
+            self.lock.release(remove=remove)
             self.lock = None
 
     def close(self) -> None:
@@ -429,7 +429,7 @@ class Checkpoint:
             self.db.close()
         for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite's files beside it
             self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-        self._release()
+        self._release(remove=True)  # no lock file left beside no checkpoint
 
     # ---------------------------------------------------------------- metadata
     def meta(self, key: str) -> str | None:
