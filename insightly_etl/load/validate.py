@@ -874,6 +874,17 @@ def _two_digit_year(value: str, what: str, exported: bool) -> str:
 _LAST_SERIAL = 2_958_465  # 9999-12-31 as a spreadsheet's day number
 
 
+def _no_such_day(value: str, rule: ColumnRule) -> str | None:
+    """Why a value the column's date format reads is no day (`02/30/1980`: day is out of
+    range for month), or None when the format does not read it at all."""
+    assert rule.date_format is not None
+    try:
+        datetime.strptime(value.strip(), rule.date_format)
+    except ValueError as exc:
+        return str(exc) if "out of range" in str(exc) else None
+    return None
+
+
 def _number_not_date(value: str, what: str, expected: str) -> str:
     """A cell of digits alone where a date goes: a year (`1990`), or the day number a
     spreadsheet keeps a date as (`9277`, days since 1899-12-30: 1925-05-25), which a cell
@@ -1089,12 +1100,16 @@ class _ColumnValidator:
                         f"{value!r} is not a {what} {expected}: its year has four digits, "
                         "which the format's %y (two) does not read; write the format with %Y"
                     )
+                if rule.date_format is not None and (no_day := _no_such_day(value, rule)):
+                    return f"{value!r} is written {expected}, but is no day ({no_day})"
                 return f"{value!r} is not a {what} {expected}"
 
             # said for what they are, however (or whether) pandas reads them: `9277` (read
             # as the year 9277), and in an export of ours a two-digit year (whose century?)
             none = np.zeros(len(v), dtype=bool)
-            bare = fullmatch(v, r"\s*\d{1,5}\s*") if rule.date_format is None else none
+            bare = fullmatch(v, r"\s*\d{1,5}\s*")
+            if rule.date_format is not None:  # what the format reads is its (`%Y`: 1990)
+                bare &= parsed.isna().to_numpy()
             # a two-digit year: which century is not known, as which of day and month comes
             # first may not be; a spreadsheet program that opened and saved the file writes
             # them so (LibreOffice saves a typed 12/25/1925 as 12/25/25, which Excel's window

@@ -1063,3 +1063,34 @@ def test_a_workbook_s_number_cells_in_a_text_field_are_said() -> None:
         "workbook ('501', row 2), sent as their digits: a leading zero the spreadsheet dropped is "
         "not among them (format the column as Text and type them again)"
     ]
+
+
+def test_a_formatted_date_column_says_an_impossible_day_and_a_day_number_for_what_they_are(
+    tmp_path: Path,
+) -> None:
+    """`02/30/1980` matches %m/%d/%Y but is no day; `29221` is a spreadsheet's day number. Both
+    were "not a date in the format %m/%d/%Y", which the first plainly is written in."""
+    r = run(
+        tmp_path,
+        "Name,Born\nA,02/30/1980\nB,29221\nC,13/01/1980\nD,12/31/1980\n",
+        contacts({"Born": {"field": "DATE_OF_BIRTH", "date_format": "%m/%d/%Y"}}),
+    )
+    assert messages(r) == [
+        (
+            2,
+            "'02/30/1980' is written in the format %m/%d/%Y, but is no day (day is out of range "
+            "for month)",
+        ),
+        (
+            3,
+            "'29221' is a number, not a date: a year alone, or the day number a spreadsheet keeps "
+            "1980-01-01 as; write the whole date in the format %m/%d/%Y",
+        ),
+        (4, "'13/01/1980' is not a date in the format %m/%d/%Y"),
+    ]
+    by_year = run(
+        tmp_path,
+        "Name,Year\nA,1990\n",
+        contacts({"Year": {"field": "DATE_OF_BIRTH", "date_format": "%Y"}}),
+    )
+    assert messages(by_year) == [] and values(by_year, "DATE_OF_BIRTH") == ["1990-01-01 00:00:00"]
