@@ -874,12 +874,17 @@ def _two_digit_year(value: str, what: str, exported: bool) -> str:
 _LAST_SERIAL = 2_958_465  # 9999-12-31 as a spreadsheet's day number
 
 
-def _no_such_day(value: str, rule: ColumnRule) -> str | None:
-    """Why a value the column's date format reads is no day (`02/30/1980`: day is out of
-    range for month), or None when the format does not read it at all."""
-    assert rule.date_format is not None
+def _no_such_day(value: str, date_format: str | None) -> str | None:
+    """Why a value written in the column's date format (else in ISO form, 2026-02-30) is no
+    day (`02/30/1980`: day is out of range for month), or None when it is not so written."""
+    text = value.strip()
+    if date_format is None:
+        iso = re.fullmatch(r"(\d{4}-\d{1,2}-\d{1,2})(?:[ T][\d:.]+)?", text)
+        if iso is None:
+            return None
+        text, date_format = iso.group(1), "%Y-%m-%d"
     try:
-        datetime.strptime(value.strip(), rule.date_format)
+        datetime.strptime(text, date_format)
     except ValueError as exc:
         return str(exc) if "out of range" in str(exc) else None
     return None
@@ -1100,8 +1105,9 @@ class _ColumnValidator:
                         f"{value!r} is not a {what} {expected}: its year has four digits, "
                         "which the format's %y (two) does not read; write the format with %Y"
                     )
-                if rule.date_format is not None and (no_day := _no_such_day(value, rule)):
-                    return f"{value!r} is written {expected}, but is no day ({no_day})"
+                if no_day := _no_such_day(value, rule.date_format):
+                    shown = f"in the format {rule.date_format}" if rule.date_format else "in ISO form"
+                    return f"{value!r} is written {shown}, but is no day ({no_day})"
                 return f"{value!r} is not a {what} {expected}"
 
             # said for what they are, however (or whether) pandas reads them: `9277` (read

@@ -407,12 +407,12 @@ def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
     )
     assert values(r, "DATE_OF_BIRTH") == [ABSENT, "1990-02-01 00:00:00"]
     assert messages(r)[:2] == [
-        (2, "'31/02/1990' is not a date in the format %d/%m/%Y"),
         (
             2,
-            "'2026-02-30' is not a date in ISO form (2026-12-31 or 2026-12-31 14:30:00) "
-            "or a spreadsheet's (12/31/2026 2:30 PM, 31.12.2026 14:30)",
+            "'31/02/1990' is written in the format %d/%m/%Y, but is no day (day is out of "
+            "range for month)",
         ),
+        (2, "'2026-02-30' is written in ISO form, but is no day (day is out of range for month)"),
     ]
 
 
