@@ -1106,7 +1106,9 @@ class _ColumnValidator:
                         "which the format's %y (two) does not read; write the format with %Y"
                     )
                 if no_day := _no_such_day(value, rule.date_format):
-                    shown = f"in the format {rule.date_format}" if rule.date_format else "in ISO form"
+                    shown = (
+                        f"in the format {rule.date_format}" if rule.date_format else "in ISO form"
+                    )
                     return f"{value!r} is written {shown}, but is no day ({no_day})"
                 return f"{value!r} is not a {what} {expected}"
 
