@@ -598,7 +598,9 @@ class InsightlyClient:
             error = outcome.error
             if isinstance(error, QuotaExhausted):
                 self._quota_spent = self.stopped_by = error
-            if isinstance(error, TransportError) and error.hint is None:
+            if isinstance(error, TransportError) and error.hint == TransportError.hint:
+                # where it went: the class's own hint names no address (an API URL carries no
+                # credentials: config refuses one that does)
                 error.hint = (
                     f"Could not reach {self.base_url}: check the network, --pod or --api-url."
                 )

@@ -317,6 +317,10 @@ async def test_transport_error_after_retries_on_reads() -> None:
         with pytest.raises(TransportError) as info:
             await c.get("Contacts")
     assert info.value.exit_code == 69
+    assert info.value.hint == (  # it said "Check the network and the pod / API URL." only
+        "Could not reach https://api.na1.insightly.com/v3.1/: check the network, --pod or "
+        "--api-url."
+    )
 
 
 # ---------------------------------------------------------------- typed errors
