@@ -151,7 +151,7 @@ class _Undo:
         one listing when that costs fewer requests than a GET each (a count says)."""
         each = f"Undo reads {len(ids):,} record(s), one GET each"
         if not self.dry_run:
-            announce(f"{each}, each just before it is undone; then up to {len(ids):,} write(s).")
+            announce(f"{each}, just before undoing each; then up to {len(ids):,} write(s).")
             return
         total = None
         if len(ids) > 2:

@@ -1406,7 +1406,7 @@ def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_
     undone = run(sb, "undo", checkpoint)
     assert undone.exit_code == 0, undone.output
     assert (
-        "Undo reads 30 record(s), one GET each, each just before it is undone; then up to 30 write(s)."
+        "Undo reads 30 record(s), one GET each, just before undoing each; then up to 30 write(s)."
         in undone.stderr
     )
     assert "30 created records deleted" in undone.stdout and "; 62 requests" in undone.stdout
