@@ -29,10 +29,10 @@ from insightly_etl.load.identity import (
     shared_rows,
 )
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, ids_apart
+from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, identifying_fields, ids_apart
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
-from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, day_first_of
+from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, LOST, day_first_of
 from insightly_etl.load.validate import (
     ValidationResult,
     keyless_text,
@@ -97,6 +97,7 @@ def _check(
     identities: list[pa.Table] = []
     keyed: list[pa.Table] = []
     keyless: tuple[int, list[int]] = (0, [])  # rows with an empty key part, a few lines
+    lost: tuple[int, str | None] = (0, None)  # rows with a `?` for a letter, the first
     first: ValidationResult | None = None
     # slash dates read as the file's first rows show them, as when it is read whole
     tables = iter(tables)
@@ -126,6 +127,8 @@ def _check(
             keyed.append(rows.filter(pc.is_valid(rows["key"])))
             empty = rows.filter(pc.is_null(rows["key"]))["line"]
             keyless = (keyless[0] + len(empty), (keyless[1] + empty[:EXAMPLES].to_pylist()))
+        count, first_lost = _lost_letters(result)
+        lost = (lost[0] + count, lost[1] or first_lost)
         out.rows += result.rows
         out.bad_rows += result.bad_rows
         out.rejected += len(result.rejected_rows) + result.bad_rows
@@ -138,8 +141,42 @@ def _check(
         *in_file_warnings(first, identities, EXAMPLES),
         *shared,
         *keyless_text(first, keyless[0], keyless[1][:EXAMPLES], EXAMPLES),
+        *(
+            [
+                f"{lost[0]:,} valid row(s) have '?' inside a word in a name, e-mail or key "
+                f"({lost[1]}), which is how a program saving in a single-byte code page writes "
+                "a letter it cannot hold: import creates none of them (each may be an existing "
+                "record whose letters were lost; a record it finds keeps Insightly's). Save "
+                "the file as CSV UTF-8, or fix the cells"
+            ]
+            if lost[0]
+            else []
+        ),
     ]
     return out
+
+
+def _lost_letters(result: ValidationResult) -> tuple[int, str | None]:
+    """The valid rows whose name, e-mail or key holds a `?` a code page wrote for a letter
+    (Planner._lost_characters: import creates none of them), and the first, as `line 3:
+    LAST_NAME 'N??ez'`."""
+    found = np.zeros(result.rows, dtype=bool)
+    first: tuple[int, str, str] | None = None
+    for name in identifying_fields(result) & set(result.values.columns):
+        column = result.values[name]
+        if not isinstance(column.dtype, pd.StringDtype):
+            continue
+        hit = column.str.contains(LOST.pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        hit[result.rejected_rows] = False
+        if hit.any():
+            row = int(np.flatnonzero(hit)[0])
+            if first is None or row < first[0]:
+                first = (row, name, str(column.iat[row]))
+            found |= hit
+    if first is None:
+        return 0, None
+    row, name, value = first
+    return int(found.sum()), f"{result.table.unit} {result.table.lines[row]}: {name} {value!r}"
 
 
 def _key_rows(result: ValidationResult) -> pa.Table | None:

@@ -165,6 +165,17 @@ class Plan:
         return [p for p in self.rows if p.action in WRITES]
 
 
+def identifying_fields(result: ValidationResult) -> set[str]:
+    """The fields that say who a row's record is, where a `?` a code page wrote for a letter
+    makes a new record of an existing one (Planner._lost_characters): the object's duplicate
+    rule's names, the match key, e-mail addresses."""
+    obj = get_object(result.mapping.object)
+    rule = obj.duplicate_rule
+    keys = {f for _, f in result.mapping.match.pairs} if result.mapping.match else set()
+    emails = {name for name, spec in result.specs.items() if spec.is_email}
+    return {*(rule.all_of if rule else ()), *keys, *emails}
+
+
 # ---------------------------------------------------------------- values
 
 
@@ -1344,13 +1355,9 @@ class Planner:
         existing record whose letters a code page lost (`?ukasz@…` for `łukasz@…`, in a file
         saved as Windows-1252, or as ASCII): it is not created, so it cannot become a
         duplicate."""
-        mapping = self.result.mapping
-        rule = self.obj.duplicate_rule
-        names = set(rule.all_of if rule else ())
-        keys = {f for _, f in mapping.match.pairs} if mapping.match else set()
+        identifying = identifying_fields(self.result)
         for name, value in values.items():
-            spec = self.specs[name]
-            if not (name in names or name in keys or spec.is_email):
+            if name not in identifying:
                 continue
             if isinstance(value, str) and LOST.search(value):
                 page = self.encoding or "a single-byte code page"

@@ -291,3 +291,27 @@ def test_a_parquet_column_that_is_no_text_is_refused_naming_it(column: str, tmp_
     pq.write_table(pa.table({"FIRST_NAME": ["Ada"], "Odd": arrays[column]}), path)
     with pytest.raises(InputError, match=rf"{path}: (column 'Odd' holds|not a readable Parquet)"):
         readers.read_parquet(path)
+
+
+def test_a_question_mark_a_code_page_wrote_for_a_letter_is_said_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Import creates no row whose name, e-mail or key has `?` inside a word (it may be an
+    existing record whose letters a code page lost); `validate` said "all valid" (exit 0)
+    and the import then failed them."""
+    lines = rows(300)
+    lines[2] = lines[2].replace("Last2", "N??ez")
+    lines[250] = lines[250].replace("p250@", "?ukasz@")
+    lines[260] = lines[260].replace("Last260", "W?jcik")  # rejected (its tier): not counted
+    path = tmp_path / "people.csv"
+    path.write_text("\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n")
+    whole, _ = checked(path, monkeypatch, 1 << 30)
+    cut, blocks = checked(path, monkeypatch, 500)
+    assert blocks > 1 and report(cut) == report(whole)
+    assert cut.warnings[-1] == (
+        "2 valid row(s) have '?' inside a word in a name, e-mail or key (line 4: LAST_NAME "
+        "'N??ez'), which is how a program saving in a single-byte code page writes a letter it "
+        "cannot hold: import creates none of them (each may be an existing record whose "
+        "letters were lost; a record it finds keeps Insightly's). Save the file as CSV UTF-8, "
+        "or fix the cells"
+    )
