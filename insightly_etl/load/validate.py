@@ -140,10 +140,25 @@ _ZONE_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _ZERO_DATE = r"\s*0{1,4}[/.-]0{1,2}[/.-]0{2,4}(?:[ T]0{1,2}:00(?::00)?)?\s*"
 # what a spreadsheet shows where a formula failed (Excel's, Google Sheets' #ERROR!,
 # LibreOffice's Err:502): a workbook's error cell, or its CSV save, holds the text. Sent, one
-# failed VLOOKUP column wrote `#N/A` over a field of every record it matched.
+# failed VLOOKUP column wrote `#N/A` over a field of every record it matched. A workbook keeps
+# them in English; a CSV saved by Excel or Calc in another language writes that language's.
+_ERROR_VALUES = {
+    "en": "N/A REF! VALUE! DIV/0! NAME? NUM! NULL! SPILL! CALC! FIELD! BLOCKED! CONNECT! "
+    "BUSY! UNKNOWN! EXTERNAL! PYTHON! GETTING_DATA ERROR!",
+    "de": "NV WERT! BEZUG! ZAHL! ÜBERLAUF! KALK!",
+    "fr": "VALEUR! NOM? NOMBRE! NUL! PROPAGATION!",
+    "es": "N/D ¡VALOR! ¡REF! ¡DIV/0! ¿NOMBRE? ¡NUM! ¡NULO! ¡DESBORDAMIENTO! ¡CALC!",
+    "it": "VALORE! RIF! NOME? NULLO! ESPANSIONE!",
+    "pt": "VALOR! NOME? NÚM! NULO! DESPEJAR!",
+    "nl": "N/B WAARDE! VERW! DEEL/0! NAAM? GETAL! LEEG! OVERLOOP! BEREKENEN!",
+    "pl": "N/D! ARG! ADR! DZIEL/0! NAZWA? LICZBA! ZERO! ROZLANIE! OBLICZENIE!",
+}
 _SPREADSHEET_ERROR = (
-    r"(?i)\s*(?:#(?:N/A|REF!|VALUE!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|"
-    r"CONNECT!|BUSY!|UNKNOWN!|EXTERNAL!|PYTHON!|GETTING_DATA|ERROR!)|Err:\d{3})\s*"
+    r"(?i)\s*(?:#(?:"
+    + "|".join(
+        re.escape(v) for v in sorted({v for vs in _ERROR_VALUES.values() for v in vs.split()})
+    )
+    + r")|(?:Err|Fehler|Erreur|Error):\d{3})\s*"
 )
 # group separators people type: comma (with a decimal point), or dot, space, no-break space
 # and narrow no-break space (with a decimal comma); RE2 wants the characters themselves

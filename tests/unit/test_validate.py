@@ -1094,3 +1094,36 @@ def test_a_formatted_date_column_says_an_impossible_day_and_a_day_number_for_wha
         contacts({"Year": {"field": "DATE_OF_BIRTH", "date_format": "%Y"}}),
     )
     assert messages(by_year) == [] and values(by_year, "DATE_OF_BIRTH") == ["1990-01-01 00:00:00"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "refused"),
+    [
+        ("#N/A", True),
+        ("#n/a", True),
+        (" #REF! ", True),
+        ("#NV", True),  # German Excel's #N/A, in its CSV save
+        ("#WERT!", True),
+        ("Fehler:502", True),  # German LibreOffice
+        ("#VALEUR!", True),
+        ("#N/D", True),
+        ("#¿NOMBRE?", True),
+        ("Err:502", True),
+        ("#NAME", False),  # look-alikes are data
+        ("Err:5021", False),
+        ("N/A", False),
+        ("#1 customer", False),
+    ],
+)
+def test_a_formula_s_error_value_in_any_language_is_refused(
+    tmp_path: Path, cell: str, refused: bool
+) -> None:
+    r = run(tmp_path, f"Name,Title\nAda,{cell}\n", contacts({"Title": "TITLE"}))
+    expected = [
+        (
+            2,
+            f"{cell!r} is a spreadsheet's error value (a formula failed there), not data: fix "
+            "the formula or empty the cell",
+        )
+    ]
+    assert messages(r) == (expected if refused else [])
