@@ -12,6 +12,7 @@ another process may read it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from datetime import UTC, datetime
@@ -114,6 +115,10 @@ class RunLock:
         guards is gone too): removed while still held, so a run that opened it meanwhile
         finds it gone once it holds it, and takes the new one (_take)."""
         os.ftruncate(self.fd, 0)
-        if remove:
+        if remove and sys.platform != "win32":
             self.path.unlink(missing_ok=True)
         os.close(self.fd)
+        if remove and sys.platform == "win32":  # an open file cannot be removed there: after
+            # closing (the race _take closes stays open on Windows; a file left is harmless)
+            with contextlib.suppress(OSError):
+                self.path.unlink()

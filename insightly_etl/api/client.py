@@ -598,7 +598,7 @@ class InsightlyClient:
             error = outcome.error
             if isinstance(error, QuotaExhausted):
                 self._quota_spent = self.stopped_by = error
-            if isinstance(error, TransportError) and error.hint == TransportError.hint:
+            if isinstance(error, TransportError) and "hint" not in vars(error):
                 # where it went: the class's own hint names no address (an API URL carries no
                 # credentials: config refuses one that does)
                 error.hint = (
