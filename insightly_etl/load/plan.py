@@ -165,6 +165,16 @@ class Plan:
         return [p for p in self.rows if p.action in WRITES]
 
 
+@dataclass(frozen=True)
+class Overwritten:
+    """A row --on-conflict overwrite sends whole though its copy is older than its record."""
+
+    row: int
+    record_id: int
+    fields: tuple[str, ...]  # what it sends
+    known: str  # the conflict it would have been
+
+
 def identifying_fields(result: ValidationResult) -> set[str]:
     """The fields that say who a row's record is, where a `?` a code page wrote for a letter
     makes a new record of an existing one (Planner._lost_characters): the object's duplicate
@@ -552,9 +562,7 @@ class Planner:
         self._bases: dict[tuple[int, int], dict[str, Any] | None] = {}  # (row, id) -> its base
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
-        # rows a conflict (no base: the whole row) --on-conflict overwrite sends anyway:
-        # (row, record id, the fields sent)
-        self.overwritten_whole: list[tuple[int, int | None, dict[str, Any]]] = []
+        self.overwritten_whole: list[Overwritten] = []  # sent whole by --on-conflict overwrite
         self.result = result
         self.obj = get_object(result.mapping.object)
         self.specs = result.specs
@@ -675,12 +683,16 @@ class Planner:
                     if self.file_updated is not None:
                         self._count_not_sent(r, record, plan)
                     merged = self.base_of(r, rid) is not None  # field by field, not the row
-                    conflict = (
-                        self.conflict(r, record, after_image) if body and not merged else None
-                    )
+                    whole = bool(body) and not merged
+                    conflict = self.conflict(r, record, after_image) if whole else None
                     if conflict:
                         plan.failed[r] = conflict
                         continue
+                    overwritten = whole and self.on_conflict == "overwrite"
+                    if overwritten and (why := self.copy_conflict(r, record, after_image)):
+                        self.overwritten_whole.append(
+                            Overwritten(r, rid, tuple(sorted(after_image)), known=why)
+                        )
                     action = Action.UPDATE if body else Action.UNCHANGED
                     plan.rows.append(
                         PlannedRow(
@@ -743,15 +755,21 @@ class Planner:
         sent (it was without a word)."""
         if not self.overwritten_whole:
             return
-        row, rid, fields = self.overwritten_whole[0]
-        line = self.result.table.lines[row]
+        first = self.overwritten_whole[0]
+        line = self.result.table.lines[first.row]
+        changed = (
+            "changed"
+            if all(o.known.startswith("conflict: record") for o in self.overwritten_whole)
+            else "changed (or, where the copy's time cannot be read, may have changed)"
+        )
         plan.warnings.append(
-            f"{len(self.overwritten_whole):,} row(s) whose record changed in Insightly after the "
-            "file's copy are overwritten whole (--on-conflict overwrite, and no export's _base "
-            "to tell the cells edited in the file from the rest): every cell that differs from "
-            f"Insightly is sent, a colleague's later edit reverted too ({self.result.table.unit} "
-            f"{line}: record {rid}, {', '.join(sorted(fields))}). To send only what the file "
-            "changed, import from the export's folder or give --base FILE"
+            f"{len(self.overwritten_whole):,} row(s) whose record {changed} in Insightly after "
+            "the file's copy are overwritten whole (--on-conflict overwrite, and no export's "
+            "_base to tell the cells edited in the file from the rest): every cell that differs "
+            f"from Insightly is sent, a colleague's later edit reverted too "
+            f"({self.result.table.unit} {line}: record {first.record_id}, "
+            f"{', '.join(first.fields)}). To send only what the file changed, import from the "
+            "export's folder or give --base FILE"
         )
 
     def _warn_no_copy_time(self, plan: Plan) -> None:
@@ -1038,18 +1056,15 @@ class Planner:
         --on-conflict overwrite. The copy's time is read in any form a spreadsheet writes and
         compared as an instant, at the copy's precision (to the minute when a spreadsheet
         dropped the seconds); one that cannot be read is a conflict. Returns why, or None."""
+        if self.on_conflict == "overwrite":
+            return None
+        return self.copy_conflict(row, record, changes)
+
+    def copy_conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
+        """Why the row's copy is older than its record (conflict), whatever --on-conflict
+        says; None for a file without DATE_UPDATED_UTC."""
         if self.file_updated is None:
             return None
-        why = self._conflict(row, record, changes)
-        if why is not None and self.on_conflict == "overwrite":
-            self.overwritten_whole.append(
-                (row, record_id(record, self.obj.id_field or ""), changes)
-            )
-            return None
-        return why
-
-    def _conflict(self, row: int, record: Record, changes: dict[str, Any]) -> str | None:
-        assert self.file_updated is not None
         written = self.file_updated.iat[row]
         if written is None or written is pd.NA or str(written).strip() == "":
             return None  # a row added to the export: no copy to be older than

@@ -520,6 +520,14 @@ async def test_an_edited_export_never_overwrites_a_record_changed_in_insightly_s
         f"edit reverted too (line 3: record {moved['CONTACT_ID']}, FIRST_NAME). To send only what "
         "the file changed, import from the export's folder or give --base FILE"
     ]
+    # a copy's time that cannot be read: a change is not known, only possible
+    unread = write(tmp_path, "unread.csv", text.replace("2000-01-01 00:00:00", "yesterday"))
+    unread.write_text(unread.read_text().replace("Robert", "Rob"))
+    third = await run_import(sb, unread, None, object_name="contacts", on_conflict="overwrite")
+    assert third.warnings[0].startswith(
+        "1 row(s) whose record changed (or, where the copy's time cannot be read, may have "
+        "changed) in Insightly after the file's copy are overwritten whole"
+    )
 
 
 async def run_undo(sb: Sandbox, checkpoint: Path, **options: Any):  # -> UndoResult
