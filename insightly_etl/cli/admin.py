@@ -94,7 +94,7 @@ def undo(
         + (f", {c.left:,} left" if c.left else "")
         + (
             f" (earlier runs: {e.deleted:,} deleted, {e.restored:,} restored, {e.conflict:,} "
-            f"conflicts, {e.gone:,} gone)"
+            f"conflicts, {e.gone:,} gone, {e.nothing:,} as before already)"
             if (e := result.earlier) is not None
             else ""
         )

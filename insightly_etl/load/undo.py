@@ -517,7 +517,7 @@ async def _undo(
         written = target  # nothing done this time: the earlier run's report stays
     else:
         if earlier is not None:  # a run that goes on: the records earlier runs undid stay
-            report = _with_earlier(report, target, {j.line for j in ordered})
+            report = _with_earlier(report, target, set(report["line"]))
         written = write_csv(report.sort_values(["line", "field"], kind="stable"), target)
     return UndoResult(
         undo.counts,
@@ -542,9 +542,10 @@ def _settled(checkpoint: Checkpoint) -> UndoCounts | None:
 
 def _with_earlier(report: pd.DataFrame, target: Path, redone: set[int]) -> pd.DataFrame:
     """This run's lines, and those of the earlier NAME.undo.csv for lines this run did not
-    take up (undone before): a run that went on after Ctrl-C or the quota wrote only its own,
-    and the records the first run deleted were in no file. An earlier file that is not one
-    undo wrote (edited, another release's columns) is left out, not read as one."""
+    report (undone before, or not reached this time): a run that went on after Ctrl-C or the
+    quota wrote only its own, and the records the first run deleted were in no file. An
+    earlier file that is not one undo wrote (edited, another release's columns) is left out,
+    not read as one."""
     if not target.is_file():
         return report
     try:

@@ -1414,6 +1414,28 @@ def test_undo_reads_many_records_by_listing_and_says_so_first(make_sandbox, tmp_
     assert not {e for e in emails if str(e).endswith("@undo-list.example")}
 
 
+def test_an_undo_that_goes_on_says_what_the_earlier_runs_did(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox()
+    rows = "".join(f"P{i},p{i}@undo-on.example\n" for i in range(6))
+    file = write(tmp_path, "q.csv", "Name,Email\n" + rows)
+    assert (
+        run(sb, "import", str(file), "--mapping", str(write(tmp_path, "m.yaml", MAPPING))).exit_code
+        == 0
+    )
+    checkpoint = str(tmp_path / "q.csv.checkpoint.sqlite")
+    first = run(sb, "undo", checkpoint, "--max-requests", "6")
+    assert first.exit_code == 75, first.output
+    done = int(first.stdout.split(" created records deleted")[0].rsplit(" ", 1)[-1])
+    assert 0 < done < 6
+    second = run(sb, "undo", checkpoint)
+    assert second.exit_code == 0, second.output
+    assert f"{6 - done} created records deleted" in second.stdout
+    assert (
+        f"(earlier runs: {done} deleted, 0 restored, 0 conflicts, 0 gone, 0 as before already)"
+        in second.stdout
+    )
+
+
 def test_examples_writes_the_readme_files_and_keeps_a_users_edit(tmp_path: Path) -> None:
     first = run(None, "examples", str(tmp_path / "demo"))
     assert first.exit_code == 0, first.output
