@@ -582,7 +582,7 @@ def import_(
             else ""
         )
         + f"; {result.requests:,} requests; quota left today {quota}"
-        + (" (dry run: nothing written)" if result.dry_run else "")
+        + (" (dry run: nothing sent)" if result.dry_run else "")
     )
     steps = _step_text(c.steps())
     if steps or c.steps_failed or c.steps_left:

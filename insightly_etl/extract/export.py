@@ -75,7 +75,6 @@ from insightly_etl.extract.writers import (
     DeltaTableWriter,
     ParquetTableWriter,
     TableWriter,
-    XlsxTableWriter,
     deltalake_available,
     is_delta_table,
     merge_delta,
@@ -1048,8 +1047,7 @@ class Exporter:
             self._remember_fingerprint(path)
         self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
-        if isinstance(writer, XlsxTableWriter):
-            self.result.warnings += writer.said(obj.name)
+        self.result.warnings += writer.warnings(obj.name)
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=self._file(path), high_water_mark=marks.mark()
         )

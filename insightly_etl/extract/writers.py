@@ -78,6 +78,9 @@ class TableWriter(Protocol):
     def write(self, batch: pa.RecordBatch) -> None: ...
     def commit(self) -> None: ...
     def abort(self) -> None: ...
+    def warnings(self, name: str) -> list[str]:
+        """What the file of object `name` does not hold as the records have it."""
+        ...
 
 
 @contextlib.contextmanager
@@ -126,6 +129,9 @@ class ParquetTableWriter:
         if self._buffer:
             self._writer.write_table(pa.Table.from_batches(self._buffer, schema=self.schema))
             self._buffer, self._buffered = [], 0
+
+    def warnings(self, name: str) -> list[str]:
+        return []  # holds every value as the records have it
 
     def commit(self) -> None:
         publish(self.close_partial(), self.path)
@@ -231,6 +237,9 @@ class DeltaTableWriter:
     def write(self, batch: pa.RecordBatch) -> None:
         self._stage.write(batch)
         self.rows += batch.num_rows
+
+    def warnings(self, name: str) -> list[str]:
+        return []  # holds every value as the records have it
 
     def commit(self) -> None:
         staged = self._stage.close_partial()
@@ -452,6 +461,9 @@ class CsvTableWriter:
         self._writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=self.out_schema))
         self.rows += batch.num_rows
 
+    def warnings(self, name: str) -> list[str]:
+        return []  # holds every value as the records have it
+
     def commit(self) -> None:
         with _or_discarded(self._tmp, self.path, self._writer.close, self._file.close):
             self._writer.close()
@@ -472,7 +484,7 @@ class XlsxTableWriter:
     memory stays flat). Days are dates and instants date-times (UTC: Excel has no zones), ids
     and numbers numbers, lists `;`-joined, nested items JSON, every text a text — never a
     formula. Text longer than a cell holds is cut there, and control characters XML cannot
-    hold become U+FFFD, each counted and said (`said`); a table longer than a sheet is refused
+    hold become U+FFFD, each counted and said (`warnings`); a table longer than a sheet is refused
     before it is written."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
@@ -546,7 +558,7 @@ class XlsxTableWriter:
         cell.number_format = TEXT_FORMAT
         return cell
 
-    def said(self, name: str) -> list[str]:
+    def warnings(self, name: str) -> list[str]:
         """What the sheet of object `name` does not hold as the record has it, by column."""
         cut = (
             f"{name}.{column}: {count} text(s) longer than a spreadsheet cell holds (32,767 "

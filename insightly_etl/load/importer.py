@@ -891,7 +891,8 @@ def plan_examples(
             for name, new in fill(p).after.items()
         ]
         more = f" (and {len(changes) - fields} more field(s))" if len(changes) > fields else ""
-        out.append(f"{unit} {p.line}: {target} {', '.join(changes[:fields])}{more}")
+        shown = ", ".join(changes[:fields]) or "(see NAME.plan.csv)"
+        out.append(f"{unit} {p.line}: {target} {shown}{more}")
     if len(writes) > rows:
         out.append(f"… and {len(writes) - rows:,} more row(s)")
     return out

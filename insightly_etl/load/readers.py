@@ -1317,6 +1317,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         ws = book[sheet] if sheet else _first_shown(book.worksheets)
         sheet_name = ws.title
         hidden = {w.title for w in book.worksheets if _hidden(w)}
+        sheets = [w.title for w in book.worksheets]
         # The <dimension> tag is written by whatever made the file and may be stale: trusting
         # it loses rows and columns silently, or (A1:XFD1048576) pads millions of empty cells.
         ws.reset_dimensions()
@@ -1409,8 +1410,8 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         if any(k[j] for k in typed)
     }
     table = SourceTable(path, frame, good_lines, "row", bad_rows=bad, cells=types)
-    if sheet is None and len(book.sheetnames) > 1:
-        others = [n for n in book.sheetnames if n != sheet_name]
+    if sheet is None and len(sheets) > 1:  # worksheets: a chart is no sheet to read
+        others = [n for n in sheets if n != sheet_name]
         shown = ", ".join(
             repr(n[:40]) + (" (hidden)" if n in hidden else "") for n in others[:5]
         ) + (" …" if len(others) > 5 else "")

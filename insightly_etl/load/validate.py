@@ -894,7 +894,7 @@ def _no_such_day(value: str, date_format: str | None) -> str | None:
     day (`02/30/1980`: day is out of range for month), or None when it is not so written."""
     text = value.strip()
     if date_format is None:
-        iso = re.fullmatch(r"(\d{4}-\d{1,2}-\d{1,2})(?:[ T][\d:.]+)?", text)
+        iso = re.fullmatch(r"(\d{4}-\d{1,2}-\d{1,2})(?:[ T][\d:.]+(?:Z|[+-]\d\d:?\d\d)?)?", text)
         if iso is None:
             return None
         text, date_format = iso.group(1), "%Y-%m-%d"

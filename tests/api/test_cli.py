@@ -414,7 +414,7 @@ def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     assert planned.exit_code == 0, planned.output
     assert said in planned.stderr.splitlines()
     # the summary says nothing was written, as undo's does
-    assert planned.stdout.splitlines()[0].endswith("(dry run: nothing written)")
+    assert planned.stdout.splitlines()[0].endswith("(dry run: nothing sent)")
 
 
 @pytest.mark.parametrize(

@@ -414,6 +414,16 @@ def test_impossible_dates_are_rejected_not_rolled_over(tmp_path: Path) -> None:
         ),
         (2, "'2026-02-30' is written in ISO form, but is no day (day is out of range for month)"),
     ]
+    zoned = run(
+        tmp_path, "Name,First\nA,2026-02-30T10:00:00Z\n", contacts({"First": "First_Purchase__c"})
+    )
+    assert messages(zoned) == [
+        (
+            2,
+            "'2026-02-30T10:00:00Z' is written in ISO form, but is no day (day is out of range "
+            "for month)",
+        )
+    ]
 
 
 def test_multiselect_drops_empty_parts_and_spaces(tmp_path: Path) -> None:
