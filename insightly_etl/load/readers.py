@@ -1166,9 +1166,11 @@ def _longest_text_run(stream: Any) -> int:
     return max(longest, carry)
 
 
-def _check_xlsx_parts(path: Path) -> None:
+def _check_xlsx_parts(path: Path) -> int:
     """Refuse a workbook whose parts expand beyond reason, or hold a text no cell can, before
-    any of it is parsed (bounded memory: the parts are streamed)."""
+    any of it is parsed (bounded memory: the parts are streamed). How many bytes its XML
+    parts hold (_TextBudget)."""
+    xml = 0
     try:
         with zipfile.ZipFile(path) as z:
             if "mimetype" in z.namelist() and z.getinfo("mimetype").file_size < 200:
@@ -1188,6 +1190,8 @@ def _check_xlsx_parts(path: Path) -> None:
                         f"{info.file_size:,} bytes; refused as a zip bomb, not a spreadsheet",
                         hint="Open it in a spreadsheet program and save it again, or export it as CSV.",
                     )
+                if info.filename.endswith(".xml"):
+                    xml += info.file_size
                 if info.filename.endswith(".xml") and info.file_size > XLSX_MAX_TEXT_RUN:
                     with z.open(info) as part:
                         run = _longest_text_run(part)
@@ -1200,6 +1204,34 @@ def _check_xlsx_parts(path: Path) -> None:
                         )
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from None
+    return xml
+
+
+# A cell may name a shared string of 32,767 characters, and every cell the same one: a 52 KB
+# workbook read as 640 million characters (2.9 GB, and a rejects file of 642 MB). A real
+# workbook's text is of the order of its XML's bytes: a hundred times that (and 64 million
+# characters) is more than any holds.
+XLSX_TEXT_PER_BYTE = 100
+XLSX_TEXT_FLOOR = 64_000_000
+
+
+class _TextBudget:
+    def __init__(self, path: Path, sheet: str, xml_bytes: int) -> None:
+        self.path, self.sheet, self.xml_bytes = path, sheet, xml_bytes
+        self.most = max(XLSX_TEXT_FLOOR, XLSX_TEXT_PER_BYTE * xml_bytes)
+        self.read = 0
+
+    def spend(self, number: int, cells: list[str]) -> None:
+        self.read += sum(len(c) for c in cells)
+        if self.read > self.most:
+            raise InputError(
+                f"{self.path}, sheet {self.sheet!r}: {self.read:,} characters of text by row "
+                f"{number}, from a workbook of {self.xml_bytes:,} bytes of XML: its cells repeat "
+                "long texts far beyond what a spreadsheet of this size holds; refused before it "
+                "takes the machine's memory",
+                hint="Open it in a spreadsheet program and check its long texts, or export it "
+                "as CSV.",
+            )
 
 
 def _has_formulas(path: Path) -> bool:
@@ -1302,7 +1334,7 @@ def _rows(path: Path, ws: Any, min_row: int = 1) -> Generator[tuple[Any, ...], N
 def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
     import openpyxl
 
-    _check_xlsx_parts(path)
+    xml_bytes = _check_xlsx_parts(path)
     source = path.open("rb")  # not the path: openpyxl refuses one by its extension
     try:
         book = openpyxl.load_workbook(source, read_only=True, data_only=True)
@@ -1342,11 +1374,13 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
             header = header[: named + _PAST_THE_HEADER]
             cap = named + _PAST_THE_HEADER
             below = _rows(path, ws, min_row=header_line + 1)
+            budget = _TextBudget(path, sheet_name, xml_bytes)
             for number, row_cells in enumerate(below, start=header_line + 1):
                 head = row_cells[:cap]
                 if len(row_cells) > cap and _far_right(row_cells[cap:]):
                     head = row_cells  # refused below, naming its cells: read it all
                 cells = _cells_of(path, sheet_name, number, head)
+                budget.spend(number, cells)
                 if not any(c.strip() for c in cells):
                     continue
                 used = len(cells)

@@ -825,3 +825,68 @@ def test_a_mark_and_quotes_a_program_kept_as_text_in_the_first_name_are_no_part_
         "the first column's name held a byte-order mark and quotes as text ('\\ufeff\"CONTACT_ID\"': "
         "the file was opened without choosing UTF-8, and saved again); read as 'CONTACT_ID'"
     ]
+
+
+def test_a_workbook_whose_cells_repeat_one_long_shared_text_is_refused_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every cell naming one shared string of 32,000 characters: a 52 KB workbook read as 640
+    million characters took 2.9 GB and wrote a rejects file of 642 MB (an attacker's)."""
+    import re
+    import zipfile
+
+    import insightly_etl.load.readers as readers
+
+    monkeypatch.setattr(readers, "XLSX_TEXT_FLOOR", 1_000_000)
+    long = "A" * 32_000
+    strings = f"<si><t>Name</t></si><si><t>{long}</t></si>"
+    rows = "".join(f'<row r="{r}"><c r="A{r}" t="s"><v>1</v></c></row>' for r in range(2, 202))
+
+    def shared(xml: bytes) -> bytes:
+        head = xml.split(b"<sheetData>")[0]
+        return (
+            head
+            + b'<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+            + (rows.encode() + b"</sheetData></worksheet>")
+        )
+
+    path = _workbook_with_sheet(tmp_path, shared)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "[Content_Types].xml":
+                data = data.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            if name == "xl/_rels/workbook.xml.rels":
+                data = data.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdS" Type="http://schemas.openxmlformats.org/'
+                    b'officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"'
+                    b"/></Relationships>",
+                )
+            z.writestr(name, data)
+        z.writestr(
+            "xl/sharedStrings.xml",
+            '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + strings
+            + "</sst>",
+        )
+    assert bomb.stat().st_size < 20_000
+    with pytest.raises(InputError) as info:
+        read_table(bomb)
+    message = str(info.value)
+    found = re.match(
+        rf"{re.escape(str(bomb))}, sheet 'Sheet': ([\d,]+) characters of text by row (\d+), from a workbook of ([\d,]+) bytes of XML: ",
+        message,
+    )
+    assert found is not None, message
+    read, row, xml = (int(g.replace(",", "")) for g in found.groups())
+    assert read == (row - 1) * 32_000 and read > 100 * xml and row < 201  # before the end
+    assert message.endswith(
+        "its cells repeat long texts far beyond what a spreadsheet of this size holds; refused "
+        "before it takes the machine's memory"
+    )
