@@ -1137,3 +1137,17 @@ def test_a_formula_s_error_value_in_any_language_is_refused(
         )
     ]
     assert messages(r) == (expected if refused else [])
+
+
+def test_a_record_id_field_refuses_ids_no_record_has(tmp_path: Path) -> None:
+    """ORGANISATION_ID -1 passed as a whole number and was planned as an update."""
+    r = run(
+        tmp_path,
+        "Name,Org,Owner\nA,-1,0\nB,7,+3\n",
+        contacts({"Org": "ORGANISATION_ID", "Owner": "OWNER_USER_ID"}),
+    )
+    assert messages(r) == [
+        (2, "'-1' is no record's id (ids count from 1)"),
+        (2, "'0' is no record's id (ids count from 1)"),
+    ]
+    assert values(r, "ORGANISATION_ID")[1] == 7 and values(r, "OWNER_USER_ID")[1] == 3
