@@ -141,9 +141,17 @@ def test_mapping_file_structure_errors(mapping: dict, message: str) -> None:
 
 
 def test_integers(tmp_path: Path) -> None:
-    r = run(tmp_path, "Name,Owner\nA,2\nB,two\nC,2.5\nD,-3\n", contacts({"Owner": "OWNER_USER_ID"}))
-    assert values(r, "OWNER_USER_ID")[0] == 2 and values(r, "OWNER_USER_ID")[3] == -3
-    assert messages(r) == [(3, "'two' is not a whole number"), (4, "'2.5' is not a whole number")]
+    r = run(
+        tmp_path,
+        "Name,Owner\nA,2\nB,two\nC,2.5\nD,-3\nE,+4\n",
+        contacts({"Owner": "OWNER_USER_ID"}),
+    )
+    assert values(r, "OWNER_USER_ID")[0] == 2 and values(r, "OWNER_USER_ID")[4] == 4
+    assert messages(r) == [
+        (3, "'two' is not a whole number"),
+        (4, "'2.5' is not a whole number"),
+        (5, "'-3' is no record's id (ids count from 1)"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -457,11 +465,11 @@ def test_a_whole_number_too_large_for_64_bits_is_an_error_on_its_row_not_a_crash
 ) -> None:
     r = run(
         tmp_path,
-        "Name,Owner\nA,12345678901234567890\nB,7\nC,-000123\n",
+        "Name,Owner\nA,12345678901234567890\nB,7\nC,+000123\n",
         contacts({"Owner": "OWNER_USER_ID"}),
     )
     assert messages(r) == [(2, "'12345678901234567890' is too large a whole number")]
-    assert values(r, "OWNER_USER_ID")[1:] == [7, -123]
+    assert values(r, "OWNER_USER_ID")[1:] == [7, 123]
 
 
 # ---------------------------------------------------------------- as people type, as programs save
