@@ -306,8 +306,14 @@ def _step_text(counts: dict[str, int]) -> str:
 
 
 def _print_quota_plan(plan: Any) -> None:
+    """The plan, before anything is sent: what changed since the last run, notes, counts,
+    requests, and planning's warnings (a warning printed after the writes warned of nothing)."""
+    if plan.since_last_run:
+        click.echo(f"Since the last run: {plan.since_last_run}.", err=True)
     for note in plan.notes:  # as validate says them: a column left out is never a surprise
         click.echo(f"Note: {note}", err=True)
+    for warning in plan.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     left = f"{plan.remaining:,}" if plan.remaining is not None else "unknown"
     click.echo(
         f"Plan: {plan.creates:,} to create, {plan.updates:,} to update, {plan.unchanged:,} unchanged (no request), "
@@ -566,10 +572,11 @@ def import_(
         )
         if result.retry_not_before is not None:  # from every run's requests, not only this one's
             ctx.summary.retry_not_before = utc_text(result.retry_not_before)
-    if result.since_last_run:
-        click.echo(f"Since the last run: {result.since_last_run}.", err=True)
-    for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+    if result.plan is None:  # stopped before its plan was said: said now
+        if result.since_last_run:
+            click.echo(f"Since the last run: {result.since_last_run}.", err=True)
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
     c = result.counts
     quota = (
         f"{result.quota_remaining:,} of {result.quota_limit:,}" if result.quota_limit else "unknown"

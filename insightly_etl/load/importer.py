@@ -13,7 +13,7 @@ import json
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,8 @@ class QuotaPlan:
     overwritten: bool = False
     base: str | None = None  # the export the file was merged with
     notes: list[str] = field(default_factory=list)  # reading's and the mapping's (ignored columns)
+    warnings: list[str] = field(default_factory=list)  # planning's (Plan.warnings): before sending
+    since_last_run: str | None = None  # ImportResult.since_last_run, said with the plan
 
 
 @dataclass
@@ -345,6 +347,7 @@ async def load_file(
         with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
             client.start_from_learned(json.loads(remembered) if remembered else None)
         run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
+        run.since_last_run = changes.describe()
         try:
             result = await run.go(announce)
         # refused (another account's, a mapping's missing column, a key Insightly refuses),
@@ -429,6 +432,7 @@ class _Run:
         self.meter = client.meter()
         # what earlier runs wrote: this run's own writes are the difference at the end
         self.before = summarise(checkpoint, 0)
+        self.since_last_run: str | None = None  # how the file changed since (rerun.py)
 
     async def go(self, announce: Callable[[QuotaPlan], None] | None) -> ImportResult:
         try:
@@ -562,7 +566,10 @@ class _Run:
             )
             new = [p.row for p in plan.rows if p.action == Action.CREATE]
             estimate = steps.estimate(self.step_rows(validated.valid), new)
-        quota = _quota_plan(self.client, plan, self.options, validated, estimate, planner.fill)
+        quota = replace(
+            _quota_plan(self.client, plan, self.options, validated, estimate, planner.fill),
+            since_last_run=self.since_last_run,
+        )
         return Planned(plan, quota, steps, write_plan(self.options, self.table, plan, planner))
 
     def record(self, plan: Plan, unsettled: dict[int, RowEntry]) -> None:
@@ -755,6 +762,7 @@ def _quota_plan(
         overwritten=options.on_conflict == "overwrite",
         steps=dict(steps or {}),
         notes=list(validated.validation.notes),
+        warnings=list(plan.warnings),
     )
 
 

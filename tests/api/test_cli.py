@@ -415,6 +415,13 @@ def test_rows_with_an_empty_match_key_are_warned_of_by_validate_and_import(
     assert said in planned.stderr.splitlines()
     # the summary says nothing was written, as undo's does
     assert planned.stdout.splitlines()[0].endswith("(dry run: nothing sent)")
+    # for real: said with the plan, before anything is sent (it came after the writes), once
+    sent = run(sb, "import", str(file), "--mapping", mapping)
+    assert sent.exit_code == 0, sent.output
+    lines = sent.stderr.splitlines()
+    assert lines.count(said) == 1 and lines.index(said) < lines.index(
+        "Changes (every one is in NAME.plan.csv):"
+    )
 
 
 @pytest.mark.parametrize(
