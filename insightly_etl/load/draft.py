@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from insightly_etl.api.registry import get_object
+from insightly_etl.api.registry import ObjectType, get_object
 from insightly_etl.load.fields import MULTISELECT, TAGS, FieldSpec, normalise
 from insightly_etl.load.readers import SourceTable
 
@@ -281,6 +281,13 @@ def _propose_match(
     return next(((fields[n], n) for n in names if n in fields), None)
 
 
+def _named(obj: ObjectType) -> str | None:
+    """The field a column called `Name` writes: the object's name, where it is no e-mail (a
+    person's `Name` is first and last)."""
+    name = obj.name_field
+    return None if name is None or "EMAIL" in name else name
+
+
 def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSpec]) -> str:
     by_key: dict[str, FieldSpec] = {}
     for candidate in specs.values():
@@ -300,8 +307,8 @@ def draft_mapping(table: SourceTable, object_name: str, specs: dict[str, FieldSp
         prefix = _PREFIX.match(column)
         if prefix and _PIPEDRIVE.get(prefix.group(1).lower()) == object_name:
             key = normalise(column[prefix.end() :])
-            if key == "name" and obj.name_field in specs:  # `Organization - Name`
-                key = normalise(obj.name_field or "")
+        if key == "name" and _named(obj) in specs:  # `Organization - Name`, a plain `Name`
+            key = normalise(_named(obj) or "")
         spec: FieldSpec | None = by_key.get(key)
         if spec is not None and spec.name not in used:
             used.add(spec.name)
