@@ -38,7 +38,7 @@ from insightly_etl.load.mapping import Mapping, export_key, matched_by_id
 from insightly_etl.load.plan import PERSON_NAME, WHO, Plan, PlannedRow, Planner, display
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
-from insightly_etl.load.report import ErrorGroup, error_groups
+from insightly_etl.load.report import ErrorGroup, error_groups, row_messages
 from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, fmt, run_outcome, server_now, stop_of
 from insightly_etl.load.states import (
@@ -478,14 +478,7 @@ class _Run:
         before = rows.states()
         done = RowState.DONE
         rejected = [int(r) for r in validation.rejected_rows if before[int(r)].state != done]
-        errors = validation.errors
-        messages = (  # "Email: 'x' is not a plausible email address": the column and why
-            (errors["column"].astype(str) + ": " + errors["message"].astype(str))
-            .groupby(errors["row"])
-            .agg("; ".join)
-            if len(errors)
-            else {}
-        )
+        messages = row_messages(validation.errors)  # "Email: 'x' is not a plausible …"
         for r in rejected:
             rows.mark([r], RowState.REJECTED, message=str(messages[r]))
         rejected_set = set(rejected)

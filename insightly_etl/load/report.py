@@ -44,15 +44,20 @@ def error_groups(result: ValidationResult) -> list[ErrorGroup]:
     return sorted(groups, key=lambda g: (-g.count, g.column, g.kind))
 
 
+def row_messages(errors: pd.DataFrame) -> pd.Series:
+    """Row -> its errors, each after its column (`Email: 'x' is not a plausible email
+    address; Title: …`): two columns' `#N/A` read as one message twice without them."""
+    if not len(errors):
+        return pd.Series(dtype=object)
+    said = errors["column"].astype(str) + ": " + errors["message"].astype(str)
+    return said.groupby(errors["row"]).agg("; ".join)
+
+
 def rejects_frame(result: ValidationResult) -> pd.DataFrame:
     """The original rows that were rejected, with their line and every error of the row."""
     table = result.table
     rows = result.rejected_rows
-    messages = (
-        result.errors.groupby("row")["message"].agg(lambda m: "; ".join(m))
-        if len(result.errors)
-        else pd.Series(dtype=object)
-    )
+    messages = row_messages(result.errors)
     index = pd.DataFrame(
         {
             table.unit: [table.lines[r] for r in rows],

@@ -1507,7 +1507,7 @@ def test_validate_writes_the_rejects_of_a_semicolon_file_with_semicolons(
     assert result.exit_code == 1, result.output
     assert (tmp_path / "eu.rejects.csv").read_text(encoding="utf-8-sig").splitlines() == [
         "line;errors;FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c",
-        "2;'bad' is not a plausible email address;B;bad;1,234",
+        "2;EMAIL_ADDRESS: 'bad' is not a plausible email address;B;bad;1,234",
     ]
 
 

@@ -568,7 +568,7 @@ async def test_rejected_rows_are_never_sent(make_sandbox, tmp_path: Path) -> Non
     result = await run_import(sb, file, write(tmp_path, "m.yaml", MATCH_EMAIL))
     assert (result.counts.created, result.counts.rejected) == (1, 1) and result.exit_code == 1
     assert writes(sb) == 1
-    assert "3,'not-an-email' is not a plausible email address" in (
+    assert "3,Email: 'not-an-email' is not a plausible email address" in (
         tmp_path / "r.rejects.csv"
     ).read_text(encoding="utf-8-sig")
 
@@ -1089,7 +1089,9 @@ async def test_a_fixed_rejects_file_of_a_semicolon_file_reads_its_numbers_as_bef
     assert (first.counts.created, first.counts.rejected) == (1, 1)
     rejects = tmp_path / "eu.rejects.csv"
     text = rejects.read_text(encoding="utf-8-sig")
-    assert text.splitlines()[1:] == ["3;'bad' is not a plausible email address;B;bad;1,234"]
+    assert text.splitlines()[1:] == [
+        "3;EMAIL_ADDRESS: 'bad' is not a plausible email address;B;bad;1,234"
+    ]
     errors = (tmp_path / "eu.errors.csv").read_text(encoding="utf-8-sig").splitlines()
     assert errors[0] == "line;state;status;message;FIRST_NAME;EMAIL_ADDRESS;Lifetime_Value__c"
     rejects.write_text(text.replace(";bad;", ";eu2@x.example;"), encoding="utf-8-sig")

@@ -1266,7 +1266,7 @@ def test_a_formula_s_error_value_is_refused_never_written_over_a_field(
     rejects = (tmp_path / "errors_us.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
     assert rejects[0] == f"{unit},errors,Email,Phone,Title"
     assert rejects[1].startswith(
-        "2,\"'#N/A' is a spreadsheet's error value (a formula failed there), not data: fix the "
-        "formula or empty the cell; '#DIV/0!' is a spreadsheet's error value (a formula failed "
-        'there), not data: fix the formula or empty the cell",'
+        "2,\"Phone: '#N/A' is a spreadsheet's error value (a formula failed there), not data: "
+        "fix the formula or empty the cell; Title: '#DIV/0!' is a spreadsheet's error value (a "
+        'formula failed there), not data: fix the formula or empty the cell",'
     )
