@@ -97,6 +97,11 @@ def read_table(
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return read_parquet(path)  # typed: nothing in it was formula-escaped
+    if suffix in (".xlsx", ".xlsm") and magic and not magic.startswith(b"PK") and _texty(magic):
+        raise InputError(  # "File is not a zip file" said nothing a person could act on
+            f"{path}: named {path.suffix} but holds text, not a workbook (a CSV renamed?)",
+            hint=f"Rename it to {path.stem}.csv, or save it from the spreadsheet as .xlsx.",
+        )
     if suffix in (".xlsx", ".xlsm") or magic.startswith(b"PK\x03\x04"):
         table = _drop_report_footer(read_xlsx(path, sheet=sheet))
         _look_at_cells(table, named=encoding is not None)  # no bytes to tell by: each cell
@@ -104,6 +109,13 @@ def read_table(
         table = _drop_report_footer(read_csv(path, encoding=encoding, delimiter=delimiter))
     unescape_frame(table.frame)  # `'=1+2`, as our own CSVs write it, is the text `=1+2`
     return table
+
+
+def _texty(head: bytes) -> bool:
+    """Whether a file's first bytes read as text (a byte-order mark, or no control bytes)."""
+    if head.startswith((codecs.BOM_UTF8, *_UTF16_BOMS)):
+        return True
+    return all(b >= 0x20 or b in b"\t\r\n" for b in head)
 
 
 # _MOJIBAKE's starts as a UTF-8 file holds them (Ã, â€, ï»¿), and a byte-order mark: a file

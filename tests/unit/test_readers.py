@@ -890,3 +890,13 @@ def test_a_workbook_whose_cells_repeat_one_long_shared_text_is_refused_early(
         "its cells repeat long texts far beyond what a spreadsheet of this size holds; refused "
         "before it takes the machine's memory"
     )
+
+
+def test_a_csv_named_xlsx_is_said_to_be_one(tmp_path: Path) -> None:
+    """It was "not a readable XLSX workbook (File is not a zip file)"."""
+    path = tmp_path / "people.xlsx"
+    path.write_text("First,Last\nAda,Lovelace\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_table(path)
+    assert str(info.value) == f"{path}: named .xlsx but holds text, not a workbook (a CSV renamed?)"
+    assert info.value.hint == "Rename it to people.csv, or save it from the spreadsheet as .xlsx."
