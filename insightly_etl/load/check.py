@@ -35,7 +35,9 @@ from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, LOST, day_first_of
 from insightly_etl.load.validate import (
     ValidationResult,
+    arrow_text,
     keyless_text,
+    may_hold,
     update_only_text,
     validate_table,
 )
@@ -156,6 +158,19 @@ def _check(
     return out
 
 
+def _has_lost_letter(column: pd.Series) -> np.ndarray:
+    """LOST's test, a `?` touching a letter, only where a `?` is (a Python regex over five
+    million names cost a fifth of validate's time)."""
+    text = arrow_text(column)
+    hit = np.zeros(len(column), dtype=bool)
+    if not may_hold(text, b"?"):
+        return hit
+    maybe = pc.fill_null(pc.match_substring(text, "?"), False).to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(maybe):
+        hit[i] = LOST.search(str(column.iat[i])) is not None
+    return hit
+
+
 def _lost_letters(result: ValidationResult) -> tuple[int, str | None]:
     """The valid rows whose name, e-mail or key holds a `?` a code page wrote for a letter
     (Planner._lost_characters: import creates none of them), and the first, as `line 3:
@@ -166,7 +181,7 @@ def _lost_letters(result: ValidationResult) -> tuple[int, str | None]:
         column = result.values[name]
         if not isinstance(column.dtype, pd.StringDtype):
             continue
-        hit = column.str.contains(LOST.pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        hit = _has_lost_letter(column)
         hit[result.rejected_rows] = False
         if hit.any():
             row = int(np.flatnonzero(hit)[0])
