@@ -56,6 +56,19 @@ def checked(path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> tuple[Fi
     return check, blocks
 
 
+def in_blocks_as_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str]
+) -> FileCheck:
+    """`lines` under the people header, checked in blocks of 500 bytes: the report reading
+    the file whole gives."""
+    path = tmp_path / "people.csv"
+    path.write_text("\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n", encoding="utf-8")
+    whole, _ = checked(path, monkeypatch, 1 << 30)
+    cut, blocks = checked(path, monkeypatch, 500)
+    assert blocks > 20 and report(cut) == report(whole)
+    return cut
+
+
 def report(check: FileCheck) -> tuple:
     return (
         check.rows,
@@ -158,12 +171,7 @@ def test_rows_that_share_a_match_key_with_different_values_are_said_as_import_sa
     lines[200] = lines[3]  # L3 a third time, as line 5 writes it: not another set of values
     lines[250] = lines[10]  # L10 twice, alike: sent once
     lines[260] = lines[7].replace("Gold", "Silver")  # L7 is rejected (Tin): not counted
-    text = "\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n"
-    path = tmp_path / "people.csv"
-    path.write_text(text, encoding="utf-8")
-    whole, _ = checked(path, monkeypatch, 1 << 30)
-    cut, blocks = checked(path, monkeypatch, 500)
-    assert blocks > 20 and report(cut) == report(whole)
+    cut = in_blocks_as_whole(tmp_path, monkeypatch, lines)
     assert cut.warnings[-1] == (
         "3 row(s) share a match key with different values, and import sends none of them "
         "(fix the file, or choose with --on-duplicate first|last): lines 5, 142 share "
@@ -303,11 +311,7 @@ def test_a_question_mark_a_code_page_wrote_for_a_letter_is_said_across_blocks(
     lines[2] = lines[2].replace("Last2", "N??ez")
     lines[250] = lines[250].replace("p250@", "?ukasz@")
     lines[260] = lines[260].replace("Last260", "W?jcik")  # rejected (its tier): not counted
-    path = tmp_path / "people.csv"
-    path.write_text("\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n")
-    whole, _ = checked(path, monkeypatch, 1 << 30)
-    cut, blocks = checked(path, monkeypatch, 500)
-    assert blocks > 1 and report(cut) == report(whole)
+    cut = in_blocks_as_whole(tmp_path, monkeypatch, lines)
     assert cut.warnings[-1] == (
         "2 valid row(s) have '?' inside a word in a name, e-mail or key (line 4: LAST_NAME "
         "'N??ez'), which is how a program saving in a single-byte code page writes a letter it "
