@@ -563,6 +563,7 @@ class Planner:
         # row -> field -> (base, current, new): changed both in the file and in Insightly
         self.field_conflicts: dict[int, dict[str, tuple[Any, Any, Any]]] = {}
         self.overwritten_whole: list[Overwritten] = []  # sent whole by --on-conflict overwrite
+        self._identifying = identifying_fields(result)  # asked of every new record's row
         self.result = result
         self.obj = get_object(result.mapping.object)
         self.specs = result.specs
@@ -1370,9 +1371,8 @@ class Planner:
         existing record whose letters a code page lost (`?ukasz@…` for `łukasz@…`, in a file
         saved as Windows-1252, or as ASCII): it is not created, so it cannot become a
         duplicate."""
-        identifying = identifying_fields(self.result)
         for name, value in values.items():
-            if name not in identifying:
+            if name not in self._identifying:
                 continue
             if isinstance(value, str) and LOST.search(value):
                 page = self.encoding or "a single-byte code page"
