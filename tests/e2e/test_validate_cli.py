@@ -57,10 +57,10 @@ def test_rejected_rows_exit_1_with_a_rejects_file_joined_by_line(tmp_path: Path)
     assert [r["line"] for r in rejects] == ["3", "4", "5"]
     assert (
         rejects[0]["errors"]
-        == "'bob-at-example' is not a plausible email address; 'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"
+        == "Email: 'bob-at-example' is not a plausible email address; Tier: 'gold' is not an option of Customer_Tier__c; did you mean 'Gold'?"
     )
     assert rejects[0]["Email"] == "bob-at-example"  # the original row, as it was
-    assert rejects[1]["errors"] == "FIRST_NAME is required"
+    assert rejects[1]["errors"] == "First Name: FIRST_NAME is required"
     assert (
         rejects[2]["errors"] == "4 fields, but the header has 3"
         and rejects[2]["raw"] == "Dan,dan@example.com,Gold,extra"
