@@ -661,31 +661,32 @@ def _text_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
 
 def _error_values(v: pd.Series) -> np.ndarray:
     """Which values are a formula's error value (_SPREADSHEET_ERROR): the pattern is tried
-    only where a `#` or an `r:` (Err:, Fehler:, Erreur:) is; a literal search is a fraction
-    of the regex's cost on millions of cells, and a time's `:` is no `r:`."""
-    text = arrow_text(v)
-    found = np.zeros(len(v), dtype=bool)
-    if not may_hold(text, b"#", b"r:"):  # most columns: one scan of their bytes
-        return found
-    maybe = pc.or_(pc.match_substring(text, "#"), pc.match_substring(text, "r:"))
-    maybe = pc.fill_null(maybe, False).to_numpy(zero_copy_only=False)
-    if maybe.any():
-        found[maybe] = fullmatch(v[maybe], _SPREADSHEET_ERROR)
+    only where a `#` or an `r:` (Err:, Fehler:, Erreur:) is, and a time's `:` is no `r:`."""
+    found = holding(v, "#", "r:")
+    if found.any():
+        found[found] = fullmatch(v[found], _SPREADSHEET_ERROR)
     return found
 
 
-def may_hold(text: pa.Array | pa.ChunkedArray, *needles: bytes) -> bool:
-    """Whether any of a text column's values may hold one of `needles`: a search of the bytes
-    the values are stored in, at memory speed (a compute function per value cost three
-    times as much; a column's bytes beyond its values may say yes, never no)."""
+def holding(v: pd.Series, *needles: str) -> np.ndarray:
+    """Which values hold one of `needles`, for checks that look closer only there. The
+    bytes the column's values are stored in are searched first, at memory speed: most
+    columns hold none, and a compute function per value cost three times as much (a
+    column's bytes beyond its values may say yes, never no)."""
+    text = arrow_text(v)
+    found = np.zeros(len(v), dtype=bool)
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    for chunk in chunks:
-        data = chunk.buffers()[2] if len(chunk) else None
-        if data is not None:
-            raw = data.to_pybytes()
-            if any(n in raw for n in needles):
-                return True
-    return False
+    stored = (c.buffers()[2] for c in chunks if len(c))
+    if not any(data is not None and _any_in(data.to_pybytes(), needles) for data in stored):
+        return found
+    for needle in needles:
+        hit = pc.fill_null(pc.match_substring(text, needle), False)
+        found |= hit.to_numpy(zero_copy_only=False)
+    return found
+
+
+def _any_in(raw: bytes, needles: tuple[str, ...]) -> bool:
+    return any(n.encode() in raw for n in needles)
 
 
 def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
