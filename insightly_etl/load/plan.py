@@ -172,7 +172,7 @@ class Overwritten:
     row: int
     record_id: int
     fields: tuple[str, ...]  # what it sends
-    known: str  # the conflict it would have been
+    sure: bool  # the record changed after the copy (else the copy's time cannot be read)
 
 
 def identifying_fields(result: ValidationResult) -> set[str]:
@@ -690,9 +690,10 @@ class Planner:
                         plan.failed[r] = conflict
                         continue
                     overwritten = whole and self.on_conflict == "overwrite"
-                    if overwritten and (why := self.copy_conflict(r, record, after_image)):
+                    if overwritten and self.copy_conflict(r, record, after_image):
+                        copied, _ = read_instant(self.file_updated.iat[r], self.day_first)
                         self.overwritten_whole.append(
-                            Overwritten(r, rid, tuple(sorted(after_image)), known=why)
+                            Overwritten(r, rid, tuple(sorted(after_image)), copied is not None)
                         )
                     action = Action.UPDATE if body else Action.UNCHANGED
                     plan.rows.append(
@@ -760,7 +761,7 @@ class Planner:
         line = self.result.table.lines[first.row]
         changed = (
             "changed"
-            if all(o.known.startswith("conflict: record") for o in self.overwritten_whole)
+            if all(o.sure for o in self.overwritten_whole)
             else "changed (or, where the copy's time cannot be read, may have changed)"
         )
         plan.warnings.append(
