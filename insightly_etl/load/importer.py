@@ -346,8 +346,16 @@ async def load_file(
         remembered = checkpoint.meta("learned_limits")  # what an earlier run learned of the limits
         with contextlib.suppress(ValueError):  # only a hint: a damaged one is ignored
             client.start_from_learned(json.loads(remembered) if remembered else None)
-        run = _Run(client, options, table, mapping, checkpoint, stop, progress or NullProgress())
-        run.since_last_run = changes.describe()
+        run = _Run(
+            client,
+            options,
+            table,
+            mapping,
+            checkpoint,
+            stop,
+            progress or NullProgress(),
+            since_last_run=changes.describe(),
+        )
         try:
             result = await run.go(announce)
         # refused (another account's, a mapping's missing column, a key Insightly refuses),
@@ -366,7 +374,7 @@ async def load_file(
         if options.account_name and not options.dry_run:  # accounts.yaml's name, for status
             checkpoint.remember(account_name=options.account_name)
         result.stats = client.stats.summary()  # retries, 429s, a clock far from the server's
-        result.since_last_run = changes.describe()
+        result.since_last_run = run.since_last_run
         result.written_before = (run.before.created, run.before.updated)
         result.account = checkpoint.meta("account")
         if (learned := client.learned_limits()) and not options.dry_run:
@@ -426,13 +434,15 @@ class _Run:
         checkpoint: Checkpoint,
         stop: asyncio.Event,
         progress: Progress,
+        *,
+        since_last_run: str | None = None,  # how the file changed since (rerun.py)
     ) -> None:
         self.client, self.options, self.table, self.mapping = client, options, table, mapping
+        self.since_last_run = since_last_run
         self.checkpoint, self.stop, self.progress = checkpoint, stop, progress
         self.meter = client.meter()
         # what earlier runs wrote: this run's own writes are the difference at the end
         self.before = summarise(checkpoint, 0)
-        self.since_last_run: str | None = None  # how the file changed since (rerun.py)
 
     async def go(self, announce: Callable[[QuotaPlan], None] | None) -> ImportResult:
         try:
