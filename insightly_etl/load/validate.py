@@ -428,11 +428,31 @@ def _columns_text(columns: list[str], shown: int = 8) -> str:
     return f"{len(columns):,} columns ({names}{more}) are"
 
 
+def _refuse_run_together(table: SourceTable, rules: list[ColumnRule]) -> None:
+    """A semicolon CSV opened in a spreadsheet without its delimiter, and saved: each row one
+    cell, `Name;Website;…`. Said as that, not as every mapped column missing."""
+    if len(table.columns) != 1:
+        return
+    header = table.columns[0]
+    wanted = {r.column for r in rules}
+    for sep in (";", "\t", "|", ","):
+        if sep in header and wanted & {part.strip() for part in header.split(sep)}:
+            shown = header if len(header) <= 60 else header[:57] + "..."
+            raise InputError(
+                f"{table.path}: each row is one cell ({shown!r}): its columns are run together "
+                f"with {sep!r}, as when a program opens a CSV without its delimiter and saves it",
+                hint=f"Import the CSV itself, or open it again choosing {sep!r} as the "
+                "separator (LibreOffice: the Text Import dialog; Excel: Data > From Text/CSV) "
+                "and save it.",
+            )
+
+
 def check_mapping(
     table: SourceTable, mapping: Mapping, specs: dict[str, FieldSpec], rules: list[ColumnRule]
 ) -> None:
     """Every problem of the mapping with the file and the account, at once (one run each
     made fixing three take three runs): the first, with the others after it."""
+    _refuse_run_together(table, rules)
     problems: list[InputError] = []
     for check in _mapping_checks(table, mapping, specs, rules):
         try:

@@ -1159,3 +1159,31 @@ def test_a_record_id_field_refuses_ids_no_record_has(tmp_path: Path) -> None:
         (2, "'0' is no record's id (ids count from 1)"),
     ]
     assert values(r, "ORGANISATION_ID")[1] == 7 and values(r, "OWNER_USER_ID")[1] == 3
+
+
+def test_a_workbook_whose_rows_are_one_cell_each_is_said_to_be_one(tmp_path: Path) -> None:
+    """A semicolon CSV opened in a spreadsheet without its delimiter and saved as a workbook:
+    every mapped column was "not in the file; did you mean 'Name;Website;…'?", one by one."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Name;Website;Phone"])
+    book.active.append(["Acme;acme.example;+49 711 000"])
+    path = tmp_path / "orgs.xlsx"
+    book.save(path)
+    mapping = {
+        "object": "organisations",
+        "columns": {"Name": "ORGANISATION_NAME", "Phone": "PHONE"},
+    }
+    with pytest.raises(InputError) as info:
+        validate_table(
+            read_table(path), parse_mapping(mapping, source="m.yaml"), AccountFacts([], {})
+        )
+    assert str(info.value) == (
+        f"{path}: each row is one cell ('Name;Website;Phone'): its columns are run together "
+        "with ';', as when a program opens a CSV without its delimiter and saves it"
+    )
+    assert info.value.hint == (
+        "Import the CSV itself, or open it again choosing ';' as the separator (LibreOffice: "
+        "the Text Import dialog; Excel: Data > From Text/CSV) and save it."
+    )
