@@ -65,6 +65,12 @@ class SourceTable:
     cells: dict[str, pd.Series] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what reading left out, and why
     garbled: Garbled | None = None  # cells of UTF-8 text read in another character set
+    sheet: str | None = None  # the worksheet read, of a workbook that has others
+
+    @property
+    def named(self) -> str:
+        """The file, and the sheet read when its workbook has others: where a column is."""
+        return self.path.name + (f", sheet {self.sheet!r}" if self.sheet else "")
 
     @property
     def columns(self) -> list[str]:
@@ -1456,6 +1462,8 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> SourceTable:
         if any(k[j] for k in typed)
     }
     table = SourceTable(path, frame, good_lines, "row", bad_rows=bad, cells=types)
+    if len(sheets) > 1:
+        table.sheet = sheet_name
     if sheet is None and len(sheets) > 1:  # worksheets: a chart is no sheet to read
         others = [n for n in sheets if n != sheet_name]
         shown = ", ".join(

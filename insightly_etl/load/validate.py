@@ -480,7 +480,7 @@ def _mapping_checks(
             if column not in columns:
                 close = suggest(column, columns)
                 raise InputError(
-                    f"{src}: {where}column {column!r} is not in {table.path.name}"
+                    f"{src}: {where}column {column!r} is not in {table.named}"
                     + (f"; did you mean {close!r}?" if close else ""),
                     hint=f"The file's columns: {', '.join(columns)}.",
                 )

@@ -92,6 +92,29 @@ def test_mapping_errors_name_file_key_and_fix(tmp_path: Path, mapping: dict, mes
     assert str(info.value) == message
 
 
+def test_a_column_missing_from_a_workbook_of_several_sheets_names_the_sheet_read(
+    tmp_path: Path,
+) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Contacts"
+    book.active.append(["Name", "Tier"])
+    book.active.append(["Ada", "Gold"])
+    book.create_sheet("Postcodes").append(["Zip"])
+    path = tmp_path / "people.xlsx"
+    book.save(path)
+    mapping = parse_mapping(contacts({"Zip": "ADDRESS_MAIL_POSTCODE"}), source="m.yaml")
+    with pytest.raises(InputError) as info:
+        validate_table(read_table(path), mapping, AccountFacts(DEFS["Contacts"], {}))
+    assert str(info.value) == "m.yaml: column 'Zip' is not in people.xlsx, sheet 'Contacts'"
+    book.remove(book["Postcodes"])  # one sheet: the file says where
+    book.save(path)
+    with pytest.raises(InputError) as info:
+        validate_table(read_table(path), mapping, AccountFacts(DEFS["Contacts"], {}))
+    assert str(info.value) == "m.yaml: column 'Zip' is not in people.xlsx"
+
+
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
