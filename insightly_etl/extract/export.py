@@ -380,6 +380,15 @@ class Exporter:
             self.limits = self.client.start_from_learned(self.manifest.pop("limits", None))
         known = AccountId.of(self.manifest.get("account"), self.manifest.get("account_number"))
         this = await self.client.identify(account, known)
+        if known == AccountId() and this != known and self.manifest["objects"]:
+            # a folder holding an export that names no account (its "account" taken out by
+            # hand, or written by a key that could read neither): it may be another's
+            raise InputError(
+                f"{opts.shown} holds an export whose {MANIFEST} does not say which account it "
+                f"is of; this key is for {this.shown}: merging, or detecting deletions, would "
+                "mix the two if it is another's",
+                hint="Export into another --out folder.",
+            )
         if why := this.mismatch_with(known):
             raise InputError(
                 f"{opts.shown} holds an export of {known.shown}; {why}: merging, or detecting "
@@ -593,6 +602,8 @@ class Exporter:
             and (when := iso_instant(entry.get("exported_utc"))) is not None
             and since is not None
             and when >= since
+            # the file this run asks for: a CSV asked for after the round's Parquet is made
+            and entry.get("file") == self._file(self._planned_path(name))
         }
         self.manifest["round_started_utc"] = begun
         if kept:
@@ -900,8 +911,12 @@ class Exporter:
             return None
         entry = self.manifest["objects"].get(obj.name) or {}
         mark = entry.get("high_water_mark")
-        if not mark or not _exists(self._path(obj.name)):
+        path = self._path(obj.name)
+        if not mark or not _exists(path):
             return None  # no earlier export of this object: a full one
+        if (why := self._not_the_marked_file(entry, path)) is not None:
+            self.result.warnings.append(f"{obj.name}: {why}; exported in full this time")
+            return None
         if entry.get("brief") and not self._brief(obj):
             self.result.warnings.append(
                 f"{obj.name}: the file was exported with --brief (no custom fields or nested "
@@ -933,9 +948,41 @@ class Exporter:
             return None
         return moment
 
+    def _not_the_marked_file(self, entry: dict[str, Any], path: Path) -> str | None:
+        """Why the file an incremental run would merge into is not the one the manifest's
+        mark is of, or None. The mark is of the last export's file: one in another format
+        (contacts.csv after contacts.parquet) left this one as it was before that run, and
+        merging into it from that mark lost every change in between."""
+        if (file := entry.get("file")) is not None and str(file) != self._file(path):
+            return (
+                f"the last export wrote {str(file)[:80]}, not {self._file(path)}, which is "
+                "older than that export's mark"
+            )
+        return None
+
+    def _not_as_written(self, entry: dict[str, Any], path: Path, held: int) -> str | None:
+        """Why a Parquet file an incremental run read (refused already if it is not this
+        object's) is not the one the manifest's export wrote: it holds fewer or more rows (an
+        older copy put back), and the records it lacks would stay missing. None: as written."""
+        rows = entry.get("rows")
+        if (
+            self.table_fmt != "parquet"
+            or not isinstance(rows, int)
+            or isinstance(rows, bool)
+            or held == rows
+        ):
+            return None
+        shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
+        return (
+            f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (replaced, or "
+            "an older copy put back?)"
+        )
+
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        before = _ids_of(path, obj) if self.options.fmt == "parquet" else None
+        # the ids of the file this run replaces: a CSV's or XLSX's are its `_base` copy's
+        earlier = path if self.options.fmt == "parquet" or not obj.id_field else None
+        before = _ids_of(earlier or self._base_path(obj.name), obj)
         # the lake layout's change file of a full run over an earlier snapshot: what differs
         changes_from = self._lake_changes() and before is not None
         old_stamps = _stamps_of(path, obj) if changes_from else None
@@ -1106,6 +1153,9 @@ class Exporter:
                     f"{obj.name}: the earlier file's values of a field whose type changed do "
                     f"not read as the new type ({str(exc)[:80]}); exported in full this time"
                 )
+                return await self._full(obj, path, brief)
+            if (why := self._not_as_written(entry, path, existing.num_rows)) is not None:
+                self.result.warnings.append(f"{obj.name}: {why}; exported in full this time")
                 return await self._full(obj, path, brief)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
@@ -1563,6 +1613,16 @@ class Exporter:
             return
         schema = self._schemas[outcome.name]
         counted = outcome.counts()
+        was = self.manifest["objects"].get(outcome.name)
+        earlier = was.get("file") if isinstance(was, dict) else None
+        if isinstance(earlier, str) and earlier != outcome.file:
+            stale = self.out_dir / earlier
+            if stale.resolve().is_relative_to(self.out_dir.resolve()) and _exists(stale):
+                self.result.warnings.append(
+                    f"{outcome.name}: {earlier[:80]}, which an earlier export wrote, is left as "
+                    f"it was (not updated, and no longer in {MANIFEST}): the folder's "
+                    f"{outcome.name} are in {outcome.file} now"
+                )
         self.manifest["objects"][outcome.name] = {
             "file": outcome.file,
             "format": self.options.fmt

@@ -3,6 +3,7 @@ transport (no socket, no subprocess). Exact messages and exit codes."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -696,6 +697,32 @@ def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_pat
     assert pq.read_schema(brief / "contacts.parquet").names == columns
 
 
+def test_a_folder_whose_manifest_names_no_account_is_not_taken_by_another_accounts_key(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Its "account" taken out by hand: another account's key merged its contacts into the
+    file and journaled the folder's 220 as deleted (exit 0)."""
+    out = tmp_path / "northwind"
+    assert run(make_sandbox(), "export", "contacts", "--out", str(out), "-q").exit_code == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    for name in ("account", "account_number"):
+        manifest.pop(name, None)
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    before = (out / "contacts.parquet").read_bytes()
+    globex = make_sandbox(subdomain="globex")
+    args = ("export", "contacts", "--out", str(out), "--incremental", "--detect-deletes")
+    result = run(globex, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"Error: {out} holds an export whose _manifest.json does not say which account it is "
+        "of; this key is for account 'globex': merging, or detecting deletions, would mix the "
+        "two if it is another's",
+        "Hint: Export into another --out folder.",
+    ]
+    assert (out / "contacts.parquet").read_bytes() == before
+    assert not (out / "_deleted.parquet").exists()
+
+
 def test_a_key_that_cannot_say_its_account_never_writes_into_another_accounts_folder(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -1103,6 +1130,32 @@ def test_an_export_stopped_for_its_budget_goes_on_where_it_stopped(
     assert "round_started_utc" not in manifest and "stopped" not in manifest
     pages = sum(n for (method, path, status), n in sb.stats.items() if path == "/v3.1/Contacts")
     assert pages == 11  # contacts read once: 5,220 records, 10 more pages after the first
+
+
+def test_a_run_after_a_stopped_export_makes_the_format_it_asks_for(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """After a run stopped for its budget, `export contacts --format csv` kept the stopped
+    round's contacts.parquet, wrote no contacts.csv and said "Exported 0 object types" (exit 0)."""
+    sb = make_sandbox()
+    out = tmp_path / "out"
+    stopped = run(
+        sb, "export", "contacts", "organisations", "--out", str(out), "-q", "--max-requests", "4"
+    )
+    assert stopped.exit_code == 75, stopped.output
+    result = run(sb, "export", "contacts", "--out", str(out), "--format", "csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert "went on with the export" not in result.stderr
+    with (out / "contacts.csv").open(encoding="utf-8-sig", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 220
+    # a round in CSV, stopped after contacts: its contacts.csv kept by the next CSV run
+    again = ("export", "contacts", "organisations", "--out", str(out), "--format", "csv", "-q")
+    assert run(sb, *again, "--max-requests", "4").exit_code == 75
+    kept = run(
+        sb, "export", "contacts", "organisations", "--out", str(out), "--format", "csv", "-q"
+    )
+    assert kept.exit_code == 0, kept.output
+    assert "1 object type(s) it exported (contacts) kept, not read again" in kept.stderr
 
 
 def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(

@@ -1122,3 +1122,64 @@ async def test_a_country_no_longer_listed_is_no_request_for_it(
     again = await export(sb, tmp_path, "countries")
     assert [(o.rows, o.deleted) for o in again.objects] == [(len(countries.ids), 0)]
     assert gone not in read(tmp_path, "countries")["COUNTRY_NAME"].to_pylist()
+
+
+async def test_an_incremental_after_an_export_in_another_format_reads_in_full(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """contacts.csv exported into a Parquet export's folder: the next --incremental merged the
+    changes since the CSV's mark into the contacts.parquet of the run before, and every edit in
+    between was lost for good (exit 0)."""
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    await export(sb, tmp_path, "contacts")
+    clock[0] += timedelta(hours=1)
+    sb.account.update("Contacts", {"CONTACT_ID": 2002, "TITLE": "edited between"})
+    as_csv = await export(sb, tmp_path, "contacts", fmt="csv")
+    assert as_csv.warnings == [
+        "contacts: contacts.parquet, which an earlier export wrote, is left as it was (not "
+        "updated, and no longer in _manifest.json): the folder's contacts are in contacts.csv now"
+    ]
+    clock[0] += timedelta(hours=1)
+    sb.account.update("Contacts", {"CONTACT_ID": 2003, "TITLE": "edited after"})
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert result.warnings[0] == (
+        "contacts: the last export wrote contacts.csv, not contacts.parquet, which is older "
+        "than that export's mark; exported in full this time"
+    )
+    assert result.objects[0].status == "full"
+    rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
+    assert (rows[2002]["TITLE"], rows[2003]["TITLE"]) == ("edited between", "edited after")
+    assert manifest(tmp_path)["objects"]["contacts"]["file"] == "contacts.parquet"
+
+
+async def test_an_incremental_onto_a_parquet_file_with_other_rows_than_written_reads_in_full(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """An older or shorter contacts.parquet put back in the folder: the records it lacked
+    stayed missing, every incremental run saying "0 new, 0 changed"."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    pq.write_table(read(tmp_path, "contacts").slice(0, 100), tmp_path / "contacts.parquet")
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert result.warnings == [
+        f"contacts: {tmp_path}/contacts.parquet holds 100 row(s), the export that wrote it 220 "
+        "(replaced, or an older copy put back?); exported in full this time"
+    ]
+    assert read(tmp_path, "contacts").num_rows == 220
+
+
+async def test_a_full_csv_export_journals_the_records_deleted_since_the_last(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The README said a full export finds deletions from the file it replaces: a CSV's were
+    not looked for (the record just went). Its `_base` copy has the ids."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts", fmt="csv")
+    sb.account.delete("Contacts", 2005)
+    result = await export(sb, tmp_path, "contacts", fmt="csv")
+    contacts = result.objects[0]
+    assert (contacts.rows, contacts.new, contacts.deleted) == (219, 0, 1)
+    assert pq.read_table(tmp_path / "_deleted.parquet").select(["object", "id"]).to_pylist() == [
+        {"object": "contacts", "id": 2005}
+    ]
