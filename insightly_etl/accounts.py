@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from insightly_etl.config import Settings, check_base_url, load_settings, pod_url, read_key_file
+from insightly_etl.config import (
+    Settings,
+    check_base_url,
+    load_settings,
+    looks_like_key,
+    pod_url,
+    read_key_file,
+)
 from insightly_etl.errors import ConfigError, InputError
 from insightly_etl.yamlfile import read_yaml
 
@@ -85,19 +92,6 @@ def read_accounts(path: Path) -> list[AccountEntry]:
     return result
 
 
-def _looks_like_key(text: str) -> bool:
-    """A GUID, or a long run of letters and many digits: what an API key looks like, not a
-    variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key)."""
-    text = text.strip()
-    guid = re.fullmatch(
-        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
-    )
-    digits = sum(c.isdigit() for c in text)
-    return bool(guid) or (
-        len(text) >= 20 and digits >= 6 and re.fullmatch(r"[A-Za-z0-9+/=_-]+", text) is not None
-    )
-
-
 def pick(entries: list[AccountEntry], name: str, path: Path) -> AccountEntry:
     for entry in entries:
         if entry.name == name:
@@ -142,7 +136,7 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
         raise InputError(f"{where}: give pod: or url:, not both")
     key_env, key_file = raw.get("key_env"), raw.get("key_file")
     for label, value in (("key_env", key_env), ("key_file", key_file)):
-        if isinstance(value, str) and _looks_like_key(value):  # never echoed: it may be one
+        if isinstance(value, str) and looks_like_key(value):  # never echoed: it may be one
             raise InputError(
                 f"{where}: {label}: looks like an API key itself, not "
                 + ("a variable's name" if label == "key_env" else "a file's path"),

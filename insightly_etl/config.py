@@ -112,8 +112,26 @@ class Settings:
     base_url: str  # always ends with "/", e.g. https://api.na1.insightly.com/v3.1/
 
 
+def looks_like_key(text: str) -> bool:
+    """A GUID, or a long run of letters and many digits: what an API key looks like, not a
+    variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key)."""
+    text = text.strip()
+    guid = re.fullmatch(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
+    )
+    digits = sum(c.isdigit() for c in text)
+    return bool(guid) or (
+        len(text) >= 20 and digits >= 6 and re.fullmatch(r"[A-Za-z0-9+/=_-]+", text) is not None
+    )
+
+
 def pod_url(pod: str) -> str:
     """`na1` -> `https://api.na1.insightly.com/v3.1/` (the pod is shown beside the key)."""
+    if looks_like_key(pod):  # never echoed: it may be the key, pasted in the wrong place
+        raise ConfigError(
+            "invalid pod: it looks like an API key, not a pod's name like na1 or eu1",
+            hint="The pod is shown in Insightly under User Settings → API, next to the key.",
+        )
     pod = pod.strip().lower()
     if not _POD_RE.match(pod):
         raise ConfigError(
@@ -136,7 +154,8 @@ def check_base_url(url: str) -> str:
     """Normalise a base URL and refuse ones that would expose the key."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid API URL {url!r}: expected https://host/v3.1/")
+        shown = "(it looks like an API key)" if looks_like_key(url) else repr(url)
+        raise ConfigError(f"invalid API URL {shown}: expected https://host/v3.1/")
     if parts.username or parts.password:
         raise ConfigError("the API URL must not contain credentials; set INSIGHTLY_API_KEY")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -169,6 +188,12 @@ def read_key_file(path: Path) -> str:
             )
         key = path.read_text("utf-8-sig").strip()  # Notepad saves UTF-8 with a mark first
     except OSError as exc:
+        if looks_like_key(str(path)):  # the key itself given as the file: never echoed
+            raise ConfigError(
+                "cannot read the API key file: its path looks like an API key itself, not a "
+                "file's path",
+                hint="Put the key in a file of its own and give that file's path.",
+            ) from None
         raise ConfigError(f"cannot read the API key file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:  # no key: it names no file, nor says to give an --encoding
         raise ConfigError(
@@ -197,6 +222,9 @@ def load_settings(
 ) -> Settings:
     """Explicit values win over the environment; a URL wins over a pod."""
     env = os.environ if environ is None else environ
+    for known in (api_key, env.get(ENV_KEY)):  # blanked out of every error below: a key
+        if known and known.strip():  # pasted as the pod, the URL or the key file's path
+            Secret(known.strip())
     key = api_key or (read_key_file(api_key_file) if api_key_file else None) or env.get(ENV_KEY)
     if not key or not key.strip():
         raise ConfigError(

@@ -1696,3 +1696,28 @@ def test_every_problem_of_a_mapping_is_said_in_one_run(make_sandbox, tmp_path: P
     assert lines[1].startswith(f"  and: {mapping}: columns.Created: DATE_CREATED_UTC is read-only")
     assert lines[2].startswith(f"  and: {mapping}: columns.Source: Lead_Source is not a field")
     assert lines[3] == "Hint: The file's columns: Name, Email, Created, Source."
+
+
+@pytest.mark.parametrize("key", ["SeCrEtKey-1234567890abcdef", "Hunter2!s3cret"])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--pod", "{key}"], "Error: invalid pod"),
+        (["--api-url", "{key}"], "Error: invalid API URL"),
+        (["--api-key-file", "{key}"], "Error: cannot read the API key file"),
+    ],
+)
+def test_a_key_pasted_into_another_setting_is_never_printed(
+    key: str, option: list[str], message: str, tmp_path: Path
+) -> None:
+    """The key set in INSIGHTLY_API_KEY and pasted as the pod, the URL or the key file's
+    path was printed in the error (`invalid pod 'secretkey-1234567890abcdef'`): the other
+    settings were checked before the key was known to be one."""
+    args = [a.format(key=key) for a in option]
+    result = run(
+        None, *args, "export", "users", "--out", str(tmp_path / "o"), env={"INSIGHTLY_API_KEY": key}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message)
+    for shown in (key, key.lower(), key.upper()):
+        assert shown not in result.output
