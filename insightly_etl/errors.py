@@ -41,6 +41,7 @@ The exit codes follow sysexits.h where one fits: 65 data error, 69 service unava
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 KEY_HINT = (
     "Find your API key in Insightly under User Settings → API; "
@@ -152,7 +153,12 @@ class ForbiddenError(ApiError):
 
 
 class NotFoundError(ApiError):
-    pass
+    """404 (or 405). `from_api`: the answer was the API's own JSON (`{"Message": …}`), not a
+    proxy's or a gateway's page: only that says a record is gone."""
+
+    def __init__(self, message: str, *, from_api: bool = True, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.from_api = from_api
 
 
 class ValidationError(ApiError):

@@ -83,6 +83,16 @@ def server_message(response: httpx.Response) -> str:
     return text[:200] if text else response.reason_phrase or "no message"
 
 
+def _api_answer(response: httpx.Response) -> bool:
+    """Whether an error's body is the API's own (ASP.NET Web API's `{"Message": …}`), not a
+    page a proxy, a gateway or a load balancer answered in its place."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(body, dict) and isinstance(body.get("Message"), str)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
@@ -100,7 +110,7 @@ def error_for(response: httpx.Response, method: str, path: str) -> ApiError | Ru
     if status == 403:
         return ForbiddenError(message, **where)
     if status in (404, 405):
-        return NotFoundError(message, **where)
+        return NotFoundError(message, from_api=_api_answer(response), **where)
     if status == 412 or (status == 400 and "If-Match" in message):
         return ConflictError(message, **where)
     if status == 400:

@@ -1416,13 +1416,14 @@ class Exporter:
 
     async def _ask_each(self, obj: ObjectType, ids: list[int]) -> dict[int, dict[str, Any] | str]:
         """Each record by its own GET (one request a record): the record, or `deleted`
-        (404), `unreadable` (403), `other` (an answer that is not the record asked for)."""
+        (the API's own 404), `unreadable` (403), `other` (an answer that is not the record
+        asked for, or a 404 a proxy or gateway answered: no evidence either way)."""
 
         async def ask(rid: int) -> dict[str, Any] | str:
             try:
                 reply = await self.client.get(f"{obj.endpoint}/{rid}")
-            except NotFoundError:
-                return "deleted"
+            except NotFoundError as exc:
+                return "deleted" if exc.from_api else "other"
             except ForbiddenError:
                 return "unreadable"
             data = reply.data
@@ -1511,7 +1512,8 @@ class Exporter:
         if other:
             self.result.warnings.append(
                 f"{obj.name}: {other:,} record(s) {which} were answered with another record than "
-                "the one asked for: "
+                "the one asked for, or with a 404 that is not the API's (a proxy's or a "
+                "gateway's page): "
                 + ("kept in the file" if read else "not recorded as deleted, not written")
             )
         gone = {r for r, a in answers.items() if a == "deleted"}

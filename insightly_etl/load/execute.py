@@ -215,7 +215,9 @@ class Executor:
         if p.action == Action.UPDATE:
             try:
                 reply = await self.client.get(f"{self.obj.endpoint}/{p.record_id}")
-            except NotFoundError:
+            except NotFoundError as exc:
+                if not exc.from_api:  # a proxy's or a gateway's page: whether it went is unknown
+                    return False
                 self.checkpoint.rows.failed(p.row, 404, "the record was deleted during the import")
                 return True
             except ForbiddenError as exc:  # it cannot be read: whether the update went is unknown

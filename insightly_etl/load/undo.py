@@ -207,8 +207,10 @@ class _Undo:
             else:
                 reply = await self.client.get(path)
                 record, etag = dict(reply.data), reply.etag
-        except NotFoundError:
-            if job.created and job.sent_before:  # our own DELETE, whose answer was lost
+        except NotFoundError as exc:
+            if not exc.from_api:  # a proxy's or a gateway's page: no word on the record
+                self.fail(job, str(exc))
+            elif job.created and job.sent_before:  # our own DELETE, whose answer was lost
                 self.note(job, "delete")
                 self.finish(job, UndoState.DELETED)
             else:

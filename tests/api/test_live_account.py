@@ -752,12 +752,41 @@ async def test_a_deletion_check_answered_with_another_record_records_nothing(
     assert not (tmp_path / DELETED).exists()
     assert result.warnings == [
         "contacts: 1 record(s) the listing no longer shows were answered with another record "
-        "than the one asked for: not recorded as deleted, not written",
+        "than the one asked for, or with a 404 that is not the API's (a proxy's or a "
+        "gateway's page): not recorded as deleted, not written",
         # and the count says so: the file lacks one
         "contacts: the last count (220) was above the 219 records read, and listing the ids "
         "again found no more: 1 record(s) may be missing from the file (ones this user may not "
         "read, or a server whose pages come short)",
     ]
+
+
+class GatewayPage(Hides):
+    """A listing that leaves one record out, and a GET of it that a gateway answers with its
+    own HTML 404 page (nginx's), not the API's `{"Message": …}`."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == f"/v3.1/Contacts/{self.hidden}":
+            page = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"
+            return httpx.Response(404, headers={"Content-Type": "text/html"}, text=page)
+        return await super().handle_async_request(request)
+
+
+async def test_a_404_that_is_not_the_api_s_answer_is_no_deletion(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A gateway's 404 page for every record was taken for Insightly's word: with a listing
+    that came back empty, all 1,520 contacts went into _deleted.parquet (exit 0)."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    hidden = sb.account.collections["Contacts"].ids[7]
+    result = await export_through(sb, GatewayPage(sb, hidden), tmp_path)
+    assert not (tmp_path / DELETED).exists()
+    assert result.warnings[0] == (
+        "contacts: 1 record(s) the listing no longer shows were answered with another record "
+        "than the one asked for, or with a 404 that is not the API's (a proxy's or a "
+        "gateway's page): not recorded as deleted, not written"
+    )
 
 
 def test_a_damaged_deletion_journal_stops_only_a_run_that_must_write_to_it(
