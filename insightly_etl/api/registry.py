@@ -407,6 +407,12 @@ def record_id(record: dict[str, Any], id_field: str) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
+# a field's API name as Insightly makes them (Customer_Tier__c): a letter, then letters,
+# digits and _. Nothing else is a column: a name beginning `_` would be one of the lake's own
+# (`_op`, `_high_water_mark`), and a path's or a formula's characters have no place in one.
+_FIELD_NAME = re.compile(r"[^\W\d_]\w{0,127}")
+
+
 def usable_definitions(
     obj: ObjectType, definitions: list[Any]
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -422,8 +428,21 @@ def usable_definitions(
         left.append(f"CustomFields/{obj.endpoint}: {others} definitions of other objects")
     for d in definitions:
         name = d.get("FIELD_NAME") if isinstance(d, dict) else None
+        kind = d.get("FIELD_TYPE") if isinstance(d, dict) else None
         if not isinstance(name, str) or not name.strip():
             left.append(f"CustomFields/{obj.endpoint}: a definition without a FIELD_NAME")
+        elif not _FIELD_NAME.fullmatch(name):
+            left.append(
+                f"CustomFields/{obj.endpoint}: the custom field {name[:60]!r}"
+                + ("…" if len(name) > 60 else "")
+                + " is not named as Insightly names fields (letters, digits and _, a letter "
+                "first)"
+            )
+        elif kind is not None and not isinstance(kind, str):
+            left.append(
+                f"CustomFields/{obj.endpoint}: the custom field {name!r} has a FIELD_TYPE "
+                f"that is no type's name ({str(kind)[:40]})"
+            )
         elif name.casefold() in taken:
             standard = any(f.name.casefold() == name.casefold() for f in obj.fields)
             why = "the name of a standard field" if standard else "the name of an earlier one"

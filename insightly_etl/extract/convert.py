@@ -67,6 +67,10 @@ class PageConverter:
         records = self._keyed(records)
         columns = dict(zip(self._wire.names, self._standard_columns(records), strict=True))
         if self._custom:
+            # a server's CUSTOMFIELDS that is no list of pairs: every custom field of the
+            # record would be null without a word
+            if odd := sum(not isinstance(r.get("CUSTOMFIELDS"), list | None) for r in records):
+                self.bad_values["CUSTOMFIELDS"] += odd
             values = [custom_values(r) for r in records]
             for name in self._custom:
                 columns[name] = self._column(self.schema.field(name), [v.get(name) for v in values])
@@ -139,7 +143,10 @@ class PageConverter:
         if pa.types.is_list(dtype) and pa.types.is_string(dtype.value_type):
             raw = [_string_list(v) for v in raw]
         elif pa.types.is_list(dtype) and pa.types.is_struct(dtype.value_type):
-            raw = [_struct_list(v, dtype.value_type) for v in raw]
+            lists = [_struct_list(v, dtype.value_type) for v in raw]
+            if odd := sum(v is not None and x is None for v, x in zip(raw, lists, strict=True)):
+                self.bad_values[field.name] += odd
+            raw = lists
         try:
             return self._finite(field.name, pa.array(raw, type=dtype))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):

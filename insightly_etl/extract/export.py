@@ -1576,7 +1576,14 @@ class Exporter:
                 "id); written once"
             )
         for column, count in sorted(converter.bad_values.items()):
-            dtype = converter.schema.field(column).type
+            if not count:
+                continue
+            kind = converter.schema.field(column).type if column in converter.schema.names else None
+            # a nested list's whole struct type is no help to a person: "a list" is
+            nested = kind is None or (
+                pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)
+            )
+            dtype = "a list" if nested else kind
             self.result.warnings.append(
                 f"{name}.{column}: {count} value(s) did not fit {dtype} and were kept as null"
             )

@@ -292,6 +292,40 @@ async def test_a_value_that_does_not_fit_is_null_and_counted(make_sandbox, tmp_p
     assert any(w.startswith("contacts.DATE_OF_BIRTH: 1 value(s)") for w in result.warnings)
 
 
+async def test_nested_lists_of_another_shape_are_counted_not_nulled_in_silence(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A server's CUSTOMFIELDS that is no list (every custom field of the record null) and
+    LINKS that is text (links.parquet then lost them) went without a word, exit 0."""
+
+    class Reshapes(httpx.AsyncBaseTransport):
+        def __init__(self, sb: Sandbox) -> None:
+            self.inner = httpx.ASGITransport(app=sb.app)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.url.path != "/v3.1/Contacts":
+                return response
+            records = json.loads(await response.aread())
+            for r in records:
+                if r["CONTACT_ID"] == 2001:
+                    r["CUSTOMFIELDS"] = {"not": "a list"}
+                if r["CONTACT_ID"] == 2002:
+                    r["LINKS"] = "Organisation 7"
+            headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
+            return httpx.Response(response.status_code, headers=headers, json=records)
+
+    sb = make_sandbox()
+    async with sandbox_client(sb, transport=Reshapes(sb)) as client:
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
+        )
+    assert [w for w in result.warnings if "CUSTOMFIELDS" in w or "LINKS" in w] == [
+        "contacts.CUSTOMFIELDS: 1 value(s) did not fit a list and were kept as null",
+        "contacts.LINKS: 1 value(s) did not fit a list and were kept as null",
+    ]
+
+
 async def test_an_impossible_day_is_no_day_not_the_next_month_s(
     make_sandbox, tmp_path: Path
 ) -> None:
@@ -886,6 +920,12 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
         {**tier, "FIELD_NAME": "EMAIL_ADDRESS"},
         {**tier, "FIELD_NAME": "customer_tier__C", "FIELD_TYPE": "NUMERIC"},
         {**tier, "FIELD_NAME": None},
+        # a server's, not Insightly's: the lake's own columns, a path, a formula; a type
+        {**tier, "FIELD_NAME": "_op"},
+        {**tier, "FIELD_NAME": "../x__c"},
+        {**tier, "FIELD_NAME": '=HYPERLINK("http://e")'},
+        {**tier, "FIELD_NAME": "Long__c" * 30},
+        {**tier, "FIELD_NAME": "Kinds__c", "FIELD_TYPE": ["MULTISELECT"]},
     ]
     result = await export(sb, tmp_path, "contacts")
     table = read(tmp_path, "contacts")
@@ -899,7 +939,20 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
         "CustomFields/Contacts: the custom field 'customer_tier__C' has the name of an earlier "
         "one; left out",
         "CustomFields/Contacts: a definition without a FIELD_NAME; left out",
+        *(
+            f"CustomFields/Contacts: the custom field {name} is not named as Insightly names "
+            "fields (letters, digits and _, a letter first); left out"
+            for name in (
+                "'_op'",
+                "'../x__c'",
+                "'=HYPERLINK(\"http://e\")'",
+                repr(("Long__c" * 30)[:60]) + "…",
+            )
+        ),
+        "CustomFields/Contacts: the custom field 'Kinds__c' has a FIELD_TYPE that is no type's "
+        "name (['MULTISELECT']); left out",
     ]
+    assert not {"_op", "../x__c", "Kinds__c"} & set(table.schema.names)
 
 
 async def test_a_custom_field_deleted_in_insightly_is_said_when_its_column_goes(
