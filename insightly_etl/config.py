@@ -165,9 +165,11 @@ def check_base_url(url: str) -> str:
         )
     url = url if url.endswith("/") else url + "/"
     if not re.search(r"/v3\.\d+/$", parts.path if parts.path.endswith("/") else parts.path + "/"):
+        # another version (/v2.2/) is replaced, not added to
+        meant = re.sub(r"/v\d+(\.\d+)?/$", "/", url) + "v3.1/"
         raise ConfigError(
             f"the API URL {url} does not end in a version such as /v3.1/",
-            hint=f"Did you mean {url}v3.1/ ? (Insightly's base URL is https://api.POD.insightly.com/v3.1/.)",
+            hint=f"Did you mean {meant} ? (Insightly's base URL is https://api.POD.insightly.com/v3.1/.)",
         )
     return url
 

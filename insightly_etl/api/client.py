@@ -242,7 +242,15 @@ class InsightlyClient:
         if name is None or (known.name is None and known.number is not None):
             # every user may read their own user: a key refused that is refused everything,
             # and the run stops there as it would at its next request (exit 77, or 1)
-            me = (await self.get("Users/Me")).data
+            try:
+                me = (await self.get("Users/Me")).data
+            except NotFoundError as exc:  # every Insightly API answers it: not the API
+                raise ConfigError(
+                    f"{self.base_url} answered GET Users/Me with HTTP {exc.status} "
+                    f"({exc.message[:80]}): it is not Insightly's API URL",
+                    hint="Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown "
+                    "under User Settings → API, next to the key); a sandbox's ends in /v3.1/.",
+                ) from None
             value = me.get("INSTANCE_ID") if isinstance(me, dict) else None
             number = value if isinstance(value, int) and not isinstance(value, bool) else None
         return AccountId(name, number)

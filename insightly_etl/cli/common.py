@@ -395,6 +395,7 @@ GLOBAL_OPTIONS = [
         type=click.Choice(["text", "json"]),
         expose_value=False,
         callback=_set_global,
+        is_eager=True,  # before the others: an error in one is written in its format
         help="json: everything written to stderr (logs, warnings, errors, the summary) is "
         "one JSON object per line, keys blanked out  [default: text]",
     ),
@@ -403,6 +404,7 @@ GLOBAL_OPTIONS = [
         type=LocalPath(dir_okay=False, path_type=Path),
         expose_value=False,
         callback=_set_global,
+        is_eager=True,  # before the others: a summary is written when one of them is refused
         help="Write the run's summary here as JSON when it ends, however it ends: counts per "
         "object, requests, 429s, quota left, stop reason, exit code, retry_not_before.",
     ),

@@ -2007,7 +2007,8 @@ def check_options(opts: ExportOptions) -> None:
     if (opts.incremental or opts.since) and opts.fmt != "parquet":
         raise InputError(
             "--incremental and --since merge into Parquet files",
-            hint="Export Parquet for incremental runs; convert to CSV afterwards if needed.",
+            hint=f"Leave out --format for incremental runs (Parquet), or export {opts.fmt.upper()} "
+            "in full (without --incremental or --since).",
         )
     if opts.with_ and opts.fmt != "parquet":
         raise InputError(

@@ -1216,7 +1216,8 @@ def test_options_that_cannot_go_together_are_refused_before_any_cost_is_said(
     assert refused.exit_code == 2, refused.output
     assert refused.stderr == (
         "Error: --incremental and --since merge into Parquet files\n"
-        "Hint: Export Parquet for incremental runs; convert to CSV afterwards if needed.\n"
+        "Hint: Leave out --format for incremental runs (Parquet), or export CSV in full "
+        "(without --incremental or --since).\n"
     )
     assert sum(sb.stats.values()) == 0 and not out.exists()
 
@@ -1721,3 +1722,18 @@ def test_a_key_pasted_into_another_setting_is_never_printed(
     assert result.stderr.startswith(message)
     for shown in (key, key.lower(), key.upper()):
         assert shown not in result.output
+
+
+def test_a_url_that_is_not_the_api_says_so_with_exit_2(make_sandbox, tmp_path: Path) -> None:
+    """A base URL with a wrong path (every request 404) was "Error: GET Users/Me, HTTP 404:
+    Not Found", exit 1, naming neither the URL nor what to fix."""
+    env = {**ENV, "INSIGHTLY_API_URL": "http://127.0.0.1/x/v3.1/"}
+    result = run(make_sandbox(), "export", "users", "--out", str(tmp_path / "o"), env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "Error: http://127.0.0.1/x/v3.1/ answered GET Users/Me with HTTP 404 (Not Found): it "
+        "is not Insightly's API URL",
+        "Hint: Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown under User "
+        "Settings → API, next to the key); a sandbox's ends in /v3.1/.",
+    ]
+    assert not (tmp_path / "o").exists()

@@ -448,3 +448,25 @@ def test_a_summary_that_cannot_be_written_fails_the_run_and_never_replaces_anoth
     assert made.exit_code == 74
     assert f"Error: cannot write the summary {own}: the run wrote another file there" in made.stderr
     assert run(None, "status", str(own)).exit_code == 0  # still a checkpoint
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_summary_is_written_when_an_option_before_it_is_refused(
+    tmp_path: Path, first: bool
+) -> None:
+    """`--out A_FILE --summary-json u.json` ended (exit 2) with no u.json: click refused --out
+    before it read --summary-json. The README says it is written however the run ends."""
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "u.json"
+    options = ["--out", str(tmp_path / "afile")]
+    args = (
+        [*options, "--summary-json", str(out)] if first else ["--summary-json", str(out), *options]
+    )
+    result = run(None, "export", "users", *args)
+    assert result.exit_code == 2, result.output
+    summary = summary_of(out)
+    assert (summary["exit_code"], summary["stop_reason"]) == (2, "error")
+    assert (
+        summary["error"]
+        == f"Invalid value for '--out': Directory '{tmp_path / 'afile'}' is a file."
+    )

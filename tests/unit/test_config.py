@@ -99,6 +99,11 @@ def test_a_base_url_without_the_api_version_is_refused_with_the_fix() -> None:
         and "Did you mean http://127.0.0.1:8899/v3.1/ ?" in caught.value.hint
     )
     assert check_base_url("http://127.0.0.1:8899/v3.1") == "http://127.0.0.1:8899/v3.1/"
+    with pytest.raises(ConfigError) as caught:  # an older version's URL: replaced, not added to
+        check_base_url("https://api.na1.insightly.com/v2.2/")
+    assert caught.value.hint is not None and caught.value.hint.startswith(
+        "Did you mean https://api.na1.insightly.com/v3.1/ ?"
+    )
 
 
 def test_singular_names_come_from_the_registry() -> None:
