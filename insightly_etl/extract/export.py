@@ -1319,6 +1319,7 @@ class Exporter:
             }
         for failure in fetcher.failed_downloads:
             self.result.warnings.append(f"--files-dir: {failure}; not downloaded")
+        self.result.warnings += [f"--files-dir: {odd}" for odd in fetcher.size_mismatches]
         unreadable = fetcher.write_unreadable()
         self.manifest.pop("unreadable", None)
         if unreadable:
@@ -1568,7 +1569,7 @@ class Exporter:
     def _warn_bad_values(self, name: str, converter: PageConverter) -> None:
         if converter.bad_ids:
             self.result.warnings.append(
-                f"{name}: {converter.bad_ids} record(s) without an integer id were left out"
+                f"{name}: {converter.bad_ids} record(s) without an id (a whole number from 1 up) were left out"
             )
         if converter.duplicate_ids:
             self.result.warnings.append(

@@ -296,6 +296,7 @@ class SubFetcher:
         self.files_dir = files_dir
         self.files_present = files_present or {}  # in object storage already: name -> size
         self.failed_downloads: list[str] = []  # "file 901 (signed-nda.pdf): why"
+        self.size_mismatches: list[str] = []  # downloaded, of another size than listed
         self.unreadable: list[dict[str, Any]] = []  # UNREADABLE_SCHEMA rows
         self.read = 0  # records whose sub-collection this run read
 
@@ -371,6 +372,10 @@ class SubFetcher:
         assert self.files_dir is not None
         self.files_dir.mkdir(parents=True, exist_ok=True)
         todo = [r for r in rows if r["file_id"] is not None]
+        if unnamed := len(rows) - len(todo):  # a server's FILE_ID that is no id
+            self.failed_downloads.append(
+                f"{unnamed:,} file(s) without a FILE_ID that is a whole number from 1 up"
+            )
         self.progress.start("file contents", total=len(todo), unit="file")
         try:
             for start in range(0, len(todo), 50):
@@ -400,6 +405,12 @@ class SubFetcher:
             return
         write_atomic(target, content)
         row["local_file"] = local
+        if row["file_size"] is not None and len(content) != row["file_size"]:
+            self.size_mismatches.append(
+                f"file {row['file_id']}: {len(content):,} byte(s) came, its FILE_SIZE says "
+                f"{row['file_size']:,}; kept, and fetched again by each run (its size is how a "
+                "run knows a file it has)"
+            )
 
     async def _all(
         self, obj: ObjectType, rid: int, spec: SubCollection

@@ -194,12 +194,14 @@ async def test_a_file_that_is_gone_is_a_warning_and_the_rest_is_kept(
     sb.account.attachments[905]["FILE_SIZE"] = 10
     del_meta = sb.account.attachments.pop(906)
     sb.account.attachments[990] = {**del_meta, "FILE_ID": 990}  # listed under 906's record
+    sb.account.attachments[-5] = {**del_meta, "FILE_ID": -5}  # a server's: no id to ask by
     original = sb.account.attachment_content
 
     def gone(file_id: int):
         if file_id == 990:
             raise KeyError(file_id)
-        return original(file_id)
+        meta, content = original(file_id)
+        return meta, content + (b"more" if file_id == 907 else b"")  # 907 longer than listed
 
     sb.account.attachment_content = gone
     async with sandbox_client(sb) as client:
@@ -212,14 +214,19 @@ async def test_a_file_that_is_gone_is_a_warning_and_the_rest_is_kept(
                 files_dir=tmp_path / "f",
             ),
         )
+    size = len(original(907)[1])
     assert result.warnings == [
-        "--files-dir: file 990: File Attachment not found. (HTTP 404); not downloaded"
+        "--files-dir: 1 file(s) without a FILE_ID that is a whole number from 1 up; not downloaded",
+        "--files-dir: file 990: File Attachment not found. (HTTP 404); not downloaded",
+        # a listed size that is not the file's: said, since each run fetches it again
+        f"--files-dir: file 907: {size + 4:,} byte(s) came, its FILE_SIZE says {size:,}; kept, "
+        "and fetched again by each run (its size is how a run knows a file it has)",
     ]
     local = {
         r["file_id"]: r["local_file"]
         for r in pq.read_table(tmp_path / "file_attachments.parquet").to_pylist()
     }
-    assert local == {905: "905.docx", 990: None, 907: "907"}
+    assert local == {905: "905.docx", 990: None, None: None, 907: "907"}
 
 
 @pytest.mark.slow
