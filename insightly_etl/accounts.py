@@ -136,7 +136,7 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
         raise InputError(f"{where}: give pod: or url:, not both")
     key_env, key_file = raw.get("key_env"), raw.get("key_file")
     for label, value in (("key_env", key_env), ("key_file", key_file)):
-        if isinstance(value, str) and looks_like_key(value):  # never echoed: it may be one
+        if isinstance(value, str) and looks_like_key(value, path=label == "key_file"):  # unsaid
             raise InputError(
                 f"{where}: {label}: looks like an API key itself, not "
                 + ("a variable's name" if label == "key_env" else "a file's path"),

@@ -60,6 +60,33 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub("\ufffd", _BREAKS.sub(" ", text))
 
 
+def remember_secret(value: str) -> None:
+    """Blank `value` (a key) and its encoded forms out of any text passed to `redact` from now
+    on. A shorter 'key' would blank out ordinary words; the local sandbox's documented key is
+    public, and a word: blanking it made the seed's account "northwind-***"."""
+    if len(value) >= 4 and value not in PUBLIC_KEYS:
+        for form in (f"{value}:".encode(), value.encode()):
+            for encoded in (base64.b64encode(form), base64.urlsafe_b64encode(form)):
+                _KNOWN_SECRETS.add(encoded.decode())  # longest first in redact: padded
+                _KNOWN_SECRETS.add(encoded.decode().rstrip("="))
+        # `key:password` in base64: the groups of three bytes that are the key's alone
+        whole = len(value) // 3 * 3
+        if whole >= 12:
+            _KNOWN_SECRETS.add(base64.b64encode(value[:whole].encode()).decode())
+        # the key as a server may echo it: other case, URL-encoded, in hex
+        for text in (value, value.lower(), value.upper()):
+            every = "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in text)
+            _KNOWN_SECRETS.update(
+                (text, quote(text, safe=""), every, every.lower(), text.encode().hex())
+            )
+        _KNOWN_SECRETS.add(value.encode().hex().upper())
+        # the key without its punctuation: a GUID as .NET may write it back
+        # (Guid.ToString("N")), or any key a server echoes normalised
+        bare = "".join(c for c in value if c.isalnum())
+        if bare != value and len(bare) >= 16:
+            _KNOWN_SECRETS.update((bare, bare.lower(), bare.upper()))
+
+
 class Secret:
     """A string that prints as `***`, and is blanked out of any text passed to `redact`."""
 
@@ -67,29 +94,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        # a shorter 'key' would blank out ordinary words; the local sandbox's documented key
-        # is public, and a word: blanking it made the seed's account "northwind-***"
-        if len(value) >= 4 and value not in PUBLIC_KEYS:
-            for form in (f"{value}:".encode(), value.encode()):
-                for encoded in (base64.b64encode(form), base64.urlsafe_b64encode(form)):
-                    _KNOWN_SECRETS.add(encoded.decode())  # longest first in redact: padded
-                    _KNOWN_SECRETS.add(encoded.decode().rstrip("="))
-            # `key:password` in base64: the groups of three bytes that are the key's alone
-            whole = len(value) // 3 * 3
-            if whole >= 12:
-                _KNOWN_SECRETS.add(base64.b64encode(value[:whole].encode()).decode())
-            # the key as a server may echo it: other case, URL-encoded, in hex
-            for text in (value, value.lower(), value.upper()):
-                every = "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in text)
-                _KNOWN_SECRETS.update(
-                    (text, quote(text, safe=""), every, every.lower(), text.encode().hex())
-                )
-            _KNOWN_SECRETS.add(value.encode().hex().upper())
-            # the key without its punctuation: a GUID as .NET may write it back
-            # (Guid.ToString("N")), or any key a server echoes normalised
-            bare = "".join(c for c in value if c.isalnum())
-            if bare != value and len(bare) >= 16:
-                _KNOWN_SECRETS.update((bare, bare.lower(), bare.upper()))
+        remember_secret(value)
 
     def reveal(self) -> str:
         return self._value
@@ -112,10 +117,14 @@ class Settings:
     base_url: str  # always ends with "/", e.g. https://api.na1.insightly.com/v3.1/
 
 
-def looks_like_key(text: str) -> bool:
+def looks_like_key(text: str, *, path: bool = False) -> bool:
     """A GUID, or a long run of letters and many digits: what an API key looks like, not a
-    variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key)."""
+    variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key). `path`: the text was
+    given as a file's path, and one with a folder in it (/run/secrets/insightly_2024_11_30) is
+    a path, unless it is a GUID."""
     text = text.strip()
+    if path and ("/" in text or "\\" in text):
+        return bool(re.fullmatch(r"[0-9a-fA-F-]{36}", text))
     guid = re.fullmatch(
         r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
     )
@@ -166,9 +175,12 @@ def check_base_url(url: str) -> str:
     url = url if url.endswith("/") else url + "/"
     if not re.search(r"/v3\.\d+/$", parts.path if parts.path.endswith("/") else parts.path + "/"):
         # another version (/v2.2/) is replaced, not added to
-        meant = re.sub(r"/v\d+(\.\d+)?/$", "/", url) + "v3.1/"
+        other = re.search(r"/(v\d+(\.\d+)?)/$", url)
+        meant = (url[: other.start()] + "/" if other else url) + "v3.1/"
         raise ConfigError(
-            f"the API URL {url} does not end in a version such as /v3.1/",
+            f"the API URL {url} is of API version {other.group(1)}; this tool speaks v3.1"
+            if other
+            else f"the API URL {url} does not end in a version such as /v3.1/",
             hint=f"Did you mean {meant} ? (Insightly's base URL is https://api.POD.insightly.com/v3.1/.)",
         )
     return url
@@ -190,7 +202,7 @@ def read_key_file(path: Path) -> str:
             )
         key = path.read_text("utf-8-sig").strip()  # Notepad saves UTF-8 with a mark first
     except OSError as exc:
-        if looks_like_key(str(path)):  # the key itself given as the file: never echoed
+        if looks_like_key(str(path), path=True):  # the key itself given as the file: unsaid
             raise ConfigError(
                 "cannot read the API key file: its path looks like an API key itself, not a "
                 "file's path",
@@ -226,12 +238,13 @@ def load_settings(
     env = os.environ if environ is None else environ
     for known in (api_key, env.get(ENV_KEY)):  # blanked out of every error below: a key
         if known and known.strip():  # pasted as the pod, the URL or the key file's path
-            Secret(known.strip())
+            remember_secret(known.strip())
     key = api_key or (read_key_file(api_key_file) if api_key_file else None) or env.get(ENV_KEY)
     if not key or not key.strip():
         raise ConfigError(
             f"no Insightly API key: set {ENV_KEY} or pass --api-key-file", hint=KEY_HINT
         )
+    secret = Secret(key.strip())  # the key file's too, before the pod and the URL are checked
     url = api_url or env.get(ENV_URL)
     base = check_base_url(url) if url else pod_url(pod or env.get(ENV_POD) or DEFAULT_POD)
-    return Settings(api_key=Secret(key.strip()), base_url=base)
+    return Settings(api_key=secret, base_url=base)

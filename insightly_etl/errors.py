@@ -156,7 +156,7 @@ class NotFoundError(ApiError):
     """404 (or 405). `from_api`: the answer was the API's own JSON (`{"Message": …}`), not a
     proxy's or a gateway's page: only that says a record is gone."""
 
-    def __init__(self, message: str, *, from_api: bool = True, **where: Any) -> None:
+    def __init__(self, message: str, *, from_api: bool = False, **where: Any) -> None:
         super().__init__(message, **where)
         self.from_api = from_api
 

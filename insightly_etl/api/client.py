@@ -247,7 +247,8 @@ class InsightlyClient:
             except NotFoundError as exc:  # every Insightly API answers it: not the API
                 raise ConfigError(
                     f"{self.base_url} answered GET Users/Me with HTTP {exc.status} "
-                    f"({exc.message[:80]}): it is not Insightly's API URL",
+                    f"({exc.message[:80]}): it is not Insightly's API URL",  # the API's words, or
+                    # a page's status alone (retry.py)
                     hint="Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown "
                     "under User Settings → API, next to the key); a sandbox's ends in /v3.1/.",
                 ) from None

@@ -410,16 +410,19 @@ def record_id(record: dict[str, Any], id_field: str) -> int | None:
 # a field's API name as Insightly makes them (Customer_Tier__c): a letter, then letters,
 # digits and _. Nothing else is a column: a name beginning `_` would be one of the lake's own
 # (`_op`, `_high_water_mark`), and a path's or a formula's characters have no place in one.
-_FIELD_NAME = re.compile(r"[^\W\d_]\w{0,127}")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_FIELD_NAME_MAX = 128  # characters: Insightly's are a label's few words
 
 
 def usable_definitions(
     obj: ObjectType, definitions: list[Any]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The custom field definitions that can be columns beside the standard fields, and why
-    each other one cannot: a definition without a FIELD_NAME, one named like a standard field
-    (Insightly names custom fields `…__c`; a column of that name would be two), or one listed
-    again (case aside: Delta tables and spreadsheets do not tell EMAIL from email)."""
+    each other one cannot: a definition without a FIELD_NAME, one not named as Insightly names
+    fields (ASCII letters, digits and _, a letter first, at most 128), one whose FIELD_TYPE is
+    not text, one named like a standard field (Insightly names custom fields `…__c`; a column
+    of that name would be two), or one listed again (case aside: Delta tables and
+    spreadsheets do not tell EMAIL from email)."""
     taken = {f.name.casefold() for f in obj.fields}
     kept: list[dict[str, Any]] = []
     left: list[str] = []
@@ -437,6 +440,11 @@ def usable_definitions(
                 + ("…" if len(name) > 60 else "")
                 + " is not named as Insightly names fields (letters, digits and _, a letter "
                 "first)"
+            )
+        elif len(name) > _FIELD_NAME_MAX:
+            left.append(
+                f"CustomFields/{obj.endpoint}: the custom field {name[:60]!r}… is named in "
+                f"{len(name):,} characters, more than {_FIELD_NAME_MAX}"
             )
         elif kind is not None and not isinstance(kind, str):
             left.append(
@@ -479,8 +487,7 @@ def _own_definitions(obj: ObjectType, definitions: list[Any]) -> tuple[list[Any]
 
 def custom_values(record: dict[str, Any]) -> dict[str, Any]:
     """A record's custom fields as {FIELD_NAME: FIELD_VALUE} (they travel as a list of pairs)."""
-    return {
-        str(c.get("FIELD_NAME")): c.get("FIELD_VALUE")
-        for c in record.get("CUSTOMFIELDS") or ()
-        if isinstance(c, dict)
-    }
+    pairs = record.get("CUSTOMFIELDS")
+    if not isinstance(pairs, list):  # none, or a server's other shape (counted by the export)
+        return {}
+    return {str(c.get("FIELD_NAME")): c.get("FIELD_VALUE") for c in pairs if isinstance(c, dict)}

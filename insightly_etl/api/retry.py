@@ -68,29 +68,34 @@ class RetryPolicy:
         return self.backoff(attempt, rng)
 
 
-def server_message(response: httpx.Response) -> str:
-    """The server's own words, short, with any echo of the API key blanked out: a server or
-    proxy that echoes the request headers must not put the key into an error line or file."""
+def _body(response: httpx.Response) -> Any:
+    """The answer's JSON, or None (HTML, text, nothing)."""
     try:
-        body = response.json()
+        return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
-        body = None
+        return None
+
+
+def _api_words(body: Any) -> str | None:
+    """The API's own error message: ASP.NET Web API answers `{"Message": …}` (docs/api.md §5);
+    None for an answer in another shape, such as a proxy's, a gateway's or a load balancer's
+    page answered in its place."""
     if isinstance(body, dict) and isinstance(body.get("Message"), str):
         return printable(redact(str(body["Message"])))[:500]
+    return None
+
+
+def server_message(response: httpx.Response, body: Any = None) -> str:
+    """The server's own words, short, with any echo of the API key blanked out: a server or
+    proxy that echoes the request headers must not put the key into an error line or file.
+    `body`: the answer's JSON, when read already."""
+    body = _body(response) if body is None else body
+    if (said := _api_words(body)) is not None:
+        return said
     # JSON as decoded: a key written `\u004b\u0033…` is the key, and redacted as such
     text = json.dumps(body, ensure_ascii=False) if body is not None else response.text
     text = printable(redact(text.strip()))
     return text[:200] if text else response.reason_phrase or "no message"
-
-
-def _api_answer(response: httpx.Response) -> bool:
-    """Whether an error's body is the API's own (ASP.NET Web API's `{"Message": …}`), not a
-    page a proxy, a gateway or a load balancer answered in its place."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(body, dict) and isinstance(body.get("Message"), str)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -103,14 +108,17 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def error_for(response: httpx.Response, method: str, path: str) -> ApiError | RunStopped:
     status = response.status_code
-    message = server_message(response)
+    body = _body(response)
+    message = server_message(response, body)
     where: dict[str, Any] = {"status": status, "method": method, "path": path}
     if status == 401:
         return AuthError(f"the API key was refused ({message})", **where, hint=KEY_HINT)
     if status == 403:
         return ForbiddenError(message, **where)
     if status in (404, 405):
-        return NotFoundError(message, from_api=_api_answer(response), **where)
+        if (said := _api_words(body)) is None:  # not the API's words: its status only
+            message = f"{response.reason_phrase or 'Not Found'} (a page that is not the API's)"
+        return NotFoundError(message, from_api=said is not None, **where)
     if status == 412 or (status == 400 and "If-Match" in message):
         return ConflictError(message, **where)
     if status == 400:

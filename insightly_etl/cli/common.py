@@ -131,6 +131,7 @@ class ErrorBoundary(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         code: int | str | None = 1
+        ran = True  # not a --help or --version, which print and run nothing: no summary
         try:
             result = self._invoke(ctx)
             code = 0
@@ -139,7 +140,7 @@ class ErrorBoundary(click.Group):
             code = exc.code
             raise
         except click.exceptions.Exit as exc:
-            code = exc.exit_code
+            code, ran = exc.exit_code, exc.exit_code != 0
             raise
         except click.ClickException as exc:
             code = exc.exit_code
@@ -149,7 +150,8 @@ class ErrorBoundary(click.Group):
                 obj.summary.error = exc.format_message()
             raise
         finally:
-            _write_summary(ctx, code)
+            if ran:
+                _write_summary(ctx, code)
 
     def _invoke(self, ctx: click.Context) -> Any:
         try:

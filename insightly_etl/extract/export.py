@@ -381,13 +381,16 @@ class Exporter:
         known = AccountId.of(self.manifest.get("account"), self.manifest.get("account_number"))
         this = await self.client.identify(account, known)
         if known == AccountId() and this != known and self.manifest["objects"]:
-            # a folder holding an export that names no account (its "account" taken out by
-            # hand, or written by a key that could read neither): it may be another's
+            # a folder holding an export that names no account (made by a release before
+            # accounts were remembered, or its "account" taken out by hand): it may be another's
+            claim = f'"account": "{this.name}"' if this.name else f'"account_number": {this.number}'
             raise InputError(
                 f"{opts.shown} holds an export whose {MANIFEST} does not say which account it "
                 f"is of; this key is for {this.shown}: merging, or detecting deletions, would "
                 "mix the two if it is another's",
-                hint="Export into another --out folder.",
+                hint=f"If the folder is that account's (exported by a release that did not "
+                f"record it), add {claim} to its {MANIFEST} and run again; else export into "
+                "another --out folder.",
             )
         if why := this.mismatch_with(known):
             raise InputError(
@@ -914,7 +917,7 @@ class Exporter:
         path = self._path(obj.name)
         if not mark or not _exists(path):
             return None  # no earlier export of this object: a full one
-        if (why := self._not_the_marked_file(entry, path)) is not None:
+        if why := self._not_the_marked_file(entry, path) or self._not_as_written(obj, entry, path):
             self.result.warnings.append(f"{obj.name}: {why}; exported in full this time")
             return None
         if entry.get("brief") and not self._brief(obj):
@@ -960,29 +963,41 @@ class Exporter:
             )
         return None
 
-    def _not_as_written(self, entry: dict[str, Any], path: Path, held: int) -> str | None:
-        """Why a Parquet file an incremental run read (refused already if it is not this
-        object's) is not the one the manifest's export wrote: it holds fewer or more rows (an
-        older copy put back), and the records it lacks would stay missing. None: as written."""
+    def _replaced(self, obj: ObjectType, path: Path) -> Path:
+        """The file whose ids a full run compares with the records it lists (deletions): this
+        run's file; for a CSV or XLSX, its `_base` copy, or the Parquet file when that is what
+        the folder's last export of the object wrote."""
+        if self.options.fmt == "parquet":
+            return path
+        entry = self.manifest["objects"].get(obj.name)
+        if isinstance(entry, dict) and entry.get("format") == "parquet":
+            return self.out_dir / table_file(obj.name, "parquet", self.options.layout)
+        return self._base_path(obj.name)
+
+    def _not_as_written(self, obj: ObjectType, entry: dict[str, Any], path: Path) -> str | None:
+        """Why the Parquet file an incremental run would merge into is not the one the
+        manifest's export wrote, before any request: it holds fewer or more rows (an older
+        copy put back), and the records it lacks would stay missing. None: as written. A file
+        that is not this object's, or not ids at all, is refused by name (read_earlier)."""
         rows = entry.get("rows")
-        if (
-            self.table_fmt != "parquet"
-            or not isinstance(rows, int)
-            or isinstance(rows, bool)
-            or held == rows
-        ):
+        if self.table_fmt != "parquet" or not isinstance(rows, int) or isinstance(rows, bool):
             return None
+        try:
+            held = pq.read_metadata(path).num_rows
+        except (OSError, pa.ArrowException):
+            return None  # refused by name where it is read
+        if held == rows or obj.id_field is None:
+            return None
+        read_earlier(path, [obj.id_field], key=obj.id_field, of=obj.name)  # refused, or ours
         shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
         return (
-            f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (replaced, or "
-            "an older copy put back?)"
+            f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (a run stopped "
+            "before its manifest was saved, or an older copy put back?)"
         )
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        # the ids of the file this run replaces: a CSV's or XLSX's are its `_base` copy's
-        earlier = path if self.options.fmt == "parquet" or not obj.id_field else None
-        before = _ids_of(earlier or self._base_path(obj.name), obj)
+        before = _ids_of(self._replaced(obj, path), obj) if obj.id_field else None
         # the lake layout's change file of a full run over an earlier snapshot: what differs
         changes_from = self._lake_changes() and before is not None
         old_stamps = _stamps_of(path, obj) if changes_from else None
@@ -1153,9 +1168,6 @@ class Exporter:
                     f"{obj.name}: the earlier file's values of a field whose type changed do "
                     f"not read as the new type ({str(exc)[:80]}); exported in full this time"
                 )
-                return await self._full(obj, path, brief)
-            if (why := self._not_as_written(entry, path, existing.num_rows)) is not None:
-                self.result.warnings.append(f"{obj.name}: {why}; exported in full this time")
                 return await self._full(obj, path, brief)
             keep = pc.invert(pc.is_in(existing[obj.id_field], value_set=changed[obj.id_field]))
             merged = pa.concat_tables([existing.filter(keep), changed]).sort_by(obj.id_field)
@@ -1577,13 +1589,15 @@ class Exporter:
                 "id); written once"
             )
         for column, count in sorted(converter.bad_values.items()):
-            if not count:
+            if column not in converter.schema.names:  # CUSTOMFIELDS: no column of its own
+                self.result.warnings.append(
+                    f"{name}: {count} record(s) whose {column} is no list: their custom fields "
+                    "were kept as null"
+                )
                 continue
-            kind = converter.schema.field(column).type if column in converter.schema.names else None
+            kind = converter.schema.field(column).type
             # a nested list's whole struct type is no help to a person: "a list" is
-            nested = kind is None or (
-                pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)
-            )
+            nested = pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)
             dtype = "a list" if nested else kind
             self.result.warnings.append(
                 f"{name}.{column}: {count} value(s) did not fit {dtype} and were kept as null"

@@ -419,8 +419,10 @@ class SubFetcher:
         of a record the API user may not see, as a value."""
         try:
             return await self.client.get_all(f"{obj.endpoint}/{rid}/{spec.path}")
-        except NotFoundError:  # deleted since its object was exported
-            return []
+        except NotFoundError as exc:
+            if not exc.from_api:  # a gateway's page: the record's list is not known empty
+                raise
+            return []  # deleted since its object was exported
         except ForbiddenError as exc:
             return exc
 

@@ -449,6 +449,10 @@ def _unreadable(rid: object, exc: ForbiddenError) -> str:
     )
 
 
+def _not_the_api(rid: object, exc: NotFoundError) -> str:
+    return f"record {rid} could not be read: HTTP {exc.status} {exc.message}; run again"
+
+
 def _has_case(key: tuple[str, ...] | None) -> bool:
     """Whether a key has letters a search might compare by case."""
     return key is not None and any(part != part.upper() or part != part.lower() for part in key)
@@ -950,8 +954,9 @@ class Planner:
         async def ask(rid: int) -> None:
             try:
                 await self.client.get(f"{self.obj.endpoint}/{rid}")
-            except NotFoundError:
-                gone.add(rid)
+            except NotFoundError as exc:
+                if exc.from_api:  # a gateway's page is no word on the record
+                    gone.add(rid)
 
         await gather_all(*(ask(rid) for rid in sorted(several)))
         for r, found in matches.items():
@@ -1472,7 +1477,9 @@ class Planner:
             if by_id:
                 try:
                     reply = await self.client.get(f"{self.obj.endpoint}/{key[0]}")
-                except NotFoundError:
+                except NotFoundError as exc:
+                    if not exc.from_api:  # whether the record is there is unknown: not created
+                        plan.failed[r] = _not_the_api(key[0], exc)
                     return r, []
                 except ForbiddenError as exc:
                     plan.failed[r] = _unreadable(key[0], exc)
@@ -1696,10 +1703,12 @@ class Planner:
         async def one(r: int, rid: int) -> tuple[int, list[Record]]:
             try:
                 reply = await self.client.get(f"{self.obj.endpoint}/{rid}")
-            except NotFoundError:
+            except NotFoundError as exc:
                 plan.failed[r] = (
                     f"record {rid}, written by an earlier run, was deleted in Insightly since; "
                     "not created again"
+                    if exc.from_api
+                    else _not_the_api(rid, exc)
                 )
                 return r, []
             except ForbiddenError as exc:

@@ -550,7 +550,7 @@ class _StepWrite:
 
 
 def _why(exc: ApiError) -> str:
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError) and exc.from_api:
         return "the record was deleted in Insightly"
     return f"reading the record: {exc.message}"
 

@@ -482,7 +482,8 @@ def _mapping_checks(
                 raise InputError(
                     f"{src}: {where}column {column!r} is not in {table.named}"
                     + (f"; did you mean {close!r}?" if close else ""),
-                    hint=f"The file's columns: {', '.join(columns)}.",
+                    hint=f"The {'sheet' if table.sheet else 'file'}'s columns: "
+                    f"{', '.join(columns)}.",
                 )
 
         return check

@@ -717,9 +717,20 @@ def test_a_folder_whose_manifest_names_no_account_is_not_taken_by_another_accoun
         f"Error: {out} holds an export whose _manifest.json does not say which account it is "
         "of; this key is for account 'globex': merging, or detecting deletions, would mix the "
         "two if it is another's",
-        "Hint: Export into another --out folder.",
+        "Hint: If the folder is that account's (exported by a release that did not record "
+        'it), add "account": "globex" to its _manifest.json and run again; else export into '
+        "another --out folder.",
     ]
     assert (out / "contacts.parquet").read_bytes() == before
+    assert not (out / "_deleted.parquet").exists()
+    # its own account's key, as an older release's folder meets it: refused alike, and
+    # claimed as the hint says
+    northwind = make_sandbox()
+    assert run(northwind, *args).exit_code == 2
+    manifest["account"] = "northwind-sandbox"
+    (out / "_manifest.json").write_text(json.dumps(manifest))
+    claimed = run(northwind, *args)
+    assert claimed.exit_code == 0, claimed.output
     assert not (out / "_deleted.parquet").exists()
 
 
@@ -1724,6 +1735,27 @@ def test_a_key_pasted_into_another_setting_is_never_printed(
         assert shown not in result.output
 
 
+def test_a_key_read_from_its_file_and_pasted_as_the_pod_is_never_printed(tmp_path: Path) -> None:
+    """Only the keys given directly were known before the pod was checked."""
+    key_file = write(tmp_path, "key", "Hunter2!s3cret\n")
+    key_file.chmod(0o600)
+    result = run(
+        None,
+        "--api-key-file",
+        str(key_file),
+        "--pod",
+        "Hunter2!s3cret",
+        "export",
+        "users",
+        "--out",
+        str(tmp_path / "o"),
+        env={},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: invalid pod '***'")
+    assert "hunter2" not in result.output.lower()
+
+
 def test_a_url_that_is_not_the_api_says_so_with_exit_2(make_sandbox, tmp_path: Path) -> None:
     """A base URL with a wrong path (every request 404) was "Error: GET Users/Me, HTTP 404:
     Not Found", exit 1, naming neither the URL nor what to fix."""
@@ -1731,8 +1763,8 @@ def test_a_url_that_is_not_the_api_says_so_with_exit_2(make_sandbox, tmp_path: P
     result = run(make_sandbox(), "export", "users", "--out", str(tmp_path / "o"), env=env)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-2:] == [
-        "Error: http://127.0.0.1/x/v3.1/ answered GET Users/Me with HTTP 404 (Not Found): it "
-        "is not Insightly's API URL",
+        "Error: http://127.0.0.1/x/v3.1/ answered GET Users/Me with HTTP 404 (Not Found (a "
+        "page that is not the API's)): it is not Insightly's API URL",
         "Hint: Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown under User "
         "Settings → API, next to the key); a sandbox's ends in /v3.1/.",
     ]

@@ -308,8 +308,10 @@ async def test_nested_lists_of_another_shape_are_counted_not_nulled_in_silence(
                 return response
             records = json.loads(await response.aread())
             for r in records:
-                if r["CONTACT_ID"] == 2001:
-                    r["CUSTOMFIELDS"] = {"not": "a list"}
+                if r["CONTACT_ID"] in (2001, 2003, 2004):  # an object, a number, text
+                    r["CUSTOMFIELDS"] = {2001: {"not": "a list"}, 2003: 7, 2004: "x"}[
+                        r["CONTACT_ID"]
+                    ]
                 if r["CONTACT_ID"] == 2002:
                     r["LINKS"] = "Organisation 7"
             headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
@@ -321,7 +323,8 @@ async def test_nested_lists_of_another_shape_are_counted_not_nulled_in_silence(
             client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
         )
     assert [w for w in result.warnings if "CUSTOMFIELDS" in w or "LINKS" in w] == [
-        "contacts.CUSTOMFIELDS: 1 value(s) did not fit a list and were kept as null",
+        "contacts: 3 record(s) whose CUSTOMFIELDS is no list: their custom fields were kept "
+        "as null",
         "contacts.LINKS: 1 value(s) did not fit a list and were kept as null",
     ]
 
@@ -924,6 +927,7 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
         {**tier, "FIELD_NAME": "../x__c"},
         {**tier, "FIELD_NAME": '=HYPERLINK("http://e")'},
         {**tier, "FIELD_NAME": "Long__c" * 30},
+        {**tier, "FIELD_NAME": "名前__c"},
         {**tier, "FIELD_NAME": "Kinds__c", "FIELD_TYPE": ["MULTISELECT"]},
     ]
     result = await export(sb, tmp_path, "contacts")
@@ -945,9 +949,13 @@ async def test_custom_field_definitions_that_would_be_a_second_column_are_left_o
                 "'_op'",
                 "'../x__c'",
                 "'=HYPERLINK(\"http://e\")'",
-                repr(("Long__c" * 30)[:60]) + "…",
             )
         ),
+        "CustomFields/Contacts: the custom field "
+        + repr(("Long__c" * 30)[:60])
+        + "… is named in 210 characters, more than 128; left out",
+        "CustomFields/Contacts: the custom field '名前__c' is not named as Insightly names "
+        "fields (letters, digits and _, a letter first); left out",
         "CustomFields/Contacts: the custom field 'Kinds__c' has a FIELD_TYPE that is no type's "
         "name (['MULTISELECT']); left out",
     ]
@@ -1216,7 +1224,8 @@ async def test_an_incremental_onto_a_parquet_file_with_other_rows_than_written_r
     result = await export(sb, tmp_path, "contacts", incremental=True)
     assert result.warnings == [
         f"contacts: {tmp_path}/contacts.parquet holds 100 row(s), the export that wrote it 220 "
-        "(replaced, or an older copy put back?); exported in full this time"
+        "(a run stopped before its manifest was saved, or an older copy put back?); exported "
+        "in full this time"
     ]
     assert read(tmp_path, "contacts").num_rows == 220
 
@@ -1235,3 +1244,16 @@ async def test_a_full_csv_export_journals_the_records_deleted_since_the_last(
     assert pq.read_table(tmp_path / "_deleted.parquet").select(["object", "id"]).to_pylist() == [
         {"object": "contacts", "id": 2005}
     ]
+
+
+async def test_a_csv_export_after_a_parquet_one_finds_deletions_from_the_parquet_file(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Its `_base` copy, weeks older or none, is not the file it replaces: the Parquet export
+    the manifest names is."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts")
+    sb.account.delete("Contacts", 2006)
+    result = await export(sb, tmp_path, "contacts", fmt="csv")
+    assert (result.objects[0].new, result.objects[0].deleted) == (0, 1)
+    assert pq.read_table(tmp_path / "_deleted.parquet")["id"].to_pylist() == [2006]

@@ -470,3 +470,12 @@ def test_a_summary_is_written_when_an_option_before_it_is_refused(
         summary["error"]
         == f"Invalid value for '--out': Directory '{tmp_path / 'afile'}' is a file."
     )
+
+
+def test_help_writes_no_summary(tmp_path: Path) -> None:
+    """--summary-json is read first: `export --summary-json s.json --help` wrote a summary of
+    an export that never ran (exit 0), which a script takes for one that did."""
+    out = tmp_path / "s.json"
+    result = run(None, "export", "--summary-json", str(out), "--help")
+    assert result.exit_code == 0 and "Usage:" in result.stdout
+    assert not out.exists()

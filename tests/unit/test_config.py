@@ -101,6 +101,10 @@ def test_a_base_url_without_the_api_version_is_refused_with_the_fix() -> None:
     assert check_base_url("http://127.0.0.1:8899/v3.1") == "http://127.0.0.1:8899/v3.1/"
     with pytest.raises(ConfigError) as caught:  # an older version's URL: replaced, not added to
         check_base_url("https://api.na1.insightly.com/v2.2/")
+    assert str(caught.value) == (
+        "the API URL https://api.na1.insightly.com/v2.2/ is of API version v2.2; this tool "
+        "speaks v3.1"
+    )
     assert caught.value.hint is not None and caught.value.hint.startswith(
         "Did you mean https://api.na1.insightly.com/v3.1/ ?"
     )
@@ -247,3 +251,17 @@ def test_an_account_number_remembered_in_any_form_is_that_number() -> None:
         7,
     ]
     assert [AccountId.of(None, n).number for n in (True, "x", 4.2, None, "1" * 40)] == [None] * 5
+
+
+def test_a_key_file_s_path_with_a_folder_is_named_though_its_name_is_key_like() -> None:
+    """A Docker secret's path (/run/secrets/insightly_2024_11_30) was taken for a key, and
+    neither it nor why it could not be read was said."""
+    path = Path("/run/secrets/insightly_2024_11_30")
+    with pytest.raises(ConfigError) as info:
+        read_key_file(path)
+    assert str(info.value) == f"cannot read the API key file {path}: No such file or directory"
+    with pytest.raises(ConfigError) as info:  # the key itself, given as the file
+        read_key_file(Path("0c4f7a9e-3b21-4d8a-9f6e-2a7b1c9d5e30"))
+    assert str(info.value) == (
+        "cannot read the API key file: its path looks like an API key itself, not a file's path"
+    )
