@@ -1166,3 +1166,35 @@ async def test_half_an_emoji_from_the_server_is_written_as_a_replacement_charact
     await export_through(sb, CutEmoji(sb), tmp_path)
     rows = {r["CONTACT_ID"]: r for r in read(tmp_path, "contacts").to_pylist()}
     assert (rows[2001]["FIRST_NAME"], rows[2001]["LAST_NAME"]) == ("Ada \ufffd", "\U0001f600")
+
+
+class GatewayPages(httpx.AsyncBaseTransport):
+    """The sandbox behind a gateway that answers every GET of one record with its own HTML
+    404 page (nginx's), not the API's `{"Message": …}`."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.inner = httpx.ASGITransport(app=sb.app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and re.fullmatch(r"/v3\.1/Contacts/\d+", request.url.path):
+            page = "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"
+            return httpx.Response(404, headers={"Content-Type": "text/html"}, text=page)
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_gateway_s_404_for_a_record_an_id_names_creates_nothing(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Rows matched by CONTACT_ID whose GET a gateway answered 404 were taken as records
+    that are gone: a row is refused, never planned as a new record."""
+    sb = make_sandbox()
+    file = write(tmp_path, "c.csv", "CONTACT_ID,FIRST_NAME,LAST_NAME\n2001,Ada,Lovelace\n")
+    before = contact_ids(sb)
+    result = run_through(GatewayPages(sb), "import", str(file), "--object", "contacts", "-q")
+    assert result.exit_code == 1, result.output
+    assert contact_ids(sb) == before
+    errors = (tmp_path / "c.errors.csv").read_text(encoding="utf-8-sig")
+    assert (
+        "record 2001 could not be read: HTTP 404 Not Found (a page that is not the API's); run "
+        "again" in errors
+    )
