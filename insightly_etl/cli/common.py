@@ -21,13 +21,13 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from insightly_etl.config import Settings, load_settings, redact
+from insightly_etl.config import ENV_URL, Settings, load_settings, redact
 from insightly_etl.errors import KEY_HINT, InsightlyEtlError, StopReason
 from insightly_etl.files import PARTIAL_SUFFIX
 from insightly_etl.summary import RunSummary, utc_now, utc_text
@@ -86,10 +86,16 @@ class Context:
     log_format: str = "text"  # --log-format json: stderr is one JSON object per line
     summary: RunSummary | None = None  # what the command did, filled in as it goes
     account_entry: Any = None  # --accounts FILE --account NAME: the one entry (AccountEntry)
+    typed: set[str] = field(default_factory=set)  # global options given on the command line
 
     def settings(self) -> Settings:
         if self.account_entry is not None:  # an entry of accounts.yaml: its key, pod or URL
             return self.account_entry.settings()
+        if "pod" in self.typed and "api_url" not in self.typed:
+            # a pod typed wins over a URL from the environment (a URL wins over a pod when
+            # both come from the same place)
+            environ = {k: v for k, v in os.environ.items() if k != ENV_URL}
+            return load_settings(api_key_file=self.api_key_file, pod=self.pod, environ=environ)
         return load_settings(api_key_file=self.api_key_file, pod=self.pod, api_url=self.api_url)
 
 
@@ -360,6 +366,14 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     if value is None or (param.name == "verbose" and not value):
         return
     obj = ctx.ensure_object(Context)
+    name = param.name or ""
+    if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+        obj.typed.add(name)
+    elif name in obj.typed:
+        # typed before the command: the command's own copy of the option, filled from the
+        # environment, must not take its place (`--api-url SANDBOX export …` reached the
+        # environment's URL, perhaps production's)
+        return
     if param.name == "summary_json":
         _refuse_if_not_a_summary(Path(value))
     setattr(obj, param.name or "", value)

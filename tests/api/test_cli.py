@@ -1769,3 +1769,29 @@ def test_a_url_that_is_not_the_api_says_so_with_exit_2(make_sandbox, tmp_path: P
         "Settings → API, next to the key); a sandbox's ends in /v3.1/.",
     ]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_url_typed_before_or_after_the_command_wins_over_the_environment_s(
+    make_sandbox, tmp_path: Path, where: str
+) -> None:
+    """`INSIGHTLY_API_URL=PRODUCTION insightly-etl --api-url SANDBOX export …` reached the
+    environment's URL: the command's own copy of the option, filled from the environment,
+    took the place of the one typed before the command."""
+    env = {**ENV, "INSIGHTLY_API_URL": "http://127.0.0.1/elsewhere/v3.1/"}
+    typed = ["--api-url", "http://127.0.0.1/v3.1/"]
+    command = ["export", "users", "--out", str(tmp_path / "o"), "-q"]
+    args = [*typed, *command] if where == "before" else [*command, *typed]
+    result = run(make_sandbox(), *args, env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_pod_typed_wins_over_a_url_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INSIGHTLY_API_KEY", "k")
+    monkeypatch.setenv("INSIGHTLY_API_URL", "http://127.0.0.1:8765/v3.1/")
+    typed = Context(pod="eu1", api_url="http://127.0.0.1:8765/v3.1/", typed={"pod"})
+    assert typed.settings().base_url == "https://api.eu1.insightly.com/v3.1/"
+    both = Context(pod="eu1", api_url="http://127.0.0.1:8765/v3.1/")  # both from the environment
+    assert both.settings().base_url == "http://127.0.0.1:8765/v3.1/"
