@@ -503,11 +503,11 @@ class Exporter:
         through a spreadsheet), which an export would replace with Insightly's values, and
         its `_base` with them. Refused unless --overwrite-edited. A file written before the
         manifest kept fingerprints is not checked (nothing to compare with)."""
-        fingerprints = self.manifest.get("fingerprints")
         file = self._file(path)
-        written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
+        written = self._fingerprint_of(file)
         if (
             self.options.overwrite_edited
+            or path.suffix.lower() not in (".csv", ".xlsx")  # Parquet: _not_as_written
             or not isinstance(written, dict)
             or not path.is_file()
             or path.is_symlink()
@@ -524,10 +524,18 @@ class Exporter:
             "export again with --overwrite-edited; or move it out of the folder.",
         )
 
+    def _fingerprint_of(self, file: str) -> dict[str, Any] | None:
+        """What the file was when this tool last wrote it (`_fingerprint`), if kept."""
+        fingerprints = self.manifest.get("fingerprints")
+        written = fingerprints.get(file) if isinstance(fingerprints, dict) else None
+        return written if isinstance(written, dict) else None
+
     def _remember_fingerprint(self, path: Path) -> None:
-        """A CSV or XLSX just put in place: its fingerprint kept at once (`_refuse_edited`),
-        so a run that stops before the object's manifest entry does not take it for edited."""
-        if self.options.fmt in ("csv", "xlsx") and path.is_file():
+        """A table just put in place: its fingerprint kept at once, so a run that stops
+        before the object's manifest entry does not take it for another. A CSV or XLSX then
+        changed is a person's edits (`_refuse_edited`); a Parquet file, an older copy put back
+        (`_not_as_written`). A Delta table keeps its own log."""
+        if self.table_fmt != "delta" and path.is_file():
             if not isinstance(self.manifest.get("fingerprints"), dict):  # a hand-edited one
                 self.manifest["fingerprints"] = {}
             self.manifest["fingerprints"][self._file(path)] = _fingerprint(path)
@@ -986,14 +994,24 @@ class Exporter:
             held = pq.read_metadata(path).num_rows
         except (OSError, pa.ArrowException):
             return None  # refused by name where it is read
-        if held == rows or obj.id_field is None:
+        if obj.id_field is None:
+            return None
+        shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
+        if held != rows:
+            why = (
+                f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (a run "
+                "stopped before its manifest was saved, or an older copy put back?)"
+            )
+        elif (written := self._fingerprint_of(self._file(path))) and _edited(path, written):
+            when = str(written.get("utc") or "")[:16].replace("T", " ")
+            why = (
+                f"{shown} is not the file the export of {when or 'its last run'} UTC wrote (an "
+                "older copy put back?)"
+            )
+        else:
             return None
         read_earlier(path, [obj.id_field], key=obj.id_field, of=obj.name)  # refused, or ours
-        shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
-        return (
-            f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (a run stopped "
-            "before its manifest was saved, or an older copy put back?)"
-        )
+        return why
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
@@ -1091,6 +1109,7 @@ class Exporter:
             if rows.num_rows or deleted:
                 self._write_changes(obj, rows, journaled, marks)
             publish(staged, path)
+            self._remember_fingerprint(path)
         else:
             try:  # a person may have saved it while the other objects were exported
                 self._refuse_if_edited(obj.name, path)

@@ -1257,3 +1257,33 @@ async def test_a_csv_export_after_a_parquet_one_finds_deletions_from_the_parquet
     result = await export(sb, tmp_path, "contacts", fmt="csv")
     assert (result.objects[0].new, result.objects[0].deleted) == (0, 1)
     assert pq.read_table(tmp_path / "_deleted.parquet")["id"].to_pylist() == [2006]
+
+
+async def test_an_older_copy_of_as_many_rows_put_back_is_read_in_full(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A backup restored over contacts.parquet with the same number of rows: the records it
+    lacked stayed missing and the one deleted since came back, every incremental run trusting
+    the file (exit 0)."""
+    import shutil
+
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    await export(sb, tmp_path, "contacts")
+    shutil.copy2(tmp_path / "contacts.parquet", tmp_path / "backup.parquet")
+    clock[0] += timedelta(hours=1)
+    made = sb.account.create("Contacts", {"FIRST_NAME": "New", "LAST_NAME": "Since"})
+    sb.account.delete("Contacts", 2011)
+    await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=True)
+    shutil.copy2(tmp_path / "backup.parquet", tmp_path / "contacts.parquet")  # 220 rows too
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert result.warnings[0].startswith(
+        f"contacts: {tmp_path}/contacts.parquet is not the file the export of "
+    )
+    assert result.warnings[0].endswith(
+        " UTC wrote (an older copy put back?); exported in full this time"
+    )
+    ids = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
+    assert made["CONTACT_ID"] in ids and 2011 not in ids
+    again = await export(sb, tmp_path, "contacts", incremental=True)
+    assert again.objects[0].status == "incremental" and not again.warnings

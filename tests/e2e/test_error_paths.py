@@ -59,6 +59,8 @@ EXCEPTIONS = {
     **{(c, "budget spent"): (0, None) for c in ("validate", "fields", "mapping draft")},
     ("import", "budget spent"): (75, "Stopped: the budget of 1 requests for this run is spent"),
     ("import", "quota spent"): (75, "Stopped: GET "),
+    # the commands that ask which account first: a URL that is not the API, said as such
+    **{(c, "not found"): (2, "Error: http://127.0.0.1:") for c in ("export", "import", "undo")},
 }
 
 
