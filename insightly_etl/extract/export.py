@@ -603,7 +603,18 @@ class Exporter:
         from run to run (each read the same first objects, then stopped). With --with the
         per-record lists are planned for every object at once, so a round starts afresh."""
         self.manifest.pop("round_started_utc", None)
-        if begun is None or self.options.with_:
+        # what the files of a round are like: a run asking for others (--brief, --since, a
+        # CSV dialect) starts a round of its own, not kept files it did not ask for
+        opts = self.options
+        shape = {
+            "format": opts.fmt,
+            "csv_dialect": opts.csv_dialect if opts.fmt == "csv" else None,
+            "brief": opts.brief,
+            "since": as_text(opts.since) if opts.since else None,
+        }
+        same = self.manifest.get("round_shape") == shape
+        self.manifest["round_shape"] = shape
+        if begun is None or opts.with_ or not same:
             return set()
         since = iso_instant(begun)
         kept = {
@@ -972,15 +983,16 @@ class Exporter:
         return None
 
     def _replaced(self, obj: ObjectType, path: Path) -> Path:
-        """The file whose ids a full run compares with the records it lists (deletions): this
-        run's file; for a CSV or XLSX, its `_base` copy, or the Parquet file when that is what
-        the folder's last export of the object wrote."""
+        """The file whose ids a full run compares with the records it lists (deletions): the
+        one the folder's last export of the object wrote — a Parquet file, or for a CSV or
+        XLSX its `_base` copy — whatever this run writes."""
+        entry = self.manifest["objects"].get(obj.name)
+        was = entry.get("format") if isinstance(entry, dict) else None
+        if was in ("csv", "xlsx") or (was is None and self.options.fmt != "parquet"):
+            return self._base_path(obj.name)
         if self.options.fmt == "parquet":
             return path
-        entry = self.manifest["objects"].get(obj.name)
-        if isinstance(entry, dict) and entry.get("format") == "parquet":
-            return self.out_dir / table_file(obj.name, "parquet", self.options.layout)
-        return self._base_path(obj.name)
+        return self.out_dir / table_file(obj.name, "parquet", self.options.layout)
 
     def _not_as_written(self, obj: ObjectType, entry: dict[str, Any], path: Path) -> str | None:
         """Why the Parquet file an incremental run would merge into is not the one the

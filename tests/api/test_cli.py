@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from click.testing import Result
 
@@ -668,7 +669,6 @@ def test_brief_changes_are_never_merged_into_a_full_export(make_sandbox, tmp_pat
     """`--incremental --brief` over a file exported without --brief dropped the custom fields,
     tags and links of every record (39 of 53 columns left, links.parquet emptied): refused.
     The other way, a brief file is exported in full once, with a warning."""
-    import pyarrow.parquet as pq
 
     sb = make_sandbox()
     full, brief = tmp_path / "full", tmp_path / "brief"
@@ -1167,6 +1167,13 @@ def test_a_run_after_a_stopped_export_makes_the_format_it_asks_for(
     )
     assert kept.exit_code == 0, kept.output
     assert "1 object type(s) it exported (contacts) kept, not read again" in kept.stderr
+    # a round of --brief files, stopped: a run without --brief reads them whole
+    brief = ("export", "contacts", "organisations", "--out", str(out), "-q", "--brief")
+    assert run(sb, *brief, "--max-requests", "2").exit_code == 75
+    whole = run(sb, "export", "contacts", "organisations", "--out", str(out), "-q")
+    assert whole.exit_code == 0, whole.output
+    assert "went on with the export" not in whole.stderr
+    assert "TAGS" in pq.read_schema(out / "contacts.parquet").names
 
 
 def test_an_object_no_run_can_read_within_max_requests_is_an_error_not_a_retry(

@@ -1287,3 +1287,15 @@ async def test_an_older_copy_of_as_many_rows_put_back_is_read_in_full(
     assert made["CONTACT_ID"] in ids and 2011 not in ids
     again = await export(sb, tmp_path, "contacts", incremental=True)
     assert again.objects[0].status == "incremental" and not again.warnings
+
+
+async def test_a_parquet_export_after_a_csv_one_finds_deletions_from_its_base(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """No contacts.parquet to compare with: the deletion went without a word."""
+    sb = make_sandbox()
+    await export(sb, tmp_path, "contacts", fmt="csv")
+    sb.account.delete("Contacts", 2007)
+    result = await export(sb, tmp_path, "contacts")
+    assert (result.objects[0].new, result.objects[0].deleted) == (0, 1)
+    assert pq.read_table(tmp_path / "_deleted.parquet")["id"].to_pylist() == [2007]
