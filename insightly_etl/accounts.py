@@ -106,6 +106,16 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
     where = f"{path}, account {i}"
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected name:, pod: or url:, key_env: or key_file:")
+    for label, value in raw.items():  # a key pasted into another field: never echoed
+        values = value if isinstance(value, list) else [value]
+        if label not in ("key_env", "key_file") and any(
+            isinstance(v, str) and looks_like_key(v) for v in values
+        ):
+            raise InputError(
+                f"{where}: {str(label)[:40]}: looks like an API key, which is never written here",
+                hint="Put the key in an environment variable (key_env: NAME) or a file of "
+                "its own (key_file: PATH).",
+            )
     name = raw.get("name")
     if name is None:
         raise InputError(f"{where}: name: is missing (it names the folder account=<name>/)")

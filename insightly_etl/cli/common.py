@@ -131,9 +131,51 @@ def _context() -> Context | None:
     return ctx.find_object(Context) if ctx else None
 
 
+class _Unbroken(io.TextIOBase):
+    """stderr whose reader went away (`insightly-etl … 2>&1 | head -1`): the rest of what is
+    said goes nowhere, and the run ends with its own exit code. A write that failed for the
+    closed pipe made click end every such run with exit 1."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except BrokenPipeError:
+            self._to_nowhere()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_nowhere()
+
+    def _to_nowhere(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # no second error at the exit flush
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def writable(self) -> bool:
+        return True
+
+
 class ErrorBoundary(click.Group):
     """The one place where an exception becomes `Error: …` + hint + exit code. A traceback
     reaches the user only with -vv; an unexpected exception is a bug and says so."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(sys.stderr, _Unbroken):
+            sys.stderr = _Unbroken(sys.stderr)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         code: int | str | None = 1

@@ -184,3 +184,23 @@ def test_every_command_fails_cleanly(
         return
     assert (run.returncode, len(said)) == (code, 1), output
     assert said[0].startswith(start), output
+
+
+def test_a_closed_stderr_keeps_the_run_s_own_exit_code(tmp_path: Path) -> None:
+    """`insightly-etl … 2>&1 | head -1`: the writes after the reader went failed, and click
+    ended a refused run with exit 1 (2 here) about half the time."""
+    (tmp_path / "afile").write_text("")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is said: every write fails
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "insightly_etl", "export", "users", "--out", "afile"],
+            stdout=write,
+            stderr=write,
+            cwd=tmp_path,
+            env={**os.environ, "INSIGHTLY_API_KEY": KEY},
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert process.returncode == 2

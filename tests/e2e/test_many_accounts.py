@@ -191,6 +191,17 @@ def test_import_picks_one_account(agency, tmp_path):
         ("  - name: x\n    pod: nowhere\n    key_env: K\n", "invalid pod 'nowhere'"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    rate: 500\n", "rate: 500 must be"),
         ("  - name: x\n    pod: na1\n    key_env: K\n    color: red\n", "unknown key 'color'"),
+        # a key pasted into a field that echoes its value (name: named the account's folder)
+        *(
+            (
+                f"  - name: {name}\n    pod: na1\n    key_env: K\n    rate: {rate}\n",
+                f"{field}: looks like an API key, which is never written here",
+            )
+            for field, name, rate in (
+                ("name", "3f2a9c1e-0d4b-4c8e-9a7f-ABCDEF012345", 5),
+                ("rate", "x", "3f2a9c1e-0d4b-4c8e-9a7f-ABCDEF012345"),
+            )
+        ),
         (
             "  - name: acme\n    pod: na1\n    key_env: K\n",
             "the account name 'acme' is given twice",
