@@ -16,7 +16,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from insightly_etl.errors import KEY_HINT, ConfigError
 
@@ -172,14 +172,22 @@ def check_base_url(url: str) -> str:
             f"refusing to send the API key over plain http to {parts.hostname}",
             hint="Use https://, or http:// only for a sandbox on a loopback address.",
         )
-    url = url if url.endswith("/") else url + "/"
-    if not re.search(r"/v3\.\d+/$", parts.path if parts.path.endswith("/") else parts.path + "/"):
-        # another version (/v2.2/) is replaced, not added to
-        other = re.search(r"/(v\d+(\.\d+)?)/$", url)
-        meant = (url[: other.start()] + "/" if other else url) + "v3.1/"
+    if parts.query or parts.fragment:  # `?top=1` would be sent with, and break, every request
         raise ConfigError(
-            f"the API URL {url} is of API version {other.group(1)}; this tool speaks v3.1"
-            if other
+            f"the API URL {url} has a query or a fragment (?…, #…): a base URL has none",
+            hint=f"Did you mean {urlunsplit(parts._replace(query='', fragment=''))} ?",
+        )
+    url = url if url.endswith("/") else url + "/"
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    if not re.search(r"/v3\.\d+/$", path):
+        # a version in the path (/v2.2/, or /v3.1/Contacts): the URL up to it, and v3.1
+        version = re.search(r"/(v\d+(\.\d+)?)/", path, re.IGNORECASE)
+        root = urlunsplit(parts._replace(path=path[: version.start()] if version else path))
+        meant = root.rstrip("/") + "/v3.1/"
+        other = version is not None and not version.group(1).lower().startswith("v3.")
+        raise ConfigError(
+            f"the API URL {url} is of API version {version.group(1)}; this tool speaks v3.1"
+            if other and version
             else f"the API URL {url} does not end in a version such as /v3.1/",
             hint=f"Did you mean {meant} ? (Insightly's base URL is https://api.POD.insightly.com/v3.1/.)",
         )

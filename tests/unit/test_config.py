@@ -265,3 +265,24 @@ def test_a_key_file_s_path_with_a_folder_is_named_though_its_name_is_key_like() 
     assert str(info.value) == (
         "cannot read the API key file: its path looks like an API key itself, not a file's path"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [
+        ("http://127.0.0.1:8/v3.1/x/", "http://127.0.0.1:8/v3.1/"),
+        ("http://127.0.0.1:8/v3.1/Contacts", "http://127.0.0.1:8/v3.1/"),
+        ("http://127.0.0.1:8/V3.1/", "http://127.0.0.1:8/v3.1/"),
+        ("http://127.0.0.1:8/v3.1/?top=1", "http://127.0.0.1:8/v3.1/"),
+        ("https://api.na1.insightly.com/v2.2", "https://api.na1.insightly.com/v3.1/"),
+    ],
+)
+def test_a_base_url_with_more_or_less_than_its_version_is_refused_with_the_url_meant(
+    url: str, meant: str
+) -> None:
+    """`…/v3.1/Contacts` was refused with "Did you mean …/v3.1/Contacts/v3.1/ ?"."""
+    from insightly_etl.config import check_base_url
+
+    with pytest.raises(ConfigError) as caught:
+        check_base_url(url)
+    assert caught.value.hint is not None and caught.value.hint.startswith(f"Did you mean {meant} ?")
