@@ -108,8 +108,11 @@ def _entry(path: Path, i: int, raw: Any) -> AccountEntry:
         raise InputError(f"{where}: expected name:, pod: or url:, key_env: or key_file:")
     for label, value in raw.items():  # a key pasted into another field: never echoed
         values = value if isinstance(value, list) else [value]
+        # a name or an object is an identifier (acme-20241130-production): only a GUID, the
+        # form Insightly's keys take, is taken for a key there
+        guid = label in ("name", "objects")
         if label not in ("key_env", "key_file") and any(
-            isinstance(v, str) and looks_like_key(v) for v in values
+            isinstance(v, str) and looks_like_key(v, guid_only=guid) for v in values
         ):
             raise InputError(
                 f"{where}: {str(label)[:40]}: looks like an API key, which is never written here",

@@ -117,7 +117,7 @@ class Settings:
     base_url: str  # always ends with "/", e.g. https://api.na1.insightly.com/v3.1/
 
 
-def looks_like_key(text: str, *, path: bool = False) -> bool:
+def looks_like_key(text: str, *, path: bool = False, guid_only: bool = False) -> bool:
     """A GUID, or a long run of letters and many digits: what an API key looks like, not a
     variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key). `path`: the text was
     given as a file's path, and one with a folder in it (/run/secrets/insightly_2024_11_30) is
@@ -128,6 +128,8 @@ def looks_like_key(text: str, *, path: bool = False) -> bool:
     guid = re.fullmatch(
         r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
     )
+    if guid_only:
+        return bool(guid)
     digits = sum(c.isdigit() for c in text)
     return bool(guid) or (
         len(text) >= 20 and digits >= 6 and re.fullmatch(r"[A-Za-z0-9+/=_-]+", text) is not None
@@ -172,19 +174,28 @@ def check_base_url(url: str) -> str:
             f"refusing to send the API key over plain http to {parts.hostname}",
             hint="Use https://, or http:// only for a sandbox on a loopback address.",
         )
-    if parts.query or parts.fragment:  # `?top=1` would be sent with, and break, every request
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    # the URL meant: no query or fragment (sent with, and breaking, every request), and the
+    # path up to a version in it (…/v3.1/Contacts), or with /v3.1/ for a last segment /vN/
+    version = re.search(r"/(v\d+(\.\d+)?)/", path, re.IGNORECASE)
+    last = version is not None and version.end() == len(path)
+    cut = version is not None and (last or version.group(1).lower().startswith("v3."))
+    meant = (
+        urlunsplit(
+            parts._replace(
+                path=path[: version.start()] if cut and version else path, query="", fragment=""
+            )
+        ).rstrip("/")
+        + "/v3.1/"
+    )
+    if "?" in url or "#" in url:
         raise ConfigError(
             f"the API URL {url} has a query or a fragment (?…, #…): a base URL has none",
-            hint=f"Did you mean {urlunsplit(parts._replace(query='', fragment=''))} ?",
+            hint=f"Did you mean {meant} ?",
         )
     url = url if url.endswith("/") else url + "/"
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
     if not re.search(r"/v3\.\d+/$", path):
-        # a version in the path (/v2.2/, or /v3.1/Contacts): the URL up to it, and v3.1
-        version = re.search(r"/(v\d+(\.\d+)?)/", path, re.IGNORECASE)
-        root = urlunsplit(parts._replace(path=path[: version.start()] if version else path))
-        meant = root.rstrip("/") + "/v3.1/"
-        other = version is not None and not version.group(1).lower().startswith("v3.")
+        other = last and version is not None and not version.group(1).lower().startswith("v3.")
         raise ConfigError(
             f"the API URL {url} is of API version {version.group(1)}; this tool speaks v3.1"
             if other and version

@@ -153,10 +153,15 @@ class _Unbroken(io.TextIOBase):
             self._to_nowhere()
 
     def _to_nowhere(self) -> None:
-        with contextlib.suppress(OSError, ValueError):  # no second error at the exit flush
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())
-            os.close(devnull)
+        _to_nowhere(self.stream)
+
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]  # tqdm draws its bars by it
+        return getattr(self.stream, "encoding", None)
+
+    @property
+    def errors(self) -> Any:  # type: ignore[override]
+        return getattr(self.stream, "errors", None)
 
     def fileno(self) -> int:
         return int(self.stream.fileno())
@@ -168,12 +173,21 @@ class _Unbroken(io.TextIOBase):
         return True
 
 
+def _to_nowhere(stream: Any) -> None:
+    """What is still written to `stream`, whose reader went away, goes to the null device (no
+    second error at the exit flush)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
 class ErrorBoundary(click.Group):
     """The one place where an exception becomes `Error: …` + hint + exit code. A traceback
     reaches the user only with -vv; an unexpected exception is a bug and says so."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(sys.stderr, _Unbroken):
+        if sys.stderr is not None and not isinstance(sys.stderr, _Unbroken):  # None: 2>&-
             sys.stderr = _Unbroken(sys.stderr)
         return super().main(*args, **kwargs)
 
@@ -216,10 +230,7 @@ class ErrorBoundary(click.Group):
             click.echo("Interrupted.", err=True)
             sys.exit(130)  # the summary says interrupted (_write_summary)
         except BrokenPipeError:  # `validate … | head -1`: the reader has all it wanted
-            with contextlib.suppress(OSError, ValueError):  # no second error at the exit flush
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            _to_nowhere(sys.stdout)
             sys.exit(141)  # as a shell reports a command ended by SIGPIPE: 128 + 13
         except OSError as exc:
             where = f"{_published_name(str(exc.filename))}: " if exc.filename else ""

@@ -56,6 +56,7 @@ from insightly_etl.errors import (
 )
 from insightly_etl.extract.convert import PageConverter
 from insightly_etl.extract.schema import (
+    META_RUN,
     custom_fields_schema,
     custom_objects_schema,
     describe,
@@ -315,6 +316,9 @@ class Exporter:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._lock: RunLock | None = None  # one export at a time into a folder
         self._begun = False  # the manifest says this run started (after every refusal)
+        self._run_id = (
+            ""  # META_RUN, set when the run begins: to the microsecond (run_id is to the second)
+        )
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
@@ -407,6 +411,8 @@ class Exporter:
         started = time.monotonic()
         begun = self._round_begun()  # before the last run's stop is forgotten
         self.manifest["started_utc"] = utc_now()
+        # which run wrote a Parquet file (META_RUN), to the microsecond: two runs a second
+        self._run_id = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for earlier in ("finished_utc", "stopped", "requests"):  # the last run's, not this one's
             self.manifest.pop(earlier, None)
         names = await self._names(opts.objects)
@@ -531,11 +537,10 @@ class Exporter:
         return written if isinstance(written, dict) else None
 
     def _remember_fingerprint(self, path: Path) -> None:
-        """A table just put in place: its fingerprint kept at once, so a run that stops
-        before the object's manifest entry does not take it for another. A CSV or XLSX then
-        changed is a person's edits (`_refuse_edited`); a Parquet file, an older copy put back
-        (`_not_as_written`). A Delta table keeps its own log."""
-        if self.table_fmt != "delta" and path.is_file():
+        """A CSV or XLSX just put in place: its fingerprint kept at once (`_refuse_edited`),
+        so a run that stops before the object's manifest entry does not take it for edited.
+        (A Parquet file says which run wrote it itself: _not_as_written.)"""
+        if self.options.fmt in ("csv", "xlsx") and path.is_file():
             if not isinstance(self.manifest.get("fingerprints"), dict):  # a hand-edited one
                 self.manifest["fingerprints"] = {}
             self.manifest["fingerprints"][self._file(path)] = _fingerprint(path)
@@ -612,7 +617,7 @@ class Exporter:
             "brief": opts.brief,
             "since": as_text(opts.since) if opts.since else None,
         }
-        same = self.manifest.get("round_shape") == shape
+        same = self.manifest.get("round_shape", shape) == shape  # none: an older release's
         self.manifest["round_shape"] = shape
         if begun is None or opts.with_ or not same:
             return set()
@@ -787,6 +792,9 @@ class Exporter:
         if asked and obj.name not in self._schemas:  # once an object, not each call
             self._say_field_changes(obj.name, definitions)
         schema = object_schema(obj, definitions, brief=brief)
+        if self.table_fmt == "parquet":  # which run wrote the file: _not_as_written
+            run = self._run_id.encode()
+            schema = schema.with_metadata({**(schema.metadata or {}), META_RUN: run})
         self._schemas[obj.name] = schema
         return schema
 
@@ -1009,16 +1017,19 @@ class Exporter:
         if obj.id_field is None:
             return None
         shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
-        if held != rows:
+        stamp = _run_of(path)
+        mine = entry.get("run")
+        if isinstance(mine, str) and stamp is not None and stamp > mine:
+            return None  # a later run's, stopped before its manifest: the merge by id catches up
+        if isinstance(mine, str) and (stamp is None or stamp < mine):
             why = (
-                f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (a run "
-                "stopped before its manifest was saved, or an older copy put back?)"
+                f"{shown} was written by an earlier run ({stamp or 'of an older release'}) than "
+                f"the export of {mine} the manifest names (an older copy put back?)"
             )
-        elif (written := self._fingerprint_of(self._file(path))) and _edited(path, written):
-            when = str(written.get("utc") or "")[:16].replace("T", " ")
+        elif held != rows:
             why = (
-                f"{shown} is not the file the export of {when or 'its last run'} UTC wrote (an "
-                "older copy put back?)"
+                f"{shown} holds {held:,} row(s), the export that wrote it {rows:,} (an older "
+                "copy put back?)"
             )
         else:
             return None
@@ -1121,7 +1132,6 @@ class Exporter:
             if rows.num_rows or deleted:
                 self._write_changes(obj, rows, journaled, marks)
             publish(staged, path)
-            self._remember_fingerprint(path)
         else:
             try:  # a person may have saved it while the other objects were exported
                 self._refuse_if_edited(obj.name, path)
@@ -1692,6 +1702,7 @@ class Exporter:
             "brief": outcome.name not in (CUSTOM_FIELDS, CUSTOM_OBJECTS)
             and self._brief(self._type_of(outcome.name)),
             "exported_utc": utc_now(),
+            "run": self._run_id,  # as its Parquet file says (META_RUN)
             "schema": describe(schema),
             "custom_field_definitions": self.definitions.get(outcome.name, []),
         }
@@ -1988,6 +1999,16 @@ def _fresh_rows(old: pa.Table, now: pa.Table, id_field: str | None) -> list[int]
 
     before = dict(digests(old))
     return [rid for rid, digest in digests(now) if before.get(rid) != digest]
+
+
+def _run_of(path: Path) -> str | None:
+    """When the run that wrote a Parquet file began, as the file says (META_RUN), or None."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    run = metadata.get(META_RUN)
+    return run.decode("utf-8", "replace") if run else None
 
 
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:

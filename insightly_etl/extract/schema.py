@@ -61,6 +61,7 @@ CUSTOM_TYPES: dict[str, pa.DataType] = {
 META_SOURCE = b"insightly_source"  # "standard" | "custom"
 META_TYPE = b"insightly_type"  # the reference type or the custom FIELD_TYPE
 META_OBJECT = b"insightly_object"  # a schema's: the object type its rows are records of
+META_RUN = b"insightly_run"  # a Parquet file's: when the run that wrote it began (UTC)
 
 
 def scalar_type(type_name: str, name: str = "") -> pa.DataType:

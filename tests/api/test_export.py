@@ -1224,8 +1224,7 @@ async def test_an_incremental_onto_a_parquet_file_with_other_rows_than_written_r
     result = await export(sb, tmp_path, "contacts", incremental=True)
     assert result.warnings == [
         f"contacts: {tmp_path}/contacts.parquet holds 100 row(s), the export that wrote it 220 "
-        "(a run stopped before its manifest was saved, or an older copy put back?); exported "
-        "in full this time"
+        "(an older copy put back?); exported in full this time"
     ]
     assert read(tmp_path, "contacts").num_rows == 220
 
@@ -1270,18 +1269,20 @@ async def test_an_older_copy_of_as_many_rows_put_back_is_read_in_full(
     clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
     sb = make_sandbox(now=lambda: clock[0])
     await export(sb, tmp_path, "contacts")
+    first = manifest(tmp_path)["objects"]["contacts"]["run"]
     shutil.copy2(tmp_path / "contacts.parquet", tmp_path / "backup.parquet")
     clock[0] += timedelta(hours=1)
     made = sb.account.create("Contacts", {"FIRST_NAME": "New", "LAST_NAME": "Since"})
     sb.account.delete("Contacts", 2011)
     await export(sb, tmp_path, "contacts", incremental=True, detect_deletes=True)
+    second = manifest(tmp_path)["objects"]["contacts"]["run"]
     shutil.copy2(tmp_path / "backup.parquet", tmp_path / "contacts.parquet")  # 220 rows too
     result = await export(sb, tmp_path, "contacts", incremental=True)
-    assert result.warnings[0].startswith(
-        f"contacts: {tmp_path}/contacts.parquet is not the file the export of "
-    )
-    assert result.warnings[0].endswith(
-        " UTC wrote (an older copy put back?); exported in full this time"
+    assert first < second
+    assert result.warnings[0] == (
+        f"contacts: {tmp_path}/contacts.parquet was written by an earlier run ({first}) than "
+        f"the export of {second} the manifest names (an older copy put back?); exported in "
+        "full this time"
     )
     ids = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
     assert made["CONTACT_ID"] in ids and 2011 not in ids
@@ -1299,3 +1300,22 @@ async def test_a_parquet_export_after_a_csv_one_finds_deletions_from_its_base(
     result = await export(sb, tmp_path, "contacts")
     assert (result.objects[0].new, result.objects[0].deleted) == (0, 1)
     assert pq.read_table(tmp_path / "_deleted.parquet")["id"].to_pylist() == [2007]
+
+
+async def test_a_file_newer_than_its_manifest_entry_is_merged_into_not_read_again(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A run stopped after it put contacts.parquet in place and before its manifest (a kill,
+    an upload to object storage cut between the two): the file is the later run's, and the
+    next incremental run merges into it from the older mark, as it always did."""
+    clock = [datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)]
+    sb = make_sandbox(now=lambda: clock[0])
+    await export(sb, tmp_path, "contacts")
+    before = (tmp_path / MANIFEST).read_bytes()
+    clock[0] += timedelta(hours=1)
+    sb.account.create("Contacts", {"FIRST_NAME": "New", "LAST_NAME": "Since"})
+    await export(sb, tmp_path, "contacts", incremental=True)
+    (tmp_path / MANIFEST).write_bytes(before)  # the manifest as it was before that run
+    result = await export(sb, tmp_path, "contacts", incremental=True)
+    assert result.objects[0].status == "incremental" and result.warnings == []
+    assert read(tmp_path, "contacts").num_rows == 221

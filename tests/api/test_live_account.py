@@ -1185,8 +1185,8 @@ class GatewayPages(httpx.AsyncBaseTransport):
 def test_a_gateway_s_404_for_a_record_an_id_names_creates_nothing(
     make_sandbox, tmp_path: Path
 ) -> None:
-    """Rows matched by CONTACT_ID whose GET a gateway answered 404 were taken as records
-    that are gone: a row is refused, never planned as a new record."""
+    """Rows matched by CONTACT_ID whose GET a gateway answers 404: a guard that such a row is
+    refused saying why (no word on the record), never planned as a new record."""
     sb = make_sandbox()
     file = write(tmp_path, "c.csv", "CONTACT_ID,FIRST_NAME,LAST_NAME\n2001,Ada,Lovelace\n")
     before = contact_ids(sb)

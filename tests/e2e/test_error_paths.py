@@ -204,3 +204,12 @@ def test_a_closed_stderr_keeps_the_run_s_own_exit_code(tmp_path: Path) -> None:
     finally:
         os.close(write)
     assert process.returncode == 2
+    closed = subprocess.run(  # `2>&-`: no stderr at all (Python's sys.stderr is None)
+        [sys.executable, "-m", "insightly_etl", "export", "users", "--out", "afile"],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, "INSIGHTLY_API_KEY": KEY},
+        preexec_fn=lambda: os.close(2),
+        timeout=120,
+    )
+    assert closed.returncode == 2

@@ -275,6 +275,14 @@ def test_a_key_file_s_path_with_a_folder_is_named_though_its_name_is_key_like() 
         ("http://127.0.0.1:8/V3.1/", "http://127.0.0.1:8/v3.1/"),
         ("http://127.0.0.1:8/v3.1/?top=1", "http://127.0.0.1:8/v3.1/"),
         ("https://api.na1.insightly.com/v2.2", "https://api.na1.insightly.com/v3.1/"),
+        (
+            "https://api.na1.insightly.com/v3.1/Contacts?top=5",
+            "https://api.na1.insightly.com/v3.1/",
+        ),
+        ("https://api.na1.insightly.com/v3.1/?", "https://api.na1.insightly.com/v3.1/"),
+        ("https://api.na1.insightly.com/v3.1/#", "https://api.na1.insightly.com/v3.1/"),
+        # a gateway's own version is part of its path, not Insightly's
+        ("https://gw.example.com/v1/insightly/", "https://gw.example.com/v1/insightly/v3.1/"),
     ],
 )
 def test_a_base_url_with_more_or_less_than_its_version_is_refused_with_the_url_meant(
@@ -286,3 +294,24 @@ def test_a_base_url_with_more_or_less_than_its_version_is_refused_with_the_url_m
     with pytest.raises(ConfigError) as caught:
         check_base_url(url)
     assert caught.value.hint is not None and caught.value.hint.startswith(f"Did you mean {meant} ?")
+
+
+def test_an_accounts_name_or_object_with_digits_in_it_is_no_key(tmp_path: Path) -> None:
+    """`name: acme-20241130-production` was refused as "looks like an API key": only a GUID,
+    the form of Insightly's keys, is taken for one in a name or an object's."""
+    from insightly_etl.accounts import read_accounts
+    from insightly_etl.errors import InputError
+
+    path = tmp_path / "accounts.yaml"
+    path.write_text(
+        "accounts:\n  - name: acme-20241130-production\n    pod: na1\n    key_env: K\n"
+        "    objects: [contacts, Contract_20240101_v2__c]\n",
+        encoding="utf-8",
+    )
+    assert [e.name for e in read_accounts(path)] == ["acme-20241130-production"]
+    path.write_text(
+        "accounts:\n  - name: 3f2a9c1e-0d4b-4c8e-9a7f-abcdef012345\n    pod: na1\n    key_env: K\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="name: looks like an API key"):
+        read_accounts(path)
