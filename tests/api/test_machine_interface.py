@@ -479,3 +479,30 @@ def test_help_writes_no_summary(tmp_path: Path) -> None:
     result = run(None, "export", "--summary-json", str(out), "--help")
     assert result.exit_code == 0 and "Usage:" in result.stdout
     assert not out.exists()
+
+
+def test_a_summary_path_typed_after_the_command_wins_over_the_environment_s(
+    tmp_path: Path,
+) -> None:
+    """INSIGHTLY_ETL_SUMMARY_JSON naming another file, and --summary-json typed after the
+    command: the environment's path was refused before the typed one was read (exit 2)."""
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": true}')
+    mine = tmp_path / "mine.json"
+    env = {**ENV, "INSIGHTLY_ETL_SUMMARY_JSON": str(other)}
+    (tmp_path / "afile").write_text("")  # refused at once: no request
+    result = run(
+        None,
+        "export",
+        "users",
+        "--out",
+        str(tmp_path / "afile"),
+        "--summary-json",
+        str(mine),
+        env=env,
+    )
+    assert result.exit_code == 2, result.output
+    assert summary_of(mine)["exit_code"] == 2
+    assert other.read_text() == '{"mine": true}'
+    alone = run(None, "export", "users", "--out", str(tmp_path / "afile"), env=env)
+    assert alone.exit_code == 2 and "notes.json is a file, but not a run summary" in alone.stderr
