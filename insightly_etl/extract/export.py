@@ -127,7 +127,7 @@ class ObjectResult:
     new: int = 0  # records not in the file before
     deleted: int = 0  # records the file had that Insightly no longer has (moved to _deleted)
     deletes_checked: bool = False  # whether this run looked for deletions
-    changes_checked: bool = False  # a full run that counted `changed` (the lake's change file)
+    changes_checked: bool = False  # a full run that counted `changed` (the earlier file's stamps)
     confirm_requests: int = 0  # the GETs that confirmed them, one per record no longer listed
     requests: int = 0
     file: str | None = None
@@ -1038,10 +1038,17 @@ class Exporter:
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        before = _ids_of(self._replaced(obj, path), obj) if obj.id_field else None
+        replaced = self._replaced(obj, path) if obj.id_field else None
+        before = _ids_of(replaced, obj) if replaced is not None else None
         # the lake layout's change file of a full run over an earlier snapshot: what differs
         changes_from = self._lake_changes() and before is not None
-        old_stamps = _stamps_of(path, obj) if changes_from else None
+        # the earlier file's ids and stamps: what changed is counted (and, in the lake, written)
+        stamped = obj.updated_field is not None and before is not None
+        old_stamps = (
+            _stamps_of(replaced, obj)
+            if replaced is not None and (changes_from or stamped)
+            else None
+        )
         marks = _Marks(obj.updated_field)
         seen = _Seen(obj)
         writer: TableWriter | None = None
@@ -1107,7 +1114,7 @@ class Exporter:
             self.progress.finish()
         assert writer is not None and converter is not None
         fresh: list[int] | None = None
-        if old_stamps is not None and isinstance(writer, ParquetTableWriter):
+        if changes_from and old_stamps is not None and isinstance(writer, ParquetTableWriter):
             # journaled before the snapshot is published, as an incremental run's are
             staged = writer.close_partial()
             stamp = obj.updated_field
@@ -1151,6 +1158,9 @@ class Exporter:
         self._seen[obj.name] = seen
         self._warn_bad_values(obj.name, converter)
         self.result.warnings += writer.warnings(obj.name)
+        stamp = obj.updated_field
+        if fresh is None and old_stamps is not None and stamp in old_stamps.column_names:
+            fresh = _fresh(old_stamps, seen.table(), obj)  # counted: new, or stamped anew
         result = ObjectResult(
             obj.name, "full", rows=writer.rows, file=self._file(path), high_water_mark=marks.mark()
         )
@@ -1158,7 +1168,7 @@ class Exporter:
             result.new = len(seen.id_set() - before)
             result.deleted, result.confirm_requests = deleted, confirmed
             result.deletes_checked = True
-        if fresh is not None:  # the lake's change file counted them
+        if fresh is not None:  # the earlier file's stamps against the records read
             result.changed, result.changes_checked = len(fresh) - result.new, True
         return result
 

@@ -52,9 +52,9 @@ def test_an_export_summary_counts_each_object_and_the_requests(make_sandbox, tmp
 def test_export_counts_say_the_same_everywhere_and_leave_out_what_was_not_counted(
     make_sandbox, tmp_path
 ):
-    """A flat full export over an earlier one compares ids (new, deleted) but not rows: its
-    --summary-json said "changed": 0 for an edited record. The lake's full run counts changed
-    rows: its manifest said null, and `report` 0."""
+    """A full export over an earlier one counts what changed by the earlier file's stamps
+    (its --summary-json said "changed": 0 for an edited record, then left it out), flat and
+    lake alike: the lake's manifest said null, and `report` 0."""
     from insightly_etl.extract.export import read_manifest
     from insightly_etl.report import export_summary
 
@@ -68,10 +68,10 @@ def test_export_counts_say_the_same_everywhere_and_leave_out_what_was_not_counte
     sb.account.delete("Contacts", 2017)
     out = tmp_path / "summary.json"
     again = run(sb, "export", "contacts", "--out", str(flat), "--summary-json", str(out))
-    assert "  contacts: 0 new, 1 deleted (in _deleted.parquet" in again.stderr
+    assert "  contacts: 0 new, 1 changed, 1 deleted (in _deleted.parquet" in again.stderr
     counts = summary_of(out)["objects"]["contacts"]
-    assert "changed" not in counts and (counts["new"], counts["deleted"]) == (0, 1)
-    assert "changed" not in export_summary(read_manifest(flat)).objects["contacts"]
+    assert (counts["new"], counts["changed"], counts["deleted"]) == (0, 1, 1)
+    assert export_summary(read_manifest(flat)).objects["contacts"]["changed"] == 1
     lake_run = run(
         sb, "export", "contacts", "--out", str(lake), "--layout", "lake", "--summary-json", str(out)
     )

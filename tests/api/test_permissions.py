@@ -192,8 +192,9 @@ def test_a_record_the_user_can_no_longer_see_is_not_recorded_as_deleted(
         "(2 this user may not read, 0 the listing missed, now written): not recorded as deleted"
         in again.stderr
     )
-    assert "  contacts: 0 new, 1 deleted (in _deleted.parquet; confirmed by GET: 3 requests)" in (
-        again.stderr
+    assert (
+        "  contacts: 0 new, 0 changed, 1 deleted (in _deleted.parquet; confirmed by GET: 3 requests)"
+        in (again.stderr)
     )
     asked = sum(n for (m, p, s), n in sb.stats.items() if p == "/v3.1/Contacts/{id}")
     assert asked == 3  # one GET for each record no longer listed
