@@ -916,6 +916,8 @@ class _Seams:
 
     def _id(self, record: dict[str, Any]) -> Any:
         value = record.get(self.key) if self.key else next(iter(record.values()), None)
+        if isinstance(value, float) and value.is_integer():  # 2001.0: a JSON writer's 2001
+            return int(value)
         return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
 
     def counted(self, total: int | None) -> None:

@@ -1319,3 +1319,31 @@ async def test_a_file_newer_than_its_manifest_entry_is_merged_into_not_read_agai
     result = await export(sb, tmp_path, "contacts", incremental=True)
     assert result.objects[0].status == "incremental" and result.warnings == []
     assert read(tmp_path, "contacts").num_rows == 221
+
+
+async def test_ids_written_as_whole_floats_are_ids(make_sandbox, tmp_path: Path) -> None:
+    """A server whose JSON writer says 2001.0: the whole page was refused ("none of the
+    records … has a CONTACT_ID", exit 69), though "2001" as text was taken."""
+
+    class Floats(httpx.AsyncBaseTransport):
+        def __init__(self, sb: Sandbox) -> None:
+            self.inner = httpx.ASGITransport(app=sb.app)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.url.path != "/v3.1/Contacts":
+                return response
+            records = json.loads(await response.aread())
+            for r in records:
+                r["CONTACT_ID"] = float(r["CONTACT_ID"])
+            headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
+            return httpx.Response(response.status_code, headers=headers, json=records)
+
+    sb = make_sandbox()
+    async with sandbox_client(sb, transport=Floats(sb)) as client:
+        result = await extract_objects(
+            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
+        )
+    assert result.warnings == []
+    ids = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
+    assert ids == sorted(sb.account.collections["Contacts"].ids)
