@@ -179,6 +179,7 @@ class InsightlyClient:
         self.stopped_by: QuotaError | None = None  # the quota, reserve or budget that stopped it
         self.last_server_time: datetime | None = None  # from the Date header of the last answer
         self._skew: timedelta | None = None  # the server's clock less ours, when known
+        self._served = False  # an answer below 400 came: the URL is the API's
         # without a Date header: the newest DATE_*_UTC read, a time the server's clock is past
         self.stamp_floor: datetime | None = None
         self._halt: asyncio.Event | None = None
@@ -245,13 +246,7 @@ class InsightlyClient:
             try:
                 me = (await self.get("Users/Me")).data
             except NotFoundError as exc:  # every Insightly API answers it: not the API
-                raise ConfigError(
-                    f"{self.base_url} answered GET Users/Me with HTTP {exc.status} "
-                    f"({exc.message[:80]}): it is not Insightly's API URL",  # the API's words, or
-                    # a page's status alone (retry.py)
-                    hint="Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown "
-                    "under User Settings → API, next to the key); a sandbox's ends in /v3.1/.",
-                ) from None
+                raise self._not_the_api("GET", "Users/Me", exc) from None
             value = me.get("INSTANCE_ID") if isinstance(me, dict) else None
             number = value if isinstance(value, int) and not isinstance(value, bool) else None
         return AccountId(name, number)
@@ -711,6 +706,7 @@ class InsightlyClient:
         if response.status_code != 429:
             self.limiter.on_served()
         if response.status_code < 400:
+            self._served = True
             self.limiter.on_success()
             self._slots.on_success()
             if raw:
@@ -737,7 +733,20 @@ class InsightlyClient:
             self.stats.throttled += 1
             self._slots.on_throttled(self._clock(), busy)
         decision = decide_response(response, write=write, method=method, path=path)
+        error = decision.error
+        if isinstance(error, NotFoundError) and not error.from_api and not self._served:
+            raise self._not_the_api(method, path, error)  # every command's first request
         return dataclasses.replace(decision, sent_at=started)
+
+    def _not_the_api(self, method: str, path: str, error: NotFoundError) -> ConfigError:
+        """A 404 that is not in the API's words before any answer was: the base URL is not
+        Insightly's API (a wrong path, the pod-less host that serves only a help page)."""
+        return ConfigError(
+            f"{self.base_url} answered {method} {path} with HTTP {error.status} "
+            f"({error.message[:80]}): it is not Insightly's API URL",
+            hint="Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown under "
+            "User Settings → API, next to the key); a sandbox's ends in /v3.1/.",
+        )
 
     async def _receive(
         self,

@@ -1770,7 +1770,7 @@ def test_a_url_that_is_not_the_api_says_so_with_exit_2(make_sandbox, tmp_path: P
     result = run(make_sandbox(), "export", "users", "--out", str(tmp_path / "o"), env=env)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-2:] == [
-        "Error: http://127.0.0.1/x/v3.1/ answered GET Users/Me with HTTP 404 (Not Found (a "
+        "Error: http://127.0.0.1/x/v3.1/ answered GET Instance with HTTP 404 (Not Found (a "
         "page that is not the API's)): it is not Insightly's API URL",
         "Hint: Insightly's is https://api.POD.insightly.com/v3.1/ (the pod is shown under User "
         "Settings → API, next to the key); a sandbox's ends in /v3.1/.",

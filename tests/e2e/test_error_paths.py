@@ -47,7 +47,7 @@ COMMANDS = {
 FAULTS = {
     "wrong key": (77, "Error: GET "),
     "forbidden": (77, "Error: GET "),
-    "not found": (1, "Error: GET "),
+    "not found": (2, "Error: http://127.0.0.1:"),  # a URL that is not the API, said so
     "budget spent": (75, "Error: the budget of 1 requests for this run is spent"),
     "connection refused": (69, "Error: GET "),
     "quota spent": (75, "Error: GET "),
@@ -59,8 +59,6 @@ EXCEPTIONS = {
     **{(c, "budget spent"): (0, None) for c in ("validate", "fields", "mapping draft")},
     ("import", "budget spent"): (75, "Stopped: the budget of 1 requests for this run is spent"),
     ("import", "quota spent"): (75, "Stopped: GET "),
-    # the commands that ask which account first: a URL that is not the API, said as such
-    **{(c, "not found"): (2, "Error: http://127.0.0.1:") for c in ("export", "import", "undo")},
 }
 
 
