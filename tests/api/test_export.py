@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,30 @@ def manifest(out: Path) -> dict:
 
 def read(out: Path, name: str) -> pa.Table:
     return pq.read_table(out / f"{name}.parquet")
+
+
+class RewritesContacts(httpx.AsyncBaseTransport):
+    """The sandbox behind a server that answers each record of its contacts' pages as
+    `change` rewrites it (a server's other shapes of the same data)."""
+
+    def __init__(self, sb: Sandbox, change: Callable[[dict], None]) -> None:
+        self.inner, self.change = httpx.ASGITransport(app=sb.app), change
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/v3.1/Contacts":
+            return response
+        records = json.loads(await response.aread())
+        for r in records:
+            self.change(r)
+        headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
+        return httpx.Response(response.status_code, headers=headers, json=records)
+
+
+async def export_rewritten(sb: Sandbox, out: Path, change: Callable[[dict], None]) -> object:
+    """A contacts export from a server whose records `change` rewrites."""
+    async with sandbox_client(sb, transport=RewritesContacts(sb, change)) as client:
+        return await extract_objects(client, ExportOptions(out_dir=out, objects=["contacts"]))
 
 
 @pytest.mark.slow
@@ -298,30 +323,13 @@ async def test_nested_lists_of_another_shape_are_counted_not_nulled_in_silence(
     """A server's CUSTOMFIELDS that is no list (every custom field of the record null) and
     LINKS that is text (links.parquet then lost them) went without a word, exit 0."""
 
-    class Reshapes(httpx.AsyncBaseTransport):
-        def __init__(self, sb: Sandbox) -> None:
-            self.inner = httpx.ASGITransport(app=sb.app)
+    def reshape(r: dict) -> None:
+        if r["CONTACT_ID"] in (2001, 2003, 2004):  # an object, a number, text
+            r["CUSTOMFIELDS"] = {2001: {"not": "a list"}, 2003: 7, 2004: "x"}[r["CONTACT_ID"]]
+        if r["CONTACT_ID"] == 2002:
+            r["LINKS"] = "Organisation 7"
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            response = await self.inner.handle_async_request(request)
-            if request.url.path != "/v3.1/Contacts":
-                return response
-            records = json.loads(await response.aread())
-            for r in records:
-                if r["CONTACT_ID"] in (2001, 2003, 2004):  # an object, a number, text
-                    r["CUSTOMFIELDS"] = {2001: {"not": "a list"}, 2003: 7, 2004: "x"}[
-                        r["CONTACT_ID"]
-                    ]
-                if r["CONTACT_ID"] == 2002:
-                    r["LINKS"] = "Organisation 7"
-            headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
-            return httpx.Response(response.status_code, headers=headers, json=records)
-
-    sb = make_sandbox()
-    async with sandbox_client(sb, transport=Reshapes(sb)) as client:
-        result = await extract_objects(
-            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
-        )
+    result = await export_rewritten(make_sandbox(), tmp_path, reshape)
     assert [w for w in result.warnings if "CUSTOMFIELDS" in w or "LINKS" in w] == [
         "contacts: 3 record(s) whose CUSTOMFIELDS is no list: their custom fields were kept "
         "as null",
@@ -1325,25 +1333,11 @@ async def test_ids_written_as_whole_floats_are_ids(make_sandbox, tmp_path: Path)
     """A server whose JSON writer says 2001.0: the whole page was refused ("none of the
     records … has a CONTACT_ID", exit 69), though "2001" as text was taken."""
 
-    class Floats(httpx.AsyncBaseTransport):
-        def __init__(self, sb: Sandbox) -> None:
-            self.inner = httpx.ASGITransport(app=sb.app)
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            response = await self.inner.handle_async_request(request)
-            if request.url.path != "/v3.1/Contacts":
-                return response
-            records = json.loads(await response.aread())
-            for r in records:
-                r["CONTACT_ID"] = float(r["CONTACT_ID"])
-            headers = {k: v for k, v in response.headers.items() if k.lower() == "x-total-count"}
-            return httpx.Response(response.status_code, headers=headers, json=records)
+    def as_float(r: dict) -> None:
+        r["CONTACT_ID"] = float(r["CONTACT_ID"])
 
     sb = make_sandbox()
-    async with sandbox_client(sb, transport=Floats(sb)) as client:
-        result = await extract_objects(
-            client, ExportOptions(out_dir=tmp_path, objects=["contacts"])
-        )
+    result = await export_rewritten(sb, tmp_path, as_float)
     assert result.warnings == []
     ids = read(tmp_path, "contacts")["CONTACT_ID"].to_pylist()
     assert ids == sorted(sb.account.collections["Contacts"].ids)
