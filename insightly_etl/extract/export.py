@@ -316,9 +316,8 @@ class Exporter:
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._lock: RunLock | None = None  # one export at a time into a folder
         self._begun = False  # the manifest says this run started (after every refusal)
-        self._run_id = (
-            ""  # META_RUN, set when the run begins: to the microsecond (run_id is to the second)
-        )
+        # META_RUN, set when the run begins: to the microsecond (run_id is to the second)
+        self._run_id = ""
         self._sub_since: dict[tuple[str, str], datetime] = {}  # see _subs_since
         self._seen: dict[str, _Seen] = {}  # what each object's export of this run wrote
         self._too_big: list[_TooBig] = []  # objects this run's budget could not read whole
@@ -1008,16 +1007,20 @@ class Exporter:
         copy put back), and the records it lacks would stay missing. None: as written. A file
         that is not this object's, or not ids at all, is refused by name (read_earlier)."""
         rows = entry.get("rows")
-        if self.table_fmt != "parquet" or not isinstance(rows, int) or isinstance(rows, bool):
+        if (
+            self.table_fmt != "parquet"
+            or obj.id_field is None
+            or not isinstance(rows, int)
+            or isinstance(rows, bool)
+        ):
             return None
         try:
-            held = pq.read_metadata(path).num_rows
+            footer = pq.read_metadata(path)  # the row count and META_RUN, no data read
         except (OSError, pa.ArrowException):
             return None  # refused by name where it is read
-        if obj.id_field is None:
-            return None
+        held, run = footer.num_rows, (footer.metadata or {}).get(META_RUN)
+        stamp = run.decode("utf-8", "replace") if run else None
         shown = f"{self.options.shown.rstrip('/')}/{self._file(path)}"
-        stamp = _run_of(path)
         mine = entry.get("run")
         if isinstance(mine, str) and stamp is not None and stamp > mine:
             return None  # a later run's, stopped before its manifest: the merge by id catches up
@@ -1038,17 +1041,15 @@ class Exporter:
 
     async def _full(self, obj: ObjectType, path: Path, brief: bool) -> ObjectResult:
         params = {"brief": "true"} if brief else {}
-        replaced = self._replaced(obj, path) if obj.id_field else None
-        before = _ids_of(replaced, obj) if replaced is not None else None
-        # the lake layout's change file of a full run over an earlier snapshot: what differs
-        changes_from = self._lake_changes() and before is not None
-        # the earlier file's ids and stamps: what changed is counted (and, in the lake, written)
-        stamped = obj.updated_field is not None and before is not None
-        old_stamps = (
-            _stamps_of(replaced, obj)
-            if replaced is not None and (changes_from or stamped)
+        # the earlier file's ids (new records, deletions) and stamps (what changed), read once
+        old_stamps = _earlier_stamps(self._replaced(obj, path), obj) if obj.id_field else None
+        before = (
+            {i for i in old_stamps[obj.id_field].to_pylist() if i is not None}
+            if old_stamps is not None and obj.id_field
             else None
         )
+        # the lake layout's change file of a full run over an earlier snapshot: what differs
+        changes_from = self._lake_changes() and before is not None
         marks = _Marks(obj.updated_field)
         seen = _Seen(obj)
         writer: TableWriter | None = None
@@ -2011,16 +2012,6 @@ def _fresh_rows(old: pa.Table, now: pa.Table, id_field: str | None) -> list[int]
     return [rid for rid, digest in digests(now) if before.get(rid) != digest]
 
 
-def _run_of(path: Path) -> str | None:
-    """When the run that wrote a Parquet file began, as the file says (META_RUN), or None."""
-    try:
-        metadata = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowException):
-        return None
-    run = metadata.get(META_RUN)
-    return run.decode("utf-8", "replace") if run else None
-
-
 def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     """An object file's ids and DATE_UPDATED_UTC: one written by an earlier run."""
     if not _exists(path):
@@ -2030,17 +2021,15 @@ def _stamps_of(path: Path, obj: ObjectType) -> pa.Table:
     )
 
 
-def _ids_of(path: Path, obj: ObjectType) -> set[int] | None:
-    """The ids an earlier export's Parquet file holds (None: no such file, or not this
-    object's: a full run then finds no deletions by it)."""
-    id_field = obj.id_field
-    if id_field is None or not _exists(path):
+def _earlier_stamps(path: Path, obj: ObjectType) -> pa.Table | None:
+    """The ids and DATE_UPDATED_UTC an earlier export's Parquet file holds (None: no such
+    file, or not this object's: a full run then finds no deletions or changes by it)."""
+    if not _exists(path):
         return None
     try:
-        table = read_earlier(path, [id_field], key=id_field, of=obj.name)
+        return _stamps_of(path, obj)
     except InputError:
         return None  # not ours to read: nothing to compare
-    return {i for i in table[id_field].to_pylist() if i is not None}
 
 
 def _exists(path: Path) -> bool:
