@@ -109,14 +109,15 @@ def _retry_after(response: httpx.Response) -> float | None:
 def error_for(response: httpx.Response, method: str, path: str) -> ApiError | RunStopped:
     status = response.status_code
     body = _body(response)
-    message = server_message(response, body)
+    said = _api_words(body)  # None: not the API's answer (a proxy's or a gateway's page)
+    message = said if said is not None else server_message(response, body)
     where: dict[str, Any] = {"status": status, "method": method, "path": path}
     if status == 401:
         return AuthError(f"the API key was refused ({message})", **where, hint=KEY_HINT)
     if status == 403:
         return ForbiddenError(message, **where)
     if status in (404, 405):
-        if (said := _api_words(body)) is None:  # not the API's words: its status only
+        if said is None:  # not the API's words: its status only, not a page of HTML
             message = f"{response.reason_phrase or 'Not Found'} (a page that is not the API's)"
         return NotFoundError(message, from_api=said is not None, **where)
     if status == 412 or (status == 400 and "If-Match" in message):
