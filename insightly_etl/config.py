@@ -121,10 +121,10 @@ def looks_like_key(text: str, *, path: bool = False, guid_only: bool = False) ->
     """A GUID, or a long run of letters and many digits: what an API key looks like, not a
     variable's name (ACME_INSIGHTLY_KEY) or a path (keys/acme.key). `path`: the text was
     given as a file's path, and one with a folder in it (/run/secrets/insightly_2024_11_30) is
-    a path, unless it is a GUID."""
+    a path: no key holds a folder's separator."""
     text = text.strip()
     if path and ("/" in text or "\\" in text):
-        return bool(re.fullmatch(r"[0-9a-fA-F-]{36}", text))
+        return False
     guid = re.fullmatch(
         r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text
     )

@@ -430,9 +430,9 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     # the environment's path is checked by the command's own copy of the option, which a
     # path typed after the command replaces (the group's copy refused it before that)
     from_group_env = ctx.parent is None and name not in obj.typed
-    if param.name == "summary_json" and not from_group_env:
+    if name == "summary_json" and not from_group_env:
         _refuse_if_not_a_summary(Path(value))
-    setattr(obj, param.name or "", value)
+    setattr(obj, name, value)
     if param.name == "log_format" and value == "json" and not isinstance(sys.stderr, JsonLines):
         sys.stderr = JsonLines(sys.stderr)  # restored when the process (or CliRunner) ends
     if param.name in ("verbose", "log_format"):
