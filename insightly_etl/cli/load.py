@@ -502,6 +502,7 @@ def import_(
     """
     from insightly_etl.load.importer import ImportOptions, load_file
     from insightly_etl.load.mapping import read_mapping
+    from insightly_etl.load.source import SourceFile
 
     api = pick_account(ctx, api, accounts_file, account_name) or api
 
@@ -513,7 +514,7 @@ def import_(
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
     file, here, name = _local(file)
-    table = _read(file, encoding, delimiter, sheet)
+    source = SourceFile.read(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
     # a rehearsal against the sandbox keeps its own journal: the real account's run must not
     # take the sandbox's rows for done
     # (and one file imported into several accounts of accounts.yaml keeps one per account)
@@ -549,7 +550,7 @@ def import_(
                 return await load_file(
                     client,
                     options,
-                    table,
+                    source,
                     mapping,
                     stop=stop,
                     progress=progress(quiet),
@@ -603,9 +604,11 @@ def import_(
         click.echo(f"  account: {result.account}")
     if result.rejections:  # why rows were rejected, as validate shows it
         click.echo("Rejected rows, by column (every one is in NAME.rejects.csv):", err=True)
-        _echo_groups(result.rejections, table.unit, err=True)
+        _echo_groups(result.rejections, source.table.unit, err=True)
     if result.files:
         click.echo("Results: " + ", ".join(str(p) for p in result.files))
+    for warning in result.late_warnings:
+        click.echo(f"Warning: {warning}", err=True)
     echo_accounting(result.stats)
     if c.unknown and not result.dry_run:
         click.echo(

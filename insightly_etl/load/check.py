@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,13 +32,13 @@ from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, identifying_fields, ids_apart
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
-from insightly_etl.load.spreadsheet import DAY_FIRST_SAMPLE, LOST, day_first_of
+from insightly_etl.load.spreadsheet import LOST
 from insightly_etl.load.validate import (
     ValidationResult,
     holding,
     keyless_text,
     update_only_text,
-    validate_table,
+    validate_blocks,
 )
 
 EXAMPLES = 3
@@ -91,7 +91,6 @@ def _check(
     on_duplicate: str,
 ) -> FileCheck:
     out = FileCheck()
-    facts: AccountFacts | None = None
     groups: dict[tuple[str, str], ErrorGroup] = {}
     update_only: dict[str, tuple[int, list[int]]] = {}
     rejects: list[pd.DataFrame] = []
@@ -100,15 +99,8 @@ def _check(
     keyless: tuple[int, list[int]] = (0, [])  # rows with an empty key part, a few lines
     lost: tuple[int, str | None] = (0, None)  # rows with a `?` for a letter, the first
     first: ValidationResult | None = None
-    # slash dates read as the file's first rows show them, as when it is read whole
-    tables = iter(tables)
-    head = list(_until(tables, DAY_FIRST_SAMPLE))
-    sample = pd.concat([t.frame.iloc[:DAY_FIRST_SAMPLE] for t in head], ignore_index=True)
-    first_is_day = day_first_of(mapping.date_order, sample)
-    del sample
-    for table in itertools.chain(_drain(head), tables):
-        facts = facts or facts_of()
-        result = validate_table(table, mapping, facts, first_is_day=first_is_day)
+    for result in validate_blocks(tables, mapping, facts_of):
+        table = result.table
         first = first or _shape_of(result)
         out.encoding, out.delimiter, out.unit = table.encoding, table.delimiter, table.unit
         out.results_sep = table.results_sep
@@ -297,22 +289,6 @@ def _key_warnings(
             + (" …" if len(cased) > examples else "")
         )
     return out, sum(counts)
-
-
-def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:
-    """The first tables, up to the one that makes `rows` rows (or the last)."""
-    seen = 0
-    for table in tables:
-        yield table
-        seen += len(table.frame)
-        if seen >= rows:
-            return
-
-
-def _drain(tables: list[SourceTable]) -> Iterator[SourceTable]:
-    """The tables, each let go of once it is taken."""
-    while tables:
-        yield tables.pop(0)
 
 
 def _shape_of(result: ValidationResult) -> ValidationResult:

@@ -29,7 +29,6 @@ from insightly_etl.load.checkpoint import (
     Checkpoint,
     RowEntry,
     mapping_fingerprint,
-    row_digests,
 )
 from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
@@ -41,6 +40,7 @@ from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups, row_messages
 from insightly_etl.load.results import write_results
 from insightly_etl.load.sender import Outcome, fmt, run_outcome, server_now, stop_of
+from insightly_etl.load.source import SourceFile
 from insightly_etl.load.states import (
     LEFT,
     PAST,
@@ -57,7 +57,7 @@ from insightly_etl.load.states import (
     Stop,
 )
 from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
-from insightly_etl.load.validate import ValidationResult, blank_cells, validate_table
+from insightly_etl.load.validate import ValidationResult
 from insightly_etl.progress import NullProgress, Progress
 
 TRANSIENT = (None, 429, 500, 502, 503, 504)
@@ -207,6 +207,7 @@ class ImportResult:
     written_before: tuple[int, int] = (0, 0)  # rows created, updated by earlier runs
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
     retry_not_before: datetime | None = None  # the same moment (None: not known here)
+    late_warnings: list[str] = field(default_factory=list)  # of writing the results files
 
     @property
     def this_run(self) -> tuple[int, int]:
@@ -274,7 +275,7 @@ def identity_columns(
     named_by = obj.name_field if obj.name_field not in ("EMAIL_ADDRESS", "EMAIL") else None
     naming = [PERSON_NAME, *((f,) for f in (named_by, obj.id_field) if f)]
     groups = [*WHO, *((f,) for f in (obj.name_field, obj.identity, obj.id_field) if f)]
-    columns = [str(c) for c in table.frame.columns]
+    columns = table.columns
     by_field: dict[str, set[str]] = {}
     for rule in mapping.columns:
         by_field.setdefault(rule.field, set()).add(rule.column)
@@ -303,7 +304,7 @@ def identity_columns(
 async def load_file(
     client: InsightlyClient,
     options: ImportOptions,
-    table: SourceTable,
+    source: SourceFile,
     mapping: Mapping,
     *,
     stop: asyncio.Event | None = None,
@@ -326,6 +327,7 @@ async def load_file(
         if options.dry_run
         else Checkpoint(options.checkpoint_path)
     )
+    table = source.table
     identity, naming, key = identity_columns(table, mapping)
     keyed_by = export_key(mapping, table.columns)
     try:
@@ -334,7 +336,7 @@ async def load_file(
             mapping_sha=mapping_fingerprint(options.mapping_file, mapping.object),
             object_name=mapping.object,
             source=options.file.name,
-            digests=row_digests(table.frame, blank=blank_cells),
+            digests=source.take_digests(),
             lines=table.lines,
             keyed=keyed_by.match is not None,
             identity=identity,
@@ -349,7 +351,7 @@ async def load_file(
         run = _Run(
             client,
             options,
-            table,
+            source,
             mapping,
             checkpoint,
             stop,
@@ -429,7 +431,7 @@ class _Run:
         self,
         client: InsightlyClient,
         options: ImportOptions,
-        table: SourceTable,
+        source: SourceFile,
         mapping: Mapping,
         checkpoint: Checkpoint,
         stop: asyncio.Event,
@@ -437,7 +439,8 @@ class _Run:
         *,
         since_last_run: str | None = None,  # how the file changed since (rerun.py)
     ) -> None:
-        self.client, self.options, self.table, self.mapping = client, options, table, mapping
+        self.client, self.options, self.source, self.mapping = client, options, source, mapping
+        self.table = source.table  # every row's line; its cells only when read whole
         self.since_last_run = since_last_run
         self.checkpoint, self.stop, self.progress = checkpoint, stop, progress
         self.meter = client.meter()
@@ -483,7 +486,7 @@ class _Run:
         return await facts_from_api(self.client, self.mapping)
 
     def validate(self, facts: AccountFacts) -> Validated:
-        validation = validate_table(self.table, self.mapping, facts)
+        validation = self.source.validate(self.mapping, facts)
         rows = self.checkpoint.rows
         before = rows.states()
         done = RowState.DONE
@@ -646,6 +649,7 @@ class _Run:
             dict(self.client.stats.sent_minutes),
         )
         validation = validated.validation
+        late: list[str] = []
         files = [
             planned.file,
             *write_results(
@@ -656,6 +660,7 @@ class _Run:
                 self.checkpoint,
                 stopped=bool(outcome.stopped),
                 dry_run=options.dry_run,
+                warnings=late,
             ),
         ]
         return ImportResult(
@@ -669,6 +674,7 @@ class _Run:
             rejections=error_groups(validation) if len(validation.rejected_rows) else [],
             dry_run=options.dry_run,
             plan=planned.quota,
+            late_warnings=late,
         )
 
     def stopped_early(self, validation: ValidationResult | None, exc: RunStopped) -> ImportResult:
@@ -678,6 +684,7 @@ class _Run:
             requests, run_outcome(stopped, self.client), dict(self.client.stats.sent_minutes)
         )
         options = self.options
+        late: list[str] = []
         files = (
             write_results(
                 options.results_path,
@@ -687,6 +694,7 @@ class _Run:
                 self.checkpoint,
                 stopped=True,
                 dry_run=options.dry_run,
+                warnings=late,
             )
             if validation
             else []
@@ -698,6 +706,7 @@ class _Run:
             self.client.quota.limit,
             outcome=Outcome(stopped, exc),
             files=files,
+            late_warnings=late,
         )
 
 

@@ -543,6 +543,20 @@ def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
 LastWrites = Callable[[int, int], LastWrite]
 
 
+def reread_columns(result: ValidationResult) -> list[str]:
+    """The file's columns whose text planning reads besides the validated values (a file
+    read in blocks keeps only these: source.py): an export's DATE_UPDATED_UTC, the match
+    key's columns, and those of number fields (a cell in scientific notation)."""
+    wanted = {"DATE_UPDATED_UTC"}
+    if result.mapping.match is not None:
+        wanted |= {column for column, _ in result.mapping.match.pairs}
+    for rule in result.rules:
+        spec = result.specs.get(rule.field)
+        if spec is not None and spec.kind in (NUMBER, INTEGER):
+            wanted.add(rule.column)
+    return [c for c in result.table.columns if c in wanted]
+
+
 class Planner:
     def __init__(
         self,

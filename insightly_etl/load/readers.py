@@ -17,7 +17,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -66,6 +66,10 @@ class SourceTable:
     notes: list[str] = field(default_factory=list)  # what reading left out, and why
     garbled: Garbled | None = None  # cells of UTF-8 text read in another character set
     sheet: str | None = None  # the worksheet read, of a workbook that has others
+    # a file import read in blocks (source.py): `frame` holds only the columns planning reads
+    # again, `header` is the file's, and `reread` gives its blocks again for their cells
+    header: list[str] | None = None
+    reread: Callable[[], Iterator[SourceTable]] | None = None
 
     @property
     def named(self) -> str:
@@ -74,6 +78,8 @@ class SourceTable:
 
     @property
     def columns(self) -> list[str]:
+        if self.header is not None:
+            return list(self.header)
         return [str(c) for c in self.frame.columns]
 
     @property

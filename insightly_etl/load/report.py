@@ -100,18 +100,41 @@ def with_cells(
         names[name] = own
         taken.add(own)
     ours = [c for c in index.columns if c not in (ROW, "raw")]
-    for first in range(0, max(len(index), 1), _BLOCK):
-        part = index.iloc[first : first + _BLOCK]
-        rows = part[ROW].to_numpy(dtype=np.int64)
-        good = rows >= 0
-        cells = table.frame.iloc[rows[good]].astype(object)
-        cells.index = np.flatnonzero(good)
-        cells = cells.reindex(range(len(rows)))  # empty for a row of the wrong shape
-        own = part[ours].reset_index(drop=True).rename(columns=names)
-        block = pd.concat([own, cells], axis=1)
-        if "raw" in part:
-            block[names["raw"]] = part["raw"].to_numpy()
-        yield block
+    for offset, frame, entries in _by_block(table, index):
+        for first in range(0, max(len(entries), 1), _BLOCK):
+            part = entries.iloc[first : first + _BLOCK]
+            rows = part[ROW].to_numpy(dtype=np.int64)
+            good = rows >= 0
+            cells = frame.iloc[rows[good] - offset].astype(object)
+            cells.index = np.flatnonzero(good)
+            cells = cells.reindex(range(len(rows)))  # empty for a row of the wrong shape
+            own = part[ours].reset_index(drop=True).rename(columns=names)
+            block = pd.concat([own, cells], axis=1)
+            if "raw" in part:
+                block[names["raw"]] = part["raw"].to_numpy()
+            yield block
+
+
+def _by_block(
+    table: SourceTable, index: pd.DataFrame
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+    """(the block's first row, its cells, the index's entries of its rows), in order: the
+    table's frame whole, or a file read in blocks (source.py) read again, a block at a time;
+    none when no entry needs the file (the header alone)."""
+    if table.reread is None or not len(index):
+        frame = table.frame if table.reread is None else pd.DataFrame(columns=table.columns)
+        yield 0, frame, index
+        return
+    rows = index[ROW].to_numpy(dtype=np.int64)
+    offset, given = 0, 0
+    for block in table.reread():
+        size = len(block.frame)
+        inside = (rows >= offset) & (rows < offset + size)
+        if inside.any():
+            yield offset, block.frame, index[inside]
+            given += int(inside.sum())
+        offset += size
+    assert given == len(index), "every entry is a row of the file"
 
 
 def default_rejects_path(source: Path) -> Path:

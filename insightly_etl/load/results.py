@@ -5,6 +5,7 @@ stopped early) and NAME.rejects.csv (rows refused by validation)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from insightly_etl.files import write_csv
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.report import ROW, with_cells, write_rejects
+from insightly_etl.load.source import FileChanged, without_cells
 from insightly_etl.load.states import LEFT, PAST, RowState, StepState
 from insightly_etl.load.validate import ValidationResult
 
@@ -35,9 +37,30 @@ def write_results(
     *,
     stopped: bool,
     dry_run: bool = False,
+    warnings: list[str] | None = None,
 ) -> list[Path]:
     """The files of a run. A dry run sends nothing, so it leaves the last real run's list of
-    rows not yet attempted (NAME.unprocessed.csv) as it was."""
+    rows not yet attempted (NAME.unprocessed.csv) as it was. A file read in blocks that
+    changed since it was read: the files carry line numbers without its cells, and
+    `warnings` says so."""
+    try:
+        return _write(directory, name, table, validation, checkpoint, stopped, dry_run)
+    except FileChanged as exc:
+        if warnings is not None:
+            warnings.append(f"{exc}: the results files give each row's line, not the file's cells")
+        bare = replace(validation, table=without_cells(validation.table))
+        return _write(directory, name, without_cells(table), bare, checkpoint, stopped, dry_run)
+
+
+def _write(
+    directory: Path,
+    name: str,
+    table: SourceTable,
+    validation: ValidationResult,
+    checkpoint: Checkpoint,
+    stopped: bool,
+    dry_run: bool,
+) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     by_row = checkpoint.rows.states()
     states = sorted(by_row.values(), key=lambda s: s.row)

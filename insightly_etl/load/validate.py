@@ -17,8 +17,9 @@ update. A column with `blank: clear` records its empty cells in `cleared`: those
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ from insightly_etl.load.fields import (
 from insightly_etl.load.mapping import ColumnRule, Mapping, export_key
 from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
 from insightly_etl.load.spreadsheet import (
+    DAY_FIRST_SAMPLE,
     SERIAL_EPOCH,
     ambiguous_slash,
     day_first_of,
@@ -1588,6 +1590,85 @@ def validate_table(
         parent_ids,
         links,
         first_is_day,
+    )
+
+
+def validate_blocks(
+    tables: Iterable[SourceTable], mapping: Mapping, facts_of: Callable[[], AccountFacts]
+) -> Iterator[ValidationResult]:
+    """validate_table of a file read in blocks (readers.iter_table), each block as it comes:
+    slash dates read as the file's first rows show them, as when it is read whole. `facts_of`
+    is asked once the first block is read: a file that cannot be read costs no request."""
+    tables = iter(tables)
+    head = list(_until(tables, DAY_FIRST_SAMPLE))
+    sample = pd.concat([t.frame.iloc[:DAY_FIRST_SAMPLE] for t in head], ignore_index=True)
+    first_is_day = day_first_of(mapping.date_order, sample)
+    del sample
+    facts: AccountFacts | None = None
+    for table in itertools.chain(_drain(head), tables):
+        facts = facts or facts_of()
+        yield validate_table(table, mapping, facts, first_is_day=first_is_day)
+
+
+def _until(tables: Iterator[SourceTable], rows: int) -> Iterator[SourceTable]:
+    """The first tables, up to the one that makes `rows` rows (or the last)."""
+    seen = 0
+    for table in tables:
+        yield table
+        seen += len(table.frame)
+        if seen >= rows:
+            return
+
+
+def _drain(tables: list[SourceTable]) -> Iterator[SourceTable]:
+    """The tables, each let go of once it is taken."""
+    while tables:
+        yield tables.pop(0)
+
+
+def concat_results(parts: list[ValidationResult], table: SourceTable) -> ValidationResult:
+    """The results of a file's blocks, in order, as one result of `table` (the whole file):
+    rows numbered from the first block's first."""
+    first = parts[0]
+    sizes = [p.rows for p in parts]
+    offsets = np.cumsum([0, *sizes[:-1]])
+
+    def masks(of: Callable[[ValidationResult], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        names = list(dict.fromkeys(name for p in parts for name in of(p)))
+        return {
+            name: np.concatenate(
+                [
+                    of(p).get(name, np.zeros(size, dtype=bool))
+                    for p, size in zip(parts, sizes, strict=True)
+                ]
+            )
+            for name in names
+        }
+
+    def series(pieces: list[pd.Series]) -> pd.Series:
+        return pd.concat(pieces, ignore_index=True)
+
+    errors = [
+        p.errors.assign(row=p.errors["row"].astype("int64") + int(offset))
+        for p, offset in zip(parts, offsets, strict=True)
+        if len(p.errors)
+    ]
+    links = list(dict.fromkeys(name for p in parts for name in p.links))
+    return replace(
+        first,
+        table=table,
+        values=pd.concat([p.values for p in parts], ignore_index=True),
+        errors=pd.concat(errors, ignore_index=True) if errors else first.errors,
+        cleared=masks(lambda p: p.cleared),
+        defaulted=masks(lambda p: p.defaulted),
+        update_only=masks(lambda p: p.update_only),
+        notes=list(dict.fromkeys(n for p in parts for n in p.notes)),
+        parent_ids=(
+            series([p.parent_ids for p in parts if p.parent_ids is not None])
+            if first.parent_ids is not None
+            else None
+        ),
+        links={name: series([p.links[name] for p in parts]) for name in links},
     )
 
 

@@ -27,6 +27,7 @@ from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.readers import read_table
 from insightly_etl.load.reconcile import NOT_FOUND_YET
+from insightly_etl.load.source import SourceFile
 from insightly_etl.sandbox import Sandbox
 from tests.conftest import KEY, sandbox_client
 
@@ -53,7 +54,7 @@ async def run_import(sb: Sandbox, file: Path, mapping: Path | None, **options) -
     )
     async with client:
         return await load_file(
-            client, opts, read_table(file), read_mapping(mapping, object_name=object_name)
+            client, opts, SourceFile.read(file), read_mapping(mapping, object_name=object_name)
         )
 
 
@@ -529,7 +530,7 @@ async def _import_while_a_colleague_edits(
     opts = ImportOptions(file=file, mapping_file=mapping)
     async with sandbox_client(sb) as client:
         return await load_file(
-            client, opts, read_table(file), read_mapping(mapping), announce=meanwhile
+            client, opts, SourceFile.read(file), read_mapping(mapping), announce=meanwhile
         )
 
 
@@ -583,7 +584,9 @@ async def test_an_import_stopped_by_the_caller_resumes(make_sandbox, tmp_path: P
     stop.set()  # Ctrl-C before the first write
     opts = ImportOptions(file=file, mapping_file=mapping)
     async with sandbox_client(sb) as client:
-        result = await load_file(client, opts, read_table(file), read_mapping(mapping), stop=stop)
+        result = await load_file(
+            client, opts, SourceFile.read(file), read_mapping(mapping), stop=stop
+        )
     assert result.outcome.stopped == "interrupted" and result.exit_code == 130 and writes(sb) == 0
     again = await run_import(sb, file, mapping)
     assert again.counts.created == 12

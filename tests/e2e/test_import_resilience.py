@@ -25,7 +25,7 @@ from insightly_etl.config import load_settings
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.importer import ImportOptions, load_file
 from insightly_etl.load.mapping import read_mapping
-from insightly_etl.load.readers import read_table
+from insightly_etl.load.source import SourceFile
 from insightly_etl.sandbox import SandboxConfig, running_sandbox
 from tests.conftest import KEY
 
@@ -99,7 +99,7 @@ def test_faults_including_dropped_writes_end_with_every_row_exactly_once(
                 return await load_file(
                     client,
                     ImportOptions(file=file, mapping_file=mapping, batch_size=50),
-                    read_table(file),
+                    SourceFile.read(file),
                     read_mapping(mapping),
                 )
 
