@@ -299,6 +299,7 @@ def iter_table(
         f.seek(bom)
         header = b"".join(f.readline() for _ in range(header_lines))
         size, before, pending = path.stat().st_size, header_lines, b""
+        given = False
         while True:
             chunk = f.read(BLOCK_BYTES)
             if size - f.tell() < TAIL_BYTES:  # a short end (a report's footer?) comes along
@@ -331,8 +332,11 @@ def iter_table(
                 if _look_again(block.removeprefix(codecs.BOM_UTF8)):
                     raise NotPlain  # decided on the whole file, as import reads it
                 unescape_frame(table.frame)
+                given = True
                 yield table
             before += _line_ends(block)
+            if last and not given:  # no row at all (blank lines): as reading it whole says
+                raise NotPlain
             if last:
                 return
 

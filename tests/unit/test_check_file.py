@@ -14,6 +14,7 @@ from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.check import FileCheck, check_file
 from insightly_etl.load.mapping import parse_mapping
 from insightly_etl.load.readers import NotPlain, iter_table, read_table
+from insightly_etl.load.source import SourceFile
 from insightly_etl.sandbox.synth import custom_field_definitions
 
 FACTS = AccountFacts(custom_field_definitions().get("Contacts", []), {})
@@ -319,3 +320,20 @@ def test_a_question_mark_a_code_page_wrote_for_a_letter_is_said_across_blocks(
         "letters were lost; a record it finds keeps Insightly's). Save the file as CSV UTF-8, "
         "or fix the cells"
     )
+
+
+def test_a_file_of_blank_lines_past_its_header_is_no_row_read_in_blocks_or_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of nothing but line ends give no table: the file is read whole, as a short one
+    is (validate and import ended in an internal error)."""
+    path = tmp_path / "blank.csv"
+    path.write_text("Id,First,Last,Email,Born,Tier\n" + "\n" * 2000, encoding="utf-8")
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 200)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 10)
+    with pytest.raises(NotPlain):
+        list(iter_table(path))
+    check = check_file(path, MAPPING, lambda: FACTS)
+    assert (check.rows, check.rejected, check.warnings) == (0, 0, [])
+    source = SourceFile.read(path)
+    assert source.whole and source.table.lines == [] and source.digests == []
