@@ -207,6 +207,8 @@ class ErrorBoundary(click.Group):
         except click.ClickException as exc:
             code = exc.exit_code
             _name_the_envvar(exc)
+            if isinstance(sys.stderr, JsonLines):  # click shows it next, as the run's end
+                sys.stderr.ending = code
             obj = ctx.find_object(Context)
             if obj is not None and obj.summary is not None:
                 obj.summary.error = exc.format_message()
@@ -355,6 +357,7 @@ class JsonLines(io.TextIOBase):
 
     def __init__(self, stream: Any) -> None:
         self.stream, self._partial = stream, ""
+        self.ending: int | None = None  # a usage error's exit code: its Error: line says it
 
     def write(self, text: str) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
@@ -362,7 +365,8 @@ class JsonLines(io.TextIOBase):
             if line.strip():
                 found = next(((p, lv) for p, lv in self._LEVELS if line.startswith(p)), None)
                 prefix, level = found or ("", "info")
-                self.stream.write(json_line(level, line[len(prefix) :].strip()) + "\n")
+                extra = {"exit_code": self.ending} if level == "error" and self.ending else {}
+                self.stream.write(json_line(level, line[len(prefix) :].strip(), **extra) + "\n")
         return len(text)
 
     def flush(self) -> None:

@@ -157,6 +157,16 @@ def test_a_wrong_key_is_in_the_summary_and_one_json_error_line(make_sandbox, tmp
     assert (s["exit_code"], s["stop_reason"], s["error"]) == (77, "error", line["message"])
 
 
+def test_a_usage_error_s_json_line_carries_its_exit_code(make_sandbox, tmp_path):
+    """As every other error that ends a run does: a reader need not know click's code."""
+    result = run(make_sandbox(), "--log-format", "json", "export", "--bogus")
+    assert result.exit_code == 2
+    usage, hint, error = log_lines(result.stderr)
+    assert (usage["level"], hint["level"], "exit_code" in usage) == ("info", "info", False)
+    assert (error["level"], error["exit_code"]) == ("error", 2)
+    assert error["message"].startswith("No such option '--bogus'.")  # click's words follow
+
+
 def test_an_import_summary_and_status_json(make_sandbox, tmp_path):
     sb = make_sandbox()
     data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-address\n")
