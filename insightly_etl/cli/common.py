@@ -439,6 +439,8 @@ def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     setattr(obj, name, value)
     if param.name == "log_format" and value == "json" and not isinstance(sys.stderr, JsonLines):
         sys.stderr = JsonLines(sys.stderr)  # restored when the process (or CliRunner) ends
+    elif param.name == "log_format" and value == "text" and isinstance(sys.stderr, JsonLines):
+        sys.stderr = sys.stderr.stream  # text typed after the command, json from the environment
     if param.name in ("verbose", "log_format"):
         _configure_logging(obj.verbose, obj.log_format)
 

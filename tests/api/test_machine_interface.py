@@ -167,6 +167,33 @@ def test_a_usage_error_s_json_line_carries_its_exit_code(make_sandbox, tmp_path)
     assert error["message"].startswith("No such option '--bogus'.")  # click's words follow
 
 
+@pytest.mark.parametrize(
+    ("env", "before", "after", "json_lines"),
+    [
+        ("json", None, "text", False),  # the environment's json was kept
+        ("json", None, None, True),
+        (None, "json", "text", False),
+        (None, "text", "json", True),
+        ("text", "json", None, True),
+    ],
+)
+def test_the_log_format_typed_last_wins_over_the_environment_and_what_came_before(
+    make_sandbox, tmp_path, env, before, after, json_lines
+):
+    typed_before = ["--log-format", before] if before else []
+    typed_after = ["--log-format", after] if after else []
+    result = run(
+        make_sandbox(), *typed_before, "export", "contacts", "--out", str(tmp_path / "x"),
+        *typed_after, env={**ENV, **({"INSIGHTLY_ETL_LOG_FORMAT": env} if env else {})},
+    )  # fmt: skip
+    assert result.exit_code == 0
+    first = result.stderr.splitlines()[0]
+    if json_lines:
+        assert log_lines(result.stderr)[0]["message"].startswith("Exported 1 object type,")
+    else:
+        assert first.startswith("Exported 1 object type,")
+
+
 def test_an_import_summary_and_status_json(make_sandbox, tmp_path):
     sb = make_sandbox()
     data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-address\n")
