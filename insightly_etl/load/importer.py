@@ -207,7 +207,8 @@ class ImportResult:
     written_before: tuple[int, int] = (0, 0)  # rows created, updated by earlier runs
     quota_frees: str | None = None  # after a quota stop: when the rolling window frees enough
     retry_not_before: datetime | None = None  # the same moment (None: not known here)
-    late_warnings: list[str] = field(default_factory=list)  # of writing the results files
+    # a file read in blocks that changed before its results files were written
+    late_warnings: list[str] = field(default_factory=list)
 
     @property
     def this_run(self) -> tuple[int, int]:

@@ -543,7 +543,7 @@ def _renamed(p: PlannedRow, owner: Record | None) -> str | None:
 LastWrites = Callable[[int, int], LastWrite]
 
 
-def reread_columns(result: ValidationResult) -> list[str]:
+def planning_columns(result: ValidationResult) -> list[str]:
     """The file's columns whose text planning reads besides the validated values (a file
     read in blocks keeps only these: source.py): an export's DATE_UPDATED_UTC, the match
     key's columns, and those of number fields (a cell in scientific notation)."""

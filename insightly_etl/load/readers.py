@@ -69,7 +69,7 @@ class SourceTable:
     # a file import read in blocks (source.py): `frame` holds only the columns planning reads
     # again, `header` is the file's, and `reread` gives its blocks again for their cells
     header: list[str] | None = None
-    reread: Callable[[], Iterator[SourceTable]] | None = None
+    reread: Callable[[], Generator[SourceTable, None, None]] | None = None
 
     @property
     def named(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,22 +120,25 @@ def _by_block(
     table: SourceTable, index: pd.DataFrame
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(the block's first row, its cells, the index's entries of its rows), in order: the
-    table's frame whole, or a file read in blocks (source.py) read again, a block at a time;
-    none when no entry needs the file (the header alone)."""
+    table's frame whole, or a file read in blocks (source.py) read again, a block at a time,
+    up to the last row an entry needs; none read when no entry needs the file (the header)."""
     if table.reread is None or not len(index):
         frame = table.frame if table.reread is None else pd.DataFrame(columns=table.columns)
         yield 0, frame, index
         return
     rows = index[ROW].to_numpy(dtype=np.int64)
     offset, given = 0, 0
-    for block in table.reread():
-        size = len(block.frame)
-        inside = (rows >= offset) & (rows < offset + size)
-        if inside.any():
-            yield offset, block.frame, index[inside]
-            given += int(inside.sum())
-        offset += size
-    assert given == len(index), "every entry is a row of the file"
+    with contextlib.closing(table.reread()) as blocks:
+        for block in blocks:
+            size = len(block.frame)
+            inside = (rows >= offset) & (rows < offset + size)
+            if inside.any():
+                yield offset, block.frame, index[inside]
+                given += int(inside.sum())
+            offset += size
+            if given == len(index):
+                return
+    raise RuntimeError(f"{len(index) - given:,} results entries name no row of the file: a bug")
 
 
 def default_rejects_path(source: Path) -> Path:

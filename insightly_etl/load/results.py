@@ -36,8 +36,8 @@ def write_results(
     checkpoint: Checkpoint,
     *,
     stopped: bool,
-    dry_run: bool = False,
-    warnings: list[str] | None = None,
+    dry_run: bool,
+    warnings: list[str],
 ) -> list[Path]:
     """The files of a run. A dry run sends nothing, so it leaves the last real run's list of
     rows not yet attempted (NAME.unprocessed.csv) as it was. A file read in blocks that
@@ -46,8 +46,7 @@ def write_results(
     try:
         return _write(directory, name, table, validation, checkpoint, stopped, dry_run)
     except FileChanged as exc:
-        if warnings is not None:
-            warnings.append(f"{exc}: the results files give each row's line, not the file's cells")
+        warnings.append(f"{exc}: the results files give each row's line, not the file's cells")
         bare = replace(validation, table=without_cells(validation.table))
         return _write(directory, name, without_cells(table), bare, checkpoint, stopped, dry_run)
 

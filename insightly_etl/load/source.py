@@ -1,20 +1,21 @@
-"""The file an import reads, a block of rows at a time (readers.iter_table), so a million rows
-are never held whole as text: read once before any request, for each row's line and
-fingerprint (the checkpoint's); once more to validate, keeping of each block only its typed
-values and the few columns of text planning reads again (plan.reread_columns); and once more
-for the cells of the results files (report.with_cells). A file of one block — most files, and
-every file only the exact reader reads right (not UTF-8, a ragged row, a workbook) — is read
-once and kept whole, as before.
+"""The file an import reads, a block of rows at a time (readers.iter_table: a UTF-8 CSV 16 MB
+at a time, a Parquet file 100,000 rows at a time), so a million rows are never held whole as
+text: read once before any request, for each row's line and fingerprint (the checkpoint's);
+again to validate, keeping of each block only its typed values and the few columns of text
+planning reads (plan.planning_columns); and again for the cells of each results file that
+has rows (report.with_cells, up to the last row it needs). A file of one block — most files,
+and every file only the exact reader reads right (not UTF-8, a ragged row, a workbook) — is
+read once and kept whole, as before.
 
-A file that changes between two readings is not mixed with what was read first: before any
-write the run stops (exit 2); the results files of a run that wrote are written without the
-file's cells, and the run says so.
+Each block read again must be the block read first, cell for cell (a hash of its rows): a
+file changed in between is not mixed with what was read first. Before any write the run stops
+(exit 2); the results files of a run that wrote are written without the file's cells, said.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.checkpoint import row_digests
 from insightly_etl.load.mapping import Mapping
-from insightly_etl.load.plan import reread_columns
+from insightly_etl.load.plan import planning_columns
 from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
 from insightly_etl.load.validate import (
     ValidationResult,
@@ -42,14 +43,17 @@ class FileChanged(InputError):
 
 @dataclass
 class SourceFile:
+    """A file to import: its rows' lines and fingerprints, and its blocks to read again."""
+
     path: Path
-    # every row's line; the whole file when it is one block, else the header and no rows
+    # every row's line; the whole file when it is one block, else its header and no row
     table: SourceTable
-    digests: list[str]  # each row's fingerprint (checkpoint/pairing.py)
+    digests: list[str]  # each row's fingerprint (checkpoint/pairing.py), until taken
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
-    _stat: tuple[int, int] = field(default=(0, 0), repr=False)
+    hashes: list[bytes] = field(default_factory=list, repr=False)  # each block's, read first
+    _taken: bool = field(default=False, repr=False)
 
     @classmethod
     def read(
@@ -60,36 +64,38 @@ class SourceFile:
         delimiter: str | None = None,
         sheet: str | None = None,
     ) -> SourceFile:
-        options = {"encoding": encoding, "delimiter": delimiter, "sheet": sheet}
+        source = cls(path, SourceTable(path, pd.DataFrame(), []), [], encoding, delimiter, sheet)
         try:
-            return cls._in_blocks(path, options)
+            source._first_reading()
         except NotPlain:  # a block only the exact reader reads right: the file whole
-            whole = read_table(path, **options)
-            return cls(path, whole, _fingerprints(whole), **options, _stat=_stat_of(path))
+            source.table = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+            source.digests, source.hashes = _fingerprints(source.table), []
+        return source
 
-    @classmethod
-    def _in_blocks(cls, path: Path, options: dict[str, str | None]) -> SourceFile:
-        stat = _stat_of(path)
-        blocks = iter_table(path, **options)
+    def _first_reading(self) -> None:
+        blocks = iter_table(
+            self.path, encoding=self.encoding, delimiter=self.delimiter, sheet=self.sheet
+        )
         table = next(blocks)
-        digests = _fingerprints(table)
-        more = False
+        digests, hashes = _fingerprints(table), [_hash(table)]
         for block in blocks:
-            if not more:  # a second block: the file is not kept, its lines are
-                more = True
-                table = replace(table, frame=table.frame.iloc[:0], header=table.columns)
+            if len(hashes) == 1:  # a second block: the file is not kept, its lines are
+                empty = pd.DataFrame(columns=table.columns)  # iloc[:0] kept the block's buffers
+                table = replace(table, frame=empty, header=table.columns)
             digests += _fingerprints(block)
+            hashes.append(_hash(block))
             table.lines += block.lines
             table.notes += [n for n in block.notes if n not in table.notes]
-        source = cls(path, table, digests, **options, _stat=stat)
-        if more:
-            table.reread = source.blocks
-        return source
+        self.table, self.digests = table, digests
+        if len(hashes) > 1:
+            self.hashes, table.reread = hashes, self.read_blocks
 
     def take_digests(self) -> list[str]:
         """The rows' fingerprints, once: the checkpoint keeps them (a million rows' are 180 MB
         that planning needs room for)."""
-        digests, self.digests = self.digests, []
+        if self._taken:
+            raise RuntimeError(f"{self.path}: its fingerprints were given to a checkpoint")
+        digests, self.digests, self._taken = self.digests, [], True
         return digests
 
     @property
@@ -97,36 +103,39 @@ class SourceFile:
         """Whether the file is in memory, as one block."""
         return self.table.reread is None
 
-    def blocks(self) -> Iterator[SourceTable]:
-        """The file's blocks, read again and checked to be the rows read first."""
+    def read_blocks(self) -> Generator[SourceTable, None, None]:
+        """The file's blocks, read again, each checked to be the block read first."""
         if self.whole:
             yield self.table
             return
-        self._unchanged()
         lines, at = self.table.lines, 0
         try:
-            for block in iter_table(
+            blocks = iter_table(
                 self.path, encoding=self.encoding, delimiter=self.delimiter, sheet=self.sheet
-            ):
+            )
+            for n, block in enumerate(blocks):
+                if n >= len(self.hashes) or _hash(block) != self.hashes[n]:
+                    raise self._changed()
                 if block.lines != lines[at : at + len(block.lines)]:
                     raise self._changed()
                 at += len(block.lines)
                 yield block
-        except (NotPlain, OSError):
+        except FileChanged:
+            raise
+        except (NotPlain, OSError, InputError):  # a file no longer read as it was, or gone
             raise self._changed() from None
         if at != len(lines):
             raise self._changed()
-        self._unchanged()
 
     def validate(self, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
         """validate_table of the whole file, a block at a time: of each block only its typed
-        values are kept, and the columns planning reads again."""
+        values are kept, and the columns planning reads."""
         if self.whole:
             return validate_table(self.table, mapping, facts)
         parts: list[ValidationResult] = []
         kept: list[str] | None = None
-        for result in validate_blocks(self.blocks(), mapping, lambda: facts):
-            kept = reread_columns(result) if kept is None else kept
+        for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
+            kept = planning_columns(result) if kept is None else kept
             parts.append(
                 replace(result, table=replace(result.table, frame=result.table.frame[kept]))
             )
@@ -135,10 +144,6 @@ class SourceFile:
         del parts
         pa.default_memory_pool().release_unused()  # the blocks' text, for planning to use
         return result
-
-    def _unchanged(self) -> None:
-        if _stat_of(self.path) != self._stat:
-            raise self._changed()
 
     def _changed(self) -> FileChanged:
         return FileChanged(
@@ -157,9 +162,8 @@ def _fingerprints(table: SourceTable) -> list[str]:
     return row_digests(table.frame, blank=blank_cells)
 
 
-def _stat_of(path: Path) -> tuple[int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (-1, -1)
-    return (stat.st_size, stat.st_mtime_ns)
+def _hash(table: SourceTable) -> bytes:
+    """The block's header and cells, in order (a second a million rows)."""
+    digest = hashlib.blake2b("\0".join(table.columns).encode(), digest_size=16)
+    digest.update(pd.util.hash_pandas_object(table.frame, index=False).to_numpy().tobytes())
+    return digest.digest()

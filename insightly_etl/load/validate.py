@@ -1664,12 +1664,17 @@ def concat_results(parts: list[ValidationResult], table: SourceTable) -> Validat
         update_only=masks(lambda p: p.update_only),
         notes=list(dict.fromkeys(n for p in parts for n in p.notes)),
         parent_ids=(
-            series([p.parent_ids for p in parts if p.parent_ids is not None])
-            if first.parent_ids is not None
-            else None
+            None if first.parent_ids is None else series([_given(p.parent_ids) for p in parts])
         ),
         links={name: series([p.links[name] for p in parts]) for name in links},
     )
+
+
+def _given(ids: pd.Series | None) -> pd.Series:
+    """A block's parents: every block of a file with a parent column has them."""
+    if ids is None:
+        raise RuntimeError("a block of the file has no parent ids where the first has")
+    return ids
 
 
 # lookups resolved within the row's pipeline or state: a stage name repeats across pipelines

@@ -3,10 +3,13 @@ files as the file read whole, and a file that changes between two readings is ne
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from insightly_etl.errors import InputError
@@ -51,10 +54,10 @@ def deals(n: int) -> list[str]:
 
 
 async def imported(
-    sb: Sandbox, file: Path, *, results: Path, announce=None, **options
+    sb: Sandbox, file: Path, *, results: Path, announce=None, max_requests=None
 ) -> ImportResult:
-    opts = ImportOptions(file=file, mapping_file=MAPPING, results_dir=results, **options)
-    async with sandbox_client(sb) as client:
+    opts = ImportOptions(file=file, mapping_file=MAPPING, results_dir=results)
+    async with sandbox_client(sb, max_requests=max_requests) as client:
         return await load_file(
             client, opts, SourceFile.read(file), read_mapping(MAPPING), announce=announce
         )
@@ -98,7 +101,7 @@ async def test_a_file_read_in_blocks_imports_as_the_file_read_whole(
     monkeypatch.setattr(readers, "TAIL_BYTES", 64)
     source = SourceFile.read(cut_file)
     assert not source.whole and len(source.table.frame) == 0  # no cell is kept
-    assert sum(1 for _ in source.blocks()) > 20
+    assert sum(1 for _ in source.read_blocks()) > 20
     cut = await imported(second, cut_file, results=cut_dir)
 
     assert (cut.counts, cut.requests, cut.exit_code) == (whole.counts, whole.requests, 1)
@@ -133,9 +136,10 @@ async def test_a_file_changed_after_it_was_first_read_is_refused_before_any_writ
     sb = make_sandbox()
     before = opportunities(sb)
     source = SourceFile.read(file)
-    edited = file.read_text().replace("Deal 0100", "Deal 9100")  # as many bytes
+    was = os.stat(file)
+    edited = file.read_text().replace("Deal 0100", "Xeal 0100")  # as many bytes, same moment
     file.write_text(edited)
-    os.utime(file, ns=(source._stat[1] + 10**9, source._stat[1] + 10**9))
+    os.utime(file, ns=(was.st_atime_ns, was.st_mtime_ns))
     opts = ImportOptions(file=file, mapping_file=MAPPING)
     async with sandbox_client(sb) as client:
         with pytest.raises(InputError) as refused:
@@ -162,15 +166,62 @@ async def test_results_of_a_file_changed_during_the_writes_give_lines_without_it
     shutil.copy(file, backup)
 
     def saved_again(_plan: object) -> None:
-        write_deals(file, deals(60))
+        write_deals(file, [line.replace("Deal ", "Other ") for line in deals(60)])
 
-    result = await imported(make_sandbox(), file, results=tmp_path, announce=saved_again)
+    sb = make_sandbox()
+    result = await imported(sb, file, results=tmp_path, announce=saved_again)
     counts = result.counts
     assert (counts.created, counts.updated, counts.rejected, counts.duplicate) == (101, 11, 6, 2)
     assert result.late_warnings == [
         f"{file}: changed while it was imported (it is read again, a block at a time, after it "
         "was first read): the results files give each row's line, not the file's cells"
     ]
+    names = opportunities(sb)
+    assert not [n for n in names if n.startswith("Other ")]  # the rows read first were sent
+    assert len([n for n in names if n.startswith("Deal ")]) == 101
     errors = (tmp_path / "deals.errors.csv").read_text(encoding="utf-8-sig").splitlines()
     assert errors[0] == "line,state,status,message"
     assert len(errors) == 1 + 6 + 2
+    rejects = (tmp_path / "deals.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rejects[0] == "line,errors" and len(rejects) == 1 + 6
+
+
+async def test_a_parquet_file_read_a_batch_at_a_time_imports_as_read_whole(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = deals(200)
+    frame = pd.read_csv(io.StringIO("\n".join([HEADER, *lines])), dtype=str, keep_default_na=False)
+    runs = []
+    for name, batch in (("whole", 10**6), ("cut", 40)):
+        folder = tmp_path / name
+        folder.mkdir()
+        file = folder / "deals.parquet"
+        frame.to_parquet(file, index=False)
+        monkeypatch.setattr(readers, "PARQUET_ROWS", batch)
+        assert SourceFile.read(file).whole is (name == "whole")
+        runs.append(await imported(make_sandbox(), file, results=folder, max_requests=None))
+    whole, cut = runs
+    assert cut.counts == whole.counts and whole.counts.rejected == 11
+    for name in ("plan", "errors", "rejects"):
+        made = (tmp_path / "cut" / f"deals.{name}.csv").read_bytes()
+        assert made == (tmp_path / "whole" / f"deals.{name}.csv").read_bytes(), name
+
+
+async def test_rows_left_by_a_stopped_run_are_listed_with_their_own_cells(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NAME.unprocessed.csv of a file read in blocks: each row's cells are read again from the
+    block its line is in."""
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    lines = deals(150)
+    file = write_deals(tmp_path / "deals.csv", lines)
+    result = await imported(make_sandbox(), file, results=tmp_path, max_requests=60)
+    assert result.outcome.stopped is not None and result.counts.left > 50
+    with (tmp_path / "deals.unprocessed.csv").open(encoding="utf-8-sig", newline="") as f:
+        left = list(csv.reader(f))
+    with file.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert left[0] == ["line", *rows[0]] and len(left) == 1 + result.counts.left
+    for entry in left[1:]:
+        assert entry[1:] == rows[int(entry[0]) - 1], entry[0]

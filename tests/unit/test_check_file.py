@@ -4,8 +4,10 @@ reading it whole gives — counts, errors, rejected rows, warnings across blocks
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import insightly_etl.load.readers as readers
@@ -15,6 +17,7 @@ from insightly_etl.load.check import FileCheck, check_file
 from insightly_etl.load.mapping import parse_mapping
 from insightly_etl.load.readers import NotPlain, iter_table, read_table
 from insightly_etl.load.source import SourceFile
+from insightly_etl.load.validate import validate_table
 from insightly_etl.sandbox.synth import custom_field_definitions
 
 FACTS = AccountFacts(custom_field_definitions().get("Contacts", []), {})
@@ -337,3 +340,37 @@ def test_a_file_of_blank_lines_past_its_header_is_no_row_read_in_blocks_or_whole
     assert (check.rows, check.rejected, check.warnings) == (0, 0, [])
     source = SourceFile.read(path)
     assert source.whole and source.table.lines == [] and source.digests == []
+
+
+def test_an_import_s_validation_in_blocks_is_the_whole_file_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """source.py: the blocks' results, joined, are validate_table's of the file read whole —
+    values and their types, errors by row, the rows that clear, default or only update."""
+    path = tmp_path / "people.csv"
+    clearing = tuple(replace(rule, blank="clear") for rule in MAPPING.columns)
+    blank_mapping = replace(MAPPING, blank="clear", columns=clearing)  # the cleared masks
+    lines = rows(300)
+    lines[250] = lines[250].replace("Last250", "")  # a field cleared, late in the file
+    path.write_text("\n".join(["Id,First,Last,Email,Born,Tier", *lines]) + "\n", encoding="utf-8")
+    whole = validate_table(read_table(path), blank_mapping, FACTS)
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    source = SourceFile.read(path)
+    assert not source.whole and len(source.hashes) > 20
+    cut = source.validate(blank_mapping, FACTS)
+    pd.testing.assert_frame_equal(cut.values, whole.values)
+    pd.testing.assert_frame_equal(
+        cut.errors.astype(str).reset_index(drop=True), whole.errors.astype(str)
+    )
+    assert len(whole.errors) == 13 and cut.table.lines == whole.table.lines
+    assert (int(whole.cleared["LAST_NAME"].sum()), int(whole.update_only["FIRST_NAME"].sum())) == (
+        1,
+        17,
+    )
+    for masks in ("cleared", "defaulted", "update_only"):
+        got, want = getattr(cut, masks), getattr(whole, masks)
+        assert sorted(got) == sorted(want), masks
+        for name in want:
+            assert (got[name] == want[name]).all(), (masks, name)
+    assert cut.table.columns == whole.table.columns and list(cut.table.frame.columns) == ["Id"]
