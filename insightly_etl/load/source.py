@@ -8,8 +8,9 @@ and every file only the exact reader reads right (not UTF-8, a ragged row, a wor
 read once and kept whole, as before.
 
 Each block read again must be the block read first, cell for cell (a hash of its rows): a
-file changed in between is not mixed with what was read first. Before any write the run stops
-(exit 2); the results files of a run that wrote are written without the file's cells, said.
+file changed in between is not mixed with what was read first. Found while validating, the
+run stops before any write (exit 2); found by a results file, the results files are written
+without the file's cells, said. A file read whole is read once: nothing to mix.
 """
 
 from __future__ import annotations
