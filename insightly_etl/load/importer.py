@@ -487,7 +487,7 @@ class _Run:
         return await facts_from_api(self.client, self.mapping)
 
     def validate(self, facts: AccountFacts) -> Validated:
-        validation = self.source.validate(self.mapping, facts)
+        validation = self.source.validate(self.mapping, facts, self.progress)
         rows = self.checkpoint.rows
         before = rows.states()
         done = RowState.DONE
@@ -532,6 +532,7 @@ class _Run:
             on_conflict=options.on_conflict,
             base=read_base(base_path, obj.id_field or "") if base_path and obj.id_field else None,
             last_write=self.checkpoint.rows.last_write,
+            progress=self.progress,
         )
 
     async def reconcile(self, executor: Executor, validated: Validated) -> list[int]:
@@ -577,7 +578,8 @@ class _Run:
             _quota_plan(self.client, plan, self.options, validated, estimate, planner.fill),
             since_last_run=self.since_last_run,
         )
-        return Planned(plan, quota, steps, write_plan(self.options, self.table, plan, planner))
+        file = write_plan(self.options, self.table, plan, planner, self.progress)
+        return Planned(plan, quota, steps, file)
 
     def record(self, plan: Plan, unsettled: dict[int, RowEntry]) -> None:
         """The plan's decisions, journaled before anything is sent."""
@@ -800,22 +802,34 @@ def _cut(text: str, limit: int) -> str:
 PLAN_COLUMNS = ("action", "record_id", "field", "current", "new", "note")
 
 
-def write_plan(options: ImportOptions, table: SourceTable, plan: Plan, planner: Planner) -> Path:
+def write_plan(
+    options: ImportOptions,
+    table: SourceTable,
+    plan: Plan,
+    planner: Planner,
+    progress: Progress | None = None,
+) -> Path:
     """NAME.plan.csv: one row per field a write will change, with its value now and after;
     and one per cell left as it is because it differs only as a spreadsheet re-saves values
     (action `artefact`, the note says how). Written a block of rows at a time: a million rows
-    make fifteen million lines."""
+    make fifteen million lines (`progress`: the rows, a block at a time)."""
     options.results_path.mkdir(parents=True, exist_ok=True)
-    return write_csv(
-        _plan_frames(table, plan, planner),
-        options.results_path / f"{options.results_stem}.plan.csv",
-    )
+    path = options.results_path / f"{options.results_stem}.plan.csv"
+    progress = progress or NullProgress()
+    if len(plan.rows) > _PLAN_BLOCK:  # a bar for the ones that take a while
+        progress.start(f"write {path.name}", total=len(plan.rows), unit="row")
+    try:
+        return write_csv(_plan_frames(table, plan, planner, progress), path)
+    finally:
+        progress.finish()
 
 
 _PLAN_BLOCK = 5_000  # rows of the file per block of NAME.plan.csv (about 75,000 lines)
 
 
-def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[Any]:
+def _plan_frames(
+    table: SourceTable, plan: Plan, planner: Planner, progress: Progress
+) -> Iterator[Any]:
     import pandas as pd
 
     by_row = sorted(plan.rows, key=lambda p: p.row)
@@ -887,6 +901,7 @@ def _plan_frames(table: SourceTable, plan: Plan, planner: Planner) -> Iterator[A
         for p in unbuilt:  # built again when sent
             planner.release(p)
         yield frame
+        progress.advance(len(planned))
 
 
 def plan_examples(

@@ -77,6 +77,7 @@ from insightly_etl.load.states import (
 )
 from insightly_etl.load.validate import ABSENT, ValidationResult, keyless_text
 from insightly_etl.moments import iso_instant
+from insightly_etl.progress import NullProgress, Progress
 
 Record = dict[str, Any]
 
@@ -557,6 +558,9 @@ def planning_columns(result: ValidationResult) -> list[str]:
     return [c for c in result.table.columns if c in wanted]
 
 
+_SHOWN_FROM = 5_000  # rows: a plan of more shows a progress bar, advanced this many at a time
+
+
 class Planner:
     def __init__(
         self,
@@ -571,8 +575,10 @@ class Planner:
         on_duplicate_email: OnDuplicateEmail = "warn",
         base: dict[int, dict[str, Any]] | None = None,
         last_write: LastWrites | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.client = client
+        self.progress = progress or NullProgress()  # the rows planned
         self.base = base  # record id -> its fields as exported (load/base.py)
         # (row, record id) -> what this import's earlier runs wrote to it (the checkpoint)
         self.last_writes = last_write
@@ -667,7 +673,11 @@ class Planner:
             if fresh and self.obj.duplicate_rule and self.obj.id_field:
                 await self._warn_like_insightly(fresh, plan)
         self._one_row_a_record(todo, lines, matches, plan)
-        for r in todo:
+        if len(todo) > _SHOWN_FROM:  # a bar for the plans that take a while
+            self.progress.start(f"plan {self.obj.name}", total=len(todo), unit="row")
+        for i, r in enumerate(todo, 1):
+            if i % _SHOWN_FROM == 0:
+                self.progress.advance(_SHOWN_FROM)
             if r in plan.skipped or r in plan.failed:
                 continue
             values = row_values(self.result, r)
@@ -762,6 +772,8 @@ class Planner:
                             r, lines[r], Action.CREATE, key=keys[r], parent_id=parent, built=False
                         )
                     )
+        self.progress.advance(len(todo) % _SHOWN_FROM)
+        self.progress.finish()
         await self._check_identity(plan)
         self._warn_no_copy_time(plan)
         self._warn_overwritten_whole(plan)

@@ -36,6 +36,7 @@ from insightly_etl.load.validate import (
     validate_blocks,
     validate_table,
 )
+from insightly_etl.progress import NullProgress, Progress
 
 
 class FileChanged(InputError):
@@ -128,11 +129,15 @@ class SourceFile:
         if at != len(lines):
             raise self._changed()
 
-    def validate(self, mapping: Mapping, facts: AccountFacts) -> ValidationResult:
+    def validate(
+        self, mapping: Mapping, facts: AccountFacts, progress: Progress | None = None
+    ) -> ValidationResult:
         """validate_table of the whole file, a block at a time: of each block only its typed
-        values are kept, and the columns planning reads."""
+        values are kept, and the columns planning reads. `progress`: rows, a block at a time."""
         if self.whole:
             return validate_table(self.table, mapping, facts)
+        progress = progress or NullProgress()
+        progress.start(f"validate {self.path.name}", total=len(self.table.lines), unit="row")
         parts: list[ValidationResult] = []
         kept: list[str] | None = None
         for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
@@ -140,6 +145,8 @@ class SourceFile:
             parts.append(
                 replace(result, table=replace(result.table, frame=result.table.frame[kept]))
             )
+            progress.advance(result.rows)
+        progress.finish()
         frame = pd.concat([p.table.frame for p in parts], ignore_index=True)
         result = concat_results(parts, replace(self.table, frame=frame))
         del parts

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from insightly_etl.errors import InputError
-from insightly_etl.load import readers
+from insightly_etl.load import importer, plan, readers
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.source import SourceFile
@@ -54,13 +54,40 @@ def deals(n: int) -> list[str]:
 
 
 async def imported(
-    sb: Sandbox, file: Path, *, results: Path, announce=None, max_requests=None
+    sb: Sandbox, file: Path, *, results: Path, announce=None, max_requests=None, progress=None
 ) -> ImportResult:
     opts = ImportOptions(file=file, mapping_file=MAPPING, results_dir=results)
     async with sandbox_client(sb, max_requests=max_requests) as client:
         return await load_file(
-            client, opts, SourceFile.read(file), read_mapping(MAPPING), announce=announce
+            client,
+            opts,
+            SourceFile.read(file),
+            read_mapping(MAPPING),
+            announce=announce,
+            progress=progress,
         )
+
+
+class Bars:
+    """What the progress bars showed: (label, total, unit, advanced), in order."""
+
+    def __init__(self) -> None:
+        self.shown: list[list] = []
+        self.open = False
+
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
+        self.shown.append([label, total, unit, 0])
+        self.open = True
+
+    def set_total(self, total: int) -> None:
+        self.shown[-1][1] = total
+
+    def advance(self, n: int) -> None:
+        if self.open:
+            self.shown[-1][3] += n
+
+    def finish(self) -> None:
+        self.open = False
 
 
 def write_deals(path: Path, lines: list[str]) -> Path:
@@ -225,3 +252,26 @@ async def test_rows_left_by_a_stopped_run_are_listed_with_their_own_cells(
     assert left[0] == ["line", *rows[0]] and len(left) == 1 + result.counts.left
     for entry in left[1:]:
         assert entry[1:] == rows[int(entry[0]) - 1], entry[0]
+
+
+async def test_long_work_before_the_first_write_shows_its_progress(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading, validating and planning a million rows took two minutes with nothing on the
+    screen: validation (of a file read in blocks), planning and NAME.plan.csv each show a bar
+    of rows when there are enough of them."""
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    monkeypatch.setattr(plan, "_SHOWN_FROM", 50)
+    monkeypatch.setattr(importer, "_PLAN_BLOCK", 40)
+    file = write_deals(tmp_path / "deals.csv", deals(300))
+    bars = Bars()
+    result = await imported(make_sandbox(), file, results=tmp_path, progress=bars)
+    planned = 300 - 15 - 2  # rejected, duplicates
+    assert bars.shown == [
+        ["validate deals.csv", 300, "row", 300],
+        ["plan opportunities", planned, "row", planned],
+        ["write deals.plan.csv", planned, "row", planned],
+        ["import opportunities", planned, "row", planned],
+    ]
+    assert result.counts.created + result.counts.updated == planned
