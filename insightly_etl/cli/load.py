@@ -163,6 +163,7 @@ def validate(
         delimiter=delimiter,
         sheet=sheet,
         on_duplicate=on_duplicate,
+        progress=progress(quiet=False),  # on a terminal: a bar of rows (millions take a while)
     )
     for note in check.notes:
         click.echo(f"Note: {note}", err=True)

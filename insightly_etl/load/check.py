@@ -40,6 +40,7 @@ from insightly_etl.load.validate import (
     update_only_text,
     validate_blocks,
 )
+from insightly_etl.progress import NullProgress, Progress
 
 EXAMPLES = 3
 
@@ -71,17 +72,24 @@ def check_file(
     delimiter: str | None = None,
     sheet: str | None = None,
     on_duplicate: str = "error",
+    progress: Progress | None = None,
 ) -> FileCheck:
     """`facts` is asked for once the first block is read: a file that cannot be read costs
     no request, and a file read again whole asks no second time. `on_duplicate`: import's
-    option (first|last send one of the rows sharing a key, so none is refused)."""
+    option (first|last send one of the rows sharing a key, so none is refused). `progress`:
+    the rows checked, a block at a time."""
     facts = functools.cache(facts)
+    progress = progress or NullProgress()
     try:
+        progress.start(f"validate {path.name}", unit="row")
         tables = iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
-        return _check(tables, mapping, facts, on_duplicate)
+        return _check(tables, mapping, facts, on_duplicate, progress)
     except NotPlain:  # a block only the exact reader reads right: the file whole
+        progress.start(f"validate {path.name}", unit="row")  # from the start again
         whole = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
-        return _check([whole], mapping, facts, on_duplicate)
+        return _check([whole], mapping, facts, on_duplicate, progress)
+    finally:
+        progress.finish()
 
 
 def _check(
@@ -89,6 +97,7 @@ def _check(
     mapping: Mapping,
     facts_of: Callable[[], AccountFacts],
     on_duplicate: str,
+    progress: Progress,
 ) -> FileCheck:
     out = FileCheck()
     groups: dict[tuple[str, str], ErrorGroup] = {}
@@ -123,6 +132,7 @@ def _check(
         count, first_lost = _lost_letters(result)
         lost = (lost[0] + count, lost[1] or first_lost)
         out.rows += result.rows
+        progress.advance(result.rows)
         out.bad_rows += result.bad_rows
         out.rejected += len(result.rejected_rows) + result.bad_rows
     assert first is not None, "iter_table yields at least one table"

@@ -374,3 +374,43 @@ def test_an_import_s_validation_in_blocks_is_the_whole_file_s(
         for name in want:
             assert (got[name] == want[name]).all(), (masks, name)
     assert cut.table.columns == whole.table.columns and list(cut.table.frame.columns) == ["Id"]
+
+
+class Bars:
+    """What the progress bars showed: [label, total, unit, advanced], in order."""
+
+    def __init__(self) -> None:
+        self.shown: list[list] = []
+
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
+        self.shown.append([label, total, unit, 0])
+
+    def set_total(self, total: int) -> None:
+        self.shown[-1][1] = total
+
+    def advance(self, n: int) -> None:
+        self.shown[-1][3] += n
+
+    def finish(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("late", ["n350", '"two\nlines"'])
+def test_validate_shows_the_rows_checked_and_starts_again_when_it_reads_the_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str
+) -> None:
+    lines = ["Id,First,Last,Email,Born,Tier", *rows(400)]
+    lines[351] = lines[351].rsplit(",", 1)[0] + "," + late.replace("n350", "Gold")
+    path = tmp_path / "people.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    bars = Bars()
+    check = check_file(path, MAPPING, lambda: FACTS, progress=bars)
+    assert check.rows == 400
+    started = ["validate people.csv", None, "row"]
+    if late == "n350":
+        assert bars.shown == [[*started, 400]]
+    else:  # a line break in a value, late: read whole, counted from the start again (the
+        # first rows are read before any is checked: how their dates read is decided first)
+        assert bars.shown == [[*started, 0], [*started, 400]]
