@@ -557,9 +557,12 @@ class _Run:
 
     async def plan(self, planner: Planner, validated: Validated, todo: list[int]) -> Planned:
         known_ids = {r: validated.record_ids[r] for r in todo if r in validated.record_ids}
-        plan = await planner.plan(
-            todo, self.table.lines, all_valid_rows=validated.valid, known_ids=known_ids
-        )
+        try:
+            plan = await planner.plan(
+                todo, self.table.lines, all_valid_rows=validated.valid, known_ids=known_ids
+            )
+        finally:  # its bar ends before a stop or an error is said
+            self.progress.finish()
         self.record(plan, validated.unsettled)
         steps = None
         estimate = None

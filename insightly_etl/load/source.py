@@ -140,13 +140,15 @@ class SourceFile:
         progress.start(f"validate {self.path.name}", total=len(self.table.lines), unit="row")
         parts: list[ValidationResult] = []
         kept: list[str] | None = None
-        for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
-            kept = planning_columns(result) if kept is None else kept
-            parts.append(
-                replace(result, table=replace(result.table, frame=result.table.frame[kept]))
-            )
-            progress.advance(result.rows)
-        progress.finish()
+        try:  # the bar ends before an error is said
+            for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
+                kept = planning_columns(result) if kept is None else kept
+                parts.append(
+                    replace(result, table=replace(result.table, frame=result.table.frame[kept]))
+                )
+                progress.advance(result.rows)
+        finally:
+            progress.finish()
         frame = pd.concat([p.table.frame for p in parts], ignore_index=True)
         result = concat_results(parts, replace(self.table, frame=frame))
         del parts
