@@ -164,7 +164,8 @@ def test_a_usage_error_s_json_line_carries_its_exit_code(make_sandbox, tmp_path)
     usage, hint, error = log_lines(result.stderr)
     assert (usage["level"], hint["level"], "exit_code" in usage) == ("info", "info", False)
     assert (error["level"], error["exit_code"]) == ("error", 2)
-    assert error["message"].startswith("No such option '--bogus'.")  # click's words follow
+    # click's own words, which differ between its versions ('--bogus'. / : --bogus)
+    assert error["message"].startswith("No such option") and "--bogus" in error["message"]
 
 
 @pytest.mark.parametrize(
