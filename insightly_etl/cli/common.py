@@ -126,6 +126,13 @@ def _fail(
     sys.exit(code)
 
 
+def _said_as_the_end(code: int) -> None:
+    """click shows a usage error next, and the run ends: under --log-format json its line
+    carries the exit code, as every other error's that ends a run."""
+    if isinstance(sys.stderr, JsonLines):
+        sys.stderr.exit_code = code
+
+
 def _context() -> Context | None:
     ctx = click.get_current_context(silent=True)
     return ctx.find_object(Context) if ctx else None
@@ -191,6 +198,19 @@ class ErrorBoundary(click.Group):
             sys.stderr = _Unbroken(sys.stderr)
         return super().main(*args, **kwargs)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:  # the group's own options: refused as they parse
+            _said_as_the_end(exc.exit_code)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         code: int | str | None = 1
         ran = True  # not a --help or --version, which print and run nothing: no summary
@@ -207,8 +227,7 @@ class ErrorBoundary(click.Group):
         except click.ClickException as exc:
             code = exc.exit_code
             _name_the_envvar(exc)
-            if isinstance(sys.stderr, JsonLines):  # click shows it next, as the run's end
-                sys.stderr.ending = code
+            _said_as_the_end(code)
             obj = ctx.find_object(Context)
             if obj is not None and obj.summary is not None:
                 obj.summary.error = exc.format_message()
@@ -357,7 +376,7 @@ class JsonLines(io.TextIOBase):
 
     def __init__(self, stream: Any) -> None:
         self.stream, self._partial = stream, ""
-        self.ending: int | None = None  # a usage error's exit code: its Error: line says it
+        self.exit_code: int | None = None  # a usage error's: its Error: line says it
 
     def write(self, text: str) -> int:
         *lines, self._partial = (self._partial + text).split("\n")
@@ -365,7 +384,7 @@ class JsonLines(io.TextIOBase):
             if line.strip():
                 found = next(((p, lv) for p, lv in self._LEVELS if line.startswith(p)), None)
                 prefix, level = found or ("", "info")
-                extra = {"exit_code": self.ending} if level == "error" and self.ending else {}
+                extra = {"exit_code": self.exit_code} if level == "error" and self.exit_code else {}
                 self.stream.write(json_line(level, line[len(prefix) :].strip(), **extra) + "\n")
         return len(text)
 
@@ -380,12 +399,16 @@ class JsonLines(io.TextIOBase):
 
 
 def _configure_logging(verbose: int, log_format: str = "text") -> None:
+    handlers = logging.getLogger().handlers
+    was_json = any(isinstance(h.formatter, JsonFormatter) for h in handlers)
     if verbose or log_format == "json":
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
             force=True,
         )
+    elif was_json:  # text typed after the command, json from the environment: as main sets it
+        logging.basicConfig(level=logging.WARNING, format="Warning: %(message)s", force=True)
     for handler in logging.getLogger().handlers:
         if log_format == "json":
             handler.setFormatter(JsonFormatter())

@@ -195,6 +195,34 @@ def test_the_log_format_typed_last_wins_over_the_environment_and_what_came_befor
         assert first.startswith("Exported 1 object type,")
 
 
+def test_a_refused_option_of_the_group_s_own_carries_its_exit_code_too(tmp_path):
+    """Refused while the options before the command parse, before any command runs."""
+    other = write(tmp_path, "notes.txt", "not a summary")
+    result = run(None, "--log-format", "json", "--summary-json", str(other), "export", "contacts")
+    assert result.exit_code == 2
+    (error,) = [line for line in log_lines(result.stderr) if line["level"] == "error"]
+    assert error["exit_code"] == 2 and "is a file, but not a run summary" in error["message"]
+
+
+def test_log_records_are_text_again_when_text_is_typed_after_the_command(make_sandbox, tmp_path):
+    """The environment's json had put a JSON formatter on the log handlers: a warning the
+    library logs (a key file others may read) came out as JSON under --log-format text."""
+    key = write(tmp_path, "key.txt", KEY)
+    key.chmod(0o644)
+    file = write(tmp_path, "p.csv", "Name,Email\nAda,ada@example.com\n")
+    mapping = write(tmp_path, "m.yaml", MAPPING)
+    env = {k: v for k, v in ENV.items() if k != "INSIGHTLY_API_KEY"}
+    result = run(
+        make_sandbox(), "validate", str(file), "--mapping", str(mapping), "--api-key-file",
+        str(key), "--log-format", "text", env={**env, "INSIGHTLY_ETL_LOG_FORMAT": "json"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"Warning: the API key file {key} can be read or changed by other users of this "
+        f"machine (mode 644); `chmod 600 {key}` keeps it yours"
+    )
+
+
 def test_an_import_summary_and_status_json(make_sandbox, tmp_path):
     sb = make_sandbox()
     data = write(tmp_path, "people.csv", "Name,Email\nAda,ada@example.com\nBob,not-an-address\n")
