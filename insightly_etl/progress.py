@@ -6,6 +6,8 @@ The CLI passes `TqdmProgress` (one bar per object, records/s and ETA) or `NullPr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 
@@ -64,3 +66,24 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+@contextmanager
+def shown(
+    progress: Progress | None,
+    label: str,
+    total: int | None = None,
+    *,
+    unit: str = "row",
+    when: bool = True,
+) -> Iterator[Callable[[int], None]]:
+    """A bar for one piece of work, ended however the work ends (before an error is said);
+    none `when` the work is too small to wait for. Gives the bar's advance."""
+    if progress is None or not when:
+        yield lambda n: None
+        return
+    progress.start(label, total=total, unit=unit)
+    try:
+        yield progress.advance
+    finally:
+        progress.finish()

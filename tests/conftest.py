@@ -105,3 +105,31 @@ def cli_runner():  # -> click.testing.CliRunner
 
     mixed = "mix_stderr" in inspect.signature(CliRunner.__init__).parameters
     return CliRunner(mix_stderr=False) if mixed else CliRunner()
+
+
+class Bars:
+    """A Progress that records what its bars showed, [label, total, unit, advanced, ended],
+    and fails a test that starts a bar over an open one or advances none."""
+
+    def __init__(self) -> None:
+        self.shown: list[list[Any]] = []
+
+    @property
+    def open(self) -> bool:
+        return bool(self.shown) and not self.shown[-1][4]
+
+    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
+        assert not self.open, f"{label!r} started over {self.shown[-1][0]!r}"
+        self.shown.append([label, total, unit, 0, False])
+
+    def set_total(self, total: int) -> None:
+        assert self.open
+        self.shown[-1][1] = total
+
+    def advance(self, n: int) -> None:
+        assert self.open, f"advanced {n} with no bar open"
+        self.shown[-1][3] += n
+
+    def finish(self) -> None:
+        if self.open:
+            self.shown[-1][4] = True

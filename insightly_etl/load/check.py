@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightly_etl.load import readers
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.identity import (
     compared,
@@ -40,7 +41,7 @@ from insightly_etl.load.validate import (
     update_only_text,
     validate_blocks,
 )
-from insightly_etl.progress import NullProgress, Progress
+from insightly_etl.progress import Progress, shown
 
 EXAMPLES = 3
 
@@ -79,17 +80,16 @@ def check_file(
     option (first|last send one of the rows sharing a key, so none is refused). `progress`:
     the rows checked, a block at a time."""
     facts = functools.cache(facts)
-    progress = progress or NullProgress()
+    label = f"validate {path.name}"
+    big = path.is_file() and path.stat().st_size > readers.BLOCK_BYTES  # a bar: it takes a while
     try:
-        progress.start(f"validate {path.name}", unit="row")
-        tables = iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
-        return _check(tables, mapping, facts, on_duplicate, progress)
+        with shown(progress, label, when=big) as advance:
+            tables = iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+            return _check(tables, mapping, facts, on_duplicate, advance)
     except NotPlain:  # a block only the exact reader reads right: the file whole
-        progress.start(f"validate {path.name}", unit="row")  # from the start again
-        whole = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
-        return _check([whole], mapping, facts, on_duplicate, progress)
-    finally:
-        progress.finish()
+        with shown(progress, label, when=big) as advance:  # counted from the start again
+            whole = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
+            return _check([whole], mapping, facts, on_duplicate, advance)
 
 
 def _check(
@@ -97,7 +97,7 @@ def _check(
     mapping: Mapping,
     facts_of: Callable[[], AccountFacts],
     on_duplicate: str,
-    progress: Progress,
+    advance: Callable[[int], None],
 ) -> FileCheck:
     out = FileCheck()
     groups: dict[tuple[str, str], ErrorGroup] = {}
@@ -132,7 +132,7 @@ def _check(
         count, first_lost = _lost_letters(result)
         lost = (lost[0] + count, lost[1] or first_lost)
         out.rows += result.rows
-        progress.advance(result.rows)
+        advance(result.rows)
         out.bad_rows += result.bad_rows
         out.rejected += len(result.rejected_rows) + result.bad_rows
     assert first is not None, "iter_table yields at least one table"

@@ -34,7 +34,15 @@ from insightly_etl.load.checkpoint.pairing import Identity
 from insightly_etl.load.execute import Executor, send_groups
 from insightly_etl.load.identity import duplicate_action
 from insightly_etl.load.mapping import Mapping, export_key, matched_by_id
-from insightly_etl.load.plan import PERSON_NAME, WHO, Plan, PlannedRow, Planner, display
+from insightly_etl.load.plan import (
+    PERSON_NAME,
+    SHOWN_FROM,
+    WHO,
+    Plan,
+    PlannedRow,
+    Planner,
+    display,
+)
 from insightly_etl.load.readers import SourceTable
 from insightly_etl.load.reconcile import NOT_FOUND_YET
 from insightly_etl.load.report import ErrorGroup, error_groups, row_messages
@@ -58,7 +66,7 @@ from insightly_etl.load.states import (
 )
 from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
 from insightly_etl.load.validate import ValidationResult
-from insightly_etl.progress import NullProgress, Progress
+from insightly_etl.progress import NullProgress, Progress, shown
 
 TRANSIENT = (None, 429, 500, 502, 503, 504)
 # what files to import are usually called: a.csv and a.xlsx would share results files
@@ -818,20 +826,16 @@ def write_plan(
     make fifteen million lines (`progress`: the rows, a block at a time)."""
     options.results_path.mkdir(parents=True, exist_ok=True)
     path = options.results_path / f"{options.results_stem}.plan.csv"
-    progress = progress or NullProgress()
-    if len(plan.rows) > _PLAN_BLOCK:  # a bar for the ones that take a while
-        progress.start(f"write {path.name}", total=len(plan.rows), unit="row")
-    try:
-        return write_csv(_plan_frames(table, plan, planner, progress), path)
-    finally:
-        progress.finish()
+    rows = len(plan.rows)
+    with shown(progress, f"write {path.name}", rows, when=rows > SHOWN_FROM) as advance:
+        return write_csv(_plan_frames(table, plan, planner, advance), path)
 
 
 _PLAN_BLOCK = 5_000  # rows of the file per block of NAME.plan.csv (about 75,000 lines)
 
 
 def _plan_frames(
-    table: SourceTable, plan: Plan, planner: Planner, progress: Progress
+    table: SourceTable, plan: Plan, planner: Planner, advance: Callable[[int], None]
 ) -> Iterator[Any]:
     import pandas as pd
 
@@ -904,7 +908,7 @@ def _plan_frames(
         for p in unbuilt:  # built again when sent
             planner.release(p)
         yield frame
-        progress.advance(len(planned))
+        advance(len(planned))
 
 
 def plan_examples(

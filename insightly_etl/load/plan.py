@@ -558,7 +558,7 @@ def planning_columns(result: ValidationResult) -> list[str]:
     return [c for c in result.table.columns if c in wanted]
 
 
-_SHOWN_FROM = 5_000  # rows: a plan of more shows a progress bar, advanced this many at a time
+SHOWN_FROM = 5_000  # rows: planning more (or writing their plan) shows a bar, advanced by so many
 
 
 class Planner:
@@ -673,11 +673,12 @@ class Planner:
             if fresh and self.obj.duplicate_rule and self.obj.id_field:
                 await self._warn_like_insightly(fresh, plan)
         self._one_row_a_record(todo, lines, matches, plan)
-        if len(todo) > _SHOWN_FROM:  # a bar for the plans that take a while
+        bar = len(todo) > SHOWN_FROM  # a bar for the plans that take a while (the importer
+        if bar:  # ends it, however planning ends)
             self.progress.start(f"plan {self.obj.name}", total=len(todo), unit="row")
         for i, r in enumerate(todo, 1):
-            if i % _SHOWN_FROM == 0:
-                self.progress.advance(_SHOWN_FROM)
+            if bar and i % SHOWN_FROM == 0:
+                self.progress.advance(SHOWN_FROM)
             if r in plan.skipped or r in plan.failed:
                 continue
             values = row_values(self.result, r)
@@ -772,8 +773,9 @@ class Planner:
                             r, lines[r], Action.CREATE, key=keys[r], parent_id=parent, built=False
                         )
                     )
-        self.progress.advance(len(todo) % _SHOWN_FROM)
-        self.progress.finish()
+        if bar:
+            self.progress.advance(len(todo) % SHOWN_FROM)
+            self.progress.finish()
         await self._check_identity(plan)
         self._warn_no_copy_time(plan)
         self._warn_overwritten_whole(plan)

@@ -36,7 +36,7 @@ from insightly_etl.load.validate import (
     validate_blocks,
     validate_table,
 )
-from insightly_etl.progress import NullProgress, Progress
+from insightly_etl.progress import Progress, shown
 
 
 class FileChanged(InputError):
@@ -136,19 +136,16 @@ class SourceFile:
         values are kept, and the columns planning reads. `progress`: rows, a block at a time."""
         if self.whole:
             return validate_table(self.table, mapping, facts)
-        progress = progress or NullProgress()
-        progress.start(f"validate {self.path.name}", total=len(self.table.lines), unit="row")
         parts: list[ValidationResult] = []
         kept: list[str] | None = None
-        try:  # the bar ends before an error is said
+        label = f"validate {self.path.name}"
+        with shown(progress, label, len(self.table.lines)) as advance:
             for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
                 kept = planning_columns(result) if kept is None else kept
                 parts.append(
                     replace(result, table=replace(result.table, frame=result.table.frame[kept]))
                 )
-                progress.advance(result.rows)
-        finally:
-            progress.finish()
+                advance(result.rows)
         frame = pd.concat([p.table.frame for p in parts], ignore_index=True)
         result = concat_results(parts, replace(self.table, frame=frame))
         del parts

@@ -18,7 +18,7 @@ from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.source import SourceFile
 from insightly_etl.sandbox import Sandbox, SandboxConfig
-from tests.conftest import KEY, sandbox_client
+from tests.conftest import KEY, Bars, sandbox_client
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,28 +66,6 @@ async def imported(
             announce=announce,
             progress=progress,
         )
-
-
-class Bars:
-    """What the progress bars showed: (label, total, unit, advanced), in order."""
-
-    def __init__(self) -> None:
-        self.shown: list[list] = []
-        self.open = False
-
-    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
-        self.shown.append([label, total, unit, 0])
-        self.open = True
-
-    def set_total(self, total: int) -> None:
-        self.shown[-1][1] = total
-
-    def advance(self, n: int) -> None:
-        if self.open:
-            self.shown[-1][3] += n
-
-    def finish(self) -> None:
-        self.open = False
 
 
 def write_deals(path: Path, lines: list[str]) -> Path:
@@ -262,16 +240,39 @@ async def test_long_work_before_the_first_write_shows_its_progress(
     of rows when there are enough of them."""
     monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
     monkeypatch.setattr(readers, "TAIL_BYTES", 64)
-    monkeypatch.setattr(plan, "_SHOWN_FROM", 50)
+    monkeypatch.setattr(plan, "SHOWN_FROM", 50)
+    monkeypatch.setattr(importer, "SHOWN_FROM", 50)
     monkeypatch.setattr(importer, "_PLAN_BLOCK", 40)
     file = write_deals(tmp_path / "deals.csv", deals(300))
     bars = Bars()
     result = await imported(make_sandbox(), file, results=tmp_path, progress=bars)
     planned = 300 - 15 - 2  # rejected, duplicates
     assert bars.shown == [
-        ["validate deals.csv", 300, "row", 300],
-        ["plan opportunities", planned, "row", planned],
-        ["write deals.plan.csv", planned, "row", planned],
-        ["import opportunities", planned, "row", planned],
+        ["validate deals.csv", 300, "row", 300, True],
+        ["plan opportunities", planned, "row", planned, True],
+        ["write deals.plan.csv", planned, "row", planned, True],
+        ["import opportunities", planned, "row", planned, True],
     ]
     assert result.counts.created + result.counts.updated == planned
+
+
+async def test_a_bar_ends_when_a_changed_file_stops_the_run_and_small_work_shows_none(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bar is ended before the error is said (it was left half drawn above it); a file
+    of one block, planned in fewer rows than a bar is for, shows none."""
+    file = write_deals(tmp_path / "deals.csv", deals(120))
+    bars = Bars()
+    await imported(make_sandbox(), file, results=tmp_path, progress=bars)
+    assert bars.shown == [["import opportunities", 112, "row", 112, True]]
+
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    source = SourceFile.read(file)
+    file.write_text(file.read_text().replace("Deal 0100", "Xeal 0100"))
+    bars = Bars()
+    opts = ImportOptions(file=file, mapping_file=MAPPING, results_dir=tmp_path / "again")
+    async with sandbox_client(make_sandbox()) as client:
+        with pytest.raises(InputError, match="changed while it was imported"):
+            await load_file(client, opts, source, read_mapping(MAPPING), progress=bars)
+    assert bars.shown[0][:2] == ["validate deals.csv", 120] and not bars.open

@@ -19,6 +19,7 @@ from insightly_etl.load.readers import NotPlain, iter_table, read_table
 from insightly_etl.load.source import SourceFile
 from insightly_etl.load.validate import validate_table
 from insightly_etl.sandbox.synth import custom_field_definitions
+from tests.conftest import Bars
 
 FACTS = AccountFacts(custom_field_definitions().get("Contacts", []), {})
 MAPPING = parse_mapping(
@@ -376,25 +377,6 @@ def test_an_import_s_validation_in_blocks_is_the_whole_file_s(
     assert cut.table.columns == whole.table.columns and list(cut.table.frame.columns) == ["Id"]
 
 
-class Bars:
-    """What the progress bars showed: [label, total, unit, advanced], in order."""
-
-    def __init__(self) -> None:
-        self.shown: list[list] = []
-
-    def start(self, label: str, total: int | None = None, unit: str = "rec") -> None:
-        self.shown.append([label, total, unit, 0])
-
-    def set_total(self, total: int) -> None:
-        self.shown[-1][1] = total
-
-    def advance(self, n: int) -> None:
-        self.shown[-1][3] += n
-
-    def finish(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("late", ["n350", '"two\nlines"'])
 def test_validate_shows_the_rows_checked_and_starts_again_when_it_reads_the_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str
@@ -410,7 +392,11 @@ def test_validate_shows_the_rows_checked_and_starts_again_when_it_reads_the_file
     assert check.rows == 400
     started = ["validate people.csv", None, "row"]
     if late == "n350":
-        assert bars.shown == [[*started, 400]]
+        assert bars.shown == [[*started, 400, True]]
     else:  # a line break in a value, late: read whole, counted from the start again (the
         # first rows are read before any is checked: how their dates read is decided first)
-        assert bars.shown == [[*started, 0], [*started, 400]]
+        assert bars.shown == [[*started, 0, True], [*started, 400, True]]
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1 << 30)  # one block: quick, no bar
+    quiet = Bars()
+    check_file(path, MAPPING, lambda: FACTS, progress=quiet)
+    assert quiet.shown == []
