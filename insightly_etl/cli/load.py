@@ -515,7 +515,9 @@ def import_(
     if csv_dialect and not delimiter:
         delimiter = ";" if csv_dialect == "excel-eu" else ","
     file, here, name = _local(file)
-    source = SourceFile.read(file, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    source = SourceFile.read(
+        file, encoding=encoding, delimiter=delimiter, sheet=sheet, progress=progress(quiet)
+    )
     # a rehearsal against the sandbox keeps its own journal: the real account's run must not
     # take the sandbox's rows for done
     # (and one file imported into several accounts of accounts.yaml keeps one per account)

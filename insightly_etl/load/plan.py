@@ -547,7 +547,9 @@ LastWrites = Callable[[int, int], LastWrite]
 def planning_columns(result: ValidationResult) -> list[str]:
     """The file's columns whose text planning reads besides the validated values (a file
     read in blocks keeps only these: source.py): an export's DATE_UPDATED_UTC, the match
-    key's columns, and those of number fields (a cell in scientific notation)."""
+    key's columns, and those of number fields (a cell in scientific notation). Planning that
+    reads another column of `result.table.frame` must name it here, or it is missing for
+    files of more than one block only."""
     wanted = {"DATE_UPDATED_UTC"}
     if result.mapping.match is not None:
         wanted |= {column for column, _ in result.mapping.match.pairs}

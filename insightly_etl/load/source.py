@@ -16,7 +16,7 @@ without the file's cells, said. A file read whole is read once: nothing to mix.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from insightly_etl.errors import InputError
+from insightly_etl.load import readers
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.checkpoint import row_digests
 from insightly_etl.load.mapping import Mapping
@@ -65,21 +66,26 @@ class SourceFile:
         encoding: str | None = None,
         delimiter: str | None = None,
         sheet: str | None = None,
+        progress: Progress | None = None,
     ) -> SourceFile:
+        """`progress`: the rows read, for a file of more than one block."""
         source = cls(path, SourceTable(path, pd.DataFrame(), []), [], encoding, delimiter, sheet)
+        big = path.is_file() and path.stat().st_size > readers.BLOCK_BYTES
         try:
-            source._first_reading()
+            with shown(progress, f"read {path.name}", when=big) as advance:
+                source._first_reading(advance)
         except NotPlain:  # a block only the exact reader reads right: the file whole
             source.table = read_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)
             source.digests, source.hashes = _fingerprints(source.table), []
         return source
 
-    def _first_reading(self) -> None:
+    def _first_reading(self, advance: Callable[[int], None]) -> None:
         blocks = iter_table(
             self.path, encoding=self.encoding, delimiter=self.delimiter, sheet=self.sheet
         )
         table = next(blocks)
         digests, hashes = _fingerprints(table), [_hash(table)]
+        advance(len(table.lines))
         for block in blocks:
             if len(hashes) == 1:  # a second block: the file is not kept, its lines are
                 empty = pd.DataFrame(columns=table.columns)  # iloc[:0] kept the block's buffers
@@ -88,6 +94,7 @@ class SourceFile:
             hashes.append(_hash(block))
             table.lines += block.lines
             table.notes += [n for n in block.notes if n not in table.notes]
+            advance(len(block.lines))
         self.table, self.digests = table, digests
         if len(hashes) > 1:
             self.hashes, table.reread = hashes, self.read_blocks

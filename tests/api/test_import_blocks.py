@@ -244,6 +244,9 @@ async def test_long_work_before_the_first_write_shows_its_progress(
     monkeypatch.setattr(importer, "SHOWN_FROM", 50)
     monkeypatch.setattr(importer, "_PLAN_BLOCK", 40)
     file = write_deals(tmp_path / "deals.csv", deals(300))
+    reading = Bars()
+    SourceFile.read(file, progress=reading)  # before any request, the first reading
+    assert reading.shown == [["read deals.csv", None, "row", 300, True]]
     bars = Bars()
     result = await imported(make_sandbox(), file, results=tmp_path, progress=bars)
     planned = 300 - 15 - 2  # rejected, duplicates
