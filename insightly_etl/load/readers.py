@@ -96,6 +96,12 @@ def read_table(
     delimiter: str | None = None,
     sheet: str | None = None,
 ) -> SourceTable:
+    if path.exists() and not path.is_file():  # a pipe, a device: read once, and never again
+        raise InputError(
+            f"{path}: a pipe or a device, not a saved file",
+            hint="Save what it gives to a file and give that file (an import reads its file "
+            "more than once).",
+        )
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     delimiter = _delimiter(delimiter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -172,6 +173,18 @@ def test_parquet_is_shown_as_export_csv_text(tmp_path: Path) -> None:
 def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         read_table(tmp_path / "nope.csv")
+
+
+def test_a_pipe_is_refused_as_one_not_as_a_missing_file(tmp_path: Path) -> None:
+    """`import <(curl …)` said "no such file" of a path that is there."""
+    fifo = tmp_path / "people.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as refused:
+        read_table(fifo)
+    assert str(refused.value) == f"{fifo}: a pipe or a device, not a saved file"
+    assert refused.value.hint == (
+        "Save what it gives to a file and give that file (an import reads its file more than once)."
+    )
 
 
 # ---------------------------------------------------------------- hostile workbooks
