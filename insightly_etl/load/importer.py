@@ -664,19 +664,7 @@ class _Run:
         )
         validation = validated.validation
         late: list[str] = []
-        files = [
-            planned.file,
-            *write_results(
-                options.results_path,
-                options.results_stem,
-                self.table,
-                validation,
-                self.checkpoint,
-                stopped=bool(outcome.stopped),
-                dry_run=options.dry_run,
-                warnings=late,
-            ),
-        ]
+        files = [planned.file, *self.results(validation, bool(outcome.stopped), late)]
         return ImportResult(
             summarise(self.checkpoint, len(self.table.bad_rows), sent.steps_left),
             requests,
@@ -691,28 +679,28 @@ class _Run:
             late_warnings=late,
         )
 
+    def results(self, validation: ValidationResult, stopped: bool, late: list[str]) -> list[Path]:
+        """NAME.success.csv, NAME.errors.csv …; `late`: what writing them found to say."""
+        options = self.options
+        return write_results(
+            options.results_path,
+            options.results_stem,
+            self.table,
+            validation,
+            self.checkpoint,
+            stopped=stopped,
+            dry_run=options.dry_run,
+            warnings=late,
+        )
+
     def stopped_early(self, validation: ValidationResult | None, exc: RunStopped) -> ImportResult:
         requests = self.meter.requests
         stopped = stop_of(exc)
         self.checkpoint.finish_run(
             requests, run_outcome(stopped, self.client), dict(self.client.stats.sent_minutes)
         )
-        options = self.options
         late: list[str] = []
-        files = (
-            write_results(
-                options.results_path,
-                options.results_stem,
-                self.table,
-                validation,
-                self.checkpoint,
-                stopped=True,
-                dry_run=options.dry_run,
-                warnings=late,
-            )
-            if validation
-            else []
-        )
+        files = self.results(validation, True, late) if validation else []
         return ImportResult(
             summarise(self.checkpoint, len(self.table.bad_rows)),
             requests,
