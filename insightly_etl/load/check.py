@@ -20,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from insightly_etl.load import readers
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.identity import (
     compared,
@@ -31,7 +30,13 @@ from insightly_etl.load.identity import (
 )
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import CASE_WAY_OUT, OTHER_LETTERS, identifying_fields, ids_apart
-from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
+from insightly_etl.load.readers import (
+    NotPlain,
+    SourceTable,
+    iter_table,
+    larger_than_a_block,
+    read_table,
+)
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
 from insightly_etl.load.spreadsheet import LOST
 from insightly_etl.load.validate import (
@@ -81,7 +86,7 @@ def check_file(
     the rows checked, a block at a time."""
     facts = functools.cache(facts)
     label = f"validate {path.name}"
-    big = path.is_file() and path.stat().st_size > readers.BLOCK_BYTES  # a bar: it takes a while
+    big = larger_than_a_block(path)
     try:
         with shown(progress, label, when=big) as advance:
             tables = iter_table(path, encoding=encoding, delimiter=delimiter, sheet=sheet)

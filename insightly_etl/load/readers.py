@@ -263,6 +263,11 @@ BLOCK_BYTES = 16 << 20  # iter_table: how much of a CSV is read and parsed at on
 TAIL_BYTES = 64 << 10  # and the end of the file that stays with the block before it
 
 
+def larger_than_a_block(path: Path) -> bool:
+    """Whether reading the file takes a while: more than one block of a CSV (a bar is shown)."""
+    return path.is_file() and path.stat().st_size > BLOCK_BYTES
+
+
 def iter_table(
     path: Path,
     *,

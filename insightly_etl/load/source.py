@@ -24,12 +24,17 @@ import pandas as pd
 import pyarrow as pa
 
 from insightly_etl.errors import InputError
-from insightly_etl.load import readers
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.checkpoint import row_digests
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import planning_columns
-from insightly_etl.load.readers import NotPlain, SourceTable, iter_table, read_table
+from insightly_etl.load.readers import (
+    NotPlain,
+    SourceTable,
+    iter_table,
+    larger_than_a_block,
+    read_table,
+)
 from insightly_etl.load.validate import (
     ValidationResult,
     blank_cells,
@@ -70,7 +75,7 @@ class SourceFile:
     ) -> SourceFile:
         """`progress`: the rows read, for a file of more than one block."""
         source = cls(path, SourceTable(path, pd.DataFrame(), []), [], encoding, delimiter, sheet)
-        big = path.is_file() and path.stat().st_size > readers.BLOCK_BYTES
+        big = larger_than_a_block(path)
         try:
             with shown(progress, f"read {path.name}", when=big) as advance:
                 source._first_reading(advance)
