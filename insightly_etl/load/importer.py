@@ -12,6 +12,7 @@ import glob
 import json
 import math
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -497,32 +498,40 @@ class _Run:
     def validate(self, facts: AccountFacts) -> Validated:
         validation = self.source.validate(self.mapping, facts, self.progress)
         rows = self.checkpoint.rows
-        before = rows.states()
-        done = RowState.DONE
-        rejected = [int(r) for r in validation.rejected_rows if before[int(r)].state != done]
+        flagged = [int(r) for r in validation.rejected_rows]
+        earlier = rows.of(flagged)  # a row done by an earlier run stays done
+        rejected = [r for r in flagged if earlier[r].state != RowState.DONE]
         messages = row_messages(validation.errors)  # "Email: 'x' is not a plausible …"
         for r in rejected:
             rows.mark([r], RowState.REJECTED, message=str(messages[r]))
         rejected_set = set(rejected)
+        del earlier, messages
         valid = [r for r in range(validation.rows) if r not in rejected_set]
-        del before
-        states = rows.states()
-        todo = [
-            r
-            for r in valid
+        todo: list[int] = []
+        record_ids: dict[int, int] = {}
+        unsettled: list[int] = []
+        states: Counter[RowState] = Counter()
+        for r, state, status, rid in rows.brief():
+            states[state] += 1
             # rejected / duplicate: valid now (the file or mapping was fixed), or re-marked
             # by planning
-            if states[r].state in RETRIED
-            or (states[r].state == RowState.FAILED and states[r].status in TRANSIENT)
-        ]
+            if r in rejected_set or not (
+                state in RETRIED or (state == RowState.FAILED and status in TRANSIENT)
+            ):
+                continue
+            todo.append(r)
+            if rid is not None:
+                record_ids[r] = rid
+            if state in UNSETTLED:
+                unsettled.append(r)
         return Validated(
             validation,
             valid,
             todo,
-            record_ids={r: rid for r in todo if (rid := states[r].record_id) is not None},
-            unsettled={r: states[r] for r in todo if states[r].state in UNSETTLED},
-            rejected=sum(1 for s in states.values() if s.state == RowState.REJECTED),
-            done_before=sum(1 for s in states.values() if s.state == RowState.DONE),
+            record_ids=record_ids,
+            unsettled=rows.of(unsettled),
+            rejected=states[RowState.REJECTED],
+            done_before=states[RowState.DONE],
         )
 
     def planner(self, validation: ValidationResult) -> Planner:
@@ -625,11 +634,11 @@ class _Run:
 
     def step_rows(self, valid: list[int]) -> list[RowRecord]:
         """Rows whose record is written (this run or an earlier one): their steps may follow."""
-        states = self.checkpoint.rows.states()
+        passed = set(valid)
         return [
-            RowRecord(r, rid, states[r].created)
-            for r in valid
-            if states[r].state == RowState.DONE and (rid := states[r].record_id) is not None
+            RowRecord(r, rid, created)
+            for r, rid, created in self.checkpoint.rows.written()
+            if r in passed
         ]
 
     async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
@@ -638,18 +647,16 @@ class _Run:
         if kept := [p for p in planned.plan.rows if self._kept_conflicts(p)]:
             # the rest of the row was sent; the fields kept make it not done, so that a run
             # again (--on-conflict overwrite, or after the conflict is settled) takes it up
-            states = self.checkpoint.rows.states()
+            states = self.checkpoint.rows.of(p.row for p in kept)
             for p in kept:
                 if states[p.row].state == RowState.DONE:
                     self.checkpoint.rows.failed(p.row, None, _conflict_text(p))
         steps = planned.steps
         if steps is None or outcome.stopped not in (None, Stop.RECORD_LIMIT):
             return Sent(outcome)
-        after = self.checkpoint.rows.states()
+        made = {p.row for p in planned.plan.rows if p.action == Action.CREATE}
         steps.new_records = frozenset(
-            rid
-            for p in planned.plan.rows
-            if p.action == Action.CREATE and (rid := after[p.row].record_id) is not None
+            rid for r, rid, _ in self.checkpoint.rows.written() if r in made
         )
         done = await steps.run(self.step_rows(validated.valid))
         return Sent(Outcome(done.stopped, done.error) if done.stopped else outcome, done.left)

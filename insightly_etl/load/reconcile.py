@@ -350,9 +350,8 @@ async def _settle(
     """Each unsettled create of the checkpoint looked for again: found, never made, or not yet."""
     reconciler = Reconciler(client, obj, checkpoint.rows.claimed)
     counts = ReconcileCounts()
-    for entry in checkpoint.rows.states().values():
-        if entry.state not in UNSETTLED:
-            continue
+    rows = [r for r, state, _, _ in checkpoint.rows.brief() if state in UNSETTLED]
+    for entry in checkpoint.rows.of(rows).values():
         if entry.action != Action.CREATE or not entry.payload:
             counts.updates += 1
             continue

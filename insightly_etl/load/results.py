@@ -61,46 +61,45 @@ def _write(
     dry_run: bool,
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    by_row = checkpoint.rows.states()
-    states = sorted(by_row.values(), key=lambda s: s.row)
+    rows = checkpoint.rows
     unit = table.unit
     written = []
-    done = [s for s in states if s.state == RowState.DONE]
+    done = rows.listed([RowState.DONE])
     success = pd.DataFrame(
         {
-            unit: [s.line for s in done],
-            "action": [PAST.get(s.action, s.action) if s.action else None for s in done],
-            "record_id": pd.array([s.record_id for s in done], dtype="Int64"),
+            unit: done["line"],
+            "action": done["action"].map(lambda a: PAST.get(a, a) if a else None),
+            "record_id": done["record_id"],
         }
     )
+    del done
     written.append(write_csv(success, directory / f"{name}.success.csv"))
     # every row not written, and why: skipped rows (by an option) too
-    bad = [
-        s for s in states if s.state in NOT_WRITTEN or (s.state == RowState.DONE and s.not_applied)
-    ]
+    bad = rows.listed(NOT_WRITTEN, not_applied=True)
     # a row whose record is written but a step of it (pipeline, state, link) failed
     steps = [s for s in checkpoint.steps.states().values() if s.state == StepState.FAILED]
-    steps = [s for s in steps if s.row in by_row]
+    lines = {r: e.line for r, e in rows.of(s.row for s in steps).items()}
+    steps = [s for s in steps if s.row in lines]
     index = pd.DataFrame(
         {
-            unit: [s.line for s in bad] + [by_row[s.row].line for s in steps],
-            "state": ["not applied" if s.state == RowState.DONE else str(s.state) for s in bad]
+            unit: [*bad["line"], *(lines[s.row] for s in steps)],
+            "state": ["not applied" if state == RowState.DONE else state for state in bad["state"]]
             + ["step failed"] * len(steps),
             # the HTTP status Insightly answered; empty when the row was decided here (the
             # message says why)
-            "status": pd.array([s.status for s in bad] + [s.status for s in steps], dtype="Int64"),
-            "message": [s.message or "" for s in bad]
+            "status": pd.array([*bad["status"], *(s.status for s in steps)], dtype="Int64"),
+            "message": [m or "" for m in bad["message"]]
             + [f"{s.step}: {s.message or ''}" for s in steps],
-            ROW: [s.row for s in bad] + [s.row for s in steps],
+            ROW: [*bad["row"], *(s.row for s in steps)],
         }
     )
     errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
     sep = table.results_sep
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
-    left = [s for s in states if s.state in LEFT]
+    left = rows.listed(LEFT)
     unprocessed_path = directory / f"{name}.unprocessed.csv"
-    if stopped and left and not dry_run:
-        index = pd.DataFrame({unit: [s.line for s in left], ROW: [s.row for s in left]})
+    if stopped and len(left) and not dry_run:
+        index = pd.DataFrame({unit: left["line"], ROW: left["row"]})
         written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
     elif unprocessed_path.exists() and not dry_run:
         unprocessed_path.unlink()  # an earlier run's list, now done

@@ -434,7 +434,7 @@ async def undo_import(
 def _jobs(checkpoint: Checkpoint) -> dict[int, _Job]:
     """What is left to undo, by row: records to delete, fields to restore."""
     journal = checkpoint.undo.states()
-    lines = {r: s.line for r, s in checkpoint.rows.states().items()}
+    lines = checkpoint.rows.lines()
     jobs: dict[int, _Job] = {
         c.row: _Job(c.row, c.line, c.record_id, True, c.payload, c.stamp)
         for c in checkpoint.rows.created()

@@ -1,13 +1,18 @@
-"""The rows' journal keeps its entries in memory beside the file: after every kind of change,
-what a run sees in memory is exactly what a fresh read of the file gives."""
+"""The rows' journal keeps no row in memory: each way a run asks it (every row's state in
+brief, a few rows' entries, the rows of some states as columns, the written rows) says what a
+full read of the file says, after every kind of change."""
 
 from pathlib import Path
+
+import pandas as pd
 
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.states import Action, RowState
 
 
-def test_entries_in_memory_are_what_the_file_holds_after_every_change(tmp_path: Path) -> None:
+def test_every_view_of_the_journal_is_what_the_file_holds_after_every_change(
+    tmp_path: Path,
+) -> None:
     cp = Checkpoint(tmp_path / "c.sqlite")
     try:
         cp.rows.register([(0, 2, "a"), (1, 3, "b"), (2, 4, "c"), (3, 5, "d")])
@@ -15,9 +20,26 @@ def test_entries_in_memory_are_what_the_file_holds_after_every_change(tmp_path: 
         rows = cp.rows
 
         def same() -> None:
-            assert rows.states() == rows._read()
+            whole = rows.states()
+            assert rows.of([3, 1, 0, 2, 9]) == whole  # row 9 is not the journal's
+            assert list(rows.brief()) == [
+                (e.row, e.state, e.status, e.record_id) for e in whole.values()
+            ]
+            listed = rows.listed(RowState, not_applied=True)
+            assert listed["row"].tolist() == list(whole)
+            assert listed["line"].tolist() == [e.line for e in whole.values()]
+            assert listed["state"].tolist() == [e.state for e in whole.values()]
+            assert [None if pd.isna(v) else v for v in listed["record_id"]] == [
+                e.record_id for e in whole.values()
+            ]
+            assert rows.written() == [
+                (e.row, e.record_id, e.created)
+                for e in whole.values()
+                if e.state == RowState.DONE and e.record_id is not None
+            ]
+            assert rows.lines() == {e.row: e.line for e in whole.values()}
 
-        rows.states()  # read once: from now on changes go to memory and file alike
+        same()
         rows.mark([3], RowState.REJECTED, message="bad e-mail")
         same()
         rows.mark([0, 1, 2], RowState.PLANNED, action=Action.CREATE)
@@ -35,8 +57,21 @@ def test_entries_in_memory_are_what_the_file_holds_after_every_change(tmp_path: 
         rows.sending(2, Action.CREATE, {}, "2026-12-03", None)
         rows.failed(2, 400, "Invalid field")
         same()
-        assert rows.states()[0].created and rows.states()[0].not_applied
-        assert (rows.states()[1].attempts, rows.states()[1].created) == (1, False)
+        whole = rows.states()
+        assert whole[0].created and whole[0].not_applied
+        assert (whole[1].attempts, whole[1].created) == (1, False)
+        assert (whole[2].state, whole[2].status, whole[2].payload) == ("failed", 400, {})
+        assert rows.written() == [(0, 101, True), (1, 7, False)]
+        failed = rows.listed([RowState.FAILED, RowState.REJECTED])
+        assert failed[["line", "state", "status", "message"]].astype(object).values.tolist() == [
+            [4, "failed", 400, "Invalid field"],
+            [5, "rejected", pd.NA, "bad e-mail"],
+        ]
+        assert rows.listed([RowState.DONE], not_applied=True)["not_applied"].tolist() == [
+            True,
+            False,
+        ]
+        assert rows.listed([RowState.SKIPPED]).empty
     finally:
         cp.close()
 

@@ -6,9 +6,11 @@ change, so an import can be undone."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from insightly_etl.config import redact
 from insightly_etl.files import utc_now
@@ -102,19 +104,47 @@ def _body(text: Any) -> dict[str, Any] | None:
 _UNSETTLED = ", ".join(f"'{s}'" for s in UNSETTLED)
 
 
+_LISTED = ["row", "line", "action", "state", "record_id", "status", "message", "not_applied"]
+_SQL_CHUNK = 500  # rows named in one `row IN (...)`: far below SQLite's bound of parameters
+
+_ENTRY = (
+    "row, line, action, state, record_id, payload, sent_at, status, message, attempts,"
+    " not_applied, created"
+)
+
+
+def _entry(r: tuple[Any, ...]) -> RowEntry:
+    return RowEntry(
+        r[0],
+        r[1],
+        Action(r[2]) if r[2] else None,
+        RowState(r[3]),
+        r[4],
+        # a done row's body stays in the file only (undo reads it there): read back, it would
+        # be 2.4 KB a row
+        json.loads(r[5]) if r[5] and r[3] != RowState.DONE else None,
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        bool(r[10]),
+        bool(r[11]),
+    )
+
+
 class RowJournal:
-    """Every change is committed to SQLite and made to the entries in memory alike: a run
-    reads the rows' entries once, when it first asks, never back from the file (counts and
-    the lists undo needs are asked of the file: one query each)."""
+    """Every change is committed to SQLite, and every question asked of it: the journal keeps
+    no row in memory (a million rows' entries were 200 MB, held through the run and copied
+    when asked). A run reads what it needs as it goes: `brief` streams every row's state,
+    `of` the entries of a few rows, the results files their own columns."""
 
     def __init__(self, store: Checkpoint) -> None:
         self.store = store
-        self._entries: dict[int, RowEntry] | None = None
         self._claimed: set[int] | None = None
 
     def reload(self) -> None:
         """The rows were changed behind the journal's back (rerun.py): read them again."""
-        self._entries = self._claimed = None
+        self._claimed = None
 
     def claimed(self) -> set[int]:
         """The records done rows hold: a lost create's record is none of these."""
@@ -125,10 +155,6 @@ class RowJournal:
             )
             self._claimed = {r[0] for r in cur}
         return self._claimed
-
-    def _set(self, row: int, **changes: Any) -> None:
-        if self._entries is not None and row in self._entries:
-            self._entries[row] = replace(self._entries[row], **changes)
 
     @property
     def db(self) -> Any:
@@ -152,35 +178,65 @@ class RowJournal:
             )
 
     def states(self) -> dict[int, RowEntry]:
-        """Every row's entry, as of now (a copy: later changes do not show in it)."""
-        if self._entries is None:
-            self._entries = self._read()
-        return dict(self._entries)
+        """Every row's entry, as the file has it now: for `undo`, `reconcile` and a look at a
+        checkpoint. An import asks `brief` and `of` instead."""
+        cur = self.db.execute(f"SELECT {_ENTRY} FROM rows")
+        return {r[0]: _entry(r) for r in cur}
 
-    def _read(self) -> dict[int, RowEntry]:
-        cur = self.db.execute(
-            "SELECT row, line, action, state, record_id, payload, sent_at, status, message,"
-            " attempts, not_applied, created FROM rows"
-        )
-        return {
-            r[0]: RowEntry(
-                r[0],
-                r[1],
-                Action(r[2]) if r[2] else None,
-                RowState(r[3]),
-                r[4],
-                # a done row's body stays in the file only (undo reads it there): in memory it
-                # would be 2.4 KB a row, 2.4 GB for a million
-                json.loads(r[5]) if r[5] and r[3] != RowState.DONE else None,
-                r[6],
-                r[7],
-                r[8],
-                r[9],
-                bool(r[10]),
-                bool(r[11]),
+    def of(self, rows: Iterable[int]) -> dict[int, RowEntry]:
+        """The entries of these rows (a row the journal does not have is not in the answer)."""
+        wanted = sorted(set(rows))
+        out: dict[int, RowEntry] = {}
+        for first in range(0, len(wanted), _SQL_CHUNK):
+            part = wanted[first : first + _SQL_CHUNK]
+            marks = ", ".join("?" * len(part))
+            cur = self.db.execute(
+                f"SELECT {_ENTRY} FROM rows WHERE row IN ({marks}) ORDER BY row", part
             )
-            for r in cur
-        }
+            out.update((r[0], _entry(r)) for r in cur)
+        return out
+
+    def brief(self) -> Iterator[tuple[int, RowState, int | None, int | None]]:
+        """(row, state, HTTP status, record id) of every row, by row, read as it is iterated:
+        what a run decides its work by (iterate it to the end before writing again)."""
+        cur = self.db.execute("SELECT row, state, status, record_id FROM rows ORDER BY row")
+        return ((r, RowState(s), status, rid) for r, s, status, rid in cur)
+
+    def written(self) -> list[tuple[int, int, bool]]:
+        """(row, record id, whether an import created it) of every done row that has its
+        record, by row: the rows whose steps may follow."""
+        cur = self.db.execute(
+            "SELECT row, record_id, created FROM rows WHERE state=? AND record_id IS NOT NULL"
+            " ORDER BY row",
+            (RowState.DONE,),
+        )
+        return [(r, rid, bool(created)) for r, rid, created in cur]
+
+    def listed(self, states: Iterable[RowState], *, not_applied: bool = False) -> pd.DataFrame:
+        """The rows in `states` (with `not_applied`, also the done rows whose answer lacked a
+        value sent), by row: row, line, action, state, record_id, status, message,
+        not_applied. Read a block at a time into columns, not a million entries."""
+        wanted = [str(s) for s in states]
+        where = f"state IN ({', '.join('?' * len(wanted))})"
+        if not_applied:
+            where = f"({where} OR (state='{RowState.DONE}' AND not_applied=1))"
+        parts = pd.read_sql_query(
+            "SELECT row, line, action, state, record_id, status, message, not_applied FROM rows"
+            f" WHERE {where} ORDER BY row",
+            self.db,
+            params=wanted,
+            chunksize=100_000,
+        )
+        chunks = [p for p in parts if not p.empty]
+        frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=_LISTED)
+        for name in ("record_id", "status"):
+            frame[name] = frame[name].astype("Int64")
+        frame["not_applied"] = frame["not_applied"].astype(bool)
+        return frame
+
+    def lines(self) -> dict[int, int]:
+        """Every row's line in the file."""
+        return dict(self.db.execute("SELECT row, line FROM rows"))
 
     def mark(
         self,
@@ -198,10 +254,6 @@ class RowJournal:
                 " run=? WHERE row=?",
                 ((state, action, message, now, self.store.run, r) for r in rows),
             )
-        for r in rows:
-            entry = self._entries.get(r) if self._entries is not None else None
-            if entry is not None:
-                self._set(r, state=state, action=action or entry.action, message=message)
 
     def sending(
         self, row: int, action: Action, payload: dict[str, Any], sent_at: str, record_id: int | None
@@ -210,12 +262,9 @@ class RowJournal:
         body = _json(payload)
         with self.store.transaction() as db:
             # a create makes another record; an update may be of another (an edited key)
-            moved = self._move_on(db, row, None if action == Action.CREATE else record_id)
-            reclaimed = (
-                action != Action.CREATE
-                and record_id is not None
-                and self._take_back(db, row, record_id)
-            )
+            self._move_on(db, row, None if action == Action.CREATE else record_id)
+            if action != Action.CREATE and record_id is not None:
+                self._take_back(db, row, record_id)
             db.execute(
                 "UPDATE rows SET state=?, action=?, payload=?, sent_at=?,"
                 " record_id=COALESCE(?, record_id), attempts=attempts+1, updated_utc=?, run=?,"
@@ -231,36 +280,19 @@ class RowJournal:
                     row,
                 ),
             )
-        entry = self._entries.get(row) if self._entries is not None else None
-        if entry is not None:
-            kept = None if moved else entry.record_id
-            self._set(
-                row,
-                state=RowState.IN_FLIGHT,
-                action=action,
-                payload=json.loads(body),
-                sent_at=sent_at,
-                record_id=kept if record_id is None else record_id,
-                attempts=entry.attempts + 1,
-                status=None,
-                message=None,
-                not_applied=False,
-                created=(entry.created and not moved) or reclaimed,
-            )
 
-    def _move_on(self, db: Any, row: int, record_id: int | None) -> bool:
+    def _move_on(self, db: Any, row: int, record_id: int | None) -> None:
         """The row takes another record than the one it wrote before (a create makes a new
         one; an update names `record_id`): that one is set aside in `moved_records` with
         what undo needs of it (created: to delete it; updated: its fields' values before), so
-        undo reverses it as itself and never puts it onto the record the row took instead.
-        Whether the row had another record."""
+        undo reverses it as itself and never puts it onto the record the row took instead."""
         old = db.execute(
             "SELECT line, record_id, created, payload, stamp FROM rows"
             " WHERE row=? AND record_id IS NOT NULL AND record_id IS NOT ?",
             (row, record_id),
         ).fetchone()
         if old is None:
-            return False
+            return
         line, rid, created, payload, stamp = old
         changes = (
             [] if created else [[c.field, c.before, c.written] for c in self._changes(row, rid)]
@@ -276,20 +308,16 @@ class RowJournal:
             "UPDATE rows SET created=0, record_id=NULL, payload=NULL, stamp=NULL WHERE row=?",
             (row,),
         )
-        return True
 
-    def _take_back(self, db: Any, row: int, record_id: int) -> bool:
+    def _take_back(self, db: Any, row: int, record_id: int) -> None:
         """The row takes a record a row set aside before (its key edited back): it is the
         row's again, as it was — created (undo deletes it, with the body and stamp it had) or
-        updated (its fields' values before come back as the first before-images). Whether it
-        was created."""
-        created = False
+        updated (its fields' values before come back as the first before-images)."""
         for key, was_created, payload, stamp, changes in db.execute(
             "SELECT id, created, payload, stamp, changes FROM moved_records WHERE record_id=?",
             (record_id,),
         ).fetchall():
             if was_created:
-                created = True
                 db.execute(
                     "UPDATE rows SET created=1, payload=COALESCE(payload, ?),"
                     " stamp=COALESCE(stamp, ?) WHERE row=?",
@@ -304,7 +332,6 @@ class RowJournal:
                 ),
             )
             db.execute("DELETE FROM moved_records WHERE id=?", (key,))
-        return created
 
     def done(
         self,
@@ -321,8 +348,9 @@ class RowJournal:
         `not_applied`: what of the write Insightly did not apply, if anything. `stamp`: the
         record's DATE_UPDATED_UTC as our write left it (undo: was it changed since?)."""
         with self.store.transaction() as db:
-            moved = record_id is not None and self._move_on(db, row, record_id)
-            reclaimed = record_id is not None and self._take_back(db, row, record_id)
+            if record_id is not None:
+                self._move_on(db, row, record_id)
+                self._take_back(db, row, record_id)
             db.execute(
                 "UPDATE rows SET state=?, action=?, record_id=?, status=NULL, message=?,"
                 " not_applied=?, updated_utc=?, run=?,"
@@ -360,19 +388,6 @@ class RowJournal:
                 )
         if self._claimed is not None and record_id is not None:
             self._claimed.add(record_id)
-        entry = self._entries.get(row) if self._entries is not None else None
-        if entry is not None:
-            self._set(
-                row,
-                state=RowState.DONE,
-                action=action,
-                payload=None,  # as _read leaves it: the file keeps a done row's body
-                record_id=record_id,
-                status=None,
-                message=not_applied,
-                not_applied=not_applied is not None,
-                created=(entry.created and not moved) or reclaimed or action == Action.CREATE,
-            )
 
     def touched(self, row: int, stamp: str) -> None:
         """A step of ours changed the record after its write: its stamp moves on with it, so
@@ -388,14 +403,12 @@ class RowJournal:
             "UPDATE rows SET state=?, status=?, message=?, updated_utc=?, run=? WHERE row=?",
             (RowState.FAILED, status, message, utc_now(), self.store.run, row),
         )
-        self._set(row, state=RowState.FAILED, status=status, message=message)
 
     def unknown(self, row: int, message: str) -> None:
         self.db.execute(
             "UPDATE rows SET state=?, message=?, updated_utc=?, run=? WHERE row=?",
             (RowState.UNKNOWN, message, utc_now(), self.store.run, row),
         )
-        self._set(row, state=RowState.UNKNOWN, message=message)
 
     def refused(self) -> Iterable[tuple[int, str, str | None]]:
         """(line, state, message) of every rejected or failed row, by line."""
