@@ -16,7 +16,9 @@ PUT with the same values is harmless to repeat).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from insightly_etl.api.client import PAGE_SIZE, InsightlyClient
@@ -65,20 +67,21 @@ NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
 
 
-def send_groups(writes: list[PlannedRow], batch_size: int, rate: float) -> list[list[PlannedRow]]:
-    """Batches of `batch_size` writes; a batch with updates is cut into groups of about
-    REFRESH_SECONDS of requests, each re-read just before it is sent: a PUT carries the
-    record's complete custom-field list as read, so the shorter that read is old, the smaller
-    the window in which someone else's edit of another custom field could be written back."""
+def send_groups(
+    writes: Iterable[PlannedRow], batch_size: int, rate: float
+) -> Iterator[list[PlannedRow]]:
+    """Batches of `batch_size` writes, read as they are sent (a plan's creates are made as
+    they are read); a batch with updates is cut into groups of about REFRESH_SECONDS of
+    requests, each re-read just before it is sent: a PUT carries the record's complete
+    custom-field list as read, so the shorter that read is old, the smaller the window in
+    which someone else's edit of another custom field could be written back."""
     per_refresh = max(5, int(rate * REFRESH_SECONDS))
-    groups: list[list[PlannedRow]] = []
-    for start in range(0, len(writes), batch_size):
-        batch = writes[start : start + batch_size]
+    rows = iter(writes)
+    while batch := list(islice(rows, batch_size)):
         if any(p.action == Action.UPDATE for p in batch):
-            groups += [batch[i : i + per_refresh] for i in range(0, len(batch), per_refresh)]
+            yield from (batch[i : i + per_refresh] for i in range(0, len(batch), per_refresh))
         else:
-            groups.append(batch)
-    return groups
+            yield batch
 
 
 # how much earlier than the send a create's answer may say the record was made: the send's
@@ -121,9 +124,8 @@ class Executor:
         """Writes go out as a pool of up to `batch_size` at a time (the client paces them): a
         slow request holds its own place only, never a whole batch. Each group with updates
         is re-read just before its first write starts (send_groups)."""
-        writes = plan.writes
         self.existed = self.planner.seen_ids(plan)
-        self.progress.start(f"import {self.obj.name}", total=len(writes), unit="row")
+        self.progress.start(f"import {self.obj.name}", total=plan.write_count(), unit="row")
         places = asyncio.Semaphore(self.batch_size)
         running: list[asyncio.Future[None]] = []
 
@@ -134,7 +136,7 @@ class Executor:
                 places.release()
 
         try:
-            for group in send_groups(writes, self.batch_size, self.client.rate_ceiling):
+            for group in send_groups(plan.writes, self.batch_size, self.client.rate_ceiling):
                 if self.sender.stopping:
                     break
                 if any(p.action == Action.UPDATE for p in group):

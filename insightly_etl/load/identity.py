@@ -105,6 +105,11 @@ def _written(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
     return written
 
 
+def compared_values(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
+    """`identity_text` of these rows' values of field `name`, a column at once (NA: none)."""
+    return compared(_written(result, name, rows))
+
+
 def _later_holders(frame: pd.DataFrame) -> pd.DataFrame:
     """Of rows (row, text, written, key) that share a text, those of another record than the
     first row with it, with `first_row`."""

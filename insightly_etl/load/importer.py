@@ -11,11 +11,12 @@ import contextlib
 import glob
 import json
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import groupby, islice
 from pathlib import Path
 from typing import Any
 
@@ -592,7 +593,7 @@ class _Run:
                 stop=self.stop,
                 progress=self.progress,
             )
-            new = [p.row for p in plan.rows if p.action == Action.CREATE]
+            new = plan.rows.creates()
             estimate = steps.estimate(self.step_rows(validated.valid), new)
         quota = replace(
             _quota_plan(self.client, plan, self.options, validated, estimate, planner.fill),
@@ -610,8 +611,8 @@ class _Run:
             rows.mark([r], RowState.SKIPPED, action=Action.SKIP, message=message)
         for r, message in plan.failed.items():
             rows.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
-        planned: dict[Action, list[int]] = {}
-        for p in plan.rows:
+        planned: dict[Action, list[int]] = {Action.CREATE: plan.rows.creates()}
+        for p in plan.rows.built():
             if p.action == Action.UNCHANGED and self._kept_conflicts(p):
                 rows.failed(p.row, None, _conflict_text(p))  # not done: retried when run again
             elif p.action == Action.UNCHANGED:
@@ -623,10 +624,11 @@ class _Run:
                     else Action.UNCHANGED
                 )
                 rows.done(p.row, action, p.record_id)
-            else:
+            elif p.action != Action.CREATE:  # creates: all of them above
                 planned.setdefault(p.action, []).append(p.row)
         for action, numbers in planned.items():  # one transaction each, not one per row
-            rows.mark(numbers, RowState.PLANNED, action=action)
+            if numbers:
+                rows.mark(numbers, RowState.PLANNED, action=action)
 
     def _kept_conflicts(self, p: PlannedRow) -> bool:
         """Whether the row has fields Insightly changed too, kept as Insightly has them."""
@@ -644,7 +646,7 @@ class _Run:
     async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
         """The records' writes, then their steps (not after a quota stop or Ctrl-C)."""
         outcome = await executor.run(planned.plan)
-        if kept := [p for p in planned.plan.rows if self._kept_conflicts(p)]:
+        if kept := [p for p in planned.plan.rows.built() if self._kept_conflicts(p)]:
             # the rest of the row was sent; the fields kept make it not done, so that a run
             # again (--on-conflict overwrite, or after the conflict is settled) takes it up
             states = self.checkpoint.rows.of(p.row for p in kept)
@@ -654,7 +656,7 @@ class _Run:
         steps = planned.steps
         if steps is None or outcome.stopped not in (None, Stop.RECORD_LIMIT):
             return Sent(outcome)
-        made = {p.row for p in planned.plan.rows if p.action == Action.CREATE}
+        made = set(planned.plan.rows.creates())
         steps.new_records = frozenset(
             rid for r, rid, _ in self.checkpoint.rows.written() if r in made
         )
@@ -743,13 +745,12 @@ def _quota_plan(
     steps: dict[str, int] | None,
     fill: Callable[[PlannedRow], PlannedRow],
 ) -> QuotaPlan:
-    writes = plan.writes
     batches_with_updates = sum(
         1
-        for group in send_groups(writes, options.batch_size, client.rate_ceiling)
+        for group in send_groups(plan.writes, options.batch_size, client.rate_ceiling)
         if any(p.action == Action.UPDATE for p in group)
     )
-    needed = len(writes) + batches_with_updates + sum((steps or {}).values())
+    needed = plan.write_count() + batches_with_updates + sum((steps or {}).values())
     remaining = client.quota.remaining
     reserve = client.reserve
     allowed = [needed]
@@ -779,7 +780,7 @@ def _quota_plan(
         artefacts=plan.artefacts(),
         not_sent=dict(sorted(plan.not_sent.items())),
         conflicts=plan.conflicts(),
-        conflict_rows=sum(1 for p in plan.rows if p.conflicts),
+        conflict_rows=sum(1 for p in plan.rows.built() if p.conflicts),
         overwritten=options.on_conflict == "overwrite",
         steps=dict(steps or {}),
         notes=list(validated.validation.notes),
@@ -834,17 +835,18 @@ def _plan_frames(
 ) -> Iterator[Any]:
     import pandas as pd
 
-    by_row = sorted(plan.rows, key=lambda p: p.row)
     shared = sorted(plan.shared.items())
-    ids = {p.row: p.record_id for p in by_row}
-    at = [p.row for p in by_row]
-    end = max(at[-1] if at else -1, shared[-1][0] if shared else -1) + 1
+    ids = {p.row: p.record_id for p in plan.rows.built()}  # a create has none
+    # the rows in the file's order, a block at a time (a create is made as it is read)
+    blocks = groupby(plan.rows, key=lambda p: p.row // _PLAN_BLOCK)
+    coming = next(blocks, None)
+    end = max(plan.rows.last(), shared[-1][0] if shared else -1) + 1
     for first in range(0, max(end, 1), _PLAN_BLOCK):  # one block at least: the header
         last = first + _PLAN_BLOCK - 1
-        planned = by_row[bisect_left(at, first) : bisect_right(at, last)]
-        unbuilt = [p for p in planned if not p.built]
-        for p in unbuilt:
-            planner.fill(p)
+        planned: list[PlannedRow] = []
+        if coming is not None and coming[0] == first // _PLAN_BLOCK:
+            planned = [planner.fill(p) for p in coming[1]]
+            coming = next(blocks, None)
         records = [
             (
                 p.line,
@@ -900,8 +902,6 @@ def _plan_frames(
         records.sort(key=lambda r: r[0])
         frame = pd.DataFrame(records, columns=[table.unit, *PLAN_COLUMNS])
         frame["record_id"] = frame["record_id"].astype("Int64")
-        for p in unbuilt:  # built again when sent
-            planner.release(p)
         yield frame
         advance(len(planned))
 
@@ -919,8 +919,7 @@ def plan_examples(
     say), and how many more rows write (five fields of the first row said nothing of the
     rest)."""
     out: list[str] = []
-    writes = plan.writes
-    for p in writes[:rows]:
+    for p in islice(plan.writes, rows):
         target = f"update {p.record_id}" if p.action == Action.UPDATE else "create"
         changes = [
             f"{name} {_short(display(p.before.get(name)))} -> {_short(display(new))}"
@@ -931,8 +930,8 @@ def plan_examples(
         more = f" (and {len(changes) - fields} more field(s))" if len(changes) > fields else ""
         shown = ", ".join(changes[:fields]) or "(see NAME.plan.csv)"
         out.append(f"{unit} {p.line}: {target} {shown}{more}")
-    if len(writes) > rows:
-        out.append(f"… and {len(writes) - rows:,} more row(s)")
+    if (writes := plan.write_count()) > rows:
+        out.append(f"… and {writes - rows:,} more row(s)")
     return out
 
 

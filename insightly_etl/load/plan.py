@@ -13,10 +13,12 @@ every sub-element a PUT left out (docs/api.md §3, §5).
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
+from array import array
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +43,7 @@ from insightly_etl.load.fields import (
     FieldSpec,
 )
 from insightly_etl.load.identity import (
+    compared_values,
     duplicate_action,
     identity_field,
     identity_text,
@@ -124,9 +127,65 @@ class PlannedRow:
     built: bool = True
 
 
+class PlannedRows:
+    """The plan's rows in the file's order. A row planning built (an update, an unchanged
+    row: its body, images, conflicts) is kept as it is; a planned create only as its row
+    number, and made again (`make`) each time the rows are read: a million planned creates
+    held 150 MB as objects, 8 bytes each as numbers. A create made so is a new object each
+    time: what sending sets on it (sent_at, its body) is not kept in the plan."""
+
+    def __init__(self, make: Callable[[int], PlannedRow] | None = None) -> None:
+        self._make = make
+        self._built: list[PlannedRow] = []
+        self._creates = array("q")  # rows, ascending
+
+    def append(self, p: PlannedRow) -> None:
+        """A row as planning built it (in the file's order)."""
+        self._built.append(p)
+
+    def add_create(self, row: int) -> None:
+        """A planned create, made by `make` when read (rows in the file's order)."""
+        assert self._make is not None, "creates kept as numbers need a way to make them"
+        self._creates.append(row)
+
+    def __len__(self) -> int:
+        return len(self._built) + len(self._creates)
+
+    def __iter__(self) -> Iterator[PlannedRow]:
+        if not self._creates:
+            return iter(self._built)
+        assert self._make is not None
+        made = map(self._make, self._creates)
+        return heapq.merge(self._built, made, key=lambda p: p.row)
+
+    def built(self) -> list[PlannedRow]:
+        """The rows kept as planning built them (no create kept as a number)."""
+        return self._built
+
+    def creates(self) -> list[int]:
+        """Every planned create's row, ascending."""
+        built = [p.row for p in self._built if p.action == Action.CREATE]
+        return sorted([*self._creates, *built]) if built else list(self._creates)
+
+    def last(self) -> int:
+        """The last planned row (-1: none)."""
+        return max(
+            self._built[-1].row if self._built else -1, self._creates[-1] if self._creates else -1
+        )
+
+    def count(self, action: Action) -> int:
+        found = sum(1 for p in self._built if p.action == action)
+        return found + (len(self._creates) if action == Action.CREATE else 0)
+
+    def drop(self, rows: set[int]) -> None:
+        """These rows are not planned after all (decided otherwise since)."""
+        self._built = [p for p in self._built if p.row not in rows]
+        self._creates = array("q", (r for r in self._creates if r not in rows))
+
+
 @dataclass
 class Plan:
-    rows: list[PlannedRow]
+    rows: PlannedRows = field(default_factory=PlannedRows)
     duplicates: dict[int, str] = field(default_factory=dict)  # row -> message
     skipped: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)  # row -> message (e.g. ambiguous key)
@@ -143,12 +202,12 @@ class Plan:
     not_sent: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, action: Action) -> int:
-        return sum(1 for p in self.rows if p.action == action)
+        return self.rows.count(action)
 
     def conflicts(self) -> dict[str, int]:
         """field -> rows where it changed both in the file and in Insightly since the export."""
         out: dict[str, int] = defaultdict(int)
-        for p in self.rows:
+        for p in self.rows.built():  # a create has none
             for name in p.conflicts:
                 out[name] += 1
         return dict(sorted(out.items()))
@@ -156,14 +215,18 @@ class Plan:
     def artefacts(self) -> dict[str, dict[str, int]]:
         """field -> why -> how many cells were left as they are."""
         out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for p in self.rows:
+        for p in self.rows.built():  # a create has none
             for name, (_, _, why) in p.artefacts.items():
                 out[name][why] += 1
         return {k: dict(v) for k, v in sorted(out.items())}
 
     @property
-    def writes(self) -> list[PlannedRow]:
-        return [p for p in self.rows if p.action in WRITES]
+    def writes(self) -> Iterator[PlannedRow]:
+        """The rows that write, in the file's order, made as they are read."""
+        return (p for p in self.rows if p.action in WRITES)
+
+    def write_count(self) -> int:
+        return self.count(Action.CREATE) + self.count(Action.UPDATE)
 
 
 @dataclass(frozen=True)
@@ -613,6 +676,8 @@ class Planner:
         self._ignores_case: bool | None = None  # whether /Search ignores case (probed once)
         self._written_keys: list[tuple[str, ...] | None] | None = None
         self.etags: dict[int, str] = {}
+        self._keys: list[tuple[str, ...] | None] = []  # of every row, by plan()
+        self._lines: list[int] = []
         self._scientific_cells: dict[str, np.ndarray] | None = None
 
     def _scientific(self) -> dict[str, np.ndarray]:
@@ -643,7 +708,8 @@ class Planner:
         meter = self.client.meter()
         mapping = self.result.mapping
         keys = row_keys(self.result)
-        plan = Plan(rows=[])
+        self._keys, self._lines = keys, lines  # a planned create is made from them when read
+        plan = Plan(rows=PlannedRows(self._planned_create))
         self._settle_duplicates(rows, lines, keys, all_valid_rows, plan)
         todo = [r for r in rows if r not in plan.duplicates and r not in plan.skipped]
         matches: dict[int, list[Record]] = {}
@@ -769,12 +835,8 @@ class Planner:
                         f"no existing {self.obj.singular} matches, and a new one needs "
                         f"{', '.join(missing)}, which this row does not give"
                     )
-                else:  # its body is built again when it is sent (fill): not held for every row
-                    plan.rows.append(
-                        PlannedRow(
-                            r, lines[r], Action.CREATE, key=keys[r], parent_id=parent, built=False
-                        )
-                    )
+                else:  # kept as its row; its body is built when it is sent (fill)
+                    plan.rows.add_create(r)
         if bar:
             self.progress.advance(len(todo) % SHOWN_FROM)
             self.progress.finish()
@@ -829,6 +891,13 @@ class Planner:
             "column, or import from the export's folder (or give --base FILE)"
         )
 
+    def _planned_create(self, row: int) -> PlannedRow:
+        """A planned create as planning decided it (PlannedRows keeps only its row)."""
+        key = self._keys[row]
+        return PlannedRow(
+            row, self._lines[row], Action.CREATE, key=key, parent_id=self._parent(row), built=False
+        )
+
     def fill(self, p: PlannedRow) -> PlannedRow:
         """A planned create's body and the values it sets, built from the file's row (as
         planning checked them) when it is sent or written to the plan file."""
@@ -848,46 +917,48 @@ class Planner:
         """Rows that would give a record the e-mail (or organisation name) another record
         has, in the file or in the account (identity.py)."""
         name = identity_field(self.result)
-        writers = [
-            p
-            for p in plan.rows
-            if name is not None
-            # a warning said it already, of the same record; skip and error act on it
-            and (p.row not in self._like_existing or self.on_duplicate_email != "warn")
-            and (p.action == Action.CREATE or (p.action == Action.UPDATE and name in p.after))
-        ]
-        if name is None or not writers:
+        if name is None:
+            return
+
+        def watched(row: int) -> bool:  # a warning said it already, of the same record;
+            return row not in self._like_existing or self.on_duplicate_email != "warn"
+
+        updates = {
+            p.row: p
+            for p in plan.rows.built()
+            if p.action == Action.UPDATE and name in p.after and watched(p.row)
+        }
+        writers = sorted([*(r for r in plan.rows.creates() if watched(r)), *updates])
+        if not writers:
             return
         lines = self.result.table.lines
-        values = {
-            p.row: text
-            for p in writers
-            if (text := identity_text(self.result.cell(p.row, name))) is not None
-        }
-        owners = await self._owners(name, set(values.values()))
+        texts = compared_values(self.result, name, writers)  # as compared, NA: none
+        owners = await self._owners(name, set(texts.dropna().unique()))
         found: dict[int, tuple[str, str]] = {}
-        for r, (value, first) in shared_in_file(self.result, [p.row for p in writers]).items():
+        for r, (value, first) in shared_in_file(self.result, writers).items():
             found[r] = (value, f"{self.result.table.unit} {lines[first]} of this file")
         moved: set[int] = set()
-        for p in writers:
-            others = [i for i in owners.get(values.get(p.row, ""), []) if i != p.record_id]
+        held = texts.isin(list(owners)).to_numpy(dtype=bool, na_value=False)
+        for r, text in zip(np.asarray(writers)[held].tolist(), texts[held], strict=True):
+            p = updates.get(r)  # else a create: no record yet
+            others = [i for i in owners[text] if p is None or i != p.record_id]
             if others:
                 more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
-                value = str(self.result.cell(p.row, name))
-                found[p.row] = (value, f"{self.obj.singular} {others[0]}{more}")
+                value = str(self.result.cell(r, name))
+                found[r] = (value, f"{self.obj.singular} {others[0]}{more}")
                 owner = self.records.get(others[0])
-                if p.action == Action.UPDATE and (renamed := _renamed(p, owner)):
+                if p is not None and (renamed := _renamed(p, owner)):
                     # another record's e-mail and another name: the row is another person's,
                     # its id moved (one column sorted on its own); never written over
-                    moved.add(p.row)
-                    plan.failed[p.row] = (
+                    moved.add(r)
+                    plan.failed[r] = (
                         f"the row would give {self.obj.singular} {p.record_id} the {name} of "
                         f"{self.obj.singular} {others[0]} ({value!r}) and another name "
                         f"({renamed}): its {self.obj.id_field} looks moved from another row "
                         "(one column sorted on its own?); not written"
                     )
         if moved:
-            plan.rows = [p for p in plan.rows if p.row not in moved]
+            plan.rows.drop(moved)
             found = {r: f for r, f in found.items() if r not in moved}
         if not found:
             return
@@ -900,7 +971,7 @@ class Planner:
             else:
                 plan.failed[r] = f"{message}; --on-duplicate-email error"
         if self.on_duplicate_email != "warn":
-            plan.rows = [p for p in plan.rows if p.row not in found]
+            plan.rows.drop(set(found))
             return
         shown = sorted(found)[:3]
         plan.warnings.append(

@@ -44,7 +44,7 @@ def test_updates_are_sent_in_groups_of_two_seconds_each_reread_first() -> None:
 
     creates = [PlannedRow(i, i + 2, "create") for i in range(50)]
     updates = [PlannedRow(i, i + 2, "update") for i in range(50, 95)]
-    groups = send_groups(creates + updates, 200, rate=10)
+    groups = list(send_groups(creates + updates, 200, rate=10))
     assert [len(g) for g in groups] == [20, 20, 20, 20, 15]  # the batch holds updates
     assert [len(g) for g in send_groups(creates, 200, rate=10)] == [50]  # creates: one batch
 
