@@ -111,7 +111,7 @@ def bind(
                 (RowState.PLANNED, RowState.DONE, RowState.SKIPPED),
             )
     store.remember(file_sha256=file_sha, mapping_sha256=mapping_sha, source=source)
-    store.rows.reload()  # renumbered, replanned: the entries in memory are read again
+    store.rows.reload()  # renumbered, replanned: the records done rows hold are asked again
     return changes
 
 

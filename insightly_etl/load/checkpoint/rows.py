@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -161,21 +162,23 @@ class RowJournal:
         return self.store.db
 
     def register(self, rows: Iterable[tuple[int, int, str]]) -> None:
-        """Every row of the file, once (row position, line, content digest)."""
-        rows = list(rows)
+        """Every row of the file, once (row position, line, content digest), in one
+        transaction, a block of rows at a time (not a million tuples at once)."""
         self.reload()
         now = utc_now()
+        given = iter(rows)
         with self.store.transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
-                " VALUES (?, ?, ?, ?, ?)",
-                ((r, line, RowState.PLANNED, digest, now) for r, line, digest in rows),
-            )
-            # a checkpoint of an earlier version: its rows get their digests now
-            db.executemany(
-                "UPDATE rows SET digest=? WHERE row=? AND digest IS NULL",
-                ((digest, r) for r, _, digest in rows),
-            )
+            while block := list(islice(given, 50_000)):
+                db.executemany(
+                    "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    ((r, line, RowState.PLANNED, digest, now) for r, line, digest in block),
+                )
+                # a checkpoint of an earlier version: its rows get their digests now
+                db.executemany(
+                    "UPDATE rows SET digest=? WHERE row=? AND digest IS NULL",
+                    ((digest, r) for r, _, digest in block),
+                )
 
     def states(self) -> dict[int, RowEntry]:
         """Every row's entry, as the file has it now: for `undo`, `reconcile` and a look at a
