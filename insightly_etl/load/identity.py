@@ -97,17 +97,13 @@ def _keys(result: ValidationResult, rows: list[int]) -> pd.Series:
     return keys.fillna(own.radd("\x00row "))
 
 
-def _written(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
+def written_values(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
+    """These rows' values of field `name` as text (NA: none, or cleared)."""
     written = result.values[name].iloc[rows].astype("string")
     cleared = result.cleared.get(name)
     if cleared is not None:
         written = written.mask(pd.Series(cleared[rows], index=written.index))
     return written
-
-
-def compared_values(result: ValidationResult, name: str, rows: list[int]) -> pd.Series:
-    """`identity_text` of these rows' values of field `name`, a column at once (NA: none)."""
-    return compared(_written(result, name, rows))
 
 
 def _later_holders(frame: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +123,7 @@ def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple
     name = identity_field(result)
     if name is None or not rows:
         return {}
-    written = _written(result, name, rows)
+    written = written_values(result, name, rows)
     text = compared(written)
     shared = (text.duplicated(keep=False) & text.notna()).to_numpy()
     if not shared.any():  # the usual case: nothing more to compute
@@ -153,7 +149,7 @@ def identity_rows(result: ValidationResult, offset: int = 0) -> pa.Table | None:
         return None
     rejected = set(result.rejected_rows.tolist())
     rows = [r for r in range(result.rows) if r not in rejected]
-    written = _written(result, name, rows).reset_index(drop=True)
+    written = written_values(result, name, rows).reset_index(drop=True)
     text = compared(written)
     kept = pa.array(text.notna().to_numpy())
     numbers = np.asarray(rows, dtype=np.int64)
