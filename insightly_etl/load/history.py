@@ -78,6 +78,9 @@ class ImportHistory:
         outcome = ended.get("outcome")
         if outcome in STOP_EXITS:
             result.stop_reason, result.exit_code = StopReason(outcome), STOP_EXITS[outcome]
+        elif outcome == StopReason.ERROR:
+            result.stop_reason, result.exit_code = StopReason.ERROR, 1
+            result.error = "the last run ended in an error, after it had sent writes"
         elif ended and not outcome:
             result.stop_reason, result.exit_code = StopReason.ERROR, 1
             result.error = "the last run did not finish: it was killed, or it is still running"

@@ -10,14 +10,17 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import httpx
+import jsonschema
 import pytest
 
-from insightly_etl.errors import CheckpointError
+from insightly_etl.errors import CheckpointError, ValidationError
 from insightly_etl.load.checkpoint import VERSION, Checkpoint, FieldChange
 from insightly_etl.load.history import read_history
 from insightly_etl.load.states import Action, RowState, StepAction, StepState, UndoState
+from insightly_etl.summary import schema
 from tests.api.test_cli import run
-from tests.api.test_import import writes
+from tests.api.test_import import MATCH_EMAIL, run_import, write, writes
 
 DATA = Path(__file__).parent.parent / "data" / "checkpoints"
 
@@ -165,7 +168,12 @@ def test_a_version_0_file_holding_a_state_no_version_wrote_is_refused_untouched(
 # The schema each version has: a change to SCHEMA (a column, a CHECK list grown by a new state)
 # must come with a new VERSION and its migration, or files written by the old schema would
 # refuse the new values. Record the new digest here when you add one.
-SCHEMA_DIGESTS = {1: "29b978d546244dc8", 2: "1a3ed7d8e3ac3f28", 3: "980238583653fd6b"}
+SCHEMA_DIGESTS = {
+    1: "29b978d546244dc8",
+    2: "1a3ed7d8e3ac3f28",
+    3: "980238583653fd6b",
+    4: "276945c260a47348",
+}
 
 
 def test_the_schema_changes_only_with_its_version() -> None:
@@ -216,7 +224,7 @@ def test_a_version_1_checkpoint_is_read_as_it_was_and_migrated_keeping_its_runs(
         "--quiet",
     )
     assert again.exit_code == 1, again.output  # the rejected row is still rejected
-    assert writes(sb) == 0 and version(path) == VERSION == 3
+    assert writes(sb) == 0 and version(path) == VERSION == 4
     cp = Checkpoint(path)
     try:
         assert [(r["outcome"], r["kind"]) for r in cp.runs()] == [
@@ -266,3 +274,51 @@ def test_a_run_records_its_kind_and_which_limit_stopped_it(make_sandbox, tmp_pat
     ]
     summary = read_history(path).summary()  # the report's
     assert (summary.stop_reason, summary.exit_code) == ("budget", 75)
+
+
+class _SearchDownAfterFirstCreate(httpx.AsyncBaseTransport):
+    """The sandbox, whose /Search answers 400 once a record was created."""
+
+    def __init__(self, sb) -> None:
+        self.inner, self.created = httpx.ASGITransport(app=sb.app), False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.created and request.url.path.endswith("/Search"):
+            return httpx.Response(400, json={"Message": "search is down"})
+        response = await self.inner.handle_async_request(request)
+        self.created |= request.method == "POST" and response.is_success
+        return response
+
+
+@pytest.mark.anyio
+async def test_a_run_that_ends_in_an_error_after_a_write_says_so(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Its error is the one said (it was replaced by the checkpoint refusing the outcome
+    `error`: sqlite3.IntegrityError), its runs row says `error`, and so does status."""
+    sb = make_sandbox()
+    mapping = write(tmp_path, "m.yaml", MATCH_EMAIL)
+    await run_import(sb, write(tmp_path, "a.csv", "Name,Email\nAda,ada@e.example\n"), mapping)
+    rows = "Name,Email\nNew,new@e.example\nBob,bob@e.example\nAda B,ada@e.example\n"
+    file = write(tmp_path, "b.csv", rows)
+    with pytest.raises(ValidationError) as raised:
+        await run_import(sb, file, mapping, transport=_SearchDownAfterFirstCreate, batch_size=1)
+    assert str(raised.value).endswith("HTTP 400: search is down")
+    path = tmp_path / "b.csv.checkpoint.sqlite"
+    cp = Checkpoint.read_only(path)
+    try:
+        assert [r["outcome"] for r in cp.runs()] == ["error"]
+        assert cp.rows.written() == [(0, cp.rows.written()[0][1], True)]  # New: created
+    finally:
+        cp.close()
+    summary = read_history(path).summary()
+    assert (summary.stop_reason, summary.exit_code, summary.error) == (
+        "error",
+        1,
+        "the last run ended in an error, after it had sent writes",
+    )
+    status = run(None, "status", str(path))
+    assert status.stdout.splitlines()[-1].endswith(", error"), status.output
+    as_json = json.loads(run(None, "status", str(path), "--json").stdout)
+    jsonschema.validate(as_json, schema("status"))
+    assert [r["outcome"] for r in as_json["runs"]] == ["error"]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from insightly_etl.account_id import AccountId
-from insightly_etl.errors import CheckpointError
+from insightly_etl.errors import CheckpointError, StopReason
 from insightly_etl.files import utc_now
 from insightly_etl.load.checkpoint.rerun import RerunChanges, bind
 from insightly_etl.load.checkpoint.rows import RowJournal
@@ -46,9 +46,9 @@ from insightly_etl.load.states import (
 )
 from insightly_etl.lock import RunLock
 
-VERSION = 3
+VERSION = 4  # 4: a run that ended in an error says so (outcome `error`)
 # how a run ended: the words of a run summary's stop_reason (errors.StopReason)
-RUN_OUTCOMES = ("finished", "dry-run", *STOP_EXITS)
+RUN_OUTCOMES = ("finished", "dry-run", str(StopReason.ERROR), *STOP_EXITS)
 RunKind = Literal["import", "reconcile", "undo"]
 RUN_KINDS = get_args(RunKind)
 
