@@ -624,7 +624,7 @@ class _Run:
                     else Action.UNCHANGED
                 )
                 rows.done(p.row, action, p.record_id)
-            elif p.action != Action.CREATE:  # creates: all of them above
+            else:
                 planned.setdefault(p.action, []).append(p.row)
         for action, numbers in planned.items():  # one transaction each, not one per row
             if numbers:
@@ -637,11 +637,7 @@ class _Run:
     def step_rows(self, valid: list[int]) -> list[RowRecord]:
         """Rows whose record is written (this run or an earlier one): their steps may follow."""
         passed = set(valid)
-        return [
-            RowRecord(r, rid, created)
-            for r, rid, created in self.checkpoint.rows.written()
-            if r in passed
-        ]
+        return [RowRecord(*w) for w in self.checkpoint.rows.written() if w.row in passed]
 
     async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
         """The records' writes, then their steps (not after a quota stop or Ctrl-C)."""
@@ -658,7 +654,7 @@ class _Run:
             return Sent(outcome)
         made = set(planned.plan.rows.creates())
         steps.new_records = frozenset(
-            rid for r, rid, _ in self.checkpoint.rows.written() if r in made
+            w.record_id for w in self.checkpoint.rows.written() if w.row in made
         )
         done = await steps.run(self.step_rows(validated.valid))
         return Sent(Outcome(done.stopped, done.error) if done.stopped else outcome, done.left)

@@ -143,7 +143,8 @@ class PlannedRows:
         self._creates = array("q")  # rows, ascending
 
     def append(self, p: PlannedRow) -> None:
-        """A row as planning built it (in the file's order)."""
+        """A row as planning built it (in the file's order): not a create (add_create)."""
+        assert p.action != Action.CREATE, "a planned create is kept as its row: add_create"
         self._built.append(p)
 
     def add_create(self, row: int) -> None:
@@ -162,13 +163,12 @@ class PlannedRows:
         return heapq.merge(self._built, made, key=lambda p: p.row)
 
     def built(self) -> list[PlannedRow]:
-        """The rows kept as planning built them (no create kept as a number)."""
+        """The rows kept as planning built them: all but the creates."""
         return self._built
 
     def creates(self) -> list[int]:
         """Every planned create's row, ascending."""
-        built = [p.row for p in self._built if p.action == Action.CREATE]
-        return sorted([*self._creates, *built]) if built else list(self._creates)
+        return list(self._creates)
 
     def last(self) -> int:
         """The last planned row (-1: none)."""
@@ -177,8 +177,9 @@ class PlannedRows:
         )
 
     def count(self, action: Action) -> int:
-        found = sum(1 for p in self._built if p.action == action)
-        return found + (len(self._creates) if action == Action.CREATE else 0)
+        if action == Action.CREATE:
+            return len(self._creates)
+        return sum(1 for p in self._built if p.action == action)
 
     def drop(self, rows: set[int]) -> None:
         """These rows are not planned after all (decided otherwise since)."""
@@ -626,8 +627,6 @@ def planning_columns(result: ValidationResult) -> list[str]:
     return [c for c in result.table.columns if c in wanted]
 
 
-_RELEASE_EVERY = 50_000  # rows planned between two returns of Arrow's unused memory (a
-# million rows' values read one at a time kept 370 MB)
 SHOWN_FROM = 5_000  # rows: planning more (or writing their plan) shows a bar, advanced by so many
 
 
@@ -752,8 +751,6 @@ class Planner:
         for i, r in enumerate(todo, 1):
             if bar and i % SHOWN_FROM == 0:
                 self.progress.advance(SHOWN_FROM)
-            if i % _RELEASE_EVERY == 0:  # the values read a row at a time (Arrow scalars):
-                pa.default_memory_pool().release_unused()  # mimalloc keeps them unless asked
             if r in plan.skipped or r in plan.failed:
                 continue
             values = row_values(self.result, r)
@@ -847,6 +844,8 @@ class Planner:
         if bar:
             self.progress.advance(len(todo) % SHOWN_FROM)
             self.progress.finish()
+        # the values read a row at a time (Arrow scalars): mimalloc keeps their memory unless
+        # asked (300k rows: 110 MB)
         pa.default_memory_pool().release_unused()
         await self._check_identity(plan)
         self._warn_no_copy_time(plan)
@@ -918,7 +917,8 @@ class Planner:
         return p
 
     def release(self, p: PlannedRow) -> None:
-        """A create that is done: its body goes again (fill builds it if ever needed)."""
+        """A create that is done: its body goes at once, not when the batch it was sent in
+        is let go (the plan keeps none: PlannedRows makes a create anew when read)."""
         if p.action == Action.CREATE and p.built:
             p.payload, p.after, p.built = _EMPTY, _EMPTY, False
 
@@ -929,7 +929,9 @@ class Planner:
         if name is None:
             return
 
-        def watched(row: int) -> bool:  # a warning said it already, of the same record;
+        def watched(row: int) -> bool:
+            # a row Insightly's own duplicate rule was said of (like_existing) is not said of
+            # again, of the same record; skip and error act on it
             return row not in self._like_existing or self.on_duplicate_email != "warn"
 
         updates = {

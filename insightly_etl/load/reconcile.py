@@ -350,7 +350,7 @@ async def _settle(
     """Each unsettled create of the checkpoint looked for again: found, never made, or not yet."""
     reconciler = Reconciler(client, obj, checkpoint.rows.claimed)
     counts = ReconcileCounts()
-    rows = [r for r, state, _, _ in checkpoint.rows.brief() if state in UNSETTLED]
+    rows = [b.row for b in checkpoint.rows.brief() if b.state in UNSETTLED]
     for entry in checkpoint.rows.of(rows).values():
         if entry.action != Action.CREATE or not entry.payload:
             counts.updates += 1

@@ -68,7 +68,7 @@ def _write(
     success = pd.DataFrame(
         {
             unit: done["line"],
-            "action": done["action"].map(lambda a: PAST.get(a, a) if a else None),
+            "action": done["action"].map(lambda a: PAST.get(a, a) or None),
             "record_id": done["record_id"],
         }
     )
@@ -88,8 +88,7 @@ def _write(
             # the HTTP status Insightly answered; empty when the row was decided here (the
             # message says why)
             "status": pd.array([*bad["status"], *(s.status for s in steps)], dtype="Int64"),
-            "message": [m or "" for m in bad["message"]]
-            + [f"{s.step}: {s.message or ''}" for s in steps],
+            "message": [*bad["message"]] + [f"{s.step}: {s.message or ''}" for s in steps],
             ROW: [*bad["row"], *(s.row for s in steps)],
         }
     )

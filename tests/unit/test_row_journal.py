@@ -104,3 +104,33 @@ def test_nothing_is_left_beside_a_closed_checkpoint_nor_made_by_looking_at_it(
     again = Checkpoint(path)  # the next run is in WAL mode again
     assert again.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     again.close()
+
+
+def test_questions_across_blocks_give_what_one_block_gives(tmp_path: Path, monkeypatch) -> None:
+    """Rows registered, named (`of`) and read into columns (`listed`) a block at a time, with
+    blocks of two rows: a block whose rows have no record id beside one whose rows have."""
+    import insightly_etl.load.checkpoint.rows as journal
+
+    monkeypatch.setattr(journal, "_BLOCK", 2)
+    monkeypatch.setattr(journal, "_SQL_CHUNK", 2)
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    try:
+        cp.rows.register((r, r + 2, f"d{r}") for r in range(7))
+        cp.db.execute("UPDATE rows SET digest=NULL WHERE row=5")  # as an earlier version left it
+        cp.rows.register((r, r + 2, f"d{r}") for r in range(7))
+        digests = [d for (d,) in cp.db.execute("SELECT digest FROM rows ORDER BY row")]
+        assert digests == [f"d{r}" for r in range(7)]
+        cp.start_run()
+        rows = cp.rows
+        rows.mark([0, 1, 4, 5, 6], RowState.SKIPPED, action=Action.SKIP, message="no")
+        rows.done(4, Action.UPDATE, 40)
+        rows.done(6, Action.CREATE, 60)
+        assert list(rows.of(range(9))) == list(range(7))
+        skipped_or_done = rows.listed([RowState.SKIPPED, RowState.DONE])
+        assert skipped_or_done["row"].tolist() == [0, 1, 4, 5, 6]
+        assert skipped_or_done["record_id"].tolist() == [pd.NA, pd.NA, 40, pd.NA, 60]
+        assert str(skipped_or_done["record_id"].dtype) == "Int64"
+        assert skipped_or_done["message"].tolist() == ["no", "no", "", "no", ""]
+        assert rows.written() == [(4, 40, False), (6, 60, True)]
+    finally:
+        cp.close()

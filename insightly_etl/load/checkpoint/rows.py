@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -107,6 +107,25 @@ _UNSETTLED = ", ".join(f"'{s}'" for s in UNSETTLED)
 
 _LISTED = ["row", "line", "action", "state", "record_id", "status", "message", "not_applied"]
 _SQL_CHUNK = 500  # rows named in one `row IN (...)`: far below SQLite's bound of parameters
+_BLOCK = 50_000  # rows registered, or read into columns, at a time
+
+
+class Brief(NamedTuple):
+    """What a run decides a row's work by (RowJournal.brief)."""
+
+    row: int
+    state: RowState
+    status: int | None  # the HTTP status of its last failure, if any
+    record_id: int | None
+
+
+class Written(NamedTuple):
+    """A done row that has its record (RowJournal.written)."""
+
+    row: int
+    record_id: int
+    created: bool  # by an import (whatever later runs did to it)
+
 
 _ENTRY = (
     "row, line, action, state, record_id, payload, sent_at, status, message, attempts,"
@@ -144,7 +163,8 @@ class RowJournal:
         self._claimed: set[int] | None = None
 
     def reload(self) -> None:
-        """The rows were changed behind the journal's back (rerun.py): read them again."""
+        """The rows were changed behind the journal's back (rerun.py): the records done rows
+        hold are asked of the file again."""
         self._claimed = None
 
     def claimed(self) -> set[int]:
@@ -168,7 +188,7 @@ class RowJournal:
         now = utc_now()
         given = iter(rows)
         with self.store.transaction() as db:
-            while block := list(islice(given, 50_000)):
+            while block := list(islice(given, _BLOCK)):
                 db.executemany(
                     "INSERT OR IGNORE INTO rows (row, line, state, digest, updated_utc)"
                     " VALUES (?, ?, ?, ?, ?)",
@@ -181,8 +201,8 @@ class RowJournal:
                 )
 
     def states(self) -> dict[int, RowEntry]:
-        """Every row's entry, as the file has it now: for `undo`, `reconcile` and a look at a
-        checkpoint. An import asks `brief` and `of` instead."""
+        """Every row's entry, as the file has it now: to look at a small checkpoint (tests).
+        Nothing in a run asks it: a million entries are 200 MB; runs ask `brief` and `of`."""
         cur = self.db.execute(f"SELECT {_ENTRY} FROM rows")
         return {r[0]: _entry(r) for r in cur}
 
@@ -199,41 +219,42 @@ class RowJournal:
             out.update((r[0], _entry(r)) for r in cur)
         return out
 
-    def brief(self) -> Iterator[tuple[int, RowState, int | None, int | None]]:
-        """(row, state, HTTP status, record id) of every row, by row, read as it is iterated:
-        what a run decides its work by (iterate it to the end before writing again)."""
+    def brief(self) -> Iterator[Brief]:
+        """Every row's Brief, by row, read as it is iterated: what a run decides its work by
+        (iterate it to the end before writing again)."""
         cur = self.db.execute("SELECT row, state, status, record_id FROM rows ORDER BY row")
-        return ((r, RowState(s), status, rid) for r, s, status, rid in cur)
+        return (Brief(r, RowState(s), status, rid) for r, s, status, rid in cur)
 
-    def written(self) -> list[tuple[int, int, bool]]:
-        """(row, record id, whether an import created it) of every done row that has its
-        record, by row: the rows whose steps may follow."""
+    def written(self) -> list[Written]:
+        """Every done row that has its record, by row: the rows whose steps may follow."""
         cur = self.db.execute(
             "SELECT row, record_id, created FROM rows WHERE state=? AND record_id IS NOT NULL"
             " ORDER BY row",
             (RowState.DONE,),
         )
-        return [(r, rid, bool(created)) for r, rid, created in cur]
+        return [Written(r, rid, bool(created)) for r, rid, created in cur]
 
     def listed(self, states: Iterable[RowState], *, not_applied: bool = False) -> pd.DataFrame:
         """The rows in `states` (with `not_applied`, also the done rows whose answer lacked a
         value sent), by row: row, line, action, state, record_id, status, message,
         not_applied. Read a block at a time into columns, not a million entries."""
-        wanted = [str(s) for s in states]
+        wanted: list[str] = [str(s) for s in states]
         where = f"state IN ({', '.join('?' * len(wanted))})"
         if not_applied:
-            where = f"({where} OR (state='{RowState.DONE}' AND not_applied=1))"
+            where = f"({where} OR (state=? AND not_applied=1))"
+            wanted.append(str(RowState.DONE))
         parts = pd.read_sql_query(
-            "SELECT row, line, action, state, record_id, status, message, not_applied FROM rows"
-            f" WHERE {where} ORDER BY row",
+            f"SELECT {', '.join(_LISTED)} FROM rows WHERE {where} ORDER BY row",
             self.db,
             params=wanted,
-            chunksize=100_000,
+            chunksize=_BLOCK,
         )
         chunks = [p for p in parts if not p.empty]
         frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=_LISTED)
         for name in ("record_id", "status"):
             frame[name] = frame[name].astype("Int64")
+        for name in ("action", "state", "message"):  # "" for none (pandas 3 would say NaN)
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
         frame["not_applied"] = frame["not_applied"].astype(bool)
         return frame
 
