@@ -64,7 +64,7 @@ def _write(
     rows = checkpoint.rows
     unit = table.unit
     written = []
-    done = rows.listed([RowState.DONE])
+    done = rows.listed([RowState.DONE], ["line", "action", "record_id"])
     success = pd.DataFrame(
         {
             unit: done["line"],
@@ -75,7 +75,7 @@ def _write(
     del done
     written.append(write_csv(success, directory / f"{name}.success.csv"))
     # every row not written, and why: skipped rows (by an option) too
-    bad = rows.listed(NOT_WRITTEN, not_applied=True)
+    bad = rows.listed(NOT_WRITTEN, ["row", "line", "state", "status", "message"], not_applied=True)
     # a row whose record is written but a step of it (pipeline, state, link) failed
     steps = [s for s in checkpoint.steps.states().values() if s.state == StepState.FAILED]
     lines = {r: e.line for r, e in rows.of(s.row for s in steps).items()}
@@ -95,7 +95,7 @@ def _write(
     errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
     sep = table.results_sep
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
-    left = rows.listed(LEFT)
+    left = rows.listed(LEFT, ["row", "line"])
     unprocessed_path = directory / f"{name}.unprocessed.csv"
     if stopped and len(left) and not dry_run:
         index = pd.DataFrame({unit: left["line"], ROW: left["row"]})

@@ -134,3 +134,15 @@ def test_questions_across_blocks_give_what_one_block_gives(tmp_path: Path, monke
         assert rows.written() == [(4, 40, False), (6, 60, True)]
     finally:
         cp.close()
+
+
+def test_only_the_columns_asked_are_read(tmp_path: Path) -> None:
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    try:
+        cp.rows.register([(0, 2, "a"), (1, 3, "b")])
+        left = cp.rows.listed([RowState.PLANNED], ["row", "line"])
+        assert left.to_dict("list") == {"row": [0, 1], "line": [2, 3]}
+        empty = cp.rows.listed([RowState.DONE], ["line", "action", "record_id"])
+        assert (list(empty.columns), len(empty)) == (["line", "action", "record_id"], 0)
+    finally:
+        cp.close()
