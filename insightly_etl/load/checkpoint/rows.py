@@ -110,6 +110,18 @@ _SQL_CHUNK = 500  # rows named in one `row IN (...)`: far below SQLite's bound o
 _BLOCK = 50_000  # rows registered, or read into columns, at a time
 
 
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """listed()'s columns as their types: ids and statuses Int64, words "" for none (NaN
+    under pandas 3), not_applied bool."""
+    for name in {"record_id", "status"} & set(frame.columns):
+        frame[name] = frame[name].astype("Int64")
+    for name in {"action", "state", "message"} & set(frame.columns):
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
+    if "not_applied" in frame.columns:
+        frame["not_applied"] = frame["not_applied"].astype(bool)
+    return frame
+
+
 class Brief(NamedTuple):
     """What a run decides a row's work by (RowJournal.brief)."""
 
@@ -258,15 +270,12 @@ class RowJournal:
             params=wanted,
             chunksize=_BLOCK,
         )
-        chunks = [p for p in parts if not p.empty]
-        frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=[*columns])
-        for name in {"record_id", "status"} & set(columns):
-            frame[name] = frame[name].astype("Int64")
-        for name in {"action", "state", "message"} & set(columns):  # "" for none (pandas 3: NaN)
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), "")
-        if "not_applied" in columns:
-            frame["not_applied"] = frame["not_applied"].astype(bool)
-        return frame
+        chunks = [_typed(p) for p in parts if not p.empty]  # typed alike before joined
+        return (
+            pd.concat(chunks, ignore_index=True)
+            if chunks
+            else _typed(pd.DataFrame(columns=columns))
+        )
 
     def lines(self) -> dict[int, int]:
         """Every row's line in the file."""
