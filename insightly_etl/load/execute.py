@@ -16,7 +16,8 @@ PUT with the same values is harmless to repeat).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -64,6 +65,7 @@ from insightly_etl.progress import NullProgress, Progress
 NOT_APPLIED = "not applied"  # a done write whose answer lacks a value it sent
 
 
+SPENT_EVERY = 2.0  # seconds between two notes of a run's requests in its checkpoint
 REFRESH_SECONDS = 2.0  # the longest a batch of updates runs on what it read before
 
 
@@ -101,6 +103,7 @@ class Executor:
         planned_at: datetime,
         progress: Progress | None = None,
         keep_records: bool = True,
+        spent: Callable[[], tuple[int, dict[str, int]]] | None = None,
     ) -> None:
         self.client = client
         self.checkpoint = checkpoint
@@ -119,6 +122,9 @@ class Executor:
         # each write's answer kept for the steps that follow it (pipeline, stage, links); an
         # import without steps keeps none: a million created records' answers held ~2 GB
         self.keep_records = keep_records
+        # the run's requests so far and by minute, noted in the checkpoint as it sends
+        self.spent = spent
+        self._noted = time.monotonic()
 
     async def run(self, plan: Plan) -> Outcome:
         """Writes go out as a pool of up to `batch_size` at a time (the client paces them): a
@@ -147,6 +153,7 @@ class Executor:
                         places.release()
                         break
                     running.append(asyncio.ensure_future(send(p)))
+                    self._note_spent()
                 running = [t for t in running if not t.done() or t.exception() is not None]
                 if any(t.done() for t in running):
                     break  # a write failed unexpectedly (a bug): raised below, nothing more sent
@@ -160,6 +167,13 @@ class Executor:
         finally:
             self.progress.finish()
         return self.sender.finish()
+
+    def _note_spent(self) -> None:
+        """Every SPENT_EVERY seconds, the requests sent so far go into the checkpoint's run:
+        a run killed later still counts in the quota's window and in status."""
+        if self.spent is not None and time.monotonic() - self._noted >= SPENT_EVERY:
+            self._noted = time.monotonic()
+            self.checkpoint.spent_so_far(*self.spent())
 
     async def _send(self, p: PlannedRow) -> None:
         if self.sender.stopping or p.settled or p.action not in WRITES:

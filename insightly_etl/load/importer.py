@@ -474,6 +474,7 @@ class _Run:
             planned_at=server_now(self.client),
             progress=self.progress,
             keep_records=has_steps(validated.validation),
+            spent=lambda: (self.meter.requests, dict(self.client.stats.sent_minutes)),
         )
         try:
             todo = await self.reconcile(executor, validated)

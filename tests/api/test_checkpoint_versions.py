@@ -322,3 +322,44 @@ async def test_a_run_that_ends_in_an_error_after_a_write_says_so(
     as_json = json.loads(run(None, "status", str(path), "--json").stdout)
     jsonschema.validate(as_json, schema("status"))
     assert [r["outcome"] for r in as_json["runs"]] == ["error"]
+
+
+class _Watched(httpx.AsyncBaseTransport):
+    """The sandbox; at its 30th create, what the checkpoint's runs say (another connection,
+    as `status` beside a run that is then killed)."""
+
+    def __init__(self, sb) -> None:
+        self.inner, self.creates, self.seen = httpx.ASGITransport(app=sb.app), 0, None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.creates += request.method == "POST"
+        if self.creates == 30 and self.seen is None:
+            path = self.checkpoint
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                self.seen = db.execute("SELECT requests, sent_minutes FROM runs").fetchall()
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.anyio
+async def test_a_run_notes_its_requests_as_it_sends(
+    make_sandbox, tmp_path: Path, monkeypatch
+) -> None:
+    """A run killed midway said 0 requests: they are noted as it sends (here at every write;
+    SPENT_EVERY seconds apart in a run), so status and the quota's window count them."""
+    import insightly_etl.load.execute as execute
+
+    monkeypatch.setattr(execute, "SPENT_EVERY", 0.0)
+    sb = make_sandbox()
+    file = write(tmp_path, "b.csv", "Name\n" + "".join(f"N{i}\n" for i in range(40)))
+    mapping = write(tmp_path, "m.yaml", "object: contacts\ncolumns:\n  Name: FIRST_NAME\n")
+    watched: list[_Watched] = []
+
+    def front(sb) -> _Watched:
+        watched.append(_Watched(sb))
+        watched[0].checkpoint = tmp_path / "b.csv.checkpoint.sqlite"
+        return watched[0]
+
+    result = await run_import(sb, file, mapping, transport=front, batch_size=1)
+    ((requests, minutes),) = watched[0].seen
+    assert 28 <= requests < result.requests  # planning's and the writes' so far, before the end
+    assert sum(json.loads(minutes).values()) == requests

@@ -492,6 +492,14 @@ class Checkpoint:
             (utc_now(), requests, outcome, json.dumps(sent_minutes or {}), self.run),
         )
 
+    def spent_so_far(self, requests: int, sent_minutes: dict[str, int]) -> None:
+        """The run's requests so far, by minute, its end still open: a run killed later
+        still counts in the quota's window (it said 0 requests)."""
+        self.db.execute(
+            "UPDATE runs SET requests=?, sent_minutes=? WHERE run=?",
+            (requests, json.dumps(sent_minutes), self.run),
+        )
+
     @contextmanager
     def recorded_run(
         self, kind: RunKind, spent: Callable[[], tuple[int, dict[str, int]]]
@@ -516,10 +524,7 @@ class Checkpoint:
             if record.outcome:
                 self.finish_run(requests, record.outcome, minutes)
             else:  # an error: the requests and their minutes, the outcome left open
-                self.db.execute(
-                    "UPDATE runs SET requests=?, sent_minutes=? WHERE run=?",
-                    (requests, json.dumps(minutes), self.run),
-                )
+                self.spent_so_far(requests, minutes)
 
     def sent_minutes(self) -> list[tuple[str, int]]:
         """Every run's requests by minute: what this tool spent of the rolling window. Only
