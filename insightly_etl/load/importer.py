@@ -30,6 +30,7 @@ from insightly_etl.load.base import find_base, read_base
 from insightly_etl.load.checkpoint import (
     Checkpoint,
     RowEntry,
+    Written,
     mapping_fingerprint,
 )
 from insightly_etl.load.checkpoint.pairing import Identity
@@ -66,7 +67,7 @@ from insightly_etl.load.states import (
     RowState,
     Stop,
 )
-from insightly_etl.load.steps import RowRecord, StepRunner, has_steps, step_counts
+from insightly_etl.load.steps import StepRunner, has_steps, step_counts
 from insightly_etl.load.validate import ValidationResult
 from insightly_etl.progress import NullProgress, Progress, shown
 
@@ -635,10 +636,10 @@ class _Run:
         """Whether the row has fields Insightly changed too, kept as Insightly has them."""
         return bool(p.conflicts) and self.options.on_conflict != "overwrite"
 
-    def step_rows(self, valid: list[int]) -> list[RowRecord]:
+    def step_rows(self, valid: list[int]) -> list[Written]:
         """Rows whose record is written (this run or an earlier one): their steps may follow."""
         passed = set(valid)
-        return [RowRecord(*w) for w in self.checkpoint.rows.written() if w.row in passed]
+        return [w for w in self.checkpoint.rows.written() if w.row in passed]
 
     async def execute(self, executor: Executor, planned: Planned, validated: Validated) -> Sent:
         """The records' writes, then their steps (not after a quota stop or Ctrl-C)."""

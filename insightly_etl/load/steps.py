@@ -39,7 +39,7 @@ from insightly_etl.errors import (
     NotFoundError,
     RunStopped,
 )
-from insightly_etl.load.checkpoint import Checkpoint, StepEntry
+from insightly_etl.load.checkpoint import Checkpoint, StepEntry, Written
 from insightly_etl.load.plan import Record, row_policies
 from insightly_etl.load.sender import SETTLE_SECONDS, Call, Sender, Then, fmt, stop_of
 from insightly_etl.load.states import STEP_REQUESTS, StepAction, StepState, Stop
@@ -216,13 +216,6 @@ class StepOutcome:
     left: int = 0  # steps not settled when the run ended
 
 
-@dataclass(frozen=True)
-class RowRecord:
-    row: int
-    record_id: int
-    created: bool  # by this import: `update: never|fill` do not hold it back
-
-
 class StepRunner:
     """Sends every row's steps that are not done yet; rows run concurrently, a row's steps in
     order (pipeline, state, links), each through the one journaled sender (sender.py)."""
@@ -250,7 +243,7 @@ class StepRunner:
         self.linked: set[tuple[frozenset[tuple[str, int]], str]] = set()  # links added this run
         self.settle_seconds = SETTLE_SECONDS
 
-    def pending(self, rows: list[RowRecord]) -> list[tuple[RowRecord, list[Want]]]:
+    def pending(self, rows: list[Written]) -> list[tuple[Written, list[Want]]]:
         """Rows with a step not done for this want and this record."""
         self.journal = self.checkpoint.steps.states()
         out = []
@@ -260,7 +253,7 @@ class StepRunner:
                 out.append((r, wants))
         return out
 
-    def _done(self, r: RowRecord, want: Want) -> bool:
+    def _done(self, r: Written, want: Want) -> bool:
         entry = self.journal.get((r.row, want.step))
         return (
             entry is not None
@@ -269,7 +262,7 @@ class StepRunner:
             and entry.record_id == r.record_id
         )
 
-    def estimate(self, rows: list[RowRecord], planned_new: list[int]) -> dict[str, int]:
+    def estimate(self, rows: list[Written], planned_new: list[int]) -> dict[str, int]:
         """Requests the steps will cost (none is sent): decided against what planning read;
         where it read nothing, one read and at most one request per step."""
         counts: dict[str, int] = {}
@@ -299,7 +292,7 @@ class StepRunner:
                     count(call.action)
         return counts
 
-    async def run(self, rows: list[RowRecord]) -> StepOutcome:
+    async def run(self, rows: list[Written]) -> StepOutcome:
         todo = self.pending(rows)
         total = sum(len(w) for _, w in todo)
         try:
@@ -321,7 +314,7 @@ class StepRunner:
         outcome = self.sender.finish()
         return StepOutcome(outcome.stopped, outcome.error, left)
 
-    def created(self, r: RowRecord, want: Want) -> bool:
+    def created(self, r: Written, want: Want) -> bool:
         """Created by this import, and this step never applied to it: a later edit of the
         file is an update, where `update: never|fill` hold."""
         entry = self.journal.get((r.row, want.step))
@@ -352,7 +345,7 @@ class StepRunner:
             if rid is not None:
                 self.records[rid] = record
 
-    async def _row(self, r: RowRecord, wants: list[Want]) -> None:
+    async def _row(self, r: Written, wants: list[Want]) -> None:
         try:
             # every record in self.records was read (or written) by this run: fresh enough to
             # settle a step an earlier run left in flight
@@ -382,13 +375,13 @@ class StepRunner:
                 return
             record = job.record
 
-    def _fail_unsettled(self, r: RowRecord, wants: list[Want], exc: ApiError) -> None:
+    def _fail_unsettled(self, r: Written, wants: list[Want], exc: ApiError) -> None:
         """The record cannot be read: its steps not already settled fail with the reason."""
         for want in wants:
             if not _settled(self.journal, r, want):
                 self.failed(r, want, exc.status, _why(exc))
 
-    async def read(self, r: RowRecord, *, links: bool) -> Record:
+    async def read(self, r: Written, *, links: bool) -> Record:
         path = f"{self.obj.endpoint}/{r.record_id}"
         data = (await self.client.get(path)).data
         if not isinstance(data, dict) or record_id(data, self.obj.id_field or "") != r.record_id:
@@ -403,7 +396,7 @@ class StepRunner:
 
     def settle(
         self,
-        r: RowRecord,
+        r: Written,
         want: Want,
         state: StepState,
         action: StepAction,
@@ -417,7 +410,7 @@ class StepRunner:
 
     def failed(
         self,
-        r: RowRecord,
+        r: Written,
         want: Want,
         status: int | None,
         message: str,
@@ -441,7 +434,7 @@ class _StepWrite:
     saw it; after a lost answer, decided again on a fresh read (a slow server is given
     SETTLE_SECONDS to finish first), so a step is never sent twice."""
 
-    def __init__(self, runner: StepRunner, r: RowRecord, want: Want, record: Record) -> None:
+    def __init__(self, runner: StepRunner, r: Written, want: Want, record: Record) -> None:
         self.runner, self.r, self.want = runner, r, want
         self.record: Record | None = record  # as the step leaves it; None: the row stops here
         self.unreadable: ApiError | None = None  # the record could not be read again
@@ -555,7 +548,7 @@ def _why(exc: ApiError) -> str:
     return f"reading the record: {exc.message}"
 
 
-def _settled(journal: dict[tuple[int, str], StepEntry], r: RowRecord, want: Want) -> bool:
+def _settled(journal: dict[tuple[int, str], StepEntry], r: Written, want: Want) -> bool:
     entry = journal.get((r.row, want.step))
     return (
         entry is not None

@@ -13,7 +13,7 @@ States, actions and stop reasons are the enums of load/states.py.
 
 from insightly_etl.load.checkpoint.pairing import row_digests
 from insightly_etl.load.checkpoint.rerun import RerunChanges, mapping_fingerprint
-from insightly_etl.load.checkpoint.rows import CreatedRow, FieldChange, RowEntry
+from insightly_etl.load.checkpoint.rows import CreatedRow, FieldChange, RowEntry, Written
 from insightly_etl.load.checkpoint.steps import StepEntry
 from insightly_etl.load.checkpoint.store import DAMAGE, VERSION, Checkpoint, damaged
 
@@ -26,6 +26,7 @@ __all__ = [
     "RerunChanges",
     "RowEntry",
     "StepEntry",
+    "Written",
     "damaged",
     "mapping_fingerprint",
     "row_digests",

@@ -136,7 +136,8 @@ class Written(NamedTuple):
 
     row: int
     record_id: int
-    created: bool  # by an import (whatever later runs did to it)
+    created: bool  # by an import (whatever later runs did to it): `update: never|fill` steps
+    # do not hold it back
 
 
 _ENTRY = (
