@@ -505,8 +505,7 @@ class _Run:
         earlier = rows.of(flagged)  # a row done by an earlier run stays done
         rejected = [r for r in flagged if earlier[r].state != RowState.DONE]
         messages = row_messages(validation.errors)  # "Email: 'x' is not a plausible …"
-        for r in rejected:
-            rows.mark([r], RowState.REJECTED, message=str(messages[r]))
+        rows.mark_each(((r, str(messages[r])) for r in rejected), RowState.REJECTED)
         rejected_set = set(rejected)
         del earlier, messages
         valid = [r for r in range(validation.rows) if r not in rejected_set]
@@ -607,10 +606,8 @@ class _Run:
     def record(self, plan: Plan, unsettled: dict[int, RowEntry]) -> None:
         """The plan's decisions, journaled before anything is sent."""
         rows = self.checkpoint.rows
-        for r, message in plan.duplicates.items():
-            rows.mark([r], RowState.DUPLICATE, action=Action.DUPLICATE, message=message)
-        for r, message in plan.skipped.items():
-            rows.mark([r], RowState.SKIPPED, action=Action.SKIP, message=message)
+        rows.mark_each(plan.duplicates.items(), RowState.DUPLICATE, action=Action.DUPLICATE)
+        rows.mark_each(plan.skipped.items(), RowState.SKIPPED, action=Action.SKIP)
         for r, message in plan.failed.items():
             rows.failed(r, None, message)  # decided here, not by Insightly: no HTTP status
         planned: dict[Action, list[int]] = {Action.CREATE: plan.rows.creates()}

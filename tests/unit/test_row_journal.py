@@ -146,3 +146,17 @@ def test_only_the_columns_asked_are_read(tmp_path: Path) -> None:
         assert (list(empty.columns), len(empty)) == (["line", "action", "record_id"], 0)
     finally:
         cp.close()
+
+
+def test_rows_marked_each_with_its_own_message(tmp_path: Path) -> None:
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    try:
+        cp.rows.register([(0, 2, "a"), (1, 3, "b"), (2, 4, "c")])
+        cp.rows.mark_each([(0, "Email: 'x' is no e-mail"), (2, None)], RowState.REJECTED)
+        assert [(e.state, e.message) for e in cp.rows.states().values()] == [
+            ("rejected", "Email: 'x' is no e-mail"),
+            ("planned", None),
+            ("rejected", None),
+        ]
+    finally:
+        cp.close()

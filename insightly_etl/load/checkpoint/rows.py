@@ -290,13 +290,24 @@ class RowJournal:
         action: Action | None = None,
         message: str | None = None,
     ) -> None:
-        rows = list(rows)
+        """These rows in `state`, one `message` for all, in one transaction."""
+        self.mark_each(((r, message) for r in rows), state, action=action)
+
+    def mark_each(
+        self,
+        messages: Iterable[tuple[int, str | None]],
+        state: RowState,
+        *,
+        action: Action | None = None,
+    ) -> None:
+        """(row, its own message) in `state`, in one transaction (a transaction a row took
+        4 s for 100,000 rejected rows)."""
         now = utc_now()
         with self.store.transaction() as db:
             db.executemany(
                 "UPDATE rows SET state=?, action=COALESCE(?, action), message=?, updated_utc=?,"
                 " run=? WHERE row=?",
-                ((state, action, message, now, self.store.run, r) for r in rows),
+                ((state, action, message, now, self.store.run, r) for r, message in messages),
             )
 
     def sending(
