@@ -95,9 +95,10 @@ def _write(
     errors = with_cells(table, index, why="message", state=str(RowState.REJECTED))
     sep = table.results_sep
     written.append(write_csv(errors, directory / f"{name}.errors.csv", sep=sep))
-    left = rows.listed(LEFT, ["row", "line"])
     unprocessed_path = directory / f"{name}.unprocessed.csv"
-    if stopped and len(left) and not dry_run:
+    # read only for a stopped real run (a dry run's million rows are all left)
+    left = rows.listed(LEFT, ["row", "line"]) if stopped and not dry_run else None
+    if left is not None and len(left):
         index = pd.DataFrame({unit: left["line"], ROW: left["row"]})
         written.append(write_csv(with_cells(table, index), unprocessed_path, sep=sep))
     elif unprocessed_path.exists() and not dry_run:
