@@ -116,15 +116,16 @@ def _later_holders(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["row"] != frame["first_row"]) & (frame["key"] != frame["first_key"])]
 
 
-def shared_in_file(result: ValidationResult, rows: list[int]) -> dict[int, tuple[str, int]]:
+def shared_in_file(
+    result: ValidationResult, rows: list[int], written: pd.Series, text: pd.Series
+) -> dict[int, tuple[str, int]]:
     """row -> (value as written, the first row with it): rows that write a value an earlier
     row of another record writes too (rows with the same match key are one record, and are
-    the duplicate check's business). Vectorised: a file may have millions of rows."""
-    name = identity_field(result)
-    if name is None or not rows:
+    the duplicate check's business). `written`, `text`: the rows' values of the identity
+    field as written and as compared (written_values, compared). Vectorised: a file may have
+    millions of rows."""
+    if not rows:
         return {}
-    written = written_values(result, name, rows)
-    text = compared(written)
     shared = (text.duplicated(keep=False) & text.notna()).to_numpy()
     if not shared.any():  # the usual case: nothing more to compute
         return {}

@@ -946,7 +946,7 @@ class Planner:
         texts = compared(written)  # as compared, NA: none
         owners = await self._owners(name, texts, written)
         found: dict[int, tuple[str, str]] = {}
-        for r, (value, first) in shared_in_file(self.result, writers).items():
+        for r, (value, first) in shared_in_file(self.result, writers, written, texts).items():
             found[r] = (value, f"{self.result.table.unit} {lines[first]} of this file")
         moved: set[int] = set()
         held = texts.isin(list(owners)).to_numpy(dtype=bool, na_value=False)
