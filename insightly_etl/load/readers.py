@@ -39,9 +39,31 @@ from insightly_etl.files import CELL_CHARACTERS, to_csv_column, unescape_frame
 from insightly_etl.moments import as_text
 
 DELIMITERS = (",", ";", "\t", "|")
-# UTF-8 accents read as Windows-1252: "Ã©" for é, "â€" for the typographic quotes and dashes,
-# "ï»¿" for the byte-order mark
-_MOJIBAKE = re.compile("Ã[\u0080-\u00bf\u0152\u0160\u0178\u017d\u2013-\u203a]|â€|ï»¿")
+
+
+def _as_1252(byte: int) -> str:
+    """A byte as Windows-1252 reads it; the five it leaves undefined as their own numbers
+    (U+0081 …), as a spreadsheet reads them."""
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(byte)
+
+
+# UTF-8 text read as Windows-1252 (or Latin-1): each character's lead byte as a letter of
+# U+00C2 … U+00F4, then its continuation bytes (0x80 … 0xBF) as the marks they read as. "Ã©"
+# for é, "â€" for the typographic quotes, "ï»¿" for the byte-order mark, and every other
+# script: "Ð”Ð¼" for Дм, "Î©" for Ω, "Å\x81" for Ł, "Ø§" for ا, "ä¸\xad" for 中 (the first
+# pattern knew Latin accents only: a Russian name re-saved so was sent as "Ð”Ð¼Ð¸Ñ‚Ñ€Ð¸Ð¹")
+_CONTINUATION = "[" + "".join(sorted({_as_1252(b) for b in range(0x80, 0xC0)})) + "]"
+_MOJIBAKE = re.compile(
+    f"[\u00c2-\u00df]{_CONTINUATION}|[\u00e0-\u00ef]{_CONTINUATION}{{2}}"
+    f"|[\u00f0-\u00f4]{_CONTINUATION}{{3}}"
+)
+# decode(): the Latin accents alone, as UTF-8 bytes beside another code page's read as
+# Windows-1252 ("AmÃ©lie"): the whole class above would take a Thai (cp874) file's own bytes
+# for UTF-8 and refuse it as mixed
+_UTF8_ACCENTS = re.compile("Ã[\u0080-\u00bf\u0152\u0160\u0178\u017d\u2013-\u203a]|â€|ï»¿")
 
 
 @dataclass
@@ -136,9 +158,10 @@ def _texty(head: bytes) -> bool:
     return all(b >= 0x20 or b in b"\t\r\n" for b in head)
 
 
-# _MOJIBAKE's starts as a UTF-8 file holds them (Ã, â€, ï»¿), and a byte-order mark: a file
-# without any is read without looking at each cell
-_GARBLED_BYTES = re.compile(rb"\xc3(?:\x83|\xa2\xe2\x82\xac|\xaf\xc2\xbb\xc2\xbf)")
+# _MOJIBAKE's starts as a UTF-8 file holds them (a letter U+00C2 … U+00F4, then the first
+# byte of a continuation's mark), and a byte-order mark: a file without any is read without
+# looking at each cell
+_GARBLED_BYTES = re.compile(rb"\xc3[\x82-\xb4][\xc2\xc5\xc6\xcb\xe2]")
 
 
 def _look_again(data: bytes) -> bool:
@@ -589,7 +612,7 @@ def decode(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str]:
     for enc in candidates:
         try:
             text = raw.decode(enc).removeprefix("\ufeff")
-            if utf8_error is not None and _MOJIBAKE.search(text):
+            if utf8_error is not None and _UTF8_ACCENTS.search(text):
                 # valid UTF-8 accents elsewhere in the file: a Windows-1252 reading would
                 # garble them ("Amélie" -> "AmÃ©lie"), so neither reading is right
                 line = raw[: utf8_error.start].count(b"\n") + 1

@@ -1056,6 +1056,30 @@ def test_garbled_text_is_refused_in_a_column_sent_and_left_alone_in_one_not(
     assert validate_table(read_table(path), mapping, facts).rows == 2
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Дмитрий", "Ωμέγα", "Łukasz", "القاهرة", "王小明", "Ørjan “Ø” Aas"],
+)
+def test_garbled_text_of_every_script_is_refused(tmp_path: Path, name: str) -> None:
+    """A file of Russian (Greek, Polish, Arabic, Chinese) names opened as Windows-1252 and
+    saved: refused like garbled accents, not sent as `Ð”Ð¼Ð¸Ñ‚Ñ€Ð¸Ð¹` (only Latin accents
+    were found). Text that only looks alike reads as it is."""
+    path = tmp_path / "in.csv"
+    path.write_bytes(garble(f"Name,City\n{name},Paris\n"))
+    mapping = parse_mapping(contacts({"City": "ADDRESS_MAIL_CITY"}), source="m.yaml")
+    facts = AccountFacts(DEFS["Contacts"], {})
+    with pytest.raises(InputError) as info:
+        validate_table(read_table(path), mapping, facts)
+    text = garble(name).decode()
+    assert str(info.value) == (
+        f"{path}, line 2, column 'Name': {text[:60]!r} is UTF-8 text read in another character "
+        f"set ({name!r}): the file was opened with the wrong character set and saved"
+    )
+    alike = "Ærø, Dvořák, Straße, São Paulo, naïve, Ørjan"
+    path.write_text(f'Name,City\n"{alike}",Paris\n', encoding="utf-8")
+    assert values(validate_table(read_table(path), mapping, facts), "FIRST_NAME") == [alike]
+
+
 def test_garbled_cells_of_a_file_that_reads_right_are_sent_as_they_came(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes("Name,City\nZoë,Paris\n".encode() + garble("Ana,Ñandú\n"))
