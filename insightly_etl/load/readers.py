@@ -41,13 +41,17 @@ from insightly_etl.moments import as_text
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def _as_1252(byte: int) -> str:
-    """A byte as Windows-1252 reads it; the five it leaves undefined as their own numbers
-    (U+0081 …), as a spreadsheet reads them."""
+def _as_1252(byte: int) -> set[str]:
+    """A byte as Windows-1252 reads it; the five it leaves undefined (0x81, 0x8D, 0x8F, 0x90,
+    0x9D) as programs read them: as their own numbers (U+0081 …, Python, Latin-1) or, in
+    LibreOffice Calc, in the Private Use Area (U+F181 …)."""
     try:
-        return bytes([byte]).decode("cp1252")
+        return {bytes([byte]).decode("cp1252")}
     except UnicodeDecodeError:
-        return chr(byte)
+        return {chr(byte), chr(_PRIVATE_USE + byte)}
+
+
+_PRIVATE_USE = 0xF100  # LibreOffice's reading of a byte Windows-1252 leaves undefined: + byte
 
 
 # UTF-8 text read as Windows-1252 (or Latin-1): each character's lead byte as a letter of
@@ -55,7 +59,7 @@ def _as_1252(byte: int) -> str:
 # for é, "â€" for the typographic quotes, "ï»¿" for the byte-order mark, and every other
 # script: "Ð”Ð¼" for Дм, "Î©" for Ω, "Å\x81" for Ł, "Ø§" for ا, "ä¸\xad" for 中 (the first
 # pattern knew Latin accents only: a Russian name re-saved so was sent as "Ð”Ð¼Ð¸Ñ‚Ñ€Ð¸Ð¹")
-_CONTINUATION = "[" + "".join(sorted({_as_1252(b) for b in range(0x80, 0xC0)})) + "]"
+_CONTINUATION = "[" + "".join(sorted(set().union(*map(_as_1252, range(0x80, 0xC0))))) + "]"
 _MOJIBAKE = re.compile(
     f"[\u00c2-\u00df]{_CONTINUATION}|[\u00e0-\u00ef]{_CONTINUATION}{{2}}"
     f"|[\u00f0-\u00f4]{_CONTINUATION}{{3}}"
@@ -161,7 +165,7 @@ def _texty(head: bytes) -> bool:
 # _MOJIBAKE's starts as a UTF-8 file holds them (a letter U+00C2 … U+00F4, then the first
 # byte of a continuation's mark), and a byte-order mark: a file without any is read without
 # looking at each cell
-_GARBLED_BYTES = re.compile(rb"\xc3[\x82-\xb4][\xc2\xc5\xc6\xcb\xe2]")
+_GARBLED_BYTES = re.compile(rb"\xc3[\x82-\xb4][\xc2\xc5\xc6\xcb\xe2\xef]")
 
 
 def _look_again(data: bytes) -> bool:
@@ -202,15 +206,19 @@ def _look_at_cells(table: SourceTable, *, named: bool) -> None:
 def _ungarbled(text: str) -> str | None:
     """`Ñandú` for `Ã‘andÃº`: UTF-8 text that was read as Windows-1252 and saved again, as it
     was before; None when the text is not that. Character by character: the five bytes
-    Windows-1252 leaves undefined come back as U+0081 … U+009D, their own numbers."""
+    Windows-1252 leaves undefined come back as U+0081 … U+009D, their own numbers, or as
+    LibreOffice reads them, U+F181 … U+F19D."""
     raw = bytearray()
     for ch in text:
         try:
             raw += ch.encode("cp1252")
         except UnicodeEncodeError:
-            if ord(ch) > 0xFF:
-                return None
-            raw.append(ord(ch))
+            code = ord(ch)
+            if code > 0xFF:
+                code -= _PRIVATE_USE
+                if not 0x80 <= code <= 0x9F:
+                    return None
+            raw.append(code)
     try:
         fixed = raw.decode("utf-8")
     except UnicodeDecodeError:

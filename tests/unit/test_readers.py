@@ -569,7 +569,8 @@ def garble(text: str) -> bytes:
 
 def _cp1252(byte: int) -> str:
     """A byte as Windows-1252 reads it; the five it leaves undefined as their own numbers
-    (U+0081 …), as LibreOffice reads them."""
+    (U+0081 …), as Python's Latin-1 reads them (LibreOffice Calc reads them as U+F181 …:
+    data/spreadsheets/garbled_us.csv)."""
     try:
         return bytes([byte]).decode("cp1252")
     except UnicodeDecodeError:

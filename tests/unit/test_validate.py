@@ -1080,6 +1080,33 @@ def test_garbled_text_of_every_script_is_refused(tmp_path: Path, name: str) -> N
     assert values(validate_table(read_table(path), mapping, facts), "FIRST_NAME") == [alike]
 
 
+def test_a_file_calc_opened_as_windows_1252_is_refused_whatever_its_scripts() -> None:
+    """LibreOffice Calc's own save (tests/data/spreadsheets/garbled_us.csv): it reads the
+    bytes Windows-1252 leaves undefined as U+F181 … (Arabic's ف), and each name's script
+    is found garbled; none is sent as it reads."""
+    path = Path(__file__).parents[1] / "data/spreadsheets/garbled_us.csv"
+    mapping = parse_mapping(
+        {"object": "contacts", "columns": {"First": "FIRST_NAME", "Last": "LAST_NAME"}},
+        source="m.yaml",
+    )
+    table = read_table(path)
+    assert table.garbled is not None and not table.garbled.file_reads_right
+    assert [(line, column, fixed) for line, column, _, fixed in table.garbled.cells] == [
+        (2, "City", "Łódź"),
+        (2, "First", "Дмитрий"),
+        (2, "Last", "Ωμέγα"),
+        (3, "City", "Zoë"),
+        (3, "First", "فاطمة"),
+        (3, "Last", "王"),
+    ]
+    with pytest.raises(InputError) as info:
+        validate_table(table, mapping, AccountFacts(DEFS["Contacts"], {}))
+    assert str(info.value).startswith(
+        f"{path}, line 2, column 'First': 'Ð”Ð¼Ð¸Ñ‚Ñ€Ð¸Ð¹' is UTF-8 text read in another "
+        "character set ('Дмитрий')"
+    )
+
+
 def test_garbled_cells_of_a_file_that_reads_right_are_sent_as_they_came(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes("Name,City\nZoë,Paris\n".encode() + garble("Ana,Ñandú\n"))

@@ -11,7 +11,8 @@ with LANG set to the locale, as a person's desktop would; it reads the CSV with 
 special numbers" on (what Excel does), and saves "as shown". numbers_LOCALE.csv and
 numbers_us.xlsx hold one contact whose texts look like numbers (`--numbers` makes only them);
 dayfirst_us.xlsx day-first birthdays LibreOffice read month first (`--dates`); errors_us.*
-formulas that failed (`--errors`).
+formulas that failed (`--errors`); garbled_us.csv a UTF-8 file of names in several scripts
+opened as Windows-1252 and saved as UTF-8 again (`--garbled`).
 """
 
 from __future__ import annotations
@@ -183,6 +184,20 @@ def formula_errors(work: Path) -> None:
     print("wrote errors_us.xlsx, errors_us.csv")
 
 
+# garbled_us.csv: names in several scripts (Arabic's ف is 0xD9 0x81: a byte Windows-1252
+# leaves undefined, which Calc reads as U+F181), opened choosing Windows-1252 and saved as UTF-8
+GARBLED = "First,Last,City\r\nДмитрий,Ωμέγα,Łódź\r\nفاطمة,王,Zoë\r\n"
+
+
+def garbled(work: Path) -> None:
+    source = work / "garbled" / "garbled.csv"
+    source.parent.mkdir()
+    source.write_text(GARBLED, encoding="utf-8")
+    convert = "csv:Text - txt - csv (StarCalc):44,34,76,1,,1033,false,true,true"
+    soffice(source, HERE / "garbled_us.csv", "us", "CSV:44,34,1,1,,1033,false,true", convert)
+    print("wrote garbled_us.csv")
+
+
 def main_() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -192,6 +207,10 @@ def main_() -> None:
         if "--errors" in sys.argv:
             formula_errors(work)
             return
+        if "--garbled" in sys.argv:
+            garbled(work)
+            return
+        garbled(work)
         numbers(work)
         if "--numbers" in sys.argv:  # only these: the rest of the corpus stays as it is
             return
