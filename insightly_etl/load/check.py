@@ -38,6 +38,7 @@ from insightly_etl.load.readers import (
     read_table,
 )
 from insightly_etl.load.report import ErrorGroup, error_groups, rejects_frame
+from insightly_etl.load.spill import rows_of
 from insightly_etl.load.spreadsheet import LOST
 from insightly_etl.load.validate import (
     ValidationResult,
@@ -310,5 +311,5 @@ def _shape_of(result: ValidationResult) -> ValidationResult:
     """A block's result with none of its rows: what the report needs of its columns."""
     table = replace(result.table, frame=result.table.frame.iloc[:0], lines=[], bad_rows=[])
     return replace(
-        result, table=table, values=result.values.iloc[:0], errors=result.errors.iloc[:0]
+        result, table=table, values=rows_of(result.values, 0, 0), errors=result.errors.iloc[:0]
     )

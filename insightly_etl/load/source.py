@@ -35,6 +35,7 @@ from insightly_etl.load.readers import (
     larger_than_a_block,
     read_table,
 )
+from insightly_etl.load.spill import SpilledValues
 from insightly_etl.load.validate import (
     ValidationResult,
     blank_cells,
@@ -144,22 +145,31 @@ class SourceFile:
     def validate(
         self, mapping: Mapping, facts: AccountFacts, progress: Progress | None = None
     ) -> ValidationResult:
-        """validate_table of the whole file, a block at a time: of each block only its typed
-        values are kept, and the columns planning reads. `progress`: rows, a block at a time."""
+        """validate_table of the whole file, a block at a time: of each block its typed values
+        are kept, on disk (spill.py), and in memory the columns planning reads. `progress`:
+        rows, a block at a time."""
         if self.whole:
             return validate_table(self.table, mapping, facts)
         parts: list[ValidationResult] = []
         kept: list[str] | None = None
+        spilled: SpilledValues | None = None
         label = f"validate {self.path.name}"
         with shown(progress, label, len(self.table.lines)) as advance:
             for result in validate_blocks(self.read_blocks(), mapping, lambda: facts):
-                kept = planning_columns(result) if kept is None else kept
-                parts.append(
-                    replace(result, table=replace(result.table, frame=result.table.frame[kept]))
-                )
+                if kept is None:
+                    kept = planning_columns(result)
+                    spilled = SpilledValues() if len(result.values.columns) else None
+                values = result.values
+                if spilled is not None:  # the block's rows, without their values
+                    assert isinstance(values, pd.DataFrame)
+                    spilled.add(values)
+                    values = values[[]]
+                table = replace(result.table, frame=result.table.frame[kept])
+                parts.append(replace(result, table=table, values=values))
                 advance(result.rows)
         frame = pd.concat([p.table.frame for p in parts], ignore_index=True)
-        result = concat_results(parts, replace(self.table, frame=frame))
+        table = replace(self.table, frame=frame)
+        result = concat_results(parts, table, spilled and spilled.close())
         del parts
         pa.default_memory_pool().release_unused()  # the blocks' text, for planning to use
         return result

@@ -37,6 +37,7 @@ from insightly_etl.api.registry import (
     record_id,
 )
 from insightly_etl.errors import InputError
+from insightly_etl.load import spill
 from insightly_etl.load.account import AccountFacts, LookupIndex
 from insightly_etl.load.fields import (
     BOOLEAN,
@@ -55,6 +56,7 @@ from insightly_etl.load.fields import (
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, export_key
 from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
+from insightly_etl.load.spill import SpilledValues, rows_of
 from insightly_etl.load.spreadsheet import (
     DAY_FIRST_SAMPLE,
     SERIAL_EPOCH,
@@ -205,9 +207,6 @@ _DTYPES = {INTEGER: "Int64", NUMBER: "Float64", BOOLEAN: "boolean"}
 ERROR_COLUMNS = ["row", "line", "column", "field", "kind", "value", "message"]
 
 
-_BLOCK = 4096  # rows converted to Python values at once by ValidationResult.cell
-
-
 def _plain(value: Any) -> Any:
     if value is pd.NA or value is None or (isinstance(value, float) and np.isnan(value)):
         return ABSENT
@@ -220,7 +219,9 @@ class ValidationResult:
     mapping: Mapping
     specs: dict[str, FieldSpec]
     rules: list[ColumnRule]  # the effective rules (identity mappings resolved)
-    values: pd.DataFrame  # one typed column per mapped field; NA = no value in the file
+    # one typed column per mapped field; NA = no value in the file. Of a file read in
+    # blocks, on disk (spill.py)
+    values: pd.DataFrame | SpilledValues
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
     cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
     defaulted: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows given a default
@@ -275,7 +276,7 @@ class ValidationResult:
     def _block_of(self, row: int) -> tuple[dict[str, list[Any]], int]:
         """The row's block as Python values (converted once, kept until another is read), and
         where the row is in it."""
-        block, at = divmod(row, _BLOCK)
+        block, at = divmod(row, spill.BLOCK_ROWS)
         if self._block[0] != block:
             self._block = (block, self._plain(block))
         return self._block[1], at
@@ -283,11 +284,9 @@ class ValidationResult:
     def _plain(self, block: int) -> dict[str, list[Any]]:
         """One block of rows as Python values, a column at a time: reading cells one by one
         through pandas cost a tenth of a millisecond each, and rows are read mostly in order."""
-        rows = slice(block * _BLOCK, (block + 1) * _BLOCK)
-        return {
-            name: [_plain(v) for v in self.values[name].iloc[rows].tolist()]
-            for name in self.values.columns
-        }
+        size = spill.BLOCK_ROWS
+        frame = rows_of(self.values, block * size, (block + 1) * size)
+        return {name: [_plain(v) for v in frame[name].tolist()] for name in frame.columns}
 
     def column(self, name: str) -> list[Any]:
         return [self.cell(i, name) for i in range(self.rows)]
@@ -1626,9 +1625,12 @@ def _drain(tables: list[SourceTable]) -> Iterator[SourceTable]:
         yield tables.pop(0)
 
 
-def concat_results(parts: list[ValidationResult], table: SourceTable) -> ValidationResult:
+def concat_results(
+    parts: list[ValidationResult], table: SourceTable, values: SpilledValues | None = None
+) -> ValidationResult:
     """The results of a file's blocks, in order, as one result of `table` (the whole file):
-    rows numbered from the first block's first."""
+    rows numbered from the first block's first. `values`: the blocks' values, spilled (the
+    parts then keep none of theirs, only their rows)."""
     first = parts[0]
     sizes = [p.rows for p in parts]
     offsets = np.cumsum([0, *sizes[:-1]])
@@ -1657,7 +1659,9 @@ def concat_results(parts: list[ValidationResult], table: SourceTable) -> Validat
     return replace(
         first,
         table=table,
-        values=pd.concat([p.values for p in parts], ignore_index=True),
+        values=(
+            pd.concat([p.values for p in parts], ignore_index=True) if values is None else values
+        ),
         errors=pd.concat(errors, ignore_index=True) if errors else first.errors,
         cleared=masks(lambda p: p.cleared),
         defaulted=masks(lambda p: p.defaulted),

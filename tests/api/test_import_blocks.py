@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from insightly_etl.errors import InputError
-from insightly_etl.load import importer, plan, readers
+from insightly_etl.load import importer, plan, readers, spill
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
 from insightly_etl.load.source import SourceFile
@@ -104,6 +104,7 @@ async def test_a_file_read_in_blocks_imports_as_the_file_read_whole(
 
     monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
     monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    monkeypatch.setattr(spill, "BLOCK_ROWS", 7)  # batches that are not the file's blocks
     source = SourceFile.read(cut_file)
     assert not source.whole and len(source.table.frame) == 0  # no cell is kept
     assert sum(1 for _ in source.read_blocks()) > 20

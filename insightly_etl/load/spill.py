@@ -1,0 +1,129 @@
+"""The validated values of a file read in blocks, kept on disk rather than in memory.
+
+A million rows of 15 columns hold some 250 MB of typed values from validation to the last
+write. `SpilledValues` takes each block's values as validation makes them, writes them in
+Arrow's IPC format to an unnamed temporary file (TMPDIR; gone when the process ends, however
+it ends, and openable by no other process), `BLOCK_ROWS` rows a batch, and reads back one
+batch — the rows planning and sending read next — at a time, or one column of every row.
+A file of one block keeps its values in memory, as a DataFrame: `rows_of` reads either.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+BLOCK_ROWS = 4096  # rows a batch: ValidationResult.cell converts so many at once
+
+# the pandas types validation gives values (validate.TEXT_DTYPE, _DTYPES), by their Arrow
+# type: told, not read from the file's pandas metadata (pandas 2.2 reads a pyarrow string
+# column back as a Python one)
+_PANDAS = {
+    pa.large_string(): pd.StringDtype("pyarrow"),
+    pa.string(): pd.StringDtype("pyarrow"),
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+_CODEC = "lz4" if pa.Codec.is_available("lz4") else None  # a quarter of the size
+
+
+class SpilledValues:
+    """Typed values, one column per field, rows numbered from 0: `add` a block at a time,
+    `close`, then read. Reads as much of a DataFrame as its readers use: `columns`, `len`,
+    iteration over the names, `values[name]` (one column, whole)."""
+
+    def __init__(self) -> None:
+        # closed with the object (or the process): it outlives any `with`
+        self._file = tempfile.TemporaryFile(prefix="insightly-etl-values-")  # noqa: SIM115
+        self._sink = pa.PythonFile(self._file, mode="w")
+        self._writer: ipc.RecordBatchFileWriter | None = None
+        self._pending: pa.Table | None = None  # rows short of a whole batch
+        self._reader: ipc.RecordBatchFileReader | None = None
+        self._rows = 0
+        self._schema = pa.schema([])
+        self._size = BLOCK_ROWS
+        self._batch: tuple[int, pd.DataFrame] = (-1, pd.DataFrame())  # the last read
+        self.columns = pd.Index([], dtype=object)
+
+    def add(self, values: pd.DataFrame) -> None:
+        """The next rows' values (the same columns, of the same types, every time)."""
+        if self._writer is None:
+            table = pa.Table.from_pandas(values, preserve_index=False)
+            options = ipc.IpcWriteOptions(compression=_CODEC)
+            self._writer = ipc.new_file(self._sink, table.schema, options=options)
+            self._schema, self.columns = table.schema, values.columns
+        else:
+            if self._reader is not None:
+                raise ValueError("values added after they were closed")
+            table = pa.Table.from_pandas(values, schema=self._schema, preserve_index=False)
+        self._rows += len(values)
+        if self._pending is not None:
+            table = pa.concat_tables([self._pending, table])
+        whole = len(table) - len(table) % self._size
+        for start in range(0, whole, self._size):
+            self._write(table.slice(start, self._size))
+        self._pending = table.slice(whole) if whole < len(table) else None
+
+    def _write(self, table: pa.Table) -> None:
+        assert self._writer is not None
+        self._writer.write_batch(table.combine_chunks().to_batches()[0])
+
+    def close(self) -> SpilledValues:
+        """Every row added: from now on, read."""
+        if self._writer is None:
+            raise ValueError("no values were added")
+        if self._pending is not None:
+            self._write(self._pending)
+            self._pending = None
+        self._writer.close()
+        self._reader = ipc.open_file(pa.PythonFile(self._file, mode="r"))
+        return self
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        """One column of every row (read alone: its buffers only)."""
+        at = self.columns.get_loc(name)
+        options = ipc.IpcReadOptions(included_fields=[at])
+        table = ipc.open_file(pa.PythonFile(self._file, mode="r"), options=options).read_all()
+        return table.to_pandas(types_mapper=_PANDAS.get)[name]
+
+    def rows(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows start…stop-1, numbered from 0."""
+        stop = min(stop, self._rows)
+        if stop <= start:
+            return self._empty()
+        first, last = start // self._size, max(start, stop - 1) // self._size
+        pieces = [self._read(b) for b in range(first, last + 1)]
+        frame = pieces[0] if len(pieces) == 1 else pd.concat(pieces)
+        at = first * self._size
+        return frame.iloc[start - at : stop - at].reset_index(drop=True)
+
+    def _empty(self) -> pd.DataFrame:
+        if self._reader is None:
+            raise ValueError("read before close")
+        return self._reader.schema.empty_table().to_pandas(types_mapper=_PANDAS.get)
+
+    def _read(self, batch: int) -> pd.DataFrame:
+        if self._batch[0] != batch:
+            if self._reader is None:
+                raise ValueError("read before close")
+            read = self._reader.get_batch(batch)
+            self._batch = (batch, read.to_pandas(types_mapper=_PANDAS.get))
+        return self._batch[1]
+
+
+def rows_of(values: pd.DataFrame | SpilledValues, start: int, stop: int) -> pd.DataFrame:
+    """Rows start…stop-1 of values held or spilled."""
+    if isinstance(values, SpilledValues):
+        return values.rows(start, stop)
+    return values.iloc[start:stop]
