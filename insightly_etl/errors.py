@@ -94,6 +94,13 @@ class StorageError(InsightlyEtlError):
     exit_code = 74
 
 
+class TemporaryFolderError(InsightlyEtlError):
+    """The temporary folder (TMPDIR) could not take what a run keeps there: a full disk, a
+    folder that cannot be written (EX_IOERR)."""
+
+    exit_code = 74
+
+
 class CheckpointError(InputError):
     """A checkpoint file that is not one, or belongs to another import."""
 

@@ -10,12 +10,16 @@ A file of one block keeps its values in memory, as a DataFrame: `rows_of` reads 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import tempfile
 from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
+
+from insightly_etl.errors import TemporaryFolderError
 
 BLOCK_ROWS = 4096  # rows a batch: ValidationResult.cell converts so many at once
 
@@ -38,8 +42,8 @@ class SpilledValues:
     iteration over the names, `values[name]` (one column, whole)."""
 
     def __init__(self) -> None:
-        # closed with the object (or the process): it outlives any `with`
-        self._file = tempfile.TemporaryFile(prefix="insightly-etl-values-")  # noqa: SIM115
+        with _told():  # closed with the object (or the process): it outlives any `with`
+            self._file = tempfile.TemporaryFile(prefix="insightly-etl-values-")  # noqa: SIM115
         self._sink = pa.PythonFile(self._file, mode="w")
         self._writer: ipc.RecordBatchFileWriter | None = None
         self._pending: pa.Table | None = None  # rows short of a whole batch
@@ -52,6 +56,10 @@ class SpilledValues:
 
     def add(self, values: pd.DataFrame) -> None:
         """The next rows' values (the same columns, of the same types, every time)."""
+        with _told():
+            self._add(values)
+
+    def _add(self, values: pd.DataFrame) -> None:
         if self._writer is None:
             table = pa.Table.from_pandas(values, preserve_index=False)
             options = ipc.IpcWriteOptions(compression=_CODEC)
@@ -77,10 +85,11 @@ class SpilledValues:
         """Every row added: from now on, read."""
         if self._writer is None:
             raise ValueError("no values were added")
-        if self._pending is not None:
-            self._write(self._pending)
-            self._pending = None
-        self._writer.close()
+        with _told():
+            if self._pending is not None:
+                self._write(self._pending)
+                self._pending = None
+            self._writer.close()
         self._reader = ipc.open_file(pa.PythonFile(self._file, mode="r"))
         return self
 
@@ -120,6 +129,26 @@ class SpilledValues:
             read = self._reader.get_batch(batch)
             self._batch = (batch, read.to_pandas(types_mapper=_PANDAS.get))
         return self._batch[1]
+
+
+@contextlib.contextmanager
+def _told() -> Iterator[None]:
+    """A temporary folder that cannot take the values, said as such: a bare `No space left
+    on device` names no file."""
+    try:
+        yield
+    except OSError as exc:
+        folder = tempfile.gettempdir()
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise TemporaryFolderError(
+            f"{folder} (the temporary folder, TMPDIR): cannot hold the file's validated "
+            f"values: {exc.strerror or exc}",
+            hint=(
+                f"{'Free some space there' if full else 'Make it writable'}, or set TMPDIR "
+                "to a folder with room (about 100 bytes a row), then run again: nothing was "
+                "sent."
+            ),
+        ) from exc
 
 
 def rows_of(values: pd.DataFrame | SpilledValues, start: int, stop: int) -> pd.DataFrame:

@@ -7,12 +7,13 @@ import csv
 import io
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from insightly_etl.errors import InputError
+from insightly_etl.errors import InputError, TemporaryFolderError
 from insightly_etl.load import importer, plan, readers, spill
 from insightly_etl.load.importer import ImportOptions, ImportResult, load_file
 from insightly_etl.load.mapping import read_mapping
@@ -156,6 +157,19 @@ async def test_a_file_changed_after_it_was_first_read_is_refused_before_any_writ
     )
     assert opportunities(sb) == before
     assert not (tmp_path / "deals.csv.checkpoint.sqlite").exists()
+
+
+async def test_a_temporary_folder_that_cannot_hold_the_values_stops_the_run_before_any_write(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: open("/dev/full", "w+b"))  # noqa: SIM115
+    sb = make_sandbox()
+    before = opportunities(sb)
+    with pytest.raises(TemporaryFolderError, match=r"No space left on device$"):
+        await imported(sb, write_deals(tmp_path / "deals.csv", deals(120)), results=tmp_path)
+    assert opportunities(sb) == before and writes(sb) == 0
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from insightly_etl.errors import TemporaryFolderError
 from insightly_etl.load import readers, spill
 from insightly_etl.load.account import AccountFacts
 from insightly_etl.load.mapping import parse_mapping
@@ -117,3 +118,23 @@ def test_a_file_validated_in_blocks_spills_its_values_and_reads_each_row_as_held
     }
     assert spilled.cell(199, "Discount__c") == 199.5 and spilled.cell(0, "Discount__c") is ABSENT
     assert spilled.cell(3, "Customer_Tier__c") is ABSENT  # rows read out of order too
+
+
+def test_a_full_temporary_folder_is_named_with_what_to_do(
+    private_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/dev/full: every write fails as a full disk's does."""
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: open("/dev/full", "w+b"))  # noqa: SIM115
+    values = SpilledValues()
+    with pytest.raises(TemporaryFolderError) as caught:
+        values.add(frame(0, 5000))
+        values.close()
+    assert str(caught.value) == (
+        f"{private_tmp} (the temporary folder, TMPDIR): cannot hold the file's validated "
+        "values: No space left on device"
+    )
+    assert caught.value.hint == (
+        "Free some space there, or set TMPDIR to a folder with room (about 100 bytes a row), "
+        "then run again: nothing was sent."
+    )
+    assert caught.value.exit_code == 74
