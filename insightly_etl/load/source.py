@@ -16,7 +16,7 @@ without the file's cells, said. A file read whole is read once: nothing to mix.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from insightly_etl.errors import InputError
 from insightly_etl.load.account import AccountFacts
-from insightly_etl.load.checkpoint import row_digests
+from insightly_etl.load.checkpoint import Digests, row_digests
 from insightly_etl.load.mapping import Mapping
 from insightly_etl.load.plan import planning_columns
 from insightly_etl.load.readers import (
@@ -57,7 +57,7 @@ class SourceFile:
     path: Path
     # every row's line; the whole file when it is one block, else its header and no row
     table: SourceTable
-    digests: list[str]  # each row's fingerprint (checkpoint/pairing.py), until taken
+    digests: Sequence[str]  # each row's fingerprint (checkpoint/pairing.py), until taken
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
@@ -90,22 +90,22 @@ class SourceFile:
             self.path, encoding=self.encoding, delimiter=self.delimiter, sheet=self.sheet
         )
         table = next(blocks)
-        digests, hashes = _fingerprints(table), [_hash(table)]
+        digests, hashes = [_fingerprints(table)], [_hash(table)]
         advance(len(table.lines))
         for block in blocks:
             if len(hashes) == 1:  # a second block: the file is not kept, its lines are
                 empty = pd.DataFrame(columns=table.columns)  # iloc[:0] kept the block's buffers
                 table = replace(table, frame=empty, header=table.columns)
-            digests += _fingerprints(block)
+            digests.append(_fingerprints(block))
             hashes.append(_hash(block))
             table.lines += block.lines
             table.notes += [n for n in block.notes if n not in table.notes]
             advance(len(block.lines))
-        self.table, self.digests = table, digests
+        self.table, self.digests = table, Digests.joined(digests)
         if len(hashes) > 1:
             self.hashes, table.reread = hashes, self.read_blocks
 
-    def take_digests(self) -> list[str]:
+    def take_digests(self) -> Sequence[str]:
         """The rows' fingerprints, once: the checkpoint keeps them (a million rows' are 180 MB
         that planning needs room for)."""
         if self._taken:
@@ -187,7 +187,7 @@ def without_cells(table: SourceTable) -> SourceTable:
     return replace(table, frame=pd.DataFrame(index=range(len(table.lines))), header=[], reread=None)
 
 
-def _fingerprints(table: SourceTable) -> list[str]:
+def _fingerprints(table: SourceTable) -> Digests:
     return row_digests(table.frame, blank=blank_cells)
 
 

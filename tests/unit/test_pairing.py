@@ -3,12 +3,18 @@ which row of the file an earlier run imported."""
 
 import pandas as pd
 
-from insightly_etl.load.checkpoint.pairing import MAX_PAIRING_SCAN, Pairing, pair_rows, row_digests
+from insightly_etl.load.checkpoint.pairing import (
+    CELL_HEX,
+    MAX_PAIRING_SCAN,
+    Digests,
+    Pairing,
+    _cell_hex,
+    pair_rows,
+    row_digests,
+)
 
 
-def digests(
-    rows: list[list[str]], header: tuple[str, ...] = ("Name", "Email", "City")
-) -> list[str]:
+def digests(rows: list[list[str]], header: tuple[str, ...] = ("Name", "Email", "City")) -> Digests:
     return row_digests(pd.DataFrame(rows, columns=list(header)))
 
 
@@ -21,6 +27,20 @@ OLD = [
 
 def old_rows(rows: list[list[str]] = OLD) -> dict[int, str]:
     return dict(enumerate(digests(rows)))
+
+
+def test_digests_held_as_numbers_read_as_the_text_checkpoints_keep() -> None:
+    """The text is the one checkpoints of every version hold: the header's 8 characters,
+    then 8 of each cell (_cell_hex); read one by one, in order, by slices and joined."""
+    made = digests(OLD)
+    header = made[0][:CELL_HEX]
+    assert made.cells.nbytes == 3 * 3 * 4 and len(made) == 3
+    assert made[1] == header + "".join(_cell_hex(c) for c in OLD[1])
+    assert list(made) == [made[0], made[1], made[2]] and made[-1] == made[2]
+    joined = Digests.joined([made[:1], made[1:]])
+    assert list(joined) == list(made) and list(made[1:]) == [made[1], made[2]]
+    no_column = row_digests(pd.DataFrame(index=range(2)))
+    assert list(no_column) == [no_column[0]] * 2 and len(no_column[0]) == CELL_HEX
 
 
 def test_the_same_file_pairs_every_row_with_itself() -> None:

@@ -11,7 +11,7 @@
 States, actions and stop reasons are the enums of load/states.py.
 """
 
-from insightly_etl.load.checkpoint.pairing import row_digests
+from insightly_etl.load.checkpoint.pairing import Digests, row_digests
 from insightly_etl.load.checkpoint.rerun import RerunChanges, mapping_fingerprint
 from insightly_etl.load.checkpoint.rows import CreatedRow, FieldChange, RowEntry, Written
 from insightly_etl.load.checkpoint.steps import StepEntry
@@ -22,6 +22,7 @@ __all__ = [
     "VERSION",
     "Checkpoint",
     "CreatedRow",
+    "Digests",
     "FieldChange",
     "RerunChanges",
     "RowEntry",

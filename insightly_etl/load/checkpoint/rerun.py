@@ -13,6 +13,7 @@ and whose content changed (they are settled first, with the file as it was).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,7 +70,7 @@ def bind(
     mapping_sha: str,
     object_name: str,
     source: str,
-    digests: list[str],
+    digests: Sequence[str],
     lines: list[int],
     keyed: bool = True,
     identity: Identity = (),
@@ -161,7 +162,7 @@ def _forget_undo(store: Checkpoint) -> int:
 
 def _rekey(
     store: Checkpoint,
-    digests: list[str],
+    digests: Sequence[str],
     lines: list[int],
     keyed: bool,
     identity: Identity = (),
