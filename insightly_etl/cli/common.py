@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -263,7 +264,15 @@ class ErrorBoundary(click.Group):
             )
             _fail(f"{where}{exc.strerror or exc}", hint, 74)  # EX_IOERR
         except sqlite3.Error as exc:
-            _fail(f"checkpoint database: {exc}", None, 74)
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            hint = (
+                "Free some space on the checkpoint's disk and in the temporary folder "
+                f"({tempfile.gettempdir()}, TMPDIR: SQLite sorts there), then run again: what "
+                "the checkpoint holds is as its last transaction left it."
+                if full
+                else None
+            )
+            _fail(f"checkpoint database: {exc}", hint, 74)
         except UnicodeError as exc:
             _fail(
                 f"cannot decode the input ({exc})",

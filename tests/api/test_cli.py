@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -1802,3 +1803,35 @@ def test_a_pod_typed_wins_over_a_url_from_the_environment(
     assert typed.settings().base_url == "https://api.eu1.insightly.com/v3.1/"
     both = Context(pod="eu1", api_url="http://127.0.0.1:8765/v3.1/")  # both from the environment
     assert both.settings().base_url == "http://127.0.0.1:8765/v3.1/"
+
+
+def test_a_full_checkpoint_disk_says_where_to_free_space(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers SQLITE_FULL for the checkpoint's disk and for its temporary files
+    (TMPDIR) alike: both are named. (The disk is outside the process: SQLite's own page
+    limit stands in for it.)"""
+    import sqlite3
+
+    from insightly_etl.load.checkpoint import store
+
+    connect = sqlite3.connect
+
+    def small(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = 12")
+        return db
+
+    monkeypatch.setattr(store.sqlite3, "connect", small)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = "".join(f"Person {i},person{i}@example.com\n" for i in range(3000))
+    people = write(tmp_path, "people.csv", "Name,Email\n" + rows)
+    mapping = write(tmp_path, "people.yaml", MAPPING)
+    result = run(make_sandbox(), "import", str(people), "--mapping", str(mapping), "--quiet")
+    assert result.exit_code == 74, result.output
+    assert result.stderr == (
+        "Error: checkpoint database: database or disk is full\n"
+        "Hint: Free some space on the checkpoint's disk and in the temporary folder "
+        f"({tmp_path}, TMPDIR: SQLite sorts there), then run again: what the checkpoint "
+        "holds is as its last transaction left it.\n"
+    )
