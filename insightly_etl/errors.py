@@ -10,6 +10,7 @@ knows its process exit code and may carry a one-line hint saying how to fix it. 
     │   └── CheckpointError                exit 2   a checkpoint that cannot be used
     │       └── CheckpointInUse            exit 75  another run holds it: try again later
     ├── StorageError                       exit 74  object storage refused or unreachable
+    ├── TemporaryFolderError               exit 74  TMPDIR cannot hold what a run keeps there
     ├── RunStopped                         the run must stop now; a later run resumes
     │   ├── QuotaError                     exit 75  no more requests may be spent now
     │   │   ├── QuotaExhausted     429 with X-RateLimit-Remaining: 0, never retried

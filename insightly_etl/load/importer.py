@@ -23,7 +23,13 @@ from typing import Any
 from insightly_etl.api.accounting import frees_up
 from insightly_etl.api.client import InsightlyClient
 from insightly_etl.api.registry import get_object
-from insightly_etl.errors import ApiError, InputError, RunStopped, StopReason
+from insightly_etl.errors import (
+    ApiError,
+    InputError,
+    RunStopped,
+    StopReason,
+    TemporaryFolderError,
+)
 from insightly_etl.files import sha256_file, write_csv
 from insightly_etl.load.account import AccountFacts, facts_from_api
 from insightly_etl.load.base import find_base, read_base
@@ -373,8 +379,8 @@ async def load_file(
         try:
             result = await run.go(announce)
         # refused (another account's, a mapping's missing column, a key Insightly refuses),
-        # or failed (a server's error past its retries)
-        except (InputError, ApiError):
+        # or failed (a server's error past its retries, a temporary folder with no room)
+        except (InputError, ApiError, TemporaryFolderError):
             if not checkpoint.rows.sent(this_run=True):  # before any write: not a run
                 checkpoint.forget_run()
             else:  # its requests count in the quota's window; status says how it ended

@@ -169,7 +169,7 @@ class SourceFile:
                 advance(result.rows)
         frame = pd.concat([p.table.frame for p in parts], ignore_index=True)
         table = replace(self.table, frame=frame)
-        result = concat_results(parts, table, spilled and spilled.close())
+        result = concat_results(parts, table, None if spilled is None else spilled.finish())
         del parts
         pa.default_memory_pool().release_unused()  # the blocks' text, for planning to use
         return result

@@ -56,7 +56,6 @@ from insightly_etl.load.fields import (
 )
 from insightly_etl.load.mapping import ColumnRule, Mapping, export_key
 from insightly_etl.load.readers import Cell, SourceTable, garbled_error, garbled_note
-from insightly_etl.load.spill import SpilledValues, rows_of
 from insightly_etl.load.spreadsheet import (
     DAY_FIRST_SAMPLE,
     SERIAL_EPOCH,
@@ -221,7 +220,7 @@ class ValidationResult:
     rules: list[ColumnRule]  # the effective rules (identity mappings resolved)
     # one typed column per mapped field; NA = no value in the file. Of a file read in
     # blocks, on disk (spill.py)
-    values: pd.DataFrame | SpilledValues
+    values: pd.DataFrame | spill.SpilledValues
     errors: pd.DataFrame  # ERROR_COLUMNS, one line per problem
     cleared: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows sending null
     defaulted: dict[str, np.ndarray] = field(default_factory=dict)  # field -> rows given a default
@@ -276,7 +275,7 @@ class ValidationResult:
     def _block_of(self, row: int) -> tuple[dict[str, list[Any]], int]:
         """The row's block as Python values (converted once, kept until another is read), and
         where the row is in it."""
-        block, at = divmod(row, spill.BLOCK_ROWS)
+        block, at = divmod(row, spill.BATCH_ROWS)
         if self._block[0] != block:
             self._block = (block, self._plain(block))
         return self._block[1], at
@@ -284,8 +283,8 @@ class ValidationResult:
     def _plain(self, block: int) -> dict[str, list[Any]]:
         """One block of rows as Python values, a column at a time: reading cells one by one
         through pandas cost a tenth of a millisecond each, and rows are read mostly in order."""
-        size = spill.BLOCK_ROWS
-        frame = rows_of(self.values, block * size, (block + 1) * size)
+        size = spill.BATCH_ROWS
+        frame = spill.rows_of(self.values, block * size, (block + 1) * size)
         return {name: [_plain(v) for v in frame[name].tolist()] for name in frame.columns}
 
     def column(self, name: str) -> list[Any]:
@@ -1626,7 +1625,7 @@ def _drain(tables: list[SourceTable]) -> Iterator[SourceTable]:
 
 
 def concat_results(
-    parts: list[ValidationResult], table: SourceTable, values: SpilledValues | None = None
+    parts: list[ValidationResult], table: SourceTable, values: spill.SpilledValues | None = None
 ) -> ValidationResult:
     """The results of a file's blocks, in order, as one result of `table` (the whole file):
     rows numbered from the first block's first. `values`: the blocks' values, spilled (the

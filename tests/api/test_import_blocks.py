@@ -105,7 +105,7 @@ async def test_a_file_read_in_blocks_imports_as_the_file_read_whole(
 
     monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
     monkeypatch.setattr(readers, "TAIL_BYTES", 64)
-    monkeypatch.setattr(spill, "BLOCK_ROWS", 7)  # batches that are not the file's blocks
+    monkeypatch.setattr(spill, "BATCH_ROWS", 7)  # batches that are not the file's blocks
     source = SourceFile.read(cut_file)
     assert not source.whole and len(source.table.frame) == 0  # no cell is kept
     assert sum(1 for _ in source.read_blocks()) > 20
@@ -159,6 +159,7 @@ async def test_a_file_changed_after_it_was_first_read_is_refused_before_any_writ
     assert not (tmp_path / "deals.csv.checkpoint.sqlite").exists()
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # closed quietly
 async def test_a_temporary_folder_that_cannot_hold_the_values_stops_the_run_before_any_write(
     make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,6 +171,20 @@ async def test_a_temporary_folder_that_cannot_hold_the_values_stops_the_run_befo
     with pytest.raises(TemporaryFolderError, match=r"No space left on device$"):
         await imported(sb, write_deals(tmp_path / "deals.csv", deals(120)), results=tmp_path)
     assert opportunities(sb) == before and writes(sb) == 0
+    assert not (tmp_path / "deals.csv.checkpoint.sqlite").exists()  # no run to greet the next
+
+
+async def test_a_file_in_blocks_of_no_value_imports_nothing(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its values spilled are no row: read back, not refused as a file never finished."""
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 1000)
+    monkeypatch.setattr(readers, "TAIL_BYTES", 64)
+    file = write_deals(tmp_path / "deals.csv", [",,,,,,,,,"] * 500)
+    assert not SourceFile.read(file).whole
+    sb = make_sandbox()
+    result = await imported(sb, file, results=tmp_path)
+    assert (result.counts.created, result.counts.rejected, writes(sb)) == (0, 0, 0)
 
 
 @pytest.mark.slow

@@ -362,7 +362,7 @@ def test_an_import_s_validation_in_blocks_is_the_whole_file_s(
     assert not source.whole and len(source.hashes) > 20
     cut = source.validate(blank_mapping, FACTS)
     assert isinstance(cut.values, SpilledValues)  # on disk, read back as held
-    pd.testing.assert_frame_equal(cut.values.rows(0, len(cut.values)), whole.values)
+    pd.testing.assert_frame_equal(cut.values.read_rows(0, len(cut.values)), whole.values)
     pd.testing.assert_frame_equal(
         cut.errors.astype(str).reset_index(drop=True), whole.errors.astype(str)
     )

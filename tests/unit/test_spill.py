@@ -46,34 +46,47 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_blocks_of_any_size_read_back_as_added_in_batches_of_their_own(
     private_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(spill, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(spill, "BATCH_ROWS", 4)
     whole = pd.concat([frame(0, 3), frame(3, 10), frame(13, 1), frame(14, 5)], ignore_index=True)
     values = SpilledValues()
     for start, n in ((0, 3), (3, 10), (13, 1), (14, 5)):
         values.add(frame(start, n))
     assert os.listdir(private_tmp) == []  # the file has no name: nothing to find or to leave
-    values.close()
+    values.finish()
 
     assert len(values) == 19 and list(values) == list(whole.columns)
     for start, stop in ((0, 4), (3, 9), (16, 19), (8, 40), (0, 19), (5, 5)):
         pd.testing.assert_frame_equal(
-            values.rows(start, stop), whole.iloc[start:stop].reset_index(drop=True)
+            values.read_rows(start, stop), whole.iloc[start:stop].reset_index(drop=True)
         )
     for name in whole.columns:
         pd.testing.assert_series_equal(values[name], whole[name])
     assert rows_of(values, 2, 6).equals(rows_of(whole, 2, 6).reset_index(drop=True))
 
 
-def test_values_cannot_be_added_once_closed_nor_read_before(private_tmp: Path) -> None:
+def test_values_cannot_be_added_once_finished_nor_read_before(private_tmp: Path) -> None:
     values = SpilledValues()
     with pytest.raises(ValueError, match="no values were added"):
-        values.close()
+        values.finish()
     values.add(frame(0, 2))
-    with pytest.raises(ValueError, match="read before close"):
-        values.rows(0, 1)
-    values.close()
-    with pytest.raises(ValueError, match="values added after they were closed"):
+    with pytest.raises(ValueError, match="values read before they were finished"):
+        values.read_rows(0, 1)
+    with pytest.raises(ValueError, match="values read before they were finished"):
+        values["FIRST_NAME"]
+    with pytest.raises(ValueError, match=r"columns \['FIRST_NAME'\], not \['FIRST_NAME', "):
+        values.add(frame(2, 2)[["FIRST_NAME"]])
+    values.finish()
+    with pytest.raises(ValueError, match="values added after they were finished"):
         values.add(frame(2, 2))
+
+
+def test_blocks_of_no_row_read_back_as_no_row(private_tmp: Path) -> None:
+    values = SpilledValues()
+    values.add(frame(0, 0))
+    values.finish()
+    assert len(values) == 0
+    pd.testing.assert_frame_equal(values.read_rows(0, 4096), frame(0, 0))
+    pd.testing.assert_series_equal(values["OWNER_USER_ID"], frame(0, 0)["OWNER_USER_ID"])
 
 
 def test_a_file_validated_in_blocks_spills_its_values_and_reads_each_row_as_held(
@@ -101,7 +114,7 @@ def test_a_file_validated_in_blocks_spills_its_values_and_reads_each_row_as_held
     held = SourceFile.read(path).validate(mapping, facts)
     monkeypatch.setattr(readers, "BLOCK_BYTES", 500)
     monkeypatch.setattr(readers, "TAIL_BYTES", 64)
-    monkeypatch.setattr(spill, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(spill, "BATCH_ROWS", 16)
     source = SourceFile.read(path)
     assert not source.whole
     spilled = source.validate(mapping, facts)
@@ -120,21 +133,24 @@ def test_a_file_validated_in_blocks_spills_its_values_and_reads_each_row_as_held
     assert spilled.cell(3, "Customer_Tier__c") is ABSENT  # rows read out of order too
 
 
+@pytest.mark.parametrize("rows", [5, 5000])
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # closed quietly
 def test_a_full_temporary_folder_is_named_with_what_to_do(
-    private_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    private_tmp: Path, monkeypatch: pytest.MonkeyPatch, rows: int
 ) -> None:
-    """/dev/full: every write fails as a full disk's does."""
+    """/dev/full: every write fails as a full disk's does — while rows are added (5,000), or
+    only when the last of them and the file's footer are (5)."""
     monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: open("/dev/full", "w+b"))  # noqa: SIM115
     values = SpilledValues()
     with pytest.raises(TemporaryFolderError) as caught:
-        values.add(frame(0, 5000))
-        values.close()
+        values.add(frame(0, rows))
+        values.finish()
     assert str(caught.value) == (
         f"{private_tmp} (the temporary folder, TMPDIR): cannot hold the file's validated "
         "values: No space left on device"
     )
     assert caught.value.hint == (
-        "Free some space there, or set TMPDIR to a folder with room (about 100 bytes a row), "
-        "then run again: nothing was sent."
+        "Free some space there, or set TMPDIR to a folder with room (about 6 bytes a cell of "
+        "the file), then run again: this run sent nothing."
     )
     assert caught.value.exit_code == 74

@@ -981,7 +981,7 @@ def test_cells_read_in_blocks_are_the_same_in_any_order(
     give each cell's typed value, None for a cleared one and ABSENT for an empty one."""
     from insightly_etl.load import spill
 
-    monkeypatch.setattr(spill, "BLOCK_ROWS", 2)
+    monkeypatch.setattr(spill, "BATCH_ROWS", 2)
     r = run(
         tmp_path,
         "Name,Title,Value,News\nA,,1.5,yes\nB,CEO,,no\nC,,2,\nD,Ops,3.25,yes\nE,,,no\n",
