@@ -13,12 +13,13 @@ every sub-element a PUT left out (docs/api.md §3, §5).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -1105,12 +1106,12 @@ class Planner:
                 groups[keys[r]].append(r)  # type: ignore[index]
         todo = set(rows)
         unit = self.result.table.unit  # line, or a workbook's row
+        values = self._alike(r for group in groups.values() if len(group) > 1 for r in group)
         for key, group in groups.items():
             if len(group) < 2:
                 continue
             # as the file writes it (the first row's), not as compared
             label = f"{self._key_label()} {', '.join(self.written_key(group[0]) or key)}"
-            values = {r: self._as_compared(row_values(self.result, r)) for r in group}
             distinct: list[int] = []  # the first row of each distinct set of values
             for r in group:
                 if not any(values[d] == values[r] for d in distinct):
@@ -1172,6 +1173,19 @@ class Planner:
                     f"{unit}s {where} would each write record {rid}: none is sent (a record is "
                     "one row of the file; fix the file)"
                 )
+
+    def _alike(self, rows: Iterable[int]) -> dict[int, bytes]:
+        """Each row's values as compared (_as_compared), as a 16-byte digest, equal for rows
+        that write alike: read in the file's order, once. Read a key's rows at a time, rows
+        far apart converted their blocks again and again (8,192 rows, each key's two 4,096
+        rows apart: 2 min 47 s)."""
+        return {
+            r: hashlib.blake2b(
+                repr(sorted(self._as_compared(row_values(self.result, r)).items())).encode(),
+                digest_size=16,
+            ).digest()
+            for r in sorted(rows)
+        }
 
     def _as_compared(self, values: dict[str, Any]) -> dict[str, Any]:
         """A row's values as a person compares two rows: text in NFC, spaces tidied, an

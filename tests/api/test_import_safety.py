@@ -1474,3 +1474,38 @@ async def test_a_stamp_in_whole_seconds_is_not_earlier_than_the_same_second_with
     sb.config.date_form = "fraction"  # `…T…:52.250Z`: a second the import heard as `…:52`
     undone = await run_undo(sb, tmp_path / "f.csv.checkpoint.sqlite", dry_run=True)
     assert (undone.counts.deleted, undone.counts.conflict) == (1, 0)
+
+
+async def test_rows_sharing_a_key_far_apart_are_read_in_the_file_s_order(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of 16 keys twice, 16 rows apart (a file joined from two exports), in batches of
+    4 rows: the duplicate check reads each batch once, not once a row (a row's batch is
+    converted to Python values whole: read a key at a time, 8,192 such rows took minutes)."""
+    from insightly_etl.load import spill
+    from insightly_etl.load.validate import ValidationResult
+
+    monkeypatch.setattr(spill, "BATCH_ROWS", 4)
+    converted: list[int] = []
+    plain = ValidationResult._plain
+    monkeypatch.setattr(
+        ValidationResult,
+        "_plain",
+        lambda self, block: converted.append(block) or plain(self, block),
+    )
+    rows = [f"Person {i},p{i % 16}@example.com,{'Gold' if i < 16 else 'Silver'}" for i in range(32)]
+    file = write(tmp_path, "twice.csv", "Name,Email,Tier\n" + "\n".join(rows) + "\n")
+    mapping = write(
+        tmp_path,
+        "twice.yaml",
+        "object: contacts\nmatch: {column: Email, field: EMAIL_ADDRESS}\ncolumns:\n"
+        "  Name: FIRST_NAME\n  Email: EMAIL_ADDRESS\n  Tier: Customer_Tier__c\n",
+    )
+    result = await run_import(make_sandbox(), file, mapping, on_duplicate="last", dry_run=True)
+    assert (result.counts.skipped, result.plan and result.plan.creates) == (16, 16)
+    assert converted[:8] == list(range(8))  # the duplicate check: each batch once, in order
+    errors = (tmp_path / "twice.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert errors[1].startswith(
+        '2,skipped,,"lines 2, 18 share EMAIL_ADDRESS p0@example.com with different values; '
+        'line 18 wins (--on-duplicate last)"'
+    )
