@@ -154,7 +154,8 @@ def _as_temporary_folder_error() -> Iterator[None]:
             f"values: {exc.strerror or exc}",
             hint=(
                 f"{'Free some space there' if full else 'Make it writable'}, or set TMPDIR "
-                "to a folder with room (about 6 bytes a cell of the file), then run again: "
+                "to a folder with room (about 6 bytes a cell of the file, and for a dry run "
+                "300 bytes a row: its copy of the checkpoint is there too), then run again: "
                 "this run sent nothing."
             ),
         ) from exc

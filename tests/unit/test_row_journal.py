@@ -160,3 +160,29 @@ def test_rows_marked_each_with_its_own_message(tmp_path: Path) -> None:
         ]
     finally:
         cp.close()
+
+
+def test_a_full_disk_is_said_as_sqlite_says_it_never_hidden_by_what_follows(
+    tmp_path: Path,
+) -> None:
+    """A full disk (SQLite's own page limit stands in for it) rolls the transaction back
+    itself: the ROLLBACK after it found none and said so, instead of why. And pandas' reading
+    of the journal names SQLite's error as SQLite's (the CLI says where to free space)."""
+    import sqlite3
+
+    import pytest
+
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    try:
+        pages = cp.db.execute("PRAGMA page_count").fetchone()[0]
+        cp.db.execute(f"PRAGMA max_page_count = {pages + 2}")
+        many = ((r, r + 2, f"{r:0200d}") for r in range(2000))
+        with pytest.raises(sqlite3.OperationalError, match=r"^database or disk is full$"):
+            cp.rows.register(many)
+        assert not cp.db.in_transaction and cp.rows.states() == {}
+
+        cp.db.execute("ALTER TABLE rows RENAME TO gone")  # a reading that fails in SQLite
+        with pytest.raises(sqlite3.OperationalError, match=r"^no such table: rows$"):
+            cp.rows.listed(RowState, not_applied=True)
+    finally:
+        cp.close()

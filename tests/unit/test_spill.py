@@ -151,6 +151,7 @@ def test_a_full_temporary_folder_is_named_with_what_to_do(
     )
     assert caught.value.hint == (
         "Free some space there, or set TMPDIR to a folder with room (about 6 bytes a cell of "
-        "the file), then run again: this run sent nothing."
+        "the file, and for a dry run 300 bytes a row: its copy of the checkpoint is there too), "
+        "then run again: this run sent nothing."
     )
     assert caught.value.exit_code == 74

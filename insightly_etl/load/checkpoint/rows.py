@@ -6,6 +6,7 @@ change, so an import can be undone."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -265,13 +266,18 @@ class RowJournal:
         if not_applied:
             where = f"({where} OR (state=? AND not_applied=1))"
             wanted.append(str(RowState.DONE))
-        parts = pd.read_sql_query(
-            f"SELECT {', '.join(columns)} FROM rows WHERE {where} ORDER BY row",
-            self.db,
-            params=wanted,
-            chunksize=_BLOCK,
-        )
-        chunks = [_typed(p) for p in parts if not p.empty]  # typed alike before joined
+        try:
+            parts = pd.read_sql_query(
+                f"SELECT {', '.join(columns)} FROM rows WHERE {where} ORDER BY row",
+                self.db,
+                params=wanted,
+                chunksize=_BLOCK,
+            )
+            chunks = [_typed(p) for p in parts if not p.empty]  # typed alike before joined
+        except pd.errors.DatabaseError as exc:  # pandas' word for SQLite's: SQLite's is said
+            if isinstance(exc.__cause__, sqlite3.Error):  # (a full disk, and where)
+                raise exc.__cause__ from None
+            raise
         return (
             pd.concat(chunks, ignore_index=True)
             if chunks

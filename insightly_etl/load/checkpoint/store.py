@@ -563,7 +563,10 @@ class Checkpoint:
             return self.db
 
         def __exit__(self, kind: object, *rest: object) -> None:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+            if kind is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:  # a full disk: SQLite rolled back itself, and a
+                self.db.execute("ROLLBACK")  # ROLLBACK now would hide why (no transaction)
 
     def transaction(self) -> Checkpoint._Tx:
         return Checkpoint._Tx(self.db)
