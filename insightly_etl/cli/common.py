@@ -266,9 +266,10 @@ class ErrorBoundary(click.Group):
         except sqlite3.Error as exc:
             full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
             hint = (
-                "Free some space on the checkpoint's disk and in the temporary folder "
-                f"({tempfile.gettempdir()}, TMPDIR: SQLite sorts there), then run again: what "
-                "the checkpoint holds is as its last transaction left it."
+                "Free some space on the checkpoint's disk (for a dry run, in the temporary "
+                f"folder, {tempfile.gettempdir()}, TMPDIR: its copy of the checkpoint is "
+                "there), then run again: what the checkpoint holds is as its last transaction "
+                "left it."
                 if full
                 else None
             )

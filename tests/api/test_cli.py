@@ -1808,9 +1808,9 @@ def test_a_pod_typed_wins_over_a_url_from_the_environment(
 def test_a_full_checkpoint_disk_says_where_to_free_space(
     make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite answers SQLITE_FULL for the checkpoint's disk and for its temporary files
-    (TMPDIR) alike: both are named. (The disk is outside the process: SQLite's own page
-    limit stands in for it.)"""
+    """SQLite answers SQLITE_FULL for the checkpoint's disk, and a dry run's copy of it is in
+    TMPDIR: both are named. (The disk is outside the process: SQLite's own page limit stands
+    in for it.)"""
     import sqlite3
 
     from insightly_etl.load.checkpoint import store
@@ -1831,7 +1831,7 @@ def test_a_full_checkpoint_disk_says_where_to_free_space(
     assert result.exit_code == 74, result.output
     assert result.stderr == (
         "Error: checkpoint database: database or disk is full\n"
-        "Hint: Free some space on the checkpoint's disk and in the temporary folder "
-        f"({tmp_path}, TMPDIR: SQLite sorts there), then run again: what the checkpoint "
-        "holds is as its last transaction left it.\n"
+        "Hint: Free some space on the checkpoint's disk (for a dry run, in the temporary "
+        f"folder, {tmp_path}, TMPDIR: its copy of the checkpoint is there), then run again: "
+        "what the checkpoint holds is as its last transaction left it.\n"
     )

@@ -186,3 +186,42 @@ def test_a_full_disk_is_said_as_sqlite_says_it_never_hidden_by_what_follows(
             cp.rows.listed(RowState, not_applied=True)
     finally:
         cp.close()
+
+
+def test_rows_of_some_states_are_read_in_order_never_sorted_in_a_temporary_file(
+    tmp_path: Path,
+) -> None:
+    """A sort of many rows is a temporary file in TMPDIR, which a large import fills with
+    its values: the results' reads scan the table in its order instead."""
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    try:
+        cp.rows.register([(r, r + 2, f"d{r}") for r in range(6)])
+        cp.start_run()
+        cp.rows.mark_each([(1, "no"), (4, "no")], RowState.REJECTED)
+        asked: list[str] = []
+        cp.db.set_trace_callback(asked.append)
+        assert cp.rows.listed([RowState.REJECTED])["row"].tolist() == [1, 4]
+        assert cp.rows.written() == []
+        assert [line for line, _, _ in cp.rows.refused()] == [3, 6]
+        cp.db.set_trace_callback(None)
+        selects = [q for q in asked if q.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 3
+        plans = [cp.db.execute(f"EXPLAIN QUERY PLAN {q}").fetchall() for q in selects]
+        assert [[step[3] for step in plan] for plan in plans] == [["SCAN rows"]] * 3
+    finally:
+        cp.close()
+
+
+def test_a_run_s_checkpoint_sorts_in_memory_not_in_the_temporary_folder(tmp_path: Path) -> None:
+    """SQLite's temporary files go to TMPDIR, which an import of a large file fills with its
+    values: a run's counts and indexes are made in memory (2: MEMORY). SQLite reads TMPDIR
+    once per process, so a full one cannot be staged here; the CLI was tried on a tmpfs just
+    large enough for the values (a run that had sent its writes failed counting them)."""
+    cp = Checkpoint(tmp_path / "c.sqlite")
+    dry = Checkpoint.scratch(tmp_path / "c.sqlite")
+    try:
+        for db in (cp.db, dry.db):
+            assert db.execute("PRAGMA temp_store").fetchone() == (2,)
+    finally:
+        dry.close()
+        cp.close()

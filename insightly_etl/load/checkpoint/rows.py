@@ -166,6 +166,12 @@ def _entry(r: tuple[Any, ...]) -> RowEntry:
     )
 
 
+# Rows of some states are read in the table's own order (`+state`: not through the state
+# index), never sorted: a sort of many rows is a temporary file in TMPDIR, which a large
+# import fills with its values (load/spill.py); with no room left there, a run that had sent
+# its writes failed writing its results. A scan of a million rows takes a second.
+
+
 class RowJournal:
     """Every change is committed to SQLite, and every question asked of it: the journal keeps
     no row in memory (a million rows' entries were 200 MB, held through the run and copied
@@ -242,8 +248,8 @@ class RowJournal:
     def written(self) -> list[Written]:
         """Every done row that has its record, by row: the rows whose steps may follow."""
         cur = self.db.execute(
-            "SELECT row, record_id, created FROM rows WHERE state=? AND record_id IS NOT NULL"
-            " ORDER BY row",
+            "SELECT row, record_id, created FROM rows WHERE +state=? AND record_id IS NOT NULL"
+            " ORDER BY row",  # +state: in order, unsorted (above)
             (RowState.DONE,),
         )
         return [Written(r, rid, bool(created)) for r, rid, created in cur]
@@ -262,7 +268,7 @@ class RowJournal:
         unknown = set(columns) - set(_LISTED)
         assert not unknown, f"no such column of the rows: {unknown}"
         wanted: list[str] = [str(s) for s in states]
-        where = f"state IN ({', '.join('?' * len(wanted))})"
+        where = f"+state IN ({', '.join('?' * len(wanted))})"  # in order, unsorted (above)
         if not_applied:
             where = f"({where} OR (state=? AND not_applied=1))"
             wanted.append(str(RowState.DONE))
@@ -474,7 +480,8 @@ class RowJournal:
     def refused(self) -> Iterable[tuple[int, str, str | None]]:
         """(line, state, message) of every rejected or failed row, by line."""
         cur = self.db.execute(
-            "SELECT line, state, message FROM rows WHERE state IN (?, ?) ORDER BY line",
+            # in order, unsorted (above): a row's line grows with it
+            "SELECT line, state, message FROM rows WHERE +state IN (?, ?) ORDER BY row",
             (RowState.REJECTED, RowState.FAILED),
         )
         return ((int(line), str(state), message) for line, state, message in cur)
