@@ -5,6 +5,7 @@ full read of the file says, after every kind of change."""
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from insightly_etl.load.checkpoint import Checkpoint
 from insightly_etl.load.states import Action, RowState
@@ -225,3 +226,49 @@ def test_a_run_s_checkpoint_sorts_in_memory_not_in_the_temporary_folder(tmp_path
     finally:
         dry.close()
         cp.close()
+
+
+def test_a_dry_run_sweeps_the_copies_of_dry_runs_killed_before_they_could(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run killed with -9 left its copy of the checkpoint in TMPDIR (200 MB for a
+    million rows). The next dry run removes the copies whose lock no process holds, older
+    than a minute; a live one's, a young one's, a link and a folder without a lock stay."""
+    import os
+    import tempfile
+
+    from insightly_etl.lock import RunLock
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    live = Checkpoint.scratch(tmp_path / "c.sqlite")
+    assert live.scratch_dir is not None and live.scratch_lock is not None
+
+    def copy(name: str, *, locked: bool = True, age: float = 3600) -> Path:
+        folder = tmp_path / f"insightly-etl-dry-run-{name}"
+        folder.mkdir()
+        (folder / "checkpoint.sqlite").write_bytes(b"rows")
+        if locked:
+            RunLock(folder / "checkpoint.sqlite").release()  # its run ended: no one holds it
+        os.utime(folder, (os.stat(folder).st_atime - age, os.stat(folder).st_mtime - age))
+        return folder
+
+    killed, young, unlocked = copy("killed"), copy("young", age=0), copy("old", locked=False)
+    os.utime(live.scratch_dir, (0, 0))  # old, but its run holds its lock
+    (tmp_path / "insightly-etl-dry-run-link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    try:
+        Checkpoint.scratch(tmp_path / "c.sqlite").close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [
+                live.scratch_dir.name,
+                young.name,
+                unlocked.name,
+                "insightly-etl-dry-run-link",
+                "elsewhere",
+            ]
+        )
+        assert not killed.exists() and (live.scratch_dir / "checkpoint.sqlite").is_file()
+    finally:
+        own = live.scratch_dir
+        live.close()
+    assert not own.exists()  # a dry run that ends removes its own

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -267,6 +269,30 @@ def _refuse_if_not_ours(path: Path) -> None:
         )
 
 
+_SCRATCH = "insightly-etl-dry-run-"  # a dry run's copy of the checkpoint: its folder's name
+_SWEPT_AFTER = 60.0  # seconds: a younger copy's run may be taking its lock
+
+
+def _sweep_scratch(folder: Path) -> None:
+    """Remove the copies of dry runs killed (-9) before they could remove theirs: this
+    user's folders whose lock no process holds (the OS dropped it when the run ended). A
+    million rows' copy is some 200 MB. A live dry run's, a link, another user's, one made in
+    the last minute (its run may be taking its lock now): left."""
+    for other in folder.glob(f"{_SCRATCH}*"):
+        try:
+            made = other.lstat()
+            if other.is_symlink() or made.st_uid != getattr(os, "getuid", int)():
+                continue
+            if time.time() - made.st_mtime < _SWEPT_AFTER:
+                continue
+            if not (other / "checkpoint.sqlite.lock").is_file():
+                continue  # made by a version without the lock, or being made now
+            RunLock(other / "checkpoint.sqlite").release()
+        except (CheckpointError, OSError):  # held by a live dry run, or unreadable
+            continue
+        shutil.rmtree(other, ignore_errors=True)
+
+
 # A run's sorts and groupings (its rows counted by action and state, an index built) in
 # memory — 45 MB for a million rows' count — not in SQLite's temporary files in TMPDIR,
 # which an import of a large file fills with its values (load/spill.py): with no room left
@@ -279,6 +305,7 @@ class Checkpoint:
     steps, undo) are the attributes of the same names."""
 
     scratch_dir: Path | None = None  # a dry run's copy lives here (`scratch`)
+    scratch_lock: RunLock | None = None  # held while it does: a copy no one holds is swept
 
     def __init__(self, path: Path, *, lock: bool = True) -> None:
         self.path = path
@@ -394,8 +421,10 @@ class Checkpoint:
         a million rows would take some 350 MB of it."""
         self = cls.__new__(cls)
         self.path, self.lock = path, None
-        self.scratch_dir = Path(tempfile.mkdtemp(prefix="insightly-etl-dry-run-"))  # 0700
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix=_SCRATCH))  # 0700
         try:
+            self.scratch_lock = RunLock(self.scratch_dir / "checkpoint.sqlite")
+            _sweep_scratch(self.scratch_dir.parent)
             self.db = sqlite3.connect(self.scratch_dir / "checkpoint.sqlite", isolation_level=None)
             self.db.execute("PRAGMA journal_mode=MEMORY")  # thrown away after the run; a
             # rolled-back transaction must still roll back
@@ -427,6 +456,9 @@ class Checkpoint:
         if hasattr(self, "db"):
             self.db.close()
         self._release()
+        if self.scratch_lock is not None:
+            self.scratch_lock.release()
+            self.scratch_lock = None
         if self.scratch_dir is not None:
             shutil.rmtree(self.scratch_dir, ignore_errors=True)
             self.scratch_dir = None
