@@ -166,17 +166,16 @@ def _entry(r: tuple[Any, ...]) -> RowEntry:
     )
 
 
-# Rows of some states are read in the table's own order (`+state`: not through the state
-# index), never sorted: a sort of many rows is a temporary file in TMPDIR, which a large
-# import fills with its values (load/spill.py); with no room left there, a run that had sent
-# its writes failed writing its results. A scan of a million rows takes a second.
-
-
 class RowJournal:
     """Every change is committed to SQLite, and every question asked of it: the journal keeps
     no row in memory (a million rows' entries were 200 MB, held through the run and copied
     when asked). A run reads what it needs as it goes: `brief` streams every row's state,
-    `of` the entries of a few rows, the results files their own columns."""
+    `of` the entries of a few rows, the results files their own columns.
+
+    Rows of some states are read in the table's own order (`+state`: not through the state
+    index), never sorted: a sort of many rows is a temporary file in TMPDIR, which a large
+    import fills with its values (load/spill.py); with no room left there, a run that had
+    sent its writes failed writing its results. A scan of a million rows takes a second."""
 
     def __init__(self, store: Checkpoint) -> None:
         self.store = store
@@ -249,7 +248,7 @@ class RowJournal:
         """Every done row that has its record, by row: the rows whose steps may follow."""
         cur = self.db.execute(
             "SELECT row, record_id, created FROM rows WHERE +state=? AND record_id IS NOT NULL"
-            " ORDER BY row",  # +state: in order, unsorted (above)
+            " ORDER BY row",  # +state: in order, unsorted (class doc)
             (RowState.DONE,),
         )
         return [Written(r, rid, bool(created)) for r, rid, created in cur]
@@ -268,7 +267,7 @@ class RowJournal:
         unknown = set(columns) - set(_LISTED)
         assert not unknown, f"no such column of the rows: {unknown}"
         wanted: list[str] = [str(s) for s in states]
-        where = f"+state IN ({', '.join('?' * len(wanted))})"  # in order, unsorted (above)
+        where = f"+state IN ({', '.join('?' * len(wanted))})"  # in order, unsorted (class doc)
         if not_applied:
             where = f"({where} OR (state=? AND not_applied=1))"
             wanted.append(str(RowState.DONE))
@@ -480,7 +479,7 @@ class RowJournal:
     def refused(self) -> Iterable[tuple[int, str, str | None]]:
         """(line, state, message) of every rejected or failed row, by line."""
         cur = self.db.execute(
-            # in order, unsorted (above): a row's line grows with it
+            # in order, unsorted (class doc): a row's line grows with it
             "SELECT line, state, message FROM rows WHERE +state IN (?, ?) ORDER BY row",
             (RowState.REJECTED, RowState.FAILED),
         )
