@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -280,8 +281,8 @@ def _sweep_scratch(folder: Path) -> None:
     the last minute (its run may be taking its lock now): left."""
     for other in folder.glob(f"{_SCRATCH}*"):
         try:
-            made = other.lstat()
-            if other.is_symlink() or made.st_uid != getattr(os, "getuid", int)():
+            made = other.lstat()  # a link is no folder: left
+            if not stat.S_ISDIR(made.st_mode) or made.st_uid != getattr(os, "getuid", int)():
                 continue
             if time.time() - made.st_mtime < _SWEPT_AFTER:
                 continue
