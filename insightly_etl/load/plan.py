@@ -1106,7 +1106,7 @@ class Planner:
                 groups[keys[r]].append(r)  # type: ignore[index]
         todo = set(rows)
         unit = self.result.table.unit  # line, or a workbook's row
-        values = self._alike(r for group in groups.values() if len(group) > 1 for r in group)
+        alike = self._alike(r for group in groups.values() if len(group) > 1 for r in group)
         for key, group in groups.items():
             if len(group) < 2:
                 continue
@@ -1114,7 +1114,7 @@ class Planner:
             label = f"{self._key_label()} {', '.join(self.written_key(group[0]) or key)}"
             distinct: list[int] = []  # the first row of each distinct set of values
             for r in group:
-                if not any(values[d] == values[r] for d in distinct):
+                if not any(alike[d] == alike[r] for d in distinct):
                     distinct.append(r)
             if len(distinct) == 1:
                 for r in group[1:]:
@@ -1140,7 +1140,7 @@ class Planner:
                         continue
                     plan.skipped[r] = (
                         f"identical to {unit} {lines[winner]} ({label}): sent once"
-                        if values[r] == values[winner]
+                        if alike[r] == alike[winner]
                         else f"{unit}s {where} share {label} with different values; {unit} "
                         f"{lines[winner]} wins (--on-duplicate {self.on_duplicate})"
                     )
